@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: MIT */
+#include <netdb.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "address.h"
+#include "log.h"
+
+void listen_address_done(ListenAddress *a) {
+        free(a->host);
+        free(a->port);
+        free(a->path);
+        free(a->name);
+        *a = (ListenAddress) {};
+}
+
+bool fdname_is_valid(const char *s) {
+        size_t n = 0;
+        for (; s[n]; n++)
+                if (s[n] < ' ' || s[n] > '~' || s[n] == ':')
+                        return false;
+        return n > 0 && n <= 255;
+}
+
+static bool port_is_valid(const char *p) {
+        if (!*p || strlen(p) > 5)
+                return false;
+        unsigned long v = 0;
+        for (const char *c = p; *c; c++) {
+                if (*c < '0' || *c > '9')
+                        return false;
+                v = v * 10 + (unsigned long) (*c - '0');
+        }
+        return v >= 1 && v <= 65535;
+}
+
+/* Splits "HOST:PORT", "[V6]:PORT" or "PORT" into host (NULL for any) and port. */
+static int parse_inet(const char *s, ListenAddress *a, const char **ret_error) {
+        const char *colon;
+        if (s[0] == '[') {
+                const char *close = strchr(s, ']');
+                if (!close || close[1] != ':') {
+                        *ret_error = "IPv6 address must look like [ADDR]:PORT";
+                        return -EINVAL;
+                }
+                a->host = strndup(s + 1, (size_t) (close - s - 1));
+                colon = close + 1;
+        } else if ((colon = strrchr(s, ':'))) {
+                if (memchr(s, ':', (size_t) (colon - s))) {
+                        *ret_error = "IPv6 address must be in brackets: [ADDR]:PORT";
+                        return -EINVAL;
+                }
+                a->host = strndup(s, (size_t) (colon - s));
+        } else
+                colon = s - 1; /* bare port */
+
+        if (a->host && a->host[0] == '\0') {
+                *ret_error = "empty host";
+                return -EINVAL;
+        }
+        if (!port_is_valid(colon + 1)) {
+                *ret_error = "port must be a number from 1 to 65535";
+                return -EINVAL;
+        }
+        a->port = strdup(colon + 1);
+        return 0;
+}
+
+static int parse_unix(const char *s, ListenAddress *a, const char **ret_error) {
+        if (s[0] == '@') {
+                a->abstract = true;
+                s++;
+        } else if (s[0] != '/') {
+                *ret_error = "unix socket path must be absolute, or @name for an abstract socket";
+                return -EINVAL;
+        }
+        /* sun_path holds 108 bytes: a path needs its NUL, an abstract name its
+         * leading NUL. */
+        if (*s == '\0' || strlen(s) + 1 > sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
+                *ret_error = *s ? "unix socket path too long (at most 107 bytes)" : "empty unix socket name";
+                return -EINVAL;
+        }
+        a->path = strdup(s);
+        return 0;
+}
+
+int listen_address_parse(const char *spec, ListenAddress *ret, const char **ret_error) {
+        ListenAddress a = {};
+        const char *err = NULL;
+        _cleanup_free_ char *s = strdup(spec);
+        if (!s)
+                return -ENOMEM;
+
+        char *eq = strrchr(s, '=');
+        if (eq) {
+                *eq = '\0';
+                if (!fdname_is_valid(eq + 1)) {
+                        *ret_error = "name after '=' must be 1-255 printable characters without ':'";
+                        return -EINVAL;
+                }
+                a.name = strdup(eq + 1);
+        } else
+                a.name = strdup("unknown"); /* what sd_listen_fds_with_names() reports for unnamed fds */
+
+        static const struct {
+                const char *prefix;
+                AddressKind kind;
+        } prefixes[] = {
+                { "tcp:", ADDR_TCP },
+                { "udp:", ADDR_UDP },
+                { "unix-dgram:", ADDR_UNIX_DGRAM },
+                { "unix:", ADDR_UNIX_STREAM },
+        };
+        const char *rest = s;
+        a.kind = ADDR_TCP;
+        for (size_t i = 0; i < ELEMENTSOF(prefixes); i++)
+                if (strncmp(s, prefixes[i].prefix, strlen(prefixes[i].prefix)) == 0) {
+                        a.kind = prefixes[i].kind;
+                        rest = s + strlen(prefixes[i].prefix);
+                        break;
+                }
+
+        int r = (a.kind == ADDR_TCP || a.kind == ADDR_UDP) ? parse_inet(rest, &a, &err) : parse_unix(rest, &a, &err);
+        if (r >= 0 && (!a.name || ((a.kind == ADDR_TCP || a.kind == ADDR_UDP) ? !a.port : !a.path)))
+                r = -ENOMEM, err = "out of memory";
+        if (r < 0) {
+                listen_address_done(&a);
+                *ret_error = err;
+                return r;
+        }
+        *ret = a;
+        return 0;
+}
+
+static int socket_type(const ListenAddress *a) {
+        return (a->kind == ADDR_UDP || a->kind == ADDR_UNIX_DGRAM) ? SOCK_DGRAM : SOCK_STREAM;
+}
+
+/* A unix path left over from a crashed run refuses bind() with EADDRINUSE.
+ * Only when nothing answers on it is it stale and safe to remove: removing a
+ * live socket is the "socket file deleted while in use" failure. */
+static bool unix_path_is_stale(const struct sockaddr_un *sa, socklen_t len, int type) {
+        struct stat st;
+        if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return false;
+        _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return false;
+        return connect(fd, (const struct sockaddr *) sa, len) < 0 && errno == ECONNREFUSED;
+}
+
+static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        size_t l = strlen(a->path);
+        socklen_t len;
+        if (a->abstract) {
+                memcpy(sa.sun_path + 1, a->path, l);
+                len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l);
+        } else {
+                memcpy(sa.sun_path, a->path, l + 1);
+                len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + l + 1);
+        }
+
+        int type = socket_type(a);
+        _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(errno, "Failed to create socket for %s: %m", spec);
+
+        if (bind(fd, (struct sockaddr *) &sa, len) < 0) {
+                if (errno != EADDRINUSE || a->abstract || !unix_path_is_stale(&sa, len, type))
+                        return log_error_errno(errno, "Failed to bind %s: %m", spec);
+                log_info("Removing stale socket file %s (nothing listens on it).", a->path);
+                if (unlink(a->path) < 0 || bind(fd, (struct sockaddr *) &sa, len) < 0)
+                        return log_error_errno(errno, "Failed to bind %s: %m", spec);
+        }
+        if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(errno, "Failed to listen on %s: %m", spec);
+
+        *ret_created = NULL;
+        if (!a->abstract && !(*ret_created = strdup(a->path)))
+                return log_error_errno(ENOMEM, "Out of memory");
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int open_inet_family(const ListenAddress *a, const char *spec, int family, int *ret_fd) {
+        int type = socket_type(a);
+        struct addrinfo hints = {
+                .ai_family = family,
+                .ai_socktype = type,
+                .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+        }, *res = NULL;
+
+        int r = getaddrinfo(a->host, a->port, &hints, &res);
+        if (r != 0) {
+                if (r == EAI_SYSTEM)
+                        return log_error_errno(errno, "Failed to resolve %s: %m", spec);
+                log_error("Failed to resolve %s: %s", spec, gai_strerror(r));
+                return -EADDRNOTAVAIL;
+        }
+
+        _cleanup_close_ int fd = socket(res->ai_family, type | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                r = -errno;
+        else {
+                int one = 1;
+                (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+                if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+                        r = log_error_errno(errno, "Failed to bind %s: %m", spec);
+                else if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)
+                        r = log_error_errno(errno, "Failed to listen on %s: %m", spec);
+        }
+        freeaddrinfo(res);
+        if (r < 0)
+                return r;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int open_inet(const ListenAddress *a, const char *spec, int *ret_fd) {
+        if (a->host)
+                return open_inet_family(a, spec, AF_UNSPEC, ret_fd);
+
+        /* No host: the IPv6 wildcard, which also takes IPv4 clients when the
+         * kernel's bindv6only is off, as systemd's ListenStream=PORT does; the
+         * IPv4 wildcard on a kernel without IPv6. */
+        int r = open_inet_family(a, spec, AF_INET6, ret_fd);
+        if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
+                r = open_inet_family(a, spec, AF_INET, ret_fd);
+        if (r == -EAFNOSUPPORT)
+                return log_error_errno(r, "Failed to create socket for %s: %m", spec);
+        return r;
+}
+
+int listen_address_open(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created_path) {
+        *ret_created_path = NULL;
+        if (a->kind == ADDR_UNIX_STREAM || a->kind == ADDR_UNIX_DGRAM)
+                return open_unix(a, spec, ret_fd, ret_created_path);
+        return open_inet(a, spec, ret_fd);
+}

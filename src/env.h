@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* The environment of one generation, built in the parent before fork. The
+ * child's own pid is not known until after fork, so LISTEN_PID (and
+ * WATCHDOG_PID) are written as fixed-width placeholders that env_fill_pid()
+ * overwrites in the child without allocating. */
+
+#define ENV_PID_PLACEHOLDER "0000000000"
+
+typedef struct EnvParams {
+        size_t n_fds;
+        const char *fdnames;        /* "a:b:c", exactly n_fds names */
+        const char *notify_socket;  /* the generation's private socket */
+        unsigned generation;        /* HANDOFF_GENERATION */
+        uint64_t watchdog_usec;     /* 0: no watchdog passed on */
+} EnvParams;
+
+/* True for variables that belong to one process's contract with its manager
+ * and so must never leak from handoff's environment into a generation. */
+int env_is_scrubbed(const char *entry);
+
+/* Builds the child environment from parent (a NULL-terminated array). On
+ * success *ret is a new strv, *ret_listen_pid and *ret_watchdog_pid point at
+ * the placeholder entries inside it (the latter NULL without a watchdog). */
+int env_build(char *const *parent, const EnvParams *p, char ***ret, char **ret_listen_pid, char **ret_watchdog_pid);
+
+/* Writes pid over the placeholder digits of an entry such as
+ * "LISTEN_PID=0000000000". Async-signal-safe: used between fork and exec. */
+void env_fill_pid(char *entry, pid_t pid);

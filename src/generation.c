@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+
+#include "env.h"
+#include "generation.h"
+#include "log.h"
+#include "spawn.h"
+
+/* How many datagrams one wake-up reads at most, so that a flood from one
+ * generation cannot starve signals, timers and the other generations. */
+#define NOTIFY_BURST 64
+
+extern char **environ;
+
+int exit_info_code(const siginfo_t *si) {
+        if (si->si_code == CLD_EXITED)
+                return si->si_status;
+        return 128 + si->si_status;
+}
+
+const char *exit_info_describe(const siginfo_t *si, char *buf, size_t size) {
+        if (si->si_code == CLD_EXITED)
+                snprintf(buf, size, "exited with status %d", si->si_status);
+        else {
+                const char *name = sigabbrev_np(si->si_status);
+                snprintf(buf, size, "%s by signal %s%s", si->si_code == CLD_DUMPED ? "dumped core, killed" : "killed",
+                         name ? "SIG" : "", name ? name : "?");
+        }
+        return buf;
+}
+
+static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Generation *g = userdata;
+        (void) s;
+        g->exited = true;
+        g->exit_info = *si;
+        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        g->notify_source = sd_event_source_disable_unref(g->notify_source);
+        g->cb->exited(g, g->userdata);
+        return 0;
+}
+
+static void mark_ready(Generation *g) {
+        if (g->ready || g->role != GEN_STARTING)
+                return;
+        g->ready = true;
+        g->ready_usec = now_monotonic();
+        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        g->cb->ready(g, g->userdata);
+}
+
+static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender) {
+        NotifyMessage m;
+        if (notify_parse(buf, len, &m) < 0) {
+                log_debug("Dropped malformed notify message from pid %d (generation %u).", (int) sender, g->number);
+                return;
+        }
+        /* As with systemd's NotifyAccess=main: only the generation's main
+         * process speaks for it. */
+        if (sender != g->pid) {
+                log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
+                          (int) sender, (int) g->pid, g->number);
+                return;
+        }
+        if (m.ready && !g->ready_by_delay)
+                mark_ready(g);
+        g->cb->message(g, &m, g->userdata);
+}
+
+static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Generation *g = userdata;
+        char buf[NOTIFY_MAX_LEN + 2];
+        (void) s;
+        (void) revents;
+
+        for (int i = 0; i < NOTIFY_BURST && !g->exited; i++) {
+                pid_t sender = 0;
+                const char *reason = NULL;
+                int n = notify_receive(fd, buf, sizeof buf, &sender, &reason);
+                if (n == -EAGAIN)
+                        break;
+                if (n == -EBADMSG) {
+                        log_debug("Dropped notify message on generation %u's socket: %s.", g->number, reason);
+                        continue;
+                }
+                if (n < 0) {
+                        log_warning_errno(n, "Failed to receive notify message: %m");
+                        break;
+                }
+                handle_datagram(g, buf, (size_t) n, sender);
+        }
+        return 0;
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        Generation *g = userdata;
+        (void) usec;
+        (void) s;
+        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+
+        if (g->stop_signal) {
+                /* Drain deadline: the whole group, workers included. */
+                log_warning("Generation %u (pid %d) did not exit in time; sending SIGKILL.", g->number, (int) g->pid);
+                generation_kill(g);
+        } else if (g->ready_by_delay)
+                mark_ready(g);
+        else
+                g->cb->start_timeout(g, g->userdata);
+        return 0;
+}
+
+static int arm_timer(Generation *g, usec_t timeout) {
+        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        if (timeout == USEC_INFINITY)
+                return 0;
+        return sd_event_add_time_relative(sd_event_source_get_event(g->child_source), &g->timer_source,
+                                          CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
+}
+
+static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
+        _cleanup_free_ char *path = NULL;
+        int r = find_executable(c->argv[0], &path);
+        if (r < 0) {
+                *ret_exit_code = exec_error_exit_code(-r);
+                return log_error_errno(r, "Cannot start generation %u: %s: %m", g->number, c->argv[0]);
+        }
+
+        EnvParams ep = {
+                .n_fds = c->n_fds,
+                .fdnames = c->fdnames,
+                .notify_socket = g->notify_address,
+                .generation = g->number,
+                .watchdog_usec = c->watchdog_usec,
+        };
+        _cleanup_strv_free_ char **envp = NULL;
+        char *listen_pid, *watchdog_pid;
+        r = env_build(environ, &ep, &envp, &listen_pid, &watchdog_pid);
+        if (r < 0)
+                return log_error_errno(r, "Failed to build environment: %m");
+
+        SpawnParams sp = {
+                .path = path,
+                .argv = c->argv,
+                .envp = envp,
+                .listen_pid_entry = listen_pid,
+                .watchdog_pid_entry = watchdog_pid,
+                .fds = c->fds,
+                .n_fds = c->n_fds,
+        };
+        r = spawn_generation(&sp, &g->pid);
+        if (r < 0) {
+                *ret_exit_code = exec_error_exit_code(-r);
+                return log_error_errno(r, "Failed to execute %s for generation %u: %m", path, g->number);
+        }
+        return 0;
+}
+
+int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
+                     void *userdata, Generation **ret, int *ret_exit_code) {
+        Generation *g = calloc(1, sizeof *g);
+        if (!g)
+                return log_error_errno(ENOMEM, "Out of memory");
+        *g = (Generation) {
+                .number = number,
+                .role = GEN_STARTING,
+                .ready_by_delay = c->ready_by_delay,
+                .notify_fd = -EBADF,
+                .cb = cb,
+                .userdata = userdata,
+        };
+        *ret_exit_code = 1;
+
+        int r = notify_socket_open(3 + (int) c->n_fds, g->notify_address, sizeof g->notify_address, &g->notify_fd);
+        if (r < 0) {
+                log_error_errno(r, "Failed to create notify socket: %m");
+                goto fail;
+        }
+        g->started_usec = now_monotonic();
+        r = spawn(g, c, ret_exit_code);
+        if (r < 0)
+                goto fail;
+
+        /* From here on the process exists: every failure below must still let
+         * the child source reap it, so only source creation can fail. */
+        r = sd_event_add_child(e, &g->child_source, g->pid, WEXITED, on_child, g);
+        if (r < 0) {
+                (void) kill(-g->pid, SIGKILL);
+                (void) waitpid(g->pid, NULL, 0);
+                log_error_errno(r, "Failed to watch generation %u: %m", number);
+                goto fail;
+        }
+        /* Even with --ready=delay the socket is read: the server's STATUS=
+         * and WATCHDOG=1 are relayed all the same. */
+        if ((r = sd_event_add_io(e, &g->notify_source, g->notify_fd, EPOLLIN, on_notify, g)) < 0)
+                log_warning_errno(r, "Failed to watch notify socket: %m");
+        r = arm_timer(g, c->ready_by_delay ? c->ready_delay : c->start_timeout);
+        if (r < 0)
+                log_warning_errno(r, "Failed to arm start timer: %m");
+
+        log_info("Started generation %u: pid %d, %s.", number, (int) g->pid, c->argv[0]);
+        *ret = g;
+        return 0;
+fail:
+        generation_free(g);
+        return r;
+}
+
+int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
+        if (g->exited || g->stop_signal)
+                return 0;
+        g->stop_signal = sig;
+        g->role = GEN_RETIRING;
+        int r = generation_signal(g, sig);
+        if (r < 0)
+                log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
+        r = arm_timer(g, drain_timeout);
+        if (r < 0)
+                return log_error_errno(r, "Failed to arm drain timer: %m");
+        return 0;
+}
+
+int generation_signal(Generation *g, int sig) {
+        if (g->exited)
+                return -ESRCH;
+        /* Through the pidfd where sd-event has one: never a recycled pid. */
+        return sd_event_source_send_child_signal(g->child_source, sig, NULL, 0);
+}
+
+void generation_kill(Generation *g) {
+        if (g->exited)
+                return;
+        g->killed = true;
+        /* The group's leader is not reaped yet, so the group id is still ours. */
+        if (kill(-g->pid, SIGKILL) < 0)
+                (void) generation_signal(g, SIGKILL);
+}
+
+Generation *generation_free(Generation *g) {
+        if (!g)
+                return NULL;
+        sd_event_source_disable_unref(g->timer_source);
+        sd_event_source_disable_unref(g->notify_source);
+        sd_event_source_disable_unref(g->child_source);
+        safe_close(g->notify_fd);
+        free(g);
+        return NULL;
+}

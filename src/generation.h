@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <signal.h>
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "notify.h"
+#include "time-util.h"
+
+/* One generation: one copy of COMMAND with its private notify socket, its
+ * readiness deadline and, once retired, its drain deadline. The generation
+ * reports what happens to it through callbacks; what that means for the
+ * service is the supervisor's business. */
+
+typedef struct Generation Generation;
+
+typedef struct GenerationCallbacks {
+        void (*ready)(Generation *g, void *userdata);
+        void (*start_timeout)(Generation *g, void *userdata);
+        void (*exited)(Generation *g, void *userdata);
+        void (*message)(Generation *g, const NotifyMessage *m, void *userdata);
+} GenerationCallbacks;
+
+typedef struct GenerationConfig {
+        char *const *argv;       /* argv[0] is looked up in $PATH at each start */
+        const int *fds;
+        size_t n_fds;
+        const char *fdnames;     /* "a:b" */
+        bool ready_by_delay;     /* --ready=delay:DUR instead of READY=1 */
+        usec_t ready_delay;
+        usec_t start_timeout;
+        uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
+} GenerationConfig;
+
+typedef enum {
+        GEN_STARTING,
+        GEN_SERVING,
+        GEN_RETIRING,
+} GenerationRole;
+
+struct Generation {
+        unsigned number;
+        pid_t pid;
+        GenerationRole role;
+        bool ready;
+        bool ready_by_delay;
+        bool exited;
+        bool killed;             /* the drain deadline passed: SIGKILL sent */
+        int stop_signal;         /* the signal retire() sent, 0 before */
+        siginfo_t exit_info;
+        usec_t started_usec;
+        usec_t ready_usec;
+
+        int notify_fd;
+        char notify_address[108];
+        sd_event_source *child_source;
+        sd_event_source *notify_source;
+        sd_event_source *timer_source;
+
+        const GenerationCallbacks *cb;
+        void *userdata;
+        Generation *next;        /* in the supervisor's list */
+};
+
+/* Starts a generation. On failure nothing is left running and the error is
+ * logged (with the command and cause); *ret_exit_code then holds the code a
+ * shell would report (127 not found, 126 not executable, 1 otherwise). */
+int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
+                     void *userdata, Generation **ret, int *ret_exit_code);
+
+/* Sends sig to the main process and arms the drain deadline, after which the
+ * whole process group gets SIGKILL. Idempotent. */
+int generation_retire(Generation *g, int sig, usec_t drain_timeout);
+
+/* Forwards a signal to the main process (while it has not exited). */
+int generation_signal(Generation *g, int sig);
+
+/* Kills the whole process group at once (second stop request). */
+void generation_kill(Generation *g);
+
+Generation *generation_free(Generation *g);
+
+/* The exit code a shell or systemd would report: the status, or 128+N for a
+ * signal N. */
+int exit_info_code(const siginfo_t *si);
+/* "exited with status 3", "killed by signal KILL", ... */
+const char *exit_info_describe(const siginfo_t *si, char *buf, size_t size);

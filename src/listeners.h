@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The listening sockets of the service: held by handoff for its whole life
+ * and handed to every generation. Never shut down, never set nonblocking:
+ * the generations share them. */
+
+typedef struct Listeners {
+        int *fds;
+        char **names;
+        size_t n;
+        char *fdnames;          /* names joined with ':' for LISTEN_FDNAMES */
+        char **created_paths;   /* unix socket files handoff made itself */
+        size_t n_created;
+        bool from_systemd;
+} Listeners;
+
+/* Takes the fds systemd passed (LISTEN_FDS for our pid), names kept, and
+ * removes LISTEN_* from our environment. Returns how many (0: none passed),
+ * or a negative errno after logging what is wrong. */
+int listeners_from_systemd(Listeners *l);
+
+/* Opens each "--listen" spec. Logs and returns a negative errno on the first
+ * one that fails; what was opened is kept in l for listeners_done(). */
+int listeners_open(Listeners *l, char *const *specs, size_t n_specs);
+
+/* Final stop: unlinks the unix socket files handoff created (never those
+ * systemd passed) and closes everything. */
+void listeners_done(Listeners *l, bool unlink_paths);
+
+/* Joins names with ':' (exactly n of them). */
+char *fdnames_join(char *const *names, size_t n);
+
+static inline void listeners_done_and_unlink(Listeners *l) {
+        listeners_done(l, true);
+}

@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "notify.h"
+#include "util.h"
+
+static bool startswith_value(const char *line, const char *key, const char **ret_value) {
+        size_t l = strlen(key);
+        if (strncmp(line, key, l) != 0 || line[l] != '=')
+                return false;
+        *ret_value = line + l + 1;
+        return true;
+}
+
+static void parse_line(const char *line, NotifyMessage *m) {
+        const char *v;
+        if (startswith_value(line, "READY", &v))
+                m->ready = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "RELOADING", &v))
+                m->reloading = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "STOPPING", &v))
+                m->stopping = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "WATCHDOG", &v)) {
+                m->watchdog = strcmp(v, "1") == 0;
+                m->watchdog_trigger = strcmp(v, "trigger") == 0;
+        } else if (startswith_value(line, "BARRIER", &v))
+                m->barrier = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "STATUS", &v))
+                m->status = v;
+        else if (startswith_value(line, "EXTEND_TIMEOUT_USEC", &v))
+                m->extend_timeout_usec = v;
+        else if (startswith_value(line, "ERRNO", &v))
+                m->errno_value = v;
+        else if (startswith_value(line, "MAINPID", &v))
+                m->mainpid = v;
+        else
+                m->n_unknown++;
+}
+
+int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
+        if (len == 0 || len > NOTIFY_MAX_LEN || memchr(buf, '\0', len))
+                return -EBADMSG;
+        buf[len] = '\0';
+
+        NotifyMessage m = {};
+        for (char *line = buf, *next; line; line = next) {
+                next = strchr(line, '\n');
+                if (next)
+                        *next++ = '\0';
+                if (*line == '\0')
+                        continue; /* sd_notify tolerates a trailing newline */
+                if (!strchr(line, '='))
+                        return -EBADMSG;
+                parse_line(line, &m);
+        }
+        *ret = m;
+        return 0;
+}
+
+/* Only digits: a relayed number must not smuggle in a second line. */
+static bool is_number(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
+int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
+        size_t n = 0;
+        buf[0] = '\0';
+#define APPEND(...)                                                         \
+        do {                                                                \
+                int _k = snprintf(buf + n, size - n, __VA_ARGS__);          \
+                if (_k < 0 || (size_t) _k >= size - n)                      \
+                        return -ENOBUFS;                                    \
+                n += (size_t) _k;                                           \
+        } while (0)
+        if (m->status)
+                APPEND("STATUS=%s\n", m->status);
+        if (m->watchdog)
+                APPEND("WATCHDOG=1\n");
+        if (m->watchdog_trigger)
+                APPEND("WATCHDOG=trigger\n");
+        if (m->extend_timeout_usec && is_number(m->extend_timeout_usec))
+                APPEND("EXTEND_TIMEOUT_USEC=%s\n", m->extend_timeout_usec);
+        if (m->errno_value && is_number(m->errno_value))
+                APPEND("ERRNO=%s\n", m->errno_value);
+#undef APPEND
+        return (int) n;
+}
+
+int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd) {
+        uint64_t rnd;
+        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+                rnd = (uint64_t) getpid() << 32 ^ (uint64_t) (uintptr_t) &rnd;
+
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        /* Abstract: nothing to clean up after a SIGKILL. Anyone in the network
+         * namespace may connect, so every datagram's credentials are checked. */
+        int k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "handoff/%d/%016llx", (int) getpid(),
+                         (unsigned long long) rnd);
+        if (k < 0 || (size_t) k + 2 > size)
+                return -ENOBUFS;
+
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        int one = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+                return -errno;
+        socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
+        if (bind(fd, (struct sockaddr *) &sa, len) < 0)
+                return -errno;
+        int r = fd_move_above(fd, min_fd);
+        if (r < 0)
+                return r;
+        fd = r;
+
+        ret_address[0] = '@';
+        memcpy(ret_address + 1, sa.sun_path + 1, (size_t) k + 1);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static void close_passed_fds(struct msghdr *mh) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                        int *fds = (int *) CMSG_DATA(c);
+                        for (size_t i = 0; i < n; i++)
+                                safe_close(fds[i]);
+                }
+}
+
+static const struct ucred *find_ucred(struct msghdr *mh) {
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
+                    c->cmsg_len == CMSG_LEN(sizeof(struct ucred)))
+                        return (const struct ucred *) CMSG_DATA(c);
+        return NULL;
+}
+
+int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason) {
+        /* Room for credentials and as many fds as one message may carry. */
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 253)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
+        struct msghdr mh = {
+                .msg_iov = &iov,
+                .msg_iovlen = 1,
+                .msg_control = &control,
+                .msg_controllen = sizeof control,
+        };
+
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+        if (n < 0)
+                return errno == EINTR ? -EAGAIN : -errno;
+
+        /* handoff keeps no fds a generation sends (yet): close them at once so
+         * a misbehaving server cannot make us leak. */
+        close_passed_fds(&mh);
+
+        const struct ucred *uc = find_ucred(&mh);
+        if ((mh.msg_flags & MSG_TRUNC) || (size_t) n >= size) {
+                *reason = "message too long";
+                return -EBADMSG;
+        }
+        if (mh.msg_flags & MSG_CTRUNC) {
+                *reason = "control data truncated";
+                return -EBADMSG;
+        }
+        if (!uc || uc->pid <= 0) {
+                *reason = "no sender credentials";
+                return -EBADMSG;
+        }
+        if (uc->uid != getuid() && uc->uid != 0) {
+                *reason = "sender has another uid";
+                return -EBADMSG;
+        }
+        *ret_pid = uc->pid;
+        return (int) n;
+}

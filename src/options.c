@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "options.h"
+#include "util.h"
+
+#ifndef HANDOFF_VERSION
+#define HANDOFF_VERSION "unknown"
+#endif
+
+static void help(void) {
+        printf("Usage: handoff [OPTIONS] -- COMMAND [ARG...]\n"
+               "\n"
+               "Run COMMAND as a socket server that reloads without downtime: on SIGHUP\n"
+               "a new generation starts beside the serving one and takes over once it\n"
+               "sends READY=1; one that fails to start is rolled back.\n"
+               "\n"
+               "  -l --listen=ADDR[=NAME]  Open a listening socket when systemd passed none:\n"
+               "                           HOST:PORT, [V6]:PORT, PORT, tcp:…, udp:…,\n"
+               "                           unix:/path, unix:@name, unix-dgram:…\n"
+               "     --ready=notify|delay:DUR\n"
+               "                           Ready on READY=1 (default), or after DUR\n"
+               "     --start-timeout=DUR   Give up on a starting generation (default 90s)\n"
+               "     --stop-signal=SIG     Signal that retires a generation (default TERM)\n"
+               "     --drain-timeout=DUR   SIGKILL a retiring generation after DUR (default 30s)\n"
+               "     --mode=auto|supervise Reload strategy (auto: supervise, for now)\n"
+               "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
+               "  -v --verbose             Log debug messages\n"
+               "  -h --help                Show this help\n"
+               "     --version             Show the version\n"
+               "\n"
+               "Durations take systemd's syntax: 500ms, 30s, 2min, infinity.\n"
+               "See handoff(1).\n");
+}
+
+int signal_from_string(const char *s) {
+        if (!s || !*s)
+                return -EINVAL;
+        if (s[0] >= '0' && s[0] <= '9') {
+                char *end;
+                long v = strtol(s, &end, 10);
+                return (*end || v <= 0 || v >= _NSIG) ? -EINVAL : (int) v;
+        }
+        if (strncasecmp(s, "SIG", 3) == 0)
+                s += 3;
+        for (int sig = 1; sig < _NSIG; sig++) {
+                const char *name = sigabbrev_np(sig);
+                if (name && strcasecmp(name, s) == 0)
+                        return sig;
+        }
+        return -EINVAL;
+}
+
+int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay) {
+        if (strcmp(s, "notify") == 0) {
+                *ret_by_delay = false;
+                *ret_delay = 0;
+                return 0;
+        }
+        if (strncmp(s, "delay:", 6) != 0)
+                return -EINVAL;
+        usec_t d;
+        if (parse_duration(s + 6, &d) < 0 || d == USEC_INFINITY)
+                return -EINVAL;
+        *ret_by_delay = true;
+        *ret_delay = d;
+        return 0;
+}
+
+static int parse_duration_arg(const char *opt, const char *s, usec_t *ret) {
+        if (parse_duration(s, ret) < 0) {
+                fprintf(stderr, "handoff: invalid duration for --%s: \"%s\" (try 500ms, 30s, 2min, infinity)\n", opt, s);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+enum {
+        ARG_READY = 0x100,
+        ARG_START_TIMEOUT,
+        ARG_STOP_SIGNAL,
+        ARG_DRAIN_TIMEOUT,
+        ARG_MODE,
+        ARG_PID_FILE,
+        ARG_VERSION,
+};
+
+static int parse_one(int c, const char *arg, Options *o) {
+        int r;
+        switch (c) {
+        case 'l':
+                return strv_push(&o->listen, &o->n_listen, strdup(arg));
+        case ARG_READY:
+                if (parse_ready(arg, &o->ready_by_delay, &o->ready_delay) < 0) {
+                        fprintf(stderr, "handoff: invalid --ready: \"%s\" (expected notify or delay:DUR)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
+        case ARG_START_TIMEOUT:
+                return parse_duration_arg("start-timeout", arg, &o->start_timeout);
+        case ARG_DRAIN_TIMEOUT:
+                return parse_duration_arg("drain-timeout", arg, &o->drain_timeout);
+        case ARG_STOP_SIGNAL:
+                if ((r = signal_from_string(arg)) < 0) {
+                        fprintf(stderr, "handoff: invalid --stop-signal: \"%s\" (try TERM, INT, QUIT)\n", arg);
+                        return -EINVAL;
+                }
+                o->stop_signal = r;
+                return 0;
+        case ARG_MODE:
+                if (strcmp(arg, "auto") == 0)
+                        o->mode = MODE_AUTO;
+                else if (strcmp(arg, "supervise") == 0)
+                        o->mode = MODE_SUPERVISE;
+                else if (strcmp(arg, "handover") == 0) {
+                        fprintf(stderr, "handoff: --mode=handover is not implemented yet; use supervise\n");
+                        return -EINVAL;
+                } else {
+                        fprintf(stderr, "handoff: invalid --mode: \"%s\" (expected auto or supervise)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
+        case ARG_PID_FILE:
+                free(o->pid_file);
+                return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
+        case 'v':
+                o->verbose = true;
+                return 0;
+        default:
+                fprintf(stderr, "Try 'handoff --help' for more information.\n");
+                return -EINVAL;
+        }
+}
+
+int options_parse(int argc, char **argv, Options *o) {
+        static const struct option longopts[] = {
+                { "listen", required_argument, NULL, 'l' },
+                { "ready", required_argument, NULL, ARG_READY },
+                { "start-timeout", required_argument, NULL, ARG_START_TIMEOUT },
+                { "stop-signal", required_argument, NULL, ARG_STOP_SIGNAL },
+                { "drain-timeout", required_argument, NULL, ARG_DRAIN_TIMEOUT },
+                { "mode", required_argument, NULL, ARG_MODE },
+                { "pid-file", required_argument, NULL, ARG_PID_FILE },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {}
+        };
+        int c, r;
+
+        /* "+": stop at the first non-option, so that nothing of COMMAND's own
+         * arguments is ever taken as ours. */
+        optind = 0;
+        while ((c = getopt_long(argc, argv, "+l:vh", longopts, NULL)) >= 0) {
+                if (c == 'h') {
+                        help();
+                        return 0;
+                }
+                if (c == ARG_VERSION) {
+                        printf("handoff %s\n", HANDOFF_VERSION);
+                        return 0;
+                }
+                if ((r = parse_one(c, optarg, o)) < 0)
+                        return r == -ENOMEM ? (fprintf(stderr, "handoff: out of memory\n"), r) : r;
+        }
+
+        /* getopt consumed a "--" if there was one; require it, so that a
+         * misspelt option is never run as the command. */
+        if (optind == 0 || optind > argc || strcmp(argv[optind - 1], "--") != 0) {
+                if (optind < argc)
+                        fprintf(stderr, "handoff: expected \"--\" before the command \"%s\"\n", argv[optind]);
+                else
+                        fprintf(stderr, "handoff: no command given; usage: handoff [OPTIONS] -- COMMAND [ARG...]\n");
+                return -EINVAL;
+        }
+        if (optind >= argc) {
+                fprintf(stderr, "handoff: no command after \"--\"; usage: handoff [OPTIONS] -- COMMAND [ARG...]\n");
+                return -EINVAL;
+        }
+        o->command = argv + optind;
+        return 1;
+}
+
+void options_done(Options *o) {
+        strv_free(o->listen);
+        free(o->pid_file);
+        *o = (Options) {};
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "time-util.h"
+
+typedef enum {
+        MODE_AUTO,
+        MODE_SUPERVISE,
+        MODE_HANDOVER,
+} RunMode;
+
+typedef struct Options {
+        char **listen;           /* --listen specs, in order */
+        size_t n_listen;
+        bool ready_by_delay;
+        usec_t ready_delay;
+        usec_t start_timeout;
+        usec_t drain_timeout;
+        int stop_signal;
+        RunMode mode;
+        char *pid_file;
+        bool verbose;
+        char **command;          /* points into argv, NULL-terminated */
+} Options;
+
+#define OPTIONS_DEFAULT                                         \
+        ((Options) {                                            \
+                .start_timeout = 90 * USEC_PER_SEC,             \
+                .drain_timeout = 30 * USEC_PER_SEC,             \
+                .stop_signal = 15 /* SIGTERM */,                \
+        })
+
+/* Parses argv. Returns 1 to run, 0 when --help/--version was printed, or
+ * -EINVAL after printing what is wrong (exit 2, as systemd's tools do). */
+int options_parse(int argc, char **argv, Options *o);
+void options_done(Options *o);
+
+/* "TERM", "SIGTERM", "15" -> 15. Returns -EINVAL for anything else. */
+int signal_from_string(const char *s);
+
+/* "notify" or "delay:DUR". */
+int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay);

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Starting one generation's main process: the only place where fds are made
+ * inheritable, right before exec. */
+
+typedef struct SpawnParams {
+        const char *path;       /* absolute path of the executable */
+        char *const *argv;
+        char **envp;            /* from env_build(); placeholders filled in the child */
+        char *listen_pid_entry;
+        char *watchdog_pid_entry;
+        const int *fds;         /* listening fds, to sit at 3..3+n_fds-1 */
+        size_t n_fds;
+} SpawnParams;
+
+/* Finds name in $PATH the way execvp would (names with a '/' are taken as
+ * they are). Returns 0 with a new absolute-or-relative path, -ENOENT when not
+ * found, -EACCES when found but not executable. */
+int find_executable(const char *name, char **ret);
+
+/* Forks and execs. Returns 0 with the child's pid once it has exec'd, or
+ * -errno of a failed exec (the child has then exited 126/127 and is reaped
+ * here). A generation is its own process group, so its workers can be killed
+ * with it. */
+int spawn_generation(const SpawnParams *p, pid_t *ret_pid);
+
+/* The exit code a shell would report for an exec error. */
+int exec_error_exit_code(int error);

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef uint64_t usec_t;
+
+#define USEC_INFINITY ((usec_t) UINT64_MAX)
+#define USEC_PER_MSEC ((usec_t) 1000ULL)
+#define USEC_PER_SEC ((usec_t) 1000000ULL)
+
+/* Parses a duration the way systemd.time(7) does: "90", "500ms", "2min 30s",
+ * "1h", "infinity". A bare number is seconds. Returns 0 or -EINVAL/-ERANGE. */
+int parse_duration(const char *s, usec_t *ret);
+
+/* Formats a duration compactly ("180ms", "2.5s", "3min 5s", "infinity"). */
+const char *format_duration(char *buf, size_t len, usec_t u);
+
+usec_t now_monotonic(void);

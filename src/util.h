@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Cleanup helpers in the style of systemd's fd-util.h: every fd starts at
+ * -EBADF, is closed exactly once, and ownership is handed out with TAKE_FD. */
+
+#define _cleanup_(f) __attribute__((cleanup(f)))
+#define _unused_ __attribute__((unused))
+#define _printf_(a, b) __attribute__((format(printf, a, b)))
+
+#define ELEMENTSOF(x) (sizeof(x) / sizeof((x)[0]))
+
+#define TAKE_FD(fd)                   \
+        ({                            \
+                int _fd_ = (fd);      \
+                (fd) = -EBADF;        \
+                _fd_;                 \
+        })
+
+#define TAKE_PTR(p)                          \
+        ({                                   \
+                __typeof__(p) _p_ = (p);     \
+                (p) = NULL;                  \
+                _p_;                         \
+        })
+
+static inline int safe_close(int fd) {
+        /* close() may return EINTR on Linux, but the fd is gone regardless,
+         * so retrying would close somebody else's fd. */
+        if (fd >= 0) {
+                int saved = errno;
+                (void) close(fd);
+                errno = saved;
+        }
+        return -EBADF;
+}
+
+static inline void closep(int *fd) {
+        safe_close(*fd);
+}
+
+static inline void freep(void *p) {
+        free(*(void **) p);
+}
+
+#define _cleanup_close_ _cleanup_(closep)
+#define _cleanup_free_ _cleanup_(freep)
+
+/* strv: NULL-terminated string arrays, owned. */
+void strv_free(char **l);
+static inline void strv_freep(char ***l) {
+        strv_free(*l);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+size_t strv_length(char *const *l);
+int strv_push(char ***l, size_t *n, char *s);
+
+int fd_cloexec(int fd, int cloexec);
+int fd_move_above(int fd, int min);
