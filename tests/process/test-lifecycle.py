@@ -1,0 +1,228 @@
+#!/usr/bin/python3
+"""Start, serve, stop: sockets handoff opens, what a generation inherits,
+and the exit codes handoff reports."""
+
+import os
+import signal
+import socket
+import subprocess
+
+from harness import (FIXTURE, HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, http_get, run,
+                     wait_for)
+
+
+def test_serves_on_tcp_and_unix_with_names(tmp):
+    port = free_port()
+    path = os.path.join(tmp, "web.sock")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}=public", "-l", f"unix:{path}=admin"], fixture_cmd())
+    try:
+        h.wait_log("is ready")
+        status, body, pid = http_get(port)
+        check(status == 200, f"status {status}")
+        check(pid in h.descendants(), f"pid {pid} is not handoff's generation {h.descendants()}")
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(path)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            check(b"pid=%d" % pid in s.recv(4096), "unix socket served by the same generation")
+        log = h.log()
+        check("fds=2 names=public,admin" in log, f"fixture saw fds and names in order; log:\n{log}")
+        check(h.stop() == 0, "clean stop exits 0")
+        check(not os.path.exists(path), "unix socket handoff created is removed at final stop")
+        check(not h.descendants(), f"no process left: {h.descendants()}")
+    finally:
+        h.kill_all()
+
+
+def test_generation_environment(tmp):
+    """LISTEN_PID is the child's own pid, fds sit at 3..3+N-1 with nothing
+    else open, manager variables are scrubbed, HANDOFF_GENERATION is set."""
+    port = free_port()
+    out = os.path.join(tmp, "env")
+    script = (f'ls /proc/$$/fd > {out}.fds; env > {out}.env; echo $$ > {out}.pid; '
+              f'exec {FIXTURE}')
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "-l", f"udp:127.0.0.1:{port}=dns"], ["/bin/sh", "-c", script],
+                env={"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1", "SYSTEMD_EXEC_PID": "1", "FDSTORE": "1", "KEEP_ME": "yes",
+                     "LISTEN_PIDFDID": "5"})
+    try:
+        h.wait_log("is ready")
+        env = dict(l.split("=", 1) for l in open(out + ".env").read().splitlines() if "=" in l)
+        pid = int(open(out + ".pid").read())
+        check(env["LISTEN_PID"] == str(pid), f"LISTEN_PID {env['LISTEN_PID']} != child pid {pid}")
+        check(env["LISTEN_FDS"] == "2", env["LISTEN_FDS"])
+        check(env["LISTEN_FDNAMES"] == "unknown:dns", env["LISTEN_FDNAMES"])
+        check(env["NOTIFY_SOCKET"].startswith("@handoff/"), env["NOTIFY_SOCKET"])
+        check(env["HANDOFF_GENERATION"] == "1", env.get("HANDOFF_GENERATION"))
+        check(env["KEEP_ME"] == "yes", "ordinary variables are kept")
+        for k in ("WATCHDOG_USEC", "WATCHDOG_PID", "SYSTEMD_EXEC_PID", "FDSTORE", "LISTEN_PIDFDID"):
+            check(k not in env, f"{k} leaked into the generation")
+        fds = sorted(int(x) for x in open(out + ".fds").read().split())
+        # ls itself opens one directory fd while listing.
+        check(fds[:5] == [0, 1, 2, 3, 4] and len(fds) <= 6, f"fds in the child: {fds}")
+        check(h.stop() == 0, "clean stop")
+    finally:
+        h.kill_all()
+
+
+def test_watchdog_passed_on_with_child_pid(tmp):
+    """systemd's watchdog for handoff becomes the generation's, with
+    WATCHDOG_PID naming the generation (its pings are relayed)."""
+    port = free_port()
+    out = os.path.join(tmp, "env")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], ["/bin/sh", "-c", f"env > {out}; echo $$ > {out}.pid; exec {FIXTURE}"],
+                env={"WATCHDOG_USEC": "30000000"})
+    try:
+        h.wait_log("is ready")
+        env = dict(l.split("=", 1) for l in open(out).read().splitlines() if "=" in l)
+        check(env.get("WATCHDOG_USEC") == "30000000", env.get("WATCHDOG_USEC"))
+        check(env.get("WATCHDOG_PID") == open(out + ".pid").read().strip(), env.get("WATCHDOG_PID"))
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
+def test_no_sockets_is_a_usage_error(tmp):
+    p = subprocess.run([HANDOFF, "--", "true"], capture_output=True, text=True, timeout=10)
+    check(p.returncode == 2, f"exit {p.returncode}")
+    check("--listen" in p.stderr and "socket" in p.stderr, p.stderr)
+
+
+def test_usage_errors(tmp):
+    port = free_port()
+    cases = [
+        (["-l", f"127.0.0.1:{port}", "true"], "expected \"--\""),
+        (["-l", f"127.0.0.1:{port}", "--"], "no command"),
+        (["--drain-timeout", "5x", "-l", f"127.0.0.1:{port}", "--", "true"], "invalid duration"),
+        (["--bogus", "--", "true"], "unrecognized option"),
+        (["-l", "127.0.0.1:99999", "--", "true"], "port must be"),
+        (["-l", "unix:" + "/x" * 60, "--", "true"], "too long"),
+        (["--stop-signal", "NOPE", "-l", f"127.0.0.1:{port}", "--", "true"], "stop-signal"),
+        (["-l", "no.such.host.invalid:80", "--", "true"], "resolve"),
+    ]
+    for args, msg in cases:
+        p = subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 2, f"{args}: exit {p.returncode}, stderr {p.stderr}")
+        check(msg in p.stderr, f"{args}: {msg!r} not in {p.stderr!r}")
+
+
+def test_port_in_use(tmp):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        p = subprocess.run([HANDOFF, "-l", f"127.0.0.1:{port}", "--", "true"], capture_output=True, text=True,
+                           timeout=10)
+    check(p.returncode == 2, f"exit {p.returncode}")
+    check("Address already in use" in p.stderr, p.stderr)
+
+
+def test_command_not_found_or_not_executable(tmp):
+    port = free_port()
+    p = subprocess.run([HANDOFF, "-l", f"127.0.0.1:{port}", "--", "no-such-command-xyz"], capture_output=True,
+                       text=True, timeout=10)
+    check(p.returncode == 127, f"exit {p.returncode}: {p.stderr}")
+    check("no-such-command-xyz" in p.stderr and "No such file" in p.stderr, p.stderr)
+    noexec = os.path.join(tmp, "noexec")
+    open(noexec, "w").close()
+    p = subprocess.run([HANDOFF, "-l", f"127.0.0.1:{port}", "--", noexec], capture_output=True, text=True,
+                       timeout=10)
+    check(p.returncode == 126, f"exit {p.returncode}: {p.stderr}")
+
+
+def test_first_generation_fails(tmp):
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--fail-at-start"), notify=fake)
+    try:
+        check(h.wait_exit() == 3, "handoff exits with the failed generation's status")
+        check("failed to start: exited with status 3" in h.log(), h.log())
+        check(fake.count("READY") == 0, "never READY when nothing became ready")
+    finally:
+        h.kill_all()
+        fake.close()
+
+
+def test_first_generation_hangs(tmp):
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--start-timeout", "500ms"], fixture_cmd(None, "--hang-at-start"))
+    try:
+        check(h.wait_exit() == 1, "timeout exits 1")
+        check("did not become ready within 500ms" in h.log(), h.log())
+        check(not h.descendants(), "the hung generation is gone too")
+    finally:
+        h.kill_all()
+
+
+def test_serving_generation_crash_passes_status(tmp):
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--exit-after", "300"))
+    try:
+        check(h.wait_exit() == 7, "exit status of the generation that died on its own")
+        check("Serving generation 1" in h.log() and "exited with status 7" in h.log(), h.log())
+    finally:
+        h.kill_all()
+
+
+def test_forwarded_signal_and_signal_exit_code(tmp):
+    """USR1 is forwarded; the fixture does not handle it, so it dies of it
+    and handoff reports 128+SIGUSR1, as a shell would."""
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd())
+    try:
+        h.wait_log("is ready")
+        h.signal(signal.SIGUSR1)
+        check(h.wait_exit() == 128 + signal.SIGUSR1, h.log())
+        check("killed by signal SIGUSR1" in h.log(), h.log())
+    finally:
+        h.kill_all()
+
+
+def test_drain_timeout_kills_stubborn_generation(tmp):
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--drain-timeout", "300ms"], fixture_cmd(None, "--ignore-sigterm"))
+    try:
+        h.wait_log("is ready")
+        check(h.stop() == 128 + 9, "a generation that needed SIGKILL is not a clean exit")
+        check("did not exit in time; sending SIGKILL" in h.log(), h.log())
+        check(not h.descendants(), "nothing left")
+    finally:
+        h.kill_all()
+
+
+def test_stop_signal_option(tmp):
+    port = free_port()
+    """The stop signal is the one given; dying of it is a clean stop."""
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--stop-signal", "SIGKILL"], fixture_cmd())
+    try:
+        h.wait_log("is ready")
+        check(h.stop() == 0, h.log())
+        check("Generation 1" in h.log() and "killed by signal SIGKILL" in h.log(), h.log())
+    finally:
+        h.kill_all()
+
+
+def test_ready_by_delay(tmp):
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--ready=delay:300ms"], fixture_cmd(None, "--no-notify"),
+                notify=fake)
+    try:
+        h.wait_ready(1)
+        check(http_get(port)[0] == 200, "serving")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+        fake.close()
+
+
+def test_help_and_version(tmp):
+    p = subprocess.run([HANDOFF, "--help"], capture_output=True, text=True, timeout=10)
+    check(p.returncode == 0 and "--listen" in p.stdout and "--drain-timeout" in p.stdout, p.stdout)
+    p = subprocess.run([HANDOFF, "--version"], capture_output=True, text=True, timeout=10)
+    check(p.returncode == 0 and p.stdout.startswith("handoff "), p.stdout)
+
+
+if __name__ == "__main__":
+    run([v for k, v in sorted(globals().items()) if k.startswith("test_")])

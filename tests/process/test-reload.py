@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""Reloads in supervise mode: the exact conversation with (a fake) systemd,
+zero failed requests under load, rollback of failing and hanging successors,
+coalescing, and abort by SIGTERM."""
+
+import os
+import re
+import signal
+import time
+
+from harness import (FIXTURE, FakeSystemd, Handoff, Load, SlowRequest, check, fixture_cmd, free_port, http_get, run,
+                     serving_pid, set_args, wait_for, wait_new_pid)
+
+
+def start(tmp, *extra, args=("--init-delay", "100"), fake=True):
+    """handoff with a fixture whose arguments live in a file, so a test can
+    make the next generation behave differently (as a config change would)."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, *args)
+    notify = FakeSystemd(tmp) if fake else None
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", *extra], fixture_cmd(args_file), notify=notify)
+    h.port, h.args_file = port, args_file
+    if notify:
+        h.wait_ready(1)
+    return h
+
+
+def reload_and_wait(h, n_ready):
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n_ready, timeout=20)
+
+
+def teardown(h):
+    h.kill_all()
+    if h.notify:
+        h.notify.close()
+
+
+def test_exact_notify_sequence(tmp):
+    h = start(tmp, args=("--init-delay", "100", "--status", "fixture-up"))
+    try:
+        first = serving_pid(h.port)
+        reload_and_wait(h, 2)
+        second = wait_new_pid(h.port, first)
+        check(h.stop() == 0, h.log())
+        msgs = h.notify.snapshot()
+        # Every datagram systemd got came from handoff itself, never a child.
+        check(all(m.pid == h.pid for m in msgs), f"senders: {[m.pid for m in msgs]}")
+        kinds = []
+        for m in msgs:
+            f = m.fields
+            check("MAINPID" not in f, f"MAINPID in supervise mode: {m}")
+            if "READY" in f:
+                kinds.append("READY")
+            elif "RELOADING" in f:
+                check(re.fullmatch(r"\d+", f.get("MONOTONIC_USEC", "")), f"RELOADING without MONOTONIC_USEC: {m}")
+                kinds.append("RELOADING")
+            elif "STOPPING" in f:
+                kinds.append("STOPPING")
+            elif f.get("STATUS") == "fixture-up":
+                kinds.append("relayed-status")
+            elif "STATUS" in f:
+                kinds.append("status")
+        check(kinds == ["status", "READY", "relayed-status", "RELOADING", "READY", "relayed-status", "STOPPING"],
+              f"sequence {kinds}: {msgs}")
+        ready = [m for m in msgs if "READY" in m.fields]
+        check(f"Serving generation 1 (pid {first})" in ready[0].fields["STATUS"], ready[0])
+        check(f"Serving generation 2 (pid {second})" in ready[1].fields["STATUS"], ready[1])
+        check("reload to generation 2 ok" in ready[1].fields["STATUS"], ready[1])
+        check(not h.descendants(), "no generation left after stop")
+    finally:
+        teardown(h)
+
+
+def test_twenty_reloads_under_load(tmp):
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp, mode="new", concurrency=4)
+    try:
+        wait_for(lambda: os.path.exists(h.logpath), 5, "log")
+        pid = serving_pid(h.port)
+        pids = {pid}
+        for i in range(20):
+            reload_and_wait(h, i + 2)
+            pid = wait_new_pid(h.port, pid)
+            pids.add(pid)
+        res = load.stop()
+        check(res["failed"] == 0, f"failed requests during reloads: {res}")
+        check(res["ok"] > 100, f"load actually ran: {res}")
+        check(len(pids) == 21, f"21 generations served: {pids}")
+        check(len(res["pids"]) >= 15, f"load saw most generations: {res['pids']}")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), "nothing left")
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        teardown(h)
+
+
+def test_keepalive_load_across_reloads(tmp):
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp, mode="keepalive", concurrency=4)
+    try:
+        for i in range(10):
+            reload_and_wait(h, i + 2)
+        res = load.stop()
+        check(res["failed"] == 0, f"failed keep-alive requests: {res}")
+        check(len(res["pids"]) >= 5, f"keep-alive clients moved to new generations: {res['pids']}")
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        teardown(h)
+
+
+def test_slow_request_survives_reload(tmp):
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request connected")
+        reload_and_wait(h, 2)
+        wait_new_pid(h.port, old)
+        slow.join(timeout=20)
+        check(slow.error is None, f"slow request failed: {slow.error}")
+        check(slow.status == 200 and slow.pid == old, f"completed by the old generation: {slow.status} {slow.pid}")
+        wait_for(lambda: "Retired generation 1" in h.log(), 10, "old generation exits after draining")
+    finally:
+        teardown(h)
+
+
+def check_rollback(h, cause, load):
+    old = serving_pid(h.port)
+    n_ready = h.notify.count("READY")
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n_ready + 1, timeout=20)
+    res = load.stop()
+    check(res["failed"] == 0, f"requests failed during a failed reload: {res}")
+    check(serving_pid(h.port) == old, "the old generation still serves")
+    check(list(res["pids"]) == [str(old)], f"only the old generation ever answered: {res['pids']}")
+    log = h.log()
+    check(cause in log, f"cause {cause!r} not logged:\n{log}")
+    last_ready = [m for m in h.notify.snapshot() if "READY" in m.fields][-1]
+    check("failed" in last_ready.fields["STATUS"], f"STATUS names the failure: {last_ready}")
+    wait_for(lambda: len(h.descendants()) == 1, 10, f"only the old generation runs: {h.descendants()}")
+    return old
+
+
+def test_failing_successor_rolls_back(tmp):
+    h = start(tmp)
+    try:
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        set_args(h.args_file, "--init-delay", "100", "--fail-at-start")
+        check_rollback(h, "Generation 2 (pid", load)
+        check("failed to start: exited with status 3" in h.log(), h.log())
+        # A good reload afterwards works.
+        set_args(h.args_file, "--init-delay", "50")
+        old = serving_pid(h.port)
+        reload_and_wait(h, h.notify.count("READY") + 1)
+        wait_new_pid(h.port, old)
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_hanging_successor_rolls_back(tmp):
+    h = start(tmp, "--start-timeout", "700ms", "--drain-timeout", "500ms")
+    try:
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        set_args(h.args_file, "--hang-at-start", "--ignore-sigterm")
+        check_rollback(h, "did not become ready within 700ms", load)
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_missing_executable_rolls_back(tmp):
+    """The binary vanished during a deploy: the reload fails with a clear
+    cause and the old generation serves on."""
+    port = free_port()
+    app = os.path.join(tmp, "app")
+    os.symlink(FIXTURE, app)
+    notify = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], [app], notify=notify)
+    h.port = port
+    try:
+        h.wait_ready(1)
+        load = Load(f"127.0.0.1:{port}", tmp)
+        os.unlink(app)
+        check_rollback(h, f"Cannot start generation 2: {app}: No such file or directory", load)
+        os.symlink(FIXTURE, app)
+        reload_and_wait(h, 3)
+        check("reload to generation 3 ok" in [m for m in notify.snapshot() if "READY" in m.fields][-1].text,
+              "the next reload, with the binary back, succeeds")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_bad_config_successor_rolls_back(tmp):
+    h = start(tmp)
+    try:
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        set_args(h.args_file, "--init-delay")  # the fixture rejects a missing value
+        check_rollback(h, "Generation 2", load)
+        check("failed to start: exited with status 1" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_reloads_coalesce(tmp):
+    """Five SIGHUPs during a reload start exactly one more generation after it."""
+    h = start(tmp, args=("--init-delay", "400"))
+    try:
+        h.signal(signal.SIGHUP)
+        h.wait_log("Started generation 2")
+        for _ in range(5):
+            h.signal(signal.SIGHUP)
+        h.wait_ready(3, timeout=20)
+        # Only once the queue has drained can "no generation 4" be asserted:
+        # wait for the third READY and for generation 2's retirement.
+        h.wait_log("Retired generation 2")
+        log = h.log()
+        check("Started generation 3" in log and "Started generation 4" not in log, log)
+        check(h.notify.count("RELOADING") == 2, f"two reloads: {h.notify.snapshot()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_sigterm_during_reload_aborts(tmp):
+    h = start(tmp, args=("--init-delay", "100"))
+    try:
+        set_args(h.args_file, "--hang-at-start")
+        h.signal(signal.SIGHUP)
+        h.wait_log("Started generation 2")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"successor and old generation both gone: {h.descendants()}")
+        msgs = [m for m in h.notify.snapshot() if "STOPPING" in m.fields or "READY" in m.fields]
+        check("STOPPING" in msgs[-1].fields, f"stopping last: {msgs}")
+    finally:
+        teardown(h)
+
+
+def test_serving_dies_during_reload_recovers(tmp):
+    """The old generation dying mid-reload does not abort the reload."""
+    h = start(tmp, args=("--init-delay", "100"))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "600")
+        h.signal(signal.SIGHUP)
+        h.wait_log("Started generation 2")
+        os.kill(old, signal.SIGKILL)
+        h.wait_ready(2, timeout=20)
+        wait_new_pid(h.port, old)
+        check(h.proc.poll() is None, "handoff still runs")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_workers_are_retired_with_their_generation(tmp):
+    h = start(tmp, "--drain-timeout", "2s", args=("--workers", "3"))
+    try:
+        before = set(h.descendants())
+        check(len(before) == 4, f"parent and 3 workers: {before}")
+        reload_and_wait(h, 2)
+        wait_for(lambda: not (before & set(h.descendants())), 10, "old parent and workers gone")
+        check(len(h.descendants()) == 4, f"new parent and workers: {h.descendants()}")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), "no worker left")
+    finally:
+        teardown(h)
+
+
+if __name__ == "__main__":
+    run([v for k, v in sorted(globals().items()) if k.startswith("test_")])
