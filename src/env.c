@@ -11,6 +11,8 @@ static const char *const scrubbed[] = {
         "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
         "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SYSTEMD_EXEC_PID",
         "FDSTORE", "MAINPID", "MANAGERPID", "HANDOFF_GENERATION",
+        /* handoff's own, between an old main and its successor */
+        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_UNLINK_PATHS",
 };
 
 int env_is_scrubbed(const char *entry) {
@@ -59,6 +61,10 @@ int env_build(char *const *parent, const EnvParams *p, char ***ret, char **ret_l
                         return r;
                 watchdog_pid = n - 1;
         }
+
+        for (char *const *x = p->extra; x && *x; x++)
+                if ((r = strv_push(&l, &n, strdup(*x))) < 0)
+                        return r;
 
         *ret_listen_pid = l[listen_pid];
         *ret_watchdog_pid = watchdog_pid == SIZE_MAX ? NULL : l[watchdog_pid];

@@ -18,6 +18,7 @@ typedef struct EnvParams {
         const char *notify_socket;  /* the generation's private socket */
         unsigned generation;        /* HANDOFF_GENERATION */
         uint64_t watchdog_usec;     /* 0: no watchdog passed on */
+        char *const *extra;         /* further "KEY=VALUE" entries, NULL-terminated */
 } EnvParams;
 
 /* True for variables that belong to one process's contract with its manager

@@ -57,6 +57,10 @@ static unsigned on_serving(Machine *m, Event ev) {
 static unsigned on_reloading(Machine *m, Event ev) {
         switch (ev) {
         case EV_READY:
+                if (m->handover) {
+                        m->state = STATE_HANDING_OVER;
+                        return ACT_HANDOVER;
+                }
                 /* Also when the old generation died meanwhile: the service
                  * recovered. READY=1 always ends a RELOADING=1. */
                 return end_reload(m, ACT_COMMIT | ACT_NOTIFY_READY);
@@ -83,6 +87,33 @@ static unsigned on_reloading(Machine *m, Event ev) {
         }
 }
 
+static unsigned on_handing_over(Machine *m, Event ev) {
+        switch (ev) {
+        case EV_HANDED_OVER: {
+                /* A reload asked for meanwhile is the new main's to run. */
+                unsigned a = ACT_TAKEOVER | (m->reload_pending ? ACT_PASS_RELOAD : 0);
+                m->reload_pending = false;
+                m->state = STATE_STOPPING;
+                return a;
+        }
+        case EV_RELOAD:
+                m->reload_pending = true;
+                return 0;
+        case EV_SERVING_EXITED:
+                m->serving_alive = false;
+                return 0;
+        case EV_FAILED:
+        case EV_STOP:
+                /* The successor died before taking over, or we are told to
+                 * stop: the service goes down with both. */
+                m->state = STATE_STOPPING;
+                m->reload_pending = false;
+                return ACT_ROLLBACK | (m->serving_alive ? ACT_RETIRE_SERVING : 0) | ACT_NOTIFY_STOPPING;
+        default:
+                return 0;
+        }
+}
+
 static unsigned on_stopping(Machine *m, Event ev) {
         if (ev == EV_ALL_GONE) {
                 m->state = STATE_DONE;
@@ -99,6 +130,8 @@ unsigned machine_step(Machine *m, Event ev) {
                 return on_serving(m, ev);
         case STATE_RELOADING:
                 return on_reloading(m, ev);
+        case STATE_HANDING_OVER:
+                return on_handing_over(m, ev);
         case STATE_STOPPING:
                 return on_stopping(m, ev);
         default:
@@ -111,6 +144,7 @@ const char *state_to_string(State s) {
                 [STATE_STARTING] = "starting",
                 [STATE_SERVING] = "serving",
                 [STATE_RELOADING] = "reloading",
+                [STATE_HANDING_OVER] = "handing-over",
                 [STATE_STOPPING] = "stopping",
                 [STATE_DONE] = "done",
         };
@@ -125,6 +159,7 @@ const char *event_to_string(Event e) {
                 [EV_RELOAD] = "reload",
                 [EV_STOP] = "stop",
                 [EV_ALL_GONE] = "all-gone",
+                [EV_HANDED_OVER] = "handed-over",
         };
         return (unsigned) e < _EV_MAX ? names[e] : "invalid";
 }

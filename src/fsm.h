@@ -11,12 +11,15 @@
  * supervisor reports EV_ALL_GONE: no process of ours is ever left behind.
  *
  * The "successor" is the generation being started: the very first one in
- * STARTING, the next one in RELOADING. */
+ * STARTING, the next one in RELOADING. In handover mode the next one is a
+ * whole new handoff process; a successful reload then hands the service over
+ * (HANDING_OVER) and this process retires (STOPPING) without STOPPING=1. */
 
 typedef enum {
         STATE_STARTING,   /* first generation starting, nothing serves yet */
         STATE_SERVING,    /* one generation serves */
         STATE_RELOADING,  /* a successor starts beside the serving generation */
+        STATE_HANDING_OVER, /* handover mode: MAINPID sent, awaiting systemd's barrier */
         STATE_STOPPING,   /* everything is being retired */
         STATE_DONE,       /* handoff exits */
         _STATE_MAX,
@@ -29,6 +32,7 @@ typedef enum {
         EV_RELOAD,         /* SIGHUP or a reload request */
         EV_STOP,           /* SIGTERM / SIGINT */
         EV_ALL_GONE,       /* while stopping: the last process was reaped */
+        EV_HANDED_OVER,    /* systemd has read MAINPID= (its barrier answered) */
         _EV_MAX,
 } Event;
 
@@ -41,15 +45,19 @@ typedef enum {
         ACT_START_SUCCESSOR  = 1 << 5, /* start a new generation */
         ACT_NOTIFY_RELOADING = 1 << 6, /* RELOADING=1 + MONOTONIC_USEC */
         ACT_EXIT             = 1 << 7, /* leave the event loop */
+        ACT_HANDOVER         = 1 << 8, /* MAINPID=successor + READY=1, then a barrier */
+        ACT_TAKEOVER         = 1 << 9, /* tell the successor to take over; retire ours */
+        ACT_PASS_RELOAD      = 1 << 10, /* with TAKEOVER: a reload is pending, run it */
 } Action;
 
 typedef struct Machine {
         State state;
         bool reload_pending; /* a reload asked for during one: run once after */
         bool serving_alive;  /* false once the serving generation died mid-reload */
+        bool handover;       /* the successor is a new handoff process */
 } Machine;
 
-#define MACHINE_INIT ((Machine) { .state = STATE_STARTING })
+#define MACHINE_INIT(h) ((Machine) { .state = STATE_STARTING, .handover = (h) })
 
 /* Applies ev to m and returns the actions (a mask of Action) to carry out.
  * The first generation is started by the caller before any event. */

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
+#include "handover.h"
 #include "listeners.h"
 #include "log.h"
 #include "options.h"
+#include "spawn.h"
 #include "supervisor.h"
 
 /* Exit codes of handoff itself (the app's own status is passed through):
@@ -14,31 +14,72 @@
  * LSB-style EXIT_INVALIDARGUMENT). */
 #define EXIT_INVALID 2
 
-/* Written to a temporary name and renamed, so a reader never sees a partial
- * or empty file. */
-static int write_pid_file(const char *path) {
-        _cleanup_free_ char *tmp = NULL;
-        if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
+/* The path a successor is started from, resolved now: a package upgrade that
+ * replaces the file there takes effect at the next reload. Kept unresolved
+ * through symlinks on purpose (a "current" release link may move). */
+static char *resolve_self(const char *argv0) {
+        char *path = NULL;
+        if (argv0[0] == '/')
+                return strdup(argv0);
+        if (strchr(argv0, '/')) {
+                char cwd[4096];
+                if (!getcwd(cwd, sizeof cwd))
+                        return strdup("/proc/self/exe");
+                return asprintf(&path, "%s/%s", cwd, argv0) < 0 ? NULL : path;
+        }
+        if (find_executable(argv0, &path) >= 0 && path[0] == '/')
+                return path;
+        free(path);
+        return strdup("/proc/self/exe");
+}
+
+/* A successor learns from its predecessor which unix socket files the
+ * service created, so that whoever stops last removes them. */
+static int inherit_unlink_paths(Listeners *l) {
+        const char *e = getenv("HANDOFF_UNLINK_PATHS");
+        if (!e)
+                return 0;
+        _cleanup_free_ char *copy = strdup(e);
+        unsetenv("HANDOFF_UNLINK_PATHS");
+        if (!copy)
                 return -ENOMEM;
-        _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        char buf[32];
-        int n = snprintf(buf, sizeof buf, "%d\n", (int) getpid());
-        if (write(fd, buf, (size_t) n) != n || fchmod(fd, 0644) < 0 || rename(tmp, path) < 0) {
-                int r = -errno;
-                (void) unlink(tmp);
-                return r;
+        char *save = NULL;
+        for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
+                char **m = realloc(l->created_paths, sizeof(char *) * (l->n_created + 1));
+                if (!m)
+                        return -ENOMEM;
+                l->created_paths = m;
+                if (!(m[l->n_created] = strdup(p)))
+                        return -ENOMEM;
+                l->n_created++;
         }
         return 0;
 }
 
+static int open_sockets(const Options *o, Listeners *l) {
+        int r = listeners_from_systemd(l);
+        if (r < 0)
+                return r;
+        if (r > 0 && o->n_listen > 0 && !getenv(HANDOFF_CONTROL_FD_ENV))
+                log_info("systemd passed %d socket(s); ignoring --listen.", r);
+        if (r > 0)
+                return inherit_unlink_paths(l);
+        if (o->n_listen == 0)
+                return log_error_errno(EINVAL, "No sockets to serve: systemd passed none (no LISTEN_FDS for this pid) "
+                                               "and no --listen was given. Use a .socket unit, or e.g. "
+                                               "--listen 127.0.0.1:8080.");
+        return listeners_open(l, o->listen, o->n_listen);
+}
+
 static int run(int argc, char **argv) {
         Options o = OPTIONS_DEFAULT;
-        _cleanup_(listeners_done_and_unlink) Listeners l = {};
+        Listeners l = {};
+        _cleanup_free_ char *exe = NULL;
+        int channel = -EBADF, r;
+        bool final = true;
 
         log_setup();
-        int r = options_parse(argc, argv, &o);
+        r = options_parse(argc, argv, &o);
         if (r <= 0) {
                 options_done(&o);
                 return r == 0 ? 0 : EXIT_INVALID;
@@ -46,36 +87,51 @@ static int run(int argc, char **argv) {
         if (o.verbose)
                 log_set_max_level(LOG_DEBUG);
 
-        r = listeners_from_systemd(&l);
+        /* Before the sockets: the channel sits right after them and must not
+         * be mistaken for anything else. */
+        r = takeover_channel_from_env(&channel);
         if (r < 0) {
-                options_done(&o);
-                return EXIT_INVALID;
+                log_error("Invalid " HANDOFF_CONTROL_FD_ENV "; refusing to start.");
+                r = EXIT_INVALID;
+                goto finish;
         }
-        if (r > 0 && o.n_listen > 0)
-                log_info("systemd passed %d socket(s); ignoring --listen.", r);
-        if (r == 0) {
-                if (o.n_listen == 0) {
-                        log_error("No sockets to serve: systemd passed none (no LISTEN_FDS for this pid) and no "
-                                  "--listen was given. Use a .socket unit, or e.g. --listen 127.0.0.1:8080.");
-                        options_done(&o);
-                        return EXIT_INVALID;
-                }
-                if (listeners_open(&l, o.listen, o.n_listen) < 0) {
-                        options_done(&o);
-                        return EXIT_INVALID;
-                }
+        /* A successor that fails early leaves its predecessor's files alone. */
+        final = channel < 0;
+        if (open_sockets(&o, &l) < 0) {
+                r = EXIT_INVALID;
+                goto finish;
+        }
+        if (!(exe = resolve_self(argv[0]))) {
+                log_error_errno(ENOMEM, "Out of memory");
+                r = 1;
+                goto finish;
         }
 
-        if (o.pid_file && (r = write_pid_file(o.pid_file)) < 0) {
+        /* A successor writes the pid file once it is ready, before its
+         * predecessor commits; the first main writes it now. */
+        if (o.pid_file && channel < 0 && (r = write_pid_file(o.pid_file, getpid())) < 0) {
                 log_error_errno(r, "Failed to write pid file %s: %m", o.pid_file);
-                options_done(&o);
-                return 1;
+                r = 1;
+                goto finish;
         }
 
-        r = supervisor_run(&o, &l);
+        SupervisorParams p = {
+                .opt = &o,
+                .listeners = &l,
+                .exe = exe,
+                .argv = argv,
+                .handover = o.mode == MODE_HANDOVER || (o.mode == MODE_AUTO && getenv("NOTIFY_SOCKET")),
+                .takeover_channel = channel,
+        };
+        log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
+        r = supervisor_run(&p, &final);
 
-        if (o.pid_file)
+        /* What the service created is removed when it stops for good, never
+         * when it lives on in a successor. */
+        if (o.pid_file && final)
                 (void) unlink(o.pid_file);
+finish:
+        listeners_done(&l, final);
         options_done(&o);
         return r;
 }

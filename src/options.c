@@ -26,7 +26,11 @@ static void help(void) {
                "     --start-timeout=DUR   Give up on a starting generation (default 90s)\n"
                "     --stop-signal=SIG     Signal that retires a generation (default TERM)\n"
                "     --drain-timeout=DUR   SIGKILL a retiring generation after DUR (default 30s)\n"
-               "     --mode=auto|supervise Reload strategy (auto: supervise, for now)\n"
+               "     --mode=auto|supervise|handover\n"
+               "                           What a reload replaces: handover starts a new\n"
+               "                           handoff and moves systemd's MainPID to it;\n"
+               "                           supervise keeps this process (auto: handover\n"
+               "                           under systemd's NOTIFY_SOCKET, else supervise)\n"
                "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
                "  -v --verbose             Log debug messages\n"
                "  -h --help                Show this help\n"
@@ -115,11 +119,10 @@ static int parse_one(int c, const char *arg, Options *o) {
                         o->mode = MODE_AUTO;
                 else if (strcmp(arg, "supervise") == 0)
                         o->mode = MODE_SUPERVISE;
-                else if (strcmp(arg, "handover") == 0) {
-                        fprintf(stderr, "handoff: --mode=handover is not implemented yet; use supervise\n");
-                        return -EINVAL;
-                } else {
-                        fprintf(stderr, "handoff: invalid --mode: \"%s\" (expected auto or supervise)\n", arg);
+                else if (strcmp(arg, "handover") == 0)
+                        o->mode = MODE_HANDOVER;
+                else {
+                        fprintf(stderr, "handoff: invalid --mode: \"%s\" (expected auto, supervise or handover)\n", arg);
                         return -EINVAL;
                 }
                 return 0;

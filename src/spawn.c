@@ -3,7 +3,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "env.h"
@@ -102,6 +104,53 @@ fail:
         _exit(exec_error_exit_code(err));
 }
 
+/* Writes a decimal number without stdio (async-signal-safe). */
+static size_t format_uint(char *buf, unsigned long v) {
+        char tmp[24];
+        size_t n = 0, i = 0;
+        do
+                tmp[n++] = (char) ('0' + v % 10);
+        while ((v /= 10) && n < sizeof tmp);
+        while (n)
+                buf[i++] = tmp[--n];
+        buf[i] = '\0';
+        return i;
+}
+
+/* The intermediate of a double fork: fork the real child, hand its pid and a
+ * pidfd (race-free: it is still our child) to the parent, and go. */
+_Noreturn static void intermediate(const SpawnParams *p, int *scratch, int errfd) {
+        pid_t pid = fork();
+        if (pid < 0) {
+                int err = errno;
+                (void) !write(errfd, &err, sizeof err);
+                _exit(1);
+        }
+        if (pid == 0)
+                child_exec(p, scratch, errfd);
+
+        char msg[32] = "PID ";
+        size_t len = 4 + format_uint(msg + 4, (unsigned long) pid);
+        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = msg, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (pidfd >= 0) {
+                mh.msg_control = &control;
+                mh.msg_controllen = sizeof control;
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+        }
+        (void) sendmsg(p->fds[p->report_index], &mh, MSG_NOSIGNAL);
+        _exit(0);
+}
+
 int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         _cleanup_free_ int *scratch = calloc(p->n_fds + 1, sizeof(int));
         if (!scratch)
@@ -120,8 +169,11 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
-        if (pid == 0)
+        if (pid == 0) {
+                if (p->double_fork)
+                        intermediate(p, scratch, wfd);
                 child_exec(p, scratch, wfd);
+        }
 
         /* Also set the group from here: whichever of parent and child runs
          * first, the group exists before anyone signals it. */
@@ -133,10 +185,16 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         do
                 k = read(rfd, &err, sizeof err);
         while (k < 0 && errno == EINTR);
-        if (k == (ssize_t) sizeof err) {
+        /* The read ends when every write end is gone: at the exec, or with a
+         * double fork at the exec and the intermediate's exit. */
+        if (p->double_fork)
                 (void) waitpid(pid, NULL, 0);
+        if (k == (ssize_t) sizeof err) {
+                if (!p->double_fork)
+                        (void) waitpid(pid, NULL, 0);
                 return -err;
         }
-        *ret_pid = pid;
+        if (!p->double_fork)
+                *ret_pid = pid;
         return 0;
 }

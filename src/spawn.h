@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -13,8 +14,14 @@ typedef struct SpawnParams {
         char **envp;            /* from env_build(); placeholders filled in the child */
         char *listen_pid_entry;
         char *watchdog_pid_entry;
-        const int *fds;         /* listening fds, to sit at 3..3+n_fds-1 */
+        const int *fds;         /* fds to sit at 3..3+n_fds-1, inherited */
         size_t n_fds;
+        /* Double fork (for a successor handoff): the intermediate process
+         * sends "PID <n>" with a pidfd of the grandchild over fds[report_index]
+         * and exits, so that the service manager, as subreaper, becomes the
+         * grandchild's parent. */
+        bool double_fork;
+        size_t report_index;
 } SpawnParams;
 
 /* Finds name in $PATH the way execvp would (names with a '/' are taken as
@@ -22,7 +29,8 @@ typedef struct SpawnParams {
  * found, -EACCES when found but not executable. */
 int find_executable(const char *name, char **ret);
 
-/* Forks and execs. Returns 0 with the child's pid once it has exec'd, or
+/* Forks and execs. Returns 0 with the child's pid once it has exec'd (with
+ * double_fork: 0 and *ret_pid unset; the pid arrives over the report fd), or
  * -errno of a failed exec (the child has then exited 126/127 and is reaped
  * here). A generation is its own process group, so its workers can be killed
  * with it. */

@@ -1,24 +1,33 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 
 #include "fsm.h"
 #include "generation.h"
+#include "handover.h"
 #include "log.h"
 #include "supervisor.h"
 
+/* How long the old main waits for systemd to answer BARRIER=1 after
+ * MAINPID=, as sd_notify_barrier()'s default. */
+#define BARRIER_TIMEOUT (5 * USEC_PER_SEC)
+
 typedef struct Supervisor {
         sd_event *event;
+        const SupervisorParams *p;
         const Options *opt;
         GenerationConfig config;
         Machine machine;
 
-        Generation *gens;        /* every generation with a live process */
+        Generation *gens;        /* every app generation with a live process */
         Generation *serving;
-        Generation *successor;   /* the one starting (the first, or a reload's) */
+        Generation *successor;   /* the app generation starting */
+        Successor *next_main;    /* handover mode: the successor handoff */
         unsigned last_number;
 
         Event queue[8];          /* events raised while dispatching */
@@ -29,7 +38,19 @@ typedef struct Supervisor {
         unsigned reloads_ok, reloads_failed;
         char last_result[192];
         bool stop_requested;
+        bool handed_over;
         int exit_code;
+
+        /* handover mode */
+        char notify_socket[256]; /* systemd's; for a successor, used after takeover */
+        char unlink_paths[1024];
+        sd_event_source *barrier_source;
+        sd_event_source *barrier_timer;
+        bool is_successor;       /* started by a reload in handover mode */
+        bool took_over;          /* ... and then became the main process */
+        bool quiet_ready;        /* our predecessor's MAINPID datagram said READY=1 */
+        int takeover_channel;    /* our predecessor's channel, until TAKEOVER */
+        sd_event_source *takeover_source;
 } Supervisor;
 
 static void dispatch(Supervisor *s, Event ev);
@@ -41,22 +62,24 @@ static void notify_systemd(const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
-        /* A no-op without NOTIFY_SOCKET, so handoff speaks the same way under
-         * systemd and anywhere else. */
+        /* A no-op without NOTIFY_SOCKET (and for a successor until it takes
+         * over), so handoff speaks the same way everywhere. */
         int r = sd_notify(0, buf);
         if (r < 0)
                 log_warning_errno(r, "Failed to notify service manager: %m");
 }
 
-static const char *status_text(Supervisor *s, char *buf, size_t size) {
-        if (!s->serving) {
+static const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, size_t size) {
+        if (number == 0)
                 snprintf(buf, size, "No generation serving.");
-                return buf;
-        }
-        snprintf(buf, size, "Serving generation %u (pid %d); %u reloads, %u failed%s%s", s->serving->number,
-                 (int) s->serving->pid, s->reloads_ok, s->reloads_failed, s->last_result[0] ? "; last: " : "",
-                 s->last_result);
+        else
+                snprintf(buf, size, "Serving generation %u (pid %d); %u reloads, %u failed%s%s", number, (int) pid,
+                         s->reloads_ok, s->reloads_failed, s->last_result[0] ? "; last: " : "", s->last_result);
         return buf;
+}
+
+static bool all_gone(Supervisor *s) {
+        return !s->gens && !s->next_main;
 }
 
 static void list_remove(Supervisor *s, Generation *g) {
@@ -72,7 +95,15 @@ static void list_remove(Supervisor *s, Generation *g) {
         generation_free(g);
 }
 
-/* ---- callbacks from generations -------------------------------------- */
+static void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
+        snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %s", number, why);
+        s->exit_code = code == 0 ? 1 : code;
+        /* A successor handoff tells its predecessor why, before it goes. */
+        if (s->takeover_channel >= 0)
+                (void) takeover_send(s->takeover_channel, "FAILED %s", s->last_result);
+}
+
+/* ---- callbacks from app generations ------------------------------------ */
 
 static void on_gen_ready(Generation *g, void *userdata) {
         Supervisor *s = userdata;
@@ -80,18 +111,29 @@ static void on_gen_ready(Generation *g, void *userdata) {
                 return;
         log_info("Generation %u (pid %d) is ready after %" PRIu64 "ms.", g->number, (int) g->pid,
                  (g->ready_usec - g->started_usec) / USEC_PER_MSEC);
+        if (s->takeover_channel >= 0) {
+                /* A successor handoff: our predecessor commits, then tells us.
+                 * The pid file names us before the commit message is sent. */
+                if (s->opt->pid_file) {
+                        int r = write_pid_file(s->opt->pid_file, getpid());
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to write pid file %s: %m", s->opt->pid_file);
+                }
+                (void) takeover_send(s->takeover_channel, "READY");
+                return;
+        }
         dispatch(s, EV_READY);
 }
 
 static void on_gen_start_timeout(Generation *g, void *userdata) {
         Supervisor *s = userdata;
-        char d[32];
+        char d[32], why[64];
         if (g != s->successor)
                 return;
         log_error("Generation %u (pid %d) did not become ready within %s.", g->number, (int) g->pid,
                   format_duration(d, sizeof d, s->opt->start_timeout));
-        snprintf(s->last_result, sizeof s->last_result, "generation %u failed: not ready within %s", g->number, d);
-        s->exit_code = 1;
+        snprintf(why, sizeof why, "not ready within %s", d);
+        record_failure(s, g->number, why, 1);
         dispatch(s, EV_FAILED);
 }
 
@@ -102,9 +144,7 @@ static void on_gen_exited(Generation *g, void *userdata) {
 
         if (g == s->successor) {
                 log_error("Generation %u (pid %d) failed to start: %s.", g->number, (int) g->pid, how);
-                snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %s", g->number, how);
-                int code = exit_info_code(&g->exit_info);
-                s->exit_code = code == 0 ? 1 : code;
+                record_failure(s, g->number, how, exit_info_code(&g->exit_info));
                 dispatch(s, EV_FAILED);
         } else if (g == s->serving && !s->stop_requested) {
                 log_error("Serving generation %u (pid %d) %s.", g->number, (int) g->pid, how);
@@ -121,7 +161,7 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 log_info("Retired generation %u (pid %d) %s.", g->number, (int) g->pid, how);
 
         list_remove(s, g);
-        if (s->machine.state == STATE_STOPPING && !s->gens)
+        if (s->machine.state == STATE_STOPPING && all_gone(s))
                 dispatch(s, EV_ALL_GONE);
 }
 
@@ -134,46 +174,112 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, void *userdata
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",
                           g->number);
-        if (!relay)
+        if (!relay || s->handed_over)
                 return;
         char buf[NOTIFY_MAX_LEN];
-        int n = notify_relay_text(m, buf, sizeof buf);
-        if (n > 0)
+        if (notify_relay_text(m, buf, sizeof buf) > 0)
                 notify_systemd("%s", buf);
 }
 
-static const GenerationCallbacks callbacks = {
+static const GenerationCallbacks gen_callbacks = {
         .ready = on_gen_ready,
         .start_timeout = on_gen_start_timeout,
         .exited = on_gen_exited,
         .message = on_gen_message,
 };
 
-/* ---- actions ---------------------------------------------------------- */
+/* ---- callbacks from a successor handoff (handover mode) ---------------- */
+
+static void on_next_ready(Successor *n, void *userdata) {
+        Supervisor *s = userdata;
+        log_info("Successor handoff (pid %d) is ready with generation %u (pid %d).", (int) n->pid, n->number,
+                 (int) n->app_pid);
+        dispatch(s, EV_READY);
+}
+
+static void on_next_failed(Successor *n, void *userdata) {
+        Supervisor *s = userdata;
+        if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_HANDING_OVER)
+                return; /* an abort we asked for */
+        log_error("Reload failed: %s.", n->why);
+        /* The successor's own words carry "generation N failed: ..." */
+        if (strncmp(n->why, "generation ", 11) == 0)
+                snprintf(s->last_result, sizeof s->last_result, "%s", n->why);
+        else
+                snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %.140s", n->number, n->why);
+        dispatch(s, EV_FAILED); /* the rollback stops it */
+}
+
+static void on_next_exited(Successor *n, void *userdata) {
+        Supervisor *s = userdata;
+        if (s->next_main != n)
+                return;
+        s->next_main = successor_free(n);
+        if (s->machine.state == STATE_STOPPING && all_gone(s))
+                dispatch(s, EV_ALL_GONE);
+}
+
+static const SuccessorCallbacks next_callbacks = {
+        .ready = on_next_ready,
+        .failed = on_next_failed,
+        .exited = on_next_exited,
+};
+
+/* ---- actions ------------------------------------------------------------ */
 
 static void start_successor(Supervisor *s) {
-        Generation *g = NULL;
-        int code;
         unsigned number = ++s->last_number;
+        int code = 1, r;
         s->reload_started = now_monotonic();
-        if (generation_start(s->event, &s->config, number, &callbacks, s, &g, &code) < 0) {
-                snprintf(s->last_result, sizeof s->last_result, "generation %u failed: could not be started",
-                         number);
-                s->exit_code = code;
-                dispatch(s, EV_FAILED);
-                return;
+
+        if (s->machine.handover && s->machine.state == STATE_RELOADING) {
+                char stats[64];
+                snprintf(stats, sizeof stats, "%u %u", s->reloads_ok, s->reloads_failed);
+                SuccessorConfig c = {
+                        .exe = s->p->exe,
+                        .argv = s->p->argv,
+                        .fds = s->config.fds,
+                        .n_fds = s->config.n_fds,
+                        .fdnames = s->config.fdnames,
+                        .notify_socket = s->notify_socket,
+                        .watchdog_usec = s->config.watchdog_usec,
+                        .stats = stats,
+                        .unlink_paths = s->unlink_paths[0] ? s->unlink_paths : NULL,
+                        /* It enforces the start timeout on its app; this bounds
+                         * the handoff process itself on top of that. */
+                        .timeout = s->opt->start_timeout == USEC_INFINITY ? USEC_INFINITY
+                                                                          : s->opt->start_timeout + 5 * USEC_PER_SEC,
+                };
+                r = successor_start(s->event, &c, number, &next_callbacks, s, &s->next_main);
+        } else {
+                Generation *g = NULL;
+                r = generation_start(s->event, &s->config, number, &gen_callbacks, s, &g, &code);
+                if (r >= 0) {
+                        g->next = s->gens;
+                        s->gens = g;
+                        s->successor = g;
+                        if (s->takeover_channel >= 0)
+                                (void) takeover_send(s->takeover_channel, "APP %d", (int) g->pid);
+                }
         }
-        g->next = s->gens;
-        s->gens = g;
-        s->successor = g;
+        if (r < 0) {
+                record_failure(s, number, "could not be started", code);
+                dispatch(s, EV_FAILED);
+        }
 }
 
 static void rollback(Supervisor *s) {
-        Generation *g = s->successor;
+        if (s->successor) /* still running (hung): stop it like a retiring one */
+                generation_retire(s->successor, s->opt->stop_signal, s->opt->drain_timeout);
         s->successor = NULL;
-        if (g) /* still running (hung): stop it like any retiring generation */
-                generation_retire(g, s->opt->stop_signal, s->opt->drain_timeout);
-        if (s->last_number > 1 || s->serving)
+        if (s->next_main) {
+                successor_abort(s->next_main, s->opt->stop_signal, s->opt->drain_timeout);
+                /* It may have written the pid file before it failed. */
+                if (s->opt->pid_file)
+                        (void) write_pid_file(s->opt->pid_file, getpid());
+        }
+        /* A reload that failed; not a first start, nor an abort by a stop. */
+        if (s->machine.state != STATE_STOPPING)
                 s->reloads_failed++;
 }
 
@@ -183,8 +289,8 @@ static void commit(Supervisor *s) {
         s->serving = g;
         s->successor = NULL;
         g->role = GEN_SERVING;
-        if (g->number == 1)
-                return;
+        if (!old && !s->is_successor)
+                return; /* the very first generation of the service */
         s->reloads_ok++;
         snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", g->number,
                  format_duration(d, sizeof d, g->ready_usec - s->reload_started));
@@ -192,9 +298,78 @@ static void commit(Supervisor *s) {
                 log_info("Generation %u (pid %d) serves; retiring generation %u (pid %d).", g->number, (int) g->pid,
                          old->number, (int) old->pid);
                 generation_retire(old, s->opt->stop_signal, s->opt->drain_timeout);
+        }
+}
+
+static int on_barrier(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Supervisor *s = userdata;
+        (void) src;
+        (void) fd;
+        (void) revents;
+        s->barrier_source = sd_event_source_disable_unref(s->barrier_source);
+        s->barrier_timer = sd_event_source_disable_unref(s->barrier_timer);
+        dispatch(s, EV_HANDED_OVER);
+        return 0;
+}
+
+static int on_barrier_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
+        Supervisor *s = userdata;
+        (void) usec;
+        (void) src;
+        log_warning("The service manager did not answer BARRIER=1 in time; handing over anyway.");
+        return on_barrier(NULL, -1, 0, s);
+}
+
+/* The commit of handover mode: while still the main PID, tell systemd who is
+ * main now and that the reload is done, in one datagram (MAINPID= is applied
+ * before READY=1), then wait until systemd has read it before letting go. */
+static void hand_over(Supervisor *s) {
+        Successor *n = s->next_main;
+        char st[NOTIFY_MAX_LEN / 2], d[32];
+        s->reloads_ok++;
+        snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", n->number,
+                 format_duration(d, sizeof d, now_monotonic() - s->reload_started));
+        if (!getenv("NOTIFY_SOCKET")) {
+                dispatch(s, EV_HANDED_OVER);
+                return;
+        }
+        notify_systemd("MAINPID=%d\nREADY=1\nSTATUS=%s", (int) n->pid,
+                       status_text(s, n->number, n->app_pid, st, sizeof st));
+
+        int pipefd[2];
+        int r = pipe2(pipefd, O_CLOEXEC | O_NONBLOCK);
+        if (r >= 0) {
+                r = sd_pid_notify_with_fds(0, 0, "BARRIER=1", &pipefd[1], 1);
+                safe_close(pipefd[1]);
+                if (r >= 0)
+                        r = sd_event_add_io(s->event, &s->barrier_source, pipefd[0], EPOLLHUP, on_barrier, s);
+                if (r >= 0) {
+                        (void) sd_event_source_set_io_fd_own(s->barrier_source, true);
+                        r = sd_event_add_time_relative(s->event, &s->barrier_timer, CLOCK_MONOTONIC, BARRIER_TIMEOUT,
+                                                       1000, on_barrier_timeout, s);
+                } else
+                        safe_close(pipefd[0]);
         } else
-                log_info("Generation %u (pid %d) serves; the previous one had already exited.", g->number,
-                         (int) g->pid);
+                r = -errno;
+        if (r < 0) {
+                log_warning_errno(r, "Failed to wait for the service manager's barrier, handing over anyway: %m");
+                dispatch(s, EV_HANDED_OVER);
+        }
+}
+
+static void take_over_done(Supervisor *s, bool pass_reload) {
+        Successor *n = s->next_main;
+        s->next_main = NULL;
+        s->handed_over = true;
+        s->exit_code = 0;
+        log_info("Handed over to handoff pid %d; retiring generation %u.", (int) n->pid,
+                 s->serving ? s->serving->number : 0);
+        (void) successor_takeover(n, pass_reload);
+        successor_free(n);
+        if (s->serving) {
+                generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
+                s->serving = NULL; /* its exit is a retired generation's now */
+        }
 }
 
 static void run_actions(Supervisor *s, unsigned a) {
@@ -203,11 +378,18 @@ static void run_actions(Supervisor *s, unsigned a) {
                 rollback(s);
         if (a & ACT_COMMIT)
                 commit(s);
-        if (a & ACT_NOTIFY_READY)
-                notify_systemd("READY=1\nSTATUS=%s", status_text(s, st, sizeof st));
+        if (a & ACT_NOTIFY_READY) {
+                status_text(s, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0, st, sizeof st);
+                notify_systemd("%sSTATUS=%s", s->quiet_ready ? "" : "READY=1\n", st);
+                s->quiet_ready = false;
+        }
+        if (a & ACT_HANDOVER)
+                hand_over(s);
+        if (a & ACT_TAKEOVER)
+                take_over_done(s, a & ACT_PASS_RELOAD);
         if ((a & ACT_RETIRE_SERVING) && s->serving)
                 generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
-        if (a & ACT_NOTIFY_STOPPING)
+        if ((a & ACT_NOTIFY_STOPPING) && !s->handed_over)
                 notify_systemd("STOPPING=1\nSTATUS=Stopping.");
         if (a & ACT_START_SUCCESSOR) {
                 if (a & ACT_NOTIFY_RELOADING)
@@ -232,17 +414,48 @@ static void dispatch(Supervisor *s, Event ev) {
         for (unsigned i = 0; i < s->n_queued; i++) {
                 State before = s->machine.state;
                 unsigned a = machine_step(&s->machine, s->queue[i]);
-                log_debug("%s + %s -> %s (actions 0x%02x)", state_to_string(before), event_to_string(s->queue[i]),
+                log_debug("%s + %s -> %s (actions 0x%03x)", state_to_string(before), event_to_string(s->queue[i]),
                           state_to_string(s->machine.state), a);
                 run_actions(s, a);
-                if (s->machine.state == STATE_STOPPING && !s->gens && s->n_queued < ELEMENTSOF(s->queue))
+                if (s->machine.state == STATE_STOPPING && all_gone(s) && s->n_queued < ELEMENTSOF(s->queue))
                         s->queue[s->n_queued++] = EV_ALL_GONE;
         }
         s->n_queued = 0;
         s->dispatching = false;
 }
 
-/* ---- signals ---------------------------------------------------------- */
+/* ---- a successor handoff's side of the handover ------------------------- */
+
+static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Supervisor *s = userdata;
+        bool pending = false;
+        (void) src;
+        (void) revents;
+        int r = takeover_receive(fd, &pending);
+        if (r == -EAGAIN)
+                return 0;
+        s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
+        s->takeover_channel = safe_close(s->takeover_channel);
+        if (r != 1 || !s->successor || !s->successor->ready) {
+                /* Our predecessor went away or aborted the reload. */
+                log_info("Predecessor aborted the handover; stopping.");
+                s->stop_requested = true;
+                dispatch(s, EV_STOP);
+                return 0;
+        }
+        /* We are the main process now: speak to systemd from here on. */
+        s->took_over = true;
+        s->quiet_ready = true;
+        if (s->notify_socket[0])
+                setenv("NOTIFY_SOCKET", s->notify_socket, 1);
+        log_info("Took over as the main process%s.", pending ? "; a reload is pending" : "");
+        if (pending)
+                dispatch(s, EV_RELOAD);
+        dispatch(s, EV_READY);
+        return 0;
+}
+
+/* ---- signals ------------------------------------------------------------ */
 
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
         Supervisor *s = userdata;
@@ -260,14 +473,18 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                         log_warning("Second stop request: killing every generation now.");
                         for (Generation *g = s->gens; g; g = g->next)
                                 generation_kill(g);
+                        if (s->next_main)
+                                successor_abort(s->next_main, SIGKILL, 0);
                         break;
                 }
                 log_info("Stop requested (SIG%s).", sigabbrev_np(sig));
                 s->stop_requested = true;
+                if (!s->serving)
+                        s->exit_code = 0;
                 dispatch(s, EV_STOP);
                 break;
         default:
-                if (s->serving) {
+                if (s->serving && !s->handed_over) {
                         log_debug("Forwarding SIG%s to generation %u (pid %d).", sigabbrev_np(sig), s->serving->number,
                                   (int) s->serving->pid);
                         (void) generation_signal(s->serving, sig);
@@ -289,7 +506,7 @@ static int setup_signals(Supervisor *s) {
         /* sd-event's signal and child sources need the signals blocked. */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
-        /* A client that hangs up on a relay must not kill handoff. */
+        /* A peer that hangs up on a relay must not kill handoff. */
         signal(SIGPIPE, SIG_IGN);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++) {
                 int r = sd_event_add_signal(s->event, NULL, handled_signals[i], on_signal, s);
@@ -299,42 +516,78 @@ static int setup_signals(Supervisor *s) {
         return 0;
 }
 
-int supervisor_run(const Options *o, const Listeners *l) {
+/* A successor continues its predecessor's numbering and counters. */
+static void inherit_state(Supervisor *s) {
+        const char *e = getenv("NOTIFY_SOCKET");
+        if (e)
+                snprintf(s->notify_socket, sizeof s->notify_socket, "%s", e);
+        if (s->takeover_channel < 0)
+                return;
+        /* Silent towards systemd until we are main. */
+        unsetenv("NOTIFY_SOCKET");
+        if ((e = getenv("HANDOFF_GENERATION")))
+                s->last_number = (unsigned) strtoul(e, NULL, 10) - 1;
+        if ((e = getenv("HANDOFF_STATS")))
+                (void) sscanf(e, "%u %u", &s->reloads_ok, &s->reloads_failed);
+        unsetenv("HANDOFF_GENERATION");
+        unsetenv("HANDOFF_STATS");
+}
+
+int supervisor_run(const SupervisorParams *p, bool *ret_final) {
+        const Options *o = p->opt;
         Supervisor s = {
+                .p = p,
                 .opt = o,
-                .machine = MACHINE_INIT,
+                .machine = MACHINE_INIT(p->handover),
                 .config = {
                         .argv = o->command,
-                        .fds = l->fds,
-                        .n_fds = l->n,
-                        .fdnames = l->fdnames,
+                        .fds = p->listeners->fds,
+                        .n_fds = p->listeners->n,
+                        .fdnames = p->listeners->fdnames,
                         .ready_by_delay = o->ready_by_delay,
                         .ready_delay = o->ready_delay,
                         .start_timeout = o->start_timeout,
                 },
                 .exit_code = 1,
+                .takeover_channel = p->takeover_channel,
+                .is_successor = p->takeover_channel >= 0,
         };
+        *ret_final = false;
         uint64_t wd = 0;
         if (sd_watchdog_enabled(0, &wd) > 0)
                 s.config.watchdog_usec = wd;
+        for (size_t i = 0, k = 0; i < p->listeners->n_created; i++)
+                k += (size_t) snprintf(s.unlink_paths + k, k < sizeof s.unlink_paths ? sizeof s.unlink_paths - k : 0,
+                                       "%s%s", i ? ":" : "", p->listeners->created_paths[i]);
+        inherit_state(&s);
 
         int r = sd_event_new(&s.event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create event loop: %m"), 1;
-        if (setup_signals(&s) < 0) {
-                sd_event_unref(s.event);
-                return 1;
+        if ((r = setup_signals(&s)) < 0)
+                goto finish;
+        if (s.takeover_channel >= 0 &&
+            (r = sd_event_add_io(s.event, &s.takeover_source, s.takeover_channel, EPOLLIN, on_takeover, &s)) < 0) {
+                log_error_errno(r, "Failed to watch the handover channel: %m");
+                goto finish;
         }
 
-        notify_systemd("STATUS=Starting generation 1.");
+        notify_systemd("STATUS=Starting generation %u.", s.last_number + 1);
         start_successor(&s);
         r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
         if (r < 0) {
                 log_error_errno(r, "Event loop failed: %m");
                 r = 1;
         }
-        while (s.gens) /* only after an event loop failure */
+finish:
+        while (s.gens) /* only after a failure of the loop itself */
                 list_remove(&s, s.gens);
+        successor_free(s.next_main);
+        sd_event_source_disable_unref(s.barrier_source);
+        sd_event_source_disable_unref(s.barrier_timer);
+        sd_event_source_disable_unref(s.takeover_source);
+        safe_close(s.takeover_channel);
         sd_event_unref(s.event);
-        return r;
+        *ret_final = !s.handed_over && (!s.is_successor || s.took_over);
+        return r < 0 ? 1 : r;
 }

@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -34,6 +37,16 @@ int strv_push(char ***l, size_t *n, char *s) {
         return 0;
 }
 
+char *strjoin2(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        char *s = malloc(la + lb + 1);
+        if (s) {
+                memcpy(s, a, la);
+                memcpy(s + la, b, lb + 1);
+        }
+        return s;
+}
+
 int fd_cloexec(int fd, int cloexec) {
         int flags = fcntl(fd, F_GETFD);
         if (flags < 0)
@@ -54,4 +67,25 @@ int fd_move_above(int fd, int min) {
                 return -errno;
         safe_close(fd);
         return nfd;
+}
+
+int write_pid_file(const char *path, pid_t pid) {
+        char *tmp = NULL;
+        if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)
+                return -ENOMEM;
+        int r = 0, fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                free(tmp);
+                return r;
+        }
+        char buf[32];
+        int n = snprintf(buf, sizeof buf, "%d\n", (int) pid);
+        if (write(fd, buf, (size_t) n) != n || fchmod(fd, 0644) < 0 || rename(tmp, path) < 0) {
+                r = -errno;
+                (void) unlink(tmp);
+        }
+        safe_close(fd);
+        free(tmp);
+        return r;
 }

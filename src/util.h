@@ -59,5 +59,12 @@ static inline void strv_freep(char ***l) {
 size_t strv_length(char *const *l);
 int strv_push(char ***l, size_t *n, char *s);
 
+/* a followed by b, newly allocated; NULL when out of memory. */
+char *strjoin2(const char *a, const char *b);
+
+/* Writes "pid\n" to path through a temporary file and rename(), so that a
+ * reader never sees a partial or empty file. */
+int write_pid_file(const char *path, pid_t pid);
+
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
