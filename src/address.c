@@ -172,8 +172,9 @@ static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char
                 return log_error_errno(errno, "Failed to create socket for %s: %m", spec);
 
         if (bind(fd, (struct sockaddr *) &sa, len) < 0) {
-                if (errno != EADDRINUSE || a->abstract || !unix_path_is_stale(&sa, len, type))
-                        return log_error_errno(errno, "Failed to bind %s: %m", spec);
+                int err = errno; /* the staleness probe below overwrites errno */
+                if (err != EADDRINUSE || a->abstract || !unix_path_is_stale(&sa, len, type))
+                        return log_error_errno(err, "Failed to bind %s: %m", spec);
                 log_info("Removing stale socket file %s (nothing listens on it).", a->path);
                 if (unlink(a->path) < 0 || bind(fd, (struct sockaddr *) &sa, len) < 0)
                         return log_error_errno(errno, "Failed to bind %s: %m", spec);

@@ -45,7 +45,9 @@ int find_executable(const char *name, char **ret) {
                 const char *colon = strchr(p, ':');
                 size_t l = colon ? (size_t) (colon - p) : strlen(p);
                 _cleanup_free_ char *candidate = NULL;
-                if (asprintf(&candidate, "%.*s/%s", (int) l, l ? p : ".", name) < 0)
+                /* An empty element means the current directory, as for execvp. */
+                if (l == 0 ? asprintf(&candidate, "./%s", name) < 0
+                           : asprintf(&candidate, "%.*s/%s", (int) l, p, name) < 0)
                         return -ENOMEM;
                 int r = check_executable(candidate);
                 if (r == 0) {

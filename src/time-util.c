@@ -86,7 +86,8 @@ static int parse_term(const char **p, usec_t *sum) {
 
         if (whole > UINT64_MAX / mult)
                 return -ERANGE;
-        usec_t v = whole * mult + (usec_t) (frac * mult / frac_div);
+        /* 128 bits: nine fractional digits of a day overflow 64. */
+        usec_t v = whole * mult + (usec_t) ((unsigned __int128) frac * mult / frac_div);
         if (v > UINT64_MAX - 1 - *sum)
                 return -ERANGE;
         *sum += v;
