@@ -79,6 +79,9 @@ static int parse_duration_arg(const char *opt, const char *s, usec_t *ret) {
                 fprintf(stderr, "handoff: invalid duration for --%s: \"%s\" (try 500ms, 30s, 2min, infinity)\n", opt, s);
                 return -EINVAL;
         }
+        /* As systemd's TimeoutStartSec=0 and TimeoutStopSec=0: no timeout. */
+        if (*ret == 0)
+                *ret = USEC_INFINITY;
         return 0;
 }
 

@@ -494,7 +494,9 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 }
 
 static const int handled_signals[] = {
-        SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT, SIGCONT, SIGTSTP, SIGTTIN, SIGTTOU,
+        SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT, SIGCONT,
+        /* Not TSTP/TTIN/TTOU: job control stops handoff itself, as a shell
+         * user expects, rather than only the server behind it. */
 };
 
 static int setup_signals(Supervisor *s) {
