@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+/* The sd_notify protocol in notify.c: parsing, what is relayed, and the
+ * private receiving socket with real datagrams. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "notify.h"
+
+/* ---- notify_parse ----------------------------------------------------- */
+
+static char pbuf[NOTIFY_MAX_LEN + 64];
+
+static int parse_n(const char *text, size_t len, NotifyMessage *m) {
+        ck_assert_uint_lt(len, sizeof pbuf);
+        memcpy(pbuf, text, len);
+        memset(m, 0xaa, sizeof *m); /* poison: must be overwritten on success */
+        return notify_parse(pbuf, len, m);
+}
+
+static int parse(const char *text, NotifyMessage *m) {
+        return parse_n(text, strlen(text), m);
+}
+
+START_TEST(test_parse_ready) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("READY=1", &m), 0);
+        ck_assert(m.ready);
+        ck_assert(!m.reloading);
+        ck_assert(!m.stopping);
+        ck_assert(!m.watchdog);
+        ck_assert(!m.watchdog_trigger);
+        ck_assert(!m.barrier);
+        ck_assert_ptr_null(m.status);
+        ck_assert_ptr_null(m.extend_timeout_usec);
+        ck_assert_ptr_null(m.errno_value);
+        ck_assert_ptr_null(m.mainpid);
+        ck_assert_uint_eq(m.n_unknown, 0);
+}
+END_TEST
+
+START_TEST(test_parse_values_must_be_exact) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("READY=0", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_int_eq(parse("READY=11", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_int_eq(parse("READY=", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_int_eq(parse("READY=1 ", &m), 0);
+        ck_assert(!m.ready);
+        /* Keys are case-sensitive and whole. */
+        ck_assert_int_eq(parse("ready=1", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_uint_eq(m.n_unknown, 1);
+        ck_assert_int_eq(parse("READYX=1", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_uint_eq(m.n_unknown, 1);
+        ck_assert_int_eq(parse("XREADY=1", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_uint_eq(m.n_unknown, 1);
+}
+END_TEST
+
+START_TEST(test_parse_multiline) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("READY=1\nSTATUS=Serving 3 clients\nWATCHDOG=1\nEXTEND_TIMEOUT_USEC=5000000\n"
+                               "ERRNO=2\nMAINPID=42\nBARRIER=1\nRELOADING=1\nSTOPPING=1",
+                               &m),
+                         0);
+        ck_assert(m.ready);
+        ck_assert(m.reloading);
+        ck_assert(m.stopping);
+        ck_assert(m.watchdog);
+        ck_assert(!m.watchdog_trigger);
+        ck_assert(m.barrier);
+        ck_assert_str_eq(m.status, "Serving 3 clients");
+        ck_assert_str_eq(m.extend_timeout_usec, "5000000");
+        ck_assert_str_eq(m.errno_value, "2");
+        ck_assert_str_eq(m.mainpid, "42");
+        ck_assert_uint_eq(m.n_unknown, 0);
+        /* Values point into the parsed buffer. */
+        ck_assert(m.status > pbuf && m.status < pbuf + sizeof pbuf);
+}
+END_TEST
+
+START_TEST(test_parse_trailing_newline) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("READY=1\n", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_int_eq(parse("STATUS=x\n", &m), 0);
+        ck_assert_str_eq(m.status, "x"); /* no newline in the value */
+        ck_assert_int_eq(parse("READY=1\n\nSTATUS=y\n\n", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_str_eq(m.status, "y");
+}
+END_TEST
+
+START_TEST(test_parse_status_with_equals) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("STATUS=a=b, c=d", &m), 0);
+        ck_assert_str_eq(m.status, "a=b, c=d");
+        ck_assert_int_eq(parse("STATUS=", &m), 0);
+        ck_assert_str_eq(m.status, "");
+}
+END_TEST
+
+START_TEST(test_parse_watchdog_trigger) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("WATCHDOG=trigger", &m), 0);
+        ck_assert(m.watchdog_trigger);
+        ck_assert(!m.watchdog);
+        ck_assert_int_eq(parse("WATCHDOG=1", &m), 0);
+        ck_assert(m.watchdog);
+        ck_assert(!m.watchdog_trigger);
+}
+END_TEST
+
+START_TEST(test_parse_unknown_keys_counted) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("FOO=1\nREADY=1\nBAR=\nFDSTORE=1\nX_CUSTOM=value", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_uint_eq(m.n_unknown, 4);
+}
+END_TEST
+
+START_TEST(test_parse_rejects) {
+        NotifyMessage m;
+        /* Empty. */
+        ck_assert_int_eq(parse_n("", 0, &m), -EBADMSG);
+        /* An embedded NUL, anywhere. */
+        ck_assert_int_eq(parse_n("READY=1\0STATUS=x", 16, &m), -EBADMSG);
+        ck_assert_int_eq(parse_n("READY=1\0", 8, &m), -EBADMSG);
+        ck_assert_int_eq(parse_n("\0READY=1", 8, &m), -EBADMSG);
+        /* Lines that are not assignments. */
+        ck_assert_int_eq(parse("READY", &m), -EBADMSG);
+        ck_assert_int_eq(parse("READY=1\ngarbage", &m), -EBADMSG);
+        ck_assert_int_eq(parse("garbage\nREADY=1", &m), -EBADMSG);
+        ck_assert_int_eq(parse("READY=1\nSTATUS x\n", &m), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_parse_size_limit) {
+        static char big[NOTIFY_MAX_LEN + 2];
+        NotifyMessage m;
+        memcpy(big, "STATUS=", 7);
+        memset(big + 7, 'x', sizeof big - 7);
+
+        /* Exactly NOTIFY_MAX_LEN bytes: accepted. */
+        ck_assert_int_eq(parse_n(big, NOTIFY_MAX_LEN, &m), 0);
+        ck_assert_uint_eq(strlen(m.status), NOTIFY_MAX_LEN - 7);
+        /* One more: rejected. */
+        ck_assert_int_eq(parse_n(big, NOTIFY_MAX_LEN + 1, &m), -EBADMSG);
+}
+END_TEST
+
+/* ---- notify_relay_text ------------------------------------------------ */
+
+START_TEST(test_relay_only_forwardable) {
+        char buf[256];
+        NotifyMessage m = {
+                .ready = true,
+                .reloading = true,
+                .stopping = true,
+                .barrier = true,
+                .mainpid = "1",
+                .n_unknown = 3,
+        };
+        memset(buf, 'z', sizeof buf);
+        ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "");
+
+        m.status = "Up";
+        ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 10);
+        ck_assert_str_eq(buf, "STATUS=Up\n");
+
+        m = (NotifyMessage) {
+                .status = "Serving",
+                .watchdog = true,
+                .extend_timeout_usec = "5000000",
+                .errno_value = "2",
+                .ready = true,
+                .mainpid = "1",
+        };
+        const char *want = "STATUS=Serving\nWATCHDOG=1\nEXTEND_TIMEOUT_USEC=5000000\nERRNO=2\n";
+        ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), (int) strlen(want));
+        ck_assert_str_eq(buf, want);
+        ck_assert_ptr_null(strstr(buf, "READY"));
+        ck_assert_ptr_null(strstr(buf, "MAINPID"));
+
+        m = (NotifyMessage) { .watchdog_trigger = true };
+        ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 17);
+        ck_assert_str_eq(buf, "WATCHDOG=trigger\n");
+}
+END_TEST
+
+START_TEST(test_relay_numbers_only) {
+        static const char *const bad_numbers[] = { "", "5s", "-1", " 5", "5 ", "0x10", "1\nREADY=1", "1.5" };
+        char buf[256];
+        for (size_t i = 0; i < sizeof bad_numbers / sizeof bad_numbers[0]; i++) {
+                NotifyMessage m = { .extend_timeout_usec = bad_numbers[i] };
+                ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 0);
+                ck_assert_str_eq(buf, "");
+                m = (NotifyMessage) { .errno_value = bad_numbers[i] };
+                ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 0);
+                ck_assert_str_eq(buf, "");
+        }
+        NotifyMessage m = { .extend_timeout_usec = "0", .errno_value = "0" };
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "EXTEND_TIMEOUT_USEC=0\nERRNO=0\n");
+}
+END_TEST
+
+START_TEST(test_relay_buffer_too_small) {
+        NotifyMessage m = { .status = "x" }; /* "STATUS=x\n": 9 bytes + NUL */
+        char buf[64];
+        ck_assert_int_eq(notify_relay_text(&m, buf, 10), 9);
+        ck_assert_str_eq(buf, "STATUS=x\n");
+        ck_assert_int_eq(notify_relay_text(&m, buf, 9), -ENOBUFS);
+        ck_assert_int_eq(notify_relay_text(&m, buf, 1), -ENOBUFS);
+
+        m.watchdog = true; /* second line does not fit */
+        ck_assert_int_eq(notify_relay_text(&m, buf, 12), -ENOBUFS);
+        ck_assert_int_eq(notify_relay_text(&m, buf, 21), 20);
+}
+END_TEST
+
+START_TEST(test_parse_then_relay) {
+        NotifyMessage m;
+        char buf[256];
+        ck_assert_int_eq(parse("READY=1\nSTATUS=Up\nMAINPID=1\nRELOADING=1\nSTOPPING=1\nFOO=bar\n", &m), 0);
+        ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 10);
+        ck_assert_str_eq(buf, "STATUS=Up\n");
+}
+END_TEST
+
+/* ---- the socket ------------------------------------------------------- */
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        unsigned n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static socklen_t address_to_sockaddr(const char *address, struct sockaddr_un *sa) {
+        ck_assert_int_eq(address[0], '@');
+        *sa = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        size_t l = strlen(address + 1);
+        ck_assert_uint_lt(l, sizeof sa->sun_path);
+        memcpy(sa->sun_path + 1, address + 1, l);
+        return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l);
+}
+
+/* Sends len bytes to the abstract "@name" address, with fds attached. */
+static ssize_t send_notify(const char *address, const void *data, size_t len, const int *fds, size_t n_fds) {
+        struct sockaddr_un sa;
+        socklen_t sl = address_to_sockaddr(address, &sa);
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(s, 0);
+
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * 16)];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) data, .iov_len = len };
+        struct msghdr mh = { .msg_name = &sa, .msg_namelen = sl, .msg_iov = &iov, .msg_iovlen = 1 };
+        if (n_fds > 0) {
+                ck_assert_uint_le(n_fds, 16);
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        ssize_t k = sendmsg(s, &mh, 0);
+        int e = errno;
+        close(s);
+        return k < 0 ? -e : k;
+}
+
+typedef struct {
+        int fd;
+        char address[108];
+} NotifySocket;
+
+static NotifySocket open_notify(void) {
+        NotifySocket n = { .fd = -1 };
+        ck_assert_int_eq(notify_socket_open(20, n.address, sizeof n.address, &n.fd), 0);
+        return n;
+}
+
+START_TEST(test_socket_open) {
+        NotifySocket n = open_notify();
+        ck_assert_int_ge(n.fd, 20);
+        ck_assert(fcntl(n.fd, F_GETFD) & FD_CLOEXEC);
+        ck_assert(fcntl(n.fd, F_GETFL) & O_NONBLOCK);
+
+        int v = 0;
+        socklen_t l = sizeof v;
+        ck_assert_int_eq(getsockopt(n.fd, SOL_SOCKET, SO_PASSCRED, &v, &l), 0);
+        ck_assert_int_eq(v, 1);
+        l = sizeof v;
+        ck_assert_int_eq(getsockopt(n.fd, SOL_SOCKET, SO_TYPE, &v, &l), 0);
+        ck_assert_int_eq(v, SOCK_DGRAM);
+
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "@handoff/%d/", (int) getpid());
+        ck_assert_msg(strncmp(n.address, prefix, strlen(prefix)) == 0, "address \"%s\"", n.address);
+        ck_assert_uint_eq(strlen(n.address), strlen(prefix) + 16);
+
+        /* Bound to exactly that abstract name. */
+        struct sockaddr_un want, got;
+        socklen_t wl = address_to_sockaddr(n.address, &want), gl = sizeof got;
+        ck_assert_int_eq(getsockname(n.fd, (struct sockaddr *) &got, &gl), 0);
+        ck_assert_uint_eq(gl, wl);
+        ck_assert(memcmp(&got, &want, wl) == 0);
+
+        /* Every call gets its own name. */
+        NotifySocket n2 = open_notify();
+        ck_assert_str_ne(n.address, n2.address);
+        close(n.fd);
+        close(n2.fd);
+}
+END_TEST
+
+START_TEST(test_socket_open_small_buffer) {
+        char address[16];
+        int fd = -1;
+        unsigned before = count_fds();
+        ck_assert_int_eq(notify_socket_open(3, address, sizeof address, &fd), -ENOBUFS);
+        ck_assert_int_eq(fd, -1);
+        ck_assert_uint_eq(count_fds(), before);
+}
+END_TEST
+
+START_TEST(test_receive_own_pid) {
+        NotifySocket n = open_notify();
+        char buf[NOTIFY_MAX_LEN + 1];
+        pid_t pid = 0;
+        const char *reason = NULL;
+
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EAGAIN);
+
+        ck_assert_int_eq(send_notify(n.address, "READY=1\nSTATUS=hi", 17, NULL, 0), 17);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 17);
+        ck_assert_int_eq(pid, getpid());
+        ck_assert(memcmp(buf, "READY=1\nSTATUS=hi", 17) == 0);
+
+        /* The received bytes parse. */
+        NotifyMessage m;
+        ck_assert_int_eq(notify_parse(buf, 17, &m), 0);
+        ck_assert(m.ready);
+        ck_assert_str_eq(m.status, "hi");
+
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EAGAIN);
+        close(n.fd);
+}
+END_TEST
+
+START_TEST(test_receive_child_pid) {
+        NotifySocket n = open_notify();
+        pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                size_t l = strlen(n.address + 1);
+                memcpy(sa.sun_path + 1, n.address + 1, l);
+                int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+                ssize_t k = sendto(s, "READY=1", 7, 0, (struct sockaddr *) &sa,
+                                   (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l));
+                _exit(k == 7 ? 0 : 1);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(child, &status, 0), child);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+        char buf[64];
+        pid_t pid = 0;
+        const char *reason = NULL;
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 7);
+        ck_assert_int_eq(pid, child);
+        close(n.fd);
+}
+END_TEST
+
+START_TEST(test_receive_closes_passed_fds) {
+        NotifySocket n = open_notify();
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        int fds[3] = { p[0], p[1], p[0] };
+
+        unsigned before = count_fds();
+        ck_assert_int_eq(send_notify(n.address, "READY=1", 7, fds, 3), 7);
+        ck_assert_uint_eq(count_fds(), before); /* in flight, not ours yet */
+
+        char buf[64];
+        pid_t pid = 0;
+        const char *reason = NULL;
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 7);
+        ck_assert_int_eq(pid, getpid());
+        ck_assert_msg(count_fds() == before, "%u fds after receiving, %u before: passed fds leaked", count_fds(), before);
+
+        /* Our originals are untouched: the pipe still works. */
+        ck_assert_int_eq(write(p[1], "x", 1), 1);
+        ck_assert_int_eq(read(p[0], buf, 1), 1);
+
+        /* After the last copy of the write end is gone, a reader sees EOF: the
+         * received duplicate was really closed, not just hidden. */
+        close(p[1]);
+        ck_assert_int_eq(read(p[0], buf, 1), 0);
+        close(p[0]);
+        close(n.fd);
+}
+END_TEST
+
+START_TEST(test_receive_oversized) {
+        NotifySocket n = open_notify();
+        static char big[5000];
+        memset(big, 'x', sizeof big);
+        memcpy(big, "STATUS=", 7);
+        char buf[NOTIFY_MAX_LEN + 1];
+        pid_t pid = 0;
+        const char *reason = NULL;
+
+        ck_assert_int_eq(send_notify(n.address, big, sizeof big, NULL, 0), (ssize_t) sizeof big);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_ptr_nonnull(reason);
+
+        /* Boundary: size - 1 bytes fit, size bytes do not. */
+        ck_assert_int_eq(send_notify(n.address, big, sizeof buf - 1, NULL, 0), (ssize_t) sizeof buf - 1);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), (int) sizeof buf - 1);
+        ck_assert_int_eq(send_notify(n.address, big, sizeof buf, NULL, 0), (ssize_t) sizeof buf);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+
+        /* An oversized one carrying an fd: dropped, and the fd still closed. */
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        unsigned before = count_fds();
+        ck_assert_int_eq(send_notify(n.address, big, sizeof big, &p[1], 1), (ssize_t) sizeof big);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_uint_eq(count_fds(), before);
+        close(p[0]);
+        close(p[1]);
+
+        /* A dropped datagram does not block the next. */
+        ck_assert_int_eq(send_notify(n.address, "READY=1", 7, NULL, 0), 7);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 7);
+        ck_assert_int_eq(pid, getpid());
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EAGAIN);
+        close(n.fd);
+}
+END_TEST
+
+START_TEST(test_receive_other_uid) {
+        if (geteuid() != 0) {
+                fprintf(stderr, "note: not root, foreign-uid sender not tested\n");
+                return;
+        }
+        NotifySocket n = open_notify();
+        pid_t child = fork();
+        ck_assert_int_ge(child, 0);
+        if (child == 0) {
+                if (setgid(65534) < 0 || setuid(65534) < 0)
+                        _exit(2);
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                size_t l = strlen(n.address + 1);
+                memcpy(sa.sun_path + 1, n.address + 1, l);
+                int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+                ssize_t k = sendto(s, "READY=1", 7, 0, (struct sockaddr *) &sa,
+                                   (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l));
+                _exit(k == 7 ? 0 : 1);
+        }
+        int status;
+        ck_assert_int_eq(waitpid(child, &status, 0), child);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child could not send (status %d)", status);
+
+        char buf[64];
+        pid_t pid = 0;
+        const char *reason = NULL;
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_ptr_nonnull(reason);
+        ck_assert_int_eq(pid, 0);
+        close(n.fd);
+}
+END_TEST
+
+static Suite *notify_suite(void) {
+        Suite *s = suite_create("notify");
+        TCase *tc = tcase_create("parse");
+        tcase_add_test(tc, test_parse_ready);
+        tcase_add_test(tc, test_parse_values_must_be_exact);
+        tcase_add_test(tc, test_parse_multiline);
+        tcase_add_test(tc, test_parse_trailing_newline);
+        tcase_add_test(tc, test_parse_status_with_equals);
+        tcase_add_test(tc, test_parse_watchdog_trigger);
+        tcase_add_test(tc, test_parse_unknown_keys_counted);
+        tcase_add_test(tc, test_parse_rejects);
+        tcase_add_test(tc, test_parse_size_limit);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("relay");
+        tcase_add_test(tc, test_relay_only_forwardable);
+        tcase_add_test(tc, test_relay_numbers_only);
+        tcase_add_test(tc, test_relay_buffer_too_small);
+        tcase_add_test(tc, test_parse_then_relay);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("socket");
+        tcase_add_test(tc, test_socket_open);
+        tcase_add_test(tc, test_socket_open_small_buffer);
+        tcase_add_test(tc, test_receive_own_pid);
+        tcase_add_test(tc, test_receive_child_pid);
+        tcase_add_test(tc, test_receive_closes_passed_fds);
+        tcase_add_test(tc, test_receive_oversized);
+        tcase_add_test(tc, test_receive_other_uid);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(notify_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

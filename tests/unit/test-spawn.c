@@ -1,0 +1,721 @@
+/* SPDX-License-Identifier: MIT */
+/* spawn.c: finding the executable and starting a generation for real, with
+ * /bin/sh scripts that report what the child got. */
+#include <check.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "env.h"
+#include "spawn.h"
+#include "util.h"
+
+extern char **environ;
+
+static char tmpdir[64];
+
+static void make_tmpdir(void) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/handoff-unit-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+        (void) st;
+        (void) flag;
+        (void) ftw;
+        (void) remove(path);
+        return 0;
+}
+
+/* Without rm(1): some tests change PATH. */
+static void remove_tmpdir(void) {
+        (void) nftw(tmpdir, remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void make_file(const char *path, const char *content, mode_t mode) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t) strlen(content));
+        close(fd);
+        ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* ---- find_executable -------------------------------------------------- */
+
+START_TEST(test_find_in_path) {
+        setenv("PATH", "/usr/local/bin:/usr/bin:/bin", 1);
+        char *p = NULL;
+        ck_assert_int_eq(find_executable("sh", &p), 0);
+        ck_assert_ptr_nonnull(p);
+        ck_assert_msg(p[0] == '/' && strcmp(strrchr(p, '/'), "/sh") == 0, "found \"%s\"", p);
+        ck_assert_int_eq(access(p, X_OK), 0);
+        free(p);
+}
+END_TEST
+
+START_TEST(test_find_with_slash) {
+        char *p = NULL;
+        ck_assert_int_eq(find_executable("/bin/sh", &p), 0);
+        ck_assert_str_eq(p, "/bin/sh");
+        free(p);
+
+        /* Names with a '/' are not looked up in PATH. */
+        setenv("PATH", "/bin", 1);
+        p = NULL;
+        ck_assert_int_eq(find_executable("./sh", &p), -ENOENT);
+        ck_assert_ptr_null(p);
+        ck_assert_int_eq(find_executable("/nonexistent/sh", &p), -ENOENT);
+        ck_assert_int_eq(find_executable("/bin/sh/x", &p), -ENOTDIR);
+}
+END_TEST
+
+START_TEST(test_find_not_found) {
+        setenv("PATH", "/usr/bin:/bin", 1);
+        char *p = NULL;
+        ck_assert_int_eq(find_executable("no-such-cmd-handoff", &p), -ENOENT);
+        ck_assert_ptr_null(p);
+        ck_assert_int_eq(find_executable("", &p), -ENOENT);
+        ck_assert_ptr_null(p);
+}
+END_TEST
+
+START_TEST(test_find_not_executable) {
+        make_tmpdir();
+        char file[128], dir[128], path[256];
+        snprintf(file, sizeof file, "%s/data", tmpdir);
+        make_file(file, "#!/bin/sh\n", 0644);
+        snprintf(dir, sizeof dir, "%s/subdir", tmpdir);
+        ck_assert_int_eq(mkdir(dir, 0755), 0);
+
+        char *p = NULL;
+        ck_assert_int_eq(find_executable(file, &p), -EACCES);
+        ck_assert_ptr_null(p);
+        int r = find_executable(dir, &p);
+        ck_assert_msg(r == -EISDIR || r == -EACCES, "a directory gave %d", r);
+        ck_assert_ptr_null(p);
+        ck_assert_int_eq(find_executable("/tmp", &p) < 0, 1);
+
+        /* In PATH: found but not executable beats not found. */
+        snprintf(path, sizeof path, "/nonexistent:%s", tmpdir);
+        setenv("PATH", path, 1);
+        ck_assert_int_eq(find_executable("data", &p), -EACCES);
+        ck_assert_int_eq(find_executable("subdir", &p), -EACCES);
+        ck_assert_int_eq(find_executable("nothing", &p), -ENOENT);
+        ck_assert_ptr_null(p);
+
+        /* ... and an executable later in PATH beats both, as with execvp. */
+        char shadow[128];
+        snprintf(shadow, sizeof shadow, "%s/sh", tmpdir);
+        make_file(shadow, "not a program\n", 0644);
+        snprintf(path, sizeof path, "%s:/bin", tmpdir);
+        setenv("PATH", path, 1);
+        ck_assert_int_eq(find_executable("sh", &p), 0);
+        ck_assert_str_eq(p, "/bin/sh");
+        free(p);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_find_first_in_path_wins) {
+        make_tmpdir();
+        char a[128], b[128], pa[160], pb[160], path[300];
+        snprintf(a, sizeof a, "%s/a", tmpdir);
+        snprintf(b, sizeof b, "%s/b", tmpdir);
+        ck_assert_int_eq(mkdir(a, 0755), 0);
+        ck_assert_int_eq(mkdir(b, 0755), 0);
+        snprintf(pa, sizeof pa, "%s/prog", a);
+        snprintf(pb, sizeof pb, "%s/prog", b);
+        make_file(pa, "#!/bin/sh\n", 0755);
+        make_file(pb, "#!/bin/sh\n", 0755);
+
+        snprintf(path, sizeof path, "%s:%s", b, a);
+        setenv("PATH", path, 1);
+        char *p = NULL;
+        ck_assert_int_eq(find_executable("prog", &p), 0);
+        ck_assert_str_eq(p, pb);
+        free(p);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_find_empty_path_element_is_cwd) {
+        /* An empty PATH element (leading, trailing or "::") means the current
+         * directory, as for execvp and the shell. */
+        make_tmpdir();
+        char prog[128];
+        snprintf(prog, sizeof prog, "%s/handoff-unit-prog", tmpdir);
+        make_file(prog, "#!/bin/sh\n", 0755);
+        char cwd[PATH_MAX];
+        ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+        ck_assert_int_eq(chdir(tmpdir), 0);
+
+        static const char *const paths[] = { ":", "/nonexistent:", ":/nonexistent", "/nonexistent::/nonexistent2" };
+        int results[4];
+        char found[4][PATH_MAX];
+        for (size_t i = 0; i < 4; i++) {
+                setenv("PATH", paths[i], 1);
+                char *p = NULL;
+                results[i] = find_executable("handoff-unit-prog", &p);
+                found[i][0] = '\0';
+                if (results[i] == 0 && !realpath(p, found[i]))
+                        snprintf(found[i], sizeof found[i], "(realpath of \"%s\" failed)", p);
+                free(p);
+        }
+        ck_assert_int_eq(chdir(cwd), 0);
+        char real_prog[PATH_MAX];
+        ck_assert_ptr_nonnull(realpath(prog, real_prog));
+        remove_tmpdir();
+
+        for (size_t i = 0; i < 4; i++) {
+                ck_assert_msg(results[i] == 0, "PATH=\"%s\": program in the current directory not found (%d)",
+                              paths[i], results[i]);
+                ck_assert_msg(strcmp(found[i], real_prog) == 0, "PATH=\"%s\": found %s, expected %s", paths[i],
+                              found[i], real_prog);
+        }
+}
+END_TEST
+
+START_TEST(test_find_empty_path_element_not_root) {
+        /* The empty element must not turn into "/": "/bin" must not be found
+         * as the program "bin" (EISDIR there would report EACCES). */
+        char cwd[PATH_MAX];
+        ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+        make_tmpdir();
+        ck_assert_int_eq(chdir(tmpdir), 0);
+        setenv("PATH", ":", 1);
+        char *p = NULL;
+        int r = find_executable("bin", &p);
+        ck_assert_int_eq(chdir(cwd), 0);
+        remove_tmpdir();
+        ck_assert_msg(r == -ENOENT, "PATH=\":\" with an empty cwd: find_executable(\"bin\") = %d, expected -ENOENT", r);
+}
+END_TEST
+
+START_TEST(test_exec_error_exit_code) {
+        ck_assert_int_eq(exec_error_exit_code(ENOENT), 127);
+        ck_assert_int_eq(exec_error_exit_code(ENOTDIR), 127);
+        ck_assert_int_eq(exec_error_exit_code(EACCES), 126);
+        ck_assert_int_eq(exec_error_exit_code(EISDIR), 126);
+        ck_assert_int_eq(exec_error_exit_code(ENOEXEC), 126);
+        ck_assert_int_eq(exec_error_exit_code(EPERM), 126);
+        ck_assert_int_eq(exec_error_exit_code(E2BIG), 126);
+}
+END_TEST
+
+/* ---- spawn_generation ------------------------------------------------- */
+
+typedef struct {
+        char **envp;
+        char *listen_pid;
+        char *watchdog_pid;
+} Env;
+
+static Env make_env(size_t n_fds, const char *fdnames, unsigned generation, uint64_t watchdog_usec) {
+        Env e = {};
+        EnvParams p = {
+                .n_fds = n_fds,
+                .fdnames = fdnames,
+                .notify_socket = "@handoff/unit",
+                .generation = generation,
+                .watchdog_usec = watchdog_usec,
+        };
+        ck_assert_int_eq(env_build(environ, &p, &e.envp, &e.listen_pid, &e.watchdog_pid), 0);
+        return e;
+}
+
+/* The shell script every spawn test runs: it reports its environment, the
+ * fds it has (by stat(), which opens nothing), its process group and signal
+ * state, then writes a byte to each listener fd. */
+static const char report_script[] =
+        "exec >\"$OUT\" 2>&1\n"
+        "echo \"env $LISTEN_FDS $LISTEN_PID $$ $LISTEN_FDNAMES $HANDOFF_GENERATION ${WATCHDOG_PID-unset} "
+        "${WATCHDOG_USEC-unset} $NOTIFY_SOCKET\"\n"
+        "i=0\n"
+        "while [ $i -le 300 ]; do [ -e /proc/$$/fd/$i ] && echo \"fd $i\"; i=$((i+1)); done\n"
+        "read -r a b c d pgrp rest </proc/$$/stat\n"
+        "echo \"pgrp $pgrp\"\n"
+        "while read -r k v; do case $k in SigBlk:|SigIgn:) echo \"$k $v\";; esac; done </proc/$$/status\n"
+        "n=3\n"
+        "while [ $n -lt $((3 + LISTEN_FDS)) ]; do eval \"echo $n >&$n\"; n=$((n+1)); done\n"
+        "echo end\n";
+
+typedef struct {
+        char env_line[512];
+        bool fd_open[301];
+        long pgrp;
+        unsigned long long sigblk, sigign;
+        bool complete;
+} Report;
+
+static void read_report(const char *path, Report *r) {
+        *r = (Report) { .pgrp = -1 };
+        FILE *f = fopen(path, "re");
+        ck_assert_msg(f, "no report at %s", path);
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+                line[strcspn(line, "\n")] = '\0';
+                int n;
+                if (strncmp(line, "env ", 4) == 0)
+                        snprintf(r->env_line, sizeof r->env_line, "%s", line + 4);
+                else if (sscanf(line, "fd %d", &n) == 1 && n >= 0 && n <= 300)
+                        r->fd_open[n] = true;
+                else if (sscanf(line, "pgrp %ld", &r->pgrp) == 1)
+                        ;
+                else if (strncmp(line, "SigBlk:", 7) == 0)
+                        r->sigblk = strtoull(line + 7, NULL, 16);
+                else if (strncmp(line, "SigIgn:", 7) == 0)
+                        r->sigign = strtoull(line + 7, NULL, 16);
+                else if (strcmp(line, "end") == 0)
+                        r->complete = true;
+        }
+        fclose(f);
+}
+
+/* Spawns report_script with the given listener fds and waits for it. */
+static int spawn_report(const int *fds, size_t n_fds, Env *e, const char *out, pid_t *ret_pid, int *ret_status) {
+        (void) out; /* reaches the script as $OUT: set before make_env() */
+        char *const argv[] = { (char *) "sh", (char *) "-c", (char *) report_script, NULL };
+        SpawnParams p = {
+                .path = "/bin/sh",
+                .argv = argv,
+                .envp = e->envp,
+                .listen_pid_entry = e->listen_pid,
+                .watchdog_pid_entry = e->watchdog_pid,
+                .fds = fds,
+                .n_fds = n_fds,
+        };
+        pid_t pid = 0;
+        int r = spawn_generation(&p, &pid);
+        if (r < 0)
+                return r;
+        *ret_pid = pid;
+        ck_assert_int_eq(waitpid(pid, ret_status, 0), pid);
+        return 0;
+}
+
+static unsigned count_fds(void) {
+        DIR *d = opendir("/proc/self/fd");
+        ck_assert_ptr_nonnull(d);
+        unsigned n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_name[0] != '.')
+                        n++;
+        closedir(d);
+        return n;
+}
+
+static void read_exactly(int fd, const char *want) {
+        char buf[64] = {};
+        size_t l = strlen(want);
+        ssize_t k = read(fd, buf, l);
+        ck_assert_msg(k == (ssize_t) l && memcmp(buf, want, l) == 0, "read \"%.*s\" (%zd), expected \"%s\"",
+                      (int) (k > 0 ? k : 0), buf, k, want);
+}
+
+static void check_only_fds(const Report *r, int n_fds) {
+        for (int i = 3; i <= 300; i++) {
+                bool expected = i < 3 + n_fds;
+                ck_assert_msg(r->fd_open[i] == expected, "fd %d is %s in the child, expected %s", i,
+                              r->fd_open[i] ? "open" : "closed", expected ? "open" : "closed");
+        }
+}
+
+START_TEST(test_spawn_fds_env_and_state) {
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+        setenv("OUT", out, 1);
+
+        /* Two listeners at arbitrary high numbers, CLOEXEC as handoff keeps
+         * them, and a non-CLOEXEC canary that must not leak. */
+        int a[2], b[2];
+        ck_assert_int_eq(pipe2(a, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(b, O_CLOEXEC), 0);
+        int fds[2] = { fcntl(a[1], F_DUPFD_CLOEXEC, 40), fcntl(b[1], F_DUPFD_CLOEXEC, 50) };
+        ck_assert_int_ge(fds[0], 40);
+        ck_assert_int_ge(fds[1], 50);
+        int canary = fcntl(a[1], F_DUPFD, 200); /* no CLOEXEC */
+        ck_assert_int_ge(canary, 200);
+        close(a[1]);
+        close(b[1]);
+
+        /* Handoff's own signal state must not reach the generation. */
+        sigset_t block;
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR1);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &block, NULL), 0);
+        signal(SIGUSR2, SIG_IGN);
+
+        Env e = make_env(2, "web:admin", 5, 0);
+        unsigned before = count_fds();
+        pid_t pid = 0;
+        int status = -1;
+        ck_assert_int_eq(spawn_report(fds, 2, &e, out, &pid, &status), 0);
+        ck_assert_uint_eq(count_fds(), before); /* no error pipe left behind */
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
+
+        Report r;
+        read_report(out, &r);
+        ck_assert_msg(r.complete, "the report is incomplete");
+        char want[512];
+        snprintf(want, sizeof want, "2 %d %d web:admin 5 unset unset @handoff/unit", (int) pid, (int) pid);
+        ck_assert_str_eq(r.env_line, want);
+        check_only_fds(&r, 2);
+        ck_assert_int_eq(r.pgrp, pid); /* its own process group */
+        ck_assert_msg(r.sigblk == 0, "blocked signals in the child: %llx", r.sigblk);
+        ck_assert_msg(!(r.sigign & (1ULL << (SIGUSR2 - 1))), "SIGUSR2 ignored in the child: %llx", r.sigign);
+
+        /* fd 3 is the first listener, fd 4 the second. */
+        read_exactly(a[0], "3\n");
+        read_exactly(b[0], "4\n");
+
+        /* The parent's fds are as they were. */
+        ck_assert(fcntl(fds[0], F_GETFD) & FD_CLOEXEC);
+        ck_assert(fcntl(fds[1], F_GETFD) & FD_CLOEXEC);
+
+        close(canary);
+        close(fds[0]);
+        close(fds[1]);
+        close(a[0]);
+        close(b[0]);
+        strv_free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_spawn_fds_already_in_place_swapped) {
+        /* The listeners sit at 4 and 3, in the wrong order for the child:
+         * the copies must not overwrite each other. Fds 3 and 4 may belong
+         * to the test framework, so they are saved and restored, and the
+         * checks come after that. */
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+
+        int a[2], b[2];
+        ck_assert_int_eq(pipe2(a, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(b, O_CLOEXEC), 0);
+        setenv("OUT", out, 1);
+        Env e = make_env(2, "a:b", 1, 0);
+
+        int saved[2];
+        for (int i = 0; i < 2; i++)
+                saved[i] = fcntl(3 + i, F_DUPFD_CLOEXEC, 100); /* -1 if not open */
+        int r1 = dup3(a[1], 4, O_CLOEXEC), r2 = dup3(b[1], 3, O_CLOEXEC);
+        int fds[2] = { 4, 3 };
+        pid_t pid = 0;
+        int status = -1;
+        int r = (r1 == 4 && r2 == 3) ? spawn_report(fds, 2, &e, out, &pid, &status) : -EBADF;
+        for (int i = 0; i < 2; i++) {
+                if (saved[i] >= 0) {
+                        dup2(saved[i], 3 + i);
+                        close(saved[i]);
+                } else
+                        close(3 + i);
+        }
+        close(a[1]);
+        close(b[1]);
+
+        ck_assert_int_eq(r, 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
+        Report rep;
+        read_report(out, &rep);
+        ck_assert(rep.complete);
+        check_only_fds(&rep, 2);
+        /* fds[0] (our 4, pipe a) became the child's 3. */
+        read_exactly(a[0], "3\n");
+        read_exactly(b[0], "4\n");
+        close(a[0]);
+        close(b[0]);
+        strv_free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_spawn_watchdog_pid) {
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+        setenv("OUT", out, 1);
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        Env e = make_env(1, "x", 12, 2500000);
+        pid_t pid = 0;
+        int status = -1;
+        ck_assert_int_eq(spawn_report(&p[1], 1, &e, out, &pid, &status), 0);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        Report r;
+        read_report(out, &r);
+        char want[512];
+        snprintf(want, sizeof want, "1 %d %d x 12 %d 2500000 @handoff/unit", (int) pid, (int) pid, (int) pid);
+        ck_assert_str_eq(r.env_line, want);
+        check_only_fds(&r, 1);
+        read_exactly(p[0], "3\n");
+        close(p[0]);
+        close(p[1]);
+        strv_free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_spawn_no_fds) {
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+        setenv("OUT", out, 1);
+        Env e = make_env(0, "", 2, 0);
+        pid_t pid = 0;
+        int status = -1;
+        ck_assert_int_eq(spawn_report(NULL, 0, &e, out, &pid, &status), 0);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        Report r;
+        read_report(out, &r);
+        ck_assert(r.complete);
+        char want[512];
+        snprintf(want, sizeof want, "0 %d %d  2 unset unset @handoff/unit", (int) pid, (int) pid);
+        ck_assert_str_eq(r.env_line, want);
+        check_only_fds(&r, 0);
+        strv_free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
+static int spawn_path(const char *path, pid_t *ret_pid) {
+        Env e = make_env(0, "", 1, 0);
+        char *const argv[] = { (char *) path, NULL };
+        SpawnParams p = {
+                .path = path,
+                .argv = argv,
+                .envp = e.envp,
+                .listen_pid_entry = e.listen_pid,
+                .watchdog_pid_entry = e.watchdog_pid,
+        };
+        int r = spawn_generation(&p, ret_pid);
+        strv_free(e.envp);
+        return r;
+}
+
+START_TEST(test_spawn_exec_errors) {
+        make_tmpdir();
+        char file[128];
+        snprintf(file, sizeof file, "%s/not-executable", tmpdir);
+        make_file(file, "#!/bin/sh\n", 0644);
+
+        unsigned before = count_fds();
+        pid_t pid = 0;
+        ck_assert_int_eq(spawn_path("/nonexistent/handoff-no-such-program", &pid), -ENOENT);
+        ck_assert_int_eq(pid, 0);
+        ck_assert_int_eq(spawn_path(file, &pid), -EACCES);
+        ck_assert_int_eq(spawn_path(tmpdir, &pid), -EACCES); /* a directory */
+        ck_assert_int_eq(pid, 0);
+        ck_assert_uint_eq(count_fds(), before);
+
+        /* The failed children were reaped: none is left. */
+        errno = 0;
+        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+        ck_assert_int_eq(errno, ECHILD);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_spawn_returns_after_exec) {
+        /* spawn_generation() returns once the child has exec'd: a program
+         * that exits at once is still a successful spawn, with its status
+         * left for the caller to reap. */
+        char *const argv[] = { (char *) "sh", (char *) "-c", (char *) "exit 3", NULL };
+        Env e = make_env(0, "", 1, 0);
+        SpawnParams p = {
+                .path = "/bin/sh",
+                .argv = argv,
+                .envp = e.envp,
+                .listen_pid_entry = e.listen_pid,
+                .watchdog_pid_entry = e.watchdog_pid,
+        };
+        pid_t pid = 0;
+        ck_assert_int_eq(spawn_generation(&p, &pid), 0);
+        ck_assert_int_gt(pid, 0);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 3);
+        strv_free(e.envp);
+}
+END_TEST
+
+/* Receives the intermediate's "PID <n>" message and its pidfd. */
+static pid_t receive_pid_report(int fd, int *ret_pidfd) {
+        char buf[64] = {};
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = sizeof buf - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        ck_assert_msg(n > 0, "no PID report: %s", n < 0 ? strerror(errno) : "EOF");
+        *ret_pidfd = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        memcpy(ret_pidfd, CMSG_DATA(c), sizeof(int));
+        int pid = 0;
+        ck_assert_msg(sscanf(buf, "PID %d", &pid) == 1, "bad PID report \"%s\"", buf);
+        ck_assert_str_eq(buf + 4, strchr(buf, ' ') + 1);
+        return pid;
+}
+
+START_TEST(test_spawn_double_fork) {
+        /* As for a successor handoff: the intermediate reports the real
+         * child's pid with a pidfd over fds[report_index] and exits. This
+         * process is made a subreaper so that the grandchild becomes its
+         * child, as it becomes systemd's. */
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+        setenv("OUT", out, 1);
+
+        int a[2], chan[2];
+        ck_assert_int_eq(pipe2(a, O_CLOEXEC), 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan), 0);
+        int fds[2] = { a[1], chan[1] };
+        Env e = make_env(2, "l:control", 9, 0);
+        char *const argv[] = { (char *) "sh", (char *) "-c", (char *) report_script, NULL };
+        SpawnParams p = {
+                .path = "/bin/sh",
+                .argv = argv,
+                .envp = e.envp,
+                .listen_pid_entry = e.listen_pid,
+                .watchdog_pid_entry = e.watchdog_pid,
+                .fds = fds,
+                .n_fds = 2,
+                .double_fork = true,
+                .report_index = 1,
+        };
+        pid_t ret_pid = -7;
+        ck_assert_int_eq(spawn_generation(&p, &ret_pid), 0);
+        ck_assert_int_eq(ret_pid, -7); /* not set with a double fork */
+        close(a[1]);
+        close(chan[1]);
+
+        int pidfd;
+        pid_t pid = receive_pid_report(chan[0], &pidfd);
+        ck_assert_int_gt(pid, 0);
+        ck_assert_int_ge(pidfd, 0);
+
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
+        /* The pidfd refers to that process: readable once it has exited. */
+        struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+        ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+        close(pidfd);
+
+        Report r;
+        read_report(out, &r);
+        ck_assert(r.complete);
+        char want[512];
+        snprintf(want, sizeof want, "2 %d %d l:control 9 unset unset @handoff/unit", (int) pid, (int) pid);
+        ck_assert_str_eq(r.env_line, want);
+        check_only_fds(&r, 2);
+        ck_assert_int_eq(r.pgrp, pid);
+        read_exactly(a[0], "3\n");
+        /* The report fd is also the child's fd 4. */
+        char buf[16] = {};
+        ck_assert_int_eq(recv(chan[0], buf, sizeof buf, MSG_DONTWAIT), 2);
+        ck_assert_str_eq(buf, "4\n");
+
+        /* No other child left behind (the intermediate was reaped). */
+        errno = 0;
+        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+        ck_assert_int_eq(errno, ECHILD);
+
+        close(a[0]);
+        close(chan[0]);
+        strv_free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_spawn_double_fork_exec_error) {
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        int chan[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan), 0);
+        Env e = make_env(1, "control", 1, 0);
+        char *const argv[] = { (char *) "x", NULL };
+        SpawnParams p = {
+                .path = "/nonexistent/handoff-no-such-program",
+                .argv = argv,
+                .envp = e.envp,
+                .listen_pid_entry = e.listen_pid,
+                .fds = &chan[1],
+                .n_fds = 1,
+                .double_fork = true,
+                .report_index = 0,
+        };
+        pid_t ret_pid = -7;
+        ck_assert_int_eq(spawn_generation(&p, &ret_pid), -ENOENT);
+        ck_assert_int_eq(ret_pid, -7);
+
+        /* The grandchild exited 127 (and is ours to reap as subreaper). */
+        int pidfd;
+        pid_t pid = receive_pid_report(chan[0], &pidfd);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFEXITED(status));
+        ck_assert_int_eq(WEXITSTATUS(status), 127);
+        if (pidfd >= 0)
+                close(pidfd);
+        close(chan[0]);
+        close(chan[1]);
+        strv_free(e.envp);
+}
+END_TEST
+
+static Suite *spawn_suite(void) {
+        Suite *s = suite_create("spawn");
+        TCase *tc = tcase_create("find");
+        tcase_add_test(tc, test_find_in_path);
+        tcase_add_test(tc, test_find_with_slash);
+        tcase_add_test(tc, test_find_not_found);
+        tcase_add_test(tc, test_find_not_executable);
+        tcase_add_test(tc, test_find_first_in_path_wins);
+        tcase_add_test(tc, test_find_empty_path_element_is_cwd);
+        tcase_add_test(tc, test_find_empty_path_element_not_root);
+        tcase_add_test(tc, test_exec_error_exit_code);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("spawn");
+        tcase_set_timeout(tc, 20);
+        tcase_add_test(tc, test_spawn_fds_env_and_state);
+        tcase_add_test(tc, test_spawn_fds_already_in_place_swapped);
+        tcase_add_test(tc, test_spawn_watchdog_pid);
+        tcase_add_test(tc, test_spawn_no_fds);
+        tcase_add_test(tc, test_spawn_exec_errors);
+        tcase_add_test(tc, test_spawn_returns_after_exec);
+        tcase_add_test(tc, test_spawn_double_fork);
+        tcase_add_test(tc, test_spawn_double_fork_exec_error);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(spawn_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
