@@ -6,6 +6,7 @@ Every wait here has a deadline; nothing sleeps to synchronise. Polling loops
 poll for an observable event (a datagram, a response, a process gone)."""
 
 import array
+import ctypes
 import json
 import os
 import shlex
@@ -23,6 +24,43 @@ FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server"
 LOADGEN = os.environ.get("LOADGEN", "build/tests/fixtures/loadgen")
 
 SKIP = 77
+MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
+
+
+# In handover mode a successor handoff is double-forked so that the service
+# manager, a child subreaper, adopts it. The test process plays that part:
+# it becomes a subreaper and reaps the adopted processes, keeping their exit
+# statuses. Only processes of a handoff session under test are reaped:
+# Popen reaps its own children, and taking one from it would lose the status.
+_adopted_status = {}
+_sessions = set()
+
+
+def _reaper():
+    me = os.getpid()
+    while True:
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            pid = int(d)
+            if pid in _sessions:
+                continue
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z" and int(fields[1]) == me and int(fields[3]) in _sessions:
+                try:
+                    _, status = os.waitpid(pid, os.WNOHANG)
+                    _adopted_status[pid] = os.waitstatus_to_exitcode(status)
+                except ChildProcessError:
+                    pass
+        time.sleep(0.02)
+
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+threading.Thread(target=_reaper, daemon=True).start()
 
 
 class TestFailure(AssertionError):
@@ -76,6 +114,13 @@ def children_of(pid):
         if d.isdigit() and ppid_of(int(d)) == pid:
             out.append(int(d))
     return out
+
+
+def is_handoff(pid):
+    try:
+        return os.path.basename(os.readlink(f"/proc/{pid}/exe")).startswith("handoff")
+    except OSError:
+        return False
 
 
 def fd_count(pid):
@@ -252,6 +297,17 @@ class Handoff:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=e,
                                          start_new_session=True)
         self.pid = self.proc.pid
+        _sessions.add(self.pid)
+
+    def mains(self):
+        """Every pid that has been main: the first, then each MAINPID=."""
+        out = [self.pid]
+        if self.notify:
+            out += [int(m.fields["MAINPID"]) for m in self.notify.snapshot() if "MAINPID" in m.fields]
+        return out
+
+    def main_pid(self):
+        return self.mains()[-1]
 
     def log(self):
         with open(self.logpath) as f:
@@ -263,27 +319,43 @@ class Handoff:
     def wait_ready(self, n=1, timeout=10):
         """The n-th READY=1 from handoff itself (first start = 1, +1 per reload)."""
         check(self.notify is not None, "wait_ready needs a FakeSystemd")
-        return wait_for(lambda: sum(1 for m in self.notify.snapshot()
-                                    if m.pid == self.pid and m.fields.get("READY") == "1") >= n
-                        or self.proc.poll() is not None,
+        def count():
+            mains = set(self.mains())
+            return sum(1 for m in self.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+        return wait_for(lambda: count() >= n or not pid_alive(self.main_pid()),
                         timeout, f"READY=1 #{n}; log:\n{self.log()}")
 
     def signal(self, sig):
-        os.kill(self.pid, sig)
+        os.kill(self.main_pid(), sig)
+
+    def exit_status(self, pid):
+        if pid == self.pid:
+            return self.proc.poll()
+        return _adopted_status.get(pid)
 
     def wait_exit(self, timeout=40):
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise TestFailure(f"handoff did not exit within {timeout}s; log:\n{self.log()}")
+        """Waits for the current main handoff to exit; returns its status."""
+        main = self.main_pid()
+        if main == self.pid:
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise TestFailure(f"handoff did not exit within {timeout}s; log:\n{self.log()}")
+        wait_for(lambda: main in _adopted_status, timeout, f"main handoff {main} to exit; log:\n{self.log()}")
+        return _adopted_status[main]
 
     def stop(self, timeout=40):
-        if self.proc.poll() is None:
+        if pid_alive(self.main_pid()):
             self.signal(signal.SIGTERM)
         return self.wait_exit(timeout)
 
+    def app_pids(self):
+        """Live processes of the service that are not handoff itself."""
+        return [p for p in self.descendants() if not is_handoff(p)]
+
     def descendants(self):
-        """Every live process in handoff's session (generations and workers)."""
+        """Every live process in handoff's session except the first handoff:
+        generations, workers and successor handoffs."""
         out = []
         for d in os.listdir("/proc"):
             if not d.isdigit():
@@ -291,7 +363,7 @@ class Handoff:
             try:
                 with open(f"/proc/{d}/stat") as f:
                     fields = f.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:
+            except OSError:
                 continue
             if int(fields[3]) == self.pid and int(d) != self.pid and fields[0] != "Z":
                 out.append(int(d))

@@ -1,0 +1,237 @@
+#!/usr/bin/python3
+"""Handover mode against a fake systemd: MAINPID moves to a new handoff
+process that systemd (here: the test, a child subreaper) adopts; the old one
+drains and exits; every way a successor can fail leaves the old main serving
+and nothing behind. The reload tests in test-reload.py also run in this mode."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+
+from harness import (FIXTURE, HANDOFF, FakeSystemd, Handoff, Load, check, fixture_cmd, free_port, is_handoff,
+                     pid_alive, ppid_of, run, serving_pid, set_args, wait_for, wait_new_pid)
+
+HANDOFF_NEXT = os.environ.get("HANDOFF_NEXT_BIN", "build/src/handoff-next")
+
+
+def start(tmp, *extra, args=("--init-delay", "100")):
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, *args)
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=handover", *extra], fixture_cmd(args_file), notify=fake)
+    h.port, h.args_file = port, args_file
+    h.wait_ready(1)
+    return h
+
+
+def reload_and_wait(h, n_ready):
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n_ready, timeout=20)
+
+
+def teardown(h):
+    h.kill_all()
+    h.notify.close()
+
+
+def test_mainpid_moves_to_adopted_successor(tmp):
+    h = start(tmp)
+    try:
+        old_app = serving_pid(h.port)
+        reload_and_wait(h, 2)
+        mains = h.mains()
+        check(len(mains) == 2, f"one MAINPID: {mains}")
+        new = mains[1]
+        check(is_handoff(new), f"MAINPID {new} is a handoff process")
+        check(ppid_of(new) == os.getpid(), f"its parent is the subreaper ({os.getpid()}), not the old handoff: "
+                                           f"{ppid_of(new)}")
+        msg = [m for m in h.notify.snapshot() if "MAINPID" in m.fields][0]
+        check(msg.pid == h.pid, "the old main sent MAINPID=, while it was still main")
+        check(h.proc.wait(timeout=20) == 0, "the old handoff exits 0")
+        check("Retired generation 1" in h.log(), "after its app drained")
+        check(not pid_alive(old_app), "the old app is gone")
+        wait_new_pid(h.port, old_app)
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
+def test_five_reloads_each_move_mainpid(tmp):
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        for i in range(5):
+            reload_and_wait(h, i + 2)
+            wait_for(lambda: not pid_alive(h.mains()[-2]), 10, "the previous main exits")
+        mains = h.mains()
+        check(len(set(mains)) == 6, f"six distinct mains: {mains}")
+        check([pid_alive(p) for p in mains] == [False] * 5 + [True], "only the newest is alive")
+        res = load.stop()
+        check(res["failed"] == 0, f"no failed request: {res}")
+        check(h.stop() == 0, h.log())
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        teardown(h)
+
+
+def successor_pid(h, number):
+    m = wait_for(lambda: re.search(rf"Started successor handoff: pid (\d+), for generation {number}\.", h.log()), 10,
+                 f"successor for generation {number}")
+    return int(m.group(1))
+
+
+def test_successor_handoff_killed_rolls_back(tmp):
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "3000")
+        h.signal(signal.SIGHUP)
+        succ = successor_pid(h, 2)
+        h.wait_log("Started generation 2")
+        os.kill(succ, signal.SIGKILL)
+        h.wait_ready(2)
+        check("successor handoff (pid %d) exited" % succ in h.log() or "closed its channel" in h.log(), h.log())
+        check(h.mains() == [h.pid], "MAINPID never moved")
+        check(serving_pid(h.port) == old, "the old generation serves")
+        last = [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1]
+        check("1 failed; last: generation 2 failed: " in last.fields["STATUS"], last)
+        wait_for(lambda: h.descendants() == [old], 10, f"the successor's app was killed too: {h.descendants()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_sighup_to_successor_before_commit_runs_after(tmp):
+    """MAINPID may point at the successor before it has been told to take
+    over, so `kill -HUP $MAINPID` can reach it early: it runs after."""
+    h = start(tmp, args=("--init-delay", "400"))
+    try:
+        h.signal(signal.SIGHUP)
+        succ = successor_pid(h, 2)
+        h.wait_log("Started generation 2")
+        os.kill(succ, signal.SIGHUP)
+        h.wait_ready(3, timeout=20)
+        log = h.log()
+        check(f"handoff[{succ}]: Took over as the main process" in log, log)
+        check("Started successor handoff" in log and "for generation 3" in log, log)
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def start_from_copy(tmp, name):
+    """handoff started from a copy of the binary in tmp, which a test may
+    then replace or remove, as a package upgrade or a deploy would."""
+    exe = os.path.join(tmp, "handoff")
+    shutil.copy(HANDOFF, exe)
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    logpath = os.path.join(tmp, name + ".log")
+    env = dict(os.environ, NOTIFY_SOCKET=fake.path)
+    with open(logpath, "w") as log:
+        p = subprocess.Popen([exe, "-l", f"127.0.0.1:{port}", "--", FIXTURE], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)
+    return exe, port, fake, logpath, p
+
+
+def test_broken_handoff_binary_rolls_back(tmp):
+    exe, port, fake, logpath, p = start_from_copy(tmp, "broken")
+    try:
+        wait_for(lambda: fake.count("READY") >= 1, 10, "first start")
+        old = serving_pid(port)
+        with open(exe + ".new", "w") as f:
+            f.write("#!/bin/sh\necho broken handoff >&2\nexit 1\n")
+        os.chmod(exe + ".new", 0o755)
+        os.rename(exe + ".new", exe)
+        os.kill(p.pid, signal.SIGHUP)
+        wait_for(lambda: fake.count("READY") >= 2, 20, "the reload ends")
+        log = open(logpath).read()
+        check("broken handoff" in log and "Reload failed" in log, log)
+        check(serving_pid(port) == old, "the old generation serves")
+        check(fake.count("MAINPID") == 0, "MAINPID never moved")
+        os.kill(p.pid, signal.SIGTERM)
+        check(p.wait(timeout=30) == 0, open(logpath).read())
+    finally:
+        if p.poll() is None:
+            p.kill()
+        fake.close()
+
+
+def test_self_upgrade_on_reload(tmp):
+    """The successor runs whatever binary now sits at the path handoff was
+    started from: a package upgrade takes effect at the next reload."""
+    exe, port, fake, logpath, p = start_from_copy(tmp, "upgrade")
+    try:
+        wait_for(lambda: fake.count("READY") >= 1, 10, "first start")
+        before = subprocess.run([f"/proc/{p.pid}/exe", "--version"], capture_output=True, text=True).stdout
+        shutil.copy(HANDOFF_NEXT, exe + ".new")
+        os.rename(exe + ".new", exe)  # as dpkg replaces a file
+        os.kill(p.pid, signal.SIGHUP)
+        wait_for(lambda: fake.count("MAINPID") >= 1, 20, "handover")
+        new = int([m for m in fake.snapshot() if "MAINPID" in m.fields][0].fields["MAINPID"])
+        after = subprocess.run([f"/proc/{new}/exe", "--version"], capture_output=True, text=True).stdout
+        check(before.strip() != after.strip() and after.strip().endswith("+next"), f"{before!r} -> {after!r}")
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(new), 30, "new main stops")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        fake.close()
+
+
+def test_missing_binary_falls_back_to_proc_self_exe(tmp):
+    exe, port, fake, logpath, p = start_from_copy(tmp, "missing")
+    try:
+        wait_for(lambda: fake.count("READY") >= 1, 10, "first start")
+        os.unlink(exe)
+        os.kill(p.pid, signal.SIGHUP)
+        wait_for(lambda: fake.count("MAINPID") >= 1, 20, "handover despite the missing binary")
+        check("is gone; starting the successor from /proc/self/exe" in open(logpath).read(), open(logpath).read())
+        new = int([m for m in fake.snapshot() if "MAINPID" in m.fields][0].fields["MAINPID"])
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(new), 30, "new main stops")
+    finally:
+        if p.poll() is None:
+            p.kill()
+        fake.close()
+
+
+def test_pid_file_names_the_main(tmp):
+    pidfile = os.path.join(tmp, "handoff.pid")
+    h = start(tmp, f"--pid-file={pidfile}")
+    try:
+        read = lambda: int(open(pidfile).read())
+        check(read() == h.pid, "the first main")
+        reload_and_wait(h, 2)
+        check(read() == h.mains()[-1], f"the new main after a reload: {read()} vs {h.mains()}")
+        set_args(h.args_file, "--fail-at-start")
+        reload_and_wait(h, 3)
+        check(read() == h.mains()[-1], "still the main after a failed reload")
+        check(h.stop() == 0, h.log())
+        check(not os.path.exists(pidfile), "removed at the final stop")
+    finally:
+        teardown(h)
+
+
+def test_unix_socket_kept_across_handover_removed_at_stop(tmp):
+    path = os.path.join(tmp, "app.sock")
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"unix:{path}", "--mode=handover"], fixture_cmd(), notify=fake)
+    try:
+        h.wait_ready(1)
+        reload_and_wait(h, 2)
+        wait_for(lambda: not pid_alive(h.pid), 10, "old main exits")
+        check(os.path.exists(path), "the socket file survives the old main's exit")
+        check(h.stop() == 0, h.log())
+        check(not os.path.exists(path), "the last main removes it")
+    finally:
+        teardown(h)
+
+
+if __name__ == "__main__":
+    run([v for k, v in sorted(globals().items()) if k.startswith("test_")])
