@@ -49,6 +49,11 @@ typedef struct Supervisor {
         bool is_successor;       /* started by a reload in handover mode */
         bool took_over;          /* ... and then became the main process */
         bool quiet_ready;        /* our predecessor's MAINPID datagram said READY=1 */
+        bool predecessor_alive;  /* after takeover: the old main still drains */
+        usec_t inherited_reload_started;
+        int handed_channel;      /* old main after handover: held open until we exit */
+        char app_status[256];    /* a generation's own STATUS= ... */
+        unsigned app_status_gen; /* ... and which generation said it */
         int takeover_channel;    /* our predecessor's channel, until TAKEOVER */
         sd_event_source *takeover_source;
 } Supervisor;
@@ -69,17 +74,27 @@ static void notify_systemd(const char *fmt, ...) {
                 log_warning_errno(r, "Failed to notify service manager: %m");
 }
 
+/* handoff's STATUS= always says what serves and how reloads went; the
+ * server's own STATUS= is shown after it rather than in its place. */
 static const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, size_t size) {
         if (number == 0)
                 snprintf(buf, size, "No generation serving.");
         else
-                snprintf(buf, size, "Serving generation %u (pid %d); %u reloads, %u failed%s%s", number, (int) pid,
-                         s->reloads_ok, s->reloads_failed, s->last_result[0] ? "; last: " : "", s->last_result);
+                snprintf(buf, size, "Serving generation %u (pid %d); %u reloads, %u failed%s%s%s%.256s", number,
+                         (int) pid, s->reloads_ok, s->reloads_failed, s->last_result[0] ? "; last: " : "",
+                         s->last_result, s->app_status_gen == number ? "; app: " : "",
+                         s->app_status_gen == number ? s->app_status : "");
         return buf;
 }
 
 static bool all_gone(Supervisor *s) {
-        return !s->gens && !s->next_main;
+        /* A new main that stops right after a reload waits for the old one,
+         * still draining, so that systemd does not kill what it serves. */
+        return !s->gens && !s->next_main && !s->predecessor_alive;
+}
+
+static bool awaiting_takeover(Supervisor *s) {
+        return s->takeover_channel >= 0 && !s->took_over;
 }
 
 static void list_remove(Supervisor *s, Generation *g) {
@@ -99,7 +114,7 @@ static void record_failure(Supervisor *s, unsigned number, const char *why, int 
         snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %s", number, why);
         s->exit_code = code == 0 ? 1 : code;
         /* A successor handoff tells its predecessor why, before it goes. */
-        if (s->takeover_channel >= 0)
+        if (awaiting_takeover(s))
                 (void) takeover_send(s->takeover_channel, "FAILED %s", s->last_result);
 }
 
@@ -111,7 +126,7 @@ static void on_gen_ready(Generation *g, void *userdata) {
                 return;
         log_info("Generation %u (pid %d) is ready after %" PRIu64 "ms.", g->number, (int) g->pid,
                  (g->ready_usec - g->started_usec) / USEC_PER_MSEC);
-        if (s->takeover_channel >= 0) {
+        if (awaiting_takeover(s)) {
                 /* A successor handoff: our predecessor commits, then tells us.
                  * The pid file names us before the commit message is sent. */
                 if (s->opt->pid_file) {
@@ -176,8 +191,14 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, void *userdata
                           g->number);
         if (!relay || s->handed_over)
                 return;
-        char buf[NOTIFY_MAX_LEN];
-        if (notify_relay_text(m, buf, sizeof buf) > 0)
+        NotifyMessage out = *m;
+        char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
+        if (m->status) {
+                snprintf(s->app_status, sizeof s->app_status, "%s", m->status);
+                s->app_status_gen = g->number;
+                out.status = status_text(s, g->number, g->pid, st, sizeof st);
+        }
+        if (notify_relay_text(&out, buf, sizeof buf) > 0)
                 notify_systemd("%s", buf);
 }
 
@@ -234,7 +255,7 @@ static void start_successor(Supervisor *s) {
 
         if (s->machine.handover && s->machine.state == STATE_RELOADING) {
                 char stats[64];
-                snprintf(stats, sizeof stats, "%u %u", s->reloads_ok, s->reloads_failed);
+                snprintf(stats, sizeof stats, "%u %u %" PRIu64, s->reloads_ok, s->reloads_failed, s->reload_started);
                 SuccessorConfig c = {
                         .exe = s->p->exe,
                         .argv = s->p->argv,
@@ -258,7 +279,7 @@ static void start_successor(Supervisor *s) {
                         g->next = s->gens;
                         s->gens = g;
                         s->successor = g;
-                        if (s->takeover_channel >= 0)
+                        if (awaiting_takeover(s))
                                 (void) takeover_send(s->takeover_channel, "APP %d", (int) g->pid);
                 }
         }
@@ -291,6 +312,11 @@ static void commit(Supervisor *s) {
         g->role = GEN_SERVING;
         if (!old && !s->is_successor)
                 return; /* the very first generation of the service */
+        if (s->inherited_reload_started) {
+                /* A successor: the reload began in the old main. */
+                s->reload_started = s->inherited_reload_started;
+                s->inherited_reload_started = 0;
+        }
         s->reloads_ok++;
         snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", g->number,
                  format_duration(d, sizeof d, g->ready_usec - s->reload_started));
@@ -365,6 +391,9 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
         log_info("Handed over to handoff pid %d; retiring generation %u.", (int) n->pid,
                  s->serving ? s->serving->number : 0);
         (void) successor_takeover(n, pass_reload);
+        /* Held until we exit: the successor waits for that end of file before
+         * it exits at a stop, so nothing we still drain is killed early. */
+        s->handed_channel = TAKE_FD(n->channel);
         successor_free(n);
         if (s->serving) {
                 generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
@@ -432,12 +461,22 @@ static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *use
         (void) src;
         (void) revents;
         int r = takeover_receive(fd, &pending);
-        if (r == -EAGAIN)
+        if (r == -EAGAIN || (s->took_over && r != 0))
                 return 0;
-        s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
-        s->takeover_channel = safe_close(s->takeover_channel);
+        if (s->took_over) {
+                /* End of file: our predecessor has exited, its drain done. */
+                s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
+                s->takeover_channel = safe_close(s->takeover_channel);
+                s->predecessor_alive = false;
+                log_debug("The previous handoff has exited.");
+                if (s->machine.state == STATE_STOPPING && all_gone(s))
+                        dispatch(s, EV_ALL_GONE);
+                return 0;
+        }
         if (r != 1 || !s->successor || !s->successor->ready) {
                 /* Our predecessor went away or aborted the reload. */
+                s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
+                s->takeover_channel = safe_close(s->takeover_channel);
                 log_info("Predecessor aborted the handover; stopping.");
                 s->stop_requested = true;
                 dispatch(s, EV_STOP);
@@ -446,6 +485,7 @@ static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *use
         /* We are the main process now: speak to systemd from here on. */
         s->took_over = true;
         s->quiet_ready = true;
+        s->predecessor_alive = true;
         if (s->notify_socket[0])
                 setenv("NOTIFY_SOCKET", s->notify_socket, 1);
         log_info("Took over as the main process%s.", pending ? "; a reload is pending" : "");
@@ -469,6 +509,12 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 break;
         case SIGTERM:
         case SIGINT:
+                if (s->handed_over) {
+                        /* KillMode=control-group signals us too: we are already
+                         * retiring, within the drain deadline. */
+                        log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
+                        break;
+                }
                 if (s->stop_requested) {
                         log_warning("Second stop request: killing every generation now.");
                         for (Generation *g = s->gens; g; g = g->next)
@@ -477,7 +523,8 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                                 successor_abort(s->next_main, SIGKILL, 0);
                         break;
                 }
-                log_info("Stop requested (SIG%s).", sigabbrev_np(sig));
+                log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
+                         s->predecessor_alive ? " Waiting for the previous handoff to finish draining too." : "");
                 s->stop_requested = true;
                 if (!s->serving)
                         s->exit_code = 0;
@@ -495,6 +542,8 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 
 static const int handled_signals[] = {
         SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT, SIGCONT,
+        /* systemd's WatchdogSignal=: the hung server should dump core, not us. */
+        SIGABRT,
         /* Not TSTP/TTIN/TTOU: job control stops handoff itself, as a shell
          * user expects, rather than only the server behind it. */
 };
@@ -530,7 +579,7 @@ static void inherit_state(Supervisor *s) {
         if ((e = getenv("HANDOFF_GENERATION")))
                 s->last_number = (unsigned) strtoul(e, NULL, 10) - 1;
         if ((e = getenv("HANDOFF_STATS")))
-                (void) sscanf(e, "%u %u", &s->reloads_ok, &s->reloads_failed);
+                (void) sscanf(e, "%u %u %" SCNu64, &s->reloads_ok, &s->reloads_failed, &s->inherited_reload_started);
         unsetenv("HANDOFF_GENERATION");
         unsetenv("HANDOFF_STATS");
 }
@@ -553,6 +602,7 @@ int supervisor_run(const SupervisorParams *p, bool *ret_final) {
                 .exit_code = 1,
                 .takeover_channel = p->takeover_channel,
                 .is_successor = p->takeover_channel >= 0,
+                .handed_channel = -EBADF,
         };
         *ret_final = false;
         uint64_t wd = 0;
@@ -589,6 +639,7 @@ finish:
         sd_event_source_disable_unref(s.barrier_timer);
         sd_event_source_disable_unref(s.takeover_source);
         safe_close(s.takeover_channel);
+        safe_close(s.handed_channel);
         sd_event_unref(s.event);
         *ret_final = !s.handed_over && (!s.is_successor || s.took_over);
         return r < 0 ? 1 : r;

@@ -201,6 +201,31 @@ def test_missing_binary_falls_back_to_proc_self_exe(tmp):
         fake.close()
 
 
+def test_stop_right_after_reload_lets_old_generation_drain(tmp):
+    """A stop just after a handover: the new main waits for the old handoff,
+    still draining a slow request, before it exits (under systemd, whatever
+    is left when the main exits is killed)."""
+    from harness import SlowRequest
+    h = start(tmp)
+    try:
+        old_app = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        reload_and_wait(h, 2)
+        check(pid_alive(h.pid), "the old handoff still drains")
+        h.signal(signal.SIGTERM)
+        wait_for(lambda: "Waiting for the previous handoff" in h.log(), 5, "the new main waits")
+        check(h.wait_exit() == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.error is None and slow.status == 200 and slow.pid == old_app,
+              f"the slow request was answered by the old generation: {slow.status} {slow.pid} {slow.error}")
+        # When the new main has exited, the old one must be gone already.
+        check(h.proc.poll() == 0, "the old handoff exited (0) before the new main did")
+        check(not h.descendants(), f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
 def test_pid_file_names_the_main(tmp):
     pidfile = os.path.join(tmp, "handoff.pid")
     h = start(tmp, f"--pid-file={pidfile}")

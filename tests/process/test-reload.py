@@ -65,7 +65,9 @@ def test_exact_notify_sequence(tmp):
                 kinds.append("BARRIER")
             elif "STOPPING" in f:
                 kinds.append("STOPPING")
-            elif f.get("STATUS") == "fixture-up":
+            elif f.get("STATUS", "").endswith("; app: fixture-up"):
+                # The server's STATUS=, after handoff's own summary.
+                check(f["STATUS"].startswith("Serving generation "), m)
                 kinds.append("relayed-status")
             elif "STATUS" in f:
                 kinds.append("status")
@@ -73,10 +75,10 @@ def test_exact_notify_sequence(tmp):
             expect = ["status", "READY", "relayed-status", "RELOADING", "READY", "relayed-status", "STOPPING"]
             check(mains == [h.pid], f"no MAINPID in supervise mode: {msgs}")
         else:
-            # The new main starts speaking only after the barrier; its app's
-            # start-up STATUS came before that and is not relayed.
-            expect = ["status", "READY", "relayed-status", "RELOADING", "MAINPID+READY", "BARRIER", "status",
-                      "STOPPING"]
+            # The new main starts speaking only after the barrier, with its
+            # app's start-up STATUS= in its first status line.
+            expect = ["status", "READY", "relayed-status", "RELOADING", "MAINPID+READY", "BARRIER",
+                      "relayed-status", "STOPPING"]
             check(len(mains) == 2, f"one MAINPID per reload: {mains}")
             after = msgs[kinds.index("BARRIER") + 1:]
             check(all(m.pid == mains[1] for m in after), f"after the barrier only the new main speaks: {after}")
