@@ -1,0 +1,199 @@
+#!/usr/bin/python3
+"""Smoke test: a private systemd --user manager can run socket-activated
+Type=notify services on this machine, and the harness cleans up after itself.
+
+Exit status: 0 ok, 1 failure, 77 skipped (not root / no systemd / no cgroups).
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from usermanager import (UserManager, run_tests, free_port,  # noqa: E402
+                         tcp_request, pid_alive)
+
+# Tiny socket-activated server: fd 3 from LISTEN_FDS, sd_notify by hand.
+HELLO_SERVER = r'''
+import os, socket, sys
+
+def notify(msg):
+    addr = os.environ.get("NOTIFY_SOCKET")
+    if not addr:
+        return
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(addr)
+        s.sendall(msg.encode())
+
+if os.environ.get("LISTEN_PID") != str(os.getpid()) or \
+        int(os.environ.get("LISTEN_FDS", "0")) < 1:
+    sys.exit("not socket activated: LISTEN_PID=%r LISTEN_FDS=%r"
+             % (os.environ.get("LISTEN_PID"), os.environ.get("LISTEN_FDS")))
+lsock = socket.socket(fileno=3)
+word = sys.argv[1] if len(sys.argv) > 1 else "hello"
+notify("READY=1\nSTATUS=serving %s on %s" % (word, lsock.getsockname()))
+print("ready pid=%d" % os.getpid(), flush=True)
+while True:
+    conn, _ = lsock.accept()
+    with conn:
+        conn.sendall((word + "\n").encode())
+'''
+
+
+def _install_server(um):
+    return um.write_file("hello-server.py", HELLO_SERVER, 0o755)
+
+
+def test_manager_starts(um):
+    assert um.systemctl("is-system-running", check=False).stdout.strip() in (
+        "running", "degraded")
+    assert pid_alive(um.pid)
+    # The manager must live in our private cgroup, not the root one.
+    with open("/proc/%d/cgroup" % um.pid) as f:
+        cg = f.read()
+    assert um.cgroup + "/init.scope" in cg, cg
+    # ... and must not have touched PID 1's cgroup.
+    with open("/proc/1/cgroup") as f:
+        assert "init.scope" not in f.read(), "PID 1 was migrated"
+
+
+def _check_hello_service(um, service, port, word):
+    um.wait_state(service, "active", timeout=10, sub_state="running")
+    props = um.show(service, "MainPID", "ActiveState", "SubState",
+                    "StatusText", "Type", "ControlGroup")
+    assert props["ActiveState"] == "active", props
+    assert props["SubState"] == "running", props
+    assert props["Type"] == "notify", props
+    assert props["StatusText"].startswith("serving " + word), props
+    main = int(props["MainPID"])
+    assert main > 0 and pid_alive(main), props
+    assert props["ControlGroup"].startswith(um.cgroup + "/"), props
+    assert main in um.unit_pids(service), (main, um.unit_pids(service))
+    return main
+
+
+def test_socket_activated_notify_service(um):
+    server = _install_server(um)
+    port = free_port()
+    out = um.path("hello.log")
+    um.install_unit("hello.socket", """\
+[Unit]
+Description=handoff smoke socket
+
+[Socket]
+ListenStream=127.0.0.1:%d
+ReusePort=no
+""" % port)
+    um.install_unit("hello.service", """\
+[Unit]
+Description=handoff smoke service
+
+[Service]
+Type=notify
+ExecStart=/usr/bin/python3 %s hello
+StandardOutput=append:%s
+StandardError=append:%s
+""" % (server, out, out))
+    um.systemctl("start", "hello.socket")
+    um.wait_state("hello.socket", "active", sub_state="listening")
+    # Service is not running until the first connection arrives.
+    assert um.state("hello.service")[0] == "inactive"
+    reply = um.wait_for(lambda: tcp_request(port, timeout=5), 10,
+                        "reply on port %d" % port)
+    assert reply == b"hello\n", reply
+    main = _check_hello_service(um, "hello.service", port, "hello")
+    assert tcp_request(port) == b"hello\n"
+    assert um.main_pid("hello.service") == main
+
+    um.systemctl("stop", "hello.service", "hello.socket")
+    um.wait_state("hello.service", "inactive")
+    um.wait_for(lambda: not pid_alive(main), 5, "pid %d to exit" % main)
+    with open(out) as f:
+        assert "ready pid=%d" % main in f.read()
+
+
+def test_systemd_run_socket(um):
+    server = _install_server(um)
+    port = free_port()
+    out = um.path("run.log")
+    r = um.systemd_run(
+        "--unit=hello-run",
+        "--socket-property=ListenStream=127.0.0.1:%d" % port,
+        "-p", "Type=notify",
+        "-p", "StandardOutput=append:%s" % out,
+        "-p", "StandardError=append:%s" % out,
+        "/usr/bin/python3", server, "howdy")
+    um.wait_state("hello-run.socket", "active", sub_state="listening")
+    reply = um.wait_for(lambda: tcp_request(port, timeout=5), 10,
+                        "reply on port %d (systemd-run: %s)"
+                        % (port, r.stderr.strip()))
+    assert reply == b"howdy\n", reply
+    main = _check_hello_service(um, "hello-run.service", port, "howdy")
+    um.systemctl("stop", "hello-run.service", "hello-run.socket")
+    um.wait_for(lambda: not pid_alive(main), 5, "pid %d to exit" % main)
+
+
+def test_teardown_leaves_nothing():
+    """Outside any manager: start one, leave services running, tear down."""
+    um = UserManager()
+    with um:
+        server = _install_server(um)
+        port = free_port()
+        um.install_unit("left.socket",
+                        "[Socket]\nListenStream=127.0.0.1:%d\n" % port)
+        um.install_unit("left.service", "[Service]\nType=notify\n"
+                        "ExecStart=/usr/bin/python3 %s left\n" % server)
+        um.systemctl("start", "left.socket")
+        assert um.wait_for(lambda: tcp_request(port), 10, "left reply") \
+            == b"left\n"
+        # A stray double-forked daemon that escapes the process tree
+        # (KillMode=process so systemd itself leaves it behind on stop).
+        um.systemd_run("--unit=stray", "-p", "KillMode=process", "/bin/sh",
+                       "-c", "setsid sleep 1000 & sleep 1000")
+        um.wait_state("stray.service", "active")
+        cg = um.cgroup
+        mpid = um.pid
+        pids = um.leftover_pids()
+        assert len(pids) >= 4, pids   # python server, 2 sleeps, sh, ...
+    # Everything gone: manager, services, strays, cgroup dirs, temp dir.
+    assert not pid_alive(mpid), "manager %d still alive" % mpid
+    alive = [p for p in pids if pid_alive(p)]
+    assert not alive, "leftover processes: %s" % alive
+    for h in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified",
+              "/sys/fs/cgroup"):
+        assert not os.path.exists(h + cg), "cgroup %s%s left" % (h, cg)
+    assert not os.path.exists(um.tmpdir), um.tmpdir
+    try:
+        tcp_request(port, timeout=1)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("port %d still answers" % port)
+
+
+def test_teardown_on_failure():
+    """__exit__ must clean up when the test body raises."""
+    um = UserManager()
+    try:
+        with um:
+            um.systemd_run("--unit=doomed", "/bin/sleep", "1000")
+            um.wait_state("doomed.service", "active")
+            pids = um.leftover_pids()
+            raise ValueError("deliberate")
+    except ValueError:
+        pass
+    alive = [p for p in pids | {um.pid} if pid_alive(p)]
+    assert not alive, alive
+    assert not os.path.exists(um.tmpdir)
+
+
+if __name__ == "__main__":
+    run_tests([
+        test_manager_starts,
+        test_socket_activated_notify_service,
+        test_systemd_run_socket,
+        test_teardown_leaves_nothing,
+        test_teardown_on_failure,
+    ])
