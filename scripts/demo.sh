@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The demo: handoff serves a small HTTP server on 127.0.0.1 (port $PORT,
+# default 8080) under continuous load, reloads it three times, tries one
+# reload whose new generation fails to start (rolled back: the old one keeps
+# serving), and stops. The load client's count of failed requests comes last.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+B=${BUILD_DIR:-build}
+PORT=${PORT:-8080}
+tmp=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
+
+# The server reads its arguments from a file at every start, as a server
+# reads its configuration: the demo edits it to make one reload fail.
+echo "--init-delay 200" > "$tmp/args"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+answer() { curl -s --max-time 5 "http://127.0.0.1:$PORT/" || echo "(no answer)"; }
+# Waits (at most 10 s) until handoff's log has $2 lines matching $1.
+wait_log() {
+        for _ in $(seq 200); do
+                [ "$(grep -c "$1" "$tmp/handoff.log")" -ge "$2" ] && return 0
+                sleep 0.05
+        done
+        echo "timed out waiting for \"$1\" in the log" >&2
+        return 1
+}
+
+say "handoff --listen 127.0.0.1:$PORT -- fixture-server (log: $tmp/handoff.log)"
+"$B/src/handoff" --listen "127.0.0.1:$PORT" --drain-timeout 5s -- \
+        /bin/sh -c "exec $B/tests/fixtures/fixture-server \$(cat $tmp/args)" >"$tmp/handoff.log" 2>&1 &
+HANDOFF=$!
+"$B/tests/fixtures/loadgen" --connect "127.0.0.1:$PORT" --concurrency 1 --requests 1 --ready-wait 10000 >/dev/null
+first=$(answer)
+echo "serving: $first"
+
+say "load: 4 clients, a new connection per request, until the demo ends"
+"$B/tests/fixtures/loadgen" --connect "127.0.0.1:$PORT" --concurrency 4 --until-file "$tmp/stop" >"$tmp/load.json" &
+LOAD=$!
+
+for i in 1 2 3; do
+        say "reload $i: kill -HUP $HANDOFF"
+        kill -HUP "$HANDOFF"
+        wait_log "serves; retiring" "$i"
+        grep "serves; retiring" "$tmp/handoff.log" | tail -1
+        wait_log "Retired generation" "$i"
+        echo "answering now: $(answer)"
+done
+
+say "a reload whose new generation fails to start"
+echo "--fail-at-start" > "$tmp/args"
+before=$(answer)
+kill -HUP "$HANDOFF"
+wait_log "failed to start" 1
+grep "failed to start" "$tmp/handoff.log"
+echo "still answering: $(answer)   (before: $before)"
+
+say "stop"
+touch "$tmp/stop"
+wait $LOAD || true
+kill -TERM "$HANDOFF"
+wait $HANDOFF && echo "handoff exited 0"
+
+say "handoff's log"
+grep '^handoff' "$tmp/handoff.log"
+say "load over the whole demo"
+cat "$tmp/load.json"; echo
+python3 - "$tmp/load.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"{r['ok']} requests answered, {r['failed']} failed, served by {len(r['pids'])} generations")
+sys.exit(r["failed"] != 0)
+PY

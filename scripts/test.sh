@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs, builds, and runs every test
+# (Check unit tests, process tests with real traffic, and tests against a
+# real systemd --user manager, which skip with the reason when not root).
+# Ends with one line "N passed, N failed, N skipped" counting test cases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+bash scripts/build.sh
+status=0
+meson test -C "${BUILD_DIR:-build}" --print-errorlogs "$@" || status=$?
+python3 scripts/summarize.py "${BUILD_DIR:-build}"
+exit $status
