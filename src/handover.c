@@ -132,9 +132,8 @@ static int spawn_successor(const SuccessorConfig *c, int channel_child, unsigned
         _cleanup_free_ char *control = NULL;
         if (asprintf(&control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0)
                 return -ENOMEM;
-        _cleanup_free_ char *unlink_paths = c->unlink_paths ? strjoin2("HANDOFF_UNLINK_PATHS=", c->unlink_paths) : NULL;
         _cleanup_free_ char *stats = strjoin2("HANDOFF_STATS=", c->stats);
-        char *extra[] = { control, stats, unlink_paths, NULL };
+        char *extra[] = { control, stats, NULL };
 
         EnvParams ep = {
                 .n_fds = c->n_fds,
@@ -220,11 +219,17 @@ int successor_start(sd_event *e, const SuccessorConfig *c, unsigned number, cons
         return 0;
 }
 
-int successor_takeover(Successor *s, bool reload_pending) {
+int successor_takeover(Successor *s, char *const *unlink_paths, size_t n_paths, bool reload_pending) {
         char msg[32];
-        int n = snprintf(msg, sizeof msg, "TAKEOVER %d", reload_pending ? 1 : 0);
         s->taken_over = true;
         s->timer_source = sd_event_source_disable_unref(s->timer_source);
+        /* A message each: a path may hold any byte but NUL. */
+        for (size_t i = 0; i < n_paths; i++) {
+                _cleanup_free_ char *m = strjoin2("UNLINK ", unlink_paths[i]);
+                if (!m || send(s->channel, m, strlen(m), MSG_NOSIGNAL) < 0)
+                        log_warning_errno(m ? errno : ENOMEM, "Failed to pass on %s: %m", unlink_paths[i]);
+        }
+        int n = snprintf(msg, sizeof msg, "TAKEOVER %d", reload_pending ? 1 : 0);
         if (send(s->channel, msg, (size_t) n, MSG_NOSIGNAL) < 0)
                 return log_error_errno(errno, "Failed to tell successor handoff to take over: %m");
         return 0;
@@ -294,8 +299,8 @@ int takeover_send(int fd, const char *fmt, ...) {
         return send(fd, buf, (size_t) n, MSG_NOSIGNAL) < 0 ? -errno : 0;
 }
 
-int takeover_receive(int fd, bool *ret_reload_pending) {
-        char buf[64];
+int takeover_receive(int fd, bool *ret_reload_pending, char *path_buf, size_t path_size) {
+        char buf[4200];
         int extra = -EBADF;
         ssize_t n = receive(fd, buf, sizeof buf, &extra);
         safe_close(extra);
@@ -303,6 +308,10 @@ int takeover_receive(int fd, bool *ret_reload_pending) {
                 return n == -EAGAIN ? -EAGAIN : 0;
         if (n == 0)
                 return 0;
+        if (strncmp(buf, "UNLINK /", 8) == 0 && (size_t) n - 7 < path_size) {
+                memcpy(path_buf, buf + 7, (size_t) n - 7 + 1);
+                return 2;
+        }
         int pending;
         if (sscanf(buf, "TAKEOVER %d", &pending) != 1)
                 return -EBADMSG;

@@ -16,7 +16,9 @@
  *   successor    -> old:  "APP <pid>"      its app generation's main pid
  *                         "READY"          the app is ready; commit me
  *                         "FAILED <why>"   the app failed; I am exiting
- *   old -> successor:     "TAKEOVER <0|1>" you are main now (1: a reload
+ *   old -> successor:     "UNLINK <path>"  a unix socket file the service
+ *                                           created: remove it at the final stop
+ *                         "TAKEOVER <0|1>" you are main now (1: a reload
  *                                           was asked for meanwhile: run it)
  *
  * End of file on either side before TAKEOVER means "abort". */
@@ -41,8 +43,7 @@ typedef struct SuccessorConfig {
         const char *fdnames;
         const char *notify_socket;  /* systemd's, for after the takeover */
         uint64_t watchdog_usec;
-        const char *stats;          /* HANDOFF_STATS: "reloads failed" */
-        const char *unlink_paths;   /* HANDOFF_UNLINK_PATHS, may be NULL */
+        const char *stats;          /* HANDOFF_STATS: "reloads failed reload-start-usec" */
         usec_t timeout;             /* how long it may take to say READY */
 } SuccessorConfig;
 
@@ -71,8 +72,9 @@ struct Successor {
 int successor_start(sd_event *e, const SuccessorConfig *c, unsigned number, const SuccessorCallbacks *cb,
                     void *userdata, Successor **ret);
 
-/* Commit: tells it to take over and lets go of it (it is systemd's now). */
-int successor_takeover(Successor *s, bool reload_pending);
+/* Commit: passes on the unix socket files to remove at the final stop, then
+ * tells it to take over (it is systemd's now). */
+int successor_takeover(Successor *s, char *const *unlink_paths, size_t n_paths, bool reload_pending);
 
 /* Rollback: SIGTERM to the successor (which stops its own app), SIGKILL to
  * both after drain_timeout. The exited callback reports the end. */
@@ -90,6 +92,7 @@ int takeover_channel_from_env(int *ret_fd);
 /* Sends one message ("APP 123", "READY", "FAILED ..."). */
 int takeover_send(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Reads one message: 1 for TAKEOVER (with *ret_reload_pending), 0 at end of
- * file (abort), -EAGAIN for nothing, -EBADMSG for anything else. */
-int takeover_receive(int fd, bool *ret_reload_pending);
+/* Reads one message: 1 for TAKEOVER (with *ret_reload_pending), 2 for
+ * UNLINK (the path in path_buf), 0 at end of file (abort), -EAGAIN for
+ * nothing, -EBADMSG for anything else. */
+int takeover_receive(int fd, bool *ret_reload_pending, char *path_buf, size_t path_size);

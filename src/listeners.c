@@ -82,7 +82,7 @@ int listeners_from_systemd(Listeners *l) {
 }
 
 static int created_path_add(Listeners *l, char *path) {
-        char **p = realloc(l->created_paths, sizeof(char *) * (l->n_created + 1));
+        char **p = path ? realloc(l->created_paths, sizeof(char *) * (l->n_created + 1)) : NULL;
         if (!p) {
                 free(path);
                 return -ENOMEM;
@@ -90,6 +90,10 @@ static int created_path_add(Listeners *l, char *path) {
         l->created_paths = p;
         l->created_paths[l->n_created++] = path;
         return 0;
+}
+
+int listeners_add_created_path(Listeners *l, const char *path) {
+        return created_path_add(l, strdup(path));
 }
 
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs) {

@@ -27,6 +27,10 @@ int listeners_from_systemd(Listeners *l);
  * one that fails; what was opened is kept in l for listeners_done(). */
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs);
 
+/* Records a unix socket file the service created (a successor learns them
+ * from its predecessor), to be removed at the final stop. */
+int listeners_add_created_path(Listeners *l, const char *path);
+
 /* Final stop: unlinks the unix socket files handoff created (never those
  * systemd passed) and closes everything. */
 void listeners_done(Listeners *l, bool unlink_paths);

@@ -33,37 +33,15 @@ static char *resolve_self(const char *argv0) {
         return strdup("/proc/self/exe");
 }
 
-/* A successor learns from its predecessor which unix socket files the
- * service created, so that whoever stops last removes them. */
-static int inherit_unlink_paths(Listeners *l) {
-        const char *e = getenv("HANDOFF_UNLINK_PATHS");
-        if (!e)
-                return 0;
-        _cleanup_free_ char *copy = strdup(e);
-        unsetenv("HANDOFF_UNLINK_PATHS");
-        if (!copy)
-                return -ENOMEM;
-        char *save = NULL;
-        for (char *p = strtok_r(copy, ":", &save); p; p = strtok_r(NULL, ":", &save)) {
-                char **m = realloc(l->created_paths, sizeof(char *) * (l->n_created + 1));
-                if (!m)
-                        return -ENOMEM;
-                l->created_paths = m;
-                if (!(m[l->n_created] = strdup(p)))
-                        return -ENOMEM;
-                l->n_created++;
-        }
-        return 0;
-}
-
-static int open_sockets(const Options *o, Listeners *l) {
+static int open_sockets(const Options *o, Listeners *l, bool successor) {
         int r = listeners_from_systemd(l);
         if (r < 0)
                 return r;
-        if (r > 0 && o->n_listen > 0 && !getenv(HANDOFF_CONTROL_FD_ENV))
+        /* A successor's sockets come from its predecessor, not from systemd. */
+        if (r > 0 && o->n_listen > 0 && !successor)
                 log_info("systemd passed %d socket(s); ignoring --listen.", r);
         if (r > 0)
-                return inherit_unlink_paths(l);
+                return 0;
         if (o->n_listen == 0)
                 return log_error_errno(EINVAL, "No sockets to serve: systemd passed none (no LISTEN_FDS for this pid) "
                                                "and no --listen was given. Use a .socket unit, or e.g. "
@@ -97,7 +75,7 @@ static int run(int argc, char **argv) {
         }
         /* A successor that fails early leaves its predecessor's files alone. */
         final = channel < 0;
-        if (open_sockets(&o, &l) < 0) {
+        if (open_sockets(&o, &l, channel >= 0) < 0) {
                 r = EXIT_INVALID;
                 goto finish;
         }
@@ -124,6 +102,9 @@ static int run(int argc, char **argv) {
                 .takeover_channel = channel,
         };
         log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
+        if (o.mode == MODE_HANDOVER && !getenv("NOTIFY_SOCKET") && channel < 0)
+                log_warning("--mode=handover without a service manager (no NOTIFY_SOCKET): after a reload the "
+                            "service runs on in a process that is nobody's child but init's.");
         r = supervisor_run(&p, &final);
 
         /* What the service created is removed when it stops for good, never

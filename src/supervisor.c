@@ -39,11 +39,11 @@ typedef struct Supervisor {
         char last_result[192];
         bool stop_requested;
         bool handed_over;
+        bool mainpid_sent;       /* systemd was told a successor is main */
         int exit_code;
 
         /* handover mode */
         char notify_socket[256]; /* systemd's; for a successor, used after takeover */
-        char unlink_paths[1024];
         sd_event_source *barrier_source;
         sd_event_source *barrier_timer;
         bool is_successor;       /* started by a reload in handover mode */
@@ -60,10 +60,14 @@ typedef struct Supervisor {
 
 static void dispatch(Supervisor *s, Event ev);
 
-static void notify_systemd(const char *fmt, ...) _printf_(1, 2);
-static void notify_systemd(const char *fmt, ...) {
+static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
+static void notify_systemd(Supervisor *s, const char *fmt, ...) {
         char buf[NOTIFY_MAX_LEN];
         va_list ap;
+        /* After MAINPID= names the successor, we are not main: systemd would
+         * drop what we say, and nothing we say could be true any more. */
+        if (s->mainpid_sent)
+                return;
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
@@ -199,7 +203,7 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, void *userdata
                 out.status = status_text(s, g->number, g->pid, st, sizeof st);
         }
         if (notify_relay_text(&out, buf, sizeof buf) > 0)
-                notify_systemd("%s", buf);
+                notify_systemd(s, "%s", buf);
 }
 
 static const GenerationCallbacks gen_callbacks = {
@@ -223,6 +227,7 @@ static void on_next_failed(Successor *n, void *userdata) {
         if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_HANDING_OVER)
                 return; /* an abort we asked for */
         log_error("Reload failed: %s.", n->why);
+        s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
         /* The successor's own words carry "generation N failed: ..." */
         if (strncmp(n->why, "generation ", 11) == 0)
                 snprintf(s->last_result, sizeof s->last_result, "%s", n->why);
@@ -265,7 +270,6 @@ static void start_successor(Supervisor *s) {
                         .notify_socket = s->notify_socket,
                         .watchdog_usec = s->config.watchdog_usec,
                         .stats = stats,
-                        .unlink_paths = s->unlink_paths[0] ? s->unlink_paths : NULL,
                         /* It enforces the start timeout on its app; this bounds
                          * the handoff process itself on top of that. */
                         .timeout = s->opt->start_timeout == USEC_INFINITY ? USEC_INFINITY
@@ -359,8 +363,9 @@ static void hand_over(Supervisor *s) {
                 dispatch(s, EV_HANDED_OVER);
                 return;
         }
-        notify_systemd("MAINPID=%d\nREADY=1\nSTATUS=%s", (int) n->pid,
+        notify_systemd(s, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int) n->pid,
                        status_text(s, n->number, n->app_pid, st, sizeof st));
+        s->mainpid_sent = true;
 
         int pipefd[2];
         int r = pipe2(pipefd, O_CLOEXEC | O_NONBLOCK);
@@ -390,7 +395,7 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
         s->exit_code = 0;
         log_info("Handed over to handoff pid %d; retiring generation %u.", (int) n->pid,
                  s->serving ? s->serving->number : 0);
-        (void) successor_takeover(n, pass_reload);
+        (void) successor_takeover(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload);
         /* Held until we exit: the successor waits for that end of file before
          * it exits at a stop, so nothing we still drain is killed early. */
         s->handed_channel = TAKE_FD(n->channel);
@@ -409,7 +414,7 @@ static void run_actions(Supervisor *s, unsigned a) {
                 commit(s);
         if (a & ACT_NOTIFY_READY) {
                 status_text(s, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0, st, sizeof st);
-                notify_systemd("%sSTATUS=%s", s->quiet_ready ? "" : "READY=1\n", st);
+                notify_systemd(s, "%sSTATUS=%s", s->quiet_ready ? "" : "READY=1\n", st);
                 s->quiet_ready = false;
         }
         if (a & ACT_HANDOVER)
@@ -419,10 +424,10 @@ static void run_actions(Supervisor *s, unsigned a) {
         if ((a & ACT_RETIRE_SERVING) && s->serving)
                 generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
         if ((a & ACT_NOTIFY_STOPPING) && !s->handed_over)
-                notify_systemd("STOPPING=1\nSTATUS=Stopping.");
+                notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
         if (a & ACT_START_SUCCESSOR) {
                 if (a & ACT_NOTIFY_RELOADING)
-                        notify_systemd("RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
+                        notify_systemd(s, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
                                        now_monotonic(), s->last_number + 1);
                 start_successor(s);
         }
@@ -458,9 +463,16 @@ static void dispatch(Supervisor *s, Event ev) {
 static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Supervisor *s = userdata;
         bool pending = false;
+        char path[4096];
         (void) src;
         (void) revents;
-        int r = takeover_receive(fd, &pending);
+        int r = takeover_receive(fd, &pending, path, sizeof path);
+        if (r == 2 && !s->took_over) {
+                /* Ours to remove at the final stop, if we become main. */
+                if (listeners_add_created_path(s->p->listeners, path) < 0)
+                        log_warning("Out of memory; %s will not be removed at stop.", path);
+                return 0;
+        }
         if (r == -EAGAIN || (s->took_over && r != 0))
                 return 0;
         if (s->took_over) {
@@ -608,9 +620,6 @@ int supervisor_run(const SupervisorParams *p, bool *ret_final) {
         uint64_t wd = 0;
         if (sd_watchdog_enabled(0, &wd) > 0)
                 s.config.watchdog_usec = wd;
-        for (size_t i = 0, k = 0; i < p->listeners->n_created; i++)
-                k += (size_t) snprintf(s.unlink_paths + k, k < sizeof s.unlink_paths ? sizeof s.unlink_paths - k : 0,
-                                       "%s%s", i ? ":" : "", p->listeners->created_paths[i]);
         inherit_state(&s);
 
         int r = sd_event_new(&s.event);
@@ -624,7 +633,7 @@ int supervisor_run(const SupervisorParams *p, bool *ret_final) {
                 goto finish;
         }
 
-        notify_systemd("STATUS=Starting generation %u.", s.last_number + 1);
+        notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
         start_successor(&s);
         r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
         if (r < 0) {

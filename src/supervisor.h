@@ -8,7 +8,7 @@
 
 typedef struct SupervisorParams {
         const Options *opt;
-        const Listeners *listeners;
+        Listeners *listeners;     /* a successor adds the socket files it inherits */
         const char *exe;          /* handoff's own path, for a successor */
         char *const *argv;        /* handoff's own argv, for a successor */
         bool handover;            /* the successor of a reload is a new handoff */

@@ -37,7 +37,7 @@ static const char *const scrubbed_names[] = {
         "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID", "NOTIFY_SOCKET", "WATCHDOG_USEC",
         "WATCHDOG_PID", "SYSTEMD_EXEC_PID", "FDSTORE", "HANDOFF_GENERATION", "MAINPID", "MANAGERPID",
         /* between an old handoff and its successor */
-        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_UNLINK_PATHS",
+        "HANDOFF_CONTROL_FD", "HANDOFF_STATS",
 };
 
 START_TEST(test_is_scrubbed) {
@@ -168,7 +168,7 @@ END_TEST
 
 START_TEST(test_build_extra) {
         char *const parent[] = { (char *) "HANDOFF_CONTROL_FD=9", (char *) "HANDOFF_STATS=1 2",
-                                 (char *) "HANDOFF_UNLINK_PATHS=/x", (char *) "KEEP=1", NULL };
+                                 (char *) "KEEP=1", NULL };
         char *const extra[] = { (char *) "HANDOFF_CONTROL_FD=5", (char *) "HANDOFF_STATS=3 4", NULL };
         EnvParams p = {
                 .n_fds = 2,
@@ -184,7 +184,6 @@ START_TEST(test_build_extra) {
         ck_assert_str_eq(get_var(l, "HANDOFF_CONTROL_FD"), "5");
         ck_assert_uint_eq(count_var(l, "HANDOFF_STATS"), 1);
         ck_assert_str_eq(get_var(l, "HANDOFF_STATS"), "3 4");
-        ck_assert_uint_eq(count_var(l, "HANDOFF_UNLINK_PATHS"), 0);
         ck_assert(contains(l, "KEEP=1"));
         ck_assert_uint_eq(strv_length(l), 1 + 5 + 2);
         ck_assert_str_eq(listen_pid, "LISTEN_PID=" ENV_PID_PLACEHOLDER);
