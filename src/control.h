@@ -18,6 +18,8 @@
  *   "JOIN"         wait for the reload in progress (or the next one)
  *   "STATUS" / "STATUS json"
  *                  "OK <status text>"
+ *   "ERROR <why>"  the request itself was refused (unknown, too long,
+ *                  another user)
  * Replies that send the client elsewhere:
  *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
  *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */

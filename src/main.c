@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "client.h"
 #include "handover.h"
 #include "listeners.h"
 #include "log.h"
@@ -118,5 +119,9 @@ finish:
 }
 
 int main(int argc, char **argv) {
+        /* "handoff reload" and "handoff status" talk to a running handoff; a
+         * server named like that is still run with "handoff -- reload". */
+        if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0))
+                return client_main(argc - 1, argv + 1);
         return run(argc, argv);
 }

@@ -13,6 +13,8 @@
 
 static void help(void) {
         printf("Usage: handoff [OPTIONS] -- COMMAND [ARG...]\n"
+               "       handoff reload [--pid PID] [--timeout DUR]\n"
+               "       handoff status [--pid PID] [--json]\n"
                "\n"
                "Run COMMAND as a socket server that reloads without downtime: on SIGHUP\n"
                "a new generation starts beside the serving one and takes over once it\n"
@@ -37,6 +39,8 @@ static void help(void) {
                "     --version             Show the version\n"
                "\n"
                "Durations take systemd's syntax: 500ms, 30s, 2min, infinity.\n"
+               "\"handoff reload\" asks the handoff whose main PID is PID (default $MAINPID)\n"
+               "to reload and waits for the outcome; \"handoff status\" shows its state.\n"
                "See handoff(1).\n");
 }
 

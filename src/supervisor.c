@@ -7,61 +7,11 @@
 #include <sys/epoll.h>
 #include <systemd/sd-daemon.h>
 
-#include "fsm.h"
-#include "generation.h"
-#include "handover.h"
 #include "log.h"
-#include "supervisor.h"
+#include "supervisor-internal.h"
 
-/* How long the old main waits for systemd to answer BARRIER=1 after
- * MAINPID=, as sd_notify_barrier()'s default. */
-#define BARRIER_TIMEOUT (5 * USEC_PER_SEC)
 
-typedef struct Supervisor {
-        sd_event *event;
-        const SupervisorParams *p;
-        const Options *opt;
-        GenerationConfig config;
-        Machine machine;
-
-        Generation *gens;        /* every app generation with a live process */
-        Generation *serving;
-        Generation *successor;   /* the app generation starting */
-        Successor *next_main;    /* handover mode: the successor handoff */
-        unsigned last_number;
-
-        Event queue[8];          /* events raised while dispatching */
-        unsigned n_queued;
-        bool dispatching;
-
-        usec_t reload_started;
-        unsigned reloads_ok, reloads_failed;
-        char last_result[192];
-        bool stop_requested;
-        bool handed_over;
-        bool mainpid_sent;       /* systemd was told a successor is main */
-        int exit_code;
-
-        /* handover mode */
-        char notify_socket[256]; /* systemd's; for a successor, used after takeover */
-        sd_event_source *barrier_source;
-        sd_event_source *barrier_timer;
-        bool is_successor;       /* started by a reload in handover mode */
-        bool took_over;          /* ... and then became the main process */
-        bool quiet_ready;        /* our predecessor's MAINPID datagram said READY=1 */
-        bool predecessor_alive;  /* after takeover: the old main still drains */
-        usec_t inherited_reload_started;
-        int handed_channel;      /* old main after handover: held open until we exit */
-        char app_status[256];    /* a generation's own STATUS= ... */
-        unsigned app_status_gen; /* ... and which generation said it */
-        int takeover_channel;    /* our predecessor's channel, until TAKEOVER */
-        sd_event_source *takeover_source;
-} Supervisor;
-
-static void dispatch(Supervisor *s, Event ev);
-
-static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
-static void notify_systemd(Supervisor *s, const char *fmt, ...) {
+void notify_systemd(Supervisor *s, const char *fmt, ...) {
         char buf[NOTIFY_MAX_LEN];
         va_list ap;
         /* After MAINPID= names the successor, we are not main: systemd would
@@ -80,7 +30,7 @@ static void notify_systemd(Supervisor *s, const char *fmt, ...) {
 
 /* handoff's STATUS= always says what serves and how reloads went; the
  * server's own STATUS= is shown after it rather than in its place. */
-static const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, size_t size) {
+const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, size_t size) {
         if (number == 0)
                 snprintf(buf, size, "No generation serving.");
         else
@@ -91,13 +41,13 @@ static const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *
         return buf;
 }
 
-static bool all_gone(Supervisor *s) {
+bool all_gone(Supervisor *s) {
         /* A new main that stops right after a reload waits for the old one,
          * still draining, so that systemd does not kill what it serves. */
         return !s->gens && !s->next_main && !s->predecessor_alive;
 }
 
-static bool awaiting_takeover(Supervisor *s) {
+bool awaiting_takeover(Supervisor *s) {
         return s->takeover_channel >= 0 && !s->took_over;
 }
 
@@ -114,8 +64,9 @@ static void list_remove(Supervisor *s, Generation *g) {
         generation_free(g);
 }
 
-static void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
+void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
         snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %s", number, why);
+        s->last_result_ok = false;
         s->exit_code = code == 0 ? 1 : code;
         /* A successor handoff tells its predecessor why, before it goes. */
         if (awaiting_takeover(s))
@@ -213,44 +164,6 @@ static const GenerationCallbacks gen_callbacks = {
         .message = on_gen_message,
 };
 
-/* ---- callbacks from a successor handoff (handover mode) ---------------- */
-
-static void on_next_ready(Successor *n, void *userdata) {
-        Supervisor *s = userdata;
-        log_info("Successor handoff (pid %d) is ready with generation %u (pid %d).", (int) n->pid, n->number,
-                 (int) n->app_pid);
-        dispatch(s, EV_READY);
-}
-
-static void on_next_failed(Successor *n, void *userdata) {
-        Supervisor *s = userdata;
-        if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_HANDING_OVER)
-                return; /* an abort we asked for */
-        log_error("Reload failed: %s.", n->why);
-        s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
-        /* The successor's own words carry "generation N failed: ..." */
-        if (strncmp(n->why, "generation ", 11) == 0)
-                snprintf(s->last_result, sizeof s->last_result, "%s", n->why);
-        else
-                snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %.140s", n->number, n->why);
-        dispatch(s, EV_FAILED); /* the rollback stops it */
-}
-
-static void on_next_exited(Successor *n, void *userdata) {
-        Supervisor *s = userdata;
-        if (s->next_main != n)
-                return;
-        s->next_main = successor_free(n);
-        if (s->machine.state == STATE_STOPPING && all_gone(s))
-                dispatch(s, EV_ALL_GONE);
-}
-
-static const SuccessorCallbacks next_callbacks = {
-        .ready = on_next_ready,
-        .failed = on_next_failed,
-        .exited = on_next_exited,
-};
-
 /* ---- actions ------------------------------------------------------------ */
 
 static void start_successor(Supervisor *s) {
@@ -258,25 +171,9 @@ static void start_successor(Supervisor *s) {
         int code = 1, r;
         s->reload_started = now_monotonic();
 
-        if (s->machine.handover && s->machine.state == STATE_RELOADING) {
-                char stats[64];
-                snprintf(stats, sizeof stats, "%u %u %" PRIu64, s->reloads_ok, s->reloads_failed, s->reload_started);
-                SuccessorConfig c = {
-                        .exe = s->p->exe,
-                        .argv = s->p->argv,
-                        .fds = s->config.fds,
-                        .n_fds = s->config.n_fds,
-                        .fdnames = s->config.fdnames,
-                        .notify_socket = s->notify_socket,
-                        .watchdog_usec = s->config.watchdog_usec,
-                        .stats = stats,
-                        /* It enforces the start timeout on its app; this bounds
-                         * the handoff process itself on top of that. */
-                        .timeout = s->opt->start_timeout == USEC_INFINITY ? USEC_INFINITY
-                                                                          : s->opt->start_timeout + 5 * USEC_PER_SEC,
-                };
-                r = successor_start(s->event, &c, number, &next_callbacks, s, &s->next_main);
-        } else {
+        if (s->machine.handover && s->machine.state == STATE_RELOADING)
+                r = start_successor_handoff(s, number);
+        else {
                 Generation *g = NULL;
                 r = generation_start(s->event, &s->config, number, &gen_callbacks, s, &g, &code);
                 if (r >= 0) {
@@ -322,8 +219,10 @@ static void commit(Supervisor *s) {
                 s->inherited_reload_started = 0;
         }
         s->reloads_ok++;
-        snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", g->number,
-                 format_duration(d, sizeof d, g->ready_usec - s->reload_started));
+        format_duration(d, sizeof d, g->ready_usec - s->reload_started);
+        snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", g->number, d);
+        snprintf(s->last_reply, sizeof s->last_reply, "reloaded: generation %u, pid %d, %s", g->number, (int) g->pid, d);
+        s->last_result_ok = true;
         if (old) {
                 log_info("Generation %u (pid %d) serves; retiring generation %u (pid %d).", g->number, (int) g->pid,
                          old->number, (int) old->pid);
@@ -331,87 +230,16 @@ static void commit(Supervisor *s) {
         }
 }
 
-static int on_barrier(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Supervisor *s = userdata;
-        (void) src;
-        (void) fd;
-        (void) revents;
-        s->barrier_source = sd_event_source_disable_unref(s->barrier_source);
-        s->barrier_timer = sd_event_source_disable_unref(s->barrier_timer);
-        dispatch(s, EV_HANDED_OVER);
-        return 0;
-}
-
-static int on_barrier_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
-        Supervisor *s = userdata;
-        (void) usec;
-        (void) src;
-        log_warning("The service manager did not answer BARRIER=1 in time; handing over anyway.");
-        return on_barrier(NULL, -1, 0, s);
-}
-
-/* The commit of handover mode: while still the main PID, tell systemd who is
- * main now and that the reload is done, in one datagram (MAINPID= is applied
- * before READY=1), then wait until systemd has read it before letting go. */
-static void hand_over(Supervisor *s) {
-        Successor *n = s->next_main;
-        char st[NOTIFY_MAX_LEN / 2], d[32];
-        s->reloads_ok++;
-        snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", n->number,
-                 format_duration(d, sizeof d, now_monotonic() - s->reload_started));
-        if (!getenv("NOTIFY_SOCKET")) {
-                dispatch(s, EV_HANDED_OVER);
-                return;
-        }
-        notify_systemd(s, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int) n->pid,
-                       status_text(s, n->number, n->app_pid, st, sizeof st));
-        s->mainpid_sent = true;
-
-        int pipefd[2];
-        int r = pipe2(pipefd, O_CLOEXEC | O_NONBLOCK);
-        if (r >= 0) {
-                r = sd_pid_notify_with_fds(0, 0, "BARRIER=1", &pipefd[1], 1);
-                safe_close(pipefd[1]);
-                if (r >= 0)
-                        r = sd_event_add_io(s->event, &s->barrier_source, pipefd[0], EPOLLHUP, on_barrier, s);
-                if (r >= 0) {
-                        (void) sd_event_source_set_io_fd_own(s->barrier_source, true);
-                        r = sd_event_add_time_relative(s->event, &s->barrier_timer, CLOCK_MONOTONIC, BARRIER_TIMEOUT,
-                                                       1000, on_barrier_timeout, s);
-                } else
-                        safe_close(pipefd[0]);
-        } else
-                r = -errno;
-        if (r < 0) {
-                log_warning_errno(r, "Failed to wait for the service manager's barrier, handing over anyway: %m");
-                dispatch(s, EV_HANDED_OVER);
-        }
-}
-
-static void take_over_done(Supervisor *s, bool pass_reload) {
-        Successor *n = s->next_main;
-        s->next_main = NULL;
-        s->handed_over = true;
-        s->exit_code = 0;
-        log_info("Handed over to handoff pid %d; retiring generation %u.", (int) n->pid,
-                 s->serving ? s->serving->number : 0);
-        (void) successor_takeover(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload);
-        /* Held until we exit: the successor waits for that end of file before
-         * it exits at a stop, so nothing we still drain is killed early. */
-        s->handed_channel = TAKE_FD(n->channel);
-        successor_free(n);
-        if (s->serving) {
-                generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
-                s->serving = NULL; /* its exit is a retired generation's now */
-        }
-}
-
 static void run_actions(Supervisor *s, unsigned a) {
         char st[NOTIFY_MAX_LEN / 2];
-        if (a & ACT_ROLLBACK)
+        if (a & ACT_ROLLBACK) {
                 rollback(s);
-        if (a & ACT_COMMIT)
+                control_on_reload_end(s);
+        }
+        if (a & ACT_COMMIT) {
                 commit(s);
+                control_on_reload_end(s);
+        }
         if (a & ACT_NOTIFY_READY) {
                 status_text(s, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0, st, sizeof st);
                 notify_systemd(s, "%sSTATUS=%s", s->quiet_ready ? "" : "READY=1\n", st);
@@ -419,8 +247,10 @@ static void run_actions(Supervisor *s, unsigned a) {
         }
         if (a & ACT_HANDOVER)
                 hand_over(s);
-        if (a & ACT_TAKEOVER)
+        if (a & ACT_TAKEOVER) {
                 take_over_done(s, a & ACT_PASS_RELOAD);
+                control_on_handed_over(s);
+        }
         if ((a & ACT_RETIRE_SERVING) && s->serving)
                 generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
         if ((a & ACT_NOTIFY_STOPPING) && !s->handed_over)
@@ -429,6 +259,7 @@ static void run_actions(Supervisor *s, unsigned a) {
                 if (a & ACT_NOTIFY_RELOADING)
                         notify_systemd(s, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
                                        now_monotonic(), s->last_number + 1);
+                control_on_reload_start(s);
                 start_successor(s);
         }
         if (a & ACT_EXIT)
@@ -437,7 +268,7 @@ static void run_actions(Supervisor *s, unsigned a) {
 
 /* Events raised by actions (a spawn that fails at once) are queued, not
  * recursed into, so every transition completes before the next begins. */
-static void dispatch(Supervisor *s, Event ev) {
+void dispatch(Supervisor *s, Event ev) {
         if (s->n_queued < ELEMENTSOF(s->queue))
                 s->queue[s->n_queued++] = ev;
         else
@@ -456,55 +287,6 @@ static void dispatch(Supervisor *s, Event ev) {
         }
         s->n_queued = 0;
         s->dispatching = false;
-}
-
-/* ---- a successor handoff's side of the handover ------------------------- */
-
-static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Supervisor *s = userdata;
-        bool pending = false;
-        char path[4096];
-        (void) src;
-        (void) revents;
-        int r = takeover_receive(fd, &pending, path, sizeof path);
-        if (r == 2 && !s->took_over) {
-                /* Ours to remove at the final stop, if we become main. */
-                if (listeners_add_created_path(s->p->listeners, path) < 0)
-                        log_warning("Out of memory; %s will not be removed at stop.", path);
-                return 0;
-        }
-        if (r == -EAGAIN || (s->took_over && r != 0))
-                return 0;
-        if (s->took_over) {
-                /* End of file: our predecessor has exited, its drain done. */
-                s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
-                s->takeover_channel = safe_close(s->takeover_channel);
-                s->predecessor_alive = false;
-                log_debug("The previous handoff has exited.");
-                if (s->machine.state == STATE_STOPPING && all_gone(s))
-                        dispatch(s, EV_ALL_GONE);
-                return 0;
-        }
-        if (r != 1 || !s->successor || !s->successor->ready) {
-                /* Our predecessor went away or aborted the reload. */
-                s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
-                s->takeover_channel = safe_close(s->takeover_channel);
-                log_info("Predecessor aborted the handover; stopping.");
-                s->stop_requested = true;
-                dispatch(s, EV_STOP);
-                return 0;
-        }
-        /* We are the main process now: speak to systemd from here on. */
-        s->took_over = true;
-        s->quiet_ready = true;
-        s->predecessor_alive = true;
-        if (s->notify_socket[0])
-                setenv("NOTIFY_SOCKET", s->notify_socket, 1);
-        log_info("Took over as the main process%s.", pending ? "; a reload is pending" : "");
-        if (pending)
-                dispatch(s, EV_RELOAD);
-        dispatch(s, EV_READY);
-        return 0;
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -579,23 +361,6 @@ static int setup_signals(Supervisor *s) {
         return 0;
 }
 
-/* A successor continues its predecessor's numbering and counters. */
-static void inherit_state(Supervisor *s) {
-        const char *e = getenv("NOTIFY_SOCKET");
-        if (e)
-                snprintf(s->notify_socket, sizeof s->notify_socket, "%s", e);
-        if (s->takeover_channel < 0)
-                return;
-        /* Silent towards systemd until we are main. */
-        unsetenv("NOTIFY_SOCKET");
-        if ((e = getenv("HANDOFF_GENERATION")))
-                s->last_number = (unsigned) strtoul(e, NULL, 10) - 1;
-        if ((e = getenv("HANDOFF_STATS")))
-                (void) sscanf(e, "%u %u %" SCNu64, &s->reloads_ok, &s->reloads_failed, &s->inherited_reload_started);
-        unsetenv("HANDOFF_GENERATION");
-        unsetenv("HANDOFF_STATS");
-}
-
 int supervisor_run(const SupervisorParams *p, bool *ret_final) {
         const Options *o = p->opt;
         Supervisor s = {
@@ -627,11 +392,8 @@ int supervisor_run(const SupervisorParams *p, bool *ret_final) {
                 return log_error_errno(r, "Failed to create event loop: %m"), 1;
         if ((r = setup_signals(&s)) < 0)
                 goto finish;
-        if (s.takeover_channel >= 0 &&
-            (r = sd_event_add_io(s.event, &s.takeover_source, s.takeover_channel, EPOLLIN, on_takeover, &s)) < 0) {
-                log_error_errno(r, "Failed to watch the handover channel: %m");
+        if ((r = watch_takeover(&s)) < 0 || (r = control_setup(&s)) < 0)
                 goto finish;
-        }
 
         notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
         start_successor(&s);
@@ -649,6 +411,7 @@ finish:
         sd_event_source_disable_unref(s.takeover_source);
         safe_close(s.takeover_channel);
         safe_close(s.handed_channel);
+        control_free(s.control);
         sd_event_unref(s.event);
         *ret_final = !s.handed_over && (!s.is_successor || s.took_over);
         return r < 0 ? 1 : r;
