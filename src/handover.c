@@ -188,7 +188,8 @@ int successor_start(sd_event *e, const SuccessorConfig *c, unsigned number, cons
         if (r < 0)
                 return log_error_errno(r, "Failed to start successor handoff %s: %m", c->exe);
 
-        /* The intermediate has exited; its "PID" message is already queued. */
+        /* The successor has exec'd: its "PID" message, sent before that, is
+         * the first in the queue. */
         char buf[64];
         int pidfd = -EBADF;
         pid_t pid = 0;

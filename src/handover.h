@@ -12,7 +12,8 @@
  * parent) with the listening fds and one end of a SOCK_SEQPACKET control
  * channel at fd 3+N, announced in HANDOFF_CONTROL_FD. Over the channel:
  *
- *   intermediate -> old:  "PID <n>" with a pidfd of the successor
+ *   successor    -> old:  "PID <n>" with a pidfd of itself, first of all
+ *                         (sent between fork and exec)
  *   successor    -> old:  "APP <pid>"      its app generation's main pid
  *                         "READY"          the app is ready; commit me
  *                         "FAILED <why>"   the app failed; I am exiting

@@ -62,6 +62,8 @@ int find_executable(const char *name, char **ret) {
         return last;
 }
 
+static void report_self(int fd);
+
 /* Everything between fork and exec must be async-signal-safe: no malloc, no
  * stdio, no locks. Errors travel to the parent as an errno over errfd. */
 _Noreturn static void child_exec(const SpawnParams *p, int *scratch, int errfd) {
@@ -95,6 +97,9 @@ _Noreturn static void child_exec(const SpawnParams *p, int *scratch, int errfd) 
         if (close_range((unsigned) errfd + 1, ~0U, 0) < 0)
                 goto fail;
 
+        if (p->double_fork)
+                report_self(3 + (int) p->report_index);
+
         env_fill_pid(p->listen_pid_entry, getpid());
         if (p->watchdog_pid_entry)
                 env_fill_pid(p->watchdog_pid_entry, getpid());
@@ -119,21 +124,13 @@ static size_t format_uint(char *buf, unsigned long v) {
         return i;
 }
 
-/* The intermediate of a double fork: fork the real child, hand its pid and a
- * pidfd (race-free: it is still our child) to the parent, and go. */
-_Noreturn static void intermediate(const SpawnParams *p, int *scratch, int errfd) {
-        pid_t pid = fork();
-        if (pid < 0) {
-                int err = errno;
-                (void) !write(errfd, &err, sizeof err);
-                _exit(1);
-        }
-        if (pid == 0)
-                child_exec(p, scratch, errfd);
-
+/* The child of a double fork tells the process that started it who it is:
+ * "PID <n>" with a pidfd of itself, as the first message on the report fd,
+ * before anything it runs can say anything else. */
+static void report_self(int fd) {
         char msg[32] = "PID ";
-        size_t len = 4 + format_uint(msg + 4, (unsigned long) pid);
-        int pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+        size_t len = 4 + format_uint(msg + 4, (unsigned long) getpid());
+        int pidfd = (int) syscall(SYS_pidfd_open, getpid(), 0);
         union {
                 struct cmsghdr align;
                 char raw[CMSG_SPACE(sizeof(int))];
@@ -149,7 +146,22 @@ _Noreturn static void intermediate(const SpawnParams *p, int *scratch, int errfd
                 c->cmsg_len = CMSG_LEN(sizeof(int));
                 memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
         }
-        (void) sendmsg(p->fds[p->report_index], &mh, MSG_NOSIGNAL);
+        (void) sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (pidfd >= 0)
+                (void) close(pidfd);
+}
+
+/* The intermediate of a double fork: fork the real child and go, so that the
+ * service manager, as subreaper, becomes its parent. */
+_Noreturn static void intermediate(const SpawnParams *p, int *scratch, int errfd) {
+        pid_t pid = fork();
+        if (pid < 0) {
+                int err = errno;
+                (void) !write(errfd, &err, sizeof err);
+                _exit(1);
+        }
+        if (pid == 0)
+                child_exec(p, scratch, errfd);
         _exit(0);
 }
 
