@@ -14,6 +14,14 @@ static unsigned end_reload(Machine *m, unsigned actions) {
         return actions;
 }
 
+/* A stop, or a failure that leaves nothing to serve, while a successor
+ * starts: stop it and whatever still serves, and go down. */
+static unsigned abort_and_stop(Machine *m) {
+        m->state = STATE_STOPPING;
+        m->reload_pending = false;
+        return ACT_ROLLBACK | (m->serving_alive ? ACT_RETIRE_SERVING : 0) | ACT_NOTIFY_STOPPING;
+}
+
 static unsigned on_starting(Machine *m, Event ev) {
         switch (ev) {
         case EV_READY:
@@ -28,9 +36,7 @@ static unsigned on_starting(Machine *m, Event ev) {
                 m->reload_pending = true;
                 return 0;
         case EV_STOP:
-                m->state = STATE_STOPPING;
-                m->reload_pending = false;
-                return ACT_ROLLBACK | ACT_NOTIFY_STOPPING;
+                return abort_and_stop(m); /* serving_alive is false: nothing serves yet */
         default:
                 return 0;
         }
@@ -65,12 +71,8 @@ static unsigned on_reloading(Machine *m, Event ev) {
                  * recovered. READY=1 always ends a RELOADING=1. */
                 return end_reload(m, ACT_COMMIT | ACT_NOTIFY_READY);
         case EV_FAILED:
-                if (!m->serving_alive) {
-                        /* Both generations failed: nothing can serve. */
-                        m->state = STATE_STOPPING;
-                        m->reload_pending = false;
-                        return ACT_ROLLBACK | ACT_NOTIFY_STOPPING;
-                }
+                if (!m->serving_alive)
+                        return abort_and_stop(m); /* both generations failed */
                 return end_reload(m, ACT_ROLLBACK | ACT_NOTIFY_READY);
         case EV_SERVING_EXITED:
                 m->serving_alive = false;
@@ -79,9 +81,7 @@ static unsigned on_reloading(Machine *m, Event ev) {
                 m->reload_pending = true;
                 return 0;
         case EV_STOP:
-                m->state = STATE_STOPPING;
-                m->reload_pending = false;
-                return ACT_ROLLBACK | (m->serving_alive ? ACT_RETIRE_SERVING : 0) | ACT_NOTIFY_STOPPING;
+                return abort_and_stop(m);
         default:
                 return 0;
         }
@@ -106,9 +106,7 @@ static unsigned on_handing_over(Machine *m, Event ev) {
         case EV_STOP:
                 /* The successor died before taking over, or we are told to
                  * stop: the service goes down with both. */
-                m->state = STATE_STOPPING;
-                m->reload_pending = false;
-                return ACT_ROLLBACK | (m->serving_alive ? ACT_RETIRE_SERVING : 0) | ACT_NOTIFY_STOPPING;
+                return abort_and_stop(m);
         default:
                 return 0;
         }
