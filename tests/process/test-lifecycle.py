@@ -217,6 +217,25 @@ def test_ready_by_delay(tmp):
         fake.close()
 
 
+def test_journal_level_prefixes(tmp):
+    """With stderr connected to the journal (JOURNAL_STREAM names it), every
+    line carries an sd-daemon <N> priority; otherwise none does."""
+    port = free_port()
+    logpath = os.path.join(tmp, "journal.log")
+    open(logpath, "w").close()
+    st = os.stat(logpath)
+    with open(logpath, "a") as log:
+        env = dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}")
+        p = subprocess.Popen([HANDOFF, "-l", f"127.0.0.1:{port}", "--", "no-such-command-xyz"], stderr=log, env=env)
+        check(p.wait(timeout=10) == 127, "command not found")
+    lines = [l for l in open(logpath).read().splitlines() if l]
+    check(lines and all(l.startswith(("<6>handoff[", "<3>handoff[")) for l in lines), lines)
+    check(any(l.startswith("<3>") and "No such file" in l for l in lines), "the error at LOG_ERR")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], ["no-such-command-xyz"], env={"JOURNAL_STREAM": "1:2"})
+    h.wait_exit()
+    check(all(l.startswith("handoff[") for l in h.log().splitlines() if l), "plain when it is not the journal")
+
+
 def test_help_and_version(tmp):
     p = subprocess.run([HANDOFF, "--help"], capture_output=True, text=True, timeout=10)
     check(p.returncode == 0 and "--listen" in p.stdout and "--drain-timeout" in p.stdout, p.stdout)

@@ -552,6 +552,31 @@ def test_sigkill_restarts_and_serves_queue(um):
 
 
 @with_logs
+def test_sigkill_of_new_main_after_handover(um):
+    """The main PID that systemd learned from MAINPID= is one it watches:
+    SIGKILL of the new main after a reload is noticed and restarts the
+    service (systemd 252 notices only a main process that is its own child:
+    the double fork makes it one)."""
+    if EXPECT_MODE == "supervise":
+        log("HANDOFF_EXPECT_MODE=supervise: no handover; skipped")
+        return
+    demo = Demo(um)
+    demo.start()
+    main1 = um.main_pid(DEMO)
+    main2, app2 = reload_and_wait(um, DEMO, demo.port, 2, main1, [])
+    os.kill(main2, signal.SIGKILL)
+    um.wait_for(lambda: um.state(DEMO)[1] in ("auto-restart", "failed") or
+                int(demo.props()["NRestarts"]) >= 1, 10, "systemd to notice the killed main %d" % main2)
+    um.wait_state(DEMO, "active", timeout=15, sub_state="running")
+    p = demo.props()
+    main3 = int(p["MainPID"])
+    assert p["NRestarts"] == "1" and main3 not in (main1, main2) and is_handoff(main3), p
+    um.wait_for(lambda: not pid_alive(app2), 10, "the killed main's app %d to be gone" % app2)
+    assert http_get(demo.port)[0] == parse_status(p["StatusText"])[1]
+    log("SIGKILL of the new main %d after a handover: restarted as %d (NRestarts=1)" % (main2, main3))
+
+
+@with_logs
 def test_watchdog(um):
     demo = Demo(um, extra_dropin="WatchdogSec=1s\nRestart=no\n", args="--watchdog")
     demo.start()
@@ -854,6 +879,7 @@ if __name__ == "__main__":
         test_failed_reload_keeps_old_generation,
         test_stop_keeps_clients_queued,
         test_sigkill_restarts_and_serves_queue,
+        test_sigkill_of_new_main_after_handover,
         test_watchdog,
         test_rapid_sighups,
         test_stop_right_after_reload,
