@@ -12,7 +12,7 @@ static const char *const scrubbed[] = {
         "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SYSTEMD_EXEC_PID",
         "FDSTORE", "MAINPID", "MANAGERPID", "HANDOFF_GENERATION",
         /* handoff's own, between an old main and its successor */
-        "HANDOFF_CONTROL_FD", "HANDOFF_STATS",
+        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_FDSTORE",
 };
 
 int env_is_scrubbed(const char *entry) {

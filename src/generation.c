@@ -52,10 +52,16 @@ static void mark_ready(Generation *g) {
         g->cb->ready(g, g->userdata);
 }
 
-static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender) {
+static void close_all(int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                safe_close(fds[i]);
+}
+
+static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {
         NotifyMessage m;
         if (notify_parse(buf, len, &m) < 0) {
                 log_debug("Dropped malformed notify message from pid %d (generation %u).", (int) sender, g->number);
+                close_all(fds, n_fds);
                 return;
         }
         /* As with systemd's NotifyAccess=main: only the generation's main
@@ -63,23 +69,26 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender) 
         if (sender != g->pid) {
                 log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
                           (int) sender, (int) g->pid, g->number);
+                close_all(fds, n_fds);
                 return;
         }
         if (m.ready && !g->ready_by_delay)
                 mark_ready(g);
-        g->cb->message(g, &m, g->userdata);
+        g->cb->message(g, &m, fds, n_fds, g->userdata);
 }
 
 static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Generation *g = userdata;
         char buf[NOTIFY_MAX_LEN + 2];
+        int fds[NOTIFY_MAX_FDS];
+        size_t n_fds = 0;
         (void) s;
         (void) revents;
 
         for (int i = 0; i < NOTIFY_BURST && !g->exited; i++) {
                 pid_t sender = 0;
                 const char *reason = NULL;
-                int n = notify_receive(fd, buf, sizeof buf, &sender, &reason);
+                int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
                 if (n == -EAGAIN)
                         break;
                 if (n == -EBADMSG) {
@@ -90,7 +99,7 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         log_warning_errno(n, "Failed to receive notify message: %m");
                         break;
                 }
-                handle_datagram(g, buf, (size_t) n, sender);
+                handle_datagram(g, buf, (size_t) n, sender, fds, n_fds);
         }
         return 0;
 }

@@ -19,7 +19,8 @@ typedef struct GenerationCallbacks {
         void (*ready)(Generation *g, void *userdata);
         void (*start_timeout)(Generation *g, void *userdata);
         void (*exited)(Generation *g, void *userdata);
-        void (*message)(Generation *g, const NotifyMessage *m, void *userdata);
+        /* Owns fds: stores them (FDSTORE=1) or closes them. */
+        void (*message)(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata);
 } GenerationCallbacks;
 
 typedef struct GenerationConfig {

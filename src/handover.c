@@ -133,7 +133,10 @@ static int spawn_successor(const SuccessorConfig *c, int channel_child, unsigned
         if (asprintf(&control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0)
                 return -ENOMEM;
         _cleanup_free_ char *stats = strjoin2("HANDOFF_STATS=", c->stats);
-        char *extra[] = { control, stats, NULL };
+        _cleanup_free_ char *stored = NULL;
+        if (asprintf(&stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0)
+                return -ENOMEM;
+        char *extra[] = { control, stored, stats, NULL };
 
         EnvParams ep = {
                 .n_fds = c->n_fds,

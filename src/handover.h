@@ -9,8 +9,9 @@
 /* Handover mode: the successor of a reload is a whole new handoff process.
  *
  * The old main starts it (double-forked, so the service manager is its
- * parent) with the listening fds and one end of a SOCK_SEQPACKET control
- * channel at fd 3+N, announced in HANDOFF_CONTROL_FD. Over the channel:
+ * parent) with the listening fds, then the stored fds (how many: in
+ * HANDOFF_FDSTORE), and one end of a SOCK_SEQPACKET control channel after
+ * them, announced in HANDOFF_CONTROL_FD. Over the channel:
  *
  *   successor    -> old:  "PID <n>" with a pidfd of itself, first of all
  *                         (sent between fork and exec)
@@ -39,8 +40,9 @@ typedef struct SuccessorCallbacks {
 typedef struct SuccessorConfig {
         const char *exe;            /* handoff's own path, resolved at start-up */
         char *const *argv;          /* handoff's own argv */
-        const int *fds;
+        const int *fds;             /* listening sockets, then stored fds */
         size_t n_fds;
+        size_t n_stored;            /* how many of fds (at the end) are stored */
         const char *fdnames;
         const char *notify_socket;  /* systemd's, for after the takeover */
         uint64_t watchdog_usec;

@@ -41,7 +41,7 @@ static int listeners_add(Listeners *l, int fd, char *name) {
         return 0;
 }
 
-int listeners_from_systemd(Listeners *l) {
+int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
         char **names = NULL;
         /* unset_environment=1: LISTEN_* were for us, not for anything we run. */
         int n = sd_listen_fds_with_names(1, &names);
@@ -53,8 +53,19 @@ int listeners_from_systemd(Listeners *l) {
         }
 
         int r = 0;
+        if (n_stored > (size_t) n)
+                n_stored = (size_t) n;
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
+                if ((size_t) i >= (size_t) n - n_stored) {
+                        /* A stored fd may be anything: a memfd, a connection. */
+                        (void) fd_cloexec(fd, true);
+                        if ((r = fdstore_add(store, names[i], fd)) < 0) {
+                                log_warning_errno(r, "Failed to keep stored fd %d (%s): %m", fd, names[i]);
+                                r = 0;
+                        }
+                        continue;
+                }
                 struct stat st;
                 if (fstat(fd, &st) < 0) {
                         r = log_error_errno(errno, "Passed fd %d (%s) is not open: %m", fd, names[i]);
@@ -78,7 +89,7 @@ int listeners_from_systemd(Listeners *l) {
         l->from_systemd = true;
         if (!(l->fdnames = fdnames_join(l->names, l->n)))
                 return log_error_errno(ENOMEM, "Out of memory");
-        return n;
+        return (int) l->n;
 }
 
 static int created_path_add(Listeners *l, char *path) {

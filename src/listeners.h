@@ -4,6 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "fdstore.h"
+
 /* The listening sockets of the service: held by handoff for its whole life
  * and handed to every generation. Never shut down, never set nonblocking:
  * the generations share them. */
@@ -20,8 +22,9 @@ typedef struct Listeners {
 
 /* Takes the fds systemd passed (LISTEN_FDS for our pid), names kept, and
  * removes LISTEN_* from our environment. Returns how many (0: none passed),
- * or a negative errno after logging what is wrong. */
-int listeners_from_systemd(Listeners *l);
+ * or a negative errno after logging what is wrong. The last n_stored of them
+ * are a predecessor's stored fds, not sockets: they go into store. */
+int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store);
 
 /* Opens each "--listen" spec. Logs and returns a negative errno on the first
  * one that fails; what was opened is kept in l for listeners_done(). */

@@ -34,8 +34,14 @@ static char *resolve_self(const char *argv0) {
         return strdup("/proc/self/exe");
 }
 
-static int open_sockets(const Options *o, Listeners *l, bool successor) {
-        int r = listeners_from_systemd(l);
+static int open_sockets(const Options *o, Listeners *l, bool successor, FdStore *store) {
+        /* A successor's stored fds follow its listening sockets. */
+        size_t n_stored = 0;
+        const char *e = successor ? getenv("HANDOFF_FDSTORE") : NULL;
+        if (e)
+                n_stored = strtoul(e, NULL, 10);
+        unsetenv("HANDOFF_FDSTORE");
+        int r = listeners_from_systemd(l, n_stored, store);
         if (r < 0)
                 return r;
         /* A successor's sockets come from its predecessor, not from systemd. */
@@ -53,6 +59,7 @@ static int open_sockets(const Options *o, Listeners *l, bool successor) {
 static int run(int argc, char **argv) {
         Options o = OPTIONS_DEFAULT;
         Listeners l = {};
+        FdStore store = {};
         _cleanup_free_ char *exe = NULL;
         int channel = -EBADF, r;
         bool final = true;
@@ -65,6 +72,7 @@ static int run(int argc, char **argv) {
         }
         if (o.verbose)
                 log_set_max_level(LOG_DEBUG);
+        store.max = o.fd_store_max;
 
         /* Before the sockets: the channel sits right after them and must not
          * be mistaken for anything else. */
@@ -76,7 +84,7 @@ static int run(int argc, char **argv) {
         }
         /* A successor that fails early leaves its predecessor's files alone. */
         final = channel < 0;
-        if (open_sockets(&o, &l, channel >= 0) < 0) {
+        if (open_sockets(&o, &l, channel >= 0, &store) < 0) {
                 r = EXIT_INVALID;
                 goto finish;
         }
@@ -97,6 +105,7 @@ static int run(int argc, char **argv) {
         SupervisorParams p = {
                 .opt = &o,
                 .listeners = &l,
+                .store = &store,
                 .exe = exe,
                 .argv = argv,
                 .handover = o.mode == MODE_HANDOVER || (o.mode == MODE_AUTO && getenv("NOTIFY_SOCKET")),
@@ -114,6 +123,7 @@ static int run(int argc, char **argv) {
                 (void) unlink(o.pid_file);
 finish:
         listeners_done(&l, final);
+        fdstore_done(&store);
         options_done(&o);
         return r;
 }

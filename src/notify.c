@@ -32,6 +32,12 @@ static void parse_line(const char *line, NotifyMessage *m) {
                 m->watchdog_trigger = strcmp(v, "trigger") == 0;
         } else if (startswith_value(line, "BARRIER", &v))
                 m->barrier = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "FDSTORE", &v))
+                m->fdstore = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "FDSTOREREMOVE", &v))
+                m->fdstoreremove = strcmp(v, "1") == 0;
+        else if (startswith_value(line, "FDNAME", &v))
+                m->fdname = v;
         else if (startswith_value(line, "STATUS", &v))
                 m->status = v;
         else if (startswith_value(line, "EXTEND_TIMEOUT_USEC", &v))
@@ -131,14 +137,27 @@ int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd) 
         return 0;
 }
 
-static void close_passed_fds(struct msghdr *mh) {
+/* Collects the fds that came with a message (closing any beyond max). */
+static size_t take_passed_fds(struct msghdr *mh, int *out, size_t max) {
+        size_t k = 0;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                         size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                        int *fds = (int *) CMSG_DATA(c);
-                        for (size_t i = 0; i < n; i++)
-                                safe_close(fds[i]);
+                        for (size_t i = 0; i < n; i++) {
+                                int fd;
+                                memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                                if (k < max)
+                                        out[k++] = fd;
+                                else
+                                        safe_close(fd);
+                        }
                 }
+        return k;
+}
+
+static void close_fds(int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                safe_close(fds[i]);
 }
 
 static const struct ucred *find_ucred(struct msghdr *mh) {
@@ -149,7 +168,8 @@ static const struct ucred *find_ucred(struct msghdr *mh) {
         return NULL;
 }
 
-int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason) {
+int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason, int *ret_fds,
+                   size_t *ret_n_fds) {
         /* Room for credentials and as many fds as one message may carry. */
         union {
                 struct cmsghdr align;
@@ -167,27 +187,25 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **
         if (n < 0)
                 return errno == EINTR ? -EAGAIN : -errno;
 
-        /* handoff keeps no fds a generation sends (yet): close them at once so
-         * a misbehaving server cannot make us leak. */
-        close_passed_fds(&mh);
+        /* Whatever the message, its fds are now ours: kept by the caller, or
+         * closed here, so a misbehaving sender cannot make us leak. */
+        size_t n_fds = take_passed_fds(&mh, ret_fds, NOTIFY_MAX_FDS);
+        *ret_n_fds = 0;
 
         const struct ucred *uc = find_ucred(&mh);
-        if ((mh.msg_flags & MSG_TRUNC) || (size_t) n >= size) {
+        if ((mh.msg_flags & MSG_TRUNC) || (size_t) n >= size)
                 *reason = "message too long";
-                return -EBADMSG;
-        }
-        if (mh.msg_flags & MSG_CTRUNC) {
+        else if (mh.msg_flags & MSG_CTRUNC)
                 *reason = "control data truncated";
-                return -EBADMSG;
-        }
-        if (!uc || uc->pid <= 0) {
+        else if (!uc || uc->pid <= 0)
                 *reason = "no sender credentials";
-                return -EBADMSG;
-        }
-        if (uc->uid != getuid() && uc->uid != 0) {
+        else if (uc->uid != getuid() && uc->uid != 0)
                 *reason = "sender has another uid";
-                return -EBADMSG;
+        else {
+                *ret_pid = uc->pid;
+                *ret_n_fds = n_fds;
+                return (int) n;
         }
-        *ret_pid = uc->pid;
-        return (int) n;
+        close_fds(ret_fds, n_fds);
+        return -EBADMSG;
 }

@@ -19,6 +19,9 @@ typedef struct NotifyMessage {
         bool watchdog;          /* WATCHDOG=1 */
         bool watchdog_trigger;  /* WATCHDOG=trigger */
         bool barrier;           /* BARRIER=1 */
+        bool fdstore;           /* FDSTORE=1: keep the fds sent along */
+        bool fdstoreremove;     /* FDSTOREREMOVE=1: drop the ones named FDNAME */
+        const char *fdname;     /* FDNAME= */
         const char *status;     /* STATUS=, points into the parsed buffer */
         const char *extend_timeout_usec;
         const char *errno_value;
@@ -42,8 +45,11 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
  * placed at an fd >= min_fd. ret_address gets the "@name" for NOTIFY_SOCKET. */
 int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd);
 
-/* Receives one datagram. Returns its length with the sender's credentials,
- * -EAGAIN when there is nothing to read, or -EBADMSG when the datagram was
- * dropped (no credentials, another uid than ours or root's, truncated); *reason
- * then names why. Any fds that came with it are closed. */
-int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason);
+/* Receives one datagram. Returns its length with the sender's credentials
+ * and the fds that came with it (the caller keeps or closes them), -EAGAIN
+ * when there is nothing to read, or -EBADMSG when the datagram was dropped (no
+ * credentials, another uid than ours or root's, truncated): *reason then
+ * names why, and its fds are closed. */
+#define NOTIFY_MAX_FDS 253
+int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason, int *ret_fds,
+                   size_t *ret_n_fds);

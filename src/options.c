@@ -34,6 +34,8 @@ static void help(void) {
                "                           supervise keeps this process (auto: handover\n"
                "                           under systemd's NOTIFY_SOCKET, else supervise)\n"
                "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
+               "     --fd-store-max=N      Keep at most N fds the server stores with\n"
+               "                           FDSTORE=1 for its next generations (default 16)\n"
                "  -v --verbose             Log debug messages\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -96,6 +98,7 @@ enum {
         ARG_DRAIN_TIMEOUT,
         ARG_MODE,
         ARG_PID_FILE,
+        ARG_FD_STORE_MAX,
         ARG_VERSION,
 };
 
@@ -133,6 +136,17 @@ static int parse_one(int c, const char *arg, Options *o) {
                         return -EINVAL;
                 }
                 return 0;
+        case ARG_FD_STORE_MAX: {
+                char *end;
+                errno = 0;
+                unsigned long v = strtoul(arg, &end, 10);
+                if (!*arg || *end || errno || v > 1024 || arg[0] == '-') {
+                        fprintf(stderr, "handoff: invalid --fd-store-max: \"%s\" (a number from 0 to 1024)\n", arg);
+                        return -EINVAL;
+                }
+                o->fd_store_max = v;
+                return 0;
+        }
         case ARG_PID_FILE:
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
@@ -154,6 +168,7 @@ int options_parse(int argc, char **argv, Options *o) {
                 { "drain-timeout", required_argument, NULL, ARG_DRAIN_TIMEOUT },
                 { "mode", required_argument, NULL, ARG_MODE },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
+                { "fd-store-max", required_argument, NULL, ARG_FD_STORE_MAX },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

@@ -22,6 +22,7 @@ typedef struct Options {
         int stop_signal;
         RunMode mode;
         char *pid_file;
+        size_t fd_store_max;     /* --fd-store-max */
         bool verbose;
         char **command;          /* points into argv, NULL-terminated */
 } Options;
@@ -31,6 +32,7 @@ typedef struct Options {
                 .start_timeout = 90 * USEC_PER_SEC,             \
                 .drain_timeout = 30 * USEC_PER_SEC,             \
                 .stop_signal = 15 /* SIGTERM */,                \
+                .fd_store_max = 16,                             \
         })
 
 /* Parses argv. Returns 1 to run, 0 when --help/--version was printed, or

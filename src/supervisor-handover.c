@@ -62,6 +62,7 @@ int start_successor_handoff(Supervisor *s, unsigned number) {
                 .argv = s->p->argv,
                 .fds = s->config.fds,
                 .n_fds = s->config.n_fds,
+                .n_stored = s->p->store->n,
                 .fdnames = s->config.fdnames,
                 .notify_socket = s->notify_socket,
                 .watchdog_usec = s->config.watchdog_usec,

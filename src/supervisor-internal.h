@@ -13,6 +13,11 @@
 #include "handover.h"
 #include "supervisor.h"
 
+typedef struct StoreOp {
+        char *name;
+        int fd;          /* -EBADF: remove name */
+} StoreOp;
+
 typedef struct Supervisor {
         sd_event *event;
         const SupervisorParams *p;
@@ -57,6 +62,17 @@ typedef struct Supervisor {
         pid_t handed_to;         /* old main: the handoff that took over */
 
         Control *control;        /* "handoff reload", "handoff status" */
+
+        /* A reload successor's FDSTORE=1/FDSTOREREMOVE=1, applied in order
+         * when it commits and dropped if it fails: a failed reload leaves
+         * the store as it was. */
+        StoreOp *staged;
+        size_t n_staged;
+
+        /* What the next generation inherits: the listening sockets, then the
+         * stored fds; rebuilt before each start, as the store changes. */
+        int *gen_fds;
+        char *gen_fdnames;
 } Supervisor;
 
 void dispatch(Supervisor *s, Event ev);
@@ -65,6 +81,12 @@ const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, si
 bool all_gone(Supervisor *s);
 bool awaiting_takeover(Supervisor *s);
 void record_failure(Supervisor *s, unsigned number, const char *why, int code);
+
+/* supervisor-store.c */
+void store_from_generation(Supervisor *s, Generation *g, const NotifyMessage *m, int *fds, size_t n_fds);
+void store_commit_staged(Supervisor *s);
+void store_drop_staged(Supervisor *s);
+int build_inheritance(Supervisor *s);
 
 /* supervisor-handover.c */
 int start_successor_handoff(Supervisor *s, unsigned number);

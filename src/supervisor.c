@@ -135,12 +135,13 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 dispatch(s, EV_ALL_GONE);
 }
 
-static void on_gen_message(Generation *g, const NotifyMessage *m, void *userdata) {
+static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata) {
         Supervisor *s = userdata;
         /* The serving generation speaks for the service; so does the first one
          * while it starts (its EXTEND_TIMEOUT_USEC matters then). A successor
-         * and retiring generations are not relayed. */
+         * and retiring generations are not relayed, and may not store. */
         bool relay = g == s->serving || (g == s->successor && !s->serving && s->machine.state == STATE_STARTING);
+        store_from_generation(s, g, m, fds, n_fds);
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",
                           g->number);
@@ -171,6 +172,14 @@ static void start_successor(Supervisor *s) {
         int code = 1, r;
         s->reload_started = now_monotonic();
 
+        store_drop_staged(s);
+        if (build_inheritance(s) < 0) {
+                log_error_errno(ENOMEM, "Out of memory");
+                record_failure(s, number, "could not be started", 1);
+                dispatch(s, EV_FAILED);
+                return;
+        }
+
         if (s->machine.handover && s->machine.state == STATE_RELOADING)
                 r = start_successor_handoff(s, number);
         else {
@@ -191,6 +200,7 @@ static void start_successor(Supervisor *s) {
 }
 
 static void rollback(Supervisor *s) {
+        store_drop_staged(s);
         if (s->successor) /* still running (hung): stop it like a retiring one */
                 generation_retire(s->successor, s->opt->stop_signal, s->opt->drain_timeout);
         s->successor = NULL;
@@ -211,6 +221,7 @@ static void commit(Supervisor *s) {
         s->serving = g;
         s->successor = NULL;
         g->role = GEN_SERVING;
+        store_commit_staged(s);
         if (!old && !s->is_successor)
                 return; /* the very first generation of the service */
         if (s->inherited_reload_started) {
@@ -412,6 +423,9 @@ finish:
         safe_close(s.takeover_channel);
         safe_close(s.handed_channel);
         control_free(s.control);
+        store_drop_staged(&s);
+        free(s.gen_fds);
+        free(s.gen_fdnames);
         sd_event_unref(s.event);
         *ret_final = !s.handed_over && (!s.is_successor || s.took_over);
         return r < 0 ? 1 : r;

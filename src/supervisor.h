@@ -3,12 +3,14 @@
 
 #include <stdbool.h>
 
+#include "fdstore.h"
 #include "listeners.h"
 #include "options.h"
 
 typedef struct SupervisorParams {
         const Options *opt;
         Listeners *listeners;     /* a successor adds the socket files it inherits */
+        FdStore *store;           /* the server's stored fds (FDSTORE=1) */
         const char *exe;          /* handoff's own path, for a successor */
         char *const *argv;        /* handoff's own argv, for a successor */
         bool handover;            /* the successor of a reload is a new handoff */

@@ -129,7 +129,22 @@ START_TEST(test_parse_unknown_keys_counted) {
         NotifyMessage m;
         ck_assert_int_eq(parse("FOO=1\nREADY=1\nBAR=\nFDSTORE=1\nX_CUSTOM=value", &m), 0);
         ck_assert(m.ready);
-        ck_assert_uint_eq(m.n_unknown, 4);
+        ck_assert(m.fdstore);
+        ck_assert_uint_eq(m.n_unknown, 3);
+}
+END_TEST
+
+START_TEST(test_parse_fdstore_keys) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("FDSTORE=1\nFDNAME=state", &m), 0);
+        ck_assert(m.fdstore && !m.fdstoreremove);
+        ck_assert_str_eq(m.fdname, "state");
+        /* FDSTORE must not match FDSTOREREMOVE's prefix, nor the reverse. */
+        ck_assert_int_eq(parse("FDSTOREREMOVE=1\nFDNAME=conn", &m), 0);
+        ck_assert(m.fdstoreremove && !m.fdstore);
+        ck_assert_str_eq(m.fdname, "conn");
+        ck_assert_int_eq(parse("FDSTORE=0", &m), 0);
+        ck_assert(!m.fdstore);
 }
 END_TEST
 
@@ -354,12 +369,14 @@ START_TEST(test_receive_own_pid) {
         NotifySocket n = open_notify();
         char buf[NOTIFY_MAX_LEN + 1];
         pid_t pid = 0;
+        int rfds[NOTIFY_MAX_FDS];
+        size_t nrfds = 0;
         const char *reason = NULL;
 
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EAGAIN);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EAGAIN);
 
         ck_assert_int_eq(send_notify(n.address, "READY=1\nSTATUS=hi", 17, NULL, 0), 17);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 17);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), 17);
         ck_assert_int_eq(pid, getpid());
         ck_assert(memcmp(buf, "READY=1\nSTATUS=hi", 17) == 0);
 
@@ -369,7 +386,7 @@ START_TEST(test_receive_own_pid) {
         ck_assert(m.ready);
         ck_assert_str_eq(m.status, "hi");
 
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EAGAIN);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EAGAIN);
         close(n.fd);
 }
 END_TEST
@@ -393,14 +410,16 @@ START_TEST(test_receive_child_pid) {
 
         char buf[64];
         pid_t pid = 0;
+        int rfds[NOTIFY_MAX_FDS];
+        size_t nrfds = 0;
         const char *reason = NULL;
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 7);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, child);
         close(n.fd);
 }
 END_TEST
 
-START_TEST(test_receive_closes_passed_fds) {
+START_TEST(test_receive_hands_over_passed_fds) {
         NotifySocket n = open_notify();
         int p[2];
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
@@ -412,10 +431,17 @@ START_TEST(test_receive_closes_passed_fds) {
 
         char buf[64];
         pid_t pid = 0;
+        int rfds[NOTIFY_MAX_FDS];
+        size_t nrfds = 0;
         const char *reason = NULL;
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 7);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, getpid());
-        ck_assert_msg(count_fds() == before, "%u fds after receiving, %u before: passed fds leaked", count_fds(), before);
+        /* The caller gets them (to store for FDSTORE=1, or to close). */
+        ck_assert_uint_eq(nrfds, 3);
+        ck_assert_uint_eq(count_fds(), before + 3);
+        for (size_t i = 0; i < nrfds; i++)
+                close(rfds[i]);
+        ck_assert_msg(count_fds() == before, "%u fds after closing, %u before", count_fds(), before);
 
         /* Our originals are untouched: the pipe still works. */
         ck_assert_int_eq(write(p[1], "x", 1), 1);
@@ -437,33 +463,35 @@ START_TEST(test_receive_oversized) {
         memcpy(big, "STATUS=", 7);
         char buf[NOTIFY_MAX_LEN + 1];
         pid_t pid = 0;
+        int rfds[NOTIFY_MAX_FDS];
+        size_t nrfds = 0;
         const char *reason = NULL;
 
         ck_assert_int_eq(send_notify(n.address, big, sizeof big, NULL, 0), (ssize_t) sizeof big);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EBADMSG);
         ck_assert_ptr_nonnull(reason);
 
         /* Boundary: size - 1 bytes fit, size bytes do not. */
         ck_assert_int_eq(send_notify(n.address, big, sizeof buf - 1, NULL, 0), (ssize_t) sizeof buf - 1);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), (int) sizeof buf - 1);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), (int) sizeof buf - 1);
         ck_assert_int_eq(send_notify(n.address, big, sizeof buf, NULL, 0), (ssize_t) sizeof buf);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EBADMSG);
 
         /* An oversized one carrying an fd: dropped, and the fd still closed. */
         int p[2];
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         unsigned before = count_fds();
         ck_assert_int_eq(send_notify(n.address, big, sizeof big, &p[1], 1), (ssize_t) sizeof big);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EBADMSG);
         ck_assert_uint_eq(count_fds(), before);
         close(p[0]);
         close(p[1]);
 
         /* A dropped datagram does not block the next. */
         ck_assert_int_eq(send_notify(n.address, "READY=1", 7, NULL, 0), 7);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), 7);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, getpid());
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EAGAIN);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EAGAIN);
         close(n.fd);
 }
 END_TEST
@@ -493,8 +521,10 @@ START_TEST(test_receive_other_uid) {
 
         char buf[64];
         pid_t pid = 0;
+        int rfds[NOTIFY_MAX_FDS];
+        size_t nrfds = 0;
         const char *reason = NULL;
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &reason, rfds, &nrfds), -EBADMSG);
         ck_assert_ptr_nonnull(reason);
         ck_assert_int_eq(pid, 0);
         close(n.fd);
@@ -511,6 +541,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_parse_status_with_equals);
         tcase_add_test(tc, test_parse_watchdog_trigger);
         tcase_add_test(tc, test_parse_unknown_keys_counted);
+        tcase_add_test(tc, test_parse_fdstore_keys);
         tcase_add_test(tc, test_parse_rejects);
         tcase_add_test(tc, test_parse_size_limit);
         suite_add_tcase(s, tc);
@@ -527,7 +558,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_socket_open_small_buffer);
         tcase_add_test(tc, test_receive_own_pid);
         tcase_add_test(tc, test_receive_child_pid);
-        tcase_add_test(tc, test_receive_closes_passed_fds);
+        tcase_add_test(tc, test_receive_hands_over_passed_fds);
         tcase_add_test(tc, test_receive_oversized);
         tcase_add_test(tc, test_receive_other_uid);
         suite_add_tcase(s, tc);

@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""The fd store, in the mode HANDOFF_TEST_MODE names: a server keeps a memfd
+with state and a connected socket across reloads with the calls it would make
+to systemd (FDSTORE=1, FDNAME=, FDSTOREREMOVE=1); entries are replaced and
+removed by name, the store is bounded, and a retiring generation's stores
+are ignored."""
+
+import os
+import signal
+import socket
+import threading
+
+from harness import MODE, FakeSystemd, Handoff, check, free_port, http_get, run, set_args, wait_for
+
+STORE_SERVER = os.environ.get("STORE_SERVER", "build/tests/fixtures/store-server")
+
+
+def start(tmp, *args, extra=()):
+    port = free_port()
+    args_file = os.path.join(tmp, "store.args")
+    set_args(args_file, *args)
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}=web", f"--mode={MODE}", "-v", *extra],
+                ["/bin/sh", "-c", f"exec {STORE_SERVER} $(cat {args_file})"], notify=fake)
+    h.port, h.args_file = port, args_file
+    h.wait_ready(1)
+    return h
+
+
+def answer(h):
+    """{"pid": .., "gen": .., "state": .., "names": [...]} from the server."""
+    body = http_get(h.port)[1]
+    f = dict(kv.split("=", 1) for kv in body.split())
+    f["names"] = f["names"].split(",")
+    return f
+
+
+def reload(h, n):
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n, timeout=20)
+    return wait_for(lambda: (lambda a: a if a["gen"] == str(n) else None)(answer(h)), 10, f"generation {n}")
+
+
+def teardown(h):
+    h.kill_all()
+    h.notify.close()
+
+
+def test_state_survives_reloads(tmp):
+    h = start(tmp)
+    try:
+        a = answer(h)
+        check(a["state"] == "1" and a["names"] == ["web"], a)
+        for n in (2, 3, 4):
+            a = reload(h, n)
+            check(a["state"] == str(n), f"the memfd's counter went on: {a}")
+            # Replaced by name, not piled up: one "state" after the socket.
+            check(a["names"] == ["web", "state"], a)
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_connection_survives_reloads(tmp):
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(8)
+    peer.settimeout(10)
+    h = start(tmp, "--conn", f"127.0.0.1:{peer.getsockname()[1]}")
+    try:
+        conn, _ = peer.accept()
+        conn.settimeout(10)
+        lines = []
+        buf = b""
+
+        def read_lines(n):
+            nonlocal buf
+            while len(lines) < n:
+                chunk = conn.recv(4096)
+                check(chunk, f"the stored connection closed after {lines}")
+                buf += chunk
+                *done, buf = buf.split(b"\n")
+                lines.extend(l.decode() for l in done)
+        read_lines(1)
+        reload(h, 2)
+        reload(h, 3)
+        read_lines(3)
+        check([l.split()[1] for l in lines] == ["1", "2", "3"], f"every generation spoke on it: {lines}")
+        check(len({l.split()[3] for l in lines}) == 3, "three different processes")
+        peer.settimeout(0.5)
+        try:
+            peer.accept()
+            check(False, "a second connection was opened")
+        except socket.timeout:
+            pass
+        check(h.stop() == 0, h.log())
+        conn.close()
+    finally:
+        peer.close()
+        teardown(h)
+
+
+def test_remove_by_name(tmp):
+    h = start(tmp)
+    try:
+        set_args(h.args_file, "--remove", "state")
+        a = reload(h, 2)
+        check(a["state"] == "2", a)  # it read generation 1's, stored its own, then removed it
+        set_args(h.args_file)
+        a = reload(h, 3)
+        check(a["state"] == "1" and a["names"] == ["web"], f"nothing named state any more: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_failed_reload_leaves_the_store_alone(tmp):
+    h = start(tmp)
+    try:
+        set_args(h.args_file, "--fail-after-store")
+        n = h.notify.count("READY")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        h.wait_log("failed to start: exited with status 3")
+        set_args(h.args_file)
+        a = reload(h, 3)
+        check(a["state"] == "2", f"generation 3 read generation 1's state, not the failed one's: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_store_is_bounded(tmp):
+    h = start(tmp, "--store-many", "5", extra=("--fd-store-max=3",))
+    try:
+        wait_for(lambda: h.log().count("fd store full (--fd-store-max=3)") == 3, 10,
+                 f"three refusals logged (state + 2 extras kept): {h.log()}")
+        set_args(h.args_file)
+        a = reload(h, 2)
+        check(a["names"] == ["web", "state", "extra0", "extra1"], f"three stored fds passed on: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_retiring_generation_cannot_store(tmp):
+    h = start(tmp, "--store-on-term", "late")
+    try:
+        set_args(h.args_file)
+        reload(h, 2)
+        wait_for(lambda: "Retired generation 1" in h.log(), 10, "generation 1 retired")
+        a = reload(h, 3)
+        check("late" not in a["names"], f"a retiring generation's store is ignored: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+if __name__ == "__main__":
+    run([v for k, v in sorted(globals().items()) if k.startswith("test_")])
