@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
 #include "address.h"
+#include "sdstore.h"
 #include "listeners.h"
 #include "log.h"
 
@@ -41,6 +43,43 @@ static int listeners_add(Listeners *l, int fd, char *name) {
         return 0;
 }
 
+/* An entry a previous handoff put into systemd's fd store. Returns true when
+ * name was one (fd then taken). */
+static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int fd) {
+        size_t lp = strlen(SDSTORE_LISTEN_PREFIX), sp = strlen(SDSTORE_STORE_PREFIX);
+        if (strncmp(name, SDSTORE_STORE_PREFIX, sp) == 0) {
+                (void) fd_cloexec(fd, true);
+                if (fdstore_add(store, name + sp, fd) < 0)
+                        log_warning("Could not keep %s from the service manager's fd store.", name);
+                else
+                        log_info("Recovered stored fd \"%s\" from the service manager's fd store.", name + sp);
+                return true;
+        }
+        if (strncmp(name, SDSTORE_LISTEN_PREFIX, lp) != 0)
+                return false;
+        char *end;
+        unsigned long i = strtoul(name + lp, &end, 10);
+        if (*end || i >= 1024) {
+                safe_close(fd);
+                return true;
+        }
+        if (i >= l->n_recovered) {
+                int *r = realloc(l->recovered, sizeof(int) * (i + 1));
+                if (!r) {
+                        safe_close(fd);
+                        return true;
+                }
+                for (size_t k = l->n_recovered; k <= i; k++)
+                        r[k] = -EBADF;
+                l->recovered = r;
+                l->n_recovered = i + 1;
+        }
+        (void) fd_cloexec(fd, true);
+        safe_close(l->recovered[i]);
+        l->recovered[i] = fd;
+        return true;
+}
+
 int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
         char **names = NULL;
         /* unset_environment=1: LISTEN_* were for us, not for anything we run. */
@@ -66,6 +105,8 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
                         }
                         continue;
                 }
+                if (take_own_entry(l, store, names[i], fd))
+                        continue;
                 struct stat st;
                 if (fstat(fd, &st) < 0) {
                         r = log_error_errno(errno, "Passed fd %d (%s) is not open: %m", fd, names[i]);
@@ -107,7 +148,7 @@ int listeners_add_created_path(Listeners *l, const char *path) {
         return created_path_add(l, strdup(path));
 }
 
-int listeners_open(Listeners *l, char *const *specs, size_t n_specs) {
+int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror) {
         for (size_t i = 0; i < n_specs; i++) {
                 ListenAddress a;
                 const char *err = NULL;
@@ -118,7 +159,23 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs) {
                 }
                 int fd = -EBADF;
                 char *created = NULL;
-                r = listen_address_open(&a, specs[i], &fd, &created);
+                bool reused = i < l->n_recovered && l->recovered[i] >= 0;
+                if (reused) {
+                        /* Never closed since a previous handoff opened it:
+                         * clients queued meanwhile are served now. */
+                        fd = TAKE_FD(l->recovered[i]);
+                        if ((a.kind == ADDR_UNIX_STREAM || a.kind == ADDR_UNIX_DGRAM) && !a.abstract &&
+                            !(created = strdup(a.path)))
+                                r = -ENOMEM;
+                        log_info("Reusing %s from the service manager's fd store.", specs[i]);
+                } else {
+                        r = listen_address_open(&a, specs[i], &fd, &created);
+                        if (r >= 0 && mirror) {
+                                char idx[24];
+                                snprintf(idx, sizeof idx, "%zu", i);
+                                (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd);
+                        }
+                }
                 if (r >= 0 && created)
                         r = created_path_add(l, created);
                 if (r >= 0)
@@ -128,6 +185,15 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs) {
                         return r == -ENOMEM ? log_error_errno(r, "Out of memory") : r;
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }
+        /* Recovered sockets no --listen asks for any more. */
+        for (size_t i = n_specs; i < l->n_recovered; i++)
+                if (l->recovered[i] >= 0) {
+                        char idx[24];
+                        snprintf(idx, sizeof idx, "%zu", i);
+                        l->recovered[i] = safe_close(l->recovered[i]);
+                        if (mirror)
+                                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
+                }
         if (!(l->fdnames = fdnames_join(l->names, l->n)))
                 return log_error_errno(ENOMEM, "Out of memory");
         return 0;
@@ -141,6 +207,9 @@ void listeners_done(Listeners *l, bool unlink_paths) {
                         log_warning_errno(errno, "Failed to remove %s: %m", l->created_paths[i]);
                 free(l->created_paths[i]);
         }
+        for (size_t i = 0; i < l->n_recovered; i++)
+                safe_close(l->recovered[i]);
+        free(l->recovered);
         free(l->fds);
         strv_free(l->names);
         free(l->fdnames);

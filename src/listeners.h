@@ -18,17 +18,25 @@ typedef struct Listeners {
         char **created_paths;   /* unix socket files handoff made itself */
         size_t n_created;
         bool from_systemd;
+        /* --listen sockets a previous handoff put into systemd's fd store,
+         * by --listen index (-EBADF where none) */
+        int *recovered;
+        size_t n_recovered;
 } Listeners;
 
 /* Takes the fds systemd passed (LISTEN_FDS for our pid), names kept, and
- * removes LISTEN_* from our environment. Returns how many (0: none passed),
- * or a negative errno after logging what is wrong. The last n_stored of them
- * are a predecessor's stored fds, not sockets: they go into store. */
+ * removes LISTEN_* from our environment. Returns how many listening sockets
+ * (0: none passed), or a negative errno after logging what is wrong. The last
+ * n_stored of them are a predecessor's stored fds, not sockets: they go into
+ * store; so do entries of systemd's fd store named "handoff.store.NAME",
+ * while "handoff.listen.N" are kept as l->recovered[N]. */
 int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store);
 
-/* Opens each "--listen" spec. Logs and returns a negative errno on the first
- * one that fails; what was opened is kept in l for listeners_done(). */
-int listeners_open(Listeners *l, char *const *specs, size_t n_specs);
+/* Opens each "--listen" spec, or reuses the socket recovered from systemd's
+ * fd store for it. With mirror, puts each newly opened one into systemd's fd
+ * store. Logs and returns a negative errno on the first one that fails; what
+ * was opened is kept in l for listeners_done(). */
+int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
 
 /* Records a unix socket file the service created (a successor learns them
  * from its predecessor), to be removed at the final stop. */

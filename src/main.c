@@ -34,7 +34,7 @@ static char *resolve_self(const char *argv0) {
         return strdup("/proc/self/exe");
 }
 
-static int open_sockets(const Options *o, Listeners *l, bool successor, FdStore *store) {
+static int open_sockets(const Options *o, Listeners *l, bool successor, FdStore *store, bool mirror) {
         /* A successor's stored fds follow its listening sockets. */
         size_t n_stored = 0;
         const char *e = successor ? getenv("HANDOFF_FDSTORE") : NULL;
@@ -53,7 +53,7 @@ static int open_sockets(const Options *o, Listeners *l, bool successor, FdStore 
                 return log_error_errno(EINVAL, "No sockets to serve: systemd passed none (no LISTEN_FDS for this pid) "
                                                "and no --listen was given. Use a .socket unit, or e.g. "
                                                "--listen 127.0.0.1:8080.");
-        return listeners_open(l, o->listen, o->n_listen);
+        return listeners_open(l, o->listen, o->n_listen, mirror);
 }
 
 static int run(int argc, char **argv) {
@@ -84,7 +84,10 @@ static int run(int argc, char **argv) {
         }
         /* A successor that fails early leaves its predecessor's files alone. */
         final = channel < 0;
-        if (open_sockets(&o, &l, channel >= 0, &store) < 0) {
+        /* A successor mirrors nothing before it is main; its predecessor's
+         * entries are in systemd's store already. */
+        bool mirror = sdstore_enabled(o.systemd_fd_store);
+        if (open_sockets(&o, &l, channel >= 0, &store, mirror && channel < 0) < 0) {
                 r = EXIT_INVALID;
                 goto finish;
         }
@@ -106,6 +109,7 @@ static int run(int argc, char **argv) {
                 .opt = &o,
                 .listeners = &l,
                 .store = &store,
+                .mirror_store = mirror,
                 .exe = exe,
                 .argv = argv,
                 .handover = o.mode == MODE_HANDOVER || (o.mode == MODE_AUTO && getenv("NOTIFY_SOCKET")),

@@ -36,6 +36,10 @@ static void help(void) {
                "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
                "     --fd-store-max=N      Keep at most N fds the server stores with\n"
                "                           FDSTORE=1 for its next generations (default 16)\n"
+               "     --systemd-fd-store=auto|yes|no\n"
+               "                           Also keep --listen sockets and stored fds in\n"
+               "                           systemd's fd store, for a crash or restart\n"
+               "                           (auto: when $FDSTORE says the unit has one)\n"
                "  -v --verbose             Log debug messages\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -99,6 +103,7 @@ enum {
         ARG_MODE,
         ARG_PID_FILE,
         ARG_FD_STORE_MAX,
+        ARG_SYSTEMD_FD_STORE,
         ARG_VERSION,
 };
 
@@ -147,6 +152,18 @@ static int parse_one(int c, const char *arg, Options *o) {
                 o->fd_store_max = v;
                 return 0;
         }
+        case ARG_SYSTEMD_FD_STORE:
+                if (strcmp(arg, "auto") == 0)
+                        o->systemd_fd_store = SDSTORE_AUTO;
+                else if (strcmp(arg, "yes") == 0)
+                        o->systemd_fd_store = SDSTORE_YES;
+                else if (strcmp(arg, "no") == 0)
+                        o->systemd_fd_store = SDSTORE_NO;
+                else {
+                        fprintf(stderr, "handoff: invalid --systemd-fd-store: \"%s\" (auto, yes or no)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
         case ARG_PID_FILE:
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
@@ -169,6 +186,7 @@ int options_parse(int argc, char **argv, Options *o) {
                 { "mode", required_argument, NULL, ARG_MODE },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
                 { "fd-store-max", required_argument, NULL, ARG_FD_STORE_MAX },
+                { "systemd-fd-store", required_argument, NULL, ARG_SYSTEMD_FD_STORE },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "sdstore.h"
 #include "time-util.h"
 
 typedef enum {
@@ -23,6 +24,7 @@ typedef struct Options {
         RunMode mode;
         char *pid_file;
         size_t fd_store_max;     /* --fd-store-max */
+        SdStoreMode systemd_fd_store; /* --systemd-fd-store */
         bool verbose;
         char **command;          /* points into argv, NULL-terminated */
 } Options;

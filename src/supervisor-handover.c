@@ -196,6 +196,7 @@ static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *use
         s->predecessor_alive = true;
         if (s->notify_socket[0])
                 setenv("NOTIFY_SOCKET", s->notify_socket, 1);
+        store_resync(s, s->inherited_names, strv_length(s->inherited_names));
         log_info("Took over as the main process%s.", pending ? "; a reload is pending" : "");
         if (pending)
                 dispatch(s, EV_RELOAD);
@@ -227,5 +228,9 @@ void inherit_state(Supervisor *s) {
                 (void) sscanf(e, "%u %u %" SCNu64, &s->reloads_ok, &s->reloads_failed, &s->inherited_reload_started);
         unsetenv("HANDOFF_GENERATION");
         unsetenv("HANDOFF_STATS");
+        size_t n = 0;
+        for (size_t i = 0; i < s->p->store->n; i++)
+                if (strv_push(&s->inherited_names, &n, strdup(s->p->store->names[i])) < 0)
+                        log_warning("Out of memory; systemd's fd store may keep a stale entry.");
 }
 

@@ -68,6 +68,7 @@ typedef struct Supervisor {
          * the store as it was. */
         StoreOp *staged;
         size_t n_staged;
+        char **inherited_names;  /* a successor: its predecessor's store, for the resync */
 
         /* What the next generation inherits: the listening sockets, then the
          * stored fds; rebuilt before each start, as the store changes. */
@@ -86,6 +87,7 @@ void record_failure(Supervisor *s, unsigned number, const char *why, int code);
 void store_from_generation(Supervisor *s, Generation *g, const NotifyMessage *m, int *fds, size_t n_fds);
 void store_commit_staged(Supervisor *s);
 void store_drop_staged(Supervisor *s);
+void store_resync(Supervisor *s, char *const *old_names, size_t n_old);
 int build_inheritance(Supervisor *s);
 
 /* supervisor-handover.c */

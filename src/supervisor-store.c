@@ -5,15 +5,25 @@
 #include <string.h>
 
 #include "log.h"
+#include "sdstore.h"
 #include "supervisor-internal.h"
+
+/* Mirrored only while we are the main process systemd listens to. */
+static bool mirroring(Supervisor *s) {
+        return s->p->mirror_store && !s->mainpid_sent && !s->handed_over && (!s->is_successor || s->took_over);
+}
 
 static void apply(Supervisor *s, Generation *g, const char *name, int fd) {
         FdStore *st = s->p->store;
         if (fd < 0) {
                 log_debug("Removed %zu fd(s) named %s from the store.", fdstore_remove(st, name), name);
+                if (mirroring(s))
+                        (void) sdstore_remove(SDSTORE_STORE_PREFIX, name);
                 return;
         }
         int r = fdstore_add(st, name, fd);
+        if (r >= 0 && mirroring(s))
+                (void) sdstore_put(SDSTORE_STORE_PREFIX, name, fd);
         if (r == -ENOSPC)
                 log_warning("fd store full (--fd-store-max=%zu): dropped fd \"%s\" from generation %u.", st->max, name,
                             g->number);
@@ -113,4 +123,15 @@ int build_inheritance(Supervisor *s) {
         s->config.n_fds = n;
         s->config.fdnames = joined;
         return 0;
+}
+
+/* A successor that took over: systemd's store holds what its predecessor
+ * put there; make it hold ours (what the app changed while we started). */
+void store_resync(Supervisor *s, char *const *old_names, size_t n_old) {
+        if (!mirroring(s))
+                return;
+        for (size_t i = 0; i < n_old; i++)
+                (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
+        for (size_t i = 0; i < s->p->store->n; i++)
+                (void) sdstore_put(SDSTORE_STORE_PREFIX, s->p->store->names[i], s->p->store->fds[i]);
 }

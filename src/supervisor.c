@@ -424,6 +424,7 @@ finish:
         safe_close(s.handed_channel);
         control_free(s.control);
         store_drop_staged(&s);
+        strv_free(s.inherited_names);
         free(s.gen_fds);
         free(s.gen_fdnames);
         sd_event_unref(s.event);

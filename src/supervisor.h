@@ -11,6 +11,7 @@ typedef struct SupervisorParams {
         const Options *opt;
         Listeners *listeners;     /* a successor adds the socket files it inherits */
         FdStore *store;           /* the server's stored fds (FDSTORE=1) */
+        bool mirror_store;        /* ... mirrored into systemd's fd store */
         const char *exe;          /* handoff's own path, for a successor */
         char *const *argv;        /* handoff's own argv, for a successor */
         bool handover;            /* the successor of a reload is a new handoff */

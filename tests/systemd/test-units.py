@@ -54,6 +54,7 @@ def _bin(var, rel):
 HANDOFF = _bin("HANDOFF_BIN", "src/handoff")
 FIXTURE = _bin("FIXTURE_SERVER", "tests/fixtures/fixture-server")
 LOADGEN = _bin("LOADGEN", "tests/fixtures/loadgen")
+STORE_SERVER = _bin("STORE_SERVER", "tests/fixtures/store-server")
 UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units")
 UNITS_BUILD_DIR = os.environ.get("HANDOFF_UNITS_BUILD_DIR")
 
@@ -576,6 +577,74 @@ def test_sigkill_of_new_main_after_handover(um):
     log("SIGKILL of the new main %d after a handover: restarted as %d (NRestarts=1)" % (main2, main3))
 
 
+def store_state(port):
+    """The store-server's counter, kept in a memfd in the fd store."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    m = re.search(rb"pid=(\d+) gen=(\S+) state=(\d+)", data)
+    assert m, data
+    return int(m.group(1)), int(m.group(3))
+
+
+@with_logs
+def test_systemd_fd_store_survives_crash(um):
+    """No socket unit: handoff opens the port itself (--listen) and keeps it,
+    with the server's stored state, in systemd's fd store too
+    (FileDescriptorStoreMax=). SIGKILL of handoff with Restart=on-failure:
+    the port never closes (no client is refused while the service is down),
+    and the restarted server reads the state the old one stored."""
+    port = free_port()
+    out = um.path("store.log")
+    um.install_unit("handoff-store.service", """[Service]
+Type=notify
+ExecStart=%s --systemd-fd-store=yes --listen 127.0.0.1:%d -- %s
+ExecReload=%s reload
+FileDescriptorStoreMax=16
+Restart=on-failure
+RestartSec=1
+KillMode=mixed
+StandardOutput=append:%s
+StandardError=append:%s
+""" % (HANDOFF, port, STORE_SERVER, HANDOFF, out, out))
+    unit = "handoff-store.service"
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    assert store_state(port)[1] == 1
+    um.systemctl("reload", unit)
+    um.wait_for(lambda: store_state(port)[1] == 2, 10, "the state after a reload")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
+                "the listening socket and the state in systemd's store")
+    main = um.main_pid(unit)
+    load = Load(um, port, concurrency=2)
+    try:
+        um.wait_for(lambda: store_state(port), 5, "an answer under load")
+        os.kill(main, signal.SIGKILL)
+        um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] == "1", 15, "the restart")
+        um.wait_state(unit, "active", timeout=15, sub_state="running")
+        pid, state = um.wait_for(lambda: (lambda a: a if a[1] == 3 else None)(store_state(port)), 10,
+                                 "the restarted server to read the stored state")
+        res = load.stop()
+    finally:
+        load.kill()
+    # The SIGKILL of the serving process can cut off the requests it held
+    # (reset); none may be refused: the socket stayed open in systemd's store.
+    assert res["refused"] == 0 and res["timeout"] == 0 and res["ok"] > 0, res
+    assert main != um.main_pid(unit)
+    with open(out) as f:
+        log_text = f.read()
+    assert "Reusing 127.0.0.1:%d from the service manager's fd store" % port in log_text, log_text
+    assert "Recovered stored fd \"state\"" in log_text, log_text
+    log("fd store across SIGKILL: state 2 -> %d after restart; load %d ok, %d refused, %d reset by the kill"
+        % (state, res["ok"], res["refused"], res["reset"]))
+    um.systemctl("stop", unit)
+
+
 @with_logs
 def test_watchdog(um):
     demo = Demo(um, extra_dropin="WatchdogSec=1s\nRestart=no\n", args="--watchdog")
@@ -880,6 +949,7 @@ if __name__ == "__main__":
         test_stop_keeps_clients_queued,
         test_sigkill_restarts_and_serves_queue,
         test_sigkill_of_new_main_after_handover,
+        test_systemd_fd_store_survives_crash,
         test_watchdog,
         test_rapid_sighups,
         test_stop_right_after_reload,

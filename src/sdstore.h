@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+
+/* Mirroring into systemd's own fd store (FileDescriptorStoreMax=), so that a
+ * crash or restart of the whole service gets back the sockets handoff opened
+ * itself and the server's stored fds: the port never closes, the state
+ * survives. Entries are named so a later handoff recognises its own among the
+ * fds systemd passes. */
+
+#define SDSTORE_LISTEN_PREFIX "handoff.listen."  /* + index of the --listen */
+#define SDSTORE_STORE_PREFIX "handoff.store."    /* + the server's FDNAME */
+
+typedef enum {
+        SDSTORE_AUTO, /* when $FDSTORE (systemd >= 254) says the unit has a store */
+        SDSTORE_YES,
+        SDSTORE_NO,
+} SdStoreMode;
+
+bool sdstore_enabled(SdStoreMode mode);
+
+/* Puts fd into systemd's store as prefix+name, replacing an entry of that
+ * name (systemd itself does not replace by name). */
+int sdstore_put(const char *prefix, const char *name, int fd);
+int sdstore_remove(const char *prefix, const char *name);
