@@ -30,10 +30,10 @@ static void help(const char *verb) {
                        "2 invalid arguments; 3 handoff could not be reached or refused the request;\n"
                        "4 timed out (the reload may still complete).\n");
         else
-                printf("Usage: handoff status [--pid PID] [--json]\n"
+                printf("Usage: handoff status [--pid PID] [--json] [--timeout DUR]\n"
                        "\n"
                        "Show the generations, sockets and reloads of the handoff whose main PID is\n"
-                       "PID (default: $MAINPID). Exit status: 0, or 2 and 3 as for reload.\n");
+                       "PID (default: $MAINPID). Exit status: 0, or 2, 3 and 4 as for reload.\n");
 }
 
 static int parse_pid(const char *s, pid_t *ret) {

@@ -124,9 +124,13 @@ void control_on_reload_end(Supervisor *s) {
         if (!s->control)
                 return;
         if (s->machine.state == STATE_STOPPING || s->machine.state == STATE_DONE) {
+                /* Only this reload's own failure is worth naming; a successor
+                 * that goes down leaves its predecessor serving. */
                 char why[256];
-                snprintf(why, sizeof why, "FAIL %s%sthe service is stopping", s->last_result_ok ? "" : s->last_result,
-                         s->last_result_ok ? "" : "; ");
+                const char *what = s->is_successor && !s->took_over ? "this handoff gave up; its predecessor serves on"
+                                                                    : "the service is stopping";
+                snprintf(why, sizeof why, "FAIL %s%s%s", s->current_failed ? s->last_result : "",
+                         s->current_failed ? "; " : "", what);
                 control_reload_ended(s->control, why);
                 control_answer_next(s->control, why);
         } else if (s->last_result_ok) {

@@ -36,6 +36,7 @@ static void on_next_failed(Successor *n, void *userdata) {
         else
                 snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %.140s", n->number, n->why);
         s->last_result_ok = false;
+        s->current_failed = true;
         dispatch(s, EV_FAILED); /* the rollback stops it */
 }
 

@@ -40,6 +40,7 @@ typedef struct Supervisor {
         char last_result[192];  /* for STATUS=: "reload to generation 3 ok in 120ms" */
         char last_reply[192];   /* for "handoff reload": "reloaded: generation 3, pid 12, 120ms" */
         bool last_result_ok;
+        bool current_failed;     /* last_result is the failure of the reload running now */
         bool stop_requested;
         bool handed_over;
         bool mainpid_sent;       /* systemd was told a successor is main */

@@ -67,6 +67,7 @@ static void list_remove(Supervisor *s, Generation *g) {
 void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
         snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %s", number, why);
         s->last_result_ok = false;
+        s->current_failed = true;
         s->exit_code = code == 0 ? 1 : code;
         /* A successor handoff tells its predecessor why, before it goes. */
         if (awaiting_takeover(s))
@@ -171,6 +172,7 @@ static void start_successor(Supervisor *s) {
         unsigned number = ++s->last_number;
         int code = 1, r;
         s->reload_started = now_monotonic();
+        s->current_failed = false;
 
         store_drop_staged(s);
         if (build_inheritance(s) < 0) {

@@ -77,6 +77,24 @@ def test_reload_failure_exit_1_old_serves(tmp):
         teardown(h)
 
 
+def test_reload_cut_short_by_stop_names_no_older_failure(tmp):
+    h = start(tmp)
+    try:
+        set_args(h.args_file, "--fail-at-start")
+        check(ctl("reload", pid=h.main_pid()).returncode == 1, "a first reload fails")
+        set_args(h.args_file, "--hang-at-start")
+        p = subprocess.Popen([HANDOFF, "reload", f"--pid={h.main_pid()}"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        h.wait_log("Started generation 3")
+        h.signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        check(p.returncode == 1 and "the service is stopping" in err, f"{p.returncode} {err}")
+        check("generation 2" not in err, f"the older failure is not this reload's: {err}")
+        check(h.wait_exit() == 0, h.log())
+    finally:
+        teardown(h)
+
+
 def test_unreachable_timeout_and_usage(tmp):
     p = ctl("reload", pid=os.getpid())  # a live process that is no handoff
     check(p.returncode == 3 and "cannot reach handoff" in p.stderr, f"{p.returncode} {p.stderr}")
@@ -149,8 +167,17 @@ def test_concurrent_requests_all_answered(tmp):
     h = start(tmp, args=("--init-delay", "300"))
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
+        # Five requests at once, to the pid that is main now, as five
+        # operators would send them. (A request to an old main that has
+        # already exited cannot be followed: there is no one to ask.)
         results = []
-        threads = [threading.Thread(target=lambda: results.append(ctl("reload", pid=h.main_pid()))) for _ in range(5)]
+        main = h.main_pid()
+        go = threading.Barrier(5)
+
+        def one():
+            go.wait(timeout=10)
+            results.append(ctl("reload", pid=main))
+        threads = [threading.Thread(target=one) for _ in range(5)]
         for t in threads:
             t.start()
         for t in threads:
