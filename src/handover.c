@@ -248,7 +248,7 @@ void successor_abort(Successor *s, int sig, usec_t drain_timeout) {
          * while the successor is busy. */
         (void) pidfd_signal(s->pidfd, sig);
         s->channel_source = sd_event_source_disable_unref(s->channel_source);
-        s->channel = safe_close(s->channel);
+        s->channel = safe_close(s->channel); /* -EBADF if the caller kept it */
         s->timer_source = sd_event_source_disable_unref(s->timer_source);
         if (drain_timeout != USEC_INFINITY)
                 (void) sd_event_add_time_relative(sd_event_source_get_event(s->pidfd_source), &s->timer_source,

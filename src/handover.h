@@ -58,6 +58,7 @@ struct Successor {
         bool failed;
         bool exited;
         bool taken_over;
+        bool released;              /* main to systemd: not ours to wait for */
         char why[192];
 
         int pidfd;

@@ -82,11 +82,28 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
 
 int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
         char **names = NULL;
+        /* Read before libsystemd unsets them, to say which one is wrong. */
+        const char *e = getenv("LISTEN_PID");
+        char pid_value[32];
+        snprintf(pid_value, sizeof pid_value, "%s", e ? e : "");
+        bool have_fds = getenv("LISTEN_FDS") != NULL;
+        char *end;
+        errno = 0;
+        long pid = strtol(pid_value, &end, 10);
+        if (have_fds && (!*pid_value || *end || errno || pid <= 0)) {
+                log_error("Invalid LISTEN_PID=\"%s\": not a process id.", pid_value);
+                unsetenv("LISTEN_FDS");
+                unsetenv("LISTEN_PID");
+                unsetenv("LISTEN_FDNAMES");
+                return -EINVAL;
+        }
         /* unset_environment=1: LISTEN_* were for us, not for anything we run. */
         int n = sd_listen_fds_with_names(1, &names);
         if (n < 0)
                 return log_error_errno(n, "Invalid socket passing environment (LISTEN_FDS/LISTEN_FDNAMES): %m");
         if (n == 0) {
+                if (have_fds && pid != getpid())
+                        log_info("Ignoring LISTEN_FDS: LISTEN_PID=%ld is another process.", pid);
                 strv_free(names);
                 return 0;
         }

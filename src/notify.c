@@ -70,14 +70,14 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
         return 0;
 }
 
-/* Only digits: a relayed number must not smuggle in a second line. */
+/* Only digits, and no more than a 64-bit number has: a relayed number must
+ * not smuggle in a second line, nor crowd out the WATCHDOG=1 beside it. */
 static bool is_number(const char *s) {
-        if (!*s)
-                return false;
-        for (; *s; s++)
-                if (*s < '0' || *s > '9')
+        size_t n = 0;
+        for (; s[n]; n++)
+                if (s[n] < '0' || s[n] > '9')
                         return false;
-        return true;
+        return n > 0 && n <= 20;
 }
 
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {

@@ -193,11 +193,13 @@ int options_parse(int argc, char **argv, Options *o) {
                 {}
         };
         int c, r;
+        const char *last_value = NULL;
 
         /* "+": stop at the first non-option, so that nothing of COMMAND's own
          * arguments is ever taken as ours. */
         optind = 0;
         while ((c = getopt_long(argc, argv, "+l:vh", longopts, NULL)) >= 0) {
+                last_value = optarg;
                 if (c == 'h') {
                         help();
                         return 0;
@@ -211,8 +213,9 @@ int options_parse(int argc, char **argv, Options *o) {
         }
 
         /* getopt consumed a "--" if there was one; require it, so that a
-         * misspelt option is never run as the command. */
-        if (optind == 0 || optind > argc || strcmp(argv[optind - 1], "--") != 0) {
+         * misspelt option is never run as the command. A "--" that was an
+         * option's value ("--pid-file --") is no separator. */
+        if (optind == 0 || optind > argc || strcmp(argv[optind - 1], "--") != 0 || argv[optind - 1] == last_value) {
                 if (optind < argc)
                         fprintf(stderr, "handoff: expected \"--\" before the command \"%s\"\n", argv[optind]);
                 else

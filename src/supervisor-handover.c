@@ -164,40 +164,50 @@ static int on_takeover(sd_event_source *src, int fd, uint32_t revents, void *use
         (void) src;
         (void) revents;
         int r = takeover_receive(fd, &pending, path, sizeof path);
+        if (r == -EAGAIN)
+                return 0;
         if (r == 2 && !s->took_over) {
                 /* Ours to remove at the final stop, if we become main. */
                 if (listeners_add_created_path(s->p->listeners, path) < 0)
                         log_warning("Out of memory; %s will not be removed at stop.", path);
                 return 0;
         }
-        if (r == -EAGAIN || (s->took_over && r != 0))
-                return 0;
-        if (s->took_over) {
-                /* End of file: our predecessor has exited, its drain done. */
+        if (r == 0) {
+                /* End of file: our predecessor exited (its drain done), or
+                 * aborted the reload before we took over. */
                 s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
                 s->takeover_channel = safe_close(s->takeover_channel);
                 s->predecessor_alive = false;
                 log_debug("The previous handoff has exited.");
-                if (s->machine.state == STATE_STOPPING && all_gone(s))
+                if (!s->took_over && !s->stop_requested) {
+                        log_info("Predecessor aborted the handover; stopping.");
+                        s->stop_requested = true;
+                        dispatch(s, EV_STOP);
+                } else if (s->machine.state == STATE_STOPPING && all_gone(s))
                         dispatch(s, EV_ALL_GONE);
                 return 0;
         }
-        if (r != 1 || !s->successor || !s->successor->ready) {
-                /* Our predecessor went away or aborted the reload. */
-                s->takeover_source = sd_event_source_disable_unref(s->takeover_source);
-                s->takeover_channel = safe_close(s->takeover_channel);
-                log_info("Predecessor aborted the handover; stopping.");
-                s->stop_requested = true;
-                dispatch(s, EV_STOP);
+        if (r != 1 || s->took_over)
                 return 0;
-        }
+
         /* We are the main process now: speak to systemd from here on. */
         s->took_over = true;
         s->quiet_ready = true;
-        s->predecessor_alive = true;
         if (s->notify_socket[0])
                 setenv("NOTIFY_SOCKET", s->notify_socket, 1);
         store_resync(s, s->inherited_names, strv_length(s->inherited_names));
+        if (s->stop_requested || !s->successor || !s->successor->ready) {
+                /* Told to stop between MAINPID= and this: systemd already names
+                 * us main, so ours is the service's stop. It ends after our
+                 * predecessor's, whose requests are still draining. */
+                log_info("Took over as the main process while stopping; waiting for the previous handoff.");
+                notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
+                if (!s->stop_requested) {
+                        s->stop_requested = true;
+                        dispatch(s, EV_STOP);
+                }
+                return 0;
+        }
         log_info("Took over as the main process%s.", pending ? "; a reload is pending" : "");
         if (pending)
                 dispatch(s, EV_RELOAD);
@@ -229,6 +239,9 @@ void inherit_state(Supervisor *s) {
                 (void) sscanf(e, "%u %u %" SCNu64, &s->reloads_ok, &s->reloads_failed, &s->inherited_reload_started);
         unsetenv("HANDOFF_GENERATION");
         unsetenv("HANDOFF_STATS");
+        /* Until its end of file, our predecessor may still drain: a stop of
+         * ours waits for it (under systemd, what outlives the main is killed). */
+        s->predecessor_alive = true;
         size_t n = 0;
         for (size_t i = 0; i < s->p->store->n; i++)
                 if (strv_push(&s->inherited_names, &n, strdup(s->p->store->names[i])) < 0)

@@ -33,7 +33,24 @@ static void apply(Supervisor *s, Generation *g, const char *name, int fd) {
                 log_debug("Stored fd \"%s\" from generation %u.", name, g->number);
 }
 
-static void stage(Supervisor *s, const char *name, int fd) {
+static void stage(Supervisor *s, Generation *g, const char *name, int fd) {
+        /* Bounded like the store itself: a later add of a name replaces the
+         * staged one, and no more adds than the store could hold. */
+        size_t adds = 0;
+        for (size_t i = 0; i < s->n_staged; i++) {
+                if (fd >= 0 && s->staged[i].fd >= 0 && strcmp(s->staged[i].name, name) == 0) {
+                        safe_close(s->staged[i].fd);
+                        s->staged[i].fd = fd;
+                        return;
+                }
+                adds += s->staged[i].fd >= 0;
+        }
+        if (fd >= 0 && adds >= s->p->store->max) {
+                log_warning("fd store full (--fd-store-max=%zu): dropped fd \"%s\" from generation %u.",
+                            s->p->store->max, name, g->number);
+                safe_close(fd);
+                return;
+        }
         StoreOp *ops = realloc(s->staged, sizeof(StoreOp) * (s->n_staged + 1));
         char *copy = strdup(name);
         if (ops)
@@ -59,7 +76,7 @@ void store_from_generation(Supervisor *s, Generation *g, const NotifyMessage *m,
 
         if ((speaks || staged) && m->fdstoreremove && !m->fdstore) {
                 if (staged)
-                        stage(s, name, -EBADF);
+                        stage(s, g, name, -EBADF);
                 else
                         apply(s, g, name, -EBADF);
         }
@@ -69,7 +86,7 @@ void store_from_generation(Supervisor *s, Generation *g, const NotifyMessage *m,
                                   m->fdstore ? "it does not speak for the service" : "no FDSTORE=1");
                         safe_close(fds[i]);
                 } else if (staged)
-                        stage(s, name, fds[i]);
+                        stage(s, g, name, fds[i]);
                 else
                         apply(s, g, name, fds[i]);
         }

@@ -44,7 +44,7 @@ const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, si
 bool all_gone(Supervisor *s) {
         /* A new main that stops right after a reload waits for the old one,
          * still draining, so that systemd does not kill what it serves. */
-        return !s->gens && !s->next_main && !s->predecessor_alive;
+        return !s->gens && (!s->next_main || s->next_main->released) && !s->predecessor_alive;
 }
 
 bool awaiting_takeover(Supervisor *s) {
@@ -207,7 +207,15 @@ static void rollback(Supervisor *s) {
                 generation_retire(s->successor, s->opt->stop_signal, s->opt->drain_timeout);
         s->successor = NULL;
         if (s->next_main) {
+                /* Once MAINPID= names it, the successor is main to systemd:
+                 * it must outlive us. We only tell it to stop and let go of
+                 * it; it waits for our end of file, which comes when we
+                 * exit, and stops its own app. */
+                bool its_systemds = s->mainpid_sent;
+                if (its_systemds)
+                        s->handed_channel = TAKE_FD(s->next_main->channel);
                 successor_abort(s->next_main, s->opt->stop_signal, s->opt->drain_timeout);
+                s->next_main->released = its_systemds;
                 /* It may have written the pid file before it failed. */
                 if (s->opt->pid_file)
                         (void) write_pid_file(s->opt->pid_file, getpid());
@@ -311,14 +319,22 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 
         switch (sig) {
         case SIGHUP:
+                if (s->handed_over) {
+                        /* A stale $MAINPID: the service lives on there. */
+                        log_info("Passing SIGHUP on to the main handoff, pid %d.", (int) s->handed_to);
+                        if (kill(s->handed_to, SIGHUP) < 0)
+                                log_warning_errno(errno, "Failed to pass SIGHUP on to pid %d: %m", (int) s->handed_to);
+                        break;
+                }
                 log_info("Reload requested (SIGHUP from pid %u).", si->ssi_pid);
                 dispatch(s, EV_RELOAD);
                 break;
         case SIGTERM:
         case SIGINT:
-                if (s->handed_over) {
-                        /* KillMode=control-group signals us too: we are already
-                         * retiring, within the drain deadline. */
+                if (s->handed_over || s->mainpid_sent) {
+                        /* Not main any more (systemd was told MAINPID=), and
+                         * already retiring within the drain deadline;
+                         * KillMode=control-group signals us too. */
                         log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
                         break;
                 }
@@ -332,8 +348,14 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 }
                 log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
                          s->predecessor_alive ? " Waiting for the previous handoff to finish draining too." : "");
+                /* A successor not yet main: its predecessor need not wait
+                 * for a READY that will not come. */
+                if (awaiting_takeover(s))
+                        (void) takeover_send(s->takeover_channel, "FAILED stopped by SIG%s", sigabbrev_np(sig));
                 s->stop_requested = true;
-                if (!s->serving)
+                /* A stop of nothing serving is clean, unless a failure is
+                 * already taking us down: its status stands. */
+                if (!s->serving && s->machine.state != STATE_STOPPING)
                         s->exit_code = 0;
                 dispatch(s, EV_STOP);
                 break;
