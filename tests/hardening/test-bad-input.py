@@ -1,0 +1,714 @@
+#!/usr/bin/python3
+"""Bad input: every case either fails at once with a clear error (an exit
+code and a message naming the problem) or is dropped silently (with a -v
+debug line) while handoff serves on. The table of cases is in README.md next
+to this file.
+
+Three sources of input: the command line, the environment systemd (or
+anyone) starts handoff with, and the datagrams that arrive on a generation's
+private NOTIFY_SOCKET (which anyone in the network namespace can reach: it is
+an abstract socket).
+
+Command-line and environment cases do not depend on the reload mode and run
+in the supervise pass only; the notify cases run in both (meson runs this
+file once per mode: in handover mode the successor's socket belongs to a
+successor handoff)."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+
+from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fd_count, fixture_cmd, free_port,
+                     http_get, is_handoff, run, serving_pid, set_args, wait_for)
+from hardening import (PYTHON, Launched, alive, listening_socket, notify_socket_of, notifying_app, rss_kib, run_launched,
+                       send_notify, showing_logs)
+
+
+def run_handoff(args, timeout=10, env=None):
+    """handoff expected to exit at once: (status, stderr)."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_"))}
+    e.update(env or {})
+    p = subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=timeout, env=e)
+    return p.returncode, p.stdout + p.stderr
+
+
+def expect_usage_error(args, message, code=2):
+    status, out = run_handoff(args)
+    check(status == code, f"{args}: exit {status}, expected {code}; output: {out!r}")
+    check(message in out, f"{args}: {message!r} not in {out!r}")
+
+
+# ---- command line ------------------------------------------------------------
+# tests/process/test-lifecycle.py has: "--bogus", a command without "--",
+# nothing after "--", --drain-timeout 5x, port 99999, a 120-byte unix path,
+# --stop-signal NOPE, an unresolvable host, a TCP port in use, a command not
+# found (127) or not executable (126). These extend them.
+
+def test_cli_unknown_or_incomplete_options(tmp):
+    port = free_port()
+    listen = ["-l", f"127.0.0.1:{port}"]
+    expect_usage_error(["-x", *listen, "--", "true"], "invalid option -- 'x'")
+    expect_usage_error(["--listen"], "option '--listen' requires an argument")
+    expect_usage_error([*listen, "--drain-timeout"], "requires an argument")
+    expect_usage_error([*listen], "no command given")
+    expect_usage_error([*listen, "--mode=bogus", "--", "true"], "invalid --mode: \"bogus\"")
+    expect_usage_error([*listen, "--mode", "--", "true"], "invalid --mode: \"--\"")
+    for ready in ("bogus", "delay:", "delay:5x", "delay:infinity", "delay"):
+        expect_usage_error([*listen, f"--ready={ready}", "--", "true"], f"invalid --ready: \"{ready}\"")
+    for sig in ("0", "65", "-1", "", "SIGNOPE"):
+        expect_usage_error([*listen, f"--stop-signal={sig}", "--", "true"], "invalid --stop-signal")
+    for n in ("abc", "-1", "", "1x", "1025", "99999999999999999999"):
+        expect_usage_error([*listen, f"--fd-store-max={n}", "--", "true"], f"invalid --fd-store-max: \"{n}\"")
+    expect_usage_error([*listen, "--systemd-fd-store=bogus", "--", "true"], "invalid --systemd-fd-store: \"bogus\"")
+
+
+def test_cli_option_value_is_not_the_separator(tmp):
+    """An option whose value is missing must not swallow the "--": with
+    "--pid-file -- CMD" the "--" is the pid file's name and CMD comes
+    without a separator, which the "--" rule exists to refuse."""
+    port = free_port()
+    marker = os.path.join(tmp, "ran")
+    status, out = run_handoff(["-l", f"127.0.0.1:{port}", "--pid-file", "--", "/bin/sh", "-c", f"touch {marker}"])
+    check(not os.path.exists(marker), f"the command ran although no \"--\" preceded it; output: {out!r}")
+    check(status == 2, f"exit {status}, expected 2; output: {out!r}")
+
+
+def test_cli_bad_durations(tmp):
+    port = free_port()
+    for opt in ("--start-timeout", "--drain-timeout"):
+        for value in ("", "-1", "5x", "1.s", "s", "1e3", "0x10", "5 parsecs", "99999999999999999999",
+                      "99999999999h", "infinityx"):
+            expect_usage_error(["-l", f"127.0.0.1:{port}", f"{opt}={value}", "--", "true"],
+                               f"invalid duration for {opt}: \"{value}\"")
+
+
+def test_cli_bad_addresses(tmp):
+    cases = [
+        ("", "port must be"),
+        ("127.0.0.1:", "port must be"),
+        (":8080", "empty host"),
+        ("127.0.0.1:0", "port must be"),
+        ("127.0.0.1:65536", "port must be"),
+        ("127.0.0.1:http", "port must be"),
+        ("127.0.0.1:-80", "port must be"),
+        ("[::1:8080", "IPv6 address must look like [ADDR]:PORT"),
+        ("::1:8080", "IPv6 address must be in brackets"),
+        ("tcp:", "port must be"),
+        ("udp:127.0.0.1", "port must be"),
+        ("unix:relative/path", "must be absolute"),
+        ("unix:", "must be absolute"),
+        ("unix:@", "empty unix socket name"),
+        ("unix-dgram:", "must be absolute"),
+        ("127.0.0.1:8080=", "name after '='"),
+        ("127.0.0.1:8080=a:b", "name after '='"),
+        ("127.0.0.1:8080=" + "n" * 256, "name after '='"),
+        ("127.0.0.1:8080=tab\there", "name after '='"),
+    ]
+    for spec, message in cases:
+        expect_usage_error(["-l", spec, "--", "true"], message)
+        _, out = run_handoff(["-l", spec, "--", "true"])
+        check(f"\"{spec}\"" in out, f"the error quotes the address {spec!r}: {out!r}")
+
+
+def test_cli_addresses_not_on_this_host(tmp):
+    # (An unresolvable name: tests/process/test-lifecycle.py.) A valid
+    # address that is not this host's (TEST-NET-1, TEST-NET-3, the IPv6
+    # documentation prefix): no name lookup, so no network needed.
+    expect_usage_error(["-l", "192.0.2.1:8080", "--", "true"], "Failed to bind 192.0.2.1:8080: Cannot assign")
+    expect_usage_error(["-l", "udp:203.0.113.7:53", "--", "true"], "Failed to bind udp:203.0.113.7:53: Cannot assign")
+    expect_usage_error(["-l", "[2001:db8::1]:8080", "--", "true"], "Failed to bind [2001:db8::1]:8080")
+
+
+def test_cli_ports_in_use(tmp):
+    # UDP
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        expect_usage_error(["-l", f"udp:127.0.0.1:{port}", "--", "true"],
+                           f"Failed to bind udp:127.0.0.1:{port}: Address already in use")
+    # The same address twice: the second --listen fails, nothing is left open.
+    port = free_port()
+    expect_usage_error(["-l", f"127.0.0.1:{port}", "-l", f"127.0.0.1:{port}=again", "--", "true"],
+                       f"Failed to bind 127.0.0.1:{port}=again: Address already in use")
+    with socket.socket() as s:  # the first one was closed again
+        s.bind(("127.0.0.1", port))
+    # The dual-stack wildcard while 127.0.0.1 holds the port.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        expect_usage_error(["-l", str(port), "--", "true"], "Address already in use")
+
+
+def test_cli_unix_paths(tmp):
+    # 107 bytes is the longest path sun_path holds (with its NUL); 108 is not.
+    base = os.path.join(tmp, "s")
+    ok = base + "x" * (107 - len(base))
+    expect_usage_error(["-l", f"unix:{ok}x", "--", "true"], "unix socket path too long (at most 107 bytes)")
+    expect_usage_error(["-l", f"unix:@{'a' * 108}", "--", "true"], "too long")
+    h = Handoff(tmp, ["-l", f"unix:{ok}"], fixture_cmd())
+    try:
+        h.wait_log("is ready")
+        check(os.path.exists(ok), "a 107-byte path works")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+    # A directory that does not exist.
+    expect_usage_error(["-l", f"unix:{tmp}/no/such/dir/s", "--", "true"], "No such file or directory")
+    # A regular file in the way is an error, and is never removed.
+    path = os.path.join(tmp, "regular")
+    with open(path, "w") as f:
+        f.write("keep me")
+    expect_usage_error(["-l", f"unix:{path}", "--", "true"], f"Failed to bind unix:{path}: Address already in use")
+    check(open(path).read() == "keep me", "a regular file at the path is left alone")
+    # A live socket in the way: an error, and it keeps working.
+    live = os.path.join(tmp, "live")
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(live)
+        s.listen()
+        expect_usage_error(["-l", f"unix:{live}", "--", "true"], "Address already in use")
+        check(os.path.exists(live), "a live socket's file is not removed")
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(live)
+    # A stale socket file (its server crashed) is replaced.
+    stale = os.path.join(tmp, "stale")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(stale)
+    s.close()
+    h = Handoff(tmp, ["-l", f"unix:{stale}"], fixture_cmd())
+    try:
+        h.wait_log("is ready")
+        check("Removing stale socket file" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
+def test_cli_command_not_runnable(tmp):
+    port = free_port()
+    listen = ["-l", f"127.0.0.1:{port}"]
+    os.mkdir(os.path.join(tmp, "adir"))
+    garbage = os.path.join(tmp, "garbage")
+    with open(garbage, "wb") as f:
+        f.write(b"\x7fELF but not really\n")
+    os.chmod(garbage, 0o755)
+    noexec_dir = os.path.join(tmp, "bin")
+    os.mkdir(noexec_dir)
+    with open(os.path.join(noexec_dir, "tool"), "w") as f:
+        f.write("#!/bin/sh\n")
+    cases = [
+        # (command, exit code, words the message must contain)
+        ([os.path.join(tmp, "adir")], 126, ["adir"]),
+        ([garbage], 126, ["garbage", "Exec format error"]),
+        (["/etc/passwd/x"], 127, ["/etc/passwd/x"]),
+        ([os.path.join(tmp, "missing")], 127, ["missing", "No such file"]),
+        ([""], 127, []),
+    ]
+    for command, code, words in cases:
+        status, out = run_handoff([*listen, "--", *command])
+        check(status == code, f"{command}: exit {status}, expected {code}: {out!r}")
+        for w in words:
+            check(w in out, f"{command}: {w!r} not in {out!r}")
+    # Found in $PATH but not executable: 126, as a shell says.
+    status, out = run_handoff([*listen, "--", "tool"], env={"PATH": noexec_dir})
+    check(status == 126 and "tool" in out, f"exit {status}: {out!r}")
+
+
+# ---- environment -------------------------------------------------------------
+
+def test_env_listen_fds_garbage_or_huge(tmp):
+    s, _ = listening_socket()
+    try:
+        for value in ("abc", "1x", "", "-1", "0", "99999", "2147483647", "2147483648",
+                      "99999999999999999999"):
+            code, log = run_launched(tmp, [], [FIXTURE], fds=[s.fileno()],
+                                     env={"LISTEN_FDS": value, "LISTEN_PID": "self"})
+            check(code == 2, f"LISTEN_FDS={value!r}: exit {code}; log: {log}")
+            check("LISTEN_FDS" in log and "Started generation" not in log, f"LISTEN_FDS={value!r}: {log}")
+        # Two announced, one passed.
+        code, log = run_launched(tmp, [], [FIXTURE], fds=[s.fileno()], env={"LISTEN_FDS": "2", "LISTEN_PID": "self"})
+        check(code == 2 and "LISTEN_FDS" in log, f"exit {code}: {log}")
+    finally:
+        s.close()
+
+
+def test_env_listen_pid_garbage(tmp):
+    s, _ = listening_socket()
+    try:
+        for value in ("abc", "-5", "0", ""):
+            code, log = run_launched(tmp, [], [FIXTURE], fds=[s.fileno()], env={"LISTEN_FDS": "1", "LISTEN_PID": value})
+            check(code == 2, f"LISTEN_PID={value!r}: exit {code}; log: {log}")
+            # The message must name what is wrong: LISTEN_PID, not
+            # "LISTEN_FDS/LISTEN_FDNAMES".
+            check("LISTEN_PID" in log, f"LISTEN_PID={value!r}: the message does not name LISTEN_PID: {log}")
+    finally:
+        s.close()
+
+
+def test_env_listen_pid_of_another_process(tmp):
+    """The fds were meant for someone else: ignored. With --listen handoff
+    serves on that; without, it has no socket (exit 2). Either way no
+    LISTEN_* of ours reaches the generation."""
+    s, _ = listening_socket()
+    try:
+        code, log = run_launched(tmp, [], [FIXTURE], fds=[s.fileno()], env={"LISTEN_FDS": "1", "LISTEN_PID": "1"})
+        check(code == 2 and "No sockets to serve" in log, f"exit {code}: {log}")
+        port = free_port()
+        out = os.path.join(tmp, "env")
+        h = Launched(tmp, ["-l", f"127.0.0.1:{port}"], ["/bin/sh", "-c", f"env > {out}; exec {FIXTURE}"],
+                     fds=[s.fileno()], env={"LISTEN_FDS": "1", "LISTEN_PID": "1", "LISTEN_FDNAMES": "theirs"})
+        try:
+            h.wait_log("is ready")
+            check(http_get(port)[0] == 200, "serves on --listen")
+            env = open(out).read()
+            check("LISTEN_FDNAMES=unknown\n" in env and "theirs" not in env, env)
+            check("ignoring --listen" not in h.log(), h.log())
+            check(h.stop() == 0, h.log())
+        finally:
+            h.kill_all()
+    finally:
+        s.close()
+
+
+def test_env_fdnames_count_mismatch(tmp):
+    a, _ = listening_socket()
+    b, _ = listening_socket()
+    try:
+        for fds, names in (([a], "one:two"), ([a, b], "one"), ([a, b], "one:two:three"), ([a], "a::b")):
+            code, log = run_launched(tmp, [], [FIXTURE], fds=[x.fileno() for x in fds],
+                                     env={"LISTEN_FDS": str(len(fds)), "LISTEN_PID": "self", "LISTEN_FDNAMES": names})
+            check(code == 2, f"{len(fds)} fds, names {names!r}: exit {code}; log: {log}")
+            check("LISTEN_FDNAMES" in log and "Started generation" not in log, log)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_env_systemd_sockets_and_names_are_used(tmp):
+    """The good case beside the bad ones: systemd's fds and names are used
+    (and --listen is then ignored, with a log line)."""
+    a, port_a = listening_socket()
+    b, port_b = listening_socket()
+    h = Launched(tmp, ["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], fds=[a.fileno(), b.fileno()],
+                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:admin"})
+    a.close()
+    b.close()
+    try:
+        h.wait_log("is ready")
+        check("fds=2 names=web,admin" in h.log(), h.log())
+        check("systemd passed 2 socket(s); ignoring --listen" in h.log(), h.log())
+        check(http_get(port_a)[0] == 200 and http_get(port_b)[0] == 200, "both sockets served")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
+def test_env_inherited_fd_not_a_socket(tmp):
+    r, w = os.pipe()
+    s, _ = listening_socket()
+    try:
+        code, log = run_launched(tmp, [], [FIXTURE], fds=[r], env={"LISTEN_FDS": "1", "LISTEN_PID": "self"})
+        check(code == 2 and "Passed fd 3 (unknown) is not a socket" in log, f"exit {code}: {log}")
+        # The second of two, with its name in the message.
+        code, log = run_launched(tmp, [], [FIXTURE], fds=[s.fileno(), r],
+                                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:pipe"})
+        check(code == 2 and "Passed fd 4 (pipe) is not a socket" in log, f"exit {code}: {log}")
+        # A regular file.
+        fd = os.open(os.path.join(tmp, "file"), os.O_RDWR | os.O_CREAT)
+        code, log = run_launched(tmp, [], [FIXTURE], fds=[fd], env={"LISTEN_FDS": "1", "LISTEN_PID": "self"})
+        os.close(fd)
+        check(code == 2 and "is not a socket" in log, f"exit {code}: {log}")
+    finally:
+        os.close(r)
+        os.close(w)
+        s.close()
+
+
+def test_env_bad_handoff_control_fd(tmp):
+    """HANDOFF_CONTROL_FD is how a successor finds its predecessor: a value
+    that names no handover channel refuses to start."""
+    port = free_port()
+    for value in ("abc", "1", "2", "99", "-3", ""):
+        status, out = run_handoff(["-l", f"127.0.0.1:{port}", "--", "true"], env={"HANDOFF_CONTROL_FD": value})
+        check(status == 2 and "Invalid HANDOFF_CONTROL_FD" in out, f"HANDOFF_CONTROL_FD={value!r}: {status} {out!r}")
+
+
+# ---- notify datagrams -----------------------------------------------------------
+
+# Long: a dropped READY=1 is shown by what handoff logs, and the reload is
+# then ended by killing the successor, not by waiting for this.
+START_TIMEOUT = "30s"
+
+
+def start(tmp, *extra, verbose=True):
+    """handoff -v in this pass's mode whose generations are notifying_app()s:
+    each generation's main process first sends whatever datagrams the test
+    set for its generation number, then becomes the fixture server."""
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    command, args_file, set_datagrams = notifying_app(tmp)
+    set_args(args_file, "--init-delay", "50")
+    h = Handoff(tmp, [*(["-v"] if verbose else []), "-l", f"127.0.0.1:{port}", f"--mode={MODE}",
+                      f"--start-timeout={START_TIMEOUT}", "--drain-timeout=5s", *extra], command, notify=fake)
+    h.port, h.args_file, h.set_datagrams = port, args_file, set_datagrams
+    h.wait_ready(1)
+    return h
+
+
+def teardown(h):
+    h.kill_all()
+    h.notify.close()
+
+
+def ready_count(h):
+    mains = set(h.mains())
+    return sum(1 for m in h.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+
+
+def last_status(h):
+    return [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
+
+
+def generation_pid(h, n):
+    m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", h.log()), 10, f"generation {n} started")
+    return int(m.group(1))
+
+
+def reload_with(h, number, dgrams, *fixture_args):
+    """Reloads to generation number, whose main process sends dgrams and
+    then runs the fixture with fixture_args. Returns (its pid, committed)."""
+    h.set_datagrams(number, dgrams)
+    set_args(h.args_file, *fixture_args)
+    n = ready_count(h)
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n + 1, timeout=20)
+    return generation_pid(h, number), f"reload to generation {number} ok" in last_status(h)
+
+
+def still_serving(h, number):
+    """Serving, and the next reload (to generation number) works."""
+    old = serving_pid(h.port)
+    pid, ok = reload_with(h, number, [], "--init-delay", "50")
+    check(ok, f"a plain reload afterwards works: {last_status(h)}")
+    # The old generation answers during its close-grace; then it is gone.
+    wait_for(lambda: not alive(old), 10, f"generation pid {old} retired")
+    check(serving_pid(h.port) == pid, "the new generation serves")
+
+
+def check_dropped(h, number, dgrams, lines):
+    """Reloads to a generation whose main process sends dgrams (each of
+    which would make it ready, were it accepted) and then hangs. Once handoff
+    has logged every line in lines ({pid} and {n} filled in; each must
+    appear as often as listed), the datagrams have all been read, in order:
+    nothing made the generation ready. The test then kills it, which ends
+    the reload, and the old generation serves on."""
+    old = serving_pid(h.port)
+    h.set_datagrams(number, dgrams)
+    set_args(h.args_file, "--hang-at-start")
+    n = ready_count(h)
+    h.signal(signal.SIGHUP)
+    pid = generation_pid(h, number)
+    for line, times in lines:
+        line = line.format(pid=pid, n=number)
+        wait_for(lambda: h.log().count(line) >= times, 10, f"{times} x debug line {line!r}:\n{h.log()}")
+        check(h.log().count(line) == times, f"{line!r} logged more often than {times}:\n{h.log()}")
+    check(f"Generation {number} (pid {pid}) is ready" not in h.log(), h.log())
+    check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+    os.kill(pid, signal.SIGKILL)
+    h.wait_ready(n + 1, timeout=20)
+    check(f"generation {number} failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+    wait_for(lambda: not alive(pid), 10, f"the failed generation {pid} is gone")
+    check(serving_pid(h.port) == old, "the old generation serves on")
+
+
+def test_notify_embedded_nul_dropped(tmp):
+    h = start(tmp)
+    try:
+        check_dropped(h, 2, [b"READY=1\0", b"READY=1\0X=1", b"\0READY=1"],
+                      [("Dropped malformed notify message from pid {pid} (generation {n}).", 3)])
+        still_serving(h, 3)
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_notify_oversized_dropped(tmp):
+    """Over 4096 bytes: dropped, whether the kernel truncated it for us
+    (much longer) or it fits the buffer but not the limit (4097)."""
+    h = start(tmp)
+    try:
+        huge = b"READY=1\nX=" + b"a" * 70000
+        just_over = b"READY=1\nX=" + b"a" * (4097 - 10)
+        check(len(just_over) == 4097, len(just_over))
+        check_dropped(h, 2, [huge, just_over], [
+            ("Dropped notify message on generation {n}'s socket: message too long.", 1),
+            ("Dropped malformed notify message from pid {pid} (generation {n}).", 1)])
+        still_serving(h, 3)
+    finally:
+        teardown(h)
+
+
+def test_notify_4096_bytes_accepted(tmp):
+    h = start(tmp)
+    try:
+        exactly = b"READY=1\nX=" + b"a" * (4096 - 10)
+        check(len(exactly) == 4096, len(exactly))
+        pid, ok = reload_with(h, 2, [exactly], "--no-notify")
+        check(ok, f"a 4096-byte READY=1 is accepted: {last_status(h)}\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_notify_line_without_equals_drops_datagram(tmp):
+    """Stricter than systemd (which skips such a line): the whole datagram
+    is dropped, READY=1 in it included."""
+    h = start(tmp)
+    try:
+        check_dropped(h, 2, [b"READY=1\ngarbage", b"READY"],
+                      [("Dropped malformed notify message from pid {pid} (generation {n}).", 2)])
+        still_serving(h, 3)
+    finally:
+        teardown(h)
+
+
+def test_notify_unknown_keys_ignored(tmp):
+    h = start(tmp)
+    try:
+        pid, ok = reload_with(h, 2, [b"FOO=bar\nX_CUSTOM_KEY=1\nREADY=1\nNOTIFYACCESS=all\nBUSERROR=x"], "--no-notify")
+        check(ok, f"READY=1 among unknown keys counts: {last_status(h)}")
+        for m in h.notify.snapshot():
+            for k in ("FOO", "X_CUSTOM_KEY", "NOTIFYACCESS", "BUSERROR"):
+                check(k not in m.fields, f"{k} reached systemd: {m}")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_notify_keys_handoff_owns_are_not_relayed(tmp):
+    """The first generation (whose messages are relayed while it starts)
+    sends MAINPID=, RELOADING=, STOPPING= and malformed numbers: none of
+    them reaches systemd; its STATUS= does, after handoff's own."""
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    command, args_file, set_datagrams = notifying_app(tmp)
+    set_args(args_file, "--no-notify")
+    set_datagrams(1, [b"MAINPID=1\nRELOADING=1\nSTOPPING=1\nEXTEND_TIMEOUT_USEC=5s\nERRNO=5\nX=\nSTATUS=hello\nREADY=1",
+                      b"EXTEND_TIMEOUT_USEC=1\nMAINPID=1\nERRNO=2\nSTATUS=two"])
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}"], command, notify=fake)
+    try:
+        h.wait_ready(1)
+        wait_for(lambda: any(m.fields.get("STATUS", "").endswith("; app: two") for m in fake.snapshot()), 10,
+                 f"the second STATUS= relayed: {fake.snapshot()}")
+        msgs = fake.snapshot()
+        check(not any(k in m.fields for m in msgs for k in ("MAINPID", "RELOADING", "STOPPING")),
+              f"a generation's MAINPID/RELOADING/STOPPING reached systemd: {msgs}")
+        check(not any(m.fields.get("EXTEND_TIMEOUT_USEC") == "5s" for m in msgs), f"a non-number relayed: {msgs}")
+        check(any(m.fields.get("EXTEND_TIMEOUT_USEC") == "1" for m in msgs), f"a number is relayed: {msgs}")
+        check(any(m.fields.get("ERRNO") == "2" for m in msgs), msgs)
+        check(all(m.pid == h.pid for m in msgs), f"only handoff speaks to systemd: {msgs}")
+        check("Ignored MAINPID/RELOADING/STOPPING from generation 1" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+        fake.close()
+
+
+def test_notify_attached_fds_are_closed(tmp):
+    """fds sent along with a datagram, by an outsider or by the main
+    process itself with its READY=1, are closed at once: handoff's fd count
+    does not grow and no handoff process holds one."""
+    marker = os.path.join(tmp, "passed-fd-marker")
+    open(marker, "w").close()
+
+    def holders():
+        out = []
+        for pid in [h.pid, *[p for p in h.descendants() if is_handoff(p)]]:
+            try:
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") == marker:
+                        out.append((pid, int(fd)))
+            except OSError:
+                pass
+        return out
+
+    h = start(tmp)
+    fds = [os.open(marker, os.O_RDONLY) for _ in range(250)]
+    try:
+        app = serving_pid(h.port)
+        address = notify_socket_of(app)
+        before = fd_count(h.pid)
+        for i in range(40):
+            send_notify(address, b"STATUS=with fds %d" % i, fds=fds)
+        wait_for(lambda: h.log().count(f"Dropped notify message from pid {os.getpid()}: not the main process") >= 40,
+                 10, "the 40 datagrams were read")
+        check(fd_count(h.pid) == before, f"fd count {before} -> {fd_count(h.pid)}")
+        check(not holders(), f"passed fds still open: {holders()}")
+        # From the main process itself, with its READY=1; a malformed
+        # datagram last, whose drop line shows that all were read.
+        pid, ok = reload_with(h, 2, [(b"STATUS=fds\nREADY=1", 250, marker)] * 4 + [b"end-of-test-datagrams"],
+                              "--no-notify")
+        check(ok, f"its READY=1 counts, fds or not: {last_status(h)}")
+        wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 10, "all datagrams read")
+        check(not holders(), f"passed fds still open: {holders()}")
+        if MODE == "supervise":
+            # Once generation 1 has gone, handoff holds what it did before.
+            wait_for(lambda: not alive(app), 10, "generation 1 retired")
+            wait_for(lambda: fd_count(h.pid) == before, 5, f"fd count back to {before}: {fd_count(h.pid)}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for fd in fds:
+            os.close(fd)
+        teardown(h)
+
+
+def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
+    """The fd store (FDSTORE=1 with FDNAME= and fds) is bounded by
+    --fd-store-max, and an entry of the same name replaces the old one, as
+    systemd does. That must hold for a reload's successor too, whose stores
+    wait for its commit: 20 datagrams of 250 fds under one name, sent before
+    it is ready, may not make handoff hold thousands of fds (with systemd's
+    default soft RLIMIT_NOFILE of 1024 it would run out). Outsiders' FDSTORE=1
+    is dropped with its fds."""
+    marker = os.path.join(tmp, "stored-fd-marker")
+    open(marker, "w").close()
+    h = start(tmp)
+    try:
+        # An outsider first: dropped, fds closed.
+        address = notify_socket_of(serving_pid(h.port))
+        before = fd_count(h.pid)
+        fds = [os.open(marker, os.O_RDONLY) for _ in range(250)]
+        try:
+            for _ in range(4):
+                send_notify(address, b"FDSTORE=1\nFDNAME=outsider", fds=fds)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        line = f"Dropped notify message from pid {os.getpid()}: not the main process"
+        wait_for(lambda: h.log().count(line) == 4, 10, f"4 x {line!r}")
+        check(fd_count(h.pid) == before, f"outsider's fds closed: {before} -> {fd_count(h.pid)}")
+        # The successor's own main process. A malformed datagram last: its
+        # drop line means all before it were read.
+        h.set_datagrams(2, [(b"FDSTORE=1\nFDNAME=conn", 250, marker)] * 20 + [b"end-of-test-datagrams"])
+        set_args(h.args_file, "--hang-at-start")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        pid = generation_pid(h, 2)
+        wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 20, "all datagrams read")
+        holders = [h.pid] + ([successor_pid(h, 2)] if MODE == "handover" else [])
+        counts = {p: fd_count(p) for p in holders}
+        check(all(c <= before + 16 + 4 for c in counts.values()),
+              f"fds held after 20 x 250 stored fds under one name: {counts} (before: {before}; "
+              f"--fd-store-max is 16)")
+        os.kill(pid, signal.SIGKILL)
+        h.wait_ready(n + 1, timeout=20)
+        wait_for(lambda: fd_count(h.pid) == before, 10, f"back to {before} fds after the rollback")
+    finally:
+        teardown(h)
+
+
+def successor_pid(h, n):
+    m = wait_for(lambda: re.search(rf"Started successor handoff: pid (\d+), for generation {n}\.", h.log()), 10,
+                 f"successor handoff for generation {n}")
+    return int(m.group(1))
+
+
+def test_notify_ready_from_other_pid_does_not_commit(tmp):
+    """During a reload the test process (not the successor's main process)
+    sends READY=1 to the successor's socket: dropped, the successor is not
+    committed; the test then kills it and the old generation serves on."""
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--hang-at-start")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        succ = generation_pid(h, 2)
+        address = notify_socket_of(succ)
+        for msg in (b"READY=1", b"READY=1\nMAINPID=%d" % succ, b"READY=1\nSTATUS=from a stranger"):
+            send_notify(address, msg)
+        line = f"Dropped notify message from pid {os.getpid()}: not the main process {succ} of generation 2."
+        wait_for(lambda: h.log().count(line) == 3, 10, f"3 x {line!r}:\n{h.log()}")
+        check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+        check(f"Generation 2 (pid {succ}) is ready" not in h.log(), h.log())
+        os.kill(succ, signal.SIGKILL)
+        h.wait_ready(n + 1, timeout=20)
+        check("1 failed; last: generation 2 failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+        check(serving_pid(h.port) == old, "the old generation serves on")
+        still_serving(h, 3)
+    finally:
+        teardown(h)
+
+
+def test_notify_flood(tmp):
+    """100,000 datagrams from an outsider to the serving generation's
+    socket, under load: handoff keeps serving, its fds and memory stay flat,
+    and reloads during and after a flood work. (Without -v: a debug line per
+    dropped datagram would measure the log file instead.) The flooder's
+    sends block while the socket's queue is full, so when it has sent them
+    all, handoff has read all but a queue's worth."""
+    h = start(tmp, verbose=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp, concurrency=2)
+    try:
+        app = serving_pid(h.port)
+        address = notify_socket_of(app)
+        fds0, rss0 = fd_count(h.pid), rss_kib(h.pid)
+        flood = subprocess.run([PYTHON, "-c", FLOODER, address[1:], "100000"], capture_output=True, text=True,
+                               timeout=120)
+        check(flood.returncode == 0 and flood.stdout.split()[-1] == "100000", f"all sent: {flood.stdout} {flood.stderr}")
+        check(http_get(h.port)[0] == 200, "serving")
+        fds1, rss1 = fd_count(h.pid), rss_kib(h.pid)
+        check(fds1 == fds0, f"fd count {fds0} -> {fds1}")
+        check(rss1 - rss0 < 1024, f"RSS {rss0} -> {rss1} KiB")
+        # A reload while a flood runs: it ends when generation 1's socket
+        # goes away with it.
+        flooder = subprocess.Popen([PYTHON, "-c", FLOODER, address[1:], "10000000"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        check(flooder.stdout.readline().strip() == "flooding", "the second flood started")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=30)
+        check("reload to generation 2 ok" in last_status(h), last_status(h))
+        out, err = flooder.communicate(timeout=60)
+        check(flooder.returncode == 0 and int(out.split()[-1]) < 10000000, f"the flood ended with generation 1: {out} {err}")
+        # And after it.
+        still_serving(h, 3)
+        res = load.stop()
+        check(res["failed"] == 0, f"failed requests during the flood: {res}")
+        check(h.stop() == 0, h.log()[-3000:])
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        teardown(h)
+
+
+# Sends argv[2] datagrams to the abstract socket argv[1] as fast as the
+# receiver takes them (blocking), a mix of valid and malformed ones; prints
+# how many went out. Stops early when the socket goes away.
+FLOODER = r'''
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+addr, n = "\0" + sys.argv[1], int(sys.argv[2])
+kinds = [b"READY=1", b"WATCHDOG=1", b"STATUS=flood", b"garbage", b"READY=1\0x", b"X=" + b"y" * 5000]
+sent = 0
+try:
+    for i in range(n):
+        if i == 1000:
+            print("flooding", flush=True)
+        s.sendto(kinds[i % len(kinds)], addr)
+        sent += 1
+except OSError as e:
+    print(sent)
+    print(e, file=sys.stderr)
+    sys.exit(0)
+print(sent)
+'''
+
+
+if __name__ == "__main__":
+    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
+    if MODE != "supervise":
+        tests = [t for t in tests if t.__name__.startswith("test_notify_")]
+    run([showing_logs(t) for t in tests])

@@ -1,0 +1,828 @@
+#!/usr/bin/python3
+"""Faults during reloads, in the mode HANDOFF_TEST_MODE names (meson runs
+this file once per mode; tests that only exist in one mode skip in the
+other): SIGKILL of the successor app and of the successor handoff at each
+reachable stage of a reload, SIGKILL of the old handoff while it drains, a
+successor that ignores SIGTERM, a server that daemonizes, a storm of 200
+SIGHUPs, and SIGTERM at each reachable stage.
+
+Each test ends with exactly one serving generation, no failed request under
+load and no process left behind, except where the fault makes that
+impossible; the test then asserts, and its docstring says, exactly what is
+lost. README.md next to this file has the table.
+
+Stages of a reload and how a test reaches each one without sleeping:
+- successor started, not ready: the fixture's --init-delay / --hang-at-start;
+- (handover) successor handoff running, its app not started yet: the
+  successor is started from the path handoff came from; the test puts a
+  stand-in there that waits at a gate file, then execs handoff;
+- (handover) successor ready, MAINPID= sent, not yet told to take over:
+  HoldingSystemd keeps the barrier that follows MAINPID= unanswered (up to
+  handoff's own 5 s barrier timeout);
+- (supervise) successor ready but not committed: not reachable, the commit
+  is done in the same event-loop iteration that reads READY=1;
+- committed, the old generation draining: a slow request keeps it busy.
+"""
+
+import os
+import re
+import shutil
+import signal
+import threading
+import time
+
+from harness import (HANDOFF, MODE, Handoff, Load, Skip, SlowRequest, check, fixture_cmd, free_port, http_get,
+                     is_handoff, ppid_of, run, serving_pid, set_args, wait_for)
+from hardening import (HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores, listener_of,
+                       reap_if_child, showing_logs)
+
+# Long enough never to cut a drain short on a busy machine; the tests about
+# the drain deadline pass a short one of their own (a later option wins).
+DRAIN = "10s"
+SHORT_DRAIN = "--drain-timeout=1s"
+
+
+def start(tmp, *extra, args=("--init-delay", "100"), exe=None):
+    """handoff -v in this pass's mode, with a fake systemd that answers
+    barriers until told to hold them, and a fixture whose arguments the test
+    may change before a reload (see harness.fixture_cmd)."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, *args)
+    fake = HoldingSystemd(tmp, hold=False)
+    argv = ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", f"--drain-timeout={DRAIN}", "--start-timeout=30s",
+            *extra]
+    if exe:
+        h = Launched(tmp, argv, fixture_cmd(args_file), notify=fake, exe=exe)
+    else:
+        h = Handoff(tmp, argv, fixture_cmd(args_file), notify=fake)
+    h.port, h.args_file = port, args_file
+    h.wait_ready(1)
+    return h
+
+
+def teardown(h, *loads):
+    for load in loads:
+        if load and load.proc.poll() is None:
+            load.proc.kill()
+    h.kill_all()
+    h.notify.close()
+
+
+def need(mode):
+    if MODE != mode:
+        raise Skip(f"{mode} mode only")
+
+
+def ready_count(h):
+    mains = set(h.mains())
+    return sum(1 for m in h.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+
+
+def last_status(h):
+    return [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
+
+
+def generation_pid(h, n):
+    m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", h.log()), 10, f"generation {n} started")
+    return int(m.group(1))
+
+
+def successor_handoff_pid(h, n):
+    m = wait_for(lambda: re.search(rf"Started successor handoff: pid (\d+), for generation {n}\.", h.log()), 10,
+                 f"successor handoff for generation {n}")
+    return int(m.group(1))
+
+
+def one_serving(h):
+    """Exactly one generation runs and serves, named by the last READY=1;
+    in handover mode exactly one handoff (the main) is left too."""
+    wait_for(lambda: len(h.app_pids()) == 1, 15, f"exactly one generation left: {h.app_pids()}")
+    pid = h.app_pids()[0]
+    check(serving_pid(h.port) == pid, f"pid {pid} serves")
+    check(f"(pid {pid})" in last_status(h), f"the last READY=1 names pid {pid}: {last_status(h)}")
+    handoffs = lambda: sorted([p for p in h.descendants() if is_handoff(p)] + ([h.pid] if alive(h.pid) else []))
+    wait_for(lambda: handoffs() == [h.main_pid()], 15, f"only the main handoff {h.main_pid()} left: {handoffs()}")
+    return pid
+
+
+def reload_ok(h, number, args=("--init-delay", "50")):
+    """One reload, to generation number (a plain one by default), succeeds."""
+    set_args(h.args_file, *args)
+    n = ready_count(h)
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n + 1, timeout=20)
+    check(f"reload to generation {number} ok" in last_status(h), last_status(h))
+
+
+def describe(pids):
+    out = []
+    for p in pids:
+        try:
+            out.append(f"{p} ({open(f'/proc/{p}/cmdline').read().replace(chr(0), ' ').strip()}; "
+                       f"state {open(f'/proc/{p}/stat').read().rsplit(')', 1)[1].split()[0]})")
+        except OSError:
+            out.append(f"{p} (gone)")
+    return ", ".join(out)
+
+
+def nothing_left(h):
+    """No process of the service is left. (Bounded wait: a process SIGKILLed
+    by a handoff that then exited may take a moment to die; handoff cannot
+    reap what is not its child, e.g. a successor handoff's app.)"""
+    wait_for(lambda: not h.descendants(), 5, f"nothing left: {describe(h.descendants())}\n{h.log()}")
+
+
+def stop_clean(h):
+    check(h.stop() == 0, h.log())
+    nothing_left(h)
+
+
+def no_failures(load):
+    res = load.stop()
+    check(res["failed"] == 0, f"failed requests: {res}")
+    check(res["ok"] > 0, f"the load ran: {res}")
+    return res
+
+
+# ---- SIGKILL of the successor app ---------------------------------------------
+
+def test_kill_successor_app_before_ready(tmp):
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "5000")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        succ = generation_pid(h, 2)
+        os.kill(succ, signal.SIGKILL)
+        h.wait_ready(n + 1, timeout=20)
+        check("last: generation 2 failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+        check(one_serving(h) == old, "the old generation serves on")
+        if MODE == "handover":
+            check(h.mains() == [h.pid], "MAINPID never moved")
+        reload_ok(h, 3)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_kill_successor_app_after_ready_before_commit(tmp):
+    """Handover mode, MAINPID= already sent: systemd's main process is now
+    the successor handoff, so when its app dies the service cannot go back
+    to the old main (NotifyAccess=main hears only the new one). The
+    successor exits with the app's status (137: Restart=on-failure restarts
+    the service); the old main retires its generation, which finishes what
+    it has in flight, and exits. Lost: nothing in flight; new connections
+    are refused once the last listener copy is closed (under systemd a
+    .socket unit keeps them queued for the restart)."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        app = generation_pid(h, 2)
+        os.kill(app, signal.SIGKILL)
+        check(h.wait_exit() == 128 + signal.SIGKILL, f"the new main exits 137:\n{h.log()}")
+        check(h.proc.wait(timeout=20) == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.error is None and slow.status == 200 and slow.pid == old, f"in flight on the old generation: "
+              f"{slow.status} {slow.pid} {slow.error}")
+        nothing_left(h)
+        check(h.exit_status(succ) == 137, "systemd would see its main exit 137")
+    finally:
+        teardown(h)
+
+
+def test_kill_successor_app_after_commit(tmp):
+    """The new generation dies while the old one still drains: it was the
+    serving one, so handoff exits with its status (137) once the old one
+    has finished, and Restart= takes over. Lost: what the killed generation
+    had in flight (here one slow request: reset); the old generation's slow
+    request completes."""
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        old_slow = SlowRequest(h.port, 1500)
+        wait_for(old_slow.connected.is_set, 5, "slow request on the old generation")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        new = generation_pid(h, 2)
+        listener = listener_of(new)
+        wait_for(lambda: listener not in fd_links(old), 10, "the old generation closed its listener copy")
+        new_slow = SlowRequest(h.port, 5000)
+        wait_for(new_slow.connected.is_set, 5, "slow request on the new generation")
+        wait_for(lambda: [l for l in fd_links(new) if l.startswith("socket:") and l != listener], 10,
+                 "the new generation accepted it")
+        os.kill(new, signal.SIGKILL)
+        check(h.wait_exit() == 128 + signal.SIGKILL, h.log())
+        old_slow.join(timeout=20)
+        check(old_slow.status == 200 and old_slow.pid == old, f"the old generation's request completed: "
+              f"{old_slow.status} {old_slow.pid} {old_slow.error}")
+        new_slow.join(timeout=20)
+        check(new_slow.status is None and new_slow.error,
+              f"the request on the killed generation is lost: {new_slow.status} {new_slow.pid} {new_slow.error}")
+        if MODE == "handover":
+            check(h.proc.poll() is not None, "the old handoff had exited before the new main did")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
+# ---- SIGKILL of the successor handoff (handover mode) ---------------------------
+
+GATE_SCRIPT = """#!/bin/sh
+# Stands in for handoff at the path a successor is started from: says it
+# runs, waits at the gate, then becomes the real handoff (same pid).
+touch {reached}
+while [ ! -e {gate} ]; do sleep 0.01; done
+exec {real} "$@"
+"""
+
+
+def test_kill_successor_handoff_before_its_app(tmp):
+    """The successor handoff runs but has not started its app yet."""
+    need("handover")
+    exe = os.path.join(tmp, "handoff")
+    shutil.copy(HANDOFF, exe)
+    h = start(tmp, exe=exe)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        reached, gate = os.path.join(tmp, "reached"), os.path.join(tmp, "gate")
+        with open(exe + ".new", "w") as f:
+            f.write(GATE_SCRIPT.format(reached=reached, gate=gate, real=os.path.abspath(HANDOFF)))
+        os.chmod(exe + ".new", 0o755)
+        os.rename(exe + ".new", exe)
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        succ = successor_handoff_pid(h, 2)
+        wait_for(lambda: os.path.exists(reached), 10, "the successor is at the gate")
+        os.kill(succ, signal.SIGKILL)
+        h.wait_ready(n + 1, timeout=20)
+        # Whichever the old main notices first: the pidfd or the channel.
+        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in last_status(h)
+              or f"generation 2 failed: successor handoff (pid {succ}) closed its channel" in last_status(h),
+              last_status(h))
+        check("Started generation 2" not in h.log(), "no app was started")
+        check(one_serving(h) == old, "the old generation serves on")
+        shutil.copy(HANDOFF, exe + ".new")
+        os.rename(exe + ".new", exe)
+        reload_ok(h, 3)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        open(os.path.join(tmp, "gate"), "w").close()
+        teardown(h, load)
+
+
+def test_kill_successor_handoff_before_ready(tmp):
+    need("handover")
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "5000")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        succ = successor_handoff_pid(h, 2)
+        app = generation_pid(h, 2)
+        os.kill(succ, signal.SIGKILL)
+        h.wait_ready(n + 1, timeout=20)
+        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in last_status(h)
+              or "closed its channel" in last_status(h), last_status(h))
+        wait_for(lambda: not alive(app), 10, "the successor's app is killed with it")
+        check(one_serving(h) == old, "the old generation serves on")
+        reload_ok(h, 3)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_kill_successor_handoff_after_ready_before_commit(tmp):
+    """MAINPID= already names the successor: systemd sees its main process
+    killed (Restart=on-failure restarts the service). The old main kills
+    the successor's app, retires its own generation (which finishes what it
+    has in flight) and exits. Lost: as for its app dying at this stage."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        app = generation_pid(h, 2)
+        os.kill(succ, signal.SIGKILL)
+        wait_for(lambda: not alive(app), 10, "the successor's app is killed by the old main")
+        check(h.proc.wait(timeout=20) == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
+def test_kill_new_main_after_commit(tmp):
+    """The successor handoff, now the main process, is SIGKILLed while the
+    old main drains. systemd sees its main process killed: Restart=
+    applies, and KillMode= (control-group or mixed) kills everything left
+    in the cgroup. Outside systemd nothing does: the old main finishes its
+    drain and exits 0, but the new generation, orphaned, keeps serving on
+    the shared socket (reparented to the subreaper: here the test). handoff
+    does not make a generation die with its handoff (no PR_SET_PDEATHSIG)."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        new_main = h.main_pid()
+        wait_for(lambda: "Took over as the main process" in h.log(), 10, "takeover")
+        app = generation_pid(h, 2)
+        os.kill(new_main, signal.SIGKILL)
+        check(h.proc.wait(timeout=20) == 0, "the old main finished its drain")
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        check(alive(app) and ppid_of(app) == os.getpid(), f"the orphaned generation {app} runs on")
+        check(http_get(h.port)[2] == app, "and serves")
+        check(h.app_pids() == [app], f"it is the only process left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
+# ---- SIGKILL of the old handoff while it drains (handover mode) ------------------
+
+def test_kill_old_main_while_draining(tmp):
+    """After the takeover the old handoff is SIGKILLed while its generation
+    drains a slow request. The generation had its SIGTERM already: it
+    finishes the request and exits on its own (reaped by the subreaper:
+    systemd, here the test). The new main notices the end of file on the
+    channel and serves on. No request fails."""
+    need("handover")
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        h.wait_log("Handed over to handoff pid")
+        check(alive(old), "the old generation still drains")
+        os.kill(h.pid, signal.SIGKILL)
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        wait_for(lambda: not alive(old), 10, "the orphaned old generation exits after its drain")
+        wait_for(lambda: "The previous handoff has exited." in h.log(), 10, "the new main saw it go")
+        reload_ok(h, 3)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
+    """As above, but the old generation ignores SIGTERM: its drain deadline
+    was the old handoff's to enforce, and nobody else does. It keeps
+    accepting connections with the old code until someone kills it: outside
+    systemd, forever (it outlives even the new main's stop); under systemd,
+    until the service stops (KillMode=mixed or control-group SIGKILLs what
+    is left in the cgroup)."""
+    need("handover")
+    h = start(tmp, args=("--ignore-sigterm",))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        h.wait_log("Handed over to handoff pid")
+        os.kill(h.pid, signal.SIGKILL)
+        wait_for(lambda: "The previous handoff has exited." in h.log(), 10, "the new main saw it go")
+        check(h.stop() == 0, h.log())
+        check(alive(old), "the stubborn old generation outlived every handoff")
+        check(h.app_pids() == [old], f"and is the only process left: {h.descendants()}")
+        check(http_get(h.port)[2] == old, "still serving the old code")
+    finally:
+        teardown(h)
+
+
+def test_sighup_to_old_main_after_handover_is_not_dropped(tmp):
+    """A SIGHUP that reaches the old main after it handed over (a
+    `kill -HUP <pid>` that read the pid a moment too early, a pid file not
+    yet rewritten) asks for a reload all the same: "coalesced, never
+    dropped". The old main knows who took over; the reload must happen
+    there (as a control request to an old main is sent on with FOLLOW)."""
+    need("handover")
+    h = start(tmp)
+    try:
+        slow = SlowRequest(h.port, 3000)  # keeps the old main alive, draining
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        new_main = h.main_pid()
+        h.wait_log(f"handoff[{new_main}]: Took over as the main process")
+        check(alive(h.pid), "the old main still drains")
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log(f"handoff[{h.pid}]: Reload requested")
+        wait_for(lambda: "Started generation 3" in h.log() or not alive(h.pid), 20, "a reload or the old main's exit")
+        slow.join(timeout=20)
+        check("Started generation 3" in h.log(), f"the SIGHUP to the old main {h.pid} was dropped:\n{h.log()}")
+        h.wait_ready(n + 2, timeout=20)
+        stop_clean(h)
+    finally:
+        teardown(h)
+
+
+# ---- a successor that ignores SIGTERM -------------------------------------------
+
+def test_successor_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
+    """A stop during the reload retires the successor too; it ignores
+    SIGTERM, so the drain deadline SIGKILLs it and handoff exits."""
+    h = start(tmp, SHORT_DRAIN)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        set_args(h.args_file, "--init-delay", "30000", "--ignore-sigterm")
+        h.signal(signal.SIGHUP)
+        succ = generation_pid(h, 2)
+        wait_for(lambda: ignores(succ, signal.SIGTERM), 10, "the successor ignores SIGTERM")
+        no_failures(load)
+        t0 = time.monotonic()
+        check(h.stop() == 0, h.log())
+        check(time.monotonic() - t0 < 10, "bounded by the drain deadline")
+        # Supervise: handoff's drain deadline for its generation. Handover:
+        # the successor handoff's for its app, or (the same length, started
+        # a moment earlier) the old main's for the successor handoff, which
+        # then SIGKILLs both.
+        check(re.search(rf"Generation 2 \(pid {succ}\) did not exit in time; sending SIGKILL", h.log()) or
+              re.search(r"Successor handoff \(pid \d+\) did not exit in time; sending SIGKILL", h.log()), h.log())
+        nothing_left(h)
+    finally:
+        teardown(h, load)
+
+
+def test_serving_generation_ignoring_sigterm_killed_at_drain_deadline(tmp):
+    """A successor that ignores SIGTERM becomes the serving generation; the
+    next reload retires it and the drain deadline SIGKILLs it. It never
+    stops accepting (it ignored the signal that would make it close its
+    listener), so a request it has accepted but not answered when SIGKILL
+    comes is lost: the test counts them (the fixture answers in about a
+    millisecond, so usually none)."""
+    h = start(tmp, SHORT_DRAIN)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        reload_ok(h, 2, ("--init-delay", "50", "--ignore-sigterm"))
+        stubborn = one_serving(h)
+        n = ready_count(h)
+        set_args(h.args_file, "--init-delay", "50")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        wait_for(lambda: not alive(stubborn), 10, "the stubborn generation is killed")
+        check(re.search(rf"Generation 2 \(pid {stubborn}\) did not exit in time; sending SIGKILL", h.log()), h.log())
+        check(re.search(rf"Retired generation 2 \(pid {stubborn}\) killed by signal SIGKILL", h.log()), h.log())
+        res = load.stop()
+        check(res["failed"] <= 4, f"at most the requests in flight at the SIGKILL are lost: {res}")
+        print(f"   requests lost to the SIGKILL of a generation that ignored SIGTERM: {res['failed']} of "
+              f"{res['requests']} ({res['first_error']})", flush=True)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+# ---- a server that daemonizes ---------------------------------------------------
+
+def escaped(h):
+    """Fixture servers that daemonized out of handoff's session, once
+    serving. (--daemonize: the main process exits; its child calls setsid()
+    and forks the server, a grandchild, which leads nothing and is
+    reparented to the nearest subreaper: here the test process.)"""
+    def serving(p):
+        try:
+            return (ppid_of(p) == os.getpid() and os.getsid(p) not in (h.pid, p)
+                    and f"fixture-server: pid={p} fds=1 names=unknown ready" in h.log())
+        except OSError:
+            return False
+    return [p for p in fixture_processes() if serving(p)]
+
+
+def kill_daemons(h, pids):
+    """Kills the daemons found, and whatever else left handoff's session
+    under the test (a daemon's intermediate, one not yet serving)."""
+    def stray(p):
+        try:
+            return ppid_of(p) == os.getpid() and os.getsid(p) != h.pid
+        except OSError:
+            return False
+    for p in set(pids) | {p for p in fixture_processes() if stray(p)}:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        wait_for(lambda: not alive(p), 10, f"daemon {p} killed")
+        reap_if_child(p)
+
+
+def test_daemonizing_first_generation(tmp):
+    """The main process exits 0 at once: to handoff that is a generation
+    that exited before it was ready, so handoff exits 1 with a clear
+    message. The daemon it left is beyond handoff's reach (its own session
+    and process group, not handoff's child): it holds the listening socket
+    and serves on it after handoff has gone. Under systemd it stays in the
+    service's cgroup, which the stop (any KillMode but none) cleans up."""
+    port = free_port()
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}"], fixture_cmd(None, "--daemonize"))
+    daemons = []
+    try:
+        check(h.wait_exit(timeout=20) == 1, h.log())
+        check(re.search(r"Generation 1 \(pid \d+\) failed to start: exited with status 0\.", h.log()), h.log())
+        daemons = wait_for(lambda: escaped(h), 10, "the daemon")
+        check(len(daemons) == 1, f"one daemon: {daemons}")
+        d = daemons[0]
+        check(listener_of(d).startswith("socket:"), "it holds the listening socket")
+        check(http_get(port)[2] == d, "and serves on it")
+        check(not h.descendants(), "nothing of handoff's own is left")
+    finally:
+        kill_daemons(h, daemons)
+        h.kill_all()
+
+
+def test_daemonizing_successor(tmp):
+    """A reload to a server that daemonizes fails (its main process exited
+    before READY=1) and the old generation serves on; the daemon escaped:
+    it serves beside the managed generations (so requests do not fail, but
+    some are answered by a process nobody manages), its READY=1 from a
+    pid that is not the main process was never heard, and it outlives
+    handoff's stop."""
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    daemons = []
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--daemonize")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        check("last: generation 2 failed: exited with status 0" in last_status(h), last_status(h))
+        daemons = wait_for(lambda: escaped(h), 10, "the daemon")
+        check(len(daemons) == 1, f"one escaped daemon: {daemons}")
+        # handoff's view: only the old generation (the daemon is not in it).
+        wait_for(lambda: h.app_pids() == [old], 10, f"only the old generation is handoff's: {h.app_pids()}")
+        check(f"(pid {old})" in last_status(h), last_status(h))
+        res = no_failures(load)
+        print(f"   requests answered by the escaped daemon: {res['pids'].get(str(daemons[0]), 0)} of {res['ok']}",
+              flush=True)
+        stop_clean(h)
+        check(alive(daemons[0]) and http_get(h.port)[2] == daemons[0], "the daemon outlives handoff, serving")
+    finally:
+        kill_daemons(h, daemons)
+        teardown(h, load)
+
+
+# ---- a reload storm ------------------------------------------------------------
+
+def test_reload_storm(tmp):
+    """200 SIGHUPs in 2 s, sent to the main process of the moment (in
+    handover mode MAINPID moves: `kill -HUP $MAINPID`). Reloads coalesce:
+    far fewer generations than signals, never two successors starting at
+    once, no failed request; it ends with exactly one serving generation."""
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    concurrent = []
+    stop_sampling = threading.Event()
+
+    def sample():
+        # For the report: how many processes of the service ran at once
+        # (generations serving, starting and draining; in handover mode also
+        # old mains still draining and successor handoffs). Whether two
+        # successors ever started at once is read from the log below: from
+        # outside, a starting generation and a draining one look alike.
+        while not stop_sampling.is_set():
+            concurrent.append(len(h.descendants()) + 1)
+            time.sleep(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    try:
+        sampler.start()
+        t0 = time.monotonic()
+        for i in range(200):
+            try:
+                os.kill(h.main_pid(), signal.SIGHUP)
+            except ProcessLookupError:
+                pass
+            time.sleep(max(0.0, t0 + (i + 1) * 0.01 - time.monotonic()))  # pacing the storm, not synchronising
+        storm = time.monotonic() - t0
+        # 2 s on an idle machine; the bound only guards against a storm so
+        # slow that it would not be one.
+        check(storm < 6, f"the storm took {storm:.1f}s")
+        # It ends with one serving generation, named by the last READY=1.
+        one_serving(h)
+        stop_sampling.set()
+        sampler.join()
+        log = h.log()
+        started = [int(x) for x in re.findall(r"Started generation (\d+):", log)]
+        check(started == list(range(1, len(started) + 1)), f"generations in order: {started}")
+        check(2 <= len(started) <= 60, f"coalesced: {len(started)} generations for 200 SIGHUPs")
+        # Never two successors at once: each generation is ready or failed
+        # before the next one is started.
+        events = re.findall(r"Started generation (\d+):|Generation (\d+) \(pid \d+\) (?:is ready|failed to start|"
+                            r"did not become ready)", log)
+        open_gen = None
+        for started_n, ended_n in events:
+            if started_n:
+                check(open_gen is None, f"generation {started_n} started while {open_gen} was starting:\n{log}")
+                open_gen = started_n
+            else:
+                check(ended_n == open_gen, f"generation {ended_n} ended, {open_gen} was starting:\n{log}")
+                open_gen = None
+        reloads = h.notify.count("RELOADING")
+        check(reloads == len(started) - 1, f"{reloads} RELOADING=1 for {len(started)} generations")
+        check(ready_count(h) == len(started), "each reload ended with READY=1")
+        check(" 0 failed;" in last_status(h), f"no reload failed: {last_status(h)}")
+        no_failures(load)
+        print(f"   200 SIGHUPs in {storm:.1f}s -> {len(started) - 1} reloads; processes of the service at once: "
+              f"max {max(concurrent) if concurrent else 0}", flush=True)
+        stop_clean(h)
+    finally:
+        stop_sampling.set()
+        teardown(h, load)
+
+
+# ---- SIGTERM at each stage ------------------------------------------------------
+
+def test_sigterm_while_successor_starts(tmp):
+    """(Also in tests/process/test-reload.py with a hanging successor; here
+    under load, with a slow request on the old generation.) The reload is
+    aborted, the old generation finishes its request, handoff exits 0."""
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "5000")
+        h.signal(signal.SIGHUP)
+        succ = generation_pid(h, 2)
+        slow = SlowRequest(h.port, 1000)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        no_failures(load)
+        check(h.stop() == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        check(not alive(succ), f"the successor is gone: {succ}")
+        nothing_left(h)
+        if MODE == "handover":
+            check(h.mains() == [h.pid], "MAINPID never moved")
+    finally:
+        teardown(h, load)
+
+
+def test_sigterm_to_successor_after_ready_before_commit(tmp):
+    """Handover mode: `systemctl stop` right after systemd has read
+    MAINPID= signals the new main before it was told to take over (a stop
+    job queued behind the reload runs as soon as READY=1 arrives, before
+    the barrier is even answered; so does a test that stops right after
+    wait_ready()). The service stops: both handoffs and both generations go,
+    nothing in flight is lost. The new main is the process systemd watches,
+    and with KillMode=mixed whatever is left when it exits is SIGKILLed: so
+    it must not exit before the old handoff has finished draining (as it
+    does not after a takeover). And whoever exits last removes the pid file
+    and the unix socket files, as at any final stop."""
+    need("handover")
+    sock, pidfile = os.path.join(tmp, "app.sock"), os.path.join(tmp, "handoff.pid")
+    h = start(tmp, "-l", f"unix:{sock}", f"--pid-file={pidfile}")
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 5000)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        os.kill(succ, signal.SIGTERM)
+        wait_for(lambda: not alive(succ), 20, f"the new main exits:\n{h.log()}")
+        old_alive = alive(h.pid)
+        h.proc.wait(timeout=20)
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        nothing_left(h)
+        problems = []
+        if old_alive:
+            problems.append("the new main (systemd's main process) exited while the old handoff was still "
+                            "draining: under KillMode=mixed its generation would be SIGKILLed")
+        left = [f for f in (sock, pidfile) if os.path.exists(f)]
+        if left:
+            problems.append(f"left behind after the final stop: {left}")
+        check(not problems, "; ".join(problems))
+    finally:
+        teardown(h)
+
+
+def test_sigterm_to_successor_then_commit(tmp):
+    """Handover mode, MAINPID= sent, barrier not yet answered, and systemd's
+    stop reaches the successor (its main now; its app takes 3 s to stop).
+    The successor tells its predecessor, which gives up the handover and
+    retires its own generation; the successor, main to systemd, exits last.
+    The stop is the final one: the pid file and the unix socket file are
+    removed."""
+    need("handover")
+    sock, pidfile = os.path.join(tmp, "app.sock"), os.path.join(tmp, "handoff.pid")
+    h = start(tmp, "-l", f"unix:{sock}", f"--pid-file={pidfile}")
+    try:
+        set_args(h.args_file, "--init-delay", "50", "--grace-ms", "3000")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        os.kill(succ, signal.SIGTERM)
+        h.wait_log(f"handoff[{succ}]: Stop requested (SIGTERM)")
+        h.notify.release()
+        wait_for(lambda: not alive(h.pid) and not alive(succ), 20, f"both exit:\n{h.log()}")
+        log = h.log()
+        old_done = log.find(f"handoff[{h.pid}]: stopping + all-gone")
+        succ_done = log.find(f"handoff[{succ}]: stopping + all-gone")
+        check(0 <= old_done < succ_done, f"the successor, systemd's main, finished last:\n{log}")
+        nothing_left(h)
+        left = [f for f in (sock, pidfile) if os.path.exists(f)]
+        check(not left, f"left behind after the final stop: {left}")
+    finally:
+        teardown(h)
+
+
+def test_sigterm_to_old_main_after_ready_before_commit(tmp):
+    """Handover mode, same stage, SIGTERM to the old main (an operator's
+    kill, or KillMode=control-group, which signals every process): systemd
+    was told MAINPID= names the successor, so the old main is no longer the
+    one to stop the service. It ignores the signal and completes the
+    handover; the successor serves on, and the old main's slow request
+    finishes."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        os.kill(h.pid, signal.SIGTERM)
+        h.wait_log(f"handoff[{h.pid}]: Ignoring SIGTERM")
+        h.notify.release()
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {succ}")
+        check(h.proc.wait(timeout=20) == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        check(alive(succ), "the successor serves on")
+        reload_ok(h, 3)
+        stop_clean(h)
+    finally:
+        teardown(h)
+
+
+def test_sigterm_while_old_generation_drains(tmp):
+    """After the commit, the old generation still busy: a stop retires the
+    new one and waits for the old one (in handover mode the new main waits
+    for the old handoff). Nothing in flight is lost; exit 0."""
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        check(alive(old), "the old generation still drains")
+        no_failures(load)
+        check(h.stop() == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}\n{h.log()}")
+        if MODE == "handover":
+            check(h.proc.poll() is not None, "the old handoff exited before the new main")
+        nothing_left(h)
+    finally:
+        teardown(h, load)
+
+
+if __name__ == "__main__":
+    run([showing_logs(v) for k, v in sorted(globals().items()) if k.startswith("test_")])

@@ -1,0 +1,239 @@
+#!/usr/bin/python3
+"""Security: a generation's private NOTIFY_SOCKET is an abstract socket that
+anyone in the network namespace can send to, so handoff accepts datagrams
+only from its own uid or root (and then only the main process's); and
+nothing handoff creates on disk is world-writable.
+
+The uid tests send as uid 65534 through setpriv(1) and need root (they skip
+otherwise). The tests that depend on what a successor is run in both modes
+(meson runs this file once per mode); the others in the supervise pass."""
+
+import os
+import re
+import shutil
+import signal
+import stat
+
+from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Skip, check, free_port, run, serving_pid,
+                     set_args, wait_for)
+from hardening import NOBODY, Launched, alive, notify_socket_of, send_notify, send_notify_as, showing_logs
+
+SETPRIV = shutil.which("setpriv")
+
+
+def need_root_and_setpriv():
+    if os.getuid() != 0:
+        raise Skip("needs root: sends as another uid")
+    if not SETPRIV:
+        raise Skip("setpriv(1) (util-linux) is not installed")
+
+
+def start(tmp, *extra):
+    """handoff -v in this pass's mode; a generation runs the fixture with the
+    arguments in fixture.args behind the command prefix in prefix (empty,
+    or setpriv to run it as another user)."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    prefix_file = os.path.join(tmp, "prefix")
+    set_args(args_file, "--init-delay", "50")
+    set_args(prefix_file)
+    fake = FakeSystemd(tmp)
+    command = ["/bin/sh", "-c", f"exec $(cat {prefix_file}) {FIXTURE} $(cat {args_file})"]
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--start-timeout=30s", *extra], command,
+                notify=fake)
+    h.port, h.args_file, h.prefix_file = port, args_file, prefix_file
+    h.wait_ready(1)
+    return h
+
+
+def teardown(h):
+    h.kill_all()
+    h.notify.close()
+
+
+def ready_count(h):
+    mains = set(h.mains())
+    return sum(1 for m in h.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+
+
+def last_status(h):
+    return [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
+
+
+def generation_pid(h, n):
+    m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", h.log()), 10, f"generation {n} started")
+    return int(m.group(1))
+
+
+def end_reload_by_killing(h, pid, n_ready, number):
+    os.kill(pid, signal.SIGKILL)
+    h.wait_ready(n_ready + 1, timeout=20)
+    check(f"generation {number} failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+    wait_for(lambda: not alive(pid), 10, f"generation {number} gone")
+
+
+OTHER_UID_LINE = "Dropped notify message on generation {n}'s socket: sender has another uid."
+
+
+def test_ready_from_another_uid_does_not_commit(tmp):
+    """An outsider running as uid 65534 sends READY=1 to a starting
+    successor's socket: dropped for its uid; the successor is not committed."""
+    need_root_and_setpriv()
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--hang-at-start")
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        succ = generation_pid(h, 2)
+        address = notify_socket_of(succ)
+        for msg in (b"READY=1", b"READY=1\nSTATUS=from nobody"):
+            send_notify_as(NOBODY, address, msg)
+        line = OTHER_UID_LINE.format(n=2)
+        wait_for(lambda: h.log().count(line) == 2, 10, f"2 x {line!r}:\n{h.log()}")
+        check(f"Generation 2 (pid {succ}) is ready" not in h.log(), h.log())
+        check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+        end_reload_by_killing(h, succ, n, 2)
+        check(serving_pid(h.port) == old, "the old generation serves on")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_main_process_under_another_uid_cannot_notify(tmp):
+    """The uid check holds even for the generation's own main process: a
+    server that switches to another uid before it sends READY=1 is not
+    heard by a root handoff (it must notify before dropping privileges, or
+    handoff must run as that user, or use --ready=delay:)."""
+    need_root_and_setpriv()
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.prefix_file, SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+        set_args(h.args_file)
+        n = ready_count(h)
+        h.signal(signal.SIGHUP)
+        succ = generation_pid(h, 2)
+        # The fixture, running as nobody, says READY=1 once it serves.
+        wait_for(lambda: f"fixture-server: pid={succ} fds=1 names=unknown ready" in h.log(), 10,
+                 f"the fixture as nobody is up:\n{h.log()}")
+        wait_for(lambda: os.stat(f"/proc/{succ}").st_uid == NOBODY, 5, "it runs as nobody")
+        line = OTHER_UID_LINE.format(n=2)
+        wait_for(lambda: line in h.log(), 10, f"{line!r}:\n{h.log()}")
+        check(f"Generation 2 (pid {succ}) is ready" not in h.log(), h.log())
+        check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+        end_reload_by_killing(h, succ, n, 2)
+        wait_for(lambda: serving_pid(h.port) == old, 10, "the old generation serves on alone")
+        check(h.stop() == 0, h.log())
+    finally:
+        teardown(h)
+
+
+def test_unprivileged_handoff_hears_own_uid_and_root_only(tmp):
+    """handoff itself as uid 65534: its generation (same uid) is heard; root
+    passes the uid check (and is then dropped as not the main process);
+    a third uid is dropped for its uid."""
+    need_root_and_setpriv()
+    port = free_port()
+    h = Launched(tmp, ["-v", "-l", f"127.0.0.1:{port}"], [FIXTURE],
+                 prefix=[SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
+    try:
+        h.wait_log("is ready")
+        check(os.stat(f"/proc/{h.pid}").st_uid == NOBODY, "handoff runs as nobody")
+        app = serving_pid(port)
+        address = notify_socket_of(app)
+        send_notify(address, b"READY=1")  # root, not the main process
+        wait_for(lambda: f"Dropped notify message from pid {os.getpid()}: not the main process {app}" in h.log(), 10,
+                 f"root passes the uid check:\n{h.log()}")
+        send_notify_as(1, address, b"READY=1")  # daemon
+        line = OTHER_UID_LINE.format(n=1)
+        wait_for(lambda: line in h.log(), 10, f"{line!r}:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
+# ---- files on disk ---------------------------------------------------------------
+
+def world_writable(path):
+    return bool(os.lstat(path).st_mode & stat.S_IWOTH)
+
+
+def test_unix_socket_files_take_their_mode_from_the_umask(tmp):
+    """Socket files handoff creates for --listen unix:/unix-dgram: get
+    0777 & ~umask, as bind(2) makes them (and as systemd's SocketMode= is
+    explicit, so is the umask): with any usual umask nobody else may write."""
+    for umask in (0o022, 0o027, 0o077, 0o002):
+        d = os.path.join(tmp, f"umask-{umask:03o}")
+        os.mkdir(d)
+        stream, dgram = os.path.join(d, "stream.sock"), os.path.join(d, "dgram.sock")
+        h = Launched(tmp, ["-l", f"unix:{stream}", "-l", f"unix-dgram:{dgram}"], [FIXTURE], umask=umask)
+        try:
+            h.wait_log("is ready")
+            for path in (stream, dgram):
+                st = os.lstat(path)
+                check(stat.S_ISSOCK(st.st_mode), f"{path} is a socket")
+                check(stat.S_IMODE(st.st_mode) == 0o777 & ~umask,
+                      f"umask {umask:03o}: {path} has mode {stat.S_IMODE(st.st_mode):03o}")
+                check(not world_writable(path), f"umask {umask:03o}: {path} is world-writable")
+            check(h.stop() == 0, h.log())
+            check(os.listdir(d) == [], f"removed at stop: {os.listdir(d)}")
+        finally:
+            h.kill_all()
+
+
+def test_pid_file_is_0644_whatever_the_umask(tmp):
+    for umask in (0o000, 0o077):
+        d = os.path.join(tmp, f"umask-{umask:03o}")
+        os.mkdir(d)
+        pidfile = os.path.join(d, "handoff.pid")
+        h = Launched(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--pid-file={pidfile}"], [FIXTURE], umask=umask)
+        try:
+            h.wait_log("is ready")
+            mode = stat.S_IMODE(os.lstat(pidfile).st_mode)
+            check(mode == 0o644, f"umask {umask:03o}: pid file mode {mode:03o}")
+            check(os.listdir(d) == ["handoff.pid"], f"no temporary file left: {os.listdir(d)}")
+            check(int(open(pidfile).read()) == h.pid, "names handoff")
+            check(h.stop() == 0, h.log())
+            check(os.listdir(d) == [], f"removed at stop: {os.listdir(d)}")
+        finally:
+            h.kill_all()
+
+
+def test_files_after_reloads(tmp):
+    """Across reloads (in handover mode the successor rewrites the pid file
+    and inherits the socket file), exactly the pid file and the socket file
+    exist, neither world-writable; nothing is left after the stop."""
+    d = os.path.join(tmp, "run")
+    os.mkdir(d)
+    pidfile, sock = os.path.join(d, "handoff.pid"), os.path.join(d, "app.sock")
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"unix:{sock}", f"--pid-file={pidfile}", f"--mode={MODE}"], [FIXTURE], notify=fake)
+    try:
+        h.wait_ready(1)
+        for i in range(3):
+            h.signal(signal.SIGHUP)
+            h.wait_ready(i + 2, timeout=20)
+            if MODE == "handover":
+                # Stopping before the takeover is test-faults.py's
+                # test_sigterm_to_successor_after_ready_before_commit.
+                h.wait_log(f"handoff[{h.main_pid()}]: Took over as the main process")
+            wait_for(lambda: int(open(pidfile).read()) == h.main_pid(), 10, "the pid file names the main")
+            check(sorted(os.listdir(d)) == ["app.sock", "handoff.pid"], f"files: {os.listdir(d)}")
+            check(stat.S_IMODE(os.lstat(pidfile).st_mode) == 0o644, "pid file 0644")
+            check(not world_writable(sock), "socket file not world-writable")
+        check(h.stop() == 0, h.log())
+        check(os.listdir(d) == [], f"removed at stop: {os.listdir(d)}")
+    finally:
+        h.kill_all()
+        fake.close()
+
+
+MODE_DEPENDENT = {"test_ready_from_another_uid_does_not_commit", "test_main_process_under_another_uid_cannot_notify",
+                  "test_files_after_reloads"}
+
+if __name__ == "__main__":
+    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
+    if MODE != "supervise":
+        tests = [t for t in tests if t.__name__ in MODE_DEPENDENT]
+    run([showing_logs(t) for t in tests])
