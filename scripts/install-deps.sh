@@ -11,6 +11,8 @@ packages=(
         gunicorn                           # a real third-party server in the tests
         systemd dbus-user-session          # the real systemd --user manager tests
         wrk                                # load for the benchmark
+        valgrind                           # the leak test over 100 reloads
+        clang libclang-rt-14-dev           # libFuzzer (clang only recommends its runtime)
 )
 
 missing=()

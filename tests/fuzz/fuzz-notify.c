@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/* notify_parse() and notify_relay_text(): one datagram as a generation (an
+ * untrusted process) sends it to its private NOTIFY_SOCKET.
+ *
+ * Properties:
+ *  - acceptance is exactly the documented rule: 1..NOTIFY_MAX_LEN bytes, no
+ *    NUL, every non-empty line has a '=';
+ *  - each flag and field is what the last line with that key says (READY
+ *    is set iff the last READY= line is exactly READY=1, STATUS is the
+ *    value of the last STATUS= line, ...), unknown keys are counted, and
+ *    the value pointers point into the buffer, at strings without a newline;
+ *  - the relayed text holds only what may be relayed (STATUS, WATCHDOG,
+ *    numeric EXTEND_TIMEOUT_USEC and ERRNO), never READY, RELOADING,
+ *    STOPPING, MAINPID, BARRIER or the fd store's FDSTORE, FDSTOREREMOVE
+ *    and FDNAME (handoff keeps the store itself); it parses back to the
+ *    same message, fits in input length + 2 bytes, and fails cleanly
+ *    (-ENOBUFS, nothing written out of bounds) in any smaller buffer;
+ *  - as the supervisor relays it (STATUS= replaced by handoff's summary, at
+ *    most ~550 bytes, into a NOTIFY_MAX_LEN buffer), a WATCHDOG=1 ping of the
+ *    serving generation always reaches systemd. */
+#include <errno.h>
+#include <stdbool.h>
+
+#include "fuzz.h"
+#include "notify.h"
+
+static bool has_line(const char *text, size_t len, const char *line) {
+        size_t l = strlen(line);
+        for (const char *p = text, *end = text + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                if (n == l && memcmp(p, line, l) == 0)
+                        return true;
+                p += n + 1;
+        }
+        return false;
+}
+
+static bool has_line_prefix(const char *text, size_t len, const char *prefix) {
+        size_t l = strlen(prefix);
+        for (const char *p = text, *end = text + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                if (n >= l && memcmp(p, prefix, l) == 0)
+                        return true;
+                p += n + 1;
+        }
+        return false;
+}
+
+/* "KEY=" + value is one of the input's lines. */
+static bool is_value_of(const char *text, size_t len, const char *key, const char *value) {
+        size_t kl = strlen(key), vl = strlen(value);
+        char *line = malloc(kl + 1 + vl + 1);
+        if (!line)
+                abort();
+        memcpy(line, key, kl);
+        line[kl] = '=';
+        memcpy(line + kl + 1, value, vl + 1);
+        bool r = has_line(text, len, line);
+        free(line);
+        return r;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The keys parse_line() in notify.c acts on. A key added there and not here
+ * fails the n_unknown property at once: add it here, with a property. */
+static const char *const known_keys[] = {
+        "READY",   "RELOADING", "STOPPING", "WATCHDOG",            "BARRIER", "FDSTORE",
+        "FDSTOREREMOVE", "FDNAME", "STATUS", "EXTEND_TIMEOUT_USEC", "ERRNO",   "MAINPID",
+};
+
+/* The value of the last line "KEY=..." (the key is what precedes the first
+ * '='), copied into buf; NULL when no line has that key. */
+static const char *last_value(const char *text, size_t len, const char *key, char *buf, size_t size) {
+        const char *found = NULL;
+        size_t found_len = 0, kl = strlen(key);
+        for (const char *p = text, *end = text + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                if (n > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
+                        found = p + kl + 1;
+                        found_len = n - kl - 1;
+                }
+                p += n + 1;
+        }
+        if (!found || found_len >= size)
+                return NULL;
+        memcpy(buf, found, found_len);
+        buf[found_len] = '\0';
+        return buf;
+}
+
+static bool last_is(const char *text, size_t len, const char *key, const char *value) {
+        char buf[NOTIFY_MAX_LEN + 1];
+        const char *v = last_value(text, len, key, buf, sizeof buf);
+        return v && strcmp(v, value) == 0;
+}
+
+/* Non-empty lines whose key (before the first '=') is none of ours. */
+static unsigned count_unknown(const char *text, size_t len) {
+        unsigned k = 0;
+        for (const char *p = text, *end = text + len; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                const char *eq = memchr(p, '=', n);
+                if (n > 0 && eq) {
+                        bool known = false;
+                        for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
+                                known = known || ((size_t) (eq - p) == strlen(known_keys[i]) &&
+                                                  memcmp(p, known_keys[i], strlen(known_keys[i])) == 0);
+                        k += !known;
+                }
+                p += n + 1;
+        }
+        return k;
+}
+
+static bool all_digits(const char *s) {
+        if (!*s)
+                return false;
+        for (; *s; s++)
+                if (*s < '0' || *s > '9')
+                        return false;
+        return true;
+}
+
+static bool expected_accept(const uint8_t *data, size_t size) {
+        if (size == 0 || size > NOTIFY_MAX_LEN || memchr(data, '\0', size))
+                return false;
+        for (const char *p = (const char *) data, *end = p + size; p < end;) {
+                const char *nl = memchr(p, '\n', (size_t) (end - p));
+                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
+                if (n > 0 && !memchr(p, '=', n))
+                        return false;
+                p += n + 1;
+        }
+        return true;
+}
+
+static void check_field(const char *name, const char *v, const char *buf, size_t size, const char *orig) {
+        if (!v)
+                return;
+        FUZZ_ASSERT(v >= buf && v <= buf + size, "%s points outside the buffer", name);
+        FUZZ_ASSERT(!strchr(v, '\n'), "%s holds a newline", name);
+        FUZZ_ASSERT(is_value_of(orig, size, name, v), "%s=%s is not a line of the input", name, v);
+}
+
+/* Relays m into a heap block of exactly size bytes: ASan catches any write
+ * past it. Returns what notify_relay_text() returned; *ret gets the text. */
+static int relay_into(const NotifyMessage *m, size_t size, char **ret) {
+        char *out = malloc(size);
+        if (!out)
+                abort();
+        int r = notify_relay_text(m, out, size);
+        if (r >= 0) {
+                FUZZ_ASSERT((size_t) r < size, "returned length %d does not fit size %zu", r, size);
+                FUZZ_ASSERT(strlen(out) == (size_t) r, "returned length %d, text length %zu", r, strlen(out));
+        } else
+                FUZZ_ASSERT(r == -ENOBUFS, "relay failed with %d, expected only -ENOBUFS", r);
+        if (ret)
+                *ret = out;
+        else
+                free(out);
+        return r;
+}
+
+static void check_relay_text(const NotifyMessage *m, const char *text, size_t len) {
+        /* Only relayable lines, each ending in a newline. */
+        FUZZ_ASSERT(len == 0 || text[len - 1] == '\n', "relayed text does not end in a newline");
+        static const char *const forbidden[] = { "READY=",   "RELOADING=",     "STOPPING=", "MAINPID=",
+                                                 "BARRIER=", "FDSTORE=", "FDSTOREREMOVE=", "FDNAME=" };
+        for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
+                FUZZ_ASSERT(!has_line_prefix(text, len, forbidden[i]), "relayed text holds %s", forbidden[i]);
+
+        FUZZ_ASSERT(has_line(text, len, "WATCHDOG=1") == m->watchdog, "WATCHDOG=1 relayed iff sent");
+        FUZZ_ASSERT(has_line(text, len, "WATCHDOG=trigger") == m->watchdog_trigger, "WATCHDOG=trigger relayed iff sent");
+        bool want_ext = m->extend_timeout_usec && all_digits(m->extend_timeout_usec);
+        bool want_errno = m->errno_value && all_digits(m->errno_value);
+        FUZZ_ASSERT(has_line_prefix(text, len, "EXTEND_TIMEOUT_USEC=") == want_ext, "EXTEND_TIMEOUT_USEC relayed iff numeric");
+        FUZZ_ASSERT(has_line_prefix(text, len, "ERRNO=") == want_errno, "ERRNO relayed iff numeric");
+        FUZZ_ASSERT(has_line_prefix(text, len, "STATUS=") == (m->status != NULL), "STATUS relayed iff sent");
+
+        if (len == 0)
+                return;
+        /* What handoff sends systemd is itself a valid datagram that says the
+         * same thing and nothing more. */
+        char *copy = malloc(len + 1);
+        if (!copy)
+                abort();
+        memcpy(copy, text, len);
+        NotifyMessage back;
+        int r = notify_parse(copy, len, &back);
+        if (len <= NOTIFY_MAX_LEN) {
+                FUZZ_ASSERT(r == 0, "relayed text does not parse back (%d)", r);
+                FUZZ_ASSERT(!back.ready && !back.reloading && !back.stopping && !back.barrier && !back.mainpid &&
+                                    !back.fdstore && !back.fdstoreremove && !back.fdname,
+                            "relayed text parses to a message with handoff's own keys");
+                FUZZ_ASSERT(back.n_unknown == 0, "relayed text has %u unknown keys", back.n_unknown);
+                FUZZ_ASSERT(back.watchdog == m->watchdog && back.watchdog_trigger == m->watchdog_trigger,
+                            "watchdog flags changed through the relay");
+                FUZZ_ASSERT((back.status == NULL) == (m->status == NULL) &&
+                                    (!m->status || strcmp(back.status, m->status) == 0),
+                            "STATUS changed through the relay");
+        }
+        free(copy);
+}
+
+/* The supervisor replaces STATUS= by its own summary before relaying:
+ * "Serving generation %u (pid %d); %u reloads, %u failed; last: <191>; app: <255>"
+ * (status_text() in supervisor.c), so at most about 550 bytes. */
+static void check_supervisor_relay(const NotifyMessage *m) {
+        static char summary[560];
+        if (!summary[0]) {
+                int k = snprintf(summary, sizeof summary,
+                                 "Serving generation 4294967295 (pid 2147483647); 4294967295 reloads, 4294967295 failed; last: ");
+                memset(summary + k, 'r', 191);
+                k += 191;
+                k += snprintf(summary + k, sizeof summary - (size_t) k, "; app: ");
+                memset(summary + k, 'a', 255);
+                summary[k + 255] = '\0';
+        }
+        NotifyMessage out = *m;
+        if (m->status)
+                out.status = summary;
+        char *text = NULL;
+        int r = relay_into(&out, NOTIFY_MAX_LEN, &text);
+        /* A keep-alive ping must never be lost because another field of the
+         * same datagram is odd: systemd would kill the service as hung. */
+        if (m->watchdog)
+                FUZZ_ASSERT(r > 0 && has_line(text, (size_t) r, "WATCHDOG=1"),
+                            "WATCHDOG=1 from the serving generation was not relayed (relay returned %d)", r);
+        free(text);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        /* notify_receive() hands over buf with room for the NUL at buf[len]. */
+        char *buf = malloc(size + 1);
+        char *orig = malloc(size + 1);
+        if (!buf || !orig)
+                abort();
+        if (size > 0) {
+                memcpy(buf, data, size);
+                memcpy(orig, data, size);
+        }
+        orig[size] = '\0';
+
+        static char lv[NOTIFY_MAX_LEN + 1];
+        NotifyMessage m;
+        memset(&m, 0xAA, sizeof m);
+        int r = notify_parse(buf, size, &m);
+        bool accept = expected_accept(data, size);
+        FUZZ_ASSERT((r == 0) == accept, "notify_parse() returned %d, expected %s", r, accept ? "0" : "-EBADMSG");
+        if (r < 0) {
+                FUZZ_ASSERT(r == -EBADMSG, "notify_parse() failed with %d, expected -EBADMSG", r);
+                goto out;
+        }
+
+        /* A key given twice: the last line wins (systemd itself acts on any
+         * READY=1 and on the first STATUS=; no real server repeats a key). */
+        FUZZ_ASSERT(m.ready == last_is(orig, size, "READY", "1"), "ready flag vs the last READY= line");
+        FUZZ_ASSERT(m.reloading == last_is(orig, size, "RELOADING", "1"), "reloading vs the last RELOADING= line");
+        FUZZ_ASSERT(m.stopping == last_is(orig, size, "STOPPING", "1"), "stopping vs the last STOPPING= line");
+        FUZZ_ASSERT(m.barrier == last_is(orig, size, "BARRIER", "1"), "barrier vs the last BARRIER= line");
+        FUZZ_ASSERT(m.watchdog == last_is(orig, size, "WATCHDOG", "1"), "watchdog vs the last WATCHDOG= line");
+        FUZZ_ASSERT(m.watchdog_trigger == last_is(orig, size, "WATCHDOG", "trigger"), "trigger vs the last WATCHDOG= line");
+        FUZZ_ASSERT(m.fdstore == last_is(orig, size, "FDSTORE", "1"), "fdstore vs the last FDSTORE= line");
+        FUZZ_ASSERT(m.fdstoreremove == last_is(orig, size, "FDSTOREREMOVE", "1"),
+                    "fdstoreremove vs the last FDSTOREREMOVE= line");
+        FUZZ_ASSERT(streq_null(m.fdname, last_value(orig, size, "FDNAME", lv, sizeof lv)), "FDNAME is the last such line");
+        FUZZ_ASSERT(streq_null(m.status, last_value(orig, size, "STATUS", lv, sizeof lv)), "STATUS is the last STATUS= line");
+        FUZZ_ASSERT(streq_null(m.extend_timeout_usec, last_value(orig, size, "EXTEND_TIMEOUT_USEC", lv, sizeof lv)),
+                    "EXTEND_TIMEOUT_USEC is the last such line");
+        FUZZ_ASSERT(streq_null(m.errno_value, last_value(orig, size, "ERRNO", lv, sizeof lv)), "ERRNO is the last such line");
+        FUZZ_ASSERT(streq_null(m.mainpid, last_value(orig, size, "MAINPID", lv, sizeof lv)), "MAINPID is the last such line");
+        FUZZ_ASSERT(m.n_unknown == count_unknown(orig, size), "%u unknown assignments, expected %u", m.n_unknown,
+                    count_unknown(orig, size));
+        check_field("STATUS", m.status, buf, size, orig);
+        check_field("EXTEND_TIMEOUT_USEC", m.extend_timeout_usec, buf, size, orig);
+        check_field("ERRNO", m.errno_value, buf, size, orig);
+        check_field("MAINPID", m.mainpid, buf, size, orig);
+        check_field("FDNAME", m.fdname, buf, size, orig);
+
+        /* Relayed text is never longer than the datagram plus a final newline. */
+        char *text = NULL;
+        int n = relay_into(&m, size + 2, &text);
+        FUZZ_ASSERT(n >= 0, "relay into a buffer of input size + 2 (%zu) failed: %d", size + 2, n);
+        check_relay_text(&m, text, (size_t) n);
+        free(text);
+
+        /* Any smaller buffer: -ENOBUFS, and no write outside it. */
+        if (n > 0) {
+                FUZZ_ASSERT(relay_into(&m, (size_t) n, NULL) == -ENOBUFS, "relay into %d bytes did not fail", n);
+                FUZZ_ASSERT(relay_into(&m, (size_t) n / 2 + 1, NULL) == -ENOBUFS, "relay into %d bytes did not fail", n / 2 + 1);
+                FUZZ_ASSERT(relay_into(&m, 1, NULL) == -ENOBUFS, "relay into 1 byte did not fail");
+        }
+
+        check_supervisor_relay(&m);
+out:
+        free(buf);
+        free(orig);
+        return 0;
+}
