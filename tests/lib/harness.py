@@ -322,7 +322,9 @@ class Handoff:
         def count():
             mains = set(self.mains())
             return sum(1 for m in self.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
-        return wait_for(lambda: count() >= n or not pid_alive(self.main_pid()),
+        # A main that is gone may have just handed over: read once more.
+        return wait_for(lambda: count() >= n or (not pid_alive(self.main_pid()) and
+                                                 (count() >= n or not pid_alive(self.main_pid()))),
                         timeout, f"READY=1 #{n}; log:\n{self.log()}")
 
     def signal(self, sig):
@@ -384,6 +386,8 @@ class Handoff:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+        # Pids wrap: a later process must not be taken for one of ours.
+        _sessions.discard(self.pid)
 
 
 def fixture_cmd(args_file=None, *args):
