@@ -16,8 +16,9 @@ typedef struct FdStore {
         size_t max;
 } FdStore;
 
-/* Takes fd (closed on failure). An entry with the same name is replaced, as
- * systemd does. Returns 0, or -ENOSPC when the store is full, -EINVAL for a
+/* Takes fd (closed on failure). An entry with the same name is replaced
+ * (systemd's own store keeps both; a server that stores "state" again means
+ * the new one). Returns 0, or -ENOSPC when the store is full, -EINVAL for a
  * name systemd would refuse, -ENOMEM. */
 int fdstore_add(FdStore *s, const char *name, int fd);
 

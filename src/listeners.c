@@ -90,7 +90,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
         char *end;
         errno = 0;
         long pid = strtol(pid_value, &end, 10);
-        if (have_fds && (!*pid_value || *end || errno || pid <= 0)) {
+        if (have_fds && e && (!*pid_value || *end || errno || pid <= 0)) {
                 log_error("Invalid LISTEN_PID=\"%s\": not a process id.", pid_value);
                 unsetenv("LISTEN_FDS");
                 unsetenv("LISTEN_PID");

@@ -62,7 +62,7 @@ static int run(int argc, char **argv) {
         FdStore store = {};
         _cleanup_free_ char *exe = NULL;
         int channel = -EBADF, r;
-        bool final = true;
+        bool final = true, mirror = false;
 
         log_setup();
         r = options_parse(argc, argv, &o);
@@ -86,7 +86,7 @@ static int run(int argc, char **argv) {
         final = channel < 0;
         /* A successor mirrors nothing before it is main; its predecessor's
          * entries are in systemd's store already. */
-        bool mirror = sdstore_enabled(o.systemd_fd_store);
+        mirror = sdstore_enabled(o.systemd_fd_store);
         if (open_sockets(&o, &l, channel >= 0, &store, mirror && channel < 0) < 0) {
                 r = EXIT_INVALID;
                 goto finish;
@@ -126,7 +126,9 @@ static int run(int argc, char **argv) {
         if (o.pid_file && final)
                 (void) unlink(o.pid_file);
 finish:
-        listeners_done(&l, final);
+        /* With the socket in systemd's fd store, a Restart= brings it back:
+         * its file must stay (a stale one is replaced at the next bind). */
+        listeners_done(&l, final && !mirror);
         fdstore_done(&store);
         options_done(&o);
         return r;
