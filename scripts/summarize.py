@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Sums the test cases of one or more meson build directories from their
-testlog.json: Check's "Checks: N, Failures: F, Errors: E" lines and our
+testlog.json (and of plain logs named *.log, by their last summary line): Check's "Checks: N, Failures: F, Errors: E" lines and our
 Python harness's "N passed, N failed, N skipped" lines; a meson test that
 printed neither counts as one case. Prints "N passed, N failed, N skipped"."""
 
@@ -10,6 +10,16 @@ import sys
 
 passed = failed = skipped = 0
 for d in sys.argv[1:]:
+    if d.endswith(".log"):
+        # A plain log (the benchmark's) whose last summary line counts.
+        with open(d) as f:
+            found = re.findall(r"^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$", f.read(), re.M)
+        if found:
+            p, fl, s = found[-1]
+            passed, failed, skipped = passed + int(p), failed + int(fl), skipped + int(s or 0)
+        else:
+            failed += 1
+        continue
     with open(f"{d}/meson-logs/testlog.json") as f:
         for line in f:
             t = json.loads(line)

@@ -1,0 +1,295 @@
+"""The markdown report and the target checks."""
+
+import statistics
+
+RSS_LIMIT_KIB = 3 * 1024
+ANON_LIMIT_KIB = 512
+P99_FACTOR = 1.10
+BEYOND_INIT_LIMIT_US = 5000
+THROUGHPUT_MIN = 0.98
+RELOADS_MIN = 1000
+
+MODE_NAME = {"new": "new conn.", "keepalive": "keep-alive"}
+
+
+def ms(us):
+    if us is None:
+        return "–"
+    v = us / 1000
+    if abs(v) >= 100:
+        return "%.0f" % v
+    if abs(v) >= 10:
+        return "%.1f" % v
+    return "%.2f" % v
+
+
+def triple(lat):
+    if not lat:
+        return "–"
+    return "%s / %s / %s" % (ms(lat["p50"]), ms(lat["p99"]), ms(lat["max"]))
+
+
+def spread_txt(s, keys=("median", "max")):
+    if not s:
+        return "–"
+    return " / ".join(ms(s[k]) for k in keys)
+
+
+def interval_txt(r):
+    return "%d ms" % r["interval_ms"] if r["interval_ms"] else "none"
+
+
+def failed_txt(r):
+    c = r["counts"]
+    if not r["failed"]:
+        return "**0**"
+    return "**%d** (%d / %d / %d / %d / %d)" % (r["failed"], c["refused"], c["reset"], c["timeout"],
+                                              c["non2xx"], c["other"])
+
+
+def mem_txt(m):
+    if not m:
+        return "–"
+    return "%d / %d KiB" % (m["rss_kib"], m["anon_kib"])
+
+
+def seg_txt(r):
+    v = r.get("p99_segments") or []
+    return "–" if not v else ", ".join(ms(x) for x in v)
+
+
+def foreign_txt(f):
+    if not f:
+        return "–"
+    return "%.2f" % f["cores"]
+
+
+class Check:
+    def __init__(self, target, what, measured, ok, counted, note=""):
+        self.target, self.what, self.measured, self.ok = target, what, measured, ok
+        self.counted, self.note = counted, note
+
+    def verdict(self):
+        if self.ok is None:
+            return "n/a"
+        v = "met" if self.ok else "**MISSED**"
+        return v if self.counted else v + " (info)"
+
+
+def baseline_for(runs, mode):
+    for r in runs:
+        if r["contender"] == "direct" and r["mode"] == mode:
+            return r
+    return None
+
+
+def checks(runs, tp, b2b, params, quick, skipped):
+    """One Check per target and run. In --quick only "no request lost" (and
+    no reload lost or run in parallel) is counted; the performance targets
+    are shown but, on runs of a few seconds, informational."""
+    out = []
+    perf_counted = not quick
+    ours = [r for r in runs if r["handoff"]]
+    for r in ours:
+        rl = r["reloads"]
+        ok = r["failed"] == 0 and rl["lost"] == 0 and rl["overlapping_starts"] == 0 and rl["completed"] > 0 \
+            and rl["never_served"] == 0 and not r["problems"]
+        out.append(Check("0 failed requests; reloads never lost, never in parallel",
+                         "%s, %s, reload every %s" % (r["contender"], MODE_NAME[r["mode"]], interval_txt(r)),
+                         "%d failed of %d; %d reloads, %d lost, %d overlapping starts, %d never served%s"
+                         % (r["failed"], r["requests"], rl["completed"], rl["lost"], rl["overlapping_starts"],
+                            rl["never_served"],
+                            "; " + "; ".join(r["problems"]) if r["problems"] else ""),
+                         ok, True))
+    for b in b2b:
+        ok = b["load"]["failed"] == 0 and not b["problems"] and b["reloads"] > 0
+        out.append(Check("0 failed requests; reloads never lost, never in parallel",
+                         "supervise, back-to-back, %s" % MODE_NAME[b["mode"]],
+                         "%d failed of %d; %d reloads" % (b["load"]["failed"], b["load"]["requests"], b["reloads"]),
+                         ok, True))
+    total = sum(r["reloads"]["completed"] for r in ours)
+    modes = {(r["contender"], r["mode"]) for r in ours}
+    out.append(Check("at least 1,000 reloads (handoff rows, both modes, both loads, both intervals)",
+                     "total", "%d reloads over %d runs (%d mode × load pairs)" % (total, len(ours), len(modes)),
+                     total >= RELOADS_MIN, perf_counted))
+    for r in ours:
+        base = baseline_for(runs, r["mode"])
+        near = r["latency_near"]
+        if not base or not near:
+            continue
+        limit = base["latency_all"]["p99"] * P99_FACTOR
+        out.append(Check("p99 within ±1 s of reloads ≤ 1.10 × no-reload baseline",
+                         "%s, %s, reload every %s" % (r["contender"], MODE_NAME[r["mode"]], interval_txt(r)),
+                         "%s ms vs baseline %s ms (×%.2f); p99 per segment: this row %s, baseline %s"
+                         % (ms(near["p99"]), ms(base["latency_all"]["p99"]), near["p99"] / base["latency_all"]["p99"],
+                            seg_txt(r), seg_txt(base)),
+                         near["p99"] <= limit, perf_counted))
+    for r in ours:
+        if r["interval_ms"] != params["interval"]:
+            continue            # with reloads piling up the latency includes the queue
+        rl = r["reloads"]
+        if not rl["to_exec"]:
+            continue
+        out.append(Check("reload latency beyond the server's initialisation ≤ 5 ms median",
+                         "%s, %s, reload every %s" % (r["contender"], MODE_NAME[r["mode"]], interval_txt(r)),
+                         "%s ms median trigger → server started (→ first response %s ms, i.e. %s ms beyond "
+                         "the nominal %d ms)" % (ms(rl["to_exec"]["median"]), ms(rl["to_first"]["median"]),
+                                                ms(rl["beyond_nominal"]["median"]), params["init_delay"]),
+                         rl["to_exec"]["median"] <= BEYOND_INIT_LIMIT_US, perf_counted))
+    for key in ("supervise", "handover"):
+        mems = [r["memory"] for r in ours if r["contender"].startswith(key) and r["memory"]]
+        mems += [b["memory"] for b in b2b if key == "supervise" and b["memory"]]
+        if not mems:
+            continue
+        rss = max(m["rss_kib"] for m in mems)
+        anon = max(m["anon_kib"] for m in mems)
+        out.append(Check("handoff resident ≤ 3 MiB, anonymous ≤ 512 KiB", key,
+                         "max %d KiB resident, %d KiB anonymous (%d samples)"
+                         % (rss, anon, sum(m["samples"] for m in mems)),
+                         rss <= RSS_LIMIT_KIB and anon <= ANON_LIMIT_KIB, perf_counted))
+    if tp:
+        cpu = tp["cpu_us_per_request"]
+        out.append(Check("throughput through handoff ≥ 0.98 × direct", "wrk keep-alive, alternating",
+                         "%.3f median of %d rounds (per round %s); server CPU per request %.1f µs behind "
+                         "handoff vs %.1f µs alone (×%.3f); handoff's own CPU %.3f s"
+                         % (tp["ratio"], tp["rounds"], ", ".join("%.2f" % x for x in tp["pair_ratios"]),
+                            cpu["handoff"], cpu["direct"], cpu["handoff"] / cpu["direct"], tp["handoff_cpu_s"]),
+                         tp["ratio"] >= THROUGHPUT_MIN, perf_counted))
+    others = sorted({r["contender"] for r in runs if not r["handoff"] and r["contender"] != "direct"})
+    out.append(Check("the other contenders measured beside ours", ", ".join(others) or "none",
+                     "skipped: " + "; ".join(skipped) if skipped else "all ran", None, False))
+    return out
+
+
+def render(runs, tp, b2b, chk, params, meta, notes):
+    L = []
+    add = L.append
+    add("# reload-under-load results%s" % (" (--quick)" if params["quick"] else ""))
+    add("")
+    add("Command: `%s` · %s · %s cores (`nproc`) · %s · %s · handoff %s · %.0f s"
+        % (meta["command"], meta["date"], meta["nproc"], meta["kernel"], meta["systemd"],
+           meta["commit"], meta["elapsed"]))
+    add("")
+    add("Server: `tests/fixtures/fixture-server --init-delay %d` (grace %d ms with `Connection: close`, then "
+        "drain) through `bench/server-shim`, the same for every contender. Load: `loadgen` on 127.0.0.1, "
+        "closed loop, %d connections in new-connection mode and %d in keep-alive mode, per-request timeout %d ms. Reload every R ms from "
+        "0.5 s into the load until %.1f s before its end. Each row is %d segment(s) (start, load, stop), run "
+        "interleaved with the other rows of the same load mode."
+        % (params["init_delay"], 100, params["concurrency"]["new"], params["concurrency"]["keepalive"],
+           params["load_timeout_ms"], params["tail_s"],
+           params["rounds"]))
+    add("")
+    secs = sum(r["duration_s"] for r in runs if r.get("foreign_cpu"))
+    if secs:
+        top = {}
+        for r in runs:
+            for name, cores in (r.get("foreign_cpu") or {}).get("top", []):
+                top[name] = top.get(name, 0) + cores * r["duration_s"] / secs
+        avg = sum(r["foreign_cpu"]["cores"] * r["duration_s"] for r in runs if r.get("foreign_cpu")) / secs
+        add("Other processes on the machine (not the benchmark's) used **%.2f of %s cores** on average during "
+            "the load runs (most: %s); every latency and rate below shares the machine with them."
+            % (avg, meta["nproc"], ", ".join("%s %.2f" % kv for kv in sorted(top.items(), key=lambda kv: -kv[1])[:4])))
+        add("")
+    add("## Targets")
+    add("")
+    add("| target | run | measured | verdict |")
+    add("|---|---|---|---|")
+    for c in chk:
+        add("| %s | %s | %s | %s |" % (c.target, c.what, c.measured, c.verdict()))
+    add("")
+    counted = [c for c in chk if c.counted]
+    add("%d passed, %d failed (counted: %s)" % (
+        sum(1 for c in counted if c.ok), sum(1 for c in counted if not c.ok),
+        "no request or reload lost" if params["quick"] else "every target"))
+    add("")
+    ours = [r for r in runs if r["handoff"]]
+    if ours:
+        parts = ["%s/%s/%s: %d" % (r["contender"], MODE_NAME[r["mode"]], interval_txt(r),
+                                   r["reloads"]["completed"]) for r in ours]
+        add("handoff reloads completed: %s = **%d** in total; failed requests in those runs: **%d**."
+            % (" + ".join(parts), sum(r["reloads"]["completed"] for r in ours),
+               sum(r["failed"] for r in ours)))
+        add("")
+    add("## Requests while reloading")
+    add("")
+    add("Latency p50 / p99 / max in ms (whole run, and requests started within ±1 s of a trigger); p99 of "
+        "each segment alone, to show the machine's noise. Failed: total (refused / reset / timed out / "
+        "non-2xx / other). Others' CPU: cores used meanwhile by processes that are not the benchmark's.")
+    add("")
+    add("| contender | load | reload every | duration | requests | req/s | failed | whole run | ±1 s of reloads "
+        "| p99 per segment | others' CPU |")
+    add("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        add("| %s | %s | %s | %.0f s | %d | %.0f | %s | %s | %s | %s | %s |" % (
+            r["label"], MODE_NAME[r["mode"]], interval_txt(r), r["duration_s"], r["requests"], r["rate"],
+            failed_txt(r), triple(r["latency_all"]), triple(r["latency_near"]), seg_txt(r),
+            foreign_txt(r.get("foreign_cpu"))))
+    add("")
+    add("## Reloads")
+    add("")
+    add("Latencies in ms from the trigger (SIGHUP sent, or `systemctl` started): to the start of the new "
+        "generation (the server's exec; from then on the server's own initialisation, since it accepts on the "
+        "shared socket by itself; median / max), to its first response (median / p95 / max), that minus the "
+        "nominal %d ms (median), and to the exit of the generation(s) it replaces (median / max). With R "
+        "shorter than the initialisation a trigger waits for the running reload (coalesced), which these "
+        "latencies include. Overlapping starts: a generation started while the previous one was still "
+        "initialising (reloads in parallel, or a restart killing a server still starting). Never served: "
+        "started in time but never answered. Memory: max VmRSS / RssAnon of the supervising process(es), "
+        "sampled every 50 ms." % params["init_delay"])
+    add("")
+    add("| contender | load | reload every | triggers | reloads done | lost | overlapping starts | never served "
+        "| → started | → first response | − %d ms | → old gone | supervisor memory |" % params["init_delay"])
+    add("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        if not r["interval_ms"]:
+            continue
+        rl = r["reloads"]
+        add("| %s | %s | %s | %d | %d | %d | %d | %d | %s | %s | %s | %s | %s |" % (
+            r["label"], MODE_NAME[r["mode"]], interval_txt(r), rl["triggers"], rl["completed"], rl["lost"],
+            rl["overlapping_starts"], rl["never_served"], spread_txt(rl["to_exec"]),
+            spread_txt(rl["to_first"], ("median", "p95", "max")),
+            spread_txt(rl["beyond_nominal"], ("median",)), spread_txt(rl["to_old_gone"]),
+            mem_txt(r["memory"]) if r["supervisor"] else "– (systemd)"))
+    add("")
+    if tp:
+        cpu = tp["cpu_us_per_request"]
+        add("## Throughput")
+        add("")
+        add("`wrk -t1 -c%d -d%ds` (keep-alive) against the fixture alone (systemd-socket-activate) and the "
+            "fixture behind handoff (supervise), both running throughout, %d rounds alternating (ABBA). handoff "
+            "is not in the data path (the server accepts on the shared socket itself)."
+            % (tp["connections"], tp["seconds"], tp["rounds"]))
+        add("")
+        add("| | req/s per round | mean | server CPU per request |")
+        add("|---|---|---|---|")
+        for k in ("direct", "handoff"):
+            add("| %s | %s | %.0f | %.1f µs |" % (k, ", ".join("%.0f" % x for x in tp["rates"][k]),
+                                                 statistics.mean(tp["rates"][k]), cpu[k]))
+        add("")
+        add("Ratio handoff / direct: **%.3f** (median of the rounds; ratio of the sums %.3f); per round: %s. "
+            "Server CPU time per request behind handoff / alone: %.3f. handoff's own CPU time over all "
+            "rounds: %.3f s." % (tp["ratio"], tp["sum_ratio"], ", ".join("%.3f" % x for x in tp["pair_ratios"]),
+                                 cpu["handoff"] / cpu["direct"], tp["handoff_cpu_s"]))
+        add("")
+    if b2b:
+        add("## Back-to-back reloads")
+        add("")
+        add("handoff `--mode=supervise` with a fake `NOTIFY_SOCKET`, server `--init-delay 0`: SIGHUP, wait "
+            "for handoff's next `READY=1`, SIGHUP again; under load.")
+        add("")
+        add("| load | reloads | seconds | reloads/s | SIGHUP → READY=1 (median / p95 / max, ms) | requests | "
+            "failed | handoff memory |")
+        add("|---|---|---|---|---|---|---|---|")
+        for b in b2b:
+            add("| %s | %d | %.1f | **%.0f** | %s | %d | %d | %s |" % (
+                MODE_NAME[b["mode"]], b["reloads"], b["seconds"], b["per_s"],
+                spread_txt(b["per_reload"], ("median", "p95", "max")), b["load"]["requests"],
+                b["load"]["failed"], mem_txt(b["memory"])))
+        add("")
+    if notes:
+        add("## Notes")
+        add("")
+        for n in notes:
+            add("- " + n)
+        add("")
+    return "\n".join(L)
