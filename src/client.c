@@ -58,6 +58,15 @@ static int connect_to(pid_t pid) {
                 safe_close(fd);
                 return r;
         }
+        /* The name is predictable: whoever bound it first answers. Only the
+         * process we asked for, of our uid or root's, is handoff. */
+        struct ucred uc;
+        socklen_t ul = sizeof uc;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid ||
+            (uc.uid != getuid() && uc.uid != 0)) {
+                safe_close(fd);
+                return -EPERM;
+        }
         return fd;
 }
 

@@ -270,6 +270,22 @@ def test_other_uid_refused(tmp):
         teardown(h)
 
 
+def test_squatted_name_is_not_trusted(tmp):
+    """The control socket's name is predictable; a process that binds the
+    name of another pid first must not be taken for that pid's handoff."""
+    victim = subprocess.Popen(["sleep", "60"])
+    squat = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        squat.bind(f"\0handoff/control/{victim.pid}")
+        squat.listen(4)
+        p = ctl("reload", pid=victim.pid, timeout=20)
+        check(p.returncode == 3 and "cannot reach handoff" in p.stderr, f"{p.returncode} {p.stderr}")
+    finally:
+        squat.close()
+        victim.kill()
+        victim.wait()
+
+
 def test_stale_pid_follows_the_main(tmp):
     """Handover: a client holding the old main's pid is sent on to the new
     one while the old one still drains."""
