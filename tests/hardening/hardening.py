@@ -233,32 +233,12 @@ class HoldingSystemd(FakeSystemd):
         self.barriers = threading.Event()
         super().__init__(tmpdir)
 
-    def _loop(self):
-        fdsize = array.array("i").itemsize
-        while self.running:
-            try:
-                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(64 * fdsize))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            pid, fds = None, []
-            for level, typ, payload in anc:
-                if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
-                    pid = int.from_bytes(payload[0:4], sys.byteorder)
-                elif level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                    a = array.array("i")
-                    a.frombytes(payload[: len(payload) - len(payload) % fdsize])
-                    fds.extend(a)
-            text = data.decode(errors="replace")
-            with self.lock:
-                self.messages.append(harness.Datagram(pid, text, len(fds)))
-                if self.hold and "BARRIER=1" in text.split("\n"):
-                    self.held.extend(fds)
-                    self.barriers.set()
-                    fds = []
-            for fd in fds:
-                os.close(fd)
+    def _keep_fds(self, text, fds):
+        if self.hold and "BARRIER=1" in text.split("\n"):
+            self.held.extend(fds)
+            self.barriers.set()
+            return []
+        return fds
 
     def release(self):
         with self.lock:

@@ -357,23 +357,8 @@ def start(tmp, *extra, verbose=True):
     return h
 
 
-def teardown(h):
-    h.kill_all()
-    h.notify.close()
 
 
-def ready_count(h):
-    mains = set(h.mains())
-    return sum(1 for m in h.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
-
-
-def last_status(h):
-    return [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
-
-
-def generation_pid(h, n):
-    m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", h.log()), 10, f"generation {n} started")
-    return int(m.group(1))
 
 
 def reload_with(h, number, dgrams, *fixture_args):
@@ -381,17 +366,17 @@ def reload_with(h, number, dgrams, *fixture_args):
     then runs the fixture with fixture_args. Returns (its pid, committed)."""
     h.set_datagrams(number, dgrams)
     set_args(h.args_file, *fixture_args)
-    n = ready_count(h)
+    n = h.ready_count()
     h.signal(signal.SIGHUP)
     h.wait_ready(n + 1, timeout=20)
-    return generation_pid(h, number), f"reload to generation {number} ok" in last_status(h)
+    return h.generation_pid(number), f"reload to generation {number} ok" in h.last_status()
 
 
 def still_serving(h, number):
     """Serving, and the next reload (to generation number) works."""
     old = serving_pid(h.port)
     pid, ok = reload_with(h, number, [], "--init-delay", "50")
-    check(ok, f"a plain reload afterwards works: {last_status(h)}")
+    check(ok, f"a plain reload afterwards works: {h.last_status()}")
     # The old generation answers during its close-grace; then it is gone.
     wait_for(lambda: not alive(old), 10, f"generation pid {old} retired")
     check(serving_pid(h.port) == pid, "the new generation serves")
@@ -407,18 +392,18 @@ def check_dropped(h, number, dgrams, lines):
     old = serving_pid(h.port)
     h.set_datagrams(number, dgrams)
     set_args(h.args_file, "--hang-at-start")
-    n = ready_count(h)
+    n = h.ready_count()
     h.signal(signal.SIGHUP)
-    pid = generation_pid(h, number)
+    pid = h.generation_pid(number)
     for line, times in lines:
         line = line.format(pid=pid, n=number)
         wait_for(lambda: h.log().count(line) >= times, 10, f"{times} x debug line {line!r}:\n{h.log()}")
         check(h.log().count(line) == times, f"{line!r} logged more often than {times}:\n{h.log()}")
     check(f"Generation {number} (pid {pid}) is ready" not in h.log(), h.log())
-    check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+    check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
     os.kill(pid, signal.SIGKILL)
     h.wait_ready(n + 1, timeout=20)
-    check(f"generation {number} failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+    check(f"generation {number} failed: killed by signal SIGKILL" in h.last_status(), h.last_status())
     wait_for(lambda: not alive(pid), 10, f"the failed generation {pid} is gone")
     check(serving_pid(h.port) == old, "the old generation serves on")
 
@@ -431,7 +416,7 @@ def test_notify_embedded_nul_dropped(tmp):
         still_serving(h, 3)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_notify_oversized_dropped(tmp):
@@ -447,7 +432,7 @@ def test_notify_oversized_dropped(tmp):
             ("Dropped malformed notify message from pid {pid} (generation {n}).", 1)])
         still_serving(h, 3)
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_notify_4096_bytes_accepted(tmp):
@@ -456,10 +441,10 @@ def test_notify_4096_bytes_accepted(tmp):
         exactly = b"READY=1\nX=" + b"a" * (4096 - 10)
         check(len(exactly) == 4096, len(exactly))
         pid, ok = reload_with(h, 2, [exactly], "--no-notify")
-        check(ok, f"a 4096-byte READY=1 is accepted: {last_status(h)}\n{h.log()}")
+        check(ok, f"a 4096-byte READY=1 is accepted: {h.last_status()}\n{h.log()}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_notify_line_without_equals_drops_datagram(tmp):
@@ -471,20 +456,20 @@ def test_notify_line_without_equals_drops_datagram(tmp):
                       [("Dropped malformed notify message from pid {pid} (generation {n}).", 2)])
         still_serving(h, 3)
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_notify_unknown_keys_ignored(tmp):
     h = start(tmp)
     try:
         pid, ok = reload_with(h, 2, [b"FOO=bar\nX_CUSTOM_KEY=1\nREADY=1\nNOTIFYACCESS=all\nBUSERROR=x"], "--no-notify")
-        check(ok, f"READY=1 among unknown keys counts: {last_status(h)}")
+        check(ok, f"READY=1 among unknown keys counts: {h.last_status()}")
         for m in h.notify.snapshot():
             for k in ("FOO", "X_CUSTOM_KEY", "NOTIFYACCESS", "BUSERROR"):
                 check(k not in m.fields, f"{k} reached systemd: {m}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_notify_keys_handoff_owns_are_not_relayed(tmp):
@@ -550,7 +535,7 @@ def test_notify_attached_fds_are_closed(tmp):
         # datagram last, whose drop line shows that all were read.
         pid, ok = reload_with(h, 2, [(b"STATUS=fds\nREADY=1", 250, marker)] * 4 + [b"end-of-test-datagrams"],
                               "--no-notify")
-        check(ok, f"its READY=1 counts, fds or not: {last_status(h)}")
+        check(ok, f"its READY=1 counts, fds or not: {h.last_status()}")
         wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 10, "all datagrams read")
         check(not holders(), f"passed fds still open: {holders()}")
         if MODE == "supervise":
@@ -561,7 +546,7 @@ def test_notify_attached_fds_are_closed(tmp):
     finally:
         for fd in fds:
             os.close(fd)
-        teardown(h)
+        h.close()
 
 
 def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
@@ -593,9 +578,9 @@ def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
         # drop line means all before it were read.
         h.set_datagrams(2, [(b"FDSTORE=1\nFDNAME=conn", 250, marker)] * 20 + [b"end-of-test-datagrams"])
         set_args(h.args_file, "--hang-at-start")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
-        pid = generation_pid(h, 2)
+        pid = h.generation_pid(2)
         wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 20, "all datagrams read")
         holders = [h.pid] + ([successor_pid(h, 2)] if MODE == "handover" else [])
         counts = {p: fd_count(p) for p in holders}
@@ -606,7 +591,7 @@ def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
         h.wait_ready(n + 1, timeout=20)
         wait_for(lambda: fd_count(h.pid) == before, 10, f"back to {before} fds after the rollback")
     finally:
-        teardown(h)
+        h.close()
 
 
 def successor_pid(h, n):
@@ -623,23 +608,23 @@ def test_notify_ready_from_other_pid_does_not_commit(tmp):
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--hang-at-start")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
-        succ = generation_pid(h, 2)
+        succ = h.generation_pid(2)
         address = notify_socket_of(succ)
         for msg in (b"READY=1", b"READY=1\nMAINPID=%d" % succ, b"READY=1\nSTATUS=from a stranger"):
             send_notify(address, msg)
         line = f"Dropped notify message from pid {os.getpid()}: not the main process {succ} of generation 2."
         wait_for(lambda: h.log().count(line) == 3, 10, f"3 x {line!r}:\n{h.log()}")
-        check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+        check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
         check(f"Generation 2 (pid {succ}) is ready" not in h.log(), h.log())
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
-        check("1 failed; last: generation 2 failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+        check("1 failed; last: generation 2 failed: killed by signal SIGKILL" in h.last_status(), h.last_status())
         check(serving_pid(h.port) == old, "the old generation serves on")
         still_serving(h, 3)
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_notify_flood(tmp):
@@ -667,10 +652,10 @@ def test_notify_flood(tmp):
         flooder = subprocess.Popen([PYTHON, "-c", FLOODER, address[1:], "10000000"], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         check(flooder.stdout.readline().strip() == "flooding", "the second flood started")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=30)
-        check("reload to generation 2 ok" in last_status(h), last_status(h))
+        check("reload to generation 2 ok" in h.last_status(), h.last_status())
         out, err = flooder.communicate(timeout=60)
         check(flooder.returncode == 0 and int(out.split()[-1]) < 10000000, f"the flood ended with generation 1: {out} {err}")
         # And after it.
@@ -681,7 +666,7 @@ def test_notify_flood(tmp):
     finally:
         if load.proc.poll() is None:
             load.proc.kill()
-        teardown(h)
+        h.close()
 
 
 # Sends argv[2] datagrams to the abstract socket argv[1] as fast as the

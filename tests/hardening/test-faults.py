@@ -65,8 +65,7 @@ def teardown(h, *loads):
     for load in loads:
         if load and load.proc.poll() is None:
             load.proc.kill()
-    h.kill_all()
-    h.notify.close()
+    h.close()
 
 
 def need(mode):
@@ -74,18 +73,7 @@ def need(mode):
         raise Skip(f"{mode} mode only")
 
 
-def ready_count(h):
-    mains = set(h.mains())
-    return sum(1 for m in h.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
 
-
-def last_status(h):
-    return [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
-
-
-def generation_pid(h, n):
-    m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", h.log()), 10, f"generation {n} started")
-    return int(m.group(1))
 
 
 def successor_handoff_pid(h, n):
@@ -100,7 +88,7 @@ def one_serving(h):
     wait_for(lambda: len(h.app_pids()) == 1, 15, f"exactly one generation left: {h.app_pids()}")
     pid = h.app_pids()[0]
     check(serving_pid(h.port) == pid, f"pid {pid} serves")
-    check(f"(pid {pid})" in last_status(h), f"the last READY=1 names pid {pid}: {last_status(h)}")
+    check(f"(pid {pid})" in h.last_status(), f"the last READY=1 names pid {pid}: {h.last_status()}")
     handoffs = lambda: sorted([p for p in h.descendants() if is_handoff(p)] + ([h.pid] if alive(h.pid) else []))
     wait_for(lambda: handoffs() == [h.main_pid()], 15, f"only the main handoff {h.main_pid()} left: {handoffs()}")
     return pid
@@ -109,10 +97,10 @@ def one_serving(h):
 def reload_ok(h, number, args=("--init-delay", "50")):
     """One reload, to generation number (a plain one by default), succeeds."""
     set_args(h.args_file, *args)
-    n = ready_count(h)
+    n = h.ready_count()
     h.signal(signal.SIGHUP)
     h.wait_ready(n + 1, timeout=20)
-    check(f"reload to generation {number} ok" in last_status(h), last_status(h))
+    check(f"reload to generation {number} ok" in h.last_status(), h.last_status())
 
 
 def describe(pids):
@@ -153,12 +141,12 @@ def test_kill_successor_app_before_ready(tmp):
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "5000")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
-        succ = generation_pid(h, 2)
+        succ = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
-        check("last: generation 2 failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+        check("last: generation 2 failed: killed by signal SIGKILL" in h.last_status(), h.last_status())
         check(one_serving(h) == old, "the old generation serves on")
         if MODE == "handover":
             check(h.mains() == [h.pid], "MAINPID never moved")
@@ -189,7 +177,7 @@ def test_kill_successor_app_after_ready_before_commit(tmp):
         h.signal(signal.SIGHUP)
         wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
         succ = h.main_pid()
-        app = generation_pid(h, 2)
+        app = h.generation_pid(2)
         os.kill(app, signal.SIGKILL)
         check(h.wait_exit() == 128 + signal.SIGKILL, f"the new main exits 137:\n{h.log()}")
         check(h.proc.wait(timeout=20) == 0, h.log())
@@ -213,10 +201,10 @@ def test_kill_successor_app_after_commit(tmp):
         old = serving_pid(h.port)
         old_slow = SlowRequest(h.port, 1500)
         wait_for(old_slow.connected.is_set, 5, "slow request on the old generation")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
-        new = generation_pid(h, 2)
+        new = h.generation_pid(2)
         listener = listener_of(new)
         wait_for(lambda: listener not in fd_links(old), 10, "the old generation closed its listener copy")
         new_slow = SlowRequest(h.port, 5000)
@@ -263,16 +251,16 @@ def test_kill_successor_handoff_before_its_app(tmp):
             f.write(GATE_SCRIPT.format(reached=reached, gate=gate, real=os.path.abspath(HANDOFF)))
         os.chmod(exe + ".new", 0o755)
         os.rename(exe + ".new", exe)
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         succ = successor_handoff_pid(h, 2)
         wait_for(lambda: os.path.exists(reached), 10, "the successor is at the gate")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
         # Whichever the old main notices first: the pidfd or the channel.
-        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in last_status(h)
-              or f"generation 2 failed: successor handoff (pid {succ}) closed its channel" in last_status(h),
-              last_status(h))
+        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in h.last_status()
+              or f"generation 2 failed: successor handoff (pid {succ}) closed its channel" in h.last_status(),
+              h.last_status())
         check("Started generation 2" not in h.log(), "no app was started")
         check(one_serving(h) == old, "the old generation serves on")
         shutil.copy(HANDOFF, exe + ".new")
@@ -293,14 +281,14 @@ def test_kill_successor_handoff_before_ready(tmp):
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "5000")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         succ = successor_handoff_pid(h, 2)
-        app = generation_pid(h, 2)
+        app = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
-        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in last_status(h)
-              or "closed its channel" in last_status(h), last_status(h))
+        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in h.last_status()
+              or "closed its channel" in h.last_status(), h.last_status())
         wait_for(lambda: not alive(app), 10, "the successor's app is killed with it")
         check(one_serving(h) == old, "the old generation serves on")
         reload_ok(h, 3)
@@ -326,7 +314,7 @@ def test_kill_successor_handoff_after_ready_before_commit(tmp):
         h.signal(signal.SIGHUP)
         wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
         succ = h.main_pid()
-        app = generation_pid(h, 2)
+        app = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
         wait_for(lambda: not alive(app), 10, "the successor's app is killed by the old main")
         check(h.proc.wait(timeout=20) == 0, h.log())
@@ -351,12 +339,12 @@ def test_kill_new_main_after_commit(tmp):
         old = serving_pid(h.port)
         slow = SlowRequest(h.port, 1500)
         wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         new_main = h.main_pid()
         wait_for(lambda: "Took over as the main process" in h.log(), 10, "takeover")
-        app = generation_pid(h, 2)
+        app = h.generation_pid(2)
         os.kill(new_main, signal.SIGKILL)
         check(h.proc.wait(timeout=20) == 0, "the old main finished its drain")
         slow.join(timeout=20)
@@ -383,7 +371,7 @@ def test_kill_old_main_while_draining(tmp):
         old = serving_pid(h.port)
         slow = SlowRequest(h.port, 1500)
         wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         h.wait_log("Handed over to handoff pid")
@@ -413,7 +401,7 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "50")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         h.wait_log("Handed over to handoff pid")
@@ -438,7 +426,7 @@ def test_sighup_to_old_main_after_handover_is_not_dropped(tmp):
     try:
         slow = SlowRequest(h.port, 3000)  # keeps the old main alive, draining
         wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         new_main = h.main_pid()
@@ -465,7 +453,7 @@ def test_successor_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
     try:
         set_args(h.args_file, "--init-delay", "30000", "--ignore-sigterm")
         h.signal(signal.SIGHUP)
-        succ = generation_pid(h, 2)
+        succ = h.generation_pid(2)
         wait_for(lambda: ignores(succ, signal.SIGTERM), 10, "the successor ignores SIGTERM")
         no_failures(load)
         t0 = time.monotonic()
@@ -494,7 +482,7 @@ def test_serving_generation_ignoring_sigterm_killed_at_drain_deadline(tmp):
     try:
         reload_ok(h, 2, ("--init-delay", "50", "--ignore-sigterm"))
         stubborn = one_serving(h)
-        n = ready_count(h)
+        n = h.ready_count()
         set_args(h.args_file, "--init-delay", "50")
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
@@ -581,15 +569,15 @@ def test_daemonizing_successor(tmp):
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--daemonize")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
-        check("last: generation 2 failed: exited with status 0" in last_status(h), last_status(h))
+        check("last: generation 2 failed: exited with status 0" in h.last_status(), h.last_status())
         daemons = wait_for(lambda: escaped(h), 10, "the daemon")
         check(len(daemons) == 1, f"one escaped daemon: {daemons}")
         # handoff's view: only the old generation (the daemon is not in it).
         wait_for(lambda: h.app_pids() == [old], 10, f"only the old generation is handoff's: {h.app_pids()}")
-        check(f"(pid {old})" in last_status(h), last_status(h))
+        check(f"(pid {old})" in h.last_status(), h.last_status())
         res = no_failures(load)
         print(f"   requests answered by the escaped daemon: {res['pids'].get(str(daemons[0]), 0)} of {res['ok']}",
               flush=True)
@@ -658,8 +646,8 @@ def test_reload_storm(tmp):
                 open_gen = None
         reloads = h.notify.count("RELOADING")
         check(reloads == len(started) - 1, f"{reloads} RELOADING=1 for {len(started)} generations")
-        check(ready_count(h) == len(started), "each reload ended with READY=1")
-        check(" 0 failed;" in last_status(h), f"no reload failed: {last_status(h)}")
+        check(h.ready_count() == len(started), "each reload ended with READY=1")
+        check(" 0 failed;" in h.last_status(), f"no reload failed: {h.last_status()}")
         no_failures(load)
         print(f"   200 SIGHUPs in {storm:.1f}s -> {len(started) - 1} reloads; processes of the service at once: "
               f"max {max(concurrent) if concurrent else 0}", flush=True)
@@ -681,7 +669,7 @@ def test_sigterm_while_successor_starts(tmp):
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "5000")
         h.signal(signal.SIGHUP)
-        succ = generation_pid(h, 2)
+        succ = h.generation_pid(2)
         slow = SlowRequest(h.port, 1000)
         wait_for(slow.connected.is_set, 5, "slow request sent")
         no_failures(load)
@@ -809,7 +797,7 @@ def test_sigterm_while_old_generation_drains(tmp):
         old = serving_pid(h.port)
         slow = SlowRequest(h.port, 1500)
         wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         check(alive(old), "the old generation still drains")

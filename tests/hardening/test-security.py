@@ -9,7 +9,6 @@ otherwise). The tests that depend on what a successor is run in both modes
 (meson runs this file once per mode); the others in the supervise pass."""
 
 import os
-import re
 import shutil
 import signal
 import stat
@@ -46,29 +45,14 @@ def start(tmp, *extra):
     return h
 
 
-def teardown(h):
-    h.kill_all()
-    h.notify.close()
 
 
-def ready_count(h):
-    mains = set(h.mains())
-    return sum(1 for m in h.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
-
-
-def last_status(h):
-    return [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
-
-
-def generation_pid(h, n):
-    m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", h.log()), 10, f"generation {n} started")
-    return int(m.group(1))
 
 
 def end_reload_by_killing(h, pid, n_ready, number):
     os.kill(pid, signal.SIGKILL)
     h.wait_ready(n_ready + 1, timeout=20)
-    check(f"generation {number} failed: killed by signal SIGKILL" in last_status(h), last_status(h))
+    check(f"generation {number} failed: killed by signal SIGKILL" in h.last_status(), h.last_status())
     wait_for(lambda: not alive(pid), 10, f"generation {number} gone")
 
 
@@ -83,21 +67,21 @@ def test_ready_from_another_uid_does_not_commit(tmp):
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--hang-at-start")
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
-        succ = generation_pid(h, 2)
+        succ = h.generation_pid(2)
         address = notify_socket_of(succ)
         for msg in (b"READY=1", b"READY=1\nSTATUS=from nobody"):
             send_notify_as(NOBODY, address, msg)
         line = OTHER_UID_LINE.format(n=2)
         wait_for(lambda: h.log().count(line) == 2, 10, f"2 x {line!r}:\n{h.log()}")
         check(f"Generation 2 (pid {succ}) is ready" not in h.log(), h.log())
-        check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+        check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
         end_reload_by_killing(h, succ, n, 2)
         check(serving_pid(h.port) == old, "the old generation serves on")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_main_process_under_another_uid_cannot_notify(tmp):
@@ -111,9 +95,9 @@ def test_main_process_under_another_uid_cannot_notify(tmp):
         old = serving_pid(h.port)
         set_args(h.prefix_file, SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
         set_args(h.args_file)
-        n = ready_count(h)
+        n = h.ready_count()
         h.signal(signal.SIGHUP)
-        succ = generation_pid(h, 2)
+        succ = h.generation_pid(2)
         # The fixture, running as nobody, says READY=1 once it serves.
         wait_for(lambda: f"fixture-server: pid={succ} fds=1 names=unknown ready" in h.log(), 10,
                  f"the fixture as nobody is up:\n{h.log()}")
@@ -121,12 +105,12 @@ def test_main_process_under_another_uid_cannot_notify(tmp):
         line = OTHER_UID_LINE.format(n=2)
         wait_for(lambda: line in h.log(), 10, f"{line!r}:\n{h.log()}")
         check(f"Generation 2 (pid {succ}) is ready" not in h.log(), h.log())
-        check(ready_count(h) == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+        check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
         end_reload_by_killing(h, succ, n, 2)
         wait_for(lambda: serving_pid(h.port) == old, 10, "the old generation serves on alone")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_unprivileged_handoff_hears_own_uid_and_root_only(tmp):

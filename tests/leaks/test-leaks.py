@@ -32,7 +32,6 @@ import re
 import signal
 import time
 
-import harness
 from harness import (HANDOFF, FakeSystemd, Handoff, check, children_of, fd_count, fixture_cmd, free_port,
                      is_handoff, pid_alive, run, wait_for)
 
@@ -225,15 +224,6 @@ def start(tmp, mode):
     return h, rc
 
 
-def teardown(h):
-    h.kill_all()
-    h.notify.close()
-    # The harness's reaper skips the pids of every session it ever started
-    # (Popen reaps those); after thousands of processes a later successor
-    # may get one of those pids back, and would stay a zombie. This session
-    # is over: forget it.
-    harness._sessions.discard(h.pid)
-
 
 ASAN = asan_instrumented(HANDOFF)
 if ASAN:
@@ -251,7 +241,7 @@ def test_supervise_1000_reloads_flat(tmp):
         check_flat(samples, 100, 1000, rss=not ASAN)
         stop_and_check_nothing_left(h, rc)
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_handover_200_reloads_flat(tmp):
@@ -267,7 +257,7 @@ def test_handover_200_reloads_flat(tmp):
         check_flat(samples, 20, 200, rss=not ASAN, same_process=False)
         stop_and_check_nothing_left(h, rc)
     finally:
-        teardown(h)
+        h.close()
 
 
 if __name__ == "__main__":

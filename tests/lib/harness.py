@@ -8,6 +8,7 @@ poll for an observable event (a datagram, a response, a process gone)."""
 import array
 import ctypes
 import json
+import re
 import os
 import shlex
 import signal
@@ -256,10 +257,17 @@ class FakeSystemd:
                     a = array.array("i")
                     a.frombytes(payload[: len(payload) - len(payload) % fdsize])
                     fds.extend(a)
+            text = data.decode(errors="replace")
+            with self.lock:
+                self.messages.append(Datagram(pid, text, len(fds)))
+                fds = self._keep_fds(text, fds)
             for fd in fds:  # answering BARRIER=1 (and dropping anything else)
                 os.close(fd)
-            with self.lock:
-                self.messages.append(Datagram(pid, data.decode(errors="replace"), len(fds)))
+
+    def _keep_fds(self, text, fds):
+        """Which of a datagram's fds not to close yet (called with the lock
+        held); returns the ones to close. A subclass may hold a barrier."""
+        return fds
 
     def snapshot(self):
         with self.lock:
@@ -319,13 +327,31 @@ class Handoff:
     def wait_ready(self, n=1, timeout=10):
         """The n-th READY=1 from handoff itself (first start = 1, +1 per reload)."""
         check(self.notify is not None, "wait_ready needs a FakeSystemd")
-        def count():
-            mains = set(self.mains())
-            return sum(1 for m in self.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+        count = self.ready_count
         # A main that is gone may have just handed over: read once more.
         return wait_for(lambda: count() >= n or (not pid_alive(self.main_pid()) and
                                                  (count() >= n or not pid_alive(self.main_pid()))),
                         timeout, f"READY=1 #{n}; log:\n{self.log()}")
+
+    def ready_count(self):
+        """READY=1 datagrams from whoever was main: 1 at start, +1 per reload."""
+        mains = set(self.mains())
+        return sum(1 for m in self.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+
+    def last_status(self):
+        """The STATUS= of the last READY=1."""
+        return [m for m in self.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
+
+    def generation_pid(self, n):
+        m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", self.log()), 10,
+                     f"generation {n} started")
+        return int(m.group(1))
+
+    def close(self):
+        """Teardown after a test, passed or failed: nothing may outlive it."""
+        self.kill_all()
+        if self.notify:
+            self.notify.close()
 
     def signal(self, sig):
         os.kill(self.main_pid(), sig)

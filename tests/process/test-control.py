@@ -28,10 +28,6 @@ def start(tmp, *extra, args=("--init-delay", "100")):
     return h
 
 
-def teardown(h):
-    h.kill_all()
-    h.notify.close()
-
 
 def ctl(*args, pid=None, env=None, timeout=60):
     cmd = [HANDOFF, *args] + ([f"--pid={pid}"] if pid else [])
@@ -58,7 +54,7 @@ def test_reload_success_prints_one_line(tmp):
             check(len(h.mains()) == 2, "MAINPID moved")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_reload_failure_exit_1_old_serves(tmp):
@@ -74,7 +70,7 @@ def test_reload_failure_exit_1_old_serves(tmp):
         check(ctl("reload", pid=h.main_pid()).returncode == 0, "the next reload works")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_reload_cut_short_by_stop_names_no_older_failure(tmp):
@@ -92,7 +88,7 @@ def test_reload_cut_short_by_stop_names_no_older_failure(tmp):
         check("generation 2" not in err, f"the older failure is not this reload's: {err}")
         check(h.wait_exit() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_unreachable_timeout_and_usage(tmp):
@@ -118,7 +114,7 @@ def test_unreachable_timeout_and_usage(tmp):
               ("starting " in p.stdout or "successor " in p.stdout), p.stdout)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_status_before_during_after(tmp):
@@ -146,7 +142,7 @@ def test_status_before_during_after(tmp):
         check("mode, serving" in text and "name web, tcp 127.0.0.1" in text and "1 ok, 0 failed" in text, text)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_retiring_generation_shown_with_deadline(tmp):
@@ -158,7 +154,7 @@ def test_retiring_generation_shown_with_deadline(tmp):
         check(len(retiring) == 1 and retiring[0]["number"] == 1 and 0 < retiring[0]["kill_in_ms"] <= 20000, st)
         h.kill_all()
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_concurrent_requests_all_answered(tmp):
@@ -192,7 +188,7 @@ def test_concurrent_requests_all_answered(tmp):
     finally:
         if load.proc.poll() is None:
             load.proc.kill()
-        teardown(h)
+        h.close()
 
 
 def test_request_during_reload_waits_for_the_next(tmp):
@@ -206,7 +202,7 @@ def test_request_during_reload_waits_for_the_next(tmp):
         check(p.returncode == 0 and "generation 3" in p.stdout, f"{p.returncode} {p.stdout} {p.stderr}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def raw(pid, payload, read=True, timeout=10):
@@ -253,7 +249,7 @@ def test_bad_requests_never_disturb(tmp):
     finally:
         if load.proc.poll() is None:
             load.proc.kill()
-        teardown(h)
+        h.close()
 
 
 def test_other_uid_refused(tmp):
@@ -267,7 +263,7 @@ def test_other_uid_refused(tmp):
         check("Started generation 2" not in h.log(), "no reload happened")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_squatted_name_is_not_trusted(tmp):
@@ -301,7 +297,7 @@ def test_stale_pid_follows_the_main(tmp):
         check(st["handed_over_to"] == h.mains()[1], st)
         h.kill_all()
     finally:
-        teardown(h)
+        h.close()
 
 
 if __name__ == "__main__":

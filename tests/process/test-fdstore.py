@@ -41,10 +41,6 @@ def reload(h, n):
     return wait_for(lambda: (lambda a: a if a["gen"] == str(n) else None)(answer(h)), 10, f"generation {n}")
 
 
-def teardown(h):
-    h.kill_all()
-    h.notify.close()
-
 
 def test_state_survives_reloads(tmp):
     h = start(tmp)
@@ -58,7 +54,7 @@ def test_state_survives_reloads(tmp):
             check(a["names"] == ["web", "state"], a)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_connection_survives_reloads(tmp):
@@ -97,7 +93,7 @@ def test_connection_survives_reloads(tmp):
         conn.close()
     finally:
         peer.close()
-        teardown(h)
+        h.close()
 
 
 def test_remove_by_name(tmp):
@@ -111,7 +107,7 @@ def test_remove_by_name(tmp):
         check(a["state"] == "1" and a["names"] == ["web"], f"nothing named state any more: {a}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_failed_reload_leaves_the_store_alone(tmp):
@@ -127,7 +123,7 @@ def test_failed_reload_leaves_the_store_alone(tmp):
         check(a["state"] == "2", f"generation 3 read generation 1's state, not the failed one's: {a}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_store_is_bounded(tmp):
@@ -140,7 +136,7 @@ def test_store_is_bounded(tmp):
         check(a["names"] == ["web", "state", "extra0", "extra1"], f"three stored fds passed on: {a}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_retiring_generation_cannot_store(tmp):
@@ -153,7 +149,7 @@ def test_retiring_generation_cannot_store(tmp):
         check("late" not in a["names"], f"a retiring generation's store is ignored: {a}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 if __name__ == "__main__":

@@ -32,10 +32,6 @@ def reload_and_wait(h, n_ready):
     h.wait_ready(n_ready, timeout=20)
 
 
-def teardown(h):
-    h.kill_all()
-    h.notify.close()
-
 
 def test_mainpid_moves_to_adopted_successor(tmp):
     h = start(tmp)
@@ -57,7 +53,7 @@ def test_mainpid_moves_to_adopted_successor(tmp):
         check(h.stop() == 0, h.log())
         check(not h.descendants(), f"nothing left: {h.descendants()}")
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_five_reloads_each_move_mainpid(tmp):
@@ -76,7 +72,7 @@ def test_five_reloads_each_move_mainpid(tmp):
     finally:
         if load.proc.poll() is None:
             load.proc.kill()
-        teardown(h)
+        h.close()
 
 
 def successor_pid(h, number):
@@ -103,7 +99,7 @@ def test_successor_handoff_killed_rolls_back(tmp):
         wait_for(lambda: h.descendants() == [old], 10, f"the successor's app was killed too: {h.descendants()}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_sighup_to_successor_before_commit_runs_after(tmp):
@@ -121,7 +117,7 @@ def test_sighup_to_successor_before_commit_runs_after(tmp):
         check("Started successor handoff" in log and "for generation 3" in log, log)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def start_from_copy(tmp, name):
@@ -223,7 +219,7 @@ def test_stop_right_after_reload_lets_old_generation_drain(tmp):
         check(h.proc.poll() == 0, "the old handoff exited (0) before the new main did")
         check(not h.descendants(), f"nothing left: {h.descendants()}")
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_pid_file_names_the_main(tmp):
@@ -240,7 +236,7 @@ def test_pid_file_names_the_main(tmp):
         check(h.stop() == 0, h.log())
         check(not os.path.exists(pidfile), "removed at the final stop")
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_unix_socket_kept_across_handover_removed_at_stop(tmp):
@@ -255,7 +251,7 @@ def test_unix_socket_kept_across_handover_removed_at_stop(tmp):
         check(h.stop() == 0, h.log())
         check(not os.path.exists(path), "the last main removes it")
     finally:
-        teardown(h)
+        h.close()
 
 
 if __name__ == "__main__":

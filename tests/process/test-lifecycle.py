@@ -7,8 +7,7 @@ import signal
 import socket
 import subprocess
 
-from harness import (FIXTURE, HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, http_get, run,
-                     wait_for)
+from harness import (FIXTURE, HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, http_get, run)
 
 
 def test_serves_on_tcp_and_unix_with_names(tmp):

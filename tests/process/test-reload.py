@@ -32,11 +32,6 @@ def reload_and_wait(h, n_ready):
     h.wait_ready(n_ready, timeout=20)
 
 
-def teardown(h):
-    h.kill_all()
-    if h.notify:
-        h.notify.close()
-
 
 def test_exact_notify_sequence(tmp):
     h = start(tmp, args=("--init-delay", "100", "--status", "fixture-up"))
@@ -91,7 +86,7 @@ def test_exact_notify_sequence(tmp):
         check("reload to generation 2 ok" in ready[1].fields["STATUS"], ready[1])
         check(not h.descendants(), "no generation left after stop")
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_twenty_reloads_under_load(tmp):
@@ -115,7 +110,7 @@ def test_twenty_reloads_under_load(tmp):
     finally:
         if load.proc.poll() is None:
             load.proc.kill()
-        teardown(h)
+        h.close()
 
 
 def test_keepalive_load_across_reloads(tmp):
@@ -130,7 +125,7 @@ def test_keepalive_load_across_reloads(tmp):
     finally:
         if load.proc.poll() is None:
             load.proc.kill()
-        teardown(h)
+        h.close()
 
 
 def test_slow_request_survives_reload(tmp):
@@ -146,7 +141,7 @@ def test_slow_request_survives_reload(tmp):
         check(slow.status == 200 and slow.pid == old, f"completed by the old generation: {slow.status} {slow.pid}")
         wait_for(lambda: "Retired generation 1" in h.log(), 10, "old generation exits after draining")
     finally:
-        teardown(h)
+        h.close()
 
 
 def check_rollback(h, cause, load):
@@ -182,7 +177,7 @@ def test_failing_successor_rolls_back(tmp):
         wait_new_pid(h.port, old)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_hanging_successor_rolls_back(tmp):
@@ -193,7 +188,7 @@ def test_hanging_successor_rolls_back(tmp):
         check_rollback(h, "did not become ready within 700ms", load)
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_missing_executable_rolls_back(tmp):
@@ -216,7 +211,7 @@ def test_missing_executable_rolls_back(tmp):
               "the next reload, with the binary back, succeeds")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_bad_config_successor_rolls_back(tmp):
@@ -228,7 +223,7 @@ def test_bad_config_successor_rolls_back(tmp):
         check("failed to start: exited with status 1" in h.log(), h.log())
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_reloads_coalesce(tmp):
@@ -248,7 +243,7 @@ def test_reloads_coalesce(tmp):
         check(h.notify.count("RELOADING") == 2, f"two reloads: {h.notify.snapshot()}")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_sigterm_during_reload_aborts(tmp):
@@ -262,7 +257,7 @@ def test_sigterm_during_reload_aborts(tmp):
         msgs = [m for m in h.notify.snapshot() if "STOPPING" in m.fields or "READY" in m.fields]
         check("STOPPING" in msgs[-1].fields, f"stopping last: {msgs}")
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_serving_dies_during_reload_recovers(tmp):
@@ -279,7 +274,7 @@ def test_serving_dies_during_reload_recovers(tmp):
         check(pid_alive(h.main_pid()), "the main handoff still runs")
         check(h.stop() == 0, h.log())
     finally:
-        teardown(h)
+        h.close()
 
 
 def test_workers_are_retired_with_their_generation(tmp):
@@ -295,7 +290,7 @@ def test_workers_are_retired_with_their_generation(tmp):
         check(h.stop() == 0, h.log())
         check(not h.descendants(), "no worker left")
     finally:
-        teardown(h)
+        h.close()
 
 
 if __name__ == "__main__":
