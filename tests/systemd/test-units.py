@@ -170,19 +170,26 @@ class Demo:
 
 # ---- traffic -------------------------------------------------------------
 
+def read_all(s, deadline=None):
+    """Everything the peer sends until it closes (bounded by the socket's
+    timeout, or by deadline, a time.monotonic() value)."""
+    data = b""
+    while True:
+        if deadline is not None:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+        b = s.recv(65536)
+        if not b:
+            return data
+        data += b
+
+
 def http_get(port, path="/", timeout=10.0):
     """One request on a new connection; returns (pid, gen) of the answer."""
     deadline = time.monotonic() + timeout
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
                    % path).encode())
-        data = b""
-        while True:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+        data = read_all(s, deadline)
     m = re.search(rb"pid=(\d+) gen=(\S+)", data)
     assert data.startswith(b"HTTP/1.1 200") and m, data
     return int(m.group(1)), m.group(2).decode()
@@ -481,12 +488,7 @@ def test_stop_keeps_clients_queued(um):
     pids = set()
     for s in clients:
         with s:
-            data = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
+            data = read_all(s)
         m = re.search(rb"pid=(\d+) gen=1", data)
         assert data.startswith(b"HTTP/1.1 200") and m, data
         pids.add(int(m.group(1)))
@@ -534,12 +536,7 @@ def test_sigkill_restarts_and_serves_queue(um):
     pids = set()
     for s in clients:
         with s:
-            data = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
+            data = read_all(s)
         m = re.search(rb"pid=(\d+) gen=1", data)
         assert m, data
         pids.add(int(m.group(1)))
@@ -581,12 +578,7 @@ def store_state(port):
     """The store-server's counter, kept in a memfd in the fd store."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+        data = read_all(s)
     m = re.search(rb"pid=(\d+) gen=(\S+) state=(\d+)", data)
     assert m, data
     return int(m.group(1)), int(m.group(3))
@@ -837,12 +829,7 @@ class SlowRequest(threading.Thread):
                 s.sendall(b"GET /slow/%d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
                           % self.ms)
                 self.sent.set()
-                data = b""
-                while True:
-                    b = s.recv(65536)
-                    if not b:
-                        break
-                    data += b
+                data = read_all(s)
             m = re.search(rb"pid=(\d+) gen=(\S+)", data)
             if not (data.startswith(b"HTTP/1.1 200") and m):
                 raise AssertionError("bad answer %r" % data)
