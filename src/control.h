@@ -58,7 +58,7 @@ void control_wait(Control *c, ControlConn *conn, WaitFor w);
 void control_reload_started(Control *c);
 /* The current reload ended: answer everyone waiting for it. */
 void control_reload_ended(Control *c, const char *reply);
-/* Answer those waiting for the next reload (it was handed to a successor,
+/* Answer those waiting for the next reload (it was passed on to the next handoff,
  * or the service stops). */
 void control_answer_next(Control *c, const char *reply);
 

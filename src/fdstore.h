@@ -7,7 +7,6 @@
  * FDSTORE=1): fds the serving generation hands in with a name, given to every
  * later generation after the listening sockets, named in LISTEN_FDNAMES. */
 
-#define FDSTORE_DEFAULT_MAX 16
 
 typedef struct FdStore {
         int *fds;

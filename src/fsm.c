@@ -9,12 +9,12 @@ static unsigned end_reload(Machine *m, unsigned actions) {
         if (m->reload_pending) {
                 m->reload_pending = false;
                 m->state = STATE_RELOADING;
-                actions |= ACT_START_SUCCESSOR | ACT_NOTIFY_RELOADING;
+                actions |= ACT_START_CANDIDATE | ACT_NOTIFY_RELOADING;
         }
         return actions;
 }
 
-/* A stop, or a failure that leaves nothing to serve, while a successor
+/* A stop, or a failure that leaves nothing to serve, while a candidate
  * starts: stop it and whatever still serves, and go down. */
 static unsigned abort_and_stop(Machine *m) {
         m->state = STATE_STOPPING;
@@ -27,7 +27,7 @@ static unsigned on_starting(Machine *m, Event ev) {
         case EV_READY:
                 return end_reload(m, ACT_COMMIT | ACT_NOTIFY_READY);
         case EV_FAILED:
-                /* Stopping first, then exiting: a successor that timed out
+                /* Stopping first, then exiting: a candidate that timed out
                  * still runs and must be gone before handoff is. */
                 m->state = STATE_STOPPING;
                 m->reload_pending = false;
@@ -46,7 +46,7 @@ static unsigned on_serving(Machine *m, Event ev) {
         switch (ev) {
         case EV_RELOAD:
                 m->state = STATE_RELOADING;
-                return ACT_START_SUCCESSOR | ACT_NOTIFY_RELOADING;
+                return ACT_START_CANDIDATE | ACT_NOTIFY_RELOADING;
         case EV_SERVING_EXITED:
                 /* Generations still draining from earlier reloads finish
                  * before handoff exits with the dead one's status. */
@@ -104,7 +104,7 @@ static unsigned on_handing_over(Machine *m, Event ev) {
                 return 0;
         case EV_FAILED:
         case EV_STOP:
-                /* The successor died before taking over, or we are told to
+                /* The next handoff died before taking over, or we are told to
                  * stop: the service goes down with both. */
                 return abort_and_stop(m);
         default:

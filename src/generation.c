@@ -34,7 +34,6 @@ const char *exit_info_describe(const siginfo_t *si, char *buf, size_t size) {
 
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Generation *g = userdata;
-        (void) s;
         g->exited = true;
         g->exit_info = *si;
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
@@ -44,7 +43,7 @@ static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
 }
 
 static void mark_ready(Generation *g) {
-        if (g->ready || g->role != GEN_STARTING)
+        if (g->ready || g->stop_signal)
                 return;
         g->ready = true;
         g->ready_usec = now_monotonic();
@@ -82,8 +81,6 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
         size_t n_fds = 0;
-        (void) s;
-        (void) revents;
 
         for (int i = 0; i < NOTIFY_BURST && !g->exited; i++) {
                 pid_t sender = 0;
@@ -106,8 +103,6 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
 static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         Generation *g = userdata;
-        (void) usec;
-        (void) s;
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
 
         if (g->stop_signal) {
@@ -174,7 +169,6 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 return log_error_errno(ENOMEM, "Out of memory");
         *g = (Generation) {
                 .number = number,
-                .role = GEN_STARTING,
                 .ready_by_delay = c->ready_by_delay,
                 .notify_fd = -EBADF,
                 .cb = cb,
@@ -221,7 +215,6 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
         if (g->exited || g->stop_signal)
                 return 0;
         g->stop_signal = sig;
-        g->role = GEN_RETIRING;
         int r = generation_signal(g, sig);
         if (r < 0)
                 log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);

@@ -34,21 +34,14 @@ typedef struct GenerationConfig {
         uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
 } GenerationConfig;
 
-typedef enum {
-        GEN_STARTING,
-        GEN_SERVING,
-        GEN_RETIRING,
-} GenerationRole;
-
 struct Generation {
         unsigned number;
         pid_t pid;
-        GenerationRole role;
         bool ready;
         bool ready_by_delay;
         bool exited;
         bool killed;             /* the drain deadline passed: SIGKILL sent */
-        int stop_signal;         /* the signal retire() sent, 0 before */
+        int stop_signal;         /* the signal retire() sent; non-zero: retiring */
         siginfo_t exit_info;
         usec_t started_usec;
         usec_t ready_usec;

@@ -38,7 +38,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store);
  * was opened is kept in l for listeners_done(). */
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
 
-/* Records a unix socket file the service created (a successor learns them
+/* Records a unix socket file the service created (the next handoff learns them
  * from its predecessor), to be removed at the final stop. */
 int listeners_add_created_path(Listeners *l, const char *path);
 
@@ -48,7 +48,3 @@ void listeners_done(Listeners *l, bool unlink_paths);
 
 /* Joins names with ':' (exactly n of them). */
 char *fdnames_join(char *const *names, size_t n);
-
-static inline void listeners_done_and_unlink(Listeners *l) {
-        listeners_done(l, true);
-}

@@ -3,21 +3,49 @@
 #include <string.h>
 
 #include "client.h"
-#include "handover.h"
 #include "listeners.h"
 #include "log.h"
 #include "options.h"
+#include "sdnotify.h"
 #include "spawn.h"
 #include "supervisor.h"
+#include "channel.h"
+#include "takeover.h"
 
 /* Exit codes of handoff itself (the app's own status is passed through):
  * 0 success, 1 failure, 2 invalid arguments or configuration (as systemd's
  * LSB-style EXIT_INVALIDARGUMENT). */
 #define EXIT_INVALID 2
 
-/* The path a successor is started from, resolved now: a package upgrade that
- * replaces the file there takes effect at the next reload. Kept unresolved
- * through symlinks on purpose (a "current" release link may move). */
+/* What run() sets up, torn down in one place. */
+typedef struct Context {
+        Options opt;
+        Listeners listeners;
+        FdStore store;
+        char *exe;
+        int channel;   /* started as the next handoff: the predecessor's channel */
+        bool mirror;   /* --systemd-fd-store in effect */
+        bool final;    /* the service ends with us: its files are ours to remove */
+} Context;
+
+static void context_done(Context *c) {
+        /* What the service created is removed when it stops for good, never
+         * when it lives on in the next handoff. With the socket in systemd's
+         * fd store, a Restart= brings it back: its file must stay (a stale
+         * one is replaced at the next bind). */
+        if (c->opt.pid_file && c->final)
+                (void) unlink(c->opt.pid_file);
+        listeners_done(&c->listeners, c->final && !c->mirror);
+        fdstore_done(&c->store);
+        options_done(&c->opt);
+        safe_close(c->channel);
+        free(c->exe);
+}
+
+/* The path the next handoff is started from, resolved now: a package
+ * upgrade that replaces the file there takes effect at the next reload.
+ * Kept unresolved through symlinks on purpose (a "current" release link may
+ * move). */
 static char *resolve_self(const char *argv0) {
         char *path = NULL;
         if (argv0[0] == '/')
@@ -34,104 +62,86 @@ static char *resolve_self(const char *argv0) {
         return strdup("/proc/self/exe");
 }
 
-static int open_sockets(const Options *o, Listeners *l, bool successor, FdStore *store, bool mirror) {
-        /* A successor's stored fds follow its listening sockets. */
+static int open_sockets(Context *c) {
+        bool next = c->channel >= 0;
+        /* Started as the next handoff: stored fds follow the listening sockets. */
         size_t n_stored = 0;
-        const char *e = successor ? getenv("HANDOFF_FDSTORE") : NULL;
+        const char *e = next ? getenv("HANDOFF_FDSTORE") : NULL;
         if (e)
                 n_stored = strtoul(e, NULL, 10);
         unsetenv("HANDOFF_FDSTORE");
-        int r = listeners_from_systemd(l, n_stored, store);
+        int r = listeners_from_systemd(&c->listeners, n_stored, &c->store);
         if (r < 0)
-                return r;
-        /* A successor's sockets come from its predecessor, not from systemd. */
-        if (r > 0 && o->n_listen > 0 && !successor)
+                return -EINVAL;
+        /* The next handoff's sockets come from its predecessor, not from systemd. */
+        if (r > 0 && c->opt.n_listen > 0 && !next)
                 log_info("systemd passed %d socket(s); ignoring --listen.", r);
         if (r > 0)
                 return 0;
-        if (o->n_listen == 0)
-                return log_error_errno(EINVAL, "No sockets to serve: systemd passed none (no LISTEN_FDS for this pid) "
-                                               "and no --listen was given. Use a .socket unit, or e.g. "
-                                               "--listen 127.0.0.1:8080.");
-        return listeners_open(l, o->listen, o->n_listen, mirror);
+        if (c->opt.n_listen == 0) {
+                log_error("No sockets to serve: systemd passed none (no LISTEN_FDS for this pid) and no --listen was "
+                          "given. Use a .socket unit, or e.g. --listen 127.0.0.1:8080.");
+                return -EINVAL;
+        }
+        /* The next handoff mirrors nothing before it is main; its
+         * predecessor's entries are in systemd's store already. */
+        if (listeners_open(&c->listeners, c->opt.listen, c->opt.n_listen, c->mirror && !next) < 0)
+                return -EINVAL;
+        return 0;
 }
 
-static int run(int argc, char **argv) {
-        Options o = OPTIONS_DEFAULT;
-        Listeners l = {};
-        FdStore store = {};
-        _cleanup_free_ char *exe = NULL;
-        int channel = -EBADF, r;
-        bool final = true, mirror = false;
+/* Returns 0 with the service's exit status, or -errno: -EINVAL for bad
+ * arguments or configuration (logged), 1 for --help/--version. */
+static int run(int argc, char **argv, int *ret_status) {
+        _cleanup_(context_done) Context c = { .opt = OPTIONS_DEFAULT, .channel = -EBADF };
+        int r;
 
         log_setup();
-        r = options_parse(argc, argv, &o);
-        if (r <= 0) {
-                options_done(&o);
-                return r == 0 ? 0 : EXIT_INVALID;
-        }
-        if (o.verbose)
+        r = options_parse(argc, argv, &c.opt);
+        if (r <= 0)
+                return r == 0 ? 1 : -EINVAL;
+        if (c.opt.verbose)
                 log_set_max_level(LOG_DEBUG);
-        store.max = o.fd_store_max;
+        c.store.max = c.opt.fd_store_max;
+        bool manager = sdnotify_setup() > 0;
 
         /* Before the sockets: the channel sits right after them and must not
          * be mistaken for anything else. */
-        r = takeover_channel_from_env(&channel);
+        r = takeover_channel_from_env(&c.channel);
         if (r < 0) {
                 log_error("Invalid " HANDOFF_CONTROL_FD_ENV "; refusing to start.");
-                r = EXIT_INVALID;
-                goto finish;
+                return -EINVAL;
         }
-        /* A successor that fails early leaves its predecessor's files alone. */
-        final = channel < 0;
-        /* A successor mirrors nothing before it is main; its predecessor's
-         * entries are in systemd's store already. */
-        mirror = sdstore_enabled(o.systemd_fd_store);
-        if (open_sockets(&o, &l, channel >= 0, &store, mirror && channel < 0) < 0) {
-                r = EXIT_INVALID;
-                goto finish;
-        }
-        if (!(exe = resolve_self(argv[0]))) {
-                log_error_errno(ENOMEM, "Out of memory");
-                r = 1;
-                goto finish;
-        }
+        /* Started as the next handoff: silent towards systemd until we take
+         * over, and a failure leaves the predecessor's files alone. */
+        sdnotify_enable(c.channel < 0);
+        c.final = c.channel < 0;
+        c.mirror = sdstore_enabled(c.opt.systemd_fd_store);
+        if ((r = open_sockets(&c)) < 0)
+                return r;
+        if (!(c.exe = resolve_self(argv[0])))
+                return log_error_errno(ENOMEM, "Out of memory");
 
-        /* A successor writes the pid file once it is ready, before its
+        /* The next handoff writes the pid file once it is ready, before its
          * predecessor commits; the first main writes it now. */
-        if (o.pid_file && channel < 0 && (r = write_pid_file(o.pid_file, getpid())) < 0) {
-                log_error_errno(r, "Failed to write pid file %s: %m", o.pid_file);
-                r = 1;
-                goto finish;
-        }
+        if (c.opt.pid_file && c.channel < 0 && (r = write_pid_file(c.opt.pid_file, getpid())) < 0)
+                return log_error_errno(r, "Failed to write pid file %s: %m", c.opt.pid_file);
 
         SupervisorParams p = {
-                .opt = &o,
-                .listeners = &l,
-                .store = &store,
-                .mirror_store = mirror,
-                .exe = exe,
+                .opt = &c.opt,
+                .listeners = &c.listeners,
+                .store = &c.store,
+                .mirror_store = c.mirror,
+                .exe = c.exe,
                 .argv = argv,
-                .handover = o.mode == MODE_HANDOVER || (o.mode == MODE_AUTO && getenv("NOTIFY_SOCKET")),
-                .takeover_channel = channel,
+                .handover = c.opt.mode == MODE_HANDOVER || (c.opt.mode == MODE_AUTO && manager),
+                .takeover_channel = TAKE_FD(c.channel),
         };
         log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
-        if (o.mode == MODE_HANDOVER && !getenv("NOTIFY_SOCKET") && channel < 0)
+        if (c.opt.mode == MODE_HANDOVER && !manager && p.takeover_channel < 0)
                 log_warning("--mode=handover without a service manager (no NOTIFY_SOCKET): after a reload the "
                             "service runs on in a process that is nobody's child but init's.");
-        r = supervisor_run(&p, &final);
-
-        /* What the service created is removed when it stops for good, never
-         * when it lives on in a successor. */
-        if (o.pid_file && final)
-                (void) unlink(o.pid_file);
-finish:
-        /* With the socket in systemd's fd store, a Restart= brings it back:
-         * its file must stay (a stale one is replaced at the next bind). */
-        listeners_done(&l, final && !mirror);
-        fdstore_done(&store);
-        options_done(&o);
-        return r;
+        return supervisor_run(&p, ret_status, &c.final);
 }
 
 int main(int argc, char **argv) {
@@ -139,5 +149,12 @@ int main(int argc, char **argv) {
          * server named like that is still run with "handoff -- reload". */
         if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0))
                 return client_main(argc - 1, argv + 1);
-        return run(argc, argv);
+
+        int status = EXIT_FAILURE;
+        int r = run(argc, argv, &status);
+        if (r == -EINVAL)
+                return EXIT_INVALID;
+        if (r < 0)
+                return EXIT_FAILURE;
+        return r == 1 ? EXIT_SUCCESS : status;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
-#include <systemd/sd-daemon.h>
 
 #include "log.h"
+#include "sdnotify.h"
 #include "sdstore.h"
 
 bool sdstore_enabled(SdStoreMode mode) {
@@ -18,7 +18,7 @@ bool sdstore_enabled(SdStoreMode mode) {
 int sdstore_remove(const char *prefix, const char *name) {
         char msg[320];
         snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s%s", prefix, name);
-        int r = sd_notify(0, msg);
+        int r = sdnotify_send(msg, NULL, 0);
         if (r < 0)
                 log_warning_errno(r, "Failed to remove %s%s from the service manager's fd store: %m", prefix, name);
         return r;
@@ -28,7 +28,7 @@ int sdstore_put(const char *prefix, const char *name, int fd) {
         char msg[320];
         (void) sdstore_remove(prefix, name);
         snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", prefix, name);
-        int r = sd_pid_notify_with_fds(0, 0, msg, &fd, 1);
+        int r = sdnotify_send(msg, &fd, 1);
         if (r < 0)
                 log_warning_errno(r, "Failed to put %s%s into the service manager's fd store: %m", prefix, name);
         return r;

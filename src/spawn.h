@@ -16,7 +16,7 @@ typedef struct SpawnParams {
         char *watchdog_pid_entry;
         const int *fds;         /* fds to sit at 3..3+n_fds-1, inherited */
         size_t n_fds;
-        /* Double fork (for a successor handoff), so that the service manager,
+        /* Double fork (for the next handoff), so that the service manager,
          * as subreaper, becomes the child's parent. The child's first message
          * on fds[report_index] is "PID <n>" with a pidfd of itself. */
         bool double_fork;

@@ -1,54 +1,135 @@
 /* SPDX-License-Identifier: MIT */
-#include <fcntl.h>
+/* The supervisor: the one owner of the service's state. It turns signals,
+ * readiness, exits and control requests into events for the reload machine
+ * (fsm.h) and the role machine (role.h), and carries out their actions with
+ * the modules below it; none of them calls back into this file except
+ * through the callbacks it gives them. */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/epoll.h>
+
+#include "control.h"
+#include "fsm.h"
+#include "generation.h"
+#include "handover.h"
+#include "log.h"
+#include "next-handoff.h"
+#include "results.h"
+#include "role.h"
+#include "sdnotify.h"
+#include "service-store.h"
+#include "status.h"
+#include "supervisor.h"
+#include "takeover.h"
+
 #include <systemd/sd-daemon.h>
 
-#include "log.h"
-#include "supervisor-internal.h"
+#ifndef HANDOFF_VERSION
+#define HANDOFF_VERSION "unknown"
+#endif
 
+typedef struct Supervisor Supervisor;
 
-void notify_systemd(Supervisor *s, const char *fmt, ...) {
+/* What a start (the first, or a reload) starts: in supervise mode and at
+ * the first start an app generation, in handover mode's reloads the next
+ * handoff. Both are reached through this table, so the reload path has no
+ * "if handover" in it. */
+typedef struct CandidateOps {
+        /* Starts number; *ret_code: the exit code should it fail at once. */
+        int (*start)(Supervisor *s, unsigned number, int *ret_code);
+        /* Rollback: stop what start started, if it still runs. */
+        void (*stop)(Supervisor *s);
+        /* A second stop request: kill it now. */
+        void (*kill)(Supervisor *s);
+} CandidateOps;
+
+struct Supervisor {
+        sd_event *event;
+        const SupervisorParams *p;
+        const Options *opt;
+        GenerationConfig config;
+        Machine machine;
+        Role role;
+        const CandidateOps *reload_ops; /* what a reload starts */
+
+        Generation *gens;        /* every app generation with a live process */
+        Generation *serving;
+        Generation *candidate;   /* the candidate generation, while it starts */
+        NextHandoff *next;       /* handover mode: the next handoff, until it takes over */
+        unsigned last_number;
+
+        Event queue[8];          /* events raised while dispatching */
+        unsigned n_queued;
+        bool dispatching;
+
+        usec_t reload_started;
+        usec_t inherited_reload_started; /* started as the next handoff: when the reload began */
+        Results results;
+        int exit_code;
+        bool stop_requested;     /* SIGTERM/SIGINT came: a second one kills everything */
+        bool ready_announced;    /* our predecessor's MAINPID datagram said READY=1 for
+                                  * the generation committed at our takeover */
+
+        Handover *handover;      /* old main: MAINPID= sent, awaiting systemd's barrier */
+        pid_t handed_to;         /* old main: the next handoff, once it took over */
+        int handed_channel;      /* old main: our end of its channel, open until we exit */
+        Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
+        char **inherited_names;  /* ... and its store, for the resync at takeover */
+
+        Control *control;        /* "handoff reload", "handoff status" */
+        ServiceStore store;
+};
+
+static void dispatch(Supervisor *s, Event ev);
+
+static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
+static void notify_systemd(Supervisor *s, const char *fmt, ...) {
         char buf[NOTIFY_MAX_LEN];
         va_list ap;
-        /* After MAINPID= names the successor, we are not main: systemd would
-         * drop what we say, and nothing we say could be true any more. */
-        if (s->mainpid_sent)
+        /* Silent unless main: after MAINPID= named the next handoff, nothing
+         * we could say is true any more, and before our takeover it is our
+         * predecessor who speaks. */
+        if (!role_speaks_to_systemd(s->role))
                 return;
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
-        /* A no-op without NOTIFY_SOCKET (and for a successor until it takes
-         * over), so handoff speaks the same way everywhere. */
-        int r = sd_notify(0, buf);
+        int r = sdnotify_send(buf, NULL, 0);
         if (r < 0)
-                log_warning_errno(r, "Failed to notify service manager: %m");
+                log_full_errno(strncmp(buf, "READY=1", 7) == 0 ? LOG_ERR : LOG_WARNING, r,
+                               "Failed to notify service manager: %m");
 }
 
-/* handoff's STATUS= always says what serves and how reloads went; the
- * server's own STATUS= is shown after it rather than in its place. */
-const char *status_text(Supervisor *s, unsigned number, pid_t pid, char *buf, size_t size) {
-        if (number == 0)
-                snprintf(buf, size, "No generation serving.");
-        else
-                snprintf(buf, size, "Serving generation %u (pid %d); %u reloads, %u failed%s%s%s%.256s", number,
-                         (int) pid, s->reloads_ok, s->reloads_failed, s->last_result[0] ? "; last: " : "",
-                         s->last_result, s->app_status_gen == number ? "; app: " : "",
-                         s->app_status_gen == number ? s->app_status : "");
-        return buf;
+static void set_role(Supervisor *s, RoleEvent ev) {
+        Role before = s->role;
+        s->role = role_step(s->role, ev);
+        log_debug("role %s + %s -> %s", role_to_string(before), role_event_to_string(ev), role_to_string(s->role));
 }
 
-bool all_gone(Supervisor *s) {
-        /* A new main that stops right after a reload waits for the old one,
-         * still draining, so that systemd does not kill what it serves. */
-        return !s->gens && (!s->next_main || s->next_main->released) && !s->predecessor_alive;
+static bool mirroring(Supervisor *s) {
+        return s->p->mirror_store && role_speaks_to_systemd(s->role);
 }
 
-bool awaiting_takeover(Supervisor *s) {
-        return s->takeover_channel >= 0 && !s->took_over;
+static bool all_gone(Supervisor *s) {
+        /* Once MAINPID= names the next handoff it is systemd's to wait for,
+         * not ours. A new main that stops right after a reload waits for
+         * the old one, still draining, so that systemd does not kill what
+         * it serves. */
+        return !s->gens && (!s->next || s->role == ROLE_YIELDED) && !role_predecessor_alive(s->role);
+}
+
+static void check_all_gone(Supervisor *s) {
+        if (s->machine.state == STATE_STOPPING && all_gone(s))
+                dispatch(s, EV_ALL_GONE);
+}
+
+static void write_pid(Supervisor *s, pid_t pid) {
+        if (!s->opt->pid_file)
+                return;
+        int r = write_pid_file(s->opt->pid_file, pid);
+        if (r < 0)
+                log_warning_errno(r, "Failed to write pid file %s: %m", s->opt->pid_file);
 }
 
 static void list_remove(Supervisor *s, Generation *g) {
@@ -59,38 +140,32 @@ static void list_remove(Supervisor *s, Generation *g) {
                 }
         if (s->serving == g)
                 s->serving = NULL;
-        if (s->successor == g)
-                s->successor = NULL;
+        if (s->candidate == g)
+                s->candidate = NULL;
         generation_free(g);
 }
 
-void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
-        snprintf(s->last_result, sizeof s->last_result, "generation %u failed: %s", number, why);
-        s->last_result_ok = false;
-        s->current_failed = true;
+static void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
+        results_failed(&s->results, number, why);
         s->exit_code = code == 0 ? 1 : code;
-        /* A successor handoff tells its predecessor why, before it goes. */
-        if (awaiting_takeover(s))
-                (void) takeover_send(s->takeover_channel, "FAILED %s", s->last_result);
+        /* Started as the next handoff: tell the predecessor why, before we go. */
+        if (role_awaits_takeover(s->role))
+                takeover_report_failed(s->takeover, s->results.last_result);
 }
 
 /* ---- callbacks from app generations ------------------------------------ */
 
 static void on_gen_ready(Generation *g, void *userdata) {
         Supervisor *s = userdata;
-        if (g != s->successor)
+        if (g != s->candidate)
                 return;
         log_info("Generation %u (pid %d) is ready after %" PRIu64 "ms.", g->number, (int) g->pid,
                  (g->ready_usec - g->started_usec) / USEC_PER_MSEC);
-        if (awaiting_takeover(s)) {
-                /* A successor handoff: our predecessor commits, then tells us.
-                 * The pid file names us before the commit message is sent. */
-                if (s->opt->pid_file) {
-                        int r = write_pid_file(s->opt->pid_file, getpid());
-                        if (r < 0)
-                                log_warning_errno(r, "Failed to write pid file %s: %m", s->opt->pid_file);
-                }
-                (void) takeover_send(s->takeover_channel, "READY");
+        if (role_awaits_takeover(s->role)) {
+                /* Our predecessor commits, then tells us. The pid file names
+                 * us before the commit message is sent. */
+                write_pid(s, getpid());
+                takeover_report_ready(s->takeover);
                 return;
         }
         dispatch(s, EV_READY);
@@ -99,7 +174,7 @@ static void on_gen_ready(Generation *g, void *userdata) {
 static void on_gen_start_timeout(Generation *g, void *userdata) {
         Supervisor *s = userdata;
         char d[32], why[64];
-        if (g != s->successor)
+        if (g != s->candidate)
                 return;
         log_error("Generation %u (pid %d) did not become ready within %s.", g->number, (int) g->pid,
                   format_duration(d, sizeof d, s->opt->start_timeout));
@@ -113,7 +188,7 @@ static void on_gen_exited(Generation *g, void *userdata) {
         char how[64];
         exit_info_describe(&g->exit_info, how, sizeof how);
 
-        if (g == s->successor) {
+        if (g == s->candidate) {
                 log_error("Generation %u (pid %d) failed to start: %s.", g->number, (int) g->pid, how);
                 record_failure(s, g->number, how, exit_info_code(&g->exit_info));
                 dispatch(s, EV_FAILED);
@@ -132,28 +207,29 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 log_info("Retired generation %u (pid %d) %s.", g->number, (int) g->pid, how);
 
         list_remove(s, g);
-        if (s->machine.state == STATE_STOPPING && all_gone(s))
-                dispatch(s, EV_ALL_GONE);
+        check_all_gone(s);
 }
 
 static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata) {
         Supervisor *s = userdata;
         /* The serving generation speaks for the service; so does the first one
-         * while it starts (its EXTEND_TIMEOUT_USEC matters then). A successor
-         * and retiring generations are not relayed, and may not store. */
-        bool relay = g == s->serving || (g == s->successor && !s->serving && s->machine.state == STATE_STARTING);
-        store_from_generation(s, g, m, fds, n_fds);
+         * while it starts (its EXTEND_TIMEOUT_USEC matters then). A candidate
+         * beside a serving generation is staged; retiring ones are ignored;
+         * and nothing once MAINPID= names the next handoff. */
+        bool relay = g == s->serving || (g == s->candidate && !s->serving && s->machine.state == STATE_STARTING);
+        bool speaks = relay && !role_ignores_stop(s->role);
+        StorePolicy policy = speaks ? STORE_APPLY : g == s->candidate && s->serving ? STORE_STAGE : STORE_REFUSE;
+        service_store_message(&s->store, policy, mirroring(s), g->number, m, fds, n_fds);
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",
                           g->number);
-        if (!relay || s->handed_over)
+        if (!speaks)
                 return;
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
         if (m->status) {
-                snprintf(s->app_status, sizeof s->app_status, "%s", m->status);
-                s->app_status_gen = g->number;
-                out.status = status_text(s, g->number, g->pid, st, sizeof st);
+                results_app_status(&s->results, g->number, m->status);
+                out.status = results_status_line(&s->results, g->number, g->pid, st, sizeof st);
         }
         if (notify_relay_text(&out, buf, sizeof buf) > 0)
                 notify_systemd(s, "%s", buf);
@@ -166,34 +242,316 @@ static const GenerationCallbacks gen_callbacks = {
         .message = on_gen_message,
 };
 
+/* ---- the candidate generation ------------------------------------------ */
+
+static int generation_ops_start(Supervisor *s, unsigned number, int *ret_code) {
+        Generation *g = NULL;
+        int r = generation_start(s->event, &s->config, number, &gen_callbacks, s, &g, ret_code);
+        if (r < 0)
+                return r;
+        g->next = s->gens;
+        s->gens = g;
+        s->candidate = g;
+        if (role_awaits_takeover(s->role))
+                takeover_report_app(s->takeover, g->pid);
+        return 0;
+}
+
+static void generation_ops_stop(Supervisor *s) {
+        /* Still running (hung): stop it like a retiring one. */
+        if (s->candidate)
+                generation_retire(s->candidate, s->opt->stop_signal, s->opt->drain_timeout);
+        s->candidate = NULL;
+}
+
+static void generation_ops_kill(Supervisor *s) {
+        for (Generation *g = s->gens; g; g = g->next)
+                generation_kill(g);
+}
+
+static const CandidateOps generation_ops = {
+        .start = generation_ops_start,
+        .stop = generation_ops_stop,
+        .kill = generation_ops_kill,
+};
+
+/* ---- the next handoff (handover mode) ----------------------------------- */
+
+static void on_next_ready(NextHandoff *n, void *userdata) {
+        Supervisor *s = userdata;
+        log_info("The next handoff (pid %d) is ready with generation %u (pid %d).", (int) next_handoff_pid(n),
+                 next_handoff_number(n), (int) next_handoff_app_pid(n));
+        dispatch(s, EV_READY);
+}
+
+static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
+        Supervisor *s = userdata;
+        if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_HANDING_OVER)
+                return; /* an abort we asked for */
+        log_error("Reload failed: %s.", why);
+        s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
+        results_failed_text(&s->results, next_handoff_number(n), why);
+        dispatch(s, EV_FAILED); /* the rollback stops it */
+}
+
+static void on_next_exited(NextHandoff *n, void *userdata) {
+        Supervisor *s = userdata;
+        if (s->next != n)
+                return;
+        s->next = next_handoff_free(n);
+        check_all_gone(s);
+}
+
+static const NextHandoffCallbacks next_callbacks = {
+        .ready = on_next_ready,
+        .failed = on_next_failed,
+        .exited = on_next_exited,
+};
+
+static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
+        char stats[64];
+        snprintf(stats, sizeof stats, "%u %u %" PRIu64, s->results.reloads_ok, s->results.reloads_failed,
+                 s->reload_started);
+        NextHandoffConfig c = {
+                .exe = s->p->exe,
+                .argv = s->p->argv,
+                .fds = s->config.fds,
+                .n_fds = s->config.n_fds,
+                .n_stored = s->p->store->n,
+                .fdnames = s->config.fdnames,
+                .notify_socket = sdnotify_address(),
+                .watchdog_usec = s->config.watchdog_usec,
+                .stats = stats,
+                /* It enforces the start timeout on its generation; this
+                 * bounds the handoff process itself on top of that. */
+                .timeout = s->opt->start_timeout == USEC_INFINITY ? USEC_INFINITY
+                                                                  : s->opt->start_timeout + 5 * USEC_PER_SEC,
+        };
+        *ret_code = 1;
+        return next_handoff_start(s->event, &c, number, &next_callbacks, s, &s->next);
+}
+
+static void next_ops_stop(Supervisor *s) {
+        if (!s->next)
+                return;
+        /* Once MAINPID= names it, the next handoff is main to systemd: it
+         * must outlive us. We only tell it to stop and let go of it; it
+         * waits for our end of file, which comes when we exit, and stops
+         * its own generation. */
+        bool its_systemds = s->role == ROLE_YIELDED;
+        next_handoff_abort(s->next, s->opt->stop_signal, s->opt->drain_timeout, its_systemds ? &s->handed_channel : NULL);
+        /* It may have written the pid file before it failed. */
+        write_pid(s, getpid());
+}
+
+static void next_ops_kill(Supervisor *s) {
+        if (s->next)
+                next_handoff_kill(s->next);
+}
+
+static const CandidateOps next_handoff_ops = {
+        .start = next_ops_start,
+        .stop = next_ops_stop,
+        .kill = next_ops_kill,
+};
+
+/* ---- started as the next handoff: callbacks from our predecessor -------- */
+
+static void on_unlink_path(const char *path, void *userdata) {
+        Supervisor *s = userdata;
+        /* Ours to remove at the final stop, if we become main. */
+        if (listeners_add_created_path(s->p->listeners, path) < 0)
+                log_warning("Out of memory; %s will not be removed at stop.", path);
+}
+
+static void on_predecessor_gone(void *userdata) {
+        Supervisor *s = userdata;
+        s->takeover = takeover_free(s->takeover);
+        set_role(s, ROLE_EV_PREDECESSOR_GONE);
+        if (s->role == ROLE_ABANDONED && !s->stop_requested) {
+                log_info("The previous handoff aborted the handover; stopping.");
+                s->stop_requested = true;
+                dispatch(s, EV_STOP);
+        } else
+                check_all_gone(s);
+}
+
+static void on_took_over(bool reload_pending, void *userdata) {
+        Supervisor *s = userdata;
+        set_role(s, ROLE_EV_TOOK_OVER);
+        sdnotify_enable(true);
+        if (mirroring(s))
+                service_store_resync(&s->store, s->inherited_names, strv_length(s->inherited_names));
+        if (s->stop_requested || !s->candidate || !s->candidate->ready) {
+                /* Told to stop between MAINPID= and this: systemd already names
+                 * us main, so ours is the service's stop. It ends after our
+                 * predecessor's, whose requests are still draining. */
+                log_info("Took over as the main process while stopping; waiting for the previous handoff.");
+                notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
+                if (!s->stop_requested) {
+                        s->stop_requested = true;
+                        dispatch(s, EV_STOP);
+                }
+                return;
+        }
+        log_info("Took over as the main process%s.", reload_pending ? "; a reload is pending" : "");
+        s->ready_announced = true;
+        if (reload_pending)
+                dispatch(s, EV_RELOAD);
+        dispatch(s, EV_READY);
+}
+
+static const TakeoverCallbacks takeover_callbacks = {
+        .took_over = on_took_over,
+        .unlink_path = on_unlink_path,
+        .predecessor_gone = on_predecessor_gone,
+};
+
+/* ---- control requests ---------------------------------------------------- */
+
+static void add_generation(ServiceStatus *st, const Generation *g, const char *role, usec_t now) {
+        if (st->n_gens >= STATUS_MAX_GENS || g->exited)
+                return;
+        usec_t deadline = USEC_INFINITY;
+        if (g->stop_signal && g->timer_source && sd_event_source_get_time(g->timer_source, &deadline) < 0)
+                deadline = USEC_INFINITY;
+        st->gens[st->n_gens++] = (StatusGeneration) {
+                .number = g->number,
+                .pid = g->pid,
+                .role = role,
+                .age = now - g->started_usec,
+                .kill_in = deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0,
+        };
+}
+
+static void snapshot(Supervisor *s, ServiceStatus *st) {
+        usec_t now = now_monotonic();
+        const Listeners *l = s->p->listeners;
+        *st = (ServiceStatus) {
+                .pid = getpid(),
+                .version = HANDOFF_VERSION,
+                .mode = s->machine.handover ? "handover" : "supervise",
+                .state = state_to_string(s->machine.state),
+                .reloads_ok = s->results.reloads_ok,
+                .reloads_failed = s->results.reloads_failed,
+                .last_result = s->results.last_result,
+                .handed_over_to = s->handed_to,
+                .predecessor_draining = role_predecessor_alive(s->role),
+        };
+        if (s->serving)
+                add_generation(st, s->serving, "serving", now);
+        if (s->candidate)
+                add_generation(st, s->candidate, "starting", now);
+        for (Generation *g = s->gens; g; g = g->next)
+                if (g != s->serving && g != s->candidate)
+                        add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
+        if (s->next && st->n_gens < STATUS_MAX_GENS)
+                st->gens[st->n_gens++] = (StatusGeneration) {
+                        .number = next_handoff_number(s->next),
+                        .pid = next_handoff_pid(s->next),
+                        .role = "next-handoff",
+                        .age = now - s->reload_started,
+                        .kill_in = USEC_INFINITY,
+                };
+        for (size_t i = 0; i < l->n && st->n_sockets < STATUS_MAX_SOCKETS; i++) {
+                StatusSocket *k = &st->sockets[st->n_sockets++];
+                k->fd = 3 + (int) i; /* where every generation finds it */
+                k->name = l->names[i];
+                socket_describe(l->fds[i], k->address, sizeof k->address);
+        }
+}
+
+static void reply_status(Supervisor *s, ControlConn *conn, bool json) {
+        ServiceStatus st;
+        char buf[CONTROL_MAX_REPLY - 8];
+        snapshot(s, &st);
+        if ((json ? status_format_json(&st, buf, sizeof buf) : status_format_text(&st, buf, sizeof buf)) < 0)
+                log_debug("Status reply truncated.");
+        control_reply(s->control, conn, "OK %s", buf);
+}
+
+/* Which reload answers a request: one that starts after it arrived, since
+ * whatever the client changed (a config file, a binary) must be in it. So a
+ * request joins the next reload, and asks for one; a reload already running
+ * when it arrives does not count. */
+static void on_request(Control *c, ControlConn *conn, RequestKind kind, void *userdata) {
+        Supervisor *s = userdata;
+        char reply[256];
+
+        if (kind == REQUEST_STATUS || kind == REQUEST_STATUS_JSON) {
+                reply_status(s, conn, kind == REQUEST_STATUS_JSON);
+                return;
+        }
+        if (role_handed_off(s->role)) {
+                /* A client with a stale pid: the service lives on there. */
+                control_reply(c, conn, "FOLLOW %d", (int) s->handed_to);
+                return;
+        }
+        if (s->machine.state == STATE_STOPPING || s->machine.state == STATE_DONE) {
+                control_reply(c, conn, "FAIL the service is stopping");
+                return;
+        }
+        if (kind == REQUEST_JOIN) {
+                /* Sent on by a predecessor that passed our reload along: ours
+                 * is running (or, before our takeover, about to). */
+                if (s->machine.state == STATE_SERVING)
+                        control_reply(c, conn, "%s", results_reply(&s->results, END_SERVING, reply, sizeof reply));
+                else
+                        control_wait(c, conn, s->machine.state == STATE_STARTING ? WAIT_NEXT : WAIT_CURRENT);
+                return;
+        }
+        log_info("Reload requested (control socket).");
+        control_wait(c, conn, WAIT_NEXT);
+        dispatch(s, EV_RELOAD);
+}
+
+static void control_on_reload_end(Supervisor *s) {
+        char reply[256];
+        if (!s->control)
+                return;
+        if (s->machine.state != STATE_STOPPING && s->machine.state != STATE_DONE) {
+                control_reload_ended(s->control, results_reply(&s->results, END_SERVING, reply, sizeof reply));
+                return;
+        }
+        /* Those waiting for the next reload get the same answer: it will
+         * not come. */
+        bool gave_up = s->role == ROLE_CANDIDATE || s->role == ROLE_ABANDONED;
+        results_reply(&s->results, gave_up ? END_GAVE_UP : END_STOPPING, reply, sizeof reply);
+        control_reload_ended(s->control, reply);
+        control_answer_next(s->control, reply);
+}
+
+static void control_on_handed_over(Supervisor *s) {
+        char reply[256];
+        if (!s->control)
+                return;
+        /* We are stopping now, but the reload succeeded: it is the service
+         * that lives on, in the next handoff. */
+        control_reload_ended(s->control, results_reply(&s->results, END_SERVING, reply, sizeof reply));
+        /* A reload asked for meanwhile was passed on: it ends there. */
+        snprintf(reply, sizeof reply, "JOIN %d", (int) s->handed_to);
+        control_answer_next(s->control, reply);
+}
+
 /* ---- actions ------------------------------------------------------------ */
 
-static void start_successor(Supervisor *s) {
+static void start_candidate(Supervisor *s) {
+        const CandidateOps *ops = s->machine.state == STATE_RELOADING ? s->reload_ops : &generation_ops;
         unsigned number = ++s->last_number;
         int code = 1, r;
         s->reload_started = now_monotonic();
-        s->current_failed = false;
+        results_begin(&s->results);
 
-        store_drop_staged(s);
-        if (build_inheritance(s) < 0) {
-                log_error_errno(ENOMEM, "Out of memory");
-                record_failure(s, number, "could not be started", 1);
-                dispatch(s, EV_FAILED);
-                return;
-        }
-
-        if (s->machine.handover && s->machine.state == STATE_RELOADING)
-                r = start_successor_handoff(s, number);
+        service_store_drop_staged(&s->store);
+        r = service_store_build_inheritance(&s->store, s->p->listeners->fds, s->p->listeners->names,
+                                            s->p->listeners->n);
+        if (r < 0)
+                log_error_errno(r, "Failed to start generation %u: %m", number);
         else {
-                Generation *g = NULL;
-                r = generation_start(s->event, &s->config, number, &gen_callbacks, s, &g, &code);
-                if (r >= 0) {
-                        g->next = s->gens;
-                        s->gens = g;
-                        s->successor = g;
-                        if (awaiting_takeover(s))
-                                (void) takeover_send(s->takeover_channel, "APP %d", (int) g->pid);
-                }
+                s->config.fds = s->store.gen_fds;
+                s->config.n_fds = s->store.n_gen_fds;
+                s->config.fdnames = s->store.gen_fdnames;
+                r = ops->start(s, number, &code);
         }
         if (r < 0) {
                 record_failure(s, number, "could not be started", code);
@@ -202,48 +560,29 @@ static void start_successor(Supervisor *s) {
 }
 
 static void rollback(Supervisor *s) {
-        store_drop_staged(s);
-        if (s->successor) /* still running (hung): stop it like a retiring one */
-                generation_retire(s->successor, s->opt->stop_signal, s->opt->drain_timeout);
-        s->successor = NULL;
-        if (s->next_main) {
-                /* Once MAINPID= names it, the successor is main to systemd:
-                 * it must outlive us. We only tell it to stop and let go of
-                 * it; it waits for our end of file, which comes when we
-                 * exit, and stops its own app. */
-                bool its_systemds = s->mainpid_sent;
-                if (its_systemds)
-                        s->handed_channel = TAKE_FD(s->next_main->channel);
-                successor_abort(s->next_main, s->opt->stop_signal, s->opt->drain_timeout);
-                s->next_main->released = its_systemds;
-                /* It may have written the pid file before it failed. */
-                if (s->opt->pid_file)
-                        (void) write_pid_file(s->opt->pid_file, getpid());
-        }
+        service_store_drop_staged(&s->store);
+        /* The first start's candidate is always a generation; a second
+         * stop of the same kind finds nothing left to stop. */
+        generation_ops.stop(s);
+        s->reload_ops->stop(s);
         /* A reload that failed; not a first start, nor an abort by a stop. */
         if (s->machine.state != STATE_STOPPING)
-                s->reloads_failed++;
+                results_rolled_back(&s->results);
 }
 
 static void commit(Supervisor *s) {
-        Generation *old = s->serving, *g = s->successor;
-        char d[32];
+        Generation *old = s->serving, *g = s->candidate;
         s->serving = g;
-        s->successor = NULL;
-        g->role = GEN_SERVING;
-        store_commit_staged(s);
-        if (!old && !s->is_successor)
+        s->candidate = NULL;
+        service_store_commit_staged(&s->store, mirroring(s));
+        if (!old && s->role == ROLE_MAIN)
                 return; /* the very first generation of the service */
         if (s->inherited_reload_started) {
-                /* A successor: the reload began in the old main. */
+                /* Started as the next handoff: the reload began in the old main. */
                 s->reload_started = s->inherited_reload_started;
                 s->inherited_reload_started = 0;
         }
-        s->reloads_ok++;
-        format_duration(d, sizeof d, g->ready_usec - s->reload_started);
-        snprintf(s->last_result, sizeof s->last_result, "reload to generation %u ok in %s", g->number, d);
-        snprintf(s->last_reply, sizeof s->last_reply, "reloaded: generation %u, pid %d, %s", g->number, (int) g->pid, d);
-        s->last_result_ok = true;
+        results_ok(&s->results, g->number, g->pid, g->ready_usec - s->reload_started, 0);
         if (old) {
                 log_info("Generation %u (pid %d) serves; retiring generation %u (pid %d).", g->number, (int) g->pid,
                          old->number, (int) old->pid);
@@ -251,6 +590,50 @@ static void commit(Supervisor *s) {
         }
 }
 
+static void on_handover_done(void *userdata) {
+        Supervisor *s = userdata;
+        s->handover = handover_free(s->handover);
+        dispatch(s, EV_HANDED_OVER);
+}
+
+/* The commit of handover mode: MAINPID= and READY=1, then systemd's barrier. */
+static void hand_over(Supervisor *s) {
+        NextHandoff *n = s->next;
+        char st[NOTIFY_MAX_LEN / 2];
+        results_ok(&s->results, next_handoff_number(n), next_handoff_app_pid(n), now_monotonic() - s->reload_started,
+                   next_handoff_pid(n));
+        results_status_line(&s->results, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
+        bool manager = role_speaks_to_systemd(s->role) && sdnotify_address()[0];
+        int r = handover_announce(s->event, next_handoff_pid(n), st, on_handover_done, s, &s->handover);
+        if (manager)
+                set_role(s, ROLE_EV_MAINPID_SENT);
+        if (r <= 0)
+                dispatch(s, EV_HANDED_OVER);
+}
+
+static void take_over_done(Supervisor *s, bool pass_reload) {
+        NextHandoff *n = TAKE_PTR(s->next);
+        s->handed_to = next_handoff_pid(n);
+        set_role(s, ROLE_EV_TAKEOVER_SENT);
+        s->exit_code = 0;
+        log_info("Handed over to handoff pid %d; retiring generation %u.", (int) s->handed_to,
+                 s->serving ? s->serving->number : 0);
+        /* Our end is held until we exit: the next handoff waits for that end
+         * of file before it exits at a stop, so nothing we still drain is
+         * killed early. */
+        (void) next_handoff_take_over(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload,
+                                      &s->handed_channel);
+        next_handoff_free(n);
+        if (s->serving) {
+                generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
+                s->serving = NULL; /* its exit is a retired generation's now */
+        }
+}
+
+/* The reload machine's actions, in this order: the outcome of the reload
+ * that ends (rollback or commit, and READY=1), the handover steps, the
+ * retirement and STOPPING=1 of a stop, then the start of the next reload,
+ * and last the exit. */
 static void run_actions(Supervisor *s, unsigned a) {
         char st[NOTIFY_MAX_LEN / 2];
         if (a & ACT_ROLLBACK) {
@@ -262,9 +645,10 @@ static void run_actions(Supervisor *s, unsigned a) {
                 control_on_reload_end(s);
         }
         if (a & ACT_NOTIFY_READY) {
-                status_text(s, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0, st, sizeof st);
-                notify_systemd(s, "%sSTATUS=%s", s->quiet_ready ? "" : "READY=1\n", st);
-                s->quiet_ready = false;
+                results_status_line(&s->results, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0,
+                                    st, sizeof st);
+                notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", st);
+                s->ready_announced = false;
         }
         if (a & ACT_HANDOVER)
                 hand_over(s);
@@ -274,14 +658,15 @@ static void run_actions(Supervisor *s, unsigned a) {
         }
         if ((a & ACT_RETIRE_SERVING) && s->serving)
                 generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
-        if ((a & ACT_NOTIFY_STOPPING) && !s->handed_over)
+        if (a & ACT_NOTIFY_STOPPING)
                 notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
-        if (a & ACT_START_SUCCESSOR) {
+        if (a & ACT_START_CANDIDATE) {
                 if (a & ACT_NOTIFY_RELOADING)
                         notify_systemd(s, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
                                        now_monotonic(), s->last_number + 1);
-                control_on_reload_start(s);
-                start_successor(s);
+                if (s->control)
+                        control_reload_started(s->control);
+                start_candidate(s);
         }
         if (a & ACT_EXIT)
                 sd_event_exit(s->event, s->exit_code);
@@ -289,7 +674,7 @@ static void run_actions(Supervisor *s, unsigned a) {
 
 /* Events raised by actions (a spawn that fails at once) are queued, not
  * recursed into, so every transition completes before the next begins. */
-void dispatch(Supervisor *s, Event ev) {
+static void dispatch(Supervisor *s, Event ev) {
         if (s->n_queued < ELEMENTSOF(s->queue))
                 s->queue[s->n_queued++] = ev;
         else
@@ -312,14 +697,41 @@ void dispatch(Supervisor *s, Event ev) {
 
 /* ---- signals ------------------------------------------------------------ */
 
+static void on_stop_signal(Supervisor *s, int sig) {
+        if (role_ignores_stop(s->role)) {
+                log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
+                return;
+        }
+        if (s->stop_requested) {
+                log_warning("Second stop request: killing every generation now.");
+                generation_ops.kill(s);
+                s->reload_ops->kill(s);
+                return;
+        }
+        log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
+                 role_predecessor_alive(s->role) ? " Waiting for the previous handoff to finish draining too." : "");
+        /* Not main yet: our predecessor need not wait for a READY that
+         * will not come. */
+        if (role_awaits_takeover(s->role)) {
+                char why[64];
+                snprintf(why, sizeof why, "stopped by SIG%s", sigabbrev_np(sig));
+                takeover_report_failed(s->takeover, why);
+        }
+        s->stop_requested = true;
+        /* A stop of nothing serving is clean, unless a failure is already
+         * taking us down: its status stands. */
+        if (!s->serving && s->machine.state != STATE_STOPPING)
+                s->exit_code = 0;
+        dispatch(s, EV_STOP);
+}
+
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
         Supervisor *s = userdata;
         int sig = (int) si->ssi_signo;
-        (void) src;
 
         switch (sig) {
         case SIGHUP:
-                if (s->handed_over) {
+                if (role_handed_off(s->role)) {
                         /* A stale $MAINPID: the service lives on there. */
                         log_info("Passing SIGHUP on to the main handoff, pid %d.", (int) s->handed_to);
                         if (kill(s->handed_to, SIGHUP) < 0)
@@ -331,36 +743,10 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 break;
         case SIGTERM:
         case SIGINT:
-                if (s->handed_over || s->mainpid_sent) {
-                        /* Not main any more (systemd was told MAINPID=), and
-                         * already retiring within the drain deadline;
-                         * KillMode=control-group signals us too. */
-                        log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
-                        break;
-                }
-                if (s->stop_requested) {
-                        log_warning("Second stop request: killing every generation now.");
-                        for (Generation *g = s->gens; g; g = g->next)
-                                generation_kill(g);
-                        if (s->next_main)
-                                successor_abort(s->next_main, SIGKILL, 0);
-                        break;
-                }
-                log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
-                         s->predecessor_alive ? " Waiting for the previous handoff to finish draining too." : "");
-                /* A successor not yet main: its predecessor need not wait
-                 * for a READY that will not come. */
-                if (awaiting_takeover(s))
-                        (void) takeover_send(s->takeover_channel, "FAILED stopped by SIG%s", sigabbrev_np(sig));
-                s->stop_requested = true;
-                /* A stop of nothing serving is clean, unless a failure is
-                 * already taking us down: its status stands. */
-                if (!s->serving && s->machine.state != STATE_STOPPING)
-                        s->exit_code = 0;
-                dispatch(s, EV_STOP);
+                on_stop_signal(s, sig);
                 break;
         default:
-                if (s->serving && !s->handed_over) {
+                if (s->serving && !role_handed_off(s->role)) {
                         log_debug("Forwarding SIG%s to generation %u (pid %d).", sigabbrev_np(sig), s->serving->number,
                                   (int) s->serving->pid);
                         (void) generation_signal(s->serving, sig);
@@ -396,62 +782,86 @@ static int setup_signals(Supervisor *s) {
         return 0;
 }
 
-int supervisor_run(const SupervisorParams *p, bool *ret_final) {
+/* ---- set-up and the loop ---------------------------------------------- */
+
+/* Started as the next handoff: continue the predecessor's numbering and
+ * counters, and watch its channel. */
+static int setup_takeover(Supervisor *s) {
+        Inheritance in;
+        if (s->p->takeover_channel < 0)
+                return 0;
+        takeover_inherit_from_env(&in);
+        s->last_number = in.last_number;
+        s->results.reloads_ok = in.reloads_ok;
+        s->results.reloads_failed = in.reloads_failed;
+        s->inherited_reload_started = in.reload_started;
+        size_t n = 0;
+        for (size_t i = 0; i < s->p->store->n; i++)
+                if (strv_push(&s->inherited_names, &n, strdup(s->p->store->names[i])) < 0)
+                        log_warning("Out of memory; systemd's fd store may keep a stale entry.");
+        return takeover_new(s->event, s->p->takeover_channel, &takeover_callbacks, s, &s->takeover);
+}
+
+static void setup_control(Supervisor *s) {
+        int r = control_new(s->event, 3 + (int) s->p->listeners->n, on_request, s, &s->control);
+        if (r < 0)
+                /* Reloads by signal still work: not worth refusing to serve. */
+                log_warning_errno(r, "Failed to open the control socket, \"handoff reload\" will not work: %m");
+}
+
+static void supervisor_done(Supervisor *s) {
+        while (s->gens) /* only after a failure of the loop itself */
+                list_remove(s, s->gens);
+        next_handoff_free(s->next);
+        handover_free(s->handover);
+        takeover_free(s->takeover);
+        safe_close(s->handed_channel);
+        control_free(s->control);
+        service_store_done(&s->store);
+        strv_free(s->inherited_names);
+        sd_event_unref(s->event);
+}
+
+int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) {
         const Options *o = p->opt;
         Supervisor s = {
                 .p = p,
                 .opt = o,
                 .machine = MACHINE_INIT(p->handover),
+                .role = p->takeover_channel >= 0 ? ROLE_CANDIDATE : ROLE_MAIN,
+                .reload_ops = p->handover ? &next_handoff_ops : &generation_ops,
                 .config = {
                         .argv = o->command,
-                        .fds = p->listeners->fds,
-                        .n_fds = p->listeners->n,
-                        .fdnames = p->listeners->fdnames,
                         .ready_by_delay = o->ready_by_delay,
                         .ready_delay = o->ready_delay,
                         .start_timeout = o->start_timeout,
                 },
                 .exit_code = 1,
-                .takeover_channel = p->takeover_channel,
-                .is_successor = p->takeover_channel >= 0,
                 .handed_channel = -EBADF,
+                .store = { .store = p->store },
         };
-        *ret_final = false;
         uint64_t wd = 0;
         if (sd_watchdog_enabled(0, &wd) > 0)
                 s.config.watchdog_usec = wd;
-        inherit_state(&s);
 
         int r = sd_event_new(&s.event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create event loop: %m"), 1;
-        if ((r = setup_signals(&s)) < 0)
-                goto finish;
-        if ((r = watch_takeover(&s)) < 0 || (r = control_setup(&s)) < 0)
-                goto finish;
-
-        notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
-        start_successor(&s);
-        r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
         if (r < 0) {
-                log_error_errno(r, "Event loop failed: %m");
-                r = 1;
+                log_error_errno(r, "Failed to create event loop: %m");
+                supervisor_done(&s);
+                return r;
         }
-finish:
-        while (s.gens) /* only after a failure of the loop itself */
-                list_remove(&s, s.gens);
-        successor_free(s.next_main);
-        sd_event_source_disable_unref(s.barrier_source);
-        sd_event_source_disable_unref(s.barrier_timer);
-        sd_event_source_disable_unref(s.takeover_source);
-        safe_close(s.takeover_channel);
-        safe_close(s.handed_channel);
-        control_free(s.control);
-        store_drop_staged(&s);
-        strv_free(s.inherited_names);
-        free(s.gen_fds);
-        free(s.gen_fdnames);
-        sd_event_unref(s.event);
-        *ret_final = !s.handed_over && (!s.is_successor || s.took_over);
-        return r < 0 ? 1 : r;
+        if ((r = setup_signals(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
+                setup_control(&s);
+                notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
+                start_candidate(&s);
+                r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
+                if (r < 0)
+                        log_error_errno(r, "Event loop failed: %m");
+        }
+        *ret_final = role_owns_files(s.role);
+        supervisor_done(&s);
+        if (r < 0)
+                return r;
+        *ret_status = r;
+        return 0;
 }

@@ -595,7 +595,7 @@ def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
 
 
 def successor_pid(h, n):
-    m = wait_for(lambda: re.search(rf"Started successor handoff: pid (\d+), for generation {n}\.", h.log()), 10,
+    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}\.", h.log()), 10,
                  f"successor handoff for generation {n}")
     return int(m.group(1))
 

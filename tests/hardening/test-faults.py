@@ -77,7 +77,7 @@ def need(mode):
 
 
 def successor_handoff_pid(h, n):
-    m = wait_for(lambda: re.search(rf"Started successor handoff: pid (\d+), for generation {n}\.", h.log()), 10,
+    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}\.", h.log()), 10,
                  f"successor handoff for generation {n}")
     return int(m.group(1))
 
@@ -258,8 +258,8 @@ def test_kill_successor_handoff_before_its_app(tmp):
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
         # Whichever the old main notices first: the pidfd or the channel.
-        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in h.last_status()
-              or f"generation 2 failed: successor handoff (pid {succ}) closed its channel" in h.last_status(),
+        check(f"generation 2 failed: next handoff (pid {succ}) exited" in h.last_status()
+              or f"generation 2 failed: next handoff (pid {succ}) closed its channel" in h.last_status(),
               h.last_status())
         check("Started generation 2" not in h.log(), "no app was started")
         check(one_serving(h) == old, "the old generation serves on")
@@ -287,7 +287,7 @@ def test_kill_successor_handoff_before_ready(tmp):
         app = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
-        check(f"generation 2 failed: successor handoff (pid {succ}) exited" in h.last_status()
+        check(f"generation 2 failed: next handoff (pid {succ}) exited" in h.last_status()
               or "closed its channel" in h.last_status(), h.last_status())
         wait_for(lambda: not alive(app), 10, "the successor's app is killed with it")
         check(one_serving(h) == old, "the old generation serves on")
@@ -464,7 +464,7 @@ def test_successor_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
         # a moment earlier) the old main's for the successor handoff, which
         # then SIGKILLs both.
         check(re.search(rf"Generation 2 \(pid {succ}\) did not exit in time; sending SIGKILL", h.log()) or
-              re.search(r"Successor handoff \(pid \d+\) did not exit in time; sending SIGKILL", h.log()), h.log())
+              re.search(r"Next handoff \(pid \d+\) did not exit in time; sending SIGKILL", h.log()), h.log())
         nothing_left(h)
     finally:
         teardown(h, load)

@@ -76,7 +76,7 @@ def test_five_reloads_each_move_mainpid(tmp):
 
 
 def successor_pid(h, number):
-    m = wait_for(lambda: re.search(rf"Started successor handoff: pid (\d+), for generation {number}\.", h.log()), 10,
+    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {number}\.", h.log()), 10,
                  f"successor for generation {number}")
     return int(m.group(1))
 
@@ -91,7 +91,7 @@ def test_successor_handoff_killed_rolls_back(tmp):
         h.wait_log("Started generation 2")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(2)
-        check("successor handoff (pid %d) exited" % succ in h.log() or "closed its channel" in h.log(), h.log())
+        check("next handoff (pid %d) exited" % succ in h.log() or "closed its channel" in h.log(), h.log())
         check(h.mains() == [h.pid], "MAINPID never moved")
         check(serving_pid(h.port) == old, "the old generation serves")
         last = [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1]
@@ -114,7 +114,7 @@ def test_sighup_to_successor_before_commit_runs_after(tmp):
         h.wait_ready(3, timeout=20)
         log = h.log()
         check(f"handoff[{succ}]: Took over as the main process" in log, log)
-        check("Started successor handoff" in log and "for generation 3" in log, log)
+        check("Started the next handoff" in log and "for generation 3" in log, log)
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -187,7 +187,7 @@ def test_missing_binary_falls_back_to_proc_self_exe(tmp):
         os.unlink(exe)
         os.kill(p.pid, signal.SIGHUP)
         wait_for(lambda: fake.count("MAINPID") >= 1, 20, "handover despite the missing binary")
-        check("is gone; starting the successor from /proc/self/exe" in open(logpath).read(), open(logpath).read())
+        check("is gone; starting the next handoff from /proc/self/exe" in open(logpath).read(), open(logpath).read())
         new = int([m for m in fake.snapshot() if "MAINPID" in m.fields][0].fields["MAINPID"])
         os.kill(new, signal.SIGTERM)
         wait_for(lambda: not pid_alive(new), 30, "new main stops")

@@ -13,7 +13,7 @@
 #define READY ACT_NOTIFY_READY
 #define RETIRE ACT_RETIRE_SERVING
 #define STOPPING ACT_NOTIFY_STOPPING
-#define START ACT_START_SUCCESSOR
+#define START ACT_START_CANDIDATE
 #define RELOADING ACT_NOTIFY_RELOADING
 #define EXIT ACT_EXIT
 #define HANDOVER ACT_HANDOVER
@@ -22,7 +22,7 @@
 
 static const char *actions_to_string(unsigned a, char *buf, size_t size) {
         static const char *const names[] = { "ROLLBACK",         "COMMIT",           "NOTIFY_READY", "RETIRE_SERVING",
-                                             "NOTIFY_STOPPING",  "START_SUCCESSOR",  "NOTIFY_RELOADING",
+                                             "NOTIFY_STOPPING",  "START_CANDIDATE",  "NOTIFY_RELOADING",
                                              "EXIT",             "HANDOVER",         "TAKEOVER",     "PASS_RELOAD" };
         size_t n = 0;
         buf[0] = '\0';
@@ -108,7 +108,7 @@ static const Transition table[] = {
         { M(STATE_RELOADING, 1, 0), EV_FAILED, STATE_STOPPING, ROLLBACK | STOPPING, 0, 0 },
         { M(STATE_RELOADING, 1, 0), EV_STOP, STATE_STOPPING, ROLLBACK | STOPPING, 0, 0 },
 
-        /* Handover mode: a ready successor is handed the service instead of
+        /* Handover mode: a ready candidate is handed the service instead of
          * being committed; a failed one is rolled back as in supervise mode. */
         { H(STATE_RELOADING, 0, 1), EV_READY, STATE_HANDING_OVER, HANDOVER, 0, 1 },
         { H(STATE_RELOADING, 1, 1), EV_READY, STATE_HANDING_OVER, HANDOVER, 1, 1 },
@@ -308,7 +308,7 @@ START_TEST(test_stop_during_reload) {
 }
 END_TEST
 
-START_TEST(test_serving_exits_then_successor_ready) {
+START_TEST(test_serving_exits_then_candidate_ready) {
         Machine m = serving_machine();
         STEP(m, EV_RELOAD, STATE_RELOADING, START | RELOADING);
         STEP(m, EV_SERVING_EXITED, STATE_RELOADING, 0);
@@ -321,7 +321,7 @@ START_TEST(test_serving_exits_then_successor_ready) {
 }
 END_TEST
 
-START_TEST(test_serving_exits_then_successor_fails) {
+START_TEST(test_serving_exits_then_candidate_fails) {
         Machine m = serving_machine();
         STEP(m, EV_RELOAD, STATE_RELOADING, START | RELOADING);
         STEP(m, EV_RELOAD, STATE_RELOADING, 0);
@@ -403,7 +403,7 @@ START_TEST(test_handover_passes_pending_reload) {
 }
 END_TEST
 
-START_TEST(test_handover_successor_dies) {
+START_TEST(test_handover_candidate_dies) {
         Machine m = serving_machine_mode(true);
         STEP(m, EV_RELOAD, STATE_RELOADING, START | RELOADING);
         STEP(m, EV_READY, STATE_HANDING_OVER, HANDOVER);
@@ -458,13 +458,13 @@ static uint64_t rng(void) {
 /* What systemd and the supervisor would see, tracked from the actions alone. */
 typedef struct {
         bool reloading_notified; /* RELOADING=1 sent, READY=1 not yet */
-        bool successor;          /* a generation (or successor handoff) is starting */
+        bool candidate;          /* a generation (or next handoff) is starting */
         bool stopping_notified;
-        bool handed_over;        /* MAINPID= sent: systemd's main is the successor */
+        bool handed_over;        /* MAINPID= sent: systemd's main is the next handoff */
         unsigned n_reloads, n_exits, n_pending_starts, n_handovers;
 } Observer;
 
-#define OBSERVER_INIT ((Observer) { .successor = true }) /* the caller started the first one */
+#define OBSERVER_INIT ((Observer) { .candidate = true }) /* the caller started the first one */
 
 /* Carries out one step's actions in bit order, as the supervisor does. */
 static void observe(Observer *o, const Machine *before, Event ev, unsigned a, const Machine *after, unsigned step) {
@@ -484,40 +484,40 @@ static void observe(Observer *o, const Machine *before, Event ev, unsigned a, co
         CHECK(after->handover == before->handover, "the mode changed");
         CHECK(!((a & COMMIT) && (a & ROLLBACK)), "commit and rollback at once");
         CHECK(!((a & (READY | HANDOVER)) && (a & STOPPING)), "READY=1 and STOPPING=1 at once");
-        CHECK(!!(a & START) == !!(a & RELOADING), "START_SUCCESSOR without NOTIFY_RELOADING or vice versa");
+        CHECK(!!(a & START) == !!(a & RELOADING), "START_CANDIDATE without NOTIFY_RELOADING or vice versa");
         CHECK(!(a & (HANDOVER | TAKEOVER | PASS)) || before->handover, "handover actions in supervise mode");
         CHECK(!(a & PASS) || (a & TAKEOVER), "PASS_RELOAD without TAKEOVER");
         if (o->handed_over)
                 CHECK(!(a & (COMMIT | READY | START | RELOADING | HANDOVER)), "speaking for the service after MAINPID=");
 
         if (a & (ROLLBACK | COMMIT)) {
-                CHECK(o->successor, "commit/rollback without a successor");
-                o->successor = false;
+                CHECK(o->candidate, "commit/rollback without a candidate");
+                o->candidate = false;
         }
         if (a & (READY | HANDOVER)) {
                 CHECK(!o->stopping_notified, "READY=1 after STOPPING=1");
                 o->reloading_notified = false;
         }
         if (a & HANDOVER) {
-                CHECK(before->state == STATE_RELOADING && ev == EV_READY, "handover other than on a ready successor");
-                CHECK(o->successor, "handover without a successor");
+                CHECK(before->state == STATE_RELOADING && ev == EV_READY, "handover other than on a ready candidate");
+                CHECK(o->candidate, "handover without a candidate");
                 o->handed_over = true;
                 o->n_handovers++;
         }
         if (a & TAKEOVER) {
                 CHECK(before->state == STATE_HANDING_OVER && ev == EV_HANDED_OVER, "takeover out of place");
-                CHECK(o->successor, "takeover without a successor");
+                CHECK(o->candidate, "takeover without a candidate");
                 CHECK(!!(a & PASS) == before->reload_pending, "pending reload not passed on exactly when pending");
                 CHECK(!(a & STOPPING), "STOPPING=1 after handing over");
-                o->successor = false;
+                o->candidate = false;
         }
         if (a & STOPPING) {
                 CHECK(!o->stopping_notified, "STOPPING=1 twice");
                 o->stopping_notified = true;
         }
         if (a & START) {
-                CHECK(!o->successor, "a second successor while one is starting");
-                o->successor = true;
+                CHECK(!o->candidate, "a second candidate while one is starting");
+                o->candidate = true;
                 if (before->reload_pending)
                         o->n_pending_starts++;
         }
@@ -538,8 +538,8 @@ static void observe(Observer *o, const Machine *before, Event ev, unsigned a, co
         /* The state agrees with what was said and done. */
         bool starting_something = after->state == STATE_STARTING || after->state == STATE_RELOADING ||
                                   after->state == STATE_HANDING_OVER;
-        CHECK(starting_something == o->successor, "state and successor disagree");
-        CHECK((after->state == STATE_HANDING_OVER) == (o->handed_over && o->successor),
+        CHECK(starting_something == o->candidate, "state and candidate disagree");
+        CHECK((after->state == STATE_HANDING_OVER) == (o->handed_over && o->candidate),
               "handing over without MAINPID= sent, or vice versa");
         if (after->state == STATE_RELOADING)
                 CHECK(o->reloading_notified, "reloading without RELOADING=1");
@@ -646,13 +646,13 @@ static Suite *fsm_suite(void) {
         tcase_add_test(tc, test_reload_while_starting_is_deferred);
         tcase_add_test(tc, test_reload_while_starting_then_failure_drops_it);
         tcase_add_test(tc, test_stop_during_reload);
-        tcase_add_test(tc, test_serving_exits_then_successor_ready);
-        tcase_add_test(tc, test_serving_exits_then_successor_fails);
+        tcase_add_test(tc, test_serving_exits_then_candidate_ready);
+        tcase_add_test(tc, test_serving_exits_then_candidate_fails);
         tcase_add_test(tc, test_serving_exits_then_stop);
         tcase_add_test(tc, test_serving_exits_while_serving);
         tcase_add_test(tc, test_handover_happy_path);
         tcase_add_test(tc, test_handover_passes_pending_reload);
-        tcase_add_test(tc, test_handover_successor_dies);
+        tcase_add_test(tc, test_handover_candidate_dies);
         tcase_add_test(tc, test_handover_serving_exits_meanwhile);
         tcase_add_test(tc, test_handover_failed_reload_is_rolled_back);
         tcase_add_test(tc, test_supervise_never_hands_over);

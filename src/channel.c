@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "channel.h"
+#include "util.h"
+
+int parse_pid(const char *s, pid_t *ret) {
+        char *end;
+        errno = 0;
+        long v = s ? strtol(s, &end, 10) : 0;
+        if (!s || !*s || *end || errno || v <= 0 || v > 4194304 || s[0] == '+' || s[0] == ' ')
+                return -EINVAL;
+        *ret = (pid_t) v;
+        return 0;
+}
+
+int channel_parse(const char *buf, ChannelMessage *ret) {
+        ChannelMessage m = {};
+        if (strncmp(buf, "PID ", 4) == 0 && parse_pid(buf + 4, &m.pid) == 0)
+                m.kind = CHANNEL_PID;
+        else if (strncmp(buf, "APP ", 4) == 0 && parse_pid(buf + 4, &m.pid) == 0)
+                m.kind = CHANNEL_APP;
+        else if (strcmp(buf, "READY") == 0)
+                m.kind = CHANNEL_READY;
+        else if (strncmp(buf, "FAILED ", 7) == 0)
+                m.kind = CHANNEL_FAILED, m.text = buf + 7;
+        else if (strncmp(buf, "UNLINK /", 8) == 0)
+                m.kind = CHANNEL_UNLINK, m.text = buf + 7;
+        else if (strcmp(buf, "TAKEOVER 0") == 0 || strcmp(buf, "TAKEOVER 1") == 0)
+                m.kind = CHANNEL_TAKEOVER, m.reload_pending = buf[9] == '1';
+        else
+                return -EBADMSG;
+        *ret = m;
+        return 0;
+}
+
+int channel_send(int fd, const char *fmt, ...) {
+        char buf[CHANNEL_MAX_MESSAGE];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(buf, sizeof buf, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -EINVAL;
+        if ((size_t) n >= sizeof buf)
+                return -ENAMETOOLONG;
+        return send(fd, buf, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * 4)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        *ret_fd = -EBADF;
+        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return errno == EAGAIN ? -EAGAIN : -errno;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                                int k;
+                                memcpy(&k, CMSG_DATA(c) + i * sizeof(int), sizeof k);
+                                if (*ret_fd < 0)
+                                        *ret_fd = k;
+                                else
+                                        safe_close(k);
+                        }
+        buf[n] = '\0';
+        /* A message with a NUL inside is not one of ours. */
+        if (strlen(buf) != (size_t) n) {
+                *ret_fd = safe_close(*ret_fd);
+                buf[0] = '\0';
+                return -EBADMSG;
+        }
+        return n;
+}

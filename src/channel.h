@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* The handover channel: a SOCK_SEQPACKET pair between the old main and the
+ * next handoff it starts in handover mode. The next handoff gets its end
+ * after the listening and stored fds, announced in HANDOFF_CONTROL_FD.
+ *
+ *   next -> old:  "PID <n>" with a pidfd of itself, first of all
+ *                 (sent between fork and exec, by spawn.c)
+ *                 "APP <pid>"      its candidate generation's main pid
+ *                 "READY"          that generation is ready; commit me
+ *                 "FAILED <why>"   it failed; I am exiting
+ *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
+ *                                  remove it at the final stop
+ *                 "TAKEOVER <0|1>" you are main now (1: a reload was asked
+ *                                  for meanwhile: run it)
+ *
+ * End of file on either side before TAKEOVER means "abort"; after it, the
+ * old main's end of file means it has finished draining. */
+
+#define HANDOFF_CONTROL_FD_ENV "HANDOFF_CONTROL_FD"
+#define CHANNEL_MAX_MESSAGE 4200
+
+typedef enum {
+        CHANNEL_PID,
+        CHANNEL_APP,
+        CHANNEL_READY,
+        CHANNEL_FAILED,
+        CHANNEL_UNLINK,
+        CHANNEL_TAKEOVER,
+} ChannelKind;
+
+typedef struct ChannelMessage {
+        ChannelKind kind;
+        pid_t pid;              /* PID, APP */
+        bool reload_pending;    /* TAKEOVER */
+        const char *text;       /* FAILED: why; UNLINK: the path (points into the buffer) */
+} ChannelMessage;
+
+/* Parses one NUL-terminated message. -EBADMSG for anything else. */
+int channel_parse(const char *buf, ChannelMessage *ret);
+
+/* Sends one message. */
+int channel_send(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Receives one message into buf (NUL-terminated), without blocking. The
+ * first fd that came with it is returned in *ret_fd (others are closed).
+ * Returns its length, 0 at end of file, -EAGAIN when there is none. */
+ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd);
+
+/* Parses a decimal pid (1 .. 4194304). */
+int parse_pid(const char *s, pid_t *ret);

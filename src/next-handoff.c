@@ -1,0 +1,296 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include "channel.h"
+#include "env.h"
+#include "log.h"
+#include "next-handoff.h"
+#include "spawn.h"
+
+extern char **environ;
+
+struct NextHandoff {
+        unsigned number;            /* its candidate generation's number */
+        pid_t pid;
+        pid_t app_pid;
+        bool ready;
+        bool failed;                /* reported failed (by itself, or we gave up on it) */
+        bool gave_up;               /* it said FAILED: it is stopping by itself */
+        bool taken_over;
+
+        int pidfd;
+        int app_pidfd;
+        int channel;
+        sd_event_source *channel_source;
+        sd_event_source *pidfd_source;
+        sd_event_source *timer_source;
+
+        const NextHandoffCallbacks *cb;
+        void *userdata;
+};
+
+static int pidfd_open_(pid_t pid) {
+        return (int) syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_signal(int pidfd, int sig) {
+        if (pidfd < 0)
+                return -ESRCH;
+        return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+pid_t next_handoff_pid(const NextHandoff *n) {
+        return n->pid;
+}
+
+pid_t next_handoff_app_pid(const NextHandoff *n) {
+        return n->app_pid;
+}
+
+unsigned next_handoff_number(const NextHandoff *n) {
+        return n->number;
+}
+
+static void fail(NextHandoff *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void fail(NextHandoff *n, const char *fmt, ...) {
+        char why[192];
+        if (n->failed || n->taken_over)
+                return;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, sizeof why, fmt, ap);
+        va_end(ap);
+        n->failed = true;
+        n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        n->cb->failed(n, why, n->userdata);
+}
+
+/* Its candidate generation, if it has one still running. Its pidfd is
+ * still open, so its group id cannot have been reused. */
+static void kill_app(NextHandoff *n) {
+        if (pidfd_signal(n->app_pidfd, 0) == 0) {
+                (void) kill(-n->app_pid, SIGKILL);
+                (void) pidfd_signal(n->app_pidfd, SIGKILL);
+        }
+}
+
+static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        NextHandoff *n = userdata;
+        char buf[256];
+        int extra = -EBADF;
+        ChannelMessage m;
+
+        ssize_t k = channel_receive(fd, buf, sizeof buf, &extra);
+        safe_close(extra);
+        if (k == -EAGAIN)
+                return 0;
+        if (k == 0 || (k < 0 && k != -EBADMSG)) {
+                n->channel_source = sd_event_source_disable_unref(n->channel_source);
+                fail(n, "next handoff (pid %d) closed its channel", (int) n->pid);
+                return 0;
+        }
+        if (k < 0 || channel_parse(buf, &m) < 0) {
+                log_debug("Ignored a message from the next handoff: %.64s", buf);
+                return 0;
+        }
+        switch (m.kind) {
+        case CHANNEL_APP:
+                n->app_pid = m.pid;
+                safe_close(n->app_pidfd);
+                n->app_pidfd = pidfd_open_(m.pid);
+                break;
+        case CHANNEL_READY:
+                if (n->ready || n->failed)
+                        break;
+                n->ready = true;
+                n->timer_source = sd_event_source_disable_unref(n->timer_source);
+                n->cb->ready(n, n->userdata);
+                break;
+        case CHANNEL_FAILED:
+                n->gave_up = true;
+                fail(n, "%s", m.text);
+                break;
+        default:
+                log_debug("Ignored a message from the next handoff: %.64s", buf);
+        }
+        return 0;
+}
+
+static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        NextHandoff *n = userdata;
+        n->pidfd_source = sd_event_source_disable_unref(n->pidfd_source);
+        n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        /* Killed before it could stop its app: do not leave the app behind. */
+        kill_app(n);
+        fail(n, "next handoff (pid %d) exited", (int) n->pid);
+        n->cb->exited(n, n->userdata);
+        return 0;
+}
+
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        NextHandoff *n = userdata;
+        n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        if (n->failed) {
+                /* Drain deadline of an abort. */
+                log_warning("Next handoff (pid %d) did not exit in time; sending SIGKILL.", (int) n->pid);
+                next_handoff_kill(n);
+        } else
+                fail(n, "next handoff (pid %d) did not report ready in time", (int) n->pid);
+        return 0;
+}
+
+static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned number) {
+        _cleanup_free_ char *control = NULL, *stored = NULL;
+        if (asprintf(&control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
+            asprintf(&stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0)
+                return -ENOMEM;
+        _cleanup_free_ char *stats = strjoin2("HANDOFF_STATS=", c->stats);
+        if (!stats)
+                return -ENOMEM;
+        char *extra[] = { control, stored, stats, NULL };
+
+        EnvParams ep = {
+                .n_fds = c->n_fds,
+                .fdnames = c->fdnames,
+                .notify_socket = c->notify_socket,
+                .generation = number,
+                .watchdog_usec = c->watchdog_usec,
+                .extra = extra,
+        };
+        _cleanup_strv_free_ char **envp = NULL;
+        char *listen_pid, *watchdog_pid;
+        int r = env_build(environ, &ep, &envp, &listen_pid, &watchdog_pid);
+        if (r < 0)
+                return r;
+
+        _cleanup_free_ int *fds = calloc(c->n_fds + 1, sizeof(int));
+        if (!fds)
+                return -ENOMEM;
+        memcpy(fds, c->fds, sizeof(int) * c->n_fds);
+        fds[c->n_fds] = channel_child;
+
+        /* The binary may have been upgraded or removed since we started:
+         * prefer the path we were started from, else our own image. */
+        const char *exe = access(c->exe, X_OK) == 0 ? c->exe : "/proc/self/exe";
+        if (exe != c->exe)
+                log_warning("%s is gone; starting the next handoff from /proc/self/exe.", c->exe);
+
+        SpawnParams sp = {
+                .path = exe,
+                .argv = c->argv,
+                .envp = envp,
+                .listen_pid_entry = listen_pid,
+                .watchdog_pid_entry = watchdog_pid,
+                .fds = fds,
+                .n_fds = c->n_fds + 1,
+                .double_fork = true,
+                .report_index = c->n_fds,
+        };
+        pid_t unused;
+        return spawn_generation(&sp, &unused);
+}
+
+int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,
+                       void *userdata, NextHandoff **ret) {
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
+                return log_error_errno(errno, "Failed to create handover channel: %m");
+        _cleanup_close_ int mine = pair[0], theirs = pair[1];
+
+        int r = spawn_next(c, theirs, number);
+        theirs = safe_close(theirs);
+        if (r < 0)
+                return log_error_errno(r, "Failed to start the next handoff %s: %m", c->exe);
+
+        /* It has exec'd: its "PID" message, sent before that, is the first
+         * in the queue. */
+        char buf[64];
+        int pidfd = -EBADF;
+        ChannelMessage m;
+        ssize_t k = channel_receive(mine, buf, sizeof buf, &pidfd);
+        if (k <= 0 || channel_parse(buf, &m) < 0 || m.kind != CHANNEL_PID || pidfd < 0) {
+                safe_close(pidfd);
+                return log_error_errno(EPROTO, "The next handoff did not report its pid.");
+        }
+
+        NextHandoff *n = calloc(1, sizeof *n);
+        if (!n) {
+                (void) pidfd_signal(pidfd, SIGKILL);
+                safe_close(pidfd);
+                return log_error_errno(ENOMEM, "Out of memory");
+        }
+        *n = (NextHandoff) { .number = number, .pid = m.pid, .pidfd = pidfd, .app_pidfd = -EBADF,
+                             .channel = TAKE_FD(mine), .cb = cb, .userdata = userdata };
+        if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||
+            (r = sd_event_add_io(e, &n->channel_source, n->channel, EPOLLIN, on_channel, n)) < 0 ||
+            (c->timeout != USEC_INFINITY &&
+             (r = sd_event_add_time_relative(e, &n->timer_source, CLOCK_MONOTONIC, c->timeout, 1000, on_timer, n)) < 0)) {
+                (void) pidfd_signal(n->pidfd, SIGKILL);
+                next_handoff_free(n);
+                return log_error_errno(r, "Failed to watch the next handoff: %m");
+        }
+        log_info("Started the next handoff: pid %d, for generation %u.", (int) n->pid, number);
+        *ret = n;
+        return 0;
+}
+
+int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
+                           int *ret_channel) {
+        int r;
+        n->taken_over = true;
+        n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        n->channel_source = sd_event_source_disable_unref(n->channel_source);
+        /* A message each: a path may hold any byte but NUL. */
+        for (size_t i = 0; i < n_paths; i++)
+                if ((r = channel_send(n->channel, "UNLINK %s", unlink_paths[i])) < 0)
+                        log_warning_errno(r, "Failed to pass on %s: %m", unlink_paths[i]);
+        r = channel_send(n->channel, "TAKEOVER %d", reload_pending ? 1 : 0);
+        *ret_channel = TAKE_FD(n->channel);
+        if (r < 0)
+                return log_error_errno(r, "Failed to tell the next handoff to take over: %m");
+        return 0;
+}
+
+void next_handoff_abort(NextHandoff *n, int sig, usec_t drain_timeout, int *ret_channel) {
+        if (!n->pidfd_source)
+                return; /* exited already */
+        fail(n, "reload aborted");
+        /* End of file alone would do; the signal makes it prompt even while
+         * it is busy. Not when it gave up by itself: it is stopping already,
+         * and a second signal is its "second stop request". */
+        if (!n->gave_up)
+                (void) pidfd_signal(n->pidfd, sig);
+        n->channel_source = sd_event_source_disable_unref(n->channel_source);
+        if (ret_channel)
+                *ret_channel = TAKE_FD(n->channel);
+        n->channel = safe_close(n->channel);
+        n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        if (drain_timeout != USEC_INFINITY)
+                (void) sd_event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
+                                                  CLOCK_MONOTONIC, drain_timeout, 1000, on_timer, n);
+}
+
+void next_handoff_kill(NextHandoff *n) {
+        (void) pidfd_signal(n->pidfd, SIGKILL);
+        kill_app(n);
+}
+
+NextHandoff *next_handoff_free(NextHandoff *n) {
+        if (!n)
+                return NULL;
+        sd_event_source_disable_unref(n->channel_source);
+        sd_event_source_disable_unref(n->pidfd_source);
+        sd_event_source_disable_unref(n->timer_source);
+        safe_close(n->channel);
+        safe_close(n->pidfd);
+        safe_close(n->app_pidfd);
+        free(n);
+        return NULL;
+}

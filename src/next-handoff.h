@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <systemd/sd-event.h>
+
+#include "time-util.h"
+
+/* The old main's side of a handover reload: the *next handoff* is a whole
+ * new handoff process, started from handoff's own path, double-forked so
+ * that the service manager is its parent. It starts its own candidate
+ * generation and reports over the handover channel (channel.h). */
+
+typedef struct NextHandoff NextHandoff;
+
+typedef struct NextHandoffCallbacks {
+        void (*ready)(NextHandoff *n, void *userdata);
+        void (*failed)(NextHandoff *n, const char *why, void *userdata);
+        void (*exited)(NextHandoff *n, void *userdata);   /* the process is gone */
+} NextHandoffCallbacks;
+
+typedef struct NextHandoffConfig {
+        const char *exe;            /* handoff's own path, resolved at start-up */
+        char *const *argv;          /* handoff's own argv */
+        const int *fds;             /* listening sockets, then stored fds */
+        size_t n_fds;
+        size_t n_stored;            /* how many of fds (at the end) are stored */
+        const char *fdnames;
+        const char *notify_socket;  /* systemd's, for after the takeover */
+        uint64_t watchdog_usec;
+        const char *stats;          /* HANDOFF_STATS: "reloads failed reload-start-usec" */
+        usec_t timeout;             /* how long it may take to say READY */
+} NextHandoffConfig;
+
+/* Starts the next handoff. On failure it is logged and nothing runs. */
+int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,
+                       void *userdata, NextHandoff **ret);
+
+pid_t next_handoff_pid(const NextHandoff *n);
+pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */
+unsigned next_handoff_number(const NextHandoff *n); /* that generation's number */
+
+/* Commit: passes on the unix socket files to remove at the final stop,
+ * tells it to take over, and returns our end of the channel, which the
+ * caller holds open until it exits (the next handoff waits for that end of
+ * file before a stop of its own completes). */
+int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
+                           int *ret_channel);
+
+/* Rollback: the stop signal (unless it already gave up by itself, and is
+ * exiting: a second signal would read as a second stop request), end of
+ * file on the channel, and SIGKILL to it and its generation after
+ * drain_timeout. The exited callback reports the end. With keep_channel,
+ * our end is returned in *ret_channel instead of closed. */
+void next_handoff_abort(NextHandoff *n, int sig, usec_t drain_timeout, int *ret_channel);
+
+/* Kill it and its generation now (a second stop request). */
+void next_handoff_kill(NextHandoff *n);
+
+NextHandoff *next_handoff_free(NextHandoff *n);

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <string.h>
+
+#include "results.h"
+
+void results_begin(Results *r) {
+        r->current_failed = false;
+}
+
+void results_ok(Results *r, unsigned number, pid_t pid, usec_t took, pid_t handoff_pid) {
+        char d[32], h[32] = "";
+        format_duration(d, sizeof d, took);
+        if (handoff_pid > 0)
+                snprintf(h, sizeof h, " (handoff pid %d)", (int) handoff_pid);
+        r->reloads_ok++;
+        snprintf(r->last_result, sizeof r->last_result, "reload to generation %u ok in %s", number, d);
+        snprintf(r->last_reply, sizeof r->last_reply, "reloaded: generation %u, pid %d, %s%s", number, (int) pid, d, h);
+        r->last_ok = true;
+}
+
+void results_failed(Results *r, unsigned number, const char *why) {
+        snprintf(r->last_result, sizeof r->last_result, "generation %u failed: %.140s", number, why);
+        r->last_ok = false;
+        r->current_failed = true;
+}
+
+void results_failed_text(Results *r, unsigned number, const char *text) {
+        if (strncmp(text, "generation ", 11) == 0) {
+                snprintf(r->last_result, sizeof r->last_result, "%s", text);
+                r->last_ok = false;
+                r->current_failed = true;
+        } else
+                results_failed(r, number, text);
+}
+
+void results_rolled_back(Results *r) {
+        r->reloads_failed++;
+}
+
+void results_app_status(Results *r, unsigned number, const char *status) {
+        snprintf(r->app_status, sizeof r->app_status, "%s", status);
+        r->app_status_gen = number;
+}
+
+const char *results_status_line(const Results *r, unsigned number, pid_t pid, char *buf, size_t size) {
+        bool app = number != 0 && r->app_status_gen == number;
+        if (number == 0)
+                snprintf(buf, size, "No generation serving.");
+        else
+                snprintf(buf, size, "Serving generation %u (pid %d); %u reloads, %u failed%s%s%s%.256s", number,
+                         (int) pid, r->reloads_ok, r->reloads_failed, r->last_result[0] ? "; last: " : "",
+                         r->last_result, app ? "; app: " : "", app ? r->app_status : "");
+        return buf;
+}
+
+const char *results_reply(const Results *r, ReloadEnd how, char *buf, size_t size) {
+        switch (how) {
+        case END_SERVING:
+                if (r->last_ok)
+                        snprintf(buf, size, "OK %s", r->last_reply);
+                else
+                        snprintf(buf, size, "FAIL reload failed: %s", r->last_result);
+                break;
+        case END_STOPPING:
+                if (r->current_failed)
+                        snprintf(buf, size, "FAIL %s; the service is stopping", r->last_result);
+                else
+                        snprintf(buf, size, "OK the service is stopping: the reload was overtaken by the stop");
+                break;
+        case END_GAVE_UP:
+                snprintf(buf, size, "FAIL %s%sthis handoff gave up; its predecessor serves on",
+                         r->current_failed ? r->last_result : "", r->current_failed ? "; " : "");
+                break;
+        }
+        return buf;
+}

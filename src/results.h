@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "time-util.h"
+
+/* How reloads went, and the words handoff uses for it: the STATUS= line
+ * systemd shows, and the replies "handoff reload" prints. No I/O. */
+
+typedef struct Results {
+        unsigned reloads_ok;
+        unsigned reloads_failed;
+        char last_result[192];   /* for STATUS=: "reload to generation 3 ok in 120ms" */
+        char last_reply[192];    /* for "handoff reload": "reloaded: generation 3, pid 12, 120ms" */
+        bool last_ok;            /* last_result tells of a success */
+        bool current_failed;     /* last_result is the failure of the reload running now */
+        char app_status[256];    /* a generation's own STATUS= ... */
+        unsigned app_status_gen; /* ... and which generation said it */
+} Results;
+
+/* A reload (or the first start) begins: nothing has failed in it yet. */
+void results_begin(Results *r);
+
+/* Generation number is ready, took after the reload began. handoff_pid:
+ * the next handoff that runs it, 0 in supervise mode. Counts a reload. */
+void results_ok(Results *r, unsigned number, pid_t pid, usec_t took, pid_t handoff_pid);
+
+/* Generation number failed; why: "exited with status 1", ... Counted by
+ * results_rolled_back(), since a first start that fails is no reload. */
+void results_failed(Results *r, unsigned number, const char *why);
+/* The same with the next handoff's own words, which may already name the
+ * generation ("generation 4 failed: ..."). */
+void results_failed_text(Results *r, unsigned number, const char *text);
+void results_rolled_back(Results *r);
+
+void results_app_status(Results *r, unsigned number, const char *status);
+
+/* handoff's STATUS= text while generation number (pid) serves; 0: none. */
+const char *results_status_line(const Results *r, unsigned number, pid_t pid, char *buf, size_t size);
+
+typedef enum {
+        END_SERVING,   /* the reload ended, and the service serves on */
+        END_STOPPING,  /* the service stops (a stop request, or nothing left to serve) */
+        END_GAVE_UP,   /* a handoff started as the next one gives up before taking over */
+} ReloadEnd;
+
+/* The reply to "handoff reload" ("OK ..." or "FAIL ...") for a reload that
+ * ended this way. A reload overtaken by a stop did not fail. */
+const char *results_reply(const Results *r, ReloadEnd how, char *buf, size_t size);

@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "channel.h"
+#include "log.h"
+#include "takeover.h"
+
+struct Takeover {
+        int channel;
+        bool took_over;
+        sd_event_source *source;
+        const TakeoverCallbacks *cb;
+        void *userdata;
+};
+
+int takeover_channel_from_env(int *ret_fd) {
+        const char *e = getenv(HANDOFF_CONTROL_FD_ENV);
+        if (!e)
+                return 0;
+        char *end;
+        errno = 0;
+        long fd = strtol(e, &end, 10);
+        int type = 0;
+        socklen_t len = sizeof type;
+        bool ok = !errno && end != e && !*end && fd >= 3 && fd <= 65535 &&
+                  getsockopt((int) fd, SOL_SOCKET, SO_TYPE, &type, &len) >= 0 && type == SOCK_SEQPACKET;
+        unsetenv(HANDOFF_CONTROL_FD_ENV);
+        if (!ok)
+                return -EBADF;
+        (void) fd_cloexec((int) fd, true);
+        (void) fcntl((int) fd, F_SETFL, fcntl((int) fd, F_GETFL) | O_NONBLOCK);
+        *ret_fd = (int) fd;
+        return 1;
+}
+
+static int safe_atou64(const char *s, uint64_t *ret) {
+        char *end;
+        errno = 0;
+        if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+                return -EINVAL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}
+
+void takeover_inherit_from_env(Inheritance *ret) {
+        Inheritance in = {};
+        uint64_t v[3];
+        const char *e = getenv("HANDOFF_GENERATION");
+        if (e && safe_atou64(e, &v[0]) == 0 && v[0] >= 1 && v[0] <= UINT32_MAX)
+                in.last_number = (unsigned) v[0] - 1;
+        /* "reloads failed reload-start-usec", three decimal numbers. */
+        if ((e = getenv("HANDOFF_STATS"))) {
+                char buf[96], *save = NULL, *tok;
+                size_t i = 0;
+                snprintf(buf, sizeof buf, "%s", e);
+                for (tok = strtok_r(buf, " ", &save); tok && i < 3; tok = strtok_r(NULL, " ", &save))
+                        if (safe_atou64(tok, &v[i]) == 0)
+                                i++;
+                        else
+                                break;
+                if (i == 3 && !tok && v[0] <= UINT32_MAX && v[1] <= UINT32_MAX) {
+                        in.reloads_ok = (unsigned) v[0];
+                        in.reloads_failed = (unsigned) v[1];
+                        in.reload_started = v[2];
+                }
+        }
+        unsetenv("HANDOFF_GENERATION");
+        unsetenv("HANDOFF_STATS");
+        *ret = in;
+}
+
+static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Takeover *t = userdata;
+        char buf[CHANNEL_MAX_MESSAGE];
+        int extra = -EBADF;
+        ChannelMessage m;
+
+        ssize_t n = channel_receive(fd, buf, sizeof buf, &extra);
+        safe_close(extra);
+        if (n == -EAGAIN)
+                return 0;
+        if (n == 0 || (n < 0 && n != -EBADMSG)) {
+                t->source = sd_event_source_disable_unref(t->source);
+                t->channel = safe_close(t->channel);
+                log_debug("The previous handoff has exited.");
+                t->cb->predecessor_gone(t->userdata);
+                return 0;
+        }
+        if (n < 0 || channel_parse(buf, &m) < 0) {
+                log_debug("Ignored a message from the previous handoff: %.64s", buf);
+                return 0;
+        }
+        if (m.kind == CHANNEL_UNLINK && !t->took_over)
+                t->cb->unlink_path(m.text, t->userdata);
+        else if (m.kind == CHANNEL_TAKEOVER && !t->took_over) {
+                t->took_over = true;
+                t->cb->took_over(m.reload_pending, t->userdata);
+        } else
+                log_debug("Ignored a message from the previous handoff: %.64s", buf);
+        return 0;
+}
+
+int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *userdata, Takeover **ret) {
+        Takeover *t = calloc(1, sizeof *t);
+        if (!t) {
+                safe_close(channel);
+                return log_error_errno(ENOMEM, "Out of memory");
+        }
+        *t = (Takeover) { .channel = channel, .cb = cb, .userdata = userdata };
+        int r = sd_event_add_io(e, &t->source, t->channel, EPOLLIN, on_channel, t);
+        if (r < 0) {
+                takeover_free(t);
+                return log_error_errno(r, "Failed to watch the handover channel: %m");
+        }
+        *ret = t;
+        return 0;
+}
+
+Takeover *takeover_free(Takeover *t) {
+        if (!t)
+                return NULL;
+        sd_event_source_disable_unref(t->source);
+        safe_close(t->channel);
+        free(t);
+        return NULL;
+}
+
+static void report(Takeover *t, const char *what, const char *arg) {
+        if (!t || t->channel < 0 || t->took_over)
+                return;
+        int r = channel_send(t->channel, "%s%s%.180s", what, arg ? " " : "", arg ? arg : "");
+        if (r < 0)
+                log_debug_errno(r, "Failed to report %s to the previous handoff: %m", what);
+}
+
+void takeover_report_app(Takeover *t, pid_t pid) {
+        char buf[16];
+        snprintf(buf, sizeof buf, "%d", (int) pid);
+        report(t, "APP", buf);
+}
+
+void takeover_report_ready(Takeover *t) {
+        report(t, "READY", NULL);
+}
+
+void takeover_report_failed(Takeover *t, const char *why) {
+        report(t, "FAILED", why);
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "time-util.h"
+
+/* A handoff started as the next handoff of a handover reload: its side of
+ * the handover channel (channel.h) and what it inherits from its
+ * predecessor. It reports its candidate generation to the predecessor and
+ * learns when to take over and when the predecessor is gone. */
+
+typedef struct Takeover Takeover;
+
+typedef struct TakeoverCallbacks {
+        /* TAKEOVER: we are main now; reload_pending: a reload was asked for
+         * meanwhile, and is ours to run. */
+        void (*took_over)(bool reload_pending, void *userdata);
+        /* A unix socket file of the service: ours to remove at the final stop. */
+        void (*unlink_path)(const char *path, void *userdata);
+        /* End of file: the predecessor exited, or aborted before TAKEOVER. */
+        void (*predecessor_gone)(void *userdata);
+} TakeoverCallbacks;
+
+/* What the predecessor passed on in the environment (and is removed from
+ * it), so that numbering and counters continue. */
+typedef struct Inheritance {
+        unsigned last_number;     /* the predecessor's serving generation */
+        unsigned reloads_ok;
+        unsigned reloads_failed;
+        usec_t reload_started;    /* when the reload that started us began */
+} Inheritance;
+
+/* Takes the channel announced in HANDOFF_CONTROL_FD (and removes that from
+ * the environment). Returns 1 with *ret_fd for a handoff started as the
+ * next handoff, 0 for one that was not, -EBADF on a bad value. */
+int takeover_channel_from_env(int *ret_fd);
+
+/* Reads HANDOFF_GENERATION and HANDOFF_STATS (and removes them). Values
+ * that do not parse are left at 0. */
+void takeover_inherit_from_env(Inheritance *ret);
+
+/* Watches the channel (owned from here on). */
+int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *userdata, Takeover **ret);
+Takeover *takeover_free(Takeover *t);
+
+/* Reports to the predecessor. Silent no-ops once the channel is closed. */
+void takeover_report_app(Takeover *t, pid_t pid);
+void takeover_report_ready(Takeover *t);
+void takeover_report_failed(Takeover *t, const char *why);

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/* The handover channel's messages (channel.c), and the inherited state a
+ * handoff started as the next one reads from its environment (takeover.c). */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "takeover.h"
+
+START_TEST(test_parse_good) {
+        ChannelMessage m;
+        ck_assert_int_eq(channel_parse("PID 42", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_PID);
+        ck_assert_int_eq(m.pid, 42);
+        ck_assert_int_eq(channel_parse("APP 4194304", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_APP);
+        ck_assert_int_eq(m.pid, 4194304);
+        ck_assert_int_eq(channel_parse("READY", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_READY);
+        ck_assert_int_eq(channel_parse("FAILED generation 3 failed: exited with status 1", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_FAILED);
+        ck_assert_str_eq(m.text, "generation 3 failed: exited with status 1");
+        ck_assert_int_eq(channel_parse("UNLINK /run/x.sock", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_UNLINK);
+        ck_assert_str_eq(m.text, "/run/x.sock");
+        ck_assert_int_eq(channel_parse("TAKEOVER 0", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_TAKEOVER);
+        ck_assert(!m.reload_pending);
+        ck_assert_int_eq(channel_parse("TAKEOVER 1", &m), 0);
+        ck_assert(m.reload_pending);
+}
+END_TEST
+
+START_TEST(test_parse_bad) {
+        static const char *const bad[] = {
+                "", "PID", "PID ", "PID -1", "PID 0", "PID 4194305", "PID 12x", "PID +5", "PID  5",
+                "APP 99999999999999999999", "READY ", "ready", "UNLINK relative", "UNLINK ", "TAKEOVER",
+                "TAKEOVER 2", "TAKEOVER 1 ", "TAKEOVER 01", "HELLO",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                ChannelMessage m = { .kind = CHANNEL_READY, .pid = 7 };
+                ck_assert_msg(channel_parse(bad[i], &m) == -EBADMSG, "accepted \"%s\"", bad[i]);
+                ck_assert_int_eq(m.pid, 7); /* untouched on failure */
+        }
+}
+END_TEST
+
+START_TEST(test_send_receive) {
+        int sv[2], fd = -1;
+        char buf[64];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(channel_receive(sv[1], buf, sizeof buf, &fd), -EAGAIN);
+        ck_assert_int_eq(channel_send(sv[0], "APP %d", 17), 0);
+        ck_assert_int_eq(channel_receive(sv[1], buf, sizeof buf, &fd), 6);
+        ck_assert_str_eq(buf, "APP 17");
+        ck_assert_int_lt(fd, 0);
+        /* A message with a NUL inside is refused. */
+        ck_assert_int_eq(send(sv[0], "READY\0x", 7, 0), 7);
+        ck_assert_int_eq(channel_receive(sv[1], buf, sizeof buf, &fd), -EBADMSG);
+        close(sv[0]);
+        ck_assert_int_eq(channel_receive(sv[1], buf, sizeof buf, &fd), 0);
+        close(sv[1]);
+}
+END_TEST
+
+START_TEST(test_inherit_from_env) {
+        Inheritance in;
+        setenv("HANDOFF_GENERATION", "5", 1);
+        setenv("HANDOFF_STATS", "3 1 123456789", 1);
+        takeover_inherit_from_env(&in);
+        ck_assert_uint_eq(in.last_number, 4);
+        ck_assert_uint_eq(in.reloads_ok, 3);
+        ck_assert_uint_eq(in.reloads_failed, 1);
+        ck_assert_uint_eq(in.reload_started, 123456789);
+        ck_assert_ptr_null(getenv("HANDOFF_GENERATION"));
+        ck_assert_ptr_null(getenv("HANDOFF_STATS"));
+
+        static const char *const bad_stats[] = { "3 1", "3 1 2 4", "-3 1 2", "3 x 2", "99999999999 1 2", "" };
+        for (size_t i = 0; i < sizeof bad_stats / sizeof bad_stats[0]; i++) {
+                setenv("HANDOFF_GENERATION", i % 2 ? "0" : "abc", 1);
+                setenv("HANDOFF_STATS", bad_stats[i], 1);
+                takeover_inherit_from_env(&in);
+                ck_assert_msg(in.last_number == 0 && in.reloads_ok == 0 && in.reloads_failed == 0 &&
+                                      in.reload_started == 0,
+                              "accepted \"%s\"", bad_stats[i]);
+        }
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("channel");
+        TCase *tc = tcase_create("messages");
+        tcase_add_test(tc, test_parse_good);
+        tcase_add_test(tc, test_parse_bad);
+        tcase_add_test(tc, test_send_receive);
+        tcase_add_test(tc, test_inherit_from_env);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/* What handoff says about reloads (results.c): STATUS= and reload replies. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "results.h"
+
+START_TEST(test_ok_and_status_line) {
+        Results r = {};
+        char buf[512];
+        ck_assert_str_eq(results_status_line(&r, 0, 0, buf, sizeof buf), "No generation serving.");
+        ck_assert_str_eq(results_status_line(&r, 1, 10, buf, sizeof buf), "Serving generation 1 (pid 10); 0 reloads, 0 failed");
+        results_begin(&r);
+        results_ok(&r, 2, 20, 120 * USEC_PER_MSEC, 0);
+        ck_assert_str_eq(results_status_line(&r, 2, 20, buf, sizeof buf),
+                         "Serving generation 2 (pid 20); 1 reloads, 0 failed; last: reload to generation 2 ok in 120ms");
+        ck_assert_str_eq(results_reply(&r, END_SERVING, buf, sizeof buf), "OK reloaded: generation 2, pid 20, 120ms");
+        results_ok(&r, 3, 30, 2 * USEC_PER_SEC, 99);
+        ck_assert_str_eq(results_reply(&r, END_SERVING, buf, sizeof buf),
+                         "OK reloaded: generation 3, pid 30, 2s (handoff pid 99)");
+        results_app_status(&r, 3, "warm");
+        ck_assert(strstr(results_status_line(&r, 3, 30, buf, sizeof buf), "; app: warm"));
+        /* Only the generation that said it. */
+        ck_assert(!strstr(results_status_line(&r, 4, 40, buf, sizeof buf), "app:"));
+}
+END_TEST
+
+START_TEST(test_failures) {
+        Results r = {};
+        char buf[512];
+        results_begin(&r);
+        results_failed(&r, 4, "exited with status 3");
+        results_rolled_back(&r);
+        ck_assert_uint_eq(r.reloads_failed, 1);
+        ck_assert_str_eq(results_reply(&r, END_SERVING, buf, sizeof buf),
+                         "FAIL reload failed: generation 4 failed: exited with status 3");
+        ck_assert_str_eq(results_reply(&r, END_STOPPING, buf, sizeof buf),
+                         "FAIL generation 4 failed: exited with status 3; the service is stopping");
+        /* The next handoff's own words are kept when they name the generation. */
+        results_failed_text(&r, 5, "generation 5 failed: not ready within 1s");
+        ck_assert_str_eq(r.last_result, "generation 5 failed: not ready within 1s");
+        results_failed_text(&r, 6, "next handoff (pid 7) exited");
+        ck_assert_str_eq(r.last_result, "generation 6 failed: next handoff (pid 7) exited");
+        ck_assert(strncmp(results_reply(&r, END_GAVE_UP, buf, sizeof buf), "FAIL generation 6 failed", 24) == 0);
+}
+END_TEST
+
+/* A reload overtaken by a stop did not fail (systemctl stop during a
+ * reload must not leave the unit "failed"). */
+START_TEST(test_overtaken_by_stop_is_not_a_failure) {
+        Results r = {};
+        char buf[512];
+        results_begin(&r);
+        ck_assert(strncmp(results_reply(&r, END_STOPPING, buf, sizeof buf), "OK ", 3) == 0);
+        ck_assert(strstr(buf, "overtaken by the stop"));
+        /* A failure of an earlier reload does not count against this one. */
+        results_failed(&r, 2, "exited with status 1");
+        results_begin(&r);
+        ck_assert(strncmp(results_reply(&r, END_STOPPING, buf, sizeof buf), "OK ", 3) == 0);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("results");
+        TCase *tc = tcase_create("results");
+        tcase_add_test(tc, test_ok_and_status_line);
+        tcase_add_test(tc, test_failures);
+        tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
