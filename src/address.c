@@ -189,7 +189,10 @@ static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char
         return 0;
 }
 
-static int open_inet_family(const ListenAddress *a, const char *spec, int family, int *ret_fd) {
+/* Opens one listening socket of the given family. Silent: on failure
+ * *ret_step names what failed ("resolve", "bind", ...), so the caller logs
+ * once, knowing whether a fallback follows. */
+static int open_inet_family(const ListenAddress *a, int family, int *ret_fd, const char **ret_step, int *ret_gai) {
         int type = socket_type(a);
         struct addrinfo hints = {
                 .ai_family = family,
@@ -197,14 +200,13 @@ static int open_inet_family(const ListenAddress *a, const char *spec, int family
                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
         }, *res = NULL;
 
-        int r = getaddrinfo(a->host, a->port, &hints, &res);
-        if (r != 0) {
-                if (r == EAI_SYSTEM)
-                        return log_error_errno(errno, "Failed to resolve %s: %m", spec);
-                log_error("Failed to resolve %s: %s", spec, gai_strerror(r));
-                return -EADDRNOTAVAIL;
-        }
+        *ret_step = "resolve";
+        int r = *ret_gai = getaddrinfo(a->host, a->port, &hints, &res);
+        if (r != 0)
+                return r == EAI_SYSTEM ? -errno : r == EAI_FAMILY || r == EAI_ADDRFAMILY ? -EAFNOSUPPORT : -EADDRNOTAVAIL;
 
+        r = 0;
+        *ret_step = "create socket for";
         _cleanup_close_ int fd = socket(res->ai_family, type | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 r = -errno;
@@ -212,9 +214,9 @@ static int open_inet_family(const ListenAddress *a, const char *spec, int family
                 int one = 1;
                 (void) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
                 if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
-                        r = log_error_errno(errno, "Failed to bind %s: %m", spec);
+                        *ret_step = "bind", r = -errno;
                 else if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)
-                        r = log_error_errno(errno, "Failed to listen on %s: %m", spec);
+                        *ret_step = "listen on", r = -errno;
         }
         freeaddrinfo(res);
         if (r < 0)
@@ -224,18 +226,28 @@ static int open_inet_family(const ListenAddress *a, const char *spec, int family
 }
 
 static int open_inet(const ListenAddress *a, const char *spec, int *ret_fd) {
+        const char *step;
+        int r, gai = 0;
         if (a->host)
-                return open_inet_family(a, spec, AF_UNSPEC, ret_fd);
-
-        /* No host: the IPv6 wildcard, which also takes IPv4 clients when the
-         * kernel's bindv6only is off, as systemd's ListenStream=PORT does; the
-         * IPv4 wildcard on a kernel without IPv6. */
-        int r = open_inet_family(a, spec, AF_INET6, ret_fd);
-        if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL)
-                r = open_inet_family(a, spec, AF_INET, ret_fd);
-        if (r == -EAFNOSUPPORT)
-                return log_error_errno(r, "Failed to create socket for %s: %m", spec);
-        return r;
+                r = open_inet_family(a, AF_UNSPEC, ret_fd, &step, &gai);
+        else {
+                /* No host: the IPv6 wildcard, which also takes IPv4 clients
+                 * when the kernel's bindv6only is off, as systemd's
+                 * ListenStream=PORT does; the IPv4 wildcard on a kernel
+                 * without IPv6. */
+                r = open_inet_family(a, AF_INET6, ret_fd, &step, &gai);
+                if (r == -EAFNOSUPPORT || r == -EADDRNOTAVAIL) {
+                        log_debug_errno(r, "No IPv6 for %s (%s: %m); using IPv4.", spec, step);
+                        r = open_inet_family(a, AF_INET, ret_fd, &step, &gai);
+                }
+        }
+        if (r < 0 && gai != 0 && gai != EAI_SYSTEM) {
+                log_error("Failed to resolve %s: %s", spec, gai_strerror(gai));
+                return r;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to %s %s: %m", step, spec);
+        return 0;
 }
 
 int listen_address_open(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created_path) {
