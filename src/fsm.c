@@ -60,16 +60,27 @@ static unsigned on_serving(Machine *m, Event ev) {
         }
 }
 
+/* The ready candidate is the one to serve: hand over, or commit. */
+static unsigned accept_candidate(Machine *m) {
+        if (m->handover) {
+                m->state = STATE_HANDING_OVER;
+                return ACT_HANDOVER;
+        }
+        /* Also when the old generation died meanwhile: the service
+         * recovered. READY=1 always ends a RELOADING=1. */
+        return end_reload(m, ACT_COMMIT | ACT_NOTIFY_READY);
+}
+
 static unsigned on_reloading(Machine *m, Event ev) {
         switch (ev) {
         case EV_READY:
-                if (m->handover) {
-                        m->state = STATE_HANDING_OVER;
-                        return ACT_HANDOVER;
+                if (m->bake && m->serving_alive) {
+                        /* Ready is not yet proven: it serves beside the old
+                         * generation, which stays until the bake time ends. */
+                        m->state = STATE_BAKING;
+                        return ACT_BAKE;
                 }
-                /* Also when the old generation died meanwhile: the service
-                 * recovered. READY=1 always ends a RELOADING=1. */
-                return end_reload(m, ACT_COMMIT | ACT_NOTIFY_READY);
+                return accept_candidate(m);
         case EV_FAILED:
                 if (!m->serving_alive)
                         return abort_and_stop(m); /* both generations failed */
@@ -77,6 +88,27 @@ static unsigned on_reloading(Machine *m, Event ev) {
         case EV_SERVING_EXITED:
                 m->serving_alive = false;
                 return 0;
+        case EV_RELOAD:
+                m->reload_pending = true;
+                return 0;
+        case EV_STOP:
+                return abort_and_stop(m);
+        default:
+                return 0;
+        }
+}
+
+static unsigned on_baking(Machine *m, Event ev) {
+        switch (ev) {
+        case EV_BAKED:
+                return accept_candidate(m);
+        case EV_SERVING_EXITED:
+                /* Nothing left to fall back to: the candidate serves now. */
+                m->serving_alive = false;
+                return accept_candidate(m);
+        case EV_FAILED:
+                /* It died within the bake time: a rollback, as while starting. */
+                return end_reload(m, ACT_ROLLBACK | ACT_NOTIFY_READY);
         case EV_RELOAD:
                 m->reload_pending = true;
                 return 0;
@@ -128,6 +160,8 @@ unsigned machine_step(Machine *m, Event ev) {
                 return on_serving(m, ev);
         case STATE_RELOADING:
                 return on_reloading(m, ev);
+        case STATE_BAKING:
+                return on_baking(m, ev);
         case STATE_HANDING_OVER:
                 return on_handing_over(m, ev);
         case STATE_STOPPING:
@@ -142,6 +176,7 @@ const char *state_to_string(State s) {
                 [STATE_STARTING] = "starting",
                 [STATE_SERVING] = "serving",
                 [STATE_RELOADING] = "reloading",
+                [STATE_BAKING] = "baking",
                 [STATE_HANDING_OVER] = "handing-over",
                 [STATE_STOPPING] = "stopping",
                 [STATE_DONE] = "done",
@@ -158,6 +193,7 @@ const char *event_to_string(Event e) {
                 [EV_STOP] = "stop",
                 [EV_ALL_GONE] = "all-gone",
                 [EV_HANDED_OVER] = "handed-over",
+                [EV_BAKED] = "baked",
         };
         return (unsigned) e < _EV_MAX ? names[e] : "invalid";
 }

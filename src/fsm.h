@@ -7,7 +7,7 @@
  * syscalls, no clocks. The supervisor feeds it events and carries out the
  * actions it returns in a fixed order that is not the order of the bits
  * below: the outcome of the reload that ends (ROLLBACK or COMMIT, then
- * NOTIFY_READY), HANDOVER, TAKEOVER, RETIRE_SERVING, NOTIFY_STOPPING, then
+ * NOTIFY_READY), BAKE, HANDOVER, TAKEOVER, RETIRE_SERVING, NOTIFY_STOPPING, then
  * NOTIFY_RELOADING with START_CANDIDATE, and EXIT last (run_actions() in
  * supervisor.c). Unit tests drive it directly.
  * Every way out goes through STOPPING, so that handoff exits only once the
@@ -23,6 +23,7 @@ typedef enum {
         STATE_STARTING,   /* first generation starting, nothing serves yet */
         STATE_SERVING,    /* one generation serves */
         STATE_RELOADING,  /* a candidate starts beside the serving generation */
+        STATE_BAKING,     /* --bake: the ready candidate serves beside the old one for a while */
         STATE_HANDING_OVER, /* handover mode: MAINPID sent, awaiting systemd's barrier */
         STATE_STOPPING,   /* everything is being retired */
         STATE_DONE,       /* handoff exits */
@@ -37,6 +38,7 @@ typedef enum {
         EV_STOP,           /* SIGTERM / SIGINT */
         EV_ALL_GONE,       /* while stopping: the last process was reaped */
         EV_HANDED_OVER,    /* systemd has read MAINPID= (its barrier answered) */
+        EV_BAKED,          /* the candidate outlived the bake time */
         _EV_MAX,
 } Event;
 
@@ -52,6 +54,7 @@ typedef enum {
         ACT_HANDOVER         = 1 << 8, /* MAINPID=<next handoff> + READY=1, then a barrier */
         ACT_TAKEOVER         = 1 << 9, /* tell the next handoff to take over; retire ours */
         ACT_PASS_RELOAD      = 1 << 10, /* with TAKEOVER: a reload is pending, run it */
+        ACT_BAKE             = 1 << 11, /* arm the bake timer (EV_BAKED when it fires) */
 } Action;
 
 typedef struct Machine {
@@ -59,9 +62,10 @@ typedef struct Machine {
         bool reload_pending; /* a reload asked for during one: run once after */
         bool serving_alive;  /* false once the serving generation died mid-reload */
         bool handover;       /* a reload's candidate is the next handoff */
+        bool bake;           /* --bake: a ready candidate must outlive the bake time */
 } Machine;
 
-#define MACHINE_INIT(h) ((Machine) { .state = STATE_STARTING, .handover = (h) })
+#define MACHINE_INIT(h, b) ((Machine) { .state = STATE_STARTING, .handover = (h), .bake = (b) })
 
 /* Applies ev to m and returns the actions (a mask of Action) to carry out.
  * The first generation is started by the caller before any event. */

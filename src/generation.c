@@ -153,6 +153,10 @@ static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
                 .watchdog_pid_entry = watchdog_pid,
                 .fds = c->fds,
                 .n_fds = c->n_fds,
+                /* handoff outlives every generation it runs; if it is
+                 * killed hard, its server must not serve on as an orphan. */
+                .die_with_parent = true,
+                .parent_pid = getpid(),
         };
         r = spawn_generation(&sp, &g->pid);
         if (r < 0) {

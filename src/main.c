@@ -104,6 +104,16 @@ static int run(int argc, char **argv, int *ret_status) {
                 log_set_max_level(LOG_DEBUG);
         c.store.max = c.opt.fd_store_max;
         bool manager = sdnotify_setup() > 0;
+        /* As PID 1 (a container) there is no one to hand the service to: a
+         * next handoff would be PID 1's child, and PID 1 exiting ends the
+         * container. */
+        bool pid1 = getpid() == 1;
+        if (pid1 && c.opt.mode == MODE_HANDOVER) {
+                log_error("--mode=handover cannot work as PID 1: the next handoff could never become PID 1, and "
+                          "this process exiting would end the container. Use --mode=supervise (or auto).");
+                return -EINVAL;
+        }
+
 
         /* Before the sockets: the channel sits right after them and must not
          * be mistaken for anything else. */
@@ -134,10 +144,12 @@ static int run(int argc, char **argv, int *ret_status) {
                 .mirror_store = c.mirror,
                 .exe = c.exe,
                 .argv = argv,
-                .handover = c.opt.mode == MODE_HANDOVER || (c.opt.mode == MODE_AUTO && manager),
+                .handover = c.opt.mode == MODE_HANDOVER || (c.opt.mode == MODE_AUTO && manager && !pid1),
                 .takeover_channel = TAKE_FD(c.channel),
         };
         log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
+        if (pid1)
+                log_info("Running as PID 1: reloads keep this process (supervise mode), and every orphan is reaped here.");
         if (c.opt.mode == MODE_HANDOVER && !manager && p.takeover_channel < 0)
                 log_warning("--mode=handover without a service manager (no NOTIFY_SOCKET): after a reload the "
                             "service runs on in a process that is nobody's child but init's.");

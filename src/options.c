@@ -28,6 +28,9 @@ static void help(void) {
                "     --start-timeout=DUR   Give up on a starting generation (default 90s)\n"
                "     --stop-signal=SIG     Signal that retires a generation (default TERM)\n"
                "     --drain-timeout=DUR   SIGKILL a retiring generation after DUR (default 30s)\n"
+               "     --bake=DUR            Keep the old generation until a ready new one has\n"
+               "                           lived DUR beside it; if it dies sooner, roll back\n"
+               "                           (default 0: commit at READY=1)\n"
                "     --mode=auto|supervise|handover\n"
                "                           What a reload replaces: handover starts a new\n"
                "                           handoff and moves systemd's MainPID to it;\n"
@@ -100,6 +103,7 @@ enum {
         ARG_START_TIMEOUT,
         ARG_STOP_SIGNAL,
         ARG_DRAIN_TIMEOUT,
+        ARG_BAKE,
         ARG_MODE,
         ARG_PID_FILE,
         ARG_FD_STORE_MAX,
@@ -122,6 +126,12 @@ static int parse_one(int c, const char *arg, Options *o) {
                 return parse_duration_arg("start-timeout", arg, &o->start_timeout);
         case ARG_DRAIN_TIMEOUT:
                 return parse_duration_arg("drain-timeout", arg, &o->drain_timeout);
+        case ARG_BAKE:
+                if (parse_duration(arg, &o->bake) < 0 || o->bake == USEC_INFINITY) {
+                        fprintf(stderr, "handoff: invalid duration for --bake: \"%s\" (try 2s, 500ms; 0 for none)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
         case ARG_STOP_SIGNAL:
                 if ((r = signal_from_string(arg)) < 0) {
                         fprintf(stderr, "handoff: invalid --stop-signal: \"%s\" (try TERM, INT, QUIT)\n", arg);
@@ -183,6 +193,7 @@ int options_parse(int argc, char **argv, Options *o) {
                 { "start-timeout", required_argument, NULL, ARG_START_TIMEOUT },
                 { "stop-signal", required_argument, NULL, ARG_STOP_SIGNAL },
                 { "drain-timeout", required_argument, NULL, ARG_DRAIN_TIMEOUT },
+                { "bake", required_argument, NULL, ARG_BAKE },
                 { "mode", required_argument, NULL, ARG_MODE },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
                 { "fd-store-max", required_argument, NULL, ARG_FD_STORE_MAX },

@@ -20,6 +20,7 @@ typedef struct Options {
         usec_t ready_delay;
         usec_t start_timeout;
         usec_t drain_timeout;
+        usec_t bake;             /* --bake: 0 for none */
         int stop_signal;
         RunMode mode;
         char *pid_file;

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -71,6 +72,13 @@ _Noreturn static void child_exec(const SpawnParams *p, int *scratch, int errfd) 
         int err;
 
         (void) setpgid(0, 0);
+        if (p->die_with_parent) {
+                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+                        goto fail;
+                /* Died between fork and prctl: nobody would send the signal. */
+                if (getppid() != p->parent_pid)
+                        _exit(EXIT_FAILURE);
+        }
 
         /* Dispositions set to SIG_IGN and the blocked mask survive exec; a
          * server must start with the defaults, as under systemd. */

@@ -21,6 +21,11 @@ typedef struct SpawnParams {
          * on fds[report_index] is "PID <n>" with a pidfd of itself. */
         bool double_fork;
         size_t report_index;
+        /* SIGKILL the child when handoff dies (PR_SET_PDEATHSIG), so that a
+         * handoff killed hard does not leave its server serving on as an
+         * orphan; parent_pid is handoff's, to close the race with its death. */
+        bool die_with_parent;
+        pid_t parent_pid;
 } SpawnParams;
 
 /* Finds name in $PATH the way execvp would (names with a '/' are taken as

@@ -71,6 +71,7 @@ struct Supervisor {
         bool ready_announced;    /* our predecessor's MAINPID datagram said READY=1 for
                                   * the generation committed at our takeover */
 
+        sd_event_source *bake_timer; /* --bake: the ready candidate's time beside the old one */
         Handover *handover;      /* old main: MAINPID= sent, awaiting systemd's barrier */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
@@ -188,7 +189,13 @@ static void on_gen_exited(Generation *g, void *userdata) {
         char how[64];
         exit_info_describe(&g->exit_info, how, sizeof how);
 
-        if (g == s->candidate) {
+        if (g == s->candidate && s->machine.state == STATE_BAKING) {
+                char why[96];
+                log_error("Generation %u (pid %d) %s within the bake time; rolling back.", g->number, (int) g->pid, how);
+                snprintf(why, sizeof why, "%s within the bake time", how);
+                record_failure(s, g->number, why, exit_info_code(&g->exit_info));
+                dispatch(s, EV_FAILED);
+        } else if (g == s->candidate) {
                 log_error("Generation %u (pid %d) failed to start: %s.", g->number, (int) g->pid, how);
                 record_failure(s, g->number, how, exit_info_code(&g->exit_info));
                 dispatch(s, EV_FAILED);
@@ -286,7 +293,8 @@ static void on_next_ready(NextHandoff *n, void *userdata) {
 
 static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
         Supervisor *s = userdata;
-        if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_HANDING_OVER)
+        if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_BAKING &&
+            s->machine.state != STATE_HANDING_OVER)
                 return; /* an abort we asked for */
         log_error("Reload failed: %s.", why);
         s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
@@ -590,6 +598,29 @@ static void commit(Supervisor *s) {
         }
 }
 
+static int on_bake_done(sd_event_source *src, uint64_t usec, void *userdata) {
+        Supervisor *s = userdata;
+        s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
+        log_info("Generation %u outlived the bake time.", s->last_number);
+        dispatch(s, EV_BAKED);
+        return 0;
+}
+
+/* --bake: the ready candidate serves beside the old generation, which
+ * stays until the candidate has lived that long (EV_BAKED), or rolls back
+ * if it dies sooner (EV_FAILED). */
+static void start_bake(Supervisor *s) {
+        char d[32];
+        log_info("Generation %u is ready; it serves beside generation %u for the bake time (%s).", s->last_number,
+                 s->serving ? s->serving->number : 0, format_duration(d, sizeof d, s->opt->bake));
+        s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
+        int r = sd_event_add_time_relative(s->event, &s->bake_timer, CLOCK_MONOTONIC, s->opt->bake, 1000, on_bake_done, s);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to arm the bake timer, committing now: %m");
+                dispatch(s, EV_BAKED);
+        }
+}
+
 static void on_handover_done(void *userdata) {
         Supervisor *s = userdata;
         s->handover = handover_free(s->handover);
@@ -631,7 +662,7 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
 }
 
 /* The reload machine's actions, in this order: the outcome of the reload
- * that ends (rollback or commit, and READY=1), the handover steps, the
+ * that ends (rollback or commit, and READY=1), the bake timer, the handover steps, the
  * retirement and STOPPING=1 of a stop, then the start of the next reload,
  * and last the exit. */
 static void run_actions(Supervisor *s, unsigned a) {
@@ -650,6 +681,10 @@ static void run_actions(Supervisor *s, unsigned a) {
                 notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", st);
                 s->ready_announced = false;
         }
+        if (a & ACT_BAKE)
+                start_bake(s);
+        if (a & (ACT_ROLLBACK | ACT_COMMIT | ACT_HANDOVER))
+                s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
         if (a & ACT_HANDOVER)
                 hand_over(s);
         if (a & ACT_TAKEOVER) {
@@ -813,6 +848,7 @@ static void supervisor_done(Supervisor *s) {
         while (s->gens) /* only after a failure of the loop itself */
                 list_remove(s, s->gens);
         next_handoff_free(s->next);
+        sd_event_source_disable_unref(s->bake_timer);
         handover_free(s->handover);
         takeover_free(s->takeover);
         safe_close(s->handed_channel);
@@ -827,7 +863,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
         Supervisor s = {
                 .p = p,
                 .opt = o,
-                .machine = MACHINE_INIT(p->handover),
+                .machine = MACHINE_INIT(p->handover, o->bake > 0),
                 .role = p->takeover_channel >= 0 ? ROLE_CANDIDATE : ROLE_MAIN,
                 .reload_ops = p->handover ? &next_handoff_ops : &generation_ops,
                 .config = {

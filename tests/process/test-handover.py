@@ -254,5 +254,32 @@ def test_unix_socket_kept_across_handover_removed_at_stop(tmp):
         h.close()
 
 
+def test_sigterm_to_next_handoff_is_not_a_second_stop(tmp):
+    """One SIGTERM to the next handoff before it takes over: it gives up and
+    stops its generation gracefully. The old main's rollback must not send
+    it a second stop signal, which it would take for a second stop request
+    and SIGKILL its generation with requests in flight."""
+    h = start(tmp, "--drain-timeout=10s")
+    try:
+        old = serving_pid(h.port)
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        set_args(h.args_file, "--init-delay", "1500")
+        h.signal(signal.SIGHUP)
+        succ = successor_pid(h, 2)
+        h.wait_log("Started generation 2")
+        os.kill(succ, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(succ), 20, f"the next handoff exits; log:\n{h.log()}")
+        log = h.log()
+        check("Second stop request" not in log, f"a rollback counted as a second stop:\n{log}")
+        check(re.search(rf"handoff\[{succ}\]: .*[Gg]eneration 2 \(pid \d+\) (exited with status 0|killed by signal SIGTERM)",
+                        log), f"its generation stopped on the stop signal, not SIGKILL:\n{log}")
+        check(serving_pid(h.port) == old, "the old generation serves on")
+        res = load.stop()
+        check(res["failed"] == 0, f"requests failed: {res}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([v for k, v in sorted(globals().items()) if k.startswith("test_")])

@@ -19,18 +19,20 @@
 #define HANDOVER ACT_HANDOVER
 #define TAKEOVER ACT_TAKEOVER
 #define PASS ACT_PASS_RELOAD
+#define BAKE ACT_BAKE
 
 static const char *actions_to_string(unsigned a, char *buf, size_t size) {
         static const char *const names[] = { "ROLLBACK",         "COMMIT",           "NOTIFY_READY", "RETIRE_SERVING",
                                              "NOTIFY_STOPPING",  "START_CANDIDATE",  "NOTIFY_RELOADING",
-                                             "EXIT",             "HANDOVER",         "TAKEOVER",     "PASS_RELOAD" };
+                                             "EXIT",             "HANDOVER",         "TAKEOVER",     "PASS_RELOAD",
+                                             "BAKE" };
         size_t n = 0;
         buf[0] = '\0';
-        for (unsigned i = 0; i < 11; i++)
+        for (unsigned i = 0; i < 12; i++)
                 if (a & (1U << i))
                         n += (size_t) snprintf(buf + n, size - n, "%s%s", n ? "|" : "", names[i]);
-        if (a >> 11)
-                snprintf(buf + n, size - n, "%s0x%x", n ? "|" : "", a & ~0x7ffU);
+        if (a >> 12)
+                snprintf(buf + n, size - n, "%s0x%x", n ? "|" : "", a & ~0xfffU);
         if (!buf[0])
                 snprintf(buf, size, "0");
         return buf;
@@ -49,6 +51,8 @@ typedef struct {
 
 #define M(s, p, a) ((Machine) { .state = (s), .reload_pending = (p), .serving_alive = (a) })
 #define H(s, p, a) ((Machine) { .state = (s), .reload_pending = (p), .serving_alive = (a), .handover = true })
+#define B(s, p, a) ((Machine) { .state = (s), .reload_pending = (p), .serving_alive = (a), .bake = true })
+#define HB(s, p, a) ((Machine) { .state = (s), .reload_pending = (p), .serving_alive = (a), .handover = true, .bake = true })
 
 static const Transition table[] = {
         /* Starting, nothing serves yet. */
@@ -156,6 +160,33 @@ static const Transition table[] = {
         { M(STATE_DONE, 0, 1), EV_STOP, STATE_DONE, 0, 0, 1 },
         { M(STATE_DONE, 0, 1), EV_ALL_GONE, STATE_DONE, 0, 0, 1 },
         { M(STATE_DONE, 0, 1), EV_HANDED_OVER, STATE_DONE, 0, 0, 1 },
+        /* --bake: a ready candidate serves beside the old generation first. */
+        { B(STATE_RELOADING, 0, 1), EV_READY, STATE_BAKING, BAKE, 0, 1 },
+        { HB(STATE_RELOADING, 0, 1), EV_READY, STATE_BAKING, BAKE, 0, 1 },
+        /* ... not when nothing is left to fall back to, nor at the first start. */
+        { B(STATE_RELOADING, 0, 0), EV_READY, STATE_SERVING, COMMIT | READY, 0, 1 },
+        { B(STATE_STARTING, 0, 0), EV_READY, STATE_SERVING, COMMIT | READY, 0, 1 },
+        { B(STATE_BAKING, 0, 1), EV_BAKED, STATE_SERVING, COMMIT | READY, 0, 1 },
+        { B(STATE_BAKING, 1, 1), EV_BAKED, STATE_RELOADING, COMMIT | READY | START | RELOADING, 0, 1 },
+        { HB(STATE_BAKING, 0, 1), EV_BAKED, STATE_HANDING_OVER, HANDOVER, 0, 1 },
+        { B(STATE_BAKING, 0, 1), EV_FAILED, STATE_SERVING, ROLLBACK | READY, 0, 1 },
+        { B(STATE_BAKING, 1, 1), EV_FAILED, STATE_RELOADING, ROLLBACK | READY | START | RELOADING, 0, 1 },
+        { HB(STATE_BAKING, 0, 1), EV_FAILED, STATE_SERVING, ROLLBACK | READY, 0, 1 },
+        { B(STATE_BAKING, 0, 1), EV_SERVING_EXITED, STATE_SERVING, COMMIT | READY, 0, 1 },
+        { HB(STATE_BAKING, 0, 1), EV_SERVING_EXITED, STATE_HANDING_OVER, HANDOVER, 0, 0 },
+        { B(STATE_BAKING, 0, 1), EV_RELOAD, STATE_BAKING, 0, 1, 1 },
+        { B(STATE_BAKING, 0, 1), EV_STOP, STATE_STOPPING, ROLLBACK | RETIRE | STOPPING, 0, 1 },
+        { B(STATE_BAKING, 1, 1), EV_STOP, STATE_STOPPING, ROLLBACK | RETIRE | STOPPING, 0, 1 },
+        { B(STATE_BAKING, 0, 1), EV_ALL_GONE, STATE_BAKING, 0, 0, 1 },
+        { B(STATE_BAKING, 0, 1), EV_HANDED_OVER, STATE_BAKING, 0, 0, 1 },
+        { B(STATE_BAKING, 0, 1), EV_READY, STATE_BAKING, 0, 0, 1 },
+        /* EV_BAKED anywhere else is a stale timer: nothing happens. */
+        { B(STATE_STARTING, 0, 0), EV_BAKED, STATE_STARTING, 0, 0, 0 },
+        { B(STATE_SERVING, 0, 1), EV_BAKED, STATE_SERVING, 0, 0, 1 },
+        { B(STATE_RELOADING, 0, 1), EV_BAKED, STATE_RELOADING, 0, 0, 1 },
+        { HB(STATE_HANDING_OVER, 0, 1), EV_BAKED, STATE_HANDING_OVER, 0, 0, 1 },
+        { B(STATE_STOPPING, 0, 1), EV_BAKED, STATE_STOPPING, 0, 0, 1 },
+        { B(STATE_DONE, 0, 1), EV_BAKED, STATE_DONE, 0, 0, 1 },
 };
 
 START_TEST(test_transition_table) {
@@ -173,7 +204,8 @@ START_TEST(test_transition_table) {
                       state_to_string(t->from.state), event_to_string(t->ev), m.reload_pending, t->pending_after);
         ck_assert(m.handover == t->from.handover); /* the mode never changes */
         /* serving_alive only matters while something serves; check it there. */
-        if (m.state == STATE_RELOADING || m.state == STATE_SERVING || m.state == STATE_HANDING_OVER)
+        if (m.state == STATE_RELOADING || m.state == STATE_SERVING || m.state == STATE_HANDING_OVER ||
+            m.state == STATE_BAKING)
                 ck_assert_msg(m.serving_alive == t->alive_after, "%s + %s: serving_alive %d, expected %d",
                               state_to_string(t->from.state), event_to_string(t->ev), m.serving_alive,
                               t->alive_after);
@@ -192,12 +224,12 @@ START_TEST(test_table_covers_every_pair) {
 END_TEST
 
 START_TEST(test_init) {
-        Machine m = MACHINE_INIT(false);
+        Machine m = MACHINE_INIT(false, false);
         ck_assert_int_eq(m.state, STATE_STARTING);
         ck_assert(!m.reload_pending);
         ck_assert(!m.serving_alive);
         ck_assert(!m.handover);
-        m = MACHINE_INIT(true);
+        m = MACHINE_INIT(true, false);
         ck_assert_int_eq(m.state, STATE_STARTING);
         ck_assert(!m.reload_pending);
         ck_assert(!m.serving_alive);
@@ -219,7 +251,7 @@ END_TEST
         } while (0)
 
 static Machine serving_machine_mode(bool handover) {
-        Machine m = MACHINE_INIT(handover);
+        Machine m = MACHINE_INIT(handover, false);
         STEP(m, EV_READY, STATE_SERVING, COMMIT | READY);
         return m;
 }
@@ -275,7 +307,7 @@ START_TEST(test_many_reloads_coalesce) {
 END_TEST
 
 START_TEST(test_reload_while_starting_is_deferred) {
-        Machine m = MACHINE_INIT(false);
+        Machine m = MACHINE_INIT(false, false);
         STEP(m, EV_RELOAD, STATE_STARTING, 0);
         STEP(m, EV_RELOAD, STATE_STARTING, 0);
         STEP(m, EV_READY, STATE_RELOADING, COMMIT | READY | START | RELOADING);
@@ -284,7 +316,7 @@ START_TEST(test_reload_while_starting_is_deferred) {
 END_TEST
 
 START_TEST(test_reload_while_starting_then_failure_drops_it) {
-        Machine m = MACHINE_INIT(false);
+        Machine m = MACHINE_INIT(false, false);
         STEP(m, EV_RELOAD, STATE_STARTING, 0);
         STEP(m, EV_FAILED, STATE_STOPPING, ROLLBACK);
         ck_assert(!m.reload_pending);
@@ -480,7 +512,7 @@ static void observe(Observer *o, const Machine *before, Event ev, unsigned a, co
                                      actions_to_string(a, buf, sizeof buf));                                     \
         } while (0)
 
-        CHECK(a >> 11 == 0, "unknown action bits");
+        CHECK(a >> 12 == 0, "unknown action bits");
         CHECK(after->handover == before->handover, "the mode changed");
         CHECK(!((a & COMMIT) && (a & ROLLBACK)), "commit and rollback at once");
         CHECK(!((a & (READY | HANDOVER)) && (a & STOPPING)), "READY=1 and STOPPING=1 at once");
@@ -499,7 +531,9 @@ static void observe(Observer *o, const Machine *before, Event ev, unsigned a, co
                 o->reloading_notified = false;
         }
         if (a & HANDOVER) {
-                CHECK(before->state == STATE_RELOADING && ev == EV_READY, "handover other than on a ready candidate");
+                CHECK((before->state == STATE_RELOADING && ev == EV_READY) ||
+                              (before->state == STATE_BAKING && (ev == EV_BAKED || ev == EV_SERVING_EXITED)),
+                      "handover other than on a ready (and baked) candidate");
                 CHECK(o->candidate, "handover without a candidate");
                 o->handed_over = true;
                 o->n_handovers++;
@@ -537,12 +571,15 @@ static void observe(Observer *o, const Machine *before, Event ev, unsigned a, co
 
         /* The state agrees with what was said and done. */
         bool starting_something = after->state == STATE_STARTING || after->state == STATE_RELOADING ||
-                                  after->state == STATE_HANDING_OVER;
+                                  after->state == STATE_BAKING || after->state == STATE_HANDING_OVER;
         CHECK(starting_something == o->candidate, "state and candidate disagree");
         CHECK((after->state == STATE_HANDING_OVER) == (o->handed_over && o->candidate),
               "handing over without MAINPID= sent, or vice versa");
-        if (after->state == STATE_RELOADING)
+        if (after->state == STATE_RELOADING || after->state == STATE_BAKING)
                 CHECK(o->reloading_notified, "reloading without RELOADING=1");
+        if (a & BAKE)
+                CHECK(before->bake && before->state == STATE_RELOADING && ev == EV_READY && after->state == STATE_BAKING,
+                      "bake out of place");
         if (after->state == STATE_SERVING || after->state == STATE_HANDING_OVER)
                 CHECK(!o->reloading_notified, "a RELOADING=1 not ended by READY=1");
         if (after->state == STATE_DONE)
@@ -551,8 +588,8 @@ static void observe(Observer *o, const Machine *before, Event ev, unsigned a, co
                 CHECK(a == 0, "actions after done");
         if (after->reload_pending)
                 CHECK(after->state == STATE_STARTING || after->state == STATE_RELOADING ||
-                              after->state == STATE_HANDING_OVER,
-                      "reload pending outside starting/reloading/handing-over");
+                              after->state == STATE_BAKING || after->state == STATE_HANDING_OVER,
+                      "reload pending outside starting/reloading/baking/handing-over");
 #undef CHECK
 }
 
@@ -561,10 +598,11 @@ START_TEST(test_random_sequences) {
         unsigned long visited[_STATE_MAX][_EV_MAX] = {};
         unsigned total_exits = 0, total_reloads = 0, total_pending = 0, total_handovers = 0;
 
-        for (int handover = 0; handover <= 1; handover++)
+        for (int mode = 0; mode < 4; mode++)
                 for (size_t s = 0; s < sizeof seeds / sizeof seeds[0]; s++) {
+                        bool handover = mode & 1, bake = mode & 2;
                         rng_state = seeds[s];
-                        Machine m = MACHINE_INIT(handover);
+                        Machine m = MACHINE_INIT(handover, bake);
                         Observer o = OBSERVER_INIT;
                         for (unsigned step = 0; step < 10000; step++) {
                                 if (m.state == STATE_DONE && (rng() % 4 == 0)) {
@@ -573,14 +611,14 @@ START_TEST(test_random_sequences) {
                                         total_reloads += o.n_reloads;
                                         total_pending += o.n_pending_starts;
                                         total_handovers += o.n_handovers;
-                                        m = MACHINE_INIT(handover);
+                                        m = MACHINE_INIT(handover, bake);
                                         o = OBSERVER_INIT;
                                 }
                                 /* Weighted: reloads and readiness often, the end rarely. */
                                 static const Event weighted[] = {
                                         EV_READY,  EV_READY,  EV_READY,          EV_FAILED, EV_FAILED,
                                         EV_RELOAD, EV_RELOAD, EV_RELOAD,         EV_RELOAD, EV_SERVING_EXITED,
-                                        EV_STOP,   EV_ALL_GONE, EV_HANDED_OVER,
+                                        EV_STOP,   EV_ALL_GONE, EV_HANDED_OVER, EV_BAKED, EV_BAKED,
                                 };
                                 Event ev = weighted[rng() % (sizeof weighted / sizeof weighted[0])];
                                 Machine before = m;
@@ -609,10 +647,10 @@ START_TEST(test_exhaustive_short_sequences) {
         /* Every sequence of 7 events from MACHINE_INIT, in both modes:
          * 2 * 7^7 = 1647086 runs. */
         enum { LEN = 7 };
-        for (int handover = 0; handover <= 1; handover++) {
+        for (int mode = 0; mode < 4; mode++) {
                 unsigned idx[LEN] = {};
                 for (;;) {
-                        Machine m = MACHINE_INIT(handover);
+                        Machine m = MACHINE_INIT(mode & 1, mode & 2);
                         Observer o = OBSERVER_INIT;
                         for (unsigned i = 0; i < LEN; i++) {
                                 Machine before = m;

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""--bake=DUR, in the mode HANDOFF_TEST_MODE names: a candidate that says
+READY=1 and dies within the bake time is rolled back with nothing lost; one
+that lives through it is committed only then."""
+
+import os
+import re
+import subprocess
+
+from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fixture_cmd, free_port, run, serving_pid,
+                     set_args, wait_for, wait_new_pid)
+
+
+def start(tmp, *extra):
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "50")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=5s", *extra],
+                fixture_cmd(args_file), notify=FakeSystemd(tmp))
+    h.port, h.args_file = port, args_file
+    h.wait_ready(1)
+    return h
+
+
+def reload(h):
+    return subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
+
+
+def test_candidate_dying_within_bake_time_is_rolled_back(tmp):
+    h = start(tmp, "--bake=1s")
+    try:
+        old = serving_pid(h.port)
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        # Ready after 50 ms, failing 500 ms later (after a clean drain, so
+        # that the requests it took are answered): inside the 1 s bake time.
+        set_args(h.args_file, "--init-delay", "50", "--fail-after", "500")
+        p = reload(h)
+        check(p.returncode == 1, f"reload reported failure: {p.returncode} {p.stdout} {p.stderr}")
+        check("generation 2 failed: exited with status 7" in p.stderr, p.stderr)
+        res = load.stop()
+        check(res["failed"] == 0, f"requests failed: {res}")
+        check(serving_pid(h.port) == old, "the old generation still serves")
+        log = h.log()
+        check("it serves beside generation 1 for the bake time (1s)" in log, log)
+        check(not re.search(r"retiring generation 1 ", log), f"generation 1 was never retired:\n{log}")
+        check(re.search(r"1 failed; last: generation 2 failed: exited with status 7", h.last_status()),
+              h.last_status())
+        # The next reload, with a healthy candidate, commits after the bake time.
+        set_args(h.args_file, "--init-delay", "50")
+        p = reload(h)
+        check(p.returncode == 0, f"{p.returncode} {p.stdout} {p.stderr}")
+        wait_new_pid(h.port, old)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_old_generation_stays_until_the_bake_time_is_over(tmp):
+    h = start(tmp, "--bake=600ms")
+    try:
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        p = reload(h)
+        check(p.returncode == 0, f"{p.returncode} {p.stdout} {p.stderr}")
+        log = h.log()
+        baking = log.find("for the bake time (600ms)")
+        baked = log.find("outlived the bake time")
+        check(0 <= baking < baked, f"the bake time was kept before the commit:\n{log}")
+        # The commit (and with it the old generation's stop signal) comes
+        # after the bake: in this process or, in handover mode, in the old main.
+        retire = max(log.find("retiring generation 1"), log.find("Handed over to handoff pid"))
+        check(retire > baked, f"generation 1 retired only after the bake:\n{log}")
+        res = load.stop()
+        check(res["failed"] == 0, f"requests failed: {res}")
+        check(len(res["pids"]) == 2, f"both generations answered while the candidate baked: {res['pids']}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_bad_bake_values_are_refused(tmp):
+    for bad in ("infinity", "-1s", "soon", ""):
+        p = subprocess.run([HANDOFF, "-l", "127.0.0.1:1", f"--bake={bad}", "--", "true"], capture_output=True,
+                           text=True, timeout=10)
+        check(p.returncode == 2 and "--bake" in p.stderr, f"{bad!r}: {p.returncode} {p.stderr}")
+
+
+if __name__ == "__main__":
+    run([test_candidate_dying_within_bake_time_is_rolled_back, test_old_generation_stays_until_the_bake_time_is_over,
+         test_bad_bake_values_are_refused])
