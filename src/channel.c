@@ -9,10 +9,12 @@
 #include "util.h"
 
 int parse_pid(const char *s, pid_t *ret) {
-        char *end;
-        errno = 0;
-        long v = s ? strtol(s, &end, 10) : 0;
-        if (!s || !*s || *end || errno || v <= 0 || v > 4194304 || s[0] == '+' || s[0] == ' ')
+        /* Strictly decimal: no sign, no space, no leading zero (strtol
+         * alone would take " 5", "+5" and "05"). */
+        if (!s || s[0] < '1' || s[0] > '9' || strspn(s, "0123456789") != strlen(s) || strlen(s) > 7)
+                return -EINVAL;
+        long v = strtol(s, NULL, 10);
+        if (v > 4194304)
                 return -EINVAL;
         *ret = (pid_t) v;
         return 0;

@@ -37,7 +37,7 @@ END_TEST
 
 START_TEST(test_parse_bad) {
         static const char *const bad[] = {
-                "", "PID", "PID ", "PID -1", "PID 0", "PID 4194305", "PID 12x", "PID +5", "PID  5",
+                "", "PID", "PID ", "PID -1", "PID 0", "PID 4194305", "PID 12x", "PID +5", "PID  5", "PID 05", "PID \t5", "PID 5 ",
                 "APP 99999999999999999999", "READY ", "ready", "UNLINK relative", "UNLINK ", "TAKEOVER",
                 "TAKEOVER 2", "TAKEOVER 1 ", "TAKEOVER 01", "HELLO",
         };

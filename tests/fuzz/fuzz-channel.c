@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: MIT */
+/* channel_parse(): one message on the handover channel, from the other
+ * handoff process (the next handoff, or its predecessor).
+ *
+ * Properties:
+ *  - the input is read as a C string in a heap block of exactly its size;
+ *  - a refused message returns -EBADMSG and leaves the output untouched;
+ *  - PID/APP: the pid is 1..4194304 and printing it back gives the input;
+ *  - READY, TAKEOVER 0|1: the input is exactly that;
+ *  - FAILED/UNLINK: the text points into the input, right after the word
+ *    (UNLINK: an absolute path). */
+#include <errno.h>
+#include <stdbool.h>
+
+#include "channel.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        char *buf = fuzz_strndup(data, size);
+        ChannelMessage m = { .kind = (ChannelKind) 0x5a, .pid = -7 };
+        char again[64];
+        int r = channel_parse(buf, &m);
+
+        if (r < 0) {
+                FUZZ_ASSERT(r == -EBADMSG, "refused with %d", r);
+                FUZZ_ASSERT(m.kind == (ChannelKind) 0x5a && m.pid == -7, "output written for a refused message");
+                free(buf);
+                return 0;
+        }
+        FUZZ_ASSERT(r == 0, "returned %d", r);
+        switch (m.kind) {
+        case CHANNEL_PID:
+        case CHANNEL_APP:
+                FUZZ_ASSERT(m.pid >= 1 && m.pid <= 4194304, "pid %d out of range", (int) m.pid);
+                snprintf(again, sizeof again, "%s %d", m.kind == CHANNEL_PID ? "PID" : "APP", (int) m.pid);
+                FUZZ_ASSERT(strcmp(again, buf) == 0, "\"%s\" read as %s", buf, again);
+                break;
+        case CHANNEL_READY:
+                FUZZ_ASSERT(strcmp(buf, "READY") == 0, "\"%s\" read as READY", buf);
+                break;
+        case CHANNEL_TAKEOVER:
+                FUZZ_ASSERT(strcmp(buf, m.reload_pending ? "TAKEOVER 1" : "TAKEOVER 0") == 0, "\"%s\" read as TAKEOVER %d",
+                            buf, m.reload_pending);
+                break;
+        case CHANNEL_FAILED:
+                FUZZ_ASSERT(strncmp(buf, "FAILED ", 7) == 0 && m.text == buf + 7, "FAILED text misplaced");
+                break;
+        case CHANNEL_UNLINK:
+                FUZZ_ASSERT(strncmp(buf, "UNLINK /", 8) == 0 && m.text == buf + 7 && m.text[0] == '/',
+                            "UNLINK path misplaced");
+                break;
+        default:
+                FUZZ_ASSERT(false, "unknown kind %d", (int) m.kind);
+        }
+        free(buf);
+        return 0;
+}
