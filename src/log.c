@@ -17,8 +17,14 @@ static bool stderr_is_journal(void) {
         const char *e = getenv("JOURNAL_STREAM");
         if (!e)
                 return false;
-        uintmax_t dev, ino;
-        if (sscanf(e, "%ju:%ju", &dev, &ino) != 2)
+        char buf[64];
+        uint64_t dev, ino;
+        snprintf(buf, sizeof buf, "%s", e);
+        char *colon = strchr(buf, ':');
+        if (!colon)
+                return false;
+        *colon = '\0';
+        if (safe_atou64(buf, &dev) < 0 || safe_atou64(colon + 1, &ino) < 0)
                 return false;
         struct stat st;
         if (fstat(STDERR_FILENO, &st) < 0)

@@ -65,12 +65,14 @@ static char *resolve_self(const char *argv0) {
 static int open_sockets(Context *c) {
         bool next = c->channel >= 0;
         /* Started as the next handoff: stored fds follow the listening sockets. */
-        size_t n_stored = 0;
+        uint64_t n_stored = 0;
         const char *e = next ? getenv("HANDOFF_FDSTORE") : NULL;
-        if (e)
-                n_stored = strtoul(e, NULL, 10);
+        if (e && safe_atou64(e, &n_stored) < 0) {
+                log_error("Invalid HANDOFF_FDSTORE=%s; refusing to start.", e);
+                return -EINVAL;
+        }
         unsetenv("HANDOFF_FDSTORE");
-        int r = listeners_from_systemd(&c->listeners, n_stored, &c->store);
+        int r = listeners_from_systemd(&c->listeners, (size_t) n_stored, &c->store);
         if (r < 0)
                 return -EINVAL;
         /* The next handoff's sockets come from its predecessor, not from systemd. */

@@ -11,8 +11,8 @@ bool sdstore_enabled(SdStoreMode mode) {
                 return mode == SDSTORE_YES;
         /* systemd >= 254 tells a service its FileDescriptorStoreMax= here;
          * 252 tells nothing, so there it has to be asked for. */
-        const char *e = getenv("FDSTORE");
-        return e && strtoul(e, NULL, 10) > 0;
+        uint64_t n;
+        return safe_atou64(getenv("FDSTORE"), &n) == 0 && n > 0;
 }
 
 int sdstore_remove(const char *prefix, const char *name) {

@@ -38,18 +38,6 @@ int takeover_channel_from_env(int *ret_fd) {
         return 1;
 }
 
-static int safe_atou64(const char *s, uint64_t *ret) {
-        char *end;
-        errno = 0;
-        if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
-                return -EINVAL;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || *end)
-                return -EINVAL;
-        *ret = v;
-        return 0;
-}
-
 void takeover_inherit_from_env(Inheritance *ret) {
         Inheritance in = {};
         uint64_t v[3];

@@ -89,3 +89,14 @@ int write_pid_file(const char *path, pid_t pid) {
         free(tmp);
         return r;
 }
+
+int safe_atou64(const char *s, uint64_t *ret) {
+        if (!s || !*s || strspn(s, "0123456789") != strlen(s))
+                return -EINVAL;
+        errno = 0;
+        unsigned long long v = strtoull(s, NULL, 10);
+        if (errno)
+                return -EINVAL;
+        *ret = v;
+        return 0;
+}

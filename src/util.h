@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -65,6 +66,10 @@ char *strjoin2(const char *a, const char *b);
 /* Writes "pid\n" to path through a temporary file and rename(), so that a
  * reader never sees a partial or empty file. */
 int write_pid_file(const char *path, pid_t pid);
+
+/* Parses a whole decimal number: digits only (no sign, no space), no more
+ * than fits. Returns 0 or -EINVAL; *ret is untouched on failure. */
+int safe_atou64(const char *s, uint64_t *ret);
 
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
