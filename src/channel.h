@@ -11,6 +11,7 @@
  *   next -> old:  "PID <n>" with a pidfd of itself, first of all
  *                 (sent between fork and exec, by spawn.c)
  *                 "APP <pid>"      its candidate generation's main pid
+ *                 "STATUS <text>"  that generation's own STATUS=, while it starts
  *                 "READY"          that generation is ready; commit me
  *                 "FAILED <why>"   it failed; I am exiting
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
@@ -29,6 +30,7 @@ typedef enum {
         CHANNEL_APP,
         CHANNEL_READY,
         CHANNEL_FAILED,
+        CHANNEL_STATUS,
         CHANNEL_UNLINK,
         CHANNEL_TAKEOVER,
 } ChannelKind;
@@ -37,7 +39,7 @@ typedef struct ChannelMessage {
         ChannelKind kind;
         pid_t pid;              /* PID, APP */
         bool reload_pending;    /* TAKEOVER */
-        const char *text;       /* FAILED: why; UNLINK: the path (points into the buffer) */
+        const char *text;       /* FAILED: why; STATUS: the text; UNLINK: the path (points into the buffer) */
 } ChannelMessage;
 
 /* Parses one NUL-terminated message. -EBADMSG for anything else. */

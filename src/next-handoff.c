@@ -20,6 +20,7 @@ struct NextHandoff {
         unsigned number;            /* its candidate generation's number */
         pid_t pid;
         pid_t app_pid;
+        usec_t started;
         bool ready;
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
@@ -54,6 +55,10 @@ pid_t next_handoff_app_pid(const NextHandoff *n) {
         return n->app_pid;
 }
 
+usec_t next_handoff_started(const NextHandoff *n) {
+        return n->started;
+}
+
 unsigned next_handoff_number(const NextHandoff *n) {
         return n->number;
 }
@@ -83,7 +88,7 @@ static void kill_app(NextHandoff *n) {
 
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
-        char buf[256];
+        char buf[CHANNEL_MAX_MESSAGE];
         int extra = -EBADF;
         ChannelMessage m;
 
@@ -116,6 +121,10 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         case CHANNEL_FAILED:
                 n->gave_up = true;
                 fail(n, "%s", m.text);
+                break;
+        case CHANNEL_STATUS:
+                if (!n->ready && !n->failed)
+                        n->cb->status(n, m.text, n->userdata);
                 break;
         default:
                 log_debug("Ignored a message from the next handoff: %.64s", buf);
@@ -226,7 +235,7 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                 safe_close(pidfd);
                 return log_error_errno(ENOMEM, "Out of memory");
         }
-        *n = (NextHandoff) { .number = number, .pid = m.pid, .pidfd = pidfd, .app_pidfd = -EBADF,
+        *n = (NextHandoff) { .number = number, .pid = m.pid, .started = now_monotonic(), .pidfd = pidfd, .app_pidfd = -EBADF,
                              .channel = TAKE_FD(mine), .cb = cb, .userdata = userdata };
         if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||
             (r = sd_event_add_io(e, &n->channel_source, n->channel, EPOLLIN, on_channel, n)) < 0 ||

@@ -15,6 +15,8 @@ typedef struct NextHandoff NextHandoff;
 
 typedef struct NextHandoffCallbacks {
         void (*ready)(NextHandoff *n, void *userdata);
+        /* Its candidate generation's own STATUS=, while it starts. */
+        void (*status)(NextHandoff *n, const char *text, void *userdata);
         void (*failed)(NextHandoff *n, const char *why, void *userdata);
         void (*exited)(NextHandoff *n, void *userdata);   /* the process is gone */
 } NextHandoffCallbacks;
@@ -38,6 +40,7 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
 
 pid_t next_handoff_pid(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */
+usec_t next_handoff_started(const NextHandoff *n);  /* CLOCK_MONOTONIC */
 unsigned next_handoff_number(const NextHandoff *n); /* that generation's number */
 
 /* Commit: passes on the unix socket files to remove at the final stop,

@@ -72,6 +72,9 @@ struct Supervisor {
                                   * the generation committed at our takeover */
 
         sd_event_source *bake_timer; /* --bake: the ready candidate's time beside the old one */
+        char progress[NOTIFY_MAX_LEN / 2]; /* a starting candidate's STATUS= line not sent yet */
+        usec_t progress_sent;    /* when the last one was sent */
+        sd_event_source *progress_timer; /* sends progress[] at the end of the interval */
         Handover *handover;      /* old main: MAINPID= sent, awaiting systemd's barrier */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
@@ -154,6 +157,53 @@ static void record_failure(Supervisor *s, unsigned number, const char *why, int 
                 takeover_report_failed(s->takeover, s->results.last_result);
 }
 
+/* ---- progress of a starting candidate ---------------------------------- */
+
+/* systemctl status shows what a candidate that takes its time is doing:
+ * its own STATUS=, prefixed with what handoff knows, at most every
+ * PROGRESS_INTERVAL (the latest line wins), never after its reload ended. */
+#define PROGRESS_INTERVAL (250 * USEC_PER_MSEC)
+
+static void progress_flush(Supervisor *s) {
+        s->progress_timer = sd_event_source_disable_unref(s->progress_timer);
+        if (!s->progress[0])
+                return;
+        notify_systemd(s, "STATUS=%s", s->progress);
+        s->progress[0] = '\0';
+        s->progress_sent = now_monotonic();
+}
+
+static int on_progress_timer(sd_event_source *src, uint64_t usec, void *userdata) {
+        progress_flush(userdata);
+        return 0;
+}
+
+static void progress_cancel(Supervisor *s) {
+        s->progress_timer = sd_event_source_disable_unref(s->progress_timer);
+        s->progress[0] = '\0';
+}
+
+static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t started, const char *app_status) {
+        char d[32];
+        format_duration(d, sizeof d, (now_monotonic() - started) / USEC_PER_MSEC * USEC_PER_MSEC);
+        if (s->machine.state == STATE_STARTING)
+                snprintf(s->progress, sizeof s->progress, "Starting generation %u (pid %d, %s): %.1024s", number, (int) pid,
+                         d, app_status);
+        else
+                snprintf(s->progress, sizeof s->progress, "Reloading: generation %u %s (pid %d, %s): %.1024s", number,
+                         s->machine.state == STATE_BAKING ? "baking" : "starting", (int) pid, d, app_status);
+        if (s->progress_timer)
+                return; /* sent when the interval ends */
+        usec_t now = now_monotonic();
+        if (now >= s->progress_sent + PROGRESS_INTERVAL || !s->progress_sent) {
+                progress_flush(s);
+                return;
+        }
+        if (sd_event_add_time(s->event, &s->progress_timer, CLOCK_MONOTONIC, s->progress_sent + PROGRESS_INTERVAL,
+                              10 * USEC_PER_MSEC, on_progress_timer, s) < 0)
+                progress_cancel(s); /* a lost STATUS= is fine */
+}
+
 /* ---- callbacks from app generations ------------------------------------ */
 
 static void on_gen_ready(Generation *g, void *userdata) {
@@ -230,11 +280,26 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",
                           g->number);
+        if (g == s->candidate && m->status) {
+                /* Started as the next handoff: our predecessor shows it. */
+                if (role_awaits_takeover(s->role))
+                        takeover_report_status(s->takeover, m->status);
+                else if (!speaks)
+                        progress_update(s, g->number, g->pid, g->started_usec, m->status);
+        }
         if (!speaks)
                 return;
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
-        if (m->status) {
+        if (m->status && g == s->candidate) {
+                /* The first generation, starting: not "Serving" before READY=1. */
+                char d[32];
+                format_duration(d, sizeof d, (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC);
+                snprintf(st, sizeof st, "Starting generation %u (pid %d, %s): %.1024s", g->number, (int) g->pid, d,
+                         m->status);
+                results_app_status(&s->results, g->number, m->status);
+                out.status = st;
+        } else if (m->status) {
                 results_app_status(&s->results, g->number, m->status);
                 out.status = results_status_line(&s->results, g->number, g->pid, st, sizeof st);
         }
@@ -291,6 +356,12 @@ static void on_next_ready(NextHandoff *n, void *userdata) {
         dispatch(s, EV_READY);
 }
 
+static void on_next_status(NextHandoff *n, const char *text, void *userdata) {
+        Supervisor *s = userdata;
+        if (s->machine.state == STATE_RELOADING || s->machine.state == STATE_BAKING)
+                progress_update(s, next_handoff_number(n), next_handoff_app_pid(n), next_handoff_started(n), text);
+}
+
 static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
         Supervisor *s = userdata;
         if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_BAKING &&
@@ -312,6 +383,7 @@ static void on_next_exited(NextHandoff *n, void *userdata) {
 
 static const NextHandoffCallbacks next_callbacks = {
         .ready = on_next_ready,
+        .status = on_next_status,
         .failed = on_next_failed,
         .exited = on_next_exited,
 };
@@ -683,8 +755,10 @@ static void run_actions(Supervisor *s, unsigned a) {
         }
         if (a & ACT_BAKE)
                 start_bake(s);
-        if (a & (ACT_ROLLBACK | ACT_COMMIT | ACT_HANDOVER))
+        if (a & (ACT_ROLLBACK | ACT_COMMIT | ACT_HANDOVER)) {
                 s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
+                progress_cancel(s);
+        }
         if (a & ACT_HANDOVER)
                 hand_over(s);
         if (a & ACT_TAKEOVER) {
@@ -849,6 +923,7 @@ static void supervisor_done(Supervisor *s) {
                 list_remove(s, s->gens);
         next_handoff_free(s->next);
         sd_event_source_disable_unref(s->bake_timer);
+        sd_event_source_disable_unref(s->progress_timer);
         handover_free(s->handover);
         takeover_free(s->takeover);
         safe_close(s->handed_channel);

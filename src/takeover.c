@@ -124,7 +124,7 @@ Takeover *takeover_free(Takeover *t) {
 static void report(Takeover *t, const char *what, const char *arg) {
         if (!t || t->channel < 0 || t->took_over)
                 return;
-        int r = channel_send(t->channel, "%s%s%.180s", what, arg ? " " : "", arg ? arg : "");
+        int r = channel_send(t->channel, "%s%s%.1024s", what, arg ? " " : "", arg ? arg : "");
         if (r < 0)
                 log_debug_errno(r, "Failed to report %s to the previous handoff: %m", what);
 }
@@ -133,6 +133,10 @@ void takeover_report_app(Takeover *t, pid_t pid) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", (int) pid);
         report(t, "APP", buf);
+}
+
+void takeover_report_status(Takeover *t, const char *status) {
+        report(t, "STATUS", status);
 }
 
 void takeover_report_ready(Takeover *t) {

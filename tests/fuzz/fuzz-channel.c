@@ -7,7 +7,7 @@
  *  - a refused message returns -EBADMSG and leaves the output untouched;
  *  - PID/APP: the pid is 1..4194304 and printing it back gives the input;
  *  - READY, TAKEOVER 0|1: the input is exactly that;
- *  - FAILED/UNLINK: the text points into the input, right after the word
+ *  - FAILED/STATUS/UNLINK: the text points into the input, right after the word
  *    (UNLINK: an absolute path). */
 #include <errno.h>
 #include <stdbool.h>
@@ -44,6 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
         case CHANNEL_FAILED:
                 FUZZ_ASSERT(strncmp(buf, "FAILED ", 7) == 0 && m.text == buf + 7, "FAILED text misplaced");
+                break;
+        case CHANNEL_STATUS:
+                FUZZ_ASSERT(strncmp(buf, "STATUS ", 7) == 0 && m.text == buf + 7, "STATUS text misplaced");
                 break;
         case CHANNEL_UNLINK:
                 FUZZ_ASSERT(strncmp(buf, "UNLINK /", 8) == 0 && m.text == buf + 7 && m.text[0] == '/',

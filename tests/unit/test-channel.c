@@ -24,6 +24,9 @@ START_TEST(test_parse_good) {
         ck_assert_int_eq(channel_parse("FAILED generation 3 failed: exited with status 1", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_FAILED);
         ck_assert_str_eq(m.text, "generation 3 failed: exited with status 1");
+        ck_assert_int_eq(channel_parse("STATUS warming up: 40%", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_STATUS);
+        ck_assert_str_eq(m.text, "warming up: 40%");
         ck_assert_int_eq(channel_parse("UNLINK /run/x.sock", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_UNLINK);
         ck_assert_str_eq(m.text, "/run/x.sock");

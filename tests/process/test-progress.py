@@ -1,0 +1,47 @@
+#!/usr/bin/python3
+"""What systemctl status shows while a generation starts, in the mode
+HANDOFF_TEST_MODE names: the starting generation's own STATUS=, prefixed
+with what handoff knows; never "Serving" before READY=1."""
+
+import os
+import re
+import signal
+
+from harness import MODE, FakeSystemd, Handoff, check, fixture_cmd, free_port, run, set_args, wait_for
+
+
+def statuses(h):
+    """(STATUS=, READY=1?) of every datagram from whoever was main, in order."""
+    mains = set(h.mains())
+    return [(m.fields["STATUS"], m.fields.get("READY") == "1") for m in h.notify.snapshot()
+            if m.pid in mains and "STATUS" in m.fields]
+
+
+def test_progress_while_starting_and_reloading(tmp):
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "400", "--starting-status", "warming-up")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], fixture_cmd(args_file), notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        first = statuses(h)
+        ready_at = next(i for i, (_, r) in enumerate(first) if r)
+        check(any(re.fullmatch(r"Starting generation 1 \(pid \d+, \d+ms\): warming-up", st) for st, _ in
+                  first[:ready_at]), f"the first generation's own STATUS= shown while it starts: {first}")
+        check(not any(st.startswith("Serving") for st, _ in first[:ready_at]), f"no 'Serving' before READY=1: {first}")
+        check(first[ready_at][0].startswith("Serving generation 1"), first)
+
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        after = statuses(h)[len(first):]
+        ready_at = next(i for i, (_, r) in enumerate(after) if r)
+        check(any(re.fullmatch(r"Reloading: generation 2 starting \(pid \d+, \d+ms\): warming-up", st)
+                  for st, _ in after[:ready_at]), f"the candidate's STATUS= shown as progress: {after}")
+        check(after[ready_at][0].startswith("Serving generation 2"), after)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+if __name__ == "__main__":
+    run([test_progress_while_starting_and_reloading])
