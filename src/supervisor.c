@@ -210,8 +210,9 @@ static void on_gen_ready(Generation *g, void *userdata) {
         Supervisor *s = userdata;
         if (g != s->candidate)
                 return;
-        log_info("Generation %u (pid %d) is ready after %" PRIu64 "ms.", g->number, (int) g->pid,
-                 (g->ready_usec - g->started_usec) / USEC_PER_MSEC);
+        char d[32];
+        log_info("Generation %u (pid %d) is ready after %s.", g->number, (int) g->pid,
+                 format_duration(d, sizeof d, (g->ready_usec - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC));
         if (role_awaits_takeover(s->role)) {
                 /* Our predecessor commits, then tells us. The pid file names
                  * us before the commit message is sent. */

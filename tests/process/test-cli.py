@@ -1,0 +1,38 @@
+#!/usr/bin/python3
+"""The command line as a person types it: a misspelt verb is a typo, not a
+server to run; durations in log lines are printed the way systemd does."""
+
+import re
+import subprocess
+
+from harness import HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, run
+
+
+def handoff(*args):
+    return subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=10)
+
+
+def test_misspelt_verbs_are_suggested(tmp):
+    for typo, verb in (("relaod", "reload"), ("reloda", "reload"), ("stauts", "status"), ("stats", "status")):
+        p = handoff(typo)
+        check(p.returncode == 2 and f'did you mean "handoff {verb}"?' in p.stderr and f"-- {typo}" in p.stderr,
+              f"{typo}: {p.returncode} {p.stderr}")
+    # Far from every verb, or a path: no suggestion (the usual usage error).
+    for other in ("python3", "./reload", "gunicorn"):
+        p = handoff(other)
+        check(p.returncode == 2 and "did you mean" not in p.stderr, f"{other}: {p.returncode} {p.stderr}")
+
+
+def test_ready_time_is_a_systemd_duration(tmp):
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--init-delay", "1100"), notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        check(re.search(r"Generation 1 \(pid \d+\) is ready after 1\.\d{3}s\.", h.log()), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+if __name__ == "__main__":
+    run([test_misspelt_verbs_are_suggested, test_ready_time_is_a_systemd_duration])
