@@ -1,25 +1,54 @@
 #!/usr/bin/env bash
-# Installs what building and testing handoff needs on Debian (12 or later).
-# The one list of packages: the README's commands and .ci/run all use it.
+# Installs what a command needs on Debian (12 or later), one list per command:
+#
+#   install-deps.sh demo      scripts/demo.sh: build handoff and the demo server
+#   install-deps.sh test      scripts/test.sh: everything the test suites use (includes demo)
+#   install-deps.sh package   scripts/build-deb.sh: the Debian package, and lintian
+#   install-deps.sh all       test + package (.ci/run)
+#
+# Each list is the one place its packages are named.
 set -euo pipefail
 
-packages=(
-        gcc meson ninja-build pkg-config   # build
+demo=(
+        gcc libc6-dev meson ninja-build pkg-config   # build (gcc only recommends libc6-dev)
         libsystemd-dev                     # sd-daemon, sd-event
+        python3 curl                       # the demo's requests and its verdict
+)
+test=(
+        "${demo[@]}"
         check                              # unit tests
-        python3 curl                       # process tests, demo
         gunicorn                           # a real third-party server in the tests
         systemd dbus-user-session          # the real systemd --user manager tests
+        bash-completion                    # the completion test (test-install.py)
         wrk                                # load for the benchmark
         valgrind                           # the leak test over 100 reloads
         clang libclang-rt-14-dev           # libFuzzer (clang only recommends its runtime)
 )
+package=(
+        "${demo[@]}"
+        check                              # Build-Depends <!nocheck>
+        debhelper dpkg-dev fakeroot        # dpkg-buildpackage with dh
+        lintian
+)
+
+case "${1:-}" in
+demo) packages=("${demo[@]}") ;;
+test) packages=("${test[@]}") ;;
+package) packages=("${package[@]}") ;;
+all) packages=("${test[@]}" "${package[@]}") ;;
+*)
+        echo "usage: install-deps.sh demo|test|package|all" >&2
+        exit 2
+        ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
+# A package named in two lists is installed once.
+mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
 
 if [ "$(id -u)" -ne 0 ]; then
         SUDO=sudo

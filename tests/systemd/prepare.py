@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Prepare this machine the way a systemd host is, for the real-manager
+tests, then run the test given. Two things (and a check: a build under /tmp
+cannot run the sandboxed units, and the test is skipped, 77, saying so):
+
+1. The directory for the test's temp files, $TMPDIR, is created
+   (tests/meson.build points it into the build directory). The private user
+   manager keeps its $XDG_RUNTIME_DIR -- with its notify socket -- in a temp
+   dir; in /tmp a unit with PrivateTmp=yes (the shipped ones) could not reach
+   it and its READY=1 would never arrive. A real user manager's runtime dir is
+   /run/user/UID, outside /tmp. /run itself is no good on a machine where
+   /run is not a mount point (this VM): systemd 252 then mounts a new tmpfs on
+   /run for every sandboxed service (ProtectKernelTunables=, ProtectProc=...
+   imply MountAPIVFS=), hiding everything the test put there.
+
+2. systemd's "inaccessible" nodes in /run/systemd, as PID 1 creates them at
+   boot on every systemd host.
+
+Why 2: the sandboxing in the shipped units (ProtectKernelTunables=,
+ProtectKernelLogs=, InaccessiblePaths=, ...) hides files by bind-mounting
+/run/systemd/inaccessible/{reg,dir,chr,...} over them. On a machine whose
+PID 1 is not systemd (a container, this CI VM) nobody made those nodes, and a
+root-run `systemd --user` manager (tests/systemd/usermanager.py) uses
+/run/systemd too, so every hardened unit fails at start:
+
+    Failed to mount /run/systemd/inaccessible/reg to
+      /run/systemd/unit-root/proc/kallsyms: No such file or directory
+    handoff@web.service: Failed at step NAMESPACE ... status=226/NAMESPACE
+
+(seen on systemd 252.39 here). The nodes are what systemd's own
+make_inaccessible_nodes() creates: mode 0000 file, directory, fifo, socket,
+and char/block devices 0:0. Only as root and only what is missing; a real
+systemd host already has them all, and then this does nothing.
+
+Usage: prepare.py SCRIPT [ARG...]   (runs SCRIPT with this python)
+"""
+
+import os
+import stat
+import sys
+
+BASE = "/run/systemd/inaccessible"
+NODES = (
+    ("reg", stat.S_IFREG, None),
+    ("dir", stat.S_IFDIR, None),
+    ("fifo", stat.S_IFIFO, None),
+    ("sock", stat.S_IFSOCK, None),
+    ("chr", stat.S_IFCHR, (0, 0)),
+    ("blk", stat.S_IFBLK, (0, 0)),
+)
+
+
+def ensure():
+    """Create the missing nodes; returns the names created ([] on a systemd
+    host or when not root: the tests then skip or fail with systemd's own
+    message)."""
+    if os.geteuid() != 0 or not os.path.isdir("/run"):
+        return []   # only root may, and only root-run tests need them
+    made = []
+    os.makedirs(BASE, mode=0o755, exist_ok=True)
+    old = os.umask(0o777)   # every node mode 0000, as systemd makes them
+    try:
+        for name, kind, dev in NODES:
+            p = os.path.join(BASE, name)
+            if os.path.lexists(p):
+                continue
+            try:
+                if kind == stat.S_IFDIR:
+                    os.mkdir(p, 0)
+                else:
+                    os.mknod(p, kind, os.makedev(*dev) if dev else 0)
+                made.append(name)
+            except OSError:
+                # chr/blk 0:0 may be refused (a container without mknod);
+                # systemd falls back the same way.
+                pass
+    finally:
+        os.umask(old)
+    return made
+
+
+def make_tmpdir():
+    """Create $TMPDIR if missing (without it Python's tempfile would fall
+    back to /tmp)."""
+    d = os.environ.get("TMPDIR", "")
+    if d and not os.path.isdir(d):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+
+
+def check_not_in_tmp():
+    """The shipped units have PrivateTmp=yes: a handoff or fixture built
+    under /tmp or /var/tmp is invisible to them (status=203/EXEC). Such a
+    checkout cannot run these tests: say so and skip (77)."""
+    for var in ("HANDOFF_BIN", "FIXTURE_SERVER", "HANDOFF_BUILD_ROOT"):
+        p = os.path.realpath(os.environ.get(var, ""))
+        if p and any(p == d or p.startswith(d + "/") for d in ("/tmp", "/var/tmp")):
+            print("skip: %s=%s is under /tmp or /var/tmp, which the shipped units' "
+                  "PrivateTmp=yes hides from them; build outside /tmp to run the "
+                  "systemd suite" % (var, p), flush=True)
+            sys.exit(77)
+
+
+if __name__ == "__main__":
+    check_not_in_tmp()
+    make_tmpdir()
+    made = ensure()
+    if made:
+        print("# created %s/{%s} (PID 1 is not systemd here)" % (BASE, ",".join(made)), flush=True)
+    os.execv(sys.executable, [sys.executable] + sys.argv[1:])
