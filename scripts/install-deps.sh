@@ -9,6 +9,8 @@ packages=(
         check                              # unit tests
         python3 curl                       # process tests, demo
         gunicorn                           # a real third-party server in the tests
+        uwsgi uwsgi-plugin-python3 lighttpd nodejs puma ruby-sd-notify \
+        golang-go golang-github-coreos-go-systemd-dev   # the compatibility suite (tests/compat/)
         systemd dbus-user-session          # the real systemd --user manager tests
         wrk                                # load for the benchmark
         valgrind                           # the leak test over 100 reloads
