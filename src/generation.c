@@ -68,11 +68,12 @@ void generation_command_summary(char *const *argv, char *buf, size_t size) {
                         first_word = n;
         }
         if (cut) {
-                /* Cut at the last whole argument when there is one. */
-                while (n > first_word && buf[n - 1] != ' ')
-                        n--;
-                if (n <= first_word)
-                        n = limit;
+                /* Cut after the last whole argument, unless that would
+                 * leave less than half of what fits (one long argument). */
+                size_t keep = n;
+                while (keep > first_word && buf[keep - 1] != ' ')
+                        keep--;
+                n = keep > limit / 2 ? keep : limit;
                 memcpy(buf + n, ellipsis, sizeof ellipsis);
         } else
                 buf[n] = '\0';
