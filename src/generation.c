@@ -2,8 +2,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "env.h"
 #include "generation.h"
@@ -119,7 +119,7 @@ static bool in_generation(const Generation *g, pid_t sender) {
  * speaks for it, with "all" any process of the generation does. A READY=1
  * that is refused is the one drop a user needs to hear about (a pre-fork
  * server whose worker reports readiness never becomes ready): once per
- * generation, with what would accept it; everything else at debug level. */
+ * generation at notice level, with what would accept it. */
 static bool sender_accepted(Generation *g, const NotifyMessage *m, pid_t sender) {
         if (sender == g->pid)
                 return true;
@@ -127,6 +127,14 @@ static bool sender_accepted(Generation *g, const NotifyMessage *m, pid_t sender)
         if (ours && g->notify_access == NOTIFY_ACCESS_ALL)
                 return true;
 
+        /* Every drop has its debug line (so -v shows each datagram read);
+         * the first refused READY=1 also its notice. */
+        if (g->notify_access == NOTIFY_ACCESS_MAIN)
+                log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
+                          (int) sender, (int) g->pid, g->number);
+        else
+                log_debug("Dropped notify message from pid %d: not a process of generation %u.", (int) sender,
+                          g->number);
         if (m->ready && !g->refused_ready_logged) {
                 g->refused_ready_logged = true;
                 if (ours)
@@ -137,12 +145,7 @@ static bool sender_accepted(Generation *g, const NotifyMessage *m, pid_t sender)
                         log_notice("Generation %u (%s): ignored READY=1 from pid %d, which is not a process of "
                                    "the generation (process group %d); no --notify-access accepts it.",
                                    g->number, generation_describe(g), (int) sender, (int) g->pid);
-        } else if (g->notify_access == NOTIFY_ACCESS_MAIN)
-                log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
-                          (int) sender, (int) g->pid, g->number);
-        else
-                log_debug("Dropped notify message from pid %d: not a process of generation %u.", (int) sender,
-                          g->number);
+        }
         return false;
 }
 

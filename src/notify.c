@@ -223,9 +223,15 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
         /* The directory is private to this process: a file of this name can
          * only be a socket of an earlier process with our pid. */
         (void) unlink(sa.sun_path);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                return -errno;
-        int r = fd_move_above(fd, min_fd);
+        /* bind() makes the file 0777 & ~umask; only our uid (and root) may
+         * send to it anyway, so 0600 whatever the umask. (handoff is single
+         * threaded: the umask is restored before anything else runs.) */
+        mode_t old_umask = umask(0177);
+        int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        umask(old_umask);
+        if (r < 0)
+                return r;
+        r = fd_move_above(fd, min_fd);
         if (r < 0) {
                 (void) unlink(sa.sun_path);
                 return r;

@@ -16,15 +16,22 @@ from harness import MODE, FakeSystemd, Handoff, check, fixture_cmd, free_port, r
 
 # A process of the generation that is not its main one: sends READY=1 twice
 # to $NOTIFY_SOCKET with its own pid in the credentials, as a pre-fork
-# server's worker or a helper such as systemd-notify run by a user would.
+# server's worker or a helper such as systemd-notify run by a user would;
+# then waits, as sd_notify_barrier(3) and systemd-notify do, until handoff
+# has read them (closed the fd sent with BARRIER=1). A sender that is gone
+# by the time its datagram is read cannot be placed in the generation.
 HELPER = r'''
-import os, socket
+import array, os, select, socket
 a = os.environ["NOTIFY_SOCKET"]
 if a.startswith("@"):
     a = "\0" + a[1:]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 for _ in range(2):
     s.sendto(b"READY=1\nSTATUS=from a worker", a)
+r, w = os.pipe()
+s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
+os.close(w)
+select.select([r], [], [], 10)
 '''
 
 

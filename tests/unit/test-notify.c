@@ -617,6 +617,7 @@ START_TEST(test_path_socket_lifecycle) {
         char dir[108], address[108];
         int fd = -1;
         make_tmpdir();
+        mode_t old_umask = umask(0);
         ck_assert_int_eq(notify_private_dir(tmpdir, 4242, dir, sizeof dir), 0);
         char want[128];
         snprintf(want, sizeof want, "%s/notify.4242", tmpdir);
@@ -640,6 +641,7 @@ START_TEST(test_path_socket_lifecycle) {
         ck_assert_int_eq(v, 1);
         ck_assert_int_eq(lstat(address, &st), 0);
         ck_assert(S_ISSOCK(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 07777, 0600); /* whatever the umask */
 
         /* A datagram to the path arrives with our credentials. */
         int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -669,6 +671,7 @@ START_TEST(test_path_socket_lifecycle) {
         notify_socket_unlink("@handoff/1/2");   /* abstract: nothing to do */
         notify_socket_unlink("");
         ck_assert_int_eq(rmdir(tmpdir), 0);
+        umask(old_umask);
 }
 END_TEST
 
