@@ -18,6 +18,8 @@ test=(
         "${demo[@]}"
         check                              # unit tests
         gunicorn                           # a real third-party server in the tests
+        uwsgi uwsgi-plugin-python3 lighttpd nodejs puma ruby-sd-notify \
+        golang-go golang-github-coreos-go-systemd-dev   # the compatibility suite (tests/compat/)
         systemd dbus-user-session          # the real systemd --user manager tests
         bash-completion                    # the completion test (test-install.py)
         wrk                                # load for the benchmark

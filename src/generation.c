@@ -3,6 +3,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "env.h"
 #include "generation.h"
@@ -32,6 +33,56 @@ const char *exit_info_describe(const siginfo_t *si, char *buf, size_t size) {
         return buf;
 }
 
+void generation_command_summary(char *const *argv, char *buf, size_t size) {
+        static const char ellipsis[] = "…";
+        if (size < sizeof ellipsis + 1) {
+                if (size > 0)
+                        buf[0] = '\0';
+                return;
+        }
+        size_t limit = size - sizeof ellipsis;
+        if (limit > GENERATION_COMMAND_MAX)
+                limit = GENERATION_COMMAND_MAX;
+
+        size_t n = 0, first_word = 0;
+        bool cut = false;
+        for (size_t i = 0; argv && argv[i] && !cut; i++) {
+                const char *a = argv[i];
+                if (i == 0) {
+                        const char *slash = strrchr(a, '/');
+                        if (slash && slash[1])
+                                a = slash + 1;
+                } else if (n < limit)
+                        buf[n++] = ' ';
+                else
+                        cut = true;
+                for (; *a && !cut; a++) {
+                        if (n == limit) {
+                                cut = true;
+                                break;
+                        }
+                        /* A log line is one line: no control characters. */
+                        buf[n++] = (unsigned char) *a < 0x20 || *a == 0x7f ? '?' : *a;
+                }
+                if (i == 0)
+                        first_word = n;
+        }
+        if (cut) {
+                /* Cut after the last whole argument, unless that would
+                 * leave less than half of what fits (one long argument). */
+                size_t keep = n;
+                while (keep > first_word && buf[keep - 1] != ' ')
+                        keep--;
+                n = keep > limit / 2 ? keep : limit;
+                memcpy(buf + n, ellipsis, sizeof ellipsis);
+        } else
+                buf[n] = '\0';
+}
+
+const char *generation_describe(const Generation *g) {
+        return g->description;
+}
+
 static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Generation *g = userdata;
         g->exited = true;
@@ -56,6 +107,47 @@ static void close_all(int *fds, size_t n) {
                 safe_close(fds[i]);
 }
 
+/* Whether sender is one of the generation's processes: its main process is
+ * a process-group leader, and its workers stay in that group. (A sender
+ * that has already exited cannot be placed and is not one.) */
+static bool in_generation(const Generation *g, pid_t sender) {
+        return sender == g->pid || getpgid(sender) == g->pid;
+}
+
+/* As systemd's NotifyAccess=: with "main" only the generation's main process
+ * speaks for it, with "all" any process of the generation does. A READY=1
+ * that is refused is the one drop a user needs to hear about (a pre-fork
+ * server whose worker reports readiness never becomes ready): once per
+ * generation at notice level, with what would accept it. */
+static bool sender_accepted(Generation *g, const NotifyMessage *m, pid_t sender) {
+        if (sender == g->pid)
+                return true;
+        bool ours = in_generation(g, sender);
+        if (ours && g->notify_access == NOTIFY_ACCESS_ALL)
+                return true;
+
+        /* Every drop has its debug line (so -v shows each datagram read);
+         * the first refused READY=1 also its notice. */
+        if (g->notify_access == NOTIFY_ACCESS_MAIN)
+                log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
+                          (int) sender, (int) g->pid, g->number);
+        else
+                log_debug("Dropped notify message from pid %d: not a process of generation %u.", (int) sender,
+                          g->number);
+        if (m->ready && !g->refused_ready_logged) {
+                g->refused_ready_logged = true;
+                if (ours)
+                        log_notice("Generation %u (%s): ignored READY=1 from pid %d, a process of the generation "
+                                   "but not its main one; --notify-access=all would accept it.",
+                                   g->number, generation_describe(g), (int) sender);
+                else
+                        log_notice("Generation %u (%s): ignored READY=1 from pid %d, which is not a process of "
+                                   "the generation (process group %d); no --notify-access accepts it.",
+                                   g->number, generation_describe(g), (int) sender, (int) g->pid);
+        }
+        return false;
+}
+
 static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {
         NotifyMessage m;
         if (notify_parse(buf, len, &m) < 0) {
@@ -63,11 +155,7 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
                 close_all(fds, n_fds);
                 return;
         }
-        /* As with systemd's NotifyAccess=main: only the generation's main
-         * process speaks for it. */
-        if (sender != g->pid) {
-                log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
-                          (int) sender, (int) g->pid, g->number);
+        if (!sender_accepted(g, &m, sender)) {
                 close_all(fds, n_fds);
                 return;
         }
@@ -107,7 +195,8 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
         if (g->stop_signal) {
                 /* Drain deadline: the whole group, workers included. */
-                log_warning("Generation %u (pid %d) did not exit in time; sending SIGKILL.", g->number, (int) g->pid);
+                log_warning("Generation %u (%s) did not exit in time; sending SIGKILL.", g->number,
+                            generation_describe(g));
                 generation_kill(g);
         } else if (g->ready_by_delay)
                 mark_ready(g);
@@ -166,6 +255,37 @@ static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
         return 0;
 }
 
+/* The generation's private NOTIFY_SOCKET: a path in this process's private
+ * directory (<runtime>/notify.<handoff pid>/<generation number>, so neither a
+ * successor handoff nor another instance can collide with it), or an
+ * abstract name. "auto" takes the path when it can be had and says why not
+ * at debug level when it cannot: the abstract socket works as well for
+ * every library that can use it. */
+static int open_notify_socket(Generation *g, const GenerationConfig *c) {
+        int min_fd = 3 + (int) c->n_fds, r = 0;
+        if (c->notify_socket != NOTIFY_SOCKET_ABSTRACT) {
+                char base[sizeof g->notify_address], dir[sizeof g->notify_address], name[16];
+                snprintf(name, sizeof name, "%u", g->number);
+                r = notify_runtime_dir(base, sizeof base);
+                if (r >= 0)
+                        r = notify_private_dir(base, getpid(), dir, sizeof dir);
+                if (r >= 0)
+                        r = notify_socket_open_path(dir, name, min_fd, g->notify_address, sizeof g->notify_address,
+                                                    &g->notify_fd);
+                if (r >= 0)
+                        return 0;
+                if (c->notify_socket == NOTIFY_SOCKET_PATH)
+                        return log_error_errno(r, "Failed to create a path notify socket for generation %u "
+                                               "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "
+                                               "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
+                log_debug_errno(r, "No path notify socket for generation %u (%m); using an abstract one.", g->number);
+        }
+        r = notify_socket_open(min_fd, g->notify_address, sizeof g->notify_address, &g->notify_fd);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create notify socket: %m");
+        return 0;
+}
+
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
                      void *userdata, Generation **ret, int *ret_exit_code) {
         Generation *g = calloc(1, sizeof *g);
@@ -175,20 +295,24 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 .number = number,
                 .ready_by_delay = c->ready_by_delay,
                 .notify_fd = -EBADF,
+                .notify_access = c->notify_access,
                 .cb = cb,
                 .userdata = userdata,
         };
         *ret_exit_code = 1;
 
-        int r = notify_socket_open(3 + (int) c->n_fds, g->notify_address, sizeof g->notify_address, &g->notify_fd);
-        if (r < 0) {
-                log_error_errno(r, "Failed to create notify socket: %m");
+        char command[GENERATION_COMMAND_MAX + 8];
+        generation_command_summary(c->argv, command, sizeof command);
+        snprintf(g->description, sizeof g->description, "%s", command);
+
+        int r = open_notify_socket(g, c);
+        if (r < 0)
                 goto fail;
-        }
         g->started_usec = now_monotonic();
         r = spawn(g, c, ret_exit_code);
         if (r < 0)
                 goto fail;
+        snprintf(g->description, sizeof g->description, "%s, pid %d", command, (int) g->pid);
 
         /* From here on the process exists: every failure below must still let
          * the child source reap it, so only source creation can fail. */
@@ -207,7 +331,9 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         if (r < 0)
                 log_warning_errno(r, "Failed to arm start timer: %m");
 
-        log_info("Started generation %u: pid %d, %s.", number, (int) g->pid, c->argv[0]);
+        log_info("Started generation %u: pid %d, %s.", number, (int) g->pid, command);
+        log_debug("Generation %u's NOTIFY_SOCKET is %s (--notify-access=%s).", number, g->notify_address,
+                  notify_access_to_string(g->notify_access));
         *ret = g;
         return 0;
 fail:
@@ -251,6 +377,7 @@ Generation *generation_free(Generation *g) {
         sd_event_source_disable_unref(g->notify_source);
         sd_event_source_disable_unref(g->child_source);
         safe_close(g->notify_fd);
+        notify_socket_unlink(g->notify_address);
         free(g);
         return NULL;
 }

@@ -32,6 +32,8 @@ typedef struct GenerationConfig {
         usec_t ready_delay;
         usec_t start_timeout;
         uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
+        NotifySocketMode notify_socket; /* --notify-socket */
+        NotifyAccess notify_access;     /* --notify-access */
 } GenerationConfig;
 
 struct Generation {
@@ -47,7 +49,10 @@ struct Generation {
         usec_t ready_usec;
 
         int notify_fd;
-        char notify_address[108];
+        char notify_address[108]; /* "@name", or a path removed with the generation */
+        NotifyAccess notify_access;
+        bool refused_ready_logged; /* a READY=1 from outside was logged (once) */
+        char description[96];     /* "gunicorn app:app, pid 1234" */
         sd_event_source *child_source;
         sd_event_source *notify_source;
         sd_event_source *timer_source;
@@ -56,6 +61,16 @@ struct Generation {
         void *userdata;
         Generation *next;        /* in the supervisor's list */
 };
+
+/* The generation's command, shortened, and its main pid, for log lines:
+ * "gunicorn app:app, pid 1234" (basename of argv[0] and the first arguments,
+ * at most GENERATION_COMMAND_MAX characters of them, "…" where cut). Use as
+ * "Generation %u (%s) …". */
+#define GENERATION_COMMAND_MAX 40
+const char *generation_describe(const Generation *g);
+
+/* Writes the shortened command alone into buf (exposed for the unit tests). */
+void generation_command_summary(char *const *argv, char *buf, size_t size);
 
 /* Starts a generation. On failure nothing is left running and the error is
  * logged (with the command and cause); *ret_exit_code then holds the code a

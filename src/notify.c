@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "notify.h"
@@ -104,6 +105,159 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
         return (int) n;
 }
 
+int notify_socket_mode_from_string(const char *s, NotifySocketMode *ret) {
+        if (strcmp(s, "auto") == 0)
+                *ret = NOTIFY_SOCKET_AUTO;
+        else if (strcmp(s, "abstract") == 0)
+                *ret = NOTIFY_SOCKET_ABSTRACT;
+        else if (strcmp(s, "path") == 0)
+                *ret = NOTIFY_SOCKET_PATH;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+const char *notify_socket_mode_to_string(NotifySocketMode m) {
+        return m == NOTIFY_SOCKET_ABSTRACT ? "abstract" : m == NOTIFY_SOCKET_PATH ? "path" : "auto";
+}
+
+int notify_access_from_string(const char *s, NotifyAccess *ret) {
+        if (strcmp(s, "main") == 0)
+                *ret = NOTIFY_ACCESS_MAIN;
+        else if (strcmp(s, "all") == 0)
+                *ret = NOTIFY_ACCESS_ALL;
+        else
+                return -EINVAL;
+        return 0;
+}
+
+const char *notify_access_to_string(NotifyAccess a) {
+        return a == NOTIFY_ACCESS_ALL ? "all" : "main";
+}
+
+/* Room a socket name needs inside a base directory: "/notify.<pid>/<number>". */
+#define NOTIFY_NAME_ROOM (sizeof "/notify.4294967295/4294967295" - 1)
+
+static int mkdir_private(const char *path) {
+        if (mkdir(path, 0700) >= 0)
+                return 0;
+        if (errno != EEXIST)
+                return -errno;
+        struct stat st;
+        if (lstat(path, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        return 0;
+}
+
+int notify_runtime_dir(char *ret, size_t size) {
+        const char *rd = getenv("RUNTIME_DIRECTORY"), *xdg = getenv("XDG_RUNTIME_DIR");
+        bool ours = true; /* a directory we create when it is missing */
+        int k;
+        if (rd && rd[0] == '/') {
+                /* systemd joins several RuntimeDirectory= entries with ':'. */
+                k = snprintf(ret, size, "%.*s", (int) strcspn(rd, ":"), rd);
+                ours = false;
+        } else if (geteuid() == 0)
+                k = snprintf(ret, size, "/run/handoff");
+        else if (xdg && xdg[0] == '/')
+                k = snprintf(ret, size, "%s/handoff", xdg);
+        else
+                return -ENOENT;
+        if (k < 0 || (size_t) k >= size || (size_t) k + NOTIFY_NAME_ROOM >= sizeof ((struct sockaddr_un) {}).sun_path)
+                return -ENAMETOOLONG;
+        if (ours) {
+                int r = mkdir_private(ret);
+                if (r < 0)
+                        return r;
+        }
+        if (access(ret, W_OK | X_OK) < 0)
+                return -errno;
+        return 0;
+}
+
+int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
+        int k = snprintf(ret, size, "%s/notify.%d", base, (int) pid);
+        if (k < 0 || (size_t) k >= size)
+                return -ENAMETOOLONG;
+        if (mkdir(ret, 0700) >= 0)
+                return 0;
+        if (errno != EEXIST)
+                return -errno;
+        /* Left by an earlier process with our pid (SIGKILLed): reuse it only
+         * if it is ours and private, as a fresh one would be. */
+        struct stat st;
+        if (lstat(ret, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077))
+                return -EPERM;
+        return 0;
+}
+
+static int open_dgram(void) {
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        int one = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        return fd;
+}
+
+int notify_socket_open_path(const char *dir, const char *name, int min_fd, char *ret_address, size_t size,
+                            int *ret_fd) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int k = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, name);
+        if (k < 0 || (size_t) k >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        if ((size_t) k + 1 > size)
+                return -ENOBUFS;
+
+        _cleanup_close_ int fd = open_dgram();
+        if (fd < 0)
+                return fd;
+        /* The directory is private to this process: a file of this name can
+         * only be a socket of an earlier process with our pid. */
+        (void) unlink(sa.sun_path);
+        /* bind() makes the file 0777 & ~umask; only our uid (and root) may
+         * send to it anyway, so 0600 whatever the umask. (handoff is single
+         * threaded: the umask is restored before anything else runs.) */
+        mode_t old_umask = umask(0177);
+        int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        umask(old_umask);
+        if (r < 0)
+                return r;
+        r = fd_move_above(fd, min_fd);
+        if (r < 0) {
+                (void) unlink(sa.sun_path);
+                return r;
+        }
+        fd = r;
+
+        memcpy(ret_address, sa.sun_path, (size_t) k + 1);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+void notify_socket_unlink(const char *address) {
+        if (address[0] != '/')
+                return;
+        (void) unlink(address);
+        char dir[sizeof ((struct sockaddr_un) {}).sun_path];
+        snprintf(dir, sizeof dir, "%s", address);
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+                return;
+        *slash = '\0';
+        /* Fails while another generation of this process has its socket
+         * there; the last one to go removes the directory. */
+        (void) rmdir(dir);
+}
+
 int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd) {
         uint64_t rnd;
         if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
@@ -117,12 +271,9 @@ int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd) 
         if (k < 0 || (size_t) k + 2 > size)
                 return -ENOBUFS;
 
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        _cleanup_close_ int fd = open_dgram();
         if (fd < 0)
-                return -errno;
-        int one = 1;
-        if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
-                return -errno;
+                return fd;
         socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
         if (bind(fd, (struct sockaddr *) &sa, len) < 0)
                 return -errno;

@@ -40,6 +40,52 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret);
  * length written (0 when nothing is to be relayed) or -ENOBUFS. */
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
 
+/* Where a generation's NOTIFY_SOCKET lives (--notify-socket=).
+ * NOTIFY_SOCKET_AUTO is a path when a private runtime directory can be had,
+ * else abstract: many sd_notify implementations (Ruby's sd_notify gem and
+ * puma's copy of it, hand-written ones) only speak to path sockets, while
+ * every one that speaks to abstract sockets speaks to paths too. */
+typedef enum {
+        NOTIFY_SOCKET_AUTO,
+        NOTIFY_SOCKET_ABSTRACT,
+        NOTIFY_SOCKET_PATH,
+} NotifySocketMode;
+
+/* Whose datagrams count for a generation (--notify-access=), as systemd's
+ * NotifyAccess=: its main process only, or any process of the generation. */
+typedef enum {
+        NOTIFY_ACCESS_MAIN,
+        NOTIFY_ACCESS_ALL,
+} NotifyAccess;
+
+/* "auto", "abstract", "path" / "main", "all"; -EINVAL for anything else. */
+int notify_socket_mode_from_string(const char *s, NotifySocketMode *ret);
+const char *notify_socket_mode_to_string(NotifySocketMode m);
+int notify_access_from_string(const char *s, NotifyAccess *ret);
+const char *notify_access_to_string(NotifyAccess a);
+
+/* The runtime directory under which private notify directories are made:
+ * the first entry of $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else
+ * /run/handoff for root, else $XDG_RUNTIME_DIR/handoff. The latter two are
+ * created (0700) when missing. Returns -ENOENT when there is none to be had
+ * (no $XDG_RUNTIME_DIR as a user), -ENAMETOOLONG when a socket path inside it
+ * would not fit into sun_path, or another -errno. */
+int notify_runtime_dir(char *ret, size_t size);
+
+/* Makes (or checks) the private directory <base>/notify.<pid> for this
+ * handoff process: a directory of ours, mode 0700, not a symlink. */
+int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size);
+
+/* Creates a path notify socket <dir>/<name> (replacing a stale one of that
+ * name: the directory is ours alone), with the same properties as
+ * notify_socket_open(); ret_address gets the path. */
+int notify_socket_open_path(const char *dir, const char *name, int min_fd, char *ret_address, size_t size,
+                            int *ret_fd);
+
+/* Removes a path notify socket, and its directory once that is empty. A no-op
+ * for an abstract address ("@…") or an empty one. */
+void notify_socket_unlink(const char *address);
+
 /* Creates the private notify socket for one generation: AF_UNIX SOCK_DGRAM
  * with SO_PASSCRED, bound to a unique abstract name, nonblocking, CLOEXEC and
  * placed at an fd >= min_fd. ret_address gets the "@name" for NOTIFY_SOCKET. */

@@ -36,6 +36,13 @@ static void help(void) {
                "                           handoff and moves systemd's MainPID to it;\n"
                "                           supervise keeps this process (auto: handover\n"
                "                           under systemd's NOTIFY_SOCKET, else supervise)\n"
+               "     --notify-socket=auto|path|abstract\n"
+               "                           Each generation's NOTIFY_SOCKET: a path in a\n"
+               "                           private runtime directory, or an abstract name\n"
+               "                           (auto: path when a runtime directory exists)\n"
+               "     --notify-access=main|all\n"
+               "                           Accept READY=1 and the rest from the main process\n"
+               "                           only (default), or from any of its process group\n"
                "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
                "     --fd-store-max=N      Keep at most N fds the server stores with\n"
                "                           FDSTORE=1 for its next generations (default 16)\n"
@@ -108,6 +115,8 @@ enum {
         ARG_PID_FILE,
         ARG_FD_STORE_MAX,
         ARG_SYSTEMD_FD_STORE,
+        ARG_NOTIFY_SOCKET,
+        ARG_NOTIFY_ACCESS,
         ARG_VERSION,
 };
 
@@ -174,6 +183,18 @@ static int parse_one(int c, const char *arg, Options *o) {
                         return -EINVAL;
                 }
                 return 0;
+        case ARG_NOTIFY_SOCKET:
+                if (notify_socket_mode_from_string(arg, &o->notify_socket) < 0) {
+                        fprintf(stderr, "handoff: invalid --notify-socket: \"%s\" (auto, path or abstract)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
+        case ARG_NOTIFY_ACCESS:
+                if (notify_access_from_string(arg, &o->notify_access) < 0) {
+                        fprintf(stderr, "handoff: invalid --notify-access: \"%s\" (main or all)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
         case ARG_PID_FILE:
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
@@ -198,6 +219,8 @@ int options_parse(int argc, char **argv, Options *o) {
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
                 { "fd-store-max", required_argument, NULL, ARG_FD_STORE_MAX },
                 { "systemd-fd-store", required_argument, NULL, ARG_SYSTEMD_FD_STORE },
+                { "notify-socket", required_argument, NULL, ARG_NOTIFY_SOCKET },
+                { "notify-access", required_argument, NULL, ARG_NOTIFY_ACCESS },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

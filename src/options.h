@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "notify.h"
 #include "sdstore.h"
 #include "time-util.h"
 
@@ -26,6 +27,8 @@ typedef struct Options {
         char *pid_file;
         size_t fd_store_max;     /* --fd-store-max */
         SdStoreMode systemd_fd_store; /* --systemd-fd-store */
+        NotifySocketMode notify_socket; /* --notify-socket */
+        NotifyAccess notify_access;     /* --notify-access */
         bool verbose;
         char **command;          /* points into argv, NULL-terminated */
 } Options;

@@ -947,6 +947,9 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                         .ready_by_delay = o->ready_by_delay,
                         .ready_delay = o->ready_delay,
                         .start_timeout = o->start_timeout,
+                        /* --notify-socket, --notify-access (issue 14, compat branch) */
+                        .notify_socket = o->notify_socket,
+                        .notify_access = o->notify_access,
                 },
                 .exit_code = 1,
                 .handed_channel = -EBADF,

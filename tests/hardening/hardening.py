@@ -17,8 +17,10 @@ Every wait is bounded; nothing sleeps to synchronise."""
 
 import array
 import os
+import re
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -104,8 +106,15 @@ def environ_of(pid):
 
 def notify_socket_of(pid):
     """The NOTIFY_SOCKET handoff gave the generation whose main pid is pid,
-    as an address for socket.sendto() (abstract: a leading NUL)."""
+    as an address for socket.sendto(): a path (--notify-socket=path, the
+    default where a runtime directory exists) in a private 0700 directory,
+    or an abstract name (a leading NUL)."""
     ns = environ_of(pid)["NOTIFY_SOCKET"]
+    if ns.startswith("/"):
+        d = os.stat(os.path.dirname(ns))
+        check(re.fullmatch(r".*/notify\.\d+/\d+", ns) and stat.S_IMODE(d.st_mode) == 0o700,
+              f"a path socket in a private directory: {ns} (directory mode {stat.S_IMODE(d.st_mode):03o})")
+        return ns
     check(ns.startswith("@handoff/"), f"a private abstract socket: {ns}")
     return "\0" + ns[1:]
 
@@ -128,10 +137,10 @@ def send_notify_as(uid, address, data):
         raise Skip("setpriv(1) is not installed (util-linux)")
     code = ("import socket, sys, os\n"
             "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
-            "s.sendto(bytes.fromhex(sys.argv[2]), '\\0' + sys.argv[1])\n"
+            "s.sendto(bytes.fromhex(sys.argv[2]), bytes.fromhex(sys.argv[1]).decode())\n"
             "print(os.getuid(), os.getpid())\n")
     p = subprocess.run([setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", PYTHON, "-c", code,
-                        address[1:], data.hex()], capture_output=True, text=True, timeout=10)
+                        address.encode().hex(), data.hex()], capture_output=True, text=True, timeout=10)
     check(p.returncode == 0, f"sender as uid {uid} failed: {p.stderr}")
     sent_uid, sent_pid = map(int, p.stdout.split())
     check(sent_uid == uid, f"the sender ran as uid {sent_uid}")
@@ -149,7 +158,9 @@ dgrams, args_file, fixture = sys.argv[1:4]
 path = dgrams + "." + os.environ["HANDOFF_GENERATION"]
 if os.path.exists(path):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    addr = "\0" + os.environ["NOTIFY_SOCKET"][1:]
+    addr = os.environ["NOTIFY_SOCKET"]
+    if addr.startswith("@"):
+        addr = "\0" + addr[1:]
     for line in open(path).read().split("\n"):
         if not line:
             continue

@@ -6,8 +6,9 @@ to this file.
 
 Three sources of input: the command line, the environment systemd (or
 anyone) starts handoff with, and the datagrams that arrive on a generation's
-private NOTIFY_SOCKET (which anyone in the network namespace can reach: it is
-an abstract socket).
+private NOTIFY_SOCKET (a path in a 0700 directory by default, which the test
+as root can reach; with --notify-socket=abstract anyone in the network
+namespace can).
 
 Command-line and environment cases do not depend on the reload mode and run
 in the supervise pass only; the notify cases run in both (meson runs this
@@ -640,7 +641,7 @@ def test_notify_flood(tmp):
         app = serving_pid(h.port)
         address = notify_socket_of(app)
         fds0, rss0 = fd_count(h.pid), rss_kib(h.pid)
-        flood = subprocess.run([PYTHON, "-c", FLOODER, address[1:], "100000"], capture_output=True, text=True,
+        flood = subprocess.run([PYTHON, "-c", FLOODER, address.encode().hex(), "100000"], capture_output=True, text=True,
                                timeout=120)
         check(flood.returncode == 0 and flood.stdout.split()[-1] == "100000", f"all sent: {flood.stdout} {flood.stderr}")
         check(http_get(h.port)[0] == 200, "serving")
@@ -649,7 +650,7 @@ def test_notify_flood(tmp):
         check(rss1 - rss0 < 1024, f"RSS {rss0} -> {rss1} KiB")
         # A reload while a flood runs: it ends when generation 1's socket
         # goes away with it.
-        flooder = subprocess.Popen([PYTHON, "-c", FLOODER, address[1:], "10000000"], stdout=subprocess.PIPE,
+        flooder = subprocess.Popen([PYTHON, "-c", FLOODER, address.encode().hex(), "10000000"], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         check(flooder.stdout.readline().strip() == "flooding", "the second flood started")
         n = h.ready_count()
@@ -669,13 +670,13 @@ def test_notify_flood(tmp):
         h.close()
 
 
-# Sends argv[2] datagrams to the abstract socket argv[1] as fast as the
+# Sends argv[2] datagrams to the socket argv[1] (its address in hex) as fast as the
 # receiver takes them (blocking), a mix of valid and malformed ones; prints
 # how many went out. Stops early when the socket goes away.
 FLOODER = r'''
 import socket, sys
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-addr, n = "\0" + sys.argv[1], int(sys.argv[2])
+addr, n = bytes.fromhex(sys.argv[1]).decode(), int(sys.argv[2])
 kinds = [b"READY=1", b"WATCHDOG=1", b"STATUS=flood", b"garbage", b"READY=1\0x", b"X=" + b"y" * 5000]
 sent = 0
 try:

@@ -1,8 +1,11 @@
 #!/usr/bin/python3
-"""Security: a generation's private NOTIFY_SOCKET is an abstract socket that
-anyone in the network namespace can send to, so handoff accepts datagrams
-only from its own uid or root (and then only the main process's); and
-nothing handoff creates on disk is world-writable.
+"""Security: a generation's private NOTIFY_SOCKET is by default a path in a
+0700 directory that no other uid can reach; with --notify-socket=abstract it
+is an abstract socket that anyone in the network namespace can send to, so
+handoff accepts datagrams only from its own uid or root (and then only the
+main process's). The uid tests use the abstract socket, where that check is
+what stands in the way. And nothing handoff creates on disk is
+world-writable.
 
 The uid tests send as uid 65534 through setpriv(1) and need root (they skip
 otherwise). The tests that depend on what a successor is run in both modes
@@ -12,6 +15,7 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
 
 from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Skip, check, free_port, run, serving_pid,
                      set_args, wait_for)
@@ -38,8 +42,8 @@ def start(tmp, *extra):
     set_args(prefix_file)
     fake = FakeSystemd(tmp)
     command = ["/bin/sh", "-c", f"exec $(cat {prefix_file}) {FIXTURE} $(cat {args_file})"]
-    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--start-timeout=30s", *extra], command,
-                notify=fake)
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--start-timeout=30s",
+                      "--notify-socket=abstract", *extra], command, notify=fake)
     h.port, h.args_file, h.prefix_file = port, args_file, prefix_file
     h.wait_ready(1)
     return h
@@ -119,7 +123,7 @@ def test_unprivileged_handoff_hears_own_uid_and_root_only(tmp):
     a third uid is dropped for its uid."""
     need_root_and_setpriv()
     port = free_port()
-    h = Launched(tmp, ["-v", "-l", f"127.0.0.1:{port}"], [FIXTURE],
+    h = Launched(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--notify-socket=abstract"], [FIXTURE],
                  prefix=[SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"])
     try:
         h.wait_log("is ready")
@@ -135,6 +139,41 @@ def test_unprivileged_handoff_hears_own_uid_and_root_only(tmp):
         check(h.stop() == 0, h.log())
     finally:
         h.kill_all()
+
+
+def test_path_notify_socket_is_closed_to_other_uids(tmp):
+    """The default path socket: the socket file is 0600 in a 0700 directory
+    owned by handoff's uid, so another uid cannot even send (EACCES) and
+    handoff never sees its datagram."""
+    need_root_and_setpriv()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o755)
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=supervise"], [FIXTURE], notify=fake,
+                env={"RUNTIME_DIRECTORY": runtime})
+    try:
+        h.wait_ready(1)
+        address = notify_socket_of(serving_pid(port))
+        check(address.startswith(runtime + "/"), f"a path socket: {address!r}")
+        d, f = os.stat(os.path.dirname(address)), os.stat(address)
+        check(stat.S_IMODE(d.st_mode) == 0o700 and d.st_uid == os.getuid(), f"directory {oct(d.st_mode)}")
+        check(stat.S_ISSOCK(f.st_mode) and stat.S_IMODE(f.st_mode) == 0o600, f"socket file {oct(f.st_mode)}")
+        code = ("import socket, sys\n"
+                "s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n"
+                "try:\n"
+                "    s.sendto(b'READY=1', sys.argv[1])\n"
+                "except PermissionError:\n"
+                "    sys.exit(13)\n")
+        p = subprocess.run([SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "/usr/bin/python3",
+                            "-c", code, address], capture_output=True, text=True, timeout=10)
+        check(p.returncode == 13, f"uid {NOBODY} could send: exit {p.returncode} {p.stderr}")
+        check("another uid" not in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+        check(os.listdir(runtime) == [], f"removed at stop: {os.listdir(runtime)}")
+    finally:
+        h.kill_all()
+        fake.close()
 
 
 # ---- files on disk ---------------------------------------------------------------

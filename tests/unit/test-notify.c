@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -531,6 +532,167 @@ START_TEST(test_receive_other_uid) {
 }
 END_TEST
 
+/* ---- option values and path sockets ---------------------------------- */
+
+START_TEST(test_mode_strings) {
+        NotifySocketMode m = NOTIFY_SOCKET_PATH;
+        ck_assert_int_eq(notify_socket_mode_from_string("auto", &m), 0);
+        ck_assert_int_eq(m, NOTIFY_SOCKET_AUTO);
+        ck_assert_int_eq(notify_socket_mode_from_string("abstract", &m), 0);
+        ck_assert_int_eq(m, NOTIFY_SOCKET_ABSTRACT);
+        ck_assert_int_eq(notify_socket_mode_from_string("path", &m), 0);
+        ck_assert_int_eq(m, NOTIFY_SOCKET_PATH);
+        ck_assert_int_eq(notify_socket_mode_from_string("PATH", &m), -EINVAL);
+        ck_assert_int_eq(notify_socket_mode_from_string("", &m), -EINVAL);
+        ck_assert_int_eq(m, NOTIFY_SOCKET_PATH); /* untouched on failure */
+        for (NotifySocketMode i = NOTIFY_SOCKET_AUTO; i <= NOTIFY_SOCKET_PATH; i++) {
+                ck_assert_int_eq(notify_socket_mode_from_string(notify_socket_mode_to_string(i), &m), 0);
+                ck_assert_int_eq(m, i);
+        }
+
+        NotifyAccess a = NOTIFY_ACCESS_ALL;
+        ck_assert_int_eq(notify_access_from_string("main", &a), 0);
+        ck_assert_int_eq(a, NOTIFY_ACCESS_MAIN);
+        ck_assert_int_eq(notify_access_from_string("all", &a), 0);
+        ck_assert_int_eq(a, NOTIFY_ACCESS_ALL);
+        ck_assert_int_eq(notify_access_from_string("none", &a), -EINVAL);
+        ck_assert_int_eq(notify_access_from_string("all ", &a), -EINVAL);
+        ck_assert_int_eq(a, NOTIFY_ACCESS_ALL);
+        ck_assert_str_eq(notify_access_to_string(NOTIFY_ACCESS_MAIN), "main");
+        ck_assert_str_eq(notify_access_to_string(NOTIFY_ACCESS_ALL), "all");
+}
+END_TEST
+
+static char tmpdir[64];
+
+static void make_tmpdir(void) {
+        snprintf(tmpdir, sizeof tmpdir, "/tmp/test-notify-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+START_TEST(test_runtime_dir) {
+        char buf[108];
+        make_tmpdir();
+        /* $RUNTIME_DIRECTORY first, its first entry only, used as it is. */
+        char rd[200];
+        snprintf(rd, sizeof rd, "%s:/elsewhere", tmpdir);
+        setenv("RUNTIME_DIRECTORY", rd, 1);
+        ck_assert_int_eq(notify_runtime_dir(buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, tmpdir);
+
+        /* Too long for "<dir>/notify.<pid>/<n>" in sun_path. */
+        char longdir[200];
+        memset(longdir, 'x', sizeof longdir - 1);
+        longdir[0] = '/';
+        longdir[95] = '\0';
+        setenv("RUNTIME_DIRECTORY", longdir, 1);
+        ck_assert_int_eq(notify_runtime_dir(buf, sizeof buf), -ENAMETOOLONG);
+
+        /* Without it, a user's $XDG_RUNTIME_DIR/handoff (made 0700); root's
+         * /run/handoff. */
+        unsetenv("RUNTIME_DIRECTORY");
+        setenv("XDG_RUNTIME_DIR", tmpdir, 1);
+        int r = notify_runtime_dir(buf, sizeof buf);
+        if (geteuid() == 0) {
+                if (r == 0)
+                        ck_assert_str_eq(buf, "/run/handoff");
+        } else {
+                char want[128];
+                snprintf(want, sizeof want, "%s/handoff", tmpdir);
+                ck_assert_int_eq(r, 0);
+                ck_assert_str_eq(buf, want);
+                struct stat st;
+                ck_assert_int_eq(stat(want, &st), 0);
+                ck_assert_uint_eq(st.st_mode & 07777, 0700);
+                rmdir(want);
+                unsetenv("XDG_RUNTIME_DIR");
+                ck_assert_int_eq(notify_runtime_dir(buf, sizeof buf), -ENOENT);
+        }
+        unsetenv("XDG_RUNTIME_DIR");
+        rmdir(tmpdir);
+}
+END_TEST
+
+START_TEST(test_path_socket_lifecycle) {
+        char dir[108], address[108];
+        int fd = -1;
+        make_tmpdir();
+        mode_t old_umask = umask(0);
+        ck_assert_int_eq(notify_private_dir(tmpdir, 4242, dir, sizeof dir), 0);
+        char want[128];
+        snprintf(want, sizeof want, "%s/notify.4242", tmpdir);
+        ck_assert_str_eq(dir, want);
+        struct stat st;
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        ck_assert(S_ISDIR(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 07777, 0700);
+        /* Again (a stale one of an earlier process with this pid): reused. */
+        ck_assert_int_eq(notify_private_dir(tmpdir, 4242, dir, sizeof dir), 0);
+
+        ck_assert_int_eq(notify_socket_open_path(dir, "1", 20, address, sizeof address, &fd), 0);
+        snprintf(want, sizeof want, "%s/notify.4242/1", tmpdir);
+        ck_assert_str_eq(address, want);
+        ck_assert_int_ge(fd, 20);
+        ck_assert(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+        ck_assert(fcntl(fd, F_GETFL) & O_NONBLOCK);
+        int v = 0;
+        socklen_t l = sizeof v;
+        ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_PASSCRED, &v, &l), 0);
+        ck_assert_int_eq(v, 1);
+        ck_assert_int_eq(lstat(address, &st), 0);
+        ck_assert(S_ISSOCK(st.st_mode));
+        ck_assert_uint_eq(st.st_mode & 07777, 0600); /* whatever the umask */
+
+        /* A datagram to the path arrives with our credentials. */
+        int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", address);
+        ck_assert_int_eq(sendto(s, "READY=1", 7, 0, (struct sockaddr *) &sa, sizeof sa), 7);
+        close(s);
+        char buf[NOTIFY_MAX_LEN + 1];
+        int fds[NOTIFY_MAX_FDS];
+        size_t n_fds = 99;
+        pid_t pid = 0;
+        const char *reason = NULL;
+        ck_assert_int_eq(notify_receive(fd, buf, sizeof buf, &pid, &reason, fds, &n_fds), 7);
+        ck_assert_int_eq(pid, getpid());
+
+        /* A second socket in the same directory keeps it alive. */
+        char address2[108];
+        int fd2 = -1;
+        ck_assert_int_eq(notify_socket_open_path(dir, "2", 3, address2, sizeof address2, &fd2), 0);
+        close(fd);
+        notify_socket_unlink(address);
+        ck_assert_int_eq(lstat(address, &st), -1);
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        close(fd2);
+        notify_socket_unlink(address2);
+        ck_assert_int_eq(lstat(dir, &st), -1); /* the last one takes the directory */
+        notify_socket_unlink("@handoff/1/2");   /* abstract: nothing to do */
+        notify_socket_unlink("");
+        ck_assert_int_eq(rmdir(tmpdir), 0);
+        umask(old_umask);
+}
+END_TEST
+
+START_TEST(test_private_dir_refuses_foreign) {
+        char dir[108];
+        make_tmpdir();
+        /* Someone else's (here: too open) directory of that name is not ours. */
+        char path[128];
+        snprintf(path, sizeof path, "%s/notify.77", tmpdir);
+        ck_assert_int_eq(mkdir(path, 0755), 0);
+        chmod(path, 0755);
+        ck_assert_int_eq(notify_private_dir(tmpdir, 77, dir, sizeof dir), -EPERM);
+        rmdir(path);
+        /* Nor is a symlink to one. */
+        ck_assert_int_eq(symlink("/tmp", path), 0);
+        ck_assert_int_eq(notify_private_dir(tmpdir, 77, dir, sizeof dir), -EPERM);
+        unlink(path);
+        rmdir(tmpdir);
+}
+END_TEST
+
 static Suite *notify_suite(void) {
         Suite *s = suite_create("notify");
         TCase *tc = tcase_create("parse");
@@ -561,6 +723,13 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_receive_hands_over_passed_fds);
         tcase_add_test(tc, test_receive_oversized);
         tcase_add_test(tc, test_receive_other_uid);
+        suite_add_tcase(s, tc);
+
+        tc = tcase_create("path");
+        tcase_add_test(tc, test_mode_strings);
+        tcase_add_test(tc, test_runtime_dir);
+        tcase_add_test(tc, test_path_socket_lifecycle);
+        tcase_add_test(tc, test_private_dir_refuses_foreign);
         suite_add_tcase(s, tc);
         return s;
 }

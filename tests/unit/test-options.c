@@ -320,6 +320,54 @@ START_TEST(test_mode) {
 }
 END_TEST
 
+START_TEST(test_notify_socket) {
+        Options o;
+        ck_assert_int_eq(PARSE(&o, "--", "s"), 1);
+        ck_assert_int_eq(o.notify_socket, NOTIFY_SOCKET_AUTO);
+        ck_assert_int_eq(o.notify_access, NOTIFY_ACCESS_MAIN);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--notify-socket=path", "--", "s"), 1);
+        ck_assert_int_eq(o.notify_socket, NOTIFY_SOCKET_PATH);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--notify-socket", "abstract", "--", "s"), 1);
+        ck_assert_int_eq(o.notify_socket, NOTIFY_SOCKET_ABSTRACT);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--notify-socket=abstract", "--notify-socket=auto", "--", "s"), 1);
+        ck_assert_int_eq(o.notify_socket, NOTIFY_SOCKET_AUTO);
+        options_done(&o);
+        const char *bad[] = { "", "Path", "paths", "@", "/run/x", "abstract ", NULL };
+        for (const char **b = bad; *b; b++) {
+                char arg[64];
+                snprintf(arg, sizeof arg, "--notify-socket=%s", *b);
+                ck_assert_msg(PARSE(&o, arg, "--", "s") == -EINVAL, "accepted \"%s\"", *b);
+                options_done(&o);
+        }
+}
+END_TEST
+
+START_TEST(test_notify_access) {
+        Options o;
+        ck_assert_int_eq(PARSE(&o, "--notify-access=all", "--", "s"), 1);
+        ck_assert_int_eq(o.notify_access, NOTIFY_ACCESS_ALL);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--notify-access", "main", "--", "s"), 1);
+        ck_assert_int_eq(o.notify_access, NOTIFY_ACCESS_MAIN);
+        options_done(&o);
+        /* systemd's none and exec mean nothing for a generation: refused. */
+        const char *bad[] = { "", "none", "exec", "ALL", "main,all", NULL };
+        for (const char **b = bad; *b; b++) {
+                char arg[64];
+                snprintf(arg, sizeof arg, "--notify-access=%s", *b);
+                ck_assert_msg(PARSE(&o, arg, "--", "s") == -EINVAL, "accepted \"%s\"", *b);
+                options_done(&o);
+        }
+        /* The option's value is never taken from the command. */
+        ck_assert_int_eq(PARSE(&o, "--", "s", "--notify-access=bogus"), 1);
+        ck_assert_int_eq(o.notify_access, NOTIFY_ACCESS_MAIN);
+        options_done(&o);
+}
+END_TEST
+
 START_TEST(test_help_and_version) {
         Options o;
         ck_assert_int_eq(PARSE(&o, "--help"), 0);
@@ -360,6 +408,8 @@ static Suite *options_suite(void) {
         tcase_add_test(tc, test_ready);
         tcase_add_test(tc, test_parse_ready_direct);
         tcase_add_test(tc, test_mode);
+        tcase_add_test(tc, test_notify_socket);
+        tcase_add_test(tc, test_notify_access);
         tcase_add_test(tc, test_help_and_version);
         tcase_add_test(tc, test_options_done_twice);
         suite_add_tcase(s, tc);

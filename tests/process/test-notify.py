@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""Each generation's notify socket, in the mode HANDOFF_TEST_MODE names:
+where it lives (--notify-socket: a path in a private 0700 directory by
+default, removed with its generation; abstract on request) and whose
+datagrams count (--notify-access: the main process, or any process of the
+generation's process group)."""
+
+import os
+import re
+import shlex
+import signal
+import socket
+import stat
+
+from harness import MODE, FakeSystemd, Handoff, check, fixture_cmd, free_port, run, serving_pid, wait_for
+
+# A process of the generation that is not its main one: sends READY=1 twice
+# to $NOTIFY_SOCKET with its own pid in the credentials, as a pre-fork
+# server's worker or a helper such as systemd-notify run by a user would;
+# then waits, as sd_notify_barrier(3) and systemd-notify do, until handoff
+# has read them (closed the fd sent with BARRIER=1). A sender that is gone
+# by the time its datagram is read cannot be placed in the generation.
+HELPER = r'''
+import array, os, select, socket
+a = os.environ["NOTIFY_SOCKET"]
+if a.startswith("@"):
+    a = "\0" + a[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+for _ in range(2):
+    s.sendto(b"READY=1\nSTATUS=from a worker", a)
+r, w = os.pipe()
+s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
+os.close(w)
+select.select([r], [], [], 10)
+'''
+
+
+def notify_socket_of(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        env = dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    return env[b"NOTIFY_SOCKET"].decode()
+
+
+def start(tmp, extra=(), command=None, runtime=None):
+    port = free_port()
+    env = {"RUNTIME_DIRECTORY": runtime} if runtime else {}
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}", *extra], command or fixture_cmd(),
+                notify=FakeSystemd(tmp), env=env)
+    h.port = port
+    return h
+
+
+def worker_ready_command(tmp):
+    """A generation whose main process (sh) never notifies; its child does."""
+    helper = os.path.join(tmp, "helper.py")
+    with open(helper, "w") as f:
+        f.write(HELPER)
+    fixture = " ".join(shlex.quote(a) for a in fixture_cmd(None, "--no-notify"))
+    return ["/bin/sh", "-c", f"/usr/bin/python3 {shlex.quote(helper)} && exec {fixture}"]
+
+
+def test_ready_from_a_worker_is_refused_with_main(tmp):
+    h = start(tmp, ["--start-timeout=3s"], worker_ready_command(tmp))
+    try:
+        main = h.generation_pid(1)
+        h.wait_log("--notify-access=all would accept it.")
+        line = re.search(r".*ignored READY=1 from pid (\d+).*", h.log())
+        check(line and int(line.group(1)) != main, f"the refusal names the worker's pid: {h.log()}")
+        check(f"Generation 1 (sh -c /usr/bin/python3" in line.group(0) and f"pid {main})" in line.group(0),
+              f"the refusal names the generation by its command: {line.group(0)}")
+        # Twice refused, logged once; and the generation never became ready.
+        code = h.wait_exit(timeout=20)
+        check(code != 0, f"handoff exits non-zero when its first generation is never ready: {code}")
+        check(h.log().count("ignored READY=1") == 1, f"logged once per generation:\n{h.log()}")
+        check(h.notify.count("READY", "1") == 0, f"no READY=1 to systemd: {h.notify.snapshot()}")
+    finally:
+        h.close()
+
+
+def test_ready_from_a_worker_is_accepted_with_all(tmp):
+    h = start(tmp, ["--notify-access=all", "--start-timeout=20s"], worker_ready_command(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        check(serving_pid(h.port) == h.generation_pid(1), "the generation serves")
+        check("ignored READY=1" not in h.log(), h.log())
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        check("reload to generation 2 ok" in h.last_status(), h.last_status())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_ready_from_outside_the_generation_is_refused_with_all(tmp):
+    """--notify-access=all is the generation's processes, not anyone: a
+    datagram from this test process (same uid) does not make it ready."""
+    h = start(tmp, ["--notify-access=all", "--start-timeout=3s"], fixture_cmd(None, "--no-notify"))
+    try:
+        pid = h.generation_pid(1)
+        address = wait_for(lambda: _try(notify_socket_of, pid), 10, "the generation's environment")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.sendto(b"READY=1", "\0" + address[1:] if address.startswith("@") else address)
+        s.close()
+        h.wait_log(f"ignored READY=1 from pid {os.getpid()}, which is not a process of the generation")
+        check(h.wait_exit(timeout=20) != 0, h.log())
+        check(h.notify.count("READY", "1") == 0, f"no READY=1 to systemd: {h.notify.snapshot()}")
+    finally:
+        h.close()
+
+
+def _try(f, *a):
+    try:
+        return f(*a)
+    except (OSError, KeyError):
+        return None
+
+
+def test_path_socket_is_private_and_removed(tmp):
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o755)
+    h = start(tmp, runtime=runtime)
+    try:
+        h.wait_ready(1)
+        app = serving_pid(h.port)
+        path = notify_socket_of(app)
+        check(path == os.path.join(runtime, f"notify.{h.pid}", "1"), f"NOTIFY_SOCKET={path}")
+        d = os.stat(os.path.dirname(path))
+        check(stat.S_ISDIR(d.st_mode) and stat.S_IMODE(d.st_mode) == 0o700 and d.st_uid == os.geteuid(),
+              f"private directory: mode {oct(d.st_mode)}, uid {d.st_uid}")
+        check(stat.S_ISSOCK(os.stat(path).st_mode), f"{path} is a socket")
+
+        # A reload: the new generation gets its own socket (in handover
+        # mode in the new handoff's own directory); the old one's goes
+        # with it.
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        new = wait_for(lambda: (lambda p: p if p != app else None)(serving_pid(h.port)), 10, "generation 2 serves")
+        path2 = notify_socket_of(new)
+        owner = h.main_pid()
+        check(path2 == os.path.join(runtime, f"notify.{owner}", "2"), f"NOTIFY_SOCKET={path2} (main {owner})")
+        wait_for(lambda: not os.path.exists(path), 20, f"{path} removed once generation 1 is gone")
+        check(h.stop() == 0, h.log())
+        check(os.listdir(runtime) == [], f"nothing left in $RUNTIME_DIRECTORY: {os.listdir(runtime)}")
+    finally:
+        h.close()
+
+
+def test_abstract_socket_on_request(tmp):
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime)
+    h = start(tmp, ["--notify-socket=abstract"], runtime=runtime)
+    try:
+        h.wait_ready(1)
+        address = notify_socket_of(serving_pid(h.port))
+        check(address.startswith("@handoff/"), f"NOTIFY_SOCKET={address}")
+        check(os.listdir(runtime) == [], f"no directory made: {os.listdir(runtime)}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        check("reload to generation 2 ok" in h.last_status(), h.last_status())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_path_socket_without_runtime_dir_fails_clearly(tmp):
+    """--notify-socket=path where no runtime directory can be had: the
+    generation is not started and the log says why (as a user without
+    $XDG_RUNTIME_DIR; root always has /run, so point $RUNTIME_DIRECTORY at
+    a file, which cannot hold a directory)."""
+    not_a_dir = os.path.join(tmp, "file")
+    open(not_a_dir, "w").close()
+    h = start(tmp, ["--notify-socket=path"], runtime=not_a_dir)
+    try:
+        check(h.wait_exit(timeout=20) != 0, h.log())
+        check("--notify-socket=path" in h.log() and "Started generation 1" not in h.log(), h.log())
+    finally:
+        h.close()
+
+
+if __name__ == "__main__":
+    run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
+         test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
+         test_abstract_socket_on_request, test_path_socket_without_runtime_dir_fails_clearly])
