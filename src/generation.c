@@ -52,9 +52,10 @@ static void mark_ready(Generation *g) {
         g->cb->ready(g, g->userdata);
 }
 
+/* Not the main process's: any process of our uid (or root's) may have sent
+ * them, built to make a plain close() wait. */
 static void close_all(int *fds, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
+        close_many_nonblocking(fds, n);
 }
 
 static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {
