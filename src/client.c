@@ -194,18 +194,39 @@ static int find_control_socket(pid_t pid, char *why, size_t why_size) {
         return fd;
 }
 
+/* handoff before 0.2 listened on the abstract name @handoff/control/<pid>.
+ * After a package upgrade, ExecReload= runs this client against the old
+ * handoff that is still main: without this the reload that would start the
+ * new binary could not be asked for. The peer's pid is checked below, as it
+ * always was for that name. To be removed once no such handoff can run. */
+#define LEGACY_CONTROL_ADDRESS_FMT "handoff/control/%d"
+
+static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
+        int k = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, LEGACY_CONTROL_ADDRESS_FMT, (int) pid);
+        return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
+}
+
 static int connect_to(pid_t pid, char *why, size_t why_size) {
-        _cleanup_close_ int pfd = find_control_socket(pid, why, why_size);
-        if (pfd < 0)
-                return pfd;
-        /* Through the O_PATH fd: the path may be longer than sun_path holds,
-         * and it is the file just checked. */
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
+        socklen_t sa_len = sizeof sa;
+        _cleanup_close_ int pfd = find_control_socket(pid, why, why_size);
+        if (pfd == -ENOENT)
+                sa_len = legacy_address(pid, &sa);
+        else if (pfd < 0)
+                return pfd;
+        else
+                /* Through the O_PATH fd: the path may be longer than sun_path
+                 * holds, and it is the file just checked. */
+                snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
         int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+        if (connect(fd, (struct sockaddr *) &sa, sa_len) < 0) {
+                if (pfd < 0) {
+                        /* No legacy socket either: the first reason stands. */
+                        safe_close(fd);
+                        return pfd;
+                }
                 int r = -errno;
                 snprintf(why, why_size, "%s", strerror(-r));
                 safe_close(fd);

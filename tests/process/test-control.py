@@ -282,6 +282,15 @@ def test_squatted_name_is_not_trusted(tmp):
         p = ctl("reload", pid=victim.pid, timeout=20)
         check(p.returncode == 3 and "cannot reach handoff" in p.stderr and "no handoff control socket" in p.stderr,
               f"{p.returncode} {p.stderr}")
+        # The abstract name of handoff before 0.2, which the client still
+        # tries for a handoff of that age: anyone may bind it, so the pid
+        # that holds it must be the one asked for.
+        legacy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        legacy.bind(f"\0handoff/control/{victim.pid}")
+        legacy.listen(4)
+        p = ctl("reload", pid=victim.pid, timeout=20)
+        legacy.close()
+        check(p.returncode == 3 and f"is held by pid {os.getpid()}" in p.stderr, f"{p.returncode} {p.stderr}")
     finally:
         squat.close()
         os.unlink(path)
