@@ -283,6 +283,34 @@ def test_freeze_control_socket(tmp):
         h.close()
 
 
+def test_freeze_control_socket_kernel_without_passrights(tmp):
+    """The same where the kernel lets fds in (older than 6.16; forced here
+    with HANDOFF_TEST_PASS_RIGHTS=1): the fds are read off the connection
+    and closed without waiting before it is closed."""
+    need_root_and_setpriv()
+    h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp), "HANDOFF_TEST_PASS_RIGHTS": "1"}, verbose=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers = []
+    try:
+        rss0 = rss_kib(h.main_pid())
+        path = open_socket_file(h)
+        for _ in range(3):
+            a = Attacker(FREEZE, "seqpacket", path)
+            attackers.append(a)
+            check(a.line.startswith(("sent ", "refused:32 ", "refused:104 ")), f"sent, or closed at accept: {a.line}")
+        check(any(a.line.startswith("sent ") for a in attackers), "at least one fd got through to handoff")
+        wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
+        took = reload_within(h)
+        print(f"  fds let in: {[a.line.split()[0] for a in attackers]}; reload {took * 1000:.0f} ms")
+        finish(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
 # ---- (b) starve --------------------------------------------------------------
 
 STARVE = r'''
@@ -330,6 +358,92 @@ def test_starve_control_socket(tmp):
         if load.proc.poll() is None:
             load.proc.kill()
         h.close()
+
+
+# ---- root and a service user ------------------------------------------------------
+
+# Runs its arguments in a new mount namespace where RT is a fresh tmpfs (so
+# the socket file exists only there), as uid 65534.
+_SERVICE_USER = r'''
+set -e
+mount -t tmpfs -o mode=0700,uid=65534,gid=65534 tmpfs "$RT"
+exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+'''
+
+HOLD = r'''
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+held, answers = [], []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    held.append(s)
+import select, time
+# Whatever handoff answers at accept arrives within this window; the held
+# ones are only dropped after 5 s.
+deadline = time.monotonic() + 1.0
+answered = {}
+while time.monotonic() < deadline:
+    r, _, _ = select.select([s for s in held if s not in answered], [], [], max(0, deadline - time.monotonic()))
+    for s in r:
+        answered[s] = s.recv(200).decode() or "closed"
+print(len(held) - len(answered), sum(a.startswith("ERROR too many") for a in answered.values()), flush=True)
+sys.stdin.read()
+'''
+
+
+def test_root_reaches_a_service_user_handoff(tmp):
+    """handoff as uid 65534 in its own mount namespace, its runtime
+    directory a tmpfs that exists only there: root's reload and status reach
+    it (through /proc/PID/root); a third uid is refused; 40 idle
+    connections of handoff's own uid get only their 32 slots, and root is
+    still answered at once."""
+    need_root_and_setpriv()
+    if not shutil.which("unshare"):
+        raise Skip("unshare(1) (util-linux) is not installed")
+    os.chmod(tmp, 0o755)
+    rt = os.path.join(tmp, "svc")
+    os.mkdir(rt)
+    fake = FakeSystemd(tmp)
+    os.chmod(fake.path, 0o666)
+    port = free_port()
+    h = Launched(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=5s"], [FIXTURE],
+                 notify=fake, env={"RUNTIME_DIRECTORY": rt, "RT": rt},
+                 prefix=["unshare", "-m", "--propagation", "private", "sh", "-c", _SERVICE_USER, "sh"])
+    a = None
+    load = None
+    try:
+        h.port = port
+        h.wait_ready(1)
+        check(os.stat(f"/proc/{h.pid}").st_uid == NOBODY, "handoff runs as 65534")
+        check(os.listdir(rt) == [], "the socket is not in this mount namespace")
+        path = control_socket_path(h.main_pid())
+        check(path == f"/proc/{h.main_pid()}/root{rt}/control.{h.main_pid()}", path)
+        load = Load(f"127.0.0.1:{port}", tmp)
+        rss0 = rss_kib(h.main_pid())
+        p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and "serving" in p.stdout, f"root's status: {p.returncode} {p.stderr}")
+        reload_within(h)
+        p = subprocess.run([SETPRIV, "--reuid=1", "--regid=1", "--clear-groups", HANDOFF, "status",
+                            f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 3 and "permission denied" in p.stderr, f"uid 1: {p.returncode} {p.stderr}")
+        # handoff's own uid floods: 32 held, 8 refused with an answer.
+        a = Attacker(HOLD, control_socket_path(h.main_pid()), 40)
+        held, refused = map(int, a.line.split())
+        check((held, refused) == (32, 8), f"held {held}, refused {refused}")
+        took = reload_within(h)
+        print(f"  root -> handoff as 65534 in another mount namespace: reload {took * 1000:.0f} ms with its own "
+              f"uid holding {held} connections ({refused} refused)")
+        a.stop()
+        a = None
+        finish(h, load, rss0)
+    finally:
+        if a:
+            a.stop()
+        if load and load.proc.poll() is None:
+            load.proc.kill()
+        h.kill_all()
+        fake.close()
 
 
 # ---- (c) squat ---------------------------------------------------------------
