@@ -103,14 +103,18 @@ def start(tmp, *extra, env=None, args=("--init-delay", "50"), verbose=True, meas
     return h
 
 
-def baseline(h):
-    """One reload before the attack, to know what a reload costs now."""
+def baseline(h, settle=False):
+    """One reload before the attack, to know what a reload costs now. With
+    settle, also waits until what it retired is gone (and its fds with it)."""
     t0 = time.monotonic()
     p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
     check(p.returncode == 0, f"baseline reload: {p.returncode} {p.stderr}")
     _baseline.append(time.monotonic() - t0)
     if MODE == "handover":
         wait_for(lambda: "Took over as the main process" in h.log() or not h.log(), 10, "the takeover")
+    if settle:
+        gone = "The previous handoff has exited" if MODE == "handover" else "Retired generation 1 (pid"
+        wait_for(lambda: gone in h.log(), 20, f"{gone!r}")
 
 
 def open_runtime_dir(tmp):
@@ -132,24 +136,38 @@ def open_socket_file(h):
 
 
 # The same reload without an attack, on this machine now: on a loaded
-# machine (2 shared cores) a plain reload alone can take more than a second.
-# The limit is then that time plus the 1 s; an attack that works costs far
-# more (the linger time, 60 s; the request timeout, 5 s; forever).
+# machine (2 shared cores, sanitizers) a plain reload alone can take more
+# than a second. The limit is then the 1 s plus twice that time; an attack
+# that works costs far more (the linger time, 60 s; the request timeout, 5 s
+# per 64 connections; forever).
 _baseline = []
 
 
+# A reload slower than the limit but faster than this is retried (twice at
+# most) before the test fails: on a machine shared by several test runs a
+# single reload can be late by chance, while a working attack makes every
+# reload late (the attacker holds on) and most of them far later than this.
+NOISE = 5.0
+
+
 def reload_within(h, limit=RELOAD_WITHIN, takeover_logged=True):
+    """handoff reload exits 0 within limit (see _baseline and NOISE)."""
     if _baseline and _baseline[-1] > limit / 2:
-        limit += _baseline[-1]
-    t0 = time.monotonic()
-    p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
-    took = time.monotonic() - t0
-    check(p.returncode == 0, f"reload: exit {p.returncode}: {p.stderr}\n{h.log()[-3000:]}")
-    check(took < limit, f"reload took {took:.2f}s (limit {limit:.2f}s)")
-    print(f"  reload: {took * 1000:.0f} ms (without the attack: {_baseline[-1] * 1000:.0f} ms)" if _baseline else
-          f"  reload: {took * 1000:.0f} ms")
-    if MODE == "handover" and takeover_logged:
-        h.wait_log(f"handoff[{h.main_pid()}]: Took over as the main process")
+        limit += 2 * _baseline[-1]
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t0
+        times.append(took)
+        check(p.returncode == 0, f"reload: exit {p.returncode}: {p.stderr}\n{h.log()[-3000:]}")
+        if MODE == "handover" and takeover_logged:
+            h.wait_log(f"handoff[{h.main_pid()}]: Took over as the main process")
+        if took < limit or took >= NOISE:
+            break
+    check(took < limit, f"reload took {', '.join(f'{t:.2f}' for t in times)} s (limit {limit:.2f} s)")
+    print(f"  reload: {' '.join(f'{t * 1000:.0f}' for t in times)} ms" +
+          (f" (without the attack: {_baseline[-1] * 1000:.0f} ms)" if _baseline else ""))
     return took
 
 
@@ -294,11 +312,15 @@ def test_freeze_control_socket_kernel_without_passrights(tmp):
     try:
         rss0 = rss_kib(h.main_pid())
         path = open_socket_file(h)
-        for _ in range(3):
+        # Until 3 fds got through: handoff may close a connection at accept
+        # before its attacker has sent (EPIPE); bounded.
+        for _ in range(30):
             a = Attacker(FREEZE, "seqpacket", path)
             attackers.append(a)
             check(a.line.startswith(("sent ", "refused:32 ", "refused:104 ")), f"sent, or closed at accept: {a.line}")
-        check(any(a.line.startswith("sent ") for a in attackers), "at least one fd got through to handoff")
+            if sum(a.line.startswith("sent ") for a in attackers) == 3:
+                break
+        check(sum(a.line.startswith("sent ") for a in attackers) >= 1, "fds got through to handoff")
         wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
         took = reload_within(h)
         print(f"  fds let in: {[a.line.split()[0] for a in attackers]}; reload {took * 1000:.0f} ms")
@@ -416,6 +438,7 @@ def test_root_reaches_a_service_user_handoff(tmp):
         h.port = port
         h.wait_ready(1)
         check(os.stat(f"/proc/{h.pid}").st_uid == NOBODY, "handoff runs as 65534")
+        baseline(h)
         check(os.listdir(rt) == [], "the socket is not in this mount namespace")
         path = control_socket_path(h.main_pid())
         check(path == f"/proc/{h.main_pid()}/root{rt}/control.{h.main_pid()}", path)
@@ -551,13 +574,15 @@ def test_closed_stdio_goes_to_dev_null(tmp):
     h = ClosedStdio(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}"], [FIXTURE], fake)
     h.port = port
     h.wait_ready(1)
+    # Generation 1 alone serves now (nothing retiring yet).
+    for pid in (h.main_pid(), serving_pid(port)):
+        for fd in (0, 1, 2):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            check(target == "/dev/null", f"pid {pid} fd {fd} -> {target}")
+    baseline(h)
     load = Load(f"127.0.0.1:{port}", tmp)
     try:
         rss0 = rss_kib(h.main_pid())
-        for pid in (h.main_pid(), serving_pid(port)):
-            for fd in (0, 1, 2):
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                check(target == "/dev/null", f"pid {pid} fd {fd} -> {target}")
         took = reload_within(h, takeover_logged=False)
         p = wait_for(lambda: (lambda q: q if q.returncode == 0 and "serving" in q.stdout else None)(
             subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)),
@@ -642,6 +667,7 @@ def test_large_status_json_is_valid(tmp):
                 fixture_cmd(args_file), notify=fake)
     h.port = ports[0]
     h.wait_ready(1)
+    baseline(h)
     load = Load(f"127.0.0.1:{ports[0]}", tmp)
     try:
         rss0 = rss_kib(h.main_pid())
@@ -685,8 +711,10 @@ def test_out_of_fds_no_spin(tmp):
     answers again once fds are free."""
     if not shutil.which("prlimit"):
         raise Skip("prlimit(1) (util-linux) is not installed")
-    # No reload before: a generation that retires frees fds by itself.
+    # The reload before is waited out: a generation that retires frees fds
+    # by itself.
     h = start(tmp, measure=False)
+    baseline(h, settle=True)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     held = []
     try:
@@ -744,10 +772,12 @@ def test_nofile_raised_for_handoff_not_for_generations(tmp):
     try:
         h.port = port
         h.wait_ready(1)
-        for _ in range(2):
+        for n in (1, 2):
+            gen = h.generation_pid(n)
             check(nofile_of(h.main_pid()) == (4096, 4096), f"handoff: {nofile_of(h.main_pid())}")
-            check(nofile_of(serving_pid(port)) == (1000, 4096), f"generation: {nofile_of(serving_pid(port))}")
-            reload_within(h, 5)
+            check(nofile_of(gen) == (1000, 4096), f"generation {n}: {nofile_of(gen)}")
+            if n == 1:
+                reload_within(h, 5)
         check(h.stop() == 0, h.log())
     finally:
         h.close()
