@@ -143,15 +143,25 @@ static int socket_type(const ListenAddress *a) {
 
 /* A unix path left over from a crashed run refuses bind() with EADDRINUSE.
  * Only when nothing answers on it is it stale and safe to remove: removing a
- * live socket is the "socket file deleted while in use" failure. */
-static bool unix_path_is_stale(const struct sockaddr_un *sa, socklen_t len, int type) {
+ * live socket is the "socket file deleted while in use" failure.
+ *
+ * The probe never waits: a blocking connect() to a live socket whose owner
+ * does not accept (its backlog full) would hang handoff's start for as long
+ * as that lasts. Nonblocking, a unix connect() answers at once: ECONNREFUSED
+ * when nobody listens (stale), EAGAIN when the backlog is full (alive).
+ * Returns 1 when stale, 0 when alive, -errno when it cannot tell. */
+static int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type) {
         struct stat st;
-        if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-                return false;
-        _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
+        if (lstat(sa->sun_path, &st) < 0)
+                return -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -ENOTSOCK;
+        _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return false;
-        return connect(fd, (const struct sockaddr *) sa, len) < 0 && errno == ECONNREFUSED;
+                return -errno;
+        if (connect(fd, (const struct sockaddr *) sa, len) >= 0 || errno == EAGAIN || errno == EINPROGRESS)
+                return 0;
+        return errno == ECONNREFUSED ? 1 : -errno;
 }
 
 static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created) {
@@ -173,8 +183,15 @@ static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char
 
         if (bind(fd, (struct sockaddr *) &sa, len) < 0) {
                 int err = errno; /* the staleness probe below overwrites errno */
-                if (err != EADDRINUSE || a->abstract || !unix_path_is_stale(&sa, len, type))
+                if (err != EADDRINUSE || a->abstract)
                         return log_error_errno(err, "Failed to bind %s: %m", spec);
+                int r = unix_path_probe(&sa, len, type);
+                if (r == 0)
+                        return log_error_errno(err, "Failed to bind %s: %m (a live socket: another process "
+                                                    "listens on it)", spec);
+                if (r < 0)
+                        return log_error_errno(err, "Failed to bind %s: %m (and it is not a stale socket: %s)", spec,
+                                               strerror(-r));
                 log_info("Removing stale socket file %s (nothing listens on it).", a->path);
                 if (unlink(a->path) < 0 || bind(fd, (struct sockaddr *) &sa, len) < 0)
                         return log_error_errno(errno, "Failed to bind %s: %m", spec);

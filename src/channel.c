@@ -74,12 +74,12 @@ ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
                                 if (*ret_fd < 0)
                                         *ret_fd = k;
                                 else
-                                        safe_close(k);
+                                        close_nonblocking(k);
                         }
         buf[n] = '\0';
         /* A message with a NUL inside is not one of ours. */
         if (strlen(buf) != (size_t) n) {
-                *ret_fd = safe_close(*ret_fd);
+                *ret_fd = close_nonblocking(*ret_fd);
                 buf[0] = '\0';
                 return -EBADMSG;
         }

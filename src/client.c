@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -7,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "client.h"
@@ -46,24 +49,195 @@ static int parse_pid(const char *s, pid_t *ret) {
         return 0;
 }
 
-static int connect_to(pid_t pid) {
+/* The effective uid of pid, from /proc/<pid>/status. */
+static int uid_of(pid_t pid, uid_t *ret) {
+        char path[64], line[256];
+        snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        int r = -EBADMSG;
+        unsigned ruid, euid;
+        while (fgets(line, sizeof line, f))
+                if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
+                        *ret = (uid_t) euid;
+                        r = 0;
+                        break;
+                }
+        fclose(f);
+        return r;
+}
+
+/* The inodes of the sockets among pid's fds. */
+static int socket_inodes_of(pid_t pid, unsigned long **ret, size_t *ret_n) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/fd", (int) pid);
+        DIR *d = opendir(path);
+        if (!d)
+                return -errno;
+        unsigned long *inodes = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char target[64];
+                if (de->d_name[0] == '.')
+                        continue;
+                ssize_t k = readlinkat(dirfd(d), de->d_name, target, sizeof target - 1);
+                unsigned long ino;
+                if (k <= 0)
+                        continue;
+                target[k] = '\0';
+                if (sscanf(target, "socket:[%lu]", &ino) != 1)
+                        continue;
+                unsigned long *m = realloc(inodes, sizeof *inodes * (n + 1));
+                if (!m) {
+                        free(inodes);
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                inodes = m;
+                inodes[n++] = ino;
+        }
+        closedir(d);
+        *ret = inodes;
+        *ret_n = n;
+        return 0;
+}
+
+/* In pid's network namespace, the path of a listening SOCK_SEQPACKET socket
+ * named ".../control.*" that is one of pid's own fds. */
+static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, char *ret, size_t size) {
+        char path[64], line[4096];
+        snprintf(path, sizeof path, "/proc/%d/net/unix", (int) pid);
+        FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        int r = -ENOENT;
+        while (fgets(line, sizeof line, f)) {
+                unsigned flags, type, state;
+                unsigned long ino;
+                int off = 0;
+                /* Num RefCount Protocol Flags Type St Inode Path */
+                if (sscanf(line, "%*s %*s %*s %x %x %x %lu %n", &flags, &type, &state, &ino, &off) != 4 || off == 0)
+                        continue;
+                char *p = line + off;
+                p[strcspn(p, "\n")] = '\0';
+                const char *base = strrchr(p, '/');
+                /* 0x10000: __SO_ACCEPTCON, a listening socket. */
+                if (!(flags & 0x10000) || type != SOCK_SEQPACKET || p[0] != '/' || !base ||
+                    strncmp(base, "/control.", 9) != 0)
+                        continue;
+                for (size_t i = 0; i < n; i++)
+                        if (inodes[i] == ino && strlen(p) < size) {
+                                strcpy(ret, p);
+                                r = 0;
+                        }
+                if (r == 0)
+                        break;
+        }
+        fclose(f);
+        return r;
+}
+
+/* Finds pid's control socket (control.h says where it lives) among pid's
+ * own fds, so that neither its environment nor its mount namespace need
+ * to be guessed, and opens the file through /proc/<pid>/root. Returns an
+ * O_PATH fd, or -errno with what went wrong in why. */
+static int find_control_socket(pid_t pid, char *why, size_t why_size) {
+        uid_t uid = (uid_t) -1;
+        int r = uid_of(pid, &uid);
+        if (r < 0) {
+                snprintf(why, why_size, r == -ENOENT ? "no process with pid %d" : "cannot read pid %d's status: %s",
+                         (int) pid, strerror(-r));
+                return r;
+        }
+        _cleanup_free_ unsigned long *inodes = NULL;
+        size_t n = 0;
+        r = socket_inodes_of(pid, &inodes, &n);
+        if (r == -EACCES || r == -EPERM) {
+                snprintf(why, why_size, "permission denied: pid %d runs as uid %u; only root and that uid may "
+                                        "control it", (int) pid, (unsigned) uid);
+                return r;
+        }
+        char path[PATH_MAX];
+        if (r >= 0)
+                r = control_path_of(pid, inodes, n, path, sizeof path);
+        if (r == -ENOENT) {
+                snprintf(why, why_size, "pid %d has no handoff control socket (is it running, and is %d its main PID?)",
+                         (int) pid, (int) pid);
+                return r;
+        }
+        if (r < 0) {
+                snprintf(why, why_size, "cannot look into pid %d: %s", (int) pid, strerror(-r));
+                return r;
+        }
+        char full[PATH_MAX + 64];
+        snprintf(full, sizeof full, "/proc/%d/root%s", (int) pid, path);
+        int fd = open(full, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+                r = -errno;
+                snprintf(why, why_size, "cannot open %s (pid %d's control socket): %s", path, (int) pid, strerror(-r));
+                return r;
+        }
+        /* The file at that path now is not necessarily the socket pid holds:
+         * it must at least be a socket of that uid. The peer's pid is
+         * checked once connected. */
+        struct stat st;
+        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != uid) {
+                bool sock = S_ISSOCK(st.st_mode);
+                snprintf(why, why_size, "refusing %s: %s uid %u, not by pid %d's uid %u", path,
+                         sock ? "a socket owned by" : "not a socket; owned by", (unsigned) st.st_uid, (int) pid,
+                         (unsigned) uid);
+                safe_close(fd);
+                return -EPERM;
+        }
+        return fd;
+}
+
+/* handoff before 0.2 listened on the abstract name @handoff/control/<pid>.
+ * After a package upgrade, ExecReload= runs this client against the old
+ * handoff that is still main: without this the reload that would start the
+ * new binary could not be asked for. The peer's pid is checked below, as it
+ * always was for that name. To be removed once no such handoff can run. */
+#define LEGACY_CONTROL_ADDRESS_FMT "handoff/control/%d"
+
+static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
+        int k = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, LEGACY_CONTROL_ADDRESS_FMT, (int) pid);
+        return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
+}
+
+static int connect_to(pid_t pid, char *why, size_t why_size) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, CONTROL_ADDRESS_FMT, (int) pid);
-        socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
+        socklen_t sa_len = sizeof sa;
+        _cleanup_close_ int pfd = find_control_socket(pid, why, why_size);
+        if (pfd == -ENOENT)
+                sa_len = legacy_address(pid, &sa);
+        else if (pfd < 0)
+                return pfd;
+        else
+                /* Through the O_PATH fd: the path may be longer than sun_path
+                 * holds, and it is the file just checked. */
+                snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
         int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0)
                 return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, len) < 0) {
+        if (connect(fd, (struct sockaddr *) &sa, sa_len) < 0) {
+                if (pfd < 0) {
+                        /* No legacy socket either: the first reason stands. */
+                        safe_close(fd);
+                        return pfd;
+                }
                 int r = -errno;
+                snprintf(why, why_size, "%s", strerror(-r));
                 safe_close(fd);
                 return r;
         }
-        /* The name is predictable: whoever bound it first answers. Only the
-         * process we asked for, of our uid or root's, is handoff. */
+        /* Only the process we asked for is the handoff we asked for. Its uid
+         * does not matter: the server admits only root and its own. */
         struct ucred uc;
         socklen_t ul = sizeof uc;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid ||
-            (uc.uid != getuid() && uc.uid != 0)) {
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid) {
+                snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) uc.pid);
                 safe_close(fd);
                 return -EPERM;
         }
@@ -85,12 +259,13 @@ _Noreturn static void interrupted(int sigfd) {
         exit(128 + (int) si.ssi_signo);
 }
 
-/* Sends one request to pid and waits for its one reply until deadline. */
-static int ask(pid_t pid, const char *request, usec_t deadline, int sigfd, char *reply, size_t size) {
-        _cleanup_close_ int fd = connect_to(pid);
+/* Sends one request to pid and waits for its one reply, of any size, until
+ * deadline. *reply is replaced with a new string. */
+static int ask(pid_t pid, const char *request, usec_t deadline, int sigfd, char **reply) {
+        char why[PATH_MAX + 256];
+        _cleanup_close_ int fd = connect_to(pid, why, sizeof why);
         if (fd < 0) {
-                fprintf(stderr, "handoff: cannot reach handoff pid %d: %s (is it running, and is %d its main PID?)\n",
-                        (int) pid, strerror(-fd), (int) pid);
+                fprintf(stderr, "handoff: cannot reach handoff pid %d: %s\n", (int) pid, why);
                 return EXIT_CLIENT_UNREACHABLE;
         }
         if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
@@ -113,19 +288,33 @@ static int ask(pid_t pid, const char *request, usec_t deadline, int sigfd, char 
                                         "complete.\n", (int) pid);
                         return EXIT_CLIENT_TIMEOUT;
                 }
-                ssize_t n = recv(fd, reply, size - 1, 0);
+                /* One message: its size first, then all of it. */
+                char c;
+                ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                        continue;
+                char *buf = n > 0 ? malloc((size_t) n + 1) : NULL;
+                if (n > 0 && !buf) {
+                        fprintf(stderr, "handoff: out of memory for a reply of %zd bytes.\n", n);
+                        return EXIT_CLIENT_UNREACHABLE;
+                }
+                if (n > 0)
+                        n = recv(fd, buf, (size_t) n, MSG_DONTWAIT);
                 if (n <= 0) {
+                        free(buf);
                         fprintf(stderr, "handoff: handoff pid %d closed the connection without an answer.\n",
                                 (int) pid);
                         return EXIT_CLIENT_UNREACHABLE;
                 }
-                reply[n] = '\0';
+                buf[n] = '\0';
+                free(*reply);
+                *reply = buf;
                 return 0;
         }
 }
 
 /* Runs one request, following FOLLOW/JOIN replies across a handover. */
-static int request(pid_t pid, const char *what, usec_t deadline, char *reply, size_t size) {
+static int request(pid_t pid, const char *what, usec_t deadline, char **reply) {
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -136,13 +325,13 @@ static int request(pid_t pid, const char *what, usec_t deadline, char *reply, si
         if (sigfd < 0)
                 return EXIT_CLIENT_UNREACHABLE;
         for (int hop = 0; hop < MAX_HOPS; hop++) {
-                int r = ask(pid, what, deadline, sigfd, reply, size);
+                int r = ask(pid, what, deadline, sigfd, reply);
                 if (r != 0)
                         return r;
                 pid_t next;
-                if (strncmp(reply, "FOLLOW ", 7) == 0 && parse_pid(reply + 7, &next) == 0)
+                if (strncmp(*reply, "FOLLOW ", 7) == 0 && parse_pid(*reply + 7, &next) == 0)
                         pid = next;
-                else if (strncmp(reply, "JOIN ", 5) == 0 && parse_pid(reply + 5, &next) == 0) {
+                else if (strncmp(*reply, "JOIN ", 5) == 0 && parse_pid(*reply + 5, &next) == 0) {
                         pid = next;
                         what = "JOIN";
                 } else
@@ -201,9 +390,9 @@ int client_main(int argc, char **argv) {
                 return EXIT_CLIENT_USAGE;
         }
 
-        char reply[CONTROL_MAX_REPLY + 1];
+        _cleanup_free_ char *reply = NULL;
         usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
-        int r = request(pid, reload ? "RELOAD" : json ? "STATUS json" : "STATUS", deadline, reply, sizeof reply);
+        int r = request(pid, reload ? "RELOAD" : json ? "STATUS json" : "STATUS", deadline, &reply);
         if (r != 0)
                 return r;
         if (strncmp(reply, "OK ", 3) == 0) {

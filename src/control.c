@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "control.h"
@@ -17,12 +19,26 @@
  * reload has no deadline of its own: the reload's start timeout bounds it. */
 #define REQUEST_TIMEOUT (5 * USEC_PER_SEC)
 #define MAX_CONNECTIONS 64
+/* When root and handoff's own (other) uid may both connect, each gets half
+ * the slots: a flood from one cannot keep the other out. */
+#define MAX_PER_UID (MAX_CONNECTIONS / 2)
+/* Out of fds: how long the listening socket rests when even the spare fd
+ * could not be had back. */
+#define EMFILE_BACKOFF (250 * USEC_PER_MSEC)
+/* Fds a sender may attach to one message (the kernel's SCM_MAX_FD). */
+#define MAX_PASSED_FDS 253
+
+/* Linux >= 6.16: a unix socket can refuse SCM_RIGHTS; the sender's
+ * sendmsg() then fails with EPERM and nothing reaches us. */
+#ifndef SO_PASSRIGHTS
+#define SO_PASSRIGHTS 83
+#endif
 
 struct ControlConn {
         Control *control;
         int fd;
         bool waiting;
-        bool allowed;           /* our uid or root (SO_PEERCRED at accept) */
+        bool root;              /* counted against root's share, not ours */
         WaitFor wait_for;
         sd_event_source *io;
         sd_event_source *timer;
@@ -33,8 +49,16 @@ struct Control {
         sd_event *event;
         int fd;
         sd_event_source *listen_source;
+        sd_event_source *backoff_timer; /* out of fds: listening paused */
         ControlConn *conns;
         unsigned n_conns;
+        unsigned n_root;                /* of n_conns, root's (when we are not root) */
+        int spare_fd;                   /* given up to accept-and-refuse when out of fds */
+        bool takes_fds;                 /* no SO_PASSRIGHTS: fds may arrive, close them safely */
+        bool out_of_fds;                /* logged; cleared by the next normal accept */
+        unsigned n_refused;             /* connections from other uids, for the log */
+        char *path;                     /* the socket file, removed by control_free() */
+        pid_t owner;                    /* the process that bound it (a fork must not unlink) */
         ControlRequestFn fn;
         void *userdata;
 };
@@ -60,6 +84,50 @@ int control_parse_request(const char *buf, size_t len, RequestKind *ret) {
         return -EBADMSG;
 }
 
+/* Receives one message, closing any fds that came with it without blocking
+ * (only possible on kernels without SO_PASSRIGHTS). The control buffer has
+ * room for as many fds as one message can carry: fds that do not fit are
+ * closed by the kernel, in our thread, with a plain close. */
+static ssize_t recv_no_fds(int fd, void *buf, size_t size, int flags) {
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = size };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        ssize_t n = recvmsg(fd, &mh, flags | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return -errno;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+                        for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
+                                int k;
+                                memcpy(&k, CMSG_DATA(cm) + i * sizeof(int), sizeof k);
+                                close_nonblocking(k);
+                        }
+        return n;
+}
+
+/* Closes a connection. Where fds can arrive, the unread messages go first:
+ * closing a socket releases the fds queued on it in our thread, with a
+ * plain close. Bounded: a sender cannot keep us here. */
+static void close_conn_fd(Control *c, int fd) {
+        char buf[CONTROL_MAX_REQUEST + 1];
+        for (int i = 0; c->takes_fds && i < 64; i++)
+                if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+                        break;
+        safe_close(fd);
+}
+
+static unsigned max_for(const Control *c, bool root) {
+        (void) root;
+        return getuid() == 0 ? MAX_CONNECTIONS : MAX_PER_UID;
+}
+
+static unsigned count_for(const Control *c, bool root) {
+        return root ? c->n_root : c->n_conns - c->n_root;
+}
+
 static void conn_free(ControlConn *k) {
         Control *c = k->control;
         for (ControlConn **p = &c->conns; *p; p = &(*p)->next)
@@ -67,28 +135,43 @@ static void conn_free(ControlConn *k) {
                         *p = k->next;
                         break;
                 }
-        if (c->n_conns-- == MAX_CONNECTIONS)
+        if (c->n_conns-- == MAX_CONNECTIONS && !c->backoff_timer)
                 (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+        if (k->root)
+                c->n_root--;
         sd_event_source_disable_unref(k->io);
         sd_event_source_disable_unref(k->timer);
-        safe_close(k->fd);
+        close_conn_fd(c, k->fd);
         free(k);
 }
 
+/* Sends one reply message of any size. A SOCK_SEQPACKET message must fit
+ * the socket's send buffer; a large one (a status with many sockets) gets a
+ * larger buffer first. */
+static int send_reply(int fd, const char *buf, size_t n) {
+        int sndbuf = 0;
+        socklen_t l = sizeof sndbuf;
+        if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &l) >= 0 && (size_t) sndbuf < n + 4096) {
+                int want = n + 4096 > INT32_MAX / 2 ? INT32_MAX / 2 : (int) (n + 4096);
+                if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &want, sizeof want) < 0)
+                        (void) setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &want, sizeof want);
+        }
+        /* Nonblocking: a client that does not read loses its answer, not us. */
+        if (send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+                return -errno;
+        return 0;
+}
+
 void control_reply(Control *c, ControlConn *k, const char *fmt, ...) {
-        char buf[CONTROL_MAX_REPLY];
+        _cleanup_free_ char *buf = NULL;
         va_list ap;
         va_start(ap, fmt);
-        int n = vsnprintf(buf, sizeof buf, fmt, ap);
+        int n = vasprintf(&buf, fmt, ap);
         va_end(ap);
         (void) c;
-        if (n < 0)
-                n = 0;
-        if ((size_t) n >= sizeof buf)
-                n = sizeof buf - 1;
-        /* Nonblocking: a client that does not read loses its answer, not us. */
-        if (send(k->fd, buf, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-                log_debug_errno(errno, "Failed to answer control client: %m");
+        int r = n < 0 ? -ENOMEM : send_reply(k->fd, buf, (size_t) n);
+        if (r < 0)
+                log_debug_errno(r, "Failed to answer control client: %m");
         conn_free(k);
 }
 
@@ -112,13 +195,13 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 /* The only thing a waiting client can say is goodbye. */
                 if (revents & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
                         conn_free(k);
-                else if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+                else if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
                         conn_free(k);
                 return 0;
         }
 
-        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        ssize_t n = recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT | MSG_TRUNC);
+        if (n == -EAGAIN || n == -EINTR)
                 return 0;
         if (n <= 0) {
                 conn_free(k);
@@ -127,13 +210,6 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         if ((size_t) n > CONTROL_MAX_REQUEST) {
                 log_debug("Dropped control request of %zd bytes.", n);
                 control_reply(c, k, "ERROR request too long");
-                return 0;
-        }
-        /* Refused only now that the request is read: closing a connection
-         * with unread data resets it, and the client would never see why. */
-        if (!k->allowed) {
-                log_warning("Refused a control request from another user.");
-                control_reply(c, k, "ERROR permission denied");
                 return 0;
         }
         RequestKind kind;
@@ -147,12 +223,71 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         return 0;
 }
 
-static bool peer_allowed(int fd) {
-        struct ucred uc;
-        socklen_t len = sizeof uc;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
-                return false;
-        return uc.uid == getuid() || uc.uid == 0;
+/* Out of fds, accept() fails with EMFILE while the connection stays queued:
+ * the listening socket stays readable and the loop would spin on it. So
+ * the spare fd is given up to take the connection off the queue, answer it
+ * and close it, and taken back; if it cannot be had back, listening rests
+ * for a moment. Logged once per shortage. */
+static int on_backoff(sd_event_source *s, uint64_t usec, void *userdata) {
+        Control *c = userdata;
+        (void) s;
+        (void) usec;
+        c->backoff_timer = sd_event_source_disable_unref(c->backoff_timer);
+        if (c->n_conns < MAX_CONNECTIONS)
+                (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+static int open_spare(int min_fd) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        int r = fd_move_above(fd, min_fd);
+        return r < 0 ? fd : r; /* a low spare is still a spare */
+}
+
+static void refuse_for_lack_of_fds(Control *c, int error) {
+        if (!c->out_of_fds)
+                log_warning_errno(error, "Out of file descriptors: control requests are refused until some are "
+                                         "free: %m");
+        c->out_of_fds = true;
+
+        if (c->spare_fd >= 0) {
+                c->spare_fd = safe_close(c->spare_fd);
+                int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (fd >= 0) {
+                        static const char msg[] = "ERROR handoff is out of file descriptors";
+                        char buf[CONTROL_MAX_REQUEST + 1];
+                        /* Read the request first: a close with unread
+                         * data resets the connection, reply and all. */
+                        (void) recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT);
+                        (void) send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                        close_conn_fd(c, fd);
+                }
+                int r = open_spare(0);
+                if (r >= 0) {
+                        c->spare_fd = r;
+                        return;
+                }
+        }
+        /* No spare: rest, and try again. */
+        (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
+        if (!c->backoff_timer &&
+            sd_event_add_time_relative(c->event, &c->backoff_timer, CLOCK_MONOTONIC, EMFILE_BACKOFF, 10 * USEC_PER_MSEC,
+                                       on_backoff, c) < 0)
+                c->backoff_timer = NULL;
+        if (c->spare_fd < 0) {
+                int r = open_spare(0);
+                if (r >= 0)
+                        c->spare_fd = r;
+        }
+}
+
+static void refuse_peer(Control *c, const struct ucred *uc, const char *why) {
+        /* The first one is worth a warning; a flood is not worth a log flood. */
+        log_full_errno(c->n_refused++ == 0 ? LOG_WARNING : LOG_DEBUG, 0,
+                       "Refused a control connection from pid %d, uid %u: %s.", (int) uc->pid, (unsigned) uc->uid,
+                       why);
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -160,18 +295,53 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         (void) s;
         (void) revents;
 
-        _cleanup_close_ int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
+                if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                        refuse_for_lack_of_fds(c, errno);
+                else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_debug_errno(errno, "Failed to accept control connection: %m");
                 return 0;
         }
-        ControlConn *k = calloc(1, sizeof *k);
-        if (!k)
+        if (c->out_of_fds) {
+                log_info("File descriptors are available again: control requests are served.");
+                c->out_of_fds = false;
+        }
+        if (c->spare_fd < 0) {
+                int r = open_spare(0);
+                if (r >= 0)
+                        c->spare_fd = r;
+        }
+
+        /* Who it is decides before it costs a slot: another user's
+         * connection is closed at once, so a flood of them can never keep
+         * root or us out. */
+        struct ucred uc = { .pid = 0, .uid = (uid_t) -1 };
+        socklen_t len = sizeof uc;
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || (uc.uid != 0 && uc.uid != getuid())) {
+                refuse_peer(c, &uc, "only root and handoff's own uid may use the control socket");
+                close_conn_fd(c, cfd);
                 return 0;
-        *k = (ControlConn) { .control = c, .fd = TAKE_FD(cfd), .allowed = false, .next = c->conns };
-        k->allowed = peer_allowed(k->fd);
+        }
+        bool root = uc.uid == 0 && getuid() != 0;
+        if (count_for(c, root) >= max_for(c, root)) {
+                refuse_peer(c, &uc, "too many control connections from this uid");
+                char buf[CONTROL_MAX_REQUEST + 1];
+                (void) recv_no_fds(cfd, buf, sizeof buf, MSG_DONTWAIT);
+                static const char msg[] = "ERROR too many control connections from your uid";
+                (void) send(cfd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                close_conn_fd(c, cfd);
+                return 0;
+        }
+
+        ControlConn *k = calloc(1, sizeof *k);
+        if (!k) {
+                close_conn_fd(c, cfd);
+                return 0;
+        }
+        *k = (ControlConn) { .control = c, .fd = cfd, .root = root, .next = c->conns };
         c->conns = k;
+        c->n_root += root;
         if (++c->n_conns == MAX_CONNECTIONS) {
                 log_warning("%d control clients connected; the next ones wait.", MAX_CONNECTIONS);
                 (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
@@ -183,30 +353,128 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         return 0;
 }
 
-int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Control **ret) {
+int control_runtime_dir(char **ret) {
+        const char *e = getenv("RUNTIME_DIRECTORY");
+        char *d = NULL;
+        if (e && *e == '/') {
+                /* systemd lists several directories separated by ':'. */
+                size_t n = strcspn(e, ":");
+                d = strndup(e, n);
+        } else if (getuid() == 0)
+                d = strdup("/run/handoff");
+        else if ((e = getenv("XDG_RUNTIME_DIR")) && *e == '/') {
+                if (asprintf(&d, "%s/handoff", e) < 0)
+                        d = NULL;
+        } else
+                return -ENXIO;
+        if (!d)
+                return -ENOMEM;
+        *ret = d;
+        return 0;
+}
+
+/* The directory must be ours and writable by nobody else: then nobody else
+ * can have bound our name first, or put anything else there. handoff
+ * creates /run/handoff and $XDG_RUNTIME_DIR/handoff itself, 0700. */
+static int runtime_dir_check(const char *dir) {
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return log_warning_errno(errno, "Failed to create %s: %m", dir);
+        struct stat st;
+        if (lstat(dir, &st) < 0)
+                return log_warning_errno(errno, "Failed to check %s: %m", dir);
+        if (!S_ISDIR(st.st_mode))
+                return log_warning_errno(ENOTDIR, "Refusing to put the control socket in %s: not a directory.", dir);
+        if (st.st_uid != geteuid() || (st.st_mode & 0022))
+                return log_warning_errno(EPERM,
+                                         "Refusing to put the control socket in %s: it belongs to uid %u with mode "
+                                         "%04o; it must belong to uid %u and be writable by nobody else.",
+                                         dir, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777),
+                                         (unsigned) geteuid());
+        return 0;
+}
+
+/* Our name is taken: by a file a process of ours with our pid left behind
+ * when it was killed (nobody else can write here), or, in a directory that
+ * pid namespaces share, by a live handoff that has our pid in its own
+ * namespace. Only the first may be removed. */
+static bool socket_is_stale(const struct sockaddr_un *sa) {
+        struct stat st;
+        if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+                return false;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return false;
+        return connect(fd, (const struct sockaddr *) sa, sizeof *sa) < 0 && errno == ECONNREFUSED;
+}
+
+static int bind_control(int fd, const char *dir, char **ret_path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, CONTROL_ADDRESS_FMT, (int) getpid());
-        socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
+        int k = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.%d", dir, (int) getpid());
+        if (k < 0 || (size_t) k >= sizeof sa.sun_path)
+                return log_warning_errno(ENAMETOOLONG, "Control socket path in %s is too long for a unix socket.", dir);
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
+                if (errno != EADDRINUSE)
+                        return log_warning_errno(errno, "Failed to bind the control socket %s: %m", sa.sun_path);
+                if (!socket_is_stale(&sa))
+                        return log_warning_errno(EADDRINUSE,
+                                                 "Control socket %s is in use by a live process (another pid "
+                                                 "namespace sharing this directory?).",
+                                                 sa.sun_path);
+                log_debug("Removing stale control socket %s.", sa.sun_path);
+                if (unlink(sa.sun_path) < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
+                        return log_warning_errno(errno, "Failed to bind the control socket %s: %m", sa.sun_path);
+        }
+        /* Root and we pass; nobody else needs to reach the file. */
+        (void) chmod(sa.sun_path, 0600);
+        if (!(*ret_path = strdup(sa.sun_path))) {
+                (void) unlink(sa.sun_path);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Control **ret) {
+        _cleanup_free_ char *dir = NULL, *path = NULL;
+        int r = control_runtime_dir(&dir);
+        if (r == -ENXIO)
+                return log_warning_errno(r, "No place for the control socket: neither $RUNTIME_DIRECTORY nor "
+                                            "$XDG_RUNTIME_DIR is set (RuntimeDirectory= in the unit provides one).");
+        if (r < 0)
+                return r;
+        if ((r = runtime_dir_check(dir)) < 0)
+                return r;
 
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        if (bind(fd, (struct sockaddr *) &sa, len) < 0 || listen(fd, SOMAXCONN) < 0)
-                return -errno;
-        int r = fd_move_above(fd, min_fd);
-        if (r < 0)
+        /* No fds on this socket at all, where the kernel can refuse them.
+         * HANDOFF_TEST_PASS_RIGHTS=1 lets them in, so that the tests run the
+         * path of older kernels on a newer one too. */
+        int zero = 0;
+        bool takes_fds = getenv("HANDOFF_TEST_PASS_RIGHTS") ||
+                         setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof zero) < 0;
+        if ((r = bind_control(fd, dir, &path)) < 0)
                 return r;
+        if (listen(fd, SOMAXCONN) < 0 || (r = fd_move_above(fd, min_fd)) < 0) {
+                r = r < 0 ? r : -errno;
+                (void) unlink(path);
+                return r;
+        }
         fd = r;
 
         Control *c = calloc(1, sizeof *c);
-        if (!c)
+        if (!c) {
+                (void) unlink(path);
                 return -ENOMEM;
-        *c = (Control) { .event = e, .fd = TAKE_FD(fd), .fn = fn, .userdata = userdata };
+        }
+        *c = (Control) { .event = e, .fd = TAKE_FD(fd), .fn = fn, .userdata = userdata, .takes_fds = takes_fds,
+                         .path = TAKE_PTR(path), .owner = getpid(), .spare_fd = open_spare(min_fd) };
         r = sd_event_add_io(e, &c->listen_source, c->fd, EPOLLIN, on_accept, c);
         if (r < 0) {
                 control_free(c);
                 return r;
         }
+        log_debug("Control socket: %s%s.", c->path, takes_fds ? " (this kernel cannot refuse fds on it)" : "");
         *ret = c;
         return 0;
 }
@@ -217,7 +485,14 @@ Control *control_free(Control *c) {
         while (c->conns)
                 conn_free(c->conns);
         sd_event_source_disable_unref(c->listen_source);
+        sd_event_source_disable_unref(c->backoff_timer);
+        /* Ours alone to remove: a forked child that frees its copy of the
+         * loop must not take the name away from us. */
+        if (c->path && c->owner == getpid() && unlink(c->path) < 0 && errno != ENOENT)
+                log_debug_errno(errno, "Failed to remove %s: %m", c->path);
+        free(c->path);
         safe_close(c->fd);
+        safe_close(c->spare_fd);
         free(c);
         return NULL;
 }

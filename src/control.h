@@ -7,10 +7,21 @@
 
 /* The control interface behind "handoff reload" and "handoff status".
  *
- * Every handoff process listens on an abstract SOCK_SEQPACKET socket named
- * after its own pid (CONTROL_ADDRESS_FMT), so a client that knows the main
- * PID ($MAINPID under ExecReload=) reaches it with no unit settings and
- * nothing left on disk. Only our uid and root may connect (SO_PEERCRED).
+ * Every handoff process listens on a SOCK_SEQPACKET socket at
+ * <dir>/control.<pid>, where <dir> is the first entry of $RUNTIME_DIRECTORY
+ * (systemd's RuntimeDirectory=), else /run/handoff as root, else
+ * $XDG_RUNTIME_DIR/handoff. The directory must belong to handoff's uid and
+ * be writable by nobody else (handoff creates the last two 0700), so no
+ * other user can bind the name first, and pid namespaces that share a
+ * network namespace cannot collide (an abstract name could). The file is
+ * removed when the process exits. A client that knows the PID ($MAINPID
+ * under ExecReload=) finds the socket among that process's own fds, in
+ * whatever mount namespace it runs (client.c).
+ *
+ * Only root and handoff's own uid may use it: others are closed at accept
+ * (SO_PEERCRED), before they hold a slot; each uid has its own share of the
+ * slots; the socket takes no fds (SO_PASSRIGHTS=0 where the kernel has it,
+ * else any that arrive are closed without blocking).
  *
  * One request, one reply per connection:
  *   "RELOAD"       reload; the reply comes when a reload that started after
@@ -24,8 +35,10 @@
  *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
  *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */
 
-#define CONTROL_ADDRESS_FMT "handoff/control/%d"
 #define CONTROL_MAX_REQUEST 512
+/* What replies used to be cut at. A reply may now be of any size (one
+ * SOCK_SEQPACKET message, as large as it takes); kept until the supervisor's
+ * status reply uses status_format_alloc(). */
 #define CONTROL_MAX_REPLY 4096
 
 typedef struct Control Control;
@@ -61,6 +74,10 @@ void control_reload_ended(Control *c, const char *reply);
 /* Answer those waiting for the next reload (it was passed on to the next handoff,
  * or the service stops). */
 void control_answer_next(Control *c, const char *reply);
+
+/* The directory the control socket of a handoff running here (as this uid,
+ * with this environment) lives in; newly allocated. */
+int control_runtime_dir(char **ret);
 
 /* Parses a request; exposed for the unit tests and the fuzzer. */
 int control_parse_request(const char *buf, size_t len, RequestKind *ret);

@@ -7,17 +7,17 @@
 
 int fdstore_add(FdStore *s, const char *name, int fd) {
         if (!fdname_is_valid(name)) {
-                safe_close(fd);
+                close_nonblocking(fd);
                 return -EINVAL;
         }
         for (size_t i = 0; i < s->n; i++)
                 if (strcmp(s->names[i], name) == 0) {
-                        safe_close(s->fds[i]);
+                        close_nonblocking(s->fds[i]);
                         s->fds[i] = fd;
                         return 0;
                 }
         if (s->n >= s->max) {
-                safe_close(fd);
+                close_nonblocking(fd);
                 return -ENOSPC;
         }
         int *fds = realloc(s->fds, sizeof(int) * (s->n + 1));
@@ -29,7 +29,7 @@ int fdstore_add(FdStore *s, const char *name, int fd) {
         char *copy = strdup(name);
         if (!fds || !names || !copy) {
                 free(copy);
-                safe_close(fd);
+                close_nonblocking(fd);
                 return -ENOMEM;
         }
         s->fds[s->n] = fd;
@@ -41,7 +41,7 @@ size_t fdstore_remove(FdStore *s, const char *name) {
         size_t removed = 0, k = 0;
         for (size_t i = 0; i < s->n; i++) {
                 if (strcmp(s->names[i], name) == 0) {
-                        safe_close(s->fds[i]);
+                        close_nonblocking(s->fds[i]);
                         free(s->names[i]);
                         removed++;
                         continue;
@@ -55,7 +55,7 @@ size_t fdstore_remove(FdStore *s, const char *name) {
 
 void fdstore_done(FdStore *s) {
         for (size_t i = 0; i < s->n; i++) {
-                safe_close(s->fds[i]);
+                close_nonblocking(s->fds[i]);
                 free(s->names[i]);
         }
         free(s->fds);

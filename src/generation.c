@@ -102,9 +102,10 @@ static void mark_ready(Generation *g) {
         g->cb->ready(g, g->userdata);
 }
 
+/* Not the main process's: any process of our uid (or root's) may have sent
+ * them, built to make a plain close() wait. */
 static void close_all(int *fds, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
+        close_many_nonblocking(fds, n);
 }
 
 /* Whether sender is one of the generation's processes: its main process is

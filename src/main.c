@@ -99,6 +99,11 @@ static int run(int argc, char **argv, int *ret_status) {
         int r;
 
         log_setup();
+        /* Like systemd for itself: the fd store and many listeners need
+         * room; each generation gets the limit we were started with. */
+        r = rlimit_nofile_raise();
+        if (r < 0)
+                log_debug_errno(r, "Failed to raise the soft RLIMIT_NOFILE to the hard limit: %m");
         r = options_parse(argc, argv, &c.opt);
         if (r <= 0)
                 return r == 0 ? 1 : -EINVAL;
@@ -185,6 +190,10 @@ static size_t edit_distance(const char *a, const char *b) {
 static const char *const verbs[] = { "reload", "status" };
 
 int main(int argc, char **argv) {
+        /* Before anything opens an fd: a closed 0-2 would be reused by a
+         * socket, and log lines would go into it. */
+        if (std_fds_ensure_open() < 0)
+                return EXIT_FAILURE;
         /* "handoff reload" and "handoff status" talk to a running handoff; a
          * server named like that is still run with "handoff -- reload". */
         if (argc > 1)

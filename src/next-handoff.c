@@ -93,7 +93,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         ChannelMessage m;
 
         ssize_t k = channel_receive(fd, buf, sizeof buf, &extra);
-        safe_close(extra);
+        close_nonblocking(extra);
         if (k == -EAGAIN)
                 return 0;
         if (k == 0 || (k < 0 && k != -EBADMSG)) {

@@ -300,15 +300,10 @@ static size_t take_passed_fds(struct msghdr *mh, int *out, size_t max) {
                                 if (k < max)
                                         out[k++] = fd;
                                 else
-                                        safe_close(fd);
+                                        close_nonblocking(fd);
                         }
                 }
         return k;
-}
-
-static void close_fds(int *fds, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                safe_close(fds[i]);
 }
 
 static const struct ucred *find_ucred(struct msghdr *mh) {
@@ -357,6 +352,8 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **
                 *ret_n_fds = n_fds;
                 return (int) n;
         }
-        close_fds(ret_fds, n_fds);
+        /* Anyone may send to this socket: its fds may be built to make a
+         * plain close() wait (close_nonblocking() says how). */
+        close_many_nonblocking(ret_fds, n_fds);
         return -EBADMSG;
 }

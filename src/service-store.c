@@ -27,7 +27,7 @@ static void apply(ServiceStore *s, bool mirroring, unsigned number, const char *
 }
 
 static void op_free(StoreOp *op) {
-        safe_close(op->fd);
+        close_nonblocking(op->fd);
         free(op->name);
 }
 
@@ -45,7 +45,7 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
         if (s->n_staged >= 2 * s->store->max) {
                 log_warning("Too many fd store requests from starting generation %u (bound %zu): dropped the one "
                             "for \"%s\".", number, 2 * s->store->max, name);
-                safe_close(fd);
+                close_nonblocking(fd);
                 return;
         }
         StoreOp *ops = realloc(s->staged, sizeof(StoreOp) * (s->n_staged + 1));
@@ -54,7 +54,7 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
                 s->staged = ops;
         if (!ops || !copy) {
                 free(copy);
-                safe_close(fd);
+                close_nonblocking(fd);
                 log_warning_errno(ENOMEM, "Out of memory; dropped a store request.");
                 return;
         }
@@ -75,7 +75,7 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
                 if (policy == STORE_REFUSE || !m->fdstore) {
                         log_debug("Closed an fd from generation %u: %s.", number,
                                   m->fdstore ? "it does not speak for the service" : "no FDSTORE=1");
-                        safe_close(fds[i]);
+                        close_nonblocking(fds[i]);
                 } else if (policy == STORE_STAGE)
                         stage(s, number, name, fds[i]);
                 else

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -67,7 +68,7 @@ static void report_self(int fd);
 
 /* Everything between fork and exec must be async-signal-safe: no malloc, no
  * stdio, no locks. Errors travel to the parent as an errno over errfd. */
-_Noreturn static void child_exec(const SpawnParams *p, int *scratch, int errfd) {
+_Noreturn static void child_exec(const SpawnParams *p, const struct rlimit *nofile, int *scratch, int errfd) {
         int n = (int) p->n_fds;
         int err;
 
@@ -103,6 +104,14 @@ _Noreturn static void child_exec(const SpawnParams *p, int *scratch, int errfd) 
         if (errfd > 3 + n && close_range((unsigned) (3 + n), (unsigned) errfd - 1, 0) < 0)
                 goto fail;
         if (close_range((unsigned) errfd + 1, ~0U, 0) < 0)
+                goto fail;
+
+        /* handoff raised its own soft RLIMIT_NOFILE to the hard limit; the
+         * server gets the one handoff was started with, as under systemd
+         * (select() breaks on fds above 1023). After the fds are placed:
+         * lowering the limit closes nothing, but it would refuse a dup above
+         * it. setrlimit() is a plain system call, safe after fork. */
+        if (nofile && setrlimit(RLIMIT_NOFILE, nofile) < 0)
                 goto fail;
 
         if (p->double_fork)
@@ -161,7 +170,7 @@ static void report_self(int fd) {
 
 /* The intermediate of a double fork: fork the real child and go, so that the
  * service manager, as subreaper, becomes its parent. */
-_Noreturn static void intermediate(const SpawnParams *p, int *scratch, int errfd) {
+_Noreturn static void intermediate(const SpawnParams *p, const struct rlimit *nofile, int *scratch, int errfd) {
         pid_t pid = fork();
         if (pid < 0) {
                 int err = errno;
@@ -169,7 +178,7 @@ _Noreturn static void intermediate(const SpawnParams *p, int *scratch, int errfd
                 _exit(1);
         }
         if (pid == 0)
-                child_exec(p, scratch, errfd);
+                child_exec(p, nofile, scratch, errfd);
         _exit(0);
 }
 
@@ -188,13 +197,17 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
                 return r;
         wfd = r;
 
+        /* Read before the fork: nothing in the child may take a lock. */
+        struct rlimit nofile;
+        const struct rlimit *restore = rlimit_nofile_original(&nofile) >= 0 ? &nofile : NULL;
+
         pid_t pid = fork();
         if (pid < 0)
                 return -errno;
         if (pid == 0) {
                 if (p->double_fork)
-                        intermediate(p, scratch, wfd);
-                child_exec(p, scratch, wfd);
+                        intermediate(p, restore, scratch, wfd);
+                child_exec(p, restore, scratch, wfd);
         }
 
         /* Also set the group from here: whichever of parent and child runs

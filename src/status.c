@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -135,4 +136,20 @@ int status_format_json(const ServiceStatus *st, char *buf, size_t size) {
         put_json_string(&o, st->last_result ? st->last_result : "");
         put(&o, "}");
         return o.truncated ? -ENOBUFS : (int) o.n;
+}
+
+int status_format_alloc(const ServiceStatus *st, bool json, char **ret) {
+        for (size_t size = 4096;; size *= 2) {
+                char *buf = malloc(size);
+                if (!buf)
+                        return -ENOMEM;
+                int n = json ? status_format_json(st, buf, size) : status_format_text(st, buf, size);
+                if (n >= 0) {
+                        *ret = buf;
+                        return n;
+                }
+                free(buf);
+                if (n != -ENOBUFS || size > 64 * 1024 * 1024)
+                        return n == -ENOBUFS ? -ENOMEM : n;
+        }
 }

@@ -46,5 +46,10 @@ typedef struct ServiceStatus {
 /* Describes a listening socket from getsockname(): "tcp 127.0.0.1:8080". */
 void socket_describe(int fd, char *buf, size_t size);
 
+/* Both return the length written, or -ENOBUFS when buf was too small (it
+ * then holds a cut, invalid text). */
 int status_format_text(const ServiceStatus *st, char *buf, size_t size);
 int status_format_json(const ServiceStatus *st, char *buf, size_t size);
+/* Either form, whole, in a buffer as large as it takes (for the control
+ * reply, which has no size limit). Returns the length or -ENOMEM. */
+int status_format_alloc(const ServiceStatus *st, bool json, char **ret);

@@ -72,7 +72,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         ChannelMessage m;
 
         ssize_t n = channel_receive(fd, buf, sizeof buf, &extra);
-        safe_close(extra);
+        close_nonblocking(extra);
         if (n == -EAGAIN)
                 return 0;
         if (n == 0 || (n < 0 && n != -EBADMSG)) {

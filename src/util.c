@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "util.h"
@@ -98,5 +101,79 @@ int safe_atou64(const char *s, uint64_t *ret) {
         if (errno)
                 return -EINVAL;
         *ret = v;
+        return 0;
+}
+
+/* Why an unwanted received fd needs care: when ours is the last reference,
+ * close() releases the file, and a TCP (or SCTP) socket with SO_LINGER on
+ * and a non-zero linger time then waits in close() until its unsent data is
+ * acknowledged or the time is up. A sender can pass such a socket and close
+ * its own copy: our close() would stall the whole event loop for the linger
+ * time (the kernel does it in our thread, also for fds it drops for us).
+ *
+ * Clearing SO_LINGER (l_onoff = 0) makes the close return at once while the
+ * kernel still sends the data and the FIN in the background, the ordinary
+ * close of a socket nobody configured. {l_onoff = 1, l_linger = 0} would
+ * not block either, but it resets the connection and throws the data away:
+ * the socket may still be shared with whoever sent it, whose peer would see
+ * an RST for our sake. So we clear it. Not a socket: ENOTSOCK, nothing to
+ * do. (What this cannot help: a file whose filesystem blocks in flush, e.g.
+ * a hung FUSE server, and fds queued inside a received unix socket, which
+ * the kernel releases when that socket goes. The control socket takes no
+ * fds at all where the kernel can refuse them, SO_PASSRIGHTS.) */
+int close_nonblocking(int fd) {
+        if (fd < 0)
+                return -EBADF;
+        int saved = errno;
+        struct linger l = { .l_onoff = 0, .l_linger = 0 };
+        (void) setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        errno = saved;
+        return safe_close(fd);
+}
+
+void close_many_nonblocking(const int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close_nonblocking(fds[i]);
+}
+
+int std_fds_ensure_open(void) {
+        for (int fd = 0; fd <= 2; fd++) {
+                if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+                        continue;
+                /* open() returns the lowest free number: this very fd. No
+                 * CLOEXEC: 0-2 are what every child is meant to inherit. */
+                int k = open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY);
+                if (k < 0)
+                        return -errno;
+                if (k != fd) {
+                        /* Cannot happen while fd is the lowest free one. */
+                        safe_close(k);
+                        return -EBADF;
+                }
+        }
+        return 0;
+}
+
+static struct rlimit original_nofile;
+static bool have_original_nofile;
+
+int rlimit_nofile_raise(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+                return -errno;
+        original_nofile = rl;
+        have_original_nofile = true;
+        if (rl.rlim_cur == rl.rlim_max)
+                return 0;
+        struct rlimit raised = { .rlim_cur = rl.rlim_max, .rlim_max = rl.rlim_max };
+        if (setrlimit(RLIMIT_NOFILE, &raised) < 0)
+                return -errno;
+        return 0;
+}
+
+int rlimit_nofile_original(struct rlimit *ret) {
+        if (!have_original_nofile)
+                return -ENODATA;
+        *ret = original_nofile;
         return 0;
 }

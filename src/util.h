@@ -73,3 +73,25 @@ int safe_atou64(const char *s, uint64_t *ret);
 
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
+
+/* Closes an fd that someone else sent us (SCM_RIGHTS) and that we do not
+ * want, in a way that cannot block the caller for the fd's sake. Always
+ * returns -EBADF, like safe_close(). */
+int close_nonblocking(int fd);
+void close_many_nonblocking(const int *fds, size_t n);
+
+/* Makes sure fds 0, 1 and 2 are open, on /dev/null where they were closed,
+ * so that nothing handoff opens later lands there and receives its log
+ * lines. Call first thing in main(). Returns 0 or -errno. */
+int std_fds_ensure_open(void);
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit for handoff itself and
+ * remembers the soft limit handoff was started with, which every generation
+ * gets back before exec (as systemd does for its services: a server that
+ * uses select() must not see fds above 1023 by surprise). Returns 0, or
+ * -errno when the limit could not be read or raised (nothing changed). */
+int rlimit_nofile_raise(void);
+/* The soft and hard limits handoff was started with; -ENODATA before (or
+ * without) rlimit_nofile_raise(). */
+struct rlimit;
+int rlimit_nofile_original(struct rlimit *ret);

@@ -12,6 +12,7 @@ import subprocess
 import threading
 import time
 
+from control_socket import connect_control
 from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port, run,
                      serving_pid, set_args, wait_for)
 
@@ -208,9 +209,7 @@ def test_request_during_reload_waits_for_the_next(tmp):
 
 
 def raw(pid, payload, read=True, timeout=10):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.settimeout(timeout)
-    s.connect(f"\0handoff/control/{pid}")
+    s = connect_control(pid, timeout)
     if payload is not None:
         s.send(payload)
     if not read:
@@ -270,16 +269,33 @@ def test_other_uid_refused(tmp):
 
 def test_squatted_name_is_not_trusted(tmp):
     """The control socket's name is predictable; a process that binds the
-    name of another pid first must not be taken for that pid's handoff."""
+    name of another pid first (here root, who can write the 0700 runtime
+    directory) must not be taken for that pid's handoff: the client uses
+    only a socket the pid itself holds."""
+    if os.getuid() != 0:
+        raise Skip("needs root to write the runtime directory")
     victim = subprocess.Popen(["sleep", "60"])
     squat = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    path = f"/run/handoff/control.{victim.pid}"
     try:
-        squat.bind(f"\0handoff/control/{victim.pid}")
+        os.makedirs("/run/handoff", mode=0o700, exist_ok=True)
+        squat.bind(path)
         squat.listen(4)
         p = ctl("reload", pid=victim.pid, timeout=20)
-        check(p.returncode == 3 and "cannot reach handoff" in p.stderr, f"{p.returncode} {p.stderr}")
+        check(p.returncode == 3 and "cannot reach handoff" in p.stderr and "no handoff control socket" in p.stderr,
+              f"{p.returncode} {p.stderr}")
+        # The abstract name of handoff before 0.2, which the client still
+        # tries for a handoff of that age: anyone may bind it, so the pid
+        # that holds it must be the one asked for.
+        legacy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        legacy.bind(f"\0handoff/control/{victim.pid}")
+        legacy.listen(4)
+        p = ctl("reload", pid=victim.pid, timeout=20)
+        legacy.close()
+        check(p.returncode == 3 and f"is held by pid {os.getpid()}" in p.stderr, f"{p.returncode} {p.stderr}")
     finally:
         squat.close()
+        os.unlink(path)
         victim.kill()
         victim.wait()
 

@@ -1,0 +1,797 @@
+#!/usr/bin/python3
+"""Hostile input (issue 18): each attack runs as another, unprivileged uid
+(65534, "nobody", through setpriv(1); the tests skip with 77 when that is
+impossible) while a load client runs, and the test then asserts that
+handoff still reloads within 1 s ("handoff reload" exit 0), that its memory
+stayed bounded and that no request failed.
+
+- freeze: a TCP socket with SO_LINGER set and unsent data, passed with
+  SCM_RIGHTS (and its sender's copy closed) to the control socket and to a
+  generation's notify socket;
+- starve: 900 idle connections to the control socket;
+- squat: binding the name the next handoff would use (the runtime
+  directory is 0700: impossible), and a runtime directory others can write
+  is refused;
+- fds 0-2 closed at start: they end up on /dev/null, no log line goes into
+  a socket;
+- a unix --listen path whose live owner's backlog is full: start-up fails
+  at once with a clear message;
+- status --json larger than the old 4088-byte cut is valid JSON;
+- EMFILE: out of fds, handoff neither spins nor stops answering for good.
+
+The control socket is in a 0700 directory, so another uid cannot even
+connect to it. To test the layers behind that (the peer check at accept,
+SO_PASSRIGHTS), the freeze and starve tests put it in a directory of their
+own ($RUNTIME_DIRECTORY, 0755) and open the socket file to everyone, as a
+careless RuntimeDirectoryMode= and a chmod would."""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+
+import harness
+from control_socket import connect_control, control_socket_path
+from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port,
+                     http_get, run, serving_pid, set_args, wait_for)
+from hardening import NOBODY, PYTHON, Launched, notify_socket_of, rss_kib, showing_logs
+
+SETPRIV = shutil.which("setpriv")
+RELOAD_WITHIN = 1.0
+RSS_GROWTH_KIB = 4096
+
+
+def need_root_and_setpriv():
+    if os.getuid() != 0:
+        raise Skip("needs root: attacks as another uid (65534)")
+    if not SETPRIV:
+        raise Skip("setpriv(1) (util-linux) is not installed")
+
+
+def as_nobody():
+    return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+
+
+class Attacker:
+    """A python script run as uid 65534. It prints one line when its attack
+    is in place and then holds everything open until stop()."""
+
+    def __init__(self, script, *args, timeout=20):
+        self.proc = subprocess.Popen([*as_nobody(), PYTHON, "-c", script, *map(str, args)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        if not ready:
+            self.stop()
+            raise harness.TestFailure(f"attacker did not report within {timeout}s")
+        self.line = self.proc.stdout.readline().strip()
+        check(self.line, f"attacker failed: {self.proc.stderr.read() if self.proc.poll() is not None else ''}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start(tmp, *extra, env=None, args=("--init-delay", "50"), verbose=True, measure=True):
+    """handoff in this pass's mode (with -v unless verbose is False: the
+    tests that count warnings need the debug lines out of the way)."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, *args)
+    fake = FakeSystemd(tmp)
+    v = ["-v"] if verbose else []
+    h = Handoff(tmp, [*v, "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=5s", *extra],
+                fixture_cmd(args_file), notify=fake, env=env)
+    h.port = port
+    h.wait_ready(1)
+    if measure:
+        baseline(h)
+    return h
+
+
+def baseline(h, settle=False):
+    """One reload before the attack, to know what a reload costs now. With
+    settle, also waits until what it retired is gone (and its fds with it)."""
+    t0 = time.monotonic()
+    p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, f"baseline reload: {p.returncode} {p.stderr}")
+    _baseline.append(time.monotonic() - t0)
+    if MODE == "handover":
+        wait_for(lambda: "Took over as the main process" in h.log() or not h.log(), 10, "the takeover")
+    if settle:
+        gone = "The previous handoff has exited" if MODE == "handover" else "Retired generation 1 (pid"
+        wait_for(lambda: gone in h.log(), 20, f"{gone!r}")
+
+
+def open_runtime_dir(tmp):
+    """A runtime directory another uid can reach (0755 as RuntimeDirectory=
+    makes it by default) for a handoff whose socket file is then opened to
+    everyone (open_socket_file)."""
+    d = os.path.join(tmp, "rt")
+    os.mkdir(d, 0o755)
+    os.chmod(tmp, 0o755)
+    return d
+
+
+def open_socket_file(h):
+    """Opens handoff's socket file to everyone; returns its plain path (the
+    /proc/PID/root view is for root and handoff's own uid only)."""
+    path = wait_for(lambda: control_socket_path(h.main_pid()), 10, "the control socket")
+    os.chmod(path, 0o666)
+    return re.sub(r"^/proc/\d+/root", "", path)
+
+
+# The same reload without an attack, on this machine now: on a loaded
+# machine (2 shared cores, sanitizers) a plain reload alone can take more
+# than a second. The limit is then the 1 s plus twice that time; an attack
+# that works costs far more (the linger time, 60 s; the request timeout, 5 s
+# per 64 connections; forever).
+_baseline = []
+
+
+# A reload slower than the limit but faster than this is retried (twice at
+# most) before the test fails: on a machine shared by several test runs a
+# single reload can be late by chance, while a working attack makes every
+# reload late (the attacker holds on) and most of them far later than this.
+NOISE = 5.0
+
+
+def reload_within(h, limit=RELOAD_WITHIN, takeover_logged=True):
+    """handoff reload exits 0 within limit (see _baseline and NOISE)."""
+    if _baseline and _baseline[-1] > limit / 2:
+        limit += 2 * _baseline[-1]
+    times = []
+    for _ in range(3):
+        t0 = time.monotonic()
+        p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
+        took = time.monotonic() - t0
+        times.append(took)
+        check(p.returncode == 0, f"reload: exit {p.returncode}: {p.stderr}\n{h.log()[-3000:]}")
+        if MODE == "handover" and takeover_logged:
+            h.wait_log(f"handoff[{h.main_pid()}]: Took over as the main process")
+        if took < limit or took >= NOISE:
+            break
+    check(took < limit, f"reload took {', '.join(f'{t:.2f}' for t in times)} s (limit {limit:.2f} s)")
+    print(f"  reload: {' '.join(f'{t * 1000:.0f}' for t in times)} ms" +
+          (f" (without the attack: {_baseline[-1] * 1000:.0f} ms)" if _baseline else ""))
+    return took
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def finish(h, load, rss0):
+    res = load.stop()
+    check(res["failed"] == 0, f"failed requests: {res}")
+    check(res["ok"] > 0, f"the load client was served: {res}")
+    rss = rss_kib(h.main_pid())
+    check(rss - rss0 < RSS_GROWTH_KIB, f"handoff's RSS grew from {rss0} to {rss} KiB")
+    check(h.stop() == 0, h.log())
+    return res
+
+
+# ---- (a) freeze --------------------------------------------------------------
+
+# A TCP connection whose peer never reads, its send queue full, SO_LINGER 60 s:
+# the close() that drops its last reference waits until the data is sent or
+# 60 s pass. The attacker passes it and closes its own copy, so that the
+# receiver's close is that last one. argv: kind (seqpacket|dgram), address.
+FREEZE = r'''
+import array, os, socket, struct, sys
+kind, addr = sys.argv[1], sys.argv[2]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+srv = socket.socket()
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+srv.bind(("127.0.0.1", 0))
+srv.listen(1)
+c = socket.socket()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+c.connect(srv.getsockname())
+peer, _ = srv.accept()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 60))
+c.setblocking(False)
+queued = 0
+try:
+    while True:
+        queued += c.send(b"x" * 65536)
+except BlockingIOError:
+    pass
+typ = socket.SOCK_SEQPACKET if kind == "seqpacket" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_UNIX, typ)
+try:
+    s.connect(addr)
+    if kind == "dgram":
+        # Junk first, so that handoff is still busy when we close our copy
+        # below: its close is then the last one, the one that waits.
+        s.setblocking(False)
+        try:
+            for _ in range(300):
+                s.send(b"STATUS=junk")
+        except BlockingIOError:
+            pass
+        s.setblocking(True)
+    s.sendmsg([b"RELOAD" if kind == "seqpacket" else b"READY=1"],
+              [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [c.fileno()]))])
+    result = "sent"
+except OSError as e:
+    result = f"refused:{e.errno}"
+    # Not passed: our close is the last one, and would wait.
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 0, 0))
+c.close()
+print(result, queued, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_freeze_notify_socket(tmp):
+    """A lingering socket passed to the serving generation's notify socket
+    by uid 65534: dropped for its uid, its fd closed without waiting."""
+    need_root_and_setpriv()
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers = []
+    try:
+        rss0 = rss_kib(h.main_pid())
+        address = notify_socket_of(h.generation_pid(2))  # the serving one, since the baseline reload
+        for _ in range(3):
+            a = Attacker(FREEZE, "dgram", "@" + address[1:])
+            attackers.append(a)
+            check(a.line.startswith("sent "), f"the attacker passed its socket: {a.line}")
+            check(int(a.line.split()[1]) > 0, f"with unsent data: {a.line}")
+        wait_for(lambda: h.log().count("sender has another uid") >= 3, 10, "the datagrams dropped")
+        took = reload_within(h)
+        print(f"  reload after 3 lingering sockets on the notify socket: {took * 1000:.0f} ms")
+        finish(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+def test_freeze_control_socket(tmp):
+    """The same on the control socket (opened up to uid 65534): the kernel
+    refuses the fd (SO_PASSRIGHTS=0, Linux >= 6.16), or handoff closes it
+    without waiting; the connection is closed at accept either way."""
+    need_root_and_setpriv()
+    h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp)}, verbose=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers = []
+    try:
+        rss0 = rss_kib(h.main_pid())
+        path = open_socket_file(h)
+        for _ in range(3):
+            a = Attacker(FREEZE, "seqpacket", path)
+            attackers.append(a)
+            # EPERM: the kernel refused the fd (SO_PASSRIGHTS); EPIPE or
+            # ECONNRESET: handoff had closed the connection at accept.
+            check(a.line.startswith(("sent ", "refused:1 ", "refused:32 ", "refused:104 ")),
+                  f"sent, or refused: {a.line}")
+        print(f"  attacker's sendmsg: {[a.line.split()[0] for a in attackers]} (refused:1 = EPERM, SO_PASSRIGHTS; "
+              f"32 = EPIPE, closed at accept)")
+        wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
+        check(h.log().count("Refused a control connection") == 1, "logged once, not per connection")
+        took = reload_within(h)
+        print(f"  reload after 3 lingering sockets on the control socket: {took * 1000:.0f} ms")
+        finish(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+def test_freeze_control_socket_kernel_without_passrights(tmp):
+    """The same where the kernel lets fds in (older than 6.16; forced here
+    with HANDOFF_TEST_PASS_RIGHTS=1): the fds are read off the connection
+    and closed without waiting before it is closed."""
+    need_root_and_setpriv()
+    h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp), "HANDOFF_TEST_PASS_RIGHTS": "1"}, verbose=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers = []
+    try:
+        rss0 = rss_kib(h.main_pid())
+        path = open_socket_file(h)
+        # Until 3 fds got through: handoff may close a connection at accept
+        # before its attacker has sent (EPIPE); bounded.
+        for _ in range(30):
+            a = Attacker(FREEZE, "seqpacket", path)
+            attackers.append(a)
+            check(a.line.startswith(("sent ", "refused:32 ", "refused:104 ")), f"sent, or closed at accept: {a.line}")
+            if sum(a.line.startswith("sent ") for a in attackers) == 3:
+                break
+        check(sum(a.line.startswith("sent ") for a in attackers) >= 1, "fds got through to handoff")
+        wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
+        took = reload_within(h)
+        print(f"  fds let in: {[a.line.split()[0] for a in attackers]}; reload {took * 1000:.0f} ms")
+        finish(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# ---- (b) starve --------------------------------------------------------------
+
+STARVE = r'''
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+if path.startswith("@"):
+    path = "\0" + path[1:]
+held, failed = [], 0
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.setblocking(False)
+    try:
+        s.connect(path)
+        held.append(s)
+    except OSError:
+        failed += 1
+        s.close()
+print(len(held), failed, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_starve_control_socket(tmp):
+    """900 idle connections from uid 65534 take no slot: each is closed at
+    accept; root's reload is answered at once."""
+    need_root_and_setpriv()
+    h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp)}, verbose=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    a = None
+    try:
+        rss0 = rss_kib(h.main_pid())
+        path = open_socket_file(h)
+        a = Attacker(STARVE, path, 900)
+        held = int(a.line.split()[0])
+        check(held >= 800, f"the attacker got its connections: {a.line}")
+        fds = harness.fd_count(h.main_pid())
+        check(fds < 64, f"handoff holds {fds} fds with {held} hostile connections open")
+        took = reload_within(h)
+        print(f"  {held} idle connections from uid {NOBODY}: handoff holds {fds} fds; reload {took * 1000:.0f} ms")
+        check(h.log().count("Refused a control connection") == 1, "one warning, the rest at debug level")
+        finish(h, load, rss0)
+    finally:
+        if a:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# ---- root and a service user ------------------------------------------------------
+
+# Runs its arguments in a new mount namespace where RT is a fresh tmpfs (so
+# the socket file exists only there), as uid 65534.
+_SERVICE_USER = r'''
+set -e
+mount -t tmpfs -o mode=0700,uid=65534,gid=65534 tmpfs "$RT"
+exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"
+'''
+
+HOLD = r'''
+import socket, sys
+path, n = sys.argv[1], int(sys.argv[2])
+held, answers = [], []
+for _ in range(n):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    held.append(s)
+import select, time
+# Whatever handoff answers at accept arrives within this window; the held
+# ones are only dropped after 5 s.
+deadline = time.monotonic() + 1.0
+answered = {}
+while time.monotonic() < deadline:
+    r, _, _ = select.select([s for s in held if s not in answered], [], [], max(0, deadline - time.monotonic()))
+    for s in r:
+        answered[s] = s.recv(200).decode() or "closed"
+print(len(held) - len(answered), sum(a.startswith("ERROR too many") for a in answered.values()), flush=True)
+sys.stdin.read()
+'''
+
+
+def test_root_reaches_a_service_user_handoff(tmp):
+    """handoff as uid 65534 in its own mount namespace, its runtime
+    directory a tmpfs that exists only there: root's reload and status reach
+    it (through /proc/PID/root); a third uid is refused; 40 idle
+    connections of handoff's own uid get only their 32 slots, and root is
+    still answered at once."""
+    need_root_and_setpriv()
+    if not shutil.which("unshare"):
+        raise Skip("unshare(1) (util-linux) is not installed")
+    os.chmod(tmp, 0o755)
+    rt = os.path.join(tmp, "svc")
+    os.mkdir(rt)
+    fake = FakeSystemd(tmp)
+    os.chmod(fake.path, 0o666)
+    port = free_port()
+    h = Launched(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=5s"], [FIXTURE],
+                 notify=fake, env={"RUNTIME_DIRECTORY": rt, "RT": rt},
+                 prefix=["unshare", "-m", "--propagation", "private", "sh", "-c", _SERVICE_USER, "sh"])
+    a = None
+    load = None
+    try:
+        h.port = port
+        h.wait_ready(1)
+        check(os.stat(f"/proc/{h.pid}").st_uid == NOBODY, "handoff runs as 65534")
+        baseline(h)
+        check(os.listdir(rt) == [], "the socket is not in this mount namespace")
+        path = control_socket_path(h.main_pid())
+        check(path == f"/proc/{h.main_pid()}/root{rt}/control.{h.main_pid()}", path)
+        load = Load(f"127.0.0.1:{port}", tmp)
+        rss0 = rss_kib(h.main_pid())
+        p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and "serving" in p.stdout, f"root's status: {p.returncode} {p.stderr}")
+        reload_within(h)
+        p = subprocess.run([SETPRIV, "--reuid=1", "--regid=1", "--clear-groups", HANDOFF, "status",
+                            f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 3 and "permission denied" in p.stderr, f"uid 1: {p.returncode} {p.stderr}")
+        # handoff's own uid floods: 32 held, 8 refused with an answer.
+        a = Attacker(HOLD, control_socket_path(h.main_pid()), 40)
+        held, refused = map(int, a.line.split())
+        check((held, refused) == (32, 8), f"held {held}, refused {refused}")
+        took = reload_within(h)
+        print(f"  root -> handoff as 65534 in another mount namespace: reload {took * 1000:.0f} ms with its own "
+              f"uid holding {held} connections ({refused} refused)")
+        a.stop()
+        a = None
+        finish(h, load, rss0)
+    finally:
+        if a:
+            a.stop()
+        if load and load.proc.poll() is None:
+            load.proc.kill()
+        h.kill_all()
+        fake.close()
+
+
+# ---- (c) squat ---------------------------------------------------------------
+
+SQUAT = r'''
+import errno, socket, sys
+d = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+out = []
+for pid in sys.argv[2:]:
+    try:
+        s.bind(f"{d}/control.{pid}")
+        out.append("bound")
+        break
+    except OSError as e:
+        out.append(errno.errorcode[e.errno])
+print(" ".join(out), flush=True)
+sys.stdin.read()
+'''
+
+
+def test_squat_the_next_name(tmp):
+    """uid 65534 tries to bind the control socket names of the next pids
+    before a handoff starts: the directory is 0700 root, so it cannot; the
+    handoff then starts with its own socket, and reload works."""
+    need_root_and_setpriv()
+    os.makedirs("/run/handoff", 0o700, exist_ok=True)
+    st = os.stat("/run/handoff")
+    check(st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o700, f"/run/handoff: uid {st.st_uid} {st.st_mode:o}")
+    with open("/proc/sys/kernel/ns_last_pid") as f:
+        last = int(f.read())
+    a = Attacker(SQUAT, "/run/handoff", *range(last + 1, last + 40))
+    try:
+        check(set(a.line.split()) == {"EACCES"}, f"every bind refused: {a.line}")
+        h = start(tmp)
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        try:
+            rss0 = rss_kib(h.main_pid())
+            check(control_socket_path(h.main_pid()) == f"/proc/{h.main_pid()}/root/run/handoff/control.{h.main_pid()}",
+                  control_socket_path(h.main_pid()))
+            reload_within(h)
+            finish(h, load, rss0)
+        finally:
+            if load.proc.poll() is None:
+                load.proc.kill()
+            h.close()
+    finally:
+        a.stop()
+
+
+def test_runtime_dir_others_can_write_is_refused(tmp):
+    """A $RUNTIME_DIRECTORY that others may write (where anyone could have
+    bound the name first) is not used: handoff serves, says why there is no
+    control socket, and the client says it cannot reach it."""
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    d = os.path.join(tmp, "open")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    h = start(tmp, env={"RUNTIME_DIRECTORY": d}, measure=False)
+    try:
+        h.wait_log(f"Refusing to put the control socket in {d}")
+        check(control_socket_path(h.pid) is None and os.listdir(d) == [], "no control socket")
+        p = subprocess.run([HANDOFF, "status", f"--pid={h.pid}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 3 and "no handoff control socket" in p.stderr, f"{p.returncode} {p.stderr}")
+        check(http_get(h.port)[0] == 200, "serving")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+# ---- (d) fds 0-2 closed --------------------------------------------------------
+
+_CLOSED_STDIO = r'''
+import os, sys
+for fd in (0, 1, 2):
+    os.close(fd)
+os.execv(sys.argv[1], sys.argv[1:])
+'''
+
+
+class ClosedStdio(Handoff):
+    """handoff started with fds 0, 1 and 2 closed (no log file: whatever it
+    writes goes where those fds point)."""
+
+    def __init__(self, tmpdir, args, command, notify):
+        self.tmpdir, self.notify = tmpdir, notify
+        self.logpath = os.path.join(tmpdir, "no-log")
+        open(self.logpath, "w").close()
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("LISTEN_", "NOTIFY_", "WATCHDOG_"))}
+        e["NOTIFY_SOCKET"] = notify.path
+        self.argv = [PYTHON, "-c", _CLOSED_STDIO, HANDOFF, *args, "--", *command]
+        self.proc = subprocess.Popen(self.argv, env=e, start_new_session=True, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.pid = self.proc.pid
+        harness._sessions.add(self.pid)
+
+
+def test_closed_stdio_goes_to_dev_null(tmp):
+    """Started with fds 0-2 closed and -v: they are /dev/null in handoff and
+    in its generations, and neither control replies nor HTTP responses
+    carry a log line."""
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    h = ClosedStdio(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}"], [FIXTURE], fake)
+    h.port = port
+    h.wait_ready(1)
+    # Generation 1 alone serves now (nothing retiring yet).
+    for pid in (h.main_pid(), serving_pid(port)):
+        for fd in (0, 1, 2):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            check(target == "/dev/null", f"pid {pid} fd {fd} -> {target}")
+    baseline(h)
+    load = Load(f"127.0.0.1:{port}", tmp)
+    try:
+        rss0 = rss_kib(h.main_pid())
+        took = reload_within(h, takeover_logged=False)
+        p = wait_for(lambda: (lambda q: q if q.returncode == 0 and "serving" in q.stdout else None)(
+            subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)),
+            10, "status from the main handoff")
+        check(p.returncode == 0 and p.stdout.startswith("handoff ") and "handoff[" not in p.stdout,
+              f"a clean status reply: {p.stdout!r}")
+        status, body, _ = http_get(port)
+        check(status == 200 and "handoff[" not in body, f"a clean response: {body!r}")
+        for fd in (0, 1, 2):
+            target = os.readlink(f"/proc/{h.main_pid()}/fd/{fd}")
+            check(target == "/dev/null", f"after the reload: fd {fd} -> {target}")
+        print(f"  fds 0-2 of handoff and its generation: /dev/null; reload {took * 1000:.0f} ms")
+        finish(h, load, rss0)
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# ---- (e) unix listen on a live socket with a full backlog ----------------------
+
+FULL_BACKLOG = r'''
+import socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+s.listen(0)
+queued = []
+while True:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c.setblocking(False)
+    try:
+        c.connect(path)
+        queued.append(c)
+    except BlockingIOError:
+        c.close()
+        break
+print(len(queued), flush=True)
+sys.stdin.read()
+'''
+
+
+def test_unix_listen_on_a_full_live_socket(tmp):
+    """uid 65534 owns a live unix socket and never accepts (its backlog is
+    full): a handoff told to listen there fails at once, and says that a
+    live process owns it (a blocking probe hung start-up)."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    d = os.path.join(tmp, "shared")
+    os.mkdir(d)
+    os.chmod(d, 0o1777)
+    os.chmod(tmp, 0o755)
+    path = os.path.join(d, "app.sock")
+    a = Attacker(FULL_BACKLOG, path)
+    try:
+        check(int(a.line) >= 1, f"the backlog is full: {a.line}")
+        t0 = time.monotonic()
+        p = subprocess.run([HANDOFF, "-l", f"unix:{path}", "--", FIXTURE], capture_output=True, text=True,
+                           timeout=30)
+        took = time.monotonic() - t0
+        check(p.returncode == 2, f"exit {p.returncode}: {p.stderr}")
+        check("a live socket: another process listens on it" in p.stderr, p.stderr)
+        check(took < 1.0, f"took {took:.2f}s")
+        check(os.path.exists(path), "the live socket file is left alone")
+        print(f"  start-up against a full live socket: exit 2 in {took * 1000:.0f} ms")
+    finally:
+        a.stop()
+
+
+# ---- (f) a large status ----------------------------------------------------------
+
+def test_large_status_json_is_valid(tmp):
+    """16 sockets with 255-character names make a status of more than 4 KiB
+    (the old reply was cut at 4088 bytes): JSON and text come whole."""
+    ports = [free_port() for _ in range(16)]
+    names = [f"{i:02d}" + "n" * 253 for i in range(16)]
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "50")
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, [*sum((["-l", f"127.0.0.1:{p}={n}"] for p, n in zip(ports, names)), []), f"--mode={MODE}"],
+                fixture_cmd(args_file), notify=fake)
+    h.port = ports[0]
+    h.wait_ready(1)
+    baseline(h)
+    load = Load(f"127.0.0.1:{ports[0]}", tmp)
+    try:
+        rss0 = rss_kib(h.main_pid())
+        p = subprocess.run([HANDOFF, "status", "--json", f"--pid={h.main_pid()}"], capture_output=True, text=True,
+                           timeout=30)
+        check(p.returncode == 0, f"{p.returncode} {p.stderr}")
+        st = json.loads(p.stdout)
+        check(len(p.stdout) > 4096, f"a status of {len(p.stdout)} bytes")
+        check([s["name"] for s in st["sockets"]] == names, "every socket, whole")
+        t = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
+        check(t.returncode == 0 and t.stdout.rstrip().split("\n")[-1].startswith("reloads "),
+              f"the text ends with its last line: {t.stdout[-200:]!r}")
+        print(f"  status --json: {len(p.stdout)} bytes, valid")
+        reload_within(h)
+        finish(h, load, rss0)
+    finally:
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# ---- (g) EMFILE ----------------------------------------------------------------
+
+def prlimit_nofile(pid, soft, hard):
+    subprocess.run(["prlimit", f"--pid={pid}", f"--nofile={soft}:{hard}"], check=True, timeout=10)
+
+
+def nofile_of(pid):
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                v = line.split()[3:5]
+                return tuple(int(x) if x != "unlimited" else -1 for x in v)
+    raise harness.TestFailure("no Max open files line")
+
+
+def test_out_of_fds_no_spin(tmp):
+    """With RLIMIT_NOFILE lowered to what handoff holds plus 3 and more
+    clients queued than it has fds for: it accepts what it can, refuses the
+    rest with an answer, uses (almost) no CPU meanwhile, logs once, and
+    answers again once fds are free."""
+    if not shutil.which("prlimit"):
+        raise Skip("prlimit(1) (util-linux) is not installed")
+    # The reload before is waited out: a generation that retires frees fds
+    # by itself.
+    h = start(tmp, measure=False)
+    baseline(h, settle=True)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    held = []
+    try:
+        pid = h.main_pid()
+        rss0 = rss_kib(pid)
+        old = nofile_of(pid)
+        prlimit_nofile(pid, harness.fd_count(pid) + 3, old[1] if old[1] > 0 else 1 << 20)
+        # Idle authorised clients: three take the last fds, the rest queue.
+        for _ in range(20):
+            held.append(connect_control(pid))
+        h.wait_log("Out of file descriptors: control requests are refused")
+        cpu0, t0 = cpu_seconds(pid), time.monotonic()
+        wait_for(lambda: time.monotonic() - t0 > 1.5, 3, "a 1.5 s window")
+        cpu = cpu_seconds(pid) - cpu0
+        check(cpu < 0.2, f"handoff used {cpu:.2f}s of CPU in 1.5 s out of fds")
+        check(h.log().count("Out of file descriptors") == 1, "logged once")
+        answers = []
+        for s in held:
+            s.settimeout(0.2)
+            try:
+                answers.append(s.recv(200))
+            except (socket.timeout, OSError):
+                answers.append(None)
+        refused = sum(1 for a in answers if a == b"ERROR handoff is out of file descriptors")
+        check(refused >= 10, f"the clients it had no fd for were told why: {answers}")
+        for s in held:
+            s.close()
+        held = []
+        # Once fds are free again, it answers.
+        p = wait_for(lambda: (lambda q: q if q.returncode == 0 else None)(
+            subprocess.run([HANDOFF, "status", f"--pid={pid}", "--timeout=2s"], capture_output=True, text=True)),
+            10, "a status answer once fds are free")
+        check(p.stdout.startswith("handoff "), p.stdout)
+        print(f"  out of fds: {cpu * 1000:.0f} ms CPU in 1.5 s, {refused} clients refused with an answer")
+        prlimit_nofile(pid, *old)
+        reload_within(h)
+        finish(h, load, rss0)
+    finally:
+        for s in held:
+            s.close()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# ---- limits ----------------------------------------------------------------------
+
+def test_nofile_raised_for_handoff_not_for_generations(tmp):
+    """handoff raises its own soft RLIMIT_NOFILE to the hard limit; each
+    generation gets the soft limit handoff was started with."""
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], [FIXTURE], notify=fake,
+                 prefix=["prlimit", "--nofile=1000:4096"])
+    try:
+        h.port = port
+        h.wait_ready(1)
+        for n in (1, 2):
+            gen = h.generation_pid(n)
+            check(nofile_of(h.main_pid()) == (4096, 4096), f"handoff: {nofile_of(h.main_pid())}")
+            check(nofile_of(gen) == (1000, 4096), f"generation {n}: {nofile_of(gen)}")
+            if n == 1:
+                reload_within(h, 5)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+MODE_INDEPENDENT = {"test_runtime_dir_others_can_write_is_refused", "test_unix_listen_on_a_full_live_socket"}
+
+if __name__ == "__main__":
+    def fresh(fn):
+        def wrapper(tmp):
+            del _baseline[:]
+            return fn(tmp)
+        wrapper.__name__ = fn.__name__
+        return wrapper
+
+    tests = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
+    run([showing_logs(fresh(t)) for t in tests])
