@@ -20,8 +20,13 @@ import signal
 import socket
 import subprocess
 
-from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fd_count, fixture_cmd, free_port,
-                     http_get, is_handoff, run, serving_pid, set_args, wait_for)
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import Load
+from handofftest.net import free_port, http_get, serving_pid
+from handofftest.notify import FakeSystemd
+from handofftest.procs import fd_count, is_handoff
+from handofftest.runner import run
+from handofftest.wait import check, wait_for
 from hardening import (PYTHON, Launched, alive, listening_socket, notify_socket_of, notifying_app, rss_kib, run_launched,
                        send_notify, showing_logs)
 

@@ -31,8 +31,12 @@ import signal
 import threading
 import time
 
-from harness import (HANDOFF, MODE, Handoff, Load, Skip, SlowRequest, check, fixture_cmd, free_port, http_get,
-                     is_handoff, ppid_of, run, serving_pid, set_args, wait_for)
+from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import Load, SlowRequest
+from handofftest.net import free_port, http_get, serving_pid
+from handofftest.procs import is_handoff, ppid_of
+from handofftest.runner import Skip, run
+from handofftest.wait import check, wait_for
 from hardening import (HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores, listener_of,
                        reap_if_child, showing_logs)
 

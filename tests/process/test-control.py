@@ -12,8 +12,12 @@ import subprocess
 import threading
 import time
 
-from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port, run,
-                     serving_pid, set_args, wait_for)
+from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import Load
+from handofftest.net import free_port, serving_pid
+from handofftest.notify import FakeSystemd
+from handofftest.runner import Skip, run
+from handofftest.wait import check, wait_for
 
 
 def start(tmp, *extra, args=("--init-delay", "100")):

@@ -7,7 +7,11 @@ import signal
 import socket
 import subprocess
 
-from harness import (FIXTURE, HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, http_get, run)
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd
+from handofftest.net import free_port, http_get
+from handofftest.notify import FakeSystemd
+from handofftest.runner import run
+from handofftest.wait import check
 
 
 def test_serves_on_tcp_and_unix_with_names(tmp):
