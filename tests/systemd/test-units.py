@@ -175,7 +175,7 @@ class Demo:
 def answer_of(port, path="/", timeout=10.0):
     """One request on a new connection (net.http_get); returns (pid, gen)
     of the fixture's answer, which must be a 200."""
-    status, body, _ = net.answer_of(port, path, timeout=timeout)
+    status, body, _ = net.http_get(port, path, timeout=timeout)
     m = re.search(r"pid=(\d+) gen=(\S+)", body)
     assert status == 200 and m, (status, body)
     return int(m.group(1)), m.group(2)
