@@ -302,7 +302,8 @@ def test_env_systemd_sockets_and_names_are_used(tmp):
     b.close()
     try:
         h.wait_log("is ready")
-        check("fds=2 names=web,admin" in h.log(), h.log())
+        # The fixture logs what it got just after its READY=1: wait for it.
+        h.wait_log("fds=2 names=web,admin")
         check("systemd passed 2 socket(s); ignoring --listen" in h.log(), h.log())
         check(http_get(port_a)[0] == 200 and http_get(port_b)[0] == 200, "both sockets served")
         check(h.stop() == 0, h.log())

@@ -491,8 +491,11 @@ def test_serving_generation_ignoring_sigterm_killed_at_drain_deadline(tmp):
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         wait_for(lambda: not alive(stubborn), 10, "the stubborn generation is killed")
-        check(re.search(rf"Generation 2 \(pid {stubborn}\) did not exit in time; sending SIGKILL", h.log()), h.log())
-        check(re.search(rf"Retired generation 2 \(pid {stubborn}\) killed by signal SIGKILL", h.log()), h.log())
+        # handoff logs the SIGKILL before it sends it, but the retirement
+        # only once it has reaped the killed process, which may be after the
+        # test saw it die: wait for that line.
+        h.wait_log_re(rf"Generation 2 \(pid {stubborn}\) did not exit in time; sending SIGKILL")
+        h.wait_log_re(rf"Retired generation 2 \(pid {stubborn}\) killed by signal SIGKILL")
         res = load.stop()
         check(res["failed"] <= 4, f"at most the requests in flight at the SIGKILL are lost: {res}")
         print(f"   requests lost to the SIGKILL of a generation that ignored SIGTERM: {res['failed']} of "
