@@ -693,7 +693,10 @@ class UserManager:
     def wait_for(self, predicate, timeout, what, interval=0.05):
         """Poll predicate until truthy; raise WaitTimeout naming WHAT.
 
-        Fails early with the manager log if the manager itself died.
+        wait.wait_for() with retry=Exception: an exception from predicate
+        (a port not open yet, a unit not loaded yet) means "not yet", and
+        the last one is named on timeout. Fails early with the manager log
+        if the manager itself died.
         """
         def pred():
             if self.proc.poll() is not None:
