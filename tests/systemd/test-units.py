@@ -183,7 +183,8 @@ def answer_of(port, path="/", timeout=10.0):
 
 def start_load(um, port, mode="new", concurrency=4):
     """Continuous load from the C load client until .stop() (or .kill())."""
-    return Load("127.0.0.1:%d" % port, um.tmpdir, mode=mode, concurrency=concurrency, timeout_ms=15000)
+    return Load("127.0.0.1:%d" % port, um.tmpdir, mode=mode, concurrency=concurrency, timeout_ms=15000,
+                stop_timeout=40)
 
 
 def check_load(res, what):

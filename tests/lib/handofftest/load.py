@@ -18,16 +18,19 @@ class Load:
     """Continuous load from the C load client until stop(). target is
     "HOST:PORT" or a unix socket path; the stop file goes into tmpdir."""
 
-    def __init__(self, target, tmpdir, mode="new", concurrency=4, path="/", timeout_ms=10000):
+    def __init__(self, target, tmpdir, mode="new", concurrency=4, path="/", timeout_ms=10000, stop_timeout=30):
+        self.stop_timeout = stop_timeout
         self.until = os.path.join(tmpdir, f"stop-load-{time.monotonic_ns()}")
         self.proc = subprocess.Popen(
             [LOADGEN, "--connect", target, "--mode", mode, "--concurrency", str(concurrency),
              "--path", path, "--until-file", self.until, "--timeout-ms", str(timeout_ms)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def stop(self, timeout=30):
+    def stop(self, timeout=None):
         """Tells the client to stop and returns its summary (a dict with
-        "ok", "failed", ...); fails if it does not stop within timeout."""
+        "ok", "failed", ...); fails if it does not stop within timeout
+        (default: the stop_timeout given at the start)."""
+        timeout = timeout or self.stop_timeout
         open(self.until, "w").close()
         try:
             out, err = self.proc.communicate(timeout=timeout)
