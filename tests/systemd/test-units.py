@@ -42,8 +42,7 @@ from handofftest import net  # noqa: E402
 from handofftest.load import Load, SlowRequest  # noqa: E402
 from handofftest.net import free_port, read_all  # noqa: E402
 from handofftest.procs import pid_alive, proc_cmdline  # noqa: E402
-from handofftest.usermanager import run_tests  # noqa: E402
-from handofftest.wait import wait_for  # noqa: E402
+from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
 
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -229,7 +228,7 @@ def wait_answers_from(port, pid, timeout=10):
     during its close-grace)."""
     def pred():
         return answer_of(port)[0] == pid
-    wait_for(pred, timeout, "answers from pid %d" % pid, retry=Exception)
+    wait_retrying(pred, timeout, "answers from pid %d" % pid)
 
 
 def check_main(um, unit, app_pid):

@@ -1,8 +1,7 @@
 """Compatibility: the user-manager names as they were before the one test
 library (tests/lib/handofftest/usermanager.py). New code imports from
-handofftest.*. Note: wait_for() here is the library's: an exception from
-the predicate fails the wait unless retry= names it (um.wait_for() retries
-every exception, as before)."""
+handofftest.*. wait_for is wait_retrying: as before, an exception from the
+predicate means "not yet"."""
 
 import os
 import sys
@@ -13,4 +12,5 @@ from handofftest.net import free_port, tcp_request  # noqa: E402,F401
 from handofftest.procs import pid_alive, proc_cmdline, proc_descendants  # noqa: E402,F401
 from handofftest.runner import Skip  # noqa: E402,F401
 from handofftest.usermanager import UserManager, run_tests  # noqa: E402,F401
-from handofftest.wait import AbortWait, WaitTimeout, wait_for  # noqa: E402,F401
+from handofftest.usermanager import wait_retrying as wait_for  # noqa: E402,F401
+from handofftest.wait import AbortWait, WaitTimeout  # noqa: E402,F401

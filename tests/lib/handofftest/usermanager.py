@@ -29,7 +29,7 @@ API (see the docstrings): UserManager with .pid .proc .tmpdir .cgroup
 .unit_dir .runtime_dir, env(), path(), write_file(), install_unit(),
 systemctl(), systemd_run(), show(), state(), main_pid(), unit_pids(),
 wait_for(), wait_state(), cgroup_pids(), leftover_pids(), log_tail(),
-manager_log(); run_tests(). The helpers that need no manager (wait_for,
+manager_log(); run_tests(), wait_retrying(). The helpers that need no manager (wait_for,
 free_port, tcp_request, pid_alive, proc_descendants, proc_cmdline, Skip,
 WaitTimeout, AbortWait) are the library's own (wait.py, net.py, procs.py,
 runner.py).
@@ -465,8 +465,8 @@ class UserManager:
             states = r.stdout.split()
             return all(s in ("inactive", "failed", "unknown") for s in states)
         with contextlib.suppress(WaitTimeout):
-            wait_for(all_down, self.stop_timeout, "units to stop",
-                     interval=0.1, retry=Exception)
+            wait_retrying(all_down, self.stop_timeout, "units to stop",
+                          interval=0.1)
 
     def _stop_manager(self):
         if self.proc is None:
@@ -693,10 +693,8 @@ class UserManager:
     def wait_for(self, predicate, timeout, what, interval=0.05):
         """Poll predicate until truthy; raise WaitTimeout naming WHAT.
 
-        wait.wait_for() with retry=Exception: an exception from predicate
-        (a port not open yet, a unit not loaded yet) means "not yet", and
-        the last one is named on timeout. Fails early with the manager log
-        if the manager itself died.
+        As wait_retrying(): an exception from predicate means "not yet".
+        Fails early with the manager log if the manager itself died.
         """
         def pred():
             if self.proc.poll() is not None:
@@ -704,7 +702,7 @@ class UserManager:
                                    % self.proc.returncode)
             return predicate()
         try:
-            return wait_for(pred, timeout, what, interval, retry=Exception)
+            return wait_retrying(pred, timeout, what, interval)
         except _ManagerDied as e:
             raise WaitTimeout("waiting for %s: %s; log:\n%s"
                               % (what, e, self.log_tail()))
@@ -748,6 +746,13 @@ class UserManager:
 
 class _ManagerDied(AbortWait):
     pass
+
+
+def wait_retrying(predicate, timeout, what, interval=0.05):
+    """wait.wait_for() as the systemd tests have always waited: any
+    exception from predicate (a port not open yet, a unit not loaded yet)
+    means "not yet", and the last one is named on timeout."""
+    return wait_for(predicate, timeout, what, interval, retry=Exception)
 
 
 def run_tests(fn_list, per_test_timeout=120):
