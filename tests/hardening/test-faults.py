@@ -494,7 +494,7 @@ def test_serving_generation_ignoring_sigterm_killed_at_drain_deadline(tmp):
         # handoff logs the SIGKILL before it sends it, but the retirement
         # only once it has reaped the killed process, which may be after the
         # test saw it die: wait for that line.
-        h.wait_log_re(rf"Generation 2 \(pid {stubborn}\) did not exit in time; sending SIGKILL")
+        h.wait_log_re(rf"Generation 2 \(.*pid {stubborn}\) did not exit in time; sending SIGKILL")
         h.wait_log_re(rf"Retired generation 2 \(pid {stubborn}\) killed by signal SIGKILL")
         res = load.stop()
         check(res["failed"] <= 4, f"at most the requests in flight at the SIGKILL are lost: {res}")
