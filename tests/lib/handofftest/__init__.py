@@ -15,7 +15,8 @@
     load.py         Load (the C load client until stop()), SlowRequest
     handoff.py      Handoff (the built binary under test, in its own session,
                     with the test process as child subreaper), fixture_cmd()
-    usermanager.py  UserManager: a private `systemd --user`
+    usermanager.py  UserManager: a private `systemd --user`; run_tests(),
+                    wait_retrying() (wait_for taking any exception for "not yet")
     runner.py       run(): one line per test, "N passed, N failed, N skipped",
                     exit 0 / 1 / 77; Skip
 
