@@ -21,6 +21,14 @@ def pid_alive(pid):
     return fields is not None and fields[0] not in ("Z", "X")
 
 
+def start_time(pid):
+    """When pid started (clock ticks since boot), or None when it is gone.
+    With the pid it names one process: pids are reused, here within seconds
+    when the machine is busy (pid_max 32768)."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
 def ppid_of(pid):
     fields = stat_fields(pid)
     return int(fields[1]) if fields else None
