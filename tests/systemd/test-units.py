@@ -733,7 +733,7 @@ def test_rapid_sighups(um):
     """SIGHUPs while a reload runs (several `systemctl kill -s HUP`, a
     config-management run): remembered and run once, right after the current
     reload; never in parallel, never dropped."""
-    demo = Demo(um, args="--init-delay 500")   # each generation takes 0.5 s to start
+    demo = Demo(um, args="--init-delay 500")   # 0.5 s to start (generation 2: 3 s, below)
     demo.start()
 
     def hup():
@@ -743,11 +743,20 @@ def test_rapid_sighups(um):
     load = start_load(um, demo.port)
     try:
         um.wait_for(lambda: answer_of(demo.port), 5, "a first answer")
+        # Generation 2 takes 3 s to start, so that the three SIGHUPs below
+        # (a systemctl call each, up to ~0.3 s on a busy machine) all land
+        # while reload 1 runs; with 0.5 s the last one could come after its
+        # commit and rightly start a third reload. Generation 3 reads the
+        # arguments again when it starts, after that commit.
+        demo.set_args("--init-delay 3000")
         hup()
         um.wait_for(lambda: "Reloading: starting generation 2" in demo.props()["StatusText"],
                     5, "reload 1 to be running")
         for _ in range(3):
             hup()
+        assert "Reloading: starting generation 2" in demo.props()["StatusText"], \
+            "the SIGHUPs came after reload 1: %r" % demo.props()
+        demo.set_args("--init-delay 500")
 
         def settled(gen):
             p = demo.props()
