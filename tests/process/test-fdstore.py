@@ -8,7 +8,6 @@ are ignored."""
 import os
 import signal
 import socket
-import threading
 
 from handofftest.handoff import Handoff, MODE, set_args
 from handofftest.net import free_port, http_get

@@ -7,11 +7,10 @@ coalescing, and abort by SIGTERM."""
 import os
 import re
 import signal
-import time
 
 from handofftest.handoff import FIXTURE, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load, SlowRequest
-from handofftest.net import free_port, http_get, serving_pid, wait_new_pid
+from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
 from handofftest.procs import pid_alive
 from handofftest.runner import run
