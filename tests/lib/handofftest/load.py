@@ -9,9 +9,21 @@ import threading
 import time
 
 from .net import read_all
+from .runner import after_each_test
 from .wait import TestFailure
 
 LOADGEN = os.environ.get("LOADGEN", "build/tests/fixtures/loadgen")
+
+# Load clients still running. One runs until told to stop, so a test that
+# fails before stop() would leave it loading the machine for good: the
+# runner kills what is left after every test.
+_running = set()
+
+
+@after_each_test
+def kill_leftovers():
+    for load in list(_running):
+        load.kill()
 
 
 class Load:
@@ -25,6 +37,7 @@ class Load:
             [LOADGEN, "--connect", target, "--mode", mode, "--concurrency", str(concurrency),
              "--path", path, "--until-file", self.until, "--timeout-ms", str(timeout_ms)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        _running.add(self)
 
     def stop(self, timeout=None):
         """Tells the client to stop and returns its summary (a dict with
@@ -37,6 +50,7 @@ class Load:
         except subprocess.TimeoutExpired:
             self.kill()
             raise TestFailure(f"loadgen did not stop within {timeout}s")
+        _running.discard(self)
         try:
             self.result = json.loads(out)
         except ValueError:
@@ -47,6 +61,7 @@ class Load:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        _running.discard(self)
 
 
 class SlowRequest(threading.Thread):

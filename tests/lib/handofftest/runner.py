@@ -23,6 +23,16 @@ class TestTimeout(TestFailure):
     """A test ran past its own deadline (run(per_test_timeout=...))."""
 
 
+_after_each = []
+
+
+def after_each_test(fn):
+    """Registers fn() to run after every test, passed or failed (a library
+    module's own cleanup, e.g. load clients a failed test left running)."""
+    _after_each.append(fn)
+    return fn
+
+
 @contextlib.contextmanager
 def temp_dir():
     """The default fixture: a fresh temporary directory, removed afterwards."""
@@ -80,6 +90,8 @@ def run(tests, fixture=temp_dir, per_test_timeout=None):
                     fn()
             finally:
                 signal.alarm(0)
+                for cleanup in _after_each:
+                    cleanup()
         except Skip as e:
             skipped += 1
             print(f"skip {name}: {e}", flush=True)
