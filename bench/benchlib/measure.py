@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+from handofftest.net import free_port
+
 from . import analysis
 from . import procs as P
 from .contenders import Direct, Supervise
@@ -75,7 +77,7 @@ def run_segment(ctx, contender, mode, interval_ms, duration_s, concurrency, keep
     (from WARMUP_S until tail_us() before the end), stop it, and return the
     segment's figures (analysis.analyse_segment) plus memory, other
     processes' CPU and problems."""
-    port = P.free_port()
+    port = free_port()
     since = P.now_us()
     contender.since_us = since
     contender.start(port)
@@ -190,7 +192,7 @@ def throughput(ctx, rounds, seconds, connections):
     own CPU time, which scheduling noise does not move: what a request costs
     the server is the capacity, and handoff is not in the data path."""
     direct, ours = Direct(ctx), Supervise(ctx)
-    pd, ph = P.free_port(), P.free_port()
+    pd, ph = free_port(), free_port()
     since = P.now_us()
     rates = {"direct": [], "handoff": []}
     cpu = {"direct": [0.0, 0], "handoff": [0.0, 0]}      # server CPU seconds, requests
@@ -233,13 +235,13 @@ def back_to_back(ctx, seconds, mode, concurrency):
     """handoff --mode=supervise with a fake NOTIFY_SOCKET and a server that is
     ready at once (--init-delay 0): SIGHUP, wait for handoff's next READY=1,
     SIGHUP again, for `seconds`, under load."""
-    notify = P.FakeNotify(os.path.join(ctx.tmpdir, "notify-b2b-%s.sock" % mode))
+    notify = P.fake_notify(ctx.tmpdir, "notify-b2b-%s.sock" % mode)
     ours = Supervise(ctx)
-    port = P.free_port()
+    port = free_port()
     since = P.now_us()
     try:
         ours.start(port, extra_env={"NOTIFY_SOCKET": notify.path}, init_delay_ms=0)
-        notify.wait_ready(1, 10)
+        notify.wait_count("READY", 1, timeout=10)
         sampler = P.MemorySampler(ours.supervisor_pids, ours.is_supervisor)
         load = start_load(ctx, port, mode, concurrency, seconds + 1.0)
         time.sleep(0.3)
@@ -252,7 +254,7 @@ def back_to_back(ctx, seconds, mode, concurrency):
                 t = P.now_us()
                 os.kill(ours.proc.pid, signal.SIGHUP)
                 n += 1
-                done = notify.wait_ready(n, 10)
+                done = notify.wait_count("READY", n, timeout=10).t_us
                 per_reload.append(done - t)
         elapsed = time.monotonic() - t_start
         summary = finish_load(ctx, load, seconds + 1.0)

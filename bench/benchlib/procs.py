@@ -1,87 +1,37 @@
 """The processes of a benchmark run: every generation of the server (reported
 by bench/server-shim before it execs the fixture) with its exit time (watched
-through a pidfd), the supervising process's memory, and cleanup.
+through a pidfd), the supervising process's memory, and cleanup. Waiting,
+ports, requests, /proc and the fake NOTIFY_SOCKET come from the test
+library (tests/lib/handofftest), as in the tests.
 
 Every wait here has a deadline. Timestamps are CLOCK_MONOTONIC microseconds,
 the clock of loadgen's --csv and of the shim's datagrams."""
 
-import array
 import contextlib
 import os
 import select
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
+
+from handofftest.net import http_get
+from handofftest.notify import FakeSystemd
+from handofftest.procs import cmdline, proc_status
+from handofftest.wait import WaitTimeout, wait_for
 
 
 def now_us():
     return time.monotonic_ns() // 1000
 
 
-class Timeout(Exception):
-    pass
-
-
-def wait_for(pred, timeout, what, interval=0.01):
-    """Poll pred() until it returns a true value; Timeout after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-        except Exception as e:  # noqa: BLE001 - "not yet", reported on timeout
-            last = e
-        if time.monotonic() > deadline:
-            raise Timeout("timed out after %.1fs waiting for %s%s"
-                          % (timeout, what, " (last error: %s)" % last if last else ""))
-        time.sleep(interval)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(port, timeout=2.0):
-    """One request on a new connection; returns the body ("pid=N gen=G")."""
-    deadline = time.monotonic() + timeout
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    if not data.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError("bad answer %r" % data[:80])
-    return data.partition(b"\r\n\r\n")[2].decode()
-
-
 def wait_serving(port, timeout=15.0):
-    return wait_for(lambda: http_get(port), timeout, "an answer on 127.0.0.1:%d" % port, 0.02)
-
-
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-
-
-def exe_name(pid):
-    try:
-        return os.path.basename(os.readlink("/proc/%d/exe" % pid))
-    except OSError:
-        return ""
+    """Waits for a 200 answer on 127.0.0.1:port; returns its body."""
+    def answer():
+        status, body, _ = http_get(port, timeout=2.0)
+        return body if status == 200 else None
+    return wait_for(answer, timeout, "an answer on 127.0.0.1:%d" % port, 0.02, retry=Exception)
 
 
 def set_realtime(on=True):
@@ -250,7 +200,7 @@ class Generations:
         def done():
             live = [g for g in self.alive(since_us)]
             return len(live) <= keep
-        with contextlib.suppress(Timeout):
+        with contextlib.suppress(WaitTimeout):
             wait_for(done, timeout, "retired generations to exit", 0.02)
 
     def kill_all(self):
@@ -276,26 +226,12 @@ class Generations:
 def read_memory(pid):
     """(VmRSS, RssAnon) of pid in KiB, or None if it is gone."""
     try:
-        with open("/proc/%d/status" % pid) as f:
-            text = f.read()
+        vals = proc_status(pid, ("VmRSS", "RssAnon"))
     except OSError:
         return None
-    vals = {}
-    for line in text.splitlines():
-        k, _, v = line.partition(":")
-        if k in ("VmRSS", "RssAnon"):
-            vals[k] = int(v.split()[0])
     if len(vals) != 2:
         return None       # a zombie has no memory lines
     return vals["VmRSS"], vals["RssAnon"]
-
-
-def cmdline(pid):
-    try:
-        with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return [a.decode(errors="replace") for a in f.read().split(b"\0")[:-1]]
-    except OSError:
-        return []
 
 
 class MemorySampler:
@@ -397,59 +333,8 @@ class Processes:
                     p.wait(timeout=5)
 
 
-class FakeNotify:
-    """A NOTIFY_SOCKET that counts READY=1 from one pid and answers
-    BARRIER=1 by closing the fd sent along (as systemd does); like
-    tests/lib/harness.py's FakeSystemd, but only what the benchmark needs."""
-
-    def __init__(self, path):
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        self.sock.settimeout(0.1)
-        self.ready = []             # (pid, monotonic us) of every READY=1
-        self.cond = threading.Condition()
-        self._running = True
-        self.thread = threading.Thread(target=self._loop, name="fake-notify", daemon=True)
-        self.thread.start()
-
-    def _loop(self):
-        set_realtime(True)
-        fdsize = array.array("i").itemsize
-        while self._running:
-            try:
-                data, anc, _, _ = self.sock.recvmsg(
-                    4096, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(16 * fdsize))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            t = now_us()
-            pid = None
-            for level, typ, payload in anc:
-                if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
-                    pid = int.from_bytes(payload[0:4], sys.byteorder)
-                elif level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                    a = array.array("i")
-                    a.frombytes(payload[:len(payload) - len(payload) % fdsize])
-                    for fd in a:
-                        os.close(fd)
-            if "READY=1" in data.decode(errors="replace").split("\n"):
-                with self.cond:
-                    self.ready.append((pid, t))
-                    self.cond.notify_all()
-
-    def wait_ready(self, n, timeout):
-        """Wait until n READY=1 have arrived; returns the arrival time of the n-th."""
-        with self.cond:
-            if not self.cond.wait_for(lambda: len(self.ready) >= n, timeout):
-                raise Timeout("READY=1 #%d not received within %.1fs" % (n, timeout))
-            return self.ready[n - 1][1]
-
-    def close(self):
-        self._running = False
-        self.thread.join(2)
-        self.sock.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
+def fake_notify(tmpdir, name):
+    """A FakeSystemd (the tests' fake NOTIFY_SOCKET) whose receiving thread
+    runs real-time, like the benchmark's other timing threads: a READY=1's
+    .t_us is its arrival time."""
+    return FakeSystemd(tmpdir, name, thread_setup=set_realtime)

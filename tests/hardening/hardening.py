@@ -1,5 +1,5 @@
 """Helpers for the hardening tests (bad input, faults, security), on top of
-tests/lib/harness.py:
+the test library (tests/lib/handofftest):
 
 - Launched: handoff started the way systemd starts it, with sockets (or
   anything else) at fd 3, 4, ... and LISTEN_PID set to handoff's own pid;
@@ -26,8 +26,11 @@ import sys
 import threading
 import time
 
-import harness
-from harness import FIXTURE, HANDOFF, FakeSystemd, Handoff, Skip, TestFailure, check
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, set_args
+from handofftest.notify import FakeSystemd
+from handofftest.procs import environ_of, exe_of, fd_links, pid_alive, proc_status  # noqa: F401 (fd_links: for the tests)
+from handofftest.runner import Skip
+from handofftest.wait import TestFailure, check
 
 PYTHON = sys.executable or "/usr/bin/python3"
 NOBODY = 65534
@@ -61,20 +64,14 @@ class Launched(Handoff):
     def __init__(self, tmpdir, args, command, fds=(), env=None, notify=None, prefix=(), umask=-1, exe=HANDOFF):
         self.tmpdir = tmpdir
         self.logpath = os.path.join(tmpdir, f"handoff-{time.monotonic_ns()}.log")
-        e = dict(os.environ)
-        for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
-            e.pop(k, None)
-        if notify:
-            e["NOTIFY_SOCKET"] = notify.path
-        e.update(env or {})
         self.notify = notify
         self.argv = [*prefix, PYTHON, "-c", _LAUNCHER, str(len(fds)), *map(str, fds), exe, *args, "--", *command]
         with open(self.logpath, "w") as log:
             os.chmod(self.logpath, 0o644)
-            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=e, pass_fds=fds,
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.environment(notify, env), pass_fds=fds,
                                          start_new_session=True, umask=umask)
-        self.pid = self.proc.pid
-        harness._sessions.add(self.pid)
+        self.track()
         _tracked.append(self)
 
 
@@ -98,11 +95,6 @@ def listening_socket():
 
 
 # ---- a generation's private notify socket ----------------------------------
-
-def environ_of(pid):
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        return dict(e.decode(errors="replace").split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
-
 
 def notify_socket_of(pid):
     """The NOTIFY_SOCKET handoff gave the generation whose main pid is pid,
@@ -182,12 +174,12 @@ os.execv(fixture, [fixture, *args])
 def notifying_app(tmp):
     """(command, args_file, set_datagrams) for generations whose main
     process sends datagrams before it becomes the fixture (whose arguments
-    are in args_file, see harness.set_args). set_datagrams(generation,
+    are in args_file, see set_args). set_datagrams(generation,
     [bytes or (bytes, n_fds, path), ...])."""
     base = os.path.join(tmp, "dgrams")
     args_file = os.path.join(tmp, "fixture.args")
     if not os.path.exists(args_file):
-        harness.set_args(args_file)
+        set_args(args_file)
 
     def set_datagrams(generation, dgrams):
         with open(f"{base}.{generation}", "w") as f:
@@ -203,18 +195,7 @@ def notifying_app(tmp):
 # ---- process observations ----------------------------------------------------
 
 def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def exe_of(pid):
-    try:
-        return os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        return None
+    return proc_status(pid, ("VmRSS",)).get("VmRSS", 0)
 
 
 def fixture_processes():
@@ -222,7 +203,7 @@ def fixture_processes():
     that daemonized has left handoff's session)."""
     want = os.path.realpath(FIXTURE)
     return [int(d) for d in os.listdir("/proc") if d.isdigit() and exe_of(int(d)) == want
-            and harness.pid_alive(int(d))]
+            and pid_alive(int(d))]
 
 
 def reap_if_child(pid):
@@ -263,31 +244,13 @@ class HoldingSystemd(FakeSystemd):
         super().close()
 
 
-def fd_links(pid):
-    """What pid's fds point at ("socket:[123]", paths, ...)."""
-    out = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                out.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-            except OSError:
-                pass
-    except OSError:
-        pass
-    return out
-
-
 def listener_of(pid):
     """The first listening socket a generation inherited (its fd 3)."""
     return os.readlink(f"/proc/{pid}/fd/3")
 
 
-def alive(pid):
-    """harness.pid_alive(), also when the process vanishes mid-read (ESRCH)."""
-    try:
-        return harness.pid_alive(pid)
-    except OSError:
-        return False
+# pid_alive() also answers for a process that vanishes mid-read (ESRCH).
+alive = pid_alive
 
 
 # ---- logs of failed tests ------------------------------------------------------

@@ -21,8 +21,13 @@ import signal
 import socket
 import subprocess
 
-from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fd_count, fixture_cmd, free_port,
-                     http_get, is_handoff, run, serving_pid, set_args, wait_for)
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import Load
+from handofftest.net import free_port, http_get, serving_pid
+from handofftest.notify import FakeSystemd
+from handofftest.procs import fd_count, is_handoff
+from handofftest.runner import run
+from handofftest.wait import check, wait_for
 from hardening import (PYTHON, Launched, alive, listening_socket, notify_socket_of, notifying_app, rss_kib, run_launched,
                        send_notify, showing_logs)
 
@@ -298,7 +303,8 @@ def test_env_systemd_sockets_and_names_are_used(tmp):
     b.close()
     try:
         h.wait_log("is ready")
-        check("fds=2 names=web,admin" in h.log(), h.log())
+        # The fixture logs what it got just after its READY=1: wait for it.
+        h.wait_log("fds=2 names=web,admin")
         check("systemd passed 2 socket(s); ignoring --listen" in h.log(), h.log())
         check(http_get(port_a)[0] == 200 and http_get(port_b)[0] == 200, "both sockets served")
         check(h.stop() == 0, h.log())

@@ -31,8 +31,12 @@ import signal
 import threading
 import time
 
-from harness import (HANDOFF, MODE, Handoff, Load, Skip, SlowRequest, check, fixture_cmd, free_port, http_get,
-                     is_handoff, ppid_of, run, serving_pid, set_args, wait_for)
+from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import Load, SlowRequest
+from handofftest.net import free_port, http_get, serving_pid
+from handofftest.procs import is_handoff, ppid_of
+from handofftest.runner import Skip, run
+from handofftest.wait import check, wait_for
 from hardening import (HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores, listener_of,
                        reap_if_child, showing_logs)
 
@@ -487,10 +491,11 @@ def test_serving_generation_ignoring_sigterm_killed_at_drain_deadline(tmp):
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         wait_for(lambda: not alive(stubborn), 10, "the stubborn generation is killed")
-        check(re.search(rf"Generation 2 \(.*pid {stubborn}\) did not exit in time; sending SIGKILL", h.log()), h.log())
-        # Gone from /proc before handoff has reaped it and said so: wait for the line.
-        wait_for(lambda: re.search(rf"Retired generation 2 \(.*pid {stubborn}\) killed by signal SIGKILL", h.log()),
-                 10, f"the SIGKILL reported:\n{h.log()}")
+        # handoff logs the SIGKILL before it sends it, but the retirement
+        # only once it has reaped the killed process, which may be after the
+        # test saw it die: wait for that line.
+        h.wait_log_re(rf"Generation 2 \(.*pid {stubborn}\) did not exit in time; sending SIGKILL")
+        h.wait_log_re(rf"Retired generation 2 \(.*pid {stubborn}\) killed by signal SIGKILL")
         res = load.stop()
         check(res["failed"] <= 4, f"at most the requests in flight at the SIGKILL are lost: {res}")
         print(f"   requests lost to the SIGKILL of a generation that ignored SIGTERM: {res['failed']} of "

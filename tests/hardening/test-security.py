@@ -17,8 +17,11 @@ import signal
 import stat
 import subprocess
 
-from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Skip, check, free_port, run, serving_pid,
-                     set_args, wait_for)
+from handofftest.handoff import FIXTURE, Handoff, MODE, set_args
+from handofftest.net import free_port, serving_pid
+from handofftest.notify import FakeSystemd
+from handofftest.runner import Skip, run
+from handofftest.wait import check, wait_for
 from hardening import NOBODY, Launched, alive, notify_socket_of, send_notify, send_notify_as, showing_logs
 
 SETPRIV = shutil.which("setpriv")

@@ -8,9 +8,12 @@ are ignored."""
 import os
 import signal
 import socket
-import threading
 
-from harness import MODE, FakeSystemd, Handoff, check, free_port, http_get, run, set_args, wait_for
+from handofftest.handoff import Handoff, MODE, set_args
+from handofftest.net import free_port, http_get
+from handofftest.notify import FakeSystemd
+from handofftest.runner import run
+from handofftest.wait import check, wait_for
 
 STORE_SERVER = os.environ.get("STORE_SERVER", "build/tests/fixtures/store-server")
 

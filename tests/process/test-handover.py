@@ -10,8 +10,13 @@ import shutil
 import signal
 import subprocess
 
-from harness import (FIXTURE, HANDOFF, FakeSystemd, Handoff, Load, check, fixture_cmd, free_port, is_handoff,
-                     pid_alive, ppid_of, run, serving_pid, set_args, wait_for, wait_new_pid)
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args
+from handofftest.load import Load
+from handofftest.net import free_port, serving_pid, wait_new_pid
+from handofftest.notify import FakeSystemd
+from handofftest.procs import is_handoff, pid_alive, ppid_of
+from handofftest.runner import run
+from handofftest.wait import check, wait_for
 
 HANDOFF_NEXT = os.environ.get("HANDOFF_NEXT_BIN", "build/src/handoff-next")
 

@@ -7,10 +7,14 @@ coalescing, and abort by SIGTERM."""
 import os
 import re
 import signal
-import time
 
-from harness import (FIXTURE, MODE, FakeSystemd, Handoff, pid_alive, Load, SlowRequest, check, fixture_cmd, free_port, http_get, run,
-                     serving_pid, set_args, wait_for, wait_new_pid)
+from handofftest.handoff import FIXTURE, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import Load, SlowRequest
+from handofftest.net import free_port, serving_pid, wait_new_pid
+from handofftest.notify import FakeSystemd
+from handofftest.procs import pid_alive
+from handofftest.runner import run
+from handofftest.wait import check, wait_for
 
 
 def start(tmp, *extra, args=("--init-delay", "100"), fake=True):

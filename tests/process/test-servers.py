@@ -7,7 +7,12 @@ import os
 import shutil
 import signal
 
-from harness import FakeSystemd, Handoff, Load, Skip, check, free_port, run, serving_pid, wait_new_pid
+from handofftest.handoff import Handoff
+from handofftest.load import Load
+from handofftest.net import free_port, serving_pid, wait_new_pid
+from handofftest.notify import FakeSystemd
+from handofftest.runner import Skip, run
+from handofftest.wait import check
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYSERVER = os.path.join(HERE, "..", "fixtures", "pyserver.py")

@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Experiments behind the quirk list at the top of usermanager.py.
+"""Experiments behind the quirk list at the top of
+tests/lib/handofftest/usermanager.py.
 
 Not a pass/fail test of handoff: each check prints one `FACT name: ...` line
 (or a failure via run_tests).  Rerun on a new machine / systemd version to
@@ -11,10 +12,12 @@ import signal
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from usermanager import (UserManager, run_tests, free_port,  # noqa: E402
-                         tcp_request, pid_alive, WaitTimeout)
+from handofftest.net import free_port, tcp_request  # noqa: E402
+from handofftest.procs import pid_alive  # noqa: E402
+from handofftest.usermanager import UserManager, run_tests  # noqa: E402
+from handofftest.wait import WaitTimeout  # noqa: E402
 
 SVC = r'''
 import array, os, signal, socket, sys, time

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """The shipped sample units (units/*.socket, units/*.service.in), run by a
-real private `systemd --user` manager (tests/systemd/usermanager.py).
+real private `systemd --user` manager (tests/lib/handofftest/usermanager.py).
 
 The unit files under test are the very files that `meson install` ships: the
 *.in files with @HANDOFF@ / @DEMO_SERVER@ replaced by build-tree paths instead
@@ -21,27 +21,28 @@ Environment (set by tests/meson.build):
     HANDOFF_EXPECT_MODE     handover | supervise: what a reload of the
                             shipped units (--mode=auto) does to MainPID
                             (default: handover; see TODO(handover))
-    HANDOFF_TEST_KEEP=1 / HANDOFF_TEST_VERBOSE=1   see usermanager.py
+    HANDOFF_TEST_KEEP=1 / HANDOFF_TEST_VERBOSE=1   see handofftest/usermanager.py
 
 Exit status: 0 ok, 1 failure, 77 skipped (the user manager cannot run here).
 """
 
 import functools
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
-from usermanager import (run_tests, free_port, wait_for,  # noqa: E402
-                         pid_alive, proc_cmdline)
+from handofftest import net  # noqa: E402
+from handofftest.load import Load, SlowRequest  # noqa: E402
+from handofftest.net import free_port, read_all  # noqa: E402
+from handofftest.procs import pid_alive, proc_cmdline  # noqa: E402
+from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
 
 SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -162,7 +163,7 @@ class Demo:
         um.systemctl("start", self.socket)
         um.wait_state(self.socket, "active", sub_state="listening")
         assert um.state(self.service)[0] == "inactive"
-        pid, gen = http_get(self.port, timeout=15)
+        pid, gen = answer_of(self.port, timeout=15)
         assert gen == "1", (pid, gen)
         um.wait_state(self.service, "active", sub_state="running")
         return pid
@@ -170,60 +171,19 @@ class Demo:
 
 # ---- traffic -------------------------------------------------------------
 
-def read_all(s, deadline=None):
-    """Everything the peer sends until it closes (bounded by the socket's
-    timeout, or by deadline, a time.monotonic() value)."""
-    data = b""
-    while True:
-        if deadline is not None:
-            s.settimeout(max(0.01, deadline - time.monotonic()))
-        b = s.recv(65536)
-        if not b:
-            return data
-        data += b
+def answer_of(port, path="/", timeout=10.0):
+    """One request on a new connection (net.http_get); returns (pid, gen)
+    of the fixture's answer, which must be a 200."""
+    status, body, _ = net.http_get(port, path, timeout=timeout)
+    m = re.search(r"pid=(\d+) gen=(\S+)", body)
+    assert status == 200 and m, (status, body)
+    return int(m.group(1)), m.group(2)
 
 
-def http_get(port, path="/", timeout=10.0):
-    """One request on a new connection; returns (pid, gen) of the answer."""
-    deadline = time.monotonic() + timeout
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-                   % path).encode())
-        data = read_all(s, deadline)
-    m = re.search(rb"pid=(\d+) gen=(\S+)", data)
-    assert data.startswith(b"HTTP/1.1 200") and m, data
-    return int(m.group(1)), m.group(2).decode()
-
-
-class Load:
-    """Continuous new-connection load from the C load client until stop()."""
-
-    def __init__(self, um, port, mode="new", concurrency=4):
-        self.until = um.path("stop-load-%d" % time.monotonic_ns())
-        self.proc = subprocess.Popen(
-            [LOADGEN, "--connect", "127.0.0.1:%d" % port, "--mode", mode,
-             "--concurrency", str(concurrency), "--until-file", self.until,
-             "--timeout-ms", "15000"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def stop(self, timeout=40):
-        open(self.until, "w").close()
-        try:
-            out, err = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError("loadgen did not stop within %ds" % timeout)
-        try:
-            self.result = json.loads(out)
-        except ValueError:
-            raise AssertionError("loadgen printed no summary: %r %r" % (out, err))
-        return self.result
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def start_load(um, port, mode="new", concurrency=4):
+    """Continuous load from the C load client until .stop() (or .kill())."""
+    return Load("127.0.0.1:%d" % port, um.tmpdir, mode=mode, concurrency=concurrency, timeout_ms=15000,
+                stop_timeout=40)
 
 
 def check_load(res, what):
@@ -267,8 +227,8 @@ def wait_answers_from(port, pid, timeout=10):
     """New connections reach app pid (a retiring generation may still answer
     during its close-grace)."""
     def pred():
-        return http_get(port)[0] == pid
-    wait_for(pred, timeout, "answers from pid %d" % pid)
+        return answer_of(port)[0] == pid
+    wait_retrying(pred, timeout, "answers from pid %d" % pid)
 
 
 def check_main(um, unit, app_pid):
@@ -355,13 +315,13 @@ def start_and_reloads_under_load(um, mode=None):
     check_main(um, DEMO, app1)
     log("started: MainPID=%d (%s) StatusText=%r" % (main, proc_cmdline(main), p["StatusText"]))
 
-    load = Load(um, demo.port)
+    load = start_load(um, demo.port)
     # Keep-alive clients too: the fixture's close-grace should spare them.
-    ka_load = Load(um, demo.port, mode="keepalive", concurrency=2)
+    ka_load = start_load(um, demo.port, mode="keepalive", concurrency=2)
     timings = []
     try:
         # Let the load client get going before the first reload.
-        um.wait_for(lambda: http_get(demo.port), 5, "a first answer")
+        um.wait_for(lambda: answer_of(demo.port), 5, "a first answer")
         app = app1
         for gen in range(2, 22):
             main, new_app = reload_and_wait(um, DEMO, demo.port, gen, main, timings,
@@ -432,7 +392,7 @@ def test_failed_reload_keeps_old_generation(um):
     expected = "exit-code" if synchronous else "success"
     assert p["ReloadResult"] == expected, (expected, p)
     for _ in range(5):
-        assert http_get(demo.port)[0] == app1
+        assert answer_of(demo.port)[0] == app1
     log("failed reload: StatusText=%r ReloadResult=%s" % (p["StatusText"], p["ReloadResult"]))
     log("status after a failed reload:\n" + um.systemctl("status", DEMO, check=False).stdout)
 
@@ -453,9 +413,9 @@ def test_stop_keeps_clients_queued(um):
 
     # 1. Stop under load: the socket stays; connections queued meanwhile
     #    re-activate the service and are served by it. Nothing is refused.
-    load = Load(um, demo.port)
+    load = start_load(um, demo.port)
     try:
-        um.wait_for(lambda: http_get(demo.port), 5, "a first answer")
+        um.wait_for(lambda: answer_of(demo.port), 5, "a first answer")
         t0 = time.monotonic()
         um.systemctl("stop", DEMO)
         t_stop = time.monotonic() - t0
@@ -570,17 +530,15 @@ def test_sigkill_of_new_main_after_handover(um):
     main3 = int(p["MainPID"])
     assert p["NRestarts"] == "1" and main3 not in (main1, main2) and is_handoff(main3), p
     um.wait_for(lambda: not pid_alive(app2), 10, "the killed main's app %d to be gone" % app2)
-    assert http_get(demo.port)[0] == parse_status(p["StatusText"])[1]
+    assert answer_of(demo.port)[0] == parse_status(p["StatusText"])[1]
     log("SIGKILL of the new main %d after a handover: restarted as %d (NRestarts=1)" % (main2, main3))
 
 
 def store_state(port):
     """The store-server's counter, kept in a memfd in the fd store."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = read_all(s)
-    m = re.search(rb"pid=(\d+) gen=(\S+) state=(\d+)", data)
-    assert m, data
+    _, body, _ = net.http_get(port, timeout=10)
+    m = re.search(r"pid=(\d+) gen=(\S+) state=(\d+)", body)
+    assert m, body
     return int(m.group(1)), int(m.group(3))
 
 
@@ -613,7 +571,7 @@ StandardError=append:%s
     um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
                 "the listening socket and the state in systemd's store")
     main = um.main_pid(unit)
-    load = Load(um, port, concurrency=2)
+    load = start_load(um, port, concurrency=2)
     try:
         um.wait_for(lambda: store_state(port), 5, "an answer under load")
         os.kill(main, signal.SIGKILL)
@@ -675,7 +633,9 @@ def test_watchdog(um):
     um.wait_for(lambda: um.state(DEMO)[0] == "failed", 10, "the watchdog to fire")
     p = um.show(DEMO, "ActiveState", "Result", "ExecMainCode", "ExecMainStatus")
     assert p["Result"] == "watchdog", p
-    assert "Watchdog timeout" in um.manager_log(), um.log_tail()
+    # The manager's log reaches console.log through a pty and a copying
+    # thread: the line may land after the state changed.
+    um.wait_for(lambda: "Watchdog timeout" in um.manager_log(), 5, "the manager's \"Watchdog timeout\"")
     assert um.unit_pids(DEMO) == set(), um.unit_pids(DEMO)
     log("watchdog caught the silent generation %.1fs after the reload: %s"
         % (time.monotonic() - t0, p))
@@ -696,16 +656,16 @@ def test_systemd_run_recipe(um):
     assert r.units == ["handoff-run.socket", "handoff-run.service"], r.stderr
     unit = "handoff-run.service"
     um.wait_state("handoff-run.socket", "active", sub_state="listening")
-    app1, gen = http_get(port, timeout=15)
+    app1, gen = answer_of(port, timeout=15)
     assert gen == "1"
     um.wait_state(unit, "active", sub_state="running")
     p = um.show(unit, *PROPS)
     main = int(p["MainPID"])
     assert is_handoff(main) and parse_status(p["StatusText"]) == (1, app1, 0, 0), p
-    load = Load(um, port)
+    load = start_load(um, port)
     timings = []
     try:
-        um.wait_for(lambda: http_get(port), 5, "a first answer")
+        um.wait_for(lambda: answer_of(port), 5, "a first answer")
         for gen in range(2, 5):
             main, app = reload_and_wait(um, unit, port, gen, main, timings)
         res = load.stop()
@@ -735,7 +695,7 @@ def test_template(um):
     write_dropin(um, "handoff@web.service", "[Service]\nStandardOutput=append:%s\n"
                  "StandardError=append:%s\n" % (log_, log_))
     um.systemctl("start", "handoff@web.socket")
-    app1, _ = http_get(port, timeout=15)
+    app1, _ = answer_of(port, timeout=15)
     unit = "handoff@web.service"
     um.wait_state(unit, "active", sub_state="running")
     main = um.main_pid(unit)
@@ -753,7 +713,7 @@ def test_template(um):
     um.systemctl("reload", unit)
 
     def new_gen():
-        pid, gen = http_get(port)
+        pid, gen = answer_of(port)
         return (pid, gen) if gen == "2" else None
     app2, _ = um.wait_for(new_gen, 15, "generation 2 to answer")
     assert app2 != app1
@@ -773,21 +733,30 @@ def test_rapid_sighups(um):
     """SIGHUPs while a reload runs (several `systemctl kill -s HUP`, a
     config-management run): remembered and run once, right after the current
     reload; never in parallel, never dropped."""
-    demo = Demo(um, args="--init-delay 500")   # each generation takes 0.5 s to start
+    demo = Demo(um, args="--init-delay 500")   # 0.5 s to start (generation 2: 3 s, below)
     demo.start()
 
     def hup():
         # To whatever systemd thinks the main process is at this moment.
         um.systemctl("kill", "--kill-who=main", "-s", "HUP", DEMO)
 
-    load = Load(um, demo.port)
+    load = start_load(um, demo.port)
     try:
-        um.wait_for(lambda: http_get(demo.port), 5, "a first answer")
+        um.wait_for(lambda: answer_of(demo.port), 5, "a first answer")
+        # Generation 2 takes 3 s to start, so that the three SIGHUPs below
+        # (a systemctl call each, up to ~0.3 s on a busy machine) all land
+        # while reload 1 runs; with 0.5 s the last one could come after its
+        # commit and rightly start a third reload. Generation 3 reads the
+        # arguments again when it starts, after that commit.
+        demo.set_args("--init-delay 3000")
         hup()
         um.wait_for(lambda: "Reloading: starting generation 2" in demo.props()["StatusText"],
                     5, "reload 1 to be running")
         for _ in range(3):
             hup()
+        assert "Reloading: starting generation 2" in demo.props()["StatusText"], \
+            "the SIGHUPs came after reload 1: %r" % demo.props()
+        demo.set_args("--init-delay 500")
 
         def settled(gen):
             p = demo.props()
@@ -814,32 +783,6 @@ def test_rapid_sighups(um):
     log("4 SIGHUPs, 3 of them during reload 1: 2 reloads ran; StatusText=%r"
         % demo.props()["StatusText"])
 
-class SlowRequest(threading.Thread):
-    """GET /slow/MS on its own connection; records the answer or the error."""
-
-    def __init__(self, port, ms):
-        super().__init__(daemon=True)
-        self.port, self.ms = port, ms
-        self.sent = threading.Event()
-        self.answer = self.error = None
-
-    def run(self):
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
-                s.sendall(b"GET /slow/%d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-                          % self.ms)
-                self.sent.set()
-                data = read_all(s)
-            m = re.search(rb"pid=(\d+) gen=(\S+)", data)
-            if not (data.startswith(b"HTTP/1.1 200") and m):
-                raise AssertionError("bad answer %r" % data)
-            self.answer = (int(m.group(1)), m.group(2).decode())
-        except Exception as e:  # noqa: BLE001 - asserted by the test
-            self.error = "%s: %s" % (type(e).__name__, e)
-        finally:
-            self.sent.set()
-
-
 def socket_fds(pid):
     n = 0
     for fd in os.listdir("/proc/%d/fd" % pid):
@@ -858,7 +801,6 @@ def stop_right_after_reload(um, mode):
     main1 = um.main_pid(DEMO)
     base = socket_fds(app1)
     slow = SlowRequest(demo.port, 2000)
-    slow.start()
     # The slow request is in generation 1's hands once it holds one more socket.
     um.wait_for(lambda: socket_fds(app1) > base, 5, "generation 1 to accept the slow request")
     um.systemctl("reload", DEMO)
@@ -868,10 +810,12 @@ def stop_right_after_reload(um, mode):
     um.systemctl("stop", DEMO, timeout=60)
     t_stop = time.monotonic() - t0
     slow.join(15)
+    m = re.search(r"pid=(\d+) gen=(\S+)", slow.body or "")
+    answer = (int(m.group(1)), m.group(2)) if slow.status == 200 and m else None
     log("%s mode: stop %.0f ms after a reload, slow request of retiring generation 1: %s"
-        % (demo.mode, t_stop * 1e3, slow.answer or slow.error))
-    assert slow.answer == (app1, "1"), "in-flight request of the retiring generation: %s" % (
-        slow.error or slow.answer)
+        % (demo.mode, t_stop * 1e3, answer or slow.error or (slow.status, slow.body)))
+    assert answer == (app1, "1"), "in-flight request of the retiring generation: %s" % (
+        slow.error or answer or (slow.status, slow.body))
     assert um.unit_pids(DEMO) == set() and not pid_alive(main1)
 
 
@@ -902,7 +846,8 @@ def test_notify_reload_variant(um):
     p = um.show(DEMO, "Type", *PROPS)
     if version < 253:
         assert p["Type"] == "simple", p
-        assert "Failed to parse service type, ignoring: notify-reload" in um.manager_log()
+        um.wait_for(lambda: "Failed to parse service type, ignoring: notify-reload" in um.manager_log(), 5,
+                    "the manager's complaint about Type=notify-reload")
         assert p["StatusText"] == "", p       # no NOTIFY_SOCKET for Type=simple
         r = um.systemctl("reload", DEMO, check=False)
         assert r.returncode != 0 and "Job type reload is not applicable" in r.stderr, r
@@ -912,7 +857,7 @@ def test_notify_reload_variant(um):
     assert p["Type"] == "notify-reload", p
     main = int(p["MainPID"])
     timings = []
-    load = Load(um, demo.port)
+    load = start_load(um, demo.port)
     try:
         for gen in range(2, 7):
             main, app = reload_and_wait(um, DEMO, demo.port, gen, main, timings)

@@ -8,10 +8,11 @@ Exit status: 0 ok, 1 failure, 77 skipped (not root / no systemd / no cgroups).
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-from usermanager import (UserManager, run_tests, free_port,  # noqa: E402
-                         tcp_request, pid_alive)
+from handofftest.net import free_port, tcp_request  # noqa: E402
+from handofftest.procs import pid_alive  # noqa: E402
+from handofftest.usermanager import UserManager, run_tests  # noqa: E402
 
 # Tiny socket-activated server: fd 3 from LISTEN_FDS, sd_notify by hand.
 HELLO_SERVER = r'''

@@ -16,7 +16,10 @@ import os
 import sys
 import tempfile
 
-from harness import FakeSystemd, Handoff, free_port, wait_for
+from handofftest.handoff import Handoff
+from handofftest.net import free_port
+from handofftest.notify import FakeSystemd
+from handofftest.wait import wait_for
 
 SERVER = r'''
 import os, socket, time

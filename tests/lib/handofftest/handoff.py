@@ -1,0 +1,199 @@
+"""The built handoff under test: started in a session of its own with its log
+in a file, talking to a FakeSystemd, and the fixture server it runs.
+
+Importing this module makes the test process a child subreaper (see below)."""
+
+import ctypes
+import os
+import re
+import shlex
+import signal
+import subprocess
+import threading
+import time
+
+from .procs import all_pids, is_handoff, pid_alive, session_members, stat_fields
+from .wait import TestFailure, check, wait_for
+
+HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
+FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server")
+MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
+
+
+# In handover mode a successor handoff is double-forked so that the service
+# manager, a child subreaper, adopts it. The test process plays that part:
+# it becomes a subreaper and reaps the adopted processes, keeping their exit
+# statuses. Only processes of a handoff session under test are reaped:
+# Popen reaps its own children, and taking one from it would lose the status.
+_adopted_status = {}
+_sessions = set()
+
+
+def _reaper():
+    me = os.getpid()
+    while True:
+        for pid in all_pids():
+            if pid in _sessions:
+                continue
+            fields = stat_fields(pid)
+            if fields and fields[0] == "Z" and int(fields[1]) == me and int(fields[3]) in _sessions:
+                try:
+                    _, status = os.waitpid(pid, os.WNOHANG)
+                    _adopted_status[pid] = os.waitstatus_to_exitcode(status)
+                except ChildProcessError:
+                    pass
+        time.sleep(0.02)  # a polling period, not a synchronisation
+
+
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+threading.Thread(target=_reaper, name="reaper", daemon=True).start()
+
+
+class Handoff:
+    """A handoff process under test, with its log in a file."""
+
+    def __init__(self, tmpdir, args, command, notify=None, env=None):
+        self.tmpdir = tmpdir
+        self.logpath = os.path.join(tmpdir, f"handoff-{time.monotonic_ns()}.log")
+        self.notify = notify
+        self.argv = [HANDOFF, *args, "--", *command]
+        with open(self.logpath, "w") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
+                                         env=self.environment(notify, env), start_new_session=True)
+        self.track()
+
+    @staticmethod
+    def environment(notify, env):
+        """Ours, minus what systemd would have set, plus NOTIFY_SOCKET (of
+        notify, a FakeSystemd) and env."""
+        e = dict(os.environ)
+        for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            e.pop(k, None)
+        if notify:
+            e["NOTIFY_SOCKET"] = notify.path
+        e.update(env or {})
+        return e
+
+    def track(self):
+        """Called once self.proc runs: its session is ours to reap."""
+        self.pid = self.proc.pid
+        _sessions.add(self.pid)
+
+    def mains(self):
+        """Every pid that has been main: the first, then each MAINPID=."""
+        out = [self.pid]
+        if self.notify:
+            out += [int(m.fields["MAINPID"]) for m in self.notify.snapshot() if "MAINPID" in m.fields]
+        return out
+
+    def main_pid(self):
+        return self.mains()[-1]
+
+    def log(self):
+        with open(self.logpath) as f:
+            return f.read()
+
+    def wait_log(self, text, timeout=10):
+        """Waits until the log contains text."""
+        return wait_for(lambda: text in self.log(), timeout, f"log line {text!r}; log:\n{self.log()}")
+
+    def wait_log_re(self, pattern, timeout=10):
+        """Waits until a log line matches pattern; returns the match."""
+        return wait_for(lambda: re.search(pattern, self.log(), re.M), timeout,
+                        f"a log line matching {pattern!r}; log:\n{self.log()}")
+
+    def wait_ready(self, n=1, timeout=10):
+        """The n-th READY=1 from handoff itself (first start = 1, +1 per reload)."""
+        check(self.notify is not None, "wait_ready needs a FakeSystemd")
+        count = self.ready_count
+        # A main that is gone may have just handed over: read once more.
+        return wait_for(lambda: count() >= n or (not pid_alive(self.main_pid()) and
+                                                 (count() >= n or not pid_alive(self.main_pid()))),
+                        timeout, f"READY=1 #{n}; log:\n{self.log()}")
+
+    def ready_count(self):
+        """READY=1 datagrams from whoever was main: 1 at start, +1 per reload."""
+        mains = set(self.mains())
+        return sum(1 for m in self.notify.snapshot() if m.pid in mains and m.fields.get("READY") == "1")
+
+    def last_status(self):
+        """The STATUS= of the last READY=1."""
+        return [m for m in self.notify.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
+
+    def generation_pid(self, n):
+        m = wait_for(lambda: re.search(rf"Started generation {n}: pid (\d+)", self.log()), 10,
+                     f"generation {n} started")
+        return int(m.group(1))
+
+    def close(self):
+        """Teardown after a test, passed or failed: nothing may outlive it."""
+        self.kill_all()
+        if self.notify:
+            self.notify.close()
+
+    def signal(self, sig):
+        os.kill(self.main_pid(), sig)
+
+    def exit_status(self, pid):
+        if pid == self.pid:
+            return self.proc.poll()
+        return _adopted_status.get(pid)
+
+    def wait_exit(self, timeout=40):
+        """Waits for the current main handoff to exit; returns its status."""
+        main = self.main_pid()
+        if main == self.pid:
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise TestFailure(f"handoff did not exit within {timeout}s; log:\n{self.log()}")
+        wait_for(lambda: main in _adopted_status, timeout, f"main handoff {main} to exit; log:\n{self.log()}")
+        return _adopted_status[main]
+
+    def stop(self, timeout=40):
+        if pid_alive(self.main_pid()):
+            self.signal(signal.SIGTERM)
+        return self.wait_exit(timeout)
+
+    def app_pids(self):
+        """Live processes of the service that are not handoff itself."""
+        return [p for p in self.descendants() if not is_handoff(p)]
+
+    def descendants(self):
+        """Every live process in handoff's session except the first handoff:
+        generations, workers and successor handoffs."""
+        return [p for p, state, _ in session_members(self.pid) if p != self.pid and state != "Z"]
+
+    def kill_all(self):
+        """Teardown after a failed test: nothing may outlive it."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        for p in self.descendants():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        # Pids wrap: a later process must not be taken for one of ours.
+        _sessions.discard(self.pid)
+
+
+def fixture_cmd(args_file=None, *args):
+    """The fixture server. With args_file, its arguments are read from that
+    file at every start, so a test can change what the next generation does
+    (as a config change before a reload would)."""
+    if args_file is None:
+        return [FIXTURE, *args]
+    return ["/bin/sh", "-c", f'exec {shlex.quote(FIXTURE)} $(cat {shlex.quote(args_file)})']
+
+
+def set_args(args_file, *args):
+    tmp = args_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(" ".join(args))
+    os.rename(tmp, args_file)

@@ -1,0 +1,117 @@
+"""A fake systemd notify socket (NOTIFY_SOCKET) for handoff under test."""
+
+import array
+import os
+import socket
+import sys
+import threading
+import time
+
+from .wait import WaitTimeout
+
+
+class Datagram:
+    """One datagram: sender pid (SCM_CREDENTIALS), text, number of fds that
+    came with it, arrival time (CLOCK_MONOTONIC µs) and its KEY=VALUE lines."""
+
+    def __init__(self, pid, text, nfds, t_us=None):
+        self.pid, self.text, self.nfds, self.t_us = pid, text, nfds, t_us
+        self.fields = {}
+        for line in text.split("\n"):
+            if "=" in line:
+                k, v = line.split("=", 1)
+                self.fields[k] = v
+
+    def __repr__(self):
+        return f"<{self.pid}: {self.text!r}>"
+
+
+class FakeSystemd:
+    """A NOTIFY_SOCKET that records every datagram with its sender's pid and
+    answers BARRIER=1 by closing the fd that came with it, as systemd does
+    (every other fd that arrives is closed too).
+
+    The socket is tmpdir/name. thread_setup, if given, runs first in the
+    receiving thread (the benchmark makes it a real-time thread there)."""
+
+    def __init__(self, tmpdir, name="notify.sock", thread_setup=None):
+        self.path = os.path.join(tmpdir, name)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.settimeout(0.1)
+        self.messages = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)   # notified on every datagram
+        self.running = True
+        self._thread_setup = thread_setup
+        self.thread = threading.Thread(target=self._loop, name="fake-systemd", daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        if self._thread_setup:
+            self._thread_setup()
+        fdsize = array.array("i").itemsize
+        while self.running:
+            try:
+                data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(64 * fdsize))
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t_us = time.monotonic_ns() // 1000
+            pid, fds = None, []
+            for level, typ, payload in anc:
+                if level == socket.SOL_SOCKET and typ == socket.SCM_CREDENTIALS:
+                    pid = int.from_bytes(payload[0:4], sys.byteorder)
+                elif level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                    a = array.array("i")
+                    a.frombytes(payload[: len(payload) - len(payload) % fdsize])
+                    fds.extend(a)
+            text = data.decode(errors="replace")
+            with self.lock:
+                self.messages.append(Datagram(pid, text, len(fds), t_us))
+                fds = self._keep_fds(text, fds)
+                self.arrived.notify_all()
+            for fd in fds:  # answering BARRIER=1 (and dropping anything else)
+                os.close(fd)
+
+    def _keep_fds(self, text, fds):
+        """Which of a datagram's fds not to close yet (called with the lock
+        held); returns the ones to close. A subclass may hold a barrier."""
+        return fds
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.messages)
+
+    def _matching(self, key, value):
+        return [m for m in self.messages if key in m.fields and (value is None or m.fields[key] == value)]
+
+    def count(self, key, value=None):
+        with self.lock:
+            return len(self._matching(key, value))
+
+    def wait_count(self, key, n, timeout=10, value="1"):
+        """Waits until n datagrams carry KEY=value (any value: value=None);
+        returns the n-th, whose .t_us is its arrival time."""
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while True:
+                found = self._matching(key, value)
+                if len(found) >= n:
+                    return found[n - 1]
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(f"timed out after {timeout}s waiting for {n} x {key}={value} "
+                                      f"(have {self.messages})")
+                self.arrived.wait(left)
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=2)
+        self.sock.close()
+        try:
+            os.unlink(self.path)
+        except OSError:
+            pass
