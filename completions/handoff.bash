@@ -86,6 +86,14 @@ _handoff()
                 COMPREPLY=($(compgen -W "auto yes no" -- "$cur"))
                 return
                 ;;
+        --notify-socket)
+                COMPREPLY=($(compgen -W "auto path abstract" -- "$cur"))
+                return
+                ;;
+        --notify-access)
+                COMPREPLY=($(compgen -W "main all" -- "$cur"))
+                return
+                ;;
         --pid-file)
                 _filedir
                 return
@@ -104,7 +112,7 @@ _handoff()
                 fi
                 return
                 ;;
-        --start-timeout | --drain-timeout)
+        --start-timeout | --drain-timeout | --bake)
                 COMPREPLY=($(compgen -W "500ms 5s 30s 90s 2min infinity" -- "$cur"))
                 return
                 ;;
@@ -116,8 +124,9 @@ _handoff()
 
         if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--listen= --ready= --start-timeout= --stop-signal=
-                        --drain-timeout= --mode= --pid-file= --fd-store-max=
-                        --systemd-fd-store= --verbose --help --version --" -- "$cur"))
+                        --drain-timeout= --bake= --mode= --notify-socket= --notify-access=
+                        --pid-file= --fd-store-max= --systemd-fd-store= --verbose --help
+                        --version --" -- "$cur"))
                 [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         elif ((cword == 1)); then
                 COMPREPLY=($(compgen -W "reload status" -- "$cur"))
