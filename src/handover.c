@@ -57,7 +57,7 @@ static ssize_t receive(int fd, char *buf, size_t size, int *ret_fd) {
                                 if (*ret_fd < 0)
                                         *ret_fd = k;
                                 else
-                                        safe_close(k);
+                                        close_nonblocking(k);
                         }
         buf[n] = '\0';
         return n;
@@ -70,7 +70,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         (void) src;
 
         ssize_t n = receive(fd, buf, sizeof buf, &extra);
-        safe_close(extra);
+        close_nonblocking(extra);
         if (n == -EAGAIN)
                 return 0;
         if (n <= 0) {
@@ -307,7 +307,7 @@ int takeover_receive(int fd, bool *ret_reload_pending, char *path_buf, size_t pa
         char buf[4200];
         int extra = -EBADF;
         ssize_t n = receive(fd, buf, sizeof buf, &extra);
-        safe_close(extra);
+        close_nonblocking(extra);
         if (n < 0)
                 return n == -EAGAIN ? -EAGAIN : 0;
         if (n == 0)

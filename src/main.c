@@ -65,6 +65,9 @@ static int run(int argc, char **argv) {
         bool final = true, mirror = false;
 
         log_setup();
+        r = rlimit_nofile_raise();
+        if (r < 0)
+                log_debug_errno(r, "Failed to raise the soft RLIMIT_NOFILE to the hard limit: %m");
         r = options_parse(argc, argv, &o);
         if (r <= 0) {
                 options_done(&o);
@@ -135,6 +138,10 @@ finish:
 }
 
 int main(int argc, char **argv) {
+        /* Before anything opens an fd: a closed 0-2 would be reused by a
+         * socket, and log lines would go into it. */
+        if (std_fds_ensure_open() < 0)
+                return EXIT_FAILURE;
         /* "handoff reload" and "handoff status" talk to a running handoff; a
          * server named like that is still run with "handoff -- reload". */
         if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0))

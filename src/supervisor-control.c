@@ -65,11 +65,13 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
 
 static void reply_status(Supervisor *s, ControlConn *conn, bool json) {
         ServiceStatus st;
-        char buf[CONTROL_MAX_REPLY - 8];
+        _cleanup_free_ char *text = NULL;
         snapshot(s, &st);
-        if ((json ? status_format_json(&st, buf, sizeof buf) : status_format_text(&st, buf, sizeof buf)) < 0)
-                log_debug("Status reply truncated.");
-        control_reply(s->control, conn, "OK %s", buf);
+        if (status_format_alloc(&st, json, &text) < 0) {
+                control_reply(s->control, conn, "ERROR out of memory");
+                return;
+        }
+        control_reply(s->control, conn, "OK %s", text);
 }
 
 /* Which reload answers a request: one that starts after it arrived, since

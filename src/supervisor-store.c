@@ -84,7 +84,7 @@ void store_from_generation(Supervisor *s, Generation *g, const NotifyMessage *m,
                 if (!(speaks || staged) || !m->fdstore) {
                         log_debug("Closed an fd from generation %u: %s.", g->number,
                                   m->fdstore ? "it does not speak for the service" : "no FDSTORE=1");
-                        safe_close(fds[i]);
+                        close_nonblocking(fds[i]);
                 } else if (staged)
                         stage(s, g, name, fds[i]);
                 else
