@@ -42,9 +42,9 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
 
 /* Where a generation's NOTIFY_SOCKET lives (--notify-socket=).
  * NOTIFY_SOCKET_AUTO is a path when a private runtime directory can be had,
- * else abstract: many sd_notify implementations (Ruby's sd_notify gem and
- * puma's copy of it, hand-written ones) only speak to path sockets, while
- * every one that speaks to abstract sockets speaks to paths too. */
+ * else abstract: some sd_notify implementations only speak to path sockets
+ * (Ruby's sd_notify gem 0.1, which puma 5 uses, takes "@name" for a file),
+ * while every one that speaks to abstract sockets speaks to paths too. */
 typedef enum {
         NOTIFY_SOCKET_AUTO,
         NOTIFY_SOCKET_ABSTRACT,
