@@ -278,7 +278,10 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                         return log_error_errno(r, "Failed to create a path notify socket for generation %u "
                                                "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "
                                                "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
-                log_debug_errno(r, "No path notify socket for generation %u (%m); using an abstract one.", g->number);
+                /* No runtime directory at all is normal; one we refuse is
+                 * worth a word, since some servers need the path. */
+                log_full_errno(r == -ENOENT ? LOG_DEBUG : LOG_NOTICE, r,
+                               "No path notify socket for generation %u (%m); using an abstract one.", g->number);
         }
         r = notify_socket_open(min_fd, g->notify_address, sizeof g->notify_address, &g->notify_fd);
         if (r < 0)
