@@ -116,48 +116,47 @@ static bool in_generation(const Generation *g, pid_t sender) {
 }
 
 /* As systemd's NotifyAccess=: with "main" only the generation's main process
- * speaks for it, with "all" any process of the generation does. A READY=1
- * that is refused is the one drop a user needs to hear about (a pre-fork
- * server whose worker reports readiness never becomes ready): once per
- * generation at notice level, with what would accept it. */
-static bool sender_accepted(Generation *g, const NotifyMessage *m, pid_t sender) {
-        if (sender == g->pid)
-                return true;
-        bool ours = in_generation(g, sender);
-        if (ours && g->notify_access == NOTIFY_ACCESS_ALL)
-                return true;
+ * speaks for it, with "all" any process of the generation does. */
+static bool sender_accepted(const Generation *g, pid_t sender) {
+        return sender == g->pid || (g->notify_access == NOTIFY_ACCESS_ALL && in_generation(g, sender));
+}
 
-        /* Every drop has its debug line (so -v shows each datagram read);
-         * the first refused READY=1 also its notice. */
+/* Every drop has its debug line (so -v shows each datagram read). A refused
+ * READY=1 is the one drop a user needs to hear about (a pre-fork server
+ * whose worker reports readiness never becomes ready): once per generation
+ * at notice level, with what would accept it. */
+static void log_refused(Generation *g, const NotifyMessage *m, pid_t sender) {
         if (g->notify_access == NOTIFY_ACCESS_MAIN)
                 log_debug("Dropped notify message from pid %d: not the main process %d of generation %u.",
                           (int) sender, (int) g->pid, g->number);
         else
                 log_debug("Dropped notify message from pid %d: not a process of generation %u.", (int) sender,
                           g->number);
-        if (m->ready && !g->refused_ready_logged) {
-                g->refused_ready_logged = true;
-                if (ours)
-                        log_notice("Generation %u (%s): ignored READY=1 from pid %d, a process of the generation "
-                                   "but not its main one; --notify-access=all would accept it.",
-                                   g->number, generation_describe(g), (int) sender);
-                else
-                        log_notice("Generation %u (%s): ignored READY=1 from pid %d, which is not a process of "
-                                   "the generation (process group %d); no --notify-access accepts it.",
-                                   g->number, generation_describe(g), (int) sender, (int) g->pid);
-        }
-        return false;
+        if (!m->ready || g->refused_ready_logged)
+                return;
+        g->refused_ready_logged = true;
+        if (in_generation(g, sender))
+                log_notice("Generation %u (%s): ignored READY=1 from pid %d, a process of the generation but not "
+                           "its main one; --notify-access=all would accept it.",
+                           g->number, generation_describe(g), (int) sender);
+        else
+                log_notice("Generation %u (%s): ignored READY=1 from pid %d, which is not a process of the "
+                           "generation (process group %d); no --notify-access accepts it.",
+                           g->number, generation_describe(g), (int) sender, (int) g->pid);
 }
 
 static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {
         NotifyMessage m;
+        /* Fds are closed before the drop is logged: once the line is out,
+         * nothing of the datagram is held any more. */
         if (notify_parse(buf, len, &m) < 0) {
-                log_debug("Dropped malformed notify message from pid %d (generation %u).", (int) sender, g->number);
                 close_all(fds, n_fds);
+                log_debug("Dropped malformed notify message from pid %d (generation %u).", (int) sender, g->number);
                 return;
         }
-        if (!sender_accepted(g, &m, sender)) {
+        if (!sender_accepted(g, sender)) {
                 close_all(fds, n_fds);
+                log_refused(g, &m, sender);
                 return;
         }
         if (m.ready && !g->ready_by_delay)
@@ -279,7 +278,10 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                         return log_error_errno(r, "Failed to create a path notify socket for generation %u "
                                                "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "
                                                "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
-                log_debug_errno(r, "No path notify socket for generation %u (%m); using an abstract one.", g->number);
+                /* No runtime directory at all is normal; one we refuse is
+                 * worth a word, since some servers need the path. */
+                log_full_errno(r == -ENOENT ? LOG_DEBUG : LOG_NOTICE, r,
+                               "No path notify socket for generation %u (%m); using an abstract one.", g->number);
         }
         r = notify_socket_open(min_fd, g->notify_address, sizeof g->notify_address, &g->notify_fd);
         if (r < 0)

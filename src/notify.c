@@ -172,6 +172,16 @@ int notify_runtime_dir(char *ret, size_t size) {
                 if (r < 0)
                         return r;
         }
+        /* As for the control socket: ours, and writable by nobody else, or
+         * someone else could move our private directory aside and put one
+         * of theirs in its place. */
+        struct stat st;
+        if (lstat(ret, &st) < 0)
+                return -errno;
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        if (st.st_uid != geteuid() || (st.st_mode & 0022))
+                return -EPERM;
         if (access(ret, W_OK | X_OK) < 0)
                 return -errno;
         return 0;

@@ -42,9 +42,9 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
 
 /* Where a generation's NOTIFY_SOCKET lives (--notify-socket=).
  * NOTIFY_SOCKET_AUTO is a path when a private runtime directory can be had,
- * else abstract: many sd_notify implementations (Ruby's sd_notify gem and
- * puma's copy of it, hand-written ones) only speak to path sockets, while
- * every one that speaks to abstract sockets speaks to paths too. */
+ * else abstract: some sd_notify implementations only speak to path sockets
+ * (Ruby's sd_notify gem 0.1, which puma 5 uses, takes "@name" for a file),
+ * while every one that speaks to abstract sockets speaks to paths too. */
 typedef enum {
         NOTIFY_SOCKET_AUTO,
         NOTIFY_SOCKET_ABSTRACT,
@@ -67,9 +67,11 @@ const char *notify_access_to_string(NotifyAccess a);
 /* The runtime directory under which private notify directories are made:
  * the first entry of $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else
  * /run/handoff for root, else $XDG_RUNTIME_DIR/handoff. The latter two are
- * created (0700) when missing. Returns -ENOENT when there is none to be had
- * (no $XDG_RUNTIME_DIR as a user), -ENAMETOOLONG when a socket path inside it
- * would not fit into sun_path, or another -errno. */
+ * created (0700) when missing. It must be a directory of our uid that no
+ * one else may write (as the control socket's). Returns -ENOENT when there is
+ * none to be had (no $XDG_RUNTIME_DIR as a user), -EPERM when it is not ours
+ * or others may write it, -ENAMETOOLONG when a socket path inside it would
+ * not fit into sun_path, or another -errno. */
 int notify_runtime_dir(char *ret, size_t size);
 
 /* Makes (or checks) the private directory <base>/notify.<pid> for this

@@ -59,11 +59,13 @@ def handoff_status(pid):
 
 
 def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=20, reloads=RELOADS,
-                      start_timeout_s=30, clean_exit=True, known_resets=0):
+                      start_timeout_s=30, clean_exit=True, known_resets=0, known_sigkills=0):
     """Runs the scenario; returns a one-line summary (also printed).
     known_resets: how many connection resets a server's own documented race
     may cause in the whole run (only uWSGI has one; see its test). Every
-    other failure, and any reset beyond that, fails the case."""
+    other failure, and any reset beyond that, fails the case. known_sigkills:
+    how many old generations may need the drain deadline's SIGKILL (again
+    only uWSGI); none may be left after it either way."""
     port = free_port()
     runtime = os.path.join(tmp, "runtime")
     os.mkdir(runtime)
@@ -94,7 +96,9 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
         st = handoff_status(h.pid)
         check(st["reloads_ok"] == reloads and st["reloads_failed"] == 0, f"{name}: handoff status: {st}")
         log = h.log()
-        check("did not exit in time" not in log, f"{name}: a generation needed SIGKILL:\n{log}")
+        sigkills = log.count("did not exit in time")
+        check(sigkills <= known_sigkills, f"{name}: {sigkills} generations needed SIGKILL (known race allows "
+                                          f"{known_sigkills}):\n{log}")
         check(log.count("serves; retiring generation") == reloads, f"{name}: {reloads} commits in the log:\n{log}")
         for mode, res in zip(("new", "keepalive"), results):
             check(res["failed"] == res["reset"], f"{name}: {mode}-connection load had failed requests: {res}")
@@ -112,7 +116,7 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
         stale = sum(r.get("stale_retried", 0) for r in results)
         summary = (f"{name}: {total} requests ({results[0]['requests']} new-connection, {results[1]['requests']} "
                    f"keep-alive), {failed} failed, {stale} stale keep-alive retried, "
-                   f"{st['reloads_ok']}/{reloads} reloads committed")
+                   f"{st['reloads_ok']}/{reloads} reloads committed, {sigkills} old generations needed SIGKILL")
         print(summary, flush=True)
         return summary
     finally:

@@ -153,10 +153,32 @@ def test_abstract_socket_on_request(tmp):
         h.wait_ready(1)
         address = notify_socket_of(serving_pid(h.port))
         check(address.startswith("@handoff/"), f"NOTIFY_SOCKET={address}")
-        check(os.listdir(runtime) == [], f"no directory made: {os.listdir(runtime)}")
+        # (The control socket may live there too: only notify.* is ours.)
+        notify_dirs = [e for e in os.listdir(runtime) if e.startswith("notify.")]
+        check(notify_dirs == [], f"no notify directory made: {os.listdir(runtime)}")
         h.signal(signal.SIGHUP)
         h.wait_ready(2, timeout=20)
         check("reload to generation 2 ok" in h.last_status(), h.last_status())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_runtime_dir_others_may_write_is_not_used(tmp):
+    """A $RUNTIME_DIRECTORY that others may write (anyone could move our
+    private directory aside and put theirs there) is not used: auto falls
+    back to an abstract socket and says why; nothing is made in it."""
+    runtime = os.path.join(tmp, "open")
+    os.mkdir(runtime)
+    os.chmod(runtime, 0o777)
+    h = start(tmp, runtime=runtime)
+    try:
+        h.wait_ready(1)
+        address = notify_socket_of(serving_pid(h.port))
+        check(address.startswith("@handoff/"), f"NOTIFY_SOCKET={address}")
+        check("No path notify socket for generation 1 (Operation not permitted); using an abstract one." in h.log(),
+              h.log())
+        check(not [e for e in os.listdir(runtime) if e.startswith("notify.")], f"{os.listdir(runtime)}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -180,4 +202,5 @@ def test_path_socket_without_runtime_dir_fails_clearly(tmp):
 if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
-         test_abstract_socket_on_request, test_path_socket_without_runtime_dir_fails_clearly])
+         test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
+         test_path_socket_without_runtime_dir_fails_clearly])

@@ -580,6 +580,18 @@ START_TEST(test_runtime_dir) {
         ck_assert_int_eq(notify_runtime_dir(buf, sizeof buf), 0);
         ck_assert_str_eq(buf, tmpdir);
 
+        /* One that others may write is refused (someone could swap our
+         * private directory for theirs). */
+        char open_dir[128];
+        snprintf(open_dir, sizeof open_dir, "%s/open", tmpdir);
+        ck_assert_int_eq(mkdir(open_dir, 0700), 0);
+        ck_assert_int_eq(chmod(open_dir, 0777), 0);
+        setenv("RUNTIME_DIRECTORY", open_dir, 1);
+        ck_assert_int_eq(notify_runtime_dir(buf, sizeof buf), -EPERM);
+        ck_assert_int_eq(chmod(open_dir, 0755), 0);
+        ck_assert_int_eq(notify_runtime_dir(buf, sizeof buf), 0);
+        rmdir(open_dir);
+
         /* Too long for "<dir>/notify.<pid>/<n>" in sun_path. */
         char longdir[200];
         memset(longdir, 'x', sizeof longdir - 1);
