@@ -32,15 +32,27 @@ const char *exit_info_describe(const siginfo_t *si, char *buf, size_t size) {
         return buf;
 }
 
-static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
         Generation *g = userdata;
         g->exited = true;
         g->exit_info = *si;
-        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        /* The drain deadline stays: it is the whole generation's. */
+        if (!g->stop_signal)
+                g->timer_source = sd_event_source_disable_unref(g->timer_source);
         g->notify_source = sd_event_source_disable_unref(g->notify_source);
         g->cb->exited(g, g->userdata);
-        return 0;
 }
+
+static void on_tree_empty(ProcTree *t, void *userdata) {
+        Generation *g = userdata;
+        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        g->cb->gone(g, g->userdata);
+}
+
+static const ProcTreeCallbacks tree_callbacks = {
+        .main_exited = on_main_exited,
+        .empty = on_tree_empty,
+};
 
 static void mark_ready(Generation *g) {
         if (g->ready || g->stop_signal)
@@ -120,8 +132,7 @@ static int arm_timer(Generation *g, usec_t timeout) {
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
         if (timeout == USEC_INFINITY)
                 return 0;
-        return sd_event_add_time_relative(sd_event_source_get_event(g->child_source), &g->timer_source,
-                                          CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
+        return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
 }
 
 static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
@@ -169,6 +180,7 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 return log_error_errno(ENOMEM, "Out of memory");
         *g = (Generation) {
                 .number = number,
+                .event = e,
                 .ready_by_delay = c->ready_by_delay,
                 .notify_fd = -EBADF,
                 .cb = cb,
@@ -187,8 +199,8 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 goto fail;
 
         /* From here on the process exists: every failure below must still let
-         * the child source reap it, so only source creation can fail. */
-        r = sd_event_add_child(e, &g->child_source, g->pid, WEXITED, on_child, g);
+         * the reaper reap it, so only the tracking can fail. */
+        r = reaper_track(c->reaper, g->pid, number, NULL, &tree_callbacks, g, &g->tree);
         if (r < 0) {
                 (void) kill(-g->pid, SIGKILL);
                 (void) waitpid(g->pid, NULL, 0);
@@ -212,12 +224,15 @@ fail:
 }
 
 int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
-        if (g->exited || g->stop_signal)
+        if (g->stop_signal || proc_tree_empty(g->tree))
                 return 0;
         g->stop_signal = sig;
-        int r = generation_signal(g, sig);
+        /* A main that exited already leaves the rest of its generation to
+         * the deadline. */
+        int r = g->exited ? 0 : generation_signal(g, sig);
         if (r < 0)
                 log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
+        proc_tree_warn_strays(g->tree);
         r = arm_timer(g, drain_timeout);
         if (r < 0)
                 return log_error_errno(r, "Failed to arm drain timer: %m");
@@ -227,17 +242,15 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
 int generation_signal(Generation *g, int sig) {
         if (g->exited)
                 return -ESRCH;
-        /* Through the pidfd where sd-event has one: never a recycled pid. */
-        return sd_event_source_send_child_signal(g->child_source, sig, NULL, 0);
+        /* Our child, and only we reap it: its pid is not recycled yet. */
+        return kill(g->pid, sig) < 0 ? -errno : 0;
 }
 
 void generation_kill(Generation *g) {
-        if (g->exited)
+        if (proc_tree_empty(g->tree))
                 return;
         g->killed = true;
-        /* The group's leader is not reaped yet, so the group id is still ours. */
-        if (kill(-g->pid, SIGKILL) < 0)
-                (void) generation_signal(g, SIGKILL);
+        proc_tree_kill(g->tree, SIGKILL);
 }
 
 Generation *generation_free(Generation *g) {
@@ -245,7 +258,7 @@ Generation *generation_free(Generation *g) {
                 return NULL;
         sd_event_source_disable_unref(g->timer_source);
         sd_event_source_disable_unref(g->notify_source);
-        sd_event_source_disable_unref(g->child_source);
+        proc_tree_free(g->tree);
         safe_close(g->notify_fd);
         free(g);
         return NULL;

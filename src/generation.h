@@ -6,19 +6,25 @@
 #include <systemd/sd-event.h>
 
 #include "notify.h"
+#include "reaper.h"
 #include "time-util.h"
 
 /* One generation: one copy of COMMAND with its private notify socket, its
- * readiness deadline and, once retired, its drain deadline. The generation
- * reports what happens to it through callbacks; what that means for the
- * service is the supervisor's business. */
+ * readiness deadline and, once retired, its drain deadline. It is every
+ * process it starts, not just its main (reaper.h): it is gone when the last
+ * of them is. The generation reports what happens to it through callbacks;
+ * what that means for the service is the supervisor's business. */
 
 typedef struct Generation Generation;
 
 typedef struct GenerationCallbacks {
         void (*ready)(Generation *g, void *userdata);
         void (*start_timeout)(Generation *g, void *userdata);
+        /* The main process exited; others of the generation may live on. */
         void (*exited)(Generation *g, void *userdata);
+        /* The main has exited and no process of the generation is left:
+         * the owner frees it (from here, or later). */
+        void (*gone)(Generation *g, void *userdata);
         /* Owns fds: stores them (FDSTORE=1) or closes them. */
         void (*message)(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata);
 } GenerationCallbacks;
@@ -32,6 +38,7 @@ typedef struct GenerationConfig {
         usec_t ready_delay;
         usec_t start_timeout;
         uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
+        Reaper *reaper;          /* reaps and tracks every process of every generation */
 } GenerationConfig;
 
 struct Generation {
@@ -39,7 +46,7 @@ struct Generation {
         pid_t pid;
         bool ready;
         bool ready_by_delay;
-        bool exited;
+        bool exited;             /* the main process; others may still run */
         bool killed;             /* the drain deadline passed: SIGKILL sent */
         int stop_signal;         /* the signal retire() sent; non-zero: retiring */
         siginfo_t exit_info;
@@ -48,7 +55,8 @@ struct Generation {
 
         int notify_fd;
         char notify_address[108];
-        sd_event_source *child_source;
+        sd_event *event;
+        ProcTree *tree;          /* every process of the generation */
         sd_event_source *notify_source;
         sd_event_source *timer_source;
 
@@ -63,14 +71,15 @@ struct Generation {
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
                      void *userdata, Generation **ret, int *ret_exit_code);
 
-/* Sends sig to the main process and arms the drain deadline, after which the
- * whole process group gets SIGKILL. Idempotent. */
+/* Sends sig to the main process (if it still runs) and arms the drain
+ * deadline, after which every process of the generation gets SIGKILL.
+ * Idempotent. */
 int generation_retire(Generation *g, int sig, usec_t drain_timeout);
 
 /* Forwards a signal to the main process (while it has not exited). */
 int generation_signal(Generation *g, int sig);
 
-/* Kills the whole process group at once (second stop request). */
+/* Kills every process of the generation at once (second stop request). */
 void generation_kill(Generation *g);
 
 Generation *generation_free(Generation *g);
