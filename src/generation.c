@@ -135,7 +135,7 @@ static int arm_timer(Generation *g, usec_t timeout) {
         return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
 }
 
-static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
+static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, int *ret_exit_code) {
         _cleanup_free_ char *path = NULL;
         int r = find_executable(c->argv[0], &path);
         if (r < 0) {
@@ -164,6 +164,8 @@ static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
                 .watchdog_pid_entry = watchdog_pid,
                 .fds = c->fds,
                 .n_fds = c->n_fds,
+                .into_cgroup = cgroup_procs_fd >= 0,
+                .cgroup_procs_fd = cgroup_procs_fd,
         };
         r = spawn_generation(&sp, &g->pid);
         if (r < 0) {
@@ -194,14 +196,23 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 goto fail;
         }
         g->started_usec = now_monotonic();
-        r = spawn(g, c, ret_exit_code);
-        if (r < 0)
+        Cgroup *cg = NULL;
+        _cleanup_close_ int procs_fd = -EBADF;
+        if (c->cgroup && (r = cgroup_new_generation(c->cgroup, number, &cg, &procs_fd)) < 0) {
+                log_error_errno(r, "Failed to create a cgroup for generation %u: %m", number);
                 goto fail;
+        }
+        r = spawn(g, c, procs_fd, ret_exit_code);
+        if (r < 0) {
+                cgroup_free(cg);
+                goto fail;
+        }
 
         /* From here on the process exists: every failure below must still let
          * the reaper reap it, so only the tracking can fail. */
-        r = reaper_track(c->reaper, g->pid, number, NULL, &tree_callbacks, g, &g->tree);
+        r = reaper_track(c->reaper, g->pid, number, cg, &tree_callbacks, g, &g->tree);
         if (r < 0) {
+                cgroup_free(cg);
                 (void) kill(-g->pid, SIGKILL);
                 (void) waitpid(g->pid, NULL, 0);
                 log_error_errno(r, "Failed to watch generation %u: %m", number);

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "cgroup.h"
 #include "notify.h"
 #include "reaper.h"
 #include "time-util.h"
@@ -39,6 +40,7 @@ typedef struct GenerationConfig {
         usec_t start_timeout;
         uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
         Reaper *reaper;          /* reaps and tracks every process of every generation */
+        CgroupRoot *cgroup;      /* with a delegated cgroup: each generation gets one below it */
 } GenerationConfig;
 
 struct Generation {

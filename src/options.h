@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cgroup.h"
 #include "sdstore.h"
 #include "time-util.h"
 
@@ -25,6 +26,7 @@ typedef struct Options {
         char *pid_file;
         size_t fd_store_max;     /* --fd-store-max */
         SdStoreMode systemd_fd_store; /* --systemd-fd-store */
+        CgroupMode cgroup;       /* --cgroup */
         bool verbose;
         char **command;          /* points into argv, NULL-terminated */
 } Options;

@@ -6,6 +6,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "reaper.h"
 #include "util.h"
@@ -26,6 +27,7 @@ struct ProcTree {
 };
 
 struct Reaper {
+        sd_event *event;
         sd_event_source *sigchld;
         ProcTree *trees;
         /* Children we adopted that belong to no generation we know (their
@@ -194,7 +196,7 @@ static bool tree_alive(ProcTree *t) {
         if (!t->main_exited)
                 return true;
         if (t->cgroup)
-                return false; /* replaced by the cgroup check (cgroup.c) */
+                return cgroup_populated(t->cgroup);
         if (t->n_strays > 0)
                 return true;
         /* Zombies count until reaped; those whose parent is us were reaped
@@ -204,6 +206,8 @@ static bool tree_alive(ProcTree *t) {
 }
 
 static void sweep(Reaper *r) {
+        if (r->sweeping)
+                return;
         /* A tree's empty() may free other trees' owners' state but never
          * another tree: restart after each callback all the same. */
         r->sweeping = true;
@@ -267,6 +271,7 @@ int reaper_new(sd_event *e, Reaper **ret) {
         Reaper *r = calloc(1, sizeof *r);
         if (!r)
                 return -ENOMEM;
+        r->event = e;
         int k = sd_event_add_signal(e, &r->sigchld, SIGCHLD, on_sigchld, r);
         if (k < 0) {
                 free(r);
@@ -290,6 +295,11 @@ Reaper *reaper_free(Reaper *r) {
         return NULL;
 }
 
+static void on_cgroup_changed(void *userdata) {
+        ProcTree *t = userdata;
+        sweep(t->reaper);
+}
+
 int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcTreeCallbacks *cb, void *userdata,
                  ProcTree **ret) {
         ProcTree *t = calloc(1, sizeof *t);
@@ -298,6 +308,12 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
         *t = (ProcTree) { .reaper = r, .number = number, .main = main, .cgroup = cg, .cb = cb, .userdata = userdata,
                           .next = r->trees };
         r->trees = t;
+        if (cg) {
+                int k = cgroup_watch(cg, r->event, on_cgroup_changed, t);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to watch %s/cgroup.events; generation %u is known to be gone "
+                                          "only at the next SIGCHLD: %m", cgroup_path(cg), number);
+        }
         *ret = t;
         return 0;
 }
@@ -305,6 +321,10 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
 void proc_tree_kill(ProcTree *t, int sig) {
         if (sig == SIGKILL)
                 t->doomed = true;
+        if (t->cgroup) {
+                cgroup_signal(t->cgroup, sig);
+                return;
+        }
         /* The group id stays ours while the group has a member: a pid is not
          * reused while it names a live process group. */
         if (kill(-t->main, sig) < 0 && errno != ESRCH)
@@ -328,6 +348,8 @@ static void comm_of(pid_t pid, char *buf, size_t size) {
 }
 
 void proc_tree_warn_strays(ProcTree *t) {
+        if (t->cgroup)
+                return; /* nobody leaves a cgroup by setsid() */
         scan_children(t->reaper);
         for (size_t i = 0; i < t->n_strays; i++) {
                 char comm[32];
@@ -339,6 +361,10 @@ void proc_tree_warn_strays(ProcTree *t) {
 
 unsigned proc_tree_count(ProcTree *t) {
         unsigned n = 0;
+        if (t->cgroup)
+                return cgroup_count(t->cgroup);
+        /* A daemon reparented to us since the last SIGCHLD is ours to count. */
+        scan_children(t->reaper);
         DIR *d = opendir("/proc");
         if (!d)
                 return 0;
@@ -357,7 +383,7 @@ unsigned proc_tree_count(ProcTree *t) {
 }
 
 uint64_t proc_tree_memory(ProcTree *t) {
-        return UINT64_MAX;
+        return t->cgroup ? cgroup_memory(t->cgroup) : UINT64_MAX;
 }
 
 bool proc_tree_empty(ProcTree *t) {
@@ -377,6 +403,7 @@ ProcTree *proc_tree_free(ProcTree *t) {
         for (size_t i = 0; i < t->n_strays; i++)
                 (void) pid_list_add(&t->reaper->unknown, &t->reaper->n_unknown, t->strays[i]);
         free(t->strays);
+        cgroup_free(t->cgroup);
         free(t);
         return NULL;
 }

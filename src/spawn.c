@@ -71,6 +71,8 @@ _Noreturn static void child_exec(const SpawnParams *p, int *scratch, int errfd) 
         int err;
 
         (void) setpgid(0, 0);
+        if (p->into_cgroup && write(p->cgroup_procs_fd, "0", 1) < 0)
+                goto fail;
 
         /* Dispositions set to SIG_IGN and the blocked mask survive exec; a
          * server must start with the defaults, as under systemd. */

@@ -21,6 +21,10 @@ typedef struct SpawnParams {
          * on fds[report_index] is "PID <n>" with a pidfd of itself. */
         bool double_fork;
         size_t report_index;
+        /* Start in this cgroup: the child writes "0" to its cgroup.procs
+         * before exec, so everything it runs is inside from the start. */
+        bool into_cgroup;
+        int cgroup_procs_fd;
 } SpawnParams;
 
 /* Finds name in $PATH the way execvp would (names with a '/' are taken as

@@ -81,6 +81,7 @@ struct Supervisor {
         Control *control;        /* "handoff reload", "handoff status" */
         ServiceStore store;
         Reaper *reaper;          /* SIGCHLD: every child, every generation's whole tree */
+        CgroupRoot *cgroup;      /* with a delegated cgroup: where generations get theirs */
 };
 
 static void dispatch(Supervisor *s, Event ev);
@@ -827,6 +828,10 @@ static int setup_reaper(Supervisor *s) {
         if (r < 0)
                 return log_error_errno(r, "Failed to watch SIGCHLD: %m");
         s->config.reaper = s->reaper;
+        r = cgroup_root_setup(s->opt->cgroup, &s->cgroup);
+        if (r < 0)
+                return r;
+        s->config.cgroup = s->cgroup;
         return 0;
 }
 
@@ -846,6 +851,7 @@ static void supervisor_done(Supervisor *s) {
         safe_close(s->handed_channel);
         control_free(s->control);
         reaper_free(s->reaper);
+        cgroup_root_free(s->cgroup);
         service_store_done(&s->store);
         strv_free(s->inherited_names);
         sd_event_unref(s->event);
