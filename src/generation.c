@@ -238,9 +238,14 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
         if (g->stop_signal || proc_tree_empty(g->tree))
                 return 0;
         g->stop_signal = sig;
-        /* A main that exited already leaves the rest of its generation to
-         * the deadline. */
-        int r = g->exited ? 0 : generation_signal(g, sig);
+        /* A main that exited on its own (a crash, a failed start) was never
+         * asked to stop: what it left behind is, now. (A main that exits
+         * after this leaves the rest of its generation to the deadline.) */
+        int r = 0;
+        if (g->exited)
+                proc_tree_kill(g->tree, sig);
+        else
+                r = generation_signal(g, sig);
         if (r < 0)
                 log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
         proc_tree_warn_strays(g->tree);

@@ -186,6 +186,28 @@ def test_stop_takes_the_whole_generation(tmp):
         close(h)
 
 
+def test_crash_stops_what_the_main_left(tmp):
+    # The master crashes; its workers serve on. handoff exits with the
+    # crash's status (for Restart=), but first asks the orphans to stop,
+    # at once, not only at a (here long) drain deadline.
+    token = uuid.uuid4().hex
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=60s"],
+                [FIXTURE, "--workers", "2", "--orphan-workers", "--orphans-keep-serving"],
+                notify=FakeSystemd(tmp), env={"CONTAIN_TEST": token})
+    h.token = token
+    try:
+        h.wait_ready(1)
+        master = h.generation_pid(1)
+        wait_for(lambda: len(generation_pids(token, 1)) >= 3, 10, "master and workers")
+        os.kill(master, signal.SIGKILL)
+        check(h.wait_exit(timeout=20) == 137, h.log())
+        check(not marked(token), f"nothing left: {marked(token)}")
+    finally:
+        close(h)
+
+
 if __name__ == "__main__":
     run([test_shell_wrapper_that_does_not_exec, test_workers_outlive_their_master, test_double_forked_daemon,
-         test_orphans_that_keep_serving_are_killed_at_the_deadline, test_stop_takes_the_whole_generation])
+         test_orphans_that_keep_serving_are_killed_at_the_deadline, test_stop_takes_the_whole_generation,
+         test_crash_stops_what_the_main_left])
