@@ -221,8 +221,15 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
                 return -ENOMEM;
         }
         int err;
-        if (mkdir(c->path, 0755) < 0 && errno != EEXIST)
+        /* A gen-N left over from an earlier life of the service (numbers
+         * start at 1 again after a restart) is reused only when empty:
+         * what runs in it is not this generation's. */
+        if (mkdir(c->path, 0755) < 0 && (errno != EEXIST || rmdir(c->path) < 0 || mkdir(c->path, 0755) < 0)) {
+                if (errno == EBUSY)
+                        log_error("Cgroup %s exists and is not empty: processes of an earlier handoff run there.",
+                                  c->path);
                 goto fail;
+        }
         char procs[4096];
         snprintf(procs, sizeof procs, "%s/cgroup.procs", c->path);
         int fd = open(procs, O_WRONLY | O_CLOEXEC);
