@@ -17,6 +17,7 @@ struct ProcTree {
         pid_t main;              /* also the process group id */
         bool main_exited;
         bool doomed;             /* SIGKILL sent: whatever turns up gets it too */
+        int stopping;            /* a stop signal sent to all of it: so does this */
         bool reported_empty;
         pid_t *strays;           /* our children that left the group */
         size_t n_strays;
@@ -162,6 +163,8 @@ static void adopt(Reaper *r, pid_t pid) {
         log_debug("Adopted pid %d of generation %u (left its process group).", (int) pid, t->number);
         if (t->doomed)
                 (void) kill(pid, SIGKILL);
+        else if (t->stopping)
+                (void) kill(pid, t->stopping);
 }
 
 /* Our children, from /proc/self/task/TID/children (handoff has one thread;
@@ -228,6 +231,9 @@ static void reaped(Reaper *r, const siginfo_t *si) {
         pid_t pid = si->si_pid;
         ProcTree *t = find_tree(r, pid, 0);
         if (t && !t->main_exited) {
+                /* What the main left that left its group is ours by now:
+                 * know it before the owner decides what to do. */
+                scan_children(r);
                 t->main_exited = true;
                 t->cb->main_exited(t, si, t->userdata);
                 return;
@@ -321,6 +327,8 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
 void proc_tree_kill(ProcTree *t, int sig) {
         if (sig == SIGKILL)
                 t->doomed = true;
+        else if (sig != 0)
+                t->stopping = sig;
         if (t->cgroup) {
                 cgroup_signal(t->cgroup, sig);
                 return;

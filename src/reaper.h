@@ -52,9 +52,10 @@ void reaper_resume_subreaper(bool was);
 int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcTreeCallbacks *cb, void *userdata,
                  ProcTree **ret);
 
-/* Sends sig to every process of the tree. SIGKILL also marks the tree
- * doomed: a process found later (one reparented to us when its parent
- * died) gets SIGKILL at once. */
+/* Sends sig to every process of the tree. A process found later (one
+ * reparented to us when its parent died, e.g. the server a double fork
+ * left) gets the same signal at once: SIGKILL (the tree is doomed), or the
+ * stop signal. */
 void proc_tree_kill(ProcTree *t, int sig);
 /* Names the processes that left the process group (a warning), at retire. */
 void proc_tree_warn_strays(ProcTree *t);
