@@ -36,6 +36,11 @@ struct Reaper {
          * Remembered so their environ is read once. */
         pid_t *unknown;
         size_t n_unknown;
+        /* Children caught exiting before we could read whose they are (a
+         * double fork's intermediate): until they are reaped, and their
+         * orphans looked at, no generation is called empty. */
+        pid_t *pending;
+        size_t n_pending;
         bool sweeping;
 };
 
@@ -78,7 +83,7 @@ void reaper_resume_subreaper(bool was) {
 }
 
 /* Reads pid's process group from /proc/PID/stat; -errno when it is gone. */
-static int read_pgid(pid_t pid, pid_t *ret) {
+static int read_stat(pid_t pid, pid_t *ret, char *ret_state) {
         char path[64], buf[512];
         snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -96,18 +101,21 @@ static int read_pgid(pid_t pid, pid_t *ret) {
         if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
                 return -EIO;
         *ret = pgrp;
+        if (ret_state)
+                *ret_state = state;
         return 0;
 }
 
 /* The generation number a process was started with (HANDOFF_GENERATION= in
  * /proc/PID/environ, which every process of a generation inherits unless it
- * cleared its environment); 0 when unknown. */
-static unsigned read_generation(pid_t pid) {
+ * cleared its environment); 0 when it has none, -1 when nothing can be read
+ * (a process that is exiting has no memory left to read it from). */
+static int read_generation(pid_t pid) {
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/environ", (int) pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return 0;
+                return -1;
         static const char key[] = "HANDOFF_GENERATION=";
         /* The environment a process was started with; 64 KiB is plenty for
          * any sane one (a longer one is read only as far). */
@@ -119,9 +127,11 @@ static unsigned read_generation(pid_t pid) {
         while (have < 65535 && (n = read(fd, buf + have, 65535 - have)) > 0)
                 have += (size_t) n;
         buf[have] = '\0';
+        if (have == 0)
+                return -1;
         for (size_t i = 0; i < have; i += strlen(buf + i) + 1)
                 if (strncmp(buf + i, key, sizeof key - 1) == 0)
-                        return (unsigned) strtoul(buf + i + sizeof key - 1, NULL, 10);
+                        return (int) strtoul(buf + i + sizeof key - 1, NULL, 10);
         return 0;
 }
 
@@ -141,13 +151,24 @@ static void adopt(Reaper *r, pid_t pid) {
                 if (pid_list_has(t->strays, t->n_strays, pid))
                         return;
         pid_t pgid = 0;
-        if (read_pgid(pid, &pgid) < 0)
+        char state = '?';
+        if (read_stat(pid, &pgid, &state) < 0)
                 return; /* exited meanwhile: the next SIGCHLD reaps it */
         ProcTree *t = find_tree(r, pgid, 0);
         if (t && !t->cgroup)
                 return; /* still in its generation's group: kill(-pgid) reaches it */
-        unsigned number = read_generation(pid);
-        t = number ? find_tree(r, 0, number) : NULL;
+        int number = read_generation(pid);
+        bool pending = pid_list_has(r->pending, r->n_pending, pid);
+        if (number < 0 && state != 'S' && state != 'T' && state != 't') {
+                /* Exiting (or a running process with an empty
+                 * environment: looked at again at the next SIGCHLD). */
+                if (!pending && pid_list_add(&r->pending, &r->n_pending, pid) < 0)
+                        log_debug("Out of memory; pid %d is not waited for.", (int) pid);
+                return;
+        }
+        if (pending)
+                pid_list_remove(r->pending, &r->n_pending, pid);
+        t = number > 0 ? find_tree(r, 0, (unsigned) number) : NULL;
         if (!t) {
                 log_debug("Adopted pid %d, of no generation of ours; it is reaped when it exits.", (int) pid);
                 if (pid_list_add(&r->unknown, &r->n_unknown, pid) < 0)
@@ -209,7 +230,7 @@ static bool tree_alive(ProcTree *t) {
 }
 
 static void sweep(Reaper *r) {
-        if (r->sweeping)
+        if (r->sweeping || r->n_pending > 0)
                 return;
         /* A tree's empty() may free other trees' owners' state but never
          * another tree: restart after each callback all the same. */
@@ -238,6 +259,8 @@ static void reaped(Reaper *r, const siginfo_t *si) {
                 t->cb->main_exited(t, si, t->userdata);
                 return;
         }
+        if (pid_list_remove(r->pending, &r->n_pending, pid))
+                log_debug("Reaped pid %d, exited before we knew whose it was.", (int) pid);
         if (pid_list_remove(r->unknown, &r->n_unknown, pid)) {
                 log_debug("Reaped adopted pid %d.", (int) pid);
                 return;
@@ -297,6 +320,7 @@ Reaper *reaper_free(Reaper *r) {
                 proc_tree_free(r->trees);
         sd_event_source_disable_unref(r->sigchld);
         free(r->unknown);
+        free(r->pending);
         free(r);
         return NULL;
 }
@@ -381,7 +405,7 @@ unsigned proc_tree_count(ProcTree *t) {
                 char *end;
                 long pid = strtol(de->d_name, &end, 10);
                 pid_t pgid;
-                if (*end || pid <= 0 || read_pgid((pid_t) pid, &pgid) < 0)
+                if (*end || pid <= 0 || read_stat((pid_t) pid, &pgid, NULL) < 0)
                         continue;
                 if (pgid == t->main || pid_list_has(t->strays, t->n_strays, (pid_t) pid))
                         n++;
@@ -395,7 +419,8 @@ uint64_t proc_tree_memory(ProcTree *t) {
 }
 
 bool proc_tree_empty(ProcTree *t) {
-        return !tree_alive(t);
+        /* A child we could not yet attribute may be this tree's. */
+        return t->reaper->n_pending == 0 && !tree_alive(t);
 }
 
 ProcTree *proc_tree_free(ProcTree *t) {
