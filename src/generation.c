@@ -83,15 +83,27 @@ const char *generation_describe(const Generation *g) {
         return g->description;
 }
 
-static int on_child(sd_event_source *s, const siginfo_t *si, void *userdata) {
+static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
         Generation *g = userdata;
         g->exited = true;
         g->exit_info = *si;
-        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        /* The drain deadline stays: it is the whole generation's. */
+        if (!g->stop_signal)
+                g->timer_source = sd_event_source_disable_unref(g->timer_source);
         g->notify_source = sd_event_source_disable_unref(g->notify_source);
         g->cb->exited(g, g->userdata);
-        return 0;
 }
+
+static void on_tree_empty(ProcTree *t, void *userdata) {
+        Generation *g = userdata;
+        g->timer_source = sd_event_source_disable_unref(g->timer_source);
+        g->cb->gone(g, g->userdata);
+}
+
+static const ProcTreeCallbacks tree_callbacks = {
+        .main_exited = on_main_exited,
+        .empty = on_tree_empty,
+};
 
 static void mark_ready(Generation *g) {
         if (g->ready || g->stop_signal)
@@ -209,11 +221,10 @@ static int arm_timer(Generation *g, usec_t timeout) {
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
         if (timeout == USEC_INFINITY)
                 return 0;
-        return sd_event_add_time_relative(sd_event_source_get_event(g->child_source), &g->timer_source,
-                                          CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
+        return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
 }
 
-static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
+static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, int *ret_exit_code) {
         _cleanup_free_ char *path = NULL;
         int r = find_executable(c->argv[0], &path);
         if (r < 0) {
@@ -246,6 +257,8 @@ static int spawn(Generation *g, const GenerationConfig *c, int *ret_exit_code) {
                  * killed hard, its server must not serve on as an orphan. */
                 .die_with_parent = true,
                 .parent_pid = getpid(),
+                .into_cgroup = cgroup_procs_fd >= 0,
+                .cgroup_procs_fd = cgroup_procs_fd,
         };
         r = spawn_generation(&sp, &g->pid);
         if (r < 0) {
@@ -296,6 +309,7 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 return log_error_errno(ENOMEM, "Out of memory");
         *g = (Generation) {
                 .number = number,
+                .event = e,
                 .ready_by_delay = c->ready_by_delay,
                 .notify_fd = -EBADF,
                 .notify_access = c->notify_access,
@@ -312,15 +326,24 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         if (r < 0)
                 goto fail;
         g->started_usec = now_monotonic();
-        r = spawn(g, c, ret_exit_code);
-        if (r < 0)
+        Cgroup *cg = NULL;
+        _cleanup_close_ int procs_fd = -EBADF;
+        if (c->cgroup && (r = cgroup_new_generation(c->cgroup, number, &cg, &procs_fd)) < 0) {
+                log_error_errno(r, "Failed to create a cgroup for generation %u: %m", number);
                 goto fail;
+        }
+        r = spawn(g, c, procs_fd, ret_exit_code);
+        if (r < 0) {
+                cgroup_free(cg);
+                goto fail;
+        }
         snprintf(g->description, sizeof g->description, "%s, pid %d", command, (int) g->pid);
 
         /* From here on the process exists: every failure below must still let
-         * the child source reap it, so only source creation can fail. */
-        r = sd_event_add_child(e, &g->child_source, g->pid, WEXITED, on_child, g);
+         * the reaper reap it, so only the tracking can fail. */
+        r = reaper_track(c->reaper, g->pid, number, cg, &tree_callbacks, g, &g->tree);
         if (r < 0) {
+                cgroup_free(cg);
                 (void) kill(-g->pid, SIGKILL);
                 (void) waitpid(g->pid, NULL, 0);
                 log_error_errno(r, "Failed to watch generation %u: %m", number);
@@ -345,12 +368,20 @@ fail:
 }
 
 int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
-        if (g->exited || g->stop_signal)
+        if (g->stop_signal || proc_tree_empty(g->tree))
                 return 0;
         g->stop_signal = sig;
-        int r = generation_signal(g, sig);
+        /* A main that exited on its own (a crash, a failed start) was never
+         * asked to stop: what it left behind is, now. (A main that exits
+         * after this leaves the rest of its generation to the deadline.) */
+        int r = 0;
+        if (g->exited)
+                proc_tree_kill(g->tree, sig);
+        else
+                r = generation_signal(g, sig);
         if (r < 0)
                 log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
+        proc_tree_warn_strays(g->tree);
         r = arm_timer(g, drain_timeout);
         if (r < 0)
                 return log_error_errno(r, "Failed to arm drain timer: %m");
@@ -360,17 +391,15 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
 int generation_signal(Generation *g, int sig) {
         if (g->exited)
                 return -ESRCH;
-        /* Through the pidfd where sd-event has one: never a recycled pid. */
-        return sd_event_source_send_child_signal(g->child_source, sig, NULL, 0);
+        /* Our child, and only we reap it: its pid is not recycled yet. */
+        return kill(g->pid, sig) < 0 ? -errno : 0;
 }
 
 void generation_kill(Generation *g) {
-        if (g->exited)
+        if (proc_tree_empty(g->tree))
                 return;
         g->killed = true;
-        /* The group's leader is not reaped yet, so the group id is still ours. */
-        if (kill(-g->pid, SIGKILL) < 0)
-                (void) generation_signal(g, SIGKILL);
+        proc_tree_kill(g->tree, SIGKILL);
 }
 
 Generation *generation_free(Generation *g) {
@@ -378,7 +407,7 @@ Generation *generation_free(Generation *g) {
                 return NULL;
         sd_event_source_disable_unref(g->timer_source);
         sd_event_source_disable_unref(g->notify_source);
-        sd_event_source_disable_unref(g->child_source);
+        proc_tree_free(g->tree);
         safe_close(g->notify_fd);
         notify_socket_unlink(g->notify_address);
         free(g);

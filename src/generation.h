@@ -5,20 +5,27 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "cgroup.h"
 #include "notify.h"
+#include "reaper.h"
 #include "time-util.h"
 
 /* One generation: one copy of COMMAND with its private notify socket, its
- * readiness deadline and, once retired, its drain deadline. The generation
- * reports what happens to it through callbacks; what that means for the
- * service is the supervisor's business. */
+ * readiness deadline and, once retired, its drain deadline. It is every
+ * process it starts, not just its main (reaper.h): it is gone when the last
+ * of them is. The generation reports what happens to it through callbacks;
+ * what that means for the service is the supervisor's business. */
 
 typedef struct Generation Generation;
 
 typedef struct GenerationCallbacks {
         void (*ready)(Generation *g, void *userdata);
         void (*start_timeout)(Generation *g, void *userdata);
+        /* The main process exited; others of the generation may live on. */
         void (*exited)(Generation *g, void *userdata);
+        /* The main has exited and no process of the generation is left:
+         * the owner frees it (from here, or later). */
+        void (*gone)(Generation *g, void *userdata);
         /* Owns fds: stores them (FDSTORE=1) or closes them. */
         void (*message)(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata);
 } GenerationCallbacks;
@@ -34,6 +41,8 @@ typedef struct GenerationConfig {
         uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
         NotifySocketMode notify_socket; /* --notify-socket */
         NotifyAccess notify_access;     /* --notify-access */
+        Reaper *reaper;          /* reaps and tracks every process of every generation */
+        CgroupRoot *cgroup;      /* with a delegated cgroup: each generation gets one below it */
 } GenerationConfig;
 
 struct Generation {
@@ -41,7 +50,7 @@ struct Generation {
         pid_t pid;
         bool ready;
         bool ready_by_delay;
-        bool exited;
+        bool exited;             /* the main process; others may still run */
         bool killed;             /* the drain deadline passed: SIGKILL sent */
         int stop_signal;         /* the signal retire() sent; non-zero: retiring */
         siginfo_t exit_info;
@@ -53,7 +62,8 @@ struct Generation {
         NotifyAccess notify_access;
         bool refused_ready_logged; /* a READY=1 from outside was logged (once) */
         char description[96];     /* "gunicorn app:app, pid 1234" */
-        sd_event_source *child_source;
+        sd_event *event;
+        ProcTree *tree;          /* every process of the generation */
         sd_event_source *notify_source;
         sd_event_source *timer_source;
 
@@ -78,14 +88,15 @@ void generation_command_summary(char *const *argv, char *buf, size_t size);
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
                      void *userdata, Generation **ret, int *ret_exit_code);
 
-/* Sends sig to the main process and arms the drain deadline, after which the
- * whole process group gets SIGKILL. Idempotent. */
+/* Sends sig to the main process (if it still runs) and arms the drain
+ * deadline, after which every process of the generation gets SIGKILL.
+ * Idempotent. */
 int generation_retire(Generation *g, int sig, usec_t drain_timeout);
 
 /* Forwards a signal to the main process (while it has not exited). */
 int generation_signal(Generation *g, int sig);
 
-/* Kills the whole process group at once (second stop request). */
+/* Kills every process of the generation at once (second stop request). */
 void generation_kill(Generation *g);
 
 Generation *generation_free(Generation *g);

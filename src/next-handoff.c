@@ -12,6 +12,7 @@
 #include "env.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "reaper.h"
 #include "spawn.h"
 
 extern char **environ;
@@ -202,8 +203,13 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
                 .double_fork = true,
                 .report_index = c->n_fds,
         };
+        /* We reap our generations' orphans, but the next handoff must become
+         * the service manager's child when the intermediate exits. */
         pid_t unused;
-        return spawn_generation(&sp, &unused);
+        bool subreaper = reaper_pause_subreaper();
+        r = spawn_generation(&sp, &unused);
+        reaper_resume_subreaper(subreaper);
+        return r;
 }
 
 int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,

@@ -50,6 +50,9 @@ static void help(void) {
                "                           Also keep --listen sockets and stored fds in\n"
                "                           systemd's fd store, for a crash or restart\n"
                "                           (auto: when $FDSTORE says the unit has one)\n"
+               "     --cgroup=auto|yes|no  Run each generation in a cgroup of its own below\n"
+               "                           handoff's delegated one (Delegate=yes); auto:\n"
+               "                           when systemd marked it delegated\n"
                "  -v --verbose             Log debug messages\n"
                "  -h --help                Show this help\n"
                "     --version             Show the version\n"
@@ -117,6 +120,7 @@ enum {
         ARG_SYSTEMD_FD_STORE,
         ARG_NOTIFY_SOCKET,
         ARG_NOTIFY_ACCESS,
+        ARG_CGROUP,
         ARG_VERSION,
 };
 
@@ -195,6 +199,18 @@ static int parse_one(int c, const char *arg, Options *o) {
                         return -EINVAL;
                 }
                 return 0;
+        case ARG_CGROUP:
+                if (strcmp(arg, "auto") == 0)
+                        o->cgroup = CGROUP_AUTO;
+                else if (strcmp(arg, "yes") == 0)
+                        o->cgroup = CGROUP_YES;
+                else if (strcmp(arg, "no") == 0)
+                        o->cgroup = CGROUP_NO;
+                else {
+                        fprintf(stderr, "handoff: invalid --cgroup: \"%s\" (auto, yes or no)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
         case ARG_PID_FILE:
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
@@ -221,6 +237,7 @@ int options_parse(int argc, char **argv, Options *o) {
                 { "systemd-fd-store", required_argument, NULL, ARG_SYSTEMD_FD_STORE },
                 { "notify-socket", required_argument, NULL, ARG_NOTIFY_SOCKET },
                 { "notify-access", required_argument, NULL, ARG_NOTIFY_ACCESS },
+                { "cgroup", required_argument, NULL, ARG_CGROUP },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

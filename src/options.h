@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "notify.h"
+#include "cgroup.h"
 #include "sdstore.h"
 #include "time-util.h"
 
@@ -29,6 +30,7 @@ typedef struct Options {
         SdStoreMode systemd_fd_store; /* --systemd-fd-store */
         NotifySocketMode notify_socket; /* --notify-socket */
         NotifyAccess notify_access;     /* --notify-access */
+        CgroupMode cgroup;       /* --cgroup */
         bool verbose;
         char **command;          /* points into argv, NULL-terminated */
 } Options;

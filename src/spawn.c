@@ -80,6 +80,8 @@ _Noreturn static void child_exec(const SpawnParams *p, const struct rlimit *nofi
                 if (getppid() != p->parent_pid)
                         _exit(EXIT_FAILURE);
         }
+        if (p->into_cgroup && write(p->cgroup_procs_fd, "0", 1) < 0)
+                goto fail;
 
         /* Dispositions set to SIG_IGN and the blocked mask survive exec; a
          * server must start with the defaults, as under systemd. */

@@ -26,6 +26,10 @@ typedef struct SpawnParams {
          * orphan; parent_pid is handoff's, to close the race with its death. */
         bool die_with_parent;
         pid_t parent_pid;
+        /* Start in this cgroup: the child writes "0" to its cgroup.procs
+         * before exec, so everything it runs is inside from the start. */
+        bool into_cgroup;
+        int cgroup_procs_fd;
 } SpawnParams;
 
 /* Finds name in $PATH the way execvp would (names with a '/' are taken as

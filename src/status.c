@@ -89,8 +89,11 @@ int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
                 put(&o, "previous handoff still draining\n");
         for (size_t i = 0; i < st->n_gens; i++) {
                 const StatusGeneration *g = &st->gens[i];
-                put(&o, "%-9s generation %u, pid %d, for %s", g->role, g->number, (int) g->pid,
-                    format_duration(d1, sizeof d1, g->age));
+                put(&o, "%-9s generation %u, pid %d%s, for %s, %u process%s", g->role, g->number, (int) g->pid,
+                    g->main_exited ? " (exited)" : "", format_duration(d1, sizeof d1, g->age), g->processes,
+                    g->processes == 1 ? "" : "es");
+                if (g->memory != UINT64_MAX)
+                        put(&o, ", %.1f MiB", (double) g->memory / (1024.0 * 1024.0));
                 if (g->kill_in != USEC_INFINITY)
                         put(&o, ", SIGKILL in %s", format_duration(d2, sizeof d2, g->kill_in));
                 put(&o, "\n");
@@ -119,7 +122,10 @@ int status_format_json(const ServiceStatus *st, char *buf, size_t size) {
                 const StatusGeneration *g = &st->gens[i];
                 put(&o, "%s{\"number\":%u,\"pid\":%d,\"role\":", i ? "," : "", g->number, (int) g->pid);
                 put_json_string(&o, g->role);
-                put(&o, ",\"age_ms\":%llu", (unsigned long long) (g->age / USEC_PER_MSEC));
+                put(&o, ",\"age_ms\":%llu,\"main_exited\":%s,\"processes\":%u", (unsigned long long) (g->age / USEC_PER_MSEC),
+                    g->main_exited ? "true" : "false", g->processes);
+                if (g->memory != UINT64_MAX)
+                        put(&o, ",\"memory_bytes\":%llu", (unsigned long long) g->memory);
                 if (g->kill_in != USEC_INFINITY)
                         put(&o, ",\"kill_in_ms\":%llu", (unsigned long long) (g->kill_in / USEC_PER_MSEC));
                 put(&o, "}");

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "time-util.h"
@@ -19,6 +20,9 @@ typedef struct StatusGeneration {
         const char *role;       /* "serving", "starting", "retiring" */
         usec_t age;
         usec_t kill_in;         /* retiring: time left before SIGKILL; USEC_INFINITY: none */
+        bool main_exited;       /* its main is gone, other processes of it are not */
+        unsigned processes;     /* every process of the generation, main included */
+        uint64_t memory;        /* bytes (its cgroup's memory.current); UINT64_MAX: not known */
 } StatusGeneration;
 
 typedef struct StatusSocket {

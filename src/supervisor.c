@@ -15,6 +15,7 @@
 #include "handover.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "reaper.h"
 #include "results.h"
 #include "role.h"
 #include "sdnotify.h"
@@ -83,6 +84,8 @@ struct Supervisor {
 
         Control *control;        /* "handoff reload", "handoff status" */
         ServiceStore store;
+        Reaper *reaper;          /* SIGCHLD: every child, every generation's whole tree */
+        CgroupRoot *cgroup;      /* with a delegated cgroup: where generations get theirs */
 };
 
 static void dispatch(Supervisor *s, Event ev);
@@ -264,6 +267,18 @@ static void on_gen_exited(Generation *g, void *userdata) {
         } else
                 log_info("Retired generation %u (pid %d) %s.", g->number, (int) g->pid, how);
 
+        /* The main is gone; the rest of the generation may not be. It stays
+         * in s->gens (a stop waits for it) until on_gen_gone(), and gets
+         * the drain deadline if it has none yet. */
+        if (s->serving == g)
+                s->serving = NULL;
+        if (s->candidate == g)
+                s->candidate = NULL;
+        generation_retire(g, s->opt->stop_signal, s->opt->drain_timeout);
+}
+
+static void on_gen_gone(Generation *g, void *userdata) {
+        Supervisor *s = userdata;
         list_remove(s, g);
         check_all_gone(s);
 }
@@ -312,6 +327,7 @@ static const GenerationCallbacks gen_callbacks = {
         .ready = on_gen_ready,
         .start_timeout = on_gen_start_timeout,
         .exited = on_gen_exited,
+        .gone = on_gen_gone,
         .message = on_gen_message,
 };
 
@@ -491,7 +507,7 @@ static const TakeoverCallbacks takeover_callbacks = {
 /* ---- control requests ---------------------------------------------------- */
 
 static void add_generation(ServiceStatus *st, const Generation *g, const char *role, usec_t now) {
-        if (st->n_gens >= STATUS_MAX_GENS || g->exited)
+        if (st->n_gens >= STATUS_MAX_GENS)
                 return;
         usec_t deadline = USEC_INFINITY;
         if (g->stop_signal && g->timer_source && sd_event_source_get_time(g->timer_source, &deadline) < 0)
@@ -502,6 +518,9 @@ static void add_generation(ServiceStatus *st, const Generation *g, const char *r
                 .role = role,
                 .age = now - g->started_usec,
                 .kill_in = deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0,
+                .main_exited = g->exited,
+                .processes = proc_tree_count(g->tree),
+                .memory = proc_tree_memory(g->tree),
         };
 }
 
@@ -533,6 +552,8 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                         .role = "next-handoff",
                         .age = now - s->reload_started,
                         .kill_in = USEC_INFINITY,
+                        .processes = 1, /* its own generation is its to count */
+                        .memory = UINT64_MAX,
                 };
         for (size_t i = 0; i < l->n && st->n_sockets < STATUS_MAX_SOCKETS; i++) {
                 StatusSocket *k = &st->sockets[st->n_sockets++];
@@ -914,6 +935,18 @@ static int setup_takeover(Supervisor *s) {
         return takeover_new(s->event, s->p->takeover_channel, &takeover_callbacks, s, &s->takeover);
 }
 
+static int setup_reaper(Supervisor *s) {
+        int r = reaper_new(s->event, &s->reaper);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch SIGCHLD: %m");
+        s->config.reaper = s->reaper;
+        r = cgroup_root_setup(s->opt->cgroup, &s->cgroup);
+        if (r < 0)
+                return r;
+        s->config.cgroup = s->cgroup;
+        return 0;
+}
+
 static void setup_control(Supervisor *s) {
         int r = control_new(s->event, 3 + (int) s->p->listeners->n, on_request, s, &s->control);
         if (r < 0)
@@ -931,6 +964,8 @@ static void supervisor_done(Supervisor *s) {
         takeover_free(s->takeover);
         safe_close(s->handed_channel);
         control_free(s->control);
+        reaper_free(s->reaper);
+        cgroup_root_free(s->cgroup);
         service_store_done(&s->store);
         strv_free(s->inherited_names);
         sd_event_unref(s->event);
@@ -967,7 +1002,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 supervisor_done(&s);
                 return r;
         }
-        if ((r = setup_signals(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
+        if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 setup_control(&s);
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);

@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include "cgroup.h"
+#include "log.h"
+#include "util.h"
+
+static void fclosep_(FILE **f) {
+        if (*f)
+                fclose(*f);
+}
+
+struct CgroupRoot {
+        char *path;              /* the delegated root, absolute in the file system */
+};
+
+struct Cgroup {
+        char *path;
+        unsigned number;
+        sd_event_source *watch;
+        void (*changed)(void *userdata);
+        void *userdata;
+};
+
+/* Where the unified hierarchy is mounted: /sys/fs/cgroup on a pure v2
+ * host, /sys/fs/cgroup/unified on a hybrid one (from mountinfo, so any
+ * other place works too). */
+static int unified_mount(char **ret) {
+        _cleanup_(fclosep_) FILE *f = fopen("/proc/self/mountinfo", "re");
+        if (!f)
+                return -errno;
+        char line[4096];
+        while (fgets(line, sizeof line, f)) {
+                /* "id parent maj:min root mountpoint opts [optional...] - fstype source superopts" */
+                char *sep = strstr(line, " - ");
+                if (!sep || strncmp(sep + 3, "cgroup2 ", 8) != 0)
+                        continue;
+                char mnt[1024];
+                if (sscanf(line, "%*s %*s %*s %*s %1023s", mnt) != 1)
+                        continue;
+                return (*ret = strdup(mnt)) ? 0 : -ENOMEM;
+        }
+        return -ENOENT;
+}
+
+/* Our own cgroup on the unified hierarchy: the "0::" line. */
+static int own_cgroup(char **ret) {
+        _cleanup_(fclosep_) FILE *f = fopen("/proc/self/cgroup", "re");
+        if (!f)
+                return -errno;
+        char line[4096];
+        while (fgets(line, sizeof line, f))
+                if (strncmp(line, "0::", 3) == 0) {
+                        line[strcspn(line, "\n")] = '\0';
+                        return (*ret = strdup(line + 3)) ? 0 : -ENOMEM;
+                }
+        return -ENOENT;
+}
+
+static bool marked_delegated(const char *path) {
+        static const char *const names[] = { "trusted.delegate", "user.delegate" };
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                char v[8];
+                ssize_t n = getxattr(path, names[i], v, sizeof v);
+                if (n == 1 && v[0] == '1')
+                        return true;
+        }
+        return false;
+}
+
+/* "handoff.<digits>": the leaf of a handoff process. */
+static bool is_handoff_leaf(const char *name) {
+        if (strncmp(name, "handoff.", 8) != 0 || !name[8])
+                return false;
+        return strspn(name + 8, "0123456789") == strlen(name + 8);
+}
+
+static int write_file(const char *dir, const char *file, const char *text) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, text, strlen(text));
+        if (n < 0)
+                return -errno;
+        return 0;
+}
+
+static ssize_t read_file(const char *dir, const char *file, char *buf, size_t size) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, file);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        size_t have = 0;
+        ssize_t n;
+        while (have < size - 1 && (n = read(fd, buf + have, size - 1 - have)) > 0)
+                have += (size_t) n;
+        buf[have] = '\0';
+        return (ssize_t) have;
+}
+
+/* Leaves of handoffs and generations that are gone: a handover leaves its
+ * old leaf behind, empty. rmdir() fails on a populated one, as it should. */
+static void remove_stale(const char *root, const char *own_leaf) {
+        DIR *d = opendir(root);
+        if (!d)
+                return;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                if (de->d_type == DT_DIR && strcmp(de->d_name, own_leaf) != 0 &&
+                    (is_handoff_leaf(de->d_name) || strncmp(de->d_name, "gen-", 4) == 0) &&
+                    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
+                        log_debug("Removed empty cgroup %s/%s.", root, de->d_name);
+        closedir(d);
+}
+
+/* Best effort: memory.current (and pids) in each generation's cgroup need
+ * the controllers enabled below the root, which only works once the root
+ * holds no process. */
+static void enable_controllers(const char *root) {
+        char avail[512];
+        if (read_file(root, "cgroup.controllers", avail, sizeof avail) <= 0)
+                return;
+        static const char *const wanted[] = { "memory", "pids" };
+        for (size_t i = 0; i < ELEMENTSOF(wanted); i++) {
+                char word[32];
+                snprintf(word, sizeof word, " %s ", wanted[i]);
+                char padded[520];
+                snprintf(padded, sizeof padded, " %.*s ", (int) strcspn(avail, "\n"), avail);
+                if (!strstr(padded, word))
+                        continue;
+                char change[32];
+                snprintf(change, sizeof change, "+%s", wanted[i]);
+                int r = write_file(root, "cgroup.subtree_control", change);
+                if (r < 0)
+                        log_debug_errno(r, "Cannot enable the %s controller below %s: %m", wanted[i], root);
+        }
+}
+
+int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
+        *ret = NULL;
+        if (mode == CGROUP_NO)
+                return 0;
+        int level = mode == CGROUP_YES ? LOG_ERR : LOG_DEBUG;
+        _cleanup_free_ char *mnt = NULL, *own = NULL;
+        int r = unified_mount(&mnt);
+        if (r < 0)
+                return mode == CGROUP_YES ? log_error_errno(r, "No cgroup2 (unified) hierarchy is mounted: %m") : 0;
+        if ((r = own_cgroup(&own)) < 0)
+                return mode == CGROUP_YES ? log_error_errno(r, "Cannot find our cgroup: %m") : 0;
+
+        /* The next handoff of a handover starts in its predecessor's leaf:
+         * the root is one up. */
+        char *slash = strrchr(own, '/');
+        if (slash && is_handoff_leaf(slash + 1))
+                *slash = '\0';
+        _cleanup_free_ char *root = NULL;
+        if (asprintf(&root, "%s%s", mnt, strcmp(own, "/") == 0 ? "" : own) < 0)
+                return -ENOMEM;
+        if (strcmp(own, "/") == 0 || strcmp(own, "") == 0) {
+                /* Never the root of a hierarchy: that is nobody's to split. */
+                log_full_errno(level, 0, "Not using cgroups: handoff runs in the root cgroup.");
+                return mode == CGROUP_YES ? -EPERM : 0;
+        }
+        if (mode == CGROUP_AUTO && !marked_delegated(root)) {
+                log_debug("Not using cgroups: %s is not marked delegated (Delegate=yes; or say --cgroup=yes).", root);
+                return 0;
+        }
+
+        char leaf_name[32], leaf[4096];
+        snprintf(leaf_name, sizeof leaf_name, "handoff.%d", (int) getpid());
+        snprintf(leaf, sizeof leaf, "%s/%s", root, leaf_name);
+        if (mkdir(leaf, 0755) < 0 && errno != EEXIST) {
+                r = -errno;
+                log_full_errno(mode == CGROUP_YES ? LOG_ERR : LOG_WARNING, r,
+                               "Cannot create cgroup %s, containing generations by process group only: %m", leaf);
+                return mode == CGROUP_YES ? r : 0;
+        }
+        if ((r = write_file(leaf, "cgroup.procs", "0")) < 0) {
+                (void) rmdir(leaf);
+                log_full_errno(mode == CGROUP_YES ? LOG_ERR : LOG_WARNING, r,
+                               "Cannot move into cgroup %s, containing generations by process group only: %m", leaf);
+                return mode == CGROUP_YES ? r : 0;
+        }
+        remove_stale(root, leaf_name);
+        enable_controllers(root);
+
+        CgroupRoot *cr = calloc(1, sizeof *cr);
+        if (!cr)
+                return -ENOMEM;
+        cr->path = TAKE_PTR(root);
+        log_debug("Generations run in cgroups below %s.", cr->path);
+        *ret = cr;
+        return 0;
+}
+
+CgroupRoot *cgroup_root_free(CgroupRoot *r) {
+        if (r) {
+                free(r->path);
+                free(r);
+        }
+        return NULL;
+}
+
+int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret_procs_fd) {
+        Cgroup *c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        c->number = number;
+        if (asprintf(&c->path, "%s/gen-%u", r->path, number) < 0) {
+                free(c);
+                return -ENOMEM;
+        }
+        int err;
+        /* A gen-N left over from an earlier life of the service (numbers
+         * start at 1 again after a restart) is reused only when empty:
+         * what runs in it is not this generation's. */
+        if (mkdir(c->path, 0755) < 0 && (errno != EEXIST || rmdir(c->path) < 0 || mkdir(c->path, 0755) < 0)) {
+                if (errno == EBUSY)
+                        log_error("Cgroup %s exists and is not empty: processes of an earlier handoff run there.",
+                                  c->path);
+                goto fail;
+        }
+        char procs[4096];
+        snprintf(procs, sizeof procs, "%s/cgroup.procs", c->path);
+        int fd = open(procs, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                goto fail;
+        *ret = c;
+        *ret_procs_fd = fd;
+        return 0;
+fail:
+        err = -errno;
+        cgroup_free(c);
+        return err;
+}
+
+static int on_events(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
+        Cgroup *c = userdata;
+        c->changed(c->userdata);
+        return 0;
+}
+
+int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/cgroup.events", c->path);
+        c->changed = changed;
+        c->userdata = userdata;
+        return sd_event_add_inotify(e, &c->watch, path, IN_MODIFY, on_events, c);
+}
+
+bool cgroup_populated(Cgroup *c) {
+        char buf[256];
+        if (read_file(c->path, "cgroup.events", buf, sizeof buf) < 0)
+                return false; /* gone with its directory */
+        const char *p = strstr(buf, "populated ");
+        return !p || p[10] != '0';
+}
+
+/* One pass over cgroup.procs. */
+static unsigned signal_each(Cgroup *c, int sig) {
+        char buf[65536];
+        unsigned n = 0;
+        if (read_file(c->path, "cgroup.procs", buf, sizeof buf) <= 0)
+                return 0;
+        for (char *p = buf, *end;; p = end) {
+                long pid = strtol(p, &end, 10);
+                if (end == p)
+                        break;
+                if (pid > 0 && kill((pid_t) pid, sig) == 0)
+                        n++;
+        }
+        return n;
+}
+
+void cgroup_signal(Cgroup *c, int sig) {
+        if (sig == SIGKILL) {
+                int r = write_file(c->path, "cgroup.kill", "1");
+                if (r >= 0)
+                        return;
+                log_debug_errno(r, "No cgroup.kill in %s (kernel < 5.14?), killing each process: %m", c->path);
+                /* A process may fork while we read: go again until a pass
+                 * finds nobody (bounded; the rest gets the next SIGCHLD). */
+                for (int i = 0; i < 16 && signal_each(c, SIGKILL) > 0; i++)
+                        ;
+                return;
+        }
+        (void) signal_each(c, sig);
+}
+
+unsigned cgroup_count(Cgroup *c) {
+        char buf[65536];
+        unsigned n = 0;
+        if (read_file(c->path, "cgroup.procs", buf, sizeof buf) <= 0)
+                return 0;
+        for (char *p = buf; *p; p++)
+                if (*p == '\n')
+                        n++;
+        return n;
+}
+
+uint64_t cgroup_memory(Cgroup *c) {
+        char buf[64];
+        if (read_file(c->path, "memory.current", buf, sizeof buf) <= 0)
+                return UINT64_MAX;
+        return strtoull(buf, NULL, 10);
+}
+
+const char *cgroup_path(Cgroup *c) {
+        return c->path;
+}
+
+Cgroup *cgroup_free(Cgroup *c) {
+        if (!c)
+                return NULL;
+        sd_event_source_disable_unref(c->watch);
+        if (rmdir(c->path) < 0 && errno != ENOENT)
+                log_debug_errno(errno, "Cannot remove cgroup %s: %m", c->path);
+        free(c->path);
+        free(c);
+        return NULL;
+}

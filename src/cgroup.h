@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+/* A delegated cgroup (Delegate=yes), on the unified hierarchy of a pure
+ * cgroup v2 or a hybrid host. handoff moves itself into a leaf of its own
+ * (R/handoff.PID), so that the delegated root R never holds a process (the
+ * no-internal-process rule), and starts each generation in a cgroup of its
+ * own (R/gen-N). A generation is then exactly its cgroup: cgroup.kill ends
+ * all of it, and cgroup.events says when it is empty, whatever its
+ * processes did (setsid, double fork, a cleared environment). */
+
+typedef enum CgroupMode {
+        CGROUP_AUTO,   /* use the cgroup when it is marked delegated (trusted.delegate / user.delegate) */
+        CGROUP_YES,    /* use it: the unit says Delegate=yes (systemd 252 marks nothing); fail if impossible */
+        CGROUP_NO,     /* process groups only */
+} CgroupMode;
+
+typedef struct CgroupRoot CgroupRoot;
+typedef struct Cgroup Cgroup;
+
+/* Finds the delegated root (our own cgroup, or its parent when we are in
+ * the leaf of a previous handoff, as the next handoff of a handover is),
+ * and moves us into our leaf. 0 with *ret NULL when not used (logged at
+ * debug, or as a warning when the cgroup looked delegated but failed);
+ * -errno only with CGROUP_YES. */
+int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret);
+CgroupRoot *cgroup_root_free(CgroupRoot *r);
+
+/* Creates R/gen-N and opens its cgroup.procs for the child to write "0"
+ * to before exec (spawn.c), so that everything it runs starts inside. */
+int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret_procs_fd);
+/* Calls changed() whenever cgroup.events changes (inotify: no polling). */
+int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata);
+bool cgroup_populated(Cgroup *c);
+/* Sends sig to every process; SIGKILL through cgroup.kill where the kernel
+ * has it (5.14), which also catches processes forked meanwhile. */
+void cgroup_signal(Cgroup *c, int sig);
+unsigned cgroup_count(Cgroup *c);
+uint64_t cgroup_memory(Cgroup *c); /* memory.current, or UINT64_MAX */
+const char *cgroup_path(Cgroup *c);
+/* Removes the cgroup if it is empty. */
+Cgroup *cgroup_free(Cgroup *c);

@@ -1,0 +1,442 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "cgroup.h"
+#include "log.h"
+#include "reaper.h"
+#include "util.h"
+
+struct ProcTree {
+        Reaper *reaper;
+        unsigned number;
+        pid_t main;              /* also the process group id */
+        bool main_exited;
+        bool doomed;             /* SIGKILL sent: whatever turns up gets it too */
+        int stopping;            /* a stop signal sent to all of it: so does this */
+        bool reported_empty;
+        pid_t *strays;           /* our children that left the group */
+        size_t n_strays;
+        Cgroup *cgroup;
+        const ProcTreeCallbacks *cb;
+        void *userdata;
+        ProcTree *next;
+};
+
+struct Reaper {
+        sd_event *event;
+        sd_event_source *sigchld;
+        ProcTree *trees;
+        /* Children we adopted that belong to no generation we know (their
+         * environment says nothing): reaped when they exit, nothing more.
+         * Remembered so their environ is read once. */
+        pid_t *unknown;
+        size_t n_unknown;
+        /* Children caught exiting before we could read whose they are (a
+         * double fork's intermediate): until they are reaped, and their
+         * orphans looked at, no generation is called empty. */
+        pid_t *pending;
+        size_t n_pending;
+        bool sweeping;
+};
+
+static bool pid_list_remove(pid_t *l, size_t *n, pid_t pid) {
+        for (size_t i = 0; i < *n; i++)
+                if (l[i] == pid) {
+                        l[i] = l[--*n];
+                        return true;
+                }
+        return false;
+}
+
+static bool pid_list_has(const pid_t *l, size_t n, pid_t pid) {
+        for (size_t i = 0; i < n; i++)
+                if (l[i] == pid)
+                        return true;
+        return false;
+}
+
+static int pid_list_add(pid_t **l, size_t *n, pid_t pid) {
+        pid_t *m = realloc(*l, (*n + 1) * sizeof **l);
+        if (!m)
+                return -ENOMEM;
+        m[(*n)++] = pid;
+        *l = m;
+        return 0;
+}
+
+bool reaper_pause_subreaper(void) {
+        int was = 0;
+        if (prctl(PR_GET_CHILD_SUBREAPER, &was, 0, 0, 0) < 0 || !was)
+                return false;
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+        return true;
+}
+
+void reaper_resume_subreaper(bool was) {
+        if (was)
+                (void) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
+/* Reads pid's process group from /proc/PID/stat; -errno when it is gone. */
+static int read_stat(pid_t pid, pid_t *ret, char *ret_state) {
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return n < 0 ? -errno : -EIO;
+        buf[n] = '\0';
+        /* The command name may hold anything, ")" included: the fields
+         * after the last ")" are "state ppid pgrp ...". */
+        const char *p = strrchr(buf, ')');
+        int ppid, pgrp;
+        char state;
+        if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+                return -EIO;
+        *ret = pgrp;
+        if (ret_state)
+                *ret_state = state;
+        return 0;
+}
+
+/* The generation number a process was started with (HANDOFF_GENERATION= in
+ * /proc/PID/environ, which every process of a generation inherits unless it
+ * cleared its environment); 0 when it has none, -1 when nothing can be read
+ * (a process that is exiting has no memory left to read it from). */
+static int read_generation(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/environ", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        static const char key[] = "HANDOFF_GENERATION=";
+        /* The environment a process was started with; 64 KiB is plenty for
+         * any sane one (a longer one is read only as far). */
+        _cleanup_free_ char *buf = malloc(65536);
+        if (!buf)
+                return 0;
+        size_t have = 0;
+        ssize_t n;
+        while (have < 65535 && (n = read(fd, buf + have, 65535 - have)) > 0)
+                have += (size_t) n;
+        buf[have] = '\0';
+        if (have == 0)
+                return -1;
+        for (size_t i = 0; i < have; i += strlen(buf + i) + 1)
+                if (strncmp(buf + i, key, sizeof key - 1) == 0)
+                        return (int) strtoul(buf + i + sizeof key - 1, NULL, 10);
+        return 0;
+}
+
+static ProcTree *find_tree(Reaper *r, pid_t main, unsigned number) {
+        for (ProcTree *t = r->trees; t; t = t->next)
+                if ((main && t->main == main) || (number && t->number == number))
+                        return t;
+        return NULL;
+}
+
+/* A child of ours that is no generation's main: adopted. Find out whose it
+ * is, once. */
+static void adopt(Reaper *r, pid_t pid) {
+        if (pid_list_has(r->unknown, r->n_unknown, pid))
+                return;
+        for (ProcTree *t = r->trees; t; t = t->next)
+                if (pid_list_has(t->strays, t->n_strays, pid))
+                        return;
+        pid_t pgid = 0;
+        char state = '?';
+        if (read_stat(pid, &pgid, &state) < 0)
+                return; /* exited meanwhile: the next SIGCHLD reaps it */
+        ProcTree *t = find_tree(r, pgid, 0);
+        if (t && !t->cgroup)
+                return; /* still in its generation's group: kill(-pgid) reaches it */
+        int number = read_generation(pid);
+        bool pending = pid_list_has(r->pending, r->n_pending, pid);
+        if (number < 0 && state != 'S' && state != 'T' && state != 't') {
+                /* Exiting (or a running process with an empty
+                 * environment: looked at again at the next SIGCHLD). */
+                if (!pending && pid_list_add(&r->pending, &r->n_pending, pid) < 0)
+                        log_debug("Out of memory; pid %d is not waited for.", (int) pid);
+                return;
+        }
+        if (pending)
+                pid_list_remove(r->pending, &r->n_pending, pid);
+        t = number > 0 ? find_tree(r, 0, (unsigned) number) : NULL;
+        if (!t) {
+                log_debug("Adopted pid %d, of no generation of ours; it is reaped when it exits.", (int) pid);
+                if (pid_list_add(&r->unknown, &r->n_unknown, pid) < 0)
+                        log_debug("Out of memory; pid %d may be looked at again.", (int) pid);
+                return;
+        }
+        if (t->cgroup)
+                return; /* the cgroup holds it */
+        if (pid_list_add(&t->strays, &t->n_strays, pid) < 0) {
+                log_warning("Out of memory; pid %d of generation %u is not tracked.", (int) pid, t->number);
+                return;
+        }
+        log_debug("Adopted pid %d of generation %u (left its process group).", (int) pid, t->number);
+        if (t->doomed)
+                (void) kill(pid, SIGKILL);
+        else if (t->stopping)
+                (void) kill(pid, t->stopping);
+}
+
+/* Our children, from /proc/self/task/TID/children (handoff has one thread;
+ * the list is exact for a thread that is not running fork() meanwhile, and
+ * that thread is us). */
+static void scan_children(Reaper *r) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d/children", (int) getpid());
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+                log_debug_errno(errno, "Cannot list our children (%s): %m", path);
+                return;
+        }
+        size_t size = 65536, have = 0;
+        _cleanup_free_ char *buf = malloc(size);
+        if (!buf)
+                return;
+        ssize_t n;
+        while (have < size - 1 && (n = read(fd, buf + have, size - 1 - have)) > 0)
+                have += (size_t) n;
+        buf[have] = '\0';
+        for (char *p = buf, *end;; p = end) {
+                long pid = strtol(p, &end, 10);
+                if (end == p)
+                        break;
+                if (pid > 0 && !find_tree(r, (pid_t) pid, 0))
+                        adopt(r, (pid_t) pid);
+        }
+}
+
+static bool tree_alive(ProcTree *t) {
+        if (!t->main_exited)
+                return true;
+        if (t->cgroup)
+                return cgroup_populated(t->cgroup);
+        if (t->n_strays > 0)
+                return true;
+        /* Zombies count until reaped; those whose parent is us were reaped
+         * just before, the others have a live parent in the group. EPERM:
+         * someone is there that we may not signal. */
+        return kill(-t->main, 0) == 0 || errno != ESRCH;
+}
+
+static void sweep(Reaper *r) {
+        if (r->sweeping || r->n_pending > 0)
+                return;
+        /* A tree's empty() may free other trees' owners' state but never
+         * another tree: restart after each callback all the same. */
+        r->sweeping = true;
+        for (bool again = true; again;) {
+                again = false;
+                for (ProcTree *t = r->trees; t; t = t->next)
+                        if (!t->reported_empty && !tree_alive(t)) {
+                                t->reported_empty = true;
+                                t->cb->empty(t, t->userdata);
+                                again = true;
+                                break;
+                        }
+        }
+        r->sweeping = false;
+}
+
+static void reaped(Reaper *r, const siginfo_t *si) {
+        pid_t pid = si->si_pid;
+        ProcTree *t = find_tree(r, pid, 0);
+        if (t && !t->main_exited) {
+                /* What the main left that left its group is ours by now:
+                 * know it before the owner decides what to do. */
+                scan_children(r);
+                t->main_exited = true;
+                t->cb->main_exited(t, si, t->userdata);
+                return;
+        }
+        if (pid_list_remove(r->pending, &r->n_pending, pid))
+                log_debug("Reaped pid %d, exited before we knew whose it was.", (int) pid);
+        if (pid_list_remove(r->unknown, &r->n_unknown, pid)) {
+                log_debug("Reaped adopted pid %d.", (int) pid);
+                return;
+        }
+        for (t = r->trees; t; t = t->next)
+                if (pid_list_remove(t->strays, &t->n_strays, pid)) {
+                        log_debug("Reaped pid %d of generation %u.", (int) pid, t->number);
+                        return;
+                }
+        log_debug("Reaped pid %d.", (int) pid);
+}
+
+static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *ssi, void *userdata) {
+        Reaper *r = userdata;
+        /* SIGCHLDs coalesce: reap until none is left. */
+        for (;;) {
+                siginfo_t si = {};
+                if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno != ECHILD)
+                                log_warning_errno(errno, "waitid() failed: %m");
+                        break;
+                }
+                if (si.si_pid == 0)
+                        break;
+                reaped(r, &si);
+        }
+        /* Children reparented to us say nothing when they arrive; when one
+         * of their ancestors exits we hear of it, so look now. */
+        scan_children(r);
+        sweep(r);
+        return 0;
+}
+
+int reaper_new(sd_event *e, Reaper **ret) {
+        Reaper *r = calloc(1, sizeof *r);
+        if (!r)
+                return -ENOMEM;
+        r->event = e;
+        int k = sd_event_add_signal(e, &r->sigchld, SIGCHLD, on_sigchld, r);
+        if (k < 0) {
+                free(r);
+                return k;
+        }
+        if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+                log_warning_errno(errno, "Failed to become a child subreaper; a generation's orphans will not be "
+                                  "reaped or killed with it: %m");
+        *ret = r;
+        return 0;
+}
+
+Reaper *reaper_free(Reaper *r) {
+        if (!r)
+                return NULL;
+        while (r->trees)
+                proc_tree_free(r->trees);
+        sd_event_source_disable_unref(r->sigchld);
+        free(r->unknown);
+        free(r->pending);
+        free(r);
+        return NULL;
+}
+
+static void on_cgroup_changed(void *userdata) {
+        ProcTree *t = userdata;
+        sweep(t->reaper);
+}
+
+int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcTreeCallbacks *cb, void *userdata,
+                 ProcTree **ret) {
+        ProcTree *t = calloc(1, sizeof *t);
+        if (!t)
+                return -ENOMEM;
+        *t = (ProcTree) { .reaper = r, .number = number, .main = main, .cgroup = cg, .cb = cb, .userdata = userdata,
+                          .next = r->trees };
+        r->trees = t;
+        if (cg) {
+                int k = cgroup_watch(cg, r->event, on_cgroup_changed, t);
+                if (k < 0)
+                        log_warning_errno(k, "Failed to watch %s/cgroup.events; generation %u is known to be gone "
+                                          "only at the next SIGCHLD: %m", cgroup_path(cg), number);
+        }
+        *ret = t;
+        return 0;
+}
+
+void proc_tree_kill(ProcTree *t, int sig) {
+        if (sig == SIGKILL)
+                t->doomed = true;
+        else if (sig != 0)
+                t->stopping = sig;
+        if (t->cgroup) {
+                cgroup_signal(t->cgroup, sig);
+                return;
+        }
+        /* The group id stays ours while the group has a member: a pid is not
+         * reused while it names a live process group. */
+        if (kill(-t->main, sig) < 0 && errno != ESRCH)
+                log_debug_errno(errno, "Failed to signal process group %d: %m", (int) t->main);
+        /* Our own children, unreaped: their pids cannot be reused. */
+        for (size_t i = 0; i < t->n_strays; i++)
+                (void) kill(t->strays[i], sig);
+}
+
+static void comm_of(pid_t pid, char *buf, size_t size) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/comm", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, size - 1);
+        if (n <= 0)
+                n = 0;
+        buf[n] = '\0';
+        char *nl = strchr(buf, '\n');
+        if (nl)
+                *nl = '\0';
+}
+
+void proc_tree_warn_strays(ProcTree *t) {
+        if (t->cgroup)
+                return; /* nobody leaves a cgroup by setsid() */
+        scan_children(t->reaper);
+        for (size_t i = 0; i < t->n_strays; i++) {
+                char comm[32];
+                comm_of(t->strays[i], comm, sizeof comm);
+                log_warning("Generation %u: pid %d (%s) left its process group; it gets the same drain deadline.",
+                            t->number, (int) t->strays[i], comm);
+        }
+}
+
+unsigned proc_tree_count(ProcTree *t) {
+        unsigned n = 0;
+        if (t->cgroup)
+                return cgroup_count(t->cgroup);
+        /* A daemon reparented to us since the last SIGCHLD is ours to count. */
+        scan_children(t->reaper);
+        DIR *d = opendir("/proc");
+        if (!d)
+                return 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                pid_t pgid;
+                if (*end || pid <= 0 || read_stat((pid_t) pid, &pgid, NULL) < 0)
+                        continue;
+                if (pgid == t->main || pid_list_has(t->strays, t->n_strays, (pid_t) pid))
+                        n++;
+        }
+        closedir(d);
+        return n;
+}
+
+uint64_t proc_tree_memory(ProcTree *t) {
+        return t->cgroup ? cgroup_memory(t->cgroup) : UINT64_MAX;
+}
+
+bool proc_tree_empty(ProcTree *t) {
+        /* A child we could not yet attribute may be this tree's. */
+        return t->reaper->n_pending == 0 && !tree_alive(t);
+}
+
+ProcTree *proc_tree_free(ProcTree *t) {
+        if (!t)
+                return NULL;
+        for (ProcTree **p = &t->reaper->trees; *p; p = &(*p)->next)
+                if (*p == t) {
+                        *p = t->next;
+                        break;
+                }
+        /* Strays we still have become plain adopted children: reaped when
+         * they exit. */
+        for (size_t i = 0; i < t->n_strays; i++)
+                (void) pid_list_add(&t->reaper->unknown, &t->reaper->n_unknown, t->strays[i]);
+        free(t->strays);
+        cgroup_free(t->cgroup);
+        free(t);
+        return NULL;
+}

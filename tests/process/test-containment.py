@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Containment, in the mode HANDOFF_TEST_MODE names: a generation is every
+process it started, not only its main. Servers that leave processes behind
+(a shell wrapper that does not exec, workers that outlive their master, a
+double-forked daemon in a session of its own) are reloaded under load; after
+the drain deadline no process of the old generation may exist, no request
+may have failed, and no zombie may be left with a handoff as its parent.
+
+Each test marks its handoff's environment with a unique token, which every
+process of every generation inherits, so "the processes of generation N"
+is read from /proc without mistaking anyone else's for ours."""
+
+import json
+import os
+import signal
+import subprocess
+import uuid
+
+from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, check, free_port, http_get, run,
+                     wait_for, is_handoff)
+
+DRAIN = 2  # seconds: --drain-timeout of every test here
+
+
+def environ_of(pid):
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            return dict(e.split(b"=", 1) for e in f.read().split(b"\0") if b"=" in e)
+    except OSError:
+        return None
+
+
+def stat_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def marked(token):
+    """{pid: generation} for every live process carrying token, handoffs aside."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        pid = int(d)
+        env = environ_of(pid)
+        st = stat_of(pid)
+        if not env or not st or st[0] == "Z" or env.get(b"CONTAIN_TEST") != token.encode():
+            continue
+        if is_handoff(pid) or b"HANDOFF_GENERATION" not in env:
+            continue
+        out[pid] = int(env[b"HANDOFF_GENERATION"])
+    return out
+
+
+def generation_pids(token, n):
+    return sorted(p for p, g in marked(token).items() if g == n)
+
+
+def zombies_of(parents):
+    """Zombies whose parent is one of the given pids."""
+    out = []
+    for d in os.listdir("/proc"):
+        st = stat_of(d) if d.isdigit() else None
+        if st and st[0] == "Z" and int(st[1]) in parents:
+            out.append(int(d))
+    return out
+
+
+def close(h):
+    """Teardown, passed or failed: the harness kills handoff's session; a
+    daemon in a session of its own is found by the token."""
+    h.close()
+    for pid in marked(h.token):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def start(tmp, command, *extra):
+    token = uuid.uuid4().hex
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}", f"--drain-timeout={DRAIN}s", *extra], command,
+                notify=FakeSystemd(tmp), env={"CONTAIN_TEST": token})
+    h.port, h.token = port, token
+    h.wait_ready(1)
+    return h
+
+
+def status_json(pid):
+    out = subprocess.run([HANDOFF, "status", "--pid", str(pid), "--json"], capture_output=True, text=True,
+                         timeout=10)
+    check(out.returncode == 0, f"handoff status: {out.returncode} {out.stdout} {out.stderr}")
+    return json.loads(out.stdout)
+
+
+def reload_leaves_nothing(tmp, command, expect_old, *extra, load=True):
+    """Reloads once under load; the old generation (expect_old processes of
+    it at first) must be gone after the drain deadline, and nothing may fail."""
+    h = start(tmp, command, *extra)
+    traffic = Load(f"127.0.0.1:{h.port}", tmp, mode="new", concurrency=4) if load else None
+    try:
+        old = wait_for(lambda: (lambda p: p if len(p) >= expect_old else None)(generation_pids(h.token, 1)), 10,
+                       f"{expect_old} processes of generation 1")
+        gen1 = status_json(h.pid)["generations"][0]
+        check(gen1["number"] == 1 and gen1["processes"] == expect_old,
+              f"status counts the whole generation: {gen1}, expected {expect_old} processes ({old})")
+        handoffs = {h.pid}
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        handoffs.add(h.main_pid())
+        wait_for(lambda: http_get(h.port)[2] not in old, 10, "the new generation to answer")
+        # Some of the old processes outlive their main: the deadline is
+        # theirs too, and then they are gone.
+        wait_for(lambda: not generation_pids(h.token, 1), DRAIN + 10,
+                 f"every process of generation 1 to be gone; left: {generation_pids(h.token, 1)}; log:\n{h.log()}")
+        wait_for(lambda: not zombies_of(handoffs), 5, f"no zombie under handoff: {zombies_of(handoffs)}")
+        if traffic:
+            res = traffic.stop()
+            check(res["failed"] == 0, f"failed requests: {res}")
+            check(res["ok"] > 50, f"load ran: {res}")
+        new = generation_pids(h.token, 2)
+        check(len(new) >= expect_old, f"generation 2 runs whole: {new}")
+        check(h.stop() == 0, h.log())
+        check(not marked(h.token), f"nothing left after the stop: {marked(h.token)}")
+        check(not zombies_of(handoffs), f"no zombie after the stop: {zombies_of(handoffs)}")
+        return h
+    finally:
+        if traffic and traffic.proc.poll() is None:
+            traffic.proc.kill()
+        close(h)
+
+
+def test_shell_wrapper_that_does_not_exec(tmp):
+    # sh is the main; SIGTERM ends it at once and the server, its child,
+    # drains on its parent's death but then lingers: only the deadline ends it.
+    h = reload_leaves_nothing(tmp, ["/bin/sh", "-c", f"{FIXTURE} --any-listen-pid --pdeath-drain --linger; echo done"], 2,
+                              "--ready=delay:300ms")
+    check("drained, lingering" in h.log(), f"the server lingered (the test tests something):\n{h.log()}")
+
+
+def test_workers_outlive_their_master(tmp):
+    h = reload_leaves_nothing(tmp, [FIXTURE, "--workers", "2", "--orphan-workers", "--linger"], 3)
+    check("leaving 2 workers" in h.log() and "drained, lingering" in h.log(), h.log())
+
+
+def test_double_forked_daemon(tmp):
+    h = reload_leaves_nothing(tmp, [FIXTURE, "--spawn-daemon", "--linger"], 2)
+    check("daemon: main process exited" in h.log() and "left its process group" in h.log(), h.log())
+
+
+def test_orphans_that_keep_serving_are_killed_at_the_deadline(tmp):
+    # Workers whose master is gone and that never stop accepting: old code
+    # answers until the deadline, never after it.
+    h = start(tmp, [FIXTURE, "--workers", "2", "--orphan-workers", "--orphans-keep-serving"])
+    try:
+        old = wait_for(lambda: (lambda p: p if len(p) >= 3 else None)(generation_pids(h.token, 1)), 10,
+                       "generation 1's master and workers")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        wait_for(lambda: "leaving 2 workers" in h.log(), 10, "the master gone")
+        st = status_json(h.pid)  # in handover mode the old handoff drains it
+        retiring = [g for g in st["generations"] if g["number"] == 1]
+        check(retiring and retiring[0]["main_exited"] and retiring[0]["processes"] == 2 and
+              "kill_in_ms" in retiring[0], f"status shows the orphaned workers with their deadline: {st}")
+        wait_for(lambda: not generation_pids(h.token, 1), DRAIN + 10, f"old workers killed; log:\n{h.log()}")
+        for _ in range(20):
+            check(http_get(h.port)[2] not in old, "no old process answers after the deadline")
+        check(h.stop() == 0, h.log())
+        check(not marked(h.token), f"nothing left: {marked(h.token)}")
+    finally:
+        close(h)
+
+
+def test_stop_takes_the_whole_generation(tmp):
+    # Supervise mode's promise when handoff stops: no orphan serves on.
+    h = start(tmp, [FIXTURE, "--workers", "2", "--orphan-workers", "--orphans-keep-serving"])
+    try:
+        wait_for(lambda: len(generation_pids(h.token, 1)) >= 3, 10, "master and workers")
+        check(h.stop(timeout=DRAIN + 20) == 0, h.log())
+        check(not marked(h.token), f"nothing left after the stop: {marked(h.token)}")
+    finally:
+        close(h)
+
+
+def test_crash_stops_what_the_main_left(tmp):
+    # The master crashes; its workers serve on. handoff exits with the
+    # crash's status (for Restart=), but first asks the orphans to stop,
+    # at once, not only at a (here long) drain deadline.
+    token = uuid.uuid4().hex
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=60s"],
+                [FIXTURE, "--workers", "2", "--orphan-workers", "--orphans-keep-serving"],
+                notify=FakeSystemd(tmp), env={"CONTAIN_TEST": token})
+    h.token = token
+    try:
+        h.wait_ready(1)
+        master = h.generation_pid(1)
+        wait_for(lambda: len(generation_pids(token, 1)) >= 3, 10, "master and workers")
+        os.kill(master, signal.SIGKILL)
+        check(h.wait_exit(timeout=20) == 137, h.log())
+        check(not marked(token), f"nothing left: {marked(token)}")
+    finally:
+        close(h)
+
+
+if __name__ == "__main__":
+    run([test_shell_wrapper_that_does_not_exec, test_workers_outlive_their_master, test_double_forked_daemon,
+         test_orphans_that_keep_serving_are_killed_at_the_deadline, test_stop_takes_the_whole_generation,
+         test_crash_stops_what_the_main_left])

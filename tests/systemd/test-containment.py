@@ -1,0 +1,202 @@
+#!/usr/bin/python3
+"""Containment under a real `systemd --user` manager, with the shipped demo
+units (units/handoff-demo.*: Delegate=yes, --cgroup=yes): a generation is
+its cgroup. The three servers of tests/process/test-containment.py (a shell
+wrapper that does not exec, workers that outlive their master, a
+double-forked daemon in a session of its own; each lingers after its drain)
+are reloaded under load: after the drain deadline no process of the old
+generation exists and its cgroup is gone, 0 requests failed, MainPID is
+where the mode says, and nothing is left after the stop.
+
+Exit status: 0 ok, 1 failure, 77 skipped (no user manager, or no cgroup2)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+from usermanager import UserManager, run_tests, Skip, wait_for, free_port  # noqa: E402,F401
+
+SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
+HANDOFF = os.path.abspath(os.environ.get("HANDOFF_BIN") or os.path.join(SRC_ROOT, "build/src/handoff"))
+FIXTURE = os.path.abspath(os.environ.get("FIXTURE_SERVER") or
+                          os.path.join(SRC_ROOT, "build/tests/fixtures/fixture-server"))
+LOADGEN = os.path.abspath(os.environ.get("LOADGEN") or os.path.join(SRC_ROOT, "build/tests/fixtures/loadgen"))
+UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units")
+DEMO, DEMO_SOCKET = "handoff-demo.service", "handoff-demo.socket"
+DRAIN = 2
+
+
+def render(name, subs):
+    path = os.path.join(UNITS_DIR, name)
+    if os.path.exists(path + ".in"):
+        path += ".in"
+    with open(path) as f:
+        text = f.read()
+    for k, v in subs.items():
+        text = text.replace("@%s@" % k, v)
+    return text
+
+
+def unified_mount():
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            if right.startswith("cgroup2 "):
+                return left.split()[4]
+    return None
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def marked(token):
+    """{pid: (generation, unified cgroup)} of live processes carrying token."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        env = read("/proc/%s/environ" % d)
+        stat = read("/proc/%s/stat" % d)
+        if not env or not stat or stat.rsplit(b")", 1)[1].split()[0] == b"Z":
+            continue
+        fields = dict(e.split(b"=", 1) for e in env.split(b"\0") if b"=" in e)
+        if fields.get(b"CONTAIN_TEST") != token.encode() or b"HANDOFF_GENERATION" not in fields:
+            continue
+        exe = os.path.basename(os.readlink("/proc/%s/exe" % d)) if os.path.exists("/proc/%s/exe" % d) else ""
+        if exe.startswith("handoff"):
+            continue
+        cg = b""
+        for line in (read("/proc/%s/cgroup" % d) or b"").splitlines():
+            if line.startswith(b"0::"):
+                cg = line[3:]
+        out[int(d)] = (int(fields[b"HANDOFF_GENERATION"]), cg.decode())
+    return out
+
+
+def cgroup_of(pid):
+    for line in (read("/proc/%d/cgroup" % pid) or b"").splitlines():
+        if line.startswith(b"0::"):
+            return line[3:].decode()
+    return None
+
+
+def http_pid(port, timeout=10):
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    m = re.search(rb"pid=(\d+) gen=(\S+)", data)
+    assert data.startswith(b"HTTP/1.1 200") and m, data
+    return int(m.group(1))
+
+
+def contained_reload(um, command, expect_old, extra="", mode=None):
+    if not unified_mount():
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    token = uuid.uuid4().hex
+    port = free_port()
+    log = um.path("demo.log")
+    wrapper = um.write_file("demo-server", "#!/bin/sh\nexec %s\n" % command, 0o755)
+    unit = render(DEMO, {"HANDOFF": HANDOFF, "DEMO_SERVER": wrapper})
+    assert re.search(r"(?m)^Delegate=yes$", unit) and "--cgroup=yes" in unit, "the shipped unit delegates"
+    sock = re.sub(r"(?m)^ListenStream=.*$", "ListenStream=127.0.0.1:%d" % port, render(DEMO_SOCKET, {}))
+    um.install_unit(DEMO_SOCKET, sock, reload=False)
+    um.install_unit(DEMO, unit, reload=False)
+    m = re.search(r"(?m)^ExecStart=(\S+) (.*) -- (.*)$", unit)
+    opts = m.group(2) + " --drain-timeout=%ds %s%s" % (DRAIN, extra, " --mode=" + mode if mode else "")
+    d = os.path.join(um.unit_dir, DEMO + ".d")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "50-test.conf"), "w") as f:
+        f.write("[Service]\nStandardOutput=append:%s\nStandardError=append:%s\nEnvironment=CONTAIN_TEST=%s\n"
+                "ExecStart=\nExecStart=%s %s -- %s\n" % (log, log, token, m.group(1), opts, m.group(3)))
+    um.systemctl("daemon-reload")
+    um.systemctl("start", DEMO_SOCKET)
+    um.wait_state(DEMO_SOCKET, "active", sub_state="listening")
+    http_pid(port, timeout=15)
+    um.wait_state(DEMO, "active", sub_state="running")
+
+    def gen(n):
+        return {p: cg for p, (g, cg) in marked(token).items() if g == n}
+
+    old = wait_for(lambda: (lambda g: g if len(g) >= expect_old else None)(gen(1)), 10,
+                   "%d processes of generation 1" % expect_old)
+    cgs = set(old.values())
+    assert len(cgs) == 1 and next(iter(cgs)).endswith("/gen-1"), "generation 1 in its own cgroup: %s" % old
+    gen1_dir = unified_mount() + next(iter(cgs))
+    main1 = um.main_pid(DEMO)
+    assert cgroup_of(main1).rsplit("/", 1)[1] == "handoff.%d" % main1, \
+        "handoff in a leaf of its own: %s" % cgroup_of(main1)
+    st = json.loads(subprocess.run([HANDOFF, "status", "--pid", str(main1), "--json"], capture_output=True,
+                                   text=True, timeout=10).stdout)
+    assert st["generations"][0]["processes"] == expect_old, st
+
+    until = um.path("stop-load")
+    load = subprocess.Popen([LOADGEN, "--connect", "127.0.0.1:%d" % port, "--mode", "new", "--concurrency", "4",
+                             "--until-file", until, "--timeout-ms", "10000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        um.systemctl("reload", DEMO, timeout=60)
+        wait_for(lambda: um.show(DEMO, "StatusText")["StatusText"].startswith("Serving generation 2"), 20,
+                 "generation 2 serving")
+        main2 = um.main_pid(DEMO)
+        if (mode or "handover") == "handover":
+            assert main2 != main1 and cgroup_of(main2).endswith("/handoff.%d" % main2), \
+                "MainPID moved to the next handoff, in its own leaf: %d %s" % (main2, cgroup_of(main2))
+        else:
+            assert main2 == main1, "MainPID stays in supervise mode"
+        wait_for(lambda: not gen(1), DRAIN + 10, "generation 1 gone entirely; left %s" % gen(1))
+        wait_for(lambda: not os.path.exists(gen1_dir), 5, "its cgroup removed")
+        open(until, "w").close()
+        out, err = load.communicate(timeout=30)
+        res = json.loads(out)
+        assert res["failed"] == 0 and res["ok"] > 50, "load: %s" % res
+        new = gen(2)
+        assert len(new) >= expect_old and all(cg.endswith("/gen-2") for cg in new.values()), new
+        with open(log) as f:
+            text = f.read()
+        assert "lingering" in text, "the old processes lingered (the test tests something):\n" + text[-3000:]
+    finally:
+        if load.poll() is None:
+            load.kill()
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 20)
+    assert not marked(token), "nothing left after the stop: %s" % marked(token)
+
+
+def test_shell_wrapper(um):
+    contained_reload(um, "/bin/sh -c '%s --any-listen-pid --pdeath-drain --linger; echo done'" % FIXTURE, 2,
+                     extra="--ready=delay:300ms")
+
+
+def test_workers_outlive_master(um):
+    contained_reload(um, "%s --workers 2 --orphan-workers --linger" % FIXTURE, 3)
+
+
+def test_double_forked_daemon(um):
+    contained_reload(um, "%s --spawn-daemon --linger" % FIXTURE, 2)
+
+
+def test_double_forked_daemon_supervise(um):
+    contained_reload(um, "%s --spawn-daemon --linger" % FIXTURE, 2, mode="supervise")
+
+
+if __name__ == "__main__":
+    run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
+               test_double_forked_daemon_supervise])
