@@ -214,7 +214,7 @@ static void on_gen_ready(Generation *g, void *userdata) {
         if (g != s->candidate)
                 return;
         char d[32];
-        log_info("Generation %u (pid %d) is ready after %s.", g->number, (int) g->pid,
+        log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
                  format_duration(d, sizeof d, (g->ready_usec - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC));
         if (role_awaits_takeover(s->role)) {
                 /* Our predecessor commits, then tells us. The pid file names
@@ -231,7 +231,7 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
         char d[32], why[64];
         if (g != s->candidate)
                 return;
-        log_error("Generation %u (pid %d) did not become ready within %s.", g->number, (int) g->pid,
+        log_error("Generation %u (%s) did not become ready within %s.", g->number, generation_describe(g),
                   format_duration(d, sizeof d, s->opt->start_timeout));
         snprintf(why, sizeof why, "not ready within %s", d);
         record_failure(s, g->number, why, 1);
@@ -245,16 +245,17 @@ static void on_gen_exited(Generation *g, void *userdata) {
 
         if (g == s->candidate && s->machine.state == STATE_BAKING) {
                 char why[96];
-                log_error("Generation %u (pid %d) %s within the bake time; rolling back.", g->number, (int) g->pid, how);
+                log_error("Generation %u (%s) %s within the bake time; rolling back.", g->number, generation_describe(g),
+                          how);
                 snprintf(why, sizeof why, "%s within the bake time", how);
                 record_failure(s, g->number, why, exit_info_code(&g->exit_info));
                 dispatch(s, EV_FAILED);
         } else if (g == s->candidate) {
-                log_error("Generation %u (pid %d) failed to start: %s.", g->number, (int) g->pid, how);
+                log_error("Generation %u (%s) failed to start: %s.", g->number, generation_describe(g), how);
                 record_failure(s, g->number, how, exit_info_code(&g->exit_info));
                 dispatch(s, EV_FAILED);
         } else if (g == s->serving && !s->stop_requested) {
-                log_error("Serving generation %u (pid %d) %s.", g->number, (int) g->pid, how);
+                log_error("Serving generation %u (%s) %s.", g->number, generation_describe(g), how);
                 s->exit_code = exit_info_code(&g->exit_info);
                 s->serving = NULL;
                 dispatch(s, EV_SERVING_EXITED);
@@ -263,9 +264,9 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 bool clean = (g->exit_info.si_code == CLD_EXITED && g->exit_info.si_status == 0) ||
                              (g->exit_info.si_code == CLD_KILLED && g->exit_info.si_status == g->stop_signal);
                 s->exit_code = clean ? 0 : exit_info_code(&g->exit_info);
-                log_info("Generation %u (pid %d) %s.", g->number, (int) g->pid, how);
+                log_info("Generation %u (%s) %s.", g->number, generation_describe(g), how);
         } else
-                log_info("Retired generation %u (pid %d) %s.", g->number, (int) g->pid, how);
+                log_info("Retired generation %u (%s) %s.", g->number, generation_describe(g), how);
 
         /* The main is gone; the rest of the generation may not be. It stays
          * in s->gens (a stop waits for it) until on_gen_gone(), and gets

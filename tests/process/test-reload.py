@@ -172,7 +172,7 @@ def test_failing_successor_rolls_back(tmp):
     try:
         load = Load(f"127.0.0.1:{h.port}", tmp)
         set_args(h.args_file, "--init-delay", "100", "--fail-at-start")
-        check_rollback(h, "Generation 2 (pid", load)
+        check_rollback(h, "Generation 2 (", load)
         check("failed to start: exited with status 3" in h.log(), h.log())
         # A good reload afterwards works.
         set_args(h.args_file, "--init-delay", "50")
