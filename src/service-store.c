@@ -43,8 +43,12 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
                         break;
                 }
         if (s->n_staged >= 2 * s->store->max) {
-                log_warning("Too many fd store requests from starting generation %u (bound %zu): dropped the one "
-                            "for \"%s\".", number, 2 * s->store->max, name);
+                /* Once: a flood of requests must not become a flood of lines. */
+                if (!s->overflow_logged)
+                        log_warning("Too many fd store requests from starting generation %u (bound %zu): dropping "
+                                    "this one (\"%s\") and any further ones until it commits.",
+                                    number, 2 * s->store->max, name);
+                s->overflow_logged = true;
                 close_nonblocking(fd);
                 return;
         }
@@ -84,6 +88,7 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
 }
 
 void service_store_commit_staged(ServiceStore *s, bool mirroring) {
+        s->overflow_logged = false;
         for (size_t i = 0; i < s->n_staged; i++) {
                 apply(s, mirroring, 0, s->staged[i].name, s->staged[i].fd);
                 free(s->staged[i].name);
@@ -94,6 +99,7 @@ void service_store_commit_staged(ServiceStore *s, bool mirroring) {
 }
 
 void service_store_drop_staged(ServiceStore *s) {
+        s->overflow_logged = false;
         for (size_t i = 0; i < s->n_staged; i++)
                 op_free(&s->staged[i]);
         free(s->staged);

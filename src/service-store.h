@@ -23,6 +23,7 @@ typedef struct ServiceStore {
         FdStore *store;
         StoreOp *staged;
         size_t n_staged;         /* at most 2 * store->max (see stage()) */
+        bool overflow_logged;    /* a request beyond that bound was logged (once per candidate) */
         /* What the next generation inherits: the listening sockets, then
          * the stored fds; rebuilt before each start, as the store changes. */
         int *gen_fds;

@@ -603,6 +603,38 @@ def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
         h.close()
 
 
+def test_notify_fdstoreremove_flood_from_starting_candidate_is_bounded(tmp):
+    """FDSTOREREMOVE=1 from a candidate waits for its commit like FDSTORE=1:
+    60,000 of them under distinct names may not grow handoff's memory (it
+    once staged every one: 241 MB), and the bound is logged once, not once
+    per request."""
+    h = start(tmp)
+    try:
+        h.set_datagrams(2, [f"FDSTOREREMOVE=1\nFDNAME=n{i}".encode() for i in range(60000)]
+                        + [b"end-of-test-datagrams"])
+        set_args(h.args_file, "--hang-at-start")
+        n = h.ready_count()
+        holders = [h.pid]
+        rss_before = rss_kib(h.pid)
+        h.signal(signal.SIGHUP)
+        pid = h.generation_pid(2)
+        if MODE == "handover":
+            holders.append(successor_pid(h, 2))
+        wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 120, "all datagrams read")
+        grown = {p: rss_kib(p) - rss_before for p in holders}
+        check(all(g < 1024 for g in grown.values()), f"RSS grew by {grown} KiB for 60,000 staged removals")
+        # In handover mode the next handoff applies its own generation's
+        # requests to its own store at once (nothing to stage, nothing grows).
+        if MODE == "supervise":
+            check(h.log().count("Too many fd store requests from starting generation 2") == 1,
+                  f"the bound logged once: {h.log().count('Too many fd store requests')} lines")
+        os.kill(pid, signal.SIGKILL)
+        h.wait_ready(n + 1, timeout=20)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def successor_pid(h, n):
     m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}\.", h.log()), 10,
                  f"successor handoff for generation {n}")
