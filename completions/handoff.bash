@@ -94,6 +94,10 @@ _handoff()
                 COMPREPLY=($(compgen -W "main all" -- "$cur"))
                 return
                 ;;
+        --cgroup)
+                COMPREPLY=($(compgen -W "auto yes no" -- "$cur"))
+                return
+                ;;
         --pid-file)
                 _filedir
                 return
@@ -124,7 +128,7 @@ _handoff()
 
         if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--listen= --ready= --start-timeout= --stop-signal=
-                        --drain-timeout= --bake= --mode= --notify-socket= --notify-access=
+                        --drain-timeout= --bake= --mode= --notify-socket= --notify-access= --cgroup=
                         --pid-file= --fd-store-max= --systemd-fd-store= --verbose --help
                         --version --" -- "$cur"))
                 [[ ${COMPREPLY-} == *= ]] && compopt -o nospace

@@ -255,7 +255,7 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
                 .n_fds = c->n_fds,
                 /* handoff outlives every generation it runs; if it is
                  * killed hard, its server must not serve on as an orphan. */
-                .die_with_parent = true,
+                .die_with_parent = c->die_with_parent,
                 .parent_pid = getpid(),
                 .into_cgroup = cgroup_procs_fd >= 0,
                 .cgroup_procs_fd = cgroup_procs_fd,

@@ -41,6 +41,7 @@ typedef struct GenerationConfig {
         uint64_t watchdog_usec;  /* systemd's, passed on; 0 for none */
         NotifySocketMode notify_socket; /* --notify-socket */
         NotifyAccess notify_access;     /* --notify-access */
+        bool die_with_parent;    /* PR_SET_PDEATHSIG: supervise mode, where nothing else would stop it */
         Reaper *reaper;          /* reaps and tracks every process of every generation */
         CgroupRoot *cgroup;      /* with a delegated cgroup: each generation gets one below it */
 } GenerationConfig;

@@ -988,6 +988,11 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                         /* --notify-socket, --notify-access (issue 14, compat branch) */
                         .notify_socket = o->notify_socket,
                         .notify_access = o->notify_access,
+                        /* Supervise mode only: in handover mode a generation
+                         * whose handoff dies goes on draining (its requests
+                         * in flight finish), and systemd's KillMode= ends
+                         * what is left of the service. */
+                        .die_with_parent = !p->handover,
                 },
                 .exit_code = 1,
                 .handed_channel = -EBADF,

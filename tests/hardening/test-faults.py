@@ -645,7 +645,7 @@ def test_reload_storm(tmp):
         check(2 <= len(started) <= 60, f"coalesced: {len(started)} generations for 200 SIGHUPs")
         # Never two successors at once: each generation is ready or failed
         # before the next one is started.
-        events = re.findall(r"Started generation (\d+):|Generation (\d+) \(pid \d+\) (?:is ready|failed to start|"
+        events = re.findall(r"Started generation (\d+):|Generation (\d+) \([^\n]*?pid \d+\) (?:is ready|failed to start|"
                             r"did not become ready)", log)
         open_gen = None
         for started_n, ended_n in events:
