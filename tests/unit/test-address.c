@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "address.h"
+#include "unit.h"
 
 /* ---- parsing ---------------------------------------------------------- */
 
@@ -712,9 +713,5 @@ static Suite *address_suite(void) {
 
 int main(void) {
         srandom((unsigned) getpid());
-        SRunner *sr = srunner_create(address_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(address_suite());
 }

@@ -10,6 +10,7 @@
 
 #include "channel.h"
 #include "takeover.h"
+#include "unit.h"
 
 START_TEST(test_parse_good) {
         ChannelMessage m;
@@ -102,9 +103,5 @@ int main(void) {
         tcase_add_test(tc, test_send_receive);
         tcase_add_test(tc, test_inherit_from_env);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(s);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "time-util.h"
+#include "unit.h"
 
 #define MSEC USEC_PER_MSEC
 #define SEC USEC_PER_SEC
@@ -211,9 +212,5 @@ static Suite *duration_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(duration_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(duration_suite());
 }

@@ -8,6 +8,7 @@
 
 #include "env.h"
 #include "util.h"
+#include "unit.h"
 
 /* How many entries of l are exactly "NAME=..." for this NAME. */
 static size_t count_var(char *const *l, const char *name) {
@@ -279,9 +280,5 @@ static Suite *env_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(env_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(env_suite());
 }

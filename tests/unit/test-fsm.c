@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fsm.h"
+#include "unit.h"
 
 #define ROLLBACK ACT_ROLLBACK
 #define COMMIT ACT_COMMIT
@@ -706,9 +707,5 @@ static Suite *fsm_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(fsm_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(fsm_suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "generation.h"
+#include "unit.h"
 
 static const char *summary(char *const *argv) {
         static char buf[GENERATION_COMMAND_MAX + 8];
@@ -67,9 +68,5 @@ int main(void) {
         tcase_add_test(tc, test_one_line);
         tcase_add_test(tc, test_small_buffers);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(s);
 }

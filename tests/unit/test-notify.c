@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "unit.h"
 
 /* ---- notify_parse ----------------------------------------------------- */
 
@@ -747,9 +748,5 @@ static Suite *notify_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(notify_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(notify_suite());
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "results.h"
+#include "unit.h"
 
 START_TEST(test_ok_and_status_line) {
         Results r = {};
@@ -68,9 +69,5 @@ int main(void) {
         tcase_add_test(tc, test_failures);
         tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "role.h"
+#include "unit.h"
 
 /* The whole table, written out: expected[role][event]. */
 static const Role expected[_ROLE_MAX][_ROLE_EV_MAX] = {
@@ -90,9 +91,5 @@ int main(void) {
         tcase_add_test(tc, test_what_each_role_may_do);
         tcase_add_test(tc, test_lives);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(s);
 }

@@ -21,6 +21,7 @@
 #include "env.h"
 #include "spawn.h"
 #include "util.h"
+#include "unit.h"
 
 extern char **environ;
 
@@ -713,9 +714,5 @@ static Suite *spawn_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(spawn_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(spawn_suite());
 }

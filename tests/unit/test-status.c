@@ -8,6 +8,7 @@
 
 #include "status.h"
 #include "util.h"
+#include "unit.h"
 
 static char names[STATUS_MAX_SOCKETS][256];
 
@@ -84,9 +85,5 @@ static Suite *status_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(status_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(status_suite());
 }

@@ -13,6 +13,7 @@
 
 #include "time-util.h"
 #include "util.h"
+#include "unit.h"
 
 /* A TCP connection whose peer does not read, its send queue full, with
  * SO_LINGER on for linger seconds: a plain close() of it waits. */
@@ -152,9 +153,5 @@ static Suite *util_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(util_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+        return unit_run(util_suite());
 }
