@@ -963,7 +963,10 @@ static void supervisor_done(Supervisor *s) {
         sd_event_source_disable_unref(s->progress_timer);
         handover_free(s->handover);
         takeover_free(s->takeover);
-        safe_close(s->handed_channel);
+        /* s->handed_channel stays open on purpose: the kernel closes it when
+         * this process exits, and only then may the next handoff (systemd's
+         * main, waiting for this end of file) exit too. Closing it here
+         * would let it go while we still remove files and close sockets. */
         control_free(s->control);
         reaper_free(s->reaper);
         cgroup_root_free(s->cgroup);
