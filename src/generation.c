@@ -317,6 +317,9 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 .userdata = userdata,
         };
         *ret_exit_code = 1;
+        /* Before the first goto: clang refuses a jump over a cleanup variable. */
+        Cgroup *cg = NULL;
+        _cleanup_close_ int procs_fd = -EBADF;
 
         char command[GENERATION_COMMAND_MAX + 8];
         generation_command_summary(c->argv, command, sizeof command);
@@ -326,8 +329,6 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         if (r < 0)
                 goto fail;
         g->started_usec = now_monotonic();
-        Cgroup *cg = NULL;
-        _cleanup_close_ int procs_fd = -EBADF;
         if (c->cgroup && (r = cgroup_new_generation(c->cgroup, number, &cg, &procs_fd)) < 0) {
                 log_error_errno(r, "Failed to create a cgroup for generation %u: %m", number);
                 goto fail;
