@@ -85,3 +85,14 @@ ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
         }
         return n;
 }
+
+int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret) {
+        int extra = -EBADF;
+        ssize_t n = channel_receive(fd, buf, size, &extra);
+        close_nonblocking(extra);
+        if (n == -EAGAIN || n == -EBADMSG)
+                return (int) n;
+        if (n <= 0)
+                return 0;
+        return channel_parse(buf, ret) < 0 ? -EBADMSG : 1;
+}

@@ -53,5 +53,11 @@ int channel_send(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 
  * Returns its length, 0 at end of file, -EAGAIN when there is none. */
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd);
 
+/* Receives and parses one message, dropping any fd that came with it.
+ * Returns 1 with *ret (pointing into buf), -EBADMSG for a message that is
+ * none of ours (buf holds it, for a log line), -EAGAIN when there is none,
+ * 0 at end of file (or when the channel failed: the same to the reader). */
+int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret);
+
 /* Parses a decimal pid (1 .. 4194304). */
 int parse_pid(const char *s, pid_t *ret);

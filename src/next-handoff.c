@@ -90,19 +90,17 @@ static void kill_app(NextHandoff *n) {
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
-        int extra = -EBADF;
         ChannelMessage m;
 
-        ssize_t k = channel_receive(fd, buf, sizeof buf, &extra);
-        close_nonblocking(extra);
-        if (k == -EAGAIN)
+        int r = channel_read(fd, buf, sizeof buf, &m);
+        if (r == -EAGAIN)
                 return 0;
-        if (k == 0 || (k < 0 && k != -EBADMSG)) {
+        if (r == 0) {
                 n->channel_source = sd_event_source_disable_unref(n->channel_source);
                 fail(n, "next handoff (pid %d) closed its channel", (int) n->pid);
                 return 0;
         }
-        if (k < 0 || channel_parse(buf, &m) < 0) {
+        if (r < 0) {
                 log_debug("Ignored a message from the next handoff: %.64s", buf);
                 return 0;
         }

@@ -68,21 +68,19 @@ void takeover_inherit_from_env(Inheritance *ret) {
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Takeover *t = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
-        int extra = -EBADF;
         ChannelMessage m;
 
-        ssize_t n = channel_receive(fd, buf, sizeof buf, &extra);
-        close_nonblocking(extra);
-        if (n == -EAGAIN)
+        int r = channel_read(fd, buf, sizeof buf, &m);
+        if (r == -EAGAIN)
                 return 0;
-        if (n == 0 || (n < 0 && n != -EBADMSG)) {
+        if (r == 0) {
                 t->source = sd_event_source_disable_unref(t->source);
                 t->channel = safe_close(t->channel);
                 log_debug("The previous handoff has exited.");
                 t->cb->predecessor_gone(t->userdata);
                 return 0;
         }
-        if (n < 0 || channel_parse(buf, &m) < 0) {
+        if (r < 0) {
                 log_debug("Ignored a message from the previous handoff: %.64s", buf);
                 return 0;
         }
