@@ -11,20 +11,25 @@ requests off), SIGINT/SIGQUIT kill at once. The documented recipe
 --hook-master-start "unix_signal:15 gracefully_kill_them_all" makes SIGTERM
 a graceful shutdown: workers finish their requests and exit.
 
-Known limit, inside uWSGI 2.0: a worker's graceful-stop handler exits at
-once when the worker is not "in a request", and a worker only counts as in
-one after it has read the request (wsgi_req_recv sets in_request), not
-right after accept(). A connection accepted in that instant is closed
-unanswered: measured here at about 1 reset per 10-30 reloads under heavy
-load, with or without --threads. handoff cannot close that window from
-outside, so this case allows at most 1 reset in its 10 reloads, and the
-README does not claim 0 failed for uWSGI.
+Known limit, inside uWSGI 2.0 (Debian 12 ships 2.0.21): a worker's
+graceful-stop handler exits at once when the worker is not "in a request",
+and a worker only counts as in one from wsgi_req_recv() on, not right after
+accept(). A connection accepted in those few microseconds is closed
+unanswered. handoff cannot close that window from outside: the worker
+shares the listening socket with the next generation by design. Measured
+here without --threads: 1 reset in 40 reloads under this load (2 runs of
+COMPAT_RELOADS=20), so this case allows at most 2 in its 10 reloads (the
+chance of 3 or more from the race alone is about 0.2%); the README does not
+claim 0 failed for uWSGI.
 
-A second one, with --threads: now and then a worker never runs its
-graceful-stop handler (uWSGI's "Gracefully killing worker N" line is missing
-for it) and the old generation hangs until handoff's drain deadline kills it
-(seen once in 10 reloads). The case allows one such SIGKILL and uses a 5 s
-drain deadline so that it costs 5 s, not 30; still no process may be left."""
+--threads is not used: with it, uWSGI 2.0's threaded graceful stop widens
+that window (about 1 reset per 10 reloads) and now and then a worker never
+runs its handler at all, so its generation hangs until the drain deadline
+(upstream reworked the threaded graceful stop in 2024: unbit/uwsgi#2653).
+Its master also sends READY=1 before it has spawned its workers, and a
+generation retired within a second or so of that can have a worker that
+misses the graceful signal; the case allows one SIGKILL at a 5 s drain
+deadline for it (none in 40 reloads measured); no process may be left."""
 
 import os
 
@@ -47,10 +52,10 @@ def test_uwsgi(tmp):
     app = os.path.join(tmp, "app.py")
     with open(app, "w") as f:
         f.write(WSGI_APP)
-    reload_under_load(tmp, "uwsgi", [uwsgi, "--plugin", "python3", "--master", "--workers", "2", "--threads", "2", "--protocol", "http",
+    reload_under_load(tmp, "uwsgi", [uwsgi, "--plugin", "python3", "--master", "--workers", "2", "--protocol", "http",
                                      "--wsgi-file", app, "--hook-master-start",
                                      "unix_signal:15 gracefully_kill_them_all", "--disable-logging"],
-                      known_resets=1, known_sigkills=1, drain_s=5)
+                      known_resets=2, known_sigkills=1, drain_s=5)
 
 
 if __name__ == "__main__":
