@@ -14,6 +14,8 @@
 
 #include "client.h"
 #include "control.h"
+#include "options.h"
+#include "reload-config.h"
 #include "time-util.h"
 #include "util.h"
 
@@ -23,11 +25,18 @@
 
 static void help(const char *verb) {
         if (strcmp(verb, "reload") == 0)
-                printf("Usage: handoff reload [--pid PID] [--timeout DUR]\n"
+                printf("Usage: handoff reload [--pid PID] [--timeout DUR] [-- [OPTIONS] -- COMMAND [ARG...]]\n"
                        "\n"
                        "Ask the handoff whose main PID is PID (default: $MAINPID, as systemd sets it\n"
                        "for ExecReload=) to reload, and wait until a reload that started after this\n"
                        "request has ended.\n"
+                       "\n"
+                       "With a command line after \"--\" (handoff's OPTIONS and COMMAND, as when it was\n"
+                       "started), the reload starts that command with those options, and they stay\n"
+                       "in effect once it serves; a unit's ExecReload= repeats its ExecStart='s\n"
+                       "arguments this way, so that an edited EnvironmentFile= takes effect. Options\n"
+                       "of the service itself (--listen, --mode, --cgroup, --pid-file,\n"
+                       "--notify-socket, --fd-store-max, --systemd-fd-store) cannot change at a reload.\n"
                        "\n"
                        "Exit status: 0 reloaded; 1 the reload failed (the old generation serves on);\n"
                        "2 invalid arguments; 3 handoff could not be reached or refused the request;\n"
@@ -261,14 +270,14 @@ _Noreturn static void interrupted(int sigfd) {
 
 /* Sends one request to pid and waits for its one reply, of any size, until
  * deadline. *reply is replaced with a new string. */
-static int ask(pid_t pid, const char *request, usec_t deadline, int sigfd, char **reply) {
+static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
         char why[PATH_MAX + 256];
         _cleanup_close_ int fd = connect_to(pid, why, sizeof why);
         if (fd < 0) {
                 fprintf(stderr, "handoff: cannot reach handoff pid %d: %s\n", (int) pid, why);
                 return EXIT_CLIENT_UNREACHABLE;
         }
-        if (send(fd, request, strlen(request), MSG_NOSIGNAL) < 0) {
+        if (send(fd, request, len, MSG_NOSIGNAL) < 0) {
                 fprintf(stderr, "handoff: cannot send to handoff pid %d: %m\n", (int) pid);
                 return EXIT_CLIENT_UNREACHABLE;
         }
@@ -314,7 +323,7 @@ static int ask(pid_t pid, const char *request, usec_t deadline, int sigfd, char 
 }
 
 /* Runs one request, following FOLLOW/JOIN replies across a handover. */
-static int request(pid_t pid, const char *what, usec_t deadline, char **reply) {
+static int request(pid_t pid, const char *what, size_t len, usec_t deadline, char **reply) {
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -325,7 +334,7 @@ static int request(pid_t pid, const char *what, usec_t deadline, char **reply) {
         if (sigfd < 0)
                 return EXIT_CLIENT_UNREACHABLE;
         for (int hop = 0; hop < MAX_HOPS; hop++) {
-                int r = ask(pid, what, deadline, sigfd, reply);
+                int r = ask(pid, what, len, deadline, sigfd, reply);
                 if (r != 0)
                         return r;
                 pid_t next;
@@ -334,11 +343,46 @@ static int request(pid_t pid, const char *what, usec_t deadline, char **reply) {
                 else if (strncmp(*reply, "JOIN ", 5) == 0 && parse_pid(*reply + 5, &next) == 0) {
                         pid = next;
                         what = "JOIN";
+                        len = strlen(what);
                 } else
                         return 0;
         }
         fprintf(stderr, "handoff: sent on more than %d times; giving up.\n", MAX_HOPS);
         return EXIT_CLIENT_UNREACHABLE;
+}
+
+/* A reload's new command line is checked here first, so that a typo fails
+ * "systemctl reload" with the reason on its stderr (the journal) and nothing
+ * is asked of the running handoff; the handoff checks it again. */
+static int check_command_line(int n, char **args, char **ret, size_t *ret_len) {
+        if (n == 0) {
+                fprintf(stderr, "handoff: nothing after \"--\"; a new command line is: handoff reload -- "
+                                "[OPTIONS] -- COMMAND [ARG...]\n");
+                return -EINVAL;
+        }
+        _cleanup_strv_free_ char **full = calloc((size_t) n + 2, sizeof *full);
+        if (!full)
+                return -ENOMEM;
+        full[0] = strdup("handoff");
+        for (int i = 0; i < n; i++)
+                full[i + 1] = strdup(args[i]);
+        for (int i = 0; i <= n; i++)
+                if (!full[i])
+                        return -ENOMEM;
+        Options o = OPTIONS_DEFAULT;
+        int r = options_parse(n + 1, full, &o);
+        options_done(&o);
+        if (r <= 0)
+                return r == 0 ? -ECANCELED : r == -ENOMEM ? r : -EINVAL;
+        r = reload_config_encode(args, (size_t) n, ret, ret_len);
+        if (r < 0)
+                return r;
+        if (*ret_len > CONTROL_MAX_REQUEST) {
+                fprintf(stderr, "handoff: the new command line is too long for a reload request (%zu bytes; at most "
+                                "%d)\n", *ret_len, CONTROL_MAX_REQUEST);
+                return -E2BIG;
+        }
+        return 0;
 }
 
 int client_main(int argc, char **argv) {
@@ -352,11 +396,13 @@ int client_main(int argc, char **argv) {
         const char *verb = argv[0];
         bool reload = strcmp(verb, "reload") == 0, json = false;
         const char *pid_arg = getenv("MAINPID");
+        const char *last_value = NULL;
         usec_t timeout = 120 * USEC_PER_SEC;
         int c;
 
         optind = 0;
-        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) >= 0) {
+                last_value = optarg;
                 switch (c) {
                 case 'p':
                         pid_arg = optarg;
@@ -377,9 +423,16 @@ int client_main(int argc, char **argv) {
                         fprintf(stderr, "Try 'handoff %s --help'.\n", verb);
                         return EXIT_CLIENT_USAGE;
                 }
-        if (optind < argc || (json && reload)) {
-                fprintf(stderr, "handoff: unexpected argument \"%s\"; try 'handoff %s --help'.\n",
-                        optind < argc ? argv[optind] : "--json", verb);
+        }
+        /* "reload -- OPTIONS -- COMMAND": a new command line. */
+        bool command_line = reload && optind > 0 && optind <= argc && strcmp(argv[optind - 1], "--") == 0 &&
+                            argv[optind - 1] != last_value;
+        if (optind < argc && !command_line) {
+                fprintf(stderr, "handoff: unexpected argument \"%s\"; try 'handoff %s --help'.\n", argv[optind], verb);
+                return EXIT_CLIENT_USAGE;
+        }
+        if (json && reload) {
+                fprintf(stderr, "handoff: unexpected argument \"--json\"; try 'handoff reload --help'.\n");
                 return EXIT_CLIENT_USAGE;
         }
         pid_t pid;
@@ -390,9 +443,22 @@ int client_main(int argc, char **argv) {
                 return EXIT_CLIENT_USAGE;
         }
 
+        _cleanup_free_ char *what = NULL;
+        size_t len = 0;
+        int r = command_line ? check_command_line(argc - optind, argv + optind, &what, &len)
+                             : (what = strdup(reload ? "RELOAD" : json ? "STATUS json" : "STATUS")) ? 0 : -ENOMEM;
+        if (r == -ENOMEM)
+                fprintf(stderr, "handoff: out of memory\n");
+        if (r == -ECANCELED)
+                return 0; /* --help or --version of the command line: printed */
+        if (r < 0)
+                return r == -ENOMEM ? EXIT_CLIENT_UNREACHABLE : EXIT_CLIENT_USAGE;
+        if (!command_line)
+                len = strlen(what);
+
         _cleanup_free_ char *reply = NULL;
         usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
-        int r = request(pid, reload ? "RELOAD" : json ? "STATUS json" : "STATUS", deadline, &reply);
+        r = request(pid, what, len, deadline, &reply);
         if (r != 0)
                 return r;
         if (strncmp(reply, "OK ", 3) == 0) {

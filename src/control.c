@@ -25,6 +25,9 @@
 /* Out of fds: how long the listening socket rests when even the spare fd
  * could not be had back. */
 #define EMFILE_BACKOFF (250 * USEC_PER_MSEC)
+/* What is read of a message only to be thrown away (SOCK_SEQPACKET drops
+ * the rest of it). */
+#define DISCARD_SIZE 256
 /* Fds a sender may attach to one message (the kernel's SCM_MAX_FD). */
 #define MAX_PASSED_FDS 253
 
@@ -39,6 +42,7 @@ struct ControlConn {
         int fd;
         bool waiting;
         bool root;              /* counted against root's share, not ours */
+        bool resend;            /* carried a command line: passed on, it is sent again, not joined */
         WaitFor wait_for;
         sd_event_source *io;
         sd_event_source *timer;
@@ -63,7 +67,7 @@ struct Control {
         void *userdata;
 };
 
-int control_parse_request(const char *buf, size_t len, RequestKind *ret) {
+int control_parse_request(const char *buf, size_t len, ControlRequest *ret) {
         static const struct {
                 const char *text;
                 RequestKind kind;
@@ -73,12 +77,19 @@ int control_parse_request(const char *buf, size_t len, RequestKind *ret) {
                 { "STATUS", REQUEST_STATUS },
                 { "STATUS json", REQUEST_STATUS_JSON },
         };
+        /* A new command line: what follows is checked where it is parsed. */
+        static const char reload_args[] = "RELOAD";
+        if (len > sizeof reload_args && memcmp(buf, reload_args, sizeof reload_args) == 0) {
+                *ret = (ControlRequest) { REQUEST_RELOAD, buf + sizeof reload_args - 1,
+                                          len - (sizeof reload_args - 1) };
+                return 0;
+        }
         /* One trailing newline is tolerated, for "echo RELOAD | socat". */
         if (len > 0 && buf[len - 1] == '\n')
                 len--;
         for (size_t i = 0; i < ELEMENTSOF(requests); i++)
                 if (strlen(requests[i].text) == len && memcmp(buf, requests[i].text, len) == 0) {
-                        *ret = requests[i].kind;
+                        *ret = (ControlRequest) { .kind = requests[i].kind };
                         return 0;
                 }
         return -EBADMSG;
@@ -112,7 +123,7 @@ static ssize_t recv_no_fds(int fd, void *buf, size_t size, int flags) {
  * closing a socket releases the fds queued on it in our thread, with a
  * plain close. Bounded: a sender cannot keep us here. */
 static void close_conn_fd(Control *c, int fd) {
-        char buf[CONTROL_MAX_REQUEST + 1];
+        char buf[DISCARD_SIZE];
         for (int i = 0; c->takes_fds && i < 64; i++)
                 if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
                         break;
@@ -188,14 +199,16 @@ static int on_conn_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
 static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         ControlConn *k = userdata;
         Control *c = k->control;
-        char buf[CONTROL_MAX_REQUEST + 1];
+        /* One loop, one request at a time: static spares the stack 64 KiB. */
+        static char buf[CONTROL_MAX_REQUEST + 1];
         (void) s;
 
         if (k->waiting) {
                 /* The only thing a waiting client can say is goodbye. */
+                char discard[DISCARD_SIZE];
                 if (revents & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
                         conn_free(k);
-                else if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
+                else if (recv_no_fds(fd, discard, sizeof discard, MSG_DONTWAIT) <= 0)
                         conn_free(k);
                 return 0;
         }
@@ -212,14 +225,14 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
                 control_reply(c, k, "ERROR request too long");
                 return 0;
         }
-        RequestKind kind;
-        if (control_parse_request(buf, (size_t) n, &kind) < 0) {
+        ControlRequest req;
+        if (control_parse_request(buf, (size_t) n, &req) < 0) {
                 log_debug("Dropped unknown control request.");
                 control_reply(c, k, "ERROR unknown request");
                 return 0;
         }
         k->timer = sd_event_source_disable_unref(k->timer);
-        c->fn(c, k, kind, c->userdata);
+        c->fn(c, k, &req, c->userdata);
         return 0;
 }
 
@@ -257,7 +270,7 @@ static void refuse_for_lack_of_fds(Control *c, int error) {
                 int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd >= 0) {
                         static const char msg[] = "ERROR handoff is out of file descriptors";
-                        char buf[CONTROL_MAX_REQUEST + 1];
+                        char buf[DISCARD_SIZE];
                         /* Read the request first: a close with unread
                          * data resets the connection, reply and all. */
                         (void) recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT);
@@ -326,7 +339,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         bool root = uc.uid == 0 && getuid() != 0;
         if (count_for(c, root) >= max_for(c, root)) {
                 refuse_peer(c, &uc, "too many control connections from this uid");
-                char buf[CONTROL_MAX_REQUEST + 1];
+                char buf[DISCARD_SIZE];
                 (void) recv_no_fds(cfd, buf, sizeof buf, MSG_DONTWAIT);
                 static const char msg[] = "ERROR too many control connections from your uid";
                 (void) send(cfd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -523,4 +536,16 @@ void control_reload_ended(Control *c, const char *reply) {
 
 void control_answer_next(Control *c, const char *reply) {
         answer_waiting(c, WAIT_NEXT, reply);
+}
+
+void control_mark_resend(ControlConn *k) {
+        k->resend = true;
+}
+
+void control_pass_on(Control *c, pid_t pid) {
+        for (ControlConn *k = c->conns, *next; k; k = next) {
+                next = k->next;
+                if (k->waiting && k->wait_for == WAIT_NEXT)
+                        control_reply(c, k, "%s %d", k->resend ? "FOLLOW" : "JOIN", (int) pid);
+        }
 }

@@ -26,6 +26,9 @@
  * One request, one reply per connection:
  *   "RELOAD"       reload; the reply comes when a reload that started after
  *                  this request has ended: "OK <what>" or "FAIL <why>"
+ *   "RELOAD\0ARG\0ARG..."
+ *                  the same, with a new command line for the reload to start
+ *                  (reload-config.h)
  *   "JOIN"         wait for the reload in progress (or the next one)
  *   "STATUS" / "STATUS json"
  *                  "OK <status text>"
@@ -35,7 +38,8 @@
  *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
  *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */
 
-#define CONTROL_MAX_REQUEST 512
+/* Room for a command line: a longer one is refused, not cut. */
+#define CONTROL_MAX_REQUEST (64 * 1024)
 /* What replies used to be cut at. A reply may now be of any size (one
  * SOCK_SEQPACKET message, as large as it takes); kept until the supervisor's
  * status reply uses status_format_alloc(). */
@@ -51,9 +55,15 @@ typedef enum {
         REQUEST_STATUS_JSON,
 } RequestKind;
 
+typedef struct ControlRequest {
+        RequestKind kind;
+        const char *args;  /* RELOAD with a command line: each argument after a NUL */
+        size_t args_len;   /* 0: none */
+} ControlRequest;
+
 /* The supervisor answers through control_reply() at once, or queues the
  * connection with control_wait() for a reload's outcome. */
-typedef void (*ControlRequestFn)(Control *c, ControlConn *conn, RequestKind kind, void *userdata);
+typedef void (*ControlRequestFn)(Control *c, ControlConn *conn, const ControlRequest *req, void *userdata);
 
 int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Control **ret);
 Control *control_free(Control *c);
@@ -75,9 +85,17 @@ void control_reload_ended(Control *c, const char *reply);
  * or the service stops). */
 void control_answer_next(Control *c, const char *reply);
 
+/* The request carried a command line (reload-config.h) that only this
+ * handoff has: if the reload is passed on, the client must send it again. */
+void control_mark_resend(ControlConn *conn);
+/* The next reload was passed on to the next handoff, pid: those waiting for
+ * it join it there ("JOIN <pid>"), or send their command line again
+ * ("FOLLOW <pid>"). */
+void control_pass_on(Control *c, pid_t pid);
+
 /* The directory the control socket of a handoff running here (as this uid,
  * with this environment) lives in; newly allocated. */
 int control_runtime_dir(char **ret);
 
 /* Parses a request; exposed for the unit tests and the fuzzer. */
-int control_parse_request(const char *buf, size_t len, RequestKind *ret);
+int control_parse_request(const char *buf, size_t len, ControlRequest *ret);

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "next-handoff.h"
 #include "reaper.h"
+#include "reload-config.h"
 #include "results.h"
 #include "role.h"
 #include "sdnotify.h"
@@ -48,7 +49,10 @@ typedef struct CandidateOps {
 struct Supervisor {
         sd_event *event;
         const SupervisorParams *p;
-        const Options *opt;
+        const Options *opt;      /* the serving generation's: current's, or p->opt */
+        ReloadConfig *current;   /* a command line a reload brought in; NULL: p->argv */
+        ReloadConfig *trying;    /* the one the reload in progress starts with */
+        ReloadConfig *pending;   /* a request's, for the next reload to start with */
         GenerationConfig config;
         Machine machine;
         Role role;
@@ -112,6 +116,11 @@ static void set_role(Supervisor *s, RoleEvent ev) {
         Role before = s->role;
         s->role = role_step(s->role, ev);
         log_debug("role %s + %s -> %s", role_to_string(before), role_event_to_string(ev), role_to_string(s->role));
+}
+
+/* The options the candidate runs under: a reload's new ones, if it brought any. */
+static const Options *candidate_opt(const Supervisor *s) {
+        return s->trying ? &s->trying->opt : s->opt;
 }
 
 static bool mirroring(Supervisor *s) {
@@ -232,7 +241,7 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
         if (g != s->candidate)
                 return;
         log_error("Generation %u (%s) did not become ready within %s.", g->number, generation_describe(g),
-                  format_duration(d, sizeof d, s->opt->start_timeout));
+                  format_duration(d, sizeof d, candidate_opt(s)->start_timeout));
         snprintf(why, sizeof why, "not ready within %s", d);
         record_failure(s, g->number, why, 1);
         dispatch(s, EV_FAILED);
@@ -241,6 +250,7 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
 static void on_gen_exited(Generation *g, void *userdata) {
         Supervisor *s = userdata;
         char how[64];
+        const Options *o = g == s->candidate ? candidate_opt(s) : s->opt;
         exit_info_describe(&g->exit_info, how, sizeof how);
 
         if (g == s->candidate && s->machine.state == STATE_BAKING) {
@@ -275,7 +285,7 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 s->serving = NULL;
         if (s->candidate == g)
                 s->candidate = NULL;
-        generation_retire(g, s->opt->stop_signal, s->opt->drain_timeout);
+        generation_retire(g, o->stop_signal, o->drain_timeout);
 }
 
 static void on_gen_gone(Generation *g, void *userdata) {
@@ -350,7 +360,7 @@ static int generation_ops_start(Supervisor *s, unsigned number, int *ret_code) {
 static void generation_ops_stop(Supervisor *s) {
         /* Still running (hung): stop it like a retiring one. */
         if (s->candidate)
-                generation_retire(s->candidate, s->opt->stop_signal, s->opt->drain_timeout);
+                generation_retire(s->candidate, candidate_opt(s)->stop_signal, candidate_opt(s)->drain_timeout);
         s->candidate = NULL;
 }
 
@@ -412,7 +422,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                  s->reload_started);
         NextHandoffConfig c = {
                 .exe = s->p->exe,
-                .argv = s->p->argv,
+                .argv = s->trying ? s->trying->argv : s->p->argv,
                 .fds = s->config.fds,
                 .n_fds = s->config.n_fds,
                 .n_stored = s->p->store->n,
@@ -422,8 +432,9 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                 .stats = stats,
                 /* It enforces the start timeout on its generation; this
                  * bounds the handoff process itself on top of that. */
-                .timeout = s->opt->start_timeout == USEC_INFINITY ? USEC_INFINITY
-                                                                  : s->opt->start_timeout + 5 * USEC_PER_SEC,
+                .timeout = candidate_opt(s)->start_timeout == USEC_INFINITY
+                                   ? USEC_INFINITY
+                                   : candidate_opt(s)->start_timeout + 5 * USEC_PER_SEC,
         };
         *ret_code = 1;
         return next_handoff_start(s->event, &c, number, &next_callbacks, s, &s->next);
@@ -575,12 +586,47 @@ static void reply_status(Supervisor *s, ControlConn *conn, bool json) {
         control_reply(s->control, conn, "OK %s", text);
 }
 
+/* A reload request's new command line, for the next reload to start with.
+ * The latest one wins: earlier requests still waiting are answered by the
+ * reload that starts with it. One that is invalid, or would change what
+ * only a restart can, fails the request at once; nothing is started. */
+static int stage_command_line(Supervisor *s, Control *c, ControlConn *conn, const ControlRequest *req) {
+        char why[160];
+        ReloadConfig *rc = NULL;
+        int r = reload_config_parse(s->p->argv[0], req->args, req->args_len, &rc, why, sizeof why);
+        if (r < 0) {
+                log_error("Refused a reload: %s.", why);
+                control_reply(c, conn, "FAIL Refused: %s; generation %u serves on", why,
+                              s->serving ? s->serving->number : 0);
+                return r;
+        }
+        const char *fixed = reload_config_fixed_change(s->opt, &rc->opt);
+        if (fixed) {
+                log_error("Refused a reload: its command line changes %s, which only a restart can change.", fixed);
+                control_reply(c, conn,
+                              "FAIL Refused: the new command line changes %s, which belongs to the service, not to "
+                              "a generation: repeat it as the service was started, or restart the service to "
+                              "change it (generation %u serves on)",
+                              fixed, s->serving ? s->serving->number : 0);
+                reload_config_free(rc);
+                return -EINVAL;
+        }
+        char cmd[GENERATION_COMMAND_MAX + 8];
+        generation_command_summary(rc->opt.command, cmd, sizeof cmd);
+        log_info("The next reload starts: %s.", cmd);
+        reload_config_free(s->pending);
+        s->pending = rc;
+        control_mark_resend(conn);
+        return 0;
+}
+
 /* Which reload answers a request: one that starts after it arrived, since
  * whatever the client changed (a config file, a binary) must be in it. So a
  * request joins the next reload, and asks for one; a reload already running
  * when it arrives does not count. */
-static void on_request(Control *c, ControlConn *conn, RequestKind kind, void *userdata) {
+static void on_request(Control *c, ControlConn *conn, const ControlRequest *req, void *userdata) {
         Supervisor *s = userdata;
+        RequestKind kind = req->kind;
         char reply[256];
 
         if (kind == REQUEST_STATUS || kind == REQUEST_STATUS_JSON) {
@@ -605,7 +651,9 @@ static void on_request(Control *c, ControlConn *conn, RequestKind kind, void *us
                         control_wait(c, conn, s->machine.state == STATE_STARTING ? WAIT_NEXT : WAIT_CURRENT);
                 return;
         }
-        log_info("Reload requested (control socket).");
+        if (req->args_len > 0 && stage_command_line(s, c, conn, req) < 0)
+                return;
+        log_info("Reload requested (control socket)%s.", req->args_len > 0 ? " with a new command line" : "");
         control_wait(c, conn, WAIT_NEXT);
         dispatch(s, EV_RELOAD);
 }
@@ -633,19 +681,35 @@ static void control_on_handed_over(Supervisor *s) {
         /* We are stopping now, but the reload succeeded: it is the service
          * that lives on, in the next handoff. */
         control_reload_ended(s->control, results_reply(&s->results, END_SERVING, reply, sizeof reply));
-        /* A reload asked for meanwhile was passed on: it ends there. */
-        snprintf(reply, sizeof reply, "JOIN %d", (int) s->handed_to);
-        control_answer_next(s->control, reply);
+        /* A reload asked for meanwhile was passed on: it ends there. A
+         * new command line is ours alone; its client sends it there. */
+        control_pass_on(s->control, s->handed_to);
 }
 
 /* ---- actions ------------------------------------------------------------ */
 
+/* What a generation gets from the options it runs under. */
+static void configure_generation(Supervisor *s, const Options *o) {
+        s->config.argv = o->command;
+        s->config.ready_by_delay = o->ready_by_delay;
+        s->config.ready_delay = o->ready_delay;
+        s->config.start_timeout = o->start_timeout;
+        s->config.notify_access = o->notify_access;
+        s->machine.bake = o->bake > 0;
+}
+
 static void start_candidate(Supervisor *s) {
-        const CandidateOps *ops = s->machine.state == STATE_RELOADING ? s->reload_ops : &generation_ops;
+        bool reload = s->machine.state == STATE_RELOADING;
+        const CandidateOps *ops = reload ? s->reload_ops : &generation_ops;
         unsigned number = ++s->last_number;
         int code = 1, r;
         s->reload_started = now_monotonic();
         results_begin(&s->results);
+        if (reload) {
+                reload_config_free(s->trying);
+                s->trying = TAKE_PTR(s->pending);
+        }
+        configure_generation(s, candidate_opt(s));
 
         service_store_drop_staged(&s->store);
         r = service_store_build_inheritance(&s->store, s->p->listeners->fds, s->p->listeners->names,
@@ -673,6 +737,21 @@ static void rollback(Supervisor *s) {
         /* A reload that failed; not a first start, nor an abort by a stop. */
         if (s->machine.state != STATE_STOPPING)
                 results_rolled_back(&s->results);
+        /* Its command line goes with it: the next reload starts the serving one. */
+        if (s->trying)
+                log_info("The new command line was not adopted; reloads start the serving one.");
+        s->trying = reload_config_free(s->trying);
+        configure_generation(s, s->opt);
+}
+
+/* The candidate serves: the command line it started with is ours now. */
+static void adopt_command_line(Supervisor *s) {
+        if (!s->trying)
+                return;
+        reload_config_free(s->current);
+        s->current = TAKE_PTR(s->trying);
+        s->opt = &s->current->opt;
+        log_set_max_level(s->opt->verbose ? LOG_DEBUG : LOG_INFO);
 }
 
 static void commit(Supervisor *s) {
@@ -691,8 +770,10 @@ static void commit(Supervisor *s) {
         if (old) {
                 log_info("Generation %u (pid %d) serves; retiring generation %u (pid %d).", g->number, (int) g->pid,
                          old->number, (int) old->pid);
+                /* It stops as the command line it was started with says. */
                 generation_retire(old, s->opt->stop_signal, s->opt->drain_timeout);
         }
+        adopt_command_line(s);
 }
 
 static int on_bake_done(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -709,9 +790,10 @@ static int on_bake_done(sd_event_source *src, uint64_t usec, void *userdata) {
 static void start_bake(Supervisor *s) {
         char d[32];
         log_info("Generation %u is ready; it serves beside generation %u for the bake time (%s).", s->last_number,
-                 s->serving ? s->serving->number : 0, format_duration(d, sizeof d, s->opt->bake));
+                 s->serving ? s->serving->number : 0, format_duration(d, sizeof d, candidate_opt(s)->bake));
         s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
-        int r = sd_event_add_time_relative(s->event, &s->bake_timer, CLOCK_MONOTONIC, s->opt->bake, 1000, on_bake_done, s);
+        int r = sd_event_add_time_relative(s->event, &s->bake_timer, CLOCK_MONOTONIC, candidate_opt(s)->bake, 1000,
+                                           on_bake_done, s);
         if (r < 0) {
                 log_warning_errno(r, "Failed to arm the bake timer, committing now: %m");
                 dispatch(s, EV_BAKED);
@@ -972,6 +1054,9 @@ static void supervisor_done(Supervisor *s) {
         cgroup_root_free(s->cgroup);
         service_store_done(&s->store);
         strv_free(s->inherited_names);
+        reload_config_free(s->pending);
+        reload_config_free(s->trying);
+        reload_config_free(s->current);
         sd_event_unref(s->event);
 }
 

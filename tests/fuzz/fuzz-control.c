@@ -7,13 +7,19 @@
  *    a heap block of exactly len bytes without a NUL (AddressSanitizer sees
  *    any read past it);
  *  - accepted exactly: "RELOAD", "JOIN", "STATUS", "STATUS json", each
- *    optionally followed by one newline, with the matching kind; anything
- *    else -EBADMSG with the output untouched. */
+ *    optionally followed by one newline, with the matching kind; "RELOAD"
+ *    followed by a NUL and anything (a new command line) as a reload whose
+ *    arguments are exactly the rest of the buffer; anything else -EBADMSG
+ *    with the output untouched;
+ *  - a command line is taken apart without reading past it, and parses to
+ *    a configuration or -EINVAL/-ENOMEM with a reason. */
 #include <errno.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include "control.h"
 #include "fuzz.h"
+#include "reload-config.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         static const struct {
@@ -39,14 +45,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (strlen(known[i].text) == len && memcmp(buf, known[i].text, len) == 0)
                         want = (int) i;
 
-        RequestKind kind = (RequestKind) 0x5a5a;
-        int r = control_parse_request(buf, size, &kind);
-        if (want >= 0)
-                FUZZ_ASSERT(r == 0 && kind == known[want].kind, "\"%s\": returned %d kind %d", known[want].text, r,
-                            (int) kind);
+        bool with_args = size > 7 && memcmp(buf, "RELOAD", 7) == 0;
+        ControlRequest req = { .kind = (RequestKind) 0x5a5a };
+        int r = control_parse_request(buf, size, &req);
+        if (with_args) {
+                FUZZ_ASSERT(r == 0 && req.kind == REQUEST_RELOAD && req.args == buf + 6 && req.args_len == size - 6,
+                            "a reload with a command line: returned %d kind %d", r, (int) req.kind);
+                ReloadConfig *c = NULL;
+                char why[128] = "";
+                int k = reload_config_parse("handoff", req.args, req.args_len, &c, why, sizeof why);
+                FUZZ_ASSERT(k == 0 ? c != NULL : (k == -EINVAL || k == -ENOMEM) && why[0] != '\0',
+                            "reload_config_parse returned %d", k);
+                if (c)
+                        FUZZ_ASSERT(c->opt.command && c->opt.command[0], "a configuration without a command");
+                reload_config_free(c);
+        } else if (want >= 0)
+                FUZZ_ASSERT(r == 0 && req.kind == known[want].kind && req.args_len == 0,
+                            "\"%s\": returned %d kind %d", known[want].text, r, (int) req.kind);
         else {
                 FUZZ_ASSERT(r == -EBADMSG, "a request of %zu bytes that is none of ours: returned %d", size, r);
-                FUZZ_ASSERT(kind == (RequestKind) 0x5a5a, "output written for a refused request");
+                FUZZ_ASSERT(req.kind == (RequestKind) 0x5a5a, "output written for a refused request");
         }
         free(buf);
         return 0;

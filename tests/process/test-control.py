@@ -234,8 +234,13 @@ def test_bad_requests_never_disturb(tmp):
     try:
         pid = h.main_pid()
         check(raw(pid, b"garbage") == "ERROR unknown request", "garbage")
-        check(raw(pid, b"RELOAD\x00x") == "ERROR unknown request", "embedded NUL")
-        check(raw(pid, b"R" * 5000) == "ERROR request too long", "oversized")
+        # After a NUL comes a new command line (reload-config.h): a bad one
+        # is refused with the reason, and nothing is started.
+        check(raw(pid, b"RELOAD\x00x").startswith("FAIL Refused: the new command line is invalid"), "bad args")
+        check(raw(pid, b"RELOAD" + b"\x00--bogus" * 6000).startswith("FAIL Refused"), "60 KB of bad args")
+        check(raw(pid, b"RELOADX") == "ERROR unknown request", "no NUL")
+        check(raw(pid, b"R" * 70000) == "ERROR request too long", "oversized")
+        check(h.ready_count() == 1, "no reload was started by a refused request")
         check(raw(pid, b"") in ("ERROR unknown request", ""), "empty")
         # A client that connects and never writes is dropped after 5 s.
         silent = raw(pid, None, read=False)

@@ -223,6 +223,11 @@ def wait_serving(um, unit, gen, timeout=20):
     return um.wait_for(pred, timeout, "%s to serve generation %d" % (unit, gen))
 
 
+def proc_argv(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().split(b"\0")[:-1]
+
+
 def wait_answers_from(port, pid, timeout=10):
     """New connections reach app pid (a retiring generation may still answer
     during its close-grace)."""
@@ -729,6 +734,66 @@ def test_template(um):
 
 
 @with_logs
+def test_template_reload_applies_config(um):
+    """Edit NAME.conf, systemctl reload: the next generation runs the new
+    COMMAND= with the new HANDOFF_OPTIONS=, in both modes; a broken COMMAND=
+    fails the reload (systemctl says so) and the old generation serves on."""
+    subs = {"HANDOFF": HANDOFF}
+    um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
+    um.install_unit("handoff@.service", render("handoff@.service", subs), reload=False)
+    os.makedirs(um.path("config", "handoff"), exist_ok=True)
+
+    def configure(name, mode, command, drain):
+        with open(um.path("config", "handoff", name + ".conf"), "w") as f:
+            f.write('COMMAND=%s\nHANDOFF_OPTIONS=--mode=%s --drain-timeout=%s\n' % (command, mode, drain))
+
+    for mode in ("handover", "supervise"):
+        name, port = "cfg-" + mode, free_port()
+        unit = "handoff@%s.service" % name
+        configure(name, mode, '%s --status "first config"' % FIXTURE, "5s")
+        log_ = um.path(name + ".log")
+        write_dropin(um, "handoff@%s.socket" % name, "[Socket]\nListenStream=127.0.0.1:%d\n" % port,
+                     reload=False)
+        write_dropin(um, unit, "[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n" % (log_, log_))
+        um.systemctl("start", "handoff@%s.socket" % name)
+        app1, _ = answer_of(port, timeout=15)
+        um.wait_state(unit, "active", sub_state="running")
+        main1 = um.main_pid(unit)
+        assert b"first config" in proc_argv(app1), proc_argv(app1)
+
+        # The operator edits the config and reloads.
+        configure(name, mode, '%s --status "second config" --grace-ms 20' % FIXTURE, "7s")
+        um.systemctl("reload", unit)
+        main2 = um.main_pid(unit)
+        assert (main2 == main1) == (mode == "supervise"), (mode, main1, main2)
+        # The old generation may answer for its close-grace: wait for the new one.
+        app2 = um.wait_for(lambda: (lambda pid: pid if pid != app1 else None)(answer_of(port)[0]), 10,
+                           "the new generation to answer")
+        assert proc_argv(app2)[1:] == [b"--status", b"second config", b"--grace-ms", b"20"], proc_argv(app2)
+        if mode == "handover":
+            # The next handoff was started with the new options too.
+            assert b"--drain-timeout=7s" in proc_argv(main2), proc_argv(main2)
+        um.wait_for(lambda: not pid_alive(app1), 10, "generation 1 retired")
+
+        # A broken config: the reload fails, and nothing serving is lost.
+        configure(name, mode, "/nonexistent/server --flag", "7s")
+        r = um.systemctl("reload", unit, check=False)
+        assert r.returncode != 0, r
+        um.wait_state(unit, "active", sub_state="running")
+        assert um.main_pid(unit) == main2 and answer_of(port)[0] == app2, "the old generation serves on"
+        with open(log_) as f:
+            text = f.read()
+        assert "/nonexistent/server" in text and "could not be started" in text, text[-2000:]
+        # A config that needs a restart says so.
+        with open(um.path("config", "handoff", name + ".conf"), "w") as f:
+            f.write('COMMAND=%s\nHANDOFF_OPTIONS=--mode=%s --cgroup=no\n' % (FIXTURE, mode))
+        r = um.systemctl("reload", unit, check=False)
+        assert r.returncode != 0 and answer_of(port)[0] == app2, r
+        um.wait_for(lambda: "changes --cgroup" in open(log_).read(), 10, "the reason in the log")
+        um.systemctl("stop", unit, "handoff@%s.socket" % name)
+
+
+@with_logs
 def test_rapid_sighups(um):
     """SIGHUPs while a reload runs (several `systemctl kill -s HUP`, a
     config-management run): remembered and run once, right after the current
@@ -888,6 +953,7 @@ if __name__ == "__main__":
         test_stop_right_after_reload_other_mode,
         test_systemd_run_recipe,
         test_template,
+        test_template_reload_applies_config,
         test_notify_reload_variant,
     ]
     if sys.argv[1:]:   # e.g. test-units.py test_watchdog test_template

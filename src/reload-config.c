@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reload-config.h"
+#include "util.h"
+
+#define REQUEST "RELOAD"
+
+int reload_config_encode(char *const *args, size_t n, char **ret, size_t *ret_len) {
+        size_t len = strlen(REQUEST);
+        for (size_t i = 0; i < n; i++)
+                len += 1 + strlen(args[i]);
+        char *buf = malloc(len + 1);
+        if (!buf)
+                return -ENOMEM;
+        char *p = stpcpy(buf, REQUEST);
+        for (size_t i = 0; i < n; i++) {
+                *p++ = '\0';
+                p = stpcpy(p, args[i]);
+        }
+        *ret = buf;
+        *ret_len = len;
+        return 0;
+}
+
+ReloadConfig *reload_config_free(ReloadConfig *c) {
+        if (!c)
+                return NULL;
+        options_done(&c->opt);
+        strv_free(c->argv);
+        free(c);
+        return NULL;
+}
+
+int reload_config_parse(const char *argv0, const char *args, size_t len, ReloadConfig **ret, char *why,
+                        size_t why_size) {
+        ReloadConfig *c = calloc(1, sizeof *c);
+        size_t n = 0;
+        if (!c || strv_push(&c->argv, &n, strdup(argv0)) < 0)
+                goto oom;
+        /* Each argument comes after a NUL; the last one ends with the message. */
+        for (size_t i = 0; i < len;) {
+                if (args[i] != '\0') {
+                        snprintf(why, why_size, "malformed reload request");
+                        reload_config_free(c);
+                        return -EINVAL;
+                }
+                const char *a = args + i + 1;
+                const char *end = memchr(a, '\0', len - i - 1);
+                size_t k = end ? (size_t) (end - a) : len - i - 1;
+                if (strv_push(&c->argv, &n, strndup(a, k)) < 0)
+                        goto oom;
+                i += 1 + k;
+        }
+        c->opt = OPTIONS_DEFAULT;
+        int r = options_parse((int) n, c->argv, &c->opt);
+        if (r <= 0) {
+                snprintf(why, why_size, r == 0 ? "the new command line asks for --help or --version"
+                                               : "the new command line is invalid (handoff's log says why)");
+                reload_config_free(c);
+                return r == -ENOMEM ? r : -EINVAL;
+        }
+        *ret = c;
+        return 0;
+oom:
+        snprintf(why, why_size, "out of memory");
+        reload_config_free(c);
+        return -ENOMEM;
+}
+
+static bool streq_null(const char *a, const char *b) {
+        return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+const char *reload_config_fixed_change(const Options *cur, const Options *next) {
+        if (cur->n_listen != next->n_listen)
+                return "--listen";
+        for (size_t i = 0; i < cur->n_listen; i++)
+                if (strcmp(cur->listen[i], next->listen[i]) != 0)
+                        return "--listen";
+        if (cur->mode != next->mode)
+                return "--mode";
+        if (cur->cgroup != next->cgroup)
+                return "--cgroup";
+        if (!streq_null(cur->pid_file, next->pid_file))
+                return "--pid-file";
+        if (cur->notify_socket != next->notify_socket)
+                return "--notify-socket";
+        if (cur->fd_store_max != next->fd_store_max)
+                return "--fd-store-max";
+        if (cur->systemd_fd_store != next->systemd_fd_store)
+                return "--systemd-fd-store";
+        return NULL;
+}

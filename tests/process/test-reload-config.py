@@ -1,0 +1,131 @@
+#!/usr/bin/python3
+"""A reload that brings a new command line (`handoff reload -- OPTIONS --
+COMMAND`, what the template unit's ExecReload= sends with the unit's
+current environment), in the mode HANDOFF_TEST_MODE names: the candidate
+runs the new command with the new options, they stay in effect for later
+reloads (SIGHUP too), each generation stops the way its own command line
+says, and a bad new command line fails the reload with a reason while the
+old generation serves on."""
+
+import os
+import signal
+import subprocess
+
+from handofftest.handoff import FIXTURE, HANDOFF, MODE, Handoff
+from handofftest.net import free_port, serving_pid
+from handofftest.notify import FakeSystemd
+from handofftest.runner import run
+from handofftest.wait import check, wait_for
+
+
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return f.read().split(b"\0")[:-1]
+
+
+class Service:
+    """handoff started as a unit would start it: OPTIONS -- COMMAND."""
+
+    def __init__(self, tmp, options, command):
+        self.port = free_port()
+        self.fixed = ["-l", f"127.0.0.1:{self.port}", f"--mode={MODE}"]
+        self.h = Handoff(tmp, [*self.fixed, *options], command, notify=FakeSystemd(tmp))
+        self.h.wait_ready(1)
+
+    def reload(self, options, command, fixed=None):
+        """What ExecReload= runs: handoff reload -- OPTIONS -- COMMAND."""
+        args = [HANDOFF, "reload", f"--pid={self.h.main_pid()}", "--",
+                *(self.fixed if fixed is None else fixed), *options, "--", *command]
+        return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+    def serving(self, number, timeout=10):
+        """The pid that generation number serves with, once it answers."""
+        pid = self.h.generation_pid(number)
+        wait_for(lambda: serving_pid(self.port) == pid, timeout, f"generation {number} (pid {pid}) answers")
+        return pid
+
+
+def test_new_command_line_serves_and_stays(tmp):
+    s = Service(tmp, ["--drain-timeout=20s"], [FIXTURE, "--status=one"])
+    h = s.h
+    try:
+        check(b"--status=one" in cmdline(s.serving(1)), "generation 1 runs the first command")
+        p = s.reload(["--drain-timeout=20s"], [FIXTURE, "--status=two"])
+        check(p.returncode == 0, f"reload with a new command line: exit {p.returncode}: {p.stderr}")
+        check(p.stdout.startswith("reloaded: generation 2"), p.stdout)
+        h.wait_ready(2)
+        check(cmdline(s.serving(2))[1:] == [b"--status=two"], f"generation 2 runs the new command: "
+                                                                f"{cmdline(h.generation_pid(2))}")
+        if MODE == "handover":
+            # The next handoff itself was started with the new command line.
+            check(cmdline(h.main_pid())[-2:] == [FIXTURE.encode(), b"--status=two"],
+                  f"the next handoff's own argv: {cmdline(h.main_pid())}")
+        # A later reload, even by signal, starts the adopted command again.
+        h.signal(signal.SIGHUP)
+        h.wait_ready(3)
+        check(cmdline(s.serving(3))[1:] == [b"--status=two"], "generation 3 (SIGHUP) runs the adopted command")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_each_generation_stops_as_its_command_line_says(tmp):
+    s = Service(tmp, [], [FIXTURE])
+    h = s.h
+    try:
+        first = s.serving(1)
+        p = s.reload(["--stop-signal=INT"], [FIXTURE, "--grace-ms=50"])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        second = s.serving(2)
+        # Generation 1 was started under the old options: SIGTERM.
+        h.wait_log(f"pid={first} got Terminated", 15)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(3)
+        # Generation 2 under the new ones: SIGINT.
+        h.wait_log(f"pid={second} got Interrupt", 15)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_bad_new_command_lines_fail_and_old_serves(tmp):
+    s = Service(tmp, [], [FIXTURE, "--status=one"])
+    h = s.h
+    try:
+        first = s.serving(1)
+
+        # A typo is caught by the client: exit 2, nothing asked of handoff.
+        p = s.reload(["--drain-timout=5s"], [FIXTURE])
+        check(p.returncode == 2 and "drain-timout" in p.stderr, f"unknown option: {p.returncode} {p.stderr}")
+        p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}", "--"], capture_output=True, text=True,
+                           timeout=10)
+        check(p.returncode == 2 and "nothing after" in p.stderr, f"empty command line: {p.returncode} {p.stderr}")
+
+        # What only a restart can change fails the reload and says which option.
+        other = free_port()
+        p = s.reload([], [FIXTURE], fixed=["-l", f"127.0.0.1:{other}", f"--mode={MODE}"])
+        check(p.returncode == 1 and "changes --listen" in p.stderr and "restart" in p.stderr,
+              f"a new --listen: {p.returncode} {p.stderr}")
+        p = s.reload(["--cgroup=no"], [FIXTURE])
+        check(p.returncode == 1 and "changes --cgroup" in p.stderr, f"a new --cgroup: {p.returncode} {p.stderr}")
+        check(h.ready_count() == 1, "no reload was started for a refused command line")
+
+        # A command that cannot start: a failed reload, the old generation serves on.
+        p = s.reload([], ["/nonexistent/server"])
+        check(p.returncode == 1 and "failed" in p.stderr, f"a command that cannot start: {p.returncode} {p.stderr}")
+        check(serving_pid(s.port) == first, "generation 1 still serves")
+        check(h.main_pid() == h.mains()[0], "handoff main unchanged")
+
+        # The failed command line was not adopted: SIGHUP starts the old one.
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2)
+        check(cmdline(s.serving(3))[1:] == [b"--status=one"],
+              f"the next reload runs the serving command line:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+if __name__ == "__main__":
+    run([test_new_command_line_serves_and_stays, test_each_generation_stops_as_its_command_line_says,
+         test_bad_new_command_lines_fail_and_old_serves])
