@@ -22,6 +22,7 @@ test=(
         golang-go golang-github-coreos-go-systemd-dev   # the compatibility suite (tests/compat/)
         systemd dbus-user-session          # the real systemd --user manager tests
         bash-completion                    # the completion test (test-install.py)
+        ansible-core                       # the fleet example (examples/ansible, test-ansible.py)
         wrk                                # load for the benchmark
         valgrind                           # the leak test over 100 reloads
         clang libclang-rt-14-dev           # libFuzzer (clang only recommends its runtime)
