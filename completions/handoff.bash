@@ -28,12 +28,22 @@ _handoff()
         local cur prev words cword split
         _init_completion -s -n := || return
 
-        local i verb="" dashdash=0
+        local i verb="" dashdash=0 newline=0
+        # "handoff reload" / "handoff status": the verb must be the first word.
+        if ((cword > 1)) && [[ ${words[1]} == @(reload|status) ]]; then
+                verb=${words[1]}
+        fi
         for ((i = 1; i < cword; i++)); do
-                if [[ ${words[i]} == -- ]]; then
-                        dashdash=$i
-                        break
+                [[ ${words[i]} == -- ]] || continue
+                # "handoff reload -- OPTIONS -- COMMAND": after the first
+                # "--" come handoff's own options, as when it is started.
+                if [[ $verb == reload ]] && ((!newline)); then
+                        newline=$i
+                        verb=
+                        continue
                 fi
+                dashdash=$i
+                break
         done
 
         # After "--" comes COMMAND and its own arguments: complete those as
@@ -41,11 +51,6 @@ _handoff()
         if ((dashdash)); then
                 _command_offset $((dashdash + 1))
                 return
-        fi
-
-        # "handoff reload" / "handoff status": the verb must be the first word.
-        if ((cword > 1)) && [[ ${words[1]} == @(reload|status) ]]; then
-                verb=${words[1]}
         fi
 
         if [[ -n $verb ]]; then
@@ -59,7 +64,7 @@ _handoff()
                         return
                         ;;
                 esac
-                local opts="--pid= --timeout= --help"
+                local opts="--pid= --timeout= --help --"
                 [[ $verb == status ]] && opts="--pid= --json --help"
                 if [[ $cur == -* ]]; then
                         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
