@@ -18,3 +18,4 @@ int parse_duration(const char *s, usec_t *ret);
 const char *format_duration(char *buf, size_t len, usec_t u);
 
 usec_t now_monotonic(void);
+usec_t now_realtime(void);
