@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <sys/un.h>
+#include <time.h>
 
 #include "status.h"
 
@@ -97,12 +97,6 @@ void socket_inspect(int fd, StatusSocket *k) {
                 return;
         }
         status_socket_from_sockaddr(k, (struct sockaddr *) &ss, len, type);
-}
-
-void socket_describe(int fd, char *buf, size_t size) {
-        StatusSocket k;
-        socket_inspect(fd, &k);
-        snprintf(buf, size, "%s", k.address);
 }
 
 const char *status_format_timestamp(char *buf, size_t size, usec_t mono, usec_t now, usec_t now_realtime) {

@@ -70,10 +70,9 @@ typedef struct ServiceStatus {
         bool predecessor_draining;
 } ServiceStatus;
 
-/* Describes a listening socket from getsockname(): "tcp 127.0.0.1:8080". */
-void socket_describe(int fd, char *buf, size_t size);
-/* Fills in k's address, family, type, host, port and path from the socket
- * (fd and name are the caller's). Unknown parts stay 0/empty. */
+/* Describes a listening socket from getsockname(): k's address ("tcp
+ * 127.0.0.1:8080"), and family, type, host, port and path (fd and name are
+ * the caller's). Unknown parts stay 0/empty. */
 void socket_inspect(int fd, StatusSocket *k);
 /* The same from a socket address and type (exposed for the unit tests). */
 void status_socket_from_sockaddr(StatusSocket *k, const struct sockaddr *sa, socklen_t len, int type);
