@@ -401,6 +401,7 @@ int client_main(int argc, char **argv) {
         int c;
 
         optind = 0;
+        argv[0] = (char *) "handoff"; /* getopt's messages start with it, as ours do */
         while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) >= 0) {
                 last_value = optarg;
                 switch (c) {
@@ -420,7 +421,7 @@ int client_main(int argc, char **argv) {
                         help(verb);
                         return 0;
                 default:
-                        fprintf(stderr, "Try 'handoff %s --help'.\n", verb);
+                        fprintf(stderr, "Try 'handoff %s --help' for more information.\n", verb);
                         return EXIT_CLIENT_USAGE;
                 }
         }
@@ -466,7 +467,7 @@ int client_main(int argc, char **argv) {
                 return 0;
         }
         if (strncmp(reply, "FAIL ", 5) == 0) {
-                fprintf(stderr, "%s\n", reply + 5);
+                fprintf(stderr, "handoff: %s\n", reply + 5);
                 return EXIT_CLIENT_FAILED;
         }
         fprintf(stderr, "handoff: %s\n", strncmp(reply, "ERROR ", 6) == 0 ? reply + 6 : reply);

@@ -223,7 +223,7 @@ static int parse_one(int c, const char *arg, Options *o) {
         }
 }
 
-int options_parse(int argc, char **argv, Options *o) {
+static int parse_argv(int argc, char **argv, Options *o) {
         static const struct option longopts[] = {
                 { "listen", required_argument, NULL, 'l' },
                 { "ready", required_argument, NULL, ARG_READY },
@@ -279,6 +279,19 @@ int options_parse(int argc, char **argv, Options *o) {
         }
         o->command = argv + optind;
         return 1;
+}
+
+int options_parse(int argc, char **argv, Options *o) {
+        /* getopt's own messages ("unrecognized option") start with argv[0]:
+         * make that "handoff:", as ours, not the path handoff was run by.
+         * argv[0] is restored: the next handoff is started from it. */
+        if (argc < 1)
+                return parse_argv(argc, argv, o);
+        char *argv0 = argv[0];
+        argv[0] = (char *) "handoff";
+        int r = parse_argv(argc, argv, o);
+        argv[0] = argv0;
+        return r;
 }
 
 void options_done(Options *o) {

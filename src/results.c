@@ -6,6 +6,7 @@
 
 void results_begin(Results *r) {
         r->current_failed = false;
+        r->began = now_monotonic();
 }
 
 void results_ok(Results *r, unsigned number, pid_t pid, usec_t took, pid_t handoff_pid) {
@@ -17,12 +18,17 @@ void results_ok(Results *r, unsigned number, pid_t pid, usec_t took, pid_t hando
         snprintf(r->last_result, sizeof r->last_result, "reload to generation %u ok in %s", number, d);
         snprintf(r->last_reply, sizeof r->last_reply, "reloaded: generation %u, pid %d, %s%s", number, (int) pid, d, h);
         r->last_ok = true;
+        r->last_gen = number;
+        r->last_gen_ok = true;
+        r->last_ended = now_monotonic();
+        r->last_took = took;
 }
 
 void results_failed(Results *r, unsigned number, const char *why) {
         snprintf(r->last_result, sizeof r->last_result, "generation %u failed: %.140s", number, why);
         r->last_ok = false;
         r->current_failed = true;
+        r->failed_gen = number;
 }
 
 void results_failed_text(Results *r, unsigned number, const char *text) {
@@ -30,12 +36,17 @@ void results_failed_text(Results *r, unsigned number, const char *text) {
                 snprintf(r->last_result, sizeof r->last_result, "%s", text);
                 r->last_ok = false;
                 r->current_failed = true;
+                r->failed_gen = number;
         } else
                 results_failed(r, number, text);
 }
 
 void results_rolled_back(Results *r) {
         r->reloads_failed++;
+        r->last_gen = r->failed_gen;
+        r->last_gen_ok = false;
+        r->last_ended = now_monotonic();
+        r->last_took = r->began && r->last_ended > r->began ? r->last_ended - r->began : 0;
 }
 
 void results_app_status(Results *r, unsigned number, const char *status) {

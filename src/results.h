@@ -8,7 +8,8 @@
 #include "time-util.h"
 
 /* How reloads went, and the words handoff uses for it: the STATUS= line
- * systemd shows, and the replies "handoff reload" prints. No I/O. */
+ * systemd shows, and the replies "handoff reload" prints. No I/O; the
+ * monotonic clock is read to stamp when a reload began and ended. */
 
 typedef struct Results {
         unsigned reloads_ok;
@@ -19,6 +20,13 @@ typedef struct Results {
         bool current_failed;     /* last_result is the failure of the reload running now */
         char app_status[256];    /* a generation's own STATUS= ... */
         unsigned app_status_gen; /* ... and which generation said it */
+        /* For "handoff status --json": the last reload that ended. */
+        usec_t began;            /* CLOCK_MONOTONIC: the reload (or first start) running now */
+        unsigned failed_gen;     /* the generation results_failed*() named */
+        unsigned last_gen;       /* the generation the last reload started; 0: none ended yet */
+        bool last_gen_ok;        /* ... and whether it serves (or served) */
+        usec_t last_ended;       /* CLOCK_MONOTONIC */
+        usec_t last_took;        /* start to ready (as in STATUS=), or start to rollback */
 } Results;
 
 /* A reload (or the first start) begins: nothing has failed in it yet. */

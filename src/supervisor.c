@@ -68,6 +68,7 @@ struct Supervisor {
         unsigned n_queued;
         bool dispatching;
 
+        usec_t started;          /* this handoff process, for "handoff status" */
         usec_t reload_started;
         usec_t inherited_reload_started; /* started as the next handoff: when the reload began */
         Results results;
@@ -529,6 +530,8 @@ static void add_generation(ServiceStatus *st, const Generation *g, const char *r
                 .pid = g->pid,
                 .role = role,
                 .age = now - g->started_usec,
+                .started = g->started_usec,
+                .ready = g->ready ? g->ready_usec : 0,
                 .kill_in = deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0,
                 .main_exited = g->exited,
                 .processes = proc_tree_count(g->tree),
@@ -542,18 +545,25 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
         *st = (ServiceStatus) {
                 .pid = getpid(),
                 .version = HANDOFF_VERSION,
+                .now = now,
+                .now_realtime = now_realtime(),
+                .started = s->started,
                 .mode = s->machine.handover ? "handover" : "supervise",
                 .state = state_to_string(s->machine.state),
                 .reloads_ok = s->results.reloads_ok,
                 .reloads_failed = s->results.reloads_failed,
                 .last_result = s->results.last_result,
+                .last_reload_generation = s->results.last_gen,
+                .last_reload_ok = s->results.last_gen_ok,
+                .last_reload_ended = s->results.last_ended,
+                .last_reload_duration = s->results.last_took,
                 .handed_over_to = s->handed_to,
                 .predecessor_draining = role_predecessor_alive(s->role),
         };
         if (s->serving)
                 add_generation(st, s->serving, "serving", now);
         if (s->candidate)
-                add_generation(st, s->candidate, "starting", now);
+                add_generation(st, s->candidate, s->machine.state == STATE_BAKING ? "baking" : "starting", now);
         for (Generation *g = s->gens; g; g = g->next)
                 if (g != s->serving && g != s->candidate)
                         add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
@@ -563,6 +573,7 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                         .pid = next_handoff_pid(s->next),
                         .role = "next-handoff",
                         .age = now - s->reload_started,
+                        .started = s->reload_started,
                         .kill_in = USEC_INFINITY,
                         .processes = 1, /* its own generation is its to count */
                         .memory = UINT64_MAX,
@@ -571,7 +582,7 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                 StatusSocket *k = &st->sockets[st->n_sockets++];
                 k->fd = 3 + (int) i; /* where every generation finds it */
                 k->name = l->names[i];
-                socket_describe(l->fds[i], k->address, sizeof k->address);
+                socket_inspect(l->fds[i], k);
         }
 }
 
@@ -1083,6 +1094,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                         .die_with_parent = !p->handover,
                 },
                 .exit_code = 1,
+                .started = now_monotonic(),
                 .handed_channel = -EBADF,
                 .store = { .store = p->store },
         };

@@ -117,31 +117,61 @@ int parse_duration(const char *s, usec_t *ret) {
         return 0;
 }
 
+/* As systemd's format_timespan() with an accuracy of 1ms: the largest units
+ * first ("1h 2min 5s"), seconds below a minute with their milliseconds
+ * ("5.500s", "1min 30.250s"), below a second whole milliseconds ("350ms"),
+ * below a millisecond microseconds ("999us"), and "0". No weeks, months or
+ * years: parse_duration() does not take them back. */
 const char *format_duration(char *buf, size_t len, usec_t u) {
+        static const struct {
+                const char *suffix;
+                usec_t usec;
+        } table[] = {
+                { "d", 86400 * USEC_PER_SEC },
+                { "h", 3600 * USEC_PER_SEC },
+                { "min", 60 * USEC_PER_SEC },
+                { "s", USEC_PER_SEC },
+                { "ms", USEC_PER_MSEC },
+        };
+        char out[96];
+        size_t n = 0;
+
         if (u == USEC_INFINITY)
-                snprintf(buf, len, "infinity");
+                snprintf(out, sizeof out, "infinity");
+        else if (u == 0)
+                snprintf(out, sizeof out, "0");
         else if (u < USEC_PER_MSEC)
-                snprintf(buf, len, "%lluus", (unsigned long long) u);
-        else if (u < USEC_PER_SEC)
-                snprintf(buf, len, "%llums", (unsigned long long) (u / USEC_PER_MSEC));
-        else if (u < 60 * USEC_PER_SEC) {
-                unsigned long long ms = u / USEC_PER_MSEC;
-                if (ms % 1000 == 0)
-                        snprintf(buf, len, "%llus", ms / 1000);
-                else
-                        snprintf(buf, len, "%llu.%03llus", ms / 1000, ms % 1000);
-        } else {
-                unsigned long long sec = u / USEC_PER_SEC;
-                if (sec % 60 == 0)
-                        snprintf(buf, len, "%llumin", sec / 60);
-                else
-                        snprintf(buf, len, "%llumin %llus", sec / 60, sec % 60);
+                snprintf(out, sizeof out, "%lluus", (unsigned long long) u);
+        else {
+                u -= u % USEC_PER_MSEC;
+                out[0] = '\0';
+                for (size_t i = 0; i < sizeof table / sizeof table[0] && u > 0; i++) {
+                        if (u < table[i].usec)
+                                continue;
+                        unsigned long long a = u / table[i].usec, b = u % table[i].usec;
+                        const char *sep = n > 0 ? " " : "";
+                        if (table[i].usec == USEC_PER_SEC && b > 0) {
+                                /* Below a minute (larger units took the rest). */
+                                n += (size_t) snprintf(out + n, sizeof out - n, "%s%llu.%03llus", sep, a,
+                                                       b / USEC_PER_MSEC);
+                                break;
+                        }
+                        n += (size_t) snprintf(out + n, sizeof out - n, "%s%llu%s", sep, a, table[i].suffix);
+                        u = b;
+                }
         }
+        snprintf(buf, len, "%s", out);
         return buf;
 }
 
 usec_t now_monotonic(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
+}
+
+usec_t now_realtime(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
         return (usec_t) ts.tv_sec * USEC_PER_SEC + (usec_t) ts.tv_nsec / 1000;
 }

@@ -14,7 +14,9 @@ typedef uint64_t usec_t;
  * "1h", "infinity". A bare number is seconds. Returns 0 or -EINVAL/-ERANGE. */
 int parse_duration(const char *s, usec_t *ret);
 
-/* Formats a duration compactly ("180ms", "2.500s", "3min 5s", "infinity"). */
+/* Formats a duration as systemd does with millisecond accuracy ("350ms",
+ * "1.200s", "1min 30.500s", "1h 5min", "infinity"). */
 const char *format_duration(char *buf, size_t len, usec_t u);
 
 usec_t now_monotonic(void);
+usec_t now_realtime(void);

@@ -8,8 +8,8 @@
  *    "infinity" (a finite sum saturating into "infinity" would turn a
  *    timeout into none);
  *  - round trip: format(x) parses back to x truncated to the precision
- *    format_duration() prints (exact below 1ms; whole milliseconds below 1
- *    minute; whole seconds above), and formatting that gives the same text;
+ *    format_duration() prints (exact below 1ms; whole milliseconds above),
+ *    and formatting that gives the same text;
  *    this is checked for the parsed value and for 8 raw input bytes taken
  *    as a usec_t, the latter also into buffers too small for the text
  *    (truncated, NUL-terminated, nothing written past the end);
@@ -26,9 +26,7 @@
 static usec_t expected_precision(usec_t x) {
         if (x == USEC_INFINITY || x < USEC_PER_MSEC)
                 return x;
-        if (x < 60 * USEC_PER_SEC)
-                return x - x % USEC_PER_MSEC;
-        return x - x % USEC_PER_SEC;
+        return x - x % USEC_PER_MSEC;
 }
 
 static void check_round_trip(usec_t x) {

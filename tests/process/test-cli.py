@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """The command line as a person types it: a misspelt verb is a typo, not a
-server to run; durations in log lines are printed the way systemd does."""
+server to run; every message on stderr starts with "handoff:", whatever the
+path handoff was run by; durations in log lines are printed the way systemd
+does."""
 
 import re
 import subprocess
@@ -23,6 +25,34 @@ def test_misspelt_verbs_are_suggested(tmp):
         check(p.returncode == 2 and "did you mean" not in p.stderr, f"{other}: {p.returncode} {p.stderr}")
 
 
+def test_one_message_prefix(tmp):
+    # HANDOFF is a path: getopt's own messages named it, or the verb.
+    check("/" in HANDOFF, HANDOFF)
+    for args in (["--bogus", "--", "x"], ["--start-timeout"], ["reload", "--bogus"], ["status", "--timeout"],
+                 ["status", "-x"], ["reload", "--pid=abc"], ["status", "extra", "--pid=1"], ["x"]):
+        p = handoff(*args)
+        lines = p.stderr.splitlines()
+        check(p.returncode == 2 and lines and lines[0].startswith("handoff: "), f"{args}: {p.returncode} {p.stderr!r}")
+        check(all(line.startswith("handoff: ") or line.startswith("Try 'handoff ") for line in lines),
+              f"{args}: {p.stderr!r}")
+
+
+def test_failed_reload_message(tmp):
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"],
+                ["/bin/sh", "-c", f'test -e {tmp}/fail && exit 3; exec "$0" "$@"', fixture_cmd()[0]],
+                notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        open(f"{tmp}/fail", "w").close()
+        p = handoff("reload", f"--pid={h.main_pid()}")
+        check(p.returncode == 1 and p.stderr == "handoff: reload failed: generation 2 failed: exited with status 3\n",
+              f"{p.returncode} {p.stderr!r}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_ready_time_is_a_systemd_duration(tmp):
     port = free_port()
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--init-delay", "1100"), notify=FakeSystemd(tmp))
@@ -35,4 +65,5 @@ def test_ready_time_is_a_systemd_duration(tmp):
 
 
 if __name__ == "__main__":
-    run([test_misspelt_verbs_are_suggested, test_ready_time_is_a_systemd_duration])
+    run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
+         test_ready_time_is_a_systemd_duration])

@@ -26,7 +26,7 @@ def test_progress_while_starting_and_reloading(tmp):
         h.wait_ready(1)
         first = statuses(h)
         ready_at = next(i for i, (_, r) in enumerate(first) if r)
-        check(any(re.fullmatch(r"Starting generation 1 \(pid \d+, \d+ms\): warming-up", st) for st, _ in
+        check(any(re.fullmatch(r"Starting generation 1 \(pid \d+, [\d.]+m?s\): warming-up", st) for st, _ in
                   first[:ready_at]), f"the first generation's own STATUS= shown while it starts: {first}")
         check(not any(st.startswith("Serving") for st, _ in first[:ready_at]), f"no 'Serving' before READY=1: {first}")
         check(first[ready_at][0].startswith("Serving generation 1"), first)
@@ -35,7 +35,7 @@ def test_progress_while_starting_and_reloading(tmp):
         h.wait_ready(2, timeout=20)
         after = statuses(h)[len(first):]
         ready_at = next(i for i, (_, r) in enumerate(after) if r)
-        check(any(re.fullmatch(r"Reloading: generation 2 starting \(pid \d+, \d+ms\): warming-up", st)
+        check(any(re.fullmatch(r"Reloading: generation 2 starting \(pid \d+, [\d.]+m?s\): warming-up", st)
                   for st, _ in after[:ready_at]), f"the candidate's STATUS= shown as progress: {after}")
         check(after[ready_at][0].startswith("Serving generation 2"), after)
         check(h.stop() == 0, h.log())

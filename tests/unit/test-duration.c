@@ -140,7 +140,7 @@ static const char *fmt(usec_t u) {
 }
 
 START_TEST(test_format_exact) {
-        ck_assert_str_eq(fmt(0), "0us");
+        ck_assert_str_eq(fmt(0), "0");
         ck_assert_str_eq(fmt(999), "999us");
         ck_assert_str_eq(fmt(180 * MSEC), "180ms");
         ck_assert_str_eq(fmt(SEC), "1s");
@@ -149,7 +149,14 @@ START_TEST(test_format_exact) {
         ck_assert_str_eq(fmt(60 * SEC), "1min");
         ck_assert_str_eq(fmt(90 * SEC), "1min 30s");
         ck_assert_str_eq(fmt(3 * MIN + 5 * SEC), "3min 5s");
-        ck_assert_str_eq(fmt(HOUR), "60min");
+        ck_assert_str_eq(fmt(HOUR), "1h");
+        /* As systemd's format_timespan(..., USEC_PER_MSEC) prints them. */
+        ck_assert_str_eq(fmt(1200 * MSEC), "1.200s");
+        ck_assert_str_eq(fmt(350 * MSEC + 999), "350ms");
+        ck_assert_str_eq(fmt(90 * SEC + 500 * MSEC), "1min 30.500s");
+        ck_assert_str_eq(fmt(HOUR + 2 * MIN + 5 * SEC + 250 * MSEC + 7), "1h 2min 5.250s");
+        ck_assert_str_eq(fmt(2 * DAY + 3 * HOUR), "2d 3h");
+        ck_assert_str_eq(fmt(DAY + MSEC), "1d 1ms");
         ck_assert_str_eq(fmt(USEC_INFINITY), "infinity");
 }
 END_TEST
@@ -162,12 +169,13 @@ START_TEST(test_format_returns_buf_and_truncates) {
 END_TEST
 
 START_TEST(test_format_roundtrip) {
-        /* Values format_duration represents exactly: below 1s whole ms, below
-         * 60s whole ms, above whole seconds. */
+        /* Values format_duration represents exactly: below 1ms whole us,
+         * above whole ms. */
         static const usec_t values[] = {
                 0, 1, 999, MSEC, 180 * MSEC, 999 * MSEC, SEC, 1500 * MSEC, 2500 * MSEC, 10 * SEC + 1 * MSEC,
                 30 * SEC, 59 * SEC + 999 * MSEC, 60 * SEC, 90 * SEC, 5 * MIN, 3 * MIN + 5 * SEC, HOUR,
-                HOUR + 1 * SEC, DAY, 7 * DAY + 3 * SEC, USEC_INFINITY,
+                HOUR + 1 * SEC, DAY, 7 * DAY + 3 * SEC, 90 * SEC + 500 * MSEC, DAY + MSEC,
+                HOUR + 2 * MIN + 5 * SEC + 250 * MSEC, USEC_INFINITY,
         };
         for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
                 char buf[64];

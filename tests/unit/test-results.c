@@ -62,12 +62,38 @@ START_TEST(test_overtaken_by_stop_is_not_a_failure) {
 }
 END_TEST
 
+/* What "handoff status --json" shows as last_reload. */
+START_TEST(test_last_reload_stamps) {
+        Results r = {};
+        ck_assert_uint_eq(r.last_ended, 0);
+        results_begin(&r); /* the first start: no reload */
+        ck_assert_uint_gt(r.began, 0);
+        results_begin(&r);
+        results_ok(&r, 2, 20, 120 * USEC_PER_MSEC, 0);
+        ck_assert_uint_eq(r.last_gen, 2);
+        ck_assert(r.last_gen_ok);
+        ck_assert_uint_eq(r.last_took, 120 * USEC_PER_MSEC);
+        ck_assert_uint_ge(r.last_ended, r.began);
+        usec_t ok_ended = r.last_ended;
+        results_begin(&r);
+        results_failed(&r, 3, "exited with status 3");
+        /* Not ended until rolled back (a stop may overtake it). */
+        ck_assert_uint_eq(r.last_gen, 2);
+        results_rolled_back(&r);
+        ck_assert_uint_eq(r.last_gen, 3);
+        ck_assert(!r.last_gen_ok);
+        ck_assert_uint_ge(r.last_ended, ok_ended);
+        ck_assert_uint_le(r.last_took, r.last_ended - r.began);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("results");
         TCase *tc = tcase_create("results");
         tcase_add_test(tc, test_ok_and_status_line);
         tcase_add_test(tc, test_failures);
         tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
+        tcase_add_test(tc, test_last_reload_stamps);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }

@@ -1,14 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /* status.c: the whole status, of any size (issue 18: it was cut at the
- * control reply's 4088 bytes). */
+ * control reply's 4088 bytes), and the JSON for tools (issue 16): valid,
+ * escaped, with listener objects of every family and both clocks. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/un.h>
 
 #include "status.h"
 #include "util.h"
 #include "unit.h"
+
+static bool json_valid(const char *s, size_t n);
 
 static char names[STATUS_MAX_SOCKETS][256];
 
@@ -26,6 +31,9 @@ static void fill(ServiceStatus *st) {
                 k->fd = 3 + (int) i;
                 k->name = names[i];
                 snprintf(k->address, sizeof k->address, "unix /run/%0100zu", i);
+                k->family = AF_UNIX;
+                k->type = SOCK_STREAM;
+                k->path_len = (size_t) snprintf(k->path, sizeof k->path, "/run/%0100zu", i);
         }
 }
 
@@ -44,7 +52,8 @@ START_TEST(test_alloc_json_whole) {
         /* Every socket's name, and what comes after the last one. */
         for (size_t i = 0; i < STATUS_MAX_SOCKETS; i++)
                 ck_assert_ptr_nonnull(strstr(s, names[i]));
-        ck_assert_ptr_nonnull(strstr(s, "\"last_result\":\"ok \\\"quoted\\\"\\u000a\"}"));
+        ck_assert_ptr_nonnull(strstr(s, "\"last_result\":\"ok \\\"quoted\\\"\\u000a\",\"last_reload\":null}"));
+        ck_assert(json_valid(s, (size_t) n));
         /* Exactly what a large enough buffer gives. */
         char *big = malloc((size_t) n + 1);
         ck_assert_int_eq(status_format_json(&st, big, (size_t) n + 1), n);
@@ -68,9 +77,350 @@ START_TEST(test_alloc_small) {
         _cleanup_free_ char *s = NULL;
         int n = status_format_alloc(&st, true, &s);
         ck_assert_int_gt(n, 0);
-        ck_assert_str_eq(s, "{\"pid\":1,\"version\":\"1\",\"mode\":\"handover\",\"state\":\"serving\",\"handed_over_to\":0,"
-                            "\"predecessor_draining\":false,\"generations\":[],\"sockets\":[],\"reloads_ok\":0,"
-                            "\"reloads_failed\":0,\"last_result\":\"\"}");
+        ck_assert_str_eq(s, "{\"schema_version\":1,\"version\":\"1\",\"pid\":1,\"mode\":\"handover\","
+                            "\"state\":\"serving\",\"timestamp\":null,\"timestamp_monotonic\":null,"
+                            "\"start_timestamp\":null,\"start_timestamp_monotonic\":null,\"handed_over_to\":0,"
+                            "\"predecessor_draining\":false,\"generations\":[],\"listeners\":[],\"sockets\":[],"
+                            "\"reloads_ok\":0,\"reloads_failed\":0,\"last_result\":\"\",\"last_reload\":null}");
+}
+END_TEST
+
+
+/* ---- a strict JSON checker (RFC 8259), enough to tell valid from not --- */
+
+typedef struct Json {
+        const char *p, *end;
+        int depth;
+} Json;
+
+static bool json_value(Json *j);
+
+static void json_ws(Json *j) {
+        while (j->p < j->end && strchr(" \t\r\n", *j->p))
+                j->p++;
+}
+
+static bool json_lit(Json *j, const char *lit) {
+        size_t n = strlen(lit);
+        if ((size_t) (j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+                return false;
+        j->p += n;
+        return true;
+}
+
+static bool json_string(Json *j) {
+        if (j->p >= j->end || *j->p != '"')
+                return false;
+        for (j->p++; j->p < j->end; j->p++) {
+                unsigned char c = (unsigned char) *j->p;
+                if (c == '"') {
+                        j->p++;
+                        return true;
+                }
+                if (c < 0x20)
+                        return false; /* control characters must be escaped */
+                if (c == '\\') {
+                        if (++j->p >= j->end)
+                                return false;
+                        if (*j->p == 'u') {
+                                for (int i = 0; i < 4; i++)
+                                        if (++j->p >= j->end || !strchr("0123456789abcdefABCDEF", *j->p))
+                                                return false;
+                        } else if (!strchr("\"\\/bfnrt", *j->p))
+                                return false;
+                }
+        }
+        return false;
+}
+
+static bool json_number(Json *j) {
+        const char *s = j->p;
+        if (j->p < j->end && *j->p == '-')
+                j->p++;
+        while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+                j->p++;
+        return j->p > s && j->p[-1] != '-';
+}
+
+static bool json_members(Json *j, char close, bool object) {
+        j->p++;
+        json_ws(j);
+        if (j->p < j->end && *j->p == close) {
+                j->p++;
+                return true;
+        }
+        for (;;) {
+                json_ws(j);
+                if (object) {
+                        if (!json_string(j))
+                                return false;
+                        json_ws(j);
+                        if (j->p >= j->end || *j->p++ != ':')
+                                return false;
+                }
+                if (!json_value(j))
+                        return false;
+                json_ws(j);
+                if (j->p >= j->end)
+                        return false;
+                if (*j->p == close) {
+                        j->p++;
+                        return true;
+                }
+                if (*j->p++ != ',')
+                        return false;
+        }
+}
+
+static bool json_value(Json *j) {
+        bool ok;
+        json_ws(j);
+        if (j->p >= j->end || ++j->depth > 32)
+                return false;
+        switch (*j->p) {
+        case '{':
+                ok = json_members(j, '}', true);
+                break;
+        case '[':
+                ok = json_members(j, ']', false);
+                break;
+        case '"':
+                ok = json_string(j);
+                break;
+        case 't':
+                ok = json_lit(j, "true");
+                break;
+        case 'f':
+                ok = json_lit(j, "false");
+                break;
+        case 'n':
+                ok = json_lit(j, "null");
+                break;
+        default:
+                ok = json_number(j);
+        }
+        j->depth--;
+        return ok;
+}
+
+static bool json_valid(const char *s, size_t n) {
+        Json j = { s, s + n, 0 };
+        if (!json_value(&j))
+                return false;
+        json_ws(&j);
+        return j.p == j.end;
+}
+
+START_TEST(test_checker_itself) {
+        const char *good[] = { "{}", "[]", "{\"a\":[1,-2,true,false,null,\"x\\u0000\\\"\"]}", " {\"a\" : {}} " };
+        const char *bad[] = { "{", "{\"a\":}", "{\"a\":1,}", "[1 2]", "\"\x01\"", "{\"a\":\"\\x\"}", "{} {}", "-" };
+        for (size_t i = 0; i < sizeof good / sizeof *good; i++)
+                ck_assert_msg(json_valid(good[i], strlen(good[i])), "%s", good[i]);
+        for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+                ck_assert_msg(!json_valid(bad[i], strlen(bad[i])), "%s", bad[i]);
+}
+END_TEST
+
+/* ---- the members --------------------------------------------------------- */
+
+#define NOW ((usec_t) 1000 * USEC_PER_SEC)
+/* 2026-12-04T13:16:45.250000Z */
+#define NOW_REALTIME ((usec_t) 1796390205 * USEC_PER_SEC + 250 * USEC_PER_MSEC)
+
+START_TEST(test_timestamp) {
+        char buf[64];
+        ck_assert_str_eq(status_format_timestamp(buf, sizeof buf, NOW, NOW, NOW_REALTIME), "2026-12-04T13:16:45.250000Z");
+        ck_assert_str_eq(status_format_timestamp(buf, sizeof buf, NOW - 2 * USEC_PER_SEC - 1, NOW, NOW_REALTIME),
+                         "2026-12-04T13:16:43.249999Z");
+        ck_assert_str_eq(status_format_timestamp(buf, sizeof buf, NOW + 3600 * USEC_PER_SEC, NOW, NOW_REALTIME),
+                         "2026-12-04T14:16:45.250000Z");
+}
+END_TEST
+
+static void add_inet(ServiceStatus *st, const char *name, const char *ip, unsigned port, int type) {
+        StatusSocket *k = &st->sockets[st->n_sockets];
+        k->fd = 3 + (int) st->n_sockets++;
+        k->name = name;
+        if (strchr(ip, ':')) {
+                struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t) port) };
+                ck_assert_int_eq(inet_pton(AF_INET6, ip, &in6.sin6_addr), 1);
+                status_socket_from_sockaddr(k, (struct sockaddr *) &in6, sizeof in6, type);
+        } else {
+                struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = htons((uint16_t) port) };
+                ck_assert_int_eq(inet_pton(AF_INET, ip, &in.sin_addr), 1);
+                status_socket_from_sockaddr(k, (struct sockaddr *) &in, sizeof in, type);
+        }
+}
+
+/* path: a file name, or (abstract) the name after the NUL, n bytes of it. */
+static void add_unix(ServiceStatus *st, const char *name, const char *path, size_t n, bool abstract, int type) {
+        StatusSocket *k = &st->sockets[st->n_sockets];
+        k->fd = 3 + (int) st->n_sockets++;
+        k->name = name;
+        struct sockaddr_un un = { .sun_family = AF_UNIX };
+        size_t off = abstract ? 1 : 0;
+        memcpy(un.sun_path + off, path, n);
+        /* As getsockname() gives them: a path with its NUL, an abstract
+         * name with exactly its bytes. */
+        socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + off + n + (abstract ? 0 : 1));
+        status_socket_from_sockaddr(k, (struct sockaddr *) &un, len, type);
+}
+
+static ServiceStatus sample(void) {
+        ServiceStatus st = { .pid = 42, .version = "0.1.0", .mode = "supervise", .state = "baking", .now = NOW,
+                             .now_realtime = NOW_REALTIME, .started = NOW - 60 * USEC_PER_SEC, .reloads_ok = 1,
+                             .last_result = "reload to generation 2 ok in 120ms", .last_reload_generation = 2,
+                             .last_reload_ok = true, .last_reload_ended = NOW - 10 * USEC_PER_SEC,
+                             .last_reload_duration = 120 * USEC_PER_MSEC };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 2, .pid = 20, .role = "serving", .age = 10 * USEC_PER_SEC,
+                                                    .started = NOW - 10 * USEC_PER_SEC,
+                                                    .ready = NOW - 10 * USEC_PER_SEC + 120 * USEC_PER_MSEC,
+                                                    .kill_in = USEC_INFINITY, .processes = 3, .memory = 1048576 };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 3, .pid = 30, .role = "baking", .age = USEC_PER_SEC,
+                                                    .started = NOW - USEC_PER_SEC, .ready = NOW - USEC_PER_SEC / 2,
+                                                    .kill_in = USEC_INFINITY, .processes = 1, .memory = UINT64_MAX };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 1, .pid = 11, .role = "retiring", .age = 70 * USEC_PER_SEC,
+                                                    .started = NOW - 70 * USEC_PER_SEC,
+                                                    .kill_in = 5 * USEC_PER_SEC, .main_exited = true, .processes = 2,
+                                                    .memory = UINT64_MAX };
+        add_inet(&st, "web", "127.0.0.1", 8080, SOCK_STREAM);
+        add_inet(&st, "dns", "::", 53, SOCK_DGRAM);
+        add_unix(&st, "admin", "/run/app/admin.sock", strlen("/run/app/admin.sock"), false, SOCK_STREAM);
+        add_unix(&st, "abs", "app\0x", 5, true, SOCK_SEQPACKET);
+        return st;
+}
+
+static char *json_of(const ServiceStatus *st) {
+        char *s = NULL;
+        int n = status_format_alloc(st, true, &s);
+        ck_assert_int_gt(n, 0);
+        ck_assert_msg(json_valid(s, (size_t) n), "invalid JSON: %s", s);
+        return s;
+}
+
+#define ck_assert_has(hay, needle) ck_assert_msg(strstr(hay, needle), "no %s in %s", needle, hay)
+
+START_TEST(test_json_top_level) {
+        ServiceStatus st = sample();
+        _cleanup_free_ char *s = json_of(&st);
+        ck_assert_has(s, "{\"schema_version\":1,\"version\":\"0.1.0\",\"pid\":42,\"mode\":\"supervise\","
+                         "\"state\":\"baking\",\"timestamp\":\"2026-12-04T13:16:45.250000Z\","
+                         "\"timestamp_monotonic\":1000000000,"
+                         "\"start_timestamp\":\"2026-12-04T13:15:45.250000Z\",\"start_timestamp_monotonic\":940000000,"
+                         "\"handed_over_to\":0,\"predecessor_draining\":false,\"generations\":[{");
+        ck_assert_has(s, "\"reloads_ok\":1,\"reloads_failed\":0,"
+                         "\"last_result\":\"reload to generation 2 ok in 120ms\","
+                         "\"last_reload\":{\"generation\":2,\"result\":\"ok\","
+                         "\"end_timestamp\":\"2026-12-04T13:16:35.250000Z\",\"end_timestamp_monotonic\":990000000,"
+                         "\"duration_usec\":120000}}");
+        st.last_reload_ok = false;
+        free(s);
+        s = json_of(&st);
+        ck_assert_has(s, "\"result\":\"failed\"");
+        /* None yet: null, not absent. */
+        st.last_reload_ended = 0;
+        st.started = 0;
+        free(s);
+        s = json_of(&st);
+        ck_assert_has(s, "\"start_timestamp\":null,\"start_timestamp_monotonic\":null,");
+        ck_assert_has(s, "\"last_reload\":null}");
+}
+END_TEST
+
+START_TEST(test_json_generations) {
+        ServiceStatus st = sample();
+        _cleanup_free_ char *s = json_of(&st);
+        ck_assert_has(s, "{\"number\":2,\"role\":\"serving\",\"pid\":20,\"ready\":true,\"main_exited\":false,"
+                         "\"processes\":3,\"memory_bytes\":1048576,"
+                         "\"start_timestamp\":\"2026-12-04T13:16:35.250000Z\",\"start_timestamp_monotonic\":990000000,"
+                         "\"ready_timestamp\":\"2026-12-04T13:16:35.370000Z\",\"ready_timestamp_monotonic\":990120000,"
+                         "\"age_ms\":10000,\"kill_in_ms\":null}");
+        ck_assert_has(s, "{\"number\":3,\"role\":\"baking\",\"pid\":30,\"ready\":true,");
+        ck_assert_has(s, "{\"number\":1,\"role\":\"retiring\",\"pid\":11,\"ready\":false,\"main_exited\":true,"
+                         "\"processes\":2,\"memory_bytes\":null,");
+        ck_assert_has(s, "\"ready_timestamp\":null,\"ready_timestamp_monotonic\":null,\"age_ms\":70000,"
+                         "\"kill_in_ms\":5000}]");
+}
+END_TEST
+
+START_TEST(test_json_listeners) {
+        ServiceStatus st = sample();
+        _cleanup_free_ char *s = json_of(&st);
+        ck_assert_has(s, "\"listeners\":[{\"fd\":3,\"name\":\"web\",\"family\":\"inet\",\"type\":\"stream\","
+                         "\"address\":\"127.0.0.1\",\"port\":8080,\"path\":null,\"abstract\":null},");
+        ck_assert_has(s, "{\"fd\":4,\"name\":\"dns\",\"family\":\"inet6\",\"type\":\"dgram\","
+                         "\"address\":\"::\",\"port\":53,\"path\":null,\"abstract\":null},");
+        ck_assert_has(s, "{\"fd\":5,\"name\":\"admin\",\"family\":\"unix\",\"type\":\"stream\","
+                         "\"address\":null,\"port\":null,\"path\":\"/run/app/admin.sock\",\"abstract\":false},");
+        /* An abstract name's NUL is escaped, not an end. */
+        ck_assert_has(s, "{\"fd\":6,\"name\":\"abs\",\"family\":\"unix\",\"type\":\"seqpacket\","
+                         "\"address\":null,\"port\":null,\"path\":\"app\\u0000x\",\"abstract\":true}]");
+        /* The old form stays. */
+        ck_assert_has(s, "\"sockets\":[{\"fd\":3,\"name\":\"web\",\"address\":\"tcp 127.0.0.1:8080\"},"
+                         "{\"fd\":4,\"name\":\"dns\",\"address\":\"udp [::]:53\"},"
+                         "{\"fd\":5,\"name\":\"admin\",\"address\":\"unix /run/app/admin.sock\"},");
+}
+END_TEST
+
+START_TEST(test_json_escaping) {
+        ServiceStatus st = sample();
+        /* Quotes, backslashes, control characters, DEL; UTF-8 kept, bytes
+         * that are not UTF-8 replaced. */
+        st.version = "1\"2\\3\t\x01\x7f";
+        st.last_result = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad:\xff\xc3(\xed\xa0\x80\xc0\xaf";
+        st.sockets[0].name = "</script>\n";
+        _cleanup_free_ char *s = json_of(&st);
+        ck_assert_has(s, "\"version\":\"1\\\"2\\\\3\\u0009\\u0001\\u007f\"");
+        ck_assert_has(s, "\"last_result\":\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 bad:\\ufffd\\ufffd("
+                         "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\"");
+        ck_assert_has(s, "\"name\":\"</script>\\u000a\"");
+        /* A unix path that is not UTF-8, and a cut-short sequence at its end. */
+        st.n_sockets = 0;
+        add_unix(&st, "p", "/tmp/\xe2\x82", 7, false, SOCK_DGRAM);
+        free(s);
+        s = json_of(&st);
+        ck_assert_has(s, "\"type\":\"dgram\",\"address\":null,\"port\":null,\"path\":\"/tmp/\\ufffd\\ufffd\"");
+}
+END_TEST
+
+START_TEST(test_json_many_generations) {
+        ServiceStatus st;
+        fill(&st);
+        st.now = NOW;
+        st.now_realtime = NOW_REALTIME;
+        for (size_t i = 0; i < st.n_gens; i++)
+                st.gens[i].started = NOW - i * USEC_PER_SEC;
+        _cleanup_free_ char *s = json_of(&st);
+        /* Every one of them, in order, each a whole object. */
+        const char *p = s;
+        for (size_t i = 0; i < STATUS_MAX_GENS; i++) {
+                char want[64];
+                snprintf(want, sizeof want, "{\"number\":%zu,\"role\":\"retiring\",\"pid\":%zu,", i + 1, 100 + i);
+                p = strstr(p, want);
+                ck_assert_msg(p, "generation %zu missing", i + 1);
+        }
+        /* Every listener too, in both forms. */
+        for (size_t i = 0; i < STATUS_MAX_SOCKETS; i++) {
+                char want[160];
+                snprintf(want, sizeof want, "\"path\":\"/run/%0100zu\"", i);
+                ck_assert_has(s, want);
+        }
+}
+END_TEST
+
+START_TEST(test_text_one_line_per_generation) {
+        ServiceStatus st = sample();
+        _cleanup_free_ char *s = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &s), 0);
+        ck_assert_str_eq(s, "handoff 0.1.0, pid 42, supervise mode, baking\n"
+                            "serving   generation 2, pid 20, for 10s, 3 processes, 1.0 MiB\n"
+                            "baking    generation 3, pid 30, for 1s, 1 process\n"
+                            "retiring  generation 1, pid 11 (exited), for 1min 10s, 2 processes, SIGKILL in 5s\n"
+                            "socket    fd 3, name web, tcp 127.0.0.1:8080\n"
+                            "socket    fd 4, name dns, udp [::]:53\n"
+                            "socket    fd 5, name admin, unix /run/app/admin.sock\n"
+                            "socket    fd 6, name abs, unix @app\n"
+                            "reloads   1 ok, 0 failed; last: reload to generation 2 ok in 120ms");
 }
 END_TEST
 
@@ -80,6 +430,14 @@ static Suite *status_suite(void) {
         tcase_add_test(tc, test_alloc_json_whole);
         tcase_add_test(tc, test_alloc_text_whole);
         tcase_add_test(tc, test_alloc_small);
+        tcase_add_test(tc, test_checker_itself);
+        tcase_add_test(tc, test_timestamp);
+        tcase_add_test(tc, test_json_top_level);
+        tcase_add_test(tc, test_json_generations);
+        tcase_add_test(tc, test_json_listeners);
+        tcase_add_test(tc, test_json_escaping);
+        tcase_add_test(tc, test_json_many_generations);
+        tcase_add_test(tc, test_text_one_line_per_generation);
         suite_add_tcase(s, tc);
         return s;
 }
