@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -45,23 +46,24 @@ int find_executable(const char *name, char **ret) {
         if (!path)
                 path = "/usr/local/bin:/usr/bin:/bin";
         int last = -ENOENT;
+        /* Candidates are built in one buffer: this runs on every reload,
+         * and an allocation per PATH element was only garbage. */
+        char candidate[PATH_MAX];
         for (const char *p = path; p; ) {
                 const char *colon = strchr(p, ':');
                 size_t l = colon ? (size_t) (colon - p) : strlen(p);
-                _cleanup_free_ char *candidate = NULL;
                 /* An empty element means the current directory, as for execvp. */
-                if (l == 0 ? asprintf(&candidate, "./%s", name) < 0
-                           : asprintf(&candidate, "%.*s/%s", (int) l, p, name) < 0)
-                        return -ENOMEM;
+                int k = l == 0 ? snprintf(candidate, sizeof candidate, "./%s", name)
+                               : snprintf(candidate, sizeof candidate, "%.*s/%s", (int) l, p, name);
+                p = colon ? colon + 1 : NULL;
+                if (k < 0 || (size_t) k >= sizeof candidate)
+                        continue; /* execvp skips what it cannot build, too */
                 int r = check_executable(candidate);
-                if (r == 0) {
-                        *ret = TAKE_PTR(candidate);
-                        return 0;
-                }
+                if (r == 0)
+                        return (*ret = strdup(candidate)) ? 0 : -ENOMEM;
                 /* Like execvp: "found but not executable" beats "not found". */
                 if (r == -EACCES || r == -EISDIR)
                         last = -EACCES;
-                p = colon ? colon + 1 : NULL;
         }
         return last;
 }
