@@ -5,9 +5,11 @@
  * the same notify socket, no Python in between).
  *
  *   spawn-floor floor N -- APP [ARG...]
- *       N times: vfork + exec APP with a listening socket at fd 3
- *       (LISTEN_FDS=1, LISTEN_PID = its pid) and NOTIFY_SOCKET here; time
- *       until its READY=1 arrives; SIGKILL it. The floor of a reload.
+ *       N times back to back: vfork + exec APP with a listening socket at
+ *       fd 3 (LISTEN_FDS=1, LISTEN_PID = its pid) and NOTIFY_SOCKET here;
+ *       time until its READY=1 arrives; then SIGTERM the previous one (reaped
+ *       whenever it has exited), as a supervisor would. The floor of a
+ *       reload.
  *   spawn-floor reload N -- HANDOFF [ARG...]
  *       Start HANDOFF (supervise mode) with NOTIFY_SOCKET here; once READY=1,
  *       N times back to back: SIGHUP, time until its next READY=1. Also its
@@ -328,14 +330,24 @@ static int run_floor(int n, char **argv)
 	long long *t = calloc((size_t)n, sizeof *t);
 	char v[32];
 	double cpu0 = self_cpu_s();
+	pid_t prev = 0;
 	for (int i = 0; i < n; i++) {
 		long long t0 = now_us();
 		pid_t pid = spawn(argv, env, slot, false);
 		wait_field(pid, "READY", v, sizeof v);
 		t[i] = now_us() - t0;
-		kill(pid, SIGKILL);
-		wait_exit(pid);
+		/* What a supervisor does next: retire the one before, and reap it
+		 * whenever it is gone, while the next start runs. */
+		if (prev > 0)
+			kill(prev, SIGTERM);
+		prev = pid;
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
 	}
+	kill(prev, SIGTERM);
+	wait_exit(prev);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
 	/* This program's own CPU time per start (vfork, READY=1, kill, reap):
 	 * what a bare spawner costs on this machine, next to handoff's. */
 	printf("{\"mode\": \"floor\", \"cpu_ms_per_spawn\": %.3f, ", 1000 * (self_cpu_s() - cpu0) / n);

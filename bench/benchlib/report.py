@@ -114,10 +114,19 @@ def floor_checks(fl, perf_counted):
     pd = d["private_dirty"]
     out.append(Check("Private_Dirty ≤ %d kB and flat (±%d kB) across the reloads"
                      % (F.PRIVATE_DIRTY_MAX_KB, F.PRIVATE_DIRTY_FLAT_KB), "supervise, idle",
-                     "%d kB at start, %d after 10 reloads, %d after %d; Pss %d / %d / %d kB; fds %d → %d"
+                     "%d kB at start, %d after 10 reloads, %d after %d; Pss %d / %d / %d kB; fds %d / %d / %d"
                      % (pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *d["pss"], *d["fds"]),
                      max(pd) <= F.PRIVATE_DIRTY_MAX_KB and abs(pd[2] - pd[0]) <= F.PRIVATE_DIRTY_FLAT_KB
-                     and d["fds"][0] == d["fds"][1], perf_counted))
+                     and d["fds"][1] == d["fds"][2], perf_counted))
+    sc = fl.get("systemctl")
+    if sc and sc["handoff"] and sc["true"]:
+        ratio = sc["handoff"]["median"] / sc["true"]["median"]
+        out.append(Check("`systemctl reload` ≤ %.1f × the same units with `ExecReload=/bin/true` (median)"
+                         % F.SYSTEMCTL_VS_TRUE, "handover, idle, server ready at once",
+                         "%s ms vs %s ms (×%.2f), %d reloads each%s"
+                         % (ms(sc["handoff"]["median"]), ms(sc["true"]["median"]), ratio, sc["handoff"]["n"],
+                            "; " + "; ".join(sc["problems"]) if sc["problems"] else ""),
+                         ratio <= F.SYSTEMCTL_VS_TRUE and not sc["problems"], perf_counted))
     return out
 
 
@@ -229,11 +238,17 @@ def render_floor(fl, runs, params, add):
         % (ho["sighup_to_mainpid"]["n"], pm(ho["sighup_to_mainpid"])))
     add("| one start of handoff: vfork+exec of `handoff --version` until it exits | %d | %s | |" % (sh["n"], pm(sh)))
     add("| one start of `/bin/true` (libc only) | %d | %s | |" % (st["n"], pm(st)))
+    sc = fl.get("systemctl")
+    if sc and sc["handoff"] and sc["true"]:
+        for k, what in (("handoff", "`systemctl --user reload`, shipped units (`ExecReload=handoff reload`), "
+                                    "handover"),
+                        ("true", "`systemctl --user reload`, the same units with `ExecReload=/bin/true`")):
+            add("| %s | %d | %s / %s (p95) | |" % (what, sc[k]["n"], ms(sc[k]["median"]), ms(sc[k]["p95"])))
     add("")
     pd, pss = d["private_dirty"], d["pss"]
     add("supervise / floor: **×%.3f**. Handover excess over supervise: %s ms = **×%.2f** one start of handoff. "
         "handoff CPU per reload (utime+stime): **%.3f ms** (the bare spawner's own, per start: %.3f ms). handoff `Private_Dirty` (smaps_rollup): %d kB at "
-        "start, %d after 10 reloads, %d after %d; `Pss` %d / %d / %d kB; open fds %d → %d. "
+        "start, %d after 10 reloads, %d after %d; `Pss` %d / %d / %d kB; open fds %d / %d / %d (at the start no generation is retiring yet). "
         "`handoff --version` − `/bin/true`: %s ms (dynamic loading of libsystemd and its libraries, and "
         "handoff's own start)."
         % (d["supervise_vs_floor"], ms(d["handover_excess_us"]), d["handover_excess_starts"],
