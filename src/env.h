@@ -26,8 +26,10 @@ typedef struct EnvParams {
 int env_is_scrubbed(const char *entry);
 
 /* Builds the child environment from parent (a NULL-terminated array). On
- * success *ret is a new strv, *ret_listen_pid and *ret_watchdog_pid point at
- * the placeholder entries inside it (the latter NULL without a watchdog). */
+ * success *ret is a new NULL-terminated array in ONE allocation with its
+ * strings (release it with free(), not strv_free()); *ret_listen_pid and
+ * *ret_watchdog_pid point at the placeholder entries inside it (the latter
+ * NULL without a watchdog). */
 int env_build(char *const *parent, const EnvParams *p, char ***ret, char **ret_listen_pid, char **ret_watchdog_pid);
 
 /* Writes pid over the placeholder digits of an entry such as

@@ -239,7 +239,7 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
                 .generation = g->number,
                 .watchdog_usec = c->watchdog_usec,
         };
-        _cleanup_strv_free_ char **envp = NULL;
+        _cleanup_free_ char **envp = NULL;
         char *listen_pid, *watchdog_pid;
         r = env_build(environ, &ep, &envp, &listen_pid, &watchdog_pid);
         if (r < 0)

@@ -172,7 +172,7 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
                 .watchdog_usec = c->watchdog_usec,
                 .extra = extra,
         };
-        _cleanup_strv_free_ char **envp = NULL;
+        _cleanup_free_ char **envp = NULL;
         char *listen_pid, *watchdog_pid;
         int r = env_build(environ, &ep, &envp, &listen_pid, &watchdog_pid);
         if (r < 0)

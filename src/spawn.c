@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -10,7 +14,6 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "env.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -43,117 +46,96 @@ int find_executable(const char *name, char **ret) {
         if (!path)
                 path = "/usr/local/bin:/usr/bin:/bin";
         int last = -ENOENT;
+        /* Candidates are built in one buffer: this runs on every reload,
+         * and an allocation per PATH element was only garbage. */
+        char candidate[PATH_MAX];
         for (const char *p = path; p; ) {
                 const char *colon = strchr(p, ':');
                 size_t l = colon ? (size_t) (colon - p) : strlen(p);
-                _cleanup_free_ char *candidate = NULL;
                 /* An empty element means the current directory, as for execvp. */
-                if (l == 0 ? asprintf(&candidate, "./%s", name) < 0
-                           : asprintf(&candidate, "%.*s/%s", (int) l, p, name) < 0)
-                        return -ENOMEM;
+                int k = l == 0 ? snprintf(candidate, sizeof candidate, "./%s", name)
+                               : snprintf(candidate, sizeof candidate, "%.*s/%s", (int) l, p, name);
+                p = colon ? colon + 1 : NULL;
+                if (k < 0 || (size_t) k >= sizeof candidate)
+                        continue; /* execvp skips what it cannot build, too */
                 int r = check_executable(candidate);
-                if (r == 0) {
-                        *ret = TAKE_PTR(candidate);
-                        return 0;
-                }
+                if (r == 0)
+                        return (*ret = strdup(candidate)) ? 0 : -ENOMEM;
                 /* Like execvp: "found but not executable" beats "not found". */
                 if (r == -EACCES || r == -EISDIR)
                         last = -EACCES;
-                p = colon ? colon + 1 : NULL;
         }
         return last;
 }
 
-static void report_self(int fd);
+/* ---- between clone and exec ---------------------------------------------
+ *
+ * The child is started with clone(CLONE_VM | CLONE_VFORK): it runs in
+ * handoff's own memory, on a stack of its own, while handoff is suspended
+ * until the child has exec'd or exited. That costs no copy of handoff's page
+ * tables and no copy-on-write faults afterwards (a fork() did both, on every
+ * reload), but it means the child must not touch anything handoff could be
+ * in the middle of: no malloc, no stdio, no locks, no libc state. So
+ * everything it needs is computed before the clone into a ChildPlan, and the
+ * child itself makes nothing but raw system calls (syscall(2), which only
+ * sets errno: handoff's, which nothing reads while it is suspended). Its
+ * functions are not instrumented by ASan: they run on a stack ASan does not
+ * know, and never return. */
 
-/* Everything between fork and exec must be async-signal-safe: no malloc, no
- * stdio, no locks. Errors travel to the parent as an errno over errfd. */
-_Noreturn static void child_exec(const SpawnParams *p, const struct rlimit *nofile, int *scratch, int errfd) {
-        int n = (int) p->n_fds;
-        int err;
+#define CHILD_FN __attribute__((no_sanitize("address"), noinline))
+#define CHILD_STACK_SIZE (64U * 1024U)
 
-        (void) setpgid(0, 0);
-        if (p->die_with_parent) {
-                if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-                        goto fail;
-                /* Died between fork and prctl: nobody would send the signal. */
-                if (getppid() != p->parent_pid)
-                        _exit(EXIT_FAILURE);
-        }
-        if (p->into_cgroup && write(p->cgroup_procs_fd, "0", 1) < 0)
-                goto fail;
+typedef struct ChildPlan {
+        const SpawnParams *p;
+        int *scratch;                 /* n_fds ints */
+        bool restore_nofile;
+        uint64_t nofile[2];           /* struct rlimit64: cur, max */
+        char *listen_pid_digits;      /* inside envp: overwritten with the child's pid */
+        size_t listen_pid_width;
+        char *watchdog_pid_digits;
+        size_t watchdog_pid_width;
+        char *grandchild_stack;       /* top of the second stack (double fork) */
+        /* Written by the child (or the intermediate) before it exits: the
+         * errno of the step that failed. Read by handoff once it resumes,
+         * which is after the exec or the exit. */
+        volatile int err;
+} ChildPlan;
 
-        /* Dispositions set to SIG_IGN and the blocked mask survive exec; a
-         * server must start with the defaults, as under systemd. */
-        struct sigaction dfl = { .sa_handler = SIG_DFL };
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
-                        (void) sigaction(sig, &dfl, NULL);
-        sigset_t none;
-        sigemptyset(&none);
-        (void) sigprocmask(SIG_SETMASK, &none, NULL);
-
-        /* Two passes, so that a source fd already inside 3..3+n-1 is not
-         * overwritten before it has been copied. dup2() onto a different
-         * number gives a copy without FD_CLOEXEC: exactly these are inherited. */
-        for (int i = 0; i < n; i++)
-                if ((scratch[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
-                        goto fail;
-        for (int i = 0; i < n; i++)
-                if (dup2(scratch[i], 3 + i) < 0)
-                        goto fail;
-        /* Every other fd goes, except the error pipe (CLOEXEC, gone at exec). */
-        if (errfd > 3 + n && close_range((unsigned) (3 + n), (unsigned) errfd - 1, 0) < 0)
-                goto fail;
-        if (close_range((unsigned) errfd + 1, ~0U, 0) < 0)
-                goto fail;
-
-        /* handoff raised its own soft RLIMIT_NOFILE to the hard limit; the
-         * server gets the one handoff was started with, as under systemd
-         * (select() breaks on fds above 1023). After the fds are placed:
-         * lowering the limit closes nothing, but it would refuse a dup above
-         * it. setrlimit() is a plain system call, safe after fork. */
-        if (nofile && setrlimit(RLIMIT_NOFILE, nofile) < 0)
-                goto fail;
-
-        if (p->double_fork)
-                report_self(3 + (int) p->report_index);
-
-        env_fill_pid(p->listen_pid_entry, getpid());
-        if (p->watchdog_pid_entry)
-                env_fill_pid(p->watchdog_pid_entry, getpid());
-
-        execve(p->path, p->argv, p->envp);
-fail:
-        err = errno;
-        (void) !write(errfd, &err, sizeof err);
-        _exit(exec_error_exit_code(err));
+CHILD_FN _Noreturn static void child_exit(int status) {
+        for (;;)
+                (void) syscall(SYS_exit_group, status);
 }
 
-/* Writes a decimal number without stdio (async-signal-safe). */
-static size_t format_uint(char *buf, unsigned long v) {
+/* Writes a decimal number and a NUL into at most width + 1 bytes. */
+CHILD_FN static void child_fill_pid(char *dst, size_t width, long pid) {
         char tmp[24];
-        size_t n = 0, i = 0;
+        size_t n = 0;
+        unsigned long v = (unsigned long) pid;
         do
                 tmp[n++] = (char) ('0' + v % 10);
         while ((v /= 10) && n < sizeof tmp);
-        while (n)
-                buf[i++] = tmp[--n];
-        buf[i] = '\0';
-        return i;
+        if (!dst || n > width)
+                return;
+        for (size_t i = 0; i < n; i++)
+                dst[i] = tmp[n - 1 - i];
+        dst[n] = '\0';
 }
 
 /* The child of a double fork tells the process that started it who it is:
  * "PID <n>" with a pidfd of itself, as the first message on the report fd,
  * before anything it runs can say anything else. */
-static void report_self(int fd) {
+CHILD_FN static void child_report_self(int fd, long pid) {
         char msg[32] = "PID ";
-        size_t len = 4 + format_uint(msg + 4, (unsigned long) getpid());
-        int pidfd = (int) syscall(SYS_pidfd_open, getpid(), 0);
+        char digits[24];
+        child_fill_pid(digits, sizeof digits - 1, pid);
+        size_t len = 4;
+        for (size_t i = 0; digits[i] && len < sizeof msg; i++)
+                msg[len++] = digits[i];
+        long pidfd = syscall(SYS_pidfd_open, pid, 0);
         union {
                 struct cmsghdr align;
                 char raw[CMSG_SPACE(sizeof(int))];
-        } control = {};
+        } control;
         struct iovec iov = { .iov_base = msg, .iov_len = len };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         if (pidfd >= 0) {
@@ -163,25 +145,116 @@ static void report_self(int fd) {
                 c->cmsg_level = SOL_SOCKET;
                 c->cmsg_type = SCM_RIGHTS;
                 c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+                *(int *) (void *) CMSG_DATA(c) = (int) pidfd;
         }
-        (void) sendmsg(fd, &mh, MSG_NOSIGNAL);
+        (void) syscall(SYS_sendmsg, fd, &mh, MSG_NOSIGNAL);
         if (pidfd >= 0)
-                (void) close(pidfd);
+                (void) syscall(SYS_close, pidfd);
 }
 
-/* The intermediate of a double fork: fork the real child and go, so that the
- * service manager, as subreaper, becomes its parent. */
-_Noreturn static void intermediate(const SpawnParams *p, const struct rlimit *nofile, int *scratch, int errfd) {
-        pid_t pid = fork();
-        if (pid < 0) {
-                int err = errno;
-                (void) !write(errfd, &err, sizeof err);
-                _exit(1);
+/* The generation's main (or the next handoff) from clone to exec. The
+ * signal mask is full here (handoff blocked everything around the clone),
+ * so no handler of handoff's can run in this copy of its memory. */
+CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
+        const SpawnParams *p = c->p;
+        int n = (int) p->n_fds;
+
+        (void) syscall(SYS_setpgid, 0, 0);
+        if (p->die_with_parent) {
+                if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+                        goto fail;
+                /* handoff died before the prctl: nobody would send the signal. */
+                if (syscall(SYS_getppid) != p->parent_pid)
+                        child_exit(EXIT_FAILURE);
         }
-        if (pid == 0)
-                child_exec(p, nofile, scratch, errfd);
-        _exit(0);
+        if (p->into_cgroup && syscall(SYS_write, p->cgroup_procs_fd, "0", 1) < 0)
+                goto fail;
+
+        /* Handlers, dispositions set to SIG_IGN and the blocked mask: a
+         * server must start with the defaults, as under systemd. An all-zero
+         * kernel sigaction is SIG_DFL, no flags, an empty mask. The mask is
+         * emptied last, once no handler of handoff's is left to run. */
+        unsigned long dfl[8] = { 0 };
+        for (int sig = 1; sig < _NSIG; sig++)
+                if (sig != SIGKILL && sig != SIGSTOP)
+                        (void) syscall(SYS_rt_sigaction, sig, dfl, NULL, (_NSIG - 1) / 8);
+
+        /* Two passes, so that a source fd already inside 3..3+n-1 is not
+         * overwritten before it has been copied. dup3() onto a different
+         * number gives a copy without FD_CLOEXEC: exactly these are inherited
+         * (scratch[i] >= 3 + n, so never the same number). */
+        for (int i = 0; i < n; i++)
+                if ((c->scratch[i] = (int) syscall(SYS_fcntl, p->fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
+                        goto fail;
+        for (int i = 0; i < n; i++)
+                if (syscall(SYS_dup3, c->scratch[i], 3 + i, 0) < 0)
+                        goto fail;
+        /* Every other fd goes; no error pipe is needed (c->err is shared). */
+        if (syscall(SYS_close_range, 3 + n, ~0U, 0) < 0)
+                goto fail;
+
+        /* handoff raised its own soft RLIMIT_NOFILE to the hard limit; the
+         * server gets the one handoff was started with, as under systemd
+         * (select() breaks on fds above 1023). After the fds are placed:
+         * lowering the limit closes nothing, but it would refuse a dup above
+         * it. */
+        if (c->restore_nofile && syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, c->nofile, NULL) < 0)
+                goto fail;
+
+        long pid = syscall(SYS_getpid);
+        if (p->double_fork)
+                child_report_self(3 + (int) p->report_index, pid);
+        child_fill_pid(c->listen_pid_digits, c->listen_pid_width, pid);
+        child_fill_pid(c->watchdog_pid_digits, c->watchdog_pid_width, pid);
+
+        uint64_t none = 0;
+        (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+        (void) syscall(SYS_execve, p->path, p->argv, p->envp);
+fail:
+        c->err = errno ? errno : EIO;
+        child_exit(c->err == ENOENT || c->err == ENOTDIR ? 127 : 126);
+}
+
+CHILD_FN static int child_main(void *userdata) {
+        child_exec(userdata);
+}
+
+/* The intermediate of a double fork: start the real child (again with
+ * vfork semantics, so this returns once it has exec'd) and go, so that the
+ * service manager, as subreaper, becomes its parent. */
+CHILD_FN static int intermediate_main(void *userdata) {
+        ChildPlan *c = userdata;
+        if (clone(child_main, c->grandchild_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, c) < 0) {
+                c->err = errno;
+                child_exit(EXIT_FAILURE);
+        }
+        child_exit(EXIT_SUCCESS);
+}
+
+/* ---- handoff's side ----------------------------------------------------- */
+
+static void pid_placeholder(char *entry, char **ret_digits, size_t *ret_width) {
+        char *eq = entry ? strchr(entry, '=') : NULL;
+        *ret_digits = eq ? eq + 1 : NULL;
+        *ret_width = eq ? strlen(eq + 1) : 0;
+}
+
+/* Two stacks (the second for the grandchild of a double fork), each with a
+ * guard page below it. Mapped per spawn and unmapped at once: a kept
+ * mapping would stay in handoff's private dirty memory. */
+static void *map_stacks(size_t *ret_size) {
+        size_t page = (size_t) sysconf(_SC_PAGESIZE);
+        size_t one = page + CHILD_STACK_SIZE, size = 2 * one;
+        char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
+                       -1, 0);
+        if (m == MAP_FAILED)
+                return NULL;
+        if (mprotect(m, page, PROT_NONE) < 0 || mprotect(m + one, page, PROT_NONE) < 0) {
+                (void) munmap(m, size);
+                return NULL;
+        }
+        *ret_size = size;
+        return m;
 }
 
 int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
@@ -189,47 +262,53 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         if (!scratch)
                 return -ENOMEM;
 
-        int pipefd[2];
-        if (pipe2(pipefd, O_CLOEXEC) < 0)
-                return -errno;
-        _cleanup_close_ int rfd = pipefd[0], wfd = pipefd[1];
-        /* The child places listeners at 3..3+n-1; keep the pipe out of the way. */
-        int r = fd_move_above(wfd, 3 + (int) p->n_fds);
-        if (r < 0)
-                return r;
-        wfd = r;
-
-        /* Read before the fork: nothing in the child may take a lock. */
+        ChildPlan plan = { .p = p, .scratch = scratch };
         struct rlimit nofile;
-        const struct rlimit *restore = rlimit_nofile_original(&nofile) >= 0 ? &nofile : NULL;
-
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                if (p->double_fork)
-                        intermediate(p, restore, scratch, wfd);
-                child_exec(p, restore, scratch, wfd);
+        if (rlimit_nofile_original(&nofile) >= 0) {
+                plan.restore_nofile = true;
+                plan.nofile[0] = (uint64_t) nofile.rlim_cur;
+                plan.nofile[1] = (uint64_t) nofile.rlim_max;
         }
+        pid_placeholder(p->listen_pid_entry, &plan.listen_pid_digits, &plan.listen_pid_width);
+        pid_placeholder(p->watchdog_pid_entry, &plan.watchdog_pid_digits, &plan.watchdog_pid_width);
 
-        /* Also set the group from here: whichever of parent and child runs
-         * first, the group exists before anyone signals it. */
-        (void) setpgid(pid, pid);
-        wfd = safe_close(wfd);
+        size_t stacks_size;
+        char *stacks = map_stacks(&stacks_size);
+        if (!stacks)
+                return -errno;
+        /* Stacks grow down: each starts at the top of its half. */
+        char *stack = stacks + stacks_size / 2;
+        plan.grandchild_stack = stacks + stacks_size;
 
-        int err = 0;
-        ssize_t k;
-        do
-                k = read(rfd, &err, sizeof err);
-        while (k < 0 && errno == EINTR);
-        /* The read ends when every write end is gone: at the exec, or with a
-         * double fork at the exec and the intermediate's exit. */
-        if (p->double_fork)
-                (void) waitpid(pid, NULL, 0);
-        if (k == (ssize_t) sizeof err) {
+        /* No handler of ours may run in the child, which shares our memory:
+         * block everything across the clone (the child empties its mask
+         * right before exec, once its dispositions are the defaults). */
+        sigset_t all, saved;
+        sigfillset(&all);
+        (void) sigprocmask(SIG_SETMASK, &all, &saved);
+        pid_t pid = clone(p->double_fork ? intermediate_main : child_main, stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                          &plan);
+        int clone_errno = errno;
+        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        (void) munmap(stacks, stacks_size);
+        if (pid < 0)
+                return -clone_errno;
+
+        /* CLONE_VFORK: we run again only once the child has exec'd or exited
+         * (with a double fork: once the intermediate has exited, which it
+         * does after its own child has exec'd or failed). So plan.err is
+         * final here, and the exec status costs no read and no wait in the
+         * event loop. The child made its own process group before exec, so
+         * the group exists before anyone can signal it. */
+        if (p->double_fork) {
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        }
+        if (plan.err != 0) {
                 if (!p->double_fork)
-                        (void) waitpid(pid, NULL, 0);
-                return -err;
+                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                                ;
+                return -plan.err;
         }
         if (!p->double_fork)
                 *ret_pid = pid;

@@ -11,7 +11,7 @@
 typedef struct SpawnParams {
         const char *path;       /* absolute path of the executable */
         char *const *argv;
-        char **envp;            /* from env_build(); placeholders filled in the child */
+        char **envp;            /* from env_build(); its pid placeholders are filled in the child */
         char *listen_pid_entry;
         char *watchdog_pid_entry;
         const int *fds;         /* fds to sit at 3..3+n_fds-1, inherited */
@@ -37,11 +37,13 @@ typedef struct SpawnParams {
  * found, -EACCES when found but not executable. */
 int find_executable(const char *name, char **ret);
 
-/* Forks and execs. Returns 0 with the child's pid once it has exec'd (with
+/* Starts the child with vfork semantics (clone(CLONE_VM | CLONE_VFORK), no
+ * copy of our memory) and returns once it has exec'd: 0 with its pid (with
  * double_fork: 0 and *ret_pid unset; the pid arrives over the report fd), or
  * -errno of a failed exec (the child has then exited 126/127 and is reaped
- * here). A generation is its own process group, so its workers can be killed
- * with it. */
+ * here). Nothing blocks on the child beyond its own way to exec. A
+ * generation is its own process group, so its workers can be killed with
+ * it. */
 int spawn_generation(const SpawnParams *p, pid_t *ret_pid);
 
 /* The exit code a shell would report for an exec error. */

@@ -214,12 +214,13 @@ class SystemdDemo(Contender):
     needs_systemd = True
     verb = None
     dropin = ""
+    init_delay_ms = None    # the server's; None: the benchmark's --init-delay
 
     def start(self, port):
         um = self.ctx.um
         units = os.path.join(self.ctx.root, "units")
         self.logpath = os.path.join(self.ctx.tmpdir, "%s.log" % self.key)
-        server = " ".join(self.ctx.server_cmd())
+        server = " ".join(self.ctx.server_cmd(init_delay_ms=self.init_delay_ms))
         subs = {"HANDOFF": self.ctx.handoff, "DEMO_SERVER": server}
         self.unit_text = render_unit(units, DEMO, subs)
         m = re.search(r"(?m)^ExecReload=.*$", self.unit_text)
@@ -318,6 +319,27 @@ class HandoverSighup(Handover):
         gens = self.ctx.gens.snapshot(getattr(self, "since_us", 0))
         newest = max(gens, key=lambda g: g.exec_us)
         os.kill(newest.ppid, signal.SIGHUP)
+
+
+class HandoverIdle(Handover):
+    """For the systemctl reload timing (measure.systemctl_reload): the
+    shipped units, a server ready at once."""
+
+    key, label = "handover-idle", "handoff, handover mode (systemd units), server ready at once"
+    init_delay_ms = 0
+
+
+class TrueReload(HandoverIdle):
+    """The baseline of a `systemctl reload`: the same units with
+    ExecReload=/bin/true, i.e. systemd's own reload job and nothing else."""
+
+    key, label = "true-reload", "the same units with ExecReload=/bin/true"
+
+    def dropin_text(self, server):
+        return "ExecReload=\nExecReload=/bin/true\n"
+
+    def check_final(self, props):
+        SystemdDemo.check_final(self, props)
 
 
 class Restart(SystemdDemo):

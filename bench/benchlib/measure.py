@@ -12,7 +12,7 @@ from handofftest.net import free_port
 
 from . import analysis
 from . import procs as P
-from .contenders import Direct, Supervise
+from .contenders import DEMO, SYSTEMCTL, Direct, HandoverIdle, Supervise, TrueReload
 
 LOAD_TIMEOUT_MS = 5000      # loadgen's per-request limit: slower is a "timeout"
 WARMUP_S = 0.5              # load before the first reload
@@ -268,3 +268,33 @@ def back_to_back(ctx, seconds, mode, concurrency):
             "per_reload": analysis.spread(per_reload), "generations": len(gens),
             "mode": mode, "concurrency": concurrency, "load": summary, "memory": memory,
             "problems": ours.problems}
+
+
+# ---- systemctl reload against its baseline ------------------------------------
+
+def systemctl_reload(ctx, n):
+    """`systemctl --user reload` of the shipped units, n times one after the
+    other on an idle service (server ready at once), timed from the start of
+    systemctl to its exit; against the same units with ExecReload=/bin/true,
+    which is what systemd's reload job costs by itself. Interleaved in two
+    halves, so that the machine's mood moves both alike."""
+    times = {"handoff": [], "true": []}
+    problems = []
+    for _ in range(2):
+        for key, cls in (("handoff", HandoverIdle), ("true", TrueReload)):
+            c = cls(ctx)
+            c.start(free_port())
+            try:
+                for _ in range(n // 2):
+                    t0 = P.now_us()
+                    r = subprocess.run([SYSTEMCTL, "--user", "--no-pager", "reload", DEMO], env=ctx.um.env(),
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
+                    times[key].append(P.now_us() - t0)
+                    if r.returncode != 0:
+                        problems.append("%s: systemctl reload exited %d: %s" % (key, r.returncode,
+                                                                                 r.stderr.strip()[-200:]))
+            finally:
+                c.stop()
+            problems += c.finish()
+    return {"n": n, "handoff": analysis.spread(times["handoff"]), "true": analysis.spread(times["true"]),
+            "problems": problems}

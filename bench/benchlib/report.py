@@ -2,6 +2,8 @@
 
 import statistics
 
+from . import floor as F
+
 RSS_LIMIT_KIB = 3 * 1024
 ANON_LIMIT_KIB = 512
 P99_FACTOR = 1.10
@@ -83,7 +85,52 @@ def baseline_for(runs, mode):
     return None
 
 
-def checks(runs, tp, b2b, params, quick, skipped):
+def floor_checks(fl, perf_counted):
+    """Issue 17's targets, from the idle measurements of benchlib/floor.py."""
+    if not fl:
+        return []
+    d = F.derived(fl)
+    sv, ho = fl["supervise"], fl["handover"]
+    out = []
+    out.append(Check("supervise SIGHUP → READY=1 ≤ %.2f × a bare vfork+exec+READY=1 of the same app (median)"
+                     % F.SUPERVISE_VS_FLOOR, "idle, app ready at once",
+                     "%s ms vs floor %s ms (×%.3f)" % (ms(sv["sighup_to_ready"]["p50_us"]),
+                                                      ms(fl["floor"]["p50_us"]), d["supervise_vs_floor"]),
+                     d["supervise_vs_floor"] <= F.SUPERVISE_VS_FLOOR, perf_counted))
+    start = fl["start_handoff"]["start_to_exit"]["p50_us"]
+    out.append(Check("handover SIGHUP → MAINPID= ≤ supervise SIGHUP → READY=1 + %.1f × one start of "
+                     "`handoff --version` (medians)" % F.HANDOVER_EXCESS_STARTS, "idle, app ready at once",
+                     "%s ms = supervise %s ms + %s ms; one start %s ms: excess ×%.2f of a start"
+                     % (ms(ho["sighup_to_mainpid"]["p50_us"]), ms(sv["sighup_to_ready"]["p50_us"]),
+                        ms(d["handover_excess_us"]), ms(start), d["handover_excess_starts"]),
+                     d["handover_excess_starts"] <= F.HANDOVER_EXCESS_STARTS, perf_counted))
+    out.append(Check("back-to-back reloads ≥ %d/s (idle)" % F.RELOADS_PER_S_MIN, "supervise, idle",
+                     "%.0f/s (%d reloads in %.2f s)" % (d["per_s"], sv["sighup_to_ready"]["n"], sv["seconds"]),
+                     d["per_s"] >= F.RELOADS_PER_S_MIN, perf_counted))
+    out.append(Check("handoff CPU per reload ≤ %.1f ms" % F.CPU_PER_RELOAD_MS_MAX, "supervise, idle",
+                     "%.3f ms (utime+stime over %d reloads, 10 ms ticks); a bare spawner's own CPU per "
+                     "start: %.3f ms" % (d["cpu_ms_per_reload"], sv["sighup_to_ready"]["n"], d["floor_cpu_ms"]),
+                     d["cpu_ms_per_reload"] <= F.CPU_PER_RELOAD_MS_MAX, perf_counted))
+    pd = d["private_dirty"]
+    out.append(Check("Private_Dirty ≤ %d kB and flat (±%d kB) across the reloads"
+                     % (F.PRIVATE_DIRTY_MAX_KB, F.PRIVATE_DIRTY_FLAT_KB), "supervise, idle",
+                     "%d kB at start, %d after 10 reloads, %d after %d; Pss %d / %d / %d kB; fds %d / %d / %d"
+                     % (pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *d["pss"], *d["fds"]),
+                     max(pd) <= F.PRIVATE_DIRTY_MAX_KB and abs(pd[2] - pd[0]) <= F.PRIVATE_DIRTY_FLAT_KB
+                     and d["fds"][1] == d["fds"][2], perf_counted))
+    sc = fl.get("systemctl")
+    if sc and sc["handoff"] and sc["true"]:
+        ratio = sc["handoff"]["median"] / sc["true"]["median"]
+        out.append(Check("`systemctl reload` ≤ %.1f × the same units with `ExecReload=/bin/true` (median)"
+                         % F.SYSTEMCTL_VS_TRUE, "handover, idle, server ready at once",
+                         "%s ms vs %s ms (×%.2f), %d reloads each%s"
+                         % (ms(sc["handoff"]["median"]), ms(sc["true"]["median"]), ratio, sc["handoff"]["n"],
+                            "; " + "; ".join(sc["problems"]) if sc["problems"] else ""),
+                         ratio <= F.SYSTEMCTL_VS_TRUE and not sc["problems"], perf_counted))
+    return out
+
+
+def checks(runs, tp, b2b, params, quick, skipped, fl=None):
     """One Check per target and run. In --quick only "no request lost" (and
     no reload lost or run in parallel) is counted; the performance targets
     are shown but, on runs of a few seconds, informational."""
@@ -155,13 +202,68 @@ def checks(runs, tp, b2b, params, quick, skipped):
                          % (tp["ratio"], tp["rounds"], ", ".join("%.2f" % x for x in tp["pair_ratios"]),
                             cpu["handoff"], cpu["direct"], cpu["handoff"] / cpu["direct"], tp["handoff_cpu_s"]),
                          tp["ratio"] >= THROUGHPUT_MIN, perf_counted))
+    out += floor_checks(fl, perf_counted)
     others = sorted({r["contender"] for r in runs if not r["handoff"] and r["contender"] != "direct"})
     out.append(Check("the other contenders measured beside ours", ", ".join(others) or "none",
                      "skipped: " + "; ".join(skipped) if skipped else "all ran", None, False))
     return out
 
 
-def render(runs, tp, b2b, chk, params, meta, notes):
+def keepalive_errors(runs, fast):
+    """Keep-alive failed requests with reloads every `fast` ms, next to the
+    no-reload baseline: (label, failed, requests) per row."""
+    return [(r["label"] + (", reload every %s" % interval_txt(r) if r["interval_ms"] else ", no reloads"),
+             r["failed"], r["requests"])
+            for r in runs if r["mode"] == "keepalive" and r["interval_ms"] in (0, fast)]
+
+
+def render_floor(fl, runs, params, add):
+    d = F.derived(fl)
+    sv, ho = fl["supervise"], fl["handover"]
+    sh, st = fl["start_handoff"]["start_to_exit"], fl["start_true"]["start_to_exit"]
+
+    def pm(s):
+        return "%s / %s" % (ms(s["p50_us"]), ms(s["p99_us"]))
+    add("## Reload cost on an idle machine, against its floors")
+    add("")
+    add("Timed by `bench/spawn-floor.c` (one C program for both sides of each comparison). App: "
+        "`fixture-server --init-delay 0 --grace-ms 0` (ready at once, no server-shim). p50 / p99 in ms.")
+    add("")
+    add("| what | runs | p50 / p99 | per second |")
+    add("|---|---|---|---|")
+    add("| floor: bare vfork+exec of the app → its READY=1 | %d | %s | |" % (fl["floor"]["n"], pm(fl["floor"])))
+    add("| supervise: SIGHUP → handoff's READY=1, back to back | %d | %s | **%.0f** reloads/s |"
+        % (sv["sighup_to_ready"]["n"], pm(sv["sighup_to_ready"]), sv["per_s"]))
+    add("| handover: SIGHUP → the old main's MAINPID= (next reload after the old main exited) | %d | %s | |"
+        % (ho["sighup_to_mainpid"]["n"], pm(ho["sighup_to_mainpid"])))
+    add("| one start of handoff: vfork+exec of `handoff --version` until it exits | %d | %s | |" % (sh["n"], pm(sh)))
+    add("| one start of `/bin/true` (libc only) | %d | %s | |" % (st["n"], pm(st)))
+    sc = fl.get("systemctl")
+    if sc and sc["handoff"] and sc["true"]:
+        for k, what in (("handoff", "`systemctl --user reload`, shipped units (`ExecReload=handoff reload`), "
+                                    "handover"),
+                        ("true", "`systemctl --user reload`, the same units with `ExecReload=/bin/true`")):
+            add("| %s | %d | %s / %s (p95) | |" % (what, sc[k]["n"], ms(sc[k]["median"]), ms(sc[k]["p95"])))
+    add("")
+    pd, pss = d["private_dirty"], d["pss"]
+    add("supervise / floor: **×%.3f**. Handover excess over supervise: %s ms = **×%.2f** one start of handoff. "
+        "handoff CPU per reload (utime+stime): **%.3f ms** (the bare spawner's own, per start: %.3f ms). handoff `Private_Dirty` (smaps_rollup): %d kB at "
+        "start, %d after 10 reloads, %d after %d; `Pss` %d / %d / %d kB; open fds %d / %d / %d (at the start no generation is retiring yet). "
+        "`handoff --version` − `/bin/true`: %s ms (dynamic loading of libsystemd and its libraries, and "
+        "handoff's own start)."
+        % (d["supervise_vs_floor"], ms(d["handover_excess_us"]), d["handover_excess_starts"],
+           d["cpu_ms_per_reload"], d["floor_cpu_ms"], pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *pss, *d["fds"],
+           ms(d["libs_us"])))
+    add("")
+    ka = keepalive_errors(runs, params.get("fast_interval"))
+    if ka:
+        add("Keep-alive failed requests (read errors) with reloads every %s ms, next to the no-reload "
+            "baseline: %s." % (params.get("fast_interval"),
+                               "; ".join("%s: **%d** of %d" % row for row in ka)))
+        add("")
+
+
+def render(runs, tp, b2b, chk, params, meta, notes, fl=None):
     L = []
     add = L.append
     add("# reload-under-load results%s" % (" (--quick)" if params["quick"] else ""))
@@ -286,6 +388,8 @@ def render(runs, tp, b2b, chk, params, meta, notes):
                 spread_txt(b["per_reload"], ("median", "p95", "max")), b["load"]["requests"],
                 b["load"]["failed"], mem_txt(b["memory"])))
         add("")
+    if fl:
+        render_floor(fl, runs, params, add)
     if notes:
         add("## Notes")
         add("")

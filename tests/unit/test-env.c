@@ -136,7 +136,7 @@ START_TEST(test_build_scrubs_and_adds) {
 
         env_fill_pid(listen_pid, 4321);
         ck_assert_str_eq(get_var(l, "LISTEN_PID"), "4321");
-        strv_free(l);
+        free(l);
 }
 END_TEST
 
@@ -163,7 +163,7 @@ START_TEST(test_build_with_watchdog) {
         env_fill_pid(listen_pid, 77);
         ck_assert_str_eq(get_var(l, "WATCHDOG_PID"), "77");
         ck_assert_str_eq(get_var(l, "LISTEN_PID"), "77");
-        strv_free(l);
+        free(l);
 }
 END_TEST
 
@@ -189,7 +189,7 @@ START_TEST(test_build_extra) {
         ck_assert_uint_eq(strv_length(l), 1 + 5 + 2);
         ck_assert_str_eq(listen_pid, "LISTEN_PID=" ENV_PID_PLACEHOLDER);
         ck_assert_ptr_null(watchdog_pid);
-        strv_free(l);
+        free(l);
 }
 END_TEST
 
@@ -201,12 +201,12 @@ START_TEST(test_build_empty_parent) {
         ck_assert_str_eq(l[0], "LISTEN_FDS=0");
         ck_assert_str_eq(get_var(l, "LISTEN_FDNAMES"), "");
         ck_assert_str_eq(get_var(l, "HANDOFF_GENERATION"), "0");
-        strv_free(l);
+        free(l);
 
         char *const empty[] = { NULL };
         ck_assert_int_eq(env_build(empty, &p, &l, &listen_pid, &watchdog_pid), 0);
         ck_assert_uint_eq(strv_length(l), 5);
-        strv_free(l);
+        free(l);
 }
 END_TEST
 
@@ -219,7 +219,7 @@ START_TEST(test_build_does_not_alias_parent) {
         ck_assert_ptr_ne(l[0], a);
         a[4] = 'X';
         ck_assert_str_eq(l[0], "FOO=bar");
-        strv_free(l);
+        free(l);
 }
 END_TEST
 

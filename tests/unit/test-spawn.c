@@ -392,7 +392,7 @@ START_TEST(test_spawn_fds_env_and_state) {
         close(fds[1]);
         close(a[0]);
         close(b[0]);
-        strv_free(e.envp);
+        free(e.envp);
         remove_tmpdir();
 }
 END_TEST
@@ -441,7 +441,7 @@ START_TEST(test_spawn_fds_already_in_place_swapped) {
         read_exactly(b[0], "4\n");
         close(a[0]);
         close(b[0]);
-        strv_free(e.envp);
+        free(e.envp);
         remove_tmpdir();
 }
 END_TEST
@@ -467,7 +467,7 @@ START_TEST(test_spawn_watchdog_pid) {
         read_exactly(p[0], "3\n");
         close(p[0]);
         close(p[1]);
-        strv_free(e.envp);
+        free(e.envp);
         remove_tmpdir();
 }
 END_TEST
@@ -489,7 +489,7 @@ START_TEST(test_spawn_no_fds) {
         snprintf(want, sizeof want, "0 %d %d  2 unset unset @handoff/unit", (int) pid, (int) pid);
         ck_assert_str_eq(r.env_line, want);
         check_only_fds(&r, 0);
-        strv_free(e.envp);
+        free(e.envp);
         remove_tmpdir();
 }
 END_TEST
@@ -505,7 +505,7 @@ static int spawn_path(const char *path, pid_t *ret_pid) {
                 .watchdog_pid_entry = e.watchdog_pid,
         };
         int r = spawn_generation(&p, ret_pid);
-        strv_free(e.envp);
+        free(e.envp);
         return r;
 }
 
@@ -552,7 +552,7 @@ START_TEST(test_spawn_returns_after_exec) {
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert(WIFEXITED(status));
         ck_assert_int_eq(WEXITSTATUS(status), 3);
-        strv_free(e.envp);
+        free(e.envp);
 }
 END_TEST
 
@@ -646,7 +646,7 @@ START_TEST(test_spawn_double_fork) {
 
         close(a[0]);
         close(chan[0]);
-        strv_free(e.envp);
+        free(e.envp);
         remove_tmpdir();
 }
 END_TEST
@@ -682,7 +682,7 @@ START_TEST(test_spawn_double_fork_exec_error) {
                 close(pidfd);
         close(chan[0]);
         close(chan[1]);
-        strv_free(e.envp);
+        free(e.envp);
 }
 END_TEST
 

@@ -1,0 +1,139 @@
+"""The cost of a reload on an idle machine, against its floors.
+
+Everything here is timed by bench/spawn-floor.c (built into the temp dir),
+so that each figure and the floor it is compared with are measured the same
+way: the same clock, the same notify socket, no Python in between. The app
+is the fixture server itself (no server-shim), ready at once
+(--init-delay 0) and gone at once when stopped (--grace-ms 0):
+
+- floor: vfork + exec of the app with a listener at fd 3, until its READY=1,
+  back to back, the previous one sent SIGTERM after each READY=1 (as handoff
+  retires the old generation);
+- supervise: handoff --mode=supervise, back to back: SIGHUP -> READY=1, and
+  handoff's CPU time, smaps_rollup (Private_Dirty, Pss) and fd count over
+  the run;
+- handover: handoff --mode=handover, spawn-floor being the service manager
+  (a child subreaper answering BARRIER=1): SIGHUP -> MAINPID=;
+- start: vfork + exec of `handoff --version` until it exits (one process
+  start of handoff: what a handover may add), and of /bin/true (a process
+  start with libc only), to show what loading libsystemd costs.
+"""
+
+import json
+import os
+import subprocess
+
+try:
+    from handofftest.net import free_port
+except ImportError:         # run alone (see the end of this file)
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "tests", "lib"))
+    from handofftest.net import free_port
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+PLANS = {
+    "full": {"reloads": 1000, "floor": 300, "handover": 40, "start": 200},
+    "quick": {"reloads": 100, "floor": 40, "handover": 6, "start": 20},
+}
+
+# Issue 17's targets (ratios from one run).
+SUPERVISE_VS_FLOOR = 1.05
+HANDOVER_EXCESS_STARTS = 1.2
+RELOADS_PER_S_MIN = 200
+CPU_PER_RELOAD_MS_MAX = 0.4
+PRIVATE_DIRTY_MAX_KB = 300
+PRIVATE_DIRTY_FLAT_KB = 16
+SYSTEMCTL_VS_TRUE = 1.3
+
+
+def build(tmpdir):
+    tool = os.path.join(tmpdir, "spawn-floor")
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", tool,
+                    os.path.join(HERE, "spawn-floor.c")], check=True, timeout=120)
+    return tool
+
+
+def _run(tool, mode, n, cmd, timeout):
+    p = subprocess.run([tool, mode, str(n), "--", *cmd], capture_output=True, text=True, timeout=timeout,
+                       stdin=subprocess.DEVNULL)
+    if p.returncode != 0:
+        raise RuntimeError("spawn-floor %s failed (%d): %s" % (mode, p.returncode, p.stderr[-500:]))
+    return json.loads(p.stdout)
+
+
+def measure(tool, handoff, fixture, quick, log):
+    plan = PLANS["quick" if quick else "full"]
+    app = [fixture, "--init-delay", "0", "--grace-ms", "0"]
+    out = {"plan": plan}
+    # A binary just built has dirty page-cache pages until writeback, and
+    # smaps counts them in the Private_Dirty of the one process mapping
+    # them (+128 kB for handoff right after a build): write them out first.
+    os.sync()
+    log("floor: handoff --version and /bin/true, %d starts each" % plan["start"])
+    out["start_handoff"] = _run(tool, "start", plan["start"], [handoff, "--version"], 120)
+    out["start_true"] = _run(tool, "start", plan["start"], ["/bin/true"], 120)
+    # The floor right before and right after the supervise run, as its two
+    # halves: the machine's mood moves both alike.
+    log("floor: %d bare vfork+exec+READY=1 of the fixture, around %d supervise reloads"
+        % (plan["floor"], plan["reloads"]))
+    a = _run(tool, "floor", plan["floor"] // 2, app, 120)
+    out["supervise"] = _run(tool, "reload", plan["reloads"],
+                            [handoff, "--mode=supervise", "--listen=127.0.0.1:%d" % free_port(), "--", *app], 300)
+    b = _run(tool, "floor", plan["floor"] - plan["floor"] // 2, app, 120)
+    out["floor_halves"] = [a["spawn_to_ready"], b["spawn_to_ready"]]
+    out["floor"] = _merge(a["spawn_to_ready"], b["spawn_to_ready"])
+    out["floor_cpu_ms"] = (a["cpu_ms_per_spawn"] * a["spawn_to_ready"]["n"]
+                           + b["cpu_ms_per_spawn"] * b["spawn_to_ready"]["n"]) / out["floor"]["n"]
+    log("floor: %d handover reloads" % plan["handover"])
+    out["handover"] = _run(tool, "handover", plan["handover"],
+                           [handoff, "--mode=handover", "--listen=127.0.0.1:%d" % free_port(), "--", *app], 300)
+    return out
+
+
+def _merge(a, b):
+    """Two spreads as one, roughly: medians averaged by count, extremes kept."""
+    n = a["n"] + b["n"]
+    return {"n": n, "min_us": min(a["min_us"], b["min_us"]), "max_us": max(a["max_us"], b["max_us"]),
+            "p50_us": (a["p50_us"] * a["n"] + b["p50_us"] * b["n"]) / n,
+            "p99_us": max(a["p99_us"], b["p99_us"])}
+
+
+def derived(f):
+    """The figures the targets are about."""
+    sv, ho = f["supervise"], f["handover"]
+    n = sv["sighup_to_ready"]["n"]
+    cpu_ms = 1000 * (sv["end"]["cpu_s"] - sv["start"]["cpu_s"]) / n
+    start_us = f["start_handoff"]["start_to_exit"]["p50_us"]
+    excess_us = ho["sighup_to_mainpid"]["p50_us"] - sv["sighup_to_ready"]["p50_us"]
+    return {
+        "supervise_vs_floor": sv["sighup_to_ready"]["p50_us"] / f["floor"]["p50_us"],
+        "handover_excess_us": excess_us,
+        "handover_excess_starts": excess_us / start_us,
+        "cpu_ms_per_reload": cpu_ms,
+        "per_s": sv["per_s"],
+        "private_dirty": (sv["start"]["private_dirty_kb"], sv["after10"]["private_dirty_kb"],
+                          sv["end"]["private_dirty_kb"]),
+        "pss": (sv["start"]["pss_kb"], sv["after10"]["pss_kb"], sv["end"]["pss_kb"]),
+        # After 10 reloads and at the end the state is the same (right after
+        # a READY=1, the one before still retiring, its notify socket open);
+        # at the start nothing is retiring yet.
+        "fds": (sv["start"]["fds"], sv["after10"]["fds"], sv["end"]["fds"]),
+        "floor_cpu_ms": f["floor_cpu_ms"],
+        "libs_us": start_us - f["start_true"]["start_to_exit"]["p50_us"],
+    }
+
+
+if __name__ == "__main__":
+    # Alone, e.g. to compare two builds of handoff:
+    #   python3 bench/benchlib/floor.py [--quick] HANDOFF FIXTURE [TMPDIR]
+    # (the tool is built into TMPDIR, by default build/bench/tmp).
+    import sys
+    import time
+    quick = "--quick" in sys.argv
+    a = [x for x in sys.argv[1:] if x != "--quick"]
+    tmp = a[2] if len(a) > 2 else os.path.join(os.path.dirname(HERE), "build", "bench", "tmp")
+    os.makedirs(tmp, exist_ok=True)
+    res = measure(build(tmp), os.path.abspath(a[0]), os.path.abspath(a[1]), quick,
+                  lambda m: sys.stderr.write("[%s] %s\n" % (time.strftime("%H:%M:%S"), m)))
+    print(json.dumps({"derived": derived(res), "figures": res}, indent=1))

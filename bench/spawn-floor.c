@@ -1,0 +1,448 @@
+/*
+ * spawn-floor: the idle reload figures of bench/reload-under-load, and the
+ * floors they are compared with, all timed by this one small program so that
+ * both sides of each comparison are measured the same way (the same clock,
+ * the same notify socket, no Python in between).
+ *
+ *   spawn-floor floor N -- APP [ARG...]
+ *       N times back to back: vfork + exec APP with a listening socket at
+ *       fd 3 (LISTEN_FDS=1, LISTEN_PID = its pid) and NOTIFY_SOCKET here;
+ *       time until its READY=1 arrives; then SIGTERM the previous one (reaped
+ *       whenever it has exited), as a supervisor would. The floor of a
+ *       reload.
+ *   spawn-floor reload N -- HANDOFF [ARG...]
+ *       Start HANDOFF (supervise mode) with NOTIFY_SOCKET here; once READY=1,
+ *       N times back to back: SIGHUP, time until its next READY=1. Also its
+ *       CPU time (utime + stime), /proc/PID/smaps_rollup (Private_Dirty, Pss)
+ *       and open fds at the start, after 10 reloads and at the end.
+ *   spawn-floor handover N -- HANDOFF [ARG...]
+ *       The same in handover mode, this process being the service manager:
+ *       a child subreaper that answers BARRIER=1 (closes the fd). Times
+ *       SIGHUP to the main handoff -> its MAINPID= datagram; then waits for
+ *       the old main to exit before the next reload.
+ *   spawn-floor start N -- PROGRAM [ARG...]
+ *       N times: vfork + exec PROGRAM (stdout to /dev/null) until it exits.
+ *
+ * Prints one JSON object. Every wait has a deadline (exit 1 when one passes).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define DEADLINE_US (10 * 1000000LL)
+
+static int notify_fd = -1;
+static char notify_name[64];
+
+static void die(const char *what)
+{
+	fprintf(stderr, "spawn-floor: %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+static long long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void notify_open(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	snprintf(notify_name, sizeof notify_name, "@spawn-floor/%d", (int)getpid());
+	size_t l = strlen(notify_name);
+	memcpy(sun.sun_path, notify_name, l);
+	sun.sun_path[0] = '\0';
+	notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (notify_fd < 0 || bind(notify_fd, (struct sockaddr *)&sun, offsetof(struct sockaddr_un, sun_path) + l) < 0)
+		die("notify socket");
+	/* Out of the way of the listener that run_floor() puts at fd 3. */
+	int high = fcntl(notify_fd, F_DUPFD_CLOEXEC, 10);
+	if (high < 0)
+		die("F_DUPFD_CLOEXEC");
+	close(notify_fd);
+	notify_fd = high;
+	int one = 1;
+	if (setsockopt(notify_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) < 0)
+		die("SO_PASSCRED");
+}
+
+/* Receives one datagram (deadline: DEADLINE_US from now); closes any fds
+ * that came with it, which answers BARRIER=1 as systemd does. */
+static pid_t notify_receive(char *buf, size_t size)
+{
+	struct pollfd p = { .fd = notify_fd, .events = POLLIN };
+	int r = poll(&p, 1, (int)(DEADLINE_US / 1000));
+	if (r == 0) {
+		fprintf(stderr, "spawn-floor: no notification within %lld s\n", DEADLINE_US / 1000000);
+		exit(1);
+	}
+	if (r < 0)
+		die("poll");
+	union {
+		struct cmsghdr align;
+		char raw[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
+	} control;
+	struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+			     .msg_controllen = sizeof control };
+	ssize_t n = recvmsg(notify_fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		die("recvmsg");
+	buf[n] = '\0';
+	pid_t sender = 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET)
+			continue;
+		if (c->cmsg_type == SCM_CREDENTIALS) {
+			struct ucred u;
+			memcpy(&u, CMSG_DATA(c), sizeof u);
+			sender = u.pid;
+		} else if (c->cmsg_type == SCM_RIGHTS) {
+			size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			for (size_t i = 0; i < k; i++) {
+				int fd;
+				memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+				close(fd);
+			}
+		}
+	}
+	return sender;
+}
+
+/* The value of KEY= in a notify datagram, or NULL. */
+static const char *field(const char *msg, const char *key, char *out, size_t size)
+{
+	size_t kl = strlen(key);
+	for (const char *line = msg; line && *line;) {
+		const char *end = strchr(line, '\n');
+		size_t ll = end ? (size_t)(end - line) : strlen(line);
+		if (ll > kl && strncmp(line, key, kl) == 0 && line[kl] == '=') {
+			snprintf(out, size, "%.*s", (int)(ll - kl - 1), line + kl + 1);
+			return out;
+		}
+		line = end ? end + 1 : NULL;
+	}
+	return NULL;
+}
+
+/* Waits for a datagram from pid (any sender: pid 0) that has KEY=; returns
+ * its value in out. */
+static void wait_field(pid_t pid, const char *key, char *out, size_t size)
+{
+	char buf[4096];
+	for (;;) {
+		pid_t sender = notify_receive(buf, sizeof buf);
+		if ((pid == 0 || sender == pid) && field(buf, key, out, size))
+			return;
+	}
+}
+
+/* The environment for a child: ours minus what belongs to our own manager,
+ * plus NOTIFY_SOCKET and, with a listener, LISTEN_FDS/LISTEN_PID. *pid_slot
+ * points at the digits of LISTEN_PID, filled in the child. */
+static char **child_env(bool listener, char **pid_slot)
+{
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **env = calloc(n + 5, sizeof *env);
+	static char notify[96], listen_pid[32] = "LISTEN_PID=";
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "LISTEN_", 7) != 0 && strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+			env[k++] = environ[i];
+	snprintf(notify, sizeof notify, "NOTIFY_SOCKET=%s", notify_name);
+	env[k++] = notify;
+	if (listener) {
+		env[k++] = (char *)"LISTEN_FDS=1";
+		env[k++] = listen_pid;
+		*pid_slot = listen_pid + strlen("LISTEN_PID=");
+	}
+	env[k] = NULL;
+	return env;
+}
+
+/* Async-signal-safe decimal, for the vfork child. */
+static void put_pid(char *dst, long v)
+{
+	char tmp[24];
+	int n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < 23);
+	while (n)
+		*dst++ = tmp[--n];
+	*dst = '\0';
+}
+
+static pid_t spawn(char **argv, char **env, char *pid_slot, bool quiet)
+{
+	pid_t pid = vfork();
+	if (pid < 0)
+		die("vfork");
+	if (pid == 0) {
+		if (pid_slot)
+			put_pid(pid_slot, (long)syscall(SYS_getpid));
+		if (quiet) {
+			int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+			if (devnull >= 0)
+				dup2(devnull, 1);
+		}
+		execve(argv[0], argv, env);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* waitpid with a deadline, through a pidfd. Notifications that arrive
+ * meanwhile are read and dropped (their fds closed): an old main handoff
+ * waits for the answer to its BARRIER=1 before it exits. */
+static int wait_exit(pid_t pid)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	long long deadline = now_us() + DEADLINE_US;
+	while (pidfd >= 0) {
+		struct pollfd p[2] = { { .fd = pidfd, .events = POLLIN }, { .fd = notify_fd, .events = POLLIN } };
+		long long left = deadline - now_us();
+		int r = left > 0 ? poll(p, 2, (int)(left / 1000) + 1) : 0;
+		if (r == 0) {
+			fprintf(stderr, "spawn-floor: pid %d did not exit within %lld s\n", (int)pid,
+				DEADLINE_US / 1000000);
+			exit(1);
+		}
+		if (r < 0 && errno != EINTR)
+			die("poll");
+		if (r > 0 && (p[1].revents & POLLIN)) {
+			char buf[4096];
+			(void)notify_receive(buf, sizeof buf);
+		}
+		if (r > 0 && (p[0].revents & POLLIN)) {
+			close(pidfd);
+			break;
+		}
+	}
+	int status = 0;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+	long long x = *(const long long *)a, y = *(const long long *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void print_spread(const char *name, long long *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_ll);
+	int p99 = (int)((n - 1) * 0.99 + 0.5);
+	printf("\"%s\": {\"n\": %d, \"min_us\": %lld, \"p50_us\": %lld, \"p99_us\": %lld, \"max_us\": %lld}", name, n,
+	       v[0], v[n / 2], v[p99], v[n - 1]);
+}
+
+typedef struct {
+	long private_dirty_kb, pss_kb, fds;
+	double cpu_s;
+} Sample;
+
+static Sample sample(pid_t pid)
+{
+	Sample s = { -1, -1, 0, -1 };
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
+	FILE *f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof line, f)) {
+			sscanf(line, "Private_Dirty: %ld kB", &s.private_dirty_kb);
+			sscanf(line, "Pss: %ld kB", &s.pss_kb);
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(line, sizeof line, f)) {
+			char *p = strrchr(line, ')');
+			unsigned long ut, st;
+			if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+				s.cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+		}
+		fclose(f);
+	}
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (d) {
+		struct dirent *de;
+		while ((de = readdir(d)))
+			if (de->d_name[0] != '.')
+				s.fds++;
+		closedir(d);
+	} else
+		s.fds = -1;
+	return s;
+}
+
+static void print_sample(const char *name, Sample s)
+{
+	printf(", \"%s\": {\"private_dirty_kb\": %ld, \"pss_kb\": %ld, \"fds\": %ld, \"cpu_s\": %.3f}", name,
+	       s.private_dirty_kb, s.pss_kb, s.fds, s.cpu_s);
+}
+
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int run_floor(int n, char **argv)
+{
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(l, SOMAXCONN) < 0)
+		die("listener");
+	if (l != 3 && (dup2(l, 3) < 0 || close(l) < 0))
+		die("dup2");
+	char *slot = NULL;
+	char **env = child_env(true, &slot);
+	long long *t = calloc((size_t)n, sizeof *t);
+	char v[32];
+	double cpu0 = self_cpu_s();
+	pid_t prev = 0;
+	for (int i = 0; i < n; i++) {
+		long long t0 = now_us();
+		pid_t pid = spawn(argv, env, slot, false);
+		wait_field(pid, "READY", v, sizeof v);
+		t[i] = now_us() - t0;
+		/* What a supervisor does next: retire the one before, and reap it
+		 * whenever it is gone, while the next start runs. */
+		if (prev > 0)
+			kill(prev, SIGTERM);
+		prev = pid;
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+	}
+	kill(prev, SIGTERM);
+	wait_exit(prev);
+	while (waitpid(-1, NULL, 0) > 0)
+		;
+	/* This program's own CPU time per start (vfork, READY=1, kill, reap):
+	 * what a bare spawner costs on this machine, next to handoff's. */
+	printf("{\"mode\": \"floor\", \"cpu_ms_per_spawn\": %.3f, ", 1000 * (self_cpu_s() - cpu0) / n);
+	print_spread("spawn_to_ready", t, n);
+	printf("}\n");
+	return 0;
+}
+
+static int run_start(int n, char **argv)
+{
+	char **env = child_env(false, NULL);
+	long long *t = calloc((size_t)n, sizeof *t);
+	for (int i = 0; i < n; i++) {
+		long long t0 = now_us();
+		int status = wait_exit(spawn(argv, env, NULL, true));
+		t[i] = now_us() - t0;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			fprintf(stderr, "spawn-floor: %s exited with status 0x%x\n", argv[0], status);
+			return 1;
+		}
+	}
+	printf("{\"mode\": \"start\", ");
+	print_spread("start_to_exit", t, n);
+	printf("}\n");
+	return 0;
+}
+
+static int run_reload(int n, char **argv, bool handover)
+{
+	if (handover && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+		die("PR_SET_CHILD_SUBREAPER");
+	char **env = child_env(false, NULL);
+	char v[64];
+	pid_t main_pid = spawn(argv, env, NULL, false);
+	wait_field(main_pid, "READY", v, sizeof v);
+	Sample s0 = sample(main_pid), s10 = s0;
+	long long *t = calloc((size_t)n, sizeof *t);
+	long long start = now_us();
+	for (int i = 0; i < n; i++) {
+		if (i == 10)
+			s10 = sample(main_pid);
+		long long t0 = now_us();
+		if (kill(main_pid, SIGHUP) < 0)
+			die("kill");
+		if (!handover) {
+			wait_field(main_pid, "READY", v, sizeof v);
+			t[i] = now_us() - t0;
+			continue;
+		}
+		wait_field(main_pid, "MAINPID", v, sizeof v);
+		t[i] = now_us() - t0;
+		pid_t next = (pid_t)atoi(v);
+		/* The old main retires its generation and exits; it is our child
+		 * (the first one, or adopted as the subreaper). */
+		wait_exit(main_pid);
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		main_pid = next;
+	}
+	double secs = (double)(now_us() - start) / 1e6;
+	Sample s1 = sample(main_pid);
+	printf("{\"mode\": \"%s\", \"pid\": %d, \"seconds\": %.3f, \"per_s\": %.1f, ", handover ? "handover" : "reload",
+	       (int)main_pid, secs, n / secs);
+	print_spread(handover ? "sighup_to_mainpid" : "sighup_to_ready", t, n);
+	print_sample("start", s0);
+	print_sample("after10", s10);
+	print_sample("end", s1);
+	printf("}\n");
+	fflush(stdout);
+	kill(main_pid, SIGTERM);
+	wait_exit(main_pid);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 5 || strcmp(argv[3], "--") != 0) {
+		fprintf(stderr, "usage: spawn-floor floor|reload|handover|start N -- COMMAND [ARG...]\n");
+		return 2;
+	}
+	int n = atoi(argv[2]);
+	if (n < 1)
+		return 2;
+	setvbuf(stdout, NULL, _IOFBF, 1 << 16);
+	notify_open();
+	char **cmd = argv + 4;
+	if (strcmp(argv[1], "floor") == 0)
+		return run_floor(n, cmd);
+	if (strcmp(argv[1], "start") == 0)
+		return run_start(n, cmd);
+	if (strcmp(argv[1], "reload") == 0)
+		return run_reload(n, cmd, false);
+	if (strcmp(argv[1], "handover") == 0)
+		return run_reload(n, cmd, true);
+	return 2;
+}
