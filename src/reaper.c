@@ -19,7 +19,7 @@ struct ProcTree {
         bool doomed;             /* SIGKILL sent: whatever turns up gets it too */
         int stopping;            /* a stop signal sent to all of it: so does this */
         bool reported_empty;
-        pid_t *strays;           /* our children that left the group */
+        pid_t *strays;           /* our adopted children: left the group, or may */
         size_t n_strays;
         Cgroup *cgroup;
         const ProcTreeCallbacks *cb;
@@ -155,33 +155,39 @@ static void adopt(Reaper *r, pid_t pid) {
         if (read_stat(pid, &pgid, &state) < 0)
                 return; /* exited meanwhile: the next SIGCHLD reaps it */
         ProcTree *t = find_tree(r, pgid, 0);
-        if (t && !t->cgroup)
-                return; /* still in its generation's group: kill(-pgid) reaches it */
-        int number = read_generation(pid);
-        bool pending = pid_list_has(r->pending, r->n_pending, pid);
-        if (number < 0 && state != 'S' && state != 'T' && state != 't') {
-                /* Exiting (or a running process with an empty
-                 * environment: looked at again at the next SIGCHLD). */
-                if (!pending && pid_list_add(&r->pending, &r->n_pending, pid) < 0)
-                        log_debug("Out of memory; pid %d is not waited for.", (int) pid);
-                return;
+        /* Still in its generation's group, it is that generation's; it is
+         * tracked all the same, since it may leave the group in a moment (a
+         * daemon's setsid() right after its parent exited), where kill(-pgid)
+         * and the group's emptiness no longer see it. */
+        bool in_group = t && !t->cgroup;
+        if (!in_group) {
+                int number = read_generation(pid);
+                bool pending = pid_list_has(r->pending, r->n_pending, pid);
+                if (number < 0 && state != 'S' && state != 'T' && state != 't') {
+                        /* Exiting (or a running process with an empty
+                         * environment: looked at again at the next SIGCHLD). */
+                        if (!pending && pid_list_add(&r->pending, &r->n_pending, pid) < 0)
+                                log_debug("Out of memory; pid %d is not waited for.", (int) pid);
+                        return;
+                }
+                if (pending)
+                        pid_list_remove(r->pending, &r->n_pending, pid);
+                t = number > 0 ? find_tree(r, 0, (unsigned) number) : NULL;
+                if (!t) {
+                        log_debug("Adopted pid %d, of no generation of ours; it is reaped when it exits.", (int) pid);
+                        if (pid_list_add(&r->unknown, &r->n_unknown, pid) < 0)
+                                log_debug("Out of memory; pid %d may be looked at again.", (int) pid);
+                        return;
+                }
+                if (t->cgroup)
+                        return; /* the cgroup holds it */
         }
-        if (pending)
-                pid_list_remove(r->pending, &r->n_pending, pid);
-        t = number > 0 ? find_tree(r, 0, (unsigned) number) : NULL;
-        if (!t) {
-                log_debug("Adopted pid %d, of no generation of ours; it is reaped when it exits.", (int) pid);
-                if (pid_list_add(&r->unknown, &r->n_unknown, pid) < 0)
-                        log_debug("Out of memory; pid %d may be looked at again.", (int) pid);
-                return;
-        }
-        if (t->cgroup)
-                return; /* the cgroup holds it */
         if (pid_list_add(&t->strays, &t->n_strays, pid) < 0) {
                 log_warning("Out of memory; pid %d of generation %u is not tracked.", (int) pid, t->number);
                 return;
         }
-        log_debug("Adopted pid %d of generation %u (left its process group).", (int) pid, t->number);
+        log_debug("Adopted pid %d of generation %u (%s its process group).", (int) pid, t->number,
+                  in_group ? "still in" : "left");
         if (t->doomed)
                 (void) kill(pid, SIGKILL);
         else if (t->stopping)
@@ -385,6 +391,9 @@ void proc_tree_warn_strays(ProcTree *t) {
         scan_children(t->reaper);
         for (size_t i = 0; i < t->n_strays; i++) {
                 char comm[32];
+                pid_t pgid;
+                if (read_stat(t->strays[i], &pgid, NULL) < 0 || pgid == t->main)
+                        continue; /* gone, or still in the group */
                 comm_of(t->strays[i], comm, sizeof comm);
                 log_warning("Generation %u: pid %d (%s) left its process group; it gets the same drain deadline.",
                             t->number, (int) t->strays[i], comm);
