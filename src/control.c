@@ -121,10 +121,15 @@ static ssize_t recv_no_fds(int fd, void *buf, size_t size, int flags) {
 
 /* Closes a connection. Where fds can arrive, the unread messages go first:
  * closing a socket releases the fds queued on it in our thread, with a
- * plain close. Bounded: a sender cannot keep us here. */
+ * plain close, and if the sender has closed its copies meanwhile ours is
+ * the last one, which waits out a lingering socket's SO_LINGER. The
+ * shutdown comes first so that nothing can be queued after the last read
+ * (the sender's sendmsg() then fails with EPIPE). Bounded all the same. */
 static void close_conn_fd(Control *c, int fd) {
         char buf[DISCARD_SIZE];
-        for (int i = 0; c->takes_fds && i < 64; i++)
+        if (c->takes_fds)
+                (void) shutdown(fd, SHUT_RDWR);
+        for (int i = 0; c->takes_fds && i < 4096; i++)
                 if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
                         break;
         safe_close(fd);
