@@ -14,7 +14,6 @@
 
 #include "client.h"
 #include "control.h"
-#include "options.h"
 #include "reload-config.h"
 #include "time-util.h"
 #include "util.h"
@@ -353,28 +352,15 @@ static int request(pid_t pid, const char *what, size_t len, usec_t deadline, cha
 
 /* A reload's new command line is checked here first, so that a typo fails
  * "systemctl reload" with the reason on its stderr (the journal) and nothing
- * is asked of the running handoff; the handoff checks it again. */
+ * is asked of the running handoff. It is checked as handoff will: its wire
+ * form, parsed by the same reload_config_parse(). */
 static int check_command_line(int n, char **args, char **ret, size_t *ret_len) {
         if (n == 0) {
                 fprintf(stderr, "handoff: nothing after \"--\"; a new command line is: handoff reload -- "
                                 "[OPTIONS] -- COMMAND [ARG...]\n");
                 return -EINVAL;
         }
-        _cleanup_strv_free_ char **full = calloc((size_t) n + 2, sizeof *full);
-        if (!full)
-                return -ENOMEM;
-        full[0] = strdup("handoff");
-        for (int i = 0; i < n; i++)
-                full[i + 1] = strdup(args[i]);
-        for (int i = 0; i <= n; i++)
-                if (!full[i])
-                        return -ENOMEM;
-        Options o = OPTIONS_DEFAULT;
-        int r = options_parse(n + 1, full, &o);
-        options_done(&o);
-        if (r <= 0)
-                return r == 0 ? -ECANCELED : r == -ENOMEM ? r : -EINVAL;
-        r = reload_config_encode(args, (size_t) n, ret, ret_len);
+        int r = reload_config_encode(args, (size_t) n, ret, ret_len);
         if (r < 0)
                 return r;
         if (*ret_len > CONTROL_MAX_REQUEST) {
@@ -382,7 +368,12 @@ static int check_command_line(int n, char **args, char **ret, size_t *ret_len) {
                                 "%d)\n", *ret_len, CONTROL_MAX_REQUEST);
                 return -E2BIG;
         }
-        return 0;
+        size_t head = strlen("RELOAD");
+        char why[128];
+        ReloadConfig *c = NULL;
+        r = reload_config_parse("handoff", *ret + head, *ret_len - head, &c, why, sizeof why);
+        reload_config_free(c);
+        return r;
 }
 
 int client_main(int argc, char **argv) {

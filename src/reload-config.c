@@ -60,7 +60,7 @@ int reload_config_parse(const char *argv0, const char *args, size_t len, ReloadC
                 snprintf(why, why_size, r == 0 ? "the new command line asks for --help or --version"
                                                : "the new command line is invalid (handoff's log says why)");
                 reload_config_free(c);
-                return r == -ENOMEM ? r : -EINVAL;
+                return r == 0 ? -ECANCELED : r == -ENOMEM ? r : -EINVAL;
         }
         *ret = c;
         return 0;

@@ -38,7 +38,8 @@ int reload_config_encode(char *const *args, size_t n, char **ret, size_t *ret_le
 /* Parses the arguments of a request (what follows "RELOAD": each one after
  * a NUL) as handoff's own command line, argv0 first. Returns 0, or -EINVAL
  * with what is wrong in why (options_parse() also prints it to stderr, which
- * is handoff's log). */
+ * is handoff's log), -ECANCELED when it asked for --help or --version (and
+ * that was printed), -ENOMEM. */
 int reload_config_parse(const char *argv0, const char *args, size_t len, ReloadConfig **ret, char *why,
                         size_t why_size);
 

@@ -1087,14 +1087,10 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 .machine = MACHINE_INIT(p->handover, o->bake > 0),
                 .role = p->takeover_channel >= 0 ? ROLE_CANDIDATE : ROLE_MAIN,
                 .reload_ops = p->handover ? &next_handoff_ops : &generation_ops,
+                /* What a generation gets from the options: configure_generation(),
+                 * at each start; these are the same for all of them. */
                 .config = {
-                        .argv = o->command,
-                        .ready_by_delay = o->ready_by_delay,
-                        .ready_delay = o->ready_delay,
-                        .start_timeout = o->start_timeout,
-                        /* --notify-socket, --notify-access (issue 14, compat branch) */
                         .notify_socket = o->notify_socket,
-                        .notify_access = o->notify_access,
                         /* Supervise mode only: in handover mode a generation
                          * whose handoff dies goes on draining (its requests
                          * in flight finish), and systemd's KillMode= ends

@@ -12,7 +12,7 @@
  *    arguments are exactly the rest of the buffer; anything else -EBADMSG
  *    with the output untouched;
  *  - a command line is taken apart without reading past it, and parses to
- *    a configuration or -EINVAL/-ENOMEM with a reason. */
+ *    a configuration or -EINVAL/-ECANCELED/-ENOMEM with a reason. */
 #include <errno.h>
 #include <stdbool.h>
 #include <string.h>
@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 ReloadConfig *c = NULL;
                 char why[128] = "";
                 int k = reload_config_parse("handoff", req.args, req.args_len, &c, why, sizeof why);
-                FUZZ_ASSERT(k == 0 ? c != NULL : (k == -EINVAL || k == -ENOMEM) && why[0] != '\0',
+                FUZZ_ASSERT(k == 0 ? c != NULL : (k == -EINVAL || k == -ECANCELED || k == -ENOMEM) && why[0] != '\0',
                             "reload_config_parse returned %d", k);
                 if (c)
                         FUZZ_ASSERT(c->opt.command && c->opt.command[0], "a configuration without a command");
