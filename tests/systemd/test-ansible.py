@@ -23,25 +23,12 @@ sys.path.insert(0, HERE)
 
 from usermanager import UserManager, run_tests, Skip, free_port  # noqa: E402,F401
 from handofftest import net  # noqa: E402
+from handofftest.units import SRC_ROOT, built, render  # noqa: E402
 
-SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
-HANDOFF = os.path.abspath(os.environ.get("HANDOFF_BIN") or os.path.join(SRC_ROOT, "build/src/handoff"))
-FIXTURE = os.path.abspath(os.environ.get("FIXTURE_SERVER") or
-                          os.path.join(SRC_ROOT, "build/tests/fixtures/fixture-server"))
-UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units")
+HANDOFF = built("HANDOFF_BIN", "src/handoff")
+FIXTURE = built("FIXTURE_SERVER", "tests/fixtures/fixture-server")
 PLAYBOOK = os.path.join(SRC_ROOT, "examples", "ansible", "rolling-reload.yml")
 INSTANCES = ("a", "b", "c")
-
-
-def render(name, subs):
-    path = os.path.join(UNITS_DIR, name)
-    if os.path.exists(path + ".in"):
-        path += ".in"
-    with open(path) as f:
-        text = f.read()
-    for k, v in subs.items():
-        text = text.replace("@%s@" % k, v)
-    return text
 
 
 def argv_of(pid):

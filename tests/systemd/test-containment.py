@@ -22,26 +22,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from usermanager import UserManager, run_tests, Skip, wait_for, free_port  # noqa: E402,F401
+from handofftest.units import built, render  # noqa: E402
 
-SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
-HANDOFF = os.path.abspath(os.environ.get("HANDOFF_BIN") or os.path.join(SRC_ROOT, "build/src/handoff"))
-FIXTURE = os.path.abspath(os.environ.get("FIXTURE_SERVER") or
-                          os.path.join(SRC_ROOT, "build/tests/fixtures/fixture-server"))
-LOADGEN = os.path.abspath(os.environ.get("LOADGEN") or os.path.join(SRC_ROOT, "build/tests/fixtures/loadgen"))
-UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units")
+HANDOFF = built("HANDOFF_BIN", "src/handoff")
+FIXTURE = built("FIXTURE_SERVER", "tests/fixtures/fixture-server")
+LOADGEN = built("LOADGEN", "tests/fixtures/loadgen")
 DEMO, DEMO_SOCKET = "handoff-demo.service", "handoff-demo.socket"
 DRAIN = 2
-
-
-def render(name, subs):
-    path = os.path.join(UNITS_DIR, name)
-    if os.path.exists(path + ".in"):
-        path += ".in"
-    with open(path) as f:
-        text = f.read()
-    for k, v in subs.items():
-        text = text.replace("@%s@" % k, v)
-    return text
 
 
 def unified_mount():

@@ -43,20 +43,12 @@ from handofftest.load import Load, SlowRequest  # noqa: E402
 from handofftest.net import free_port, read_all  # noqa: E402
 from handofftest.procs import pid_alive, proc_cmdline  # noqa: E402
 from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
+from handofftest.units import UNITS_DIR, built, render  # noqa: E402
 
-SRC_ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def _bin(var, rel):
-    p = os.environ.get(var) or os.path.join(SRC_ROOT, "build", rel)
-    return os.path.abspath(p)
-
-
-HANDOFF = _bin("HANDOFF_BIN", "src/handoff")
-FIXTURE = _bin("FIXTURE_SERVER", "tests/fixtures/fixture-server")
-LOADGEN = _bin("LOADGEN", "tests/fixtures/loadgen")
-STORE_SERVER = _bin("STORE_SERVER", "tests/fixtures/store-server")
-UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units")
+HANDOFF = built("HANDOFF_BIN", "src/handoff")
+FIXTURE = built("FIXTURE_SERVER", "tests/fixtures/fixture-server")
+LOADGEN = built("LOADGEN", "tests/fixtures/loadgen")
+STORE_SERVER = built("STORE_SERVER", "tests/fixtures/store-server")
 UNITS_BUILD_DIR = os.environ.get("HANDOFF_UNITS_BUILD_DIR")
 
 # What a reload does to MainPID with the shipped units (no --mode, i.e.
@@ -82,20 +74,6 @@ def log(msg):
 
 
 # ---- unit files ---------------------------------------------------------
-
-def render(name, subs):
-    """The shipped unit NAME (NAME.in if that exists) with @VAR@ replaced."""
-    path = os.path.join(UNITS_DIR, name)
-    if os.path.exists(path + ".in"):
-        path += ".in"
-    with open(path) as f:
-        text = f.read()
-    for k, v in subs.items():
-        text = text.replace("@%s@" % k, v)
-    left = re.findall(r"@[A-Z_]+@", text)
-    assert not left, "%s: unsubstituted %s" % (path, left)
-    return text
-
 
 def set_listen(text, address):
     """Point the (only) ListenStream= of a shipped socket unit at address."""

@@ -1,0 +1,29 @@
+"""The shipped units (units/) and the built programs, as the tests under a
+real user manager find them: from the environment meson sets, else from the
+source tree and its build/ directory."""
+
+import os
+import re
+
+SRC_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units")
+
+
+def built(var, rel):
+    """$var, else build/REL in the source tree; absolute either way."""
+    return os.path.abspath(os.environ.get(var) or os.path.join(SRC_ROOT, "build", rel))
+
+
+def render(name, subs):
+    """The shipped unit NAME (NAME.in if that exists) with @VAR@ replaced;
+    every @VAR@ must be."""
+    path = os.path.join(UNITS_DIR, name)
+    if os.path.exists(path + ".in"):
+        path += ".in"
+    with open(path) as f:
+        text = f.read()
+    for k, v in subs.items():
+        text = text.replace("@%s@" % k, v)
+    left = re.findall(r"@[A-Z_]+@", text)
+    assert not left, "%s: unsubstituted %s" % (path, left)
+    return text
