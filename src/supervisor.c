@@ -227,14 +227,19 @@ static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t st
 
 /* ---- callbacks from app generations ------------------------------------ */
 
+/* How long a generation took from its start to READY=1, in whole ms. */
+static const char *ready_after(const Generation *g, char *buf, size_t size) {
+        return format_duration(buf, size, (g->ready_usec - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC);
+}
+
 static void on_gen_ready(Generation *g, void *userdata) {
         Supervisor *s = userdata;
         if (g != s->candidate)
                 return;
-        char d[32];
-        log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
-                 format_duration(d, sizeof d, (g->ready_usec - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC));
         if (role_awaits_takeover(s->role)) {
+                char d[32];
+                log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
+                         ready_after(g, d, sizeof d));
                 /* Our predecessor commits, then tells us. The pid file names
                  * us before the commit message is sent. */
                 write_pid(s, getpid());
@@ -773,25 +778,38 @@ static void adopt_command_line(Supervisor *s) {
         log_set_max_level(s->opt->verbose ? LOG_DEBUG : LOG_INFO);
 }
 
-static void commit(Supervisor *s) {
+/* The candidate serves. What it replaces is retired by after_commit(),
+ * once systemd and the control clients have heard: the reload's latency
+ * is theirs, and the old generation's exit would only delay it. */
+static Generation *commit(Supervisor *s) {
         Generation *old = s->serving, *g = s->candidate;
         s->serving = g;
         s->candidate = NULL;
         service_store_commit_staged(&s->store, mirroring(s));
         if (!old && s->role == ROLE_MAIN)
-                return; /* the very first generation of the service */
+                return NULL; /* the very first generation of the service */
         if (s->inherited_reload_started) {
                 /* Started as the next handoff: the reload began in the old main. */
                 s->reload_started = s->inherited_reload_started;
                 s->inherited_reload_started = 0;
         }
         results_ok(&s->results, g->number, g->pid, g->ready_usec - s->reload_started, 0);
+        return old;
+}
+
+static void after_commit(Supervisor *s, Generation *old) {
+        Generation *g = s->serving;
+        char d[32];
         if (old) {
-                log_info("Generation %u (pid %d) serves; retiring generation %u (pid %d).", g->number, (int) g->pid,
-                         old->number, (int) old->pid);
+                log_info("Generation %u (%s, pid %d) is ready after %s and serves; retiring generation %u (pid %d).",
+                         g->number, generation_describe(g), (int) g->pid, ready_after(g, d, sizeof d), old->number,
+                         (int) old->pid);
                 /* It stops as the command line it was started with says. */
                 generation_retire(old, s->opt->stop_signal, s->opt->drain_timeout);
-        }
+        } else if (s->role == ROLE_MAIN && g)
+                /* The first generation (a next handoff's said so before the takeover). */
+                log_info("Generation %u (%s, pid %d) is ready after %s.", g->number, generation_describe(g), (int) g->pid,
+                         ready_after(g, d, sizeof d));
         adopt_command_line(s);
 }
 
@@ -808,7 +826,9 @@ static int on_bake_done(sd_event_source *src, uint64_t usec, void *userdata) {
  * if it dies sooner (EV_FAILED). */
 static void start_bake(Supervisor *s) {
         char d[32];
-        log_info("Generation %u is ready; it serves beside generation %u for the bake time (%s).", s->last_number,
+        char ra[32];
+        log_info("Generation %u is ready after %s; it serves beside generation %u for the bake time (%s).",
+                 s->last_number, s->candidate ? ready_after(s->candidate, ra, sizeof ra) : "?",
                  s->serving ? s->serving->number : 0, format_duration(d, sizeof d, candidate_opt(s)->bake));
         s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
         int r = sd_event_add_time_relative(s->event, &s->bake_timer, CLOCK_MONOTONIC, candidate_opt(s)->bake, 1000,
@@ -865,12 +885,13 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
  * and last the exit. */
 static void run_actions(Supervisor *s, unsigned a) {
         char st[NOTIFY_MAX_LEN / 2];
+        Generation *replaced = NULL;
         if (a & ACT_ROLLBACK) {
                 rollback(s);
                 control_on_reload_end(s);
         }
         if (a & ACT_COMMIT) {
-                commit(s);
+                replaced = commit(s);
                 control_on_reload_end(s);
         }
         if (a & ACT_NOTIFY_READY) {
@@ -879,6 +900,8 @@ static void run_actions(Supervisor *s, unsigned a) {
                 notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", st);
                 s->ready_announced = false;
         }
+        if (a & ACT_COMMIT)
+                after_commit(s, replaced);
         if (a & ACT_BAKE)
                 start_bake(s);
         if (a & (ACT_ROLLBACK | ACT_COMMIT | ACT_HANDOVER)) {
