@@ -6,7 +6,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -83,12 +82,15 @@ int find_executable(const char *name, char **ret) {
  * know, and never return. */
 
 #define CHILD_FN __attribute__((no_sanitize("address"), noinline))
-#define CHILD_STACK_SIZE (64U * 1024U)
+/* The child's frames are small and its depth fixed (child_exec ->
+ * child_report_self -> syscall): a few hundred bytes. */
+#define CHILD_STACK_SIZE (16U * 1024U)
 
 typedef struct ChildPlan {
         const SpawnParams *p;
         int *scratch;                 /* n_fds ints */
         bool restore_nofile;
+        uint64_t reset_signals;       /* bit sig - 1: not SIG_DFL in handoff */
         uint64_t nofile[2];           /* struct rlimit64: cur, max */
         char *listen_pid_digits;      /* inside envp: overwritten with the child's pid */
         size_t listen_pid_width;
@@ -175,8 +177,8 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
          * kernel sigaction is SIG_DFL, no flags, an empty mask. The mask is
          * emptied last, once no handler of handoff's is left to run. */
         unsigned long dfl[8] = { 0 };
-        for (int sig = 1; sig < _NSIG; sig++)
-                if (sig != SIGKILL && sig != SIGSTOP)
+        for (int sig = 1; sig < _NSIG && sig <= 64; sig++)
+                if (c->reset_signals & (UINT64_C(1) << (sig - 1)))
                         (void) syscall(SYS_rt_sigaction, sig, dfl, NULL, (_NSIG - 1) / 8);
 
         /* Two passes, so that a source fd already inside 3..3+n-1 is not
@@ -233,28 +235,32 @@ CHILD_FN static int intermediate_main(void *userdata) {
 
 /* ---- handoff's side ----------------------------------------------------- */
 
+/* The signals whose disposition the child must set back to SIG_DFL: those
+ * handoff ignores or handles. Read once, at the first spawn: handoff sets
+ * its dispositions at start-up (SIGPIPE ignored; the rest it takes through
+ * a signalfd, at SIG_DFL) and never after. A system call per signal in the
+ * child, on every reload, was a tenth of a millisecond of each spawn. */
+static uint64_t signals_to_reset(void) {
+        static bool known;
+        static uint64_t mask;
+        if (known)
+                return mask;
+        for (int sig = 1; sig < _NSIG && sig <= 64; sig++) {
+                struct sigaction sa;
+                if (sig == SIGKILL || sig == SIGSTOP)
+                        continue;
+                /* Unknown (a signal glibc keeps for itself): reset it. */
+                if (sigaction(sig, NULL, &sa) < 0 || sa.sa_handler != SIG_DFL)
+                        mask |= UINT64_C(1) << (sig - 1);
+        }
+        known = true;
+        return mask;
+}
+
 static void pid_placeholder(char *entry, char **ret_digits, size_t *ret_width) {
         char *eq = entry ? strchr(entry, '=') : NULL;
         *ret_digits = eq ? eq + 1 : NULL;
         *ret_width = eq ? strlen(eq + 1) : 0;
-}
-
-/* Two stacks (the second for the grandchild of a double fork), each with a
- * guard page below it. Mapped per spawn and unmapped at once: a kept
- * mapping would stay in handoff's private dirty memory. */
-static void *map_stacks(size_t *ret_size) {
-        size_t page = (size_t) sysconf(_SC_PAGESIZE);
-        size_t one = page + CHILD_STACK_SIZE, size = 2 * one;
-        char *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE,
-                       -1, 0);
-        if (m == MAP_FAILED)
-                return NULL;
-        if (mprotect(m, page, PROT_NONE) < 0 || mprotect(m + one, page, PROT_NONE) < 0) {
-                (void) munmap(m, size);
-                return NULL;
-        }
-        *ret_size = size;
-        return m;
 }
 
 int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
@@ -262,7 +268,7 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         if (!scratch)
                 return -ENOMEM;
 
-        ChildPlan plan = { .p = p, .scratch = scratch };
+        ChildPlan plan = { .p = p, .scratch = scratch, .reset_signals = signals_to_reset() };
         struct rlimit nofile;
         if (rlimit_nofile_original(&nofile) >= 0) {
                 plan.restore_nofile = true;
@@ -272,13 +278,15 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         pid_placeholder(p->listen_pid_entry, &plan.listen_pid_digits, &plan.listen_pid_width);
         pid_placeholder(p->watchdog_pid_entry, &plan.watchdog_pid_digits, &plan.watchdog_pid_width);
 
-        size_t stacks_size;
-        char *stacks = map_stacks(&stacks_size);
-        if (!stacks)
-                return -errno;
-        /* Stacks grow down: each starts at the top of its half. */
-        char *stack = stacks + stacks_size / 2;
-        plan.grandchild_stack = stacks + stacks_size;
+        /* The child's stack (and its own child's, for a double fork) is
+         * here, in this frame: we are suspended until it has exec'd, and it
+         * never returns into anything of ours. A mapping per spawn cost four
+         * system calls and fresh page faults on every reload; these pages
+         * stay mapped, and only the few the child touches are ever dirty.
+         * Stacks grow down: each starts at its top. */
+        _Alignas(16) char stack_buf[CHILD_STACK_SIZE], grandchild_stack_buf[CHILD_STACK_SIZE];
+        char *stack = stack_buf + sizeof stack_buf;
+        plan.grandchild_stack = grandchild_stack_buf + sizeof grandchild_stack_buf;
 
         /* No handler of ours may run in the child, which shares our memory:
          * block everything across the clone (the child empties its mask
@@ -290,7 +298,6 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
                           &plan);
         int clone_errno = errno;
         (void) sigprocmask(SIG_SETMASK, &saved, NULL);
-        (void) munmap(stacks, stacks_size);
         if (pid < 0)
                 return -clone_errno;
 
