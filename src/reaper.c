@@ -205,10 +205,11 @@ static void scan_children(Reaper *r) {
                 log_debug_errno(errno, "Cannot list our children (%s): %m", path);
                 return;
         }
-        size_t size = 65536, have = 0;
-        _cleanup_free_ char *buf = malloc(size);
-        if (!buf)
-                return;
+        /* Static: this runs a few times per reload, and a heap buffer this
+         * size went back to the kernel and was faulted in again each time.
+         * Only the pages a long list touches are ever dirty. */
+        static char buf[65536];
+        size_t size = sizeof buf, have = 0;
         ssize_t n;
         while (have < size - 1 && (n = read(fd, buf + have, size - 1 - have)) > 0)
                 have += (size_t) n;
@@ -254,7 +255,8 @@ static void sweep(Reaper *r) {
         r->sweeping = false;
 }
 
-static void reaped(Reaper *r, const siginfo_t *si) {
+/* Returns true when it has just looked at our children. */
+static bool reaped(Reaper *r, const siginfo_t *si) {
         pid_t pid = si->si_pid;
         ProcTree *t = find_tree(r, pid, 0);
         if (t && !t->main_exited) {
@@ -263,25 +265,27 @@ static void reaped(Reaper *r, const siginfo_t *si) {
                 scan_children(r);
                 t->main_exited = true;
                 t->cb->main_exited(t, si, t->userdata);
-                return;
+                return true;
         }
         if (pid_list_remove(r->pending, &r->n_pending, pid))
                 log_debug("Reaped pid %d, exited before we knew whose it was.", (int) pid);
         if (pid_list_remove(r->unknown, &r->n_unknown, pid)) {
                 log_debug("Reaped adopted pid %d.", (int) pid);
-                return;
+                return false;
         }
         for (t = r->trees; t; t = t->next)
                 if (pid_list_remove(t->strays, &t->n_strays, pid)) {
                         log_debug("Reaped pid %d of generation %u.", (int) pid, t->number);
-                        return;
+                        return false;
                 }
         log_debug("Reaped pid %d.", (int) pid);
+        return false;
 }
 
 static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *ssi, void *userdata) {
         Reaper *r = userdata;
         /* SIGCHLDs coalesce: reap until none is left. */
+        bool scanned = false;
         for (;;) {
                 siginfo_t si = {};
                 if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG) < 0) {
@@ -293,11 +297,13 @@ static int on_sigchld(sd_event_source *s, const struct signalfd_siginfo *ssi, vo
                 }
                 if (si.si_pid == 0)
                         break;
-                reaped(r, &si);
+                scanned = reaped(r, &si);
         }
         /* Children reparented to us say nothing when they arrive; when one
-         * of their ancestors exits we hear of it, so look now. */
-        scan_children(r);
+         * of their ancestors exits we hear of it, so look now (unless the
+         * last exit reaped was a main's, which looked already). */
+        if (!scanned)
+                scan_children(r);
         sweep(r);
         return 0;
 }
