@@ -277,8 +277,19 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
 static int open_notify_socket(Generation *g, const GenerationConfig *c) {
         int min_fd = 3 + (int) c->n_fds, r = 0;
         if (c->notify_socket != NOTIFY_SOCKET_ABSTRACT) {
-                char base[sizeof g->notify_address], dir[sizeof g->notify_address], name[16];
+                /* The directory, once checked, stays ours: nobody else may
+                 * write to its parent. Checked again (and made again) only
+                 * when a bind in it fails, e.g. after its last socket went
+                 * and took it along. */
+                static char dir[sizeof g->notify_address];
+                char base[sizeof g->notify_address], name[16];
                 snprintf(name, sizeof name, "%u", g->number);
+                r = dir[0] ? notify_socket_open_path(dir, name, min_fd, g->notify_address, sizeof g->notify_address,
+                                                     &g->notify_fd)
+                           : -ENOENT;
+                if (r >= 0)
+                        return 0;
+                dir[0] = '\0';
                 r = notify_runtime_dir(base, sizeof base);
                 if (r >= 0)
                         r = notify_private_dir(base, getpid(), dir, sizeof dir);
@@ -287,6 +298,7 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                                                     &g->notify_fd);
                 if (r >= 0)
                         return 0;
+                dir[0] = '\0';
                 if (c->notify_socket == NOTIFY_SOCKET_PATH)
                         return log_error_errno(r, "Failed to create a path notify socket for generation %u "
                                                "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "

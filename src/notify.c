@@ -230,14 +230,16 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
         _cleanup_close_ int fd = open_dgram();
         if (fd < 0)
                 return fd;
-        /* The directory is private to this process: a file of this name can
-         * only be a socket of an earlier process with our pid. */
-        (void) unlink(sa.sun_path);
         /* bind() makes the file 0777 & ~umask; only our uid (and root) may
          * send to it anyway, so 0600 whatever the umask. (handoff is single
-         * threaded: the umask is restored before anything else runs.) */
+         * threaded: the umask is restored before anything else runs.) The
+         * directory is private to this process: a file of this name can
+         * only be a socket of an earlier process with our pid (SIGKILLed),
+         * and is replaced. */
         mode_t old_umask = umask(0177);
         int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        if (r == -EADDRINUSE && unlink(sa.sun_path) >= 0)
+                r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         umask(old_umask);
         if (r < 0)
                 return r;
