@@ -1136,9 +1136,12 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 return r;
         }
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
-                setup_control(&s);
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);
+                /* After the spawn, while the generation starts: at a
+                 * handover this is on the reload's critical path otherwise. */
+                if (s.machine.state != STATE_DONE)
+                        setup_control(&s);
                 r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
                 if (r < 0)
                         log_error_errno(r, "Event loop failed: %m");
