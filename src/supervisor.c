@@ -779,8 +779,8 @@ static void adopt_command_line(Supervisor *s) {
 }
 
 /* The candidate serves. What it replaces is retired by after_commit(),
- * once systemd and the control clients have heard: the reload's latency
- * is theirs, and the old generation's exit would only delay it. */
+ * once systemd has heard READY=1: the reload's latency is systemd's, and
+ * the old generation waking up to exit would only delay it. */
 static Generation *commit(Supervisor *s) {
         Generation *old = s->serving, *g = s->candidate;
         s->serving = g;
@@ -801,14 +801,15 @@ static void after_commit(Supervisor *s, Generation *old) {
         Generation *g = s->serving;
         char d[32];
         if (old) {
-                log_info("Generation %u (%s, pid %d) is ready after %s and serves; retiring generation %u (pid %d).",
-                         g->number, generation_describe(g), (int) g->pid, ready_after(g, d, sizeof d), old->number,
-                         (int) old->pid);
+                unsigned number = old->number;
+                pid_t pid = old->pid;
                 /* It stops as the command line it was started with says. */
                 generation_retire(old, s->opt->stop_signal, s->opt->drain_timeout);
+                log_info("Generation %u (%s) is ready after %s and serves; retiring generation %u (pid %d).",
+                         g->number, generation_describe(g), ready_after(g, d, sizeof d), number, (int) pid);
         } else if (s->role == ROLE_MAIN && g)
                 /* The first generation (a next handoff's said so before the takeover). */
-                log_info("Generation %u (%s, pid %d) is ready after %s.", g->number, generation_describe(g), (int) g->pid,
+                log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
                          ready_after(g, d, sizeof d));
         adopt_command_line(s);
 }
@@ -890,18 +891,20 @@ static void run_actions(Supervisor *s, unsigned a) {
                 rollback(s);
                 control_on_reload_end(s);
         }
-        if (a & ACT_COMMIT) {
+        if (a & ACT_COMMIT)
                 replaced = commit(s);
-                control_on_reload_end(s);
-        }
         if (a & ACT_NOTIFY_READY) {
                 results_status_line(&s->results, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0,
                                     st, sizeof st);
                 notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", st);
                 s->ready_announced = false;
         }
-        if (a & ACT_COMMIT)
+        if (a & ACT_COMMIT) {
                 after_commit(s, replaced);
+                /* After the stop signal: "handoff reload" returns once the
+                 * old generation has been sent it (README). */
+                control_on_reload_end(s);
+        }
         if (a & ACT_BAKE)
                 start_bake(s);
         if (a & (ACT_ROLLBACK | ACT_COMMIT | ACT_HANDOVER)) {
