@@ -2,6 +2,7 @@
 that vanishes while it is read (it answers as for a process that is gone)."""
 
 import os
+import time
 
 
 def stat_fields(pid):
@@ -117,9 +118,20 @@ def fd_links(pid):
     return out
 
 
-def environ_of(pid):
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        return dict(e.decode(errors="replace").split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
+def environ_of(pid, timeout=5.0):
+    """pid's environment at its exec. A process caught inside execve() (its
+    parent, handoff, resumes once the new image is mapped, before the
+    kernel has set up its environment) shows an empty one for a moment:
+    read again until it is there, the process is gone, or the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            data = f.read()
+        fields = stat_fields(pid)
+        if data or fields is None or fields[0] in ("Z", "X") or time.monotonic() > deadline:
+            break
+        time.sleep(0.001)
+    return dict(e.decode(errors="replace").split("=", 1) for e in data.split(b"\0") if b"=" in e)
 
 
 def proc_status(pid, keys=("VmRSS", "RssAnon", "RssFile", "VmData")):
