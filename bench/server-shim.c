@@ -19,7 +19,9 @@
  *                         Best effort: a failed send is ignored.
  *
  * Without options it is a plain exec. It costs one exec (about 1 ms), the
- * same for every contender.
+ * same for every contender. It leaves its own command line in
+ * SERVER_SHIM_ARGV (arguments joined by 0x1f), for a server that restarts
+ * itself (the fixture's --self-reexec) to run the same way again.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -129,6 +131,19 @@ int main(int argc, char **argv)
 		from_server_starter();
 	if (events)
 		send_event(events);
+	size_t len = 1;
+	for (int k = 0; k < argc; k++)
+		len += strlen(argv[k]) + 1;
+	char *joined = calloc(1, len);
+	if (!joined)
+		die("calloc");
+	for (int k = 0; k < argc; k++) {
+		if (k)
+			strcat(joined, "\x1f");
+		strcat(joined, argv[k]);
+	}
+	setenv("SERVER_SHIM_ARGV", joined, 1);
+	free(joined);
 	execv(argv[i + 1], argv + i + 1);
 	die(argv[i + 1]);
 }

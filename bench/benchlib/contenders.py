@@ -38,10 +38,10 @@ class Context:
         """Processes whose descendants are the benchmark's."""
         return [os.getpid()] + ([self.um.pid] if self.um else [])
 
-    def server_cmd(self, *shim_opts, init_delay_ms=None):
+    def server_cmd(self, *shim_opts, init_delay_ms=None, fixture_opts=()):
         delay = self.init_delay_ms if init_delay_ms is None else init_delay_ms
         return [self.shim, "--events", self.gens.path, *shim_opts, "--",
-                self.fixture, "--init-delay", str(delay)]
+                self.fixture, "--init-delay", str(delay), *fixture_opts]
 
     def logfile(self, name):
         return open(os.path.join(self.tmpdir, name), "ab")
@@ -97,10 +97,10 @@ class Contender:
 class Supervise(Contender):
     key, label, handoff, supervisor = "supervise", "handoff, supervise mode (`--listen`)", True, "handoff"
 
-    def start(self, port, extra_env=None, init_delay_ms=None):
+    def start(self, port, extra_env=None, init_delay_ms=None, fixture_opts=()):
         self.log = self.ctx.logfile("handoff-supervise.log")
         argv = [self.ctx.handoff, "--mode=supervise", "--listen=127.0.0.1:%d" % port, "--",
-                *self.ctx.server_cmd(init_delay_ms=init_delay_ms)]
+                *self.ctx.server_cmd(init_delay_ms=init_delay_ms, fixture_opts=fixture_opts)]
         self.proc = self.ctx.procs.spawn(argv, stdout=self.log, stderr=subprocess.STDOUT,
                                          env=clean_env(**(extra_env or {})))
         P.wait_serving(port)
@@ -179,6 +179,54 @@ class Direct(Contender):
         self.log.close()
         if rc != 0:
             self.problems.append("fixture exited with status %s" % rc)
+
+
+class SuperviseCloseAtStop(Supervise):
+    """Supervise mode with a server that closes its idle keep-alive
+    connections at once on SIGTERM (--grace-ms 0)."""
+    key, label = "supervise_close", "handoff, supervise mode; server closes idle connections at SIGTERM"
+
+    def start(self, port):
+        super().start(port, fixture_opts=("--grace-ms", "0"))
+
+
+class SelfReexec(Contender):
+    """The same server handing its listener over in-process, with no
+    supervisor (the fixture's --self-reexec): on SIGHUP it forks and execs
+    a new copy of itself (through the shim) with the listener, waits for
+    the copy's "ready" on a pipe, then stops as on SIGTERM, closing its
+    idle connections at once (--grace-ms 0). What tableflip or goagain do
+    inside a Go server. Started by systemd-socket-activate, as the
+    baseline; the newest copy gets the SIGHUP."""
+
+    key, label = "self_reexec", "in-process handover (the server re-executes itself); closes idle connections at stop"
+
+    def start(self, port):
+        self.log = self.ctx.logfile("self-reexec.log")
+        argv = [SOCKET_ACTIVATE, "-l", "127.0.0.1:%d" % port,
+                *self.ctx.server_cmd(fixture_opts=("--grace-ms", "0", "--self-reexec"))]
+        self.proc = self.ctx.procs.spawn(argv, stdout=self.log, stderr=subprocess.STDOUT, env=clean_env())
+        P.wait_serving(port)
+
+    def trigger(self):
+        alive = self.ctx.gens.alive(self.since_us)
+        if alive:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(max(alive, key=lambda g: g.exec_us).pid, signal.SIGHUP)
+
+    def stop(self):
+        # Each copy is the child of the one before, which has exited: only
+        # the first is ours to reap; the others are signalled by pid (they
+        # are alive: their pidfds have not fired).
+        for g in self.ctx.gens.alive(self.since_us):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(g.pid, signal.SIGTERM)
+        self.ctx.gens.wait_all_gone(self.since_us, keep=0, timeout=15)
+        left = self.ctx.gens.alive(self.since_us)
+        if left:
+            self.problems.append("copies still alive after SIGTERM: %s" % [g.pid for g in left])
+        self.ctx.procs.stop(self.proc, timeout=5)
+        self.log.close()
 
 
 # ---- under a real systemd --user manager ------------------------------------

@@ -12,7 +12,8 @@ from handofftest.net import free_port
 
 from . import analysis
 from . import procs as P
-from .contenders import DEMO, SYSTEMCTL, Direct, HandoverIdle, Supervise, TrueReload
+from .contenders import (DEMO, SYSTEMCTL, Direct, HandoverIdle, SelfReexec, Supervise, SuperviseCloseAtStop,
+                         TrueReload)
 
 LOAD_TIMEOUT_MS = 5000      # loadgen's per-request limit: slower is a "timeout"
 WARMUP_S = 0.5              # load before the first reload
@@ -268,6 +269,29 @@ def back_to_back(ctx, seconds, mode, concurrency):
             "per_reload": analysis.spread(per_reload), "generations": len(gens),
             "mode": mode, "concurrency": concurrency, "load": summary, "memory": memory,
             "problems": ours.problems}
+
+
+# ---- keep-alive with a server that closes idle connections at its stop -------
+
+def keepalive_close_at_stop(ctx, interval_ms, seconds, concurrency, rounds):
+    """Keep-alive load on a server that closes its idle connections at once
+    when told to stop (--grace-ms 0), reloaded every interval_ms: handoff
+    (supervise mode) against the same server handing its listener over
+    in-process (SelfReexec). A client whose idle connection is closed just
+    as it sends a request sees a read error: how many, and whether handoff
+    adds any of its own, is the question. Rounds alternate the two."""
+    out = {}
+    for _ in range(rounds):
+        for cls in (SuperviseCloseAtStop, SelfReexec):
+            seg = run_segment(ctx, cls(ctx), "keepalive", interval_ms, seconds, concurrency)
+            o = out.setdefault(cls.key, {"label": cls.label, "requests": 0, "failed": 0, "reloads": 0,
+                                         "triggers": 0, "problems": []})
+            o["requests"] += sum(seg["counts"].values())
+            o["failed"] += sum(seg["counts"].values()) - seg["counts"]["ok"]
+            o["reloads"] += seg["reloads"]["completed"]
+            o["triggers"] += seg["reloads"]["triggers"]
+            o["problems"] += seg["problems"]
+    return {"interval_ms": interval_ms, "seconds": seconds * rounds, "rows": out}
 
 
 # ---- systemctl reload against its baseline ------------------------------------

@@ -118,6 +118,17 @@ def floor_checks(fl, perf_counted):
                      % (pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *d["pss"], *d["fds"]),
                      max(pd) <= F.PRIVATE_DIRTY_MAX_KB and abs(pd[2] - pd[0]) <= F.PRIVATE_DIRTY_FLAT_KB
                      and d["fds"][1] == d["fds"][2], perf_counted))
+    kac = fl.get("keepalive_close")
+    if kac:
+        ours, theirs = kac["rows"]["supervise_close"], kac["rows"]["self_reexec"]
+        probs = ours["problems"] + theirs["problems"]
+        out.append(Check("keep-alive read errors, server closing idle connections at its stop, reload every %d ms: "
+                         "handoff ≤ the same server handing its listener over in-process" % kac["interval_ms"],
+                         "keep-alive, %g s each" % kac["seconds"],
+                         "handoff %d failed of %d (%d reloads); in-process %d of %d (%d reloads)%s"
+                         % (ours["failed"], ours["requests"], ours["reloads"], theirs["failed"], theirs["requests"],
+                            theirs["reloads"], "; " + "; ".join(probs) if probs else ""),
+                         ours["failed"] <= theirs["failed"] and not probs, perf_counted))
     sc = fl.get("systemctl")
     if sc and sc["handoff"] and sc["true"]:
         ratio = sc["handoff"]["median"] / sc["true"]["median"]
@@ -255,6 +266,13 @@ def render_floor(fl, runs, params, add):
            d["cpu_ms_per_reload"], d["floor_cpu_ms"], pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *pss, *d["fds"],
            ms(d["libs_us"])))
     add("")
+    kac = fl.get("keepalive_close")
+    if kac:
+        add("Keep-alive failed requests with a server that closes its idle connections at once when told to stop "
+            "(`--grace-ms 0`), reload every %d ms: %s." % (kac["interval_ms"], "; ".join(
+                "%s: **%d** of %d (%d reloads)" % (r["label"], r["failed"], r["requests"], r["reloads"])
+                for r in kac["rows"].values())))
+        add("")
     ka = keepalive_errors(runs, params.get("fast_interval"))
     if ka:
         add("Keep-alive failed requests (read errors) with reloads every %s ms, next to the no-reload "
