@@ -267,8 +267,53 @@ typedef struct {
 	double cpu_s;
 } Sample;
 
+/* True while pid sits in epoll_wait() with exactly one child (its serving
+ * generation): nothing retiring, nothing half done. /proc/PID/syscall
+ * names the call a sleeping process is blocked in. */
+static bool settled(pid_t pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	int children = 0;
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+		children++;
+	if (children != 1)
+		return false;
+	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	long nr = -1;
+	if (fscanf(f, "%ld", &nr) != 1)
+		nr = -1;
+	fclose(f);
+#ifdef SYS_epoll_wait
+	if (nr == SYS_epoll_wait)
+		return true;
+#endif
+	return nr == SYS_epoll_pwait;
+}
+
+/* Waits (deadline: 2 s) until pid has settled, so that each sample sees the
+ * same state: one generation, the loop idle. */
+static void wait_settled(pid_t pid)
+{
+	long long deadline = now_us() + 2000000;
+	while (!settled(pid) && now_us() < deadline) {
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static Sample sample(pid_t pid)
 {
+	wait_settled(pid);
 	Sample s = { -1, -1, 0, -1 };
 	char path[64], line[256];
 	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);

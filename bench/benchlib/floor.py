@@ -115,9 +115,8 @@ def derived(f):
         "private_dirty": (sv["start"]["private_dirty_kb"], sv["after10"]["private_dirty_kb"],
                           sv["end"]["private_dirty_kb"]),
         "pss": (sv["start"]["pss_kb"], sv["after10"]["pss_kb"], sv["end"]["pss_kb"]),
-        # After 10 reloads and at the end the state is the same (right after
-        # a READY=1, the one before still retiring, its notify socket open);
-        # at the start nothing is retiring yet.
+        # Each sample waits until handoff has settled (one generation, its
+        # loop idle in epoll_wait), so the three see the same state.
         "fds": (sv["start"]["fds"], sv["after10"]["fds"], sv["end"]["fds"]),
         "floor_cpu_ms": f["floor_cpu_ms"],
         "libs_us": start_us - f["start_true"]["start_to_exit"]["p50_us"],

@@ -259,7 +259,7 @@ def render_floor(fl, runs, params, add):
     pd, pss = d["private_dirty"], d["pss"]
     add("supervise / floor: **×%.3f**. Handover excess over supervise: %s ms = **×%.2f** one start of handoff. "
         "handoff CPU per reload (utime+stime): **%.3f ms** (the bare spawner's own, per start: %.3f ms). handoff `Private_Dirty` (smaps_rollup): %d kB at "
-        "start, %d after 10 reloads, %d after %d; `Pss` %d / %d / %d kB; open fds %d / %d / %d (at the start no generation is retiring yet). "
+        "start, %d after 10 reloads, %d after %d; `Pss` %d / %d / %d kB; open fds %d / %d / %d (each once handoff has settled: one generation, its loop idle). "
         "`handoff --version` − `/bin/true`: %s ms (dynamic loading of libsystemd and its libraries, and "
         "handoff's own start)."
         % (d["supervise_vs_floor"], ms(d["handover_excess_us"]), d["handover_excess_starts"],
