@@ -270,7 +270,7 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
 
 /* The generation's private NOTIFY_SOCKET: a path in this process's private
  * directory (<runtime>/notify.<handoff pid>/<generation number>, so neither a
- * successor handoff nor another instance can collide with it), or an
+ * next handoff nor another instance can collide with it), or an
  * abstract name. "auto" takes the path when it can be had and says why not
  * at debug level when it cannot: the abstract socket works as well for
  * every library that can use it. */

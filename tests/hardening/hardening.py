@@ -10,7 +10,7 @@ the test library (tests/lib/handofftest):
   the test's choosing and then execs the fixture server (same pid), so that
   they come from the generation's main process itself.
 - HoldingSystemd: a fake systemd that can hold BARRIER=1 unanswered, which
-  parks a handover-mode reload between "successor ready, MAINPID= sent" and
+  parks a handover-mode reload between "next handoff ready, MAINPID= sent" and
   the commit (TAKEOVER): a stage that is otherwise a few microseconds long.
 
 Every wait is bounded; nothing sleeps to synchronise."""
@@ -59,7 +59,7 @@ os.execv(argv[0], argv)
 class Launched(Handoff):
     """A handoff started with fds at 3.. (LISTEN_FDS is the caller's to set),
     optionally behind a command prefix (setpriv), with a umask, or from
-    another path (exe: where a handover-mode successor is started from)."""
+    another path (exe: where a handover-mode next handoff is started from)."""
 
     def __init__(self, tmpdir, args, command, fds=(), env=None, notify=None, prefix=(), umask=-1, exe=HANDOFF):
         self.tmpdir = tmpdir

@@ -12,8 +12,8 @@ namespace can).
 
 Command-line and environment cases do not depend on the reload mode and run
 in the supervise pass only; the notify cases run in both (meson runs this
-file once per mode: in handover mode the successor's socket belongs to a
-successor handoff)."""
+file once per mode: in handover mode the candidate's socket belongs to a
+next handoff)."""
 
 import os
 import re
@@ -334,7 +334,7 @@ def test_env_inherited_fd_not_a_socket(tmp):
 
 
 def test_env_bad_handoff_control_fd(tmp):
-    """HANDOFF_CONTROL_FD is how a successor finds its predecessor: a value
+    """HANDOFF_CONTROL_FD is how a next handoff finds its predecessor: a value
     that names no handover channel refuses to start."""
     port = free_port()
     for value in ("abc", "1", "2", "99", "-3", ""):
@@ -345,7 +345,7 @@ def test_env_bad_handoff_control_fd(tmp):
 # ---- notify datagrams -----------------------------------------------------------
 
 # Long: a dropped READY=1 is shown by what handoff logs, and the reload is
-# then ended by killing the successor, not by waiting for this.
+# then ended by killing the candidate, not by waiting for this.
 START_TIMEOUT = "30s"
 
 
@@ -556,10 +556,10 @@ def test_notify_attached_fds_are_closed(tmp):
         h.close()
 
 
-def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
+def test_notify_fdstore_from_starting_candidate_is_bounded(tmp):
     """The fd store (FDSTORE=1 with FDNAME= and fds) is bounded by
     --fd-store-max, and an entry of the same name replaces the old one, as
-    systemd does. That must hold for a reload's successor too, whose stores
+    systemd does. That must hold for a reload's candidate too, whose stores
     wait for its commit: 20 datagrams of 250 fds under one name, sent before
     it is ready, may not make handoff hold thousands of fds (with systemd's
     default soft RLIMIT_NOFILE of 1024 it would run out). Outsiders' FDSTORE=1
@@ -583,7 +583,7 @@ def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
         # The drop is logged before its fds are closed: the last 250 may
         # still be going.
         wait_for(lambda: fd_count(h.pid) == before, 10, f"outsider's fds closed: {before} -> {fd_count(h.pid)}")
-        # The successor's own main process. A malformed datagram last: its
+        # The candidate's own main process. A malformed datagram last: its
         # drop line means all before it were read.
         h.set_datagrams(2, [(b"FDSTORE=1\nFDNAME=conn", 250, marker)] * 20 + [b"end-of-test-datagrams"])
         set_args(h.args_file, "--hang-at-start")
@@ -591,7 +591,7 @@ def test_notify_fdstore_from_starting_successor_is_bounded(tmp):
         h.signal(signal.SIGHUP)
         pid = h.generation_pid(2)
         wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 20, "all datagrams read")
-        holders = [h.pid] + ([successor_pid(h, 2)] if MODE == "handover" else [])
+        holders = [h.pid] + ([next_handoff_pid(h, 2)] if MODE == "handover" else [])
         counts = {p: fd_count(p) for p in holders}
         check(all(c <= before + 16 + 4 for c in counts.values()),
               f"fds held after 20 x 250 stored fds under one name: {counts} (before: {before}; "
@@ -619,7 +619,7 @@ def test_notify_fdstoreremove_flood_from_starting_candidate_is_bounded(tmp):
         h.signal(signal.SIGHUP)
         pid = h.generation_pid(2)
         if MODE == "handover":
-            holders.append(successor_pid(h, 2))
+            holders.append(next_handoff_pid(h, 2))
         wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 120, "all datagrams read")
         grown = {p: rss_kib(p) - rss_before for p in holders}
         check(all(g < 1024 for g in grown.values()), f"RSS grew by {grown} KiB for 60,000 staged removals")
@@ -635,15 +635,15 @@ def test_notify_fdstoreremove_flood_from_starting_candidate_is_bounded(tmp):
         h.close()
 
 
-def successor_pid(h, n):
+def next_handoff_pid(h, n):
     m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}\.", h.log()), 10,
-                 f"successor handoff for generation {n}")
+                 f"the next handoff for generation {n}")
     return int(m.group(1))
 
 
 def test_notify_ready_from_other_pid_does_not_commit(tmp):
-    """During a reload the test process (not the successor's main process)
-    sends READY=1 to the successor's socket: dropped, the successor is not
+    """During a reload the test process (not the candidate's main process)
+    sends READY=1 to the candidate's socket: dropped, the candidate is not
     committed; the test then kills it and the old generation serves on."""
     h = start(tmp)
     try:

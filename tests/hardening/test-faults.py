@@ -1,9 +1,9 @@
 #!/usr/bin/python3
 """Faults during reloads, in the mode HANDOFF_TEST_MODE names (meson runs
 this file once per mode; tests that only exist in one mode skip in the
-other): SIGKILL of the successor app and of the successor handoff at each
+other): SIGKILL of the candidate app and of the next handoff at each
 reachable stage of a reload, SIGKILL of the old handoff while it drains, a
-successor that ignores SIGTERM, a server that daemonizes, a storm of 200
+candidate that ignores SIGTERM, a server that daemonizes, a storm of 200
 SIGHUPs, and SIGTERM at each reachable stage.
 
 Each test ends with exactly one serving generation, no failed request under
@@ -12,14 +12,14 @@ impossible; the test then asserts, and its docstring says, exactly what is
 lost. README.md next to this file has the table.
 
 Stages of a reload and how a test reaches each one without sleeping:
-- successor started, not ready: the fixture's --init-delay / --hang-at-start;
-- (handover) successor handoff running, its app not started yet: the
-  successor is started from the path handoff came from; the test puts a
+- candidate started, not ready: the fixture's --init-delay / --hang-at-start;
+- (handover) next handoff running, its app not started yet: the
+  next handoff is started from the path handoff came from; the test puts a
   stand-in there that waits at a gate file, then execs handoff;
-- (handover) successor ready, MAINPID= sent, not yet told to take over:
+- (handover) next handoff ready, MAINPID= sent, not yet told to take over:
   HoldingSystemd keeps the barrier that follows MAINPID= unanswered (up to
   handoff's own 5 s barrier timeout);
-- (supervise) successor ready but not committed: not reachable, the commit
+- (supervise) candidate ready but not committed: not reachable, the commit
   is done in the same event-loop iteration that reads READY=1;
 - committed, the old generation draining: a slow request keeps it busy.
 """
@@ -80,9 +80,9 @@ def need(mode):
 
 
 
-def successor_handoff_pid(h, n):
+def next_handoff_pid(h, n):
     m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}\.", h.log()), 10,
-                 f"successor handoff for generation {n}")
+                 f"the next handoff for generation {n}")
     return int(m.group(1))
 
 
@@ -121,7 +121,7 @@ def describe(pids):
 def nothing_left(h):
     """No process of the service is left. (Bounded wait: a process SIGKILLed
     by a handoff that then exited may take a moment to die; handoff cannot
-    reap what is not its child, e.g. a successor handoff's app.)"""
+    reap what is not its child, e.g. a next handoff's app.)"""
     wait_for(lambda: not h.descendants(), 5, f"nothing left: {describe(h.descendants())}\n{h.log()}")
 
 
@@ -137,9 +137,9 @@ def no_failures(load):
     return res
 
 
-# ---- SIGKILL of the successor app ---------------------------------------------
+# ---- SIGKILL of the candidate app ---------------------------------------------
 
-def test_kill_successor_app_before_ready(tmp):
+def test_kill_candidate_app_before_ready(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
@@ -162,11 +162,11 @@ def test_kill_successor_app_before_ready(tmp):
         teardown(h, load)
 
 
-def test_kill_successor_app_after_ready_before_commit(tmp):
+def test_kill_candidate_app_after_ready_before_commit(tmp):
     """Handover mode, MAINPID= already sent: systemd's main process is now
-    the successor handoff, so when its app dies the service cannot go back
+    the next handoff, so when its app dies the service cannot go back
     to the old main (NotifyAccess=main hears only the new one). The
-    successor exits with the app's status (137: Restart=on-failure restarts
+    next handoff exits with the app's status (137: Restart=on-failure restarts
     the service); the old main retires its generation, which finishes what
     it has in flight, and exits. Lost: nothing in flight; new connections
     are refused once the last listener copy is closed (under systemd a
@@ -194,7 +194,7 @@ def test_kill_successor_app_after_ready_before_commit(tmp):
         teardown(h)
 
 
-def test_kill_successor_app_after_commit(tmp):
+def test_kill_candidate_app_after_commit(tmp):
     """The new generation dies while the old one still drains: it was the
     serving one, so handoff exits with its status (137) once the old one
     has finished, and Restart= takes over. Lost: what the killed generation
@@ -230,10 +230,10 @@ def test_kill_successor_app_after_commit(tmp):
         teardown(h)
 
 
-# ---- SIGKILL of the successor handoff (handover mode) ---------------------------
+# ---- SIGKILL of the next handoff (handover mode) ---------------------------
 
 GATE_SCRIPT = """#!/bin/sh
-# Stands in for handoff at the path a successor is started from: says it
+# Stands in for handoff at the path a next handoff is started from: says it
 # runs, waits at the gate, then becomes the real handoff (same pid).
 touch {reached}
 while [ ! -e {gate} ]; do sleep 0.01; done
@@ -241,8 +241,8 @@ exec {real} "$@"
 """
 
 
-def test_kill_successor_handoff_before_its_app(tmp):
-    """The successor handoff runs but has not started its app yet."""
+def test_kill_next_handoff_before_its_app(tmp):
+    """The next handoff runs but has not started its app yet."""
     need("handover")
     exe = os.path.join(tmp, "handoff")
     shutil.copy(HANDOFF, exe)
@@ -257,8 +257,8 @@ def test_kill_successor_handoff_before_its_app(tmp):
         os.rename(exe + ".new", exe)
         n = h.ready_count()
         h.signal(signal.SIGHUP)
-        succ = successor_handoff_pid(h, 2)
-        wait_for(lambda: os.path.exists(reached), 10, "the successor is at the gate")
+        succ = next_handoff_pid(h, 2)
+        wait_for(lambda: os.path.exists(reached), 10, "the next handoff is at the gate")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
         # Whichever the old main notices first: the pidfd or the channel.
@@ -278,7 +278,7 @@ def test_kill_successor_handoff_before_its_app(tmp):
         teardown(h, load)
 
 
-def test_kill_successor_handoff_before_ready(tmp):
+def test_kill_next_handoff_before_ready(tmp):
     need("handover")
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -287,13 +287,13 @@ def test_kill_successor_handoff_before_ready(tmp):
         set_args(h.args_file, "--init-delay", "5000")
         n = h.ready_count()
         h.signal(signal.SIGHUP)
-        succ = successor_handoff_pid(h, 2)
+        succ = next_handoff_pid(h, 2)
         app = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
         check(f"generation 2 failed: next handoff (pid {succ}) exited" in h.last_status()
               or "closed its channel" in h.last_status(), h.last_status())
-        wait_for(lambda: not alive(app), 10, "the successor's app is killed with it")
+        wait_for(lambda: not alive(app), 10, "the next handoff's app is killed with it")
         check(one_serving(h) == old, "the old generation serves on")
         reload_ok(h, 3)
         no_failures(load)
@@ -303,10 +303,10 @@ def test_kill_successor_handoff_before_ready(tmp):
         teardown(h, load)
 
 
-def test_kill_successor_handoff_after_ready_before_commit(tmp):
-    """MAINPID= already names the successor: systemd sees its main process
+def test_kill_next_handoff_after_ready_before_commit(tmp):
+    """MAINPID= already names the next handoff: systemd sees its main process
     killed (Restart=on-failure restarts the service). The old main kills
-    the successor's app, retires its own generation (which finishes what it
+    the next handoff's app, retires its own generation (which finishes what it
     has in flight) and exits. Lost: as for its app dying at this stage."""
     need("handover")
     h = start(tmp)
@@ -320,7 +320,7 @@ def test_kill_successor_handoff_after_ready_before_commit(tmp):
         succ = h.main_pid()
         app = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
-        wait_for(lambda: not alive(app), 10, "the successor's app is killed by the old main")
+        wait_for(lambda: not alive(app), 10, "the next handoff's app is killed by the old main")
         check(h.proc.wait(timeout=20) == 0, h.log())
         slow.join(timeout=20)
         check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
@@ -330,7 +330,7 @@ def test_kill_successor_handoff_after_ready_before_commit(tmp):
 
 
 def test_kill_new_main_after_commit(tmp):
-    """The successor handoff, now the main process, is SIGKILLed while the
+    """The next handoff, now the main process, is SIGKILLed while the
     old main drains. systemd sees its main process killed: Restart=
     applies, and KillMode= (control-group or mixed) kills everything left
     in the cgroup. Outside systemd nothing does: the old main finishes its
@@ -447,10 +447,10 @@ def test_sighup_to_old_main_after_handover_is_not_dropped(tmp):
         teardown(h)
 
 
-# ---- a successor that ignores SIGTERM -------------------------------------------
+# ---- a candidate that ignores SIGTERM -------------------------------------------
 
-def test_successor_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
-    """A stop during the reload retires the successor too; it ignores
+def test_candidate_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
+    """A stop during the reload retires the candidate too; it ignores
     SIGTERM, so the drain deadline SIGKILLs it and handoff exits."""
     h = start(tmp, SHORT_DRAIN)
     load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -458,14 +458,14 @@ def test_successor_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
         set_args(h.args_file, "--init-delay", "30000", "--ignore-sigterm")
         h.signal(signal.SIGHUP)
         succ = h.generation_pid(2)
-        wait_for(lambda: ignores(succ, signal.SIGTERM), 10, "the successor ignores SIGTERM")
+        wait_for(lambda: ignores(succ, signal.SIGTERM), 10, "the candidate ignores SIGTERM")
         no_failures(load)
         t0 = time.monotonic()
         check(h.stop() == 0, h.log())
         check(time.monotonic() - t0 < 10, "bounded by the drain deadline")
         # Supervise: handoff's drain deadline for its generation. Handover:
-        # the successor handoff's for its app, or (the same length, started
-        # a moment earlier) the old main's for the successor handoff, which
+        # the next handoff's for its app, or (the same length, started
+        # a moment earlier) the old main's for the next handoff, which
         # then SIGKILLs both.
         check(re.search(rf"Generation 2 \(.*pid {succ}\) did not exit in time; sending SIGKILL", h.log()) or
               re.search(r"Next handoff \(pid \d+\) did not exit in time; sending SIGKILL", h.log()), h.log())
@@ -475,7 +475,7 @@ def test_successor_ignoring_sigterm_killed_at_drain_deadline_on_abort(tmp):
 
 
 def test_serving_generation_ignoring_sigterm_killed_at_drain_deadline(tmp):
-    """A successor that ignores SIGTERM becomes the serving generation; the
+    """A candidate that ignores SIGTERM becomes the serving generation; the
     next reload retires it and the drain deadline SIGKILLs it. It never
     stops accepting (it ignored the signal that would make it close its
     listener), so a request it has accepted but not answered when SIGKILL
@@ -571,7 +571,7 @@ def test_daemonizing_first_generation(tmp):
         h.kill_all()
 
 
-def test_daemonizing_successor(tmp):
+def test_daemonizing_candidate(tmp):
     """A reload to a server that daemonizes fails (its main process exited
     before READY=1) and the old generation serves on. The daemon is the
     failed generation's (reparented to the handoff that started it): it is
@@ -604,7 +604,7 @@ def test_daemonizing_successor(tmp):
 def test_reload_storm(tmp):
     """200 SIGHUPs in 2 s, sent to the main process of the moment (in
     handover mode MAINPID moves: `kill -HUP $MAINPID`). Reloads coalesce:
-    far fewer generations than signals, never two successors starting at
+    far fewer generations than signals, never two candidates starting at
     once, no failed request; it ends with exactly one serving generation."""
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -614,8 +614,8 @@ def test_reload_storm(tmp):
     def sample():
         # For the report: how many processes of the service ran at once
         # (generations serving, starting and draining; in handover mode also
-        # old mains still draining and successor handoffs). Whether two
-        # successors ever started at once is read from the log below: from
+        # old mains still draining and next handoffs). Whether two
+        # candidates ever started at once is read from the log below: from
         # outside, a starting generation and a draining one look alike.
         while not stop_sampling.is_set():
             concurrent.append(len(h.descendants()) + 1)
@@ -643,7 +643,7 @@ def test_reload_storm(tmp):
         started = [int(x) for x in re.findall(r"Started generation (\d+):", log)]
         check(started == list(range(1, len(started) + 1)), f"generations in order: {started}")
         check(2 <= len(started) <= 60, f"coalesced: {len(started)} generations for 200 SIGHUPs")
-        # Never two successors at once: each generation is ready or failed
+        # Never two candidates at once: each generation is ready or failed
         # before the next one is started.
         events = re.findall(r"Started generation (\d+):|Generation (\d+) \([^\n]*?pid \d+\) (?:is ready|failed to start|"
                             r"did not become ready)", log)
@@ -670,8 +670,8 @@ def test_reload_storm(tmp):
 
 # ---- SIGTERM at each stage ------------------------------------------------------
 
-def test_sigterm_while_successor_starts(tmp):
-    """(Also in tests/process/test-reload.py with a hanging successor; here
+def test_sigterm_while_candidate_starts(tmp):
+    """(Also in tests/process/test-reload.py with a hanging candidate; here
     under load, with a slow request on the old generation.) The reload is
     aborted, the old generation finishes its request, handoff exits 0."""
     h = start(tmp)
@@ -687,7 +687,7 @@ def test_sigterm_while_successor_starts(tmp):
         check(h.stop() == 0, h.log())
         slow.join(timeout=20)
         check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
-        check(not alive(succ), f"the successor is gone: {succ}")
+        check(not alive(succ), f"the candidate is gone: {succ}")
         nothing_left(h)
         if MODE == "handover":
             check(h.mains() == [h.pid], "MAINPID never moved")
@@ -695,7 +695,7 @@ def test_sigterm_while_successor_starts(tmp):
         teardown(h, load)
 
 
-def test_sigterm_to_successor_after_ready_before_commit(tmp):
+def test_sigterm_to_next_handoff_after_ready_before_commit(tmp):
     """Handover mode: `systemctl stop` right after systemd has read
     MAINPID= signals the new main before it was told to take over (a stop
     job queued behind the reload runs as soon as READY=1 arrives, before
@@ -736,11 +736,11 @@ def test_sigterm_to_successor_after_ready_before_commit(tmp):
         teardown(h)
 
 
-def test_sigterm_to_successor_then_commit(tmp):
+def test_sigterm_to_next_handoff_then_commit(tmp):
     """Handover mode, MAINPID= sent, barrier not yet answered, and systemd's
-    stop reaches the successor (its main now; its app takes 3 s to stop).
-    The successor tells its predecessor, which gives up the handover and
-    retires its own generation; the successor, main to systemd, exits last.
+    stop reaches the next handoff (its main now; its app takes 3 s to stop).
+    The next handoff tells its predecessor, which gives up the handover and
+    retires its own generation; the next handoff, main to systemd, exits last.
     The stop is the final one: the pid file and the unix socket file are
     removed."""
     need("handover")
@@ -759,7 +759,7 @@ def test_sigterm_to_successor_then_commit(tmp):
         log = h.log()
         old_done = log.find(f"handoff[{h.pid}]: stopping + all-gone")
         succ_done = log.find(f"handoff[{succ}]: stopping + all-gone")
-        check(0 <= old_done < succ_done, f"the successor, systemd's main, finished last:\n{log}")
+        check(0 <= old_done < succ_done, f"the next handoff, systemd's main, finished last:\n{log}")
         nothing_left(h)
         left = [f for f in (sock, pidfile) if os.path.exists(f)]
         check(not left, f"left behind after the final stop: {left}")
@@ -770,9 +770,9 @@ def test_sigterm_to_successor_then_commit(tmp):
 def test_sigterm_to_old_main_after_ready_before_commit(tmp):
     """Handover mode, same stage, SIGTERM to the old main (an operator's
     kill, or KillMode=control-group, which signals every process): systemd
-    was told MAINPID= names the successor, so the old main is no longer the
+    was told MAINPID= names the next handoff, so the old main is no longer the
     one to stop the service. It ignores the signal and completes the
-    handover; the successor serves on, and the old main's slow request
+    handover; the next handoff serves on, and the old main's slow request
     finishes."""
     need("handover")
     h = start(tmp)
@@ -791,7 +791,7 @@ def test_sigterm_to_old_main_after_ready_before_commit(tmp):
         check(h.proc.wait(timeout=20) == 0, h.log())
         slow.join(timeout=20)
         check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
-        check(alive(succ), "the successor serves on")
+        check(alive(succ), "the next handoff serves on")
         reload_ok(h, 3)
         stop_clean(h)
     finally:

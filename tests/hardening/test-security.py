@@ -8,7 +8,7 @@ what stands in the way. And nothing handoff creates on disk is
 world-writable.
 
 The uid tests send as uid 65534 through setpriv(1) and need root (they skip
-otherwise). The tests that depend on what a successor is run in both modes
+otherwise). The tests that depend on what a candidate is run in both modes
 (meson runs this file once per mode); the others in the supervise pass."""
 
 import os
@@ -69,7 +69,7 @@ OTHER_UID_LINE = "Dropped notify message on generation {n}'s socket: sender has 
 
 def test_ready_from_another_uid_does_not_commit(tmp):
     """An outsider running as uid 65534 sends READY=1 to a starting
-    successor's socket: dropped for its uid; the successor is not committed."""
+    candidate's socket: dropped for its uid; the candidate is not committed."""
     need_root_and_setpriv()
     h = start(tmp)
     try:
@@ -228,7 +228,7 @@ def test_pid_file_is_0644_whatever_the_umask(tmp):
 
 
 def test_files_after_reloads(tmp):
-    """Across reloads (in handover mode the successor rewrites the pid file
+    """Across reloads (in handover mode the next handoff rewrites the pid file
     and inherits the socket file), exactly the pid file and the socket file
     exist, neither world-writable; nothing is left after the stop."""
     d = os.path.join(tmp, "run")
@@ -243,7 +243,7 @@ def test_files_after_reloads(tmp):
             h.wait_ready(i + 2, timeout=20)
             if MODE == "handover":
                 # Stopping before the takeover is test-faults.py's
-                # test_sigterm_to_successor_after_ready_before_commit.
+                # test_sigterm_to_next_handoff_after_ready_before_commit.
                 h.wait_log(f"handoff[{h.main_pid()}]: Took over as the main process")
             wait_for(lambda: int(open(pidfile).read()) == h.main_pid(), 10, "the pid file names the main")
             check(sorted(os.listdir(d)) == ["app.sock", "handoff.pid"], f"files: {os.listdir(d)}")

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Handover mode against a fake systemd: MAINPID moves to a new handoff
 process that systemd (here: the test, a child subreaper) adopts; the old one
-drains and exits; every way a successor can fail leaves the old main serving
+drains and exits; every way a next handoff can fail leaves the old main serving
 and nothing behind. The reload tests in test-reload.py also run in this mode."""
 
 import os
@@ -38,7 +38,7 @@ def reload_and_wait(h, n_ready):
 
 
 
-def test_mainpid_moves_to_adopted_successor(tmp):
+def test_mainpid_moves_to_adopted_next_handoff(tmp):
     h = start(tmp)
     try:
         old_app = serving_pid(h.port)
@@ -80,19 +80,19 @@ def test_five_reloads_each_move_mainpid(tmp):
         h.close()
 
 
-def successor_pid(h, number):
+def next_handoff_pid(h, number):
     m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {number}\.", h.log()), 10,
-                 f"successor for generation {number}")
+                 f"the next handoff for generation {number}")
     return int(m.group(1))
 
 
-def test_successor_handoff_killed_rolls_back(tmp):
+def test_next_handoff_killed_rolls_back(tmp):
     h = start(tmp)
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "3000")
         h.signal(signal.SIGHUP)
-        succ = successor_pid(h, 2)
+        succ = next_handoff_pid(h, 2)
         h.wait_log("Started generation 2")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(2)
@@ -101,19 +101,19 @@ def test_successor_handoff_killed_rolls_back(tmp):
         check(serving_pid(h.port) == old, "the old generation serves")
         last = [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1]
         check("1 failed; last: generation 2 failed: " in last.fields["STATUS"], last)
-        wait_for(lambda: h.descendants() == [old], 10, f"the successor's app was killed too: {h.descendants()}")
+        wait_for(lambda: h.descendants() == [old], 10, f"the next handoff's app was killed too: {h.descendants()}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
 
 
-def test_sighup_to_successor_before_commit_runs_after(tmp):
-    """MAINPID may point at the successor before it has been told to take
+def test_sighup_to_next_handoff_before_commit_runs_after(tmp):
+    """MAINPID may point at the next handoff before it has been told to take
     over, so `kill -HUP $MAINPID` can reach it early: it runs after."""
     h = start(tmp, args=("--init-delay", "400"))
     try:
         h.signal(signal.SIGHUP)
-        succ = successor_pid(h, 2)
+        succ = next_handoff_pid(h, 2)
         h.wait_log("Started generation 2")
         os.kill(succ, signal.SIGHUP)
         h.wait_ready(3, timeout=20)
@@ -164,7 +164,7 @@ def test_broken_handoff_binary_rolls_back(tmp):
 
 
 def test_self_upgrade_on_reload(tmp):
-    """The successor runs whatever binary now sits at the path handoff was
+    """The next handoff runs whatever binary now sits at the path handoff was
     started from: a package upgrade takes effect at the next reload."""
     exe, port, fake, logpath, p = start_from_copy(tmp, "upgrade")
     try:
@@ -270,7 +270,7 @@ def test_sigterm_to_next_handoff_is_not_a_second_stop(tmp):
         load = Load(f"127.0.0.1:{h.port}", tmp)
         set_args(h.args_file, "--init-delay", "1500")
         h.signal(signal.SIGHUP)
-        succ = successor_pid(h, 2)
+        succ = next_handoff_pid(h, 2)
         h.wait_log("Started generation 2")
         os.kill(succ, signal.SIGTERM)
         wait_for(lambda: not pid_alive(succ), 20, f"the next handoff exits; log:\n{h.log()}")

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Reloads, in the mode HANDOFF_TEST_MODE names (meson runs this file once
 per mode): the exact conversation with (a fake) systemd, zero failed
-requests under load, rollback of failing and hanging successors,
+requests under load, rollback of failing and hanging candidates,
 coalescing, and abort by SIGTERM."""
 
 import os
@@ -167,7 +167,7 @@ def check_rollback(h, cause, load):
     return old
 
 
-def test_failing_successor_rolls_back(tmp):
+def test_failing_candidate_rolls_back(tmp):
     h = start(tmp)
     try:
         load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -184,7 +184,7 @@ def test_failing_successor_rolls_back(tmp):
         h.close()
 
 
-def test_hanging_successor_rolls_back(tmp):
+def test_hanging_candidate_rolls_back(tmp):
     h = start(tmp, "--start-timeout", "700ms", "--drain-timeout", "500ms")
     try:
         load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -218,7 +218,7 @@ def test_missing_executable_rolls_back(tmp):
         h.close()
 
 
-def test_bad_config_successor_rolls_back(tmp):
+def test_bad_config_candidate_rolls_back(tmp):
     h = start(tmp)
     try:
         load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -257,7 +257,7 @@ def test_sigterm_during_reload_aborts(tmp):
         h.signal(signal.SIGHUP)
         h.wait_log("Started generation 2")
         check(h.stop() == 0, h.log())
-        check(not h.descendants(), f"successor and old generation both gone: {h.descendants()}")
+        check(not h.descendants(), f"candidate and old generation both gone: {h.descendants()}")
         msgs = [m for m in h.notify.snapshot() if "STOPPING" in m.fields or "READY" in m.fields]
         check("STOPPING" in msgs[-1].fields, f"stopping last: {msgs}")
     finally:

@@ -77,7 +77,7 @@ elif MODE == "reload":
     sleep_forever()
 
 elif MODE == "handoff":
-    # On SIGHUP: fork a successor, declare it MAINPID, exit.
+    # On SIGHUP: fork a new main process, declare it MAINPID, exit.
     def hup(*_):
         pid = os.fork()
         if pid == 0:

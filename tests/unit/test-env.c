@@ -37,7 +37,7 @@ static bool contains(char *const *l, const char *entry) {
 static const char *const scrubbed_names[] = {
         "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID", "NOTIFY_SOCKET", "WATCHDOG_USEC",
         "WATCHDOG_PID", "SYSTEMD_EXEC_PID", "FDSTORE", "HANDOFF_GENERATION", "MAINPID", "MANAGERPID",
-        /* between an old handoff and its successor */
+        /* between an old handoff and the next one */
         "HANDOFF_CONTROL_FD", "HANDOFF_STATS",
 };
 

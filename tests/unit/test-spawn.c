@@ -579,7 +579,7 @@ static pid_t receive_pid_report(int fd, int *ret_pidfd) {
 }
 
 START_TEST(test_spawn_double_fork) {
-        /* As for a successor handoff: the intermediate reports the real
+        /* As for a next handoff: the intermediate reports the real
          * child's pid with a pidfd over fds[report_index] and exits. This
          * process is made a subreaper so that the grandchild becomes its
          * child, as it becomes systemd's. */

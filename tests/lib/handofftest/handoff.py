@@ -20,7 +20,7 @@ FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server"
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 
 
-# In handover mode a successor handoff is double-forked so that the service
+# In handover mode a next handoff is double-forked so that the service
 # manager, a child subreaper, adopts it. The test process plays that part:
 # it becomes a subreaper and reaps the adopted processes, keeping their exit
 # statuses. Only processes of a handoff session under test are reaped:
@@ -161,7 +161,7 @@ class Handoff:
 
     def descendants(self):
         """Every live process in handoff's session except the first handoff:
-        generations, workers and successor handoffs."""
+        generations, workers and next handoffs."""
         return [p for p, state, _ in session_members(self.pid) if p != self.pid and state != "Z"]
 
     def kill_all(self):

@@ -105,7 +105,7 @@ root).  Evidence: tests/systemd/experiment-quirks.py (prints FACT lines).
    NOTIFY_SOCKET is a filesystem path ($XDG_RUNTIME_DIR/systemd/notify).
 
  * MAINPID= with NotifyAccess=main (also the Type=notify default): HONOURED.
-   The main process forks a successor and sends MAINPID=<child>; MainPID
+   The main process forks a new main process and sends MAINPID=<child>; MainPID
    switches, the old main may then exit without the service leaving
    active/running (Result stays success, no restart).  From then on only the
    new main PID may notify; the old one's messages are dropped ("reception
