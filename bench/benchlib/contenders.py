@@ -13,6 +13,8 @@ import re
 import signal
 import subprocess
 
+from handofftest.units import render as render_unit
+
 from . import procs as P
 
 SYSTEMCTL = "/usr/bin/systemctl"
@@ -231,22 +233,6 @@ class SelfReexec(Contender):
 
 # ---- under a real systemd --user manager ------------------------------------
 
-def render_unit(units_dir, name, subs):
-    """The shipped unit NAME (NAME.in if that exists) with @VAR@ replaced, as
-    tests/systemd/test-units.py instantiates them."""
-    path = os.path.join(units_dir, name)
-    if os.path.exists(path + ".in"):
-        path += ".in"
-    with open(path) as f:
-        text = f.read()
-    for k, v in subs.items():
-        text = text.replace("@%s@" % k, v)
-    left = re.findall(r"@[A-Z_]+@", text)
-    if left:
-        raise RuntimeError("%s: unsubstituted %s" % (path, left))
-    return text
-
-
 def set_listen(text, address):
     text, n = re.subn(r"(?m)^ListenStream=.*$", "ListenStream=" + address, text)
     if n != 1:
@@ -266,14 +252,13 @@ class SystemdDemo(Contender):
 
     def start(self, port):
         um = self.ctx.um
-        units = os.path.join(self.ctx.root, "units")
         self.logpath = os.path.join(self.ctx.tmpdir, "%s.log" % self.key)
         server = " ".join(self.ctx.server_cmd(init_delay_ms=self.init_delay_ms))
         subs = {"HANDOFF": self.ctx.handoff, "DEMO_SERVER": server}
-        self.unit_text = render_unit(units, DEMO, subs)
+        self.unit_text = render_unit(DEMO, subs)
         m = re.search(r"(?m)^ExecReload=.*$", self.unit_text)
         self.exec_reload = m.group(0).replace(self.ctx.handoff, "handoff") if m else None
-        um.install_unit(DEMO_SOCKET, set_listen(render_unit(units, DEMO_SOCKET, {}),
+        um.install_unit(DEMO_SOCKET, set_listen(render_unit(DEMO_SOCKET, {}),
                                                 "127.0.0.1:%d" % port), reload=False)
         um.install_unit(DEMO, self.unit_text, reload=False)
         d = os.path.join(um.unit_dir, DEMO + ".d")
