@@ -2,7 +2,8 @@
 that vanishes while it is read (it answers as for a process that is gone)."""
 
 import os
-import time
+
+from .wait import WaitTimeout, wait_for
 
 
 def stat_fields(pid):
@@ -123,14 +124,15 @@ def environ_of(pid, timeout=5.0):
     parent, handoff, resumes once the new image is mapped, before the
     kernel has set up its environment) shows an empty one for a moment:
     read again until it is there, the process is gone, or the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
+    def read():
         with open(f"/proc/{pid}/environ", "rb") as f:
             data = f.read()
         fields = stat_fields(pid)
-        if data or fields is None or fields[0] in ("Z", "X") or time.monotonic() > deadline:
-            break
-        time.sleep(0.001)
+        return (data,) if data or fields is None or fields[0] in ("Z", "X") else None
+    try:
+        data, = wait_for(read, timeout, f"pid {pid}'s environment", interval=0.001)
+    except WaitTimeout:
+        data = b""
     return dict(e.decode(errors="replace").split("=", 1) for e in data.split(b"\0") if b"=" in e)
 
 
