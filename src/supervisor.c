@@ -801,12 +801,10 @@ static void after_commit(Supervisor *s, Generation *old) {
         Generation *g = s->serving;
         char d[32];
         if (old) {
-                unsigned number = old->number;
-                pid_t pid = old->pid;
                 /* It stops as the command line it was started with says. */
                 generation_retire(old, s->opt->stop_signal, s->opt->drain_timeout);
                 log_info("Generation %u (%s) is ready after %s and serves; retiring generation %u (pid %d).",
-                         g->number, generation_describe(g), ready_after(g, d, sizeof d), number, (int) pid);
+                         g->number, generation_describe(g), ready_after(g, d, sizeof d), old->number, (int) old->pid);
         } else if (s->role == ROLE_MAIN && g)
                 /* The first generation (a next handoff's said so before the takeover). */
                 log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
