@@ -165,9 +165,11 @@ static void list_remove(Supervisor *s, Generation *g) {
          * tree) is freed here, but glibc keeps freed heap pages dirty below
          * its trim threshold: after a burst of reloads with several
          * generations alive at once, handoff kept ~70 kB more private dirty
-         * memory for good. Hand the free pages back whenever one is gone;
-         * on a heap this small that is a few system calls. */
-        (void) malloc_trim(0);
+         * memory for good. Hand the free pages back whenever one is gone,
+         * but keep 16 KiB at the top of the heap: the next generation's
+         * allocations fit there. Trimmed to nothing, the heap grew again by
+         * brk() at every reload and its pages were faulted in afresh. */
+        (void) malloc_trim(16 * 1024);
 }
 
 static void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
