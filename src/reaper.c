@@ -42,6 +42,7 @@ struct Reaper {
         pid_t *pending;
         size_t n_pending;
         bool sweeping;
+        int children_fd;         /* /proc/self/task/<pid>/children, read again from 0 */
 };
 
 static bool pid_list_remove(pid_t *l, size_t *n, pid_t pid) {
@@ -198,12 +199,16 @@ static void adopt(Reaper *r, pid_t pid) {
  * the list is exact for a thread that is not running fork() meanwhile, and
  * that thread is us). */
 static void scan_children(Reaper *r) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/task/%d/children", (int) getpid());
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-                log_debug_errno(errno, "Cannot list our children (%s): %m", path);
-                return;
+        /* Opened once: the file is made anew at each read from offset 0, and
+         * an open of it by path cost more than the reads. */
+        if (r->children_fd < 0) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/self/task/%d/children", (int) getpid());
+                r->children_fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (r->children_fd < 0) {
+                        log_debug_errno(errno, "Cannot list our children (%s): %m", path);
+                        return;
+                }
         }
         /* Static: this runs a few times per reload, and a heap buffer this
          * size went back to the kernel and was faulted in again each time.
@@ -211,7 +216,7 @@ static void scan_children(Reaper *r) {
         static char buf[65536];
         size_t size = sizeof buf, have = 0;
         ssize_t n;
-        while (have < size - 1 && (n = read(fd, buf + have, size - 1 - have)) > 0)
+        while (have < size - 1 && (n = pread(r->children_fd, buf + have, size - 1 - have, (off_t) have)) > 0)
                 have += (size_t) n;
         buf[have] = '\0';
         for (char *p = buf, *end;; p = end) {
@@ -313,6 +318,7 @@ int reaper_new(sd_event *e, Reaper **ret) {
         if (!r)
                 return -ENOMEM;
         r->event = e;
+        r->children_fd = -EBADF;
         int k = sd_event_add_signal(e, &r->sigchld, SIGCHLD, on_sigchld, r);
         if (k < 0) {
                 free(r);
@@ -333,6 +339,7 @@ Reaper *reaper_free(Reaper *r) {
         sd_event_source_disable_unref(r->sigchld);
         free(r->unknown);
         free(r->pending);
+        safe_close(r->children_fd);
         free(r);
         return NULL;
 }
