@@ -230,17 +230,17 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
         _cleanup_close_ int fd = open_dgram();
         if (fd < 0)
                 return fd;
-        /* bind() makes the file 0777 & ~umask; only our uid (and root) may
-         * send to it anyway, so 0600 whatever the umask. (handoff is single
-         * threaded: the umask is restored before anything else runs.) The
-         * directory is private to this process: a file of this name can
-         * only be a socket of an earlier process with our pid (SIGKILLed),
-         * and is replaced. */
-        mode_t old_umask = umask(0177);
+        /* bind() makes the file the socket's own mode & ~umask: 0600 set
+         * here, as only our uid (and root) may send to it anyway, and one
+         * call where a umask() around the bind took two. The directory is
+         * private to this process: a file of this name can only be a
+         * socket of an earlier process with our pid (SIGKILLed), and is
+         * replaced. */
+        if (fchmod(fd, 0600) < 0)
+                return -errno;
         int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         if (r == -EADDRINUSE && unlink(sa.sun_path) >= 0)
                 r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        umask(old_umask);
         if (r < 0)
                 return r;
         r = fd_move_above(fd, min_fd);
@@ -318,6 +318,14 @@ static size_t take_passed_fds(struct msghdr *mh, int *out, size_t max) {
         return k;
 }
 
+/* handoff never changes its uid: asked once, not at every message. */
+static uid_t own_uid(void) {
+        static uid_t uid = (uid_t) -1;
+        if (uid == (uid_t) -1)
+                uid = getuid();
+        return uid;
+}
+
 static const struct ucred *find_ucred(struct msghdr *mh) {
         for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c))
                 if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS &&
@@ -357,7 +365,7 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **
                 *reason = "control data truncated";
         else if (!uc || uc->pid <= 0)
                 *reason = "no sender credentials";
-        else if (uc->uid != getuid() && uc->uid != 0)
+        else if (uc->uid != own_uid() && uc->uid != 0)
                 *reason = "sender has another uid";
         else {
                 *ret_pid = uc->pid;
