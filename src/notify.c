@@ -232,7 +232,9 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
                 return fd;
         /* bind() makes the file the socket's own mode & ~umask: 0600 set
          * here, as only our uid (and root) may send to it anyway, and one
-         * call where a umask() around the bind took two. The directory is
+         * call where a umask() around the bind took two (a umask that takes
+         * the owner's own write bit would break every socket the service
+         * makes; systemd's default is 0022). The directory is
          * private to this process: a file of this name can only be a
          * socket of an earlier process with our pid (SIGKILLed), and is
          * replaced. */
