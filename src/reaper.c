@@ -198,18 +198,22 @@ static void adopt(Reaper *r, pid_t pid) {
 /* Our children, from /proc/self/task/TID/children (handoff has one thread;
  * the list is exact for a thread that is not running fork() meanwhile, and
  * that thread is us). */
+static int open_children(Reaper *r) {
+        if (r->children_fd >= 0)
+                return 0;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d/children", (int) getpid());
+        r->children_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (r->children_fd < 0)
+                return log_debug_errno(errno, "Cannot list our children (%s): %m", path);
+        return 0;
+}
+
 static void scan_children(Reaper *r) {
-        /* Opened once: the file is made anew at each read from offset 0, and
-         * an open of it by path cost more than the reads. */
-        if (r->children_fd < 0) {
-                char path[64];
-                snprintf(path, sizeof path, "/proc/self/task/%d/children", (int) getpid());
-                r->children_fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (r->children_fd < 0) {
-                        log_debug_errno(errno, "Cannot list our children (%s): %m", path);
-                        return;
-                }
-        }
+        /* Kept open (from reaper_new()): the file is made anew at each read
+         * from offset 0, and an open of it by path cost more than the reads. */
+        if (open_children(r) < 0)
+                return;
         /* Static: this runs a few times per reload, and a heap buffer this
          * size went back to the kernel and was faulted in again each time.
          * Only the pages a long list touches are ever dirty. */
@@ -327,6 +331,7 @@ int reaper_new(sd_event *e, Reaper **ret) {
         if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
                 log_warning_errno(errno, "Failed to become a child subreaper; a generation's orphans will not be "
                                   "reaped or killed with it: %m");
+        (void) open_children(r);
         *ret = r;
         return 0;
 }
