@@ -108,7 +108,7 @@ def floor_checks(fl, perf_counted):
                      "%.0f/s (%d reloads in %.2f s)" % (d["per_s"], sv["sighup_to_ready"]["n"], sv["seconds"]),
                      d["per_s"] >= F.RELOADS_PER_S_MIN, perf_counted))
     out.append(Check("handoff CPU per reload ≤ %.1f ms" % F.CPU_PER_RELOAD_MS_MAX, "supervise, idle",
-                     "%.3f ms (utime+stime over %d reloads, 10 ms ticks); a bare spawner's own CPU per "
+                     "%.3f ms (/proc/PID/schedstat over %d reloads); a bare spawner's own CPU per "
                      "start: %.3f ms" % (d["cpu_ms_per_reload"], sv["sighup_to_ready"]["n"], d["floor_cpu_ms"]),
                      d["cpu_ms_per_reload"] <= F.CPU_PER_RELOAD_MS_MAX, perf_counted))
     pd = d["private_dirty"]
@@ -258,13 +258,13 @@ def render_floor(fl, runs, params, add):
     add("")
     pd, pss = d["private_dirty"], d["pss"]
     add("supervise / floor: **×%.3f**. Handover excess over supervise: %s ms = **×%.2f** one start of handoff. "
-        "handoff CPU per reload (utime+stime): **%.3f ms** (the bare spawner's own, per start: %.3f ms). handoff `Private_Dirty` (smaps_rollup): %d kB at "
+        "handoff CPU per reload (`/proc/PID/schedstat`): **%.3f ms** (the bare spawner's own, per start: %.3f ms). handoff `Private_Dirty` (smaps_rollup): %d kB at "
         "start, %d after 10 reloads, %d after %d; `Pss` %d / %d / %d kB; open fds %d / %d / %d (each once handoff has settled: one generation, its loop idle). "
         "`handoff --version` − `/bin/true`: %s ms (dynamic loading of libsystemd and its libraries, and "
-        "handoff's own start)."
+        "handoff's own start). handoff's runtime directory (its notify sockets): %s."
         % (d["supervise_vs_floor"], ms(d["handover_excess_us"]), d["handover_excess_starts"],
            d["cpu_ms_per_reload"], d["floor_cpu_ms"], pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *pss, *d["fds"],
-           ms(d["libs_us"])))
+           ms(d["libs_us"]), fl.get("runtime_dir", "?")))
     add("")
     kac = fl.get("keepalive_close")
     if kac:
