@@ -12,7 +12,6 @@
 #include "env.h"
 #include "log.h"
 #include "next-handoff.h"
-#include "reaper.h"
 #include "spawn.h"
 
 extern char **environ;
@@ -198,16 +197,12 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
                 .watchdog_pid_entry = watchdog_pid,
                 .fds = fds,
                 .n_fds = c->n_fds + 1,
-                .double_fork = true,
+                .sibling = true,
                 .report_index = c->n_fds,
         };
-        /* We reap our generations' orphans, but the next handoff must become
-         * the service manager's child when the intermediate exits. */
+        /* Its pid and pidfd come in its first message on the channel. */
         pid_t unused;
-        bool subreaper = reaper_pause_subreaper();
-        r = spawn_generation(&sp, &unused);
-        reaper_resume_subreaper(subreaper);
-        return r;
+        return spawn_generation(&sp, &unused);
 }
 
 int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,

@@ -41,21 +41,15 @@ typedef struct ProcTreeCallbacks {
 int reaper_new(sd_event *e, Reaper **ret);
 Reaper *reaper_free(Reaper *r);
 
-/* While a double fork's intermediate exits, its child must go to the
- * service manager (the next handoff must be systemd's child), not to us:
- * pause around it. Returns whether we were a subreaper, for resume. */
-bool reaper_pause_subreaper(void);
-void reaper_resume_subreaper(bool was);
-
 /* Starts tracking main, a fresh child, leader of its own process group, as
  * generation number; with cg (owned from then on), the tree is that cgroup. */
 int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcTreeCallbacks *cb, void *userdata,
                  ProcTree **ret);
 
 /* Sends sig to every process of the tree. A process found later (one
- * reparented to us when its parent died, e.g. the server a double fork
- * left) gets the same signal at once: SIGKILL (the tree is doomed), or the
- * stop signal. */
+ * reparented to us when its parent died, e.g. the server a daemon's double
+ * fork left) gets the same signal at once: SIGKILL (the tree is doomed), or
+ * the stop signal. */
 void proc_tree_kill(ProcTree *t, int sig);
 /* Names the processes that left the process group (a warning), at retire. */
 void proc_tree_warn_strays(ProcTree *t);

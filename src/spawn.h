@@ -16,10 +16,13 @@ typedef struct SpawnParams {
         char *watchdog_pid_entry;
         const int *fds;         /* fds to sit at 3..3+n_fds-1, inherited */
         size_t n_fds;
-        /* Double fork (for the next handoff), so that the service manager,
-         * as subreaper, becomes the child's parent. The child's first message
-         * on fds[report_index] is "PID <n>" with a pidfd of itself. */
-        bool double_fork;
+        /* For the next handoff: started as our parent's child (CLONE_PARENT),
+         * so that the service manager is its parent, as systemd 252 needs to
+         * watch it as the main process. The child's first message on
+         * fds[report_index] is "PID <n>" with a pidfd of itself. The kernel
+         * refuses CLONE_PARENT to PID 1 (EINVAL), where handoff refuses
+         * handover mode anyway. */
+        bool sibling;
         size_t report_index;
         /* SIGKILL the child when handoff dies (PR_SET_PDEATHSIG), so that a
          * handoff killed hard does not leave its server serving on as an
@@ -38,12 +41,11 @@ typedef struct SpawnParams {
 int find_executable(const char *name, char **ret);
 
 /* Starts the child with vfork semantics (clone(CLONE_VM | CLONE_VFORK), no
- * copy of our memory) and returns once it has exec'd: 0 with its pid (with
- * double_fork: 0 and *ret_pid unset; the pid arrives over the report fd), or
- * -errno of a failed exec (the child has then exited 126/127 and is reaped
- * here). Nothing blocks on the child beyond its own way to exec. A
- * generation is its own process group, so its workers can be killed with
- * it. */
+ * copy of our memory) and returns once it has exec'd: 0 with its pid, or
+ * -errno of a failed exec (the child has then exited 126/127, and is reaped
+ * here unless it is a sibling). Nothing blocks on the child beyond its own
+ * way to exec. A generation is its own process group, so its workers can be
+ * killed with it. */
 int spawn_generation(const SpawnParams *p, pid_t *ret_pid);
 
 /* The exit code a shell would report for an exec error. */

@@ -497,7 +497,7 @@ def test_sigkill_of_new_main_after_handover(um):
     """The main PID that systemd learned from MAINPID= is one it watches:
     SIGKILL of the new main after a reload is noticed and restarts the
     service (systemd 252 notices only a main process that is its own child:
-    the double fork makes it one)."""
+    starting it with CLONE_PARENT makes it one)."""
     if EXPECT_MODE == "supervise":
         log("HANDOFF_EXPECT_MODE=supervise: no handover; skipped")
         return

@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -556,7 +555,7 @@ START_TEST(test_spawn_returns_after_exec) {
 }
 END_TEST
 
-/* Receives the intermediate's "PID <n>" message and its pidfd. */
+/* Receives the sibling's "PID <n>" message and its pidfd. */
 static pid_t receive_pid_report(int fd, int *ret_pidfd) {
         char buf[64] = {};
         union {
@@ -578,12 +577,33 @@ static pid_t receive_pid_report(int fd, int *ret_pidfd) {
         return pid;
 }
 
-START_TEST(test_spawn_double_fork) {
-        /* As for a next handoff: the intermediate reports the real
-         * child's pid with a pidfd over fds[report_index] and exits. This
-         * process is made a subreaper so that the grandchild becomes its
-         * child, as it becomes systemd's. */
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+/* Calls spawn_generation() in a helper child, as handoff calls it under its
+ * service manager: a sibling is then this process's child, as the next
+ * handoff is systemd's. Returns what it returned; *ret_pid gets its pid. */
+static int spawn_from_helper(const SpawnParams *p, pid_t *ret_pid) {
+        int out[2];
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        pid_t helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                pid_t pid = -7;
+                int res[2] = { spawn_generation(p, &pid), 0 };
+                res[1] = (int) pid;
+                _exit(write(out[1], res, sizeof res) == sizeof res ? 0 : 1);
+        }
+        close(out[1]);
+        int res[2], status;
+        ck_assert_int_eq(read(out[0], res, sizeof res), sizeof res);
+        close(out[0]);
+        ck_assert_int_eq(waitpid(helper, &status, 0), helper);
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        *ret_pid = res[1];
+        return res[0];
+}
+
+START_TEST(test_spawn_sibling) {
+        /* As for a next handoff: the child is the parent's child, and
+         * reports its pid with a pidfd over fds[report_index]. */
         make_tmpdir();
         char out[128];
         snprintf(out, sizeof out, "%s/report", tmpdir);
@@ -603,20 +623,22 @@ START_TEST(test_spawn_double_fork) {
                 .watchdog_pid_entry = e.watchdog_pid,
                 .fds = fds,
                 .n_fds = 2,
-                .double_fork = true,
+                .sibling = true,
                 .report_index = 1,
         };
         pid_t ret_pid = -7;
-        ck_assert_int_eq(spawn_generation(&p, &ret_pid), 0);
-        ck_assert_int_eq(ret_pid, -7); /* not set with a double fork */
+        ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), 0);
         close(a[1]);
         close(chan[1]);
 
         int pidfd;
         pid_t pid = receive_pid_report(chan[0], &pidfd);
         ck_assert_int_gt(pid, 0);
+        ck_assert_int_eq(pid, ret_pid);
         ck_assert_int_ge(pidfd, 0);
 
+        /* Ours, not the helper's: waitable here although we are no
+         * subreaper. */
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
@@ -639,7 +661,7 @@ START_TEST(test_spawn_double_fork) {
         ck_assert_int_eq(recv(chan[0], buf, sizeof buf, MSG_DONTWAIT), 2);
         ck_assert_str_eq(buf, "4\n");
 
-        /* No other child left behind (the intermediate was reaped). */
+        /* No other child left behind. */
         errno = 0;
         ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
         ck_assert_int_eq(errno, ECHILD);
@@ -651,8 +673,7 @@ START_TEST(test_spawn_double_fork) {
 }
 END_TEST
 
-START_TEST(test_spawn_double_fork_exec_error) {
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+START_TEST(test_spawn_sibling_exec_error) {
         int chan[2];
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan), 0);
         Env e = make_env(1, "control", 1, 0);
@@ -664,14 +685,14 @@ START_TEST(test_spawn_double_fork_exec_error) {
                 .listen_pid_entry = e.listen_pid,
                 .fds = &chan[1],
                 .n_fds = 1,
-                .double_fork = true,
+                .sibling = true,
                 .report_index = 0,
         };
         pid_t ret_pid = -7;
-        ck_assert_int_eq(spawn_generation(&p, &ret_pid), -ENOENT);
+        ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), -ENOENT);
         ck_assert_int_eq(ret_pid, -7);
 
-        /* The grandchild exited 127 (and is ours to reap as subreaper). */
+        /* The sibling exited 127, and is ours to reap, not the helper's. */
         int pidfd;
         pid_t pid = receive_pid_report(chan[0], &pidfd);
         int status;
@@ -707,8 +728,8 @@ static Suite *spawn_suite(void) {
         tcase_add_test(tc, test_spawn_no_fds);
         tcase_add_test(tc, test_spawn_exec_errors);
         tcase_add_test(tc, test_spawn_returns_after_exec);
-        tcase_add_test(tc, test_spawn_double_fork);
-        tcase_add_test(tc, test_spawn_double_fork_exec_error);
+        tcase_add_test(tc, test_spawn_sibling);
+        tcase_add_test(tc, test_spawn_sibling_exec_error);
         suite_add_tcase(s, tc);
         return s;
 }

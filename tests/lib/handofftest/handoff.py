@@ -20,10 +20,10 @@ FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server"
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 
 
-# In handover mode a next handoff is double-forked so that the service
-# manager, a child subreaper, adopts it. The test process plays that part:
-# it becomes a subreaper and reaps the adopted processes, keeping their exit
-# statuses. Only processes of a handoff session under test are reaped:
+# In handover mode a next handoff is started as handoff's sibling
+# (CLONE_PARENT), so that the service manager is its parent. The test process
+# plays that part: it reaps those processes, keeping their exit statuses, and
+# is a subreaper, as systemd is, for what a handoff killed hard leaves. Only processes of a handoff session under test are reaped:
 # Popen reaps its own children, and taking one from it would lose the status.
 _adopted_status = {}
 _sessions = set()
