@@ -31,6 +31,7 @@ except ImportError:         # run alone (see the end of this file)
     import sys
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "tests", "lib"))
     from handofftest.net import free_port
+from handofftest.tmpfs import fs_type, tmpfs_dir
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,18 +65,6 @@ def _run(tool, mode, n, cmd, timeout, env=None):
     return json.loads(p.stdout)
 
 
-def fs_type(path):
-    """The type of the filesystem path is on (the longest mount point above it)."""
-    path, best, kind = os.path.realpath(path), "", "?"
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            a = line.split()
-            mnt, fstype = a[4], a[a.index("-") + 1]
-            if (path == mnt or path.startswith(mnt.rstrip("/") + "/")) and len(mnt) >= len(best):
-                best, kind = mnt, fstype
-    return kind
-
-
 def runtime_dir():
     """Where handoff makes its notify sockets: under systemd, /run, which
     systemd mounts as tmpfs. Where /run is on a disk filesystem (this kind
@@ -84,13 +73,13 @@ def runtime_dir():
     host running systemd pays: the bench then gives handoff a
     $RUNTIME_DIRECTORY on tmpfs, as systemd's RuntimeDirectory= would.
     Returns (dir or None, what it is, said for the report)."""
-    run = fs_type("/run")
+    run, where = fs_type("/run"), tmpfs_dir()
     if run == "tmpfs":
         return None, "/run/handoff, on tmpfs"
-    if fs_type("/dev/shm") != "tmpfs":
+    if not where:
         return None, "/run/handoff, on %s (no tmpfs here to stand in for it)" % run
-    return (tempfile.mkdtemp(prefix="handoff-bench.", dir="/dev/shm"),
-            "tmpfs: a $RUNTIME_DIRECTORY under /dev/shm, as this machine's /run is on %s" % run)
+    return (tempfile.mkdtemp(prefix="handoff-bench.", dir=where),
+            "tmpfs: a $RUNTIME_DIRECTORY under %s, as this machine's /run is on %s" % (where, run))
 
 
 def measure(tool, handoff, fixture, quick, log):

@@ -19,7 +19,8 @@ Environment knobs:
     HANDOFF_TEST_SYSTEMD_LOG_LEVEL=debug   manager log level (default info).
     HANDOFF_TEST_CONSOLE=1  don't capture the manager log (see below).
 
-Files in the temp dir (um.tmpdir): runtime/ (XDG_RUNTIME_DIR), config/
+XDG_RUNTIME_DIR is a temp dir of its own on tmpfs (handofftest.tmpfs), as
+/run/user/UID is.  Files in the temp dir (um.tmpdir): config/
 (XDG_CONFIG_HOME; units in config/systemd/user), data/ state/ cache/,
 console.log (the manager's own log), manager.log (its stdout/stderr:
 generators, early start-up errors).  um.log_tail() prints both and is shown
@@ -159,6 +160,7 @@ import tty
 
 from .procs import pid_alive, proc_cmdline, proc_descendants
 from .runner import Skip, run
+from .tmpfs import tmpfs_dir
 from .wait import AbortWait, TestFailure, WaitTimeout, wait_for
 
 SYSTEMD = "/usr/lib/systemd/systemd"
@@ -212,6 +214,7 @@ class UserManager:
         self.proc = None
         self.pid = None
         self.tmpdir = None
+        self._runtime_dir = None
         self.cgroup = None          # e.g. "/handoff-um-123-abcd"
         self._cg_dirs = []          # hierarchy dirs we created it in
         self._units = []            # units to stop at teardown (ordered)
@@ -227,7 +230,7 @@ class UserManager:
 
     @property
     def runtime_dir(self):
-        return self.path("runtime")
+        return self._runtime_dir
 
     @property
     def config_home(self):
@@ -282,8 +285,10 @@ class UserManager:
 
         self.tmpdir = tempfile.mkdtemp(prefix="handoff-um.")
         os.chmod(self.tmpdir, 0o700)
-        for d in ("runtime", "config", "data", "state", "cache"):
+        for d in ("config", "data", "state", "cache"):
             os.mkdir(self.path(d), 0o700)
+        # XDG_RUNTIME_DIR on tmpfs, as logind's /run/user/UID is (0700).
+        self._runtime_dir = tempfile.mkdtemp(prefix="handoff-um-runtime.", dir=tmpfs_dir())
         os.makedirs(self.unit_dir)
 
         self._make_cgroup()
@@ -446,9 +451,11 @@ class UserManager:
             self._log_fp = None
         if self.tmpdir:
             if self.keep:
-                sys.stderr.write("keeping %s\n" % self.tmpdir)
+                sys.stderr.write("keeping %s and %s\n" % (self.tmpdir, self._runtime_dir))
             else:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
+                if self._runtime_dir:
+                    shutil.rmtree(self._runtime_dir, ignore_errors=True)
         for e in errors:
             sys.stderr.write("usermanager teardown: %s\n" % e)
 
