@@ -922,12 +922,16 @@ static void run_actions(Supervisor *s, unsigned a) {
         if (a & ACT_NOTIFY_STOPPING)
                 notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
         if (a & ACT_START_CANDIDATE) {
-                if (a & ACT_NOTIFY_RELOADING)
-                        notify_systemd(s, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
-                                       now_monotonic(), s->last_number + 1);
                 if (s->control)
                         control_reload_started(s->control);
                 start_candidate(s);
+                /* Once the candidate is on its way: RELOADING=1 still
+                 * comes before any READY=1 (a failure's is queued), with
+                 * the time the reload began, and the manager's wake-up
+                 * runs beside the candidate's start instead of before it. */
+                if (a & ACT_NOTIFY_RELOADING)
+                        notify_systemd(s, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
+                                       s->reload_started, s->last_number);
         }
         if (a & ACT_EXIT)
                 sd_event_exit(s->event, s->exit_code);
