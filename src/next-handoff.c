@@ -12,6 +12,7 @@
 #include "env.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "reaper.h"
 #include "spawn.h"
 
 extern char **environ;
@@ -189,6 +190,10 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
         if (exe != c->exe)
                 log_warning("%s is gone; starting the next handoff from /proc/self/exe.", c->exe);
 
+        /* Under a service manager (our parent) the next handoff becomes its
+         * child; without one (--mode=handover forced), init's or the
+         * closest subreaper's, as a daemon's would. */
+        bool manager = c->notify_socket && c->notify_socket[0];
         SpawnParams sp = {
                 .path = exe,
                 .argv = c->argv,
@@ -197,12 +202,17 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
                 .watchdog_pid_entry = watchdog_pid,
                 .fds = fds,
                 .n_fds = c->n_fds + 1,
-                .sibling = true,
+                .as = manager ? SPAWN_SIBLING : SPAWN_ORPHAN,
                 .report_index = c->n_fds,
         };
-        /* Its pid and pidfd come in its first message on the channel. */
+        /* Its pid and pidfd come in its first message on the channel. As an
+         * orphan it must go to whoever adopts orphans above us, not to us:
+         * our subreaper flag is off while the intermediate exits. */
         pid_t unused;
-        return spawn_generation(&sp, &unused);
+        bool subreaper = !manager && reaper_pause_subreaper();
+        r = spawn_generation(&sp, &unused);
+        reaper_resume_subreaper(subreaper);
+        return r;
 }
 
 int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,

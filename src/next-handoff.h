@@ -8,7 +8,8 @@
 
 /* The old main's side of a handover reload: the *next handoff* is a whole
  * new handoff process, started from handoff's own path, as a sibling
- * (CLONE_PARENT) so that the service manager is its parent. It starts its own candidate
+ * (CLONE_PARENT) so that the service manager is its parent (double-forked
+ * for init to adopt when there is none). It starts its own candidate
  * generation and reports over the handover channel (channel.h). */
 
 typedef struct NextHandoff NextHandoff;

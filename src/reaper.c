@@ -70,6 +70,19 @@ static int pid_list_add(pid_t **l, size_t *n, pid_t pid) {
         return 0;
 }
 
+bool reaper_pause_subreaper(void) {
+        int was = 0;
+        if (prctl(PR_GET_CHILD_SUBREAPER, &was, 0, 0, 0) < 0 || !was)
+                return false;
+        (void) prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+        return true;
+}
+
+void reaper_resume_subreaper(bool was) {
+        if (was)
+                (void) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+}
+
 /* Reads pid's process group from /proc/PID/stat; -errno when it is gone. */
 static int read_stat(pid_t pid, pid_t *ret, char *ret_state) {
         char path[64], buf[512];

@@ -41,6 +41,12 @@ typedef struct ProcTreeCallbacks {
 int reaper_new(sd_event *e, Reaper **ret);
 Reaper *reaper_free(Reaper *r);
 
+/* While a double fork's intermediate exits, its child must go to whoever
+ * adopts orphans above us, not to us: pause around it. Returns whether we
+ * were a subreaper, for resume. */
+bool reaper_pause_subreaper(void);
+void reaper_resume_subreaper(bool was);
+
 /* Starts tracking main, a fresh child, leader of its own process group, as
  * generation number; with cg (owned from then on), the tree is that cgroup. */
 int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcTreeCallbacks *cb, void *userdata,

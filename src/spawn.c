@@ -96,9 +96,10 @@ typedef struct ChildPlan {
         size_t listen_pid_width;
         char *watchdog_pid_digits;
         size_t watchdog_pid_width;
-        /* Written by the child before it exits: the errno of the step that
-         * failed. Read by handoff once it resumes, which is after the exec
-         * or the exit. */
+        char *grandchild_stack;       /* top of the second stack (SPAWN_ORPHAN) */
+        /* Written by the child (or the intermediate) before it exits: the
+         * errno of the step that failed. Read by handoff once it resumes,
+         * which is after the exec or the exit. */
         volatile int err;
 } ChildPlan;
 
@@ -122,10 +123,10 @@ CHILD_FN static void child_fill_pid(char *dst, size_t width, long pid) {
         dst[n] = '\0';
 }
 
-/* A sibling child tells the process that started it who it is: "PID <n>"
- * with a pidfd of itself (a process that is not our child cannot be waited
- * for, but its pidfd can be polled), as the first message on the report fd,
- * before anything it runs can say anything else. */
+/* A child that is not ours tells the process that started it who it is:
+ * "PID <n>" with a pidfd of itself (a process that is not our child cannot
+ * be waited for, but its pidfd can be polled), as the first message on the
+ * report fd, before anything it runs can say anything else. */
 CHILD_FN static void child_report_self(int fd, long pid) {
         char msg[32] = "PID ";
         char digits[24];
@@ -204,7 +205,7 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
                 goto fail;
 
         long pid = syscall(SYS_getpid);
-        if (p->sibling)
+        if (p->as != SPAWN_CHILD)
                 child_report_self(3 + (int) p->report_index, pid);
         child_fill_pid(c->listen_pid_digits, c->listen_pid_width, pid);
         child_fill_pid(c->watchdog_pid_digits, c->watchdog_pid_width, pid);
@@ -219,6 +220,18 @@ fail:
 
 CHILD_FN static int child_main(void *userdata) {
         child_exec(userdata);
+}
+
+/* The intermediate of a double fork (SPAWN_ORPHAN): start the real child
+ * (again with vfork semantics, so this returns once it has exec'd) and go,
+ * so that whoever adopts orphans becomes its parent. */
+CHILD_FN static int intermediate_main(void *userdata) {
+        ChildPlan *c = userdata;
+        if (clone(child_main, c->grandchild_stack, CLONE_VM | CLONE_VFORK | SIGCHLD, c) < 0) {
+                c->err = errno;
+                child_exit(EXIT_FAILURE);
+        }
+        child_exit(EXIT_SUCCESS);
 }
 
 /* ---- handoff's side ----------------------------------------------------- */
@@ -280,13 +293,15 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         pid_placeholder(p->listen_pid_entry, &plan.listen_pid_digits, &plan.listen_pid_width);
         pid_placeholder(p->watchdog_pid_entry, &plan.watchdog_pid_digits, &plan.watchdog_pid_width);
 
-        /* The child's stack is here, in this frame: we are suspended until
-         * it has exec'd, and it never returns into anything of ours. A
-         * mapping per spawn cost four system calls and fresh page faults on
-         * every reload; these pages stay mapped, and only the few the child
-         * touches are ever dirty. Stacks grow down: it starts at its top. */
-        _Alignas(16) char stack_buf[CHILD_STACK_SIZE];
+        /* The child's stack (and its own child's, for SPAWN_ORPHAN) is
+         * here, in this frame: we are suspended until it has exec'd, and it
+         * never returns into anything of ours. A mapping per spawn cost four
+         * system calls and fresh page faults on every reload; these pages
+         * stay mapped, and only the few the child touches are ever dirty.
+         * Stacks grow down: each starts at its top. */
+        _Alignas(16) char stack_buf[CHILD_STACK_SIZE], grandchild_stack_buf[CHILD_STACK_SIZE];
         char *stack = stack_buf + sizeof stack_buf;
+        plan.grandchild_stack = grandchild_stack_buf + sizeof grandchild_stack_buf;
 
         /* No handler of ours may run in the child, which shares our memory:
          * block everything across the clone (the child empties its mask
@@ -295,25 +310,28 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         sigfillset(&all);
         (void) sigprocmask(SIG_SETMASK, &all, &saved);
         /* A sibling is our parent's child (CLONE_PARENT), at no more cost
-         * than our own: no intermediate process to start, exit and reap. */
-        pid_t pid = clone(child_main, stack, CLONE_VM | CLONE_VFORK | (p->sibling ? CLONE_PARENT : 0) | SIGCHLD,
-                          &plan);
+         * than our own; an orphan takes an intermediate process that starts
+         * it and exits. */
+        pid_t pid = clone(p->as == SPAWN_ORPHAN ? intermediate_main : child_main, stack,
+                          CLONE_VM | CLONE_VFORK | (p->as == SPAWN_SIBLING ? CLONE_PARENT : 0) | SIGCHLD, &plan);
         int clone_errno = errno;
         (void) sigprocmask(SIG_SETMASK, &saved, NULL);
         if (pid < 0)
                 return -clone_errno;
 
         /* CLONE_VFORK: we run again only once the child has exec'd or
-         * exited. So plan.err is final here, and the exec status costs no
-         * read and no wait in the event loop. The child made its own process
-         * group before exec, so the group exists before anyone can signal
-         * it. A sibling that failed is our parent's to reap. */
-        if (plan.err != 0) {
-                if (!p->sibling)
-                        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-                                ;
+         * exited (an orphan's intermediate: once it has exited, which it
+         * does after its own child has exec'd or failed). So plan.err is
+         * final here, and the exec status costs no read and no wait in the
+         * event loop. The child made its own process group before exec, so
+         * the group exists before anyone can signal it. A child that is not
+         * ours and failed is its parent's to reap. */
+        if (p->as == SPAWN_ORPHAN || (p->as == SPAWN_CHILD && plan.err != 0))
+                while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                        ;
+        if (plan.err != 0)
                 return -plan.err;
-        }
-        *ret_pid = pid;
+        if (p->as != SPAWN_ORPHAN)
+                *ret_pid = pid;
         return 0;
 }

@@ -8,6 +8,23 @@
 /* Starting one generation's main process: the only place where fds are made
  * inheritable, right before exec. */
 
+/* Whose child the new process is. */
+typedef enum SpawnAs {
+        SPAWN_CHILD,   /* ours: a generation */
+        /* Not ours, for the next handoff. Its first message on
+         * fds[report_index] is "PID <n>" with a pidfd of itself. */
+        SPAWN_SIBLING, /* our parent's (CLONE_PARENT): the service manager's,
+                        * as systemd 252 needs to watch it as the main
+                        * process. The kernel refuses CLONE_PARENT to a PID
+                        * namespace's init (EINVAL), where handoff refuses
+                        * handover mode anyway. */
+        SPAWN_ORPHAN,  /* whoever adopts an orphan (init, or the closest
+                        * subreaper above us), by a double fork: for when no
+                        * service manager is there to be its parent. Our own
+                        * subreaper flag must be off meanwhile
+                        * (reaper_pause_subreaper()). */
+} SpawnAs;
+
 typedef struct SpawnParams {
         const char *path;       /* absolute path of the executable */
         char *const *argv;
@@ -16,13 +33,7 @@ typedef struct SpawnParams {
         char *watchdog_pid_entry;
         const int *fds;         /* fds to sit at 3..3+n_fds-1, inherited */
         size_t n_fds;
-        /* For the next handoff: started as our parent's child (CLONE_PARENT),
-         * so that the service manager is its parent, as systemd 252 needs to
-         * watch it as the main process. The child's first message on
-         * fds[report_index] is "PID <n>" with a pidfd of itself. The kernel
-         * refuses CLONE_PARENT to PID 1 (EINVAL), where handoff refuses
-         * handover mode anyway. */
-        bool sibling;
+        SpawnAs as;
         size_t report_index;
         /* SIGKILL the child when handoff dies (PR_SET_PDEATHSIG), so that a
          * handoff killed hard does not leave its server serving on as an
@@ -41,9 +52,10 @@ typedef struct SpawnParams {
 int find_executable(const char *name, char **ret);
 
 /* Starts the child with vfork semantics (clone(CLONE_VM | CLONE_VFORK), no
- * copy of our memory) and returns once it has exec'd: 0 with its pid, or
- * -errno of a failed exec (the child has then exited 126/127, and is reaped
- * here unless it is a sibling). Nothing blocks on the child beyond its own
+ * copy of our memory) and returns once it has exec'd: 0 with its pid (not
+ * for SPAWN_ORPHAN: then *ret_pid is untouched and the pid comes over the
+ * report fd), or -errno of a failed exec (the child has then exited 126/127,
+ * and is reaped here if it is ours). Nothing blocks on the child beyond its own
  * way to exec. A generation is its own process group, so its workers can be
  * killed with it. */
 int spawn_generation(const SpawnParams *p, pid_t *ret_pid);

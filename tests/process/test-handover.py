@@ -47,8 +47,8 @@ def test_mainpid_moves_to_adopted_next_handoff(tmp):
         check(len(mains) == 2, f"one MAINPID: {mains}")
         new = mains[1]
         check(is_handoff(new), f"MAINPID {new} is a handoff process")
-        check(ppid_of(new) == os.getpid(), f"its parent is the subreaper ({os.getpid()}), not the old handoff: "
-                                           f"{ppid_of(new)}")
+        check(ppid_of(new) == os.getpid(), f"its parent is the service manager ({os.getpid()}), not the old "
+                                           f"handoff: {ppid_of(new)}")
         msg = [m for m in h.notify.snapshot() if "MAINPID" in m.fields][0]
         check(msg.pid == h.pid, "the old main sent MAINPID=, while it was still main")
         check(h.proc.wait(timeout=20) == 0, "the old handoff exits 0")
@@ -284,6 +284,57 @@ def test_sigterm_to_next_handoff_is_not_a_second_stop(tmp):
         check(h.stop() == 0, h.log())
     finally:
         h.close()
+
+
+def test_without_manager_next_handoff_goes_to_the_adopter(tmp):
+    """Forced --mode=handover with no NOTIFY_SOCKET: no service manager is
+    handoff's parent, so the next handoff is not made its parent's child (a
+    parent that never reaps, here a wrapper, would keep zombies): it goes to
+    whoever adopts orphans, here this process, a child subreaper as systemd
+    is. The handoff that was started exits 0 at the reload; the pid file
+    names the one serving."""
+    port, pid_file, log = free_port(), os.path.join(tmp, "handoff.pid"), os.path.join(tmp, "handoff.log")
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
+    # The wrapper starts handoff, says its pid and sleeps, never reaping.
+    wrapper = subprocess.Popen(
+        ["python3", "-c", "import subprocess, sys, time\n"
+         "print(subprocess.Popen(sys.argv[1:]).pid, flush=True)\ntime.sleep(600)",
+         HANDOFF, "-l", f"127.0.0.1:{port}", "--mode=handover", f"--pid-file={pid_file}", "--", *fixture_cmd()],
+        stdout=subprocess.PIPE, stderr=open(log, "ab"), env=env, start_new_session=True)
+    first = new = None
+    try:
+        first = int(wrapper.stdout.readline())
+        wait_for(lambda: serving_pid(port), 20, f"the first generation serves; log:\n{open(log).read()}",
+                 retry=OSError)
+        old_app = serving_pid(port)
+        os.kill(first, signal.SIGHUP)
+
+        def next_serving():
+            try:
+                with open(pid_file) as f:
+                    pid = int(f.read())
+            except (OSError, ValueError):
+                return None
+            return pid if pid != first else None
+        new = wait_for(next_serving, 20, f"the pid file to name the next handoff; log:\n{open(log).read()}")
+        check(is_handoff(new), f"pid file names {new}, a handoff process")
+        check(ppid_of(new) == os.getpid(), f"the next handoff's parent is the adopter ({os.getpid()}), not the "
+                                           f"wrapper ({wrapper.pid}): {ppid_of(new)}")
+        wait_for(lambda: not pid_alive(first), 20, f"the first handoff exits; log:\n{open(log).read()}")
+        wait_new_pid(port, old_app)
+    finally:
+        if new:
+            os.kill(new, signal.SIGTERM)
+            if ppid_of(new) == os.getpid():
+                check(os.waitpid(new, 0)[1] == 0, f"the next handoff exits 0 on SIGTERM; log:\n{open(log).read()}")
+        if first and pid_alive(first):
+            os.kill(first, signal.SIGTERM)
+        wrapper.kill()
+        wrapper.wait()
+        # The first handoff, the wrapper's child, is ours once the wrapper
+        # is gone: reap it.
+        if first:
+            wait_for(lambda: os.waitpid(first, os.WNOHANG)[0] == first, 20, "the first handoff to be reaped here")
 
 
 if __name__ == "__main__":
