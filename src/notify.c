@@ -218,6 +218,19 @@ static int open_dgram(void) {
         return fd;
 }
 
+/* The process umask, asked once: handoff never changes it but around a
+ * bind() that puts it back (it is single threaded). */
+static mode_t process_umask(void) {
+        static bool known;
+        static mode_t mask;
+        if (!known) {
+                mask = umask(0);
+                umask(mask);
+                known = true;
+        }
+        return mask;
+}
+
 int notify_socket_open_path(const char *dir, const char *name, int min_fd, char *ret_address, size_t size,
                             int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -230,19 +243,24 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
         _cleanup_close_ int fd = open_dgram();
         if (fd < 0)
                 return fd;
-        /* bind() makes the file the socket's own mode & ~umask: 0600 set
-         * here, as only our uid (and root) may send to it anyway, and one
-         * call where a umask() around the bind took two (a umask that takes
-         * the owner's own write bit would break every socket the service
-         * makes; systemd's default is 0022). The directory is
-         * private to this process: a file of this name can only be a
-         * socket of an earlier process with our pid (SIGKILLed), and is
-         * replaced. */
+        /* bind() makes the file the socket's own mode & ~umask, and 0600 it
+         * must be whatever the umask: only our uid (and root) may send to it
+         * anyway. fchmod() of the unbound socket sets that mode in one call;
+         * only a umask that takes the owner's bits (never systemd's 0022)
+         * needs a umask() around the bind, two more. The directory is
+         * private to this process: a file of this name can only be a socket
+         * of an earlier process with our pid (SIGKILLed), and is replaced. */
         if (fchmod(fd, 0600) < 0)
                 return -errno;
+        mode_t old_umask = 0;
+        bool set_umask = process_umask() & 0600;
+        if (set_umask)
+                old_umask = umask(0177);
         int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         if (r == -EADDRINUSE && unlink(sa.sun_path) >= 0)
                 r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        if (set_umask)
+                umask(old_umask);
         if (r < 0)
                 return r;
         r = fd_move_above(fd, min_fd);

@@ -688,6 +688,26 @@ START_TEST(test_path_socket_lifecycle) {
 }
 END_TEST
 
+START_TEST(test_path_socket_mode_under_owner_umask) {
+        /* A umask that takes the owner's own bits: the socket is 0600 all
+         * the same (writable by our uid, or nothing could send to it), and
+         * the umask is what it was afterwards. */
+        char dir[108], address[108];
+        int fd = -1;
+        make_tmpdir();
+        ck_assert_int_eq(mkdir(strcat(strcpy(dir, tmpdir), "/d"), 0700), 0);
+        mode_t old_umask = umask(0277);
+        ck_assert_int_eq(notify_socket_open_path(dir, "1", 3, address, sizeof address, &fd), 0);
+        ck_assert_uint_eq(umask(old_umask), 0277);
+        struct stat st;
+        ck_assert_int_eq(lstat(address, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0600);
+        close(fd);
+        notify_socket_unlink(address);
+        ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+END_TEST
+
 START_TEST(test_private_dir_refuses_foreign) {
         char dir[108];
         make_tmpdir();
@@ -742,6 +762,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_mode_strings);
         tcase_add_test(tc, test_runtime_dir);
         tcase_add_test(tc, test_path_socket_lifecycle);
+        tcase_add_test(tc, test_path_socket_mode_under_owner_umask);
         tcase_add_test(tc, test_private_dir_refuses_foreign);
         suite_add_tcase(s, tc);
         return s;
