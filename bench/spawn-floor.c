@@ -313,19 +313,32 @@ static void wait_settled(pid_t pid)
 /* A process's CPU time in seconds: the scheduler's own count in
  * /proc/PID/schedstat (nanoseconds on a CPU), not utime + stime, which are
  * sampled at clock ticks (10 ms here: too coarse for 0.1 ms per reload).
- * Both count the main thread; handoff and this program have no other. */
+ * Both count the main thread; handoff and this program have no other.
+ * Without schedstat (CONFIG_SCHED_INFO off), utime + stime it is, and the
+ * run fails if neither can be read: a CPU figure of 0 would pass its
+ * check unmeasured. */
 static double cpu_s_of(pid_t pid)
 {
-	char path[64];
+	char path[64], line[512];
 	unsigned long long ns = 0;
 	snprintf(path, sizeof path, "/proc/%d/schedstat", (int)pid);
 	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%llu", &ns) != 1)
-		ns = 0;
-	fclose(f);
-	return ns ? (double)ns / 1e9 : -1;
+	if (f) {
+		if (fscanf(f, "%llu", &ns) != 1)
+			ns = 0;
+		fclose(f);
+	}
+	if (ns)
+		return (double)ns / 1e9;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	unsigned long ut, st;
+	char *p = f && fgets(line, sizeof line, f) ? strrchr(line, ')') : NULL;
+	if (f)
+		fclose(f);
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+		die("CPU time of the process (neither /proc/PID/schedstat nor /proc/PID/stat)");
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
 static Sample sample(pid_t pid)
@@ -451,7 +464,7 @@ static int run_reload(int n, char **argv, bool handover)
 		t[i] = now_us() - t0;
 		pid_t next = (pid_t)atoi(v);
 		/* The old main retires its generation and exits; it is our child
-		 * (the first one, or adopted as the subreaper). */
+		 * (the first one, or started as its predecessor's sibling). */
 		wait_exit(main_pid);
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;

@@ -166,9 +166,10 @@ static void list_remove(Supervisor *s, Generation *g) {
          * its trim threshold: after a burst of reloads with several
          * generations alive at once, handoff kept ~70 kB more private dirty
          * memory for good. Hand the free pages back whenever one is gone,
-         * but keep 16 KiB at the top of the heap: the next generation's
-         * allocations fit there. Trimmed to nothing, the heap grew again by
-         * brk() at every reload and its pages were faulted in afresh. */
+         * but leave 16 KiB at the top of the heap: the next generation's
+         * allocations fit there without moving the break. Trimmed to
+         * nothing, the heap shrank and grew again by brk() at every
+         * reload. */
         (void) malloc_trim(16 * 1024);
 }
 

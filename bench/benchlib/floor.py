@@ -75,9 +75,9 @@ def runtime_dir():
     Returns (dir or None, what it is, said for the report)."""
     run, where = fs_type("/run"), tmpfs_dir()
     if run == "tmpfs":
-        return None, "/run/handoff, on tmpfs"
+        return None, "its default (/run is tmpfs)"
     if not where:
-        return None, "/run/handoff, on %s (no tmpfs here to stand in for it)" % run
+        return None, "its default, on %s (no tmpfs here to stand in for /run)" % run
     return (tempfile.mkdtemp(prefix="handoff-bench.", dir=where),
             "tmpfs: a $RUNTIME_DIRECTORY under %s, as this machine's /run is on %s" % (where, run))
 
