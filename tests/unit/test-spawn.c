@@ -602,9 +602,15 @@ static int spawn_from_helper(const SpawnParams *p, pid_t *ret_pid) {
         return res[0];
 }
 
-START_TEST(test_spawn_sibling) {
-        /* As for a next handoff: the child is the parent's child, and
-         * reports its pid with a pidfd over fds[report_index]. */
+/* A next handoff, which is not our child: it reports its pid with a pidfd
+ * over fds[report_index], runs with the same fds, environment and process
+ * group as a generation, and is waitable here. As SPAWN_SIBLING it is
+ * started from a helper (whose parent we are, as systemd is handoff's); as
+ * SPAWN_ORPHAN by us, made a subreaper so that the orphan becomes our child,
+ * as it becomes init's. */
+static void check_not_ours(SpawnAs as) {
+        if (as == SPAWN_ORPHAN)
+                ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
         make_tmpdir();
         char out[128];
         snprintf(out, sizeof out, "%s/report", tmpdir);
@@ -624,22 +630,27 @@ START_TEST(test_spawn_sibling) {
                 .watchdog_pid_entry = e.watchdog_pid,
                 .fds = fds,
                 .n_fds = 2,
-                .as = SPAWN_SIBLING,
+                .as = as,
                 .report_index = 1,
         };
         pid_t ret_pid = -7;
-        ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), 0);
+        if (as == SPAWN_SIBLING)
+                ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), 0);
+        else {
+                ck_assert_int_eq(spawn_generation(&p, &ret_pid), 0);
+                ck_assert_int_eq(ret_pid, -7); /* not set for an orphan */
+        }
         close(a[1]);
         close(chan[1]);
 
         int pidfd;
         pid_t pid = receive_pid_report(chan[0], &pidfd);
         ck_assert_int_gt(pid, 0);
-        ck_assert_int_eq(pid, ret_pid);
+        if (as == SPAWN_SIBLING)
+                ck_assert_int_eq(pid, ret_pid);
         ck_assert_int_ge(pidfd, 0);
 
-        /* Ours, not the helper's: waitable here although we are no
-         * subreaper. */
+        /* Ours, not the helper's nor the intermediate's. */
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
@@ -662,7 +673,8 @@ START_TEST(test_spawn_sibling) {
         ck_assert_int_eq(recv(chan[0], buf, sizeof buf, MSG_DONTWAIT), 2);
         ck_assert_str_eq(buf, "4\n");
 
-        /* No other child left behind. */
+        /* No other child left behind (the helper, or the intermediate, was
+         * reaped). */
         errno = 0;
         ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
         ck_assert_int_eq(errno, ECHILD);
@@ -672,78 +684,16 @@ START_TEST(test_spawn_sibling) {
         free(e.envp);
         remove_tmpdir();
 }
+
+START_TEST(test_spawn_sibling) {
+        /* Under a service manager: the parent's child (CLONE_PARENT). */
+        check_not_ours(SPAWN_SIBLING);
+}
 END_TEST
 
 START_TEST(test_spawn_orphan) {
-        /* As for a next handoff without a service manager: a double fork,
-         * the real child reporting its pid with a pidfd over
-         * fds[report_index]. This process is made a subreaper so that the
-         * orphan becomes its child, as it becomes init's. */
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-        make_tmpdir();
-        char out[128];
-        snprintf(out, sizeof out, "%s/report", tmpdir);
-        setenv("OUT", out, 1);
-
-        int a[2], chan[2];
-        ck_assert_int_eq(pipe2(a, O_CLOEXEC), 0);
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan), 0);
-        int fds[2] = { a[1], chan[1] };
-        Env e = make_env(2, "l:control", 9, 0);
-        char *const argv[] = { (char *) "sh", (char *) "-c", (char *) report_script, NULL };
-        SpawnParams p = {
-                .path = "/bin/sh",
-                .argv = argv,
-                .envp = e.envp,
-                .listen_pid_entry = e.listen_pid,
-                .watchdog_pid_entry = e.watchdog_pid,
-                .fds = fds,
-                .n_fds = 2,
-                .as = SPAWN_ORPHAN,
-                .report_index = 1,
-        };
-        pid_t ret_pid = -7;
-        ck_assert_int_eq(spawn_generation(&p, &ret_pid), 0);
-        ck_assert_int_eq(ret_pid, -7); /* not set for an orphan */
-        close(a[1]);
-        close(chan[1]);
-
-        int pidfd;
-        pid_t pid = receive_pid_report(chan[0], &pidfd);
-        ck_assert_int_gt(pid, 0);
-        ck_assert_int_ge(pidfd, 0);
-
-        int status;
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
-        /* The pidfd refers to that process: readable once it has exited. */
-        struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
-        ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
-        close(pidfd);
-
-        Report r;
-        read_report(out, &r);
-        ck_assert(r.complete);
-        char want[512];
-        snprintf(want, sizeof want, "2 %d %d l:control 9 unset unset @handoff/unit", (int) pid, (int) pid);
-        ck_assert_str_eq(r.env_line, want);
-        check_only_fds(&r, 2);
-        ck_assert_int_eq(r.pgrp, pid);
-        read_exactly(a[0], "3\n");
-        /* The report fd is also the child's fd 4. */
-        char buf[16] = {};
-        ck_assert_int_eq(recv(chan[0], buf, sizeof buf, MSG_DONTWAIT), 2);
-        ck_assert_str_eq(buf, "4\n");
-
-        /* No other child left behind (the intermediate was reaped). */
-        errno = 0;
-        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
-        ck_assert_int_eq(errno, ECHILD);
-
-        close(a[0]);
-        close(chan[0]);
-        free(e.envp);
-        remove_tmpdir();
+        /* Without one: a double fork. */
+        check_not_ours(SPAWN_ORPHAN);
 }
 END_TEST
 
