@@ -11,7 +11,7 @@ static const char *const scrubbed[] = {
         "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SYSTEMD_EXEC_PID",
         "FDSTORE", "MAINPID", "MANAGERPID", "HANDOFF_GENERATION",
         /* handoff's own, between an old main and the next handoff */
-        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_FDSTORE",
+        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_FDSTORE", "HANDOFF_STANDBY",
 };
 
 int env_is_scrubbed(const char *entry) {

@@ -8,6 +8,7 @@
 #include "options.h"
 #include "sdnotify.h"
 #include "spawn.h"
+#include "standby.h"
 #include "supervisor.h"
 #include "channel.h"
 #include "takeover.h"
@@ -193,6 +194,10 @@ int main(int argc, char **argv) {
         /* Before anything opens an fd: a closed 0-2 would be reused by a
          * socket, and log lines would go into it. */
         if (std_fds_ensure_open() < 0)
+                return EXIT_FAILURE;
+        /* A standby (standby.h) starts here once a reload needs it, with the
+         * command line, environment and fds it would have been exec'd with. */
+        if (standby_wait(&argc, &argv) < 0)
                 return EXIT_FAILURE;
         /* "handoff reload" and "handoff status" talk to a running handoff; a
          * server named like that is still run with "handoff -- reload". */
