@@ -14,6 +14,7 @@
 #include "next-handoff.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "standby.h"
 
 extern char **environ;
 
@@ -154,16 +155,30 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned number) {
-        _cleanup_free_ char *control = NULL, *stored = NULL;
-        if (asprintf(&control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
-            asprintf(&stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0)
-                return -ENOMEM;
-        _cleanup_free_ char *stats = strjoin2("HANDOFF_STATS=", c->stats);
-        if (!stats)
-                return -ENOMEM;
-        char *extra[] = { control, stored, stats, NULL };
+/* What exec gives the next handoff: its environment and fds, the
+ * channel's end last. */
+typedef struct NextExec {
+        char *control, *stored, *stats;
+        char **envp;
+        char *listen_pid, *watchdog_pid;
+        int *fds;
+        size_t n_fds;
+} NextExec;
 
+static void next_exec_done(NextExec *x) {
+        free(x->control);
+        free(x->stored);
+        free(x->stats);
+        free(x->envp);
+        free(x->fds);
+}
+
+static int next_exec_build(const NextHandoffConfig *c, int channel_child, unsigned number, NextExec *x) {
+        if (asprintf(&x->control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
+            asprintf(&x->stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0 ||
+            !(x->stats = strjoin2("HANDOFF_STATS=", c->stats)))
+                return -ENOMEM;
+        char *extra[] = { x->control, x->stored, x->stats, NULL };
         EnvParams ep = {
                 .n_fds = c->n_fds,
                 .fdnames = c->fdnames,
@@ -172,17 +187,22 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
                 .watchdog_usec = c->watchdog_usec,
                 .extra = extra,
         };
-        _cleanup_free_ char **envp = NULL;
-        char *listen_pid, *watchdog_pid;
-        int r = env_build(environ, &ep, &envp, &listen_pid, &watchdog_pid);
+        int r = env_build(environ, &ep, &x->envp, &x->listen_pid, &x->watchdog_pid);
         if (r < 0)
                 return r;
-
-        _cleanup_free_ int *fds = calloc(c->n_fds + 1, sizeof(int));
-        if (!fds)
+        if (!(x->fds = calloc(c->n_fds + 1, sizeof(int))))
                 return -ENOMEM;
-        memcpy(fds, c->fds, sizeof(int) * c->n_fds);
-        fds[c->n_fds] = channel_child;
+        memcpy(x->fds, c->fds, sizeof(int) * c->n_fds);
+        x->fds[c->n_fds] = channel_child;
+        x->n_fds = c->n_fds + 1;
+        return 0;
+}
+
+static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned number) {
+        _cleanup_(next_exec_done) NextExec x = {};
+        int r = next_exec_build(c, channel_child, number, &x);
+        if (r < 0)
+                return r;
 
         /* The binary may have been upgraded or removed since we started:
          * prefer the path we were started from, else our own image. */
@@ -197,11 +217,11 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
         SpawnParams sp = {
                 .path = exe,
                 .argv = c->argv,
-                .envp = envp,
-                .listen_pid_entry = listen_pid,
-                .watchdog_pid_entry = watchdog_pid,
-                .fds = fds,
-                .n_fds = c->n_fds + 1,
+                .envp = x.envp,
+                .listen_pid_entry = x.listen_pid,
+                .watchdog_pid_entry = x.watchdog_pid,
+                .fds = x.fds,
+                .n_fds = x.n_fds,
                 .as = manager ? SPAWN_SIBLING : SPAWN_ORPHAN,
                 .report_index = c->n_fds,
         };
@@ -215,8 +235,8 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
         return r;
 }
 
-int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,
-                       void *userdata, NextHandoff **ret) {
+/* Cold: a new process, which reports its pid and pidfd first thing. */
+static int start_cold(const NextHandoffConfig *c, unsigned number, pid_t *ret_pid, int *ret_pidfd, int *ret_channel) {
         int pair[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return log_error_errno(errno, "Failed to create handover channel: %m");
@@ -237,15 +257,53 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                 safe_close(pidfd);
                 return log_error_errno(EPROTO, "The next handoff did not report its pid.");
         }
+        *ret_pid = m.pid;
+        *ret_pidfd = pidfd;
+        *ret_channel = TAKE_FD(mine);
+        return 0;
+}
+
+/* Warm: the standby is told to go, with what exec would have given it
+ * (its end of the channel is the one it has). */
+static int start_standby(const NextHandoffConfig *c, Standby **standby, unsigned number, pid_t *ret_pid,
+                         int *ret_pidfd, int *ret_channel) {
+        const char *why = NULL;
+        if (!standby_usable(*standby, c->exe, c->argv, &why)) {
+                log_info("Not using the standby handoff (pid %d): %s.", (int) standby_pid(*standby), why);
+                *standby = standby_free(*standby);
+                return -ESTALE;
+        }
+        _cleanup_(next_exec_done) NextExec x = {};
+        int r = next_exec_build(c, -EBADF, number, &x);
+        if (r >= 0)
+                r = standby_go(standby, c->argv, x.envp, x.listen_pid, x.watchdog_pid, x.fds, c->n_fds, ret_pid,
+                               ret_pidfd, ret_channel);
+        if (r < 0) {
+                *standby = standby_free(*standby);
+                log_warning_errno(r, "Failed to start the standby handoff, starting one cold: %m");
+        }
+        return r;
+}
+
+int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, Standby **standby,
+                       const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret) {
+        pid_t pid;
+        int pidfd = -EBADF, channel = -EBADF;
+        bool warm = standby && *standby;
+        int r = warm ? start_standby(c, standby, number, &pid, &pidfd, &channel) : -ENOENT;
+        warm = r >= 0;
+        if (!warm && (r = start_cold(c, number, &pid, &pidfd, &channel)) < 0)
+                return r;
 
         NextHandoff *n = calloc(1, sizeof *n);
         if (!n) {
                 (void) pidfd_signal(pidfd, SIGKILL);
                 safe_close(pidfd);
+                safe_close(channel);
                 return log_error_errno(ENOMEM, "Out of memory");
         }
-        *n = (NextHandoff) { .number = number, .pid = m.pid, .started = now_monotonic(), .pidfd = pidfd, .app_pidfd = -EBADF,
-                             .channel = TAKE_FD(mine), .cb = cb, .userdata = userdata };
+        *n = (NextHandoff) { .number = number, .pid = pid, .started = now_monotonic(), .pidfd = pidfd, .app_pidfd = -EBADF,
+                             .channel = channel, .cb = cb, .userdata = userdata };
         if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||
             (r = sd_event_add_io(e, &n->channel_source, n->channel, EPOLLIN, on_channel, n)) < 0 ||
             (c->timeout != USEC_INFINITY &&
@@ -254,7 +312,8 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                 next_handoff_free(n);
                 return log_error_errno(r, "Failed to watch the next handoff: %m");
         }
-        log_info("Started the next handoff: pid %d, for generation %u.", (int) n->pid, number);
+        log_info("Started the next handoff: pid %d, for generation %u%s.", (int) n->pid, number,
+                 warm ? " (the standby)" : "");
         *ret = n;
         return 0;
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "standby.h"
 #include "time-util.h"
 
 /* The old main's side of a handover reload: the *next handoff* is a whole
@@ -35,9 +36,11 @@ typedef struct NextHandoffConfig {
         usec_t timeout;             /* how long it may take to say READY */
 } NextHandoffConfig;
 
-/* Starts the next handoff. On failure it is logged and nothing runs. */
-int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, const NextHandoffCallbacks *cb,
-                       void *userdata, NextHandoff **ret);
+/* Starts the next handoff: the standby, if *standby is one still usable
+ * (standby.h), else a new process. The standby is used up or stopped either
+ * way (*standby is NULL after). On failure it is logged and nothing runs. */
+int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, Standby **standby,
+                       const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret);
 
 pid_t next_handoff_pid(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */

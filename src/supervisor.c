@@ -63,6 +63,8 @@ struct Supervisor {
         Generation *serving;
         Generation *candidate;   /* the candidate generation, while it starts */
         NextHandoff *next;       /* handover mode: the next handoff, until it takes over */
+        Standby *standby;        /* handover mode: the next one, started ahead (standby.h) */
+        bool standby_failed;     /* its start failed: not again until a reload */
         unsigned last_number;
 
         Event queue[8];          /* events raised while dispatching */
@@ -454,7 +456,8 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                                    : candidate_opt(s)->start_timeout + 5 * USEC_PER_SEC,
         };
         *ret_code = 1;
-        return next_handoff_start(s->event, &c, number, &next_callbacks, s, &s->next);
+        s->standby_failed = false;
+        return next_handoff_start(s->event, &c, number, &s->standby, &next_callbacks, s, &s->next);
 }
 
 static void next_ops_stop(Supervisor *s) {
@@ -480,6 +483,28 @@ static const CandidateOps next_handoff_ops = {
         .stop = next_ops_stop,
         .kill = next_ops_kill,
 };
+
+/* Handover mode under a service manager: while one generation serves, the
+ * next handoff waits started ahead, for the next reload to use
+ * (standby.h); it goes when this process stops being the one to reload. */
+static void standby_update(Supervisor *s) {
+        bool keep = s->p->handover && (s->role == ROLE_MAIN || s->role == ROLE_MAIN_AFTER_TAKEOVER) &&
+                    !s->stop_requested && sdnotify_address()[0];
+        if (!keep) {
+                s->standby = standby_stop(s->standby);
+                return;
+        }
+        /* A GO carries at most STANDBY_MAX_FDS fds. */
+        if (s->standby || s->standby_failed || s->machine.state != STATE_SERVING ||
+            s->config.n_fds > STANDBY_MAX_FDS)
+                return;
+        int r = standby_start(s->p->exe, s->p->argv, &s->standby);
+        if (r < 0) {
+                s->standby_failed = true;
+                log_warning_errno(r, "Failed to start the standby handoff, the next reload starts one: %m");
+        } else
+                log_debug("Started the standby handoff: pid %d.", (int) standby_pid(s->standby));
+}
 
 /* ---- started as the next handoff: callbacks from our predecessor -------- */
 
@@ -959,6 +984,7 @@ static void dispatch(Supervisor *s, Event ev) {
         }
         s->n_queued = 0;
         s->dispatching = false;
+        standby_update(s);
 }
 
 /* ---- signals ------------------------------------------------------------ */
@@ -1091,6 +1117,7 @@ static void supervisor_done(Supervisor *s) {
         while (s->gens) /* only after a failure of the loop itself */
                 list_remove(s, s->gens);
         next_handoff_free(s->next);
+        standby_stop(s->standby);
         sd_event_source_disable_unref(s->bake_timer);
         sd_event_source_disable_unref(s->progress_timer);
         handover_free(s->handover);

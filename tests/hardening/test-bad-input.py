@@ -636,7 +636,7 @@ def test_notify_fdstoreremove_flood_from_starting_candidate_is_bounded(tmp):
 
 
 def next_handoff_pid(h, n):
-    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}\.", h.log()), 10,
+    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {n}(?: \(the standby\))?\.", h.log()), 10,
                  f"the next handoff for generation {n}")
     return int(m.group(1))
 

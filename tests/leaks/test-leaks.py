@@ -35,8 +35,8 @@ import time
 from handofftest.handoff import HANDOFF, Handoff, fixture_cmd
 from handofftest.net import free_port
 from handofftest.notify import FakeSystemd
-from handofftest.procs import (children_of, fd_count, is_handoff, pid_alive, proc_status, session_members, start_time,
-                               stat_fields)
+from handofftest.procs import (children_of, fd_count, is_handoff, is_standby, pid_alive, proc_status, session_members,
+                               start_time, stat_fields)
 from handofftest.runner import run
 from handofftest.wait import check, wait_for
 
@@ -108,8 +108,9 @@ class ReadyCounter:
 
 def settle(h, rc, what):
     """Waits until the service is at rest: exactly the main handoff and one
-    app process (its child) alive in the session, and no zombie in it.
-    Returns the main's pid."""
+    app process (its child) alive in the session, and no zombie in it; in
+    handover mode also the standby, loaded and waiting. Returns the main's
+    pid."""
     sid = h.pid
 
     def at_rest():
@@ -117,10 +118,13 @@ def settle(h, rc, what):
         h.proc.poll()  # the first handoff, once it handed over, is ours to reap
         main = rc.mains[-1]
         procs = session_members(sid)
-        live = [p for p, state, _ in procs if state != "Z"]
+        live = [p for p, state, _ in procs if state != "Z" and not is_standby(p)]
         zombies = [p for p, state, _ in procs if state == "Z"]
+        standbys = [p for p, state, _ in procs if state == "S" and is_standby(p)]
         kids = children_of(main)
         if zombies or len(live) != 2 or main not in live or len(kids) != 1 or kids[0] not in live:
+            return None
+        if len(standbys) != (1 if "--mode=handover" in h.argv else 0):
             return None
         if stat_fields(kids[0])[0] == "Z":
             return None

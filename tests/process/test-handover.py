@@ -14,19 +14,20 @@ from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
-from handofftest.procs import is_handoff, pid_alive, ppid_of
-from handofftest.runner import run
+from handofftest.procs import all_pids, is_handoff, is_standby, pid_alive, ppid_of, stat_fields
+from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 
 HANDOFF_NEXT = os.environ.get("HANDOFF_NEXT_BIN", "build/src/handoff-next")
 
 
-def start(tmp, *extra, args=("--init-delay", "100")):
+def start(tmp, *extra, args=("--init-delay", "100"), env=None):
     port = free_port()
     args_file = os.path.join(tmp, "fixture.args")
     set_args(args_file, *args)
     fake = FakeSystemd(tmp)
-    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=handover", *extra], fixture_cmd(args_file), notify=fake)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=handover", *extra], fixture_cmd(args_file), notify=fake,
+                env=env)
     h.port, h.args_file = port, args_file
     h.wait_ready(1)
     return h
@@ -81,7 +82,7 @@ def test_five_reloads_each_move_mainpid(tmp):
 
 
 def next_handoff_pid(h, number):
-    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {number}\.", h.log()), 10,
+    m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {number}(?: \(the standby\))?\.", h.log()), 10,
                  f"the next handoff for generation {number}")
     return int(m.group(1))
 
@@ -101,7 +102,7 @@ def test_next_handoff_killed_rolls_back(tmp):
         check(serving_pid(h.port) == old, "the old generation serves")
         last = [m for m in h.notify.snapshot() if m.fields.get("READY") == "1"][-1]
         check("1 failed; last: generation 2 failed: " in last.fields["STATUS"], last)
-        wait_for(lambda: h.descendants() == [old], 10, f"the next handoff's app was killed too: {h.descendants()}")
+        wait_for(lambda: h.descendants(standby=False) == [old], 10, f"the next handoff's app was killed too: {h.descendants()}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -165,10 +166,13 @@ def test_broken_handoff_binary_rolls_back(tmp):
 
 def test_self_upgrade_on_reload(tmp):
     """The next handoff runs whatever binary now sits at the path handoff was
-    started from: a package upgrade takes effect at the next reload."""
+    started from: a package upgrade takes effect at the next reload, also
+    when the standby was started from the old one."""
     exe, port, fake, logpath, p = start_from_copy(tmp, "upgrade")
     try:
         wait_for(lambda: fake.count("READY") >= 1, 10, "first start")
+        sb = wait_for(lambda: [q for q in all_pids() if is_standby(q) and (stat_fields(q) or "?")[0] == "S"
+                               and ppid_of(q) == os.getpid()], 10, f"the standby; log:\n{open(logpath).read()}")[0]
         before = subprocess.run([f"/proc/{p.pid}/exe", "--version"], capture_output=True, text=True).stdout
         shutil.copy(HANDOFF_NEXT, exe + ".new")
         os.rename(exe + ".new", exe)  # as dpkg replaces a file
@@ -177,6 +181,8 @@ def test_self_upgrade_on_reload(tmp):
         new = int([m for m in fake.snapshot() if "MAINPID" in m.fields][0].fields["MAINPID"])
         after = subprocess.run([f"/proc/{new}/exe", "--version"], capture_output=True, text=True).stdout
         check(before.strip() != after.strip() and after.strip().endswith("+next"), f"{before!r} -> {after!r}")
+        check(f"Not using the standby handoff (pid {sb}): handoff's file has changed since it started." in
+              open(logpath).read(), open(logpath).read())
         os.kill(new, signal.SIGTERM)
         wait_for(lambda: not pid_alive(new), 30, "new main stops")
     finally:
@@ -335,6 +341,84 @@ def test_without_manager_next_handoff_goes_to_the_adopter(tmp):
         # is gone: reap it.
         if first:
             wait_for(lambda: os.waitpid(first, os.WNOHANG)[0] == first, 20, "the first handoff to be reaped here")
+
+
+# ---- the standby: the next handoff started ahead --------------------------
+
+def wait_standby(h, but=()):
+    """The standby, once started and waiting (and not one of but)."""
+    return wait_for(lambda: [p for p in h.standbys() if p not in but and (stat_fields(p) or "?")[0] == "S"], 10,
+                    f"a standby handoff, asleep; processes: {h.descendants()}; log:\n{h.log()}")[0]
+
+
+def test_reload_starts_the_standby(tmp):
+    """Between reloads the next handoff waits started ahead, the service
+    manager's child; the reload makes it the next main, and that one starts
+    a standby of its own. Nothing is left at the stop."""
+    h = start(tmp, args=("--init-delay", "0"))
+    try:
+        sb = wait_standby(h)
+        check(ppid_of(sb) == os.getpid(), f"the standby is the manager's child: {ppid_of(sb)}")
+        check(is_handoff(sb), f"{sb} runs handoff")
+        old_app = serving_pid(h.port)
+        reload_and_wait(h, 2)
+        check(h.mains()[1] == sb, f"MAINPID names the standby {sb}: {h.mains()}")
+        check(f"Started the next handoff: pid {sb}, for generation 2 (the standby)." in h.log(), h.log())
+        check(not is_standby(sb), f"{sb} is named handoff again")
+        wait_new_pid(h.port, old_app)
+        check(h.proc.wait(timeout=20) == 0, "the old main exits 0")
+        sb2 = wait_standby(h, but=(sb,))
+        check(ppid_of(sb2) == os.getpid(), f"the new main's standby is the manager's child too: {ppid_of(sb2)}")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"nothing left, the standby neither: {h.descendants()}")
+    finally:
+        h.close()
+
+
+def test_dead_standby_means_a_cold_start(tmp):
+    h = start(tmp, args=("--init-delay", "0"))
+    try:
+        sb = wait_standby(h)
+        os.kill(sb, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(sb), 10, "the standby is gone")
+        reload_and_wait(h, 2)
+        check(f"Not using the standby handoff (pid {sb}): it has exited." in h.log(), h.log())
+        check(h.mains()[1] != sb and is_handoff(h.mains()[1]), f"a new next handoff: {h.mains()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_standby_with_a_replaced_library_is_not_used(tmp):
+    """A library upgraded after the standby started: the standby maps a
+    deleted file, so the reload starts the next handoff cold, which loads
+    the new one. (Its own binary replaced: test_self_upgrade_on_reload.)"""
+    if not shutil.which("ldd"):
+        raise Skip("needs ldd to find a library of handoff's")
+    out = subprocess.run(["ldd", HANDOFF], capture_output=True, text=True).stdout
+    # libcap: loaded by libsystemd here (systemd 252), and by nothing else.
+    m = re.search(r"(libcap\.so\.\S+) => (\S+)", out)
+    if not m:
+        raise Skip(f"handoff does not load libcap here: {out}")
+    libdir = os.path.join(tmp, "lib")
+    os.mkdir(libdir)
+    lib = os.path.join(libdir, m.group(1))
+    shutil.copy(m.group(2), lib)
+    h = start(tmp, args=("--init-delay", "0"), env={"LD_LIBRARY_PATH": libdir})
+    try:
+        sb = wait_standby(h)
+        with open(f"/proc/{sb}/maps") as f:
+            check(lib in f.read(), f"the standby maps {lib}")
+        shutil.copy(m.group(2), lib + ".new")
+        os.rename(lib + ".new", lib)  # as dpkg replaces a file
+        reload_and_wait(h, 2)
+        check(f"Not using the standby handoff (pid {sb}): a library it loaded has been replaced since." in h.log(),
+              h.log())
+        check(h.mains()[1] != sb, f"a new next handoff: {h.mains()}")
+        wait_for(lambda: not pid_alive(sb), 10, "the stale standby is stopped")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
 
 
 if __name__ == "__main__":

@@ -57,9 +57,11 @@ def test_new_command_line_serves_and_stays(tmp):
         check(cmdline(s.serving(2))[1:] == [b"--status=two"], f"generation 2 runs the new command: "
                                                                 f"{cmdline(h.generation_pid(2))}")
         if MODE == "handover":
-            # The next handoff itself was started with the new command line.
+            # The next handoff itself was started with the new command line,
+            # not the standby, whose /proc/PID/cmdline would show the old one.
             check(cmdline(h.main_pid())[-2:] == [FIXTURE.encode(), b"--status=two"],
                   f"the next handoff's own argv: {cmdline(h.main_pid())}")
+            check("): the reload brings a new command line." in h.log(), h.log())
         # A later reload, even by signal, starts the adopted command again.
         h.signal(signal.SIGHUP)
         h.wait_ready(3)

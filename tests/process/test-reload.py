@@ -163,7 +163,7 @@ def check_rollback(h, cause, load):
     st = last_ready.fields["STATUS"]
     check(re.search(r"\d+ failed; last: generation \d+ failed: ", st) and not st.endswith(" 0 failed"),
           f"STATUS names the failure: {last_ready}")
-    wait_for(lambda: h.descendants() == [old], 10, f"only the old generation runs: {h.descendants()}")
+    wait_for(lambda: h.descendants(standby=False) == [old], 10, f"only the old generation runs: {h.descendants()}")
     return old
 
 

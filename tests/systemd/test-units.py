@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from handofftest import net  # noqa: E402
 from handofftest.load import Load, SlowRequest  # noqa: E402
 from handofftest.net import free_port, read_all  # noqa: E402
-from handofftest.procs import pid_alive, proc_cmdline  # noqa: E402
+from handofftest.procs import pid_alive, ppid_of, proc_cmdline  # noqa: E402
 from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
 from handofftest.units import UNITS_DIR, built, render  # noqa: E402
 
@@ -329,9 +329,15 @@ def start_and_reloads_under_load(um, mode=None):
     assert parse_status(p["StatusText"]) == (21, app, 20, 0), p
     assert "last: reload to generation 21 ok in" in p["StatusText"], p
     wait_answers_from(demo.port, app)
-    # Every retired generation is gone: handoff + the serving app remain.
-    um.wait_for(lambda: um.unit_pids(DEMO) == {main, app}, 10,
+    # Every retired generation is gone: handoff + the serving app remain,
+    # and in handover mode the standby of the next reload, a handoff that
+    # is the manager's child.
+    um.wait_for(lambda: um.unit_pids(DEMO, standby=False) == {main, app}, 10,
                 "only handoff %d and app %d in the cgroup" % (main, app))
+    if demo.mode == "handover":
+        standbys = um.wait_for(lambda: um.unit_pids(DEMO) - {main, app}, 10, "the standby in the cgroup")
+        assert len(standbys) == 1, standbys
+        assert all(ppid_of(p) == um.pid for p in standbys), (standbys, um.pid)
     log("status after 20 reloads:\n" + um.systemctl("status", DEMO, check=False).stdout)
 
 
@@ -446,7 +452,7 @@ def test_stop_keeps_clients_queued(um):
     # i.e. for --start-timeout.
     um.systemctl("reload", "--no-block", DEMO)
     um.wait_for(lambda: "Reloading: starting generation 2" in demo.props()["StatusText"]
-                or len(um.unit_pids(DEMO)) >= 3, 10, "generation 2 starting")
+                or len(um.unit_pids(DEMO, standby=False)) >= 3, 10, "generation 2 starting")
     um.wait_state(DEMO, "reloading", timeout=10)
     log("status while a reload hangs:\n" + um.systemctl("status", DEMO, check=False).stdout)
     t0 = time.monotonic()
@@ -812,7 +818,7 @@ def test_rapid_sighups(um):
             if p["ActiveState"] != "active" or not st or st[0] != gen:
                 return None
             main = int(p["MainPID"])
-            return (st, main) if um.unit_pids(DEMO) == {main, st[1]} else None
+            return (st, main) if um.unit_pids(DEMO, standby=False) == {main, st[1]} else None
         (gen, app, ok, failed), main = um.wait_for(lambda: settled(3), 20,
                                                    "exactly two reloads to complete")
         # No third reload follows (it would show within 0.5 s + a margin).

@@ -12,7 +12,7 @@ import subprocess
 import threading
 import time
 
-from .procs import all_pids, is_handoff, pid_alive, session_members, stat_fields
+from .procs import all_pids, is_handoff, is_standby, pid_alive, session_members, stat_fields
 from .wait import TestFailure, check, wait_for
 
 HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
@@ -159,10 +159,17 @@ class Handoff:
         """Live processes of the service that are not handoff itself."""
         return [p for p in self.descendants() if not is_handoff(p)]
 
-    def descendants(self):
+    def descendants(self, standby=True):
         """Every live process in handoff's session except the first handoff:
-        generations, workers and next handoffs."""
-        return [p for p, state, _ in session_members(self.pid) if p != self.pid and state != "Z"]
+        generations, workers and next handoffs; with standby=False, not the
+        standby (handover mode's next handoff, started ahead and idle)."""
+        return [p for p, state, _ in session_members(self.pid)
+                if p != self.pid and state != "Z" and (standby or not is_standby(p))]
+
+    def standbys(self):
+        """The idle standbys in handoff's session (handover mode, under a
+        manager: at most one)."""
+        return [p for p in self.descendants() if is_standby(p)]
 
     def kill_all(self):
         """Teardown after a failed test: nothing may outlive it."""

@@ -78,6 +78,16 @@ def exe_of(pid):
         return None
 
 
+def is_standby(pid):
+    """An idle standby: a handoff started ahead, named "handoff-standby"
+    until a reload starts it."""
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip() == "handoff-standby"
+    except OSError:
+        return False
+
+
 def is_handoff(pid):
     """The process runs a binary named handoff* (handoff, handoff-next ...)."""
     return os.path.basename(exe_of(pid) or "").startswith("handoff")

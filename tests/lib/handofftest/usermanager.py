@@ -158,7 +158,7 @@ import threading
 import time
 import tty
 
-from .procs import pid_alive, proc_cmdline, proc_descendants
+from .procs import is_standby, pid_alive, proc_cmdline, proc_descendants
 from .runner import Skip, run
 from .tmpfs import tmpfs_dir
 from .wait import AbortWait, TestFailure, WaitTimeout, wait_for
@@ -635,8 +635,10 @@ class UserManager:
     def main_pid(self, unit):
         return int(self.show(unit, "MainPID")["MainPID"] or 0)
 
-    def unit_pids(self, unit):
-        """Live PIDs in the unit's cgroup (reads cgroup.procs directly)."""
+    def unit_pids(self, unit, standby=True):
+        """Live PIDs in the unit's cgroup (reads cgroup.procs directly);
+        with standby=False, not handover mode's standby (the next handoff
+        started ahead and idle)."""
         cg = self.show(unit, "ControlGroup").get("ControlGroup", "")
         if not cg:
             return set()
@@ -647,7 +649,7 @@ class UserManager:
                 with contextlib.suppress(OSError):
                     with open(os.path.join(root, "cgroup.procs")) as f:
                         pids.update(int(x) for x in f.read().split())
-        return {p for p in pids if pid_alive(p)}
+        return {p for p in pids if pid_alive(p) and (standby or not is_standby(p))}
 
     def install_unit(self, name, text, reload=True):
         """Write a unit file into the private unit dir and daemon-reload.
