@@ -19,7 +19,9 @@
  *       The same in handover mode, this process being the service manager:
  *       a child subreaper that answers BARRIER=1 (closes the fd). Times
  *       SIGHUP to the main handoff -> its MAINPID= datagram; then waits for
- *       the old main to exit before the next reload.
+ *       the old main to exit, and for the service to be idle (the new main
+ *       in epoll_wait, its standby blocked in recvmsg) before the next
+ *       reload.
  *   spawn-floor start N -- PROGRAM [ARG...]
  *       N times: vfork + exec PROGRAM (stdout to /dev/null) until it exits.
  *
@@ -299,6 +301,36 @@ static bool settled(pid_t pid)
 	return nr == SYS_epoll_pwait;
 }
 
+/* Whether every child of ours but the main (in handover mode: the standby,
+ * the next handoff started ahead) is blocked in recvmsg(), waiting for its
+ * reload: the service is idle. */
+static bool others_idle(pid_t main_pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+		pid_t pid = (pid_t)atoi(t);
+		if (pid == main_pid)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
+		long nr = -1;
+		if ((f = fopen(path, "re"))) {
+			if (fscanf(f, "%ld", &nr) != 1)
+				nr = -1;
+			fclose(f);
+		}
+		if (nr != SYS_recvmsg)
+			return false;
+	}
+	return true;
+}
+
 /* Waits (deadline: 2 s) until pid has settled, so that each sample sees the
  * same state: one generation, the loop idle. */
 static void wait_settled(pid_t pid)
@@ -469,6 +501,13 @@ static int run_reload(int n, char **argv, bool handover)
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 		main_pid = next;
+		/* The next reload finds an idle service, as one a person reloads:
+		 * its main in epoll_wait, its standby (if any) loaded and waiting. */
+		long long deadline = now_us() + 2000000;
+		while (!(settled(main_pid) && others_idle(main_pid)) && now_us() < deadline) {
+			struct timespec ts = { 0, 200000 };
+			nanosleep(&ts, NULL);
+		}
 	}
 	double secs = (double)(now_us() - start) / 1e6;
 	Sample s1 = sample(main_pid);
