@@ -21,7 +21,7 @@
  *       SIGHUP to the main handoff -> its MAINPID= datagram; then waits for
  *       the old main to exit, and for the service to be idle (the new main
  *       in epoll_wait, its standby blocked in recvmsg) before the next
- *       reload.
+ *       reload. At the end, the standby's Private_Dirty and Pss too.
  *   spawn-floor start N -- PROGRAM [ARG...]
  *       N times: vfork + exec PROGRAM (stdout to /dev/null) until it exits.
  *
@@ -373,20 +373,44 @@ static double cpu_s_of(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static Sample sample(pid_t pid)
+static void smaps_of(pid_t pid, Sample *s)
 {
-	wait_settled(pid);
-	Sample s = { -1, -1, 0, -1 };
 	char path[64], line[256];
 	snprintf(path, sizeof path, "/proc/%d/smaps_rollup", (int)pid);
 	FILE *f = fopen(path, "re");
 	if (f) {
 		while (fgets(line, sizeof line, f)) {
-			sscanf(line, "Private_Dirty: %ld kB", &s.private_dirty_kb);
-			sscanf(line, "Pss: %ld kB", &s.pss_kb);
+			sscanf(line, "Private_Dirty: %ld kB", &s->private_dirty_kb);
+			sscanf(line, "Pss: %ld kB", &s->pss_kb);
 		}
 		fclose(f);
 	}
+}
+
+/* Handover mode: the child of ours that is not the main, i.e. the standby
+ * (the next handoff started ahead), or 0. */
+static pid_t other_child(pid_t main_pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
+		if ((pid_t)atoi(t) != main_pid)
+			return (pid_t)atoi(t);
+	return 0;
+}
+
+static Sample sample(pid_t pid)
+{
+	wait_settled(pid);
+	Sample s = { -1, -1, 0, -1 };
+	char path[64];
+	smaps_of(pid, &s);
 	s.cpu_s = cpu_s_of(pid);
 	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
 	DIR *d = opendir(path);
@@ -470,6 +494,19 @@ static int run_start(int n, char **argv)
 	return 0;
 }
 
+/* The next reload finds an idle service, as one a person reloads: its
+ * main in epoll_wait, and its standby, if it keeps one, started, loaded and
+ * waiting in recvmsg(). Deadline: 2 s. */
+static void wait_idle(pid_t main_pid, bool standby)
+{
+	long long deadline = now_us() + 2000000;
+	while (!(settled(main_pid) && others_idle(main_pid) && (!standby || other_child(main_pid) > 0)) &&
+	       now_us() < deadline) {
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
 static int run_reload(int n, char **argv, bool handover)
 {
 	if (handover && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
@@ -478,6 +515,16 @@ static int run_reload(int n, char **argv, bool handover)
 	char v[64];
 	pid_t main_pid = spawn(argv, env, NULL, false);
 	wait_field(main_pid, "READY", v, sizeof v);
+	/* A handoff that keeps a standby starts it once it serves; one that
+	 * does not (an older build) is compared without. */
+	bool standby = false;
+	for (long long until = now_us() + 500000; handover && !standby && now_us() < until;) {
+		struct timespec ts = { 0, 200000 };
+		nanosleep(&ts, NULL);
+		standby = other_child(main_pid) > 0;
+	}
+	if (handover)
+		wait_idle(main_pid, standby);
 	Sample s0 = sample(main_pid), s10 = s0;
 	long long *t = calloc((size_t)n, sizeof *t);
 	long long start = now_us();
@@ -501,13 +548,7 @@ static int run_reload(int n, char **argv, bool handover)
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 		main_pid = next;
-		/* The next reload finds an idle service, as one a person reloads:
-		 * its main in epoll_wait, its standby (if any) loaded and waiting. */
-		long long deadline = now_us() + 2000000;
-		while (!(settled(main_pid) && others_idle(main_pid)) && now_us() < deadline) {
-			struct timespec ts = { 0, 200000 };
-			nanosleep(&ts, NULL);
-		}
+		wait_idle(main_pid, standby);
 	}
 	double secs = (double)(now_us() - start) / 1e6;
 	Sample s1 = sample(main_pid);
@@ -517,6 +558,14 @@ static int run_reload(int n, char **argv, bool handover)
 	print_sample("start", s0);
 	print_sample("after10", s10);
 	print_sample("end", s1);
+	/* What the standby costs besides: its own memory (it is idle). */
+	pid_t sb = handover ? other_child(main_pid) : 0;
+	if (sb > 0) {
+		Sample ss = { -1, -1, 0, -1 };
+		smaps_of(sb, &ss);
+		printf(", \"standby\": {\"pid\": %d, \"private_dirty_kb\": %ld, \"pss_kb\": %ld}", (int)sb,
+		       ss.private_dirty_kb, ss.pss_kb);
+	}
 	printf("}\n");
 	fflush(stdout);
 	kill(main_pid, SIGTERM);

@@ -147,6 +147,10 @@ def derived(f):
         # loop idle in epoll_wait), so the three see the same state.
         "fds": (sv["start"]["fds"], sv["after10"]["fds"], sv["end"]["fds"]),
         "floor_cpu_ms": f["floor_cpu_ms"],
+        # Handover mode's idle standby (the next handoff started ahead): its
+        # own memory, besides the main's; None without one.
+        "standby_private_dirty": ho.get("standby", {}).get("private_dirty_kb"),
+        "standby_pss": ho.get("standby", {}).get("pss_kb"),
         "libs_us": start_us - f["start_true"]["start_to_exit"]["p50_us"],
     }
 

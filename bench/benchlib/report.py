@@ -245,7 +245,7 @@ def render_floor(fl, runs, params, add):
     add("| floor: bare vfork+exec of the app → its READY=1 | %d | %s | |" % (fl["floor"]["n"], pm(fl["floor"])))
     add("| supervise: SIGHUP → handoff's READY=1, back to back | %d | %s | **%.0f** reloads/s |"
         % (sv["sighup_to_ready"]["n"], pm(sv["sighup_to_ready"]), sv["per_s"]))
-    add("| handover: SIGHUP → the old main's MAINPID= (next reload after the old main exited) | %d | %s | |"
+    add("| handover: SIGHUP → the old main's MAINPID= (next reload once the old main has exited and the standby waits) | %d | %s | |"
         % (ho["sighup_to_mainpid"]["n"], pm(ho["sighup_to_mainpid"])))
     add("| one start of handoff: vfork+exec of `handoff --version` until it exits | %d | %s | |" % (sh["n"], pm(sh)))
     add("| one start of `/bin/true` (libc only) | %d | %s | |" % (st["n"], pm(st)))
@@ -265,6 +265,10 @@ def render_floor(fl, runs, params, add):
         % (d["supervise_vs_floor"], ms(d["handover_excess_us"]), d["handover_excess_starts"],
            d["cpu_ms_per_reload"], d["floor_cpu_ms"], pd[0], pd[1], pd[2], sv["sighup_to_ready"]["n"], *pss, *d["fds"],
            ms(d["libs_us"]), fl.get("runtime_dir", "?")))
+    if d.get("standby_private_dirty") is not None:
+        add("Handover mode keeps one more process besides, idle: the standby (the next handoff started ahead), "
+            "`Private_Dirty` %d kB, `Pss` %d kB at the end of the handover run."
+            % (d["standby_private_dirty"], d["standby_pss"]))
     add("")
     kac = fl.get("keepalive_close")
     if kac:
