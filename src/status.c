@@ -203,6 +203,8 @@ int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
                 put(&o, "handed over to handoff pid %d\n", (int) st->handed_over_to);
         if (st->predecessor_draining)
                 put(&o, "previous handoff still draining\n");
+        if (st->standby)
+                put(&o, "standby   handoff pid %d, started ahead for the next reload\n", (int) st->standby);
         for (size_t i = 0; i < st->n_gens; i++) {
                 const StatusGeneration *g = &st->gens[i];
                 put(&o, "%-9s generation %u, pid %d%s, for %s, %u process%s", g->role, g->number, (int) g->pid,
@@ -268,8 +270,13 @@ int status_format_json(const ServiceStatus *st, char *buf, size_t size) {
         put_json_string(&o, st->state);
         put_json_time(&o, st, "timestamp", st->now);
         put_json_time(&o, st, "start_timestamp", st->started);
-        put(&o, ",\"handed_over_to\":%d,\"predecessor_draining\":%s,\"generations\":[", (int) st->handed_over_to,
+        put(&o, ",\"handed_over_to\":%d,\"predecessor_draining\":%s,\"standby_pid\":", (int) st->handed_over_to,
             st->predecessor_draining ? "true" : "false");
+        if (st->standby)
+                put(&o, "%d", (int) st->standby);
+        else
+                put(&o, "null");
+        put(&o, ",\"generations\":[");
         for (size_t i = 0; i < st->n_gens; i++) {
                 put(&o, "%s", i ? "," : "");
                 put_json_generation(&o, st, &st->gens[i]);

@@ -68,6 +68,7 @@ typedef struct ServiceStatus {
         usec_t last_reload_duration; /* as STATUS= says it: start to ready, or to the failure */
         pid_t handed_over_to;   /* 0, or the handoff that is main now */
         bool predecessor_draining;
+        pid_t standby;          /* 0, or the next handoff started ahead (standby.h) */
 } ServiceStatus;
 
 /* Describes a listening socket from getsockname(): k's address ("tcp

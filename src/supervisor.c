@@ -630,6 +630,7 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                 .last_reload_duration = s->results.last_took,
                 .handed_over_to = s->handed_to,
                 .predecessor_draining = role_predecessor_alive(s->role),
+                .standby = s->standby ? standby_pid(s->standby) : 0,
         };
         if (s->serving)
                 add_generation(st, s->serving, "serving", now);

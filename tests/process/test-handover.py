@@ -4,6 +4,7 @@ process that systemd (here: the test, a child subreaper) adopts; the old one
 drains and exits; every way a next handoff can fail leaves the old main serving
 and nothing behind. The reload tests in test-reload.py also run in this mode."""
 
+import json
 import os
 import re
 import shutil
@@ -369,6 +370,10 @@ def test_reload_starts_the_standby(tmp):
         check(h.proc.wait(timeout=20) == 0, "the old main exits 0")
         sb2 = wait_standby(h, but=(sb,))
         check(ppid_of(sb2) == os.getpid(), f"the new main's standby is the manager's child too: {ppid_of(sb2)}")
+        out = subprocess.run([HANDOFF, "status", "--pid", str(sb), "--json"], capture_output=True, text=True,
+                             timeout=10)
+        check(out.returncode == 0 and json.loads(out.stdout)["standby_pid"] == sb2,
+              f"handoff status names the standby {sb2}: {out.stdout} {out.stderr}")
         check(h.stop() == 0, h.log())
         check(not h.descendants(), f"nothing left, the standby neither: {h.descendants()}")
     finally:

@@ -80,7 +80,8 @@ START_TEST(test_alloc_small) {
         ck_assert_str_eq(s, "{\"schema_version\":1,\"version\":\"1\",\"pid\":1,\"mode\":\"handover\","
                             "\"state\":\"serving\",\"timestamp\":null,\"timestamp_monotonic\":null,"
                             "\"start_timestamp\":null,\"start_timestamp_monotonic\":null,\"handed_over_to\":0,"
-                            "\"predecessor_draining\":false,\"generations\":[],\"listeners\":[],\"sockets\":[],"
+                            "\"predecessor_draining\":false,\"standby_pid\":null,\"generations\":[],\"listeners\":[],"
+                            "\"sockets\":[],"
                             "\"reloads_ok\":0,\"reloads_failed\":0,\"last_result\":\"\",\"last_reload\":null}");
 }
 END_TEST
@@ -307,7 +308,8 @@ START_TEST(test_json_top_level) {
                          "\"state\":\"baking\",\"timestamp\":\"2026-12-04T13:16:45.250000Z\","
                          "\"timestamp_monotonic\":1000000000,"
                          "\"start_timestamp\":\"2026-12-04T13:15:45.250000Z\",\"start_timestamp_monotonic\":940000000,"
-                         "\"handed_over_to\":0,\"predecessor_draining\":false,\"generations\":[{");
+                         "\"handed_over_to\":0,\"predecessor_draining\":false,\"standby_pid\":null,"
+                         "\"generations\":[{");
         ck_assert_has(s, "\"reloads_ok\":1,\"reloads_failed\":0,"
                          "\"last_result\":\"reload to generation 2 ok in 120ms\","
                          "\"last_reload\":{\"generation\":2,\"result\":\"ok\","
@@ -424,12 +426,23 @@ START_TEST(test_text_one_line_per_generation) {
 }
 END_TEST
 
+START_TEST(test_standby) {
+        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .standby = 77 };
+        _cleanup_free_ char *text = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &text), 0);
+        ck_assert_has(text, "\nstandby   handoff pid 77, started ahead for the next reload\n");
+        _cleanup_free_ char *json = json_of(&st);
+        ck_assert_has(json, "\"predecessor_draining\":false,\"standby_pid\":77,\"generations\":[]");
+}
+END_TEST
+
 static Suite *status_suite(void) {
         Suite *s = suite_create("status");
         TCase *tc = tcase_create("format");
         tcase_add_test(tc, test_alloc_json_whole);
         tcase_add_test(tc, test_alloc_text_whole);
         tcase_add_test(tc, test_alloc_small);
+        tcase_add_test(tc, test_standby);
         tcase_add_test(tc, test_checker_itself);
         tcase_add_test(tc, test_timestamp);
         tcase_add_test(tc, test_json_top_level);
