@@ -26,7 +26,7 @@ TOP = {
     "schema_version": INT, "version": STR, "pid": INT, "mode": STR, "state": STR,
     "timestamp": STR, "timestamp_monotonic": INT,
     "start_timestamp": STR, "start_timestamp_monotonic": INT,
-    "handed_over_to": INT, "predecessor_draining": BOOL,
+    "handed_over_to": INT, "predecessor_draining": BOOL, "standby_pid": (INT, NULL),
     "generations": list, "listeners": list, "sockets": list,
     "reloads_ok": INT, "reloads_failed": INT, "last_result": STR, "last_reload": (dict, NULL),
 }
@@ -107,6 +107,7 @@ def validate(st):
             check(g["ready"], g)
     serving = [g for g in st["generations"] if g["role"] == "serving"]
     check(len(serving) <= 1, st)
+    check(st["standby_pid"] is None or st["mode"] == "handover", f"a standby only in handover mode: {st}")
     for k in st["listeners"]:
         check_members(k, LISTENER, "listener")
     for k in st["sockets"]:
