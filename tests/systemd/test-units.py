@@ -774,6 +774,18 @@ def test_template_reload_applies_config(um):
         r = um.systemctl("reload", unit, check=False)
         assert r.returncode != 0 and answer_of(port)[0] == app2, r
         um.wait_for(lambda: "changes --cgroup" in open(log_).read(), 10, "the reason in the log")
+        if mode == "handover":
+            # The config it runs, as ExecReload= repeats it: the reload uses
+            # the standby (the next handoff started ahead).
+            configure(name, mode, '%s --status "second config" --grace-ms 20' % FIXTURE, "7s")
+            standby = um.wait_for(lambda: um.unit_pids(unit) - um.unit_pids(unit, standby=False), 10,
+                                  "the standby in the cgroup")
+            um.systemctl("reload", unit)
+            assert um.main_pid(unit) in standby, (um.main_pid(unit), standby)
+            with open(log_) as f:
+                text = f.read()
+            assert "Started the next handoff: pid %d, for generation" % um.main_pid(unit) in text and \
+                "(the standby)." in text, text[-2000:]
         um.systemctl("stop", unit, "handoff@%s.socket" % name)
 
 
