@@ -86,6 +86,20 @@ ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
         return n;
 }
 
+int channel_receive_pid(int fd, pid_t *ret_pid, int *ret_pidfd) {
+        char buf[64];
+        int pidfd = -EBADF;
+        ChannelMessage m;
+        ssize_t k = channel_receive(fd, buf, sizeof buf, &pidfd);
+        if (k <= 0 || channel_parse(buf, &m) < 0 || m.kind != CHANNEL_PID || pidfd < 0) {
+                safe_close(pidfd);
+                return -EPROTO;
+        }
+        *ret_pid = m.pid;
+        *ret_pidfd = pidfd;
+        return 0;
+}
+
 int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret) {
         int extra = -EBADF;
         ssize_t n = channel_receive(fd, buf, size, &extra);

@@ -59,5 +59,10 @@ ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd);
  * 0 at end of file (or when the channel failed: the same to the reader). */
 int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret);
 
+/* Receives the "PID <n>" report a next handoff (or a standby) sends with a
+ * pidfd of itself before it execs (spawn.c): once spawn_generation() has
+ * returned, it is first in the queue. Returns 0 with both, or -EPROTO. */
+int channel_receive_pid(int fd, pid_t *ret_pid, int *ret_pidfd);
+
 /* Parses a decimal pid (1 .. 4194304). */
 int parse_pid(const char *s, pid_t *ret);

@@ -43,12 +43,6 @@ static int pidfd_open_(pid_t pid) {
         return (int) syscall(SYS_pidfd_open, pid, 0);
 }
 
-static int pidfd_signal(int pidfd, int sig) {
-        if (pidfd < 0)
-                return -ESRCH;
-        return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
-}
-
 pid_t next_handoff_pid(const NextHandoff *n) {
         return n->pid;
 }
@@ -247,18 +241,8 @@ static int start_cold(const NextHandoffConfig *c, unsigned number, pid_t *ret_pi
         if (r < 0)
                 return log_error_errno(r, "Failed to start the next handoff %s: %m", c->exe);
 
-        /* It has exec'd: its "PID" message, sent before that, is the first
-         * in the queue. */
-        char buf[64];
-        int pidfd = -EBADF;
-        ChannelMessage m;
-        ssize_t k = channel_receive(mine, buf, sizeof buf, &pidfd);
-        if (k <= 0 || channel_parse(buf, &m) < 0 || m.kind != CHANNEL_PID || pidfd < 0) {
-                safe_close(pidfd);
+        if (channel_receive_pid(mine, ret_pid, ret_pidfd) < 0)
                 return log_error_errno(EPROTO, "The next handoff did not report its pid.");
-        }
-        *ret_pid = m.pid;
-        *ret_pidfd = pidfd;
         *ret_channel = TAKE_FD(mine);
         return 0;
 }

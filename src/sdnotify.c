@@ -62,13 +62,7 @@ int sdnotify_send(const char *text, const int *fds, size_t n_fds) {
         if (n_fds > 0) {
                 if (n_fds > 8)
                         return -E2BIG;
-                mh.msg_control = &control;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+                msghdr_put_fds(&mh, &control, fds, n_fds);
         }
         /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
         return sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 1;

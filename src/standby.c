@@ -8,7 +8,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 
 #include "channel.h"
 #include "env.h"
@@ -75,22 +74,17 @@ int standby_start(const char *exe, char *const *argv, Standby **ret) {
         if (r < 0)
                 return r;
 
-        /* It has exec'd: its "PID" message is in the queue. */
-        char buf[64];
-        int pidfd = -EBADF;
-        ChannelMessage m;
-        ssize_t got = channel_receive(mine, buf, sizeof buf, &pidfd);
-        if (got <= 0 || channel_parse(buf, &m) < 0 || m.kind != CHANNEL_PID || pidfd < 0) {
-                safe_close(pidfd);
-                return -EPROTO;
-        }
+        pid_t pid;
+        int pidfd;
+        if ((r = channel_receive_pid(mine, &pid, &pidfd)) < 0)
+                return r;
         Standby *s = malloc(sizeof *s);
         if (!s) {
-                (void) syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+                (void) pidfd_signal(pidfd, SIGKILL);
                 safe_close(pidfd);
                 return -ENOMEM;
         }
-        *s = (Standby) { .pid = m.pid, .pidfd = pidfd, .channel = TAKE_FD(mine), .exe_dev = st.st_dev,
+        *s = (Standby) { .pid = pid, .pidfd = pidfd, .channel = TAKE_FD(mine), .exe_dev = st.st_dev,
                          .exe_ino = st.st_ino };
         char *none[] = { NULL };
         if (standby_encode(argv, none, &s->argv, &s->argv_size) < 0) {
@@ -209,13 +203,7 @@ int standby_go(Standby **sp, char *const *argv, char **envp, char *listen_pid_en
                         standby_free(s);
                         return -ENOMEM;
                 }
-                mh.msg_control = control;
-                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
-                struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
-                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+                msghdr_put_fds(&mh, control, fds, n_fds);
         }
         if (sendmsg(s->channel, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) size) {
                 r = errno ? -errno : -EIO;
@@ -235,7 +223,7 @@ Standby *standby_free(Standby *s) {
                 return NULL;
         /* It holds nothing but its end of the channel. */
         if (s->pidfd >= 0)
-                (void) syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0);
+                (void) pidfd_signal(s->pidfd, SIGKILL);
         safe_close(s->channel);
         safe_close(s->pidfd);
         free(s->argv);
@@ -246,7 +234,7 @@ Standby *standby_free(Standby *s) {
 Standby *standby_stop(Standby *s) {
         if (!s)
                 return NULL;
-        if (s->pidfd >= 0 && syscall(SYS_pidfd_send_signal, s->pidfd, SIGKILL, NULL, 0) == 0) {
+        if (pidfd_signal(s->pidfd, SIGKILL) == 0) {
                 struct pollfd p = { .fd = s->pidfd, .events = POLLIN };
                 if (poll(&p, 1, 1000) == 0)
                         log_warning("The standby handoff (pid %d) did not exit within 1s of SIGKILL.", (int) s->pid);

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include "util.h"
 
@@ -48,6 +49,22 @@ char *strjoin2(const char *a, const char *b) {
                 memcpy(s + la, b, lb + 1);
         }
         return s;
+}
+
+int pidfd_signal(int pidfd, int sig) {
+        if (pidfd < 0)
+                return -ESRCH;
+        return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
+}
+
+void msghdr_put_fds(struct msghdr *mh, void *control, const int *fds, size_t n) {
+        mh->msg_control = control;
+        mh->msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
 }
 
 int fd_cloexec(int fd, int cloexec) {

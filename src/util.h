@@ -74,6 +74,15 @@ int safe_atou64(const char *s, uint64_t *ret);
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
 
+/* Sends sig to the process behind pidfd (0: only checks that it exists,
+ * a zombie included). Returns 0, or -errno (-ESRCH for no pidfd). */
+int pidfd_signal(int pidfd, int sig);
+
+/* Attaches n fds to mh as one SCM_RIGHTS message, in control, which has
+ * room for CMSG_SPACE(sizeof(int) * n) bytes and is suitably aligned. */
+struct msghdr;
+void msghdr_put_fds(struct msghdr *mh, void *control, const int *fds, size_t n);
+
 /* Closes an fd that someone else sent us (SCM_RIGHTS) and that we do not
  * want, in a way that cannot block the caller for the fd's sake. Always
  * returns -EBADF, like safe_close(). */
