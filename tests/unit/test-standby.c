@@ -77,6 +77,35 @@ START_TEST(test_parse_bad) {
 }
 END_TEST
 
+/* Forks a child that waits as a standby on its end of a channel, which
+ * must end it: standby_wait() returning is exit 20. Returns its pid and
+ * our end in *ret_channel. */
+static pid_t fork_waiting_standby(int *ret_channel) {
+        int sv[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                close(sv[0]);
+                if (dup2(sv[1], 3) != 3 || setenv("HANDOFF_STANDBY", "3", 1) < 0)
+                        _exit(10);
+                int argc;
+                char **argv;
+                (void) standby_wait(&argc, &argv);
+                _exit(20); /* must not return */
+        }
+        close(sv[1]);
+        *ret_channel = sv[0];
+        return pid;
+}
+
+static int exit_status_of(pid_t pid) {
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(WIFEXITED(status), "child status 0x%x", status);
+        return WEXITSTATUS(status);
+}
+
 static ino_t ino_of(int fd) {
         struct stat st;
         return fstat(fd, &st) < 0 ? 0 : st.st_ino;
@@ -117,7 +146,8 @@ START_TEST(test_wait_lays_out_fds_and_environment) {
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
         ck_assert_int_eq(pipe(pa), 0);
         ck_assert_int_eq(pipe(pb), 0);
-        /* Sent fds land anywhere; make them collide with 3, 4, 5. */
+        /* The child's channel moves to 3, so the fds it receives land on 4
+         * and up: on the very numbers lay_out() puts things at. */
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
         if (pid == 0) {
@@ -134,62 +164,28 @@ START_TEST(test_wait_lays_out_fds_and_environment) {
                 char raw[CMSG_SPACE(sizeof fds)];
         } control = {};
         struct iovec iov = { .iov_base = msg, .iov_len = size };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof fds);
-        memcpy(CMSG_DATA(c), fds, sizeof fds);
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        msghdr_put_fds(&mh, &control, fds, 2);
         ck_assert_int_eq(sendmsg(sv[0], &mh, 0), (ssize_t) size);
-        int status;
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
+        ck_assert_int_eq(exit_status_of(pid), 0);
         free(msg);
 }
 END_TEST
 
 START_TEST(test_wait_exits_0_at_end_of_file) {
-        int sv[2];
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                close(sv[0]);
-                if (dup2(sv[1], 3) != 3 || setenv("HANDOFF_STANDBY", "3", 1) < 0)
-                        _exit(10);
-                int argc;
-                char **argv;
-                (void) standby_wait(&argc, &argv);
-                _exit(20); /* must not return */
-        }
-        close(sv[1]);
-        close(sv[0]);
-        int status;
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status 0x%x", status);
+        int channel;
+        pid_t pid = fork_waiting_standby(&channel);
+        close(channel);
+        ck_assert_int_eq(exit_status_of(pid), 0);
 }
 END_TEST
 
 START_TEST(test_wait_refuses_a_bad_start) {
-        int sv[2];
-        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                close(sv[0]);
-                if (dup2(sv[1], 3) != 3 || setenv("HANDOFF_STANDBY", "3", 1) < 0)
-                        _exit(10);
-                int argc;
-                char **argv;
-                (void) standby_wait(&argc, &argv);
-                _exit(20);
-        }
-        close(sv[1]);
-        ck_assert_int_eq(send(sv[0], "GO 2 0\0a\0", 9, 0), 9);
-        int status;
-        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 1, "child status 0x%x", status);
-        close(sv[0]);
+        int channel;
+        pid_t pid = fork_waiting_standby(&channel);
+        ck_assert_int_eq(send(channel, "GO 2 0\0a\0", 9, 0), 9);
+        ck_assert_int_eq(exit_status_of(pid), 1);
+        close(channel);
 }
 END_TEST
 
