@@ -268,32 +268,47 @@ typedef struct {
 	double cpu_s;
 } Sample;
 
-/* True while pid sits in epoll_wait() with exactly one child (its serving
- * generation): nothing retiring, nothing half done. /proc/PID/syscall
- * names the call a sleeping process is blocked in. */
-static bool settled(pid_t pid)
+/* The children of pid (of its main thread), at most max of them; -1 when
+ * they cannot be read. */
+static int children_of(pid_t pid, pid_t *out, int max)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)pid, (int)pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return false;
+		return -1;
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = '\0';
-	int children = 0;
-	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
-		children++;
-	if (children != 1)
-		return false;
+	int k = 0;
+	for (char *t = strtok(buf, " \n"); t && k < max; t = strtok(NULL, " \n"))
+		out[k++] = (pid_t)atoi(t);
+	return k;
+}
+
+/* The system call a sleeping pid is blocked in (/proc/PID/syscall), or -1. */
+static long blocked_in(pid_t pid)
+{
+	char path[64];
 	snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
+	FILE *f = fopen(path, "re");
 	long nr = -1;
-	if (fscanf(f, "%ld", &nr) != 1)
-		nr = -1;
-	fclose(f);
+	if (f) {
+		if (fscanf(f, "%ld", &nr) != 1)
+			nr = -1;
+		fclose(f);
+	}
+	return nr;
+}
+
+/* True while pid sits in epoll_wait() with exactly one child (its serving
+ * generation): nothing retiring, nothing half done. */
+static bool settled(pid_t pid)
+{
+	pid_t kids[2];
+	if (children_of(pid, kids, 2) != 1)
+		return false;
+	long nr = blocked_in(pid);
 #ifdef SYS_epoll_wait
 	if (nr == SYS_epoll_wait)
 		return true;
@@ -301,34 +316,22 @@ static bool settled(pid_t pid)
 	return nr == SYS_epoll_pwait;
 }
 
-/* Whether every child of ours but the main (in handover mode: the standby,
- * the next handoff started ahead) is blocked in recvmsg(), waiting for its
- * reload: the service is idle. */
-static bool others_idle(pid_t main_pid)
+/* Handover mode: the standby (the next handoff started ahead), i.e. a child
+ * of ours that is not the main, or 0; *idle says whether every such child is
+ * blocked in recvmsg(), waiting for its reload. */
+static pid_t standby_of(pid_t main_pid, bool *idle)
 {
-	char path[64], buf[4096];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return false;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
-		pid_t pid = (pid_t)atoi(t);
-		if (pid == main_pid)
-			continue;
-		snprintf(path, sizeof path, "/proc/%d/syscall", (int)pid);
-		long nr = -1;
-		if ((f = fopen(path, "re"))) {
-			if (fscanf(f, "%ld", &nr) != 1)
-				nr = -1;
-			fclose(f);
+	pid_t kids[64], standby = 0;
+	int n = children_of(getpid(), kids, 64);
+	*idle = n >= 0;
+	for (int i = 0; i < n; i++)
+		if (kids[i] != main_pid) {
+			if (!standby)
+				standby = kids[i];
+			if (blocked_in(kids[i]) != SYS_recvmsg)
+				*idle = false;
 		}
-		if (nr != SYS_recvmsg)
-			return false;
-	}
-	return true;
+	return standby;
 }
 
 /* Waits (deadline: 2 s) until pid has settled, so that each sample sees the
@@ -385,24 +388,6 @@ static void smaps_of(pid_t pid, Sample *s)
 		}
 		fclose(f);
 	}
-}
-
-/* Handover mode: the child of ours that is not the main, i.e. the standby
- * (the next handoff started ahead), or 0. */
-static pid_t other_child(pid_t main_pid)
-{
-	char path[64], buf[4096];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)getpid());
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n"))
-		if ((pid_t)atoi(t) != main_pid)
-			return (pid_t)atoi(t);
-	return 0;
 }
 
 static Sample sample(pid_t pid)
@@ -500,8 +485,11 @@ static int run_start(int n, char **argv)
 static void wait_idle(pid_t main_pid, bool standby)
 {
 	long long deadline = now_us() + 2000000;
-	while (!(settled(main_pid) && others_idle(main_pid) && (!standby || other_child(main_pid) > 0)) &&
-	       now_us() < deadline) {
+	for (;;) {
+		bool idle;
+		pid_t sb = standby_of(main_pid, &idle);
+		if ((settled(main_pid) && idle && (!standby || sb > 0)) || now_us() >= deadline)
+			break;
 		struct timespec ts = { 0, 200000 };
 		nanosleep(&ts, NULL);
 	}
@@ -521,7 +509,8 @@ static int run_reload(int n, char **argv, bool handover)
 	for (long long until = now_us() + 500000; handover && !standby && now_us() < until;) {
 		struct timespec ts = { 0, 200000 };
 		nanosleep(&ts, NULL);
-		standby = other_child(main_pid) > 0;
+		bool idle;
+		standby = standby_of(main_pid, &idle) > 0;
 	}
 	if (handover)
 		wait_idle(main_pid, standby);
@@ -559,7 +548,8 @@ static int run_reload(int n, char **argv, bool handover)
 	print_sample("after10", s10);
 	print_sample("end", s1);
 	/* What the standby costs besides: its own memory (it is idle). */
-	pid_t sb = handover ? other_child(main_pid) : 0;
+	bool idle;
+	pid_t sb = handover ? standby_of(main_pid, &idle) : 0;
 	if (sb > 0) {
 		Sample ss = { -1, -1, 0, -1 };
 		smaps_of(sb, &ss);
