@@ -323,15 +323,6 @@ int standby_wait(int *ret_argc, char ***ret_argv) {
         (void) prctl(PR_GET_NAME, comm);
         (void) prctl(PR_SET_NAME, "handoff-standby");
 
-        char *buf = malloc(STANDBY_MAX_GO + 1);
-        union {
-                struct cmsghdr align;
-                char raw[CMSG_SPACE(sizeof(int) * STANDBY_MAX_FDS)];
-        } control;
-        if (!buf)
-                give_up("out of memory");
-        struct iovec iov = { .iov_base = buf, .iov_len = STANDBY_MAX_GO };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
         /* Room for the fds it receives and their copies in lay_out(): the
          * limit it was started with is put back before main() runs, which
          * takes it as the one to give the generations. */
@@ -341,12 +332,30 @@ int standby_wait(int *ret_argc, char ***ret_argv) {
                 raised = (struct rlimit) { .rlim_cur = nofile.rlim_max, .rlim_max = nofile.rlim_max };
                 restore = setrlimit(RLIMIT_NOFILE, &raised) == 0;
         }
+        /* Its size first: the buffer holds argv and environ for the life
+         * of the process, so it is no bigger than the message. */
         ssize_t n;
-        while ((n = recvmsg(channel, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        char one;
+        while ((n = recv(channel, &one, 1, MSG_PEEK | MSG_TRUNC)) < 0 && errno == EINTR)
                 ;
         if (n == 0)
                 _exit(EXIT_SUCCESS); /* no reload came: the service stopped, or it was replaced */
         if (n < 0)
+                give_up("failed to receive the start");
+        if (n > STANDBY_MAX_GO)
+                give_up("the start did not fit");
+        char *buf = malloc((size_t) n + 1);
+        if (!buf)
+                give_up("out of memory");
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * STANDBY_MAX_FDS)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = (size_t) n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        while ((n = recvmsg(channel, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+                ;
+        if (n <= 0)
                 give_up("failed to receive the start");
         if (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
                 give_up("the start did not fit");
