@@ -155,9 +155,9 @@ CHILD_FN static void child_report_self(int fd, long pid) {
                 (void) syscall(SYS_close, pidfd);
 }
 
-/* The generation's main (or the next handoff) from clone to exec. The
- * signal mask is full here (handoff blocked everything around the clone),
- * so no handler of handoff's can run in this copy of its memory. */
+/* The generation's main (or the next handoff) from clone to exec. No
+ * handler of handoff's can run in this copy of its memory: it has none, or
+ * it blocked everything around the clone. */
 CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         const SpawnParams *p = c->p;
         int n = (int) p->n_fds;
@@ -236,12 +236,17 @@ CHILD_FN static int intermediate_main(void *userdata) {
 
 /* ---- handoff's side ----------------------------------------------------- */
 
-/* The signals whose disposition the child must set back to SIG_DFL: those
- * handoff ignores or catches. Read once, at the first spawn, from
- * /proc/self/status (a sigaction() per signal would be 64 system calls on
- * a next handoff's way to its first generation): handoff sets its
- * dispositions at start-up (SIGPIPE ignored; the rest it takes through a
- * signalfd, at SIG_DFL) and never after. Without /proc: all of them. */
+/* What the child must undo of handoff's signal setup, read once, at the
+ * first spawn, from /proc/self/status (a sigaction() per signal would be 64
+ * system calls on a next handoff's way to its first generation): handoff
+ * sets its dispositions at start-up (SIGPIPE ignored; the rest it takes
+ * through a signalfd, at SIG_DFL) and never after. Without /proc: all of
+ * them, and handlers assumed. */
+typedef struct SignalSetup {
+        uint64_t not_default;   /* bit sig - 1: ignored or caught, to be set back to SIG_DFL */
+        bool handlers;          /* any signal caught by a handler (ASan's, say) */
+} SignalSetup;
+
 static unsigned parse_sigmask(const char *text, const char *key, uint64_t *mask) {
         const char *at = strstr(text, key);
         if (!at)
@@ -255,21 +260,24 @@ static unsigned parse_sigmask(const char *text, const char *key, uint64_t *mask)
         return 1;
 }
 
-static uint64_t signals_to_reset(void) {
+static const SignalSetup *signal_setup(void) {
         static bool known;
-        static uint64_t mask;
+        static SignalSetup setup;
         if (known)
-                return mask;
+                return &setup;
         char text[4096];
         ssize_t n = -1;
         _cleanup_close_ int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
         if (fd >= 0)
                 n = read(fd, text, sizeof text - 1);
         text[n > 0 ? n : 0] = '\0';
-        uint64_t m = 0;
-        mask = parse_sigmask(text, "\nSigIgn:", &m) + parse_sigmask(text, "\nSigCgt:", &m) == 2 ? m : UINT64_MAX;
+        uint64_t ignored = 0, caught = 0;
+        if (parse_sigmask(text, "\nSigIgn:", &ignored) + parse_sigmask(text, "\nSigCgt:", &caught) == 2)
+                setup = (SignalSetup) { .not_default = ignored | caught, .handlers = caught != 0 };
+        else
+                setup = (SignalSetup) { .not_default = UINT64_MAX, .handlers = true };
         known = true;
-        return mask;
+        return &setup;
 }
 
 static void pid_placeholder(char *entry, char **ret_digits, size_t *ret_width) {
@@ -283,7 +291,8 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         if (!scratch)
                 return -ENOMEM;
 
-        ChildPlan plan = { .p = p, .scratch = scratch, .reset_signals = signals_to_reset() };
+        const SignalSetup *sig = signal_setup();
+        ChildPlan plan = { .p = p, .scratch = scratch, .reset_signals = sig->not_default };
         struct rlimit nofile;
         if (rlimit_nofile_original(&nofile) >= 0) {
                 plan.restore_nofile = true;
@@ -304,18 +313,23 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         plan.grandchild_stack = grandchild_stack_buf + sizeof grandchild_stack_buf;
 
         /* No handler of ours may run in the child, which shares our memory:
-         * block everything across the clone (the child empties its mask
-         * right before exec, once its dispositions are the defaults). */
+         * where there are any, block everything across the clone (the child
+         * empties its mask right before exec, once its dispositions are the
+         * defaults). handoff itself has none, so a reload saves the two
+         * calls: a signal the child gets before exec finds the defaults, as
+         * it would after. */
         sigset_t all, saved;
         sigfillset(&all);
-        (void) sigprocmask(SIG_SETMASK, &all, &saved);
+        if (sig->handlers)
+                (void) sigprocmask(SIG_SETMASK, &all, &saved);
         /* A sibling is our parent's child (CLONE_PARENT), at no more cost
          * than our own; an orphan takes an intermediate process that starts
          * it and exits. */
         pid_t pid = clone(p->as == SPAWN_ORPHAN ? intermediate_main : child_main, stack,
                           CLONE_VM | CLONE_VFORK | (p->as == SPAWN_SIBLING ? CLONE_PARENT : 0) | SIGCHLD, &plan);
         int clone_errno = errno;
-        (void) sigprocmask(SIG_SETMASK, &saved, NULL);
+        if (sig->handlers)
+                (void) sigprocmask(SIG_SETMASK, &saved, NULL);
         if (pid < 0)
                 return -clone_errno;
 

@@ -494,6 +494,50 @@ START_TEST(test_spawn_no_fds) {
 }
 END_TEST
 
+static volatile sig_atomic_t handled;
+static void on_usr1(int sig) {
+        (void) sig;
+        handled++;
+}
+
+START_TEST(test_spawn_with_a_handler) {
+        /* handoff has no signal handlers and skips blocking signals around
+         * the clone; a process that has one (ASan's, here a test's) blocks
+         * them all meanwhile. Either way the child starts with the defaults
+         * and an empty mask, and our own mask is as it was. */
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+        setenv("OUT", out, 1);
+        struct sigaction sa = { .sa_handler = on_usr1 };
+        ck_assert_int_eq(sigaction(SIGUSR1, &sa, NULL), 0);
+        sigset_t block, before, after;
+        sigemptyset(&block);
+        sigaddset(&block, SIGUSR2);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &block, &before), 0);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, NULL, &before), 0);
+
+        Env e = make_env(0, "", 3, 0);
+        pid_t pid = 0;
+        int status = -1;
+        ck_assert_int_eq(spawn_report(NULL, 0, &e, out, &pid, &status), 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, NULL, &after), 0);
+        for (int sig = 1; sig < NSIG; sig++)
+                ck_assert_int_eq(sigismember(&after, sig), sigismember(&before, sig));
+        Report r;
+        read_report(out, &r);
+        ck_assert(r.complete);
+        ck_assert_msg(r.sigblk == 0, "blocked signals in the child: %llx", r.sigblk);
+        ck_assert_msg(!(r.sigign & (1ULL << (SIGUSR1 - 1))), "SIGUSR1 ignored in the child: %llx", r.sigign);
+        /* The handler is still ours, and works. */
+        ck_assert_int_eq(kill(getpid(), SIGUSR1), 0);
+        ck_assert_int_eq(handled, 1);
+        free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
 static int spawn_path(const char *path, pid_t *ret_pid) {
         Env e = make_env(0, "", 1, 0);
         char *const argv[] = { (char *) path, NULL };
@@ -750,6 +794,7 @@ static Suite *spawn_suite(void) {
         tcase_add_test(tc, test_spawn_fds_already_in_place_swapped);
         tcase_add_test(tc, test_spawn_watchdog_pid);
         tcase_add_test(tc, test_spawn_no_fds);
+        tcase_add_test(tc, test_spawn_with_a_handler);
         tcase_add_test(tc, test_spawn_exec_errors);
         tcase_add_test(tc, test_spawn_returns_after_exec);
         tcase_add_test(tc, test_spawn_sibling);
