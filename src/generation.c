@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -224,12 +225,35 @@ static int arm_timer(Generation *g, usec_t timeout) {
         return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
 }
 
+static int cannot_start(Generation *g, const char *path, int error, int *ret_exit_code) {
+        /* execve() says EACCES for a directory; say what it is. */
+        struct stat st;
+        if (error == -EACCES && stat(path, &st) >= 0 && S_ISDIR(st.st_mode))
+                error = -EISDIR;
+        *ret_exit_code = exec_error_exit_code(-error);
+        return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);
+}
+
+/* handoff's pid, for its generations' PR_SET_PDEATHSIG check: this process
+ * never forks anything that runs this code, so it is read once. */
+static pid_t handoff_pid(void) {
+        static pid_t pid;
+        return pid ? pid : (pid = getpid());
+}
+
 static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, int *ret_exit_code) {
-        _cleanup_free_ char *path = NULL;
-        int r = find_executable(c->argv[0], &path);
-        if (r < 0) {
-                *ret_exit_code = exec_error_exit_code(-r);
-                return log_error_errno(r, "Cannot start generation %u: %s: %m", g->number, c->argv[0]);
+        /* A command with a slash is exec'd as it is, and what is wrong with
+         * it is execve()'s errno, which the child hands back: a check before
+         * it cost two system calls on every reload. A bare name is looked up
+         * in $PATH each time, as execvp() would. */
+        _cleanup_free_ char *found = NULL;
+        const char *path = c->argv[0];
+        int r;
+        if (!strchr(path, '/')) {
+                r = find_executable(path, &found);
+                if (r < 0)
+                        return cannot_start(g, path, r, ret_exit_code);
+                path = found;
         }
 
         EnvParams ep = {
@@ -256,15 +280,13 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
                 /* handoff outlives every generation it runs; if it is
                  * killed hard, its server must not serve on as an orphan. */
                 .die_with_parent = c->die_with_parent,
-                .parent_pid = getpid(),
+                .parent_pid = handoff_pid(),
                 .into_cgroup = cgroup_procs_fd >= 0,
                 .cgroup_procs_fd = cgroup_procs_fd,
         };
         r = spawn_generation(&sp, &g->pid);
-        if (r < 0) {
-                *ret_exit_code = exec_error_exit_code(-r);
-                return log_error_errno(r, "Failed to execute %s for generation %u: %m", path, g->number);
-        }
+        if (r < 0)
+                return cannot_start(g, path, r, ret_exit_code);
         return 0;
 }
 
@@ -292,7 +314,7 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                 dir[0] = '\0';
                 r = notify_runtime_dir(base, sizeof base);
                 if (r >= 0)
-                        r = notify_private_dir(base, getpid(), dir, sizeof dir);
+                        r = notify_private_dir(base, handoff_pid(), dir, sizeof dir);
                 if (r >= 0)
                         r = notify_socket_open_path(dir, name, min_fd, g->notify_address, sizeof g->notify_address,
                                                     &g->notify_fd);

@@ -26,7 +26,7 @@ typedef enum SpawnAs {
 } SpawnAs;
 
 typedef struct SpawnParams {
-        const char *path;       /* absolute path of the executable */
+        const char *path;       /* the executable, as execve() takes it */
         char *const *argv;
         char **envp;            /* from env_build(); its pid placeholders are filled in the child */
         char *listen_pid_entry;
