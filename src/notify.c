@@ -231,6 +231,11 @@ static mode_t process_umask(void) {
         return mask;
 }
 
+/* Path sockets this process has made and not yet unlinked: its directory
+ * goes with the last of them, and an rmdir() that would fail while others
+ * are there is not tried on every reload. */
+static unsigned n_path_sockets;
+
 int notify_socket_open_path(const char *dir, const char *name, int min_fd, char *ret_address, size_t size,
                             int *ret_fd) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -272,6 +277,7 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
 
         memcpy(ret_address, sa.sun_path, (size_t) k + 1);
         *ret_fd = TAKE_FD(fd);
+        n_path_sockets++;
         return 0;
 }
 
@@ -279,14 +285,16 @@ void notify_socket_unlink(const char *address) {
         if (address[0] != '/')
                 return;
         (void) unlink(address);
+        if (n_path_sockets > 0 && --n_path_sockets > 0)
+                return;
         char dir[sizeof ((struct sockaddr_un) {}).sun_path];
         snprintf(dir, sizeof dir, "%s", address);
         char *slash = strrchr(dir, '/');
         if (!slash || slash == dir)
                 return;
         *slash = '\0';
-        /* Fails while another generation of this process has its socket
-         * there; the last one to go removes the directory. */
+        /* The last one to go removes the directory (which fails, harmlessly,
+         * if anything is left in it). */
         (void) rmdir(dir);
 }
 

@@ -84,8 +84,9 @@ int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size);
 int notify_socket_open_path(const char *dir, const char *name, int min_fd, char *ret_address, size_t size,
                             int *ret_fd);
 
-/* Removes a path notify socket, and its directory once that is empty. A no-op
- * for an abstract address ("@…") or an empty one. */
+/* Removes a path notify socket, and its directory with the last of those
+ * this process made. A no-op for an abstract address ("@…") or an empty
+ * one. */
 void notify_socket_unlink(const char *address);
 
 /* Creates the private notify socket for one generation: AF_UNIX SOCK_DGRAM
