@@ -58,10 +58,20 @@ def build(tmpdir):
 
 
 def _run(tool, mode, n, cmd, timeout, env=None):
-    p = subprocess.run([tool, mode, str(n), "--", *cmd], capture_output=True, text=True, timeout=timeout,
-                       stdin=subprocess.DEVNULL, env=env)
+    """Runs spawn-floor; its JSON comes back on stdout. The stderr of the
+    processes it times (handoff's log, the fixture's) goes to a file beside
+    the tool, as the real-manager runs use StandardOutput=append:FILE: a
+    pipe read by this Python process woke it for each line, and on a
+    2-CPU machine that waking competed with the very reloads being timed
+    (handoff's three lines per reload on top of the app's own)."""
+    log_path = os.path.join(os.path.dirname(tool), "spawn-floor.%s.log" % mode)
+    with open(log_path, "a") as err:
+        p = subprocess.run([tool, mode, str(n), "--", *cmd], stdout=subprocess.PIPE, stderr=err, text=True,
+                           timeout=timeout, stdin=subprocess.DEVNULL, env=env)
     if p.returncode != 0:
-        raise RuntimeError("spawn-floor %s failed (%d): %s" % (mode, p.returncode, p.stderr[-500:]))
+        with open(log_path, errors="replace") as f:
+            tail = f.read()[-500:]
+        raise RuntimeError("spawn-floor %s failed (%d); the end of %s: %s" % (mode, p.returncode, log_path, tail))
     return json.loads(p.stdout)
 
 

@@ -238,7 +238,8 @@ def render_floor(fl, runs, params, add):
     add("## Reload cost on an idle machine, against its floors")
     add("")
     add("Timed by `bench/spawn-floor.c` (one C program for both sides of each comparison). App: "
-        "`fixture-server --init-delay 0 --grace-ms 0` (ready at once, no server-shim). p50 / p99 in ms.")
+        "`fixture-server --init-delay 0 --grace-ms 0` (ready at once, no server-shim). Their stderr (handoff's log, "
+        "the app's) goes to a file, as with the units' `StandardOutput=append:`. p50 / p99 in ms.")
     add("")
     add("| what | runs | p50 / p99 | per second |")
     add("|---|---|---|---|")
