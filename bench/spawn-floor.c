@@ -15,6 +15,15 @@
  *       N times back to back: SIGHUP, time until its next READY=1. Also its
  *       CPU time (/proc/PID/schedstat), /proc/PID/smaps_rollup (Private_Dirty, Pss)
  *       and open fds at the start, after 10 reloads and at the end.
+ *   spawn-floor paired N -- HANDOFF [ARG...] -- APP [ARG...]
+ *       The reloads of `reload`, in 20 blocks, each after a block of bare
+ *       starts of APP (the app of HANDOFF's command line, after its "--")
+ *       as `floor` times them: 3 for every 10 reloads. Per block: both
+ *       p50s, handoff's CPU per reload (up to its settling after the last
+ *       one) and this program's own per bare start, and the block's
+ *       reloads per second. So each ratio is of two figures taken a second
+ *       apart, and the machine's drift over a run, which on a VM can be
+ *       larger than what is measured, moves both alike.
  *   spawn-floor handover N -- HANDOFF [ARG...]
  *       The same in handover mode, this process being the service manager:
  *       a child subreaper that answers BARRIER=1 (closes the fd). Times
@@ -421,7 +430,8 @@ static double self_cpu_s(void)
 	return cpu_s_of(getpid());
 }
 
-static int run_floor(int n, char **argv)
+/* The listener the bare starts get at fd 3, not CLOEXEC. */
+static void floor_listener(void)
 {
 	int l = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -429,19 +439,21 @@ static int run_floor(int n, char **argv)
 		die("listener");
 	if (l != 3 && (dup2(l, 3) < 0 || close(l) < 0))
 		die("dup2");
-	char *slot = NULL;
-	char **env = child_env(true, &slot);
-	long long *t = calloc((size_t)n, sizeof *t);
+}
+
+/* n bare starts back to back, each timed into t[]: vfork + exec of the app
+ * until its READY=1, then SIGTERM to the one before (reaped whenever it has
+ * exited), as a supervisor retires the old generation. The last one is
+ * stopped and waited for at the end. */
+static void floor_block(char **argv, char **env, char *slot, int n, long long *t)
+{
 	char v[32];
-	double cpu0 = self_cpu_s();
 	pid_t prev = 0;
 	for (int i = 0; i < n; i++) {
 		long long t0 = now_us();
 		pid_t pid = spawn(argv, env, slot, false);
 		wait_field(pid, "READY", v, sizeof v);
 		t[i] = now_us() - t0;
-		/* What a supervisor does next: retire the one before, and reap it
-		 * whenever it is gone, while the next start runs. */
 		if (prev > 0)
 			kill(prev, SIGTERM);
 		prev = pid;
@@ -450,6 +462,16 @@ static int run_floor(int n, char **argv)
 	}
 	kill(prev, SIGTERM);
 	wait_exit(prev);
+}
+
+static int run_floor(int n, char **argv)
+{
+	floor_listener();
+	char *slot = NULL;
+	char **env = child_env(true, &slot);
+	long long *t = calloc((size_t)n, sizeof *t);
+	double cpu0 = self_cpu_s();
+	floor_block(argv, env, slot, n, t);
 	while (waitpid(-1, NULL, 0) > 0)
 		;
 	/* This program's own CPU time per start (vfork, READY=1, kill, reap):
@@ -565,10 +587,101 @@ static int run_reload(int n, char **argv, bool handover)
 	return 0;
 }
 
+static long long p50_of(long long *v, int n)
+{
+	long long *c = malloc((size_t)n * sizeof *c);
+	if (!c)
+		die("malloc");
+	memcpy(c, v, (size_t)n * sizeof *c);
+	qsort(c, (size_t)n, sizeof *c, cmp_ll);
+	long long m = c[n / 2];
+	free(c);
+	return m;
+}
+
+#define PAIRED_BLOCKS 20
+
+static int run_paired(int n, char **argv)
+{
+	char **app = NULL;
+	for (char **a = argv + 1; *a && !app; a++)
+		if (strcmp(*a, "--") == 0)
+			app = a + 1;
+	if (!app || !*app) {
+		fprintf(stderr, "spawn-floor: paired: no app after the handoff command's \"--\"\n");
+		return 2;
+	}
+	int per_block = n / PAIRED_BLOCKS > 0 ? n / PAIRED_BLOCKS : 1;
+	int floor_per_block = per_block * 3 / 10 > 3 ? per_block * 3 / 10 : 3;
+	n = per_block * PAIRED_BLOCKS;
+
+	char **env = child_env(false, NULL);
+	char v[64];
+	pid_t main_pid = spawn(argv, env, NULL, false);
+	wait_field(main_pid, "READY", v, sizeof v);
+	/* handoff is started: the listener at fd 3 is the bare starts' alone. */
+	floor_listener();
+	char *slot = NULL;
+	char **floor_env = child_env(true, &slot);
+
+	Sample s0 = sample(main_pid), s10 = s0;
+	long long *t = calloc((size_t)n, sizeof *t);
+	long long *ft = calloc((size_t)(floor_per_block * PAIRED_BLOCKS), sizeof *ft);
+	double reload_s = 0;
+	printf("{\"mode\": \"paired\", \"pid\": %d, \"per_block\": %d, \"floor_per_block\": %d, \"blocks\": [",
+	       (int)main_pid, per_block, floor_per_block);
+	for (int b = 0; b < PAIRED_BLOCKS; b++) {
+		long long *fb = ft + b * floor_per_block, *rb = t + b * per_block;
+		double fcpu0 = self_cpu_s();
+		floor_block(app, floor_env, slot, floor_per_block, fb);
+		double fcpu = self_cpu_s() - fcpu0;
+		while (waitpid(-1, NULL, WNOHANG) > 0)
+			;
+		wait_settled(main_pid);
+		double cpu0 = cpu_s_of(main_pid);
+		long long start = now_us();
+		for (int i = 0; i < per_block; i++) {
+			if (b * per_block + i == 10)
+				s10 = sample(main_pid);
+			long long t0 = now_us();
+			if (kill(main_pid, SIGHUP) < 0)
+				die("kill");
+			wait_field(main_pid, "READY", v, sizeof v);
+			rb[i] = now_us() - t0;
+		}
+		double secs = (double)(now_us() - start) / 1e6;
+		/* The last reload's old generation is retired and reaped before
+		 * handoff's CPU is read: that is part of the reload. */
+		wait_settled(main_pid);
+		double cpu = cpu_s_of(main_pid) - cpu0;
+		reload_s += secs;
+		long long fp = p50_of(fb, floor_per_block), rp = p50_of(rb, per_block);
+		printf("%s{\"floor_p50_us\": %lld, \"reload_p50_us\": %lld, \"ratio\": %.4f, \"cpu_ms\": %.4f, "
+		       "\"floor_cpu_ms\": %.4f, \"per_s\": %.1f}",
+		       b ? ", " : "", fp, rp, (double)rp / (double)fp, 1000 * cpu / per_block,
+		       1000 * fcpu / floor_per_block, per_block / secs);
+	}
+	Sample s1 = sample(main_pid);
+	printf("], \"seconds\": %.3f, \"per_s\": %.1f, ", reload_s, n / reload_s);
+	print_spread("sighup_to_ready", t, n);
+	printf(", ");
+	print_spread("floor", ft, floor_per_block * PAIRED_BLOCKS);
+	print_sample("start", s0);
+	print_sample("after10", s10);
+	print_sample("end", s1);
+	printf("}\n");
+	fflush(stdout);
+	kill(main_pid, SIGTERM);
+	wait_exit(main_pid);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 5 || strcmp(argv[3], "--") != 0) {
-		fprintf(stderr, "usage: spawn-floor floor|reload|handover|start N -- COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: spawn-floor floor|reload|paired|handover|start N -- COMMAND [ARG...]\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
@@ -585,5 +698,7 @@ int main(int argc, char **argv)
 		return run_reload(n, cmd, false);
 	if (strcmp(argv[1], "handover") == 0)
 		return run_reload(n, cmd, true);
+	if (strcmp(argv[1], "paired") == 0)
+		return run_paired(n, cmd);
 	return 2;
 }

@@ -11,7 +11,10 @@ is the fixture server itself (no server-shim), ready at once
   retires the old generation);
 - supervise: handoff --mode=supervise, back to back: SIGHUP -> READY=1, and
   handoff's CPU time, smaps_rollup (Private_Dirty, Pss) and fd count over
-  the run;
+  the run. The two are paired (spawn-floor paired): 20 blocks of reloads,
+  each after a block of bare starts, and the targets are on the median
+  block, so that the machine's drift over the run (on this kind of VM the
+  same run twice can differ by half) moves both sides of each ratio alike;
 - handover: handoff --mode=handover, spawn-floor being the service manager
   (a child subreaper answering BARRIER=1): SIGHUP -> MAINPID=;
 - start: vfork + exec of `handoff --version` until it exits (one process
@@ -35,9 +38,10 @@ from handofftest.tmpfs import fs_type, tmpfs_dir
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# reloads: in 20 blocks, each after 3 bare starts per 10 reloads (at least 3).
 PLANS = {
-    "full": {"reloads": 1000, "floor": 300, "handover": 40, "start": 200},
-    "quick": {"reloads": 100, "floor": 40, "handover": 6, "start": 20},
+    "full": {"reloads": 1000, "handover": 40, "start": 200},
+    "quick": {"reloads": 100, "handover": 6, "start": 20},
 }
 
 # Issue 17's targets (ratios from one run).
@@ -103,18 +107,14 @@ def measure(tool, handoff, fixture, quick, log):
     log("floor: handoff --version and /bin/true, %d starts each" % plan["start"])
     out["start_handoff"] = _run(tool, "start", plan["start"], [handoff, "--version"], 120)
     out["start_true"] = _run(tool, "start", plan["start"], ["/bin/true"], 120)
-    # The floor right before and right after the supervise run, as its two
-    # halves: the machine's mood moves both alike.
-    log("floor: %d bare vfork+exec+READY=1 of the fixture, around %d supervise reloads"
-        % (plan["floor"], plan["reloads"]))
-    a = _run(tool, "floor", plan["floor"] // 2, app, 120)
+    log("floor: %d supervise reloads in 20 blocks, each after a block of bare vfork+exec+READY=1 of the "
+        "fixture" % plan["reloads"])
     rundir, out["runtime_dir"] = runtime_dir()
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir) if rundir else None
     try:
-        out["supervise"] = _run(tool, "reload", plan["reloads"],
+        out["supervise"] = _run(tool, "paired", plan["reloads"],
                                 [handoff, "--mode=supervise", "--listen=127.0.0.1:%d" % free_port(), "--", *app],
                                 300, env)
-        b = _run(tool, "floor", plan["floor"] - plan["floor"] // 2, app, 120)
         log("floor: %d handover reloads" % plan["handover"])
         out["handover"] = _run(tool, "handover", plan["handover"],
                                [handoff, "--mode=handover", "--listen=127.0.0.1:%d" % free_port(), "--", *app],
@@ -122,41 +122,52 @@ def measure(tool, handoff, fixture, quick, log):
     finally:
         if rundir:
             shutil.rmtree(rundir, ignore_errors=True)
-    out["floor_halves"] = [a["spawn_to_ready"], b["spawn_to_ready"]]
-    out["floor"] = _merge(a["spawn_to_ready"], b["spawn_to_ready"])
-    out["floor_cpu_ms"] = (a["cpu_ms_per_spawn"] * a["spawn_to_ready"]["n"]
-                           + b["cpu_ms_per_spawn"] * b["spawn_to_ready"]["n"]) / out["floor"]["n"]
+    out["floor"] = out["supervise"]["floor"]
     return out
 
 
-def _merge(a, b):
-    """Two spreads as one, roughly: medians averaged by count, extremes kept."""
-    n = a["n"] + b["n"]
-    return {"n": n, "min_us": min(a["min_us"], b["min_us"]), "max_us": max(a["max_us"], b["max_us"]),
-            "p50_us": (a["p50_us"] * a["n"] + b["p50_us"] * b["n"]) / n,
-            "p99_us": max(a["p99_us"], b["p99_us"])}
+def _median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def blocks(f):
+    """The paired blocks' figures: for each, its median over the blocks (what
+    the targets are checked on), its range, and the run pooled as one."""
+    sv = f["supervise"]
+    b = sv["blocks"]
+    pooled = {
+        "ratio": sv["sighup_to_ready"]["p50_us"] / sv["floor"]["p50_us"],
+        "cpu_ms": 1000 * (sv["end"]["cpu_s"] - sv["start"]["cpu_s"]) / sv["sighup_to_ready"]["n"],
+        "per_s": sv["per_s"],
+        "floor_cpu_ms": None,
+    }
+    return {k: {"median": _median([x[k] for x in b]), "min": min(x[k] for x in b), "max": max(x[k] for x in b),
+                "pooled": pooled[k]}
+            for k in ("ratio", "cpu_ms", "per_s", "floor_cpu_ms")}
 
 
 def derived(f):
     """The figures the targets are about."""
     sv, ho = f["supervise"], f["handover"]
-    n = sv["sighup_to_ready"]["n"]
-    cpu_ms = 1000 * (sv["end"]["cpu_s"] - sv["start"]["cpu_s"]) / n
+    bl = blocks(f)
     start_us = f["start_handoff"]["start_to_exit"]["p50_us"]
     excess_us = ho["sighup_to_mainpid"]["p50_us"] - sv["sighup_to_ready"]["p50_us"]
     return {
-        "supervise_vs_floor": sv["sighup_to_ready"]["p50_us"] / f["floor"]["p50_us"],
+        "supervise_vs_floor": bl["ratio"]["median"],
         "handover_excess_us": excess_us,
         "handover_excess_starts": excess_us / start_us,
-        "cpu_ms_per_reload": cpu_ms,
-        "per_s": sv["per_s"],
+        "cpu_ms_per_reload": bl["cpu_ms"]["median"],
+        "per_s": bl["per_s"]["median"],
         "private_dirty": (sv["start"]["private_dirty_kb"], sv["after10"]["private_dirty_kb"],
                           sv["end"]["private_dirty_kb"]),
         "pss": (sv["start"]["pss_kb"], sv["after10"]["pss_kb"], sv["end"]["pss_kb"]),
         # Each sample waits until handoff has settled (one generation, its
         # loop idle in epoll_wait), so the three see the same state.
         "fds": (sv["start"]["fds"], sv["after10"]["fds"], sv["end"]["fds"]),
-        "floor_cpu_ms": f["floor_cpu_ms"],
+        "floor_cpu_ms": bl["floor_cpu_ms"]["median"],
+        "blocks": bl,
         # Handover mode's idle standby (the next handoff started ahead): its
         # own memory, besides the main's; None without one.
         "standby_private_dirty": ho.get("standby", {}).get("private_dirty_kb"),
