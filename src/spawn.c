@@ -157,7 +157,8 @@ CHILD_FN static void child_report_self(int fd, long pid) {
 
 /* The generation's main (or the next handoff) from clone to exec. No
  * handler of handoff's can run in this copy of its memory: it has none, or
- * it blocked everything around the clone. */
+ * it blocked everything around the clone (as it always does for a double
+ * fork). */
 CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         const SpawnParams *p = c->p;
         int n = (int) p->n_fds;
@@ -317,10 +318,15 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
          * empties its mask right before exec, once its dispositions are the
          * defaults). handoff itself has none, so a reload saves the two
          * calls: a signal the child gets before exec finds the defaults, as
-         * it would after. */
+         * it would after, and if it dies of one we resume and reap it as a
+         * generation that exited. Not so an orphan's intermediate, which
+         * never execs: killed while it waits, it would let us resume while
+         * its child still runs on a stack in this frame, so a double fork
+         * always blocks everything. */
+        bool block = sig->handlers || p->as == SPAWN_ORPHAN;
         sigset_t all, saved;
         sigfillset(&all);
-        if (sig->handlers)
+        if (block)
                 (void) sigprocmask(SIG_SETMASK, &all, &saved);
         /* A sibling is our parent's child (CLONE_PARENT), at no more cost
          * than our own; an orphan takes an intermediate process that starts
@@ -328,7 +334,7 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         pid_t pid = clone(p->as == SPAWN_ORPHAN ? intermediate_main : child_main, stack,
                           CLONE_VM | CLONE_VFORK | (p->as == SPAWN_SIBLING ? CLONE_PARENT : 0) | SIGCHLD, &plan);
         int clone_errno = errno;
-        if (sig->handlers)
+        if (block)
                 (void) sigprocmask(SIG_SETMASK, &saved, NULL);
         if (pid < 0)
                 return -clone_errno;
