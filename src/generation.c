@@ -226,9 +226,10 @@ static int arm_timer(Generation *g, usec_t timeout) {
 }
 
 static int cannot_start(Generation *g, const char *path, int error, int *ret_exit_code) {
-        /* execve() says EACCES for a directory; say what it is. */
+        /* execve() says EACCES for a directory; say what it is (a bare name
+         * was looked up in $PATH, which told already). */
         struct stat st;
-        if (error == -EACCES && stat(path, &st) >= 0 && S_ISDIR(st.st_mode))
+        if (error == -EACCES && strchr(path, '/') && stat(path, &st) >= 0 && S_ISDIR(st.st_mode))
                 error = -EISDIR;
         *ret_exit_code = exec_error_exit_code(-error);
         return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);
