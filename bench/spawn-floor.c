@@ -525,14 +525,51 @@ static void wait_idle(pid_t main_pid, bool standby)
 	}
 }
 
+/* Starts HANDOFF with NOTIFY_SOCKET here and waits for its READY=1. */
+static pid_t start_service(char **argv)
+{
+	char v[64];
+	pid_t pid = spawn(argv, child_env(false, NULL), NULL, false);
+	wait_field(pid, "READY", v, sizeof v);
+	return pid;
+}
+
+/* One reload: SIGHUP to the main handoff, timed until its next datagram
+ * with KEY= (whose value goes into v). Microseconds. */
+static long long timed_sighup(pid_t main_pid, const char *key, char *v, size_t size)
+{
+	long long t0 = now_us();
+	if (kill(main_pid, SIGHUP) < 0)
+		die("kill");
+	wait_field(main_pid, key, v, size);
+	return now_us() - t0;
+}
+
+static void print_samples(Sample s0, Sample s10, Sample s1)
+{
+	print_sample("start", s0);
+	print_sample("after10", s10);
+	print_sample("end", s1);
+}
+
+/* Prints the end of the JSON object, then stops the service and reaps what
+ * is ours. */
+static void finish(pid_t main_pid)
+{
+	printf("}\n");
+	fflush(stdout);
+	kill(main_pid, SIGTERM);
+	wait_exit(main_pid);
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+}
+
 static int run_reload(int n, char **argv, bool handover)
 {
 	if (handover && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
 		die("PR_SET_CHILD_SUBREAPER");
-	char **env = child_env(false, NULL);
 	char v[64];
-	pid_t main_pid = spawn(argv, env, NULL, false);
-	wait_field(main_pid, "READY", v, sizeof v);
+	pid_t main_pid = start_service(argv);
 	/* A handoff that keeps a standby starts it once it serves; one that
 	 * does not (an older build) is compared without. */
 	bool standby = false;
@@ -550,16 +587,9 @@ static int run_reload(int n, char **argv, bool handover)
 	for (int i = 0; i < n; i++) {
 		if (i == 10)
 			s10 = sample(main_pid);
-		long long t0 = now_us();
-		if (kill(main_pid, SIGHUP) < 0)
-			die("kill");
-		if (!handover) {
-			wait_field(main_pid, "READY", v, sizeof v);
-			t[i] = now_us() - t0;
+		t[i] = timed_sighup(main_pid, handover ? "MAINPID" : "READY", v, sizeof v);
+		if (!handover)
 			continue;
-		}
-		wait_field(main_pid, "MAINPID", v, sizeof v);
-		t[i] = now_us() - t0;
 		pid_t next = (pid_t)atoi(v);
 		/* The old main retires its generation and exits; it is our child
 		 * (the first one, or started as its predecessor's sibling). */
@@ -574,9 +604,7 @@ static int run_reload(int n, char **argv, bool handover)
 	printf("{\"mode\": \"%s\", \"pid\": %d, \"seconds\": %.3f, \"per_s\": %.1f, ", handover ? "handover" : "reload",
 	       (int)main_pid, secs, n / secs);
 	print_spread(handover ? "sighup_to_mainpid" : "sighup_to_ready", t, n);
-	print_sample("start", s0);
-	print_sample("after10", s10);
-	print_sample("end", s1);
+	print_samples(s0, s10, s1);
 	/* What the standby costs besides: its own memory (it is idle). */
 	bool idle;
 	pid_t sb = handover ? standby_of(main_pid, &idle) : 0;
@@ -586,25 +614,16 @@ static int run_reload(int n, char **argv, bool handover)
 		printf(", \"standby\": {\"pid\": %d, \"private_dirty_kb\": %ld, \"pss_kb\": %ld}", (int)sb,
 		       ss.private_dirty_kb, ss.pss_kb);
 	}
-	printf("}\n");
-	fflush(stdout);
-	kill(main_pid, SIGTERM);
-	wait_exit(main_pid);
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	finish(main_pid);
 	return 0;
 }
 
+/* The median of n figures, sorted in place (a block's order is not used
+ * after: the run's spread sorts them all again). */
 static long long p50_of(long long *v, int n)
 {
-	long long *c = malloc((size_t)n * sizeof *c);
-	if (!c)
-		die("malloc");
-	memcpy(c, v, (size_t)n * sizeof *c);
-	qsort(c, (size_t)n, sizeof *c, cmp_ll);
-	long long m = c[n / 2];
-	free(c);
-	return m;
+	qsort(v, (size_t)n, sizeof *v, cmp_ll);
+	return v[n / 2];
 }
 
 #define PAIRED_BLOCKS 20
@@ -623,10 +642,8 @@ static int run_paired(int n, char **argv)
 	int floor_per_block = per_block * 3 / 10 > 3 ? per_block * 3 / 10 : 3;
 	n = per_block * PAIRED_BLOCKS;
 
-	char **env = child_env(false, NULL);
 	char v[64];
-	pid_t main_pid = spawn(argv, env, NULL, false);
-	wait_field(main_pid, "READY", v, sizeof v);
+	pid_t main_pid = start_service(argv);
 	/* handoff is started: the listener at fd 3 is the bare starts' alone. */
 	floor_listener();
 	char *slot = NULL;
@@ -655,11 +672,7 @@ static int run_paired(int n, char **argv)
 				s10 = sample(main_pid);
 				start += now_us() - pause;
 			}
-			long long t0 = now_us();
-			if (kill(main_pid, SIGHUP) < 0)
-				die("kill");
-			wait_field(main_pid, "READY", v, sizeof v);
-			rb[i] = now_us() - t0;
+			rb[i] = timed_sighup(main_pid, "READY", v, sizeof v);
 		}
 		double secs = (double)(now_us() - start) / 1e6;
 		/* The last reload's old generation is retired and reaped before
@@ -678,15 +691,8 @@ static int run_paired(int n, char **argv)
 	print_spread("sighup_to_ready", t, n);
 	printf(", ");
 	print_spread("floor", ft, floor_per_block * PAIRED_BLOCKS);
-	print_sample("start", s0);
-	print_sample("after10", s10);
-	print_sample("end", s1);
-	printf("}\n");
-	fflush(stdout);
-	kill(main_pid, SIGTERM);
-	wait_exit(main_pid);
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
+	print_samples(s0, s10, s1);
+	finish(main_pid);
 	return 0;
 }
 

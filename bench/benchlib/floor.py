@@ -25,6 +25,7 @@ is the fixture server itself (no server-shim), ready at once
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 
@@ -126,12 +127,6 @@ def measure(tool, handoff, fixture, quick, log):
     return out
 
 
-def _median(xs):
-    xs = sorted(xs)
-    n = len(xs)
-    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
-
-
 def blocks(f):
     """The paired blocks' figures: for each, its median over the blocks (what
     the targets are checked on), its range, and the run pooled as one."""
@@ -143,7 +138,7 @@ def blocks(f):
         "per_s": sv["per_s"],
         "floor_cpu_ms": None,
     }
-    return {k: {"median": _median([x[k] for x in b]), "min": min(x[k] for x in b), "max": max(x[k] for x in b),
+    return {k: {"median": statistics.median(x[k] for x in b), "min": min(x[k] for x in b), "max": max(x[k] for x in b),
                 "pooled": pooled[k]}
             for k in ("ratio", "cpu_ms", "per_s", "floor_cpu_ms")}
 
