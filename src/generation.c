@@ -235,13 +235,6 @@ static int cannot_start(Generation *g, const char *path, int error, int *ret_exi
         return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);
 }
 
-/* handoff's pid, for its generations' PR_SET_PDEATHSIG check: this process
- * never forks anything that runs this code, so it is read once. */
-static pid_t handoff_pid(void) {
-        static pid_t pid;
-        return pid ? pid : (pid = getpid());
-}
-
 static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, int *ret_exit_code) {
         /* A command with a slash is exec'd as it is, and what is wrong with
          * it is execve()'s errno, which the child hands back: a check before

@@ -10,7 +10,6 @@
 
 static int max_level = LOG_INFO;
 static bool prefix_levels = false;
-static pid_t log_pid; /* handoff never forks without exec: read once */
 
 /* JOURNAL_STREAM is "DEV:INODE" of the stream systemd connected to stdout and
  * stderr; only when stderr is still that stream does journald parse "<N>". */
@@ -61,11 +60,9 @@ int log_internal(int level, int error, const char *fmt, ...) {
         errno = saved;
         va_end(ap);
 
-        if (!log_pid)
-                log_pid = getpid();
         if (prefix_levels)
-                fprintf(stderr, "<%d>handoff[%d]: %s\n", level, (int) log_pid, buf);
+                fprintf(stderr, "<%d>handoff[%d]: %s\n", level, (int) handoff_pid(), buf);
         else
-                fprintf(stderr, "handoff[%d]: %s\n", (int) log_pid, buf);
+                fprintf(stderr, "handoff[%d]: %s\n", (int) handoff_pid(), buf);
         return -error;
 }

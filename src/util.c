@@ -89,6 +89,11 @@ int fd_move_above(int fd, int min) {
         return nfd;
 }
 
+pid_t handoff_pid(void) {
+        static pid_t pid;
+        return pid ? pid : (pid = getpid());
+}
+
 int write_pid_file(const char *path, pid_t pid) {
         char *tmp = NULL;
         if (asprintf(&tmp, "%s.tmpXXXXXX", path) < 0)

@@ -63,6 +63,11 @@ int strv_push(char ***l, size_t *n, char *s);
 /* a followed by b, newly allocated; NULL when out of memory. */
 char *strjoin2(const char *a, const char *b);
 
+/* This process's pid, read once: handoff never forks anything that goes on
+ * running its code without an exec. (What must notice a fork, such as the
+ * control socket's owner check, calls getpid() itself.) */
+pid_t handoff_pid(void);
+
 /* Writes "pid\n" to path through a temporary file and rename(), so that a
  * reader never sees a partial or empty file. */
 int write_pid_file(const char *path, pid_t pid);
