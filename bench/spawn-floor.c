@@ -24,6 +24,17 @@
  *       reloads per second. So each ratio is of two figures taken a second
  *       apart, and the machine's drift over a run, which on a VM can be
  *       larger than what is measured, moves both alike.
+ *       Each block also reloads the relay (below) as many times as
+ *       handoff, before handoff in even blocks and after it in odd ones:
+ *       what any supervisor in the middle pays, next to what handoff does.
+ *   spawn-floor relay 1 -- APP [ARG...]
+ *       The least a supervisor that stays in the middle can do, to compare
+ *       handoff with: a listener at fd 3, one notify socket for all its
+ *       generations, an epoll loop over a signalfd and that socket. Starts
+ *       APP as `floor` does; on SIGHUP sends RELOADING=1 up and starts the
+ *       next one; on its READY=1 sends READY=1 up and SIGTERMs the one
+ *       before; reaps on SIGCHLD; on SIGTERM stops its generations, waits
+ *       for them and exits. No logging, no bookkeeping, no checks.
  *   spawn-floor handover N -- HANDOFF [ARG...]
  *       The same in handover mode, this process being the service manager:
  *       a child subreaper that answers BARRIER=1 (closes the fd). Times
@@ -48,7 +59,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -206,12 +219,21 @@ static void put_pid(char *dst, long v)
 	*dst = '\0';
 }
 
+/* Set in the relay, which blocks the signals its signalfd reads: its
+ * children start with none blocked, as handoff's do. */
+static bool unblock_in_child;
+
 static pid_t spawn(char **argv, char **env, char *pid_slot, bool quiet)
 {
 	pid_t pid = vfork();
 	if (pid < 0)
 		die("vfork");
 	if (pid == 0) {
+		if (unblock_in_child) {
+			sigset_t none;
+			sigemptyset(&none);
+			sigprocmask(SIG_SETMASK, &none, NULL);
+		}
 		if (pid_slot)
 			put_pid(pid_slot, (long)syscall(SYS_getpid));
 		if (quiet) {
@@ -552,12 +574,9 @@ static void print_samples(Sample s0, Sample s10, Sample s1)
 	print_sample("end", s1);
 }
 
-/* Prints the end of the JSON object, then stops the service and reaps what
- * is ours. */
-static void finish(pid_t main_pid)
+/* Stops the service and reaps what is ours. */
+static void finish_service(pid_t main_pid)
 {
-	printf("}\n");
-	fflush(stdout);
 	kill(main_pid, SIGTERM);
 	wait_exit(main_pid);
 	while (waitpid(-1, NULL, WNOHANG) > 0)
@@ -614,8 +633,99 @@ static int run_reload(int n, char **argv, bool handover)
 		printf(", \"standby\": {\"pid\": %d, \"private_dirty_kb\": %ld, \"pss_kb\": %ld}", (int)sb,
 		       ss.private_dirty_kb, ss.pss_kb);
 	}
-	finish(main_pid);
+	printf("}\n");
+	fflush(stdout);
+	finish_service(main_pid);
 	return 0;
+}
+
+/* Sends one datagram to the manager's NOTIFY_SOCKET (path or abstract). */
+static void send_up(int fd, const char *msg)
+{
+	if (send(fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		die("send to NOTIFY_SOCKET");
+}
+
+static int connect_up(void)
+{
+	const char *up = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	size_t l = up ? strlen(up) : 0;
+	if (l == 0 || l >= sizeof sun.sun_path) {
+		fprintf(stderr, "spawn-floor: relay: no usable NOTIFY_SOCKET\n");
+		exit(2);
+	}
+	memcpy(sun.sun_path, up, l);
+	if (sun.sun_path[0] == '@')
+		sun.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sun, offsetof(struct sockaddr_un, sun_path) + l) < 0)
+		die("connect to NOTIFY_SOCKET");
+	return fd;
+}
+
+static int run_relay(char **app)
+{
+	floor_listener();
+	int up = connect_up();
+	char *slot = NULL;
+	char **env = child_env(true, &slot);
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		die("sigprocmask");
+	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK), ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event es = { .events = EPOLLIN, .data.fd = sfd }, en = { .events = EPOLLIN, .data.fd = notify_fd };
+	if (sfd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &es) < 0 ||
+	    epoll_ctl(ep, EPOLL_CTL_ADD, notify_fd, &en) < 0)
+		die("signalfd, epoll");
+	unblock_in_child = true;
+	pid_t serving = 0, candidate = spawn(app, env, slot, false);
+	for (bool stopping = false;;) {
+		struct epoll_event ev;
+		int r = epoll_wait(ep, &ev, 1, -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			die("epoll_wait");
+		if (ev.data.fd == notify_fd) {
+			char buf[4096], v[8];
+			pid_t sender = notify_receive(buf, sizeof buf);
+			if (candidate && sender == candidate && field(buf, "READY", v, sizeof v)) {
+				send_up(up, "READY=1");
+				if (serving)
+					kill(serving, SIGTERM);
+				serving = candidate;
+				candidate = 0;
+			}
+			continue;
+		}
+		struct signalfd_siginfo si;
+		while (read(sfd, &si, sizeof si) == sizeof si) {
+			if (si.ssi_signo == SIGHUP && !candidate && !stopping) {
+				send_up(up, "RELOADING=1");
+				candidate = spawn(app, env, slot, false);
+			} else if (si.ssi_signo == SIGTERM && !stopping) {
+				stopping = true;
+				if (serving)
+					kill(serving, SIGTERM);
+				if (candidate)
+					kill(candidate, SIGTERM);
+			}
+		}
+		pid_t pid;
+		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0) {
+			if (pid == serving)
+				serving = 0;
+			if (pid == candidate)
+				candidate = 0;
+		}
+		if (stopping && pid < 0 && errno == ECHILD)
+			return 0;
+	}
 }
 
 /* The median of n figures, sorted in place (a block's order is not used
@@ -627,6 +737,31 @@ static long long p50_of(long long *v, int n)
 }
 
 #define PAIRED_BLOCKS 20
+
+/* One block of n back-to-back reloads of the service at pid, timed into
+ * t[]; its CPU per reload in *cpu_ms, up to its settling after the last
+ * one (the last old generation retired and reaped: part of the reload).
+ * The sample taken after 10 reloads of handoff is not part of the block's
+ * time. Returns the block's seconds. */
+static double reload_block(pid_t pid, int n, long long *t, double *cpu_ms, int sample_at, Sample *s10)
+{
+	char v[64];
+	wait_settled(pid);
+	double cpu0 = cpu_s_of(pid);
+	long long start = now_us();
+	for (int i = 0; i < n; i++) {
+		if (i == sample_at) {
+			long long pause = now_us();
+			*s10 = sample(pid);
+			start += now_us() - pause;
+		}
+		t[i] = timed_sighup(pid, "READY", v, sizeof v);
+	}
+	double secs = (double)(now_us() - start) / 1e6;
+	wait_settled(pid);
+	*cpu_ms = 1000 * (cpu_s_of(pid) - cpu0) / n;
+	return secs;
+}
 
 static int run_paired(int n, char **argv)
 {
@@ -642,64 +777,74 @@ static int run_paired(int n, char **argv)
 	int floor_per_block = per_block * 3 / 10 > 3 ? per_block * 3 / 10 : 3;
 	n = per_block * PAIRED_BLOCKS;
 
-	char v[64];
 	pid_t main_pid = start_service(argv);
-	/* handoff is started: the listener at fd 3 is the bare starts' alone. */
+	/* The relay: this program again, with the same app. */
+	size_t napp = 0;
+	while (app[napp])
+		napp++;
+	char **relay_argv = calloc(napp + 5, sizeof *relay_argv);
+	relay_argv[0] = (char *)"/proc/self/exe";
+	relay_argv[1] = (char *)"relay";
+	relay_argv[2] = (char *)"1";
+	relay_argv[3] = (char *)"--";
+	memcpy(relay_argv + 4, app, napp * sizeof *app);
+	pid_t relay_pid = start_service(relay_argv);
+	/* Both are started: the listener at fd 3 is the bare starts' alone. */
 	floor_listener();
 	char *slot = NULL;
 	char **floor_env = child_env(true, &slot);
 
-	Sample s0 = sample(main_pid), s10 = s0;
-	long long *t = calloc((size_t)n, sizeof *t);
+	Sample s0 = sample(main_pid), s10 = s0, r0 = sample(relay_pid), unused;
+	long long *t = calloc((size_t)n, sizeof *t), *rt = calloc((size_t)n, sizeof *rt);
 	long long *ft = calloc((size_t)(floor_per_block * PAIRED_BLOCKS), sizeof *ft);
 	double reload_s = 0;
-	printf("{\"mode\": \"paired\", \"pid\": %d, \"per_block\": %d, \"floor_per_block\": %d, \"blocks\": [",
-	       (int)main_pid, per_block, floor_per_block);
+	printf("{\"mode\": \"paired\", \"pid\": %d, \"relay_pid\": %d, \"per_block\": %d, \"floor_per_block\": %d, "
+	       "\"blocks\": [",
+	       (int)main_pid, (int)relay_pid, per_block, floor_per_block);
 	for (int b = 0; b < PAIRED_BLOCKS; b++) {
-		long long *fb = ft + b * floor_per_block, *rb = t + b * per_block;
+		long long *fb = ft + b * floor_per_block, *hb = t + b * per_block, *rb = rt + b * per_block;
 		double fcpu0 = self_cpu_s();
 		floor_block(app, floor_env, slot, floor_per_block, fb);
 		double fcpu = self_cpu_s() - fcpu0;
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
-		wait_settled(main_pid);
-		double cpu0 = cpu_s_of(main_pid);
-		long long start = now_us();
-		for (int i = 0; i < per_block; i++) {
-			if (b * per_block + i == 10) {
-				/* Not part of the block's time. */
-				long long pause = now_us();
-				s10 = sample(main_pid);
-				start += now_us() - pause;
-			}
-			rb[i] = timed_sighup(main_pid, "READY", v, sizeof v);
-		}
-		double secs = (double)(now_us() - start) / 1e6;
-		/* The last reload's old generation is retired and reaped before
-		 * handoff's CPU is read: that is part of the reload. */
-		wait_settled(main_pid);
-		double cpu = cpu_s_of(main_pid) - cpu0;
+		/* handoff and the relay take turns at going first. */
+		double cpu, rcpu, secs;
+		int at = 10 - b * per_block;
+		if (b % 2)
+			secs = reload_block(main_pid, per_block, hb, &cpu, at, &s10);
+		(void)reload_block(relay_pid, per_block, rb, &rcpu, -1, &unused);
+		if (b % 2 == 0)
+			secs = reload_block(main_pid, per_block, hb, &cpu, at, &s10);
 		reload_s += secs;
-		long long fp = p50_of(fb, floor_per_block), rp = p50_of(rb, per_block);
+		long long fp = p50_of(fb, floor_per_block), hp = p50_of(hb, per_block), rp = p50_of(rb, per_block);
 		printf("%s{\"floor_p50_us\": %lld, \"reload_p50_us\": %lld, \"ratio\": %.4f, \"cpu_ms\": %.4f, "
-		       "\"floor_cpu_ms\": %.4f, \"per_s\": %.1f}",
-		       b ? ", " : "", fp, rp, (double)rp / (double)fp, 1000 * cpu / per_block,
-		       1000 * fcpu / floor_per_block, per_block / secs);
+		       "\"floor_cpu_ms\": %.4f, \"per_s\": %.1f, \"relay_p50_us\": %lld, \"relay_ratio\": %.4f, "
+		       "\"relay_cpu_ms\": %.4f}",
+		       b ? ", " : "", fp, hp, (double)hp / (double)fp, cpu, 1000 * fcpu / floor_per_block,
+		       per_block / secs, rp, (double)rp / (double)fp, rcpu);
 	}
-	Sample s1 = sample(main_pid);
+	Sample s1 = sample(main_pid), r1 = sample(relay_pid);
 	printf("], \"seconds\": %.3f, \"per_s\": %.1f, ", reload_s, n / reload_s);
 	print_spread("sighup_to_ready", t, n);
 	printf(", ");
+	print_spread("relay", rt, n);
+	printf(", ");
 	print_spread("floor", ft, floor_per_block * PAIRED_BLOCKS);
+	printf(", \"relay_cpu_s\": %.6f", r1.cpu_s - r0.cpu_s);
 	print_samples(s0, s10, s1);
-	finish(main_pid);
+	printf("}\n");
+	fflush(stdout);
+	kill(relay_pid, SIGTERM);
+	wait_exit(relay_pid);
+	finish_service(main_pid);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
 	if (argc < 5 || strcmp(argv[3], "--") != 0) {
-		fprintf(stderr, "usage: spawn-floor floor|reload|paired|handover|start N -- COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: spawn-floor floor|reload|paired|handover|relay|start N -- COMMAND [ARG...]\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
@@ -718,5 +863,7 @@ int main(int argc, char **argv)
 		return run_reload(n, cmd, true);
 	if (strcmp(argv[1], "paired") == 0)
 		return run_paired(n, cmd);
+	if (strcmp(argv[1], "relay") == 0)
+		return run_relay(cmd);
 	return 2;
 }

@@ -15,6 +15,11 @@ is the fixture server itself (no server-shim), ready at once
   each after a block of bare starts, and the targets are on the median
   block, so that the machine's drift over the run (on this kind of VM the
   same run twice can differ by half) moves both sides of each ratio alike;
+- relay: in the same blocks, as many reloads of the least supervisor that
+  stays in the middle (spawn-floor relay: a signalfd, one notify socket
+  for all generations, no logging, no bookkeeping): what of supervise's
+  excess over the floor any such supervisor pays on this machine, and what
+  is handoff's own;
 - handover: handoff --mode=handover, spawn-floor being the service manager
   (a child subreaper answering BARRIER=1): SIGHUP -> MAINPID=;
 - start: vfork + exec of `handoff --version` until it exits (one process
@@ -108,8 +113,8 @@ def measure(tool, handoff, fixture, quick, log):
     log("floor: handoff --version and /bin/true, %d starts each" % plan["start"])
     out["start_handoff"] = _run(tool, "start", plan["start"], [handoff, "--version"], 120)
     out["start_true"] = _run(tool, "start", plan["start"], ["/bin/true"], 120)
-    log("floor: %d supervise reloads in 20 blocks, each after a block of bare vfork+exec+READY=1 of the "
-        "fixture" % plan["reloads"])
+    log("floor: %d supervise reloads (and as many of the least relay) in 20 blocks, each after a block of bare "
+        "vfork+exec+READY=1 of the fixture" % plan["reloads"])
     rundir, out["runtime_dir"] = runtime_dir()
     env = dict(os.environ, RUNTIME_DIRECTORY=rundir) if rundir else None
     try:
@@ -137,10 +142,15 @@ def blocks(f):
         "cpu_ms": 1000 * (sv["end"]["cpu_s"] - sv["start"]["cpu_s"]) / sv["sighup_to_ready"]["n"],
         "per_s": sv["per_s"],
         "floor_cpu_ms": None,
+        "relay_ratio": sv["relay"]["p50_us"] / sv["floor"]["p50_us"],
+        "relay_cpu_ms": 1000 * sv["relay_cpu_s"] / sv["relay"]["n"],
+        "vs_relay": sv["sighup_to_ready"]["p50_us"] / sv["relay"]["p50_us"],
     }
+    for x in b:
+        x["vs_relay"] = x["reload_p50_us"] / x["relay_p50_us"]
     return {k: {"median": statistics.median(x[k] for x in b), "min": min(x[k] for x in b), "max": max(x[k] for x in b),
                 "pooled": pooled[k]}
-            for k in ("ratio", "cpu_ms", "per_s", "floor_cpu_ms")}
+            for k in ("ratio", "cpu_ms", "per_s", "floor_cpu_ms", "relay_ratio", "relay_cpu_ms", "vs_relay")}
 
 
 def derived(f):
@@ -162,6 +172,11 @@ def derived(f):
         # loop idle in epoll_wait), so the three see the same state.
         "fds": (sv["start"]["fds"], sv["after10"]["fds"], sv["end"]["fds"]),
         "floor_cpu_ms": bl["floor_cpu_ms"]["median"],
+        # The least any supervisor in the middle does (spawn-floor relay),
+        # reloaded in the same blocks: what of the excess is handoff's own.
+        "relay_vs_floor": bl["relay_ratio"]["median"],
+        "relay_cpu_ms": bl["relay_cpu_ms"]["median"],
+        "supervise_vs_relay": bl["vs_relay"]["median"],
         "blocks": bl,
         # Handover mode's idle standby (the next handoff started ahead): its
         # own memory, besides the main's; None without one.
