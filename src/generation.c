@@ -97,6 +97,7 @@ static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
 
 static void on_tree_empty(ProcTree *t, void *userdata) {
         Generation *g = userdata;
+        g->gone = true;
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
         g->cb->gone(g, g->userdata);
 }
@@ -163,11 +164,13 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
         /* Fds are closed before the drop is logged: once the line is out,
          * nothing of the datagram is held any more. */
         if (notify_parse(buf, len, &m) < 0) {
+                g->dropped = true;
                 close_all(fds, n_fds);
                 log_debug("Dropped malformed notify message from pid %d (generation %u).", (int) sender, g->number);
                 return;
         }
         if (!sender_accepted(g, sender)) {
+                g->dropped = true;
                 close_all(fds, n_fds);
                 log_refused(g, &m, sender);
                 return;
@@ -190,6 +193,7 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (n == -EAGAIN)
                         break;
                 if (n == -EBADMSG) {
+                        g->dropped = true;
                         log_debug("Dropped notify message on generation %u's socket: %s.", g->number, reason);
                         continue;
                 }
@@ -284,6 +288,63 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
         return 0;
 }
 
+/* The notify socket of a generation that has gone, kept for the next one to
+ * start: a fresh one cost socket(), setsockopt(), fchmod() and bind() on the
+ * reload's way and close() and unlink() after it, an eighth of handoff's CPU
+ * per reload. It is kept only once no process of its generation is left, if
+ * nothing but its own datagrams came to it and nothing is queued on it
+ * (see generation_free()); what is queued on it when the next generation
+ * starts is read and dropped first (and if that does not run dry, someone
+ * keeps sending to it, and a fresh one is made); and a generation's
+ * datagrams count only from its own processes anyway. It keeps its name
+ * (the number of the generation that made it). */
+static struct {
+        int fd;
+        char address[sizeof ((Generation *) NULL)->notify_address];
+} spare = { .fd = -EBADF };
+
+void generation_drop_spare_socket(void) {
+        spare.fd = safe_close(spare.fd);
+        notify_socket_unlink(spare.address);
+        spare.address[0] = '\0';
+}
+
+/* Reads what is queued on fd and drops it; false if it did not run dry
+ * within max reads. */
+static bool drain(int fd, const char *address, int max) {
+        char buf[NOTIFY_MAX_LEN + 2];
+        int fds[NOTIFY_MAX_FDS];
+        for (int i = 0; i < max; i++) {
+                pid_t sender = 0;
+                const char *reason = NULL;
+                size_t n_fds = 0;
+                int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
+                if (n == -EAGAIN)
+                        return true;
+                if (n >= 0) {
+                        log_debug("Dropped a notify message from pid %d left on %s.", (int) sender, address);
+                        close_all(fds, n_fds);
+                } else if (n != -EBADMSG)
+                        return false;
+        }
+        return false;
+}
+
+static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_fd) {
+        if (spare.fd < 0)
+                return false;
+        bool path = spare.address[0] == '/';
+        if (spare.fd < min_fd || (path && c->notify_socket == NOTIFY_SOCKET_ABSTRACT) ||
+            (!path && c->notify_socket == NOTIFY_SOCKET_PATH) || !drain(spare.fd, spare.address, NOTIFY_BURST)) {
+                generation_drop_spare_socket();
+                return false;
+        }
+        g->notify_fd = TAKE_FD(spare.fd);
+        memcpy(g->notify_address, spare.address, sizeof spare.address);
+        spare.address[0] = '\0';
+        return true;
+}
+
 /* The generation's private NOTIFY_SOCKET: a path in this process's private
  * directory (<runtime>/notify.<handoff pid>/<generation number>, so neither a
  * next handoff nor another instance can collide with it), or an
@@ -292,6 +353,8 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
  * every library that can use it. */
 static int open_notify_socket(Generation *g, const GenerationConfig *c) {
         int min_fd = 3 + (int) c->n_fds, r = 0;
+        if (take_spare_socket(g, c, min_fd))
+                return 0;
         if (c->notify_socket != NOTIFY_SOCKET_ABSTRACT) {
                 /* The directory, once checked, stays ours: nobody else may
                  * write to its parent. Checked again (and made again) only
@@ -437,8 +500,18 @@ Generation *generation_free(Generation *g) {
         sd_event_source_disable_unref(g->timer_source);
         sd_event_source_disable_unref(g->notify_source);
         proc_tree_free(g->tree);
-        safe_close(g->notify_fd);
-        notify_socket_unlink(g->notify_address);
+        /* Kept only if its generation's processes alone wrote to it, and
+         * nothing waits on it (what was sent after the main exited was not
+         * read). Someone else who sent to it may send still: a flood,
+         * blocked on the full queue, is let go with the socket. */
+        if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0 &&
+            drain(g->notify_fd, g->notify_address, 1)) {
+                spare.fd = TAKE_FD(g->notify_fd);
+                memcpy(spare.address, g->notify_address, sizeof spare.address);
+        } else {
+                safe_close(g->notify_fd);
+                notify_socket_unlink(g->notify_address);
+        }
         free(g);
         return NULL;
 }

@@ -53,13 +53,15 @@ struct Generation {
         bool ready_by_delay;
         bool exited;             /* the main process; others may still run */
         bool killed;             /* the drain deadline passed: SIGKILL sent */
+        bool gone;               /* every process of it has exited */
+        bool dropped;            /* a datagram to its socket was dropped */
         int stop_signal;         /* the signal retire() sent; non-zero: retiring */
         siginfo_t exit_info;
         usec_t started_usec;
         usec_t ready_usec;
 
         int notify_fd;
-        char notify_address[108]; /* "@name", or a path removed with the generation */
+        char notify_address[108]; /* "@name", or a path (kept for a later generation, see generation_free()) */
         NotifyAccess notify_access;
         bool refused_ready_logged; /* a READY=1 from outside was logged (once) */
         char description[96];     /* "gunicorn app:app, pid 1234" */
@@ -100,7 +102,14 @@ int generation_signal(Generation *g, int sig);
 /* Kills every process of the generation at once (second stop request). */
 void generation_kill(Generation *g);
 
+/* Frees the generation. The notify socket of one that is gone is kept for
+ * the next generation to start (one at most); any other is closed and its
+ * path removed. */
 Generation *generation_free(Generation *g);
+
+/* Closes the kept notify socket, if any, and removes its path (and the
+ * private directory with the last one): when handoff exits. */
+void generation_drop_spare_socket(void);
 
 /* The exit code a shell or systemd would report: the status, or 128+N for a
  * signal N. */

@@ -1147,6 +1147,7 @@ static void setup_control(Supervisor *s) {
 static void supervisor_done(Supervisor *s) {
         while (s->gens) /* only after a failure of the loop itself */
                 list_remove(s, s->gens);
+        generation_drop_spare_socket();
         next_handoff_free(s->next);
         standby_stop(s->standby);
         sd_event_source_disable_unref(s->standby_timer);

@@ -5,9 +5,11 @@ default, removed with its generation; abstract on request) and whose
 datagrams count (--notify-access: the main process, or any process of the
 generation's process group)."""
 
+import array
 import os
 import re
 import shlex
+import select
 import signal
 import socket
 import stat
@@ -118,7 +120,7 @@ def _try(f, *a):
 def test_path_socket_is_private_and_removed(tmp):
     runtime = os.path.join(tmp, "runtime")
     os.mkdir(runtime, 0o755)
-    h = start(tmp, runtime=runtime)
+    h = start(tmp, ["-v"], runtime=runtime)
     try:
         h.wait_ready(1)
         app = serving_pid(h.port)
@@ -130,15 +132,38 @@ def test_path_socket_is_private_and_removed(tmp):
         check(stat.S_ISSOCK(os.stat(path).st_mode), f"{path} is a socket")
 
         # A reload: the new generation gets its own socket (in handover
-        # mode in the new handoff's own directory); the old one's goes
-        # with it.
+        # mode in the new handoff's own directory).
         h.signal(signal.SIGHUP)
         h.wait_ready(2, timeout=20)
         new = wait_for(lambda: (lambda p: p if p != app else None)(serving_pid(h.port)), 10, "generation 2 serves")
         path2 = notify_socket_of(new)
         owner = h.main_pid()
         check(path2 == os.path.join(runtime, f"notify.{owner}", "2"), f"NOTIFY_SOCKET={path2} (main {owner})")
-        wait_for(lambda: not os.path.exists(path), 20, f"{path} removed once generation 1 is gone")
+        if MODE == "handover":
+            # The old handoff exits once generation 1 is gone, and takes
+            # its directory along.
+            wait_for(lambda: not os.path.exists(path), 20, f"{path} removed once generation 1 is gone")
+        else:
+            # Once generation 1 is gone its socket is kept for the next
+            # generation to start, which gets it emptied: a datagram left
+            # there (with an fd) is read and dropped, its fd closed.
+            h.wait_log("Retired generation 1", timeout=20)
+            wait_for(lambda: not os.path.exists(f"/proc/{app}"), 20, "generation 1 gone")
+            r, w = os.pipe()
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            wait_for(lambda: _try(s.sendmsg, [b"READY=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                             array.array("i", [w]))], 0, path) is not None,
+                     10, f"a datagram sent to {path}")
+            s.close()
+            os.close(w)
+            h.signal(signal.SIGHUP)
+            h.wait_ready(3, timeout=20)
+            third = wait_for(lambda: (lambda p: p if p not in (app, new) else None)(serving_pid(h.port)), 10,
+                             "generation 3 serves")
+            check(notify_socket_of(third) == path, f"generation 3 has generation 1's socket: {notify_socket_of(third)}")
+            h.wait_log(f"Dropped a notify message from pid {os.getpid()} left on {path}.")
+            check(select.select([r], [], [], 10)[0] and os.read(r, 1) == b"", "the fd that came with it is closed")
+            os.close(r)
         check(h.stop() == 0, h.log())
         check(os.listdir(runtime) == [], f"nothing left in $RUNTIME_DIRECTORY: {os.listdir(runtime)}")
     finally:
