@@ -291,13 +291,11 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
 /* The notify socket of a generation that has gone, kept for the next one to
  * start: a fresh one cost socket(), setsockopt(), fchmod() and bind() on the
  * reload's way and close() and unlink() after it, an eighth of handoff's CPU
- * per reload. It is kept only once no process of its generation is left, if
- * nothing but its own datagrams came to it and nothing is queued on it
- * (see generation_free()); what is queued on it when the next generation
- * starts is read and dropped first (and if that does not run dry, someone
- * keeps sending to it, and a fresh one is made); and a generation's
- * datagrams count only from its own processes anyway. It keeps its name
- * (the number of the generation that made it). */
+ * per reload. It is kept only once no process of its generation is left and
+ * if no datagram to it was ever dropped (someone else wrote to it), and it
+ * is handed on only if nothing waits on it then; a generation's datagrams
+ * count only from its own processes anyway. It keeps its name (the number
+ * of the generation that made it). */
 static struct {
         int fd;
         char address[sizeof ((Generation *) NULL)->notify_address];
@@ -309,24 +307,25 @@ void generation_drop_spare_socket(void) {
         spare.address[0] = '\0';
 }
 
-/* Reads what is queued on fd and drops it; false if it did not run dry
- * within max reads. */
-static bool drain(int fd, const char *address, int max) {
+/* Whether nothing waits on fd: what does is read (its fds closed), and the
+ * socket is not handed on, as someone may send to it still (a flood,
+ * blocked on the full queue, is let go when it is closed). */
+static bool nothing_queued(int fd, const char *address) {
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
-        for (int i = 0; i < max; i++) {
-                pid_t sender = 0;
-                const char *reason = NULL;
-                size_t n_fds = 0;
-                int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
-                if (n == -EAGAIN)
-                        return true;
-                if (n >= 0) {
-                        log_debug("Dropped a notify message from pid %d left on %s.", (int) sender, address);
-                        close_all(fds, n_fds);
-                } else if (n != -EBADMSG)
-                        return false;
-        }
+        pid_t sender = 0;
+        const char *reason = NULL;
+        size_t n_fds = 0;
+        int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
+        if (n == -EAGAIN)
+                return true;
+        close_all(fds, n_fds);
+        if (n >= 0)
+                log_debug("Not reusing notify socket %s: a datagram from pid %d waits on it.", address, (int) sender);
+        else if (n == -EBADMSG)
+                log_debug("Not reusing notify socket %s: a datagram waits on it (%s).", address, reason);
+        else
+                log_debug_errno(n, "Not reusing notify socket %s: %m", address);
         return false;
 }
 
@@ -335,7 +334,7 @@ static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_
                 return false;
         bool path = spare.address[0] == '/';
         if (spare.fd < min_fd || (path && c->notify_socket == NOTIFY_SOCKET_ABSTRACT) ||
-            (!path && c->notify_socket == NOTIFY_SOCKET_PATH) || !drain(spare.fd, spare.address, NOTIFY_BURST)) {
+            (!path && c->notify_socket == NOTIFY_SOCKET_PATH) || !nothing_queued(spare.fd, spare.address)) {
                 generation_drop_spare_socket();
                 return false;
         }
@@ -500,12 +499,9 @@ Generation *generation_free(Generation *g) {
         sd_event_source_disable_unref(g->timer_source);
         sd_event_source_disable_unref(g->notify_source);
         proc_tree_free(g->tree);
-        /* Kept only if its generation's processes alone wrote to it, and
-         * nothing waits on it (what was sent after the main exited was not
-         * read). Someone else who sent to it may send still: a flood,
-         * blocked on the full queue, is let go with the socket. */
-        if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0 &&
-            drain(g->notify_fd, g->notify_address, 1)) {
+        /* Someone else who sent to it may send still: a flood, blocked on
+         * the full queue, is let go with the socket. */
+        if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0) {
                 spare.fd = TAKE_FD(g->notify_fd);
                 memcpy(spare.address, g->notify_address, sizeof spare.address);
         } else {

@@ -145,23 +145,34 @@ def test_path_socket_is_private_and_removed(tmp):
             wait_for(lambda: not os.path.exists(path), 20, f"{path} removed once generation 1 is gone")
         else:
             # Once generation 1 is gone its socket is kept for the next
-            # generation to start, which gets it emptied: a datagram left
-            # there (with an fd) is read and dropped, its fd closed.
+            # generation to start.
             h.wait_log("Retired generation 1", timeout=20)
             wait_for(lambda: not os.path.exists(f"/proc/{app}"), 20, "generation 1 gone")
-            r, w = os.pipe()
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            wait_for(lambda: _try(s.sendmsg, [b"READY=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                             array.array("i", [w]))], 0, path) is not None,
-                     10, f"a datagram sent to {path}")
-            s.close()
-            os.close(w)
             h.signal(signal.SIGHUP)
             h.wait_ready(3, timeout=20)
             third = wait_for(lambda: (lambda p: p if p not in (app, new) else None)(serving_pid(h.port)), 10,
                              "generation 3 serves")
             check(notify_socket_of(third) == path, f"generation 3 has generation 1's socket: {notify_socket_of(third)}")
-            h.wait_log(f"Dropped a notify message from pid {os.getpid()} left on {path}.")
+            # Not one on which a datagram waits (sent once its generation
+            # was gone): that one is closed with what waits on it (the fd
+            # that came along too), and the next generation gets a new one.
+            h.wait_log("Retired generation 2", timeout=20)
+            wait_for(lambda: not os.path.exists(f"/proc/{new}"), 20, "generation 2 gone")
+            r, w = os.pipe()
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            wait_for(lambda: _try(s.sendmsg, [b"READY=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                             array.array("i", [w]))], 0, path2) is not None,
+                     10, f"a datagram sent to {path2}")
+            s.close()
+            os.close(w)
+            h.signal(signal.SIGHUP)
+            h.wait_ready(4, timeout=20)
+            fourth = wait_for(lambda: (lambda p: p if p not in (app, new, third) else None)(serving_pid(h.port)), 10,
+                              "generation 4 serves")
+            path4 = notify_socket_of(fourth)
+            check(path4 == os.path.join(runtime, f"notify.{h.pid}", "4"), f"generation 4's own socket: {path4}")
+            h.wait_log(f"Not reusing notify socket {path2}: a datagram from pid {os.getpid()} waits on it.")
+            check(not os.path.exists(path2), f"{path2} removed")
             check(select.select([r], [], [], 10)[0] and os.read(r, 1) == b"", "the fd that came with it is closed")
             os.close(r)
         check(h.stop() == 0, h.log())
