@@ -220,8 +220,15 @@ static void scan_children(Reaper *r) {
         static char buf[65536];
         size_t size = sizeof buf, have = 0;
         ssize_t n;
-        while (have < size - 1 && (n = pread(r->children_fd, buf + have, size - 1 - have, (off_t) have)) > 0)
+        /* The file is a seq_file: a read fills its page-sized buffer with
+         * whole records ("PID ") while there are more, so a read that
+         * returns clearly less than a page has them all, and the read that
+         * would say end of file is not made (two system calls per reload). */
+        while (have < size - 1 && (n = pread(r->children_fd, buf + have, size - 1 - have, (off_t) have)) > 0) {
                 have += (size_t) n;
+                if (n < 4096 - 64)
+                        break;
+        }
         buf[have] = '\0';
         for (char *p = buf, *end;; p = end) {
                 long pid = strtol(p, &end, 10);
