@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -291,10 +292,10 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
 /* The notify socket of a generation that has gone, kept for the next one to
  * start: a fresh one cost socket(), setsockopt(), fchmod() and bind() on the
  * reload's way and close() and unlink() after it, an eighth of handoff's CPU
- * per reload. It is kept only once no process of its generation is left and
- * if no datagram to it was ever dropped (someone else wrote to it), and it
- * is handed on only if nothing waits on it then; a generation's datagrams
- * count only from its own processes anyway. It keeps its name (the number
+ * per reload. It is kept only once no process of its generation is left, if
+ * no datagram to it was ever dropped (someone else wrote to it) and nothing
+ * waits on it, and it is handed on only if nothing waits on it then; a
+ * generation's datagrams count only from its own processes anyway. It keeps its name (the number
  * of the generation that made it). */
 static struct {
         int fd;
@@ -332,9 +333,12 @@ static bool nothing_queued(int fd, const char *address) {
 static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_fd) {
         if (spare.fd < 0)
                 return false;
+        /* An abstract one only where abstract is asked for: with "auto" it
+         * was had for want of a runtime directory, which may be usable by
+         * now. */
         bool path = spare.address[0] == '/';
         if (spare.fd < min_fd || (path && c->notify_socket == NOTIFY_SOCKET_ABSTRACT) ||
-            (!path && c->notify_socket == NOTIFY_SOCKET_PATH) || !nothing_queued(spare.fd, spare.address)) {
+            (!path && c->notify_socket != NOTIFY_SOCKET_ABSTRACT) || !nothing_queued(spare.fd, spare.address)) {
                 generation_drop_spare_socket();
                 return false;
         }
@@ -500,8 +504,13 @@ Generation *generation_free(Generation *g) {
         sd_event_source_disable_unref(g->notify_source);
         proc_tree_free(g->tree);
         /* Someone else who sent to it may send still: a flood, blocked on
-         * the full queue, is let go with the socket. */
-        if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0) {
+         * the full queue, is let go with the socket. So is one that began
+         * after the main exited (nothing was read since): kept only if
+         * nothing waits on it (FIONREAD: the size of the first datagram; an
+         * empty one slips through, and is found when it is handed on). */
+        int queued = 1;
+        if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0 &&
+            ioctl(g->notify_fd, FIONREAD, &queued) >= 0 && queued == 0) {
                 spare.fd = TAKE_FD(g->notify_fd);
                 memcpy(spare.address, g->notify_address, sizeof spare.address);
         } else {

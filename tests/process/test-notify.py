@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Each generation's notify socket, in the mode HANDOFF_TEST_MODE names:
 where it lives (--notify-socket: a path in a private 0700 directory by
-default, removed with its generation; abstract on request) and whose
+default, closed with its generation or kept for the next, removed at exit;
+abstract on request) and whose
 datagrams count (--notify-access: the main process, or any process of the
 generation's process group)."""
 
