@@ -7,6 +7,7 @@ import ctypes
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import threading
@@ -49,6 +50,14 @@ ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPE
 threading.Thread(target=_reaper, name="reaper", daemon=True).start()
 
 
+def default_runtime():
+    """Where a handoff of ours keeps its control socket and notify sockets
+    without $RUNTIME_DIRECTORY (handoff(1))."""
+    if os.geteuid() == 0:
+        return "/run/handoff"
+    return os.path.join(os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "handoff")
+
+
 class Handoff:
     """A handoff process under test, with its log in a file."""
 
@@ -57,6 +66,7 @@ class Handoff:
         self.logpath = os.path.join(tmpdir, f"handoff-{time.monotonic_ns()}.log")
         self.notify = notify
         self.argv = [HANDOFF, *args, "--", *command]
+        self.runtime = (env or {}).get("RUNTIME_DIRECTORY", "").split(":")[0] or None
         with open(self.logpath, "w") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
                                          env=self.environment(notify, env), start_new_session=True)
@@ -172,7 +182,11 @@ class Handoff:
         return [p for p in self.descendants() if is_standby(p)]
 
     def kill_all(self):
-        """Teardown after a failed test: nothing may outlive it."""
+        """Teardown after a failed test: nothing may outlive it, and nothing
+        of what it killed is left in the runtime directory (a handoff
+        killed hard leaves its control socket and notify directory; left
+        there, one could be taken for a later process's with that pid)."""
+        handoffs = {self.pid, *self.mains(), *[p for p in self.descendants() if is_handoff(p)]}
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -188,6 +202,15 @@ class Handoff:
             pass
         # Pids wrap: a later process must not be taken for one of ours.
         _sessions.discard(self.pid)
+        for pid in handoffs:
+            if pid_alive(pid):
+                continue
+            runtime = getattr(self, "runtime", None) or default_runtime()
+            try:
+                os.unlink(os.path.join(runtime, f"control.{pid}"))
+            except OSError:
+                pass
+            shutil.rmtree(os.path.join(runtime, f"notify.{pid}"), ignore_errors=True)
 
 
 def fixture_cmd(args_file=None, *args):
