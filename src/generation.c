@@ -2,7 +2,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -292,11 +291,11 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
 /* The notify socket of a generation that has gone, kept for the next one to
  * start: a fresh one cost socket(), setsockopt(), fchmod() and bind() on the
  * reload's way and close() and unlink() after it, an eighth of handoff's CPU
- * per reload. It is kept only once no process of its generation is left, if
- * no datagram to it was ever dropped (someone else wrote to it) and nothing
- * waits on it, and it is handed on only if nothing waits on it then; a
- * generation's datagrams count only from its own processes anyway. It keeps its name (the number
- * of the generation that made it). */
+ * per reload. It is kept only once no process of its generation is left and
+ * if no datagram to it was ever dropped (someone else wrote to it), and it is
+ * kept and handed on only if nothing waits on it; a generation's datagrams
+ * count only from its own processes anyway. It keeps its name (the number of
+ * the generation that made it). */
 static struct {
         int fd;
         char address[sizeof ((Generation *) NULL)->notify_address];
@@ -505,12 +504,9 @@ Generation *generation_free(Generation *g) {
         proc_tree_free(g->tree);
         /* Someone else who sent to it may send still: a flood, blocked on
          * the full queue, is let go with the socket. So is one that began
-         * after the main exited (nothing was read since): kept only if
-         * nothing waits on it (FIONREAD: the size of the first datagram; an
-         * empty one slips through, and is found when it is handed on). */
-        int queued = 1;
+         * after the main exited, when nothing is read any more. */
         if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0 &&
-            ioctl(g->notify_fd, FIONREAD, &queued) >= 0 && queued == 0) {
+            nothing_queued(g->notify_fd, g->notify_address)) {
                 spare.fd = TAKE_FD(g->notify_fd);
                 memcpy(spare.address, g->notify_address, sizeof spare.address);
         } else {
