@@ -136,7 +136,7 @@ def blocks(f):
     """The paired blocks' figures: for each, its median over the blocks (what
     the targets are checked on), its range, and the run pooled as one."""
     sv = f["supervise"]
-    b = sv["blocks"]
+    b = [dict(x, vs_relay=x["reload_p50_us"] / x["relay_p50_us"]) for x in sv["blocks"]]
     pooled = {
         "ratio": sv["sighup_to_ready"]["p50_us"] / sv["floor"]["p50_us"],
         "cpu_ms": 1000 * (sv["end"]["cpu_s"] - sv["start"]["cpu_s"]) / sv["sighup_to_ready"]["n"],
@@ -146,8 +146,6 @@ def blocks(f):
         "relay_cpu_ms": 1000 * sv["relay_cpu_s"] / sv["relay"]["n"],
         "vs_relay": sv["sighup_to_ready"]["p50_us"] / sv["relay"]["p50_us"],
     }
-    for x in b:
-        x["vs_relay"] = x["reload_p50_us"] / x["relay_p50_us"]
     return {k: {"median": statistics.median(x[k] for x in b), "min": min(x[k] for x in b), "max": max(x[k] for x in b),
                 "pooled": pooled[k]}
             for k in ("ratio", "cpu_ms", "per_s", "floor_cpu_ms", "relay_ratio", "relay_cpu_ms", "vs_relay")}
