@@ -110,18 +110,10 @@ static void notify_open(void)
 		die("SO_PASSCRED");
 }
 
-/* Receives one datagram (deadline: DEADLINE_US from now); closes any fds
- * that came with it, which answers BARRIER=1 as systemd does. */
-static pid_t notify_receive(char *buf, size_t size)
+/* Reads one datagram that is waiting; closes any fds that came with it,
+ * which answers BARRIER=1 as systemd does. Returns its sender. */
+static pid_t notify_read(char *buf, size_t size)
 {
-	struct pollfd p = { .fd = notify_fd, .events = POLLIN };
-	int r = poll(&p, 1, (int)(DEADLINE_US / 1000));
-	if (r == 0) {
-		fprintf(stderr, "spawn-floor: no notification within %lld s\n", DEADLINE_US / 1000000);
-		exit(1);
-	}
-	if (r < 0)
-		die("poll");
 	union {
 		struct cmsghdr align;
 		char raw[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * 16)];
@@ -151,6 +143,20 @@ static pid_t notify_receive(char *buf, size_t size)
 		}
 	}
 	return sender;
+}
+
+/* Receives one datagram (deadline: DEADLINE_US from now). */
+static pid_t notify_receive(char *buf, size_t size)
+{
+	struct pollfd p = { .fd = notify_fd, .events = POLLIN };
+	int r = poll(&p, 1, (int)(DEADLINE_US / 1000));
+	if (r == 0) {
+		fprintf(stderr, "spawn-floor: no notification within %lld s\n", DEADLINE_US / 1000000);
+		exit(1);
+	}
+	if (r < 0)
+		die("poll");
+	return notify_read(buf, size);
 }
 
 /* The value of KEY= in a notify datagram, or NULL. */
@@ -692,8 +698,9 @@ static int run_relay(char **app)
 		if (r < 0)
 			die("epoll_wait");
 		if (ev.data.fd == notify_fd) {
+			/* epoll has just said a datagram waits: no poll first. */
 			char buf[4096], v[8];
-			pid_t sender = notify_receive(buf, sizeof buf);
+			pid_t sender = notify_read(buf, sizeof buf);
 			if (candidate && sender == candidate && field(buf, "READY", v, sizeof v)) {
 				send_up(up, "READY=1");
 				if (serving)
