@@ -6,19 +6,27 @@
 #include "env.h"
 #include "util.h"
 
-static const char *const scrubbed[] = {
-        "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID",
-        "NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "SYSTEMD_EXEC_PID",
-        "FDSTORE", "MAINPID", "MANAGERPID", "HANDOFF_GENERATION",
+/* Names with their lengths: env_is_scrubbed() runs for every variable of
+ * the environment twice per generation, and strlen() of each name each time
+ * was 1% of handoff's CPU per reload. */
+#define NAME(n) { n, sizeof n - 1 }
+static const struct {
+        const char *name;
+        size_t len;
+} scrubbed[] = {
+        NAME("LISTEN_FDS"), NAME("LISTEN_PID"), NAME("LISTEN_FDNAMES"), NAME("LISTEN_PIDFDID"),
+        NAME("NOTIFY_SOCKET"), NAME("WATCHDOG_USEC"), NAME("WATCHDOG_PID"), NAME("SYSTEMD_EXEC_PID"),
+        NAME("FDSTORE"), NAME("MAINPID"), NAME("MANAGERPID"), NAME("HANDOFF_GENERATION"),
         /* handoff's own, between an old main and the next handoff */
-        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_FDSTORE", "HANDOFF_STANDBY",
+        NAME("HANDOFF_CONTROL_FD"), NAME("HANDOFF_STATS"), NAME("HANDOFF_FDSTORE"), NAME("HANDOFF_STANDBY"),
 };
+#undef NAME
 
 int env_is_scrubbed(const char *entry) {
         const char *eq = strchr(entry, '=');
         size_t l = eq ? (size_t) (eq - entry) : strlen(entry);
         for (size_t i = 0; i < ELEMENTSOF(scrubbed); i++)
-                if (strlen(scrubbed[i]) == l && strncmp(entry, scrubbed[i], l) == 0)
+                if (scrubbed[i].len == l && memcmp(entry, scrubbed[i].name, l) == 0)
                         return true;
         return false;
 }
