@@ -118,6 +118,68 @@ def _try(f, *a):
         return None
 
 
+# The generation's main process: once the test has stopped handoff (the go
+# FIFO), sends READY=1 and a STATUS= after it, so that both wait on the
+# socket together; says so (the sent FIFO); then BARRIER=1, and waits for
+# handoff to have read all three before it serves.
+BURST = r'''
+import array, os, select, socket, sys
+a = os.environ["NOTIFY_SOCKET"]
+if a.startswith("@"):
+    a = "\0" + a[1:]
+with open(sys.argv[1]) as go:
+    go.read(1)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", a)
+s.sendto(b"STATUS=said after ready", a)
+with open(sys.argv[2], "w") as sent:
+    sent.write("x")
+r, w = os.pipe()
+s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
+os.close(w)
+if not select.select([r], [], [], 10)[0]:
+    sys.exit("no answer to BARRIER=1")
+os.execv(sys.argv[3], sys.argv[3:])
+'''
+
+
+def test_what_waits_behind_ready_is_read(tmp):
+    """READY=1 ends the burst of datagrams read at one wake-up (the switch
+    is that wake-up's work): what waited behind it on the socket is read at
+    the next one, not lost. Both are queued while handoff is stopped."""
+    helper, go, sent = (os.path.join(tmp, n) for n in ("burst.py", "go", "sent"))
+    with open(helper, "w") as f:
+        f.write(BURST)
+    os.mkfifo(go)
+    os.mkfifo(sent)
+    h = start(tmp, command=["/usr/bin/python3", helper, go, sent, *fixture_cmd(None, "--no-notify")])
+    stopped = False
+    try:
+        h.generation_pid(1)
+        os.kill(h.pid, signal.SIGSTOP)
+        stopped = True
+        fd = os.open(sent, os.O_RDONLY | os.O_NONBLOCK)   # before go: the helper's open needs a reader
+        try:
+            w = wait_for(lambda: os.open(go, os.O_WRONLY | os.O_NONBLOCK), 10, "the helper reading go", retry=OSError)
+            os.write(w, b"x")
+            os.close(w)
+            check(select.select([fd], [], [], 10)[0] and os.read(fd, 1) == b"x", "the helper sent both")
+        finally:
+            os.close(fd)
+        os.kill(h.pid, signal.SIGCONT)
+        stopped = False
+        h.wait_ready(1)
+        wait_for(lambda: any(m.fields.get("STATUS", "").endswith("; app: said after ready")
+                             for m in h.notify.snapshot()), 10,
+                 f"the STATUS= sent after READY=1 relayed; log:\n{h.log()}")
+        check(serving_pid(h.port) == h.generation_pid(1), "the generation serves")
+        check(h.stop() == 0, h.log())
+    finally:
+        if stopped:
+            os.kill(h.pid, signal.SIGCONT)
+        h.close()
+
+
 def test_path_socket_is_private_and_removed(tmp):
     runtime = os.path.join(tmp, "runtime")
     os.mkdir(runtime, 0o755)
@@ -240,4 +302,4 @@ if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
-         test_path_socket_without_runtime_dir_fails_clearly])
+         test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read])
