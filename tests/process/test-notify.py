@@ -15,7 +15,7 @@ import signal
 import socket
 import stat
 
-from harness import MODE, FakeSystemd, Handoff, check, fixture_cmd, free_port, run, serving_pid, wait_for
+from harness import MODE, FakeSystemd, Handoff, Skip, check, fixture_cmd, free_port, run, serving_pid, wait_for
 
 # A process of the generation that is not its main one: sends READY=1 twice
 # to $NOTIFY_SOCKET with its own pid in the credentials, as a pre-fork
@@ -116,6 +116,56 @@ def _try(f, *a):
         return f(*a)
     except (OSError, KeyError):
         return None
+
+
+# A worker of generation 1 (a child of its main, in its process group) that
+# waits for its main to exit (PR_SET_PDEATHSIG) and then sends a few
+# datagrams to the generation's socket, which nobody reads any more, and
+# exits: the last of its generation. Other generations' copies exit at once.
+FLOOD = r'''
+import ctypes, os, signal, socket, sys
+if os.environ.get("HANDOFF_GENERATION") != "1":
+    sys.exit(0)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+ctypes.CDLL(None).prctl(1, int(signal.SIGUSR1))  # PR_SET_PDEATHSIG
+if os.getppid() == int(sys.argv[1]):
+    signal.sigwait([signal.SIGUSR1])
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setblocking(False)
+for _ in range(16):
+    s.sendto(b"STATUS=sent once the main had exited", os.environ["NOTIFY_SOCKET"])
+'''
+
+
+def test_socket_written_after_its_main_exited_is_not_kept(tmp):
+    """A generation's socket is kept for the next generation only if nothing
+    waits on it when its last process has gone: here its worker wrote to it
+    after the main had exited (when nothing reads it any more). It is closed
+    and removed then, not kept with the datagrams queued (or, with a flood,
+    the sender blocked) until a later reload would find them."""
+    if MODE != "supervise":
+        raise Skip("only supervise mode keeps a gone generation's socket for the next")
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o755)
+    flood = os.path.join(tmp, "flood.py")
+    with open(flood, "w") as f:
+        f.write(FLOOD)
+    fixture = " ".join(shlex.quote(a) for a in fixture_cmd())
+    h = start(tmp, ["-v"], ["/bin/sh", "-c", f"/usr/bin/python3 {shlex.quote(flood)} $$ & exec {fixture}"],
+              runtime=runtime)
+    try:
+        h.wait_ready(1)
+        path = os.path.join(runtime, f"notify.{h.pid}", "1")
+        check(notify_socket_of(serving_pid(h.port)) == path, f"generation 1's socket is {path}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        h.wait_log_re(rf"^handoff\[{h.pid}\]: Not reusing notify socket {re.escape(path)}: a datagram from pid "
+                      rf"\d+ waits on it\.$", timeout=20)
+        check(not os.path.exists(path), f"{path} removed")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
 
 
 # The generation's main process: once the test has stopped handoff (the go
@@ -302,4 +352,5 @@ if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
-         test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read])
+         test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
+         test_socket_written_after_its_main_exited_is_not_kept])
