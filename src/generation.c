@@ -201,15 +201,7 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
                         log_warning_errno(n, "Failed to receive notify message: %m");
                         break;
                 }
-                bool was_ready = g->ready;
                 handle_datagram(g, buf, (size_t) n, sender, fds, n_fds);
-                /* The datagram that made the generation ready ends the burst:
-                 * the switch it set off is this wake-up's work, and reading on
-                 * would, nearly always, be one more recvmsg() that finds
-                 * nothing, on every reload's path. What came after it is read
-                 * at the next wake-up (the source is level-triggered). */
-                if (!was_ready && g->ready)
-                        break;
         }
         return 0;
 }
