@@ -119,21 +119,35 @@ def _try(f, *a):
 
 
 # A worker of generation 1 (a child of its main, in its process group) that
-# waits for its main to exit (PR_SET_PDEATHSIG) and then sends a few
-# datagrams to the generation's socket, which nobody reads any more, and
+# waits for its main to exit (PR_SET_PDEATHSIG) and be reaped, then sends a
+# few datagrams to the generation's socket, which nobody reads any more, and
 # exits: the last of its generation. Other generations' copies exit at once.
 FLOOD = r'''
-import ctypes, os, signal, socket, sys
+import ctypes, os, signal, socket, sys, time
 if os.environ.get("HANDOFF_GENERATION") != "1":
     sys.exit(0)
+main = int(sys.argv[1])
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
-ctypes.CDLL(None).prctl(1, int(signal.SIGUSR1))  # PR_SET_PDEATHSIG
-if os.getppid() == int(sys.argv[1]):
+if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1)) != 0:  # PR_SET_PDEATHSIG
+    sys.exit("prctl(PR_SET_PDEATHSIG) failed")
+if os.getppid() == main:
     signal.sigwait([signal.SIGUSR1])
+# The signal comes as the main exits, before handoff has reaped it (and
+# stopped reading the socket, in the same step): wait for that, or handoff
+# might still read these (and refuse them: not the main's).
+deadline = time.monotonic() + 10
+while True:
+    try:
+        os.kill(main, 0)
+    except ProcessLookupError:
+        break
+    if time.monotonic() > deadline:
+        sys.exit("the main was not reaped")
+    time.sleep(0.001)
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setblocking(False)
-for _ in range(16):
+for _ in range(4):  # fewer than net.unix.max_dgram_qlen (10 by default)
     s.sendto(b"STATUS=sent once the main had exited", os.environ["NOTIFY_SOCKET"])
 '''
 
@@ -162,7 +176,7 @@ def test_socket_written_after_its_main_exited_is_not_kept(tmp):
         h.wait_ready(2, timeout=20)
         h.wait_log_re(rf"^handoff\[{h.pid}\]: Not reusing notify socket {re.escape(path)}: a datagram from pid "
                       rf"\d+ waits on it\.$", timeout=20)
-        check(not os.path.exists(path), f"{path} removed")
+        wait_for(lambda: not os.path.exists(path), 10, f"{path} removed")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -194,9 +208,10 @@ os.execv(sys.argv[3], sys.argv[3:])
 
 
 def test_what_waits_behind_ready_is_read(tmp):
-    """READY=1 ends the burst of datagrams read at one wake-up (the switch
-    is that wake-up's work): what waited behind it on the socket is read at
-    the next one, not lost. Both are queued while handoff is stopped."""
+    """What waits on the socket behind READY=1 is read with it, in the same
+    wake-up, before an exit of the main that may be pending as well could
+    close the socket: a STATUS= here, relayed, and BARRIER=1, answered.
+    Both are queued while handoff is stopped."""
     helper, go, sent = (os.path.join(tmp, n) for n in ("burst.py", "go", "sent"))
     with open(helper, "w") as f:
         f.write(BURST)
