@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,8 +54,8 @@ int log_internal(int level, int error, const char *fmt, ...) {
         /* The whole line is formatted into one buffer and written with one
          * write(2): a reload logs four lines, and stdio on an unbuffered
          * stderr formatted each a second time and copied it through a
-         * temporary buffer (7% of handoff's CPU per reload under perf). One
-         * write also keeps a line whole among other writers to the stream. */
+         * temporary buffer (7% of handoff's CPU per reload under perf). */
+        int saved = errno;
         char buf[2048];
         int n = prefix_levels ? snprintf(buf, sizeof buf, "<%d>handoff[%d]: ", level, (int) handoff_pid())
                               : snprintf(buf, sizeof buf, "handoff[%d]: ", (int) handoff_pid());
@@ -62,19 +63,23 @@ int log_internal(int level, int error, const char *fmt, ...) {
          * whatever errno became in between. */
         va_list ap;
         va_start(ap, fmt);
-        int saved = errno;
         errno = error;
         int m = vsnprintf(buf + n, sizeof buf - (size_t) n - 1, fmt, ap);
         va_end(ap);
-        /* Too long: cut, as before, and still end the line. */
-        size_t room = sizeof buf - (size_t) n - 2, len = (size_t) n + (m < 0 ? 0 : (size_t) m < room ? (size_t) m : room);
+        /* A line longer than the buffer is cut (prefix, message and newline
+         * make at most 2047 bytes) and still ends. */
+        size_t room = sizeof buf - (size_t) n - 2;
+        size_t len = (size_t) n + (m < 0 ? 0 : MIN((size_t) m, room));
         buf[len++] = '\n';
         for (size_t done = 0; done < len;) {
                 ssize_t w = write(STDERR_FILENO, buf + done, len - done);
                 if (w < 0 && errno == EINTR)
                         continue;
+                /* Nowhere to log to, or a stderr made non-blocking (by a
+                 * server sharing the stream) that is full: the rest of the
+                 * line is lost, as it was with stdio. */
                 if (w <= 0)
-                        break; /* nowhere to log to: nothing to be done */
+                        break;
                 done += (size_t) w;
         }
         errno = saved;
