@@ -303,13 +303,16 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         pid_placeholder(p->listen_pid_entry, &plan.listen_pid_digits, &plan.listen_pid_width);
         pid_placeholder(p->watchdog_pid_entry, &plan.watchdog_pid_digits, &plan.watchdog_pid_width);
 
-        /* The child's stack (and its own child's, for SPAWN_ORPHAN) is
-         * here, in this frame: we are suspended until it has exec'd, and it
-         * never returns into anything of ours. A mapping per spawn cost four
-         * system calls and fresh page faults on every reload; these pages
-         * stay mapped, and only the few the child touches are ever dirty.
-         * Stacks grow down: each starts at its top. */
-        _Alignas(16) char stack_buf[CHILD_STACK_SIZE], grandchild_stack_buf[CHILD_STACK_SIZE];
+        /* The child's stack (and its own child's, for SPAWN_ORPHAN): we are
+         * suspended until it has exec'd, and it never returns into anything
+         * of ours, so one pair serves every spawn (handoff has one thread,
+         * and a spawn does not nest). A mapping per spawn cost four system
+         * calls and fresh page faults on every reload. Static, not in this
+         * frame: there the child's page moved with the depth of the call
+         * that spawned, and the first reload (deeper than the start) made
+         * one or two more stack pages dirty for good; here it is the same
+         * page every time. Stacks grow down: each starts at its top. */
+        static _Alignas(16) char stack_buf[CHILD_STACK_SIZE], grandchild_stack_buf[CHILD_STACK_SIZE];
         char *stack = stack_buf + sizeof stack_buf;
         plan.grandchild_stack = grandchild_stack_buf + sizeof grandchild_stack_buf;
 
