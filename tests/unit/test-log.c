@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* log.c: one whole line per event, written at once; %m is the error handed
  * in, not errno; a line too long is cut and still ends; the journal's level
- * prefix only where stderr is the journal's stream. */
+ * prefix only where stderr is the journal's stream; no stderr, or a full
+ * non-blocking one, loses the line and stops nothing. */
 #include <check.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -125,6 +126,39 @@ START_TEST(test_journal_prefix_only_on_its_stream) {
 }
 END_TEST
 
+/* A server sharing handoff's stderr may have closed it or made it
+ * non-blocking and let it fill: a log line is then lost, and handoff goes
+ * on (a blocked write would stall the loop; the test's timeout would
+ * show). */
+START_TEST(test_no_stderr_or_a_full_one_does_not_stop_handoff) {
+        int saved = dup(STDERR_FILENO);
+        ck_assert_int_ge(saved, 0);
+
+        close(STDERR_FILENO);
+        errno = EPERM;
+        ck_assert_int_eq(log_info("nowhere"), 0);
+        ck_assert_int_eq(errno, EPERM);
+        ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        char fill[4096];
+        memset(fill, 'f', sizeof fill);
+        while (write(p[1], fill, sizeof fill) > 0)
+                ;
+        ck_assert_int_eq(errno, EAGAIN);
+        ck_assert_int_eq(dup2(p[1], STDERR_FILENO), STDERR_FILENO);
+        errno = EPERM;
+        ck_assert_int_eq(log_warning_errno(EIO, "into a full pipe: %m"), -EIO);
+        ck_assert_int_eq(errno, EPERM);
+
+        ck_assert_int_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+        close(saved);
+        close(p[0]);
+        close(p[1]);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("log");
         TCase *tc = tcase_create("core");
@@ -133,6 +167,7 @@ int main(void) {
         tcase_add_test(tc, test_below_the_level_nothing_is_written);
         tcase_add_test(tc, test_too_long_is_cut_and_still_one_line);
         tcase_add_test(tc, test_journal_prefix_only_on_its_stream);
+        tcase_add_test(tc, test_no_stderr_or_a_full_one_does_not_stop_handoff);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
