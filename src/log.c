@@ -77,7 +77,10 @@ int log_internal(int level, int error, const char *fmt, ...) {
                         continue;
                 /* Nowhere to log to, or a stderr made non-blocking (by a
                  * server sharing the stream) that is full: the rest of the
-                 * line is lost, as it was with stdio. */
+                 * line is lost, as it was with stdio. (A pipe takes a line
+                 * whole or not at all; a stream socket, as journald's, may
+                 * take part of one, and the next line then follows the
+                 * fragment.) */
                 if (w <= 0)
                         break;
                 done += (size_t) w;

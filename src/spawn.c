@@ -310,8 +310,8 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
          * calls and fresh page faults on every reload. Static, not in this
          * frame: there the child's page moved with the depth of the call
          * that spawned, and the first reload (deeper than the start) made
-         * one or two more stack pages dirty for good; here it is the same
-         * page every time. Stacks grow down: each starts at its top. */
+         * one or two more stack pages dirty for good; here they are the same
+         * pages every time. Stacks grow down: each starts at its top. */
         static _Alignas(16) char stack_buf[CHILD_STACK_SIZE], grandchild_stack_buf[CHILD_STACK_SIZE];
         char *stack = stack_buf + sizeof stack_buf;
         plan.grandchild_stack = grandchild_stack_buf + sizeof grandchild_stack_buf;
@@ -324,8 +324,10 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
          * it would after, and if it dies of one we resume and reap it as a
          * generation that exited. Not so an orphan's intermediate, which
          * never execs: killed while it waits, it would let us resume while
-         * its child still runs on a stack in this frame, so a double fork
-         * always blocks everything. */
+         * its child, not yet exec'd, still reads the plan in this frame (and
+         * the scratch fds and environment we free on return) and runs on the
+         * grandchild stack; so a double fork always blocks everything (only
+         * SIGKILL is left, as for any process). */
         bool block = sig->handlers || p->as == SPAWN_ORPHAN;
         sigset_t all, saved;
         sigfillset(&all);
