@@ -17,24 +17,37 @@ import stat
 
 from harness import MODE, FakeSystemd, Handoff, Skip, check, fixture_cmd, free_port, run, serving_pid, wait_for
 
-# A process of the generation that is not its main one: sends READY=1 twice
-# to $NOTIFY_SOCKET with its own pid in the credentials, as a pre-fork
-# server's worker or a helper such as systemd-notify run by a user would;
-# then waits, as sd_notify_barrier(3) and systemd-notify do, until handoff
-# has read them (closed the fd sent with BARRIER=1). A sender that is gone
-# by the time its datagram is read cannot be placed in the generation.
-HELPER = r'''
-import array, os, select, socket
+# The start of each helper program below: a socket to the generation's
+# $NOTIFY_SOCKET (a path or "@abstract") and barrier(), which sends
+# BARRIER=1 and waits, as sd_notify_barrier(3) and systemd-notify do, until
+# handoff has read what came before it (closed the fd sent with it): true if
+# it did within 10 s.
+NOTIFY_CLIENT = r'''
+import array, os, select, socket, sys
 a = os.environ["NOTIFY_SOCKET"]
 if a.startswith("@"):
     a = "\0" + a[1:]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+
+def barrier():
+    r, w = os.pipe()
+    s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
+    os.close(w)
+    answered = bool(select.select([r], [], [], 10)[0])
+    os.close(r)
+    return answered
+'''
+
+# A process of the generation that is not its main one: sends READY=1 twice
+# with its own pid in the credentials, as a pre-fork server's worker or a
+# helper such as systemd-notify run by a user would; then waits until
+# handoff has read them. A sender that is gone by the time its datagram is
+# read cannot be placed in the generation.
+HELPER = NOTIFY_CLIENT + r'''
 for _ in range(2):
     s.sendto(b"READY=1\nSTATUS=from a worker", a)
-r, w = os.pipe()
-s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
-os.close(w)
-select.select([r], [], [], 10)
+barrier()
 '''
 
 
@@ -122,8 +135,8 @@ def _try(f, *a):
 # waits for its main to exit (PR_SET_PDEATHSIG) and be reaped, then sends a
 # few datagrams to the generation's socket, which nobody reads any more, and
 # exits: the last of its generation. Other generations' copies exit at once.
-FLOOD = r'''
-import ctypes, os, signal, socket, sys, time
+FLOOD = NOTIFY_CLIENT + r'''
+import ctypes, signal, time
 if os.environ.get("HANDOFF_GENERATION") != "1":
     sys.exit(0)
 main = int(sys.argv[1])
@@ -145,10 +158,9 @@ while True:
     if time.monotonic() > deadline:
         sys.exit("the main was not reaped")
     time.sleep(0.001)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.setblocking(False)
 for _ in range(4):  # fewer than net.unix.max_dgram_qlen (10 by default)
-    s.sendto(b"STATUS=sent once the main had exited", os.environ["NOTIFY_SOCKET"])
+    s.sendto(b"STATUS=sent once the main had exited", a)
 '''
 
 
@@ -186,22 +198,14 @@ def test_socket_written_after_its_main_exited_is_not_kept(tmp):
 # FIFO), sends READY=1 and a STATUS= after it, so that both wait on the
 # socket together; says so (the sent FIFO); then BARRIER=1, and waits for
 # handoff to have read all three before it serves.
-BURST = r'''
-import array, os, select, socket, sys
-a = os.environ["NOTIFY_SOCKET"]
-if a.startswith("@"):
-    a = "\0" + a[1:]
+BURST = NOTIFY_CLIENT + r'''
 with open(sys.argv[1]) as go:
     go.read(1)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.sendto(b"READY=1", a)
 s.sendto(b"STATUS=said after ready", a)
 with open(sys.argv[2], "w") as sent:
     sent.write("x")
-r, w = os.pipe()
-s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
-os.close(w)
-if not select.select([r], [], [], 10)[0]:
+if not barrier():
     sys.exit("no answer to BARRIER=1")
 os.execv(sys.argv[3], sys.argv[3:])
 '''
