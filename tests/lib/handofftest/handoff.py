@@ -202,10 +202,11 @@ class Handoff:
             pass
         # Pids wrap: a later process must not be taken for one of ours.
         _sessions.discard(self.pid)
+        # (Subclasses that start handoff their own way have no .runtime.)
+        runtime = getattr(self, "runtime", None) or default_runtime()
         for pid in handoffs:
             if pid_alive(pid):
                 continue
-            runtime = getattr(self, "runtime", None) or default_runtime()
             try:
                 os.unlink(os.path.join(runtime, f"control.{pid}"))
             except OSError:
