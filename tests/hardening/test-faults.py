@@ -385,6 +385,9 @@ def test_kill_old_main_while_draining(tmp):
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         h.wait_log("Handed over to handoff pid")
+        # The line comes just before the SIGTERM is sent: a SIGKILL at once
+        # could land between the two. Its arrival, as the fixture says it.
+        h.wait_log(f"fixture-server: pid={old} got Terminated")
         check(alive(old), "the old generation still drains")
         os.kill(h.pid, signal.SIGKILL)
         slow.join(timeout=20)
