@@ -63,6 +63,9 @@ struct Supervisor {
         Generation *serving;
         Generation *candidate;   /* the candidate generation, while it starts */
         NextHandoff *next;       /* handover mode: the next handoff, until it takes over */
+        NextHandoff **aborted;   /* ... and those told to stop (a failed reload's), until they
+                                  * exit: a reload may start the next one meanwhile */
+        size_t n_aborted;
         Standby *standby;        /* handover mode: the next one, started ahead (standby.h) */
         bool standby_failed;     /* its start failed: not again until a reload */
         sd_event_source *standby_timer; /* after a takeover: when the standby may start */
@@ -138,7 +141,8 @@ static bool all_gone(Supervisor *s) {
          * not ours. A new main that stops right after a reload waits for
          * the old one, still draining, so that systemd does not kill what
          * it serves. */
-        return !s->gens && (!s->next || s->role == ROLE_YIELDED) && !role_predecessor_alive(s->role);
+        return !s->gens && (!s->next || s->role == ROLE_YIELDED) && s->n_aborted == 0 &&
+               !role_predecessor_alive(s->role);
 }
 
 static void check_all_gone(Supervisor *s) {
@@ -428,9 +432,15 @@ static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
 
 static void on_next_exited(NextHandoff *n, void *userdata) {
         Supervisor *s = userdata;
-        if (s->next != n)
-                return;
-        s->next = next_handoff_free(n);
+        if (s->next == n)
+                s->next = NULL;
+        else
+                for (size_t i = 0; i < s->n_aborted; i++)
+                        if (s->aborted[i] == n) {
+                                s->aborted[i] = s->aborted[--s->n_aborted];
+                                break;
+                        }
+        next_handoff_free(n);
         check_all_gone(s);
 }
 
@@ -462,6 +472,11 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                                    : candidate_opt(s)->start_timeout + 5 * USEC_PER_SEC,
         };
         *ret_code = 1;
+        /* Its place among the aborted, should it be: no allocation in a rollback. */
+        NextHandoff **a = reallocarray(s->aborted, s->n_aborted + 1, sizeof *a);
+        if (!a)
+                return log_error_errno(ENOMEM, "Out of memory");
+        s->aborted = a;
         s->standby_failed = false;
         return next_handoff_start(s->event, &c, number, &s->standby, &next_callbacks, s, &s->next);
 }
@@ -477,11 +492,19 @@ static void next_ops_stop(Supervisor *s) {
         next_handoff_abort(s->next, s->opt->stop_signal, s->opt->drain_timeout, its_systemds ? &s->handed_channel : NULL);
         /* It may have written the pid file before it failed. */
         write_pid(s, getpid());
+        if (its_systemds)
+                return; /* all_gone() does not wait for it */
+        /* Ours to wait for, but no longer the next handoff: a reload asked
+         * for now starts another while this one stops. Its place was made
+         * when it was started. */
+        s->aborted[s->n_aborted++] = TAKE_PTR(s->next);
 }
 
 static void next_ops_kill(Supervisor *s) {
         if (s->next)
                 next_handoff_kill(s->next);
+        for (size_t i = 0; i < s->n_aborted; i++)
+                next_handoff_kill(s->aborted[i]);
 }
 
 static const CandidateOps next_handoff_ops = {
@@ -1149,6 +1172,9 @@ static void supervisor_done(Supervisor *s) {
                 list_remove(s, s->gens);
         generation_drop_spare_socket();
         next_handoff_free(s->next);
+        for (size_t i = 0; i < s->n_aborted; i++)
+                next_handoff_free(s->aborted[i]);
+        free(s->aborted);
         standby_stop(s->standby);
         sd_event_source_disable_unref(s->standby_timer);
         sd_event_source_disable_unref(s->bake_timer);

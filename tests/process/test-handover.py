@@ -109,6 +109,29 @@ def test_next_handoff_killed_rolls_back(tmp):
         h.close()
 
 
+def test_reload_while_the_failed_next_handoff_stops(tmp):
+    """A reload asked for while the previous reload's next handoff is still
+    stopping starts another beside it; the old main keeps watching the
+    stopping one and does not exit before it (it would leave it unbounded)."""
+    h = start(tmp, "--start-timeout=1s", "--drain-timeout=4s")
+    try:
+        set_args(h.args_file, "--hang-at-start", "--ignore-sigterm")
+        h.signal(signal.SIGHUP)
+        failed = next_handoff_pid(h, 2)
+        h.wait_log("Reload failed")
+        # Its generation ignores SIGTERM: it stops for up to 4 s.
+        set_args(h.args_file, "--init-delay", "100")
+        h.signal(signal.SIGHUP)
+        h.wait_log("Handed over to handoff pid")
+        check(pid_alive(failed), f"premise: the failed next handoff {failed} still stops; log:\n{h.log()}")
+        check(h.proc.wait(timeout=20) == 0, h.log())
+        check(not pid_alive(failed), f"the old main exited before the next handoff it aborted ({failed})")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"nothing left: {h.descendants()}")
+    finally:
+        h.close()
+
+
 def test_sighup_to_next_handoff_before_commit_runs_after(tmp):
     """MAINPID may point at the next handoff before it has been told to take
     over, so `kill -HUP $MAINPID` can reach it early: it runs after."""
