@@ -319,15 +319,21 @@ int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_p
         return 0;
 }
 
-void next_handoff_abort(NextHandoff *n, int sig, usec_t drain_timeout, int *ret_channel) {
+/* How much longer than its generation's drain deadline a next handoff told
+ * to stop may take before it is killed: time to kill its generation, reap
+ * it and remove its runtime files, on a busy machine. */
+#define ABORT_MARGIN (5 * USEC_PER_SEC)
+
+void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel) {
         if (!n->pidfd_source)
                 return; /* exited already */
         fail(n, "reload aborted");
         /* End of file alone would do; the signal makes it prompt even while
-         * it is busy. Not when it gave up by itself: it is stopping already,
-         * and a second signal is its "second stop request". */
+         * it is busy. SIGTERM, handoff's own stop signal, whatever its app's
+         * is. Not when it gave up by itself: it is stopping already, and a
+         * second signal is its "second stop request". */
         if (!n->gave_up)
-                (void) pidfd_signal(n->pidfd, sig);
+                (void) pidfd_signal(n->pidfd, SIGTERM);
         n->channel_source = sd_event_source_disable_unref(n->channel_source);
         if (ret_channel)
                 *ret_channel = TAKE_FD(n->channel);
@@ -335,7 +341,7 @@ void next_handoff_abort(NextHandoff *n, int sig, usec_t drain_timeout, int *ret_
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
         if (drain_timeout != USEC_INFINITY)
                 (void) sd_event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
-                                                  CLOCK_MONOTONIC, drain_timeout, 1000, on_timer, n);
+                                                  CLOCK_MONOTONIC, drain_timeout + ABORT_MARGIN, 1000, on_timer, n);
 }
 
 void next_handoff_kill(NextHandoff *n) {

@@ -54,12 +54,13 @@ unsigned next_handoff_number(const NextHandoff *n); /* that generation's number 
 int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
                            int *ret_channel);
 
-/* Rollback: the stop signal (unless it already gave up by itself, and is
- * exiting: a second signal would read as a second stop request), end of
- * file on the channel, and SIGKILL to it and its generation after
- * drain_timeout. The exited callback reports the end. With keep_channel,
- * our end is returned in *ret_channel instead of closed. */
-void next_handoff_abort(NextHandoff *n, int sig, usec_t drain_timeout, int *ret_channel);
+/* Rollback: SIGTERM (unless it already gave up by itself, and is exiting:
+ * a second signal would read as a second stop request), end of file on the
+ * channel, and SIGKILL to it and its generation if it has not exited a
+ * little after drain_timeout, the deadline it gives its generation itself.
+ * The exited callback reports the end. With ret_channel, our end is
+ * returned in *ret_channel instead of closed. */
+void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel);
 
 /* Kill it and its generation now (a second stop request). */
 void next_handoff_kill(NextHandoff *n);

@@ -489,7 +489,7 @@ static void next_ops_stop(Supervisor *s) {
          * waits for our end of file, which comes when we exit, and stops
          * its own generation. */
         bool its_systemds = s->role == ROLE_YIELDED;
-        next_handoff_abort(s->next, s->opt->stop_signal, s->opt->drain_timeout, its_systemds ? &s->handed_channel : NULL);
+        next_handoff_abort(s->next, candidate_opt(s)->drain_timeout, its_systemds ? &s->handed_channel : NULL);
         /* It may have written the pid file before it failed. */
         write_pid(s, getpid());
         if (its_systemds)
