@@ -425,10 +425,25 @@ static bool socket_is_stale(const struct sockaddr_un *sa) {
         return connect(fd, (const struct sockaddr *) sa, sizeof *sa) < 0 && errno == ECONNREFUSED;
 }
 
+static int control_address(const char *dir, pid_t pid, struct sockaddr_un *ret) {
+        *ret = (struct sockaddr_un) { .sun_family = AF_UNIX };
+        int k = snprintf(ret->sun_path, sizeof ret->sun_path, "%s/control.%d", dir, (int) pid);
+        return k < 0 || (size_t) k >= sizeof ret->sun_path ? -ENAMETOOLONG : 0;
+}
+
+void control_remove_stale(pid_t pid) {
+        _cleanup_free_ char *dir = NULL;
+        struct sockaddr_un sa;
+        if (control_runtime_dir(&dir) < 0 || control_address(dir, pid, &sa) < 0 || !socket_is_stale(&sa))
+                return;
+        log_debug("Removing %s, left by pid %d.", sa.sun_path, (int) pid);
+        if (unlink(sa.sun_path) < 0 && errno != ENOENT)
+                log_debug_errno(errno, "Failed to remove %s: %m", sa.sun_path);
+}
+
 static int bind_control(int fd, const char *dir, char **ret_path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int k = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.%d", dir, (int) getpid());
-        if (k < 0 || (size_t) k >= sizeof sa.sun_path)
+        struct sockaddr_un sa;
+        if (control_address(dir, getpid(), &sa) < 0)
                 return log_warning_errno(ENAMETOOLONG, "Control socket path in %s is too long for a unix socket.", dir);
         if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
                 if (errno != EADDRINUSE)

@@ -9,9 +9,11 @@
 #include <sys/syscall.h>
 
 #include "channel.h"
+#include "control.h"
 #include "env.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "notify.h"
 #include "reaper.h"
 #include "spawn.h"
 #include "standby.h"
@@ -130,8 +132,12 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         NextHandoff *n = userdata;
         n->pidfd_source = sd_event_source_disable_unref(n->pidfd_source);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
-        /* Killed before it could stop its app: do not leave the app behind. */
+        /* Killed before it could stop its app: do not leave the app behind,
+         * nor its runtime files (the service may go on for months). */
         kill_app(n);
+        control_remove_stale(n->pid);
+        if (notify_private_dir_remove_stale(n->pid))
+                log_debug("Removed the notify directory left by the next handoff (pid %d).", (int) n->pid);
         fail(n, "next handoff (pid %d) exited", (int) n->pid);
         n->cb->exited(n, n->userdata);
         return 0;

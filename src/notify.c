@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -203,6 +204,40 @@ int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
         if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077))
                 return -EPERM;
         return 0;
+}
+
+/* A datagram socket file that nobody has bound any more. */
+static bool dgram_is_stale(const struct sockaddr_un *sa) {
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        return fd >= 0 && connect(fd, (const struct sockaddr *) sa, sizeof *sa) < 0 && errno == ECONNREFUSED;
+}
+
+bool notify_private_dir_remove_stale(pid_t pid) {
+        char base[sizeof ((struct sockaddr_un) {}).sun_path], dir[sizeof base];
+        if (notify_runtime_dir(base, sizeof base) < 0)
+                return false;
+        int k = snprintf(dir, sizeof dir, "%s/notify.%d", base, (int) pid);
+        if (k < 0 || (size_t) k >= sizeof dir)
+                return false;
+        int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        struct stat st;
+        DIR *d = fstat(fd, &st) >= 0 && st.st_uid == geteuid() && !(st.st_mode & 0077) ? fdopendir(fd) : NULL;
+        if (!d) {
+                safe_close(fd);
+                return false;
+        }
+        for (struct dirent *de; (de = readdir(d));) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                if (de->d_type != DT_SOCK ||
+                    (size_t) snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, de->d_name) >= sizeof sa.sun_path)
+                        continue;
+                if (dgram_is_stale(&sa))
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+        }
+        closedir(d);
+        return rmdir(dir) >= 0;
 }
 
 static int open_dgram(void) {

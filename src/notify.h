@@ -78,6 +78,12 @@ int notify_runtime_dir(char *ret, size_t size);
  * handoff process: a directory of ours, mode 0700, not a symlink. */
 int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size);
 
+/* Removes what a handoff of ours with this pid left of its private
+ * directory when it was killed: the sockets in it nobody reads (the pid may
+ * have been reused by a live one, whose sockets stay), then the directory
+ * if it is empty then. Returns whether the directory was removed. */
+bool notify_private_dir_remove_stale(pid_t pid);
+
 /* Creates a path notify socket <dir>/<name> (replacing a stale one of that
  * name: the directory is ours alone), with the same properties as
  * notify_socket_open(); ret_address gets the path. */

@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 
-from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import HANDOFF, Handoff, MODE, default_runtime, fixture_cmd, set_args
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
 from handofftest.procs import is_handoff, ppid_of
@@ -126,6 +126,18 @@ def nothing_left(h):
     by a handoff that then exited may take a moment to die; handoff cannot
     reap what is not its child, e.g. a next handoff's app.)"""
     wait_for(lambda: not h.descendants(), 5, f"nothing left: {describe(h.descendants())}\n{h.log()}")
+
+
+def runtime_files(h, pid):
+    runtime = h.runtime or default_runtime()
+    return [p for p in (os.path.join(runtime, f"control.{pid}"), os.path.join(runtime, f"notify.{pid}"))
+            if os.path.exists(p)]
+
+
+def runtime_files_removed(h, pid):
+    """A next handoff killed hard cannot remove its control socket and
+    notify directory: the old main, which watches it, does."""
+    wait_for(lambda: not runtime_files(h, pid), 10, f"the runtime files of the killed pid {pid} removed")
 
 
 def stop_clean(h):
@@ -295,8 +307,10 @@ def test_kill_next_handoff_before_ready(tmp):
         h.signal(signal.SIGHUP)
         succ = next_handoff_pid(h, 2)
         app = h.generation_pid(2)
+        wait_for(lambda: len(runtime_files(h, succ)) == 2, 10, "premise: the next handoff's runtime files")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
+        runtime_files_removed(h, succ)
         check(f"generation 2 failed: next handoff (pid {succ}) exited" in h.last_status()
               or "closed its channel" in h.last_status(), h.last_status())
         wait_for(lambda: not alive(app), 10, "the next handoff's app is killed with it")
@@ -325,8 +339,10 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
         wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
         succ = h.main_pid()
         app = h.generation_pid(2)
+        check(len(runtime_files(h, succ)) == 2, "premise: the next handoff's runtime files")
         os.kill(succ, signal.SIGKILL)
         wait_for(lambda: not alive(app), 10, "the next handoff's app is killed by the old main")
+        runtime_files_removed(h, succ)
         check(h.proc.wait(timeout=20) == 0, h.log())
         slow.join(timeout=20)
         check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")

@@ -726,6 +726,51 @@ START_TEST(test_private_dir_refuses_foreign) {
 }
 END_TEST
 
+START_TEST(test_private_dir_remove_stale) {
+        /* What a killed process with pid 4343 left: a socket nobody has
+         * bound any more goes; one still bound (the pid reused by a live
+         * handoff) stays, and so does the directory, until it is gone too. */
+        char dir[108], live[108], stale[108];
+        int live_fd = -1, stale_fd = -1;
+        make_tmpdir();
+        setenv("RUNTIME_DIRECTORY", tmpdir, 1);
+        ck_assert_int_eq(notify_private_dir(tmpdir, 4343, dir, sizeof dir), 0);
+        ck_assert_int_eq(notify_socket_open_path(dir, "1", 3, stale, sizeof stale, &stale_fd), 0);
+        ck_assert_int_eq(notify_socket_open_path(dir, "2", 3, live, sizeof live, &live_fd), 0);
+        close(stale_fd);
+        struct stat st;
+        ck_assert(!notify_private_dir_remove_stale(4343));
+        ck_assert_int_eq(lstat(stale, &st), -1);
+        ck_assert_int_eq(lstat(live, &st), 0);
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        close(live_fd);
+        ck_assert(notify_private_dir_remove_stale(4343));
+        ck_assert_int_eq(lstat(dir, &st), -1);
+        ck_assert(!notify_private_dir_remove_stale(4343)); /* nothing there: nothing done */
+
+        /* Not ours to clean: a directory others may read, or a symlink. */
+        char path[128], file[160];
+        snprintf(path, sizeof path, "%s/notify.77", tmpdir);
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+        ck_assert_int_eq(chmod(path, 0755), 0);
+        ck_assert_int_eq(notify_socket_open_path(path, "1", 3, stale, sizeof stale, &stale_fd), 0);
+        close(stale_fd);
+        ck_assert(!notify_private_dir_remove_stale(77));
+        ck_assert_int_eq(lstat(stale, &st), 0);
+        unlink(stale);
+        rmdir(path);
+        snprintf(file, sizeof file, "%s/target", tmpdir);
+        ck_assert_int_eq(mkdir(file, 0700), 0);
+        ck_assert_int_eq(symlink(file, path), 0);
+        ck_assert(!notify_private_dir_remove_stale(77));
+        ck_assert_int_eq(lstat(file, &st), 0);
+        unlink(path);
+        rmdir(file);
+        unsetenv("RUNTIME_DIRECTORY");
+        ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+END_TEST
+
 static Suite *notify_suite(void) {
         Suite *s = suite_create("notify");
         TCase *tc = tcase_create("parse");
@@ -764,6 +809,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_path_socket_lifecycle);
         tcase_add_test(tc, test_path_socket_mode_under_owner_umask);
         tcase_add_test(tc, test_private_dir_refuses_foreign);
+        tcase_add_test(tc, test_private_dir_remove_stale);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -205,7 +205,10 @@ class Handoff:
         # (Subclasses that start handoff their own way have no .runtime.)
         runtime = getattr(self, "runtime", None) or default_runtime()
         for pid in handoffs:
-            if pid_alive(pid):
+            # SIGKILLed a moment ago, it may still be on its way out.
+            try:
+                wait_for(lambda: not pid_alive(pid), 5, f"handoff {pid} to die")
+            except TestFailure:
                 continue
             try:
                 os.unlink(os.path.join(runtime, f"control.{pid}"))
