@@ -9,12 +9,11 @@
 #include <sys/syscall.h>
 
 #include "channel.h"
-#include "control.h"
 #include "env.h"
 #include "log.h"
 #include "next-handoff.h"
-#include "notify.h"
 #include "reaper.h"
+#include "runtime-files.h"
 #include "spawn.h"
 #include "standby.h"
 
@@ -40,10 +39,6 @@ struct NextHandoff {
         const NextHandoffCallbacks *cb;
         void *userdata;
 };
-
-static int pidfd_open_(pid_t pid) {
-        return (int) syscall(SYS_pidfd_open, pid, 0);
-}
 
 pid_t next_handoff_pid(const NextHandoff *n) {
         return n->pid;
@@ -105,7 +100,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         case CHANNEL_APP:
                 n->app_pid = m.pid;
                 safe_close(n->app_pidfd);
-                n->app_pidfd = pidfd_open_(m.pid);
+                n->app_pidfd = pidfd_open_pid(m.pid);
                 break;
         case CHANNEL_READY:
                 if (n->ready || n->failed)
@@ -135,9 +130,7 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         /* Killed before it could stop its app: do not leave the app behind,
          * nor its runtime files (the service may go on for months). */
         kill_app(n);
-        control_remove_stale(n->pid);
-        if (notify_private_dir_remove_stale(n->pid))
-                log_debug("Removed the notify directory left by the next handoff (pid %d).", (int) n->pid);
+        runtime_files_remove_stale(n->pid);
         fail(n, "next handoff (pid %d) exited", (int) n->pid);
         n->cb->exited(n, n->userdata);
         return 0;

@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include "control.h"
 #include "fsm.h"
@@ -20,6 +22,7 @@
 #include "reload-config.h"
 #include "results.h"
 #include "role.h"
+#include "runtime-files.h"
 #include "sdnotify.h"
 #include "service-store.h"
 #include "status.h"
@@ -93,6 +96,8 @@ struct Supervisor {
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
+        pid_t predecessor;       /* ... and its pid, while it lives */
+        sd_event_source *predecessor_exit;
         char **inherited_names;  /* ... and its store, for the resync at takeover */
 
         Control *control;        /* "handoff reload", "handoff status" */
@@ -1132,6 +1137,33 @@ static int setup_signals(Supervisor *s) {
 
 /* Started as the next handoff: continue the predecessor's numbering and
  * counters, and watch its channel. */
+/* Killed hard, our predecessor cannot remove its runtime files: we do,
+ * once it has exited. Its pid is the channel's creator's (socketpair()). */
+static int on_predecessor_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Supervisor *s = userdata;
+        runtime_files_remove_stale(s->predecessor);
+        s->predecessor_exit = sd_event_source_disable_unref(s->predecessor_exit);
+        return 0;
+}
+
+static void watch_predecessor(Supervisor *s, int channel) {
+        struct ucred uc;
+        socklen_t l = sizeof uc;
+        if (getsockopt(channel, SOL_SOCKET, SO_PEERCRED, &uc, &l) < 0 || uc.pid <= 0)
+                return;
+        int fd = pidfd_open_pid(uc.pid);
+        if (fd < 0)
+                return; /* gone already, or no pidfds */
+        s->predecessor = uc.pid;
+        int r = sd_event_add_io(s->event, &s->predecessor_exit, fd, EPOLLIN, on_predecessor_exit, s);
+        if (r >= 0)
+                r = sd_event_source_set_io_fd_own(s->predecessor_exit, true);
+        if (r < 0) {
+                s->predecessor_exit = sd_event_source_disable_unref(s->predecessor_exit);
+                safe_close(fd);
+        }
+}
+
 static int setup_takeover(Supervisor *s) {
         Inheritance in;
         if (s->p->takeover_channel < 0)
@@ -1145,6 +1177,7 @@ static int setup_takeover(Supervisor *s) {
         for (size_t i = 0; i < s->p->store->n; i++)
                 if (strv_push(&s->inherited_names, &n, strdup(s->p->store->names[i])) < 0)
                         log_warning("Out of memory; systemd's fd store may keep a stale entry.");
+        watch_predecessor(s, s->p->takeover_channel);
         return takeover_new(s->event, s->p->takeover_channel, &takeover_callbacks, s, &s->takeover);
 }
 
@@ -1181,6 +1214,7 @@ static void supervisor_done(Supervisor *s) {
         sd_event_source_disable_unref(s->progress_timer);
         handover_free(s->handover);
         takeover_free(s->takeover);
+        sd_event_source_disable_unref(s->predecessor_exit);
         /* s->handed_channel stays open on purpose: the kernel closes it when
          * this process exits, and only then may the next handoff (systemd's
          * main, waiting for this end of file) exit too. Closing it here

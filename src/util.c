@@ -57,6 +57,11 @@ int pidfd_signal(int pidfd, int sig) {
         return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }
 
+int pidfd_open_pid(pid_t pid) {
+        int fd = (int) syscall(SYS_pidfd_open, pid, 0);
+        return fd < 0 ? -errno : fd;
+}
+
 void msghdr_put_fds(struct msghdr *mh, void *control, const int *fds, size_t n) {
         mh->msg_control = control;
         mh->msg_controllen = CMSG_SPACE(sizeof(int) * n);

@@ -82,6 +82,8 @@ int fd_move_above(int fd, int min);
 /* Sends sig to the process behind pidfd (0: only checks that it exists,
  * a zombie included). Returns 0, or -errno (-ESRCH for no pidfd). */
 int pidfd_signal(int pidfd, int sig);
+/* pidfd_open(2): a pidfd (close-on-exec), or -errno. */
+int pidfd_open_pid(pid_t pid);
 
 /* Attaches n fds to mh as one SCM_RIGHTS message, in control, which has
  * room for CMSG_SPACE(sizeof(int) * n) bytes and is suitably aligned. */

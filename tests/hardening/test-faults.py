@@ -135,8 +135,9 @@ def runtime_files(h, pid):
 
 
 def runtime_files_removed(h, pid):
-    """A next handoff killed hard cannot remove its control socket and
-    notify directory: the old main, which watches it, does."""
+    """A handoff killed hard cannot remove its control socket and notify
+    directory: the handoff at the other end of its handover does (the old
+    main for its next handoff, the new main for its predecessor)."""
     wait_for(lambda: not runtime_files(h, pid), 10, f"the runtime files of the killed pid {pid} removed")
 
 
@@ -405,11 +406,14 @@ def test_kill_old_main_while_draining(tmp):
         # could land between the two. Its arrival, as the fixture says it.
         h.wait_log(f"fixture-server: pid={old} got Terminated")
         check(alive(old), "the old generation still drains")
+        check(len(runtime_files(h, h.pid)) == 2, "premise: the old main's runtime files")
         os.kill(h.pid, signal.SIGKILL)
         slow.join(timeout=20)
         check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
         wait_for(lambda: not alive(old), 10, "the orphaned old generation exits after its drain")
         wait_for(lambda: "The previous handoff has exited." in h.log(), 10, "the new main saw it go")
+        # ... and, once it has exited, removed what it could not.
+        runtime_files_removed(h, h.pid)
         reload_ok(h, 3)
         no_failures(load)
         one_serving(h)
