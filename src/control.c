@@ -394,6 +394,10 @@ int control_runtime_dir(char **ret) {
 /* The directory must be ours and writable by nobody else: then nobody else
  * can have bound our name first, or put anything else there. handoff
  * creates /run/handoff and $XDG_RUNTIME_DIR/handoff itself, 0700. */
+static bool runtime_dir_private(const struct stat *st) {
+        return S_ISDIR(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 0022);
+}
+
 static int runtime_dir_check(const char *dir) {
         if (mkdir(dir, 0700) < 0 && errno != EEXIST)
                 return log_warning_errno(errno, "Failed to create %s: %m", dir);
@@ -402,7 +406,7 @@ static int runtime_dir_check(const char *dir) {
                 return log_warning_errno(errno, "Failed to check %s: %m", dir);
         if (!S_ISDIR(st.st_mode))
                 return log_warning_errno(ENOTDIR, "Refusing to put the control socket in %s: not a directory.", dir);
-        if (st.st_uid != geteuid() || (st.st_mode & 0022))
+        if (!runtime_dir_private(&st))
                 return log_warning_errno(EPERM,
                                          "Refusing to put the control socket in %s: it belongs to uid %u with mode "
                                          "%04o; it must belong to uid %u and be writable by nobody else.",
@@ -434,7 +438,11 @@ static int control_address(const char *dir, pid_t pid, struct sockaddr_un *ret) 
 void control_remove_stale(pid_t pid) {
         _cleanup_free_ char *dir = NULL;
         struct sockaddr_un sa;
-        if (control_runtime_dir(&dir) < 0 || control_address(dir, pid, &sa) < 0 || !socket_is_stale(&sa))
+        struct stat st;
+        /* Only in a directory nobody else may write, as at bind: else what
+         * is checked is not what would be removed. */
+        if (control_runtime_dir(&dir) < 0 || lstat(dir, &st) < 0 || !runtime_dir_private(&st) ||
+            control_address(dir, pid, &sa) < 0 || !socket_is_stale(&sa))
                 return;
         log_debug("Removing %s, left by pid %d.", sa.sun_path, (int) pid);
         if (unlink(sa.sun_path) < 0 && errno != ENOENT)

@@ -338,7 +338,7 @@ void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel) 
                 *ret_channel = TAKE_FD(n->channel);
         n->channel = safe_close(n->channel);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
-        if (drain_timeout != USEC_INFINITY)
+        if (drain_timeout < USEC_INFINITY - ABORT_MARGIN)
                 (void) sd_event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
                                                   CLOCK_MONOTONIC, drain_timeout + ABORT_MARGIN, 1000, on_timer, n);
 }

@@ -57,7 +57,8 @@ int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_p
 /* Rollback: SIGTERM (unless it already gave up by itself, and is exiting:
  * a second signal would read as a second stop request), end of file on the
  * channel, and SIGKILL to it and its generation if it has not exited a
- * little after drain_timeout, the deadline it gives its generation itself.
+ * little after drain_timeout, the deadline it gives its generation itself
+ * (USEC_INFINITY: never).
  * The exited callback reports the end; what it left in the runtime
  * directory if it was killed is removed then. With ret_channel, our end is
  * returned in *ret_channel instead of closed. */

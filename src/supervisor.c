@@ -494,7 +494,10 @@ static void next_ops_stop(Supervisor *s) {
          * waits for our end of file, which comes when we exit, and stops
          * its own generation. */
         bool its_systemds = s->role == ROLE_YIELDED;
-        next_handoff_abort(s->next, candidate_opt(s)->drain_timeout, its_systemds ? &s->handed_channel : NULL);
+        /* Then it waits for our exit, which may take our own generation's
+         * drain: its end is systemd's to bound, not ours. */
+        next_handoff_abort(s->next, its_systemds ? USEC_INFINITY : candidate_opt(s)->drain_timeout,
+                           its_systemds ? &s->handed_channel : NULL);
         /* It may have written the pid file before it failed. */
         write_pid(s, getpid());
         if (its_systemds)

@@ -118,13 +118,13 @@ def test_reload_while_the_failed_next_handoff_stops(tmp):
     """A reload asked for while the previous reload's next handoff is still
     stopping starts another beside it; the old main keeps watching the
     stopping one and does not exit before it (it would leave it unbounded)."""
-    h = start(tmp, "--start-timeout=1s", "--drain-timeout=4s")
+    h = start(tmp, "--start-timeout=1s", "--drain-timeout=8s")
     try:
         set_args(h.args_file, "--hang-at-start", "--ignore-sigterm")
         h.signal(signal.SIGHUP)
         failed = next_handoff_pid(h, 2)
         h.wait_log("Reload failed")
-        # Its generation ignores SIGTERM: it stops for up to 4 s.
+        # Its generation ignores SIGTERM: it stops for up to 8 s.
         set_args(h.args_file, "--init-delay", "100")
         h.signal(signal.SIGHUP)
         h.wait_log("Handed over to handoff pid")

@@ -761,9 +761,12 @@ START_TEST(test_private_dir_remove_stale) {
         rmdir(path);
         snprintf(file, sizeof file, "%s/target", tmpdir);
         ck_assert_int_eq(mkdir(file, 0700), 0);
+        ck_assert_int_eq(notify_socket_open_path(file, "1", 3, stale, sizeof stale, &stale_fd), 0);
+        close(stale_fd);
         ck_assert_int_eq(symlink(file, path), 0);
         ck_assert(!notify_private_dir_remove_stale(77));
-        ck_assert_int_eq(lstat(file, &st), 0);
+        ck_assert_int_eq(lstat(stale, &st), 0); /* not followed */
+        unlink(stale);
         unlink(path);
         rmdir(file);
         unsetenv("RUNTIME_DIRECTORY");

@@ -186,7 +186,8 @@ class Handoff:
         of what it killed is left in the runtime directory (a handoff
         killed hard leaves its control socket and notify directory; left
         there, one could be taken for a later process's with that pid)."""
-        handoffs = {self.pid, *self.mains(), *[p for p in self.descendants() if is_handoff(p)]}
+        live = {self.pid, self.main_pid(), *[p for p in self.descendants() if is_handoff(p)]}
+        handoffs = {*live, *self.mains()}
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -205,9 +206,10 @@ class Handoff:
         # (Subclasses that start handoff their own way have no .runtime.)
         runtime = getattr(self, "runtime", None) or default_runtime()
         for pid in handoffs:
-            # SIGKILLed a moment ago, it may still be on its way out.
+            # SIGKILLed a moment ago, it may still be on its way out. (An
+            # earlier main's pid may be another process's by now.)
             try:
-                wait_for(lambda: not pid_alive(pid), 5, f"handoff {pid} to die")
+                wait_for(lambda: not pid_alive(pid), 5 if pid in live else 0, f"handoff {pid} to die")
             except TestFailure:
                 continue
             try:
