@@ -435,7 +435,7 @@ static int control_address(const char *dir, pid_t pid, struct sockaddr_un *ret) 
         return k < 0 || (size_t) k >= sizeof ret->sun_path ? -ENAMETOOLONG : 0;
 }
 
-void control_remove_stale(pid_t pid) {
+bool control_remove_stale(pid_t pid) {
         _cleanup_free_ char *dir = NULL;
         struct sockaddr_un sa;
         struct stat st;
@@ -443,10 +443,13 @@ void control_remove_stale(pid_t pid) {
          * is checked is not what would be removed. */
         if (control_runtime_dir(&dir) < 0 || lstat(dir, &st) < 0 || !runtime_dir_private(&st) ||
             control_address(dir, pid, &sa) < 0 || !socket_is_stale(&sa))
-                return;
+                return false;
         log_debug("Removing %s, left by pid %d.", sa.sun_path, (int) pid);
-        if (unlink(sa.sun_path) < 0 && errno != ENOENT)
+        if (unlink(sa.sun_path) < 0) {
                 log_debug_errno(errno, "Failed to remove %s: %m", sa.sun_path);
+                return false;
+        }
+        return true;
 }
 
 static int bind_control(int fd, const char *dir, char **ret_path) {

@@ -99,8 +99,8 @@ int control_runtime_dir(char **ret);
 
 /* Removes the control socket that a handoff of ours with this pid left
  * behind when it was killed, if nobody listens on it (the pid may have been
- * reused by a live one). */
-void control_remove_stale(pid_t pid);
+ * reused by a live one). Returns whether it removed one. */
+bool control_remove_stale(pid_t pid);
 
 /* Parses a request; exposed for the unit tests and the fuzzer. */
 int control_parse_request(const char *buf, size_t len, ControlRequest *ret);

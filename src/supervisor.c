@@ -1273,6 +1273,10 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                  * handover this is on the reload's critical path otherwise. */
                 if (s.machine.state != STATE_DONE)
                         setup_control(&s);
+                /* A service started anew, maybe after a crash: what killed
+                 * handoffs left. (A next handoff's predecessor is alive.) */
+                if (s.machine.state != STATE_DONE && p->takeover_channel < 0)
+                        (void) runtime_files_sweep();
                 r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
                 if (r < 0)
                         log_error_errno(r, "Event loop failed: %m");
