@@ -444,7 +444,6 @@ bool control_remove_stale(pid_t pid) {
         if (control_runtime_dir(&dir) < 0 || lstat(dir, &st) < 0 || !runtime_dir_private(&st) ||
             control_address(dir, pid, &sa) < 0 || !socket_is_stale(&sa))
                 return false;
-        log_debug("Removing %s, left by pid %d.", sa.sun_path, (int) pid);
         if (unlink(sa.sun_path) < 0) {
                 log_debug_errno(errno, "Failed to remove %s: %m", sa.sun_path);
                 return false;

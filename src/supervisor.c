@@ -8,6 +8,7 @@
 #include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -1138,8 +1139,6 @@ static int setup_signals(Supervisor *s) {
 
 /* ---- set-up and the loop ---------------------------------------------- */
 
-/* Started as the next handoff: continue the predecessor's numbering and
- * counters, and watch its channel. */
 /* Killed hard, our predecessor cannot remove its runtime files: we do,
  * once it has exited. Its pid is the channel's creator's (socketpair()). */
 static int on_predecessor_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -1157,6 +1156,12 @@ static void watch_predecessor(Supervisor *s, int channel) {
         int fd = pidfd_open_pid(uc.pid);
         if (fd < 0)
                 return; /* gone already, or no pidfds */
+        /* While it holds its end, the pid is still its own. */
+        struct pollfd pf = { .fd = channel, .events = POLLRDHUP };
+        if (poll(&pf, 1, 0) != 0) {
+                safe_close(fd);
+                return;
+        }
         s->predecessor = uc.pid;
         int r = sd_event_add_io(s->event, &s->predecessor_exit, fd, EPOLLIN, on_predecessor_exit, s);
         if (r >= 0)
@@ -1167,6 +1172,8 @@ static void watch_predecessor(Supervisor *s, int channel) {
         }
 }
 
+/* Started as the next handoff: continue the predecessor's numbering and
+ * counters, and watch its channel. */
 static int setup_takeover(Supervisor *s) {
         Inheritance in;
         if (s->p->takeover_channel < 0)
@@ -1274,9 +1281,10 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 if (s.machine.state != STATE_DONE)
                         setup_control(&s);
                 /* A service started anew, maybe after a crash: what killed
-                 * handoffs left. (A next handoff's predecessor is alive.) */
-                if (s.machine.state != STATE_DONE && p->takeover_channel < 0)
-                        (void) runtime_files_sweep();
+                 * handoffs left. (Not a next handoff: its predecessor lives.) */
+                if (s.machine.state != STATE_DONE && p->takeover_channel < 0 &&
+                    (r = runtime_files_sweep_later(s.event)) < 0)
+                        log_debug_errno(r, "Failed to schedule the sweep of the runtime directory: %m");
                 r = s.machine.state == STATE_DONE ? s.exit_code : sd_event_loop(s.event);
                 if (r < 0)
                         log_error_errno(r, "Event loop failed: %m");

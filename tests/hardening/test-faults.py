@@ -137,8 +137,11 @@ def runtime_files(h, pid):
 def runtime_files_removed(h, pid):
     """A handoff killed hard cannot remove its control socket and notify
     directory: the handoff at the other end of its handover does (the old
-    main for its next handoff, the new main for its predecessor)."""
-    wait_for(lambda: not runtime_files(h, pid), 10, f"the runtime files of the killed pid {pid} removed")
+    main for its next handoff, the new main for its predecessor). Its own
+    line, not another handoff's sweep of the shared directory."""
+    h.wait_log(f"Removed the control socket and the notify directory left in the runtime directory by pid {pid}, "
+               f"which was killed.")
+    check(not runtime_files(h, pid), f"the runtime files of the killed pid {pid} removed")
 
 
 def stop_clean(h):

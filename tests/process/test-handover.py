@@ -102,7 +102,9 @@ def test_next_handoff_killed_rolls_back(tmp):
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(2)
         # Killed, it could not remove its runtime files: the old main does.
-        wait_for(lambda: not any(os.path.exists(p) for p in left), 10, f"{left} removed")
+        h.wait_log(f"Removed the control socket and the notify directory left in the runtime directory by "
+                   f"pid {succ}, which was killed.")
+        check(not any(os.path.exists(p) for p in left), f"{left} removed")
         check("next handoff (pid %d) exited" % succ in h.log() or "closed its channel" in h.log(), h.log())
         check(h.mains() == [h.pid], "MAINPID never moved")
         check(serving_pid(h.port) == old, "the old generation serves")
