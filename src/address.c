@@ -141,29 +141,6 @@ static int socket_type(const ListenAddress *a) {
         return (a->kind == ADDR_UDP || a->kind == ADDR_UNIX_DGRAM) ? SOCK_DGRAM : SOCK_STREAM;
 }
 
-/* A unix path left over from a crashed run refuses bind() with EADDRINUSE.
- * Only when nothing answers on it is it stale and safe to remove: removing a
- * live socket is the "socket file deleted while in use" failure.
- *
- * The probe never waits: a blocking connect() to a live socket whose owner
- * does not accept (its backlog full) would hang handoff's start for as long
- * as that lasts. Nonblocking, a unix connect() answers at once: ECONNREFUSED
- * when nobody listens (stale), EAGAIN when the backlog is full (alive).
- * Returns 1 when stale, 0 when alive, -errno when it cannot tell. */
-static int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type) {
-        struct stat st;
-        if (lstat(sa->sun_path, &st) < 0)
-                return -errno;
-        if (!S_ISSOCK(st.st_mode))
-                return -ENOTSOCK;
-        _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (const struct sockaddr *) sa, len) >= 0 || errno == EAGAIN || errno == EINPROGRESS)
-                return 0;
-        return errno == ECONNREFUSED ? 1 : -errno;
-}
-
 static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         size_t l = strlen(a->path);

@@ -420,13 +420,7 @@ static int runtime_dir_check(const char *dir) {
  * pid namespaces share, by a live handoff that has our pid in its own
  * namespace. Only the first may be removed. */
 static bool socket_is_stale(const struct sockaddr_un *sa) {
-        struct stat st;
-        if (lstat(sa->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
-                return false;
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (fd < 0)
-                return false;
-        return connect(fd, (const struct sockaddr *) sa, sizeof *sa) < 0 && errno == ECONNREFUSED;
+        return unix_path_probe(sa, sizeof *sa, SOCK_SEQPACKET) > 0;
 }
 
 static int control_address(const char *dir, pid_t pid, struct sockaddr_un *ret) {

@@ -188,10 +188,20 @@ int notify_runtime_dir(char *ret, size_t size) {
         return 0;
 }
 
-int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
+static int private_dir_path(const char *base, pid_t pid, char *ret, size_t size) {
         int k = snprintf(ret, size, "%s/notify.%d", base, (int) pid);
-        if (k < 0 || (size_t) k >= size)
-                return -ENAMETOOLONG;
+        return k < 0 || (size_t) k >= size ? -ENAMETOOLONG : 0;
+}
+
+/* A directory of ours, that nobody else may enter (st from lstat/fstat). */
+static bool private_dir_ours(const struct stat *st) {
+        return S_ISDIR(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 0077);
+}
+
+int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
+        int r = private_dir_path(base, pid, ret, size);
+        if (r < 0)
+                return r;
         if (mkdir(ret, 0700) >= 0)
                 return 0;
         if (errno != EEXIST)
@@ -201,29 +211,20 @@ int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
         struct stat st;
         if (lstat(ret, &st) < 0)
                 return -errno;
-        if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 0077))
+        if (!private_dir_ours(&st))
                 return -EPERM;
         return 0;
 }
 
-/* A datagram socket file that nobody has bound any more. */
-static bool dgram_is_stale(const struct sockaddr_un *sa) {
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        return fd >= 0 && connect(fd, (const struct sockaddr *) sa, sizeof *sa) < 0 && errno == ECONNREFUSED;
-}
-
 bool notify_private_dir_remove_stale(pid_t pid) {
         char base[sizeof ((struct sockaddr_un) {}).sun_path], dir[sizeof base];
-        if (notify_runtime_dir(base, sizeof base) < 0)
-                return false;
-        int k = snprintf(dir, sizeof dir, "%s/notify.%d", base, (int) pid);
-        if (k < 0 || (size_t) k >= sizeof dir)
+        if (notify_runtime_dir(base, sizeof base) < 0 || private_dir_path(base, pid, dir, sizeof dir) < 0)
                 return false;
         int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
                 return false;
         struct stat st;
-        DIR *d = fstat(fd, &st) >= 0 && st.st_uid == geteuid() && !(st.st_mode & 0077) ? fdopendir(fd) : NULL;
+        DIR *d = fstat(fd, &st) >= 0 && private_dir_ours(&st) ? fdopendir(fd) : NULL;
         if (!d) {
                 safe_close(fd);
                 return false;
@@ -233,7 +234,7 @@ bool notify_private_dir_remove_stale(pid_t pid) {
                 if (de->d_type != DT_SOCK ||
                     (size_t) snprintf(sa.sun_path, sizeof sa.sun_path, "%s/%s", dir, de->d_name) >= sizeof sa.sun_path)
                         continue;
-                if (dgram_is_stale(&sa))
+                if (unix_path_probe(&sa, sizeof sa, SOCK_DGRAM) > 0) /* nobody has it bound any more */
                         (void) unlinkat(dirfd(d), de->d_name, 0);
         }
         closedir(d);

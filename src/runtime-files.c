@@ -42,19 +42,18 @@ static bool changed_lately(int dirfd, const char *name, usec_t now) {
         return changed + RUNTIME_FILES_MIN_AGE > now;
 }
 
-unsigned runtime_files_sweep(void) {
+static void runtime_files_sweep(void) {
         _cleanup_free_ char *dir = NULL;
         if (control_runtime_dir(&dir) < 0)
-                return 0;
+                return;
         DIR *d = opendir(dir);
         if (!d)
-                return 0;
+                return;
         usec_t now = now_realtime(); /* st_ctim is CLOCK_REALTIME */
         unsigned n = 0;
         /* Each removal checks the directory and what it removes itself. */
         for (struct dirent *de; (de = readdir(d));) {
-                pid_t c = pid_suffix(de->d_name, "control."), p = c ? 0 : pid_suffix(de->d_name, "notify.");
-                pid_t pid = c ? c : p;
+                pid_t c = pid_suffix(de->d_name, "control."), pid = c ? c : pid_suffix(de->d_name, "notify.");
                 if (pid == 0 || pid == getpid() || pid_alive(pid) || changed_lately(dirfd(d), de->d_name, now))
                         continue;
                 n += c ? control_remove_stale(pid) : notify_private_dir_remove_stale(pid);
@@ -63,11 +62,10 @@ unsigned runtime_files_sweep(void) {
         if (n > 0)
                 log_info("Removed %u runtime file%s left in %s by handoff processes that were killed.", n,
                          n == 1 ? "" : "s", dir);
-        return n;
 }
 
 static int on_sweep(sd_event_source *src, uint64_t usec, void *userdata) {
-        (void) runtime_files_sweep();
+        runtime_files_sweep();
         return 0;
 }
 

@@ -26,12 +26,9 @@ bool runtime_files_remove_stale(pid_t pid);
  * mean nothing here. */
 #define RUNTIME_FILES_MIN_AGE (5 * USEC_PER_SEC)
 
-/* Removes, from the whole runtime directory, the files of pids that are not
- * alive here, that nobody listens on, and that have not changed for
- * RUNTIME_FILES_MIN_AGE. Returns how many it removed (a control socket and
- * a notify directory count one each). */
-unsigned runtime_files_sweep(void);
-
-/* The sweep, RUNTIME_FILES_MIN_AGE from now (off the start path; files left
- * by a process killed just before our start are old enough by then). */
+/* RUNTIME_FILES_MIN_AGE from now (off the start path; files left by a
+ * process killed just before our start are old enough by then), removes
+ * from the whole runtime directory the files of pids that are not alive
+ * here, that nobody listens on, and that have not changed for
+ * RUNTIME_FILES_MIN_AGE, and logs how many. */
 int runtime_files_sweep_later(sd_event *e);

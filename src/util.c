@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 
 #include "util.h"
 
@@ -60,6 +61,20 @@ int pidfd_signal(int pidfd, int sig) {
 int pidfd_open_pid(pid_t pid) {
         int fd = (int) syscall(SYS_pidfd_open, pid, 0);
         return fd < 0 ? -errno : fd;
+}
+
+int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type) {
+        struct stat st;
+        if (lstat(sa->sun_path, &st) < 0)
+                return -errno;
+        if (!S_ISSOCK(st.st_mode))
+                return -ENOTSOCK;
+        _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (const struct sockaddr *) sa, len) >= 0 || errno == EAGAIN || errno == EINPROGRESS)
+                return 0;
+        return errno == ECONNREFUSED ? 1 : -errno;
 }
 
 void msghdr_put_fds(struct msghdr *mh, void *control, const int *fds, size_t n) {

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* Cleanup helpers in the style of systemd's fd-util.h: every fd starts at
@@ -84,6 +85,19 @@ int fd_move_above(int fd, int min);
 int pidfd_signal(int pidfd, int sig);
 /* pidfd_open(2): a pidfd (close-on-exec), or -errno. */
 int pidfd_open_pid(pid_t pid);
+
+/* A unix socket path left over from a crashed run (or a killed process)
+ * refuses bind() with EADDRINUSE. Only when nothing answers on it is it
+ * stale and safe to remove: removing a live socket is the "socket file
+ * deleted while in use" failure.
+ *
+ * The probe never waits: a blocking connect() to a live socket whose owner
+ * does not accept (its backlog full) would hang handoff's start for as long
+ * as that lasts. Nonblocking, a unix connect() answers at once: ECONNREFUSED
+ * when nobody listens (stale), EAGAIN when the backlog is full (alive).
+ * Returns 1 when stale, 0 when alive, -errno when it cannot tell. */
+struct sockaddr_un;
+int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type);
 
 /* Attaches n fds to mh as one SCM_RIGHTS message, in control, which has
  * room for CMSG_SPACE(sizeof(int) * n) bytes and is suitably aligned. */

@@ -31,7 +31,7 @@ import signal
 import threading
 import time
 
-from handofftest.handoff import HANDOFF, Handoff, MODE, default_runtime, fixture_cmd, set_args
+from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
 from handofftest.procs import is_handoff, ppid_of
@@ -129,9 +129,7 @@ def nothing_left(h):
 
 
 def runtime_files(h, pid):
-    runtime = h.runtime or default_runtime()
-    return [p for p in (os.path.join(runtime, f"control.{pid}"), os.path.join(runtime, f"notify.{pid}"))
-            if os.path.exists(p)]
+    return [p for p in h.runtime_files(pid) if os.path.exists(p)]
 
 
 def runtime_files_removed(h, pid):

@@ -11,7 +11,7 @@ import shutil
 import signal
 import subprocess
 
-from handofftest.handoff import FIXTURE, HANDOFF, Handoff, default_runtime, fixture_cmd, set_args
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
@@ -96,8 +96,7 @@ def test_next_handoff_killed_rolls_back(tmp):
         h.signal(signal.SIGHUP)
         succ = next_handoff_pid(h, 2)
         h.wait_log("Started generation 2")
-        runtime = h.runtime or default_runtime()
-        left = [os.path.join(runtime, f"control.{succ}"), os.path.join(runtime, f"notify.{succ}")]
+        left = h.runtime_files(succ)
         wait_for(lambda: all(os.path.exists(p) for p in left), 10, f"premise: {left} exist")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(2)

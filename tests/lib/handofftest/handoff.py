@@ -181,6 +181,13 @@ class Handoff:
         manager: at most one)."""
         return [p for p in self.descendants() if is_standby(p)]
 
+    def runtime_files(self, pid):
+        """The files handoff process pid keeps in the runtime directory: its
+        control socket and its private notify directory. (Subclasses that
+        start handoff their own way have no .runtime.)"""
+        runtime = getattr(self, "runtime", None) or default_runtime()
+        return os.path.join(runtime, f"control.{pid}"), os.path.join(runtime, f"notify.{pid}")
+
     def kill_all(self):
         """Teardown after a failed test: nothing may outlive it, and nothing
         of what it killed is left in the runtime directory (a handoff
@@ -203,8 +210,6 @@ class Handoff:
             pass
         # Pids wrap: a later process must not be taken for one of ours.
         _sessions.discard(self.pid)
-        # (Subclasses that start handoff their own way have no .runtime.)
-        runtime = getattr(self, "runtime", None) or default_runtime()
         for pid in handoffs:
             # SIGKILLed a moment ago, it may still be on its way out. (An
             # earlier main's pid may be another process's by now.)
@@ -212,11 +217,12 @@ class Handoff:
                 wait_for(lambda: not pid_alive(pid), 5 if pid in live else 0, f"handoff {pid} to die")
             except TestFailure:
                 continue
+            control, notify = self.runtime_files(pid)
             try:
-                os.unlink(os.path.join(runtime, f"control.{pid}"))
+                os.unlink(control)
             except OSError:
                 pass
-            shutil.rmtree(os.path.join(runtime, f"notify.{pid}"), ignore_errors=True)
+            shutil.rmtree(notify, ignore_errors=True)
 
 
 def fixture_cmd(args_file=None, *args):
