@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# bash completion for handoff(1). The option list follows src/options.c and
-# src/client.c; tests/systemd/test-install.py checks that every option
+# bash completion for handoff(1) and handoffctl (its reload client, whose
+# first word is always reload or status). The option list follows
+# src/options.c and src/client.c; tests/systemd/test-install.py checks that every option
 # "handoff --help" prints is offered here.
 
 # The pids of running handoff processes (for --pid), as "handoff reload" and
@@ -32,6 +33,16 @@ _handoff()
         # "handoff reload" / "handoff status": the verb must be the first word.
         if ((cword > 1)) && [[ ${words[1]} == @(reload|status) ]]; then
                 verb=${words[1]}
+        fi
+        if [[ ${words[0]##*/} == handoffctl ]]; then
+                if ((cword == 1)) && [[ $cur == -* ]]; then
+                        COMPREPLY=($(compgen -W "--help --version" -- "$cur"))
+                        return
+                elif ((cword == 1)); then
+                        COMPREPLY=($(compgen -W "reload status" -- "$cur"))
+                        return
+                fi
+                [[ -n $verb ]] || return
         fi
         for ((i = 1; i < cword; i++)); do
                 [[ ${words[i]} == -- ]] || continue
@@ -141,6 +152,6 @@ _handoff()
                 COMPREPLY=($(compgen -W "reload status" -- "$cur"))
         fi
 } &&
-        complete -F _handoff handoff
+        complete -F _handoff handoff handoffctl
 
 # ex: filetype=sh

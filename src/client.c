@@ -22,9 +22,15 @@
  * the reload): more would mean a loop. */
 #define MAX_HOPS 8
 
+/* "handoff" or "handoffctl", whichever was run: the first word of our
+ * messages and of the commands they suggest. */
+static const char *prog = "handoff";
+
+#define say(fmt, ...) fprintf(stderr, "%s: " fmt, prog, ##__VA_ARGS__)
+
 static void help(const char *verb) {
         if (strcmp(verb, "reload") == 0)
-                printf("Usage: handoff reload [--pid PID] [--timeout DUR] [-- [OPTIONS] -- COMMAND [ARG...]]\n"
+                printf("Usage: %s reload [--pid PID] [--timeout DUR] [-- [OPTIONS] -- COMMAND [ARG...]]\n"
                        "\n"
                        "Ask the handoff whose main PID is PID (default: $MAINPID, as systemd sets it\n"
                        "for ExecReload=) to reload, and wait until a reload that started after this\n"
@@ -39,12 +45,12 @@ static void help(const char *verb) {
                        "\n"
                        "Exit status: 0 reloaded; 1 the reload failed (the old generation serves on);\n"
                        "2 invalid arguments; 3 handoff could not be reached or refused the request;\n"
-                       "4 timed out (the reload may still complete).\n");
+                       "4 timed out (the reload may still complete).\n", prog);
         else
-                printf("Usage: handoff status [--pid PID] [--json] [--timeout DUR]\n"
+                printf("Usage: %s status [--pid PID] [--json] [--timeout DUR]\n"
                        "\n"
                        "Show the generations, sockets and reloads of the handoff whose main PID is\n"
-                       "PID (default: $MAINPID). Exit status: 0, or 2, 3 and 4 as for reload.\n");
+                       "PID (default: $MAINPID). Exit status: 0, or 2, 3 and 4 as for reload.\n", prog);
 }
 
 static int parse_pid(const char *s, pid_t *ret) {
@@ -261,7 +267,7 @@ _Noreturn static void interrupted(int sigfd) {
         if (read(sigfd, &si, sizeof si) != sizeof si)
                 exit(EXIT_CLIENT_UNREACHABLE);
         if (si.ssi_signo == SIGTERM) {
-                fprintf(stderr, "handoff: stopped waiting (SIGTERM); the service is probably stopping.\n");
+                say("stopped waiting (SIGTERM); the service is probably stopping.\n");
                 exit(0);
         }
         exit(128 + (int) si.ssi_signo);
@@ -273,11 +279,11 @@ static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int 
         char why[PATH_MAX + 256];
         _cleanup_close_ int fd = connect_to(pid, why, sizeof why);
         if (fd < 0) {
-                fprintf(stderr, "handoff: cannot reach handoff pid %d: %s\n", (int) pid, why);
+                say("cannot reach handoff pid %d: %s\n", (int) pid, why);
                 return EXIT_CLIENT_UNREACHABLE;
         }
         if (send(fd, request, len, MSG_NOSIGNAL) < 0) {
-                fprintf(stderr, "handoff: cannot send to handoff pid %d: %m\n", (int) pid);
+                say("cannot send to handoff pid %d: %m\n", (int) pid);
                 return EXIT_CLIENT_UNREACHABLE;
         }
         for (;;) {
@@ -292,7 +298,7 @@ static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int 
                 if (r > 0 && (p[1].revents & POLLIN))
                         interrupted(sigfd);
                 if (r == 0) {
-                        fprintf(stderr, "handoff: no answer from handoff pid %d in time; the reload may still "
+                        say("no answer from handoff pid %d in time; the reload may still "
                                         "complete.\n", (int) pid);
                         return EXIT_CLIENT_TIMEOUT;
                 }
@@ -303,14 +309,14 @@ static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int 
                         continue;
                 char *buf = n > 0 ? malloc((size_t) n + 1) : NULL;
                 if (n > 0 && !buf) {
-                        fprintf(stderr, "handoff: out of memory for a reply of %zd bytes.\n", n);
+                        say("out of memory for a reply of %zd bytes.\n", n);
                         return EXIT_CLIENT_UNREACHABLE;
                 }
                 if (n > 0)
                         n = recv(fd, buf, (size_t) n, MSG_DONTWAIT);
                 if (n <= 0) {
                         free(buf);
-                        fprintf(stderr, "handoff: handoff pid %d closed the connection without an answer.\n",
+                        say("handoff pid %d closed the connection without an answer.\n",
                                 (int) pid);
                         return EXIT_CLIENT_UNREACHABLE;
                 }
@@ -346,7 +352,7 @@ static int request(pid_t pid, const char *what, size_t len, usec_t deadline, cha
                 } else
                         return 0;
         }
-        fprintf(stderr, "handoff: sent on more than %d times; giving up.\n", MAX_HOPS);
+        say("sent on more than %d times; giving up.\n", MAX_HOPS);
         return EXIT_CLIENT_UNREACHABLE;
 }
 
@@ -356,15 +362,14 @@ static int request(pid_t pid, const char *what, size_t len, usec_t deadline, cha
  * form, parsed by the same reload_config_parse(). */
 static int check_command_line(int n, char **args, char **ret, size_t *ret_len) {
         if (n == 0) {
-                fprintf(stderr, "handoff: nothing after \"--\"; a new command line is: handoff reload -- "
-                                "[OPTIONS] -- COMMAND [ARG...]\n");
+                say("nothing after \"--\"; a new command line is: %s reload -- [OPTIONS] -- COMMAND [ARG...]\n", prog);
                 return -EINVAL;
         }
         int r = reload_config_encode(args, (size_t) n, ret, ret_len);
         if (r < 0)
                 return r;
         if (*ret_len > CONTROL_MAX_REQUEST) {
-                fprintf(stderr, "handoff: the new command line is too long for a reload request (%zu bytes; at most "
+                say("the new command line is too long for a reload request (%zu bytes; at most "
                                 "%d)\n", *ret_len, CONTROL_MAX_REQUEST);
                 return -E2BIG;
         }
@@ -376,7 +381,7 @@ static int check_command_line(int n, char **args, char **ret, size_t *ret_len) {
         return r;
 }
 
-int client_main(int argc, char **argv) {
+int client_main(const char *program, int argc, char **argv) {
         static const struct option longopts[] = {
                 { "pid", required_argument, NULL, 'p' },
                 { "timeout", required_argument, NULL, 't' },
@@ -391,8 +396,9 @@ int client_main(int argc, char **argv) {
         usec_t timeout = 120 * USEC_PER_SEC;
         int c;
 
+        prog = program;
         optind = 0;
-        argv[0] = (char *) "handoff"; /* getopt's messages start with it, as ours do */
+        argv[0] = (char *) prog; /* getopt's messages start with it, as ours do */
         while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) >= 0) {
                 last_value = optarg;
                 switch (c) {
@@ -401,7 +407,7 @@ int client_main(int argc, char **argv) {
                         break;
                 case 't':
                         if (parse_duration(optarg, &timeout) < 0) {
-                                fprintf(stderr, "handoff: invalid --timeout: \"%s\"\n", optarg);
+                                say("invalid --timeout: \"%s\"\n", optarg);
                                 return EXIT_CLIENT_USAGE;
                         }
                         break;
@@ -412,7 +418,7 @@ int client_main(int argc, char **argv) {
                         help(verb);
                         return 0;
                 default:
-                        fprintf(stderr, "Try 'handoff %s --help' for more information.\n", verb);
+                        fprintf(stderr, "Try '%s %s --help' for more information.\n", prog, verb);
                         return EXIT_CLIENT_USAGE;
                 }
         }
@@ -420,18 +426,19 @@ int client_main(int argc, char **argv) {
         bool command_line = reload && optind > 0 && optind <= argc && strcmp(argv[optind - 1], "--") == 0 &&
                             argv[optind - 1] != last_value;
         if (optind < argc && !command_line) {
-                fprintf(stderr, "handoff: unexpected argument \"%s\"; try 'handoff %s --help'.\n", argv[optind], verb);
+                say("unexpected argument \"%s\"; try '%s %s --help'.\n", argv[optind], prog, verb);
                 return EXIT_CLIENT_USAGE;
         }
         if (json && reload) {
-                fprintf(stderr, "handoff: unexpected argument \"--json\"; try 'handoff reload --help'.\n");
+                say("unexpected argument \"--json\"; try '%s reload --help'.\n", prog);
                 return EXIT_CLIENT_USAGE;
         }
         pid_t pid;
         if (parse_pid(pid_arg, &pid) < 0) {
-                fprintf(stderr, pid_arg ? "handoff: invalid pid \"%s\".\n"
-                                        : "handoff: no --pid given and no $MAINPID set%s.\n",
-                        pid_arg ? pid_arg : "");
+                if (pid_arg)
+                        say("invalid pid \"%s\".\n", pid_arg);
+                else
+                        say("no --pid given and no $MAINPID set.\n");
                 return EXIT_CLIENT_USAGE;
         }
 
@@ -440,7 +447,7 @@ int client_main(int argc, char **argv) {
         int r = command_line ? check_command_line(argc - optind, argv + optind, &what, &len)
                              : (what = strdup(reload ? "RELOAD" : json ? "STATUS json" : "STATUS")) ? 0 : -ENOMEM;
         if (r == -ENOMEM)
-                fprintf(stderr, "handoff: out of memory\n");
+                say("out of memory\n");
         if (r == -ECANCELED)
                 return 0; /* --help or --version of the command line: printed */
         if (r < 0)
@@ -458,9 +465,9 @@ int client_main(int argc, char **argv) {
                 return 0;
         }
         if (strncmp(reply, "FAIL ", 5) == 0) {
-                fprintf(stderr, "handoff: %s\n", reply + 5);
+                say("%s\n", reply + 5);
                 return EXIT_CLIENT_FAILED;
         }
-        fprintf(stderr, "handoff: %s\n", strncmp(reply, "ERROR ", 6) == 0 ? reply + 6 : reply);
+        say("%s\n", strncmp(reply, "ERROR ", 6) == 0 ? reply + 6 : reply);
         return EXIT_CLIENT_UNREACHABLE;
 }

@@ -11,5 +11,8 @@ enum {
         EXIT_CLIENT_TIMEOUT = 4,     /* no answer in time; the reload may complete */
 };
 
-/* argv[0] is the verb ("reload" or "status"). Returns the exit code. */
-int client_main(int argc, char **argv);
+/* argv[0] is the verb ("reload" or "status"); program is what the user ran
+ * ("handoff" or "handoffctl"), for messages. Returns the exit code. Needs
+ * libc only: handoffctl, which systemd runs for ExecReload=, is linked
+ * without libsystemd and starts in a fraction of handoff's time. */
+int client_main(const char *program, int argc, char **argv);

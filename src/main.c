@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
         if (argc > 1)
                 for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                         if (strcmp(argv[1], verbs[i]) == 0)
-                                return client_main(argc - 1, argv + 1);
+                                return client_main("handoff", argc - 1, argv + 1);
                         /* "handoff relaod" is a typo, not a server to run. */
                         if (argv[1][0] != '-' && !strchr(argv[1], '/') && edit_distance(argv[1], verbs[i]) <= 2) {
                                 fprintf(stderr,

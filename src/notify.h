@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "notify-mode.h"
+
 /* The sd_notify(3) datagram protocol, both directions:
  *  - parsing what a generation sends to its private NOTIFY_SOCKET (untrusted);
  *  - the receiving socket itself, credential-checked;
@@ -39,30 +41,6 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret);
  * RELOADING, STOPPING and MAINPID are handoff's own to say. Returns the
  * length written (0 when nothing is to be relayed) or -ENOBUFS. */
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
-
-/* Where a generation's NOTIFY_SOCKET lives (--notify-socket=).
- * NOTIFY_SOCKET_AUTO is a path when a private runtime directory can be had,
- * else abstract: some sd_notify implementations only speak to path sockets
- * (Ruby's sd_notify gem 0.1, which puma 5 uses, takes "@name" for a file),
- * while every one that speaks to abstract sockets speaks to paths too. */
-typedef enum {
-        NOTIFY_SOCKET_AUTO,
-        NOTIFY_SOCKET_ABSTRACT,
-        NOTIFY_SOCKET_PATH,
-} NotifySocketMode;
-
-/* Whose datagrams count for a generation (--notify-access=), as systemd's
- * NotifyAccess=: its main process only, or any process of the generation. */
-typedef enum {
-        NOTIFY_ACCESS_MAIN,
-        NOTIFY_ACCESS_ALL,
-} NotifyAccess;
-
-/* "auto", "abstract", "path" / "main", "all"; -EINVAL for anything else. */
-int notify_socket_mode_from_string(const char *s, NotifySocketMode *ret);
-const char *notify_socket_mode_to_string(NotifySocketMode m);
-int notify_access_from_string(const char *s, NotifyAccess *ret);
-const char *notify_access_to_string(NotifyAccess a);
 
 /* The runtime directory under which private notify directories are made:
  * the first entry of $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else

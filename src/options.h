@@ -4,7 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "notify.h"
+#include "notify-mode.h"
 #include "cgroup.h"
 #include "sdstore.h"
 #include "time-util.h"

@@ -257,7 +257,7 @@ class SystemdDemo(Contender):
         subs = {"HANDOFF": self.ctx.handoff, "DEMO_SERVER": server}
         self.unit_text = render_unit(DEMO, subs)
         m = re.search(r"(?m)^ExecReload=.*$", self.unit_text)
-        self.exec_reload = m.group(0).replace(self.ctx.handoff, "handoff") if m else None
+        self.exec_reload = re.sub(r"=\S*/(handoff(ctl)?) ", r"=\1 ", m.group(0)) if m else None
         um.install_unit(DEMO_SOCKET, set_listen(render_unit(DEMO_SOCKET, {}),
                                                 "127.0.0.1:%d" % port), reload=False)
         um.install_unit(DEMO, self.unit_text, reload=False)

@@ -23,8 +23,10 @@ is the fixture server itself (no server-shim), ready at once
 - handover: handoff --mode=handover, spawn-floor being the service manager
   (a child subreaper answering BARRIER=1): SIGHUP -> MAINPID=;
 - start: vfork + exec of `handoff --version` until it exits (one process
-  start of handoff: what a handover may add), and of /bin/true (a process
-  start with libc only), to show what loading libsystemd costs.
+  start of handoff: what a handover may add), of /bin/true (a process
+  start with libc only), to show what loading libsystemd costs, and of
+  `handoffctl --version` (the reload client, libc only: what each
+  `systemctl reload` starts).
 """
 
 import json
@@ -110,9 +112,12 @@ def measure(tool, handoff, fixture, quick, log):
     # smaps counts them in the Private_Dirty of the one process mapping
     # them (+128 kB for handoff right after a build): write them out first.
     os.sync()
-    log("floor: handoff --version and /bin/true, %d starts each" % plan["start"])
+    log("floor: handoff --version, /bin/true and handoffctl --version, %d starts each" % plan["start"])
     out["start_handoff"] = _run(tool, "start", plan["start"], [handoff, "--version"], 120)
     out["start_true"] = _run(tool, "start", plan["start"], ["/bin/true"], 120)
+    ctl = os.path.join(os.path.dirname(handoff), "handoffctl")
+    if os.path.exists(ctl):  # an older build to compare has none
+        out["start_handoffctl"] = _run(tool, "start", plan["start"], [ctl, "--version"], 120)
     log("floor: %d supervise reloads (and as many of the least relay) in 20 blocks, each after a block of bare "
         "vfork+exec+READY=1 of the fixture" % plan["reloads"])
     rundir, out["runtime_dir"] = runtime_dir()

@@ -264,9 +264,12 @@ def render_floor(fl, runs, params, add):
         % (ho["sighup_to_mainpid"]["n"], pm(ho["sighup_to_mainpid"])))
     add("| one start of handoff: vfork+exec of `handoff --version` until it exits | %d | %s | |" % (sh["n"], pm(sh)))
     add("| one start of `/bin/true` (libc only) | %d | %s | |" % (st["n"], pm(st)))
+    if fl.get("start_handoffctl"):
+        cs = fl["start_handoffctl"]["start_to_exit"]
+        add("| one start of `handoffctl --version` (the reload client, libc only) | %d | %s | |" % (cs["n"], pm(cs)))
     sc = fl.get("systemctl")
     if sc and sc["handoff"] and sc["true"]:
-        for k, what in (("handoff", "`systemctl --user reload`, shipped units (`ExecReload=handoff reload`), "
+        for k, what in (("handoff", "`systemctl --user reload`, shipped units (`ExecReload=handoffctl reload`), "
                                     "handover"),
                         ("true", "`systemctl --user reload`, the same units with `ExecReload=/bin/true`")):
             add("| %s | %d | %s / %s (p95) | |" % (what, sc[k]["n"], ms(sc[k]["median"]), ms(sc[k]["p95"])))

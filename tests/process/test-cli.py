@@ -2,12 +2,14 @@
 """The command line as a person types it: a misspelt verb is a typo, not a
 server to run; every message on stderr starts with "handoff:", whatever the
 path handoff was run by; durations in log lines are printed the way systemd
-does."""
+does; handoffctl is "handoff reload" / "handoff status" without libsystemd."""
 
+import os
 import re
 import subprocess
 
-from harness import HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, run
+from harness import HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, run, set_args, wait_for
+from handofftest.handoff import HANDOFFCTL
 
 
 def handoff(*args):
@@ -64,6 +66,71 @@ def test_ready_time_is_a_systemd_duration(tmp):
         h.close()
 
 
+def handoffctl(*args):
+    return subprocess.run([HANDOFFCTL, *args], capture_output=True, text=True, timeout=10)
+
+
+def test_handoffctl_command_line(tmp):
+    """Its own usage errors (exit 2, messages starting "handoffctl:"), its
+    help and version; the verbs' errors as handoff's, under its name."""
+    version = handoff("--version")
+    p = handoffctl("--version")
+    check(p.returncode == 0 and version.returncode == 0 and p.stdout == version.stdout.replace("handoff ", "handoffctl ", 1),
+          f"{p.returncode} {p.stdout!r} vs {version.stdout!r}")
+    p = handoffctl("--help")
+    check(p.returncode == 0 and "handoffctl reload" in p.stdout and "handoffctl status" in p.stdout, p.stdout)
+    p = handoffctl()
+    check(p.returncode == 2 and "Usage: handoffctl" in p.stderr, f"{p.returncode} {p.stderr!r}")
+    for args in (["bogus"], ["--bogus"], ["--", "reload"]):
+        p = handoffctl(*args)
+        check(p.returncode == 2 and p.stderr.startswith("handoffctl: unknown command"), f"{args}: {p.returncode} {p.stderr!r}")
+    for args in (["reload", "--bogus"], ["status", "--timeout"], ["reload", "--pid=abc"], ["status", "extra", "--pid=1"],
+                 ["reload", "--"]):
+        p = handoffctl(*args)
+        lines = p.stderr.splitlines()
+        check(p.returncode == 2 and lines and all(line.startswith(("handoffctl: ", "Try 'handoffctl ")) for line in lines),
+              f"{args}: {p.returncode} {p.stderr!r}")
+    p = handoffctl("reload", "--help")
+    check(p.returncode == 0 and p.stdout.startswith("Usage: handoffctl reload"), p.stdout)
+    # A new command line is checked by handoff's own option parser, here too.
+    p = handoffctl("reload", "--pid=1", "--", "--drain-timeout=5x", "--", "app")
+    check(p.returncode == 2 and "--drain-timeout" in p.stderr, f"{p.returncode} {p.stderr!r}")
+
+
+def test_handoffctl_loads_no_libsystemd(tmp):
+    """Its point: a client waiting for its reload has libc mapped and no
+    libsystemd, where "handoff reload" has both (so the check can fail);
+    both get the same answers."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(args_file), notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        a = handoff("status", f"--pid={h.main_pid()}")
+        b = handoffctl("status", f"--pid={h.main_pid()}")
+        same = [re.sub(r"for [^,]+,", "for T,", x.stdout) for x in (a, b)]  # how long it has served
+        check(a.returncode == b.returncode == 0 and same[0] == same[1] and "serving" in same[0], f"{a!r} {b!r}")
+        # Each reload waits 3 s for its generation: the client's maps are
+        # read while it waits for the answer.
+        set_args(args_file, "--init-delay", "3000")
+        libs = {}
+        for n, client in ((2, HANDOFFCTL), (3, HANDOFF)):
+            p = subprocess.Popen([client, "reload", f"--pid={h.main_pid()}"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            wait_for(lambda: h.log().count("Reload requested (control socket)") == n - 1, 10, "request %d" % n)
+            with open(f"/proc/{p.pid}/maps") as f:
+                libs[client] = set(re.findall(r"/(lib[a-z0-9_+-]+)\.so", f.read()))
+            out, err = p.communicate(timeout=30)
+            check(p.returncode == 0 and out.startswith(f"reloaded: generation {n}, ") and not err,
+                  f"{client}: {p.returncode} {out!r} {err!r}")
+        check("libc" in libs[HANDOFFCTL] and "libsystemd" not in libs[HANDOFFCTL], libs[HANDOFFCTL])
+        check("libsystemd" in libs[HANDOFF], libs[HANDOFF])
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
-         test_ready_time_is_a_systemd_duration])
+         test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd])

@@ -1,5 +1,7 @@
 #!/usr/bin/python3
-"""handoff reload / handoff status against a running handoff, in the mode
+"""handoffctl reload / handoffctl status (the client the shipped units run;
+"handoff reload" and "handoff status" are the same code, tested by
+test-cli.py and the reload tests) against a running handoff, in the mode
 HANDOFF_TEST_MODE names: exit codes, what status shows, concurrent and
 overlapping requests, bad requests and another uid."""
 
@@ -13,7 +15,7 @@ import threading
 import time
 
 from control_socket import connect_control
-from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
@@ -35,7 +37,7 @@ def start(tmp, *extra, args=("--init-delay", "100")):
 
 
 def ctl(*args, pid=None, env=None, timeout=60):
-    cmd = [HANDOFF, *args] + ([f"--pid={pid}"] if pid else [])
+    cmd = [HANDOFFCTL, *args] + ([f"--pid={pid}"] if pid else [])
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -84,7 +86,7 @@ def test_reload_cut_short_by_stop_is_not_a_failure(tmp):
         set_args(h.args_file, "--fail-at-start")
         check(ctl("reload", pid=h.main_pid()).returncode == 1, "a first reload fails")
         set_args(h.args_file, "--hang-at-start")
-        p = subprocess.Popen([HANDOFF, "reload", f"--pid={h.main_pid()}"], stdout=subprocess.PIPE,
+        p = subprocess.Popen([HANDOFFCTL, "reload", f"--pid={h.main_pid()}"], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
         h.wait_log("Started generation 3")
         h.signal(signal.SIGTERM)
@@ -271,7 +273,7 @@ def test_other_uid_refused(tmp):
         raise Skip("needs root and setpriv to act as another uid")
     h = start(tmp)
     try:
-        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HANDOFF, "reload",
+        p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HANDOFFCTL, "reload",
                             f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
         check(p.returncode == 3 and "permission denied" in p.stderr, f"{p.returncode} {p.stderr}")
         check("Started generation 2" not in h.log(), "no reload happened")

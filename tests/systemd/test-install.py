@@ -180,13 +180,13 @@ def test_install_layout():
             with open(os.path.join(dest, units[0].replace(".socket", ".service"))) as f:
                 text = f.read()
             exec_start = re.findall(r"(?m)^Exec(?:Start|Reload)=(\S+)", text)
-            want = os.path.join(prefix, opts["bindir"], "handoff")
-            assert exec_start == [want, want], "ExecStart/ExecReload %s, want %s" % (exec_start, want)
+            want = [os.path.join(prefix, opts["bindir"], p) for p in ("handoff", "handoffctl")]
+            assert exec_start == want, "ExecStart/ExecReload %s, want %s" % (exec_start, want)
             assert not re.findall(r"@[A-Za-z_]+@", text), "unsubstituted @VAR@ in %s" % units[0]
         # Nothing but what a user of the package expects.
-        allowed = re.compile(r"^(bin/handoff|share/man/man1/handoff\.1(\.gz)?"
+        allowed = re.compile(r"^(bin/handoff(ctl)?|share/man/man1/handoff(ctl)?\.1(\.gz)?"
                              r"|.*systemd/(system|user)/handoff@\.(service|socket)"
-                             r"|share/bash-completion/completions/handoff|share/zsh/.*/_handoff"
+                             r"|share/bash-completion/completions/handoff(ctl)?|share/zsh/.*/_handoff"
                              r"|share/doc/handoff/.*"
                              + (r"|libexec/handoff/demo-server" if opts.get("demo") else "")
                              + r")$")
@@ -194,6 +194,7 @@ def test_install_layout():
                    and not allowed.match(f)]
         assert not strange, "installed, but not handoff's to install: %s" % strange
         assert any(f.endswith("bin/handoff") for f in files), files
+        assert any(f.endswith("bin/handoffctl") for f in files), files
         if not opts.get("demo"):
             assert not [f for f in files if "libexec" in f], "a fixture was installed: %s" % files
 
@@ -247,6 +248,12 @@ def test_completion():
     assert {"TERM", "QUIT", "INT", "USR1"} <= complete("handoff", "--stop-signal", "")
     assert {"--pid", "--timeout"} <= complete("handoff", "reload", "--")
     assert {"--pid", "--json"} <= complete("handoff", "status", "--")
+    # handoffctl: the verbs first, then theirs; never handoff's own options.
+    assert complete("handoffctl", "") == {"reload", "status"}
+    assert complete("handoffctl", "--") == {"--help", "--version"}
+    assert {"--pid", "--timeout"} <= complete("handoffctl", "reload", "--")
+    assert "--mode" in complete("handoffctl", "reload", "--", "--")
+    assert complete("handoffctl", "bogus", "--") == set()
 
     port = free_port()
     p = subprocess.Popen([HANDOFF, "--listen", "127.0.0.1:%d" % port, "--", FIXTURE],

@@ -46,6 +46,7 @@ from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
 from handofftest.units import UNITS_DIR, built, render  # noqa: E402
 
 HANDOFF = built("HANDOFF_BIN", "src/handoff")
+HANDOFFCTL = built("HANDOFFCTL_BIN", "src/handoffctl")
 FIXTURE = built("FIXTURE_SERVER", "tests/fixtures/fixture-server")
 LOADGEN = built("LOADGEN", "tests/fixtures/loadgen")
 STORE_SERVER = built("STORE_SERVER", "tests/fixtures/store-server")
@@ -365,8 +366,8 @@ def test_failed_reload_keeps_old_generation(um):
 
     demo.set_args("--fail-at-start")
     r = um.systemctl("reload", DEMO, check=False)
-    synchronous = re.search(r"(?m)^ExecReload=\S*handoff reload", demo.unit_text)
-    # With "handoff reload" systemctl itself reports the failure.
+    synchronous = re.search(r"(?m)^ExecReload=\S*handoff(ctl)? reload", demo.unit_text)
+    # With "handoffctl reload" systemctl itself reports the failure.
     assert (r.returncode != 0) if synchronous else (r.returncode == 0), (r.returncode, r.stderr)
 
     def failed_reported():
@@ -550,7 +551,7 @@ RestartSec=1
 KillMode=mixed
 StandardOutput=append:%s
 StandardError=append:%s
-""" % (HANDOFF, port, STORE_SERVER, HANDOFF, out, out))
+""" % (HANDOFF, port, STORE_SERVER, HANDOFFCTL, out, out))
     unit = "handoff-store.service"
     um.systemctl("start", unit)
     um.wait_state(unit, "active", timeout=15, sub_state="running")
@@ -639,7 +640,7 @@ def test_systemd_run_recipe(um):
         "--unit=handoff-run",
         "--socket-property=ListenStream=127.0.0.1:%d" % port,
         "-p", "Type=notify", "-p", "KillMode=mixed",
-        "-p", "ExecReload=%s reload" % HANDOFF,
+        "-p", "ExecReload=%s reload" % HANDOFFCTL,
         "-p", "StandardOutput=append:%s" % out, "-p", "StandardError=append:%s" % out,
         HANDOFF, "--", FIXTURE)
     assert r.units == ["handoff-run.socket", "handoff-run.service"], r.stderr

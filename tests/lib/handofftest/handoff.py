@@ -17,6 +17,8 @@ from .procs import all_pids, is_handoff, is_standby, pid_alive, session_members,
 from .wait import TestFailure, check, wait_for
 
 HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
+# The reload client alone (libc only), as the shipped units run it.
+HANDOFFCTL = os.environ.get("HANDOFFCTL_BIN", os.path.join(os.path.dirname(HANDOFF), "handoffctl"))
 FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server")
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 

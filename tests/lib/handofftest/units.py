@@ -16,7 +16,10 @@ def built(var, rel):
 
 def render(name, subs):
     """The shipped unit NAME (NAME.in if that exists) with @VAR@ replaced;
-    every @VAR@ must be."""
+    every @VAR@ must be. @HANDOFFCTL@ defaults to the handoffctl beside
+    @HANDOFF@ (meson builds and installs them side by side)."""
+    if "HANDOFF" in subs and "HANDOFFCTL" not in subs:
+        subs = dict(subs, HANDOFFCTL=os.path.join(os.path.dirname(subs["HANDOFF"]), "handoffctl"))
     path = os.path.join(UNITS_DIR, name)
     if os.path.exists(path + ".in"):
         path += ".in"
