@@ -53,6 +53,48 @@ static void help(const char *verb) {
                        "PID (default: $MAINPID). Exit status: 0, or 2, 3 and 4 as for reload.\n", prog);
 }
 
+static const char *const verbs[] = { "reload", "status" };
+
+bool client_is_verb(const char *word) {
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (strcmp(word, verbs[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* Optimal string alignment distance, for the few short words we compare. */
+static size_t edit_distance(const char *a, const char *b) {
+        size_t n = strlen(a), m = strlen(b);
+        if (n > 32 || m > 32)
+                return SIZE_MAX;
+        size_t d[33][33];
+        for (size_t i = 0; i <= n; i++)
+                for (size_t j = 0; j <= m; j++) {
+                        if (i == 0 || j == 0) {
+                                d[i][j] = i + j;
+                                continue;
+                        }
+                        size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+                        if (d[i - 1][j] + 1 < best)
+                                best = d[i - 1][j] + 1;
+                        if (d[i][j - 1] + 1 < best)
+                                best = d[i][j - 1] + 1;
+                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                                best = d[i - 2][j - 2] + 1;
+                        d[i][j] = best;
+                }
+        return d[n][m];
+}
+
+const char *client_verb_near(const char *word) {
+        if (word[0] == '-' || strchr(word, '/'))
+                return NULL;
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++)
+                if (edit_distance(word, verbs[i]) <= 2)
+                        return verbs[i];
+        return NULL;
+}
+
 static int parse_pid(const char *s, pid_t *ret) {
         char *end;
         errno = 0;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "options.h"
 #include "util.h"
 
 #ifndef HANDOFF_VERSION
@@ -21,15 +22,21 @@ static void help(FILE *f) {
                 "       handoffctl status [--pid PID] [--json] [--timeout DUR]\n"
                 "\n"
                 "Ask a running handoff (its main PID: --pid, else $MAINPID) to reload, or for its\n"
-                "status; the same as \"handoff reload\" and \"handoff status\". See\n"
+                "status; the same as \"handoff reload\" and \"handoff status\". For a unit:\n"
+                "  handoffctl status --pid \"$(systemctl show -p MainPID --value UNIT)\"\n"
+                "(systemctl reload UNIT runs its ExecReload=, handoffctl reload). See\n"
                 "'handoffctl reload --help', 'handoffctl status --help' and handoff(1).\n");
 }
 
 int main(int argc, char **argv) {
         if (std_fds_ensure_open() < 0)
                 return EXIT_FAILURE;
-        if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "status") == 0))
+        if (argc > 1 && client_is_verb(argv[1])) {
+                /* A new command line is checked by handoff's option parser:
+                 * its messages too start with our name. */
+                options_set_program("handoffctl");
                 return client_main("handoffctl", argc - 1, argv + 1);
+        }
         if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 help(stdout);
                 return 0;
@@ -38,7 +45,10 @@ int main(int argc, char **argv) {
                 printf("handoffctl %s\n", HANDOFF_VERSION);
                 return 0;
         }
-        if (argc > 1)
+        const char *near = argc > 1 ? client_verb_near(argv[1]) : NULL;
+        if (near)
+                fprintf(stderr, "handoffctl: unknown command \"%s\"; did you mean \"handoffctl %s\"?\n", argv[1], near);
+        else if (argc > 1)
                 fprintf(stderr, "handoffctl: unknown command \"%s\" (expected reload or status).\n", argv[1]);
         else
                 help(stderr);

@@ -164,31 +164,6 @@ static int run(int argc, char **argv, int *ret_status) {
         return supervisor_run(&p, ret_status, &c.final);
 }
 
-/* Optimal string alignment distance, for the few short words we compare. */
-static size_t edit_distance(const char *a, const char *b) {
-        size_t n = strlen(a), m = strlen(b);
-        if (n > 32 || m > 32)
-                return SIZE_MAX;
-        size_t d[33][33];
-        for (size_t i = 0; i <= n; i++)
-                for (size_t j = 0; j <= m; j++) {
-                        if (i == 0 || j == 0) {
-                                d[i][j] = i + j;
-                                continue;
-                        }
-                        size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
-                        if (d[i - 1][j] + 1 < best)
-                                best = d[i - 1][j] + 1;
-                        if (d[i][j - 1] + 1 < best)
-                                best = d[i][j - 1] + 1;
-                        if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
-                                best = d[i - 2][j - 2] + 1;
-                        d[i][j] = best;
-                }
-        return d[n][m];
-}
-
-static const char *const verbs[] = { "reload", "status" };
 
 int main(int argc, char **argv) {
         /* Before anything opens an fd: a closed 0-2 would be reused by a
@@ -201,19 +176,19 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         /* "handoff reload" and "handoff status" talk to a running handoff; a
          * server named like that is still run with "handoff -- reload". */
-        if (argc > 1)
-                for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-                        if (strcmp(argv[1], verbs[i]) == 0)
-                                return client_main("handoff", argc - 1, argv + 1);
-                        /* "handoff relaod" is a typo, not a server to run. */
-                        if (argv[1][0] != '-' && !strchr(argv[1], '/') && edit_distance(argv[1], verbs[i]) <= 2) {
-                                fprintf(stderr,
-                                        "handoff: unknown command \"%s\"; did you mean \"handoff %s\"? "
-                                        "(To run a program of that name: handoff [OPTIONS] -- %s)\n",
-                                        argv[1], verbs[i], argv[1]);
-                                return EXIT_INVALID;
-                        }
+        if (argc > 1) {
+                if (client_is_verb(argv[1]))
+                        return client_main("handoff", argc - 1, argv + 1);
+                /* "handoff relaod" is a typo, not a server to run. */
+                const char *verb = client_verb_near(argv[1]);
+                if (verb) {
+                        fprintf(stderr,
+                                "handoff: unknown command \"%s\"; did you mean \"handoff %s\"? "
+                                "(To run a program of that name: handoff [OPTIONS] -- %s)\n",
+                                argv[1], verb, argv[1]);
+                        return EXIT_INVALID;
                 }
+        }
 
         int status = EXIT_FAILURE;
         int r = run(argc, argv, &status);

@@ -11,6 +11,15 @@
 #define HANDOFF_VERSION "unknown"
 #endif
 
+/* The first word of our messages (options_set_program()). */
+static const char *program = "handoff";
+
+#define say(fmt, ...) fprintf(stderr, "%s: " fmt, program, ##__VA_ARGS__)
+
+void options_set_program(const char *name) {
+        program = name;
+}
+
 static void help(void) {
         printf("Usage: handoff [OPTIONS] -- COMMAND [ARG...]\n"
                "       handoff reload [--pid PID] [--timeout DUR]\n"
@@ -99,7 +108,7 @@ int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay) {
 
 static int parse_duration_arg(const char *opt, const char *s, usec_t *ret) {
         if (parse_duration(s, ret) < 0) {
-                fprintf(stderr, "handoff: invalid duration for --%s: \"%s\" (try 500ms, 30s, 2min, infinity)\n", opt, s);
+                say("invalid duration for --%s: \"%s\" (try 500ms, 30s, 2min, infinity)\n", opt, s);
                 return -EINVAL;
         }
         /* As systemd's TimeoutStartSec=0 and TimeoutStopSec=0: no timeout. */
@@ -131,7 +140,7 @@ static int parse_one(int c, const char *arg, Options *o) {
                 return strv_push(&o->listen, &o->n_listen, strdup(arg));
         case ARG_READY:
                 if (parse_ready(arg, &o->ready_by_delay, &o->ready_delay) < 0) {
-                        fprintf(stderr, "handoff: invalid --ready: \"%s\" (expected notify or delay:DUR)\n", arg);
+                        say("invalid --ready: \"%s\" (expected notify or delay:DUR)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
@@ -141,13 +150,13 @@ static int parse_one(int c, const char *arg, Options *o) {
                 return parse_duration_arg("drain-timeout", arg, &o->drain_timeout);
         case ARG_BAKE:
                 if (parse_duration(arg, &o->bake) < 0 || o->bake == USEC_INFINITY) {
-                        fprintf(stderr, "handoff: invalid duration for --bake: \"%s\" (try 2s, 500ms; 0 for none)\n", arg);
+                        say("invalid duration for --bake: \"%s\" (try 2s, 500ms; 0 for none)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
         case ARG_STOP_SIGNAL:
                 if ((r = signal_from_string(arg)) < 0) {
-                        fprintf(stderr, "handoff: invalid --stop-signal: \"%s\" (try TERM, INT, QUIT)\n", arg);
+                        say("invalid --stop-signal: \"%s\" (try TERM, INT, QUIT)\n", arg);
                         return -EINVAL;
                 }
                 o->stop_signal = r;
@@ -160,7 +169,7 @@ static int parse_one(int c, const char *arg, Options *o) {
                 else if (strcmp(arg, "handover") == 0)
                         o->mode = MODE_HANDOVER;
                 else {
-                        fprintf(stderr, "handoff: invalid --mode: \"%s\" (expected auto, supervise or handover)\n", arg);
+                        say("invalid --mode: \"%s\" (expected auto, supervise or handover)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
@@ -169,7 +178,7 @@ static int parse_one(int c, const char *arg, Options *o) {
                 errno = 0;
                 unsigned long v = strtoul(arg, &end, 10);
                 if (!*arg || *end || errno || v > 1024 || arg[0] == '-') {
-                        fprintf(stderr, "handoff: invalid --fd-store-max: \"%s\" (a number from 0 to 1024)\n", arg);
+                        say("invalid --fd-store-max: \"%s\" (a number from 0 to 1024)\n", arg);
                         return -EINVAL;
                 }
                 o->fd_store_max = v;
@@ -183,19 +192,19 @@ static int parse_one(int c, const char *arg, Options *o) {
                 else if (strcmp(arg, "no") == 0)
                         o->systemd_fd_store = SDSTORE_NO;
                 else {
-                        fprintf(stderr, "handoff: invalid --systemd-fd-store: \"%s\" (auto, yes or no)\n", arg);
+                        say("invalid --systemd-fd-store: \"%s\" (auto, yes or no)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
         case ARG_NOTIFY_SOCKET:
                 if (notify_socket_mode_from_string(arg, &o->notify_socket) < 0) {
-                        fprintf(stderr, "handoff: invalid --notify-socket: \"%s\" (auto, path or abstract)\n", arg);
+                        say("invalid --notify-socket: \"%s\" (auto, path or abstract)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
         case ARG_NOTIFY_ACCESS:
                 if (notify_access_from_string(arg, &o->notify_access) < 0) {
-                        fprintf(stderr, "handoff: invalid --notify-access: \"%s\" (main or all)\n", arg);
+                        say("invalid --notify-access: \"%s\" (main or all)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
@@ -207,7 +216,7 @@ static int parse_one(int c, const char *arg, Options *o) {
                 else if (strcmp(arg, "no") == 0)
                         o->cgroup = CGROUP_NO;
                 else {
-                        fprintf(stderr, "handoff: invalid --cgroup: \"%s\" (auto, yes or no)\n", arg);
+                        say("invalid --cgroup: \"%s\" (auto, yes or no)\n", arg);
                         return -EINVAL;
                 }
                 return 0;
@@ -260,7 +269,7 @@ static int parse_argv(int argc, char **argv, Options *o) {
                         return 0;
                 }
                 if ((r = parse_one(c, optarg, o)) < 0)
-                        return r == -ENOMEM ? (fprintf(stderr, "handoff: out of memory\n"), r) : r;
+                        return r == -ENOMEM ? (say("out of memory\n"), r) : r;
         }
 
         /* getopt consumed a "--" if there was one; require it, so that a
@@ -268,13 +277,13 @@ static int parse_argv(int argc, char **argv, Options *o) {
          * option's value ("--pid-file --") is no separator. */
         if (optind == 0 || optind > argc || strcmp(argv[optind - 1], "--") != 0 || argv[optind - 1] == last_value) {
                 if (optind < argc)
-                        fprintf(stderr, "handoff: expected \"--\" before the command \"%s\"\n", argv[optind]);
+                        say("expected \"--\" before the command \"%s\"\n", argv[optind]);
                 else
-                        fprintf(stderr, "handoff: no command given; usage: handoff [OPTIONS] -- COMMAND [ARG...]\n");
+                        say("no command given; usage: handoff [OPTIONS] -- COMMAND [ARG...]\n");
                 return -EINVAL;
         }
         if (optind >= argc) {
-                fprintf(stderr, "handoff: no command after \"--\"; usage: handoff [OPTIONS] -- COMMAND [ARG...]\n");
+                say("no command after \"--\"; usage: handoff [OPTIONS] -- COMMAND [ARG...]\n");
                 return -EINVAL;
         }
         o->command = argv + optind;
@@ -283,12 +292,12 @@ static int parse_argv(int argc, char **argv, Options *o) {
 
 int options_parse(int argc, char **argv, Options *o) {
         /* getopt's own messages ("unrecognized option") start with argv[0]:
-         * make that "handoff:", as ours, not the path handoff was run by.
+         * make that our program's name, as ours, not the path it was run by.
          * argv[0] is restored: the next handoff is started from it. */
         if (argc < 1)
                 return parse_argv(argc, argv, o);
         char *argv0 = argv[0];
-        argv[0] = (char *) "handoff";
+        argv[0] = (char *) program;
         int r = parse_argv(argc, argv, o);
         argv[0] = argv0;
         return r;

@@ -46,6 +46,10 @@ typedef struct Options {
 /* Parses argv. Returns 1 to run, 0 when --help/--version was printed, or
  * -EINVAL after printing what is wrong (exit 2, as systemd's tools do). */
 int options_parse(int argc, char **argv, Options *o);
+
+/* The first word of the parser's messages on stderr: "handoff", unless
+ * handoffctl, which checks a reload's new command line with it, says so. */
+void options_set_program(const char *name);
 void options_done(Options *o);
 
 /* "TERM", "SIGTERM", "15" -> 15. Returns -EINVAL for anything else. */

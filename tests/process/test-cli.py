@@ -81,9 +81,12 @@ def test_handoffctl_command_line(tmp):
     check(p.returncode == 0 and "handoffctl reload" in p.stdout and "handoffctl status" in p.stdout, p.stdout)
     p = handoffctl()
     check(p.returncode == 2 and "Usage: handoffctl" in p.stderr, f"{p.returncode} {p.stderr!r}")
-    for args in (["bogus"], ["--bogus"], ["--", "reload"]):
+    for args in (["bogus"], ["--bogus"], ["--", "reload"], ["--pid=1", "status"]):
         p = handoffctl(*args)
-        check(p.returncode == 2 and p.stderr.startswith("handoffctl: unknown command"), f"{args}: {p.returncode} {p.stderr!r}")
+        check(p.returncode == 2 and p.stderr.startswith("handoffctl: unknown command") and "did you mean" not in p.stderr,
+              f"{args}: {p.returncode} {p.stderr!r}")
+    p = handoffctl("relaod")
+    check(p.returncode == 2 and 'did you mean "handoffctl reload"?' in p.stderr, f"{p.returncode} {p.stderr!r}")
     for args in (["reload", "--bogus"], ["status", "--timeout"], ["reload", "--pid=abc"], ["status", "extra", "--pid=1"],
                  ["reload", "--"]):
         p = handoffctl(*args)
@@ -92,9 +95,15 @@ def test_handoffctl_command_line(tmp):
               f"{args}: {p.returncode} {p.stderr!r}")
     p = handoffctl("reload", "--help")
     check(p.returncode == 0 and p.stdout.startswith("Usage: handoffctl reload"), p.stdout)
-    # A new command line is checked by handoff's own option parser, here too.
-    p = handoffctl("reload", "--pid=1", "--", "--drain-timeout=5x", "--", "app")
-    check(p.returncode == 2 and "--drain-timeout" in p.stderr, f"{p.returncode} {p.stderr!r}")
+    # A new command line is checked by handoff's own option parser, here too,
+    # whose messages then start with handoffctl's name (its hint is about
+    # handoff's options: "Try 'handoff --help'").
+    for new in (["--drain-timeout=5x", "--", "app"], ["--bogus", "--", "app"], ["app"], ["--mode=x", "--"]):
+        p = handoffctl("reload", "--pid=1", "--", *new)
+        lines = p.stderr.splitlines()
+        check(p.returncode == 2 and lines and lines[0].startswith("handoffctl: ")
+              and all(line.startswith(("handoffctl: ", "Try 'handoff --help'")) for line in lines),
+              f"{new}: {p.returncode} {p.stderr!r}")
 
 
 def test_handoffctl_loads_no_libsystemd(tmp):

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""A reload that brings a new command line (`handoff reload -- OPTIONS --
+"""A reload that brings a new command line (`handoffctl reload -- OPTIONS --
 COMMAND`, what the template unit's ExecReload= sends with the unit's
-current environment), in the mode HANDOFF_TEST_MODE names: the candidate
+current environment; `handoff reload` alike), in the mode HANDOFF_TEST_MODE names: the candidate
 runs the new command with the new options, they stay in effect for later
 reloads (SIGHUP too), each generation stops the way its own command line
 says, and a bad new command line fails the reload with a reason while the
@@ -11,7 +11,7 @@ import os
 import signal
 import subprocess
 
-from handofftest.handoff import FIXTURE, HANDOFF, MODE, Handoff
+from handofftest.handoff import FIXTURE, HANDOFF, HANDOFFCTL, MODE, Handoff
 from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
 from handofftest.runner import run
@@ -32,9 +32,9 @@ class Service:
         self.h = Handoff(tmp, [*self.fixed, *options], command, notify=FakeSystemd(tmp))
         self.h.wait_ready(1)
 
-    def reload(self, options, command, fixed=None):
-        """What ExecReload= runs: handoff reload -- OPTIONS -- COMMAND."""
-        args = [HANDOFF, "reload", f"--pid={self.h.main_pid()}", "--",
+    def reload(self, options, command, fixed=None, client=HANDOFFCTL):
+        """What ExecReload= runs: handoffctl reload -- OPTIONS -- COMMAND."""
+        args = [client, "reload", f"--pid={self.h.main_pid()}", "--",
                 *(self.fixed if fixed is None else fixed), *options, "--", *command]
         return subprocess.run(args, capture_output=True, text=True, timeout=60)
 
@@ -76,7 +76,7 @@ def test_each_generation_stops_as_its_command_line_says(tmp):
     h = s.h
     try:
         first = s.serving(1)
-        p = s.reload(["--stop-signal=INT"], [FIXTURE, "--grace-ms=50"])
+        p = s.reload(["--stop-signal=INT"], [FIXTURE, "--grace-ms=50"], client=HANDOFF)
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
         second = s.serving(2)
         # Generation 1 was started under the old options: SIGTERM.
@@ -98,7 +98,8 @@ def test_bad_new_command_lines_fail_and_old_serves(tmp):
 
         # A typo is caught by the client: exit 2, nothing asked of handoff.
         p = s.reload(["--drain-timout=5s"], [FIXTURE])
-        check(p.returncode == 2 and "drain-timout" in p.stderr, f"unknown option: {p.returncode} {p.stderr}")
+        check(p.returncode == 2 and p.stderr.startswith("handoffctl: ") and "drain-timout" in p.stderr,
+              f"unknown option: {p.returncode} {p.stderr}")
         p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}", "--"], capture_output=True, text=True,
                            timeout=10)
         check(p.returncode == 2 and "nothing after" in p.stderr, f"empty command line: {p.returncode} {p.stderr}")

@@ -16,10 +16,12 @@ def built(var, rel):
 
 def render(name, subs):
     """The shipped unit NAME (NAME.in if that exists) with @VAR@ replaced;
-    every @VAR@ must be. @HANDOFFCTL@ defaults to the handoffctl beside
-    @HANDOFF@ (meson builds and installs them side by side)."""
+    every @VAR@ must be. @HANDOFFCTL@ defaults to $HANDOFFCTL_BIN, else the
+    handoffctl beside @HANDOFF@ (meson builds and installs them side by
+    side)."""
     if "HANDOFF" in subs and "HANDOFFCTL" not in subs:
-        subs = dict(subs, HANDOFFCTL=os.path.join(os.path.dirname(subs["HANDOFF"]), "handoffctl"))
+        ctl = os.environ.get("HANDOFFCTL_BIN") or os.path.join(os.path.dirname(subs["HANDOFF"]), "handoffctl")
+        subs = dict(subs, HANDOFFCTL=os.path.abspath(ctl))
     path = os.path.join(UNITS_DIR, name)
     if os.path.exists(path + ".in"):
         path += ".in"
