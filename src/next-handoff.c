@@ -48,6 +48,14 @@ pid_t next_handoff_app_pid(const NextHandoff *n) {
         return n->app_pid;
 }
 
+usec_t next_handoff_kill_at(const NextHandoff *n) {
+        uint64_t t;
+        /* Once it failed, the timer is only ever the abort's deadline. */
+        if (!n->failed || !n->timer_source || sd_event_source_get_time(n->timer_source, &t) < 0)
+                return USEC_INFINITY;
+        return t;
+}
+
 usec_t next_handoff_started(const NextHandoff *n) {
         return n->started;
 }

@@ -22,7 +22,8 @@
 typedef struct StatusGeneration {
         unsigned number;
         pid_t pid;
-        const char *role;       /* "serving", "starting", "baking", "retiring", "next-handoff" */
+        const char *role;       /* "serving", "starting", "baking", "retiring", "next-handoff",
+                                 * "next-handoff-stopping" */
         usec_t age;
         usec_t started;         /* CLOCK_MONOTONIC; 0: not known */
         usec_t ready;           /* CLOCK_MONOTONIC; 0: not ready (yet) */

@@ -642,6 +642,25 @@ static void add_generation(ServiceStatus *st, const Generation *g, const char *r
         };
 }
 
+/* started: the reload's start for the next handoff at work, its own for
+ * one stopping. */
+static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char *role, usec_t started,
+                             usec_t now) {
+        if (st->n_gens >= STATUS_MAX_GENS)
+                return;
+        usec_t kill_at = next_handoff_kill_at(n);
+        st->gens[st->n_gens++] = (StatusGeneration) {
+                .number = next_handoff_number(n),
+                .pid = next_handoff_pid(n),
+                .role = role,
+                .age = now > started ? now - started : 0,
+                .started = started,
+                .kill_in = kill_at == USEC_INFINITY ? USEC_INFINITY : kill_at > now ? kill_at - now : 0,
+                .processes = 1, /* its own generation is its to count */
+                .memory = UINT64_MAX,
+        };
+}
+
 static void snapshot(Supervisor *s, ServiceStatus *st) {
         usec_t now = now_monotonic();
         const Listeners *l = s->p->listeners;
@@ -671,17 +690,12 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
         for (Generation *g = s->gens; g; g = g->next)
                 if (g != s->serving && g != s->candidate)
                         add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
-        if (s->next && st->n_gens < STATUS_MAX_GENS)
-                st->gens[st->n_gens++] = (StatusGeneration) {
-                        .number = next_handoff_number(s->next),
-                        .pid = next_handoff_pid(s->next),
-                        .role = "next-handoff",
-                        .age = now - s->reload_started,
-                        .started = s->reload_started,
-                        .kill_in = USEC_INFINITY,
-                        .processes = 1, /* its own generation is its to count */
-                        .memory = UINT64_MAX,
-                };
+        if (s->next)
+                add_next_handoff(st, s->next, "next-handoff", s->reload_started, now);
+        /* Those of failed reloads, until they have stopped: we wait for them. */
+        for (size_t i = 0; i < s->n_aborted; i++)
+                add_next_handoff(st, s->aborted[i], "next-handoff-stopping", next_handoff_started(s->aborted[i]),
+                                 now);
         for (size_t i = 0; i < l->n && st->n_sockets < STATUS_MAX_SOCKETS; i++) {
                 StatusSocket *k = &st->sockets[st->n_sockets++];
                 k->fd = 3 + (int) i; /* where every generation finds it */

@@ -118,14 +118,24 @@ def test_next_handoff_killed_rolls_back(tmp):
 def test_reload_while_the_failed_next_handoff_stops(tmp):
     """A reload asked for while the previous reload's next handoff is still
     stopping starts another beside it; the old main keeps watching the
-    stopping one and does not exit before it (it would leave it unbounded)."""
+    stopping one, shows it in its status, and does not exit before it (it
+    would leave it unbounded)."""
     h = start(tmp, "--start-timeout=1s", "--drain-timeout=8s")
     try:
         set_args(h.args_file, "--hang-at-start", "--ignore-sigterm")
         h.signal(signal.SIGHUP)
         failed = next_handoff_pid(h, 2)
         h.wait_log("Reload failed")
-        # Its generation ignores SIGTERM: it stops for up to 8 s.
+        # Its generation ignores SIGTERM: it stops for up to 8 s, and status
+        # shows it doing so, with its deadline (8 s + 5 s).
+        out = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}", "--json"], capture_output=True, text=True,
+                             timeout=10)
+        stopping = [g for g in json.loads(out.stdout)["generations"] if g["role"] == "next-handoff-stopping"]
+        check(len(stopping) == 1 and stopping[0]["pid"] == failed and stopping[0]["number"] == 2
+              and 0 < stopping[0]["kill_in_ms"] <= 13000, f"status while it stops: {out.stdout} {out.stderr}")
+        text = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=10)
+        check(re.search(rf"(?m)^next-handoff-stopping generation 2, pid {failed}, .*SIGKILL in ", text.stdout),
+              text.stdout)
         set_args(h.args_file, "--init-delay", "100")
         h.signal(signal.SIGHUP)
         h.wait_log("Handed over to handoff pid")

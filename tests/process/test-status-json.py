@@ -45,7 +45,7 @@ SOCKET = {"fd": INT, "name": STR, "address": STR}
 LAST_RELOAD = {
     "generation": INT, "result": STR, "end_timestamp": STR, "end_timestamp_monotonic": INT, "duration_usec": INT,
 }
-ROLES = {"serving", "starting", "baking", "retiring", "next-handoff"}
+ROLES = {"serving", "starting", "baking", "retiring", "next-handoff", "next-handoff-stopping"}
 STATES = {"starting", "serving", "reloading", "baking", "handing-over", "stopping"}
 
 
