@@ -362,17 +362,39 @@ class HandoverIdle(Handover):
     init_delay_ms = 0
 
 
-class TrueReload(HandoverIdle):
-    """The baseline of a `systemctl reload`: the same units with
-    ExecReload=/bin/true, i.e. systemd's own reload job and nothing else."""
+class PairedReload(HandoverIdle):
+    """For the systemctl reload timing: the shipped units whose ExecReload=
+    program is a symlink (self.link) the benchmark points, before each
+    reload, at what the units ship (handoffctl) or at /bin/true, the
+    baseline: systemd's own reload job and nothing else. The arguments are
+    the shipped line's."""
 
-    key, label = "true-reload", "the same units with ExecReload=/bin/true"
+    key, label = "paired-reload", "the shipped units, ExecReload= through a symlink to handoffctl or /bin/true"
+
+    def start(self, port):
+        self.link = os.path.join(self.ctx.tmpdir, "exec-reload")
+        shipped = re.search(r"(?m)^ExecReload=(\S+)(.*)$", render_unit(DEMO, {"HANDOFF": self.ctx.handoff,
+                                                                              "DEMO_SERVER": "x"}))
+        self.shipped, self.args = shipped.group(1), shipped.group(2)
+        self.point(self.shipped)
+        super().start(port)
+
+    def point(self, target):
+        tmp = self.link + ".new"
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+        os.symlink(target, tmp)
+        os.rename(tmp, self.link)
 
     def dropin_text(self, server):
-        return "ExecReload=\nExecReload=/bin/true\n"
+        return "ExecReload=\nExecReload=%s%s\n" % (self.link, self.args)
+
+    expected = 0    # reloads through handoffctl: handoff must have counted as many
 
     def check_final(self, props):
-        SystemdDemo.check_final(self, props)
+        super().check_final(props)
+        if self.status and self.status[2] != self.expected:
+            self.problems.append("handoff counted %d reloads, %d were asked for" % (self.status[2], self.expected))
 
 
 class Restart(SystemdDemo):

@@ -12,8 +12,7 @@ from handofftest.net import free_port
 
 from . import analysis
 from . import procs as P
-from .contenders import (DEMO, SYSTEMCTL, Direct, HandoverIdle, SelfReexec, Supervise, SuperviseCloseAtStop,
-                         TrueReload)
+from .contenders import (DEMO, SYSTEMCTL, Direct, PairedReload, SelfReexec, Supervise, SuperviseCloseAtStop)
 
 LOAD_TIMEOUT_MS = 5000      # loadgen's per-request limit: slower is a "timeout"
 WARMUP_S = 0.5              # load before the first reload
@@ -297,28 +296,34 @@ def keepalive_close_at_stop(ctx, interval_ms, seconds, concurrency, rounds):
 # ---- systemctl reload against its baseline ------------------------------------
 
 def systemctl_reload(ctx, n):
-    """`systemctl --user reload` of the shipped units, n times one after the
-    other on an idle service (server ready at once), timed from the start of
-    systemctl to its exit; against the same units with ExecReload=/bin/true,
-    which is what systemd's reload job costs by itself. Interleaved in two
-    halves, so that the machine's mood moves both alike."""
+    """`systemctl --user reload` of the shipped units on an idle service
+    (server ready at once), timed from the start of systemctl to its exit,
+    n times with ExecReload= as shipped (handoffctl reload) and n times
+    with /bin/true in its place, which is what systemd's reload job costs by
+    itself. Paired: one service, its ExecReload= program a symlink pointed
+    at one or the other before each reload, in the order ABBA (a handover
+    reload's new main starts its standby 20 ms after the takeover, which
+    may fall into the next reload: each side follows each side equally
+    often), so that both sides share the machine's every moment."""
     times = {"handoff": [], "true": []}
     problems = []
-    for _ in range(2):
-        for key, cls in (("handoff", HandoverIdle), ("true", TrueReload)):
-            c = cls(ctx)
-            c.start(free_port())
-            try:
-                for _ in range(n // 2):
-                    t0 = P.now_us()
-                    r = subprocess.run([SYSTEMCTL, "--user", "--no-pager", "reload", DEMO], env=ctx.um.env(),
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
-                    times[key].append(P.now_us() - t0)
-                    if r.returncode != 0:
-                        problems.append("%s: systemctl reload exited %d: %s" % (key, r.returncode,
-                                                                                 r.stderr.strip()[-200:]))
-            finally:
-                c.stop()
-            problems += c.finish()
+    c = PairedReload(ctx)
+    c.start(free_port())
+    try:
+        for i in range(n):
+            order = (("handoff", c.shipped), ("true", "/bin/true"))
+            for key, target in (order if i % 2 == 0 else order[::-1]):
+                c.point(target)
+                t0 = P.now_us()
+                r = subprocess.run([SYSTEMCTL, "--user", "--no-pager", "reload", DEMO], env=ctx.um.env(),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
+                times[key].append(P.now_us() - t0)
+                c.expected += key == "handoff"
+                if r.returncode != 0:
+                    problems.append("%s: systemctl reload exited %d: %s" % (key, r.returncode,
+                                                                             r.stderr.strip()[-200:]))
+    finally:
+        c.stop()
+    problems += c.finish()
     return {"n": n, "handoff": analysis.spread(times["handoff"]), "true": analysis.spread(times["true"]),
-            "problems": problems}
+            "paired": True, "problems": problems}

@@ -145,8 +145,9 @@ def floor_checks(fl, perf_counted):
         ratio = sc["handoff"]["median"] / sc["true"]["median"]
         out.append(Check("`systemctl reload` ≤ %.1f × the same units with `ExecReload=/bin/true` (median)"
                          % F.SYSTEMCTL_VS_TRUE, "handover, idle, server ready at once",
-                         "%s ms vs %s ms (×%.2f), %d reloads each%s"
+                         "%s ms vs %s ms (×%.2f), %d reloads each%s%s"
                          % (ms(sc["handoff"]["median"]), ms(sc["true"]["median"]), ratio, sc["handoff"]["n"],
+                            ", interleaved ABBA" if sc.get("paired") else "",
                             "; " + "; ".join(sc["problems"]) if sc["problems"] else ""),
                          ratio <= F.SYSTEMCTL_VS_TRUE and not sc["problems"], perf_counted))
     return out
@@ -271,7 +272,8 @@ def render_floor(fl, runs, params, add):
     if sc and sc["handoff"] and sc["true"]:
         for k, what in (("handoff", "`systemctl --user reload`, shipped units (`ExecReload=handoffctl reload`), "
                                     "handover"),
-                        ("true", "`systemctl --user reload`, the same units with `ExecReload=/bin/true`")):
+                        ("true", "`systemctl --user reload`, the same units with `ExecReload=/bin/true` "
+                                 "(interleaved with the above, ABBA)")):
             add("| %s | %d | %s / %s (p95) | |" % (what, sc[k]["n"], ms(sc[k]["median"]), ms(sc[k]["p95"])))
     add("")
     pd, pss = d["private_dirty"], d["pss"]
