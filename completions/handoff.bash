@@ -76,7 +76,7 @@ _handoff()
                         ;;
                 esac
                 local opts="--pid= --timeout= --help --"
-                [[ $verb == status ]] && opts="--pid= --json --help"
+                [[ $verb == status ]] && opts="--pid= --timeout= --json --help"
                 if [[ $cur == -* ]]; then
                         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
                         [[ ${COMPREPLY-} == *= ]] && compopt -o nospace

@@ -247,7 +247,7 @@ def test_completion():
     assert complete("handoff", "--mode", "") == {"auto", "supervise", "handover"}
     assert {"TERM", "QUIT", "INT", "USR1"} <= complete("handoff", "--stop-signal", "")
     assert {"--pid", "--timeout"} <= complete("handoff", "reload", "--")
-    assert {"--pid", "--json"} <= complete("handoff", "status", "--")
+    assert {"--pid", "--json", "--timeout"} <= complete("handoff", "status", "--")
     # handoffctl: the verbs first, then theirs; never handoff's own options.
     assert complete("handoffctl", "") == {"reload", "status"}
     assert complete("handoffctl", "--") == {"--help", "--version"}
