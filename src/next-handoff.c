@@ -24,6 +24,7 @@ struct NextHandoff {
         pid_t pid;
         pid_t app_pid;
         usec_t started;
+        usec_t kill_at;             /* after an abort: its SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: none */
         bool ready;
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
@@ -49,11 +50,11 @@ pid_t next_handoff_app_pid(const NextHandoff *n) {
 }
 
 usec_t next_handoff_kill_at(const NextHandoff *n) {
-        uint64_t t;
-        /* Once it failed, the timer is only ever the abort's deadline. */
-        if (!n->failed || !n->timer_source || sd_event_source_get_time(n->timer_source, &t) < 0)
-                return USEC_INFINITY;
-        return t;
+        return n->kill_at;
+}
+
+bool next_handoff_failed(const NextHandoff *n) {
+        return n->failed;
 }
 
 usec_t next_handoff_started(const NextHandoff *n) {
@@ -293,7 +294,8 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                 safe_close(channel);
                 return log_error_errno(ENOMEM, "Out of memory");
         }
-        *n = (NextHandoff) { .number = number, .pid = pid, .started = now_monotonic(), .pidfd = pidfd, .app_pidfd = -EBADF,
+        *n = (NextHandoff) { .number = number, .pid = pid, .started = now_monotonic(), .kill_at = USEC_INFINITY,
+                             .pidfd = pidfd, .app_pidfd = -EBADF,
                              .channel = channel, .cb = cb, .userdata = userdata };
         if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||
             (r = sd_event_add_io(e, &n->channel_source, n->channel, EPOLLIN, on_channel, n)) < 0 ||
@@ -346,14 +348,20 @@ void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel) 
                 *ret_channel = TAKE_FD(n->channel);
         n->channel = safe_close(n->channel);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
-        if (drain_timeout < USEC_INFINITY - ABORT_MARGIN)
-                (void) sd_event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
-                                                  CLOCK_MONOTONIC, drain_timeout + ABORT_MARGIN, 1000, on_timer, n);
+        uint64_t t;
+        if (drain_timeout < USEC_INFINITY - ABORT_MARGIN &&
+            sd_event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
+                                       CLOCK_MONOTONIC, drain_timeout + ABORT_MARGIN, 1000, on_timer, n) >= 0 &&
+            sd_event_source_get_time(n->timer_source, &t) >= 0)
+                n->kill_at = t;
 }
 
 void next_handoff_kill(NextHandoff *n) {
         (void) pidfd_signal(n->pidfd, SIGKILL);
         kill_app(n);
+        usec_t now = now_monotonic();
+        if (now < n->kill_at)
+                n->kill_at = now; /* sent: status shows 0 left until it is gone */
 }
 
 NextHandoff *next_handoff_free(NextHandoff *n) {

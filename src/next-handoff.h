@@ -46,9 +46,11 @@ pid_t next_handoff_pid(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */
 usec_t next_handoff_started(const NextHandoff *n);  /* CLOCK_MONOTONIC */
 unsigned next_handoff_number(const NextHandoff *n); /* that generation's number */
-/* After next_handoff_abort(): when it is killed if it has not exited
- * (CLOCK_MONOTONIC); USEC_INFINITY when no such deadline is set. */
+/* After next_handoff_abort(): when it is (or was) sent SIGKILL if it has
+ * not exited (CLOCK_MONOTONIC); USEC_INFINITY when no such deadline is set. */
 usec_t next_handoff_kill_at(const NextHandoff *n);
+/* It failed, or was told to stop: it is stopping. */
+bool next_handoff_failed(const NextHandoff *n);
 
 /* Commit: passes on the unix socket files to remove at the final stop,
  * tells it to take over, and returns our end of the channel, which the

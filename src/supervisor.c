@@ -690,7 +690,11 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
         for (Generation *g = s->gens; g; g = g->next)
                 if (g != s->serving && g != s->candidate)
                         add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
-        if (s->next)
+        /* One told to stop after it became systemd's main stays s->next
+         * (we do not wait for it; it waits for us). */
+        if (s->next && next_handoff_failed(s->next))
+                add_next_handoff(st, s->next, "next-handoff-stopping", next_handoff_started(s->next), now);
+        else if (s->next)
                 add_next_handoff(st, s->next, "next-handoff", s->reload_started, now);
         /* Those of failed reloads, until they have stopped: we wait for them. */
         for (size_t i = 0; i < s->n_aborted; i++)

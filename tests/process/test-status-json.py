@@ -102,7 +102,10 @@ def validate(st):
         if g["role"] != "next-handoff":
             check(started <= start, f"started after this handoff: {g} {st}")
         check(abs(g["age_ms"] - (st["timestamp_monotonic"] - start) // 1000) <= 1, g)
-        check((g["kill_in_ms"] is not None) == (g["role"] == "retiring"), g)
+        # A deadline: every retiring generation's here, and an aborted next
+        # handoff's; nobody else's.
+        check(g["kill_in_ms"] is None or g["role"] in ("retiring", "next-handoff-stopping"), g)
+        check(g["role"] != "retiring" or g["kill_in_ms"] is not None, g)
         if g["role"] == "serving":
             check(g["ready"], g)
     serving = [g for g in st["generations"] if g["role"] == "serving"]
