@@ -355,8 +355,8 @@ class HandoverSighup(Handover):
 
 
 class HandoverIdle(Handover):
-    """For the systemctl reload timing (measure.systemctl_reload): the
-    shipped units, a server ready at once."""
+    """The shipped units, a server ready at once (the base of PairedReload,
+    the systemctl reload timing)."""
 
     key, label = "handover-idle", "handoff, handover mode (systemd units), server ready at once"
     init_delay_ms = 0
@@ -373,8 +373,9 @@ class PairedReload(HandoverIdle):
 
     def start(self, port):
         self.link = os.path.join(self.ctx.tmpdir, "exec-reload")
-        shipped = re.search(r"(?m)^ExecReload=(\S+)(.*)$", render_unit(DEMO, {"HANDOFF": self.ctx.handoff,
-                                                                              "DEMO_SERVER": "x"}))
+        # The program and its arguments, without systemd's prefixes ("-", "+", ...).
+        shipped = re.search(r"(?m)^ExecReload=[-+!@:]*(\S+)(.*)$", render_unit(DEMO, {"HANDOFF": self.ctx.handoff,
+                                                                                    "DEMO_SERVER": "x"}))
         self.shipped, self.args = shipped.group(1), shipped.group(2)
         self.point(self.shipped)
         super().start(port)

@@ -295,16 +295,30 @@ def keepalive_close_at_stop(ctx, interval_ms, seconds, concurrency, rounds):
 
 # ---- systemctl reload against its baseline ------------------------------------
 
+def settled(ctx, handoffctl):
+    """The demo service idle in handover mode: one serving generation, no
+    predecessor still draining, its standby started ahead and waiting."""
+    main = ctx.um.show(DEMO, "MainPID").get("MainPID", "0")
+    r = subprocess.run([handoffctl, "status", "--json", "--pid", main], capture_output=True, text=True, timeout=10)
+    if r.returncode != 0:
+        return False
+    st = json.loads(r.stdout)
+    return (st["state"] == "serving" and not st["predecessor_draining"] and st["standby_pid"] is not None
+            and [g["role"] for g in st["generations"]] == ["serving"])
+
+
 def systemctl_reload(ctx, n):
     """`systemctl --user reload` of the shipped units on an idle service
     (server ready at once), timed from the start of systemctl to its exit,
     n times with ExecReload= as shipped (handoffctl reload) and n times
     with /bin/true in its place, which is what systemd's reload job costs by
     itself. Paired: one service, its ExecReload= program a symlink pointed
-    at one or the other before each reload, in the order ABBA (a handover
-    reload's new main starts its standby 20 ms after the takeover, which
-    may fall into the next reload: each side follows each side equally
-    often), so that both sides share the machine's every moment."""
+    at one or the other before each reload, in the order ABBA, so that
+    both sides share the machine's drift. Each reload starts from a settled
+    service (settled()): what a handover reload leaves to do after systemctl
+    has returned (the old generation's and the old main's exits, the new
+    main's standby) is then never in the next reload's time, whichever side
+    that is, and every handoffctl reload finds its standby waiting."""
     times = {"handoff": [], "true": []}
     problems = []
     c = PairedReload(ctx)
@@ -314,6 +328,7 @@ def systemctl_reload(ctx, n):
             order = (("handoff", c.shipped), ("true", "/bin/true"))
             for key, target in (order if i % 2 == 0 else order[::-1]):
                 c.point(target)
+                P.wait_for(lambda: settled(ctx, c.shipped), 30, "the service to settle before a reload", 0.01)
                 t0 = P.now_us()
                 r = subprocess.run([SYSTEMCTL, "--user", "--no-pager", "reload", DEMO], env=ctx.um.env(),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, timeout=60)
