@@ -14,6 +14,7 @@
 
 #include "client.h"
 #include "control.h"
+#include "options.h"
 #include "reload-config.h"
 #include "time-util.h"
 #include "util.h"
@@ -439,6 +440,7 @@ int client_main(const char *program, int argc, char **argv) {
         int c;
 
         prog = program;
+        options_set_program(program); /* a new command line's messages are the option parser's */
         optind = 0;
         argv[0] = (char *) prog; /* getopt's messages start with it, as ours do */
         while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) >= 0) {

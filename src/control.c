@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "control.h"
 #include "log.h"
+#include "runtime-dir.h"
 #include "time-util.h"
 
 /* A client that connects and never writes is dropped after this, and at most
@@ -372,30 +374,16 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 }
 
 int control_runtime_dir(char **ret) {
-        const char *e = getenv("RUNTIME_DIRECTORY");
-        char *d = NULL;
-        if (e && *e == '/') {
-                /* systemd lists several directories separated by ':'. */
-                size_t n = strcspn(e, ":");
-                d = strndup(e, n);
-        } else if (getuid() == 0)
-                d = strdup("/run/handoff");
-        else if ((e = getenv("XDG_RUNTIME_DIR")) && *e == '/') {
-                if (asprintf(&d, "%s/handoff", e) < 0)
-                        d = NULL;
-        } else
-                return -ENXIO;
+        char dir[PATH_MAX];
+        bool made_by_us;
+        int r = runtime_dir_path(dir, sizeof dir, &made_by_us);
+        if (r < 0)
+                return r == -ENOENT ? -ENXIO : r;
+        char *d = strdup(dir);
         if (!d)
                 return -ENOMEM;
         *ret = d;
         return 0;
-}
-
-/* The directory must be ours and writable by nobody else: then nobody else
- * can have bound our name first, or put anything else there. handoff
- * creates /run/handoff and $XDG_RUNTIME_DIR/handoff itself, 0700. */
-static bool runtime_dir_private(const struct stat *st) {
-        return S_ISDIR(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 0022);
 }
 
 static int runtime_dir_check(const char *dir) {

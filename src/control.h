@@ -94,7 +94,8 @@ void control_mark_resend(ControlConn *conn);
 void control_pass_on(Control *c, pid_t pid);
 
 /* The directory the control socket of a handoff running here (as this uid,
- * with this environment) lives in; newly allocated. */
+ * with this environment) lives in (runtime_dir_path()); newly allocated.
+ * -ENXIO when there is none to have. */
 int control_runtime_dir(char **ret);
 
 /* Removes the control socket that a handoff of ours with this pid left

@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "client.h"
-#include "options.h"
 #include "util.h"
 
 #ifndef HANDOFF_VERSION
@@ -31,12 +30,8 @@ static void help(FILE *f) {
 int main(int argc, char **argv) {
         if (std_fds_ensure_open() < 0)
                 return EXIT_FAILURE;
-        if (argc > 1 && client_is_verb(argv[1])) {
-                /* A new command line is checked by handoff's option parser:
-                 * its messages too start with our name. */
-                options_set_program("handoffctl");
+        if (argc > 1 && client_is_verb(argv[1]))
                 return client_main("handoffctl", argc - 1, argv + 1);
-        }
         if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
                 help(stdout);
                 return 0;

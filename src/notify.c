@@ -11,6 +11,7 @@
 #include <sys/un.h>
 
 #include "notify.h"
+#include "runtime-dir.h"
 #include "util.h"
 
 static bool startswith_value(const char *line, const char *key, const char **ret_value) {
@@ -123,26 +124,14 @@ static int mkdir_private(const char *path) {
 }
 
 int notify_runtime_dir(char *ret, size_t size) {
-        const char *rd = getenv("RUNTIME_DIRECTORY"), *xdg = getenv("XDG_RUNTIME_DIR");
-        bool ours = true; /* a directory we create when it is missing */
-        int k;
-        if (rd && rd[0] == '/') {
-                /* systemd joins several RuntimeDirectory= entries with ':'. */
-                k = snprintf(ret, size, "%.*s", (int) strcspn(rd, ":"), rd);
-                ours = false;
-        } else if (geteuid() == 0)
-                k = snprintf(ret, size, "/run/handoff");
-        else if (xdg && xdg[0] == '/')
-                k = snprintf(ret, size, "%s/handoff", xdg);
-        else
-                return -ENOENT;
-        if (k < 0 || (size_t) k >= size || (size_t) k + NOTIFY_NAME_ROOM >= sizeof ((struct sockaddr_un) {}).sun_path)
+        bool ours; /* a directory we create when it is missing */
+        int r = runtime_dir_path(ret, size, &ours);
+        if (r < 0)
+                return r;
+        if (strlen(ret) + NOTIFY_NAME_ROOM >= sizeof ((struct sockaddr_un) {}).sun_path)
                 return -ENAMETOOLONG;
-        if (ours) {
-                int r = mkdir_private(ret);
-                if (r < 0)
-                        return r;
-        }
+        if (ours && (r = mkdir_private(ret)) < 0)
+                return r;
         /* As for the control socket: ours, and writable by nobody else, or
          * someone else could move our private directory aside and put one
          * of theirs in its place. */
@@ -151,7 +140,7 @@ int notify_runtime_dir(char *ret, size_t size) {
                 return -errno;
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
-        if (st.st_uid != geteuid() || (st.st_mode & 0022))
+        if (!runtime_dir_private(&st))
                 return -EPERM;
         if (access(ret, W_OK | X_OK) < 0)
                 return -errno;

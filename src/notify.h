@@ -42,11 +42,10 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret);
  * length written (0 when nothing is to be relayed) or -ENOBUFS. */
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
 
-/* The runtime directory under which private notify directories are made:
- * the first entry of $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else
- * /run/handoff for root, else $XDG_RUNTIME_DIR/handoff. The latter two are
- * created (0700) when missing. It must be a directory of our uid that no
- * one else may write (as the control socket's). Returns -ENOENT when there is
+/* The runtime directory under which private notify directories are made
+ * (runtime_dir_path(), the control socket's): /run/handoff and
+ * $XDG_RUNTIME_DIR/handoff are created (0700) when missing. It must be a
+ * directory of our uid that no one else may write. Returns -ENOENT when there is
  * none to be had (no $XDG_RUNTIME_DIR as a user), -EPERM when it is not ours
  * or others may write it, -ENAMETOOLONG when a socket path inside it would
  * not fit into sun_path, or another -errno. */

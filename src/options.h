@@ -47,8 +47,9 @@ typedef struct Options {
  * -EINVAL after printing what is wrong (exit 2, as systemd's tools do). */
 int options_parse(int argc, char **argv, Options *o);
 
-/* The first word of the parser's messages on stderr: "handoff", unless
- * handoffctl, which checks a reload's new command line with it, says so. */
+/* The first word of the parser's messages on stderr: "handoff", unless the
+ * reload client (client_main()), which checks a new command line with it,
+ * runs as handoffctl. */
 void options_set_program(const char *name);
 void options_done(Options *o);
 

@@ -1,0 +1,20 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+/* The directory a handoff keeps its control socket (control.h) and private
+ * notify directories (notify.h) in: the first entry of $RUNTIME_DIRECTORY
+ * (systemd's RuntimeDirectory=; several are joined with ':'), else
+ * /run/handoff for root, else $XDG_RUNTIME_DIR/handoff. Written to ret;
+ * *ret_made_by_us says whether it is one of the last two, which handoff
+ * creates (0700) when missing. Returns 0, -ENOENT when there is none to
+ * have, or -ENAMETOOLONG. Only the name: nothing is created or checked. */
+int runtime_dir_path(char *ret, size_t size, bool *ret_made_by_us);
+
+/* st (from lstat/fstat) is a directory of ours that nobody else may write:
+ * then nobody else can have bound one of our names first, or moved one of
+ * our directories aside for theirs. */
+bool runtime_dir_private(const struct stat *st);
