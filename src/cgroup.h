@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "cgroup-mode.h"
+
 /* A delegated cgroup (Delegate=yes), on the unified hierarchy of a pure
  * cgroup v2 or a hybrid host. handoff moves itself into a leaf of its own
  * (R/handoff.PID), so that the delegated root R never holds a process (the
@@ -12,12 +14,6 @@
  * own (R/gen-N). A generation is then exactly its cgroup: cgroup.kill ends
  * all of it, and cgroup.events says when it is empty, whatever its
  * processes did (setsid, double fork, a cleared environment). */
-
-typedef enum CgroupMode {
-        CGROUP_AUTO,   /* use the cgroup when it is marked delegated (trusted.delegate / user.delegate) */
-        CGROUP_YES,    /* use it: the unit says Delegate=yes (systemd 252 marks nothing); fail if impossible */
-        CGROUP_NO,     /* process groups only */
-} CgroupMode;
 
 typedef struct CgroupRoot CgroupRoot;
 typedef struct Cgroup Cgroup;

@@ -13,7 +13,7 @@
 #include <sys/un.h>
 
 #include "client.h"
-#include "control.h"
+#include "control-protocol.h"
 #include "options.h"
 #include "reload-config.h"
 #include "time-util.h"

@@ -4,8 +4,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cgroup-mode.h"
 #include "notify-mode.h"
-#include "cgroup.h"
 #include "sdstore.h"
 #include "time-util.h"
 

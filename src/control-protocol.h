@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* The control interface behind "handoff reload" and "handoff status".
+ *
+ * Every handoff process listens on a SOCK_SEQPACKET socket at
+ * <dir>/control.<pid>, where <dir> is the first entry of $RUNTIME_DIRECTORY
+ * (systemd's RuntimeDirectory=), else /run/handoff as root, else
+ * $XDG_RUNTIME_DIR/handoff. The directory must belong to handoff's uid and
+ * be writable by nobody else (handoff creates the last two 0700), so no
+ * other user can bind the name first, and pid namespaces that share a
+ * network namespace cannot collide (an abstract name could). The file is
+ * removed when the process exits. A client that knows the PID ($MAINPID
+ * under ExecReload=) finds the socket among that process's own fds, in
+ * whatever mount namespace it runs (client.c).
+ *
+ * Only root and handoff's own uid may use it: others are closed at accept
+ * (SO_PEERCRED), before they hold a slot; each uid has its own share of the
+ * slots; the socket takes no fds (SO_PASSRIGHTS=0 where the kernel has it,
+ * else any that arrive are closed without blocking).
+ *
+ * One request, one reply per connection:
+ *   "RELOAD"       reload; the reply comes when a reload that started after
+ *                  this request has ended: "OK <what>" or "FAIL <why>"
+ *   "RELOAD\0ARG\0ARG..."
+ *                  the same, with a new command line for the reload to start
+ *                  (reload-config.h)
+ *   "JOIN"         wait for the reload in progress (or the next one)
+ *   "STATUS" / "STATUS json"
+ *                  "OK <status text>"
+ *   "ERROR <why>"  the request itself was refused (unknown, too long,
+ *                  another user)
+ * Replies that send the client elsewhere:
+ *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
+ *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */
+
+/* Room for a command line: a longer one is refused, not cut. */
+#define CONTROL_MAX_REQUEST (64 * 1024)
+/* What replies used to be cut at. A reply may now be of any size (one
+ * SOCK_SEQPACKET message, as large as it takes); kept until the supervisor's
+ * status reply uses status_format_alloc(). */
+#define CONTROL_MAX_REPLY 4096
