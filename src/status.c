@@ -198,16 +198,21 @@ static void put_json_time(Out *o, const ServiceStatus *st, const char *name, use
 int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
         Out o = { buf, size, 0, false };
         char d1[32], d2[32];
+        /* The first column: as wide as its longest entry, at least 9. */
+        int w = 9;
+        for (size_t i = 0; i < st->n_gens; i++)
+                if (st->gens[i].role && (int) strlen(st->gens[i].role) > w)
+                        w = (int) strlen(st->gens[i].role);
         put(&o, "handoff %s, pid %d, %s mode, %s\n", st->version, (int) st->pid, st->mode, st->state);
         if (st->handed_over_to)
                 put(&o, "handed over to handoff pid %d\n", (int) st->handed_over_to);
         if (st->predecessor_draining)
                 put(&o, "previous handoff still draining\n");
         if (st->standby)
-                put(&o, "standby   handoff pid %d, started ahead for the next reload\n", (int) st->standby);
+                put(&o, "%-*s handoff pid %d, started ahead for the next reload\n", w, "standby", (int) st->standby);
         for (size_t i = 0; i < st->n_gens; i++) {
                 const StatusGeneration *g = &st->gens[i];
-                put(&o, "%-9s generation %u, pid %d%s, for %s, %u process%s", g->role, g->number, (int) g->pid,
+                put(&o, "%-*s generation %u, pid %d%s, for %s, %u process%s", w, g->role, g->number, (int) g->pid,
                     g->main_exited ? " (exited)" : "", format_duration(d1, sizeof d1, g->age), g->processes,
                     g->processes == 1 ? "" : "es");
                 if (g->memory != UINT64_MAX)
@@ -217,9 +222,9 @@ int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
                 put(&o, "\n");
         }
         for (size_t i = 0; i < st->n_sockets; i++)
-                put(&o, "socket    fd %d, name %s, %s\n", st->sockets[i].fd, st->sockets[i].name,
+                put(&o, "%-*s fd %d, name %s, %s\n", w, "socket", st->sockets[i].fd, st->sockets[i].name,
                     st->sockets[i].address);
-        put(&o, "reloads   %u ok, %u failed%s%s", st->reloads_ok, st->reloads_failed,
+        put(&o, "%-*s %u ok, %u failed%s%s", w, "reloads", st->reloads_ok, st->reloads_failed,
             st->last_result && *st->last_result ? "; last: " : "", st->last_result ? st->last_result : "");
         if (o.n > 0 && o.n < o.size && buf[o.n - 1] == '\n')
                 buf[--o.n] = '\0';

@@ -426,6 +426,28 @@ START_TEST(test_text_one_line_per_generation) {
 }
 END_TEST
 
+/* A role longer than the column (a next handoff told to stop) widens it for
+ * every line, so that the lines stay aligned. */
+START_TEST(test_text_column_fits_the_longest_role) {
+        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .standby = 77,
+                             .now = NOW, .now_realtime = NOW_REALTIME };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 2, .pid = 20, .role = "serving", .age = USEC_PER_SEC,
+                                                    .kill_in = USEC_INFINITY, .processes = 1, .memory = UINT64_MAX };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 3, .pid = 30, .role = "next-handoff-stopping",
+                                                    .age = USEC_PER_SEC, .kill_in = 5 * USEC_PER_SEC,
+                                                    .processes = 1, .memory = UINT64_MAX };
+        add_inet(&st, "web", "127.0.0.1", 8080, SOCK_STREAM);
+        _cleanup_free_ char *s = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &s), 0);
+        ck_assert_str_eq(s, "handoff 1, pid 42, handover mode, serving\n"
+                            "standby               handoff pid 77, started ahead for the next reload\n"
+                            "serving               generation 2, pid 20, for 1s, 1 process\n"
+                            "next-handoff-stopping generation 3, pid 30, for 1s, 1 process, SIGKILL in 5s\n"
+                            "socket                fd 3, name web, tcp 127.0.0.1:8080\n"
+                            "reloads               0 ok, 0 failed");
+}
+END_TEST
+
 START_TEST(test_standby) {
         ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .standby = 77 };
         _cleanup_free_ char *text = NULL;
@@ -451,6 +473,7 @@ static Suite *status_suite(void) {
         tcase_add_test(tc, test_json_escaping);
         tcase_add_test(tc, test_json_many_generations);
         tcase_add_test(tc, test_text_one_line_per_generation);
+        tcase_add_test(tc, test_text_column_fits_the_longest_role);
         suite_add_tcase(s, tc);
         return s;
 }
