@@ -15,13 +15,11 @@ assert what a user of handoff is promised:
 A server whose Debian package is not installed skips (exit 77) and says
 which package to install. Every wait has a deadline; nothing sleeps."""
 
-import json
 import os
 import shutil
 import signal
-import subprocess
 
-from harness import HANDOFF, FakeSystemd, Handoff, Load, Skip, check, free_port, wait_for
+from harness import FakeSystemd, Handoff, Load, Skip, check, free_port, status_json, wait_for
 
 RELOADS = int(os.environ.get("COMPAT_RELOADS", "10"))
 
@@ -49,13 +47,6 @@ def group_members(pgid):
         if int(fields[2]) == pgid and fields[0] != "Z":
             out.append(int(d))
     return out
-
-
-def handoff_status(pid):
-    out = subprocess.run([HANDOFF, "status", "--pid", str(pid), "--json"], capture_output=True, text=True,
-                         timeout=10)
-    check(out.returncode == 0, f"handoff status failed: {out.stdout} {out.stderr}")
-    return json.loads(out.stdout)
 
 
 def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=20, reloads=RELOADS,
@@ -93,7 +84,7 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
             old = h.generation_pid(i + 2)
         results = [load.stop() for load in loads]
         loads = []
-        st = handoff_status(h.pid)
+        st = status_json(h.pid)
         check(st["reloads_ok"] == reloads and st["reloads_failed"] == 0, f"{name}: handoff status: {st}")
         log = h.log()
         sigkills = log.count("did not exit in time")

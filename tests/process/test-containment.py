@@ -10,14 +10,12 @@ Each test marks its handoff's environment with a unique token, which every
 process of every generation inherits, so "the processes of generation N"
 is read from /proc without mistaking anyone else's for ours."""
 
-import json
 import os
 import signal
-import subprocess
 import uuid
 
-from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, check, free_port, http_get, run,
-                     wait_for, is_handoff)
+from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Load, check, free_port, http_get, run,
+                     status_json, wait_for, is_handoff)
 
 DRAIN = 2  # seconds: --drain-timeout of every test here
 
@@ -88,13 +86,6 @@ def start(tmp, command, *extra):
     h.port, h.token = port, token
     h.wait_ready(1)
     return h
-
-
-def status_json(pid):
-    out = subprocess.run([HANDOFF, "status", "--pid", str(pid), "--json"], capture_output=True, text=True,
-                         timeout=10)
-    check(out.returncode == 0, f"handoff status: {out.returncode} {out.stdout} {out.stderr}")
-    return json.loads(out.stdout)
 
 
 def reload_leaves_nothing(tmp, command, expect_old, *extra, load=True):

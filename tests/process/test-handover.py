@@ -4,14 +4,13 @@ process that systemd (here: the test, a child subreaper) adopts; the old one
 drains and exits; every way a next handoff can fail leaves the old main serving
 and nothing behind. The reload tests in test-reload.py also run in this mode."""
 
-import json
 import os
 import re
 import shutil
 import signal
 import subprocess
 
-from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args, status_json
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
@@ -128,13 +127,11 @@ def test_reload_while_the_failed_next_handoff_stops(tmp):
         h.wait_log("Reload failed")
         # Its generation ignores SIGTERM: it stops for up to 8 s, and status
         # shows it doing so, with its deadline (8 s + 5 s).
-        out = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}", "--json"], capture_output=True, text=True,
-                             timeout=10)
-        check(out.returncode == 0, f"status: {out.returncode} {out.stderr}")
-        stopping = [g for g in json.loads(out.stdout)["generations"] if g["role"] == "next-handoff-stopping"]
+        st = status_json(h.main_pid())
+        stopping = [g for g in st["generations"] if g["role"] == "next-handoff-stopping"]
         check(len(stopping) == 1 and stopping[0]["pid"] == failed and stopping[0]["number"] == 2
               and isinstance(stopping[0]["kill_in_ms"], int) and 0 < stopping[0]["kill_in_ms"] <= 13000,
-              f"status while it stops: {out.stdout}")
+              f"status while it stops: {st}")
         text = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=10)
         check(re.search(rf"(?m)^next-handoff-stopping generation 2, pid {failed}, .*SIGKILL in ", text.stdout),
               text.stdout)
@@ -411,10 +408,8 @@ def test_reload_starts_the_standby(tmp):
         check(h.proc.wait(timeout=20) == 0, "the old main exits 0")
         sb2 = wait_standby(h, but=(sb,))
         check(ppid_of(sb2) == os.getpid(), f"the new main's standby is the manager's child too: {ppid_of(sb2)}")
-        out = subprocess.run([HANDOFF, "status", "--pid", str(sb), "--json"], capture_output=True, text=True,
-                             timeout=10)
-        check(out.returncode == 0 and json.loads(out.stdout)["standby_pid"] == sb2,
-              f"handoff status names the standby {sb2}: {out.stdout} {out.stderr}")
+        st = status_json(sb)
+        check(st["standby_pid"] == sb2, f"handoff status names the standby {sb2}: {st}")
         check(h.stop() == 0, h.log())
         check(not h.descendants(), f"nothing left, the standby neither: {h.descendants()}")
     finally:

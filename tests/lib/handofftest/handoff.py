@@ -4,6 +4,7 @@ in a file, talking to a FakeSystemd, and the fixture server it runs.
 Importing this module makes the test process a child subreaper (see below)."""
 
 import ctypes
+import json
 import os
 import re
 import shlex
@@ -225,6 +226,15 @@ class Handoff:
             except OSError:
                 pass
             shutil.rmtree(notify, ignore_errors=True)
+
+
+def status_json(pid):
+    """`handoff status --json` of the handoff at pid, parsed; the test fails
+    unless it exits 0."""
+    out = subprocess.run([HANDOFF, "status", "--pid", str(pid), "--json"], capture_output=True, text=True,
+                         timeout=10)
+    check(out.returncode == 0, f"handoff status --pid {pid}: {out.returncode} {out.stdout} {out.stderr}")
+    return json.loads(out.stdout)
 
 
 def fixture_cmd(args_file=None, *args):
