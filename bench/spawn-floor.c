@@ -35,6 +35,10 @@
  *       next one; on its READY=1 sends READY=1 up and SIGTERMs the one
  *       before; reaps on SIGCHLD; on SIGTERM stops its generations, waits
  *       for them and exits. No logging, no bookkeeping, no checks.
+ *       With SPAWN_FLOOR_RELAY_SPIN_US=U in its environment it spins U
+ *       microseconds on the CPU after each spawn: how much of a
+ *       supervisor's CPU time after it starts the app shows in the reload
+ *       latency (bench/README.md).
  *   spawn-floor handover N -- HANDOFF [ARG...]
  *       The same in handover mode, this process being the service manager:
  *       a child subreaper that answers BARRIER=1 (closes the fd). Times
@@ -44,6 +48,13 @@
  *       reload. At the end, the standby's Private_Dirty and Pss too.
  *   spawn-floor start N -- PROGRAM [ARG...]
  *       N times: vfork + exec PROGRAM (stdout to /dev/null) until it exits.
+ *   spawn-floor wake N -- -
+ *       What waking a sleeping process costs here: N round trips of one
+ *       byte between this process and a child, each blocked in recv() on a
+ *       socketpair (SOCK_SEQPACKET: the child sees the end), 2 ms apart (so that the CPUs are idle between
+ *       them, as between reloads); one wake-up is half a round trip. A
+ *       supervisor in the middle adds two to a reload: the signal, and the
+ *       relayed READY=1.
  *
  * Prints one JSON object. Every wait has a deadline (exit 1 when one passes).
  */
@@ -64,6 +75,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -537,6 +549,53 @@ static int run_start(int n, char **argv)
 	return 0;
 }
 
+static int run_wake(int n)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair");
+	struct timeval tv = { .tv_sec = DEADLINE_US / 1000000 };
+	if (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+		die("SO_RCVTIMEO");
+	pid_t child = fork();
+	if (child < 0)
+		die("fork");
+	if (child == 0) {
+		/* Echoes until the other end closes (or the parent dies: the
+		 * deadline). */
+		char b;
+		close(sv[0]);
+		if (setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+			_exit(1);
+		while (recv(sv[1], &b, 1, 0) == 1)
+			if (send(sv[1], &b, 1, 0) != 1)
+				_exit(1);
+		_exit(0);
+	}
+	close(sv[1]);
+	long long *t = calloc((size_t)n, sizeof *t);
+	if (!t)
+		die("calloc");
+	for (int i = 0; i < n; i++) {
+		struct timespec pause = { .tv_nsec = 2000000 };
+		nanosleep(&pause, NULL);
+		struct timespec a, z;
+		char b = 'x';
+		clock_gettime(CLOCK_MONOTONIC, &a);
+		if (send(sv[0], &b, 1, 0) != 1 || recv(sv[0], &b, 1, 0) != 1)
+			die("round trip");
+		clock_gettime(CLOCK_MONOTONIC, &z);
+		t[i] = (z.tv_sec - a.tv_sec) * 1000000000LL + (z.tv_nsec - a.tv_nsec);
+	}
+	close(sv[0]);
+	wait_exit(child);
+	qsort(t, (size_t)n, sizeof *t, cmp_ll);
+	int p99 = (int)((n - 1) * 0.99 + 0.5);
+	printf("{\"mode\": \"wake\", \"one_wake_up\": {\"n\": %d, \"p50_us\": %.1f, \"p99_us\": %.1f}}\n", n,
+	       t[n / 2] / 2000.0, t[p99] / 2000.0);
+	return 0;
+}
+
 /* The next reload finds an idle service, as one a person reloads: its
  * main in epoll_wait, and its standby, if it keeps one, started, loaded and
  * waiting in recvmsg(). Deadline: 2 s. */
@@ -688,6 +747,8 @@ static int run_relay(char **app)
 	if (sfd < 0 || ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &es) < 0 ||
 	    epoll_ctl(ep, EPOLL_CTL_ADD, notify_fd, &en) < 0)
 		die("signalfd, epoll");
+	const char *spin_env = getenv("SPAWN_FLOOR_RELAY_SPIN_US");
+	long long spin_us = spin_env ? atoll(spin_env) : 0;
 	unblock_in_child = true;
 	pid_t serving = 0, candidate = spawn(app, env, slot, false);
 	for (bool stopping = false;;) {
@@ -715,6 +776,8 @@ static int run_relay(char **app)
 			if (si.ssi_signo == SIGHUP && !candidate && !stopping) {
 				send_up(up, "RELOADING=1");
 				candidate = spawn(app, env, slot, false);
+				for (long long until = now_us() + spin_us; spin_us > 0 && now_us() < until;)
+					;
 			} else if (si.ssi_signo == SIGTERM && !stopping) {
 				stopping = true;
 				if (serving)
@@ -851,7 +914,7 @@ static int run_paired(int n, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 5 || strcmp(argv[3], "--") != 0) {
-		fprintf(stderr, "usage: spawn-floor floor|reload|paired|handover|relay|start N -- COMMAND [ARG...]\n");
+		fprintf(stderr, "usage: spawn-floor floor|reload|paired|handover|relay|start|wake N -- COMMAND [ARG...]\n");
 		return 2;
 	}
 	int n = atoi(argv[2]);
@@ -872,5 +935,7 @@ int main(int argc, char **argv)
 		return run_paired(n, cmd);
 	if (strcmp(argv[1], "relay") == 0)
 		return run_relay(cmd);
+	if (strcmp(argv[1], "wake") == 0)
+		return run_wake(n);
 	return 2;
 }

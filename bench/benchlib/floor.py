@@ -26,7 +26,12 @@ is the fixture server itself (no server-shim), ready at once
   start of handoff: what a handover may add), of /bin/true (a process
   start with libc only), to show what loading libsystemd costs, and of
   `handoffctl --version` (the reload client, libc only: what each
-  `systemctl reload` starts).
+  `systemctl reload` starts);
+- wake: what waking a process asleep in recv() costs on this machine (half
+  a round trip between two processes, 2 ms apart): a supervisor in the
+  middle adds two wake-ups to a reload, which says how much of the relay's
+  excess they are (little: the rest is its CPU time, which on 2 CPUs the
+  starting app shares; see bench/README.md).
 """
 
 import json
@@ -48,8 +53,8 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # reloads: in 20 blocks, each after 3 bare starts per 10 reloads (at least 3).
 PLANS = {
-    "full": {"reloads": 1000, "handover": 40, "start": 200},
-    "quick": {"reloads": 100, "handover": 6, "start": 20},
+    "full": {"reloads": 1000, "handover": 40, "start": 200, "wake": 1000},
+    "quick": {"reloads": 100, "handover": 6, "start": 20, "wake": 100},
 }
 
 # Issue 17's targets (ratios from one run).
@@ -118,6 +123,8 @@ def measure(tool, handoff, fixture, quick, log):
     ctl = os.path.join(os.path.dirname(handoff), "handoffctl")
     if os.path.exists(ctl):  # an older build to compare has none
         out["start_handoffctl"] = _run(tool, "start", plan["start"], [ctl, "--version"], 120)
+    log("floor: %d wake-ups of a sleeping process (round trips between two)" % plan["wake"])
+    out["wake"] = _run(tool, "wake", plan["wake"], ["-"], 60)
     log("floor: %d supervise reloads (and as many of the least relay) in 20 blocks, each after a block of bare "
         "vfork+exec+READY=1 of the fixture" % plan["reloads"])
     rundir, out["runtime_dir"] = runtime_dir()
@@ -180,6 +187,10 @@ def derived(f):
         "relay_vs_floor": bl["relay_ratio"]["median"],
         "relay_cpu_ms": bl["relay_cpu_ms"]["median"],
         "supervise_vs_relay": bl["vs_relay"]["median"],
+        # What two wake-ups (the signal, the relayed READY=1) are of the
+        # relay's excess over the floor.
+        "wake_up_us": f["wake"]["one_wake_up"]["p50_us"],
+        "relay_excess_us": (bl["relay_ratio"]["median"] - 1) * sv["floor"]["p50_us"],
         "blocks": bl,
         # Handover mode's idle standby (the next handoff started ahead): its
         # own memory, besides the main's; None without one.

@@ -277,10 +277,17 @@ def render_floor(fl, runs, params, add):
             add("| %s | %d | %s / %s (p95) | |" % (what, sc[k]["n"], ms(sc[k]["median"]), ms(sc[k]["p95"])))
     add("")
     pd, pss = d["private_dirty"], d["pss"]
+    wakes = 2 * d["wake_up_us"]
+    if d["relay_excess_us"] > wakes:
+        of_excess = ("%.0f µs of its ~%.0f µs excess; the rest is mostly its CPU time beside the starting app "
+                     "(`bench/README.md`)" % (wakes, d["relay_excess_us"]))
+    else:
+        of_excess = "%.0f µs, at least its whole excess in this run" % wakes
     add("What any supervisor in the middle pays (the relay, median block): ×%.3f the floor, %.3f ms CPU per "
-        "reload; handoff / relay: ×%.3f (blocks ×%.3f–×%.3f)."
+        "reload; handoff / relay: ×%.3f (blocks ×%.3f–×%.3f). One wake-up of a sleeping process here (`spawn-floor "
+        "wake`, p50): %.1f µs; the relay's two more per reload than the floor: %s."
         % (d["relay_vs_floor"], d["relay_cpu_ms"], d["supervise_vs_relay"], d["blocks"]["vs_relay"]["min"],
-           d["blocks"]["vs_relay"]["max"]))
+           d["blocks"]["vs_relay"]["max"], d["wake_up_us"], of_excess))
     add("")
     add("supervise / floor: **×%.3f** (the median of the paired blocks' ratios). Handover excess over supervise: %s ms = **×%.2f** one start of handoff. "
         "handoff CPU per reload (`/proc/PID/schedstat`, median block): **%.3f ms** (the bare spawner's own, per start: %.3f ms). handoff `Private_Dirty` (smaps_rollup): %d kB at "
