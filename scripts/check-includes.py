@@ -44,20 +44,40 @@ if "-v" in sys.argv:
     for m in sorted(edges):
         print(f"{m} -> {' '.join(sorted(edges[m])) or '-'}")
 
+
+
+def fail(why):
+    print("check-includes: " + why, file=sys.stderr)
+    sys.exit(1)
+
+
+# handoffctl's sources: the files() list of client_sources (up to the ")"
+# that closes it at the start of a line) and the sources of its executable().
 with open(os.path.join(src, "meson.build")) as f:
-    block = re.search(r"^client_sources = files\((.*?)\)", f.read(), re.M | re.S)
-client = ["handoffctl.c"] + re.findall(r"'([a-z0-9-]+\.c)'", block.group(1))
+    build = f.read()
+block = re.search(r"^client_sources = files\((.*?)^\)", build, re.M | re.S)
+target = re.search(r"^handoffctl = executable\('handoffctl',([^\n]*)", build, re.M)
+if not block or not target:
+    fail("src/meson.build: no client_sources = files(...) or handoffctl = executable('handoffctl', ...) to read")
+if re.search(r"^client_sources\s*\+=", build, re.M):
+    fail("src/meson.build: client_sources is added to after its files(): list them in one place")
+client = re.findall(r"'([^']+\.c)'", block.group(1)) + re.findall(r"'([^']+\.c)'", target.group(1))
+if "handoffctl.c" not in client:
+    fail("src/meson.build: handoffctl's executable() does not name handoffctl.c")
 seen, todo, libsystemd = set(), list(client), []
 while todo:
     name = todo.pop()
     if name in seen:
         continue
     seen.add(name)
-    with open(os.path.join(src, name)) as f:
-        text = f.read()
-    if re.search(r"^#include <systemd/", text, re.M):
+    try:
+        with open(os.path.join(src, name)) as f:
+            text = f.read()
+    except OSError as e:
+        fail(f"{name}, a file handoffctl is built from, cannot be read: {e.strerror}")
+    if re.search(r"^\s*#\s*include\s*<systemd/", text, re.M):
         libsystemd.append(name)
-    todo += [i + ".h" for i in re.findall(r'^#include "([a-z0-9-]+)\.h"', text, re.M)]
+    todo += re.findall(r'^\s*#\s*include\s*"([^"]+\.h)"', text, re.M)
 for name in sorted(libsystemd):
     print(f"check-includes: {name} is part of handoffctl (libc only) and includes a libsystemd header",
           file=sys.stderr)

@@ -196,7 +196,7 @@ static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, cha
         return r;
 }
 
-/* Finds pid's control socket (control.h says where it lives) among pid's
+/* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
  * to be guessed, and opens the file through /proc/<pid>/root. Returns an
  * O_PATH fd, or -errno with what went wrong in why. */

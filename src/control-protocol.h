@@ -34,9 +34,6 @@
  *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
  *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */
 
-/* Room for a command line: a longer one is refused, not cut. */
+/* Room for a command line: a longer one is refused, not cut. A reply may
+ * be of any size (one SOCK_SEQPACKET message, as large as it takes). */
 #define CONTROL_MAX_REQUEST (64 * 1024)
-/* What replies used to be cut at. A reply may now be of any size (one
- * SOCK_SEQPACKET message, as large as it takes); kept until the supervisor's
- * status reply uses status_format_alloc(). */
-#define CONTROL_MAX_REPLY 4096
