@@ -41,7 +41,7 @@ def ctl(*args, pid=None, env=None, timeout=60):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
-def status_json(h):
+def ctl_status_json(h):
     p = ctl("status", "--json", pid=h.main_pid())
     check(p.returncode == 0, f"status: {p.returncode} {p.stderr}")
     return json.loads(p.stdout)
@@ -129,7 +129,7 @@ def test_unreachable_timeout_and_usage(tmp):
 def test_status_before_during_after(tmp):
     h = start(tmp, "--drain-timeout=20s")
     try:
-        st = status_json(h)
+        st = ctl_status_json(h)
         check(st["mode"] == MODE and st["state"] == "serving", st)
         check([g["role"] for g in st["generations"]] == ["serving"], st)
         check(st["sockets"] == [{"fd": 3, "name": "web", "address": f"tcp 127.0.0.1:{h.port}"}], st)
@@ -137,14 +137,14 @@ def test_status_before_during_after(tmp):
 
         set_args(h.args_file, "--init-delay", "1500")
         h.signal(signal.SIGHUP)
-        during = wait_for(lambda: (lambda s: s if s["state"] == "reloading" else None)(status_json(h)), 5,
+        during = wait_for(lambda: (lambda s: s if s["state"] == "reloading" else None)(ctl_status_json(h)), 5,
                           "status during the reload")
         roles = [g["role"] for g in during["generations"]]
         check("serving" in roles and ("starting" in roles or "next-handoff" in roles), during)
 
         h.wait_ready(2, timeout=20)
-        wait_for(lambda: status_json(h)["reloads_ok"] == 1, 5, "reload counted")
-        after = status_json(h)
+        wait_for(lambda: ctl_status_json(h)["reloads_ok"] == 1, 5, "reload counted")
+        after = ctl_status_json(h)
         check(after["last_result"].startswith("reload to generation 2 ok in "), after)
         check(after["generations"][0]["role"] == "serving" and after["generations"][0]["number"] == 2, after)
         text = ctl("status", pid=h.main_pid()).stdout
@@ -158,7 +158,7 @@ def test_retiring_generation_shown_with_deadline(tmp):
     h = start(tmp, "--drain-timeout=20s", "--mode=supervise", args=("--init-delay", "50", "--ignore-sigterm"))
     try:
         check(ctl("reload", pid=h.main_pid()).returncode == 0, h.log())
-        st = status_json(h)
+        st = ctl_status_json(h)
         retiring = [g for g in st["generations"] if g["role"] == "retiring"]
         check(len(retiring) == 1 and retiring[0]["number"] == 1 and 0 < retiring[0]["kill_in_ms"] <= 20000, st)
         h.kill_all()
