@@ -50,9 +50,10 @@
  *       N times: vfork + exec PROGRAM (stdout to /dev/null) until it exits.
  *   spawn-floor wake N -- -
  *       What waking a sleeping process costs here: N round trips of one
- *       byte between this process and a child, each blocked in recv() on a
- *       socketpair (SOCK_SEQPACKET: the child sees the end), 2 ms apart (so that the CPUs are idle between
- *       them, as between reloads); one wake-up is half a round trip. A
+ *       byte between this process and a child, each blocked in recv() on
+ *       a socketpair (SOCK_SEQPACKET: the child sees the end), 2 ms apart
+ *       (so that each wakes a process that has slept, as a supervisor
+ *       sleeps while its app starts); one wake-up is half a round trip. A
  *       supervisor in the middle adds two to a reload: the signal, and the
  *       relayed READY=1.
  *
@@ -88,7 +89,7 @@ extern char **environ;
 static int notify_fd = -1;
 static char notify_name[64];
 
-static void die(const char *what)
+__attribute__((noreturn)) static void die(const char *what)
 {
 	fprintf(stderr, "spawn-floor: %s: %s\n", what, strerror(errno));
 	exit(1);
@@ -561,14 +562,14 @@ static int run_wake(int n)
 	if (child < 0)
 		die("fork");
 	if (child == 0) {
-		/* Echoes until the other end closes (or the parent dies: the
-		 * deadline). */
+		/* Echoes until the other end closes (also when the parent
+		 * dies); the deadline covers a parent that hangs. */
 		char b;
 		close(sv[0]);
 		if (setsockopt(sv[1], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
 			_exit(1);
 		while (recv(sv[1], &b, 1, 0) == 1)
-			if (send(sv[1], &b, 1, 0) != 1)
+			if (send(sv[1], &b, 1, MSG_NOSIGNAL) != 1)
 				_exit(1);
 		_exit(0);
 	}
@@ -582,7 +583,7 @@ static int run_wake(int n)
 		struct timespec a, z;
 		char b = 'x';
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		if (send(sv[0], &b, 1, 0) != 1 || recv(sv[0], &b, 1, 0) != 1)
+		if (send(sv[0], &b, 1, MSG_NOSIGNAL) != 1 || recv(sv[0], &b, 1, 0) != 1)
 			die("round trip");
 		clock_gettime(CLOCK_MONOTONIC, &z);
 		t[i] = (z.tv_sec - a.tv_sec) * 1000000000LL + (z.tv_nsec - a.tv_nsec);

@@ -277,12 +277,14 @@ def render_floor(fl, runs, params, add):
             add("| %s | %d | %s / %s (p95) | |" % (what, sc[k]["n"], ms(sc[k]["median"]), ms(sc[k]["p95"])))
     add("")
     pd, pss = d["private_dirty"], d["pss"]
-    wakes = 2 * d["wake_up_us"]
-    if d["relay_excess_us"] > wakes:
-        of_excess = ("%.0f µs of its ~%.0f µs excess; the rest is mostly its CPU time beside the starting app "
-                     "(`bench/README.md`)" % (wakes, d["relay_excess_us"]))
+    wakes, excess = 2 * d["wake_up_us"], d["relay_excess_us"]
+    if excess <= 0:
+        of_excess = "%.0f µs; the relay was no slower than the floor in this run" % wakes
+    elif excess <= wakes:
+        of_excess = "%.0f µs, about its whole ~%.0f µs excess" % (wakes, excess)
     else:
-        of_excess = "%.0f µs, at least its whole excess in this run" % wakes
+        of_excess = ("%.0f µs of its ~%.0f µs excess (what the rest may be: `bench/README.md`)"
+                     % (wakes, excess))
     add("What any supervisor in the middle pays (the relay, median block): ×%.3f the floor, %.3f ms CPU per "
         "reload; handoff / relay: ×%.3f (blocks ×%.3f–×%.3f). One wake-up of a sleeping process here (`spawn-floor "
         "wake`, p50): %.1f µs; the relay's two more per reload than the floor: %s."
