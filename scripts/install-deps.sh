@@ -25,6 +25,7 @@ test=(
         ansible-core                       # the fleet example (examples/ansible, test-ansible.py)
         wrk                                # load for the benchmark
         valgrind                           # the leak test over 100 reloads
+        strace                             # test-cli: what the reload client opens
         clang libclang-rt-14-dev           # libFuzzer (clang only recommends its runtime)
 )
 package=(

@@ -16,6 +16,7 @@
 #include "control-protocol.h"
 #include "options.h"
 #include "reload-config.h"
+#include "runtime-dir.h"
 #include "time-util.h"
 #include "util.h"
 
@@ -161,9 +162,9 @@ static int socket_inodes_of(pid_t pid, unsigned long **ret, size_t *ret_n) {
         return 0;
 }
 
-/* In pid's network namespace, the path of a listening SOCK_SEQPACKET socket
- * named ".../control.*" that is one of pid's own fds. */
-static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, char *ret, size_t size) {
+/* One pass over pid's network namespace's unix sockets for a listening
+ * SOCK_SEQPACKET socket named ".../control.*" that is one of pid's own fds. */
+static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, char *ret, size_t size) {
         char path[64], line[4096];
         snprintf(path, sizeof path, "/proc/%d/net/unix", (int) pid);
         FILE *f = fopen(path, "re");
@@ -193,6 +194,19 @@ static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, cha
                         break;
         }
         fclose(f);
+        return r;
+}
+
+/* The path of pid's control socket, from /proc/<pid>/net/unix. The file is
+ * read a page at a time, each read resuming at an index into the kernel's
+ * socket table: a socket closed meanwhile moves the next ones up, and one
+ * of them is skipped. Where other processes open and close unix sockets
+ * fast (a test suite, a busy host), a pass missed a live handoff's socket
+ * now and then ("no handoff control socket"): a miss is tried again. */
+static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, char *ret, size_t size) {
+        int r = -ENOENT;
+        for (int pass = 0; pass < 4 && r == -ENOENT && n > 0; pass++)
+                r = control_path_scan(pid, inodes, n, ret, size);
         return r;
 }
 
@@ -263,7 +277,51 @@ static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
         return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
 }
 
+/* Connects to sa, and keeps the connection only if pid itself listens
+ * there: only the process we asked for is the handoff we asked for. Its uid
+ * does not matter: the server admits only root and its own. Returns the fd,
+ * -errno of connect(), or -EPERM with the listener's pid in *ret_holder. */
+static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t pid, pid_t *ret_holder) {
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (const struct sockaddr *) sa, sa_len) < 0) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        struct ucred uc = { .pid = 0 };
+        socklen_t ul = sizeof uc;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid) {
+                *ret_holder = uc.pid;
+                safe_close(fd);
+                return -EPERM;
+        }
+        return fd;
+}
+
+/* Where a handoff with our environment binds its socket (runtime_dir_path()):
+ * under systemd, ExecReload= has ExecStart='s $RUNTIME_DIRECTORY. Exact, and
+ * a few system calls where the search below takes some thirty. What is there
+ * counts only if pid listens on it; otherwise (another mount namespace,
+ * environment or user, a pid reused) the search decides. */
+static int connect_conventional(pid_t pid) {
+        char dir[PATH_MAX];
+        bool made_by_us;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0)
+                return -ENOENT;
+        int k = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.%d", dir, (int) pid);
+        if (k < 0 || (size_t) k >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        pid_t holder;
+        return connect_checked(&sa, sizeof sa, pid, &holder);
+}
+
 static int connect_to(pid_t pid, char *why, size_t why_size) {
+        int fd = connect_conventional(pid);
+        if (fd >= 0)
+                return fd;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         socklen_t sa_len = sizeof sa;
         _cleanup_close_ int pfd = find_control_socket(pid, why, why_size);
@@ -275,29 +333,15 @@ static int connect_to(pid_t pid, char *why, size_t why_size) {
                 /* Through the O_PATH fd: the path may be longer than sun_path
                  * holds, and it is the file just checked. */
                 snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sa_len) < 0) {
-                if (pfd < 0) {
-                        /* No legacy socket either: the first reason stands. */
-                        safe_close(fd);
-                        return pfd;
-                }
-                int r = -errno;
-                snprintf(why, why_size, "%s", strerror(-r));
-                safe_close(fd);
-                return r;
-        }
-        /* Only the process we asked for is the handoff we asked for. Its uid
-         * does not matter: the server admits only root and its own. */
-        struct ucred uc;
-        socklen_t ul = sizeof uc;
-        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid) {
-                snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) uc.pid);
-                safe_close(fd);
-                return -EPERM;
-        }
+        pid_t holder = 0;
+        fd = connect_checked(&sa, sa_len, pid, &holder);
+        if (fd == -EPERM)
+                snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) holder);
+        else if (fd < 0 && pfd >= 0)
+                snprintf(why, why_size, "%s", strerror(-fd));
+        else if (fd < 0)
+                /* No legacy socket either: the first reason stands. */
+                return pfd;
         return fd;
 }
 

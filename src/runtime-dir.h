@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
-/* The directory a handoff keeps its control socket (control.h) and private
+/* The directory a handoff keeps its control socket (control-protocol.h) and private
  * notify directories (notify.h) in: the first entry of $RUNTIME_DIRECTORY
  * (systemd's RuntimeDirectory=; several are joined with ':'), else
  * /run/handoff for root, else $XDG_RUNTIME_DIR/handoff. Written to ret;

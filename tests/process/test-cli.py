@@ -6,9 +6,11 @@ does; handoffctl is "handoff reload" / "handoff status" without libsystemd."""
 
 import os
 import re
+import shutil
+import socket
 import subprocess
 
-from harness import HANDOFF, FakeSystemd, Handoff, check, fixture_cmd, free_port, run, set_args, wait_for
+from harness import HANDOFF, FakeSystemd, Handoff, Skip, TestFailure, check, fixture_cmd, free_port, run, set_args, wait_for
 from handofftest.handoff import HANDOFFCTL
 
 
@@ -140,6 +142,79 @@ def test_handoffctl_loads_no_libsystemd(tmp):
         h.close()
 
 
+def start_in_runtime_dir(tmp):
+    """A handoff with its own $RUNTIME_DIRECTORY, as systemd's
+    RuntimeDirectory= gives a service (and its ExecReload=)."""
+    rd = os.path.join(tmp, "rd")
+    os.mkdir(rd, 0o700)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", "--mode=supervise"], fixture_cmd(),
+                notify=FakeSystemd(tmp), env={"RUNTIME_DIRECTORY": rd})
+    h.wait_ready(1, timeout=20)
+    return h, rd
+
+
+def test_decoy_at_the_conventional_path(tmp):
+    """The client first tries the socket where a handoff with its own
+    environment would bind it. What listens there counts only if it is the
+    pid asked for: a socket of another process at that name (here the
+    test's, named for handoff's pid) gets a connection, no request, and the
+    client finds the real one by searching pid's fds."""
+    h, rd = start_in_runtime_dir(tmp)
+    decoy_dir = os.path.join(tmp, "decoy")
+    os.mkdir(decoy_dir, 0o700)
+    decoy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        decoy.bind(os.path.join(decoy_dir, f"control.{h.main_pid()}"))
+        decoy.listen(8)
+        env = dict(os.environ, RUNTIME_DIRECTORY=decoy_dir)
+        p = subprocess.run([HANDOFFCTL, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True,
+                           timeout=20, env=env)
+        check(p.returncode == 0 and p.stdout.startswith(f"handoff 0") and f", pid {h.main_pid()}, " in p.stdout,
+              f"{p.returncode} {p.stdout!r} {p.stderr!r}")
+        decoy.settimeout(0)
+        try:
+            conn, _ = decoy.accept()
+        except BlockingIOError:
+            raise TestFailure("the client never tried the conventional path")
+        with conn:
+            conn.settimeout(5)
+            check(conn.recv(4096) == b"", "the decoy was sent nothing")
+        check(h.stop() == 0, h.log())
+    finally:
+        decoy.close()
+        h.close()
+
+
+def test_control_socket_found_without_a_search(tmp):
+    """With the environment handoff has, the client connects to the
+    conventional path at once: it opens neither /proc/PID/net/unix nor
+    /proc/PID/root (the search over pid's fds, some thirty system calls,
+    which a busy host's socket churn could make miss). With another
+    environment it searches, and still finds it."""
+    strace = shutil.which("strace")
+    if not strace:
+        raise Skip("needs strace (scripts/install-deps.sh test installs it)")
+    h, rd = start_in_runtime_dir(tmp)
+    try:
+        traces = {}
+        for what, dir_ in (("same", rd), ("other", os.path.join(tmp, "elsewhere"))):
+            trace = os.path.join(tmp, f"trace.{what}")
+            env = dict(os.environ, RUNTIME_DIRECTORY=dir_)
+            p = subprocess.run([strace, "-qq", "-o", trace, "-e", "trace=openat,connect", HANDOFFCTL, "status",
+                                f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30, env=env)
+            check(p.returncode == 0 and f", pid {h.main_pid()}, " in p.stdout, f"{what}: {p.returncode} {p.stderr!r}")
+            with open(trace) as f:
+                traces[what] = f.read()
+        same, other = traces["same"], traces["other"]
+        check(f'sun_path="{rd}/control.{h.main_pid()}"}}, ' in same, f"a connect to the conventional path: {same}")
+        check("/net/unix" not in same and "/root/" not in same, f"no search with the same environment: {same}")
+        check(f"/proc/{h.main_pid()}/net/unix" in other, f"a search with another: {other}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
-         test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd])
+         test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
+         test_decoy_at_the_conventional_path, test_control_socket_found_without_a_search])
