@@ -279,10 +279,14 @@ static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
 
 /* Connects to sa, and keeps the connection only if pid itself listens
  * there: only the process we asked for is the handoff we asked for. Its uid
- * does not matter: the server admits only root and its own. Returns the fd,
- * -errno of connect(), or -EPERM with the listener's pid in *ret_holder. */
-static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t pid, pid_t *ret_holder) {
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+ * does not matter: the server admits only root and its own. Returns the fd
+ * (blocking), or -errno of socket() or connect(); or -EPERM with *ret_other
+ * set, and the listener's pid in *ret_holder. nonblock: a connect() that
+ * would wait (a full backlog) fails with -EAGAIN instead. */
+static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t pid, bool nonblock,
+                           bool *ret_other, pid_t *ret_holder) {
+        *ret_other = false;
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
         if (fd < 0)
                 return -errno;
         if (connect(fd, (const struct sockaddr *) sa, sa_len) < 0) {
@@ -293,29 +297,42 @@ static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t
         struct ucred uc = { .pid = 0 };
         socklen_t ul = sizeof uc;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid) {
+                *ret_other = true;
                 *ret_holder = uc.pid;
                 safe_close(fd);
                 return -EPERM;
+        }
+        if (nonblock && fcntl(fd, F_SETFL, 0) < 0) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
         }
         return fd;
 }
 
 /* Where a handoff with our environment binds its socket (runtime_dir_path()):
  * under systemd, ExecReload= has ExecStart='s $RUNTIME_DIRECTORY. Exact, and
- * a few system calls where the search below takes some thirty. What is there
- * counts only if pid listens on it; otherwise (another mount namespace,
- * environment or user, a pid reused) the search decides. */
+ * a few system calls where the search below takes some thirty. Used only in
+ * a directory of pid's uid that nobody else may write (as the server binds
+ * only in one of its own), without waiting, and if pid listens there;
+ * otherwise (another mount namespace, environment or user, a pid reused, a
+ * full backlog) the search decides. */
 static int connect_conventional(pid_t pid) {
         char dir[PATH_MAX];
-        bool made_by_us;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0)
+        bool made_by_us, other;
+        uid_t uid;
+        struct stat st;
+        if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0 || uid_of(pid, &uid) < 0)
                 return -ENOENT;
-        int k = snprintf(sa.sun_path, sizeof sa.sun_path, "%s/control.%d", dir, (int) pid);
-        if (k < 0 || (size_t) k >= sizeof sa.sun_path)
-                return -ENAMETOOLONG;
+        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dfd < 0)
+                return -errno;
+        if (fstat(dfd, &st) < 0 || st.st_uid != uid || (st.st_mode & 0022))
+                return -EPERM;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/control.%d", dfd, (int) pid);
         pid_t holder;
-        return connect_checked(&sa, sizeof sa, pid, &holder);
+        return connect_checked(&sa, sizeof sa, pid, true, &other, &holder);
 }
 
 static int connect_to(pid_t pid, char *why, size_t why_size) {
@@ -333,9 +350,10 @@ static int connect_to(pid_t pid, char *why, size_t why_size) {
                 /* Through the O_PATH fd: the path may be longer than sun_path
                  * holds, and it is the file just checked. */
                 snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
+        bool other;
         pid_t holder = 0;
-        fd = connect_checked(&sa, sa_len, pid, &holder);
-        if (fd == -EPERM)
+        fd = connect_checked(&sa, sa_len, pid, false, &other, &holder);
+        if (other)
                 snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) holder);
         else if (fd < 0 && pfd >= 0)
                 snprintf(why, why_size, "%s", strerror(-fd));

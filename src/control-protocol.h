@@ -11,8 +11,9 @@
  * other user can bind the name first, and pid namespaces that share a
  * network namespace cannot collide (an abstract name could). The file is
  * removed when the process exits. A client that knows the PID ($MAINPID
- * under ExecReload=) finds the socket among that process's own fds, in
- * whatever mount namespace it runs (client.c).
+ * under ExecReload=) tries the path its own environment gives (a socket
+ * there counts only if PID listens on it), else finds the socket among
+ * that process's own fds, in whatever mount namespace it runs (client.c).
  *
  * Only root and handoff's own uid may use it: others are closed at accept
  * (SO_PEERCRED), before they hold a slot; each uid has its own share of the

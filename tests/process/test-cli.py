@@ -153,24 +153,35 @@ def start_in_runtime_dir(tmp):
     return h, rd
 
 
+def decoy_listener(tmp, pid, backlog):
+    """A listener of the test's, at the conventional path of pid's control
+    socket in a directory the client is then pointed at."""
+    d = os.path.join(tmp, "decoy")
+    os.mkdir(d, 0o700)
+    decoy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    decoy.bind(os.path.join(d, f"control.{pid}"))
+    decoy.listen(backlog)
+    return d, decoy
+
+
+def status_through(h, runtime_dir):
+    p = subprocess.run([HANDOFFCTL, "status", f"--pid={h.main_pid()}", "--timeout=5s"], capture_output=True,
+                       text=True, timeout=20, env=dict(os.environ, RUNTIME_DIRECTORY=runtime_dir))
+    check(p.returncode == 0 and p.stdout.startswith("handoff ") and f", pid {h.main_pid()}, " in p.stdout,
+          f"{p.returncode} {p.stdout!r} {p.stderr!r}")
+
+
 def test_decoy_at_the_conventional_path(tmp):
     """The client first tries the socket where a handoff with its own
     environment would bind it. What listens there counts only if it is the
     pid asked for: a socket of another process at that name (here the
     test's, named for handoff's pid) gets a connection, no request, and the
-    client finds the real one by searching pid's fds."""
+    client finds the real one by searching pid's fds. In a directory others
+    may write, nothing is tried."""
     h, rd = start_in_runtime_dir(tmp)
-    decoy_dir = os.path.join(tmp, "decoy")
-    os.mkdir(decoy_dir, 0o700)
-    decoy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    d, decoy = decoy_listener(tmp, h.main_pid(), 8)
     try:
-        decoy.bind(os.path.join(decoy_dir, f"control.{h.main_pid()}"))
-        decoy.listen(8)
-        env = dict(os.environ, RUNTIME_DIRECTORY=decoy_dir)
-        p = subprocess.run([HANDOFFCTL, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True,
-                           timeout=20, env=env)
-        check(p.returncode == 0 and p.stdout.startswith(f"handoff 0") and f", pid {h.main_pid()}, " in p.stdout,
-              f"{p.returncode} {p.stdout!r} {p.stderr!r}")
+        status_through(h, d)
         decoy.settimeout(0)
         try:
             conn, _ = decoy.accept()
@@ -179,18 +190,46 @@ def test_decoy_at_the_conventional_path(tmp):
         with conn:
             conn.settimeout(5)
             check(conn.recv(4096) == b"", "the decoy was sent nothing")
+        # A directory others may write is not even tried: as the server
+        # binds only in one nobody else may write, the client trusts no other.
+        os.chmod(d, 0o777)
+        status_through(h, d)
+        try:
+            decoy.accept()[0].close()
+            raise TestFailure("the client connected in a directory others may write")
+        except BlockingIOError:
+            pass
         check(h.stop() == 0, h.log())
     finally:
         decoy.close()
         h.close()
 
 
+def test_full_backlog_at_the_conventional_path(tmp):
+    """A listener at the conventional path whose backlog is full would hold
+    a blocking connect() for good, before any check, with SIGTERM blocked
+    and --timeout not yet running: the client does not wait there, and
+    searches."""
+    h, rd = start_in_runtime_dir(tmp)
+    d, decoy = decoy_listener(tmp, h.main_pid(), 0)
+    held = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        held.connect(os.path.join(d, f"control.{h.main_pid()}"))  # fills a backlog of 0
+        status_through(h, d)
+        check(h.stop() == 0, h.log())
+    finally:
+        held.close()
+        decoy.close()
+        h.close()
+
+
 def test_control_socket_found_without_a_search(tmp):
     """With the environment handoff has, the client connects to the
-    conventional path at once: it opens neither /proc/PID/net/unix nor
-    /proc/PID/root (the search over pid's fds, some thirty system calls,
-    which a busy host's socket churn could make miss). With another
-    environment it searches, and still finds it."""
+    conventional path at once: it opens nothing under /proc/PID but its
+    status (not /proc/PID/net/unix, /proc/PID/fd or /proc/PID/root: the
+    search over pid's fds, some thirty system calls, which a busy host's
+    socket churn could make miss). With another environment it searches,
+    and still finds it."""
     strace = shutil.which("strace")
     if not strace:
         raise Skip("needs strace (scripts/install-deps.sh test installs it)")
@@ -208,9 +247,13 @@ def test_control_socket_found_without_a_search(tmp):
             with open(trace) as f:
                 traces[what] = f.read()
         same, other = traces["same"], traces["other"]
-        check(f'sun_path="{rd}/control.{h.main_pid()}"}}, ' in same, f"a connect to the conventional path: {same}")
-        check("/net/unix" not in same and "/root/" not in same, f"no search with the same environment: {same}")
-        check(f"/proc/{h.main_pid()}/net/unix" in other, f"a search with another: {other}")
+        pid = h.main_pid()
+        check(re.search(rf'openat\(AT_FDCWD, "{re.escape(rd)}", [^)]*O_DIRECTORY', same)
+              and re.search(rf'connect\(\d+, {{sa_family=AF_UNIX, sun_path="/proc/self/fd/\d+/control\.{pid}"}}, '
+                            rf'\d+\) = 0', same), f"a connect to the conventional path: {same}")
+        check(not any(f"/proc/{pid}/{x}" in same for x in ("net/unix", "fd", "root")),
+              f"no search with the same environment: {same}")
+        check(f"/proc/{pid}/net/unix" in other, f"a search with another: {other}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -219,4 +262,5 @@ def test_control_socket_found_without_a_search(tmp):
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
          test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
-         test_decoy_at_the_conventional_path, test_control_socket_found_without_a_search])
+         test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
+         test_control_socket_found_without_a_search])

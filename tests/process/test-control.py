@@ -286,7 +286,7 @@ def test_squatted_name_is_not_trusted(tmp):
     """The control socket's name is predictable; a process that binds the
     name of another pid first (here root, who can write the 0700 runtime
     directory) must not be taken for that pid's handoff: the client uses
-    only a socket the pid itself holds."""
+    only a socket the pid itself listens on."""
     if os.getuid() != 0:
         raise Skip("needs root to write the runtime directory")
     victim = subprocess.Popen(["sleep", "60"])
