@@ -212,19 +212,13 @@ static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, cha
 
 /* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
- * to be guessed, and opens the file through /proc/<pid>/root. Returns an
- * O_PATH fd, or -errno with what went wrong in why. */
-static int find_control_socket(pid_t pid, char *why, size_t why_size) {
-        uid_t uid = (uid_t) -1;
-        int r = uid_of(pid, &uid);
-        if (r < 0) {
-                snprintf(why, why_size, r == -ENOENT ? "no process with pid %d" : "cannot read pid %d's status: %s",
-                         (int) pid, strerror(-r));
-                return r;
-        }
+ * to be guessed, and opens the file through /proc/<pid>/root (uid: pid's,
+ * which the file must belong to). Returns an O_PATH fd, or -errno with what
+ * went wrong in why. */
+static int find_control_socket(pid_t pid, uid_t uid, char *why, size_t why_size) {
         _cleanup_free_ unsigned long *inodes = NULL;
         size_t n = 0;
-        r = socket_inodes_of(pid, &inodes, &n);
+        int r = socket_inodes_of(pid, &inodes, &n);
         if (r == -EACCES || r == -EPERM) {
                 snprintf(why, why_size, "permission denied: pid %d runs as uid %u; only root and that uid may "
                                         "control it", (int) pid, (unsigned) uid);
@@ -317,17 +311,16 @@ static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t
  * only in one of its own), without waiting, and if pid listens there;
  * otherwise (another mount namespace, environment or user, a pid reused, a
  * full backlog) the search decides. */
-static int connect_conventional(pid_t pid) {
+static int connect_conventional(pid_t pid, uid_t uid) {
         char dir[PATH_MAX];
         bool made_by_us, other;
-        uid_t uid;
         struct stat st;
-        if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0 || uid_of(pid, &uid) < 0)
+        if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0)
                 return -ENOENT;
         _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (dfd < 0)
                 return -errno;
-        if (fstat(dfd, &st) < 0 || st.st_uid != uid || (st.st_mode & 0022))
+        if (fstat(dfd, &st) < 0 || !runtime_dir_private(&st, uid))
                 return -EPERM;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/control.%d", dfd, (int) pid);
@@ -336,12 +329,20 @@ static int connect_conventional(pid_t pid) {
 }
 
 static int connect_to(pid_t pid, char *why, size_t why_size) {
-        int fd = connect_conventional(pid);
-        if (fd >= 0)
-                return fd;
+        /* pid's uid, read once for both ways of finding its socket. */
+        uid_t uid = (uid_t) -1;
+        int r = uid_of(pid, &uid);
+        if (r < 0)
+                snprintf(why, why_size, r == -ENOENT ? "no process with pid %d" : "cannot read pid %d's status: %s",
+                         (int) pid, strerror(-r));
+        else {
+                int fd = connect_conventional(pid, uid);
+                if (fd >= 0)
+                        return fd;
+        }
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         socklen_t sa_len = sizeof sa;
-        _cleanup_close_ int pfd = find_control_socket(pid, why, why_size);
+        _cleanup_close_ int pfd = r < 0 ? r : find_control_socket(pid, uid, why, why_size);
         if (pfd == -ENOENT)
                 sa_len = legacy_address(pid, &sa);
         else if (pfd < 0)
@@ -352,7 +353,7 @@ static int connect_to(pid_t pid, char *why, size_t why_size) {
                 snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
         bool other;
         pid_t holder = 0;
-        fd = connect_checked(&sa, sa_len, pid, false, &other, &holder);
+        int fd = connect_checked(&sa, sa_len, pid, false, &other, &holder);
         if (other)
                 snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) holder);
         else if (fd < 0 && pfd >= 0)

@@ -394,7 +394,7 @@ static int runtime_dir_check(const char *dir) {
                 return log_warning_errno(errno, "Failed to check %s: %m", dir);
         if (!S_ISDIR(st.st_mode))
                 return log_warning_errno(ENOTDIR, "Refusing to put the control socket in %s: not a directory.", dir);
-        if (!runtime_dir_private(&st))
+        if (!runtime_dir_private(&st, geteuid()))
                 return log_warning_errno(EPERM,
                                          "Refusing to put the control socket in %s: it belongs to uid %u with mode "
                                          "%04o; it must belong to uid %u and be writable by nobody else.",
@@ -423,7 +423,7 @@ bool control_remove_stale(pid_t pid) {
         struct stat st;
         /* Only in a directory nobody else may write, as at bind: else what
          * is checked is not what would be removed. */
-        if (control_runtime_dir(&dir) < 0 || lstat(dir, &st) < 0 || !runtime_dir_private(&st) ||
+        if (control_runtime_dir(&dir) < 0 || lstat(dir, &st) < 0 || !runtime_dir_private(&st, geteuid()) ||
             control_address(dir, pid, &sa) < 0 || !socket_is_stale(&sa))
                 return false;
         if (unlink(sa.sun_path) < 0) {

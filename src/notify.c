@@ -140,7 +140,7 @@ int notify_runtime_dir(char *ret, size_t size) {
                 return -errno;
         if (!S_ISDIR(st.st_mode))
                 return -ENOTDIR;
-        if (!runtime_dir_private(&st))
+        if (!runtime_dir_private(&st, geteuid()))
                 return -EPERM;
         if (access(ret, W_OK | X_OK) < 0)
                 return -errno;

@@ -23,6 +23,6 @@ int runtime_dir_path(char *ret, size_t size, bool *ret_made_by_us) {
         return k < 0 || (size_t) k >= size ? -ENAMETOOLONG : 0;
 }
 
-bool runtime_dir_private(const struct stat *st) {
-        return S_ISDIR(st->st_mode) && st->st_uid == geteuid() && !(st->st_mode & 0022);
+bool runtime_dir_private(const struct stat *st, uid_t uid) {
+        return S_ISDIR(st->st_mode) && st->st_uid == uid && !(st->st_mode & 0022);
 }

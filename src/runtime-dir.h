@@ -14,7 +14,9 @@
  * have, or -ENAMETOOLONG. Only the name: nothing is created or checked. */
 int runtime_dir_path(char *ret, size_t size, bool *ret_made_by_us);
 
-/* st (from lstat/fstat) is a directory of ours that nobody else may write:
- * then nobody else can have bound one of our names first, or moved one of
- * our directories aside for theirs. */
-bool runtime_dir_private(const struct stat *st);
+/* st (from lstat/fstat) is a directory of uid's that nobody else may write:
+ * then nobody else can have bound one of uid's names first, or moved one of
+ * its directories aside for theirs. handoff binds only in such a directory
+ * of its own (geteuid()), and the client trusts only such a directory of
+ * the handoff it asks. */
+bool runtime_dir_private(const struct stat *st, uid_t uid);

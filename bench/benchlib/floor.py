@@ -30,8 +30,8 @@ is the fixture server itself (no server-shim), ready at once
 - wake: what waking a process asleep in recv() costs on this machine (half
   a round trip between two processes, 2 ms apart): a supervisor in the
   middle adds two wake-ups to a reload, which says how much of the relay's
-  excess they are (little: the rest is its CPU time, which on 2 CPUs the
-  starting app shares; see bench/README.md).
+  excess they are (little of it when it has one; what else it is:
+  bench/README.md).
 """
 
 import json
