@@ -493,11 +493,13 @@ static void floor_listener(void)
 /* n bare starts back to back, each timed into t[]: vfork + exec of the app
  * until its READY=1, then SIGTERM to the one before (reaped whenever it has
  * exited), as a supervisor retires the old generation. The last one is
- * stopped and waited for at the end. */
-static void floor_block(char **argv, char **env, char *slot, int n, long long *t)
+ * stopped and waited for at the end. Returns the seconds from the first
+ * start to the last READY=1 (as reload_block() counts its reloads). */
+static double floor_block(char **argv, char **env, char *slot, int n, long long *t)
 {
 	char v[32];
 	pid_t prev = 0;
+	long long start = now_us();
 	for (int i = 0; i < n; i++) {
 		long long t0 = now_us();
 		pid_t pid = spawn(argv, env, slot, false);
@@ -509,8 +511,10 @@ static void floor_block(char **argv, char **env, char *slot, int n, long long *t
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
 	}
+	double secs = (double)(now_us() - start) / 1e6;
 	kill(prev, SIGTERM);
 	wait_exit(prev);
+	return secs;
 }
 
 static int run_floor(int n, char **argv)
@@ -875,7 +879,7 @@ static int run_paired(int n, char **argv)
 	for (int b = 0; b < PAIRED_BLOCKS; b++) {
 		long long *fb = ft + b * floor_per_block, *hb = t + b * per_block, *rb = rt + b * per_block;
 		double fcpu0 = self_cpu_s();
-		floor_block(app, floor_env, slot, floor_per_block, fb);
+		double fsecs = floor_block(app, floor_env, slot, floor_per_block, fb);
 		double fcpu = self_cpu_s() - fcpu0;
 		while (waitpid(-1, NULL, WNOHANG) > 0)
 			;
@@ -884,16 +888,16 @@ static int run_paired(int n, char **argv)
 		int at = 10 - b * per_block;
 		if (b % 2)
 			secs = reload_block(main_pid, per_block, hb, &cpu, at, &s10);
-		(void)reload_block(relay_pid, per_block, rb, &rcpu, -1, &unused);
+		double rsecs = reload_block(relay_pid, per_block, rb, &rcpu, -1, &unused);
 		if (b % 2 == 0)
 			secs = reload_block(main_pid, per_block, hb, &cpu, at, &s10);
 		reload_s += secs;
 		long long fp = p50_of(fb, floor_per_block), hp = p50_of(hb, per_block), rp = p50_of(rb, per_block);
 		printf("%s{\"floor_p50_us\": %lld, \"reload_p50_us\": %lld, \"ratio\": %.4f, \"cpu_ms\": %.4f, "
 		       "\"floor_cpu_ms\": %.4f, \"per_s\": %.1f, \"relay_p50_us\": %lld, \"relay_ratio\": %.4f, "
-		       "\"relay_cpu_ms\": %.4f}",
+		       "\"relay_cpu_ms\": %.4f, \"floor_per_s\": %.1f, \"relay_per_s\": %.1f}",
 		       b ? ", " : "", fp, hp, (double)hp / (double)fp, cpu, 1000 * fcpu / floor_per_block,
-		       per_block / secs, rp, (double)rp / (double)fp, rcpu);
+		       per_block / secs, rp, (double)rp / (double)fp, rcpu, floor_per_block / fsecs, per_block / rsecs);
 	}
 	Sample s1 = sample(main_pid), r1 = sample(relay_pid);
 	printf("], \"seconds\": %.3f, \"per_s\": %.1f, ", reload_s, n / reload_s);

@@ -158,9 +158,17 @@ def blocks(f):
         "relay_cpu_ms": 1000 * sv["relay_cpu_s"] / sv["relay"]["n"],
         "vs_relay": sv["sighup_to_ready"]["p50_us"] / sv["relay"]["p50_us"],
     }
+    keys = ["ratio", "cpu_ms", "per_s", "floor_cpu_ms", "relay_ratio", "relay_cpu_ms", "vs_relay"]
+    # The rate of the floor's bare starts and of the relay's reloads in the
+    # same blocks (a result file from before they were measured has none):
+    # a rate the floor itself does not reach, no supervisor can.
+    if all("floor_per_s" in x for x in b):
+        pooled["floor_per_s"] = len(b) / sum(1 / x["floor_per_s"] for x in b)
+        pooled["relay_per_s"] = len(b) / sum(1 / x["relay_per_s"] for x in b)
+        keys += ["floor_per_s", "relay_per_s"]
     return {k: {"median": statistics.median(x[k] for x in b), "min": min(x[k] for x in b), "max": max(x[k] for x in b),
                 "pooled": pooled[k]}
-            for k in ("ratio", "cpu_ms", "per_s", "floor_cpu_ms", "relay_ratio", "relay_cpu_ms", "vs_relay")}
+            for k in keys}
 
 
 def derived(f):
@@ -175,6 +183,8 @@ def derived(f):
         "handover_excess_starts": excess_us / start_us,
         "cpu_ms_per_reload": bl["cpu_ms"]["median"],
         "per_s": bl["per_s"]["median"],
+        "floor_per_s": bl.get("floor_per_s", {}).get("median"),
+        "relay_per_s": bl.get("relay_per_s", {}).get("median"),
         "private_dirty": (sv["start"]["private_dirty_kb"], sv["after10"]["private_dirty_kb"],
                           sv["end"]["private_dirty_kb"]),
         "pss": (sv["start"]["pss_kb"], sv["after10"]["pss_kb"], sv["end"]["pss_kb"]),

@@ -113,8 +113,12 @@ def floor_checks(fl, perf_counted):
                      d["handover_excess_starts"] <= F.HANDOVER_EXCESS_STARTS, perf_counted))
     out.append(Check("back-to-back reloads ≥ %d/s (idle; median of %d blocks)" % (F.RELOADS_PER_S_MIN, nb),
                      "supervise, idle",
-                     "%.0f/s (%s; %d reloads in %.2f s)" % (d["per_s"], spread("per_s", "%.0f/s"),
-                                                             sv["sighup_to_ready"]["n"], sv["seconds"]),
+                     "%.0f/s (%s; %d reloads in %.2f s)%s" % (d["per_s"], spread("per_s", "%.0f/s"),
+                                                               sv["sighup_to_ready"]["n"], sv["seconds"],
+                                                               "; in the same blocks the floor's bare starts "
+                                                               "%.0f/s, the least relay %.0f/s"
+                                                               % (d["floor_per_s"], d["relay_per_s"])
+                                                               if d.get("floor_per_s") else ""),
                      d["per_s"] >= F.RELOADS_PER_S_MIN, perf_counted))
     out.append(Check("handoff CPU per reload ≤ %.1f ms (median of %d blocks)" % (F.CPU_PER_RELOAD_MS_MAX, nb),
                      "supervise, idle",
