@@ -285,7 +285,11 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
 static void on_gen_exited(Generation *g, void *userdata) {
         Supervisor *s = userdata;
         char how[64];
+        /* Copied now: a rollback dispatched below frees the candidate's
+         * options (and a command line adopted during a bake, s->opt). */
         const Options *o = g == s->candidate ? candidate_opt(s) : s->opt;
+        int stop_signal = o->stop_signal;
+        usec_t drain_timeout = o->drain_timeout;
         exit_info_describe(&g->exit_info, how, sizeof how);
 
         if (g == s->candidate && s->machine.state == STATE_BAKING) {
@@ -320,7 +324,7 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 s->serving = NULL;
         if (s->candidate == g)
                 s->candidate = NULL;
-        generation_retire(g, o->stop_signal, o->drain_timeout);
+        generation_retire(g, stop_signal, drain_timeout);
 }
 
 static void on_gen_gone(Generation *g, void *userdata) {

@@ -129,6 +129,26 @@ def test_bad_new_command_lines_fail_and_old_serves(tmp):
         h.close()
 
 
+def test_candidate_of_a_new_command_line_exiting_rolls_back(tmp):
+    """The candidate runs the new command line and exits before it is ready:
+    the rollback frees that command line while handoff still handles the
+    exit (under AddressSanitizer a use after free, found by a reviewer)."""
+    s = Service(tmp, [], [FIXTURE, "--status=one"])
+    h = s.h
+    try:
+        first = s.serving(1)
+        p = s.reload(["--drain-timeout=7s"], [FIXTURE, "--fail-at-start"])
+        check(p.returncode == 1 and "failed" in p.stderr, f"a candidate that exits: {p.returncode} {p.stderr}")
+        check(serving_pid(s.port) == first, "generation 1 still serves")
+        check(h.main_pid() == h.mains()[0], "handoff main unchanged")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2)
+        check(cmdline(s.serving(3))[1:] == [b"--status=one"], f"the next reload runs the old command line:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_new_command_line_serves_and_stays, test_each_generation_stops_as_its_command_line_says,
-         test_bad_new_command_lines_fail_and_old_serves])
+         test_bad_new_command_lines_fail_and_old_serves, test_candidate_of_a_new_command_line_exiting_rolls_back])
