@@ -53,7 +53,18 @@ def run(tests, fixture=temp_dir, per_test_timeout=None):
 
     per_test_timeout (seconds) bounds each test with SIGALRM. SIGTERM and
     SIGINT (meson's timeout, ^C) become an exception, so that teardown still
-    runs, and end the run as failed."""
+    runs, and end the run as failed.
+
+    Test names on the command line run only those (a name that is no test
+    of the file is an error, exit 2)."""
+    wanted = sys.argv[1:]
+    if wanted:
+        names = {fn.__name__ for fn in tests}
+        unknown = [w for w in wanted if w not in names]
+        if unknown:
+            print(f"no such test: {' '.join(unknown)}", file=sys.stderr)
+            sys.exit(2)
+        tests = [fn for fn in tests if fn.__name__ in wanted]
 
     def on_alarm(signum, frame):
         raise TestTimeout(f"test exceeded {per_test_timeout}s")
