@@ -82,6 +82,7 @@ struct Supervisor {
 
         usec_t started;          /* this handoff process, for "handoff status" */
         usec_t reload_started;
+        bool candidate_reloads;  /* the candidate was started by a reload, not as the service's first */
         usec_t inherited_reload_started; /* started as the next handoff: when the reload began */
         Results results;
         int exit_code;
@@ -841,6 +842,7 @@ static void start_candidate(Supervisor *s) {
         unsigned number = ++s->last_number;
         int code = 1, r;
         s->reload_started = now_monotonic();
+        s->candidate_reloads = reload;
         results_begin(&s->results);
         if (reload) {
                 reload_config_free(s->trying);
@@ -899,8 +901,11 @@ static Generation *commit(Supervisor *s) {
         s->serving = g;
         s->candidate = NULL;
         service_store_commit_staged(&s->store, mirroring(s));
-        if (!old && s->role == ROLE_MAIN)
-                return NULL; /* the very first generation of the service */
+        /* The very first generation of the service is no reload. (Not "no
+         * old one": the serving generation may have exited while a reload's
+         * candidate started, and that reload still succeeds.) */
+        if (!s->candidate_reloads && s->role == ROLE_MAIN)
+                return old;
         if (s->inherited_reload_started) {
                 /* Started as the next handoff: the reload began in the old main. */
                 s->reload_started = s->inherited_reload_started;
