@@ -83,8 +83,11 @@ void reaper_resume_subreaper(bool was) {
                 (void) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
-/* Reads pid's process group from /proc/PID/stat; -errno when it is gone. */
-static int read_stat(pid_t pid, pid_t *ret, char *ret_state) {
+#define PF_EXITING 0x00000004 /* include/linux/sched.h: the task is in do_exit() */
+
+/* Reads pid's process group from /proc/PID/stat, and whether it is exiting
+ * (in do_exit(), or a zombie); -errno when it is gone. */
+static int read_stat(pid_t pid, pid_t *ret, bool *ret_exiting) {
         char path[64], buf[512];
         snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -97,13 +100,14 @@ static int read_stat(pid_t pid, pid_t *ret, char *ret_state) {
         /* The command name may hold anything, ")" included: the fields
          * after the last ")" are "state ppid pgrp ...". */
         const char *p = strrchr(buf, ')');
-        int ppid, pgrp;
+        int ppid, pgrp, session, tty, tpgid;
+        unsigned flags;
         char state;
-        if (!p || sscanf(p + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
+        if (!p || sscanf(p + 1, " %c %d %d %d %d %d %u", &state, &ppid, &pgrp, &session, &tty, &tpgid, &flags) != 7)
                 return -EIO;
         *ret = pgrp;
-        if (ret_state)
-                *ret_state = state;
+        if (ret_exiting)
+                *ret_exiting = state == 'Z' || state == 'X' || (flags & PF_EXITING);
         return 0;
 }
 
@@ -152,8 +156,8 @@ static void adopt(Reaper *r, pid_t pid) {
                 if (pid_list_has(t->strays, t->n_strays, pid))
                         return;
         pid_t pgid = 0;
-        char state = '?';
-        if (read_stat(pid, &pgid, &state) < 0)
+        bool exiting = false;
+        if (read_stat(pid, &pgid, &exiting) < 0)
                 return; /* exited meanwhile: the next SIGCHLD reaps it */
         ProcTree *t = find_tree(r, pgid, 0);
         /* Still in its generation's group, it is that generation's; it is
@@ -164,9 +168,15 @@ static void adopt(Reaper *r, pid_t pid) {
         if (!in_group) {
                 int number = read_generation(pid);
                 bool pending = pid_list_has(r->pending, r->n_pending, pid);
-                if (number < 0 && state != 'S' && state != 'T' && state != 't') {
-                        /* Exiting (or a running process with an empty
-                         * environment: looked at again at the next SIGCHLD). */
+                if (number < 0 && exiting) {
+                        /* Its memory is gone before we could read whose it
+                         * was: it is reaped at its SIGCHLD, soon. Only such
+                         * a process may hold back a generation's end. A
+                         * live one we cannot read (an empty environment, a
+                         * setuid program's we may not read, a process in
+                         * D state) is of no generation: were it pending,
+                         * nothing would look at it again, and no generation
+                         * would ever be called empty. */
                         if (!pending && pid_list_add(&r->pending, &r->n_pending, pid) < 0)
                                 log_debug("Out of memory; pid %d is not waited for.", (int) pid);
                         return;

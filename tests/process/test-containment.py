@@ -11,10 +11,11 @@ process of every generation inherits, so "the processes of generation N"
 is read from /proc without mistaking anyone else's for ours."""
 
 import os
+import shlex
 import signal
 import uuid
 
-from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Load, check, free_port, http_get, run,
+from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Load, check, free_port, http_get, pid_alive, run,
                      status_json, wait_for, is_handoff)
 
 DRAIN = 2  # seconds: --drain-timeout of every test here
@@ -198,7 +199,36 @@ def test_crash_stops_what_the_main_left(tmp):
         close(h)
 
 
+def read_pid(path):
+    try:
+        with open(path) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def test_an_orphan_we_cannot_place_does_not_hold_the_stop(tmp):
+    """A process that left the group and cleared its environment is reaped
+    but neither counted nor killed (handoff(1)). One found running when
+    handoff looked was taken for a process in the middle of its exit, and
+    until it was reaped no generation could be called gone: nothing looked
+    at it again, and handoff's stop never ended (found by a reviewer)."""
+    pidfile = os.path.join(tmp, "spinner.pid")
+    spin = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile} && exec env -i nice -n 19 /bin/sh -c 'while :; do :; done'"
+    h = start(tmp, ["/bin/sh", "-c", f"(setsid /bin/sh -c {shlex.quote(spin)} &); exec {FIXTURE}"])
+    spinner = None
+    try:
+        spinner = wait_for(lambda: read_pid(pidfile), 10, "the spinner's pid")
+        wait_for(lambda: environ_of(spinner) == {}, 10, "the spinner, its environment cleared")
+        check(h.stop(timeout=DRAIN + 20) == 0, h.log())
+        check(pid_alive(spinner) and (stat_of(spinner) or ["Z"])[0] != "Z", "a process of no generation is not killed")
+    finally:
+        if spinner and pid_alive(spinner):
+            os.kill(spinner, signal.SIGKILL)
+        close(h)
+
+
 if __name__ == "__main__":
     run([test_shell_wrapper_that_does_not_exec, test_workers_outlive_their_master, test_double_forked_daemon,
          test_orphans_that_keep_serving_are_killed_at_the_deadline, test_stop_takes_the_whole_generation,
-         test_crash_stops_what_the_main_left])
+         test_crash_stops_what_the_main_left, test_an_orphan_we_cannot_place_does_not_hold_the_stop])
