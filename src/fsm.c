@@ -134,6 +134,12 @@ static unsigned on_handing_over(Machine *m, Event ev) {
         case EV_SERVING_EXITED:
                 m->serving_alive = false;
                 return 0;
+        case EV_NOT_HANDED_OVER:
+                /* systemd was not told: we are its main still, and a reload
+                 * that failed leaves the old generation serving, if it does. */
+                if (!m->serving_alive)
+                        return abort_and_stop(m);
+                return end_reload(m, ACT_ROLLBACK | ACT_NOTIFY_READY);
         case EV_FAILED:
         case EV_STOP:
                 /* The next handoff died before taking over, or we are told to
@@ -194,6 +200,7 @@ const char *event_to_string(Event e) {
                 [EV_ALL_GONE] = "all-gone",
                 [EV_HANDED_OVER] = "handed-over",
                 [EV_BAKED] = "baked",
+                [EV_NOT_HANDED_OVER] = "not-handed-over",
         };
         return (unsigned) e < _EV_MAX ? names[e] : "invalid";
 }

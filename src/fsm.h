@@ -39,6 +39,7 @@ typedef enum {
         EV_ALL_GONE,       /* while stopping: the last process was reaped */
         EV_HANDED_OVER,    /* systemd has read MAINPID= (its barrier answered) */
         EV_BAKED,          /* the candidate outlived the bake time */
+        EV_NOT_HANDED_OVER, /* MAINPID= could not be sent: systemd still knows us as main */
         _EV_MAX,
 } Event;
 

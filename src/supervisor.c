@@ -966,14 +966,28 @@ static void on_handover_done(void *userdata) {
 static void hand_over(Supervisor *s) {
         NextHandoff *n = s->next;
         char st[NOTIFY_MAX_LEN / 2];
+        /* The STATUS= that goes with MAINPID= counts this reload as done;
+         * kept as it was in case systemd cannot be told. */
+        Results before = s->results;
         results_ok(&s->results, next_handoff_number(n), next_handoff_app_pid(n), now_monotonic() - s->reload_started,
                    next_handoff_pid(n));
         results_status_line(&s->results, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
         bool manager = role_speaks_to_systemd(s->role) && sdnotify_address()[0];
         int r = handover_announce(s->event, next_handoff_pid(n), st, on_handover_done, s, &s->handover);
+        if (r < 0) {
+                /* Not sent (its queue full, nobody bound): systemd knows us
+                 * as main still, and would take our exit for the service's
+                 * end. The reload fails; the next handoff is stopped. */
+                char why[128];
+                s->results = before;
+                snprintf(why, sizeof why, "the service manager could not be told MAINPID=: %s", strerror(-r));
+                record_failure(s, next_handoff_number(n), why, 1);
+                dispatch(s, EV_NOT_HANDED_OVER);
+                return;
+        }
         if (manager)
                 set_role(s, ROLE_EV_MAINPID_SENT);
-        if (r <= 0)
+        if (r == 0)
                 dispatch(s, EV_HANDED_OVER);
 }
 

@@ -114,6 +114,39 @@ def test_next_handoff_killed_rolls_back(tmp):
         h.close()
 
 
+def test_mainpid_not_delivered_rolls_back(tmp):
+    """systemd cannot be told MAINPID= (here nobody is bound to its socket;
+    a full queue alike): it knows the old handoff as its main still, and
+    would take that handoff's exit for the service's end. So there is no
+    handover: the reload fails, the next handoff is stopped and the old
+    generation serves on (it handed over and exited before)."""
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "1000")
+        h.signal(signal.SIGHUP)
+        h.notify.wait_count("RELOADING", 1)
+        succ = next_handoff_pid(h, 2)
+        h.notify.close()
+        h.wait_log(f"Failed to tell the service manager MAINPID={succ}", 20)
+        wait_for(lambda: not pid_alive(succ), 20, f"the next handoff stopped; log:\n{h.log()}")
+        check(pid_alive(h.pid) and h.proc.poll() is None, f"the old main runs on:\n{h.log()}")
+        check(serving_pid(h.port) == old, "the old generation serves")
+        st = status_json(h.pid)
+        check(st["reloads_failed"] == 1 and st["reloads_ok"] == 0 and "MAINPID=" in st["last_result"],
+              f"a failed reload, and why: {st}")
+        # systemd answers again: the next reload hands over.
+        h.notify = FakeSystemd(tmp)
+        set_args(h.args_file, "--init-delay", "100")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(1, timeout=20)
+        check(len(h.mains()) == 2 and h.mains()[1] != succ, f"MAINPID moved now: {h.mains()}")
+        check(h.proc.wait(timeout=20) == 0, "the old handoff exits 0 after the handover")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_reload_while_the_failed_next_handoff_stops(tmp):
     """A reload asked for while the previous reload's next handoff is still
     stopping starts another beside it; the old main keeps watching the
