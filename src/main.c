@@ -100,6 +100,12 @@ static int run(int argc, char **argv, int *ret_status) {
         int r;
 
         log_setup();
+        /* Before anything that takes time: a stop that comes meanwhile
+         * waits for the loop (as PID 1 it would be dropped, and docker stop
+         * end in its SIGKILL). Children get an empty mask (spawn.c). */
+        r = supervisor_block_signals();
+        if (r < 0)
+                return r;
         /* Like systemd for itself: the fd store and many listeners need
          * room; each generation gets the limit we were started with. */
         r = rlimit_nofile_raise();

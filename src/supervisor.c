@@ -305,7 +305,11 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 record_failure(s, g->number, how, exit_info_code(&g->exit_info));
                 dispatch(s, EV_FAILED);
         } else if (g == s->serving && !s->stop_requested) {
-                log_error("Serving generation %u (%s) %s.", g->number, generation_describe(g), how);
+                /* The service ends with it; a clean exit is no error (systemd
+                 * logs a main process's success at info level, too). */
+                bool clean = g->exit_info.si_code == CLD_EXITED && g->exit_info.si_status == 0;
+                log_full_errno(clean ? LOG_NOTICE : LOG_ERR, 0, "Serving generation %u (%s) %s.", g->number,
+                         generation_describe(g), how);
                 s->exit_code = exit_info_code(&g->exit_info);
                 s->serving = NULL;
                 dispatch(s, EV_SERVING_EXITED);
@@ -1159,19 +1163,27 @@ static const int handled_signals[] = {
          * user expects, rather than only the server behind it. */
 };
 
-static int setup_signals(Supervisor *s) {
+int supervisor_block_signals(void) {
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGCHLD);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
                 sigaddset(&mask, handled_signals[i]);
-        /* sd-event's signal and child sources need the signals blocked. */
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
+        return 0;
+}
+
+static int setup_signals(Supervisor *s) {
+        /* sd-event's signal and child sources need the signals blocked
+         * (main() did so already; a second time costs nothing). */
+        int r = supervisor_block_signals();
+        if (r < 0)
+                return r;
         /* A peer that hangs up on a relay must not kill handoff. */
         signal(SIGPIPE, SIG_IGN);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++) {
-                int r = sd_event_add_signal(s->event, NULL, handled_signals[i], on_signal, s);
+                r = sd_event_add_signal(s->event, NULL, handled_signals[i], on_signal, s);
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch SIG%s: %m", sigabbrev_np(handled_signals[i]));
         }

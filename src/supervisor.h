@@ -27,3 +27,9 @@ typedef struct SupervisorParams {
  * remove) rather than living on in the next handoff or in the predecessor
  * we never replaced. */
 int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final);
+
+/* Blocks the signals the supervisor watches (SIGCHLD and those it turns
+ * into events). Called first thing, so that one arriving before the loop
+ * waits for it: as PID 1 of a PID namespace, a signal with no handler and
+ * not blocked is dropped, and a stop sent meanwhile would be lost. */
+int supervisor_block_signals(void);

@@ -244,6 +244,26 @@ def test_journal_level_prefixes(tmp):
     check(all(l.startswith("handoff[") for l in h.log().splitlines() if l), "plain when it is not the journal")
 
 
+def test_a_clean_exit_of_the_serving_generation_is_no_error(tmp):
+    """The service ends when its serving generation exits on its own; that
+    is logged at LOG_ERR when it failed, at LOG_NOTICE when it exited 0."""
+    for code, level in ((0, "<5>"), (3, "<3>")):
+        port = free_port()
+        logpath = os.path.join(tmp, f"journal.{code}.log")
+        open(logpath, "w").close()
+        st = os.stat(logpath)
+        # sh is the main; the server, its child, says READY=1 (heard with
+        # --notify-access=all) and exits by itself.
+        cmd = ["/bin/sh", "-c", f"{FIXTURE} --any-listen-pid --exit-after 200; exit {code}"]
+        with open(logpath, "a") as log:
+            p = subprocess.Popen([HANDOFF, "-l", f"127.0.0.1:{port}", "--notify-access=all", "--", *cmd], stderr=log,
+                                 env=dict(os.environ, JOURNAL_STREAM=f"{st.st_dev}:{st.st_ino}"))
+            check(p.wait(timeout=20) == code, f"handoff exits with the generation's status {code}")
+        lines = [l for l in open(logpath).read().splitlines() if "Serving generation 1" in l]
+        check(len(lines) == 1 and lines[0].startswith(level) and f"exited with status {code}" in lines[0],
+              f"exit {code} at {level}: {open(logpath).read()}")
+
+
 def test_help_and_version(tmp):
     p = subprocess.run([HANDOFF, "--help"], capture_output=True, text=True, timeout=10)
     check(p.returncode == 0 and "--listen" in p.stdout and "--drain-timeout" in p.stdout, p.stdout)
