@@ -384,10 +384,16 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                         return log_error_errno(r, "Failed to create a path notify socket for generation %u "
                                                "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "
                                                "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
-                /* No runtime directory at all is normal; one we refuse is
-                 * worth a word, since some servers need the path. */
-                log_full_errno(r == -ENOENT ? LOG_DEBUG : LOG_NOTICE, r,
-                               "No path notify socket for generation %u (%m); using an abstract one.", g->number);
+                /* No runtime directory at all is common (a service user
+                 * without RuntimeDirectory=), and said once: a server in
+                 * a network namespace of its own (PrivateNetwork=) cannot
+                 * reach an abstract socket. One we refuse is said each time. */
+                static bool said;
+                log_full_errno(r == -ENOENT && said ? LOG_DEBUG : LOG_NOTICE, r,
+                               "No path notify socket for generation %u (%m); using an abstract one, which a "
+                               "server in another network namespace cannot reach (give handoff "
+                               "RuntimeDirectory=, or --notify-socket=path).", g->number);
+                said = true;
         }
         r = notify_socket_open(min_fd, g->notify_address, sizeof g->notify_address, &g->notify_fd);
         if (r < 0)

@@ -117,7 +117,13 @@ static int run(int argc, char **argv, int *ret_status) {
         if (c.opt.verbose)
                 log_set_max_level(LOG_DEBUG);
         c.store.max = c.opt.fd_store_max;
-        bool manager = sdnotify_setup() > 0;
+        const char *notify_env = getenv("NOTIFY_SOCKET");
+        _cleanup_free_ char *notify_was = notify_env ? strdup(notify_env) : NULL;
+        r = sdnotify_setup();
+        if (r == -EAFNOSUPPORT)
+                log_warning("NOTIFY_SOCKET=%s is no address handoff can send to (only a /path or an @abstract "
+                            "name); it runs as if no service manager were there.", notify_was ? notify_was : "");
+        bool manager = r > 0;
         /* As PID 1 (a container) there is no one to hand the service to: a
          * next handoff would be PID 1's child, and PID 1 exiting ends the
          * container. */

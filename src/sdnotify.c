@@ -34,6 +34,8 @@ int sdnotify_setup(void) {
         }
         unsetenv("NOTIFY_SOCKET");
         m.enabled = m.len > 0;
+        if (n > 0 && m.len == 0)
+                return -EAFNOSUPPORT;
         return m.len > 0;
 }
 

@@ -11,7 +11,10 @@
  * sdnotify_setup(), which also removes NOTIFY_SOCKET from it. */
 
 /* Reads and unsets NOTIFY_SOCKET. Returns 1 when there is a manager, 0 when
- * not. Later sends go nowhere until sdnotify_enable(). */
+ * not, -EAFNOSUPPORT when NOTIFY_SOCKET is set to something else than a
+ * path or an abstract name (a vsock: address of systemd 253 and later),
+ * which counts as no manager. Later sends go nowhere until
+ * sdnotify_enable(). */
 int sdnotify_setup(void);
 
 /* The manager's address as it was in the environment; "" without one. */

@@ -264,6 +264,21 @@ def test_a_clean_exit_of_the_serving_generation_is_no_error(tmp):
               f"exit {code} at {level}: {open(logpath).read()}")
 
 
+def test_notify_socket_it_cannot_use_is_named(tmp):
+    """NOTIFY_SOCKET of a kind handoff cannot send to (vsock:, as systemd
+    253 and later set it in VMs) is said in a warning; handoff serves as
+    without a manager (supervise mode) instead of staying silent."""
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], [FIXTURE], env={"NOTIFY_SOCKET": "vsock:2:1234"})
+    try:
+        h.wait_log("NOTIFY_SOCKET=vsock:2:1234 is no address handoff can send to", 10)
+        h.wait_log("Started generation 1", 10)
+        check("Reload mode: handover" not in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
 def test_help_and_version(tmp):
     p = subprocess.run([HANDOFF, "--help"], capture_output=True, text=True, timeout=10)
     check(p.returncode == 0 and "--listen" in p.stdout and "--drain-timeout" in p.stdout, p.stdout)
