@@ -53,7 +53,7 @@ def test_state_survives_reloads(tmp):
         for n in (2, 3, 4):
             a = reload(h, n)
             check(a["state"] == str(n), f"the memfd's counter went on: {a}")
-            # Replaced by name, not piled up: one "state" after the socket.
+            # Removed and stored again by the server: one "state" after the socket.
             check(a["names"] == ["web", "state"], a)
         check(h.stop() == 0, h.log())
     finally:
