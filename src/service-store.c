@@ -173,9 +173,18 @@ int service_store_build_inheritance(ServiceStore *s, const int *listen_fds, char
         return 0;
 }
 
+static bool seen_before(char *const *names, size_t i) {
+        for (size_t k = 0; k < i; k++)
+                if (strcmp(names[k], names[i]) == 0)
+                        return true;
+        return false;
+}
+
 void service_store_resync(ServiceStore *s, char *const *old_names, size_t n_old) {
+        /* A removal takes every fd of its name: once per name is enough. */
         for (size_t i = 0; i < n_old; i++)
-                (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
+                if (!seen_before(old_names, i))
+                        (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
         for (size_t i = 0; i < s->store->n; i++)
                 (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i]);
 }
