@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The service's fd store, as systemd keeps one (sd_pid_notify_with_fds(3),
@@ -10,18 +11,25 @@
 
 typedef struct FdStore {
         int *fds;
-        char **names;
+        char **names;      /* one per fd; several fds may share a name */
         size_t n;
         size_t max;
 } FdStore;
 
-/* Takes fd (closed on failure). An entry with the same name is replaced
- * (systemd's own store keeps both; a server that stores "state" again means
- * the new one). Returns 0, or -ENOSPC when the store is full, -EINVAL for a
- * name systemd would refuse, -ENOMEM. */
+/* Takes fd (closed on failure, and when it is a duplicate). As systemd's
+ * store: every fd is kept, after those stored before it, whatever its name;
+ * only an fd that is the same open file as one already stored is dropped.
+ * Returns 1 when stored, 0 for a duplicate, or -ENOSPC when the store is
+ * full, -EINVAL for a name systemd would refuse, -ENOMEM. */
 int fdstore_add(FdStore *s, const char *name, int fd);
 
 /* Removes (and closes) every entry named name; returns how many. */
 size_t fdstore_remove(FdStore *s, const char *name);
 
 void fdstore_done(FdStore *s);
+
+/* Whether a and b are the same open file, as systemd's same_fd() decides
+ * which stored fds are duplicates. */
+bool fd_same_file(int a, int b);
+/* Its fallback where kcmp(2) is not available (exposed for the tests). */
+bool fd_same_file_by_stat(int a, int b);

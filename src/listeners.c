@@ -190,6 +190,8 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         if (r >= 0 && mirror) {
                                 char idx[24];
                                 snprintf(idx, sizeof idx, "%zu", i);
+                                /* One socket per --listen: this one replaces any other. */
+                                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
                                 (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd);
                         }
                 }

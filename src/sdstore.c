@@ -26,7 +26,6 @@ int sdstore_remove(const char *prefix, const char *name) {
 
 int sdstore_put(const char *prefix, const char *name, int fd) {
         char msg[320];
-        (void) sdstore_remove(prefix, name);
         snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", prefix, name);
         int r = sdnotify_send(msg, &fd, 1);
         if (r < 0)

@@ -20,7 +20,8 @@ typedef enum {
 
 bool sdstore_enabled(SdStoreMode mode);
 
-/* Puts fd into systemd's store as prefix+name, replacing an entry of that
- * name (systemd itself does not replace by name). */
+/* Puts fd into systemd's store as prefix+name, beside any fds already
+ * stored under that name (as handoff's own store keeps them). */
 int sdstore_put(const char *prefix, const char *name, int fd);
+/* Removes every fd stored as prefix+name. */
 int sdstore_remove(const char *prefix, const char *name);

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "address.h"
 #include "listeners.h"
 #include "log.h"
 #include "sdstore.h"
@@ -15,9 +16,12 @@ static void apply(ServiceStore *s, bool mirroring, unsigned number, const char *
                 return;
         }
         int r = fdstore_add(s->store, name, fd);
-        if (r >= 0 && mirroring)
+        if (r > 0 && mirroring)
                 (void) sdstore_put(SDSTORE_STORE_PREFIX, name, fd);
-        if (r == -ENOSPC)
+        if (r == 0)
+                log_debug("Dropped fd \"%s\" from generation %u: the store holds that open file already.", name,
+                          number);
+        else if (r == -ENOSPC)
                 log_warning("fd store full (--fd-store-max=%zu): dropped fd \"%s\" from generation %u.", s->store->max,
                             name, number);
         else if (r < 0)
@@ -31,25 +35,55 @@ static void op_free(StoreOp *op) {
         free(op->name);
 }
 
-/* Bounded like the store itself: a later request for a name replaces the
- * staged one for that name, and at most 2 * --fd-store-max requests wait
- * (every add, and a remove for each, of a full store). */
-static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
-        for (size_t i = 0; i < s->n_staged; i++)
+/* Once per candidate: a flood of requests must not become a flood of lines. */
+static void stage_overflow(ServiceStore *s, unsigned number, const char *name, int fd) {
+        if (!s->overflow_logged)
+                log_warning("Too many fd store requests from starting generation %u (at most %zu fds and %zu requests "
+                            "wait for its commit): dropped this one (\"%s\"); further drops are not logged.",
+                            number, s->store->max, 2 * s->store->max, name);
+        s->overflow_logged = true;
+        close_nonblocking(fd);
+}
+
+/* Drops the staged requests for name (fds and removal alike). */
+static void unstage_name(ServiceStore *s, const char *name) {
+        size_t k = 0;
+        for (size_t i = 0; i < s->n_staged; i++) {
                 if (strcmp(s->staged[i].name, name) == 0) {
                         op_free(&s->staged[i]);
-                        memmove(&s->staged[i], &s->staged[i + 1], sizeof(StoreOp) * (s->n_staged - i - 1));
-                        s->n_staged--;
-                        break;
+                        continue;
                 }
-        if (s->n_staged >= 2 * s->store->max) {
-                /* Once: a flood of requests must not become a flood of lines. */
-                if (!s->overflow_logged)
-                        log_warning("Too many fd store requests from starting generation %u (bound %zu): dropping "
-                                    "this one (\"%s\") and any further ones until it commits.",
-                                    number, 2 * s->store->max, name);
-                s->overflow_logged = true;
-                close_nonblocking(fd);
+                s->staged[k++] = s->staged[i];
+        }
+        s->n_staged = k;
+}
+
+/* Staged requests are applied in order at the commit, as systemd applies
+ * them on arrival, and bounded like the store itself: a removal takes the
+ * place of the staged requests for its name (the commit would remove those
+ * fds anyway); an fd that is already staged (the same open file) is closed,
+ * as the store would close it; at most --fd-store-max fds wait (with that
+ * many staged, the store would be full had they been applied on arrival), and
+ * at most 2 * --fd-store-max requests (every fd, and a removal for each, of
+ * a full store). */
+static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
+        size_t n_fds = 0;
+        if (fd < 0)
+                unstage_name(s, name);
+        else
+                for (size_t i = 0; i < s->n_staged; i++) {
+                        if (s->staged[i].fd < 0)
+                                continue;
+                        if (fd_same_file(s->staged[i].fd, fd)) {
+                                log_debug("Dropped fd \"%s\" from generation %u: that open file is staged already.",
+                                          name, number);
+                                close_nonblocking(fd);
+                                return;
+                        }
+                        n_fds++;
+                }
+        if (s->n_staged >= 2 * s->store->max || (fd >= 0 && n_fds >= s->store->max)) {
+                stage_overflow(s, number, name, fd);
                 return;
         }
         StoreOp *ops = realloc(s->staged, sizeof(StoreOp) * (s->n_staged + 1));
@@ -70,7 +104,13 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
         const char *name = m->fdname ? m->fdname : "stored"; /* systemd's default name */
 
         if (policy != STORE_REFUSE && m->fdstoreremove && !m->fdstore) {
-                if (policy == STORE_STAGE)
+                /* As systemd 252 (service_notify_message()): a removal needs
+                 * a valid FDNAME=. "stored" names what is stored without one;
+                 * it is no default for what to remove. */
+                if (!m->fdname || !fdname_is_valid(m->fdname))
+                        log_warning("Ignored FDSTOREREMOVE=1 from generation %u: it needs FDNAME= with a valid name.",
+                                    number);
+                else if (policy == STORE_STAGE)
                         stage(s, number, name, -EBADF);
                 else
                         apply(s, mirroring, number, name, -EBADF);
@@ -133,9 +173,18 @@ int service_store_build_inheritance(ServiceStore *s, const int *listen_fds, char
         return 0;
 }
 
+static bool seen_before(char *const *names, size_t i) {
+        for (size_t k = 0; k < i; k++)
+                if (strcmp(names[k], names[i]) == 0)
+                        return true;
+        return false;
+}
+
 void service_store_resync(ServiceStore *s, char *const *old_names, size_t n_old) {
+        /* A removal takes every fd of its name: once per name is enough. */
         for (size_t i = 0; i < n_old; i++)
-                (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
+                if (!seen_before(old_names, i))
+                        (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
         for (size_t i = 0; i < s->store->n; i++)
                 (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i]);
 }

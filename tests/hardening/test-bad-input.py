@@ -558,9 +558,8 @@ def test_notify_attached_fds_are_closed(tmp):
 
 def test_notify_fdstore_from_starting_candidate_is_bounded(tmp):
     """The fd store (FDSTORE=1 with FDNAME= and fds) is bounded by
-    --fd-store-max, and an entry of the same name replaces the old one, as
-    systemd does. That must hold for a reload's candidate too, whose stores
-    wait for its commit: 20 datagrams of 250 fds under one name, sent before
+    --fd-store-max, one entry per fd, as systemd's is. That must hold for a
+    reload's candidate too, whose stores wait for its commit: 20 datagrams of 250 fds under one name, sent before
     it is ready, may not make handoff hold thousands of fds (with systemd's
     default soft RLIMIT_NOFILE of 1024 it would run out). Outsiders' FDSTORE=1
     is dropped with its fds."""

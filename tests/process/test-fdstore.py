@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """The fd store, in the mode HANDOFF_TEST_MODE names: a server keeps a memfd
 with state and a connected socket across reloads with the calls it would make
-to systemd (FDSTORE=1, FDNAME=, FDSTOREREMOVE=1); entries are replaced and
-removed by name, the store is bounded, and a retiring generation's stores
-are ignored."""
+to systemd (FDSTORE=1, FDNAME=, FDSTOREREMOVE=1); as in systemd's store,
+every fd is kept, several under one name, a duplicate once, a removal takes
+every fd of its name; the store is bounded, and a retiring generation's
+stores are ignored."""
 
 import os
 import signal
@@ -31,10 +32,13 @@ def start(tmp, *args, extra=()):
 
 
 def answer(h):
-    """{"pid": .., "gen": .., "state": .., "names": [...]} from the server."""
+    """{"pid": .., "gen": .., "state": .., "names": [...], "values": [...]}
+    from the server; values: what each fd it inherited holds ("-": not a
+    memfd)."""
     body = http_get(h.port)[1]
     f = dict(kv.split("=", 1) for kv in body.split())
     f["names"] = f["names"].split(",")
+    f["values"] = f["values"].split(",")
     return f
 
 
@@ -53,7 +57,7 @@ def test_state_survives_reloads(tmp):
         for n in (2, 3, 4):
             a = reload(h, n)
             check(a["state"] == str(n), f"the memfd's counter went on: {a}")
-            # Replaced by name, not piled up: one "state" after the socket.
+            # Removed and stored again by the server: one "state" after the socket.
             check(a["names"] == ["web", "state"], a)
         check(h.stop() == 0, h.log())
     finally:
@@ -108,6 +112,56 @@ def test_remove_by_name(tmp):
         set_args(h.args_file)
         a = reload(h, 3)
         check(a["state"] == "1" and a["names"] == ["web"], f"nothing named state any more: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_every_fd_under_a_name_is_passed_on(tmp):
+    """Two fds stored as "job" in two datagrams, two as "multi" in one, one
+    as "dup" twice: the next generations get all five fds, in the order
+    stored, each under its name, the duplicate once (systemd's LISTEN_FDS
+    would be 6 with the socket; handoff used to keep one fd per name)."""
+    h = start(tmp, "--store-twice", "job", "--store-pair", "multi", "--store-dup", "dup")
+    try:
+        set_args(h.args_file)
+        a = reload(h, 2)
+        check(a["names"] == ["web", "state", "job", "job", "multi", "multi", "dup"], f"generation 2 got {a}")
+        check(a["values"] == ["-", "1", "job.1", "job.2", "multi.1", "multi.2", "dup.1"], a)
+        # Generation 2 removed "state" and stored its own: now the last.
+        a = reload(h, 3)
+        check(a["names"] == ["web", "job", "job", "multi", "multi", "dup", "state"], f"generation 3 got {a}")
+        check(a["values"] == ["-", "job.1", "job.2", "multi.1", "multi.2", "dup.1", "2"], a)
+        # A removal takes every fd of its name; FDSTOREREMOVE=1 without
+        # FDNAME= removes nothing (systemd ignores it, with a warning).
+        set_args(h.args_file, "--remove", "multi", "--remove-unnamed")
+        reload(h, 4)
+        h.wait_log("Ignored FDSTOREREMOVE=1 from generation 4: it needs FDNAME=")
+        set_args(h.args_file)
+        a = reload(h, 5)
+        check(a["names"] == ["web", "job", "job", "dup", "state"], f"both multi fds removed, no more: {a}")
+        check(a["values"] == ["-", "job.1", "job.2", "dup.1", "4"], a)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_mirror_keeps_every_fd_of_a_name(tmp):
+    """With --systemd-fd-store=yes each stored fd is put into systemd's
+    store beside the others of its name (it once removed the name before
+    each put, so systemd kept only the last); a removal is mirrored."""
+    h = start(tmp, "--store-twice", "job", extra=("--systemd-fd-store=yes",))
+
+    def sent(key):
+        return [m for m in h.notify.snapshot()
+                if m.fields.get(key) == "1" and m.fields.get("FDNAME") == "handoff.store.job"]
+    try:
+        wait_for(lambda: len(sent("FDSTORE")) == 2, 10, f"two puts of handoff.store.job: {h.notify.snapshot()}")
+        check(all(m.nfds == 1 for m in sent("FDSTORE")), sent("FDSTORE"))
+        check(not sent("FDSTOREREMOVE"), f"no removal before a put: {h.notify.snapshot()}")
+        set_args(h.args_file, "--remove", "job")
+        reload(h, 2)
+        wait_for(lambda: sent("FDSTOREREMOVE"), 10, f"the removal mirrored: {h.notify.snapshot()}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
