@@ -156,8 +156,7 @@ static void adopt(Reaper *r, pid_t pid) {
                 if (pid_list_has(t->strays, t->n_strays, pid))
                         return;
         pid_t pgid = 0;
-        bool exiting = false;
-        if (read_stat(pid, &pgid, &exiting) < 0)
+        if (read_stat(pid, &pgid, NULL) < 0)
                 return; /* exited meanwhile: the next SIGCHLD reaps it */
         ProcTree *t = find_tree(r, pgid, 0);
         /* Still in its generation's group, it is that generation's; it is
@@ -168,6 +167,16 @@ static void adopt(Reaper *r, pid_t pid) {
         if (!in_group) {
                 int number = read_generation(pid);
                 bool pending = pid_list_has(r->pending, r->n_pending, pid);
+                /* Whether it is exiting is read after its environment: an
+                 * exit that began before that read failed shows then (read
+                 * before, a double fork's intermediate caught in between
+                 * was taken for a live process, and its generation called
+                 * gone before the daemon it left was looked at). It is our
+                 * child, so it cannot be gone before we reap it. */
+                bool exiting = true;
+                pid_t unused;
+                if (number < 0)
+                        (void) read_stat(pid, &unused, &exiting);
                 if (number < 0 && exiting) {
                         /* Its memory is gone before we could read whose it
                          * was: it is reaped at its SIGCHLD, soon. Only such
