@@ -367,9 +367,75 @@ def test_path_socket_without_runtime_dir_fails_clearly(tmp):
         h.close()
 
 
+def environ_of(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
+
+
+def notify_app(tmp, name, code):
+    """A generation that is a Python program with NOTIFY_CLIENT: code runs,
+    then it waits for its stop signal."""
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(NOTIFY_CLIENT + code + "\nimport signal\nsignal.pause()\n")
+    return ["/usr/bin/python3", path]
+
+
+def test_flags_in_one_datagram_accumulate(tmp):
+    """As systemd: every line of a datagram that sets a flag counts, and a
+    later line with another value does not take it back (READY=0 is
+    ignored, not "not ready"); WATCHDOG=1 and WATCHDOG=trigger both go on."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "flags.py", r'''
+s.sendto(b"READY=1\nWATCHDOG=1\nWATCHDOG=trigger\nREADY=0", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        # (Datagram.fields keeps the last value of a key: read the lines.)
+        h.notify.wait_count("WATCHDOG", 1, value=None)
+        watchdog = [m for m in h.notify.snapshot() if "WATCHDOG" in m.fields]
+        check(len(watchdog) == 1 and {"WATCHDOG=1", "WATCHDOG=trigger"} <= set(watchdog[0].text.split("\n")),
+              f"WATCHDOG=1 and WATCHDOG=trigger relayed together: {watchdog}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_watchdog_usec_is_relayed_and_passed_on(tmp):
+    """WATCHDOG_USEC= from the serving generation changes systemd's watchdog
+    timeout: relayed, and later generations are started with it."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "wd.py", r'''
+s.sendto(b"READY=1", a)
+if os.environ["HANDOFF_GENERATION"] == "1":
+    s.sendto(b"WATCHDOG_USEC=30000000\nWATCHDOG=1", a)
+    s.sendto(b"WATCHDOG_USEC=0\nWATCHDOG_USEC=5s", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        first = h.generation_pid(1)
+        check("WATCHDOG_USEC" not in environ_of(first), "no watchdog to begin with")
+        m = h.notify.wait_count("WATCHDOG_USEC", 1, value=None)
+        check(m.fields["WATCHDOG_USEC"] == "30000000" and m.fields.get("WATCHDOG") == "1", f"relayed: {m}")
+        h.wait_log("Generation 1 sent WATCHDOG_USEC=5s, not a positive number of microseconds; ignoring.")
+        check(h.notify.count("WATCHDOG_USEC") == 1, f"invalid values are not relayed: {h.notify.snapshot()}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        second = h.generation_pid(2)
+        env = environ_of(second)
+        check(env.get("WATCHDOG_USEC") == "30000000" and env.get("WATCHDOG_PID") == str(second),
+              f"generation 2 has the new watchdog: {env.get('WATCHDOG_USEC')} {env.get('WATCHDOG_PID')}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
-         test_socket_written_after_its_main_exited_is_not_kept])
+         test_socket_written_after_its_main_exited_is_not_kept, test_flags_in_one_datagram_accumulate,
+         test_watchdog_usec_is_relayed_and_passed_on])
