@@ -122,7 +122,8 @@ Takeover *takeover_free(Takeover *t) {
 static void report(Takeover *t, const char *what, const char *arg) {
         if (!t || t->channel < 0 || t->took_over)
                 return;
-        int r = channel_send(t->channel, "%s%s%.1024s", what, arg ? " " : "", arg ? arg : "");
+        int r = channel_send(t->channel, "%s%s%.*s", what, arg ? " " : "", arg ? (int) utf8_prefix(arg, 1024) : 0,
+                             arg ? arg : "");
         if (r < 0)
                 log_debug_errno(r, "Failed to report %s to the previous handoff: %m", what);
 }

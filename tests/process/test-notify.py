@@ -432,10 +432,44 @@ if not barrier():
         h.close()
 
 
+def test_status_is_cut_between_characters(tmp):
+    """A STATUS= too long to pass on whole is cut between characters, never
+    inside one: systemd drops a status that is not valid UTF-8 ("not UTF-8
+    clean"). Here a "€" (3 bytes) straddles each place it is cut: 1024
+    bytes of a starting generation's status (the first, and a reload's), 255
+    of the serving one's."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "utf8.py", r'''
+euro = "\u20ac".encode()
+s.sendto(b"STATUS=" + b"s" * 1023 + euro, a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+s.sendto(b"READY=1", a)
+s.sendto(b"STATUS=" + b"y" * 254 + euro + b" and more", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        h.wait_log("Started generation 1")
+        wait_for(lambda: any(m.fields.get("STATUS", "").endswith("y" * 254) for m in h.notify.snapshot()), 10,
+                 f"the serving generation's status, cut; have {h.notify.snapshot()}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        statuses = [m.fields["STATUS"] for m in h.notify.snapshot() if "STATUS" in m.fields]
+        for prefix in ("Starting generation 1 ", "Reloading: generation 2 starting "):
+            check(any(st.startswith(prefix) and st.endswith("s" * 1023) for st in statuses),
+                  f"a status {prefix!r}... cut before the \u20ac: {statuses}")
+        bad = [st for st in statuses if "\ufffd" in st]
+        check(not bad, f"every STATUS= is valid UTF-8: {bad}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
          test_socket_written_after_its_main_exited_is_not_kept, test_flags_in_one_datagram_accumulate,
-         test_watchdog_usec_is_relayed_and_passed_on])
+         test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters])
