@@ -276,8 +276,11 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
         char d[32], why[64];
         if (g != s->candidate)
                 return;
+        /* Its EXTEND_TIMEOUT_USEC= may have moved the deadline: then say how long it had. */
+        usec_t had = g->start_extended ? (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC
+                                       : candidate_opt(s)->start_timeout;
         log_error("Generation %u (%s) did not become ready within %s.", g->number, generation_describe(g),
-                  format_duration(d, sizeof d, candidate_opt(s)->start_timeout));
+                  format_duration(d, sizeof d, had));
         snprintf(why, sizeof why, "not ready within %s", d);
         record_failure(s, g->number, why, 1);
         dispatch(s, EV_FAILED);
@@ -349,6 +352,21 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                         takeover_report_status(s->takeover, m->status);
                 else if (!speaks)
                         progress_update(s, g->number, g->pid, g->started_usec, m->status);
+        }
+        if (g == s->candidate && !g->ready && m->extend_timeout_usec) {
+                /* A reload's candidate, starting: systemd times the reload
+                 * with TimeoutStartSec=, which its EXTEND_TIMEOUT_USEC=
+                 * extends as it did its own start deadline. Started as the
+                 * next handoff, our predecessor relays it (and waits for
+                 * us that much longer). */
+                NotifyMessage out = { .extend_timeout_usec = m->extend_timeout_usec };
+                char buf[64];
+                uint64_t usec;
+                if (role_awaits_takeover(s->role)) {
+                        if (safe_atou64(m->extend_timeout_usec, &usec) >= 0)
+                                takeover_report_extend(s->takeover, usec);
+                } else if (!speaks && notify_relay_text(&out, buf, sizeof buf) > 0)
+                        notify_systemd(s, "%s", buf);
         }
         if (!speaks)
                 return;
@@ -435,6 +453,13 @@ static void on_next_status(NextHandoff *n, const char *text, void *userdata) {
                 progress_update(s, next_handoff_number(n), next_handoff_app_pid(n), next_handoff_started(n), text);
 }
 
+static void on_next_extend(NextHandoff *n, uint64_t usec, void *userdata) {
+        Supervisor *s = userdata;
+        /* As a starting candidate's in supervise mode (on_gen_message()). */
+        if (s->machine.state == STATE_RELOADING)
+                notify_systemd(s, "EXTEND_TIMEOUT_USEC=%" PRIu64, usec);
+}
+
 static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
         Supervisor *s = userdata;
         if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_BAKING &&
@@ -463,6 +488,7 @@ static void on_next_exited(NextHandoff *n, void *userdata) {
 static const NextHandoffCallbacks next_callbacks = {
         .ready = on_next_ready,
         .status = on_next_status,
+        .extend = on_next_extend,
         .failed = on_next_failed,
         .exited = on_next_exited,
 };

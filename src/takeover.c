@@ -138,6 +138,12 @@ void takeover_report_status(Takeover *t, const char *status) {
         report(t, "STATUS", status);
 }
 
+void takeover_report_extend(Takeover *t, uint64_t usec) {
+        char buf[24];
+        snprintf(buf, sizeof buf, "%" PRIu64, usec);
+        report(t, "EXTEND", buf);
+}
+
 void takeover_report_ready(Takeover *t) {
         report(t, "READY", NULL);
 }

@@ -432,6 +432,41 @@ if not barrier():
         h.close()
 
 
+def test_extend_timeout_usec_extends_the_start_timeout(tmp):
+    """EXTEND_TIMEOUT_USEC= from a starting generation moves its start
+    deadline to at least now + the time asked for (never sooner, as
+    systemd), and is relayed to systemd, which times the first start and
+    each reload with TimeoutStartSec=: a slow generation that asks for more
+    time than --start-timeout is not killed, at the first start nor in a
+    reload. A value that is not a number is logged and ignored."""
+    h = start(tmp, ["--start-timeout=1s"], notify_app(tmp, "slow.py", r'''
+import time
+started = time.monotonic()
+s.sendto(b"EXTEND_TIMEOUT_USEC=5s", a)
+s.sendto(b"EXTEND_TIMEOUT_USEC=20000000", a)
+s.sendto(b"EXTEND_TIMEOUT_USEC=1", a)   # does not bring the deadline forward
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+time.sleep(max(0, started + 2 - time.monotonic()))   # a slow start: twice --start-timeout
+s.sendto(b"READY=1", a)
+'''))
+    try:
+        h.wait_ready(1, timeout=20)
+        check(h.ready_count() == 1, f"generation 1 is ready after 2s, not killed after 1s:\n{h.log()}")
+        check(h.notify.count("EXTEND_TIMEOUT_USEC", "20000000") == 1,
+              f"relayed at the first start: {h.notify.snapshot()}")
+        check(h.notify.count("EXTEND_TIMEOUT_USEC", "5s") == 0, f"not a number: {h.notify.snapshot()}")
+        h.wait_log("Generation 1 sent EXTEND_TIMEOUT_USEC=5s, not a number of microseconds; ignoring.")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        check("reload to generation 2 ok" in h.last_status(), f"{h.last_status()}\n{h.log()}")
+        check(h.notify.count("EXTEND_TIMEOUT_USEC", "20000000") == 2,
+              f"relayed while the reload's generation starts: {h.notify.snapshot()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_status_is_cut_between_characters(tmp):
     """A STATUS= too long to pass on whole is cut between characters, never
     inside one: systemd drops a status that is not valid UTF-8 ("not UTF-8
@@ -472,4 +507,5 @@ if __name__ == "__main__":
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
          test_socket_written_after_its_main_exited_is_not_kept, test_flags_in_one_datagram_accumulate,
-         test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters])
+         test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters,
+         test_extend_timeout_usec_extends_the_start_timeout])
