@@ -32,6 +32,8 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
                 m.kind = CHANNEL_FAILED, m.text = buf + 7;
         else if (strncmp(buf, "STATUS ", 7) == 0)
                 m.kind = CHANNEL_STATUS, m.text = buf + 7;
+        else if (strncmp(buf, "EXTEND ", 7) == 0 && safe_atou64(buf + 7, &m.usec) == 0)
+                m.kind = CHANNEL_EXTEND;
         else if (strncmp(buf, "UNLINK /", 8) == 0)
                 m.kind = CHANNEL_UNLINK, m.text = buf + 7;
         else if (strcmp(buf, "TAKEOVER 0") == 0 || strcmp(buf, "TAKEOVER 1") == 0)

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* The handover channel: a SOCK_SEQPACKET pair between the old main and the
@@ -12,6 +13,8 @@
  *                 (sent between fork and exec, by spawn.c)
  *                 "APP <pid>"      its candidate generation's main pid
  *                 "STATUS <text>"  that generation's own STATUS=, while it starts
+ *                 "EXTEND <usec>"  its EXTEND_TIMEOUT_USEC=, while it starts: the
+ *                                  old main relays it, and waits that much longer
  *                 "READY"          that generation is ready; commit me
  *                 "FAILED <why>"   it failed; I am exiting
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
@@ -31,6 +34,7 @@ typedef enum {
         CHANNEL_READY,
         CHANNEL_FAILED,
         CHANNEL_STATUS,
+        CHANNEL_EXTEND,
         CHANNEL_UNLINK,
         CHANNEL_TAKEOVER,
 } ChannelKind;
@@ -39,6 +43,7 @@ typedef struct ChannelMessage {
         ChannelKind kind;
         pid_t pid;              /* PID, APP */
         bool reload_pending;    /* TAKEOVER */
+        uint64_t usec;          /* EXTEND */
         const char *text;       /* FAILED: why; STATUS: the text; UNLINK: the path (points into the buffer) */
 } ChannelMessage;
 

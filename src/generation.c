@@ -159,6 +159,37 @@ static void log_refused(Generation *g, const NotifyMessage *m, pid_t sender) {
                            g->number, generation_describe(g), (int) sender, (int) g->pid);
 }
 
+/* EXTEND_TIMEOUT_USEC=usec while the generation starts: as systemd does
+ * with TimeoutStartSec=, its start deadline becomes at least now + usec (it
+ * is never brought forward). Nothing to extend with --ready=delay, once it
+ * is ready or retiring, or without a start timeout. */
+static void extend_start_timeout(Generation *g, const char *value) {
+        uint64_t usec;
+        if (safe_atou64(value, &usec) < 0) {
+                log_warning("Generation %u sent EXTEND_TIMEOUT_USEC=%.32s, not a number of microseconds; ignoring.",
+                            g->number, value);
+                return;
+        }
+        usec_t deadline, now = now_monotonic();
+        if (g->ready || g->ready_by_delay || g->stop_signal || !g->timer_source ||
+            sd_event_source_get_time(g->timer_source, &deadline) < 0)
+                return;
+        usec_t want = usec > USEC_INFINITY - now ? USEC_INFINITY : now + usec;
+        if (want <= deadline)
+                return;
+        g->start_extended = true;
+        char d[32];
+        log_debug("Generation %u extended its start timeout: %s from now.", g->number,
+                  format_duration(d, sizeof d, usec));
+        if (want == USEC_INFINITY) {
+                g->timer_source = sd_event_source_disable_unref(g->timer_source);
+                return;
+        }
+        int r = sd_event_source_set_time(g->timer_source, want);
+        if (r < 0)
+                log_warning_errno(r, "Failed to extend generation %u's start timeout: %m", g->number);
+}
+
 static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {
         NotifyMessage m;
         /* Fds are closed before the drop is logged: once the line is out,
@@ -175,6 +206,8 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
                 log_refused(g, &m, sender);
                 return;
         }
+        if (m.extend_timeout_usec)
+                extend_start_timeout(g, m.extend_timeout_usec);
         if (m.ready && !g->ready_by_delay)
                 mark_ready(g);
         g->cb->message(g, &m, fds, n_fds, g->userdata);

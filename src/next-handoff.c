@@ -88,6 +88,28 @@ static void kill_app(NextHandoff *n) {
         }
 }
 
+/* How much longer than its generation it may take to report READY: the
+ * margin the supervisor gives it over --start-timeout. */
+#define EXTEND_MARGIN (5 * USEC_PER_SEC)
+
+/* Its generation's start deadline moved to at least now + usec: so does
+ * ours for it (never sooner). */
+static void extend_timeout(NextHandoff *n, uint64_t usec) {
+        usec_t deadline, now = now_monotonic();
+        if (!n->timer_source || sd_event_source_get_time(n->timer_source, &deadline) < 0)
+                return;
+        usec_t want = usec > USEC_INFINITY - now - EXTEND_MARGIN ? USEC_INFINITY : now + usec + EXTEND_MARGIN;
+        if (want <= deadline)
+                return;
+        if (want == USEC_INFINITY) {
+                n->timer_source = sd_event_source_disable_unref(n->timer_source);
+                return;
+        }
+        int r = sd_event_source_set_time(n->timer_source, want);
+        if (r < 0)
+                log_warning_errno(r, "Failed to extend the next handoff's start timeout: %m");
+}
+
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
@@ -125,6 +147,12 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         case CHANNEL_STATUS:
                 if (!n->ready && !n->failed)
                         n->cb->status(n, m.text, n->userdata);
+                break;
+        case CHANNEL_EXTEND:
+                if (!n->ready && !n->failed) {
+                        extend_timeout(n, m.usec);
+                        n->cb->extend(n, m.usec, n->userdata);
+                }
                 break;
         default:
                 log_debug("Ignored a message from the next handoff: %.64s", buf);

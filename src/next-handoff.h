@@ -19,6 +19,9 @@ typedef struct NextHandoffCallbacks {
         void (*ready)(NextHandoff *n, void *userdata);
         /* Its candidate generation's own STATUS=, while it starts. */
         void (*status)(NextHandoff *n, const char *text, void *userdata);
+        /* Its candidate generation's EXTEND_TIMEOUT_USEC=, while it starts
+         * (its own deadline for READY is extended already). */
+        void (*extend)(NextHandoff *n, uint64_t usec, void *userdata);
         void (*failed)(NextHandoff *n, const char *why, void *userdata);
         void (*exited)(NextHandoff *n, void *userdata);   /* the process is gone */
 } NextHandoffCallbacks;

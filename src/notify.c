@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,23 +23,27 @@ static bool startswith_value(const char *line, const char *key, const char **ret
         return true;
 }
 
+/* As systemd does, every line that matches counts: a flag once set stays set
+ * ("READY=1\nREADY=0" is ready), and any other value of a flag is ignored. */
 static void parse_line(const char *line, NotifyMessage *m) {
         const char *v;
         if (startswith_value(line, "READY", &v))
-                m->ready = strcmp(v, "1") == 0;
+                m->ready |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "RELOADING", &v))
-                m->reloading = strcmp(v, "1") == 0;
+                m->reloading |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "STOPPING", &v))
-                m->stopping = strcmp(v, "1") == 0;
+                m->stopping |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "WATCHDOG", &v)) {
-                m->watchdog = strcmp(v, "1") == 0;
-                m->watchdog_trigger = strcmp(v, "trigger") == 0;
-        } else if (startswith_value(line, "BARRIER", &v))
-                m->barrier = strcmp(v, "1") == 0;
+                m->watchdog |= strcmp(v, "1") == 0;
+                m->watchdog_trigger |= strcmp(v, "trigger") == 0;
+        } else if (startswith_value(line, "WATCHDOG_USEC", &v))
+                m->watchdog_usec = v;
+        else if (startswith_value(line, "BARRIER", &v))
+                m->barrier |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDSTORE", &v))
-                m->fdstore = strcmp(v, "1") == 0;
+                m->fdstore |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDSTOREREMOVE", &v))
-                m->fdstoreremove = strcmp(v, "1") == 0;
+                m->fdstoreremove |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDNAME", &v))
                 m->fdname = v;
         else if (startswith_value(line, "STATUS", &v))
@@ -83,6 +88,14 @@ static bool is_number(const char *s) {
         return n > 0 && n <= 20;
 }
 
+bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret) {
+        uint64_t v;
+        if (!m->watchdog_usec || safe_atou64(m->watchdog_usec, &v) < 0 || v == 0)
+                return false;
+        *ret = v;
+        return true;
+}
+
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
         size_t n = 0;
         buf[0] = '\0';
@@ -99,6 +112,9 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
                 APPEND("WATCHDOG=1\n");
         if (m->watchdog_trigger)
                 APPEND("WATCHDOG=trigger\n");
+        uint64_t wd;
+        if (notify_watchdog_usec(m, &wd))
+                APPEND("WATCHDOG_USEC=%" PRIu64 "\n", wd);
         if (m->extend_timeout_usec && is_number(m->extend_timeout_usec))
                 APPEND("EXTEND_TIMEOUT_USEC=%s\n", m->extend_timeout_usec);
         if (m->errno_value && is_number(m->errno_value))

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "notify-mode.h"
@@ -26,6 +27,7 @@ typedef struct NotifyMessage {
         const char *fdname;     /* FDNAME= */
         const char *status;     /* STATUS=, points into the parsed buffer */
         const char *extend_timeout_usec;
+        const char *watchdog_usec; /* WATCHDOG_USEC=, as sent (notify_watchdog_usec()) */
         const char *errno_value;
         const char *mainpid;
         unsigned n_unknown;     /* assignments we do not act on */
@@ -33,11 +35,19 @@ typedef struct NotifyMessage {
 
 /* Parses one datagram of len bytes in buf (which must have room for a NUL at
  * buf[len]; lines are split in place). Rejects embedded NULs, empty and
- * oversized messages, and lines that are not KEY=VALUE with -EBADMSG. */
+ * oversized messages, and lines that are not KEY=VALUE with -EBADMSG. As
+ * systemd, a flag (READY=1, WATCHDOG=1, ...) is set if any line sets it, and
+ * other values of it are ignored; of a key with a value the last one wins. */
 int notify_parse(char *buf, size_t len, NotifyMessage *ret);
 
+/* The new watchdog timeout m asks for with WATCHDOG_USEC=: false when it has
+ * none, or one that is not a positive number of microseconds (which systemd
+ * ignores too). */
+bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret);
+
 /* Builds the text handoff forwards to systemd for a message from the serving
- * generation: STATUS, WATCHDOG, EXTEND_TIMEOUT_USEC and ERRNO only; READY,
+ * generation: STATUS, WATCHDOG, WATCHDOG_USEC, EXTEND_TIMEOUT_USEC and ERRNO
+ * only; READY,
  * RELOADING, STOPPING and MAINPID are handoff's own to say. Returns the
  * length written (0 when nothing is to be relayed) or -ENOBUFS. */
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "results.h"
+#include "util.h"
 
 void results_begin(Results *r) {
         r->current_failed = false;
@@ -25,7 +26,8 @@ void results_ok(Results *r, unsigned number, pid_t pid, usec_t took, pid_t hando
 }
 
 void results_failed(Results *r, unsigned number, const char *why) {
-        snprintf(r->last_result, sizeof r->last_result, "generation %u failed: %.140s", number, why);
+        snprintf(r->last_result, sizeof r->last_result, "generation %u failed: %.*s", number, (int) utf8_prefix(why, 140),
+                 why);
         r->last_ok = false;
         r->current_failed = true;
         r->failed_gen = number;
@@ -50,7 +52,9 @@ void results_rolled_back(Results *r) {
 }
 
 void results_app_status(Results *r, unsigned number, const char *status) {
-        snprintf(r->app_status, sizeof r->app_status, "%s", status);
+        /* Cut, if it must be, between characters: it goes into STATUS=. */
+        snprintf(r->app_status, sizeof r->app_status, "%.*s", (int) utf8_prefix(status, sizeof r->app_status - 1),
+                 status);
         r->app_status_gen = number;
 }
 

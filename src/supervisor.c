@@ -230,11 +230,12 @@ static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t st
         char d[32];
         format_duration(d, sizeof d, (now_monotonic() - started) / USEC_PER_MSEC * USEC_PER_MSEC);
         if (s->machine.state == STATE_STARTING)
-                snprintf(s->progress, sizeof s->progress, "Starting generation %u (pid %d, %s): %.1024s", number, (int) pid,
-                         d, app_status);
+                snprintf(s->progress, sizeof s->progress, "Starting generation %u (pid %d, %s): %.*s", number, (int) pid,
+                         d, (int) utf8_prefix(app_status, 1024), app_status);
         else
-                snprintf(s->progress, sizeof s->progress, "Reloading: generation %u %s (pid %d, %s): %.1024s", number,
-                         s->machine.state == STATE_BAKING ? "baking" : "starting", (int) pid, d, app_status);
+                snprintf(s->progress, sizeof s->progress, "Reloading: generation %u %s (pid %d, %s): %.*s", number,
+                         s->machine.state == STATE_BAKING ? "baking" : "starting", (int) pid, d,
+                         (int) utf8_prefix(app_status, 1024), app_status);
         if (s->progress_timer)
                 return; /* sent when the interval ends */
         usec_t now = now_monotonic();
@@ -276,8 +277,11 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
         char d[32], why[64];
         if (g != s->candidate)
                 return;
+        /* Its EXTEND_TIMEOUT_USEC= may have moved the deadline: then say how long it had. */
+        usec_t had = g->start_extended ? (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC
+                                       : candidate_opt(s)->start_timeout;
         log_error("Generation %u (%s) did not become ready within %s.", g->number, generation_describe(g),
-                  format_duration(d, sizeof d, candidate_opt(s)->start_timeout));
+                  format_duration(d, sizeof d, had));
         snprintf(why, sizeof why, "not ready within %s", d);
         record_failure(s, g->number, why, 1);
         dispatch(s, EV_FAILED);
@@ -358,16 +362,40 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 else if (!speaks)
                         progress_update(s, g->number, g->pid, g->started_usec, m->status);
         }
+        if (g == s->candidate && !g->ready && m->extend_timeout_usec) {
+                /* A reload's candidate, starting: systemd times the reload
+                 * with TimeoutStartSec=, which its EXTEND_TIMEOUT_USEC=
+                 * extends as it did its own start deadline. Started as the
+                 * next handoff, our predecessor relays it (and waits for
+                 * us that much longer). */
+                NotifyMessage out = { .extend_timeout_usec = m->extend_timeout_usec };
+                char buf[64];
+                uint64_t usec;
+                if (role_awaits_takeover(s->role)) {
+                        if (safe_atou64(m->extend_timeout_usec, &usec) >= 0)
+                                takeover_report_extend(s->takeover, usec);
+                } else if (!speaks && notify_relay_text(&out, buf, sizeof buf) > 0)
+                        notify_systemd(s, "%s", buf);
+        }
         if (!speaks)
                 return;
+        uint64_t wd;
+        if (notify_watchdog_usec(m, &wd)) {
+                /* Relayed below: systemd's watchdog timeout from now on, and
+                 * so the one later generations are started with. */
+                if (role_speaks_to_systemd(s->role))
+                        s->config.watchdog_usec = wd;
+        } else if (m->watchdog_usec)
+                log_warning("Generation %u sent WATCHDOG_USEC=%.32s, not a positive number of microseconds; ignoring.",
+                            g->number, m->watchdog_usec);
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
         if (m->status && g == s->candidate) {
                 /* The first generation, starting: not "Serving" before READY=1. */
                 char d[32];
                 format_duration(d, sizeof d, (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC);
-                snprintf(st, sizeof st, "Starting generation %u (pid %d, %s): %.1024s", g->number, (int) g->pid, d,
-                         m->status);
+                snprintf(st, sizeof st, "Starting generation %u (pid %d, %s): %.*s", g->number, (int) g->pid, d,
+                         (int) utf8_prefix(m->status, 1024), m->status);
                 results_app_status(&s->results, g->number, m->status);
                 out.status = st;
         } else if (m->status) {
@@ -434,6 +462,13 @@ static void on_next_status(NextHandoff *n, const char *text, void *userdata) {
                 progress_update(s, next_handoff_number(n), next_handoff_app_pid(n), next_handoff_started(n), text);
 }
 
+static void on_next_extend(NextHandoff *n, uint64_t usec, void *userdata) {
+        Supervisor *s = userdata;
+        /* As a starting candidate's in supervise mode (on_gen_message()). */
+        if (s->machine.state == STATE_RELOADING)
+                notify_systemd(s, "EXTEND_TIMEOUT_USEC=%" PRIu64, usec);
+}
+
 static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
         Supervisor *s = userdata;
         if (s->machine.state != STATE_RELOADING && s->machine.state != STATE_BAKING &&
@@ -462,6 +497,7 @@ static void on_next_exited(NextHandoff *n, void *userdata) {
 static const NextHandoffCallbacks next_callbacks = {
         .ready = on_next_ready,
         .status = on_next_status,
+        .extend = on_next_extend,
         .failed = on_next_failed,
         .exited = on_next_exited,
 };

@@ -122,7 +122,8 @@ Takeover *takeover_free(Takeover *t) {
 static void report(Takeover *t, const char *what, const char *arg) {
         if (!t || t->channel < 0 || t->took_over)
                 return;
-        int r = channel_send(t->channel, "%s%s%.1024s", what, arg ? " " : "", arg ? arg : "");
+        int r = channel_send(t->channel, "%s%s%.*s", what, arg ? " " : "", arg ? (int) utf8_prefix(arg, 1024) : 0,
+                             arg ? arg : "");
         if (r < 0)
                 log_debug_errno(r, "Failed to report %s to the previous handoff: %m", what);
 }
@@ -135,6 +136,12 @@ void takeover_report_app(Takeover *t, pid_t pid) {
 
 void takeover_report_status(Takeover *t, const char *status) {
         report(t, "STATUS", status);
+}
+
+void takeover_report_extend(Takeover *t, uint64_t usec) {
+        char buf[24];
+        snprintf(buf, sizeof buf, "%" PRIu64, usec);
+        report(t, "EXTEND", buf);
 }
 
 void takeover_report_ready(Takeover *t) {

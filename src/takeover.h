@@ -49,5 +49,6 @@ Takeover *takeover_free(Takeover *t);
 /* Reports to the predecessor. Silent no-ops once the channel is closed. */
 void takeover_report_app(Takeover *t, pid_t pid);
 void takeover_report_status(Takeover *t, const char *status);
+void takeover_report_extend(Takeover *t, uint64_t usec);
 void takeover_report_ready(Takeover *t);
 void takeover_report_failed(Takeover *t, const char *why);

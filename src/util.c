@@ -146,6 +146,24 @@ int safe_atou64(const char *s, uint64_t *ret) {
         return 0;
 }
 
+size_t utf8_trim_partial(const char *s, size_t n) {
+        /* Back over the continuation bytes (at most 3) to the first byte of
+         * the last sequence, which says how long the sequence is. */
+        size_t i = n;
+        while (i > 0 && n - i < 3 && ((unsigned char) s[i - 1] & 0xc0) == 0x80)
+                i--;
+        if (i == 0)
+                return n;
+        unsigned char c = (unsigned char) s[i - 1];
+        size_t want = c >= 0xc0 && c <= 0xdf ? 2 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xf0 && c <= 0xf7 ? 4 : 0;
+        return want > n - i + 1 ? i - 1 : n;
+}
+
+size_t utf8_prefix(const char *s, size_t max) {
+        size_t n = strnlen(s, max);
+        return s[n] == '\0' ? n : utf8_trim_partial(s, n);
+}
+
 /* Why an unwanted received fd needs care: when ours is the last reference,
  * close() releases the file, and a TCP (or SCTP) socket with SO_LINGER on
  * and a non-zero linger time then waits in close() until its unsent data is

@@ -77,6 +77,15 @@ int write_pid_file(const char *path, pid_t pid);
  * than fits. Returns 0 or -EINVAL; *ret is untouched on failure. */
 int safe_atou64(const char *s, uint64_t *ret);
 
+/* A text cut to n bytes may end inside a UTF-8 character, and systemd drops
+ * a STATUS= that is not valid UTF-8 as a whole. utf8_trim_partial() returns
+ * the length of s[0..n) without an incomplete sequence at its end (a
+ * complete one, and bytes that are not UTF-8 anyway, are left alone).
+ * utf8_prefix() is the length of s cut to at most max bytes that way, for
+ * "%.*s": s itself when it is not longer. */
+size_t utf8_trim_partial(const char *s, size_t n);
+size_t utf8_prefix(const char *s, size_t max);
+
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
 

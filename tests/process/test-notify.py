@@ -367,9 +367,145 @@ def test_path_socket_without_runtime_dir_fails_clearly(tmp):
         h.close()
 
 
+def environ_of(pid):
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        return dict(e.decode().split("=", 1) for e in f.read().split(b"\0") if b"=" in e)
+
+
+def notify_app(tmp, name, code):
+    """A generation that is a Python program with NOTIFY_CLIENT: code runs,
+    then it waits for its stop signal."""
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(NOTIFY_CLIENT + code + "\nimport signal\nsignal.pause()\n")
+    return ["/usr/bin/python3", path]
+
+
+def test_flags_in_one_datagram_accumulate(tmp):
+    """As systemd: every line of a datagram that sets a flag counts, and a
+    later line with another value does not take it back (READY=0 is
+    ignored, not "not ready"); WATCHDOG=1 and WATCHDOG=trigger both go on."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "flags.py", r'''
+s.sendto(b"READY=1\nWATCHDOG=1\nWATCHDOG=trigger\nREADY=0", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        # (Datagram.fields keeps the last value of a key: read the lines.)
+        h.notify.wait_count("WATCHDOG", 1, value=None)
+        watchdog = [m for m in h.notify.snapshot() if "WATCHDOG" in m.fields]
+        check(len(watchdog) == 1 and {"WATCHDOG=1", "WATCHDOG=trigger"} <= set(watchdog[0].text.split("\n")),
+              f"WATCHDOG=1 and WATCHDOG=trigger relayed together: {watchdog}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_watchdog_usec_is_relayed_and_passed_on(tmp):
+    """WATCHDOG_USEC= from the serving generation changes systemd's watchdog
+    timeout: relayed, and later generations are started with it."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "wd.py", r'''
+s.sendto(b"READY=1", a)
+if os.environ["HANDOFF_GENERATION"] == "1":
+    s.sendto(b"WATCHDOG_USEC=30000000\nWATCHDOG=1", a)
+    s.sendto(b"WATCHDOG_USEC=0\nWATCHDOG_USEC=5s", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        first = h.generation_pid(1)
+        check("WATCHDOG_USEC" not in environ_of(first), "no watchdog to begin with")
+        m = h.notify.wait_count("WATCHDOG_USEC", 1, value=None)
+        check(m.fields["WATCHDOG_USEC"] == "30000000" and m.fields.get("WATCHDOG") == "1", f"relayed: {m}")
+        h.wait_log("Generation 1 sent WATCHDOG_USEC=5s, not a positive number of microseconds; ignoring.")
+        check(h.notify.count("WATCHDOG_USEC") == 1, f"invalid values are not relayed: {h.notify.snapshot()}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        second = h.generation_pid(2)
+        env = environ_of(second)
+        check(env.get("WATCHDOG_USEC") == "30000000" and env.get("WATCHDOG_PID") == str(second),
+              f"generation 2 has the new watchdog: {env.get('WATCHDOG_USEC')} {env.get('WATCHDOG_PID')}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_extend_timeout_usec_extends_the_start_timeout(tmp):
+    """EXTEND_TIMEOUT_USEC= from a starting generation moves its start
+    deadline to at least now + the time asked for (never sooner, as
+    systemd), and is relayed to systemd, which times the first start and
+    each reload with TimeoutStartSec=: a slow generation that asks for more
+    time than --start-timeout is not killed, at the first start nor in a
+    reload. A value that is not a number is logged and ignored."""
+    h = start(tmp, ["--start-timeout=1s"], notify_app(tmp, "slow.py", r'''
+import time
+started = time.monotonic()
+s.sendto(b"EXTEND_TIMEOUT_USEC=5s", a)
+s.sendto(b"EXTEND_TIMEOUT_USEC=20000000", a)
+s.sendto(b"EXTEND_TIMEOUT_USEC=1", a)   # does not bring the deadline forward
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+time.sleep(max(0, started + 2 - time.monotonic()))   # a slow start: twice --start-timeout
+s.sendto(b"READY=1", a)
+'''))
+    try:
+        h.wait_ready(1, timeout=20)
+        check(h.ready_count() == 1, f"generation 1 is ready after 2s, not killed after 1s:\n{h.log()}")
+        check(h.notify.count("EXTEND_TIMEOUT_USEC", "20000000") == 1,
+              f"relayed at the first start: {h.notify.snapshot()}")
+        check(h.notify.count("EXTEND_TIMEOUT_USEC", "5s") == 0, f"not a number: {h.notify.snapshot()}")
+        h.wait_log("Generation 1 sent EXTEND_TIMEOUT_USEC=5s, not a number of microseconds; ignoring.")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        check("reload to generation 2 ok" in h.last_status(), f"{h.last_status()}\n{h.log()}")
+        check(h.notify.count("EXTEND_TIMEOUT_USEC", "20000000") == 2,
+              f"relayed while the reload's generation starts: {h.notify.snapshot()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_status_is_cut_between_characters(tmp):
+    """A STATUS= too long to pass on whole is cut between characters, never
+    inside one: systemd drops a status that is not valid UTF-8 ("not UTF-8
+    clean"). Here a "€" (3 bytes) straddles each place it is cut: 1024
+    bytes of a starting generation's status (the first, and a reload's), 255
+    of the serving one's."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "utf8.py", r'''
+euro = "\u20ac".encode()
+s.sendto(b"STATUS=" + b"s" * 1023 + euro, a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+s.sendto(b"READY=1", a)
+s.sendto(b"STATUS=" + b"y" * 254 + euro + b" and more", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        h.wait_log("Started generation 1")
+        wait_for(lambda: any(m.fields.get("STATUS", "").endswith("y" * 254) for m in h.notify.snapshot()), 10,
+                 f"the serving generation's status, cut; have {h.notify.snapshot()}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        statuses = [m.fields["STATUS"] for m in h.notify.snapshot() if "STATUS" in m.fields]
+        for prefix in ("Starting generation 1 ", "Reloading: generation 2 starting "):
+            check(any(st.startswith(prefix) and st.endswith("s" * 1023) for st in statuses),
+                  f"a status {prefix!r}... cut before the \u20ac: {statuses}")
+        bad = [st for st in statuses if "\ufffd" in st]
+        check(not bad, f"every STATUS= is valid UTF-8: {bad}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
-         test_socket_written_after_its_main_exited_is_not_kept])
+         test_socket_written_after_its_main_exited_is_not_kept, test_flags_in_one_datagram_accumulate,
+         test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters,
+         test_extend_timeout_usec_extends_the_start_timeout])

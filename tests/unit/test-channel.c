@@ -28,6 +28,11 @@ START_TEST(test_parse_good) {
         ck_assert_int_eq(channel_parse("STATUS warming up: 40%", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_STATUS);
         ck_assert_str_eq(m.text, "warming up: 40%");
+        ck_assert_int_eq(channel_parse("EXTEND 30000000", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_EXTEND);
+        ck_assert_uint_eq(m.usec, 30000000);
+        ck_assert_int_eq(channel_parse("EXTEND 18446744073709551615", &m), 0);
+        ck_assert_uint_eq(m.usec, UINT64_MAX);
         ck_assert_int_eq(channel_parse("UNLINK /run/x.sock", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_UNLINK);
         ck_assert_str_eq(m.text, "/run/x.sock");
@@ -43,7 +48,8 @@ START_TEST(test_parse_bad) {
         static const char *const bad[] = {
                 "", "PID", "PID ", "PID -1", "PID 0", "PID 4194305", "PID 12x", "PID +5", "PID  5", "PID 05", "PID \t5", "PID 5 ",
                 "APP 99999999999999999999", "READY ", "ready", "UNLINK relative", "UNLINK ", "TAKEOVER",
-                "TAKEOVER 2", "TAKEOVER 1 ", "TAKEOVER 01", "HELLO",
+                "TAKEOVER 2", "TAKEOVER 1 ", "TAKEOVER 01", "HELLO", "EXTEND", "EXTEND ", "EXTEND 5s", "EXTEND -1",
+                "EXTEND 18446744073709551616",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 ChannelMessage m = { .kind = CHANNEL_READY, .pid = 7 };

@@ -127,6 +127,52 @@ START_TEST(test_parse_watchdog_trigger) {
 }
 END_TEST
 
+/* systemd acts on every line that matches: a later line with another value
+ * does not take back a flag, and other values are ignored. */
+START_TEST(test_parse_flags_accumulate) {
+        NotifyMessage m;
+        ck_assert_int_eq(parse("READY=1\nWATCHDOG=1\nWATCHDOG=trigger\nREADY=0", &m), 0);
+        ck_assert(m.ready);
+        ck_assert(m.watchdog);
+        ck_assert(m.watchdog_trigger);
+        ck_assert_int_eq(parse("WATCHDOG=trigger\nWATCHDOG=0\nWATCHDOG=1\nWATCHDOG=", &m), 0);
+        ck_assert(m.watchdog && m.watchdog_trigger);
+        ck_assert_int_eq(parse("RELOADING=1\nRELOADING=0\nSTOPPING=1\nSTOPPING=x", &m), 0);
+        ck_assert(m.reloading && m.stopping);
+        ck_assert_int_eq(parse("BARRIER=1\nBARRIER=0\nFDSTORE=1\nFDSTORE=\nFDSTOREREMOVE=1\nFDSTOREREMOVE=0", &m),
+                         0);
+        ck_assert(m.barrier && m.fdstore && m.fdstoreremove);
+        ck_assert_int_eq(parse("READY=0\nREADY=2\nWATCHDOG=2", &m), 0);
+        ck_assert(!m.ready && !m.watchdog && !m.watchdog_trigger);
+        ck_assert_uint_eq(m.n_unknown, 0);
+}
+END_TEST
+
+START_TEST(test_parse_watchdog_usec) {
+        NotifyMessage m;
+        uint64_t v = 7;
+        ck_assert_int_eq(parse("WATCHDOG_USEC=20000000\nWATCHDOG=1", &m), 0);
+        ck_assert_str_eq(m.watchdog_usec, "20000000");
+        ck_assert(m.watchdog);
+        ck_assert_uint_eq(m.n_unknown, 0);
+        ck_assert(notify_watchdog_usec(&m, &v));
+        ck_assert_uint_eq(v, 20000000);
+        /* WATCHDOG_USEC is a key of its own, not a value of WATCHDOG. */
+        ck_assert_int_eq(parse("WATCHDOG_USEC=1", &m), 0);
+        ck_assert(!m.watchdog);
+        ck_assert_int_eq(parse("READY=1", &m), 0);
+        ck_assert_ptr_null(m.watchdog_usec);
+        ck_assert(!notify_watchdog_usec(&m, &v));
+        static const char *const bad[] = { "", "0", "-1", "5s", " 5", "0x10", "18446744073709551616" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                m = (NotifyMessage) { .watchdog_usec = bad[i] };
+                v = 7;
+                ck_assert(!notify_watchdog_usec(&m, &v));
+                ck_assert_uint_eq(v, 7);
+        }
+}
+END_TEST
+
 START_TEST(test_parse_unknown_keys_counted) {
         NotifyMessage m;
         ck_assert_int_eq(parse("FOO=1\nREADY=1\nBAR=\nFDSTORE=1\nX_CUSTOM=value", &m), 0);
@@ -234,6 +280,20 @@ START_TEST(test_relay_numbers_only) {
         NotifyMessage m = { .extend_timeout_usec = "0", .errno_value = "0" };
         ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
         ck_assert_str_eq(buf, "EXTEND_TIMEOUT_USEC=0\nERRNO=0\n");
+}
+END_TEST
+
+START_TEST(test_relay_watchdog_usec) {
+        char buf[256];
+        NotifyMessage m = { .watchdog = true, .watchdog_usec = "30000000" };
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "WATCHDOG=1\nWATCHDOG_USEC=30000000\n");
+        m.watchdog_usec = "0";
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "WATCHDOG=1\n");
+        m = (NotifyMessage) { .watchdog_usec = "1\nREADY=1" };
+        ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "");
 }
 END_TEST
 
@@ -783,6 +843,8 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_parse_trailing_newline);
         tcase_add_test(tc, test_parse_status_with_equals);
         tcase_add_test(tc, test_parse_watchdog_trigger);
+        tcase_add_test(tc, test_parse_flags_accumulate);
+        tcase_add_test(tc, test_parse_watchdog_usec);
         tcase_add_test(tc, test_parse_unknown_keys_counted);
         tcase_add_test(tc, test_parse_fdstore_keys);
         tcase_add_test(tc, test_parse_rejects);
@@ -792,6 +854,7 @@ static Suite *notify_suite(void) {
         tc = tcase_create("relay");
         tcase_add_test(tc, test_relay_only_forwardable);
         tcase_add_test(tc, test_relay_numbers_only);
+        tcase_add_test(tc, test_relay_watchdog_usec);
         tcase_add_test(tc, test_relay_buffer_too_small);
         tcase_add_test(tc, test_parse_then_relay);
         suite_add_tcase(s, tc);

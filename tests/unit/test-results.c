@@ -47,6 +47,29 @@ START_TEST(test_failures) {
 }
 END_TEST
 
+/* The app's status is cut to 255 bytes, between characters: systemd drops
+ * a STATUS= that is not valid UTF-8. */
+START_TEST(test_app_status_cut_between_characters) {
+        Results r = {};
+        char text[400], buf[1024];
+        memset(text, 'x', 254);
+        strcpy(text + 254, "\xe2\x82\xac and more"); /* "€" at bytes 254-256 */
+        results_app_status(&r, 1, text);
+        ck_assert_uint_eq(strlen(r.app_status), 254);
+        ck_assert(strspn(r.app_status, "x") == 254);
+        memset(text, 'x', 252);
+        strcpy(text + 252, "\xe2\x82\xac and more"); /* ends at byte 255: kept */
+        results_app_status(&r, 1, text);
+        ck_assert_uint_eq(strlen(r.app_status), 255);
+        ck_assert(strstr(results_status_line(&r, 1, 10, buf, sizeof buf), "x\xe2\x82\xac"));
+        /* A failure's text, cut at 140 bytes, too. */
+        memset(text, 'y', 139);
+        strcpy(text + 139, "\xc3\xa9");
+        results_failed(&r, 2, text);
+        ck_assert_uint_eq(strlen(r.last_result), strlen("generation 2 failed: ") + 139);
+}
+END_TEST
+
 /* A reload overtaken by a stop did not fail (systemctl stop during a
  * reload must not leave the unit "failed"). */
 START_TEST(test_overtaken_by_stop_is_not_a_failure) {
@@ -92,6 +115,7 @@ int main(void) {
         TCase *tc = tcase_create("results");
         tcase_add_test(tc, test_ok_and_status_line);
         tcase_add_test(tc, test_failures);
+        tcase_add_test(tc, test_app_status_cut_between_characters);
         tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
         tcase_add_test(tc, test_last_reload_stamps);
         suite_add_tcase(s, tc);

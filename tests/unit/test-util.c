@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* util.c: the helpers issue 18 added (closing an unwanted received fd
- * without blocking, fds 0-2, RLIMIT_NOFILE). */
+ * without blocking, fds 0-2, RLIMIT_NOFILE), and cutting UTF-8 text between
+ * characters. */
 #include <check.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -138,6 +139,37 @@ START_TEST(test_rlimit_nofile_raise) {
 }
 END_TEST
 
+START_TEST(test_utf8_trim_partial) {
+        /* "aé€😀": 1 + 2 + 3 + 4 bytes. */
+        const char *s = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+        static const size_t want[] = { 0, 1, 1, 3, 3, 3, 6, 6, 6, 6, 10 };
+        for (size_t n = 0; n <= 10; n++)
+                ck_assert_uint_eq(utf8_trim_partial(s, n), want[n]);
+        /* What is not UTF-8 anyway is not ours to mend. */
+        ck_assert_uint_eq(utf8_trim_partial("\x80\x80", 2), 2);            /* continuation bytes alone */
+        ck_assert_uint_eq(utf8_trim_partial("a\x80\x80\x80\x80", 5), 5);  /* more than a sequence has */
+        ck_assert_uint_eq(utf8_trim_partial("\xc3\xa9\xa9", 3), 3);        /* too long for its first byte */
+        ck_assert_uint_eq(utf8_trim_partial("a\xff", 2), 2);
+        ck_assert_uint_eq(utf8_trim_partial("a\xf8\x80", 3), 3);
+        ck_assert_uint_eq(utf8_trim_partial("abc", 3), 3);
+}
+END_TEST
+
+START_TEST(test_utf8_prefix) {
+        const char *s = "ab\xe2\x82\xac";
+        ck_assert_uint_eq(utf8_prefix(s, 100), 5);
+        ck_assert_uint_eq(utf8_prefix(s, 5), 5);
+        ck_assert_uint_eq(utf8_prefix(s, 4), 2);
+        ck_assert_uint_eq(utf8_prefix(s, 3), 2);
+        ck_assert_uint_eq(utf8_prefix(s, 2), 2);
+        ck_assert_uint_eq(utf8_prefix(s, 0), 0);
+        /* Not cut: left as it is, even when it ends badly itself. */
+        ck_assert_uint_eq(utf8_prefix("ab\xe2", 10), 3);
+        ck_assert_uint_eq(utf8_prefix("ab\xe2", 3), 3);
+        ck_assert_uint_eq(utf8_prefix("", 0), 0);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc = tcase_create("received fds");
@@ -148,6 +180,10 @@ static Suite *util_suite(void) {
         tc = tcase_create("process");
         tcase_add_test(tc, test_std_fds_reopened);
         tcase_add_test(tc, test_rlimit_nofile_raise);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("utf8");
+        tcase_add_test(tc, test_utf8_trim_partial);
+        tcase_add_test(tc, test_utf8_prefix);
         suite_add_tcase(s, tc);
         return s;
 }
