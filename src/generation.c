@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -152,6 +153,13 @@ static void log_refused(Generation *g, const NotifyMessage *m, pid_t sender) {
         if (in_generation(g, sender))
                 log_notice("Generation %u (%s): ignored READY=1 from pid %d, a process of the generation but not "
                            "its main one; --notify-access=all would accept it.",
+                           g->number, generation_describe(g), (int) sender);
+        else if (kill(sender, 0) < 0 && errno == ESRCH)
+                /* As under systemd: a sender is placed when its message is
+                 * read, and one gone by then is nobody's. */
+                log_notice("Generation %u (%s): ignored READY=1 from pid %d, which had exited before handoff read "
+                           "it, so it cannot be placed in the generation; a process that reports readiness must "
+                           "live until the report is read (sd_notify_barrier(3)).",
                            g->number, generation_describe(g), (int) sender);
         else
                 log_notice("Generation %u (%s): ignored READY=1 from pid %d, which is not a process of the "

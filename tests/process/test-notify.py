@@ -501,11 +501,41 @@ if not barrier():
         h.close()
 
 
+def test_ready_from_a_sender_gone_before_it_was_read_says_so(tmp):
+    """--notify-access=all: a READY=1 whose sender exited (and was reaped)
+    before handoff read it cannot be placed in the generation, as under
+    systemd; the notice says that, not that the sender was somebody
+    else's. handoff is held stopped while the sender sends and goes."""
+    fifo = os.path.join(tmp, "go")
+    os.mkfifo(fifo)
+    sender = os.path.join(tmp, "sender.py")
+    with open(sender, "w") as f:
+        f.write(NOTIFY_CLIENT + 's.sendto(b"READY=1", a)\n')
+    done = os.path.join(tmp, "sent")
+    h = start(tmp, ["--notify-access=all"],
+              ["/bin/sh", "-c", f"read x < {shlex.quote(fifo)}; /usr/bin/python3 {shlex.quote(sender)}; "
+                                f"touch {shlex.quote(done)}; exec sleep 600"])
+    try:
+        h.wait_log("Started generation 1")
+        os.kill(h.pid, signal.SIGSTOP)
+        try:
+            with open(fifo, "w") as f:
+                f.write("go\n")
+            wait_for(lambda: os.path.exists(done), 10, "the sender sent READY=1 and was reaped")
+        finally:
+            os.kill(h.pid, signal.SIGCONT)
+        h.wait_log("which had exited before handoff read it, so it cannot be placed in the generation")
+        check(h.ready_count() == 0, "not ready")
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
-         test_socket_written_after_its_main_exited_is_not_kept, test_flags_in_one_datagram_accumulate,
+         test_socket_written_after_its_main_exited_is_not_kept,
+         test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_accumulate,
          test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters,
          test_extend_timeout_usec_extends_the_start_timeout])
