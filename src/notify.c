@@ -23,8 +23,11 @@ static bool startswith_value(const char *line, const char *key, const char **ret
         return true;
 }
 
-/* As systemd does, every line that matches counts: a flag once set stays set
- * ("READY=1\nREADY=0" is ready), and any other value of a flag is ignored. */
+/* As systemd does (service_notify_message()): every line that matches a flag
+ * counts, so a flag once set stays set ("READY=1\nREADY=0" is ready), and any
+ * other value of a flag is ignored; of a key with a value, the first line
+ * counts (strv_find_startswith()). */
+#define FIRST(field, v) ((field) = (field) ? (field) : (v))
 static void parse_line(const char *line, NotifyMessage *m) {
         const char *v;
         if (startswith_value(line, "READY", &v))
@@ -37,7 +40,7 @@ static void parse_line(const char *line, NotifyMessage *m) {
                 m->watchdog |= strcmp(v, "1") == 0;
                 m->watchdog_trigger |= strcmp(v, "trigger") == 0;
         } else if (startswith_value(line, "WATCHDOG_USEC", &v))
-                m->watchdog_usec = v;
+                FIRST(m->watchdog_usec, v);
         else if (startswith_value(line, "BARRIER", &v))
                 m->barrier |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDSTORE", &v))
@@ -45,18 +48,19 @@ static void parse_line(const char *line, NotifyMessage *m) {
         else if (startswith_value(line, "FDSTOREREMOVE", &v))
                 m->fdstoreremove |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDNAME", &v))
-                m->fdname = v;
+                FIRST(m->fdname, v);
         else if (startswith_value(line, "STATUS", &v))
-                m->status = v;
+                FIRST(m->status, v);
         else if (startswith_value(line, "EXTEND_TIMEOUT_USEC", &v))
-                m->extend_timeout_usec = v;
+                FIRST(m->extend_timeout_usec, v);
         else if (startswith_value(line, "ERRNO", &v))
-                m->errno_value = v;
+                FIRST(m->errno_value, v);
         else if (startswith_value(line, "MAINPID", &v))
-                m->mainpid = v;
+                FIRST(m->mainpid, v);
         else
                 m->n_unknown++;
 }
+#undef FIRST
 
 int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
         if (len == 0 || len > NOTIFY_MAX_LEN || memchr(buf, '\0', len))

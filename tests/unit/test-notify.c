@@ -148,6 +148,23 @@ START_TEST(test_parse_flags_accumulate) {
 }
 END_TEST
 
+START_TEST(test_parse_first_value_counts) {
+        /* As systemd 252's strv_find_startswith(): the first line of a key. */
+        NotifyMessage m;
+        ck_assert_int_eq(parse("STATUS=one\nFDNAME=a\nSTATUS=two\nFDNAME=b\nEXTEND_TIMEOUT_USEC=5\n"
+                               "EXTEND_TIMEOUT_USEC=9\nERRNO=1\nERRNO=2\nMAINPID=3\nMAINPID=4\n"
+                               "WATCHDOG_USEC=10\nWATCHDOG_USEC=20",
+                               &m),
+                         0);
+        ck_assert_str_eq(m.status, "one");
+        ck_assert_str_eq(m.fdname, "a");
+        ck_assert_str_eq(m.extend_timeout_usec, "5");
+        ck_assert_str_eq(m.errno_value, "1");
+        ck_assert_str_eq(m.mainpid, "3");
+        ck_assert_str_eq(m.watchdog_usec, "10");
+}
+END_TEST
+
 START_TEST(test_parse_watchdog_usec) {
         NotifyMessage m;
         uint64_t v = 7;
@@ -844,6 +861,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_parse_status_with_equals);
         tcase_add_test(tc, test_parse_watchdog_trigger);
         tcase_add_test(tc, test_parse_flags_accumulate);
+        tcase_add_test(tc, test_parse_first_value_counts);
         tcase_add_test(tc, test_parse_watchdog_usec);
         tcase_add_test(tc, test_parse_unknown_keys_counted);
         tcase_add_test(tc, test_parse_fdstore_keys);
