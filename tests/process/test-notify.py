@@ -163,13 +163,57 @@ for _ in range(4):  # fewer than net.unix.max_dgram_qlen (10 by default)
     s.sendto(b"STATUS=sent once the main had exited", a)
 '''
 
+# A worker of generation 1 that goes on sending after its main has exited,
+# with a blocking socket as sd_notify() uses, more datagrams than the queue
+# holds (net.unix.max_dgram_qlen: 10 by default, 512 with systemd's sysctl
+# defaults), then says so in a file (argv[2]).
+LATE_SENDER = NOTIFY_CLIENT + r'''
+import ctypes, signal, time
+if os.environ.get("HANDOFF_GENERATION") != "1":
+    sys.exit(0)
+main = int(sys.argv[1])
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1)) != 0:  # PR_SET_PDEATHSIG
+    sys.exit("prctl(PR_SET_PDEATHSIG) failed")
+if os.getppid() == main:
+    signal.sigwait([signal.SIGUSR1])
+for _ in range(600):
+    s.sendto(b"WATCHDOG=1\nSTATUS=still here", a)
+with open(sys.argv[2], "w") as f:
+    f.write("sent\n")
+'''
+
+
+def test_worker_sending_after_its_main_exited_is_not_blocked(tmp):
+    """What a retired generation's worker sends once the main has exited is
+    read and dropped: a worker using the usual blocking sd_notify() (600
+    datagrams, more than the queue holds) is not held until the drain
+    deadline (60 s here), as it was when handoff stopped reading."""
+    sender = os.path.join(tmp, "late.py")
+    with open(sender, "w") as f:
+        f.write(LATE_SENDER)
+    done = os.path.join(tmp, "sent")
+    fixture = " ".join(shlex.quote(a) for a in fixture_cmd())
+    h = start(tmp, ["-v", "--drain-timeout=60s"],
+              ["/bin/sh", "-c", f"/usr/bin/python3 {shlex.quote(sender)} $$ {shlex.quote(done)} & exec {fixture}"])
+    try:
+        h.wait_ready(1)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        wait_for(lambda: os.path.exists(done), 20, f"the worker sent all it had; log:\n{h.log()}")
+        check("Dropped notify message from pid" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
 
 def test_socket_written_after_its_main_exited_is_not_kept(tmp):
-    """A generation's socket is kept for the next generation only if nothing
-    waits on it when its last process has gone: here its worker wrote to it
-    after the main had exited (when nothing reads it any more). It is closed
-    and removed then, not kept with the datagrams queued (or, with a flood,
-    the sender blocked) until a later reload would find them."""
+    """A generation's socket is kept for the next generation only if nobody
+    else wrote to it: here its worker did, after the main had exited (what
+    comes then is read and dropped, as systemd drops what no main process
+    sent). It is closed and removed when the generation is gone, not kept
+    for a later reload, which the worker could still reach."""
     if MODE != "supervise":
         raise Skip("only supervise mode keeps a gone generation's socket for the next")
     runtime = os.path.join(tmp, "runtime")
@@ -186,8 +230,8 @@ def test_socket_written_after_its_main_exited_is_not_kept(tmp):
         check(notify_socket_of(serving_pid(h.port)) == path, f"generation 1's socket is {path}")
         h.signal(signal.SIGHUP)
         h.wait_ready(2, timeout=20)
-        h.wait_log_re(rf"^handoff\[{h.pid}\]: Not reusing notify socket {re.escape(path)}: a datagram from pid "
-                      rf"\d+ waits on it\.$", timeout=20)
+        h.wait_log_re(rf"^handoff\[{h.pid}\]: Dropped notify message from pid \d+: generation 1's main process "
+                      rf"has exited\.$", timeout=20)
         wait_for(lambda: not os.path.exists(path), 10, f"{path} removed")
         check(h.stop() == 0, h.log())
     finally:
@@ -409,7 +453,7 @@ def test_watchdog_usec_is_relayed_and_passed_on(tmp):
 s.sendto(b"READY=1", a)
 if os.environ["HANDOFF_GENERATION"] == "1":
     s.sendto(b"WATCHDOG_USEC=30000000\nWATCHDOG=1", a)
-    s.sendto(b"WATCHDOG_USEC=0\nWATCHDOG_USEC=5s", a)
+    s.sendto(b"WATCHDOG_USEC=5s\nWATCHDOG_USEC=0", a)   # the first counts, as in systemd
 if not barrier():
     sys.exit("no answer to BARRIER=1")
 '''))
@@ -536,6 +580,7 @@ if __name__ == "__main__":
          test_abstract_socket_on_request, test_runtime_dir_others_may_write_is_not_used,
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
          test_socket_written_after_its_main_exited_is_not_kept,
+         test_worker_sending_after_its_main_exited_is_not_blocked,
          test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_accumulate,
          test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters,
          test_extend_timeout_usec_extends_the_start_timeout])
