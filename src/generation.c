@@ -89,10 +89,10 @@ static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
         Generation *g = userdata;
         g->exited = true;
         g->exit_info = *si;
-        /* The drain deadline stays: it is the whole generation's. */
+        /* The drain deadline stays: it is the whole generation's. The
+         * notify socket is read on: on_notify() drops what comes now. */
         if (!g->stop_signal)
                 g->timer_source = sd_event_source_disable_unref(g->timer_source);
-        g->notify_source = sd_event_source_disable_unref(g->notify_source);
         g->cb->exited(g, g->userdata);
 }
 
@@ -227,7 +227,7 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
         int fds[NOTIFY_MAX_FDS];
         size_t n_fds = 0;
 
-        for (int i = 0; i < NOTIFY_BURST && !g->exited; i++) {
+        for (int i = 0; i < NOTIFY_BURST; i++) {
                 pid_t sender = 0;
                 const char *reason = NULL;
                 int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
@@ -241,6 +241,19 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 if (n < 0) {
                         log_warning_errno(n, "Failed to receive notify message: %m");
                         break;
+                }
+                if (g->exited) {
+                        /* Its main process is gone, and nobody speaks for the
+                         * generation any more; as systemd reads and drops
+                         * what no main process sent. Left unread, a worker
+                         * still sending (WATCHDOG=1, STATUS=) with the usual
+                         * blocking sd_notify() would hang on the full queue
+                         * until the drain deadline killed it. */
+                        g->dropped = true;
+                        close_all(fds, n_fds);
+                        log_debug("Dropped notify message from pid %d: generation %u's main process has exited.",
+                                  (int) sender, g->number);
+                        continue;
                 }
                 handle_datagram(g, buf, (size_t) n, sender, fds, n_fds);
         }
