@@ -483,7 +483,9 @@ def test_extend_timeout_usec_extends_the_start_timeout(tmp):
     each reload with TimeoutStartSec=: a slow generation that asks for more
     time than --start-timeout is not killed, at the first start nor in a
     reload. A value that is not a number is logged and ignored."""
-    h = start(tmp, ["--start-timeout=1s"], notify_app(tmp, "slow.py", r'''
+    # 2 s: long enough for Python to start and send under a loaded ASan run
+    # (1 s was not, once); the app then takes twice that.
+    h = start(tmp, ["--start-timeout=2s"], notify_app(tmp, "slow.py", r'''
 import time
 started = time.monotonic()
 s.sendto(b"EXTEND_TIMEOUT_USEC=5s", a)
@@ -491,12 +493,12 @@ s.sendto(b"EXTEND_TIMEOUT_USEC=20000000", a)
 s.sendto(b"EXTEND_TIMEOUT_USEC=1", a)   # does not bring the deadline forward
 if not barrier():
     sys.exit("no answer to BARRIER=1")
-time.sleep(max(0, started + 2 - time.monotonic()))   # a slow start: twice --start-timeout
+time.sleep(max(0, started + 4 - time.monotonic()))   # a slow start: twice --start-timeout
 s.sendto(b"READY=1", a)
 '''))
     try:
         h.wait_ready(1, timeout=20)
-        check(h.ready_count() == 1, f"generation 1 is ready after 2s, not killed after 1s:\n{h.log()}")
+        check(h.ready_count() == 1, f"generation 1 is ready after 4s, not killed after 2s:\n{h.log()}")
         check(h.notify.count("EXTEND_TIMEOUT_USEC", "20000000") == 1,
               f"relayed at the first start: {h.notify.snapshot()}")
         check(h.notify.count("EXTEND_TIMEOUT_USEC", "5s") == 0, f"not a number: {h.notify.snapshot()}")
