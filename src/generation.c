@@ -562,9 +562,11 @@ Generation *generation_free(Generation *g) {
         sd_event_source_disable_unref(g->timer_source);
         sd_event_source_disable_unref(g->notify_source);
         proc_tree_free(g->tree);
-        /* Someone else who sent to it may send still: a flood, blocked on
-         * the full queue, is let go with the socket. So is one that began
-         * after the main exited, when nothing is read any more. */
+        /* Kept for the next generation only if nobody else ever wrote to
+         * it (g->dropped: an outsider, or a worker after the main exited,
+         * whose datagrams were read and dropped) and nothing waits on it;
+         * otherwise such a sender may send still, and a flood blocked on
+         * the full queue is let go with the socket. */
         if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0 &&
             nothing_queued(g->notify_fd, g->notify_address)) {
                 spare.fd = TAKE_FD(g->notify_fd);

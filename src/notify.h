@@ -37,7 +37,7 @@ typedef struct NotifyMessage {
  * buf[len]; lines are split in place). Rejects embedded NULs, empty and
  * oversized messages, and lines that are not KEY=VALUE with -EBADMSG. As
  * systemd, a flag (READY=1, WATCHDOG=1, ...) is set if any line sets it, and
- * other values of it are ignored; of a key with a value the last one wins. */
+ * other values of it are ignored; of a key with a value the first line counts. */
 int notify_parse(char *buf, size_t len, NotifyMessage *ret);
 
 /* The new watchdog timeout m asks for with WATCHDOG_USEC=: false when it has

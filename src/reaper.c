@@ -9,6 +9,7 @@
 #include "cgroup.h"
 #include "log.h"
 #include "reaper.h"
+#include "time-util.h"
 #include "util.h"
 
 struct ProcTree {
@@ -41,6 +42,14 @@ struct Reaper {
          * orphans looked at, no generation is called empty. */
         pid_t *pending;
         size_t n_pending;
+        /* Children alive but with nothing to read yet: caught in the middle
+         * of an execve() (the new program's environment is not set up), or
+         * with an empty environment for good. Looked at again every
+         * RESCAN_INTERVAL; after RESCAN_TRIES looks, of no generation. Until
+         * then, as pending ones, they hold back a generation's end. */
+        struct { pid_t pid; unsigned tries; } *unread;
+        size_t n_unread;
+        sd_event_source *rescan;
         bool sweeping;
         int children_fd;         /* /proc/self/task/<pid>/children, read again from 0 */
 };
@@ -114,13 +123,13 @@ static int read_stat(pid_t pid, pid_t *ret, bool *ret_exiting) {
 /* The generation number a process was started with (HANDOFF_GENERATION= in
  * /proc/PID/environ, which every process of a generation inherits unless it
  * cleared its environment); 0 when it has none, -1 when nothing can be read
- * (a process that is exiting has no memory left to read it from). */
-static int read_generation(pid_t pid) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/environ", (int) pid);
+ * (a process that is exiting has no memory left to read it from, one in an
+ * execve() none set up yet), -EACCES when we may not read it. path: the
+ * environ file (of the process, or of one of its threads). */
+static int read_generation_at(const char *path) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return -1;
+                return errno == EACCES || errno == EPERM ? -EACCES : -1;
         static const char key[] = "HANDOFF_GENERATION=";
         /* The environment a process was started with; 64 KiB is plenty for
          * any sane one (a longer one is read only as far). */
@@ -128,16 +137,47 @@ static int read_generation(pid_t pid) {
         if (!buf)
                 return 0;
         size_t have = 0;
-        ssize_t n;
+        ssize_t n = 0;
         while (have < 65535 && (n = read(fd, buf + have, 65535 - have)) > 0)
                 have += (size_t) n;
         buf[have] = '\0';
         if (have == 0)
-                return -1;
+                return n < 0 && (errno == EACCES || errno == EPERM) ? -EACCES : -1;
         for (size_t i = 0; i < have; i += strlen(buf + i) + 1)
                 if (strncmp(buf + i, key, sizeof key - 1) == 0)
                         return (int) strtoul(buf + i + sizeof key - 1, NULL, 10);
         return 0;
+}
+
+static int read_generation(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/environ", (int) pid);
+        return read_generation_at(path);
+}
+
+/* A leader that exited before its other threads is a zombie with no memory
+ * of its own, and its SIGCHLD comes only with the last thread's exit: the
+ * generation is read through a thread still running (they share their
+ * memory). -1 when no other thread is there. */
+static int read_generation_of_threads(pid_t pid) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/task", (int) pid);
+        DIR *d = opendir(path);
+        if (!d)
+                return -1;
+        int number = -1;
+        struct dirent *de;
+        while (number == -1 && (de = readdir(d))) {
+                char *end;
+                long tid = strtol(de->d_name, &end, 10);
+                if (*end || tid <= 0 || tid == pid)
+                        continue;
+                char env[96];
+                snprintf(env, sizeof env, "/proc/%d/task/%ld/environ", (int) pid, tid);
+                number = read_generation_at(env);
+        }
+        closedir(d);
+        return number;
 }
 
 static ProcTree *find_tree(Reaper *r, pid_t main, unsigned number) {
@@ -145,6 +185,49 @@ static ProcTree *find_tree(Reaper *r, pid_t main, unsigned number) {
                 if ((main && t->main == main) || (number && t->number == number))
                         return t;
         return NULL;
+}
+
+#define RESCAN_INTERVAL (5 * USEC_PER_MSEC)
+#define RESCAN_TRIES 40 /* 200 ms: an execve() takes well under 1 ms */
+
+static void unread_remove(Reaper *r, pid_t pid) {
+        for (size_t i = 0; i < r->n_unread; i++)
+                if (r->unread[i].pid == pid) {
+                        r->unread[i] = r->unread[--r->n_unread];
+                        return;
+                }
+}
+
+static void scan_children(Reaper *r);
+static void sweep(Reaper *r);
+
+static int on_rescan(sd_event_source *src, uint64_t usec, void *userdata) {
+        Reaper *r = userdata;
+        r->rescan = sd_event_source_disable_unref(r->rescan);
+        scan_children(r);
+        sweep(r);
+        return 0;
+}
+
+/* pid had nothing to read: true while it is to be looked at again (the
+ * rescan is armed), false once it has had its tries. */
+static bool unread_again(Reaper *r, pid_t pid) {
+        size_t i = 0;
+        while (i < r->n_unread && r->unread[i].pid != pid)
+                i++;
+        if (i == r->n_unread) {
+                void *m = realloc(r->unread, (r->n_unread + 1) * sizeof *r->unread);
+                if (!m)
+                        return false;
+                r->unread = m;
+                r->unread[r->n_unread++] = (typeof(*r->unread)) { .pid = pid };
+        }
+        if (++r->unread[i].tries > RESCAN_TRIES)
+                return false;
+        if (!r->rescan && sd_event_add_time_relative(r->event, &r->rescan, CLOCK_MONOTONIC, RESCAN_INTERVAL,
+                                                     USEC_PER_MSEC, on_rescan, r) < 0)
+                return false;
+        return true;
 }
 
 /* A child of ours that is no generation's main: adopted. Find out whose it
@@ -173,25 +256,33 @@ static void adopt(Reaper *r, pid_t pid) {
                  * was taken for a live process, and its generation called
                  * gone before the daemon it left was looked at). It is our
                  * child, so it cannot be gone before we reap it. */
-                bool exiting = true;
+                bool exiting = false;
                 pid_t unused;
-                if (number < 0)
+                if (number == -1) {
                         (void) read_stat(pid, &unused, &exiting);
-                if (number < 0 && exiting) {
+                        if (exiting)
+                                number = read_generation_of_threads(pid);
+                }
+                if (number == -1 && exiting) {
                         /* Its memory is gone before we could read whose it
-                         * was: it is reaped at its SIGCHLD, soon. Only such
-                         * a process may hold back a generation's end. A
-                         * live one we cannot read (an empty environment, a
-                         * setuid program's we may not read, a process in
-                         * D state) is of no generation: were it pending,
-                         * nothing would look at it again, and no generation
-                         * would ever be called empty. */
+                         * was: it is reaped at its SIGCHLD, soon. */
+                        unread_remove(r, pid);
                         if (!pending && pid_list_add(&r->pending, &r->n_pending, pid) < 0)
                                 log_debug("Out of memory; pid %d is not waited for.", (int) pid);
                         return;
                 }
                 if (pending)
                         pid_list_remove(r->pending, &r->n_pending, pid);
+                /* Alive, nothing to read: in an execve(), as a daemon may
+                 * well be right after its setsid(), and placed once that is
+                 * done; or with an empty environment for good, and then of
+                 * no generation (looked at once only, it held back its
+                 * generation's end for good, or left it out for good). */
+                if (number == -1 && unread_again(r, pid))
+                        return;
+                unread_remove(r, pid);
+                if (number < -1)
+                        log_debug("Adopted pid %d, whose environment we may not read: of no generation.", (int) pid);
                 t = number > 0 ? find_tree(r, 0, (unsigned) number) : NULL;
                 if (!t) {
                         log_debug("Adopted pid %d, of no generation of ours; it is reaped when it exits.", (int) pid);
@@ -272,7 +363,7 @@ static bool tree_alive(ProcTree *t) {
 }
 
 static void sweep(Reaper *r) {
-        if (r->sweeping || r->n_pending > 0)
+        if (r->sweeping || r->n_pending > 0 || r->n_unread > 0)
                 return;
         /* A tree's empty() may free other trees' owners' state but never
          * another tree: restart after each callback all the same. */
@@ -302,6 +393,7 @@ static bool reaped(Reaper *r, const siginfo_t *si) {
                 t->cb->main_exited(t, si, t->userdata);
                 return true;
         }
+        unread_remove(r, pid);
         if (pid_list_remove(r->pending, &r->n_pending, pid))
                 log_debug("Reaped pid %d, exited before we knew whose it was.", (int) pid);
         if (pid_list_remove(r->unknown, &r->n_unknown, pid)) {
@@ -370,6 +462,8 @@ Reaper *reaper_free(Reaper *r) {
         sd_event_source_disable_unref(r->sigchld);
         free(r->unknown);
         free(r->pending);
+        free(r->unread);
+        sd_event_source_disable_unref(r->rescan);
         safe_close(r->children_fd);
         free(r);
         return NULL;
@@ -473,7 +567,7 @@ uint64_t proc_tree_memory(ProcTree *t) {
 
 bool proc_tree_empty(ProcTree *t) {
         /* A child we could not yet attribute may be this tree's. */
-        return t->reaper->n_pending == 0 && !tree_alive(t);
+        return t->reaper->n_pending == 0 && t->reaper->n_unread == 0 && !tree_alive(t);
 }
 
 ProcTree *proc_tree_free(ProcTree *t) {
