@@ -8,7 +8,8 @@
  *  - PID/APP: the pid is 1..4194304 and printing it back gives the input;
  *  - READY, TAKEOVER 0|1: the input is exactly that;
  *  - FAILED/STATUS/UNLINK: the text points into the input, right after the word
- *    (UNLINK: an absolute path). */
+ *    (UNLINK: an absolute path);
+ *  - EXTEND: the rest of the input is digits only, and their value is usec. */
 #include <errno.h>
 #include <stdbool.h>
 
@@ -48,6 +49,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case CHANNEL_STATUS:
                 FUZZ_ASSERT(strncmp(buf, "STATUS ", 7) == 0 && m.text == buf + 7, "STATUS text misplaced");
                 break;
+        case CHANNEL_EXTEND: {
+                const char *digits = buf + 7;
+                FUZZ_ASSERT(strncmp(buf, "EXTEND ", 7) == 0 && *digits &&
+                                    strspn(digits, "0123456789") == strlen(digits),
+                            "\"%s\" read as EXTEND", buf);
+                /* The value, computed without strtoull(): the same number, not overflowed. */
+                uint64_t v = 0;
+                bool over = false;
+                for (const char *p = digits; *p; p++) {
+                        over = over || v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10;
+                        v = v * 10 + (uint64_t) (*p - '0');
+                }
+                FUZZ_ASSERT(!over && v == m.usec, "\"%s\" read as EXTEND %llu", buf, (unsigned long long) m.usec);
+                break;
+        }
         case CHANNEL_UNLINK:
                 FUZZ_ASSERT(strncmp(buf, "UNLINK /", 8) == 0 && m.text == buf + 7 && m.text[0] == '/',
                             "UNLINK path misplaced");

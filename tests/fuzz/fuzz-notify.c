@@ -5,12 +5,14 @@
  * Properties:
  *  - acceptance is exactly the documented rule: 1..NOTIFY_MAX_LEN bytes, no
  *    NUL, every non-empty line has a '=';
- *  - each flag and field is what the last line with that key says (READY
- *    is set iff the last READY= line is exactly READY=1, STATUS is the
- *    value of the last STATUS= line, ...), unknown keys are counted, and
- *    the value pointers point into the buffer, at strings without a newline;
+ *  - as systemd 252 reads a datagram: a flag is set iff any line sets it
+ *    (READY is set iff some line is exactly READY=1), and a field is the
+ *    value of the first line with its key (STATUS of the first STATUS=
+ *    line, ...); unknown keys are counted, and the value pointers point into
+ *    the buffer, at strings without a newline;
  *  - the relayed text holds only what may be relayed (STATUS, WATCHDOG,
- *    numeric EXTEND_TIMEOUT_USEC and ERRNO), never READY, RELOADING,
+ *    a positive WATCHDOG_USEC, numeric EXTEND_TIMEOUT_USEC and ERRNO),
+ *    never READY, RELOADING,
  *    STOPPING, MAINPID, BARRIER or the fd store's FDSTORE, FDSTOREREMOVE
  *    and FDNAME (handoff keeps the store itself); it parses back to the
  *    same message, fits in input length + 2 bytes, and fails cleanly
@@ -71,33 +73,26 @@ static bool streq_null(const char *a, const char *b) {
 static const char *const known_keys[] = {
         "READY",   "RELOADING", "STOPPING", "WATCHDOG",            "BARRIER", "FDSTORE",
         "FDSTOREREMOVE", "FDNAME", "STATUS", "EXTEND_TIMEOUT_USEC", "ERRNO",   "MAINPID",
+        "WATCHDOG_USEC",
 };
 
-/* The value of the last line "KEY=..." (the key is what precedes the first
+/* The value of the first line "KEY=..." (the key is what precedes the first
  * '='), copied into buf; NULL when no line has that key. */
-static const char *last_value(const char *text, size_t len, const char *key, char *buf, size_t size) {
-        const char *found = NULL;
-        size_t found_len = 0, kl = strlen(key);
+static const char *first_value(const char *text, size_t len, const char *key, char *buf, size_t size) {
+        size_t kl = strlen(key);
         for (const char *p = text, *end = text + len; p < end;) {
                 const char *nl = memchr(p, '\n', (size_t) (end - p));
                 size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
                 if (n > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-                        found = p + kl + 1;
-                        found_len = n - kl - 1;
+                        if (n - kl - 1 >= size)
+                                return NULL;
+                        memcpy(buf, p + kl + 1, n - kl - 1);
+                        buf[n - kl - 1] = '\0';
+                        return buf;
                 }
                 p += n + 1;
         }
-        if (!found || found_len >= size)
-                return NULL;
-        memcpy(buf, found, found_len);
-        buf[found_len] = '\0';
-        return buf;
-}
-
-static bool last_is(const char *text, size_t len, const char *key, const char *value) {
-        char buf[NOTIFY_MAX_LEN + 1];
-        const char *v = last_value(text, len, key, buf, sizeof buf);
-        return v && strcmp(v, value) == 0;
+        return NULL;
 }
 
 /* Non-empty lines whose key (before the first '=') is none of ours. */
@@ -184,6 +179,9 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
         FUZZ_ASSERT(has_line_prefix(text, len, "EXTEND_TIMEOUT_USEC=") == want_ext, "EXTEND_TIMEOUT_USEC relayed iff a number of at most 20 digits");
         FUZZ_ASSERT(has_line_prefix(text, len, "ERRNO=") == want_errno, "ERRNO relayed iff a number of at most 20 digits");
         FUZZ_ASSERT(has_line_prefix(text, len, "STATUS=") == (m->status != NULL), "STATUS relayed iff sent");
+        uint64_t wd = 0;
+        bool want_wd = notify_watchdog_usec(m, &wd);
+        FUZZ_ASSERT(has_line_prefix(text, len, "WATCHDOG_USEC=") == want_wd, "WATCHDOG_USEC relayed iff a positive number");
 
         if (len == 0)
                 return;
@@ -203,6 +201,9 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
                 FUZZ_ASSERT(back.n_unknown == 0, "relayed text has %u unknown keys", back.n_unknown);
                 FUZZ_ASSERT(back.watchdog == m->watchdog && back.watchdog_trigger == m->watchdog_trigger,
                             "watchdog flags changed through the relay");
+                uint64_t wd_back = 0;
+                FUZZ_ASSERT(notify_watchdog_usec(&back, &wd_back) == want_wd && wd_back == wd,
+                            "WATCHDOG_USEC changed through the relay");
                 FUZZ_ASSERT((back.status == NULL) == (m->status == NULL) &&
                                     (!m->status || strcmp(back.status, m->status) == 0),
                             "STATUS changed through the relay");
@@ -260,30 +261,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 goto out;
         }
 
-        /* A key given twice: the last line wins (systemd itself acts on any
-         * READY=1 and on the first STATUS=; no real server repeats a key). */
-        FUZZ_ASSERT(m.ready == last_is(orig, size, "READY", "1"), "ready flag vs the last READY= line");
-        FUZZ_ASSERT(m.reloading == last_is(orig, size, "RELOADING", "1"), "reloading vs the last RELOADING= line");
-        FUZZ_ASSERT(m.stopping == last_is(orig, size, "STOPPING", "1"), "stopping vs the last STOPPING= line");
-        FUZZ_ASSERT(m.barrier == last_is(orig, size, "BARRIER", "1"), "barrier vs the last BARRIER= line");
-        FUZZ_ASSERT(m.watchdog == last_is(orig, size, "WATCHDOG", "1"), "watchdog vs the last WATCHDOG= line");
-        FUZZ_ASSERT(m.watchdog_trigger == last_is(orig, size, "WATCHDOG", "trigger"), "trigger vs the last WATCHDOG= line");
-        FUZZ_ASSERT(m.fdstore == last_is(orig, size, "FDSTORE", "1"), "fdstore vs the last FDSTORE= line");
-        FUZZ_ASSERT(m.fdstoreremove == last_is(orig, size, "FDSTOREREMOVE", "1"),
-                    "fdstoreremove vs the last FDSTOREREMOVE= line");
-        FUZZ_ASSERT(streq_null(m.fdname, last_value(orig, size, "FDNAME", lv, sizeof lv)), "FDNAME is the last such line");
-        FUZZ_ASSERT(streq_null(m.status, last_value(orig, size, "STATUS", lv, sizeof lv)), "STATUS is the last STATUS= line");
-        FUZZ_ASSERT(streq_null(m.extend_timeout_usec, last_value(orig, size, "EXTEND_TIMEOUT_USEC", lv, sizeof lv)),
-                    "EXTEND_TIMEOUT_USEC is the last such line");
-        FUZZ_ASSERT(streq_null(m.errno_value, last_value(orig, size, "ERRNO", lv, sizeof lv)), "ERRNO is the last such line");
-        FUZZ_ASSERT(streq_null(m.mainpid, last_value(orig, size, "MAINPID", lv, sizeof lv)), "MAINPID is the last such line");
+        /* As systemd: a flag is set by any line, a field is its first line. */
+        static const struct {
+                const char *line;
+                size_t offset;
+        } flags[] = {
+                { "READY=1", offsetof(NotifyMessage, ready) },
+                { "RELOADING=1", offsetof(NotifyMessage, reloading) },
+                { "STOPPING=1", offsetof(NotifyMessage, stopping) },
+                { "BARRIER=1", offsetof(NotifyMessage, barrier) },
+                { "WATCHDOG=1", offsetof(NotifyMessage, watchdog) },
+                { "WATCHDOG=trigger", offsetof(NotifyMessage, watchdog_trigger) },
+                { "FDSTORE=1", offsetof(NotifyMessage, fdstore) },
+                { "FDSTOREREMOVE=1", offsetof(NotifyMessage, fdstoreremove) },
+        };
+        for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
+                FUZZ_ASSERT(*(const bool *) ((const char *) &m + flags[i].offset) == has_line(orig, size, flags[i].line),
+                            "flag vs a line %s", flags[i].line);
+        static const struct {
+                const char *key;
+                size_t offset;
+        } fields[] = {
+                { "FDNAME", offsetof(NotifyMessage, fdname) },
+                { "STATUS", offsetof(NotifyMessage, status) },
+                { "EXTEND_TIMEOUT_USEC", offsetof(NotifyMessage, extend_timeout_usec) },
+                { "ERRNO", offsetof(NotifyMessage, errno_value) },
+                { "MAINPID", offsetof(NotifyMessage, mainpid) },
+                { "WATCHDOG_USEC", offsetof(NotifyMessage, watchdog_usec) },
+        };
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+                const char *v = *(const char *const *) ((const char *) &m + fields[i].offset);
+                FUZZ_ASSERT(streq_null(v, first_value(orig, size, fields[i].key, lv, sizeof lv)),
+                            "%s is not the first such line", fields[i].key);
+                check_field(fields[i].key, v, buf, size, orig);
+        }
         FUZZ_ASSERT(m.n_unknown == count_unknown(orig, size), "%u unknown assignments, expected %u", m.n_unknown,
                     count_unknown(orig, size));
-        check_field("STATUS", m.status, buf, size, orig);
-        check_field("EXTEND_TIMEOUT_USEC", m.extend_timeout_usec, buf, size, orig);
-        check_field("ERRNO", m.errno_value, buf, size, orig);
-        check_field("MAINPID", m.mainpid, buf, size, orig);
-        check_field("FDNAME", m.fdname, buf, size, orig);
 
         /* Relayed text is never longer than the datagram plus a final newline. */
         char *text = NULL;
