@@ -212,7 +212,8 @@ def test_an_orphan_we_cannot_place_does_not_hold_the_stop(tmp):
     but neither counted nor killed (handoff(1)). One found running when
     handoff looked was taken for a process in the middle of its exit, and
     until it was reaped no generation could be called gone: nothing looked
-    at it again, and handoff's stop never ended (found by a reviewer)."""
+    at it again, and handoff's stop never ended (found by a reviewer). The
+    stop ends now."""
     pidfile = os.path.join(tmp, "spinner.pid")
     spin = f"echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile} && exec env -i nice -n 19 /bin/sh -c 'while :; do :; done'"
     h = start(tmp, ["/bin/sh", "-c", f"(setsid /bin/sh -c {shlex.quote(spin)} &); exec {FIXTURE}"])
@@ -221,7 +222,10 @@ def test_an_orphan_we_cannot_place_does_not_hold_the_stop(tmp):
         spinner = wait_for(lambda: read_pid(pidfile), 10, "the spinner's pid")
         wait_for(lambda: environ_of(spinner) == {}, 10, "the spinner, its environment cleared")
         check(h.stop(timeout=DRAIN + 20) == 0, h.log())
-        check(pid_alive(spinner) and (stat_of(spinner) or ["Z"])[0] != "Z", "a process of no generation is not killed")
+        # Not checked: that it outlives the stop. Looked at before its exec
+        # (a scan at any SIGCHLD, as a handover mode's standby gives one),
+        # it still carried HANDOFF_GENERATION and was rightly taken for the
+        # generation's and stopped with it (a fresh-clone CI run did that).
     finally:
         if spinner and pid_alive(spinner):
             os.kill(spinner, signal.SIGKILL)
