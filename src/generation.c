@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "env.h"
+#include "event-util.h"
 #include "generation.h"
 #include "log.h"
 #include "spawn.h"
@@ -178,24 +179,17 @@ static void extend_start_timeout(Generation *g, const char *value) {
                             g->number, value);
                 return;
         }
-        usec_t deadline, now = now_monotonic();
-        if (g->ready || g->ready_by_delay || g->stop_signal || !g->timer_source ||
-            sd_event_source_get_time(g->timer_source, &deadline) < 0)
+        if (g->ready || g->ready_by_delay || g->stop_signal)
                 return;
-        usec_t want = usec > USEC_INFINITY - now ? USEC_INFINITY : now + usec;
-        if (want <= deadline)
-                return;
-        g->start_extended = true;
-        char d[32];
-        log_debug("Generation %u extended its start timeout: %s from now.", g->number,
-                  format_duration(d, sizeof d, usec));
-        if (want == USEC_INFINITY) {
-                g->timer_source = sd_event_source_disable_unref(g->timer_source);
-                return;
-        }
-        int r = sd_event_source_set_time(g->timer_source, want);
+        int r = event_timer_extend(&g->timer_source, usec);
         if (r < 0)
                 log_warning_errno(r, "Failed to extend generation %u's start timeout: %m", g->number);
+        else if (r > 0) {
+                char d[32];
+                g->start_extended = true;
+                log_debug("Generation %u extended its start timeout: %s from now.", g->number,
+                          format_duration(d, sizeof d, usec));
+        }
 }
 
 static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {

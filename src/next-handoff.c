@@ -10,6 +10,7 @@
 
 #include "channel.h"
 #include "env.h"
+#include "event-util.h"
 #include "log.h"
 #include "next-handoff.h"
 #include "reaper.h"
@@ -88,24 +89,10 @@ static void kill_app(NextHandoff *n) {
         }
 }
 
-/* How much longer than its generation it may take to report READY: the
- * margin the supervisor gives it over --start-timeout. */
-#define EXTEND_MARGIN (5 * USEC_PER_SEC)
-
 /* Its generation's start deadline moved to at least now + usec: so does
- * ours for it (never sooner). */
+ * ours for it (never sooner), with the margin it had over --start-timeout. */
 static void extend_timeout(NextHandoff *n, uint64_t usec) {
-        usec_t deadline, now = now_monotonic();
-        if (!n->timer_source || sd_event_source_get_time(n->timer_source, &deadline) < 0)
-                return;
-        usec_t want = usec > USEC_INFINITY - now - EXTEND_MARGIN ? USEC_INFINITY : now + usec + EXTEND_MARGIN;
-        if (want <= deadline)
-                return;
-        if (want == USEC_INFINITY) {
-                n->timer_source = sd_event_source_disable_unref(n->timer_source);
-                return;
-        }
-        int r = sd_event_source_set_time(n->timer_source, want);
+        int r = event_timer_extend(&n->timer_source, usec_add(usec, NEXT_HANDOFF_START_MARGIN));
         if (r < 0)
                 log_warning_errno(r, "Failed to extend the next handoff's start timeout: %m");
 }

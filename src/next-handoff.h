@@ -39,6 +39,11 @@ typedef struct NextHandoffConfig {
         usec_t timeout;             /* how long it may take to say READY */
 } NextHandoffConfig;
 
+/* What a next handoff may take beyond its generation's start timeout to say
+ * READY (its own start, its report): its timeout is --start-timeout plus
+ * this, and an EXTEND_TIMEOUT_USEC= from its generation moves it as far. */
+#define NEXT_HANDOFF_START_MARGIN (5 * USEC_PER_SEC)
+
 /* Starts the next handoff: the standby, if *standby is one still usable
  * (standby.h), else a new process. The standby is used up or stopped either
  * way (*standby is NULL after). On failure it is logged and nothing runs. */

@@ -518,9 +518,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                 .stats = stats,
                 /* It enforces the start timeout on its generation; this
                  * bounds the handoff process itself on top of that. */
-                .timeout = candidate_opt(s)->start_timeout == USEC_INFINITY
-                                   ? USEC_INFINITY
-                                   : candidate_opt(s)->start_timeout + 5 * USEC_PER_SEC,
+                .timeout = usec_add(candidate_opt(s)->start_timeout, NEXT_HANDOFF_START_MARGIN),
         };
         *ret_code = 1;
         /* Its place among the aborted, should it be: no allocation in a rollback. */

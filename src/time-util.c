@@ -164,6 +164,10 @@ const char *format_duration(char *buf, size_t len, usec_t u) {
         return buf;
 }
 
+usec_t usec_add(usec_t a, usec_t b) {
+        return a > USEC_INFINITY - b ? USEC_INFINITY : a + b;
+}
+
 usec_t now_monotonic(void) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -19,4 +19,6 @@ int parse_duration(const char *s, usec_t *ret);
 const char *format_duration(char *buf, size_t len, usec_t u);
 
 usec_t now_monotonic(void);
+/* a + b, or USEC_INFINITY where that would overflow (as systemd's usec_add()). */
+usec_t usec_add(usec_t a, usec_t b);
 usec_t now_realtime(void);

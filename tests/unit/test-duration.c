@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event-util.h"
 #include "time-util.h"
 #include "unit.h"
 
@@ -197,6 +198,41 @@ START_TEST(test_now_monotonic) {
 }
 END_TEST
 
+START_TEST(test_usec_add_saturates) {
+        ck_assert_uint_eq(usec_add(1, 2), 3);
+        ck_assert_uint_eq(usec_add(USEC_INFINITY, 1), USEC_INFINITY);
+        ck_assert_uint_eq(usec_add(5 * USEC_PER_SEC, USEC_INFINITY), USEC_INFINITY);
+        ck_assert_uint_eq(usec_add(USEC_INFINITY - 1, 2), USEC_INFINITY);
+        ck_assert_uint_eq(usec_add(USEC_INFINITY - 2, 1), USEC_INFINITY - 1);
+}
+END_TEST
+
+static int never(sd_event_source *s, uint64_t usec, void *userdata) {
+        return 0;
+}
+
+START_TEST(test_event_timer_extend) {
+        sd_event *e = NULL;
+        sd_event_source *t = NULL;
+        usec_t at, now = now_monotonic();
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(sd_event_add_time(e, &t, CLOCK_MONOTONIC, now + 10 * USEC_PER_SEC, 0, never, NULL), 0);
+        /* Never sooner. */
+        ck_assert_int_eq(event_timer_extend(&t, USEC_PER_SEC), 0);
+        ck_assert_int_ge(sd_event_source_get_time(t, &at), 0);
+        ck_assert_uint_eq(at, now + 10 * USEC_PER_SEC);
+        /* Later: at least now + usec. */
+        ck_assert_int_eq(event_timer_extend(&t, 20 * USEC_PER_SEC), 1);
+        ck_assert_int_ge(sd_event_source_get_time(t, &at), 0);
+        ck_assert_uint_ge(at, now + 20 * USEC_PER_SEC);
+        /* Infinity: no deadline at all. */
+        ck_assert_int_eq(event_timer_extend(&t, USEC_INFINITY), 1);
+        ck_assert_ptr_null(t);
+        ck_assert_int_eq(event_timer_extend(&t, USEC_PER_SEC), 0);
+        sd_event_unref(e);
+}
+END_TEST
+
 static Suite *duration_suite(void) {
         Suite *s = suite_create("duration");
         TCase *tc = tcase_create("parse");
@@ -215,6 +251,8 @@ static Suite *duration_suite(void) {
         tcase_add_test(tc, test_format_returns_buf_and_truncates);
         tcase_add_test(tc, test_format_roundtrip);
         tcase_add_test(tc, test_now_monotonic);
+        tcase_add_test(tc, test_usec_add_saturates);
+        tcase_add_test(tc, test_event_timer_extend);
         suite_add_tcase(s, tc);
         return s;
 }

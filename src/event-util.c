@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: MIT */
+#include "event-util.h"
+
+int event_timer_extend(sd_event_source **s, usec_t usec) {
+        usec_t deadline;
+        if (!*s || sd_event_source_get_time(*s, &deadline) < 0)
+                return 0;
+        usec_t want = usec_add(now_monotonic(), usec);
+        if (want <= deadline)
+                return 0;
+        if (want == USEC_INFINITY) {
+                *s = sd_event_source_disable_unref(*s);
+                return 1;
+        }
+        int r = sd_event_source_set_time(*s, want);
+        return r < 0 ? r : 1;
+}
