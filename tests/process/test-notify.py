@@ -131,11 +131,11 @@ def _try(f, *a):
         return None
 
 
-# A worker of generation 1 (a child of its main, in its process group) that
-# waits for its main to exit (PR_SET_PDEATHSIG) and be reaped, then sends a
-# few datagrams to the generation's socket, which nobody reads any more, and
-# exits: the last of its generation. Other generations' copies exit at once.
-FLOOD = NOTIFY_CLIENT + r'''
+# The start of a worker of generation 1 (a child of its main, in its
+# process group, argv[1] the main's pid) that waits for its main to exit
+# (PR_SET_PDEATHSIG) and ignores the stop signal. Other generations' copies
+# exit at once.
+AFTER_THE_MAIN = NOTIFY_CLIENT + r'''
 import ctypes, signal, time
 if os.environ.get("HANDOFF_GENERATION") != "1":
     sys.exit(0)
@@ -146,9 +146,15 @@ if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1)) != 0:  # PR_S
     sys.exit("prctl(PR_SET_PDEATHSIG) failed")
 if os.getppid() == main:
     signal.sigwait([signal.SIGUSR1])
-# The signal comes as the main exits, before handoff has reaped it (and
-# stopped reading the socket, in the same step): wait for that, or handoff
-# might still read these (and refuse them: not the main's).
+'''
+
+# Such a worker that waits until its main has been reaped, then sends a few
+# datagrams to the generation's socket, where nobody speaks for the
+# generation any more, and exits: the last of its generation.
+FLOOD = AFTER_THE_MAIN + r'''
+# The signal comes as the main exits, before handoff has reaped it (from
+# then on handoff drops what comes, as sent after the main's exit): wait for
+# that, or handoff might read these before (and refuse them: not the main's).
 deadline = time.monotonic() + 10
 while True:
     try:
@@ -163,21 +169,11 @@ for _ in range(4):  # fewer than net.unix.max_dgram_qlen (10 by default)
     s.sendto(b"STATUS=sent once the main had exited", a)
 '''
 
-# A worker of generation 1 that goes on sending after its main has exited,
-# with a blocking socket as sd_notify() uses, more datagrams than the queue
-# holds (net.unix.max_dgram_qlen: 10 by default, 512 with systemd's sysctl
+# Such a worker that goes on sending after its main has exited, with a
+# blocking socket as sd_notify() uses, more datagrams than the queue holds
+# (net.unix.max_dgram_qlen: 10 by default, 512 with systemd's sysctl
 # defaults), then says so in a file (argv[2]).
-LATE_SENDER = NOTIFY_CLIENT + r'''
-import ctypes, signal, time
-if os.environ.get("HANDOFF_GENERATION") != "1":
-    sys.exit(0)
-main = int(sys.argv[1])
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
-if ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGUSR1)) != 0:  # PR_SET_PDEATHSIG
-    sys.exit("prctl(PR_SET_PDEATHSIG) failed")
-if os.getppid() == main:
-    signal.sigwait([signal.SIGUSR1])
+LATE_SENDER = AFTER_THE_MAIN + r'''
 for _ in range(600):
     s.sendto(b"WATCHDOG=1\nSTATUS=still here", a)
 with open(sys.argv[2], "w") as f:
