@@ -120,9 +120,14 @@ class Handoff:
         check(self.notify is not None, "wait_ready needs a FakeSystemd")
         count = self.ready_count
         # A main that is gone may have just handed over: read once more.
-        return wait_for(lambda: count() >= n or (not pid_alive(self.main_pid()) and
-                                                 (count() >= n or not pid_alive(self.main_pid()))),
-                        timeout, f"READY=1 #{n}; log:\n{self.log()}")
+        r = wait_for(lambda: count() >= n or (not pid_alive(self.main_pid()) and
+                                              (count() >= n or not pid_alive(self.main_pid()))),
+                     timeout, f"READY=1 #{n}; log:\n{self.log()}")
+        # A first handoff that failed (a port taken, say) is gone too, and
+        # what the test does next would fail for a reason it does not say.
+        rc = self.proc.poll()
+        check(count() >= n or rc in (None, 0), f"handoff exited {rc} before READY=1 #{n}; log:\n{self.log()}")
+        return r
 
     def ready_count(self):
         """READY=1 datagrams from whoever was main: 1 at start, +1 per reload."""

@@ -7,11 +7,22 @@ import time
 from .wait import wait_for
 
 
+# Ports this process has been given: the kernel may hand the same free port
+# to two bind(0)s in a row, and a test that asks for several (16 listeners,
+# say) then passes one twice and handoff rightly refuses to start.
+_given = set()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago, never one this process was
+    given before."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _given:
+            _given.add(port)
+            return port
 
 
 def read_all(s, deadline=None):
