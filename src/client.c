@@ -107,8 +107,9 @@ static int parse_pid(const char *s, pid_t *ret) {
         return 0;
 }
 
-/* The effective uid of pid, from /proc/<pid>/status. */
-static int uid_of(pid_t pid, uid_t *ret) {
+/* The effective uid of pid, and whether it has exited (a zombie its parent
+ * has not reaped), from /proc/<pid>/status. */
+static int status_of(pid_t pid, uid_t *ret_uid, bool *ret_exited) {
         char path[64], line[256];
         snprintf(path, sizeof path, "/proc/%d/status", (int) pid);
         FILE *f = fopen(path, "re");
@@ -116,13 +117,16 @@ static int uid_of(pid_t pid, uid_t *ret) {
                 return -errno;
         int r = -EBADMSG;
         unsigned ruid, euid;
-        while (fgets(line, sizeof line, f))
-                if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
-                        *ret = (uid_t) euid;
+        char state = 0;
+        while (r < 0 && fgets(line, sizeof line, f))
+                if (sscanf(line, "State: %c", &state) == 1)
+                        continue;
+                else if (sscanf(line, "Uid: %u %u", &ruid, &euid) == 2) {
+                        *ret_uid = (uid_t) euid;
                         r = 0;
-                        break;
                 }
         fclose(f);
+        *ret_exited = state == 'Z' || state == 'X';
         return r;
 }
 
@@ -331,11 +335,15 @@ static int connect_conventional(pid_t pid, uid_t uid) {
 static int connect_to(pid_t pid, char *why, size_t why_size) {
         /* pid's uid, read once for both ways of finding its socket. */
         uid_t uid = (uid_t) -1;
-        int r = uid_of(pid, &uid);
+        bool exited = false;
+        int r = status_of(pid, &uid, &exited);
         if (r < 0)
                 snprintf(why, why_size, r == -ENOENT ? "no process with pid %d" : "cannot read pid %d's status: %s",
                          (int) pid, strerror(-r));
-        else {
+        else if (exited) {
+                snprintf(why, why_size, "pid %d has exited (its parent has not reaped it yet)", (int) pid);
+                return -ESRCH;
+        } else {
                 int fd = connect_conventional(pid, uid);
                 if (fd >= 0)
                         return fd;

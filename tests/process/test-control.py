@@ -19,6 +19,7 @@ from handofftest.handoff import HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
+from handofftest.procs import stat_fields
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 
@@ -103,6 +104,15 @@ def test_reload_cut_short_by_stop_is_not_a_failure(tmp):
 def test_unreachable_timeout_and_usage(tmp):
     p = ctl("reload", pid=os.getpid())  # a live process that is no handoff
     check(p.returncode == 3 and "cannot reach handoff" in p.stderr, f"{p.returncode} {p.stderr}")
+    # A process that has exited and is not yet reaped (a handoff that failed
+    # to start, its parent not done with it): said as such.
+    zombie = subprocess.Popen(["true"])
+    try:
+        wait_for(lambda: stat_fields(zombie.pid)[0] == "Z", 10, "the child a zombie")
+        p = ctl("reload", pid=zombie.pid)
+        check(p.returncode == 3 and f"pid {zombie.pid} has exited" in p.stderr, f"{p.returncode} {p.stderr}")
+    finally:
+        zombie.wait()
     env = {k: v for k, v in os.environ.items() if k != "MAINPID"}
     p = ctl("reload", env=env)
     check(p.returncode == 2 and "MAINPID" in p.stderr, f"no pid: {p.returncode} {p.stderr}")
