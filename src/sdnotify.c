@@ -47,25 +47,49 @@ void sdnotify_enable(int on) {
         m.enabled = on && m.len > 0;
 }
 
+/* Connected once: a send then names no address, and the kernel does not
+ * look the path up again for every message (a tenth of a reload's CPU on
+ * the path of each of its two messages). */
+static int manager_connect(void) {
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (const struct sockaddr *) &m.sa, m.len) < 0) {
+                int r = -errno;
+                safe_close(fd);
+                return r;
+        }
+        m.fd = fd;
+        return 0;
+}
+
 int sdnotify_send(const char *text, const int *fds, size_t n_fds) {
         if (!m.enabled)
                 return 0;
-        if (m.fd < 0) {
-                m.fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-                if (m.fd < 0)
-                        return -errno;
-        }
         struct iovec iov = { .iov_base = (char *) text, .iov_len = strlen(text) };
         union {
                 struct cmsghdr align;
                 char raw[CMSG_SPACE(sizeof(int) * 8)];
         } control = {};
-        struct msghdr mh = { .msg_name = &m.sa, .msg_namelen = m.len, .msg_iov = &iov, .msg_iovlen = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         if (n_fds > 0) {
                 if (n_fds > 8)
                         return -E2BIG;
                 msghdr_put_fds(&mh, &control, fds, n_fds);
         }
-        /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
-        return sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 1;
+        for (bool again = false;; again = true) {
+                int r = m.fd < 0 ? manager_connect() : 0;
+                if (r < 0)
+                        return r;
+                /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
+                if (sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+                        return 1;
+                r = -errno;
+                /* The socket we connected to is closed (another may be bound
+                 * at the address by now, as a manager restarted would):
+                 * connected anew, once, as an unconnected send would find it. */
+                if (again || (r != -ECONNREFUSED && r != -ENOTCONN && r != -ECONNRESET))
+                        return r;
+                m.fd = safe_close(m.fd);
+        }
 }

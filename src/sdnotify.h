@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 /* handoff's own messages to the service manager ($NOTIFY_SOCKET), as
- * sd_notify(3) sends them but on one socket opened once, and never
+ * sd_notify(3) sends them but on one socket connected once, and never
  * blocking: a manager that does not read its socket must not stop our
  * event loop (a lost STATUS= is fine; the caller logs a lost READY=1 or
  * MAINPID=). The address is taken from the environment once, by

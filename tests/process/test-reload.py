@@ -94,6 +94,25 @@ def test_exact_notify_sequence(tmp):
         h.close()
 
 
+def test_manager_socket_bound_anew(tmp):
+    """handoff keeps one socket to the manager, connected once. When the
+    manager's socket is closed and another is bound at its address (a
+    manager started anew), what handoff says next reaches the new one."""
+    h = start(tmp)
+    try:
+        first = serving_pid(h.port)
+        h.notify.close()
+        h.notify = FakeSystemd(tmp)
+        reload_and_wait(h, 1)
+        wait_new_pid(h.port, first)
+        check(h.notify.count("RELOADING") == 1 and all(m.pid in h.mains() for m in h.notify.snapshot()),
+              f"the reload told to the new socket: {h.notify.snapshot()}")
+        check(h.stop() == 0, h.log())
+        check(h.notify.count("STOPPING") == 1, h.notify.snapshot())
+    finally:
+        h.close()
+
+
 def test_twenty_reloads_under_load(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp, mode="new", concurrency=4)
