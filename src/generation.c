@@ -215,11 +215,18 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
         g->cb->message(g, &m, fds, n_fds, g->userdata);
 }
 
+static void spare_socket_written(void);
+
 static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Generation *g = userdata;
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
         size_t n_fds = 0;
+
+        if (!g) {
+                spare_socket_written();
+                return 0;
+        }
 
         for (int i = 0; i < NOTIFY_BURST; i++) {
                 pid_t sender = 0;
@@ -340,41 +347,45 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
  * start: a fresh one cost socket(), setsockopt(), fchmod() and bind() on the
  * reload's way and close() and unlink() after it, an eighth of handoff's CPU
  * per reload. It is kept only once no process of its generation is left and
- * if no datagram to it was ever dropped (someone else wrote to it), and it is
- * kept and handed on only if nothing waits on it; a generation's datagrams
- * count only from its own processes anyway. It keeps its name (the number of
- * the generation that made it). */
+ * if no datagram to it was ever dropped (someone else wrote to it). It stays
+ * watched, with its event source (no epoll_ctl() on either side): a
+ * datagram that comes while it is spare means someone else writes to it,
+ * and it is dropped then (a flood blocked on the full queue is let go with
+ * it). One that comes after it is handed on is the new generation's to
+ * judge: a generation's datagrams count only from its own processes. It
+ * keeps its name (the number of the generation that made it). */
 static struct {
         int fd;
+        sd_event_source *source; /* on_notify() without a generation */
         char address[sizeof ((Generation *) NULL)->notify_address];
 } spare = { .fd = -EBADF };
 
 void generation_drop_spare_socket(void) {
+        spare.source = sd_event_source_disable_unref(spare.source);
         spare.fd = safe_close(spare.fd);
         notify_socket_unlink(spare.address);
         spare.address[0] = '\0';
 }
 
-/* Whether nothing waits on fd: what does is read (its fds closed), and the
- * socket is not handed on, as someone may send to it still (a flood,
- * blocked on the full queue, is let go when it is closed). */
-static bool nothing_queued(int fd, const char *address) {
+static void spare_socket_written(void) {
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
         pid_t sender = 0;
         const char *reason = NULL;
         size_t n_fds = 0;
-        int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
-        if (n == -EAGAIN)
-                return true;
+        int n = notify_receive(spare.fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
         close_all(fds, n_fds);
         if (n >= 0)
-                log_debug("Not reusing notify socket %s: a datagram from pid %d waits on it.", address, (int) sender);
+                log_debug("Not reusing notify socket %s: pid %d wrote to it after its generation had gone.",
+                          spare.address, (int) sender);
         else if (n == -EBADMSG)
-                log_debug("Not reusing notify socket %s: a datagram waits on it (%s).", address, reason);
+                log_debug("Not reusing notify socket %s: written to after its generation had gone (%s).",
+                          spare.address, reason);
+        else if (n == -EAGAIN)
+                return; /* read meanwhile: nothing came */
         else
-                log_debug_errno(n, "Not reusing notify socket %s: %m", address);
-        return false;
+                log_debug_errno(n, "Not reusing notify socket %s: %m", spare.address);
+        generation_drop_spare_socket();
 }
 
 static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_fd) {
@@ -385,11 +396,12 @@ static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_
          * now. */
         bool path = spare.address[0] == '/';
         if (spare.fd < min_fd || (path && c->notify_socket == NOTIFY_SOCKET_ABSTRACT) ||
-            (!path && c->notify_socket != NOTIFY_SOCKET_ABSTRACT) || !nothing_queued(spare.fd, spare.address)) {
+            (!path && c->notify_socket != NOTIFY_SOCKET_ABSTRACT)) {
                 generation_drop_spare_socket();
                 return false;
         }
         g->notify_fd = TAKE_FD(spare.fd);
+        g->notify_source = TAKE_PTR(spare.source);
         memcpy(g->notify_address, spare.address, sizeof spare.address);
         spare.address[0] = '\0';
         return true;
@@ -499,7 +511,9 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         }
         /* Even with --ready=delay the socket is read: the server's STATUS=
          * and WATCHDOG=1 are relayed all the same. */
-        if ((r = sd_event_add_io(e, &g->notify_source, g->notify_fd, EPOLLIN, on_notify, g)) < 0)
+        if (g->notify_source)
+                (void) sd_event_source_set_userdata(g->notify_source, g);
+        else if ((r = sd_event_add_io(e, &g->notify_source, g->notify_fd, EPOLLIN, on_notify, g)) < 0)
                 log_warning_errno(r, "Failed to watch notify socket: %m");
         r = arm_timer(g, c->ready_by_delay ? c->ready_delay : c->start_timeout);
         if (r < 0)
@@ -554,18 +568,19 @@ Generation *generation_free(Generation *g) {
         if (!g)
                 return NULL;
         sd_event_source_disable_unref(g->timer_source);
-        sd_event_source_disable_unref(g->notify_source);
         proc_tree_free(g->tree);
         /* Kept for the next generation only if nobody else ever wrote to
          * it (g->dropped: an outsider, or a worker after the main exited,
-         * whose datagrams were read and dropped) and nothing waits on it;
-         * otherwise such a sender may send still, and a flood blocked on
-         * the full queue is let go with the socket. */
-        if (g->gone && !g->dropped && g->notify_fd >= 0 && spare.fd < 0 &&
-            nothing_queued(g->notify_fd, g->notify_address)) {
+         * whose datagrams were read and dropped); otherwise such a sender
+         * may send still, and a flood blocked on the full queue is let go
+         * with the socket. What waits on it now is read as the spare's. */
+        if (g->gone && !g->dropped && g->notify_fd >= 0 && g->notify_source && spare.fd < 0) {
+                (void) sd_event_source_set_userdata(g->notify_source, NULL);
+                spare.source = TAKE_PTR(g->notify_source);
                 spare.fd = TAKE_FD(g->notify_fd);
                 memcpy(spare.address, g->notify_address, sizeof spare.address);
         } else {
+                sd_event_source_disable_unref(g->notify_source);
                 safe_close(g->notify_fd);
                 notify_socket_unlink(g->notify_address);
         }
