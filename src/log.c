@@ -57,8 +57,20 @@ int log_internal(int level, int error, const char *fmt, ...) {
          * temporary buffer (7% of handoff's CPU per reload under perf). */
         int saved = errno;
         char buf[2048];
-        int n = prefix_levels ? snprintf(buf, sizeof buf, "<%d>handoff[%d]: ", level, (int) handoff_pid())
-                              : snprintf(buf, sizeof buf, "handoff[%d]: ", (int) handoff_pid());
+        /* "handoff[PID]: ", made once (handoff_pid() does not change). */
+        static char name[32];
+        static int name_len;
+        if (name_len == 0)
+                name_len = snprintf(name, sizeof name, "handoff[%d]: ", (int) handoff_pid());
+        int n = 0;
+        if (prefix_levels) {
+                /* The syslog priority journald reads, 0 to 7. */
+                buf[n++] = '<';
+                buf[n++] = (char) ('0' + (level & 7));
+                buf[n++] = '>';
+        }
+        memcpy(buf + n, name, (size_t) name_len);
+        n += name_len;
         /* Expand %m ourselves so the error we were handed is the one shown,
          * whatever errno became in between. */
         va_list ap;
