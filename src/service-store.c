@@ -102,11 +102,14 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
 void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, unsigned number,
                            const NotifyMessage *m, int *fds, size_t n_fds) {
         const char *name = m->fdname ? m->fdname : "stored"; /* systemd's default name */
+        /* As systemd 252 (service_notify_message()): FDSTOREREMOVE=1 goes
+         * first, and with it FDSTORE=1 is not looked at; the fds sent along
+         * are closed. */
+        bool store = m->fdstore && !m->fdstoreremove;
 
-        if (policy != STORE_REFUSE && m->fdstoreremove && !m->fdstore) {
-                /* As systemd 252 (service_notify_message()): a removal needs
-                 * a valid FDNAME=. "stored" names what is stored without one;
-                 * it is no default for what to remove. */
+        if (policy != STORE_REFUSE && m->fdstoreremove) {
+                /* A removal needs a valid FDNAME=. "stored" names what is
+                 * stored without one; it is no default for what to remove. */
                 if (!m->fdname || !fdname_is_valid(m->fdname))
                         log_warning("Ignored FDSTOREREMOVE=1 from generation %u: it needs FDNAME= with a valid name.",
                                     number);
@@ -116,9 +119,11 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
                         apply(s, mirroring, number, name, -EBADF);
         }
         for (size_t i = 0; i < n_fds; i++) {
-                if (policy == STORE_REFUSE || !m->fdstore) {
+                if (policy == STORE_REFUSE || !store) {
                         log_debug("Closed an fd from generation %u: %s.", number,
-                                  m->fdstore ? "it does not speak for the service" : "no FDSTORE=1");
+                                  !m->fdstore ? "no FDSTORE=1"
+                                  : m->fdstoreremove ? "FDSTOREREMOVE=1 came with it, and goes first"
+                                  : "it does not speak for the service");
                         close_nonblocking(fds[i]);
                 } else if (policy == STORE_STAGE)
                         stage(s, number, name, fds[i]);

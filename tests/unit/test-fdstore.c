@@ -234,6 +234,28 @@ START_TEST(test_staging_is_bounded) {
 }
 END_TEST
 
+START_TEST(test_remove_wins_over_store) {
+        FdStore st = { .max = 16 };
+        ServiceStore ss = { .store = &st };
+        int a = memfd(), b = memfd(), c = memfd(), d = memfd();
+        send_to(&ss, STORE_APPLY, true, false, "conn", &a, 1);
+        /* As systemd 252: FDSTORE=1 beside FDSTOREREMOVE=1 only removes,
+         * and the fds that came with it are closed, not stored. */
+        send_to(&ss, STORE_APPLY, true, true, "conn", &b, 1);
+        ck_assert_uint_eq(st.n, 0);
+        ck_assert(!is_open(a) && !is_open(b));
+        /* Staged alike. */
+        send_to(&ss, STORE_APPLY, true, false, "conn", &c, 1);
+        send_to(&ss, STORE_STAGE, true, true, "conn", &d, 1);
+        ck_assert(!is_open(d));
+        service_store_commit_staged(&ss, false);
+        ck_assert_uint_eq(st.n, 0);
+        ck_assert(!is_open(c));
+        service_store_done(&ss);
+        fdstore_done(&st);
+}
+END_TEST
+
 static Suite *fdstore_suite(void) {
         Suite *s = suite_create("fdstore");
         TCase *tc = tcase_create("store");
@@ -248,6 +270,7 @@ static Suite *fdstore_suite(void) {
         tcase_add_test(tc, test_staged_like_applied);
         tcase_add_test(tc, test_remove_needs_a_name);
         tcase_add_test(tc, test_staging_is_bounded);
+        tcase_add_test(tc, test_remove_wins_over_store);
         suite_add_tcase(s, tc);
         return s;
 }
