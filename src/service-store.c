@@ -118,6 +118,12 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
                 else
                         apply(s, mirroring, number, name, -EBADF);
         }
+        if (policy != STORE_REFUSE && store && m->fdname && !fdname_is_valid(m->fdname)) {
+                /* As systemd: the name is ignored, not the fds. */
+                log_warning("Generation %u sent FDSTORE=1 with an invalid FDNAME= (a name is 1 to 255 printable "
+                            "ASCII characters, no ':'); storing its fds as \"stored\", as systemd does.", number);
+                name = "stored";
+        }
         for (size_t i = 0; i < n_fds; i++) {
                 if (policy == STORE_REFUSE || !store) {
                         log_debug("Closed an fd from generation %u: %s.", number,

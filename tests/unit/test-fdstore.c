@@ -256,6 +256,25 @@ START_TEST(test_remove_wins_over_store) {
 }
 END_TEST
 
+START_TEST(test_invalid_name_is_stored_as_stored) {
+        FdStore st = { .max = 16 };
+        ServiceStore ss = { .store = &st };
+        char long_name[257];
+        memset(long_name, 'n', 256);
+        long_name[256] = '\0';
+        int a = memfd(), b = memfd();
+        /* As systemd 252: an invalid FDNAME= with FDSTORE=1 is ignored
+         * (with a warning), and the fd kept under the default name. */
+        send_to(&ss, STORE_APPLY, true, false, "bad:name", &a, 1);
+        send_to(&ss, STORE_STAGE, true, false, long_name, &b, 1);
+        service_store_commit_staged(&ss, false);
+        assert_names(&st, (const char *[]) { "stored", "stored" }, 2);
+        ck_assert(is_open(a) && is_open(b));
+        service_store_done(&ss);
+        fdstore_done(&st);
+}
+END_TEST
+
 static Suite *fdstore_suite(void) {
         Suite *s = suite_create("fdstore");
         TCase *tc = tcase_create("store");
@@ -271,6 +290,7 @@ static Suite *fdstore_suite(void) {
         tcase_add_test(tc, test_remove_needs_a_name);
         tcase_add_test(tc, test_staging_is_bounded);
         tcase_add_test(tc, test_remove_wins_over_store);
+        tcase_add_test(tc, test_invalid_name_is_stored_as_stored);
         suite_add_tcase(s, tc);
         return s;
 }
