@@ -94,7 +94,7 @@ static bool is_number(const char *s) {
 
 bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret) {
         uint64_t v;
-        if (!m->watchdog_usec || safe_atou64(m->watchdog_usec, &v) < 0 || v == 0)
+        if (!m->watchdog_usec || safe_atou64(m->watchdog_usec, &v) < 0)
                 return false;
         *ret = v;
         return true;

@@ -382,11 +382,12 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
         uint64_t wd;
         if (notify_watchdog_usec(m, &wd)) {
                 /* Relayed below: systemd's watchdog timeout from now on, and
-                 * so the one later generations are started with. */
+                 * so the one later generations are started with. 0 and
+                 * infinity turn it off: they are started without one. */
                 if (role_speaks_to_systemd(s->role))
-                        s->config.watchdog_usec = wd;
+                        s->config.watchdog_usec = wd == USEC_INFINITY ? 0 : wd;
         } else if (m->watchdog_usec)
-                log_warning("Generation %u sent WATCHDOG_USEC=%.32s, not a positive number of microseconds; ignoring.",
+                log_warning("Generation %u sent WATCHDOG_USEC=%.32s, not a number of microseconds; ignoring.",
                             g->number, m->watchdog_usec);
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];

@@ -180,7 +180,11 @@ START_TEST(test_parse_watchdog_usec) {
         ck_assert_int_eq(parse("READY=1", &m), 0);
         ck_assert_ptr_null(m.watchdog_usec);
         ck_assert(!notify_watchdog_usec(&m, &v));
-        static const char *const bad[] = { "", "0", "-1", "5s", " 5", "0x10", "18446744073709551616" };
+        /* 0 turns the watchdog off (systemd's service_override_watchdog_timeout()). */
+        ck_assert_int_eq(parse("WATCHDOG_USEC=0", &m), 0);
+        ck_assert(notify_watchdog_usec(&m, &v));
+        ck_assert_uint_eq(v, 0);
+        static const char *const bad[] = { "", "-1", "5s", " 5", "0x10", "18446744073709551616" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 m = (NotifyMessage) { .watchdog_usec = bad[i] };
                 v = 7;
@@ -306,6 +310,9 @@ START_TEST(test_relay_watchdog_usec) {
         ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
         ck_assert_str_eq(buf, "WATCHDOG=1\nWATCHDOG_USEC=30000000\n");
         m.watchdog_usec = "0";
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "WATCHDOG=1\nWATCHDOG_USEC=0\n");
+        m.watchdog_usec = "5s";
         ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
         ck_assert_str_eq(buf, "WATCHDOG=1\n");
         m = (NotifyMessage) { .watchdog_usec = "1\nREADY=1" };
