@@ -542,6 +542,24 @@ s.sendto(b"READY=1", a)
         h.close()
 
 
+def test_extend_timeout_usec_infinity_extends_nothing(tmp):
+    """EXTEND_TIMEOUT_USEC=18446744073709551615 (infinity) is no extension:
+    systemd 252's service_extend_timeout() ignores it (!timestamp_is_set()),
+    and handoff took it for "no deadline at all" and waited for ever. A
+    generation that sends it and never becomes ready is stopped at its
+    --start-timeout."""
+    h = start(tmp, ["--start-timeout=2s"], notify_app(tmp, "forever.py", r'''
+s.sendto(b"EXTEND_TIMEOUT_USEC=18446744073709551615", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_log("did not become ready within 2s", timeout=15)
+        check(h.wait_exit(timeout=20) != 0, h.log())
+    finally:
+        h.close()
+
+
 def test_status_is_cut_between_characters(tmp):
     """A STATUS= too long to pass on whole is cut between characters, never
     inside one: systemd drops a status that is not valid UTF-8 ("not UTF-8
@@ -615,4 +633,4 @@ if __name__ == "__main__":
          test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_accumulate,
          test_watchdog_usec_is_relayed_and_passed_on, test_watchdog_usec_0_turns_the_watchdog_off,
          test_status_is_cut_between_characters,
-         test_extend_timeout_usec_extends_the_start_timeout])
+         test_extend_timeout_usec_extends_the_start_timeout, test_extend_timeout_usec_infinity_extends_nothing])
