@@ -167,6 +167,31 @@ def test_mirror_keeps_every_fd_of_a_name(tmp):
         h.close()
 
 
+def test_name_too_long_to_mirror_is_kept_and_said(tmp):
+    """An FDNAME= of 242 to 255 characters is valid, but with the prefix
+    handoff.store. longer than systemd takes (fdname_is_valid(): 255):
+    systemd 252 would store such a mirror as "stored", which no later
+    handoff knows for its own, and never remove it. It is kept in handoff's
+    store and passed on, not put into systemd's, and a warning says so."""
+    name = "n" * 250
+    h = start(tmp, "--store-twice", name, extra=("--systemd-fd-store=yes",))
+
+    def too_long():
+        return [m for m in h.notify.snapshot() if len(m.fields.get("FDNAME", "")) > 255]
+    try:
+        h.wait_log(f'Not putting fd "{name}" into the service manager\'s fd store')
+        set_args(h.args_file, "--remove", name)
+        a = reload(h, 2)
+        check(a["names"] == ["web", "state", name, name], f"both kept and passed on: {a}")
+        set_args(h.args_file)
+        a = reload(h, 3)
+        check(a["names"] == ["web", "state"], f"and removed: {a}")
+        check(not too_long(), f"no FDNAME= systemd refuses: {too_long()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_failed_reload_leaves_the_store_alone(tmp):
     h = start(tmp)
     try:
