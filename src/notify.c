@@ -47,6 +47,8 @@ static void parse_line(const char *line, NotifyMessage *m) {
                 m->fdstore |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDSTOREREMOVE", &v))
                 m->fdstoreremove |= strcmp(v, "1") == 0;
+        else if (startswith_value(line, "FDPOLL", &v))
+                m->fdpoll_off |= strcmp(v, "0") == 0;
         else if (startswith_value(line, "FDNAME", &v))
                 FIRST(m->fdname, v);
         else if (startswith_value(line, "STATUS", &v))

@@ -24,6 +24,7 @@ typedef struct NotifyMessage {
         bool barrier;           /* BARRIER=1 */
         bool fdstore;           /* FDSTORE=1: keep the fds sent along */
         bool fdstoreremove;     /* FDSTOREREMOVE=1: drop the ones named FDNAME */
+        bool fdpoll_off;        /* FDPOLL=0: keep them even when they hang up */
         const char *fdname;     /* FDNAME= */
         const char *status;     /* STATUS=, points into the parsed buffer */
         const char *extend_timeout_usec;

@@ -34,7 +34,7 @@ int sdstore_remove(const char *prefix, const char *name) {
         return r;
 }
 
-int sdstore_put(const char *prefix, const char *name, int fd) {
+int sdstore_put(const char *prefix, const char *name, int fd, bool poll) {
         char full[256], msg[320];
         /* A longer FDNAME= is invalid to systemd, and 252 stores the fd as
          * "stored": no later handoff would know it for its own, nor could
@@ -46,7 +46,7 @@ int sdstore_put(const char *prefix, const char *name, int fd) {
                             "survive a restart of the service.", name, prefix);
                 return r;
         }
-        snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s", full);
+        snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", full, poll ? "" : "\nFDPOLL=0");
         r = sdnotify_send(msg, &fd, 1);
         if (r < 0)
                 log_warning_errno(r, "Failed to put %s into the service manager's fd store: %m", full);

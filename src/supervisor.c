@@ -513,6 +513,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                 .fds = s->config.fds,
                 .n_fds = s->config.n_fds,
                 .n_stored = s->p->store->n,
+                .fdpoll = s->store.gen_fdpoll,
                 .fdnames = s->config.fdnames,
                 .notify_socket = sdnotify_address(),
                 .watchdog_usec = s->config.watchdog_usec,
@@ -1321,6 +1322,7 @@ static void supervisor_done(Supervisor *s) {
         reaper_free(s->reaper);
         cgroup_root_free(s->cgroup);
         service_store_done(&s->store);
+        fdstore_watch(s->p->store, NULL);
         strv_free(s->inherited_names);
         reload_config_free(s->pending);
         reload_config_free(s->trying);
@@ -1361,6 +1363,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 supervisor_done(&s);
                 return r;
         }
+        fdstore_watch(p->store, s.event);
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);

@@ -9,6 +9,7 @@ stores are ignored."""
 import os
 import signal
 import socket
+import struct
 
 from handofftest.handoff import Handoff, MODE, set_args
 from handofftest.net import free_port, http_get
@@ -189,6 +190,43 @@ def test_name_too_long_to_mirror_is_kept_and_said(tmp):
         check(not too_long(), f"no FDNAME= systemd refuses: {too_long()}")
         check(h.stop() == 0, h.log())
     finally:
+        h.close()
+
+
+def test_stored_connection_that_hangs_up_is_dropped(tmp):
+    """As systemd's store (service_add_fd_store(), on_fd_store_io()): a
+    stored fd that reports EPOLLHUP or EPOLLERR, here a connection its peer
+    reset, is dropped and not passed on, unless FDPOLL=0 came with it. In
+    handover mode the next handoff watches the store it took over, and
+    knows which fds came with FDPOLL=0; the mirror in systemd's store says
+    FDPOLL=0 for those too."""
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(8)
+    peer.settimeout(10)
+    addr = f"127.0.0.1:{peer.getsockname()[1]}"
+    h = start(tmp, "--conn", addr, "--conn-nopoll", addr, extra=("--systemd-fd-store=yes",))
+
+    def puts(name):
+        return [m for m in h.notify.snapshot()
+                if m.fields.get("FDSTORE") == "1" and m.fields.get("FDNAME") == "handoff.store." + name]
+    try:
+        conns = [peer.accept()[0] for _ in range(2)]
+        set_args(h.args_file)
+        a = reload(h, 2)
+        check(sorted(a["names"]) == ["conn", "nopoll", "state", "web"], f"both connections passed on: {a}")
+        wait_for(lambda: puts("conn") and puts("nopoll"), 10, f"both mirrored: {h.notify.snapshot()}")
+        check(all(m.fields.get("FDPOLL") == "0" for m in puts("nopoll")), f"FDPOLL=0 mirrored: {puts('nopoll')}")
+        check(not any("FDPOLL" in m.fields for m in puts("conn")), f"conn watched by systemd: {puts('conn')}")
+        for c in conns:  # a reset: EPOLLHUP and EPOLLERR on handoff's end
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        h.wait_log('Dropped stored fd "conn": ')
+        a = reload(h, 3)
+        check(sorted(a["names"]) == ["nopoll", "state", "web"], f"conn dropped, nopoll kept: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        peer.close()
         h.close()
 
 

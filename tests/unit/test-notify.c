@@ -214,6 +214,12 @@ START_TEST(test_parse_fdstore_keys) {
         ck_assert_str_eq(m.fdname, "conn");
         ck_assert_int_eq(parse("FDSTORE=0", &m), 0);
         ck_assert(!m.fdstore);
+        /* As systemd: FDPOLL=0 on any line turns the watch off; no other value does. */
+        ck_assert_int_eq(parse("FDSTORE=1\nFDPOLL=0\nFDPOLL=1", &m), 0);
+        ck_assert(m.fdstore && m.fdpoll_off);
+        ck_assert_uint_eq(m.n_unknown, 0);
+        ck_assert_int_eq(parse("FDSTORE=1\nFDPOLL=no", &m), 0);
+        ck_assert(!m.fdpoll_off);
 }
 END_TEST
 
