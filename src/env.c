@@ -19,6 +19,7 @@ static const struct {
         NAME("FDSTORE"), NAME("MAINPID"), NAME("MANAGERPID"), NAME("HANDOFF_GENERATION"),
         /* handoff's own, between an old main and the next handoff */
         NAME("HANDOFF_CONTROL_FD"), NAME("HANDOFF_STATS"), NAME("HANDOFF_FDSTORE"), NAME("HANDOFF_STANDBY"),
+        NAME("HANDOFF_FDPOLL"),
 };
 #undef NAME
 

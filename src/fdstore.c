@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 
 #include "address.h"
 #include "fdstore.h"
+#include "log.h"
 #include "util.h"
 
 #ifndef KCMP_FILE
@@ -50,7 +52,56 @@ bool fd_same_file(int a, int b) {
         return fd_same_file_by_stat(a, b);
 }
 
-int fdstore_add(FdStore *s, const char *name, int fd) {
+static void entry_free(FdStore *s, size_t i) {
+        /* The watch first: epoll forgets an fd only when every copy of its
+         * open file is closed, and the generations hold copies. */
+        s->watches[i] = sd_event_source_disable_unref(s->watches[i]);
+        close_nonblocking(s->fds[i]);
+        free(s->names[i]);
+}
+
+static void remove_at(FdStore *s, size_t i) {
+        entry_free(s, i);
+        s->n--;
+        memmove(s->fds + i, s->fds + i + 1, sizeof(int) * (s->n - i));
+        memmove(s->names + i, s->names + i + 1, sizeof(char *) * (s->n - i));
+        memmove(s->poll + i, s->poll + i + 1, sizeof(bool) * (s->n - i));
+        memmove(s->watches + i, s->watches + i + 1, sizeof(sd_event_source *) * (s->n - i));
+}
+
+static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+        FdStore *s = userdata;
+        for (size_t i = 0; i < s->n; i++)
+                if (s->watches[i] == source) {
+                        log_info("Dropped stored fd \"%s\": %s on it (its other end is gone), as systemd "
+                                 "would (FDPOLL=0 keeps such an fd).", s->names[i],
+                                 revents & EPOLLERR ? "EPOLLERR" : "EPOLLHUP");
+                        remove_at(s, i);
+                        break;
+                }
+        return 0;
+}
+
+/* As systemd's service_add_fd_store(): an io source for no events, as
+ * epoll reports EPOLLHUP and EPOLLERR always. An fd epoll cannot watch (a
+ * regular file, a memfd: EPERM) is kept unwatched, as there. */
+static void watch(FdStore *s, size_t i) {
+        if (!s->event || !s->poll[i] || s->watches[i])
+                return;
+        int r = sd_event_add_io(s->event, &s->watches[i], s->fds[i], 0, on_hangup, s);
+        if (r < 0 && r != -EPERM)
+                log_debug_errno(r, "Failed to watch stored fd \"%s\", keeping it unwatched: %m", s->names[i]);
+}
+
+void fdstore_watch(FdStore *s, sd_event *event) {
+        for (size_t i = 0; i < s->n; i++)
+                s->watches[i] = sd_event_source_disable_unref(s->watches[i]);
+        s->event = event;
+        for (size_t i = 0; i < s->n; i++)
+                watch(s, i);
+}
+
+int fdstore_add(FdStore *s, const char *name, int fd, bool poll) {
         if (!fdname_is_valid(name)) {
                 close_nonblocking(fd);
                 return -EINVAL;
@@ -70,40 +121,47 @@ int fdstore_add(FdStore *s, const char *name, int fd) {
         char **names = realloc(s->names, sizeof(char *) * (s->n + 1));
         if (names)
                 s->names = names;
+        bool *polls = realloc(s->poll, sizeof(bool) * (s->n + 1));
+        if (polls)
+                s->poll = polls;
+        sd_event_source **watches = realloc(s->watches, sizeof(sd_event_source *) * (s->n + 1));
+        if (watches)
+                s->watches = watches;
         char *copy = strdup(name);
-        if (!fds || !names || !copy) {
+        if (!fds || !names || !polls || !watches || !copy) {
                 free(copy);
                 close_nonblocking(fd);
                 return -ENOMEM;
         }
         s->fds[s->n] = fd;
-        s->names[s->n++] = copy;
+        s->names[s->n] = copy;
+        s->poll[s->n] = poll;
+        s->watches[s->n] = NULL;
+        watch(s, s->n++);
         return 1;
 }
+
 size_t fdstore_remove(FdStore *s, const char *name) {
-        size_t removed = 0, k = 0;
-        for (size_t i = 0; i < s->n; i++) {
+        size_t removed = 0;
+        for (size_t i = s->n; i-- > 0;)
                 if (strcmp(s->names[i], name) == 0) {
-                        close_nonblocking(s->fds[i]);
-                        free(s->names[i]);
+                        remove_at(s, i);
                         removed++;
-                        continue;
                 }
-                s->fds[k] = s->fds[i];
-                s->names[k++] = s->names[i];
-        }
-        s->n = k;
         return removed;
 }
 
 void fdstore_done(FdStore *s) {
-        for (size_t i = 0; i < s->n; i++) {
-                close_nonblocking(s->fds[i]);
-                free(s->names[i]);
-        }
+        for (size_t i = 0; i < s->n; i++)
+                entry_free(s, i);
         free(s->fds);
         free(s->names);
+        free(s->poll);
+        free(s->watches);
         s->fds = NULL;
         s->names = NULL;
+        s->poll = NULL;
+        s->watches = NULL;
         s->n = 0;
+        s->event = NULL;
 }

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 /* The service's fd store, as systemd keeps one (sd_pid_notify_with_fds(3),
  * FDSTORE=1): fds the serving generation hands in with a name, given to every
@@ -12,16 +13,26 @@
 typedef struct FdStore {
         int *fds;
         char **names;      /* one per fd; several fds may share a name */
+        bool *poll;        /* one per fd: dropped when it hangs up (no FDPOLL=0) */
+        sd_event_source **watches; /* one per fd: its io source, or NULL */
         size_t n;
         size_t max;
+        sd_event *event;   /* where the fds with poll are watched (fdstore_watch()) */
 } FdStore;
 
 /* Takes fd (closed on failure, and when it is a duplicate). As systemd's
  * store: every fd is kept, after those stored before it, whatever its name;
  * only an fd that is the same open file as one already stored is dropped.
- * Returns 1 when stored, 0 for a duplicate, or -ENOSPC when the store is
- * full, -EINVAL for a name systemd would refuse, -ENOMEM. */
-int fdstore_add(FdStore *s, const char *name, int fd);
+ * With poll, it is dropped (closed, with a log line) when it reports
+ * EPOLLHUP or EPOLLERR while the store is watched, as systemd drops a
+ * stored fd unless FDPOLL=0 came with it. Returns 1 when stored, 0 for a
+ * duplicate, or -ENOSPC when the store is full, -EINVAL for a name systemd
+ * would refuse, -ENOMEM. */
+int fdstore_add(FdStore *s, const char *name, int fd, bool poll);
+
+/* Watches the fds with poll in event (and those stored later); NULL stops
+ * watching, as it must before event goes. */
+void fdstore_watch(FdStore *s, sd_event *event);
 
 /* Removes (and closes) every entry named name; returns how many. */
 size_t fdstore_remove(FdStore *s, const char *name);

@@ -179,7 +179,9 @@ static void extend_start_timeout(Generation *g, const char *value) {
                             g->number, value);
                 return;
         }
-        if (g->ready || g->ready_by_delay || g->stop_signal)
+        /* As systemd's service_extend_timeout(): 0 and infinity extend
+         * nothing (infinity is not "wait for ever"). */
+        if (!timestamp_is_set(usec) || g->ready || g->ready_by_delay || g->stop_signal)
                 return;
         int r = event_timer_extend(&g->timer_source, usec);
         if (r < 0)

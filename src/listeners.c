@@ -49,7 +49,9 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
         size_t lp = strlen(SDSTORE_LISTEN_PREFIX), sp = strlen(SDSTORE_STORE_PREFIX);
         if (strncmp(name, SDSTORE_STORE_PREFIX, sp) == 0) {
                 (void) fd_cloexec(fd, true);
-                if (fdstore_add(store, name + sp, fd) < 0)
+                /* Whether FDPOLL=0 came with it is systemd's to know, not
+                 * ours: unwatched, it is kept as before, never lost. */
+                if (fdstore_add(store, name + sp, fd, false) < 0)
                         log_warning("Could not keep %s from the service manager's fd store.", name);
                 else
                         log_info("Recovered stored fd \"%s\" from the service manager's fd store.", name + sp);
@@ -80,7 +82,7 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
         return true;
 }
 
-int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
+int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store) {
         char **names = NULL;
         /* Read before libsystemd unsets them, to say which one is wrong. */
         const char *e = getenv("LISTEN_PID");
@@ -115,8 +117,10 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store) {
                 int fd = SD_LISTEN_FDS_START + i;
                 if ((size_t) i >= (size_t) n - n_stored) {
                         /* A stored fd may be anything: a memfd, a connection. */
+                        size_t k = (size_t) i - ((size_t) n - n_stored);
+                        bool poll = !fdpoll || k >= strlen(fdpoll) || fdpoll[k] != '0';
                         (void) fd_cloexec(fd, true);
-                        if ((r = fdstore_add(store, names[i], fd)) < 0) {
+                        if ((r = fdstore_add(store, names[i], fd, poll)) < 0) {
                                 log_warning_errno(r, "Failed to keep stored fd %d (%s): %m", fd, names[i]);
                                 r = 0;
                         }
@@ -192,7 +196,7 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                                 snprintf(idx, sizeof idx, "%zu", i);
                                 /* One socket per --listen: this one replaces any other. */
                                 (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
-                                (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd);
+                                (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd, true);
                         }
                 }
                 if (r >= 0 && created)

@@ -28,9 +28,10 @@ typedef struct Listeners {
  * removes LISTEN_* from our environment. Returns how many listening sockets
  * (0: none passed), or a negative errno after logging what is wrong. The last
  * n_stored of them are a predecessor's stored fds, not sockets: they go into
- * store; so do entries of systemd's fd store named "handoff.store.NAME",
+ * store, watched unless their character in fdpoll (NULL: all watched) is '0';
+ * so do entries of systemd's fd store named "handoff.store.NAME", unwatched,
  * while "handoff.listen.N" are kept as l->recovered[N]. */
-int listeners_from_systemd(Listeners *l, size_t n_stored, FdStore *store);
+int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store);
 
 /* Opens each "--listen" spec, or reuses the socket recovered from systemd's
  * fd store for it. With mirror, puts each newly opened one into systemd's fd

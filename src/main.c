@@ -73,7 +73,11 @@ static int open_sockets(Context *c) {
                 return -EINVAL;
         }
         unsetenv("HANDOFF_FDSTORE");
-        int r = listeners_from_systemd(&c->listeners, (size_t) n_stored, &c->store);
+        /* Which of them came with FDPOLL=0 (from an earlier version: none). */
+        e = next ? getenv("HANDOFF_FDPOLL") : NULL;
+        _cleanup_free_ char *fdpoll = e ? strdup(e) : NULL;
+        unsetenv("HANDOFF_FDPOLL");
+        int r = listeners_from_systemd(&c->listeners, (size_t) n_stored, fdpoll, &c->store);
         if (r < 0)
                 return -EINVAL;
         /* The next handoff's sockets come from its predecessor, not from systemd. */

@@ -175,7 +175,7 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 /* What exec gives the next handoff: its environment and fds, the
  * channel's end last. */
 typedef struct NextExec {
-        char *control, *stored, *stats;
+        char *control, *stored, *fdpoll, *stats;
         char **envp;
         char *listen_pid, *watchdog_pid;
         int *fds;
@@ -185,6 +185,7 @@ typedef struct NextExec {
 static void next_exec_done(NextExec *x) {
         free(x->control);
         free(x->stored);
+        free(x->fdpoll);
         free(x->stats);
         free(x->envp);
         free(x->fds);
@@ -193,9 +194,10 @@ static void next_exec_done(NextExec *x) {
 static int next_exec_build(const NextHandoffConfig *c, int channel_child, unsigned number, NextExec *x) {
         if (asprintf(&x->control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
             asprintf(&x->stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0 ||
+            !(x->fdpoll = strjoin2("HANDOFF_FDPOLL=", c->fdpoll ? c->fdpoll : "")) ||
             !(x->stats = strjoin2("HANDOFF_STATS=", c->stats)))
                 return -ENOMEM;
-        char *extra[] = { x->control, x->stored, x->stats, NULL };
+        char *extra[] = { x->control, x->stored, x->fdpoll, x->stats, NULL };
         EnvParams ep = {
                 .n_fds = c->n_fds,
                 .fdnames = c->fdnames,

@@ -32,6 +32,7 @@ typedef struct NextHandoffConfig {
         const int *fds;             /* listening sockets, then stored fds */
         size_t n_fds;
         size_t n_stored;            /* how many of fds (at the end) are stored */
+        const char *fdpoll;         /* per stored fd: '1' watched, '0' FDPOLL=0 */
         const char *fdnames;
         const char *notify_socket;  /* systemd's, for after the takeover */
         uint64_t watchdog_usec;

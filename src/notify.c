@@ -47,6 +47,8 @@ static void parse_line(const char *line, NotifyMessage *m) {
                 m->fdstore |= strcmp(v, "1") == 0;
         else if (startswith_value(line, "FDSTOREREMOVE", &v))
                 m->fdstoreremove |= strcmp(v, "1") == 0;
+        else if (startswith_value(line, "FDPOLL", &v))
+                m->fdpoll_off |= strcmp(v, "0") == 0;
         else if (startswith_value(line, "FDNAME", &v))
                 FIRST(m->fdname, v);
         else if (startswith_value(line, "STATUS", &v))
@@ -94,7 +96,7 @@ static bool is_number(const char *s) {
 
 bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret) {
         uint64_t v;
-        if (!m->watchdog_usec || safe_atou64(m->watchdog_usec, &v) < 0 || v == 0)
+        if (!m->watchdog_usec || safe_atou64(m->watchdog_usec, &v) < 0)
                 return false;
         *ret = v;
         return true;

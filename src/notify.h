@@ -24,6 +24,7 @@ typedef struct NotifyMessage {
         bool barrier;           /* BARRIER=1 */
         bool fdstore;           /* FDSTORE=1: keep the fds sent along */
         bool fdstoreremove;     /* FDSTOREREMOVE=1: drop the ones named FDNAME */
+        bool fdpoll_off;        /* FDPOLL=0: keep them even when they hang up */
         const char *fdname;     /* FDNAME= */
         const char *status;     /* STATUS=, points into the parsed buffer */
         const char *extend_timeout_usec;
@@ -41,8 +42,9 @@ typedef struct NotifyMessage {
 int notify_parse(char *buf, size_t len, NotifyMessage *ret);
 
 /* The new watchdog timeout m asks for with WATCHDOG_USEC=: false when it has
- * none, or one that is not a positive number of microseconds (which systemd
- * ignores too). */
+ * none, or one that is not a number of microseconds (which systemd ignores
+ * too). 0 (and infinity) turn the watchdog off, as systemd's
+ * service_override_watchdog_timeout() does. */
 bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret);
 
 /* Builds the text handoff forwards to systemd for a message from the serving

@@ -15,20 +15,40 @@ bool sdstore_enabled(SdStoreMode mode) {
         return safe_atou64(getenv("FDSTORE"), &n) == 0 && n > 0;
 }
 
+/* prefix+name into full, or -ENAMETOOLONG when that is longer than systemd
+ * takes (fdname_is_valid(): 255 characters; the name itself was checked
+ * when it was stored). */
+static int full_name(char full[static 256], const char *prefix, const char *name) {
+        int k = snprintf(full, 256, "%s%s", prefix, name);
+        return k < 0 || k > 255 ? -ENAMETOOLONG : 0;
+}
+
 int sdstore_remove(const char *prefix, const char *name) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s%s", prefix, name);
+        char full[256], msg[320];
+        if (full_name(full, prefix, name) < 0)
+                return 0; /* never put there (sdstore_put()) */
+        snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s", full);
         int r = sdnotify_send(msg, NULL, 0);
         if (r < 0)
-                log_warning_errno(r, "Failed to remove %s%s from the service manager's fd store: %m", prefix, name);
+                log_warning_errno(r, "Failed to remove %s from the service manager's fd store: %m", full);
         return r;
 }
 
-int sdstore_put(const char *prefix, const char *name, int fd) {
-        char msg[320];
-        snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", prefix, name);
-        int r = sdnotify_send(msg, &fd, 1);
+int sdstore_put(const char *prefix, const char *name, int fd, bool poll) {
+        char full[256], msg[320];
+        /* A longer FDNAME= is invalid to systemd, and 252 stores the fd as
+         * "stored": no later handoff would know it for its own, nor could
+         * it remove it. */
+        int r = full_name(full, prefix, name);
+        if (r < 0) {
+                log_warning("Not putting fd \"%s\" into the service manager's fd store: with the prefix %s its name "
+                            "is longer than the 255 characters systemd takes. handoff keeps it, but it will not "
+                            "survive a restart of the service.", name, prefix);
+                return r;
+        }
+        snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", full, poll ? "" : "\nFDPOLL=0");
+        r = sdnotify_send(msg, &fd, 1);
         if (r < 0)
-                log_warning_errno(r, "Failed to put %s%s into the service manager's fd store: %m", prefix, name);
+                log_warning_errno(r, "Failed to put %s into the service manager's fd store: %m", full);
         return r;
 }

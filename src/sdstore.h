@@ -21,7 +21,10 @@ typedef enum {
 bool sdstore_enabled(SdStoreMode mode);
 
 /* Puts fd into systemd's store as prefix+name, beside any fds already
- * stored under that name (as handoff's own store keeps them). */
-int sdstore_put(const char *prefix, const char *name, int fd);
+ * stored under that name (as handoff's own store keeps them); without poll,
+ * with FDPOLL=0. A name too long for systemd with the prefix is not put
+ * there: -ENAMETOOLONG, with a warning that the fd is only in handoff's
+ * store. */
+int sdstore_put(const char *prefix, const char *name, int fd, bool poll);
 /* Removes every fd stored as prefix+name. */
 int sdstore_remove(const char *prefix, const char *name);

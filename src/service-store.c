@@ -8,16 +8,16 @@
 #include "sdstore.h"
 #include "service-store.h"
 
-static void apply(ServiceStore *s, bool mirroring, unsigned number, const char *name, int fd) {
+static void apply(ServiceStore *s, bool mirroring, unsigned number, const char *name, int fd, bool poll) {
         if (fd < 0) {
                 log_debug("Removed %zu fd(s) named %s from the store.", fdstore_remove(s->store, name), name);
                 if (mirroring)
                         (void) sdstore_remove(SDSTORE_STORE_PREFIX, name);
                 return;
         }
-        int r = fdstore_add(s->store, name, fd);
+        int r = fdstore_add(s->store, name, fd, poll);
         if (r > 0 && mirroring)
-                (void) sdstore_put(SDSTORE_STORE_PREFIX, name, fd);
+                (void) sdstore_put(SDSTORE_STORE_PREFIX, name, fd, poll);
         if (r == 0)
                 log_debug("Dropped fd \"%s\" from generation %u: the store holds that open file already.", name,
                           number);
@@ -66,7 +66,7 @@ static void unstage_name(ServiceStore *s, const char *name) {
  * many staged, the store would be full had they been applied on arrival), and
  * at most 2 * --fd-store-max requests (every fd, and a removal for each, of
  * a full store). */
-static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
+static void stage(ServiceStore *s, unsigned number, const char *name, int fd, bool poll) {
         size_t n_fds = 0;
         if (fd < 0)
                 unstage_name(s, name);
@@ -96,41 +96,52 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd) {
                 log_warning_errno(ENOMEM, "Out of memory; dropped a store request.");
                 return;
         }
-        s->staged[s->n_staged++] = (StoreOp) { .name = copy, .fd = fd };
+        s->staged[s->n_staged++] = (StoreOp) { .name = copy, .fd = fd, .poll = poll };
 }
 
 void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, unsigned number,
                            const NotifyMessage *m, int *fds, size_t n_fds) {
         const char *name = m->fdname ? m->fdname : "stored"; /* systemd's default name */
+        /* As systemd 252 (service_notify_message()): FDSTOREREMOVE=1 goes
+         * first, and with it FDSTORE=1 is not looked at; the fds sent along
+         * are closed. */
+        bool store = m->fdstore && !m->fdstoreremove;
 
-        if (policy != STORE_REFUSE && m->fdstoreremove && !m->fdstore) {
-                /* As systemd 252 (service_notify_message()): a removal needs
-                 * a valid FDNAME=. "stored" names what is stored without one;
-                 * it is no default for what to remove. */
+        if (policy != STORE_REFUSE && m->fdstoreremove) {
+                /* A removal needs a valid FDNAME=. "stored" names what is
+                 * stored without one; it is no default for what to remove. */
                 if (!m->fdname || !fdname_is_valid(m->fdname))
                         log_warning("Ignored FDSTOREREMOVE=1 from generation %u: it needs FDNAME= with a valid name.",
                                     number);
                 else if (policy == STORE_STAGE)
-                        stage(s, number, name, -EBADF);
+                        stage(s, number, name, -EBADF, false);
                 else
-                        apply(s, mirroring, number, name, -EBADF);
+                        apply(s, mirroring, number, name, -EBADF, false);
+        }
+        if (policy != STORE_REFUSE && store && m->fdname && !fdname_is_valid(m->fdname)) {
+                /* As systemd: the name is ignored, not the fds. */
+                log_warning("Generation %u sent FDSTORE=1 with an invalid FDNAME= (a name is 1 to 255 printable "
+                            "ASCII characters, no ':'); storing its fds as \"stored\", as systemd does.", number);
+                name = "stored";
         }
         for (size_t i = 0; i < n_fds; i++) {
-                if (policy == STORE_REFUSE || !m->fdstore) {
+                if (policy == STORE_REFUSE || !store) {
                         log_debug("Closed an fd from generation %u: %s.", number,
-                                  m->fdstore ? "it does not speak for the service" : "no FDSTORE=1");
+                                  !m->fdstore ? "no FDSTORE=1"
+                                  : m->fdstoreremove ? "FDSTOREREMOVE=1 came with it, and goes first"
+                                  : "it does not speak for the service");
                         close_nonblocking(fds[i]);
                 } else if (policy == STORE_STAGE)
-                        stage(s, number, name, fds[i]);
+                        stage(s, number, name, fds[i], !m->fdpoll_off);
                 else
-                        apply(s, mirroring, number, name, fds[i]);
+                        apply(s, mirroring, number, name, fds[i], !m->fdpoll_off);
         }
 }
 
 void service_store_commit_staged(ServiceStore *s, bool mirroring) {
         s->overflow_logged = false;
         for (size_t i = 0; i < s->n_staged; i++) {
-                apply(s, mirroring, 0, s->staged[i].name, s->staged[i].fd);
+                apply(s, mirroring, 0, s->staged[i].name, s->staged[i].fd, s->staged[i].poll);
                 free(s->staged[i].name);
         }
         free(s->staged);
@@ -152,24 +163,30 @@ int service_store_build_inheritance(ServiceStore *s, const int *listen_fds, char
         size_t n = n_listen + st->n;
         int *fds = malloc(sizeof(int) * (n ? n : 1));
         char **names = malloc(sizeof(char *) * (n + 1));
-        char *joined = NULL;
-        if (fds && names) {
+        char *joined = NULL, *poll = malloc(st->n + 1);
+        if (fds && names && poll) {
                 for (size_t i = 0; i < n_listen; i++)
                         fds[i] = listen_fds[i], names[i] = listen_names[i];
-                for (size_t i = 0; i < st->n; i++)
+                for (size_t i = 0; i < st->n; i++) {
                         fds[n_listen + i] = st->fds[i], names[n_listen + i] = st->names[i];
+                        poll[i] = st->poll[i] ? '1' : '0';
+                }
+                poll[st->n] = '\0';
                 joined = fdnames_join(names, n);
         }
         free(names);
         if (!joined) {
                 free(fds);
+                free(poll);
                 return -ENOMEM;
         }
         free(s->gen_fds);
         free(s->gen_fdnames);
+        free(s->gen_fdpoll);
         s->gen_fds = fds;
         s->n_gen_fds = n;
         s->gen_fdnames = joined;
+        s->gen_fdpoll = poll;
         return 0;
 }
 
@@ -186,13 +203,15 @@ void service_store_resync(ServiceStore *s, char *const *old_names, size_t n_old)
                 if (!seen_before(old_names, i))
                         (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
         for (size_t i = 0; i < s->store->n; i++)
-                (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i]);
+                (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i], s->store->poll[i]);
 }
 
 void service_store_done(ServiceStore *s) {
         service_store_drop_staged(s);
         free(s->gen_fds);
         free(s->gen_fdnames);
+        free(s->gen_fdpoll);
         s->gen_fds = NULL;
         s->gen_fdnames = NULL;
+        s->gen_fdpoll = NULL;
 }

@@ -17,6 +17,7 @@
 typedef struct StoreOp {
         char *name;
         int fd;          /* -EBADF: remove name */
+        bool poll;       /* no FDPOLL=0 came with it */
 } StoreOp;
 
 typedef struct ServiceStore {
@@ -29,6 +30,7 @@ typedef struct ServiceStore {
         int *gen_fds;
         size_t n_gen_fds;
         char *gen_fdnames;
+        char *gen_fdpoll;        /* per stored fd: '1', or '0' for FDPOLL=0 (for a next handoff) */
 } ServiceStore;
 
 typedef enum {
@@ -43,7 +45,7 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
 void service_store_commit_staged(ServiceStore *s, bool mirroring);
 void service_store_drop_staged(ServiceStore *s);
 
-/* Rebuilds gen_fds/gen_fdnames from the listening sockets and the store. */
+/* Rebuilds gen_fds/gen_fdnames/gen_fdpoll from the listening sockets and the store. */
 int service_store_build_inheritance(ServiceStore *s, const int *listen_fds, char *const *listen_names, size_t n_listen);
 
 /* A handoff that took over: systemd's store holds what its predecessor

@@ -372,7 +372,7 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 char buf[64];
                 uint64_t usec;
                 if (role_awaits_takeover(s->role)) {
-                        if (safe_atou64(m->extend_timeout_usec, &usec) >= 0)
+                        if (safe_atou64(m->extend_timeout_usec, &usec) >= 0 && timestamp_is_set(usec))
                                 takeover_report_extend(s->takeover, usec);
                 } else if (!speaks && notify_relay_text(&out, buf, sizeof buf) > 0)
                         notify_systemd(s, "%s", buf);
@@ -382,11 +382,12 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
         uint64_t wd;
         if (notify_watchdog_usec(m, &wd)) {
                 /* Relayed below: systemd's watchdog timeout from now on, and
-                 * so the one later generations are started with. */
+                 * so the one later generations are started with. 0 and
+                 * infinity turn it off: they are started without one. */
                 if (role_speaks_to_systemd(s->role))
-                        s->config.watchdog_usec = wd;
+                        s->config.watchdog_usec = wd == USEC_INFINITY ? 0 : wd;
         } else if (m->watchdog_usec)
-                log_warning("Generation %u sent WATCHDOG_USEC=%.32s, not a positive number of microseconds; ignoring.",
+                log_warning("Generation %u sent WATCHDOG_USEC=%.32s, not a number of microseconds; ignoring.",
                             g->number, m->watchdog_usec);
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
@@ -512,6 +513,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                 .fds = s->config.fds,
                 .n_fds = s->config.n_fds,
                 .n_stored = s->p->store->n,
+                .fdpoll = s->store.gen_fdpoll,
                 .fdnames = s->config.fdnames,
                 .notify_socket = sdnotify_address(),
                 .watchdog_usec = s->config.watchdog_usec,
@@ -1320,6 +1322,7 @@ static void supervisor_done(Supervisor *s) {
         reaper_free(s->reaper);
         cgroup_root_free(s->cgroup);
         service_store_done(&s->store);
+        fdstore_watch(s->p->store, NULL);
         strv_free(s->inherited_names);
         reload_config_free(s->pending);
         reload_config_free(s->trying);
@@ -1360,6 +1363,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 supervisor_done(&s);
                 return r;
         }
+        fdstore_watch(p->store, s.event);
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,6 +20,10 @@ int parse_duration(const char *s, usec_t *ret);
 const char *format_duration(char *buf, size_t len, usec_t u);
 
 usec_t now_monotonic(void);
+/* Whether t is a time, neither 0 nor infinity (systemd's timestamp_is_set()). */
+static inline bool timestamp_is_set(usec_t t) {
+        return t > 0 && t != USEC_INFINITY;
+}
 /* a + b, or USEC_INFINITY where that would overflow (as systemd's usec_add()). */
 usec_t usec_add(usec_t a, usec_t b);
 usec_t now_realtime(void);

@@ -11,10 +11,11 @@
  *    line, ...); unknown keys are counted, and the value pointers point into
  *    the buffer, at strings without a newline;
  *  - the relayed text holds only what may be relayed (STATUS, WATCHDOG,
- *    a positive WATCHDOG_USEC, numeric EXTEND_TIMEOUT_USEC and ERRNO),
+ *    numeric WATCHDOG_USEC (0 too: it turns the watchdog off),
+ *    EXTEND_TIMEOUT_USEC and ERRNO),
  *    never READY, RELOADING,
- *    STOPPING, MAINPID, BARRIER or the fd store's FDSTORE, FDSTOREREMOVE
- *    and FDNAME (handoff keeps the store itself); it parses back to the
+ *    STOPPING, MAINPID, BARRIER or the fd store's FDSTORE, FDSTOREREMOVE,
+ *    FDNAME and FDPOLL (handoff keeps the store itself); it parses back to the
  *    same message, fits in input length + 2 bytes, and fails cleanly
  *    (-ENOBUFS, nothing written out of bounds) in any smaller buffer;
  *  - as the supervisor relays it (STATUS= replaced by handoff's summary, at
@@ -73,7 +74,7 @@ static bool streq_null(const char *a, const char *b) {
 static const char *const known_keys[] = {
         "READY",   "RELOADING", "STOPPING", "WATCHDOG",            "BARRIER", "FDSTORE",
         "FDSTOREREMOVE", "FDNAME", "STATUS", "EXTEND_TIMEOUT_USEC", "ERRNO",   "MAINPID",
-        "WATCHDOG_USEC",
+        "WATCHDOG_USEC", "FDPOLL",
 };
 
 /* The value of the first line "KEY=..." (the key is what precedes the first
@@ -168,7 +169,8 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
         /* Only relayable lines, each ending in a newline. */
         FUZZ_ASSERT(len == 0 || text[len - 1] == '\n', "relayed text does not end in a newline");
         static const char *const forbidden[] = { "READY=",   "RELOADING=",     "STOPPING=", "MAINPID=",
-                                                 "BARRIER=", "FDSTORE=", "FDSTOREREMOVE=", "FDNAME=" };
+                                                 "BARRIER=", "FDSTORE=", "FDSTOREREMOVE=", "FDNAME=",
+                                                 "FDPOLL=" };
         for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
                 FUZZ_ASSERT(!has_line_prefix(text, len, forbidden[i]), "relayed text holds %s", forbidden[i]);
 
@@ -181,7 +183,7 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
         FUZZ_ASSERT(has_line_prefix(text, len, "STATUS=") == (m->status != NULL), "STATUS relayed iff sent");
         uint64_t wd = 0;
         bool want_wd = notify_watchdog_usec(m, &wd);
-        FUZZ_ASSERT(has_line_prefix(text, len, "WATCHDOG_USEC=") == want_wd, "WATCHDOG_USEC relayed iff a positive number");
+        FUZZ_ASSERT(has_line_prefix(text, len, "WATCHDOG_USEC=") == want_wd, "WATCHDOG_USEC relayed iff a number");
 
         if (len == 0)
                 return;
@@ -196,7 +198,7 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
         if (len <= NOTIFY_MAX_LEN) {
                 FUZZ_ASSERT(r == 0, "relayed text does not parse back (%d)", r);
                 FUZZ_ASSERT(!back.ready && !back.reloading && !back.stopping && !back.barrier && !back.mainpid &&
-                                    !back.fdstore && !back.fdstoreremove && !back.fdname,
+                                    !back.fdstore && !back.fdstoreremove && !back.fdname && !back.fdpoll_off,
                             "relayed text parses to a message with handoff's own keys");
                 FUZZ_ASSERT(back.n_unknown == 0, "relayed text has %u unknown keys", back.n_unknown);
                 FUZZ_ASSERT(back.watchdog == m->watchdog && back.watchdog_trigger == m->watchdog_trigger,
@@ -274,6 +276,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 { "WATCHDOG=trigger", offsetof(NotifyMessage, watchdog_trigger) },
                 { "FDSTORE=1", offsetof(NotifyMessage, fdstore) },
                 { "FDSTOREREMOVE=1", offsetof(NotifyMessage, fdstoreremove) },
+                { "FDPOLL=0", offsetof(NotifyMessage, fdpoll_off) },
         };
         for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
                 FUZZ_ASSERT(*(const bool *) ((const char *) &m + flags[i].offset) == has_line(orig, size, flags[i].line),

@@ -9,6 +9,7 @@ stores are ignored."""
 import os
 import signal
 import socket
+import struct
 
 from handofftest.handoff import Handoff, MODE, set_args
 from handofftest.net import free_port, http_get
@@ -164,6 +165,68 @@ def test_mirror_keeps_every_fd_of_a_name(tmp):
         wait_for(lambda: sent("FDSTOREREMOVE"), 10, f"the removal mirrored: {h.notify.snapshot()}")
         check(h.stop() == 0, h.log())
     finally:
+        h.close()
+
+
+def test_name_too_long_to_mirror_is_kept_and_said(tmp):
+    """An FDNAME= of 242 to 255 characters is valid, but with the prefix
+    handoff.store. longer than systemd takes (fdname_is_valid(): 255):
+    systemd 252 would store such a mirror as "stored", which no later
+    handoff knows for its own, and never remove it. It is kept in handoff's
+    store and passed on, not put into systemd's, and a warning says so."""
+    name = "n" * 250
+    h = start(tmp, "--store-twice", name, extra=("--systemd-fd-store=yes",))
+
+    def too_long():
+        return [m for m in h.notify.snapshot() if len(m.fields.get("FDNAME", "")) > 255]
+    try:
+        h.wait_log(f'Not putting fd "{name}" into the service manager\'s fd store')
+        set_args(h.args_file, "--remove", name)
+        a = reload(h, 2)
+        check(a["names"] == ["web", "state", name, name], f"both kept and passed on: {a}")
+        set_args(h.args_file)
+        a = reload(h, 3)
+        check(a["names"] == ["web", "state"], f"and removed: {a}")
+        check(not too_long(), f"no FDNAME= systemd refuses: {too_long()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_stored_connection_that_hangs_up_is_dropped(tmp):
+    """As systemd's store (service_add_fd_store(), on_fd_store_io()): a
+    stored fd that reports EPOLLHUP or EPOLLERR, here a connection its peer
+    reset, is dropped and not passed on, unless FDPOLL=0 came with it. In
+    handover mode the next handoff watches the store it took over, and
+    knows which fds came with FDPOLL=0; the mirror in systemd's store says
+    FDPOLL=0 for those too."""
+    peer = socket.socket()
+    peer.bind(("127.0.0.1", 0))
+    peer.listen(8)
+    peer.settimeout(10)
+    addr = f"127.0.0.1:{peer.getsockname()[1]}"
+    h = start(tmp, "--conn", addr, "--conn-nopoll", addr, extra=("--systemd-fd-store=yes",))
+
+    def puts(name):
+        return [m for m in h.notify.snapshot()
+                if m.fields.get("FDSTORE") == "1" and m.fields.get("FDNAME") == "handoff.store." + name]
+    try:
+        conns = [peer.accept()[0] for _ in range(2)]
+        set_args(h.args_file)
+        a = reload(h, 2)
+        check(sorted(a["names"]) == ["conn", "nopoll", "state", "web"], f"both connections passed on: {a}")
+        wait_for(lambda: puts("conn") and puts("nopoll"), 10, f"both mirrored: {h.notify.snapshot()}")
+        check(all(m.fields.get("FDPOLL") == "0" for m in puts("nopoll")), f"FDPOLL=0 mirrored: {puts('nopoll')}")
+        check(not any("FDPOLL" in m.fields for m in puts("conn")), f"conn watched by systemd: {puts('conn')}")
+        for c in conns:  # a reset: EPOLLHUP and EPOLLERR on handoff's end
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()
+        h.wait_log('Dropped stored fd "conn": ')
+        a = reload(h, 3)
+        check(sorted(a["names"]) == ["nopoll", "state", "web"], f"conn dropped, nopoll kept: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        peer.close()
         h.close()
 
 

@@ -459,7 +459,7 @@ if not barrier():
         check("WATCHDOG_USEC" not in environ_of(first), "no watchdog to begin with")
         m = h.notify.wait_count("WATCHDOG_USEC", 1, value=None)
         check(m.fields["WATCHDOG_USEC"] == "30000000" and m.fields.get("WATCHDOG") == "1", f"relayed: {m}")
-        h.wait_log("Generation 1 sent WATCHDOG_USEC=5s, not a positive number of microseconds; ignoring.")
+        h.wait_log("Generation 1 sent WATCHDOG_USEC=5s, not a number of microseconds; ignoring.")
         check(h.notify.count("WATCHDOG_USEC") == 1, f"invalid values are not relayed: {h.notify.snapshot()}")
         h.signal(signal.SIGHUP)
         h.wait_ready(2, timeout=20)
@@ -467,6 +467,33 @@ if not barrier():
         env = environ_of(second)
         check(env.get("WATCHDOG_USEC") == "30000000" and env.get("WATCHDOG_PID") == str(second),
               f"generation 2 has the new watchdog: {env.get('WATCHDOG_USEC')} {env.get('WATCHDOG_PID')}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_watchdog_usec_0_turns_the_watchdog_off(tmp):
+    """WATCHDOG_USEC=0 turns systemd's watchdog off (systemd 252's
+    service_override_watchdog_timeout() with 0): relayed as it is, and
+    later generations are started without a watchdog, as systemd starts a
+    service's processes without WATCHDOG_USEC then."""
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "wd0.py", r'''
+s.sendto(b"READY=1", a)
+if os.environ["HANDOFF_GENERATION"] == "1":
+    s.sendto(b"WATCHDOG_USEC=30000000", a)
+    s.sendto(b"WATCHDOG_USEC=0", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_ready(1)
+        m = h.notify.wait_count("WATCHDOG_USEC", 2, value=None)
+        check(m.fields["WATCHDOG_USEC"] == "0", f"WATCHDOG_USEC=0 relayed: {h.notify.snapshot()}")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        env = environ_of(h.generation_pid(2))
+        check("WATCHDOG_USEC" not in env and "WATCHDOG_PID" not in env,
+              f"generation 2 has no watchdog: {env.get('WATCHDOG_USEC')} {env.get('WATCHDOG_PID')}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -511,6 +538,24 @@ s.sendto(b"READY=1", a)
         check(h.notify.count("EXTEND_TIMEOUT_USEC", "20000000") == 2,
               f"relayed while the reload's generation starts: {h.notify.snapshot()}")
         check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_extend_timeout_usec_infinity_extends_nothing(tmp):
+    """EXTEND_TIMEOUT_USEC=18446744073709551615 (infinity) is no extension:
+    systemd 252's service_extend_timeout() ignores it (!timestamp_is_set()),
+    and handoff took it for "no deadline at all" and waited for ever. A
+    generation that sends it and never becomes ready is stopped at its
+    --start-timeout."""
+    h = start(tmp, ["--start-timeout=2s"], notify_app(tmp, "forever.py", r'''
+s.sendto(b"EXTEND_TIMEOUT_USEC=18446744073709551615", a)
+if not barrier():
+    sys.exit("no answer to BARRIER=1")
+'''))
+    try:
+        h.wait_log("did not become ready within 2s", timeout=15)
+        check(h.wait_exit(timeout=20) != 0, h.log())
     finally:
         h.close()
 
@@ -586,5 +631,6 @@ if __name__ == "__main__":
          test_socket_written_after_its_main_exited_is_not_kept,
          test_worker_sending_after_its_main_exited_is_not_blocked,
          test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_accumulate,
-         test_watchdog_usec_is_relayed_and_passed_on, test_status_is_cut_between_characters,
-         test_extend_timeout_usec_extends_the_start_timeout])
+         test_watchdog_usec_is_relayed_and_passed_on, test_watchdog_usec_0_turns_the_watchdog_off,
+         test_status_is_cut_between_characters,
+         test_extend_timeout_usec_extends_the_start_timeout, test_extend_timeout_usec_infinity_extends_nothing])

@@ -36,9 +36,9 @@ static void assert_names(const FdStore *s, const char *const *names, size_t n) {
 START_TEST(test_two_fds_one_name_are_both_kept) {
         FdStore s = { .max = 16 };
         int a = memfd(), b = memfd(), c = memfd();
-        ck_assert_int_eq(fdstore_add(&s, "conn", a), 1);
-        ck_assert_int_eq(fdstore_add(&s, "state", b), 1);
-        ck_assert_int_eq(fdstore_add(&s, "conn", c), 1);
+        ck_assert_int_eq(fdstore_add(&s, "conn", a, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "state", b, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "conn", c, true), 1);
         assert_names(&s, (const char *[]) { "conn", "state", "conn" }, 3);
         /* In the order stored, none replaced. */
         ck_assert_int_eq(s.fds[0], a);
@@ -56,13 +56,13 @@ START_TEST(test_the_same_open_file_is_kept_once) {
         int again = dup(a), other_name = dup(a);
         ck_assert_int_ge(again, 0);
         ck_assert_int_ge(other_name, 0);
-        ck_assert_int_eq(fdstore_add(&s, "state", a), 1);
+        ck_assert_int_eq(fdstore_add(&s, "state", a, true), 1);
         /* A second copy of the same open file, as a second datagram with
          * it brings: dropped and closed, whatever its name (systemd compares
          * with every stored fd). */
-        ck_assert_int_eq(fdstore_add(&s, "state", again), 0);
+        ck_assert_int_eq(fdstore_add(&s, "state", again, true), 0);
         ck_assert(!is_open(again));
-        ck_assert_int_eq(fdstore_add(&s, "other", other_name), 0);
+        ck_assert_int_eq(fdstore_add(&s, "other", other_name, true), 0);
         ck_assert(!is_open(other_name));
         assert_names(&s, (const char *[]) { "state" }, 1);
         ck_assert(is_open(a));
@@ -75,8 +75,8 @@ START_TEST(test_two_opens_of_one_file_are_two_fds) {
         int a = open("/dev/null", O_RDONLY | O_CLOEXEC), b = open("/dev/null", O_RDONLY | O_CLOEXEC);
         ck_assert_int_ge(a, 0);
         ck_assert_int_ge(b, 0);
-        ck_assert_int_eq(fdstore_add(&s, "null", a), 1);
-        ck_assert_int_eq(fdstore_add(&s, "null", b), 1);
+        ck_assert_int_eq(fdstore_add(&s, "null", a, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "null", b, true), 1);
         assert_names(&s, (const char *[]) { "null", "null" }, 2);
         fdstore_done(&s);
 }
@@ -107,10 +107,10 @@ END_TEST
 START_TEST(test_remove_by_name_removes_all) {
         FdStore s = { .max = 16 };
         int a = memfd(), b = memfd(), c = memfd(), d = memfd();
-        ck_assert_int_eq(fdstore_add(&s, "conn", a), 1);
-        ck_assert_int_eq(fdstore_add(&s, "state", b), 1);
-        ck_assert_int_eq(fdstore_add(&s, "conn", c), 1);
-        ck_assert_int_eq(fdstore_add(&s, "multi", d), 1);
+        ck_assert_int_eq(fdstore_add(&s, "conn", a, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "state", b, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "conn", c, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "multi", d, true), 1);
         ck_assert_uint_eq(fdstore_remove(&s, "conn"), 2);
         ck_assert(!is_open(a) && !is_open(c));
         assert_names(&s, (const char *[]) { "state", "multi" }, 2);
@@ -124,20 +124,68 @@ END_TEST
 START_TEST(test_limit) {
         FdStore s = { .max = 2 };
         int a = memfd(), b = memfd(), c = memfd(), d = memfd();
-        ck_assert_int_eq(fdstore_add(&s, "conn", a), 1);
-        ck_assert_int_eq(fdstore_add(&s, "conn", b), 1);
+        ck_assert_int_eq(fdstore_add(&s, "conn", a, true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "conn", b, true), 1);
         /* Full: a third fd is refused and closed, under any name. */
-        ck_assert_int_eq(fdstore_add(&s, "conn", c), -ENOSPC);
+        ck_assert_int_eq(fdstore_add(&s, "conn", c, true), -ENOSPC);
         ck_assert(!is_open(c));
-        ck_assert_int_eq(fdstore_add(&s, "other", d), -ENOSPC);
+        ck_assert_int_eq(fdstore_add(&s, "other", d, true), -ENOSPC);
         ck_assert(!is_open(d));
         assert_names(&s, (const char *[]) { "conn", "conn" }, 2);
         /* A removal makes room again. */
         ck_assert_uint_eq(fdstore_remove(&s, "conn"), 2);
-        ck_assert_int_eq(fdstore_add(&s, "conn", memfd()), 1);
-        ck_assert_int_eq(fdstore_add(&s, "bad:name", memfd()), -EINVAL);
+        ck_assert_int_eq(fdstore_add(&s, "conn", memfd(), true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "bad:name", memfd(), true), -EINVAL);
         assert_names(&s, (const char *[]) { "conn" }, 1);
         fdstore_done(&s);
+}
+END_TEST
+
+/* Runs the loop until the store has n entries, for at most 5 s. */
+static void run_until(sd_event *e, const FdStore *s, size_t n) {
+        for (int i = 0; i < 50 && s->n != n; i++)
+                ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+        ck_assert_uint_eq(s->n, n);
+}
+
+START_TEST(test_watched_fd_that_hangs_up_is_dropped) {
+        sd_event *e = NULL;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        FdStore s = { .max = 16 };
+        int watched[2], kept[2], later[2];
+        ck_assert_int_eq(pipe2(watched, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(kept, O_CLOEXEC), 0);
+        /* Stored before there is a loop (a next handoff's, from its
+         * predecessor): watched from fdstore_watch() on. A memfd cannot be
+         * watched (EPERM) and is kept; so is an fd stored with FDPOLL=0. */
+        ck_assert_int_eq(fdstore_add(&s, "watched", watched[0], true), 1);
+        ck_assert_int_eq(fdstore_add(&s, "nopoll", kept[0], false), 1);
+        ck_assert_int_eq(fdstore_add(&s, "state", memfd(), true), 1);
+        fdstore_watch(&s, e);
+        close(watched[1]);
+        close(kept[1]);
+        run_until(e, &s, 2);
+        assert_names(&s, (const char *[]) { "nopoll", "state" }, 2);
+        ck_assert(!is_open(watched[0]) && is_open(kept[0]));
+
+        /* Stored while watched: watched at once. A removed fd's watch goes
+         * with it, or its number, taken again, could not be watched. */
+        ck_assert_uint_eq(fdstore_remove(&s, "nopoll"), 1);
+        ck_assert_int_eq(pipe2(later, O_CLOEXEC), 0);
+        ck_assert_int_eq(fdstore_add(&s, "later", later[0], true), 1);
+        close(later[1]);
+        run_until(e, &s, 1);
+        assert_names(&s, (const char *[]) { "state" }, 1);
+
+        /* Unwatched, a hang-up drops nothing. */
+        fdstore_watch(&s, NULL);
+        ck_assert_int_eq(pipe2(later, O_CLOEXEC), 0);
+        ck_assert_int_eq(fdstore_add(&s, "later", later[0], true), 1);
+        close(later[1]);
+        ck_assert_int_eq(sd_event_run(e, 0), 0);
+        ck_assert_uint_eq(s.n, 2);
+        fdstore_done(&s);
+        sd_event_unref(e);
 }
 END_TEST
 
@@ -152,7 +200,7 @@ START_TEST(test_staged_like_applied) {
         FdStore st = { .max = 16 };
         ServiceStore ss = { .store = &st };
         int old = memfd();
-        ck_assert_int_eq(fdstore_add(&st, "state", old), 1);
+        ck_assert_int_eq(fdstore_add(&st, "state", old, true), 1);
         /* A candidate's requests wait for its commit, then apply in order:
          * two fds under one name in two messages, two in one message, the
          * same open file again, a removal of the old state. */
@@ -234,6 +282,67 @@ START_TEST(test_staging_is_bounded) {
 }
 END_TEST
 
+START_TEST(test_remove_wins_over_store) {
+        FdStore st = { .max = 16 };
+        ServiceStore ss = { .store = &st };
+        int a = memfd(), b = memfd(), c = memfd(), d = memfd();
+        send_to(&ss, STORE_APPLY, true, false, "conn", &a, 1);
+        /* As systemd 252: FDSTORE=1 beside FDSTOREREMOVE=1 only removes,
+         * and the fds that came with it are closed, not stored. */
+        send_to(&ss, STORE_APPLY, true, true, "conn", &b, 1);
+        ck_assert_uint_eq(st.n, 0);
+        ck_assert(!is_open(a) && !is_open(b));
+        /* Staged alike. */
+        send_to(&ss, STORE_APPLY, true, false, "conn", &c, 1);
+        send_to(&ss, STORE_STAGE, true, true, "conn", &d, 1);
+        ck_assert(!is_open(d));
+        service_store_commit_staged(&ss, false);
+        ck_assert_uint_eq(st.n, 0);
+        ck_assert(!is_open(c));
+        service_store_done(&ss);
+        fdstore_done(&st);
+}
+END_TEST
+
+START_TEST(test_invalid_name_is_stored_as_stored) {
+        FdStore st = { .max = 16 };
+        ServiceStore ss = { .store = &st };
+        char long_name[257];
+        memset(long_name, 'n', 256);
+        long_name[256] = '\0';
+        int a = memfd(), b = memfd();
+        /* As systemd 252: an invalid FDNAME= with FDSTORE=1 is ignored
+         * (with a warning), and the fd kept under the default name. */
+        send_to(&ss, STORE_APPLY, true, false, "bad:name", &a, 1);
+        send_to(&ss, STORE_STAGE, true, false, long_name, &b, 1);
+        service_store_commit_staged(&ss, false);
+        assert_names(&st, (const char *[]) { "stored", "stored" }, 2);
+        ck_assert(is_open(a) && is_open(b));
+        service_store_done(&ss);
+        fdstore_done(&st);
+}
+END_TEST
+
+START_TEST(test_fdpoll_0_stays_with_its_fd) {
+        FdStore st = { .max = 16 };
+        ServiceStore ss = { .store = &st };
+        int a = memfd(), b = memfd(), c = memfd();
+        /* FDPOLL=0 is the fd's, applied or staged, and a next handoff
+         * learns it (HANDOFF_FDPOLL). */
+        NotifyMessage m = { .fdstore = true, .fdname = "x", .fdpoll_off = true };
+        service_store_message(&ss, STORE_APPLY, false, 2, &m, &a, 1);
+        service_store_message(&ss, STORE_STAGE, false, 2, &m, &b, 1);
+        send_to(&ss, STORE_STAGE, true, false, "y", &c, 1);
+        service_store_commit_staged(&ss, false);
+        assert_names(&st, (const char *[]) { "x", "x", "y" }, 3);
+        ck_assert(!st.poll[0] && !st.poll[1] && st.poll[2]);
+        ck_assert_int_eq(service_store_build_inheritance(&ss, NULL, NULL, 0), 0);
+        ck_assert_str_eq(ss.gen_fdpoll, "001");
+        service_store_done(&ss);
+        fdstore_done(&st);
+}
+END_TEST
+
 static Suite *fdstore_suite(void) {
         Suite *s = suite_create("fdstore");
         TCase *tc = tcase_create("store");
@@ -243,11 +352,15 @@ static Suite *fdstore_suite(void) {
         tcase_add_test(tc, test_same_file_fallback);
         tcase_add_test(tc, test_remove_by_name_removes_all);
         tcase_add_test(tc, test_limit);
+        tcase_add_test(tc, test_watched_fd_that_hangs_up_is_dropped);
         suite_add_tcase(s, tc);
         tc = tcase_create("staging");
         tcase_add_test(tc, test_staged_like_applied);
         tcase_add_test(tc, test_remove_needs_a_name);
         tcase_add_test(tc, test_staging_is_bounded);
+        tcase_add_test(tc, test_remove_wins_over_store);
+        tcase_add_test(tc, test_invalid_name_is_stored_as_stored);
+        tcase_add_test(tc, test_fdpoll_0_stays_with_its_fd);
         suite_add_tcase(s, tc);
         return s;
 }

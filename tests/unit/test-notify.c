@@ -180,7 +180,11 @@ START_TEST(test_parse_watchdog_usec) {
         ck_assert_int_eq(parse("READY=1", &m), 0);
         ck_assert_ptr_null(m.watchdog_usec);
         ck_assert(!notify_watchdog_usec(&m, &v));
-        static const char *const bad[] = { "", "0", "-1", "5s", " 5", "0x10", "18446744073709551616" };
+        /* 0 turns the watchdog off (systemd's service_override_watchdog_timeout()). */
+        ck_assert_int_eq(parse("WATCHDOG_USEC=0", &m), 0);
+        ck_assert(notify_watchdog_usec(&m, &v));
+        ck_assert_uint_eq(v, 0);
+        static const char *const bad[] = { "", "-1", "5s", " 5", "0x10", "18446744073709551616" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 m = (NotifyMessage) { .watchdog_usec = bad[i] };
                 v = 7;
@@ -210,6 +214,12 @@ START_TEST(test_parse_fdstore_keys) {
         ck_assert_str_eq(m.fdname, "conn");
         ck_assert_int_eq(parse("FDSTORE=0", &m), 0);
         ck_assert(!m.fdstore);
+        /* As systemd: FDPOLL=0 on any line turns the watch off; no other value does. */
+        ck_assert_int_eq(parse("FDSTORE=1\nFDPOLL=0\nFDPOLL=1", &m), 0);
+        ck_assert(m.fdstore && m.fdpoll_off);
+        ck_assert_uint_eq(m.n_unknown, 0);
+        ck_assert_int_eq(parse("FDSTORE=1\nFDPOLL=no", &m), 0);
+        ck_assert(!m.fdpoll_off);
 }
 END_TEST
 
@@ -306,6 +316,9 @@ START_TEST(test_relay_watchdog_usec) {
         ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
         ck_assert_str_eq(buf, "WATCHDOG=1\nWATCHDOG_USEC=30000000\n");
         m.watchdog_usec = "0";
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "WATCHDOG=1\nWATCHDOG_USEC=0\n");
+        m.watchdog_usec = "5s";
         ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
         ck_assert_str_eq(buf, "WATCHDOG=1\n");
         m = (NotifyMessage) { .watchdog_usec = "1\nREADY=1" };
