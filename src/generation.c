@@ -174,7 +174,7 @@ static void log_refused(Generation *g, const NotifyMessage *m, pid_t sender) {
  * is ready or retiring, or without a start timeout. */
 static void extend_start_timeout(Generation *g, const char *value) {
         uint64_t usec;
-        if (safe_atou64(value, &usec) < 0) {
+        if (notify_parse_usec(value, &usec) < 0) {
                 log_warning("Generation %u sent EXTEND_TIMEOUT_USEC=%.32s, not a number of microseconds; ignoring.",
                             g->number, value);
                 return;
@@ -391,6 +391,10 @@ static void spare_socket_written(void) {
 }
 
 static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_fd) {
+        /* A datagram that came in the same wait as the reload may not have
+         * been dispatched yet: it came while the socket was spare. */
+        if (spare.source && sd_event_source_get_pending(spare.source) > 0)
+                spare_socket_written();
         if (spare.fd < 0)
                 return false;
         /* An abstract one only where abstract is asked for: with "auto" it
