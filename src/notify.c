@@ -85,21 +85,25 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
 }
 
 /* Only digits, and no more than a 64-bit number has: a relayed number must
- * not smuggle in a second line, nor crowd out the WATCHDOG=1 beside it. */
+ * not smuggle in a second line, nor crowd out the WATCHDOG=1 beside it. No
+ * leading zero either: systemd reads numbers with strtoull()'s base 0, to
+ * which "010" is octal 8, where handoff would read 10. (It also takes a
+ * leading space or '+', "0x..": no server sends those, and handoff ignores
+ * them, with a warning where it uses the value.) */
 static bool is_number(const char *s) {
         size_t n = 0;
         for (; s[n]; n++)
                 if (s[n] < '0' || s[n] > '9')
                         return false;
-        return n > 0 && n <= 20;
+        return n > 0 && n <= 20 && (s[0] != '0' || n == 1);
+}
+
+int notify_parse_usec(const char *s, uint64_t *ret) {
+        return s && is_number(s) ? safe_atou64(s, ret) : -EINVAL;
 }
 
 bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret) {
-        uint64_t v;
-        if (!m->watchdog_usec || safe_atou64(m->watchdog_usec, &v) < 0)
-                return false;
-        *ret = v;
-        return true;
+        return notify_parse_usec(m->watchdog_usec, ret) >= 0;
 }
 
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
@@ -121,8 +125,9 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
         uint64_t wd;
         if (notify_watchdog_usec(m, &wd))
                 APPEND("WATCHDOG_USEC=%" PRIu64 "\n", wd);
-        if (m->extend_timeout_usec && is_number(m->extend_timeout_usec))
-                APPEND("EXTEND_TIMEOUT_USEC=%s\n", m->extend_timeout_usec);
+        uint64_t ext;
+        if (notify_parse_usec(m->extend_timeout_usec, &ext) >= 0)
+                APPEND("EXTEND_TIMEOUT_USEC=%" PRIu64 "\n", ext);
         if (m->errno_value && is_number(m->errno_value))
                 APPEND("ERRNO=%s\n", m->errno_value);
 #undef APPEND

@@ -47,6 +47,11 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret);
  * service_override_watchdog_timeout() does. */
 bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret);
 
+/* A number of microseconds as handoff relays and uses one (EXTEND_TIMEOUT_USEC=,
+ * WATCHDOG_USEC=): decimal digits without a leading zero, so that systemd
+ * reads the same number; -EINVAL otherwise (or for NULL). */
+int notify_parse_usec(const char *s, uint64_t *ret);
+
 /* Builds the text handoff forwards to systemd for a message from the serving
  * generation: STATUS, WATCHDOG, WATCHDOG_USEC, EXTEND_TIMEOUT_USEC and ERRNO
  * only; READY,

@@ -372,7 +372,7 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 char buf[64];
                 uint64_t usec;
                 if (role_awaits_takeover(s->role)) {
-                        if (safe_atou64(m->extend_timeout_usec, &usec) >= 0 && timestamp_is_set(usec))
+                        if (notify_parse_usec(m->extend_timeout_usec, &usec) >= 0 && timestamp_is_set(usec))
                                 takeover_report_extend(s->takeover, usec);
                 } else if (!speaks && notify_relay_text(&out, buf, sizeof buf) > 0)
                         notify_systemd(s, "%s", buf);

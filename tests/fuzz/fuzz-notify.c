@@ -23,6 +23,7 @@
  *    serving generation always reaches systemd. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "fuzz.h"
 #include "notify.h"
@@ -116,13 +117,23 @@ static unsigned count_unknown(const char *text, size_t len) {
 }
 
 /* A number handoff relays: 1 to 20 digits (no 64-bit number has more, and
- * systemd rejects longer ones too). */
+ * systemd rejects longer ones too), no leading zero (systemd's base 0 would
+ * read "010" as octal). */
 static bool all_digits(const char *s) {
         size_t n = 0;
         for (; s[n]; n++)
                 if (s[n] < '0' || s[n] > '9')
                         return false;
-        return n > 0 && n <= 20;
+        return n > 0 && n <= 20 && (s[0] != '0' || n == 1);
+}
+
+/* ... and, for a number of microseconds, one that fits 64 bits. */
+static bool usec_number(const char *s) {
+        if (!s || !all_digits(s))
+                return false;
+        errno = 0;
+        (void) strtoull(s, NULL, 10);
+        return errno == 0;
 }
 
 static bool expected_accept(const uint8_t *data, size_t size) {
@@ -176,10 +187,10 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
 
         FUZZ_ASSERT(has_line(text, len, "WATCHDOG=1") == m->watchdog, "WATCHDOG=1 relayed iff sent");
         FUZZ_ASSERT(has_line(text, len, "WATCHDOG=trigger") == m->watchdog_trigger, "WATCHDOG=trigger relayed iff sent");
-        bool want_ext = m->extend_timeout_usec && all_digits(m->extend_timeout_usec);
+        bool want_ext = usec_number(m->extend_timeout_usec);
         bool want_errno = m->errno_value && all_digits(m->errno_value);
-        FUZZ_ASSERT(has_line_prefix(text, len, "EXTEND_TIMEOUT_USEC=") == want_ext, "EXTEND_TIMEOUT_USEC relayed iff a number of at most 20 digits");
-        FUZZ_ASSERT(has_line_prefix(text, len, "ERRNO=") == want_errno, "ERRNO relayed iff a number of at most 20 digits");
+        FUZZ_ASSERT(has_line_prefix(text, len, "EXTEND_TIMEOUT_USEC=") == want_ext, "EXTEND_TIMEOUT_USEC relayed iff a 64-bit number, no leading zero");
+        FUZZ_ASSERT(has_line_prefix(text, len, "ERRNO=") == want_errno, "ERRNO relayed iff a number of at most 20 digits, no leading zero");
         FUZZ_ASSERT(has_line_prefix(text, len, "STATUS=") == (m->status != NULL), "STATUS relayed iff sent");
         uint64_t wd = 0;
         bool want_wd = notify_watchdog_usec(m, &wd);
@@ -206,6 +217,10 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
                 uint64_t wd_back = 0;
                 FUZZ_ASSERT(notify_watchdog_usec(&back, &wd_back) == want_wd && wd_back == wd,
                             "WATCHDOG_USEC changed through the relay");
+                uint64_t ext = 0, ext_back = 0;
+                FUZZ_ASSERT(!want_ext || (notify_parse_usec(m->extend_timeout_usec, &ext) >= 0 &&
+                                          notify_parse_usec(back.extend_timeout_usec, &ext_back) >= 0 && ext == ext_back),
+                            "EXTEND_TIMEOUT_USEC changed through the relay");
                 FUZZ_ASSERT((back.status == NULL) == (m->status == NULL) &&
                                     (!m->status || strcmp(back.status, m->status) == 0),
                             "STATUS changed through the relay");

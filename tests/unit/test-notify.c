@@ -184,7 +184,9 @@ START_TEST(test_parse_watchdog_usec) {
         ck_assert_int_eq(parse("WATCHDOG_USEC=0", &m), 0);
         ck_assert(notify_watchdog_usec(&m, &v));
         ck_assert_uint_eq(v, 0);
-        static const char *const bad[] = { "", "-1", "5s", " 5", "0x10", "18446744073709551616" };
+        /* Not a number, too large, or one systemd reads otherwise (its
+         * strtoull() base 0: "010" is 8, "0x10" 16, " 5" 5): ignored. */
+        static const char *const bad[] = { "", "-1", "5s", " 5", "0x10", "010", "18446744073709551616" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 m = (NotifyMessage) { .watchdog_usec = bad[i] };
                 v = 7;
@@ -294,7 +296,8 @@ START_TEST(test_relay_only_forwardable) {
 END_TEST
 
 START_TEST(test_relay_numbers_only) {
-        static const char *const bad_numbers[] = { "", "5s", "-1", " 5", "5 ", "0x10", "1\nREADY=1", "1.5" };
+        static const char *const bad_numbers[] = { "", "5s", "-1", " 5", "5 ", "0x10", "1\nREADY=1", "1.5", "010",
+                                                   "00" };
         char buf[256];
         for (size_t i = 0; i < sizeof bad_numbers / sizeof bad_numbers[0]; i++) {
                 NotifyMessage m = { .extend_timeout_usec = bad_numbers[i] };
