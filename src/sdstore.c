@@ -23,6 +23,11 @@ static int full_name(char full[static 256], const char *prefix, const char *name
         return k < 0 || k > 255 ? -ENAMETOOLONG : 0;
 }
 
+bool sdstore_name_fits(const char *prefix, const char *name) {
+        char full[256];
+        return full_name(full, prefix, name) >= 0;
+}
+
 int sdstore_remove(const char *prefix, const char *name) {
         char full[256], msg[320];
         if (full_name(full, prefix, name) < 0)

@@ -26,5 +26,7 @@ bool sdstore_enabled(SdStoreMode mode);
  * there: -ENAMETOOLONG, with a warning that the fd is only in handoff's
  * store. */
 int sdstore_put(const char *prefix, const char *name, int fd, bool poll);
+/* Whether prefix+name is a name systemd takes (at most 255 characters). */
+bool sdstore_name_fits(const char *prefix, const char *name);
 /* Removes every fd stored as prefix+name. */
 int sdstore_remove(const char *prefix, const char *name);

@@ -128,8 +128,8 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
                 if (policy == STORE_REFUSE || !store) {
                         log_debug("Closed an fd from generation %u: %s.", number,
                                   !m->fdstore ? "no FDSTORE=1"
-                                  : m->fdstoreremove ? "FDSTOREREMOVE=1 came with it, and goes first"
-                                  : "it does not speak for the service");
+                                  : policy == STORE_REFUSE ? "it does not speak for the service"
+                                  : "FDSTOREREMOVE=1 came with it, and goes first");
                         close_nonblocking(fds[i]);
                 } else if (policy == STORE_STAGE)
                         stage(s, number, name, fds[i], !m->fdpoll_off);
@@ -203,7 +203,10 @@ void service_store_resync(ServiceStore *s, char *const *old_names, size_t n_old)
                 if (!seen_before(old_names, i))
                         (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
         for (size_t i = 0; i < s->store->n; i++)
-                (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i], s->store->poll[i]);
+                /* One too long to put there was said so when it was stored. */
+                if (sdstore_name_fits(SDSTORE_STORE_PREFIX, s->store->names[i]))
+                        (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i],
+                                           s->store->poll[i]);
 }
 
 void service_store_done(ServiceStore *s) {
