@@ -8,7 +8,11 @@
  * blocking: a manager that does not read its socket must not stop our
  * event loop (a lost STATUS= is fine; the caller logs a lost READY=1 or
  * MAINPID=). The address is taken from the environment once, by
- * sdnotify_setup(), which also removes NOTIFY_SOCKET from it. */
+ * sdnotify_setup(), which also removes NOTIFY_SOCKET from it. The socket is
+ * connected once; it reaches whatever is bound at the address again only
+ * when the one it reached has closed (ECONNREFUSED). systemd keeps its
+ * notify socket open across daemon-reexec and switch-root, so this is the
+ * same socket an unconnected send would reach. */
 
 /* Reads and unsets NOTIFY_SOCKET. Returns 1 when there is a manager, 0 when
  * not, -EAFNOSUPPORT when NOTIFY_SOCKET is set to something else than a

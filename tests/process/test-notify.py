@@ -548,13 +548,18 @@ def test_extend_timeout_usec_infinity_extends_nothing(tmp):
     and handoff took it for "no deadline at all" and waited for ever. A
     generation that sends it and never becomes ready is stopped at its
     --start-timeout."""
-    h = start(tmp, ["--start-timeout=2s"], notify_app(tmp, "forever.py", r'''
+    h = start(tmp, ["--start-timeout=4s"], notify_app(tmp, "forever.py", r'''
 s.sendto(b"EXTEND_TIMEOUT_USEC=18446744073709551615", a)
 if not barrier():
     sys.exit("no answer to BARRIER=1")
+open(__file__ + ".extended", "w").close()
 '''))
     try:
-        h.wait_log("did not become ready within 2s", timeout=15)
+        h.wait_log("did not become ready within 4s", timeout=20)
+        # Read before the deadline (the barrier after it was answered):
+        # else the test would pass without the extension being looked at.
+        check(os.path.exists(os.path.join(tmp, "forever.py.extended")),
+              f"EXTEND_TIMEOUT_USEC= was read before the deadline:\n{h.log()}")
         check(h.wait_exit(timeout=20) != 0, h.log())
     finally:
         h.close()
