@@ -52,29 +52,26 @@ bool fd_same_file(int a, int b) {
         return fd_same_file_by_stat(a, b);
 }
 
-static void entry_free(FdStore *s, size_t i) {
+static void entry_free(FdStoreEntry *e) {
         /* The watch first: epoll forgets an fd only when every copy of its
          * open file is closed, and the generations hold copies. */
-        s->watches[i] = sd_event_source_disable_unref(s->watches[i]);
-        close_nonblocking(s->fds[i]);
-        free(s->names[i]);
+        e->watch = sd_event_source_disable_unref(e->watch);
+        close_nonblocking(e->fd);
+        free(e->name);
 }
 
 static void remove_at(FdStore *s, size_t i) {
-        entry_free(s, i);
+        entry_free(&s->entries[i]);
         s->n--;
-        memmove(s->fds + i, s->fds + i + 1, sizeof(int) * (s->n - i));
-        memmove(s->names + i, s->names + i + 1, sizeof(char *) * (s->n - i));
-        memmove(s->poll + i, s->poll + i + 1, sizeof(bool) * (s->n - i));
-        memmove(s->watches + i, s->watches + i + 1, sizeof(sd_event_source *) * (s->n - i));
+        memmove(s->entries + i, s->entries + i + 1, sizeof *s->entries * (s->n - i));
 }
 
 static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
         FdStore *s = userdata;
         for (size_t i = 0; i < s->n; i++)
-                if (s->watches[i] == source) {
+                if (s->entries[i].watch == source) {
                         log_info("Dropped stored fd \"%s\": %s on it (its other end is gone), as systemd "
-                                 "would (FDPOLL=0 keeps such an fd).", s->names[i],
+                                 "would (FDPOLL=0 keeps such an fd).", s->entries[i].name,
                                  revents & EPOLLERR ? "EPOLLERR" : "EPOLLHUP");
                         remove_at(s, i);
                         break;
@@ -85,20 +82,20 @@ static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *us
 /* As systemd's service_add_fd_store(): an io source for no events, as
  * epoll reports EPOLLHUP and EPOLLERR always. An fd epoll cannot watch (a
  * regular file, a memfd: EPERM) is kept unwatched, as there. */
-static void watch(FdStore *s, size_t i) {
-        if (!s->event || !s->poll[i] || s->watches[i])
+static void watch(FdStore *s, FdStoreEntry *e) {
+        if (!s->event || !e->poll || e->watch)
                 return;
-        int r = sd_event_add_io(s->event, &s->watches[i], s->fds[i], 0, on_hangup, s);
+        int r = sd_event_add_io(s->event, &e->watch, e->fd, 0, on_hangup, s);
         if (r < 0 && r != -EPERM)
-                log_debug_errno(r, "Failed to watch stored fd \"%s\", keeping it unwatched: %m", s->names[i]);
+                log_debug_errno(r, "Failed to watch stored fd \"%s\", keeping it unwatched: %m", e->name);
 }
 
 void fdstore_watch(FdStore *s, sd_event *event) {
         for (size_t i = 0; i < s->n; i++)
-                s->watches[i] = sd_event_source_disable_unref(s->watches[i]);
+                s->entries[i].watch = sd_event_source_disable_unref(s->entries[i].watch);
         s->event = event;
         for (size_t i = 0; i < s->n; i++)
-                watch(s, i);
+                watch(s, &s->entries[i]);
 }
 
 int fdstore_add(FdStore *s, const char *name, int fd, bool poll) {
@@ -111,40 +108,29 @@ int fdstore_add(FdStore *s, const char *name, int fd, bool poll) {
                 return -ENOSPC;
         }
         for (size_t i = 0; i < s->n; i++)
-                if (fd_same_file(s->fds[i], fd)) {
+                if (fd_same_file(s->entries[i].fd, fd)) {
                         close_nonblocking(fd);
                         return 0;
                 }
-        int *fds = realloc(s->fds, sizeof(int) * (s->n + 1));
-        if (fds)
-                s->fds = fds;
-        char **names = realloc(s->names, sizeof(char *) * (s->n + 1));
-        if (names)
-                s->names = names;
-        bool *polls = realloc(s->poll, sizeof(bool) * (s->n + 1));
-        if (polls)
-                s->poll = polls;
-        sd_event_source **watches = realloc(s->watches, sizeof(sd_event_source *) * (s->n + 1));
-        if (watches)
-                s->watches = watches;
+        FdStoreEntry *entries = realloc(s->entries, sizeof *entries * (s->n + 1));
+        if (entries)
+                s->entries = entries;
         char *copy = strdup(name);
-        if (!fds || !names || !polls || !watches || !copy) {
+        if (!entries || !copy) {
                 free(copy);
                 close_nonblocking(fd);
                 return -ENOMEM;
         }
-        s->fds[s->n] = fd;
-        s->names[s->n] = copy;
-        s->poll[s->n] = poll;
-        s->watches[s->n] = NULL;
-        watch(s, s->n++);
+        FdStoreEntry *e = &s->entries[s->n++];
+        *e = (FdStoreEntry) { .fd = fd, .name = copy, .poll = poll };
+        watch(s, e);
         return 1;
 }
 
 size_t fdstore_remove(FdStore *s, const char *name) {
         size_t removed = 0;
         for (size_t i = s->n; i-- > 0;)
-                if (strcmp(s->names[i], name) == 0) {
+                if (strcmp(s->entries[i].name, name) == 0) {
                         remove_at(s, i);
                         removed++;
                 }
@@ -153,15 +139,9 @@ size_t fdstore_remove(FdStore *s, const char *name) {
 
 void fdstore_done(FdStore *s) {
         for (size_t i = 0; i < s->n; i++)
-                entry_free(s, i);
-        free(s->fds);
-        free(s->names);
-        free(s->poll);
-        free(s->watches);
-        s->fds = NULL;
-        s->names = NULL;
-        s->poll = NULL;
-        s->watches = NULL;
+                entry_free(&s->entries[i]);
+        free(s->entries);
+        s->entries = NULL;
         s->n = 0;
         s->event = NULL;
 }

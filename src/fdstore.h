@@ -9,12 +9,15 @@
  * FDSTORE=1): fds the serving generation hands in with a name, given to every
  * later generation after the listening sockets, named in LISTEN_FDNAMES. */
 
+typedef struct FdStoreEntry {
+        int fd;
+        char *name;              /* several fds may share a name */
+        bool poll;               /* dropped when it hangs up (no FDPOLL=0) */
+        sd_event_source *watch;  /* its io source, or NULL */
+} FdStoreEntry;
 
 typedef struct FdStore {
-        int *fds;
-        char **names;      /* one per fd; several fds may share a name */
-        bool *poll;        /* one per fd: dropped when it hangs up (no FDPOLL=0) */
-        sd_event_source **watches; /* one per fd: its io source, or NULL */
+        FdStoreEntry *entries;   /* in the order stored */
         size_t n;
         size_t max;
         sd_event *event;   /* where the fds with poll are watched (fdstore_watch()) */

@@ -168,8 +168,8 @@ int service_store_build_inheritance(ServiceStore *s, const int *listen_fds, char
                 for (size_t i = 0; i < n_listen; i++)
                         fds[i] = listen_fds[i], names[i] = listen_names[i];
                 for (size_t i = 0; i < st->n; i++) {
-                        fds[n_listen + i] = st->fds[i], names[n_listen + i] = st->names[i];
-                        poll[i] = st->poll[i] ? '1' : '0';
+                        fds[n_listen + i] = st->entries[i].fd, names[n_listen + i] = st->entries[i].name;
+                        poll[i] = st->entries[i].poll ? '1' : '0';
                 }
                 poll[st->n] = '\0';
                 joined = fdnames_join(names, n);
@@ -202,11 +202,12 @@ void service_store_resync(ServiceStore *s, char *const *old_names, size_t n_old)
         for (size_t i = 0; i < n_old; i++)
                 if (!seen_before(old_names, i))
                         (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
-        for (size_t i = 0; i < s->store->n; i++)
+        for (size_t i = 0; i < s->store->n; i++) {
+                const FdStoreEntry *e = &s->store->entries[i];
                 /* One too long to put there was said so when it was stored. */
-                if (sdstore_name_fits(SDSTORE_STORE_PREFIX, s->store->names[i]))
-                        (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->names[i], s->store->fds[i],
-                                           s->store->poll[i]);
+                if (sdstore_name_fits(SDSTORE_STORE_PREFIX, e->name))
+                        (void) sdstore_put(SDSTORE_STORE_PREFIX, e->name, e->fd, e->poll);
+        }
 }
 
 void service_store_done(ServiceStore *s) {

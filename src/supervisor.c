@@ -1274,7 +1274,7 @@ static int setup_takeover(Supervisor *s) {
         s->inherited_reload_started = in.reload_started;
         size_t n = 0;
         for (size_t i = 0; i < s->p->store->n; i++)
-                if (strv_push(&s->inherited_names, &n, strdup(s->p->store->names[i])) < 0)
+                if (strv_push(&s->inherited_names, &n, strdup(s->p->store->entries[i].name)) < 0)
                         log_warning("Out of memory; systemd's fd store may keep a stale entry.");
         watch_predecessor(s, s->p->takeover_channel);
         return takeover_new(s->event, s->p->takeover_channel, &takeover_callbacks, s, &s->takeover);

@@ -30,7 +30,7 @@ static int memfd(void) {
 static void assert_names(const FdStore *s, const char *const *names, size_t n) {
         ck_assert_uint_eq(s->n, n);
         for (size_t i = 0; i < n; i++)
-                ck_assert_str_eq(s->names[i], names[i]);
+                ck_assert_str_eq(s->entries[i].name, names[i]);
 }
 
 START_TEST(test_two_fds_one_name_are_both_kept) {
@@ -41,9 +41,9 @@ START_TEST(test_two_fds_one_name_are_both_kept) {
         ck_assert_int_eq(fdstore_add(&s, "conn", c, true), 1);
         assert_names(&s, (const char *[]) { "conn", "state", "conn" }, 3);
         /* In the order stored, none replaced. */
-        ck_assert_int_eq(s.fds[0], a);
-        ck_assert_int_eq(s.fds[1], b);
-        ck_assert_int_eq(s.fds[2], c);
+        ck_assert_int_eq(s.entries[0].fd, a);
+        ck_assert_int_eq(s.entries[1].fd, b);
+        ck_assert_int_eq(s.entries[2].fd, c);
         ck_assert(is_open(a) && is_open(b) && is_open(c));
         fdstore_done(&s);
         ck_assert(!is_open(a) && !is_open(b) && !is_open(c));
@@ -114,8 +114,8 @@ START_TEST(test_remove_by_name_removes_all) {
         ck_assert_uint_eq(fdstore_remove(&s, "conn"), 2);
         ck_assert(!is_open(a) && !is_open(c));
         assert_names(&s, (const char *[]) { "state", "multi" }, 2);
-        ck_assert_int_eq(s.fds[0], b);
-        ck_assert_int_eq(s.fds[1], d);
+        ck_assert_int_eq(s.entries[0].fd, b);
+        ck_assert_int_eq(s.entries[1].fd, d);
         ck_assert_uint_eq(fdstore_remove(&s, "conn"), 0);
         fdstore_done(&s);
 }
@@ -216,10 +216,10 @@ START_TEST(test_staged_like_applied) {
         service_store_commit_staged(&ss, false);
         assert_names(&st, (const char *[]) { "conn", "conn", "multi", "multi" }, 4);
         ck_assert(!is_open(old));
-        ck_assert_int_eq(st.fds[0], c1);
-        ck_assert_int_eq(st.fds[1], c2);
-        ck_assert_int_eq(st.fds[2], multi[0]);
-        ck_assert_int_eq(st.fds[3], multi[1]);
+        ck_assert_int_eq(st.entries[0].fd, c1);
+        ck_assert_int_eq(st.entries[1].fd, c2);
+        ck_assert_int_eq(st.entries[2].fd, multi[0]);
+        ck_assert_int_eq(st.entries[3].fd, multi[1]);
 
         /* A removal staged after fds of its name takes them too; fds staged
          * after it stay. */
@@ -230,7 +230,7 @@ START_TEST(test_staged_like_applied) {
         send_to(&ss, STORE_STAGE, true, false, "conn", &y, 1);
         service_store_commit_staged(&ss, false);
         assert_names(&st, (const char *[]) { "multi", "multi", "conn" }, 3);
-        ck_assert_int_eq(st.fds[2], y);
+        ck_assert_int_eq(st.entries[2].fd, y);
         service_store_done(&ss);
         fdstore_done(&st);
 }
@@ -335,7 +335,7 @@ START_TEST(test_fdpoll_0_stays_with_its_fd) {
         send_to(&ss, STORE_STAGE, true, false, "y", &c, 1);
         service_store_commit_staged(&ss, false);
         assert_names(&st, (const char *[]) { "x", "x", "y" }, 3);
-        ck_assert(!st.poll[0] && !st.poll[1] && st.poll[2]);
+        ck_assert(!st.entries[0].poll && !st.entries[1].poll && st.entries[2].poll);
         ck_assert_int_eq(service_store_build_inheritance(&ss, NULL, NULL, 0), 0);
         ck_assert_str_eq(ss.gen_fdpoll, "001");
         service_store_done(&ss);
