@@ -113,12 +113,13 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
         int r = 0;
         if (n_stored > (size_t) n)
                 n_stored = (size_t) n;
+        size_t n_poll = fdpoll ? strlen(fdpoll) : 0; /* past it: watched */
         for (int i = 0; i < n; i++) {
                 int fd = SD_LISTEN_FDS_START + i;
                 if ((size_t) i >= (size_t) n - n_stored) {
                         /* A stored fd may be anything: a memfd, a connection. */
                         size_t k = (size_t) i - ((size_t) n - n_stored);
-                        bool poll = !fdpoll || k >= strlen(fdpoll) || fdpoll[k] != '0';
+                        bool poll = k >= n_poll || fdpoll[k] != '0';
                         (void) fd_cloexec(fd, true);
                         if ((r = fdstore_add(store, names[i], fd, poll)) < 0) {
                                 log_warning_errno(r, "Failed to keep stored fd %d (%s): %m", fd, names[i]);
