@@ -23,11 +23,6 @@ static int full_name(char full[static 256], const char *prefix, const char *name
         return k < 0 || k > 255 ? -ENAMETOOLONG : 0;
 }
 
-bool sdstore_name_fits(const char *prefix, const char *name) {
-        char full[256];
-        return full_name(full, prefix, name) >= 0;
-}
-
 int sdstore_remove(const char *prefix, const char *name) {
         char full[256], msg[320];
         if (full_name(full, prefix, name) < 0)
@@ -45,12 +40,8 @@ int sdstore_put(const char *prefix, const char *name, int fd, bool poll) {
          * "stored": no later handoff would know it for its own, nor could
          * it remove it. */
         int r = full_name(full, prefix, name);
-        if (r < 0) {
-                log_warning("Not putting fd \"%s\" into the service manager's fd store: with the prefix %s its name "
-                            "is longer than the 255 characters systemd takes. handoff keeps it, but it will not "
-                            "survive a restart of the service.", name, prefix);
+        if (r < 0)
                 return r;
-        }
         snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", full, poll ? "" : "\nFDPOLL=0");
         r = sdnotify_send(msg, &fd, 1);
         if (r < 0)

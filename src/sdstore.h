@@ -23,10 +23,8 @@ bool sdstore_enabled(SdStoreMode mode);
 /* Puts fd into systemd's store as prefix+name, beside any fds already
  * stored under that name (as handoff's own store keeps them); without poll,
  * with FDPOLL=0. A name too long for systemd with the prefix is not put
- * there: -ENAMETOOLONG, with a warning that the fd is only in handoff's
- * store. */
+ * there: -ENAMETOOLONG, for the caller to say (once) that the fd is only in
+ * handoff's store. */
 int sdstore_put(const char *prefix, const char *name, int fd, bool poll);
-/* Whether prefix+name is a name systemd takes (at most 255 characters). */
-bool sdstore_name_fits(const char *prefix, const char *name);
 /* Removes every fd stored as prefix+name. */
 int sdstore_remove(const char *prefix, const char *name);

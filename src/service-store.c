@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,8 +17,10 @@ static void apply(ServiceStore *s, bool mirroring, unsigned number, const char *
                 return;
         }
         int r = fdstore_add(s->store, name, fd, poll);
-        if (r > 0 && mirroring)
-                (void) sdstore_put(SDSTORE_STORE_PREFIX, name, fd, poll);
+        if (r > 0 && mirroring && sdstore_put(SDSTORE_STORE_PREFIX, name, fd, poll) == -ENAMETOOLONG)
+                log_warning("Not putting fd \"%s\" into the service manager's fd store: with the prefix %s its name "
+                            "is longer than the 255 characters systemd takes. handoff keeps it, but it will not "
+                            "survive a restart of the service.", name, SDSTORE_STORE_PREFIX);
         if (r == 0)
                 log_debug("Dropped fd \"%s\" from generation %u: the store holds that open file already.", name,
                           number);
@@ -202,12 +205,10 @@ void service_store_resync(ServiceStore *s, char *const *old_names, size_t n_old)
         for (size_t i = 0; i < n_old; i++)
                 if (!seen_before(old_names, i))
                         (void) sdstore_remove(SDSTORE_STORE_PREFIX, old_names[i]);
-        for (size_t i = 0; i < s->store->n; i++) {
-                const FdStoreEntry *e = &s->store->entries[i];
-                /* One too long to put there was said so when it was stored. */
-                if (sdstore_name_fits(SDSTORE_STORE_PREFIX, e->name))
-                        (void) sdstore_put(SDSTORE_STORE_PREFIX, e->name, e->fd, e->poll);
-        }
+        /* One too long to put there was said so when it was stored. */
+        for (size_t i = 0; i < s->store->n; i++)
+                (void) sdstore_put(SDSTORE_STORE_PREFIX, s->store->entries[i].name, s->store->entries[i].fd,
+                                   s->store->entries[i].poll);
 }
 
 void service_store_done(ServiceStore *s) {
