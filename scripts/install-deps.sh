@@ -23,7 +23,7 @@ test=(
         systemd dbus-user-session          # the real systemd --user manager tests
         bash-completion                    # the completion test (test-install.py)
         ansible-core                       # the fleet example (examples/ansible, test-ansible.py)
-        wrk                                # load for the benchmark
+        wrk libserver-starter-perl         # the benchmark's load, and a contender (start_server)
         valgrind                           # the leak test over 100 reloads
         strace                             # test-cli: what the reload client opens
         clang libclang-rt-14-dev           # libFuzzer (clang only recommends its runtime)
