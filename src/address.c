@@ -19,12 +19,16 @@ void listen_address_done(ListenAddress *a) {
         *a = (ListenAddress) {};
 }
 
+/* systemd's rule (fdname_is_valid() in its fd-util.c): printable ASCII but
+ * ':', the LISTEN_FDNAMES separator, at most 255 characters, and the empty
+ * name "explicitly allowed": FDSTORE=1 with FDNAME= stores under "". A
+ * --listen name must not be empty (listen_address_parse()). */
 bool fdname_is_valid(const char *s) {
         size_t n = 0;
         for (; s[n]; n++)
                 if (s[n] < ' ' || s[n] > '~' || s[n] == ':')
                         return false;
-        return n > 0 && n <= 255;
+        return n <= 255;
 }
 
 static bool port_is_valid(const char *p) {
@@ -99,7 +103,7 @@ int listen_address_parse(const char *spec, ListenAddress *ret, const char **ret_
         char *eq = strrchr(s, '=');
         if (eq) {
                 *eq = '\0';
-                if (!fdname_is_valid(eq + 1)) {
+                if (!eq[1] || !fdname_is_valid(eq + 1)) {
                         *ret_error = "name after '=' must be 1-255 printable characters without ':'";
                         return -EINVAL;
                 }

@@ -27,7 +27,8 @@ void listen_address_done(ListenAddress *a);
  * Returns 0, or -EINVAL with *ret_error naming what is wrong. */
 int listen_address_parse(const char *s, ListenAddress *ret, const char **ret_error);
 
-/* fd names as systemd accepts them: 1..255 printable ASCII, no ':'. */
+/* fd names as systemd accepts them: up to 255 printable ASCII, no ':', the
+ * empty name included. */
 bool fdname_is_valid(const char *s);
 
 /* Opens, binds and (for stream sockets) listens with a SOMAXCONN backlog.

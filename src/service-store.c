@@ -123,7 +123,7 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
         }
         if (policy != STORE_REFUSE && store && m->fdname && !fdname_is_valid(m->fdname)) {
                 /* As systemd: the name is ignored, not the fds. */
-                log_warning("Generation %u sent FDSTORE=1 with an invalid FDNAME= (a name is 1 to 255 printable "
+                log_warning("Generation %u sent FDSTORE=1 with an invalid FDNAME= (a name is at most 255 printable "
                             "ASCII characters, no ':'); storing its fds as \"stored\", as systemd does.", number);
                 name = "stored";
         }

@@ -2,8 +2,9 @@
 /* LISTEN_FDNAMES-style names: fdname_is_valid() and fdnames_join().
  *
  * Properties:
- *  - fdname_is_valid() is exactly "1..255 bytes, each printable ASCII
- *    (0x20..0x7e), none of them ':'" (what systemd accepts as a name);
+ *  - fdname_is_valid() is exactly "0..255 bytes, each printable ASCII
+ *    (0x20..0x7e), none of them ':'" (what systemd accepts as a name,
+ *    the empty one included);
  *  - the input split at newlines is a list of names: when every one is
  *    valid, joining them and splitting the result at ':' the way
  *    sd_listen_fds_with_names() does (no coalescing) gives back exactly
@@ -18,7 +19,7 @@
 #include "listeners.h"
 
 static bool reference_valid(const char *s, size_t n) {
-        if (n == 0 || n > 255)
+        if (n > 255)
                 return false;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];

@@ -147,6 +147,31 @@ def test_every_fd_under_a_name_is_passed_on(tmp):
         h.close()
 
 
+def test_empty_name_is_a_name(tmp):
+    """FDNAME= (empty) is a name to systemd (its fdname_is_valid() allows
+    ""): the fd is stored under "", reaches the next generations in its
+    place in LISTEN_FDNAMES ("web:state:"), and FDSTOREREMOVE=1 with an
+    empty FDNAME= removes it. handoff stored it as "stored", with a
+    warning."""
+    h = start(tmp, "--store-empty-name")
+    try:
+        set_args(h.args_file)
+        a = reload(h, 2)
+        check(a["names"] == ["web", "state", ""], f"generation 2 got {a}")
+        check(a["values"] == ["-", "1", "empty.1"], a)
+        check("invalid FDNAME" not in h.log(), h.log())
+        set_args(h.args_file, "--remove-empty-name")
+        a = reload(h, 3)
+        check(a["names"] == ["web", "", "state"], f"generation 3 got {a}")
+        set_args(h.args_file)
+        a = reload(h, 4)
+        check(a["names"] == ["web", "state"], f"the empty name removed, no more: {a}")
+        check(a["values"] == ["-", "3"], a)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_mirror_keeps_every_fd_of_a_name(tmp):
     """With --systemd-fd-store=yes each stored fd is put into systemd's
     store beside the others of its name (it once removed the name before

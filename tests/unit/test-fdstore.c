@@ -323,6 +323,36 @@ START_TEST(test_invalid_name_is_stored_as_stored) {
 }
 END_TEST
 
+START_TEST(test_empty_name_is_a_name) {
+        FdStore st = { .max = 16 };
+        ServiceStore ss = { .store = &st };
+        int a = memfd(), b = memfd(), c = memfd();
+        /* systemd's fdname_is_valid() allows "": FDSTORE=1 with FDNAME=
+         * stores under the empty name (not "stored", no warning), and
+         * FDSTOREREMOVE=1 with FDNAME= removes what is stored so. */
+        send_to(&ss, STORE_APPLY, true, false, "", &a, 1);
+        send_to(&ss, STORE_STAGE, true, false, "", &b, 1);
+        send_to(&ss, STORE_APPLY, true, false, NULL, &c, 1);
+        service_store_commit_staged(&ss, false);
+        assert_names(&st, (const char *[]) { "", "stored", "" }, 3);
+        /* The next generation's LISTEN_FDNAMES keeps the empty names in
+         * their places (sd_listen_fds_with_names() splits without
+         * coalescing). */
+        int listen_fd = memfd();
+        char *listen_names[] = { (char *) "http" };
+        ck_assert_int_eq(service_store_build_inheritance(&ss, &listen_fd, listen_names, 1), 0);
+        ck_assert_str_eq(ss.gen_fdnames, "http::stored:");
+        send_to(&ss, STORE_STAGE, false, true, "", NULL, 0);
+        ck_assert_uint_eq(st.n, 3);
+        service_store_commit_staged(&ss, false);
+        assert_names(&st, (const char *[]) { "stored" }, 1);
+        ck_assert(!is_open(a) && !is_open(b) && is_open(c));
+        service_store_done(&ss);
+        fdstore_done(&st);
+        close(listen_fd);
+}
+END_TEST
+
 START_TEST(test_fdpoll_0_stays_with_its_fd) {
         FdStore st = { .max = 16 };
         ServiceStore ss = { .store = &st };
@@ -360,6 +390,7 @@ static Suite *fdstore_suite(void) {
         tcase_add_test(tc, test_staging_is_bounded);
         tcase_add_test(tc, test_remove_wins_over_store);
         tcase_add_test(tc, test_invalid_name_is_stored_as_stored);
+        tcase_add_test(tc, test_empty_name_is_a_name);
         tcase_add_test(tc, test_fdpoll_0_stays_with_its_fd);
         suite_add_tcase(s, tc);
         return s;

@@ -216,6 +216,10 @@ START_TEST(test_parse_fdstore_keys) {
         ck_assert_str_eq(m.fdname, "conn");
         ck_assert_int_eq(parse("FDSTORE=0", &m), 0);
         ck_assert(!m.fdstore);
+        /* An empty FDNAME= is a name (""), not its absence. */
+        ck_assert_int_eq(parse("FDSTORE=1\nFDNAME=", &m), 0);
+        ck_assert_ptr_nonnull(m.fdname);
+        ck_assert_str_eq(m.fdname, "");
         /* As systemd: FDPOLL=0 on any line turns the watch off; no other value does. */
         ck_assert_int_eq(parse("FDSTORE=1\nFDPOLL=0\nFDPOLL=1", &m), 0);
         ck_assert(m.fdstore && m.fdpoll_off);
