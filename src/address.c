@@ -22,11 +22,19 @@ void listen_address_done(ListenAddress *a) {
 /* systemd's rule (fdname_is_valid() in its fd-util.c): printable ASCII but
  * ':', the LISTEN_FDNAMES separator, at most 255 characters, and the empty
  * name "explicitly allowed": FDSTORE=1 with FDNAME= stores under "". A
- * --listen name must not be empty (listen_address_parse()). */
+ * --listen name must not be empty (listen_address_parse()).
+ *
+ * One more byte is refused: the backslash. sd_listen_fds_with_names() reads
+ * it as an escape (systemd's extract_first_word()), so a generation would
+ * find a name a<backslash>b as "ab", and a name ending in one makes it fail
+ * for every later generation and for a next handoff. (systemd's notify
+ * parser unescapes too: FDNAME=a<backslash>b sent to systemd is stored as
+ * "ab"; handoff does not unescape datagrams and stores such a name as
+ * "stored", with a warning.) */
 bool fdname_is_valid(const char *s) {
         size_t n = 0;
         for (; s[n]; n++)
-                if (s[n] < ' ' || s[n] > '~' || s[n] == ':')
+                if (s[n] < ' ' || s[n] > '~' || s[n] == ':' || s[n] == '\\')
                         return false;
         return n <= 255;
 }
@@ -104,7 +112,7 @@ int listen_address_parse(const char *spec, ListenAddress *ret, const char **ret_
         if (eq) {
                 *eq = '\0';
                 if (!eq[1] || !fdname_is_valid(eq + 1)) {
-                        *ret_error = "name after '=' must be 1-255 printable characters without ':'";
+                        *ret_error = "name after '=' must be 1-255 printable characters without ':' or '\\'";
                         return -EINVAL;
                 }
                 a.name = strdup(eq + 1);

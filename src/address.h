@@ -28,7 +28,7 @@ void listen_address_done(ListenAddress *a);
 int listen_address_parse(const char *s, ListenAddress *ret, const char **ret_error);
 
 /* fd names as systemd accepts them: up to 255 printable ASCII, no ':', the
- * empty name included. */
+ * empty name included; and no '\\', which LISTEN_FDNAMES' readers unescape. */
 bool fdname_is_valid(const char *s);
 
 /* Opens, binds and (for stream sockets) listens with a SOMAXCONN backlog.

@@ -11,7 +11,7 @@
 
 static void apply(ServiceStore *s, bool mirroring, unsigned number, const char *name, int fd, bool poll) {
         if (fd < 0) {
-                log_debug("Removed %zu fd(s) named %s from the store.", fdstore_remove(s->store, name), name);
+                log_debug("Removed %zu fd(s) named \"%s\" from the store.", fdstore_remove(s->store, name), name);
                 if (mirroring)
                         (void) sdstore_remove(SDSTORE_STORE_PREFIX, name);
                 return;
@@ -124,7 +124,7 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
         if (policy != STORE_REFUSE && store && m->fdname && !fdname_is_valid(m->fdname)) {
                 /* As systemd: the name is ignored, not the fds. */
                 log_warning("Generation %u sent FDSTORE=1 with an invalid FDNAME= (a name is at most 255 printable "
-                            "ASCII characters, no ':'); storing its fds as \"stored\", as systemd does.", number);
+                            "ASCII characters, no ':' or '\\'); storing its fds as \"stored\", as systemd does.", number);
                 name = "stored";
         }
         for (size_t i = 0; i < n_fds; i++) {

@@ -62,7 +62,7 @@ static void check_well_formed(const ListenAddress *a, const char *spec) {
         char repr[1024];
         fuzz_repr(spec, repr, sizeof repr);
         FUZZ_ASSERT(kind_prefix(a->kind), "\"%s\": kind %d out of range", repr, (int) a->kind);
-        FUZZ_ASSERT(a->name && fdname_is_valid(a->name), "\"%s\": invalid name", repr);
+        FUZZ_ASSERT(a->name && a->name[0] && fdname_is_valid(a->name), "\"%s\": invalid name", repr);
         if (!strrchr(spec, '='))
                 FUZZ_ASSERT(strcmp(a->name, "unknown") == 0, "\"%s\": name %s without '='", repr, a->name);
         if (is_inet(a->kind)) {

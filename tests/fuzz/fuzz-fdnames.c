@@ -3,8 +3,9 @@
  *
  * Properties:
  *  - fdname_is_valid() is exactly "0..255 bytes, each printable ASCII
- *    (0x20..0x7e), none of them ':'" (what systemd accepts as a name,
- *    the empty one included);
+ *    (0x20..0x7e), none of them ':' or '\\'" (what systemd accepts as a
+ *    name, the empty one included, but the backslash, which readers of
+ *    LISTEN_FDNAMES unescape);
  *  - the input split at newlines is a list of names: when every one is
  *    valid, joining them and splitting the result at ':' the way
  *    sd_listen_fds_with_names() does (no coalescing) gives back exactly
@@ -23,14 +24,15 @@ static bool reference_valid(const char *s, size_t n) {
                 return false;
         for (size_t i = 0; i < n; i++) {
                 unsigned char c = (unsigned char) s[i];
-                if (c < 0x20 || c > 0x7e || c == ':')
+                if (c < 0x20 || c > 0x7e || c == ':' || c == '\\')
                         return false;
         }
         return true;
 }
 
-/* Splits s at sep without coalescing: "a::b" is "a", "", "b"; "" is no
- * names at all (as systemd's strv_split() does for LISTEN_FDNAMES). */
+/* Splits s at sep without coalescing, as sd_listen_fds_with_names() does
+ * (strv_split_full() with EXTRACT_DONT_COALESCE_SEPARATORS): "a::b" is "a",
+ * "", "b", and "" is one empty name. */
 static char **split(const char *s, char sep, size_t *ret_n) {
         size_t n = 0, cap = 1;
         for (const char *p = s; *p; p++)
@@ -39,17 +41,16 @@ static char **split(const char *s, char sep, size_t *ret_n) {
         char **v = calloc(cap + 1, sizeof(char *));
         if (!v)
                 abort();
-        if (*s)
-                for (const char *p = s;; p++) {
-                        const char *e = strchr(p, sep);
-                        size_t l = e ? (size_t) (e - p) : strlen(p);
-                        v[n] = strndup(p, l);
-                        if (!v[n++])
-                                abort();
-                        if (!e)
-                                break;
-                        p = e;
-                }
+        for (const char *p = s;; p++) {
+                const char *e = strchr(p, sep);
+                size_t l = e ? (size_t) (e - p) : strlen(p);
+                v[n] = strndup(p, l);
+                if (!v[n++])
+                        abort();
+                if (!e)
+                        break;
+                p = e;
+        }
         *ret_n = n;
         return v;
 }

@@ -109,6 +109,7 @@ def test_cli_bad_addresses(tmp):
         ("unix-dgram:", "must be absolute"),
         ("127.0.0.1:8080=", "name after '='"),
         ("127.0.0.1:8080=a:b", "name after '='"),
+        ("127.0.0.1:8080=x\\", "name after '='"),
         ("127.0.0.1:8080=" + "n" * 256, "name after '='"),
         ("127.0.0.1:8080=tab\there", "name after '='"),
     ]

@@ -130,6 +130,7 @@ static const char *const bad[] = {
         "unix-dgram:x",
         "8080=",                /* empty name */
         "8080=a:b",             /* ':' in name */
+        "8080=x\\",             /* '\\' in name */
         "unix:/x=",
         "8080=tab\there",
         "8080=\x7f",
@@ -197,6 +198,8 @@ START_TEST(test_fdname_is_valid) {
         ck_assert(fdname_is_valid("")); /* as systemd's: FDNAME= stores under "" */
         ck_assert(!fdname_is_valid(":"));
         ck_assert(!fdname_is_valid("a:b"));
+        ck_assert(!fdname_is_valid("a\\b")); /* an escape to sd_listen_fds_with_names() */
+        ck_assert(!fdname_is_valid("x\\"));
         ck_assert(!fdname_is_valid("tab\t"));
         ck_assert(!fdname_is_valid("nl\n"));
         ck_assert(!fdname_is_valid("\x7f"));

@@ -315,9 +315,13 @@ START_TEST(test_invalid_name_is_stored_as_stored) {
          * (with a warning), and the fd kept under the default name. */
         send_to(&ss, STORE_APPLY, true, false, "bad:name", &a, 1);
         send_to(&ss, STORE_STAGE, true, false, long_name, &b, 1);
+        /* A backslash too: a generation's sd_listen_fds_with_names() would
+         * take it for an escape (and fail on a trailing one). */
+        int c = memfd();
+        send_to(&ss, STORE_APPLY, true, false, "x\\", &c, 1);
         service_store_commit_staged(&ss, false);
-        assert_names(&st, (const char *[]) { "stored", "stored" }, 2);
-        ck_assert(is_open(a) && is_open(b));
+        assert_names(&st, (const char *[]) { "stored", "stored", "stored" }, 3);
+        ck_assert(is_open(a) && is_open(b) && is_open(c));
         service_store_done(&ss);
         fdstore_done(&st);
 }
