@@ -49,8 +49,9 @@ static int on_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
 
 int handover_announce(sd_event *e, pid_t next_pid, const char *status, HandoverDoneFn done, void *userdata,
                       Handover **ret) {
-        char msg[NOTIFY_MAX_LEN];
-        snprintf(msg, sizeof msg, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int) next_pid, status);
+        char msg[NOTIFY_MAX_LEN], esc[STATUS_ESCAPED_MAX];
+        notify_escape(status, esc, sizeof esc);
+        snprintf(msg, sizeof msg, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int) next_pid, esc);
         int r = sdnotify_send(msg, NULL, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to tell the service manager MAINPID=%d: %m", (int) next_pid);

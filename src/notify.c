@@ -64,20 +64,39 @@ static void parse_line(const char *line, NotifyMessage *m) {
 }
 #undef FIRST
 
+static bool is_line_end(char c) {
+        return c == '\n' || c == '\r';
+}
+
 int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
-        if (len == 0 || len > NOTIFY_MAX_LEN || memchr(buf, '\0', len))
+        if (len > NOTIFY_MAX_LEN)
+                return -EBADMSG;
+        if (len > 0 && buf[len - 1] == '\0')
+                len--; /* one trailing NUL, as systemd permits */
+        if (memchr(buf, '\0', len))
                 return -EBADMSG;
         buf[len] = '\0';
 
+        /* Each line is unescaped in place: it is written at w, which never
+         * passes r, the next byte to read, and ends with a NUL written where
+         * its escapes or line end were. */
         NotifyMessage m = {};
-        for (char *line = buf, *next; line; line = next) {
-                next = strchr(line, '\n');
-                if (next)
-                        *next++ = '\0';
-                if (*line == '\0')
-                        continue; /* sd_notify tolerates a trailing newline */
-                if (!strchr(line, '='))
-                        return -EBADMSG;
+        char *w = buf;
+        const char *r = buf, *end = buf + len;
+        while (r < end) {
+                if (is_line_end(*r)) {
+                        r++;
+                        continue;
+                }
+                char *line = w;
+                for (; r < end && !is_line_end(*r); r++) {
+                        if (*r == '\\' && ++r == end)
+                                return -EBADMSG;
+                        *w++ = *r;
+                }
+                if (r < end)
+                        r++;
+                *w++ = '\0';
                 parse_line(line, &m);
         }
         *ret = m;
@@ -106,6 +125,32 @@ bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret) {
         return notify_parse_usec(m->watchdog_usec, ret) >= 0;
 }
 
+/* notify_escape(); *ret_cut says whether all of text fitted. */
+static size_t escape(const char *text, char *buf, size_t size, bool *ret_cut) {
+        size_t n = 0;
+        const char *p = text;
+        for (; *p; p++) {
+                bool esc = *p == '\\' || is_line_end(*p);
+                if (n + esc + 1 >= size)
+                        break;
+                if (esc)
+                        buf[n++] = '\\';
+                buf[n++] = *p;
+        }
+        /* A cut may have left the first bytes of a UTF-8 character: the
+         * manager ignores a STATUS= that is not valid UTF-8. */
+        *ret_cut = *p != '\0';
+        if (*ret_cut)
+                n = utf8_trim_partial(buf, n);
+        buf[n] = '\0';
+        return n;
+}
+
+size_t notify_escape(const char *text, char *buf, size_t size) {
+        bool cut;
+        return escape(text, buf, size, &cut);
+}
+
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
         size_t n = 0;
         buf[0] = '\0';
@@ -116,8 +161,14 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
                         return -ENOBUFS;                                    \
                 n += (size_t) _k;                                           \
         } while (0)
-        if (m->status)
-                APPEND("STATUS=%s\n", m->status);
+        if (m->status) {
+                bool cut;
+                APPEND("STATUS=");
+                n += escape(m->status, buf + n, size - n, &cut);
+                if (cut) /* it would not say what the server said */
+                        return -ENOBUFS;
+                APPEND("\n");
+        }
         if (m->watchdog)
                 APPEND("WATCHDOG=1\n");
         if (m->watchdog_trigger)

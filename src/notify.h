@@ -31,14 +31,24 @@ typedef struct NotifyMessage {
         const char *watchdog_usec; /* WATCHDOG_USEC=, as sent (notify_watchdog_usec()) */
         const char *errno_value;
         const char *mainpid;
-        unsigned n_unknown;     /* assignments we do not act on */
+        unsigned n_unknown;     /* lines we do not act on */
 } NotifyMessage;
 
 /* Parses one datagram of len bytes in buf (which must have room for a NUL at
- * buf[len]; lines are split in place). Rejects embedded NULs, empty and
- * oversized messages, and lines that are not KEY=VALUE with -EBADMSG. As
- * systemd, a flag (READY=1, WATCHDOG=1, ...) is set if any line sets it, and
- * other values of it are ignored; of a key with a value the first line counts. */
+ * buf[len]; lines are unescaped in place) as systemd 252's manager reads one
+ * (strv_split_newlines(), that is extract_first_word() with the separators
+ * "\n\r" and no flags):
+ *  - one trailing NUL is allowed (a sender that counts the terminator); any
+ *    other NUL, or more than NOTIFY_MAX_LEN bytes, is -EBADMSG;
+ *  - lines end at \n or \r, and empty ones are skipped;
+ *  - a backslash takes the character after it as it is ("\\" is one
+ *    backslash, an escaped \n is part of the line), and a datagram that ends
+ *    in a lone backslash is -EBADMSG, as systemd drops it;
+ *  - a line without '=' is ignored (counted in n_unknown), and an empty
+ *    datagram is an empty message.
+ * A flag (READY=1, WATCHDOG=1, ...) is set if any line sets it, and other
+ * values of it are ignored; of a key with a value the first line counts. A
+ * value may hold \n or \r: notify_escape() makes it a line again. */
 int notify_parse(char *buf, size_t len, NotifyMessage *ret);
 
 /* The new watchdog timeout m asks for with WATCHDOG_USEC=: false when it has
@@ -53,11 +63,23 @@ bool notify_watchdog_usec(const NotifyMessage *m, uint64_t *ret);
 int notify_parse_usec(const char *s, uint64_t *ret);
 
 /* Builds the text handoff forwards to systemd for a message from the serving
- * generation: STATUS, WATCHDOG, WATCHDOG_USEC, EXTEND_TIMEOUT_USEC and ERRNO
- * only; READY,
- * RELOADING, STOPPING and MAINPID are handoff's own to say. Returns the
- * length written (0 when nothing is to be relayed) or -ENOBUFS. */
+ * generation: STATUS (escaped, notify_escape()), WATCHDOG, WATCHDOG_USEC,
+ * EXTEND_TIMEOUT_USEC and ERRNO only; READY, RELOADING, STOPPING and
+ * MAINPID are handoff's own to say. Returns the length written (0 when
+ * nothing is to be relayed) or -ENOBUFS. */
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);
+
+/* Writes text into buf (size > 0 bytes, NUL-terminated) so that the service
+ * manager (and notify_parse()) reads it back as it was: a backslash before every
+ * backslash, \n and \r. What does not fit is cut, never inside an escape
+ * nor inside a UTF-8 character. Returns the length written. For every value
+ * handoff sends that holds text from elsewhere (a server's STATUS=). */
+size_t notify_escape(const char *text, char *buf, size_t size);
+
+/* Room for an escaped STATUS= value that leaves enough of a datagram for the
+ * lines that go with it (READY=1, MAINPID=...): a cut there would split an
+ * escape, and the manager drops a datagram that ends in one. */
+#define STATUS_ESCAPED_MAX (NOTIFY_MAX_LEN - 64)
 
 /* The runtime directory under which private notify directories are made
  * (runtime_dir_path(), the control socket's): /run/handoff and

@@ -211,7 +211,9 @@ static void progress_flush(Supervisor *s) {
         s->progress_timer = sd_event_source_disable_unref(s->progress_timer);
         if (!s->progress[0])
                 return;
-        notify_systemd(s, "STATUS=%s", s->progress);
+        char esc[STATUS_ESCAPED_MAX];
+        notify_escape(s->progress, esc, sizeof esc);
+        notify_systemd(s, "STATUS=%s", esc);
         s->progress[0] = '\0';
         s->progress_sent = now_monotonic();
 }
@@ -1055,7 +1057,7 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
  * retirement and STOPPING=1 of a stop, then the start of the next reload,
  * and last the exit. */
 static void run_actions(Supervisor *s, unsigned a) {
-        char st[NOTIFY_MAX_LEN / 2];
+        char st[NOTIFY_MAX_LEN / 2], esc[STATUS_ESCAPED_MAX];
         Generation *replaced = NULL;
         if (a & ACT_ROLLBACK) {
                 rollback(s);
@@ -1066,7 +1068,8 @@ static void run_actions(Supervisor *s, unsigned a) {
         if (a & ACT_NOTIFY_READY) {
                 results_status_line(&s->results, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0,
                                     st, sizeof st);
-                notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", st);
+                notify_escape(st, esc, sizeof esc);
+                notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", esc);
                 s->ready_announced = false;
         }
         if (a & ACT_COMMIT) {

@@ -1,73 +1,174 @@
 /* SPDX-License-Identifier: MIT */
-/* notify_parse() and notify_relay_text(): one datagram as a generation (an
- * untrusted process) sends it to its private NOTIFY_SOCKET.
+/* notify_parse(), notify_relay_text() and notify_escape(): one datagram as a
+ * generation (an untrusted process) sends it to its private NOTIFY_SOCKET.
+ *
+ * The model is a reference reader of its own, not notify.c's: a plain port
+ * of how systemd 252's manager reads a datagram (manager_dispatch_notify_fd(),
+ * then strv_split_newlines(), that is extract_first_word() with the
+ * separators "\n\r" and no flags) into a list of unescaped lines, or drops it.
  *
  * Properties:
- *  - acceptance is exactly the documented rule: 1..NOTIFY_MAX_LEN bytes, no
- *    NUL, every non-empty line has a '=';
- *  - as systemd 252 reads a datagram: a flag is set iff any line sets it
- *    (READY is set iff some line is exactly READY=1), and a field is the
- *    value of the first line with its key (STATUS of the first STATUS=
- *    line, ...); unknown keys are counted, and the value pointers point into
- *    the buffer, at strings without a newline;
- *  - the relayed text holds only what may be relayed (STATUS, WATCHDOG,
- *    numeric WATCHDOG_USEC (0 too: it turns the watchdog off),
- *    EXTEND_TIMEOUT_USEC and ERRNO),
- *    never READY, RELOADING,
+ *  - acceptance is exactly the reference's: at most NOTIFY_MAX_LEN bytes, no
+ *    NUL but one at the very end, no lone backslash at the end (what is
+ *    left after that NUL); the empty datagram, runs of \n and \r and lines
+ *    without '=' are fine;
+ *  - as systemd reads a datagram: a flag is set iff some line is exactly its
+ *    line (READY is set iff a line is READY=1), a field is the rest of the
+ *    first line that starts with its KEY= (STATUS of the first STATUS= line,
+ *    ...), and n_unknown counts the lines that start with no known KEY=; the
+ *    value pointers point into the buffer (the values may hold \n, \r and
+ *    backslashes, from escapes);
+ *  - the relayed text holds only what may be relayed: read by the reference,
+ *    its lines are exactly STATUS= with the server's STATUS bytes (escaped),
+ *    WATCHDOG=1, WATCHDOG=trigger, and numeric WATCHDOG_USEC (0 too: it turns
+ *    the watchdog off), EXTEND_TIMEOUT_USEC and ERRNO as sent, so that no
+ *    line but STATUS= carries the server's text; never READY, RELOADING,
  *    STOPPING, MAINPID, BARRIER or the fd store's FDSTORE, FDSTOREREMOVE,
- *    FDNAME and FDPOLL (handoff keeps the store itself); it parses back to the
- *    same message, fits in input length + 2 bytes, and fails cleanly
- *    (-ENOBUFS, nothing written out of bounds) in any smaller buffer;
- *  - as the supervisor relays it (STATUS= replaced by handoff's summary, at
- *    most ~550 bytes, into a NOTIFY_MAX_LEN buffer), a WATCHDOG=1 ping of the
- *    serving generation always reaches systemd. */
+ *    FDNAME and FDPOLL (handoff keeps the store itself); notify_parse() reads
+ *    it back to the same message (the same STATUS bytes: the escape round
+ *    trip); it fits in input length + 2 bytes, and fails cleanly (-ENOBUFS,
+ *    nothing written out of bounds) in any smaller buffer;
+ *  - as the supervisor relays it (STATUS= replaced by handoff's summary, of
+ *    either shape, at its longest once escaped, into a NOTIFY_MAX_LEN
+ *    buffer), everything relayable gets through, and so a WATCHDOG=1 ping of
+ *    the serving generation always reaches systemd;
+ *  - notify_escape() of the input (as a C string), into a buffer of a size
+ *    its last two bytes choose and into one with room for it all: the output
+ *    is NUL-terminated within the size, a prefix of the full escaping that
+ *    never ends in an odd run of backslashes, cut only where the next
+ *    character (or escape pair) does not fit, and, for valid UTF-8, only
+ *    between characters; read back by notify_parse() as "STATUS=" + output,
+ *    it is exactly the prefix of the input it stands for. */
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdlib.h>
 
 #include "fuzz.h"
 #include "notify.h"
+#include "results.h"
+#include "util.h"
 
-static bool has_line(const char *text, size_t len, const char *line) {
-        size_t l = strlen(line);
-        for (const char *p = text, *end = text + len; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                if (n == l && memcmp(p, line, l) == 0)
-                        return true;
-                p += n + 1;
-        }
-        return false;
-}
-
-static bool has_line_prefix(const char *text, size_t len, const char *prefix) {
-        size_t l = strlen(prefix);
-        for (const char *p = text, *end = text + len; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                if (n >= l && memcmp(p, prefix, l) == 0)
-                        return true;
-                p += n + 1;
-        }
-        return false;
-}
-
-/* "KEY=" + value is one of the input's lines. */
-static bool is_value_of(const char *text, size_t len, const char *key, const char *value) {
-        size_t kl = strlen(key), vl = strlen(value);
-        char *line = malloc(kl + 1 + vl + 1);
-        if (!line)
+static void *xmalloc(size_t size) {
+        void *p = malloc(size);
+        if (!p)
                 abort();
-        memcpy(line, key, kl);
-        line[kl] = '=';
-        memcpy(line + kl + 1, value, vl + 1);
-        bool r = has_line(text, len, line);
-        free(line);
-        return r;
+        return p;
 }
 
 static bool streq_null(const char *a, const char *b) {
         return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+/* The lines of a datagram as the reference reads them: unescaped, each
+ * NUL-terminated, one after the other in text. */
+typedef struct Lines {
+        char *text;
+        char **line;
+        size_t n;
+} Lines;
+
+static void lines_free(Lines *l) {
+        free(l->text);
+        free(l->line);
+}
+
+static bool is_separator(char c) {
+        return c == '\n' || c == '\r'; /* NEWLINE, the separators of strv_split_newlines() */
+}
+
+/* systemd 252's extract_first_word(p, &word, "\n\r", 0), for a text that
+ * ends at end rather than at a NUL (the caller made sure it holds none):
+ * separators before a word are skipped however many there are, a backslash
+ * takes the next byte as it is (no flag asks for C escapes), and a
+ * separator ends the word. Returns 1 with the word in word, 0 when no word
+ * is left, -EINVAL for a backslash with nothing after it. */
+static int extract_first_word(const char **p, const char *end, char *word) {
+        size_t sz = 0;
+        bool backslash = false;
+
+        for (;; (*p)++) {
+                if (*p == end)
+                        return 0;
+                if (!is_separator(**p))
+                        break;
+        }
+        for (;; (*p)++) {
+                if (*p == end) {
+                        if (backslash)
+                                return -EINVAL;
+                        break;
+                }
+                char c = **p;
+                if (backslash) {
+                        word[sz++] = c;
+                        backslash = false;
+                } else if (c == '\\')
+                        backslash = true;
+                else if (is_separator(c)) {
+                        (*p)++;
+                        break;
+                } else
+                        word[sz++] = c;
+        }
+        word[sz] = '\0';
+        return 1;
+}
+
+/* The reference reader. As manager_dispatch_notify_fd(): one trailing NUL
+ * is permitted, any other drops the datagram. As strv_split_newlines():
+ * words until there are none (it drops a last empty one, which
+ * extract_first_word() without flags never returns), and an error drops
+ * the datagram (manager_invoke_notify_message() gets no tags). Returns
+ * false for a dropped datagram. The size limit is not checked here: it is
+ * the receive buffer's, and relayed text is read with this too. */
+static bool split_lines(const char *data, size_t len, Lines *ret) {
+        if (len > 0 && data[len - 1] == '\0')
+                len--;
+        if (memchr(data, '\0', len))
+                return false;
+        /* n words take at least n - 1 separators: their bytes and NULs fit
+         * in len + 1. */
+        Lines l = { .text = xmalloc(len + 1), .line = xmalloc(((len + 1) / 2 + 1) * sizeof(char *)) };
+        size_t used = 0;
+        for (const char *p = data, *end = data + len;;) {
+                char *word = l.text + used;
+                int r = extract_first_word(&p, end, word);
+                if (r < 0) {
+                        lines_free(&l);
+                        return false;
+                }
+                if (r == 0)
+                        break;
+                l.line[l.n++] = word;
+                used += strlen(word) + 1;
+        }
+        *ret = l;
+        return true;
+}
+
+static bool lines_has(const Lines *l, const char *line) {
+        for (size_t i = 0; i < l->n; i++)
+                if (strcmp(l->line[i], line) == 0)
+                        return true;
+        return false;
+}
+
+/* line starts with "KEY=": the value after it, or NULL. */
+static const char *startswith_key(const char *line, const char *key) {
+        size_t kl = strlen(key);
+        return strncmp(line, key, kl) == 0 && line[kl] == '=' ? line + kl + 1 : NULL;
+}
+
+/* The value of the first line that starts with "KEY=" (strv_find_startswith()),
+ * or NULL. */
+static const char *lines_first_value(const Lines *l, const char *key) {
+        for (size_t i = 0; i < l->n; i++) {
+                const char *v = startswith_key(l->line[i], key);
+                if (v)
+                        return v;
+        }
+        return NULL;
 }
 
 /* The keys parse_line() in notify.c acts on. A key added there and not here
@@ -78,40 +179,14 @@ static const char *const known_keys[] = {
         "WATCHDOG_USEC", "FDPOLL",
 };
 
-/* The value of the first line "KEY=..." (the key is what precedes the first
- * '='), copied into buf; NULL when no line has that key. */
-static const char *first_value(const char *text, size_t len, const char *key, char *buf, size_t size) {
-        size_t kl = strlen(key);
-        for (const char *p = text, *end = text + len; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                if (n > kl && memcmp(p, key, kl) == 0 && p[kl] == '=') {
-                        if (n - kl - 1 >= size)
-                                return NULL;
-                        memcpy(buf, p + kl + 1, n - kl - 1);
-                        buf[n - kl - 1] = '\0';
-                        return buf;
-                }
-                p += n + 1;
-        }
-        return NULL;
-}
-
-/* Non-empty lines whose key (before the first '=') is none of ours. */
-static unsigned count_unknown(const char *text, size_t len) {
+/* Lines that start with none of the known "KEY=" (a line without '=' too). */
+static unsigned lines_count_unknown(const Lines *l) {
         unsigned k = 0;
-        for (const char *p = text, *end = text + len; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                const char *eq = memchr(p, '=', n);
-                if (n > 0 && eq) {
-                        bool known = false;
-                        for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0]; i++)
-                                known = known || ((size_t) (eq - p) == strlen(known_keys[i]) &&
-                                                  memcmp(p, known_keys[i], strlen(known_keys[i])) == 0);
-                        k += !known;
-                }
-                p += n + 1;
+        for (size_t i = 0; i < l->n; i++) {
+                bool known = false;
+                for (size_t j = 0; j < sizeof known_keys / sizeof known_keys[0]; j++)
+                        known = known || startswith_key(l->line[i], known_keys[j]);
+                k += !known;
         }
         return k;
 }
@@ -136,33 +211,18 @@ static bool usec_number(const char *s) {
         return errno == 0;
 }
 
-static bool expected_accept(const uint8_t *data, size_t size) {
-        if (size == 0 || size > NOTIFY_MAX_LEN || memchr(data, '\0', size))
-                return false;
-        for (const char *p = (const char *) data, *end = p + size; p < end;) {
-                const char *nl = memchr(p, '\n', (size_t) (end - p));
-                size_t n = nl ? (size_t) (nl - p) : (size_t) (end - p);
-                if (n > 0 && !memchr(p, '=', n))
-                        return false;
-                p += n + 1;
-        }
-        return true;
-}
-
-static void check_field(const char *name, const char *v, const char *buf, size_t size, const char *orig) {
+/* A value notify_parse() returned lies in the buffer, NUL and all. */
+static void check_field(const char *name, const char *v, const char *buf, size_t size) {
         if (!v)
                 return;
-        FUZZ_ASSERT(v >= buf && v <= buf + size, "%s points outside the buffer", name);
-        FUZZ_ASSERT(!strchr(v, '\n'), "%s holds a newline", name);
-        FUZZ_ASSERT(is_value_of(orig, size, name, v), "%s=%s is not a line of the input", name, v);
+        FUZZ_ASSERT(v >= buf && v <= buf + size && strlen(v) <= (size_t) (buf + size - v),
+                    "%s points outside the buffer", name);
 }
 
 /* Relays m into a heap block of exactly size bytes: ASan catches any write
  * past it. Returns what notify_relay_text() returned; *ret gets the text. */
 static int relay_into(const NotifyMessage *m, size_t size, char **ret) {
-        char *out = malloc(size);
-        if (!out)
-                abort();
+        char *out = xmalloc(size);
         int r = notify_relay_text(m, out, size);
         if (r >= 0) {
                 FUZZ_ASSERT((size_t) r < size, "returned length %d does not fit size %zu", r, size);
@@ -176,106 +236,249 @@ static int relay_into(const NotifyMessage *m, size_t size, char **ret) {
         return r;
 }
 
+static char *concat(const char *a, const char *b) {
+        size_t la = strlen(a), lb = strlen(b);
+        char *s = xmalloc(la + lb + 1);
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+        return s;
+}
+
 static void check_relay_text(const NotifyMessage *m, const char *text, size_t len) {
-        /* Only relayable lines, each ending in a newline. */
         FUZZ_ASSERT(len == 0 || text[len - 1] == '\n', "relayed text does not end in a newline");
-        static const char *const forbidden[] = { "READY=",   "RELOADING=",     "STOPPING=", "MAINPID=",
-                                                 "BARRIER=", "FDSTORE=", "FDSTOREREMOVE=", "FDNAME=",
-                                                 "FDPOLL=" };
-        for (size_t i = 0; i < sizeof forbidden / sizeof forbidden[0]; i++)
-                FUZZ_ASSERT(!has_line_prefix(text, len, forbidden[i]), "relayed text holds %s", forbidden[i]);
 
-        FUZZ_ASSERT(has_line(text, len, "WATCHDOG=1") == m->watchdog, "WATCHDOG=1 relayed iff sent");
-        FUZZ_ASSERT(has_line(text, len, "WATCHDOG=trigger") == m->watchdog_trigger, "WATCHDOG=trigger relayed iff sent");
+        /* Read as systemd reads it, the lines are exactly the ones handoff
+         * means to send: the server's STATUS bytes, whatever they hold, stay
+         * in the STATUS= line, and every other line is handoff's own, with
+         * a number at most. */
+        char *want[6];
+        size_t n_want = 0;
+        if (m->status)
+                want[n_want++] = concat("STATUS=", m->status);
+        if (m->watchdog)
+                want[n_want++] = concat("WATCHDOG=", "1");
+        if (m->watchdog_trigger)
+                want[n_want++] = concat("WATCHDOG=", "trigger");
+        bool want_wd = usec_number(m->watchdog_usec);
+        if (want_wd)
+                want[n_want++] = concat("WATCHDOG_USEC=", m->watchdog_usec);
         bool want_ext = usec_number(m->extend_timeout_usec);
+        if (want_ext)
+                want[n_want++] = concat("EXTEND_TIMEOUT_USEC=", m->extend_timeout_usec);
         bool want_errno = m->errno_value && all_digits(m->errno_value);
-        FUZZ_ASSERT(has_line_prefix(text, len, "EXTEND_TIMEOUT_USEC=") == want_ext, "EXTEND_TIMEOUT_USEC relayed iff a 64-bit number, no leading zero");
-        FUZZ_ASSERT(has_line_prefix(text, len, "ERRNO=") == want_errno, "ERRNO relayed iff a number of at most 20 digits, no leading zero");
-        FUZZ_ASSERT(has_line_prefix(text, len, "STATUS=") == (m->status != NULL), "STATUS relayed iff sent");
-        uint64_t wd = 0;
-        bool want_wd = notify_watchdog_usec(m, &wd);
-        FUZZ_ASSERT(has_line_prefix(text, len, "WATCHDOG_USEC=") == want_wd, "WATCHDOG_USEC relayed iff a number");
+        if (want_errno)
+                want[n_want++] = concat("ERRNO=", m->errno_value);
 
-        if (len == 0)
+        Lines got;
+        FUZZ_ASSERT(split_lines(text, len, &got), "systemd would drop the relayed text");
+        /* The wanted lines have different keys: as many lines, each of them
+         * there, is the same set. */
+        FUZZ_ASSERT(got.n == n_want, "%zu lines relayed, expected %zu", got.n, n_want);
+        for (size_t i = 0; i < n_want; i++) {
+                char repr[256];
+                FUZZ_ASSERT(lines_has(&got, want[i]), "line %s not relayed as it was",
+                            fuzz_repr(want[i], repr, sizeof repr));
+                free(want[i]);
+        }
+        lines_free(&got);
+
+        /* More than a datagram: systemd would not take it, and the supervisor
+         * relays into a NOTIFY_MAX_LEN buffer (check_supervisor_relay()). */
+        if (len == 0 || len > NOTIFY_MAX_LEN)
                 return;
-        /* What handoff sends systemd is itself a valid datagram that says the
-         * same thing and nothing more. */
-        char *copy = malloc(len + 1);
-        if (!copy)
-                abort();
+        /* handoff's own parser reads back the same message and nothing more. */
+        char *copy = xmalloc(len + 1);
         memcpy(copy, text, len);
         NotifyMessage back;
         int r = notify_parse(copy, len, &back);
-        if (len <= NOTIFY_MAX_LEN) {
-                FUZZ_ASSERT(r == 0, "relayed text does not parse back (%d)", r);
-                FUZZ_ASSERT(!back.ready && !back.reloading && !back.stopping && !back.barrier && !back.mainpid &&
-                                    !back.fdstore && !back.fdstoreremove && !back.fdname && !back.fdpoll_off,
-                            "relayed text parses to a message with handoff's own keys");
-                FUZZ_ASSERT(back.n_unknown == 0, "relayed text has %u unknown keys", back.n_unknown);
-                FUZZ_ASSERT(back.watchdog == m->watchdog && back.watchdog_trigger == m->watchdog_trigger,
-                            "watchdog flags changed through the relay");
-                uint64_t wd_back = 0;
-                FUZZ_ASSERT(notify_watchdog_usec(&back, &wd_back) == want_wd && wd_back == wd,
-                            "WATCHDOG_USEC changed through the relay");
-                uint64_t ext = 0, ext_back = 0;
-                FUZZ_ASSERT(!want_ext || (notify_parse_usec(m->extend_timeout_usec, &ext) >= 0 &&
-                                          notify_parse_usec(back.extend_timeout_usec, &ext_back) >= 0 && ext == ext_back),
-                            "EXTEND_TIMEOUT_USEC changed through the relay");
-                FUZZ_ASSERT((back.status == NULL) == (m->status == NULL) &&
-                                    (!m->status || strcmp(back.status, m->status) == 0),
-                            "STATUS changed through the relay");
-        }
+        FUZZ_ASSERT(r == 0, "relayed text does not parse back (%d)", r);
+        FUZZ_ASSERT(!back.ready && !back.reloading && !back.stopping && !back.barrier && !back.mainpid &&
+                            !back.fdstore && !back.fdstoreremove && !back.fdname && !back.fdpoll_off,
+                    "relayed text parses to a message with handoff's own keys");
+        FUZZ_ASSERT(back.n_unknown == 0, "relayed text has %u unknown lines", back.n_unknown);
+        FUZZ_ASSERT(back.watchdog == m->watchdog && back.watchdog_trigger == m->watchdog_trigger,
+                    "watchdog flags changed through the relay");
+        FUZZ_ASSERT(streq_null(back.status, m->status), "STATUS changed through the relay");
+        FUZZ_ASSERT(streq_null(back.watchdog_usec, want_wd ? m->watchdog_usec : NULL),
+                    "WATCHDOG_USEC changed through the relay");
+        FUZZ_ASSERT(streq_null(back.extend_timeout_usec, want_ext ? m->extend_timeout_usec : NULL),
+                    "EXTEND_TIMEOUT_USEC changed through the relay");
+        FUZZ_ASSERT(streq_null(back.errno_value, want_errno ? m->errno_value : NULL), "ERRNO changed through the relay");
         free(copy);
 }
 
-/* The supervisor replaces STATUS= by its own summary before relaying:
- * "Serving generation %u (pid %d); %u reloads, %u failed; last: <191>; app: <255>"
- * (status_text() in supervisor.c), so at most about 550 bytes. */
-static void check_supervisor_relay(const NotifyMessage *m) {
-        static char summary[560];
-        if (!summary[0]) {
-                int k = snprintf(summary, sizeof summary,
-                                 "Serving generation 4294967295 (pid 2147483647); 4294967295 reloads, 4294967295 failed; last: ");
-                memset(summary + k, 'r', 191);
-                k += 191;
-                k += snprintf(summary + k, sizeof summary - (size_t) k, "; app: ");
-                memset(summary + k, 'a', 255);
-                summary[k + 255] = '\0';
+/* The supervisor replaces STATUS= by its own summary before relaying
+ * (on_gen_message() in supervisor.c), made in st[NOTIFY_MAX_LEN / 2] and
+ * relayed into a NOTIFY_MAX_LEN buffer. Both shapes, at their longest once
+ * escaped: every byte that comes from elsewhere a backslash. */
+static const char *supervisor_summary(bool starting) {
+        static char serving[NOTIFY_MAX_LEN / 2], first[NOTIFY_MAX_LEN / 2];
+        if (!serving[0]) {
+                /* results_status_line(): "Serving generation %u (pid %d); %u
+                 * reloads, %u failed; last: <191 bytes>; app: <255 bytes>". */
+                Results res = { .reloads_ok = UINT_MAX, .reloads_failed = UINT_MAX, .app_status_gen = UINT_MAX };
+                memset(res.last_result, '\\', sizeof res.last_result - 1);
+                memset(res.app_status, '\\', sizeof res.app_status - 1);
+                results_status_line(&res, UINT_MAX, INT_MAX, serving, sizeof serving);
+
+                /* The first generation, starting: "Starting generation %u (pid
+                 * %d, <duration>): " and 1024 bytes of its own STATUS=; the
+                 * duration is format_duration()'s into a char[32]. */
+                char app[1025], d[32];
+                memset(app, '\\', sizeof app - 1);
+                app[sizeof app - 1] = '\0';
+                memset(d, '9', sizeof d - 1);
+                d[sizeof d - 1] = '\0';
+                snprintf(first, sizeof first, "Starting generation %u (pid %d, %s): %.*s", UINT_MAX, INT_MAX, d,
+                         (int) utf8_prefix(app, 1024), app);
         }
-        NotifyMessage out = *m;
-        if (m->status)
-                out.status = summary;
-        char *text = NULL;
-        int r = relay_into(&out, NOTIFY_MAX_LEN, &text);
-        /* A keep-alive ping must never be lost because another field of the
-         * same datagram is odd: systemd would kill the service as hung. */
-        if (m->watchdog)
-                FUZZ_ASSERT(r > 0 && has_line(text, (size_t) r, "WATCHDOG=1"),
-                            "WATCHDOG=1 from the serving generation was not relayed (relay returned %d)", r);
+        return starting ? first : serving;
+}
+
+static void check_supervisor_relay(const NotifyMessage *m) {
+        for (int starting = 0; starting <= 1; starting++) {
+                NotifyMessage out = *m;
+                if (m->status)
+                        out.status = supervisor_summary(starting);
+                char *text = NULL;
+                int r = relay_into(&out, NOTIFY_MAX_LEN, &text);
+                /* A keep-alive ping must never be lost because another field
+                 * of the same datagram is odd: systemd would kill the service
+                 * as hung. */
+                if (m->watchdog) {
+                        Lines got;
+                        FUZZ_ASSERT(r > 0 && split_lines(text, (size_t) r, &got) && lines_has(&got, "WATCHDOG=1"),
+                                    "WATCHDOG=1 from the serving generation was not relayed (%s summary, relay returned %d)",
+                                    starting ? "starting" : "serving", r);
+                        lines_free(&got);
+                }
+                /* Nor anything else that may be relayed: the summary and every
+                 * relayable field fit together, and say what they said. */
+                FUZZ_ASSERT(r >= 0, "the supervisor's relay (%s summary) failed: %d", starting ? "starting" : "serving", r);
+                check_relay_text(&out, text, (size_t) r);
+                free(text);
+        }
+}
+
+/* Strict UTF-8 (RFC 3629), as systemd's utf8_is_valid(): no overlong form,
+ * no surrogate, nothing past U+10FFFF. */
+static bool utf8_valid(const char *s, size_t n) {
+        const unsigned char *p = (const unsigned char *) s, *end = p + n;
+        while (p < end) {
+                unsigned char c = *p;
+                size_t len = c < 0x80                ? 1
+                             : c >= 0xc2 && c <= 0xdf ? 2
+                             : c >= 0xe0 && c <= 0xef ? 3
+                             : c >= 0xf0 && c <= 0xf4 ? 4
+                                                      : 0;
+                if (len == 0 || (size_t) (end - p) < len)
+                        return false;
+                uint32_t u = len == 1 ? c : c & (0x7fu >> len);
+                for (size_t i = 1; i < len; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        u = u << 6 | (p[i] & 0x3f);
+                }
+                if (len == 3 && (u < 0x800 || (u >= 0xd800 && u <= 0xdfff)))
+                        return false;
+                if (len == 4 && (u < 0x10000 || u > 0x10ffff))
+                        return false;
+                p += len;
+        }
+        return true;
+}
+
+/* The reference escaping: a backslash before every backslash, \n and \r,
+ * the bytes extract_first_word() would otherwise take for an escape or the
+ * end of the line. */
+static char *escape_all(const char *text) {
+        char *out = xmalloc(2 * strlen(text) + 1), *o = out;
+        for (const char *p = text; *p; p++) {
+                if (*p == '\\' || is_separator(*p))
+                        *o++ = '\\';
+                *o++ = *p;
+        }
+        *o = '\0';
+        return out;
+}
+
+/* Length of the unit at s in an escaping of valid UTF-8: an escape pair,
+ * or one whole character. */
+static size_t unit_len(const char *s) {
+        unsigned char c = (unsigned char) *s;
+        if (c == '\\')
+                return 2;
+        return c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+}
+
+static void check_escape(const char *text, const char *full, size_t size) {
+        size_t full_len = strlen(full);
+        char *out = xmalloc(size); /* exactly: ASan sees a write past it */
+        memset(out, 'X', size);
+        size_t n = notify_escape(text, out, size);
+        FUZZ_ASSERT(n < size && strlen(out) == n, "escaped %zu bytes into %zu, text length %zu", n, size, strlen(out));
+        FUZZ_ASSERT(memcmp(out, full, n) == 0, "escaped text is not a prefix of the full escaping");
+        FUZZ_ASSERT(size <= full_len || n == full_len, "escaped text cut though all of it fits in %zu bytes", size);
+        size_t run = 0;
+        while (run < n && out[n - 1 - run] == '\\')
+                run++;
+        FUZZ_ASSERT(run % 2 == 0, "escaped text ends in a lone backslash (cut inside an escape)");
+        if (utf8_valid(text, strlen(text))) {
+                FUZZ_ASSERT(utf8_valid(out, n), "escaped text cut inside a UTF-8 character");
+                FUZZ_ASSERT(n == full_len || n + unit_len(full + n) + 1 > size,
+                            "escaped text cut at %zu bytes, though the next character fits in %zu", n, size);
+        }
+
+        /* Read back (as systemd would), it is a prefix of the text: as many
+         * bytes as out has escape pairs and other bytes. */
+        if (n + sizeof "STATUS=" - 1 <= NOTIFY_MAX_LEN) {
+                size_t k = 0;
+                for (size_t i = 0; i < n; i += out[i] == '\\' ? 2 : 1)
+                        k++;
+                char *dgram = concat("STATUS=", out);
+                NotifyMessage m;
+                int r = notify_parse(dgram, strlen(dgram), &m);
+                FUZZ_ASSERT(r == 0 && m.status, "\"STATUS=\" + escaped text does not parse (%d)", r);
+                FUZZ_ASSERT(strlen(m.status) == k && memcmp(m.status, text, k) == 0,
+                            "escaped text does not read back as the first %zu bytes of the text", k);
+                free(dgram);
+        }
+        free(out);
+}
+
+/* The input as a C string, escaped into a buffer of a size from its last two
+ * bytes (1 up to what a STATUS= datagram can carry back: enough to cut
+ * anywhere), and into one with room for all of it. */
+static void check_escape_input(const uint8_t *data, size_t size) {
+        char *text = fuzz_strndup(data, size);
+        char *full = escape_all(text);
+        size_t full_len = strlen(full);
+        size_t choice = size >= 2 ? (size_t) data[size - 2] << 8 | data[size - 1] : 0;
+        size_t room = NOTIFY_MAX_LEN - (sizeof "STATUS=" - 1);
+        check_escape(text, full, 1 + choice % (full_len + 1 < room ? full_len + 1 : room));
+        check_escape(text, full, full_len + 1);
+        free(full);
         free(text);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        /* notify_receive() hands over buf with room for the NUL at buf[len]. */
-        char *buf = malloc(size + 1);
-        char *orig = malloc(size + 1);
-        if (!buf || !orig)
-                abort();
-        if (size > 0) {
-                memcpy(buf, data, size);
-                memcpy(orig, data, size);
-        }
-        orig[size] = '\0';
+        check_escape_input(data, size);
 
-        static char lv[NOTIFY_MAX_LEN + 1];
+        /* notify_receive() hands over buf with room for the NUL at buf[len]. */
+        char *buf = xmalloc(size + 1);
+        if (size > 0)
+                memcpy(buf, data, size);
+
         NotifyMessage m;
         memset(&m, 0xAA, sizeof m);
         int r = notify_parse(buf, size, &m);
-        bool accept = expected_accept(data, size);
+        Lines ref;
+        bool accept = size <= NOTIFY_MAX_LEN && split_lines((const char *) data, size, &ref);
         FUZZ_ASSERT((r == 0) == accept, "notify_parse() returned %d, expected %s", r, accept ? "0" : "-EBADMSG");
         if (r < 0) {
                 FUZZ_ASSERT(r == -EBADMSG, "notify_parse() failed with %d, expected -EBADMSG", r);
-                goto out;
+                free(buf);
+                return 0;
         }
 
         /* As systemd: a flag is set by any line, a field is its first line. */
@@ -294,7 +497,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 { "FDPOLL=0", offsetof(NotifyMessage, fdpoll_off) },
         };
         for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++)
-                FUZZ_ASSERT(*(const bool *) ((const char *) &m + flags[i].offset) == has_line(orig, size, flags[i].line),
+                FUZZ_ASSERT(*(const bool *) ((const char *) &m + flags[i].offset) == lines_has(&ref, flags[i].line),
                             "flag vs a line %s", flags[i].line);
         static const struct {
                 const char *key;
@@ -309,14 +512,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         };
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
                 const char *v = *(const char *const *) ((const char *) &m + fields[i].offset);
-                FUZZ_ASSERT(streq_null(v, first_value(orig, size, fields[i].key, lv, sizeof lv)),
-                            "%s is not the first such line", fields[i].key);
-                check_field(fields[i].key, v, buf, size, orig);
+                FUZZ_ASSERT(streq_null(v, lines_first_value(&ref, fields[i].key)), "%s is not the first such line",
+                            fields[i].key);
+                check_field(fields[i].key, v, buf, size);
         }
-        FUZZ_ASSERT(m.n_unknown == count_unknown(orig, size), "%u unknown assignments, expected %u", m.n_unknown,
-                    count_unknown(orig, size));
+        FUZZ_ASSERT(m.n_unknown == lines_count_unknown(&ref), "%u unknown lines, expected %u", m.n_unknown,
+                    lines_count_unknown(&ref));
+        lines_free(&ref);
 
-        /* Relayed text is never longer than the datagram plus a final newline. */
+        /* Relayed text is never longer than the datagram plus a final
+         * newline. Each relayed line stands for a line of the datagram of its
+         * own and is no longer: a byte the relay escapes in STATUS= was an
+         * escape pair in the datagram too (an unescaped backslash or line
+         * end cannot be part of a value), and numbers go out as sent (digits,
+         * no leading zero). n lines take n - 1 separators between them in the
+         * datagram, n newlines relayed: one more, and the NUL. */
         char *text = NULL;
         int n = relay_into(&m, size + 2, &text);
         FUZZ_ASSERT(n >= 0, "relay into a buffer of input size + 2 (%zu) failed: %d", size + 2, n);
@@ -331,8 +541,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
 
         check_supervisor_relay(&m);
-out:
         free(buf);
-        free(orig);
         return 0;
 }

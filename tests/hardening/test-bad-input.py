@@ -417,11 +417,25 @@ def check_dropped(h, number, dgrams, lines):
 
 
 def test_notify_embedded_nul_dropped(tmp):
+    """A NUL inside a datagram drops it, as systemd does; one at its end
+    is allowed (test_notify_trailing_nul_accepted)."""
     h = start(tmp)
     try:
-        check_dropped(h, 2, [b"READY=1\0", b"READY=1\0X=1", b"\0READY=1"],
+        check_dropped(h, 2, [b"READY=1\0X=1", b"\0READY=1", b"READY=1\0\0"],
                       [("Dropped malformed notify message from pid {pid} (generation {n}).", 3)])
         still_serving(h, 3)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_notify_trailing_nul_accepted(tmp):
+    """A server that counts the terminator in (sendto(fd, "READY=1",
+    sizeof "READY=1", ...)) is ready, as systemd takes it."""
+    h = start(tmp)
+    try:
+        pid, ok = reload_with(h, 2, [b"STATUS=counted\0", b"READY=1\0"], "--no-notify")
+        check(ok, f"READY=1 with a trailing NUL counts: {h.last_status()}\n{h.log()}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -455,16 +469,63 @@ def test_notify_4096_bytes_accepted(tmp):
         h.close()
 
 
-def test_notify_line_without_equals_drops_datagram(tmp):
-    """Stricter than systemd (which skips such a line): the whole datagram
-    is dropped, READY=1 in it included."""
+def test_notify_line_without_equals_ignored(tmp):
+    """As systemd: a line without '=' is skipped, the rest of the datagram
+    counts."""
     h = start(tmp)
     try:
-        check_dropped(h, 2, [b"READY=1\ngarbage", b"READY"],
+        pid, ok = reload_with(h, 2, [b"garbage\nREADY=1\nSTATUS x"], "--no-notify")
+        check(ok, f"READY=1 beside a line without '=' counts: {h.last_status()}\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_notify_trailing_backslash_drops_datagram(tmp):
+    """A datagram that ends in a lone backslash is dropped whole, its
+    READY=1 included, as systemd drops it (its escape has no character)."""
+    h = start(tmp)
+    try:
+        check_dropped(h, 2, [b"READY=1\nSTATUS=x\\", b"READY=1\\"],
                       [("Dropped malformed notify message from pid {pid} (generation {n}).", 2)])
         still_serving(h, 3)
     finally:
         h.close()
+
+
+def test_notify_read_as_systemd_reads_it(tmp):
+    """Lines end at \\r too, and a backslash escapes the character after
+    it: a server that works under systemd works under handoff. Its text
+    reaches systemd as systemd would have read it from the server, in every
+    STATUS= handoff sends: escaped again where needed, and never cut inside
+    an escape. (The "app:" part keeps 255 bytes; cut there, the 256 raw
+    bytes of generation 1's status once left a lone backslash at the end of
+    handoff's READY=1 datagram, which systemd drops whole: the service never
+    started.)"""
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    command, args_file, set_datagrams = notifying_app(tmp)
+    set_args(args_file, "--no-notify")
+    cut = "y" * 254 + "\\"
+    set_datagrams(1, [b"STATUS=" + cut.replace("\\", "\\\\").encode(), b"READY=1"])
+    set_datagrams(2, [b"STATUS=C:\\s\\\\rv\\\\ one\\\ntwo\r\nREADY=1\r\n"])
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}"], command, notify=fake)
+    try:
+        h.wait_ready(1)
+        check(h.last_status().endswith("; app: " + cut), repr(h.last_status()))
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        check("reload to generation 2 ok" in h.last_status(), f"READY=1 ending in \\r\\n counts: {h.last_status()}")
+        app = "; app: C:s\\rv\\ one\ntwo"
+        wait_for(lambda: any(m.fields.get("STATUS", "").endswith(app) for m in fake.snapshot()), 10,
+                 f"generation 2's STATUS= relayed as {app!r}: {fake.snapshot()}")
+        dropped = [m for m in fake.snapshot() if m.dropped]
+        check(not dropped, f"handoff sent datagrams systemd drops: {dropped}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+        fake.close()
 
 
 def test_notify_unknown_keys_ignored(tmp):
@@ -541,7 +602,7 @@ def test_notify_attached_fds_are_closed(tmp):
         check(not holders(), f"passed fds still open: {holders()}")
         # From the main process itself, with its READY=1; a malformed
         # datagram last, whose drop line shows that all were read.
-        pid, ok = reload_with(h, 2, [(b"STATUS=fds\nREADY=1", 250, marker)] * 4 + [b"end-of-test-datagrams"],
+        pid, ok = reload_with(h, 2, [(b"STATUS=fds\nREADY=1", 250, marker)] * 4 + [b"end-of-test-datagrams\\"],
                               "--no-notify")
         check(ok, f"its READY=1 counts, fds or not: {h.last_status()}")
         wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 10, "all datagrams read")
@@ -585,7 +646,7 @@ def test_notify_fdstore_from_starting_candidate_is_bounded(tmp):
         wait_for(lambda: fd_count(h.pid) == before, 10, f"outsider's fds closed: {before} -> {fd_count(h.pid)}")
         # The candidate's own main process. A malformed datagram last: its
         # drop line means all before it were read.
-        h.set_datagrams(2, [(b"FDSTORE=1\nFDNAME=conn", 250, marker)] * 20 + [b"end-of-test-datagrams"])
+        h.set_datagrams(2, [(b"FDSTORE=1\nFDNAME=conn", 250, marker)] * 20 + [b"end-of-test-datagrams\\"])
         set_args(h.args_file, "--hang-at-start")
         n = h.ready_count()
         h.signal(signal.SIGHUP)
@@ -611,7 +672,7 @@ def test_notify_fdstoreremove_flood_from_starting_candidate_is_bounded(tmp):
     h = start(tmp)
     try:
         h.set_datagrams(2, [f"FDSTOREREMOVE=1\nFDNAME=n{i}".encode() for i in range(60000)]
-                        + [b"end-of-test-datagrams"])
+                        + [b"end-of-test-datagrams\\"])
         set_args(h.args_file, "--hang-at-start")
         n = h.ready_count()
         holders = [h.pid]

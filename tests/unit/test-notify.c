@@ -231,17 +231,60 @@ END_TEST
 
 START_TEST(test_parse_rejects) {
         NotifyMessage m;
-        /* Empty. */
-        ck_assert_int_eq(parse_n("", 0, &m), -EBADMSG);
-        /* An embedded NUL, anywhere. */
+        /* An embedded NUL; only a trailing one is allowed. */
         ck_assert_int_eq(parse_n("READY=1\0STATUS=x", 16, &m), -EBADMSG);
-        ck_assert_int_eq(parse_n("READY=1\0", 8, &m), -EBADMSG);
         ck_assert_int_eq(parse_n("\0READY=1", 8, &m), -EBADMSG);
-        /* Lines that are not assignments. */
-        ck_assert_int_eq(parse("READY", &m), -EBADMSG);
-        ck_assert_int_eq(parse("READY=1\ngarbage", &m), -EBADMSG);
-        ck_assert_int_eq(parse("garbage\nREADY=1", &m), -EBADMSG);
-        ck_assert_int_eq(parse("READY=1\nSTATUS x\n", &m), -EBADMSG);
+        ck_assert_int_eq(parse_n("READY=1\0\0", 9, &m), -EBADMSG);
+        /* A lone backslash at the end: systemd drops the whole datagram. */
+        ck_assert_int_eq(parse("READY=1\nSTATUS=x\\", &m), -EBADMSG);
+        ck_assert_int_eq(parse("\\", &m), -EBADMSG);
+        ck_assert_int_eq(parse_n("READY=1\\\0", 9, &m), -EBADMSG);
+}
+END_TEST
+
+/* What systemd 252's manager accepts, read as it reads it
+ * (strv_split_newlines() in manager_dispatch_notify_fd()). */
+START_TEST(test_parse_as_systemd) {
+        NotifyMessage m;
+        /* The terminator counted in (sizeof "READY=1"). */
+        ck_assert_int_eq(parse_n("READY=1\0", 8, &m), 0);
+        ck_assert(m.ready);
+        ck_assert_int_eq(parse_n("\0", 1, &m), 0);
+        ck_assert(!m.ready);
+        /* Empty: a message that says nothing. */
+        ck_assert_int_eq(parse_n("", 0, &m), 0);
+        ck_assert(!m.ready && !m.status);
+        ck_assert_uint_eq(m.n_unknown, 0);
+        /* Lines end at \r as at \n; empty lines are skipped. */
+        ck_assert_int_eq(parse("STATUS=up\r\nREADY=1\r\n", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_str_eq(m.status, "up");
+        ck_assert_int_eq(parse("\r\r\n\nREADY=1\rERRNO=2", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_str_eq(m.errno_value, "2");
+        ck_assert_uint_eq(m.n_unknown, 0);
+        /* A line without '=' is ignored, not the datagram. */
+        ck_assert_int_eq(parse("garbage\nREADY=1\nSTATUS x", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_ptr_null(m.status);
+        ck_assert_uint_eq(m.n_unknown, 2);
+        /* A backslash takes the next character as it is: "\\" is one, an
+         * escaped line end is part of the line, and escaping works in keys too. */
+        ck_assert_int_eq(parse("STATUS=C:\\\\srv\\\\\nREADY=1", &m), 0);
+        ck_assert(m.ready);
+        ck_assert_str_eq(m.status, "C:\\srv\\");
+        ck_assert_int_eq(parse("STATUS=one\\\ntwo\\\rthree\\x", &m), 0);
+        ck_assert_str_eq(m.status, "one\ntwo\rthreex");
+        ck_assert_int_eq(parse("RE\\ADY=\\1", &m), 0);
+        ck_assert(m.ready);
+        /* An escaped line end does not end the line: no READY=1 here. */
+        ck_assert_int_eq(parse("STATUS=x\\\nREADY=1", &m), 0);
+        ck_assert(!m.ready);
+        ck_assert_str_eq(m.status, "x\nREADY=1");
+        /* The values point at their own unescaped lines. */
+        ck_assert_int_eq(parse("STATUS=a\\\\b\nFDSTORE=1\nFDNAME=c\\d", &m), 0);
+        ck_assert_str_eq(m.status, "a\\b");
+        ck_assert_str_eq(m.fdname, "cd");
 }
 END_TEST
 
@@ -296,6 +339,53 @@ START_TEST(test_relay_only_forwardable) {
         m = (NotifyMessage) { .watchdog_trigger = true };
         ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 17);
         ck_assert_str_eq(buf, "WATCHDOG=trigger\n");
+}
+END_TEST
+
+/* A STATUS= text holding what the manager reads as escapes or line ends is
+ * sent escaped, and reads back as it was. */
+START_TEST(test_relay_escapes_status) {
+        char buf[256];
+        NotifyMessage m = { .status = "C:\\srv\\", .watchdog = true };
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "STATUS=C:\\\\srv\\\\\nWATCHDOG=1\n");
+        NotifyMessage back;
+        ck_assert_int_eq(parse(buf, &back), 0);
+        ck_assert_str_eq(back.status, "C:\\srv\\");
+        ck_assert(back.watchdog);
+
+        m = (NotifyMessage) { .status = "one\ntwo\rREADY=1" };
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "STATUS=one\\\ntwo\\\rREADY=1\n");
+        ck_assert_int_eq(parse(buf, &back), 0);
+        ck_assert_str_eq(back.status, "one\ntwo\rREADY=1");
+        ck_assert(!back.ready);
+
+        /* Escaped, it no longer fits: not relayed cut. "STATUS=" + 4 + "\n"
+         * is 12 bytes, and 13 with the NUL. */
+        m = (NotifyMessage) { .status = "ab\\c" };
+        ck_assert_int_eq(notify_relay_text(&m, buf, 13), -ENOBUFS);
+        ck_assert_int_eq(notify_relay_text(&m, buf, 14), 13);
+}
+END_TEST
+
+START_TEST(test_escape_cuts_whole) {
+        char buf[8];
+        /* Room for 7 bytes: "abcde\\\\" is 7. */
+        ck_assert_uint_eq(notify_escape("abcde\\", buf, sizeof buf), 7);
+        ck_assert_str_eq(buf, "abcde\\\\");
+        /* "abcdef" and then no room for both bytes of an escape: it is left out. */
+        ck_assert_uint_eq(notify_escape("abcdef\\x", buf, sizeof buf), 6);
+        ck_assert_str_eq(buf, "abcdef");
+        ck_assert_uint_eq(notify_escape("abcdef\n", buf, sizeof buf), 6);
+        ck_assert_str_eq(buf, "abcdef");
+        /* Nor a part of a UTF-8 character ("é" is 2 bytes). */
+        ck_assert_uint_eq(notify_escape("abcdef\xc3\xa9", buf, sizeof buf), 6);
+        ck_assert_str_eq(buf, "abcdef");
+        ck_assert_uint_eq(notify_escape("", buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "");
+        ck_assert_uint_eq(notify_escape("x", buf, 1), 0);
+        ck_assert_str_eq(buf, "");
 }
 END_TEST
 
@@ -886,11 +976,14 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_parse_unknown_keys_counted);
         tcase_add_test(tc, test_parse_fdstore_keys);
         tcase_add_test(tc, test_parse_rejects);
+        tcase_add_test(tc, test_parse_as_systemd);
         tcase_add_test(tc, test_parse_size_limit);
         suite_add_tcase(s, tc);
 
         tc = tcase_create("relay");
         tcase_add_test(tc, test_relay_only_forwardable);
+        tcase_add_test(tc, test_relay_escapes_status);
+        tcase_add_test(tc, test_escape_cuts_whole);
         tcase_add_test(tc, test_relay_numbers_only);
         tcase_add_test(tc, test_relay_watchdog_usec);
         tcase_add_test(tc, test_relay_buffer_too_small);

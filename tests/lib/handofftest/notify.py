@@ -10,20 +10,54 @@ import time
 from .wait import WaitTimeout
 
 
+def split_lines(text):
+    """The lines of a datagram as systemd 252's manager reads them
+    (strv_split_newlines(): extract_first_word() with separators "\\n\\r"
+    and no flags): lines end at \\n or \\r, empty ones are skipped, a
+    backslash takes the next character as it is. None when the text ends in
+    a lone backslash: systemd drops such a datagram whole."""
+    lines, line, escaped = [], None, False
+    for ch in text:
+        if escaped:
+            line.append(ch)
+            escaped = False
+        elif ch in "\n\r":
+            if line is not None:
+                lines.append("".join(line))
+            line = None
+        else:
+            if line is None:
+                line = []
+            if ch == "\\":
+                escaped = True
+            else:
+                line.append(ch)
+    if escaped:
+        return None
+    if line is not None:
+        lines.append("".join(line))
+    return lines
+
+
 class Datagram:
     """One datagram: sender pid (SCM_CREDENTIALS), text, number of fds that
-    came with it, arrival time (CLOCK_MONOTONIC µs) and its KEY=VALUE lines."""
+    came with it, arrival time (CLOCK_MONOTONIC µs) and its KEY=VALUE lines,
+    read as systemd reads them (the first line of a key counts). A datagram
+    systemd would drop (.dropped) has no fields."""
 
     def __init__(self, pid, text, nfds, t_us=None):
         self.pid, self.text, self.nfds, self.t_us = pid, text, nfds, t_us
         self.fields = {}
-        for line in text.split("\n"):
+        body = text[:-1] if text.endswith("\0") else text  # one trailing NUL is allowed
+        lines = None if "\0" in body else split_lines(body)
+        self.dropped = lines is None
+        for line in ([] if self.dropped else lines):
             if "=" in line:
                 k, v = line.split("=", 1)
-                self.fields[k] = v
+                self.fields.setdefault(k, v)
 
     def __repr__(self):
-        return f"<{self.pid}: {self.text!r}>"
+        return f"<{self.pid}: {self.text!r}{' (dropped)' if self.dropped else ''}>"
 
 
 class FakeSystemd:
