@@ -43,6 +43,7 @@ from handofftest.load import Load, SlowRequest  # noqa: E402
 from handofftest.net import free_port, read_all  # noqa: E402
 from handofftest.procs import pid_alive, ppid_of, proc_cmdline  # noqa: E402
 from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
+from handofftest.wait import WaitTimeout  # noqa: E402
 from handofftest.units import UNITS_DIR, built, render  # noqa: E402
 
 HANDOFF = built("HANDOFF_BIN", "src/handoff")
@@ -668,6 +669,106 @@ def test_systemd_run_recipe(um):
     assert um.state(unit)[0] == "inactive" and not pid_alive(main)
 
 
+# A server's STATUS= text (the fixture's --status, sent raw by sd_notifyf):
+# 256 bytes with an unneeded escape ("\s"), an escaped backslash in the middle
+# and one at the very end, so that a cut at 255 bytes splits the last pair.
+RAW_STATUS = r"C:\srv\\data " + "y" * 241 + "\\\\"
+
+
+def brief(text):
+    """A long StatusText for a log line: its length, its start and its end."""
+    return "%d bytes, %r...%r" % (len(text.encode()), text[:24], text[-12:]) if len(text) > 48 else repr(text)
+
+
+@with_logs
+def test_app_status_read_as_systemd_reads_it(um):
+    """A server's STATUS= reaches systemd through handoff as systemd reads it
+    from the server itself, backslash escapes included: the same text gives
+    the same StatusText with the server run directly (a Type=notify service
+    of its own) and after "; app: " through handoff -- at start, where the
+    server's text goes with handoff's READY=1 (the server says it while it
+    starts, --starting-status, and again with its own READY=1), and after a
+    handover reload, in the new main handoff's STATUS=.
+
+    The text's 255-byte cut ends inside an escape pair. handoff used to send
+    the server's text raw, cut there: systemd (252) drops a whole datagram
+    that ends in a lone backslash, so the READY=1 was lost and the start
+    timed out (TimeoutStartSec=20s), and the status after a reload lost the
+    server's text; where the cut text was followed by a newline, the
+    backslash escaped it into the StatusText."""
+    raw = RAW_STATUS
+    assert len(raw.encode()) == 256, len(raw.encode())
+    server = [FIXTURE, "--starting-status", raw, "--status", raw]
+
+    def run(name, *argv, props=()):
+        """systemd-run NAME (socket + Type=notify service), then start the
+        service: the start must complete, i.e. systemd took a READY=1."""
+        port, out = free_port(), um.path(name + ".log")
+        r = um.systemd_run(
+            "--unit=" + name,
+            "--socket-property=ListenStream=127.0.0.1:%d" % port,
+            "-p", "Type=notify", "-p", "KillMode=mixed", "-p", "TimeoutStartSec=20s",
+            *[x for p in props for x in ("-p", p)],
+            "-p", "StandardOutput=append:%s" % out, "-p", "StandardError=append:%s" % out,
+            *argv)
+        assert r.units == [name + ".socket", name + ".service"], r.stderr
+        um.wait_state(name + ".socket", "active", sub_state="listening")
+        unit = name + ".service"
+        t0 = time.monotonic()
+        r = um.systemctl("start", unit, check=False, timeout=60)
+        t_start = time.monotonic() - t0
+        p = um.show(unit, *PROPS)
+        assert r.returncode == 0 and (p["ActiveState"], p["SubState"]) == ("active", "running"), \
+            "%s did not become ready (%.1fs): rc=%d %s; %s" % (unit, t_start, r.returncode, r.stderr.strip(), p)
+        return unit, port, t_start
+
+    def status_with_app_text(unit, gen, tail):
+        """Wait for StatusText: handoff serving generation gen, ending with tail."""
+        def pred():
+            p = um.show(unit, *PROPS)
+            st = parse_status(p["StatusText"])
+            return (st, p) if st and st[0] == gen and p["StatusText"].endswith(tail) else None
+        try:
+            return um.wait_for(pred, 10, "generation %d with the server's text in %s's StatusText" % (gen, unit))
+        except WaitTimeout:
+            # ("[unprintable]" is how systemctl show prints a text with a newline.)
+            raise AssertionError("StatusText of generation %d does not end with %r: %s"
+                                 % (gen, tail, um.show(unit, *PROPS)))
+
+    # 1. What systemd makes of the text: the server as the service itself.
+    direct, direct_port, _ = run("status-direct", *server)
+    expected = um.show(direct, "StatusText")["StatusText"]
+    log("server run directly, --status of %d raw bytes: StatusText %s" % (len(raw.encode()), brief(expected)))
+    assert expected == "C:srv\\data " + "y" * 241 + "\\" and len(expected.encode()) == 253, expected
+    answer_of(direct_port)
+
+    # 2. The same server through handoff (the systemd-run recipe).
+    tail = "; app: " + expected
+    unit, port, t_start = run("status-handoff", HANDOFF, "--", *server,
+                              props=["ExecReload=%s reload" % HANDOFFCTL])
+    (gen, app1, _, _), p = status_with_app_text(unit, 1, tail)
+    main = int(p["MainPID"])
+    assert is_handoff(main), "MainPID %d: %r" % (main, proc_cmdline(main))
+    assert answer_of(port)[0] == app1
+    log("through handoff: ready in %.0f ms, StatusText %s" % (t_start * 1e3, brief(p["StatusText"])))
+
+    # 3. A reload: in handover mode the next handoff becomes the main
+    #    process (MAINPID= + READY=1) and says the status from then on.
+    main2, app2 = reload_and_wait(um, unit, port, 2, main, [])
+    assert app2 != app1, (app1, app2)
+    wait_answers_from(port, app2)
+    (gen, app, _, _), p = status_with_app_text(unit, 2, tail)
+    assert app == app2 and int(p["MainPID"]) == main2, (app2, main2, p)
+    assert (p["ReloadResult"], p["Result"], p["ActiveState"]) == ("success", "success", "active"), p
+    log("after a reload (%s mode): MainPID %d -> %d, StatusText %s"
+        % (EXPECT_MODE, main, main2, brief(p["StatusText"])))
+
+    um.systemctl("stop", unit, unit.replace(".service", ".socket"), direct, direct.replace(".service", ".socket"))
+    for u in (unit, direct):
+        assert um.state(u)[0] == "inactive" and um.unit_pids(u) == set(), (u, um.state(u), um.unit_pids(u))
+    assert not any(pid_alive(x) for x in (main, main2, app1, app2)), (main, main2, app1, app2)
+
+
 @with_logs
 def test_template(um):
     """handoff@.service + handoff@.socket with the two lines a user writes."""
@@ -954,6 +1055,7 @@ if __name__ == "__main__":
         test_stop_right_after_reload,
         test_stop_right_after_reload_other_mode,
         test_systemd_run_recipe,
+        test_app_status_read_as_systemd_reads_it,
         test_template,
         test_template_reload_applies_config,
         test_notify_reload_variant,
