@@ -51,11 +51,26 @@ void results_rolled_back(Results *r) {
         r->last_took = r->began && r->last_ended > r->began ? r->last_ended - r->began : 0;
 }
 
+/* Cut, if it must be, between characters: it goes into STATUS=. */
+static void copy_status(char *dst, size_t size, const char *status) {
+        snprintf(dst, size, "%.*s", (int) utf8_prefix(status, size - 1), status);
+}
+
 void results_app_status(Results *r, unsigned number, const char *status) {
-        /* Cut, if it must be, between characters: it goes into STATUS=. */
-        snprintf(r->app_status, sizeof r->app_status, "%.*s", (int) utf8_prefix(status, sizeof r->app_status - 1),
-                 status);
+        copy_status(r->app_status, sizeof r->app_status, status);
         r->app_status_gen = number;
+}
+
+void results_candidate_status(Results *r, unsigned number, const char *status) {
+        copy_status(r->candidate_status, sizeof r->candidate_status, status);
+        r->candidate_status_gen = number;
+}
+
+void results_app_serves(Results *r, unsigned number) {
+        if (r->candidate_status_gen != number || number == 0)
+                return;
+        results_app_status(r, number, r->candidate_status);
+        r->candidate_status_gen = 0;
 }
 
 const char *results_status_line(const Results *r, unsigned number, pid_t pid, char *buf, size_t size) {

@@ -20,6 +20,8 @@ typedef struct Results {
         bool current_failed;     /* last_result is the failure of the reload running now */
         char app_status[256];    /* a generation's own STATUS= ... */
         unsigned app_status_gen; /* ... and which generation said it */
+        char candidate_status[256];    /* the same of one not serving yet ... */
+        unsigned candidate_status_gen; /* ... until it serves (results_app_serves()) */
         /* For "handoff status --json": the last reload that ended. */
         usec_t began;            /* CLOCK_MONOTONIC: the reload (or first start) running now */
         unsigned failed_gen;     /* the generation results_failed*() named */
@@ -44,7 +46,13 @@ void results_failed(Results *r, unsigned number, const char *why);
 void results_failed_text(Results *r, unsigned number, const char *text);
 void results_rolled_back(Results *r);
 
+/* A generation's own STATUS= text, the "app:" part of the status line
+ * while it serves. That of one not serving yet (a reload's candidate, or
+ * the next handoff's generation) waits until it serves, as systemd keeps
+ * what a service said before its READY=1. */
 void results_app_status(Results *r, unsigned number, const char *status);
+void results_candidate_status(Results *r, unsigned number, const char *status);
+void results_app_serves(Results *r, unsigned number);
 
 /* handoff's STATUS= text while generation number (pid) serves; 0: none. */
 const char *results_status_line(const Results *r, unsigned number, pid_t pid, char *buf, size_t size);

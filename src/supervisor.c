@@ -361,8 +361,10 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 /* Started as the next handoff: our predecessor shows it. */
                 if (role_awaits_takeover(s->role))
                         takeover_report_status(s->takeover, m->status);
-                else if (!speaks)
+                else if (!speaks) {
                         progress_update(s, g->number, g->pid, g->started_usec, m->status);
+                        results_candidate_status(&s->results, g->number, m->status);
+                }
         }
         if (g == s->candidate && !g->ready && m->extend_timeout_usec) {
                 /* A reload's candidate, starting: systemd times the reload
@@ -461,8 +463,10 @@ static void on_next_ready(NextHandoff *n, void *userdata) {
 
 static void on_next_status(NextHandoff *n, const char *text, void *userdata) {
         Supervisor *s = userdata;
-        if (s->machine.state == STATE_RELOADING || s->machine.state == STATE_BAKING)
+        if (s->machine.state == STATE_RELOADING || s->machine.state == STATE_BAKING) {
                 progress_update(s, next_handoff_number(n), next_handoff_app_pid(n), next_handoff_started(n), text);
+                results_candidate_status(&s->results, next_handoff_number(n), text);
+        }
 }
 
 static void on_next_extend(NextHandoff *n, uint64_t usec, void *userdata) {
@@ -942,6 +946,7 @@ static Generation *commit(Supervisor *s) {
         Generation *old = s->serving, *g = s->candidate;
         s->serving = g;
         s->candidate = NULL;
+        results_app_serves(&s->results, g->number);
         service_store_commit_staged(&s->store, mirroring(s));
         /* The very first generation of the service is no reload. (Not "no
          * old one": the serving generation may have exited while a reload's
@@ -1013,6 +1018,7 @@ static void hand_over(Supervisor *s) {
         Results before = s->results;
         results_ok(&s->results, next_handoff_number(n), next_handoff_app_pid(n), now_monotonic() - s->reload_started,
                    next_handoff_pid(n));
+        results_app_serves(&s->results, next_handoff_number(n));
         results_status_line(&s->results, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
         bool manager = role_speaks_to_systemd(s->role) && sdnotify_address()[0];
         int r = handover_announce(s->event, next_handoff_pid(n), st, on_handover_done, s, &s->handover);

@@ -30,6 +30,8 @@ def test_progress_while_starting_and_reloading(tmp):
                   first[:ready_at]), f"the first generation's own STATUS= shown while it starts: {first}")
         check(not any(st.startswith("Serving") for st, _ in first[:ready_at]), f"no 'Serving' before READY=1: {first}")
         check(first[ready_at][0].startswith("Serving generation 1"), first)
+        # What it said before READY=1 stays its text, as under systemd.
+        check(first[ready_at][0].endswith("; app: warming-up"), first)
 
         h.signal(signal.SIGHUP)
         h.wait_ready(2, timeout=20)
@@ -38,6 +40,14 @@ def test_progress_while_starting_and_reloading(tmp):
         check(any(re.fullmatch(r"Reloading: generation 2 starting \(pid \d+, [\d.]+m?s\): warming-up", st)
                   for st, _ in after[:ready_at]), f"the candidate's STATUS= shown as progress: {after}")
         check(after[ready_at][0].startswith("Serving generation 2"), after)
+        check(after[ready_at][0].endswith("; app: warming-up"), f"the candidate's STATUS= once it serves: {after}")
+        if MODE == "handover":
+            # The new main's own first status line, after the takeover, too.
+            main = h.main_pid()
+            own = wait_for(lambda: [m.fields["STATUS"] for m in h.notify.snapshot()
+                                    if m.pid == main and "STATUS" in m.fields], 10,
+                           f"a STATUS= from the new main {main}")
+            check(own[0].endswith("; app: warming-up"), own)
         check(h.stop() == 0, h.log())
     finally:
         h.close()

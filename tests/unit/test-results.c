@@ -27,6 +27,26 @@ START_TEST(test_ok_and_status_line) {
 }
 END_TEST
 
+/* A candidate's STATUS= waits: the serving generation keeps its own text
+ * until the candidate serves, and then the candidate's is shown. */
+START_TEST(test_candidate_status) {
+        Results r = {};
+        char buf[512];
+        results_app_status(&r, 3, "serving three");
+        results_candidate_status(&r, 4, "warming four");
+        ck_assert(strstr(results_status_line(&r, 3, 30, buf, sizeof buf), "; app: serving three"));
+        /* A candidate that failed: another one serves, its text is not shown. */
+        results_app_serves(&r, 5);
+        ck_assert(!strstr(results_status_line(&r, 5, 50, buf, sizeof buf), "app:"));
+        results_app_serves(&r, 4);
+        ck_assert(strstr(results_status_line(&r, 4, 40, buf, sizeof buf), "; app: warming four"));
+        /* Once only: a later text of the serving generation wins. */
+        results_app_status(&r, 4, "serving four");
+        results_app_serves(&r, 4);
+        ck_assert(strstr(results_status_line(&r, 4, 40, buf, sizeof buf), "; app: serving four"));
+}
+END_TEST
+
 START_TEST(test_failures) {
         Results r = {};
         char buf[512];
@@ -114,6 +134,7 @@ int main(void) {
         Suite *s = suite_create("results");
         TCase *tc = tcase_create("results");
         tcase_add_test(tc, test_ok_and_status_line);
+        tcase_add_test(tc, test_candidate_status);
         tcase_add_test(tc, test_failures);
         tcase_add_test(tc, test_app_status_cut_between_characters);
         tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
