@@ -19,10 +19,12 @@ static void fclosep_(FILE **f) {
 
 struct CgroupRoot {
         char *path;              /* the delegated root, absolute in the file system */
+        char *rel;               /* ... and as /proc/PID/cgroup names it ("0::/...") */
 };
 
 struct Cgroup {
         char *path;
+        char *rel;
         unsigned number;
         sd_event_source *watch;
         void (*changed)(void *userdata);
@@ -60,6 +62,23 @@ static int own_cgroup(char **ret) {
                 if (strncmp(line, "0::", 3) == 0) {
                         line[strcspn(line, "\n")] = '\0';
                         return (*ret = strdup(line + 3)) ? 0 : -ENOMEM;
+                }
+        return -ENOENT;
+}
+
+/* The unified-hierarchy cgroup of pid (the "0::" line), into buf. */
+static int cgroup_of_pid(pid_t pid, char *buf, size_t size) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/cgroup", (int) pid);
+        _cleanup_(fclosep_) FILE *f = fopen(path, "re");
+        if (!f)
+                return -errno;
+        char line[4096];
+        while (fgets(line, sizeof line, f))
+                if (strncmp(line, "0::", 3) == 0) {
+                        line[strcspn(line, "\n")] = '\0';
+                        snprintf(buf, size, "%s", line + 3);
+                        return 0;
                 }
         return -ENOENT;
 }
@@ -198,6 +217,7 @@ int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
         if (!cr)
                 return -ENOMEM;
         cr->path = TAKE_PTR(root);
+        cr->rel = TAKE_PTR(own);
         log_debug("Generations run in cgroups below %s.", cr->path);
         *ret = cr;
         return 0;
@@ -206,6 +226,7 @@ int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
 CgroupRoot *cgroup_root_free(CgroupRoot *r) {
         if (r) {
                 free(r->path);
+                free(r->rel);
                 free(r);
         }
         return NULL;
@@ -218,6 +239,11 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
         c->number = number;
         if (asprintf(&c->path, "%s/gen-%u", r->path, number) < 0) {
                 free(c);
+                return -ENOMEM;
+        }
+        if (asprintf(&c->rel, "%s/gen-%u", r->rel, number) < 0) {
+                c->rel = NULL;
+                cgroup_free(c);
                 return -ENOMEM;
         }
         int err;
@@ -315,6 +341,14 @@ uint64_t cgroup_memory(Cgroup *c) {
         return strtoull(buf, NULL, 10);
 }
 
+bool cgroup_has_pid(Cgroup *c, pid_t pid) {
+        char cg[4096];
+        if (cgroup_of_pid(pid, cg, sizeof cg) < 0)
+                return false;
+        size_t n = strlen(c->rel);
+        return strncmp(cg, c->rel, n) == 0 && (cg[n] == '\0' || cg[n] == '/');
+}
+
 const char *cgroup_path(Cgroup *c) {
         return c->path;
 }
@@ -326,6 +360,7 @@ Cgroup *cgroup_free(Cgroup *c) {
         if (rmdir(c->path) < 0 && errno != ENOENT)
                 log_debug_errno(errno, "Cannot remove cgroup %s: %m", c->path);
         free(c->path);
+        free(c->rel);
         free(c);
         return NULL;
 }

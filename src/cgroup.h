@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <systemd/sd-event.h>
 
 #include "cgroup-mode.h"
@@ -37,6 +38,9 @@ bool cgroup_populated(Cgroup *c);
 void cgroup_signal(Cgroup *c, int sig);
 unsigned cgroup_count(Cgroup *c);
 uint64_t cgroup_memory(Cgroup *c); /* memory.current, or UINT64_MAX */
+/* Whether pid runs in the cgroup, or in one below it (as systemd finds a
+ * sender's unit). False for a pid that is gone. */
+bool cgroup_has_pid(Cgroup *c, pid_t pid);
 const char *cgroup_path(Cgroup *c);
 /* Removes the cgroup if it is empty. */
 Cgroup *cgroup_free(Cgroup *c);

@@ -124,11 +124,13 @@ static void close_all(int *fds, size_t n) {
         close_many_nonblocking(fds, n);
 }
 
-/* Whether sender is one of the generation's processes: its main process is
- * a process-group leader, and its workers stay in that group. (A sender
- * that has already exited cannot be placed and is not one.) */
+/* Whether sender is one of the generation's processes, as its stop finds
+ * them (reaper.h): in its cgroup, where it has one, as systemd places a
+ * sender by its cgroup; else in its process group, led by the main
+ * process, or one of its strays. (A sender that has already exited cannot
+ * be placed and is not one.) */
 static bool in_generation(const Generation *g, pid_t sender) {
-        return sender == g->pid || getpgid(sender) == g->pid;
+        return sender == g->pid || (g->tree && proc_tree_has(g->tree, sender));
 }
 
 /* As systemd's NotifyAccess=: with "main" only the generation's main process
@@ -164,8 +166,9 @@ static void log_refused(Generation *g, const NotifyMessage *m, pid_t sender) {
                            g->number, generation_describe(g), (int) sender);
         else
                 log_notice("Generation %u (%s): ignored READY=1 from pid %d, which is not a process of the "
-                           "generation (process group %d); no --notify-access accepts it.",
-                           g->number, generation_describe(g), (int) sender, (int) g->pid);
+                           "generation (%s); no --notify-access accepts it.",
+                           g->number, generation_describe(g), (int) sender,
+                           proc_tree_has_cgroup(g->tree) ? "its cgroup" : "its process group");
 }
 
 /* EXTEND_TIMEOUT_USEC=usec while the generation starts: as systemd does

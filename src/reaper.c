@@ -561,6 +561,17 @@ unsigned proc_tree_count(ProcTree *t) {
         return n;
 }
 
+bool proc_tree_has_cgroup(ProcTree *t) {
+        return t && t->cgroup;
+}
+
+bool proc_tree_has(ProcTree *t, pid_t pid) {
+        if (t->cgroup)
+                return cgroup_has_pid(t->cgroup, pid);
+        pid_t pgid;
+        return read_stat(pid, &pgid, NULL) >= 0 && (pgid == t->main || pid_list_has(t->strays, t->n_strays, pid));
+}
+
 uint64_t proc_tree_memory(ProcTree *t) {
         return t->cgroup ? cgroup_memory(t->cgroup) : UINT64_MAX;
 }

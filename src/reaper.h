@@ -59,6 +59,10 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
 void proc_tree_kill(ProcTree *t, int sig);
 /* Names the processes that left the process group (a warning), at retire. */
 void proc_tree_warn_strays(ProcTree *t);
+/* Whether pid is a process of the tree: in its cgroup, or else in its
+ * process group or one of its strays. False for a pid that is gone. */
+bool proc_tree_has(ProcTree *t, pid_t pid);
+bool proc_tree_has_cgroup(ProcTree *t);
 /* For "handoff status": how many processes; memory in bytes, or
  * UINT64_MAX when not known (no cgroup). */
 unsigned proc_tree_count(ProcTree *t);

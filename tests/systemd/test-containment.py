@@ -184,6 +184,61 @@ def test_double_forked_daemon_supervise(um):
     contained_reload(um, "%s --spawn-daemon --linger" % FIXTURE, 2, mode="supervise")
 
 
+def test_notify_access_all_is_the_cgroup(um):
+    """--notify-access=all hears any process of the generation's cgroup, as
+    systemd's NotifyAccess=all hears the unit's: here a worker in a session
+    of its own (setsid) says READY=1 for a main process that never does.
+    With process groups alone it could not be placed, and the generation
+    never became ready. Once at the start and once at a reload (in handover
+    mode the next handoff places it)."""
+    if not unified_mount():
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    notify = subprocess.run(["sh", "-c", "command -v systemd-notify"], capture_output=True, text=True).stdout.strip()
+    if not notify:
+        raise Skip("systemd-notify is not installed")
+    port = free_port()
+    log = um.path("demo.log")
+    # systemd-notify waits for the barrier: it lives until handoff has read
+    # its READY=1, and so can be placed.
+    wrapper = um.write_file("demo-server", "#!/bin/sh\nsetsid %s --ready &\nexec %s --no-notify\n"
+                            % (notify, FIXTURE), 0o755)
+    unit = render(DEMO, {"HANDOFF": HANDOFF, "DEMO_SERVER": wrapper})
+    sock = re.sub(r"(?m)^ListenStream=.*$", "ListenStream=127.0.0.1:%d" % port, render(DEMO_SOCKET, {}))
+    um.install_unit(DEMO_SOCKET, sock, reload=False)
+    um.install_unit(DEMO, unit, reload=False)
+    m = re.search(r"(?m)^ExecStart=(\S+) (.*) -- (.*)$", unit)
+    d = os.path.join(um.unit_dir, DEMO + ".d")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "50-test.conf"), "w") as f:
+        f.write("[Service]\nStandardOutput=append:%s\nStandardError=append:%s\nTimeoutStartSec=30s\n"
+                "ExecStart=\nExecStart=%s %s --notify-access=all --start-timeout=10s -- %s\n"
+                % (log, log, m.group(1), m.group(2), m.group(3)))
+    um.systemctl("daemon-reload")
+    um.systemctl("start", DEMO_SOCKET)
+    um.wait_state(DEMO_SOCKET, "active", sub_state="listening")
+    r = um.systemctl("start", DEMO, check=False, timeout=60)
+    with open(log) as f:
+        text = f.read()
+    assert r.returncode == 0, "the start failed (%s):\n%s" % (r.stderr.strip(), text[-3000:])
+    um.wait_state(DEMO, "active", sub_state="running")
+    assert "ignored READY=1" not in text, text[-3000:]
+    app1 = http_pid(port)
+    main1 = um.main_pid(DEMO)
+    assert cgroup_of(app1).endswith("/gen-1"), cgroup_of(app1)
+
+    um.systemctl("reload", DEMO, timeout=60)
+    p = um.show(DEMO, "StatusText", "ReloadResult", "MainPID")
+    assert p["StatusText"].startswith("Serving generation 2") and p["ReloadResult"] == "success", p
+    wait_for(lambda: http_pid(port) != app1, 10, "generation 2 answers")
+    with open(log) as f:
+        text = f.read()
+    assert "ignored READY=1" not in text, text[-3000:]
+    print("# the setsid worker's READY=1 was heard at the start and at the reload (MainPID %d -> %s)"
+          % (main1, p["MainPID"]), flush=True)
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
+
+
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
-               test_double_forked_daemon_supervise])
+               test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup])
