@@ -27,10 +27,11 @@ void listen_address_done(ListenAddress *a) {
  * One more byte is refused: the backslash. sd_listen_fds_with_names() reads
  * it as an escape (systemd's extract_first_word()), so a generation would
  * find a name a<backslash>b as "ab", and a name ending in one makes it fail
- * for every later generation and for a next handoff. (systemd's notify
- * parser unescapes too: FDNAME=a<backslash>b sent to systemd is stored as
- * "ab"; handoff does not unescape datagrams and stores such a name as
- * "stored", with a warning.) */
+ * for every later generation and for a next handoff. (A datagram's
+ * escapes are gone by then: notify_parse() unescapes as systemd does, so
+ * FDNAME=a<backslash>b is "ab"; only a name sent as a doubled backslash
+ * still holds one, and is stored as "stored", with a warning, where
+ * systemd stores it as it is.) */
 bool fdname_is_valid(const char *s) {
         size_t n = 0;
         for (; s[n]; n++)

@@ -178,8 +178,8 @@ static void log_refused(Generation *g, const NotifyMessage *m, pid_t sender) {
 static void extend_start_timeout(Generation *g, const char *value) {
         uint64_t usec;
         if (notify_parse_usec(value, &usec) < 0) {
-                log_warning("Generation %u sent EXTEND_TIMEOUT_USEC=%.32s, not a number of microseconds; ignoring.",
-                            g->number, value);
+                log_warning("Generation %u sent EXTEND_TIMEOUT_USEC=%.*s, not a number of microseconds; ignoring.",
+                            g->number, (int) printable_prefix(value, 32), value);
                 return;
         }
         /* As systemd's service_extend_timeout(): 0 and infinity extend

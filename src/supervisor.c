@@ -391,8 +391,8 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 if (role_speaks_to_systemd(s->role))
                         s->config.watchdog_usec = wd == USEC_INFINITY ? 0 : wd;
         } else if (m->watchdog_usec)
-                log_warning("Generation %u sent WATCHDOG_USEC=%.32s, not a number of microseconds; ignoring.",
-                            g->number, m->watchdog_usec);
+                log_warning("Generation %u sent WATCHDOG_USEC=%.*s, not a number of microseconds; ignoring.",
+                            g->number, (int) printable_prefix(m->watchdog_usec, 32), m->watchdog_usec);
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
         if (m->status && g == s->candidate) {

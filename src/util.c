@@ -159,6 +159,13 @@ size_t utf8_trim_partial(const char *s, size_t n) {
         return want > n - i + 1 ? i - 1 : n;
 }
 
+size_t printable_prefix(const char *s, size_t max) {
+        size_t n = 0;
+        while (n < max && s[n] && (unsigned char) s[n] >= 0x20 && s[n] != 0x7f)
+                n++;
+        return n;
+}
+
 size_t utf8_prefix(const char *s, size_t max) {
         size_t n = strnlen(s, max);
         return s[n] == '\0' ? n : utf8_trim_partial(s, n);

@@ -86,6 +86,11 @@ int safe_atou64(const char *s, uint64_t *ret);
 size_t utf8_trim_partial(const char *s, size_t n);
 size_t utf8_prefix(const char *s, size_t max);
 
+/* The length of s cut at its first control character, and to at most max
+ * bytes: for "%.*s" of a server's value in a log line, which may then
+ * neither end the line nor start another. */
+size_t printable_prefix(const char *s, size_t max);
+
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
 

@@ -366,6 +366,10 @@ START_TEST(test_relay_escapes_status) {
         m = (NotifyMessage) { .status = "ab\\c" };
         ck_assert_int_eq(notify_relay_text(&m, buf, 13), -ENOBUFS);
         ck_assert_int_eq(notify_relay_text(&m, buf, 14), 13);
+        /* The escape is what does not fit ("abc" and the "\n" would): -ENOBUFS,
+         * not the text cut before it. */
+        m = (NotifyMessage) { .status = "abc\\" };
+        ck_assert_int_eq(notify_relay_text(&m, buf, 12), -ENOBUFS);
 }
 END_TEST
 

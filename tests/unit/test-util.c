@@ -155,6 +155,20 @@ START_TEST(test_utf8_trim_partial) {
 }
 END_TEST
 
+/* A server's value in a log line: cut at a line end (or any control
+ * character), so that it can neither end the line nor begin another. */
+START_TEST(test_printable_prefix) {
+        ck_assert_uint_eq(printable_prefix("5s", 32), 2);
+        ck_assert_uint_eq(printable_prefix("1\nhandoff[1]: forged", 32), 1);
+        ck_assert_uint_eq(printable_prefix("1\r2", 32), 1);
+        ck_assert_uint_eq(printable_prefix("\x1b[31mred", 32), 0);
+        ck_assert_uint_eq(printable_prefix("a\x7f", 32), 1);
+        ck_assert_uint_eq(printable_prefix("0123456789", 4), 4);
+        ck_assert_uint_eq(printable_prefix("\xc3\xa9t\xc3\xa9", 32), 5); /* UTF-8 is printable */
+        ck_assert_uint_eq(printable_prefix("", 32), 0);
+}
+END_TEST
+
 START_TEST(test_utf8_prefix) {
         const char *s = "ab\xe2\x82\xac";
         ck_assert_uint_eq(utf8_prefix(s, 100), 5);
@@ -184,6 +198,7 @@ static Suite *util_suite(void) {
         tc = tcase_create("utf8");
         tcase_add_test(tc, test_utf8_trim_partial);
         tcase_add_test(tc, test_utf8_prefix);
+        tcase_add_test(tc, test_printable_prefix);
         suite_add_tcase(s, tc);
         return s;
 }
