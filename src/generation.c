@@ -213,6 +213,14 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
                 log_refused(g, &m, sender);
                 return;
         }
+        if (m.barrier) {
+                /* As systemd's manager_process_barrier_fd(): closing the fd
+                 * answers it, and nothing beside BARRIER=1 counts. */
+                close_all(fds, n_fds);
+                log_debug("Answered BARRIER=1 from pid %d (generation %u)%s.", (int) sender, g->number,
+                          m.n_lines > 1 ? "; ignored the rest of its datagram, as systemd does" : "");
+                return;
+        }
         if (m.extend_timeout_usec)
                 extend_start_timeout(g, m.extend_timeout_usec);
         if (m.ready && !g->ready_by_delay)

@@ -23,23 +23,33 @@ static bool startswith_value(const char *line, const char *key, const char **ret
         return true;
 }
 
-/* As systemd does (service_notify_message()): every line that matches a flag
- * counts, so a flag once set stays set ("READY=1\nREADY=0" is ready), and any
- * other value of a flag is ignored; of a key with a value, the first line
- * counts (strv_find_startswith()). */
+/* READY=1, RELOADING=1 or STOPPING=1: the state a line names, the last
+ * one counting (the other values name none). */
+static void set_state(NotifyMessage *m, const char *v, bool *state) {
+        if (strcmp(v, "1") != 0)
+                return;
+        m->ready = m->reloading = m->stopping = false;
+        *state = true;
+}
+
+/* As systemd 252's service_notify_message() reads the lines: of READY=1,
+ * RELOADING=1 and STOPPING=1 the last one counts (STRV_FOREACH_BACKWARDS),
+ * so "READY=1\nSTOPPING=1" is not ready; WATCHDOG= and a key with a value,
+ * the first line with that key (strv_find_startswith()), so
+ * "WATCHDOG=x\nWATCHDOG=1" is no ping; BARRIER=1, FDSTORE=1,
+ * FDSTOREREMOVE=1 and FDPOLL=0, any line (strv_contains()). */
 #define FIRST(field, v) ((field) = (field) ? (field) : (v))
-static void parse_line(const char *line, NotifyMessage *m) {
+static void parse_line(const char *line, NotifyMessage *m, const char **watchdog) {
         const char *v;
         if (startswith_value(line, "READY", &v))
-                m->ready |= strcmp(v, "1") == 0;
+                set_state(m, v, &m->ready);
         else if (startswith_value(line, "RELOADING", &v))
-                m->reloading |= strcmp(v, "1") == 0;
+                set_state(m, v, &m->reloading);
         else if (startswith_value(line, "STOPPING", &v))
-                m->stopping |= strcmp(v, "1") == 0;
-        else if (startswith_value(line, "WATCHDOG", &v)) {
-                m->watchdog |= strcmp(v, "1") == 0;
-                m->watchdog_trigger |= strcmp(v, "trigger") == 0;
-        } else if (startswith_value(line, "WATCHDOG_USEC", &v))
+                set_state(m, v, &m->stopping);
+        else if (startswith_value(line, "WATCHDOG", &v))
+                FIRST(*watchdog, v);
+        else if (startswith_value(line, "WATCHDOG_USEC", &v))
                 FIRST(m->watchdog_usec, v);
         else if (startswith_value(line, "BARRIER", &v))
                 m->barrier |= strcmp(v, "1") == 0;
@@ -81,6 +91,7 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
          * passes r, the next byte to read, and ends with a NUL written where
          * its escapes or line end were. */
         NotifyMessage m = {};
+        const char *watchdog = NULL;
         char *w = buf;
         const char *r = buf, *end = buf + len;
         while (r < end) {
@@ -97,8 +108,11 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
                 if (r < end)
                         r++;
                 *w++ = '\0';
-                parse_line(line, &m);
+                parse_line(line, &m, &watchdog);
+                m.n_lines++;
         }
+        m.watchdog = watchdog && strcmp(watchdog, "1") == 0;
+        m.watchdog_trigger = watchdog && strcmp(watchdog, "trigger") == 0;
         *ret = m;
         return 0;
 }

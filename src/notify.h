@@ -32,6 +32,7 @@ typedef struct NotifyMessage {
         const char *errno_value;
         const char *mainpid;
         unsigned n_unknown;     /* lines we do not act on */
+        unsigned n_lines;       /* lines in all */
 } NotifyMessage;
 
 /* Parses one datagram of len bytes in buf (which must have room for a NUL at
@@ -46,9 +47,12 @@ typedef struct NotifyMessage {
  *    in a lone backslash is -EBADMSG, as systemd drops it;
  *  - a line without '=' is ignored (counted in n_unknown), and an empty
  *    datagram is an empty message.
- * A flag (READY=1, WATCHDOG=1, ...) is set if any line sets it, and other
- * values of it are ignored; of a key with a value the first line counts. A
- * value may hold \n or \r: notify_escape() makes it a line again. */
+ * The lines count as systemd's service_notify_message() counts them: of
+ * READY=1, RELOADING=1 and STOPPING=1 the last one (at most one of ready,
+ * reloading and stopping is set); of WATCHDOG= and the keys with a value,
+ * the first line; BARRIER=1, FDSTORE=1, FDSTOREREMOVE=1 and FDPOLL=0 on any
+ * line. Other values of a flag are ignored. A value may hold \n or \r:
+ * notify_escape() makes it a line again. */
 int notify_parse(char *buf, size_t len, NotifyMessage *ret);
 
 /* The new watchdog timeout m asks for with WATCHDOG_USEC=: false when it has

@@ -12,8 +12,10 @@
  *    NUL but one at the very end, no lone backslash at the end (what is
  *    left after that NUL); the empty datagram, runs of \n and \r and lines
  *    without '=' are fine;
- *  - as systemd reads a datagram: a flag is set iff some line is exactly its
- *    line (READY is set iff a line is READY=1), a field is the rest of the
+ *  - as systemd reads a datagram: of READY=1, RELOADING=1 and STOPPING=1
+ *    the last such line sets its flag, and only it; WATCHDOG=1 or
+ *    WATCHDOG=trigger is the first WATCHDOG= line; another flag is set iff
+ *    some line is exactly its line (FDSTORE=1, ...), a field is the rest of the
  *    first line that starts with its KEY= (STATUS of the first STATUS= line,
  *    ...), and n_unknown counts the lines that start with no known KEY=; the
  *    value pointers point into the buffer (the values may hold \n, \r and
@@ -481,17 +483,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 return 0;
         }
 
-        /* As systemd: a flag is set by any line, a field is its first line. */
+        /* As service_notify_message(): of READY=1, RELOADING=1 and
+         * STOPPING=1 the last line counts (STRV_FOREACH_BACKWARDS), of
+         * WATCHDOG= the first; the other flags are set by any line
+         * (strv_contains()), a field is its first line. */
+        const char *state = NULL;
+        for (size_t i = ref.n; i > 0 && !state; i--)
+                if (strcmp(ref.line[i - 1], "READY=1") == 0 || strcmp(ref.line[i - 1], "RELOADING=1") == 0 ||
+                    strcmp(ref.line[i - 1], "STOPPING=1") == 0)
+                        state = ref.line[i - 1];
+        FUZZ_ASSERT(m.ready == streq_null(state, "READY=1") && m.reloading == streq_null(state, "RELOADING=1") &&
+                            m.stopping == streq_null(state, "STOPPING=1"),
+                    "ready/reloading/stopping %d/%d/%d, the last such line is %s", m.ready, m.reloading, m.stopping,
+                    state ? state : "none");
+        const char *watchdog = lines_first_value(&ref, "WATCHDOG");
+        FUZZ_ASSERT(m.watchdog == streq_null(watchdog, "1") && m.watchdog_trigger == streq_null(watchdog, "trigger"),
+                    "watchdog/trigger %d/%d, the first WATCHDOG= line says %s", m.watchdog, m.watchdog_trigger,
+                    watchdog ? watchdog : "nothing");
+        FUZZ_ASSERT(m.n_lines == ref.n, "%u lines, expected %zu", m.n_lines, ref.n);
         static const struct {
                 const char *line;
                 size_t offset;
         } flags[] = {
-                { "READY=1", offsetof(NotifyMessage, ready) },
-                { "RELOADING=1", offsetof(NotifyMessage, reloading) },
-                { "STOPPING=1", offsetof(NotifyMessage, stopping) },
                 { "BARRIER=1", offsetof(NotifyMessage, barrier) },
-                { "WATCHDOG=1", offsetof(NotifyMessage, watchdog) },
-                { "WATCHDOG=trigger", offsetof(NotifyMessage, watchdog_trigger) },
                 { "FDSTORE=1", offsetof(NotifyMessage, fdstore) },
                 { "FDSTOREREMOVE=1", offsetof(NotifyMessage, fdstoreremove) },
                 { "FDPOLL=0", offsetof(NotifyMessage, fdpoll_off) },

@@ -493,6 +493,21 @@ def test_notify_trailing_backslash_drops_datagram(tmp):
         h.close()
 
 
+def test_notify_lines_count_as_systemd_counts_them(tmp):
+    """As systemd 252's service_notify_message(): of READY=1 and STOPPING=1
+    the last line counts, so "READY=1\\nSTOPPING=1" is not ready; and
+    beside BARRIER=1 nothing counts (manager_process_barrier_fd()), so
+    neither is "BARRIER=1\\nREADY=1"."""
+    h = start(tmp)
+    try:
+        check_dropped(h, 2, [b"READY=1\nSTOPPING=1", b"BARRIER=1\nREADY=1"],
+                      [("Answered BARRIER=1 from pid {pid} (generation {n}); ignored the rest of its datagram, "
+                        "as systemd does.", 1)])
+        still_serving(h, 3)
+    finally:
+        h.close()
+
+
 def test_notify_read_as_systemd_reads_it(tmp):
     """Lines end at \\r too, and a backslash escapes the character after
     it: a server that works under systemd works under handoff. Its text

@@ -79,8 +79,9 @@ START_TEST(test_parse_multiline) {
                                "ERRNO=2\nMAINPID=42\nBARRIER=1\nRELOADING=1\nSTOPPING=1",
                                &m),
                          0);
-        ck_assert(m.ready);
-        ck_assert(m.reloading);
+        /* Of READY=1, RELOADING=1 and STOPPING=1 the last counts. */
+        ck_assert(!m.ready);
+        ck_assert(!m.reloading);
         ck_assert(m.stopping);
         ck_assert(m.watchdog);
         ck_assert(!m.watchdog_trigger);
@@ -90,6 +91,7 @@ START_TEST(test_parse_multiline) {
         ck_assert_str_eq(m.errno_value, "2");
         ck_assert_str_eq(m.mainpid, "42");
         ck_assert_uint_eq(m.n_unknown, 0);
+        ck_assert_uint_eq(m.n_lines, 9);
         /* Values point into the parsed buffer. */
         ck_assert(m.status > pbuf && m.status < pbuf + sizeof pbuf);
 }
@@ -127,18 +129,26 @@ START_TEST(test_parse_watchdog_trigger) {
 }
 END_TEST
 
-/* systemd acts on every line that matches: a later line with another value
- * does not take back a flag, and other values are ignored. */
-START_TEST(test_parse_flags_accumulate) {
+/* As systemd 252's service_notify_message(): of READY=1, RELOADING=1 and
+ * STOPPING=1 the last line counts (another value names no state); of
+ * WATCHDOG=, the first line; BARRIER=1, FDSTORE=1 and FDSTOREREMOVE=1 on
+ * any line. */
+START_TEST(test_parse_flags_as_systemd) {
         NotifyMessage m;
         ck_assert_int_eq(parse("READY=1\nWATCHDOG=1\nWATCHDOG=trigger\nREADY=0", &m), 0);
         ck_assert(m.ready);
         ck_assert(m.watchdog);
-        ck_assert(m.watchdog_trigger);
+        ck_assert(!m.watchdog_trigger);
         ck_assert_int_eq(parse("WATCHDOG=trigger\nWATCHDOG=0\nWATCHDOG=1\nWATCHDOG=", &m), 0);
-        ck_assert(m.watchdog && m.watchdog_trigger);
+        ck_assert(!m.watchdog && m.watchdog_trigger);
+        ck_assert_int_eq(parse("WATCHDOG=x\nWATCHDOG=1", &m), 0);
+        ck_assert(!m.watchdog && !m.watchdog_trigger);
         ck_assert_int_eq(parse("RELOADING=1\nRELOADING=0\nSTOPPING=1\nSTOPPING=x", &m), 0);
-        ck_assert(m.reloading && m.stopping);
+        ck_assert(!m.reloading && m.stopping);
+        ck_assert_int_eq(parse("READY=1\nSTOPPING=1", &m), 0);
+        ck_assert(!m.ready && m.stopping);
+        ck_assert_int_eq(parse("STOPPING=1\nRELOADING=1\nREADY=1\nREADY=0", &m), 0);
+        ck_assert(m.ready && !m.reloading && !m.stopping);
         ck_assert_int_eq(parse("BARRIER=1\nBARRIER=0\nFDSTORE=1\nFDSTORE=\nFDSTOREREMOVE=1\nFDSTOREREMOVE=0", &m),
                          0);
         ck_assert(m.barrier && m.fdstore && m.fdstoreremove);
@@ -974,7 +984,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_parse_trailing_newline);
         tcase_add_test(tc, test_parse_status_with_equals);
         tcase_add_test(tc, test_parse_watchdog_trigger);
-        tcase_add_test(tc, test_parse_flags_accumulate);
+        tcase_add_test(tc, test_parse_flags_as_systemd);
         tcase_add_test(tc, test_parse_first_value_counts);
         tcase_add_test(tc, test_parse_watchdog_usec);
         tcase_add_test(tc, test_parse_unknown_keys_counted);
