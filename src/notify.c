@@ -131,6 +131,15 @@ static bool is_number(const char *s) {
         return n > 0 && n <= 20 && (s[0] != '0' || n == 1);
 }
 
+/* An errno name, as systemd's parse_errno() takes one before a number
+ * ("ERRNO=ENOENT"): 'E' and capitals or digits, as long as the longest
+ * there is. (One systemd does not know it ignores, as it would the
+ * server's.) */
+static bool is_errno_name(const char *s) {
+        size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+        return s[0] == 'E' && n >= 2 && n <= 20 && s[n] == '\0';
+}
+
 int notify_parse_usec(const char *s, uint64_t *ret) {
         return s && is_number(s) ? safe_atou64(s, ret) : -EINVAL;
 }
@@ -193,7 +202,7 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
         uint64_t ext;
         if (notify_parse_usec(m->extend_timeout_usec, &ext) >= 0)
                 APPEND("EXTEND_TIMEOUT_USEC=%" PRIu64 "\n", ext);
-        if (m->errno_value && is_number(m->errno_value))
+        if (m->errno_value && (is_number(m->errno_value) || is_errno_name(m->errno_value)))
                 APPEND("ERRNO=%s\n", m->errno_value);
 #undef APPEND
         return (int) n;

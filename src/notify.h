@@ -68,7 +68,7 @@ int notify_parse_usec(const char *s, uint64_t *ret);
 
 /* Builds the text handoff forwards to systemd for a message from the serving
  * generation: STATUS (escaped, notify_escape()), WATCHDOG, WATCHDOG_USEC,
- * EXTEND_TIMEOUT_USEC and ERRNO only; READY, RELOADING, STOPPING and
+ * EXTEND_TIMEOUT_USEC and ERRNO (a number, or a name such as ENOENT) only; READY, RELOADING, STOPPING and
  * MAINPID are handoff's own to say. Returns the length written (0 when
  * nothing is to be relayed) or -ENOBUFS. */
 int notify_relay_text(const NotifyMessage *m, char *buf, size_t size);

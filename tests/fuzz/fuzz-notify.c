@@ -23,7 +23,7 @@
  *  - the relayed text holds only what may be relayed: read by the reference,
  *    its lines are exactly STATUS= with the server's STATUS bytes (escaped),
  *    WATCHDOG=1, WATCHDOG=trigger, and numeric WATCHDOG_USEC (0 too: it turns
- *    the watchdog off), EXTEND_TIMEOUT_USEC and ERRNO as sent, so that no
+ *    the watchdog off), EXTEND_TIMEOUT_USEC and ERRNO (or an errno name) as sent, so that no
  *    line but STATUS= carries the server's text; never READY, RELOADING,
  *    STOPPING, MAINPID, BARRIER or the fd store's FDSTORE, FDSTOREREMOVE,
  *    FDNAME and FDPOLL (handoff keeps the store itself); notify_parse() reads
@@ -246,6 +246,17 @@ static char *concat(const char *a, const char *b) {
         return s;
 }
 
+/* An errno name handoff relays: 'E', then 1 to 19 capitals or digits. */
+static bool errno_name(const char *s) {
+        size_t n = strlen(s);
+        if (n < 2 || n > 20 || s[0] != 'E')
+                return false;
+        for (size_t i = 1; i < n; i++)
+                if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+                        return false;
+        return true;
+}
+
 static void check_relay_text(const NotifyMessage *m, const char *text, size_t len) {
         FUZZ_ASSERT(len == 0 || text[len - 1] == '\n', "relayed text does not end in a newline");
 
@@ -267,7 +278,7 @@ static void check_relay_text(const NotifyMessage *m, const char *text, size_t le
         bool want_ext = usec_number(m->extend_timeout_usec);
         if (want_ext)
                 want[n_want++] = concat("EXTEND_TIMEOUT_USEC=", m->extend_timeout_usec);
-        bool want_errno = m->errno_value && all_digits(m->errno_value);
+        bool want_errno = m->errno_value && (all_digits(m->errno_value) || errno_name(m->errno_value));
         if (want_errno)
                 want[n_want++] = concat("ERRNO=", m->errno_value);
 

@@ -568,7 +568,7 @@ def test_notify_keys_handoff_owns_are_not_relayed(tmp):
     # "\r" ends a line for systemd, raw or (once unescaped) in a STATUS=.
     set_datagrams(1, [b"MAINPID=1\nRELOADING=1\nSTOPPING=1\nEXTEND_TIMEOUT_USEC=5s\nERRNO=5\nX=\nSTATUS=hello\nREADY=1",
                       b"EXTEND_TIMEOUT_USEC=1\nMAINPID=1\nERRNO=2\nSTATUS=two",
-                      b"STATUS=three\rSTOPPING=1\rMAINPID=1",
+                      b"STATUS=three\rSTOPPING=1\rMAINPID=1\rERRNO=EIO",
                       b"STATUS=four\\\rRELOADING=1\\\nMAINPID=1"])
     h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}"], command, notify=fake)
     try:
@@ -584,6 +584,7 @@ def test_notify_keys_handoff_owns_are_not_relayed(tmp):
         check(not any(m.fields.get("EXTEND_TIMEOUT_USEC") == "5s" for m in msgs), f"a non-number relayed: {msgs}")
         check(any(m.fields.get("EXTEND_TIMEOUT_USEC") == "1" for m in msgs), f"a number is relayed: {msgs}")
         check(any(m.fields.get("ERRNO") == "2" for m in msgs), msgs)
+        check(any(m.fields.get("ERRNO") == "EIO" for m in msgs), f"an errno name is relayed: {msgs}")
         check(all(m.pid == h.pid for m in msgs), f"only handoff speaks to systemd: {msgs}")
         check("Ignored MAINPID/RELOADING/STOPPING from generation 1" in h.log(), h.log())
         check(h.stop() == 0, h.log())

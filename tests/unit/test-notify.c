@@ -418,6 +418,16 @@ START_TEST(test_relay_numbers_only) {
         NotifyMessage m = { .extend_timeout_usec = "0", .errno_value = "0" };
         ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
         ck_assert_str_eq(buf, "EXTEND_TIMEOUT_USEC=0\nERRNO=0\n");
+        /* ERRNO= may name the error, as systemd's parse_errno() takes it. */
+        m = (NotifyMessage) { .errno_value = "ENOENT" };
+        ck_assert_int_gt(notify_relay_text(&m, buf, sizeof buf), 0);
+        ck_assert_str_eq(buf, "ERRNO=ENOENT\n");
+        static const char *const bad_names[] = { "E", "enoent", "Enoent", "ENOENT ", "ENO-ENT", "EIO\nREADY=1",
+                                                 "EXXXXXXXXXXXXXXXXXXXX" };
+        for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+                m = (NotifyMessage) { .errno_value = bad_names[i] };
+                ck_assert_int_eq(notify_relay_text(&m, buf, sizeof buf), 0);
+        }
 }
 END_TEST
 
