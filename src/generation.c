@@ -221,6 +221,11 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
                           m.n_lines > 1 ? "; ignored the rest of its datagram, as systemd does" : "");
                 return;
         }
+        if (m.status_not_utf8 && !g->status_not_utf8_logged) {
+                g->status_not_utf8_logged = true;
+                log_warning("Generation %u (%s) sent a STATUS= that is not valid UTF-8; ignoring it (and any more), "
+                            "as the service manager would.", g->number, generation_describe(g));
+        }
         if (m.extend_timeout_usec)
                 extend_start_timeout(g, m.extend_timeout_usec);
         if (m.ready && !g->ready_by_delay)

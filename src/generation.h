@@ -55,6 +55,7 @@ struct Generation {
         bool killed;             /* the drain deadline passed: SIGKILL sent */
         bool gone;               /* every process of it has exited */
         bool dropped;            /* a datagram to its socket was dropped */
+        bool status_not_utf8_logged;
         bool start_extended;     /* EXTEND_TIMEOUT_USEC= moved its start deadline */
         int stop_signal;         /* the signal retire() sent; non-zero: retiring */
         siginfo_t exit_info;

@@ -111,6 +111,10 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
                 parse_line(line, &m, &watchdog);
                 m.n_lines++;
         }
+        if (m.status && !utf8_is_valid(m.status)) {
+                m.status = NULL;
+                m.status_not_utf8 = true;
+        }
         m.watchdog = watchdog && strcmp(watchdog, "1") == 0;
         m.watchdog_trigger = watchdog && strcmp(watchdog, "trigger") == 0;
         *ret = m;

@@ -74,7 +74,8 @@ void results_app_serves(Results *r, unsigned number) {
 }
 
 const char *results_status_line(const Results *r, unsigned number, pid_t pid, char *buf, size_t size) {
-        bool app = number != 0 && r->app_status_gen == number;
+        /* An empty STATUS= clears it, as in systemd. */
+        bool app = number != 0 && r->app_status_gen == number && r->app_status[0];
         if (number == 0)
                 snprintf(buf, size, "No generation serving.");
         else

@@ -232,12 +232,12 @@ static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t st
         char d[32];
         format_duration(d, sizeof d, (now_monotonic() - started) / USEC_PER_MSEC * USEC_PER_MSEC);
         if (s->machine.state == STATE_STARTING)
-                snprintf(s->progress, sizeof s->progress, "Starting generation %u (pid %d, %s): %.*s", number, (int) pid,
-                         d, (int) utf8_prefix(app_status, 1024), app_status);
+                snprintf(s->progress, sizeof s->progress, "Starting generation %u (pid %d, %s)%s%.*s", number,
+                         (int) pid, d, app_status[0] ? ": " : "", (int) utf8_prefix(app_status, 1024), app_status);
         else
-                snprintf(s->progress, sizeof s->progress, "Reloading: generation %u %s (pid %d, %s): %.*s", number,
+                snprintf(s->progress, sizeof s->progress, "Reloading: generation %u %s (pid %d, %s)%s%.*s", number,
                          s->machine.state == STATE_BAKING ? "baking" : "starting", (int) pid, d,
-                         (int) utf8_prefix(app_status, 1024), app_status);
+                         app_status[0] ? ": " : "", (int) utf8_prefix(app_status, 1024), app_status);
         if (s->progress_timer)
                 return; /* sent when the interval ends */
         usec_t now = now_monotonic();
@@ -399,8 +399,8 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 /* The first generation, starting: not "Serving" before READY=1. */
                 char d[32];
                 format_duration(d, sizeof d, (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC);
-                snprintf(st, sizeof st, "Starting generation %u (pid %d, %s): %.*s", g->number, (int) g->pid, d,
-                         (int) utf8_prefix(m->status, 1024), m->status);
+                snprintf(st, sizeof st, "Starting generation %u (pid %d, %s)%s%.*s", g->number, (int) g->pid, d,
+                         m->status[0] ? ": " : "", (int) utf8_prefix(m->status, 1024), m->status);
                 results_app_status(&s->results, g->number, m->status);
                 out.status = st;
         } else if (m->status) {

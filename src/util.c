@@ -159,6 +159,33 @@ size_t utf8_trim_partial(const char *s, size_t n) {
         return want > n - i + 1 ? i - 1 : n;
 }
 
+bool utf8_is_valid(const char *s) {
+        for (const unsigned char *p = (const unsigned char *) s; *p;) {
+                if (*p < 0x80) {
+                        p++;
+                        continue;
+                }
+                /* The lead byte says the length (up to 6, as systemd reads
+                 * it) and gives the top bits of the character. */
+                size_t len = (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 :
+                             (*p & 0xfc) == 0xf8 ? 5 : (*p & 0xfe) == 0xfc ? 6 : 0;
+                if (len == 0)
+                        return false;
+                uint32_t c = *p & (0x7fu >> len);
+                for (size_t i = 1; i < len; i++) {
+                        if ((p[i] & 0xc0) != 0x80) /* the NUL too */
+                                return false;
+                        c = c << 6 | (p[i] & 0x3f);
+                }
+                size_t shortest = c < 0x80 ? 1 : c < 0x800 ? 2 : c < 0x10000 ? 3 : c < 0x200000 ? 4 : c < 0x4000000 ? 5 : 6;
+                if (len != shortest || c >= 0x110000 || (c & 0xfffff800) == 0xd800 || (c >= 0xfdd0 && c <= 0xfdef) ||
+                    (c & 0xfffe) == 0xfffe)
+                        return false;
+                p += len;
+        }
+        return true;
+}
+
 size_t printable_prefix(const char *s, size_t max) {
         size_t n = 0;
         while (n < max && s[n] && (unsigned char) s[n] >= 0x20 && s[n] != 0x7f)

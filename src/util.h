@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -85,6 +86,12 @@ int safe_atou64(const char *s, uint64_t *ret);
  * "%.*s": s itself when it is not longer. */
 size_t utf8_trim_partial(const char *s, size_t n);
 size_t utf8_prefix(const char *s, size_t max);
+
+/* Whether s is valid UTF-8 as systemd's utf8_is_valid() has it: no
+ * truncated or overlong sequence, and no character above U+10FFFF, UTF-16
+ * surrogate or noncharacter (U+FDD0..U+FDEF, U+xxFFFE, U+xxFFFF). The
+ * service manager ignores a STATUS= that is not. */
+bool utf8_is_valid(const char *s);
 
 /* The length of s cut at its first control character, and to at most max
  * bytes: for "%.*s" of a server's value in a log line, which may then

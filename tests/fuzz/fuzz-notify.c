@@ -17,7 +17,8 @@
  *    WATCHDOG=trigger is the first WATCHDOG= line; another flag is set iff
  *    some line is exactly its line (FDSTORE=1, ...), a field is the rest of the
  *    first line that starts with its KEY= (STATUS of the first STATUS= line,
- *    ...), and n_unknown counts the lines that start with no known KEY=; the
+ *    ...; a STATUS= that is not UTF-8 as systemd's utf8_is_valid() has it,
+ *    noncharacters out, is none), and n_unknown counts the lines that start with no known KEY=; the
  *    value pointers point into the buffer (the values may hold \n, \r and
  *    backslashes, from escapes);
  *  - the relayed text holds only what may be relayed: read by the reference,
@@ -214,6 +215,44 @@ static bool usec_number(const char *s) {
 }
 
 /* A value notify_parse() returned lies in the buffer, NUL and all. */
+/* UTF-8 as systemd's utf8_is_valid() takes it, by another road: the
+ * well-formed byte sequences of RFC 3629's table, less the noncharacters
+ * (U+FDD0..U+FDEF, and U+xxFFFE and U+xxFFFF in every plane). */
+static bool utf8_well_formed(const char *text) {
+        const unsigned char *s = (const unsigned char *) text;
+        while (*s) {
+                unsigned char b = s[0];
+                size_t n;
+                unsigned char lo = 0x80, hi = 0xbf; /* the second byte's range */
+                if (b <= 0x7f)
+                        n = 1;
+                else if (b >= 0xc2 && b <= 0xdf)
+                        n = 2;
+                else if (b >= 0xe0 && b <= 0xef) {
+                        n = 3;
+                        lo = b == 0xe0 ? 0xa0 : 0x80;
+                        hi = b == 0xed ? 0x9f : 0xbf;
+                } else if (b >= 0xf0 && b <= 0xf4) {
+                        n = 4;
+                        lo = b == 0xf0 ? 0x90 : 0x80;
+                        hi = b == 0xf4 ? 0x8f : 0xbf;
+                } else
+                        return false;
+                if (n > 1 && (s[1] < lo || s[1] > hi))
+                        return false;
+                for (size_t i = 2; i < n; i++)
+                        if (s[i] < 0x80 || s[i] > 0xbf)
+                                return false;
+                uint32_t c = n == 1 ? b : n == 2 ? (b & 0x1fu) : n == 3 ? (b & 0x0fu) : (b & 0x07u);
+                for (size_t i = 1; i < n; i++)
+                        c = c << 6 | (s[i] & 0x3fu);
+                if ((c >= 0xfdd0 && c <= 0xfdef) || (c & 0xffff) >= 0xfffe)
+                        return false;
+                s += n;
+        }
+        return true;
+}
+
 static void check_field(const char *name, const char *v, const char *buf, size_t size) {
         if (!v)
                 return;
@@ -451,9 +490,15 @@ static void check_escape(const char *text, const char *full, size_t size) {
                 char *dgram = concat("STATUS=", out);
                 NotifyMessage m;
                 int r = notify_parse(dgram, strlen(dgram), &m);
-                FUZZ_ASSERT(r == 0 && m.status, "\"STATUS=\" + escaped text does not parse (%d)", r);
-                FUZZ_ASSERT(strlen(m.status) == k && memcmp(m.status, text, k) == 0,
-                            "escaped text does not read back as the first %zu bytes of the text", k);
+                FUZZ_ASSERT(r == 0, "\"STATUS=\" + escaped text does not parse (%d)", r);
+                /* (A text that is not UTF-8 reads back as no status.) */
+                char *prefix = fuzz_strndup((const uint8_t *) text, k);
+                if (utf8_well_formed(prefix))
+                        FUZZ_ASSERT(m.status && strlen(m.status) == k && memcmp(m.status, text, k) == 0,
+                                    "escaped text does not read back as the first %zu bytes of the text", k);
+                else
+                        FUZZ_ASSERT(!m.status && m.status_not_utf8, "a STATUS= that is not UTF-8 was read");
+                free(prefix);
                 free(dgram);
         }
         free(out);
@@ -537,8 +582,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         };
         for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
                 const char *v = *(const char *const *) ((const char *) &m + fields[i].offset);
-                FUZZ_ASSERT(streq_null(v, lines_first_value(&ref, fields[i].key)), "%s is not the first such line",
-                            fields[i].key);
+                const char *want = lines_first_value(&ref, fields[i].key);
+                /* A STATUS= that is not UTF-8 is none, as systemd ignores it. */
+                bool not_utf8 = strcmp(fields[i].key, "STATUS") == 0 && want && !utf8_well_formed(want);
+                if (not_utf8)
+                        want = NULL;
+                FUZZ_ASSERT(streq_null(v, want), "%s is not the first such line", fields[i].key);
+                if (strcmp(fields[i].key, "STATUS") == 0)
+                        FUZZ_ASSERT(m.status_not_utf8 == not_utf8, "status_not_utf8 %d, expected %d",
+                                    m.status_not_utf8, not_utf8);
                 check_field(fields[i].key, v, buf, size);
         }
         FUZZ_ASSERT(m.n_unknown == lines_count_unknown(&ref), "%u unknown lines, expected %u", m.n_unknown,

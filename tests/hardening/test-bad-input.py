@@ -508,6 +508,31 @@ def test_notify_lines_count_as_systemd_counts_them(tmp):
         h.close()
 
 
+def test_notify_status_not_utf8_or_empty(tmp):
+    """As systemd: a STATUS= that is not valid UTF-8 is ignored (the text
+    said before it stays, and handoff's own status is not lost with it:
+    systemd would ignore that whole line), with one warning; an empty one
+    clears the server's text."""
+    h = start(tmp)
+    try:
+        pid, ok = reload_with(h, 2, [b"STATUS=before", b"STATUS=caf\xe9\nREADY=1"], "--no-notify")
+        check(ok, f"ready: {h.last_status()}\n{h.log()}")
+        check(h.last_status().endswith("; app: before"), repr(h.last_status()))
+        check(h.log().count("sent a STATUS= that is not valid UTF-8") == 1, h.log())
+        check(not any("\ufffd" in m.text for m in h.notify.snapshot()), f"not UTF-8 to systemd: {h.notify.snapshot()}")
+        pid, ok = reload_with(h, 3, [b"STATUS=three", b"STATUS=\nREADY=1"], "--no-notify")
+        check(ok, repr(h.last_status()))
+
+        def last_status_line():
+            mains = set(h.mains())
+            return [m.fields["STATUS"] for m in h.notify.snapshot() if m.pid in mains and "STATUS" in m.fields][-1]
+        wait_for(lambda: last_status_line().startswith("Serving generation 3") and "app:" not in last_status_line(),
+                 10, f"the empty STATUS= clears the server's text: {h.notify.snapshot()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_notify_read_as_systemd_reads_it(tmp):
     """Lines end at \\r too, and a backslash escapes the character after
     it: a server that works under systemd works under handoff. Its text

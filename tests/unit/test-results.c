@@ -24,6 +24,9 @@ START_TEST(test_ok_and_status_line) {
         ck_assert(strstr(results_status_line(&r, 3, 30, buf, sizeof buf), "; app: warm"));
         /* Only the generation that said it. */
         ck_assert(!strstr(results_status_line(&r, 4, 40, buf, sizeof buf), "app:"));
+        /* An empty STATUS= clears it, as in systemd. */
+        results_app_status(&r, 3, "");
+        ck_assert(!strstr(results_status_line(&r, 3, 30, buf, sizeof buf), "app:"));
 }
 END_TEST
 

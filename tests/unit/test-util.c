@@ -169,6 +169,29 @@ START_TEST(test_printable_prefix) {
 }
 END_TEST
 
+/* systemd's utf8_is_valid(): what the service manager takes for STATUS=. */
+START_TEST(test_utf8_is_valid) {
+        static const char *const valid[] = { "", "plain ASCII, \t and \x01 too", "caf\xc3\xa9", "\xe2\x82\xac",
+                                             "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbd" /* U+10FFFD */,
+                                             "\xef\xb7\x8f" /* U+FDCF */ };
+        static const char *const invalid[] = {
+                "caf\xe9",                     /* Latin-1 */
+                "\x80", "\xc3", "\xe2\x82",    /* a continuation alone, cut sequences */
+                "\xc0\xaf", "\xe0\x80\xaf",    /* overlong '/' */
+                "\xed\xa0\x80",               /* U+D800, a surrogate */
+                "\xef\xb7\x90",               /* U+FDD0, a noncharacter */
+                "\xef\xbf\xbe", "\xf4\x8f\xbf\xbf", /* U+FFFE, U+10FFFF */
+                "\xf4\x90\x80\x80",           /* past U+10FFFF */
+                "\xf8\x88\x80\x80\x80",       /* 5 bytes */
+                "\xff",
+        };
+        for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
+                ck_assert_msg(utf8_is_valid(valid[i]), "valid case %zu refused", i);
+        for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++)
+                ck_assert_msg(!utf8_is_valid(invalid[i]), "invalid case %zu accepted", i);
+}
+END_TEST
+
 START_TEST(test_utf8_prefix) {
         const char *s = "ab\xe2\x82\xac";
         ck_assert_uint_eq(utf8_prefix(s, 100), 5);
@@ -199,6 +222,7 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_utf8_trim_partial);
         tcase_add_test(tc, test_utf8_prefix);
         tcase_add_test(tc, test_printable_prefix);
+        tcase_add_test(tc, test_utf8_is_valid);
         suite_add_tcase(s, tc);
         return s;
 }
