@@ -207,24 +207,25 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
                 log_debug("Dropped malformed notify message from pid %d (generation %u).", (int) sender, g->number);
                 return;
         }
-        if (!sender_accepted(g, sender)) {
-                g->dropped = true;
-                close_all(fds, n_fds);
-                log_refused(g, &m, sender);
-                return;
-        }
         if (m.barrier) {
-                /* As systemd's manager_process_barrier_fd(): closing the fd
+                /* As systemd's manager_process_barrier_fd(), whoever sent
+                 * it (before any NotifyAccess= check): closing the fd
                  * answers it, and nothing beside BARRIER=1 counts. */
                 close_all(fds, n_fds);
                 log_debug("Answered BARRIER=1 from pid %d (generation %u)%s.", (int) sender, g->number,
                           m.n_lines > 1 ? "; ignored the rest of its datagram, as systemd does" : "");
                 return;
         }
+        if (!sender_accepted(g, sender)) {
+                g->dropped = true;
+                close_all(fds, n_fds);
+                log_refused(g, &m, sender);
+                return;
+        }
         if (m.status_not_utf8 && !g->status_not_utf8_logged) {
                 g->status_not_utf8_logged = true;
-                log_warning("Generation %u (%s) sent a STATUS= that is not valid UTF-8; ignoring it (and any more), "
-                            "as the service manager would.", g->number, generation_describe(g));
+                log_warning("Generation %u (%s) sent a STATUS= that is not valid UTF-8; it clears the status, as an "
+                            "empty one, as with the service manager (logged once).", g->number, generation_describe(g));
         }
         if (m.extend_timeout_usec)
                 extend_start_timeout(g, m.extend_timeout_usec);

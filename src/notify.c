@@ -112,7 +112,7 @@ int notify_parse(char *buf, size_t len, NotifyMessage *ret) {
                 m.n_lines++;
         }
         if (m.status && !utf8_is_valid(m.status)) {
-                m.status = NULL;
+                m.status += strlen(m.status); /* "", still in buf */
                 m.status_not_utf8 = true;
         }
         m.watchdog = watchdog && strcmp(watchdog, "1") == 0;

@@ -27,7 +27,7 @@ typedef struct NotifyMessage {
         bool fdpoll_off;        /* FDPOLL=0: keep them even when they hang up */
         const char *fdname;     /* FDNAME= */
         const char *status;     /* STATUS=, points into the parsed buffer ... */
-        bool status_not_utf8;   /* ... NULL when it was not valid UTF-8 */
+        bool status_not_utf8;   /* ... "" when it was not valid UTF-8 */
         const char *extend_timeout_usec;
         const char *watchdog_usec; /* WATCHDOG_USEC=, as sent (notify_watchdog_usec()) */
         const char *errno_value;
@@ -54,7 +54,8 @@ typedef struct NotifyMessage {
  * the first line; BARRIER=1, FDSTORE=1, FDSTOREREMOVE=1 and FDPOLL=0 on any
  * line. Other values of a flag are ignored. A value may hold \n or \r:
  * notify_escape() makes it a line again. A STATUS= that is not valid UTF-8
- * is none (status_not_utf8), as the service manager ignores it. */
+ * is an empty one (status_not_utf8): the service manager ignores its text
+ * and clears the status, as for an empty one. */
 int notify_parse(char *buf, size_t len, NotifyMessage *ret);
 
 /* The new watchdog timeout m asks for with WATCHDOG_USEC=: false when it has

@@ -421,22 +421,29 @@ def notify_app(tmp, name, code):
     return ["/usr/bin/python3", path]
 
 
-def test_flags_in_one_datagram_accumulate(tmp):
-    """As systemd: every line of a datagram that sets a flag counts, and a
-    later line with another value does not take it back (READY=0 is
-    ignored, not "not ready"); WATCHDOG=1 and WATCHDOG=trigger both go on."""
+def test_flags_in_one_datagram_as_systemd(tmp):
+    """As systemd 252's service_notify_message(): of READY=1, RELOADING=1
+    and STOPPING=1 the last line counts (READY=0 names none, so it does not
+    take READY=1 back); of WATCHDOG= the first line, so "WATCHDOG=trigger"
+    after "WATCHDOG=1" is not relayed, nor a ping after an invalid
+    WATCHDOG=."""
     h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "flags.py", r'''
 s.sendto(b"READY=1\nWATCHDOG=1\nWATCHDOG=trigger\nREADY=0", a)
+s.sendto(b"WATCHDOG=x\nWATCHDOG=1\nSTATUS=after-invalid", a)
+s.sendto(b"WATCHDOG=trigger\nWATCHDOG=1\nSTATUS=trigger-first", a)
 if not barrier():
     sys.exit("no answer to BARRIER=1")
 '''))
     try:
         h.wait_ready(1)
-        # (Datagram.fields keeps the last value of a key: read the lines.)
-        h.notify.wait_count("WATCHDOG", 1, value=None)
-        watchdog = [m for m in h.notify.snapshot() if "WATCHDOG" in m.fields]
-        check(len(watchdog) == 1 and {"WATCHDOG=1", "WATCHDOG=trigger"} <= set(watchdog[0].text.split("\n")),
-              f"WATCHDOG=1 and WATCHDOG=trigger relayed together: {watchdog}")
+        wait_for(lambda: any(m.fields.get("STATUS", "").endswith("; app: trigger-first") for m in h.notify.snapshot()),
+                 10, f"all three datagrams relayed: {h.notify.snapshot()}")
+        watchdog = [m.fields["WATCHDOG"] for m in h.notify.snapshot() if "WATCHDOG" in m.fields]
+        check(watchdog == ["1", "trigger"], f"WATCHDOG= relayed: {watchdog}, expected the first line of each: "
+              f"{h.notify.snapshot()}")
+        lines = [m.text.split("\n") for m in h.notify.snapshot()]
+        check(sum(line.startswith("WATCHDOG=") for ls in lines for line in ls) == 2,
+              f"one WATCHDOG= line per datagram at most: {h.notify.snapshot()}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -635,7 +642,7 @@ if __name__ == "__main__":
          test_path_socket_without_runtime_dir_fails_clearly, test_what_waits_behind_ready_is_read,
          test_socket_written_after_its_main_exited_is_not_kept,
          test_worker_sending_after_its_main_exited_is_not_blocked,
-         test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_accumulate,
+         test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_as_systemd,
          test_watchdog_usec_is_relayed_and_passed_on, test_watchdog_usec_0_turns_the_watchdog_off,
          test_status_is_cut_between_characters,
          test_extend_timeout_usec_extends_the_start_timeout, test_extend_timeout_usec_infinity_extends_nothing])

@@ -199,8 +199,10 @@ def test_notify_access_all_is_the_cgroup(um):
     port = free_port()
     log = um.path("demo.log")
     # systemd-notify waits for the barrier: it lives until handoff has read
-    # its READY=1, and so can be placed.
-    wrapper = um.write_file("demo-server", "#!/bin/sh\nsetsid %s --ready &\nexec %s --no-notify\n"
+    # its READY=1, and so can be placed. --pid=self: by default it sends as
+    # its parent (the main process), which the kernel lets a sender with
+    # CAP_SYS_ADMIN claim; the worker must speak as itself.
+    wrapper = um.write_file("demo-server", "#!/bin/sh\nsetsid %s --ready --pid=self &\nexec %s --no-notify\n"
                             % (notify, FIXTURE), 0o755)
     unit = render(DEMO, {"HANDOFF": HANDOFF, "DEMO_SERVER": wrapper})
     sock = re.sub(r"(?m)^ListenStream=.*$", "ListenStream=127.0.0.1:%d" % port, render(DEMO_SOCKET, {}))

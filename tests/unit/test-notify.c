@@ -285,9 +285,10 @@ START_TEST(test_parse_as_systemd) {
         ck_assert_str_eq(m.status, "C:\\srv\\");
         ck_assert_int_eq(parse("STATUS=one\\\ntwo\\\rthree\\x", &m), 0);
         ck_assert_str_eq(m.status, "one\ntwo\rthreex");
-        /* A STATUS= that is not UTF-8 is none, as systemd ignores it. */
+        /* A STATUS= that is not UTF-8 is an empty one, as systemd clears
+         * the status for it. */
         ck_assert_int_eq(parse("STATUS=caf\xe9\nREADY=1", &m), 0);
-        ck_assert(m.ready && !m.status && m.status_not_utf8);
+        ck_assert(m.ready && m.status && !m.status[0] && m.status_not_utf8);
         ck_assert_int_eq(parse("STATUS=caf\xc3\xa9", &m), 0);
         ck_assert(m.status && !m.status_not_utf8);
         ck_assert_int_eq(parse("RE\\ADY=\\1", &m), 0);
