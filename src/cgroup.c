@@ -52,24 +52,14 @@ static int unified_mount(char **ret) {
         return -ENOENT;
 }
 
-/* Our own cgroup on the unified hierarchy: the "0::" line. */
-static int own_cgroup(char **ret) {
-        _cleanup_(fclosep_) FILE *f = fopen("/proc/self/cgroup", "re");
-        if (!f)
-                return -errno;
-        char line[4096];
-        while (fgets(line, sizeof line, f))
-                if (strncmp(line, "0::", 3) == 0) {
-                        line[strcspn(line, "\n")] = '\0';
-                        return (*ret = strdup(line + 3)) ? 0 : -ENOMEM;
-                }
-        return -ENOENT;
-}
-
-/* The unified-hierarchy cgroup of pid (the "0::" line), into buf. */
+/* The unified-hierarchy cgroup (the "0::" line) of pid, or of ourselves
+ * for 0, into buf. */
 static int cgroup_of_pid(pid_t pid, char *buf, size_t size) {
         char path[64];
-        snprintf(path, sizeof path, "/proc/%d/cgroup", (int) pid);
+        if (pid == 0)
+                snprintf(path, sizeof path, "/proc/self/cgroup");
+        else
+                snprintf(path, sizeof path, "/proc/%d/cgroup", (int) pid);
         _cleanup_(fclosep_) FILE *f = fopen(path, "re");
         if (!f)
                 return -errno;
@@ -171,11 +161,14 @@ int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
                 return 0;
         int level = mode == CGROUP_YES ? LOG_ERR : LOG_DEBUG;
         _cleanup_free_ char *mnt = NULL, *own = NULL;
+        char own_buf[4096];
         int r = unified_mount(&mnt);
         if (r < 0)
                 return mode == CGROUP_YES ? log_error_errno(r, "No cgroup2 (unified) hierarchy is mounted: %m") : 0;
-        if ((r = own_cgroup(&own)) < 0)
+        if ((r = cgroup_of_pid(0, own_buf, sizeof own_buf)) < 0)
                 return mode == CGROUP_YES ? log_error_errno(r, "Cannot find our cgroup: %m") : 0;
+        if (!(own = strdup(own_buf)))
+                return -ENOMEM;
 
         /* The next handoff of a handover starts in its predecessor's leaf:
          * the root is one up. */
