@@ -228,16 +228,23 @@ static void progress_cancel(Supervisor *s) {
         s->progress[0] = '\0';
 }
 
-static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t started, const char *app_status) {
+/* A starting generation's STATUS= line: what handoff knows, then the
+ * generation's own text (at most 1024 bytes of it). */
+static void progress_text(Supervisor *s, char *buf, size_t size, unsigned number, pid_t pid, usec_t started,
+                          const char *app_status) {
         char d[32];
         format_duration(d, sizeof d, (now_monotonic() - started) / USEC_PER_MSEC * USEC_PER_MSEC);
         if (s->machine.state == STATE_STARTING)
-                snprintf(s->progress, sizeof s->progress, "Starting generation %u (pid %d, %s)%s%.*s", number,
-                         (int) pid, d, app_status[0] ? ": " : "", (int) utf8_prefix(app_status, 1024), app_status);
+                snprintf(buf, size, "Starting generation %u (pid %d, %s)%s%.*s", number, (int) pid, d,
+                         app_status[0] ? ": " : "", (int) utf8_prefix(app_status, 1024), app_status);
         else
-                snprintf(s->progress, sizeof s->progress, "Reloading: generation %u %s (pid %d, %s)%s%.*s", number,
+                snprintf(buf, size, "Reloading: generation %u %s (pid %d, %s)%s%.*s", number,
                          s->machine.state == STATE_BAKING ? "baking" : "starting", (int) pid, d,
                          app_status[0] ? ": " : "", (int) utf8_prefix(app_status, 1024), app_status);
+}
+
+static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t started, const char *app_status) {
+        progress_text(s, s->progress, sizeof s->progress, number, pid, started, app_status);
         if (s->progress_timer)
                 return; /* sent when the interval ends */
         usec_t now = now_monotonic();
@@ -396,11 +403,9 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
         NotifyMessage out = *m;
         char st[NOTIFY_MAX_LEN / 2], buf[NOTIFY_MAX_LEN];
         if (m->status && g == s->candidate) {
-                /* The first generation, starting: not "Serving" before READY=1. */
-                char d[32];
-                format_duration(d, sizeof d, (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC);
-                snprintf(st, sizeof st, "Starting generation %u (pid %d, %s)%s%.*s", g->number, (int) g->pid, d,
-                         m->status[0] ? ": " : "", (int) utf8_prefix(m->status, 1024), m->status);
+                /* The first generation, starting (STATE_STARTING): not
+                 * "Serving" before READY=1. */
+                progress_text(s, st, sizeof st, g->number, g->pid, g->started_usec, m->status);
                 results_app_status(&s->results, g->number, m->status);
                 out.status = st;
         } else if (m->status) {
