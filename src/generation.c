@@ -109,13 +109,15 @@ static const ProcTreeCallbacks tree_callbacks = {
         .empty = on_tree_empty,
 };
 
-static void mark_ready(Generation *g) {
+/* Whether it became ready now (and the callback took status). */
+static bool mark_ready(Generation *g, const char *status) {
         if (g->ready || g->stop_signal)
-                return;
+                return false;
         g->ready = true;
         g->ready_usec = now_monotonic();
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
-        g->cb->ready(g, g->userdata);
+        g->cb->ready(g, status, g->userdata);
+        return true;
 }
 
 /* Not the main process's: any process of our uid (or root's) may have sent
@@ -229,8 +231,8 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
         }
         if (m.extend_timeout_usec)
                 extend_start_timeout(g, m.extend_timeout_usec);
-        if (m.ready && !g->ready_by_delay)
-                mark_ready(g);
+        if (m.ready && !g->ready_by_delay && mark_ready(g, m.status))
+                m.status = NULL; /* said with READY=1: the ready callback's */
         g->cb->message(g, &m, fds, n_fds, g->userdata);
 }
 
@@ -290,7 +292,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
                             generation_describe(g));
                 generation_kill(g);
         } else if (g->ready_by_delay)
-                mark_ready(g);
+                mark_ready(g, NULL);
         else
                 g->cb->start_timeout(g, g->userdata);
         return 0;

@@ -19,7 +19,10 @@
 typedef struct Generation Generation;
 
 typedef struct GenerationCallbacks {
-        void (*ready)(Generation *g, void *userdata);
+        /* status: a STATUS= in the datagram that said READY=1 (NULL: none).
+         * systemd takes both at once; so the ready generation's first
+         * status is that text, and message() does not get it again. */
+        void (*ready)(Generation *g, const char *status, void *userdata);
         void (*start_timeout)(Generation *g, void *userdata);
         /* The main process exited; others of the generation may live on. */
         void (*exited)(Generation *g, void *userdata);

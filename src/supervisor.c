@@ -264,10 +264,17 @@ static const char *ready_after(const Generation *g, char *buf, size_t size) {
         return format_duration(buf, size, (g->ready_usec - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC);
 }
 
-static void on_gen_ready(Generation *g, void *userdata) {
+static void on_gen_ready(Generation *g, const char *status, void *userdata) {
         Supervisor *s = userdata;
         if (g != s->candidate)
                 return;
+        /* Said with READY=1: the text it serves with, in our READY=1 line
+         * already, as systemd shows both at once. As the next handoff, we
+         * report it before READY: our predecessor's MAINPID= datagram has
+         * it (the channel carries them apart, so a progress line with it
+         * comes first). */
+        if (status)
+                results_candidate_status(&s->results, g->number, status);
         if (role_awaits_takeover(s->role)) {
                 char d[32];
                 log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
@@ -275,10 +282,15 @@ static void on_gen_ready(Generation *g, void *userdata) {
                 /* Our predecessor commits, then tells us. The pid file names
                  * us before the commit message is sent. */
                 write_pid(s, getpid());
+                if (status)
+                        takeover_report_status(s->takeover, status);
                 takeover_report_ready(s->takeover);
                 return;
         }
         dispatch(s, EV_READY);
+        /* --bake: it is the candidate still, and its text the progress line's. */
+        if (status && g == s->candidate && s->machine.state == STATE_BAKING)
+                progress_update(s, g->number, g->pid, g->started_usec, status);
 }
 
 static void on_gen_start_timeout(Generation *g, void *userdata) {

@@ -53,5 +53,42 @@ def test_progress_while_starting_and_reloading(tmp):
         h.close()
 
 
+def test_status_said_with_ready(tmp):
+    """READY=1 and STATUS= in one datagram (sd_notify(3)'s own example):
+    systemd shows both at once, so handoff's READY=1 line (in handover mode
+    the MAINPID= datagram) already has the text, and no line after it
+    lacks it or says it again."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--status", "serving-one")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], fixture_cmd(args_file), notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        first = statuses(h)
+        ready_at = next(i for i, (_, r) in enumerate(first) if r)
+        check(re.fullmatch(r"Serving generation 1 \(pid \d+\); 0 reloads, 0 failed; app: serving-one",
+                           first[ready_at][0]), f"the READY=1 line has the text said with READY=1: {first}")
+
+        set_args(args_file, "--status", "serving-two")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        if MODE == "handover":
+            main = h.main_pid()
+            wait_for(lambda: any(m.pid == main and "STATUS" in m.fields for m in h.notify.snapshot()), 10,
+                     f"a STATUS= from the new main {main}")
+        after = statuses(h)[len(first):]
+        ready_at = next(i for i, (_, r) in enumerate(after) if r)
+        check(re.fullmatch(r"Serving generation 2 \(pid \d+\); 1 reloads, 0 failed; last: reload to generation 2 "
+                           r"ok in [\d.]+m?s; app: serving-two", after[ready_at][0]),
+              f"the reload's READY=1 line has the candidate's text: {after}")
+        later = [st for st, _ in after[ready_at + 1:]]
+        check(all(st.endswith("; app: serving-two") for st in later), f"no later line without it: {after}")
+        if MODE == "supervise":
+            check(later == [], f"nothing said twice: {after}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
-    run([test_progress_while_starting_and_reloading])
+    run([test_progress_while_starting_and_reloading, test_status_said_with_ready])
