@@ -118,6 +118,10 @@ _handoff()
                 _filedir
                 return
                 ;;
+        --working-directory)
+                _filedir -d
+                return
+                ;;
         --listen | -l)
                 # An address: unix:/path completes as a path, the rest has
                 # no list to offer beyond the prefixes.
@@ -145,7 +149,7 @@ _handoff()
         if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--listen= --ready= --start-timeout= --stop-signal=
                         --drain-timeout= --bake= --mode= --notify-socket= --notify-access= --cgroup=
-                        --pid-file= --fd-store-max= --systemd-fd-store= --verbose --help
+                        --pid-file= --working-directory= --fd-store-max= --systemd-fd-store= --verbose --help
                         --version --" -- "$cur"))
                 [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         elif ((cword == 1)); then

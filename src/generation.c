@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -305,11 +306,15 @@ static int arm_timer(Generation *g, usec_t timeout) {
         return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
 }
 
-static int cannot_start(Generation *g, const char *path, int error, int *ret_exit_code) {
+static int cannot_start(Generation *g, const char *wd, const char *path, int error, int *ret_exit_code) {
         /* execve() says EACCES for a directory; say what it is (a bare name
          * was looked up in $PATH, which told already). */
         struct stat st;
-        if (error == -EACCES && strchr(path, '/') && stat(path, &st) >= 0 && S_ISDIR(st.st_mode))
+        char full[PATH_MAX];
+        if (error == -EACCES && strchr(path, '/') &&
+            snprintf(full, sizeof full, "%s%s%s", path[0] != '/' && wd ? wd : "", path[0] != '/' && wd ? "/" : "",
+                     path) < (int) sizeof full &&
+            stat(full, &st) >= 0 && S_ISDIR(st.st_mode))
                 error = -EISDIR;
         *ret_exit_code = exec_error_exit_code(-error);
         return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);
@@ -326,7 +331,7 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
         if (!strchr(path, '/')) {
                 r = find_executable(path, &found);
                 if (r < 0)
-                        return cannot_start(g, path, r, ret_exit_code);
+                        return cannot_start(g, c->working_directory, path, r, ret_exit_code);
                 path = found;
         }
 
@@ -357,10 +362,18 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
                 .parent_pid = handoff_pid(),
                 .into_cgroup = cgroup_procs_fd >= 0,
                 .cgroup_procs_fd = cgroup_procs_fd,
+                .working_directory = c->working_directory,
         };
-        r = spawn_generation(&sp, &g->pid);
+        int code = 0;
+        r = spawn_generation(&sp, &g->pid, &code);
+        if (r < 0 && code == SPAWN_EXIT_CHDIR) {
+                /* Exit status 200, as systemd's EXIT_CHDIR. */
+                *ret_exit_code = code;
+                return log_error_errno(r, "Cannot start generation %u: cannot change to working directory %s: %m",
+                                       g->number, c->working_directory);
+        }
         if (r < 0)
-                return cannot_start(g, path, r, ret_exit_code);
+                return cannot_start(g, c->working_directory, path, r, ret_exit_code);
         return 0;
 }
 

@@ -35,6 +35,7 @@ typedef struct GenerationCallbacks {
 
 typedef struct GenerationConfig {
         char *const *argv;       /* argv[0] is looked up in $PATH at each start */
+        const char *working_directory; /* chdir() there at each start; NULL: stay in ours */
         const int *fds;
         size_t n_fds;
         const char *fdnames;     /* "a:b" */

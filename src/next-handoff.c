@@ -249,7 +249,7 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
          * our subreaper flag is off while the intermediate exits. */
         pid_t unused;
         bool subreaper = !manager && reaper_pause_subreaper();
-        r = spawn_generation(&sp, &unused);
+        r = spawn_generation(&sp, &unused, NULL);
         reaper_resume_subreaper(subreaper);
         return r;
 }

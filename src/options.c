@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -52,6 +53,9 @@ static void help(void) {
                "     --notify-access=main|all\n"
                "                           Accept READY=1 and the rest from the main process\n"
                "                           only (default), or from any of its process group\n"
+               "     --working-directory=DIR\n"
+               "                           Start each generation in DIR, looked up at each\n"
+               "                           start (a symlink a deploy switched is followed)\n"
                "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
                "     --fd-store-max=N      Keep at most N fds the server stores with\n"
                "                           FDSTORE=1 for its next generations (default 16)\n"
@@ -125,6 +129,7 @@ enum {
         ARG_BAKE,
         ARG_MODE,
         ARG_PID_FILE,
+        ARG_WORKING_DIRECTORY,
         ARG_FD_STORE_MAX,
         ARG_SYSTEMD_FD_STORE,
         ARG_NOTIFY_SOCKET,
@@ -223,6 +228,14 @@ static int parse_one(int c, const char *arg, Options *o) {
         case ARG_PID_FILE:
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
+        case ARG_WORKING_DIRECTORY:
+                /* As systemd's WorkingDirectory=: an absolute path. */
+                if (arg[0] != '/' || strlen(arg) >= PATH_MAX) {
+                        say("invalid --working-directory: \"%s\" (an absolute path)\n", arg);
+                        return -EINVAL;
+                }
+                free(o->working_directory);
+                return (o->working_directory = strdup(arg)) ? 0 : -ENOMEM;
         case 'v':
                 o->verbose = true;
                 return 0;
@@ -242,6 +255,7 @@ static int parse_argv(int argc, char **argv, Options *o) {
                 { "bake", required_argument, NULL, ARG_BAKE },
                 { "mode", required_argument, NULL, ARG_MODE },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
+                { "working-directory", required_argument, NULL, ARG_WORKING_DIRECTORY },
                 { "fd-store-max", required_argument, NULL, ARG_FD_STORE_MAX },
                 { "systemd-fd-store", required_argument, NULL, ARG_SYSTEMD_FD_STORE },
                 { "notify-socket", required_argument, NULL, ARG_NOTIFY_SOCKET },
@@ -306,5 +320,6 @@ int options_parse(int argc, char **argv, Options *o) {
 void options_done(Options *o) {
         strv_free(o->listen);
         free(o->pid_file);
+        free(o->working_directory);
         *o = (Options) {};
 }

@@ -26,6 +26,7 @@ typedef struct Options {
         int stop_signal;
         RunMode mode;
         char *pid_file;
+        char *working_directory; /* --working-directory: each generation starts there; NULL: in ours */
         size_t fd_store_max;     /* --fd-store-max */
         SdStoreMode systemd_fd_store; /* --systemd-fd-store */
         NotifySocketMode notify_socket; /* --notify-socket */

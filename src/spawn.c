@@ -101,6 +101,7 @@ typedef struct ChildPlan {
          * errno of the step that failed. Read by handoff once it resumes,
          * which is after the exec or the exit. */
         volatile int err;
+        volatile int exit_code;       /* ... and the status the child exited with */
 } ChildPlan;
 
 CHILD_FN _Noreturn static void child_exit(int status) {
@@ -205,6 +206,14 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         if (c->restore_nofile && syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, c->nofile, NULL) < 0)
                 goto fail;
 
+        /* Looked up now, at each start: a deploy that switched a symlink
+         * there since the last one is followed. */
+        if (p->working_directory && syscall(SYS_chdir, p->working_directory) < 0) {
+                c->err = errno ? errno : EIO;
+                c->exit_code = SPAWN_EXIT_CHDIR;
+                child_exit(SPAWN_EXIT_CHDIR);
+        }
+
         long pid = syscall(SYS_getpid);
         if (p->as != SPAWN_CHILD)
                 child_report_self(3 + (int) p->report_index, pid);
@@ -216,7 +225,8 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         (void) syscall(SYS_execve, p->path, p->argv, p->envp);
 fail:
         c->err = errno ? errno : EIO;
-        child_exit(c->err == ENOENT || c->err == ENOTDIR ? 127 : 126);
+        c->exit_code = c->err == ENOENT || c->err == ENOTDIR ? 127 : 126;
+        child_exit(c->exit_code);
 }
 
 CHILD_FN static int child_main(void *userdata) {
@@ -287,7 +297,7 @@ static void pid_placeholder(char *entry, char **ret_digits, size_t *ret_width) {
         *ret_width = eq ? strlen(eq + 1) : 0;
 }
 
-int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
+int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code) {
         _cleanup_free_ int *scratch = calloc(p->n_fds + 1, sizeof(int));
         if (!scratch)
                 return -ENOMEM;
@@ -354,8 +364,11 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid) {
         if (p->as == SPAWN_ORPHAN || (p->as == SPAWN_CHILD && plan.err != 0))
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
-        if (plan.err != 0)
+        if (plan.err != 0) {
+                if (ret_exit_code)
+                        *ret_exit_code = plan.exit_code;
                 return -plan.err;
+        }
         if (p->as != SPAWN_ORPHAN)
                 *ret_pid = pid;
         return 0;

@@ -26,7 +26,7 @@ typedef enum SpawnAs {
 } SpawnAs;
 
 typedef struct SpawnParams {
-        const char *path;       /* the executable, as execve() takes it */
+        const char *path;       /* the executable, as execve() takes it (from working_directory) */
         char *const *argv;
         char **envp;            /* from env_build(); its pid placeholders are filled in the child */
         char *listen_pid_entry;
@@ -44,7 +44,12 @@ typedef struct SpawnParams {
          * before exec, so everything it runs is inside from the start. */
         bool into_cgroup;
         int cgroup_procs_fd;
+        /* chdir() there before exec (NULL: stay in ours); when that fails,
+         * the child exits SPAWN_EXIT_CHDIR, as systemd's EXIT_CHDIR. */
+        const char *working_directory;
 } SpawnParams;
+
+#define SPAWN_EXIT_CHDIR 200
 
 /* Finds name in $PATH the way execvp would (names with a '/' are taken as
  * they are). Returns 0 with a new absolute-or-relative path, -ENOENT when not
@@ -54,11 +59,12 @@ int find_executable(const char *name, char **ret);
 /* Starts the child with vfork semantics (clone(CLONE_VM | CLONE_VFORK), no
  * copy of our memory) and returns once it has exec'd: 0 with its pid (not
  * for SPAWN_ORPHAN: then *ret_pid is untouched and the pid comes over the
- * report fd), or -errno of a failed exec (the child has then exited 126/127,
- * and is reaped here if it is ours). Nothing blocks on the child beyond its own
+ * report fd), or -errno of a failed start (the child has then exited with
+ * *ret_exit_code: 126/127 for the exec, SPAWN_EXIT_CHDIR; and is reaped
+ * here if it is ours). ret_exit_code may be NULL. Nothing blocks on the child beyond its own
  * way to exec. A generation is its own process group, so its workers can be
  * killed with it. */
-int spawn_generation(const SpawnParams *p, pid_t *ret_pid);
+int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code);
 
 /* The exit code a shell would report for an exec error. */
 int exec_error_exit_code(int error);

@@ -69,7 +69,7 @@ int standby_start(const char *exe, char *const *argv, Standby **ret) {
                 .report_index = 0,
         };
         pid_t unused;
-        int r = spawn_generation(&sp, &unused);
+        int r = spawn_generation(&sp, &unused, NULL);
         theirs = safe_close(theirs);
         if (r < 0)
                 return r;

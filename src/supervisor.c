@@ -892,6 +892,7 @@ static void control_on_handed_over(Supervisor *s) {
 /* What a generation gets from the options it runs under. */
 static void configure_generation(Supervisor *s, const Options *o) {
         s->config.argv = o->command;
+        s->config.working_directory = o->working_directory;
         s->config.ready_by_delay = o->ready_by_delay;
         s->config.ready_delay = o->ready_delay;
         s->config.start_timeout = o->start_timeout;

@@ -81,6 +81,24 @@ def test_cli_option_value_is_not_the_separator(tmp):
     check(status == 2, f"exit {status}, expected 2; output: {out!r}")
 
 
+def test_cli_bad_working_directory(tmp):
+    """--working-directory: not absolute, empty or too long is a usage
+    error; a file, or a directory that is not there, fails generation 1
+    with 200 (systemd's EXIT_CHDIR) and the cause, and the command never
+    runs."""
+    port = free_port()
+    for value in ("", "srv/app", "./app", "~/app", "/" + "x" * 5000):
+        expect_usage_error(["-l", f"127.0.0.1:{port}", f"--working-directory={value}", "--", "true"],
+                           f"invalid --working-directory: \"{value}\" (an absolute path)")
+    marker = os.path.join(tmp, "ran")
+    a_file = os.path.join(tmp, "a-file")
+    open(a_file, "w").close()
+    for wd, why in ((a_file, "Not a directory"), (os.path.join(tmp, "gone"), "No such file or directory")):
+        expect_usage_error(["-l", f"127.0.0.1:{port}", f"--working-directory={wd}", "--", "/bin/sh", "-c",
+                            f"touch {marker}"], f"cannot change to working directory {wd}: {why}", code=200)
+    check(not os.path.exists(marker), "the command ran")
+
+
 def test_cli_bad_durations(tmp):
     port = free_port()
     for opt in ("--start-timeout", "--drain-timeout"):

@@ -106,6 +106,7 @@ def test_usage_errors(tmp):
         (["-l", "unix:" + "/x" * 60, "--", "true"], "too long"),
         (["--stop-signal", "NOPE", "-l", f"127.0.0.1:{port}", "--", "true"], "stop-signal"),
         (["-l", "no.such.host.invalid:80", "--", "true"], "resolve"),
+        (["--working-directory=srv/app", "-l", f"127.0.0.1:{port}", "--", "true"], "an absolute path"),
     ]
     for args, msg in cases:
         p = subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=10)
@@ -135,6 +136,17 @@ def test_command_not_found_or_not_executable(tmp):
     p = subprocess.run([HANDOFF, "-l", f"127.0.0.1:{port}", "--", noexec], capture_output=True, text=True,
                        timeout=10)
     check(p.returncode == 126, f"exit {p.returncode}: {p.stderr}")
+
+
+def test_working_directory_missing(tmp):
+    """The first generation cannot change to --working-directory: exit
+    status 200, systemd's EXIT_CHDIR, and the log names the directory."""
+    port = free_port()
+    gone = os.path.join(tmp, "no-such-release")
+    p = subprocess.run([HANDOFF, "-l", f"127.0.0.1:{port}", f"--working-directory={gone}", "--", "true"],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode == 200, f"exit {p.returncode}: {p.stderr}")
+    check(f"cannot change to working directory {gone}: No such file or directory" in p.stderr, p.stderr)
 
 
 def test_first_generation_fails(tmp):

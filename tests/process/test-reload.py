@@ -6,6 +6,8 @@ coalescing, and abort by SIGTERM."""
 
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 
@@ -239,6 +241,64 @@ def test_missing_executable_rolls_back(tmp):
         reload_and_wait(h, 3)
         check("reload to generation 3 ok" in [m for m in notify.snapshot() if "READY" in m.fields][-1].text,
               "the next reload, with the binary back, succeeds")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_working_directory_followed_at_each_start(tmp):
+    """A deploy with release directories: --working-directory names the
+    symlink a deploy switches, and each generation starts in what it
+    points to then, running that release's own ./server, also once the
+    release handoff started in is deleted. When it points nowhere, the
+    reload fails with the cause named and the serving release serves on."""
+    releases, current = os.path.join(tmp, "releases"), os.path.join(tmp, "current")
+    for name in ("a", "b"):
+        os.makedirs(os.path.join(releases, name))
+        server = os.path.join(releases, name, "server")
+        with open(server, "w") as f:
+            f.write(f"#!/bin/sh\nexec {shlex.quote(FIXTURE)} --init-delay 50 --status release-{name}\n")
+        os.chmod(server, 0o755)
+
+    def deploy(name):
+        new = current + ".new"
+        os.symlink(os.path.join(releases, name), new)
+        os.rename(new, current)
+
+    def serves(name, old=None):
+        pid = wait_new_pid(h.port, old) if old else serving_pid(h.port)
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        check(cwd == os.path.join(releases, name), f"generation pid {pid} runs in {cwd}, not release {name}")
+        st = [m for m in h.notify.snapshot() if "READY" in m.fields][-1].fields["STATUS"]
+        check(st.endswith(f"; app: release-{name}"), f"release {name}'s own ./server: {st}")
+        return pid
+
+    deploy("a")
+    # Started in release a, as systemd's WorkingDirectory= would start it.
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}", f"--working-directory={current}"],
+                ["./server"], notify=FakeSystemd(tmp), cwd=os.path.join(releases, "a"))
+    h.port = port
+    try:
+        h.wait_ready(1)
+        a = serves("a")
+        deploy("b")
+        shutil.rmtree(os.path.join(releases, "a"))
+        reload_and_wait(h, 2)
+        b = serves("b", old=a)
+        wait_for(lambda: not pid_alive(a), 10, f"release a's generation {a} to exit")
+        # (check_rollback() counts the processes of a first handoff's session.)
+        before = sorted(h.descendants(standby=False))
+        load = Load(f"127.0.0.1:{h.port}", tmp)
+        deploy("c")
+        reload_and_wait(h, 3)
+        res = load.stop()
+        check(res["failed"] == 0 and list(res["pids"]) == [str(b)], f"only release b answered, always: {res}")
+        check(f"Cannot start generation 3: cannot change to working directory {current}: No such file or directory"
+              in h.log(), h.log())
+        st = [m for m in h.notify.snapshot() if "READY" in m.fields][-1].fields["STATUS"]
+        check("1 failed; last: generation 3 failed: " in st and st.endswith("; app: release-b"), st)
+        wait_for(lambda: sorted(h.descendants(standby=False)) == before, 10, "nothing left of generation 3")
         check(h.stop() == 0, h.log())
     finally:
         h.close()

@@ -298,7 +298,7 @@ static int spawn_report(const int *fds, size_t n_fds, Env *e, const char *out, p
                 .n_fds = n_fds,
         };
         pid_t pid = 0;
-        int r = spawn_generation(&p, &pid);
+        int r = spawn_generation(&p, &pid, NULL);
         if (r < 0)
                 return r;
         *ret_pid = pid;
@@ -589,7 +589,7 @@ static int spawn_path(const char *path, pid_t *ret_pid) {
                 .listen_pid_entry = e.listen_pid,
                 .watchdog_pid_entry = e.watchdog_pid,
         };
-        int r = spawn_generation(&p, ret_pid);
+        int r = spawn_generation(&p, ret_pid, NULL);
         free(e.envp);
         return r;
 }
@@ -631,13 +631,72 @@ START_TEST(test_spawn_returns_after_exec) {
                 .watchdog_pid_entry = e.watchdog_pid,
         };
         pid_t pid = 0;
-        ck_assert_int_eq(spawn_generation(&p, &pid), 0);
+        ck_assert_int_eq(spawn_generation(&p, &pid, NULL), 0);
         ck_assert_int_gt(pid, 0);
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert(WIFEXITED(status));
         ck_assert_int_eq(WEXITSTATUS(status), 3);
         free(e.envp);
+}
+END_TEST
+
+/* The child changes to the working directory before exec, each time by
+ * its path: a relative command is found there, and a symlink switched
+ * between two starts is followed. One that is not there fails the start
+ * with systemd's EXIT_CHDIR, reaped. */
+START_TEST(test_spawn_working_directory) {
+        make_tmpdir();
+        char a[160], b[160], link[160], prog[200], cwd[PATH_MAX];
+        snprintf(a, sizeof a, "%s/release-a", tmpdir);
+        snprintf(b, sizeof b, "%s/release-b", tmpdir);
+        snprintf(link, sizeof link, "%s/current", tmpdir);
+        const char *releases[] = { a, b };
+        for (size_t i = 0; i < 2; i++) {
+                ck_assert_int_eq(mkdir(releases[i], 0755), 0);
+                snprintf(prog, sizeof prog, "%s/server", releases[i]);
+                /* Stays until the test has read its cwd. */
+                make_file(prog, "#!/bin/sh\nexec sleep 30\n", 0755);
+        }
+        char *const argv[] = { (char *) "./server", NULL };
+        Env e = make_env(0, "", 1, 0);
+        SpawnParams p = {
+                .path = "./server",
+                .argv = argv,
+                .envp = e.envp,
+                .listen_pid_entry = e.listen_pid,
+                .watchdog_pid_entry = e.watchdog_pid,
+                .working_directory = link,
+        };
+        for (size_t i = 0; i < 2; i++) {
+                (void) unlink(link);
+                ck_assert_int_eq(symlink(releases[i], link), 0);
+                pid_t pid = 0;
+                int code = -1;
+                ck_assert_int_eq(spawn_generation(&p, &pid, &code), 0);
+                char proc[64];
+                snprintf(proc, sizeof proc, "/proc/%d/cwd", (int) pid);
+                ssize_t n = readlink(proc, cwd, sizeof cwd - 1);
+                ck_assert_int_gt(n, 0);
+                cwd[n] = '\0';
+                ck_assert_str_eq(cwd, releases[i]);
+                kill(pid, SIGKILL);
+                ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        }
+
+        unsigned before = count_fds();
+        ck_assert_int_eq(unlink(link), 0);
+        pid_t pid = 0;
+        int code = -1;
+        ck_assert_int_eq(spawn_generation(&p, &pid, &code), -ENOENT);
+        ck_assert_int_eq(code, SPAWN_EXIT_CHDIR);
+        ck_assert_int_eq(pid, 0);
+        ck_assert_uint_eq(count_fds(), before);
+        errno = 0;
+        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+        ck_assert_int_eq(errno, ECHILD);
+        free(e.envp);
+        remove_tmpdir();
 }
 END_TEST
 
@@ -673,7 +732,7 @@ static int spawn_from_helper(const SpawnParams *p, pid_t *ret_pid) {
         ck_assert_int_ge(helper, 0);
         if (helper == 0) {
                 pid_t pid = -7;
-                int res[2] = { spawn_generation(p, &pid), 0 };
+                int res[2] = { spawn_generation(p, &pid, NULL), 0 };
                 res[1] = (int) pid;
                 _exit(write(out[1], res, sizeof res) == sizeof res ? 0 : 1);
         }
@@ -722,7 +781,7 @@ static void check_not_ours(SpawnAs as) {
         if (as == SPAWN_SIBLING)
                 ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), 0);
         else {
-                ck_assert_int_eq(spawn_generation(&p, &ret_pid), 0);
+                ck_assert_int_eq(spawn_generation(&p, &ret_pid, NULL), 0);
                 ck_assert_int_eq(ret_pid, -7); /* not set for an orphan */
         }
         close(a[1]);
@@ -842,6 +901,7 @@ static Suite *spawn_suite(void) {
         tcase_add_test(tc, test_spawn_with_a_handler);
         tcase_add_test(tc, test_spawn_exec_errors);
         tcase_add_test(tc, test_spawn_returns_after_exec);
+        tcase_add_test(tc, test_spawn_working_directory);
         tcase_add_test(tc, test_spawn_sibling);
         tcase_add_test(tc, test_spawn_sibling_exec_error);
         tcase_add_test(tc, test_spawn_orphan);

@@ -64,7 +64,7 @@ def default_runtime():
 class Handoff:
     """A handoff process under test, with its log in a file."""
 
-    def __init__(self, tmpdir, args, command, notify=None, env=None):
+    def __init__(self, tmpdir, args, command, notify=None, env=None, cwd=None):
         self.tmpdir = tmpdir
         self.logpath = os.path.join(tmpdir, f"handoff-{time.monotonic_ns()}.log")
         self.notify = notify
@@ -72,7 +72,7 @@ class Handoff:
         self.runtime = (env or {}).get("RUNTIME_DIRECTORY", "").split(":")[0] or None
         with open(self.logpath, "w") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.environment(notify, env), start_new_session=True)
+                                         env=self.environment(notify, env), start_new_session=True, cwd=cwd)
         self.track()
 
     @staticmethod
