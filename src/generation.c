@@ -329,7 +329,7 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
         const char *path = c->argv[0];
         int r;
         if (!strchr(path, '/')) {
-                r = find_executable(path, &found);
+                r = find_executable_from(path, c->working_directory, &found);
                 if (r < 0)
                         return cannot_start(g, c->working_directory, path, r, ret_exit_code);
                 path = found;

@@ -229,9 +229,11 @@ static int parse_one(int c, const char *arg, Options *o) {
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
         case ARG_WORKING_DIRECTORY:
-                /* As systemd's WorkingDirectory=: an absolute path. */
-                if (arg[0] != '/' || strlen(arg) >= PATH_MAX) {
-                        say("invalid --working-directory: \"%s\" (an absolute path)\n", arg);
+                /* As systemd's WorkingDirectory=: an absolute path, no ".."
+                 * in it (path_is_normalized()). */
+                if (arg[0] != '/' || strlen(arg) >= PATH_MAX || strstr(arg, "/../") ||
+                    (strlen(arg) >= 3 && strcmp(arg + strlen(arg) - 3, "/..") == 0)) {
+                        say("invalid --working-directory: \"%s\" (an absolute path, without \"..\")\n", arg);
                         return -EINVAL;
                 }
                 free(o->working_directory);

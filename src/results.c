@@ -59,6 +59,11 @@ static void copy_status(char *dst, size_t size, const char *status) {
 void results_app_status(Results *r, unsigned number, const char *status) {
         copy_status(r->app_status, sizeof r->app_status, status);
         r->app_status_gen = number;
+        /* Said later than what it said as a candidate (a next handoff's
+         * generation speaks for itself between its READY=1 and the
+         * takeover): the candidate text is stale. */
+        if (r->candidate_status_gen == number)
+                r->candidate_status_gen = 0;
 }
 
 void results_candidate_status(Results *r, unsigned number, const char *status) {

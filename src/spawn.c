@@ -31,11 +31,24 @@ static int check_executable(const char *path) {
         return 0;
 }
 
+/* A relative candidate is checked from dir, where it will be exec'd. */
+static int check_executable_from(const char *dir, const char *path) {
+        char full[PATH_MAX];
+        if (!dir || path[0] == '/')
+                return check_executable(path);
+        int k = snprintf(full, sizeof full, "%s/%s", dir, path);
+        return k < 0 || (size_t) k >= sizeof full ? -ENAMETOOLONG : check_executable(full);
+}
+
 int find_executable(const char *name, char **ret) {
+        return find_executable_from(name, NULL, ret);
+}
+
+int find_executable_from(const char *name, const char *dir, char **ret) {
         if (!*name)
                 return -ENOENT;
         if (strchr(name, '/')) {
-                int r = check_executable(name);
+                int r = check_executable_from(dir, name);
                 if (r < 0)
                         return r;
                 return (*ret = strdup(name)) ? 0 : -ENOMEM;
@@ -57,7 +70,7 @@ int find_executable(const char *name, char **ret) {
                 p = colon ? colon + 1 : NULL;
                 if (k < 0 || (size_t) k >= sizeof candidate)
                         continue; /* execvp skips what it cannot build, too */
-                int r = check_executable(candidate);
+                int r = check_executable_from(dir, candidate);
                 if (r == 0)
                         return (*ret = strdup(candidate)) ? 0 : -ENOMEM;
                 /* Like execvp: "found but not executable" beats "not found". */

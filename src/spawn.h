@@ -55,6 +55,10 @@ typedef struct SpawnParams {
  * they are). Returns 0 with a new absolute-or-relative path, -ENOENT when not
  * found, -EACCES when found but not executable. */
 int find_executable(const char *name, char **ret);
+/* The same for a process that will run in dir (NULL: ours): a relative
+ * path, or a relative $PATH element, is looked up from there, and returned
+ * relative, as execve() there takes it. */
+int find_executable_from(const char *name, const char *dir, char **ret);
 
 /* Starts the child with vfork semantics (clone(CLONE_VM | CLONE_VFORK), no
  * copy of our memory) and returns once it has exec'd: 0 with its pid (not

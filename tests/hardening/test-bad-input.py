@@ -87,9 +87,9 @@ def test_cli_bad_working_directory(tmp):
     with 200 (systemd's EXIT_CHDIR) and the cause, and the command never
     runs."""
     port = free_port()
-    for value in ("", "srv/app", "./app", "~/app", "/" + "x" * 5000):
+    for value in ("", "srv/app", "./app", "~/app", "/" + "x" * 5000, "/srv/../etc", "/srv/app/.."):
         expect_usage_error(["-l", f"127.0.0.1:{port}", f"--working-directory={value}", "--", "true"],
-                           f"invalid --working-directory: \"{value}\" (an absolute path)")
+                           f"invalid --working-directory: \"{value}\" (an absolute path, without \"..\")")
     marker = os.path.join(tmp, "ran")
     a_file = os.path.join(tmp, "a-file")
     open(a_file, "w").close()

@@ -106,7 +106,7 @@ def test_usage_errors(tmp):
         (["-l", "unix:" + "/x" * 60, "--", "true"], "too long"),
         (["--stop-signal", "NOPE", "-l", f"127.0.0.1:{port}", "--", "true"], "stop-signal"),
         (["-l", "no.such.host.invalid:80", "--", "true"], "resolve"),
-        (["--working-directory=srv/app", "-l", f"127.0.0.1:{port}", "--", "true"], "an absolute path"),
+        (["--working-directory=srv/app", "-l", f"127.0.0.1:{port}", "--", "true"], "an absolute path, without"),
     ]
     for args, msg in cases:
         p = subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=10)

@@ -90,6 +90,26 @@ def test_each_generation_stops_as_its_command_line_says(tmp):
         h.close()
 
 
+def test_new_working_directory(tmp):
+    """--working-directory belongs to a generation: a reload's new command
+    line may set it, and later reloads keep it."""
+    where = os.path.join(tmp, "srv")
+    os.mkdir(where)
+    s = Service(tmp, [], [FIXTURE])
+    h = s.h
+    try:
+        check(os.readlink(f"/proc/{s.serving(1)}/cwd") == os.getcwd(), "generation 1 runs in handoff's own")
+        p = s.reload([f"--working-directory={where}"], [FIXTURE])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        check(os.readlink(f"/proc/{s.serving(2)}/cwd") == os.path.realpath(where), "generation 2 runs in it")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(3)
+        check(os.readlink(f"/proc/{s.serving(3)}/cwd") == os.path.realpath(where), "generation 3 too")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_bad_new_command_lines_fail_and_old_serves(tmp):
     s = Service(tmp, [], [FIXTURE, "--status=one"])
     h = s.h
@@ -151,4 +171,5 @@ def test_candidate_of_a_new_command_line_exiting_rolls_back(tmp):
 
 if __name__ == "__main__":
     run([test_new_command_line_serves_and_stays, test_each_generation_stops_as_its_command_line_says,
+         test_new_working_directory,
          test_bad_new_command_lines_fail_and_old_serves, test_candidate_of_a_new_command_line_exiting_rolls_back])

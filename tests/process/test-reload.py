@@ -268,7 +268,7 @@ def test_working_directory_followed_at_each_start(tmp):
     def serves(name, old=None):
         pid = wait_new_pid(h.port, old) if old else serving_pid(h.port)
         cwd = os.readlink(f"/proc/{pid}/cwd")
-        check(cwd == os.path.join(releases, name), f"generation pid {pid} runs in {cwd}, not release {name}")
+        check(cwd == os.path.realpath(os.path.join(releases, name)), f"generation pid {pid} runs in {cwd}, not {name}")
         st = [m for m in h.notify.snapshot() if "READY" in m.fields][-1].fields["STATUS"]
         check(st.endswith(f"; app: release-{name}"), f"release {name}'s own ./server: {st}")
         return pid

@@ -47,6 +47,12 @@ START_TEST(test_candidate_status) {
         results_app_status(&r, 4, "serving four");
         results_app_serves(&r, 4);
         ck_assert(strstr(results_status_line(&r, 4, 40, buf, sizeof buf), "; app: serving four"));
+        /* A generation's own text after its candidate text wins at the
+         * commit too (a next handoff's, between READY=1 and the takeover). */
+        results_candidate_status(&r, 6, "ready six");
+        results_app_status(&r, 6, "later six");
+        results_app_serves(&r, 6);
+        ck_assert(strstr(results_status_line(&r, 6, 60, buf, sizeof buf), "; app: later six"));
 }
 END_TEST
 

@@ -647,7 +647,7 @@ END_TEST
  * with systemd's EXIT_CHDIR, reaped. */
 START_TEST(test_spawn_working_directory) {
         make_tmpdir();
-        char a[160], b[160], link[160], prog[200], cwd[PATH_MAX];
+        char a[PATH_MAX], b[PATH_MAX], link[PATH_MAX], prog[PATH_MAX + 16], cwd[PATH_MAX], real[PATH_MAX];
         snprintf(a, sizeof a, "%s/release-a", tmpdir);
         snprintf(b, sizeof b, "%s/release-b", tmpdir);
         snprintf(link, sizeof link, "%s/current", tmpdir);
@@ -679,10 +679,21 @@ START_TEST(test_spawn_working_directory) {
                 ssize_t n = readlink(proc, cwd, sizeof cwd - 1);
                 ck_assert_int_gt(n, 0);
                 cwd[n] = '\0';
-                ck_assert_str_eq(cwd, releases[i]);
+                ck_assert_ptr_nonnull(realpath(releases[i], real));
+                ck_assert_str_eq(cwd, real);
                 kill(pid, SIGKILL);
                 ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
         }
+
+        /* A bare name found through a relative $PATH element: from there. */
+        char *saved = strdup(getenv("PATH") ?: ""), *found = NULL;
+        ck_assert_int_eq(setenv("PATH", "/nonexistent:.", 1), 0);
+        ck_assert_int_eq(find_executable_from("server", link, &found), 0);
+        ck_assert_str_eq(found, "./server");
+        free(found);
+        ck_assert_int_eq(find_executable_from("server", NULL, &found), -ENOENT);
+        ck_assert_int_eq(setenv("PATH", saved, 1), 0);
+        free(saved);
 
         unsigned before = count_fds();
         ck_assert_int_eq(unlink(link), 0);
