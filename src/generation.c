@@ -121,7 +121,7 @@ static bool mark_ready(Generation *g, const char *status) {
         return true;
 }
 
-/* Not the main process's: any process of our uid (or root's) may have sent
+/* Not the main process's: anyone who can reach the socket may have sent
  * them, built to make a plain close() wait. */
 static void close_all(int *fds, size_t n) {
         close_many_nonblocking(fds, n);
@@ -252,10 +252,20 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         for (int i = 0; i < NOTIFY_BURST; i++) {
                 pid_t sender = 0;
+                uid_t uid = 0;
                 const char *reason = NULL;
-                int n = notify_receive(fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
+                int n = notify_receive(fd, buf, sizeof buf, &sender, &uid, &reason, fds, &n_fds);
                 if (n == -EAGAIN)
                         break;
+                if (n >= 0 && !notify_uid_is_ours(uid) && !sender_accepted(g, sender)) {
+                        /* As systemd places a sender by its pid, whatever its
+                         * uid (a server may drop its privileges before
+                         * READY=1), so does --notify-access; another uid's
+                         * datagram from anyone else goes unread. */
+                        close_all(fds, n_fds);
+                        n = -EBADMSG;
+                        reason = "sender has another uid";
+                }
                 if (n == -EBADMSG) {
                         g->dropped = true;
                         log_debug("Dropped notify message on generation %u's socket: %s.", g->number, reason);
@@ -405,9 +415,10 @@ static void spare_socket_written(void) {
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
         pid_t sender = 0;
+        uid_t uid = 0;
         const char *reason = NULL;
         size_t n_fds = 0;
-        int n = notify_receive(spare.fd, buf, sizeof buf, &sender, &reason, fds, &n_fds);
+        int n = notify_receive(spare.fd, buf, sizeof buf, &sender, &uid, &reason, fds, &n_fds);
         close_all(fds, n_fds);
         if (n >= 0)
                 log_debug("Not reusing notify socket %s: pid %d wrote to it after its generation had gone.",

@@ -447,11 +447,11 @@ static size_t take_passed_fds(struct msghdr *mh, int *out, size_t max) {
 }
 
 /* handoff never changes its uid: asked once, not at every message. */
-static uid_t own_uid(void) {
-        static uid_t uid = (uid_t) -1;
-        if (uid == (uid_t) -1)
-                uid = getuid();
-        return uid;
+bool notify_uid_is_ours(uid_t uid) {
+        static uid_t own = (uid_t) -1;
+        if (own == (uid_t) -1)
+                own = getuid();
+        return uid == own || uid == 0;
 }
 
 static const struct ucred *find_ucred(struct msghdr *mh) {
@@ -462,8 +462,8 @@ static const struct ucred *find_ucred(struct msghdr *mh) {
         return NULL;
 }
 
-int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason, int *ret_fds,
-                   size_t *ret_n_fds) {
+int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_uid, const char **reason,
+                   int *ret_fds, size_t *ret_n_fds) {
         /* Room for credentials and as many fds as one message may carry. */
         union {
                 struct cmsghdr align;
@@ -493,10 +493,9 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **
                 *reason = "control data truncated";
         else if (!uc || uc->pid <= 0)
                 *reason = "no sender credentials";
-        else if (uc->uid != own_uid() && uc->uid != 0)
-                *reason = "sender has another uid";
         else {
                 *ret_pid = uc->pid;
+                *ret_uid = uc->uid;
                 *ret_n_fds = n_fds;
                 return (int) n;
         }

@@ -123,11 +123,14 @@ void notify_socket_unlink(const char *address);
  * placed at an fd >= min_fd. ret_address gets the "@name" for NOTIFY_SOCKET. */
 int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd);
 
-/* Receives one datagram. Returns its length with the sender's credentials
+/* Receives one datagram. Returns its length with the sender's pid and uid
  * and the fds that came with it (the caller keeps or closes them), -EAGAIN
  * when there is nothing to read, or -EBADMSG when the datagram was dropped (no
- * credentials, another uid than ours or root's, truncated): *reason then
- * names why, and its fds are closed. */
+ * credentials, truncated): *reason then names why, and its fds are closed.
+ * The uid is the caller's to judge (notify_uid_is_ours()). */
 #define NOTIFY_MAX_FDS 253
-int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, const char **reason, int *ret_fds,
-                   size_t *ret_n_fds);
+int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_uid, const char **reason,
+                   int *ret_fds, size_t *ret_n_fds);
+
+/* Root's or handoff's own. */
+bool notify_uid_is_ours(uid_t uid);

@@ -69,8 +69,9 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
     try:
         h.wait_ready(1, timeout=start_timeout_s + 5)
         first = h.generation_pid(1)
-        sock = os.path.join(runtime, f"notify.{h.pid}", "1")
-        check(os.path.exists(sock), f"{name}: the path notify socket {sock} exists: {os.listdir(runtime)}")
+        if "--notify-socket=abstract" not in args:
+            sock = os.path.join(runtime, f"notify.{h.pid}", "1")
+            check(os.path.exists(sock), f"{name}: the path notify socket {sock} exists: {os.listdir(runtime)}")
         loads = [Load(f"127.0.0.1:{port}", tmp, mode="new", concurrency=2, path=path),
                  Load(f"127.0.0.1:{port}", tmp, mode="keepalive", concurrency=2, path=path)]
         old = first

@@ -45,18 +45,35 @@ def application(environ, start_response):
 '''
 
 
-def test_uwsgi(tmp):
+def uwsgi_command(tmp, *extra):
     uwsgi = need("uwsgi", "uwsgi")
     if not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
         raise Skip("uWSGI's python3 plugin is not installed (Debian package uwsgi-plugin-python3)")
     app = os.path.join(tmp, "app.py")
     with open(app, "w") as f:
         f.write(WSGI_APP)
-    reload_under_load(tmp, "uwsgi", [uwsgi, "--plugin", "python3", "--master", "--workers", "2", "--protocol", "http",
-                                     "--wsgi-file", app, "--hook-master-start",
-                                     "unix_signal:15 gracefully_kill_them_all", "--disable-logging"],
-                      known_resets=2, known_sigkills=1, drain_s=5)
+    os.chmod(app, 0o644)
+    return [uwsgi, "--plugin", "python3", "--master", "--workers", "2", "--protocol", "http", "--wsgi-file", app,
+            "--hook-master-start", "unix_signal:15 gracefully_kill_them_all", "--disable-logging", *extra]
+
+
+def test_uwsgi(tmp):
+    reload_under_load(tmp, "uwsgi", uwsgi_command(tmp), known_resets=2, known_sigkills=1, drain_s=5)
+
+
+def test_uwsgi_switching_user(tmp):
+    """uwsgi --uid/--gid, started as root: its master switches to the
+    user before it sends READY=1, which systemd hears (it places a sender
+    by its pid) and so does handoff, through an abstract socket (the
+    default path socket's 0700 directory keeps that user out: uWSGI says
+    "sendmsg(): Permission denied")."""
+    if os.getuid() != 0:
+        raise Skip("needs root: uWSGI switches to uid 65534")
+    os.chmod(tmp, 0o755)  # the app file, for the user uWSGI becomes
+    command = uwsgi_command(tmp, "--uid", "65534", "--gid", "65534")
+    reload_under_load(tmp, "uwsgi --uid", command, args=["--notify-socket=abstract"], known_resets=2,
+                      known_sigkills=1, drain_s=5)
 
 
 if __name__ == "__main__":
-    run([test_uwsgi])
+    run([test_uwsgi, test_uwsgi_switching_user])

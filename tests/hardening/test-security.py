@@ -2,10 +2,11 @@
 """Security: a generation's private NOTIFY_SOCKET is by default a path in a
 0700 directory that no other uid can reach; with --notify-socket=abstract it
 is an abstract socket that anyone in the network namespace can send to, so
-handoff accepts datagrams only from its own uid or root (and then only the
-main process's). The uid tests use the abstract socket, where that check is
-what stands in the way. And nothing handoff creates on disk is
-world-writable.
+handoff drops another uid's datagram unless the generation's own process
+sent it (placed by its pid, as systemd places a sender: a server that
+switched to another user is heard). The uid tests use the abstract socket,
+where that check is what stands in the way. And nothing handoff creates on
+disk is world-writable.
 
 The uid tests send as uid 65534 through setpriv(1) and need root (they skip
 otherwise). The tests that depend on what a candidate is run in both modes
@@ -92,33 +93,44 @@ def test_ready_from_another_uid_does_not_commit(tmp):
         h.close()
 
 
-def test_main_process_under_another_uid_cannot_notify(tmp):
-    """The uid check holds even for the generation's own main process: a
-    server that switches to another uid before it sends READY=1 is not
-    heard by a root handoff (it must notify before dropping privileges, or
-    handoff must run as that user, or use --ready=delay:)."""
+def test_main_process_under_another_uid_is_heard(tmp):
+    """As systemd places a sender by its pid, whatever its uid: a server that
+    switches to another uid before it sends READY=1 is heard, through the
+    abstract socket (a path socket's 0700 directory keeps it out), and its
+    reload commits. An outsider of that uid is still dropped, also with
+    --notify-access=all."""
     need_root_and_setpriv()
-    h = start(tmp)
-    try:
-        old = serving_pid(h.port)
-        set_args(h.prefix_file, SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
-        set_args(h.args_file)
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        succ = h.generation_pid(2)
-        # The fixture, running as nobody, says READY=1 once it serves.
-        wait_for(lambda: f"fixture-server: pid={succ} fds=1 names=unknown ready" in h.log(), 10,
-                 f"the fixture as nobody is up:\n{h.log()}")
-        wait_for(lambda: os.stat(f"/proc/{succ}").st_uid == NOBODY, 5, "it runs as nobody")
-        line = OTHER_UID_LINE.format(n=2)
-        wait_for(lambda: line in h.log(), 10, f"{line!r}:\n{h.log()}")
-        check(not re.search(rf"Generation 2 \(.*pid {succ}\) is ready", h.log()), h.log())
-        check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
-        end_reload_by_killing(h, succ, n, 2)
-        wait_for(lambda: serving_pid(h.port) == old, 10, "the old generation serves on alone")
-        check(h.stop() == 0, h.log())
-    finally:
-        h.close()
+    for access in ("main", "all"):
+        h = start(tmp, f"--notify-access={access}")
+        try:
+            old = serving_pid(h.port)
+            set_args(h.prefix_file, SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups")
+            set_args(h.args_file, "--init-delay", "50")
+            n = h.ready_count()
+            h.signal(signal.SIGHUP)
+            succ = h.generation_pid(2)
+            h.wait_ready(n + 1, timeout=20)
+            check(re.search(rf"Generation 2 \(.*pid {succ}\) is ready", h.log()), h.log())
+            check("reload to generation 2 ok" in h.last_status(), h.last_status())
+            check(os.stat(f"/proc/{succ}").st_uid == NOBODY, "it runs as nobody")
+            check(OTHER_UID_LINE.format(n=2) not in h.log(), h.log())
+            wait_for(lambda: serving_pid(h.port) == succ and not alive(old), 10, "generation 2 serves alone")
+
+            # Generation 3 hangs; an outsider of the same uid says READY=1 for it.
+            set_args(h.prefix_file)
+            set_args(h.args_file, "--hang-at-start")
+            n = h.ready_count()
+            h.signal(signal.SIGHUP)
+            third = h.generation_pid(3)
+            send_notify_as(NOBODY, notify_socket_of(third), b"READY=1")
+            line = OTHER_UID_LINE.format(n=3)
+            wait_for(lambda: line in h.log(), 10, f"{line!r}:\n{h.log()}")
+            check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+            end_reload_by_killing(h, third, n, 3)
+            check(serving_pid(h.port) == succ, "generation 2 serves on")
+            check(h.stop() == 0, h.log())
+        finally:
+            h.close()
 
 
 def test_unprivileged_handoff_hears_own_uid_and_root_only(tmp):
@@ -256,7 +268,7 @@ def test_files_after_reloads(tmp):
         fake.close()
 
 
-MODE_DEPENDENT = {"test_ready_from_another_uid_does_not_commit", "test_main_process_under_another_uid_cannot_notify",
+MODE_DEPENDENT = {"test_ready_from_another_uid_does_not_commit", "test_main_process_under_another_uid_is_heard",
                   "test_files_after_reloads"}
 
 if __name__ == "__main__":
