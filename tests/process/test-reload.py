@@ -288,7 +288,7 @@ def test_working_directory_followed_at_each_start(tmp):
         b = serves("b", old=a)
         wait_for(lambda: not pid_alive(a), 10, f"release a's generation {a} to exit")
         # (check_rollback() counts the processes of a first handoff's session.)
-        before = sorted(h.descendants(standby=False))
+        before = h.descendants(standby=False)
         load = Load(f"127.0.0.1:{h.port}", tmp)
         deploy("c")
         reload_and_wait(h, 3)
@@ -298,7 +298,8 @@ def test_working_directory_followed_at_each_start(tmp):
               in h.log(), h.log())
         st = [m for m in h.notify.snapshot() if "READY" in m.fields][-1].fields["STATUS"]
         check("1 failed; last: generation 3 failed: " in st and st.endswith("; app: release-b"), st)
-        wait_for(lambda: sorted(h.descendants(standby=False)) == before, 10, "nothing left of generation 3")
+        # (The previous handoff of handover mode may exit meanwhile.)
+        wait_for(lambda: set(h.descendants(standby=False)) <= set(before), 10, "nothing left of generation 3")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
