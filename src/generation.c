@@ -200,6 +200,16 @@ static void extend_start_timeout(Generation *g, const char *value) {
         }
 }
 
+/* ... but a READY=1 from a process of the generation (a worker that
+ * switched users, with --notify-access=main) still gets its notice, once,
+ * as the same from our uid does. */
+static void refused_other_uid(Generation *g, char *buf, size_t len, pid_t sender) {
+        NotifyMessage m;
+        if (!g->refused_ready_logged && notify_parse(buf, len, &m) >= 0 && m.ready && !m.barrier &&
+            in_generation(g, sender))
+                log_refused(g, &m, sender);
+}
+
 static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, int *fds, size_t n_fds) {
         NotifyMessage m;
         /* Fds are closed before the drop is logged: once the line is out,
@@ -252,17 +262,18 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         for (int i = 0; i < NOTIFY_BURST; i++) {
                 pid_t sender = 0;
-                uid_t uid = 0;
+                uid_t uid = (uid_t) -1; /* not ours, unless told */
                 const char *reason = NULL;
                 int n = notify_receive(fd, buf, sizeof buf, &sender, &uid, &reason, fds, &n_fds);
                 if (n == -EAGAIN)
                         break;
-                if (n >= 0 && !notify_uid_is_ours(uid) && !sender_accepted(g, sender)) {
+                if (n >= 0 && !g->exited && !notify_uid_is_ours(uid) && !sender_accepted(g, sender)) {
                         /* As systemd places a sender by its pid, whatever its
                          * uid (a server may drop its privileges before
                          * READY=1), so does --notify-access; another uid's
-                         * datagram from anyone else goes unread. */
+                         * datagram that it does not accept goes unparsed. */
                         close_all(fds, n_fds);
+                        refused_other_uid(g, buf, (size_t) n, sender);
                         n = -EBADMSG;
                         reason = "sender has another uid";
                 }
@@ -415,7 +426,7 @@ static void spare_socket_written(void) {
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
         pid_t sender = 0;
-        uid_t uid = 0;
+        uid_t uid = (uid_t) -1;
         const char *reason = NULL;
         size_t n_fds = 0;
         int n = notify_receive(spare.fd, buf, sizeof buf, &sender, &uid, &reason, fds, &n_fds);

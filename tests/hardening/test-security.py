@@ -24,7 +24,8 @@ from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
-from hardening import NOBODY, Launched, alive, notify_socket_of, send_notify, send_notify_as, showing_logs
+from hardening import (NOBODY, PYTHON, Launched, alive, notify_socket_of, send_notify, send_notify_as,
+                       showing_logs)
 
 SETPRIV = shutil.which("setpriv")
 
@@ -129,6 +130,55 @@ def test_main_process_under_another_uid_is_heard(tmp):
             end_reload_by_killing(h, third, n, 3)
             check(serving_pid(h.port) == succ, "generation 2 serves on")
             check(h.stop() == 0, h.log())
+        finally:
+            h.close()
+
+
+# A worker's READY=1, then BARRIER=1: it exits once handoff has read both.
+WORKER = r'''
+import array, os, socket
+a = os.environ["NOTIFY_SOCKET"]
+a = "\0" + a[1:] if a.startswith("@") else a
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", a)
+r, w = os.pipe()
+s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, a)
+os.close(w)
+os.read(r, 1)
+'''
+
+
+def test_worker_under_another_uid(tmp):
+    """A generation whose main never notifies and whose worker, switched
+    to uid 65534, says READY=1: with --notify-access=all it is ready (the
+    worker is placed by its pid); with main it is not, and the refusal gets
+    its notice, naming the option, as a same-uid worker's does."""
+    need_root_and_setpriv()
+    os.chmod(tmp, 0o755)
+    worker = os.path.join(tmp, "worker.py")
+    with open(worker, "w") as f:
+        f.write(WORKER)
+    os.chmod(worker, 0o644)
+    command = ["/bin/sh", "-c", f"{SETPRIV} --reuid={NOBODY} --regid={NOBODY} --clear-groups {PYTHON} {worker} "
+                                f"&& exec {FIXTURE} --no-notify"]
+    for access in ("all", "main"):
+        port = free_port()
+        h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--notify-socket=abstract",
+                          f"--notify-access={access}", "--start-timeout=3s"], command, notify=FakeSystemd(tmp))
+        try:
+            if access == "all":
+                h.wait_ready(1, timeout=20)
+                check(serving_pid(port) == h.generation_pid(1), "the generation serves")
+                check("ignored READY=1" not in h.log(), h.log())
+                check(h.stop() == 0, h.log())
+            else:
+                main = h.generation_pid(1)
+                h.wait_log("--notify-access=all would accept it.")
+                line = re.search(r".*ignored READY=1 from pid (\d+), a process of the generation but not its main.*",
+                                 h.log())
+                check(line and int(line.group(1)) != main, f"the refusal names the worker: {h.log()}")
+                check(h.wait_exit(timeout=20) != 0, h.log())
+                check(h.ready_count() == 0, f"no READY=1 to systemd: {h.notify.snapshot()}")
         finally:
             h.close()
 
@@ -269,6 +319,7 @@ def test_files_after_reloads(tmp):
 
 
 MODE_DEPENDENT = {"test_ready_from_another_uid_does_not_commit", "test_main_process_under_another_uid_is_heard",
+                  "test_worker_under_another_uid",
                   "test_files_after_reloads"}
 
 if __name__ == "__main__":
