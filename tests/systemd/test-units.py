@@ -820,6 +820,60 @@ def test_template(um):
 
 
 @with_logs
+def test_template_release_directories(um):
+    """A deploy with release directories through the shipped template, in
+    both modes: HANDOFF_OPTIONS=--working-directory names the symlink the
+    deploy switches, COMMAND=./server is each release's own; after the
+    switch and \"systemctl reload\" the new generation runs in the new
+    release (the first one deleted meanwhile), and a symlink to nowhere
+    fails the reload while the release serving serves on."""
+    um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
+    um.install_unit("handoff@.service", render("handoff@.service", {"HANDOFF": HANDOFF}), reload=False)
+    os.makedirs(um.path("config", "handoff"), exist_ok=True)
+    for mode in ("handover", "supervise"):
+        name, port = "rel-" + mode, free_port()
+        unit = "handoff@%s.service" % name
+        releases, current = um.path(name, "releases"), um.path(name, "current")
+        for r in ("a", "b"):
+            os.makedirs(os.path.join(releases, r))
+            with open(os.path.join(releases, r, "server"), "w") as f:
+                f.write('#!/bin/sh\nexec %s --status "release %s"\n' % (FIXTURE, r))
+            os.chmod(os.path.join(releases, r, "server"), 0o755)
+
+        def deploy(target):
+            os.symlink(os.path.join(releases, target), current + ".new")
+            os.rename(current + ".new", current)
+
+        deploy("a")
+        with open(um.path("config", "handoff", name + ".conf"), "w") as f:
+            f.write("COMMAND=./server\nHANDOFF_OPTIONS=--mode=%s --working-directory=%s\n" % (mode, current))
+        log_ = um.path(name + ".log")
+        write_dropin(um, "handoff@%s.socket" % name, "[Socket]\nListenStream=127.0.0.1:%d\n" % port,
+                     reload=False)
+        write_dropin(um, unit, "[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n" % (log_, log_))
+        um.systemctl("start", "handoff@%s.socket" % name)
+        app1, _ = answer_of(port, timeout=15)
+        um.wait_state(unit, "active", sub_state="running")
+        assert os.readlink("/proc/%d/cwd" % app1) == os.path.realpath(os.path.join(releases, "a")), app1
+
+        deploy("b")
+        subprocess.run(["rm", "-rf", os.path.join(releases, "a")], check=True)
+        um.systemctl("reload", unit)
+        app2 = um.wait_for(lambda: (lambda pid: pid if pid != app1 else None)(answer_of(port)[0]), 10,
+                           "the new generation to answer")
+        assert os.readlink("/proc/%d/cwd" % app2) == os.path.realpath(os.path.join(releases, "b")), app2
+        assert um.show(unit, "StatusText")["StatusText"].endswith("; app: release b"), um.show(unit, "StatusText")
+
+        deploy("c")
+        r = um.systemctl("reload", unit, check=False)
+        assert r.returncode != 0, r
+        um.wait_state(unit, "active", sub_state="running")
+        assert answer_of(port)[0] == app2, "release b serves on"
+        um.wait_for(lambda: "cannot change to working directory %s: No such file or directory" % current
+                    in open(log_).read(), 10, "the reason in the log")
+        um.systemctl("stop", unit, "handoff@%s.socket" % name)
+
+
 def test_template_reload_applies_config(um):
     """Edit NAME.conf, systemctl reload: the next generation runs the new
     COMMAND= with the new HANDOFF_OPTIONS=, in both modes; a broken COMMAND=
@@ -1058,6 +1112,7 @@ if __name__ == "__main__":
         test_app_status_read_as_systemd_reads_it,
         test_template,
         test_template_reload_applies_config,
+        test_template_release_directories,
         test_notify_reload_variant,
     ]
     # test-units.py test_watchdog test_template runs those two (run() filters).
