@@ -327,6 +327,17 @@ static int arm_timer(Generation *g, usec_t timeout) {
         return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
 }
 
+const char *generation_unheard_hint(const Generation *g) {
+        char proc[32];
+        struct stat st;
+        snprintf(proc, sizeof proc, "/proc/%d", (int) g->pid);
+        /* /proc/PID belongs to the process's effective uid. */
+        if (g->exited || g->notify_address[0] == '@' || stat(proc, &st) < 0 || notify_uid_is_ours(st.st_uid))
+                return NULL;
+        return "; its main process runs as another user, which cannot reach the path notify socket in handoff's "
+               "private directory: --notify-socket=abstract lets it be heard";
+}
+
 static int cannot_start(Generation *g, const char *wd, const char *path, int error, int *ret_exit_code) {
         /* execve() says EACCES for a directory; say what it is (a bare name
          * was looked up in $PATH, which told already). */

@@ -88,6 +88,11 @@ struct Generation {
 #define GENERATION_COMMAND_MAX 40
 const char *generation_describe(const Generation *g);
 
+/* Why it may not have been heard, for a start that timed out: its main
+ * process runs as another user, which cannot reach a path notify socket in
+ * handoff's private directory. NULL when that is not so. */
+const char *generation_unheard_hint(const Generation *g);
+
 /* Writes the shortened command alone into buf (exposed for the unit tests). */
 void generation_command_summary(char *const *argv, char *buf, size_t size);
 

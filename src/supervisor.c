@@ -301,8 +301,9 @@ static void on_gen_start_timeout(Generation *g, void *userdata) {
         /* Its EXTEND_TIMEOUT_USEC= may have moved the deadline: then say how long it had. */
         usec_t had = g->start_extended ? (now_monotonic() - g->started_usec) / USEC_PER_MSEC * USEC_PER_MSEC
                                        : candidate_opt(s)->start_timeout;
-        log_error("Generation %u (%s) did not become ready within %s.", g->number, generation_describe(g),
-                  format_duration(d, sizeof d, had));
+        const char *hint = generation_unheard_hint(g);
+        log_error("Generation %u (%s) did not become ready within %s%s.", g->number, generation_describe(g),
+                  format_duration(d, sizeof d, had), hint ? hint : "");
         snprintf(why, sizeof why, "not ready within %s", d);
         record_failure(s, g->number, why, 1);
         dispatch(s, EV_FAILED);

@@ -134,6 +134,24 @@ def test_main_process_under_another_uid_is_heard(tmp):
             h.close()
 
 
+def test_main_process_under_another_uid_and_a_path_socket(tmp):
+    """The default path socket sits in a directory only handoff's uid can
+    enter: a server that switches users cannot reach it, and the start
+    timeout says so and what lets it be heard."""
+    need_root_and_setpriv()
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--start-timeout=2s"],
+                [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", FIXTURE],
+                notify=FakeSystemd(tmp))
+    try:
+        check(h.wait_exit(timeout=20) == 1, h.log())
+        check("did not become ready within 2s; its main process runs as another user, which cannot reach the path "
+              "notify socket in handoff's private directory: --notify-socket=abstract lets it be heard." in h.log(),
+              h.log())
+    finally:
+        h.close()
+
+
 # A worker's READY=1, then BARRIER=1: it exits once handoff has read both.
 WORKER = r'''
 import array, os, socket
