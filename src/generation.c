@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -340,13 +339,10 @@ const char *generation_unheard_hint(const Generation *g) {
 
 static int cannot_start(Generation *g, const char *wd, const char *path, int error, int *ret_exit_code) {
         /* execve() says EACCES for a directory; say what it is (a bare name
-         * was looked up in $PATH, which told already). */
-        struct stat st;
-        char full[PATH_MAX];
-        if (error == -EACCES && strchr(path, '/') &&
-            snprintf(full, sizeof full, "%s%s%s", path[0] != '/' && wd ? wd : "", path[0] != '/' && wd ? "/" : "",
-                     path) < (int) sizeof full &&
-            stat(full, &st) >= 0 && S_ISDIR(st.st_mode))
+         * was looked up in $PATH, which told already): the lookup, from
+         * where it was exec'd, tells a directory apart. */
+        _cleanup_free_ char *unused = NULL;
+        if (error == -EACCES && strchr(path, '/') && find_executable_from(path, wd, &unused) == -EISDIR)
                 error = -EISDIR;
         *ret_exit_code = exec_error_exit_code(-error);
         return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);

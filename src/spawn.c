@@ -176,6 +176,7 @@ CHILD_FN static void child_report_self(int fd, long pid) {
 CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         const SpawnParams *p = c->p;
         int n = (int) p->n_fds;
+        bool chdir_failed = false; /* which exit status a failure gets */
 
         (void) syscall(SYS_setpgid, 0, 0);
         if (p->die_with_parent) {
@@ -221,11 +222,9 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
 
         /* Looked up now, at each start: a deploy that switched a symlink
          * there since the last one is followed. */
-        if (p->working_directory && syscall(SYS_chdir, p->working_directory) < 0) {
-                c->err = errno ? errno : EIO;
-                c->exit_code = SPAWN_EXIT_CHDIR;
-                child_exit(SPAWN_EXIT_CHDIR);
-        }
+        chdir_failed = p->working_directory && syscall(SYS_chdir, p->working_directory) < 0;
+        if (chdir_failed)
+                goto fail;
 
         long pid = syscall(SYS_getpid);
         if (p->as != SPAWN_CHILD)
@@ -238,7 +237,7 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         (void) syscall(SYS_execve, p->path, p->argv, p->envp);
 fail:
         c->err = errno ? errno : EIO;
-        c->exit_code = c->err == ENOENT || c->err == ENOTDIR ? 127 : 126;
+        c->exit_code = chdir_failed ? SPAWN_EXIT_CHDIR : c->err == ENOENT || c->err == ENOTDIR ? 127 : 126;
         child_exit(c->exit_code);
 }
 
