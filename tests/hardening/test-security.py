@@ -69,6 +69,24 @@ def end_reload_by_killing(h, pid, n_ready, number):
 OTHER_UID_LINE = "Dropped notify message on generation {n}'s socket: sender has another uid."
 
 
+def outsider_ready_is_dropped(h, number, msgs=(b"READY=1",)):
+    """Generation number hangs at its start, and an outsider running as uid
+    65534 sends it msgs (each a READY=1): each is dropped for its uid, the
+    candidate is never committed, and its reload ends when it is killed."""
+    set_args(h.args_file, "--hang-at-start")
+    n = h.ready_count()
+    h.signal(signal.SIGHUP)
+    pid = h.generation_pid(number)
+    address = notify_socket_of(pid)
+    for msg in msgs:
+        send_notify_as(NOBODY, address, msg)
+    line = OTHER_UID_LINE.format(n=number)
+    wait_for(lambda: h.log().count(line) == len(msgs), 10, f"{len(msgs)} x {line!r}:\n{h.log()}")
+    check(not re.search(rf"Generation {number} \(.*pid {pid}\) is ready", h.log()), h.log())
+    check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
+    end_reload_by_killing(h, pid, n, number)
+
+
 def test_ready_from_another_uid_does_not_commit(tmp):
     """An outsider running as uid 65534 sends READY=1 to a starting
     candidate's socket: dropped for its uid; the candidate is not committed."""
@@ -76,18 +94,7 @@ def test_ready_from_another_uid_does_not_commit(tmp):
     h = start(tmp)
     try:
         old = serving_pid(h.port)
-        set_args(h.args_file, "--hang-at-start")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        succ = h.generation_pid(2)
-        address = notify_socket_of(succ)
-        for msg in (b"READY=1", b"READY=1\nSTATUS=from nobody"):
-            send_notify_as(NOBODY, address, msg)
-        line = OTHER_UID_LINE.format(n=2)
-        wait_for(lambda: h.log().count(line) == 2, 10, f"2 x {line!r}:\n{h.log()}")
-        check(not re.search(rf"Generation 2 \(.*pid {succ}\) is ready", h.log()), h.log())
-        check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
-        end_reload_by_killing(h, succ, n, 2)
+        outsider_ready_is_dropped(h, 2, (b"READY=1", b"READY=1\nSTATUS=from nobody"))
         check(serving_pid(h.port) == old, "the old generation serves on")
         check(h.stop() == 0, h.log())
     finally:
@@ -119,15 +126,7 @@ def test_main_process_under_another_uid_is_heard(tmp):
 
             # Generation 3 hangs; an outsider of the same uid says READY=1 for it.
             set_args(h.prefix_file)
-            set_args(h.args_file, "--hang-at-start")
-            n = h.ready_count()
-            h.signal(signal.SIGHUP)
-            third = h.generation_pid(3)
-            send_notify_as(NOBODY, notify_socket_of(third), b"READY=1")
-            line = OTHER_UID_LINE.format(n=3)
-            wait_for(lambda: line in h.log(), 10, f"{line!r}:\n{h.log()}")
-            check(h.ready_count() == n, f"no READY=1 to systemd: {h.notify.snapshot()}")
-            end_reload_by_killing(h, third, n, 3)
+            outsider_ready_is_dropped(h, 3)
             check(serving_pid(h.port) == succ, "generation 2 serves on")
             check(h.stop() == 0, h.log())
         finally:

@@ -769,26 +769,36 @@ def test_app_status_read_as_systemd_reads_it(um):
     assert not any(pid_alive(x) for x in (main, main2, app1, app2)), (main, main2, app1, app2)
 
 
+def install_template(um):
+    """The shipped handoff@.socket and handoff@.service, and the directory of
+    their NAME.conf files."""
+    um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
+    um.install_unit("handoff@.service", render("handoff@.service", {"HANDOFF": HANDOFF}), reload=False)
+    os.makedirs(um.path("config", "handoff"), exist_ok=True)
+
+
+def start_instance(um, name, port):
+    """Starts handoff@NAME (its NAME.conf written) listening on port, logging
+    to NAME.log; returns (unit, log path, pid of the first generation) once
+    it answers and the unit runs."""
+    unit, log_ = "handoff@%s.service" % name, um.path(name + ".log")
+    write_dropin(um, "handoff@%s.socket" % name, "[Socket]\nListenStream=127.0.0.1:%d\n" % port, reload=False)
+    write_dropin(um, unit, "[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n" % (log_, log_))
+    um.systemctl("start", "handoff@%s.socket" % name)
+    app, _ = answer_of(port, timeout=15)
+    um.wait_state(unit, "active", sub_state="running")
+    return unit, log_, app
+
+
 @with_logs
 def test_template(um):
     """handoff@.service + handoff@.socket with the two lines a user writes."""
     port = free_port()
-    subs = {"HANDOFF": HANDOFF}
-    um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
-    um.install_unit("handoff@.service", render("handoff@.service", subs), reload=False)
-    os.makedirs(um.path("config", "handoff"), exist_ok=True)
+    install_template(um)
     with open(um.path("config", "handoff", "web.conf"), "w") as f:
         f.write('COMMAND=%s --status "hello from web"\n'
                 'HANDOFF_OPTIONS=--drain-timeout=5s\n' % FIXTURE)
-    log_ = um.path("web.log")
-    write_dropin(um, "handoff@web.socket", "[Socket]\nListenStream=127.0.0.1:%d\n" % port,
-                 reload=False)
-    write_dropin(um, "handoff@web.service", "[Service]\nStandardOutput=append:%s\n"
-                 "StandardError=append:%s\n" % (log_, log_))
-    um.systemctl("start", "handoff@web.socket")
-    app1, _ = answer_of(port, timeout=15)
-    unit = "handoff@web.service"
-    um.wait_state(unit, "active", sub_state="running")
+    unit, _, app1 = start_instance(um, "web", port)
     main = um.main_pid(unit)
     cmd = proc_cmdline(main)
     assert is_handoff(main), cmd
@@ -827,12 +837,9 @@ def test_template_release_directories(um):
     switch and \"systemctl reload\" the new generation runs in the new
     release (the first one deleted meanwhile), and a symlink to nowhere
     fails the reload while the release serving serves on."""
-    um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
-    um.install_unit("handoff@.service", render("handoff@.service", {"HANDOFF": HANDOFF}), reload=False)
-    os.makedirs(um.path("config", "handoff"), exist_ok=True)
+    install_template(um)
     for mode in ("handover", "supervise"):
         name, port = "rel-" + mode, free_port()
-        unit = "handoff@%s.service" % name
         releases, current = um.path(name, "releases"), um.path(name, "current")
         for r in ("a", "b"):
             os.makedirs(os.path.join(releases, r))
@@ -847,13 +854,7 @@ def test_template_release_directories(um):
         deploy("a")
         with open(um.path("config", "handoff", name + ".conf"), "w") as f:
             f.write("COMMAND=./server\nHANDOFF_OPTIONS=--mode=%s --working-directory=%s\n" % (mode, current))
-        log_ = um.path(name + ".log")
-        write_dropin(um, "handoff@%s.socket" % name, "[Socket]\nListenStream=127.0.0.1:%d\n" % port,
-                     reload=False)
-        write_dropin(um, unit, "[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n" % (log_, log_))
-        um.systemctl("start", "handoff@%s.socket" % name)
-        app1, _ = answer_of(port, timeout=15)
-        um.wait_state(unit, "active", sub_state="running")
+        unit, log_, app1 = start_instance(um, name, port)
         assert os.readlink("/proc/%d/cwd" % app1) == os.path.realpath(os.path.join(releases, "a")), app1
 
         deploy("b")
@@ -878,10 +879,7 @@ def test_template_reload_applies_config(um):
     """Edit NAME.conf, systemctl reload: the next generation runs the new
     COMMAND= with the new HANDOFF_OPTIONS=, in both modes; a broken COMMAND=
     fails the reload (systemctl says so) and the old generation serves on."""
-    subs = {"HANDOFF": HANDOFF}
-    um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
-    um.install_unit("handoff@.service", render("handoff@.service", subs), reload=False)
-    os.makedirs(um.path("config", "handoff"), exist_ok=True)
+    install_template(um)
 
     def configure(name, mode, command, drain):
         with open(um.path("config", "handoff", name + ".conf"), "w") as f:
@@ -889,15 +887,8 @@ def test_template_reload_applies_config(um):
 
     for mode in ("handover", "supervise"):
         name, port = "cfg-" + mode, free_port()
-        unit = "handoff@%s.service" % name
         configure(name, mode, '%s --status "first config"' % FIXTURE, "5s")
-        log_ = um.path(name + ".log")
-        write_dropin(um, "handoff@%s.socket" % name, "[Socket]\nListenStream=127.0.0.1:%d\n" % port,
-                     reload=False)
-        write_dropin(um, unit, "[Service]\nStandardOutput=append:%s\nStandardError=append:%s\n" % (log_, log_))
-        um.systemctl("start", "handoff@%s.socket" % name)
-        app1, _ = answer_of(port, timeout=15)
-        um.wait_state(unit, "active", sub_state="running")
+        unit, log_, app1 = start_instance(um, name, port)
         main1 = um.main_pid(unit)
         assert b"first config" in proc_argv(app1), proc_argv(app1)
 

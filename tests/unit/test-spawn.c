@@ -236,6 +236,18 @@ static Env make_env(size_t n_fds, const char *fdnames, unsigned generation, uint
         return e;
 }
 
+/* The members every spawn here sets: the command, and the environment
+ * make_env() built (whose pid placeholders the child fills in). */
+static SpawnParams spawn_params(const char *path, char *const *argv, const Env *e) {
+        return (SpawnParams) {
+                .path = path,
+                .argv = argv,
+                .envp = e->envp,
+                .listen_pid_entry = e->listen_pid,
+                .watchdog_pid_entry = e->watchdog_pid,
+        };
+}
+
 /* The shell script every spawn test runs: it reports its environment, the
  * fds it has (by stat(), which opens nothing), its process group and signal
  * state, then writes a byte to each listener fd. */
@@ -288,15 +300,9 @@ static void read_report(const char *path, Report *r) {
 static int spawn_report(const int *fds, size_t n_fds, Env *e, const char *out, pid_t *ret_pid, int *ret_status) {
         (void) out; /* reaches the script as $OUT: set before make_env() */
         char *const argv[] = { (char *) "sh", (char *) "-c", (char *) report_script, NULL };
-        SpawnParams p = {
-                .path = "/bin/sh",
-                .argv = argv,
-                .envp = e->envp,
-                .listen_pid_entry = e->listen_pid,
-                .watchdog_pid_entry = e->watchdog_pid,
-                .fds = fds,
-                .n_fds = n_fds,
-        };
+        SpawnParams p = spawn_params("/bin/sh", argv, e);
+        p.fds = fds;
+        p.n_fds = n_fds;
         pid_t pid = 0;
         int r = spawn_generation(&p, &pid, NULL);
         if (r < 0)
@@ -582,13 +588,7 @@ END_TEST
 static int spawn_path(const char *path, pid_t *ret_pid) {
         Env e = make_env(0, "", 1, 0);
         char *const argv[] = { (char *) path, NULL };
-        SpawnParams p = {
-                .path = path,
-                .argv = argv,
-                .envp = e.envp,
-                .listen_pid_entry = e.listen_pid,
-                .watchdog_pid_entry = e.watchdog_pid,
-        };
+        SpawnParams p = spawn_params(path, argv, &e);
         int r = spawn_generation(&p, ret_pid, NULL);
         free(e.envp);
         return r;
@@ -623,13 +623,7 @@ START_TEST(test_spawn_returns_after_exec) {
          * left for the caller to reap. */
         char *const argv[] = { (char *) "sh", (char *) "-c", (char *) "exit 3", NULL };
         Env e = make_env(0, "", 1, 0);
-        SpawnParams p = {
-                .path = "/bin/sh",
-                .argv = argv,
-                .envp = e.envp,
-                .listen_pid_entry = e.listen_pid,
-                .watchdog_pid_entry = e.watchdog_pid,
-        };
+        SpawnParams p = spawn_params("/bin/sh", argv, &e);
         pid_t pid = 0;
         ck_assert_int_eq(spawn_generation(&p, &pid, NULL), 0);
         ck_assert_int_gt(pid, 0);
@@ -660,14 +654,8 @@ START_TEST(test_spawn_working_directory) {
         }
         char *const argv[] = { (char *) "./server", NULL };
         Env e = make_env(0, "", 1, 0);
-        SpawnParams p = {
-                .path = "./server",
-                .argv = argv,
-                .envp = e.envp,
-                .listen_pid_entry = e.listen_pid,
-                .watchdog_pid_entry = e.watchdog_pid,
-                .working_directory = link,
-        };
+        SpawnParams p = spawn_params("./server", argv, &e);
+        p.working_directory = link;
         for (size_t i = 0; i < 2; i++) {
                 (void) unlink(link);
                 ck_assert_int_eq(symlink(releases[i], link), 0);
@@ -777,17 +765,11 @@ static void check_not_ours(SpawnAs as) {
         int fds[2] = { a[1], chan[1] };
         Env e = make_env(2, "l:control", 9, 0);
         char *const argv[] = { (char *) "sh", (char *) "-c", (char *) report_script, NULL };
-        SpawnParams p = {
-                .path = "/bin/sh",
-                .argv = argv,
-                .envp = e.envp,
-                .listen_pid_entry = e.listen_pid,
-                .watchdog_pid_entry = e.watchdog_pid,
-                .fds = fds,
-                .n_fds = 2,
-                .as = as,
-                .report_index = 1,
-        };
+        SpawnParams p = spawn_params("/bin/sh", argv, &e);
+        p.fds = fds;
+        p.n_fds = 2;
+        p.as = as;
+        p.report_index = 1;
         pid_t ret_pid = -7;
         if (as == SPAWN_SIBLING)
                 ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), 0);
@@ -860,16 +842,10 @@ START_TEST(test_spawn_sibling_exec_error) {
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, chan), 0);
         Env e = make_env(1, "control", 1, 0);
         char *const argv[] = { (char *) "x", NULL };
-        SpawnParams p = {
-                .path = "/nonexistent/handoff-no-such-program",
-                .argv = argv,
-                .envp = e.envp,
-                .listen_pid_entry = e.listen_pid,
-                .fds = &chan[1],
-                .n_fds = 1,
-                .as = SPAWN_SIBLING,
-                .report_index = 0,
-        };
+        SpawnParams p = spawn_params("/nonexistent/handoff-no-such-program", argv, &e);
+        p.fds = &chan[1];
+        p.n_fds = 1;
+        p.as = SPAWN_SIBLING;
         pid_t ret_pid = -7;
         ck_assert_int_eq(spawn_from_helper(&p, &ret_pid), -ENOENT);
         ck_assert_int_eq(ret_pid, -7);
