@@ -19,7 +19,7 @@ static const struct {
         NAME("FDSTORE"), NAME("MAINPID"), NAME("MANAGERPID"), NAME("HANDOFF_GENERATION"),
         /* handoff's own, between an old main and the next handoff */
         NAME("HANDOFF_CONTROL_FD"), NAME("HANDOFF_STATS"), NAME("HANDOFF_FDSTORE"), NAME("HANDOFF_STANDBY"),
-        NAME("HANDOFF_FDPOLL"),
+        NAME("HANDOFF_FDPOLL"), NAME("HANDOFF_ENVIRONMENT_KEYS"),
 };
 #undef NAME
 
@@ -30,6 +30,35 @@ int env_is_scrubbed(const char *entry) {
                 if (scrubbed[i].len == l && memcmp(entry, scrubbed[i].name, l) == 0)
                         return true;
         return false;
+}
+
+static size_t name_length(const char *entry) {
+        return strcspn(entry, "=");
+}
+
+bool env_names_contain(const char *names, const char *entry) {
+        size_t k = name_length(entry);
+        for (const char *p = names ? strchr(names, ':') : NULL; p; p = strchr(p + 1, ':'))
+                if (strncmp(p + 1, entry, k) == 0 && (p[1 + k] == ':' || p[1 + k] == 0))
+                        return true;
+        return false;
+}
+
+static bool named_in(char *const *l, const char *entry) {
+        size_t k = name_length(entry);
+        for (; l && *l; l++)
+                if (name_length(*l) == k && memcmp(*l, entry, k) == 0)
+                        return true;
+        return false;
+}
+
+/* Whether the parent's entry goes to the child as it is. */
+static bool inherited(const char *entry, const EnvParams *p) {
+        if (env_is_scrubbed(entry))
+                return false;
+        if (p->drop && env_names_contain(p->drop, entry))
+                return false;
+        return !p->environment || !named_in(p->environment, entry);
 }
 
 /* One entry of the environment being built: a followed by b. */
@@ -73,9 +102,14 @@ int env_build(char *const *parent, const EnvParams *p, char ***ret, char **ret_l
 
         size_t n = 0, bytes = 0;
         for (char *const *e = parent; e && *e; e++)
-                if (!env_is_scrubbed(*e)) {
+                if (inherited(*e, p)) {
                         n++;
                         bytes += strlen(*e) + 1;
+                }
+        for (char *const *x = p->environment; x && *x; x++)
+                if (!env_is_scrubbed(*x)) {
+                        n++;
+                        bytes += strlen(*x) + 1;
                 }
         for (size_t i = 0; i < n_own; i++) {
                 n++;
@@ -92,8 +126,11 @@ int env_build(char *const *parent, const EnvParams *p, char ***ret, char **ret_l
         char *w = (char *) (l + n + 1);
         size_t k = 0;
         for (char *const *e = parent; e && *e; e++)
-                if (!env_is_scrubbed(*e))
+                if (inherited(*e, p))
                         w = put(l + k++, w, *e, NULL);
+        for (char *const *x = p->environment; x && *x; x++)
+                if (!env_is_scrubbed(*x))
+                        w = put(l + k++, w, *x, NULL);
         size_t listen_pid = k + 2, watchdog_pid = k + 6;
         for (size_t i = 0; i < n_own; i++)
                 w = put(l + k++, w, own[i].a, own[i].b);

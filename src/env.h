@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -19,11 +20,19 @@ typedef struct EnvParams {
         unsigned generation;        /* HANDOFF_GENERATION */
         uint64_t watchdog_usec;     /* 0: no watchdog passed on */
         char *const *extra;         /* further "KEY=VALUE" entries, NULL-terminated */
+        /* --environment-file: "KEY=VALUE" entries that replace the parent's
+         * of the same name, and the names (":A:B") of the parent's that
+         * are left out. */
+        char *const *environment;
+        const char *drop;
 } EnvParams;
 
 /* True for variables that belong to one process's contract with its manager
  * and so must never leak from handoff's environment into a generation. */
 int env_is_scrubbed(const char *entry);
+
+/* Whether entry ("NAME=...", or a bare NAME) is one of names (":A:B"). */
+bool env_names_contain(const char *names, const char *entry);
 
 /* Builds the child environment from parent (a NULL-terminated array). On
  * success *ret is a new NULL-terminated array in ONE allocation with its

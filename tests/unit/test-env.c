@@ -38,7 +38,7 @@ static const char *const scrubbed_names[] = {
         "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "LISTEN_PIDFDID", "NOTIFY_SOCKET", "WATCHDOG_USEC",
         "WATCHDOG_PID", "SYSTEMD_EXEC_PID", "FDSTORE", "HANDOFF_GENERATION", "MAINPID", "MANAGERPID",
         /* between an old handoff and the next one */
-        "HANDOFF_CONTROL_FD", "HANDOFF_STATS",
+        "HANDOFF_CONTROL_FD", "HANDOFF_STATS", "HANDOFF_ENVIRONMENT_KEYS",
 };
 
 START_TEST(test_is_scrubbed) {
@@ -264,6 +264,58 @@ START_TEST(test_fill_pid_never_overflows) {
 }
 END_TEST
 
+/* --environment-file: the files' variables replace the parent's, and the
+ * names they had at their first read are left out of the parent's. */
+START_TEST(test_build_environment_files) {
+        char *const parent[] = {
+                (char *) "PATH=/bin", (char *) "A=old", (char *) "REMOVED=old", (char *) "UNIT_ONLY=1",
+                (char *) "AB=not-A", NULL,
+        };
+        char *const files[] = { (char *) "A=new", (char *) "ADDED=x", NULL };
+        EnvParams p = {
+                .n_fds = 1,
+                .environment = files,
+                .drop = ":A:REMOVED",
+        };
+        char **l = NULL, *listen_pid = NULL, *watchdog_pid = NULL;
+        ck_assert_int_eq(env_build(parent, &p, &l, &listen_pid, &watchdog_pid), 0);
+        ck_assert_uint_eq(count_var(l, "A"), 1);
+        ck_assert_str_eq(get_var(l, "A"), "new");
+        ck_assert_str_eq(get_var(l, "ADDED"), "x");
+        ck_assert_uint_eq(count_var(l, "REMOVED"), 0);
+        ck_assert_str_eq(get_var(l, "UNIT_ONLY"), "1");
+        ck_assert_str_eq(get_var(l, "AB"), "not-A");
+        ck_assert_str_eq(get_var(l, "PATH"), "/bin");
+        ck_assert_str_eq(listen_pid, "LISTEN_PID=" ENV_PID_PLACEHOLDER);
+        /* 3 kept + 2 of the files + LISTEN_FDS/FDNAMES/PID, NOTIFY_SOCKET,
+         * HANDOFF_GENERATION. */
+        ck_assert_uint_eq(strv_length(l), 10);
+        free(l);
+
+        /* One of ours from the files: ours wins, never twice. */
+        char *const ours[] = { (char *) "NOTIFY_SOCKET=/x", NULL };
+        p.environment = ours;
+        p.notify_socket = "@handoff/1/x";
+        ck_assert_int_eq(env_build(parent, &p, &l, &listen_pid, &watchdog_pid), 0);
+        ck_assert_uint_eq(count_var(l, "NOTIFY_SOCKET"), 1);
+        ck_assert_str_eq(get_var(l, "NOTIFY_SOCKET"), "@handoff/1/x");
+        free(l);
+}
+END_TEST
+
+START_TEST(test_names_contain) {
+        ck_assert(env_names_contain(":A:BC", "A=1"));
+        ck_assert(env_names_contain(":A:BC", "BC=1"));
+        ck_assert(env_names_contain(":A:BC", "BC"));
+        ck_assert(!env_names_contain(":A:BC", "B=1"));
+        ck_assert(!env_names_contain(":A:BC", "C=1"));
+        ck_assert(!env_names_contain(":A:BC", "AB=1"));
+        ck_assert(!env_names_contain(":A:BC", "BCD=1"));
+        ck_assert(!env_names_contain("", "A=1"));
+        ck_assert(!env_names_contain(NULL, "A=1"));
+}
+END_TEST
+
 static Suite *env_suite(void) {
         Suite *s = suite_create("env");
         TCase *tc = tcase_create("env");
@@ -273,6 +325,8 @@ static Suite *env_suite(void) {
         tcase_add_test(tc, test_build_extra);
         tcase_add_test(tc, test_build_empty_parent);
         tcase_add_test(tc, test_build_does_not_alias_parent);
+        tcase_add_test(tc, test_build_environment_files);
+        tcase_add_test(tc, test_names_contain);
         tcase_add_test(tc, test_fill_pid);
         tcase_add_test(tc, test_fill_pid_never_overflows);
         suite_add_tcase(s, tc);

@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/* Environment files (--environment-file): env_file_parse() and the names
+ * handoff keeps of them.
+ *
+ * Properties:
+ *  - env_file_parse(), handoff's parser as a table, gives exactly what a
+ *    reference gives: systemd 252's parse_env_file_internal() as written
+ *    there (a switch per state), with load_env_file()'s push (an entry of
+ *    the same name replaced in its place, -EILSEQ for a key or value that
+ *    is not UTF-8) and strv_env_clean()'s skip of invalid names; the same
+ *    entries, the same skipped names, the same error and line;
+ *  - every entry is NAME=VALUE with a valid name, no two of one name, and
+ *    valid UTF-8;
+ *  - env_file_names() of them is valid (env_file_names_valid()), and names
+ *    exactly them (env_names_contain()). */
+#include <stdbool.h>
+
+#include "env-file.h"
+#include "env.h"
+#include "fuzz.h"
+#include "util.h"
+
+/* ---- the reference ---- */
+
+typedef struct Ref {
+        char **l;
+        size_t n;
+        size_t skipped;
+        unsigned bad_line;
+} Ref;
+
+static bool ref_name_valid(const char *s) {
+        if (!*s || (*s >= '0' && *s <= '9'))
+                return false;
+        for (; *s; s++)
+                if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_", *s))
+                        return false;
+        return true;
+}
+
+static int ref_push(Ref *r, const char *key, const char *value, unsigned line) {
+        if (!utf8_is_valid(key) || !utf8_is_valid(value)) {
+                r->bad_line = line;
+                return -EILSEQ;
+        }
+        if (!ref_name_valid(key)) {
+                r->skipped++;
+                return 0;
+        }
+        size_t k = strlen(key);
+        char *e;
+        if (asprintf(&e, "%s=%s", key, value) < 0)
+                abort();
+        for (size_t i = 0; i < r->n; i++)
+                if (strncmp(r->l[i], key, k) == 0 && r->l[i][k] == '=') {
+                        free(r->l[i]);
+                        r->l[i] = e;
+                        return 0;
+                }
+        if (strv_push(&r->l, &r->n, e) < 0)
+                abort();
+        return 0;
+}
+
+#define WHITESPACE " \t\n\r"
+#define NEWLINE "\n\r"
+#define COMMENTS "#;"
+#define SHELL_NEED_ESCAPE "\"\\`$"
+
+/* systemd's loop, with its buffers preallocated; its line counter is
+ * replaced by the line the key started on, which is what handoff reports. */
+static int ref_parse(const char *text, Ref *r) {
+        size_t len = strlen(text);
+        char *key = malloc(len + 1), *value = malloc(2 * len + 2);
+        size_t n_key = 0, n_value = 0, last_value_whitespace = SIZE_MAX, last_key_whitespace = SIZE_MAX;
+        unsigned line = 1, key_line = 0;
+        int ret = 0;
+        enum { PRE_KEY, KEY, PRE_VALUE, VALUE, VALUE_ESCAPE, SINGLE_QUOTE_VALUE, DOUBLE_QUOTE_VALUE,
+               DOUBLE_QUOTE_VALUE_ESCAPE, COMMENT, COMMENT_ESCAPE } state = PRE_KEY;
+        if (!key || !value)
+                abort();
+
+        for (const char *p = text; *p; p++) {
+                char c = *p;
+                switch (state) {
+                case PRE_KEY:
+                        if (strchr(COMMENTS, c))
+                                state = COMMENT;
+                        else if (!strchr(WHITESPACE, c)) {
+                                state = KEY;
+                                last_key_whitespace = SIZE_MAX;
+                                key_line = line;
+                                key[n_key++] = c;
+                        }
+                        break;
+                case KEY:
+                        if (strchr(NEWLINE, c)) {
+                                state = PRE_KEY;
+                                n_key = 0;
+                        } else if (c == '=') {
+                                state = PRE_VALUE;
+                                last_value_whitespace = SIZE_MAX;
+                        } else {
+                                if (!strchr(WHITESPACE, c))
+                                        last_key_whitespace = SIZE_MAX;
+                                else if (last_key_whitespace == SIZE_MAX)
+                                        last_key_whitespace = n_key;
+                                key[n_key++] = c;
+                        }
+                        break;
+                case PRE_VALUE:
+                        if (strchr(NEWLINE, c)) {
+                                state = PRE_KEY;
+                                key[n_key] = 0;
+                                value[n_value] = 0;
+                                if (last_key_whitespace != SIZE_MAX)
+                                        key[last_key_whitespace] = 0;
+                                if ((ret = ref_push(r, key, value, key_line)) < 0)
+                                        goto done;
+                                n_key = 0;
+                                n_value = 0;
+                        } else if (c == '\'')
+                                state = SINGLE_QUOTE_VALUE;
+                        else if (c == '"')
+                                state = DOUBLE_QUOTE_VALUE;
+                        else if (c == '\\')
+                                state = VALUE_ESCAPE;
+                        else if (!strchr(WHITESPACE, c)) {
+                                state = VALUE;
+                                value[n_value++] = c;
+                        }
+                        break;
+                case VALUE:
+                        if (strchr(NEWLINE, c)) {
+                                state = PRE_KEY;
+                                key[n_key] = 0;
+                                value[n_value] = 0;
+                                if (last_value_whitespace != SIZE_MAX)
+                                        value[last_value_whitespace] = 0;
+                                if (last_key_whitespace != SIZE_MAX)
+                                        key[last_key_whitespace] = 0;
+                                if ((ret = ref_push(r, key, value, key_line)) < 0)
+                                        goto done;
+                                n_key = 0;
+                                n_value = 0;
+                        } else if (c == '\\') {
+                                state = VALUE_ESCAPE;
+                                last_value_whitespace = SIZE_MAX;
+                        } else {
+                                if (!strchr(WHITESPACE, c))
+                                        last_value_whitespace = SIZE_MAX;
+                                else if (last_value_whitespace == SIZE_MAX)
+                                        last_value_whitespace = n_value;
+                                value[n_value++] = c;
+                        }
+                        break;
+                case VALUE_ESCAPE:
+                        state = VALUE;
+                        if (!strchr(NEWLINE, c))
+                                value[n_value++] = c;
+                        break;
+                case SINGLE_QUOTE_VALUE:
+                        if (c == '\'')
+                                state = PRE_VALUE;
+                        else
+                                value[n_value++] = c;
+                        break;
+                case DOUBLE_QUOTE_VALUE:
+                        if (c == '"')
+                                state = PRE_VALUE;
+                        else if (c == '\\')
+                                state = DOUBLE_QUOTE_VALUE_ESCAPE;
+                        else
+                                value[n_value++] = c;
+                        break;
+                case DOUBLE_QUOTE_VALUE_ESCAPE:
+                        state = DOUBLE_QUOTE_VALUE;
+                        if (strchr(SHELL_NEED_ESCAPE, c))
+                                value[n_value++] = c;
+                        else if (c != '\n') {
+                                value[n_value++] = '\\';
+                                value[n_value++] = c;
+                        }
+                        break;
+                case COMMENT:
+                        if (c == '\\')
+                                state = COMMENT_ESCAPE;
+                        else if (strchr(NEWLINE, c))
+                                state = PRE_KEY;
+                        break;
+                case COMMENT_ESCAPE:
+                        state = COMMENT;
+                        break;
+                }
+                if (c == '\n')
+                        line++;
+        }
+
+        if (state == PRE_VALUE || state == VALUE || state == VALUE_ESCAPE || state == SINGLE_QUOTE_VALUE ||
+            state == DOUBLE_QUOTE_VALUE || state == DOUBLE_QUOTE_VALUE_ESCAPE) {
+                key[n_key] = 0;
+                value[n_value] = 0;
+                if (state == VALUE && last_value_whitespace != SIZE_MAX)
+                        value[last_value_whitespace] = 0;
+                if (last_key_whitespace != SIZE_MAX)
+                        key[last_key_whitespace] = 0;
+                ret = ref_push(r, key, value, key_line);
+        }
+done:
+        free(key);
+        free(value);
+        return ret;
+}
+
+/* ---- the target ---- */
+
+static void count_skipped(const char *key, unsigned line, const char *why, void *userdata) {
+        (*(size_t *) userdata)++;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        char repr[1024];
+        char *s = fuzz_strndup(data, size);
+
+        Ref ref = {};
+        int want = ref_parse(s, &ref);
+
+        /* The whole input, NUL and what follows included: the parser stops
+         * at the NUL as the reference (and systemd) does. */
+        char **l = NULL;
+        size_t n = 0, skipped = 0;
+        unsigned line = 0;
+        int r = env_file_parse((const char *) data, size, &l, &n, count_skipped, &skipped, &line);
+        FUZZ_ASSERT(r == want, "env_file_parse(\"%s\") = %d, the reference %d", fuzz_repr(s, repr, sizeof repr), r,
+                    want);
+        if (r == -EILSEQ)
+                FUZZ_ASSERT(line == ref.bad_line, "bad line %u, the reference %u", line, ref.bad_line);
+        FUZZ_ASSERT(skipped == ref.skipped, "%zu skipped, the reference %zu", skipped, ref.skipped);
+        FUZZ_ASSERT(n == ref.n, "%zu entries, the reference %zu (\"%s\")", n, ref.n, fuzz_repr(s, repr, sizeof repr));
+        FUZZ_ASSERT(n == strv_length(l), "n %zu, but %zu entries", n, strv_length(l));
+        for (size_t i = 0; i < n; i++)
+                FUZZ_ASSERT(strcmp(l[i], ref.l[i]) == 0, "entry %zu \"%s\", the reference's \"%s\"", i,
+                            fuzz_repr(l[i], repr, sizeof repr), ref.l[i]);
+
+        if (r == 0) {
+                for (size_t i = 0; i < n; i++) {
+                        const char *eq = strchr(l[i], '=');
+                        FUZZ_ASSERT(eq, "entry without '='");
+                        char *name = strndup(l[i], (size_t) (eq - l[i]));
+                        FUZZ_ASSERT(name && ref_name_valid(name), "invalid name in \"%s\"",
+                                    fuzz_repr(l[i], repr, sizeof repr));
+                        FUZZ_ASSERT(utf8_is_valid(eq + 1), "value not UTF-8");
+                        for (size_t j = 0; j < i; j++)
+                                FUZZ_ASSERT(!(strncmp(l[j], l[i], (size_t) (eq - l[i]) + 1) == 0),
+                                            "name %s twice", name);
+                        free(name);
+                }
+                char *names = env_file_names(l);
+                FUZZ_ASSERT(names, "env_file_names() failed");
+                FUZZ_ASSERT(env_file_names_valid(names), "env_file_names() gave \"%s\", not valid",
+                            fuzz_repr(names, repr, sizeof repr));
+                for (size_t i = 0; i < n; i++)
+                        FUZZ_ASSERT(env_names_contain(names, l[i]), "\"%s\" not in its names", l[i]);
+                /* A name that is not there: each one with a letter added. */
+                for (size_t i = 0; i < n; i++) {
+                        char *longer;
+                        if (asprintf(&longer, "%.*sQ=", (int) strcspn(l[i], "="), l[i]) < 0)
+                                abort();
+                        bool there = false;
+                        for (size_t j = 0; j < n; j++)
+                                there = there || strncmp(l[j], longer, strlen(longer)) == 0;
+                        FUZZ_ASSERT(env_names_contain(names, longer) == there, "\"%s\" wrongly in \"%s\"", longer,
+                                    names);
+                        free(longer);
+                }
+                free(names);
+        }
+        /* The input as names. */
+        (void) env_file_names_valid(s);
+
+        strv_free(l);
+        strv_free(ref.l);
+        free(s);
+        return 0;
+}

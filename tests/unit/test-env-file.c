@@ -1,0 +1,390 @@
+/* SPDX-License-Identifier: MIT */
+/* env-file.c: systemd's EnvironmentFile= syntax, and reading the files. */
+#include <check.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "env-file.h"
+#include "util.h"
+#include "unit.h"
+
+/* Parses text (to its terminating NUL) into a fresh list. */
+static char **parse(const char *text, int *ret_r, unsigned *ret_line) {
+        char **l = NULL;
+        size_t n = 0;
+        unsigned line = 0;
+        *ret_r = env_file_parse(text, strlen(text), &l, &n, NULL, NULL, &line);
+        if (ret_line)
+                *ret_line = line;
+        ck_assert_uint_eq(n, strv_length(l));
+        return l;
+}
+
+/* Asserts that text parses to exactly the entries of want. */
+static void parses_to(const char *text, const char *const *want) {
+        int r;
+        char **l = parse(text, &r, NULL);
+        ck_assert_int_eq(r, 0);
+        size_t i = 0;
+        for (; want[i]; i++) {
+                ck_assert_msg(l && l[i], "entry %zu missing: want \"%s\"", i, want[i]);
+                ck_assert_str_eq(l[i], want[i]);
+        }
+        ck_assert_msg(!l || !l[i], "one entry more than wanted: \"%s\"", l[i]);
+        strv_free(l);
+}
+
+#define PARSES_TO(text, ...) parses_to(text, (const char *const[]) { __VA_ARGS__, NULL })
+
+/* The cases of systemd's own src/test/test-env-file.c (v252), each with
+ * what load_env_file() makes of it. */
+START_TEST(test_systemd_cases) {
+        /* Later entries win, in the place of the first; backslash-newline
+         * joins lines; blanks after the value go, an escaped one stays. */
+        PARSES_TO("a=a\n"
+                  "a=b\n"
+                  "a=b\n"
+                  "a=a\n"
+                  "b=b\\\n"
+                  "c\n"
+                  "d= d\\\n"
+                  "e  \\\n"
+                  "f  \n"
+                  "g=g\\ \n"
+                  "h= ąęół\\ śćńźżµ \n"
+                  "i=i\\",
+                  "a=a", "b=bc", "d=de  f", "g=g ", "h=ąęół śćńźżµ", "i=i");
+        PARSES_TO("a=a\\\n", "a=a");
+        /* Comments continue with a backslash too; a line with no '=' is
+         * none, nor is one of an invalid name. */
+        int r;
+        char **l = parse("#SPAMD_ARGS=\"-d --socketpath=/var/lib/bulwark/spamd \\\n"
+                         "#--nouser-config                                     \\\n"
+                         "normal=line                                          \\\n"
+                         ";normal=ignored                                      \\\n"
+                         "normal_ignored                                       \\\n"
+                         "normal ignored                                       \\\n",
+                         &r, NULL);
+        ck_assert_int_eq(r, 0);
+        ck_assert_ptr_null(l);
+        PARSES_TO("# Generated\n"
+                  "\n"
+                  "HWMON_MODULES=\"coretemp f71882fg\"\n"
+                  "\n"
+                  "# For compatibility reasons\n"
+                  "\n"
+                  "MODULE_0=coretemp\n"
+                  "MODULE_1=f71882fg",
+                  "HWMON_MODULES=coretemp f71882fg", "MODULE_0=coretemp", "MODULE_1=f71882fg");
+        PARSES_TO("a=\nb=", "a=", "b=");
+        /* Outside quotes a backslash keeps the next character as it is;
+         * in single quotes nothing is special; in double quotes it escapes
+         * " \ ` $ and a newline, and stays before anything else. */
+        PARSES_TO("a=\\ \\n \\t \\x \\y \\' \n"
+                  "b= \\$'                  \n"
+                  "c= ' \\n\\t\\$\\`\\\\\n"
+                  "'   \n"
+                  "d= \" \\n\\t\\$\\`\\\\\n"
+                  "\"   \n",
+                  "a= n t x y '", "b=$'", "c= \\n\\t\\$\\`\\\\\n", "d= \\n\\t$`\\\n");
+}
+END_TEST
+
+START_TEST(test_quotes_and_blanks) {
+        /* Quoted parts and unquoted ones after them join; a quote is one
+         * only at the value's start or right after another. */
+        PARSES_TO("A=\"x y\"'z'\n", "A=x yz");
+        PARSES_TO("A=\"x y\"z 'w'\n", "A=x yz 'w'");
+        PARSES_TO("  KEY  =  value with  blanks  \n", "KEY=value with  blanks");
+        PARSES_TO("A=\"  kept  \"\n", "A=  kept  ");
+        /* An unterminated quote runs to the end of the text. */
+        PARSES_TO("A=\"open\nB=1\n", "A=open\nB=1\n");
+        /* '=' in the value, '#' after the start of one. */
+        PARSES_TO("URL=postgres://u:p@h/db?x=1#frag\n", "URL=postgres://u:p@h/db?x=1#frag");
+        /* A key with blanks inside is no valid name. */
+        PARSES_TO("A B=1\nC=2\n", "C=2");
+}
+END_TEST
+
+START_TEST(test_line_ends) {
+        /* \r ends a line as \n does (a file written on Windows). */
+        PARSES_TO("A=1\r\nB=2\r\n", "A=1", "B=2");
+        PARSES_TO("A=1\rB=2", "A=1", "B=2");
+        /* ... but after a backslash in double quotes it stays, with it. */
+        PARSES_TO("A=\"x\\\ry\"\n", "A=x\\\ry");
+}
+END_TEST
+
+static void record_skipped(const char *key, unsigned line, const char *why, void *userdata) {
+        char *buf = userdata;
+        size_t k = strlen(buf);
+        snprintf(buf + k, 256 - k, "%s@%u;", key, line);
+}
+
+START_TEST(test_invalid_names_skipped) {
+        char skipped[256] = "";
+        char **l = NULL;
+        size_t n = 0;
+        unsigned line = 0;
+        const char *text = "1A=x\nOK_1=y\n\nexport B=z\n=v\nA-B=w\n_=u\n";
+        ck_assert_int_eq(env_file_parse(text, strlen(text), &l, &n, record_skipped, skipped, &line), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(l[0], "OK_1=y");
+        ck_assert_str_eq(l[1], "_=u");
+        /* Each with the line it is on. A line that starts with '=' is a
+         * key with no '=' after it: no assignment, dropped silently. */
+        ck_assert_str_eq(skipped, "1A@1;export B@4;A-B@6;");
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_not_utf8) {
+        int r;
+        unsigned line;
+        char **l = parse("A=1\nB=\xff\n", &r, &line);
+        ck_assert_int_eq(r, -EILSEQ);
+        ck_assert_uint_eq(line, 2);
+        strv_free(l);
+        l = parse("A=1\n\nK\xc3=1\n", &r, &line);
+        ck_assert_int_eq(r, -EILSEQ);
+        ck_assert_uint_eq(line, 3);
+        strv_free(l);
+        /* Valid multi-byte text is fine. */
+        PARSES_TO("GREETING=grüß dich\n", "GREETING=grüß dich");
+}
+END_TEST
+
+START_TEST(test_text_ends_at_nul) {
+        const char text[] = "A=1\nB=2\0C=3\n";
+        char **l = NULL;
+        size_t n = 0;
+        unsigned line;
+        ck_assert_int_eq(env_file_parse(text, sizeof text - 1, &l, &n, NULL, NULL, &line), 0);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_str_eq(l[1], "B=2");
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_adds_to_a_list) {
+        /* A second text replaces the first's entries in place. */
+        char **l = NULL;
+        size_t n = 0;
+        unsigned line;
+        ck_assert_int_eq(env_file_parse("A=1\nB=2\n", 8, &l, &n, NULL, NULL, &line), 0);
+        ck_assert_int_eq(env_file_parse("B=3\nC=4\n", 8, &l, &n, NULL, NULL, &line), 0);
+        ck_assert_uint_eq(n, 3);
+        ck_assert_str_eq(l[0], "A=1");
+        ck_assert_str_eq(l[1], "B=3");
+        ck_assert_str_eq(l[2], "C=4");
+        strv_free(l);
+}
+END_TEST
+
+/* ---- files ---- */
+
+static char dir[] = "/tmp/test-env-file.XXXXXX";
+
+static void setup(void) {
+        strcpy(dir, "/tmp/test-env-file.XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        ck_assert_int_eq(system(cmd), 0);
+}
+
+static char *path_of(const char *name) {
+        char *p;
+        ck_assert_int_ge(asprintf(&p, "%s/%s", dir, name), 0);
+        return p;
+}
+
+static char *write_file(const char *name, const char *text) {
+        char *p = path_of(name);
+        FILE *f = fopen(p, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(text, f);
+        ck_assert_int_eq(fclose(f), 0);
+        return p;
+}
+
+/* Reads specs; returns the result, the list in *ret (NULL on failure). */
+static int read_specs(char *const *specs, char ***ret, char **ret_failed, unsigned *ret_line) {
+        char *failed = (char *) "poison";
+        unsigned line = 99;
+        char **l = NULL;
+        int r = env_files_read(specs, &l, &failed, &line);
+        if (r == 0) {
+                ck_assert_ptr_nonnull(l);
+                ck_assert_ptr_null(failed);
+        } else
+                ck_assert_ptr_nonnull(failed);
+        *ret = l;
+        *ret_failed = failed;
+        if (ret_line)
+                *ret_line = line;
+        return r;
+}
+
+START_TEST(test_files_in_order) {
+        _cleanup_free_ char *a = write_file("a.conf", "A=1\nB=1\n"), *b = write_file("b.conf", "B=2\nC=2\n");
+        char *specs[] = { a, b, NULL };
+        char **l, *failed;
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 3);
+        ck_assert_str_eq(l[0], "A=1");
+        ck_assert_str_eq(l[1], "B=2");
+        ck_assert_str_eq(l[2], "C=2");
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_missing_file) {
+        _cleanup_free_ char *missing = path_of("missing.conf");
+        _cleanup_free_ char *optional = strjoin2("-", missing);
+        _cleanup_free_ char *a = write_file("a.conf", "A=1\n");
+        char **l, *failed;
+
+        /* Required: the start fails, and names the file. */
+        char *specs[] = { a, missing, NULL };
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), -ENOENT);
+        ck_assert_ptr_null(l);
+        ck_assert_str_eq(failed, missing);
+        free(failed);
+
+        /* Optional: skipped. */
+        char *specs2[] = { a, optional, NULL };
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 1);
+        strv_free(l);
+
+        /* Only optional and missing: an empty list, not NULL. */
+        char *specs3[] = { optional, NULL };
+        ck_assert_int_eq(read_specs(specs3, &l, &failed, NULL), 0);
+        ck_assert_ptr_null(l[0]);
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_bad_file_required_and_optional) {
+        _cleanup_free_ char *a = write_file("a.conf", "A=1\n"), *bad = write_file("bad.conf", "B=2\nC=\xfe\n");
+        _cleanup_free_ char *optional = strjoin2("-", bad);
+        char **l, *failed;
+        unsigned line;
+
+        char *specs[] = { a, bad, NULL };
+        ck_assert_int_eq(read_specs(specs, &l, &failed, &line), -EILSEQ);
+        ck_assert_str_eq(failed, bad);
+        ck_assert_uint_eq(line, 2);
+        free(failed);
+
+        /* An optional file that fails adds nothing, not even its lines
+         * before the bad one. */
+        char *specs2[] = { a, optional, NULL };
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 1);
+        ck_assert_str_eq(l[0], "A=1");
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_glob) {
+        _cleanup_free_ char *b = write_file("20-b.conf", "B=2\nX=b\n"), *a = write_file("10-a.conf", "A=1\nX=a\n");
+        _cleanup_free_ char *pattern = path_of("*.conf"), *none = path_of("*.none");
+        char **l, *failed;
+        /* Sorted: 20-b's X wins. */
+        char *specs[] = { pattern, NULL };
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 3);
+        ck_assert_str_eq(l[0], "A=1");
+        ck_assert_str_eq(l[1], "X=b");
+        ck_assert_str_eq(l[2], "B=2");
+        strv_free(l);
+        /* A glob that matches nothing is a missing file. */
+        char *specs2[] = { none, NULL };
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), -ENOENT);
+        ck_assert_str_eq(failed, none);
+        free(failed);
+}
+END_TEST
+
+START_TEST(test_not_a_regular_file) {
+        _cleanup_free_ char *fifo = path_of("fifo");
+        ck_assert_int_eq(mkfifo(fifo, 0600), 0);
+        char **l, *failed;
+        /* A FIFO without a writer: refused at once, not waited on. */
+        char *specs[] = { fifo, NULL };
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), -EBADFD);
+        free(failed);
+        char *specs2[] = { dir, NULL };
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), -EISDIR);
+        free(failed);
+}
+END_TEST
+
+START_TEST(test_handoffs_own_variables_skipped) {
+        _cleanup_free_ char *a =
+                write_file("a.conf", "LISTEN_FDS=9\nA=1\nNOTIFY_SOCKET=/x\nHANDOFF_ENVIRONMENT_KEYS=:Z\nLISTEN_FDSX=1\n");
+        char *specs[] = { a, NULL };
+        char **l, *failed;
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 2);
+        ck_assert_str_eq(l[0], "A=1");
+        ck_assert_str_eq(l[1], "LISTEN_FDSX=1");
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_names) {
+        char *l[] = { (char *) "A=1", (char *) "LONG_NAME=x=y", (char *) "E=", NULL };
+        _cleanup_free_ char *names = env_file_names(l);
+        ck_assert_str_eq(names, ":A:LONG_NAME:E");
+        ck_assert(env_file_names_valid(names));
+        _cleanup_free_ char *none = env_file_names(NULL);
+        ck_assert_str_eq(none, "");
+        ck_assert(env_file_names_valid(none));
+
+        ck_assert(!env_file_names_valid("A"));
+        ck_assert(!env_file_names_valid(":"));
+        ck_assert(!env_file_names_valid(":A:"));
+        ck_assert(!env_file_names_valid(":A::B"));
+        ck_assert(!env_file_names_valid(":1A"));
+        ck_assert(!env_file_names_valid(":A=1"));
+        ck_assert(!env_file_names_valid(":A B"));
+}
+END_TEST
+
+static Suite *env_file_suite(void) {
+        Suite *s = suite_create("env-file");
+        TCase *tc = tcase_create("parse");
+        tcase_add_test(tc, test_systemd_cases);
+        tcase_add_test(tc, test_quotes_and_blanks);
+        tcase_add_test(tc, test_line_ends);
+        tcase_add_test(tc, test_invalid_names_skipped);
+        tcase_add_test(tc, test_not_utf8);
+        tcase_add_test(tc, test_text_ends_at_nul);
+        tcase_add_test(tc, test_adds_to_a_list);
+        tcase_add_test(tc, test_names);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("files");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, test_files_in_order);
+        tcase_add_test(tc, test_missing_file);
+        tcase_add_test(tc, test_bad_file_required_and_optional);
+        tcase_add_test(tc, test_glob);
+        tcase_add_test(tc, test_not_a_regular_file);
+        tcase_add_test(tc, test_handoffs_own_variables_skipped);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return unit_run(env_file_suite());
+}
