@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "env-file.h"
 #include "env.h"
 #include "event-util.h"
 #include "generation.h"
@@ -348,6 +349,30 @@ static int cannot_start(Generation *g, const char *wd, const char *path, int err
         return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);
 }
 
+/* The environment files as they are now. The names they had at the first
+ * read are the ones systemd put in our environment from them (when the
+ * unit's EnvironmentFile= is the same), kept out of every generation's so
+ * that a variable removed from a file goes. */
+static int read_environment(Generation *g, const GenerationConfig *c, char ***ret) {
+        _cleanup_free_ char *failed = NULL;
+        unsigned line;
+        int r = env_files_read(c->environment_files, ret, &failed, &line);
+        if (r == -EILSEQ)
+                return log_error_errno(r, "Cannot start generation %u: environment file %s:%u is not valid UTF-8.",
+                                       g->number, failed, line);
+        if (r == -EBADFD)
+                return log_error_errno(r, "Cannot start generation %u: environment file %s is not a regular file.",
+                                       g->number, failed);
+        if (r < 0 && failed)
+                return log_error_errno(r, "Cannot start generation %u: cannot read environment file %s: %m",
+                                       g->number, failed);
+        if (r < 0)
+                return log_error_errno(r, "Cannot start generation %u: %m", g->number);
+        if (c->environment_keys && !*c->environment_keys && !(*c->environment_keys = env_file_names(*ret)))
+                return log_error_errno(ENOMEM, "Cannot start generation %u: %m", g->number);
+        return 0;
+}
+
 static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, int *ret_exit_code) {
         /* A command with a slash is exec'd as it is, and what is wrong with
          * it is execve()'s errno, which the child hands back: a check before
@@ -363,12 +388,20 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
                 path = found;
         }
 
+        _cleanup_strv_free_ char **environment = NULL;
+        if (c->environment_files && (r = read_environment(g, c, &environment)) < 0) {
+                *ret_exit_code = EXIT_FAILURE;
+                return r;
+        }
+
         EnvParams ep = {
                 .n_fds = c->n_fds,
                 .fdnames = c->fdnames,
                 .notify_socket = g->notify_address,
                 .generation = g->number,
                 .watchdog_usec = c->watchdog_usec,
+                .environment = environment,
+                .drop = environment && c->environment_keys ? *c->environment_keys : NULL,
         };
         _cleanup_free_ char **envp = NULL;
         char *listen_pid, *watchdog_pid;

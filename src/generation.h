@@ -36,6 +36,11 @@ typedef struct GenerationCallbacks {
 typedef struct GenerationConfig {
         char *const *argv;       /* argv[0] is looked up in $PATH at each start */
         const char *working_directory; /* chdir() there at each start; NULL: stay in ours */
+        char *const *environment_files; /* read at each start (env-file.h); NULL: none */
+        /* The names (":A:B") the environment files had when first read:
+         * handoff's variables of those names are not passed on. Set at that
+         * first read (the supervisor owns it); NULL until then. */
+        char **environment_keys;
         const int *fds;
         size_t n_fds;
         const char *fdnames;     /* "a:b" */

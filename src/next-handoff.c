@@ -175,7 +175,7 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 /* What exec gives the next handoff: its environment and fds, the
  * channel's end last. */
 typedef struct NextExec {
-        char *control, *stored, *fdpoll, *stats;
+        char *control, *stored, *fdpoll, *stats, *keys;
         char **envp;
         char *listen_pid, *watchdog_pid;
         int *fds;
@@ -187,6 +187,7 @@ static void next_exec_done(NextExec *x) {
         free(x->stored);
         free(x->fdpoll);
         free(x->stats);
+        free(x->keys);
         free(x->envp);
         free(x->fds);
 }
@@ -195,9 +196,10 @@ static int next_exec_build(const NextHandoffConfig *c, int channel_child, unsign
         if (asprintf(&x->control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
             asprintf(&x->stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0 ||
             !(x->fdpoll = strjoin2("HANDOFF_FDPOLL=", c->fdpoll ? c->fdpoll : "")) ||
-            !(x->stats = strjoin2("HANDOFF_STATS=", c->stats)))
+            !(x->stats = strjoin2("HANDOFF_STATS=", c->stats)) ||
+            (c->environment_keys && !(x->keys = strjoin2("HANDOFF_ENVIRONMENT_KEYS=", c->environment_keys))))
                 return -ENOMEM;
-        char *extra[] = { x->control, x->stored, x->fdpoll, x->stats, NULL };
+        char *extra[] = { x->control, x->stored, x->fdpoll, x->stats, x->keys, NULL };
         EnvParams ep = {
                 .n_fds = c->n_fds,
                 .fdnames = c->fdnames,

@@ -37,6 +37,7 @@ typedef struct NextHandoffConfig {
         const char *notify_socket;  /* systemd's, for after the takeover */
         uint64_t watchdog_usec;
         const char *stats;          /* HANDOFF_STATS: "reloads failed reload-start-usec" */
+        const char *environment_keys; /* HANDOFF_ENVIRONMENT_KEYS (GenerationConfig); NULL: none */
         usec_t timeout;             /* how long it may take to say READY */
 } NextHandoffConfig;
 

@@ -57,6 +57,10 @@ static void help(void) {
                "     --working-directory=DIR\n"
                "                           Start each generation in DIR, looked up at each\n"
                "                           start (a symlink a deploy switched is followed)\n"
+               "     --environment-file=[-]PATH\n"
+               "                           Read PATH (systemd's EnvironmentFile= syntax) at\n"
+               "                           each start: a generation gets its variables as\n"
+               "                           they are then (\"-\": it may be missing)\n"
                "     --pid-file=PATH       Write handoff's pid here (atomically)\n"
                "     --fd-store-max=N      Keep at most N fds the server stores with\n"
                "                           FDSTORE=1 for its next generations (default 16)\n"
@@ -131,6 +135,7 @@ enum {
         ARG_MODE,
         ARG_PID_FILE,
         ARG_WORKING_DIRECTORY,
+        ARG_ENVIRONMENT_FILE,
         ARG_FD_STORE_MAX,
         ARG_SYSTEMD_FD_STORE,
         ARG_NOTIFY_SOCKET,
@@ -239,6 +244,15 @@ static int parse_one(int c, const char *arg, Options *o) {
                 }
                 free(o->working_directory);
                 return (o->working_directory = strdup(arg)) ? 0 : -ENOMEM;
+        case ARG_ENVIRONMENT_FILE:
+                /* As systemd's EnvironmentFile=: an absolute path (or glob),
+                 * "-" before it for one that may be missing. */
+                if ((arg[0] == '-' ? arg[1] : arg[0]) != '/' || strlen(arg) >= PATH_MAX) {
+                        say("invalid --environment-file: \"%s\" (an absolute path, \"-\" before it if it may be missing)\n",
+                            arg);
+                        return -EINVAL;
+                }
+                return strv_push(&o->environment_files, &o->n_environment_files, strdup(arg));
         case 'v':
                 o->verbose = true;
                 return 0;
@@ -259,6 +273,7 @@ static int parse_argv(int argc, char **argv, Options *o) {
                 { "mode", required_argument, NULL, ARG_MODE },
                 { "pid-file", required_argument, NULL, ARG_PID_FILE },
                 { "working-directory", required_argument, NULL, ARG_WORKING_DIRECTORY },
+                { "environment-file", required_argument, NULL, ARG_ENVIRONMENT_FILE },
                 { "fd-store-max", required_argument, NULL, ARG_FD_STORE_MAX },
                 { "systemd-fd-store", required_argument, NULL, ARG_SYSTEMD_FD_STORE },
                 { "notify-socket", required_argument, NULL, ARG_NOTIFY_SOCKET },
@@ -324,5 +339,6 @@ void options_done(Options *o) {
         strv_free(o->listen);
         free(o->pid_file);
         free(o->working_directory);
+        strv_free(o->environment_files);
         *o = (Options) {};
 }

@@ -27,6 +27,8 @@ typedef struct Options {
         RunMode mode;
         char *pid_file;
         char *working_directory; /* --working-directory: each generation starts there; NULL: in ours */
+        char **environment_files; /* --environment-file specs, in order, read at each start; NULL: none */
+        size_t n_environment_files;
         size_t fd_store_max;     /* --fd-store-max */
         SdStoreMode systemd_fd_store; /* --systemd-fd-store */
         NotifySocketMode notify_socket; /* --notify-socket */

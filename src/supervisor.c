@@ -101,6 +101,7 @@ struct Supervisor {
         pid_t predecessor;       /* ... and its pid, while it lives */
         sd_event_source *predecessor_exit;
         char **inherited_names;  /* ... and its store, for the resync at takeover */
+        char *environment_keys;  /* config.environment_keys points here */
 
         Control *control;        /* "handoff reload", "handoff status" */
         ServiceStore store;
@@ -542,6 +543,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                 .notify_socket = sdnotify_address(),
                 .watchdog_usec = s->config.watchdog_usec,
                 .stats = stats,
+                .environment_keys = s->environment_keys,
                 /* It enforces the start timeout on its generation; this
                  * bounds the handoff process itself on top of that. */
                 .timeout = usec_add(candidate_opt(s)->start_timeout, NEXT_HANDOFF_START_MARGIN),
@@ -894,6 +896,7 @@ static void control_on_handed_over(Supervisor *s) {
 static void configure_generation(Supervisor *s, const Options *o) {
         s->config.argv = o->command;
         s->config.working_directory = o->working_directory;
+        s->config.environment_files = o->environment_files;
         s->config.ready_by_delay = o->ready_by_delay;
         s->config.ready_delay = o->ready_delay;
         s->config.start_timeout = o->start_timeout;
@@ -1300,6 +1303,7 @@ static int setup_takeover(Supervisor *s) {
         s->results.reloads_ok = in.reloads_ok;
         s->results.reloads_failed = in.reloads_failed;
         s->inherited_reload_started = in.reload_started;
+        s->environment_keys = in.environment_keys;
         size_t n = 0;
         for (size_t i = 0; i < s->p->store->n; i++)
                 if (strv_push(&s->inherited_names, &n, strdup(s->p->store->entries[i].name)) < 0)
@@ -1352,6 +1356,7 @@ static void supervisor_done(Supervisor *s) {
         service_store_done(&s->store);
         fdstore_watch(s->p->store, NULL);
         strv_free(s->inherited_names);
+        free(s->environment_keys);
         reload_config_free(s->pending);
         reload_config_free(s->trying);
         reload_config_free(s->current);
@@ -1384,6 +1389,8 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
         uint64_t wd = 0;
         if (sd_watchdog_enabled(0, &wd) > 0)
                 s.config.watchdog_usec = wd;
+
+        s.config.environment_keys = &s.environment_keys;
 
         int r = sd_event_new(&s.event);
         if (r < 0) {

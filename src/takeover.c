@@ -8,6 +8,7 @@
 
 #include "channel.h"
 #include "log.h"
+#include "env-file.h"
 #include "takeover.h"
 
 struct Takeover {
@@ -60,8 +61,13 @@ void takeover_inherit_from_env(Inheritance *ret) {
                         in.reload_started = v[2];
                 }
         }
+        /* The names its environment files had when first read: ours are
+         * the same variables (inherited from it), to be left out as it did. */
+        if ((e = getenv("HANDOFF_ENVIRONMENT_KEYS")) && env_file_names_valid(e))
+                in.environment_keys = strdup(e);
         unsetenv("HANDOFF_GENERATION");
         unsetenv("HANDOFF_STATS");
+        unsetenv("HANDOFF_ENVIRONMENT_KEYS");
         *ret = in;
 }
 

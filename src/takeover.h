@@ -31,6 +31,7 @@ typedef struct Inheritance {
         unsigned reloads_ok;
         unsigned reloads_failed;
         usec_t reload_started;    /* when the reload that started us began */
+        char *environment_keys;   /* GenerationConfig's (owned); NULL: none */
 } Inheritance;
 
 /* Takes the channel announced in HANDOFF_CONTROL_FD (and removes that from
@@ -38,8 +39,8 @@ typedef struct Inheritance {
  * next handoff, 0 for one that was not, -EBADF on a bad value. */
 int takeover_channel_from_env(int *ret_fd);
 
-/* Reads HANDOFF_GENERATION and HANDOFF_STATS (and removes them). Values
- * that do not parse are left at 0. */
+/* Reads HANDOFF_GENERATION, HANDOFF_STATS and HANDOFF_ENVIRONMENT_KEYS (and
+ * removes them). Values that do not parse are left at 0 (NULL). */
 void takeover_inherit_from_env(Inheritance *ret);
 
 /* Watches the channel (owned from here on). */

@@ -99,6 +99,35 @@ def test_cli_bad_working_directory(tmp):
     check(not os.path.exists(marker), "the command ran")
 
 
+def test_cli_bad_environment_file(tmp):
+    """--environment-file: not absolute is a usage error; a file that
+    cannot be read, or is not valid UTF-8, fails generation 1 with the
+    file and the cause, and the command never runs; "-" before a missing
+    one lets it start."""
+    port = free_port()
+    for value in ("", "-", "env.conf", "-env.conf", "./env.conf", "~/env.conf", "/" + "x" * 5000):
+        expect_usage_error(["-l", f"127.0.0.1:{port}", f"--environment-file={value}", "--", "true"],
+                           f"invalid --environment-file: \"{value}\" (an absolute path, \"-\" before it if it "
+                           "may be missing)")
+    marker = os.path.join(tmp, "ran")
+    bad = os.path.join(tmp, "bad.conf")
+    with open(bad, "wb") as f:
+        f.write(b"A=1\n\nB=\xff\n")
+    fifo = os.path.join(tmp, "fifo")
+    os.mkfifo(fifo)
+    gone = os.path.join(tmp, "gone.conf")
+    for spec, why in ((gone, f"cannot read environment file {gone}: No such file or directory"),
+                      (tmp, f"cannot read environment file {tmp}: Is a directory"),
+                      (fifo, f"environment file {fifo} is not a regular file"),
+                      (bad, f"environment file {bad}:3 is not valid UTF-8")):
+        expect_usage_error(["-l", f"127.0.0.1:{port}", f"--environment-file={spec}", "--", "/bin/sh", "-c",
+                            f"touch {marker}"], f"Cannot start generation 1: {why}", code=1)
+    check(not os.path.exists(marker), "the command ran")
+    p = subprocess.run([HANDOFF, "-l", f"127.0.0.1:{port}", f"--environment-file=-{gone}", "--", "/bin/sh", "-c",
+                        f"touch {marker}"], capture_output=True, text=True, timeout=10)
+    check(os.path.exists(marker), f"an optional missing file: the command did not run: {p.stderr}")
+
+
 def test_cli_bad_durations(tmp):
     port = free_port()
     for opt in ("--start-timeout", "--drain-timeout"):

@@ -26,10 +26,10 @@ def cmdline(pid):
 class Service:
     """handoff started as a unit would start it: OPTIONS -- COMMAND."""
 
-    def __init__(self, tmp, options, command):
+    def __init__(self, tmp, options, command, env=None):
         self.port = free_port()
         self.fixed = ["-l", f"127.0.0.1:{self.port}", f"--mode={MODE}"]
-        self.h = Handoff(tmp, [*self.fixed, *options], command, notify=FakeSystemd(tmp))
+        self.h = Handoff(tmp, [*self.fixed, *options], command, notify=FakeSystemd(tmp), env=env)
         self.h.wait_ready(1)
 
     def reload(self, options, command, fixed=None, client=HANDOFFCTL):
@@ -110,6 +110,100 @@ def test_new_working_directory(tmp):
         h.close()
 
 
+def environ(pid):
+    """The environment pid was started with, as a dict."""
+    with open(f"/proc/{pid}/environ", "rb") as f:
+        entries = f.read().split(b"\0")[:-1]
+    return dict(e.decode().split("=", 1) for e in entries)
+
+
+def picked(env, *names):
+    return {k: env[k] for k in names if k in env}
+
+
+NAMES = ("A", "REMOVED", "ADDED", "UNIT_ONLY", "HANDOFF_ENVIRONMENT_KEYS")
+
+
+def test_environment_file_read_at_each_start(tmp):
+    """--environment-file is read at each generation's start: a changed
+    variable changes, a removed one goes, a new one comes, and one that the
+    file never named stays as handoff got it. handoff is started as
+    systemd starts the template unit: its environment already has the
+    file's variables. In handover mode the third generation is started by
+    the second next handoff, which must still know what the file named at
+    the first read."""
+    conf = os.path.join(tmp, "app.conf")
+    with open(conf, "w") as f:
+        f.write("A=1\nREMOVED=x\n")
+    s = Service(tmp, [f"--environment-file={conf}"], [FIXTURE],
+                env={"A": "1", "REMOVED": "x", "UNIT_ONLY": "u"})
+    h = s.h
+    try:
+        first = environ(s.serving(1))
+        check(picked(first, *NAMES) == {"A": "1", "REMOVED": "x", "UNIT_ONLY": "u"}, f"generation 1: {first}")
+
+        with open(conf, "w") as f:
+            f.write("# edited\nA=2\nADDED=\"two words\"\n")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2)
+        second = environ(s.serving(2))
+        check(picked(second, *NAMES) == {"A": "2", "ADDED": "two words", "UNIT_ONLY": "u"},
+              f"generation 2: {picked(second, *NAMES)}")
+
+        with open(conf, "w") as f:
+            f.write("ADDED=3\n")
+        p = s.reload([f"--environment-file={conf}"], [FIXTURE])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        third = environ(s.serving(3))
+        check(picked(third, *NAMES) == {"ADDED": "3", "UNIT_ONLY": "u"}, f"generation 3: {picked(third, *NAMES)}")
+        # handoff's own environment is the one it was started with.
+        check(picked(environ(h.main_pid()), "A", "REMOVED") == {"A": "1", "REMOVED": "x"},
+              f"handoff's own: {picked(environ(h.main_pid()), *NAMES)}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_environment_file_that_cannot_be_read_fails_the_reload(tmp):
+    """An environment file that cannot be read fails the reload, with the
+    file and why, and the old generation serves on with its environment; a
+    reload that adds the option, or an optional file that is missing,
+    starts."""
+    conf = os.path.join(tmp, "app.conf")
+    with open(conf, "w") as f:
+        f.write("A=2\n")
+    s = Service(tmp, [], [FIXTURE], env={"A": "1"})
+    h = s.h
+    try:
+        first = s.serving(1)
+        p = s.reload([f"--environment-file={conf}"], [FIXTURE])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        second = s.serving(2)
+        check(environ(second)["A"] == "2", "a reload that adds --environment-file")
+        h.wait_log("Retired generation 1 ")
+
+        with open(conf, "wb") as f:
+            f.write(b"A=3\nB=\xc3\n")
+        h.signal(signal.SIGHUP)
+        h.wait_log(f"Cannot start generation 3: environment file {conf}:2 is not valid UTF-8.")
+        check(serving_pid(s.port) == second, "generation 2 serves on")
+
+        gone = os.path.join(tmp, "gone.conf")
+        p = s.reload([f"--environment-file={gone}"], [FIXTURE])
+        check(p.returncode == 1 and "failed" in p.stderr, f"a missing file: {p.returncode} {p.stderr}")
+        check(f"cannot read environment file {gone}: No such file or directory" in h.log(), h.log())
+        check(serving_pid(s.port) == second, "generation 2 serves on")
+
+        # Optional and missing: nothing from it. A= is still left out of
+        # handoff's own: a file named it at the first read.
+        p = s.reload([f"--environment-file=-{gone}"], [FIXTURE])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        check("A" not in environ(s.serving(5)), "an optional missing file adds nothing")
+        check(first != second and h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_bad_new_command_lines_fail_and_old_serves(tmp):
     s = Service(tmp, [], [FIXTURE, "--status=one"])
     h = s.h
@@ -171,5 +265,6 @@ def test_candidate_of_a_new_command_line_exiting_rolls_back(tmp):
 
 if __name__ == "__main__":
     run([test_new_command_line_serves_and_stays, test_each_generation_stops_as_its_command_line_says,
-         test_new_working_directory,
+         test_new_working_directory, test_environment_file_read_at_each_start,
+         test_environment_file_that_cannot_be_read_fails_the_reload,
          test_bad_new_command_lines_fail_and_old_serves, test_candidate_of_a_new_command_line_exiting_rolls_back])

@@ -380,6 +380,30 @@ START_TEST(test_help_and_version) {
 }
 END_TEST
 
+START_TEST(test_environment_file) {
+        Options o;
+        /* Repeatable, in order, "-" kept for the reader (env-file.h). */
+        ck_assert_int_eq(PARSE(&o, "--environment-file=/etc/a.conf", "--environment-file", "-/etc/b/*.conf", "--",
+                               "s"),
+                         1);
+        ck_assert_uint_eq(o.n_environment_files, 2);
+        ck_assert_str_eq(o.environment_files[0], "/etc/a.conf");
+        ck_assert_str_eq(o.environment_files[1], "-/etc/b/*.conf");
+        ck_assert_ptr_null(o.environment_files[2]);
+        options_done(&o);
+        ck_assert_ptr_null(o.environment_files);
+        ck_assert_int_eq(PARSE(&o, "--", "s"), 1);
+        ck_assert_ptr_null(o.environment_files);
+        for (const char *const *bad = (const char *const[]) { "--environment-file=a.conf", "--environment-file=-",
+                                                               "--environment-file=", "--environment-file=--/x",
+                                                               NULL };
+             *bad; bad++) {
+                ck_assert_int_eq(PARSE(&o, *bad, "--", "s"), -EINVAL);
+                options_done(&o);
+        }
+}
+END_TEST
+
 START_TEST(test_options_done_twice) {
         Options o;
         ck_assert_int_eq(PARSE(&o, "-l", "1", "--pid-file=/x", "--", "s"), 1);
@@ -411,6 +435,7 @@ static Suite *options_suite(void) {
         tcase_add_test(tc, test_notify_socket);
         tcase_add_test(tc, test_notify_access);
         tcase_add_test(tc, test_help_and_version);
+        tcase_add_test(tc, test_environment_file);
         tcase_add_test(tc, test_options_done_twice);
         suite_add_tcase(s, tc);
         return s;
