@@ -122,6 +122,10 @@ _handoff()
                 _filedir -d
                 return
                 ;;
+        --environment-file)
+                _filedir
+                return
+                ;;
         --listen | -l)
                 # An address: unix:/path completes as a path, the rest has
                 # no list to offer beyond the prefixes.
@@ -149,7 +153,7 @@ _handoff()
         if [[ $cur == -* ]]; then
                 COMPREPLY=($(compgen -W "--listen= --ready= --start-timeout= --stop-signal=
                         --drain-timeout= --bake= --mode= --notify-socket= --notify-access= --cgroup=
-                        --pid-file= --working-directory= --fd-store-max= --systemd-fd-store= --verbose --help
+                        --pid-file= --working-directory= --environment-file= --fd-store-max= --systemd-fd-store= --verbose --help
                         --version --" -- "$cur"))
                 [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         elif ((cword == 1)); then

@@ -327,6 +327,17 @@ static int merge(char ***l, size_t *n, char **m) {
         return r;
 }
 
+/* An optional file that fails: a missing one is what "-" is for; one that
+ * is there but cannot be read (a drop-in's User= may not read root's file)
+ * means the server does not get its edits, which is worth a warning. */
+static int skip(const char *path, int error) {
+        if (error == -ENOENT)
+                log_debug_errno(error, "Skipping environment file %s: %m", path);
+        else
+                log_warning_errno(error, "Skipping environment file %s: %m", path);
+        return 0;
+}
+
 static int glob_errno(int g) {
         return g == GLOB_NOMATCH ? -ENOENT : g == GLOB_NOSPACE ? -ENOMEM : -EIO;
 }
@@ -342,7 +353,7 @@ static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, 
                 globfree(&g);
                 r = glob_errno(r);
                 if (optional && r != -ENOMEM)
-                        return log_debug_errno(r, "Skipping environment file %s: %m", pattern), 0;
+                        return skip(pattern, r);
                 *ret_failed = strdup(pattern);
                 return r;
         }
@@ -358,8 +369,7 @@ static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, 
                 if (r == 0)
                         continue;
                 if (optional && r != -ENOMEM) {
-                        log_debug_errno(r, "Skipping environment file %s: %m", g.gl_pathv[i]);
-                        r = 0;
+                        r = skip(g.gl_pathv[i], r);
                         continue;
                 }
                 *ret_line = line;

@@ -805,8 +805,8 @@ def test_template(um):
     # $HANDOFF_OPTIONS and $COMMAND were split into words, quotes honoured.
     with open("/proc/%d/cmdline" % main, "rb") as f:
         argv = f.read().split(b"\0")[:-1]
-    assert argv[1:] == [b"--cgroup=yes", b"--drain-timeout=5s", b"--", FIXTURE.encode(), b"--status",
-                        b"hello from web"], argv
+    assert argv[1:] == [b"--cgroup=yes", b"--environment-file=-" + um.path("config", "handoff", "web.conf").encode(),
+                        b"--drain-timeout=5s", b"--", FIXTURE.encode(), b"--status", b"hello from web"], argv
     text = um.show(unit, "StatusText")["StatusText"]
     # handoff's own status, or (today) the server's STATUS= relayed after it.
     assert "hello from web" in text or parse_status(text), text
@@ -872,6 +872,49 @@ def test_template_release_directories(um):
         assert answer_of(port)[0] == app2, "release b serves on"
         um.wait_for(lambda: "cannot change to working directory %s: No such file or directory" % current
                     in open(log_).read(), 10, "the reason in the log")
+        um.systemctl("stop", unit, "handoff@%s.socket" % name)
+
+
+def environ_of(pid):
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        return dict(e.decode().split("=", 1) for e in f.read().split(b"\0")[:-1])
+
+
+@with_logs
+def test_template_environment_file(um):
+    """The variables of NAME.conf that the server reads itself, through the
+    shipped template, in both modes: after an edit and "systemctl reload"
+    the new generation has a changed variable's new value, not a removed
+    one, and a new one; a second reload (a second next handoff in handover
+    mode) still leaves out one the file no longer has."""
+    install_template(um)
+    names = ("GREETING", "OLD", "NEW")
+    for mode in ("handover", "supervise"):
+        name, port = "env-" + mode, free_port()
+        conf = um.path("config", "handoff", name + ".conf")
+        head = "COMMAND=%s\nHANDOFF_OPTIONS=--mode=%s\n" % (FIXTURE, mode)
+        with open(conf, "w") as f:
+            f.write(head + "GREETING=one\nOLD=x\n")
+        unit, _, app1 = start_instance(um, name, port)
+        env = environ_of(app1)
+        assert {k: env.get(k) for k in names} == {"GREETING": "one", "OLD": "x", "NEW": None}, env
+
+        with open(conf, "w") as f:
+            f.write(head + 'GREETING="two words"\nNEW=y\n')
+        um.systemctl("reload", unit)
+        app2 = um.wait_for(lambda: (lambda pid: pid if pid != app1 else None)(answer_of(port)[0]), 10,
+                           "generation 2 to answer")
+        env = environ_of(app2)
+        assert {k: env.get(k) for k in names} == {"GREETING": "two words", "OLD": None, "NEW": "y"}, env
+
+        with open(conf, "w") as f:
+            f.write(head)
+        um.systemctl("reload", unit)
+        app3 = um.wait_for(lambda: (lambda pid: pid if pid not in (app1, app2) else None)(answer_of(port)[0]), 10,
+                           "generation 3 to answer")
+        env = environ_of(app3)
+        assert {k: env.get(k) for k in names} == {"GREETING": None, "OLD": None, "NEW": None}, env
+        log("template %s: generation 3's environment has none of %s" % (mode, ", ".join(names)))
         um.systemctl("stop", unit, "handoff@%s.socket" % name)
 
 
@@ -1104,6 +1147,7 @@ if __name__ == "__main__":
         test_template,
         test_template_reload_applies_config,
         test_template_release_directories,
+        test_template_environment_file,
         test_notify_reload_variant,
     ]
     # test-units.py test_watchdog test_template runs those two (run() filters).
