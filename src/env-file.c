@@ -158,6 +158,10 @@ static int put(char ***l, size_t *n, const char *key, const char *value) {
                         (*l)[i] = e;
                         return 0;
                 }
+        if (*n >= ENV_FILE_MAX_ENTRIES) {
+                free(e);
+                return -E2BIG;
+        }
         return strv_push(l, n, e);
 }
 
@@ -182,7 +186,10 @@ static int push(Parser *p, bool trim, char ***l, size_t *n, EnvFileSkipped skipp
                         skipped(p->key, p->key_line, "not a valid variable name", userdata);
                 return 0;
         }
-        return put(l, n, p->key, p->value);
+        int r = put(l, n, p->key, p->value);
+        if (r == -E2BIG)
+                *ret_line = p->key_line;
+        return r;
 }
 
 int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSkipped skipped, void *userdata,
@@ -258,31 +265,38 @@ int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSk
 /* ---- reading the files ---------------------------------------------------- */
 
 static void warn_skipped(const char *key, unsigned line, const char *why, void *userdata) {
-        log_warning("%s:%u: ignoring \"%.*s\": %s.", (const char *) userdata, line, (int) printable_prefix(key, 64),
-                    key, why);
+        size_t k = utf8_trim_partial(key, printable_prefix(key, 64));
+        log_warning("%s:%u: ignoring \"%.*s\": %s.", (const char *) userdata, line, (int) k, key, why);
 }
 
-/* The whole file, as a string. */
+/* The whole file, as a string, read to its end: a file in /proc says it
+ * has size 0. */
 static int read_file(const char *path, char **ret, size_t *ret_len) {
-        /* O_NONBLOCK: opening a FIFO must not wait for its writer. */
+        /* O_NONBLOCK: opening a FIFO must not wait for its writer, nor a
+         * read from a device for its data. */
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0)
                 return -errno;
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return -errno;
-        if (!S_ISREG(st.st_mode))
+        /* A character device: /dev/null, which systemd takes as empty. */
+        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
                 return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
-        /* No environment larger than this reaches exec(). */
-        long max = sysconf(_SC_ARG_MAX);
-        if (max > 0 && st.st_size > max)
-                return -EFBIG;
-        size_t size = (size_t) st.st_size, len = 0;
-        _cleanup_free_ char *buf = malloc(size + 1);
-        if (!buf)
-                return -ENOMEM;
-        /* A file that grows meanwhile is read up to the size it had. */
-        while (len < size) {
+        size_t size = 0, len = 0;
+        _cleanup_free_ char *buf = NULL;
+        for (;;) {
+                if (len == size) {
+                        if (size > ENV_FILE_MAX_SIZE)
+                                return -EFBIG;
+                        size = size ? 2 * size : (size_t) st.st_size > 0 ? (size_t) st.st_size + 1 : 4096;
+                        if (size > ENV_FILE_MAX_SIZE + 1)
+                                size = ENV_FILE_MAX_SIZE + 1;
+                        char *b = realloc(buf, size + 1);
+                        if (!b)
+                                return -ENOMEM;
+                        buf = b;
+                }
                 ssize_t k = read(fd, buf + len, size - len);
                 if (k < 0 && errno == EINTR)
                         continue;
@@ -292,6 +306,8 @@ static int read_file(const char *path, char **ret, size_t *ret_len) {
                         break;
                 len += (size_t) k;
         }
+        if (len > ENV_FILE_MAX_SIZE)
+                return -EFBIG;
         buf[len] = 0;
         *ret = TAKE_PTR(buf);
         *ret_len = len;
@@ -318,6 +334,9 @@ static int merge(char ***l, size_t *n, char **m) {
                 if (i < *n) {
                         free((*l)[i]);
                         (*l)[i] = *e;
+                } else if (r == 0 && *n >= ENV_FILE_MAX_ENTRIES) {
+                        r = -E2BIG;
+                        free(*e);
                 } else if (r == 0)
                         r = strv_push(l, n, *e);
                 else
@@ -358,6 +377,11 @@ static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, 
                 return r;
         }
         for (size_t i = 0; i < g.gl_pathc; i++) {
+                /* As systemd's safe_glob(): "/x/.*" does not mean . and .. */
+                const char *base = strrchr(g.gl_pathv[i], '/');
+                base = base ? base + 1 : g.gl_pathv[i];
+                if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+                        continue;
                 char **m = NULL;
                 size_t k = 0;
                 unsigned line = 0;

@@ -16,6 +16,13 @@
  * they are now: a changed variable changes, a removed one goes, a new one
  * comes. */
 
+/* What a start reads at most, so that a file made by mistake (or by
+ * someone else) cannot stall handoff's loop for long: each lookup by name
+ * is a scan, and systemd itself reads no more than an environment may
+ * hold. Far above what a server's configuration needs. */
+#define ENV_FILE_MAX_SIZE (1024 * 1024)
+#define ENV_FILE_MAX_ENTRIES 1024
+
 /* Called for an assignment that is skipped, with why ("not a valid
  * variable name"). */
 typedef void (*EnvFileSkipped)(const char *key, unsigned line, const char *why, void *userdata);
@@ -30,7 +37,8 @@ typedef void (*EnvFileSkipped)(const char *key, unsigned line, const char *why, 
  * replaces it in its place. One whose name is not a shell variable name is
  * skipped (skipped() says so; may be NULL). Returns 0; -EILSEQ with
  * *ret_line when a key or value is not valid UTF-8 (systemd refuses the
- * whole file then); -ENOMEM. */
+ * whole file then), -E2BIG with *ret_line when *l would get more than
+ * ENV_FILE_MAX_ENTRIES entries; -ENOMEM. */
 int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSkipped skipped, void *userdata,
                    unsigned *ret_line);
 
@@ -40,9 +48,10 @@ int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSk
  * variable handoff sets for each generation (env_is_scrubbed(): LISTEN_FDS,
  * NOTIFY_SOCKET...) is skipped with a warning. Returns 0, or -errno with
  * *ret_failed the file that could not be read (a new string) and *ret_line
- * its bad line (0 for none): -EILSEQ as above, -EFBIG for one larger than a
- * process's environment may be, -EBADFD for one that is not a regular file
- * (a FIFO would block handoff's loop), -EISDIR. */
+ * its bad line (0 for none): -EILSEQ and -E2BIG as above, -EFBIG for one
+ * larger than ENV_FILE_MAX_SIZE, -EBADFD for one that is neither a regular
+ * file nor a character device (/dev/null; a FIFO would block handoff's
+ * loop), -EISDIR. */
 int env_files_read(char *const *specs, char ***ret, char **ret_failed, unsigned *ret_line);
 
 /* The names of the assignments l, each after a ':' (":A:B"): the form in

@@ -360,6 +360,9 @@ static int read_environment(Generation *g, const GenerationConfig *c, char ***re
         if (r == -EILSEQ)
                 return log_error_errno(r, "Cannot start generation %u: environment file %s:%u is not valid UTF-8.",
                                        g->number, failed, line);
+        if (r == -E2BIG)
+                return log_error_errno(r, "Cannot start generation %u: environment files: more than %d variables, "
+                                       "at %s:%u.", g->number, ENV_FILE_MAX_ENTRIES, failed, line);
         if (r == -EBADFD)
                 return log_error_errno(r, "Cannot start generation %u: environment file %s is not a regular file.",
                                        g->number, failed);

@@ -192,12 +192,23 @@ static void next_exec_done(NextExec *x) {
         free(x->fds);
 }
 
+/* An environment string the kernel takes (MAX_ARG_STRLEN is 128 KiB), and
+ * the standby's GO message. Beyond it the next handoff takes the names at
+ * its own first read instead. */
+#define ENVIRONMENT_KEYS_MAX (16 * 1024)
+
 static int next_exec_build(const NextHandoffConfig *c, int channel_child, unsigned number, NextExec *x) {
+        const char *keys = c->environment_keys;
+        if (keys && strlen(keys) > ENVIRONMENT_KEYS_MAX) {
+                log_warning("The environment files' names are too long to pass on; the next handoff takes them at "
+                            "its first read.");
+                keys = NULL;
+        }
         if (asprintf(&x->control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
             asprintf(&x->stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0 ||
             !(x->fdpoll = strjoin2("HANDOFF_FDPOLL=", c->fdpoll ? c->fdpoll : "")) ||
             !(x->stats = strjoin2("HANDOFF_STATS=", c->stats)) ||
-            (c->environment_keys && !(x->keys = strjoin2("HANDOFF_ENVIRONMENT_KEYS=", c->environment_keys))))
+            (keys && !(x->keys = strjoin2("HANDOFF_ENVIRONMENT_KEYS=", keys))))
                 return -ENOMEM;
         char *extra[] = { x->control, x->stored, x->fdpoll, x->stats, x->keys, NULL };
         EnvParams ep = {

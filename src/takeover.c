@@ -65,6 +65,9 @@ void takeover_inherit_from_env(Inheritance *ret) {
          * the same variables (inherited from it), to be left out as it did. */
         if ((e = getenv("HANDOFF_ENVIRONMENT_KEYS")) && env_file_names_valid(e))
                 in.environment_keys = strdup(e);
+        else if (e)
+                log_warning("Ignoring an invalid HANDOFF_ENVIRONMENT_KEYS; the environment files' names are taken "
+                            "at their next read.");
         unsetenv("HANDOFF_GENERATION");
         unsetenv("HANDOFF_STATS");
         unsetenv("HANDOFF_ENVIRONMENT_KEYS");

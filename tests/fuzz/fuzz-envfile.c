@@ -7,7 +7,8 @@
  *    reference gives: systemd 252's parse_env_file_internal() as written
  *    there (a switch per state), with load_env_file()'s push (an entry of
  *    the same name replaced in its place, -EILSEQ for a key or value that
- *    is not UTF-8) and strv_env_clean()'s skip of invalid names; the same
+ *    is not UTF-8; handoff's -E2BIG beyond ENV_FILE_MAX_ENTRIES) and
+ *    strv_env_clean()'s skip of invalid names; the same
  *    entries, the same skipped names, the same error and line;
  *  - every entry is NAME=VALUE with a valid name, no two of one name, and
  *    valid UTF-8;
@@ -57,6 +58,12 @@ static int ref_push(Ref *r, const char *key, const char *value, unsigned line) {
                         r->l[i] = e;
                         return 0;
                 }
+        /* handoff's own limit, which systemd does not have. */
+        if (r->n >= ENV_FILE_MAX_ENTRIES) {
+                free(e);
+                r->bad_line = line;
+                return -E2BIG;
+        }
         if (strv_push(&r->l, &r->n, e) < 0)
                 abort();
         return 0;
@@ -233,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int r = env_file_parse((const char *) data, size, &l, &n, count_skipped, &skipped, &line);
         FUZZ_ASSERT(r == want, "env_file_parse(\"%s\") = %d, the reference %d", fuzz_repr(s, repr, sizeof repr), r,
                     want);
-        if (r == -EILSEQ)
+        if (r == -EILSEQ || r == -E2BIG)
                 FUZZ_ASSERT(line == ref.bad_line, "bad line %u, the reference %u", line, ref.bad_line);
         FUZZ_ASSERT(skipped == ref.skipped, "%zu skipped, the reference %zu", skipped, ref.skipped);
         FUZZ_ASSERT(n == ref.n, "%zu entries, the reference %zu (\"%s\")", n, ref.n, fuzz_repr(s, repr, sizeof repr));

@@ -131,7 +131,8 @@ def test_environment_file_read_at_each_start(tmp):
     systemd starts the template unit: its environment already has the
     file's variables. In handover mode the third generation is started by
     the second next handoff, which must still know what the file named at
-    the first read."""
+    the first read. A reload that drops the option gives the fourth
+    handoff's environment as it is."""
     conf = os.path.join(tmp, "app.conf")
     with open(conf, "w") as f:
         f.write("A=1\nREMOVED=x\n")
@@ -156,6 +157,12 @@ def test_environment_file_read_at_each_start(tmp):
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
         third = environ(s.serving(3))
         check(picked(third, *NAMES) == {"ADDED": "3", "UNIT_ONLY": "u"}, f"generation 3: {picked(third, *NAMES)}")
+        # A reload without the option: handoff's whole environment again.
+        p = s.reload([], [FIXTURE])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        fourth = environ(s.serving(4))
+        check(picked(fourth, *NAMES) == {"A": "1", "REMOVED": "x", "UNIT_ONLY": "u"},
+              f"generation 4: {picked(fourth, *NAMES)}")
         # handoff's own environment is the one it was started with.
         check(picked(environ(h.main_pid()), "A", "REMOVED") == {"A": "1", "REMOVED": "x"},
               f"handoff's own: {picked(environ(h.main_pid()), *NAMES)}")

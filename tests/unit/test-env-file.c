@@ -361,6 +361,96 @@ START_TEST(test_names) {
 }
 END_TEST
 
+START_TEST(test_devices_and_proc) {
+        char **l, *failed;
+        /* /dev/null is an empty file, as systemd has it. */
+        char *specs[] = { (char *) "/dev/null", NULL };
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), 0);
+        ck_assert_ptr_null(l[0]);
+        strv_free(l);
+
+        /* A file that says it has size 0 is read to its end: our own
+         * environment, its first entry (the text ends at a NUL). */
+        FILE *f = fopen("/proc/self/environ", "r");
+        ck_assert_ptr_nonnull(f);
+        char first[4096] = "";
+        size_t k = fread(first, 1, sizeof first - 1, f);
+        fclose(f);
+        first[k] = 0;
+        char *specs2[] = { (char *) "/proc/self/environ", NULL };
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), 0);
+        if (strchr(first, '=') && (first[0] == '_' || (first[0] >= 'A' && first[0] <= 'Z')) &&
+            strcspn(first, "=") == strspn(first, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_") &&
+            strcspn(first, " \t") > strlen(first)) {
+                ck_assert_uint_eq(strv_length(l), 1);
+                ck_assert_str_eq(l[0], first);
+        }
+        strv_free(l);
+}
+END_TEST
+
+START_TEST(test_limits) {
+        char **l, *failed;
+        unsigned line;
+
+        /* Size: ENV_FILE_MAX_SIZE is read; one byte more is refused, also
+         * from a device that never ends. */
+        _cleanup_free_ char *big = path_of("big.conf");
+        FILE *f = fopen(big, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs("A=1\n", f);
+        for (size_t i = 4; i < ENV_FILE_MAX_SIZE; i++)
+                fputc(i + 1 == ENV_FILE_MAX_SIZE ? '\n' : '#', f);
+        ck_assert_int_eq(fclose(f), 0);
+        char *specs[] = { big, NULL };
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 1);
+        strv_free(l);
+        f = fopen(big, "a");
+        fputc('\n', f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), -EFBIG);
+        free(failed);
+        char *zero[] = { (char *) "/dev/zero", NULL };
+        ck_assert_int_eq(read_specs(zero, &l, &failed, NULL), -EFBIG);
+        free(failed);
+
+        /* Entries: ENV_FILE_MAX_ENTRIES, then one more refused, with its
+         * line; also across two files. */
+        _cleanup_free_ char *many = path_of("many.conf"), *more = write_file("more.conf", "A=1\nB1=2\n");
+        f = fopen(many, "w");
+        ck_assert_ptr_nonnull(f);
+        for (int i = 0; i < ENV_FILE_MAX_ENTRIES; i++)
+                fprintf(f, "V%d=%d\n", i, i);
+        ck_assert_int_eq(fclose(f), 0);
+        char *specs2[] = { many, NULL };
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), ENV_FILE_MAX_ENTRIES);
+        strv_free(l);
+        char *specs3[] = { many, more, NULL };
+        ck_assert_int_eq(read_specs(specs3, &l, &failed, NULL), -E2BIG);
+        ck_assert_str_eq(failed, more);
+        free(failed);
+        f = fopen(many, "a");
+        fputs("V1=again\nEXTRA=1\n", f);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_int_eq(read_specs(specs2, &l, &failed, &line), -E2BIG);
+        ck_assert_uint_eq(line, ENV_FILE_MAX_ENTRIES + 2);
+        free(failed);
+}
+END_TEST
+
+START_TEST(test_glob_skips_dot_entries) {
+        _cleanup_free_ char *hidden = write_file(".env", "H=1\n"), *pattern = path_of(".*");
+        char *specs[] = { pattern, NULL };
+        char **l, *failed;
+        ck_assert_int_eq(read_specs(specs, &l, &failed, NULL), 0);
+        ck_assert_uint_eq(strv_length(l), 1);
+        ck_assert_str_eq(l[0], "H=1");
+        strv_free(l);
+}
+END_TEST
+
 static Suite *env_file_suite(void) {
         Suite *s = suite_create("env-file");
         TCase *tc = tcase_create("parse");
@@ -381,6 +471,9 @@ static Suite *env_file_suite(void) {
         tcase_add_test(tc, test_glob);
         tcase_add_test(tc, test_not_a_regular_file);
         tcase_add_test(tc, test_handoffs_own_variables_skipped);
+        tcase_add_test(tc, test_devices_and_proc);
+        tcase_add_test(tc, test_limits);
+        tcase_add_test(tc, test_glob_skips_dot_entries);
         suite_add_tcase(s, tc);
         return s;
 }
