@@ -139,11 +139,22 @@ static bool name_is_valid_n(const char *s, size_t n) {
         return true;
 }
 
-static size_t name_length(const char *entry) {
-        return strcspn(entry, "=");
+/* Takes e ("NAME=VALUE") into *l: in the place of an entry of the same
+ * name, else at the end. Frees it when it cannot. */
+static int assign(char ***l, size_t *n, char *e) {
+        ssize_t i = env_find(*l, e);
+        if (i >= 0) {
+                free((*l)[i]);
+                (*l)[i] = e;
+                return 0;
+        }
+        if (*n >= ENV_FILE_MAX_ENTRIES) {
+                free(e);
+                return -E2BIG;
+        }
+        return strv_push(l, n, e);
 }
 
-/* Puts "key=value" in *l: in the place of an entry of the same name. */
 static int put(char ***l, size_t *n, const char *key, const char *value) {
         size_t k = strlen(key), v = strlen(value);
         char *e = malloc(k + v + 2);
@@ -152,17 +163,7 @@ static int put(char ***l, size_t *n, const char *key, const char *value) {
         memcpy(e, key, k);
         e[k] = '=';
         memcpy(e + k + 1, value, v + 1);
-        for (size_t i = 0; i < *n; i++)
-                if (name_length((*l)[i]) == k && memcmp((*l)[i], key, k) == 0) {
-                        free((*l)[i]);
-                        (*l)[i] = e;
-                        return 0;
-                }
-        if (*n >= ENV_FILE_MAX_ENTRIES) {
-                free(e);
-                return -E2BIG;
-        }
-        return strv_push(l, n, e);
+        return assign(l, n, e);
 }
 
 typedef struct Parser {
@@ -326,22 +327,11 @@ static int read_one(const char *path, char ***l, size_t *n, unsigned *ret_line) 
 /* Moves m's entries into *l, each in the place of one of the same name. */
 static int merge(char ***l, size_t *n, char **m) {
         int r = 0;
-        for (char **e = m; e && *e; e++) {
-                size_t k = name_length(*e), i;
-                for (i = 0; i < *n; i++)
-                        if (name_length((*l)[i]) == k && memcmp((*l)[i], *e, k) == 0)
-                                break;
-                if (i < *n) {
-                        free((*l)[i]);
-                        (*l)[i] = *e;
-                } else if (r == 0 && *n >= ENV_FILE_MAX_ENTRIES) {
-                        r = -E2BIG;
-                        free(*e);
-                } else if (r == 0)
-                        r = strv_push(l, n, *e);
+        for (char **e = m; e && *e; e++)
+                if (r == 0)
+                        r = assign(l, n, *e);
                 else
                         free(*e);
-        }
         free(m);
         return r;
 }
@@ -424,7 +414,7 @@ int env_files_read(char *const *specs, char ***ret, char **ret_failed, unsigned 
                         continue;
                 }
                 log_warning("Ignoring %.*s= from the environment files: handoff sets it for each generation.",
-                            (int) name_length(l[i]), l[i]);
+                            (int) env_name_length(l[i]), l[i]);
                 free(l[i]);
         }
         if (!l && !(l = calloc(1, sizeof(char *))))
@@ -439,13 +429,13 @@ int env_files_read(char *const *specs, char ***ret, char **ret_failed, unsigned 
 char *env_file_names(char *const *l) {
         size_t size = 1;
         for (char *const *e = l; e && *e; e++)
-                size += 1 + name_length(*e);
+                size += 1 + env_name_length(*e);
         char *s = malloc(size), *w = s;
         if (!s)
                 return NULL;
         for (char *const *e = l; e && *e; e++) {
                 *w++ = ':';
-                w = mempcpy(w, *e, name_length(*e));
+                w = mempcpy(w, *e, env_name_length(*e));
         }
         *w = 0;
         return s;

@@ -32,22 +32,22 @@ int env_is_scrubbed(const char *entry) {
         return false;
 }
 
-static size_t name_length(const char *entry) {
+size_t env_name_length(const char *entry) {
         return strcspn(entry, "=");
 }
 
-bool env_names_contain(const char *names, const char *entry) {
-        size_t k = name_length(entry);
-        for (const char *p = names ? strchr(names, ':') : NULL; p; p = strchr(p + 1, ':'))
-                if (strncmp(p + 1, entry, k) == 0 && (p[1 + k] == ':' || p[1 + k] == 0))
-                        return true;
-        return false;
+ssize_t env_find(char *const *l, const char *entry) {
+        size_t k = env_name_length(entry);
+        for (size_t i = 0; l && l[i]; i++)
+                if (env_name_length(l[i]) == k && memcmp(l[i], entry, k) == 0)
+                        return (ssize_t) i;
+        return -1;
 }
 
-static bool named_in(char *const *l, const char *entry) {
-        size_t k = name_length(entry);
-        for (; l && *l; l++)
-                if (name_length(*l) == k && memcmp(*l, entry, k) == 0)
+bool env_names_contain(const char *names, const char *entry) {
+        size_t k = env_name_length(entry);
+        for (const char *p = names ? strchr(names, ':') : NULL; p; p = strchr(p + 1, ':'))
+                if (strncmp(p + 1, entry, k) == 0 && (p[1 + k] == ':' || p[1 + k] == 0))
                         return true;
         return false;
 }
@@ -58,7 +58,7 @@ static bool inherited(const char *entry, const EnvParams *p) {
                 return false;
         if (p->drop && env_names_contain(p->drop, entry))
                 return false;
-        return !p->environment || !named_in(p->environment, entry);
+        return env_find(p->environment, entry) < 0;
 }
 
 /* One entry of the environment being built: a followed by b. */

@@ -31,6 +31,13 @@ typedef struct EnvParams {
  * and so must never leak from handoff's environment into a generation. */
 int env_is_scrubbed(const char *entry);
 
+/* The length of entry's name: "NAME=VALUE", or a bare NAME. */
+size_t env_name_length(const char *entry);
+
+/* The index in l (NULL-terminated, or NULL) of the entry of entry's name,
+ * or -1. */
+ssize_t env_find(char *const *l, const char *entry);
+
 /* Whether entry ("NAME=...", or a bare NAME) is one of names (":A:B"). */
 bool env_names_contain(const char *names, const char *entry);
 
