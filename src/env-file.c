@@ -356,8 +356,13 @@ static int glob_errno(int g) {
 static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, unsigned *ret_line) {
         bool optional = spec[0] == '-';
         const char *pattern = spec + optional;
-        glob_t g = {};
-        int r = glob(pattern, 0, NULL, &g);
+        /* A path without a wildcard is opened as it is: glob() would say
+         * "no match" for one in a directory we may not search, where open()
+         * says EACCES. */
+        bool wildcard = strpbrk(pattern, "*?[");
+        char *one[] = { (char *) pattern, NULL };
+        glob_t g = { .gl_pathc = 1, .gl_pathv = one };
+        int r = wildcard ? glob(pattern, 0, NULL, &g) : 0;
         if (r != 0) {
                 globfree(&g);
                 r = glob_errno(r);
@@ -370,7 +375,7 @@ static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, 
                 /* As systemd's safe_glob(): "/x/.*" does not mean . and .. */
                 const char *base = strrchr(g.gl_pathv[i], '/');
                 base = base ? base + 1 : g.gl_pathv[i];
-                if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+                if (wildcard && (strcmp(base, ".") == 0 || strcmp(base, "..") == 0))
                         continue;
                 char **m = NULL;
                 size_t k = 0;
@@ -390,7 +395,8 @@ static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, 
                 *ret_failed = strdup(g.gl_pathv[i]);
                 break;
         }
-        globfree(&g);
+        if (wildcard)
+                globfree(&g);
         return r;
 }
 

@@ -24,7 +24,7 @@ from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
-from hardening import (NOBODY, PYTHON, Launched, alive, notify_socket_of, send_notify, send_notify_as,
+from hardening import (NOBODY, PYTHON, Launched, alive, environ_of, notify_socket_of, send_notify, send_notify_as,
                        showing_logs)
 
 SETPRIV = shutil.which("setpriv")
@@ -333,6 +333,39 @@ def test_files_after_reloads(tmp):
     finally:
         h.kill_all()
         fake.close()
+
+
+def test_environment_file_handoff_may_not_read(tmp):
+    """handoff as uid 65534 and an --environment-file that only root may
+    read (a drop-in's User= under the template, whose EnvironmentFile=
+    systemd reads as root): without "-" generation 1 fails, naming the file
+    and EACCES; with "-" it is skipped with a warning (not silently: the
+    server would not get the file's edits) and the server starts."""
+    need_root_and_setpriv()
+    conf_dir = os.path.join(tmp, "etc")
+    os.mkdir(conf_dir)
+    os.chmod(tmp, 0o755)
+    conf = os.path.join(conf_dir, "web.conf")
+    with open(conf, "w") as f:
+        f.write("SECRET=x\n")
+    os.chmod(conf, 0o600)
+    port = free_port()
+    as_nobody = [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port}", f"--environment-file={conf}"], [FIXTURE], prefix=as_nobody)
+    try:
+        check(h.wait_exit() == 1, h.log())
+        check(f"Cannot start generation 1: cannot read environment file {conf}: Permission denied" in h.log(),
+              h.log())
+    finally:
+        h.kill_all()
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port}", f"--environment-file=-{conf}"], [FIXTURE], prefix=as_nobody)
+    try:
+        h.wait_log("is ready")
+        check(f"Skipping environment file {conf}: Permission denied" in h.log(), h.log())
+        check("SECRET" not in environ_of(serving_pid(port)), "the server got the file's variable")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
 
 
 MODE_DEPENDENT = {"test_ready_from_another_uid_does_not_commit", "test_main_process_under_another_uid_is_heard",
