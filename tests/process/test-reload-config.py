@@ -13,6 +13,7 @@ import subprocess
 
 from handofftest.handoff import FIXTURE, HANDOFF, HANDOFFCTL, MODE, Handoff
 from handofftest.net import free_port, serving_pid
+from handofftest.procs import environ_of
 from handofftest.notify import FakeSystemd
 from handofftest.runner import run
 from handofftest.wait import check, wait_for
@@ -110,13 +111,6 @@ def test_new_working_directory(tmp):
         h.close()
 
 
-def environ(pid):
-    """The environment pid was started with, as a dict."""
-    with open(f"/proc/{pid}/environ", "rb") as f:
-        entries = f.read().split(b"\0")[:-1]
-    return dict(e.decode().split("=", 1) for e in entries)
-
-
 def picked(env, *names):
     return {k: env[k] for k in names if k in env}
 
@@ -140,14 +134,14 @@ def test_environment_file_read_at_each_start(tmp):
                 env={"A": "1", "REMOVED": "x", "UNIT_ONLY": "u"})
     h = s.h
     try:
-        first = environ(s.serving(1))
+        first = environ_of(s.serving(1))
         check(picked(first, *NAMES) == {"A": "1", "REMOVED": "x", "UNIT_ONLY": "u"}, f"generation 1: {first}")
 
         with open(conf, "w") as f:
             f.write("# edited\nA=2\nADDED=\"two words\"\n")
         h.signal(signal.SIGHUP)
         h.wait_ready(2)
-        second = environ(s.serving(2))
+        second = environ_of(s.serving(2))
         check(picked(second, *NAMES) == {"A": "2", "ADDED": "two words", "UNIT_ONLY": "u"},
               f"generation 2: {picked(second, *NAMES)}")
 
@@ -155,17 +149,17 @@ def test_environment_file_read_at_each_start(tmp):
             f.write("ADDED=3\n")
         p = s.reload([f"--environment-file={conf}"], [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        third = environ(s.serving(3))
+        third = environ_of(s.serving(3))
         check(picked(third, *NAMES) == {"ADDED": "3", "UNIT_ONLY": "u"}, f"generation 3: {picked(third, *NAMES)}")
         # A reload without the option: handoff's whole environment again.
         p = s.reload([], [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        fourth = environ(s.serving(4))
+        fourth = environ_of(s.serving(4))
         check(picked(fourth, *NAMES) == {"A": "1", "REMOVED": "x", "UNIT_ONLY": "u"},
               f"generation 4: {picked(fourth, *NAMES)}")
         # handoff's own environment is the one it was started with.
-        check(picked(environ(h.main_pid()), "A", "REMOVED") == {"A": "1", "REMOVED": "x"},
-              f"handoff's own: {picked(environ(h.main_pid()), *NAMES)}")
+        check(picked(environ_of(h.main_pid()), "A", "REMOVED") == {"A": "1", "REMOVED": "x"},
+              f"handoff's own: {picked(environ_of(h.main_pid()), *NAMES)}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -186,7 +180,7 @@ def test_environment_file_that_cannot_be_read_fails_the_reload(tmp):
         p = s.reload([f"--environment-file={conf}"], [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
         second = s.serving(2)
-        check(environ(second)["A"] == "2", "a reload that adds --environment-file")
+        check(environ_of(second)["A"] == "2", "a reload that adds --environment-file")
         h.wait_log("Retired generation 1 ")
 
         with open(conf, "wb") as f:
@@ -205,7 +199,7 @@ def test_environment_file_that_cannot_be_read_fails_the_reload(tmp):
         # handoff's own: a file named it at the first read.
         p = s.reload([f"--environment-file=-{gone}"], [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        check("A" not in environ(s.serving(5)), "an optional missing file adds nothing")
+        check("A" not in environ_of(s.serving(5)), "an optional missing file adds nothing")
         check(first != second and h.stop() == 0, h.log())
     finally:
         h.close()

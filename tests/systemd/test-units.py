@@ -41,7 +41,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from handofftest import net  # noqa: E402
 from handofftest.load import Load, SlowRequest  # noqa: E402
 from handofftest.net import free_port, read_all  # noqa: E402
-from handofftest.procs import pid_alive, ppid_of, proc_cmdline  # noqa: E402
+from handofftest.procs import environ_of, pid_alive, ppid_of, proc_cmdline  # noqa: E402
 from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
 from handofftest.wait import WaitTimeout  # noqa: E402
 from handofftest.units import UNITS_DIR, built, render  # noqa: E402
@@ -873,11 +873,6 @@ def test_template_release_directories(um):
         um.wait_for(lambda: "cannot change to working directory %s: No such file or directory" % current
                     in open(log_).read(), 10, "the reason in the log")
         um.systemctl("stop", unit, "handoff@%s.socket" % name)
-
-
-def environ_of(pid):
-    with open("/proc/%d/environ" % pid, "rb") as f:
-        return dict(e.decode().split("=", 1) for e in f.read().split(b"\0")[:-1])
 
 
 @with_logs
