@@ -7,8 +7,8 @@
 #include <sys/socket.h>
 
 #include "channel.h"
-#include "log.h"
 #include "env-file.h"
+#include "log.h"
 #include "takeover.h"
 
 struct Takeover {
