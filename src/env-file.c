@@ -1,9 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-#include <fcntl.h>
-#include <glob.h>
+#include <stdint.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "env-file.h"
 #include "env.h"
@@ -129,7 +126,7 @@ static Class classify(char c) {
 
 /* systemd's env_name_is_valid(): letters, digits and '_', not starting
  * with a digit. */
-static bool name_is_valid_n(const char *s, size_t n) {
+bool env_name_is_valid_n(const char *s, size_t n) {
         if (n == 0 || (*s >= '0' && *s <= '9'))
                 return false;
         for (size_t i = 0; i < n; i++)
@@ -139,23 +136,91 @@ static bool name_is_valid_n(const char *s, size_t n) {
         return true;
 }
 
-/* Takes e ("NAME=VALUE") into *l: in the place of an entry of the same
- * name, else at the end. Frees it when it cannot. */
-static int assign(char ***l, size_t *n, char *e) {
-        ssize_t i = env_find(*l, e);
-        if (i >= 0) {
-                free((*l)[i]);
-                (*l)[i] = e;
+/* ---- the entries, with an index by name -------------------------------- */
+
+/* Each lookup by name costs the name's length, not a scan of every entry:
+ * with scans, 1,023 names of 500 bytes and then one name repeated to 1 MiB
+ * took 4 s. A power of 2, at least twice ENV_FILE_MAX_ENTRIES: the table is
+ * never full, and probes stay short. */
+#define INDEX_SLOTS 2048
+
+static uint32_t hash_name(const char *s, size_t k) {
+        /* FNV-1a */
+        uint32_t h = 2166136261u;
+        for (size_t i = 0; i < k; i++)
+                h = (h ^ (unsigned char) s[i]) * 16777619u;
+        return h;
+}
+
+/* The slot of the name of e (k bytes): the one holding it, or the empty
+ * one where it goes. */
+static uint16_t *slot_of(EnvList *x, const char *e, size_t k) {
+        for (uint32_t h = hash_name(e, k) & (INDEX_SLOTS - 1);; h = (h + 1) & (INDEX_SLOTS - 1)) {
+                uint16_t *slot = &x->index[h];
+                if (*slot == 0)
+                        return slot;
+                const char *c = x->l[*slot - 1];
+                if (strncmp(c, e, k) == 0 && c[k] == '=')
+                        return slot;
+        }
+}
+
+int env_list_init(EnvList *x) {
+        *x = (EnvList) {};
+        if (!(x->index = calloc(INDEX_SLOTS, sizeof *x->index)))
+                return -ENOMEM;
+        return 0;
+}
+
+void env_list_done(EnvList *x) {
+        strv_free(x->l);
+        free(x->index);
+        *x = (EnvList) {};
+}
+
+char **env_list_steal(EnvList *x) {
+        char **l = x->l ? x->l : calloc(1, sizeof(char *));
+        x->l = NULL;
+        env_list_done(x);
+        return l;
+}
+
+/* Takes e ("NAME=VALUE"): in the place of the entry of the same name,
+ * else at the end. Frees it when it cannot. */
+static int assign(EnvList *x, char *e) {
+        uint16_t *slot = slot_of(x, e, env_name_length(e));
+        if (*slot) {
+                free(x->l[*slot - 1]);
+                x->l[*slot - 1] = e;
                 return 0;
         }
-        if (*n >= ENV_FILE_MAX_ENTRIES) {
+        if (x->n >= ENV_FILE_MAX_ENTRIES) {
                 free(e);
                 return -E2BIG;
         }
-        return strv_push(l, n, e);
+        int r = strv_push(&x->l, &x->n, e);
+        if (r == 0)
+                *slot = (uint16_t) x->n;
+        return r;
 }
 
-static int put(char ***l, size_t *n, const char *key, const char *value) {
+int env_list_merge(EnvList *x, const EnvList *m) {
+        /* All or nothing: count the new names first. */
+        size_t added = 0;
+        for (size_t i = 0; i < m->n; i++)
+                added += *slot_of(x, m->l[i], env_name_length(m->l[i])) == 0;
+        if (x->n + added > ENV_FILE_MAX_ENTRIES)
+                return -E2BIG;
+        for (size_t i = 0; i < m->n; i++) {
+                char *e = strdup(m->l[i]);
+                int r = e ? assign(x, e) : -ENOMEM;
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+static int put(EnvList *x, const char *key, const char *value) {
         size_t k = strlen(key), v = strlen(value);
         char *e = malloc(k + v + 2);
         if (!e)
@@ -163,8 +228,10 @@ static int put(char ***l, size_t *n, const char *key, const char *value) {
         memcpy(e, key, k);
         e[k] = '=';
         memcpy(e + k + 1, value, v + 1);
-        return assign(l, n, e);
+        return assign(x, e);
 }
+
+/* ---- parsing ------------------------------------------------------------- */
 
 typedef struct Parser {
         char *key, *value;
@@ -173,8 +240,7 @@ typedef struct Parser {
         unsigned line, key_line;
 } Parser;
 
-static int push(Parser *p, bool trim, char ***l, size_t *n, EnvFileSkipped skipped, void *userdata,
-                unsigned *ret_line) {
+static int push(Parser *p, bool trim, EnvList *x, EnvFileSkipped skipped, void *userdata, unsigned *ret_line) {
         p->key[p->key_blank != SIZE_MAX ? p->key_blank : p->n_key] = 0;
         p->value[trim && p->value_blank != SIZE_MAX ? p->value_blank : p->n_value] = 0;
         p->n_key = p->n_value = 0;
@@ -182,18 +248,18 @@ static int push(Parser *p, bool trim, char ***l, size_t *n, EnvFileSkipped skipp
                 *ret_line = p->key_line;
                 return -EILSEQ;
         }
-        if (!name_is_valid_n(p->key, strlen(p->key))) {
+        if (!env_name_is_valid_n(p->key, strlen(p->key))) {
                 if (skipped)
                         skipped(p->key, p->key_line, "not a valid variable name", userdata);
                 return 0;
         }
-        int r = put(l, n, p->key, p->value);
+        int r = put(x, p->key, p->value);
         if (r == -E2BIG)
                 *ret_line = p->key_line;
         return r;
 }
 
-int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSkipped skipped, void *userdata,
+int env_file_parse(const char *text, size_t len, EnvList *x, EnvFileSkipped skipped, void *userdata,
                    unsigned *ret_line) {
         len = strnlen(text, len);
         /* Neither a key nor a value is longer than the text. */
@@ -247,7 +313,7 @@ int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSk
                         break;
                 case A_PUSH:
                 case A_PUSH_TRIM:
-                        if ((r = push(&p, step.action == A_PUSH_TRIM, l, n, skipped, userdata, ret_line)) < 0)
+                        if ((r = push(&p, step.action == A_PUSH_TRIM, x, skipped, userdata, ret_line)) < 0)
                                 return r;
                         break;
                 }
@@ -259,205 +325,7 @@ int env_file_parse(const char *text, size_t len, char ***l, size_t *n, EnvFileSk
         /* The last line needs no newline. */
         if (s == PRE_VALUE || s == VALUE || s == VALUE_ESCAPE || s == SINGLE_QUOTED || s == DOUBLE_QUOTED ||
             s == DOUBLE_QUOTED_ESCAPE)
-                return push(&p, s == VALUE, l, n, skipped, userdata, ret_line);
+                return push(&p, s == VALUE, x, skipped, userdata, ret_line);
         return 0;
 }
 
-/* ---- reading the files ---------------------------------------------------- */
-
-static void warn_skipped(const char *key, unsigned line, const char *why, void *userdata) {
-        size_t k = utf8_trim_partial(key, printable_prefix(key, 64));
-        log_warning("%s:%u: ignoring \"%.*s\": %s.", (const char *) userdata, line, (int) k, key, why);
-}
-
-/* The whole file, as a string, read to its end: a file in /proc says it
- * has size 0. */
-static int read_file(const char *path, char **ret, size_t *ret_len) {
-        /* O_NONBLOCK: opening a FIFO must not wait for its writer, nor a
-         * read from a device for its data. */
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-        if (fd < 0)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        /* A character device: /dev/null, which systemd takes as empty. */
-        if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode))
-                return S_ISDIR(st.st_mode) ? -EISDIR : -EBADFD;
-        size_t size = 0, len = 0;
-        _cleanup_free_ char *buf = NULL;
-        for (;;) {
-                if (len == size) {
-                        if (size > ENV_FILE_MAX_SIZE)
-                                return -EFBIG;
-                        size = size ? 2 * size : (size_t) st.st_size > 0 ? (size_t) st.st_size + 1 : 4096;
-                        if (size > ENV_FILE_MAX_SIZE + 1)
-                                size = ENV_FILE_MAX_SIZE + 1;
-                        char *b = realloc(buf, size + 1);
-                        if (!b)
-                                return -ENOMEM;
-                        buf = b;
-                }
-                ssize_t k = read(fd, buf + len, size - len);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        break;
-                len += (size_t) k;
-        }
-        if (len > ENV_FILE_MAX_SIZE)
-                return -EFBIG;
-        buf[len] = 0;
-        *ret = TAKE_PTR(buf);
-        *ret_len = len;
-        return 0;
-}
-
-static int read_one(const char *path, char ***l, size_t *n, unsigned *ret_line) {
-        _cleanup_free_ char *text = NULL;
-        size_t len = 0;
-        int r = read_file(path, &text, &len);
-        if (r < 0)
-                return r;
-        return env_file_parse(text, len, l, n, warn_skipped, (void *) path, ret_line);
-}
-
-/* Moves m's entries into *l, each in the place of one of the same name. */
-static int merge(char ***l, size_t *n, char **m) {
-        int r = 0;
-        for (char **e = m; e && *e; e++)
-                if (r == 0)
-                        r = assign(l, n, *e);
-                else
-                        free(*e);
-        free(m);
-        return r;
-}
-
-/* An optional file that fails: a missing one is what "-" is for; one that
- * is there but cannot be read (a drop-in's User= may not read root's file)
- * means the server does not get its edits, which is worth a warning. */
-static int skip(const char *path, int error) {
-        if (error == -ENOENT)
-                log_debug_errno(error, "Skipping environment file %s: %m", path);
-        else
-                log_warning_errno(error, "Skipping environment file %s: %m", path);
-        return 0;
-}
-
-static int glob_errno(int g) {
-        return g == GLOB_NOMATCH ? -ENOENT : g == GLOB_NOSPACE ? -ENOMEM : -EIO;
-}
-
-/* One spec's files into *l, as systemd reads EnvironmentFile=: a file that
- * fails adds nothing, and stops the start unless the spec is optional. */
-static int read_spec(const char *spec, char ***l, size_t *n, char **ret_failed, unsigned *ret_line) {
-        bool optional = spec[0] == '-';
-        const char *pattern = spec + optional;
-        /* A path without a wildcard is opened as it is: glob() would say
-         * "no match" for one in a directory we may not search, where open()
-         * says EACCES. */
-        bool wildcard = strpbrk(pattern, "*?[");
-        char *one[] = { (char *) pattern, NULL };
-        glob_t g = { .gl_pathc = 1, .gl_pathv = one };
-        int r = wildcard ? glob(pattern, 0, NULL, &g) : 0;
-        if (r != 0) {
-                globfree(&g);
-                r = glob_errno(r);
-                if (optional && r != -ENOMEM)
-                        return skip(pattern, r);
-                *ret_failed = strdup(pattern);
-                return r;
-        }
-        for (size_t i = 0; i < g.gl_pathc; i++) {
-                /* As systemd's safe_glob(): "/x/.*" does not mean . and .. */
-                const char *base = strrchr(g.gl_pathv[i], '/');
-                base = base ? base + 1 : g.gl_pathv[i];
-                if (wildcard && (strcmp(base, ".") == 0 || strcmp(base, "..") == 0))
-                        continue;
-                char **m = NULL;
-                size_t k = 0;
-                unsigned line = 0;
-                r = read_one(g.gl_pathv[i], &m, &k, &line);
-                if (r == 0)
-                        r = merge(l, n, m);
-                else
-                        strv_free(m);
-                if (r == 0)
-                        continue;
-                if (optional && r != -ENOMEM) {
-                        r = skip(g.gl_pathv[i], r);
-                        continue;
-                }
-                *ret_line = line;
-                *ret_failed = strdup(g.gl_pathv[i]);
-                break;
-        }
-        if (wildcard)
-                globfree(&g);
-        return r;
-}
-
-int env_files_read(char *const *specs, char ***ret, char **ret_failed, unsigned *ret_line) {
-        char **l = NULL;
-        size_t n = 0;
-        *ret_failed = NULL;
-        *ret_line = 0;
-        for (char *const *s = specs; s && *s; s++) {
-                int r = read_spec(*s, &l, &n, ret_failed, ret_line);
-                if (r < 0) {
-                        strv_free(l);
-                        return r;
-                }
-        }
-        /* What handoff sets for each generation is not the files' to say. */
-        size_t k = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (!env_is_scrubbed(l[i])) {
-                        l[k++] = l[i];
-                        continue;
-                }
-                log_warning("Ignoring %.*s= from the environment files: handoff sets it for each generation.",
-                            (int) env_name_length(l[i]), l[i]);
-                free(l[i]);
-        }
-        if (!l && !(l = calloc(1, sizeof(char *))))
-                return -ENOMEM;
-        l[k] = NULL;
-        *ret = l;
-        return 0;
-}
-
-/* ---- the names ------------------------------------------------------------ */
-
-char *env_file_names(char *const *l) {
-        size_t size = 1;
-        for (char *const *e = l; e && *e; e++)
-                size += 1 + env_name_length(*e);
-        char *s = malloc(size), *w = s;
-        if (!s)
-                return NULL;
-        for (char *const *e = l; e && *e; e++) {
-                *w++ = ':';
-                w = mempcpy(w, *e, env_name_length(*e));
-        }
-        *w = 0;
-        return s;
-}
-
-bool env_file_names_valid(const char *s) {
-        if (!*s)
-                return true;
-        if (*s != ':')
-                return false;
-        for (const char *p = s + 1;; p++) {
-                size_t k = strcspn(p, ":");
-                if (!name_is_valid_n(p, k))
-                        return false;
-                p += k;
-                if (!*p)
-                        return true;
-        }
-}

@@ -39,7 +39,7 @@ size_t env_name_length(const char *entry) {
 ssize_t env_find(char *const *l, const char *entry) {
         size_t k = env_name_length(entry);
         for (size_t i = 0; l && l[i]; i++)
-                if (env_name_length(l[i]) == k && memcmp(l[i], entry, k) == 0)
+                if (strncmp(l[i], entry, k) == 0 && (l[i][k] == '=' || l[i][k] == 0))
                         return (ssize_t) i;
         return -1;
 }

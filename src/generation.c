@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "env-file.h"
+#include "env-files.h"
 #include "env.h"
 #include "event-util.h"
 #include "generation.h"
@@ -360,12 +361,18 @@ static int read_environment(Generation *g, const GenerationConfig *c, char ***re
         if (r == -EILSEQ)
                 return log_error_errno(r, "Cannot start generation %u: environment file %s:%u is not valid UTF-8.",
                                        g->number, failed, line);
+        if (r == -E2BIG && line > 0)
+                return log_error_errno(r, "Cannot start generation %u: environment file %s:%u: more than %d variables.",
+                                       g->number, failed, line, ENV_FILE_MAX_ENTRIES);
         if (r == -E2BIG)
-                return log_error_errno(r, "Cannot start generation %u: environment files: more than %d variables, "
-                                       "at %s:%u.", g->number, ENV_FILE_MAX_ENTRIES, failed, line);
+                return log_error_errno(r, "Cannot start generation %u: environment file %s: more than %d variables.",
+                                       g->number, failed, ENV_FILE_MAX_ENTRIES);
+        if (r == -EFBIG)
+                return log_error_errno(r, "Cannot start generation %u: environment file %s: the files are larger "
+                                       "than %d bytes.", g->number, failed, ENV_FILE_MAX_SIZE);
         if (r == -EBADFD)
-                return log_error_errno(r, "Cannot start generation %u: environment file %s is not a regular file.",
-                                       g->number, failed);
+                return log_error_errno(r, "Cannot start generation %u: environment file %s is neither a regular file "
+                                       "nor a character device.", g->number, failed);
         if (r < 0 && failed)
                 return log_error_errno(r, "Cannot start generation %u: cannot read environment file %s: %m",
                                        g->number, failed);

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 
 #include "channel.h"
-#include "env-file.h"
+#include "env-files.h"
 #include "log.h"
 #include "takeover.h"
 

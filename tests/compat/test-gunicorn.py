@@ -50,7 +50,7 @@ def test_gunicorn_configured_by_an_environment_file(tmp):
         def get():
             status, body, _ = http_get(port)
             return body.split("greeting=")[1].strip() if status == 200 and f"pid={pid} " in body else None
-        return wait_for(get, 30, f"the arbiter {pid} to answer")
+        return wait_for(get, 30, f"the arbiter {pid} to answer", retry=OSError)
 
     try:
         h.wait_ready(1, timeout=35)

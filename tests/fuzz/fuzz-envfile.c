@@ -17,6 +17,7 @@
 #include <stdbool.h>
 
 #include "env-file.h"
+#include "env-files.h"
 #include "env.h"
 #include "fuzz.h"
 #include "util.h"
@@ -234,10 +235,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         /* The whole input, NUL and what follows included: the parser stops
          * at the NUL as the reference (and systemd) does. */
-        char **l = NULL;
-        size_t n = 0, skipped = 0;
+        EnvList x;
+        if (env_list_init(&x) < 0)
+                abort();
+        size_t skipped = 0;
         unsigned line = 0;
-        int r = env_file_parse((const char *) data, size, &l, &n, count_skipped, &skipped, &line);
+        int r = env_file_parse((const char *) data, size, &x, count_skipped, &skipped, &line);
+        char **l = x.l;
+        size_t n = x.n;
         FUZZ_ASSERT(r == want, "env_file_parse(\"%s\") = %d, the reference %d", fuzz_repr(s, repr, sizeof repr), r,
                     want);
         if (r == -EILSEQ || r == -E2BIG)
@@ -285,7 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* The input as names. */
         (void) env_file_names_valid(s);
 
-        strv_free(l);
+        env_list_done(&x);
         strv_free(ref.l);
         free(s);
         return 0;

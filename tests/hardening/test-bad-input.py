@@ -118,7 +118,7 @@ def test_cli_bad_environment_file(tmp):
     gone = os.path.join(tmp, "gone.conf")
     for spec, why in ((gone, f"cannot read environment file {gone}: No such file or directory"),
                       (tmp, f"cannot read environment file {tmp}: Is a directory"),
-                      (fifo, f"environment file {fifo} is not a regular file"),
+                      (fifo, f"environment file {fifo} is neither a regular file nor a character device"),
                       (bad, f"environment file {bad}:3 is not valid UTF-8")):
         expect_usage_error(["-l", f"127.0.0.1:{port}", f"--environment-file={spec}", "--", "/bin/sh", "-c",
                             f"touch {marker}"], f"Cannot start generation 1: {why}", code=1)
