@@ -198,10 +198,21 @@ static int assign(EnvList *x, char *e) {
                 free(e);
                 return -E2BIG;
         }
-        int r = strv_push(&x->l, &x->n, e);
-        if (r == 0)
-                *slot = (uint16_t) x->n;
-        return r;
+        /* Doubling: one realloc() per entry was a copy of all of them. */
+        if (x->n + 2 > x->allocated) {
+                size_t a = x->allocated ? 2 * x->allocated : 16;
+                char **m = realloc(x->l, a * sizeof(char *));
+                if (!m) {
+                        free(e);
+                        return -ENOMEM;
+                }
+                x->l = m;
+                x->allocated = a;
+        }
+        x->l[x->n++] = e;
+        x->l[x->n] = NULL;
+        *slot = (uint16_t) x->n;
+        return 0;
 }
 
 int env_list_merge(EnvList *x, const EnvList *m) {

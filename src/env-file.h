@@ -18,7 +18,7 @@
 /* The entries read so far, each name once, with an index by name. */
 typedef struct EnvList {
         char **l;         /* NULL-terminated (NULL while empty) */
-        size_t n;
+        size_t n, allocated;
         uint16_t *index;  /* by name: 1 + the entry's place, 0 for none */
 } EnvList;
 
