@@ -215,20 +215,23 @@ static int assign(EnvList *x, char *e) {
         return 0;
 }
 
-int env_list_merge(EnvList *x, const EnvList *m) {
+int env_list_merge(EnvList *x, EnvList *m) {
         /* All or nothing: count the new names first. */
         size_t added = 0;
         for (size_t i = 0; i < m->n; i++)
                 added += *slot_of(x, m->l[i], env_name_length(m->l[i])) == 0;
-        if (x->n + added > ENV_FILE_MAX_ENTRIES)
-                return -E2BIG;
+        int r = x->n + added > ENV_FILE_MAX_ENTRIES ? -E2BIG : 0;
+        /* The entries move: assign() takes each, and frees it when it
+         * cannot; after a failure the rest are freed. */
         for (size_t i = 0; i < m->n; i++) {
-                char *e = strdup(m->l[i]);
-                int r = e ? assign(x, e) : -ENOMEM;
-                if (r < 0)
-                        return r;
+                char *e = TAKE_PTR(m->l[i]);
+                if (r == 0)
+                        r = assign(x, e);
+                else
+                        free(e);
         }
-        return 0;
+        env_list_done(m);
+        return r;
 }
 
 static int put(EnvList *x, const char *key, const char *value) {

@@ -27,9 +27,10 @@ void env_list_done(EnvList *x);
 /* The entries (an empty list rather than NULL; NULL when out of memory);
  * x is done. */
 char **env_list_steal(EnvList *x);
-/* m's entries into x, each in the place of x's of the same name: all or,
- * with -E2BIG (more than ENV_FILE_MAX_ENTRIES) or -ENOMEM, possibly some. */
-int env_list_merge(EnvList *x, const EnvList *m);
+/* Moves m's entries into x, each in the place of x's of the same name: all,
+ * or none with -E2BIG (more than ENV_FILE_MAX_ENTRIES), or some with
+ * -ENOMEM. m is done. */
+int env_list_merge(EnvList *x, EnvList *m);
 
 /* Called for an assignment that is skipped, with why ("not a valid
  * variable name"). */

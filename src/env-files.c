@@ -76,10 +76,11 @@ static int read_one(const char *path, EnvList *x, size_t *budget, unsigned *ret_
         if ((r = env_list_init(&m)) < 0)
                 return r;
         r = env_file_parse(text, len, &m, warn_skipped, (void *) path, ret_line);
-        if (r == 0)
-                r = env_list_merge(x, &m);
-        env_list_done(&m);
-        return r;
+        if (r < 0) {
+                env_list_done(&m);
+                return r;
+        }
+        return env_list_merge(x, &m);
 }
 
 /* An optional file that fails: a missing one is what "-" is for; one that
