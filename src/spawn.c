@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
@@ -169,6 +170,41 @@ CHILD_FN static void child_report_self(int fd, long pid) {
                 (void) syscall(SYS_close, pidfd);
 }
 
+/* Closes every fd from `from` up. close_range() may be missing (Linux
+ * before 5.9) or refused by a container runtime whose seccomp profile
+ * predates it (EPERM): then what /proc/self/fd lists (each number read is
+ * past the directory's position, so closing it does not disturb the
+ * listing), or without /proc every number below the fd limit. handoff's own
+ * fds are all CLOEXEC: this is for fds it inherited that are not. */
+CHILD_FN static void child_close_from(int from) {
+        if (syscall(SYS_close_range, from, ~0U, 0) >= 0)
+                return;
+        int dir = (int) syscall(SYS_openat, AT_FDCWD, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dir >= 0) {
+                _Alignas(struct dirent64) char buf[2048];
+                long n;
+                while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0)
+                        for (long off = 0; off < n;) {
+                                const struct dirent64 *d = (const struct dirent64 *) (void *) (buf + off);
+                                long fd = 0;
+                                const char *q = d->d_name;
+                                for (; *q >= '0' && *q <= '9' && fd <= INT_MAX / 10; q++)
+                                        fd = fd * 10 + (*q - '0');
+                                if (q != d->d_name && *q == '\0' && fd >= from && fd != dir)
+                                        (void) syscall(SYS_close, fd);
+                                off += d->d_reclen;
+                        }
+                (void) syscall(SYS_close, dir);
+                if (n == 0)
+                        return;
+        }
+        uint64_t nofile[2]; /* struct rlimit64: cur, max */
+        if (syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, NULL, nofile) < 0)
+                return;
+        for (uint64_t fd = (uint64_t) from; fd < nofile[0] && fd <= INT_MAX; fd++)
+                (void) syscall(SYS_close, (long) fd);
+}
+
 /* The generation's main (or the next handoff) from clone to exec. No
  * handler of handoff's can run in this copy of its memory: it has none, or
  * it blocked everything around the clone (as it always does for a double
@@ -209,8 +245,7 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
                 if (syscall(SYS_dup3, c->scratch[i], 3 + i, 0) < 0)
                         goto fail;
         /* Every other fd goes; no error pipe is needed (c->err is shared). */
-        if (syscall(SYS_close_range, 3 + n, ~0U, 0) < 0)
-                goto fail;
+        child_close_from(3 + n);
 
         /* handoff raised its own soft RLIMIT_NOFILE to the hard limit; the
          * server gets the one handoff was started with, as under systemd

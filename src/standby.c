@@ -311,7 +311,7 @@ static int lay_out(int channel, const int *fds, size_t n) {
         for (size_t i = 0; i <= n; i++)
                 if (dup3(high[i], 3 + (int) i, 0) < 0)
                         return -errno;
-        return close_range((unsigned) top, ~0U, 0) < 0 ? -errno : 0;
+        return close_from(top);
 }
 
 int standby_wait(int *ret_argc, char ***ret_argv) {

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,6 +109,24 @@ int fd_move_above(int fd, int min) {
                 return -errno;
         safe_close(fd);
         return nfd;
+}
+
+int close_from(int from) {
+        if (close_range((unsigned) from, ~0U, 0) >= 0)
+                return 0;
+        DIR *d = opendir("/proc/self/fd");
+        if (!d)
+                return -errno;
+        /* Each entry read is past the directory's position: closing it does
+         * not disturb the listing. */
+        for (struct dirent *de; (de = readdir(d));) {
+                uint64_t fd;
+                if (safe_atou64(de->d_name, &fd) >= 0 && fd >= (uint64_t) from && fd <= INT_MAX &&
+                    (int) fd != dirfd(d))
+                        (void) close((int) fd);
+        }
+        closedir(d);
+        return 0;
 }
 
 pid_t handoff_pid(void) {

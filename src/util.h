@@ -100,6 +100,10 @@ size_t printable_prefix(const char *s, size_t max);
 
 int fd_cloexec(int fd, int cloexec);
 int fd_move_above(int fd, int min);
+/* Closes every fd from `from` up: close_range(), else (Linux before 5.9,
+ * or a seccomp profile that refuses it) each one /proc/self/fd lists.
+ * Returns 0, or -errno when neither worked. */
+int close_from(int from);
 
 /* Sends sig to the process behind pidfd (0: only checks that it exists,
  * a zombie included). Returns 0, or -errno (-ESRCH for no pidfd). */

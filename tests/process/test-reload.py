@@ -4,6 +4,7 @@ per mode): the exact conversation with (a fake) systemd, zero failed
 requests under load, rollback of failing and hanging candidates,
 coalescing, and abort by SIGTERM."""
 
+import fcntl
 import os
 import re
 import shlex
@@ -11,12 +12,12 @@ import shutil
 import signal
 import subprocess
 
-from handofftest.handoff import FIXTURE, HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import FIXTURE, HANDOFFCTL, NO_CLOSE_RANGE, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
-from handofftest.procs import pid_alive
-from handofftest.runner import run
+from handofftest.procs import pid_alive, stat_fields
+from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 
 
@@ -241,6 +242,44 @@ def test_missing_executable_rolls_back(tmp):
         reload_and_wait(h, 3)
         check("reload to generation 3 ok" in [m for m in notify.snapshot() if "READY" in m.fields][-1].text,
               "the next reload, with the binary back, succeeds")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_without_close_range(tmp):
+    """Where close_range(2) fails (Linux before 5.9, or a container runtime
+    whose seccomp profile predates it: EPERM), every start still closes what
+    the server must not inherit: a fd handoff inherited without CLOEXEC is
+    not the server's, the first generation's nor a reload's (in handover
+    mode started by the standby, which lays out its fds the same way)."""
+    if not os.path.exists(NO_CLOSE_RANGE):
+        raise Skip(f"{NO_CLOSE_RANGE} is not built")
+    port = free_port()
+    out = os.path.join(tmp, "fds")
+    script = f'ls /proc/$$/fd > {out}.$HANDOFF_GENERATION; exec {shlex.quote(FIXTURE)} --init-delay 0'
+    opened = os.open(os.path.join(tmp, "stray"), os.O_WRONLY | os.O_CREAT)
+    stray = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, 40)
+    os.close(opened)
+    notify = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], ["/bin/sh", "-c", script], notify=notify,
+                wrapper=[NO_CLOSE_RANGE], pass_fds=[stray])
+    os.close(stray)
+    h.port = port
+    try:
+        h.wait_ready(1)
+        check(str(stray) in os.listdir(f"/proc/{h.pid}/fd"), f"handoff inherited fd {stray}")
+        if MODE == "handover":
+            wait_for(lambda: [p for p in h.standbys() if (stat_fields(p) or "?")[0] == "S"], 10,
+                     f"the standby, waiting; log:\n{h.log()}")
+        reload_and_wait(h, 2)
+        if MODE == "handover":
+            check("for generation 2 (the standby)." in h.log(), f"started by the standby; log:\n{h.log()}")
+        for n in (1, 2):
+            fds = sorted(int(x) for x in open(f"{out}.{n}").read().split())
+            # ls itself opens one directory while listing.
+            check(fds[:4] == [0, 1, 2, 3] and len(fds) <= 5 and stray not in fds,
+                  f"fds in generation {n}: {fds} (fd {stray} is handoff's stray)")
         check(h.stop() == 0, h.log())
     finally:
         h.close()

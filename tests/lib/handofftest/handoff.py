@@ -21,6 +21,8 @@ HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
 # The reload client alone (libc only), as the shipped units run it.
 HANDOFFCTL = os.environ.get("HANDOFFCTL_BIN", os.path.join(os.path.dirname(HANDOFF), "handoffctl"))
 FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server")
+# Runs a command where close_range(2) fails (tests/fixtures/no-close-range.c).
+NO_CLOSE_RANGE = os.environ.get("NO_CLOSE_RANGE", os.path.join(os.path.dirname(FIXTURE), "no-close-range"))
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 
 
@@ -64,15 +66,18 @@ def default_runtime():
 class Handoff:
     """A handoff process under test, with its log in a file."""
 
-    def __init__(self, tmpdir, args, command, notify=None, env=None, cwd=None):
+    def __init__(self, tmpdir, args, command, notify=None, env=None, cwd=None, wrapper=(), pass_fds=()):
+        """wrapper: a command that execs handoff (its pid is handoff's);
+        pass_fds: fds handoff inherits."""
         self.tmpdir = tmpdir
         self.logpath = os.path.join(tmpdir, f"handoff-{time.monotonic_ns()}.log")
         self.notify = notify
-        self.argv = [HANDOFF, *args, "--", *command]
+        self.argv = [*wrapper, HANDOFF, *args, "--", *command]
         self.runtime = (env or {}).get("RUNTIME_DIRECTORY", "").split(":")[0] or None
         with open(self.logpath, "w") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT,
-                                         env=self.environment(notify, env), start_new_session=True, cwd=cwd)
+                                         env=self.environment(notify, env), start_new_session=True, cwd=cwd,
+                                         pass_fds=pass_fds)
         self.track()
 
     @staticmethod
