@@ -15,8 +15,10 @@
 struct ProcTree {
         Reaper *reaper;
         unsigned number;
-        pid_t main;              /* also the process group id */
+        pid_t main;              /* also the process group id, ... */
         bool main_exited;
+        bool group_gone;         /* ... until the group was seen empty: then
+                                  * main may name another process's group */
         bool doomed;             /* SIGKILL sent: whatever turns up gets it too */
         int stopping;            /* a stop signal sent to all of it: so does this */
         bool reported_empty;
@@ -180,9 +182,41 @@ static int read_generation_of_threads(pid_t pid) {
         return number;
 }
 
-static ProcTree *find_tree(Reaper *r, pid_t main, unsigned number) {
+static ProcTree *find_number(Reaper *r, unsigned number) {
         for (ProcTree *t = r->trees; t; t = t->next)
-                if ((main && t->main == main) || (number && t->number == number))
+                if (t->number == number)
+                        return t;
+        return NULL;
+}
+
+/* Whether the tree's process group is gone for good. Its id is its main's
+ * pid, which cannot be given out again while the main is unreaped or the
+ * group has a member; once the group was seen empty, that number may be
+ * another process's pid and group (a later generation's main, after a pid
+ * wrap-around during a long drain), and must never be signalled again. */
+static bool group_gone(ProcTree *t) {
+        if (!t->group_gone && t->main_exited && kill(-t->main, 0) < 0 && errno == ESRCH)
+                t->group_gone = true;
+        return t->group_gone;
+}
+
+static bool in_group(const ProcTree *t, pid_t pgid) {
+        return pgid == t->main && !t->group_gone;
+}
+
+/* The tree whose process group pgid is. */
+static ProcTree *find_group(Reaper *r, pid_t pgid) {
+        for (ProcTree *t = r->trees; t; t = t->next)
+                if (in_group(t, pgid))
+                        return t;
+        return NULL;
+}
+
+/* The tree whose main pid is, while it lives (a tree whose main exited may
+ * have its pid given to another process). */
+static ProcTree *find_main(Reaper *r, pid_t pid) {
+        for (ProcTree *t = r->trees; t; t = t->next)
+                if (t->main == pid && !t->main_exited)
                         return t;
         return NULL;
 }
@@ -241,7 +275,7 @@ static void adopt(Reaper *r, pid_t pid) {
         pid_t pgid = 0;
         if (read_stat(pid, &pgid, NULL) < 0)
                 return; /* exited meanwhile: the next SIGCHLD reaps it */
-        ProcTree *t = find_tree(r, pgid, 0);
+        ProcTree *t = find_group(r, pgid);
         /* Still in its generation's group, it is that generation's; it is
          * tracked all the same, since it may leave the group in a moment (a
          * daemon's setsid() right after its parent exited), where kill(-pgid)
@@ -283,7 +317,7 @@ static void adopt(Reaper *r, pid_t pid) {
                 unread_remove(r, pid);
                 if (number < -1)
                         log_debug("Adopted pid %d, whose environment we may not read: of no generation.", (int) pid);
-                t = number > 0 ? find_tree(r, 0, (unsigned) number) : NULL;
+                t = number > 0 ? find_number(r, (unsigned) number) : NULL;
                 if (!t) {
                         log_debug("Adopted pid %d, of no generation of ours; it is reaped when it exits.", (int) pid);
                         if (pid_list_add(&r->unknown, &r->n_unknown, pid) < 0)
@@ -344,7 +378,7 @@ static void scan_children(Reaper *r) {
                 long pid = strtol(p, &end, 10);
                 if (end == p)
                         break;
-                if (pid > 0 && !find_tree(r, (pid_t) pid, 0))
+                if (pid > 0 && !find_main(r, (pid_t) pid))
                         adopt(r, (pid_t) pid);
         }
 }
@@ -354,12 +388,11 @@ static bool tree_alive(ProcTree *t) {
                 return true;
         if (t->cgroup)
                 return cgroup_populated(t->cgroup);
-        if (t->n_strays > 0)
-                return true;
-        /* Zombies count until reaped; those whose parent is us were reaped
-         * just before, the others have a live parent in the group. EPERM:
-         * someone is there that we may not signal. */
-        return kill(-t->main, 0) == 0 || errno != ESRCH;
+        /* The group first, even with strays, so that it is seen empty as
+         * soon as it is. Zombies count until reaped; those whose parent is
+         * us were reaped just before, the others have a live parent in the
+         * group. EPERM: someone is there that we may not signal. */
+        return !group_gone(t) || t->n_strays > 0;
 }
 
 static void sweep(Reaper *r) {
@@ -384,8 +417,8 @@ static void sweep(Reaper *r) {
 /* Returns true when it has just looked at our children. */
 static bool reaped(Reaper *r, const siginfo_t *si) {
         pid_t pid = si->si_pid;
-        ProcTree *t = find_tree(r, pid, 0);
-        if (t && !t->main_exited) {
+        ProcTree *t = find_main(r, pid);
+        if (t) {
                 /* What the main left that left its group is ours by now:
                  * know it before the owner decides what to do. */
                 scan_children(r);
@@ -481,6 +514,11 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
                 return -ENOMEM;
         *t = (ProcTree) { .reaper = r, .number = number, .main = main, .cgroup = cg, .cb = cb, .userdata = userdata,
                           .next = r->trees };
+        /* main got the pid of an older tree's main: that one's group was
+         * empty when the number was given out. */
+        for (ProcTree *o = r->trees; o; o = o->next)
+                if (o->main == main)
+                        o->group_gone = true;
         r->trees = t;
         if (cg) {
                 int k = cgroup_watch(cg, r->event, on_cgroup_changed, t);
@@ -503,7 +541,7 @@ void proc_tree_kill(ProcTree *t, int sig) {
         }
         /* The group id stays ours while the group has a member: a pid is not
          * reused while it names a live process group. */
-        if (kill(-t->main, sig) < 0 && errno != ESRCH)
+        if (!group_gone(t) && kill(-t->main, sig) < 0 && errno != ESRCH)
                 log_debug_errno(errno, "Failed to signal process group %d: %m", (int) t->main);
         /* Our own children, unreaped: their pids cannot be reused. */
         for (size_t i = 0; i < t->n_strays; i++)
@@ -527,10 +565,11 @@ void proc_tree_warn_strays(ProcTree *t) {
         if (t->cgroup)
                 return; /* nobody leaves a cgroup by setsid() */
         scan_children(t->reaper);
+        (void) group_gone(t);
         for (size_t i = 0; i < t->n_strays; i++) {
                 char comm[32];
                 pid_t pgid;
-                if (read_stat(t->strays[i], &pgid, NULL) < 0 || pgid == t->main)
+                if (read_stat(t->strays[i], &pgid, NULL) < 0 || in_group(t, pgid))
                         continue; /* gone, or still in the group */
                 comm_of(t->strays[i], comm, sizeof comm);
                 log_warning("Generation %u: pid %d (%s) left its process group; it gets the same drain deadline.",
@@ -544,6 +583,7 @@ unsigned proc_tree_count(ProcTree *t) {
                 return cgroup_count(t->cgroup);
         /* A daemon reparented to us since the last SIGCHLD is ours to count. */
         scan_children(t->reaper);
+        (void) group_gone(t);
         DIR *d = opendir("/proc");
         if (!d)
                 return 0;
@@ -554,7 +594,7 @@ unsigned proc_tree_count(ProcTree *t) {
                 pid_t pgid;
                 if (*end || pid <= 0 || read_stat((pid_t) pid, &pgid, NULL) < 0)
                         continue;
-                if (pgid == t->main || pid_list_has(t->strays, t->n_strays, (pid_t) pid))
+                if (in_group(t, pgid) || pid_list_has(t->strays, t->n_strays, (pid_t) pid))
                         n++;
         }
         closedir(d);
@@ -569,7 +609,8 @@ bool proc_tree_has(ProcTree *t, pid_t pid) {
         if (t->cgroup)
                 return cgroup_has_pid(t->cgroup, pid);
         pid_t pgid;
-        return read_stat(pid, &pgid, NULL) >= 0 && (pgid == t->main || pid_list_has(t->strays, t->n_strays, pid));
+        (void) group_gone(t);
+        return read_stat(pid, &pgid, NULL) >= 0 && (in_group(t, pgid) || pid_list_has(t->strays, t->n_strays, pid));
 }
 
 uint64_t proc_tree_memory(ProcTree *t) {

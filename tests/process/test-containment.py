@@ -11,12 +11,16 @@ process of every generation inherits, so "the processes of generation N"
 is read from /proc without mistaking anyone else's for ours."""
 
 import os
+import re
 import shlex
+import shutil
 import signal
+import subprocess
 import uuid
 
-from harness import (FIXTURE, MODE, FakeSystemd, Handoff, Load, check, free_port, http_get, pid_alive, run,
-                     status_json, wait_for, is_handoff)
+from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, free_port, http_get, pid_alive,
+                     ppid_of, run, status_json, wait_for, is_handoff)
+from handofftest.procs import all_pids
 
 DRAIN = 2  # seconds: --drain-timeout of every test here
 
@@ -33,6 +37,14 @@ def stat_of(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def cmdline_of(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
     except OSError:
         return None
 
@@ -281,8 +293,64 @@ def test_daemon_whose_main_thread_exited_is_placed(tmp):
         close(h)
 
 
+def test_drain_deadline_after_pid_reuse(tmp):
+    """A retired generation whose worker left its process group (setsid) and
+    ignores SIGTERM keeps its tree after its main is reaped. When a later
+    generation's main gets the old main's pid (a pid wrap-around during a
+    long drain), the retired generation's deadline must SIGKILL only what is
+    its own, never the group that number names now (it killed the serving
+    generation, found by a reviewer). The wrap-around is made in a pid
+    namespace of its own (root), by setting its ns_last_pid."""
+    if MODE != "supervise":
+        raise Skip("the reload that reuses the pid is handoff's own spawn in supervise mode")
+    unshare, nsenter = shutil.which("unshare"), shutil.which("nsenter")
+    if os.geteuid() != 0 or not unshare or not nsenter:
+        raise Skip("needs root, unshare(1) and nsenter(1) for a pid namespace")
+    port = free_port()
+    worker = "trap '' TERM; exec sleep 600"
+    script = (f'if [ "$HANDOFF_GENERATION" = 1 ]; then setsid /bin/sh -c {shlex.quote(worker)} & fi; '
+              f'exec {shlex.quote(FIXTURE)} --init-delay 0 --grace-ms 0')
+    logpath = os.path.join(tmp, "handoff.log")
+    # sh is the namespace's init, so that handoff is an ordinary subreaper.
+    inner = f'{shlex.quote(HANDOFF)} -l 127.0.0.1:{port} --drain-timeout=5s -- /bin/sh -c {shlex.quote(script)} & wait'
+    with open(logpath, "w") as log:
+        proc = subprocess.Popen([unshare, "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", inner],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    text = lambda: open(logpath).read()
+    try:
+        m = wait_for(lambda: re.search(r"Started generation 1: pid (\d+)", text()), 10, f"generation 1; log:\n{text()}")
+        first = int(m.group(1))
+        wait_for(lambda: "Generation 1 " in text() and "is ready" in text(), 10, f"generation 1 ready; log:\n{text()}")
+        outer = wait_for(lambda: [p for p in all_pids() if is_handoff(p) and os.getsid(p) == proc.pid], 10,
+                         "handoff's pid outside the namespace")[0]
+        os.kill(outer, signal.SIGHUP)
+        wait_for(lambda: re.search(r"Retired generation 1 .* exited", text()), 10,
+                 f"generation 1's main gone, its worker left; log:\n{text()}")
+        # The next pid given out in the namespace is generation 1's main's.
+        subprocess.run([nsenter, "--target", str(outer), "--pid", "--mount", "/bin/sh", "-c",
+                        f"echo {first - 1} > /proc/sys/kernel/ns_last_pid"], check=True, timeout=10)
+        os.kill(outer, signal.SIGHUP)
+        wait_for(lambda: f"Started generation 3: pid {first}," in text() or "Started generation 3:" in text(), 10,
+                 f"generation 3; log:\n{text()}")
+        check(f"Started generation 3: pid {first}," in text(), f"generation 3 got pid {first}; log:\n{text()}")
+        wait_for(lambda: re.search(r"Generation 3 .* serves", text()), 10, f"generation 3 serves; log:\n{text()}")
+        worker = wait_for(lambda: [p for p in all_pids() if ppid_of(p) == outer and cmdline_of(p) == b"sleep\x00600\x00"],
+                          10, "generation 1's worker, handoff's child")[0]
+        wait_for(lambda: "Generation 1 " in text() and "sending SIGKILL" in text(), 15,
+                 f"generation 1's deadline; log:\n{text()}")
+        wait_for(lambda: not pid_alive(worker), 10, "generation 1's worker killed at its deadline")
+        check("Serving generation 3" not in text() and "killed by signal" not in text(),
+              f"generation 3 was not killed; log:\n{text()}")
+        check(http_get(port)[0] == 200, "generation 3 serves")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
 if __name__ == "__main__":
     run([test_shell_wrapper_that_does_not_exec, test_workers_outlive_their_master, test_double_forked_daemon,
          test_orphans_that_keep_serving_are_killed_at_the_deadline, test_stop_takes_the_whole_generation,
          test_crash_stops_what_the_main_left, test_an_orphan_we_cannot_place_does_not_hold_the_stop,
-         test_daemons_caught_in_an_execve_are_placed, test_daemon_whose_main_thread_exited_is_placed])
+         test_daemons_caught_in_an_execve_are_placed, test_daemon_whose_main_thread_exited_is_placed,
+         test_drain_deadline_after_pid_reuse])
