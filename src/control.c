@@ -208,14 +208,20 @@ static int on_conn_io(sd_event_source *s, int fd, uint32_t revents, void *userda
         Control *c = k->control;
         /* One loop, one request at a time: static spares the stack 64 KiB. */
         static char buf[CONTROL_MAX_REQUEST + 1];
-        (void) s;
 
         if (k->waiting) {
-                /* The only thing a waiting client can say is goodbye. */
+                /* The only thing a waiting client can say is goodbye: a
+                 * close (HUP), not a shutdown(SHUT_WR) after its request,
+                 * as "echo RELOAD | socat" does. That one still gets its
+                 * answer, and is no longer read (a closed side reads as
+                 * readable for ever); HUP and ERR come all the same. */
                 char discard[DISCARD_SIZE];
-                if (revents & (EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+                ssize_t n = 0;
+                if (revents & (EPOLLHUP | EPOLLERR))
                         conn_free(k);
-                else if (recv_no_fds(fd, discard, sizeof discard, MSG_DONTWAIT) <= 0)
+                else if ((revents & EPOLLRDHUP) || (n = recv_no_fds(fd, discard, sizeof discard, MSG_DONTWAIT)) == 0)
+                        (void) sd_event_source_set_io_events(s, 0);
+                else if (n < 0 && n != -EAGAIN && n != -EINTR)
                         conn_free(k);
                 return 0;
         }

@@ -240,6 +240,29 @@ def raw(pid, payload, read=True, timeout=10):
         s.close()
 
 
+def test_reload_answered_after_a_half_close(tmp):
+    """A client that shuts its sending side after the request (as
+    "echo RELOAD | socat - UNIX-CONNECT:..." does) still gets its answer;
+    it was dropped at the shutdown, and read end of file (found by a
+    reviewer). One that closes while waiting is dropped, and the reload
+    goes on."""
+    h = start(tmp)
+    try:
+        s = raw(h.main_pid(), b"RELOAD", read=False)
+        s.shutdown(socket.SHUT_WR)
+        s.settimeout(30)
+        answer = s.recv(8192).decode()
+        s.close()
+        check(answer.startswith("OK ") and "generation 2" in answer, f"answer: {answer!r}")
+        gone = raw(h.main_pid(), b"RELOAD", read=False)
+        gone.close()
+        p = ctl("reload", pid=h.main_pid())
+        check(p.returncode == 0 and "generation 4" in p.stdout, f"{p.returncode} {p.stdout} {p.stderr}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_bad_requests_never_disturb(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
