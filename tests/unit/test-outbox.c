@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* The sending side of the handover channel (outbox.c): a peer that does not
+ * read fills the channel, and what must arrive waits, in order, until it
+ * does. */
+#include <check.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "outbox.h"
+#include "unit.h"
+
+#define FILLER "filler"
+
+/* A channel as the handover's, with a small buffer: pair[0] sends. */
+static void channel_pair(int pair[2]) {
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
+        int size = 4096;
+        ck_assert_int_eq(setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size), 0);
+}
+
+/* Sends filler messages until the channel is full; returns how many. */
+static size_t fill(int fd) {
+        char msg[1000];
+        memset(msg, 'f', sizeof msg);
+        memcpy(msg, FILLER, strlen(FILLER));
+        size_t n = 0;
+        while (send(fd, msg, sizeof msg, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+                n++;
+        ck_assert_int_eq(errno, EAGAIN);
+        ck_assert_uint_gt(n, 0);
+        return n;
+}
+
+typedef struct Received {
+        char msgs[64][CHANNEL_MAX_MESSAGE];
+        size_t n, fillers;
+} Received;
+
+/* Reads what has arrived, fillers counted apart. */
+static void receive(int fd, Received *r) {
+        char buf[CHANNEL_MAX_MESSAGE];
+        ssize_t k;
+        while ((k = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT)) > 0) {
+                buf[k] = '\0';
+                if (strncmp(buf, FILLER, strlen(FILLER)) == 0)
+                        r->fillers++;
+                else {
+                        ck_assert_uint_lt(r->n, 64);
+                        snprintf(r->msgs[r->n++], CHANNEL_MAX_MESSAGE, "%s", buf);
+                }
+        }
+}
+
+/* The peer reads again: run the loop until nothing waits. */
+static void drain(sd_event *e, Outbox *o, int peer, Received *r) {
+        for (int i = 0; i < 100 && (outbox_pending(o) > 0 || i == 0); i++) {
+                receive(peer, r);
+                ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+        }
+        receive(peer, r);
+        ck_assert_uint_eq(outbox_pending(o), 0);
+        /* Nothing left to send: its source is off, the loop idles. */
+        ck_assert_int_eq(sd_event_run(e, 0), 0);
+}
+
+START_TEST(test_sends_at_once_when_writable) {
+        int pair[2];
+        channel_pair(pair);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 0);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS one"), 0);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS two"), 0);
+        ck_assert_uint_eq(outbox_pending(o), 0);
+        Received r = {};
+        receive(pair[1], &r);
+        ck_assert_uint_eq(r.n, 3);
+        ck_assert_str_eq(r.msgs[0], "APP 42");
+        ck_assert_str_eq(r.msgs[1], "STATUS one");
+        ck_assert_str_eq(r.msgs[2], "STATUS two");
+        ck_assert_int_eq(sd_event_run(e, 0), 0);
+        outbox_free(o);
+        sd_event_unref(e);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+START_TEST(test_full_channel_keeps_order_and_latest) {
+        int pair[2];
+        channel_pair(pair);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        size_t fillers = fill(pair[0]);
+
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 1);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS a"), 1);
+        ck_assert_int_eq(outbox_put(o, 2, "EXTEND 5"), 1);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS b"), 1); /* replaces a, in its place */
+        ck_assert_str_eq(outbox_queued(o, 1), "STATUS b");
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
+        ck_assert_ptr_null(outbox_queued(o, 1)); /* READY is behind b: b stays before it */
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS c"), 1);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS d"), 1);
+        ck_assert_uint_eq(outbox_pending(o), 5);
+
+        Received r = {};
+        drain(e, o, pair[1], &r);
+        ck_assert_uint_eq(r.fillers, fillers);
+        ck_assert_uint_eq(r.n, 5);
+        ck_assert_str_eq(r.msgs[0], "APP 42");
+        ck_assert_str_eq(r.msgs[1], "STATUS b");
+        ck_assert_str_eq(r.msgs[2], "EXTEND 5");
+        ck_assert_str_eq(r.msgs[3], "READY");
+        ck_assert_str_eq(r.msgs[4], "STATUS d");
+
+        /* Writable again: straight through. */
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "FAILED late"), 0);
+        outbox_free(o);
+        sd_event_unref(e);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+START_TEST(test_queue_is_bounded) {
+        int pair[2];
+        channel_pair(pair);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        fill(pair[0]);
+        char msg[32];
+        for (int i = 0; i < OUTBOX_MAX_QUEUED; i++) {
+                snprintf(msg, sizeof msg, "APP %d", i + 1);
+                ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, msg), 1);
+        }
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), -ENOBUFS);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS x"), -ENOBUFS);
+        ck_assert_uint_eq(outbox_pending(o), OUTBOX_MAX_QUEUED);
+        /* Every queued one still arrives, in order. */
+        Received r = {};
+        drain(e, o, pair[1], &r);
+        ck_assert_uint_eq(r.n, OUTBOX_MAX_QUEUED);
+        for (int i = 0; i < OUTBOX_MAX_QUEUED; i++) {
+                snprintf(msg, sizeof msg, "APP %d", i + 1);
+                ck_assert_str_eq(r.msgs[i], msg);
+        }
+        outbox_free(o);
+        sd_event_unref(e);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+START_TEST(test_peer_gone_drops_the_queue) {
+        int pair[2];
+        channel_pair(pair);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        fill(pair[0]);
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
+        close(pair[1]);
+        /* Woken by the hangup, it finds nobody to send to. */
+        ck_assert_int_gt(sd_event_run(e, 1000 * 1000), 0);
+        ck_assert_uint_eq(outbox_pending(o), 0);
+        ck_assert_int_eq(sd_event_run(e, 0), 0);
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "FAILED x"), -EPIPE);
+        outbox_free(o);
+        sd_event_unref(e);
+        close(pair[0]);
+}
+END_TEST
+
+START_TEST(test_outbox_free_closes_its_copy) {
+        int pair[2];
+        channel_pair(pair);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        fill(pair[0]);
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
+        outbox_free(o);
+        close(pair[0]);
+        /* No copy of the sending end is left open: the peer sees the end. */
+        Received r = {};
+        receive(pair[1], &r);
+        ck_assert_uint_eq(r.n, 0);
+        char c;
+        ck_assert_int_eq(recv(pair[1], &c, 1, MSG_DONTWAIT), 0);
+        sd_event_unref(e);
+        close(pair[1]);
+}
+END_TEST
+
+static Suite *outbox_suite(void) {
+        Suite *s = suite_create("outbox");
+        TCase *tc = tcase_create("core");
+        tcase_add_test(tc, test_sends_at_once_when_writable);
+        tcase_add_test(tc, test_full_channel_keeps_order_and_latest);
+        tcase_add_test(tc, test_queue_is_bounded);
+        tcase_add_test(tc, test_peer_gone_drops_the_queue);
+        tcase_add_test(tc, test_outbox_free_closes_its_copy);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return unit_run(outbox_suite());
+}
