@@ -23,7 +23,11 @@
  *                                  for meanwhile: run it)
  *
  * End of file on either side before TAKEOVER means "abort"; after it, the
- * old main's end of file means it has finished draining. */
+ * old main's end of file means it has finished draining.
+ *
+ * The old main may not read for a while (stopped, starved of CPU) while the
+ * next handoff's STATUS lines fill its end: the next handoff's reports wait
+ * in an outbox then (outbox.h), and READY, FAILED and APP still arrive. */
 
 #define HANDOFF_CONTROL_FD_ENV "HANDOFF_CONTROL_FD"
 #define CHANNEL_MAX_MESSAGE 4200

@@ -9,12 +9,21 @@
 #include "channel.h"
 #include "env-files.h"
 #include "log.h"
+#include "outbox.h"
 #include "takeover.h"
+
+/* What the predecessor needs only the latest of (outbox.h); APP, READY and
+ * FAILED must all arrive. */
+enum {
+        REPORT_STATUS = OUTBOX_EVERY + 1,
+        REPORT_EXTEND,
+};
 
 struct Takeover {
         int channel;
         bool took_over;
         sd_event_source *source;
+        Outbox *outbox;         /* our reports, while the predecessor does not read */
         const TakeoverCallbacks *cb;
         void *userdata;
 };
@@ -84,6 +93,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 return 0;
         if (r == 0) {
                 t->source = sd_event_source_disable_unref(t->source);
+                t->outbox = outbox_free(t->outbox);
                 t->channel = safe_close(t->channel);
                 log_debug("The previous handoff has exited.");
                 t->cb->predecessor_gone(t->userdata);
@@ -111,6 +121,8 @@ int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *us
         }
         *t = (Takeover) { .channel = channel, .cb = cb, .userdata = userdata };
         int r = sd_event_add_io(e, &t->source, t->channel, EPOLLIN, on_channel, t);
+        if (r >= 0)
+                r = outbox_new(e, t->channel, &t->outbox);
         if (r < 0) {
                 takeover_free(t);
                 return log_error_errno(r, "Failed to watch the handover channel: %m");
@@ -123,40 +135,57 @@ Takeover *takeover_free(Takeover *t) {
         if (!t)
                 return NULL;
         sd_event_source_disable_unref(t->source);
+        outbox_free(t->outbox);
         safe_close(t->channel);
         free(t);
         return NULL;
 }
 
-static void report(Takeover *t, const char *what, const char *arg) {
+/* Sent now, or once the predecessor reads again: one stopped or starved
+ * for a moment must still get READY, however many STATUS= lines our
+ * generation said meanwhile. */
+static void report(Takeover *t, unsigned key, const char *what, const char *arg) {
         if (!t || t->channel < 0 || t->took_over)
                 return;
-        int r = channel_send(t->channel, "%s%s%.*s", what, arg ? " " : "", arg ? (int) utf8_prefix(arg, 1024) : 0,
-                             arg ? arg : "");
-        if (r < 0)
+        char buf[CHANNEL_MAX_MESSAGE];
+        snprintf(buf, sizeof buf, "%s%s%.*s", what, arg ? " " : "", arg ? (int) utf8_prefix(arg, 1024) : 0,
+                 arg ? arg : "");
+        int r = outbox_put(t->outbox, key, buf);
+        if (r == 1 && key == OUTBOX_EVERY)
+                log_debug("The previous handoff is not reading; %s waits until it does.", what);
+        else if (r == -ENOBUFS && key == OUTBOX_EVERY)
+                log_warning_errno(r, "Failed to report %s to the previous handoff, which has not read for too "
+                                  "long: %m", what);
+        else if (r < 0)
                 log_debug_errno(r, "Failed to report %s to the previous handoff: %m", what);
 }
 
 void takeover_report_app(Takeover *t, pid_t pid) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", (int) pid);
-        report(t, "APP", buf);
+        report(t, OUTBOX_EVERY, "APP", buf);
 }
 
 void takeover_report_status(Takeover *t, const char *status) {
-        report(t, "STATUS", status);
+        report(t, REPORT_STATUS, "STATUS", status);
 }
 
 void takeover_report_extend(Takeover *t, uint64_t usec) {
+        /* One still queued said "at least that long from when it arrives"
+         * too: the longer of the two keeps both promises. */
+        uint64_t queued;
+        const char *q = t && t->outbox ? outbox_queued(t->outbox, REPORT_EXTEND) : NULL;
+        if (q && safe_atou64(q + strlen("EXTEND "), &queued) >= 0 && queued > usec)
+                usec = queued;
         char buf[24];
         snprintf(buf, sizeof buf, "%" PRIu64, usec);
-        report(t, "EXTEND", buf);
+        report(t, REPORT_EXTEND, "EXTEND", buf);
 }
 
 void takeover_report_ready(Takeover *t) {
-        report(t, "READY", NULL);
+        report(t, OUTBOX_EVERY, "READY", NULL);
 }
 
 void takeover_report_failed(Takeover *t, const char *why) {
-        report(t, "FAILED", why);
+        report(t, OUTBOX_EVERY, "FAILED", why);
 }

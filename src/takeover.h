@@ -47,7 +47,10 @@ void takeover_inherit_from_env(Inheritance *ret);
 int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *userdata, Takeover **ret);
 Takeover *takeover_free(Takeover *t);
 
-/* Reports to the predecessor. Silent no-ops once the channel is closed. */
+/* Reports to the predecessor: sent at once, or, while it does not read,
+ * queued in order and sent when it does (outbox.h): APP, READY and FAILED
+ * always arrive, STATUS and EXTEND as the latest one. Silent no-ops once
+ * the channel is closed. */
 void takeover_report_app(Takeover *t, pid_t pid);
 void takeover_report_status(Takeover *t, const char *status);
 void takeover_report_extend(Takeover *t, uint64_t usec);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The sending side of the handover channel (outbox.c): a peer that does not
- * read fills the channel, and what must arrive waits, in order, until it
- * does. */
+/* The sending side of the handover channel (outbox.c), and the next
+ * handoff's reports through it (takeover.c): a peer that does not read
+ * fills the channel, and what must arrive waits, in order, until it does. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +12,7 @@
 
 #include "channel.h"
 #include "outbox.h"
+#include "takeover.h"
 #include "unit.h"
 
 #define FILLER "filler"
@@ -206,6 +207,56 @@ START_TEST(test_outbox_free_closes_its_copy) {
 }
 END_TEST
 
+static void no_took_over(bool reload_pending, void *userdata) {
+        ck_abort();
+}
+static void no_unlink(const char *path, void *userdata) {
+        ck_abort();
+}
+static void no_gone(void *userdata) {
+        ck_abort();
+}
+static const TakeoverCallbacks no_callbacks = { no_took_over, no_unlink, no_gone };
+
+/* The next handoff's reports: a predecessor that reads late gets APP, its
+ * generation's last STATUS= before READY, and the longest EXTEND. */
+START_TEST(test_takeover_reports_wait_for_a_stalled_predecessor) {
+        int pair[2];
+        channel_pair(pair);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Takeover *t;
+        int sender = pair[0];
+        ck_assert_int_eq(takeover_new(e, sender, &no_callbacks, NULL, &t), 0);
+        fill(sender);
+        takeover_report_app(t, 42);
+        takeover_report_extend(t, 30000000);
+        takeover_report_extend(t, 1000000);
+        for (int i = 1; i <= 200; i++) {
+                char st[64];
+                snprintf(st, sizeof st, "step %d", i);
+                takeover_report_status(t, st);
+        }
+        takeover_report_ready(t);
+
+        Received r = {};
+        for (int i = 0; i < 100; i++) {
+                receive(pair[1], &r);
+                if (r.n >= 4)
+                        break;
+                ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+        }
+        ck_assert_uint_eq(r.n, 4);
+        ck_assert_str_eq(r.msgs[0], "APP 42");
+        ck_assert_str_eq(r.msgs[1], "EXTEND 30000000");
+        ck_assert_str_eq(r.msgs[2], "STATUS step 200");
+        ck_assert_str_eq(r.msgs[3], "READY");
+        takeover_free(t);
+        sd_event_unref(e);
+        close(pair[1]);
+}
+END_TEST
+
 static Suite *outbox_suite(void) {
         Suite *s = suite_create("outbox");
         TCase *tc = tcase_create("core");
@@ -214,6 +265,7 @@ static Suite *outbox_suite(void) {
         tcase_add_test(tc, test_queue_is_bounded);
         tcase_add_test(tc, test_peer_gone_drops_the_queue);
         tcase_add_test(tc, test_outbox_free_closes_its_copy);
+        tcase_add_test(tc, test_takeover_reports_wait_for_a_stalled_predecessor);
         suite_add_tcase(s, tc);
         return s;
 }
