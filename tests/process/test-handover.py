@@ -198,6 +198,46 @@ def test_sighup_to_next_handoff_before_commit_runs_after(tmp):
         h.close()
 
 
+def test_ready_reaches_an_old_main_that_stalled(tmp):
+    """The old main does not read its channel for a while (stopped, starved
+    of CPU, throttled) while the candidate says many STATUS= lines: they
+    fill the channel, and READY, said after them, must still arrive once it
+    reads again, with the candidate's last text in the MAINPID= datagram.
+    Lost, the old main waited out --start-timeout + 5 s and rolled back a
+    generation that was ready."""
+    h = start(tmp, "-v", "--start-timeout=3s")
+    try:
+        set_args(h.args_file, "--init-delay", "1000", "--status-burst", "120")
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        h.wait_log(f"handoff[{succ}]: Started generation 2")
+        os.kill(h.pid, signal.SIGSTOP)
+        try:
+            h.wait_log_re(rf"handoff\[{succ}\]: Generation 2 \(.*\) is ready after", 20)
+            # Premise: the channel was full when READY was said.
+            h.wait_log_re(rf"handoff\[{succ}\]: (The previous handoff is not reading; READY waits|"
+                          rf"Failed to report READY)", 10)
+        finally:
+            os.kill(h.pid, signal.SIGCONT)
+        wait_for(lambda: len(h.mains()) == 2 or "Reload failed" in h.log(), 20,
+                 f"MAINPID= or a failed reload; log:\n{h.log()}")
+        log = h.log()
+        check("did not report ready in time" not in log and "Reload failed" not in log, log)
+        mains = h.mains()
+        check(mains[1:] == [succ], f"MAINPID= names the next handoff {succ}: {mains}")
+        msg = [m for m in h.notify.snapshot() if "MAINPID" in m.fields][0]
+        check(msg.fields.get("READY") == "1" and "app: burst 120/120 " in msg.fields.get("STATUS", ""),
+              f"the MAINPID= datagram has the app's last STATUS=: {msg}")
+        check(h.proc.wait(timeout=20) == 0, f"the old handoff exits 0; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        try:
+            os.kill(h.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+        h.close()
+
+
 def start_from_copy(tmp, name):
     """handoff started from a copy of the binary in tmp, which a test may
     then replace or remove, as a package upgrade or a deploy would."""
