@@ -347,7 +347,11 @@ int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_p
         n->taken_over = true;
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
         n->channel_source = sd_event_source_disable_unref(n->channel_source);
-        /* A message each: a path may hold any byte but NUL. */
+        /* A message each: a path may hold any byte but NUL. Sent without
+         * waiting, and no outbox (outbox.h) is needed: nothing else goes
+         * this way after the start, so they fill an empty buffer, which
+         * takes some 270 such messages at the default 208 KiB, and what was
+         * sent stays readable after we exit. */
         for (size_t i = 0; i < n_paths; i++)
                 if ((r = channel_send(n->channel, "UNLINK %s", unlink_paths[i])) < 0)
                         log_warning_errno(r, "Failed to pass on %s: %m", unlink_paths[i]);
