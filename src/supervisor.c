@@ -373,7 +373,9 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
          * and nothing once MAINPID= names the next handoff. */
         bool relay = g == s->serving || (g == s->candidate && !s->serving && s->machine.state == STATE_STARTING);
         bool speaks = relay && !role_ignores_stop(s->role);
-        StorePolicy policy = speaks ? STORE_APPLY : g == s->candidate && s->serving ? STORE_STAGE : STORE_REFUSE;
+        /* A candidate's stores count once it serves: staged, also when the
+         * serving generation died while it started (and none serves). */
+        StorePolicy policy = speaks ? STORE_APPLY : g == s->candidate ? STORE_STAGE : STORE_REFUSE;
         service_store_message(&s->store, policy, mirroring(s), g->number, m, fds, n_fds);
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",

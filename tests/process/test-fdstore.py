@@ -279,6 +279,33 @@ def test_failed_reload_leaves_the_store_alone(tmp):
         h.close()
 
 
+def test_candidate_stores_when_the_serving_one_died(tmp):
+    """The serving generation dies while a reload's candidate starts; the
+    candidate stores its state before its READY=1, and the next generation
+    gets it. Its stores were refused while nothing served (found by a
+    reviewer), so generation 3 read generation 1's state."""
+    h = start(tmp)
+    try:
+        first = int(answer(h)["pid"])
+        set_args(h.args_file, "--store-after-usr1")
+        n = h.notify.count("READY")
+        h.signal(signal.SIGHUP)
+        m = h.wait_log_re(r"Started generation 2: pid (\d+)")
+        candidate = int(m.group(1))
+        wait_for(lambda: any("waiting for SIGUSR1" in d.fields.get("STATUS", "") for d in h.notify.snapshot()), 10,
+                 "the candidate waiting")
+        os.kill(first, signal.SIGKILL)
+        h.wait_log_re(r"[Gg]eneration 1 .*killed by signal")
+        os.kill(candidate, signal.SIGUSR1)
+        h.wait_ready(n + 1, timeout=20)
+        set_args(h.args_file)
+        a = reload(h, 3)
+        check(a["state"] == "3", f"generation 3 read generation 2's state: {a}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_store_is_bounded(tmp):
     h = start(tmp, "--store-many", "5", extra=("--fd-store-max=3",))
     try:
