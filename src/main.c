@@ -99,6 +99,21 @@ static int open_sockets(Context *c) {
 
 /* Returns 0 with the service's exit status, or -errno: -EINVAL for bad
  * arguments or configuration (logged), 1 for --help/--version. */
+/* Whether MAINPID= would name what the service manager sees. systemd (248
+ * and later) tells a process it starts that process's pid, as systemd sees
+ * it, in SYSTEMD_EXEC_PID: equal to ours, it shares our pids. Without it, a
+ * container= variable (set by podman, which relays sd_notify out of a
+ * container with --sdnotify=container) says that the manager is outside,
+ * where our pids mean nothing, and the container's init (catatonit, tini)
+ * ends the container when its first child, this process, exits. */
+static bool manager_shares_our_pids(void) {
+        const char *e = getenv("SYSTEMD_EXEC_PID");
+        uint64_t pid;
+        if (e)
+                return safe_atou64(e, &pid) >= 0 && pid == (uint64_t) getpid();
+        return !getenv("container");
+}
+
 static int run(int argc, char **argv, int *ret_status) {
         _cleanup_(context_done) Context c = { .opt = OPTIONS_DEFAULT, .channel = -EBADF };
         int r;
@@ -161,6 +176,8 @@ static int run(int argc, char **argv, int *ret_status) {
         if (c.opt.pid_file && c.channel < 0 && (r = write_pid_file(c.opt.pid_file, getpid())) < 0)
                 return log_error_errno(r, "Failed to write pid file %s: %m", c.opt.pid_file);
 
+        /* A next handoff exists only in handover mode. */
+        bool shares = c.channel >= 0 || manager_shares_our_pids();
         SupervisorParams p = {
                 .opt = &c.opt,
                 .listeners = &c.listeners,
@@ -168,12 +185,16 @@ static int run(int argc, char **argv, int *ret_status) {
                 .mirror_store = c.mirror,
                 .exe = c.exe,
                 .argv = argv,
-                .handover = c.opt.mode == MODE_HANDOVER || (c.opt.mode == MODE_AUTO && manager && !pid1),
+                .handover = c.opt.mode == MODE_HANDOVER || (c.opt.mode == MODE_AUTO && manager && !pid1 && shares),
                 .takeover_channel = TAKE_FD(c.channel),
         };
         log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
         if (pid1)
                 log_info("Running as PID 1: reloads keep this process (supervise mode), and every orphan is reaped here.");
+        else if (c.opt.mode == MODE_AUTO && manager && !shares)
+                log_info("The service manager does not see this process's pid (%s): reloads keep this process "
+                         "(supervise mode).",
+                         getenv("SYSTEMD_EXEC_PID") ? "SYSTEMD_EXEC_PID names another" : "in a container");
         if (c.opt.mode == MODE_HANDOVER && !manager && p.takeover_channel < 0)
                 log_warning("--mode=handover without a service manager (no NOTIFY_SOCKET): after a reload the "
                             "service runs on in a process that is nobody's child but init's.");

@@ -291,6 +291,37 @@ def test_notify_socket_it_cannot_use_is_named(tmp):
         h.kill_all()
 
 
+def test_auto_mode_in_a_container(tmp):
+    """--mode=auto: handover only where MAINPID= names what the manager
+    sees. In a container whose manager relays sd_notify from outside (podman
+    --sdnotify=container sets container=; its init, catatonit, ends the
+    container when handoff exits) a reload keeps this process; where systemd
+    says our pid in SYSTEMD_EXEC_PID, it is handover, container or not."""
+    cases = [({"container": "podman"}, (), "supervise"),
+             ({"container": "podman"}, ["/bin/sh", "-c", 'SYSTEMD_EXEC_PID=$$ exec "$@"', "sh"], "handover"),
+             ({"SYSTEMD_EXEC_PID": "1"}, (), "supervise"),
+             ({}, (), "handover")]
+    for i, (env, wrapper, mode) in enumerate(cases):
+        port = free_port()
+        d = os.path.join(tmp, str(i))
+        os.mkdir(d)
+        notify = FakeSystemd(d)
+        h = Handoff(d, ["-l", f"127.0.0.1:{port}", "-v"], [FIXTURE, "--init-delay", "0"], notify=notify, env=env,
+                    wrapper=wrapper)
+        try:
+            h.wait_ready(1)
+            check(f"Reload mode: {mode}." in h.log(), f"{env} {wrapper}: {mode} expected; log:\n{h.log()}")
+            if mode == "supervise" and env.get("container"):
+                check("does not see this process's pid (in a container)" in h.log(), h.log())
+            h.signal(signal.SIGHUP)
+            h.wait_ready(2, timeout=20)
+            moved = any("MAINPID" in m.fields for m in notify.snapshot())
+            check(moved == (mode == "handover"), f"{env}: MAINPID= sent: {moved}; log:\n{h.log()}")
+            check(h.stop() == 0, h.log())
+        finally:
+            h.kill_all()
+
+
 def test_help_and_version(tmp):
     p = subprocess.run([HANDOFF, "--help"], capture_output=True, text=True, timeout=10)
     check(p.returncode == 0 and "--listen" in p.stdout and "--drain-timeout" in p.stdout, p.stdout)

@@ -85,7 +85,8 @@ class Handoff:
         """Ours, minus what systemd would have set, plus NOTIFY_SOCKET (of
         notify, a FakeSystemd) and env."""
         e = dict(os.environ)
-        for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID"):
+        for k in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC", "WATCHDOG_PID",
+                  "SYSTEMD_EXEC_PID", "container"):
             e.pop(k, None)
         if notify:
             e["NOTIFY_SOCKET"] = notify.path
