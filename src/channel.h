@@ -21,6 +21,12 @@
  *                                  remove it at the final stop
  *                 "TAKEOVER <0|1>" you are main now (1: a reload was asked
  *                                  for meanwhile: run it)
+ *                 "STOP"           after TAKEOVER: the service manager's stop
+ *                                  reached me, not you (it took no MAINPID=
+ *                                  while stopping, or signals only the main
+ *                                  it knew): stop, and I exit after you
+ *                 "DRAINED"        after STOP: my generations are gone; do
+ *                                  not wait for my end of file
  *
  * End of file on either side before TAKEOVER means "abort"; after it, the
  * old main's end of file means it has finished draining.
@@ -41,6 +47,8 @@ typedef enum {
         CHANNEL_EXTEND,
         CHANNEL_UNLINK,
         CHANNEL_TAKEOVER,
+        CHANNEL_STOP,
+        CHANNEL_DRAINED,
 } ChannelKind;
 
 typedef struct ChannelMessage {

@@ -13,6 +13,7 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
+#include "channel.h"
 #include "control.h"
 #include "fsm.h"
 #include "generation.h"
@@ -87,6 +88,8 @@ struct Supervisor {
         Results results;
         int exit_code;
         bool stop_requested;     /* SIGTERM/SIGINT came: a second one kills everything */
+        bool stop_by_predecessor; /* ... came from our predecessor (STOP): the next
+                                  * signal is the service manager's, not a second one */
         bool ready_announced;    /* our predecessor's MAINPID datagram said READY=1 for
                                   * the generation committed at our takeover */
 
@@ -97,6 +100,16 @@ struct Supervisor {
         Handover *handover;      /* old main: MAINPID= sent, awaiting systemd's barrier */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
+        /* Old main: the service manager's stop reached us after MAINPID= (it
+         * may not have taken it: systemd 252 ignores MAINPID= once stopping,
+         * and KillMode=mixed signals only the main it knows). Passed on as
+         * STOP; we then exit only after the next handoff, so that whichever
+         * of us systemd waits for goes last (see stop_next_handoff()). */
+        bool pass_stop;          /* to send STOP once the next handoff took over */
+        bool awaits_next;        /* STOP sent: until the next handoff exits */
+        bool drained_sent;       /* DRAINED sent: our generations are gone */
+        sd_event_source *next_exit;      /* its end of file on handed_channel */
+        sd_event_source *next_deadline;  /* how long we wait for that */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
         pid_t predecessor;       /* ... and its pid, while it lives */
         sd_event_source *predecessor_exit;
@@ -150,10 +163,13 @@ static bool all_gone(Supervisor *s) {
          * the old one, still draining, so that systemd does not kill what
          * it serves. */
         return !s->gens && (!s->next || s->role == ROLE_YIELDED) && s->n_aborted == 0 &&
-               !role_predecessor_alive(s->role);
+               !role_predecessor_alive(s->role) && !s->awaits_next;
 }
 
+static void next_stop_progress(Supervisor *s);
+
 static void check_all_gone(Supervisor *s) {
+        next_stop_progress(s);
         if (s->machine.state == STATE_STOPPING && all_gone(s))
                 dispatch(s, EV_ALL_GONE);
 }
@@ -687,10 +703,35 @@ static void on_took_over(bool reload_pending, void *userdata) {
         dispatch(s, EV_READY);
 }
 
+/* The service manager's stop reached our predecessor, not us: it is ours
+ * all the same. A SIGTERM of the manager's that follows is the same stop,
+ * not a second one. */
+static void on_predecessor_stop(void *userdata) {
+        Supervisor *s = userdata;
+        if (s->stop_requested)
+                return;
+        log_info("Stop requested by the previous handoff (the service manager's stop reached it); it exits after "
+                 "this one.");
+        s->stop_requested = s->stop_by_predecessor = true;
+        if (!s->serving && s->machine.state != STATE_STOPPING)
+                s->exit_code = 0;
+        dispatch(s, EV_STOP);
+}
+
+/* ... and it has drained: it waits for our end, we no longer for its. */
+static void on_predecessor_drained(void *userdata) {
+        Supervisor *s = userdata;
+        log_debug("The previous handoff has drained its generations and waits for this one.");
+        set_role(s, ROLE_EV_PREDECESSOR_GONE);
+        check_all_gone(s);
+}
+
 static const TakeoverCallbacks takeover_callbacks = {
         .took_over = on_took_over,
         .unlink_path = on_unlink_path,
         .predecessor_gone = on_predecessor_gone,
+        .stop = on_predecessor_stop,
+        .predecessor_drained = on_predecessor_drained,
 };
 
 /* ---- control requests ---------------------------------------------------- */
@@ -1063,6 +1104,70 @@ static void hand_over(Supervisor *s) {
                 dispatch(s, EV_HANDED_OVER);
 }
 
+/* ---- old main: the service manager's stop after MAINPID= ---------------- */
+
+static void next_wait_over(Supervisor *s) {
+        s->next_exit = sd_event_source_disable_unref(s->next_exit);
+        s->next_deadline = sd_event_source_disable_unref(s->next_deadline);
+        s->awaits_next = false;
+        check_all_gone(s);
+}
+
+static int on_next_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Supervisor *s = userdata;
+        log_debug("The next handoff (pid %d) has exited.", (int) s->handed_to);
+        next_wait_over(s);
+        return 0;
+}
+
+static int on_next_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
+        Supervisor *s = userdata;
+        log_warning("The next handoff (pid %d) did not exit within the drain timeout after our generations; "
+                    "exiting all the same.", (int) s->handed_to);
+        next_wait_over(s);
+        return 0;
+}
+
+/* Our generations are gone: DRAINED, so that the next handoff does not
+ * wait for our end of file while we wait for its; that wait is bounded by
+ * the drain timeout (its generation's, retired at the STOP), and more. */
+static void next_stop_progress(Supervisor *s) {
+        if (!s->awaits_next || s->drained_sent || s->gens)
+                return;
+        s->drained_sent = true;
+        int r = channel_send(s->handed_channel, "DRAINED");
+        if (r < 0) {
+                log_debug_errno(r, "Failed to tell the next handoff that we have drained: %m");
+                s->awaits_next = false;
+                return;
+        }
+        if (timestamp_is_set(s->opt->drain_timeout) &&
+            sd_event_add_time_relative(s->event, &s->next_deadline, CLOCK_MONOTONIC,
+                                       s->opt->drain_timeout + 5 * USEC_PER_SEC, USEC_PER_MSEC, on_next_deadline, s) < 0)
+                log_warning("Failed to arm a timer; waiting for the next handoff without a deadline.");
+}
+
+/* The service manager's stop came to us after MAINPID= named the next
+ * handoff: systemd 252 takes no MAINPID= once it is stopping, so it may
+ * still wait for us, and with KillMode=mixed it signals nobody else (with
+ * control-group the next handoff got it too, and STOP is no second one to
+ * it). STOP makes the next handoff stop as it would at the signal, and we
+ * exit after it: whichever of us systemd waits for exits last, and neither
+ * generation is cut short by its final SIGKILL. */
+static void stop_next_handoff(Supervisor *s) {
+        s->pass_stop = false;
+        int r = channel_send(s->handed_channel, "STOP");
+        if (r >= 0)
+                r = sd_event_add_io(s->event, &s->next_exit, s->handed_channel, EPOLLRDHUP, on_next_exit, s);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to pass the stop on to the next handoff (pid %d): %m", (int) s->handed_to);
+                return;
+        }
+        s->awaits_next = true;
+        log_info("Passed the stop on to the next handoff (pid %d); exiting after it.", (int) s->handed_to);
+        next_stop_progress(s);
+}
+
 static void take_over_done(Supervisor *s, bool pass_reload) {
         NextHandoff *n = TAKE_PTR(s->next);
         s->handed_to = next_handoff_pid(n);
@@ -1080,6 +1185,8 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
                 generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
                 s->serving = NULL; /* its exit is a retired generation's now */
         }
+        if (s->pass_stop)
+                stop_next_handoff(s);
 }
 
 /* The reload machine's actions, in this order: the outcome of the reload
@@ -1166,9 +1273,28 @@ static void dispatch(Supervisor *s, Event ev) {
 
 /* ---- signals ------------------------------------------------------------ */
 
-static void on_stop_signal(Supervisor *s, int sig) {
+static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
         if (role_ignores_stop(s->role)) {
+                /* From the service manager (our parent), it is the service's
+                 * stop: passed on (see stop_next_handoff()), once the next
+                 * handoff took over. Anyone else's is an operator's. */
+                if (sender == getppid() && !s->pass_stop && !s->awaits_next) {
+                        log_info("Stop requested (SIG%s) by the service manager after MAINPID= named the next "
+                                 "handoff; passing it on.", sigabbrev_np(sig));
+                        if (role_handed_off(s->role))
+                                stop_next_handoff(s);
+                        else
+                                s->pass_stop = true;
+                        return;
+                }
                 log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
+                return;
+        }
+        if (s->stop_requested && s->stop_by_predecessor) {
+                /* The manager's own signal for the stop our predecessor
+                 * passed on (KillMode=control-group). */
+                s->stop_by_predecessor = false;
+                log_info("Stop requested (SIG%s); already stopping.", sigabbrev_np(sig));
                 return;
         }
         if (s->stop_requested) {
@@ -1212,7 +1338,7 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 break;
         case SIGTERM:
         case SIGINT:
-                on_stop_signal(s, sig);
+                on_stop_signal(s, sig, (pid_t) si->ssi_pid);
                 break;
         default:
                 if (s->serving && !role_handed_off(s->role)) {
@@ -1348,6 +1474,8 @@ static void supervisor_done(Supervisor *s) {
         handover_free(s->handover);
         takeover_free(s->takeover);
         sd_event_source_disable_unref(s->predecessor_exit);
+        sd_event_source_disable_unref(s->next_exit);
+        sd_event_source_disable_unref(s->next_deadline);
         /* s->handed_channel stays open on purpose: the kernel closes it when
          * this process exits, and only then may the next handoff (systemd's
          * main, waiting for this end of file) exit too. Closing it here

@@ -108,7 +108,11 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         else if (m.kind == CHANNEL_TAKEOVER && !t->took_over) {
                 t->took_over = true;
                 t->cb->took_over(m.reload_pending, t->userdata);
-        } else
+        } else if (m.kind == CHANNEL_STOP && t->took_over)
+                t->cb->stop(t->userdata);
+        else if (m.kind == CHANNEL_DRAINED && t->took_over)
+                t->cb->predecessor_drained(t->userdata);
+        else
                 log_debug("Ignored a message from the previous handoff: %.64s", buf);
         return 0;
 }

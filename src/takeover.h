@@ -22,6 +22,11 @@ typedef struct TakeoverCallbacks {
         void (*unlink_path)(const char *path, void *userdata);
         /* End of file: the predecessor exited, or aborted before TAKEOVER. */
         void (*predecessor_gone)(void *userdata);
+        /* After TAKEOVER, STOP: the service stops (the manager's stop
+         * reached the predecessor); DRAINED: the predecessor has nothing
+         * left and waits for our exit, not we for its. */
+        void (*stop)(void *userdata);
+        void (*predecessor_drained)(void *userdata);
 } TakeoverCallbacks;
 
 /* What the predecessor passed on in the environment (and is removed from

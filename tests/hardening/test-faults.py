@@ -28,6 +28,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 
@@ -798,12 +799,11 @@ def test_sigterm_to_next_handoff_then_commit(tmp):
 
 
 def test_sigterm_to_old_main_after_ready_before_commit(tmp):
-    """Handover mode, same stage, SIGTERM to the old main (an operator's
-    kill, or KillMode=control-group, which signals every process): systemd
-    was told MAINPID= names the next handoff, so the old main is no longer the
-    one to stop the service. It ignores the signal and completes the
-    handover; the next handoff serves on, and the old main's slow request
-    finishes."""
+    """Handover mode, same stage, SIGTERM to the old main from an operator
+    (not the service manager): systemd was told MAINPID= names the next
+    handoff, so the old main is no longer the one to stop the service. It
+    ignores the signal and completes the handover; the next handoff serves
+    on, and the old main's slow request finishes."""
     need("handover")
     h = start(tmp)
     try:
@@ -814,7 +814,9 @@ def test_sigterm_to_old_main_after_ready_before_commit(tmp):
         h.signal(signal.SIGHUP)
         wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
         succ = h.main_pid()
-        os.kill(h.pid, signal.SIGTERM)
+        # From another process than the service manager (this test plays
+        # it): the manager's own stop is passed on (the tests below).
+        subprocess.run(["kill", "-TERM", str(h.pid)], check=True, timeout=10)
         h.wait_log(f"handoff[{h.pid}]: Ignoring SIGTERM")
         h.notify.release()
         h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {succ}")
@@ -826,6 +828,60 @@ def test_sigterm_to_old_main_after_ready_before_commit(tmp):
         stop_clean(h)
     finally:
         teardown(h)
+
+
+def manager_stop_after_mainpid(tmp, both):
+    """The service manager's stop reaches the old main after its MAINPID=
+    (held barrier): systemd 252 takes no MAINPID= once stopping, and with
+    KillMode=mixed signals only the old main; with control-group (both) the
+    next handoff gets a SIGTERM too. The old main passes the stop on, the
+    next handoff stops without taking the manager's signal for a second one,
+    both generations drain (the old one's slow request is answered, nothing
+    is SIGKILLed) and the old main exits last: under mixed it is the one
+    systemd waits for, and its exit would SIGKILL what is left. Before, the
+    old main ignored the stop, handed over and exited, and systemd's final
+    SIGKILL cut the next handoff's generation short (found by a reviewer)."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        os.kill(h.pid, signal.SIGTERM)
+        h.wait_log(f"handoff[{h.pid}]: Stop requested (SIGTERM) by the service manager after MAINPID=")
+        h.notify.release()
+        h.wait_log(f"handoff[{h.pid}]: Passed the stop on to the next handoff (pid {succ})")
+        if both:
+            # The manager's own signal, once the next handoff is main (before,
+            # it is a candidate's stop: test_sigterm_to_next_handoff_then_commit).
+            os.kill(succ, signal.SIGTERM)
+        else:
+            h.wait_log(f"handoff[{succ}]: Stop requested by the previous handoff")
+        wait_for(lambda: not alive(h.pid) and not alive(succ), 20, f"both exit:\n{h.log()}")
+        check(h.proc.wait(timeout=5) == 0, h.log())
+        log = h.log()
+        check("Second stop request" not in log, f"no stop was taken for a second one:\n{log}")
+        check("SIGKILL" not in log, f"nothing was killed:\n{log}")
+        old_done = log.find(f"handoff[{h.pid}]: stopping + all-gone")
+        succ_done = log.find(f"handoff[{succ}]: stopping + all-gone")
+        check(0 <= succ_done < old_done, f"the old main, which systemd may wait for, finished last:\n{log}")
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
+def test_manager_stop_to_old_main_after_mainpid(tmp):
+    manager_stop_after_mainpid(tmp, both=False)
+
+
+def test_manager_stop_to_both_after_mainpid(tmp):
+    manager_stop_after_mainpid(tmp, both=True)
 
 
 def test_sigterm_while_old_generation_drains(tmp):
