@@ -46,6 +46,11 @@ pid_t next_handoff_pid(const NextHandoff *n) {
         return n->pid;
 }
 
+int next_handoff_pidfd_dup(const NextHandoff *n) {
+        int fd = fcntl(n->pidfd, F_DUPFD_CLOEXEC, 3);
+        return fd < 0 ? -errno : fd;
+}
+
 pid_t next_handoff_app_pid(const NextHandoff *n) {
         return n->app_pid;
 }

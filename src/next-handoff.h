@@ -53,6 +53,8 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                        const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret);
 
 pid_t next_handoff_pid(const NextHandoff *n);
+/* A pidfd of it, the caller's to close; -errno. */
+int next_handoff_pidfd_dup(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */
 usec_t next_handoff_started(const NextHandoff *n);  /* CLOCK_MONOTONIC */
 unsigned next_handoff_number(const NextHandoff *n); /* that generation's number */

@@ -99,6 +99,7 @@ struct Supervisor {
         sd_event_source *progress_timer; /* sends progress[] at the end of the interval */
         Handover *handover;      /* old main: MAINPID= sent, awaiting systemd's barrier */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
+        int handed_pidfd;        /* ... and a pidfd of it: a SIGHUP passed on reaches it or nobody */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
         /* Old main: the service manager's stop reached us after MAINPID= (it
          * may not have taken it: systemd 252 ignores MAINPID= once stopping,
@@ -1171,6 +1172,7 @@ static void stop_next_handoff(Supervisor *s) {
 static void take_over_done(Supervisor *s, bool pass_reload) {
         NextHandoff *n = TAKE_PTR(s->next);
         s->handed_to = next_handoff_pid(n);
+        s->handed_pidfd = next_handoff_pidfd_dup(n);
         set_role(s, ROLE_EV_TAKEOVER_SENT);
         s->exit_code = 0;
         log_info("Handed over to handoff pid %d; retiring generation %u.", (int) s->handed_to,
@@ -1329,8 +1331,9 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 if (role_handed_off(s->role)) {
                         /* A stale $MAINPID: the service lives on there. */
                         log_info("Passing SIGHUP on to the main handoff, pid %d.", (int) s->handed_to);
-                        if (kill(s->handed_to, SIGHUP) < 0)
-                                log_warning_errno(errno, "Failed to pass SIGHUP on to pid %d: %m", (int) s->handed_to);
+                        int r = pidfd_signal(s->handed_pidfd, SIGHUP);
+                        if (r < 0)
+                                log_warning_errno(r, "Failed to pass SIGHUP on to pid %d: %m", (int) s->handed_to);
                         break;
                 }
                 log_info("Reload requested (SIGHUP from pid %u).", si->ssi_pid);
@@ -1476,6 +1479,7 @@ static void supervisor_done(Supervisor *s) {
         sd_event_source_disable_unref(s->predecessor_exit);
         sd_event_source_disable_unref(s->next_exit);
         sd_event_source_disable_unref(s->next_deadline);
+        safe_close(s->handed_pidfd);
         /* s->handed_channel stays open on purpose: the kernel closes it when
          * this process exits, and only then may the next handoff (systemd's
          * main, waiting for this end of file) exit too. Closing it here
@@ -1514,6 +1518,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 .exit_code = 1,
                 .started = now_monotonic(),
                 .handed_channel = -EBADF,
+                .handed_pidfd = -EBADF,
                 .store = { .store = p->store },
         };
         uint64_t wd = 0;

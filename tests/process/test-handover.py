@@ -345,6 +345,37 @@ def test_stop_right_after_reload_lets_old_generation_drain(tmp):
         h.close()
 
 
+def test_sighup_to_a_stale_main_is_passed_on(tmp):
+    """A SIGHUP to the old main while it drains (a stale $MAINPID or pid
+    file) is passed on to the new main, which reloads. Once that one has
+    exited, the old main passes nothing on: it holds a pidfd of it, so a pid
+    given out again meanwhile is never signalled."""
+    from harness import SlowRequest
+    h = start(tmp)
+    try:
+        slow = SlowRequest(h.port, 3000)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        reload_and_wait(h, 2)
+        new = h.mains()[1]
+        check(pid_alive(h.pid), "the old handoff still drains")
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log(f"handoff[{h.pid}]: Passing SIGHUP on to the main handoff, pid {new}.")
+        h.wait_ready(3, timeout=20)
+        newest = h.mains()[-1]
+        check(newest != new, f"the new main ran the reload and handed over: {h.mains()}")
+        wait_for(lambda: not pid_alive(new), 20, f"the second main exits; log:\n{h.log()}")
+        check(pid_alive(h.pid), "the first handoff still drains")
+        # Reaped here (a zombie still takes signals), as systemd reaps it.
+        wait_for(lambda: not os.path.exists(f"/proc/{new}"), 10, f"the second main reaped")
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log(f"handoff[{h.pid}]: Failed to pass SIGHUP on to pid {new}: No such process")
+        slow.join(timeout=20)
+        check(slow.status == 200, f"the slow request was answered: {slow.status} {slow.error}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_pid_file_names_the_main(tmp):
     pidfile = os.path.join(tmp, "handoff.pid")
     h = start(tmp, f"--pid-file={pidfile}")
