@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "channel.h"
+#include "close-async.h"
 #include "util.h"
 
 int parse_pid(const char *s, pid_t *ret) {

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "close-async.h"
 #include "control.h"
 #include "log.h"
 #include "runtime-dir.h"

@@ -10,6 +10,7 @@
 #endif
 
 #include "address.h"
+#include "close-async.h"
 #include "fdstore.h"
 #include "log.h"
 #include "util.h"

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "close-async.h"
 #include "env-file.h"
 #include "env-files.h"
 #include "env.h"

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "close-async.h"
 #include "notify.h"
 #include "runtime-dir.h"
 #include "util.h"

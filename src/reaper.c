@@ -339,9 +339,9 @@ static void adopt(Reaper *r, pid_t pid) {
                 (void) kill(pid, t->stopping);
 }
 
-/* Our children, from /proc/self/task/TID/children (handoff has one thread;
- * the list is exact for a thread that is not running fork() meanwhile, and
- * that thread is us). */
+/* Our children, from /proc/self/task/TID/children (only the main thread
+ * starts children, close-async.c's closers never do; the list is exact for
+ * a thread that is not running fork() meanwhile, and that thread is us). */
 static int open_children(Reaper *r) {
         if (r->children_fd >= 0)
                 return 0;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "address.h"
+#include "close-async.h"
 #include "listeners.h"
 #include "log.h"
 #include "sdstore.h"

@@ -362,8 +362,9 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code) {
 
         /* The child's stack (and its own child's, for SPAWN_ORPHAN): we are
          * suspended until it has exec'd, and it never returns into anything
-         * of ours, so one pair serves every spawn (handoff has one thread,
-         * and a spawn does not nest). A mapping per spawn cost four system
+         * of ours, so one pair serves every spawn (only the main thread
+         * spawns, the closers of close-async.c never do, and a spawn does
+         * not nest). A mapping per spawn cost four system
          * calls and fresh page faults on every reload. Static, not in this
          * frame: there the child's page moved with the depth of the call
          * that spawned, and the first reload (deeper than the start) made

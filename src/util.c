@@ -218,38 +218,6 @@ size_t utf8_prefix(const char *s, size_t max) {
         return s[n] == '\0' ? n : utf8_trim_partial(s, n);
 }
 
-/* Why an unwanted received fd needs care: when ours is the last reference,
- * close() releases the file, and a TCP (or SCTP) socket with SO_LINGER on
- * and a non-zero linger time then waits in close() until its unsent data is
- * acknowledged or the time is up. A sender can pass such a socket and close
- * its own copy: our close() would stall the whole event loop for the linger
- * time (the kernel does it in our thread, also for fds it drops for us).
- *
- * Clearing SO_LINGER (l_onoff = 0) makes the close return at once while the
- * kernel still sends the data and the FIN in the background, the ordinary
- * close of a socket nobody configured. {l_onoff = 1, l_linger = 0} would
- * not block either, but it resets the connection and throws the data away:
- * the socket may still be shared with whoever sent it, whose peer would see
- * an RST for our sake. So we clear it. Not a socket: ENOTSOCK, nothing to
- * do. (What this cannot help: a file whose filesystem blocks in flush, e.g.
- * a hung FUSE server, and fds queued inside a received unix socket, which
- * the kernel releases when that socket goes. The control socket takes no
- * fds at all where the kernel can refuse them, SO_PASSRIGHTS.) */
-int close_nonblocking(int fd) {
-        if (fd < 0)
-                return -EBADF;
-        int saved = errno;
-        struct linger l = { .l_onoff = 0, .l_linger = 0 };
-        (void) setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-        errno = saved;
-        return safe_close(fd);
-}
-
-void close_many_nonblocking(const int *fds, size_t n) {
-        for (size_t i = 0; i < n; i++)
-                close_nonblocking(fds[i]);
-}
-
 int std_fds_ensure_open(void) {
         for (int fd = 0; fd <= 2; fd++) {
                 if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)

@@ -129,12 +129,6 @@ int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type);
 struct msghdr;
 void msghdr_put_fds(struct msghdr *mh, void *control, const int *fds, size_t n);
 
-/* Closes an fd that someone else sent us (SCM_RIGHTS) and that we do not
- * want, in a way that cannot block the caller for the fd's sake. Always
- * returns -EBADF, like safe_close(). */
-int close_nonblocking(int fd);
-void close_many_nonblocking(const int *fds, size_t n);
-
 /* Makes sure fds 0, 1 and 2 are open, on /dev/null where they were closed,
  * so that nothing handoff opens later lands there and receives its log
  * lines. Call first thing in main(). Returns 0 or -errno. */

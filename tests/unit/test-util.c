@@ -1,94 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* util.c: the helpers issue 18 added (closing an unwanted received fd
- * without blocking, fds 0-2, RLIMIT_NOFILE), and cutting UTF-8 text between
- * characters. */
+/* util.c: the helpers issue 18 added (fds 0-2, RLIMIT_NOFILE), and cutting
+ * UTF-8 text between characters. (Closing an unwanted received fd without
+ * blocking: test-close-async.c.) */
 #include <check.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include "time-util.h"
 #include "util.h"
 #include "unit.h"
-
-/* A TCP connection whose peer does not read, its send queue full, with
- * SO_LINGER on for linger seconds: a plain close() of it waits. */
-static int lingering_socket(int linger, int *ret_peer, size_t *ret_queued) {
-        int srv = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(srv, 0);
-        int small = 4096;
-        ck_assert_int_eq(setsockopt(srv, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        socklen_t len = sizeof sa;
-        ck_assert_int_eq(bind(srv, (struct sockaddr *) &sa, sizeof sa), 0);
-        ck_assert_int_eq(listen(srv, 1), 0);
-        ck_assert_int_eq(getsockname(srv, (struct sockaddr *) &sa, &len), 0);
-
-        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        ck_assert_int_ge(c, 0);
-        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
-        ck_assert_int_eq(connect(c, (struct sockaddr *) &sa, sizeof sa), 0);
-        int peer = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
-        ck_assert_int_ge(peer, 0);
-        close(srv);
-
-        struct linger l = { .l_onoff = 1, .l_linger = linger };
-        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
-        char buf[65536];
-        memset(buf, 'x', sizeof buf);
-        size_t queued = 0;
-        for (;;) {
-                ssize_t n = send(c, buf, sizeof buf, MSG_DONTWAIT);
-                if (n < 0)
-                        break;
-                queued += (size_t) n;
-        }
-        ck_assert_uint_gt(queued, 0);
-        *ret_peer = peer;
-        *ret_queued = queued;
-        return c;
-}
-
-START_TEST(test_close_nonblocking_does_not_wait_and_delivers) {
-        int peer;
-        size_t queued;
-        int c = lingering_socket(30, &peer, &queued);
-        usec_t t0 = now_monotonic();
-        ck_assert_int_eq(close_nonblocking(c), -EBADF);
-        usec_t took = now_monotonic() - t0;
-        ck_assert_msg(took < 500 * USEC_PER_MSEC, "close took %llu us", (unsigned long long) took);
-
-        /* Not a reset: the data still arrives, then the end of file. */
-        char buf[65536];
-        size_t got = 0;
-        for (;;) {
-                ssize_t n = read(peer, buf, sizeof buf);
-                ck_assert_int_ge(n, 0);
-                if (n == 0)
-                        break;
-                got += (size_t) n;
-        }
-        ck_assert_uint_eq(got, queued);
-        close(peer);
-}
-END_TEST
-
-START_TEST(test_close_nonblocking_other_fds) {
-        int p[2];
-        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-        ck_assert_int_eq(close_nonblocking(p[0]), -EBADF);
-        ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
-        int fds[2] = { p[1], -EBADF };
-        close_many_nonblocking(fds, 2);
-        ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
-        ck_assert_int_eq(close_nonblocking(-EBADF), -EBADF);
-}
-END_TEST
 
 static void assert_dev_null(int fd) {
         char link[64], target[64];
@@ -209,12 +132,7 @@ END_TEST
 
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
-        TCase *tc = tcase_create("received fds");
-        tcase_set_timeout(tc, 20);
-        tcase_add_test(tc, test_close_nonblocking_does_not_wait_and_delivers);
-        tcase_add_test(tc, test_close_nonblocking_other_fds);
-        suite_add_tcase(s, tc);
-        tc = tcase_create("process");
+        TCase *tc = tcase_create("process");
         tcase_add_test(tc, test_std_fds_reopened);
         tcase_add_test(tc, test_rlimit_nofile_raise);
         suite_add_tcase(s, tc);

@@ -1,0 +1,387 @@
+/* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "close-async.h"
+#include "log.h"
+#include "util.h"
+
+#ifndef CLOSE_RANGE_UNSHARE
+#define CLOSE_RANGE_UNSHARE (1U << 1)
+#endif
+#ifndef IPPROTO_MPTCP
+#define IPPROTO_MPTCP 262
+#endif
+
+/* Why a received fd needs care: when ours is the last reference, close()
+ * releases the file, in our thread, and some releases wait for the world
+ * outside. A TCP (or SCTP) socket with SO_LINGER on and unsent data waits
+ * until the data is acknowledged or the linger time is up; a unix socket
+ * releases the fds queued on it, one of which may be such a TCP socket (the
+ * kernel drops them in our thread too); a file on FUSE waits in flush for
+ * its server, one on NFS for its server. A sender passes such an fd and
+ * closes its own copy: a plain close() would stall the whole event loop, for
+ * as long as the sender likes (signals come through a signalfd and do not
+ * interrupt it).
+ *
+ * So an fd whose close cannot wait (close_is_immediate()) is closed here,
+ * and every other goes to a closer thread: the last reference is dropped
+ * there, and only that thread waits.
+ *
+ * The threads never share handoff's fd table. A closer that dropped the
+ * last reference of an fd of the shared table would race with spawn.c's
+ * vfork child, which copies the table at clone() and closes what it does
+ * not pass on: a copy taken just before the closer's close() would be the
+ * last reference then, closed by the child, and handoff stays suspended
+ * until its child has exec'd. So the fds travel to the closers inside a
+ * unix socket (the queue), as SCM_RIGHTS: sent there, our copy is closed at
+ * once (the queued message holds the file), and nothing of it is left in
+ * our table for a child to copy. Each closer first gives itself a table of
+ * its own holding the queue alone (close_range(CLOSE_RANGE_UNSHARE)), and
+ * receives into that. handoff's table then holds none of the closers' fds:
+ * when handoff exits, its listening sockets are closed with it even while a
+ * closer waits. exit_group() kills the closers, and a lingering socket's
+ * wait ends with them; a wait the kernel lets no signal end (a FUSE flush)
+ * holds that thread's own table only, though the process is reaped only
+ * once it returns.
+ *
+ * Threads rather than systemd's asynchronous_close() child (clone() with
+ * CLONE_FILES): a child shares the fd table (the race above, and a blocked
+ * one keeps the listening sockets open after handoff has exited), and it
+ * would be one more child for reaper.c, which looks at every child handoff
+ * has and reaps them all. A closer touches nothing of handoff's but the
+ * queue and the counters below, under a mutex, and glibc's own thread
+ * bookkeeping at its start and end; spawn.c's vfork child, which runs in our
+ * memory while the main thread is suspended, makes raw system calls only,
+ * on a stack of its own, and takes neither. (The closers are not suspended
+ * with the main thread, so nothing they hold stays held.) Every signal is
+ * blocked in them, as in the main thread, so that every signal still
+ * reaches handoff's signalfd.
+ *
+ * Bounds: at most CLOSERS_MAX threads, and at most QUEUED_FDS_MAX fds
+ * waiting in the queue (fewer when the queue's socket buffer fills first).
+ * Reaching one takes that many closes that wait at once, all chosen by a
+ * sender; then the fd is closed here, with SO_LINGER cleared, as before the
+ * closers existed (a warning says so, once): a sender must win every
+ * closer and fill the queue before it can stall the loop again, where one
+ * fd did it before. */
+
+#define CLOSERS_MAX 16U
+#define QUEUED_FDS_MAX 4096U
+#define BATCH_MAX 253U /* SCM_MAX_FD: the most fds one message carries */
+#define QUEUE_BUFFER (4 * 1024 * 1024)
+/* A closer's frames are small (a batch of fds and a message header); ASan
+ * needs more than that, and this is address space, touched only as used. */
+#define CLOSER_STACK_SIZE (256U * 1024U)
+
+static struct {
+        pthread_mutex_t lock;
+        int queue[2];           /* [0]: the closers receive; [1]: we send */
+        unsigned n_threads;
+        unsigned n_busy;        /* of n_threads: not (about to be) waiting for the queue */
+        size_t n_queued;        /* fds sent and not yet received */
+        bool fallback_logged;
+} closers = {
+        .lock = PTHREAD_MUTEX_INITIALIZER,
+        .queue = { -EBADF, -EBADF },
+};
+
+/* ---- which close cannot wait ---------------------------------------------
+ *
+ * Decided without asking any filesystem: fstat() or fstatfs() on a FUSE file
+ * may send a request to its server (when handoff may use the mount: its own
+ * uid's, or one with allow_other), and on NFS to the server, which is the
+ * very wait we are avoiding. getsockopt() and the fcntl()s below look at the
+ * open file only; statx() with AT_STATX_DONT_SYNC takes what the kernel has
+ * cached (and FUSE refuses a process it does not allow, at once). */
+
+static bool socket_is_immediate(int fd, int domain) {
+        if (domain == AF_NETLINK)
+                return true;
+        if (domain != AF_INET && domain != AF_INET6)
+                return false; /* AF_UNIX, and what we do not know */
+        int type, protocol;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return false;
+        len = sizeof protocol;
+        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &len) < 0)
+                return false;
+        if (type == SOCK_RAW)
+                return true;
+        switch (protocol) {
+        /* These wait in close() only for SO_LINGER, which close_now()
+         * clears. (IPPROTO_SMC, say, waits for its peer without it.) */
+        case IPPROTO_TCP:
+        case IPPROTO_MPTCP:
+        case IPPROTO_SCTP:
+        case IPPROTO_UDP:
+        case IPPROTO_UDPLITE:
+        case IPPROTO_ICMP:
+        case IPPROTO_ICMPV6:
+                return true;
+        default:
+                return false;
+        }
+}
+
+typedef struct PseudoFs {
+        bool known;
+        unsigned major, minor;
+} PseudoFs;
+
+static void learn_device(PseudoFs *fs, int fd) {
+        struct statx stx;
+        if (fd >= 0 && statx(fd, "", AT_EMPTY_PATH, STATX_TYPE, &stx) >= 0)
+                *fs = (PseudoFs) { true, stx.stx_dev_major, stx.stx_dev_minor };
+        safe_close(fd);
+}
+
+static bool on(const PseudoFs *fs, const struct statx *stx) {
+        return fs->known && stx->stx_dev_major == fs->major && stx->stx_dev_minor == fs->minor;
+}
+
+/* The anonymous inodes (eventfd, timerfd, signalfd, epoll, inotify, ...)
+ * and pidfs (pidfds since Linux 6.9): their superblocks' devices, learned
+ * from an fd of each that we open once. */
+static bool on_anon_inode_fs(int fd) {
+        static PseudoFs anon, pidfs;
+        static bool learned;
+        if (!learned) {
+                learned = true;
+                learn_device(&anon, eventfd(0, EFD_CLOEXEC));
+                learn_device(&pidfs, pidfd_open_pid(getpid()));
+        }
+        struct statx stx;
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0)
+                return false;
+        return on(&anon, &stx) || on(&pidfs, &stx);
+}
+
+bool close_is_immediate(int fd) {
+        int saved = errno, domain;
+        socklen_t len = sizeof domain;
+        bool r;
+        if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) >= 0)
+                r = socket_is_immediate(fd, domain);
+        else if (errno != ENOTSOCK)
+                r = false;
+        else
+                /* A pipe or FIFO (a FIFO's file operations are the pipe's,
+                 * on any filesystem); a tmpfs or hugetlbfs file, which is
+                 * what takes seals; an anonymous inode. */
+                r = fcntl(fd, F_GETPIPE_SZ) >= 0 || fcntl(fd, F_GET_SEALS) >= 0 || on_anon_inode_fs(fd);
+        errno = saved;
+        return r;
+}
+
+/* SO_LINGER is cleared (l_onoff = 0): the close returns at once while the
+ * kernel still sends the data and the FIN in the background, the ordinary
+ * close of a socket nobody configured. {l_onoff = 1, l_linger = 0} would
+ * not wait either, but it resets the connection and throws the data away:
+ * the socket may still be shared with whoever sent it, whose peer would see
+ * an RST for our sake. Not a socket: ENOTSOCK, nothing to do. */
+static void close_now(int fd) {
+        struct linger l = { .l_onoff = 0, .l_linger = 0 };
+        (void) setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+        safe_close(fd);
+}
+
+/* ---- the closers ---------------------------------------------------------- */
+
+/* The closer's own fd table, with the queue alone in it: unshared, copying
+ * only the fds up to the queue's, and those closed but the queue. The copies
+ * are never the last references: handoff holds them. Where neither way of
+ * unsharing is allowed (a seccomp filter), the closer works in the shared
+ * table: only the rare race with a vfork child described above is then
+ * possible again. */
+static void own_table(int q) {
+        if (syscall(SYS_close_range, (unsigned) q + 1, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
+                if (unshare(CLONE_FILES) < 0)
+                        return;
+                (void) syscall(SYS_close_range, (unsigned) q + 1, ~0U, 0);
+        }
+        if (q > 0)
+                (void) syscall(SYS_close_range, 0U, (unsigned) q - 1, 0);
+}
+
+/* One message off the queue, its fds into fds: false when the queue is
+ * empty. */
+static bool receive_batch(int q, int *fds, size_t *ret_n) {
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * BATCH_MAX)];
+        } control;
+        char byte;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control, .msg_controllen = sizeof control };
+        if (recvmsg(q, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+                return false;
+        size_t n = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+                if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+                        for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n < BATCH_MAX; i++)
+                                memcpy(&fds[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        *ret_n = n;
+        return true;
+}
+
+static void *closer_main(void *userdata) {
+        int q = closers.queue[0];
+        (void) prctl(PR_SET_NAME, (unsigned long) "handoff-close", 0, 0, 0);
+        own_table(q);
+
+        /* The lock is held only to take a message off the queue and to
+         * count: never across a close(). */
+        pthread_mutex_lock(&closers.lock);
+        closers.n_busy--;
+        for (;;) {
+                int fds[BATCH_MAX];
+                size_t n;
+                if (!receive_batch(q, fds, &n))
+                        break;
+                closers.n_queued -= n <= closers.n_queued ? n : closers.n_queued;
+                closers.n_busy++;
+                pthread_mutex_unlock(&closers.lock);
+                for (size_t i = 0; i < n; i++)
+                        (void) close(fds[i]);
+                pthread_mutex_lock(&closers.lock);
+                closers.n_busy--;
+        }
+        closers.n_threads--;
+        pthread_mutex_unlock(&closers.lock);
+        return NULL;
+}
+
+/* Called with the lock held. The thread inherits our signal mask: every
+ * signal blocked across its start, so it has them all blocked. */
+static int start_closer(void) {
+        pthread_attr_t attr;
+        int r = pthread_attr_init(&attr);
+        if (r != 0)
+                return -r;
+        sigset_t all, saved;
+        sigfillset(&all);
+        pthread_t t;
+        if ((r = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED)) == 0 &&
+            (r = pthread_attr_setstacksize(&attr, CLOSER_STACK_SIZE)) == 0 &&
+            (r = pthread_sigmask(SIG_SETMASK, &all, &saved)) == 0) {
+                r = pthread_create(&t, &attr, closer_main, NULL);
+                (void) pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        }
+        if (r == 0) {
+                /* Busy until it has its own table. */
+                closers.n_threads++;
+                closers.n_busy++;
+        }
+        pthread_attr_destroy(&attr);
+        return -r;
+}
+
+/* Called with the lock held. */
+static int open_queue(void) {
+        if (closers.queue[1] >= 0)
+                return 0;
+        /* Tried again next time when it fails (out of fds, say). */
+        if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, closers.queue) < 0)
+                return -errno;
+        /* Room for many messages: the buffer, not the count, is what a
+         * sender of large batches would fill first. The forced size needs
+         * CAP_NET_ADMIN; without it, the default (net.core.wmem_max). */
+        int size = QUEUE_BUFFER;
+        if (setsockopt(closers.queue[1], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) < 0)
+                (void) setsockopt(closers.queue[1], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+        return 0;
+}
+
+static int send_batch(const int *fds, size_t n) {
+        char byte = 0;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * BATCH_MAX)];
+        } control;
+        msghdr_put_fds(&mh, &control, fds, n);
+        return sendmsg(closers.queue[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
+}
+
+/* Puts n (at most BATCH_MAX) fds into the queue, with a closer to take
+ * them, and closes our copies: 0, or -errno when they are still ours to
+ * close. */
+static int enqueue(const int *fds, size_t n) {
+        pthread_mutex_lock(&closers.lock);
+        int r = open_queue();
+        if (r >= 0 && closers.n_queued + n > QUEUED_FDS_MAX)
+                r = -ENOBUFS;
+        /* Every closer busy (none there, or each one in a close or about to
+         * be): one more, if we may. While one is not busy, it is on its way
+         * to the queue, and finds this message there. */
+        if (r >= 0 && closers.n_busy == closers.n_threads && closers.n_threads < CLOSERS_MAX) {
+                int k = start_closer();
+                if (k < 0 && closers.n_threads == 0)
+                        r = k; /* nobody would ever take them */
+        }
+        if (r >= 0 && (r = send_batch(fds, n)) >= 0) {
+                closers.n_queued += n;
+                /* Before the lock is let go: a closer that took the message
+                 * first and closed its copies would leave the last
+                 * reference of each to us. */
+                for (size_t i = 0; i < n; i++)
+                        safe_close(fds[i]);
+        }
+        size_t threads = closers.n_threads, queued = closers.n_queued;
+        pthread_mutex_unlock(&closers.lock);
+
+        if (r < 0 && !closers.fallback_logged) {
+                closers.fallback_logged = true;
+                log_warning_errno(r, "Closing unwanted fds in the event loop (%zu closer threads, %zu fds queued): %m. "
+                                  "A close that waits (a lingering socket's, a hung FUSE server's) now stalls handoff "
+                                  "until it returns. Logged once.", threads, queued);
+        }
+        return r;
+}
+
+static void hand_over(const int *fds, size_t n) {
+        if (enqueue(fds, n) < 0)
+                for (size_t i = 0; i < n; i++)
+                        close_now(fds[i]);
+}
+
+void close_many_nonblocking(const int *fds, size_t n) {
+        int saved = errno;
+        int batch[BATCH_MAX];
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (fds[i] < 0)
+                        continue;
+                if (close_is_immediate(fds[i])) {
+                        close_now(fds[i]);
+                        continue;
+                }
+                batch[k++] = fds[i];
+                if (k == BATCH_MAX) {
+                        hand_over(batch, k);
+                        k = 0;
+                }
+        }
+        if (k > 0)
+                hand_over(batch, k);
+        errno = saved;
+}
+
+int close_nonblocking(int fd) {
+        if (fd >= 0)
+                close_many_nonblocking(&fd, 1);
+        return -EBADF;
+}

@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/* close-async.c: which fds are closed at once, and that the others (a unix
+ * socket with a lingering TCP socket queued inside, the nested case) never
+ * make the caller wait, are closed all the same, and leave nothing of the
+ * caller's in the closer's fd table. */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include "close-async.h"
+#include "time-util.h"
+#include "util.h"
+#include "unit.h"
+
+/* A TCP connection whose peer does not read, its send queue full, with
+ * SO_LINGER on for linger seconds: a plain close() of it waits. */
+static int lingering_socket(int linger, int *ret_peer, size_t *ret_queued) {
+        int srv = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(srv, 0);
+        int small = 4096;
+        ck_assert_int_eq(setsockopt(srv, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+        struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        socklen_t len = sizeof sa;
+        ck_assert_int_eq(bind(srv, (struct sockaddr *) &sa, sizeof sa), 0);
+        ck_assert_int_eq(listen(srv, 1), 0);
+        ck_assert_int_eq(getsockname(srv, (struct sockaddr *) &sa, &len), 0);
+
+        int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(c, 0);
+        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+        ck_assert_int_eq(connect(c, (struct sockaddr *) &sa, sizeof sa), 0);
+        int peer = accept4(srv, NULL, NULL, SOCK_CLOEXEC);
+        ck_assert_int_ge(peer, 0);
+        close(srv);
+
+        struct linger l = { .l_onoff = 1, .l_linger = linger };
+        ck_assert_int_eq(setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
+        char buf[65536];
+        memset(buf, 'x', sizeof buf);
+        size_t queued = 0;
+        for (;;) {
+                ssize_t n = send(c, buf, sizeof buf, MSG_DONTWAIT);
+                if (n < 0)
+                        break;
+                queued += (size_t) n;
+        }
+        ck_assert_uint_gt(queued, 0);
+        *ret_peer = peer;
+        *ret_queued = queued;
+        return c;
+}
+
+START_TEST(test_close_nonblocking_does_not_wait_and_delivers) {
+        int peer;
+        size_t queued;
+        int c = lingering_socket(30, &peer, &queued);
+        usec_t t0 = now_monotonic();
+        ck_assert_int_eq(close_nonblocking(c), -EBADF);
+        usec_t took = now_monotonic() - t0;
+        ck_assert_msg(took < 500 * USEC_PER_MSEC, "close took %llu us", (unsigned long long) took);
+
+        /* Not a reset: the data still arrives, then the end of file. */
+        char buf[65536];
+        size_t got = 0;
+        for (;;) {
+                ssize_t n = read(peer, buf, sizeof buf);
+                ck_assert_int_ge(n, 0);
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        ck_assert_uint_eq(got, queued);
+        close(peer);
+}
+END_TEST
+
+START_TEST(test_close_nonblocking_other_fds) {
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(close_nonblocking(p[0]), -EBADF);
+        ck_assert_int_eq(fcntl(p[0], F_GETFD), -1);
+        int fds[2] = { p[1], -EBADF };
+        close_many_nonblocking(fds, 2);
+        ck_assert_int_eq(fcntl(p[1], F_GETFD), -1);
+        ck_assert_int_eq(close_nonblocking(-EBADF), -EBADF);
+}
+END_TEST
+
+/* Sends fd over a (from a unix socketpair) and closes our copy of it: the
+ * message queued on b holds the last reference. */
+static void queue_inside(int a, int fd) {
+        char byte = 0;
+        struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int))];
+        } control;
+        msghdr_put_fds(&mh, &control, &fd, 1);
+        ck_assert_int_eq(sendmsg(a, &mh, 0), 1);
+        close(fd);
+}
+
+/* A unix socket whose queue holds the last reference of a TCP socket
+ * lingering for linger seconds: the attack, in one process. */
+static int nested_lingering_socket(int linger, int *ret_peer) {
+        size_t queued;
+        int c = lingering_socket(linger, ret_peer, &queued);
+        int sp[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        queue_inside(sp[0], c);
+        close(sp[0]);
+        return sp[1];
+}
+
+static void assert_immediate(int fd, bool expected, const char *what) {
+        ck_assert_int_ge(fd, 0);
+        ck_assert_msg(close_is_immediate(fd) == expected, "%s: expected %s", what, expected ? "immediate" : "not");
+        close(fd);
+}
+
+START_TEST(test_close_is_immediate) {
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        assert_immediate(p[0], true, "pipe");
+        assert_immediate(p[1], true, "pipe (write end)");
+        assert_immediate(eventfd(0, EFD_CLOEXEC), true, "eventfd");
+        assert_immediate(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC), true, "timerfd");
+        assert_immediate(pidfd_open_pid(getpid()), true, "pidfd");
+        assert_immediate(memfd_create("test", MFD_CLOEXEC), true, "memfd");
+        assert_immediate(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), true, "TCP");
+        assert_immediate(socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0), true, "UDP");
+        assert_immediate(socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), true, "netlink");
+
+        /* What may carry fds, what may wait for a server, and what we do
+         * not know. */
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, p), 0);
+        assert_immediate(p[0], false, "unix socket");
+        assert_immediate(p[1], false, "unix socket");
+        assert_immediate(open("/dev/null", O_RDONLY | O_CLOEXEC), false, "a device");
+        assert_immediate(open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC), false, "a directory on /");
+
+        /* errno is left alone. */
+        errno = 4242;
+        ck_assert(!close_is_immediate(1000000));
+        ck_assert_int_eq(errno, 4242);
+}
+END_TEST
+
+START_TEST(test_close_nonblocking_nested_does_not_wait) {
+        int peer;
+        int b = nested_lingering_socket(30, &peer);
+        ck_assert(!close_is_immediate(b));
+        usec_t t0 = now_monotonic();
+        ck_assert_int_eq(close_nonblocking(b), -EBADF);
+        usec_t took = now_monotonic() - t0;
+        ck_assert_msg(took < 500 * USEC_PER_MSEC, "close took %llu us", (unsigned long long) took);
+        /* Gone from our table at once. */
+        ck_assert_int_eq(fcntl(b, F_GETFD), -1);
+        close(peer);
+}
+END_TEST
+
+/* The closers' tasks: /proc/self/task/TID with comm "handoff-close". */
+static size_t closer_tids(pid_t *tids, size_t max) {
+        DIR *d = opendir("/proc/self/task");
+        ck_assert_ptr_nonnull(d);
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)) && n < max) {
+                char path[300], comm[32] = "";
+                snprintf(path, sizeof path, "/proc/self/task/%s/comm", de->d_name);
+                FILE *f = fopen(path, "re");
+                if (!f)
+                        continue;
+                if (fgets(comm, sizeof comm, f) && strcmp(comm, "handoff-close\n") == 0)
+                        tids[n++] = (pid_t) atoi(de->d_name);
+                fclose(f);
+        }
+        closedir(d);
+        return n;
+}
+
+static size_t count_fds(pid_t tid) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d/fd", (int) tid);
+        DIR *d = opendir(path);
+        ck_assert_ptr_nonnull(d);
+        size_t n = 0;
+        struct dirent *de;
+        while ((de = readdir(d)))
+                n += de->d_name[0] != '.';
+        closedir(d);
+        return n;
+}
+
+START_TEST(test_closer_holds_none_of_our_fds) {
+        /* A closer held in a 30 s linger, while we hold a dozen fds. */
+        int peer;
+        int b = nested_lingering_socket(30, &peer);
+        int mine[12];
+        for (size_t i = 0; i < ELEMENTSOF(mine); i++)
+                ck_assert_int_ge(mine[i] = eventfd(0, EFD_CLOEXEC), 0);
+        close_nonblocking(b);
+
+        pid_t tids[32];
+        size_t n = 0;
+        usec_t deadline = now_monotonic() + 5 * USEC_PER_SEC;
+        while ((n = closer_tids(tids, ELEMENTSOF(tids))) == 0 && now_monotonic() < deadline)
+                (void) poll(NULL, 0, 10);
+        ck_assert_uint_ge(n, 1);
+        /* Its table holds the queue it reads from, and nothing of ours
+         * (the fd it closes has left every table: a close() in progress). */
+        for (size_t i = 0; i < n; i++)
+                ck_assert_uint_le(count_fds(tids[i]), 1);
+        ck_assert_uint_gt(count_fds(getpid()), ELEMENTSOF(mine));
+        for (size_t i = 0; i < ELEMENTSOF(mine); i++)
+                close(mine[i]);
+        close(peer);
+}
+END_TEST
+
+/* The slow path closes what it is given: each write end of a pipe, queued
+ * inside a unix socket that goes to a closer, is closed, and the read end
+ * sees the end of file. More than one message's worth, through
+ * close_many_nonblocking(). */
+START_TEST(test_close_many_nonblocking_closes_everything) {
+        enum { N = 300 };
+        int readers[N], sockets[N + 1];
+        for (int i = 0; i < N; i++) {
+                int p[2], sp[2];
+                ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+                queue_inside(sp[0], p[1]);
+                close(sp[0]);
+                readers[i] = p[0];
+                sockets[i] = sp[1];
+        }
+        sockets[N] = -EBADF;
+        close_many_nonblocking(sockets, N + 1);
+        for (int i = 0; i < N; i++) {
+                struct pollfd pfd = { .fd = readers[i], .events = POLLIN };
+                ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+                char c;
+                ck_assert_int_eq(read(readers[i], &c, 1), 0);
+                close(readers[i]);
+        }
+}
+END_TEST
+
+static Suite *close_async_suite(void) {
+        Suite *s = suite_create("close-async");
+        TCase *tc = tcase_create("close");
+        tcase_set_timeout(tc, 20);
+        tcase_add_test(tc, test_close_is_immediate);
+        tcase_add_test(tc, test_close_nonblocking_does_not_wait_and_delivers);
+        tcase_add_test(tc, test_close_nonblocking_other_fds);
+        tcase_add_test(tc, test_close_nonblocking_nested_does_not_wait);
+        tcase_add_test(tc, test_closer_holds_none_of_our_fds);
+        tcase_add_test(tc, test_close_many_nonblocking_closes_everything);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void) {
+        return unit_run(close_async_suite());
+}
