@@ -127,15 +127,22 @@ static ssize_t recv_no_fds(int fd, void *buf, size_t size, int flags) {
  * plain close, and if the sender has closed its copies meanwhile ours is
  * the last one, which waits out a lingering socket's SO_LINGER. The
  * shutdown comes first so that nothing can be queued after the last read
- * (the sender's sendmsg() then fails with EPIPE). Bounded all the same. */
-static void close_conn_fd(Control *c, int fd) {
+ * (the sender's sendmsg() then fails with EPIPE). A foreign connection
+ * (another uid's, or one we could not look at) is then closed by a closer
+ * all the same (close-async.h): the reading is bounded, and after a
+ * shutdown an empty message reads as the end of the queue. One of root or
+ * our own uid is closed here, saving a reload's connection the closer. */
+static void close_conn_fd(Control *c, int fd, bool foreign) {
         char buf[DISCARD_SIZE];
         if (c->takes_fds)
                 (void) shutdown(fd, SHUT_RDWR);
         for (int i = 0; c->takes_fds && i < 4096; i++)
                 if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
                         break;
-        safe_close(fd);
+        if (c->takes_fds && foreign)
+                close_nonblocking(fd);
+        else
+                safe_close(fd);
 }
 
 static unsigned max_for(const Control *c, bool root) {
@@ -160,7 +167,7 @@ static void conn_free(ControlConn *k) {
                 c->n_root--;
         sd_event_source_disable_unref(k->io);
         sd_event_source_disable_unref(k->timer);
-        close_conn_fd(c, k->fd);
+        close_conn_fd(c, k->fd, false);
         free(k);
 }
 
@@ -289,7 +296,7 @@ static void refuse_for_lack_of_fds(Control *c, int error) {
                          * data resets the connection, reply and all. */
                         (void) recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT);
                         (void) send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-                        close_conn_fd(c, fd);
+                        close_conn_fd(c, fd, true);
                 }
                 int r = open_spare(0);
                 if (r >= 0) {
@@ -347,7 +354,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         socklen_t len = sizeof uc;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || (uc.uid != 0 && uc.uid != getuid())) {
                 refuse_peer(c, &uc, "only root and handoff's own uid may use the control socket");
-                close_conn_fd(c, cfd);
+                close_conn_fd(c, cfd, true);
                 return 0;
         }
         bool root = uc.uid == 0 && getuid() != 0;
@@ -357,13 +364,13 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 (void) recv_no_fds(cfd, buf, sizeof buf, MSG_DONTWAIT);
                 static const char msg[] = "ERROR too many control connections from your uid";
                 (void) send(cfd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-                close_conn_fd(c, cfd);
+                close_conn_fd(c, cfd, false);
                 return 0;
         }
 
         ControlConn *k = calloc(1, sizeof *k);
         if (!k) {
-                close_conn_fd(c, cfd);
+                close_conn_fd(c, cfd, false);
                 return 0;
         }
         *k = (ControlConn) { .control = c, .fd = cfd, .root = root, .next = c->conns };
@@ -523,7 +530,12 @@ Control *control_free(Control *c) {
         if (c->path && c->owner == getpid() && unlink(c->path) < 0 && errno != ENOENT)
                 log_debug_errno(errno, "Failed to remove %s: %m", c->path);
         free(c->path);
-        safe_close(c->fd);
+        /* Connections still in its backlog go with it, and the messages
+         * queued on them: with their fds, where fds can arrive. */
+        if (c->takes_fds)
+                close_nonblocking(c->fd);
+        else
+                safe_close(c->fd);
         safe_close(c->spare_fd);
         free(c);
         return NULL;

@@ -468,7 +468,9 @@ static struct {
 
 void generation_drop_spare_socket(void) {
         spare.source = sd_event_source_disable_unref(spare.source);
-        spare.fd = safe_close(spare.fd);
+        /* Dropped because someone else wrote to it: what is still queued
+         * on it may carry fds built to make a plain close() wait. */
+        spare.fd = close_nonblocking(spare.fd);
         notify_socket_unlink(spare.address);
         spare.address[0] = '\0';
 }
@@ -692,7 +694,9 @@ Generation *generation_free(Generation *g) {
                 memcpy(spare.address, g->notify_address, sizeof spare.address);
         } else {
                 sd_event_source_disable_unref(g->notify_source);
-                safe_close(g->notify_fd);
+                /* Datagrams still queued on it go with it, their fds too:
+                 * anyone who could reach the socket may have sent them. */
+                close_nonblocking(g->notify_fd);
                 notify_socket_unlink(g->notify_address);
         }
         free(g);
