@@ -7,7 +7,11 @@ stayed bounded and that no request failed.
 
 - freeze: a TCP socket with SO_LINGER set and unsent data, passed with
   SCM_RIGHTS (and its sender's copy closed) to the control socket and to a
-  generation's notify socket;
+  generation's notify socket; the same socket queued inside a unix socket
+  that is passed instead (nobody can clear its SO_LINGER: its release
+  waits in whichever task drops the unix socket), to a generation's notify
+  socket and to the spare one; there, handoff must also answer within 1 s
+  and stop within 10 s, while the sockets linger for 60 s;
 - starve: 900 idle connections to the control socket;
 - squat: binding the name the next handoff would use (the runtime
   directory is 0700: impossible), and a runtime directory others can write
@@ -269,6 +273,157 @@ def test_freeze_notify_socket(tmp):
         took = reload_within(h)
         print(f"  reload after 3 lingering sockets on the notify socket: {took * 1000:.0f} ms")
         finish(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# The same socket one level down: queued inside a unix socket (a, b) whose
+# other end b is passed and closed. The lingering socket was never received,
+# so nobody can clear its SO_LINGER: the close of b that drops b's last
+# reference releases the queue, and with it the lingering socket, in the
+# closing task. With "direct", a second datagram passes a lingering socket
+# itself; it is still queued when the first makes handoff drop the socket
+# (the spare socket is dropped after one datagram), and goes with it.
+# argv: address, "nested" or "nested+direct". Prints "sent QUEUED".
+NESTED = r"""
+import array, socket, struct, sys
+addr, what = sys.argv[1], sys.argv[2]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+keep = []
+def lingering():
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    c.connect(srv.getsockname())
+    peer, _ = srv.accept()
+    keep.extend([srv, peer])  # the peer never reads
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 60))
+    c.setblocking(False)
+    queued = 0
+    try:
+        while True:
+            queued += c.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return c, queued
+def rights(fd):
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
+c, queued = lingering()
+a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+a.sendmsg([b"x"], rights(c.fileno()))
+c.close()  # b's queue holds it now
+a.close()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(addr)
+s.sendmsg([b"READY=1"], rights(b.fileno()))
+b.close()  # the datagram holds it now: handoff is stopped, it has not read
+if what == "nested+direct":
+    c2, _ = lingering()
+    s.sendmsg([b"READY=1"], rights(c2.fileno()))
+    c2.close()
+print("sent", queued, flush=True)
+sys.stdin.read()
+"""
+
+# Far below the linger time (60 s), far above a stop's usual few ms.
+STOP_WITHIN = 10.0
+
+
+def attack_stopped(h, address, what, n=1):
+    """Runs n NESTED attackers against address while handoff is stopped
+    (SIGSTOP), so that every copy the attacker had is closed before handoff
+    reads: handoff's is the last reference then, as an attacker racing it
+    would get sooner or later."""
+    pid = h.main_pid()
+    attackers = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+        for _ in range(n):
+            a = Attacker(NESTED, address, what)
+            attackers.append(a)
+            check(a.line.startswith("sent ") and int(a.line.split()[1]) > 0, f"the attacker passed its socket: {a.line}")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return attackers
+
+
+def answers_and_stops_promptly(h, load, rss0):
+    """handoff status and a reload answer within far less than the linger
+    time, and handoff exits promptly at its stop, closers waiting or not."""
+    t0 = time.monotonic()
+    p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
+    took = time.monotonic() - t0
+    check(p.returncode == 0 and took < RELOAD_WITHIN + 2 * (_baseline[-1] if _baseline else 0),
+          f"status: exit {p.returncode} after {took:.2f} s: {p.stderr}\n{h.log()[-3000:]}")
+    print(f"  status: {took * 1000:.0f} ms")
+    reload_within(h)
+    res = load.stop()
+    check(res["failed"] == 0 and res["ok"] > 0, f"the load client: {res}")
+    rss = rss_kib(h.main_pid())
+    check(rss - rss0 < RSS_GROWTH_KIB, f"handoff's RSS grew from {rss0} to {rss} KiB")
+    t0 = time.monotonic()
+    code = h.stop(timeout=STOP_WITHIN)
+    took = time.monotonic() - t0
+    check(code == 0, h.log())
+    print(f"  stop: {took * 1000:.0f} ms")
+
+
+def test_freeze_notify_socket_nested(tmp):
+    """A lingering socket queued inside a unix socket, which uid 65534
+    passes to the serving generation's abstract notify socket: the datagram
+    is dropped for its uid and the unix socket goes to a closer, which waits
+    out the linger time while the loop answers."""
+    need_root_and_setpriv()
+    h = start(tmp, "--notify-socket=abstract")
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers = []
+    try:
+        rss0 = rss_kib(h.main_pid())
+        address = notify_socket_of(h.generation_pid(2))  # the serving one, since the baseline reload
+        attackers = attack_stopped(h, "@" + address[1:], "nested", n=3)
+        # A loop that waits out each linger time logs one in 60 s.
+        wait_for(lambda: h.log().count("sender has another uid") >= 3, 10, "the 3 datagrams dropped")
+        answers_and_stops_promptly(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+def test_freeze_spare_notify_socket(tmp):
+    """The same, and a lingering socket passed directly behind it, sent to
+    the spare notify socket (a gone generation's, kept for the next one): it
+    is dropped after the first datagram, and the second is still queued on
+    it. Supervise mode: in handover mode the spare leaves with the old
+    handoff."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("the spare notify socket stays in one handoff process in supervise mode only")
+    h = start(tmp, "--notify-socket=abstract", measure=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers = []
+    try:
+        address = notify_socket_of(h.generation_pid(1))
+        baseline(h, settle=True)  # generation 1 gone: its socket is the spare
+        rss0 = rss_kib(h.main_pid())
+        name = "@" + address[1:]
+        with open("/proc/net/unix") as f:
+            check(any(line.split()[-1] == name for line in f if len(line.split()) >= 8),
+                  f"{name} is kept as the spare")
+        attackers = attack_stopped(h, name, "nested+direct")
+        h.wait_log("Not reusing notify socket", 10)
+        answers_and_stops_promptly(h, load, rss0)
     finally:
         for a in attackers:
             a.stop()
