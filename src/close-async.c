@@ -304,6 +304,13 @@ static int open_queue(void) {
         return 0;
 }
 
+int close_async_setup(void) {
+        pthread_mutex_lock(&closers.lock);
+        int r = open_queue();
+        pthread_mutex_unlock(&closers.lock);
+        return r;
+}
+
 static int send_batch(const int *fds, size_t n) {
         char byte = 0;
         struct iovec iov = { .iov_base = &byte, .iov_len = 1 };

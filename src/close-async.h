@@ -17,6 +17,12 @@
 int close_nonblocking(int fd);
 void close_many_nonblocking(const int *fds, size_t n);
 
+/* Opens the closers' queue (two fds, kept until exit) now rather than at the
+ * first fd that needs it, so that handoff's fd count does not change while
+ * it runs. Optional: without it (or when it fails), the first such fd opens
+ * it. Returns 0 or -errno. */
+int close_async_setup(void);
+
 /* Whether a close() of fd, as the last reference to its open file, returns
  * without waiting for anything outside the kernel: an IP socket of a known
  * protocol (once its SO_LINGER is cleared, which close_nonblocking() does),

@@ -11,6 +11,7 @@
 #include "standby.h"
 #include "supervisor.h"
 #include "channel.h"
+#include "close-async.h"
 #include "takeover.h"
 
 /* Exit codes of handoff itself (the app's own status is passed through):
@@ -168,6 +169,11 @@ static int run(int argc, char **argv, int *ret_status) {
         c.mirror = sdstore_enabled(c.opt.systemd_fd_store);
         if ((r = open_sockets(&c)) < 0)
                 return r;
+        /* After the sockets, which have their places: handoff's own fds
+         * come after them. */
+        r = close_async_setup();
+        if (r < 0)
+                log_debug_errno(r, "Failed to open the queue of the closer threads, trying again when needed: %m");
         if (!(c.exe = resolve_self(argv[0])))
                 return log_error_errno(ENOMEM, "Out of memory");
 
