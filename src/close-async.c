@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -201,18 +203,29 @@ static void close_now(int fd) {
 
 /* The closer's own fd table, with the queue alone in it: unshared, copying
  * only the fds up to the queue's, and those closed but the queue. The copies
- * are never the last references: handoff holds them. Where neither way of
- * unsharing is allowed (a seccomp filter), the closer works in the shared
- * table: only the rare race with a vfork child described above is then
- * possible again. */
+ * are never the last references: handoff holds them. Where close_range() is
+ * refused (a seccomp filter; Linux before 5.9), the whole table is copied by
+ * unshare() and closed one by one as /proc/thread-self/fd lists it (a
+ * thread's own table: /proc/self/fd is the main thread's). Where neither way
+ * of unsharing is allowed, the closer works in the shared table: only the
+ * rare race with a vfork child described above is then possible again. */
 static void own_table(int q) {
-        if (syscall(SYS_close_range, (unsigned) q + 1, ~0U, CLOSE_RANGE_UNSHARE) < 0) {
-                if (unshare(CLONE_FILES) < 0)
-                        return;
-                (void) syscall(SYS_close_range, (unsigned) q + 1, ~0U, 0);
+        if (syscall(SYS_close_range, (unsigned) q + 1, ~0U, CLOSE_RANGE_UNSHARE) >= 0) {
+                if (q > 0)
+                        (void) syscall(SYS_close_range, 0U, (unsigned) q - 1, 0);
+                return;
         }
-        if (q > 0)
-                (void) syscall(SYS_close_range, 0U, (unsigned) q - 1, 0);
+        if (unshare(CLONE_FILES) < 0)
+                return;
+        DIR *d = opendir("/proc/thread-self/fd");
+        if (!d)
+                return;
+        for (struct dirent *de; (de = readdir(d));) {
+                uint64_t fd;
+                if (safe_atou64(de->d_name, &fd) >= 0 && fd <= INT_MAX && (int) fd != q && (int) fd != dirfd(d))
+                        (void) close((int) fd);
+        }
+        closedir(d);
 }
 
 /* One message off the queue, its fds into fds: false when the queue is
@@ -331,9 +344,10 @@ static int enqueue(const int *fds, size_t n) {
         int r = open_queue();
         if (r >= 0 && closers.n_queued + n > QUEUED_FDS_MAX)
                 r = -ENOBUFS;
-        /* Every closer busy (none there, or each one in a close or about to
-         * be): one more, if we may. While one is not busy, it is on its way
-         * to the queue, and finds this message there. */
+        /* A closer takes what the queue holds and exits when it finds it
+         * empty, holding the lock from its last close on: so while we hold
+         * it, every closer is in a close (or starting), and this batch gets
+         * one more, if we may; else the next closer to finish takes it. */
         if (r >= 0 && closers.n_busy == closers.n_threads && closers.n_threads < CLOSERS_MAX) {
                 int k = start_closer();
                 if (k < 0 && closers.n_threads == 0)
