@@ -39,6 +39,8 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
                 m.kind = CHANNEL_UNLINK, m.text = buf + 7;
         else if (strcmp(buf, "TAKEOVER 0") == 0 || strcmp(buf, "TAKEOVER 1") == 0)
                 m.kind = CHANNEL_TAKEOVER, m.reload_pending = buf[9] == '1';
+        else if (strncmp(buf, "FEATURES ", 9) == 0)
+                m.kind = CHANNEL_FEATURES, m.text = buf + 9;
         else if (strcmp(buf, "STOP") == 0)
                 m.kind = CHANNEL_STOP;
         else if (strcmp(buf, "DRAINED") == 0)

@@ -11,6 +11,9 @@
  *
  *   next -> old:  "PID <n>" with a pidfd of itself, first of all
  *                 (sent between fork and exec, by spawn.c)
+ *                 "FEATURES <word> ..."  what it understands beyond the
+ *                                  first version: "stop" (STOP, DRAINED); an
+ *                                  older handoff ignores the message
  *                 "APP <pid>"      its candidate generation's main pid
  *                 "STATUS <text>"  that generation's own STATUS=, while it starts
  *                 "EXTEND <usec>"  its EXTEND_TIMEOUT_USEC=, while it starts: the
@@ -21,7 +24,8 @@
  *                                  remove it at the final stop
  *                 "TAKEOVER <0|1>" you are main now (1: a reload was asked
  *                                  for meanwhile: run it)
- *                 "STOP"           after TAKEOVER: the service manager's stop
+ *                 "STOP"           after TAKEOVER, to one that said "stop" in
+ *                                  FEATURES: the service manager's stop
  *                                  reached me, not you (it took no MAINPID=
  *                                  while stopping, or signals only the main
  *                                  it knew): stop, and I exit after you
@@ -47,6 +51,7 @@ typedef enum {
         CHANNEL_EXTEND,
         CHANNEL_UNLINK,
         CHANNEL_TAKEOVER,
+        CHANNEL_FEATURES,
         CHANNEL_STOP,
         CHANNEL_DRAINED,
 } ChannelKind;
@@ -56,7 +61,8 @@ typedef struct ChannelMessage {
         pid_t pid;              /* PID, APP */
         bool reload_pending;    /* TAKEOVER */
         uint64_t usec;          /* EXTEND */
-        const char *text;       /* FAILED: why; STATUS: the text; UNLINK: the path (points into the buffer) */
+        const char *text;       /* FAILED: why; STATUS: the text; UNLINK: the path; FEATURES: the words
+                                 * (points into the buffer) */
 } ChannelMessage;
 
 /* Parses one NUL-terminated message. -EBADMSG for anything else. */

@@ -30,6 +30,7 @@ struct NextHandoff {
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
         bool taken_over;
+        bool takes_stop;            /* FEATURES said "stop" */
 
         int pidfd;
         int app_pidfd;
@@ -44,6 +45,10 @@ struct NextHandoff {
 
 pid_t next_handoff_pid(const NextHandoff *n) {
         return n->pid;
+}
+
+bool next_handoff_takes_stop(const NextHandoff *n) {
+        return n->takes_stop;
 }
 
 int next_handoff_pidfd_dup(const NextHandoff *n) {
@@ -102,6 +107,18 @@ static void extend_timeout(NextHandoff *n, uint64_t usec) {
                 log_warning_errno(r, "Failed to extend the next handoff's start timeout: %m");
 }
 
+/* Whether w is one of the space-separated words. */
+static bool words_contain(const char *words, const char *w) {
+        size_t n = strlen(w);
+        for (const char *p = words; *(p += strspn(p, " "));) {
+                size_t k = strcspn(p, " ");
+                if (k == n && strncmp(p, w, n) == 0)
+                        return true;
+                p += k;
+        }
+        return false;
+}
+
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
@@ -139,6 +156,9 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         case CHANNEL_STATUS:
                 if (!n->ready && !n->failed)
                         n->cb->status(n, m.text, n->userdata);
+                break;
+        case CHANNEL_FEATURES:
+                n->takes_stop = words_contain(m.text, "stop");
                 break;
         case CHANNEL_EXTEND:
                 if (!n->ready && !n->failed) {

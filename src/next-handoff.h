@@ -53,6 +53,8 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                        const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret);
 
 pid_t next_handoff_pid(const NextHandoff *n);
+/* Whether it understands STOP and DRAINED (channel.h): an older one does not. */
+bool next_handoff_takes_stop(const NextHandoff *n);
 /* A pidfd of it, the caller's to close; -errno. */
 int next_handoff_pidfd_dup(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */

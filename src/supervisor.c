@@ -107,10 +107,10 @@ struct Supervisor {
          * STOP; we then exit only after the next handoff, so that whichever
          * of us systemd waits for goes last (see stop_next_handoff()). */
         bool pass_stop;          /* to send STOP once the next handoff took over */
+        bool next_takes_stop;    /* it understands STOP (an older one does not) */
         bool awaits_next;        /* STOP sent: until the next handoff exits */
         bool drained_sent;       /* DRAINED sent: our generations are gone */
         sd_event_source *next_exit;      /* its end of file on handed_channel */
-        sd_event_source *next_deadline;  /* how long we wait for that */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
         pid_t predecessor;       /* ... and its pid, while it lives */
         sd_event_source *predecessor_exit;
@@ -707,8 +707,17 @@ static void on_took_over(bool reload_pending, void *userdata) {
 /* The service manager's stop reached our predecessor, not us: it is ours
  * all the same. A SIGTERM of the manager's that follows is the same stop,
  * not a second one. */
+static void pass_stop_on(Supervisor *s);
+
 static void on_predecessor_stop(void *userdata) {
         Supervisor *s = userdata;
+        if (role_ignores_stop(s->role)) {
+                /* We have handed over in turn: ours to pass on, as the
+                 * manager's signal would be. */
+                log_info("Stop requested by the previous handoff; passing it on.");
+                pass_stop_on(s);
+                return;
+        }
         if (s->stop_requested)
                 return;
         log_info("Stop requested by the previous handoff (the service manager's stop reached it); it exits after "
@@ -1109,7 +1118,6 @@ static void hand_over(Supervisor *s) {
 
 static void next_wait_over(Supervisor *s) {
         s->next_exit = sd_event_source_disable_unref(s->next_exit);
-        s->next_deadline = sd_event_source_disable_unref(s->next_deadline);
         s->awaits_next = false;
         check_all_gone(s);
 }
@@ -1121,17 +1129,9 @@ static int on_next_exit(sd_event_source *src, int fd, uint32_t revents, void *us
         return 0;
 }
 
-static int on_next_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
-        Supervisor *s = userdata;
-        log_warning("The next handoff (pid %d) did not exit within the drain timeout after our generations; "
-                    "exiting all the same.", (int) s->handed_to);
-        next_wait_over(s);
-        return 0;
-}
-
 /* Our generations are gone: DRAINED, so that the next handoff does not
- * wait for our end of file while we wait for its; that wait is bounded by
- * the drain timeout (its generation's, retired at the STOP), and more. */
+ * wait for our end of file while we wait for its. Its own stop is bounded
+ * by its drain deadline (its options', which a reload may have changed). */
 static void next_stop_progress(Supervisor *s) {
         if (!s->awaits_next || s->drained_sent || s->gens)
                 return;
@@ -1139,13 +1139,8 @@ static void next_stop_progress(Supervisor *s) {
         int r = channel_send(s->handed_channel, "DRAINED");
         if (r < 0) {
                 log_debug_errno(r, "Failed to tell the next handoff that we have drained: %m");
-                s->awaits_next = false;
-                return;
+                next_wait_over(s);
         }
-        if (timestamp_is_set(s->opt->drain_timeout) &&
-            sd_event_add_time_relative(s->event, &s->next_deadline, CLOCK_MONOTONIC,
-                                       s->opt->drain_timeout + 5 * USEC_PER_SEC, USEC_PER_MSEC, on_next_deadline, s) < 0)
-                log_warning("Failed to arm a timer; waiting for the next handoff without a deadline.");
 }
 
 /* The service manager's stop came to us after MAINPID= named the next
@@ -1157,6 +1152,13 @@ static void next_stop_progress(Supervisor *s) {
  * generation is cut short by its final SIGKILL. */
 static void stop_next_handoff(Supervisor *s) {
         s->pass_stop = false;
+        if (!s->next_takes_stop) {
+                /* An older handoff: as before STOP existed, the stop is the
+                 * manager's to bring to it. */
+                log_info("The next handoff (pid %d) is of a version that takes no STOP; not waiting for it.",
+                         (int) s->handed_to);
+                return;
+        }
         int r = channel_send(s->handed_channel, "STOP");
         if (r >= 0)
                 r = sd_event_add_io(s->event, &s->next_exit, s->handed_channel, EPOLLRDHUP, on_next_exit, s);
@@ -1169,10 +1171,22 @@ static void stop_next_handoff(Supervisor *s) {
         next_stop_progress(s);
 }
 
+/* The service's stop, come to us after MAINPID= named the next handoff
+ * (from the manager, or from our own predecessor): for it to stop too. */
+static void pass_stop_on(Supervisor *s) {
+        if (s->pass_stop || s->awaits_next)
+                return;
+        if (role_handed_off(s->role))
+                stop_next_handoff(s);
+        else
+                s->pass_stop = true;
+}
+
 static void take_over_done(Supervisor *s, bool pass_reload) {
         NextHandoff *n = TAKE_PTR(s->next);
         s->handed_to = next_handoff_pid(n);
         s->handed_pidfd = next_handoff_pidfd_dup(n);
+        s->next_takes_stop = next_handoff_takes_stop(n);
         set_role(s, ROLE_EV_TAKEOVER_SENT);
         s->exit_code = 0;
         log_info("Handed over to handoff pid %d; retiring generation %u.", (int) s->handed_to,
@@ -1283,10 +1297,7 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 if (sender == getppid() && !s->pass_stop && !s->awaits_next) {
                         log_info("Stop requested (SIG%s) by the service manager after MAINPID= named the next "
                                  "handoff; passing it on.", sigabbrev_np(sig));
-                        if (role_handed_off(s->role))
-                                stop_next_handoff(s);
-                        else
-                                s->pass_stop = true;
+                        pass_stop_on(s);
                         return;
                 }
                 log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
@@ -1478,7 +1489,6 @@ static void supervisor_done(Supervisor *s) {
         takeover_free(s->takeover);
         sd_event_source_disable_unref(s->predecessor_exit);
         sd_event_source_disable_unref(s->next_exit);
-        sd_event_source_disable_unref(s->next_deadline);
         safe_close(s->handed_pidfd);
         /* s->handed_channel stays open on purpose: the kernel closes it when
          * this process exits, and only then may the next handoff (systemd's

@@ -127,6 +127,9 @@ int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *us
         int r = sd_event_add_io(e, &t->source, t->channel, EPOLLIN, on_channel, t);
         if (r >= 0)
                 r = outbox_new(e, t->channel, &t->outbox);
+        /* Before anything else of ours: an older predecessor ignores it. */
+        if (r >= 0 && outbox_put(t->outbox, OUTBOX_EVERY, "FEATURES stop") < 0)
+                log_debug("Failed to tell the previous handoff what this one understands.");
         if (r < 0) {
                 takeover_free(t);
                 return log_error_errno(r, "Failed to watch the handover channel: %m");

@@ -884,6 +884,42 @@ def test_manager_stop_to_both_after_mainpid(tmp):
     manager_stop_after_mainpid(tmp, both=True)
 
 
+def test_manager_stop_passed_down_a_chain_of_handovers(tmp):
+    """The manager's stop reaches the first of three handoffs (main 1 has
+    handed over to 2, which has handed over to 3, each still draining a slow
+    request): it goes down the chain, each STOPs the next, and they exit in
+    reverse order, the newest first (found by a reviewer: the middle one
+    stopped itself only, and the newest served on)."""
+    need("handover")
+    h = start(tmp)
+    try:
+        slow1 = SlowRequest(h.port, 2500)
+        wait_for(slow1.connected.is_set, 5, "slow request to generation 1")
+        reload_ok(h, 2)
+        second = h.main_pid()
+        slow2 = SlowRequest(h.port, 2500)
+        wait_for(slow2.connected.is_set, 5, "slow request to generation 2")
+        reload_ok(h, 3)
+        third = h.main_pid()
+        check(alive(h.pid) and alive(second), "the first two handoffs still drain")
+        os.kill(h.pid, signal.SIGTERM)
+        h.wait_log(f"handoff[{h.pid}]: Passed the stop on to the next handoff (pid {second})")
+        h.wait_log(f"handoff[{second}]: Passed the stop on to the next handoff (pid {third})")
+        wait_for(lambda: not alive(h.pid) and not alive(second) and not alive(third), 20,
+                 f"all three exit:\n{h.log()}")
+        check(h.proc.wait(timeout=5) == 0, h.log())
+        log = h.log()
+        done = [log.find(f"handoff[{p}]: stopping + all-gone") for p in (third, second, h.pid)]
+        check(0 <= done[0] < done[1] < done[2], f"the newest exited first, the first last: {done}\n{log}")
+        check("SIGKILL" not in log, f"nothing was killed:\n{log}")
+        for slow in (slow1, slow2):
+            slow.join(timeout=20)
+            check(slow.status == 200, f"{slow.status} {slow.error}")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
 def test_sigterm_while_old_generation_drains(tmp):
     """After the commit, the old generation still busy: a stop retires the
     new one and waits for the old one (in handover mode the new main waits

@@ -358,6 +358,9 @@ def test_sighup_to_a_stale_main_is_passed_on(tmp):
         reload_and_wait(h, 2)
         new = h.mains()[1]
         check(pid_alive(h.pid), "the old handoff still drains")
+        # What keeps a reused pid out of reach: a pidfd of the new main.
+        infos = [open(f"/proc/{h.pid}/fdinfo/{fd}").read() for fd in os.listdir(f"/proc/{h.pid}/fdinfo")]
+        check(any(re.search(rf"^Pid:\s+{new}$", i, re.M) for i in infos), f"the old main holds a pidfd of {new}")
         os.kill(h.pid, signal.SIGHUP)
         h.wait_log(f"handoff[{h.pid}]: Passing SIGHUP on to the main handoff, pid {new}.")
         h.wait_ready(3, timeout=20)
