@@ -331,7 +331,7 @@ static int send_batch(const int *fds, size_t n) {
         union {
                 struct cmsghdr align;
                 char raw[CMSG_SPACE(sizeof(int) * BATCH_MAX)];
-        } control;
+        } control = {};
         msghdr_put_fds(&mh, &control, fds, n);
         return sendmsg(closers.queue[1], &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -errno : 0;
 }

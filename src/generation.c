@@ -469,8 +469,10 @@ static struct {
 void generation_drop_spare_socket(void) {
         spare.source = sd_event_source_disable_unref(spare.source);
         /* Dropped because someone else wrote to it: what is still queued
-         * on it may carry fds built to make a plain close() wait. */
-        spare.fd = close_nonblocking(spare.fd);
+         * on it may carry fds built to make a plain close() wait. (Only an
+         * abstract name is reachable by others; a path socket's directory
+         * is ours alone.) */
+        spare.fd = spare.address[0] == '@' ? close_nonblocking(spare.fd) : safe_close(spare.fd);
         notify_socket_unlink(spare.address);
         spare.address[0] = '\0';
 }
@@ -695,8 +697,13 @@ Generation *generation_free(Generation *g) {
         } else {
                 sd_event_source_disable_unref(g->notify_source);
                 /* Datagrams still queued on it go with it, their fds too:
-                 * anyone who could reach the socket may have sent them. */
-                close_nonblocking(g->notify_fd);
+                 * anyone who could reach an abstract socket may have sent
+                 * them. A path socket's directory is private to our uid, so
+                 * a reload's close of one starts no closer thread. */
+                if (g->notify_address[0] == '@')
+                        close_nonblocking(g->notify_fd);
+                else
+                        safe_close(g->notify_fd);
                 notify_socket_unlink(g->notify_address);
         }
         free(g);

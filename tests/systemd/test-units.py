@@ -864,12 +864,16 @@ def test_template_release_directories(um):
                            "the new generation to answer")
         assert os.readlink("/proc/%d/cwd" % app2) == os.path.realpath(os.path.join(releases, "b")), app2
         assert um.show(unit, "StatusText")["StatusText"].endswith("; app: release b"), um.show(unit, "StatusText")
+        # Release a's generation answers for its close-grace (100 ms) after
+        # its SIGTERM: gone before "release b serves on" is asked.
+        um.wait_for(lambda: not os.path.exists("/proc/%d" % app1), 10, "release a's generation to exit")
 
         deploy("c")
         r = um.systemctl("reload", unit, check=False)
         assert r.returncode != 0, r
         um.wait_state(unit, "active", sub_state="running")
-        assert answer_of(port)[0] == app2, "release b serves on"
+        served = answer_of(port)[0]
+        assert served == app2, "release b serves on: answered by %d, not %d" % (served, app2)
         um.wait_for(lambda: "cannot change to working directory %s: No such file or directory" % current
                     in open(log_).read(), 10, "the reason in the log")
         um.systemctl("stop", unit, "handoff@%s.socket" % name)
