@@ -87,6 +87,8 @@ struct Supervisor {
         usec_t inherited_reload_started; /* started as the next handoff: when the reload began */
         Results results;
         int exit_code;
+        bool serving_died;       /* the serving generation exited on its own: its status is
+                                  * the service's, whatever a candidate does then */
         bool stop_requested;     /* SIGTERM/SIGINT came: a second one kills everything */
         bool stop_by_predecessor; /* ... came from our predecessor (STOP): the next
                                   * signal is the service manager's, not a second one */
@@ -208,7 +210,8 @@ static void list_remove(Supervisor *s, Generation *g) {
 
 static void record_failure(Supervisor *s, unsigned number, const char *why, int code) {
         results_failed(&s->results, number, why);
-        s->exit_code = code == 0 ? 1 : code;
+        if (!s->serving_died)
+                s->exit_code = code == 0 ? 1 : code;
         /* Started as the next handoff: tell the predecessor why, before we go. */
         if (role_awaits_takeover(s->role))
                 takeover_report_failed(s->takeover, s->results.last_result);
@@ -355,6 +358,7 @@ static void on_gen_exited(Generation *g, void *userdata) {
                 log_full_errno(clean ? LOG_NOTICE : LOG_ERR, 0, "Serving generation %u (%s) %s.", g->number,
                          generation_describe(g), how);
                 s->exit_code = exit_info_code(&g->exit_info);
+                s->serving_died = true;
                 s->serving = NULL;
                 dispatch(s, EV_SERVING_EXITED);
         } else if (g == s->serving) {
@@ -520,7 +524,8 @@ static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
             s->machine.state != STATE_HANDING_OVER)
                 return; /* an abort we asked for */
         log_error("Reload failed: %s.", why);
-        s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
+        if (!s->serving_died)
+                s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
         results_failed_text(&s->results, next_handoff_number(n), why);
         dispatch(s, EV_FAILED); /* the rollback stops it */
 }
@@ -1021,6 +1026,7 @@ static Generation *commit(Supervisor *s) {
         Generation *old = s->serving, *g = s->candidate;
         s->serving = g;
         s->candidate = NULL;
+        s->serving_died = false;
         results_app_serves(&s->results, g->number);
         service_store_commit_staged(&s->store, mirroring(s));
         /* The very first generation of the service is no reload. (Not "no

@@ -413,6 +413,25 @@ def test_serving_dies_during_reload_recovers(tmp):
         h.close()
 
 
+def test_serving_dies_then_candidate_fails_exit_status(tmp):
+    """The serving generation dies during a reload, and then the candidate
+    fails too: the service ends, with the serving generation's status
+    (128 + SIGKILL), as when it dies alone; the candidate's (3) replaced it
+    (found by a reviewer)."""
+    h = start(tmp, args=("--init-delay", "100"))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "600", "--fail-at-start")
+        h.signal(signal.SIGHUP)
+        h.wait_log("Started generation 2")
+        os.kill(old, signal.SIGKILL)
+        h.wait_log("failed to start: exited with status 3")
+        code = h.wait_exit()
+        check(code == 128 + signal.SIGKILL, f"exit {code}, the serving generation's; log:\n{h.log()}")
+    finally:
+        h.close()
+
+
 def test_workers_are_retired_with_their_generation(tmp):
     h = start(tmp, "--drain-timeout", "2s", args=("--workers", "3"))
     try:
