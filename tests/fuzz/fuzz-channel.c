@@ -68,6 +68,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_ASSERT(strncmp(buf, "UNLINK /", 8) == 0 && m.text == buf + 7 && m.text[0] == '/',
                             "UNLINK path misplaced");
                 break;
+        case CHANNEL_FEATURES:
+                FUZZ_ASSERT(strncmp(buf, "FEATURES ", 9) == 0 && m.text == buf + 9, "FEATURES words misplaced");
+                break;
+        case CHANNEL_STOP:
+                FUZZ_ASSERT(strcmp(buf, "STOP") == 0, "\"%s\" read as STOP", buf);
+                break;
+        case CHANNEL_DRAINED:
+                FUZZ_ASSERT(strcmp(buf, "DRAINED") == 0, "\"%s\" read as DRAINED", buf);
+                break;
         default:
                 FUZZ_ASSERT(false, "unknown kind %d", (int) m.kind);
         }
