@@ -90,8 +90,8 @@ static void fail(NextHandoff *n, const char *fmt, ...) {
         n->cb->failed(n, why, n->userdata);
 }
 
-/* Its candidate generation, if it has one still running. Its pidfd is
- * still open, so its group id cannot have been reused. */
+/* Its candidate generation, if it has one still running: alive (or not yet
+ * reaped) by its pidfd, its pid and so its group id are still its own. */
 static void kill_app(NextHandoff *n) {
         if (pidfd_signal(n->app_pidfd, 0) == 0) {
                 (void) kill(-n->app_pid, SIGKILL);

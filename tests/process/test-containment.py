@@ -313,9 +313,14 @@ def test_drain_deadline_after_pid_reuse(tmp):
     logpath = os.path.join(tmp, "handoff.log")
     # sh is the namespace's init, so that handoff is an ordinary subreaper.
     inner = f'{shlex.quote(HANDOFF)} -l 127.0.0.1:{port} --drain-timeout=5s -- /bin/sh -c {shlex.quote(script)} & wait'
+    # Its runtime files in a directory of the test's own: their names carry
+    # pids of the namespace, which mean something else outside it.
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
     with open(logpath, "w") as log:
         proc = subprocess.Popen([unshare, "--pid", "--fork", "--mount-proc", "/bin/sh", "-c", inner],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                env=dict(os.environ, RUNTIME_DIRECTORY=runtime))
     text = lambda: open(logpath).read()
     try:
         m = wait_for(lambda: re.search(r"Started generation 1: pid (\d+)", text()), 10, f"generation 1; log:\n{text()}")
@@ -342,6 +347,9 @@ def test_drain_deadline_after_pid_reuse(tmp):
         check("Serving generation 3" not in text() and "killed by signal" not in text(),
               f"generation 3 was not killed; log:\n{text()}")
         check(http_get(port)[0] == 200, "generation 3 serves")
+        os.kill(outer, signal.SIGTERM)
+        check(proc.wait(timeout=20) == 0, f"a clean stop; log:\n{text()}")
+        check(not os.listdir(runtime), f"nothing left in the runtime directory: {os.listdir(runtime)}")
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
