@@ -155,6 +155,20 @@ def no_failures(load):
     return res
 
 
+def reload_held_at_mainpid(h, ms=1500):
+    """Handover mode: a slow request (ms) to the serving generation, then a
+    reload held at systemd's barrier: MAINPID= names the next handoff, not
+    yet answered. Returns the serving generation's pid, the request and the
+    next handoff's pid."""
+    old = serving_pid(h.port)
+    slow = SlowRequest(h.port, ms)
+    wait_for(slow.connected.is_set, 5, "slow request sent")
+    h.notify.hold = True
+    h.signal(signal.SIGHUP)
+    wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+    return old, slow, h.main_pid()
+
+
 # ---- SIGKILL of the candidate app ---------------------------------------------
 
 def test_kill_candidate_app_before_ready(tmp):
@@ -192,13 +206,7 @@ def test_kill_candidate_app_after_ready_before_commit(tmp):
     need("handover")
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        old, slow, succ = reload_held_at_mainpid(h)
         app = h.generation_pid(2)
         os.kill(app, signal.SIGKILL)
         check(h.wait_exit() == 128 + signal.SIGKILL, f"the new main exits 137:\n{h.log()}")
@@ -334,13 +342,7 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
     need("handover")
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        old, slow, succ = reload_held_at_mainpid(h)
         app = h.generation_pid(2)
         check(len(runtime_files(h, succ)) == 2, "premise: the next handoff's runtime files")
         os.kill(succ, signal.SIGKILL)
@@ -741,13 +743,7 @@ def test_sigterm_to_next_handoff_after_ready_before_commit(tmp):
     sock, pidfile = os.path.join(tmp, "app.sock"), os.path.join(tmp, "handoff.pid")
     h = start(tmp, "-l", f"unix:{sock}", f"--pid-file={pidfile}")
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 5000)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        old, slow, succ = reload_held_at_mainpid(h, 5000)
         os.kill(succ, signal.SIGTERM)
         wait_for(lambda: not alive(succ), 20, f"the new main exits:\n{h.log()}")
         old_alive = alive(h.pid)
@@ -807,13 +803,7 @@ def test_sigterm_to_old_main_after_ready_before_commit(tmp):
     need("handover")
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        old, slow, succ = reload_held_at_mainpid(h)
         # From another process than the service manager (this test plays
         # it): the manager's own stop is passed on (the tests below).
         subprocess.run(["kill", "-TERM", str(h.pid)], check=True, timeout=10)
@@ -844,13 +834,7 @@ def manager_stop_after_mainpid(tmp, both):
     need("handover")
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        old, slow, succ = reload_held_at_mainpid(h)
         os.kill(h.pid, signal.SIGTERM)
         h.wait_log(f"handoff[{h.pid}]: Stop requested (SIGTERM) by the service manager after MAINPID=")
         h.notify.release()
