@@ -41,6 +41,8 @@
 
 #define HANDOFF_CONTROL_FD_ENV "HANDOFF_CONTROL_FD"
 #define CHANNEL_MAX_MESSAGE 4200
+/* The reports that must arrive are a few per reload. */
+#define CHANNEL_MAX_QUEUED 32
 
 typedef enum {
         CHANNEL_PID,

@@ -52,7 +52,9 @@ int handover_announce(sd_event *e, pid_t next_pid, const char *status, HandoverD
         char msg[NOTIFY_MAX_LEN], esc[STATUS_ESCAPED_MAX];
         notify_escape(status, esc, sizeof esc);
         snprintf(msg, sizeof msg, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int) next_pid, esc);
-        int r = sdnotify_send(msg, NULL, 0);
+        /* Now or never: a MAINPID= still queued when this process exits
+         * would be lost, and the service with it. */
+        int r = sdnotify_send_now(msg, NULL, 0);
         if (r < 0)
                 return log_error_errno(r, "Failed to tell the service manager MAINPID=%d: %m", (int) next_pid);
         if (r == 0)

@@ -4,24 +4,33 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include "channel.h"
+#include "close-async.h"
 #include "outbox.h"
 #include "util.h"
 
 typedef struct Queued {
         unsigned key;
         char *msg;
+        int fds[OUTBOX_MAX_FDS];        /* copies, closed once sent or dropped */
+        size_t n_fds;
 } Queued;
 
 struct Outbox {
         int fd;                         /* the duplicate, owned by source */
         sd_event_source *source;        /* EPOLLOUT, on while anything is queued */
-        Queued queue[OUTBOX_MAX_QUEUED];
-        size_t n;
+        Queued *queue;                  /* grown as needed: most of the time empty */
+        size_t n, allocated, max, max_message;
 };
 
+static void queued_done(Queued *q) {
+        free(q->msg);
+        /* A copy may be the last reference to a file a server gave us, its
+         * fd store entry removed since. */
+        close_many_nonblocking(q->fds, q->n_fds);
+}
+
 static void drop_first(Outbox *o) {
-        free(o->queue[0].msg);
+        queued_done(&o->queue[0]);
         memmove(o->queue, o->queue + 1, --o->n * sizeof o->queue[0]);
 }
 
@@ -30,31 +39,47 @@ static void drop_all(Outbox *o) {
                 drop_first(o);
 }
 
-static int send_one(int fd, const char *msg) {
+static int send_one(int fd, const char *msg, const int *fds, size_t n_fds) {
+        struct iovec iov = { .iov_base = (char *) msg, .iov_len = strlen(msg) };
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * OUTBOX_MAX_FDS)];
+        } control = {};
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (n_fds > 0)
+                msghdr_put_fds(&mh, &control, fds, n_fds);
         ssize_t k;
-        while ((k = send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR)
+        /* To a service manager, the kernel attaches our credentials: systemd
+         * sets SO_PASSCRED on its socket. */
+        while ((k = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0 && errno == EINTR)
                 ;
         return k < 0 ? -errno : 0;
 }
 
-/* Sends what is queued, oldest first, until the channel is full. Returns
- * -EPIPE or -ECONNRESET when the peer is gone (the queue is dropped); a
- * message the kernel refuses for itself (too big, say) is dropped alone,
- * as its send now would have been. */
+static bool peer_gone(int r) {
+        /* A datagram socket whose peer closed says ECONNREFUSED once, and
+         * ENOTCONN from then on. */
+        return r == -EPIPE || r == -ECONNRESET || r == -ECONNREFUSED || r == -ENOTCONN;
+}
+
+/* Sends what is queued, oldest first, until the socket is full. Returns
+ * -EPIPE, -ECONNRESET, -ECONNREFUSED or -ENOTCONN when the peer is gone (the queue is
+ * dropped); a message the kernel refuses for itself (too big, say) is
+ * dropped alone, as its send now would have been. */
 static int flush(Outbox *o) {
         int r = 0;
         while (o->n > 0) {
-                r = send_one(o->fd, o->queue[0].msg);
+                r = send_one(o->fd, o->queue[0].msg, o->queue[0].fds, o->queue[0].n_fds);
                 if (r == -EAGAIN)
                         break;
-                if (r == -EPIPE || r == -ECONNRESET) {
+                if (peer_gone(r)) {
                         drop_all(o);
                         break;
                 }
                 drop_first(o);
         }
         (void) sd_event_source_set_enabled(o->source, o->n > 0 ? SD_EVENT_ON : SD_EVENT_OFF);
-        return r == -EPIPE || r == -ECONNRESET ? r : 0;
+        return peer_gone(r) ? r : 0;
 }
 
 static int on_writable(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -62,7 +87,7 @@ static int on_writable(sd_event_source *src, int fd, uint32_t revents, void *use
         return 0;
 }
 
-int outbox_new(sd_event *e, int fd, Outbox **ret) {
+int outbox_new(sd_event *e, int fd, size_t max_queued, size_t max_message, Outbox **ret) {
         /* A second io source on the same fd is refused by epoll (EEXIST)
          * while the caller watches it for input: this one watches a copy. */
         int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
@@ -74,6 +99,8 @@ int outbox_new(sd_event *e, int fd, Outbox **ret) {
                 return -ENOMEM;
         }
         o->fd = copy;
+        o->max = max_queued;
+        o->max_message = max_message;
         int r = sd_event_add_io(e, &o->source, copy, EPOLLOUT, on_writable, o);
         if (r >= 0 && (r = sd_event_source_set_io_fd_own(o->source, true)) < 0)
                 o->source = sd_event_source_disable_unref(o->source);
@@ -96,6 +123,7 @@ Outbox *outbox_free(Outbox *o) {
                 return NULL;
         drop_all(o);
         sd_event_source_disable_unref(o->source); /* closes the copy */
+        free(o->queue);
         free(o);
         return NULL;
 }
@@ -114,36 +142,72 @@ static Queued *replaceable(const Outbox *o, unsigned key) {
         return NULL;
 }
 
-int outbox_put(Outbox *o, unsigned key, const char *msg) {
-        if (strlen(msg) >= CHANNEL_MAX_MESSAGE)
+/* Room for one more at the end; false when the queue is at its bound. */
+static bool make_room(Outbox *o) {
+        if (o->n < o->allocated)
+                return true;
+        if (o->allocated >= o->max)
+                return false;
+        size_t m = o->allocated == 0 ? 8 : 2 * o->allocated;
+        if (m > o->max)
+                m = o->max;
+        Queued *q = reallocarray(o->queue, m, sizeof *q);
+        if (!q)
+                return false;
+        o->queue = q;
+        o->allocated = m;
+        return true;
+}
+
+int outbox_put_fds(Outbox *o, unsigned key, const char *msg, const int *fds, size_t n_fds) {
+        if (strlen(msg) >= o->max_message)
                 return -EMSGSIZE;
+        if (n_fds > OUTBOX_MAX_FDS)
+                return -E2BIG;
+        if (n_fds > 0)
+                key = OUTBOX_EVERY; /* its fds must arrive, whatever follows */
         if (o->n == 0) {
-                int r = send_one(o->fd, msg);
+                int r = send_one(o->fd, msg, fds, n_fds);
                 if (r != -EAGAIN)
                         return r;
         }
-        char *copy = strdup(msg);
-        if (!copy)
-                return -ENOMEM;
-        Queued *q = replaceable(o, key);
-        if (q) {
-                free(q->msg);
-                q->msg = copy;
-        } else if (o->n < OUTBOX_MAX_QUEUED)
-                o->queue[o->n++] = (Queued) { .key = key, .msg = copy };
-        else {
-                free(copy);
-                return -ENOBUFS;
+        Queued new = { .key = key, .msg = strdup(msg) };
+        int r = new.msg ? 0 : -ENOMEM;
+        while (r == 0 && new.n_fds < n_fds) {
+                int copy = fcntl(fds[new.n_fds], F_DUPFD_CLOEXEC, 3);
+                if (copy < 0)
+                        r = -errno;
+                else
+                        new.fds[new.n_fds++] = copy;
         }
-        /* The channel may have drained since the last wakeup: what fits
+        Queued *q = r == 0 && n_fds == 0 ? replaceable(o, key) : NULL;
+        if (r < 0)
+                ; /* new is dropped below */
+        else if (q) {
+                queued_done(q);
+                *q = new;
+        } else if (make_room(o))
+                o->queue[o->n++] = new;
+        else
+                r = -ENOBUFS;
+        if (r < 0) {
+                queued_done(&new);
+                return r;
+        }
+        /* The socket may have drained since the last wakeup: what fits
          * goes now, and the rest when it is writable. */
-        int r = flush(o);
+        r = flush(o);
         return r < 0 ? r : 1;
 }
 
 const char *outbox_queued(const Outbox *o, unsigned key) {
         const Queued *q = replaceable(o, key);
         return q ? q->msg : NULL;
+}
+
+int outbox_flush(Outbox *o) {
+        int r = flush(o);
+        return r < 0 ? r : (int) o->n;
 }
 
 size_t outbox_pending(const Outbox *o) {

@@ -7,8 +7,19 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include "log.h"
+#include "notify.h"
+#include "outbox.h"
 #include "sdnotify.h"
 #include "util.h"
+
+/* What may wait for a manager that does not read: a few messages per
+ * reload, and the fd store's entries, each once (fd-store-max is at most
+ * a few hundred). Past it, the caller logs what was lost. */
+#define MANAGER_MAX_QUEUED 1024
+
+/* Only the latest of these matters: a STATUS= line alone. */
+#define KEY_STATUS 1U
 
 static struct {
         struct sockaddr_un sa;
@@ -16,6 +27,8 @@ static struct {
         bool enabled;
         int fd;
         char text[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
+        sd_event *event; /* with it, what does not fit waits in outbox */
+        Outbox *outbox;
 } m = { .fd = -EBADF };
 
 int sdnotify_setup(void) {
@@ -63,33 +76,77 @@ static int manager_connect(void) {
         return 0;
 }
 
-int sdnotify_send(const char *text, const int *fds, size_t n_fds) {
-        if (!m.enabled)
-                return 0;
-        struct iovec iov = { .iov_base = (char *) text, .iov_len = strlen(text) };
+void sdnotify_attach(sd_event *e) {
+        m.event = sd_event_ref(e);
+}
+
+void sdnotify_detach(void) {
+        size_t n = m.outbox ? outbox_pending(m.outbox) : 0;
+        if (n > 0)
+                log_warning("The service manager did not read its last %zu message%s from handoff.", n,
+                            n == 1 ? "" : "s");
+        m.outbox = outbox_free(m.outbox);
+        m.event = sd_event_unref(m.event);
+}
+
+static unsigned key_of(const char *text) {
+        return strncmp(text, "STATUS=", 7) == 0 && !strchr(text, '\n') ? KEY_STATUS : OUTBOX_EVERY;
+}
+
+/* One try on the socket connected now: queued behind what waits, when
+ * queueing is allowed and there is a loop to send it from. */
+static int send_once(const char *text, const int *fds, size_t n_fds, bool may_wait) {
+        if (m.event && !m.outbox) {
+                int r = outbox_new(m.event, m.fd, MANAGER_MAX_QUEUED, NOTIFY_MAX_LEN + 1, &m.outbox);
+                if (r < 0)
+                        log_debug_errno(r, "Failed to set up a queue for the service manager: %m");
+        }
+        if (m.outbox && may_wait)
+                return outbox_put_fds(m.outbox, key_of(text), text, fds, n_fds);
+        if (m.outbox) {
+                int r = outbox_flush(m.outbox);
+                if (r != 0)
+                        return r < 0 ? r : -EAGAIN; /* it would overtake what waits */
+        }
         union {
                 struct cmsghdr align;
-                char raw[CMSG_SPACE(sizeof(int) * 8)];
+                char raw[CMSG_SPACE(sizeof(int) * OUTBOX_MAX_FDS)];
         } control = {};
+        struct iovec iov = { .iov_base = (char *) text, .iov_len = strlen(text) };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        if (n_fds > 0) {
-                if (n_fds > 8)
-                        return -E2BIG;
+        if (n_fds > 0)
                 msghdr_put_fds(&mh, &control, fds, n_fds);
-        }
+        /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
+        return sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ? 0 : -errno;
+}
+
+static int send_message(const char *text, const int *fds, size_t n_fds, bool may_wait) {
+        if (!m.enabled)
+                return 0;
+        if (n_fds > OUTBOX_MAX_FDS)
+                return -E2BIG;
         for (bool again = false;; again = true) {
                 int r = m.fd < 0 ? manager_connect() : 0;
                 if (r < 0)
                         return r;
-                /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
-                if (sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
+                r = send_once(text, fds, n_fds, may_wait);
+                if (r >= 0)
                         return 1;
-                r = -errno;
                 /* The socket we connected to is closed (another may be bound
                  * at the address by now, as a manager restarted would):
-                 * connected anew, once, as an unconnected send would find it. */
+                 * connected anew, once, as an unconnected send would find it.
+                 * What waited for the closed one is dropped with it. */
                 if (again || (r != -ECONNREFUSED && r != -ENOTCONN && r != -ECONNRESET))
                         return r;
+                m.outbox = outbox_free(m.outbox);
                 m.fd = safe_close(m.fd);
         }
+}
+
+int sdnotify_send(const char *text, const int *fds, size_t n_fds) {
+        return send_message(text, fds, n_fds, true);
+}
+
+int sdnotify_send_now(const char *text, const int *fds, size_t n_fds) {
+        return send_message(text, fds, n_fds, false);
 }

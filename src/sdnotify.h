@@ -2,12 +2,18 @@
 #pragma once
 
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 /* handoff's own messages to the service manager ($NOTIFY_SOCKET), as
  * sd_notify(3) sends them but on one socket connected once, and never
  * blocking: a manager that does not read its socket must not stop our
- * event loop (a lost STATUS= is fine; the caller logs a lost READY=1 or
- * MAINPID=). The address is taken from the environment once, by
+ * event loop. Nor may it lose what the manager must hear (READY=1 after a
+ * start or a reload, RELOADING=1, the fd store): once attached to the
+ * event loop, what finds the manager's queue full waits in order in an
+ * outbox (outbox.h) until it has room; of STATUS= lines only the latest
+ * waits. Any local user can fill systemd's queue: /run/systemd/notify is
+ * open to all, and a datagram from an unknown pid is only dropped once
+ * read. The address is taken from the environment once, by
  * sdnotify_setup(), which also removes NOTIFY_SOCKET from it. The socket is
  * connected once; it reaches whatever is bound at the address again only
  * when the one it reached has closed (ECONNREFUSED). systemd keeps its
@@ -29,7 +35,19 @@ const char *sdnotify_address(void);
  * address. */
 void sdnotify_enable(int on);
 
-/* Sends text (and fds, if any) in one datagram. Returns 1 when sent, 0 when
- * there is no manager or sending is disabled, -errno on failure (-EAGAIN
- * when the manager's queue is full). */
+/* From now on, what does not fit waits, sent from e. detach() drops what
+ * still waits, with a warning that says how much. */
+void sdnotify_attach(sd_event *e);
+void sdnotify_detach(void);
+
+/* Sends text (and fds, up to 8, which stay the caller's) in one datagram,
+ * or queues it (attached) behind what waits. Returns 1 when sent or
+ * queued, 0 when there is no manager or sending is disabled, -errno on
+ * failure (-EAGAIN when the manager's queue is full and nothing is
+ * attached, -ENOBUFS when the outbox is full). */
 int sdnotify_send(const char *text, const int *fds, size_t n_fds);
+
+/* The same, but never queued: -EAGAIN when it cannot go to the kernel now,
+ * behind nothing. For MAINPID=, which the manager must have read before
+ * the process that sent it exits: the caller gives up rather than wait. */
+int sdnotify_send_now(const char *text, const int *fds, size_t n_fds);

@@ -1501,6 +1501,7 @@ static void supervisor_done(Supervisor *s) {
          * main, waiting for this end of file) exit too. Closing it here
          * would let it go while we still remove files and close sockets. */
         control_free(s->control);
+        sdnotify_detach();
         reaper_free(s->reaper);
         cgroup_root_free(s->cgroup);
         service_store_done(&s->store);
@@ -1550,6 +1551,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 return r;
         }
         fdstore_watch(p->store, s.event);
+        sdnotify_attach(s.event);
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);

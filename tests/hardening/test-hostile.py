@@ -554,6 +554,73 @@ def test_starve_control_socket(tmp):
         h.close()
 
 
+# ---- the service manager's socket --------------------------------------------
+
+# Fills a datagram socket's queue (its owner not reading) until a sender
+# gets EAGAIN; prints how many it took and holds on until stdin closes.
+FLOOD = r'''
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(sys.argv[1])
+s.setblocking(False)
+n = 0
+try:
+    while True:
+        s.send(b"X_FLOOD=1")
+        n += 1
+except BlockingIOError:
+    pass
+print(n, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_flood_the_managers_socket(tmp):
+    """systemd's notify socket is open to every user, and reads a datagram
+    before it drops one from an unknown pid: uid 65534 can fill its queue
+    while the manager is busy. handoff's READY=1 and RELOADING=1 then wait
+    in its outbox and arrive, in order, once the manager reads again; its
+    loop serves meanwhile. In handover mode the reload fails cleanly rather
+    than send MAINPID= later than now, and the next one succeeds."""
+    need_root_and_setpriv()
+    h = start(tmp, verbose=False)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    a = None
+    try:
+        rss0 = rss_kib(h.main_pid())
+        os.chmod(tmp, 0o755)
+        os.chmod(h.notify.path, 0o777)  # as /run/systemd/notify is
+        h.notify.pause()
+        n0 = len(h.notify.snapshot())
+        a = Attacker(FLOOD, h.notify.path)
+        check(int(a.line) > 0, f"the attacker filled the queue: {a.line}")
+        if MODE == "supervise":
+            took = reload_within(h)
+            print(f"  reload with the manager's queue full ({a.line} datagrams from uid {NOBODY}): "
+                  f"{took * 1000:.0f} ms")
+        else:
+            p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True,
+                               timeout=60)
+            check(p.returncode != 0 and "MAINPID=" in p.stdout + p.stderr, f"reload: {p.returncode} {p.stderr}")
+        check(len(h.notify.snapshot()) == n0, "the manager read nothing while paused")
+        ready = h.notify.count("READY")
+        h.notify.resume()
+        h.notify.wait_count("READY", ready + 1, timeout=20)
+        msgs = [m for m in h.notify.snapshot()[n0:] if "X_FLOOD" not in m.fields]
+        kinds = [k for m in msgs for k in ("READY", "RELOADING") if k in m.fields]
+        check(kinds == ["RELOADING", "READY"], f"in order: {msgs}")
+        if MODE == "handover":
+            reload_within(h)
+        finish(h, load, rss0)
+    finally:
+        h.notify.resume()
+        if a:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
 # ---- root and a service user ------------------------------------------------------
 
 # Runs its arguments in a new mount namespace where RT is a fresh tmpfs (so

@@ -12,7 +12,8 @@ import shutil
 import signal
 import subprocess
 
-from handofftest.handoff import FIXTURE, HANDOFFCTL, NO_CLOSE_RANGE, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import (FIXTURE, HANDOFFCTL, NO_CLOSE_RANGE, Handoff, MODE, fixture_cmd, set_args,
+                                 status_json)
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
@@ -119,6 +120,60 @@ def test_manager_socket_bound_anew(tmp):
         check(h.stop() == 0, h.log())
         check(h.notify.count("STOPPING") == 1, h.notify.snapshot())
     finally:
+        h.close()
+
+
+def test_manager_that_does_not_read_gets_ready_and_reload_in_order(tmp):
+    """A service manager busy elsewhere (or a socket any user has flooded:
+    systemd's is open to all) does not read: handoff's READY=1 and
+    RELOADING=1 find its queue full. They wait in order and arrive once it
+    reads again; handoff serves and answers meanwhile. In handover mode a
+    reload then fails before MAINPID=, which must not be sent later than
+    now: generation 1 serves on, and the next reload succeeds."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "100", "--status", "fixture-up")
+    notify = FakeSystemd(tmp)
+    notify.pause()
+    filled = notify.fill()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], fixture_cmd(args_file), notify=notify)
+    try:
+        h.wait_log("Listening on", timeout=10)
+        first = serving_pid(port, timeout=10)
+        st = status_json(h.pid)
+        check(st["state"] == "serving" and [g["role"] for g in st["generations"]] == ["serving"], st)
+        h.signal(signal.SIGHUP)
+        if MODE == "supervise":
+            second = wait_new_pid(port, first)
+        else:
+            h.wait_log("Failed to tell the service manager MAINPID=", timeout=20)
+            # Generation 2 may answer until its handoff has stopped it.
+            wait_for(lambda: h.descendants(standby=False) == [first], 20, "only generation 1 left")
+            check(serving_pid(port) == first, "generation 1 serves on")
+        check("Failed to notify service manager" not in h.log(), h.log())
+        check(h.notify.count("READY") == 0, "the manager read nothing while paused")
+        notify.resume()
+        h.wait_ready(2, timeout=20)
+        msgs = [m for m in notify.snapshot() if "X_FILLER" not in m.fields]
+        check(len(notify.snapshot()) - len(msgs) == filled, f"the {filled} fillers first")
+        check(all(m.pid == h.pid for m in msgs), msgs)
+        kinds = [k for m in msgs for k in ("READY", "RELOADING") if k in m.fields]
+        check(kinds == ["READY", "RELOADING", "READY"], f"in order: {msgs}")
+        ready = [m for m in msgs if "READY" in m.fields]
+        check("Serving generation 1" in ready[0].fields["STATUS"], ready[0])
+        if MODE == "supervise":
+            check(f"Serving generation 2 (pid {second})" in ready[1].fields["STATUS"], ready[1])
+        else:
+            check("failed" in ready[1].fields["STATUS"], ready[1])
+            # The manager reads again: MAINPID= goes now.
+            h.signal(signal.SIGHUP)
+            h.wait_ready(3, timeout=20)
+            second = wait_new_pid(port, first)
+            check(len(h.mains()) == 2, f"one MAINPID=: {notify.snapshot()}")
+        check(h.stop() == 0, h.log())
+        check(h.notify.count("STOPPING") == 1, h.notify.snapshot())
+    finally:
+        notify.resume()
         h.close()
 
 

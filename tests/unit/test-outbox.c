@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: MIT */
-/* The sending side of the handover channel (outbox.c), and the next
- * handoff's reports through it (takeover.c): a peer that does not read
- * fills the channel, and what must arrive waits, in order, until it does. */
+/* The sending side of the handover channel and of the service manager's
+ * socket (outbox.c), and the next handoff's reports through it
+ * (takeover.c): a peer that does not read fills the socket, and what must
+ * arrive waits, in order and with its fds, until it does. */
 #include <check.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -75,7 +80,7 @@ START_TEST(test_sends_at_once_when_writable) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 0);
         ck_assert_int_eq(outbox_put(o, 1, "STATUS one"), 0);
         ck_assert_int_eq(outbox_put(o, 1, "STATUS two"), 0);
@@ -100,7 +105,7 @@ START_TEST(test_full_channel_keeps_order_and_latest) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         size_t fillers = fill(pair[0]);
 
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 1);
@@ -139,21 +144,21 @@ START_TEST(test_queue_is_bounded) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         char msg[32];
-        for (int i = 0; i < OUTBOX_MAX_QUEUED; i++) {
+        for (int i = 0; i < CHANNEL_MAX_QUEUED; i++) {
                 snprintf(msg, sizeof msg, "APP %d", i + 1);
                 ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, msg), 1);
         }
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), -ENOBUFS);
         ck_assert_int_eq(outbox_put(o, 1, "STATUS x"), -ENOBUFS);
-        ck_assert_uint_eq(outbox_pending(o), OUTBOX_MAX_QUEUED);
+        ck_assert_uint_eq(outbox_pending(o), CHANNEL_MAX_QUEUED);
         /* Every queued one still arrives, in order. */
         Received r = {};
         drain(e, o, pair[1], &r);
-        ck_assert_uint_eq(r.n, OUTBOX_MAX_QUEUED);
-        for (int i = 0; i < OUTBOX_MAX_QUEUED; i++) {
+        ck_assert_uint_eq(r.n, CHANNEL_MAX_QUEUED);
+        for (int i = 0; i < CHANNEL_MAX_QUEUED; i++) {
                 snprintf(msg, sizeof msg, "APP %d", i + 1);
                 ck_assert_str_eq(r.msgs[i], msg);
         }
@@ -170,7 +175,7 @@ START_TEST(test_peer_gone_drops_the_queue) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
         close(pair[1]);
@@ -191,7 +196,7 @@ START_TEST(test_outbox_free_closes_its_copy) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
         outbox_free(o);
@@ -204,6 +209,132 @@ START_TEST(test_outbox_free_closes_its_copy) {
         ck_assert_int_eq(recv(pair[1], &c, 1, MSG_DONTWAIT), 0);
         sd_event_unref(e);
         close(pair[1]);
+}
+END_TEST
+
+/* Reads one message and the fd that came with it (-1: none). */
+static ssize_t receive_with_fd(int fd, char *buf, size_t size, int *ret_fd) {
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * OUTBOX_MAX_FDS)];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = size - 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        ssize_t k = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        *ret_fd = -1;
+        if (k < 0)
+                return k;
+        buf[k] = '\0';
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        if (c && c->cmsg_type == SCM_RIGHTS) {
+                ck_assert_uint_eq(c->cmsg_len, CMSG_LEN(sizeof(int)));
+                memcpy(ret_fd, CMSG_DATA(c), sizeof(int));
+        }
+        return k;
+}
+
+/* An fd-store entry sent while the peer does not read: the message waits
+ * with a copy of its fd, in its place, and the caller may close its own. */
+START_TEST(test_fds_wait_with_their_message) {
+        int pair[2], pipefd[2];
+        channel_pair(pair);
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        size_t fillers = fill(pair[0]);
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS a"), 1);
+        ck_assert_int_eq(outbox_put_fds(o, 1, "FDSTORE=1", &pipefd[0], 1), 1); /* not in a's place */
+        ck_assert_int_eq(outbox_put(o, 1, "STATUS b"), 1);
+        ck_assert_uint_eq(outbox_pending(o), 3);
+        close(pipefd[0]);
+
+        /* The peer reads the fillers; nothing of ours yet, until flushed. */
+        char buf[CHANNEL_MAX_MESSAGE];
+        int fd;
+        for (size_t i = 0; i < fillers; i++)
+                ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_int_eq(outbox_flush(o), 0);
+
+        ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_str_eq(buf, "STATUS a");
+        ck_assert_int_eq(fd, -1);
+        ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_str_eq(buf, "FDSTORE=1");
+        ck_assert_int_ge(fd, 0);
+        /* It is the pipe's read end. */
+        ck_assert_int_eq(write(pipefd[1], "x", 1), 1);
+        char c;
+        ck_assert_int_eq(read(fd, &c, 1), 1);
+        ck_assert_int_eq(c, 'x');
+        close(fd);
+        ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_str_eq(buf, "STATUS b");
+        /* The outbox kept no copy: the pipe has no reader left. */
+        signal(SIGPIPE, SIG_IGN);
+        ck_assert_int_eq(write(pipefd[1], "y", 1), -1);
+        ck_assert_int_eq(errno, EPIPE);
+        outbox_free(o);
+        sd_event_unref(e);
+        close(pipefd[1]);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+/* A message dropped unsent closes the copies it held. */
+START_TEST(test_dropped_message_closes_its_fds) {
+        int pair[2], pipefd[2];
+        channel_pair(pair);
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        fill(pair[0]);
+        ck_assert_int_eq(outbox_put_fds(o, OUTBOX_EVERY, "FDSTORE=1", &pipefd[0], 1), 1);
+        close(pipefd[0]);
+        signal(SIGPIPE, SIG_IGN);
+        ck_assert_int_eq(write(pipefd[1], "x", 1), 1); /* the copy reads */
+        outbox_free(o);
+        ck_assert_int_eq(write(pipefd[1], "y", 1), -1);
+        ck_assert_int_eq(errno, EPIPE);
+        sd_event_unref(e);
+        close(pipefd[1]);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
+/* A service manager's socket: a datagram socket we are connected to, whose
+ * queue fills; its owner closing it is the end of what waits for it. */
+START_TEST(test_manager_socket_closed_drops_the_queue) {
+        int receiver = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(receiver, 0);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "handoff-test-outbox-%d", (int) getpid());
+        socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + strlen(sa.sun_path + 1));
+        ck_assert_int_eq(bind(receiver, (struct sockaddr *) &sa, len), 0);
+        int sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        ck_assert_int_ge(sender, 0);
+        ck_assert_int_eq(connect(sender, (struct sockaddr *) &sa, len), 0);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(e, sender, 64, 4097, &o), 0);
+        fill(sender);
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY=1"), 1);
+        ck_assert_int_eq(outbox_flush(o), 1);
+        close(receiver);
+        ck_assert_int_eq(outbox_flush(o), -ECONNREFUSED);
+        ck_assert_uint_eq(outbox_pending(o), 0);
+        /* From then on the socket is not connected any more. */
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY=1"), -ENOTCONN);
+        outbox_free(o);
+        sd_event_unref(e);
+        close(sender);
 }
 END_TEST
 
@@ -267,6 +398,9 @@ static Suite *outbox_suite(void) {
         tcase_add_test(tc, test_queue_is_bounded);
         tcase_add_test(tc, test_peer_gone_drops_the_queue);
         tcase_add_test(tc, test_outbox_free_closes_its_copy);
+        tcase_add_test(tc, test_fds_wait_with_their_message);
+        tcase_add_test(tc, test_dropped_message_closes_its_fds);
+        tcase_add_test(tc, test_manager_socket_closed_drops_the_queue);
         tcase_add_test(tc, test_takeover_reports_wait_for_a_stalled_predecessor);
         suite_add_tcase(s, tc);
         return s;

@@ -78,6 +78,9 @@ class FakeSystemd:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)   # notified on every datagram
         self.running = True
+        self._reading = threading.Event()   # cleared: the queue fills, as a busy manager's does
+        self._reading.set()
+        self._paused = threading.Event()    # the loop has seen _reading cleared
         self._thread_setup = thread_setup
         self.thread = threading.Thread(target=self._loop, name="fake-systemd", daemon=True)
         self.thread.start()
@@ -87,6 +90,10 @@ class FakeSystemd:
             self._thread_setup()
         fdsize = array.array("i").itemsize
         while self.running:
+            if not self._reading.is_set():
+                self._paused.set()
+                self._reading.wait(0.1)
+                continue
             try:
                 data, anc, _, _ = self.sock.recvmsg(65536, socket.CMSG_SPACE(12) + socket.CMSG_SPACE(64 * fdsize))
             except socket.timeout:
@@ -109,6 +116,34 @@ class FakeSystemd:
                 self.arrived.notify_all()
             for fd in fds:  # answering BARRIER=1 (and dropping anything else)
                 os.close(fd)
+
+    def pause(self, timeout=5):
+        """Stops reading, as a manager busy elsewhere does; returns once the
+        receiving thread has stopped."""
+        self._paused.clear()
+        self._reading.clear()
+        if not self._paused.wait(timeout):
+            raise WaitTimeout("the fake manager's thread did not pause")
+
+    def resume(self):
+        self._reading.set()
+
+    def fill(self):
+        """Fills the socket's queue (paused first) from a socket of our own,
+        until a sender gets EAGAIN; returns how many datagrams it took."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.connect(self.path)
+        s.setblocking(False)
+        n = 0
+        try:
+            while True:
+                s.send(b"X_FILLER=1")
+                n += 1
+        except BlockingIOError:
+            pass
+        finally:
+            s.close()
+        return n
 
     def _keep_fds(self, text, fds):
         """Which of a datagram's fds not to close yet (called with the lock
