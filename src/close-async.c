@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -215,17 +214,8 @@ static void own_table(int q) {
                         (void) syscall(SYS_close_range, 0U, (unsigned) q - 1, 0);
                 return;
         }
-        if (unshare(CLONE_FILES) < 0)
-                return;
-        DIR *d = opendir("/proc/thread-self/fd");
-        if (!d)
-                return;
-        for (struct dirent *de; (de = readdir(d));) {
-                uint64_t fd;
-                if (safe_atou64(de->d_name, &fd) >= 0 && fd <= INT_MAX && (int) fd != q && (int) fd != dirfd(d))
-                        (void) close((int) fd);
-        }
-        closedir(d);
+        if (unshare(CLONE_FILES) >= 0)
+                (void) close_listed("/proc/thread-self/fd", 0, q);
 }
 
 /* One message off the queue, its fds into fds: false when the queue is

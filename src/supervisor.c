@@ -713,6 +713,8 @@ static void on_took_over(bool reload_pending, void *userdata) {
  * all the same. A SIGTERM of the manager's that follows is the same stop,
  * not a second one. */
 static void pass_stop_on(Supervisor *s);
+static bool stop_passed_on(const Supervisor *s);
+static void request_stop(Supervisor *s);
 
 static void on_predecessor_stop(void *userdata) {
         Supervisor *s = userdata;
@@ -727,10 +729,8 @@ static void on_predecessor_stop(void *userdata) {
                 return;
         log_info("Stop requested by the previous handoff (the service manager's stop reached it); it exits after "
                  "this one.");
-        s->stop_requested = s->stop_by_predecessor = true;
-        if (!s->serving && s->machine.state != STATE_STOPPING)
-                s->exit_code = 0;
-        dispatch(s, EV_STOP);
+        s->stop_by_predecessor = true;
+        request_stop(s);
 }
 
 /* ... and it has drained: it waits for our end, we no longer for its. */
@@ -1179,8 +1179,12 @@ static void stop_next_handoff(Supervisor *s) {
 
 /* The service's stop, come to us after MAINPID= named the next handoff
  * (from the manager, or from our own predecessor): for it to stop too. */
+static bool stop_passed_on(const Supervisor *s) {
+        return s->pass_stop || s->awaits_next;
+}
+
 static void pass_stop_on(Supervisor *s) {
-        if (s->pass_stop || s->awaits_next)
+        if (stop_passed_on(s))
                 return;
         if (role_handed_off(s->role))
                 stop_next_handoff(s);
@@ -1300,7 +1304,7 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 /* From the service manager (our parent), it is the service's
                  * stop: passed on (see stop_next_handoff()), once the next
                  * handoff took over. Anyone else's is an operator's. */
-                if (sender == getppid() && !s->pass_stop && !s->awaits_next) {
+                if (sender == getppid() && !stop_passed_on(s)) {
                         log_info("Stop requested (SIG%s) by the service manager after MAINPID= named the next "
                                  "handoff; passing it on.", sigabbrev_np(sig));
                         pass_stop_on(s);
@@ -1331,6 +1335,11 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 snprintf(why, sizeof why, "stopped by SIG%s", sigabbrev_np(sig));
                 takeover_report_failed(s->takeover, why);
         }
+        request_stop(s);
+}
+
+/* The service's stop, asked for by a signal or by our predecessor. */
+static void request_stop(Supervisor *s) {
         s->stop_requested = true;
         /* A stop of nothing serving is clean, unless a failure is already
          * taking us down: its status stands. */

@@ -111,10 +111,8 @@ int fd_move_above(int fd, int min) {
         return nfd;
 }
 
-int close_from(int from) {
-        if (close_range((unsigned) from, ~0U, 0) >= 0)
-                return 0;
-        DIR *d = opendir("/proc/self/fd");
+int close_listed(const char *dir, int from, int keep) {
+        DIR *d = opendir(dir);
         if (!d)
                 return -errno;
         /* Each entry read is past the directory's position: closing it does
@@ -122,11 +120,17 @@ int close_from(int from) {
         for (struct dirent *de; (de = readdir(d));) {
                 uint64_t fd;
                 if (safe_atou64(de->d_name, &fd) >= 0 && fd >= (uint64_t) from && fd <= INT_MAX &&
-                    (int) fd != dirfd(d))
+                    (int) fd != keep && (int) fd != dirfd(d))
                         (void) close((int) fd);
         }
         closedir(d);
         return 0;
+}
+
+int close_from(int from) {
+        if (close_range((unsigned) from, ~0U, 0) >= 0)
+                return 0;
+        return close_listed("/proc/self/fd", from, -1);
 }
 
 pid_t handoff_pid(void) {

@@ -104,6 +104,10 @@ int fd_move_above(int fd, int min);
  * or a seccomp profile that refuses it) each one /proc/self/fd lists.
  * Returns 0, or -errno when neither worked. */
 int close_from(int from);
+/* Closes every fd from `from` up that dir (/proc/self/fd, or
+ * /proc/thread-self/fd in a thread with a table of its own) lists, except
+ * keep (-1: none). Returns 0, or -errno when dir cannot be read. */
+int close_listed(const char *dir, int from, int keep);
 
 /* Sends sig to the process behind pidfd (0: only checks that it exists,
  * a zombie included). Returns 0, or -errno (-ESRCH for no pidfd). */
