@@ -188,8 +188,8 @@ static int parse_one(int c, const char *arg, Options *o) {
                 char *end;
                 errno = 0;
                 unsigned long v = strtoul(arg, &end, 10);
-                if (!*arg || *end || errno || v > 1024 || arg[0] == '-') {
-                        say("invalid --fd-store-max: \"%s\" (a number from 0 to 1024)\n", arg);
+                if (!*arg || *end || errno || v > FD_STORE_MAX_LIMIT || arg[0] == '-') {
+                        say("invalid --fd-store-max: \"%s\" (a number from 0 to %d)\n", arg, FD_STORE_MAX_LIMIT);
                         return -EINVAL;
                 }
                 o->fd_store_max = v;

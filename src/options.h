@@ -38,6 +38,9 @@ typedef struct Options {
         char **command;          /* points into argv, NULL-terminated */
 } Options;
 
+/* --fd-store-max's upper bound. */
+#define FD_STORE_MAX_LIMIT 1024
+
 #define OPTIONS_DEFAULT                                         \
         ((Options) {                                            \
                 .start_timeout = 90 * USEC_PER_SEC,             \

@@ -13,13 +13,12 @@
 #include "sdnotify.h"
 #include "util.h"
 
-/* What may wait for a manager that does not read: a few messages per
- * reload, and the fd store's entries, each once (fd-store-max is at most
- * a few hundred). Past it, the caller logs what was lost. */
-#define MANAGER_MAX_QUEUED 1024
-
-/* Only the latest of these matters: a STATUS= line alone. */
-#define KEY_STATUS 1U
+/* Only the latest of these matters, each alone in its message. */
+enum {
+        KEY_STATUS = 1,  /* a STATUS= text */
+        KEY_WATCHDOG,    /* WATCHDOG=1, a ping */
+        KEY_EXTEND,      /* EXTEND_TIMEOUT_USEC=: systemd keeps the last one anyway */
+};
 
 static struct {
         struct sockaddr_un sa;
@@ -28,6 +27,7 @@ static struct {
         int fd;
         char text[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
         sd_event *event; /* with it, what does not fit waits in outbox */
+        size_t max_queued;
         Outbox *outbox;
 } m = { .fd = -EBADF };
 
@@ -76,8 +76,9 @@ static int manager_connect(void) {
         return 0;
 }
 
-void sdnotify_attach(sd_event *e) {
+void sdnotify_attach(sd_event *e, size_t max_queued) {
         m.event = sd_event_ref(e);
+        m.max_queued = max_queued;
 }
 
 void sdnotify_detach(void) {
@@ -89,15 +90,29 @@ void sdnotify_detach(void) {
         m.event = sd_event_unref(m.event);
 }
 
+static bool is_field(const char *text, const char *prefix) {
+        return strncmp(text, prefix, strlen(prefix)) == 0;
+}
+
 static unsigned key_of(const char *text) {
-        return strncmp(text, "STATUS=", 7) == 0 && !strchr(text, '\n') ? KEY_STATUS : OUTBOX_EVERY;
+        /* A relayed message ends each of its lines with a newline. */
+        const char *nl = strchr(text, '\n');
+        if (nl && nl[1] != '\0')
+                return OUTBOX_EVERY; /* several fields: all of them must arrive */
+        if (is_field(text, "STATUS="))
+                return KEY_STATUS;
+        if (is_field(text, "WATCHDOG=1") && (text[10] == '\0' || text[10] == '\n'))
+                return KEY_WATCHDOG;
+        if (is_field(text, "EXTEND_TIMEOUT_USEC="))
+                return KEY_EXTEND;
+        return OUTBOX_EVERY;
 }
 
 /* One try on the socket connected now: queued behind what waits, when
  * queueing is allowed and there is a loop to send it from. */
 static int send_once(const char *text, const int *fds, size_t n_fds, bool may_wait) {
         if (m.event && !m.outbox) {
-                int r = outbox_new(m.event, m.fd, MANAGER_MAX_QUEUED, NOTIFY_MAX_LEN + 1, &m.outbox);
+                int r = outbox_new(m.event, m.fd, m.max_queued, NOTIFY_MAX_LEN + 1, &m.outbox);
                 if (r < 0)
                         log_debug_errno(r, "Failed to set up a queue for the service manager: %m");
         }

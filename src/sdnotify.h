@@ -10,8 +10,9 @@
  * event loop. Nor may it lose what the manager must hear (READY=1 after a
  * start or a reload, RELOADING=1, the fd store): once attached to the
  * event loop, what finds the manager's queue full waits in order in an
- * outbox (outbox.h) until it has room; of STATUS= lines only the latest
- * waits. Any local user can fill systemd's queue: /run/systemd/notify is
+ * outbox (outbox.h) until it has room; of STATUS= lines (handoff's own and
+ * those it relays from its generations), WATCHDOG=1 pings and
+ * EXTEND_TIMEOUT_USEC= only the latest waits. Any local user can fill systemd's queue: /run/systemd/notify is
  * open to all, and a datagram from an unknown pid is only dropped once
  * read. The address is taken from the environment once, by
  * sdnotify_setup(), which also removes NOTIFY_SOCKET from it. The socket is
@@ -35,9 +36,10 @@ const char *sdnotify_address(void);
  * address. */
 void sdnotify_enable(int on);
 
-/* From now on, what does not fit waits, sent from e. detach() drops what
+/* From now on, what does not fit waits, sent from e, up to max_queued
+ * messages (past it, the caller logs what was lost). detach() drops what
  * still waits, with a warning that says how much. */
-void sdnotify_attach(sd_event *e);
+void sdnotify_attach(sd_event *e, size_t max_queued);
 void sdnotify_detach(void);
 
 /* Sends text (and fds, up to 8, which stay the caller's) in one datagram,

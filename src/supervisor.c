@@ -1560,7 +1560,11 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 return r;
         }
         fdstore_watch(p->store, s.event);
-        sdnotify_attach(s.event);
+        /* What may wait for a manager that does not read: at a takeover
+         * the fd store is put anew (an FDSTOREREMOVE=1 and an FDSTORE=1 per
+         * entry) before READY=1; besides, a few messages per reload, and
+         * one of each kind of which only the latest matters. */
+        sdnotify_attach(s.event, 2 * FD_STORE_MAX_LIMIT + 64);
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);

@@ -129,21 +129,28 @@ class FakeSystemd:
         self._reading.set()
 
     def fill(self):
-        """Fills the socket's queue (paused first) from a socket of our own,
-        until a sender gets EAGAIN; returns how many datagrams it took."""
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.connect(self.path)
-        s.setblocking(False)
+        """Fills the socket's queue (paused first) until a fresh sender's
+        first datagram gets EAGAIN; returns how many datagrams it took.
+        One sender is not enough where net.unix.max_dgram_qlen is 512 (as
+        systemd sets it): its own send buffer fills first."""
         n = 0
-        try:
-            while True:
-                s.send(b"X_FILLER=1")
-                n += 1
-        except BlockingIOError:
-            pass
-        finally:
-            s.close()
-        return n
+        while True:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            try:
+                s.connect(self.path)
+                s.setblocking(False)
+                sent = 0
+                try:
+                    while True:
+                        s.send(b"X_FILLER=1")
+                        sent += 1
+                except BlockingIOError:
+                    pass
+            finally:
+                s.close()  # what it sent stays queued
+            n += sent
+            if sent == 0:
+                return n
 
     def _keep_fds(self, text, fds):
         """Which of a datagram's fds not to close yet (called with the lock
