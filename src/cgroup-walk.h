@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/* A generation's cgroup and the cgroups its server made below it (a
+ * container runtime, workers moved into cgroups of their own), walked as
+ * systemd walks a unit's subtree (cg_kill_recursive(), cg_trim()): depth
+ * first, at most CGROUP_WALK_MAX_DEPTH levels below the top and
+ * CGROUP_WALK_MAX_DIRS directories in all, so that a runaway tree costs the
+ * event loop a bounded number of small reads. To the walk they are plain
+ * directories; the visitor reads or removes what it needs. */
+
+#define CGROUP_WALK_MAX_DEPTH 32
+#define CGROUP_WALK_MAX_DIRS 1024
+
+typedef enum CgroupWalkOrder {
+        CGROUP_WALK_PARENTS_FIRST,  /* to signal or count */
+        CGROUP_WALK_CHILDREN_FIRST, /* to remove: rmdir() wants the children gone */
+} CgroupWalkOrder;
+
+/* Calls visit() with the path of top and of each directory below it
+ * (symlinks are not followed). A directory that vanishes meanwhile (removed
+ * by its owner) is no error: there is nothing below it to visit. Returns 0,
+ * or -E2BIG when a bound left part of the tree unvisited. */
+int cgroup_walk(const char *top, CgroupWalkOrder order, void (*visit)(const char *path, void *userdata),
+                void *userdata);
