@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include "cgroup-walk.h"
 #include "cgroup.h"
 #include "log.h"
 #include "util.h"
@@ -117,18 +118,48 @@ static ssize_t read_file(const char *dir, const char *file, char *buf, size_t si
         return (ssize_t) have;
 }
 
+/* cgroup.events says "populated 1" while a process runs in the cgroup or
+ * in any cgroup below it. False for a cgroup that is gone. */
+static bool populated(const char *path) {
+        char buf[256];
+        if (read_file(path, "cgroup.events", buf, sizeof buf) < 0)
+                return false;
+        const char *p = strstr(buf, "populated ");
+        return !p || p[10] != '0';
+}
+
+static void remove_one(const char *path, void *userdata) {
+        int *r = userdata;
+        if (rmdir(path) < 0 && errno != ENOENT && *r == 0)
+                *r = -errno;
+}
+
+/* Removes path with the cgroups its server made below it, children first,
+ * as systemd's cg_trim() does; but only when no process runs in any of
+ * them: the empty sub-cgroups of a live generation are its server's. 0 when
+ * gone, -EBUSY when populated, or the first rmdir() error. */
+static int remove_tree(const char *path) {
+        if (populated(path))
+                return -EBUSY;
+        int r = 0;
+        int k = cgroup_walk(path, CGROUP_WALK_CHILDREN_FIRST, remove_one, &r);
+        return r < 0 ? r : k;
+}
+
 /* Leaves of handoffs and generations that are gone: a handover leaves its
- * old leaf behind, empty. rmdir() fails on a populated one, as it should. */
+ * old leaf behind, empty. A populated one stays, as it should. */
 static void remove_stale(const char *root, const char *own_leaf) {
         DIR *d = opendir(root);
         if (!d)
                 return;
         struct dirent *de;
+        char path[4096];
         while ((de = readdir(d)))
                 if (de->d_type == DT_DIR && strcmp(de->d_name, own_leaf) != 0 &&
                     (is_handoff_leaf(de->d_name) || strncmp(de->d_name, "gen-", 4) == 0) &&
-                    unlinkat(dirfd(d), de->d_name, AT_REMOVEDIR) == 0)
-                        log_debug("Removed empty cgroup %s/%s.", root, de->d_name);
+                    snprintf(path, sizeof path, "%s/%s", root, de->d_name) < (int) sizeof path &&
+                    remove_tree(path) == 0)
+                        log_debug("Removed empty cgroup %s.", path);
         closedir(d);
 }
 
@@ -239,12 +270,14 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
                 cgroup_free(c);
                 return -ENOMEM;
         }
-        int err;
         /* A gen-N left over from an earlier life of the service (numbers
          * start at 1 again after a restart) is reused only when empty:
          * what runs in it is not this generation's. */
-        if (mkdir(c->path, 0755) < 0 && (errno != EEXIST || rmdir(c->path) < 0 || mkdir(c->path, 0755) < 0)) {
-                if (errno == EBUSY)
+        int k = mkdir(c->path, 0755) < 0 ? -errno : 0;
+        if (k == -EEXIST && (k = remove_tree(c->path)) == 0)
+                k = mkdir(c->path, 0755) < 0 ? -errno : 0;
+        if (k < 0) {
+                if (k == -EBUSY)
                         log_error("Cgroup %s exists and is not empty: processes of an earlier handoff run there.",
                                   c->path);
                 goto fail;
@@ -252,15 +285,16 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
         char procs[4096];
         snprintf(procs, sizeof procs, "%s/cgroup.procs", c->path);
         int fd = open(procs, O_WRONLY | O_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+                k = -errno;
                 goto fail;
+        }
         *ret = c;
         *ret_procs_fd = fd;
         return 0;
 fail:
-        err = -errno;
         cgroup_free(c);
-        return err;
+        return k;
 }
 
 static int on_events(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
@@ -278,52 +312,63 @@ int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *
 }
 
 bool cgroup_populated(Cgroup *c) {
-        char buf[256];
-        if (read_file(c->path, "cgroup.events", buf, sizeof buf) < 0)
-                return false; /* gone with its directory */
-        const char *p = strstr(buf, "populated ");
-        return !p || p[10] != '0';
+        return populated(c->path);
 }
 
-/* One pass over cgroup.procs. */
-static unsigned signal_each(Cgroup *c, int sig) {
+typedef struct Pass {
+        int sig;                 /* 0: only count */
+        unsigned n;
+} Pass;
+
+/* The processes of one cgroup.procs: signalled, or counted. */
+static void each_proc(const char *path, void *userdata) {
+        Pass *pass = userdata;
         char buf[65536];
-        unsigned n = 0;
-        if (read_file(c->path, "cgroup.procs", buf, sizeof buf) <= 0)
-                return 0;
+        if (read_file(path, "cgroup.procs", buf, sizeof buf) <= 0)
+                return;
         for (char *p = buf, *end;; p = end) {
                 long pid = strtol(p, &end, 10);
                 if (end == p)
                         break;
-                if (pid > 0 && kill((pid_t) pid, sig) == 0)
-                        n++;
+                if (pid > 0 && (pass->sig == 0 || kill((pid_t) pid, pass->sig) == 0))
+                        pass->n++;
         }
-        return n;
+}
+
+/* One pass over the cgroup.procs of the cgroup and of those below it, which
+ * its server may have made and moved processes into: cgroup.procs lists
+ * only a cgroup's own. */
+static int each_of_tree(Cgroup *c, int sig, unsigned *ret_n) {
+        Pass pass = { .sig = sig };
+        int r = cgroup_walk(c->path, CGROUP_WALK_PARENTS_FIRST, each_proc, &pass);
+        *ret_n = pass.n;
+        return r;
 }
 
 void cgroup_signal(Cgroup *c, int sig) {
+        unsigned n;
+        int r;
         if (sig == SIGKILL) {
-                int r = write_file(c->path, "cgroup.kill", "1");
+                r = write_file(c->path, "cgroup.kill", "1");
                 if (r >= 0)
-                        return;
+                        return; /* the kernel kills the whole subtree */
                 log_debug_errno(r, "No cgroup.kill in %s (kernel < 5.14?), killing each process: %m", c->path);
                 /* A process may fork while we read: go again until a pass
                  * finds nobody (bounded; the rest gets the next SIGCHLD). */
-                for (int i = 0; i < 16 && signal_each(c, SIGKILL) > 0; i++)
-                        ;
-                return;
-        }
-        (void) signal_each(c, sig);
+                for (int i = 0; i < 16; i++)
+                        if ((r = each_of_tree(c, SIGKILL, &n)) >= 0 && n == 0)
+                                break;
+        } else
+                r = each_of_tree(c, sig, &n);
+        if (r == -E2BIG)
+                log_warning("Cgroup %s has more than %u cgroups below it, or more than %u levels: "
+                            "some processes in them did not get %s.",
+                            c->path, CGROUP_WALK_MAX_DIRS - 1, CGROUP_WALK_MAX_DEPTH, strsignal(sig));
 }
 
 unsigned cgroup_count(Cgroup *c) {
-        char buf[65536];
-        unsigned n = 0;
-        if (read_file(c->path, "cgroup.procs", buf, sizeof buf) <= 0)
-                return 0;
-        for (char *p = buf; *p; p++)
-                if (*p == '\n')
-                        n++;
+        unsigned n;
+        (void) each_of_tree(c, 0, &n);
         return n;
 }
 
@@ -350,8 +395,9 @@ Cgroup *cgroup_free(Cgroup *c) {
         if (!c)
                 return NULL;
         sd_event_source_disable_unref(c->watch);
-        if (rmdir(c->path) < 0 && errno != ENOENT)
-                log_debug_errno(errno, "Cannot remove cgroup %s: %m", c->path);
+        int r = remove_tree(c->path);
+        if (r < 0 && r != -ENOENT)
+                log_debug_errno(r, "Cannot remove cgroup %s (or one below it): %m", c->path);
         free(c->path);
         free(c->rel);
         free(c);

@@ -14,7 +14,15 @@
  * no-internal-process rule), and starts each generation in a cgroup of its
  * own (R/gen-N). A generation is then exactly its cgroup: cgroup.kill ends
  * all of it, and cgroup.events says when it is empty, whatever its
- * processes did (setsid, double fork, a cleared environment). */
+ * processes did (setsid, double fork, a cleared environment).
+ *
+ * Its server may make cgroups below R/gen-N and move processes there (a
+ * container runtime, workers in cgroups of their own). They are the
+ * generation's too: signalled, counted and removed with it, as systemd
+ * treats a unit's subtree (cg_kill_recursive(), cg_trim()). cgroup.events,
+ * cgroup.kill and memory.current cover them in the kernel already;
+ * cgroup.procs lists only a cgroup's own processes, so that file is read in
+ * each cgroup of the subtree (cgroup-walk.h). */
 
 typedef struct CgroupRoot CgroupRoot;
 typedef struct Cgroup Cgroup;
@@ -42,5 +50,6 @@ uint64_t cgroup_memory(Cgroup *c); /* memory.current, or UINT64_MAX */
  * sender's unit). False for a pid that is gone. */
 bool cgroup_has_pid(Cgroup *c, pid_t pid);
 const char *cgroup_path(Cgroup *c);
-/* Removes the cgroup if it is empty. */
+/* Removes the cgroup, and the cgroups below it (children first), if no
+ * process runs in any of them. */
 Cgroup *cgroup_free(Cgroup *c);

@@ -6,7 +6,10 @@ wrapper that does not exec, workers that outlive their master, a
 double-forked daemon in a session of its own; each lingers after its drain)
 are reloaded under load: after the drain deadline no process of the old
 generation exists and its cgroup is gone, 0 requests failed, MainPID is
-where the mode says, and nothing is left after the stop.
+where the mode says, and nothing is left after the stop. A generation that
+moves a worker into a sub-cgroup of its own cgroup is still all of it: the
+worker is counted, gets the stop signal a generation whose main exited gets
+in all its processes, and its cgroup is removed with the generation's.
 
 Exit status: 0 ok, 1 failure, 77 skipped (no user manager, or no cgroup2)."""
 
@@ -21,7 +24,7 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from usermanager import UserManager, run_tests, Skip, wait_for, free_port  # noqa: E402,F401
+from usermanager import UserManager, run_tests, Skip, wait_for, free_port, pid_alive  # noqa: E402,F401
 from handofftest.units import built, render  # noqa: E402
 
 HANDOFF = built("HANDOFF_BIN", "src/handoff")
@@ -167,6 +170,92 @@ def contained_reload(um, command, expect_old, extra="", mode=None):
     assert not marked(token), "nothing left after the stop: %s" % marked(token)
 
 
+def sub_cgroup_reload(um, mode=None):
+    """A server may make cgroups below its generation's and move workers
+    there (a container runtime, a server that puts its workers in cgroups of
+    their own). Here the wrapper starts a worker (a fixture server that just
+    serves), moves it into gen-N/workers and execs the main; the worker
+    drains when the main exits (PR_SET_PDEATHSIG). Generation 2's main
+    fails to start instead, and its worker, which does not follow its
+    parent, stays: it is the generation's to stop, with the stop signal to
+    each of its processes (its main is gone) and with SIGKILL only at the
+    30 s drain deadline. Checked: a worker in a sub-cgroup is counted in
+    "handoff status", gets that stop signal (it is gone well before the
+    deadline), and no gen-N or gen-N/workers is left once its generation
+    is gone."""
+    mnt = unified_mount()
+    if not mnt:
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    token = uuid.uuid4().hex
+    port = free_port()
+    log = um.path("demo.log")
+    wrapper = um.write_file("demo-server", """#!/bin/sh
+cg=%s$(sed -n 's/^0:://p' /proc/self/cgroup)
+if [ "$HANDOFF_GENERATION" = 2 ]; then follow=; else follow=--pdeath-drain; fi
+%s --any-listen-pid --no-notify $follow &
+mkdir "$cg/workers" && echo $! > "$cg/workers/cgroup.procs" || exit 1
+echo "generation $HANDOFF_GENERATION: worker $! in $cg/workers"
+[ "$HANDOFF_GENERATION" = 2 ] && exit 3
+exec %s
+""" % (mnt, FIXTURE, FIXTURE), 0o755)
+    unit = render(DEMO, {"HANDOFF": HANDOFF, "DEMO_SERVER": wrapper})
+    sock = re.sub(r"(?m)^ListenStream=.*$", "ListenStream=127.0.0.1:%d" % port, render(DEMO_SOCKET, {}))
+    um.install_unit(DEMO_SOCKET, sock, reload=False)
+    um.install_unit(DEMO, unit, reload=False)
+    m = re.search(r"(?m)^ExecStart=(\S+) (.*) -- (.*)$", unit)
+    opts = m.group(2) + " --drain-timeout=30s" + (" --mode=" + mode if mode else "")
+    d = os.path.join(um.unit_dir, DEMO + ".d")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "50-test.conf"), "w") as f:
+        f.write("[Service]\nStandardOutput=append:%s\nStandardError=append:%s\nEnvironment=CONTAIN_TEST=%s\n"
+                "ExecStart=\nExecStart=%s %s -- %s\n" % (log, log, token, m.group(1), opts, m.group(3)))
+    um.systemctl("daemon-reload")
+    um.systemctl("start", DEMO_SOCKET)
+    um.wait_state(DEMO_SOCKET, "active", sub_state="listening")
+    http_pid(port, timeout=15)
+    um.wait_state(DEMO, "active", sub_state="running")
+
+    def worker(n):
+        with open(log) as f:
+            found = re.search(r"(?m)^generation %d: worker (\d+) in (\S+)/workers$" % n, f.read())
+        return found and (int(found.group(1)), found.group(2))
+
+    def processes(n):
+        st = json.loads(subprocess.run([HANDOFF, "status", "--pid", str(um.main_pid(DEMO)), "--json"],
+                                       capture_output=True, text=True, timeout=10).stdout)
+        return [g["processes"] for g in st["generations"] if g["number"] == n]
+
+    worker1, gen1_dir = wait_for(lambda: worker(1), 10, "generation 1's worker in gen-1/workers")
+    assert processes(1) == [2], "the main and the worker in gen-1/workers: %s" % processes(1)
+
+    r = um.systemctl("reload", DEMO, check=False, timeout=60)
+    assert r.returncode != 0, "generation 2 failed to start: the reload fails"
+    worker2, gen2_dir = wait_for(lambda: worker(2), 10, "generation 2's worker in gen-2/workers")
+    wait_for(lambda: not pid_alive(worker2), 10,
+             "generation 2's worker in gen-2/workers to exit on the stop signal (the drain deadline is 30 s)")
+    wait_for(lambda: not os.path.exists(gen2_dir), 5, "%s and its workers cgroup removed" % gen2_dir)
+    assert um.show(DEMO, "StatusText")["StatusText"].startswith("Serving generation 1"), "generation 1 serves on"
+
+    um.systemctl("reload", DEMO, timeout=60)
+    wait_for(lambda: um.show(DEMO, "StatusText")["StatusText"].startswith("Serving generation 3"), 20,
+             "generation 3 serving")
+    wait_for(lambda: not pid_alive(worker1), 10, "generation 1's worker to drain after its main")
+    wait_for(lambda: not os.path.exists(gen1_dir), 5, "%s and its workers cgroup removed" % gen1_dir)
+    wait_for(lambda: worker(3), 10, "generation 3's worker in gen-3/workers")
+    assert processes(3) == [2], "the main and the worker in gen-3/workers: %s" % processes(3)
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=20)
+    assert not marked(token), "nothing left after the stop: %s" % marked(token)
+
+
+def test_sub_cgroup_worker(um):
+    sub_cgroup_reload(um)
+
+
+def test_sub_cgroup_worker_supervise(um):
+    sub_cgroup_reload(um, mode="supervise")
+
+
 def test_shell_wrapper(um):
     contained_reload(um, "/bin/sh -c '%s --any-listen-pid --pdeath-drain --linger; echo done'" % FIXTURE, 2,
                      extra="--ready=delay:300ms")
@@ -243,4 +332,5 @@ def test_notify_access_all_is_the_cgroup(um):
 
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
-               test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup])
+               test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup, test_sub_cgroup_worker,
+               test_sub_cgroup_worker_supervise])
