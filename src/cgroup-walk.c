@@ -23,8 +23,10 @@ static void walk(Walk *w, size_t len, unsigned depth) {
         w->dirs++;
         if (w->order == CGROUP_WALK_PARENTS_FIRST)
                 w->visit(w->path, w->userdata);
-        /* NULL: gone meanwhile (ENOENT), and nothing is below it. */
+        /* NULL with ENOENT: gone meanwhile, and nothing is below it. */
         DIR *d = opendir(w->path);
+        if (!d && errno != ENOENT)
+                w->cut = true; /* out of fds, say: what is below it is not visited */
         struct dirent *de;
         while (d && (de = readdir(d))) {
                 if (de->d_type != DT_DIR || strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -34,7 +36,8 @@ static void walk(Walk *w, size_t len, unsigned depth) {
                         break;
                 }
                 size_t n = strlen(de->d_name);
-                if (len + 1 + n >= sizeof w->path) {
+                /* Room left for the visitor's "/cgroup.procs" and the like. */
+                if (len + 1 + n + CGROUP_WALK_FILE_MAX >= sizeof w->path) {
                         w->cut = true;
                         continue;
                 }
@@ -53,7 +56,7 @@ int cgroup_walk(const char *top, CgroupWalkOrder order, void (*visit)(const char
                 void *userdata) {
         Walk w = { .order = order, .visit = visit, .userdata = userdata };
         size_t len = strlen(top);
-        if (len >= sizeof w.path)
+        if (len + CGROUP_WALK_FILE_MAX >= sizeof w.path)
                 return -ENAMETOOLONG;
         memcpy(w.path, top, len + 1);
         walk(&w, len, 0);

@@ -11,6 +11,8 @@
 
 #define CGROUP_WALK_MAX_DEPTH 32
 #define CGROUP_WALK_MAX_DIRS 1024
+/* Every path visited leaves room for a file name this long after it. */
+#define CGROUP_WALK_FILE_MAX 32
 
 typedef enum CgroupWalkOrder {
         CGROUP_WALK_PARENTS_FIRST,  /* to signal or count */
@@ -20,6 +22,7 @@ typedef enum CgroupWalkOrder {
 /* Calls visit() with the path of top and of each directory below it
  * (symlinks are not followed). A directory that vanishes meanwhile (removed
  * by its owner) is no error: there is nothing below it to visit. Returns 0,
- * or -E2BIG when a bound left part of the tree unvisited. */
+ * or -E2BIG when a bound (or a directory that could not be opened for
+ * another reason than being gone) left part of the tree unvisited. */
 int cgroup_walk(const char *top, CgroupWalkOrder order, void (*visit)(const char *path, void *userdata),
                 void *userdata);

@@ -324,8 +324,18 @@ typedef struct Pass {
 static void each_proc(const char *path, void *userdata) {
         Pass *pass = userdata;
         char buf[65536];
-        if (read_file(path, "cgroup.procs", buf, sizeof buf) <= 0)
+        ssize_t k = read_file(path, "cgroup.procs", buf, sizeof buf);
+        if (k <= 0)
                 return;
+        if ((size_t) k == sizeof buf - 1) {
+                /* Full: its last pid may be cut in two. Not one of those
+                 * (a stranger's pid, maybe); past it, only the SIGKILL
+                 * passes get the rest, as the killed leave the list. */
+                char *nl = strrchr(buf, '\n');
+                if (!nl)
+                        return;
+                nl[1] = '\0';
+        }
         for (char *p = buf, *end;; p = end) {
                 long pid = strtol(p, &end, 10);
                 if (end == p)
@@ -355,15 +365,17 @@ void cgroup_signal(Cgroup *c, int sig) {
                 log_debug_errno(r, "No cgroup.kill in %s (kernel < 5.14?), killing each process: %m", c->path);
                 /* A process may fork while we read: go again until a pass
                  * finds nobody (bounded; the rest gets the next SIGCHLD). */
-                for (int i = 0; i < 16; i++)
-                        if ((r = each_of_tree(c, SIGKILL, &n)) >= 0 && n == 0)
-                                break;
+                for (int i = 0; i < 16; i++) {
+                        r = each_of_tree(c, SIGKILL, &n);
+                        if (n == 0)
+                                break; /* a cut walk too: passes again would find what this one did */
+                }
         } else
                 r = each_of_tree(c, sig, &n);
         if (r == -E2BIG)
-                log_warning("Cgroup %s has more than %u cgroups below it, or more than %u levels: "
-                            "some processes in them did not get %s.",
-                            c->path, CGROUP_WALK_MAX_DIRS - 1, CGROUP_WALK_MAX_DEPTH, strsignal(sig));
+                log_warning("Not every cgroup below %s could be read (more than %u of them, more than %u levels, "
+                            "paths too long or out of fds): some processes in them did not get SIG%s.",
+                            c->path, CGROUP_WALK_MAX_DIRS - 1, CGROUP_WALK_MAX_DEPTH, sigabbrev_np(sig));
 }
 
 unsigned cgroup_count(Cgroup *c) {

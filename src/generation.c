@@ -618,9 +618,9 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
          * the reaper reap it, so only the tracking can fail. */
         r = reaper_track(c->reaper, g->pid, number, cg, &tree_callbacks, g, &g->tree);
         if (r < 0) {
-                cgroup_free(cg);
                 (void) kill(-g->pid, SIGKILL);
                 (void) waitpid(g->pid, NULL, 0);
+                cgroup_free(cg); /* emptied now, it can be removed */
                 log_error_errno(r, "Failed to watch generation %u: %m", number);
                 goto fail;
         }
