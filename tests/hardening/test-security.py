@@ -118,7 +118,8 @@ def test_main_process_under_another_uid_is_heard(tmp):
             h.signal(signal.SIGHUP)
             succ = h.generation_pid(2)
             h.wait_ready(n + 1, timeout=20)
-            check(re.search(rf"Generation 2 \(.*pid {succ}\) is ready", h.log()), h.log())
+            # READY=1 goes to systemd before the line is logged: wait for it.
+            h.wait_log_re(rf"Generation 2 \(.*pid {succ}\) is ready")
             check("reload to generation 2 ok" in h.last_status(), h.last_status())
             check(os.stat(f"/proc/{succ}").st_uid == NOBODY, "it runs as nobody")
             check(OTHER_UID_LINE.format(n=2) not in h.log(), h.log())

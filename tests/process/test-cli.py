@@ -62,7 +62,8 @@ def test_ready_time_is_a_systemd_duration(tmp):
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--init-delay", "1100"), notify=FakeSystemd(tmp))
     try:
         h.wait_ready(1, timeout=20)
-        check(re.search(r"Generation 1 \(.*pid \d+\) is ready after 1\.\d{3}s\.", h.log()), h.log())
+        # READY=1 goes to systemd before the line is logged: wait for it.
+        h.wait_log_re(r"Generation 1 \(.*pid \d+\) is ready after 1\.\d{3}s\.")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
