@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -8,17 +9,38 @@
  * main process, tell systemd who is main now and that the reload is done,
  * in one datagram (systemd applies MAINPID= before READY=1), then wait
  * until systemd has read it (BARRIER=1, as sd_notify_barrier(3) does, but
- * in the event loop) before the next handoff is told to take over. */
+ * in the event loop) before the next handoff is told to take over.
+ *
+ * MAINPID= is never queued behind anything (sdnotify_send_now()): if it
+ * waited in our queue when this process exits, systemd would never learn
+ * it, and would take our exit for the service's end. When the manager's
+ * socket is full, or our earlier messages still wait for it to read, the
+ * datagram waits here instead, in the event loop, until the socket has
+ * room (at most HANDOVER_SEND_TIMEOUT); until then nothing is sent and
+ * systemd names us main still. */
 
 typedef struct Handover Handover;
-typedef void (*HandoverDoneFn)(void *userdata);
 
-/* Sends the datagram and arms the barrier. Returns 1 with *ret when done()
- * will be called once systemd has read it (or after a timeout), 0 when there
- * is nothing to wait for (no service manager, or the barrier could not be
- * set up: logged), -errno when the datagram itself was not sent (logged):
- * then systemd still names us main. */
-int handover_announce(sd_event *e, pid_t next_pid, const char *status, HandoverDoneFn done, void *userdata,
-                      Handover **ret);
+typedef struct HandoverCallbacks {
+        /* MAINPID= is out (called also when there is no manager to tell). */
+        void (*sent)(void *userdata);
+        /* systemd has read it, or did not answer the barrier in time. */
+        void (*done)(void *userdata);
+        /* MAINPID= could not be sent (the socket stayed full, or the
+         * manager's is gone): systemd names us main still. Logged. */
+        void (*failed)(int error, void *userdata);
+} HandoverCallbacks;
+
+/* Sends the datagram and arms the barrier, or waits to send it. Returns 0
+ * when it is over (sent() was called, and there is nothing to wait for: no
+ * service manager, or the barrier could not be set up, logged), 1 with *ret
+ * when done() or failed() will be called, -errno when the datagram could not
+ * be sent at all (logged): then systemd still names us main. Only the
+ * callbacks called after this returns may free *ret. */
+int handover_announce(sd_event *e, pid_t next_pid, const char *status, const HandoverCallbacks *cb,
+                      void *userdata, Handover **ret);
+
+/* Whether MAINPID= has gone out. */
+bool handover_sent(const Handover *h);
 
 Handover *handover_free(Handover *h);

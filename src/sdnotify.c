@@ -162,6 +162,10 @@ int sdnotify_send(const char *text, const int *fds, size_t n_fds) {
         return send_message(text, fds, n_fds, true);
 }
 
+int sdnotify_fd(void) {
+        return m.fd;
+}
+
 int sdnotify_send_now(const char *text, const int *fds, size_t n_fds) {
         return send_message(text, fds, n_fds, false);
 }

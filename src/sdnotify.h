@@ -51,5 +51,10 @@ int sdnotify_send(const char *text, const int *fds, size_t n_fds);
 
 /* The same, but never queued: -EAGAIN when it cannot go to the kernel now,
  * behind nothing. For MAINPID=, which the manager must have read before
- * the process that sent it exits: the caller gives up rather than wait. */
+ * the process that sent it exits: the caller waits for room itself
+ * (sdnotify_fd()), where it can still give up. */
 int sdnotify_send_now(const char *text, const int *fds, size_t n_fds);
+
+/* The socket connected to the manager, or -EBADF before the first send:
+ * to wait for room on it (EPOLLOUT). Stays sdnotify's. */
+int sdnotify_fd(void);

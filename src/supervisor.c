@@ -99,7 +99,8 @@ struct Supervisor {
         char progress[NOTIFY_MAX_LEN / 2]; /* a starting candidate's STATUS= line not sent yet */
         usec_t progress_sent;    /* when the last one was sent */
         sd_event_source *progress_timer; /* sends progress[] at the end of the interval */
-        Handover *handover;      /* old main: MAINPID= sent, awaiting systemd's barrier */
+        Handover *handover;      /* old main: MAINPID= waiting to be sent, or sent and awaiting systemd's barrier */
+        Results handed_results;  /* ... ours once it is sent */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_pidfd;        /* ... and a pidfd of it: a SIGHUP passed on reaches it or nobody */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
@@ -995,6 +996,10 @@ static void start_candidate(Supervisor *s) {
 
 static void rollback(Supervisor *s) {
         service_store_drop_staged(&s->store);
+        /* A MAINPID= still waiting to be sent names a next handoff that is
+         * stopped now: it must never go out. */
+        if (s->handover && !handover_sent(s->handover))
+                s->handover = handover_free(s->handover);
         /* The first start's candidate is always a generation; a second
          * stop of the same kind finds nothing left to stop. */
         generation_ops.stop(s);
@@ -1084,39 +1089,58 @@ static void start_bake(Supervisor *s) {
         }
 }
 
+/* MAINPID= is out: the reload is done, as its STATUS= said. */
+static void on_mainpid_sent(void *userdata) {
+        Supervisor *s = userdata;
+        s->results = s->handed_results;
+        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0])
+                set_role(s, ROLE_EV_MAINPID_SENT);
+}
+
 static void on_handover_done(void *userdata) {
         Supervisor *s = userdata;
         s->handover = handover_free(s->handover);
         dispatch(s, EV_HANDED_OVER);
 }
 
+/* Not sent (the manager's socket stayed full, nobody bound): systemd knows
+ * us as main still, and would take our exit for the service's end. The
+ * reload fails; the next handoff is stopped. */
+static void not_handed_over(Supervisor *s, int error) {
+        char why[128];
+        snprintf(why, sizeof why, "the service manager could not be told MAINPID=: %s", strerror(-error));
+        record_failure(s, next_handoff_number(s->next), why, 1);
+        dispatch(s, EV_NOT_HANDED_OVER);
+}
+
+static void on_handover_failed(int error, void *userdata) {
+        Supervisor *s = userdata;
+        s->handover = handover_free(s->handover);
+        not_handed_over(s, error);
+}
+
+static const HandoverCallbacks handover_callbacks = {
+        .sent = on_mainpid_sent,
+        .done = on_handover_done,
+        .failed = on_handover_failed,
+};
+
 /* The commit of handover mode: MAINPID= and READY=1, then systemd's barrier. */
 static void hand_over(Supervisor *s) {
         NextHandoff *n = s->next;
         char st[NOTIFY_MAX_LEN / 2];
         /* The STATUS= that goes with MAINPID= counts this reload as done;
-         * kept as it was in case systemd cannot be told. */
-        Results before = s->results;
-        results_ok(&s->results, next_handoff_number(n), next_handoff_app_pid(n), now_monotonic() - s->reload_started,
+         * so do our results once it is sent (on_mainpid_sent()). */
+        Results *r = &s->handed_results;
+        *r = s->results;
+        results_ok(r, next_handoff_number(n), next_handoff_app_pid(n), now_monotonic() - s->reload_started,
                    next_handoff_pid(n));
-        results_app_serves(&s->results, next_handoff_number(n));
-        results_status_line(&s->results, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
-        bool manager = role_speaks_to_systemd(s->role) && sdnotify_address()[0];
-        int r = handover_announce(s->event, next_handoff_pid(n), st, on_handover_done, s, &s->handover);
-        if (r < 0) {
-                /* Not sent (its queue full, nobody bound): systemd knows us
-                 * as main still, and would take our exit for the service's
-                 * end. The reload fails; the next handoff is stopped. */
-                char why[128];
-                s->results = before;
-                snprintf(why, sizeof why, "the service manager could not be told MAINPID=: %s", strerror(-r));
-                record_failure(s, next_handoff_number(n), why, 1);
-                dispatch(s, EV_NOT_HANDED_OVER);
-                return;
-        }
-        if (manager)
-                set_role(s, ROLE_EV_MAINPID_SENT);
-        if (r == 0)
+        results_app_serves(r, next_handoff_number(n));
+        results_status_line(r, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
+        int k = handover_announce(s->event, next_handoff_pid(n), st, &handover_callbacks, s, &s->handover);
+        if (k < 0)
+                not_handed_over(s, k);
+        else if (k == 0)
                 dispatch(s, EV_HANDED_OVER);
 }
 

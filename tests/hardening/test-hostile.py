@@ -588,8 +588,9 @@ def test_flood_the_managers_socket(tmp):
     before it drops one from an unknown pid: uid 65534 can fill its queue
     while the manager is busy. handoff's READY=1 and RELOADING=1 then wait
     in its outbox and arrive, in order, once the manager reads again; its
-    loop serves meanwhile. In handover mode the reload fails cleanly rather
-    than send MAINPID= later than now, and the next one succeeds."""
+    loop serves meanwhile. In handover mode MAINPID= waits for room at most
+    5 s and is never queued: the manager not reading for longer, the reload
+    fails cleanly, and the next one succeeds."""
     need_root_and_setpriv()
     h = start(tmp, verbose=False)
     load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -610,6 +611,7 @@ def test_flood_the_managers_socket(tmp):
             p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True,
                                timeout=60)
             check(p.returncode != 0 and "MAINPID=" in p.stdout + p.stderr, f"reload: {p.returncode} {p.stderr}")
+            check("did not read its socket for 5s; MAINPID= is not sent" in h.log(), h.log()[-2000:])
         ready = h.notify.count("READY")
         h.notify.resume()
         h.notify.wait_count("READY", ready + 1, timeout=20)
