@@ -142,8 +142,10 @@ static unsigned on_handing_over(Machine *m, Event ev) {
                 return end_reload(m, ACT_ROLLBACK | ACT_NOTIFY_READY);
         case EV_FAILED:
         case EV_STOP:
-                /* The next handoff died before taking over, or we are told to
-                 * stop: the service goes down with both. */
+                /* The next handoff died before taking over, after MAINPID=
+                 * named it (before, the supervisor makes its failure
+                 * EV_NOT_HANDED_OVER), or we are told to stop: the service
+                 * goes down with both. */
                 return abort_and_stop(m);
         default:
                 return 0;

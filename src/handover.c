@@ -24,6 +24,7 @@ struct Handover {
         const HandoverCallbacks *cb;
         void *userdata;
         bool sent;
+        pid_t next_pid;
         char msg[NOTIFY_MAX_LEN];
 };
 
@@ -103,14 +104,24 @@ static int try_send(Handover *h) {
         return r == 0 ? 1 : 2;
 }
 
+static int watch_room(Handover *h);
+
 static int on_room(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Handover *h = userdata;
         int r = try_send(h);
-        if (r == 0)
-                return 0; /* filled again meanwhile: the next wakeup */
+        if (r == 0) {
+                /* Filled again meanwhile: the next wakeup. Watched anew, on
+                 * the socket sdnotify has now: the send may have connected
+                 * another (a manager started anew), and the old one, its
+                 * peer gone, would be writable for ever. */
+                h->room = sd_event_source_disable_unref(h->room);
+                r = watch_room(h);
+                if (r >= 0)
+                        return 0;
+        }
         stop_sources(h);
         if (r < 0) {
-                log_error_errno(r, "Failed to tell the service manager %.16s…: %m", h->msg);
+                log_error_errno(r, "Failed to tell the service manager MAINPID=%d: %m", (int) h->next_pid);
                 h->cb->failed(r, h->userdata);
                 return 0;
         }
@@ -131,9 +142,7 @@ static int on_room_timeout(sd_event_source *src, uint64_t usec, void *userdata) 
         return 0;
 }
 
-/* The manager's socket is full, or what we said before still waits for it
- * to read: MAINPID= waits for room, behind it. */
-static int wait_for_room(Handover *h) {
+static int watch_room(Handover *h) {
         int fd = sdnotify_fd();
         int copy = fd < 0 ? -EBADF : fcntl(fd, F_DUPFD_CLOEXEC, 3);
         if (copy < 0)
@@ -146,6 +155,15 @@ static int wait_for_room(Handover *h) {
                 return r;
         }
         (void) sd_event_source_set_io_fd_own(h->room, true);
+        return 0;
+}
+
+/* The manager's socket is full, or what we said before still waits for it
+ * to read: MAINPID= waits for room, behind it. */
+static int wait_for_room(Handover *h) {
+        int r = watch_room(h);
+        if (r < 0)
+                return r;
         r = sd_event_add_time_relative(h->event, &h->timer, CLOCK_MONOTONIC, HANDOVER_SEND_TIMEOUT, 1000,
                                        on_room_timeout, h);
         if (r < 0)
@@ -161,7 +179,7 @@ int handover_announce(sd_event *e, pid_t next_pid, const char *status, const Han
         Handover *h = calloc(1, sizeof *h);
         if (!h)
                 return log_error_errno(ENOMEM, "Out of memory");
-        *h = (Handover) { .event = sd_event_ref(e), .cb = cb, .userdata = userdata };
+        *h = (Handover) { .event = sd_event_ref(e), .cb = cb, .userdata = userdata, .next_pid = next_pid };
         char esc[STATUS_ESCAPED_MAX];
         notify_escape(status, esc, sizeof esc);
         snprintf(h->msg, sizeof h->msg, "MAINPID=%d\nREADY=1\nSTATUS=%s", (int) next_pid, esc);

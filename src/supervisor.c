@@ -528,6 +528,13 @@ static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
         if (!s->serving_died)
                 s->exit_code = 1; /* if the serving generation is gone too, we exit with this */
         results_failed_text(&s->results, next_handoff_number(n), why);
+        if (s->machine.state == STATE_HANDING_OVER && s->handover && !handover_sent(s->handover)) {
+                /* Its MAINPID= still waits for room: systemd names us main,
+                 * and ours serves on, as after any reload that failed. */
+                s->handover = handover_free(s->handover);
+                dispatch(s, EV_NOT_HANDED_OVER);
+                return;
+        }
         dispatch(s, EV_FAILED); /* the rollback stops it */
 }
 
