@@ -87,29 +87,27 @@ static int on_writable(sd_event_source *src, int fd, uint32_t revents, void *use
         return 0;
 }
 
-int outbox_new(sd_event *e, int fd, size_t max_queued, size_t max_message, Outbox **ret) {
+int outbox_new(sd_event *e, int fd, bool watch_copy, size_t max_queued, size_t max_message, Outbox **ret) {
         /* A second io source on the same fd is refused by epoll (EEXIST)
-         * while the caller watches it for input: this one watches a copy. */
-        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (copy < 0)
+         * while the caller watches it for input: that caller's outbox
+         * watches a copy. */
+        int w = watch_copy ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
+        if (w < 0)
                 return -errno;
         Outbox *o = calloc(1, sizeof *o);
-        if (!o) {
-                safe_close(copy);
-                return -ENOMEM;
-        }
-        o->fd = copy;
-        o->max = max_queued;
-        o->max_message = max_message;
-        int r = sd_event_add_io(e, &o->source, copy, EPOLLOUT, on_writable, o);
-        if (r >= 0 && (r = sd_event_source_set_io_fd_own(o->source, true)) < 0)
+        int r = o ? sd_event_add_io(e, &o->source, w, EPOLLOUT, on_writable, o) : -ENOMEM;
+        if (r >= 0 && watch_copy && (r = sd_event_source_set_io_fd_own(o->source, true)) < 0)
                 o->source = sd_event_source_disable_unref(o->source);
         if (r < 0) {
-                safe_close(copy);
+                if (watch_copy)
+                        safe_close(w);
                 free(o);
                 return r;
         }
-        /* Owned by the source from here on. */
+        /* A copy is owned by the source from here on. */
+        o->fd = w;
+        o->max = max_queued;
+        o->max_message = max_message;
         if ((r = sd_event_source_set_enabled(o->source, SD_EVENT_OFF)) < 0) {
                 outbox_free(o);
                 return r;
@@ -122,7 +120,7 @@ Outbox *outbox_free(Outbox *o) {
         if (!o)
                 return NULL;
         drop_all(o);
-        sd_event_source_disable_unref(o->source); /* closes the copy */
+        sd_event_source_disable_unref(o->source); /* closes a copy */
         free(o->queue);
         free(o);
         return NULL;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <systemd/sd-event.h>
 
@@ -25,11 +26,13 @@
 
 typedef struct Outbox Outbox;
 
-/* Sends on fd, which stays the caller's: the outbox watches a duplicate of
- * it, closed by outbox_free() (which drops whatever is still queued, and
- * closes the fds queued with it). At most max_queued messages wait, each
- * shorter than max_message bytes. */
-int outbox_new(sd_event *e, int fd, size_t max_queued, size_t max_message, Outbox **ret);
+/* Sends on fd, which stays the caller's. The outbox watches it for room:
+ * a copy of it with watch_copy (the caller watches fd itself, and epoll
+ * takes one source per fd), closed by outbox_free(); else fd itself, which
+ * must then outlive the outbox. outbox_free() drops whatever is still
+ * queued, and closes the fds queued with it. At most max_queued messages
+ * wait, each shorter than max_message bytes. */
+int outbox_new(sd_event *e, int fd, bool watch_copy, size_t max_queued, size_t max_message, Outbox **ret);
 Outbox *outbox_free(Outbox *o);
 
 /* Sends msg (no NUL) with fds (up to OUTBOX_MAX_FDS, which stay the

@@ -112,7 +112,7 @@ static unsigned key_of(const char *text) {
  * queueing is allowed and there is a loop to send it from. */
 static int send_once(const char *text, const int *fds, size_t n_fds, bool may_wait) {
         if (m.event && !m.outbox) {
-                int r = outbox_new(m.event, m.fd, m.max_queued, NOTIFY_MAX_LEN + 1, &m.outbox);
+                int r = outbox_new(m.event, m.fd, false, m.max_queued, NOTIFY_MAX_LEN + 1, &m.outbox);
                 if (r < 0)
                         log_debug_errno(r, "Failed to set up a queue for the service manager: %m");
         }

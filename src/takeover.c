@@ -126,7 +126,7 @@ int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *us
         *t = (Takeover) { .channel = channel, .cb = cb, .userdata = userdata };
         int r = sd_event_add_io(e, &t->source, t->channel, EPOLLIN, on_channel, t);
         if (r >= 0)
-                r = outbox_new(e, t->channel, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &t->outbox);
+                r = outbox_new(e, t->channel, true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &t->outbox);
         /* Before anything else of ours: an older predecessor ignores it. */
         if (r >= 0 && outbox_put(t->outbox, OUTBOX_EVERY, "FEATURES stop") < 0)
                 log_debug("Failed to tell the previous handoff what this one understands.");

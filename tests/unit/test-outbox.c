@@ -80,7 +80,7 @@ START_TEST(test_sends_at_once_when_writable) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 0);
         ck_assert_int_eq(outbox_put(o, 1, "STATUS one"), 0);
         ck_assert_int_eq(outbox_put(o, 1, "STATUS two"), 0);
@@ -105,7 +105,7 @@ START_TEST(test_full_channel_keeps_order_and_latest) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         size_t fillers = fill(pair[0]);
 
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 1);
@@ -144,7 +144,7 @@ START_TEST(test_queue_is_bounded) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         char msg[32];
         for (int i = 0; i < CHANNEL_MAX_QUEUED; i++) {
@@ -175,7 +175,7 @@ START_TEST(test_peer_gone_drops_the_queue) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
         close(pair[1]);
@@ -196,7 +196,7 @@ START_TEST(test_outbox_free_closes_its_copy) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
         outbox_free(o);
@@ -243,7 +243,7 @@ START_TEST(test_fds_wait_with_their_message) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         size_t fillers = fill(pair[0]);
         ck_assert_int_eq(outbox_put(o, 1, "STATUS a"), 1);
         ck_assert_int_eq(outbox_put_fds(o, 1, "FDSTORE=1", &pipefd[0], 1), 1); /* not in a's place */
@@ -292,7 +292,7 @@ START_TEST(test_dropped_message_closes_its_fds) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
+        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
         fill(pair[0]);
         ck_assert_int_eq(outbox_put_fds(o, OUTBOX_EVERY, "FDSTORE=1", &pipefd[0], 1), 1);
         close(pipefd[0]);
@@ -323,7 +323,7 @@ START_TEST(test_manager_socket_closed_drops_the_queue) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Outbox *o;
-        ck_assert_int_eq(outbox_new(e, sender, 64, 4097, &o), 0);
+        ck_assert_int_eq(outbox_new(e, sender, false, 64, 4097, &o), 0);
         fill(sender);
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY=1"), 1);
         ck_assert_int_eq(outbox_flush(o), 1);
@@ -333,6 +333,8 @@ START_TEST(test_manager_socket_closed_drops_the_queue) {
         /* From then on the socket is not connected any more. */
         ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY=1"), -ENOTCONN);
         outbox_free(o);
+        /* It watched the socket itself, and left it open. */
+        ck_assert_int_ge(fcntl(sender, F_GETFD), 0);
         sd_event_unref(e);
         close(sender);
 }
