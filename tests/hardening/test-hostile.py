@@ -556,33 +556,6 @@ def test_starve_control_socket(tmp):
 
 # ---- the service manager's socket --------------------------------------------
 
-# Fills a datagram socket's queue (its owner not reading) until a fresh
-# sender's first datagram gets EAGAIN (one sender's own send buffer fills
-# first where net.unix.max_dgram_qlen is 512); prints how many it took and
-# holds on until stdin closes.
-FLOOD = r'''
-import socket, sys
-n = 0
-while True:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    s.connect(sys.argv[1])
-    s.setblocking(False)
-    sent = 0
-    try:
-        while True:
-            s.send(b"X_FLOOD=1")
-            sent += 1
-    except BlockingIOError:
-        pass
-    s.close()
-    n += sent
-    if sent == 0:
-        break
-print(n, flush=True)
-sys.stdin.read()
-'''
-
-
 def test_flood_the_managers_socket(tmp):
     """systemd's notify socket is open to every user, and reads a datagram
     before it drops one from an unknown pid: uid 65534 can fill its queue
@@ -594,18 +567,17 @@ def test_flood_the_managers_socket(tmp):
     need_root_and_setpriv()
     h = start(tmp, verbose=False)
     load = Load(f"127.0.0.1:{h.port}", tmp)
-    a = None
     try:
         rss0 = rss_kib(h.main_pid())
         os.chmod(tmp, 0o755)
         os.chmod(h.notify.path, 0o777)  # as /run/systemd/notify is
         h.notify.pause()
         n0 = len(h.notify.snapshot())
-        a = Attacker(FLOOD, h.notify.path)
-        check(int(a.line) > 0, f"the attacker filled the queue: {a.line}")
+        filled = h.notify.fill(runner=[*as_nobody(), PYTHON])
+        check(filled > 0, "the attacker filled the queue")
         if MODE == "supervise":
             took = reload_within(h)
-            print(f"  reload with the manager's queue full ({a.line} datagrams from uid {NOBODY}): "
+            print(f"  reload with the manager's queue full ({filled} datagrams from uid {NOBODY}): "
                   f"{took * 1000:.0f} ms")
         else:
             p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}"], capture_output=True, text=True,
@@ -615,7 +587,7 @@ def test_flood_the_managers_socket(tmp):
         ready = h.notify.count("READY")
         h.notify.resume()
         h.notify.wait_count("READY", ready + 1, timeout=20)
-        msgs = [m for m in h.notify.snapshot()[n0:] if "X_FLOOD" not in m.fields]
+        msgs = [m for m in h.notify.snapshot()[n0:] if "X_FILLER" not in m.fields]
         kinds = [k for m in msgs for k in ("READY", "RELOADING") if k in m.fields]
         check(kinds == ["RELOADING", "READY"], f"in order: {msgs}")
         if MODE == "handover":
@@ -623,8 +595,6 @@ def test_flood_the_managers_socket(tmp):
         finish(h, load, rss0)
     finally:
         h.notify.resume()
-        if a:
-            a.stop()
         if load.proc.poll() is None:
             load.proc.kill()
         h.close()

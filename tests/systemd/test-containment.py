@@ -97,20 +97,17 @@ def http_pid(port, timeout=10):
     return int(m.group(1))
 
 
-def contained_reload(um, command, expect_old, extra="", mode=None):
-    if not unified_mount():
-        raise Skip("no cgroup2 (unified) hierarchy mounted")
-    token = uuid.uuid4().hex
-    port = free_port()
-    log = um.path("demo.log")
-    wrapper = um.write_file("demo-server", "#!/bin/sh\nexec %s\n" % command, 0o755)
+def start_demo(um, wrapper, port, log, token, more_opts):
+    """The shipped demo unit (it delegates) and its socket on port, with
+    wrapper as the server, more_opts after handoff's own, output to log and
+    CONTAIN_TEST=token in the environment: started, and answering."""
     unit = render(DEMO, {"HANDOFF": HANDOFF, "DEMO_SERVER": wrapper})
     assert re.search(r"(?m)^Delegate=yes$", unit) and "--cgroup=yes" in unit, "the shipped unit delegates"
     sock = re.sub(r"(?m)^ListenStream=.*$", "ListenStream=127.0.0.1:%d" % port, render(DEMO_SOCKET, {}))
     um.install_unit(DEMO_SOCKET, sock, reload=False)
     um.install_unit(DEMO, unit, reload=False)
     m = re.search(r"(?m)^ExecStart=(\S+) (.*) -- (.*)$", unit)
-    opts = m.group(2) + " --drain-timeout=%ds %s%s" % (DRAIN, extra, " --mode=" + mode if mode else "")
+    opts = m.group(2) + more_opts
     d = os.path.join(um.unit_dir, DEMO + ".d")
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, "50-test.conf"), "w") as f:
@@ -121,6 +118,17 @@ def contained_reload(um, command, expect_old, extra="", mode=None):
     um.wait_state(DEMO_SOCKET, "active", sub_state="listening")
     http_pid(port, timeout=15)
     um.wait_state(DEMO, "active", sub_state="running")
+
+
+def contained_reload(um, command, expect_old, extra="", mode=None):
+    if not unified_mount():
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    token = uuid.uuid4().hex
+    port = free_port()
+    log = um.path("demo.log")
+    wrapper = um.write_file("demo-server", "#!/bin/sh\nexec %s\n" % command, 0o755)
+    start_demo(um, wrapper, port, log, token,
+               " --drain-timeout=%ds %s%s" % (DRAIN, extra, " --mode=" + mode if mode else ""))
 
     def gen(n):
         return {p: cg for p, (g, cg) in marked(token).items() if g == n}
@@ -198,22 +206,7 @@ echo "generation $HANDOFF_GENERATION: worker $! in $cg/workers"
 [ "$HANDOFF_GENERATION" = 2 ] && exit 3
 exec %s
 """ % (mnt, FIXTURE, FIXTURE), 0o755)
-    unit = render(DEMO, {"HANDOFF": HANDOFF, "DEMO_SERVER": wrapper})
-    sock = re.sub(r"(?m)^ListenStream=.*$", "ListenStream=127.0.0.1:%d" % port, render(DEMO_SOCKET, {}))
-    um.install_unit(DEMO_SOCKET, sock, reload=False)
-    um.install_unit(DEMO, unit, reload=False)
-    m = re.search(r"(?m)^ExecStart=(\S+) (.*) -- (.*)$", unit)
-    opts = m.group(2) + " --drain-timeout=30s" + (" --mode=" + mode if mode else "")
-    d = os.path.join(um.unit_dir, DEMO + ".d")
-    os.makedirs(d, exist_ok=True)
-    with open(os.path.join(d, "50-test.conf"), "w") as f:
-        f.write("[Service]\nStandardOutput=append:%s\nStandardError=append:%s\nEnvironment=CONTAIN_TEST=%s\n"
-                "ExecStart=\nExecStart=%s %s -- %s\n" % (log, log, token, m.group(1), opts, m.group(3)))
-    um.systemctl("daemon-reload")
-    um.systemctl("start", DEMO_SOCKET)
-    um.wait_state(DEMO_SOCKET, "active", sub_state="listening")
-    http_pid(port, timeout=15)
-    um.wait_state(DEMO, "active", sub_state="running")
+    start_demo(um, wrapper, port, log, token, " --drain-timeout=30s" + (" --mode=" + mode if mode else ""))
 
     def worker(n):
         with open(log) as f:

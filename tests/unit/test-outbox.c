@@ -19,6 +19,7 @@
 #include "outbox.h"
 #include "takeover.h"
 #include "unit.h"
+#include "util.h"
 
 #define FILLER "filler"
 
@@ -27,6 +28,32 @@ static void channel_pair(int pair[2]) {
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair), 0);
         int size = 4096;
         ck_assert_int_eq(setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof size), 0);
+}
+
+/* Each test's set-up: a channel as the handover's (pair[0] sends), a loop,
+ * and an outbox on pair[0]. */
+typedef struct Box {
+        int pair[2];
+        sd_event *e;
+        Outbox *o;
+} Box;
+
+static Box box_open(void) {
+        Box b;
+        channel_pair(b.pair);
+        ck_assert_int_ge(sd_event_new(&b.e), 0);
+        ck_assert_int_eq(outbox_new(b.e, b.pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &b.o), 0);
+        return b;
+}
+
+/* All of it, but what the test closed itself (an fd set to -1, the outbox
+ * to NULL). */
+static void box_close(Box *b) {
+        outbox_free(b->o);
+        sd_event_unref(b->e);
+        for (int i = 0; i < 2; i++)
+                if (b->pair[i] >= 0)
+                        close(b->pair[i]);
 }
 
 /* Sends filler messages until the channel is full; returns how many. */
@@ -75,52 +102,39 @@ static void drain(sd_event *e, Outbox *o, int peer, Received *r) {
 }
 
 START_TEST(test_sends_at_once_when_writable) {
-        int pair[2];
-        channel_pair(pair);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 0);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS one"), 0);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS two"), 0);
-        ck_assert_uint_eq(outbox_pending(o), 0);
+        Box b = box_open();
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "APP 42"), 0);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS one"), 0);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS two"), 0);
+        ck_assert_uint_eq(outbox_pending(b.o), 0);
         Received r = {};
-        receive(pair[1], &r);
+        receive(b.pair[1], &r);
         ck_assert_uint_eq(r.n, 3);
         ck_assert_str_eq(r.msgs[0], "APP 42");
         ck_assert_str_eq(r.msgs[1], "STATUS one");
         ck_assert_str_eq(r.msgs[2], "STATUS two");
-        ck_assert_int_eq(sd_event_run(e, 0), 0);
-        outbox_free(o);
-        sd_event_unref(e);
-        close(pair[0]);
-        close(pair[1]);
+        ck_assert_int_eq(sd_event_run(b.e, 0), 0);
+        box_close(&b);
 }
 END_TEST
 
 START_TEST(test_full_channel_keeps_order_and_latest) {
-        int pair[2];
-        channel_pair(pair);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        size_t fillers = fill(pair[0]);
+        Box b = box_open();
+        size_t fillers = fill(b.pair[0]);
 
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "APP 42"), 1);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS a"), 1);
-        ck_assert_int_eq(outbox_put(o, 2, "EXTEND 5"), 1);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS b"), 1); /* replaces a, in its place */
-        ck_assert_str_eq(outbox_queued(o, 1), "STATUS b");
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
-        ck_assert_ptr_null(outbox_queued(o, 1)); /* READY is behind b: b stays before it */
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS c"), 1);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS d"), 1);
-        ck_assert_uint_eq(outbox_pending(o), 5);
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "APP 42"), 1);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS a"), 1);
+        ck_assert_int_eq(outbox_put(b.o, 2, "EXTEND 5"), 1);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS b"), 1); /* replaces a, in its place */
+        ck_assert_str_eq(outbox_queued(b.o, 1), "STATUS b");
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "READY"), 1);
+        ck_assert_ptr_null(outbox_queued(b.o, 1)); /* READY is behind b: b stays before it */
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS c"), 1);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS d"), 1);
+        ck_assert_uint_eq(outbox_pending(b.o), 5);
 
         Received r = {};
-        drain(e, o, pair[1], &r);
+        drain(b.e, b.o, b.pair[1], &r);
         ck_assert_uint_eq(r.fillers, fillers);
         ck_assert_uint_eq(r.n, 5);
         ck_assert_str_eq(r.msgs[0], "APP 42");
@@ -130,85 +144,61 @@ START_TEST(test_full_channel_keeps_order_and_latest) {
         ck_assert_str_eq(r.msgs[4], "STATUS d");
 
         /* Writable again: straight through. */
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "FAILED late"), 0);
-        outbox_free(o);
-        sd_event_unref(e);
-        close(pair[0]);
-        close(pair[1]);
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "FAILED late"), 0);
+        box_close(&b);
 }
 END_TEST
 
 START_TEST(test_queue_is_bounded) {
-        int pair[2];
-        channel_pair(pair);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        fill(pair[0]);
+        Box b = box_open();
+        fill(b.pair[0]);
         char msg[32];
         for (int i = 0; i < CHANNEL_MAX_QUEUED; i++) {
                 snprintf(msg, sizeof msg, "APP %d", i + 1);
-                ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, msg), 1);
+                ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, msg), 1);
         }
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), -ENOBUFS);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS x"), -ENOBUFS);
-        ck_assert_uint_eq(outbox_pending(o), CHANNEL_MAX_QUEUED);
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "READY"), -ENOBUFS);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS x"), -ENOBUFS);
+        ck_assert_uint_eq(outbox_pending(b.o), CHANNEL_MAX_QUEUED);
         /* Every queued one still arrives, in order. */
         Received r = {};
-        drain(e, o, pair[1], &r);
+        drain(b.e, b.o, b.pair[1], &r);
         ck_assert_uint_eq(r.n, CHANNEL_MAX_QUEUED);
         for (int i = 0; i < CHANNEL_MAX_QUEUED; i++) {
                 snprintf(msg, sizeof msg, "APP %d", i + 1);
                 ck_assert_str_eq(r.msgs[i], msg);
         }
-        outbox_free(o);
-        sd_event_unref(e);
-        close(pair[0]);
-        close(pair[1]);
+        box_close(&b);
 }
 END_TEST
 
 START_TEST(test_peer_gone_drops_the_queue) {
-        int pair[2];
-        channel_pair(pair);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        fill(pair[0]);
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
-        close(pair[1]);
+        Box b = box_open();
+        fill(b.pair[0]);
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "READY"), 1);
+        b.pair[1] = safe_close(b.pair[1]);
         /* Woken by the hangup, it finds nobody to send to. */
-        ck_assert_int_gt(sd_event_run(e, 1000 * 1000), 0);
-        ck_assert_uint_eq(outbox_pending(o), 0);
-        ck_assert_int_eq(sd_event_run(e, 0), 0);
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "FAILED x"), -EPIPE);
-        outbox_free(o);
-        sd_event_unref(e);
-        close(pair[0]);
+        ck_assert_int_gt(sd_event_run(b.e, 1000 * 1000), 0);
+        ck_assert_uint_eq(outbox_pending(b.o), 0);
+        ck_assert_int_eq(sd_event_run(b.e, 0), 0);
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "FAILED x"), -EPIPE);
+        box_close(&b);
 }
 END_TEST
 
 START_TEST(test_outbox_free_closes_its_copy) {
-        int pair[2];
-        channel_pair(pair);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        fill(pair[0]);
-        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "READY"), 1);
-        outbox_free(o);
-        close(pair[0]);
+        Box b = box_open();
+        fill(b.pair[0]);
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "READY"), 1);
+        b.o = outbox_free(b.o);
+        b.pair[0] = safe_close(b.pair[0]);
         /* No copy of the sending end is left open: the peer sees the end. */
         Received r = {};
-        receive(pair[1], &r);
+        receive(b.pair[1], &r);
         ck_assert_uint_eq(r.n, 0);
         char c;
-        ck_assert_int_eq(recv(pair[1], &c, 1, MSG_DONTWAIT), 0);
-        sd_event_unref(e);
-        close(pair[1]);
+        ck_assert_int_eq(recv(b.pair[1], &c, 1, MSG_DONTWAIT), 0);
+        box_close(&b);
 }
 END_TEST
 
@@ -237,31 +227,27 @@ static ssize_t receive_with_fd(int fd, char *buf, size_t size, int *ret_fd) {
 /* An fd-store entry sent while the peer does not read: the message waits
  * with a copy of its fd, in its place, and the caller may close its own. */
 START_TEST(test_fds_wait_with_their_message) {
-        int pair[2], pipefd[2];
-        channel_pair(pair);
+        Box b = box_open();
+        int pipefd[2];
         ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        size_t fillers = fill(pair[0]);
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS a"), 1);
-        ck_assert_int_eq(outbox_put_fds(o, 1, "FDSTORE=1", &pipefd[0], 1), 1); /* not in a's place */
-        ck_assert_int_eq(outbox_put(o, 1, "STATUS b"), 1);
-        ck_assert_uint_eq(outbox_pending(o), 3);
+        size_t fillers = fill(b.pair[0]);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS a"), 1);
+        ck_assert_int_eq(outbox_put_fds(b.o, 1, "FDSTORE=1", &pipefd[0], 1), 1); /* not in a's place */
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS b"), 1);
+        ck_assert_uint_eq(outbox_pending(b.o), 3);
         close(pipefd[0]);
 
         /* The peer reads the fillers; nothing of ours yet, until flushed. */
         char buf[CHANNEL_MAX_MESSAGE];
         int fd;
         for (size_t i = 0; i < fillers; i++)
-                ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
-        ck_assert_int_eq(outbox_flush(o), 0);
+                ck_assert_int_gt(receive_with_fd(b.pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_int_eq(outbox_flush(b.o), 0);
 
-        ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_int_gt(receive_with_fd(b.pair[1], buf, sizeof buf, &fd), 0);
         ck_assert_str_eq(buf, "STATUS a");
         ck_assert_int_eq(fd, -1);
-        ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_int_gt(receive_with_fd(b.pair[1], buf, sizeof buf, &fd), 0);
         ck_assert_str_eq(buf, "FDSTORE=1");
         ck_assert_int_ge(fd, 0);
         /* It is the pipe's read end. */
@@ -270,41 +256,32 @@ START_TEST(test_fds_wait_with_their_message) {
         ck_assert_int_eq(read(fd, &c, 1), 1);
         ck_assert_int_eq(c, 'x');
         close(fd);
-        ck_assert_int_gt(receive_with_fd(pair[1], buf, sizeof buf, &fd), 0);
+        ck_assert_int_gt(receive_with_fd(b.pair[1], buf, sizeof buf, &fd), 0);
         ck_assert_str_eq(buf, "STATUS b");
         /* The outbox kept no copy: the pipe has no reader left. */
         signal(SIGPIPE, SIG_IGN);
         ck_assert_int_eq(write(pipefd[1], "y", 1), -1);
         ck_assert_int_eq(errno, EPIPE);
-        outbox_free(o);
-        sd_event_unref(e);
         close(pipefd[1]);
-        close(pair[0]);
-        close(pair[1]);
+        box_close(&b);
 }
 END_TEST
 
 /* A message dropped unsent closes the copies it held. */
 START_TEST(test_dropped_message_closes_its_fds) {
-        int pair[2], pipefd[2];
-        channel_pair(pair);
+        Box b = box_open();
+        int pipefd[2];
         ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC | O_NONBLOCK), 0);
-        sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        Outbox *o;
-        ck_assert_int_eq(outbox_new(e, pair[0], true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &o), 0);
-        fill(pair[0]);
-        ck_assert_int_eq(outbox_put_fds(o, OUTBOX_EVERY, "FDSTORE=1", &pipefd[0], 1), 1);
+        fill(b.pair[0]);
+        ck_assert_int_eq(outbox_put_fds(b.o, OUTBOX_EVERY, "FDSTORE=1", &pipefd[0], 1), 1);
         close(pipefd[0]);
         signal(SIGPIPE, SIG_IGN);
         ck_assert_int_eq(write(pipefd[1], "x", 1), 1); /* the copy reads */
-        outbox_free(o);
+        b.o = outbox_free(b.o);
         ck_assert_int_eq(write(pipefd[1], "y", 1), -1);
         ck_assert_int_eq(errno, EPIPE);
-        sd_event_unref(e);
         close(pipefd[1]);
-        close(pair[0]);
-        close(pair[1]);
+        box_close(&b);
 }
 END_TEST
 

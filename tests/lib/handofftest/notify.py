@@ -3,6 +3,7 @@
 import array
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -58,6 +59,30 @@ class Datagram:
 
     def __repr__(self):
         return f"<{self.pid}: {self.text!r}{' (dropped)' if self.dropped else ''}>"
+
+
+# Sends from fresh sockets until one cannot send its first datagram, and
+# prints how many it sent (FakeSystemd.fill()).
+_FILL = r'''
+import socket, sys
+n = 0
+while True:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.connect(sys.argv[1])
+    s.setblocking(False)
+    sent = 0
+    try:
+        while True:
+            s.send(b"X_FILLER=1")
+            sent += 1
+    except BlockingIOError:
+        pass
+    s.close()
+    n += sent
+    if sent == 0:
+        break
+print(n)
+'''
 
 
 class FakeSystemd:
@@ -128,29 +153,19 @@ class FakeSystemd:
     def resume(self):
         self._reading.set()
 
-    def fill(self):
+    def fill(self, runner=None):
         """Fills the socket's queue (paused first) until a fresh sender's
         first datagram gets EAGAIN; returns how many datagrams it took.
         One sender is not enough where net.unix.max_dgram_qlen is 512 (as
-        systemd sets it): its own send buffer fills first."""
-        n = 0
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-            try:
-                s.connect(self.path)
-                s.setblocking(False)
-                sent = 0
-                try:
-                    while True:
-                        s.send(b"X_FILLER=1")
-                        sent += 1
-                except BlockingIOError:
-                    pass
-            finally:
-                s.close()  # what it sent stays queued
-            n += sent
-            if sent == 0:
-                return n
+        systemd sets it): its own send buffer fills first. The senders are
+        a python process that runner starts (a command prefix ending in a
+        python interpreter; default: this one), as another uid, say: what
+        they sent stays queued after they exit."""
+        p = subprocess.run([*(runner or [sys.executable]), "-c", _FILL, self.path], capture_output=True,
+                           text=True, timeout=30)
+        if p.returncode != 0:
+            raise RuntimeError(f"filling {self.path} failed: {p.stderr}")
+        return int(p.stdout)
 
     def _keep_fds(self, text, fds):
         """Which of a datagram's fds not to close yet (called with the lock
