@@ -92,8 +92,9 @@ static int arm_barrier(Handover *h) {
         return 1;
 }
 
-/* One try. Returns 1 when sent (or nobody to send to), 0 when it must wait
- * for room, -errno when it cannot be sent. */
+/* One try. Returns 2 when sent, 1 when there is no manager to send to
+ * (nor a barrier to wait for), 0 when it must wait for room, -errno when
+ * it cannot be sent. */
 static int try_send(Handover *h) {
         int r = sdnotify_send_now(h->msg, NULL, 0);
         if (r == -EAGAIN)
@@ -125,7 +126,8 @@ static int on_room(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 h->cb->failed(r, h->userdata);
                 return 0;
         }
-        log_info("The service manager's socket had room again; MAINPID= is sent.");
+        if (r == 2)
+                log_info("The service manager's socket had room again; MAINPID= is sent.");
         h->cb->sent(h->userdata);
         if (r == 1 || arm_barrier(h) == 0)
                 h->cb->done(h->userdata);

@@ -16,7 +16,7 @@ typedef struct Queued {
 } Queued;
 
 struct Outbox {
-        int fd;                         /* the duplicate, owned by source */
+        int fd;                         /* watched: a copy owned by source, or the caller's (watch_copy) */
         sd_event_source *source;        /* EPOLLOUT, on while anything is queued */
         Queued *queue;                  /* grown as needed: most of the time empty */
         size_t n, allocated, max, max_message;
@@ -77,6 +77,13 @@ static int flush(Outbox *o) {
                         break;
                 }
                 drop_first(o);
+        }
+        if (o->n == 0 && o->allocated > 8) {
+                /* Grown for a manager that did not read for long: given
+                 * back, as it may not happen again. */
+                free(o->queue);
+                o->queue = NULL;
+                o->allocated = 0;
         }
         (void) sd_event_source_set_enabled(o->source, o->n > 0 ? SD_EVENT_ON : SD_EVENT_OFF);
         return peer_gone(r) ? r : 0;

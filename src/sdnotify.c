@@ -13,6 +13,11 @@
 #include "sdnotify.h"
 #include "util.h"
 
+/* Room kept for what is not the fd store: RELOADING=1, READY=1, STOPPING=1
+ * and the latest of each kind below, for as many reloads as a manager that
+ * does not read sees anyway. */
+#define RESERVED_FOR_CONTROL 64
+
 /* Only the latest of these matters, each alone in its message. */
 enum {
         KEY_STATUS = 1,  /* a STATUS= text */
@@ -82,7 +87,9 @@ void sdnotify_attach(sd_event *e, size_t max_queued) {
 }
 
 void sdnotify_detach(void) {
-        size_t n = m.outbox ? outbox_pending(m.outbox) : 0;
+        /* The socket may have room by now: a last STOPPING=1, say. */
+        int k = m.outbox ? outbox_flush(m.outbox) : 0;
+        size_t n = k > 0 ? (size_t) k : 0;
         if (n > 0)
                 log_warning("The service manager did not read its last %zu message%s from handoff.", n,
                             n == 1 ? "" : "s");
@@ -116,8 +123,14 @@ static int send_once(const char *text, const int *fds, size_t n_fds, bool may_wa
                 if (r < 0)
                         log_debug_errno(r, "Failed to set up a queue for the service manager: %m");
         }
-        if (m.outbox && may_wait)
+        if (m.outbox && may_wait) {
+                /* A server that replaces its fd-store entries while the
+                 * manager does not read would fill the queue with them: they
+                 * may not take the last places, which READY=1 needs. */
+                if (is_field(text, "FDSTORE") && outbox_pending(m.outbox) + RESERVED_FOR_CONTROL >= m.max_queued)
+                        return -ENOBUFS;
                 return outbox_put_fds(m.outbox, key_of(text), text, fds, n_fds);
+        }
         if (m.outbox) {
                 int r = outbox_flush(m.outbox);
                 if (r != 0)

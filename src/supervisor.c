@@ -721,7 +721,6 @@ static void on_took_over(bool reload_pending, void *userdata) {
  * all the same. A SIGTERM of the manager's that follows is the same stop,
  * not a second one. */
 static void pass_stop_on(Supervisor *s);
-static bool stop_passed_on(const Supervisor *s);
 static void request_stop(Supervisor *s);
 
 static void on_predecessor_stop(void *userdata) {
@@ -1208,12 +1207,14 @@ static void stop_next_handoff(Supervisor *s) {
         next_stop_progress(s);
 }
 
-/* The service's stop, come to us after MAINPID= named the next handoff
- * (from the manager, or from our own predecessor): for it to stop too. */
+/* Whether the stop is ours to pass on no more: passed, or to be once the
+ * next handoff has taken over. */
 static bool stop_passed_on(const Supervisor *s) {
         return s->pass_stop || s->awaits_next;
 }
 
+/* The service's stop, come to us after MAINPID= named the next handoff
+ * (from the manager, or from our own predecessor): for it to stop too. */
 static void pass_stop_on(Supervisor *s) {
         if (stop_passed_on(s))
                 return;
@@ -1593,8 +1594,9 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
         fdstore_watch(p->store, s.event);
         /* What may wait for a manager that does not read: at a takeover
          * the fd store is put anew (an FDSTOREREMOVE=1 and an FDSTORE=1 per
-         * entry) before READY=1; besides, a few messages per reload, and
-         * one of each kind of which only the latest matters. */
+         * entry) before the new main's first STATUS=; besides, a few
+         * messages per reload, and one of each kind of which only the
+         * latest matters (sdnotify.c keeps room for those). */
         sdnotify_attach(s.event, 2 * FD_STORE_MAX_LIMIT + 64);
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
