@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cgroup-walk.h"
 
@@ -61,4 +63,31 @@ int cgroup_walk(const char *top, CgroupWalkOrder order, void (*visit)(const char
         memcpy(w.path, top, len + 1);
         walk(&w, len, 0);
         return w.cut ? -E2BIG : 0;
+}
+
+int cgroup_tree_populated(const char *top) {
+        char path[PATH_MAX], buf[256];
+        if (snprintf(path, sizeof path, "%s/cgroup.events", top) >= (int) sizeof path)
+                return -ENAMETOOLONG;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        ssize_t n;
+        size_t have = 0;
+        while (have < sizeof buf - 1 && (n = read(fd, buf + have, sizeof buf - 1 - have)) != 0) {
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        int r = -errno;
+                        close(fd);
+                        return r;
+                }
+                have += (size_t) n;
+        }
+        close(fd);
+        buf[have] = '\0';
+        const char *p = strstr(buf, "populated ");
+        if (!p)
+                return -EBADMSG;
+        return p[10] != '0';
 }

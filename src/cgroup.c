@@ -118,16 +118,6 @@ static ssize_t read_file(const char *dir, const char *file, char *buf, size_t si
         return (ssize_t) have;
 }
 
-/* cgroup.events says "populated 1" while a process runs in the cgroup or
- * in any cgroup below it. False for a cgroup that is gone. */
-static bool populated(const char *path) {
-        char buf[256];
-        if (read_file(path, "cgroup.events", buf, sizeof buf) < 0)
-                return false;
-        const char *p = strstr(buf, "populated ");
-        return !p || p[10] != '0';
-}
-
 static void remove_one(const char *path, void *userdata) {
         int *r = userdata;
         if (rmdir(path) < 0 && errno != ENOENT && *r == 0)
@@ -137,9 +127,10 @@ static void remove_one(const char *path, void *userdata) {
 /* Removes path with the cgroups its server made below it, children first,
  * as systemd's cg_trim() does; but only when no process runs in any of
  * them: the empty sub-cgroups of a live generation are its server's. 0 when
- * gone, -EBUSY when populated, or the first rmdir() error. */
+ * gone, -EBUSY when populated (or when cgroup.events cannot be read), or
+ * the first rmdir() error. */
 static int remove_tree(const char *path) {
-        if (populated(path))
+        if (cgroup_tree_populated(path) != 0)
                 return -EBUSY;
         int r = 0;
         int k = cgroup_walk(path, CGROUP_WALK_CHILDREN_FIRST, remove_one, &r);
@@ -311,8 +302,8 @@ int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *
         return sd_event_add_inotify(e, &c->watch, path, IN_MODIFY, on_events, c);
 }
 
-bool cgroup_populated(Cgroup *c) {
-        return populated(c->path);
+int cgroup_populated(Cgroup *c) {
+        return cgroup_tree_populated(c->path);
 }
 
 typedef struct Pass {

@@ -40,7 +40,8 @@ CgroupRoot *cgroup_root_free(CgroupRoot *r);
 int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret_procs_fd);
 /* Calls changed() whenever cgroup.events changes (inotify: no polling). */
 int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata);
-bool cgroup_populated(Cgroup *c);
+/* 1, 0, or -errno when cgroup.events cannot be read now (cgroup-walk.h). */
+int cgroup_populated(Cgroup *c);
 /* Sends sig to every process; SIGKILL through cgroup.kill where the kernel
  * has it (5.14), which also catches processes forked meanwhile. */
 void cgroup_signal(Cgroup *c, int sig);

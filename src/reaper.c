@@ -51,7 +51,7 @@ struct Reaper {
          * then, as pending ones, they hold back a generation's end. */
         struct { pid_t pid; unsigned tries; } *unread;
         size_t n_unread;
-        sd_event_source *rescan;
+        sd_event_source *rescan; /* for those, and for a cgroup.events that could not be read */
         bool sweeping;
         int children_fd;         /* /proc/self/task/<pid>/children, read again from 0 */
 };
@@ -223,6 +223,8 @@ static ProcTree *find_main(Reaper *r, pid_t pid) {
 
 #define RESCAN_INTERVAL (5 * USEC_PER_MSEC)
 #define RESCAN_TRIES 40 /* 200 ms: an execve() takes well under 1 ms */
+/* A cgroup.events that could not be read is read again this often. */
+#define UNREADABLE_INTERVAL (100 * USEC_PER_MSEC)
 
 static void unread_remove(Reaper *r, pid_t pid) {
         for (size_t i = 0; i < r->n_unread; i++)
@@ -243,6 +245,13 @@ static int on_rescan(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+static int arm_rescan(Reaper *r, usec_t interval) {
+        if (r->rescan)
+                return 0;
+        return sd_event_add_time_relative(r->event, &r->rescan, CLOCK_MONOTONIC, interval, USEC_PER_MSEC,
+                                          on_rescan, r);
+}
+
 /* pid had nothing to read: true while it is to be looked at again (the
  * rescan is armed), false once it has had its tries. */
 static bool unread_again(Reaper *r, pid_t pid) {
@@ -258,10 +267,7 @@ static bool unread_again(Reaper *r, pid_t pid) {
         }
         if (++r->unread[i].tries > RESCAN_TRIES)
                 return false;
-        if (!r->rescan && sd_event_add_time_relative(r->event, &r->rescan, CLOCK_MONOTONIC, RESCAN_INTERVAL,
-                                                     USEC_PER_MSEC, on_rescan, r) < 0)
-                return false;
-        return true;
+        return arm_rescan(r, RESCAN_INTERVAL) >= 0;
 }
 
 /* A child of ours that is no generation's main: adopted. Find out whose it
@@ -386,8 +392,16 @@ static void scan_children(Reaper *r) {
 static bool tree_alive(ProcTree *t) {
         if (!t->main_exited)
                 return true;
-        if (t->cgroup)
-                return cgroup_populated(t->cgroup);
+        if (t->cgroup) {
+                int k = cgroup_populated(t->cgroup);
+                if (k >= 0)
+                        return k > 0;
+                /* Out of fds or memory, say: read again shortly, as the
+                 * change that brought us here will not come again. */
+                log_debug_errno(k, "Cannot read %s/cgroup.events, reading it again: %m", cgroup_path(t->cgroup));
+                arm_rescan(t->reaper, UNREADABLE_INTERVAL);
+                return true;
+        }
         /* The group first, even with strays, so that it is seen empty as
          * soon as it is. Zombies count until reaped; those whose parent is
          * us were reaped just before, the others have a live parent in the

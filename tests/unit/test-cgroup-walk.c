@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -145,6 +146,52 @@ START_TEST(test_work_bound) {
 }
 END_TEST
 
+static void write_events(const char *text) {
+        char p[512];
+        snprintf(p, sizeof p, "%s/cgroup.events", top);
+        FILE *f = fopen(p, "we");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_ge(fputs(text, f), 0);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
+START_TEST(test_populated) {
+        /* No cgroup.events: the cgroup is gone (or never was one). */
+        ck_assert_int_eq(cgroup_tree_populated(top), 0);
+        write_events("populated 0\nfrozen 0\n");
+        ck_assert_int_eq(cgroup_tree_populated(top), 0);
+        write_events("populated 1\nfrozen 0\n");
+        ck_assert_int_eq(cgroup_tree_populated(top), 1);
+        write_events("frozen 0\n");
+        ck_assert_int_eq(cgroup_tree_populated(top), -EBADMSG);
+}
+END_TEST
+
+START_TEST(test_populated_when_unreadable) {
+        /* Out of fds as the generation's main exits: an error, never
+         * "empty", while its strays may live on. */
+        write_events("populated 0\nfrozen 0\n");
+        int next = dup(0);
+        ck_assert_int_ge(next, 0);
+        close(next);
+        struct rlimit old, low;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+        low = (struct rlimit) { .rlim_cur = (rlim_t) next, .rlim_max = old.rlim_max };
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        int populated = cgroup_tree_populated(top);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+        ck_assert_int_eq(populated, -EMFILE);
+        /* A read that fails: a cgroup.events that is no file. */
+        char p[512];
+        snprintf(p, sizeof p, "%s/cgroup.events", top);
+        ck_assert_int_eq(unlink(p), 0);
+        make("/cgroup.events");
+        ck_assert_int_eq(cgroup_tree_populated(top), -EISDIR);
+        ck_assert_int_eq(rmdir(p), 0);
+        ck_assert_int_eq(cgroup_tree_populated(top), 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("cgroup-walk");
         TCase *tc = tcase_create("core");
@@ -154,6 +201,8 @@ int main(void) {
         tcase_add_test(tc, test_vanishing_directory);
         tcase_add_test(tc, test_depth_bound);
         tcase_add_test(tc, test_work_bound);
+        tcase_add_test(tc, test_populated);
+        tcase_add_test(tc, test_populated_when_unreadable);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
