@@ -18,7 +18,8 @@ typedef struct Queued {
 struct Outbox {
         int fd;                         /* watched: a copy owned by source, or the caller's (watch_copy) */
         sd_event_source *source;        /* EPOLLOUT, on while anything is queued */
-        Queued *queue;                  /* grown as needed: most of the time empty */
+        Queued *queue;                  /* a ring, grown as needed: most of the time empty */
+        size_t head;                    /* where the oldest is */
         size_t n, allocated, max, max_message;
 };
 
@@ -29,9 +30,14 @@ static void queued_done(Queued *q) {
         close_many_nonblocking(q->fds, q->n_fds);
 }
 
+/* The i-th oldest. */
+static Queued *at(const Outbox *o, size_t i) {
+        return &o->queue[(o->head + i) % o->allocated];
+}
+
 static void drop_first(Outbox *o) {
-        queued_done(&o->queue[0]);
-        memmove(o->queue, o->queue + 1, --o->n * sizeof o->queue[0]);
+        queued_done(at(o, 0));
+        o->head = --o->n == 0 ? 0 : (o->head + 1) % o->allocated;
 }
 
 static void drop_all(Outbox *o) {
@@ -69,7 +75,8 @@ static bool peer_gone(int r) {
 static int flush(Outbox *o) {
         int r = 0;
         while (o->n > 0) {
-                r = send_one(o->fd, o->queue[0].msg, o->queue[0].fds, o->queue[0].n_fds);
+                const Queued *q = at(o, 0);
+                r = send_one(o->fd, q->msg, q->fds, q->n_fds);
                 if (r == -EAGAIN)
                         break;
                 if (peer_gone(r)) {
@@ -139,10 +146,11 @@ static Queued *replaceable(const Outbox *o, unsigned key) {
         if (key == OUTBOX_EVERY)
                 return NULL;
         for (size_t i = o->n; i > 0; i--) {
-                if (o->queue[i - 1].key == OUTBOX_EVERY)
+                Queued *q = at(o, i - 1);
+                if (q->key == OUTBOX_EVERY)
                         return NULL;
-                if (o->queue[i - 1].key == key)
-                        return (Queued *) &o->queue[i - 1];
+                if (q->key == key)
+                        return q;
         }
         return NULL;
 }
@@ -159,6 +167,13 @@ static bool make_room(Outbox *o) {
         Queued *q = reallocarray(o->queue, m, sizeof *q);
         if (!q)
                 return false;
+        /* The ring was full: the oldest ones, from head to the old end,
+         * move to the new end, and the newer ones stay at the front. */
+        if (o->head > 0) {
+                size_t oldest = o->allocated - o->head;
+                memmove(q + m - oldest, q + o->head, oldest * sizeof *q);
+                o->head = m - oldest;
+        }
         o->queue = q;
         o->allocated = m;
         return true;
@@ -191,8 +206,10 @@ int outbox_put_fds(Outbox *o, unsigned key, const char *msg, const int *fds, siz
         else if (q) {
                 queued_done(q);
                 *q = new;
-        } else if (make_room(o))
-                o->queue[o->n++] = new;
+        } else if (make_room(o)) {
+                o->n++;
+                *at(o, o->n - 1) = new;
+        }
         else
                 r = -ENOBUFS;
         if (r < 0) {

@@ -172,6 +172,45 @@ START_TEST(test_queue_is_bounded) {
 }
 END_TEST
 
+/* The queue is a ring: after some went, new ones wrap round to the front,
+ * and a ring grown while wrapped keeps its order. */
+START_TEST(test_order_kept_across_wrap_and_growth) {
+        Box b = box_open();
+        fill(b.pair[0]);
+        char msg[32];
+        int sent = 0, put = 0;
+        for (; put < 8; put++) {
+                snprintf(msg, sizeof msg, "APP %d", put);
+                ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, msg), 1);
+        }
+        /* Room for a few: the oldest go, the ring's start moves on. */
+        Received r = {};
+        char buf[CHANNEL_MAX_MESSAGE];
+        while (outbox_pending(b.o) == 8) {
+                ck_assert_int_gt(recv(b.pair[1], buf, sizeof buf, MSG_DONTWAIT), 0);
+                ck_assert_int_ge(outbox_flush(b.o), 0);
+        }
+        sent = put - (int) outbox_pending(b.o);
+        ck_assert_int_gt(outbox_pending(b.o), 0);
+        /* Full again, wrapped round; then grown twice while wrapped. */
+        for (; put < 8 + sent + 10; put++) {
+                snprintf(msg, sizeof msg, "APP %d", put);
+                ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, msg), 1);
+        }
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS x"), 1);
+        ck_assert_int_eq(outbox_put(b.o, 1, "STATUS y"), 1); /* found at the ring's end */
+        ck_assert_str_eq(outbox_queued(b.o, 1), "STATUS y");
+        drain(b.e, b.o, b.pair[1], &r);
+        ck_assert_uint_eq(r.n, (size_t) put + 1);
+        for (int i = 0; i < put; i++) {
+                snprintf(msg, sizeof msg, "APP %d", i);
+                ck_assert_str_eq(r.msgs[i], msg);
+        }
+        ck_assert_str_eq(r.msgs[put], "STATUS y");
+        box_close(&b);
+}
+END_TEST
+
 START_TEST(test_peer_gone_drops_the_queue) {
         Box b = box_open();
         fill(b.pair[0]);
@@ -375,6 +414,7 @@ static Suite *outbox_suite(void) {
         tcase_add_test(tc, test_sends_at_once_when_writable);
         tcase_add_test(tc, test_full_channel_keeps_order_and_latest);
         tcase_add_test(tc, test_queue_is_bounded);
+        tcase_add_test(tc, test_order_kept_across_wrap_and_growth);
         tcase_add_test(tc, test_peer_gone_drops_the_queue);
         tcase_add_test(tc, test_outbox_free_closes_its_copy);
         tcase_add_test(tc, test_fds_wait_with_their_message);
