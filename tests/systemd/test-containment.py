@@ -10,6 +10,10 @@ where the mode says, and nothing is left after the stop. A generation that
 moves a worker into a sub-cgroup of its own cgroup is still all of it: the
 worker is counted, gets the stop signal a generation whose main exited gets
 in all its processes, and its cgroup is removed with the generation's.
+Cgroups left in the delegated root by handoffs and generations that are gone
+(made by the test, with a `sleep` of its own moved into some): the next
+handoff of a handover removes the empty ones with their sub-cgroups and
+leaves the populated ones whole.
 
 Exit status: 0 ok, 1 failure, 77 skipped (no user manager, or no cgroup2)."""
 
@@ -24,8 +28,9 @@ import uuid
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from usermanager import UserManager, run_tests, Skip, wait_for, free_port, pid_alive  # noqa: E402,F401
+from usermanager import UserManager, run_tests, Skip, wait_for, free_port, pid_alive, WaitTimeout  # noqa: E402,F401,E501
 from handofftest.units import built, render  # noqa: E402
+from handofftest.procs import stat_fields  # noqa: E402
 
 HANDOFF = built("HANDOFF_BIN", "src/handoff")
 FIXTURE = built("FIXTURE_SERVER", "tests/fixtures/fixture-server")
@@ -323,7 +328,165 @@ def test_notify_access_all_is_the_cgroup(um):
     um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
 
 
+# ---- leftover cgroups (src/cgroup.c: remove_stale(), cgroup_new_generation())
+
+class Leftovers:
+    """Cgroups (and processes parked in them) that a test leaves in the
+    delegated root R, as an earlier handoff or an earlier life of the
+    service would have: made with mkdir, a process moved in by writing its
+    pid to cgroup.procs. cleanup(), at the end of a `with`, kills the
+    processes it started and removes every cgroup it made that is still
+    there, children first."""
+
+    def __init__(self, root):
+        self.root = root
+        self.dirs = []
+        self.procs = []
+
+    def path(self, rel):
+        return os.path.join(self.root, rel)
+
+    def make(self, rel):
+        """R/rel and the cgroups on the way to it; returns its path. The
+        top one must be new: not a live generation's, nor a handoff's."""
+        parts = rel.split("/")
+        for i in range(len(parts)):
+            p = self.path("/".join(parts[:i + 1]))
+            if i == 0 and not any(d == p for d, _ in self.dirs):
+                assert not os.path.exists(p), "%s is not there yet" % p
+            if not os.path.isdir(p):
+                os.mkdir(p)
+                self.dirs.append((p, ino(p)))
+        return self.path(rel)
+
+    def park(self, rel):
+        """A `sleep` of ours, moved into R/rel (made if needed): a process
+        that is not this run's. Returns its pid."""
+        d = self.make(rel)
+        p = subprocess.Popen(["sleep", "600"], stdin=subprocess.DEVNULL, start_new_session=True)
+        self.procs.append(p)
+        with open(os.path.join(d, "cgroup.procs"), "w") as f:
+            f.write(str(p.pid))
+        assert cgroup_of(p.pid) == self.rel(rel), (cgroup_of(p.pid), rel)
+        return p.pid
+
+    def rel(self, rel):
+        """R/rel as /proc/PID/cgroup names it."""
+        return "/" + os.path.relpath(self.path(rel), unified_mount())
+
+    def untouched(self, pid, rel):
+        """pid lives, not stopped, still in R/rel."""
+        fields = stat_fields(pid)
+        return fields is not None and fields[0] not in ("Z", "X", "T", "t") and cgroup_of(pid) == self.rel(rel)
+
+    def cleanup(self):
+        errors = []
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(timeout=10)
+        for d, made in sorted(self.dirs, key=lambda d: d[0].count("/"), reverse=True):
+            def gone(d=d):
+                try:
+                    os.rmdir(d)
+                except FileNotFoundError:
+                    pass
+                return True   # an EBUSY (a killed sleep still leaving) raises: tried again
+            # Only ours: a cgroup handoff made anew at the same path (a
+            # reused gen-N) is its own (a cgroup's inode is its unique id).
+            if ino(d) == made:
+                try:
+                    wait_for(gone, 5, "%s removed" % d)
+                except WaitTimeout as e:
+                    errors.append(str(e))
+        if errors:
+            raise AssertionError("cleanup: " + "; ".join(errors))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        """cleanup(), whose own failure does not hide the test's."""
+        try:
+            self.cleanup()
+        except Exception as e:  # noqa: BLE001
+            if exc_type is None:
+                raise
+            sys.stderr.write("%s\n" % e)
+        return False
+
+
+def delegated_root(um):
+    """R: the unit's delegated cgroup, the parent of handoff's own leaf."""
+    main = um.main_pid(DEMO)
+    cg = cgroup_of(main)
+    assert cg and cg.rsplit("/", 1)[1] == "handoff.%d" % main, "handoff in a leaf of its own: %s" % cg
+    return unified_mount() + cg.rsplit("/", 1)[0]
+
+
+def ino(path):
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
+
+
+def leftover_demo(um, mode):
+    """The demo unit with the fixture server in mode. Returns (port, log)."""
+    if not unified_mount():
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    port = free_port()
+    log = um.path("demo.log")
+    wrapper = um.write_file("demo-server", "#!/bin/sh\nexec %s\n" % FIXTURE, 0o755)
+    start_demo(um, wrapper, port, log, uuid.uuid4().hex, " --mode=" + mode)
+    return port, log
+
+
+def serving(um, port, n):
+    """Generation n serves (StatusText) and answers on port, from R/gen-n."""
+    wait_for(lambda: um.show(DEMO, "StatusText")["StatusText"].startswith("Serving generation %d" % n), 20,
+             "generation %d serving" % n)
+    app = wait_for(lambda: (lambda p: p if cgroup_of(p).endswith("/gen-%d" % n) else None)(http_pid(port)), 10,
+                   "an answer from generation %d's server in gen-%d" % (n, n))
+    return app
+
+
+def test_stale_cgroups_removed_at_handover(um):
+    """remove_stale(): the next handoff of a handover, once in its own
+    leaf, removes the leaves of handoffs and generations that are gone
+    (R/handoff.<pid>, R/gen-N) when they are empty, with the cgroups below
+    them, children first; a populated one stays whole (its sub-cgroups
+    too), and its processes are not touched. Cgroups with other names are
+    not its business. The service serves on, from gen-2."""
+    port, log = leftover_demo(um, "handover")
+    root = delegated_root(um)
+    main1 = um.main_pid(DEMO)
+    with Leftovers(root) as left:
+        empty = ["gen-7/sub/deeper", "handoff.99999/sub"]
+        for rel in empty:
+            left.make(rel)
+        stay = ["gen-8/sub", "gen-9/sub", "handoff.x1/sub", "other/sub"]
+        for rel in stay:
+            left.make(rel)
+        sleep8 = left.park("gen-8")             # in the leftover itself
+        sleep9 = left.park("gen-9/sub/deeper")  # only below it
+        um.systemctl("reload", DEMO, timeout=60)
+        serving(um, port, 2)
+        assert um.main_pid(DEMO) != main1, "a handover: the next handoff ran remove_stale()"
+        for rel in empty:
+            top = left.path(rel.split("/")[0])
+            wait_for(lambda: not os.path.exists(top), 5, "the empty leftover %s removed, with %s" % (top, rel))
+        for rel in stay + ["gen-9/sub/deeper"]:
+            assert os.path.isdir(left.path(rel)), "%s is still there" % left.path(rel)
+        assert left.untouched(sleep8, "gen-8") and left.untouched(sleep9, "gen-9/sub/deeper"), \
+            "the processes in the populated leftovers live on where they were"
+        http_pid(port)
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
+
+
+
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
                test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup, test_sub_cgroup_worker,
-               test_sub_cgroup_worker_supervise])
+               test_sub_cgroup_worker_supervise, test_stale_cgroups_removed_at_handover])
