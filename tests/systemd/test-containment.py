@@ -13,7 +13,9 @@ in all its processes, and its cgroup is removed with the generation's.
 Cgroups left in the delegated root by handoffs and generations that are gone
 (made by the test, with a `sleep` of its own moved into some): the next
 handoff of a handover removes the empty ones with their sub-cgroups and
-leaves the populated ones whole.
+leaves the populated ones whole; an empty gen-N is reused for generation N,
+a populated one fails that generation's start (a failed reload) and is
+left alone.
 
 Exit status: 0 ok, 1 failure, 77 skipped (no user manager, or no cgroup2)."""
 
@@ -431,6 +433,11 @@ def ino(path):
         return None
 
 
+def log_text(log):
+    with open(log, errors="replace") as f:
+        return f.read()
+
+
 def leftover_demo(um, mode):
     """The demo unit with the fixture server in mode. Returns (port, log)."""
     if not unified_mount():
@@ -485,8 +492,68 @@ def test_stale_cgroups_removed_at_handover(um):
     um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
 
 
+def test_empty_leftover_generation_reused(um):
+    """cgroup_new_generation(): an empty R/gen-N that is already there (left
+    by an earlier life of the service; numbers start at 1 again) is removed
+    with its empty sub-cgroups, children first, and made anew for
+    generation N. In supervise mode no next handoff runs remove_stale()
+    first: the reload reaches gen-2 as it is."""
+    port, log = leftover_demo(um, "supervise")
+    root = delegated_root(um)
+    with Leftovers(root) as left:
+        left.make("gen-2/sub/deeper")
+        left.make("gen-2/other")
+        before = ino(left.path("gen-2"))
+        um.systemctl("reload", DEMO, timeout=60)
+        app2 = serving(um, port, 2)
+        assert ino(left.path("gen-2")) not in (None, before), "gen-2 removed and made anew"
+        assert sorted(e for e in os.listdir(left.path("gen-2")) if os.path.isdir(left.path("gen-2/" + e))) == [], \
+            "no leftover sub-cgroup in the new gen-2: %s" % os.listdir(left.path("gen-2"))
+        assert cgroup_of(app2) == left.rel("gen-2"), cgroup_of(app2)
+        assert "exists and is not empty" not in log_text(log), log_text(log)[-3000:]
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
+
+
+def populated_leftover_generation(um, mode):
+    """cgroup_new_generation(): a populated R/gen-2 is not reused: what runs
+    there is not generation 2's. The generation fails to start (the
+    reload fails, generation 1 serves on), the leftover stays whole with
+    its process untouched, and the next reload goes on to gen-3."""
+    port, log = leftover_demo(um, mode)
+    root = delegated_root(um)
+    with Leftovers(root) as left:
+        left.make("gen-2/sub")
+        sleeper = left.park("gen-2")
+        app1 = http_pid(port)
+        r = um.systemctl("reload", DEMO, check=False, timeout=60)
+        assert r.returncode != 0, "generation 2 could not start: the reload fails"
+        line = "Cgroup %s exists and is not empty: processes of an earlier handoff run there." % left.path("gen-2")
+        wait_for(lambda: line in log_text(log), 10, "the log line: %s" % line)
+        assert um.show(DEMO, "StatusText")["StatusText"].startswith("Serving generation 1"), "generation 1 serves on"
+        assert http_pid(port) == app1
+        assert left.untouched(sleeper, "gen-2") and os.path.isdir(left.path("gen-2/sub")), \
+            "the populated gen-2 stays whole, its process untouched"
+
+        um.systemctl("reload", DEMO, timeout=60)
+        serving(um, port, 3)
+        assert left.untouched(sleeper, "gen-2") and os.path.isdir(left.path("gen-2/sub"))
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
+
+
+def test_populated_leftover_generation(um):
+    populated_leftover_generation(um, "handover")
+
+
+def test_populated_leftover_generation_supervise(um):
+    populated_leftover_generation(um, "supervise")
+
+
 
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
                test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup, test_sub_cgroup_worker,
-               test_sub_cgroup_worker_supervise, test_stale_cgroups_removed_at_handover])
+               test_sub_cgroup_worker_supervise, test_stale_cgroups_removed_at_handover,
+               test_empty_leftover_generation_reused, test_populated_leftover_generation,
+               test_populated_leftover_generation_supervise])
