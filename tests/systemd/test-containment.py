@@ -14,8 +14,8 @@ Cgroups left in the delegated root by handoffs and generations that are gone
 (made by the test, with a `sleep` of its own moved into some): the next
 handoff of a handover removes the empty ones with their sub-cgroups and
 leaves the populated ones whole; an empty gen-N is reused for generation N,
-a populated one fails that generation's start (a failed reload) and is
-left alone.
+a populated one fails that generation's start (a failed reload, or a failed
+start of the service after a restart) and is left alone.
 
 Exit status: 0 ok, 1 failure, 77 skipped (no user manager, or no cgroup2)."""
 
@@ -438,13 +438,19 @@ def log_text(log):
         return f.read()
 
 
-def leftover_demo(um, mode):
-    """The demo unit with the fixture server in mode. Returns (port, log)."""
+def leftover_demo(um, mode, dropin=None):
+    """The demo unit with the fixture server in mode; dropin: more [Service]
+    lines. Returns (port, log)."""
     if not unified_mount():
         raise Skip("no cgroup2 (unified) hierarchy mounted")
     port = free_port()
     log = um.path("demo.log")
     wrapper = um.write_file("demo-server", "#!/bin/sh\nexec %s\n" % FIXTURE, 0o755)
+    if dropin:
+        d = os.path.join(um.unit_dir, DEMO + ".d")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "60-leftover.conf"), "w") as f:
+            f.write("[Service]\n%s\n" % dropin)
     start_demo(um, wrapper, port, log, uuid.uuid4().hex, " --mode=" + mode)
     return port, log
 
@@ -550,10 +556,53 @@ def test_populated_leftover_generation_supervise(um):
     populated_leftover_generation(um, "supervise")
 
 
+def test_populated_leftover_generation_at_restart(um):
+    """An earlier life of the service left a process in gen-1 (KillMode=
+    process: systemd stops only handoff, which stops its own generations,
+    not a stranger's process that joined one, here in gen-1/sub): the
+    restarted handoff, numbering from 1 again, does not start generation 1
+    beside it. Its start fails (exit status 1; Restart=no here, so it fails
+    once: with the shipped Restart=on-failure it fails again until the
+    start limit), the leftover stays whole and its process untouched. Once that process
+    is gone the service starts again and serves from a new gen-1 (systemd
+    trims the stopped unit's cgroup once it is empty, so here the leftover
+    is gone before handoff starts: remove_stale() and the reuse of an empty
+    gen-N are tested above, with the unit running)."""
+    port, log = leftover_demo(um, "handover", dropin="KillMode=process\nRestart=no")
+    um.systemctl("reload", DEMO, timeout=60)
+    serving(um, port, 2)
+    root = delegated_root(um)
+    wait_for(lambda: not os.path.exists(root + "/gen-1"), DRAIN + 10, "generation 1's cgroup removed")
+    with Leftovers(root) as left:
+        # In gen-1/sub: systemd trims the unit's empty cgroups at the stop.
+        sleeper = left.park("gen-1/sub")
+        made = ino(left.path("gen-1"))
+        r = um.systemctl("restart", DEMO, check=False, timeout=60)
+        assert r.returncode != 0, "the start fails"
+        um.wait_state(DEMO, "failed")
+        p = um.show(DEMO, "Result", "ExecMainStatus")
+        assert p == {"Result": "exit-code", "ExecMainStatus": "1"}, p
+        line = "Cgroup %s exists and is not empty: processes of an earlier handoff run there." % left.path("gen-1")
+        assert line in log_text(log), "the log says why: %s\n%s" % (line, log_text(log)[-3000:])
+        assert ino(left.path("gen-1")) == made and left.untouched(sleeper, "gen-1/sub"), \
+            "the populated gen-1 stays whole, its process untouched"
+
+        for proc in left.procs:
+            proc.kill()
+            proc.wait(timeout=10)
+        um.systemctl("reset-failed", DEMO)
+        um.systemctl("start", DEMO, timeout=60)
+        app = serving(um, port, 1)
+        assert ino(left.path("gen-1")) not in (None, made) and not os.path.exists(left.path("gen-1/sub")), \
+            "a new gen-1, without the leftover's sub-cgroup"
+        assert cgroup_of(app) == left.rel("gen-1"), cgroup_of(app)
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
+
 
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
                test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup, test_sub_cgroup_worker,
                test_sub_cgroup_worker_supervise, test_stale_cgroups_removed_at_handover,
                test_empty_leftover_generation_reused, test_populated_leftover_generation,
-               test_populated_leftover_generation_supervise])
+               test_populated_leftover_generation_supervise, test_populated_leftover_generation_at_restart])
