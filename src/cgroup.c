@@ -23,6 +23,9 @@ struct CgroupRoot {
         char *rel;               /* ... and as /proc/PID/cgroup names it ("0::/...") */
 };
 
+/* How many gen-N.K a generation tries beside a populated gen-N. */
+#define GEN_LEAF_TRIES 16
+
 struct Cgroup {
         char *path;
         char *rel;
@@ -92,6 +95,20 @@ static bool is_handoff_leaf(const char *name) {
         return strspn(name + 8, "0123456789") == strlen(name + 8);
 }
 
+/* gen-N, or gen-N.K beside a populated leftover gen-N: a cgroup of ours.
+ * Others in the delegated root (gen-cache, say) are the server's. */
+static bool is_generation_leaf(const char *name) {
+        if (strncmp(name, "gen-", 4) != 0)
+                return false;
+        size_t n = strspn(name + 4, "0123456789");
+        if (n == 0)
+                return false;
+        name += 4 + n;
+        if (*name == '.' && (n = strspn(name + 1, "0123456789")) > 0)
+                name += 1 + n;
+        return *name == '\0';
+}
+
 static int write_file(const char *dir, const char *file, const char *text) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, file);
@@ -147,7 +164,7 @@ static void remove_stale(const char *root, const char *own_leaf) {
         char path[4096];
         while ((de = readdir(d)))
                 if (de->d_type == DT_DIR && strcmp(de->d_name, own_leaf) != 0 &&
-                    (is_handoff_leaf(de->d_name) || strncmp(de->d_name, "gen-", 4) == 0) &&
+                    (is_handoff_leaf(de->d_name) || is_generation_leaf(de->d_name)) &&
                     snprintf(path, sizeof path, "%s/%s", root, de->d_name) < (int) sizeof path &&
                     remove_tree(path) == 0)
                         log_debug("Removed empty cgroup %s.", path);
@@ -247,32 +264,53 @@ CgroupRoot *cgroup_root_free(CgroupRoot *r) {
         return NULL;
 }
 
+/* Makes R/name for a generation: anew when it is there already and empty
+ * (left by an earlier life of the service: numbers start at 1 again after
+ * a restart). -EBUSY when processes run in it: they are not this
+ * generation's. */
+static int make_leaf(const char *path) {
+        int k = mkdir(path, 0755) < 0 ? -errno : 0;
+        if (k == -EEXIST && (k = remove_tree(path)) == 0)
+                k = mkdir(path, 0755) < 0 ? -errno : 0;
+        return k;
+}
+
 int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret_procs_fd) {
         Cgroup *c = calloc(1, sizeof *c);
         if (!c)
                 return -ENOMEM;
         c->number = number;
-        if (asprintf(&c->path, "%s/gen-%u", r->path, number) < 0) {
-                free(c);
-                return -ENOMEM;
-        }
-        if (asprintf(&c->rel, "%s/gen-%u", r->rel, number) < 0) {
-                c->rel = NULL;
-                cgroup_free(c);
-                return -ENOMEM;
-        }
-        /* A gen-N left over from an earlier life of the service (numbers
-         * start at 1 again after a restart) is reused only when empty:
-         * what runs in it is not this generation's. */
-        int k = mkdir(c->path, 0755) < 0 ? -errno : 0;
-        if (k == -EEXIST && (k = remove_tree(c->path)) == 0)
-                k = mkdir(c->path, 0755) < 0 ? -errno : 0;
-        if (k < 0) {
+        /* gen-N; when processes of an earlier handoff still run there (its
+         * service stopped with KillMode=process, say), gen-N.1, gen-N.2 ...
+         * beside it, as systemd starts a unit beside left-over processes:
+         * they are left alone, and the service starts. */
+        char name[32];
+        int k = -EBUSY;
+        for (unsigned i = 0; k == -EBUSY && i <= GEN_LEAF_TRIES; i++) {
+                if (i == 0)
+                        snprintf(name, sizeof name, "gen-%u", number);
+                else
+                        snprintf(name, sizeof name, "gen-%u.%u", number, i);
+                free(c->path);
+                free(c->rel);
+                c->path = c->rel = NULL;
+                if (asprintf(&c->path, "%s/%s", r->path, name) < 0)
+                        c->path = NULL;
+                if (asprintf(&c->rel, "%s/%s", r->rel, name) < 0)
+                        c->rel = NULL;
+                if (!c->path || !c->rel) {
+                        k = -ENOMEM;
+                        break;
+                }
+                k = make_leaf(c->path);
                 if (k == -EBUSY)
-                        log_error("Cgroup %s exists and is not empty: processes of an earlier handoff run there.",
-                                  c->path);
-                goto fail;
+                        log_warning("Cgroup %s exists and is not empty: processes of an earlier handoff run there; "
+                                    "leaving them alone.", c->path);
         }
+        if (k < 0)
+                goto fail;
+        if (strchr(name, '.'))
+                log_warning("Generation %u runs in cgroup %s.", number, c->path);
         char procs[4096];
         snprintf(procs, sizeof procs, "%s/cgroup.procs", c->path);
         int fd = open(procs, O_WRONLY | O_CLOEXEC);
