@@ -30,7 +30,9 @@ int cgroup_walk(const char *top, CgroupWalkOrder order, void (*visit)(const char
 /* Whether a process runs in top or in any cgroup below it: top's
  * cgroup.events says "populated 1" then, kept by the kernel for the whole
  * subtree. 1 when populated, 0 when it says "populated 0" or top is gone
- * (ENOENT), -errno when it cannot be read now (out of fds or memory): the
- * caller must not take that for empty, or it would forget a generation's
- * strays while they live. */
+ * (ENOENT), -errno when it cannot be read: out of fds or memory (EMFILE,
+ * ENFILE, ENOMEM), removed between open and read (ENODEV), which pass; a
+ * path too long (ENAMETOOLONG), a file without "populated" (EBADMSG), which
+ * do not. The caller must not take an error for empty, or it would forget
+ * a generation's strays while they live. */
 int cgroup_tree_populated(const char *top);

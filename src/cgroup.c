@@ -144,13 +144,14 @@ static void remove_one(const char *path, void *userdata) {
 /* Removes path with the cgroups its server made below it, children first,
  * as systemd's cg_trim() does; but only when no process runs in any of
  * them: the empty sub-cgroups of a live generation are its server's. 0 when
- * gone, -EBUSY when populated (or when cgroup.events cannot be read), or
- * the first rmdir() error. */
+ * gone, -EBUSY when populated, cgroup.events's -errno when it cannot be
+ * read (not removed then), or the first rmdir() error. */
 static int remove_tree(const char *path) {
-        if (cgroup_tree_populated(path) != 0)
-                return -EBUSY;
+        int k = cgroup_tree_populated(path);
+        if (k != 0)
+                return k > 0 ? -EBUSY : k;
         int r = 0;
-        int k = cgroup_walk(path, CGROUP_WALK_CHILDREN_FIRST, remove_one, &r);
+        k = cgroup_walk(path, CGROUP_WALK_CHILDREN_FIRST, remove_one, &r);
         return r < 0 ? r : k;
 }
 

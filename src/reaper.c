@@ -22,6 +22,7 @@ struct ProcTree {
         bool doomed;             /* SIGKILL sent: whatever turns up gets it too */
         int stopping;            /* a stop signal sent to all of it: so does this */
         bool reported_empty;
+        unsigned unreadable;     /* cgroup.events reads that failed in a row */
         pid_t *strays;           /* our adopted children: left the group, or may */
         size_t n_strays;
         Cgroup *cgroup;
@@ -223,8 +224,10 @@ static ProcTree *find_main(Reaper *r, pid_t pid) {
 
 #define RESCAN_INTERVAL (5 * USEC_PER_MSEC)
 #define RESCAN_TRIES 40 /* 200 ms: an execve() takes well under 1 ms */
-/* A cgroup.events that could not be read is read again this often. */
+/* A cgroup.events that could not be read is read again this often, and
+ * the failure logged as a warning once it lasts 1 s. */
 #define UNREADABLE_INTERVAL (100 * USEC_PER_MSEC)
+#define UNREADABLE_WARN_AFTER 10
 
 static void unread_remove(Reaper *r, pid_t pid) {
         for (size_t i = 0; i < r->n_unread; i++)
@@ -394,12 +397,21 @@ static bool tree_alive(ProcTree *t) {
                 return true;
         if (t->cgroup) {
                 int k = cgroup_populated(t->cgroup);
-                if (k >= 0)
+                if (k >= 0) {
+                        t->unreadable = 0;
                         return k > 0;
+                }
                 /* Out of fds or memory, say: read again shortly, as the
-                 * change that brought us here will not come again. */
-                log_debug_errno(k, "Cannot read %s/cgroup.events, reading it again: %m", cgroup_path(t->cgroup));
-                arm_rescan(t->reaper, UNREADABLE_INTERVAL);
+                 * change that brought us here will not come again. Said
+                 * once, at once when it will not pass by itself. */
+                bool passing = k == -EMFILE || k == -ENFILE || k == -ENOMEM || k == -ENODEV;
+                int level = ++t->unreadable == (passing ? UNREADABLE_WARN_AFTER : 1) ? LOG_WARNING : LOG_DEBUG;
+                log_full_errno(level, k, "Cannot read %s/cgroup.events; generation %u counts as running until it can: %m",
+                               cgroup_path(t->cgroup), t->number);
+                int r = arm_rescan(t->reaper, UNREADABLE_INTERVAL);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to arm a timer to read %s/cgroup.events again: %m",
+                                          cgroup_path(t->cgroup));
                 return true;
         }
         /* The group first, even with strays, so that it is seen empty as

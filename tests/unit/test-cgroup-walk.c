@@ -171,7 +171,7 @@ START_TEST(test_populated_when_unreadable) {
         /* Out of fds as the generation's main exits: an error, never
          * "empty", while its strays may live on. */
         write_events("populated 0\nfrozen 0\n");
-        int next = dup(0);
+        int next = open("/dev/null", O_RDONLY | O_CLOEXEC);
         ck_assert_int_ge(next, 0);
         close(next);
         struct rlimit old, low;

@@ -1,0 +1,138 @@
+/* SPDX-License-Identifier: MIT */
+/* reaper.c's side of a generation that is a cgroup, with a cgroup whose
+ * cgroup.events says what the test sets: a generation is empty only once
+ * cgroup.events is read and says so. A read that fails (out of fds) is
+ * tried again, from the loop, since the change that woke the reaper will
+ * not come again. The real cgroup.c needs a delegated cgroup:
+ * tests/systemd/test-containment.py. This file defines the cgroup.h
+ * functions reaper.c calls, so the linker takes no cgroup.c from
+ * libhandoff. */
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "reaper.h"
+#include "time-util.h"
+#include "unit.h"
+
+struct Cgroup {
+        int populated; /* what cgroup_populated() answers */
+        unsigned reads;
+};
+
+int cgroup_populated(Cgroup *c) {
+        c->reads++;
+        return c->populated;
+}
+int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata) {
+        return 0;
+}
+void cgroup_signal(Cgroup *c, int sig) {
+}
+unsigned cgroup_count(Cgroup *c) {
+        return 0;
+}
+uint64_t cgroup_memory(Cgroup *c) {
+        return UINT64_MAX;
+}
+bool cgroup_has_pid(Cgroup *c, pid_t pid) {
+        return false;
+}
+const char *cgroup_path(Cgroup *c) {
+        return "/sys/fs/cgroup/test/gen-1";
+}
+Cgroup *cgroup_free(Cgroup *c) {
+        return NULL;
+}
+
+static struct {
+        unsigned exited, empty;
+} seen;
+
+static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
+        seen.exited++;
+}
+
+static void on_empty(ProcTree *t, void *userdata) {
+        seen.empty++;
+}
+
+static const ProcTreeCallbacks callbacks = { .main_exited = on_main_exited, .empty = on_empty };
+
+/* Runs the loop until *what reaches n, for at most 5 s. */
+static void run_until(sd_event *e, const unsigned *what, unsigned n) {
+        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
+        while (*what < n && now_monotonic() < end)
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        ck_assert_uint_ge(*what, n);
+}
+
+START_TEST(test_unreadable_events_read_again) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+
+        /* The main waits for the pipe to close, in a group of its own. */
+        int gate[2];
+        ck_assert_int_eq(pipe(gate), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+                setpgid(0, 0);
+                close(gate[1]);
+                _exit(read(gate[0], &c, 1) == 0 ? 0 : 1);
+        }
+        close(gate[0]);
+        setpgid(pid, pid);
+        static Cgroup cg = { .populated = -EMFILE };
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, pid, 1, &cg, &callbacks, NULL, &t), 0);
+
+        /* It exits while cgroup.events cannot be read: not empty, and read
+         * again, and again. */
+        close(gate[1]);
+        run_until(e, &seen.exited, 1);
+        run_until(e, &cg.reads, 3);
+        ck_assert_uint_eq(seen.empty, 0);
+
+        /* Readable, and populated: not empty, and no more reads until
+         * something changes. */
+        cg.populated = 1;
+        unsigned reads = cg.reads;
+        run_until(e, &cg.reads, reads + 1);
+        ck_assert_uint_eq(seen.empty, 0);
+        ck_assert_int_eq(sd_event_run(e, 300 * USEC_PER_MSEC), 0);
+
+        /* Unreadable again (when the next change came), then empty. */
+        cg.populated = -EMFILE;
+        ck_assert(!proc_tree_empty(t));
+        reads = cg.reads;
+        run_until(e, &cg.reads, reads + 2);
+        cg.populated = 0;
+        run_until(e, &seen.empty, 1);
+        ck_assert_uint_eq(seen.empty, 1);
+        ck_assert_int_eq(sd_event_run(e, 300 * USEC_PER_MSEC), 0);
+
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("reaper-cgroup");
+        TCase *tc = tcase_create("core");
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_unreadable_events_read_again);
+        suite_add_tcase(s, tc);
+        return unit_run(s);
+}
