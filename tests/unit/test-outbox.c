@@ -173,12 +173,15 @@ START_TEST(test_queue_is_bounded) {
 END_TEST
 
 /* The queue is a ring: after some went, new ones wrap round to the front,
- * and a ring grown while wrapped keeps its order. */
-START_TEST(test_order_kept_across_wrap_and_growth) {
+ * and a ring grown while wrapped keeps its order: doubled (8 to 16 to 32)
+ * or to its bound (8 to 12). */
+static void wrap_and_grow(size_t max) {
         Box b = box_open();
+        b.o = outbox_free(b.o);
+        ck_assert_int_eq(outbox_new(b.e, b.pair[0], true, max, CHANNEL_MAX_MESSAGE, &b.o), 0);
         fill(b.pair[0]);
         char msg[32];
-        int sent = 0, put = 0;
+        int put = 0;
         for (; put < 8; put++) {
                 snprintf(msg, sizeof msg, "APP %d", put);
                 ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, msg), 1);
@@ -190,16 +193,17 @@ START_TEST(test_order_kept_across_wrap_and_growth) {
                 ck_assert_int_gt(recv(b.pair[1], buf, sizeof buf, MSG_DONTWAIT), 0);
                 ck_assert_int_ge(outbox_flush(b.o), 0);
         }
-        sent = put - (int) outbox_pending(b.o);
-        ck_assert_int_gt(outbox_pending(b.o), 0);
-        /* Full again, wrapped round; then grown twice while wrapped. */
-        for (; put < 8 + sent + 10; put++) {
+        ck_assert_uint_gt(outbox_pending(b.o), 0);
+        /* Full again, wrapped round; then grown while wrapped, to the
+         * bound. */
+        for (; outbox_pending(b.o) < max - 1; put++) {
                 snprintf(msg, sizeof msg, "APP %d", put);
                 ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, msg), 1);
         }
         ck_assert_int_eq(outbox_put(b.o, 1, "STATUS x"), 1);
         ck_assert_int_eq(outbox_put(b.o, 1, "STATUS y"), 1); /* found at the ring's end */
         ck_assert_str_eq(outbox_queued(b.o, 1), "STATUS y");
+        ck_assert_int_eq(outbox_put(b.o, OUTBOX_EVERY, "READY"), -ENOBUFS);
         drain(b.e, b.o, b.pair[1], &r);
         ck_assert_uint_eq(r.n, (size_t) put + 1);
         for (int i = 0; i < put; i++) {
@@ -208,6 +212,11 @@ START_TEST(test_order_kept_across_wrap_and_growth) {
         }
         ck_assert_str_eq(r.msgs[put], "STATUS y");
         box_close(&b);
+}
+
+START_TEST(test_order_kept_across_wrap_and_growth) {
+        wrap_and_grow(CHANNEL_MAX_QUEUED);
+        wrap_and_grow(12);
 }
 END_TEST
 
