@@ -145,14 +145,16 @@ static void remove_one(const char *path, void *userdata) {
  * as systemd's cg_trim() does; but only when no process runs in any of
  * them: the empty sub-cgroups of a live generation are its server's. 0 when
  * gone, -EBUSY when populated, cgroup.events's -errno when it cannot be
- * read (not removed then), or the first rmdir() error. */
+ * read (not removed then), -E2BIG when the tree is past the walk's bounds,
+ * or the first rmdir() error. */
 static int remove_tree(const char *path) {
         int k = cgroup_tree_populated(path);
         if (k != 0)
                 return k > 0 ? -EBUSY : k;
         int r = 0;
         k = cgroup_walk(path, CGROUP_WALK_CHILDREN_FIRST, remove_one, &r);
-        return r < 0 ? r : k;
+        /* A walk cut short leaves the top's rmdir() EBUSY: not a process. */
+        return k < 0 ? k : r;
 }
 
 /* Leaves of handoffs and generations that are gone: a handover leaves its
@@ -287,6 +289,7 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
          * they are left alone, and the service starts. */
         char name[32];
         int k = -EBUSY;
+        bool made = false;
         for (unsigned i = 0; k == -EBUSY && i <= GEN_LEAF_TRIES; i++) {
                 if (i == 0)
                         snprintf(name, sizeof name, "gen-%u", number);
@@ -304,6 +307,7 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
                         break;
                 }
                 k = make_leaf(c->path);
+                made = k == 0;
                 if (k == -EBUSY)
                         log_warning("Cgroup %s exists and is not empty: processes of an earlier handoff run there; "
                                     "leaving them alone.", c->path);
@@ -323,7 +327,14 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
         *ret_procs_fd = fd;
         return 0;
 fail:
-        cgroup_free(c);
+        if (made)
+                cgroup_free(c);
+        else {
+                /* Not ours to remove: a leftover, or nothing. */
+                free(c->path);
+                free(c->rel);
+                free(c);
+        }
         return k;
 }
 

@@ -12,9 +12,11 @@
  * cgroup v2 or a hybrid host. handoff moves itself into a leaf of its own
  * (R/handoff.PID), so that the delegated root R never holds a process (the
  * no-internal-process rule), and starts each generation in a cgroup of its
- * own (R/gen-N). A generation is then exactly its cgroup: cgroup.kill ends
- * all of it, and cgroup.events says when it is empty, whatever its
- * processes did (setsid, double fork, a cleared environment).
+ * own (R/gen-N; R/gen-N.K beside a gen-N where processes of an earlier
+ * life of the service still run). A generation is then exactly its
+ * cgroup: cgroup.kill ends all of it, and cgroup.events says when it is
+ * empty, whatever its processes did (setsid, double fork, a cleared
+ * environment).
  *
  * Its server may make cgroups below R/gen-N and move processes there (a
  * container runtime, workers in cgroups of their own). They are the
@@ -35,8 +37,9 @@ typedef struct Cgroup Cgroup;
 int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret);
 CgroupRoot *cgroup_root_free(CgroupRoot *r);
 
-/* Creates R/gen-N and opens its cgroup.procs for the child to write "0"
- * to before exec (spawn.c), so that everything it runs starts inside. */
+/* Creates R/gen-N (or gen-N.1 up to gen-N.16, beside a populated leftover
+ * gen-N) and opens its cgroup.procs for the child to write "0" to before
+ * exec (spawn.c), so that everything it runs starts inside. */
 int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret_procs_fd);
 /* Calls changed() whenever cgroup.events changes (inotify: no polling). */
 int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata);

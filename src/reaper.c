@@ -22,7 +22,8 @@ struct ProcTree {
         bool doomed;             /* SIGKILL sent: whatever turns up gets it too */
         int stopping;            /* a stop signal sent to all of it: so does this */
         bool reported_empty;
-        unsigned unreadable;     /* cgroup.events reads that failed in a row */
+        unsigned unreadable;     /* cgroup.events reads that failed in a row ... */
+        bool unreadable_said;    /* ... and that was logged as a warning */
         pid_t *strays;           /* our adopted children: left the group, or may */
         size_t n_strays;
         Cgroup *cgroup;
@@ -224,8 +225,9 @@ static ProcTree *find_main(Reaper *r, pid_t pid) {
 
 #define RESCAN_INTERVAL (5 * USEC_PER_MSEC)
 #define RESCAN_TRIES 40 /* 200 ms: an execve() takes well under 1 ms */
-/* A cgroup.events that could not be read is read again this often, and
- * the failure logged as a warning once it lasts 1 s. */
+/* A cgroup.events that could not be read is read again this often (and
+ * at every change of ours), and the failure logged as a warning after
+ * this many reads when it may pass by itself. */
 #define UNREADABLE_INTERVAL (100 * USEC_PER_MSEC)
 #define UNREADABLE_WARN_AFTER 10
 
@@ -399,13 +401,18 @@ static bool tree_alive(ProcTree *t) {
                 int k = cgroup_populated(t->cgroup);
                 if (k >= 0) {
                         t->unreadable = 0;
+                        t->unreadable_said = false;
                         return k > 0;
                 }
                 /* Out of fds or memory, say: read again shortly, as the
                  * change that brought us here will not come again. Said
                  * once, at once when it will not pass by itself. */
                 bool passing = k == -EMFILE || k == -ENFILE || k == -ENOMEM || k == -ENODEV;
-                int level = ++t->unreadable == (passing ? UNREADABLE_WARN_AFTER : 1) ? LOG_WARNING : LOG_DEBUG;
+                int level = LOG_DEBUG;
+                if (!t->unreadable_said && (!passing || ++t->unreadable >= UNREADABLE_WARN_AFTER)) {
+                        t->unreadable_said = true;
+                        level = LOG_WARNING;
+                }
                 log_full_errno(level, k, "Cannot read %s/cgroup.events; generation %u counts as running until it can: %m",
                                cgroup_path(t->cgroup), t->number);
                 int r = arm_rescan(t->reaper, UNREADABLE_INTERVAL);

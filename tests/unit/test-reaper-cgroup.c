@@ -3,14 +3,16 @@
  * cgroup.events says what the test sets: a generation is empty only once
  * cgroup.events is read and says so. A read that fails (out of fds) is
  * tried again, from the loop, since the change that woke the reaper will
- * not come again. The real cgroup.c needs a delegated cgroup:
+ * not come again; said as a warning once. The real cgroup.c needs a delegated cgroup:
  * tests/systemd/test-containment.py. This file defines the cgroup.h
  * functions reaper.c calls, so the linker takes no cgroup.c from
  * libhandoff. */
 #include <check.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -70,7 +72,27 @@ static void run_until(sd_event *e, const unsigned *what, unsigned n) {
         ck_assert_uint_ge(*what, n);
 }
 
+/* Our stderr, where the log goes: a file, to count its warnings. */
+static FILE *err;
+
+static void capture_log(void) {
+        err = tmpfile();
+        ck_assert_ptr_nonnull(err);
+        ck_assert_int_eq(dup2(fileno(err), STDERR_FILENO), STDERR_FILENO);
+}
+
+static int warnings(void) {
+        char line[512];
+        int n = 0;
+        rewind(err);
+        while (fgets(line, sizeof line, err))
+                if (strstr(line, "Cannot read /sys/fs/cgroup/test/gen-1/cgroup.events"))
+                        n++;
+        return n;
+}
+
 START_TEST(test_unreadable_events_read_again) {
+        capture_log();
         sigset_t ss;
         sigemptyset(&ss);
         sigaddset(&ss, SIGCHLD);
@@ -98,25 +120,33 @@ START_TEST(test_unreadable_events_read_again) {
         ck_assert_int_ge(reaper_track(r, pid, 1, &cg, &callbacks, NULL, &t), 0);
 
         /* It exits while cgroup.events cannot be read: not empty, and read
-         * again, and again. */
+         * again, and again; out of fds may pass, and is not a warning yet. */
         close(gate[1]);
         run_until(e, &seen.exited, 1);
         run_until(e, &cg.reads, 3);
         ck_assert_uint_eq(seen.empty, 0);
+        ck_assert_int_eq(warnings(), 0);
+        /* An error that will not pass: a warning at once, and once. */
+        cg.populated = -EBADMSG;
+        unsigned reads = cg.reads;
+        run_until(e, &cg.reads, reads + 3);
+        ck_assert_int_eq(warnings(), 1);
 
         /* Readable, and populated: not empty, and no more reads until
          * something changes. */
         cg.populated = 1;
-        unsigned reads = cg.reads;
+        reads = cg.reads;
         run_until(e, &cg.reads, reads + 1);
         ck_assert_uint_eq(seen.empty, 0);
         ck_assert_int_eq(sd_event_run(e, 300 * USEC_PER_MSEC), 0);
 
-        /* Unreadable again (when the next change came), then empty. */
+        /* Unreadable again (when the next change came): out of fds for
+         * long, a warning, once; then empty. */
         cg.populated = -EMFILE;
         ck_assert(!proc_tree_empty(t));
         reads = cg.reads;
-        run_until(e, &cg.reads, reads + 2);
+        run_until(e, &cg.reads, reads + 12);
+        ck_assert_int_eq(warnings(), 2);
         cg.populated = 0;
         run_until(e, &seen.empty, 1);
         ck_assert_uint_eq(seen.empty, 1);
