@@ -9,9 +9,10 @@ the test library (tests/lib/handofftest):
 - notifying_app(): a generation whose main process first sends datagrams of
   the test's choosing and then execs the fixture server (same pid), so that
   they come from the generation's main process itself.
-- HoldingSystemd: a fake systemd that can hold BARRIER=1 unanswered, which
-  parks a handover-mode reload between "next handoff ready, MAINPID= sent" and
-  the commit (TAKEOVER): a stage that is otherwise a few microseconds long.
+- HoldingSystemd (from handofftest.notify, where test-handover.py uses it
+  too): a fake systemd that can hold BARRIER=1 unanswered, which parks a
+  handover-mode reload between "next handoff ready, MAINPID= sent" and the
+  commit (TAKEOVER): a stage that is otherwise a few microseconds long.
 
 Every wait is bounded; nothing sleeps to synchronise."""
 
@@ -23,11 +24,10 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
 
 from handofftest.handoff import FIXTURE, HANDOFF, Handoff, set_args
-from handofftest.notify import FakeSystemd
+from handofftest.notify import HoldingSystemd  # noqa: F401 (for the tests; it lives in the library)
 from handofftest.procs import environ_of, exe_of, fd_links, pid_alive, proc_status  # noqa: F401 (fd_links: for the tests)
 from handofftest.runner import Skip
 from handofftest.wait import TestFailure, check
@@ -211,37 +211,6 @@ def reap_if_child(pid):
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
-
-
-# ---- a fake systemd that can hold BARRIER=1 ----------------------------------
-
-class HoldingSystemd(FakeSystemd):
-    """FakeSystemd that, while hold is set, keeps the fd of a BARRIER=1
-    datagram open (systemd answers a barrier by closing it) until release()."""
-
-    def __init__(self, tmpdir, hold=True):
-        self.hold = hold
-        self.held = []
-        self.barriers = threading.Event()
-        super().__init__(tmpdir)
-
-    def _keep_fds(self, text, fds):
-        if self.hold and "BARRIER=1" in text.split("\n"):
-            self.held.extend(fds)
-            self.barriers.set()
-            return []
-        return fds
-
-    def release(self):
-        with self.lock:
-            self.hold = False
-            held, self.held = self.held, []
-        for fd in held:
-            os.close(fd)
-
-    def close(self):
-        self.release()
-        super().close()
 
 
 def listener_of(pid):

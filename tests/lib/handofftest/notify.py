@@ -206,3 +206,34 @@ class FakeSystemd:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+class HoldingSystemd(FakeSystemd):
+    """FakeSystemd that, while hold is set, keeps the fd of a BARRIER=1
+    datagram open (systemd answers a barrier by closing it) until release().
+    That parks a handover-mode reload between MAINPID= and TAKEOVER (up to
+    handoff's own 5 s barrier timeout); .barriers is set once one is held."""
+
+    def __init__(self, tmpdir, hold=True):
+        self.hold = hold
+        self.held = []
+        self.barriers = threading.Event()
+        super().__init__(tmpdir)
+
+    def _keep_fds(self, text, fds):
+        if self.hold and "BARRIER=1" in text.split("\n"):
+            self.held.extend(fds)
+            self.barriers.set()
+            return []
+        return fds
+
+    def release(self):
+        with self.lock:
+            self.hold = False
+            held, self.held = self.held, []
+        for fd in held:
+            os.close(fd)
+
+    def close(self):
+        self.release()
+        super().close()
