@@ -21,6 +21,22 @@ int parse_pid(const char *s, pid_t *ret) {
         return 0;
 }
 
+/* "<signal> <usec>": a signal number 1 .. 64, strictly decimal as a pid,
+ * and a number of microseconds. */
+static int parse_named(const char *s, int *ret_signal, uint64_t *ret_usec) {
+        char sig[3];
+        size_t n = strcspn(s, " ");
+        if (n == 0 || n >= sizeof sig || s[n] != ' ')
+                return -EINVAL;
+        memcpy(sig, s, n);
+        sig[n] = '\0';
+        pid_t v;
+        if (parse_pid(sig, &v) < 0 || v > 64 || safe_atou64(s + n + 1, ret_usec) < 0)
+                return -EINVAL;
+        *ret_signal = (int) v;
+        return 0;
+}
+
 int channel_parse(const char *buf, ChannelMessage *ret) {
         ChannelMessage m = {};
         if (strncmp(buf, "PID ", 4) == 0 && parse_pid(buf + 4, &m.pid) == 0)
@@ -45,23 +61,46 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
                 m.kind = CHANNEL_STOP;
         else if (strcmp(buf, "DRAINED") == 0)
                 m.kind = CHANNEL_DRAINED;
+        else if (strncmp(buf, "NAMED ", 6) == 0 && parse_named(buf + 6, &m.signal, &m.usec) == 0)
+                m.kind = CHANNEL_NAMED;
         else
                 return -EBADMSG;
         *ret = m;
         return 0;
 }
 
-int channel_send(int fd, const char *fmt, ...) {
+static int channel_vsend(int fd, int passed, const char *fmt, va_list ap) {
         char buf[CHANNEL_MAX_MESSAGE];
-        va_list ap;
-        va_start(ap, fmt);
         int n = vsnprintf(buf, sizeof buf, fmt, ap);
-        va_end(ap);
         if (n < 0)
                 return -EINVAL;
         if ((size_t) n >= sizeof buf)
                 return -ENAMETOOLONG;
-        return send(fd, buf, (size_t) n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov = { .iov_base = buf, .iov_len = (size_t) n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (passed >= 0)
+                msghdr_put_fds(&mh, &control, &passed, 1);
+        return sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ? -errno : 0;
+}
+
+int channel_send(int fd, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = channel_vsend(fd, -EBADF, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+int channel_send_fd(int fd, int passed, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        int r = channel_vsend(fd, passed, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
@@ -109,13 +148,21 @@ int channel_receive_pid(int fd, pid_t *ret_pid, int *ret_pidfd) {
         return 0;
 }
 
-int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret) {
+int channel_read_fd(int fd, char *buf, size_t size, ChannelMessage *ret, int *ret_fd) {
         int extra = -EBADF;
         ssize_t n = channel_receive(fd, buf, size, &extra);
-        close_nonblocking(extra);
-        if (n == -EAGAIN || n == -EBADMSG)
-                return (int) n;
-        if (n <= 0)
-                return 0;
-        return channel_parse(buf, ret) < 0 ? -EBADMSG : 1;
+        int r = n == -EAGAIN || n == -EBADMSG ? (int) n : n <= 0 ? 0 : channel_parse(buf, ret) < 0 ? -EBADMSG : 1;
+        if (r == 1)
+                *ret_fd = extra;
+        else
+                close_nonblocking(extra);
+        return r;
+}
+
+int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret) {
+        int extra = -EBADF;
+        int r = channel_read_fd(fd, buf, size, ret, &extra);
+        if (r == 1)
+                close_nonblocking(extra);
+        return r;
 }

@@ -22,6 +22,13 @@
  *                 "FAILED <why>"   it failed; I am exiting
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
  *                                  remove it at the final stop
+ *                 "NAMED <signal> <usec>"  MAINPID= naming you has gone to
+ *                                  the service manager; with a pidfd of my
+ *                                  serving generation's main process (none
+ *                                  when I have none), and the stop signal and
+ *                                  drain timeout it retires with (usec:
+ *                                  18446744073709551615 for never). An older
+ *                                  next handoff ignores the message
  *                 "TAKEOVER <0|1>" you are main now (1: a reload was asked
  *                                  for meanwhile: run it)
  *                 "STOP"           after TAKEOVER, to one that said "stop" in
@@ -32,8 +39,12 @@
  *                 "DRAINED"        after STOP: my generations are gone; do
  *                                  not wait for my end of file
  *
- * End of file on either side before TAKEOVER means "abort"; after it, the
- * old main's end of file means it has finished draining.
+ * End of file on either side before TAKEOVER means "abort", except the old
+ * main's after NAMED: it died (SIGKILL, the OOM killer) with the service
+ * manager already naming the next handoff main, which then takes over by
+ * itself and retires the old generation through the pidfd (as TAKEOVER 0
+ * would have, and as the old main would have). After TAKEOVER, the old
+ * main's end of file means it has finished draining.
  *
  * The old main may not read for a while (stopped, starved of CPU) while the
  * next handoff's STATUS lines fill its end: the next handoff's reports wait
@@ -56,13 +67,15 @@ typedef enum {
         CHANNEL_FEATURES,
         CHANNEL_STOP,
         CHANNEL_DRAINED,
+        CHANNEL_NAMED,
 } ChannelKind;
 
 typedef struct ChannelMessage {
         ChannelKind kind;
         pid_t pid;              /* PID, APP */
         bool reload_pending;    /* TAKEOVER */
-        uint64_t usec;          /* EXTEND */
+        int signal;             /* NAMED: 1 .. 64 */
+        uint64_t usec;          /* EXTEND; NAMED: the drain timeout */
         const char *text;       /* FAILED: why; STATUS: the text; UNLINK: the path; FEATURES: the words
                                  * (points into the buffer) */
 } ChannelMessage;
@@ -72,6 +85,8 @@ int channel_parse(const char *buf, ChannelMessage *ret);
 
 /* Sends one message. */
 int channel_send(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* ... with a copy of passed along (none when it is negative). */
+int channel_send_fd(int fd, int passed, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Receives one message into buf (NUL-terminated), without blocking. The
  * first fd that came with it is returned in *ret_fd (others are closed).
@@ -83,6 +98,9 @@ ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd);
  * none of ours (buf holds it, for a log line), -EAGAIN when there is none,
  * 0 at end of file (or when the channel failed: the same to the reader). */
 int channel_read(int fd, char *buf, size_t size, ChannelMessage *ret);
+/* The same, keeping the first fd that came with a message of ours in
+ * *ret_fd (-EBADF: none) when it returns 1, the caller's to close. */
+int channel_read_fd(int fd, char *buf, size_t size, ChannelMessage *ret, int *ret_fd);
 
 /* Receives the "PID <n>" report a next handoff (or a standby) sends with a
  * pidfd of itself before it execs (spawn.c): once spawn_generation() has

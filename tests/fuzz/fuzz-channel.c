@@ -9,12 +9,28 @@
  *  - READY, TAKEOVER 0|1: the input is exactly that;
  *  - FAILED/STATUS/UNLINK: the text points into the input, right after the word
  *    (UNLINK: an absolute path);
- *  - EXTEND: the rest of the input is digits only, and their value is usec. */
+ *  - EXTEND: the rest of the input is digits only, and their value is usec;
+ *  - NAMED: a signal 1..64 whose decimal form is the first word, then
+ *    digits only, whose value is usec. */
 #include <errno.h>
 #include <stdbool.h>
 
 #include "channel.h"
 #include "fuzz.h"
+
+/* digits (the end of buf) are digits only, and their value is usec:
+ * computed without strtoull(), the same number, not overflowed. */
+static void check_usec(const char *buf, const char *digits, uint64_t usec) {
+        FUZZ_ASSERT(*digits && strspn(digits, "0123456789") == strlen(digits), "\"%s\": not digits at the end",
+                    buf);
+        uint64_t v = 0;
+        bool over = false;
+        for (const char *p = digits; *p; p++) {
+                over = over || v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10;
+                v = v * 10 + (uint64_t) (*p - '0');
+        }
+        FUZZ_ASSERT(!over && v == usec, "\"%s\" read as %llu", buf, (unsigned long long) usec);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *buf = fuzz_strndup(data, size);
@@ -51,17 +67,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
         case CHANNEL_EXTEND: {
                 const char *digits = buf + 7;
-                FUZZ_ASSERT(strncmp(buf, "EXTEND ", 7) == 0 && *digits &&
-                                    strspn(digits, "0123456789") == strlen(digits),
-                            "\"%s\" read as EXTEND", buf);
-                /* The value, computed without strtoull(): the same number, not overflowed. */
-                uint64_t v = 0;
-                bool over = false;
-                for (const char *p = digits; *p; p++) {
-                        over = over || v > (UINT64_MAX - (uint64_t) (*p - '0')) / 10;
-                        v = v * 10 + (uint64_t) (*p - '0');
-                }
-                FUZZ_ASSERT(!over && v == m.usec, "\"%s\" read as EXTEND %llu", buf, (unsigned long long) m.usec);
+                FUZZ_ASSERT(strncmp(buf, "EXTEND ", 7) == 0, "\"%s\" read as EXTEND", buf);
+                check_usec(buf, digits, m.usec);
+                break;
+        }
+        case CHANNEL_NAMED: {
+                FUZZ_ASSERT(m.signal >= 1 && m.signal <= 64, "signal %d out of range", m.signal);
+                int n = snprintf(again, sizeof again, "NAMED %d ", m.signal);
+                FUZZ_ASSERT(strncmp(buf, again, (size_t) n) == 0, "\"%s\" read as %s", buf, again);
+                check_usec(buf, buf + n, m.usec);
                 break;
         }
         case CHANNEL_UNLINK:

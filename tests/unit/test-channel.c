@@ -5,7 +5,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -41,6 +43,17 @@ START_TEST(test_parse_good) {
         ck_assert(!m.reload_pending);
         ck_assert_int_eq(channel_parse("TAKEOVER 1", &m), 0);
         ck_assert(m.reload_pending);
+        ck_assert_int_eq(channel_parse("NAMED 15 30000000", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_NAMED);
+        ck_assert_int_eq(m.signal, 15);
+        ck_assert_uint_eq(m.usec, 30000000);
+        /* --drain-timeout=0: never. */
+        ck_assert_int_eq(channel_parse("NAMED 64 18446744073709551615", &m), 0);
+        ck_assert_int_eq(m.signal, 64);
+        ck_assert_uint_eq(m.usec, UINT64_MAX);
+        ck_assert_int_eq(channel_parse("NAMED 1 0", &m), 0);
+        ck_assert_int_eq(m.signal, 1);
+        ck_assert_uint_eq(m.usec, 0);
 }
 END_TEST
 
@@ -50,6 +63,9 @@ START_TEST(test_parse_bad) {
                 "APP 99999999999999999999", "READY ", "ready", "UNLINK relative", "UNLINK ", "TAKEOVER",
                 "TAKEOVER 2", "TAKEOVER 1 ", "TAKEOVER 01", "HELLO", "EXTEND", "EXTEND ", "EXTEND 5s", "EXTEND -1",
                 "EXTEND 18446744073709551616",
+                "NAMED", "NAMED ", "NAMED 15", "NAMED 15 ", "NAMED 0 1", "NAMED 65 1", "NAMED 015 1", "NAMED -15 1",
+                "NAMED 15  1", "NAMED 15 1s", "NAMED 15 -1", "NAMED 15 18446744073709551616", "NAMED 15 1 ",
+                "NAMED TERM 1", "NAMED  15 1", "NAMED 150 1",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 ChannelMessage m = { .kind = CHANNEL_READY, .pid = 7 };
@@ -74,6 +90,41 @@ START_TEST(test_send_receive) {
         close(sv[0]);
         ck_assert_int_eq(channel_receive(sv[1], buf, sizeof buf, &fd), 0);
         close(sv[1]);
+}
+END_TEST
+
+/* NAMED carries a pidfd: channel_read_fd() keeps it, channel_read() drops it. */
+START_TEST(test_send_receive_fd) {
+        int sv[2], fd = -1, passed = eventfd(0, EFD_CLOEXEC);
+        char buf[64];
+        ChannelMessage m;
+        ck_assert_int_ge(passed, 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(channel_send_fd(sv[0], passed, "NAMED %d %d", 15, 5000000), 0);
+        ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
+        ck_assert_int_eq(m.kind, CHANNEL_NAMED);
+        ck_assert_int_eq(m.signal, 15);
+        ck_assert_uint_eq(m.usec, 5000000);
+        ck_assert_int_ge(fd, 0);
+        struct stat a, b;
+        ck_assert_int_eq(fstat(fd, &a), 0);
+        ck_assert_int_eq(fstat(passed, &b), 0);
+        ck_assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+        close(fd);
+        /* Without an fd (the old main had no pidfd to pass): -EBADF. */
+        ck_assert_int_eq(channel_send_fd(sv[0], -EBADF, "NAMED 15 0"), 0);
+        fd = 7;
+        ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
+        ck_assert_int_lt(fd, 0);
+        /* An fd with a message that is none of ours is not handed out. */
+        ck_assert_int_eq(channel_send_fd(sv[0], passed, "HELLO"), 0);
+        fd = -EBADF;
+        ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), -EBADMSG);
+        ck_assert_int_lt(fd, 0);
+        close(sv[0]);
+        ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 0);
+        close(sv[1]);
+        close(passed);
 }
 END_TEST
 
@@ -107,6 +158,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_good);
         tcase_add_test(tc, test_parse_bad);
         tcase_add_test(tc, test_send_receive);
+        tcase_add_test(tc, test_send_receive_fd);
         tcase_add_test(tc, test_inherit_from_env);
         suite_add_tcase(s, tc);
         return unit_run(s);
