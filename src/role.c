@@ -11,12 +11,14 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_TAKEOVER_SENT] = ROLE_HANDED_OFF,
                 [ROLE_EV_TOOK_OVER] = N,
                 [ROLE_EV_PREDECESSOR_GONE] = N,
+                [ROLE_EV_NAMED] = N,
         },
         [ROLE_CANDIDATE] = {
                 [ROLE_EV_MAINPID_SENT] = N,
                 [ROLE_EV_TAKEOVER_SENT] = N,
                 [ROLE_EV_TOOK_OVER] = ROLE_MAIN_AFTER_TAKEOVER,
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_ABANDONED,
+                [ROLE_EV_NAMED] = ROLE_NAMED,
         },
         [ROLE_MAIN_AFTER_TAKEOVER] = {
                 /* A reload right after the takeover hands over again. */
@@ -24,15 +26,26 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_TAKEOVER_SENT] = ROLE_HANDED_OFF,
                 [ROLE_EV_TOOK_OVER] = N,
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_MAIN,
+                [ROLE_EV_NAMED] = N,
         },
-        [ROLE_ABANDONED] = { N, N, N, N },
+        [ROLE_ABANDONED] = { N, N, N, N, N },
         [ROLE_YIELDED] = {
                 [ROLE_EV_MAINPID_SENT] = N,
                 [ROLE_EV_TAKEOVER_SENT] = ROLE_HANDED_OFF,
                 [ROLE_EV_TOOK_OVER] = N,
                 [ROLE_EV_PREDECESSOR_GONE] = N,
+                [ROLE_EV_NAMED] = N,
         },
-        [ROLE_HANDED_OFF] = { N, N, N, N },
+        [ROLE_HANDED_OFF] = { N, N, N, N, N },
+        [ROLE_NAMED] = {
+                [ROLE_EV_MAINPID_SENT] = N,
+                [ROLE_EV_TAKEOVER_SENT] = N,
+                [ROLE_EV_TOOK_OVER] = ROLE_MAIN_AFTER_TAKEOVER,
+                /* Killed before it told us to take over: systemd names us
+                 * main, and nobody is left to hand the service back to. */
+                [ROLE_EV_PREDECESSOR_GONE] = ROLE_MAIN,
+                [ROLE_EV_NAMED] = N,
+        },
 };
 
 Role role_step(Role r, RoleEvent ev) {
@@ -47,11 +60,11 @@ bool role_speaks_to_systemd(Role r) {
 }
 
 bool role_awaits_takeover(Role r) {
-        return r == ROLE_CANDIDATE;
+        return r == ROLE_CANDIDATE || r == ROLE_NAMED;
 }
 
 bool role_predecessor_alive(Role r) {
-        return r == ROLE_CANDIDATE || r == ROLE_MAIN_AFTER_TAKEOVER;
+        return r == ROLE_CANDIDATE || r == ROLE_NAMED || r == ROLE_MAIN_AFTER_TAKEOVER;
 }
 
 bool role_ignores_stop(Role r) {
@@ -80,6 +93,7 @@ const char *role_to_string(Role r) {
                 [ROLE_ABANDONED] = "abandoned",
                 [ROLE_YIELDED] = "yielded",
                 [ROLE_HANDED_OFF] = "handed-off",
+                [ROLE_NAMED] = "named",
         };
         return (unsigned) r < _ROLE_MAX ? names[r] : "invalid";
 }
@@ -90,6 +104,7 @@ const char *role_event_to_string(RoleEvent ev) {
                 [ROLE_EV_TAKEOVER_SENT] = "takeover-sent",
                 [ROLE_EV_TOOK_OVER] = "took-over",
                 [ROLE_EV_PREDECESSOR_GONE] = "predecessor-gone",
+                [ROLE_EV_NAMED] = "named",
         };
         return (unsigned) ev < _ROLE_EV_MAX ? names[ev] : "invalid";
 }

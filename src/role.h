@@ -17,7 +17,13 @@
  *   MAIN ──mainpid-sent──> YIELDED ──takeover-sent──> HANDED_OFF
  *     └─────────────────takeover-sent─────────────────┘   (no systemd)
  *   CANDIDATE ──took-over──> MAIN_AFTER_TAKEOVER ──predecessor-gone──> MAIN
- *       └──predecessor-gone──> ABANDONED
+ *     │ └──predecessor-gone──> ABANDONED                                   ▲
+ *     └──named──> NAMED ──took-over──> MAIN_AFTER_TAKEOVER                 │
+ *                   └──────────────predecessor-gone──────────────────────┘
+ *
+ * NAMED: the predecessor has told the service manager MAINPID=<us>, and us
+ * so, but not yet to take over. Its end of file then is no abort: it died
+ * with systemd naming us main, and we take over by ourselves.
  */
 
 typedef enum {
@@ -27,6 +33,7 @@ typedef enum {
         ROLE_ABANDONED,           /* a candidate whose predecessor gave up on it: never main */
         ROLE_YIELDED,             /* MAINPID= named the next handoff; awaiting systemd's barrier */
         ROLE_HANDED_OFF,          /* the next handoff took over; this one only drains and exits */
+        ROLE_NAMED,               /* a candidate that MAINPID= named main; not told to take over yet */
         _ROLE_MAX,
 } Role;
 
@@ -35,6 +42,7 @@ typedef enum {
         ROLE_EV_TAKEOVER_SENT,    /* the old main told the next handoff to take over */
         ROLE_EV_TOOK_OVER,        /* a candidate was told to take over */
         ROLE_EV_PREDECESSOR_GONE, /* the predecessor's channel reached end of file */
+        ROLE_EV_NAMED,            /* a candidate was told that MAINPID= names it */
         _ROLE_EV_MAX,
 } RoleEvent;
 

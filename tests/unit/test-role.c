@@ -8,13 +8,15 @@
 
 /* The whole table, written out: expected[role][event]. */
 static const Role expected[_ROLE_MAX][_ROLE_EV_MAX] = {
-        /*                          mainpid-sent   takeover-sent     took-over                 predecessor-gone */
-        [ROLE_MAIN] =               { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_MAIN,                ROLE_MAIN },
-        [ROLE_CANDIDATE] =          { ROLE_CANDIDATE, ROLE_CANDIDATE, ROLE_MAIN_AFTER_TAKEOVER, ROLE_ABANDONED },
-        [ROLE_MAIN_AFTER_TAKEOVER] = { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN },
-        [ROLE_ABANDONED] =          { ROLE_ABANDONED, ROLE_ABANDONED, ROLE_ABANDONED,          ROLE_ABANDONED },
-        [ROLE_YIELDED] =            { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_YIELDED,             ROLE_YIELDED },
-        [ROLE_HANDED_OFF] =         { ROLE_HANDED_OFF, ROLE_HANDED_OFF, ROLE_HANDED_OFF,       ROLE_HANDED_OFF },
+        /*                          mainpid-sent   takeover-sent     took-over                 predecessor-gone  named */
+        [ROLE_MAIN] =               { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_MAIN,                ROLE_MAIN,        ROLE_MAIN },
+        [ROLE_CANDIDATE] =          { ROLE_CANDIDATE, ROLE_CANDIDATE, ROLE_MAIN_AFTER_TAKEOVER, ROLE_ABANDONED,  ROLE_NAMED },
+        [ROLE_MAIN_AFTER_TAKEOVER] = { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN,
+                                       ROLE_MAIN_AFTER_TAKEOVER },
+        [ROLE_ABANDONED] =          { ROLE_ABANDONED, ROLE_ABANDONED, ROLE_ABANDONED,          ROLE_ABANDONED,   ROLE_ABANDONED },
+        [ROLE_YIELDED] =            { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_YIELDED,             ROLE_YIELDED,     ROLE_YIELDED },
+        [ROLE_HANDED_OFF] =         { ROLE_HANDED_OFF, ROLE_HANDED_OFF, ROLE_HANDED_OFF,       ROLE_HANDED_OFF,  ROLE_HANDED_OFF },
+        [ROLE_NAMED] =              { ROLE_NAMED, ROLE_NAMED,         ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN,        ROLE_NAMED },
 };
 
 START_TEST(test_every_role_and_event) {
@@ -46,6 +48,7 @@ static const Powers powers[] = {
         { ROLE_ABANDONED,           0, 0, 0, 0, 0, 0 },
         { ROLE_YIELDED,             0, 0, 0, 1, 0, 1 },
         { ROLE_HANDED_OFF,          0, 0, 0, 1, 1, 0 },
+        { ROLE_NAMED,               0, 1, 1, 0, 0, 0 },
 };
 
 START_TEST(test_what_each_role_may_do) {
@@ -80,6 +83,16 @@ START_TEST(test_lives) {
         ck_assert_int_eq(r, ROLE_MAIN);
         /* A second TAKEOVER (a confused predecessor) changes nothing. */
         ck_assert_int_eq(role_step(r, ROLE_EV_TOOK_OVER), ROLE_MAIN);
+
+        /* Named main by MAINPID=, then told to take over, as usual ... */
+        r = role_step(ROLE_CANDIDATE, ROLE_EV_NAMED);
+        ck_assert_int_eq(r, ROLE_NAMED);
+        ck_assert_int_eq(role_step(r, ROLE_EV_TOOK_OVER), ROLE_MAIN_AFTER_TAKEOVER);
+        /* ... or the predecessor died in between: main, not abandoned, and
+         * with no predecessor left to wait for. */
+        r = role_step(r, ROLE_EV_PREDECESSOR_GONE);
+        ck_assert_int_eq(r, ROLE_MAIN);
+        ck_assert(role_speaks_to_systemd(r) && !role_predecessor_alive(r) && role_owns_files(r));
 }
 END_TEST
 
