@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include "time-util.h"
+
+/* A generation left behind by a handoff that died before retiring it: the
+ * old main's serving generation, when the old main was killed between
+ * MAINPID= and TAKEOVER (channel.h, NAMED). Known by a pidfd of its main
+ * process alone: it is neither our child nor in our process tree. It gets
+ * the stop signal now, as a retirement, and SIGKILL (its process group
+ * too) if its main still lives after the drain timeout; its other
+ * processes are the service manager's to end (KillMode=). */
+
+typedef struct Retiree Retiree;
+
+/* Called once its main process has exited. */
+typedef void (*RetireeGone)(void *userdata);
+
+/* Sends the stop signal and arms the drain deadline. Takes pidfd (closed
+ * on failure too). Logs what it does. Returns 0 with *ret; 0 with *ret
+ * NULL when there is nothing to retire (its main has exited already); or
+ * -errno (logged) when it cannot be watched: then it had the stop signal,
+ * but its drain deadline is not enforced. */
+int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, RetireeGone gone, void *userdata,
+                  Retiree **ret);
+
+pid_t retiree_pid(const Retiree *r);
+
+/* SIGKILL now (a second stop request). */
+void retiree_kill(Retiree *r);
+
+Retiree *retiree_free(Retiree *r);
+
+/* The pid a pidfd refers to (its fdinfo's "Pid:"), or -errno: -EINVAL for
+ * an fd that is no pidfd, -ESRCH for a process that has been reaped. */
+int pidfd_get_pid(int pidfd, pid_t *ret);
