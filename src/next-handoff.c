@@ -366,6 +366,14 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
         return 0;
 }
 
+void next_handoff_tell_named(NextHandoff *n, int gen_pidfd, int stop_signal, usec_t drain_timeout) {
+        /* Into an empty buffer, as TAKEOVER (see next_handoff_take_over()). */
+        int r = channel_send_fd(n->channel, gen_pidfd, "NAMED %d %" PRIu64, stop_signal, (uint64_t) drain_timeout);
+        if (r < 0)
+                log_warning_errno(r, "Failed to tell the next handoff (pid %d) that the service manager names it "
+                                  "main: %m", (int) n->pid);
+}
+
 int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
                            int *ret_channel) {
         int r;

@@ -23,6 +23,7 @@
 #include "reaper.h"
 #include "reload-config.h"
 #include "results.h"
+#include "retiree.h"
 #include "role.h"
 #include "runtime-files.h"
 #include "sdnotify.h"
@@ -116,6 +117,13 @@ struct Supervisor {
         sd_event_source *next_exit;      /* its end of file on handed_channel */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
         pid_t predecessor;       /* ... and its pid, while it lives */
+        /* ... after NAMED: a pidfd of its serving generation's main, and
+         * how that retires, for us to retire it should the predecessor die
+         * before TAKEOVER; then the retirement itself. */
+        int left_pidfd;
+        int left_stop_signal;
+        usec_t left_drain_timeout;
+        Retiree *retiree;
         sd_event_source *predecessor_exit;
         char **inherited_names;  /* ... and its store, for the resync at takeover */
         char *environment_keys;  /* config.environment_keys points here */
@@ -127,6 +135,12 @@ struct Supervisor {
 };
 
 static void dispatch(Supervisor *s, Event ev);
+
+/* Started as the next handoff of a handover: our first generation is a
+ * reload's, whichever way we came to be main. */
+static bool started_as_next(const Supervisor *s) {
+        return s->p->takeover_channel >= 0;
+}
 
 static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
 static void notify_systemd(Supervisor *s, const char *fmt, ...) {
@@ -167,7 +181,7 @@ static bool all_gone(Supervisor *s) {
          * the old one, still draining, so that systemd does not kill what
          * it serves. */
         return !s->gens && (!s->next || s->role == ROLE_YIELDED) && s->n_aborted == 0 &&
-               !role_predecessor_alive(s->role) && !s->awaits_next;
+               !role_predecessor_alive(s->role) && !s->awaits_next && !s->retiree;
 }
 
 static void next_stop_progress(Supervisor *s);
@@ -678,23 +692,10 @@ static void on_unlink_path(const char *path, void *userdata) {
                 log_warning("Out of memory; %s will not be removed at stop.", path);
 }
 
-static void on_predecessor_gone(void *userdata) {
-        Supervisor *s = userdata;
-        s->takeover = takeover_free(s->takeover);
-        set_role(s, ROLE_EV_PREDECESSOR_GONE);
-        if (s->role == ROLE_ABANDONED && !s->stop_requested) {
-                log_info("The previous handoff aborted the handover; stopping.");
-                s->stop_requested = true;
-                dispatch(s, EV_STOP);
-        } else {
-                check_all_gone(s);
-                standby_update(s);
-        }
-}
-
-static void on_took_over(bool reload_pending, void *userdata) {
-        Supervisor *s = userdata;
-        set_role(s, ROLE_EV_TOOK_OVER);
+/* Main now (the role says so already): speak to systemd, and serve the
+ * candidate, or stop. ready_announced: the predecessor's MAINPID= datagram
+ * said READY=1 for it, and we know systemd has read it. */
+static void become_main(Supervisor *s, bool reload_pending, bool ready_announced) {
         sdnotify_enable(true);
         if (mirroring(s))
                 service_store_resync(&s->store, s->inherited_names, strv_length(s->inherited_names));
@@ -702,7 +703,8 @@ static void on_took_over(bool reload_pending, void *userdata) {
                 /* Told to stop between MAINPID= and this: systemd already names
                  * us main, so ours is the service's stop. It ends after our
                  * predecessor's, whose requests are still draining. */
-                log_info("Took over as the main process while stopping; waiting for the previous handoff.");
+                log_info("Took over as the main process while stopping%s.",
+                         role_predecessor_alive(s->role) ? "; waiting for the previous handoff" : "");
                 notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
                 if (!s->stop_requested) {
                         s->stop_requested = true;
@@ -711,10 +713,77 @@ static void on_took_over(bool reload_pending, void *userdata) {
                 return;
         }
         log_info("Took over as the main process%s.", reload_pending ? "; a reload is pending" : "");
-        s->ready_announced = true;
+        s->ready_announced = ready_announced;
         if (reload_pending)
                 dispatch(s, EV_RELOAD);
         dispatch(s, EV_READY);
+}
+
+static void on_retiree_gone(void *userdata) {
+        Supervisor *s = userdata;
+        s->retiree = retiree_free(s->retiree);
+        check_all_gone(s);
+}
+
+/* The predecessor's serving generation, which it would have retired after
+ * TAKEOVER: ours to retire now, as it would have, bounded by its drain
+ * deadline. */
+static void retire_left_generation(Supervisor *s) {
+        if (s->left_pidfd < 0) {
+                log_warning("The previous handoff passed no pidfd of its serving generation; it is not retired.");
+                return;
+        }
+        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), s->left_stop_signal, s->left_drain_timeout,
+                             on_retiree_gone, s, &s->retiree);
+}
+
+/* The predecessor died (SIGKILL, the OOM killer) after it told systemd
+ * MAINPID=<us>, and before TAKEOVER. systemd names us main: with no
+ * predecessor left to hand the service back to, an abort would end the
+ * service, so we take over as TAKEOVER 0 would have made us. READY=1 is
+ * said again: the predecessor's went with MAINPID=, but nothing tells us
+ * that systemd has read it; a second one changes nothing. */
+static void take_over_alone(Supervisor *s) {
+        /* "Gone", not "killed": one that gave up the handover after
+         * MAINPID= (this one failed) exits too, once it has drained. */
+        log_warning("The previous handoff is gone after it had named this one main to the service manager "
+                    "(MAINPID=), without telling it to take over (killed?); taking over by itself.");
+        retire_left_generation(s);
+        become_main(s, false, false);
+}
+
+static void on_predecessor_gone(void *userdata) {
+        Supervisor *s = userdata;
+        Role before = s->role;
+        s->takeover = takeover_free(s->takeover);
+        set_role(s, ROLE_EV_PREDECESSOR_GONE);
+        if (s->role == ROLE_ABANDONED && !s->stop_requested) {
+                log_info("The previous handoff aborted the handover; stopping.");
+                s->stop_requested = true;
+                dispatch(s, EV_STOP);
+                return;
+        }
+        if (before == ROLE_NAMED && s->role == ROLE_MAIN)
+                take_over_alone(s);
+        check_all_gone(s);
+        standby_update(s);
+}
+
+static void on_named(int stop_signal, usec_t drain_timeout, int pidfd, void *userdata) {
+        Supervisor *s = userdata;
+        set_role(s, ROLE_EV_NAMED);
+        safe_close(s->left_pidfd);
+        s->left_pidfd = pidfd;
+        s->left_stop_signal = stop_signal;
+        s->left_drain_timeout = drain_timeout;
+}
+
+static void on_took_over(bool reload_pending, void *userdata) {
+        Supervisor *s = userdata;
+        set_role(s, ROLE_EV_TOOK_OVER);
+        /* The predecessor retires its generation itself. */
+        s->left_pidfd = safe_close(s->left_pidfd);
+        become_main(s, reload_pending, true);
 }
 
 /* The service manager's stop reached our predecessor, not us: it is ours
@@ -750,6 +819,7 @@ static void on_predecessor_drained(void *userdata) {
 
 static const TakeoverCallbacks takeover_callbacks = {
         .took_over = on_took_over,
+        .named = on_named,
         .unlink_path = on_unlink_path,
         .predecessor_gone = on_predecessor_gone,
         .stop = on_predecessor_stop,
@@ -937,7 +1007,7 @@ static void control_on_reload_end(Supervisor *s) {
         }
         /* Those waiting for the next reload get the same answer: it will
          * not come. */
-        bool gave_up = s->role == ROLE_CANDIDATE || s->role == ROLE_ABANDONED;
+        bool gave_up = role_awaits_takeover(s->role) || s->role == ROLE_ABANDONED;
         results_reply(&s->results, gave_up ? END_GAVE_UP : END_STOPPING, reply, sizeof reply);
         control_reload_ended(s->control, reply);
         control_answer_next(s->control, reply);
@@ -1043,7 +1113,7 @@ static Generation *commit(Supervisor *s) {
         /* The very first generation of the service is no reload. (Not "no
          * old one": the serving generation may have exited while a reload's
          * candidate started, and that reload still succeeds.) */
-        if (!s->candidate_reloads && s->role == ROLE_MAIN)
+        if (!s->candidate_reloads && !started_as_next(s))
                 return old;
         if (s->inherited_reload_started) {
                 /* Started as the next handoff: the reload began in the old main. */
@@ -1062,7 +1132,7 @@ static void after_commit(Supervisor *s, Generation *old) {
                 generation_retire(old, s->opt->stop_signal, s->opt->drain_timeout);
                 log_info("Generation %u (%s) is ready after %s and serves; retiring generation %u (pid %d).",
                          g->number, generation_describe(g), ready_after(g, d, sizeof d), old->number, (int) old->pid);
-        } else if (s->role == ROLE_MAIN && g)
+        } else if (!started_as_next(s) && g)
                 /* The first generation (a next handoff's said so before the takeover). */
                 log_info("Generation %u (%s) is ready after %s.", g->number, generation_describe(g),
                          ready_after(g, d, sizeof d));
@@ -1095,12 +1165,27 @@ static void start_bake(Supervisor *s) {
         }
 }
 
+/* The next handoff is main to systemd now: it must know, to take over by
+ * itself should we die before we tell it to (channel.h, NAMED); and with
+ * what to retire our serving generation then, as we would have. */
+static void tell_next_named(Supervisor *s) {
+        _cleanup_close_ int pidfd = -EBADF;
+        /* Our child, not reaped yet: its pid is its own still. */
+        if (s->serving && !s->serving->exited && (pidfd = pidfd_open_pid(s->serving->pid)) < 0)
+                log_warning_errno(pidfd, "Failed to open a pidfd of generation %u (pid %d); should this handoff "
+                                  "die before the takeover, the next one cannot retire it: %m",
+                                  s->serving->number, (int) s->serving->pid);
+        next_handoff_tell_named(s->next, pidfd, s->opt->stop_signal, s->opt->drain_timeout);
+}
+
 /* MAINPID= is out: the reload is done, as its STATUS= said. */
 static void on_mainpid_sent(void *userdata) {
         Supervisor *s = userdata;
         s->results = s->handed_results;
-        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0])
+        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0]) {
                 set_role(s, ROLE_EV_MAINPID_SENT);
+                tell_next_named(s);
+        }
 }
 
 static void on_handover_done(void *userdata) {
@@ -1356,6 +1441,7 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 log_warning("Second stop request: killing every generation now.");
                 generation_ops.kill(s);
                 s->reload_ops->kill(s);
+                retiree_kill(s->retiree);
                 return;
         }
         log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
@@ -1534,6 +1620,8 @@ static void supervisor_done(Supervisor *s) {
         sd_event_source_disable_unref(s->progress_timer);
         handover_free(s->handover);
         takeover_free(s->takeover);
+        safe_close(s->left_pidfd);
+        retiree_free(s->retiree);
         sd_event_source_disable_unref(s->predecessor_exit);
         sd_event_source_disable_unref(s->next_exit);
         safe_close(s->handed_pidfd);
@@ -1577,6 +1665,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 .started = now_monotonic(),
                 .handed_channel = -EBADF,
                 .handed_pidfd = -EBADF,
+                .left_pidfd = -EBADF,
                 .store = { .store = p->store },
         };
         uint64_t wd = 0;

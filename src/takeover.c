@@ -22,6 +22,7 @@ enum {
 struct Takeover {
         int channel;
         bool took_over;
+        bool named;             /* NAMED came */
         sd_event_source *source;
         Outbox *outbox;         /* our reports, while the predecessor does not read */
         const TakeoverCallbacks *cb;
@@ -87,8 +88,9 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         Takeover *t = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
         ChannelMessage m;
+        _cleanup_close_ int passed = -EBADF;
 
-        int r = channel_read(fd, buf, sizeof buf, &m);
+        int r = channel_read_fd(fd, buf, sizeof buf, &m, &passed);
         if (r == -EAGAIN)
                 return 0;
         if (r == 0) {
@@ -105,6 +107,10 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         if (m.kind == CHANNEL_UNLINK && !t->took_over)
                 t->cb->unlink_path(m.text, t->userdata);
+        else if (m.kind == CHANNEL_NAMED && !t->took_over && !t->named && t->cb->named) {
+                t->named = true;
+                t->cb->named(m.signal, m.usec, TAKE_FD(passed), t->userdata);
+        }
         else if (m.kind == CHANNEL_TAKEOVER && !t->took_over) {
                 t->took_over = true;
                 t->cb->took_over(m.reload_pending, t->userdata);

@@ -20,13 +20,18 @@ typedef struct TakeoverCallbacks {
         void (*took_over)(bool reload_pending, void *userdata);
         /* A unix socket file of the service: ours to remove at the final stop. */
         void (*unlink_path)(const char *path, void *userdata);
-        /* End of file: the predecessor exited, or aborted before TAKEOVER. */
+        /* End of file: the predecessor exited, or aborted before TAKEOVER
+         * (or, after NAMED, died: see channel.h). */
         void (*predecessor_gone)(void *userdata);
         /* After TAKEOVER, STOP: the service stops (the manager's stop
          * reached the predecessor); DRAINED: the predecessor has nothing
          * left and waits for our exit, not we for its. */
         void (*stop)(void *userdata);
         void (*predecessor_drained)(void *userdata);
+        /* Before TAKEOVER, NAMED: the service manager was told MAINPID=<us>.
+         * pidfd: of the predecessor's serving generation's main process
+         * (ours to close; -EBADF: none came), and what it retires with. */
+        void (*named)(int stop_signal, usec_t drain_timeout, int pidfd, void *userdata);
 } TakeoverCallbacks;
 
 /* What the predecessor passed on in the environment (and is removed from

@@ -13,7 +13,7 @@ import subprocess
 from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args, status_json
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid, wait_new_pid
-from handofftest.notify import FakeSystemd
+from handofftest.notify import FakeSystemd, HoldingSystemd
 from handofftest.procs import all_pids, is_handoff, is_standby, pid_alive, ppid_of, stat_fields
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
@@ -110,6 +110,92 @@ def test_next_handoff_killed_rolls_back(tmp):
         check("1 failed; last: generation 2 failed: " in last.fields["STATUS"], last)
         wait_for(lambda: h.descendants(standby=False) == [old], 10, f"the next handoff's app was killed too: {h.descendants()}")
         check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_old_main_killed_after_mainpid_before_takeover(tmp):
+    """The old main is killed (SIGKILL, the OOM killer) after MAINPID= named
+    the next handoff and before it told it to take over: systemd names the
+    next handoff main already (it applies a dead sender's MAINPID= before
+    its SIGCHLD), so an abort would end the service. The next handoff takes
+    over by itself (NAMED came before the end of file), says READY=1,
+    retires the old generation (stop signal, through the pidfd the old main
+    passed) and serves on; no request fails and the next reload works."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "100")
+    fake = HoldingSystemd(tmp, hold=False)
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--drain-timeout=20s"],
+                fixture_cmd(args_file), notify=fake)
+    h.port = port
+    load = None
+    try:
+        h.wait_ready(1)
+        old_app = serving_pid(port)
+        load = Load(f"127.0.0.1:{port}", tmp)
+        fake.hold = True
+        h.signal(signal.SIGHUP)
+        # The barrier follows MAINPID= and NAMED: the old main waits for it.
+        wait_for(fake.barriers.is_set, 20, f"MAINPID= sent, barrier held; log:\n{h.log()}")
+        succ = h.main_pid()
+        check(succ != h.pid, f"MAINPID= names the next handoff: {h.mains()}")
+        os.kill(h.pid, signal.SIGKILL)
+        check(h.proc.wait(timeout=10) == -signal.SIGKILL, "the old main is killed")
+        fake.release()
+        h.wait_log(f"handoff[{succ}]: The previous handoff is gone after it had named this one main", 10)
+        # READY=1 of its own, once it has taken over, and the reload counted.
+        ready = wait_for(lambda: [m for m in fake.snapshot() if m.pid == succ and m.fields.get("READY") == "1"], 10,
+                         f"READY=1 from the next handoff {succ}; log:\n{h.log()}")[0]
+        check(re.match(r"Serving generation 2 \(pid \d+\); 1 reloads, 0 failed", ready.fields.get("STATUS", "")),
+              f"its READY=1 says what serves: {ready}")
+        check(pid_alive(succ), f"the next handoff serves on; log:\n{h.log()}")
+        st = status_json(succ)
+        check(st["state"] == "serving" and [g["role"] for g in st["generations"]] == ["serving"]
+              and st["generations"][0]["number"] == 2, f"it is main, generation 2 serves: {st}")
+        h.wait_log(f"handoff[{succ}]: Retiring the previous handoff's generation (pid {old_app}): sent SIGTERM.")
+        wait_for(lambda: not pid_alive(old_app), 20, f"the old generation {old_app} exits; log:\n{h.log()}")
+        h.wait_log(f"handoff[{succ}]: The previous handoff's generation (pid {old_app}) has exited.")
+        res = load.stop()
+        check(res["failed"] == 0 and res["ok"] > 0, f"no failed request: {res}")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        check(h.main_pid() not in (h.pid, succ), f"a further reload hands over: {h.mains()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        if load:
+            load.kill()
+        h.close()
+
+
+def test_old_main_killed_before_takeover_stubborn_generation_killed(tmp):
+    """As above, but the old generation ignores its stop signal: the next
+    handoff that took over by itself SIGKILLs it at the drain deadline the
+    old main passed on (1 s here), as the old main would have."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "50", "--ignore-sigterm")
+    fake = HoldingSystemd(tmp, hold=False)
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--drain-timeout=1s"],
+                fixture_cmd(args_file), notify=fake)
+    try:
+        h.wait_ready(1)
+        old_app = serving_pid(port)
+        set_args(args_file, "--init-delay", "50")
+        fake.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(fake.barriers.is_set, 20, f"MAINPID= sent, barrier held; log:\n{h.log()}")
+        succ = h.main_pid()
+        os.kill(h.pid, signal.SIGKILL)
+        fake.release()
+        h.wait_log(f"handoff[{succ}]: Retiring the previous handoff's generation (pid {old_app}): sent SIGTERM.")
+        h.wait_log(f"handoff[{succ}]: The previous handoff's generation (pid {old_app}) did not exit in time; "
+                   f"sending SIGKILL.", 10)
+        wait_for(lambda: not pid_alive(old_app), 10, f"the old generation {old_app} is killed; log:\n{h.log()}")
+        check(serving_pid(port) != old_app, "the new generation serves")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"nothing left: {h.descendants()}")
     finally:
         h.close()
 
