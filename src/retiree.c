@@ -86,8 +86,11 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, Retiree
         if (r < 0)
                 return log_warning_errno(r, "Failed to send SIG%s to the previous handoff's generation (pid %d): %m",
                                          sigabbrev_np(sig) ?: "?", (int) pid);
-        log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
-                 sigabbrev_np(sig) ?: "?");
+        if (sig != 0)
+                log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
+                         sigabbrev_np(sig) ?: "?");
+        else
+                log_info("The previous handoff's generation (pid %d) drains until its deadline.", (int) pid);
 
         Retiree *t = calloc(1, sizeof *t);
         if (!t)

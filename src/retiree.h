@@ -7,7 +7,7 @@
 
 /* A generation left behind by a handoff that died before retiring it: the
  * old main's serving generation, when the old main was killed between
- * MAINPID= and TAKEOVER (channel.h, NAMED). Known by a pidfd of its main
+ * MAINPID= and TAKEOVER (channel.h, NAMED), or while it drained after. Known by a pidfd of its main
  * process alone: it is neither our child nor in our process tree. It gets
  * the stop signal now, as a retirement, and SIGKILL (its process group
  * too) if its main still lives after the drain timeout; its other
@@ -18,7 +18,8 @@ typedef struct Retiree Retiree;
 /* Called once its main process has exited. */
 typedef void (*RetireeGone)(void *userdata);
 
-/* Sends the stop signal and arms the drain deadline. Takes pidfd (closed
+/* Sends the stop signal (none with sig 0: it had it already) and arms the
+ * drain deadline. Takes pidfd (closed
  * on failure too). Logs what it does. Returns 0 with *ret; 0 with *ret
  * NULL when there is nothing to retire (its main has exited already); or
  * -errno (logged) when it cannot be watched: then it had the stop signal,

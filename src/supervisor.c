@@ -752,6 +752,24 @@ static void take_over_alone(Supervisor *s) {
         become_main(s, false, false);
 }
 
+/* The predecessor exited after TAKEOVER: as it waits for its generations
+ * first, it has drained, unless it was killed while it drained. Then its
+ * serving generation lives on, and nobody else would enforce its drain
+ * deadline: it went on accepting with the old code until the service
+ * stopped. It had the stop signal from its own handoff; we bound it. */
+static void bound_left_generation(Supervisor *s) {
+        if (s->left_pidfd < 0)
+                return;
+        if (pidfd_signal(s->left_pidfd, 0) < 0) {
+                s->left_pidfd = safe_close(s->left_pidfd); /* drained: its main is gone */
+                return;
+        }
+        log_warning("The previous handoff exited while its generation still ran (killed?); this one ends it at its "
+                    "drain deadline.");
+        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, s->left_drain_timeout, on_retiree_gone, s,
+                             &s->retiree);
+}
+
 static void on_predecessor_gone(void *userdata) {
         Supervisor *s = userdata;
         Role before = s->role;
@@ -765,6 +783,8 @@ static void on_predecessor_gone(void *userdata) {
         }
         if (before == ROLE_NAMED && s->role == ROLE_MAIN)
                 take_over_alone(s);
+        else if (before == ROLE_MAIN_AFTER_TAKEOVER)
+                bound_left_generation(s);
         check_all_gone(s);
         standby_update(s);
 }
@@ -781,8 +801,8 @@ static void on_named(int stop_signal, usec_t drain_timeout, int pidfd, void *use
 static void on_took_over(bool reload_pending, void *userdata) {
         Supervisor *s = userdata;
         set_role(s, ROLE_EV_TOOK_OVER);
-        /* The predecessor retires its generation itself. */
-        s->left_pidfd = safe_close(s->left_pidfd);
+        /* The predecessor retires its generation itself; the pidfd is kept
+         * in case it does not live to (bound_left_generation()). */
         become_main(s, reload_pending, true);
 }
 
@@ -813,6 +833,7 @@ static void on_predecessor_stop(void *userdata) {
 static void on_predecessor_drained(void *userdata) {
         Supervisor *s = userdata;
         log_debug("The previous handoff has drained its generations and waits for this one.");
+        s->left_pidfd = safe_close(s->left_pidfd);
         set_role(s, ROLE_EV_PREDECESSOR_GONE);
         check_all_gone(s);
 }

@@ -428,26 +428,30 @@ def test_kill_old_main_while_draining(tmp):
 
 def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
     """As above, but the old generation ignores SIGTERM: its drain deadline
-    was the old handoff's to enforce, and nobody else does. It keeps
-    accepting connections with the old code until someone kills it: outside
-    systemd, forever (it outlives even the new main's stop); under systemd,
-    until the service stops (KillMode=mixed or control-group SIGKILLs what
-    is left in the cgroup)."""
+    was the old handoff's to enforce. The new main, which keeps a pidfd of
+    that generation from NAMED, sees the old handoff exit while it still
+    runs (a drained one waits for its generations first) and SIGKILLs it at
+    the drain deadline. Before, it went on accepting with the old code
+    until someone killed it: outside systemd, forever (it outlived even the
+    new main's stop); under systemd, until the service stopped."""
     need("handover")
-    h = start(tmp, args=("--ignore-sigterm",))
+    h = start(tmp, SHORT_DRAIN, args=("--ignore-sigterm",))
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "50")
         n = h.ready_count()
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
+        new_main = h.main_pid()
         h.wait_log("Handed over to handoff pid")
         os.kill(h.pid, signal.SIGKILL)
-        wait_for(lambda: "The previous handoff has exited." in h.log(), 10, "the new main saw it go")
+        h.wait_log(f"handoff[{new_main}]: The previous handoff exited while its generation still ran")
+        wait_for(lambda: not alive(old), 10, "the stubborn old generation killed at its drain deadline")
+        check(f"The previous handoff's generation (pid {old}) did not exit in time; sending SIGKILL." in h.log(),
+              h.log())
+        check(http_get(h.port)[2] != old, "no longer served by the old code")
         check(h.stop() == 0, h.log())
-        check(alive(old), "the stubborn old generation outlived every handoff")
-        check(h.app_pids() == [old], f"and is the only process left: {h.descendants()}")
-        check(http_get(h.port)[2] == old, "still serving the old code")
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
     finally:
         teardown(h)
 
