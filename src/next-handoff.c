@@ -30,6 +30,7 @@ struct NextHandoff {
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
         bool taken_over;
+        bool unlinks_sent;          /* the UNLINK messages: with NAMED, or else with TAKEOVER */
         bool takes_stop;            /* FEATURES said "stop" */
 
         int pidfd;
@@ -366,8 +367,26 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
         return 0;
 }
 
-void next_handoff_tell_named(NextHandoff *n, int gen_pidfd, int stop_signal, usec_t drain_timeout) {
-        /* Into an empty buffer, as TAKEOVER (see next_handoff_take_over()). */
+/* A message each: a path may hold any byte but NUL. Sent without waiting,
+ * and no outbox (outbox.h) is needed: nothing else goes this way after the
+ * start, so they fill an empty buffer, which takes some 270 such messages
+ * at the default 208 KiB, and what was sent stays readable after we exit. */
+static void send_unlink_paths(NextHandoff *n, char *const *unlink_paths, size_t n_paths) {
+        if (n->unlinks_sent)
+                return;
+        n->unlinks_sent = true;
+        for (size_t i = 0; i < n_paths; i++) {
+                int r = channel_send(n->channel, "UNLINK %s", unlink_paths[i]);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to pass on %s: %m", unlink_paths[i]);
+        }
+}
+
+void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,
+                             int stop_signal, usec_t drain_timeout) {
+        /* Before NAMED: a next handoff that takes over by itself removes
+         * them at its final stop too. */
+        send_unlink_paths(n, unlink_paths, n_paths);
         int r = channel_send_fd(n->channel, gen_pidfd, "NAMED %d %" PRIu64, stop_signal, (uint64_t) drain_timeout);
         if (r < 0)
                 log_warning_errno(r, "Failed to tell the next handoff (pid %d) that the service manager names it "
@@ -380,14 +399,7 @@ int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_p
         n->taken_over = true;
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
         n->channel_source = sd_event_source_disable_unref(n->channel_source);
-        /* A message each: a path may hold any byte but NUL. Sent without
-         * waiting, and no outbox (outbox.h) is needed: nothing else goes
-         * this way after the start, so they fill an empty buffer, which
-         * takes some 270 such messages at the default 208 KiB, and what was
-         * sent stays readable after we exit. */
-        for (size_t i = 0; i < n_paths; i++)
-                if ((r = channel_send(n->channel, "UNLINK %s", unlink_paths[i])) < 0)
-                        log_warning_errno(r, "Failed to pass on %s: %m", unlink_paths[i]);
+        send_unlink_paths(n, unlink_paths, n_paths);
         r = channel_send(n->channel, "TAKEOVER %d", reload_pending ? 1 : 0);
         *ret_channel = TAKE_FD(n->channel);
         if (r < 0)

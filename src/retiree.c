@@ -41,7 +41,9 @@ pid_t retiree_pid(const Retiree *r) {
 }
 
 /* Its process group too: the generation's own (spawn.c), whose id stays
- * its main's while the main lives, which the pidfd tells us. */
+ * its main's while the main lives, which the pidfd tells us. (Checked,
+ * then killed: the main reaped and its pid reused as a group id in
+ * between would take microseconds against a pid space's wrap-around.) */
 void retiree_kill(Retiree *r) {
         if (!r || pidfd_signal(r->pidfd, 0) < 0)
                 return;

@@ -692,6 +692,12 @@ static void on_unlink_path(const char *path, void *userdata) {
                 log_warning("Out of memory; %s will not be removed at stop.", path);
 }
 
+/* As a next handoff about to be main: whether its generation is ready and
+ * nothing asked it to stop (or else it failed). */
+static bool can_serve(const Supervisor *s) {
+        return !s->stop_requested && s->candidate && s->candidate->ready;
+}
+
 /* Main now (the role says so already): speak to systemd, and serve the
  * candidate, or stop. ready_announced: the predecessor's MAINPID= datagram
  * said READY=1 for it, and we know systemd has read it. */
@@ -699,7 +705,7 @@ static void become_main(Supervisor *s, bool reload_pending, bool ready_announced
         sdnotify_enable(true);
         if (mirroring(s))
                 service_store_resync(&s->store, s->inherited_names, strv_length(s->inherited_names));
-        if (s->stop_requested || !s->candidate || !s->candidate->ready) {
+        if (!can_serve(s)) {
                 /* Told to stop between MAINPID= and this: systemd already names
                  * us main, so ours is the service's stop. It ends after our
                  * predecessor's, whose requests are still draining. */
@@ -730,7 +736,8 @@ static void on_retiree_gone(void *userdata) {
  * deadline. */
 static void retire_left_generation(Supervisor *s) {
         if (s->left_pidfd < 0) {
-                log_warning("The previous handoff passed no pidfd of its serving generation; it is not retired.");
+                /* It had none serving (its main had exited), or no pidfd of it (logged there). */
+                log_debug("The previous handoff passed no pidfd of a serving generation; none is retired.");
                 return;
         }
         (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), s->left_stop_signal, s->left_drain_timeout,
@@ -744,10 +751,15 @@ static void retire_left_generation(Supervisor *s) {
  * said again: the predecessor's went with MAINPID=, but nothing tells us
  * that systemd has read it; a second one changes nothing. */
 static void take_over_alone(Supervisor *s) {
-        /* "Gone", not "killed": one that gave up the handover after
-         * MAINPID= (this one failed) exits too, once it has drained. */
-        log_warning("The previous handoff is gone after it had named this one main to the service manager "
-                    "(MAINPID=), without telling it to take over (killed?); taking over by itself.");
+        /* One that gave up the handover after MAINPID= (this one failed,
+         * or was told to stop) exits too, once it has drained: we are
+         * stopping then, and systemd's main all the same. */
+        if (!can_serve(s))
+                log_info("The previous handoff is gone after it had named this one main to the service manager "
+                         "(MAINPID=); stopping as the main process.");
+        else
+                log_warning("The previous handoff is gone after it had named this one main to the service manager "
+                            "(MAINPID=), without telling it to take over (killed?); taking over by itself.");
         retire_left_generation(s);
         become_main(s, false, false);
 }
@@ -907,7 +919,8 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                 .last_reload_ended = s->results.last_ended,
                 .last_reload_duration = s->results.last_took,
                 .handed_over_to = s->handed_to,
-                .predecessor_draining = role_predecessor_alive(s->role),
+                /* ... or, gone, left its generation to us to retire. */
+                .predecessor_draining = role_predecessor_alive(s->role) || s->retiree,
                 .standby = s->standby ? standby_pid(s->standby) : 0,
         };
         if (s->serving)
@@ -1196,7 +1209,8 @@ static void tell_next_named(Supervisor *s) {
                 log_warning_errno(pidfd, "Failed to open a pidfd of generation %u (pid %d); should this handoff "
                                   "die before the takeover, the next one cannot retire it: %m",
                                   s->serving->number, (int) s->serving->pid);
-        next_handoff_tell_named(s->next, pidfd, s->opt->stop_signal, s->opt->drain_timeout);
+        next_handoff_tell_named(s->next, s->p->listeners->created_paths, s->p->listeners->n_created, pidfd,
+                                s->opt->stop_signal, s->opt->drain_timeout);
 }
 
 /* MAINPID= is out: the reload is done, as its STATUS= said. */

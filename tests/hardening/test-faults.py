@@ -216,6 +216,8 @@ def test_kill_candidate_app_after_ready_before_commit(tmp):
               f"{slow.status} {slow.pid} {slow.error}")
         nothing_left(h)
         check(h.exit_status(succ) == 137, "systemd would see its main exit 137")
+        # The old main gave up, drained and exited: no death to take over after.
+        check("(killed?)" not in h.log() and "taking over by itself" not in h.log(), h.log())
     finally:
         teardown(h)
 
@@ -794,6 +796,11 @@ def test_sigterm_to_next_handoff_then_commit(tmp):
         nothing_left(h)
         left = [f for f in (sock, pidfile) if os.path.exists(f)]
         check(not left, f"left behind after the final stop: {left}")
+        # The old main gave up, drained and exited: the next handoff says
+        # so, and takes nothing over.
+        check(f"handoff[{succ}]: The previous handoff is gone after it had named this one main to the service "
+              "manager (MAINPID=); stopping as the main process." in log, log)
+        check("(killed?)" not in log and "taking over by itself" not in log, log)
     finally:
         teardown(h)
 

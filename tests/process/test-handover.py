@@ -121,13 +121,16 @@ def test_old_main_killed_after_mainpid_before_takeover(tmp):
     its SIGCHLD), so an abort would end the service. The next handoff takes
     over by itself (NAMED came before the end of file), says READY=1,
     retires the old generation (stop signal, through the pidfd the old main
-    passed) and serves on; no request fails and the next reload works."""
+    passed) and serves on; no request fails and the next reload works. The
+    unix socket file the old main made is removed at the final stop: its
+    path came before NAMED."""
     port = free_port()
+    sock = os.path.join(tmp, "app.sock")
     args_file = os.path.join(tmp, "fixture.args")
     set_args(args_file, "--init-delay", "100")
     fake = HoldingSystemd(tmp, hold=False)
-    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--drain-timeout=20s"],
-                fixture_cmd(args_file), notify=fake)
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "-l", f"unix:{sock}", "--mode=handover",
+                      "--drain-timeout=20s"], fixture_cmd(args_file), notify=fake)
     h.port = port
     load = None
     try:
@@ -162,7 +165,9 @@ def test_old_main_killed_after_mainpid_before_takeover(tmp):
         h.signal(signal.SIGHUP)
         h.wait_ready(n + 1, timeout=20)
         check(h.main_pid() not in (h.pid, succ), f"a further reload hands over: {h.mains()}")
+        check(os.path.exists(sock), "premise: the socket file serves on")
         check(h.stop() == 0, h.log())
+        check(not os.path.exists(sock), f"the socket file is removed at the final stop; log:\n{h.log()}")
     finally:
         if load:
             load.kill()
@@ -172,12 +177,13 @@ def test_old_main_killed_after_mainpid_before_takeover(tmp):
 def test_old_main_killed_before_takeover_stubborn_generation_killed(tmp):
     """As above, but the old generation ignores its stop signal: the next
     handoff that took over by itself SIGKILLs it at the drain deadline the
-    old main passed on (1 s here), as the old main would have."""
+    old main passed on (3 s here), as the old main would have. Meanwhile
+    `handoff status` says something still drains, and a stop would wait."""
     port = free_port()
     args_file = os.path.join(tmp, "fixture.args")
     set_args(args_file, "--init-delay", "50", "--ignore-sigterm")
     fake = HoldingSystemd(tmp, hold=False)
-    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--drain-timeout=1s"],
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--drain-timeout=3s"],
                 fixture_cmd(args_file), notify=fake)
     try:
         h.wait_ready(1)
@@ -190,6 +196,8 @@ def test_old_main_killed_before_takeover_stubborn_generation_killed(tmp):
         os.kill(h.pid, signal.SIGKILL)
         fake.release()
         h.wait_log(f"handoff[{succ}]: Retiring the previous handoff's generation (pid {old_app}): sent SIGTERM.")
+        st = status_json(succ)
+        check(st["predecessor_draining"] and pid_alive(old_app), f"status says it drains: {st}")
         h.wait_log(f"handoff[{succ}]: The previous handoff's generation (pid {old_app}) did not exit in time; "
                    f"sending SIGKILL.", 10)
         wait_for(lambda: not pid_alive(old_app), 10, f"the old generation {old_app} is killed; log:\n{h.log()}")
