@@ -10,6 +10,7 @@
 
 #include "options.h"
 #include "status.h"
+#include "unit.h"
 
 static int parse(Options *o, const char *arg) {
         char *argv[] = { (char *) "handoff", (char *) arg, (char *) "--", (char *) "server", NULL };
@@ -72,9 +73,5 @@ int main(void) {
         tcase_add_test(tc, test_status_text);
         tcase_add_test(tc, test_status_json);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return unit_run(s);
 }
