@@ -458,6 +458,41 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
         teardown(h)
 
 
+def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(tmp):
+    """As above, but the new main B has reloaded again, and handed over to C,
+    before the old main A is killed: B is no longer main, C never heard of
+    generation 1, and only B holds its pidfd. B waits for A's end before it
+    exits (A's own drain deadline bounds that), and when A is killed B
+    SIGKILLs generation 1 at the deadline that began at the first takeover.
+    (Found by the last reader of the round: generation 1 outlived every
+    deadline.)"""
+    need("handover")
+    h = start(tmp, "--drain-timeout=6s", args=("--ignore-sigterm",))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        b = h.main_pid()
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid")
+        h.wait_log(f"handoff[{b}]: Took over as the main process")
+        os.kill(b, signal.SIGHUP)
+        h.wait_ready(n + 2, timeout=20)
+        h.wait_log(f"handoff[{b}]: Handed over to handoff pid")
+        check(alive(h.pid) and alive(old), "premise: A still drains the stubborn generation 1")
+        os.kill(h.pid, signal.SIGKILL)
+        h.wait_log(f"handoff[{b}]: The previous handoff exited while its generation still ran")
+        wait_for(lambda: not alive(old), 15, f"generation 1 (pid {old}) killed at its drain deadline:\n{h.log()}")
+        check(f"handoff[{b}]: The previous handoff's generation (pid {old}) did not exit in time; sending SIGKILL."
+              in h.log(), h.log())
+        wait_for(lambda: not alive(b), 20, f"B exits once generation 1 is gone:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
 def test_sighup_to_old_main_after_handover_is_not_dropped(tmp):
     """A SIGHUP that reaches the old main after it handed over (a
     `kill -HUP <pid>` that read the pid a moment too early, a pid file not
