@@ -69,6 +69,7 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
         return 0;
 }
 
+static int channel_vsend(int fd, int passed, const char *fmt, va_list ap) _printf_(3, 0);
 static int channel_vsend(int fd, int passed, const char *fmt, va_list ap) {
         char buf[CHANNEL_MAX_MESSAGE];
         int n = vsnprintf(buf, sizeof buf, fmt, ap);
