@@ -14,6 +14,7 @@ struct Retiree {
         int pidfd;
         sd_event_source *exit_source;   /* the pidfd: readable once the process has exited */
         sd_event_source *timer_source;  /* the drain deadline */
+        bool held;                      /* no stop signal of ours: its own handoff retires it */
         RetireeGone gone;
         void *userdata;
 };
@@ -53,7 +54,9 @@ void retiree_kill(Retiree *r) {
 
 static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Retiree *r = userdata;
-        log_info("The previous handoff's generation (pid %d) has exited.", (int) r->pid);
+        /* Held only (its own handoff retires it): every handover's, not news. */
+        log_full_errno(r->held ? LOG_DEBUG : LOG_INFO, 0, "The previous handoff's generation (pid %d) has exited.",
+                       (int) r->pid);
         r->exit_source = sd_event_source_disable_unref(r->exit_source);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
         r->gone(r->userdata);
@@ -92,13 +95,13 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, Retiree
                 log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
                          sigabbrev_np(sig) ?: "?");
         else
-                log_info("The previous handoff's generation (pid %d) drains until its deadline.", (int) pid);
+                log_debug("Holding the previous handoff's generation (pid %d) to its drain deadline.", (int) pid);
 
         Retiree *t = calloc(1, sizeof *t);
         if (!t)
                 return log_warning_errno(ENOMEM, "Out of memory; the previous handoff's generation (pid %d) has no "
                                          "drain deadline.", (int) pid);
-        *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .gone = gone, .userdata = userdata };
+        *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .held = sig == 0, .gone = gone, .userdata = userdata };
         r = sd_event_add_io(e, &t->exit_source, t->pidfd, EPOLLIN, on_retiree_exit, t);
         if (r >= 0 && drain_timeout != USEC_INFINITY)
                 r = sd_event_add_time_relative(e, &t->timer_source, CLOCK_MONOTONIC, drain_timeout, 1000,

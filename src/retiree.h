@@ -5,13 +5,15 @@
 
 #include "time-util.h"
 
-/* A generation left behind by a handoff that died before retiring it: the
- * old main's serving generation, when the old main was killed between
- * MAINPID= and TAKEOVER (channel.h, NAMED), or while it drained after. Known by a pidfd of its main
- * process alone: it is neither our child nor in our process tree. It gets
- * the stop signal now, as a retirement, and SIGKILL (its process group
- * too) if its main still lives after the drain timeout; its other
- * processes are the service manager's to end (KillMode=). */
+/* The previous handoff's serving generation (channel.h, NAMED), known by a
+ * pidfd of its main process alone: it is neither our child nor in our
+ * process tree. Retired by us when that handoff was killed between
+ * MAINPID= and TAKEOVER: the stop signal now, and SIGKILL (its process
+ * group too) if its main still lives after the drain timeout. Held by us
+ * after TAKEOVER, while that handoff retires it: no signal, only the same
+ * SIGKILL at the same deadline, which then still comes if that handoff is
+ * killed while it drains. Its other processes are the service manager's to
+ * end (KillMode=). */
 
 typedef struct Retiree Retiree;
 

@@ -123,7 +123,6 @@ struct Supervisor {
         int left_pidfd;
         int left_stop_signal;
         usec_t left_drain_timeout;
-        usec_t left_retired_at;          /* TAKEOVER: when the predecessor began to retire it */
         Retiree *retiree;
         sd_event_source *predecessor_exit;
         char **inherited_names;  /* ... and its store, for the resync at takeover */
@@ -176,21 +175,13 @@ static bool mirroring(Supervisor *s) {
         return s->p->mirror_store && role_speaks_to_systemd(s->role);
 }
 
-/* A predecessor that drains the generation NAMED told us of: even once we
- * have handed over in turn, we are the only one who could bound its drain
- * should it be killed (bound_left_generation()), so we wait for its end,
- * which its own drain deadline bounds. */
-static bool holds_left_generation(const Supervisor *s) {
-        return s->takeover && s->left_pidfd >= 0;
-}
-
 static bool all_gone(Supervisor *s) {
         /* Once MAINPID= names the next handoff it is systemd's to wait for,
          * not ours. A new main that stops right after a reload waits for
          * the old one, still draining, so that systemd does not kill what
          * it serves. */
         return !s->gens && (!s->next || s->role == ROLE_YIELDED) && s->n_aborted == 0 &&
-               !role_predecessor_alive(s->role) && !s->awaits_next && !s->retiree && !holds_left_generation(s);
+               !role_predecessor_alive(s->role) && !s->awaits_next && !s->retiree;
 }
 
 static void next_stop_progress(Supervisor *s);
@@ -773,26 +764,25 @@ static void take_over_alone(Supervisor *s) {
         become_main(s, false, false);
 }
 
-/* The predecessor exited after TAKEOVER (whatever we have become since:
- * main still, or handed over in turn): as it waits for its generations
- * first, it has drained, unless it was killed while it drained. Then its
- * serving generation lives on, and nobody else would enforce its drain
- * deadline: it went on accepting with the old code until the service
- * stopped. It had the stop signal from its own handoff; we hold it to the
- * deadline that began then, at TAKEOVER. */
-static void bound_left_generation(Supervisor *s) {
+/* TAKEOVER: the predecessor retires the generation NAMED told us of, from
+ * now on. Should it be killed while that generation drains, nobody would
+ * hold it to its drain deadline, and one that ignores its stop signal
+ * would go on accepting with the old code until the service stopped. So
+ * we hold it to that deadline too, whatever becomes of the predecessor or
+ * of us (a handed-off handoff waits for it before it exits), a little
+ * after, so that the predecessor's own SIGKILL comes first while it
+ * lives. Without a deadline there is nothing to hold. */
+#define HOLD_GRACE USEC_PER_SEC
+
+static void hold_left_generation(Supervisor *s) {
         if (s->left_pidfd < 0)
                 return;
-        if (pidfd_signal(s->left_pidfd, 0) < 0) {
-                s->left_pidfd = safe_close(s->left_pidfd); /* drained: its main is gone */
+        if (s->left_drain_timeout == USEC_INFINITY) {
+                s->left_pidfd = safe_close(s->left_pidfd);
                 return;
         }
-        usec_t left = s->left_drain_timeout, now = now_monotonic();
-        if (left != USEC_INFINITY)
-                left = s->left_retired_at + left > now ? s->left_retired_at + left - now : 0;
-        log_warning("The previous handoff exited while its generation still ran (killed?); this one ends it at its "
-                    "drain deadline.");
-        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, left, on_retiree_gone, s, &s->retiree);
+        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, usec_add(s->left_drain_timeout, HOLD_GRACE),
+                             on_retiree_gone, s, &s->retiree);
 }
 
 static void on_predecessor_gone(void *userdata) {
@@ -808,8 +798,6 @@ static void on_predecessor_gone(void *userdata) {
         }
         if (before == ROLE_NAMED && s->role == ROLE_MAIN)
                 take_over_alone(s);
-        else
-                bound_left_generation(s);
         check_all_gone(s);
         standby_update(s);
 }
@@ -826,9 +814,7 @@ static void on_named(int stop_signal, usec_t drain_timeout, int pidfd, void *use
 static void on_took_over(bool reload_pending, void *userdata) {
         Supervisor *s = userdata;
         set_role(s, ROLE_EV_TOOK_OVER);
-        /* The predecessor retires its generation itself, from now on; the
-         * pidfd is kept in case it does not live to (bound_left_generation()). */
-        s->left_retired_at = now_monotonic();
+        hold_left_generation(s);
         become_main(s, reload_pending, true);
 }
 
@@ -859,7 +845,6 @@ static void on_predecessor_stop(void *userdata) {
 static void on_predecessor_drained(void *userdata) {
         Supervisor *s = userdata;
         log_debug("The previous handoff has drained its generations and waits for this one.");
-        s->left_pidfd = safe_close(s->left_pidfd);
         set_role(s, ROLE_EV_PREDECESSOR_GONE);
         check_all_gone(s);
 }

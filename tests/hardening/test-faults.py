@@ -430,12 +430,12 @@ def test_kill_old_main_while_draining(tmp):
 
 def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
     """As above, but the old generation ignores SIGTERM: its drain deadline
-    was the old handoff's to enforce. The new main, which keeps a pidfd of
-    that generation from NAMED, sees the old handoff exit while it still
-    runs (a drained one waits for its generations first) and SIGKILLs it at
-    the drain deadline. Before, it went on accepting with the old code
-    until someone killed it: outside systemd, forever (it outlived even the
-    new main's stop); under systemd, until the service stopped."""
+    was the old handoff's to enforce. The new main holds it to that deadline
+    too, from the takeover, through the pidfd that came with NAMED, and
+    SIGKILLs it a second after the deadline once the old handoff is no
+    longer there to. Before, it went on accepting with the old code until
+    someone killed it: outside systemd, forever (it outlived even the new
+    main's stop); under systemd, until the service stopped."""
     need("handover")
     h = start(tmp, SHORT_DRAIN, args=("--ignore-sigterm",))
     try:
@@ -447,10 +447,9 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
         new_main = h.main_pid()
         h.wait_log("Handed over to handoff pid")
         os.kill(h.pid, signal.SIGKILL)
-        h.wait_log(f"handoff[{new_main}]: The previous handoff exited while its generation still ran")
         wait_for(lambda: not alive(old), 10, "the stubborn old generation killed at its drain deadline")
-        check(f"The previous handoff's generation (pid {old}) did not exit in time; sending SIGKILL." in h.log(),
-              h.log())
+        check(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) did not exit in time; sending "
+              "SIGKILL." in h.log(), h.log())
         check(http_get(h.port)[2] != old, "no longer served by the old code")
         check(h.stop() == 0, h.log())
         check(h.app_pids() == [], f"nothing left: {h.descendants()}")
@@ -461,11 +460,10 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
 def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(tmp):
     """As above, but the new main B has reloaded again, and handed over to C,
     before the old main A is killed: B is no longer main, C never heard of
-    generation 1, and only B holds its pidfd. B waits for A's end before it
-    exits (A's own drain deadline bounds that), and when A is killed B
-    SIGKILLs generation 1 at the deadline that began at the first takeover.
-    (Found by the last reader of the round: generation 1 outlived every
-    deadline.)"""
+    generation 1, and only B holds its pidfd. B holds it to the deadline
+    that began at the first takeover all the same, and waits for it before
+    it exits. (Found by the last reader of the round: generation 1 outlived
+    every deadline.)"""
     need("handover")
     h = start(tmp, "--drain-timeout=6s", args=("--ignore-sigterm",))
     try:
@@ -482,13 +480,39 @@ def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(
         h.wait_log(f"handoff[{b}]: Handed over to handoff pid")
         check(alive(h.pid) and alive(old), "premise: A still drains the stubborn generation 1")
         os.kill(h.pid, signal.SIGKILL)
-        h.wait_log(f"handoff[{b}]: The previous handoff exited while its generation still ran")
         wait_for(lambda: not alive(old), 15, f"generation 1 (pid {old}) killed at its drain deadline:\n{h.log()}")
         check(f"handoff[{b}]: The previous handoff's generation (pid {old}) did not exit in time; sending SIGKILL."
               in h.log(), h.log())
         wait_for(lambda: not alive(b), 20, f"B exits once generation 1 is gone:\n{h.log()}")
         check(h.stop() == 0, h.log())
         check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
+def test_no_drain_deadline_holds_no_handoff_back(tmp):
+    """--drain-timeout=infinity and an old generation that never ends: there
+    is no deadline to hold it to, so a new main that hands over in turn does
+    not wait for it, and handoffs do not pile up one per reload behind it.
+    (Found by a second reader of 920b292: every handoff stayed, and the
+    newest main's stop waited for the oldest generation.)"""
+    need("handover")
+    h = start(tmp, "--drain-timeout=infinity", args=("--ignore-sigterm",))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        b = h.main_pid()
+        h.wait_log(f"handoff[{b}]: Took over as the main process")
+        os.kill(b, signal.SIGHUP)
+        h.wait_ready(n + 2, timeout=20)
+        c = h.main_pid()
+        h.wait_log(f"handoff[{c}]: Took over as the main process")
+        wait_for(lambda: not alive(b), 20, f"the handed-off second handoff exits:\n{h.log()}")
+        check(alive(h.pid) and alive(old), "the first handoff still drains its generation, which has no deadline")
+        check(h.stop() == 0, h.log())
     finally:
         teardown(h)
 

@@ -444,8 +444,8 @@ def test_sighup_to_a_stale_main_is_passed_on(tmp):
     file) is passed on to the new main, which reloads. Once that one has
     exited, the old main passes nothing on: it holds a pidfd of it, so a pid
     given out again meanwhile is never signalled. (The second main, handed
-    off, would wait for the first's end: it holds the drain deadline of the
-    first's generation. Here it is killed, as it might be.)"""
+    off, would wait for the first's generation: it holds it to its drain
+    deadline too. Here it is killed, as it might be.)"""
     from harness import SlowRequest
     h = start(tmp)
     try:
