@@ -44,7 +44,9 @@
  * manager already naming the next handoff main, which then takes over by
  * itself and retires the old generation through the pidfd (as TAKEOVER 0
  * would have, and as the old main would have). After TAKEOVER, the old
- * main's end of file means it has finished draining.
+ * main's end of file means it has finished draining, or was killed while
+ * it drained: the next handoff keeps NAMED's pidfd from TAKEOVER on and
+ * holds that generation to its drain deadline itself (retiree.h).
  *
  * The old main may not read for a while (stopped, starved of CPU) while the
  * next handoff's STATUS lines fill its end: the next handoff's reports wait

@@ -81,16 +81,16 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, Retiree
                 return 0;
         }
         if (r < 0)
-                return log_warning_errno(r, "Failed to retire the previous handoff's generation: no pidfd of "
-                                         "it: %m");
+                return log_warning_errno(r, "Failed to %s the previous handoff's generation: no pidfd of it: %m",
+                                         sig != 0 ? "retire" : "hold");
         r = pidfd_signal(fd, sig);
         if (r == -ESRCH) {
                 *ret = NULL;
                 return 0;
         }
         if (r < 0)
-                return log_warning_errno(r, "Failed to send SIG%s to the previous handoff's generation (pid %d): %m",
-                                         sigabbrev_np(sig) ?: "?", (int) pid);
+                return log_warning_errno(r, "Failed to %s the previous handoff's generation (pid %d): %m",
+                                         sig != 0 ? "signal" : "hold", (int) pid);
         if (sig != 0)
                 log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
                          sigabbrev_np(sig) ?: "?");

@@ -11,8 +11,8 @@
  * MAINPID= and TAKEOVER: the stop signal now, and SIGKILL (its process
  * group too) if its main still lives after the drain timeout. Held by us
  * after TAKEOVER, while that handoff retires it: no signal, only the same
- * SIGKILL at the same deadline, which then still comes if that handoff is
- * killed while it drains. Its other processes are the service manager's to
+ * SIGKILL a little after the same deadline, which then still comes if that
+ * handoff is killed while it drains. Its other processes are the service manager's to
  * end (KillMode=). */
 
 typedef struct Retiree Retiree;

@@ -517,6 +517,35 @@ def test_no_drain_deadline_holds_no_handoff_back(tmp):
         teardown(h)
 
 
+def test_second_stop_of_new_main_kills_the_held_old_generation(tmp):
+    """A second stop kills every generation at once: also the old main's,
+    which the new main holds to its drain deadline after a takeover. The
+    slow request the old generation drains is cut, and the stop is over
+    without waiting for it."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 20000)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        b = h.main_pid()
+        h.wait_log(f"fixture-server: pid={old} got Terminated")
+        os.kill(b, signal.SIGTERM)
+        h.wait_log(f"handoff[{b}]: Stop requested")
+        os.kill(b, signal.SIGTERM)
+        h.wait_log(f"handoff[{b}]: Second stop request")
+        # Well before the old main's own 10 s drain deadline.
+        wait_for(lambda: not alive(old), 5, f"the old generation killed at once:\n{h.log()}")
+        slow.join(timeout=10)
+        check(slow.status != 200, f"the old generation's slow request was cut: {slow.status} {slow.error}")
+        wait_for(lambda: not alive(b), 5, f"the new main's stop is over:\n{h.log()}")
+    finally:
+        teardown(h)
+
+
 def test_sighup_to_old_main_after_handover_is_not_dropped(tmp):
     """A SIGHUP that reaches the old main after it handed over (a
     `kill -HUP <pid>` that read the pid a moment too early, a pid file not
