@@ -457,6 +457,26 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
         teardown(h)
 
 
+def two_handovers_from_a_stubborn_generation(h):
+    """From generation 1, started with --ignore-sigterm, a reload to B (with
+    a generation that stops on SIGTERM) and B's own reload to C, each taken
+    over. Returns (generation 1's pid, B, C)."""
+    old = serving_pid(h.port)
+    set_args(h.args_file, "--init-delay", "50")
+    n = h.ready_count()
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n + 1, timeout=20)
+    b = h.main_pid()
+    h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {b}")
+    h.wait_log(f"handoff[{b}]: Took over as the main process")
+    os.kill(b, signal.SIGHUP)
+    h.wait_ready(n + 2, timeout=20)
+    c = h.main_pid()
+    h.wait_log(f"handoff[{b}]: Handed over to handoff pid {c}")
+    h.wait_log(f"handoff[{c}]: Took over as the main process")
+    return old, b, c
+
+
 def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(tmp):
     """As above, but the new main B has reloaded again, and handed over to C,
     before the old main A is killed: B is no longer main, C never heard of
@@ -467,17 +487,7 @@ def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(
     need("handover")
     h = start(tmp, "--drain-timeout=6s", args=("--ignore-sigterm",))
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        b = h.main_pid()
-        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid")
-        h.wait_log(f"handoff[{b}]: Took over as the main process")
-        os.kill(b, signal.SIGHUP)
-        h.wait_ready(n + 2, timeout=20)
-        h.wait_log(f"handoff[{b}]: Handed over to handoff pid")
+        old, b, _ = two_handovers_from_a_stubborn_generation(h)
         check(alive(h.pid) and alive(old), "premise: A still drains the stubborn generation 1")
         os.kill(h.pid, signal.SIGKILL)
         wait_for(lambda: not alive(old), 15, f"generation 1 (pid {old}) killed at its drain deadline:\n{h.log()}")
@@ -499,17 +509,7 @@ def test_no_drain_deadline_holds_no_handoff_back(tmp):
     need("handover")
     h = start(tmp, "--drain-timeout=infinity", args=("--ignore-sigterm",))
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        b = h.main_pid()
-        h.wait_log(f"handoff[{b}]: Took over as the main process")
-        os.kill(b, signal.SIGHUP)
-        h.wait_ready(n + 2, timeout=20)
-        c = h.main_pid()
-        h.wait_log(f"handoff[{c}]: Took over as the main process")
+        old, b, _ = two_handovers_from_a_stubborn_generation(h)
         wait_for(lambda: not alive(b), 20, f"the handed-off second handoff exits:\n{h.log()}")
         check(alive(h.pid) and alive(old), "the first handoff still drains its generation, which has no deadline")
         check(h.stop() == 0, h.log())
