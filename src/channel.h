@@ -23,7 +23,8 @@
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
  *                                  remove it at the final stop
  *                 "NAMED <signal> <usec>"  MAINPID= naming you has gone to
- *                                  the service manager; with a pidfd of my
+ *                                  the service manager (with none: TAKEOVER
+ *                                  follows at once); with a pidfd of my
  *                                  serving generation's main process (none
  *                                  when I have none), and the stop signal and
  *                                  drain timeout it retires with (usec:

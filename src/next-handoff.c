@@ -31,6 +31,7 @@ struct NextHandoff {
         bool gave_up;               /* it said FAILED: it is stopping by itself */
         bool taken_over;
         bool unlinks_sent;          /* the UNLINK messages: with NAMED, or else with TAKEOVER */
+        bool named;                 /* NAMED went */
         bool takes_stop;            /* FEATURES said "stop" */
 
         int pidfd;
@@ -50,6 +51,10 @@ pid_t next_handoff_pid(const NextHandoff *n) {
 
 bool next_handoff_takes_stop(const NextHandoff *n) {
         return n->takes_stop;
+}
+
+bool next_handoff_named(const NextHandoff *n) {
+        return n->named;
 }
 
 int next_handoff_pidfd_dup(const NextHandoff *n) {
@@ -387,6 +392,7 @@ void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n
         /* Before NAMED: a next handoff that takes over by itself removes
          * them at its final stop too. */
         send_unlink_paths(n, unlink_paths, n_paths);
+        n->named = true;
         int r = channel_send_fd(n->channel, gen_pidfd, "NAMED %d %" PRIu64, stop_signal, (uint64_t) drain_timeout);
         if (r < 0)
                 log_warning_errno(r, "Failed to tell the next handoff (pid %d) that the service manager names it "

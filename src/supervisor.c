@@ -1198,9 +1198,11 @@ static void start_bake(Supervisor *s) {
         }
 }
 
-/* The next handoff is main to systemd now: it must know, to take over by
- * itself should we die before we tell it to (channel.h, NAMED); and with
- * what to retire our serving generation then, as we would have. */
+/* The next handoff is main to systemd now (or, with no service manager,
+ * about to be told TAKEOVER): it must know, to take over by itself should
+ * we die before we tell it to (channel.h, NAMED); and with what to retire
+ * our serving generation then, as we would have, or hold it to its drain
+ * deadline, should we die while it drains. */
 static void tell_next_named(Supervisor *s) {
         _cleanup_close_ int pidfd = -EBADF;
         /* Our child, not reaped yet: its pid is its own still. */
@@ -1344,6 +1346,12 @@ static void pass_stop_on(Supervisor *s) {
 }
 
 static void take_over_done(Supervisor *s, bool pass_reload) {
+        /* With no service manager no MAINPID= went out, nor NAMED after it:
+         * NAMED goes now, before TAKEOVER, so that the next handoff holds
+         * our generation to its drain deadline all the same, should we die
+         * while it drains (hold_left_generation()). */
+        if (!next_handoff_named(s->next))
+                tell_next_named(s);
         NextHandoff *n = TAKE_PTR(s->next);
         s->handed_to = next_handoff_pid(n);
         s->handed_pidfd = next_handoff_pidfd_dup(n);

@@ -47,14 +47,15 @@ DRAIN = "10s"
 SHORT_DRAIN = "--drain-timeout=1s"
 
 
-def start(tmp, *extra, args=("--init-delay", "100"), exe=None):
+def start(tmp, *extra, args=("--init-delay", "100"), exe=None, manager=True):
     """handoff -v in this pass's mode, with a fake systemd that answers
-    barriers until told to hold them, and a fixture whose arguments the test
-    may change before a reload (see harness.fixture_cmd)."""
+    barriers until told to hold them (manager=False: none, and no
+    NOTIFY_SOCKET), and a fixture whose arguments the test may change before
+    a reload (see harness.fixture_cmd)."""
     port = free_port()
     args_file = os.path.join(tmp, "fixture.args")
     set_args(args_file, *args)
-    fake = HoldingSystemd(tmp, hold=False)
+    fake = HoldingSystemd(tmp, hold=False) if manager else None
     argv = ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", f"--drain-timeout={DRAIN}", "--start-timeout=30s",
             *extra]
     if exe:
@@ -62,7 +63,10 @@ def start(tmp, *extra, args=("--init-delay", "100"), exe=None):
     else:
         h = Handoff(tmp, argv, fixture_cmd(args_file), notify=fake)
     h.port, h.args_file = port, args_file
-    h.wait_ready(1)
+    if manager:
+        h.wait_ready(1)
+    else:
+        h.wait_log_re(r"Generation 1 \(.*\) is ready", timeout=20)
     return h
 
 
@@ -454,6 +458,37 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
         check(h.stop() == 0, h.log())
         check(h.app_pids() == [], f"nothing left: {h.descendants()}")
     finally:
+        teardown(h)
+
+
+def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_drains(tmp):
+    """As above, with no service manager (forced --mode=handover, no
+    NOTIFY_SOCKET): no MAINPID= goes out, so NAMED and its pidfd go right
+    before TAKEOVER, and the new main holds the old generation to its drain
+    deadline all the same. Before, nothing came: the stubborn generation
+    went on accepting with the old code, and outlived even the new main's
+    stop."""
+    need("handover")
+    h = start(tmp, SHORT_DRAIN, args=("--ignore-sigterm",), manager=False)
+    new_main = None
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        os.kill(h.pid, signal.SIGHUP)
+        new_main = int(h.wait_log_re(rf"handoff\[{h.pid}\]: Handed over to handoff pid (\d+)", 20).group(1))
+        h.wait_log(f"handoff[{new_main}]: Took over as the main process")
+        os.kill(h.pid, signal.SIGKILL)
+        wait_for(lambda: not alive(old), 10, f"the stubborn old generation killed at its drain deadline:\n{h.log()}")
+        check(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) did not exit in time; sending "
+              "SIGKILL." in h.log(), h.log())
+        check(http_get(h.port)[2] != old, "no longer served by the old code")
+        os.kill(new_main, signal.SIGTERM)
+        wait_for(lambda: h.exit_status(new_main) is not None, 20, f"the new main's stop:\n{h.log()}")
+        check(h.exit_status(new_main) == 0, h.log())
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+    finally:
+        if new_main and alive(new_main):
+            os.kill(new_main, signal.SIGKILL)
         teardown(h)
 
 
