@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,19 +23,31 @@ int parse_pid(const char *s, pid_t *ret) {
         return 0;
 }
 
-/* "<signal> <usec>": a signal number 1 .. 64, strictly decimal as a pid,
- * and a number of microseconds. */
-static int parse_named(const char *s, int *ret_signal, uint64_t *ret_usec) {
-        char sig[3];
-        size_t n = strcspn(s, " ");
-        if (n == 0 || n >= sizeof sig || s[n] != ' ')
+/* Its five fields: decimal, no sign, no leading zero, one space apart. */
+static int parse_named(const char *s, ChannelNamed *ret) {
+        uint64_t v[5];
+        for (size_t i = 0; i < ELEMENTSOF(v); i++) {
+                char digits[21];
+                size_t n = strspn(s, "0123456789");
+                if (n == 0 || n >= sizeof digits || (n > 1 && s[0] == '0'))
+                        return -EINVAL;
+                memcpy(digits, s, n);
+                digits[n] = '\0';
+                if (safe_atou64(digits, &v[i]) < 0)
+                        return -EINVAL;
+                s += n;
+                if (i + 1 < ELEMENTSOF(v) && *s++ != ' ')
+                        return -EINVAL;
+        }
+        if (*s || v[0] < 1 || v[0] > 64 || v[2] > UINT_MAX)
                 return -EINVAL;
-        memcpy(sig, s, n);
-        sig[n] = '\0';
-        pid_t v;
-        if (parse_pid(sig, &v) < 0 || v > 64 || safe_atou64(s + n + 1, ret_usec) < 0)
-                return -EINVAL;
-        *ret_signal = (int) v;
+        *ret = (ChannelNamed) {
+                .stop_signal = (int) v[0],
+                .drain_timeout = v[1],
+                .number = (unsigned) v[2],
+                .started = v[3],
+                .ready = v[4],
+        };
         return 0;
 }
 
@@ -61,7 +75,7 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
                 m.kind = CHANNEL_STOP;
         else if (strcmp(buf, "DRAINED") == 0)
                 m.kind = CHANNEL_DRAINED;
-        else if (strncmp(buf, "NAMED ", 6) == 0 && parse_named(buf + 6, &m.signal, &m.usec) == 0)
+        else if (strncmp(buf, "NAMED ", 6) == 0 && parse_named(buf + 6, &m.named) == 0)
                 m.kind = CHANNEL_NAMED;
         else
                 return -EBADMSG;
@@ -102,6 +116,11 @@ int channel_send_fd(int fd, int passed, const char *fmt, ...) {
         int r = channel_vsend(fd, passed, fmt, ap);
         va_end(ap);
         return r;
+}
+
+int channel_send_named(int fd, int pidfd, const ChannelNamed *n) {
+        return channel_send_fd(fd, pidfd, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64, n->stop_signal,
+                               n->drain_timeout, n->number, n->started, n->ready);
 }
 
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {

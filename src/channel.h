@@ -22,14 +22,18 @@
  *                 "FAILED <why>"   it failed; I am exiting
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
  *                                  remove it at the final stop
- *                 "NAMED <signal> <usec>"  MAINPID= naming you has gone to
- *                                  the service manager (with none: TAKEOVER
+ *                 "NAMED <signal> <usec> <number> <started> <ready>"
+ *                                  MAINPID= naming you has gone to the
+ *                                  service manager (with none: TAKEOVER
  *                                  follows at once); with a pidfd of my
  *                                  serving generation's main process (none
- *                                  when I have none), and the stop signal and
+ *                                  when I have none), the stop signal and
  *                                  drain timeout it retires with (usec:
- *                                  18446744073709551615 for never). An older
- *                                  next handoff ignores the message
+ *                                  18446744073709551615 for never), and its
+ *                                  number, start and readiness (CLOCK_MONOTONIC
+ *                                  usec, the same in both of us; all 0 when I
+ *                                  have none). Decimal, no leading zero. An
+ *                                  older next handoff ignores the message
  *                 "TAKEOVER <0|1>" you are main now (1: a reload was asked
  *                                  for meanwhile: run it)
  *                 "STOP"           after TAKEOVER, to one that said "stop" in
@@ -73,18 +77,30 @@ typedef enum {
         CHANNEL_NAMED,
 } ChannelKind;
 
+/* NAMED's news of the old main's serving generation. */
+typedef struct ChannelNamed {
+        int stop_signal;        /* 1 .. 64 */
+        uint64_t drain_timeout; /* usec; UINT64_MAX: never */
+        unsigned number;        /* 0: none serves */
+        uint64_t started;       /* CLOCK_MONOTONIC usec */
+        uint64_t ready;         /* CLOCK_MONOTONIC usec */
+} ChannelNamed;
+
 typedef struct ChannelMessage {
         ChannelKind kind;
         pid_t pid;              /* PID, APP */
         bool reload_pending;    /* TAKEOVER */
-        int signal;             /* NAMED: 1 .. 64 */
-        uint64_t usec;          /* EXTEND; NAMED: the drain timeout */
+        ChannelNamed named;     /* NAMED */
+        uint64_t usec;          /* EXTEND */
         const char *text;       /* FAILED: why; STATUS: the text; UNLINK: the path; FEATURES: the words
                                  * (points into the buffer) */
 } ChannelMessage;
 
 /* Parses one NUL-terminated message. -EBADMSG for anything else. */
 int channel_parse(const char *buf, ChannelMessage *ret);
+
+/* Sends NAMED, with pidfd (none when it is negative). */
+int channel_send_named(int fd, int pidfd, const ChannelNamed *n);
 
 /* Sends one message. */
 int channel_send(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

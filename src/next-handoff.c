@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -388,12 +387,12 @@ static void send_unlink_paths(NextHandoff *n, char *const *unlink_paths, size_t 
 }
 
 void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,
-                             int stop_signal, usec_t drain_timeout) {
+                             const ChannelNamed *g) {
         /* Before NAMED: a next handoff that takes over by itself removes
          * them at its final stop too. */
         send_unlink_paths(n, unlink_paths, n_paths);
         n->named = true;
-        int r = channel_send_fd(n->channel, gen_pidfd, "NAMED %d %" PRIu64, stop_signal, (uint64_t) drain_timeout);
+        int r = channel_send_named(n->channel, gen_pidfd, g);
         if (r < 0)
                 log_warning_errno(r, "Failed to tell the next handoff (pid %d) that the service manager names it "
                                   "main: %m", (int) n->pid);

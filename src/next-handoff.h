@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "channel.h"
 #include "standby.h"
 #include "time-util.h"
 
@@ -69,12 +70,12 @@ bool next_handoff_failed(const NextHandoff *n);
 /* MAINPID= naming it has gone to the service manager (or, with none, it is
  * about to be told TAKEOVER): the unix socket files to remove at the final
  * stop, then NAMED (channel.h), with a pidfd of our serving generation's
- * main (-EBADF: none) and what it retires with, for it to serve on and
- * retire that generation should we die before we tell it to take over,
- * and to hold it to its drain deadline should we die after. Logged if it
- * cannot be sent. */
+ * main (-EBADF: none), that generation and what it retires with, for it to
+ * serve on and retire that generation should we die before we tell it to
+ * take over, and to hold it to its drain deadline should we die after.
+ * Logged if it cannot be sent. */
 void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,
-                             int stop_signal, usec_t drain_timeout);
+                             const ChannelNamed *g);
 
 /* Whether next_handoff_tell_named() has been called. */
 bool next_handoff_named(const NextHandoff *n);

@@ -41,6 +41,13 @@ pid_t retiree_pid(const Retiree *r) {
         return r->pid;
 }
 
+usec_t retiree_kill_at(const Retiree *r) {
+        uint64_t t;
+        if (!r->timer_source || sd_event_source_get_time(r->timer_source, &t) < 0)
+                return USEC_INFINITY;
+        return t;
+}
+
 /* Its process group too: the generation's own (spawn.c), whose id stays
  * its main's while the main lives, which the pidfd tells us. (Checked,
  * then killed: the main reaped and its pid reused as a group id in

@@ -30,6 +30,8 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, Retiree
                   Retiree **ret);
 
 pid_t retiree_pid(const Retiree *r);
+/* When it is sent SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: no deadline, or sent. */
+usec_t retiree_kill_at(const Retiree *r);
 
 /* SIGKILL now (a second stop request). */
 void retiree_kill(Retiree *r);

@@ -29,6 +29,8 @@ typedef struct StatusGeneration {
         usec_t ready;           /* CLOCK_MONOTONIC; 0: not ready (yet) */
         usec_t kill_in;         /* retiring: time left before SIGKILL; USEC_INFINITY: none */
         bool main_exited;       /* its main is gone, other processes of it are not */
+        bool previous_handoff;  /* the previous handoff's, held or retired by this one (retiree.h):
+                                 * only its main is known here */
         unsigned processes;     /* every process of the generation, main included */
         uint64_t memory;        /* bytes (its cgroup's memory.current); UINT64_MAX: not known */
 } StatusGeneration;

@@ -118,11 +118,11 @@ struct Supervisor {
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
         pid_t predecessor;       /* ... and its pid, while it lives */
         /* ... after NAMED: a pidfd of its serving generation's main, and
-         * how that retires, for us to retire it should the predecessor die
-         * before TAKEOVER; then the retirement itself. */
+         * that generation and how it retires, for us to retire it should
+         * the predecessor die before TAKEOVER, or hold it after; then the
+         * retirement (or hold) itself. */
         int left_pidfd;
-        int left_stop_signal;
-        usec_t left_drain_timeout;
+        ChannelNamed left;
         Retiree *retiree;
         sd_event_source *predecessor_exit;
         char **inherited_names;  /* ... and its store, for the resync at takeover */
@@ -740,7 +740,7 @@ static void retire_left_generation(Supervisor *s) {
                 log_debug("The previous handoff passed no pidfd of a serving generation; none is retired.");
                 return;
         }
-        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), s->left_stop_signal, s->left_drain_timeout,
+        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), s->left.stop_signal, s->left.drain_timeout,
                              on_retiree_gone, s, &s->retiree);
 }
 
@@ -777,11 +777,11 @@ static void take_over_alone(Supervisor *s) {
 static void hold_left_generation(Supervisor *s) {
         if (s->left_pidfd < 0)
                 return;
-        if (s->left_drain_timeout == USEC_INFINITY) {
+        if (s->left.drain_timeout == USEC_INFINITY) {
                 s->left_pidfd = safe_close(s->left_pidfd);
                 return;
         }
-        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, usec_add(s->left_drain_timeout, HOLD_GRACE),
+        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, usec_add(s->left.drain_timeout, HOLD_GRACE),
                              on_retiree_gone, s, &s->retiree);
 }
 
@@ -802,13 +802,12 @@ static void on_predecessor_gone(void *userdata) {
         standby_update(s);
 }
 
-static void on_named(int stop_signal, usec_t drain_timeout, int pidfd, void *userdata) {
+static void on_named(const ChannelNamed *g, int pidfd, void *userdata) {
         Supervisor *s = userdata;
         set_role(s, ROLE_EV_NAMED);
         safe_close(s->left_pidfd);
         s->left_pidfd = pidfd;
-        s->left_stop_signal = stop_signal;
-        s->left_drain_timeout = drain_timeout;
+        s->left = *g;
 }
 
 static void on_took_over(bool reload_pending, void *userdata) {
@@ -899,6 +898,26 @@ static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char
         };
 }
 
+/* The previous handoff's serving generation, which we hold or retire
+ * (retiree.h): known by its main alone. */
+static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t now) {
+        if (st->n_gens >= STATUS_MAX_GENS)
+                return;
+        usec_t kill_at = retiree_kill_at(s->retiree);
+        st->gens[st->n_gens++] = (StatusGeneration) {
+                .number = s->left.number,
+                .pid = retiree_pid(s->retiree),
+                .role = "retiring",
+                .previous_handoff = true,
+                .age = now > s->left.started ? now - s->left.started : 0,
+                .started = s->left.started,
+                .ready = s->left.ready,
+                .kill_in = kill_at == USEC_INFINITY ? USEC_INFINITY : kill_at > now ? kill_at - now : 0,
+                .processes = 1,
+                .memory = UINT64_MAX,
+        };
+}
+
 static void snapshot(Supervisor *s, ServiceStatus *st) {
         usec_t now = now_monotonic();
         const Listeners *l = s->p->listeners;
@@ -929,6 +948,8 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
         for (Generation *g = s->gens; g; g = g->next)
                 if (g != s->serving && g != s->candidate)
                         add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
+        if (s->retiree)
+                add_left_generation(st, s, now);
         /* One told to stop after it became systemd's main stays s->next
          * (we do not wait for it; it waits for us). */
         if (s->next && next_handoff_failed(s->next))
@@ -1205,13 +1226,20 @@ static void start_bake(Supervisor *s) {
  * deadline, should we die while it drains. */
 static void tell_next_named(Supervisor *s) {
         _cleanup_close_ int pidfd = -EBADF;
+        const Generation *g = s->serving && !s->serving->exited ? s->serving : NULL;
+        ChannelNamed named = { .stop_signal = s->opt->stop_signal, .drain_timeout = s->opt->drain_timeout };
         /* Our child, not reaped yet: its pid is its own still. */
-        if (s->serving && !s->serving->exited && (pidfd = pidfd_open_pid(s->serving->pid)) < 0)
+        if (g && (pidfd = pidfd_open_pid(g->pid)) < 0)
                 log_warning_errno(pidfd, "Failed to open a pidfd of generation %u (pid %d); should this handoff "
-                                  "die before the takeover, the next one cannot retire it: %m",
-                                  s->serving->number, (int) s->serving->pid);
+                                  "die before the takeover, the next one cannot retire it: %m", g->number,
+                                  (int) g->pid);
+        if (pidfd >= 0) {
+                named.number = g->number;
+                named.started = g->started_usec;
+                named.ready = g->ready_usec;
+        }
         next_handoff_tell_named(s->next, s->p->listeners->created_paths, s->p->listeners->n_created, pidfd,
-                                s->opt->stop_signal, s->opt->drain_timeout);
+                                &named);
 }
 
 /* MAINPID= is out: the reload is done, as its STATUS= said. */

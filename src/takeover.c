@@ -109,7 +109,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 t->cb->unlink_path(m.text, t->userdata);
         else if (m.kind == CHANNEL_NAMED && !t->took_over && !t->named && t->cb->named) {
                 t->named = true;
-                t->cb->named(m.signal, m.usec, TAKE_FD(passed), t->userdata);
+                t->cb->named(&m.named, TAKE_FD(passed), t->userdata);
         }
         else if (m.kind == CHANNEL_TAKEOVER && !t->took_over) {
                 t->took_over = true;

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "channel.h"
 #include "time-util.h"
 
 /* A handoff started as the next handoff of a handover reload: its side of
@@ -28,10 +29,11 @@ typedef struct TakeoverCallbacks {
          * left and waits for our exit, not we for its. */
         void (*stop)(void *userdata);
         void (*predecessor_drained)(void *userdata);
-        /* Before TAKEOVER, NAMED: the service manager was told MAINPID=<us>.
-         * pidfd: of the predecessor's serving generation's main process
-         * (ours to close; -EBADF: none came), and what it retires with. */
-        void (*named)(int stop_signal, usec_t drain_timeout, int pidfd, void *userdata);
+        /* Before TAKEOVER, NAMED: the service manager was told MAINPID=<us>
+         * (or, with none, TAKEOVER follows). pidfd: of the predecessor's
+         * serving generation's main process (ours to close; -EBADF: none
+         * came); g: that generation, and what it retires with. */
+        void (*named)(const ChannelNamed *g, int pidfd, void *userdata);
 } TakeoverCallbacks;
 
 /* What the predecessor passed on in the environment (and is removed from

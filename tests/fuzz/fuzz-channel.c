@@ -10,9 +10,10 @@
  *  - FAILED/STATUS/UNLINK: the text points into the input, right after the word
  *    (UNLINK: an absolute path);
  *  - EXTEND: the rest of the input is digits only, and their value is usec;
- *  - NAMED: a signal 1..64 whose decimal form is the first word, then
- *    digits only, whose value is usec. */
+ *  - NAMED: a signal 1..64 and a number that fits an unsigned, and
+ *    printing the five fields back gives the input. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdbool.h>
 
 #include "channel.h"
@@ -35,7 +36,7 @@ static void check_usec(const char *buf, const char *digits, uint64_t usec) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *buf = fuzz_strndup(data, size);
         ChannelMessage m = { .kind = (ChannelKind) 0x5a, .pid = -7 };
-        char again[64];
+        char again[128];
         int r = channel_parse(buf, &m);
 
         if (r < 0) {
@@ -72,10 +73,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
         }
         case CHANNEL_NAMED: {
-                FUZZ_ASSERT(m.signal >= 1 && m.signal <= 64, "signal %d out of range", m.signal);
-                int n = snprintf(again, sizeof again, "NAMED %d ", m.signal);
-                FUZZ_ASSERT(strncmp(buf, again, (size_t) n) == 0, "\"%s\" read as %s", buf, again);
-                check_usec(buf, buf + n, m.usec);
+                const ChannelNamed *g = &m.named;
+                FUZZ_ASSERT(g->stop_signal >= 1 && g->stop_signal <= 64, "signal %d out of range", g->stop_signal);
+                snprintf(again, sizeof again, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64, g->stop_signal,
+                         g->drain_timeout, g->number, g->started, g->ready);
+                FUZZ_ASSERT(strcmp(buf, again) == 0, "\"%s\" read as \"%s\"", buf, again);
                 break;
         }
         case CHANNEL_UNLINK:

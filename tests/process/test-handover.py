@@ -154,9 +154,13 @@ def test_old_main_killed_after_mainpid_before_takeover(tmp):
               f"its READY=1 says what serves: {ready}")
         check(pid_alive(succ), f"the next handoff serves on; log:\n{h.log()}")
         st = status_json(succ)
-        check(st["state"] == "serving" and [g["role"] for g in st["generations"]] == ["serving"]
-              and st["generations"][0]["number"] == 2, f"it is main, generation 2 serves: {st}")
+        own = [g for g in st["generations"] if not g["previous_handoff"]]
+        check(st["state"] == "serving" and [g["role"] for g in own] == ["serving"] and own[0]["number"] == 2,
+              f"it is main, generation 2 serves: {st}")
         h.wait_log(f"handoff[{succ}]: Retiring the previous handoff's generation (pid {old_app}): sent SIGTERM.")
+        # While it retires it, it shows it: exited already, or retiring.
+        left = [(g["role"], g["number"], g["pid"]) for g in st["generations"] if g["previous_handoff"]]
+        check(left in ([], [("retiring", 1, old_app)]), f"the old generation, retiring: {st}")
         wait_for(lambda: not pid_alive(old_app), 20, f"the old generation {old_app} exits; log:\n{h.log()}")
         h.wait_log(f"handoff[{succ}]: The previous handoff's generation (pid {old_app}) has exited.")
         res = load.stop()

@@ -13,10 +13,11 @@ import subprocess
 import time
 
 from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.load import SlowRequest
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
 from handofftest.procs import pid_alive
-from handofftest.runner import run
+from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 
 INT, STR, BOOL, NULL = int, str, bool, type(None)
@@ -31,7 +32,8 @@ TOP = {
     "reloads_ok": INT, "reloads_failed": INT, "last_result": STR, "last_reload": (dict, NULL),
 }
 GENERATION = {
-    "number": INT, "role": STR, "pid": INT, "ready": BOOL, "main_exited": BOOL, "processes": INT,
+    "number": INT, "role": STR, "pid": INT, "ready": BOOL, "main_exited": BOOL, "previous_handoff": BOOL,
+    "processes": INT,
     "memory_bytes": (INT, NULL),
     "start_timestamp": (STR, NULL), "start_timestamp_monotonic": (INT, NULL),
     "ready_timestamp": (STR, NULL), "ready_timestamp_monotonic": (INT, NULL),
@@ -98,8 +100,11 @@ def validate(st):
         if ready is not None:
             check(start <= ready, f"start <= ready: {g}")
         # A next handoff counts from the start of the reload, in its
-        # predecessor; a generation from when this handoff started it.
-        if g["role"] != "next-handoff":
+        # predecessor; a generation from when this handoff started it, or
+        # its predecessor (which a new main holds after a handover: retiring).
+        if g["previous_handoff"]:
+            check(st["mode"] == "handover" and g["role"] == "retiring" and st["predecessor_draining"], g)
+        elif g["role"] != "next-handoff":
             check(started <= start, f"started after this handoff: {g} {st}")
         check(abs(g["age_ms"] - (st["timestamp_monotonic"] - start) // 1000) <= 1, g)
         # A deadline: every retiring generation's here, and an aborted next
@@ -225,5 +230,47 @@ def test_status_json_across_reloads(tmp):
         h.close()
 
 
+def test_new_main_shows_the_previous_handoffs_generation(tmp):
+    """Handover mode: the new main holds the old main's generation to its
+    drain deadline (handoff(1)), and shows it as retiring, marked as the
+    previous handoff's, with the deadline a second after the old main's,
+    until it is gone: a tool that waits for no retiring generation waits at
+    the new main for the old code to be gone too."""
+    if MODE != "handover":
+        raise Skip("handover mode only")
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=handover", "--drain-timeout=20s"], fixture_cmd(),
+                notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        first = status(h)
+        app1 = serving_pid(port)
+        slow = SlowRequest(port, 4000)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=30)
+        wait_new_pid(port, app1)
+        st = wait_for(lambda: (lambda s: s if s["pid"] == h.main_pid() and s["state"] == "serving" else None)(
+            status(h)), 10, "the new main's status")
+        held = [g for g in st["generations"] if g["previous_handoff"]]
+        check(len(held) == 1, f"one generation of the previous handoff: {st}")
+        g = held[0]
+        old = first["generations"][0]
+        check(g["role"] == "retiring" and g["number"] == 1 and g["pid"] == app1 and g["ready"], g)
+        check(g["start_timestamp_monotonic"] == old["start_timestamp_monotonic"] and
+              g["ready_timestamp_monotonic"] == old["ready_timestamp_monotonic"], f"{g} vs {old}")
+        # The hold's deadline: the drain timeout and a second, from the takeover.
+        check(18000 < g["kill_in_ms"] <= 21000, g)
+        check(pid_alive(app1), "premise: the old generation still drains")
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == app1, f"{slow.status} {slow.pid} {slow.error}")
+        after = wait_for(lambda: (lambda s: s if not s["predecessor_draining"] else None)(status(h)), 20,
+                         "the old generation gone")
+        check(not [g for g in after["generations"] if g["role"] == "retiring"], after)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
-    run([test_status_json_across_reloads])
+    run([test_status_json_across_reloads, test_new_main_shows_the_previous_handoffs_generation])

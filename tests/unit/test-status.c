@@ -333,13 +333,13 @@ START_TEST(test_json_generations) {
         ServiceStatus st = sample();
         _cleanup_free_ char *s = json_of(&st);
         ck_assert_has(s, "{\"number\":2,\"role\":\"serving\",\"pid\":20,\"ready\":true,\"main_exited\":false,"
-                         "\"processes\":3,\"memory_bytes\":1048576,"
+                         "\"previous_handoff\":false,\"processes\":3,\"memory_bytes\":1048576,"
                          "\"start_timestamp\":\"2026-12-04T13:16:35.250000Z\",\"start_timestamp_monotonic\":990000000,"
                          "\"ready_timestamp\":\"2026-12-04T13:16:35.370000Z\",\"ready_timestamp_monotonic\":990120000,"
                          "\"age_ms\":10000,\"kill_in_ms\":null}");
         ck_assert_has(s, "{\"number\":3,\"role\":\"baking\",\"pid\":30,\"ready\":true,");
         ck_assert_has(s, "{\"number\":1,\"role\":\"retiring\",\"pid\":11,\"ready\":false,\"main_exited\":true,"
-                         "\"processes\":2,\"memory_bytes\":null,");
+                         "\"previous_handoff\":false,\"processes\":2,\"memory_bytes\":null,");
         ck_assert_has(s, "\"ready_timestamp\":null,\"ready_timestamp_monotonic\":null,\"age_ms\":70000,"
                          "\"kill_in_ms\":5000}]");
 }
@@ -448,6 +448,35 @@ START_TEST(test_text_column_fits_the_longest_role) {
 }
 END_TEST
 
+/* A new main in handover mode that holds (or retires) the previous
+ * handoff's generation: a retiring line of its own, marked as such. */
+START_TEST(test_previous_handoffs_generation) {
+        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .now = NOW,
+                             .now_realtime = NOW_REALTIME, .predecessor_draining = true };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 2, .pid = 20, .role = "serving", .age = USEC_PER_SEC,
+                                                    .kill_in = USEC_INFINITY, .processes = 1, .memory = UINT64_MAX };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 1, .pid = 11, .role = "retiring", .age = 70 * USEC_PER_SEC,
+                                                    .started = NOW - 70 * USEC_PER_SEC,
+                                                    .ready = NOW - 69 * USEC_PER_SEC, .previous_handoff = true,
+                                                    .kill_in = 11 * USEC_PER_SEC, .processes = 1,
+                                                    .memory = UINT64_MAX };
+        _cleanup_free_ char *text = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &text), 0);
+        ck_assert_str_eq(text, "handoff 1, pid 42, handover mode, serving\n"
+                               "previous handoff still draining\n"
+                               "serving   generation 2, pid 20, for 1s, 1 process\n"
+                               "retiring  generation 1 (the previous handoff's), pid 11, for 1min 10s, 1 process, "
+                               "SIGKILL in 11s\n"
+                               "reloads   0 ok, 0 failed");
+        _cleanup_free_ char *json = json_of(&st);
+        ck_assert_has(json, "{\"number\":1,\"role\":\"retiring\",\"pid\":11,\"ready\":true,\"main_exited\":false,"
+                            "\"previous_handoff\":true,\"processes\":1,\"memory_bytes\":null,"
+                            "\"start_timestamp\":\"2026-12-04T13:15:35.250000Z\",\"start_timestamp_monotonic\":930000000,"
+                            "\"ready_timestamp\":\"2026-12-04T13:15:36.250000Z\",\"ready_timestamp_monotonic\":931000000,"
+                            "\"age_ms\":70000,\"kill_in_ms\":11000}]");
+}
+END_TEST
+
 START_TEST(test_standby) {
         ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .standby = 77 };
         _cleanup_free_ char *text = NULL;
@@ -465,6 +494,7 @@ static Suite *status_suite(void) {
         tcase_add_test(tc, test_alloc_text_whole);
         tcase_add_test(tc, test_alloc_small);
         tcase_add_test(tc, test_standby);
+        tcase_add_test(tc, test_previous_handoffs_generation);
         tcase_add_test(tc, test_checker_itself);
         tcase_add_test(tc, test_timestamp);
         tcase_add_test(tc, test_json_top_level);
