@@ -173,6 +173,20 @@ def reload_held_at_mainpid(h, ms=1500):
     return old, slow, h.main_pid()
 
 
+def reload_under_slow_request(h, ms):
+    """A slow request (ms) to the serving generation, then a reload, in
+    either mode, up to its READY=1. Returns the serving generation's pid
+    before the reload, the request, the main pid after it (in handover mode
+    the next handoff's) and the READY=1 count before the reload."""
+    old = serving_pid(h.port)
+    slow = SlowRequest(h.port, ms)
+    wait_for(slow.connected.is_set, 5, "slow request sent")
+    n = h.ready_count()
+    h.signal(signal.SIGHUP)
+    h.wait_ready(n + 1, timeout=20)
+    return old, slow, h.main_pid(), n
+
+
 # ---- SIGKILL of the candidate app ---------------------------------------------
 
 def test_kill_candidate_app_before_ready(tmp):
@@ -234,12 +248,7 @@ def test_kill_candidate_app_after_commit(tmp):
     request completes."""
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        old_slow = SlowRequest(h.port, 1500)
-        wait_for(old_slow.connected.is_set, 5, "slow request on the old generation")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
+        old, old_slow, _, _ = reload_under_slow_request(h, 1500)
         new = h.generation_pid(2)
         listener = listener_of(new)
         wait_for(lambda: listener not in fd_links(old), 10, "the old generation closed its listener copy")
@@ -373,13 +382,7 @@ def test_kill_new_main_after_commit(tmp):
     need("handover")
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        new_main = h.main_pid()
+        old, slow, new_main, _ = reload_under_slow_request(h, 1500)
         wait_for(lambda: "Took over as the main process" in h.log(), 10, "takeover")
         app = h.generation_pid(2)
         os.kill(new_main, signal.SIGKILL)
@@ -405,12 +408,7 @@ def test_kill_old_main_while_draining(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
+        old, slow, _, _ = reload_under_slow_request(h, 1500)
         h.wait_log("Handed over to handoff pid")
         # The line comes just before the SIGTERM is sent: a SIGKILL at once
         # could land between the two. Its arrival, as the fixture says it.
@@ -560,13 +558,7 @@ def test_second_stop_of_new_main_kills_the_held_old_generation(tmp):
     need("handover")
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 20000)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        b = h.main_pid()
+        old, slow, b, _ = reload_under_slow_request(h, 20000)
         h.wait_log(f"fixture-server: pid={old} got Terminated")
         os.kill(b, signal.SIGTERM)
         h.wait_log(f"handoff[{b}]: Stop requested")
@@ -590,12 +582,8 @@ def test_sighup_to_old_main_after_handover_is_not_dropped(tmp):
     need("handover")
     h = start(tmp)
     try:
-        slow = SlowRequest(h.port, 3000)  # keeps the old main alive, draining
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        new_main = h.main_pid()
+        # The slow request keeps the old main alive, draining.
+        _, slow, new_main, n = reload_under_slow_request(h, 3000)
         h.wait_log(f"handoff[{new_main}]: Took over as the main process")
         check(alive(h.pid), "the old main still drains")
         os.kill(h.pid, signal.SIGHUP)
@@ -1045,12 +1033,7 @@ def test_sigterm_while_old_generation_drains(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        slow = SlowRequest(h.port, 1500)
-        wait_for(slow.connected.is_set, 5, "slow request sent")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
+        old, slow, _, _ = reload_under_slow_request(h, 1500)
         check(alive(old), "the old generation still drains")
         no_failures(load)
         check(h.stop() == 0, h.log())
