@@ -27,6 +27,7 @@ Exit status: 0 ok, 1 failure, 77 skipped (the user manager cannot run here).
 """
 
 import functools
+import json
 import os
 import re
 import signal
@@ -1085,6 +1086,59 @@ def test_stop_right_after_reload_other_mode(um):
         return
     stop_right_after_reload(um, "supervise")
 
+
+def status_json(pid):
+    """`handoff status --json` of the handoff at pid, parsed (it must exit 0)."""
+    r = subprocess.run([HANDOFF, "status", "--pid", str(pid), "--json"], capture_output=True, text=True,
+                       timeout=10)
+    assert r.returncode == 0, "handoff status --pid %d: rc=%d %s %s" % (pid, r.returncode, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+@with_logs
+def test_status_at_main_pid_shows_held_old_generation(um):
+    """Handover mode, what handoff(1) tells a tool to wait for after a
+    reload: status --json at the unit's MainPID (the new main handoff) lists
+    generation 1, which it holds to its drain deadline, as retiring and the
+    previous handoff's, with its app pid and a deadline; once generation 1's
+    slow request is answered, predecessor_draining turns false, and then no
+    retiring generation is listed and generation 1's pid is gone."""
+    if EXPECT_MODE == "supervise":
+        log("HANDOFF_EXPECT_MODE=supervise: a handoff without handover mode; skipped")
+        return
+    demo = Demo(um, mode="handover")
+    app1 = demo.start()
+    main1 = um.main_pid(DEMO)
+    base = socket_fds(app1)
+    slow = SlowRequest(demo.port, 5000)
+    # The slow request is in generation 1's hands once it holds one more socket.
+    um.wait_for(lambda: socket_fds(app1) > base, 5, "generation 1 to accept the slow request")
+    um.systemctl("reload", DEMO)
+    (_, app2, _, _), p = wait_serving(um, DEMO, 2)
+    main2 = int(p["MainPID"])
+    assert main2 != main1 and is_handoff(main2), "MainPID did not move to a new handoff: %d -> %d" % (main1, main2)
+    st = um.wait_for(lambda: (lambda s: s if s["state"] == "serving" else None)(status_json(main2)), 10,
+                     "the new main's status")
+    assert pid_alive(app1), "premise: generation 1 still drains its slow request: %s" % slow.error
+    assert st["pid"] == main2 and st["mode"] == "handover" and st["predecessor_draining"], st
+    held = [g for g in st["generations"] if g.get("previous_handoff")]
+    assert len(held) == 1, "one generation of the previous handoff at MainPID %d: %s" % (main2, st)
+    g = held[0]
+    assert g["role"] == "retiring" and g["number"] == 1 and g["pid"] == app1, (app1, g)
+    assert g["kill_in_ms"] is not None and 0 < g["kill_in_ms"] <= 31000, g   # --drain-timeout=30s + 1 s
+    serving = [x for x in st["generations"] if x["role"] == "serving"]
+    assert [(x["number"], x["pid"]) for x in serving] == [(2, app2)], st
+    log("status at MainPID %d after the reload: generation 1 (pid %d) retiring, the previous handoff's, "
+        "SIGKILL in %d ms" % (main2, app1, g["kill_in_ms"]))
+
+    slow.join(15)
+    assert slow.status == 200 and slow.pid == app1, "slow request: %s %s %s" % (slow.status, slow.pid, slow.error)
+    after = um.wait_for(lambda: (lambda s: s if not s["predecessor_draining"] else None)(status_json(main2)), 20,
+                        "predecessor_draining false at MainPID %d" % main2)
+    assert not [x for x in after["generations"] if x["role"] == "retiring"], after
+    assert not pid_alive(app1), "generation 1 (pid %d) still alive after predecessor_draining went false" % app1
+    assert um.main_pid(DEMO) == main2, demo.props()
+
 def _systemd_version():
     out = subprocess.run(["systemctl", "--version"], capture_output=True, text=True).stdout
     return int(re.match(r"systemd (\d+)", out).group(1))
@@ -1141,6 +1195,7 @@ if __name__ == "__main__":
         test_rapid_sighups,
         test_stop_right_after_reload,
         test_stop_right_after_reload_other_mode,
+        test_status_at_main_pid_shows_held_old_generation,
         test_systemd_run_recipe,
         test_app_status_read_as_systemd_reads_it,
         test_template,
