@@ -9,10 +9,6 @@ needs beyond that (log files, a shorter RestartSec=, WatchdogSec=, an
 ExecStart= with --mode= for the non-default mode) goes into a drop-in, never
 into the unit text.
 
-Known failure (a handoff bug, reported): test_stop_right_after_reload in
-handover mode -- a stop while the previous generation still drains after a
-reload cuts that generation's in-flight requests off.
-
 Environment (set by tests/meson.build):
     HANDOFF_BIN, FIXTURE_SERVER, LOADGEN   the built binaries
     HANDOFF_UNITS_DIR       units/ in the source tree (default: ../../units)
