@@ -394,8 +394,8 @@ void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n
         n->named = true;
         int r = channel_send_named(n->channel, gen_pidfd, g);
         if (r < 0)
-                log_warning_errno(r, "Failed to tell the next handoff (pid %d) that the service manager names it "
-                                  "main: %m", (int) n->pid);
+                log_warning_errno(r, "Failed to tell the next handoff (pid %d) that it is named main (NAMED): %m",
+                                  (int) n->pid);
 }
 
 int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,

@@ -754,12 +754,14 @@ static void take_over_alone(Supervisor *s) {
         /* One that gave up the handover after MAINPID= (this one failed,
          * or was told to stop) exits too, once it has drained: we are
          * stopping then, and systemd's main all the same. */
+        /* Without a service manager, NAMED came right before TAKEOVER. */
+        const char *how = sdnotify_address()[0] ? " to the service manager (MAINPID=)" : " (NAMED)";
         if (!can_serve(s))
-                log_info("The previous handoff is gone after it had named this one main to the service manager "
-                         "(MAINPID=); stopping as the main process.");
+                log_info("The previous handoff is gone after it had named this one main%s; stopping as the main "
+                         "process.", how);
         else
-                log_warning("The previous handoff is gone after it had named this one main to the service manager "
-                            "(MAINPID=), without telling it to take over (killed?); taking over by itself.");
+                log_warning("The previous handoff is gone after it had named this one main%s, without telling it "
+                            "to take over (killed?); taking over by itself.", how);
         retire_left_generation(s);
         become_main(s, false, false);
 }

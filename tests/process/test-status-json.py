@@ -7,6 +7,7 @@ after a reload that succeeds and one that fails."""
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -261,6 +262,11 @@ def test_new_main_shows_the_previous_handoffs_generation(tmp):
               g["ready_timestamp_monotonic"] == old["ready_timestamp_monotonic"], f"{g} vs {old}")
         # The hold's deadline: the drain timeout and a second, from the takeover.
         check(18000 < g["kill_in_ms"] <= 21000, g)
+        # ... and its line in the text form.
+        p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and re.search(rf"(?m)^retiring +generation 1 \(the previous handoff's\), "
+                                              rf"pid {app1}, for .*, 1 process, SIGKILL in ", p.stdout),
+              f"the text form's line: {p.returncode} {p.stdout!r} {p.stderr}")
         check(pid_alive(app1), "premise: the old generation still drains")
         slow.join(timeout=20)
         check(slow.status == 200 and slow.pid == app1, f"{slow.status} {slow.pid} {slow.error}")
