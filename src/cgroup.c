@@ -338,6 +338,37 @@ fail:
         return k;
 }
 
+int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
+        char cg[4096];
+        *ret = NULL;
+        int k = cgroup_of_pid(pid, cg, sizeof cg);
+        if (k < 0)
+                return k == -ENOENT || k == -ESRCH ? 0 : k;
+        size_t n = strlen(r->rel);
+        if (strncmp(cg, r->rel, n) != 0 || cg[n] != '/')
+                return 0;
+        char name[64];
+        size_t len = strcspn(cg + n + 1, "/");
+        if (len >= sizeof name)
+                return 0;
+        memcpy(name, cg + n + 1, len);
+        name[len] = '\0';
+        if (!is_generation_leaf(name))
+                return 0;
+        _cleanup_free_ char *path = NULL, *rel = NULL;
+        if (asprintf(&path, "%s/%s", r->path, name) < 0)
+                path = NULL;
+        if (asprintf(&rel, "%s/%s", r->rel, name) < 0)
+                rel = NULL;
+        Cgroup *c = path && rel ? calloc(1, sizeof *c) : NULL;
+        if (!c)
+                return -ENOMEM;
+        c->path = TAKE_PTR(path);
+        c->rel = TAKE_PTR(rel);
+        *ret = c;
+        return 0;
+}
+
 static int on_events(sd_event_source *s, const struct inotify_event *ev, void *userdata) {
         Cgroup *c = userdata;
         c->changed(c->userdata);

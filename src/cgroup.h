@@ -41,6 +41,11 @@ CgroupRoot *cgroup_root_free(CgroupRoot *r);
  * gen-N) and opens its cgroup.procs for the child to write "0" to before
  * exec (spawn.c), so that everything it runs starts inside. */
 int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret_procs_fd);
+/* The generation cgroup (R/gen-N or R/gen-N.K) that pid runs in, or in a
+ * cgroup below one: after a handover, a generation of the previous handoff
+ * (retiree.h). 0 with *ret NULL when pid runs in none (or is gone). Like
+ * our own, it is removed by cgroup_free() once empty. */
+int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret);
 /* Calls changed() whenever cgroup.events changes (inotify: no polling). */
 int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata);
 /* 1, 0, or -errno when cgroup.events cannot be read now (cgroup-walk.h). */

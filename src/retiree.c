@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 
+#include "cgroup.h"
 #include "log.h"
 #include "retiree.h"
 #include "util.h"
@@ -12,9 +13,11 @@
 struct Retiree {
         pid_t pid;
         int pidfd;
+        Cgroup *cgroup;                 /* its generation's, with a delegated cgroup; NULL: none */
         sd_event_source *exit_source;   /* the pidfd: readable once the process has exited */
         sd_event_source *timer_source;  /* the drain deadline */
         bool held;                      /* no stop signal of ours: its own handoff retires it */
+        bool main_exited;               /* ... while processes of its cgroup still run */
         RetireeGone gone;
         void *userdata;
 };
@@ -48,38 +51,91 @@ usec_t retiree_kill_at(const Retiree *r) {
         return t;
 }
 
-/* Its process group too: the generation's own (spawn.c), whose id stays
- * its main's while the main lives, which the pidfd tells us. (Checked,
- * then killed: the main reaped and its pid reused as a group id in
- * between would take microseconds against a pid space's wrap-around.) */
+unsigned retiree_processes(const Retiree *r) {
+        return r->cgroup ? cgroup_count(r->cgroup) : 1;
+}
+
+uint64_t retiree_memory(const Retiree *r) {
+        return r->cgroup ? cgroup_memory(r->cgroup) : UINT64_MAX;
+}
+
+bool retiree_main_exited(const Retiree *r) {
+        return r->main_exited;
+}
+
+/* Its cgroup, whole, with one; and its process group: the generation's own
+ * (spawn.c), whose id stays its main's while the main lives, which the
+ * pidfd tells us. (Checked, then killed: the main reaped and its pid
+ * reused as a group id in between would take microseconds against a pid
+ * space's wrap-around.) */
 void retiree_kill(Retiree *r) {
-        if (!r || pidfd_signal(r->pidfd, 0) < 0)
+        if (!r)
+                return;
+        if (r->cgroup)
+                cgroup_signal(r->cgroup, SIGKILL);
+        if (r->main_exited || pidfd_signal(r->pidfd, 0) < 0)
                 return;
         (void) kill(-r->pid, SIGKILL);
         (void) pidfd_signal(r->pidfd, SIGKILL);
 }
 
-static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        Retiree *r = userdata;
+static void done(Retiree *r) {
         /* Held only (its own handoff retires it): every handover's, not news. */
         log_full_errno(r->held ? LOG_DEBUG : LOG_INFO, 0, "The previous handoff's generation (pid %d) has exited.",
                        (int) r->pid);
         r->exit_source = sd_event_source_disable_unref(r->exit_source);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
         r->gone(r->userdata);
+}
+
+/* Gone once its main has exited and, with a cgroup, that is empty (or can
+ * no longer be read: the deadline's SIGKILL went to it then already, or
+ * goes, and nothing would tell us more). */
+static void check_gone(Retiree *r) {
+        if (r->main_exited && (!r->cgroup || cgroup_populated(r->cgroup) != 1))
+                done(r);
+}
+
+static void on_cgroup_changed(void *userdata) {
+        check_gone(userdata);
+}
+
+static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        Retiree *r = userdata;
+        r->main_exited = true;
+        r->exit_source = sd_event_source_disable_unref(r->exit_source);
+        if (r->cgroup && cgroup_populated(r->cgroup) == 1)
+                log_debug("The previous handoff's generation's main (pid %d) has exited; other processes of it "
+                          "run on in %s.", (int) r->pid, cgroup_path(r->cgroup));
+        check_gone(r);
         return 0;
 }
 
 static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         Retiree *r = userdata;
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
-        log_warning("The previous handoff's generation (pid %d) did not exit in time; sending SIGKILL.", (int) r->pid);
+        log_warning("The previous handoff's generation (pid %d%s) did not exit in time; sending SIGKILL%s%s.",
+                    (int) r->pid, r->main_exited ? ", exited" : "", r->cgroup ? " to its cgroup " : "",
+                    r->cgroup ? cgroup_path(r->cgroup) : "");
         retiree_kill(r);
         return 0;
 }
 
-int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, RetireeGone gone, void *userdata,
-                  Retiree **ret) {
+/* Its generation's cgroup, read while the pidfd says the main lives: the
+ * pid is still its own then. */
+static Cgroup *generation_cgroup(CgroupRoot *root, int pidfd, pid_t pid) {
+        Cgroup *c = NULL;
+        int r = cgroup_open_generation_of(root, pid, &c);
+        if (r < 0)
+                log_debug_errno(r, "Cannot find the cgroup of the previous handoff's generation (pid %d): %m",
+                                (int) pid);
+        if (c && pidfd_signal(pidfd, 0) < 0)
+                c = cgroup_free(c);
+        return c;
+}
+
+int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
+                  void *userdata, Retiree **ret) {
         _cleanup_close_ int fd = pidfd;
         pid_t pid;
         int r = pidfd_get_pid(fd, &pid);
@@ -109,6 +165,14 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, Retiree
                 return log_warning_errno(ENOMEM, "Out of memory; the previous handoff's generation (pid %d) has no "
                                          "drain deadline.", (int) pid);
         *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .held = sig == 0, .gone = gone, .userdata = userdata };
+        if (root && (t->cgroup = generation_cgroup(root, t->pidfd, pid)))
+                log_debug("The previous handoff's generation (pid %d) runs in %s.", (int) pid,
+                          cgroup_path(t->cgroup));
+        if (t->cgroup && (r = cgroup_watch(t->cgroup, e, on_cgroup_changed, t)) < 0) {
+                /* Its main, then, as without a cgroup. */
+                log_debug_errno(r, "Cannot watch %s: %m", cgroup_path(t->cgroup));
+                t->cgroup = cgroup_free(t->cgroup);
+        }
         r = sd_event_add_io(e, &t->exit_source, t->pidfd, EPOLLIN, on_retiree_exit, t);
         if (r >= 0 && drain_timeout != USEC_INFINITY)
                 r = sd_event_add_time_relative(e, &t->timer_source, CLOCK_MONOTONIC, drain_timeout, 1000,
@@ -127,6 +191,7 @@ Retiree *retiree_free(Retiree *r) {
                 return NULL;
         sd_event_source_disable_unref(r->exit_source);
         sd_event_source_disable_unref(r->timer_source);
+        cgroup_free(r->cgroup);
         safe_close(r->pidfd);
         free(r);
         return NULL;

@@ -3,33 +3,45 @@
 
 #include <systemd/sd-event.h>
 
+#include "cgroup.h"
 #include "time-util.h"
 
 /* The previous handoff's serving generation (channel.h, NAMED), known by a
- * pidfd of its main process alone: it is neither our child nor in our
- * process tree. Retired by us when that handoff was killed between
- * MAINPID= and TAKEOVER: the stop signal now, and SIGKILL (its process
- * group too) if its main still lives after the drain timeout. Held by us
- * after TAKEOVER, while that handoff retires it: no signal, only the same
- * SIGKILL a little after the same deadline, which then still comes if that
- * handoff is killed while it drains. Its other processes are the service manager's to
- * end (KillMode=). */
+ * pidfd of its main process: it is neither our child nor in our process
+ * tree. Retired by us when that handoff was killed between MAINPID= and
+ * TAKEOVER: the stop signal now (to its main), and SIGKILL if it has not
+ * ended by the drain timeout. Held by us after TAKEOVER, while that
+ * handoff retires it: no signal, only the same SIGKILL a little after the
+ * same deadline, which then still comes if that handoff is killed while
+ * it drains.
+ *
+ * With a delegated cgroup (cgroup.h) the generation is its cgroup, as it
+ * is to that handoff: it has ended once its main has exited and the
+ * cgroup is empty, and SIGKILL goes to the whole cgroup. Without one it
+ * is its main, and SIGKILL goes to the main and its process group; other
+ * processes of it are the service manager's to end (KillMode=). */
 
 typedef struct Retiree Retiree;
 
-/* Called once its main process has exited. */
+/* Called once it has ended. */
 typedef void (*RetireeGone)(void *userdata);
 
 /* Sends the stop signal (none with sig 0: it had it already) and arms the
- * drain deadline. Takes pidfd (closed
- * on failure too). Logs what it does. Returns 0 with *ret; 0 with *ret
- * NULL when there is nothing to retire (its main has exited already); or
- * -errno (logged) when it cannot be watched: then it had the stop signal,
- * but its drain deadline is not enforced. */
-int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, RetireeGone gone, void *userdata,
-                  Retiree **ret);
+ * drain deadline. Takes pidfd (closed on failure too); root: our
+ * delegated cgroup root, or NULL. Logs what it does. Returns 0 with *ret;
+ * 0 with *ret NULL when there is nothing to retire (its main has exited
+ * already); or -errno (logged) when it cannot be watched: then it had the
+ * stop signal, but its drain deadline is not enforced. */
+int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
+                  void *userdata, Retiree **ret);
 
 pid_t retiree_pid(const Retiree *r);
+/* Its processes: its cgroup's, or 1 (its main) without one. */
+unsigned retiree_processes(const Retiree *r);
+/* Its cgroup's memory.current; UINT64_MAX without one. */
+uint64_t retiree_memory(const Retiree *r);
+/* Its main has exited while others of its cgroup run on. */
+bool retiree_main_exited(const Retiree *r);
 /* When it is sent SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: no deadline, or sent. */
 usec_t retiree_kill_at(const Retiree *r);
 

@@ -741,7 +741,7 @@ static void retire_left_generation(Supervisor *s) {
                 return;
         }
         (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), s->left.stop_signal, s->left.drain_timeout,
-                             on_retiree_gone, s, &s->retiree);
+                             s->cgroup, on_retiree_gone, s, &s->retiree);
 }
 
 /* The predecessor died (SIGKILL, the OOM killer) after it told systemd
@@ -784,7 +784,7 @@ static void hold_left_generation(Supervisor *s) {
                 return;
         }
         (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, usec_add(s->left.drain_timeout, HOLD_GRACE),
-                             on_retiree_gone, s, &s->retiree);
+                             s->cgroup, on_retiree_gone, s, &s->retiree);
 }
 
 static void on_predecessor_gone(void *userdata) {
@@ -901,7 +901,7 @@ static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char
 }
 
 /* The previous handoff's serving generation, which we hold or retire
- * (retiree.h): known by its main alone. */
+ * (retiree.h): its cgroup's processes, or its main alone. */
 static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t now) {
         if (st->n_gens >= STATUS_MAX_GENS)
                 return;
@@ -915,8 +915,9 @@ static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t n
                 .started = s->left.started,
                 .ready = s->left.ready,
                 .kill_in = kill_at == USEC_INFINITY ? USEC_INFINITY : kill_at > now ? kill_at - now : 0,
-                .processes = 1,
-                .memory = UINT64_MAX,
+                .main_exited = retiree_main_exited(s->retiree),
+                .processes = retiree_processes(s->retiree),
+                .memory = retiree_memory(s->retiree),
         };
 }
 

@@ -13,9 +13,12 @@ in all its processes, and its cgroup is removed with the generation's.
 Cgroups left in the delegated root by handoffs and generations that are gone
 (made by the test, with a `sleep` of its own moved into some): the next
 handoff of a handover removes the empty ones with their sub-cgroups and
-leaves the populated ones whole; an empty gen-N is reused for generation N,
-a populated one fails that generation's start (a failed reload, or a failed
-start of the service after a restart) and is left alone.
+leaves the populated ones whole; an empty gen-N is reused for generation N;
+beside a populated one, left alone, that generation starts in gen-N.1 (at a
+reload, or at the start of the service after a restart). After a handover
+whose old main is killed while it drains, the new main holds the old
+generation to its deadline as its cgroup: a daemon of it in a session of
+its own is killed too.
 
 Exit status: 0 ok, 1 failure, 77 skipped (no user manager, or no cgroup2)."""
 
@@ -597,9 +600,55 @@ def test_populated_leftover_generation_at_restart(um):
     um.wait_state(DEMO, "inactive", timeout=DRAIN + 40)
 
 
+def test_held_generation_killed_as_its_cgroup(um):
+    """Handover mode: the new main holds the old main's generation to its
+    drain deadline (retiree.h), and with a delegated cgroup that generation
+    is its cgroup, for the new main as for the old. Generation 1 here
+    ignores SIGTERM and has a double-forked daemon in a session of its own
+    that serves until killed; the old main is SIGKILLed right after the
+    takeover. At the deadline the new main kills generation 1's cgroup,
+    daemon included. (Before, it killed the main and its process group
+    only: the daemon served the old code until the service stopped.) Its
+    status shows the generation with both processes meanwhile."""
+    if not unified_mount():
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    token = uuid.uuid4().hex
+    port = free_port()
+    log = um.path("demo.log")
+    # Generation 2 is a plain one, so that the stop ends well.
+    wrapper = um.write_file("demo-server", "#!/bin/sh\n[ \"$HANDOFF_GENERATION\" = 1 ] && exec %s --ignore-sigterm "
+                            "--spawn-daemon --orphans-keep-serving\nexec %s\n" % (FIXTURE, FIXTURE), 0o755)
+    start_demo(um, wrapper, port, log, token, " --drain-timeout=%ds --mode=handover" % DRAIN)
+
+    def gen(n):
+        return {p: cg for p, (g, cg) in marked(token).items() if g == n}
+
+    old = wait_for(lambda: (lambda g: g if len(g) == 2 else None)(gen(1)), 10, "generation 1's main and daemon")
+    assert all(cg.endswith("/gen-1") for cg in old.values()), old
+    main1 = um.main_pid(DEMO)
+    um.systemctl("reload", DEMO, timeout=60)
+    serving(um, port, 2)
+    main2 = um.main_pid(DEMO)
+    assert main2 != main1, "MainPID moved to the next handoff"
+    wait_for(lambda: "handoff[%d]: Took over as the main process" % main2 in log_text(log), 10, "the takeover")
+    os.kill(main1, 9)
+    st = json.loads(subprocess.run([HANDOFF, "status", "--pid", str(main2), "--json"], capture_output=True,
+                                   text=True, timeout=10).stdout)
+    held = [g for g in st["generations"] if g["previous_handoff"]]
+    assert len(held) == 1 and held[0]["number"] == 1 and held[0]["processes"] == 2, st
+    # The old main's deadline, a second more, and time to spare.
+    wait_for(lambda: not gen(1), DRAIN + 10, "generation 1 gone entirely; left %s\n%s" % (gen(1), log_text(log)[-3000:]))
+    assert re.search(r"handoff\[%d\]: The previous handoff's generation \(pid \d+(, exited)?\) did not exit in "
+                     r"time; sending SIGKILL to its cgroup \S+/gen-1\." % main2, log_text(log)), log_text(log)[-3000:]
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 20)
+    assert not marked(token), "nothing left after the stop: %s" % marked(token)
+
+
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
                test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup, test_sub_cgroup_worker,
                test_sub_cgroup_worker_supervise, test_stale_cgroups_removed_at_handover,
                test_empty_leftover_generation_reused, test_populated_leftover_generation,
-               test_populated_leftover_generation_supervise, test_populated_leftover_generation_at_restart])
+               test_populated_leftover_generation_supervise, test_populated_leftover_generation_at_restart,
+               test_held_generation_killed_as_its_cgroup])

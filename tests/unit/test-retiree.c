@@ -49,7 +49,7 @@ static int retire(bool ignore_term, usec_t drain_timeout) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, drain_timeout, on_gone, e, &r), 0);
+        ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, drain_timeout, NULL, on_gone, e, &r), 0);
         ck_assert_ptr_nonnull(r);
         ck_assert_int_eq(retiree_pid(r), pid);
         ck_assert_int_eq(sd_event_loop(e), 0);
@@ -81,10 +81,10 @@ START_TEST(test_nothing_to_retire) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = (Retiree *) 1;
-        ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, USEC_INFINITY, on_gone, e, &r), 0);
+        ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
         ck_assert_ptr_null(r);
         /* Not a pidfd: refused (and closed). */
-        ck_assert_int_lt(retiree_start(e, eventfd(0, EFD_CLOEXEC), SIGTERM, USEC_INFINITY, on_gone, e, &r), 0);
+        ck_assert_int_lt(retiree_start(e, eventfd(0, EFD_CLOEXEC), SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
         sd_event_unref(e);
 }
 END_TEST
