@@ -47,11 +47,11 @@ DRAIN = "10s"
 SHORT_DRAIN = "--drain-timeout=1s"
 
 
-def start(tmp, *extra, args=("--init-delay", "100"), exe=None, manager=True):
+def start(tmp, *extra, args=("--init-delay", "100"), exe=None, manager=True, env=None):
     """handoff -v in this pass's mode, with a fake systemd that answers
     barriers until told to hold them (manager=False: none, and no
     NOTIFY_SOCKET), and a fixture whose arguments the test may change before
-    a reload (see harness.fixture_cmd)."""
+    a reload (see harness.fixture_cmd); env: added to handoff's environment."""
     port = free_port()
     args_file = os.path.join(tmp, "fixture.args")
     set_args(args_file, *args)
@@ -59,9 +59,9 @@ def start(tmp, *extra, args=("--init-delay", "100"), exe=None, manager=True):
     argv = ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", f"--drain-timeout={DRAIN}", "--start-timeout=30s",
             *extra]
     if exe:
-        h = Launched(tmp, argv, fixture_cmd(args_file), notify=fake, exe=exe)
+        h = Launched(tmp, argv, fixture_cmd(args_file), notify=fake, exe=exe, env=env)
     else:
-        h = Handoff(tmp, argv, fixture_cmd(args_file), notify=fake)
+        h = Handoff(tmp, argv, fixture_cmd(args_file), notify=fake, env=env)
     h.port, h.args_file = port, args_file
     if manager:
         h.wait_ready(1)
@@ -487,6 +487,49 @@ def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_dra
     finally:
         if new_main and alive(new_main):
             os.kill(new_main, signal.SIGKILL)
+        teardown(h)
+
+
+def test_kill_old_main_between_named_and_takeover(tmp):
+    """With no service manager, the old main dies right after NAMED, before
+    TAKEOVER (an LD_PRELOAD shim, tests/fixtures/kill-at-named.c, SIGKILLs
+    it as soon as NAMED is sent): the next handoff, named main but never
+    told to take over, takes over by itself, says so, retires the old
+    generation through the pidfd that came with NAMED, removes the runtime
+    files the old main passed on before NAMED, and serves generation 2; its
+    stop then leaves nothing behind."""
+    need("handover")
+    shim = os.environ.get("KILL_AT_NAMED_SO")
+    if not shim or not os.path.exists(shim):
+        raise Skip(f"no kill-at-named shim (KILL_AT_NAMED_SO={shim!r})")
+    # Every process in the session inherits the shim: the generations and
+    # the next handoff too. Harmless: only an old main sends NAMED, and only
+    # the first handoff is ever one here.
+    h = start(tmp, manager=False, env={"LD_PRELOAD": shim})
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        os.kill(h.pid, signal.SIGHUP)
+        new_main = next_handoff_pid(h, 2)
+        wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at NAMED:\n{h.log()}")
+        check(h.proc.returncode == -signal.SIGKILL, f"the old main killed at NAMED ({h.proc.returncode}):\n{h.log()}")
+        check(f"handoff[{h.pid}]: Handed over to handoff pid" not in h.log(), "premise: no TAKEOVER went")
+        h.wait_log(f"handoff[{new_main}]: The previous handoff is gone after it had named this one main (NAMED), "
+                   "without telling it to take over (killed?); taking over by itself.", 10)
+        h.wait_log(f"handoff[{new_main}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
+        wait_for(lambda: not alive(old), 10, f"the old generation (pid {old}) exits:\n{h.log()}")
+        gen2 = h.generation_pid(2)
+        status, _, pid = http_get(h.port)
+        check(status == 200 and pid == gen2 != old, f"generation 2 (pid {gen2}) answers, not pid {pid}:\n{h.log()}")
+        os.kill(new_main, signal.SIGTERM)
+        wait_for(lambda: h.exit_status(new_main) is not None, 20, f"the new main's stop:\n{h.log()}")
+        check(h.exit_status(new_main) == 0, h.log())
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+        # The old main passed its own runtime files on before NAMED.
+        runtime_files_removed(h, h.pid)
+    finally:
+        # The new main is in the first handoff's session: teardown kills it
+        # and removes its runtime files.
         teardown(h)
 
 
