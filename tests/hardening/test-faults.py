@@ -468,7 +468,6 @@ def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_dra
     stop."""
     need("handover")
     h = start(tmp, SHORT_DRAIN, args=("--ignore-sigterm",), manager=False)
-    new_main = None
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "50")
@@ -485,8 +484,7 @@ def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_dra
         check(h.exit_status(new_main) == 0, h.log())
         check(h.app_pids() == [], f"nothing left: {h.descendants()}")
     finally:
-        if new_main and alive(new_main):
-            os.kill(new_main, signal.SIGKILL)
+        # teardown() kills the new main too, and removes its runtime files.
         teardown(h)
 
 
