@@ -27,7 +27,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
