@@ -14,8 +14,10 @@ struct Retiree {
         pid_t pid;
         int pidfd;
         Cgroup *cgroup;                 /* its generation's, with a delegated cgroup; NULL: none */
+        sd_event *event;
         sd_event_source *exit_source;   /* the pidfd: readable once the process has exited */
         sd_event_source *timer_source;  /* the drain deadline */
+        sd_event_source *reread_source; /* cgroup.events unreadable: read again */
         bool held;                      /* no stop signal of ours: its own handoff retires it */
         bool main_exited;               /* ... while processes of its cgroup still run */
         RetireeGone gone;
@@ -85,15 +87,45 @@ static void done(Retiree *r) {
                        (int) r->pid);
         r->exit_source = sd_event_source_disable_unref(r->exit_source);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
+        r->reread_source = sd_event_source_disable_unref(r->reread_source);
         r->gone(r->userdata);
 }
 
-/* Gone once its main has exited and, with a cgroup, that is empty (or can
- * no longer be read: the deadline's SIGKILL went to it then already, or
- * goes, and nothing would tell us more). */
+static void check_gone(Retiree *r);
+
+static int on_reread(sd_event_source *src, uint64_t usec, void *userdata) {
+        Retiree *r = userdata;
+        r->reread_source = sd_event_source_disable_unref(r->reread_source);
+        check_gone(r);
+        return 0;
+}
+
+/* How often an unreadable cgroup.events is read again (as reaper.c does). */
+#define REREAD_INTERVAL (100 * USEC_PER_MSEC)
+
+/* Gone once its main has exited and, with a cgroup, that is empty (gone
+ * too: cgroup-walk.h reads that as empty). A cgroup.events that cannot be
+ * read now (out of fds, say) is not empty: it is read again, and the
+ * deadline holds meanwhile. */
 static void check_gone(Retiree *r) {
-        if (r->main_exited && (!r->cgroup || cgroup_populated(r->cgroup) != 1))
+        if (!r->main_exited)
+                return;
+        int k = r->cgroup ? cgroup_populated(r->cgroup) : 0;
+        if (k == 0) {
                 done(r);
+                return;
+        }
+        if (k > 0 || r->reread_source)
+                return;
+        log_debug_errno(k, "Cannot read %s/cgroup.events; reading it again: %m", cgroup_path(r->cgroup));
+        int e = sd_event_add_time_relative(r->event, &r->reread_source, CLOCK_MONOTONIC, REREAD_INTERVAL, 0,
+                                           on_reread, r);
+        if (e < 0) {
+                /* Not to wait for ever: its main, then, as without a cgroup. */
+                log_warning_errno(e, "Failed to read %s again; the previous handoff's generation counts as ended: "
+                                  "%m", cgroup_path(r->cgroup));
+                done(r);
+        }
 }
 
 static void on_cgroup_changed(void *userdata) {
@@ -138,33 +170,28 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupR
                   void *userdata, Retiree **ret) {
         _cleanup_close_ int fd = pidfd;
         pid_t pid;
+        *ret = NULL;
         int r = pidfd_get_pid(fd, &pid);
-        if (r == -ESRCH) {
-                *ret = NULL;
+        if (r == -ESRCH)
                 return 0;
-        }
         if (r < 0)
                 return log_warning_errno(r, "Failed to %s the previous handoff's generation: no pidfd of it: %m",
                                          sig != 0 ? "retire" : "hold");
-        r = pidfd_signal(fd, sig);
-        if (r == -ESRCH) {
-                *ret = NULL;
+        r = pidfd_signal(fd, 0);
+        if (r == -ESRCH)
                 return 0;
-        }
         if (r < 0)
                 return log_warning_errno(r, "Failed to %s the previous handoff's generation (pid %d): %m",
                                          sig != 0 ? "signal" : "hold", (int) pid);
-        if (sig != 0)
-                log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
-                         sigabbrev_np(sig) ?: "?");
-        else
-                log_debug("Holding the previous handoff's generation (pid %d) to its drain deadline.", (int) pid);
 
         Retiree *t = calloc(1, sizeof *t);
         if (!t)
                 return log_warning_errno(ENOMEM, "Out of memory; the previous handoff's generation (pid %d) has no "
                                          "drain deadline.", (int) pid);
-        *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .held = sig == 0, .gone = gone, .userdata = userdata };
+        *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .event = e, .held = sig == 0, .gone = gone,
+                         .userdata = userdata };
+        /* Its cgroup before the stop signal: a main that exits at once on
+         * it, and is reaped, could no longer tell us. */
         if (root && (t->cgroup = generation_cgroup(root, t->pidfd, pid)))
                 log_debug("The previous handoff's generation (pid %d) runs in %s.", (int) pid,
                           cgroup_path(t->cgroup));
@@ -173,6 +200,19 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupR
                 log_debug_errno(r, "Cannot watch %s: %m", cgroup_path(t->cgroup));
                 t->cgroup = cgroup_free(t->cgroup);
         }
+        if (sig != 0) {
+                r = pidfd_signal(t->pidfd, sig);
+                if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */
+                        log_debug("The previous handoff's generation's main (pid %d) has exited before its stop "
+                                  "signal.", (int) pid);
+                else if (r < 0)
+                        log_warning_errno(r, "Failed to signal the previous handoff's generation (pid %d): %m",
+                                          (int) pid);
+                else
+                        log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
+                                 sigabbrev_np(sig) ?: "?");
+        } else
+                log_debug("Holding the previous handoff's generation (pid %d) to its drain deadline.", (int) pid);
         r = sd_event_add_io(e, &t->exit_source, t->pidfd, EPOLLIN, on_retiree_exit, t);
         if (r >= 0 && drain_timeout != USEC_INFINITY)
                 r = sd_event_add_time_relative(e, &t->timer_source, CLOCK_MONOTONIC, drain_timeout, 1000,
@@ -191,6 +231,7 @@ Retiree *retiree_free(Retiree *r) {
                 return NULL;
         sd_event_source_disable_unref(r->exit_source);
         sd_event_source_disable_unref(r->timer_source);
+        sd_event_source_disable_unref(r->reread_source);
         cgroup_free(r->cgroup);
         safe_close(r->pidfd);
         free(r);

@@ -1,16 +1,64 @@
 /* SPDX-License-Identifier: MIT */
 /* Retiring a generation known only by a pidfd (retiree.c): the stop signal,
- * then SIGKILL at the drain deadline; and reading a pidfd's pid. */
+ * then SIGKILL at the drain deadline; and reading a pidfd's pid. With a
+ * cgroup, one whose cgroup.events says what the test sets: the generation
+ * has ended once its main has exited and the cgroup is empty, a cgroup
+ * that cannot be read is read again, and the deadline's SIGKILL goes to
+ * the cgroup. This file defines the cgroup.h functions retiree.c calls,
+ * so the linker takes no cgroup.c from libhandoff (the real one needs a
+ * delegated cgroup: tests/systemd/test-containment.py). */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "retiree.h"
 #include "unit.h"
 #include "util.h"
+
+struct Cgroup {
+        int populated;          /* what cgroup_populated() answers */
+        unsigned reads, kills, opened;
+        void (*changed)(void *userdata);
+        void *userdata;
+};
+
+static Cgroup fake;
+
+int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
+        fake.opened++;
+        *ret = &fake;
+        return 0;
+}
+int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata) {
+        c->changed = changed;
+        c->userdata = userdata;
+        return 0;
+}
+int cgroup_populated(Cgroup *c) {
+        c->reads++;
+        return c->populated;
+}
+void cgroup_signal(Cgroup *c, int sig) {
+        if (sig == SIGKILL)
+                c->kills++;
+}
+unsigned cgroup_count(Cgroup *c) {
+        return 2;
+}
+uint64_t cgroup_memory(Cgroup *c) {
+        return 4096;
+}
+const char *cgroup_path(Cgroup *c) {
+        return "/sys/fs/cgroup/test/gen-1";
+}
+Cgroup *cgroup_free(Cgroup *c) {
+        return NULL;
+}
 
 /* A child that waits for signals; with ignore_term, SIGTERM does not end
  * it. Returns once it has set up its dispositions (Check's own handlers
@@ -89,6 +137,86 @@ START_TEST(test_nothing_to_retire) {
 }
 END_TEST
 
+static unsigned gone_calls;
+
+static void count_gone(void *userdata) {
+        gone_calls++;
+}
+
+/* Runs the loop until *what reaches n (or, n 0, for about ms), for at most 5 s. */
+static void run_until(sd_event *e, const unsigned *what, unsigned n, unsigned ms) {
+        usec_t end = now_monotonic() + (n ? 5 * USEC_PER_SEC : ms * USEC_PER_MSEC);
+        while ((n == 0 || *what < n) && now_monotonic() < end)
+                ck_assert_int_ge(sd_event_run(e, 20 * USEC_PER_MSEC), 0);
+        if (n)
+                ck_assert_uint_ge(*what, n);
+}
+
+/* A retiree of a child that ends on SIGTERM, in the fake cgroup, which is
+ * populated; once its main has exited. */
+static Retiree *retire_in_cgroup(sd_event *e, usec_t drain_timeout, pid_t *ret_pid) {
+        static char root; /* any CgroupRoot: the fake cgroup does not look */
+        fake = (Cgroup) { .populated = 1 };
+        gone_calls = 0;
+        pid_t pid = child(false);
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(e, pidfd_open_pid(pid), SIGTERM, drain_timeout, (CgroupRoot *) &root,
+                                       count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_uint_eq(fake.opened, 1);
+        ck_assert_ptr_nonnull(fake.changed);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+        while (!retiree_main_exited(r) && gone_calls == 0)
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        *ret_pid = pid;
+        return r;
+}
+
+/* Its main has exited, but the cgroup is not empty: not gone. A read that
+ * fails (out of fds) is not "empty": read again, until it says so. */
+START_TEST(test_cgroup_ends_the_generation) {
+        sd_event *e;
+        pid_t pid;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Retiree *r = retire_in_cgroup(e, 5 * USEC_PER_SEC, &pid);
+        ck_assert(retiree_main_exited(r));
+        ck_assert_uint_eq(gone_calls, 0);
+        ck_assert_uint_eq(retiree_processes(r), 2);
+        ck_assert_uint_eq(retiree_memory(r), 4096);
+        fake.populated = -EMFILE;
+        unsigned reads = fake.reads;
+        fake.changed(fake.userdata);
+        run_until(e, NULL, 0, 350);
+        ck_assert_uint_eq(gone_calls, 0);
+        ck_assert_uint_ge(fake.reads, reads + 3); /* read again, every 100 ms */
+        fake.populated = 0;
+        run_until(e, &gone_calls, 1, 0);
+        ck_assert_uint_eq(fake.kills, 0);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* The deadline's SIGKILL goes to the cgroup, also once the main has
+ * exited; the generation has ended when the cgroup is empty. */
+START_TEST(test_deadline_kills_the_cgroup) {
+        sd_event *e;
+        pid_t pid;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Retiree *r = retire_in_cgroup(e, 200 * USEC_PER_MSEC, &pid);
+        run_until(e, &fake.kills, 1, 0);
+        ck_assert_uint_eq(gone_calls, 0);
+        ck_assert_uint_eq(retiree_kill_at(r), USEC_INFINITY);
+        fake.populated = 0;
+        fake.changed(fake.userdata);
+        ck_assert_uint_eq(gone_calls, 1);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_pidfd_get_pid) {
         pid_t pid;
         int fd = pidfd_open_pid(getpid());
@@ -110,6 +238,8 @@ int main(void) {
         tcase_add_test(tc, test_sigkill_at_the_deadline);
         tcase_add_test(tc, test_nothing_to_retire);
         tcase_add_test(tc, test_pidfd_get_pid);
+        tcase_add_test(tc, test_cgroup_ends_the_generation);
+        tcase_add_test(tc, test_deadline_kills_the_cgroup);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
