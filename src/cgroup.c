@@ -157,8 +157,10 @@ static int remove_tree(const char *path) {
         return k < 0 ? k : r;
 }
 
-/* Leaves of handoffs and generations that are gone: a handover leaves its
- * old leaf behind, empty. A populated one stays, as it should. */
+/* Leaves of handoffs and generations that are gone (a handoff whose next
+ * handoff did not see it exit, which cgroup_root_remove_leaf() is for; a
+ * service stopped with KillMode=process). A populated one stays, as it
+ * should. */
 static void remove_stale(const char *root, const char *own_leaf) {
         DIR *d = opendir(root);
         if (!d)
@@ -265,6 +267,16 @@ CgroupRoot *cgroup_root_free(CgroupRoot *r) {
                 free(r);
         }
         return NULL;
+}
+
+void cgroup_root_remove_leaf(CgroupRoot *r, pid_t pid) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/handoff.%d", r->path, (int) pid);
+        int k = remove_tree(path);
+        if (k == 0)
+                log_debug("Removed cgroup %s.", path);
+        else
+                log_debug_errno(k, "Cannot remove cgroup %s: %m", path);
 }
 
 /* Makes R/name for a generation: anew when it is there already and empty

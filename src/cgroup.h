@@ -36,6 +36,9 @@ typedef struct Cgroup Cgroup;
  * -errno only with CGROUP_YES. */
 int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret);
 CgroupRoot *cgroup_root_free(CgroupRoot *r);
+/* Removes R/handoff.PID, the leaf of a handoff that has exited (our
+ * predecessor after a handover), if nothing runs in it. */
+void cgroup_root_remove_leaf(CgroupRoot *r, pid_t pid);
 
 /* Creates R/gen-N (or gen-N.1 up to gen-N.16, beside a populated leftover
  * gen-N) and opens its cgroup.procs for the child to write "0" to before

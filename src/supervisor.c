@@ -1608,10 +1608,14 @@ static int setup_signals(Supervisor *s) {
 /* ---- set-up and the loop ---------------------------------------------- */
 
 /* Killed hard, our predecessor cannot remove its runtime files: we do,
- * once it has exited. Its pid is the channel's creator's (socketpair()). */
+ * once it has exited. Its pid is the channel's creator's (socketpair()).
+ * Its cgroup leaf, which nobody removes while it lives (cgroup.h), goes
+ * too. */
 static int on_predecessor_exit(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Supervisor *s = userdata;
         runtime_files_remove_stale(s->predecessor);
+        if (s->cgroup)
+                cgroup_root_remove_leaf(s->cgroup, s->predecessor);
         s->predecessor_exit = sd_event_source_disable_unref(s->predecessor_exit);
         return 0;
 }

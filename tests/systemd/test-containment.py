@@ -170,6 +170,11 @@ def contained_reload(um, command, expect_old, extra="", mode=None):
             assert main2 == main1, "MainPID stays in supervise mode"
         wait_for(lambda: not gen(1), DRAIN + 10, "generation 1 gone entirely; left %s" % gen(1))
         wait_for(lambda: not os.path.exists(gen1_dir), 5, "its cgroup removed")
+        if main2 != main1:
+            # The old main exits once its generation is gone; the new one
+            # removes its leaf then.
+            leaf1 = os.path.join(os.path.dirname(gen1_dir), "handoff.%d" % main1)
+            wait_for(lambda: not os.path.exists(leaf1), 10, "the old main's leaf %s removed" % leaf1)
         open(until, "w").close()
         out, err = load.communicate(timeout=30)
         res = json.loads(out)
