@@ -861,6 +861,12 @@ static const TakeoverCallbacks takeover_callbacks = {
 
 /* ---- control requests ---------------------------------------------------- */
 
+/* What "SIGKILL in" shows: the time left to deadline (CLOCK_MONOTONIC),
+ * 0 once past; USEC_INFINITY for none. */
+static usec_t time_left(usec_t deadline, usec_t now) {
+        return deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0;
+}
+
 static void add_generation(ServiceStatus *st, const Generation *g, const char *role, usec_t now) {
         if (st->n_gens >= STATUS_MAX_GENS)
                 return;
@@ -874,7 +880,7 @@ static void add_generation(ServiceStatus *st, const Generation *g, const char *r
                 .age = now - g->started_usec,
                 .started = g->started_usec,
                 .ready = g->ready ? g->ready_usec : 0,
-                .kill_in = deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0,
+                .kill_in = time_left(deadline, now),
                 .main_exited = g->exited,
                 .processes = proc_tree_count(g->tree),
                 .memory = proc_tree_memory(g->tree),
@@ -894,7 +900,7 @@ static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char
                 .role = role,
                 .age = now > started ? now - started : 0,
                 .started = started,
-                .kill_in = kill_at == USEC_INFINITY ? USEC_INFINITY : kill_at > now ? kill_at - now : 0,
+                .kill_in = time_left(kill_at, now),
                 .processes = 1, /* its own generation is its to count */
                 .memory = UINT64_MAX,
         };
@@ -914,7 +920,7 @@ static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t n
                 .age = now > s->left.started ? now - s->left.started : 0,
                 .started = s->left.started,
                 .ready = s->left.ready,
-                .kill_in = kill_at == USEC_INFINITY ? USEC_INFINITY : kill_at > now ? kill_at - now : 0,
+                .kill_in = time_left(kill_at, now),
                 .main_exited = retiree_main_exited(s->retiree),
                 .processes = retiree_processes(s->retiree),
                 .memory = retiree_memory(s->retiree),
