@@ -7,6 +7,7 @@
 #include <systemd/sd-event.h>
 
 #include "cgroup-mode.h"
+#include "time-util.h"
 
 /* A delegated cgroup (Delegate=yes), on the unified hierarchy of a pure
  * cgroup v2 or a hybrid host. handoff moves itself into a leaf of its own
@@ -53,6 +54,9 @@ int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret);
 int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata);
 /* 1, 0, or -errno when cgroup.events cannot be read now (cgroup-walk.h). */
 int cgroup_populated(Cgroup *c);
+/* How soon a cgroup.events that could not be read (out of fds, say) is
+ * read again: no change of it would wake us. */
+#define CGROUP_REREAD_INTERVAL (100 * USEC_PER_MSEC)
 /* Sends sig to every process; SIGKILL through cgroup.kill where the kernel
  * has it (5.14), which also catches processes forked meanwhile. */
 void cgroup_signal(Cgroup *c, int sig);

@@ -1,9 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 #include "event-util.h"
 
+usec_t event_timer_time(sd_event_source *s) {
+        uint64_t t;
+        if (!s || sd_event_source_get_time(s, &t) < 0)
+                return USEC_INFINITY;
+        return t;
+}
+
 int event_timer_extend(sd_event_source **s, usec_t usec) {
-        usec_t deadline;
-        if (!*s || sd_event_source_get_time(*s, &deadline) < 0)
+        usec_t deadline = event_timer_time(*s);
+        if (deadline == USEC_INFINITY)
                 return 0;
         usec_t want = usec_add(now_monotonic(), usec);
         if (want <= deadline)

@@ -11,3 +11,7 @@
  * the deadline moved, 0 when it was as late already (or there is no timer),
  * -errno when it could not be set. */
 int event_timer_extend(sd_event_source **s, usec_t usec);
+
+/* When the timer s fires (CLOCK_MONOTONIC); USEC_INFINITY without one (s
+ * NULL, or its time unreadable). */
+usec_t event_timer_time(sd_event_source *s);

@@ -644,6 +644,23 @@ fail:
         return r;
 }
 
+void generation_status(const Generation *g, const char *role, usec_t now, StatusGeneration *ret) {
+        /* Its timer is the drain deadline once retiring, the start one before. */
+        usec_t kill_at = g->stop_signal ? event_timer_time(g->timer_source) : USEC_INFINITY;
+        *ret = (StatusGeneration) {
+                .number = g->number,
+                .pid = g->pid,
+                .role = role,
+                .age = now - g->started_usec,
+                .started = g->started_usec,
+                .ready = g->ready ? g->ready_usec : 0,
+                .kill_in = status_time_left(kill_at, now),
+                .main_exited = g->exited,
+                .processes = proc_tree_count(g->tree),
+                .memory = proc_tree_memory(g->tree),
+        };
+}
+
 int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
         if (g->stop_signal || proc_tree_empty(g->tree))
                 return 0;

@@ -8,6 +8,7 @@
 #include "cgroup.h"
 #include "notify.h"
 #include "reaper.h"
+#include "status.h"
 #include "time-util.h"
 
 /* One generation: one copy of COMMAND with its private notify socket, its
@@ -97,6 +98,8 @@ const char *generation_describe(const Generation *g);
  * process runs as another user, which cannot reach a path notify socket in
  * handoff's private directory. NULL when that is not so. */
 const char *generation_unheard_hint(const Generation *g);
+/* What "handoff status" shows of it, in the role the caller gives it. */
+void generation_status(const Generation *g, const char *role, usec_t now, StatusGeneration *ret);
 
 /* Writes the shortened command alone into buf (exposed for the unit tests). */
 void generation_command_summary(char *const *argv, char *buf, size_t size);

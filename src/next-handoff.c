@@ -65,8 +65,18 @@ pid_t next_handoff_app_pid(const NextHandoff *n) {
         return n->app_pid;
 }
 
-usec_t next_handoff_kill_at(const NextHandoff *n) {
-        return n->kill_at;
+void next_handoff_status(const NextHandoff *n, const char *role, usec_t started, usec_t now,
+                         StatusGeneration *ret) {
+        *ret = (StatusGeneration) {
+                .number = n->number,
+                .pid = n->pid,
+                .role = role,
+                .age = now > started ? now - started : 0,
+                .started = started,
+                .kill_in = status_time_left(n->kill_at, now),
+                .processes = 1,
+                .memory = UINT64_MAX,
+        };
 }
 
 bool next_handoff_failed(const NextHandoff *n) {

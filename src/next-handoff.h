@@ -6,6 +6,7 @@
 
 #include "channel.h"
 #include "standby.h"
+#include "status.h"
 #include "time-util.h"
 
 /* The old main's side of a handover reload: the *next handoff* is a whole
@@ -61,9 +62,12 @@ int next_handoff_pidfd_dup(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */
 usec_t next_handoff_started(const NextHandoff *n);  /* CLOCK_MONOTONIC */
 unsigned next_handoff_number(const NextHandoff *n); /* that generation's number */
-/* After next_handoff_abort(): when it is (or was) sent SIGKILL if it has
- * not exited (CLOCK_MONOTONIC); USEC_INFINITY when no such deadline is set. */
-usec_t next_handoff_kill_at(const NextHandoff *n);
+/* What "handoff status" shows of it: role, and since when (the reload's
+ * start for one at work, its own for one stopping). Its processes count 1:
+ * its own generation is its to count. "SIGKILL in" counts to the kill
+ * after next_handoff_abort(). */
+void next_handoff_status(const NextHandoff *n, const char *role, usec_t started, usec_t now,
+                         StatusGeneration *ret);
 /* It failed, or was told to stop: it is stopping. */
 bool next_handoff_failed(const NextHandoff *n);
 

@@ -225,10 +225,9 @@ static ProcTree *find_main(Reaper *r, pid_t pid) {
 
 #define RESCAN_INTERVAL (5 * USEC_PER_MSEC)
 #define RESCAN_TRIES 40 /* 200 ms: an execve() takes well under 1 ms */
-/* A cgroup.events that could not be read is read again this often (and
- * at every change of ours), and the failure logged as a warning after
- * this many reads when it may pass by itself. */
-#define UNREADABLE_INTERVAL (100 * USEC_PER_MSEC)
+/* A cgroup.events that could not be read is read again every
+ * CGROUP_REREAD_INTERVAL (and at every change of ours), and the failure
+ * logged as a warning after this many reads when it may pass by itself. */
 #define UNREADABLE_WARN_AFTER 10
 
 static void unread_remove(Reaper *r, pid_t pid) {
@@ -415,7 +414,7 @@ static bool tree_alive(ProcTree *t) {
                 }
                 log_full_errno(level, k, "Cannot read %s/cgroup.events; generation %u counts as running until it can: %m",
                                cgroup_path(t->cgroup), t->number);
-                int r = arm_rescan(t->reaper, UNREADABLE_INTERVAL);
+                int r = arm_rescan(t->reaper, CGROUP_REREAD_INTERVAL);
                 if (r < 0)
                         log_warning_errno(r, "Failed to arm a timer to read %s/cgroup.events again: %m",
                                           cgroup_path(t->cgroup));

@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 
 #include "cgroup.h"
+#include "event-util.h"
 #include "log.h"
 #include "retiree.h"
 #include "util.h"
@@ -42,27 +43,16 @@ int pidfd_get_pid(int pidfd, pid_t *ret) {
         return r;
 }
 
-pid_t retiree_pid(const Retiree *r) {
-        return r->pid;
-}
-
-usec_t retiree_kill_at(const Retiree *r) {
-        uint64_t t;
-        if (!r->timer_source || sd_event_source_get_time(r->timer_source, &t) < 0)
-                return USEC_INFINITY;
-        return t;
-}
-
-unsigned retiree_processes(const Retiree *r) {
-        return r->cgroup ? cgroup_count(r->cgroup) : 1;
-}
-
-uint64_t retiree_memory(const Retiree *r) {
-        return r->cgroup ? cgroup_memory(r->cgroup) : UINT64_MAX;
-}
-
-bool retiree_main_exited(const Retiree *r) {
-        return r->main_exited;
+void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret) {
+        *ret = (StatusGeneration) {
+                .pid = r->pid,
+                .role = "retiring",
+                .previous_handoff = true,
+                .kill_in = status_time_left(event_timer_time(r->timer_source), now),
+                .main_exited = r->main_exited,
+                .processes = r->cgroup ? cgroup_count(r->cgroup) : 1,
+                .memory = r->cgroup ? cgroup_memory(r->cgroup) : UINT64_MAX,
+        };
 }
 
 /* Its cgroup, whole, with one; and its process group: the generation's own
@@ -100,9 +90,6 @@ static int on_reread(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
-/* How often an unreadable cgroup.events is read again (as reaper.c does). */
-#define REREAD_INTERVAL (100 * USEC_PER_MSEC)
-
 /* Gone once its main has exited and, with a cgroup, that is empty (gone
  * too: cgroup-walk.h reads that as empty). A cgroup.events that cannot be
  * read now (out of fds, say) is not empty: it is read again, and the
@@ -118,7 +105,7 @@ static void check_gone(Retiree *r) {
         if (k > 0 || r->reread_source)
                 return;
         log_debug_errno(k, "Cannot read %s/cgroup.events; reading it again: %m", cgroup_path(r->cgroup));
-        int e = sd_event_add_time_relative(r->event, &r->reread_source, CLOCK_MONOTONIC, REREAD_INTERVAL, 0,
+        int e = sd_event_add_time_relative(r->event, &r->reread_source, CLOCK_MONOTONIC, CGROUP_REREAD_INTERVAL, 0,
                                            on_reread, r);
         if (e < 0) {
                 /* Not to wait for ever: its main, then, as without a cgroup. */

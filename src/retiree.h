@@ -4,6 +4,7 @@
 #include <systemd/sd-event.h>
 
 #include "cgroup.h"
+#include "status.h"
 #include "time-util.h"
 
 /* The previous handoff's serving generation (channel.h, NAMED), known by a
@@ -35,15 +36,13 @@ typedef void (*RetireeGone)(void *userdata);
 int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
                   void *userdata, Retiree **ret);
 
-pid_t retiree_pid(const Retiree *r);
-/* Its processes: its cgroup's, or 1 (its main) without one. */
-unsigned retiree_processes(const Retiree *r);
-/* Its cgroup's memory.current; UINT64_MAX without one. */
-uint64_t retiree_memory(const Retiree *r);
-/* Its main has exited while others of its cgroup run on. */
-bool retiree_main_exited(const Retiree *r);
-/* When it is sent SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: no deadline, or sent. */
-usec_t retiree_kill_at(const Retiree *r);
+/* What "handoff status" shows of it, as a "retiring" generation of the
+ * previous handoff's: its main's pid; its processes and memory, its
+ * cgroup's (without one: 1, its main, and not known); whether its main
+ * has exited while others of its cgroup run on; and the time left to its
+ * SIGKILL (USEC_INFINITY: no deadline, or sent). Its number and its
+ * times, which NAMED told (channel.h), are the caller's to fill in. */
+void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret);
 
 /* SIGKILL now (a second stop request). */
 void retiree_kill(Retiree *r);

@@ -11,6 +11,14 @@
 
 #include "status.h"
 
+StatusGeneration *status_add_generation(ServiceStatus *st) {
+        return st->n_gens < STATUS_MAX_GENS ? &st->gens[st->n_gens++] : NULL;
+}
+
+usec_t status_time_left(usec_t deadline, usec_t now) {
+        return deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0;
+}
+
 static const char *family_name(int family) {
         switch (family) {
         case AF_INET:

@@ -74,6 +74,13 @@ typedef struct ServiceStatus {
         pid_t standby;          /* 0, or the next handoff started ahead (standby.h) */
 } ServiceStatus;
 
+/* The next free generation slot of st, NULL when all STATUS_MAX_GENS are
+ * taken (the rest is not shown). */
+StatusGeneration *status_add_generation(ServiceStatus *st);
+/* What "SIGKILL in" shows: the time left to deadline (CLOCK_MONOTONIC),
+ * 0 once past; USEC_INFINITY for none. */
+usec_t status_time_left(usec_t deadline, usec_t now);
+
 /* Describes a listening socket from getsockname(): k's address ("tcp
  * 127.0.0.1:8080"), and family, type, host, port and path (fd and name are
  * the caller's). Unknown parts stay 0/empty. */

@@ -861,70 +861,29 @@ static const TakeoverCallbacks takeover_callbacks = {
 
 /* ---- control requests ---------------------------------------------------- */
 
-/* What "SIGKILL in" shows: the time left to deadline (CLOCK_MONOTONIC),
- * 0 once past; USEC_INFINITY for none. */
-static usec_t time_left(usec_t deadline, usec_t now) {
-        return deadline == USEC_INFINITY ? USEC_INFINITY : deadline > now ? deadline - now : 0;
-}
-
 static void add_generation(ServiceStatus *st, const Generation *g, const char *role, usec_t now) {
-        if (st->n_gens >= STATUS_MAX_GENS)
-                return;
-        usec_t deadline = USEC_INFINITY;
-        if (g->stop_signal && g->timer_source && sd_event_source_get_time(g->timer_source, &deadline) < 0)
-                deadline = USEC_INFINITY;
-        st->gens[st->n_gens++] = (StatusGeneration) {
-                .number = g->number,
-                .pid = g->pid,
-                .role = role,
-                .age = now - g->started_usec,
-                .started = g->started_usec,
-                .ready = g->ready ? g->ready_usec : 0,
-                .kill_in = time_left(deadline, now),
-                .main_exited = g->exited,
-                .processes = proc_tree_count(g->tree),
-                .memory = proc_tree_memory(g->tree),
-        };
+        StatusGeneration *k = status_add_generation(st);
+        if (k)
+                generation_status(g, role, now, k);
 }
 
-/* started: the reload's start for the next handoff at work, its own for
- * one stopping. */
 static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char *role, usec_t started,
                              usec_t now) {
-        if (st->n_gens >= STATUS_MAX_GENS)
-                return;
-        usec_t kill_at = next_handoff_kill_at(n);
-        st->gens[st->n_gens++] = (StatusGeneration) {
-                .number = next_handoff_number(n),
-                .pid = next_handoff_pid(n),
-                .role = role,
-                .age = now > started ? now - started : 0,
-                .started = started,
-                .kill_in = time_left(kill_at, now),
-                .processes = 1, /* its own generation is its to count */
-                .memory = UINT64_MAX,
-        };
+        StatusGeneration *k = status_add_generation(st);
+        if (k)
+                next_handoff_status(n, role, started, now, k);
 }
 
-/* The previous handoff's serving generation, which we hold or retire
- * (retiree.h): its cgroup's processes, or its main alone. */
+/* The previous handoff's serving generation, which we hold or retire. */
 static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t now) {
-        if (st->n_gens >= STATUS_MAX_GENS)
+        StatusGeneration *k = status_add_generation(st);
+        if (!k)
                 return;
-        usec_t kill_at = retiree_kill_at(s->retiree);
-        st->gens[st->n_gens++] = (StatusGeneration) {
-                .number = s->left.number,
-                .pid = retiree_pid(s->retiree),
-                .role = "retiring",
-                .previous_handoff = true,
-                .age = now > s->left.started ? now - s->left.started : 0,
-                .started = s->left.started,
-                .ready = s->left.ready,
-                .kill_in = time_left(kill_at, now),
-                .main_exited = retiree_main_exited(s->retiree),
-                .processes = retiree_processes(s->retiree),
-                .memory = retiree_memory(s->retiree),
-        };
+        retiree_status(s->retiree, now, k);
+        k->number = s->left.number;
+        k->started = s->left.started;
+        k->ready = s->left.ready;
+        k->age = now > s->left.started ? now - s->left.started : 0;
 }
 
 static void snapshot(Supervisor *s, ServiceStatus *st) {

@@ -99,7 +99,15 @@ static int retire(bool ignore_term, usec_t drain_timeout) {
         Retiree *r = NULL;
         ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, drain_timeout, NULL, on_gone, e, &r), 0);
         ck_assert_ptr_nonnull(r);
-        ck_assert_int_eq(retiree_pid(r), pid);
+        StatusGeneration g;
+        retiree_status(r, now_monotonic(), &g);
+        ck_assert_int_eq(g.pid, pid);
+        ck_assert_str_eq(g.role, "retiring");
+        ck_assert(g.previous_handoff);
+        /* The deadline just armed: at most drain_timeout left, and not 0. */
+        ck_assert(g.kill_in > 0 && g.kill_in <= drain_timeout);
+        ck_assert_uint_eq(g.processes, 1);
+        ck_assert_uint_eq(g.memory, UINT64_MAX);
         ck_assert_int_eq(sd_event_loop(e), 0);
         retiree_free(r);
         sd_event_unref(e);
@@ -154,6 +162,12 @@ static void run_until(sd_event *e, const unsigned *what, unsigned n, unsigned ms
 
 /* A retiree of a child that ends on SIGTERM, in the fake cgroup, which is
  * populated; once its main has exited. */
+static bool main_exited(const Retiree *r) {
+        StatusGeneration g;
+        retiree_status(r, now_monotonic(), &g);
+        return g.main_exited;
+}
+
 static Retiree *retire_in_cgroup(sd_event *e, usec_t drain_timeout, pid_t *ret_pid) {
         static char root; /* any CgroupRoot: the fake cgroup does not look */
         fake = (Cgroup) { .populated = 1 };
@@ -168,7 +182,7 @@ static Retiree *retire_in_cgroup(sd_event *e, usec_t drain_timeout, pid_t *ret_p
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-        while (!retiree_main_exited(r) && gone_calls == 0)
+        while (!main_exited(r) && gone_calls == 0)
                 ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
         *ret_pid = pid;
         return r;
@@ -181,10 +195,12 @@ START_TEST(test_cgroup_ends_the_generation) {
         pid_t pid;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = retire_in_cgroup(e, 5 * USEC_PER_SEC, &pid);
-        ck_assert(retiree_main_exited(r));
+        ck_assert(main_exited(r));
         ck_assert_uint_eq(gone_calls, 0);
-        ck_assert_uint_eq(retiree_processes(r), 2);
-        ck_assert_uint_eq(retiree_memory(r), 4096);
+        StatusGeneration g;
+        retiree_status(r, now_monotonic(), &g);
+        ck_assert_uint_eq(g.processes, 2);
+        ck_assert_uint_eq(g.memory, 4096);
         fake.populated = -EMFILE;
         unsigned reads = fake.reads;
         fake.changed(fake.userdata);
@@ -208,7 +224,9 @@ START_TEST(test_deadline_kills_the_cgroup) {
         Retiree *r = retire_in_cgroup(e, 200 * USEC_PER_MSEC, &pid);
         run_until(e, &fake.kills, 1, 0);
         ck_assert_uint_eq(gone_calls, 0);
-        ck_assert_uint_eq(retiree_kill_at(r), USEC_INFINITY);
+        StatusGeneration g;
+        retiree_status(r, now_monotonic(), &g);
+        ck_assert_uint_eq(g.kill_in, USEC_INFINITY);
         fake.populated = 0;
         fake.changed(fake.userdata);
         ck_assert_uint_eq(gone_calls, 1);

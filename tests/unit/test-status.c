@@ -477,6 +477,25 @@ START_TEST(test_previous_handoffs_generation) {
 }
 END_TEST
 
+START_TEST(test_add_generation_stops_at_the_limit) {
+        ServiceStatus st = { 0 };
+        for (size_t i = 0; i < STATUS_MAX_GENS; i++) {
+                StatusGeneration *g = status_add_generation(&st);
+                ck_assert_ptr_eq(g, &st.gens[i]);
+        }
+        ck_assert_ptr_null(status_add_generation(&st));
+        ck_assert_uint_eq(st.n_gens, STATUS_MAX_GENS);
+}
+END_TEST
+
+START_TEST(test_time_left) {
+        ck_assert_uint_eq(status_time_left(USEC_INFINITY, 5), USEC_INFINITY);
+        ck_assert_uint_eq(status_time_left(7, 5), 2);
+        ck_assert_uint_eq(status_time_left(5, 5), 0);
+        ck_assert_uint_eq(status_time_left(4, 5), 0);
+}
+END_TEST
+
 START_TEST(test_standby) {
         ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .standby = 77 };
         _cleanup_free_ char *text = NULL;
@@ -493,6 +512,8 @@ static Suite *status_suite(void) {
         tcase_add_test(tc, test_alloc_json_whole);
         tcase_add_test(tc, test_alloc_text_whole);
         tcase_add_test(tc, test_alloc_small);
+        tcase_add_test(tc, test_add_generation_stops_at_the_limit);
+        tcase_add_test(tc, test_time_left);
         tcase_add_test(tc, test_standby);
         tcase_add_test(tc, test_previous_handoffs_generation);
         tcase_add_test(tc, test_checker_itself);
