@@ -20,6 +20,7 @@
 #include "handover.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "progress.h"
 #include "reaper.h"
 #include "reload-config.h"
 #include "results.h"
@@ -97,9 +98,7 @@ struct Supervisor {
                                   * the generation committed at our takeover */
 
         sd_event_source *bake_timer; /* --bake: the ready candidate's time beside the old one */
-        char progress[NOTIFY_MAX_LEN / 2]; /* a starting candidate's STATUS= line not sent yet */
-        usec_t progress_sent;    /* when the last one was sent */
-        sd_event_source *progress_timer; /* sends progress[] at the end of the interval */
+        Progress progress;       /* a starting candidate's STATUS= lines */
         Handover *handover;      /* old main: MAINPID= waiting to be sent, or sent and awaiting systemd's barrier */
         Results handed_results;  /* ... ours once it is sent */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
@@ -234,34 +233,10 @@ static void record_failure(Supervisor *s, unsigned number, const char *why, int 
 
 /* ---- progress of a starting candidate ---------------------------------- */
 
-/* systemctl status shows what a candidate that takes its time is doing:
- * its own STATUS=, prefixed with what handoff knows, at most every
- * PROGRESS_INTERVAL (the latest line wins), never after its reload ended. */
-#define PROGRESS_INTERVAL (250 * USEC_PER_MSEC)
-
-/* From a takeover to the start of the new main's standby: past the end of
- * the reload that made it main (see standby_update()). */
-#define STANDBY_DELAY (20 * USEC_PER_MSEC)
-
-static void progress_flush(Supervisor *s) {
-        s->progress_timer = sd_event_source_disable_unref(s->progress_timer);
-        if (!s->progress[0])
-                return;
+static void send_progress(const char *line, void *userdata) {
         char esc[STATUS_ESCAPED_MAX];
-        notify_escape(s->progress, esc, sizeof esc);
-        notify_systemd(s, "STATUS=%s", esc);
-        s->progress[0] = '\0';
-        s->progress_sent = now_monotonic();
-}
-
-static int on_progress_timer(sd_event_source *src, uint64_t usec, void *userdata) {
-        progress_flush(userdata);
-        return 0;
-}
-
-static void progress_cancel(Supervisor *s) {
-        s->progress_timer = sd_event_source_disable_unref(s->progress_timer);
-        s->progress[0] = '\0';
+        notify_escape(line, esc, sizeof esc);
+        notify_systemd(userdata, "STATUS=%s", esc);
 }
 
 /* A starting generation's STATUS= line: what handoff knows, then the
@@ -279,18 +254,11 @@ static void progress_text(Supervisor *s, char *buf, size_t size, unsigned number
                          app_status[0] ? ": " : "", (int) utf8_prefix(app_status, 1024), app_status);
 }
 
-static void progress_update(Supervisor *s, unsigned number, pid_t pid, usec_t started, const char *app_status) {
-        progress_text(s, s->progress, sizeof s->progress, number, pid, started, app_status);
-        if (s->progress_timer)
-                return; /* sent when the interval ends */
-        usec_t now = now_monotonic();
-        if (now >= s->progress_sent + PROGRESS_INTERVAL || !s->progress_sent) {
-                progress_flush(s);
-                return;
-        }
-        if (sd_event_add_time(s->event, &s->progress_timer, CLOCK_MONOTONIC, s->progress_sent + PROGRESS_INTERVAL,
-                              10 * USEC_PER_MSEC, on_progress_timer, s) < 0)
-                progress_cancel(s); /* a lost STATUS= is fine */
+/* ... to systemctl status (progress.h), at most every PROGRESS_INTERVAL. */
+static void show_progress(Supervisor *s, unsigned number, pid_t pid, usec_t started, const char *app_status) {
+        char line[PROGRESS_LINE_MAX];
+        progress_text(s, line, sizeof line, number, pid, started, app_status);
+        progress_update(&s->progress, line);
 }
 
 /* ---- callbacks from app generations ------------------------------------ */
@@ -326,7 +294,7 @@ static void on_gen_ready(Generation *g, const char *status, void *userdata) {
         dispatch(s, EV_READY);
         /* --bake: it is the candidate still, and its text the progress line's. */
         if (status && g == s->candidate && s->machine.state == STATE_BAKING)
-                progress_update(s, g->number, g->pid, g->started_usec, status);
+                show_progress(s, g->number, g->pid, g->started_usec, status);
 }
 
 static void on_gen_start_timeout(Generation *g, void *userdata) {
@@ -421,7 +389,7 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
                 if (role_awaits_takeover(s->role))
                         takeover_report_status(s->takeover, m->status);
                 else if (!speaks) {
-                        progress_update(s, g->number, g->pid, g->started_usec, m->status);
+                        show_progress(s, g->number, g->pid, g->started_usec, m->status);
                         results_candidate_status(&s->results, g->number, m->status);
                 }
         }
@@ -521,7 +489,7 @@ static void on_next_ready(NextHandoff *n, void *userdata) {
 static void on_next_status(NextHandoff *n, const char *text, void *userdata) {
         Supervisor *s = userdata;
         if (s->machine.state == STATE_RELOADING || s->machine.state == STATE_BAKING) {
-                progress_update(s, next_handoff_number(n), next_handoff_app_pid(n), next_handoff_started(n), text);
+                show_progress(s, next_handoff_number(n), next_handoff_app_pid(n), next_handoff_started(n), text);
                 results_candidate_status(&s->results, next_handoff_number(n), text);
         }
 }
@@ -647,6 +615,10 @@ static const CandidateOps next_handoff_ops = {
  * most of it the dynamic loader) would compete with the end of the reload,
  * "handoff reload" exiting and systemd finishing its reload job, which
  * measured 5 ms more per "systemctl reload" on 2 CPUs. */
+/* From a takeover to the start of the new main's standby: past the end of
+ * the reload that made it main (see standby_update()). */
+#define STANDBY_DELAY (20 * USEC_PER_MSEC)
+
 static void standby_update(Supervisor *s);
 
 static int on_standby_due(sd_event_source *src, uint64_t usec, void *userdata) {
@@ -1400,7 +1372,7 @@ static void run_actions(Supervisor *s, unsigned a) {
                 start_bake(s);
         if (a & (ACT_ROLLBACK | ACT_COMMIT | ACT_HANDOVER)) {
                 s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
-                progress_cancel(s);
+                progress_cancel(&s->progress);
         }
         if (a & ACT_HANDOVER)
                 hand_over(s);
@@ -1659,7 +1631,7 @@ static void supervisor_done(Supervisor *s) {
         standby_stop(s->standby);
         sd_event_source_disable_unref(s->standby_timer);
         sd_event_source_disable_unref(s->bake_timer);
-        sd_event_source_disable_unref(s->progress_timer);
+        progress_cancel(&s->progress);
         handover_free(s->handover);
         takeover_free(s->takeover);
         safe_close(s->left_pidfd);
@@ -1723,6 +1695,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 return r;
         }
         fdstore_watch(p->store, s.event);
+        progress_init(&s.progress, s.event, send_progress, &s);
         /* What may wait for a manager that does not read: at a takeover
          * the fd store is put anew (an FDSTOREREMOVE=1 and an FDSTORE=1 per
          * entry) before the new main's first STATUS=; besides, a few
