@@ -187,6 +187,23 @@ def reload_under_slow_request(h, ms):
     return old, slow, h.main_pid(), n
 
 
+def handover_from(h, pid):
+    """Handover mode: SIGHUP to handoff pid, the main, for a plain
+    generation (--init-delay 50), up to the handover as the log says it, so
+    with or without a service manager: pid's "Handed over to handoff pid
+    NEW", then NEW's "Took over as the main process". Under a (fake)
+    manager, MAINPID= (sent with the reload's READY=1) named NEW too.
+    Returns the pid that served before the SIGHUP, and NEW."""
+    old = serving_pid(h.port)
+    set_args(h.args_file, "--init-delay", "50")
+    os.kill(pid, signal.SIGHUP)
+    new_main = int(h.wait_log_re(rf"handoff\[{pid}\]: Handed over to handoff pid (\d+)", 20).group(1))
+    h.wait_log(f"handoff[{new_main}]: Took over as the main process")
+    if h.notify:
+        check(h.main_pid() == new_main, f"MAINPID= names {h.main_pid()}, handed over to {new_main}:\n{h.log()}")
+    return old, new_main
+
+
 # ---- SIGKILL of the candidate app ---------------------------------------------
 
 def test_kill_candidate_app_before_ready(tmp):
@@ -441,13 +458,7 @@ def test_kill_old_main_while_a_stubborn_generation_drains(tmp):
     need("handover")
     h = start(tmp, SHORT_DRAIN, args=("--ignore-sigterm",))
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        new_main = h.main_pid()
-        h.wait_log("Handed over to handoff pid")
+        old, new_main = handover_from(h, h.pid)
         os.kill(h.pid, signal.SIGKILL)
         wait_for(lambda: not alive(old), 10, "the stubborn old generation killed at its drain deadline")
         check(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) did not exit in time; sending "
@@ -469,11 +480,7 @@ def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_dra
     need("handover")
     h = start(tmp, SHORT_DRAIN, args=("--ignore-sigterm",), manager=False)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
-        os.kill(h.pid, signal.SIGHUP)
-        new_main = int(h.wait_log_re(rf"handoff\[{h.pid}\]: Handed over to handoff pid (\d+)", 20).group(1))
-        h.wait_log(f"handoff[{new_main}]: Took over as the main process")
+        old, new_main = handover_from(h, h.pid)
         os.kill(h.pid, signal.SIGKILL)
         wait_for(lambda: not alive(old), 10, f"the stubborn old generation killed at its drain deadline:\n{h.log()}")
         check(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) did not exit in time; sending "
@@ -535,19 +542,8 @@ def two_handovers_from_a_stubborn_generation(h):
     """From generation 1, started with --ignore-sigterm, a reload to B (with
     a generation that stops on SIGTERM) and B's own reload to C, each taken
     over. Returns (generation 1's pid, B, C)."""
-    old = serving_pid(h.port)
-    set_args(h.args_file, "--init-delay", "50")
-    n = h.ready_count()
-    h.signal(signal.SIGHUP)
-    h.wait_ready(n + 1, timeout=20)
-    b = h.main_pid()
-    h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {b}")
-    h.wait_log(f"handoff[{b}]: Took over as the main process")
-    os.kill(b, signal.SIGHUP)
-    h.wait_ready(n + 2, timeout=20)
-    c = h.main_pid()
-    h.wait_log(f"handoff[{b}]: Handed over to handoff pid {c}")
-    h.wait_log(f"handoff[{c}]: Took over as the main process")
+    old, b = handover_from(h, h.pid)
+    _, c = handover_from(h, b)
     return old, b, c
 
 
