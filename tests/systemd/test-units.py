@@ -1045,18 +1045,26 @@ def socket_fds(pid):
     return n
 
 
-def stop_right_after_reload(um, mode):
-    """A stop that comes while the previous generation still drains after a
-    reload: its in-flight request is finished, not cut off by the stop."""
+def reload_holding_a_slow_request(um, mode, ms):
+    """The demo service (handoff --mode=mode; None: the unit's), generation 1
+    holding a slow request (ms) when it is reloaded, up to generation 2
+    serving. Returns the Demo, generation 1's pid, the MainPID before the
+    reload, the request and wait_serving()'s answer for generation 2."""
     demo = Demo(um, mode=mode)
     app1 = demo.start()
     main1 = um.main_pid(DEMO)
     base = socket_fds(app1)
-    slow = SlowRequest(demo.port, 2000)
+    slow = SlowRequest(demo.port, ms)
     # The slow request is in generation 1's hands once it holds one more socket.
     um.wait_for(lambda: socket_fds(app1) > base, 5, "generation 1 to accept the slow request")
     um.systemctl("reload", DEMO)
-    wait_serving(um, DEMO, 2)
+    return demo, app1, main1, slow, wait_serving(um, DEMO, 2)
+
+
+def stop_right_after_reload(um, mode):
+    """A stop that comes while the previous generation still drains after a
+    reload: its in-flight request is finished, not cut off by the stop."""
+    demo, app1, main1, slow, _ = reload_holding_a_slow_request(um, mode, 2000)
     assert pid_alive(app1), "generation 1 exited before its slow request was done"
     t0 = time.monotonic()
     um.systemctl("stop", DEMO, timeout=60)
@@ -1102,15 +1110,7 @@ def test_status_at_main_pid_shows_held_old_generation(um):
     if EXPECT_MODE == "supervise":
         log("HANDOFF_EXPECT_MODE=supervise: a handoff without handover mode; skipped")
         return
-    demo = Demo(um, mode="handover")
-    app1 = demo.start()
-    main1 = um.main_pid(DEMO)
-    base = socket_fds(app1)
-    slow = SlowRequest(demo.port, 5000)
-    # The slow request is in generation 1's hands once it holds one more socket.
-    um.wait_for(lambda: socket_fds(app1) > base, 5, "generation 1 to accept the slow request")
-    um.systemctl("reload", DEMO)
-    (_, app2, _, _), p = wait_serving(um, DEMO, 2)
+    demo, app1, main1, slow, ((_, app2, _, _), p) = reload_holding_a_slow_request(um, "handover", 5000)
     main2 = int(p["MainPID"])
     assert main2 != main1 and is_handoff(main2), "MainPID did not move to a new handoff: %d -> %d" % (main1, main2)
     st = um.wait_for(lambda: (lambda s: s if s["state"] == "serving" else None)(status_json(main2)), 10,
