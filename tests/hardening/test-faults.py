@@ -91,6 +91,16 @@ def next_handoff_pid(h, n):
     return int(m.group(1))
 
 
+def channel_shim(**behaviour):
+    """The environment that runs a handoff (and everything it starts)
+    under tests/fixtures/channel-shim.c, which behaves as told
+    (CHANNEL_SHIM_KILL_AFTER, CHANNEL_SHIM_DROP: see there)."""
+    shim = os.environ.get("CHANNEL_SHIM_SO")
+    if not shim or not os.path.exists(shim):
+        raise Skip(f"no channel shim (CHANNEL_SHIM_SO={shim!r})")
+    return {"LD_PRELOAD": shim, **{f"CHANNEL_SHIM_{k.upper()}": v for k, v in behaviour.items()}}
+
+
 def one_serving(h):
     """Exactly one generation runs and serves, named by the last READY=1;
     in handover mode exactly one handoff (the main) is left too."""
@@ -497,20 +507,17 @@ def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_dra
 
 def test_kill_old_main_between_named_and_takeover(tmp):
     """With no service manager, the old main dies right after NAMED, before
-    TAKEOVER (an LD_PRELOAD shim, tests/fixtures/kill-at-named.c, SIGKILLs
+    TAKEOVER (an LD_PRELOAD shim, tests/fixtures/channel-shim.c, SIGKILLs
     it as soon as NAMED is sent): the next handoff, named main but never
     told to take over, takes over by itself, says so, retires the old
     generation through the pidfd that came with NAMED, removes the runtime
     files the old main passed on before NAMED, and serves generation 2; its
     stop then leaves nothing behind."""
     need("handover")
-    shim = os.environ.get("KILL_AT_NAMED_SO")
-    if not shim or not os.path.exists(shim):
-        raise Skip(f"no kill-at-named shim (KILL_AT_NAMED_SO={shim!r})")
     # Every process in the session inherits the shim: the generations and
     # the next handoff too. Harmless: only an old main sends NAMED, and only
     # the first handoff is ever one here.
-    h = start(tmp, manager=False, env={"LD_PRELOAD": shim})
+    h = start(tmp, manager=False, env=channel_shim(kill_after="NAMED "))
     try:
         old = serving_pid(h.port)
         set_args(h.args_file, "--init-delay", "50")
@@ -1025,6 +1032,41 @@ def test_manager_stop_to_old_main_after_mainpid(tmp):
 
 def test_manager_stop_to_both_after_mainpid(tmp):
     manager_stop_after_mainpid(tmp, both=True)
+
+
+def test_manager_stop_after_mainpid_next_handoff_of_an_older_version(tmp):
+    """As test_manager_stop_to_old_main_after_mainpid, with a next handoff
+    of a version before STOP (the channel shim drops its "FEATURES stop"):
+    the old main sends it no STOP, which it would not understand, and says
+    so; it drains its own generation (the slow request is answered) and
+    exits 0 without waiting for the next handoff. That one serves on, as
+    before STOP existed: the stop is the service manager's to bring to it
+    (the test does, as the manager would)."""
+    need("handover")
+    h = start(tmp, env=channel_shim(drop="FEATURES "))
+    try:
+        old, slow, succ = reload_held_at_mainpid(h)
+        os.kill(h.pid, signal.SIGTERM)
+        h.wait_log(f"handoff[{h.pid}]: Stop requested (SIGTERM) by the service manager after MAINPID=")
+        h.notify.release()
+        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) is of a version that takes no STOP; not "
+                   "waiting for it.")
+        check(h.proc.wait(timeout=20) == 0, h.log())
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        log = h.log()
+        check("Passed the stop on" not in log and "Stop requested by the previous handoff" not in log,
+              f"no STOP went:\n{log}")
+        check(alive(succ), f"the next handoff serves on:\n{log}")
+        gen2 = h.generation_pid(2)
+        status, _, pid = http_get(h.port)
+        check(status == 200 and pid == gen2, f"generation 2 (pid {gen2}) answers, not pid {pid}:\n{log}")
+        os.kill(succ, signal.SIGTERM)
+        wait_for(lambda: h.exit_status(succ) is not None, 20, f"the next handoff's stop:\n{h.log()}")
+        check(h.exit_status(succ) == 0, h.log())
+        nothing_left(h)
+    finally:
+        teardown(h)
 
 
 def test_manager_stop_passed_down_a_chain_of_handovers(tmp):
