@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,6 +55,14 @@ bool next_handoff_takes_stop(const NextHandoff *n) {
 
 bool next_handoff_named(const NextHandoff *n) {
         return n->named;
+}
+
+bool next_handoff_exited(const NextHandoff *n) {
+        if (!n->pidfd_source)
+                return true; /* its exit was seen */
+        /* Readable once it has exited, a zombie not yet reaped included. */
+        struct pollfd p = { .fd = n->pidfd, .events = POLLIN };
+        return poll(&p, 1, 0) > 0;
 }
 
 int next_handoff_pidfd_dup(const NextHandoff *n) {

@@ -84,6 +84,11 @@ void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n
 /* Whether next_handoff_tell_named() has been called. */
 bool next_handoff_named(const NextHandoff *n);
 
+/* Whether it has exited (a zombie counts: to the service manager, which
+ * refuses MAINPID= for a pid that "does not exist or is a zombie", it is
+ * gone), whether or not its exit has been dispatched yet. */
+bool next_handoff_exited(const NextHandoff *n);
+
 /* Commit: passes on the unix socket files to remove at the final stop
  * (unless NAMED did), tells it to take over, and returns our end of the channel, which the
  * caller holds open until it exits (the next handoff waits for that end of

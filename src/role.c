@@ -12,6 +12,7 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_TOOK_OVER] = N,
                 [ROLE_EV_PREDECESSOR_GONE] = N,
                 [ROLE_EV_NAMED] = N,
+                [ROLE_EV_MAINPID_RECLAIMED] = N,
         },
         [ROLE_CANDIDATE] = {
                 [ROLE_EV_MAINPID_SENT] = N,
@@ -19,6 +20,7 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_TOOK_OVER] = ROLE_MAIN_AFTER_TAKEOVER,
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_ABANDONED,
                 [ROLE_EV_NAMED] = ROLE_NAMED,
+                [ROLE_EV_MAINPID_RECLAIMED] = N,
         },
         [ROLE_MAIN_AFTER_TAKEOVER] = {
                 /* A reload right after the takeover hands over again. */
@@ -27,16 +29,20 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_TOOK_OVER] = N,
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_MAIN,
                 [ROLE_EV_NAMED] = N,
+                [ROLE_EV_MAINPID_RECLAIMED] = N,
         },
-        [ROLE_ABANDONED] = { N, N, N, N, N },
+        [ROLE_ABANDONED] = { N, N, N, N, N, N },
         [ROLE_YIELDED] = {
                 [ROLE_EV_MAINPID_SENT] = N,
                 [ROLE_EV_TAKEOVER_SENT] = ROLE_HANDED_OFF,
                 [ROLE_EV_TOOK_OVER] = N,
                 [ROLE_EV_PREDECESSOR_GONE] = N,
                 [ROLE_EV_NAMED] = N,
+                /* The next handoff exited before TAKEOVER: main again,
+                 * if systemd had refused it (see hand_back()). */
+                [ROLE_EV_MAINPID_RECLAIMED] = ROLE_MAIN,
         },
-        [ROLE_HANDED_OFF] = { N, N, N, N, N },
+        [ROLE_HANDED_OFF] = { N, N, N, N, N, N },
         [ROLE_NAMED] = {
                 [ROLE_EV_MAINPID_SENT] = N,
                 [ROLE_EV_TAKEOVER_SENT] = N,
@@ -45,6 +51,7 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                  * main, and nobody is left to hand the service back to. */
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_MAIN,
                 [ROLE_EV_NAMED] = N,
+                [ROLE_EV_MAINPID_RECLAIMED] = N,
         },
 };
 
@@ -105,6 +112,7 @@ const char *role_event_to_string(RoleEvent ev) {
                 [ROLE_EV_TOOK_OVER] = "took-over",
                 [ROLE_EV_PREDECESSOR_GONE] = "predecessor-gone",
                 [ROLE_EV_NAMED] = "named",
+                [ROLE_EV_MAINPID_RECLAIMED] = "mainpid-reclaimed",
         };
         return (unsigned) ev < _ROLE_EV_MAX ? names[ev] : "invalid";
 }

@@ -15,11 +15,16 @@
  *     (ROLE_CANDIDATE) until its predecessor tells it to take over.
  *
  *   MAIN ──mainpid-sent──> YIELDED ──takeover-sent──> HANDED_OFF
- *     └─────────────────takeover-sent─────────────────┘   (no systemd)
+ *     ▲ └─────────────────takeover-sent──────────┼──────┘   (no systemd)
+ *     └──────────mainpid-reclaimed───────────────┘
  *   CANDIDATE ──took-over──> MAIN_AFTER_TAKEOVER ──predecessor-gone──> MAIN
  *     │ └──predecessor-gone──> ABANDONED                                   ▲
  *     └──named──> NAMED ──took-over──> MAIN_AFTER_TAKEOVER                 │
  *                   └──────────────predecessor-gone──────────────────────┘
+ *
+ * MAINPID-RECLAIMED: the next handoff MAINPID= named has exited before it
+ * was told to take over, and the service manager may have refused it (it
+ * takes no pid that has exited): the old main names itself main again.
  *
  * NAMED: the predecessor has told the service manager MAINPID=<us>, and us
  * so, but not yet to take over. Its end of file then is no abort: it died
@@ -43,6 +48,7 @@ typedef enum {
         ROLE_EV_TOOK_OVER,        /* a candidate was told to take over */
         ROLE_EV_PREDECESSOR_GONE, /* the predecessor's channel reached end of file */
         ROLE_EV_NAMED,            /* a candidate was told that MAINPID= names it */
+        ROLE_EV_MAINPID_RECLAIMED, /* the old main told systemd MAINPID=<itself> again */
         _ROLE_EV_MAX,
 } RoleEvent;
 

@@ -100,7 +100,10 @@ struct Supervisor {
         sd_event_source *bake_timer; /* --bake: the ready candidate's time beside the old one */
         Progress progress;       /* a starting candidate's STATUS= lines */
         Handover *handover;      /* old main: MAINPID= waiting to be sent, or sent and awaiting systemd's barrier */
-        Results handed_results;  /* ... ours once it is sent */
+        Results handed_results;  /* ... ours once it is sent; then ours before it, for hand_back() */
+        pid_t naming;            /* ... the next handoff it names, until TAKEOVER (it may be freed
+                                  * meanwhile: see hand_back()) */
+        bool next_lost;          /* ... which failed before systemd's barrier came */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_pidfd;        /* ... and a pidfd of it: a SIGHUP passed on reaches it or nobody */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
@@ -515,6 +518,12 @@ static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
                  * and ours serves on, as after any reload that failed. */
                 s->handover = handover_free(s->handover);
                 dispatch(s, EV_NOT_HANDED_OVER);
+                return;
+        }
+        if (s->machine.state == STATE_HANDING_OVER && s->handover) {
+                /* MAINPID= is out, systemd's barrier not back: whether
+                 * systemd took it (see hand_back()) is known only then. */
+                s->next_lost = true;
                 return;
         }
         dispatch(s, EV_FAILED); /* the rollback stops it */
@@ -1185,17 +1194,54 @@ static void tell_next_named(Supervisor *s) {
 /* MAINPID= is out: the reload is done, as its STATUS= said. */
 static void on_mainpid_sent(void *userdata) {
         Supervisor *s = userdata;
+        Results before = s->results;
         s->results = s->handed_results;
+        s->handed_results = before;
         if (role_speaks_to_systemd(s->role) && sdnotify_address()[0]) {
                 set_role(s, ROLE_EV_MAINPID_SENT);
                 tell_next_named(s);
         }
 }
 
+/* The next handoff MAINPID= named has exited before we told it to take
+ * over. systemd refuses MAINPID= for a pid that "does not exist or is a
+ * zombie": if it read ours after that exit, we are its main still, and our
+ * exit, after the handover, would end the service (cleanly: no Restart=).
+ * We cannot tell which, so we name ourselves main again and roll back.
+ * Had systemd taken the next handoff, it refuses ours (NotifyAccess=main:
+ * we are not its main) and its main's death fails the service, as before;
+ * had it not, it changes nothing, and we serve on. */
+static void hand_back(Supervisor *s) {
+        char why[96];
+        pid_t pid = s->naming;
+        log_warning("The next handoff (pid %d) exited after MAINPID= named it, before it took over; naming this "
+                    "process main again.", (int) pid);
+        set_role(s, ROLE_EV_MAINPID_RECLAIMED);
+        s->results = s->handed_results; /* as before MAINPID=, which counted the reload done */
+        notify_systemd(s, "MAINPID=%d", (int) getpid());
+        write_pid(s, getpid()); /* it wrote the pid file when it was ready */
+        snprintf(why, sizeof why, "next handoff (pid %d) exited before it took over", (int) pid);
+        record_failure(s, s->last_number, why, 1);
+        dispatch(s, EV_NOT_HANDED_OVER);
+        /* The manager's stop that came meanwhile was the service's. */
+        if (s->pass_stop) {
+                s->pass_stop = false;
+                request_stop(s);
+        }
+}
+
+/* systemd's barrier after MAINPID=: it has read it (or did not answer in
+ * time). A next handoff still running then was taken as main; one that has
+ * exited (and may be freed already, on_next_exited()) may not have been. */
 static void on_handover_done(void *userdata) {
         Supervisor *s = userdata;
         s->handover = handover_free(s->handover);
-        dispatch(s, EV_HANDED_OVER);
+        bool lost = s->next_lost;
+        s->next_lost = false;
+        if (s->machine.state == STATE_HANDING_OVER && (!s->next || next_handoff_exited(s->next)))
+                hand_back(s);
+        else
+                dispatch(s, lost ? EV_FAILED : EV_HANDED_OVER);
 }
 
 /* Not sent (the manager's socket stayed full, nobody bound): systemd knows
@@ -1224,6 +1270,19 @@ static const HandoverCallbacks handover_callbacks = {
 static void hand_over(Supervisor *s) {
         NextHandoff *n = s->next;
         char st[NOTIFY_MAX_LEN / 2];
+        /* Ready, then gone (its exit not dispatched yet): naming it would
+         * leave nobody main once we retire (without a manager, nobody
+         * serving). We are main still; the reload fails. */
+        if (next_handoff_exited(n)) {
+                char why[96];
+                snprintf(why, sizeof why, "next handoff (pid %d) exited before it was named main",
+                         (int) next_handoff_pid(n));
+                log_error("Reload failed: %s.", why);
+                record_failure(s, next_handoff_number(n), why, 1);
+                dispatch(s, EV_NOT_HANDED_OVER);
+                return;
+        }
+        s->naming = next_handoff_pid(n);
         /* The STATUS= that goes with MAINPID= counts this reload as done;
          * so do our results once it is sent (on_mainpid_sent()). */
         Results *r = &s->handed_results;
