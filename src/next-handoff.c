@@ -439,7 +439,10 @@ int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_p
 void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel) {
         if (!n->pidfd_source)
                 return; /* exited already */
-        fail(n, "reload aborted");
+        /* Stopping now, but no failure to report: the caller aborts it. A
+         * callback from here would reach a caller that may be starting the
+         * next reload already, and fail that one. */
+        n->failed = true;
         /* End of file alone would do; the signal makes it prompt even while
          * it is busy. SIGTERM, handoff's own stop signal, whatever its app's
          * is. Not when it gave up by itself: it is stopping already, and a

@@ -101,7 +101,8 @@ int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_p
  * channel, and SIGKILL to it and its generation if it has not exited a
  * little after drain_timeout, the deadline it gives its generation itself
  * (USEC_INFINITY: never).
- * The exited callback reports the end; what it left in the runtime
+ * The failed callback is not called (it is the caller's abort); the exited
+ * callback reports the end; what it left in the runtime
  * directory if it was killed is removed then. With ret_channel, our end is
  * returned in *ret_channel instead of closed. */
 void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel);

@@ -245,6 +245,39 @@ def test_mainpid_not_delivered_rolls_back(tmp):
         h.close()
 
 
+def test_mainpid_not_delivered_with_a_reload_pending(tmp):
+    """As above, with a second reload asked for meanwhile: the failed
+    handover's rollback starts it at once, and aborting the failed next
+    handoff is no second failure. Before, the abort reported itself as a
+    failure of the reload running by then, the pending one, which was
+    rolled back as soon as it started (its waiting client told it failed),
+    and the failed one counted twice (found by review)."""
+    h = start(tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "1000")
+        h.signal(signal.SIGHUP)
+        h.notify.wait_count("RELOADING", 1)
+        succ = next_handoff_pid(h, 2)
+        h.signal(signal.SIGHUP)
+        h.wait_log_re(rf"handoff\[{h.pid}\]: Reload requested \(SIGHUP.*\n(.*\n)*.*Reload requested \(SIGHUP", 10)
+        h.notify.close()
+        h.wait_log(f"Failed to tell the service manager MAINPID={succ}", 20)
+        h.notify = FakeSystemd(tmp)
+        third = next_handoff_pid(h, 3)
+        h.wait_ready(1, timeout=20)
+        check(h.mains()[1:] == [third], f"the pending reload handed over to {third}: {h.mains()}")
+        log = h.log()
+        check("reload aborted" not in log, f"no failure of the abort:\n{log}")
+        st = status_json(third)
+        check(st["reloads_failed"] == 1 and st["reloads_ok"] == 1, f"one failed, one ok: {st}")
+        check(h.proc.wait(timeout=20) == 0, "the old handoff exits 0 after the handover")
+        check(serving_pid(h.port) != old, "generation 3 serves")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_reload_while_the_failed_next_handoff_stops(tmp):
     """A reload asked for while the previous reload's next handoff is still
     stopping starts another beside it; the old main keeps watching the
