@@ -1387,16 +1387,21 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
         s->exit_code = 0;
         log_info("Handed over to handoff pid %d; retiring generation %u.", (int) s->handed_to,
                  s->serving ? s->serving->number : 0);
+        /* Retired before TAKEOVER: should we die in between, the next
+         * handoff, told NAMED but not TAKEOVER, retires it by itself, a
+         * second stop signal at worst. The other way round it would only
+         * hold it, and the generation, never told to stop, would accept
+         * with the old code until SIGKILL at the deadline. */
+        if (s->serving) {
+                generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
+                s->serving = NULL; /* its exit is a retired generation's now */
+        }
         /* Our end is held until we exit: the next handoff waits for that end
          * of file before it exits at a stop, so nothing we still drain is
          * killed early. */
         (void) next_handoff_take_over(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload,
                                       &s->handed_channel);
         next_handoff_free(n);
-        if (s->serving) {
-                generation_retire(s->serving, s->opt->stop_signal, s->opt->drain_timeout);
-                s->serving = NULL; /* its exit is a retired generation's now */
-        }
         if (s->pass_stop)
                 stop_next_handoff(s);
 }

@@ -611,6 +611,39 @@ def two_handovers_from_a_stubborn_generation(h):
     return old, b, c
 
 
+def test_kill_old_main_right_after_takeover(tmp):
+    """The old main dies right after it sent TAKEOVER (the channel shim
+    SIGKILLs it then): its generation had its stop signal before, so it
+    stops accepting, answers its slow request and exits, inside the
+    deadline the new main holds it to; nothing is SIGKILLed. Before, it
+    was retired after TAKEOVER: killed in between, it was never told to
+    stop, kept accepting with the old code, and was SIGKILLed at the
+    deadline with its request in flight (found by review)."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=4s", env=channel_shim(kill_after="TAKEOVER "))
+    try:
+        old = serving_pid(h.port)
+        slow = SlowRequest(h.port, 1500)
+        wait_for(slow.connected.is_set, 5, "slow request sent")
+        set_args(h.args_file, "--init-delay", "50")
+        h.signal(signal.SIGHUP)
+        wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at TAKEOVER:\n{h.log()}")
+        check(h.proc.returncode == -signal.SIGKILL, f"killed at TAKEOVER ({h.proc.returncode}):\n{h.log()}")
+        new_main = h.main_pid()
+        h.wait_log(f"fixture-server: pid={old} got Terminated", 10)
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        wait_for(lambda: not alive(old), 10, f"generation 1 exits:\n{h.log()}")
+        check("SIGKILL" not in h.log(), f"nothing was killed:\n{h.log()}")
+        check(http_get(h.port)[2] != old, "the new generation serves")
+        os.kill(new_main, signal.SIGTERM)
+        wait_for(lambda: h.exit_status(new_main) is not None, 20, f"the new main's stop:\n{h.log()}")
+        check(h.exit_status(new_main) == 0, h.log())
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
 def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(tmp):
     """As above, but the new main B has reloaded again, and handed over to C,
     before the old main A is killed: B is no longer main, C never heard of
