@@ -70,10 +70,6 @@ bool role_awaits_takeover(Role r) {
         return r == ROLE_CANDIDATE || r == ROLE_NAMED;
 }
 
-bool role_predecessor_alive(Role r) {
-        return r == ROLE_CANDIDATE || r == ROLE_NAMED || r == ROLE_MAIN_AFTER_TAKEOVER;
-}
-
 bool role_ignores_stop(Role r) {
         /* Not main any more (systemd was told MAINPID=), and already
          * retiring within the drain deadline; KillMode=control-group

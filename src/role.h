@@ -58,7 +58,6 @@ Role role_step(Role r, RoleEvent ev);
 /* What a role may do, derived rather than stored. */
 bool role_speaks_to_systemd(Role r);   /* STATUS=, READY=1, STOPPING=1, the fd store mirror */
 bool role_awaits_takeover(Role r);     /* reports to a predecessor instead of to systemd */
-bool role_predecessor_alive(Role r);   /* a stop waits for the predecessor's end of file */
 bool role_ignores_stop(Role r);        /* SIGTERM: already retiring after MAINPID= */
 bool role_handed_off(Role r);          /* requests and SIGHUP belong to the next handoff */
 bool role_owns_files(Role r);          /* at exit, the pid file and socket files are ours to remove */

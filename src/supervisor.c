@@ -118,6 +118,7 @@ struct Supervisor {
         bool drained_sent;       /* DRAINED sent: our generations are gone */
         sd_event_source *next_exit;      /* its end of file on handed_channel */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
+        bool predecessor_drained; /* ... and it said DRAINED: it waits for our end of file */
         pid_t predecessor;       /* ... and its pid, while it lives */
         /* ... after NAMED: a pidfd of its serving generation's main, and
          * that generation and how it retires, for us to retire it should
@@ -177,13 +178,26 @@ static bool mirroring(Supervisor *s) {
         return s->p->mirror_store && role_speaks_to_systemd(s->role);
 }
 
-static bool all_gone(Supervisor *s) {
-        /* Once MAINPID= names the next handoff it is systemd's to wait for,
-         * not ours. A new main that stops right after a reload waits for
-         * the old one, still draining, so that systemd does not kill what
-         * it serves. */
+/* Started as a next handoff: our predecessor runs, and drains, until its
+ * end of file or its DRAINED. Not the role's to say: once we hand over in
+ * turn (yielded, handed-off) it may still drain. */
+static bool predecessor_draining(const Supervisor *s) {
+        return s->takeover && !s->predecessor_drained;
+}
+
+/* All that we wait for before we exit, but the next handoff we passed a
+ * stop on to (which waits for our DRAINED, then we for its exit). Once
+ * MAINPID= names the next handoff it is systemd's to wait for, not ours.
+ * A new main that stops right after a reload waits for the old one, still
+ * draining, so that systemd does not kill what it serves; and so does one
+ * that has handed over in turn since. */
+static bool drained(const Supervisor *s) {
         return !s->gens && (!s->next || s->role == ROLE_YIELDED) && s->n_aborted == 0 &&
-               !role_predecessor_alive(s->role) && !s->awaits_next && !s->retiree;
+               !predecessor_draining(s) && !s->retiree;
+}
+
+static bool all_gone(Supervisor *s) {
+        return drained(s) && !s->awaits_next;
 }
 
 static void next_stop_progress(Supervisor *s);
@@ -691,7 +705,7 @@ static void become_main(Supervisor *s, bool reload_pending, bool ready_announced
                  * us main, so ours is the service's stop. It ends after our
                  * predecessor's, whose requests are still draining. */
                 log_info("Took over as the main process while stopping%s.",
-                         role_predecessor_alive(s->role) ? "; waiting for the previous handoff" : "");
+                         predecessor_draining(s) ? "; waiting for the previous handoff" : "");
                 notify_systemd(s, "STOPPING=1\nSTATUS=Stopping.");
                 if (!s->stop_requested) {
                         s->stop_requested = true;
@@ -827,6 +841,7 @@ static void on_predecessor_stop(void *userdata) {
 static void on_predecessor_drained(void *userdata) {
         Supervisor *s = userdata;
         log_debug("The previous handoff has drained its generations and waits for this one.");
+        s->predecessor_drained = true;
         set_role(s, ROLE_EV_PREDECESSOR_GONE);
         check_all_gone(s);
 }
@@ -887,7 +902,7 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                 .last_reload_duration = s->results.last_took,
                 .handed_over_to = s->handed_to,
                 /* ... or, gone, left its generation to us to retire. */
-                .predecessor_draining = role_predecessor_alive(s->role) || s->retiree,
+                .predecessor_draining = predecessor_draining(s) || s->retiree,
                 .standby = s->standby ? standby_pid(s->standby) : 0,
         };
         if (s->serving)
@@ -1313,11 +1328,13 @@ static int on_next_exit(sd_event_source *src, int fd, uint32_t revents, void *us
         return 0;
 }
 
-/* Our generations are gone: DRAINED, so that the next handoff does not
- * wait for our end of file while we wait for its. Its own stop is bounded
- * by its drain deadline (its options', which a reload may have changed). */
+/* All we wait for but the next handoff is gone (our generations, the one
+ * we hold, and our own predecessor, who says DRAINED to us first): DRAINED,
+ * so that the next handoff does not wait for our end of file while we wait
+ * for its. Its own stop is bounded by its drain deadline (its options',
+ * which a reload may have changed). */
 static void next_stop_progress(Supervisor *s) {
-        if (!s->awaits_next || s->drained_sent || s->gens)
+        if (!s->awaits_next || s->drained_sent || !drained(s))
                 return;
         s->drained_sent = true;
         int r = channel_send(s->handed_channel, "DRAINED");
@@ -1519,7 +1536,7 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 return;
         }
         log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
-                 role_predecessor_alive(s->role) ? " Waiting for the previous handoff to finish draining too." : "");
+                 predecessor_draining(s) ? " Waiting for the previous handoff to finish draining too." : "");
         /* Not main yet: our predecessor need not wait for a READY that
          * will not come. */
         if (role_awaits_takeover(s->role)) {

@@ -32,7 +32,7 @@ import subprocess
 import threading
 import time
 
-from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args, status_json
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
 from handofftest.procs import is_handoff, ppid_of
@@ -667,19 +667,38 @@ def test_kill_old_main_after_a_second_reload_while_a_stubborn_generation_drains(
         teardown(h)
 
 
-def test_no_drain_deadline_holds_no_handoff_back(tmp):
-    """--drain-timeout=infinity and an old generation that never ends: there
-    is no deadline to hold it to, so a new main that hands over in turn does
-    not wait for it, and handoffs do not pile up one per reload behind it.
-    (Found by a second reader of 920b292: every handoff stayed, and the
-    newest main's stop waited for the oldest generation.)"""
+def test_no_drain_deadline_every_handoff_waits_for_its_predecessor(tmp):
+    """--drain-timeout=infinity and an old generation that never ends:
+    nothing holds it (there is no deadline to hold it to), but each handoff
+    that has handed over still waits for its predecessor, so the newest
+    main's status says predecessor_draining, and its stop waits for the
+    oldest generation (systemd's TimeoutStopSec= bounds that wait; here the
+    test kills generation 1 as systemd would then). One idle handoff per
+    reload stays behind a generation that never ends, beside that
+    generation itself. (Earlier rounds let the handed-off handoff exit at
+    once, to spare that: its successor then said the old code was gone while
+    it still served, and a stop under KillMode=mixed did not wait for what
+    drained; found by review.)"""
     need("handover")
     h = start(tmp, "--drain-timeout=infinity", args=("--ignore-sigterm",))
     try:
-        old, b, _ = two_handovers_from_a_stubborn_generation(h)
-        wait_for(lambda: not alive(b), 20, f"the handed-off second handoff exits:\n{h.log()}")
-        check(alive(h.pid) and alive(old), "the first handoff still drains its generation, which has no deadline")
-        check(h.stop() == 0, h.log())
+        old, b, c = two_handovers_from_a_stubborn_generation(h)
+        gen2, gen3 = h.generation_pid(2), h.generation_pid(3)
+        wait_for(lambda: not alive(gen2), 20, f"generation 2 retired:\n{h.log()}")
+        check(alive(b) and alive(h.pid) and alive(old), f"handoff 2 waits for handoff 1, which drains:\n{h.log()}")
+        check(status_json(c)["predecessor_draining"], "the newest main says the old code still runs")
+        os.kill(c, signal.SIGTERM)
+        h.wait_log(f"handoff[{c}]: Stop requested (SIGTERM). Waiting for the previous handoff to finish draining too.")
+        wait_for(lambda: not alive(gen3), 20, f"generation 3 stopped:\n{h.log()}")
+        check(alive(c), "the newest main waits for its predecessors")
+        os.kill(old, signal.SIGKILL)
+        wait_for(lambda: not alive(h.pid) and not alive(b) and h.exit_status(c) is not None, 20,
+                 f"all three exit:\n{h.log()}")
+        check(h.exit_status(c) == 0, f"{h.exit_status(c)}\n{h.log()}")
+        log = h.log()
+        done = [log.find(f"handoff[{p}]: stopping + all-gone") for p in (h.pid, b, c)]
+        check(0 <= done[0] < done[1] < done[2], f"the oldest exited first, the newest last: {done}\n{log}")
+        nothing_left(h)
     finally:
         teardown(h)
 
@@ -1159,20 +1178,21 @@ def test_manager_stop_after_mainpid_next_handoff_of_an_older_version(tmp):
         teardown(h)
 
 
-def test_manager_stop_passed_down_a_chain_of_handovers(tmp):
-    """The manager's stop reaches the first of three handoffs (main 1 has
-    handed over to 2, which has handed over to 3, each still draining a slow
-    request): it goes down the chain, each STOPs the next, and they exit in
-    reverse order, the newest first (found by a reviewer: the middle one
-    stopped itself only, and the newest served on)."""
+def manager_stop_down_a_chain(tmp, ms1, ms2):
+    """Main 1 has handed over to 2, which has handed over to 3; generations
+    1 and 2 each drain a slow request (ms1, ms2). The manager's stop
+    reaches the first: it goes down the chain, each STOPs the next, and
+    they exit in reverse order, the newest first, and the newest only once
+    generation 1, the oldest, has stopped."""
     need("handover")
     h = start(tmp)
     try:
-        slow1 = SlowRequest(h.port, 2500)
+        gen1 = serving_pid(h.port)
+        slow1 = SlowRequest(h.port, ms1)
         wait_for(slow1.connected.is_set, 5, "slow request to generation 1")
         reload_ok(h, 2)
         second = h.main_pid()
-        slow2 = SlowRequest(h.port, 2500)
+        slow2 = SlowRequest(h.port, ms2)
         wait_for(slow2.connected.is_set, 5, "slow request to generation 2")
         reload_ok(h, 3)
         third = h.main_pid()
@@ -1186,10 +1206,70 @@ def test_manager_stop_passed_down_a_chain_of_handovers(tmp):
         log = h.log()
         done = [log.find(f"handoff[{p}]: stopping + all-gone") for p in (third, second, h.pid)]
         check(0 <= done[0] < done[1] < done[2], f"the newest exited first, the first last: {done}\n{log}")
+        gen1_done = log.find(f"fixture-server: pid={gen1} stopped")
+        check(0 <= gen1_done < done[0], f"the newest exited after generation 1 had stopped:\n{log}")
         check("SIGKILL" not in log, f"nothing was killed:\n{log}")
         for slow in (slow1, slow2):
             slow.join(timeout=20)
             check(slow.status == 200, f"{slow.status} {slow.error}")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
+def test_manager_stop_passed_down_a_chain_of_handovers(tmp):
+    """(found by a reviewer: the middle one stopped itself only, and the
+    newest served on)"""
+    manager_stop_down_a_chain(tmp, 2500, 2500)
+
+
+def test_manager_stop_down_a_chain_waits_for_the_oldest_generation(tmp):
+    """Generation 1's request outlasts generation 2's: the middle handoff,
+    whose own generation is gone, says DRAINED to the newest only once the
+    first handoff has drained too. Before, it said so at once, and the
+    newest exited while generation 1 still drained: under
+    KillMode=control-group with the newest as the main, systemd's final
+    SIGKILL would have cut it short (found by review)."""
+    manager_stop_down_a_chain(tmp, 4000, 300)
+
+
+def test_a_chain_of_handovers_without_a_drain_deadline_waits_for_the_oldest(tmp):
+    """--drain-timeout=infinity: nobody holds generation 1 (there is no
+    deadline to hold it to). Main 1, draining generation 1's slow request,
+    hands over to 2, which hands over to 3. Handoff 2, whose own generation
+    is gone, still waits for handoff 1, and 3 for 2: 3's status says
+    predecessor_draining until generation 1 has answered and handoff 1 has
+    exited, and 2 exits after 1. Before, 2 exited as soon as its own
+    generation was gone: 3 said the old code was gone while generation 1
+    still served, and a stop to 3 under KillMode=mixed would have left
+    systemd to SIGKILL generation 1 mid-request (found by review)."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=infinity")
+    try:
+        gen1 = serving_pid(h.port)
+        slow = SlowRequest(h.port, 4000)
+        wait_for(slow.connected.is_set, 5, "slow request to generation 1")
+        reload_ok(h, 2)
+        second = h.main_pid()
+        gen2 = h.generation_pid(2)
+        reload_ok(h, 3)
+        third = h.main_pid()
+        h.wait_log(f"handoff[{second}]: Retired generation 2", 10)
+        wait_for(lambda: not alive(gen2), 10, "generation 2 gone")
+        check(alive(gen1) and alive(h.pid), "premise: generation 1 still drains its request")
+        check(alive(second), f"handoff 2 waits for handoff 1:\n{h.log()}")
+        st = status_json(third)
+        check(st["predecessor_draining"], f"handoff 3 says the old code still runs: {st}")
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == gen1, f"{slow.status} {slow.pid} {slow.error}")
+        wait_for(lambda: not alive(h.pid) and not alive(second), 20, f"handoffs 1 and 2 exit:\n{h.log()}")
+        log = h.log()
+        done = [log.find(f"handoff[{p}]: stopping + all-gone") for p in (h.pid, second)]
+        check(0 <= done[0] < done[1], f"handoff 2 exited after handoff 1: {done}\n{log}")
+        wait_for(lambda: not status_json(third)["predecessor_draining"], 10, "predecessor_draining false")
+        os.kill(third, signal.SIGTERM)
+        wait_for(lambda: h.exit_status(third) is not None, 20, f"the stop:\n{h.log()}")
+        check(h.exit_status(third) == 0, h.log())
         nothing_left(h)
     finally:
         teardown(h)

@@ -45,17 +45,17 @@ END_TEST
 
 typedef struct {
         Role role;
-        bool speaks, awaits, predecessor, ignores_stop, handed_off, owns_files;
+        bool speaks, awaits, ignores_stop, handed_off, owns_files;
 } Powers;
 
 static const Powers powers[] = {
-        { ROLE_MAIN,                1, 0, 0, 0, 0, 1 },
-        { ROLE_CANDIDATE,           0, 1, 1, 0, 0, 0 },
-        { ROLE_MAIN_AFTER_TAKEOVER, 1, 0, 1, 0, 0, 1 },
-        { ROLE_ABANDONED,           0, 0, 0, 0, 0, 0 },
-        { ROLE_YIELDED,             0, 0, 0, 1, 0, 1 },
-        { ROLE_HANDED_OFF,          0, 0, 0, 1, 1, 0 },
-        { ROLE_NAMED,               0, 1, 1, 0, 0, 0 },
+        { ROLE_MAIN,                1, 0, 0, 0, 1 },
+        { ROLE_CANDIDATE,           0, 1, 0, 0, 0 },
+        { ROLE_MAIN_AFTER_TAKEOVER, 1, 0, 0, 0, 1 },
+        { ROLE_ABANDONED,           0, 0, 0, 0, 0 },
+        { ROLE_YIELDED,             0, 0, 1, 0, 1 },
+        { ROLE_HANDED_OFF,          0, 0, 1, 1, 0 },
+        { ROLE_NAMED,               0, 1, 0, 0, 0 },
 };
 
 START_TEST(test_what_each_role_may_do) {
@@ -65,7 +65,6 @@ START_TEST(test_what_each_role_may_do) {
                 const char *n = role_to_string(p->role);
                 ck_assert_msg(role_speaks_to_systemd(p->role) == p->speaks, "%s speaks", n);
                 ck_assert_msg(role_awaits_takeover(p->role) == p->awaits, "%s awaits takeover", n);
-                ck_assert_msg(role_predecessor_alive(p->role) == p->predecessor, "%s predecessor", n);
                 ck_assert_msg(role_ignores_stop(p->role) == p->ignores_stop, "%s ignores stop", n);
                 ck_assert_msg(role_handed_off(p->role) == p->handed_off, "%s handed off", n);
                 ck_assert_msg(role_owns_files(p->role) == p->owns_files, "%s owns files", n);
@@ -99,7 +98,7 @@ START_TEST(test_lives) {
          * with no predecessor left to wait for. */
         r = role_step(r, ROLE_EV_PREDECESSOR_GONE);
         ck_assert_int_eq(r, ROLE_MAIN);
-        ck_assert(role_speaks_to_systemd(r) && !role_predecessor_alive(r) && role_owns_files(r));
+        ck_assert(role_speaks_to_systemd(r) && !role_awaits_takeover(r) && role_owns_files(r));
         /* The next handoff MAINPID= named exited before TAKEOVER: the old
          * main names itself main again, and speaks for the service. */
         r = role_step(ROLE_MAIN, ROLE_EV_MAINPID_SENT);
