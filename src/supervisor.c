@@ -630,6 +630,10 @@ static const CandidateOps next_handoff_ops = {
         .kill = next_ops_kill,
 };
 
+/* From a takeover to the start of the new main's standby: past the end of
+ * the reload that made it main (see standby_update()). */
+#define STANDBY_DELAY (20 * USEC_PER_MSEC)
+
 /* Handover mode under a service manager: while one generation serves, the
  * next handoff waits started ahead, for the next reload to use
  * (standby.h); it goes when this process stops being the one to reload.
@@ -638,10 +642,6 @@ static const CandidateOps next_handoff_ops = {
  * most of it the dynamic loader) would compete with the end of the reload,
  * "handoff reload" exiting and systemd finishing its reload job, which
  * measured 5 ms more per "systemctl reload" on 2 CPUs. */
-/* From a takeover to the start of the new main's standby: past the end of
- * the reload that made it main (see standby_update()). */
-#define STANDBY_DELAY (20 * USEC_PER_MSEC)
-
 static void standby_update(Supervisor *s);
 
 static int on_standby_due(sd_event_source *src, uint64_t usec, void *userdata) {
