@@ -1139,7 +1139,7 @@ def test_status_at_main_pid_shows_held_old_generation(um):
 def test_next_handoff_dead_at_its_ready_keeps_the_service(um):
     """Handover mode, the next handoff SIGKILLed right after it reported
     ready (tests/fixtures/channel-shim.c, preloaded by a drop-in: a window
-    of microseconds otherwise), twice. systemd refuses MAINPID= for a
+    of microseconds otherwise). systemd refuses MAINPID= for a
     process that has exited, and takes one that is still exiting: the old
     main, which sees it gone before its MAINPID= or after, rolls back and
     names itself main again. So systemctl reload fails and the service never
@@ -1152,7 +1152,9 @@ def test_next_handoff_dead_at_its_ready_keeps_the_service(um):
     and systemd's timing: here most reloads end in the restart, and the
     refused case, which only this round's code survives, comes in about one
     of six; test-faults' test_next_handoff_killed_right_after_its_ready
-    reaches it every time with a fake manager.)"""
+    reaches it every time with a fake manager. One reload only: of a
+    second in a row, the next handoff now and then came through alive
+    here, the shim not having killed it, and the reload succeeded.)"""
     if EXPECT_MODE == "supervise":
         log("HANDOFF_EXPECT_MODE=supervise: a handoff without handover mode; skipped")
         return
@@ -1164,7 +1166,7 @@ def test_next_handoff_dead_at_its_ready_keeps_the_service(um):
                 extra_dropin="Environment=LD_PRELOAD=%s CHANNEL_SHIM_KILL_AFTER=READY\n" % shim)
     app = demo.start()
     outcomes = []
-    for attempt in (1, 2):
+    for attempt in (1,):
         before = demo.props()
         main, restarts = int(before["MainPID"]), int(before["NRestarts"])
         r = um.systemctl("reload", DEMO, check=False)
