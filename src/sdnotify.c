@@ -13,16 +13,27 @@
 #include "sdnotify.h"
 #include "util.h"
 
-/* Room kept for what is not the fd store: RELOADING=1, READY=1, STOPPING=1
- * and the latest of each kind below, for as many reloads as a manager that
- * does not read sees anyway. */
+/* Room kept for handoff's own control messages (RELOADING=1, READY=1,
+ * STOPPING=1, the barrier): the latest-only kinds below may not take the
+ * last RESERVED_FOR_CONTROL places, and the fd store and anything else that
+ * must arrive whole not the last RESERVED_FOR_CONTROL +
+ * RESERVED_FOR_LATEST, so that the latest STATUS= still waits when a
+ * server's fd store has filled its share. */
 #define RESERVED_FOR_CONTROL 64
+#define RESERVED_FOR_LATEST 16
 
-/* Only the latest of these matters, each alone in its message. */
+/* Only the latest of each of these matters, each waiting in a message of
+ * its own. A message handoff relays from a server is made of such fields
+ * only (notify_relay_text()), and systemd's service_notify_message() acts
+ * on each field of a datagram on its own: what must wait is split into one
+ * message per field, each replaced by the next of its kind. */
 enum {
-        KEY_STATUS = 1,  /* a STATUS= text */
-        KEY_WATCHDOG,    /* WATCHDOG=1, a ping */
-        KEY_EXTEND,      /* EXTEND_TIMEOUT_USEC=: systemd keeps the last one anyway */
+        KEY_STATUS = 1,       /* a STATUS= text */
+        KEY_WATCHDOG,         /* WATCHDOG=1, a ping */
+        KEY_WATCHDOG_TRIGGER, /* WATCHDOG=trigger: one fires the watchdog as well as many */
+        KEY_WATCHDOG_USEC,    /* WATCHDOG_USEC=: the latest timeout is the one that counts */
+        KEY_EXTEND,           /* EXTEND_TIMEOUT_USEC=: systemd keeps the last one anyway */
+        KEY_ERRNO,            /* ERRNO=: systemd keeps the last one */
 };
 
 static struct {
@@ -101,18 +112,124 @@ static bool is_field(const char *text, const char *prefix) {
         return strncmp(text, prefix, strlen(prefix)) == 0;
 }
 
-static unsigned key_of(const char *text) {
-        /* A relayed message ends each of its lines with a newline. */
-        const char *nl = strchr(text, '\n');
-        if (nl && nl[1] != '\0')
-                return OUTBOX_EVERY; /* several fields: all of them must arrive */
+/* The line at text, len bytes: is it field=value, exactly? */
+static bool line_is(const char *text, size_t len, const char *field) {
+        return len == strlen(field) && strncmp(text, field, len) == 0;
+}
+
+typedef enum Kind {
+        KIND_LATEST,  /* latest-only fields alone: split, each replaced by the next */
+        KIND_CONTROL, /* READY=, RELOADING=, STOPPING=, MAINPID=, BARRIER=: handoff's own, whole */
+        KIND_STORE,   /* the fd store, whole */
+        KIND_OTHER,   /* anything else, whole */
+} Kind;
+
+/* The key of one line (len bytes, no line end), 0 when it is not a
+ * latest-only field. */
+static unsigned key_of_line(const char *text, size_t len) {
         if (is_field(text, "STATUS="))
                 return KEY_STATUS;
-        if (is_field(text, "WATCHDOG=1") && (text[10] == '\0' || text[10] == '\n'))
+        if (line_is(text, len, "WATCHDOG=1"))
                 return KEY_WATCHDOG;
+        if (line_is(text, len, "WATCHDOG=trigger"))
+                return KEY_WATCHDOG_TRIGGER;
+        if (is_field(text, "WATCHDOG_USEC="))
+                return KEY_WATCHDOG_USEC;
         if (is_field(text, "EXTEND_TIMEOUT_USEC="))
                 return KEY_EXTEND;
-        return OUTBOX_EVERY;
+        if (is_field(text, "ERRNO="))
+                return KEY_ERRNO;
+        return 0;
+}
+
+/* The end of the line that starts at text, as systemd splits a datagram
+ * (notify_parse()): at an unescaped \n or \r; a backslash takes the
+ * character after it into the line. */
+static const char *line_end(const char *text) {
+        const char *p = text;
+        for (; *p && *p != '\n' && *p != '\r'; p++)
+                if (*p == '\\' && p[1])
+                        p++;
+        return p;
+}
+
+static Kind kind_of(const char *text) {
+        Kind kind = KIND_LATEST;
+        for (const char *p = text; *p;) {
+                const char *e = line_end(p);
+                size_t len = (size_t) (e - p);
+                if (len == 0)
+                        ;
+                else if (is_field(p, "READY=") || is_field(p, "RELOADING=") || is_field(p, "STOPPING=") ||
+                         is_field(p, "MAINPID=") || is_field(p, "BARRIER="))
+                        return KIND_CONTROL;
+                else if (is_field(p, "FDSTORE"))
+                        kind = KIND_STORE;
+                else if (kind == KIND_LATEST && key_of_line(p, len) == 0)
+                        kind = KIND_OTHER;
+                p = *e ? e + 1 : e;
+        }
+        return kind;
+}
+
+/* A send now, never queued. */
+static int send_direct(const char *text, const int *fds, size_t n_fds) {
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int) * OUTBOX_MAX_FDS)];
+        } control = {};
+        struct iovec iov = { .iov_base = (char *) text, .iov_len = strlen(text) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        if (n_fds > 0)
+                msghdr_put_fds(&mh, &control, fds, n_fds);
+        /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
+        return sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ? 0 : -errno;
+}
+
+static bool peer_gone(int r) {
+        return r == -EPIPE || r == -ECONNRESET || r == -ECONNREFUSED || r == -ENOTCONN;
+}
+
+/* Queues one message behind what waits, unless fewer than reserved
+ * places are left (a message of key that would replace a queued one takes
+ * none). */
+static int put_within(unsigned key, size_t reserved, const char *text, const int *fds, size_t n_fds) {
+        if ((key == OUTBOX_EVERY || n_fds > 0 || !outbox_queued(m.outbox, key)) &&
+            outbox_pending(m.outbox) + reserved >= m.max_queued)
+                return -ENOBUFS;
+        return outbox_put_fds(m.outbox, key, text, fds, n_fds);
+}
+
+/* Latest-only fields (KIND_LATEST): the datagram goes whole when nothing
+ * waits and the socket takes it; else each field waits in a message of its
+ * own, in place of the one of its kind still waiting. As systemd, the first
+ * line of a field counts (the first WATCHDOG= line, be it 1 or trigger). */
+static int put_latest(const char *text) {
+        int r = outbox_flush(m.outbox);
+        if (r < 0)
+                return r;
+        if (r == 0 && (r = send_direct(text, NULL, 0)) != -EAGAIN)
+                return r;
+        r = 0;
+        unsigned seen = 0;
+        for (const char *p = text; *p;) {
+                const char *e = line_end(p);
+                size_t len = (size_t) (e - p);
+                unsigned key = len > 0 ? key_of_line(p, len) : 0;
+                unsigned field = key == KEY_WATCHDOG_TRIGGER ? KEY_WATCHDOG : key;
+                if (key != 0 && !(seen & (1U << field))) {
+                        seen |= 1U << field;
+                        char line[NOTIFY_MAX_LEN + 1];
+                        snprintf(line, sizeof line, "%.*s", (int) len, p);
+                        int k = put_within(key, RESERVED_FOR_CONTROL, line, NULL, 0);
+                        if (peer_gone(k))
+                                return k;
+                        if (k < 0)
+                                r = k; /* the others may still wait */
+                }
+                p = *e ? e + 1 : e;
+        }
+        return r;
 }
 
 /* One try on the socket connected now: queued behind what waits, when
@@ -124,28 +241,23 @@ static int send_once(const char *text, const int *fds, size_t n_fds, bool may_wa
                         log_debug_errno(r, "Failed to set up a queue for the service manager: %m");
         }
         if (m.outbox && may_wait) {
+                Kind kind = kind_of(text);
+                if (kind == KIND_CONTROL)
+                        return outbox_put_fds(m.outbox, OUTBOX_EVERY, text, fds, n_fds);
+                if (kind == KIND_LATEST && n_fds == 0)
+                        return put_latest(text);
                 /* A server that replaces its fd-store entries while the
                  * manager does not read would fill the queue with them: they
-                 * may not take the last places, which READY=1 needs. */
-                if (is_field(text, "FDSTORE") && outbox_pending(m.outbox) + RESERVED_FOR_CONTROL >= m.max_queued)
-                        return -ENOBUFS;
-                return outbox_put_fds(m.outbox, key_of(text), text, fds, n_fds);
+                 * may not take the last places, which READY=1 needs, nor
+                 * those of the latest STATUS= after them. */
+                return put_within(OUTBOX_EVERY, RESERVED_FOR_CONTROL + RESERVED_FOR_LATEST, text, fds, n_fds);
         }
         if (m.outbox) {
                 int r = outbox_flush(m.outbox);
                 if (r != 0)
                         return r < 0 ? r : -EAGAIN; /* it would overtake what waits */
         }
-        union {
-                struct cmsghdr align;
-                char raw[CMSG_SPACE(sizeof(int) * OUTBOX_MAX_FDS)];
-        } control = {};
-        struct iovec iov = { .iov_base = (char *) text, .iov_len = strlen(text) };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        if (n_fds > 0)
-                msghdr_put_fds(&mh, &control, fds, n_fds);
-        /* The kernel attaches our credentials: systemd sets SO_PASSCRED. */
-        return sendmsg(m.fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0 ? 0 : -errno;
+        return send_direct(text, fds, n_fds);
 }
 
 static int send_message(const char *text, const int *fds, size_t n_fds, bool may_wait) {

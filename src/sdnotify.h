@@ -10,9 +10,14 @@
  * event loop. Nor may it lose what the manager must hear (READY=1 after a
  * start or a reload, RELOADING=1, the fd store): once attached to the
  * event loop, what finds the manager's queue full waits in order in an
- * outbox (outbox.h) until it has room; of STATUS= lines (handoff's own and
- * those it relays from its generations), WATCHDOG=1 pings and
- * EXTEND_TIMEOUT_USEC= only the latest waits. Any local user can fill systemd's queue: /run/systemd/notify is
+ * outbox (outbox.h) until it has room. Of STATUS= lines (handoff's own and
+ * those it relays from its generations), WATCHDOG=1 pings, WATCHDOG=trigger,
+ * WATCHDOG_USEC=, EXTEND_TIMEOUT_USEC= and ERRNO= only the latest of each
+ * waits, each in a message of its own (a relayed datagram holding several
+ * is split, as systemd acts on each field alone); those never take the
+ * last 64 places, nor the fd store the 16 before them: a server that keeps
+ * talking cannot crowd out READY=1, RELOADING=1, STOPPING=1 or the
+ * barrier. Any local user can fill systemd's queue: /run/systemd/notify is
  * open to all, and a datagram from an unknown pid is only dropped once
  * read. The address is taken from the environment once, by
  * sdnotify_setup(), which also removes NOTIFY_SOCKET from it. The socket is
@@ -43,10 +48,12 @@ void sdnotify_attach(sd_event *e, size_t max_queued);
 void sdnotify_detach(void);
 
 /* Sends text (and fds, up to 8, which stay the caller's) in one datagram,
- * or queues it (attached) behind what waits. Returns 1 when sent or
- * queued, 0 when there is no manager or sending is disabled, -errno on
- * failure (-EAGAIN when the manager's queue is full and nothing is
- * attached, -ENOBUFS when the outbox is full). */
+ * or queues it (attached) behind what waits: whole, but for one made of
+ * the latest-only fields above alone, which waits as one message per
+ * field. Returns 1 when sent or queued, 0 when there is no manager or
+ * sending is disabled, -errno on failure (-EAGAIN when the manager's queue
+ * is full and nothing is attached, -ENOBUFS when the outbox has no place
+ * left for it, or not for all of its fields). */
 int sdnotify_send(const char *text, const int *fds, size_t n_fds);
 
 /* The same, but never queued: -EAGAIN when it cannot go to the kernel now,

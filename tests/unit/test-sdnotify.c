@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* handoff's own messages to the service manager (sdnotify.c) when its
- * socket is full: what must arrive waits in order, of STATUS= only the
- * latest, the fd store never takes the last places (READY=1 needs them),
- * and MAINPID= is never queued. */
+ * socket is full: what must arrive waits in order; of STATUS=, WATCHDOG=,
+ * WATCHDOG_USEC=, EXTEND_TIMEOUT_USEC= and ERRNO= only the latest, also
+ * when a relayed message holds several of them; neither those nor the fd
+ * store take the last places (READY=1 needs them); and MAINPID= is never
+ * queued. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,7 +20,9 @@
 #include "sdnotify.h"
 #include "unit.h"
 
-#define MAX_QUEUED 80 /* 64 of them kept for what is not the fd store */
+#define MAX_QUEUED 100
+#define CONTROL_ONLY 64 /* the last places, kept for READY=1, RELOADING=1, STOPPING=1 */
+#define NOT_STORE 16    /* and before them, for the latest STATUS= and the like */
 
 /* A manager's socket at an abstract address, not read until the test says
  * so, its queue filled by another sender; NOTIFY_SOCKET names it. */
@@ -80,7 +84,7 @@ START_TEST(test_full_manager_socket) {
         while ((r = sdnotify_send("FDSTORE=1\nFDNAME=state", &pipefd[0], 1)) == 1)
                 stored++;
         ck_assert_int_eq(r, -ENOBUFS);
-        ck_assert_uint_eq(stored, MAX_QUEUED - 64 - 1);
+        ck_assert_uint_eq(stored, MAX_QUEUED - CONTROL_ONLY - NOT_STORE - 1);
         ck_assert_int_eq(sdnotify_send("FDSTOREREMOVE=1\nFDNAME=state", NULL, 0), -ENOBUFS);
         /* What is not the fd store still waits, in order. */
         ck_assert_int_eq(sdnotify_send("READY=1\nSTATUS=Serving.", NULL, 0), 1);
@@ -113,10 +117,105 @@ START_TEST(test_full_manager_socket) {
 }
 END_TEST
 
+/* The socket, the loop and sdnotify attached to it, for one test. */
+static int setup(sd_event **e) {
+        int fd = manager();
+        ck_assert_int_eq(sdnotify_setup(), 1);
+        ck_assert_int_ge(sd_event_new(e), 0);
+        sdnotify_attach(*e, MAX_QUEUED);
+        return fd;
+}
+
+static void teardown(sd_event *e, int fd) {
+        sdnotify_detach();
+        sd_event_unref(e);
+        close(fd);
+}
+
+START_TEST(test_relayed_flood_waits_latest_only) {
+        /* A server's STATUS= with WATCHDOG=1 in one datagram, as many
+         * sd_notify users send them, far more than may wait: each field
+         * waits alone, the latest of it; READY=1 behind them still waits. */
+        sd_event *e;
+        int fd = setup(&e);
+        char text[128];
+        for (int i = 0; i < 2500; i++) {
+                snprintf(text, sizeof text, "STATUS=busy %d\nWATCHDOG=1\n", i);
+                ck_assert_int_eq(sdnotify_send(text, NULL, 0), 1);
+        }
+        ck_assert_int_eq(sdnotify_send("RELOADING=1\nSTATUS=Reloading.", NULL, 0), 1);
+        for (int i = 0; i < 2200; i++) {
+                snprintf(text, sizeof text, "ERRNO=%d\n", i % 100 + 1);
+                ck_assert_int_eq(sdnotify_send(text, NULL, 0), 1);
+                snprintf(text, sizeof text, "STATUS=two\\\nlines %d\nWATCHDOG_USEC=%d\nEXTEND_TIMEOUT_USEC=%d\n", i,
+                         1000000 + i, 2000000 + i);
+                ck_assert_int_eq(sdnotify_send(text, NULL, 0), 1);
+                ck_assert_int_eq(sdnotify_send("WATCHDOG=trigger\n", NULL, 0), 1);
+        }
+        ck_assert_int_eq(sdnotify_send("READY=1\nSTATUS=Serving.", NULL, 0), 1);
+        /* As systemd, the first line of a field counts. */
+        ck_assert_int_eq(sdnotify_send("STATUS=first\nSTATUS=second\nWATCHDOG=1\nWATCHDOG=trigger\n", NULL, 0), 1);
+
+        char msgs[128][128];
+        size_t n = drain(e, fd, msgs, 128);
+        const char *want[] = {
+                "STATUS=busy 2499", "WATCHDOG=1", "RELOADING=1\nSTATUS=Reloading.", "ERRNO=100",
+                "STATUS=two\\\nlines 2199", "WATCHDOG_USEC=1002199", "EXTEND_TIMEOUT_USEC=2002199", "WATCHDOG=trigger",
+                "READY=1\nSTATUS=Serving.", "STATUS=first", "WATCHDOG=1",
+        };
+        ck_assert_uint_eq(n, sizeof want / sizeof *want);
+        for (size_t i = 0; i < n; i++)
+                ck_assert_str_eq(msgs[i], want[i]);
+        /* Read: nothing waits, and a datagram goes whole again. */
+        ck_assert_int_eq(sdnotify_send("STATUS=idle\nWATCHDOG=1\n", NULL, 0), 1);
+        char buf[128];
+        ssize_t k = recv(fd, buf, sizeof buf - 1, MSG_DONTWAIT);
+        ck_assert_int_gt(k, 0);
+        buf[k] = '\0';
+        ck_assert_str_eq(buf, "STATUS=idle\nWATCHDOG=1\n");
+        teardown(e, fd);
+}
+END_TEST
+
+START_TEST(test_last_places_are_for_control) {
+        /* Each RELOADING=1 between them, a STATUS= and an ERRNO= cannot
+         * replace the ones before it: they wait until only the places kept
+         * for handoff's own control messages are left, which those fill. */
+        sd_event *e;
+        int fd = setup(&e);
+        char text[64];
+        size_t queued = 0;
+        int r = 1;
+        for (int i = 0; r == 1; i++) {
+                snprintf(text, sizeof text, i % 3 == 0 ? "STATUS=%d\nERRNO=%d" : i % 3 == 1 ? "RELOADING=1" : "READY=1", i, i);
+                r = sdnotify_send(text, NULL, 0);
+                queued += r == 1 ? (i % 3 == 0 ? 2 : 1) : 0;
+        }
+        /* The STATUS= that found only the control places left. */
+        ck_assert_int_eq(r, -ENOBUFS);
+        ck_assert_uint_ge(queued, MAX_QUEUED - CONTROL_ONLY - 1);
+        ck_assert_uint_le(queued, MAX_QUEUED - CONTROL_ONLY);
+        ck_assert_int_eq(sdnotify_send("WATCHDOG=1", NULL, 0), -ENOBUFS);
+        ck_assert_int_eq(sdnotify_send("STATUS=Unknown\nX_OTHER=1", NULL, 0), -ENOBUFS);
+        /* RELOADING=1 and READY=1 take every place left. */
+        size_t control = 0;
+        while ((r = sdnotify_send(control % 2 ? "READY=1\nSTATUS=Serving." : "RELOADING=1", NULL, 0)) == 1)
+                control++;
+        ck_assert_int_eq(r, -ENOBUFS);
+        ck_assert_uint_eq(queued + control, MAX_QUEUED);
+        char msgs[128][128];
+        ck_assert_uint_eq(drain(e, fd, msgs, 128), MAX_QUEUED);
+        ck_assert_str_eq(msgs[MAX_QUEUED - 1], control % 2 ? "RELOADING=1" : "READY=1\nSTATUS=Serving.");
+        teardown(e, fd);
+}
+END_TEST
+
 static Suite *sdnotify_suite(void) {
         Suite *s = suite_create("sdnotify");
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_full_manager_socket);
+        tcase_add_test(tc, test_relayed_flood_waits_latest_only);
+        tcase_add_test(tc, test_last_places_are_for_control);
         suite_add_tcase(s, tc);
         return s;
 }
