@@ -133,6 +133,8 @@ struct Supervisor {
 
         Control *control;        /* "handoff reload", "handoff status" */
         ServiceStore store;
+        usec_t notify_warned;    /* the last "Failed to notify service manager" warning */
+        unsigned notify_unwarned; /* ... and the failures since, not logged */
         Reaper *reaper;          /* SIGCHLD: every child, every generation's whole tree */
         CgroupRoot *cgroup;      /* with a delegated cgroup: where generations get theirs */
 };
@@ -144,6 +146,8 @@ static void dispatch(Supervisor *s, Event ev);
 static bool started_as_next(const Supervisor *s) {
         return s->p->takeover_channel >= 0;
 }
+
+#define NOTIFY_WARN_INTERVAL (10 * USEC_PER_SEC)
 
 static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
 static void notify_systemd(Supervisor *s, const char *fmt, ...) {
@@ -158,9 +162,26 @@ static void notify_systemd(Supervisor *s, const char *fmt, ...) {
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
         int r = sdnotify_send(buf, NULL, 0);
-        if (r < 0)
-                log_full_errno(strncmp(buf, "READY=1", 7) == 0 ? LOG_ERR : LOG_WARNING, r,
-                               "Failed to notify service manager: %m");
+        if (r >= 0)
+                return;
+        /* A server that keeps talking while the manager does not read
+         * would fill the journal: of the rest, one warning every
+         * NOTIFY_WARN_INTERVAL, saying how many went unlogged. */
+        bool ready = strncmp(buf, "READY=1", 7) == 0;
+        bool control = ready || strncmp(buf, "RELOADING=1", 11) == 0 || strncmp(buf, "STOPPING=1", 10) == 0;
+        usec_t now = now_monotonic();
+        if (!control && s->notify_warned > 0 && now < s->notify_warned + NOTIFY_WARN_INTERVAL) {
+                s->notify_unwarned++;
+                return;
+        }
+        if (s->notify_unwarned > 0)
+                log_full_errno(ready ? LOG_ERR : LOG_WARNING, r,
+                               "Failed to notify service manager: %m (and %u more times since the last warning)",
+                               s->notify_unwarned);
+        else
+                log_full_errno(ready ? LOG_ERR : LOG_WARNING, r, "Failed to notify service manager: %m");
+        s->notify_warned = now;
+        s->notify_unwarned = 0;
 }
 
 static void set_role(Supervisor *s, RoleEvent ev) {
