@@ -176,6 +176,129 @@ def test_manager_that_does_not_read_gets_ready_and_reload_in_order(tmp):
         h.close()
 
 
+# A generation whose main process, before it becomes the fixture, floods
+# its NOTIFY_SOCKET with a plan's datagrams ("<when> <count> <text>", text
+# a %-format of the message number, if it has a %): "before-ready" at once, "after-ready"
+# after its own READY=1 and a SIGUSR1 (its pid is in <plan>.pid). It then
+# sends BARRIER=1, as sd_notify_barrier(3) does: once handoff answers it,
+# handoff has read the whole flood, and <plan>.done appears.
+_FLOODING_APP = r"""
+import array, os, signal, socket, sys
+fixture, args_file, base = sys.argv[1:4]
+plan = base + "." + os.environ["HANDOFF_GENERATION"]
+if os.path.exists(plan):
+    when, count, text = open(plan).read().split(" ", 2)
+    addr = os.environ["NOTIFY_SOCKET"]
+    addr = "\0" + addr[1:] if addr.startswith("@") else addr
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if when == "after-ready":
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+        with open(plan + ".pid", "w") as f:
+            f.write(str(os.getpid()))
+        s.sendto(b"READY=1", addr)
+        signal.sigwait({signal.SIGUSR1})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+    for i in range(int(count)):
+        s.sendto((text % i if "%" in text else text).encode(), addr)
+    r, w = os.pipe()
+    s.sendmsg([b"BARRIER=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [w]))], 0, addr)
+    os.close(w)
+    os.read(r, 1)
+    os.close(r)
+    s.close()
+    open(plan + ".done", "w").close()
+os.execv(fixture, [fixture, *open(args_file).read().split()])
+"""
+
+
+def flooding(tmp, generation, when, count, text):
+    """The command of generations of which this one floods as
+    _FLOODING_APP says, and the plan's path."""
+    base = os.path.join(tmp, "flood")
+    plan = f"{base}.{generation}"
+    with open(plan, "w") as f:
+        f.write(f"{when} {count} {text}")
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "50")
+    return ["/usr/bin/env", "python3", "-c", _FLOODING_APP, FIXTURE, args_file, base], plan
+
+
+def test_relayed_flood_does_not_crowd_out_the_reload(tmp):
+    """The serving generation sends 2,500 STATUS= lines, each with
+    WATCHDOG=1 in the same datagram (the common sd_notify pattern), while
+    the manager does not read. Of those only the latest STATUS= and
+    WATCHDOG=1 wait, each alone: the reload's RELOADING=1 and READY=1 still
+    find room, and arrive in order once the manager reads again (before,
+    every one of those datagrams waited, the outbox filled, and the reload
+    was never reported done: under systemd it hangs until
+    TimeoutStartSec=)."""
+    port = free_port()
+    cmd, plan = flooding(tmp, 1, "after-ready", 2500, "STATUS=busy %d\nWATCHDOG=1")
+    notify = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], cmd, notify=notify)
+    try:
+        h.wait_ready(1)
+        first = int(open(plan + ".pid").read())
+        first_ready = notify.wait_count("READY", 1)
+        notify.pause()
+        filled = notify.fill()
+        os.kill(first, signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(plan + ".done"), 30, "the flood read by handoff")
+        wait_for(lambda: serving_pid(port) == first, 10, "generation 1 serving")
+        h.signal(signal.SIGHUP)
+        if MODE == "supervise":
+            h.wait_log("serves; retiring generation 1", timeout=20)
+        else:
+            h.wait_log("MAINPID= waits for room", timeout=20)
+        check("Failed to notify service manager" not in h.log(), h.log()[-3000:])
+        notify.resume()
+        h.wait_ready(2, timeout=20)
+        if MODE == "handover":
+            h.wait_log("MAINPID= is sent", timeout=5)
+        msgs = [m for m in notify.snapshot() if "X_FILLER" not in m.fields]
+        check(len(notify.snapshot()) - len(msgs) == filled, f"the {filled} fillers first")
+        msgs = msgs[msgs.index(first_ready) + 1:]
+        kinds = [k for m in msgs for k in ("READY", "RELOADING") if k in m.fields]
+        check(kinds == ["RELOADING", "READY"], f"the reload's RELOADING=1, then READY=1: {kinds}")
+        busy = [m for m in msgs if "busy" in m.fields.get("STATUS", "")]
+        watchdog = [m for m in msgs if "WATCHDOG" in m.fields]
+        check(len(busy) <= 2 and len(watchdog) <= 2, f"only the latest waited: {len(busy)} STATUS=, "
+              f"{len(watchdog)} WATCHDOG= of 2,500")
+        check(any("busy 2499" in m.fields.get("STATUS", "") for m in msgs), f"the latest STATUS= arrived: {msgs}")
+        check(h.stop() == 0, h.log())
+    finally:
+        notify.resume()
+        h.close()
+
+
+def test_relayed_flood_does_not_crowd_out_the_start(tmp):
+    """The first generation sends 2,200 ERRNO=1 before it is ready while the
+    manager does not read (more than may wait): only the latest waits, and
+    the start's READY=1 arrives once the manager reads again (before, it
+    found the outbox full and was dropped: under systemd the start fails
+    at TimeoutStartSec=)."""
+    port = free_port()
+    cmd, plan = flooding(tmp, 1, "before-ready", 2200, "ERRNO=1")
+    notify = FakeSystemd(tmp)
+    notify.pause()
+    filled = notify.fill()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], cmd, notify=notify)
+    try:
+        wait_for(lambda: os.path.exists(plan + ".done"), 30, "the flood read by handoff")
+        h.wait_log("Generation 1 (", timeout=20)
+        h.wait_log(") is ready after", timeout=20)
+        check("Failed to notify service manager" not in h.log(), h.log()[-3000:])
+        notify.resume()
+        h.wait_ready(1, timeout=20)
+        msgs = [m for m in notify.snapshot() if "X_FILLER" not in m.fields]
+        check(len(notify.snapshot()) - len(msgs) == filled, f"the {filled} fillers first")
+        check(sum("ERRNO" in m.fields for m in msgs) <= 1, f"only the latest ERRNO= waited: {msgs[:10]}")
+        check(h.stop() == 0, h.log())
+    finally:
+        notify.resume()
+        h.close()
+
+
 def test_stop_while_mainpid_waits_for_room(tmp):
     """A stop while MAINPID= waits for room on the manager's socket: the
     next handoff is stopped with the rest, and the MAINPID= that would name
