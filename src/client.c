@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -166,15 +167,27 @@ static int socket_inodes_of(pid_t pid, unsigned long **ret, size_t *ret_n) {
         return 0;
 }
 
+/* handoff before 0.2 listened on the abstract name @handoff/control/<pid>.
+ * After a package upgrade, ExecReload= runs this client against the old
+ * handoff that is still main: without this the reload that would start the
+ * new binary could not be asked for. Anyone may bind that name, so it is
+ * used only as a path socket is: if it is one of pid's own listening
+ * sockets, and the peer's pid and uid are checked once connected. To be
+ * removed once no such handoff can run. */
+#define LEGACY_CONTROL_ADDRESS_FMT "handoff/control/%d"
+
 /* One pass over pid's network namespace's unix sockets for a listening
- * SOCK_SEQPACKET socket named ".../control.*" that is one of pid's own fds. */
+ * SOCK_SEQPACKET socket named ".../control.*" that is one of pid's own fds;
+ * else for its legacy abstract name, returned as "@handoff/control/<pid>". */
 static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, char *ret, size_t size) {
-        char path[64], line[4096];
+        char path[64], line[4096], legacy[64];
         snprintf(path, sizeof path, "/proc/%d/net/unix", (int) pid);
+        snprintf(legacy, sizeof legacy, "@" LEGACY_CONTROL_ADDRESS_FMT, (int) pid);
         FILE *f = fopen(path, "re");
         if (!f)
                 return -errno;
         int r = -ENOENT;
+        bool legacy_found = false;
         while (fgets(line, sizeof line, f)) {
                 unsigned flags, type, state;
                 unsigned long ino;
@@ -186,8 +199,14 @@ static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, c
                 p[strcspn(p, "\n")] = '\0';
                 const char *base = strrchr(p, '/');
                 /* 0x10000: __SO_ACCEPTCON, a listening socket. */
-                if (!(flags & 0x10000) || type != SOCK_SEQPACKET || p[0] != '/' || !base ||
-                    strncmp(base, "/control.", 9) != 0)
+                if (!(flags & 0x10000) || type != SOCK_SEQPACKET)
+                        continue;
+                if (strcmp(p, legacy) == 0) {
+                        for (size_t i = 0; i < n; i++)
+                                legacy_found = legacy_found || inodes[i] == ino;
+                        continue;
+                }
+                if (p[0] != '/' || !base || strncmp(base, "/control.", 9) != 0)
                         continue;
                 for (size_t i = 0; i < n; i++)
                         if (inodes[i] == ino && strlen(p) < size) {
@@ -198,6 +217,10 @@ static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, c
                         break;
         }
         fclose(f);
+        if (r == -ENOENT && legacy_found && strlen(legacy) < size) {
+                strcpy(ret, legacy);
+                r = 0;
+        }
         return r;
 }
 
@@ -214,12 +237,39 @@ static int control_path_of(pid_t pid, const unsigned long *inodes, size_t n, cha
         return r;
 }
 
+/* SIGTERM is what systemd sends to ExecReload= when the service stops during
+ * a reload: the stop decides the reload's fate, and a reload command killed
+ * by a signal would mark the unit failed. So it ends the wait with 0.
+ * SIGINT (Ctrl-C) ends it as a shell reports it, 130. */
+_Noreturn static void interrupted(int sigfd) {
+        struct signalfd_siginfo si;
+        if (read(sigfd, &si, sizeof si) != sizeof si)
+                exit(EXIT_CLIENT_UNREACHABLE);
+        if (si.ssi_signo == SIGTERM) {
+                say("stopped waiting (SIGTERM); the service is probably stopping.\n");
+                exit(0);
+        }
+        exit(128 + (int) si.ssi_signo);
+}
+
+/* Milliseconds until deadline for poll(), at most cap (-1: none). */
+static int ms_until(usec_t deadline, int cap) {
+        if (deadline == USEC_INFINITY)
+                return cap;
+        usec_t now = now_monotonic();
+        if (now >= deadline)
+                return 0;
+        usec_t ms = (deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC;
+        return cap >= 0 && ms > (usec_t) cap ? cap : ms > INT_MAX ? INT_MAX : (int) ms;
+}
+
 /* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
  * to be guessed, and opens the file through /proc/<pid>/root (uid: pid's,
- * which the file must belong to). Returns an O_PATH fd, or -errno with what
- * went wrong in why. */
-static int find_control_socket(pid_t pid, uid_t uid, char *why, size_t why_size) {
+ * which the file must belong to). Returns 0 with an O_PATH fd in *ret_fd;
+ * 1 when pid listens on the legacy abstract name instead (nothing to open);
+ * or -errno with what went wrong in why. */
+static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char *why, size_t why_size) {
         _cleanup_free_ unsigned long *inodes = NULL;
         size_t n = 0;
         int r = socket_inodes_of(pid, &inodes, &n);
@@ -240,6 +290,8 @@ static int find_control_socket(pid_t pid, uid_t uid, char *why, size_t why_size)
                 snprintf(why, why_size, "cannot look into pid %d: %s", (int) pid, strerror(-r));
                 return r;
         }
+        if (path[0] == '@')
+                return 1;
         char full[PATH_MAX + 64];
         snprintf(full, sizeof full, "/proc/%d/root%s", (int) pid, path);
         int fd = open(full, O_PATH | O_CLOEXEC | O_NOFOLLOW);
@@ -260,15 +312,9 @@ static int find_control_socket(pid_t pid, uid_t uid, char *why, size_t why_size)
                 safe_close(fd);
                 return -EPERM;
         }
-        return fd;
+        *ret_fd = fd;
+        return 0;
 }
-
-/* handoff before 0.2 listened on the abstract name @handoff/control/<pid>.
- * After a package upgrade, ExecReload= runs this client against the old
- * handoff that is still main: without this the reload that would start the
- * new binary could not be asked for. The peer's pid is checked below, as it
- * always was for that name. To be removed once no such handoff can run. */
-#define LEGACY_CONTROL_ADDRESS_FMT "handoff/control/%d"
 
 static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
         int k = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, LEGACY_CONTROL_ADDRESS_FMT, (int) pid);
@@ -276,48 +322,60 @@ static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
 }
 
 /* Connects to sa, and keeps the connection only if pid itself listens
- * there: only the process we asked for is the handoff we asked for. Its uid
- * does not matter: the server admits only root and its own. Returns the fd
- * (blocking), or -errno of socket() or connect(); or -EPERM with *ret_other
- * set, and the listener's pid in *ret_holder. nonblock: a connect() that
- * would wait (a full backlog) fails with -EAGAIN instead. */
-static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t pid, bool nonblock,
-                           bool *ret_other, pid_t *ret_holder) {
-        *ret_other = false;
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
+ * there, as uid (pid's), root or ourselves: only the process we asked for
+ * is the handoff we asked for. (The server admits only root and its own
+ * uid.) Never blocks: a unix socket whose backlog is full (a handoff that is
+ * frozen or swamped, or anyone's socket on the legacy name) fails connect()
+ * with EAGAIN at once, and there is no way to wait for room in it but to
+ * try again, here until deadline and unless SIGTERM or SIGINT comes on
+ * sigfd (then interrupted()); with sigfd -1, only once. Returns the fd
+ * (blocking), or -errno of socket() or connect() (-ETIMEDOUT: the backlog
+ * stayed full until deadline); or -EPERM with what the peer was in why. */
+static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t pid, uid_t uid, usec_t deadline,
+                           int sigfd, char *why, size_t why_size) {
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        if (connect(fd, (const struct sockaddr *) sa, sa_len) < 0) {
-                int r = -errno;
-                safe_close(fd);
-                return r;
+        for (int delay_ms = 1; connect(fd, (const struct sockaddr *) sa, sa_len) < 0;) {
+                if (errno != EAGAIN || sigfd < 0)
+                        return -errno;
+                int ms = ms_until(deadline, delay_ms);
+                if (ms == 0)
+                        return -ETIMEDOUT;
+                struct pollfd p = { .fd = sigfd, .events = POLLIN };
+                int r = poll(&p, 1, ms);
+                if (r < 0 && errno != EINTR)
+                        return -errno;
+                if (r > 0)
+                        interrupted(sigfd);
+                delay_ms = delay_ms < 64 ? delay_ms * 2 : delay_ms;
         }
         struct ucred uc = { .pid = 0 };
         socklen_t ul = sizeof uc;
         if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) < 0 || uc.pid != pid) {
-                *ret_other = true;
-                *ret_holder = uc.pid;
-                safe_close(fd);
+                snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) uc.pid);
                 return -EPERM;
         }
-        if (nonblock && fcntl(fd, F_SETFL, 0) < 0) {
-                int r = -errno;
-                safe_close(fd);
-                return r;
+        if (uc.uid != uid && uc.uid != 0 && uc.uid != geteuid()) {
+                snprintf(why, why_size, "refusing pid %d's control socket: it listens as uid %u, not as its uid %u "
+                                        "or root", (int) pid, (unsigned) uc.uid, (unsigned) uid);
+                return -EPERM;
         }
-        return fd;
+        if (fcntl(fd, F_SETFL, 0) < 0)
+                return -errno;
+        return TAKE_FD(fd);
 }
 
 /* Where a handoff with our environment binds its socket (runtime_dir_path()):
  * under systemd, ExecReload= has ExecStart='s $RUNTIME_DIRECTORY. Exact, and
  * a few system calls where the search below takes some thirty. Used only in
  * a directory of pid's uid that nobody else may write (as the server binds
- * only in one of its own), without waiting, and if pid listens there;
+ * only in one of its own), at the first try, and if pid listens there;
  * otherwise (another mount namespace, environment or user, a pid reused, a
  * full backlog) the search decides. */
 static int connect_conventional(pid_t pid, uid_t uid) {
-        char dir[PATH_MAX];
-        bool made_by_us, other;
+        char dir[PATH_MAX], why[128];
+        bool made_by_us;
         struct stat st;
         if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0)
                 return -ENOENT;
@@ -328,70 +386,56 @@ static int connect_conventional(pid_t pid, uid_t uid) {
                 return -EPERM;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/control.%d", dfd, (int) pid);
-        pid_t holder;
-        return connect_checked(&sa, sizeof sa, pid, true, &other, &holder);
+        return connect_checked(&sa, sizeof sa, pid, uid, 0, -1, why, sizeof why);
 }
 
-static int connect_to(pid_t pid, char *why, size_t why_size) {
+/* Connects to pid's control socket, waiting for room in its backlog until
+ * deadline (-ETIMEDOUT) or a signal on sigfd. */
+static int connect_to(pid_t pid, usec_t deadline, int sigfd, char *why, size_t why_size) {
         /* pid's uid, read once for both ways of finding its socket. */
         uid_t uid = (uid_t) -1;
         bool exited = false;
         int r = status_of(pid, &uid, &exited);
-        if (r < 0)
+        if (r < 0) {
                 snprintf(why, why_size, r == -ENOENT ? "no process with pid %d" : "cannot read pid %d's status: %s",
                          (int) pid, strerror(-r));
-        else if (exited) {
+                return r;
+        }
+        if (exited) {
                 snprintf(why, why_size, "pid %d has exited (its parent has not reaped it yet)", (int) pid);
                 return -ESRCH;
-        } else {
-                int fd = connect_conventional(pid, uid);
-                if (fd >= 0)
-                        return fd;
         }
+        int fd = connect_conventional(pid, uid);
+        if (fd >= 0)
+                return fd;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         socklen_t sa_len = sizeof sa;
-        _cleanup_close_ int pfd = r < 0 ? r : find_control_socket(pid, uid, why, why_size);
-        if (pfd == -ENOENT)
+        _cleanup_close_ int pfd = -1;
+        r = find_control_socket(pid, uid, &pfd, why, why_size);
+        if (r < 0)
+                return r;
+        if (r == 1)
                 sa_len = legacy_address(pid, &sa);
-        else if (pfd < 0)
-                return pfd;
         else
                 /* Through the O_PATH fd: the path may be longer than sun_path
                  * holds, and it is the file just checked. */
                 snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
-        bool other;
-        pid_t holder = 0;
-        int fd = connect_checked(&sa, sa_len, pid, false, &other, &holder);
-        if (other)
-                snprintf(why, why_size, "the control socket of pid %d is held by pid %d", (int) pid, (int) holder);
-        else if (fd < 0 && pfd >= 0)
+        fd = connect_checked(&sa, sa_len, pid, uid, deadline, sigfd, why, why_size);
+        if (fd < 0 && fd != -EPERM)
                 snprintf(why, why_size, "%s", strerror(-fd));
-        else if (fd < 0)
-                /* No legacy socket either: the first reason stands. */
-                return pfd;
         return fd;
-}
-
-/* SIGTERM is what systemd sends to ExecReload= when the service stops during
- * a reload: the stop decides the reload's fate, and a reload command killed
- * by a signal would mark the unit failed. So it ends the wait with 0.
- * SIGINT (Ctrl-C) ends it as a shell reports it, 130. */
-_Noreturn static void interrupted(int sigfd) {
-        struct signalfd_siginfo si;
-        if (read(sigfd, &si, sizeof si) != sizeof si)
-                exit(EXIT_CLIENT_UNREACHABLE);
-        if (si.ssi_signo == SIGTERM) {
-                say("stopped waiting (SIGTERM); the service is probably stopping.\n");
-                exit(0);
-        }
-        exit(128 + (int) si.ssi_signo);
 }
 
 /* Sends one request to pid and waits for its one reply, of any size, until
  * deadline. *reply is replaced with a new string. */
 static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
         char why[PATH_MAX + 256];
-        _cleanup_close_ int fd = connect_to(pid, why, sizeof why);
+        _cleanup_close_ int fd = connect_to(pid, deadline, sigfd, why, sizeof why);
+        if (fd == -ETIMEDOUT) {
+                say("handoff pid %d did not take the connection in time (its control socket's queue stayed "
+                    "full); nothing was asked of it.\n", (int) pid);
+                return EXIT_CLIENT_TIMEOUT;
+        }
         if (fd < 0) {
                 say("cannot reach handoff pid %d: %s\n", (int) pid, why);
                 return EXIT_CLIENT_UNREACHABLE;
@@ -401,10 +445,7 @@ static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int 
                 return EXIT_CLIENT_UNREACHABLE;
         }
         for (;;) {
-                usec_t now = now_monotonic();
-                int ms = deadline == USEC_INFINITY ? -1
-                         : now >= deadline         ? 0
-                                                   : (int) ((deadline - now + USEC_PER_MSEC - 1) / USEC_PER_MSEC);
+                int ms = ms_until(deadline, -1);
                 struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
                 int r = poll(p, 2, ms);
                 if (r < 0 && errno == EINTR)

@@ -20,6 +20,8 @@ stayed bounded and that no request failed.
   a socket;
 - a unix --listen path whose live owner's backlog is full: start-up fails
   at once with a clear message;
+- the abstract control name of handoff before 0.2 with a full backlog:
+  the reload/status client does not hang on it;
 - status --json larger than the old 4088-byte cut is valid JSON;
 - EMFILE: out of fds, handoff neither spins nor stops answering for good.
 
@@ -869,6 +871,102 @@ def test_unix_listen_on_a_full_live_socket(tmp):
         print(f"  start-up against a full live socket: exit 2 in {took * 1000:.0f} ms")
     finally:
         a.stop()
+
+
+LEGACY_SQUAT = r'''
+import os, socket, sys
+# The abstract control name of a handoff from before 0.2, for pid argv[1]
+# ("self": this process's own, as a frozen handoff of that age holds it).
+pid = os.getpid() if sys.argv[1] == "self" else int(sys.argv[1])
+name = f"\0handoff/control/{pid}"
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(name)
+s.listen(0)
+queued = []
+while True:
+    c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    c.setblocking(False)
+    try:
+        c.connect(name)
+        queued.append(c)
+    except BlockingIOError:
+        c.close()
+        break
+print(os.getpid(), len(queued), flush=True)
+sys.stdin.read()
+'''
+
+
+def signals_blocked(pid, sig):
+    """Whether pid blocks sig (SigBlk in /proc/pid/status)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            blk = next(l for l in f if l.startswith("SigBlk:"))
+    except (FileNotFoundError, StopIteration):
+        return False
+    return bool(int(blk.split()[1], 16) & (1 << (sig - 1)))
+
+
+def test_client_against_a_full_legacy_backlog(tmp):
+    """uid 65534 listens on the abstract control name of handoff before 0.2
+    and fills its backlog. For another pid's name, the client does not use
+    it (pid does not listen there) and exits 3 at once; for its own (as a
+    frozen handoff of that age would be), the client waits for room no
+    longer than --timeout (exit 4), and SIGTERM (exit 0) or SIGINT (130)
+    ends the wait. Before, a blocking connect() hung until the squatter
+    exited, with both signals blocked."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    victim = subprocess.Popen([PYTHON, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    squatters = []
+    try:
+        other = Attacker(LEGACY_SQUAT, victim.pid)
+        squatters.append(other)
+        own = Attacker(LEGACY_SQUAT, "self")
+        squatters.append(own)
+        for a in squatters:
+            check(int(a.line.split()[1]) >= 1, f"the backlog is full: {a.line}")
+        frozen = int(own.line.split()[0])
+
+        t0 = time.monotonic()
+        p = subprocess.run([HANDOFF, "status", f"--pid={victim.pid}", "--timeout=5s"], capture_output=True,
+                           text=True, timeout=30)
+        took = time.monotonic() - t0
+        check(p.returncode == 3 and "no handoff control socket" in p.stderr, f"exit {p.returncode}: {p.stderr}")
+        check(took < 1.0, f"another pid's name: took {took:.2f}s")
+
+        t0 = time.monotonic()
+        p = subprocess.run([HANDOFF, "status", f"--pid={frozen}", "--timeout=1s"], capture_output=True, text=True,
+                           timeout=30)
+        took = time.monotonic() - t0
+        check(p.returncode == 4 and "did not take the connection in time" in p.stderr,
+              f"exit {p.returncode}: {p.stderr}")
+        check(1.0 <= took < 2.5, f"--timeout=1s: took {took:.2f}s")
+        print(f"  a full legacy backlog: exit 3 for another pid's name, exit 4 after {took * 1000:.0f} ms")
+
+        for sig, code, said in ((signal.SIGTERM, 0, "stopped waiting (SIGTERM)"), (signal.SIGINT, 130, "")):
+            c = subprocess.Popen([HANDOFF, "status", f"--pid={frozen}", "--timeout=60s"], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+            try:
+                # Once the client blocks the signal it takes it from its
+                # signalfd; the connect comes after.
+                wait_for(lambda: signals_blocked(c.pid, sig) or c.poll() is not None, 10, f"{sig.name} blocked")
+                t0 = time.monotonic()
+                c.send_signal(sig)
+                out, err = c.communicate(timeout=10)
+                took = time.monotonic() - t0
+            finally:
+                if c.poll() is None:
+                    c.kill()
+                    c.wait()
+            check(c.returncode == code and said in err, f"{sig.name}: exit {c.returncode}: {err}")
+            check(took < 1.0, f"{sig.name}: took {took:.2f}s")
+    finally:
+        for a in squatters:
+            a.stop()
+        victim.stdin.close()
+        victim.wait()
 
 
 # ---- (f) a large status ----------------------------------------------------------

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
@@ -336,19 +337,65 @@ def test_squatted_name_is_not_trusted(tmp):
         check(p.returncode == 3 and "cannot reach handoff" in p.stderr and "no handoff control socket" in p.stderr,
               f"{p.returncode} {p.stderr}")
         # The abstract name of handoff before 0.2, which the client still
-        # tries for a handoff of that age: anyone may bind it, so the pid
-        # that holds it must be the one asked for.
+        # tries for a handoff of that age: anyone may bind it, so it is
+        # used only if the pid asked for listens there itself.
         legacy = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         legacy.bind(f"\0handoff/control/{victim.pid}")
         legacy.listen(4)
         p = ctl("reload", pid=victim.pid, timeout=20)
         legacy.close()
-        check(p.returncode == 3 and f"is held by pid {os.getpid()}" in p.stderr, f"{p.returncode} {p.stderr}")
+        check(p.returncode == 3 and "no handoff control socket" in p.stderr, f"{p.returncode} {p.stderr}")
     finally:
         squat.close()
         os.unlink(path)
         victim.kill()
         victim.wait()
+
+
+LEGACY_HANDOFF = r'''
+import os, socket, sys
+# A handoff from before 0.2: its control socket is the abstract name
+# @handoff/control/<its pid>. With a uid in argv[1], it listens as that
+# (effective) uid and then runs as uid + 1: its socket is not its uid's.
+if len(sys.argv) > 1:
+    os.seteuid(int(sys.argv[1]))
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(f"\0handoff/control/{os.getpid()}")
+s.listen(4)
+if len(sys.argv) > 1:
+    os.seteuid(0)
+    os.setresuid(int(sys.argv[1]) + 1, int(sys.argv[1]) + 1, int(sys.argv[1]) + 1)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    if c.recv(4096).startswith(b"STATUS"):
+        c.send(b"OK a handoff from before 0.2")
+    c.close()
+'''
+
+
+def test_legacy_abstract_name(tmp):
+    """A handoff from before 0.2 (listening on @handoff/control/<pid>) is
+    still reached, as ExecReload= after a package upgrade needs; but only if
+    it listens as its own uid or root: one that listens as another uid
+    is refused."""
+    for uid in (None, 65533):
+        if uid is not None and os.getuid() != 0:
+            raise Skip("needs root to listen as another uid")
+        old = subprocess.Popen([sys.executable, "-c", LEGACY_HANDOFF, *([str(uid)] if uid else [])],
+                               stdout=subprocess.PIPE, text=True)
+        try:
+            check(old.stdout.readline().strip() == "listening", "the legacy listener started")
+            p = ctl("status", "--timeout=10s", pid=old.pid, timeout=20)
+            if uid is None:
+                check(p.returncode == 0 and p.stdout.strip() == "a handoff from before 0.2",
+                      f"{p.returncode} {p.stdout} {p.stderr}")
+            else:
+                check(p.returncode == 3 and f"it listens as uid {uid}, not as its uid {uid + 1} or root" in p.stderr,
+                      f"{p.returncode} {p.stderr}")
+        finally:
+            old.kill()
+            old.wait()
 
 
 def test_stale_pid_follows_the_main(tmp):
