@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -19,8 +20,6 @@
  * must arrive whole not the last RESERVED_FOR_CONTROL +
  * RESERVED_FOR_LATEST, so that the latest STATUS= still waits when a
  * server's fd store has filled its share. */
-#define RESERVED_FOR_CONTROL 64
-#define RESERVED_FOR_LATEST 16
 
 /* Only the latest of each of these matters, each waiting in a message of
  * its own. A message handoff relays from a server is made of such fields
@@ -32,7 +31,7 @@ enum {
         KEY_WATCHDOG,         /* WATCHDOG=1, a ping */
         KEY_WATCHDOG_TRIGGER, /* WATCHDOG=trigger: one fires the watchdog as well as many */
         KEY_WATCHDOG_USEC,    /* WATCHDOG_USEC=: the latest timeout is the one that counts */
-        KEY_EXTEND,           /* EXTEND_TIMEOUT_USEC=: systemd keeps the last one anyway */
+        KEY_EXTEND,           /* EXTEND_TIMEOUT_USEC=: the largest waits (extends_less()) */
         KEY_ERRNO,            /* ERRNO=: systemd keeps the last one */
 };
 
@@ -200,6 +199,25 @@ static int put_within(unsigned key, size_t reserved, const char *text, const int
         return outbox_put_fds(m.outbox, key, text, fds, n_fds);
 }
 
+/* Whether line, an EXTEND_TIMEOUT_USEC=, asks for less than the one that
+ * waits. systemd never moves a deadline sooner at an extension: each moves
+ * it to at least its reading + usec. All that wait are read at about the
+ * same time, so the largest usec is what they would have added up to; a
+ * smaller one waiting in its place would shorten the deadline asked for. */
+static bool extends_less(const char *line) {
+        const char *q = outbox_queued(m.outbox, KEY_EXTEND);
+        const char *prefix = "EXTEND_TIMEOUT_USEC=";
+        if (!q || !is_field(q, prefix))
+                return false;
+        char *end;
+        errno = 0;
+        unsigned long long queued = strtoull(q + strlen(prefix), &end, 10);
+        if (errno != 0 || *end != '\0')
+                return false;
+        unsigned long long asked = strtoull(line + strlen(prefix), &end, 10);
+        return errno == 0 && *end == '\0' && asked < queued;
+}
+
 /* Latest-only fields (KIND_LATEST): the datagram goes whole when nothing
  * waits and the socket takes it; else each field waits in a message of its
  * own, in place of the one of its kind still waiting. As systemd, the first
@@ -221,6 +239,10 @@ static int put_latest(const char *text) {
                         seen |= 1U << field;
                         char line[NOTIFY_MAX_LEN + 1];
                         snprintf(line, sizeof line, "%.*s", (int) len, p);
+                        if (key == KEY_EXTEND && extends_less(line)) {
+                                p = *e ? e + 1 : e;
+                                continue;
+                        }
                         int k = put_within(key, RESERVED_FOR_CONTROL, line, NULL, 0);
                         if (peer_gone(k))
                                 return k;

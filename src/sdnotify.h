@@ -41,6 +41,16 @@ const char *sdnotify_address(void);
  * address. */
 void sdnotify_enable(int on);
 
+/* Places of the queue kept for handoff's own control messages (READY=1,
+ * RELOADING=1, STOPPING=1, MAINPID=, the barrier), which the latest-only
+ * kinds (STATUS=, WATCHDOG=, ...) may not take; and, before those, places
+ * for the latest-only kinds, which the fd store and anything else that
+ * must arrive whole may not take. A bound for n messages that must arrive
+ * whole is n + SDNOTIFY_RESERVED. */
+#define RESERVED_FOR_CONTROL 64
+#define RESERVED_FOR_LATEST 16
+#define SDNOTIFY_RESERVED (RESERVED_FOR_CONTROL + RESERVED_FOR_LATEST)
+
 /* From now on, what does not fit waits, sent from e, up to max_queued
  * messages (past it, the caller logs what was lost). detach() drops what
  * still waits, with a warning that says how much. */

@@ -210,12 +210,68 @@ START_TEST(test_last_places_are_for_control) {
 }
 END_TEST
 
+START_TEST(test_extend_keeps_the_largest) {
+        /* systemd never moves a deadline sooner at EXTEND_TIMEOUT_USEC=:
+         * a smaller extension sent after a larger one must not take its
+         * place while both wait. */
+        sd_event *e;
+        int fd = setup(&e);
+        ck_assert_int_eq(sdnotify_send("STATUS=migrating\nEXTEND_TIMEOUT_USEC=60000000\n", NULL, 0), 1);
+        ck_assert_int_eq(sdnotify_send("EXTEND_TIMEOUT_USEC=5000000\n", NULL, 0), 1);
+        ck_assert_int_eq(sdnotify_send("STATUS=still migrating\nEXTEND_TIMEOUT_USEC=7000000\n", NULL, 0), 1);
+        char msgs[16][128];
+        ck_assert_uint_eq(drain(e, fd, msgs, 16), 2);
+        ck_assert_str_eq(msgs[0], "STATUS=still migrating");
+        ck_assert_str_eq(msgs[1], "EXTEND_TIMEOUT_USEC=60000000");
+        teardown(e, fd);
+
+        /* A larger one takes its place. */
+        fd = setup(&e);
+        ck_assert_int_eq(sdnotify_send("EXTEND_TIMEOUT_USEC=5000000", NULL, 0), 1);
+        ck_assert_int_eq(sdnotify_send("EXTEND_TIMEOUT_USEC=90000000", NULL, 0), 1);
+        ck_assert_uint_eq(drain(e, fd, msgs, 16), 1);
+        ck_assert_str_eq(msgs[0], "EXTEND_TIMEOUT_USEC=90000000");
+        teardown(e, fd);
+}
+END_TEST
+
+START_TEST(test_bound_fits_a_whole_store_resync) {
+        /* The supervisor's bound, 2 messages per fd-store entry plus
+         * SDNOTIFY_RESERVED: a takeover's FDSTOREREMOVE=1 and FDSTORE=1 for
+         * a whole store all wait while the manager does not read. */
+        enum { ENTRIES = 10 };
+        int fd = manager();
+        ck_assert_int_eq(sdnotify_setup(), 1);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        sdnotify_attach(e, 2 * ENTRIES + SDNOTIFY_RESERVED);
+        int pipefd[2];
+        ck_assert_int_eq(pipe2(pipefd, O_CLOEXEC), 0);
+        char text[64];
+        for (int i = 0; i < ENTRIES; i++) {
+                snprintf(text, sizeof text, "FDSTOREREMOVE=1\nFDNAME=s%d", i);
+                ck_assert_int_eq(sdnotify_send(text, NULL, 0), 1);
+        }
+        for (int i = 0; i < ENTRIES; i++) {
+                snprintf(text, sizeof text, "FDSTORE=1\nFDNAME=s%d", i);
+                ck_assert_int_eq(sdnotify_send(text, &pipefd[0], 1), 1);
+        }
+        char msgs[64][128];
+        ck_assert_uint_eq(drain(e, fd, msgs, 64), 2 * ENTRIES);
+        teardown(e, fd);
+        close(pipefd[0]);
+        close(pipefd[1]);
+}
+END_TEST
+
 static Suite *sdnotify_suite(void) {
         Suite *s = suite_create("sdnotify");
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_full_manager_socket);
         tcase_add_test(tc, test_relayed_flood_waits_latest_only);
         tcase_add_test(tc, test_last_places_are_for_control);
+        tcase_add_test(tc, test_extend_keeps_the_largest);
+        tcase_add_test(tc, test_bound_fits_a_whole_store_resync);
         suite_add_tcase(s, tc);
         return s;
 }
