@@ -104,6 +104,7 @@ struct Supervisor {
         pid_t naming;            /* ... the next handoff it names, until TAKEOVER (it may be freed
                                   * meanwhile: see hand_back()) */
         bool next_lost;          /* ... which failed before systemd's barrier came */
+        bool stop_while_yielded; /* ... an operator's stop, ignored as an old main's meanwhile */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_pidfd;        /* ... and a pidfd of it: a SIGHUP passed on reaches it or nobody */
         int handed_channel;      /* old main: our end of its channel, open until we exit */
@@ -168,7 +169,8 @@ static void notify_systemd(Supervisor *s, const char *fmt, ...) {
          * would fill the journal: of the rest, one warning every
          * NOTIFY_WARN_INTERVAL, saying how many went unlogged. */
         bool ready = strncmp(buf, "READY=1", 7) == 0;
-        bool control = ready || strncmp(buf, "RELOADING=1", 11) == 0 || strncmp(buf, "STOPPING=1", 10) == 0;
+        bool control = ready || strncmp(buf, "RELOADING=1", 11) == 0 || strncmp(buf, "STOPPING=1", 10) == 0 ||
+                       strncmp(buf, "MAINPID=", 8) == 0;
         usec_t now = now_monotonic();
         if (!control && s->notify_warned > 0 && now < s->notify_warned + NOTIFY_WARN_INTERVAL) {
                 s->notify_unwarned++;
@@ -1258,12 +1260,15 @@ static void hand_back(Supervisor *s) {
         write_pid(s, getpid()); /* it wrote the pid file when it was ready */
         snprintf(why, sizeof why, "next handoff (pid %d) exited before it took over", (int) pid);
         record_failure(s, s->last_number, why, 1);
-        dispatch(s, EV_NOT_HANDED_OVER);
-        /* The manager's stop that came meanwhile was the service's. */
-        if (s->pass_stop) {
-                s->pass_stop = false;
+        /* A stop that came meanwhile (the manager's, or an operator's we
+         * ignored as the old main's) is the service's: the reload ends in
+         * it, and one asked for meanwhile does not start. */
+        bool stop = s->pass_stop || s->stop_while_yielded;
+        s->pass_stop = s->stop_while_yielded = false;
+        if (stop)
                 request_stop(s);
-        }
+        else
+                dispatch(s, EV_NOT_HANDED_OVER);
 }
 
 /* systemd's barrier after MAINPID=: it has read it (or did not answer in
@@ -1540,6 +1545,10 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                         return;
                 }
                 log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
+                /* ... unless the next handoff exits before it takes over:
+                 * then we are main again, and stop (hand_back()). */
+                if (s->role == ROLE_YIELDED)
+                        s->stop_while_yielded = true;
                 return;
         }
         if (s->stop_requested && s->stop_by_predecessor) {
@@ -1802,8 +1811,8 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
          * the fd store is put anew (an FDSTOREREMOVE=1 and an FDSTORE=1 per
          * entry) before the new main's first STATUS=; besides, a few
          * messages per reload, and one of each kind of which only the
-         * latest matters (sdnotify.c keeps room for those). */
-        sdnotify_attach(s.event, 2 * FD_STORE_MAX_LIMIT + 64);
+         * latest matters (sdnotify.h keeps room for those). */
+        sdnotify_attach(s.event, 2 * FD_STORE_MAX_LIMIT + SDNOTIFY_RESERVED);
         if ((r = setup_signals(&s)) >= 0 && (r = setup_reaper(&s)) >= 0 && (r = setup_takeover(&s)) >= 0) {
                 notify_systemd(&s, "STATUS=Starting generation %u.", s.last_number + 1);
                 start_candidate(&s);

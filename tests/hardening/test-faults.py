@@ -415,6 +415,53 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
         teardown(h)
 
 
+def hand_back_with_a_stop(tmp, by_manager):
+    """As test_kill_next_handoff_after_ready_before_commit, with a second
+    reload asked for and a stop that came while the barrier was held (the
+    manager's, or an operator's the old main ignored then): named main
+    again, the old main stops, as the stop asked, without starting the
+    pending reload (no next handoff for generation 3, no RELOADING=1 for
+    it); generation 1 answers its slow request; exit 0, nothing left."""
+    need("handover")
+    h = start(tmp)
+    try:
+        old, slow, succ = reload_held_at_mainpid(h)
+        # To the old main: MAINPID= already names the next handoff.
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log_re(rf"handoff\[{h.pid}\]: Reload requested \(SIGHUP.*\n(.*\n)*.*handoff\[{h.pid}\]: Reload "
+                      r"requested \(SIGHUP", 10)
+        if by_manager:
+            os.kill(h.pid, signal.SIGTERM)
+            h.wait_log(f"handoff[{h.pid}]: Stop requested (SIGTERM) by the service manager after MAINPID=")
+        else:
+            subprocess.run(["kill", "-TERM", str(h.pid)], check=True, timeout=10)
+            h.wait_log(f"handoff[{h.pid}]: Ignoring SIGTERM")
+        os.kill(succ, signal.SIGKILL)
+        runtime_files_removed(h, succ)
+        h.notify.release()
+        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
+                   "over; naming this process main again.")
+        check(h.proc.wait(timeout=20) == 0, h.log())
+        log = h.log()
+        check("for generation 3" not in log, f"the pending reload did not start:\n{log}")
+        reloading = [m for m in h.notify.snapshot() if m.fields.get("RELOADING") == "1"]
+        check(len(reloading) == 1, f"one RELOADING=1, the first reload's: {len(reloading)}")
+        check(h.mains()[-1] == h.pid, f"MAINPID= named the old main again: {h.mains()}")
+        slow.join(timeout=20)
+        check(slow.status == 200 and slow.pid == old, f"{slow.status} {slow.pid} {slow.error}")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
+
+def test_hand_back_then_the_managers_stop(tmp):
+    hand_back_with_a_stop(tmp, by_manager=True)
+
+
+def test_hand_back_then_an_operators_stop(tmp):
+    hand_back_with_a_stop(tmp, by_manager=False)
+
+
 def test_next_handoff_killed_right_after_its_ready(tmp):
     """The next handoff dies right after it sent READY (the channel shim
     SIGKILLs it then), a window of microseconds otherwise. The old main sees
