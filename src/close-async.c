@@ -5,7 +5,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -72,10 +74,19 @@
  * Bounds: at most CLOSERS_MAX threads, and at most QUEUED_FDS_MAX fds
  * waiting in the queue (fewer when the queue's socket buffer fills first).
  * Reaching one takes that many closes that wait at once, all chosen by a
- * sender; then the fd is closed here, with SO_LINGER cleared, as before the
- * closers existed (a warning says so, once): a sender must win every
- * closer and fill the queue before it can stall the loop again, where one
- * fd did it before. */
+ * sender. An fd is then held ("parked") in our table, never closed here.
+ * When a closer takes a batch off the queue (or exits) while we wait for
+ * that, it sends a byte back along the queue; the event loop, watching for
+ * it, queues what is held, and once nothing is, calls back the readers
+ * that paused (close_async_wait()). What is held is bounded by those
+ * readers: each reads no further message once the closers are saturated,
+ * so at most the fds of the message it was reading when they became so
+ * (253) are added, and the kernel keeps the rest on the sender's side. The
+ * fds that handoff's own code closes (a refused fd store entry, a control
+ * connection) are held the same way; they were in our table already. Only
+ * where no closer is left and none can be started is an fd closed here,
+ * with SO_LINGER cleared, as before the closers existed (a warning says
+ * so, once). */
 
 #define CLOSERS_MAX 16U
 #define QUEUED_FDS_MAX 4096U
@@ -91,11 +102,21 @@ static struct {
         unsigned n_threads;
         unsigned n_busy;        /* of n_threads: not (about to be) waiting for the queue */
         size_t n_queued;        /* fds sent and not yet received */
+        bool main_waits;        /* fds are parked: wake us when there is room */
         bool fallback_logged;
 } closers = {
         .lock = PTHREAD_MUTEX_INITIALIZER,
         .queue = { -EBADF, -EBADF },
 };
+
+/* The main thread's alone: fds no closer could take yet, and who waits for
+ * them to be taken. */
+static struct {
+        int *fds;
+        size_t n, size;
+        CloseAsyncWaiter *waiters;
+        unsigned episodes;      /* times the closers became saturated */
+} parked;
 
 /* ---- which close cannot wait ---------------------------------------------
  *
@@ -239,6 +260,18 @@ static bool receive_batch(int q, int *fds, size_t *ret_n) {
         return true;
 }
 
+/* Called with the lock held: there is room in the queue now (or one closer
+ * fewer to wait for), and the main thread holds fds for want of it. */
+static void wake_main(void) {
+        if (!closers.main_waits)
+                return;
+        closers.main_waits = false;
+        /* The other way along the queue: a closer's fd table holds the
+         * queue alone. */
+        char byte = 0;
+        (void) send(closers.queue[0], &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 static void *closer_main(void *userdata) {
         int q = closers.queue[0];
         (void) prctl(PR_SET_NAME, (unsigned long) "handoff-close", 0, 0, 0);
@@ -254,6 +287,7 @@ static void *closer_main(void *userdata) {
                 if (!receive_batch(q, fds, &n))
                         break;
                 closers.n_queued -= n <= closers.n_queued ? n : closers.n_queued;
+                wake_main();
                 closers.n_busy++;
                 pthread_mutex_unlock(&closers.lock);
                 for (size_t i = 0; i < n; i++)
@@ -262,6 +296,7 @@ static void *closer_main(void *userdata) {
                 closers.n_busy--;
         }
         closers.n_threads--;
+        wake_main();
         pthread_mutex_unlock(&closers.lock);
         return NULL;
 }
@@ -327,9 +362,10 @@ static int send_batch(const int *fds, size_t n) {
 }
 
 /* Puts n (at most BATCH_MAX) fds into the queue, with a closer to take
- * them, and closes our copies: 0, or -errno when they are still ours to
- * close. */
-static int enqueue(const int *fds, size_t n) {
+ * them, and closes our copies: 0, or -errno when they are still ours. Then
+ * *ret_wait says whether a closer will wake us (wake_main()) once it has
+ * taken something off the queue: false when there is no closer at all. */
+static int enqueue(const int *fds, size_t n, bool *ret_wait) {
         pthread_mutex_lock(&closers.lock);
         int r = open_queue();
         if (r >= 0 && closers.n_queued + n > QUEUED_FDS_MAX)
@@ -351,22 +387,138 @@ static int enqueue(const int *fds, size_t n) {
                 for (size_t i = 0; i < n; i++)
                         safe_close(fds[i]);
         }
+        /* Set in the same hold of the lock as the failure: a closer that
+         * takes a batch after it sees it. */
+        *ret_wait = r < 0 && closers.n_threads > 0;
+        if (*ret_wait)
+                closers.main_waits = true;
         size_t threads = closers.n_threads, queued = closers.n_queued;
         pthread_mutex_unlock(&closers.lock);
 
-        if (r < 0 && !closers.fallback_logged) {
+        if (r < 0 && *ret_wait && parked.n == 0)
+                log_full_errno(parked.episodes++ == 0 ? LOG_WARNING : LOG_DEBUG, r,
+                               "Closer threads saturated (%zu threads, %zu fds queued): %m. Unwanted fds wait in "
+                               "handoff until a closer is free, and the notify sockets other users can reach are "
+                               "not read meanwhile.", threads, queued); /* the first time at warning level */
+        else if (r < 0 && !*ret_wait && !closers.fallback_logged) {
                 closers.fallback_logged = true;
-                log_warning_errno(r, "Closing unwanted fds in the event loop (%zu closer threads, %zu fds queued): %m. "
-                                  "A close that waits (a lingering socket's, a hung FUSE server's) now stalls handoff "
-                                  "until it returns. Logged once.", threads, queued);
+                log_warning_errno(r, "Closing unwanted fds in the event loop: no closer thread can take them "
+                                  "(%m). A close that waits (a lingering socket's, a hung FUSE server's) now "
+                                  "stalls handoff until it returns. Logged once.");
         }
         return r;
 }
 
+/* Holds fds for a closer to take later; false when there is no room for
+ * them (out of memory). */
+static bool park(const int *fds, size_t n) {
+        if (parked.n + n > parked.size) {
+                size_t size = parked.size ? parked.size : BATCH_MAX;
+                while (size < parked.n + n)
+                        size *= 2;
+                int *p = realloc(parked.fds, size * sizeof *p);
+                if (!p)
+                        return false;
+                parked.fds = p;
+                parked.size = size;
+        }
+        memcpy(parked.fds + parked.n, fds, n * sizeof *fds);
+        parked.n += n;
+        return true;
+}
+
+static void close_all_now(const int *fds, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                close_now(fds[i]);
+}
+
 static void hand_over(const int *fds, size_t n) {
-        if (enqueue(fds, n) < 0)
-                for (size_t i = 0; i < n; i++)
-                        close_now(fds[i]);
+        bool wait = true;
+        /* Behind what is held already, which goes first (flush()). */
+        if (parked.n == 0 && enqueue(fds, n, &wait) >= 0)
+                return;
+        if (wait && park(fds, n))
+                return;
+        if (wait)
+                log_warning_errno(ENOMEM, "Closing unwanted fds in the event loop: %m");
+        close_all_now(fds, n);
+}
+
+/* Queues what is held, in order, while the queue takes it. */
+static void flush(void) {
+        size_t done = 0;
+        while (done < parked.n) {
+                size_t k = parked.n - done < BATCH_MAX ? parked.n - done : BATCH_MAX;
+                bool wait;
+                if (enqueue(parked.fds + done, k, &wait) < 0) {
+                        if (wait)
+                                break;
+                        close_all_now(parked.fds + done, k);
+                }
+                done += k;
+        }
+        memmove(parked.fds, parked.fds + done, (parked.n - done) * sizeof *parked.fds);
+        parked.n -= done;
+        if (parked.n == 0) {
+                free(parked.fds);
+                parked.fds = NULL;
+                parked.size = 0;
+        }
+}
+
+bool close_async_saturated(void) {
+        return parked.n > 0;
+}
+
+bool close_async_waiting(const CloseAsyncWaiter *w) {
+        return w->prevp != NULL;
+}
+
+void close_async_wait(CloseAsyncWaiter *w, void (*fn)(void *userdata), void *userdata) {
+        w->fn = fn;
+        w->userdata = userdata;
+        if (w->prevp)
+                return;
+        w->next = parked.waiters;
+        if (w->next)
+                w->next->prevp = &w->next;
+        w->prevp = &parked.waiters;
+        parked.waiters = w;
+}
+
+void close_async_wait_cancel(CloseAsyncWaiter *w) {
+        if (!w->prevp)
+                return;
+        *w->prevp = w->next;
+        if (w->next)
+                w->next->prevp = w->prevp;
+        w->next = NULL;
+        w->prevp = NULL;
+}
+
+static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        char buf[64];
+        while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+                ;
+        flush();
+        if (parked.n > 0)
+                return 0;
+        if (parked.waiters)
+                log_debug("Closer threads have room again: reading every notify socket again.");
+        /* One at a time: a callback may cancel another waiter. */
+        while (parked.waiters) {
+                CloseAsyncWaiter *w = parked.waiters;
+                close_async_wait_cancel(w);
+                w->fn(w->userdata);
+        }
+        return 0;
+}
+
+int close_async_attach(sd_event *e) {
+        int r = close_async_setup();
+        if (r < 0)
+                return r;
+        return sd_event_add_io(e, NULL, closers.queue[1], EPOLLIN, on_wake, NULL);
 }
 
 void close_many_nonblocking(const int *fds, size_t n) {

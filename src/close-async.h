@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <systemd/sd-event.h>
 
 /* Closing fds of foreign origin: fds that someone else sent us (SCM_RIGHTS)
  * and that we do not want, or no longer want (a refused or removed fd-store
@@ -13,9 +14,44 @@
  * close_nonblocking() closes fd at once where its close cannot wait (see
  * close_is_immediate()), and otherwise hands it to a closer thread, which
  * drops the last reference outside the loop. Always returns -EBADF, like
- * safe_close(); fd is no longer ours either way. */
+ * safe_close(); fd is no longer ours either way.
+ *
+ * An fd that no closer can take now (the closers are all waiting and their
+ * queue is full: a sender that built every one of those closes to wait) is
+ * never closed here either: it is held, in our fd table, until a closer
+ * takes something off the queue, and then queued. Meanwhile the closers are
+ * saturated (close_async_saturated()): whoever reads fds from senders it
+ * does not trust stops reading until they are not (close_async_wait()), so
+ * that what is held stays bounded and the kernel keeps the rest, in the
+ * sender's socket buffers. Only where no closer runs at all and none can be
+ * started (pthread_create() fails) is an fd closed here, as before the
+ * closers existed, its SO_LINGER cleared (a warning says so). */
 int close_nonblocking(int fd);
 void close_many_nonblocking(const int *fds, size_t n);
+
+/* Whether fds are held for want of a closer (above). */
+bool close_async_saturated(void);
+
+/* Called back once, from the event loop close_async_attach() was given,
+ * when the closers are no longer saturated: a reader that paused for them
+ * resumes. The waiter is the caller's (in its own object), registered at
+ * most once at a time; close_async_wait_cancel() before it is freed. */
+typedef struct CloseAsyncWaiter CloseAsyncWaiter;
+struct CloseAsyncWaiter {
+        CloseAsyncWaiter *next;
+        CloseAsyncWaiter **prevp; /* NULL: not waiting */
+        void (*fn)(void *userdata);
+        void *userdata;
+};
+void close_async_wait(CloseAsyncWaiter *w, void (*fn)(void *userdata), void *userdata);
+void close_async_wait_cancel(CloseAsyncWaiter *w);
+bool close_async_waiting(const CloseAsyncWaiter *w);
+
+/* Watches, in e, for a closer that took fds off the queue while fds are
+ * held: queues what is held, and once nothing is, calls the waiters back.
+ * Without it, held fds stay held. The source floats: it goes with e.
+ * Returns 0 or -errno. */
+int close_async_attach(sd_event *e);
 
 /* Opens the closers' queue (two fds, kept until exit) now rather than at the
  * first fd that needs it, so that handoff's fd count does not change while

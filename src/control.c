@@ -134,12 +134,21 @@ static ssize_t recv_no_fds(int fd, void *buf, size_t size, int flags) {
  * our own uid is closed here, saving a reload's connection the closer. */
 static void close_conn_fd(Control *c, int fd, bool foreign) {
         char buf[DISCARD_SIZE];
+        bool unread = false;
         if (c->takes_fds)
                 (void) shutdown(fd, SHUT_RDWR);
-        for (int i = 0; c->takes_fds && i < 4096; i++)
+        /* While the closers are saturated, fds read here would be held in
+         * handoff (close-async.h), up to 4096 messages' worth: the socket
+         * goes to a closer unread instead, one fd held. */
+        for (int i = 0; c->takes_fds && i < 4096; i++) {
+                if (close_async_saturated()) {
+                        unread = true;
+                        break;
+                }
                 if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
                         break;
-        if (c->takes_fds && foreign)
+        }
+        if (c->takes_fds && (foreign || unread))
                 close_nonblocking(fd);
         else
                 safe_close(fd);

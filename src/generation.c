@@ -251,6 +251,29 @@ static void handle_datagram(Generation *g, char *buf, size_t len, pid_t sender, 
 
 static void spare_socket_written(void);
 
+static void resume_notify(void *userdata) {
+        Generation *g = userdata;
+        log_debug("Reading generation %u's notify socket again.", g->number);
+        (void) sd_event_source_set_enabled(g->notify_source, SD_EVENT_ON);
+}
+
+/* An abstract socket, which anyone in the network namespace can send fds
+ * to, is not read while the closers are saturated (close-async.h): the
+ * fds of each datagram would be held in handoff, without bound. The kernel
+ * keeps them meanwhile: a sender's sendmsg() blocks or fails with EAGAIN
+ * once the socket's queue is full, the generation's own READY=1 included,
+ * which is read once a closer is free (its start timeout may run out
+ * first). A path socket sits in a directory only our uid and root may
+ * enter, and is read on. */
+static bool pause_for_closers(Generation *g) {
+        if (g->notify_address[0] != '@' || !close_async_saturated())
+                return false;
+        log_debug("Not reading generation %u's notify socket until a closer thread is free.", g->number);
+        (void) sd_event_source_set_enabled(g->notify_source, SD_EVENT_OFF);
+        close_async_wait(&g->notify_waiter, resume_notify, g);
+        return true;
+}
+
 static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Generation *g = userdata;
         char buf[NOTIFY_MAX_LEN + 2];
@@ -262,7 +285,7 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 return 0;
         }
 
-        for (int i = 0; i < NOTIFY_BURST; i++) {
+        for (int i = 0; i < NOTIFY_BURST && !pause_for_closers(g); i++) {
                 pid_t sender = 0;
                 uid_t uid = (uid_t) -1; /* not ours, unless told */
                 const char *reason = NULL;
@@ -701,12 +724,15 @@ Generation *generation_free(Generation *g) {
                 return NULL;
         sd_event_source_disable_unref(g->timer_source);
         proc_tree_free(g->tree);
+        /* Paused for the closers: what waits on it may be anyone's. */
+        bool paused = close_async_waiting(&g->notify_waiter);
+        close_async_wait_cancel(&g->notify_waiter);
         /* Kept for the next generation only if nobody else ever wrote to
          * it (g->dropped: an outsider, or a worker after the main exited,
          * whose datagrams were read and dropped); otherwise such a sender
          * may send still, and a flood blocked on the full queue is let go
          * with the socket. What waits on it now is read as the spare's. */
-        if (g->gone && !g->dropped && g->notify_fd >= 0 && g->notify_source && spare.fd < 0) {
+        if (g->gone && !g->dropped && !paused && g->notify_fd >= 0 && g->notify_source && spare.fd < 0) {
                 (void) sd_event_source_set_userdata(g->notify_source, NULL);
                 spare.source = TAKE_PTR(g->notify_source);
                 spare.fd = TAKE_FD(g->notify_fd);

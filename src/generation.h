@@ -6,6 +6,7 @@
 #include <systemd/sd-event.h>
 
 #include "cgroup.h"
+#include "close-async.h"
 #include "notify.h"
 #include "reaper.h"
 #include "status.h"
@@ -80,6 +81,7 @@ struct Generation {
         sd_event *event;
         ProcTree *tree;          /* every process of the generation */
         sd_event_source *notify_source;
+        CloseAsyncWaiter notify_waiter; /* an abstract socket's reading paused for the closers */
         sd_event_source *timer_source;
 
         const GenerationCallbacks *cb;

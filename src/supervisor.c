@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 
 #include "channel.h"
+#include "close-async.h"
 #include "control.h"
 #include "fsm.h"
 #include "generation.h"
@@ -1805,6 +1806,10 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 supervisor_done(&s);
                 return r;
         }
+        /* Fds held for want of a free closer thread are queued from the
+         * loop, and the notify sockets paused for them resumed. */
+        if ((r = close_async_attach(s.event)) < 0)
+                log_warning_errno(r, "Failed to watch the closer threads: %m");
         fdstore_watch(p->store, s.event);
         progress_init(&s.progress, s.event, send_progress, &s);
         /* What may wait for a manager that does not read: at a takeover

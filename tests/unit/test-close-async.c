@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -264,6 +265,96 @@ START_TEST(test_close_many_nonblocking_closes_everything) {
 }
 END_TEST
 
+
+static void set_flag(void *userdata) {
+        *(bool *) userdata = true;
+}
+
+/* Saturated: every closer held by a lingering socket nested in a unix
+ * socket, and their queue full of harmless unix sockets. What comes then is
+ * held, not closed by the caller, which never waits; a waiter hears once
+ * the closers have room again, from the loop close_async_attach() was
+ * given, and what was held is closed then. */
+START_TEST(test_saturated_holds_and_wakes) {
+        enum { CLOSERS = 16, FILL = 17 * 253, HELD_PIPES = 3 };
+        struct rlimit rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max < FILL + 512)
+                return; /* no room for the fds it takes */
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+
+        sd_event *e = NULL;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(close_async_attach(e), 0);
+
+        int peers[CLOSERS + 1];
+        for (int i = 0; i < CLOSERS; i++)
+                close_nonblocking(nested_lingering_socket(3600, &peers[i]));
+        pid_t tids[64];
+        usec_t deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        while (closer_tids(tids, ELEMENTSOF(tids)) < CLOSERS && now_monotonic() < deadline)
+                (void) poll(NULL, 0, 10);
+        ck_assert_uint_eq(closer_tids(tids, ELEMENTSOF(tids)), CLOSERS);
+        ck_assert(!close_async_saturated());
+
+        /* The queue filled, and more: nothing waits. */
+        usec_t t0 = now_monotonic();
+        for (int i = 0; i < FILL; i++) {
+                int sp[2];
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+                close(sp[1]);
+                close_nonblocking(sp[0]);
+        }
+        ck_assert(close_async_saturated());
+        CloseAsyncWaiter w = {};
+        bool woken = false;
+        close_async_wait(&w, set_flag, &woken);
+        ck_assert(close_async_waiting(&w));
+        /* Held too: more lingering sockets, and pipes' write ends inside
+         * unix sockets, which tell when they are closed. */
+        close_nonblocking(nested_lingering_socket(3600, &peers[CLOSERS]));
+        int readers[HELD_PIPES];
+        for (int i = 0; i < HELD_PIPES; i++) {
+                int p[2], sp[2];
+                ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+                queue_inside(sp[0], p[1]);
+                close(sp[0]);
+                readers[i] = p[0];
+                close_nonblocking(sp[1]);
+        }
+        usec_t took = now_monotonic() - t0;
+        ck_assert_msg(took < 2 * USEC_PER_SEC, "closing took %llu us", (unsigned long long) took);
+        ck_assert(close_async_saturated());
+        ck_assert_int_ge(sd_event_run(e, 0), 0);
+        ck_assert(!woken);
+
+        /* The lingering sockets reset: the closers are free. */
+        for (int i = 0; i <= CLOSERS; i++)
+                close(peers[i]);
+        deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        while (!woken && now_monotonic() < deadline)
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        ck_assert(woken);
+        ck_assert(!close_async_saturated());
+        ck_assert(!close_async_waiting(&w));
+        for (int i = 0; i < HELD_PIPES; i++) {
+                struct pollfd pfd = { .fd = readers[i], .events = POLLIN };
+                ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+                char c;
+                ck_assert_int_eq(read(readers[i], &c, 1), 0);
+                close(readers[i]);
+        }
+
+        /* A waiter cancelled is not called. */
+        close_async_wait(&w, set_flag, &woken);
+        close_async_wait_cancel(&w);
+        ck_assert(!close_async_waiting(&w));
+        sd_event_unref(e);
+}
+END_TEST
+
 static Suite *close_async_suite(void) {
         Suite *s = suite_create("close-async");
         TCase *tc = tcase_create("close");
@@ -274,6 +365,7 @@ static Suite *close_async_suite(void) {
         tcase_add_test(tc, test_close_nonblocking_nested_does_not_wait);
         tcase_add_test(tc, test_closer_holds_none_of_our_fds);
         tcase_add_test(tc, test_close_many_nonblocking_closes_everything);
+        tcase_add_test(tc, test_saturated_holds_and_wakes);
         suite_add_tcase(s, tc);
         return s;
 }
