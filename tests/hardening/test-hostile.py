@@ -12,6 +12,10 @@ stayed bounded and that no request failed.
   waits in whichever task drops the unix socket), to a generation's notify
   socket and to the spare one; there, handoff must also answer within 1 s
   and stop within 10 s, while the sockets linger for 60 s;
+- saturate: nested lingering sockets holding every closer thread, their
+  queue filled, then more lingering sockets: handoff stops reading the
+  notify socket rather than close them in its loop; status answers
+  throughout, and once the attacker is gone, a reload works;
 - starve: 900 idle connections to the control socket;
 - squat: binding the name the next handoff would use (the runtime
   directory is 0700: impossible), and a runtime directory others can write
@@ -395,6 +399,178 @@ def test_freeze_notify_socket_nested(tmp):
         # A loop that waits out each linger time logs one in 60 s.
         wait_for(lambda: h.log().count("sender has another uid") >= 3, 10, "the 3 datagrams dropped")
         answers_and_stops_promptly(h, load, rss0)
+    finally:
+        for a in attackers:
+            a.stop()
+        if load.proc.poll() is None:
+            load.proc.kill()
+        h.close()
+
+
+# Saturating the closers: lingering sockets nested in unix sockets (as
+# NESTED, lingering for ~68 years) to hold every closer thread, then
+# harmless unix sockets, 253 a datagram, to fill their queue, then more
+# nested lingering sockets. Each datagram is sent without blocking, and the
+# attacker stops at the first one the socket does not take (within a
+# second: handoff no longer reads it). Its own copy of each unix socket is
+# closed right after the send, before handoff reads as a rule, so that
+# handoff's close is the last one, the one that waits; where it is not,
+# SIGALRM ends the attacker's wait after 0.2 s (a linger's wait ends at any
+# signal: handoff is not stopped as attack_stopped() does it, since SIGSTOP
+# would end every closer's wait). With "nested+filler", 252 harmless unix
+# sockets come before the nested one in each datagram: a handoff that
+# closes them itself, one by one, comes to the lingering socket after the
+# attacker has let go of its copy. argv: address, "nested", "filler" or
+# "nested+filler", how many. Prints "sent K".
+SATURATE = r"""
+import array, select, signal, socket, struct, sys
+signal.signal(signal.SIGALRM, lambda *_: None)
+addr, what, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+keep = []
+def rights(fds):
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+def lingering():
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    c.connect(srv.getsockname())
+    peer, _ = srv.accept()
+    keep.extend([srv, peer])  # the peer never reads; its exit resets c
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 2**31 - 1))
+    c.setblocking(False)
+    try:
+        while True:
+            c.send(b"x" * 65536)
+    except BlockingIOError:
+        pass
+    return c
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect(addr)
+s.setblocking(False)
+def send(fds):
+    while True:
+        try:
+            s.sendmsg([b"X=1"], rights(fds))
+            return True
+        except BlockingIOError:
+            if not select.select([], [s], [], 1.0)[1]:
+                return False
+sent = 0
+for _ in range(n):
+    if what.startswith("nested"):
+        c = lingering()
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        a.sendmsg([b"x"], rights([c.fileno()]))
+        c.close(); a.close()
+        pairs = [socket.socketpair() for _ in range(252 if what == "nested+filler" else 0)]
+        ok = send([p[0].fileno() for p in pairs] + [b.fileno()])
+        for p in pairs:
+            p[0].close(); p[1].close()
+        if ok:
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            b.close()
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        else:
+            keep.append(b)  # ours is the last: let go at exit, which does not linger
+    else:
+        pairs = [socket.socketpair() for _ in range(253)]
+        ok = send([p[0].fileno() for p in pairs])
+        for p in pairs:
+            p[0].close(); p[1].close()
+    if not ok:
+        break
+    sent += 1
+print("sent", sent, flush=True)
+sys.stdin.read()
+"""
+
+CLOSERS_MAX = 16  # close-async.c
+
+
+def closer_threads(pid):
+    n = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                n += f.read().strip() == "handoff-close"
+        except OSError:
+            pass
+    return n
+
+
+def status_within(h, what):
+    """handoff status answers within far less than its timeout."""
+    limit = RELOAD_WITHIN + 2 * (_baseline[-1] if _baseline else 0)
+    t0 = time.monotonic()
+    p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}", "--timeout=5s"], capture_output=True, text=True,
+                       timeout=60)
+    took = time.monotonic() - t0
+    check(p.returncode == 0 and took < limit,
+          f"status {what}: exit {p.returncode} after {took:.2f} s (limit {limit:.2f} s): {p.stderr}\n{h.log()[-3000:]}")
+    print(f"  status {what}: {took * 1000:.0f} ms")
+
+
+def test_saturate_closers(tmp):
+    """uid 65534 holds every closer thread with nested lingering sockets,
+    fills their queue with harmless unix sockets, and sends more nested
+    lingering sockets: handoff stops reading the abstract notify socket
+    instead of closing them in its loop, status answers throughout, and
+    once the attacker is gone the socket is read again and a reload works."""
+    need_root_and_setpriv()
+    h = start(tmp, "--notify-socket=abstract")
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    attackers, sent = [], []
+
+    def attack(what, n):
+        # What was sent before is read (and its fds queued) first.
+        wait_for(lambda: h.log().count("sender has another uid") >= sum(sent), 10, "the datagrams read")
+        a = Attacker(SATURATE, address, what, n, timeout=60)
+        attackers.append(a)
+        check(a.line.startswith("sent "), f"the attacker: {a.line}")
+        sent.append(int(a.line.split()[1]))
+        return sent[-1]
+
+    try:
+        rss0 = rss_kib(h.main_pid())
+        address = "@" + notify_socket_of(h.generation_pid(2))[1:]  # the serving one, since the baseline reload
+        # Every closer held (and some more wait in their queue: the
+        # attacker's own close is the last one now and then).
+        for tries in range(4, 0, -1):
+            check(attack("nested", 2 * CLOSERS_MAX) == 2 * CLOSERS_MAX, "nested sockets sent")
+            wait_for(lambda: h.log().count("sender has another uid") >= sum(sent), 10, "the datagrams read")
+            try:
+                wait_for(lambda: closer_threads(h.main_pid()) == CLOSERS_MAX, 2 if tries > 1 else 10,
+                         f"{CLOSERS_MAX} closers held")
+                break
+            except harness.TestFailure:
+                if tries == 1:
+                    raise
+        status_within(h, f"with {CLOSERS_MAX} closers held")
+        # Their queue full: 17 * 253 fds > 4096.
+        n = attack("filler", 17)
+        wait_for(lambda: re.search(r"Closer threads saturated|Closing unwanted fds in the event loop", h.log()), 10,
+                 "the closers saturated")
+        print(f"  {n} datagrams of 253 unix sockets sent")
+        status_within(h, "with the closers' queue full")
+        # More lingering sockets: before, the loop closed them itself.
+        n = attack("nested+filler", 30)
+        print(f"  {n} more nested lingering sockets queued on the notify socket")
+        status_within(h, "after more lingering sockets")
+        h.wait_log("Not reading generation 2's notify socket until a closer thread is free", 5)
+        status_within(h, "with the notify socket paused")
+        # The attacker gone, its lingering sockets are reset: the closers
+        # finish, and the socket is read again.
+        for a in attackers:
+            a.stop()
+        wait_for(lambda: closer_threads(h.main_pid()) == 0, 30, "the closers done")
+        h.wait_log("Reading generation 2's notify socket again", 10)
+        reload_within(h)
+        finish(h, load, rss0)
     finally:
         for a in attackers:
             a.stop()
