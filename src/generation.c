@@ -355,6 +355,9 @@ static int arm_timer(Generation *g, usec_t timeout) {
 const char *generation_unheard_hint(const Generation *g) {
         char proc[32];
         struct stat st;
+        if (close_async_waiting(&g->notify_waiter))
+                return "; its notify socket was not read meanwhile: the closer threads were saturated (see the "
+                       "warning about them), most likely by fds another user sent";
         snprintf(proc, sizeof proc, "/proc/%d", (int) g->pid);
         /* /proc/PID belongs to the process's effective uid. */
         if (g->exited || g->notify_address[0] == '@' || stat(proc, &st) < 0 || notify_uid_is_ours(st.st_uid))

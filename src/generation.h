@@ -96,9 +96,10 @@ struct Generation {
 #define GENERATION_COMMAND_MAX 40
 const char *generation_describe(const Generation *g);
 
-/* Why it may not have been heard, for a start that timed out: its main
- * process runs as another user, which cannot reach a path notify socket in
- * handoff's private directory. NULL when that is not so. */
+/* Why it may not have been heard, for a start that timed out: its notify
+ * socket is not read while the closer threads are saturated (close-async.h),
+ * or its main process runs as another user, which cannot reach a path
+ * notify socket in handoff's private directory. NULL when neither is so. */
 const char *generation_unheard_hint(const Generation *g);
 /* What "handoff status" shows of it, in the role the caller gives it. */
 void generation_status(const Generation *g, const char *role, usec_t now, StatusGeneration *ret);
