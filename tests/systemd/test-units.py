@@ -1187,6 +1187,16 @@ def test_next_handoff_dead_at_its_ready_keeps_the_service(um):
             outcomes.append("restarted (systemd had taken the dying next handoff)")
             app, gen = answer_of(demo.port)
             assert gen == "1", (app, gen)
+        # What the killed next handoff left in the runtime directory goes:
+        # the old main removes it, or, after a restart, the new main's sweep
+        # (RUNTIME_FILES_MIN_AGE, 5 s, after its start).
+        dead = re.findall(r"Started the next handoff: pid (\d+)", open(demo.log).read())[-1]
+        mine = "/control.%d" % int(p["MainPID"])
+        rundir = [line.split()[-1][:-len(mine)] for line in open("/proc/%s/net/unix" % p["MainPID"])
+                  if line.rstrip().endswith(mine)][0]
+        um.wait_for(lambda: not os.path.exists("%s/control.%s" % (rundir, dead))
+                    and not os.path.exists("%s/notify.%s" % (rundir, dead)), 20,
+                    "the killed next handoff's runtime files removed")
     log("outcomes: %s" % outcomes)
     um.systemctl("stop", DEMO, timeout=60)
     p = demo.props()
