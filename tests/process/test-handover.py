@@ -212,6 +212,17 @@ def test_old_main_killed_before_takeover_stubborn_generation_killed(tmp):
         h.close()
 
 
+def reload_to_a_slow_generation(h):
+    """A reload to a generation that takes 1 s to start, up to its next
+    handoff's start (RELOADING=1 said). Returns the serving generation's
+    pid and the next handoff's."""
+    old = serving_pid(h.port)
+    set_args(h.args_file, "--init-delay", "1000")
+    h.signal(signal.SIGHUP)
+    h.notify.wait_count("RELOADING", 1)
+    return old, next_handoff_pid(h, 2)
+
+
 def test_mainpid_not_delivered_rolls_back(tmp):
     """systemd cannot be told MAINPID= (here nobody is bound to its socket;
     a full queue alike): it knows the old handoff as its main still, and
@@ -220,11 +231,7 @@ def test_mainpid_not_delivered_rolls_back(tmp):
     generation serves on (it handed over and exited before)."""
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "1000")
-        h.signal(signal.SIGHUP)
-        h.notify.wait_count("RELOADING", 1)
-        succ = next_handoff_pid(h, 2)
+        old, succ = reload_to_a_slow_generation(h)
         h.notify.close()
         h.wait_log(f"Failed to tell the service manager MAINPID={succ}", 20)
         wait_for(lambda: not pid_alive(succ), 20, f"the next handoff stopped; log:\n{h.log()}")
@@ -254,11 +261,7 @@ def test_mainpid_not_delivered_with_a_reload_pending(tmp):
     and the failed one counted twice (found by review)."""
     h = start(tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "1000")
-        h.signal(signal.SIGHUP)
-        h.notify.wait_count("RELOADING", 1)
-        succ = next_handoff_pid(h, 2)
+        old, succ = reload_to_a_slow_generation(h)
         h.signal(signal.SIGHUP)
         h.wait_log_re(rf"handoff\[{h.pid}\]: Reload requested \(SIGHUP.*\n(.*\n)*.*Reload requested \(SIGHUP", 10)
         h.notify.close()
@@ -503,7 +506,7 @@ def test_sighup_to_a_stale_main_is_passed_on(tmp):
         os.kill(new, signal.SIGKILL)
         check(pid_alive(h.pid), "the first handoff still drains")
         # Reaped here (a zombie still takes signals), as systemd reaps it.
-        wait_for(lambda: not os.path.exists(f"/proc/{new}"), 10, f"the second main reaped")
+        wait_for(lambda: not os.path.exists(f"/proc/{new}"), 10, "the second main reaped")
         os.kill(h.pid, signal.SIGHUP)
         h.wait_log(f"handoff[{h.pid}]: Failed to pass SIGHUP on to pid {new}: No such process")
         slow.join(timeout=20)
