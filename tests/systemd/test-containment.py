@@ -631,9 +631,10 @@ def test_held_generation_killed_as_its_cgroup(um):
     assert all(cg.endswith("/gen-1") for cg in old.values()), old
     main1 = um.main_pid(DEMO)
     um.systemctl("reload", DEMO, timeout=60)
-    serving(um, port, 2)
     main2 = um.main_pid(DEMO)
     assert main2 != main1, "MainPID moved to the next handoff"
+    # Killed well inside its DRAIN: no request first, which generation 1
+    # and its daemon, both accepting until then, may take for seconds.
     wait_for(lambda: "handoff[%d]: Took over as the main process" % main2 in log_text(log), 10, "the takeover")
     os.kill(main1, 9)
     st = json.loads(subprocess.run([HANDOFF, "status", "--pid", str(main2), "--json"], capture_output=True,
@@ -642,6 +643,7 @@ def test_held_generation_killed_as_its_cgroup(um):
     assert len(held) == 1 and held[0]["number"] == 1 and held[0]["processes"] == 2, st
     # The old main's deadline, a second more, and time to spare.
     wait_for(lambda: not gen(1), DRAIN + 10, "generation 1 gone entirely; left %s\n%s" % (gen(1), log_text(log)[-3000:]))
+    serving(um, port, 2)
     assert re.search(r"handoff\[%d\]: The previous handoff's generation \(pid \d+(, exited)?\) did not exit in "
                      r"time; sending SIGKILL to its cgroup \S+/gen-1\." % main2, log_text(log)), log_text(log)[-3000:]
     um.systemctl("stop", DEMO, DEMO_SOCKET)
