@@ -1286,20 +1286,26 @@ static void on_handover_done(void *userdata) {
                 dispatch(s, lost ? EV_FAILED : EV_HANDED_OVER);
 }
 
-/* Not sent (the manager's socket stayed full, nobody bound): systemd knows
- * us as main still, and would take our exit for the service's end. The
- * reload fails; the next handoff is stopped. */
-static void not_handed_over(Supervisor *s, int error) {
-        char why[128];
-        snprintf(why, sizeof why, "the service manager could not be told MAINPID=: %s", strerror(-error));
+/* No MAINPID= named the next handoff (it could not be sent, or the next
+ * handoff is gone): systemd knows us as main still, and would take our
+ * exit for the service's end. The reload fails, for why; the next handoff
+ * is stopped. */
+static void not_handed_over(Supervisor *s, const char *why) {
         record_failure(s, next_handoff_number(s->next), why, 1);
         dispatch(s, EV_NOT_HANDED_OVER);
+}
+
+/* Not sent (the manager's socket stayed full, nobody bound); logged. */
+static void mainpid_not_sent(Supervisor *s, int error) {
+        char why[128];
+        snprintf(why, sizeof why, "the service manager could not be told MAINPID=: %s", strerror(-error));
+        not_handed_over(s, why);
 }
 
 static void on_handover_failed(int error, void *userdata) {
         Supervisor *s = userdata;
         s->handover = handover_free(s->handover);
-        not_handed_over(s, error);
+        mainpid_not_sent(s, error);
 }
 
 static const HandoverCallbacks handover_callbacks = {
@@ -1320,8 +1326,7 @@ static void hand_over(Supervisor *s) {
                 snprintf(why, sizeof why, "next handoff (pid %d) exited before it was named main",
                          (int) next_handoff_pid(n));
                 log_error("Reload failed: %s.", why);
-                record_failure(s, next_handoff_number(n), why, 1);
-                dispatch(s, EV_NOT_HANDED_OVER);
+                not_handed_over(s, why);
                 return;
         }
         s->naming = next_handoff_pid(n);
@@ -1335,7 +1340,7 @@ static void hand_over(Supervisor *s) {
         results_status_line(r, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
         int k = handover_announce(s->event, next_handoff_pid(n), st, &handover_callbacks, s, &s->handover);
         if (k < 0)
-                not_handed_over(s, k);
+                mainpid_not_sent(s, k);
         else if (k == 0)
                 dispatch(s, EV_HANDED_OVER);
 }
