@@ -114,6 +114,19 @@ static void queue_inside(int a, int fd) {
         close(fd);
 }
 
+/* A unix socket with a pipe's write end queued inside it: closing the
+ * socket closes that end, and *ret_reader, the read end, sees the end of
+ * file. Returns the socket. */
+static int pipe_inside_socket(int *ret_reader) {
+        int p[2], sp[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+        queue_inside(sp[0], p[1]);
+        close(sp[0]);
+        *ret_reader = p[0];
+        return sp[1];
+}
+
 /* A unix socket whose queue holds the last reference of a TCP socket
  * lingering for linger seconds: the attack, in one process. */
 static int nested_lingering_socket(int linger, int *ret_peer) {
@@ -244,15 +257,8 @@ END_TEST
 START_TEST(test_close_many_nonblocking_closes_everything) {
         enum { N = 300 };
         int readers[N], sockets[N + 1];
-        for (int i = 0; i < N; i++) {
-                int p[2], sp[2];
-                ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-                queue_inside(sp[0], p[1]);
-                close(sp[0]);
-                readers[i] = p[0];
-                sockets[i] = sp[1];
-        }
+        for (int i = 0; i < N; i++)
+                sockets[i] = pipe_inside_socket(&readers[i]);
         sockets[N] = -EBADF;
         close_many_nonblocking(sockets, N + 1);
         for (int i = 0; i < N; i++) {
@@ -315,15 +321,8 @@ START_TEST(test_saturated_holds_and_wakes) {
          * unix sockets, which tell when they are closed. */
         close_nonblocking(nested_lingering_socket(3600, &peers[CLOSERS]));
         int readers[HELD_PIPES];
-        for (int i = 0; i < HELD_PIPES; i++) {
-                int p[2], sp[2];
-                ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-                queue_inside(sp[0], p[1]);
-                close(sp[0]);
-                readers[i] = p[0];
-                close_nonblocking(sp[1]);
-        }
+        for (int i = 0; i < HELD_PIPES; i++)
+                close_nonblocking(pipe_inside_socket(&readers[i]));
         usec_t took = now_monotonic() - t0;
         ck_assert_msg(took < 2 * USEC_PER_SEC, "closing took %llu us", (unsigned long long) took);
         ck_assert(close_async_saturated());
