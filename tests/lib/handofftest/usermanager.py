@@ -158,6 +158,7 @@ import threading
 import time
 import tty
 
+from . import inaccessible
 from .procs import is_standby, pid_alive, proc_cmdline, proc_descendants
 from .runner import Skip, run
 from .tmpfs import tmpfs_dir
@@ -282,6 +283,9 @@ class UserManager:
             os.makedirs("/run/systemd/system", exist_ok=True)
         except OSError as e:
             raise Skip("cannot create /run/systemd/system: %s" % e)
+        # The sandboxed units bind-mount these over what they hide; without
+        # them (PID 1 is not systemd) every such unit fails at NAMESPACE.
+        inaccessible.ensure()
 
         self.tmpdir = tempfile.mkdtemp(prefix="handoff-um.")
         os.chmod(self.tmpdir, 0o700)
