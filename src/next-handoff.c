@@ -26,6 +26,8 @@ struct NextHandoff {
         pid_t app_pid;
         usec_t started;
         usec_t kill_at;             /* after an abort: its SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: none */
+        int app_stop_signal;        /* how its generation retires (NextHandoffConfig) */
+        usec_t app_drain_timeout;
         bool ready;
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
@@ -121,6 +123,13 @@ static void kill_app(NextHandoff *n) {
                 (void) kill(-n->app_pid, SIGKILL);
                 (void) pidfd_signal(n->app_pidfd, SIGKILL);
         }
+        /* Not to be handed on as still running (exited). */
+        n->app_pidfd = safe_close(n->app_pidfd);
+}
+
+void next_handoff_app_retirement(const NextHandoff *n, int *ret_signal, usec_t *ret_drain_timeout) {
+        *ret_signal = n->app_stop_signal;
+        *ret_drain_timeout = n->app_drain_timeout;
 }
 
 /* Its generation's start deadline moved to at least now + usec: so does
@@ -200,12 +209,15 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         NextHandoff *n = userdata;
         n->pidfd_source = sd_event_source_disable_unref(n->pidfd_source);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
-        /* Killed before it could stop its app: do not leave the app behind,
-         * nor its runtime files (the service may go on for months). */
-        kill_app(n);
+        /* Killed before it could stop its app: the app, which may be
+         * accepting, is the caller's to retire; its runtime files are ours
+         * to remove (the service may go on for months). */
+        int app = -EBADF;
+        if (n->app_pidfd >= 0 && pidfd_signal(n->app_pidfd, 0) == 0)
+                app = TAKE_FD(n->app_pidfd);
         runtime_files_remove_stale(n->pid);
         fail(n, "next handoff (pid %d) exited", (int) n->pid);
-        n->cb->exited(n, n->userdata);
+        n->cb->exited(n, app, n->userdata);
         return 0;
 }
 
@@ -374,6 +386,7 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                 return log_error_errno(ENOMEM, "Out of memory");
         }
         *n = (NextHandoff) { .number = number, .pid = pid, .started = now_monotonic(), .kill_at = USEC_INFINITY,
+                             .app_stop_signal = c->stop_signal, .app_drain_timeout = c->drain_timeout,
                              .pidfd = pidfd, .app_pidfd = -EBADF,
                              .channel = channel, .cb = cb, .userdata = userdata };
         if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||

@@ -25,7 +25,11 @@ typedef struct NextHandoffCallbacks {
          * (its own deadline for READY is extended already). */
         void (*extend)(NextHandoff *n, uint64_t usec, void *userdata);
         void (*failed)(NextHandoff *n, const char *why, void *userdata);
-        void (*exited)(NextHandoff *n, void *userdata);   /* the process is gone */
+        /* The process is gone. app_pidfd: a pidfd of its generation's
+         * main, if that still runs (it died before it stopped it), for the
+         * callee to retire (next_handoff_app_retirement()) and close; else
+         * -EBADF. */
+        void (*exited)(NextHandoff *n, int app_pidfd, void *userdata);
 } NextHandoffCallbacks;
 
 typedef struct NextHandoffConfig {
@@ -41,6 +45,8 @@ typedef struct NextHandoffConfig {
         const char *stats;          /* HANDOFF_STATS: "reloads failed reload-start-usec" */
         const char *environment_keys; /* HANDOFF_ENVIRONMENT_KEYS (GenerationConfig); NULL: none */
         usec_t timeout;             /* how long it may take to say READY */
+        int stop_signal;            /* how its generation retires (--stop-signal, --drain-timeout), */
+        usec_t drain_timeout;       /* should the next handoff die before it stops it */
 } NextHandoffConfig;
 
 /* What a next handoff may take beyond its generation's start timeout to say
@@ -70,6 +76,8 @@ void next_handoff_status(const NextHandoff *n, const char *role, usec_t started,
                          StatusGeneration *ret);
 /* It failed, or was told to stop: it is stopping. */
 bool next_handoff_failed(const NextHandoff *n);
+/* How its generation retires (NextHandoffConfig), for the exited callback. */
+void next_handoff_app_retirement(const NextHandoff *n, int *ret_signal, usec_t *ret_drain_timeout);
 
 /* MAINPID= naming it has gone to the service manager (or, with none, it is
  * about to be told TAKEOVER): the unix socket files to remove at the final

@@ -19,11 +19,17 @@ struct Retiree {
         sd_event_source *exit_source;   /* the pidfd: readable once the process has exited */
         sd_event_source *timer_source;  /* the drain deadline */
         sd_event_source *reread_source; /* cgroup.events unreadable: read again */
+        RetireeOf of;
         bool held;                      /* no stop signal of ours: its own handoff retires it */
         bool main_exited;               /* ... while processes of its cgroup still run */
         RetireeGone gone;
         void *userdata;
 };
+
+/* Whose generation it is, in a log line: "the %s handoff's generation". */
+static const char *whose(RetireeOf of) {
+        return of == RETIREE_ORPHAN ? "dead next" : "previous";
+}
 
 int pidfd_get_pid(int pidfd, pid_t *ret) {
         char path[64], line[128];
@@ -47,7 +53,8 @@ void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret) {
         *ret = (StatusGeneration) {
                 .pid = r->pid,
                 .role = "retiring",
-                .previous_handoff = true,
+                .previous_handoff = r->of == RETIREE_PREVIOUS,
+                .orphaned = r->of == RETIREE_ORPHAN,
                 .kill_in = status_time_left(event_timer_time(r->timer_source), now),
                 .main_exited = r->main_exited,
                 .processes = r->cgroup ? cgroup_count(r->cgroup) : 1,
@@ -73,8 +80,8 @@ void retiree_kill(Retiree *r) {
 
 static void done(Retiree *r) {
         /* Held only (its own handoff retires it): every handover's, not news. */
-        log_full_errno(r->held ? LOG_DEBUG : LOG_INFO, 0, "The previous handoff's generation (pid %d) has exited.",
-                       (int) r->pid);
+        log_full_errno(r->held ? LOG_DEBUG : LOG_INFO, 0, "The %s handoff's generation (pid %d) has exited.",
+                       whose(r->of), (int) r->pid);
         r->exit_source = sd_event_source_disable_unref(r->exit_source);
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
         r->reread_source = sd_event_source_disable_unref(r->reread_source);
@@ -109,8 +116,8 @@ static void check_gone(Retiree *r) {
                                            on_reread, r);
         if (e < 0) {
                 /* Not to wait for ever: its main, then, as without a cgroup. */
-                log_warning_errno(e, "Failed to read %s again; the previous handoff's generation counts as ended: "
-                                  "%m", cgroup_path(r->cgroup));
+                log_warning_errno(e, "Failed to read %s again; the %s handoff's generation counts as ended: %m",
+                                  cgroup_path(r->cgroup), whose(r->of));
                 done(r);
         }
 }
@@ -124,8 +131,8 @@ static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void 
         r->main_exited = true;
         r->exit_source = sd_event_source_disable_unref(r->exit_source);
         if (r->cgroup && cgroup_populated(r->cgroup) == 1)
-                log_debug("The previous handoff's generation's main (pid %d) has exited; other processes of it "
-                          "run on in %s.", (int) r->pid, cgroup_path(r->cgroup));
+                log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
+                          "in %s.", whose(r->of), (int) r->pid, cgroup_path(r->cgroup));
         check_gone(r);
         return 0;
 }
@@ -133,8 +140,8 @@ static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void 
 static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
         Retiree *r = userdata;
         r->timer_source = sd_event_source_disable_unref(r->timer_source);
-        log_warning("The previous handoff's generation (pid %d%s) did not exit in time; sending SIGKILL%s%s.",
-                    (int) r->pid, r->main_exited ? ", exited" : "", r->cgroup ? " to its cgroup " : "",
+        log_warning("The %s handoff's generation (pid %d%s) did not exit in time; sending SIGKILL%s%s.",
+                    whose(r->of), (int) r->pid, r->main_exited ? ", exited" : "", r->cgroup ? " to its cgroup " : "",
                     r->cgroup ? cgroup_path(r->cgroup) : "");
         retiree_kill(r);
         return 0;
@@ -142,18 +149,18 @@ static int on_deadline(sd_event_source *src, uint64_t usec, void *userdata) {
 
 /* Its generation's cgroup, read while the pidfd says the main lives: the
  * pid is still its own then. */
-static Cgroup *generation_cgroup(CgroupRoot *root, int pidfd, pid_t pid) {
+static Cgroup *generation_cgroup(CgroupRoot *root, RetireeOf of, int pidfd, pid_t pid) {
         Cgroup *c = NULL;
         int r = cgroup_open_generation_of(root, pid, &c);
         if (r < 0)
-                log_debug_errno(r, "Cannot find the cgroup of the previous handoff's generation (pid %d): %m",
+                log_debug_errno(r, "Cannot find the cgroup of the %s handoff's generation (pid %d): %m", whose(of),
                                 (int) pid);
         if (c && pidfd_signal(pidfd, 0) < 0)
                 c = cgroup_free(c);
         return c;
 }
 
-int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
+int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
                   void *userdata, Retiree **ret) {
         _cleanup_close_ int fd = pidfd;
         pid_t pid;
@@ -162,25 +169,25 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupR
         if (r == -ESRCH)
                 return 0;
         if (r < 0)
-                return log_warning_errno(r, "Failed to %s the previous handoff's generation: no pidfd of it: %m",
-                                         sig != 0 ? "retire" : "hold");
+                return log_warning_errno(r, "Failed to %s the %s handoff's generation: no pidfd of it: %m",
+                                         sig != 0 ? "retire" : "hold", whose(of));
         r = pidfd_signal(fd, 0);
         if (r == -ESRCH)
                 return 0;
         if (r < 0)
-                return log_warning_errno(r, "Failed to %s the previous handoff's generation (pid %d): %m",
-                                         sig != 0 ? "signal" : "hold", (int) pid);
+                return log_warning_errno(r, "Failed to %s the %s handoff's generation (pid %d): %m",
+                                         sig != 0 ? "signal" : "hold", whose(of), (int) pid);
 
         Retiree *t = calloc(1, sizeof *t);
         if (!t)
-                return log_warning_errno(ENOMEM, "Out of memory; the previous handoff's generation (pid %d) has no "
-                                         "drain deadline.", (int) pid);
-        *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .event = e, .held = sig == 0, .gone = gone,
+                return log_warning_errno(ENOMEM, "Out of memory; the %s handoff's generation (pid %d) has no "
+                                         "drain deadline.", whose(of), (int) pid);
+        *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .event = e, .of = of, .held = sig == 0, .gone = gone,
                          .userdata = userdata };
         /* Its cgroup before the stop signal: a main that exits at once on
          * it, and is reaped, could no longer tell us. */
-        if (root && (t->cgroup = generation_cgroup(root, t->pidfd, pid)))
-                log_debug("The previous handoff's generation (pid %d) runs in %s.", (int) pid,
+        if (root && (t->cgroup = generation_cgroup(root, of, t->pidfd, pid)))
+                log_debug("The %s handoff's generation (pid %d) runs in %s.", whose(of), (int) pid,
                           cgroup_path(t->cgroup));
         if (t->cgroup && (r = cgroup_watch(t->cgroup, e, on_cgroup_changed, t)) < 0) {
                 /* Its main, then, as without a cgroup. */
@@ -190,24 +197,25 @@ int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupR
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
                 if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */
-                        log_debug("The previous handoff's generation's main (pid %d) has exited before its stop "
-                                  "signal.", (int) pid);
+                        log_debug("The %s handoff's generation's main (pid %d) has exited before its stop "
+                                  "signal.", whose(of), (int) pid);
                 else if (r < 0)
-                        log_warning_errno(r, "Failed to signal the previous handoff's generation (pid %d): %m",
-                                          (int) pid);
+                        log_warning_errno(r, "Failed to signal the %s handoff's generation (pid %d): %m",
+                                          whose(of), (int) pid);
                 else
-                        log_info("Retiring the previous handoff's generation (pid %d): sent SIG%s.", (int) pid,
+                        log_info("Retiring the %s handoff's generation (pid %d): sent SIG%s.", whose(of), (int) pid,
                                  sigabbrev_np(sig) ?: "?");
         } else
-                log_debug("Holding the previous handoff's generation (pid %d) to its drain deadline.", (int) pid);
+                log_debug("Holding the %s handoff's generation (pid %d) to its drain deadline.", whose(of),
+                          (int) pid);
         r = sd_event_add_io(e, &t->exit_source, t->pidfd, EPOLLIN, on_retiree_exit, t);
         if (r >= 0 && drain_timeout != USEC_INFINITY)
                 r = sd_event_add_time_relative(e, &t->timer_source, CLOCK_MONOTONIC, drain_timeout, 1000,
                                                on_deadline, t);
         if (r < 0) {
                 retiree_free(t);
-                return log_warning_errno(r, "Failed to watch the previous handoff's generation (pid %d); it has no "
-                                         "drain deadline: %m", (int) pid);
+                return log_warning_errno(r, "Failed to watch the %s handoff's generation (pid %d); it has no "
+                                         "drain deadline: %m", whose(of), (int) pid);
         }
         *ret = t;
         return 0;

@@ -7,14 +7,19 @@
 #include "status.h"
 #include "time-util.h"
 
-/* The previous handoff's serving generation (channel.h, NAMED), known by a
- * pidfd of its main process: it is neither our child nor in our process
- * tree. Retired by us when that handoff was killed between MAINPID= and
- * TAKEOVER: the stop signal now (to its main), and SIGKILL if it has not
- * ended by the drain timeout. Held by us after TAKEOVER, while that
- * handoff retires it: no signal, only the same SIGKILL a little after the
- * same deadline, which then still comes if that handoff is killed while
- * it drains.
+/* A generation of another handoff's, known by a pidfd of its main
+ * process: it is neither our child nor in our process tree.
+ *
+ * The previous handoff's serving generation (channel.h, NAMED): retired by
+ * us when that handoff was killed between MAINPID= and TAKEOVER: the stop
+ * signal now (to its main), and SIGKILL if it has not ended by the drain
+ * timeout. Held by us after TAKEOVER, while that handoff retires it: no
+ * signal, only the same SIGKILL a little after the same deadline, which
+ * then still comes if that handoff is killed while it drains.
+ *
+ * The generation of a next handoff that died before it stopped it (killed,
+ * the OOM killer), which may have been accepting already: retired by us as
+ * a failed candidate of ours is, by its stop signal and drain deadline.
  *
  * With a delegated cgroup (cgroup.h) the generation is its cgroup, as it
  * is to that handoff: it has ended once its main has exited and the
@@ -23,6 +28,11 @@
  * processes of it are the service manager's to end (KillMode=). */
 
 typedef struct Retiree Retiree;
+
+typedef enum RetireeOf {
+        RETIREE_PREVIOUS,       /* the previous handoff's serving generation */
+        RETIREE_ORPHAN,         /* the generation of a next handoff that died */
+} RetireeOf;
 
 /* Called once it has ended. */
 typedef void (*RetireeGone)(void *userdata);
@@ -33,15 +43,15 @@ typedef void (*RetireeGone)(void *userdata);
  * 0 with *ret NULL when there is nothing to retire (its main has exited
  * already); or -errno (logged) when it cannot be watched: then it had the
  * stop signal, but its drain deadline is not enforced. */
-int retiree_start(sd_event *e, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
-                  void *userdata, Retiree **ret);
+int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root,
+                  RetireeGone gone, void *userdata, Retiree **ret);
 
 /* What "handoff status" shows of it, as a "retiring" generation of the
- * previous handoff's: its main's pid; its processes and memory, its
+ * previous handoff's, or an orphaned one: its main's pid; its processes and memory, its
  * cgroup's (without one: 1, its main, and not known); whether its main
  * has exited while others of its cgroup run on; and the time left to its
  * SIGKILL (USEC_INFINITY: no deadline, or sent). Its number and its
- * times, which NAMED told (channel.h), are the caller's to fill in. */
+ * times (which NAMED told, channel.h) are the caller's to fill in. */
 void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret);
 
 /* SIGKILL now (a second stop request). */

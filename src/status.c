@@ -221,7 +221,8 @@ int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
         for (size_t i = 0; i < st->n_gens; i++) {
                 const StatusGeneration *g = &st->gens[i];
                 put(&o, "%-*s generation %u%s, pid %d%s, for %s, %u process%s", w, g->role, g->number,
-                    g->previous_handoff ? " (the previous handoff's)" : "", (int) g->pid,
+                    g->previous_handoff ? " (the previous handoff's)" : g->orphaned ? " (a dead next handoff's)" : "",
+                    (int) g->pid,
                     g->main_exited ? " (exited)" : "", format_duration(d1, sizeof d1, g->age), g->processes,
                     g->processes == 1 ? "" : "es");
                 if (g->memory != UINT64_MAX)
@@ -243,9 +244,9 @@ int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
 static void put_json_generation(Out *o, const ServiceStatus *st, const StatusGeneration *g) {
         put(o, "{\"number\":%u,\"role\":", g->number);
         put_json_string(o, g->role);
-        put(o, ",\"pid\":%d,\"ready\":%s,\"main_exited\":%s,\"previous_handoff\":%s,\"processes\":%u",
-            (int) g->pid, g->ready ? "true" : "false", g->main_exited ? "true" : "false",
-            g->previous_handoff ? "true" : "false", g->processes);
+        put(o, ",\"pid\":%d,\"ready\":%s,\"main_exited\":%s,\"previous_handoff\":%s,\"orphaned\":%s,"
+            "\"processes\":%u", (int) g->pid, g->ready ? "true" : "false", g->main_exited ? "true" : "false",
+            g->previous_handoff ? "true" : "false", g->orphaned ? "true" : "false", g->processes);
         if (g->memory != UINT64_MAX)
                 put(o, ",\"memory_bytes\":%llu", (unsigned long long) g->memory);
         else

@@ -31,6 +31,8 @@ typedef struct StatusGeneration {
         bool main_exited;       /* its main is gone, other processes of it are not */
         bool previous_handoff;  /* the previous handoff's, held or retired by this one (retiree.h):
                                  * only its main is known here */
+        bool orphaned;          /* of a next handoff that died before it stopped it, retired by this
+                                 * one (retiree.h); as previous_handoff, only its main is known */
         unsigned processes;     /* every process of the generation, main included */
         uint64_t memory;        /* bytes (its cgroup's memory.current); UINT64_MAX: not known */
 } StatusGeneration;

@@ -42,6 +42,16 @@
 
 typedef struct Supervisor Supervisor;
 
+/* The generation of a next handoff that died before it stopped it: ours to
+ * retire (retiree.h), and to wait for before we exit. */
+typedef struct Orphan {
+        Supervisor *s;
+        Retiree *retiree;
+        unsigned number;
+        usec_t started;          /* its reload's start: when it was started, near enough */
+        struct Orphan *next;
+} Orphan;
+
 /* What a start (the first, or a reload) starts: in supervise mode and at
  * the first start an app generation, in handover mode's reloads the next
  * handoff. Both are reached through this table, so the reload path has no
@@ -130,6 +140,7 @@ struct Supervisor {
         ChannelNamed left;
         Retiree *retiree;
         sd_event_source *predecessor_exit;
+        Orphan *orphans;
         char **inherited_names;  /* ... and its store, for the resync at takeover */
         char *environment_keys;  /* config.environment_keys points here */
 
@@ -217,7 +228,7 @@ static bool predecessor_draining(const Supervisor *s) {
  * that has handed over in turn since. */
 static bool drained(const Supervisor *s) {
         return !s->gens && (!s->next || s->role == ROLE_YIELDED) && s->n_aborted == 0 &&
-               !predecessor_draining(s) && !s->retiree;
+               !predecessor_draining(s) && !s->retiree && !s->orphans;
 }
 
 static bool all_gone(Supervisor *s) {
@@ -567,8 +578,55 @@ static void on_next_failed(NextHandoff *n, const char *why, void *userdata) {
         dispatch(s, EV_FAILED); /* the rollback stops it */
 }
 
-static void on_next_exited(NextHandoff *n, void *userdata) {
+static Orphan *orphan_free(Orphan *o) {
+        if (o)
+                retiree_free(o->retiree);
+        free(o);
+        return NULL;
+}
+
+static void on_orphan_gone(void *userdata) {
+        Orphan *o = userdata;
+        Supervisor *s = o->s;
+        for (Orphan **p = &s->orphans; *p; p = &(*p)->next)
+                if (*p == o) {
+                        *p = o->next;
+                        break;
+                }
+        orphan_free(o);
+        check_all_gone(s);
+}
+
+/* Its app may have been ready, so accepting: retired as our failed
+ * candidate would be (stop signal, drain deadline), not killed with what
+ * it was answering. */
+static void retire_orphan(Supervisor *s, NextHandoff *n, int app_pidfd) {
+        Orphan *o = calloc(1, sizeof *o);
+        int sig;
+        usec_t drain_timeout;
+        next_handoff_app_retirement(n, &sig, &drain_timeout);
+        if (!o) {
+                log_error_errno(ENOMEM, "Out of memory; killing the dead next handoff's generation.");
+                (void) pidfd_signal(app_pidfd, SIGKILL);
+                safe_close(app_pidfd);
+                return;
+        }
+        *o = (Orphan) { .s = s, .number = next_handoff_number(n), .started = next_handoff_started(n) };
+        (void) retiree_start(s->event, RETIREE_ORPHAN, app_pidfd, sig, drain_timeout, s->cgroup, on_orphan_gone, o,
+                             &o->retiree);
+        if (!o->retiree) {
+                /* Exited already, or not watched (logged): nothing to wait for. */
+                free(o);
+                return;
+        }
+        o->next = s->orphans;
+        s->orphans = o;
+}
+
+static void on_next_exited(NextHandoff *n, int app_pidfd, void *userdata) {
         Supervisor *s = userdata;
+        if (app_pidfd >= 0)
+                retire_orphan(s, n, app_pidfd);
         if (s->next == n)
                 s->next = NULL;
         else
@@ -608,6 +666,8 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
                 /* It enforces the start timeout on its generation; this
                  * bounds the handoff process itself on top of that. */
                 .timeout = usec_add(candidate_opt(s)->start_timeout, NEXT_HANDOFF_START_MARGIN),
+                .stop_signal = candidate_opt(s)->stop_signal,
+                .drain_timeout = candidate_opt(s)->drain_timeout,
         };
         *ret_code = 1;
         /* Its place among the aborted, should it be: no allocation in a rollback. */
@@ -759,8 +819,8 @@ static void retire_left_generation(Supervisor *s) {
                 log_debug("The previous handoff passed no pidfd of a serving generation; none is retired.");
                 return;
         }
-        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), s->left.stop_signal, s->left.drain_timeout,
-                             s->cgroup, on_retiree_gone, s, &s->retiree);
+        (void) retiree_start(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left.stop_signal,
+                             s->left.drain_timeout, s->cgroup, on_retiree_gone, s, &s->retiree);
 }
 
 /* The predecessor died (SIGKILL, the OOM killer) after it told systemd
@@ -802,8 +862,8 @@ static void hold_left_generation(Supervisor *s) {
                 s->left_pidfd = safe_close(s->left_pidfd);
                 return;
         }
-        (void) retiree_start(s->event, TAKE_FD(s->left_pidfd), 0, usec_add(s->left.drain_timeout, HOLD_GRACE),
-                             s->cgroup, on_retiree_gone, s, &s->retiree);
+        (void) retiree_start(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), 0,
+                             usec_add(s->left.drain_timeout, HOLD_GRACE), s->cgroup, on_retiree_gone, s, &s->retiree);
 }
 
 static void on_predecessor_gone(void *userdata) {
@@ -906,6 +966,16 @@ static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t n
         k->age = now > s->left.started ? now - s->left.started : 0;
 }
 
+static void add_orphan(ServiceStatus *st, const Orphan *o, usec_t now) {
+        StatusGeneration *k = status_add_generation(st);
+        if (!k)
+                return;
+        retiree_status(o->retiree, now, k);
+        k->number = o->number;
+        k->started = o->started;
+        k->age = now > o->started ? now - o->started : 0;
+}
+
 static void snapshot(Supervisor *s, ServiceStatus *st) {
         usec_t now = now_monotonic();
         const Listeners *l = s->p->listeners;
@@ -938,6 +1008,8 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                         add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
         if (s->retiree)
                 add_left_generation(st, s, now);
+        for (const Orphan *o = s->orphans; o; o = o->next)
+                add_orphan(st, o, now);
         /* One told to stop after it became systemd's main stays s->next
          * (we do not wait for it; it waits for us). */
         if (s->next && next_handoff_failed(s->next))
@@ -1569,6 +1641,8 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 generation_ops.kill(s);
                 s->reload_ops->kill(s);
                 retiree_kill(s->retiree);
+                for (Orphan *o = s->orphans; o; o = o->next)
+                        retiree_kill(o->retiree);
                 return;
         }
         log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
@@ -1753,6 +1827,11 @@ static void supervisor_done(Supervisor *s) {
         takeover_free(s->takeover);
         safe_close(s->left_pidfd);
         retiree_free(s->retiree);
+        while (s->orphans) {
+                Orphan *o = s->orphans;
+                s->orphans = o->next;
+                orphan_free(o);
+        }
         sd_event_source_disable_unref(s->predecessor_exit);
         sd_event_source_disable_unref(s->next_exit);
         safe_close(s->handed_pidfd);

@@ -34,7 +34,7 @@ TOP = {
 }
 GENERATION = {
     "number": INT, "role": STR, "pid": INT, "ready": BOOL, "main_exited": BOOL, "previous_handoff": BOOL,
-    "processes": INT,
+    "orphaned": BOOL, "processes": INT,
     "memory_bytes": (INT, NULL),
     "start_timestamp": (STR, NULL), "start_timestamp_monotonic": (INT, NULL),
     "ready_timestamp": (STR, NULL), "ready_timestamp_monotonic": (INT, NULL),
@@ -105,6 +105,8 @@ def validate(st):
         # its predecessor (which a new main holds after a handover: retiring).
         if g["previous_handoff"]:
             check(st["mode"] == "handover" and g["role"] == "retiring" and st["predecessor_draining"], g)
+        elif g["orphaned"]:   # a dead next handoff's (test-faults)
+            check(st["mode"] == "handover" and g["role"] == "retiring" and not g["previous_handoff"], g)
         elif g["role"] != "next-handoff":
             check(started <= start, f"started after this handoff: {g} {st}")
         check(abs(g["age_ms"] - (st["timestamp_monotonic"] - start) // 1000) <= 1, g)

@@ -59,9 +59,9 @@ START_TEST(test_status_json) {
         char buf[2048];
         ck_assert_int_gt(status_format_json(&st, buf, sizeof buf), 0);
         ck_assert_msg(strstr(buf, "\"number\":2,\"role\":\"serving\",\"pid\":20,\"ready\":false,"
-                                  "\"main_exited\":false,\"previous_handoff\":false,\"processes\":3,\"memory_bytes\":3145728,"), "%s", buf);
+                                  "\"main_exited\":false,\"previous_handoff\":false,\"orphaned\":false,\"processes\":3,\"memory_bytes\":3145728,"), "%s", buf);
         ck_assert_msg(strstr(buf, "\"age_ms\":1000,\"kill_in_ms\":null}"), "%s", buf);
-        ck_assert_msg(strstr(buf, "\"main_exited\":true,\"previous_handoff\":false,\"processes\":1,\"memory_bytes\":null,"), "%s", buf);
+        ck_assert_msg(strstr(buf, "\"main_exited\":true,\"previous_handoff\":false,\"orphaned\":false,\"processes\":1,\"memory_bytes\":null,"), "%s", buf);
         ck_assert_msg(strstr(buf, "\"age_ms\":2000,\"kill_in_ms\":1000}"), "%s", buf);
 }
 END_TEST

@@ -97,7 +97,7 @@ static int retire(bool ignore_term, usec_t drain_timeout) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, drain_timeout, NULL, on_gone, e, &r), 0);
+        ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, pidfd, SIGTERM, drain_timeout, NULL, on_gone, e, &r), 0);
         ck_assert_ptr_nonnull(r);
         StatusGeneration g;
         retiree_status(r, now_monotonic(), &g);
@@ -137,10 +137,10 @@ START_TEST(test_nothing_to_retire) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = (Retiree *) 1;
-        ck_assert_int_eq(retiree_start(e, pidfd, SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
+        ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, pidfd, SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
         ck_assert_ptr_null(r);
         /* Not a pidfd: refused (and closed). */
-        ck_assert_int_lt(retiree_start(e, eventfd(0, EFD_CLOEXEC), SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
+        ck_assert_int_lt(retiree_start(e, RETIREE_PREVIOUS, eventfd(0, EFD_CLOEXEC), SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
         sd_event_unref(e);
 }
 END_TEST
@@ -174,7 +174,7 @@ static Retiree *retire_in_cgroup(sd_event *e, usec_t drain_timeout, pid_t *ret_p
         gone_calls = 0;
         pid_t pid = child(false);
         Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, pidfd_open_pid(pid), SIGTERM, drain_timeout, (CgroupRoot *) &root,
+        ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, pidfd_open_pid(pid), SIGTERM, drain_timeout, (CgroupRoot *) &root,
                                        count_gone, NULL, &r), 0);
         ck_assert_ptr_nonnull(r);
         ck_assert_uint_eq(fake.opened, 1);

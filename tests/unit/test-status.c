@@ -333,13 +333,13 @@ START_TEST(test_json_generations) {
         ServiceStatus st = sample();
         _cleanup_free_ char *s = json_of(&st);
         ck_assert_has(s, "{\"number\":2,\"role\":\"serving\",\"pid\":20,\"ready\":true,\"main_exited\":false,"
-                         "\"previous_handoff\":false,\"processes\":3,\"memory_bytes\":1048576,"
+                         "\"previous_handoff\":false,\"orphaned\":false,\"processes\":3,\"memory_bytes\":1048576,"
                          "\"start_timestamp\":\"2026-12-04T13:16:35.250000Z\",\"start_timestamp_monotonic\":990000000,"
                          "\"ready_timestamp\":\"2026-12-04T13:16:35.370000Z\",\"ready_timestamp_monotonic\":990120000,"
                          "\"age_ms\":10000,\"kill_in_ms\":null}");
         ck_assert_has(s, "{\"number\":3,\"role\":\"baking\",\"pid\":30,\"ready\":true,");
         ck_assert_has(s, "{\"number\":1,\"role\":\"retiring\",\"pid\":11,\"ready\":false,\"main_exited\":true,"
-                         "\"previous_handoff\":false,\"processes\":2,\"memory_bytes\":null,");
+                         "\"previous_handoff\":false,\"orphaned\":false,\"processes\":2,\"memory_bytes\":null,");
         ck_assert_has(s, "\"ready_timestamp\":null,\"ready_timestamp_monotonic\":null,\"age_ms\":70000,"
                          "\"kill_in_ms\":5000}]");
 }
@@ -470,10 +470,34 @@ START_TEST(test_previous_handoffs_generation) {
                                "reloads   0 ok, 0 failed");
         _cleanup_free_ char *json = json_of(&st);
         ck_assert_has(json, "{\"number\":1,\"role\":\"retiring\",\"pid\":11,\"ready\":true,\"main_exited\":false,"
-                            "\"previous_handoff\":true,\"processes\":1,\"memory_bytes\":null,"
+                            "\"previous_handoff\":true,\"orphaned\":false,\"processes\":1,\"memory_bytes\":null,"
                             "\"start_timestamp\":\"2026-12-04T13:15:35.250000Z\",\"start_timestamp_monotonic\":930000000,"
                             "\"ready_timestamp\":\"2026-12-04T13:15:36.250000Z\",\"ready_timestamp_monotonic\":931000000,"
                             "\"age_ms\":70000,\"kill_in_ms\":11000}]");
+}
+END_TEST
+
+/* The old main retires the generation of a next handoff that died before
+ * it stopped it: a retiring line, marked as that. */
+START_TEST(test_orphaned_generation) {
+        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .now = NOW,
+                             .now_realtime = NOW_REALTIME };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 1, .pid = 10, .role = "serving", .age = USEC_PER_SEC,
+                                                    .kill_in = USEC_INFINITY, .processes = 1, .memory = UINT64_MAX };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = 2, .pid = 21, .role = "retiring", .age = 2 * USEC_PER_SEC,
+                                                    .started = NOW - 2 * USEC_PER_SEC, .orphaned = true,
+                                                    .kill_in = 28 * USEC_PER_SEC, .processes = 1,
+                                                    .memory = UINT64_MAX };
+        _cleanup_free_ char *text = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &text), 0);
+        ck_assert_str_eq(text, "handoff 1, pid 42, handover mode, serving\n"
+                               "serving   generation 1, pid 10, for 1s, 1 process\n"
+                               "retiring  generation 2 (a dead next handoff's), pid 21, for 2s, 1 process, "
+                               "SIGKILL in 28s\n"
+                               "reloads   0 ok, 0 failed");
+        _cleanup_free_ char *json = json_of(&st);
+        ck_assert_has(json, "{\"number\":2,\"role\":\"retiring\",\"pid\":21,\"ready\":false,\"main_exited\":false,"
+                            "\"previous_handoff\":false,\"orphaned\":true,\"processes\":1,");
 }
 END_TEST
 
@@ -516,6 +540,7 @@ static Suite *status_suite(void) {
         tcase_add_test(tc, test_time_left);
         tcase_add_test(tc, test_standby);
         tcase_add_test(tc, test_previous_handoffs_generation);
+        tcase_add_test(tc, test_orphaned_generation);
         tcase_add_test(tc, test_checker_itself);
         tcase_add_test(tc, test_timestamp);
         tcase_add_test(tc, test_json_top_level);
