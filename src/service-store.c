@@ -101,6 +101,8 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd, bo
                 return;
         }
         s->staged[s->n_staged++] = (StoreOp) { .name = copy, .fd = fd, .poll = poll };
+        log_debug("Staged %s \"%s\" from generation %u, until it speaks for the service.",
+                  fd >= 0 ? "fd" : "the removal of", name, number);
 }
 
 void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, unsigned number,

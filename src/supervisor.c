@@ -430,8 +430,12 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
         bool relay = g == s->serving || (g == s->candidate && !s->serving && s->machine.state == STATE_STARTING);
         bool speaks = relay && !role_ignores_stop(s->role);
         /* A candidate's stores count once it serves: staged, also when the
-         * serving generation died while it started (and none serves). */
-        StorePolicy policy = speaks ? STORE_APPLY : g == s->candidate ? STORE_STAGE : STORE_REFUSE;
+         * serving generation died while it started (and none serves). So
+         * do the serving generation's once MAINPID= names the next handoff:
+         * should that one die before it takes over, ours serves on
+         * (hand_back()). */
+        bool staged = g == s->candidate || (relay && s->role == ROLE_YIELDED);
+        StorePolicy policy = speaks ? STORE_APPLY : staged ? STORE_STAGE : STORE_REFUSE;
         service_store_message(&s->store, policy, mirroring(s), g->number, m, fds, n_fds);
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",
@@ -1330,6 +1334,8 @@ static void hand_back(Supervisor *s) {
         set_role(s, ROLE_EV_MAINPID_RECLAIMED);
         s->results = s->handed_results; /* as before MAINPID=, which counted the reload done */
         notify_systemd(s, "MAINPID=%d", (int) getpid());
+        /* What our generation stored meanwhile (on_gen_message()). */
+        service_store_commit_staged(&s->store, mirroring(s));
         write_pid(s, getpid()); /* it wrote the pid file when it was ready */
         snprintf(why, sizeof why, "next handoff (pid %d) exited before it took over", (int) pid);
         record_failure(s, s->last_number, why, 1);
@@ -1523,6 +1529,8 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
         (void) next_handoff_take_over(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload,
                                       &s->handed_channel);
         next_handoff_free(n);
+        /* What the retired generation stored after MAINPID=: not the service's. */
+        service_store_drop_staged(&s->store);
         if (s->pass_stop)
                 stop_next_handoff(s);
 }

@@ -41,6 +41,8 @@ from handofftest.wait import check, wait_for
 from hardening import (HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores, listener_of,
                        reap_if_child, showing_logs)
 
+STORE_SERVER = os.environ["STORE_SERVER"]
+
 # Long enough never to cut a drain short on a busy machine; the tests about
 # the drain deadline pass a short one of their own (a later option wins).
 DRAIN = "10s"
@@ -382,7 +384,7 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
     that no longer runs: had it read ours after the kill, the old main
     would be its main still, and the old main's exit after a handover would
     end the service, cleanly (no Restart=). The old main cannot tell, so it
-    kills the next handoff's app, removes its runtime files, names itself
+    retires the next handoff's app, removes its runtime files, names itself
     main again (MAINPID=<itself>, which systemd refuses if it did take the
     next handoff: then that main's death fails the service, as before) and
     rolls back: generation 1 finishes its slow request and serves on, and
@@ -396,7 +398,7 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
         check(len(runtime_files(h, succ)) == 2, "premise: the next handoff's runtime files")
         n = h.ready_count()
         os.kill(succ, signal.SIGKILL)
-        wait_for(lambda: not alive(app), 10, "the next handoff's app is killed by the old main")
+        wait_for(lambda: not alive(app), 10, "the next handoff's app is retired by the old main")
         runtime_files_removed(h, succ)
         h.notify.release()
         h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
@@ -411,6 +413,47 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
         check(one_serving(h) == old, "the old generation serves on")
         reload_ok(h, 3)
         stop_clean(h)
+    finally:
+        teardown(h)
+
+
+def test_store_after_mainpid_kept_when_handed_back(tmp):
+    """MAINPID= names the next handoff (barrier held) and the serving
+    generation stores an fd (FDSTORE=1); then the next handoff is SIGKILLed
+    and the old main names itself main again. Generation 1 serves on, and
+    what it stored meanwhile is in the store: the next generation inherits
+    it. Before, the old main closed the fd (once MAINPID= had gone it no
+    longer spoke for the service) and the store had lost it."""
+    need("handover")
+    port = free_port()
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}=web", f"--mode={MODE}", f"--drain-timeout={DRAIN}"],
+                [STORE_SERVER, "--store-on-usr1", "late"], notify=HoldingSystemd(tmp, hold=False))
+    try:
+        h.wait_ready(1)
+        gen1 = h.generation_pid(1)
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
+        succ = h.main_pid()
+        os.kill(gen1, signal.SIGUSR1)
+        h.wait_log(f'handoff[{h.pid}]: Staged fd "late" from generation 1, until it speaks for the service.')
+        n = h.ready_count()
+        os.kill(succ, signal.SIGKILL)
+        # Released once the old main has seen it gone: before, the barrier
+        # back first, it would hand over to it (systemd took it, alive).
+        h.wait_log(f"handoff[{h.pid}]: Retiring the dead next handoff's generation")
+        h.notify.release()
+        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
+                   "over; naming this process main again.")
+        h.wait_ready(n + 1, timeout=20)
+        check(serving_pid(port) == gen1, "generation 1 serves on")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 2, timeout=20)
+        body = wait_for(lambda: (lambda b: b if "gen=3 " in b else None)(http_get(port)[1]), 10, "generation 3")
+        f = dict(kv.split("=", 1) for kv in body.split())
+        stored = dict(zip(f["names"].split(","), f["values"].split(",")))
+        check(stored.get("late") == "late.1", f"generation 3 inherited what generation 1 stored: {body}")
+        check(h.stop() == 0, h.log())
     finally:
         teardown(h)
 
