@@ -1010,23 +1010,30 @@ def test_closed_stdio_goes_to_dev_null(tmp):
 
 # ---- (e) unix listen on a live socket with a full backlog ----------------------
 
+# A unix socket that listens and never accepts, its backlog filled with its
+# own connections. argv: "stream" or "seqpacket", and a path or "@" and an
+# abstract name, where "{pid}" stands for the attacker's own pid. Prints its
+# pid and how many connections wait.
 FULL_BACKLOG = r'''
-import socket, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
+import os, socket, sys
+kind = {"stream": socket.SOCK_STREAM, "seqpacket": socket.SOCK_SEQPACKET}[sys.argv[1]]
+addr = sys.argv[2].replace("{pid}", str(os.getpid()))
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, kind)
+s.bind(addr)
 s.listen(0)
 queued = []
 while True:
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    c = socket.socket(socket.AF_UNIX, kind)
     c.setblocking(False)
     try:
-        c.connect(path)
+        c.connect(addr)
         queued.append(c)
     except BlockingIOError:
         c.close()
         break
-print(len(queued), flush=True)
+print(os.getpid(), len(queued), flush=True)
 sys.stdin.read()
 '''
 
@@ -1043,9 +1050,9 @@ def test_unix_listen_on_a_full_live_socket(tmp):
     os.chmod(d, 0o1777)
     os.chmod(tmp, 0o755)
     path = os.path.join(d, "app.sock")
-    a = Attacker(FULL_BACKLOG, path)
+    a = Attacker(FULL_BACKLOG, "stream", path)
     try:
-        check(int(a.line) >= 1, f"the backlog is full: {a.line}")
+        check(int(a.line.split()[1]) >= 1, f"the backlog is full: {a.line}")
         t0 = time.monotonic()
         p = subprocess.run([HANDOFF, "-l", f"unix:{path}", "--", FIXTURE], capture_output=True, text=True,
                            timeout=30)
@@ -1059,28 +1066,8 @@ def test_unix_listen_on_a_full_live_socket(tmp):
         a.stop()
 
 
-LEGACY_SQUAT = r'''
-import os, socket, sys
-# The abstract control name of a handoff from before 0.2, for pid argv[1]
-# ("self": this process's own, as a frozen handoff of that age holds it).
-pid = os.getpid() if sys.argv[1] == "self" else int(sys.argv[1])
-name = f"\0handoff/control/{pid}"
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(name)
-s.listen(0)
-queued = []
-while True:
-    c = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    c.setblocking(False)
-    try:
-        c.connect(name)
-        queued.append(c)
-    except BlockingIOError:
-        c.close()
-        break
-print(os.getpid(), len(queued), flush=True)
-sys.stdin.read()
-'''
+# The abstract control name of a handoff from before 0.2.
+LEGACY_NAME = "@handoff/control/{pid}"
 
 
 def signals_blocked(pid, sig):
@@ -1107,9 +1094,10 @@ def test_client_against_a_full_legacy_backlog(tmp):
     victim = subprocess.Popen([PYTHON, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     squatters = []
     try:
-        other = Attacker(LEGACY_SQUAT, victim.pid)
+        other = Attacker(FULL_BACKLOG, "seqpacket", LEGACY_NAME.format(pid=victim.pid))
         squatters.append(other)
-        own = Attacker(LEGACY_SQUAT, "self")
+        # Its own name, as a frozen handoff of that age holds it.
+        own = Attacker(FULL_BACKLOG, "seqpacket", LEGACY_NAME)
         squatters.append(own)
         for a in squatters:
             check(int(a.line.split()[1]) >= 1, f"the backlog is full: {a.line}")
