@@ -164,6 +164,15 @@ def stop_clean(h):
     nothing_left(h)
 
 
+def stop_adopted(h, pid):
+    """SIGTERM to handoff pid, a next handoff and so not the test's child:
+    it cannot be waited for with waitpid, so this waits until the reaper
+    has its exit status, and checks that it is 0."""
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: h.exit_status(pid) is not None, 20, f"the stop of handoff {pid}:\n{h.log()}")
+    check(h.exit_status(pid) == 0, h.log())
+
+
 def no_failures(load):
     res = load.stop()
     check(res["failed"] == 0, f"failed requests: {res}")
@@ -681,9 +690,7 @@ def test_kill_old_main_without_a_service_manager_while_a_stubborn_generation_dra
         check(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) did not exit in time; sending "
               "SIGKILL." in h.log(), h.log())
         check(http_get(h.port)[2] != old, "no longer served by the old code")
-        os.kill(new_main, signal.SIGTERM)
-        wait_for(lambda: h.exit_status(new_main) is not None, 20, f"the new main's stop:\n{h.log()}")
-        check(h.exit_status(new_main) == 0, h.log())
+        stop_adopted(h, new_main)
         check(h.app_pids() == [], f"nothing left: {h.descendants()}")
     finally:
         # teardown() kills the new main too, and removes its runtime files.
@@ -718,9 +725,7 @@ def test_kill_old_main_between_named_and_takeover(tmp):
         gen2 = h.generation_pid(2)
         status, _, pid = http_get(h.port)
         check(status == 200 and pid == gen2 != old, f"generation 2 (pid {gen2}) answers, not pid {pid}:\n{h.log()}")
-        os.kill(new_main, signal.SIGTERM)
-        wait_for(lambda: h.exit_status(new_main) is not None, 20, f"the new main's stop:\n{h.log()}")
-        check(h.exit_status(new_main) == 0, h.log())
+        stop_adopted(h, new_main)
         check(h.app_pids() == [], f"nothing left: {h.descendants()}")
         # The old main passed its own runtime files on before NAMED.
         runtime_files_removed(h, h.pid)
@@ -764,9 +769,7 @@ def test_kill_old_main_right_after_takeover(tmp):
         wait_for(lambda: not alive(old), 10, f"generation 1 exits:\n{h.log()}")
         check("SIGKILL" not in h.log(), f"nothing was killed:\n{h.log()}")
         check(http_get(h.port)[2] != old, "the new generation serves")
-        os.kill(new_main, signal.SIGTERM)
-        wait_for(lambda: h.exit_status(new_main) is not None, 20, f"the new main's stop:\n{h.log()}")
-        check(h.exit_status(new_main) == 0, h.log())
+        stop_adopted(h, new_main)
         nothing_left(h)
     finally:
         teardown(h)
@@ -1298,9 +1301,7 @@ def test_manager_stop_after_mainpid_next_handoff_of_an_older_version(tmp):
         gen2 = h.generation_pid(2)
         status, _, pid = http_get(h.port)
         check(status == 200 and pid == gen2, f"generation 2 (pid {gen2}) answers, not pid {pid}:\n{log}")
-        os.kill(succ, signal.SIGTERM)
-        wait_for(lambda: h.exit_status(succ) is not None, 20, f"the next handoff's stop:\n{h.log()}")
-        check(h.exit_status(succ) == 0, h.log())
+        stop_adopted(h, succ)
         nothing_left(h)
     finally:
         teardown(h)
@@ -1395,9 +1396,7 @@ def test_a_chain_of_handovers_without_a_drain_deadline_waits_for_the_oldest(tmp)
         done = [log.find(f"handoff[{p}]: stopping + all-gone") for p in (h.pid, second)]
         check(0 <= done[0] < done[1], f"handoff 2 exited after handoff 1: {done}\n{log}")
         wait_for(lambda: not status_json(third)["predecessor_draining"], 10, "predecessor_draining false")
-        os.kill(third, signal.SIGTERM)
-        wait_for(lambda: h.exit_status(third) is not None, 20, f"the stop:\n{h.log()}")
-        check(h.exit_status(third) == 0, h.log())
+        stop_adopted(h, third)
         nothing_left(h)
     finally:
         teardown(h)
