@@ -448,18 +448,34 @@ START_TEST(test_text_column_fits_the_longest_role) {
 }
 END_TEST
 
+/* A main in handover mode serving generation number (pid) for 1s, 1
+ * process: where the two tests below start. */
+static ServiceStatus handover_serving(unsigned number, pid_t pid) {
+        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .now = NOW,
+                             .now_realtime = NOW_REALTIME };
+        st.gens[st.n_gens++] = (StatusGeneration) { .number = number, .pid = pid, .role = "serving",
+                                                    .age = USEC_PER_SEC, .kill_in = USEC_INFINITY, .processes = 1,
+                                                    .memory = UINT64_MAX };
+        return st;
+}
+
+/* Adds a generation retiring for age (started then, not ready, 1 process),
+ * SIGKILLed in kill_in; returns it, for the test to say whose it is. */
+static StatusGeneration *add_retiring(ServiceStatus *st, unsigned number, pid_t pid, usec_t age, usec_t kill_in) {
+        StatusGeneration *g = &st->gens[st->n_gens++];
+        *g = (StatusGeneration) { .number = number, .pid = pid, .role = "retiring", .age = age, .started = NOW - age,
+                                  .kill_in = kill_in, .processes = 1, .memory = UINT64_MAX };
+        return g;
+}
+
 /* A new main in handover mode that holds (or retires) the previous
  * handoff's generation: a retiring line of its own, marked as such. */
 START_TEST(test_previous_handoffs_generation) {
-        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .now = NOW,
-                             .now_realtime = NOW_REALTIME, .predecessor_draining = true };
-        st.gens[st.n_gens++] = (StatusGeneration) { .number = 2, .pid = 20, .role = "serving", .age = USEC_PER_SEC,
-                                                    .kill_in = USEC_INFINITY, .processes = 1, .memory = UINT64_MAX };
-        st.gens[st.n_gens++] = (StatusGeneration) { .number = 1, .pid = 11, .role = "retiring", .age = 70 * USEC_PER_SEC,
-                                                    .started = NOW - 70 * USEC_PER_SEC,
-                                                    .ready = NOW - 69 * USEC_PER_SEC, .previous_handoff = true,
-                                                    .kill_in = 11 * USEC_PER_SEC, .processes = 1,
-                                                    .memory = UINT64_MAX };
+        ServiceStatus st = handover_serving(2, 20);
+        st.predecessor_draining = true;
+        StatusGeneration *g = add_retiring(&st, 1, 11, 70 * USEC_PER_SEC, 11 * USEC_PER_SEC);
+        g->ready = NOW - 69 * USEC_PER_SEC;
+        g->previous_handoff = true;
         _cleanup_free_ char *text = NULL;
         ck_assert_int_gt(status_format_alloc(&st, false, &text), 0);
         ck_assert_str_eq(text, "handoff 1, pid 42, handover mode, serving\n"
@@ -480,14 +496,8 @@ END_TEST
 /* The old main retires the generation of a next handoff that died before
  * it stopped it: a retiring line, marked as that. */
 START_TEST(test_orphaned_generation) {
-        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "serving", .now = NOW,
-                             .now_realtime = NOW_REALTIME };
-        st.gens[st.n_gens++] = (StatusGeneration) { .number = 1, .pid = 10, .role = "serving", .age = USEC_PER_SEC,
-                                                    .kill_in = USEC_INFINITY, .processes = 1, .memory = UINT64_MAX };
-        st.gens[st.n_gens++] = (StatusGeneration) { .number = 2, .pid = 21, .role = "retiring", .age = 2 * USEC_PER_SEC,
-                                                    .started = NOW - 2 * USEC_PER_SEC, .orphaned = true,
-                                                    .kill_in = 28 * USEC_PER_SEC, .processes = 1,
-                                                    .memory = UINT64_MAX };
+        ServiceStatus st = handover_serving(1, 10);
+        add_retiring(&st, 2, 21, 2 * USEC_PER_SEC, 28 * USEC_PER_SEC)->orphaned = true;
         _cleanup_free_ char *text = NULL;
         ck_assert_int_gt(status_format_alloc(&st, false, &text), 0);
         ck_assert_str_eq(text, "handoff 1, pid 42, handover mode, serving\n"
