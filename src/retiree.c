@@ -22,6 +22,12 @@ struct Retiree {
         RetireeOf of;
         bool held;                      /* no stop signal of ours: its own handoff retires it */
         bool main_exited;               /* ... while processes of its cgroup still run */
+        /* An orphan without a cgroup: its process group (spawn.c), which
+         * nobody else tracks once its handoff is dead, outlives its main
+         * while a member lives (its workers): waited for, polled, and
+         * SIGKILLed at the deadline. */
+        bool group;
+        bool killed;                    /* SIGKILL sent: what is left of it is dying */
         RetireeGone gone;
         void *userdata;
 };
@@ -67,11 +73,21 @@ void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret) {
  * pidfd tells us. (Checked, then killed: the main reaped and its pid
  * reused as a group id in between would take microseconds against a pid
  * space's wrap-around.) */
+/* Whether its process group has a member still (one of another uid
+ * included). While one does, the group's id, its main's pid, is not
+ * reused. */
+static bool group_populated(const Retiree *r) {
+        return kill(-r->pid, 0) == 0 || errno == EPERM;
+}
+
 void retiree_kill(Retiree *r) {
         if (!r)
                 return;
+        r->killed = true;
         if (r->cgroup)
                 cgroup_signal(r->cgroup, SIGKILL);
+        if (r->main_exited && r->group && group_populated(r))
+                (void) kill(-r->pid, SIGKILL);
         if (r->main_exited || pidfd_signal(r->pidfd, 0) < 0)
                 return;
         (void) kill(-r->pid, SIGKILL);
@@ -104,7 +120,23 @@ static int on_reread(sd_event_source *src, uint64_t usec, void *userdata) {
 static void check_gone(Retiree *r) {
         if (!r->main_exited)
                 return;
-        int k = r->cgroup ? cgroup_populated(r->cgroup) : 0;
+        /* Its process group: no event says when it is empty. Once
+         * SIGKILLed, what is left of it is as good as gone (a zombie main
+         * its new parent has not reaped yet stays a member). */
+        int k = r->cgroup ? cgroup_populated(r->cgroup) : r->group && !r->killed && group_populated(r) ? 1 : 0;
+        if (k > 0 && r->group) {
+                if (r->reread_source)
+                        return;
+                int e = sd_event_add_time_relative(r->event, &r->reread_source, CLOCK_MONOTONIC,
+                                                   CGROUP_REREAD_INTERVAL, 0, on_reread, r);
+                if (e < 0) {
+                        log_warning_errno(e, "Failed to watch the process group of the %s handoff's generation "
+                                          "(pid %d); killing what is left of it: %m", whose(r->of), (int) r->pid);
+                        retiree_kill(r);
+                        done(r);
+                }
+                return;
+        }
         if (k == 0) {
                 done(r);
                 return;
@@ -133,6 +165,9 @@ static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void 
         if (r->cgroup && cgroup_populated(r->cgroup) == 1)
                 log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
                           "in %s.", whose(r->of), (int) r->pid, cgroup_path(r->cgroup));
+        else if (r->group && !r->killed && group_populated(r))
+                log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
+                          "in its process group.", whose(r->of), (int) r->pid);
         check_gone(r);
         return 0;
 }
@@ -194,6 +229,11 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
                 log_debug_errno(r, "Cannot watch %s: %m", cgroup_path(t->cgroup));
                 t->cgroup = cgroup_free(t->cgroup);
         }
+        /* The previous handoff's, without a cgroup, is its main alone to
+         * us: that handoff tracks the rest. A dead next handoff's has
+         * nobody else; before it was retired, its process group died with
+         * it (SIGKILL). */
+        t->group = of == RETIREE_ORPHAN && !t->cgroup;
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
                 if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */

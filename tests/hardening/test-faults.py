@@ -592,6 +592,49 @@ def test_dead_next_handoffs_generation_held_to_its_drain_deadline(tmp):
         teardown(h)
 
 
+def process_group(pid):
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[2])
+    except OSError:
+        return None
+
+
+def test_dead_next_handoffs_generation_workers_held_to_its_drain_deadline(tmp):
+    """The dead next handoff's generation (as above), without a cgroup: its
+    main exits at once at its stop signal and leaves its workers serving.
+    Nobody else tracks them: the old main holds its process group to the
+    drain deadline, SIGKILLs what is left of it then, and only then counts
+    the generation as ended. Before, the old main counted it ended with its
+    main, and the workers served on with the failed reload's code for good
+    (before the graceful retirement, they died with the group's SIGKILL)
+    *(found by review, fixed)*."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=2s", env=channel_shim(kill_after="READY"))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50", "--workers", "2", "--orphan-workers", "--orphans-keep-serving")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        app = h.generation_pid(2)
+        wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
+        h.notify.release()
+        h.wait_log(f"Retiring the dead next handoff's generation (pid {app}): sent SIGTERM.")
+        wait_for(lambda: not alive(app), 10, f"its main (pid {app}) exits at once")
+        workers = lambda: [p for p in h.descendants() if process_group(p) == app]
+        check(workers(), "its workers run on")
+        g = wait_for(lambda: [g for g in status_json(h.pid)["generations"] if g["orphaned"] and g["main_exited"]],
+                     5, "status shows it, its main exited")[0]
+        check(g["pid"] == app and g["role"] == "retiring", f"retiring, generation 2: {g}")
+        h.wait_log(f"The dead next handoff's generation (pid {app}, exited) did not exit in time; sending SIGKILL.")
+        h.wait_log(f"The dead next handoff's generation (pid {app}) has exited.")
+        wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+        check(one_serving(h) == old, "the old generation serves on")
+        stop_clean(h)
+    finally:
+        teardown(h)
+
+
 def test_kill_new_main_after_commit(tmp):
     """The next handoff, now the main process, is SIGKILLed while the
     old main drains. systemd sees its main process killed: Restart=

@@ -235,6 +235,62 @@ START_TEST(test_deadline_kills_the_cgroup) {
 }
 END_TEST
 
+/* A dead next handoff's generation without a cgroup: its main exits at
+ * SIGTERM and leaves a worker in its process group that ignores it. The
+ * generation has not ended with its main: the deadline's SIGKILL goes to
+ * the group, and it has ended then. */
+START_TEST(test_orphan_process_group_held_to_the_deadline) {
+        int p[2];
+        pid_t worker;
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                setpgid(0, 0);
+                pid_t w = fork();
+                if (w == 0) {
+                        signal(SIGTERM, SIG_IGN);
+                        sigprocmask(SIG_SETMASK, &none, NULL);
+                        for (;;)
+                                pause();
+                }
+                signal(SIGTERM, SIG_DFL);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void) !write(p[1], &w, sizeof w);
+                for (;;)
+                        pause();
+        }
+        close(p[1]);
+        ck_assert_int_eq(read(p[0], &worker, sizeof worker), (ssize_t) sizeof worker);
+        close(p[0]);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, 400 * USEC_PER_MSEC, NULL,
+                                       count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
+        /* Its main has exited; its worker runs on, and so does it. */
+        run_until(e, &gone_calls, 0, 150);
+        ck_assert_uint_eq(gone_calls, 0);
+        ck_assert(main_exited(r));
+        ck_assert_int_eq(kill(worker, 0), 0);
+        /* The deadline: SIGKILL to the group, and it has ended. */
+        run_until(e, &gone_calls, 1, 0);
+        usec_t end = now_monotonic() + 2 * USEC_PER_SEC;
+        while (kill(-pid, 0) == 0 && now_monotonic() < end)
+                usleep(10 * 1000);
+        ck_assert_int_eq(kill(-pid, 0), -1);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_pidfd_get_pid) {
         pid_t pid;
         int fd = pidfd_open_pid(getpid());
@@ -258,6 +314,7 @@ int main(void) {
         tcase_add_test(tc, test_pidfd_get_pid);
         tcase_add_test(tc, test_cgroup_ends_the_generation);
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
+        tcase_add_test(tc, test_orphan_process_group_held_to_the_deadline);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
