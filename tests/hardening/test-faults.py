@@ -635,6 +635,35 @@ def test_dead_next_handoffs_generation_workers_held_to_its_drain_deadline(tmp):
         teardown(h)
 
 
+def test_stop_waits_for_a_dead_next_handoffs_generation(tmp):
+    """The dead next handoff's generation (as above) ignores its stop
+    signal: a stop meanwhile waits for it (it is shown retiring, orphaned,
+    while the old main stops); a second stop SIGKILLs it, and handoff
+    exits."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=30s", env=channel_shim(kill_after="READY"))
+    try:
+        set_args(h.args_file, "--init-delay", "50", "--ignore-sigterm")
+        h.notify.hold = True
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        app = h.generation_pid(2)
+        wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
+        h.notify.release()
+        h.wait_log(f"Retiring the dead next handoff's generation (pid {app}): sent SIGTERM.")
+        os.kill(h.pid, signal.SIGTERM)
+        wait_for(lambda: status_json(h.pid)["state"] == "stopping" and
+                 [g["pid"] for g in status_json(h.pid)["generations"]] == [app], 10,
+                 "stopping, generation 1 gone, generation 2 left")
+        check(alive(h.pid) and alive(app), "handoff waits for it")
+        os.kill(h.pid, signal.SIGTERM)
+        h.wait_log("Second stop request: killing every generation now.")
+        check(h.wait_exit(10) is not None, f"handoff exits:\n{h.log()}")
+        check(not alive(app), f"generation 2 (pid {app}) killed")
+        nothing_left(h)
+    finally:
+        teardown(h)
+
 def test_kill_new_main_after_commit(tmp):
     """The next handoff, now the main process, is SIGKILLed while the
     old main drains. systemd sees its main process killed: Restart=
