@@ -28,6 +28,7 @@ struct NextHandoff {
         usec_t kill_at;             /* after an abort: its SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: none */
         int app_stop_signal;        /* how its generation retires (NextHandoffConfig) */
         usec_t app_drain_timeout;
+        usec_t ready_at;            /* its READY (CLOCK_MONOTONIC); 0: none */
         bool ready;
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
@@ -128,8 +129,16 @@ static void kill_app(NextHandoff *n) {
 }
 
 void next_handoff_app_retirement(const NextHandoff *n, int *ret_signal, usec_t *ret_drain_timeout) {
+        /* Also after an abort, which its death may have caused (its
+         * channel's end of file comes first, now and then): whether the
+         * dead handoff had signalled its generation, nothing says. So the
+         * stop signal goes again, with a whole drain timeout. */
         *ret_signal = n->app_stop_signal;
         *ret_drain_timeout = n->app_drain_timeout;
+}
+
+usec_t next_handoff_ready_at(const NextHandoff *n) {
+        return n->ready_at;
 }
 
 /* Its generation's start deadline moved to at least now + usec: so does
@@ -179,6 +188,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 if (n->ready || n->failed)
                         break;
                 n->ready = true;
+                n->ready_at = now_monotonic();
                 n->timer_source = sd_event_source_disable_unref(n->timer_source);
                 n->cb->ready(n, n->userdata);
                 break;

@@ -78,6 +78,8 @@ void next_handoff_status(const NextHandoff *n, const char *role, usec_t started,
 bool next_handoff_failed(const NextHandoff *n);
 /* How its generation retires (NextHandoffConfig), for the exited callback. */
 void next_handoff_app_retirement(const NextHandoff *n, int *ret_signal, usec_t *ret_drain_timeout);
+/* When it said READY (CLOCK_MONOTONIC); 0: it did not. */
+usec_t next_handoff_ready_at(const NextHandoff *n);
 
 /* MAINPID= naming it has gone to the service manager (or, with none, it is
  * about to be told TAKEOVER): the unix socket files to remove at the final

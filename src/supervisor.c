@@ -49,6 +49,7 @@ typedef struct Orphan {
         Retiree *retiree;
         unsigned number;
         usec_t started;          /* its reload's start: when it was started, near enough */
+        usec_t ready;            /* its next handoff's READY; 0: none */
         struct Orphan *next;
 } Orphan;
 
@@ -611,11 +612,14 @@ static void retire_orphan(Supervisor *s, NextHandoff *n, int app_pidfd) {
         next_handoff_app_retirement(n, &sig, &drain_timeout);
         if (!o) {
                 log_error_errno(ENOMEM, "Out of memory; killing the dead next handoff's generation.");
+                if (pidfd_signal(app_pidfd, 0) == 0) /* its pid, and so its group id, its own still */
+                        (void) kill(-next_handoff_app_pid(n), SIGKILL);
                 (void) pidfd_signal(app_pidfd, SIGKILL);
                 safe_close(app_pidfd);
                 return;
         }
-        *o = (Orphan) { .s = s, .number = next_handoff_number(n), .started = next_handoff_started(n) };
+        *o = (Orphan) { .s = s, .number = next_handoff_number(n), .started = next_handoff_started(n),
+                        .ready = next_handoff_ready_at(n) };
         (void) retiree_start(s->event, RETIREE_ORPHAN, app_pidfd, sig, drain_timeout, s->cgroup, on_orphan_gone, o,
                              &o->retiree);
         if (!o->retiree) {
@@ -977,6 +981,7 @@ static void add_orphan(ServiceStatus *st, const Orphan *o, usec_t now) {
         retiree_status(o->retiree, now, k);
         k->number = o->number;
         k->started = o->started;
+        k->ready = o->ready;
         k->age = now > o->started ? now - o->started : 0;
 }
 

@@ -580,6 +580,8 @@ def test_dead_next_handoffs_generation_held_to_its_drain_deadline(tmp):
         g = gens[0]
         check(g["role"] == "retiring" and g["orphaned"] and not g["previous_handoff"] and g["number"] == 2,
               f"retiring, orphaned, generation 2: {g}")
+        check(g["ready"] and g["ready_timestamp_monotonic"] >= g["start_timestamp_monotonic"],
+              f"ready when its handoff died: {g}")
         check(g["kill_in_ms"] is not None and 0 <= g["kill_in_ms"] <= 3000, f"SIGKILL within 3 s: {g}")
         check(alive(app), "it ignores its SIGTERM")
         h.wait_log(f"The dead next handoff's generation (pid {app}) did not exit in time; sending SIGKILL.")
