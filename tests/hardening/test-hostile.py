@@ -44,7 +44,6 @@ import signal
 import socket
 import stat
 import subprocess
-import sys
 import time
 
 import harness
