@@ -229,11 +229,11 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
                 log_debug_errno(r, "Cannot watch %s: %m", cgroup_path(t->cgroup));
                 t->cgroup = cgroup_free(t->cgroup);
         }
-        /* The previous handoff's, without a cgroup, is its main alone to
-         * us: that handoff tracks the rest. A dead next handoff's has
-         * nobody else; before it was retired, its process group died with
-         * it (SIGKILL). */
-        t->group = of == RETIREE_ORPHAN && !t->cgroup;
+        /* Held, the previous handoff's is its main alone to us: that
+         * handoff, alive, tracks the rest. Retired (that handoff died
+         * before TAKEOVER), or a dead next handoff's, it has nobody else
+         * to end the processes its main leaves behind. */
+        t->group = !t->cgroup && (of == RETIREE_ORPHAN || sig != 0);
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
                 if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */

@@ -20,9 +20,11 @@
  * The generation of a next handoff that died before it stopped it (killed,
  * the OOM killer), which may have been accepting already: retired by us as
  * a failed candidate of ours is, by its stop signal and drain deadline.
- * Without a cgroup it has ended once its main has exited and its process
- * group is empty (polled: its workers may outlive its main), and the
- * deadline's SIGKILL goes to that group, main exited or not.
+ *
+ * One we retire (not one we hold) has nobody else to track it: without a
+ * cgroup it has ended once its main has exited and its process group is
+ * empty (polled: its workers may outlive its main), and the deadline's
+ * SIGKILL goes to that group, main exited or not.
  *
  * With a delegated cgroup (cgroup.h) the generation is its cgroup, as it
  * is to that handoff: it has ended once its main has exited and the

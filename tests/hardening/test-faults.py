@@ -809,6 +809,38 @@ def test_kill_old_main_between_named_and_takeover(tmp):
         teardown(h)
 
 
+def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
+    """As above, with an old generation whose main exits at once at its
+    stop signal and leaves its workers serving, no cgroup: the new main,
+    which retires that generation itself, holds its process group to the
+    drain deadline and SIGKILLs what is left of it then. Before, it counted
+    the generation ended with its main: the workers, nobody's any more,
+    served the old code for good *(found by review, fixed)*."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=2s", manager=False, env=channel_shim(kill_after="NAMED "),
+              args=("--init-delay", "100", "--workers", "2", "--orphan-workers", "--orphans-keep-serving"))
+    try:
+        old = h.generation_pid(1)
+        workers = lambda: [p for p in h.descendants() if process_group(p) == old and p != old]
+        wait_for(lambda: len(workers()) == 2, 10, "generation 1's two workers")
+        set_args(h.args_file, "--init-delay", "50")
+        os.kill(h.pid, signal.SIGHUP)
+        new_main = next_handoff_pid(h, 2)
+        wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at NAMED:\n{h.log()}")
+        h.wait_log(f"handoff[{new_main}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
+        wait_for(lambda: not alive(old), 10, f"its main (pid {old}) exits at once")
+        check(workers(), "its workers run on")
+        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in time; "
+                   "sending SIGKILL.", 10)
+        wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) has exited.", 10)
+        check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
+        stop_adopted(h, new_main)
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
 def two_handovers_from_a_stubborn_generation(h):
     """From generation 1, started with --ignore-sigterm, a reload to B (with
     a generation that stops on SIGTERM) and B's own reload to C, each taken
