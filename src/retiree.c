@@ -229,11 +229,10 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
                 log_debug_errno(r, "Cannot watch %s: %m", cgroup_path(t->cgroup));
                 t->cgroup = cgroup_free(t->cgroup);
         }
-        /* Held, the previous handoff's is its main alone to us: that
-         * handoff, alive, tracks the rest. Retired (that handoff died
-         * before TAKEOVER), or a dead next handoff's, it has nobody else
-         * to end the processes its main leaves behind. */
-        t->group = !t->cgroup && (of == RETIREE_ORPHAN || sig != 0);
+        /* Its process group: the processes its main leaves behind. Retired
+         * (its handoff is dead), it has nobody else to end them; held, its
+         * handoff, alive, does, unless it is killed while they drain. */
+        t->group = !t->cgroup;
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
                 if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */

@@ -21,10 +21,11 @@
  * the OOM killer), which may have been accepting already: retired by us as
  * a failed candidate of ours is, by its stop signal and drain deadline.
  *
- * One we retire (not one we hold) has nobody else to track it: without a
- * cgroup it has ended once its main has exited and its process group is
- * empty (polled: its workers may outlive its main), and the deadline's
- * SIGKILL goes to that group, main exited or not.
+ * Without a cgroup it has ended once its main has exited and its process
+ * group is empty (polled: its workers may outlive its main), and the
+ * deadline's SIGKILL goes to that group, main exited or not: one we retire
+ * has nobody else to end its workers, and one we hold has none once its
+ * handoff is killed while they drain.
  *
  * With a delegated cgroup (cgroup.h) the generation is its cgroup, as it
  * is to that handoff: it has ended once its main has exited and the

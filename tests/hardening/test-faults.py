@@ -841,6 +841,39 @@ def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
         teardown(h)
 
 
+def test_kill_old_main_while_draining_workers_held(tmp):
+    """After a takeover the old main is SIGKILLed while its generation
+    drains; that generation's main has exited at its stop signal and left
+    its workers serving, no cgroup. The new main, which holds the
+    generation to its drain deadline, SIGKILLs what is left of its process
+    group a second after that deadline. Before, it held the main alone:
+    with the old main dead, the workers served the old code for good."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=2s",
+              args=("--init-delay", "100", "--workers", "2", "--orphan-workers", "--orphans-keep-serving"))
+    try:
+        old = h.generation_pid(1)
+        workers = lambda: [p for p in h.descendants() if process_group(p) == old and p != old]
+        wait_for(lambda: len(workers()) == 2, 10, "generation 1's two workers")
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        new_main = h.main_pid()
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
+        check(workers(), "its workers drain on")
+        os.kill(h.pid, signal.SIGKILL)
+        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in time; "
+                   "sending SIGKILL.", 10)
+        wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+        check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
+        stop_adopted(h, new_main)
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
 def two_handovers_from_a_stubborn_generation(h):
     """From generation 1, started with --ignore-sigterm, a reload to B (with
     a generation that stops on SIGTERM) and B's own reload to C, each taken
