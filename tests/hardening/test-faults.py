@@ -47,6 +47,9 @@ STORE_SERVER = os.environ["STORE_SERVER"]
 # the drain deadline pass a short one of their own (a later option wins).
 DRAIN = "10s"
 SHORT_DRAIN = "--drain-timeout=1s"
+# A generation whose main exits at once at its stop signal and leaves its
+# two workers serving (a pre-fork master that goes first).
+WORKERS_OUTLIVE_MAIN = ("--workers", "2", "--orphan-workers", "--orphans-keep-serving")
 
 
 def start(tmp, *extra, args=("--init-delay", "100"), exe=None, manager=True, env=None):
@@ -180,18 +183,23 @@ def no_failures(load):
     return res
 
 
-def reload_held_at_mainpid(h, ms=1500):
-    """Handover mode: a slow request (ms) to the serving generation, then a
-    reload held at systemd's barrier: MAINPID= names the next handoff, not
-    yet answered. Returns the serving generation's pid, the request and the
-    next handoff's pid."""
-    old = serving_pid(h.port)
-    slow = SlowRequest(h.port, ms)
-    wait_for(slow.connected.is_set, 5, "slow request sent")
+def held_at_mainpid(h):
+    """Handover mode: a reload held at systemd's barrier: MAINPID= names the
+    next handoff, not yet answered. Returns the next handoff's pid."""
     h.notify.hold = True
     h.signal(signal.SIGHUP)
     wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-    return old, slow, h.main_pid()
+    return h.main_pid()
+
+
+def reload_held_at_mainpid(h, ms=1500):
+    """A slow request (ms) to the serving generation, then a reload held at
+    systemd's barrier (held_at_mainpid()). Returns the serving generation's
+    pid, the request and the next handoff's pid."""
+    old = serving_pid(h.port)
+    slow = SlowRequest(h.port, ms)
+    wait_for(slow.connected.is_set, 5, "slow request sent")
+    return old, slow, held_at_mainpid(h)
 
 
 def reload_under_slow_request(h, ms):
@@ -440,10 +448,7 @@ def test_store_after_mainpid_kept_when_handed_back(tmp):
     try:
         h.wait_ready(1)
         gen1 = h.generation_pid(1)
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        succ = held_at_mainpid(h)
         os.kill(gen1, signal.SIGUSR1)
         h.wait_log(f'handoff[{h.pid}]: Staged fd "late" from generation 1, until it speaks for the service.')
         n = h.ready_count()
@@ -514,6 +519,22 @@ def test_hand_back_then_an_operators_stop(tmp):
     hand_back_with_a_stop(tmp, by_manager=False)
 
 
+def next_handoff_killed_at_its_ready(h, number, *args):
+    """A reload, with the fixture's args, whose next handoff the channel
+    shim (kill_after="READY") SIGKILLs right after its READY; systemd's
+    barrier is held until it is gone (the case where systemd would have
+    read MAINPID= too late). Returns the next handoff's pid and its
+    generation's."""
+    set_args(h.args_file, "--init-delay", "50", *args)
+    h.notify.hold = True
+    h.signal(signal.SIGHUP)
+    succ = next_handoff_pid(h, number)
+    app = h.generation_pid(number)
+    wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
+    h.notify.release()
+    return succ, app
+
+
 def test_next_handoff_killed_right_after_its_ready(tmp):
     """The next handoff dies right after it sent READY (the channel shim
     SIGKILLs it then), a window of microseconds otherwise. The old main sees
@@ -535,13 +556,7 @@ def test_next_handoff_killed_right_after_its_ready(tmp):
     try:
         old = serving_pid(h.port)
         for number in (2, 3):
-            set_args(h.args_file, "--init-delay", "50")
-            h.notify.hold = True
-            h.signal(signal.SIGHUP)
-            succ = next_handoff_pid(h, number)
-            app = h.generation_pid(number)
-            wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
-            h.notify.release()
+            succ, app = next_handoff_killed_at_its_ready(h, number)
             wait_for(lambda: f"generation {number} failed: next handoff (pid {succ}) exited before it" in
                      h.last_status(), 10, f"the rollback's READY=1:\n{h.log()}")
             check(h.main_pid() == h.pid, f"the old main is main: {h.mains()}")
@@ -567,13 +582,7 @@ def test_dead_next_handoffs_generation_held_to_its_drain_deadline(tmp):
     h = start(tmp, "--drain-timeout=3s", env=channel_shim(kill_after="READY"))
     try:
         old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50", "--ignore-sigterm")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
-        app = h.generation_pid(2)
-        wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
-        h.notify.release()
+        _, app = next_handoff_killed_at_its_ready(h, 2, "--ignore-sigterm")
         h.wait_log(f"Retiring the dead next handoff's generation (pid {app}): sent SIGTERM.")
         gens = [g for g in status_json(h.pid)["generations"] if g["pid"] == app]
         check(len(gens) == 1, f"status shows it: {gens}")
@@ -614,13 +623,7 @@ def test_dead_next_handoffs_generation_workers_held_to_its_drain_deadline(tmp):
     h = start(tmp, "--drain-timeout=2s", env=channel_shim(kill_after="READY"))
     try:
         old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50", "--workers", "2", "--orphan-workers", "--orphans-keep-serving")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
-        app = h.generation_pid(2)
-        wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
-        h.notify.release()
+        _, app = next_handoff_killed_at_its_ready(h, 2, *WORKERS_OUTLIVE_MAIN)
         h.wait_log(f"Retiring the dead next handoff's generation (pid {app}): sent SIGTERM.")
         wait_for(lambda: not alive(app), 10, f"its main (pid {app}) exits at once")
         workers = lambda: [p for p in h.descendants() if process_group(p) == app]
@@ -645,13 +648,7 @@ def test_stop_waits_for_a_dead_next_handoffs_generation(tmp):
     need("handover")
     h = start(tmp, "--drain-timeout=30s", env=channel_shim(kill_after="READY"))
     try:
-        set_args(h.args_file, "--init-delay", "50", "--ignore-sigterm")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
-        app = h.generation_pid(2)
-        wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its READY")
-        h.notify.release()
+        _, app = next_handoff_killed_at_its_ready(h, 2, "--ignore-sigterm")
         h.wait_log(f"Retiring the dead next handoff's generation (pid {app}): sent SIGTERM.")
         os.kill(h.pid, signal.SIGTERM)
         wait_for(lambda: status_json(h.pid)["state"] == "stopping" and
@@ -809,6 +806,28 @@ def test_kill_old_main_between_named_and_takeover(tmp):
         teardown(h)
 
 
+def generation_1_with_workers(h):
+    """Generation 1 (started with WORKERS_OUTLIVE_MAIN) and its workers: its
+    main's pid, and a function listing the workers alive now."""
+    old = h.generation_pid(1)
+    workers = lambda: [p for p in h.descendants() if process_group(p) == old and p != old]
+    wait_for(lambda: len(workers()) == 2, 10, "generation 1's two workers")
+    return old, workers
+
+
+def previous_workers_killed(h, new_main, old, workers):
+    """The new main SIGKILLs what is left of the previous handoff's
+    generation (its main exited) at the deadline; generation 2 serves; the
+    new main's stop leaves nothing."""
+    h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in time; "
+               "sending SIGKILL.", 10)
+    wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+    h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) has exited.", 10)
+    check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
+    stop_adopted(h, new_main)
+    check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+
+
 def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
     """As above, with an old generation whose main exits at once at its
     stop signal and leaves its workers serving, no cgroup: the new main,
@@ -818,11 +837,9 @@ def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
     served the old code for good *(found by review, fixed)*."""
     need("handover")
     h = start(tmp, "--drain-timeout=2s", manager=False, env=channel_shim(kill_after="NAMED "),
-              args=("--init-delay", "100", "--workers", "2", "--orphan-workers", "--orphans-keep-serving"))
+              args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN))
     try:
-        old = h.generation_pid(1)
-        workers = lambda: [p for p in h.descendants() if process_group(p) == old and p != old]
-        wait_for(lambda: len(workers()) == 2, 10, "generation 1's two workers")
+        old, workers = generation_1_with_workers(h)
         set_args(h.args_file, "--init-delay", "50")
         os.kill(h.pid, signal.SIGHUP)
         new_main = next_handoff_pid(h, 2)
@@ -830,13 +847,7 @@ def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
         h.wait_log(f"handoff[{new_main}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
         wait_for(lambda: not alive(old), 10, f"its main (pid {old}) exits at once")
         check(workers(), "its workers run on")
-        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in time; "
-                   "sending SIGKILL.", 10)
-        wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
-        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) has exited.", 10)
-        check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
-        stop_adopted(h, new_main)
-        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+        previous_workers_killed(h, new_main, old, workers)
     finally:
         teardown(h)
 
@@ -849,12 +860,9 @@ def test_kill_old_main_while_draining_workers_held(tmp):
     group a second after that deadline. Before, it held the main alone:
     with the old main dead, the workers served the old code for good."""
     need("handover")
-    h = start(tmp, "--drain-timeout=2s",
-              args=("--init-delay", "100", "--workers", "2", "--orphan-workers", "--orphans-keep-serving"))
+    h = start(tmp, "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN))
     try:
-        old = h.generation_pid(1)
-        workers = lambda: [p for p in h.descendants() if process_group(p) == old and p != old]
-        wait_for(lambda: len(workers()) == 2, 10, "generation 1's two workers")
+        old, workers = generation_1_with_workers(h)
         set_args(h.args_file, "--init-delay", "50")
         n = h.ready_count()
         h.signal(signal.SIGHUP)
@@ -864,12 +872,7 @@ def test_kill_old_main_while_draining_workers_held(tmp):
         wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
         check(workers(), "its workers drain on")
         os.kill(h.pid, signal.SIGKILL)
-        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in time; "
-                   "sending SIGKILL.", 10)
-        wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
-        check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
-        stop_adopted(h, new_main)
-        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+        previous_workers_killed(h, new_main, old, workers)
     finally:
         teardown(h)
 
@@ -1315,10 +1318,7 @@ def test_sigterm_to_next_handoff_then_commit(tmp):
     h = start(tmp, "-l", f"unix:{sock}", f"--pid-file={pidfile}")
     try:
         set_args(h.args_file, "--init-delay", "50", "--grace-ms", "3000")
-        h.notify.hold = True
-        h.signal(signal.SIGHUP)
-        wait_for(h.notify.barriers.is_set, 20, "MAINPID= sent, barrier held")
-        succ = h.main_pid()
+        succ = held_at_mainpid(h)
         os.kill(succ, signal.SIGTERM)
         h.wait_log(f"handoff[{succ}]: Stop requested (SIGTERM)")
         h.notify.release()
