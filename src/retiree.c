@@ -86,9 +86,13 @@ void retiree_kill(Retiree *r) {
         r->killed = true;
         if (r->cgroup)
                 cgroup_signal(r->cgroup, SIGKILL);
-        if (r->main_exited && r->group && group_populated(r))
+        /* Its main exited (reaped, even) before that was dispatched counts
+         * as exited: the group, which check_gone() no longer waits for once
+         * killed, is killed all the same. */
+        bool exited = r->main_exited || pidfd_signal(r->pidfd, 0) < 0;
+        if (exited && r->group && group_populated(r))
                 (void) kill(-r->pid, SIGKILL);
-        if (r->main_exited || pidfd_signal(r->pidfd, 0) < 0)
+        if (exited)
                 return;
         (void) kill(-r->pid, SIGKILL);
         (void) pidfd_signal(r->pidfd, SIGKILL);

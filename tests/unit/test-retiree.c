@@ -291,6 +291,59 @@ START_TEST(test_orphan_process_group_held_to_the_deadline) {
 }
 END_TEST
 
+/* A main that has exited and been reaped before its exit was dispatched,
+ * with a worker left in its process group: a second stop (retiree_kill())
+ * kills the group all the same, and the generation ends with it. */
+START_TEST(test_kill_after_an_undispatched_exit) {
+        int p[2];
+        pid_t worker;
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                sigset_t none;
+                sigemptyset(&none);
+                setpgid(0, 0);
+                pid_t w = fork();
+                if (w == 0) {
+                        signal(SIGTERM, SIG_IGN);
+                        sigprocmask(SIG_SETMASK, &none, NULL);
+                        for (;;)
+                                pause();
+                }
+                signal(SIGTERM, SIG_IGN);
+                sigprocmask(SIG_SETMASK, &none, NULL);
+                (void) !write(p[1], &w, sizeof w);
+                for (;;)
+                        pause();
+        }
+        close(p[1]);
+        ck_assert_int_eq(read(p[0], &worker, sizeof worker), (ssize_t) sizeof worker);
+        close(p[0]);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, USEC_INFINITY, NULL,
+                                       count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        /* Its main exits and is reaped (by our reaper, say) before the
+         * loop has looked at its pidfd; then the second stop. */
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        retiree_kill(r);
+        run_until(e, &gone_calls, 1, 0);
+        usec_t end = now_monotonic() + 2 * USEC_PER_SEC;
+        while (kill(worker, 0) == 0 && now_monotonic() < end)
+                usleep(10 * 1000);
+        bool survived = kill(worker, 0) == 0;
+        (void) kill(worker, SIGKILL);
+        ck_assert_msg(!survived, "the worker outlived the second stop");
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_pidfd_get_pid) {
         pid_t pid;
         int fd = pidfd_open_pid(getpid());
@@ -315,6 +368,7 @@ int main(void) {
         tcase_add_test(tc, test_cgroup_ends_the_generation);
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
         tcase_add_test(tc, test_orphan_process_group_held_to_the_deadline);
+        tcase_add_test(tc, test_kill_after_an_undispatched_exit);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
