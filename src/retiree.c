@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <unistd.h>
 
 #include "cgroup.h"
 #include "event-util.h"
@@ -235,8 +236,12 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
         }
         /* Its process group: the processes its main leaves behind. Retired
          * (its handoff is dead), it has nobody else to end them; held, its
-         * handoff, alive, does, unless it is killed while they drain. */
-        t->group = !t->cgroup;
+         * handoff, alive, does, unless it is killed while they drain. Only
+         * while its main leads it (spawn.c): a main that moved to another
+         * group leaves nothing to hold its id once it is reaped, and a
+         * stranger's group could take that id. Read while the pidfd says
+         * the pid is its own. */
+        t->group = !t->cgroup && getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0;
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
                 if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */
