@@ -22,11 +22,10 @@ struct Retiree {
         sd_event_source *reread_source; /* cgroup.events unreadable: read again */
         RetireeOf of;
         bool held;                      /* no stop signal of ours: its own handoff retires it */
-        bool main_exited;               /* ... while processes of its cgroup still run */
-        /* An orphan without a cgroup: its process group (spawn.c), which
-         * nobody else tracks once its handoff is dead, outlives its main
-         * while a member lives (its workers): waited for, polled, and
-         * SIGKILLed at the deadline. */
+        bool main_exited;               /* ... while processes of its cgroup (or group) still run */
+        /* Without a cgroup: its process group (spawn.c), which outlives its
+         * main while a member lives (its workers): waited for, polled, and
+         * SIGKILLed at the deadline (see retiree_start()). */
         bool group;
         bool killed;                    /* SIGKILL sent: what is left of it is dying */
         RetireeGone gone;
@@ -69,11 +68,6 @@ void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret) {
         };
 }
 
-/* Its cgroup, whole, with one; and its process group: the generation's own
- * (spawn.c), whose id stays its main's while the main lives, which the
- * pidfd tells us. (Checked, then killed: the main reaped and its pid
- * reused as a group id in between would take microseconds against a pid
- * space's wrap-around.) */
 /* Whether its process group has a member still (one of another uid
  * included). While one does, the group's id, its main's pid, is not
  * reused. */
@@ -81,6 +75,11 @@ static bool group_populated(const Retiree *r) {
         return kill(-r->pid, 0) == 0 || errno == EPERM;
 }
 
+/* Its cgroup, whole, with one; and its process group: the generation's own
+ * (spawn.c), whose id stays its main's while the main lives, which the
+ * pidfd tells us. (Checked, then killed: the main reaped and its pid
+ * reused as a group id in between would take microseconds against a pid
+ * space's wrap-around.) */
 void retiree_kill(Retiree *r) {
         if (!r)
                 return;
@@ -128,7 +127,7 @@ static void check_gone(Retiree *r) {
         /* Its process group: no event says when it is empty. Once
          * SIGKILLed, what is left of it is as good as gone (a zombie main
          * its new parent has not reaped yet stays a member). */
-        int k = r->cgroup ? cgroup_populated(r->cgroup) : r->group && !r->killed && group_populated(r) ? 1 : 0;
+        int k = r->cgroup ? cgroup_populated(r->cgroup) : (r->group && !r->killed && group_populated(r));
         if (k > 0 && r->group) {
                 if (r->reread_source)
                         return;
@@ -200,8 +199,8 @@ static Cgroup *generation_cgroup(CgroupRoot *root, RetireeOf of, int pidfd, pid_
         return c;
 }
 
-int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root, RetireeGone gone,
-                  void *userdata, Retiree **ret) {
+int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root,
+                  RetireeGone gone, void *userdata, Retiree **ret) {
         _cleanup_close_ int fd = pidfd;
         pid_t pid;
         *ret = NULL;
