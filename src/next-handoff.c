@@ -28,8 +28,7 @@ struct NextHandoff {
         usec_t kill_at;             /* after an abort: its SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: none */
         int app_stop_signal;        /* how its generation retires (NextHandoffConfig) */
         usec_t app_drain_timeout;
-        usec_t ready_at;            /* its READY (CLOCK_MONOTONIC); 0: none */
-        bool ready;
+        usec_t ready_at;            /* its READY (CLOCK_MONOTONIC); 0: none yet */
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
         bool taken_over;
@@ -185,9 +184,8 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 n->app_pidfd = pidfd_open_pid(m.pid);
                 break;
         case CHANNEL_READY:
-                if (n->ready || n->failed)
+                if (n->ready_at || n->failed)
                         break;
-                n->ready = true;
                 n->ready_at = now_monotonic();
                 n->timer_source = sd_event_source_disable_unref(n->timer_source);
                 n->cb->ready(n, n->userdata);
@@ -197,14 +195,14 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 fail(n, "%s", m.text);
                 break;
         case CHANNEL_STATUS:
-                if (!n->ready && !n->failed)
+                if (!n->ready_at && !n->failed)
                         n->cb->status(n, m.text, n->userdata);
                 break;
         case CHANNEL_FEATURES:
                 n->takes_stop = words_contain(m.text, "stop");
                 break;
         case CHANNEL_EXTEND:
-                if (!n->ready && !n->failed) {
+                if (!n->ready_at && !n->failed) {
                         extend_timeout(n, m.usec);
                         n->cb->extend(n, m.usec, n->userdata);
                 }

@@ -962,27 +962,18 @@ static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char
                 next_handoff_status(n, role, started, now, k);
 }
 
-/* The previous handoff's serving generation, which we hold or retire. */
-static void add_left_generation(ServiceStatus *st, const Supervisor *s, usec_t now) {
+/* Another handoff's generation, which we hold or retire (retiree.h): the
+ * previous handoff's serving one, or a dead next handoff's. */
+static void add_retiree(ServiceStatus *st, const Retiree *r, unsigned number, usec_t started, usec_t ready,
+                        usec_t now) {
         StatusGeneration *k = status_add_generation(st);
         if (!k)
                 return;
-        retiree_status(s->retiree, now, k);
-        k->number = s->left.number;
-        k->started = s->left.started;
-        k->ready = s->left.ready;
-        k->age = now > s->left.started ? now - s->left.started : 0;
-}
-
-static void add_orphan(ServiceStatus *st, const Orphan *o, usec_t now) {
-        StatusGeneration *k = status_add_generation(st);
-        if (!k)
-                return;
-        retiree_status(o->retiree, now, k);
-        k->number = o->number;
-        k->started = o->started;
-        k->ready = o->ready;
-        k->age = now > o->started ? now - o->started : 0;
+        retiree_status(r, now, k);
+        k->number = number;
+        k->started = started;
+        k->ready = ready;
+        k->age = now > started ? now - started : 0;
 }
 
 static void snapshot(Supervisor *s, ServiceStatus *st) {
@@ -1016,9 +1007,9 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                 if (g != s->serving && g != s->candidate)
                         add_generation(st, g, g->stop_signal ? "retiring" : "starting", now);
         if (s->retiree)
-                add_left_generation(st, s, now);
+                add_retiree(st, s->retiree, s->left.number, s->left.started, s->left.ready, now);
         for (const Orphan *o = s->orphans; o; o = o->next)
-                add_orphan(st, o, now);
+                add_retiree(st, o->retiree, o->number, o->started, o->ready, now);
         /* One told to stop after it became systemd's main stays s->next
          * (we do not wait for it; it waits for us). */
         if (s->next && next_handoff_failed(s->next))
