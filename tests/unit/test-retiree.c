@@ -235,13 +235,12 @@ START_TEST(test_deadline_kills_the_cgroup) {
 }
 END_TEST
 
-/* A dead next handoff's generation without a cgroup: its main exits at
- * SIGTERM and leaves a worker in its process group that ignores it. The
- * generation has not ended with its main: the deadline's SIGKILL goes to
- * the group, and it has ended then. */
-START_TEST(test_orphan_process_group_held_to_the_deadline) {
+/* A main in a process group of its own (as spawn.c makes a generation's)
+ * with a worker in it that ignores SIGTERM; with main_ignores_term the
+ * main ignores it too. Returns the main's pid, the worker's in *ret_worker,
+ * once both have set up their dispositions. */
+static pid_t group_with_worker(bool main_ignores_term, pid_t *ret_worker) {
         int p[2];
-        pid_t worker;
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         pid_t pid = fork();
         ck_assert_int_ge(pid, 0);
@@ -256,15 +255,24 @@ START_TEST(test_orphan_process_group_held_to_the_deadline) {
                         for (;;)
                                 pause();
                 }
-                signal(SIGTERM, SIG_DFL);
+                signal(SIGTERM, main_ignores_term ? SIG_IGN : SIG_DFL);
                 sigprocmask(SIG_SETMASK, &none, NULL);
                 (void) !write(p[1], &w, sizeof w);
                 for (;;)
                         pause();
         }
         close(p[1]);
-        ck_assert_int_eq(read(p[0], &worker, sizeof worker), (ssize_t) sizeof worker);
+        ck_assert_int_eq(read(p[0], ret_worker, sizeof *ret_worker), (ssize_t) sizeof *ret_worker);
         close(p[0]);
+        return pid;
+}
+
+/* A dead next handoff's generation without a cgroup: its main exits at
+ * SIGTERM and leaves a worker in its process group that ignores it. The
+ * generation has not ended with its main: the deadline's SIGKILL goes to
+ * the group, and it has ended then. */
+START_TEST(test_orphan_process_group_held_to_the_deadline) {
+        pid_t worker, pid = group_with_worker(false, &worker);
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         gone_calls = 0;
@@ -295,31 +303,7 @@ END_TEST
  * with a worker left in its process group: a second stop (retiree_kill())
  * kills the group all the same, and the generation ends with it. */
 START_TEST(test_kill_after_an_undispatched_exit) {
-        int p[2];
-        pid_t worker;
-        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                sigset_t none;
-                sigemptyset(&none);
-                setpgid(0, 0);
-                pid_t w = fork();
-                if (w == 0) {
-                        signal(SIGTERM, SIG_IGN);
-                        sigprocmask(SIG_SETMASK, &none, NULL);
-                        for (;;)
-                                pause();
-                }
-                signal(SIGTERM, SIG_IGN);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                (void) !write(p[1], &w, sizeof w);
-                for (;;)
-                        pause();
-        }
-        close(p[1]);
-        ck_assert_int_eq(read(p[0], &worker, sizeof worker), (ssize_t) sizeof worker);
-        close(p[0]);
+        pid_t worker, pid = group_with_worker(true, &worker);
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         gone_calls = 0;
