@@ -286,21 +286,19 @@ def test_freeze_notify_socket(tmp):
         h.close()
 
 
-# The same socket one level down: queued inside a unix socket (a, b) whose
-# other end b is passed and closed. The lingering socket was never received,
-# so nobody can clear its SO_LINGER: the close of b that drops b's last
-# reference releases the queue, and with it the lingering socket, in the
-# closing task. With "direct", a second datagram passes a lingering socket
-# itself; it is still queued when the first makes handoff drop the socket
-# (the spare socket is dropped after one datagram), and goes with it.
-# argv: address, "nested" or "nested+direct". Prints "sent QUEUED".
-NESTED = r"""
+# What the closers' attackers share (a prefix of their scripts): keep,
+# which holds what must stay open until exit; rights(), SCM_RIGHTS for a
+# list of fds; unix_address(), "@name" as an abstract address; lingering(S),
+# a TCP socket with SO_LINGER S seconds and a full send queue towards a
+# peer that never reads (its exit resets it), and how much it queued.
+_LINGERING = r"""
 import array, socket, struct, sys
-addr, what = sys.argv[1], sys.argv[2]
-if addr.startswith("@"):
-    addr = "\0" + addr[1:]
 keep = []
-def lingering():
+def rights(fds):
+    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
+def unix_address(a):
+    return "\0" + a[1:] if a.startswith("@") else a
+def lingering(seconds):
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     srv.bind(("127.0.0.1", 0))
@@ -309,8 +307,8 @@ def lingering():
     c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     c.connect(srv.getsockname())
     peer, _ = srv.accept()
-    keep.extend([srv, peer])  # the peer never reads
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 60))
+    keep.extend([srv, peer])  # the peer never reads; its exit resets c
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, seconds))
     c.setblocking(False)
     queued = 0
     try:
@@ -319,20 +317,30 @@ def lingering():
     except BlockingIOError:
         pass
     return c, queued
-def rights(fd):
-    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
-c, queued = lingering()
+"""
+
+# The same socket one level down: queued inside a unix socket (a, b) whose
+# other end b is passed and closed. The lingering socket was never received,
+# so nobody can clear its SO_LINGER: the close of b that drops b's last
+# reference releases the queue, and with it the lingering socket, in the
+# closing task. With "direct", a second datagram passes a lingering socket
+# itself; it is still queued when the first makes handoff drop the socket
+# (the spare socket is dropped after one datagram), and goes with it.
+# argv: address, "nested" or "nested+direct". Prints "sent QUEUED".
+NESTED = _LINGERING + r"""
+addr, what = unix_address(sys.argv[1]), sys.argv[2]
+c, queued = lingering(60)
 a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-a.sendmsg([b"x"], rights(c.fileno()))
+a.sendmsg([b"x"], rights([c.fileno()]))
 c.close()  # b's queue holds it now
 a.close()
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.connect(addr)
-s.sendmsg([b"READY=1"], rights(b.fileno()))
+s.sendmsg([b"READY=1"], rights([b.fileno()]))
 b.close()  # the datagram holds it now: handoff is stopped, it has not read
 if what == "nested+direct":
-    c2, _ = lingering()
-    s.sendmsg([b"READY=1"], rights(c2.fileno()))
+    c2, _ = lingering(60)
+    s.sendmsg([b"READY=1"], rights([c2.fileno()]))
     c2.close()
 print("sent", queued, flush=True)
 sys.stdin.read()
@@ -421,33 +429,10 @@ def test_freeze_notify_socket_nested(tmp):
 # closes them itself, one by one, comes to the lingering socket after the
 # attacker has let go of its copy. argv: address, "nested", "filler" or
 # "nested+filler", how many. Prints "sent K".
-SATURATE = r"""
-import array, select, signal, socket, struct, sys
+SATURATE = _LINGERING + r"""
+import select, signal
 signal.signal(signal.SIGALRM, lambda *_: None)
-addr, what, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if addr.startswith("@"):
-    addr = "\0" + addr[1:]
-keep = []
-def rights(fds):
-    return [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))]
-def lingering():
-    srv = socket.socket()
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    c = socket.socket()
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    c.connect(srv.getsockname())
-    peer, _ = srv.accept()
-    keep.extend([srv, peer])  # the peer never reads; its exit resets c
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 2**31 - 1))
-    c.setblocking(False)
-    try:
-        while True:
-            c.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
-    return c
+addr, what, n = unix_address(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.connect(addr)
 s.setblocking(False)
@@ -462,7 +447,7 @@ def send(fds):
 sent = 0
 for _ in range(n):
     if what.startswith("nested"):
-        c = lingering()
+        c, _ = lingering(2**31 - 1)
         a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         a.sendmsg([b"x"], rights([c.fileno()]))
         c.close(); a.close()
