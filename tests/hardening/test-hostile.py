@@ -35,6 +35,7 @@ SO_PASSRIGHTS), the freeze and starve tests put it in a directory of their
 own ($RUNTIME_DIRECTORY, 0755) and open the socket file to everyone, as a
 careless RuntimeDirectoryMode= and a chmod would."""
 
+import contextlib
 import json
 import os
 import re
@@ -187,14 +188,50 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def finish(h, load, rss0):
-    res = load.stop()
-    check(res["failed"] == 0, f"failed requests: {res}")
-    check(res["ok"] > 0, f"the load client was served: {res}")
-    rss = rss_kib(h.main_pid())
-    check(rss - rss0 < RSS_GROWTH_KIB, f"handoff's RSS grew from {rss0} to {rss} KiB")
-    check(h.stop() == 0, h.log())
-    return res
+class UnderLoad(contextlib.ExitStack):
+    """The scene of an attack: h, serving, with a load client on port (h's
+    by default) and rss0, handoff's RSS as the attack starts. Leaving the
+    with-block, pass or fail, stops the attackers started by attack() (and
+    whatever else a test gave to callback()), kills the load client if it
+    still runs and closes h."""
+
+    def __init__(self, h, tmp, port=None):
+        super().__init__()
+        self.h = h
+        self.callback(h.close)
+        try:
+            self.load = Load(f"127.0.0.1:{port or h.port}", tmp)
+        except BaseException:
+            self.close()
+            raise
+        self.callback(lambda: self.load.proc.poll() is None and self.load.proc.kill())
+        self.rss0 = None
+
+    def __enter__(self):
+        super().__enter__()
+        try:
+            self.rss0 = rss_kib(self.h.main_pid())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def attack(self, script, *args, **kw):
+        a = Attacker(script, *args, **kw)
+        self.callback(a.stop)
+        return a
+
+    def finish(self, stop_within=40):
+        """No failed request, handoff's RSS bounded, a clean stop within
+        stop_within s; returns how long the stop took."""
+        res = self.load.stop()
+        check(res["failed"] == 0, f"failed requests: {res}")
+        check(res["ok"] > 0, f"the load client was served: {res}")
+        rss = rss_kib(self.h.main_pid())
+        check(rss - self.rss0 < RSS_GROWTH_KIB, f"handoff's RSS grew from {self.rss0} to {rss} KiB")
+        t0 = time.monotonic()
+        check(self.h.stop(timeout=stop_within) == 0, self.h.log())
+        return time.monotonic() - t0
 
 
 # ---- (a) freeze --------------------------------------------------------------
@@ -264,26 +301,16 @@ def test_freeze_notify_socket(tmp):
     by uid 65534: dropped for its uid, its fd closed without waiting."""
     need_root_and_setpriv()
     h = start(tmp, "--notify-socket=abstract")  # a path socket sits in a 0700 dir: out of reach
-    load = Load(f"127.0.0.1:{h.port}", tmp)
-    attackers = []
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         address = notify_socket_of(h.generation_pid(2))  # the serving one, since the baseline reload
         for _ in range(3):
-            a = Attacker(FREEZE, "dgram", "@" + address[1:])
-            attackers.append(a)
+            a = scene.attack(FREEZE, "dgram", "@" + address[1:])
             check(a.line.startswith("sent "), f"the attacker passed its socket: {a.line}")
             check(int(a.line.split()[1]) > 0, f"with unsent data: {a.line}")
         wait_for(lambda: h.log().count("sender has another uid") >= 3, 10, "the datagrams dropped")
         took = reload_within(h)
         print(f"  reload after 3 lingering sockets on the notify socket: {took * 1000:.0f} ms")
-        finish(h, load, rss0)
-    finally:
-        for a in attackers:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # What the closers' attackers share (a prefix of their scripts): keep,
@@ -350,28 +377,26 @@ sys.stdin.read()
 STOP_WITHIN = 10.0
 
 
-def attack_stopped(h, address, what, n=1):
+def attack_stopped(scene, address, what, n=1):
     """Runs n NESTED attackers against address while handoff is stopped
     (SIGSTOP), so that every copy the attacker had is closed before handoff
     reads: handoff's is the last reference then, as an attacker racing it
     would get sooner or later."""
-    pid = h.main_pid()
-    attackers = []
+    pid = scene.h.main_pid()
     os.kill(pid, signal.SIGSTOP)
     try:
         wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
         for _ in range(n):
-            a = Attacker(NESTED, address, what)
-            attackers.append(a)
+            a = scene.attack(NESTED, address, what)
             check(a.line.startswith("sent ") and int(a.line.split()[1]) > 0, f"the attacker passed its socket: {a.line}")
     finally:
         os.kill(pid, signal.SIGCONT)
-    return attackers
 
 
-def answers_and_stops_promptly(h, load, rss0):
+def answers_and_stops_promptly(scene):
     """handoff status and a reload answer within far less than the linger
     time, and handoff exits promptly at its stop, closers waiting or not."""
+    h = scene.h
     t0 = time.monotonic()
     p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=60)
     took = time.monotonic() - t0
@@ -379,15 +404,7 @@ def answers_and_stops_promptly(h, load, rss0):
           f"status: exit {p.returncode} after {took:.2f} s: {p.stderr}\n{h.log()[-3000:]}")
     print(f"  status: {took * 1000:.0f} ms")
     reload_within(h)
-    res = load.stop()
-    check(res["failed"] == 0 and res["ok"] > 0, f"the load client: {res}")
-    rss = rss_kib(h.main_pid())
-    check(rss - rss0 < RSS_GROWTH_KIB, f"handoff's RSS grew from {rss0} to {rss} KiB")
-    t0 = time.monotonic()
-    code = h.stop(timeout=STOP_WITHIN)
-    took = time.monotonic() - t0
-    check(code == 0, h.log())
-    print(f"  stop: {took * 1000:.0f} ms")
+    print(f"  stop: {scene.finish(STOP_WITHIN) * 1000:.0f} ms")
 
 
 def test_freeze_notify_socket_nested(tmp):
@@ -397,21 +414,12 @@ def test_freeze_notify_socket_nested(tmp):
     out the linger time while the loop answers."""
     need_root_and_setpriv()
     h = start(tmp, "--notify-socket=abstract")
-    load = Load(f"127.0.0.1:{h.port}", tmp)
-    attackers = []
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         address = notify_socket_of(h.generation_pid(2))  # the serving one, since the baseline reload
-        attackers = attack_stopped(h, "@" + address[1:], "nested", n=3)
+        attack_stopped(scene, "@" + address[1:], "nested", n=3)
         # A loop that waits out each linger time logs one in 60 s.
         wait_for(lambda: h.log().count("sender has another uid") >= 3, 10, "the 3 datagrams dropped")
-        answers_and_stops_promptly(h, load, rss0)
-    finally:
-        for a in attackers:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        answers_and_stops_promptly(scene)
 
 
 # Saturating the closers: lingering sockets nested in unix sockets (as
@@ -507,20 +515,18 @@ def test_saturate_closers(tmp):
     once the attacker is gone the socket is read again and a reload works."""
     need_root_and_setpriv()
     h = start(tmp, "--notify-socket=abstract", "--start-timeout=3s")
-    load = Load(f"127.0.0.1:{h.port}", tmp)
     attackers, sent = [], []
 
     def attack(what, n):
         # What was sent before is read (and its fds queued) first.
         wait_for(lambda: h.log().count("sender has another uid") >= sum(sent), 10, "the datagrams read")
-        a = Attacker(SATURATE, address, what, n, timeout=60)
+        a = scene.attack(SATURATE, address, what, n, timeout=60)
         attackers.append(a)
         check(a.line.startswith("sent "), f"the attacker: {a.line}")
         sent.append(int(a.line.split()[1]))
         return sent[-1]
 
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         address = "@" + notify_socket_of(h.generation_pid(2))[1:]  # the serving one, since the baseline reload
         # Every closer held (and some more wait in their queue: the
         # attacker's own close is the last one now and then).
@@ -564,13 +570,7 @@ def test_saturate_closers(tmp):
         wait_for(lambda: closer_threads(h.main_pid()) == 0, 30, "the closers done")
         h.wait_log("Reading generation 2's notify socket again", 10)
         reload_within(h)
-        finish(h, load, rss0)
-    finally:
-        for a in attackers:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 def test_freeze_spare_notify_socket(tmp):
@@ -583,25 +583,17 @@ def test_freeze_spare_notify_socket(tmp):
     if MODE != "supervise":
         raise Skip("the spare notify socket stays in one handoff process in supervise mode only")
     h = start(tmp, "--notify-socket=abstract", measure=False)
-    load = Load(f"127.0.0.1:{h.port}", tmp)
-    attackers = []
-    try:
+    with UnderLoad(h, tmp) as scene:
         address = notify_socket_of(h.generation_pid(1))
         baseline(h, settle=True)  # generation 1 gone: its socket is the spare
-        rss0 = rss_kib(h.main_pid())
+        scene.rss0 = rss_kib(h.main_pid())
         name = "@" + address[1:]
         with open("/proc/net/unix") as f:
             check(any(line.split()[-1] == name for line in f if len(line.split()) >= 8),
                   f"{name} is kept as the spare")
-        attackers = attack_stopped(h, name, "nested+direct")
+        attack_stopped(scene, name, "nested+direct")
         h.wait_log("Not reusing notify socket", 10)
-        answers_and_stops_promptly(h, load, rss0)
-    finally:
-        for a in attackers:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        answers_and_stops_promptly(scene)
 
 
 def test_freeze_control_socket(tmp):
@@ -610,13 +602,11 @@ def test_freeze_control_socket(tmp):
     without waiting; the connection is closed at accept either way."""
     need_root_and_setpriv()
     h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp)}, verbose=False)
-    load = Load(f"127.0.0.1:{h.port}", tmp)
     attackers = []
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         path = open_socket_file(h)
         for _ in range(3):
-            a = Attacker(FREEZE, "seqpacket", path)
+            a = scene.attack(FREEZE, "seqpacket", path)
             attackers.append(a)
             # EPERM: the kernel refused the fd (SO_PASSRIGHTS); EPIPE or
             # ECONNRESET: handoff had closed the connection at accept.
@@ -628,13 +618,7 @@ def test_freeze_control_socket(tmp):
         check(h.log().count("Refused a control connection") == 1, "logged once, not per connection")
         took = reload_within(h)
         print(f"  reload after 3 lingering sockets on the control socket: {took * 1000:.0f} ms")
-        finish(h, load, rss0)
-    finally:
-        for a in attackers:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 def test_freeze_control_socket_kernel_without_passrights(tmp):
@@ -643,10 +627,8 @@ def test_freeze_control_socket_kernel_without_passrights(tmp):
     and closed without waiting before it is closed."""
     need_root_and_setpriv()
     h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp), "HANDOFF_TEST_PASS_RIGHTS": "1"}, verbose=False)
-    load = Load(f"127.0.0.1:{h.port}", tmp)
     attackers = []
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         path = open_socket_file(h)
         # handoff refuses the attacker's uid at accept and shuts the
         # connection down at once, so an attacker that sends after that
@@ -659,7 +641,7 @@ def test_freeze_control_socket_kernel_without_passrights(tmp):
         try:
             wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
             for _ in range(3):
-                a = Attacker(FREEZE, "seqpacket", path)
+                a = scene.attack(FREEZE, "seqpacket", path)
                 attackers.append(a)
                 check(a.line.startswith("sent "), f"the attacker passed its socket: {a.line}")
                 check(int(a.line.split()[1]) > 0, f"with unsent data: {a.line}")
@@ -668,13 +650,7 @@ def test_freeze_control_socket_kernel_without_passrights(tmp):
         wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
         took = reload_within(h)
         print(f"  fds let in: {[a.line.split()[0] for a in attackers]}; reload {took * 1000:.0f} ms")
-        finish(h, load, rss0)
-    finally:
-        for a in attackers:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # ---- (b) starve --------------------------------------------------------------
@@ -704,12 +680,9 @@ def test_starve_control_socket(tmp):
     accept; root's reload is answered at once."""
     need_root_and_setpriv()
     h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp)}, verbose=False)
-    load = Load(f"127.0.0.1:{h.port}", tmp)
-    a = None
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         path = open_socket_file(h)
-        a = Attacker(STARVE, path, 900)
+        a = scene.attack(STARVE, path, 900)
         held = int(a.line.split()[0])
         check(held >= 800, f"the attacker got its connections: {a.line}")
         fds = harness.fd_count(h.main_pid())
@@ -717,13 +690,7 @@ def test_starve_control_socket(tmp):
         took = reload_within(h)
         print(f"  {held} idle connections from uid {NOBODY}: handoff holds {fds} fds; reload {took * 1000:.0f} ms")
         check(h.log().count("Refused a control connection") == 1, "one warning, the rest at debug level")
-        finish(h, load, rss0)
-    finally:
-        if a:
-            a.stop()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # ---- the service manager's socket --------------------------------------------
@@ -738,9 +705,8 @@ def test_flood_the_managers_socket(tmp):
     fails cleanly, and the next one succeeds."""
     need_root_and_setpriv()
     h = start(tmp, verbose=False)
-    load = Load(f"127.0.0.1:{h.port}", tmp)
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
+        scene.callback(h.notify.resume)
         os.chmod(tmp, 0o755)
         os.chmod(h.notify.path, 0o777)  # as /run/systemd/notify is
         h.notify.pause()
@@ -764,12 +730,7 @@ def test_flood_the_managers_socket(tmp):
         check(kinds == ["RELOADING", "READY"], f"in order: {msgs}")
         if MODE == "handover":
             reload_within(h)
-        finish(h, load, rss0)
-    finally:
-        h.notify.resume()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # ---- root and a service user ------------------------------------------------------
@@ -822,8 +783,6 @@ def test_root_reaches_a_service_user_handoff(tmp):
     h = Launched(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=5s"], [FIXTURE],
                  notify=fake, env={"RUNTIME_DIRECTORY": rt, "RT": rt},
                  prefix=["unshare", "-m", "--propagation", "private", "sh", "-c", _SERVICE_USER, "sh"])
-    a = None
-    load = None
     try:
         h.port = port
         h.wait_ready(1)
@@ -832,8 +791,10 @@ def test_root_reaches_a_service_user_handoff(tmp):
         check(os.listdir(rt) == [], "the socket is not in this mount namespace")
         path = control_socket_path(h.main_pid())
         check(path == f"/proc/{h.main_pid()}/root{rt}/control.{h.main_pid()}", path)
-        load = Load(f"127.0.0.1:{port}", tmp)
-        rss0 = rss_kib(h.main_pid())
+    except BaseException:
+        h.close()
+        raise
+    with UnderLoad(h, tmp) as scene:
         p = subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
         check(p.returncode == 0 and "serving" in p.stdout, f"root's status: {p.returncode} {p.stderr}")
         reload_within(h)
@@ -841,22 +802,14 @@ def test_root_reaches_a_service_user_handoff(tmp):
                             f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)
         check(p.returncode == 3 and "permission denied" in p.stderr, f"uid 1: {p.returncode} {p.stderr}")
         # handoff's own uid floods: 32 held, 8 refused with an answer.
-        a = Attacker(HOLD, control_socket_path(h.main_pid()), 40)
+        a = scene.attack(HOLD, control_socket_path(h.main_pid()), 40)
         held, refused = map(int, a.line.split())
         check((held, refused) == (32, 8), f"held {held}, refused {refused}")
         took = reload_within(h)
         print(f"  root -> handoff as 65534 in another mount namespace: reload {took * 1000:.0f} ms with its own "
               f"uid holding {held} connections ({refused} refused)")
         a.stop()
-        a = None
-        finish(h, load, rss0)
-    finally:
-        if a:
-            a.stop()
-        if load and load.proc.poll() is None:
-            load.proc.kill()
-        h.kill_all()
-        fake.close()
+        scene.finish()
 
 
 # ---- (c) squat ---------------------------------------------------------------
@@ -892,17 +845,11 @@ def test_squat_the_next_name(tmp):
     try:
         check(set(a.line.split()) == {"EACCES"}, f"every bind refused: {a.line}")
         h = start(tmp)
-        load = Load(f"127.0.0.1:{h.port}", tmp)
-        try:
-            rss0 = rss_kib(h.main_pid())
+        with UnderLoad(h, tmp) as scene:
             check(control_socket_path(h.main_pid()) == f"/proc/{h.main_pid()}/root/run/handoff/control.{h.main_pid()}",
                   control_socket_path(h.main_pid()))
             reload_within(h)
-            finish(h, load, rss0)
-        finally:
-            if load.proc.poll() is None:
-                load.proc.kill()
-            h.close()
+            scene.finish()
     finally:
         a.stop()
 
@@ -970,9 +917,7 @@ def test_closed_stdio_goes_to_dev_null(tmp):
             target = os.readlink(f"/proc/{pid}/fd/{fd}")
             check(target == "/dev/null", f"pid {pid} fd {fd} -> {target}")
     baseline(h)
-    load = Load(f"127.0.0.1:{port}", tmp)
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp, port) as scene:
         took = reload_within(h, takeover_logged=False)
         p = wait_for(lambda: (lambda q: q if q.returncode == 0 and "serving" in q.stdout else None)(
             subprocess.run([HANDOFF, "status", f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30)),
@@ -985,11 +930,7 @@ def test_closed_stdio_goes_to_dev_null(tmp):
             target = os.readlink(f"/proc/{h.main_pid()}/fd/{fd}")
             check(target == "/dev/null", f"after the reload: fd {fd} -> {target}")
         print(f"  fds 0-2 of handoff and its generation: /dev/null; reload {took * 1000:.0f} ms")
-        finish(h, load, rss0)
-    finally:
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # ---- (e) unix listen on a live socket with a full backlog ----------------------
@@ -1142,9 +1083,7 @@ def test_large_status_json_is_valid(tmp):
     h.port = ports[0]
     h.wait_ready(1)
     baseline(h)
-    load = Load(f"127.0.0.1:{ports[0]}", tmp)
-    try:
-        rss0 = rss_kib(h.main_pid())
+    with UnderLoad(h, tmp) as scene:
         p = subprocess.run([HANDOFF, "status", "--json", f"--pid={h.main_pid()}"], capture_output=True, text=True,
                            timeout=30)
         check(p.returncode == 0, f"{p.returncode} {p.stderr}")
@@ -1156,11 +1095,7 @@ def test_large_status_json_is_valid(tmp):
               f"the text ends with its last line: {t.stdout[-200:]!r}")
         print(f"  status --json: {len(p.stdout)} bytes, valid")
         reload_within(h)
-        finish(h, load, rss0)
-    finally:
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # ---- (g) EMFILE ----------------------------------------------------------------
@@ -1189,11 +1124,10 @@ def test_out_of_fds_no_spin(tmp):
     # by itself.
     h = start(tmp, measure=False)
     baseline(h, settle=True)
-    load = Load(f"127.0.0.1:{h.port}", tmp)
     held = []
-    try:
+    with UnderLoad(h, tmp) as scene:
+        scene.callback(lambda: [s.close() for s in held])
         pid = h.main_pid()
-        rss0 = rss_kib(pid)
         old = nofile_of(pid)
         prlimit_nofile(pid, harness.fd_count(pid) + 3, old[1] if old[1] > 0 else 1 << 20)
         # Idle authorised clients: three take the last fds, the rest queue.
@@ -1225,13 +1159,7 @@ def test_out_of_fds_no_spin(tmp):
         print(f"  out of fds: {cpu * 1000:.0f} ms CPU in 1.5 s, {refused} clients refused with an answer")
         prlimit_nofile(pid, *old)
         reload_within(h)
-        finish(h, load, rss0)
-    finally:
-        for s in held:
-            s.close()
-        if load.proc.poll() is None:
-            load.proc.kill()
-        h.close()
+        scene.finish()
 
 
 # ---- limits ----------------------------------------------------------------------
