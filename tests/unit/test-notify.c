@@ -613,14 +613,17 @@ START_TEST(test_receive_own_pid) {
 }
 END_TEST
 
-START_TEST(test_receive_child_pid) {
-        NotifySocket n = open_notify();
+/* READY=1 to n's abstract address from a child (as uid, unless it is -1),
+ * which has exited when this returns its pid. */
+static pid_t ready_from_child(const NotifySocket *n, uid_t uid) {
         pid_t child = fork();
         ck_assert_int_ge(child, 0);
         if (child == 0) {
+                if (uid != (uid_t) -1 && (setgid(uid) < 0 || setuid(uid) < 0))
+                        _exit(2);
                 struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                size_t l = strlen(n.address + 1);
-                memcpy(sa.sun_path + 1, n.address + 1, l);
+                size_t l = strlen(n->address + 1);
+                memcpy(sa.sun_path + 1, n->address + 1, l);
                 int s = socket(AF_UNIX, SOCK_DGRAM, 0);
                 ssize_t k = sendto(s, "READY=1", 7, 0, (struct sockaddr *) &sa,
                                    (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l));
@@ -628,7 +631,13 @@ START_TEST(test_receive_child_pid) {
         }
         int status;
         ck_assert_int_eq(waitpid(child, &status, 0), child);
-        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child could not send (status %d)", status);
+        return child;
+}
+
+START_TEST(test_receive_child_pid) {
+        NotifySocket n = open_notify();
+        pid_t child = ready_from_child(&n, (uid_t) -1);
 
         char buf[64];
         pid_t pid = 0;
@@ -727,22 +736,7 @@ START_TEST(test_receive_other_uid) {
                 return;
         }
         NotifySocket n = open_notify();
-        pid_t child = fork();
-        ck_assert_int_ge(child, 0);
-        if (child == 0) {
-                if (setgid(65534) < 0 || setuid(65534) < 0)
-                        _exit(2);
-                struct sockaddr_un sa = { .sun_family = AF_UNIX };
-                size_t l = strlen(n.address + 1);
-                memcpy(sa.sun_path + 1, n.address + 1, l);
-                int s = socket(AF_UNIX, SOCK_DGRAM, 0);
-                ssize_t k = sendto(s, "READY=1", 7, 0, (struct sockaddr *) &sa,
-                                   (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + l));
-                _exit(k == 7 ? 0 : 1);
-        }
-        int status;
-        ck_assert_int_eq(waitpid(child, &status, 0), child);
-        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child could not send (status %d)", status);
+        pid_t child = ready_from_child(&n, 65534);
 
         char buf[64];
         pid_t pid = 0;
