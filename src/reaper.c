@@ -8,6 +8,7 @@
 
 #include "cgroup.h"
 #include "log.h"
+#include "proc-stat.h"
 #include "reaper.h"
 #include "time-util.h"
 #include "util.h"
@@ -96,31 +97,13 @@ void reaper_resume_subreaper(bool was) {
                 (void) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
 }
 
-#define PF_EXITING 0x00000004 /* include/linux/sched.h: the task is in do_exit() */
-
-/* Reads pid's process group from /proc/PID/stat, and whether it is exiting
- * (in do_exit(), or a zombie); -errno when it is gone. */
-static int read_stat(pid_t pid, pid_t *ret, bool *ret_exiting) {
-        char path[64], buf[512];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -errno;
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        if (n <= 0)
-                return n < 0 ? -errno : -EIO;
-        buf[n] = '\0';
-        /* The command name may hold anything, ")" included: the fields
-         * after the last ")" are "state ppid pgrp ...". */
-        const char *p = strrchr(buf, ')');
-        int ppid, pgrp, session, tty, tpgid;
-        unsigned flags;
-        char state;
-        if (!p || sscanf(p + 1, " %c %d %d %d %d %d %u", &state, &ppid, &pgrp, &session, &tty, &tpgid, &flags) != 7)
-                return -EIO;
-        *ret = pgrp;
-        if (ret_exiting)
-                *ret_exiting = state == 'Z' || state == 'X' || (flags & PF_EXITING);
+/* pid's process group from /proc/PID/stat; -errno when it is gone. */
+static int read_pgrp(pid_t pid, pid_t *ret) {
+        ProcStat s;
+        int r = proc_stat_read(pid, &s);
+        if (r < 0)
+                return r;
+        *ret = s.pgrp;
         return 0;
 }
 
@@ -283,7 +266,7 @@ static void adopt(Reaper *r, pid_t pid) {
                 if (pid_list_has(t->strays, t->n_strays, pid))
                         return;
         pid_t pgid = 0;
-        if (read_stat(pid, &pgid, NULL) < 0)
+        if (read_pgrp(pid, &pgid) < 0)
                 return; /* exited meanwhile: the next SIGCHLD reaps it */
         ProcTree *t = find_group(r, pgid);
         /* Still in its generation's group, it is that generation's; it is
@@ -301,9 +284,9 @@ static void adopt(Reaper *r, pid_t pid) {
                  * gone before the daemon it left was looked at). It is our
                  * child, so it cannot be gone before we reap it. */
                 bool exiting = false;
-                pid_t unused;
                 if (number == -1) {
-                        (void) read_stat(pid, &unused, &exiting);
+                        ProcStat st;
+                        exiting = proc_stat_read(pid, &st) >= 0 && proc_stat_exiting(&st);
                         if (exiting)
                                 number = read_generation_of_threads(pid);
                 }
@@ -601,7 +584,7 @@ void proc_tree_warn_strays(ProcTree *t) {
         for (size_t i = 0; i < t->n_strays; i++) {
                 char comm[32];
                 pid_t pgid;
-                if (read_stat(t->strays[i], &pgid, NULL) < 0 || in_group(t, pgid))
+                if (read_pgrp(t->strays[i], &pgid) < 0 || in_group(t, pgid))
                         continue; /* gone, or still in the group */
                 comm_of(t->strays[i], comm, sizeof comm);
                 log_warning("Generation %u: pid %d (%s) left its process group; it gets the same drain deadline.",
@@ -624,7 +607,7 @@ unsigned proc_tree_count(ProcTree *t) {
                 char *end;
                 long pid = strtol(de->d_name, &end, 10);
                 pid_t pgid;
-                if (*end || pid <= 0 || read_stat((pid_t) pid, &pgid, NULL) < 0)
+                if (*end || pid <= 0 || read_pgrp((pid_t) pid, &pgid) < 0)
                         continue;
                 if (in_group(t, pgid) || pid_list_has(t->strays, t->n_strays, (pid_t) pid))
                         n++;
@@ -642,7 +625,7 @@ bool proc_tree_has(ProcTree *t, pid_t pid) {
                 return cgroup_has_pid(t->cgroup, pid);
         pid_t pgid;
         (void) group_gone(t);
-        return read_stat(pid, &pgid, NULL) >= 0 && (in_group(t, pgid) || pid_list_has(t->strays, t->n_strays, pid));
+        return read_pgrp(pid, &pgid) >= 0 && (in_group(t, pgid) || pid_list_has(t->strays, t->n_strays, pid));
 }
 
 uint64_t proc_tree_memory(ProcTree *t) {

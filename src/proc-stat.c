@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proc-stat.h"
+#include "util.h"
+
+#define PF_EXITING 0x00000004 /* include/linux/sched.h: the task is in do_exit() */
+
+int proc_stat_read(pid_t pid, ProcStat *ret) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", (int) pid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, sizeof buf - 1);
+        if (n <= 0)
+                return n < 0 ? -errno : -EIO;
+        buf[n] = '\0';
+        /* The command name may hold anything, ")" and spaces included: the
+         * fields after the last ")" are "state ppid pgrp session tty_nr
+         * tpgid flags", six counters and times, four more (cutime cstime
+         * priority nice), then num_threads (proc(5)). */
+        const char *p = strrchr(buf, ')');
+        ProcStat s = {};
+        if (!p || sscanf(p + 1, " %c %*d %d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld", &s.state,
+                         &s.pgrp, &s.flags, &s.threads) != 4)
+                return -EIO;
+        *ret = s;
+        return 0;
+}
+
+bool proc_stat_exiting(const ProcStat *s) {
+        return s->state == 'Z' || s->state == 'X' || (s->flags & PF_EXITING);
+}
+
+bool proc_stat_running(const ProcStat *s) {
+        /* A leader that exited before its other threads shows as a zombie
+         * until the last of them has exited; its thread count says they
+         * run (a zombie alone counts 1). */
+        return (s->state != 'Z' && s->state != 'X') || s->threads > 1;
+}
+
+int process_group_running(pid_t pgid) {
+        DIR *d = opendir("/proc");
+        if (!d)
+                return -errno;
+        /* /proc lists processes in the order of their pids, and a process
+         * started meanwhile gets the pid after the last one given out,
+         * higher than any live one's short of a wrap-around of the pid
+         * space: a member that forks and exits while we walk leaves its
+         * child ahead of us, where we see it. */
+        bool seen = false;
+        int r = 0;
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d))) {
+                char *end;
+                long pid = strtol(de->d_name, &end, 10);
+                ProcStat s;
+                if (*end || pid <= 0 || proc_stat_read((pid_t) pid, &s) < 0 || s.pgrp != pgid)
+                        continue;
+                seen = true;
+                r = proc_stat_running(&s);
+        }
+        closedir(d);
+        return r > 0 ? 1 : seen ? 0 : -ENOENT;
+}

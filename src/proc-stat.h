@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* A process as /proc/PID/stat shows it, and the process groups read from
+ * there: the reaper's and the retiree's view of processes that are not
+ * (or no longer) their children. */
+
+typedef struct ProcStat {
+        char state;             /* R, S, D, ...; Z a zombie, X dead */
+        pid_t pgrp;
+        unsigned flags;         /* the kernel's PF_* */
+        long threads;           /* of its thread group, its leader included */
+} ProcStat;
+
+/* Reads pid's stat; -errno when it is gone (or cannot be read), -EIO when
+ * the line cannot be parsed. */
+int proc_stat_read(pid_t pid, ProcStat *ret);
+
+/* Exiting: in do_exit(), or a zombie. */
+bool proc_stat_exiting(const ProcStat *s);
+
+/* Whether a thread of it still runs: not a zombie, or a zombie leader
+ * whose other threads run on (ps(1)'s "Zl"). */
+bool proc_stat_running(const ProcStat *s);
+
+/* Whether a member of process group pgid still runs, by a walk of /proc:
+ * 1; 0 when every member seen is a zombie; -ENOENT when none was seen
+ * (the group emptied meanwhile, or its members are hidden from us:
+ * hidepid=, another pid namespace's /proc); other -errno when /proc
+ * cannot be read. kill(-pgid, 0) cannot tell: a zombie is a member until
+ * it is reaped. */
+int process_group_running(pid_t pgid);
