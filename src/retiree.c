@@ -9,6 +9,7 @@
 #include "cgroup.h"
 #include "event-util.h"
 #include "log.h"
+#include "proc-stat.h"
 #include "retiree.h"
 #include "util.h"
 
@@ -69,10 +70,21 @@ void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret) {
 }
 
 /* Whether its process group has a member still (one of another uid
- * included). While one does, the group's id, its main's pid, is not
- * reused. */
-static bool group_populated(const Retiree *r) {
+ * included, and a zombie). While one does, the group's id, its main's
+ * pid, is not reused, and the group may be signalled. */
+static bool group_exists(const Retiree *r) {
         return kill(-r->pid, 0) == 0 || errno == EPERM;
+}
+
+/* Whether a process of its group still runs. A zombie is a member until
+ * it is reaped, and runs nothing: its main, whose parent is not us and
+ * may never reap it (a handover without a service manager, under an
+ * ancestor that does not reap), or a worker its live parent has not
+ * reaped yet. /proc is walked only while the group exists; a walk that
+ * cannot tell (no member seen: the group emptied meanwhile, or hidepid=
+ * hides them) counts as running, and the next poll asks again. */
+static bool group_running(const Retiree *r) {
+        return group_exists(r) && process_group_running(r->pid) != 0;
 }
 
 /* Its cgroup, whole, with one; and its process group: the generation's own
@@ -90,7 +102,7 @@ void retiree_kill(Retiree *r) {
          * as exited: the group, which check_gone() no longer waits for once
          * killed, is killed all the same. */
         bool exited = r->main_exited || pidfd_signal(r->pidfd, 0) < 0;
-        if (exited && r->group && group_populated(r))
+        if (exited && r->group && group_exists(r))
                 (void) kill(-r->pid, SIGKILL);
         if (exited)
                 return;
@@ -124,10 +136,10 @@ static int on_reread(sd_event_source *src, uint64_t usec, void *userdata) {
 static void check_gone(Retiree *r) {
         if (!r->main_exited)
                 return;
-        /* Its process group: no event says when it is empty. Once
-         * SIGKILLed, what is left of it is as good as gone (a zombie main
-         * its new parent has not reaped yet stays a member). */
-        int k = r->cgroup ? cgroup_populated(r->cgroup) : (r->group && !r->killed && group_populated(r));
+        /* Its process group: no event says when it is empty. Zombies do
+         * not count (a main whose parent is not ours may stay one for
+         * good). Once SIGKILLed, what is left of it is as good as gone. */
+        int k = r->cgroup ? cgroup_populated(r->cgroup) : (r->group && !r->killed && group_running(r));
         if (k > 0 && r->group) {
                 if (r->reread_source)
                         return;
@@ -169,7 +181,7 @@ static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void 
         if (r->cgroup && cgroup_populated(r->cgroup) == 1)
                 log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
                           "in %s.", whose(r->of), (int) r->pid, cgroup_path(r->cgroup));
-        else if (r->group && !r->killed && group_populated(r))
+        else if (r->group && !r->killed && group_running(r))
                 log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
                           "in its process group.", whose(r->of), (int) r->pid);
         check_gone(r);

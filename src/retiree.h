@@ -21,11 +21,12 @@
  * the OOM killer), which may have been accepting already: retired by us as
  * a failed candidate of ours is, by its stop signal and drain deadline.
  *
- * Without a cgroup it has ended once its main has exited and its process
- * group is empty (polled: its workers may outlive its main), and the
- * deadline's SIGKILL goes to that group, main exited or not: one we retire
- * has nobody else to end its workers, and one we hold has none once its
- * handoff is killed while they drain.
+ * Without a cgroup it has ended once its main has exited and no process
+ * of its process group runs (polled: its workers may outlive its main;
+ * zombies do not count, its main among them, which a parent that is not
+ * us may never reap), and the deadline's SIGKILL goes to that group, main
+ * exited or not: one we retire has nobody else to end its workers, and
+ * one we hold has none once its handoff is killed while they drain.
  *
  * With a delegated cgroup (cgroup.h) the generation is its cgroup, as it
  * is to that handoff: it has ended once its main has exited and the

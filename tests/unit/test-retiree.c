@@ -10,12 +10,15 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "proc-stat.h"
 #include "retiree.h"
 #include "unit.h"
 #include "util.h"
@@ -328,6 +331,155 @@ START_TEST(test_kill_after_an_undispatched_exit) {
 }
 END_TEST
 
+/* A main in a process group of its own, with, with_worker, a worker in it
+ * that ignores SIGTERM, whose parent is a middle process that never reaps
+ * it: exited, it stays a zombie, a member of its group, as an old main
+ * does under an ancestor that does not reap (a handover without a service
+ * manager). Returns the main's pid once it has set up its dispositions;
+ * the middle's in *ret_middle, the worker's (or 0) in *ret_worker, and in
+ * *ret_go the fd that tells the middle to reap the main and write its
+ * status to *ret_status. */
+static pid_t zombie_main(bool with_worker, pid_t *ret_middle, pid_t *ret_worker, int *ret_go, int *ret_status) {
+        int ready[2], go[2], status[2];
+        ck_assert_int_eq(pipe2(ready, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(go, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(status, O_CLOEXEC), 0);
+        pid_t middle = fork();
+        ck_assert_int_ge(middle, 0);
+        if (middle == 0) {
+                signal(SIGCHLD, SIG_DFL); /* not SIG_IGN: that would reap it */
+                pid_t pids[2] = { fork(), 0 };
+                if (pids[0] == 0) {
+                        sigset_t none;
+                        sigemptyset(&none);
+                        setpgid(0, 0);
+                        pid_t w = with_worker ? fork() : 0;
+                        if (w == 0 && with_worker) {
+                                signal(SIGTERM, SIG_IGN);
+                                sigprocmask(SIG_SETMASK, &none, NULL);
+                                for (;;)
+                                        pause();
+                        }
+                        signal(SIGTERM, SIG_DFL);
+                        sigprocmask(SIG_SETMASK, &none, NULL);
+                        pids[0] = getpid();
+                        pids[1] = w;
+                        (void) !write(ready[1], pids, sizeof pids);
+                        for (;;)
+                                pause();
+                }
+                char c;
+                int st = -1;
+                if (pids[0] > 0 && read(go[0], &c, 1) == 1 && waitpid(pids[0], &st, 0) != pids[0])
+                        st = -1;
+                (void) !write(status[1], &st, sizeof st);
+                _exit(0);
+        }
+        close(ready[1]);
+        close(go[0]);
+        close(status[1]);
+        pid_t pids[2];
+        ck_assert_int_eq(read(ready[0], pids, sizeof pids), (ssize_t) sizeof pids);
+        close(ready[0]);
+        *ret_middle = middle;
+        *ret_worker = pids[1];
+        *ret_go = go[1];
+        *ret_status = status[0];
+        return pids[0];
+}
+
+/* Has the middle reap the main; returns the main's wait status. */
+static int reap_zombie_main(pid_t middle, int go, int status_fd) {
+        int st;
+        ck_assert_int_eq(write(go, "x", 1), 1);
+        ck_assert_int_eq(read(status_fd, &st, sizeof st), (ssize_t) sizeof st);
+        ck_assert_int_eq(waitpid(middle, NULL, 0), middle);
+        close(go);
+        close(status_fd);
+        return st;
+}
+
+static bool zombie(pid_t pid) {
+        ProcStat s;
+        return proc_stat_read(pid, &s) == 0 && s.state == 'Z';
+}
+
+/* Its main exited at SIGTERM and nobody reaps it: its process group has
+ * the zombie only, which runs nothing. The generation has ended then, well
+ * before its deadline and without a SIGKILL. Before, the zombie held it to
+ * its deadline (for good with --drain-timeout=infinity, until a second
+ * stop). */
+START_TEST(test_zombie_main_ends_the_generation) {
+        pid_t middle, worker;
+        int go, status_fd;
+        pid_t pid = zombie_main(false, &middle, &worker, &go, &status_fd);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, pidfd_open_pid(pid), SIGTERM, 60 * USEC_PER_SEC, NULL,
+                                       count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        /* Polled every 100 ms: 2 s is plenty, and well within Check's
+         * timeout, which would hide what failed. */
+        usec_t end = now_monotonic() + 2 * USEC_PER_SEC;
+        while (gone_calls == 0 && now_monotonic() < end)
+                ck_assert_int_ge(sd_event_run(e, 20 * USEC_PER_MSEC), 0);
+        ck_assert_msg(gone_calls == 1, "a zombie main held its generation (main exited: %d)", main_exited(r));
+        ck_assert(main_exited(r));
+        /* Still there, unreaped, a member of its group. */
+        ck_assert(zombie(pid));
+        ck_assert_int_eq(kill(-pid, 0), 0);
+        int st = reap_zombie_main(middle, go, status_fd);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* The same zombie main with a worker that ignores SIGTERM beside it in the
+ * group: the worker runs, so the generation has not ended; the deadline's
+ * SIGKILL goes to the group, and it has ended then. */
+START_TEST(test_zombie_main_with_a_worker_held_to_the_deadline) {
+        pid_t middle, worker;
+        int go, status_fd;
+        /* The worker, orphaned with its main's exit, is ours to reap (each
+         * test runs in a process of its own). */
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        pid_t pid = zombie_main(true, &middle, &worker, &go, &status_fd);
+        ck_assert_int_gt(worker, 0);
+        int worker_fd = pidfd_open_pid(worker);
+        ck_assert_int_ge(worker_fd, 0);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, 500 * USEC_PER_MSEC, NULL,
+                                       count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        while (!main_exited(r))
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        ck_assert(zombie(pid));
+        /* Polled every 100 ms: three polls see the worker run. */
+        run_until(e, &gone_calls, 0, 300);
+        ck_assert_uint_eq(gone_calls, 0);
+        run_until(e, &gone_calls, 1, 0);
+        StatusGeneration g;
+        retiree_status(r, now_monotonic(), &g);
+        ck_assert_uint_eq(g.kill_in, USEC_INFINITY); /* the deadline came */
+        int st;
+        struct pollfd p = { .fd = worker_fd, .events = POLLIN };
+        ck_assert_int_eq(poll(&p, 1, 2000), 1); /* the worker has exited */
+        close(worker_fd);
+        ck_assert_int_eq(waitpid(worker, &st, 0), worker);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        st = reap_zombie_main(middle, go, status_fd);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_pidfd_get_pid) {
         pid_t pid;
         int fd = pidfd_open_pid(getpid());
@@ -353,6 +505,8 @@ int main(void) {
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
         tcase_add_test(tc, test_orphan_process_group_held_to_the_deadline);
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
+        tcase_add_test(tc, test_zombie_main_ends_the_generation);
+        tcase_add_test(tc, test_zombie_main_with_a_worker_held_to_the_deadline);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
