@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -255,6 +257,68 @@ static int open_inet(const ListenAddress *a, const char *spec, int *ret_fd) {
         if (r < 0)
                 return log_error_errno(r, "Failed to %s %s: %m", step, spec);
         return 0;
+}
+
+/* Whether the bound address sa (len bytes) is one that host (NULL: the
+ * wildcard) and a->port resolve to. */
+static bool inet_address_matches(const ListenAddress *a, const struct sockaddr *sa, socklen_t len) {
+        if (sa->sa_family == AF_INET && len >= (socklen_t) sizeof(struct sockaddr_in)) {
+                const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
+                if (!a->host)
+                        return in->sin_addr.s_addr == htonl(INADDR_ANY);
+        } else if (sa->sa_family == AF_INET6 && len >= (socklen_t) sizeof(struct sockaddr_in6)) {
+                const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *) sa;
+                if (!a->host)
+                        return IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr);
+        } else
+                return false;
+        struct addrinfo hints = {
+                .ai_family = sa->sa_family,
+                .ai_socktype = socket_type(a),
+                .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+        }, *res = NULL;
+        if (getaddrinfo(a->host, a->port, &hints, &res) != 0)
+                return false;
+        bool found = false;
+        for (const struct addrinfo *i = res; i && !found; i = i->ai_next) {
+                if (i->ai_family != sa->sa_family)
+                        continue;
+                if (sa->sa_family == AF_INET)
+                        found = memcmp(&((const struct sockaddr_in *) i->ai_addr)->sin_addr,
+                                       &((const struct sockaddr_in *) sa)->sin_addr, sizeof(struct in_addr)) == 0;
+                else
+                        found = memcmp(&((const struct sockaddr_in6 *) i->ai_addr)->sin6_addr,
+                                       &((const struct sockaddr_in6 *) sa)->sin6_addr, sizeof(struct in6_addr)) == 0;
+        }
+        freeaddrinfo(res);
+        return found;
+}
+
+bool listen_address_matches(const ListenAddress *a, int fd) {
+        int type = 0;
+        socklen_t tlen = sizeof type;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) < 0 || type != socket_type(a) ||
+            getsockname(fd, (struct sockaddr *) &ss, &len) < 0)
+                return false;
+        const struct sockaddr *sa = (const struct sockaddr *) &ss;
+        if (a->kind == ADDR_UNIX_STREAM || a->kind == ADDR_UNIX_DGRAM) {
+                const struct sockaddr_un *un = (const struct sockaddr_un *) &ss;
+                size_t off = offsetof(struct sockaddr_un, sun_path), l = strlen(a->path);
+                if (sa->sa_family != AF_UNIX || len <= off)
+                        return false;
+                size_t n = (size_t) len - off;
+                if (a->abstract)
+                        return n == l + 1 && un->sun_path[0] == '\0' && memcmp(un->sun_path + 1, a->path, l) == 0;
+                return strnlen(un->sun_path, n) == l && memcmp(un->sun_path, a->path, l) == 0;
+        }
+        uint16_t port = sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *) sa)->sin_port)
+                      : sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *) sa)->sin6_port)
+                      : 0;
+        if (port == 0 || port != (uint16_t) atoi(a->port))
+                return false;
+        return inet_address_matches(a, sa, len);
 }
 
 int listen_address_open(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created_path) {

@@ -37,3 +37,8 @@ bool fdname_is_valid(const char *s);
  * Errors are logged here, with the address, because only here is it known
  * which step failed. */
 int listen_address_open(const ListenAddress *a, const char *spec, int *ret_fd, char **ret_created_path);
+
+/* Whether fd, a socket a previous handoff opened for a --listen (and put
+ * into systemd's fd store), is what a asks for now: of its type, bound to
+ * its path, abstract name, or port and (resolved) host. */
+bool listen_address_matches(const ListenAddress *a, int fd);

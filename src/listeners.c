@@ -182,6 +182,17 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                 int fd = -EBADF;
                 char *created = NULL;
                 bool reused = i < l->n_recovered && l->recovered[i] >= 0;
+                if (reused && !listen_address_matches(&a, l->recovered[i])) {
+                        /* --listen changed since a previous handoff stored
+                         * it (a restart that kept systemd's store, a crash
+                         * after a daemon-reload): serving the old address
+                         * would ignore the new one. Closed before the new one
+                         * is bound, which may take the same port. */
+                        log_info("Not reusing the socket the service manager's fd store holds for --listen %zu: it is "
+                                 "not %s.", i + 1, specs[i]);
+                        l->recovered[i] = safe_close(l->recovered[i]);
+                        reused = false;
+                }
                 if (reused) {
                         /* Never closed since a previous handoff opened it:
                          * clients queued meanwhile are served now. */

@@ -360,6 +360,47 @@ def test_env_systemd_sockets_and_names_are_used(tmp):
         h.kill_all()
 
 
+def test_env_recovered_listen_socket_reused(tmp):
+    """The good case beside the one below: a stored socket bound where its
+    --listen says is reused, never closed."""
+    a, port_a = listening_socket()
+    h = Launched(tmp, ["-l", f"localhost:{port_a}"], [FIXTURE], fds=[a.fileno()],
+                 env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0"})
+    a.close()
+    try:
+        h.wait_log("is ready")
+        check(f"Reusing localhost:{port_a} from the service manager's fd store" in h.log(), h.log())
+        check(http_get(port_a)[0] == 200, h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
+def test_env_recovered_listen_socket_of_another_address(tmp):
+    """A --listen socket a previous handoff put into systemd's fd store
+    (handoff.listen.N) is reused only for the address it is bound to: after
+    the unit's --listen changed (a restart with FileDescriptorStorePreserve=,
+    or a crash after a daemon-reload), the new address is opened and the old
+    socket closed, not served in its place."""
+    a, port_a = listening_socket()
+    port_b = free_port()
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port_b}"], [FIXTURE], fds=[a.fileno()],
+                 env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0"})
+    a.close()
+    try:
+        h.wait_log("is ready")
+        check(http_get(port_b)[0] == 200, f"the new address is served; log:\n{h.log()}")
+        check(f"Reusing 127.0.0.1:{port_b}" not in h.log(), h.log())
+        try:
+            socket.create_connection(("127.0.0.1", port_a), timeout=2).close()
+            check(False, f"the old address is still served; log:\n{h.log()}")
+        except ConnectionRefusedError:
+            pass
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
 def test_env_inherited_fd_not_a_socket(tmp):
     r, w = os.pipe()
     s, _ = listening_socket()

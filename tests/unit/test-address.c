@@ -687,6 +687,71 @@ START_TEST(test_open_udp_loopback) {
 }
 END_TEST
 
+/* Whether spec asks for fd (parsed here). */
+static bool spec_matches(const char *spec, int fd) {
+        ListenAddress a = {};
+        const char *err = NULL;
+        ck_assert_msg(listen_address_parse(spec, &a, &err) == 0, "parse \"%s\": %s", spec, err ? err : "");
+        bool r = listen_address_matches(&a, fd);
+        listen_address_done(&a);
+        return r;
+}
+
+/* A socket recovered from systemd's fd store is reused for a --listen only
+ * if it is what that --listen asks for now. */
+START_TEST(test_matches) {
+        unsigned port = free_port(SOCK_STREAM), other = free_port(SOCK_STREAM);
+        char spec[160];
+        int fd;
+        char *created;
+
+        snprintf(spec, sizeof spec, "127.0.0.1:%u", port);
+        ck_assert_int_eq(open_spec(spec, &fd, &created), 0);
+        ck_assert(spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "tcp:localhost:%u=web", port);
+        ck_assert(spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "127.0.0.1:%u", other);
+        ck_assert(!spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "%u", port); /* the wildcard, not loopback */
+        ck_assert(!spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "udp:127.0.0.1:%u", port);
+        ck_assert(!spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "unix:%s/x.sock", "/tmp");
+        ck_assert(!spec_matches(spec, fd));
+        close(fd);
+
+        snprintf(spec, sizeof spec, "%u", port);
+        ck_assert_int_eq(open_spec(spec, &fd, &created), 0);
+        ck_assert(spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "127.0.0.1:%u", port);
+        ck_assert(!spec_matches(spec, fd));
+        close(fd);
+
+        make_tmpdir();
+        char path[128];
+        snprintf(path, sizeof path, "%s/s.sock", tmpdir);
+        snprintf(spec, sizeof spec, "unix:%s", path);
+        ck_assert_int_eq(open_spec(spec, &fd, &created), 0);
+        free(created);
+        ck_assert(spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "unix-dgram:%s", path);
+        ck_assert(!spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "unix:%s/t.sock", tmpdir);
+        ck_assert(!spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "unix:@%s", path);
+        ck_assert(!spec_matches(spec, fd));
+        close(fd);
+        remove_tmpdir();
+
+        snprintf(spec, sizeof spec, "unix:@handoff-unit-match-%d", (int) getpid());
+        ck_assert_int_eq(open_spec(spec, &fd, &created), 0);
+        ck_assert(spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "unix:@handoff-unit-match-%d2", (int) getpid());
+        ck_assert(!spec_matches(spec, fd));
+        close(fd);
+}
+END_TEST
+
 static Suite *address_suite(void) {
         Suite *s = suite_create("address");
         TCase *tc = tcase_create("parse");
@@ -710,6 +775,7 @@ static Suite *address_suite(void) {
         tcase_add_test(tc, test_open_tcp_any);
         tcase_add_test(tc, test_open_tcp_v6_loopback);
         tcase_add_test(tc, test_open_udp_loopback);
+        tcase_add_test(tc, test_matches);
         suite_add_tcase(s, tc);
         return s;
 }
