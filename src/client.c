@@ -612,7 +612,8 @@ int client_main(const char *program, int argc, char **argv) {
                 len = strlen(what);
 
         _cleanup_free_ char *reply = NULL;
-        usec_t deadline = timeout == USEC_INFINITY ? USEC_INFINITY : now_monotonic() + timeout;
+        /* Saturating: a finite timeout that runs past the clock's range is "infinity". */
+        usec_t deadline = usec_add(now_monotonic(), timeout);
         r = request(pid, what, len, deadline, &reply);
         if (r != 0)
                 return r;

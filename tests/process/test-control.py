@@ -137,6 +137,19 @@ def test_unreachable_timeout_and_usage(tmp):
         h.close()
 
 
+def test_reload_with_a_huge_timeout_waits(tmp):
+    """A --timeout far in the future (but short of "infinity") waits for the
+    answer: the deadline saturates, it does not wrap around to one long past
+    (which gave up at once, exit 4, with the reload still running)."""
+    h = start(tmp)
+    try:
+        p = ctl("reload", "--timeout=18446744073709s", pid=h.main_pid())
+        check(p.returncode == 0 and "reloaded: generation 2" in p.stdout, f"{p.returncode} {p.stdout} {p.stderr}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_status_before_during_after(tmp):
     h = start(tmp, "--drain-timeout=20s")
     try:
