@@ -33,6 +33,18 @@ static const struct {
         { "days", 86400 * USEC_PER_SEC },
         { "day", 86400 * USEC_PER_SEC },
         { "d", 86400 * USEC_PER_SEC },
+        /* What systemd's format_timespan() writes too ("1w 2d",
+         * "1month"), with its lengths of a month and a year. */
+        { "weeks", 7 * 86400 * USEC_PER_SEC },
+        { "week", 7 * 86400 * USEC_PER_SEC },
+        { "w", 7 * 86400 * USEC_PER_SEC },
+        { "months", 2629800 * USEC_PER_SEC },
+        { "month", 2629800 * USEC_PER_SEC },
+        { "M", 2629800 * USEC_PER_SEC },
+        { "years", 31557600 * USEC_PER_SEC },
+        { "year", 31557600 * USEC_PER_SEC },
+        { "y", 31557600 * USEC_PER_SEC },
+        { "\xce\xbcs", 1ULL }, /* U+03BC GREEK SMALL LETTER MU, beside U+00B5 MICRO SIGN above */
 };
 
 static const char *skip_space(const char *p) {
@@ -44,7 +56,9 @@ static const char *skip_space(const char *p) {
 /* Reads one "<number>[.<fraction>][unit]" term at *p and adds it to *sum. */
 static int parse_term(const char **p, usec_t *sum) {
         const char *s = *p;
-        if (!isdigit((unsigned char) *s))
+        /* As systemd's parse_time(): the whole number may be left out
+         * before a fraction (".5s"). */
+        if (!isdigit((unsigned char) *s) && !(*s == '.' && isdigit((unsigned char) s[1])))
                 return -EINVAL;
 
         unsigned long long whole = 0;
@@ -99,7 +113,7 @@ int parse_duration(const char *s, usec_t *ret) {
         if (!s)
                 return -EINVAL;
         s = skip_space(s);
-        if (strcmp(s, "infinity") == 0) {
+        if (strncmp(s, "infinity", 8) == 0 && *skip_space(s + 8) == '\0') {
                 *ret = USEC_INFINITY;
                 return 0;
         }
@@ -121,7 +135,8 @@ int parse_duration(const char *s, usec_t *ret) {
  * first ("1h 2min 5s"), seconds below a minute with their milliseconds
  * ("5.500s", "1min 30.250s"), below a second whole milliseconds ("350ms"),
  * below a millisecond microseconds ("999us"), and "0". No weeks, months or
- * years: parse_duration() does not take them back. */
+ * years: days are exact, and a month (30.44 days) is not a whole number of
+ * them. */
 const char *format_duration(char *buf, size_t len, usec_t u) {
         static const struct {
                 const char *suffix;

@@ -98,6 +98,30 @@ END_TEST
 START_TEST(test_parse_infinity) {
         assert_parses("infinity", USEC_INFINITY);
         assert_parses("  infinity", USEC_INFINITY);
+        assert_parses("infinity  ", USEC_INFINITY); /* trailing blanks, as systemd's parse_time() */
+        assert_parses(" infinity\t", USEC_INFINITY);
+}
+END_TEST
+
+/* What systemd's parse_time() takes beyond the units handoff writes: a
+ * fraction without its whole number, and the units of format_timespan()
+ * (systemctl show prints "1w 2d", "1month"). */
+START_TEST(test_parse_as_systemd) {
+        assert_parses(".5s", 500 * MSEC);
+        assert_parses(".25", 250 * MSEC);
+        assert_parses("1min .5s", MIN + 500 * MSEC);
+        assert_parses("1w", 7 * DAY);
+        assert_parses("2weeks", 14 * DAY);
+        assert_parses("1week 2d", 9 * DAY);
+        assert_parses("1M", 2629800 * SEC);
+        assert_parses("1month", 2629800 * SEC);
+        assert_parses("2months", 2 * 2629800 * SEC);
+        assert_parses("1y", 31557600 * SEC);
+        assert_parses("1year", 31557600 * SEC);
+        assert_parses("2years", 2 * 31557600 * SEC);
+        assert_parses("5\xce\xbcs", 5);       /* U+03BC, beside U+00B5 */
+        assert_parses("1y 1M 1w 1d 1h 1m 1s 1ms 1us",
+                      31557600 * SEC + 2629800 * SEC + 7 * DAY + DAY + HOUR + MIN + SEC + MSEC + 1);
 }
 END_TEST
 
@@ -113,7 +137,10 @@ START_TEST(test_parse_errors) {
         assert_fails("5mss", -EINVAL);
         assert_fails("1..2s", -EINVAL);
         assert_fails("1.s", -EINVAL);
-        assert_fails(".5s", -EINVAL);
+        assert_fails(".s", -EINVAL);
+        assert_fails(".", -EINVAL);
+        assert_fails("infinity 5s", -EINVAL);
+        assert_fails("5Months", -EINVAL);
         assert_fails("1s,2s", -EINVAL);
         assert_fails("infinityx", -EINVAL);
         assert_fails("Infinity", -EINVAL);
@@ -238,6 +265,7 @@ static Suite *duration_suite(void) {
         TCase *tc = tcase_create("parse");
         tcase_add_test(tc, test_parse_plain_numbers);
         tcase_add_test(tc, test_parse_units);
+        tcase_add_test(tc, test_parse_as_systemd);
         tcase_add_test(tc, test_parse_compound);
         tcase_add_test(tc, test_parse_fractions);
         tcase_add_test(tc, test_parse_fraction_of_large_unit);
