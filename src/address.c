@@ -259,8 +259,8 @@ static int open_inet(const ListenAddress *a, const char *spec, int *ret_fd) {
         return 0;
 }
 
-/* Whether the bound address sa (len bytes) is one that host (NULL: the
- * wildcard) and a->port resolve to. */
+/* Whether the bound address sa (len bytes) is one that a->host (NULL: the
+ * wildcard) resolves to. */
 static bool inet_address_matches(const ListenAddress *a, const struct sockaddr *sa, socklen_t len) {
         if (sa->sa_family == AF_INET && len >= (socklen_t) sizeof(struct sockaddr_in)) {
                 const struct sockaddr_in *in = (const struct sockaddr_in *) sa;
@@ -273,12 +273,15 @@ static bool inet_address_matches(const ListenAddress *a, const struct sockaddr *
         } else
                 return false;
         struct addrinfo hints = {
-                .ai_family = sa->sa_family,
+                .ai_family = AF_UNSPEC, /* a numeric host of the other family resolves, and does not match */
                 .ai_socktype = socket_type(a),
                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
         }, *res = NULL;
+        /* A name that cannot be resolved now (no DNS yet at boot) is given
+         * the benefit of the doubt: the type and port matched, and opening
+         * it anew would fail the start. */
         if (getaddrinfo(a->host, a->port, &hints, &res) != 0)
-                return false;
+                return true;
         bool found = false;
         for (const struct addrinfo *i = res; i && !found; i = i->ai_next) {
                 if (i->ai_family != sa->sa_family)

@@ -40,5 +40,6 @@ int listen_address_open(const ListenAddress *a, const char *spec, int *ret_fd, c
 
 /* Whether fd, a socket a previous handoff opened for a --listen (and put
  * into systemd's fd store), is what a asks for now: of its type, bound to
- * its path, abstract name, or port and (resolved) host. */
+ * its path, abstract name, or port and (resolved) host; a host that does
+ * not resolve now is taken to match. */
 bool listen_address_matches(const ListenAddress *a, int fd);
