@@ -139,6 +139,10 @@ int listen_address_parse(const char *spec, ListenAddress *ret, const char **ret_
                         rest = s + strlen(prefixes[i].prefix);
                         break;
                 }
+        /* As systemd's ListenStream=: a path or an @name without a prefix is
+         * a unix stream socket (no host name starts with either). */
+        if (rest == s && (s[0] == '/' || s[0] == '@'))
+                a.kind = ADDR_UNIX_STREAM;
 
         int r = (a.kind == ADDR_TCP || a.kind == ADDR_UDP) ? parse_inet(rest, &a, &err) : parse_unix(rest, &a, &err);
         if (r >= 0 && (!a.name || ((a.kind == ADDR_TCP || a.kind == ADDR_UDP) ? !a.port : !a.path)))

@@ -70,6 +70,8 @@ static const ParseCase good[] = {
         { "127.0.0.1:80=http", ADDR_TCP, "127.0.0.1", "80", NULL, false, "http" },
         { "unix:/run/a.sock=admin", ADDR_UNIX_STREAM, NULL, NULL, "/run/a.sock", false, "admin" },
         { "unix:/run/a=b.sock=admin", ADDR_UNIX_STREAM, NULL, NULL, "/run/a=b.sock", false, "admin" },
+        { "/run/x.sock", ADDR_UNIX_STREAM, NULL, NULL, "/run/x.sock", false, "unknown" }, /* as ListenStream= */
+        { "@name=ctl", ADDR_UNIX_STREAM, NULL, NULL, "name", true, "ctl" },
         { "8080=with space", ADDR_TCP, NULL, "8080", NULL, false, "with space" },
         { "00080", ADDR_TCP, NULL, "00080", NULL, false, "unknown" },
 };
@@ -126,6 +128,7 @@ static const char *const bad[] = {
         "unix:relative/path",
         "unix:./x.sock",
         "unix:@",
+        "@",
         "unix-dgram:",
         "unix-dgram:x",
         "8080=",                /* empty name */
