@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
@@ -366,6 +368,18 @@ const char *generation_unheard_hint(const Generation *g) {
                "private directory: --notify-socket=abstract lets it be heard";
 }
 
+/* A start that failed: logged ("Cannot start generation N: WHY"), and WHY
+ * kept for the reload's result (generation_start()'s why), so that
+ * "handoff reload" and STATUS= say what the log says. */
+static int start_failed(Generation *g, int error, const char *fmt, ...) _printf_(3, 4);
+static int start_failed(Generation *g, int error, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        (void) vsnprintf(g->start_error, sizeof g->start_error, fmt, ap);
+        va_end(ap);
+        return log_error_errno(error, "Cannot start generation %u: %s", g->number, g->start_error);
+}
+
 static int cannot_start(Generation *g, const char *wd, const char *path, int error, int *ret_exit_code) {
         /* execve() says EACCES for a directory; say what it is (a bare name
          * was looked up in $PATH, which told already): the lookup, from
@@ -374,7 +388,7 @@ static int cannot_start(Generation *g, const char *wd, const char *path, int err
         if (error == -EACCES && strchr(path, '/') && find_executable_from(path, wd, &unused) == -EISDIR)
                 error = -EISDIR;
         *ret_exit_code = exec_error_exit_code(-error);
-        return log_error_errno(error, "Cannot start generation %u: %s: %m", g->number, path);
+        return start_failed(g, error, "%s: %s", path, strerror(abs(error)));
 }
 
 /* The environment files as they are now. The names they had at the first
@@ -386,23 +400,20 @@ static int read_environment(Generation *g, const GenerationConfig *c, char ***re
         unsigned line;
         int r = env_files_read(c->environment_files, ret, &failed, &line);
         if (r == -EILSEQ)
-                return log_error_errno(r, "Cannot start generation %u: environment file %s:%u is not valid UTF-8.",
-                                       g->number, failed, line);
+                return start_failed(g, r, "environment file %s:%u is not valid UTF-8.", failed, line);
         if (r == -E2BIG && line > 0)
-                return log_error_errno(r, "Cannot start generation %u: environment file %s:%u: more than %d variables.",
-                                       g->number, failed, line, ENV_FILE_MAX_ENTRIES);
+                return start_failed(g, r, "environment file %s:%u: more than %d variables.", failed, line,
+                                    ENV_FILE_MAX_ENTRIES);
         if (r == -E2BIG)
-                return log_error_errno(r, "Cannot start generation %u: environment file %s: more than %d variables.",
-                                       g->number, failed, ENV_FILE_MAX_ENTRIES);
+                return start_failed(g, r, "environment file %s: more than %d variables.", failed, ENV_FILE_MAX_ENTRIES);
         if (r == -EFBIG)
-                return log_error_errno(r, "Cannot start generation %u: environment file %s: the files are larger "
-                                       "than %d bytes.", g->number, failed, ENV_FILE_MAX_SIZE);
+                return start_failed(g, r, "environment file %s: the files are larger than %d bytes.", failed,
+                                    ENV_FILE_MAX_SIZE);
         if (r == -EBADFD)
-                return log_error_errno(r, "Cannot start generation %u: environment file %s is neither a regular file "
-                                       "nor a character device.", g->number, failed);
+                return start_failed(g, r, "environment file %s is neither a regular file nor a character device.",
+                                    failed);
         if (r < 0 && failed)
-                return log_error_errno(r, "Cannot start generation %u: cannot read environment file %s: %m",
-                                       g->number, failed);
+                return start_failed(g, r, "cannot read environment file %s: %s", failed, strerror(abs(r)));
         if (r < 0)
                 return log_error_errno(r, "Cannot start generation %u: %m", g->number);
         if (c->environment_keys && !*c->environment_keys && !(*c->environment_keys = env_file_names(*ret)))
@@ -467,8 +478,8 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
         if (r < 0 && code == SPAWN_EXIT_CHDIR) {
                 /* Exit status 200, as systemd's EXIT_CHDIR. */
                 *ret_exit_code = code;
-                return log_error_errno(r, "Cannot start generation %u: cannot change to working directory %s: %m",
-                                       g->number, c->working_directory);
+                return start_failed(g, r, "cannot change to working directory %s: %s", c->working_directory,
+                                    strerror(abs(r)));
         }
         if (r < 0)
                 return cannot_start(g, c->working_directory, path, r, ret_exit_code);
@@ -603,7 +614,7 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
 }
 
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
-                     void *userdata, Generation **ret, int *ret_exit_code) {
+                     void *userdata, Generation **ret, int *ret_exit_code, char *why, size_t why_size) {
         Generation *g = calloc(1, sizeof *g);
         if (!g)
                 return log_error_errno(ENOMEM, "Out of memory");
@@ -666,6 +677,8 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         *ret = g;
         return 0;
 fail:
+        if (why_size > 0)
+                snprintf(why, why_size, "%s", g->start_error);
         generation_free(g);
         return r;
 }

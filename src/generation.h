@@ -78,6 +78,7 @@ struct Generation {
         NotifyAccess notify_access;
         bool refused_ready_logged; /* a READY=1 from outside was logged (once) */
         char description[96];     /* "gunicorn app:app, pid 1234" */
+        char start_error[128];    /* why its start failed (generation_start()), "" if unknown */
         sd_event *event;
         ProcTree *tree;          /* every process of the generation */
         sd_event_source *notify_source;
@@ -109,9 +110,11 @@ void generation_command_summary(char *const *argv, char *buf, size_t size);
 
 /* Starts a generation. On failure nothing is left running and the error is
  * logged (with the command and cause); *ret_exit_code then holds the code a
- * shell would report (127 not found, 126 not executable, 1 otherwise). */
+ * shell would report (127 not found, 126 not executable, 1 otherwise), and
+ * why the cause as the log line names it ("/srv/app/bin/server: No such file
+ * or directory"), or "" when there is none to give the user. */
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
-                     void *userdata, Generation **ret, int *ret_exit_code);
+                     void *userdata, Generation **ret, int *ret_exit_code, char *why, size_t why_size);
 
 /* Sends sig to the main process (if it still runs) and arms the drain
  * deadline, after which every process of the generation gets SIGKILL.

@@ -59,7 +59,7 @@ typedef struct Orphan {
  * "if handover" in it. */
 typedef struct CandidateOps {
         /* Starts number; *ret_code: the exit code should it fail at once. */
-        int (*start)(Supervisor *s, unsigned number, int *ret_code);
+        int (*start)(Supervisor *s, unsigned number, int *ret_code, char *why, size_t why_size);
         /* Rollback: stop what start started, if it still runs. */
         void (*stop)(Supervisor *s);
         /* A second stop request: kill it now. */
@@ -503,9 +503,9 @@ static const GenerationCallbacks gen_callbacks = {
 
 /* ---- the candidate generation ------------------------------------------ */
 
-static int generation_ops_start(Supervisor *s, unsigned number, int *ret_code) {
+static int generation_ops_start(Supervisor *s, unsigned number, int *ret_code, char *why, size_t why_size) {
         Generation *g = NULL;
-        int r = generation_start(s->event, &s->config, number, &gen_callbacks, s, &g, ret_code);
+        int r = generation_start(s->event, &s->config, number, &gen_callbacks, s, &g, ret_code, why, why_size);
         if (r < 0)
                 return r;
         g->next = s->gens;
@@ -655,7 +655,7 @@ static const NextHandoffCallbacks next_callbacks = {
         .exited = on_next_exited,
 };
 
-static int next_ops_start(Supervisor *s, unsigned number, int *ret_code) {
+static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *why, size_t why_size) {
         char stats[64];
         snprintf(stats, sizeof stats, "%u %u %" PRIu64, s->results.reloads_ok, s->results.reloads_failed,
                  s->reload_started);
@@ -1157,6 +1157,7 @@ static void start_candidate(Supervisor *s) {
         bool reload = s->machine.state == STATE_RELOADING;
         const CandidateOps *ops = reload ? s->reload_ops : &generation_ops;
         unsigned number = ++s->last_number;
+        char why[128] = "";
         int code = 1, r;
         s->reload_started = now_monotonic();
         s->candidate_reloads = reload;
@@ -1176,10 +1177,14 @@ static void start_candidate(Supervisor *s) {
                 s->config.fds = s->store.gen_fds;
                 s->config.n_fds = s->store.n_gen_fds;
                 s->config.fdnames = s->store.gen_fdnames;
-                r = ops->start(s, number, &code);
+                r = ops->start(s, number, &code, why, sizeof why);
         }
         if (r < 0) {
-                record_failure(s, number, "could not be started", code);
+                /* With the cause, when there is one for the user: the
+                 * client's "reload failed: …" and STATUS= say it. */
+                char text[sizeof why + 32];
+                snprintf(text, sizeof text, "could not be started%s%s", why[0] ? ": " : "", why);
+                record_failure(s, number, text, code);
                 dispatch(s, EV_FAILED);
         }
 }

@@ -57,6 +57,31 @@ def test_failed_reload_message(tmp):
         h.close()
 
 
+def test_failed_start_names_its_cause(tmp):
+    # A generation that could not be started at all: "handoff reload" (so
+    # systemctl reload's journal) and STATUS= say why, as the log does, not
+    # only "could not be started".
+    port = free_port()
+    opts = ["-l", f"127.0.0.1:{port}", "--mode=supervise"]
+    h = Handoff(tmp, opts, fixture_cmd(), notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        for number, (extra, cause) in enumerate(
+                ((["--", "/nonexistent/server"], "/nonexistent/server: No such file or directory"),
+                 ([f"--working-directory={tmp}/none", "--", *fixture_cmd()],
+                  f"cannot change to working directory {tmp}/none: No such file or directory"),
+                 ([f"--environment-file={tmp}/none.conf", "--", *fixture_cmd()],
+                  f"cannot read environment file {tmp}/none.conf: No such file or directory")), start=2):
+            p = handoff("reload", f"--pid={h.main_pid()}", "--", *opts, *extra)
+            want = f"handoff: reload failed: generation {number} failed: could not be started: {cause}\n"
+            check(p.returncode == 1 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
+            h.wait_log(f"Cannot start generation {number}: {cause}")
+        wait_for(lambda: f"could not be started: {cause}" in (h.last_status() or ""), 10, "the cause in STATUS=")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_ready_time_is_a_systemd_duration(tmp):
     port = free_port()
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--init-delay", "1100"), notify=FakeSystemd(tmp))
@@ -262,6 +287,7 @@ def test_control_socket_found_without_a_search(tmp):
 
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
+         test_failed_start_names_its_cause,
          test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
          test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
          test_control_socket_found_without_a_search])
