@@ -23,8 +23,8 @@ void options_set_program(const char *name) {
 
 static void help(void) {
         printf("Usage: handoff [OPTIONS] -- COMMAND [ARG...]\n"
-               "       handoff reload [--pid PID] [--timeout DUR]\n"
-               "       handoff status [--pid PID] [--json]\n"
+               "       handoff reload [--pid PID] [--timeout DUR] [-- [OPTIONS] -- COMMAND [ARG...]]\n"
+               "       handoff status [--pid PID] [--json] [--timeout DUR]\n"
                "\n"
                "Run COMMAND as a socket server that reloads without downtime: on SIGHUP\n"
                "a new generation starts beside the serving one and takes over once it\n"

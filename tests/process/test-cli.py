@@ -107,6 +107,11 @@ def test_handoffctl_command_line(tmp):
           f"{p.returncode} {p.stdout!r} vs {version.stdout!r}")
     p = handoffctl("--help")
     check(p.returncode == 0 and "handoffctl reload" in p.stdout and "handoffctl status" in p.stdout, p.stdout)
+    # handoff --help shows the verbs' usage as handoffctl --help does (it
+    # once left out status's --timeout and reload's new command line).
+    usage = [line.split("handoffctl ", 1)[1] for line in p.stdout.splitlines()[:2]]
+    own = handoff("--help")
+    check(own.returncode == 0 and all(f"handoff {u}" in own.stdout for u in usage), f"{usage} in {own.stdout!r}")
     p = handoffctl()
     check(p.returncode == 2 and "Usage: handoffctl" in p.stderr, f"{p.returncode} {p.stderr!r}")
     for args in (["bogus"], ["--bogus"], ["--", "reload"], ["--pid=1", "status"]):
