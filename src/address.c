@@ -54,6 +54,20 @@ static bool port_is_valid(const char *p) {
         return v >= 1 && v <= 65535;
 }
 
+/* "sctp:…", "http:…": letters (and '-') up to the first ':', one of them
+ * no hex digit, so that it cannot begin an IPv6 address ("dead::1"). */
+static bool looks_like_a_type(const char *s) {
+        bool hex_only = true;
+        const char *c = s;
+        for (; *c && *c != ':'; c++) {
+                if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '-'))
+                        return false;
+                if (!strchr("abcdefABCDEF", *c))
+                        hex_only = false;
+        }
+        return c > s && *c == ':' && !hex_only;
+}
+
 /* Splits "HOST:PORT", "[V6]:PORT" or "PORT" into host (NULL for any) and port. */
 static int parse_inet(const char *s, ListenAddress *a, const char **ret_error) {
         const char *colon;
@@ -67,7 +81,9 @@ static int parse_inet(const char *s, ListenAddress *a, const char **ret_error) {
                 colon = close + 1;
         } else if ((colon = strrchr(s, ':'))) {
                 if (memchr(s, ':', (size_t) (colon - s))) {
-                        *ret_error = "IPv6 address must be in brackets: [ADDR]:PORT";
+                        *ret_error = looks_like_a_type(s) ? "unknown address type before the first ':' (expected "
+                                                            "tcp:, udp:, unix: or unix-dgram:)"
+                                                          : "IPv6 address must be in brackets: [ADDR]:PORT";
                         return -EINVAL;
                 }
                 a->host = strndup(s, (size_t) (colon - s));

@@ -151,6 +151,29 @@ START_TEST(test_parse_bad) {
 }
 END_TEST
 
+/* Which of the two messages a colon too many gets: a type that is none of
+ * ours is named as such, an IPv6 address without brackets as that. */
+START_TEST(test_parse_unknown_type) {
+        static const struct {
+                const char *spec, *error;
+        } cases[] = {
+                { "sctp:127.0.0.1:80", "unknown address type" },
+                { "http://localhost:80", "unknown address type" },
+                { "Unix-Seqpacket:/x:1", "unknown address type" },
+                { "::1:80", "must be in brackets" },
+                { "dead:beef::1:80", "must be in brackets" },
+                { "fe80::1:80", "must be in brackets" },
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                ListenAddress a = {};
+                const char *err = NULL;
+                ck_assert_int_eq(listen_address_parse(cases[i].spec, &a, &err), -EINVAL);
+                ck_assert_msg(err && strstr(err, cases[i].error), "\"%s\": \"%s\", expected \"%s\"", cases[i].spec,
+                              err ? err : "(none)", cases[i].error);
+        }
+}
+END_TEST
+
 static char *repeat(char c, size_t n) {
         char *s = malloc(n + 1);
         ck_assert_ptr_nonnull(s);
@@ -761,6 +784,7 @@ static Suite *address_suite(void) {
         tcase_add_loop_test(tc, test_parse_good, 0, (int) (sizeof good / sizeof good[0]));
         tcase_add_loop_test(tc, test_parse_bad, 0, (int) (sizeof bad / sizeof bad[0]));
         tcase_add_test(tc, test_parse_unix_path_length);
+        tcase_add_test(tc, test_parse_unknown_type);
         tcase_add_test(tc, test_fdname_is_valid);
         suite_add_tcase(s, tc);
 
