@@ -604,8 +604,13 @@ int client_main(const char *program, int argc, char **argv) {
                              : (what = strdup(reload ? "RELOAD" : json ? "STATUS json" : "STATUS")) ? 0 : -ENOMEM;
         if (r == -ENOMEM)
                 say("out of memory\n");
-        if (r == -ECANCELED)
-                return 0; /* --help or --version of the command line: printed */
+        if (r == -ECANCELED) {
+                /* Printed, but no command line to reload with: exit 0 would
+                 * tell ExecReload= (HANDOFF_OPTIONS=--version in a unit's
+                 * configuration, say) that a reload succeeded. */
+                say("the new command line asks for --help or --version; nothing was reloaded.\n");
+                return EXIT_CLIENT_USAGE;
+        }
         if (r < 0)
                 return r == -ENOMEM ? EXIT_CLIENT_UNREACHABLE : EXIT_CLIENT_USAGE;
         if (!command_line)

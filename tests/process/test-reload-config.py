@@ -218,6 +218,11 @@ def test_bad_new_command_lines_fail_and_old_serves(tmp):
         p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}", "--"], capture_output=True, text=True,
                            timeout=10)
         check(p.returncode == 2 and "nothing after" in p.stderr, f"empty command line: {p.returncode} {p.stderr}")
+        # --help or --version in it: printed, but no reload, and no success
+        # to tell ExecReload= (before: exit 0).
+        for opt in ("--help", "--version"):
+            p = s.reload([opt], [FIXTURE])
+            check(p.returncode == 2 and "nothing was reloaded" in p.stderr, f"{opt}: {p.returncode} {p.stderr}")
 
         # What only a restart can change fails the reload and says which option.
         other = free_port()
