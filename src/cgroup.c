@@ -224,7 +224,9 @@ int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
                 return -ENOMEM;
         if (strcmp(own, "/") == 0 || strcmp(own, "") == 0) {
                 /* Never the root of a hierarchy: that is nobody's to split. */
-                log_full_errno(level, 0, "Not using cgroups: handoff runs in the root cgroup.");
+                log_full_errno(level, 0, mode == CGROUP_YES ? "Cannot use --cgroup=yes: handoff runs in the root cgroup, "
+                                                              "which is nobody's to split."
+                                                            : "Not using cgroups: handoff runs in the root cgroup.");
                 return mode == CGROUP_YES ? -EPERM : 0;
         }
         if (mode == CGROUP_AUTO && !marked_delegated(root)) {

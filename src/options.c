@@ -232,6 +232,10 @@ static int parse_one(int c, const char *arg, Options *o) {
                 }
                 return 0;
         case ARG_PID_FILE:
+                if (!*arg) {
+                        say("invalid --pid-file: an empty path\n");
+                        return -EINVAL;
+                }
                 free(o->pid_file);
                 return (o->pid_file = strdup(arg)) ? 0 : -ENOMEM;
         case ARG_WORKING_DIRECTORY:

@@ -280,6 +280,17 @@ START_TEST(test_ready) {
 }
 END_TEST
 
+/* An empty --pid-file was taken, and the start failed later (exit 1,
+ * "Failed to write pid file : No such file or directory"): a usage error. */
+START_TEST(test_empty_pid_file) {
+        Options o = OPTIONS_DEFAULT;
+        ck_assert_int_eq(PARSE(&o, "--pid-file=", "--", "s"), -EINVAL);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--pid-file", "", "--", "s"), -EINVAL);
+        options_done(&o);
+}
+END_TEST
+
 START_TEST(test_parse_ready_direct) {
         bool by_delay = true;
         usec_t d = 5;
@@ -430,6 +441,7 @@ static Suite *options_suite(void) {
         tcase_add_test(tc, test_stop_signal);
         tcase_add_test(tc, test_signal_from_string);
         tcase_add_test(tc, test_ready);
+        tcase_add_test(tc, test_empty_pid_file);
         tcase_add_test(tc, test_parse_ready_direct);
         tcase_add_test(tc, test_mode);
         tcase_add_test(tc, test_notify_socket);
