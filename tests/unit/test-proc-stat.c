@@ -16,25 +16,15 @@
 #include "time-util.h"
 #include "unit.h"
 
+static void lead_a_group(void *name) {
+        setpgid(0, 0);
+        prctl(PR_SET_NAME, name);
+}
+
 /* A child that leads a process group of its own, named name; returns once
  * it has set up its name and group. */
 static pid_t group_leader(const char *name) {
-        int p[2];
-        char c;
-        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                setpgid(0, 0);
-                prctl(PR_SET_NAME, name);
-                (void) !write(p[1], "x", 1);
-                for (;;)
-                        pause();
-        }
-        close(p[1]);
-        ck_assert_int_eq(read(p[0], &c, 1), 1);
-        close(p[0]);
-        return pid;
+        return unit_fork_paused(lead_a_group, (void *) name);
 }
 
 /* Waits for pid, our child, to exit, and leaves it a zombie. */

@@ -63,28 +63,18 @@ Cgroup *cgroup_free(Cgroup *c) {
         return NULL;
 }
 
+static void take_signals(void *ignore_term) {
+        sigset_t none;
+        sigemptyset(&none);
+        signal(SIGTERM, ignore_term ? SIG_IGN : SIG_DFL);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
 /* A child that waits for signals; with ignore_term, SIGTERM does not end
  * it. Returns once it has set up its dispositions (Check's own handlers
  * are inherited until then). */
 static pid_t child(bool ignore_term) {
-        int p[2];
-        char c;
-        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
-        pid_t pid = fork();
-        ck_assert_int_ge(pid, 0);
-        if (pid == 0) {
-                sigset_t none;
-                sigemptyset(&none);
-                signal(SIGTERM, ignore_term ? SIG_IGN : SIG_DFL);
-                sigprocmask(SIG_SETMASK, &none, NULL);
-                (void) !write(p[1], "x", 1);
-                for (;;)
-                        pause();
-        }
-        close(p[1]);
-        ck_assert_int_eq(read(p[0], &c, 1), 1);
-        close(p[0]);
-        return pid;
+        return unit_fork_paused(take_signals, ignore_term ? &ignore_term : NULL);
 }
 
 static void on_gone(void *userdata) {
@@ -161,6 +151,18 @@ static void run_until(sd_event *e, const unsigned *what, unsigned n, unsigned ms
                 ck_assert_int_ge(sd_event_run(e, 20 * USEC_PER_MSEC), 0);
         if (n)
                 ck_assert_uint_ge(*what, n);
+}
+
+/* A retiree of pid, without a cgroup, on a new loop *ret_e, its end
+ * counted in gone_calls. */
+static Retiree *retire_group(sd_event **ret_e, RetireeOf of, pid_t pid, usec_t drain_timeout) {
+        ck_assert_int_ge(sd_event_new(ret_e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(*ret_e, of, pidfd_open_pid(pid), SIGTERM, drain_timeout, NULL, count_gone, NULL,
+                                       &r), 0);
+        ck_assert_ptr_nonnull(r);
+        return r;
 }
 
 /* A retiree of a child that ends on SIGTERM, in the fake cgroup, which is
@@ -277,12 +279,7 @@ static pid_t group_with_worker(bool main_ignores_term, pid_t *ret_worker) {
 START_TEST(test_orphan_process_group_held_to_the_deadline) {
         pid_t worker, pid = group_with_worker(false, &worker);
         sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        gone_calls = 0;
-        Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, 400 * USEC_PER_MSEC, NULL,
-                                       count_gone, NULL, &r), 0);
-        ck_assert_ptr_nonnull(r);
+        Retiree *r = retire_group(&e, RETIREE_ORPHAN, pid, 400 * USEC_PER_MSEC);
         int status;
         ck_assert_int_eq(waitpid(pid, &status, 0), pid);
         ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
@@ -308,12 +305,7 @@ END_TEST
 START_TEST(test_kill_after_an_undispatched_exit) {
         pid_t worker, pid = group_with_worker(true, &worker);
         sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        gone_calls = 0;
-        Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, USEC_INFINITY, NULL,
-                                       count_gone, NULL, &r), 0);
-        ck_assert_ptr_nonnull(r);
+        Retiree *r = retire_group(&e, RETIREE_ORPHAN, pid, USEC_INFINITY);
         /* Its main exits and is reaped (by our reaper, say) before the
          * loop has looked at its pidfd; then the second stop. */
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
@@ -414,12 +406,7 @@ START_TEST(test_zombie_main_ends_the_generation) {
         int go, status_fd;
         pid_t pid = zombie_main(false, &middle, &worker, &go, &status_fd);
         sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        gone_calls = 0;
-        Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, pidfd_open_pid(pid), SIGTERM, 60 * USEC_PER_SEC, NULL,
-                                       count_gone, NULL, &r), 0);
-        ck_assert_ptr_nonnull(r);
+        Retiree *r = retire_group(&e, RETIREE_PREVIOUS, pid, 60 * USEC_PER_SEC);
         /* Polled every 100 ms: 2 s is plenty, and well within Check's
          * timeout, which would hide what failed. */
         usec_t end = now_monotonic() + 2 * USEC_PER_SEC;
@@ -451,12 +438,7 @@ START_TEST(test_zombie_main_with_a_worker_held_to_the_deadline) {
         int worker_fd = pidfd_open_pid(worker);
         ck_assert_int_ge(worker_fd, 0);
         sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        gone_calls = 0;
-        Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, 500 * USEC_PER_MSEC, NULL,
-                                       count_gone, NULL, &r), 0);
-        ck_assert_ptr_nonnull(r);
+        Retiree *r = retire_group(&e, RETIREE_ORPHAN, pid, 500 * USEC_PER_MSEC);
         while (!main_exited(r))
                 ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
         ck_assert(zombie(pid));
