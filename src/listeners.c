@@ -2,6 +2,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 
@@ -186,11 +187,22 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         /* --listen changed since a previous handoff stored
                          * it (a restart that kept systemd's store, a crash
                          * after a daemon-reload): serving the old address
-                         * would ignore the new one. Closed before the new one
-                         * is bound, which may take the same port. */
+                         * would ignore the new one. Shut down before the new
+                         * one is bound, which may take the same port: the
+                         * service manager's store holds a copy of it, which
+                         * it lets go of only once it has read FDSTOREREMOVE=1
+                         * (or seen the hang-up), while a socket shut down
+                         * listens for no holder and lets its port be bound
+                         * anew (SO_REUSEADDR). */
                         log_info("Not reusing the socket the service manager's fd store holds for --listen %zu: it is "
                                  "not %s.", i + 1, specs[i]);
+                        (void) shutdown(l->recovered[i], SHUT_RDWR);
                         l->recovered[i] = safe_close(l->recovered[i]);
+                        if (mirror) {
+                                char idx[24];
+                                snprintf(idx, sizeof idx, "%zu", i);
+                                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
+                        }
                         reused = false;
                 }
                 if (reused) {

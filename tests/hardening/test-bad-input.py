@@ -401,6 +401,30 @@ def test_env_recovered_listen_socket_of_another_address(tmp):
         h.kill_all()
 
 
+def test_env_recovered_listen_socket_of_another_address_still_stored(tmp):
+    """As above, with the service manager's own copy of the stale socket
+    still open, as it is in its fd store until FDSTOREREMOVE=1: the new
+    address takes the same port on a narrower host (--listen PORT, then
+    --listen 127.0.0.1:PORT), and binds all the same; the stale socket
+    takes no more connections from anyone's copy."""
+    a = socket.socket()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    a.bind(("0.0.0.0", 0))
+    a.listen()
+    port = a.getsockname()[1]
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port}"], [FIXTURE], fds=[a.fileno()],
+                 env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0"})
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        check(http_get(port)[0] == 200, f"the new address is served; log:\n{h.log()}")
+        check(f"Reusing 127.0.0.1:{port}" not in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        a.close()
+        h.kill_all()
+
+
 def test_env_inherited_fd_not_a_socket(tmp):
     r, w = os.pipe()
     s, _ = listening_socket()
