@@ -44,7 +44,16 @@ bool proc_stat_running(const ProcStat *s) {
         return (s->state != 'Z' && s->state != 'X') || s->threads > 1;
 }
 
-int process_group_running(pid_t pgid) {
+int process_group_running(pid_t pgid, pid_t *hint) {
+        /* The member that ran at the last call first: a process whose stat
+         * names the group is a member (a group's id is not given to
+         * another while the group has one), and one that runs on spares
+         * the walk, a read for each process of the host below it. */
+        ProcStat h;
+        if (hint && *hint > 0 && proc_stat_read(*hint, &h) == 0 && h.pgrp == pgid && proc_stat_running(&h))
+                return 1;
+        if (hint)
+                *hint = 0;
         DIR *d = opendir("/proc");
         if (!d)
                 return -errno;
@@ -64,6 +73,8 @@ int process_group_running(pid_t pgid) {
                         continue;
                 seen = true;
                 r = proc_stat_running(&s);
+                if (r && hint)
+                        *hint = (pid_t) pid;
         }
         closedir(d);
         return r > 0 ? 1 : seen ? 0 : -ENOENT;

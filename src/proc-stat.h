@@ -31,5 +31,8 @@ bool proc_stat_running(const ProcStat *s);
  * (the group emptied meanwhile, or its members are hidden from us:
  * hidepid=, another pid namespace's /proc); other -errno when /proc
  * cannot be read. kill(-pgid, 0) cannot tell: a zombie is a member until
- * it is reaped. */
-int process_group_running(pid_t pgid);
+ * it is reaped. hint (NULL: none) holds a member that ran at an earlier
+ * call, or 0: it is asked first, and set to the running member found (0
+ * when none), so that a caller that polls walks /proc only when that
+ * member has stopped running. */
+int process_group_running(pid_t pgid, pid_t *hint);

@@ -28,6 +28,7 @@ struct Retiree {
          * main while a member lives (its workers): waited for, polled, and
          * SIGKILLed at the deadline (see retiree_start()). */
         bool group;
+        pid_t running;                  /* of its group, seen running at the last poll: asked first; 0: none */
         bool killed;                    /* SIGKILL sent: what is left of it is dying */
         RetireeGone gone;
         void *userdata;
@@ -83,8 +84,8 @@ static bool group_exists(const Retiree *r) {
  * reaped yet. /proc is walked only while the group exists; a walk that
  * cannot tell (no member seen: the group emptied meanwhile, or hidepid=
  * hides them) counts as running, and the next poll asks again. */
-static bool group_running(const Retiree *r) {
-        return group_exists(r) && process_group_running(r->pid) != 0;
+static bool group_running(Retiree *r) {
+        return group_exists(r) && process_group_running(r->pid, &r->running) != 0;
 }
 
 /* Its cgroup, whole, with one; and its process group: the generation's own

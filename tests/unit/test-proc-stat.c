@@ -43,7 +43,7 @@ START_TEST(test_name_with_parentheses) {
         ck_assert_int_eq(s.threads, 1);
         ck_assert(proc_stat_running(&s));
         ck_assert(!proc_stat_exiting(&s));
-        ck_assert_int_eq(process_group_running(pid), 1);
+        ck_assert_int_eq(process_group_running(pid, NULL), 1);
 
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
         wait_zombie(pid);
@@ -54,11 +54,11 @@ START_TEST(test_name_with_parentheses) {
         ck_assert(proc_stat_exiting(&s));
         /* A member still (kill() says so), but none that runs. */
         ck_assert_int_eq(kill(-pid, 0), 0);
-        ck_assert_int_eq(process_group_running(pid), 0);
+        ck_assert_int_eq(process_group_running(pid, NULL), 0);
 
         ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
         ck_assert_int_eq(proc_stat_read(pid, &s), -ENOENT);
-        ck_assert_int_eq(process_group_running(pid), -ENOENT);
+        ck_assert_int_eq(process_group_running(pid, NULL), -ENOENT);
 }
 END_TEST
 
@@ -100,7 +100,7 @@ START_TEST(test_zombie_leader_with_threads_runs) {
         ck_assert_int_eq(s.state, 'Z');
         ck_assert_int_ge(s.threads, 2);
         ck_assert(proc_stat_running(&s));
-        ck_assert_int_eq(process_group_running(pid), 1);
+        ck_assert_int_eq(process_group_running(pid, NULL), 1);
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
         ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
 }
@@ -129,8 +129,22 @@ START_TEST(test_live_member_beside_a_zombie_leader) {
         ck_assert_int_eq(read(p[0], &member, sizeof member), (ssize_t) sizeof member);
         close(p[0]);
         wait_zombie(pid);
-        ck_assert_int_eq(process_group_running(pid), 1);
+        ck_assert_int_eq(process_group_running(pid, NULL), 1);
+        /* The member found running is the hint, asked first the next
+         * time; once it runs no more, the walk finds none that does. */
+        pid_t hint = 0;
+        ck_assert_int_eq(process_group_running(pid, &hint), 1);
+        ck_assert_int_eq(hint, member);
+        ck_assert_int_eq(process_group_running(pid, &hint), 1);
+        ck_assert_int_eq(hint, member);
         ck_assert_int_eq(kill(member, SIGKILL), 0);
+        wait_zombie(member);
+        ck_assert_int_eq(process_group_running(pid, &hint), 0);
+        ck_assert_int_eq(hint, 0);
+        /* A hint that is no member (our own pid) is not believed. */
+        hint = getpid();
+        ck_assert_int_eq(process_group_running(pid, &hint), 0);
+        ck_assert_int_eq(hint, 0);
         ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
         ck_assert_int_eq(waitpid(member, NULL, 0), member);
 }

@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -462,6 +463,64 @@ START_TEST(test_zombie_main_with_a_worker_held_to_the_deadline) {
 }
 END_TEST
 
+/* Read syscalls this process has made (/proc/self/io), -1 when unknown. */
+static long read_calls(void) {
+        FILE *f = fopen("/proc/self/io", "re");
+        char line[128];
+        long n = -1;
+        while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "syscr: %ld", &n) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return n;
+}
+
+/* A drain of minutes, polled every 100 ms, while a worker runs on: each
+ * poll must not walk the whole of /proc (a /proc/PID/stat read for each
+ * process below the worker's pid, 50,000 of them on a big host, at every
+ * poll, for as long as the generation drains): the member seen running
+ * last is asked first. FILLERS processes below the group make a walk
+ * cost at least that many reads. */
+#define FILLERS 64
+START_TEST(test_draining_group_is_polled_without_a_walk_each_time) {
+        if (read_calls() < 0)
+                return; /* no task I/O accounting: nothing to count */
+        pid_t fillers[FILLERS];
+        for (size_t i = 0; i < FILLERS; i++) {
+                fillers[i] = fork();
+                ck_assert_int_ge(fillers[i], 0);
+                if (fillers[i] == 0)
+                        for (;;)
+                                pause();
+        }
+        pid_t worker, pid = group_with_worker(false, &worker);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, 60 * USEC_PER_SEC, NULL,
+                                       count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        while (!main_exited(r))
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        /* About ten polls, each of which sees the worker run. */
+        long before = read_calls();
+        run_until(e, &gone_calls, 0, 1000);
+        long reads = read_calls() - before;
+        ck_assert_uint_eq(gone_calls, 0);
+        for (size_t i = 0; i < FILLERS; i++) {
+                (void) kill(fillers[i], SIGKILL);
+                (void) waitpid(fillers[i], NULL, 0);
+        }
+        (void) kill(worker, SIGKILL);
+        ck_assert_msg(reads < FILLERS, "%ld reads in ten polls of a group whose worker runs", reads);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 START_TEST(test_pidfd_get_pid) {
         pid_t pid;
         int fd = pidfd_open_pid(getpid());
@@ -489,6 +548,7 @@ int main(void) {
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
         tcase_add_test(tc, test_zombie_main_ends_the_generation);
         tcase_add_test(tc, test_zombie_main_with_a_worker_held_to_the_deadline);
+        tcase_add_test(tc, test_draining_group_is_polled_without_a_walk_each_time);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
