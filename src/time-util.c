@@ -100,11 +100,12 @@ static int parse_term(const char **p, usec_t *sum) {
 
         if (whole > UINT64_MAX / mult)
                 return -ERANGE;
-        /* 128 bits: nine fractional digits of a day overflow 64. */
-        usec_t v = whole * mult + (usec_t) ((unsigned __int128) frac * mult / frac_div);
+        /* 128 bits: nine fractional digits of a day overflow 64, and so
+         * may the whole number's part plus the fraction's. */
+        unsigned __int128 v = (unsigned __int128) whole * mult + (unsigned __int128) frac * mult / frac_div;
         if (v > UINT64_MAX - 1 - *sum)
                 return -ERANGE;
-        *sum += v;
+        *sum += (usec_t) v;
         *p = s;
         return 0;
 }

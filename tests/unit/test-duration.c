@@ -155,6 +155,12 @@ START_TEST(test_parse_overflow) {
         assert_fails("213503982335d", -ERANGE);           /* whole * unit overflows */
         assert_fails("18446744073710s", -ERANGE);
         assert_parses("18446744073709s", 18446744073709ULL * SEC); /* just below */
+        /* The whole number fits, its fraction takes it past: it wrapped
+         * around to 0.448s and to 16 hours. */
+        assert_fails("18446744073709.999999s", -ERANGE);
+        assert_fails("213503982.999999999d", -ERANGE);
+        assert_parses("18446744073709.551614s", UINT64_MAX - 1);
+        assert_fails("18446744073709.551615s", -ERANGE);
         /* The sum of terms overflows, or would reach "infinity". */
         assert_fails("150000000d 150000000d", -ERANGE);
         assert_fails("18446744073709551609us 6us", -ERANGE);
