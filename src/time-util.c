@@ -83,6 +83,7 @@ static int parse_term(const char **p, usec_t *sum) {
                 }
         }
 
+        const char *number_end = s;
         s = skip_space(s);
         usec_t mult = USEC_PER_SEC;
         bool matched = false;
@@ -95,7 +96,9 @@ static int parse_term(const char **p, usec_t *sum) {
                         break;
                 }
         }
-        if (!matched && isalpha((unsigned char) *s))
+        /* Without a unit, a blank or the end follows the number (as in
+         * systemd's parse_time(): "12.34.56" is not "12.34 .56"). */
+        if (!matched && (isalpha((unsigned char) *s) || (s == number_end && *s)))
                 return -EINVAL;
 
         if (whole > UINT64_MAX / mult)

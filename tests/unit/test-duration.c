@@ -138,6 +138,13 @@ START_TEST(test_parse_errors) {
         assert_fails("1..2s", -EINVAL);
         assert_fails("1.s", -EINVAL);
         assert_fails(".s", -EINVAL);
+        /* A bare fraction starts a term after a blank or a unit only, as
+         * systemd's parse_time() takes "12.34 .56" and "12.34s.56" but not
+         * "12.34.56". */
+        assert_fails("12.34.56", -EINVAL);
+        assert_fails("1.5.5s", -EINVAL);
+        assert_parses("12.34 .56", 12900 * MSEC);
+        assert_parses("12.34s.56", 12900 * MSEC);
         assert_fails(".", -EINVAL);
         assert_fails("infinity 5s", -EINVAL);
         assert_fails("5Months", -EINVAL);
