@@ -295,11 +295,12 @@ static bool inet_address_matches(const ListenAddress *a, const struct sockaddr *
         struct addrinfo hints = {
                 .ai_family = AF_UNSPEC, /* a numeric host of the other family resolves, and does not match */
                 .ai_socktype = socket_type(a),
-                .ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+                .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST,
         }, *res = NULL;
-        /* A name that cannot be resolved now (no DNS yet at boot) is given
-         * the benefit of the doubt: the type and port matched, and opening
-         * it anew would fail the start. */
+        /* A name is not looked up: the type and port matched, and a restart
+         * must not wait for DNS (seconds per server that does not answer,
+         * clients queueing meanwhile), nor drop a good socket, its queue
+         * with it, because the name resolves elsewhere now. */
         if (getaddrinfo(a->host, a->port, &hints, &res) != 0)
                 return true;
         bool found = false;

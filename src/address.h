@@ -40,6 +40,6 @@ int listen_address_open(const ListenAddress *a, const char *spec, int *ret_fd, c
 
 /* Whether fd, a socket a previous handoff opened for a --listen (and put
  * into systemd's fd store), is what a asks for now: of its type, bound to
- * its path, abstract name, or port and (resolved) host; a host that does
- * not resolve now is taken to match. */
+ * its path, abstract name, or port and numeric host; a host name is not
+ * looked up (its port and type decide). */
 bool listen_address_matches(const ListenAddress *a, int fd);

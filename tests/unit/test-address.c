@@ -736,6 +736,13 @@ START_TEST(test_matches) {
         ck_assert(spec_matches(spec, fd));
         snprintf(spec, sizeof spec, "tcp:localhost:%u=web", port);
         ck_assert(spec_matches(spec, fd));
+        /* A name is not looked up (no DNS at a restart): its port decides. */
+        snprintf(spec, sizeof spec, "no-such-host.invalid:%u", port);
+        ck_assert(spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "no-such-host.invalid:%u", other);
+        ck_assert(!spec_matches(spec, fd));
+        snprintf(spec, sizeof spec, "[::1]:%u", port); /* a numeric host of the other family */
+        ck_assert(!spec_matches(spec, fd));
         snprintf(spec, sizeof spec, "127.0.0.1:%u", other);
         ck_assert(!spec_matches(spec, fd));
         snprintf(spec, sizeof spec, "%u", port); /* the wildcard, not loopback */
