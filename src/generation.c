@@ -561,8 +561,9 @@ static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_
 
 /* The generation's private NOTIFY_SOCKET: a path in this process's private
  * directory (<runtime>/notify.<handoff pid>/<generation number>, so neither a
- * next handoff nor another instance can collide with it), or an
- * abstract name. "auto" takes the path when it can be had and says why not
+ * next handoff nor another instance can collide with it; but for one of
+ * another pid namespace with our pid, whose live socket there is left
+ * alone: then the abstract one), or an abstract name. "auto" takes the path when it can be had and says why not
  * at debug level when it cannot: the abstract socket works as well for
  * every library that can use it. */
 static int open_notify_socket(Generation *g, const GenerationConfig *c) {

@@ -363,7 +363,11 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
         if (set_umask)
                 old_umask = umask(0177);
         int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        if (r == -EADDRINUSE && unlink(sa.sun_path) >= 0)
+        /* Replaced only when nobody has it bound: our pid is not ours alone
+         * where processes of other pid namespaces share the directory (two
+         * containers whose handoff is pid 1 of each, services with
+         * PrivatePIDs=), and their live socket is not ours to take. */
+        if (r == -EADDRINUSE && unix_path_probe(&sa, sizeof sa, SOCK_DGRAM) > 0 && unlink(sa.sun_path) >= 0)
                 r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
         if (set_umask)
                 umask(old_umask);

@@ -88,5 +88,69 @@ def test_pid1_refuses_handover_mode(tmp):
           f"{p.returncode} {p.stdout} {p.stderr}")
 
 
+def start_pid1(args, command, env, logpath):
+    """handoff as PID 1 of a new PID namespace; returns (unshare, handoff's
+    pid as seen from here)."""
+    with open(logpath, "w") as log:
+        unshare = subprocess.Popen(["unshare", "-fp", "--mount-proc", HANDOFF, *args, "--", *command],
+                                   stdout=log, stderr=subprocess.STDOUT, env=env)
+    return unshare, wait_for(lambda: children_of(unshare.pid), 10, "handoff started as PID 1")[0]
+
+
+def stop_pid1(unshare, pid1):
+    if unshare.poll() is None:
+        try:
+            os.kill(pid1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        unshare.kill()
+        unshare.wait()
+
+
+def test_pid1_two_namespaces_share_runtime_dir(tmp):
+    """Two containers whose handoff is PID 1 of each, sharing one runtime
+    directory (systemd services with PrivatePIDs=yes and no
+    RuntimeDirectory=, a runtime directory bind-mounted into containers, or
+    two test runs side by side): both are pid 1, so both would name their
+    generation 1's socket notify.1/1. The second must not take over the
+    first's live socket: the first's READY=1 would go to it and be dropped,
+    and the first container would end at its start timeout."""
+    need_pid_namespace()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    gate = os.path.join(tmp, "gate")
+    os.mkfifo(gate)
+    fake_a, fake_b = FakeSystemd(tmp, "notify-a.sock"), FakeSystemd(tmp, "notify-b.sock")
+    log_a, log_b = os.path.join(tmp, "a.log"), os.path.join(tmp, "b.log")
+    env = dict(os.environ, RUNTIME_DIRECTORY=runtime)
+    # A's first generation has its socket bound, and waits at the gate
+    # before it sends READY=1; B starts meanwhile.
+    a = b = None
+    try:
+        a = start_pid1(["-l", f"127.0.0.1:{free_port()}", "--notify-socket=path", "--start-timeout=20s"],
+                       ["/bin/sh", "-c", f"read x < {gate}; exec {FIXTURE}"],
+                       dict(env, NOTIFY_SOCKET=fake_a.path), log_a)
+        wait_for(lambda: os.path.exists(os.path.join(runtime, "notify.1", "1")), 10, "A's notify socket")
+        b = start_pid1(["-l", f"127.0.0.1:{free_port()}", "--start-timeout=20s"], [FIXTURE],
+                       dict(env, NOTIFY_SOCKET=fake_b.path), log_b)
+        fake_b.wait_count("READY", 1, timeout=10)
+        with open(gate, "w") as f:
+            f.write("go\n")
+        try:
+            fake_a.wait_count("READY", 1, timeout=10)
+        except WaitTimeout as e:
+            raise TestFailure(f"{e}\nA's log:\n{open(log_a).read()}\nB's log:\n{open(log_b).read()}")
+        for unshare, pid1 in (a, b):
+            os.kill(pid1, signal.SIGTERM)
+            check(unshare.wait(timeout=30) == 0, f"A:\n{open(log_a).read()}\nB:\n{open(log_b).read()}")
+    finally:
+        for x in (a, b):
+            if x:
+                stop_pid1(*x)
+        fake_a.close()
+        fake_b.close()
+
+
 if __name__ == "__main__":
-    run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode])
+    run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
+         test_pid1_two_namespaces_share_runtime_dir])
