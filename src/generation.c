@@ -711,8 +711,10 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
         int r = 0;
         if (g->exited)
                 proc_tree_kill(g->tree, sig);
-        else
-                r = generation_signal(g, sig);
+        else if ((r = generation_signal(g, sig)) >= 0 && signal_wants_cont(sig))
+                /* A stopped main acts on the stop signal once continued, as
+                 * under systemd, instead of waiting for the deadline. */
+                (void) generation_signal(g, SIGCONT);
         if (r < 0)
                 log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
         proc_tree_warn_strays(g->tree);

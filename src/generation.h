@@ -116,8 +116,8 @@ void generation_command_summary(char *const *argv, char *buf, size_t size);
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
                      void *userdata, Generation **ret, int *ret_exit_code, char *why, size_t why_size);
 
-/* Sends sig to the main process (if it still runs) and arms the drain
- * deadline, after which every process of the generation gets SIGKILL.
+/* Sends sig (and SIGCONT, see signal_wants_cont(), util.h) to the main process (if
+ * it still runs) and arms the drain deadline, after which every process of the generation gets SIGKILL.
  * Idempotent. */
 int generation_retire(Generation *g, int sig, usec_t drain_timeout);
 

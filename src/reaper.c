@@ -328,8 +328,11 @@ static void adopt(Reaper *r, pid_t pid) {
                   in_group ? "still in" : "left");
         if (t->doomed)
                 (void) kill(pid, SIGKILL);
-        else if (t->stopping)
+        else if (t->stopping) {
                 (void) kill(pid, t->stopping);
+                if (signal_wants_cont(t->stopping))
+                        (void) kill(pid, SIGCONT);
+        }
 }
 
 /* Our children, from /proc/self/task/TID/children (only the main thread
@@ -545,11 +548,7 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
         return 0;
 }
 
-void proc_tree_kill(ProcTree *t, int sig) {
-        if (sig == SIGKILL)
-                t->doomed = true;
-        else if (sig != 0)
-                t->stopping = sig;
+static void tree_signal(ProcTree *t, int sig) {
         if (t->cgroup) {
                 cgroup_signal(t->cgroup, sig);
                 return;
@@ -561,6 +560,16 @@ void proc_tree_kill(ProcTree *t, int sig) {
         /* Our own children, unreaped: their pids cannot be reused. */
         for (size_t i = 0; i < t->n_strays; i++)
                 (void) kill(t->strays[i], sig);
+}
+
+void proc_tree_kill(ProcTree *t, int sig) {
+        if (sig == SIGKILL)
+                t->doomed = true;
+        else if (sig != 0)
+                t->stopping = sig;
+        tree_signal(t, sig);
+        if (signal_wants_cont(sig))
+                tree_signal(t, SIGCONT);
 }
 
 static void comm_of(pid_t pid, char *buf, size_t size) {

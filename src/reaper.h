@@ -55,7 +55,8 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
 /* Sends sig to every process of the tree. A process found later (one
  * reparented to us when its parent died, e.g. the server a daemon's double
  * fork left) gets the same signal at once: SIGKILL (the tree is doomed), or
- * the stop signal. */
+ * the stop signal. A stop signal is followed by SIGCONT (see
+ * signal_wants_cont(), util.h). */
 void proc_tree_kill(ProcTree *t, int sig);
 /* Names the processes that left the process group (a warning), at retire. */
 void proc_tree_warn_strays(ProcTree *t);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -148,3 +149,11 @@ int rlimit_nofile_raise(void);
  * without) rlimit_nofile_raise(). */
 struct rlimit;
 int rlimit_nofile_original(struct rlimit *ret);
+
+/* Whether sig, sent to end a process, is to be followed by SIGCONT, as
+ * systemd does: a stopped process (SIGSTOP, or SIGTTIN from a terminal it
+ * is in the background of) acts on it only once continued, and would
+ * otherwise wait for the SIGKILL at the deadline. */
+static inline bool signal_wants_cont(int sig) {
+        return sig != 0 && sig != SIGKILL && sig != SIGCONT && sig != SIGSTOP;
+}

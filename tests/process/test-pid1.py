@@ -151,6 +151,59 @@ def test_pid1_two_namespaces_share_runtime_dir(tmp):
         fake_b.close()
 
 
+def process_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return None
+
+
+def test_pid1_stop_wakes_a_stopped_generation(tmp):
+    """docker stop is SIGTERM, then SIGKILL 10 s later. A generation that is
+    stopped (SIGSTOP from someone debugging it; a server that read its tty
+    with docker run -it, being in a background process group: SIGTTIN) must
+    still get to act on the stop signal: handoff sends SIGCONT after it, as
+    systemd does, and the container stops cleanly (0) at once, not at the
+    drain deadline with 137. Likewise at a reload: the retiring generation
+    is not held to its deadline."""
+    need_pid_namespace()
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    logpath = os.path.join(tmp, "handoff.log")
+    unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{port}", "--drain-timeout=60s"], [FIXTURE],
+                               dict(os.environ, NOTIFY_SOCKET=fake.path), logpath)
+    try:
+        fake.wait_count("READY", 1, timeout=10)
+        # A reload whose old generation is stopped.
+        old = serving_pid(port)
+        gen1 = children_of(pid1)[0]
+        os.kill(gen1, signal.SIGSTOP)
+        wait_for(lambda: process_state(gen1) == "T", 10, "generation 1 stopped")
+        os.kill(pid1, signal.SIGHUP)
+        fake.wait_count("READY", 2, timeout=10)
+        wait_new_pid(port, old)
+        try:
+            wait_for(lambda: "Retired generation 1" in open(logpath).read(), 10,
+                     "the stopped retiring generation woken and gone")
+        except WaitTimeout as e:
+            raise TestFailure(f"{e}; log:\n{open(logpath).read()}")
+        # The stop of the container, its generation stopped.
+        gen2 = [c for c in children_of(pid1) if c != gen1][0]
+        os.kill(gen2, signal.SIGSTOP)
+        wait_for(lambda: process_state(gen2) == "T", 10, "generation 2 stopped")
+        os.kill(pid1, signal.SIGTERM)
+        try:
+            status = unshare.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"still running 10s after SIGTERM (docker stop would SIGKILL it now); log:\n"
+                              f"{open(logpath).read()}")
+        check(status == 0, f"exit status {status}; log:\n{open(logpath).read()}")
+    finally:
+        stop_pid1(unshare, pid1)
+        fake.close()
+
+
 if __name__ == "__main__":
     run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
-         test_pid1_two_namespaces_share_runtime_dir])
+         test_pid1_two_namespaces_share_runtime_dir, test_pid1_stop_wakes_a_stopped_generation])
