@@ -563,9 +563,9 @@ static bool take_spare_socket(Generation *g, const GenerationConfig *c, int min_
  * directory (<runtime>/notify.<handoff pid>/<generation number>, so neither a
  * next handoff nor another instance can collide with it; but for one of
  * another pid namespace with our pid, whose live socket there is left
- * alone: then the abstract one), or an abstract name. "auto" takes the path when it can be had and says why not
- * at debug level when it cannot: the abstract socket works as well for
- * every library that can use it. */
+ * alone: then the abstract one), or an abstract name. "auto" takes the path
+ * when it can be had and says why not at debug level when it cannot: the
+ * abstract socket works as well for every library that can use it. */
 static int open_notify_socket(Generation *g, const GenerationConfig *c) {
         int min_fd = 3 + (int) c->n_fds, r = 0;
         if (take_spare_socket(g, c, min_fd))

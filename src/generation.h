@@ -116,9 +116,9 @@ void generation_command_summary(char *const *argv, char *buf, size_t size);
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,
                      void *userdata, Generation **ret, int *ret_exit_code, char *why, size_t why_size);
 
-/* Sends sig (and SIGCONT, see signal_wants_cont(), util.h) to the main process (if
- * it still runs) and arms the drain deadline, after which every process of the generation gets SIGKILL.
- * Idempotent. */
+/* Sends sig (and SIGCONT, see signal_wants_cont(), util.h) to the main
+ * process (if it still runs) and arms the drain deadline, after which every
+ * process of the generation gets SIGKILL. Idempotent. */
 int generation_retire(Generation *g, int sig, usec_t drain_timeout);
 
 /* Forwards a signal to the main process (while it has not exited). */
