@@ -36,8 +36,8 @@ static void help(const char *verb) {
                 printf("Usage: %s reload [--pid PID] [--timeout DUR] [-- [OPTIONS] -- COMMAND [ARG...]]\n"
                        "\n"
                        "Ask the handoff whose main PID is PID (default: $MAINPID, as systemd sets it\n"
-                       "for ExecReload=) to reload, and wait until a reload that started after this\n"
-                       "request has ended.\n"
+                       "for ExecReload=; without it, pid 1 if that is a handoff, as in a container) to\n"
+                       "reload, and wait until a reload that started after this request has ended.\n"
                        "\n"
                        "With a command line after \"--\" (handoff's OPTIONS and COMMAND, as when it was\n"
                        "started), the reload starts that command with those options, and they stay\n"
@@ -53,7 +53,8 @@ static void help(const char *verb) {
                 printf("Usage: %s status [--pid PID] [--json] [--timeout DUR]\n"
                        "\n"
                        "Show the generations, sockets and reloads of the handoff whose main PID is\n"
-                       "PID (default: $MAINPID). Exit status: 0, or 2, 3 and 4 as for reload.\n", prog);
+                       "PID (default: $MAINPID, else pid 1 if that is a handoff). Exit status: 0, or\n"
+                       "2, 3 and 4 as for reload.\n", prog);
 }
 
 static const char *const verbs[] = { "reload", "status" };
@@ -96,6 +97,19 @@ const char *client_verb_near(const char *word) {
                 if (edit_distance(word, verbs[i]) <= 2)
                         return verbs[i];
         return NULL;
+}
+
+/* Whether pid 1 of our pid namespace is a handoff (its command name): the
+ * pid to ask in a container whose PID 1 handoff is, where nothing sets
+ * $MAINPID ("docker exec CONTAINER handoff status"). */
+static bool pid1_is_handoff(void) {
+        char comm[32] = "";
+        FILE *f = fopen("/proc/1/comm", "re");
+        if (!f)
+                return false;
+        bool yes = fgets(comm, sizeof comm, f) && strcmp(comm, "handoff\n") == 0;
+        fclose(f);
+        return yes;
 }
 
 static int parse_pid(const char *s, pid_t *ret) {
@@ -590,11 +604,13 @@ int client_main(const char *program, int argc, char **argv) {
                 return EXIT_CLIENT_USAGE;
         }
         pid_t pid;
+        if (!pid_arg && pid1_is_handoff())
+                pid_arg = "1";
         if (parse_pid(pid_arg, &pid) < 0) {
                 if (pid_arg)
                         say("invalid pid \"%s\".\n", pid_arg);
                 else
-                        say("no --pid given and no $MAINPID set.\n");
+                        say("no --pid given and no $MAINPID set (and pid 1 is no handoff).\n");
                 return EXIT_CLIENT_USAGE;
         }
 

@@ -67,6 +67,13 @@ def test_pid1_supervises_and_reaps_orphans(tmp):
         res = load.stop()
         check(res["failed"] == 0, f"requests failed: {res}")
         check(unshare.poll() is None, "the container still runs")
+        # Inside the container ("docker exec"), nothing sets $MAINPID: pid 1,
+        # a handoff, is the one asked.
+        if shutil.which("nsenter"):
+            env = {k: v for k, v in os.environ.items() if k != "MAINPID"}
+            p = subprocess.run(["nsenter", "-t", str(pid1), "-p", "-m", HANDOFF, "status"], capture_output=True,
+                               text=True, timeout=30, env=env)
+            check(p.returncode == 0 and "generation 11" in p.stdout, f"status inside: {p.returncode} {p.stderr}")
         check(fake.count("MAINPID") == 0, "no handover as PID 1")
         check(all(m.pid == fake.snapshot()[0].pid for m in fake.snapshot()), "one process spoke to systemd")
         # Eleven orphans have exited by now; none may stay a zombie.
