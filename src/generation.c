@@ -509,8 +509,8 @@ void generation_drop_spare_socket(void) {
          * on it may carry fds built to make a plain close() wait. (Only an
          * abstract name is reachable by others; a path socket's directory
          * is ours alone.) */
+        notify_socket_unlink(spare.address); /* while still bound: see generation_free() */
         spare.fd = spare.address[0] == '@' ? close_nonblocking(spare.fd) : safe_close(spare.fd);
-        notify_socket_unlink(spare.address);
         spare.address[0] = '\0';
 }
 
@@ -758,6 +758,12 @@ Generation *generation_free(Generation *g) {
                 memcpy(spare.address, g->notify_address, sizeof spare.address);
         } else {
                 sd_event_source_disable_unref(g->notify_source);
+                /* The name goes first, while the socket is still bound: a
+                 * handoff with our pid in another pid namespace sharing the
+                 * directory replaces a socket nobody has bound, and one it
+                 * bound between our close() and unlink() would lose its name
+                 * to our unlink(). */
+                notify_socket_unlink(g->notify_address);
                 /* Datagrams still queued on it go with it, their fds too:
                  * anyone who could reach an abstract socket may have sent
                  * them. A path socket's directory is private to our uid, so
@@ -766,7 +772,6 @@ Generation *generation_free(Generation *g) {
                         close_nonblocking(g->notify_fd);
                 else
                         safe_close(g->notify_fd);
-                notify_socket_unlink(g->notify_address);
         }
         free(g);
         return NULL;

@@ -7,6 +7,7 @@ the container), and orphans reparented to it leave no zombie."""
 import os
 import shutil
 import signal
+import socket
 import subprocess
 
 from harness import (FIXTURE, HANDOFF, FakeSystemd, Load, Skip, TestFailure, check, children_of, free_port, run,
@@ -158,6 +159,77 @@ def test_pid1_two_namespaces_share_runtime_dir(tmp):
         fake_b.close()
 
 
+def dgram_path_state(path):
+    """"live" (a process has it bound), "stale" (a socket nobody has bound)
+    or None (no such file)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(path)
+            return "live"
+        except ConnectionRefusedError:
+            return "stale"
+        except FileNotFoundError:
+            return None
+
+
+def traced_by(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("TracerPid:"))
+
+
+def test_pid1_exit_leaves_another_namespaces_socket(tmp):
+    """A handoff removes its notify socket's name while the socket is still
+    bound, and closes it after. The other way round, a handoff of another
+    pid namespace with the same pid, sharing the directory, could take the
+    name in between (a socket nobody has bound is replaced), and lose it to
+    our unlink(): its generation's READY=1 would find no socket. strace
+    holds each unlink() of A's for 2 s, so that B binds in that window."""
+    need_pid_namespace()
+    if not shutil.which("strace"):
+        raise Skip("strace(1) is not installed")
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    env = dict(os.environ, RUNTIME_DIRECTORY=runtime)
+    fake_a, fake_b = FakeSystemd(tmp, "notify-a.sock"), FakeSystemd(tmp, "notify-b.sock")
+    log_a, log_b = os.path.join(tmp, "a.log"), os.path.join(tmp, "b.log")
+    a = b = strace = None
+    try:
+        # B's generation 1 has notify.1/1; A's has an abstract one, its
+        # generation 2 notify.1/2.
+        b = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], dict(env, NOTIFY_SOCKET=fake_b.path), log_b)
+        fake_b.wait_count("READY", 1, timeout=10)
+        a = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], dict(env, NOTIFY_SOCKET=fake_a.path), log_a)
+        fake_a.wait_count("READY", 1, timeout=10)
+        os.kill(a[1], signal.SIGHUP)
+        fake_a.wait_count("READY", 2, timeout=10)
+        name = os.path.join(runtime, "notify.1", "2")
+        wait_for(lambda: dgram_path_state(name) == "live", 10, "A's generation 2 at notify.1/2")
+        strace = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-p", str(a[1]), "-e", "trace=unlink,unlinkat",
+                                   "-e", "inject=unlink,unlinkat:delay_enter=2000000"])
+        wait_for(lambda: traced_by(a[1]) != 0, 10, "strace attached to A")
+        os.kill(a[1], signal.SIGTERM)
+        # Before the fix: A closed it first, and held at its unlink() the
+        # name stays there unbound, for B to take.
+        wait_for(lambda: dgram_path_state(name) != "live", 20, "A's generation 2 gone")
+        os.kill(b[1], signal.SIGHUP)
+        fake_b.wait_count("READY", 2, timeout=10)
+        check(a[0].wait(timeout=30) == 0, open(log_a).read())
+        state = dgram_path_state(name)
+        check(state == "live", f"B's generation 2's notify socket after A's exit: {state}\nA:\n{open(log_a).read()}"
+                               f"\nB:\n{open(log_b).read()}")
+        os.kill(b[1], signal.SIGTERM)
+        check(b[0].wait(timeout=30) == 0, open(log_b).read())
+    finally:
+        if strace:
+            strace.kill()
+            strace.wait()
+        for x in (a, b):
+            if x:
+                stop_pid1(*x)
+        fake_a.close()
+        fake_b.close()
+
+
 def process_state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -213,4 +285,5 @@ def test_pid1_stop_wakes_a_stopped_generation(tmp):
 
 if __name__ == "__main__":
     run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
-         test_pid1_two_namespaces_share_runtime_dir, test_pid1_stop_wakes_a_stopped_generation])
+         test_pid1_two_namespaces_share_runtime_dir, test_pid1_exit_leaves_another_namespaces_socket,
+         test_pid1_stop_wakes_a_stopped_generation])
