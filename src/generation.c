@@ -713,8 +713,11 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
                 proc_tree_kill(g->tree, sig);
         else if ((r = generation_signal(g, sig)) >= 0 && signal_wants_cont(sig))
                 /* A stopped main acts on the stop signal once continued, as
-                 * under systemd, instead of waiting for the deadline. */
-                (void) generation_signal(g, SIGCONT);
+                 * under systemd, instead of waiting for the deadline. The
+                 * whole generation is continued: SIGTTIN stops a process
+                 * group, and workers left stopped would not act on the stop
+                 * signal their main passes on, which it then waits for. */
+                proc_tree_continue(g->tree);
         if (r < 0)
                 log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
         proc_tree_warn_strays(g->tree);

@@ -572,6 +572,10 @@ void proc_tree_kill(ProcTree *t, int sig) {
                 tree_signal(t, SIGCONT);
 }
 
+void proc_tree_continue(ProcTree *t) {
+        tree_signal(t, SIGCONT);
+}
+
 static void comm_of(pid_t pid, char *buf, size_t size) {
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/comm", (int) pid);

@@ -58,6 +58,10 @@ int reaper_track(Reaper *r, pid_t main, unsigned number, Cgroup *cg, const ProcT
  * the stop signal. A stop signal is followed by SIGCONT (see
  * signal_wants_cont(), util.h). */
 void proc_tree_kill(ProcTree *t, int sig);
+/* SIGCONT to every process of the tree, and nothing else: after a stop
+ * signal sent to the main alone, a stopped process group (SIGTTIN stops all
+ * of it) acts on it, its workers on what their main sends them. */
+void proc_tree_continue(ProcTree *t);
 /* Names the processes that left the process group (a warning), at retire. */
 void proc_tree_warn_strays(ProcTree *t);
 /* Whether pid is a process of the tree: in its cgroup, or else in its

@@ -256,8 +256,16 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
         t->group = !t->cgroup && getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0;
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
-                if (r >= 0 && signal_wants_cont(sig)) /* a stopped main acts on it once continued */
+                if (r >= 0 && signal_wants_cont(sig)) {
+                        /* A stopped main acts on it once continued; its
+                         * workers, stopped with it (SIGTTIN stops the
+                         * group), on what it passes on to them. */
                         (void) pidfd_signal(t->pidfd, SIGCONT);
+                        if (t->cgroup)
+                                cgroup_signal(t->cgroup, SIGCONT);
+                        else if (t->group)
+                                (void) kill(-pid, SIGCONT);
+                }
                 if (r == -ESRCH) /* its main has exited meanwhile: its exit comes next */
                         log_debug("The %s handoff's generation's main (pid %d) has exited before its stop "
                                   "signal.", whose(of), (int) pid);

@@ -18,7 +18,7 @@ from handofftest.handoff import (FIXTURE, HANDOFFCTL, NO_CLOSE_RANGE, Handoff, M
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
-from handofftest.procs import is_handoff, pid_alive, stat_fields
+from handofftest.procs import children_of, is_handoff, pid_alive, stat_fields
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 
@@ -698,6 +698,30 @@ def test_workers_are_retired_with_their_generation(tmp):
     finally:
         h.close()
 
+
+
+def test_reload_continues_a_stopped_process_group(tmp):
+    """SIGTTIN (a server reading the tty it is in the background of) stops
+    the whole process group, workers too. The retiring generation's main
+    gets the stop signal and SIGCONT; its workers must be continued too, or
+    they never act on the SIGTERM their main passes on, and the main,
+    waiting for them, holds the generation to its drain deadline."""
+    worker = "import signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0)); time.sleep(1000)"
+    main = f"python3 -c '{worker}' & w=$!; trap 'kill -TERM $w; wait $w; exit 0' TERM; wait $w"
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--mode={MODE}", "--ready=delay:300ms",
+                      "--drain-timeout=60s"], ["/bin/sh", "-c", main], notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        gen1 = wait_for(lambda: children_of(h.proc.pid), 10, "generation 1")[0]
+        w1 = wait_for(lambda: children_of(gen1), 10, "generation 1's worker")[0]
+        os.killpg(gen1, signal.SIGSTOP)
+        wait_for(lambda: stat_fields(gen1)[0] == "T" and stat_fields(w1)[0] == "T", 10, "generation 1 stopped")
+        reload_and_wait(h, 2)
+        wait_for(lambda: not pid_alive(w1) and not pid_alive(gen1), 15,
+                 "generation 1 continued and gone long before its drain deadline")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
 
 if __name__ == "__main__":
     run([v for k, v in sorted(globals().items()) if k.startswith("test_")])
