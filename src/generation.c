@@ -593,10 +593,14 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                 if (r >= 0)
                         return 0;
                 dir[0] = '\0';
-                if (c->notify_socket == NOTIFY_SOCKET_PATH)
+                if (c->notify_socket == NOTIFY_SOCKET_PATH) {
+                        /* For the reload's result, as start_failed() keeps it. */
+                        snprintf(g->start_error, sizeof g->start_error,
+                                 "no path notify socket (--notify-socket=path): %s", strerror(abs(r)));
                         return log_error_errno(r, "Failed to create a path notify socket for generation %u "
                                                "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "
                                                "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
+                }
                 /* No runtime directory at all is common (a service user
                  * without RuntimeDirectory=), and said once: a server in
                  * a network namespace of its own (PrivateNetwork=) cannot
@@ -642,6 +646,7 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 goto fail;
         g->started_usec = now_monotonic();
         if (c->cgroup && (r = cgroup_new_generation(c->cgroup, number, &cg, &procs_fd)) < 0) {
+                snprintf(g->start_error, sizeof g->start_error, "cannot create its cgroup: %s", strerror(abs(r)));
                 log_error_errno(r, "Failed to create a cgroup for generation %u: %m", number);
                 goto fail;
         }

@@ -82,6 +82,29 @@ def test_failed_start_names_its_cause(tmp):
         h.close()
 
 
+def test_failed_notify_socket_names_its_cause(tmp):
+    # --notify-socket=path and no usable private directory at a reload: the
+    # reload's result says why, as for the other causes above.
+    port = free_port()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    opts = ["-l", f"127.0.0.1:{port}", "--mode=supervise", "--notify-socket=path"]
+    h = Handoff(tmp, opts, fixture_cmd(), notify=FakeSystemd(tmp), env=dict(os.environ, RUNTIME_DIRECTORY=runtime))
+    try:
+        h.wait_ready(1, timeout=20)
+        private = os.path.join(runtime, f"notify.{h.main_pid()}")
+        os.rename(private, private + ".aside")
+        open(private, "w").close()  # not a directory of ours: refused
+        p = handoff("reload", f"--pid={h.main_pid()}")
+        want = ("handoff: reload failed: generation 2 failed: could not be started: no path notify socket "
+                "(--notify-socket=path): Operation not permitted\n")
+        check(p.returncode == 1 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
+        os.unlink(private)
+        os.rename(private + ".aside", private)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
 def test_ready_time_is_a_systemd_duration(tmp):
     port = free_port()
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}"], fixture_cmd(None, "--init-delay", "1100"), notify=FakeSystemd(tmp))
@@ -292,7 +315,7 @@ def test_control_socket_found_without_a_search(tmp):
 
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
-         test_failed_start_names_its_cause,
+         test_failed_start_names_its_cause, test_failed_notify_socket_names_its_cause,
          test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
          test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
          test_control_socket_found_without_a_search])
