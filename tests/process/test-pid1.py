@@ -49,6 +49,7 @@ def test_pid1_supervises_and_reaps_orphans(tmp):
     with open(logpath, "w") as log:
         unshare = subprocess.Popen(["unshare", "-fp", "--mount-proc", HANDOFF, "-l", f"127.0.0.1:{port}", "--",
                                     "/bin/sh", "-c", server], stdout=log, stderr=subprocess.STDOUT, env=env)
+    pid1 = None
     try:
         pid1 = wait_for(lambda: children_of(unshare.pid), 10, "handoff started as PID 1")[0]
         # Failed once in a full run (not since, nor in 8 runs alone): say
@@ -82,9 +83,7 @@ def test_pid1_supervises_and_reaps_orphans(tmp):
         os.kill(pid1, signal.SIGTERM)
         check(unshare.wait(timeout=30) == 0, open(logpath).read())
     finally:
-        if unshare.poll() is None:
-            unshare.kill()
-            unshare.wait()
+        stop_pid1(unshare, pid1)
         fake.close()
 
 
@@ -106,11 +105,16 @@ def start_pid1(args, command, env, logpath):
 
 
 def stop_pid1(unshare, pid1):
+    """Teardown, passed or failed: SIGKILL to PID 1 ends its whole
+    namespace; killing unshare alone left it running (a failed test left
+    a container behind, whose control socket then held the name the next
+    run's PID 1 needs)."""
     if unshare.poll() is None:
-        try:
-            os.kill(pid1, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        if pid1:
+            try:
+                os.kill(pid1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         unshare.kill()
         unshare.wait()
 
