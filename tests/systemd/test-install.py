@@ -177,6 +177,12 @@ def test_install_layout():
             if opt == "auto" and search != [""]:
                 # Where systemd looks: its own search path, from systemd.pc.
                 assert unit_dir in search, "%s not in systemd's %s unit path %s" % (unit_dir, kind, search)
+            if opt == "auto":
+                # And inside the prefix: systemd.pc's system directory hangs
+                # off ${rootprefix} ("" on Debian 12), which a --prefix=/usr/local
+                # build must not turn into /lib/systemd/system.
+                assert unit_dir.startswith(prefix.rstrip("/") + "/"), \
+                    "%s units in %s, outside the prefix %s" % (kind, unit_dir, prefix)
             with open(os.path.join(dest, units[0].replace(".socket", ".service"))) as f:
                 text = f.read()
             exec_start = re.findall(r"(?m)^Exec(?:Start|Reload)=(\S+)", text)
