@@ -7,6 +7,9 @@
   units, completions and documentation (no test fixture).
 - test_security_score: `systemd-analyze security --offline=true` rates the
   installed handoff@.service and the demo unit at most 4.5 ("OK").
+- test_timeouts_ordered: in every installed service, handoff's
+  --start-timeout is below TimeoutStartSec= and --drain-timeout below
+  TimeoutStopSec=, counting both sides' defaults.
 - test_completion: the bash completion offers every option `handoff --help`
   prints, the verbs, and the pid of a running handoff for --pid.
 - test_installed_template_reloads: the README's "Under systemd" steps, for a
@@ -223,6 +226,48 @@ def test_security_score():
             assert score <= MAX_EXPOSURE, "%s scores %.1f > %.1f:\n%s" % (u, score, MAX_EXPOSURE, out)
 
 
+def seconds(text):
+    """A systemd duration with one unit ("90s", "2min", "500ms") in seconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|min|h)?", text)
+    assert m, "cannot parse duration %r" % text
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, None: 1, "min": 60, "h": 3600}[m.group(2)]
+
+
+def test_timeouts_ordered():
+    """Every installed service keeps handoff's deadlines inside systemd's, as
+    its comments ask: --start-timeout (handoff's default 90s) below
+    TimeoutStartSec= (systemd's default 90s, which it also applies to
+    ExecReload=), --drain-timeout (default 30s) below TimeoutStopSec=.
+    Equal ones let systemd kill a reload that waits for a hung generation
+    ("Reload operation timed out") before handoff names the failure."""
+    with tempfile.TemporaryDirectory(prefix="handoff-timeouts.") as dest:
+        meson_install(dest)
+        units = glob.glob(os.path.join(dest, "**", "*.service"), recursive=True)
+        assert units, "no service installed"
+        for u in units:
+            with open(u) as f:
+                text = f.read()
+            keys = dict(re.findall(r"(?m)^(TimeoutStartSec|TimeoutStopSec)=(\S+)", text))
+            for line in re.findall(r"(?m)^Exec(?:Start|Reload)=(.*)$", text):
+                # handoff's own options: before the "--" that ends them
+                # (after "reload --" for ExecReload=); the last one counts.
+                args = line.split()
+                if "reload" in args[1:2]:
+                    args = args[args.index("--") + 1:] if "--" in args else []
+                args = args[:args.index("--")] if "--" in args else args
+                start = [a.split("=", 1)[1] for a in args if a.startswith("--start-timeout=")]
+                drain = [a.split("=", 1)[1] for a in args if a.startswith("--drain-timeout=")]
+                if not args and "reload" in line:
+                    continue        # plain "handoffctl reload": ExecStart='s options stay
+                name = os.path.relpath(u, dest)
+                assert seconds(start[-1] if start else "90s") < seconds(keys.get("TimeoutStartSec", "90s")), \
+                    "%s: --start-timeout %s not below TimeoutStartSec=%s in %r" % (
+                        name, start[-1] if start else "90s (default)", keys.get("TimeoutStartSec", "90s (default)"), line)
+                assert seconds(drain[-1] if drain else "30s") < seconds(keys.get("TimeoutStopSec", "90s")), \
+                    "%s: --drain-timeout not below TimeoutStopSec= in %r" % (name, line)
+                log("%s: %r ok" % (name, line))
+
+
 def test_completion():
     script = os.path.join(SRC_ROOT, "completions", "handoff.bash")
     main = "/usr/share/bash-completion/bash_completion"
@@ -417,6 +462,7 @@ if __name__ == "__main__":
     run_tests([
         test_install_layout,
         test_security_score,
+        test_timeouts_ordered,
         test_completion,
         # Last: it skips (77) when no user manager can run here.
         test_installed_template_reloads,

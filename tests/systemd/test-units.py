@@ -802,7 +802,7 @@ def test_template(um):
     # $HANDOFF_OPTIONS and $COMMAND were split into words, quotes honoured.
     with open("/proc/%d/cmdline" % main, "rb") as f:
         argv = f.read().split(b"\0")[:-1]
-    assert argv[1:] == [b"--cgroup=yes", b"--environment-file=-" + um.path("config", "handoff", "web.conf").encode(),
+    assert argv[1:] == [b"--cgroup=yes", b"--start-timeout=60s", b"--environment-file=-" + um.path("config", "handoff", "web.conf").encode(),
                         b"--drain-timeout=5s", b"--", FIXTURE.encode(), b"--status", b"hello from web"], argv
     text = um.show(unit, "StatusText")["StatusText"]
     # handoff's own status, or (today) the server's STATUS= relayed after it.
