@@ -130,17 +130,19 @@ static int on_reread(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Whether a process of it runs besides its main: 1, 0, or (a cgroup.events
+ * that cannot be read) -errno. Its process group: no event says when it is
+ * empty. Zombies do not count (a main whose parent is not ours may stay one
+ * for good). Once SIGKILLed, what is left of it is as good as gone. */
+static int populated(Retiree *r) {
+        return r->cgroup ? cgroup_populated(r->cgroup) : (r->group && !r->killed && group_running(r));
+}
+
 /* Gone once its main has exited and, with a cgroup, that is empty (gone
  * too: cgroup-walk.h reads that as empty). A cgroup.events that cannot be
  * read now (out of fds, say) is not empty: it is read again, and the
- * deadline holds meanwhile. */
-static void check_gone(Retiree *r) {
-        if (!r->main_exited)
-                return;
-        /* Its process group: no event says when it is empty. Zombies do
-         * not count (a main whose parent is not ours may stay one for
-         * good). Once SIGKILLed, what is left of it is as good as gone. */
-        int k = r->cgroup ? cgroup_populated(r->cgroup) : (r->group && !r->killed && group_running(r));
+ * deadline holds meanwhile. k: populated(), as just read. */
+static void settle(Retiree *r, int k) {
         if (k > 0 && r->group) {
                 if (r->reread_source)
                         return;
@@ -171,6 +173,11 @@ static void check_gone(Retiree *r) {
         }
 }
 
+static void check_gone(Retiree *r) {
+        if (r->main_exited)
+                settle(r, populated(r));
+}
+
 static void on_cgroup_changed(void *userdata) {
         check_gone(userdata);
 }
@@ -179,13 +186,13 @@ static int on_retiree_exit(sd_event_source *src, int fd, uint32_t revents, void 
         Retiree *r = userdata;
         r->main_exited = true;
         r->exit_source = sd_event_source_disable_unref(r->exit_source);
-        if (r->cgroup && cgroup_populated(r->cgroup) == 1)
+        /* Read once, for this line and for settle(): a process group is a
+         * walk of /proc. */
+        int k = populated(r);
+        if (k > 0)
                 log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
-                          "in %s.", whose(r->of), (int) r->pid, cgroup_path(r->cgroup));
-        else if (r->group && !r->killed && group_running(r))
-                log_debug("The %s handoff's generation's main (pid %d) has exited; other processes of it run on "
-                          "in its process group.", whose(r->of), (int) r->pid);
-        check_gone(r);
+                          "in %s.", whose(r->of), (int) r->pid, r->cgroup ? cgroup_path(r->cgroup) : "its process group");
+        settle(r, k);
         return 0;
 }
 
@@ -214,21 +221,33 @@ static Cgroup *generation_cgroup(CgroupRoot *root, RetireeOf of, int pidfd, pid_
 
 int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root,
                   RetireeGone gone, void *userdata, Retiree **ret) {
+        return retiree_start_group(e, of, pidfd, 0, sig, drain_timeout, root, gone, userdata, ret);
+}
+
+int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int sig, usec_t drain_timeout,
+                        CgroupRoot *root, RetireeGone gone, void *userdata, Retiree **ret) {
         _cleanup_close_ int fd = pidfd;
         pid_t pid;
         *ret = NULL;
         int r = pidfd_get_pid(fd, &pid);
-        if (r == -ESRCH)
-                return 0;
-        if (r < 0)
+        if (r < 0 && r != -ESRCH)
                 return log_warning_errno(r, "Failed to %s the %s handoff's generation: no pidfd of it: %m",
                                          sig != 0 ? "retire" : "hold", whose(of));
-        r = pidfd_signal(fd, 0);
-        if (r == -ESRCH)
-                return 0;
-        if (r < 0)
+        if (r >= 0 && (r = pidfd_signal(fd, 0)) < 0 && r != -ESRCH)
                 return log_warning_errno(r, "Failed to %s the %s handoff's generation (pid %d): %m",
                                          sig != 0 ? "signal" : "hold", whose(of), (int) pid);
+        bool led = false;
+        if (r == -ESRCH) {
+                /* Its main has exited. Its group, known from when the main
+                 * led it, may hold its workers still: while the group has a
+                 * member, its id is given to no one else. */
+                if (group <= 0 || root || (kill(-group, 0) < 0 && errno != EPERM))
+                        return 0;
+                led = true;
+                pid = group;
+                log_debug("The %s handoff's generation's main (pid %d) has exited already; its process group has "
+                          "members still.", whose(of), (int) pid);
+        }
 
         Retiree *t = calloc(1, sizeof *t);
         if (!t)
@@ -253,7 +272,7 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
          * group leaves nothing to hold its id once it is reaped, and a
          * stranger's group could take that id. Read while the pidfd says
          * the pid is its own. */
-        t->group = !t->cgroup && getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0;
+        t->group = !t->cgroup && (led || (getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0));
         if (sig != 0) {
                 r = pidfd_signal(t->pidfd, sig);
                 if (r >= 0 && signal_wants_cont(sig)) {

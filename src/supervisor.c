@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "close-async.h"
@@ -138,6 +139,7 @@ struct Supervisor {
          * the predecessor die before TAKEOVER, or hold it after; then the
          * retirement (or hold) itself. */
         int left_pidfd;
+        pid_t left_group;       /* its process group, read at NAMED, when its main led it; 0: none */
         ChannelNamed left;
         Retiree *retiree;
         sd_event_source *predecessor_exit;
@@ -827,8 +829,9 @@ static void retire_left_generation(Supervisor *s) {
                 log_debug("The previous handoff passed no pidfd of a serving generation; none is retired.");
                 return;
         }
-        (void) retiree_start(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left.stop_signal,
-                             s->left.drain_timeout, s->cgroup, on_retiree_gone, s, &s->retiree);
+        (void) retiree_start_group(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left_group,
+                                   s->left.stop_signal, s->left.drain_timeout, s->cgroup, on_retiree_gone, s,
+                                   &s->retiree);
 }
 
 /* The predecessor died (SIGKILL, the OOM killer) after it told systemd
@@ -870,8 +873,9 @@ static void hold_left_generation(Supervisor *s) {
                 s->left_pidfd = safe_close(s->left_pidfd);
                 return;
         }
-        (void) retiree_start(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), 0,
-                             usec_add(s->left.drain_timeout, HOLD_GRACE), s->cgroup, on_retiree_gone, s, &s->retiree);
+        (void) retiree_start_group(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left_group, 0,
+                                   usec_add(s->left.drain_timeout, HOLD_GRACE), s->cgroup, on_retiree_gone, s,
+                                   &s->retiree);
 }
 
 static void on_predecessor_gone(void *userdata) {
@@ -897,6 +901,12 @@ static void on_named(const ChannelNamed *g, int pidfd, void *userdata) {
         safe_close(s->left_pidfd);
         s->left_pidfd = pidfd;
         s->left = *g;
+        /* Its process group, while its main still serves and leads it: the
+         * main may exit at once at the stop signal that comes before
+         * TAKEOVER, leaving its workers, before we look again. */
+        pid_t pid;
+        s->left_group = pidfd >= 0 && pidfd_get_pid(pidfd, &pid) >= 0 && getpgid(pid) == pid &&
+                                        pidfd_signal(pidfd, 0) == 0 ? pid : 0;
 }
 
 static void on_took_over(bool reload_pending, void *userdata) {

@@ -300,6 +300,44 @@ START_TEST(test_orphan_process_group_held_to_the_deadline) {
 }
 END_TEST
 
+/* A generation a new main holds, whose main exited at the stop signal sent
+ * before TAKEOVER and was reaped before the hold began, leaving a worker:
+ * its process group, read at NAMED while the main led it, is held to the
+ * deadline all the same. Without it, nothing was held, and the worker
+ * served on for good once its handoff was killed. */
+START_TEST(test_group_held_after_its_main_is_gone) {
+        /* The worker, orphaned with its main's exit, is ours to reap. */
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        pid_t worker, pid = group_with_worker(false, &worker);
+        int pidfd = pidfd_open_pid(pid);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        /* Without the group: nothing to hold. */
+        ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, fcntl(pidfd, F_DUPFD_CLOEXEC, 3), 0, 300 * USEC_PER_MSEC,
+                                       NULL, count_gone, NULL, &r), 0);
+        ck_assert_ptr_null(r);
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, 0, 300 * USEC_PER_MSEC, NULL,
+                                             count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        run_until(e, &gone_calls, 0, 150);
+        ck_assert_uint_eq(gone_calls, 0);
+        ck_assert(main_exited(r));
+        ck_assert_int_eq(kill(worker, 0), 0);
+        /* The deadline: SIGKILL to the group. */
+        run_until(e, &gone_calls, 1, 0);
+        int st;
+        ck_assert_int_eq(waitpid(worker, &st, 0), worker);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 /* A main that has exited and been reaped before its exit was dispatched,
  * with a worker left in its process group: a second stop (retiree_kill())
  * kills the group all the same, and the generation ends with it. */
@@ -546,6 +584,7 @@ int main(void) {
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
         tcase_add_test(tc, test_orphan_process_group_held_to_the_deadline);
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
+        tcase_add_test(tc, test_group_held_after_its_main_is_gone);
         tcase_add_test(tc, test_zombie_main_ends_the_generation);
         tcase_add_test(tc, test_zombie_main_with_a_worker_held_to_the_deadline);
         tcase_add_test(tc, test_draining_group_is_polled_without_a_walk_each_time);
