@@ -395,6 +395,17 @@ def test_kill_next_handoff_before_ready(tmp):
         teardown(h, load)
 
 
+def handed_back(h, succ):
+    """The old main named itself main again once its next handoff (succ)
+    had died: its log line, then its MAINPID= as the manager read it. Not
+    wait_ready(): while the last MAINPID= read names the dead next handoff,
+    that returns at once (a main that is gone may have handed over), and
+    what is checked after it raced the old main's MAINPID=."""
+    h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
+               "over; naming this process main again.")
+    h.notify.wait_count("MAINPID", 1, value=str(h.pid))
+
+
 def test_kill_next_handoff_after_ready_before_commit(tmp):
     """MAINPID= names the next handoff, systemd's barrier is not back yet,
     and the next handoff is SIGKILLed. systemd refuses MAINPID= for a pid
@@ -418,8 +429,7 @@ def test_kill_next_handoff_after_ready_before_commit(tmp):
         wait_for(lambda: not alive(app), 10, "the next handoff's app is retired by the old main")
         runtime_files_removed(h, succ)
         h.notify.release()
-        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
-                   "over; naming this process main again.")
+        handed_back(h, succ)
         h.wait_ready(n + 1, timeout=20)
         check(h.mains()[-2:] == [succ, h.pid], f"MAINPID= named the old main again: {h.mains()}")
         check(f"last: generation 2 failed: next handoff (pid {succ}) exited before it took over" in h.last_status(),
@@ -457,8 +467,7 @@ def test_store_after_mainpid_kept_when_handed_back(tmp):
         # back first, it would hand over to it (systemd took it, alive).
         h.wait_log(f"handoff[{h.pid}]: Retiring the dead next handoff's generation")
         h.notify.release()
-        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
-                   "over; naming this process main again.")
+        handed_back(h, succ)
         h.wait_ready(n + 1, timeout=20)
         check(serving_pid(port) == gen1, "generation 1 serves on")
         h.signal(signal.SIGHUP)
@@ -496,8 +505,7 @@ def hand_back_with_a_stop(tmp, by_manager):
         os.kill(succ, signal.SIGKILL)
         runtime_files_removed(h, succ)
         h.notify.release()
-        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited after MAINPID= named it, before it took "
-                   "over; naming this process main again.")
+        handed_back(h, succ)
         check(h.proc.wait(timeout=20) == 0, h.log())
         log = h.log()
         check("for generation 3" not in log, f"the pending reload did not start:\n{log}")
