@@ -43,10 +43,12 @@ from handofftest.inaccessible import BASE, ensure  # PYTHONPATH: tests/lib (test
 
 def make_tmpdir():
     """Create $TMPDIR if missing (without it Python's tempfile would fall
-    back to /tmp)."""
+    back to /tmp). 0711: a manager of another uid (test-install) must reach
+    its own temp dir inside (0700, its own); nobody else can list it."""
     d = os.environ.get("TMPDIR", "")
-    if d and not os.path.isdir(d):
-        os.makedirs(d, mode=0o700, exist_ok=True)
+    if d:
+        os.makedirs(d, mode=0o711, exist_ok=True)
+        os.chmod(d, 0o711)
 
 
 def check_not_in_tmp():

@@ -20,7 +20,10 @@ Environment knobs:
     HANDOFF_TEST_CONSOLE=1  don't capture the manager log (see below).
 
 XDG_RUNTIME_DIR is a temp dir of its own on tmpfs (handofftest.tmpfs), as
-/run/user/UID is.  Files in the temp dir (um.tmpdir): config/
+/run/user/UID is. UserManager(uid=N) runs the manager and every systemctl as
+that user instead, as a user's own manager runs: no privileges, its cgroup
+delegated, /run/user/N a tmpfs of its own, /run a mount point (skips if
+/run/user/N exists already).  Files in the temp dir (um.tmpdir): config/
 (XDG_CONFIG_HOME; units in config/systemd/user), data/ state/ cache/,
 console.log (the manager's own log), manager.log (its stdout/stderr:
 generators, early start-up errors).  um.log_tail() prints both and is shown
@@ -207,7 +210,13 @@ class UserManager:
     """A private `systemd --user` instance; use as a context manager."""
 
     def __init__(self, start_timeout=20.0, stop_timeout=10.0,
-                 call_timeout=30.0, name="handoff-um"):
+                 call_timeout=30.0, name="handoff-um", uid=None):
+        """uid: run the manager (and systemctl) as that user instead of root,
+        as a user's own `systemctl --user` runs: no privileges, the cgroup
+        delegated to it (owned by it), XDG_RUNTIME_DIR /run/user/UID as
+        logind makes it (the manager derives paths from that name)."""
+        self.uid = uid
+        self._runtime_mounted = False
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.call_timeout = call_timeout
@@ -269,6 +278,11 @@ class UserManager:
     def _check_prereqs(self):
         if os.geteuid() != 0:
             raise Skip("must run as root (euid %d)" % os.geteuid())
+        if self.uid is not None:
+            if not shutil.which("setpriv"):
+                raise Skip("setpriv not found: cannot run a manager as uid %d" % self.uid)
+            if os.path.exists("/run/user/%d" % self.uid):
+                raise Skip("/run/user/%d exists (a session of that uid?): not taking it over" % self.uid)
         if not os.access(SYSTEMD, os.X_OK):
             raise Skip("%s not found" % SYSTEMD)
         for tool in (SYSTEMCTL, SYSTEMD_RUN):
@@ -292,14 +306,42 @@ class UserManager:
         for d in ("config", "data", "state", "cache"):
             os.mkdir(self.path(d), 0o700)
         # XDG_RUNTIME_DIR on tmpfs, as logind's /run/user/UID is (0700).
-        self._runtime_dir = tempfile.mkdtemp(prefix="handoff-um-runtime.", dir=tmpfs_dir())
+        if self.uid is None:
+            self._runtime_dir = tempfile.mkdtemp(prefix="handoff-um-runtime.", dir=tmpfs_dir())
+        else:
+            os.makedirs("/run/user", mode=0o755, exist_ok=True)
+            os.mkdir("/run/user/%d" % self.uid, 0o700)
+            self._runtime_dir = "/run/user/%d" % self.uid     # ours: removed at teardown
+            # A tmpfs of its own, as logind mounts it: the sandboxing of a
+            # service takes mount points along into its namespace, and on a
+            # machine whose /run is no mount point a plain directory there
+            # can vanish from it (see tests/meson.build).
+            r = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,uid=%d,gid=%d,size=16m"
+                                % (self.uid, self.uid), "tmpfs", self._runtime_dir],
+                               capture_output=True, text=True)
+            if r.returncode != 0:
+                raise Skip("cannot mount a tmpfs on %s: %s" % (self._runtime_dir, r.stderr.strip()))
+            self._runtime_mounted = True
         os.makedirs(self.unit_dir)
+        if self.uid is not None:
+            os.mkdir(self.path("home"), 0o700)      # the user's $HOME
 
         self._make_cgroup()
+        if self.uid is not None:
+            # What logind and user@.service do for a user: its runtime dir,
+            # its files, and its cgroup delegated (the directory and the
+            # files in it, cgroup.procs and cgroup.subtree_control among
+            # them, owned by the user). Files written here later by root
+            # (units, scripts) are 0644, readable by the user.
+            for top in [self.tmpdir, self._runtime_dir] + [os.path.join(d, self.cgroup.lstrip("/"))
+                                                          for d in self._cg_dirs]:
+                for root, dirs, files in os.walk(top):
+                    for n in [root] + [os.path.join(root, x) for x in dirs + files]:
+                        os.chown(n, self.uid, self.uid)
 
         menv = {
             "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "HOME": os.environ.get("HOME", "/root"),
+            "HOME": os.environ.get("HOME", "/root") if self.uid is None else self.path("home"),
             "LANG": "C.UTF-8",
             "XDG_RUNTIME_DIR": self.runtime_dir,
             "XDG_CONFIG_HOME": self.config_home,
@@ -323,7 +365,7 @@ class UserManager:
                 with open(p, "w") as f:
                     f.write(str(os.getpid()))
 
-        argv = [SYSTEMD, "--user"]
+        argv = self.as_user([SYSTEMD, "--user"])
         unshare, mount = shutil.which("unshare"), shutil.which("mount")
         if unshare and mount and os.environ.get("HANDOFF_TEST_CONSOLE") != "1":
             # A user manager logs only to /dev/console (a tty), never to
@@ -331,10 +373,19 @@ class UserManager:
             # namespace in which /dev/console is a pty whose other end we
             # copy into console.log.  exec keeps the pid.
             slave = self._start_console_pty()
+            if self.uid is not None:
+                os.chown(slave, self.uid, self.uid)
+            # A user's manager (uid) also gets /run as a mount point, as on
+            # every host that boots with systemd. Where it is none (as on
+            # this kind of machine), systemd 252 mounts an empty tmpfs over
+            # /run in a sandboxed service whose /proc it cannot mount itself
+            # (ProtectProc= with PrivateUsers=), hiding $XDG_RUNTIME_DIR and
+            # the manager's notify socket in it.
+            run_mount = " && mount --rbind /run /run" if self.uid is not None else ""
             argv = [unshare, "--mount", "--propagation", "private", "--",
                     "/bin/sh", "-c",
-                    'mount --bind "$1" /dev/console && exec "$0" --user',
-                    SYSTEMD, slave]
+                    'mount --bind "$0" /dev/console%s && exec "$@"' % run_mount,
+                    slave] + argv
         self._log_fp = open(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
@@ -353,7 +404,7 @@ class UserManager:
                 raise Skip("systemd --user exited with %s during startup; log:\n%s"
                            % (self.proc.returncode, self.log_tail()))
             try:
-                r = subprocess.run([SYSTEMCTL, "--user", "is-system-running"],
+                r = subprocess.run(self.as_user([SYSTEMCTL, "--user", "is-system-running"]),
                                    env=self.env(), capture_output=True,
                                    text=True, timeout=2)
                 last = (r.stdout + r.stderr).strip()
@@ -458,8 +509,15 @@ class UserManager:
                 sys.stderr.write("keeping %s and %s\n" % (self.tmpdir, self._runtime_dir))
             else:
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
-                if self._runtime_dir:
-                    shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        if self._runtime_mounted:
+            r = subprocess.run(["umount", "--lazy", self._runtime_dir], capture_output=True, text=True)
+            if r.returncode != 0:
+                sys.stderr.write("usermanager teardown: umount %s: %s\n" % (self._runtime_dir, r.stderr.strip()))
+            self._runtime_mounted = False
+        if self._runtime_dir and (not self.keep or self.uid is not None):
+            # /run/user/UID goes even with HANDOFF_TEST_KEEP: a next run
+            # would skip while it is there.
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
         for e in errors:
             sys.stderr.write("usermanager teardown: %s\n" % e)
 
@@ -572,6 +630,12 @@ class UserManager:
             raise RuntimeError("; ".join(failed))
 
     # ---- client API --------------------------------------------------------
+    def as_user(self, argv):
+        """argv as the manager's user runs it (unchanged for root's)."""
+        if self.uid is None:
+            return list(argv)
+        return ["setpriv", "--reuid=%d" % self.uid, "--regid=%d" % self.uid, "--clear-groups"] + list(argv)
+
     def env(self):
         """Environment for systemctl --user / systemd-run --user calls."""
         e = dict(os.environ)
@@ -592,7 +656,7 @@ class UserManager:
         if VERBOSE:
             sys.stderr.write("+ %s\n" % " ".join(argv))
         try:
-            r = subprocess.run(argv, env=self.env(), capture_output=True,
+            r = subprocess.run(self.as_user(argv), env=self.env(), capture_output=True,
                                text=True, stdin=subprocess.DEVNULL,
                                timeout=timeout or self.call_timeout)
         except subprocess.TimeoutExpired:
