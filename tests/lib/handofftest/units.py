@@ -18,7 +18,9 @@ def render(name, subs):
     """The shipped unit NAME (NAME.in if that exists) with @VAR@ replaced;
     every @VAR@ must be. @HANDOFFCTL@ defaults to $HANDOFFCTL_BIN, else the
     handoffctl beside @HANDOFF@ (meson builds and installs them side by
-    side)."""
+    side). @PRIVATE_USERS@ defaults to the --user copy's line
+    (units/meson.build): every test here runs a --user manager."""
+    subs = dict({"PRIVATE_USERS": "PrivateUsers=yes"}, **subs)
     if "HANDOFF" in subs and "HANDOFFCTL" not in subs:
         ctl = os.environ.get("HANDOFFCTL_BIN") or os.path.join(os.path.dirname(subs["HANDOFF"]), "handoffctl")
         subs = dict(subs, HANDOFFCTL=os.path.abspath(ctl))
