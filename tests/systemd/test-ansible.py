@@ -4,10 +4,11 @@ against three local instances of the shipped template (handoff@a, @b, @c)
 under a real `systemd --user` manager, with connection local and one
 inventory host per instance. Each host gets a new config; the second one's
 is broken (its COMMAND= cannot start). Asserted: the play fails; @a serves
-its new config; @b's reload failed and it serves its old generation (same
-pid, old argv); @c was never reloaded (same main and generation, no reload
-counted by handoff status), although its new config file was never
-installed either.
+its new config, installed 0600, nothing else left in the config directory;
+@b's reload failed and it serves its old generation (same pid, old argv),
+its old config is back on disk, and a restart starts that; @c was never
+reloaded (same main and generation, no reload counted by handoff status),
+and its new config file was never installed either.
 
 Exit status: 0 ok, 1 failure, 77 skipped (no ansible-playbook, not root, no
 user manager)."""
@@ -117,6 +118,16 @@ def test_rolling_reload_stops_at_first_failure(um):
     assert argv_of(app_b)[1:] == [b"--status", b"b old"], argv_of(app_b)
     st = status_json(um, main_b)
     assert st["reloads_ok"] == 0 and st["reloads_failed"] == 1, st
+    # ... and its old config is back on disk, so that a restart (a reboot)
+    # starts what serves now, not what just failed.
+    with open(os.path.join(conf_dir, "b.conf")) as f:
+        assert "b old" in f.read(), "b's failed config was left on disk"
+    assert sorted(os.listdir(conf_dir)) == ["a.conf", "b.conf", "c.conf"], os.listdir(conf_dir)
+    assert os.stat(os.path.join(conf_dir, "a.conf")).st_mode & 0o777 == 0o600
+    um.systemctl("restart", unit_b)
+    new_b = um.wait_for(lambda: (lambda p: p if p != app_b else None)(serving_pid(ports["b"])), 15,
+                        "handoff@b to answer after its restart")
+    assert argv_of(new_b)[1:] == [b"--status", b"b old"], argv_of(new_b)
     # c: never touched: same processes, no reload at all, old config file.
     main_c, app_c = before["c"]
     assert um.main_pid("handoff@c.service") == main_c and serving_pid(ports["c"]) == app_c
