@@ -14,13 +14,14 @@ _handoff_pids()
         done
 }
 
-# Signal names as --stop-signal takes them (TERM, SIGTERM and 15 all work).
+# Signal names as --stop-signal takes them (TERM, SIGTERM and 15 all work;
+# so do bash's RTMIN+N and RTMAX-N, counted from glibc's SIGRTMIN as
+# handoff counts them).
 _handoff_signals()
 {
         local s
         for s in $(compgen -A signal); do
-                # Not the real-time signals: handoff takes them by number.
-                [[ $s == SIG* && $s != SIGRT* && $s != *"("* ]] && printf '%s\n' "${s#SIG}"
+                [[ $s == SIG* && $s != *"("* ]] && printf '%s\n' "${s#SIG}"
         done
 }
 

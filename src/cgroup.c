@@ -11,6 +11,7 @@
 #include "cgroup-walk.h"
 #include "cgroup.h"
 #include "log.h"
+#include "signal-util.h"
 #include "util.h"
 
 static void fclosep_(FILE **f) {
@@ -460,8 +461,8 @@ void cgroup_signal(Cgroup *c, int sig) {
                 r = each_of_tree(c, sig, &n);
         if (r == -E2BIG)
                 log_warning("Not every cgroup below %s could be read (more than %u of them, more than %u levels, "
-                            "paths too long or out of fds): some processes in them did not get SIG%s.",
-                            c->path, CGROUP_WALK_MAX_DIRS - 1, CGROUP_WALK_MAX_DEPTH, sigabbrev_np(sig));
+                            "paths too long or out of fds): some processes in them did not get %s.",
+                            c->path, CGROUP_WALK_MAX_DIRS - 1, CGROUP_WALK_MAX_DEPTH, SIGNAL_NAME(sig));
 }
 
 unsigned cgroup_count(Cgroup *c) {

@@ -16,6 +16,7 @@
 #include "event-util.h"
 #include "generation.h"
 #include "log.h"
+#include "signal-util.h"
 #include "spawn.h"
 
 /* How many datagrams one wake-up reads at most, so that a flood from one
@@ -34,9 +35,8 @@ const char *exit_info_describe(const siginfo_t *si, char *buf, size_t size) {
         if (si->si_code == CLD_EXITED)
                 snprintf(buf, size, "exited with status %d", si->si_status);
         else {
-                const char *name = sigabbrev_np(si->si_status);
-                snprintf(buf, size, "%s by signal %s%s", si->si_code == CLD_DUMPED ? "dumped core, killed" : "killed",
-                         name ? "SIG" : "", name ? name : "?");
+                snprintf(buf, size, "%s by signal %s", si->si_code == CLD_DUMPED ? "dumped core, killed" : "killed",
+                         SIGNAL_NAME(si->si_status));
         }
         return buf;
 }
@@ -724,7 +724,7 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
                  * signal their main passes on, which it then waits for. */
                 proc_tree_continue(g->tree);
         if (r < 0)
-                log_warning_errno(r, "Failed to send SIG%s to pid %d: %m", sigabbrev_np(sig) ?: "?", (int) g->pid);
+                log_warning_errno(r, "Failed to send %s to pid %d: %m", SIGNAL_NAME(sig), (int) g->pid);
         proc_tree_warn_strays(g->tree);
         r = arm_timer(g, drain_timeout);
         if (r < 0)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "signal-util.h"
 #include "util.h"
 
 #ifndef HANDOFF_VERSION
@@ -81,24 +82,6 @@ static void help(void) {
                "See handoff(1).\n");
 }
 
-int signal_from_string(const char *s) {
-        if (!s || !*s)
-                return -EINVAL;
-        if (s[0] >= '0' && s[0] <= '9') {
-                char *end;
-                long v = strtol(s, &end, 10);
-                return (*end || v <= 0 || v >= _NSIG) ? -EINVAL : (int) v;
-        }
-        if (strncasecmp(s, "SIG", 3) == 0)
-                s += 3;
-        for (int sig = 1; sig < _NSIG; sig++) {
-                const char *name = sigabbrev_np(sig);
-                if (name && strcasecmp(name, s) == 0)
-                        return sig;
-        }
-        return -EINVAL;
-}
-
 int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay) {
         if (strcmp(s, "notify") == 0) {
                 *ret_by_delay = false;
@@ -167,7 +150,8 @@ static int parse_one(int c, const char *arg, Options *o) {
                 return 0;
         case ARG_STOP_SIGNAL:
                 if ((r = signal_from_string(arg)) < 0) {
-                        say("invalid --stop-signal: \"%s\" (try TERM, INT, QUIT)\n", arg);
+                        say("invalid --stop-signal: \"%s\" (a name as TERM or SIGQUIT, RTMIN+N or RTMAX-N for N "
+                            "from 0 to %d, or a number from 1 to %d)\n", arg, SIGRTMAX - SIGRTMIN, _NSIG - 1);
                         return -EINVAL;
                 }
                 o->stop_signal = r;

@@ -59,8 +59,5 @@ int options_parse(int argc, char **argv, Options *o);
 void options_set_program(const char *name);
 void options_done(Options *o);
 
-/* "TERM", "SIGTERM", "15" -> 15. Returns -EINVAL for anything else. */
-int signal_from_string(const char *s);
-
 /* "notify" or "delay:DUR". */
 int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay);

@@ -9,6 +9,7 @@
 #include "cgroup.h"
 #include "event-util.h"
 #include "log.h"
+#include "signal-util.h"
 #include "proc-stat.h"
 #include "retiree.h"
 #include "util.h"
@@ -292,8 +293,8 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
                         log_warning_errno(r, "Failed to signal the %s handoff's generation (pid %d): %m",
                                           whose(of), (int) pid);
                 else
-                        log_info("Retiring the %s handoff's generation (pid %d): sent SIG%s.", whose(of), (int) pid,
-                                 sigabbrev_np(sig) ?: "?");
+                        log_info("Retiring the %s handoff's generation (pid %d): sent %s.", whose(of), (int) pid,
+                                 SIGNAL_NAME(sig));
         } else
                 log_debug("Holding the %s handoff's generation (pid %d) to its drain deadline.", whose(of),
                           (int) pid);

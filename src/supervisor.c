@@ -31,6 +31,7 @@
 #include "runtime-files.h"
 #include "sdnotify.h"
 #include "service-store.h"
+#include "signal-util.h"
 #include "status.h"
 #include "supervisor.h"
 #include "takeover.h"
@@ -1636,12 +1637,12 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                  * stop: passed on (see stop_next_handoff()), once the next
                  * handoff took over. Anyone else's is an operator's. */
                 if (sender == getppid() && !stop_passed_on(s)) {
-                        log_info("Stop requested (SIG%s) by the service manager after MAINPID= named the next "
-                                 "handoff; passing it on.", sigabbrev_np(sig));
+                        log_info("Stop requested (%s) by the service manager after MAINPID= named the next "
+                                 "handoff; passing it on.", SIGNAL_NAME(sig));
                         pass_stop_on(s);
                         return;
                 }
-                log_info("Ignoring SIG%s: already retiring after the handover.", sigabbrev_np(sig));
+                log_info("Ignoring %s: already retiring after the handover.", SIGNAL_NAME(sig));
                 /* ... unless the next handoff exits before it takes over:
                  * then we are main again, and stop (hand_back()). */
                 if (s->role == ROLE_YIELDED)
@@ -1652,7 +1653,7 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                 /* The manager's own signal for the stop our predecessor
                  * passed on (KillMode=control-group). */
                 s->stop_by_predecessor = false;
-                log_info("Stop requested (SIG%s); already stopping.", sigabbrev_np(sig));
+                log_info("Stop requested (%s); already stopping.", SIGNAL_NAME(sig));
                 return;
         }
         if (s->stop_requested) {
@@ -1664,13 +1665,13 @@ static void on_stop_signal(Supervisor *s, int sig, pid_t sender) {
                         retiree_kill(o->retiree);
                 return;
         }
-        log_info("Stop requested (SIG%s).%s", sigabbrev_np(sig),
+        log_info("Stop requested (%s).%s", SIGNAL_NAME(sig),
                  predecessor_draining(s) ? " Waiting for the previous handoff to finish draining too." : "");
         /* Not main yet: our predecessor need not wait for a READY that
          * will not come. */
         if (role_awaits_takeover(s->role)) {
                 char why[64];
-                snprintf(why, sizeof why, "stopped by SIG%s", sigabbrev_np(sig));
+                snprintf(why, sizeof why, "stopped by %s", SIGNAL_NAME(sig));
                 takeover_report_failed(s->takeover, why);
         }
         request_stop(s);
@@ -1709,7 +1710,7 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 break;
         default:
                 if (s->serving && !role_handed_off(s->role)) {
-                        log_debug("Forwarding SIG%s to generation %u (pid %d).", sigabbrev_np(sig), s->serving->number,
+                        log_debug("Forwarding %s to generation %u (pid %d).", SIGNAL_NAME(sig), s->serving->number,
                                   (int) s->serving->pid);
                         (void) generation_signal(s->serving, sig);
                 }
@@ -1747,7 +1748,7 @@ static int setup_signals(Supervisor *s) {
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++) {
                 r = sd_event_add_signal(s->event, NULL, handled_signals[i], on_signal, s);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to watch SIG%s: %m", sigabbrev_np(handled_signals[i]));
+                        return log_error_errno(r, "Failed to watch %s: %m", SIGNAL_NAME(handled_signals[i]));
         }
         return 0;
 }

@@ -5,11 +5,14 @@
  *  - the result is -EINVAL or a signal number in 1.._NSIG-1;
  *  - a decimal input is accepted exactly when it is all digits and names a
  *    signal in that range, and gives that number;
- *  - otherwise it is accepted exactly when, without an optional
- *    case-insensitive "SIG" prefix, it equals a signal's abbreviation
- *    (sigabbrev_np()) ignoring case, and gives that signal;
- *  - each signal's own name, "SIG"-prefixed name, lower-case name and
- *    number parse back to it (checked once, for every signal). */
+ *  - otherwise, without an optional case-insensitive "SIG" prefix, it is
+ *    accepted exactly when it is, ignoring case, "RTMIN", "RTMAX",
+ *    "RTMIN+" or "RTMAX-" and all digits for N from 0 to
+ *    SIGRTMAX-SIGRTMIN (giving SIGRTMIN+N or SIGRTMAX-N), "IO", or a
+ *    signal's abbreviation (sigabbrev_np()), and gives that signal;
+ *  - each signal's own name, "SIG"-prefixed name, lower-case name, number
+ *    and signal_to_string() parse back to it, and so does every
+ *    real-time signal's RTMIN+N and RTMAX-N (checked once). */
 #include <ctype.h>
 #include <errno.h>
 #include <signal.h>
@@ -18,24 +21,39 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "options.h"
+#include "signal-util.h"
+
+/* Digits only, in lo..hi: the value; -EINVAL otherwise. */
+static int decimal(const char *s, int lo, int hi) {
+        if (!*s || strspn(s, "0123456789") != strlen(s))
+                return -EINVAL;
+        /* No overflow games: compare as text after leading zeros. */
+        while (s[0] == '0' && s[1])
+                s++;
+        if (strlen(s) > 3)
+                return -EINVAL;
+        int v = atoi(s);
+        return v >= lo && v <= hi ? v : -EINVAL;
+}
 
 static int reference(const char *s) {
         if (!*s)
                 return -EINVAL;
-        if (isdigit((unsigned char) s[0])) {
-                if (strspn(s, "0123456789") != strlen(s))
-                        return -EINVAL;
-                /* No overflow games: compare as text after leading zeros. */
-                while (s[0] == '0' && s[1])
-                        s++;
-                if (strlen(s) > 3)
-                        return -EINVAL;
-                int v = atoi(s);
-                return v >= 1 && v < _NSIG ? v : -EINVAL;
-        }
+        if (isdigit((unsigned char) s[0]))
+                return decimal(s, 1, _NSIG - 1);
         if (strncasecmp(s, "SIG", 3) == 0)
                 s += 3;
+        int rt = SIGRTMAX - SIGRTMIN, n;
+        if (strcasecmp(s, "RTMIN") == 0)
+                return SIGRTMIN;
+        if (strcasecmp(s, "RTMAX") == 0)
+                return SIGRTMAX;
+        if (strncasecmp(s, "RTMIN+", 6) == 0)
+                return (n = decimal(s + 6, 0, rt)) < 0 ? n : SIGRTMIN + n;
+        if (strncasecmp(s, "RTMAX-", 6) == 0)
+                return (n = decimal(s + 6, 0, rt)) < 0 ? n : SIGRTMAX - n;
+        if (strcasecmp(s, "IO") == 0)
+                return SIGIO;
         for (int sig = 1; sig < _NSIG; sig++) {
                 const char *name = sigabbrev_np(sig);
                 if (name && strcasecmp(name, s) == 0)
@@ -53,6 +71,7 @@ static void check_every_signal_once(void) {
                 char buf[64];
                 snprintf(buf, sizeof buf, "%d", sig);
                 FUZZ_ASSERT(signal_from_string(buf) == sig, "\"%s\"", buf);
+                FUZZ_ASSERT(signal_from_string(SIGNAL_NAME(sig)) == sig, "\"%s\"", SIGNAL_NAME(sig));
                 const char *name = sigabbrev_np(sig);
                 if (!name)
                         continue;
@@ -62,6 +81,13 @@ static void check_every_signal_once(void) {
                 for (char *p = buf; *p; p++)
                         *p = (char) tolower((unsigned char) *p);
                 FUZZ_ASSERT(signal_from_string(buf) == sig, "\"%s\"", buf);
+        }
+        for (int n = 0; n <= SIGRTMAX - SIGRTMIN; n++) {
+                char buf[64];
+                snprintf(buf, sizeof buf, "RTMIN+%d", n);
+                FUZZ_ASSERT(signal_from_string(buf) == SIGRTMIN + n, "\"%s\"", buf);
+                snprintf(buf, sizeof buf, "SIGRTMAX-%d", n);
+                FUZZ_ASSERT(signal_from_string(buf) == SIGRTMAX - n, "\"%s\"", buf);
         }
 }
 

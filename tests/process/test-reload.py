@@ -723,5 +723,47 @@ def test_reload_continues_a_stopped_process_group(tmp):
     finally:
         h.close()
 
+
+# A server that appends each signal it gets to signals.<its generation> and
+# exits 0 on any but SIGCONT (which follows the stop signal, and which
+# Python may run the handler of first: it runs them in signal order).
+SIGNAL_RECORDER = """
+import os, signal, socket, sys
+log = open(os.path.join(sys.argv[1], "signals." + os.environ["HANDOFF_GENERATION"]), "a", buffering=1)
+def on(sig, frame):
+    log.write(f"{sig}\\n")
+    if sig != signal.SIGCONT:
+        os._exit(0)
+for sig in set(range(1, signal.NSIG)) - {signal.SIGKILL, signal.SIGSTOP, 32, 33}:
+    signal.signal(sig, on)
+addr = os.environ["NOTIFY_SOCKET"]
+with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as n:
+    n.sendto(b"READY=1", "\\0" + addr[1:] if addr.startswith("@") else addr)
+while True:
+    signal.pause()
+"""
+
+
+def test_real_time_stop_signal(tmp):
+    """--stop-signal=SIGRTMIN+2, as systemd's KillSignal= takes it: glibc's
+    SIGRTMIN (34) + 2, not the kernel's 32 + 2, is what a generation gets,
+    replaced by a reload and at the stop."""
+    def received(n):
+        path = os.path.join(tmp, f"signals.{n}")
+        return os.path.exists(path) and {int(l) for l in open(path).read().split()} - {signal.SIGCONT}
+
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--mode={MODE}", "--stop-signal=SIGRTMIN+2"],
+                ["/usr/bin/python3", "-c", SIGNAL_RECORDER, tmp], notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        reload_and_wait(h, 2)
+        got = wait_for(lambda: received(1), 10, f"generation 1's stop signal; log:\n{h.log()}")
+        check(got == {signal.SIGRTMIN + 2}, f"generation 1 got {got}, not only SIGRTMIN+2; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+        check(received(2) == {signal.SIGRTMIN + 2}, f"generation 2 got {received(2)}; log:\n{h.log()}")
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([v for k, v in sorted(globals().items()) if k.startswith("test_")])

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "signal-util.h"
 
 /* Runs options_parse() on {"handoff", args..., NULL}, starting from the
  * defaults. The argv array stays valid until the next call. */
@@ -212,7 +213,7 @@ START_TEST(test_bad_durations) {
 END_TEST
 
 START_TEST(test_stop_signal) {
-        static const struct {
+        const struct {
                 const char *arg;
                 int sig;
         } good[] = {
@@ -220,6 +221,12 @@ START_TEST(test_stop_signal) {
                 { "sigint", SIGINT }, { "int", SIGINT },     { "SigHup", SIGHUP },   { "9", SIGKILL },
                 { "KILL", SIGKILL },  { "USR1", SIGUSR1 },   { "WINCH", SIGWINCH },  { "1", 1 },
                 { "64", 64 },
+                /* Real-time signals as systemd's KillSignal= takes them,
+                 * from glibc's SIGRTMIN (34), not the kernel's 32. */
+                { "SIGRTMIN+2", SIGRTMIN + 2 }, { "RTMIN+2", SIGRTMIN + 2 }, { "RTMIN", SIGRTMIN },
+                { "sigrtmin+0", SIGRTMIN },     { "SIGRTMAX-1", SIGRTMAX - 1 }, { "RTMAX-1", SIGRTMAX - 1 },
+                { "RTMAX", SIGRTMAX },          { "RTMIN+30", SIGRTMAX },     { "RTMAX-30", SIGRTMIN },
+                { "RTMIN+02", SIGRTMIN + 2 },   { "IO", SIGIO },              { "SIGPOLL", SIGIO },
         };
         for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
                 char arg[64];
@@ -231,7 +238,10 @@ START_TEST(test_stop_signal) {
         }
 
         static const char *const bad[] = { "FOO", "0", "65", "-1", "", "SIG", "9x", " 9", "SIGSIGTERM", "TERM ",
-                                           "1000000000000000000000" };
+                                           "1000000000000000000000", "RTMIN+31", "RTMAX-31", "RTMIN-1",
+                                           "RTMAX+1", "RTMIN+", "RTMAX-", "RTMIN+ 2", "RTMIN++2", "RTMIN+-2",
+                                           "RTMIN2", "RTMINX", "SIGRTMIN+2 ", "RTMIN+99999999999999999999", "SIG15",
+                                           "+15" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 char arg[64];
                 snprintf(arg, sizeof arg, "--stop-signal=%s", bad[i]);
@@ -251,6 +261,20 @@ START_TEST(test_signal_from_string) {
         ck_assert_int_eq(signal_from_string(""), -EINVAL);
         ck_assert_int_eq(signal_from_string("0"), -EINVAL);
         ck_assert_int_eq(signal_from_string("65"), -EINVAL);
+}
+END_TEST
+
+/* Every signal is written as handoff reads it back, as systemd writes it. */
+START_TEST(test_signal_to_string) {
+        ck_assert_str_eq(SIGNAL_NAME(SIGTERM), "SIGTERM");
+        ck_assert_str_eq(SIGNAL_NAME(SIGRTMIN), "SIGRTMIN+0");
+        ck_assert_str_eq(SIGNAL_NAME(SIGRTMIN + 2), "SIGRTMIN+2");
+        ck_assert_str_eq(SIGNAL_NAME(SIGRTMAX), "SIGRTMIN+30");
+        /* glibc's own, below SIGRTMIN: no name but their number. */
+        ck_assert_str_eq(SIGNAL_NAME(32), "32");
+        ck_assert_str_eq(SIGNAL_NAME(0), "0");
+        for (int sig = 1; sig < _NSIG; sig++)
+                ck_assert_msg(signal_from_string(SIGNAL_NAME(sig)) == sig, "%d written as %s", sig, SIGNAL_NAME(sig));
 }
 END_TEST
 
@@ -440,6 +464,7 @@ static Suite *options_suite(void) {
         tcase_add_test(tc, test_bad_durations);
         tcase_add_test(tc, test_stop_signal);
         tcase_add_test(tc, test_signal_from_string);
+        tcase_add_test(tc, test_signal_to_string);
         tcase_add_test(tc, test_ready);
         tcase_add_test(tc, test_empty_pid_file);
         tcase_add_test(tc, test_parse_ready_direct);
