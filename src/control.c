@@ -12,6 +12,7 @@
 
 #include "close-async.h"
 #include "control.h"
+#include "event-util.h"
 #include "log.h"
 #include "runtime-dir.h"
 #include "time-util.h"
@@ -316,8 +317,7 @@ static void refuse_for_lack_of_fds(Control *c, int error) {
         /* No spare: rest, and try again. */
         (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
         if (!c->backoff_timer &&
-            sd_event_add_time_relative(c->event, &c->backoff_timer, CLOCK_MONOTONIC, EMFILE_BACKOFF, 10 * USEC_PER_MSEC,
-                                       on_backoff, c) < 0)
+            event_add_time_relative(c->event, &c->backoff_timer, EMFILE_BACKOFF, 10 * USEC_PER_MSEC, on_backoff, c) < 0)
                 c->backoff_timer = NULL;
         if (c->spare_fd < 0) {
                 int r = open_spare(0);
@@ -390,8 +390,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
         }
         if (sd_event_add_io(c->event, &k->io, k->fd, EPOLLIN | EPOLLRDHUP, on_conn_io, k) < 0 ||
-            sd_event_add_time_relative(c->event, &k->timer, CLOCK_MONOTONIC, REQUEST_TIMEOUT, USEC_PER_MSEC,
-                                       on_conn_timeout, k) < 0)
+            event_add_time_relative(c->event, &k->timer, REQUEST_TIMEOUT, USEC_PER_MSEC, on_conn_timeout, k) < 0)
                 conn_free(k);
         return 0;
 }

@@ -1,6 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 #include "event-util.h"
 
+int event_add_time_relative(sd_event *e, sd_event_source **ret, usec_t usec, usec_t accuracy,
+                            sd_event_time_handler_t callback, void *userdata) {
+        uint64_t now;
+        int r = sd_event_now(e, CLOCK_MONOTONIC, &now);
+        if (r < 0)
+                return r;
+        usec_t at = usec_add(now, usec);
+        if (at == USEC_INFINITY) {
+                if (ret)
+                        *ret = NULL;
+                return 0;
+        }
+        return sd_event_add_time(e, ret, CLOCK_MONOTONIC, at, accuracy, callback, userdata);
+}
+
 usec_t event_timer_time(sd_event_source *s) {
         uint64_t t;
         if (!s || sd_event_source_get_time(s, &t) < 0)

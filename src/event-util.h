@@ -5,6 +5,16 @@
 
 #include "time-util.h"
 
+/* A timer usec from now on CLOCK_MONOTONIC, as sd_event_add_time_relative()
+ * arms it (ret NULL: a floating one), except that a deadline past the
+ * clock's range is none, as systemd's usec_add() makes it infinity: where
+ * now + usec does not fit in 64 bits (usec USEC_INFINITY, or a finite
+ * --drain-timeout=584542y), nothing is armed, *ret is NULL and 0 returned,
+ * where sd_event_add_time_relative() fails with -EOVERFLOW. Every relative
+ * timer is armed with it. */
+int event_add_time_relative(sd_event *e, sd_event_source **ret, usec_t usec, usec_t accuracy,
+                            sd_event_time_handler_t callback, void *userdata);
+
 /* Moves the timer *s to at least now + usec, never sooner, as systemd
  * extends a unit's timeout at EXTEND_TIMEOUT_USEC=. A deadline at infinity
  * is no deadline: the timer is disabled and *s set to NULL. Returns 1 when

@@ -349,9 +349,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static int arm_timer(Generation *g, usec_t timeout) {
         g->timer_source = sd_event_source_disable_unref(g->timer_source);
-        if (timeout == USEC_INFINITY)
-                return 0;
-        return sd_event_add_time_relative(g->event, &g->timer_source, CLOCK_MONOTONIC, timeout, 1000, on_timer, g);
+        return event_add_time_relative(g->event, &g->timer_source, timeout, 1000, on_timer, g);
 }
 
 const char *generation_unheard_hint(const Generation *g) {

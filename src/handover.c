@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 
+#include "event-util.h"
 #include "handover.h"
 #include "log.h"
 #include "notify.h"
@@ -80,8 +81,7 @@ static int arm_barrier(Handover *h) {
         if (r >= 0) {
                 pipefd[0] = -EBADF;
                 (void) sd_event_source_set_io_fd_own(h->barrier, true);
-                r = sd_event_add_time_relative(h->event, &h->timer, CLOCK_MONOTONIC, BARRIER_TIMEOUT, 1000,
-                                               on_barrier_timeout, h);
+                r = event_add_time_relative(h->event, &h->timer, BARRIER_TIMEOUT, 1000, on_barrier_timeout, h);
         }
         safe_close(pipefd[0]);
         if (r < 0) {
@@ -166,8 +166,7 @@ static int wait_for_room(Handover *h) {
         int r = watch_room(h);
         if (r < 0)
                 return r;
-        r = sd_event_add_time_relative(h->event, &h->timer, CLOCK_MONOTONIC, HANDOVER_SEND_TIMEOUT, 1000,
-                                       on_room_timeout, h);
+        r = event_add_time_relative(h->event, &h->timer, HANDOVER_SEND_TIMEOUT, 1000, on_room_timeout, h);
         if (r < 0)
                 return r;
         char d[32];

@@ -399,8 +399,7 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                              .channel = channel, .cb = cb, .userdata = userdata };
         if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||
             (r = sd_event_add_io(e, &n->channel_source, n->channel, EPOLLIN, on_channel, n)) < 0 ||
-            (c->timeout != USEC_INFINITY &&
-             (r = sd_event_add_time_relative(e, &n->timer_source, CLOCK_MONOTONIC, c->timeout, 1000, on_timer, n)) < 0)) {
+            (r = event_add_time_relative(e, &n->timer_source, c->timeout, 1000, on_timer, n)) < 0) {
                 (void) pidfd_signal(n->pidfd, SIGKILL);
                 next_handoff_free(n);
                 return log_error_errno(r, "Failed to watch the next handoff: %m");
@@ -475,12 +474,9 @@ void next_handoff_abort(NextHandoff *n, usec_t drain_timeout, int *ret_channel) 
                 *ret_channel = TAKE_FD(n->channel);
         n->channel = safe_close(n->channel);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
-        uint64_t t;
-        if (drain_timeout < USEC_INFINITY - ABORT_MARGIN &&
-            sd_event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
-                                       CLOCK_MONOTONIC, drain_timeout + ABORT_MARGIN, 1000, on_timer, n) >= 0 &&
-            sd_event_source_get_time(n->timer_source, &t) >= 0)
-                n->kill_at = t;
+        if (event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
+                                    usec_add(drain_timeout, ABORT_MARGIN), 1000, on_timer, n) >= 0)
+                n->kill_at = event_timer_time(n->timer_source);
 }
 
 void next_handoff_kill(NextHandoff *n) {

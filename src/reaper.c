@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "cgroup.h"
+#include "event-util.h"
 #include "log.h"
 #include "proc-stat.h"
 #include "reaper.h"
@@ -235,8 +236,7 @@ static int on_rescan(sd_event_source *src, uint64_t usec, void *userdata) {
 static int arm_rescan(Reaper *r, usec_t interval) {
         if (r->rescan)
                 return 0;
-        return sd_event_add_time_relative(r->event, &r->rescan, CLOCK_MONOTONIC, interval, USEC_PER_MSEC,
-                                          on_rescan, r);
+        return event_add_time_relative(r->event, &r->rescan, interval, USEC_PER_MSEC, on_rescan, r);
 }
 
 /* pid had nothing to read: true while it is to be looked at again (the

@@ -147,8 +147,7 @@ static void settle(Retiree *r, int k) {
         if (k > 0 && r->group) {
                 if (r->reread_source)
                         return;
-                int e = sd_event_add_time_relative(r->event, &r->reread_source, CLOCK_MONOTONIC,
-                                                   CGROUP_REREAD_INTERVAL, 0, on_reread, r);
+                int e = event_add_time_relative(r->event, &r->reread_source, CGROUP_REREAD_INTERVAL, 0, on_reread, r);
                 if (e < 0) {
                         log_warning_errno(e, "Failed to watch the process group of the %s handoff's generation "
                                           "(pid %d); killing what is left of it: %m", whose(r->of), (int) r->pid);
@@ -164,8 +163,7 @@ static void settle(Retiree *r, int k) {
         if (k > 0 || r->reread_source)
                 return;
         log_debug_errno(k, "Cannot read %s/cgroup.events; reading it again: %m", cgroup_path(r->cgroup));
-        int e = sd_event_add_time_relative(r->event, &r->reread_source, CLOCK_MONOTONIC, CGROUP_REREAD_INTERVAL, 0,
-                                           on_reread, r);
+        int e = event_add_time_relative(r->event, &r->reread_source, CGROUP_REREAD_INTERVAL, 0, on_reread, r);
         if (e < 0) {
                 /* Not to wait for ever: its main, then, as without a cgroup. */
                 log_warning_errno(e, "Failed to read %s again; the %s handoff's generation counts as ended: %m",
@@ -299,9 +297,8 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
                 log_debug("Holding the %s handoff's generation (pid %d) to its drain deadline.", whose(of),
                           (int) pid);
         r = sd_event_add_io(e, &t->exit_source, t->pidfd, EPOLLIN, on_retiree_exit, t);
-        if (r >= 0 && drain_timeout != USEC_INFINITY)
-                r = sd_event_add_time_relative(e, &t->timer_source, CLOCK_MONOTONIC, drain_timeout, 1000,
-                                               on_deadline, t);
+        if (r >= 0)
+                r = event_add_time_relative(e, &t->timer_source, drain_timeout, 1000, on_deadline, t);
         if (r < 0) {
                 retiree_free(t);
                 return log_warning_errno(r, "Failed to watch the %s handoff's generation (pid %d); it has no "

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "control.h"
+#include "event-util.h"
 #include "log.h"
 #include "notify.h"
 #include "runtime-files.h"
@@ -71,6 +72,5 @@ static int on_sweep(sd_event_source *src, uint64_t usec, void *userdata) {
 
 int runtime_files_sweep_later(sd_event *e) {
         /* Floating: freed with the loop; one per process. */
-        return sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, RUNTIME_FILES_MIN_AGE, USEC_PER_SEC, on_sweep,
-                                          NULL);
+        return event_add_time_relative(e, NULL, RUNTIME_FILES_MIN_AGE, USEC_PER_SEC, on_sweep, NULL);
 }

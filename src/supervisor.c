@@ -17,6 +17,7 @@
 #include "channel.h"
 #include "close-async.h"
 #include "control.h"
+#include "event-util.h"
 #include "fsm.h"
 #include "generation.h"
 #include "handover.h"
@@ -760,8 +761,7 @@ static void standby_update(Supervisor *s) {
                 return;
         if (s->role == ROLE_MAIN_AFTER_TAKEOVER && !s->standby_due) {
                 if (!s->standby_timer &&
-                    sd_event_add_time_relative(s->event, &s->standby_timer, CLOCK_MONOTONIC, STANDBY_DELAY, 1000,
-                                               on_standby_due, s) < 0)
+                    event_add_time_relative(s->event, &s->standby_timer, STANDBY_DELAY, 1000, on_standby_due, s) < 0)
                         s->standby_due = true; /* then at the predecessor's exit */
                 return;
         }
@@ -1287,8 +1287,7 @@ static void start_bake(Supervisor *s) {
                  s->last_number, s->candidate ? ready_after(s->candidate, ra, sizeof ra) : "?",
                  s->serving ? s->serving->number : 0, format_duration(d, sizeof d, candidate_opt(s)->bake));
         s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
-        int r = sd_event_add_time_relative(s->event, &s->bake_timer, CLOCK_MONOTONIC, candidate_opt(s)->bake, 1000,
-                                           on_bake_done, s);
+        int r = event_add_time_relative(s->event, &s->bake_timer, candidate_opt(s)->bake, 1000, on_bake_done, s);
         if (r < 0) {
                 log_warning_errno(r, "Failed to arm the bake timer, committing now: %m");
                 dispatch(s, EV_BAKED);

@@ -5,10 +5,12 @@ that lives through it is committed only then."""
 
 import os
 import re
+import signal
 import subprocess
 
 from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fixture_cmd, free_port, run, serving_pid,
                      set_args, wait_for, wait_new_pid)
+from handofftest.handoff import status_json
 
 
 def start(tmp, *extra):
@@ -77,6 +79,25 @@ def test_old_generation_stays_until_the_bake_time_is_over(tmp):
         h.close()
 
 
+def test_bake_time_past_the_clock_never_ends(tmp):
+    """A bake time so long that now + it runs past the 64-bit clock
+    (584,542 years: finite, where infinity is refused) has no end, as
+    systemd's usec_add() makes such a deadline infinity; the reload bakes
+    until the stop. Arming its timer failed with EOVERFLOW, and the
+    candidate was committed at once ("committing now")."""
+    h = start(tmp, "--bake=18446744073709551609us")
+    try:
+        h.signal(signal.SIGHUP)
+        h.wait_log("it serves beside generation 1 for the bake time")
+        # A commit would have come in the same step as that line.
+        state = status_json(h.main_pid())["state"]
+        check(state == "baking", f"still baking, not {state}; log:\n{h.log()}")
+        check("committing now" not in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_bad_bake_values_are_refused(tmp):
     for bad in ("infinity", "-1s", "soon", ""):
         p = subprocess.run([HANDOFF, "-l", "127.0.0.1:1", f"--bake={bad}", "--", "true"], capture_output=True,
@@ -86,4 +107,4 @@ def test_bad_bake_values_are_refused(tmp):
 
 if __name__ == "__main__":
     run([test_candidate_dying_within_bake_time_is_rolled_back, test_old_generation_stays_until_the_bake_time_is_over,
-         test_bad_bake_values_are_refused])
+         test_bake_time_past_the_clock_never_ends, test_bad_bake_values_are_refused])

@@ -607,6 +607,27 @@ def test_bad_config_candidate_rolls_back(tmp):
         h.close()
 
 
+def test_timeouts_past_the_clock_are_none(tmp):
+    """--start-timeout and --drain-timeout of 584,542 years (finite; so that
+    with the next handoff's 5 s margin too it stays below infinity) run
+    past the 64-bit clock from any now: no deadline, as systemd's
+    usec_add() makes it infinity. Arming the timers failed with EOVERFLOW:
+    a handover reload failed at once ("Failed to watch the next handoff"),
+    and each start and stop logged the failure."""
+    huge = "18446744073704551614us"  # UINT64_MAX - 5 s - 1 us
+    h = start(tmp, f"--start-timeout={huge}", f"--drain-timeout={huge}")
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "1000")
+        reload_and_wait(h, 2)
+        wait_new_pid(h.port, old)
+        check("reload to generation 2 ok" in h.last_status(), f"{h.last_status()}; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+        check("Value too large" not in h.log(), h.log())
+    finally:
+        h.close()
+
+
 def test_reloads_coalesce(tmp):
     """Five SIGHUPs during a reload start exactly one more generation after it."""
     h = start(tmp, args=("--init-delay", "400"))

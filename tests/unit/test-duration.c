@@ -273,6 +273,34 @@ START_TEST(test_event_timer_extend) {
 }
 END_TEST
 
+/* A deadline past the clock's range is none, not an error: libsystemd's
+ * sd_event_add_time_relative() refuses now + usec past 64 bits. */
+START_TEST(test_event_add_time_relative_saturates) {
+        sd_event *e = NULL;
+        sd_event_source *t = NULL;
+        uint64_t at, now;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(sd_event_now(e, CLOCK_MONOTONIC, &now), 0);
+        /* Finite (584,542 years), past the clock's range from any now > 1 us. */
+        usec_t huge = USEC_INFINITY - 1;
+        ck_assert_int_eq(sd_event_add_time_relative(e, &t, CLOCK_MONOTONIC, huge, 0, never, NULL), -EOVERFLOW);
+        t = (sd_event_source *) 1;
+        ck_assert_int_eq(event_add_time_relative(e, &t, huge, 0, never, NULL), 0);
+        ck_assert_ptr_null(t);
+        ck_assert_int_eq(event_add_time_relative(e, &t, USEC_INFINITY, 0, never, NULL), 0);
+        ck_assert_ptr_null(t);
+        ck_assert_int_eq(event_add_time_relative(e, NULL, huge, 0, never, NULL), 0);
+        /* Within it: armed, as sd_event_add_time_relative() would. */
+        ck_assert_int_ge(event_add_time_relative(e, &t, 10 * USEC_PER_SEC, 0, never, NULL), 0);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_ge(sd_event_source_get_time(t, &at), 0);
+        ck_assert_uint_ge(at, now + 10 * USEC_PER_SEC);
+        ck_assert_uint_lt(at, now + 20 * USEC_PER_SEC);
+        sd_event_source_unref(t);
+        sd_event_unref(e);
+}
+END_TEST
+
 static Suite *duration_suite(void) {
         Suite *s = suite_create("duration");
         TCase *tc = tcase_create("parse");
@@ -294,6 +322,7 @@ static Suite *duration_suite(void) {
         tcase_add_test(tc, test_now_monotonic);
         tcase_add_test(tc, test_usec_add_saturates);
         tcase_add_test(tc, test_event_timer_extend);
+        tcase_add_test(tc, test_event_add_time_relative_saturates);
         suite_add_tcase(s, tc);
         return s;
 }
