@@ -35,11 +35,11 @@ import time
 from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args, status_json
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
-from handofftest.procs import is_handoff, ppid_of
+from handofftest.procs import is_handoff, ppid_of, stat_fields
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
-from hardening import (HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores, listener_of,
-                       reap_if_child, showing_logs)
+from hardening import (PYTHON, HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores,
+                       listener_of, reap_if_child, showing_logs)
 
 STORE_SERVER = os.environ["STORE_SERVER"]
 
@@ -811,6 +811,65 @@ def test_kill_old_main_between_named_and_takeover(tmp):
     finally:
         # The new main is in the first handoff's session: teardown kills it
         # and removes its runtime files.
+        teardown(h)
+
+
+# Runs the command it is given (handoff) as its child, in a process group of
+# its own in this session, as a child subreaper, as a supervisor that does
+# not setsid() its services would; says how each child it reaps ended.
+SESSION_SUBREAPER = r'''
+import ctypes, os, sys
+ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+if os.fork() == 0:
+    os.setpgid(0, 0)
+    os.execv(sys.argv[1], sys.argv[1:])
+while True:
+    try:
+        pid, status = os.wait()
+    except ChildProcessError:
+        break
+    print(f"subreaper: pid {pid} exited {os.waitstatus_to_exitcode(status)}", flush=True)
+'''
+
+
+def test_kill_old_main_between_named_and_takeover_stopped_generation_continued(tmp):
+    """As above, with generation 1 stopped before the reload (kill -STOP of
+    its process group, as a debugger does; SIGTTIN stops it too): the new
+    main follows the stop signal with SIGCONT to its main and its process
+    group, so its main acts on it at once and passes it on to its workers,
+    and it exits long before its drain deadline (60 s), not SIGKILLed
+    there. handoff runs under a subreaper of its own session: under one of
+    another session (systemd, the test process), the old main's death
+    orphans generation 1's process group, and the kernel itself sends a
+    group that is orphaned with a stopped member SIGHUP and SIGCONT (POSIX
+    job control), racing the new main's stop signal."""
+    need("handover")
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "100", "--workers", "2")
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", f"--mode={MODE}", "--drain-timeout=60s"],
+                fixture_cmd(args_file), env=channel_shim(kill_after="NAMED "),
+                wrapper=[PYTHON, "-c", SESSION_SUBREAPER])
+    try:
+        first = int(h.wait_log_re(r"handoff\[(\d+)\]: Generation 1 \(.*\) is ready", 20).group(1))
+        old = h.generation_pid(1)
+        group = lambda: [p for p in h.descendants() if process_group(p) == old]
+        wait_for(lambda: len(group()) == 3, 10, "generation 1's main and its two workers")
+        os.killpg(old, signal.SIGSTOP)
+        wait_for(lambda: all(stat_fields(p)[0] == "T" for p in group()), 10, "generation 1 stopped")
+        set_args(args_file, "--init-delay", "50")
+        os.kill(first, signal.SIGHUP)
+        new_main = next_handoff_pid(h, 2)
+        h.wait_log(f"subreaper: pid {first} exited -{int(signal.SIGKILL)}", 20)
+        h.wait_log(f"handoff[{new_main}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
+        h.wait_log(f"fixture-server: pid={old} got Terminated, forwarding SIGTERM to 2 workers", 10)
+        h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) has exited.", 10)
+        check("did not exit in time" not in h.log(), f"nothing was SIGKILLed:\n{h.log()}")
+        check(http_get(port)[2] == h.generation_pid(2), "generation 2 serves")
+        os.kill(new_main, signal.SIGTERM)
+        h.wait_log(f"subreaper: pid {new_main} exited 0", 20)
+        check(h.proc.wait(timeout=10) == 0 and not h.descendants(), f"nothing left: {describe(h.descendants())}")
+    finally:
         teardown(h)
 
 
