@@ -1191,10 +1191,13 @@ static void start_candidate(Supervisor *s) {
                 r = ops->start(s, number, &code, why, sizeof why);
         }
         if (r < 0) {
-                /* With the cause, when there is one for the user: the
-                 * client's "reload failed: …" and STATUS= say it. */
+                /* With the cause: the client's "reload failed: …" and
+                 * STATUS= say it. One the start did not name is its errno
+                 * (out of memory, say), which the log line gave too. */
+                if (!why[0])
+                        snprintf(why, sizeof why, "%s", strerror(-r));
                 char text[sizeof why + 32];
-                snprintf(text, sizeof text, "could not be started%s%s", why[0] ? ": " : "", why);
+                snprintf(text, sizeof text, "could not be started: %s", why);
                 record_failure(s, number, text, code);
                 dispatch(s, EV_FAILED);
         }

@@ -7,6 +7,7 @@ does; handoffctl is "handoff reload" / "handoff status" without libsystemd."""
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 
@@ -104,6 +105,27 @@ def test_failed_notify_socket_names_its_cause(tmp):
         check(h.stop() == 0, h.log())
     finally:
         h.close()
+
+
+def test_failed_start_out_of_fds_names_its_cause(tmp):
+    # A start that fails where handoff names no cause of its own (here out
+    # of fds: a soft RLIMIT_NOFILE of 3, below every fd it has but 0-2): the
+    # reload's result gives the error, not "could not be started" alone.
+    prlimit = shutil.which("prlimit")
+    if not prlimit:
+        raise Skip("needs prlimit(1) (util-linux)")
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        subprocess.run([prlimit, f"--pid={h.pid}", "--nofile=3:"], check=True, timeout=10)
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        check("generation 2 failed: could not be started: Too many open files" in h.last_status(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
 
 def test_ready_time_is_a_systemd_duration(tmp):
     port = free_port()
@@ -316,6 +338,7 @@ def test_control_socket_found_without_a_search(tmp):
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
          test_failed_start_names_its_cause, test_failed_notify_socket_names_its_cause,
+         test_failed_start_out_of_fds_names_its_cause,
          test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
          test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
          test_control_socket_found_without_a_search])
