@@ -473,6 +473,10 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
         };
         int code = 0;
         r = spawn_generation(&sp, &g->pid, &code);
+        if (r < 0 && code == 0)
+                /* No child at all (RLIMIT_NPROC, a cgroup's pids.max): the
+                 * command is not to blame. */
+                return start_failed(g, r, "cannot fork: %s", strerror(abs(r)));
         if (r < 0 && code == SPAWN_EXIT_CHDIR) {
                 /* Exit status 200, as systemd's EXIT_CHDIR. */
                 *ret_exit_code = code;

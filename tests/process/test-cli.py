@@ -107,6 +107,40 @@ def test_failed_notify_socket_names_its_cause(tmp):
         h.close()
 
 
+def test_failed_fork_names_its_cause(tmp):
+    # No process can be made (RLIMIT_NPROC here; a cgroup's pids.max): the
+    # reload's result says so, and does not blame the command as before
+    # ("/path/to/server: Resource temporarily unavailable", status 126).
+    # RLIMIT_NPROC binds no root process, and another uid's limit takes
+    # CAP_SYS_RESOURCE to change: as root, handoff and prlimit(1) run as 65534.
+    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
+    if not prlimit or (os.getuid() == 0 and not setpriv):
+        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
+    as_handoff = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
+    # Its control socket's directory, which handoff's uid must own.
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    if as_handoff:
+        os.chmod(tmp, 0o711)
+        os.chown(runtime, 65534, 65534)
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), wrapper=as_handoff,
+                env={"RUNTIME_DIRECTORY": runtime})
+    try:
+        h.wait_log_re(r"Generation 1 \(.*\) is ready", 20)
+        # The soft limit only: 1 process of handoff's uid, which has more.
+        subprocess.run([*as_handoff, prlimit, f"--pid={h.pid}", "--nproc=1:"], check=True, timeout=10)
+        p = handoff("reload", f"--pid={h.pid}")
+        want = ("handoff: reload failed: generation 2 failed: could not be started: cannot fork: Resource "
+                "temporarily unavailable\n")
+        check(p.returncode == 1 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
+        h.wait_log("Cannot start generation 2: cannot fork: Resource temporarily unavailable")
+        os.kill(h.pid, signal.SIGTERM)
+        check(h.proc.wait(timeout=30) == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_failed_start_out_of_fds_names_its_cause(tmp):
     # A start that fails where handoff names no cause of its own (here out
     # of fds: a soft RLIMIT_NOFILE of 3, below every fd it has but 0-2): the
@@ -338,7 +372,7 @@ def test_control_socket_found_without_a_search(tmp):
 if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
          test_failed_start_names_its_cause, test_failed_notify_socket_names_its_cause,
-         test_failed_start_out_of_fds_names_its_cause,
+         test_failed_start_out_of_fds_names_its_cause, test_failed_fork_names_its_cause,
          test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
          test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
          test_control_socket_found_without_a_search])
