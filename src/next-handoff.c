@@ -337,7 +337,8 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
 }
 
 /* Cold: a new process, which reports its pid and pidfd first thing. */
-static int start_cold(const NextHandoffConfig *c, unsigned number, pid_t *ret_pid, int *ret_pidfd, int *ret_channel) {
+static int start_cold(const NextHandoffConfig *c, unsigned number, pid_t *ret_pid, int *ret_pidfd, int *ret_channel,
+                      char *why, size_t why_size) {
         int pair[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
                 return log_error_errno(errno, "Failed to create handover channel: %m");
@@ -345,8 +346,11 @@ static int start_cold(const NextHandoffConfig *c, unsigned number, pid_t *ret_pi
 
         int r = spawn_next(c, theirs, number);
         theirs = safe_close(theirs);
-        if (r < 0)
+        if (r < 0) {
+                /* A broken binary after an upgrade (ENOEXEC), RLIMIT_NPROC: for the reload's result. */
+                snprintf(why, why_size, "cannot start the next handoff %s: %s", c->exe, strerror(-r));
                 return log_error_errno(r, "Failed to start the next handoff %s: %m", c->exe);
+        }
 
         if (channel_receive_pid(mine, ret_pid, ret_pidfd) < 0)
                 return log_error_errno(EPROTO, "The next handoff did not report its pid.");
@@ -377,13 +381,14 @@ static int start_standby(const NextHandoffConfig *c, Standby **standby, unsigned
 }
 
 int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, Standby **standby,
-                       const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret) {
+                       const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret, char *why,
+                       size_t why_size) {
         pid_t pid;
         int pidfd = -EBADF, channel = -EBADF;
         bool warm = standby && *standby;
         int r = warm ? start_standby(c, standby, number, &pid, &pidfd, &channel) : -ENOENT;
         warm = r >= 0;
-        if (!warm && (r = start_cold(c, number, &pid, &pidfd, &channel)) < 0)
+        if (!warm && (r = start_cold(c, number, &pid, &pidfd, &channel, why, why_size)) < 0)
                 return r;
 
         NextHandoff *n = calloc(1, sizeof *n);

@@ -56,9 +56,12 @@ typedef struct NextHandoffConfig {
 
 /* Starts the next handoff: the standby, if *standby is one still usable
  * (standby.h), else a new process. The standby is used up or stopped either
- * way (*standby is NULL after). On failure it is logged and nothing runs. */
+ * way (*standby is NULL after). On failure it is logged and nothing runs;
+ * why then holds the cause for the reload's result ("cannot start the next
+ * handoff /usr/bin/handoff: Exec format error"), or is left as it was. */
 int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, Standby **standby,
-                       const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret);
+                       const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret, char *why,
+                       size_t why_size);
 
 pid_t next_handoff_pid(const NextHandoff *n);
 /* Whether it understands STOP and DRAINED (channel.h): an older one does not. */

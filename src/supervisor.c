@@ -61,7 +61,8 @@ typedef struct Orphan {
  * handoff. Both are reached through this table, so the reload path has no
  * "if handover" in it. */
 typedef struct CandidateOps {
-        /* Starts number; *ret_code: the exit code should it fail at once. */
+        /* Starts number; *ret_code: the exit code should it fail at once,
+         * and why its cause, when it names one. */
         int (*start)(Supervisor *s, unsigned number, int *ret_code, char *why, size_t why_size);
         /* Rollback: stop what start started, if it still runs. */
         void (*stop)(Supervisor *s);
@@ -688,7 +689,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *w
                 return log_error_errno(ENOMEM, "Out of memory");
         s->aborted = a;
         s->standby_failed = false;
-        return next_handoff_start(s->event, &c, number, &s->standby, &next_callbacks, s, &s->next);
+        return next_handoff_start(s->event, &c, number, &s->standby, &next_callbacks, s, &s->next, why, why_size);
 }
 
 static void next_ops_stop(Supervisor *s) {

@@ -410,6 +410,37 @@ def test_broken_handoff_binary_rolls_back(tmp):
         fake.close()
 
 
+def test_unstartable_handoff_binary_names_its_cause(tmp):
+    """A binary left unexecutable by an upgrade (here empty: execve() says
+    ENOEXEC): the next handoff cannot be started at all, and the reload's
+    result says why, as the log does, not only "could not be started"."""
+    exe, port, fake, logpath, p = start_from_copy(tmp, "unstartable")
+    old = None
+    try:
+        wait_for(lambda: fake.count("READY") >= 1, 10, "first start")
+        old = serving_pid(port)
+        open(exe + ".new", "w").close()
+        os.chmod(exe + ".new", 0o755)
+        os.rename(exe + ".new", exe)
+        os.kill(p.pid, signal.SIGHUP)
+        wait_for(lambda: fake.count("READY") >= 2, 20, "the reload ends")
+        cause = f"cannot start the next handoff {exe}: Exec format error"
+        status = [m for m in fake.snapshot() if m.fields.get("READY") == "1"][-1].fields["STATUS"]
+        check(f"generation 2 failed: could not be started: {cause}" in status, f"STATUS={status}")
+        check(f"Failed to start the next handoff {exe}: Exec format error" in open(logpath).read(),
+              open(logpath).read())
+        check(serving_pid(port) == old and fake.count("MAINPID") == 0, "the old generation serves on")
+        os.kill(p.pid, signal.SIGTERM)
+        check(p.wait(timeout=30) == 0, open(logpath).read())
+    finally:
+        if p.poll() is None:
+            p.kill()
+        # In handover mode a generation does not die with its handoff.
+        if old and pid_alive(old):
+            os.kill(old, signal.SIGKILL)
+        fake.close()
+
+
 def test_self_upgrade_on_reload(tmp):
     """The next handoff runs whatever binary now sits at the path handoff was
     started from: a package upgrade takes effect at the next reload, also
