@@ -61,9 +61,16 @@ def test_failed_reload_message(tmp):
 def test_failed_start_names_its_cause(tmp):
     # A generation that could not be started at all: "handoff reload" (so
     # systemctl reload's journal) and STATUS= say why, as the log does, not
-    # only "could not be started".
+    # only "could not be started". In handover mode the next handoff's
+    # generation: the next handoff passes the cause on.
+    for mode in ("supervise", "handover"):
+        failed_start_names_its_cause(os.path.join(tmp, mode), mode)
+
+
+def failed_start_names_its_cause(tmp, mode):
+    os.mkdir(tmp)
     port = free_port()
-    opts = ["-l", f"127.0.0.1:{port}", "--mode=supervise"]
+    opts = ["-l", f"127.0.0.1:{port}", f"--mode={mode}"]
     h = Handoff(tmp, opts, fixture_cmd(), notify=FakeSystemd(tmp))
     try:
         h.wait_ready(1, timeout=20)
