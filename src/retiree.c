@@ -273,12 +273,21 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
          * the pid is its own. */
         t->group = !t->cgroup && (led || (getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0));
         if (sig != 0) {
-                r = pidfd_signal(t->pidfd, sig);
+                r = led ? -ESRCH : pidfd_signal(t->pidfd, sig);
+                bool to_group = r == -ESRCH && t->group;
+                if (to_group)
+                        /* Its main has exited and left its group: nobody
+                         * passes the stop signal on to what is left of it,
+                         * so the group gets it, as generation_retire()
+                         * sends it to a main's strays. (The group's id is
+                         * no one else's while it has a member.) */
+                        r = kill(-pid, sig) < 0 ? -errno : 0;
                 if (r >= 0 && signal_wants_cont(sig)) {
                         /* A stopped main acts on it once continued; its
                          * workers, stopped with it (SIGTTIN stops the
                          * group), on what it passes on to them. */
-                        (void) pidfd_signal(t->pidfd, SIGCONT);
+                        if (!to_group)
+                                (void) pidfd_signal(t->pidfd, SIGCONT);
                         if (t->cgroup)
                                 cgroup_signal(t->cgroup, SIGCONT);
                         else if (t->group)
@@ -291,8 +300,8 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
                         log_warning_errno(r, "Failed to signal the %s handoff's generation (pid %d): %m",
                                           whose(of), (int) pid);
                 else
-                        log_info("Retiring the %s handoff's generation (pid %d): sent %s.", whose(of), (int) pid,
-                                 SIGNAL_NAME(sig));
+                        log_info("Retiring the %s handoff's generation (%s %d): sent %s.", whose(of),
+                                 to_group ? "its main gone, process group" : "pid", (int) pid, SIGNAL_NAME(sig));
         } else
                 log_debug("Holding the %s handoff's generation (pid %d) to its drain deadline.", whose(of),
                           (int) pid);

@@ -242,10 +242,10 @@ START_TEST(test_deadline_kills_the_cgroup) {
 END_TEST
 
 /* A main in a process group of its own (as spawn.c makes a generation's)
- * with a worker in it that ignores SIGTERM; with main_ignores_term the
- * main ignores it too. Returns the main's pid, the worker's in *ret_worker,
- * once both have set up their dispositions. */
-static pid_t group_with_worker(bool main_ignores_term, pid_t *ret_worker) {
+ * with a worker in it that ignores SIGTERM unless worker_ends_on_term; with
+ * main_ignores_term the main ignores it too. Returns the main's pid, the
+ * worker's in *ret_worker, once both have set up their dispositions. */
+static pid_t group_of(bool main_ignores_term, bool worker_ends_on_term, pid_t *ret_worker) {
         int p[2];
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         pid_t pid = fork();
@@ -256,7 +256,7 @@ static pid_t group_with_worker(bool main_ignores_term, pid_t *ret_worker) {
                 setpgid(0, 0);
                 pid_t w = fork();
                 if (w == 0) {
-                        signal(SIGTERM, SIG_IGN);
+                        signal(SIGTERM, worker_ends_on_term ? SIG_DFL : SIG_IGN);
                         sigprocmask(SIG_SETMASK, &none, NULL);
                         for (;;)
                                 pause();
@@ -271,6 +271,10 @@ static pid_t group_with_worker(bool main_ignores_term, pid_t *ret_worker) {
         ck_assert_int_eq(read(p[0], ret_worker, sizeof *ret_worker), (ssize_t) sizeof *ret_worker);
         close(p[0]);
         return pid;
+}
+
+static pid_t group_with_worker(bool main_ignores_term, pid_t *ret_worker) {
+        return group_of(main_ignores_term, false, ret_worker);
 }
 
 /* A dead next handoff's generation without a cgroup: its main exits at
@@ -333,6 +337,34 @@ START_TEST(test_group_held_after_its_main_is_gone) {
         int st;
         ck_assert_int_eq(waitpid(worker, &st, 0), worker);
         ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* A generation a new main retires (its handoff was killed before TAKEOVER)
+ * whose main has exited and been reaped already, leaving a worker it never
+ * passed a stop signal to: the stop signal goes to the process group, and
+ * the worker ends on it, long before the deadline. Before, only the main
+ * was signalled (ESRCH), and the worker served on to the deadline. */
+START_TEST(test_retired_group_after_its_main_is_gone_gets_the_stop_signal) {
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        pid_t worker, pid = group_of(false, true, &worker);
+        int pidfd = pidfd_open_pid(pid);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        gone_calls = 0;
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, SIGTERM, 60 * USEC_PER_SEC, NULL,
+                                             count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        run_until(e, &gone_calls, 1, 0);
+        int st;
+        ck_assert_int_eq(waitpid(worker, &st, 0), worker);
+        ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM);
         retiree_free(r);
         sd_event_unref(e);
 }
@@ -585,6 +617,7 @@ int main(void) {
         tcase_add_test(tc, test_orphan_process_group_held_to_the_deadline);
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
         tcase_add_test(tc, test_group_held_after_its_main_is_gone);
+        tcase_add_test(tc, test_retired_group_after_its_main_is_gone_gets_the_stop_signal);
         tcase_add_test(tc, test_zombie_main_ends_the_generation);
         tcase_add_test(tc, test_zombie_main_with_a_worker_held_to_the_deadline);
         tcase_add_test(tc, test_draining_group_is_polled_without_a_walk_each_time);
