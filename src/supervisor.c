@@ -154,6 +154,7 @@ struct Supervisor {
         ServiceStore store;
         usec_t notify_warned;    /* the last "Failed to notify service manager" warning */
         unsigned notify_unwarned; /* ... and the failures since, not logged */
+        int notify_failed;       /* the manager unreachable: the error logged, until a message gets through */
         Reaper *reaper;          /* SIGCHLD: every child, every generation's whole tree */
         CgroupRoot *cgroup;      /* with a delegated cgroup: where generations get theirs */
 };
@@ -181,27 +182,44 @@ static void notify_systemd(Supervisor *s, const char *fmt, ...) {
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
         int r = sdnotify_send(buf, NULL, 0);
+        if (r > 0 && s->notify_failed != 0) {
+                log_info("The service manager is reachable again (%u failed message%s not logged).",
+                         s->notify_unwarned, s->notify_unwarned == 1 ? "" : "s");
+                s->notify_failed = 0;
+                s->notify_unwarned = 0;
+        }
         if (r >= 0)
                 return;
-        /* A server that keeps talking while the manager does not read
-         * would fill the journal: of the rest, one warning every
-         * NOTIFY_WARN_INTERVAL, saying how many went unlogged. */
         bool ready = strncmp(buf, "READY=1", 7) == 0;
         bool control = ready || strncmp(buf, "RELOADING=1", 11) == 0 || strncmp(buf, "STOPPING=1", 10) == 0 ||
                        strncmp(buf, "MAINPID=", 8) == 0;
+        int level = ready ? LOG_ERR : LOG_WARNING;
         usec_t now = now_monotonic();
-        if (!control && s->notify_warned > 0 && now < s->notify_warned + NOTIFY_WARN_INTERVAL) {
+        /* A manager whose queue is full fails some messages: a server that
+         * keeps talking while the manager does not read would fill the
+         * journal, so of the rest, one warning every NOTIFY_WARN_INTERVAL,
+         * saying how many went unlogged. A manager that cannot be reached
+         * (its socket gone, as a container runtime's may be) fails every
+         * message alike: that is said once, until one gets through again. */
+        bool full = r == -ENOBUFS || r == -EAGAIN;
+        bool said = full ? !control && s->notify_warned > 0 && now < s->notify_warned + NOTIFY_WARN_INTERVAL
+                         : r == s->notify_failed;
+        if (said) {
+                log_debug_errno(r, "Failed to notify service manager: %m");
                 s->notify_unwarned++;
                 return;
         }
+        const char *once = full ? "" : "; not logged again until a message gets through";
         if (s->notify_unwarned > 0)
-                log_full_errno(ready ? LOG_ERR : LOG_WARNING, r,
-                               "Failed to notify service manager: %m (and %u more times since the last warning)",
-                               s->notify_unwarned);
+                log_full_errno(level, r,
+                               "Failed to notify service manager: %m (and %u more times since the last warning)%s",
+                               s->notify_unwarned, once);
         else
-                log_full_errno(ready ? LOG_ERR : LOG_WARNING, r, "Failed to notify service manager: %m");
+                log_full_errno(level, r, "Failed to notify service manager: %m%s", once);
         s->notify_warned = now;
         s->notify_unwarned = 0;
+        if (!full)
+                s->notify_failed = r;
 }
 
 static void set_role(Supervisor *s, RoleEvent ev) {

@@ -635,6 +635,40 @@ def test_ready_from_a_sender_gone_before_it_was_read_says_so(tmp):
         h.close()
 
 
+def test_manager_gone_is_logged_once(tmp):
+    """A manager whose socket is gone (under podman, the container runtime's
+    NOTIFY_SOCKET removed) fails every message alike: that is logged once,
+    not at each RELOADING=1, STATUS= and READY=1. A manager bound at the
+    address again hears the next message, and is said to be reachable; a
+    later failure is logged anew. Supervise mode: a handover cannot happen
+    without a manager to hear MAINPID=."""
+    if MODE != "supervise":
+        raise Skip("a reload without a manager is a handover that fails")
+    h = start(tmp)
+    failed = "Failed to notify service manager: No such file or directory"
+
+    def reload(n):
+        h.signal(signal.SIGHUP)
+        h.wait_log_re(rf"^handoff\[{h.pid}\]: Generation {n} \(.*\) is ready", timeout=20)
+
+    try:
+        h.wait_ready(1)
+        h.notify.close()
+        reload(2)
+        reload(3)
+        check(h.log().count(failed) == 1, h.log())
+        h.notify = FakeSystemd(tmp)
+        reload(4)
+        h.notify.wait_count("READY", 1)
+        h.wait_log("The service manager is reachable again")
+        h.notify.close()
+        reload(5)
+        check(h.stop() == 0, h.log())
+        check(h.log().count(failed) == 2, h.log())
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_ready_from_a_worker_is_refused_with_main, test_ready_from_a_worker_is_accepted_with_all,
          test_ready_from_outside_the_generation_is_refused_with_all, test_path_socket_is_private_and_removed,
@@ -645,4 +679,5 @@ if __name__ == "__main__":
          test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_as_systemd,
          test_watchdog_usec_is_relayed_and_passed_on, test_watchdog_usec_0_turns_the_watchdog_off,
          test_status_is_cut_between_characters,
-         test_extend_timeout_usec_extends_the_start_timeout, test_extend_timeout_usec_infinity_extends_nothing])
+         test_extend_timeout_usec_extends_the_start_timeout, test_extend_timeout_usec_infinity_extends_nothing,
+         test_manager_gone_is_logged_once])
