@@ -25,6 +25,9 @@
  * the reload): more would mean a loop. */
 #define MAX_HOPS 8
 
+/* An abstract name with an "@" for its leading NUL, and a NUL at its end. */
+#define ABSTRACT_SIZE (sizeof ((struct sockaddr_un) {}).sun_path + 1)
+
 /* "handoff" or "handoffctl", whichever was run: the first word of our
  * messages and of the commands they suggest. */
 static const char *prog = "handoff";
@@ -181,27 +184,25 @@ static int socket_inodes_of(pid_t pid, unsigned long **ret, size_t *ret_n) {
         return 0;
 }
 
-/* handoff before 0.2 listened on the abstract name @handoff/control/<pid>.
- * After a package upgrade, ExecReload= runs this client against the old
- * handoff that is still main: without this the reload that would start the
- * new binary could not be asked for. Anyone may bind that name, so it is
- * used only as a path socket is: if it is one of pid's own listening
- * sockets, and the peer's pid and uid are checked once connected. To be
- * removed once no such handoff can run. */
-#define LEGACY_CONTROL_ADDRESS_FMT "handoff/control/%d"
+/* A handoff that cannot bind its path listens on an abstract name
+ * (CONTROL_ABSTRACT_PREFIX "<pid>/<hex>", control.c); handoff before 0.2
+ * listened on CONTROL_ABSTRACT_PREFIX "<pid>", and after a package upgrade
+ * ExecReload= runs this client against that old handoff, still main.
+ * Anyone may bind such a name, so one is used only as a path is: if it is
+ * one of pid's own listening sockets (its pid is that of pid's namespace,
+ * not necessarily ours), and the peer's pid and uid are checked once
+ * connected. */
 
 /* One pass over pid's network namespace's unix sockets for a listening
  * SOCK_SEQPACKET socket named ".../control.*" that is one of pid's own fds;
- * else for its legacy abstract name, returned as "@handoff/control/<pid>". */
+ * else for one named "@handoff/control/...", returned with its "@". */
 static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, char *ret, size_t size) {
-        char path[64], line[4096], legacy[64];
+        char path[64], line[4096], abstract[ABSTRACT_SIZE] = "";
         snprintf(path, sizeof path, "/proc/%d/net/unix", (int) pid);
-        snprintf(legacy, sizeof legacy, "@" LEGACY_CONTROL_ADDRESS_FMT, (int) pid);
         FILE *f = fopen(path, "re");
         if (!f)
                 return -errno;
         int r = -ENOENT;
-        bool legacy_found = false;
         while (fgets(line, sizeof line, f)) {
                 unsigned flags, type, state;
                 unsigned long ino;
@@ -215,24 +216,28 @@ static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, c
                 /* 0x10000: __SO_ACCEPTCON, a listening socket. */
                 if (!(flags & 0x10000) || type != SOCK_SEQPACKET)
                         continue;
-                if (strcmp(p, legacy) == 0) {
-                        for (size_t i = 0; i < n; i++)
-                                legacy_found = legacy_found || inodes[i] == ino;
+                bool is_abstract = strncmp(p, "@" CONTROL_ABSTRACT_PREFIX, strlen("@" CONTROL_ABSTRACT_PREFIX)) == 0;
+                if (!is_abstract && (p[0] != '/' || !base || strncmp(base, "/control.", 9) != 0))
+                        continue;
+                bool ours = false;
+                for (size_t i = 0; i < n; i++)
+                        ours = ours || inodes[i] == ino;
+                if (!ours)
+                        continue;
+                if (is_abstract) {
+                        if (strlen(p) < sizeof abstract)
+                                strcpy(abstract, p);
                         continue;
                 }
-                if (p[0] != '/' || !base || strncmp(base, "/control.", 9) != 0)
-                        continue;
-                for (size_t i = 0; i < n; i++)
-                        if (inodes[i] == ino && strlen(p) < size) {
-                                strcpy(ret, p);
-                                r = 0;
-                        }
-                if (r == 0)
+                if (strlen(p) < size) {
+                        strcpy(ret, p);
+                        r = 0;
                         break;
+                }
         }
         fclose(f);
-        if (r == -ENOENT && legacy_found && strlen(legacy) < size) {
-                strcpy(ret, legacy);
+        if (r == -ENOENT && abstract[0] && strlen(abstract) < size) {
+                strcpy(ret, abstract);
                 r = 0;
         }
         return r;
@@ -277,13 +282,26 @@ static int ms_until(usec_t deadline, int cap) {
         return cap >= 0 && ms > (usec_t) cap ? cap : ms > INT_MAX ? INT_MAX : (int) ms;
 }
 
+/* Whether pid is in our network namespace, where its abstract names are
+ * the ones we reach; yes when that cannot be told. */
+static bool same_netns(pid_t pid) {
+        char path[64];
+        struct stat ours, theirs;
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int) pid);
+        if (stat("/proc/self/ns/net", &ours) < 0 || stat(path, &theirs) < 0)
+                return true;
+        return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
+}
+
 /* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
  * to be guessed, and opens the file through /proc/<pid>/root (uid: pid's,
  * which the file must belong to). Returns 0 with an O_PATH fd in *ret_fd;
- * 1 when pid listens on the legacy abstract name instead (nothing to open);
- * or -errno with what went wrong in why. */
-static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char *why, size_t why_size) {
+ * 1 when pid listens on an abstract name instead (nothing to open), the
+ * name with its "@" in ret_abstract; or -errno with what went wrong in
+ * why. */
+static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char ret_abstract[static ABSTRACT_SIZE],
+                               char *why, size_t why_size) {
         _cleanup_free_ unsigned long *inodes = NULL;
         size_t n = 0;
         int r = socket_inodes_of(pid, &inodes, &n);
@@ -304,8 +322,17 @@ static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char *why, siz
                 snprintf(why, why_size, "cannot look into pid %d: %s", (int) pid, strerror(-r));
                 return r;
         }
-        if (path[0] == '@')
+        if (path[0] == '@' && !same_netns(pid)) {
+                snprintf(why, why_size, "its control socket is the abstract name %s, in another network namespace: "
+                                        "run this in that one (nsenter --net=/proc/%d/ns/net)", path, (int) pid);
+                return -EXDEV;
+        }
+        if (path[0] == '@') {
+                if (strlen(path) >= ABSTRACT_SIZE)
+                        return -ENAMETOOLONG;
+                strcpy(ret_abstract, path);
                 return 1;
+        }
         char full[PATH_MAX + 64];
         snprintf(full, sizeof full, "/proc/%d/root%s", (int) pid, path);
         int fd = open(full, O_PATH | O_CLOEXEC | O_NOFOLLOW);
@@ -330,16 +357,18 @@ static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char *why, siz
         return 0;
 }
 
-static socklen_t legacy_address(pid_t pid, struct sockaddr_un *sa) {
-        int k = snprintf(sa->sun_path + 1, sizeof sa->sun_path - 1, LEGACY_CONTROL_ADDRESS_FMT, (int) pid);
-        return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
+/* The address of an abstract name, given with its "@" in front. */
+static socklen_t abstract_address(const char *name, struct sockaddr_un *sa) {
+        size_t n = strlen(name);
+        memcpy(sa->sun_path + 1, name + 1, n - 1);
+        return (socklen_t) (offsetof(struct sockaddr_un, sun_path) + n);
 }
 
 /* Connects to sa, and keeps the connection only if pid itself listens
  * there, as uid (pid's), root or ourselves: only the process we asked for
  * is the handoff we asked for. (The server admits only root and its own
  * uid.) Never blocks: a unix socket whose backlog is full (a handoff that is
- * frozen or swamped, or anyone's socket on the legacy name) fails connect()
+ * frozen or swamped, or anyone's socket on an abstract name) fails connect()
  * with EAGAIN at once, and there is no way to wait for room in it but to
  * try again, here until deadline and unless SIGTERM or SIGINT comes on
  * sigfd (then interrupted()); with sigfd -1, only once. Returns the fd
@@ -425,11 +454,12 @@ static int connect_to(pid_t pid, usec_t deadline, int sigfd, char *why, size_t w
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         socklen_t sa_len = sizeof sa;
         _cleanup_close_ int pfd = -1;
-        r = find_control_socket(pid, uid, &pfd, why, why_size);
+        char abstract[ABSTRACT_SIZE];
+        r = find_control_socket(pid, uid, &pfd, abstract, why, why_size);
         if (r < 0)
                 return r;
         if (r == 1)
-                sa_len = legacy_address(pid, &sa);
+                sa_len = abstract_address(abstract, &sa);
         else
                 /* Through the O_PATH fd: the path may be longer than sun_path
                  * holds, and it is the file just checked. */

@@ -10,7 +10,11 @@
  * be writable by nobody else (handoff creates the last two 0700), so no
  * other user can bind the name first, and pid namespaces that share a
  * network namespace cannot collide (an abstract name could). The file is
- * removed when the process exits. A client that knows the PID ($MAINPID
+ * removed when the process exits. Where no path can be bound (no such
+ * directory, a read-only one, our name held by a live process of another
+ * pid namespace), it listens on an abstract name instead
+ * (CONTROL_ABSTRACT_PREFIX below), reachable from its network namespace
+ * only. A client that knows the PID ($MAINPID
  * under ExecReload=) tries the path its own environment gives (a socket
  * there counts only if PID listens on it), else finds the socket among
  * that process's own fds, in whatever mount namespace it runs (client.c).
@@ -34,6 +38,10 @@
  * Replies that send the client elsewhere:
  *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
  *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */
+
+/* The abstract name a handoff listens on where it cannot bind the path
+ * (control.c): this, its pid, "/" and 16 hex digits. */
+#define CONTROL_ABSTRACT_PREFIX "handoff/control/"
 
 /* Room for a command line: a longer one is refused, not cut. A reply may
  * be of any size (one SOCK_SEQPACKET message, as large as it takes). */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -65,7 +66,7 @@ struct Control {
         bool takes_fds;                 /* no SO_PASSRIGHTS: fds may arrive, close them safely */
         bool out_of_fds;                /* logged; cleared by the next normal accept */
         unsigned n_refused;             /* connections from other uids, for the log */
-        char *path;                     /* the socket file, removed by control_free() */
+        char *path;                     /* the socket file, removed by control_free(); or "@" and an abstract name */
         pid_t owner;                    /* the process that bound it (a fork must not unlink) */
         ControlRequestFn fn;
         void *userdata;
@@ -408,20 +409,31 @@ int control_runtime_dir(char **ret) {
         return 0;
 }
 
-static int runtime_dir_check(const char *dir) {
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-                return log_warning_errno(errno, "Failed to create %s: %m", dir);
+/* dir is a directory of ours that nobody else may write (created when
+ * missing), or -errno with why. */
+static int runtime_dir_check(const char *dir, char *why, size_t why_size) {
         struct stat st;
-        if (lstat(dir, &st) < 0)
-                return log_warning_errno(errno, "Failed to check %s: %m", dir);
-        if (!S_ISDIR(st.st_mode))
-                return log_warning_errno(ENOTDIR, "Refusing to put the control socket in %s: not a directory.", dir);
-        if (!runtime_dir_private(&st, geteuid()))
-                return log_warning_errno(EPERM,
-                                         "Refusing to put the control socket in %s: it belongs to uid %u with mode "
-                                         "%04o; it must belong to uid %u and be writable by nobody else.",
-                                         dir, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777),
-                                         (unsigned) geteuid());
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+                int r = -errno;
+                snprintf(why, why_size, "cannot create %s: %s", dir, strerror(-r));
+                return r;
+        }
+        if (lstat(dir, &st) < 0) {
+                int r = -errno;
+                snprintf(why, why_size, "cannot check %s: %s", dir, strerror(-r));
+                return r;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                snprintf(why, why_size, "%s is not a directory", dir);
+                return -ENOTDIR;
+        }
+        if (!runtime_dir_private(&st, geteuid())) {
+                snprintf(why, why_size,
+                         "refusing %s: it belongs to uid %u with mode %04o; it must belong to uid %u and be "
+                         "writable by nobody else",
+                         dir, (unsigned) st.st_uid, (unsigned) (st.st_mode & 07777), (unsigned) geteuid());
+                return -EPERM;
+        }
         return 0;
 }
 
@@ -455,22 +467,34 @@ bool control_remove_stale(pid_t pid) {
         return true;
 }
 
-static int bind_control(int fd, const char *dir, char **ret_path) {
+/* Binds fd at <runtime dir>/control.<pid>; or -errno with why. */
+static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
+        _cleanup_free_ char *dir = NULL;
+        int r = control_runtime_dir(&dir);
+        if (r == -ENXIO)
+                snprintf(why, why_size, "neither $RUNTIME_DIRECTORY nor $XDG_RUNTIME_DIR is set; RuntimeDirectory= in "
+                                        "the unit provides one");
+        if (r < 0)
+                return r;
+        if ((r = runtime_dir_check(dir, why, why_size)) < 0)
+                return r;
         struct sockaddr_un sa;
-        if (control_address(dir, getpid(), &sa) < 0)
-                return log_warning_errno(ENAMETOOLONG, "Control socket path in %s is too long for a unix socket.", dir);
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0) {
-                if (errno != EADDRINUSE)
-                        return log_warning_errno(errno, "Failed to bind the control socket %s: %m", sa.sun_path);
-                if (!socket_is_stale(&sa))
-                        return log_warning_errno(EADDRINUSE,
-                                                 "Control socket %s is in use by a live process (another pid "
-                                                 "namespace sharing this directory?).",
-                                                 sa.sun_path);
-                log_debug("Removing stale control socket %s.", sa.sun_path);
-                if (unlink(sa.sun_path) < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0)
-                        return log_warning_errno(errno, "Failed to bind the control socket %s: %m", sa.sun_path);
+        if (control_address(dir, getpid(), &sa) < 0) {
+                snprintf(why, why_size, "a path in %s is too long for a unix socket", dir);
+                return -ENAMETOOLONG;
         }
+        r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        if (r == -EADDRINUSE && socket_is_stale(&sa)) {
+                log_debug("Removing stale control socket %s.", sa.sun_path);
+                r = unlink(sa.sun_path) < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
+        }
+        if (r == -EADDRINUSE)
+                snprintf(why, why_size, "%s is in use by a live process (another pid namespace sharing "
+                                        "the directory?)", sa.sun_path);
+        else if (r < 0)
+                snprintf(why, why_size, "cannot bind %s: %s", sa.sun_path, strerror(-r));
+        if (r < 0)
+                return r;
         /* Root and we pass; nobody else needs to reach the file. */
         (void) chmod(sa.sun_path, 0600);
         if (!(*ret_path = strdup(sa.sun_path))) {
@@ -480,46 +504,82 @@ static int bind_control(int fd, const char *dir, char **ret_path) {
         return 0;
 }
 
-int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Control **ret) {
-        _cleanup_free_ char *dir = NULL, *path = NULL;
-        int r = control_runtime_dir(&dir);
-        if (r == -ENXIO)
-                return log_warning_errno(r, "No place for the control socket: neither $RUNTIME_DIRECTORY nor "
-                                            "$XDG_RUNTIME_DIR is set (RuntimeDirectory= in the unit provides one).");
-        if (r < 0)
-                return r;
-        if ((r = runtime_dir_check(dir)) < 0)
-                return r;
+/* Where no path can be had (a read-only /run, our name held by another pid
+ * namespace's handoff): an abstract name, @handoff/control/<pid>/<random>,
+ * which the client finds as it finds a path, among pid's own fds. Anyone
+ * in the network namespace may connect: accept checks the peer's uid as
+ * for a path, and the client the pid and uid of the one it reached. The
+ * random part keeps two handoffs with the same pid in one network
+ * namespace apart, and nobody can bind our name first. */
+static int bind_abstract(int fd, char ret_name[static sizeof ((struct sockaddr_un) {}).sun_path + 1]) {
+        uint64_t rnd;
+        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+                rnd = (uint64_t) getpid() << 32 ^ (uint64_t) now_monotonic();
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, CONTROL_ABSTRACT_PREFIX "%d/%016llx",
+                         (int) getpid(), (unsigned long long) rnd);
+        if (bind(fd, (struct sockaddr *) &sa, (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + k)) < 0)
+                return -errno;
+        sa.sun_path[0] = '@';
+        memcpy(ret_name, sa.sun_path, (size_t) k + 1);
+        ret_name[k + 1] = '\0';
+        return 0;
+}
 
+static int failed(int r) {
+        /* Reloads by signal still work: not worth refusing to serve. */
+        return log_warning_errno(r, "Failed to open the control socket, \"handoff reload\" will not work: %m");
+}
+
+int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Control **ret) {
+        _cleanup_free_ char *path = NULL;
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
-                return -errno;
+                return failed(-errno);
         /* No fds on this socket at all, where the kernel can refuse them.
          * HANDOFF_TEST_PASS_RIGHTS=1 lets them in, so that the tests run the
          * path of older kernels on a newer one too. */
         int zero = 0;
         bool takes_fds = getenv("HANDOFF_TEST_PASS_RIGHTS") ||
                          setsockopt(fd, SOL_SOCKET, SO_PASSRIGHTS, &zero, sizeof zero) < 0;
-        if ((r = bind_control(fd, dir, &path)) < 0)
-                return r;
+        char why[PATH_MAX + 256] = "";
+        int r = bind_path(fd, why, sizeof why, &path);
+        if (r == -ENOMEM)
+                return failed(r);
+        if (r < 0) {
+                char name[sizeof ((struct sockaddr_un) {}).sun_path + 1];
+                int k = bind_abstract(fd, name);
+                if (k >= 0 && !(path = strdup(name)))
+                        return failed(-ENOMEM);
+                if (k < 0)
+                        return log_warning_errno(k, "No control socket (%s; nor an abstract one: %m): \"handoff "
+                                                    "reload\" and \"handoff status\" will not work; SIGHUP still "
+                                                    "reloads.", why);
+                log_notice("No control socket in the runtime directory (%s): listening on %s instead, which "
+                           "\"handoff reload\" and \"handoff status\" reach from this network namespace only.",
+                           why, name);
+        }
+        bool abstract = path[0] == '@';
         if (listen(fd, SOMAXCONN) < 0 || (r = fd_move_above(fd, min_fd)) < 0) {
                 r = r < 0 ? r : -errno;
-                (void) unlink(path);
-                return r;
+                if (!abstract)
+                        (void) unlink(path);
+                return failed(r);
         }
         fd = r;
 
         Control *c = calloc(1, sizeof *c);
         if (!c) {
-                (void) unlink(path);
-                return -ENOMEM;
+                if (!abstract)
+                        (void) unlink(path);
+                return failed(-ENOMEM);
         }
         *c = (Control) { .event = e, .fd = TAKE_FD(fd), .fn = fn, .userdata = userdata, .takes_fds = takes_fds,
                          .path = TAKE_PTR(path), .owner = getpid(), .spare_fd = open_spare(min_fd) };
         r = sd_event_add_io(e, &c->listen_source, c->fd, EPOLLIN, on_accept, c);
         if (r < 0) {
                 control_free(c);
-                return r;
+                return failed(r);
         }
         log_debug("Control socket: %s%s.", c->path, takes_fds ? " (this kernel cannot refuse fds on it)" : "");
         *ret = c;
@@ -535,7 +595,7 @@ Control *control_free(Control *c) {
         sd_event_source_disable_unref(c->backoff_timer);
         /* Ours alone to remove: a forked child that frees its copy of the
          * loop must not take the name away from us. */
-        if (c->path && c->owner == getpid() && unlink(c->path) < 0 && errno != ENOENT)
+        if (c->path && c->path[0] == '/' && c->owner == getpid() && unlink(c->path) < 0 && errno != ENOENT)
                 log_debug_errno(errno, "Failed to remove %s: %m", c->path);
         free(c->path);
         /* Connections still in its backlog go with it, and the messages

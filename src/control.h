@@ -30,6 +30,9 @@ typedef struct ControlRequest {
  * connection with control_wait() for a reload's outcome. */
 typedef void (*ControlRequestFn)(Control *c, ControlConn *conn, const ControlRequest *req, void *userdata);
 
+/* Listens at <runtime dir>/control.<pid>, else on an abstract name
+ * (control-protocol.h), the fd above min_fd. Logs why when it uses the
+ * abstract name, or fails. */
 int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Control **ret);
 Control *control_free(Control *c);
 

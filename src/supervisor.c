@@ -1846,10 +1846,8 @@ static int setup_reaper(Supervisor *s) {
 }
 
 static void setup_control(Supervisor *s) {
-        int r = control_new(s->event, 3 + (int) s->p->listeners->n, on_request, s, &s->control);
-        if (r < 0)
-                /* Reloads by signal still work: not worth refusing to serve. */
-                log_warning_errno(r, "Failed to open the control socket, \"handoff reload\" will not work: %m");
+        /* Logged there; reloads by signal still work without it. */
+        (void) control_new(s->event, 3 + (int) s->p->listeners->n, on_request, s, &s->control);
 }
 
 static void supervisor_done(Supervisor *s) {

@@ -358,6 +358,13 @@ def test_squatted_name_is_not_trusted(tmp):
         p = ctl("reload", pid=victim.pid, timeout=20)
         legacy.close()
         check(p.returncode == 3 and "no handoff control socket" in p.stderr, f"{p.returncode} {p.stderr}")
+        # Nor the abstract name of a handoff that could not bind its path.
+        abstract = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        abstract.bind(f"\0handoff/control/{victim.pid}/0123456789abcdef")
+        abstract.listen(4)
+        p = ctl("reload", pid=victim.pid, timeout=20)
+        abstract.close()
+        check(p.returncode == 3 and "no handoff control socket" in p.stderr, f"{p.returncode} {p.stderr}")
     finally:
         squat.close()
         os.unlink(path)

@@ -95,11 +95,15 @@ def test_pid1_refuses_handover_mode(tmp):
           f"{p.returncode} {p.stdout} {p.stderr}")
 
 
-def start_pid1(args, command, env, logpath):
-    """handoff as PID 1 of a new PID namespace; returns (unshare, handoff's
-    pid as seen from here)."""
+def start_pid1(args, command, env, logpath, prelude=None):
+    """handoff as PID 1 of a new PID namespace (and mount namespace:
+    --mount-proc); returns (unshare, handoff's pid as seen from here).
+    prelude: a shell command run first, as PID 1, which then execs handoff."""
+    argv = [HANDOFF, *args, "--", *command]
+    if prelude:
+        argv = ["/bin/sh", "-c", f'{prelude} && exec "$@"', "sh", *argv]
     with open(logpath, "w") as log:
-        unshare = subprocess.Popen(["unshare", "-fp", "--mount-proc", HANDOFF, *args, "--", *command],
+        unshare = subprocess.Popen(["unshare", "-fp", "--mount-proc", *argv],
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
     return unshare, wait_for(lambda: children_of(unshare.pid), 10, "handoff started as PID 1")[0]
 
@@ -291,7 +295,83 @@ def test_pid1_stop_wakes_a_stopped_generation(tmp):
         fake.close()
 
 
+def handoff_client(*args, env=None):
+    """handoff reload/status run from here (this pid and network namespace)."""
+    return subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=30,
+                          env={k: v for k, v in (env or os.environ).items() if k != "MAINPID"})
+
+
+def test_pid1_read_only_run_listens_on_an_abstract_name(tmp):
+    """docker run --read-only: /run is read-only, so handoff cannot make
+    /run/handoff nor bind its control socket there. It says so once and
+    listens on an abstract name instead, which handoff reload and handoff
+    status find among its fds, from the host as from inside."""
+    need_pid_namespace()
+    port = free_port()
+    fake = FakeSystemd(tmp)
+    logpath = os.path.join(tmp, "handoff.log")
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR")}
+    unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{port}"], [FIXTURE], dict(env, NOTIFY_SOCKET=fake.path), logpath,
+                               prelude="mount -t tmpfs -o ro tmpfs /run")
+    log = lambda: open(logpath).read()  # noqa: E731
+    try:
+        fake.wait_count("READY", 1, timeout=10)
+        p = handoff_client("status", f"--pid={pid1}")
+        check(p.returncode == 0 and "generation 1" in p.stdout, f"status: {p.returncode} {p.stderr}\n{log()}")
+        check("listening on @handoff/control/1/" in log(), log())
+        p = handoff_client("reload", f"--pid={pid1}")
+        check(p.returncode == 0 and fake.count("READY") == 2, f"reload: {p.returncode} {p.stderr}\n{log()}")
+        if shutil.which("nsenter"):
+            p = subprocess.run(["nsenter", "-t", str(pid1), "-p", "-m", HANDOFF, "status"], capture_output=True,
+                               text=True, timeout=30, env={k: v for k, v in env.items() if k != "MAINPID"})
+            check(p.returncode == 0 and "generation 2" in p.stdout, f"status inside: {p.returncode} {p.stderr}")
+        check(log().count("No control socket") == 1, log())
+        os.kill(pid1, signal.SIGTERM)
+        check(unshare.wait(timeout=30) == 0, log())
+    finally:
+        stop_pid1(unshare, pid1)
+        fake.close()
+
+
+def test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name(tmp):
+    """Two containers whose handoff is PID 1 of each, sharing one runtime
+    directory: the first has control.1 there, the second finds it live and
+    listens on an abstract name instead; both answer handoff status, and the
+    second's exit leaves the first's socket alone."""
+    need_pid_namespace()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    env = dict(os.environ, RUNTIME_DIRECTORY=runtime)
+    fake_a, fake_b = FakeSystemd(tmp, "notify-a.sock"), FakeSystemd(tmp, "notify-b.sock")
+    log_a, log_b = os.path.join(tmp, "a.log"), os.path.join(tmp, "b.log")
+    a = b = None
+    try:
+        a = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], dict(env, NOTIFY_SOCKET=fake_a.path), log_a)
+        fake_a.wait_count("READY", 1, timeout=10)
+        wait_for(lambda: os.path.exists(os.path.join(runtime, "control.1")), 10, "A's control socket")
+        b = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], dict(env, NOTIFY_SOCKET=fake_b.path), log_b)
+        fake_b.wait_count("READY", 1, timeout=10)
+        for (unshare, pid1), fake, which in ((a, fake_a, "A"), (b, fake_b, "B")):
+            p = handoff_client("reload", f"--pid={pid1}", env=env)
+            check(p.returncode == 0 and fake.count("READY") == 2, f"{which}: {p.returncode} {p.stderr}\n"
+                  f"A:\n{open(log_a).read()}\nB:\n{open(log_b).read()}")
+        check("listening on @handoff/control/1/" in open(log_b).read(), open(log_b).read())
+        os.kill(b[1], signal.SIGTERM)
+        check(b[0].wait(timeout=30) == 0, open(log_b).read())
+        p = handoff_client("status", f"--pid={a[1]}", env=env)
+        check(p.returncode == 0, f"A after B's exit: {p.returncode} {p.stderr}")
+        os.kill(a[1], signal.SIGTERM)
+        check(a[0].wait(timeout=30) == 0, open(log_a).read())
+    finally:
+        for x in (a, b):
+            if x:
+                stop_pid1(*x)
+        fake_a.close()
+        fake_b.close()
+
+
 if __name__ == "__main__":
     run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
          test_pid1_two_namespaces_share_runtime_dir, test_pid1_exit_leaves_another_namespaces_socket,
-         test_pid1_stop_wakes_a_stopped_generation])
+         test_pid1_stop_wakes_a_stopped_generation, test_pid1_read_only_run_listens_on_an_abstract_name,
+         test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name])
