@@ -604,11 +604,12 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                                                "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
                 }
                 /* No runtime directory at all is common (a service user
-                 * without RuntimeDirectory=), and said once: a server in
-                 * a network namespace of its own (PrivateNetwork=) cannot
-                 * reach an abstract socket. One we refuse is said each time. */
+                 * without RuntimeDirectory=), as is a read-only one (docker
+                 * run --read-only), and said once: a server in a network
+                 * namespace of its own (PrivateNetwork=) cannot reach an
+                 * abstract socket. One we refuse is said each time. */
                 static bool said;
-                log_full_errno(r == -ENOENT && said ? LOG_DEBUG : LOG_NOTICE, r,
+                log_full_errno((r == -ENOENT || r == -EROFS) && said ? LOG_DEBUG : LOG_NOTICE, r,
                                "No path notify socket for generation %u (%m); using an abstract one, which a "
                                "server in another network namespace cannot reach (give handoff "
                                "RuntimeDirectory=, or --notify-socket=path).", g->number);

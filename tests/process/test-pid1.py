@@ -326,6 +326,8 @@ def test_pid1_read_only_run_listens_on_an_abstract_name(tmp):
                                text=True, timeout=30, env={k: v for k, v in env.items() if k != "MAINPID"})
             check(p.returncode == 0 and "generation 2" in p.stdout, f"status inside: {p.returncode} {p.stderr}")
         check(log().count("No control socket") == 1, log())
+        # Nor is the notify socket's fallback said at every reload.
+        check(log().count("No path notify socket") == 1, log())
         os.kill(pid1, signal.SIGTERM)
         check(unshare.wait(timeout=30) == 0, log())
     finally:
