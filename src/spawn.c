@@ -142,7 +142,7 @@ CHILD_FN static void child_fill_pid(char *dst, size_t width, long pid) {
  * "PID <n>" with a pidfd of itself (a process that is not our child cannot
  * be waited for, but its pidfd can be polled), as the first message on the
  * report fd, before anything it runs can say anything else. */
-CHILD_FN static void child_report_self(int fd, long pid) {
+CHILD_FN static long child_report_self(int fd, long pid) {
         char msg[32] = "PID ";
         char digits[24];
         child_fill_pid(digits, sizeof digits - 1, pid);
@@ -165,9 +165,12 @@ CHILD_FN static void child_report_self(int fd, long pid) {
                 c->cmsg_len = CMSG_LEN(sizeof(int));
                 *(int *) (void *) CMSG_DATA(c) = (int) pidfd;
         }
-        (void) syscall(SYS_sendmsg, fd, &mh, MSG_NOSIGNAL);
+        long r = syscall(SYS_sendmsg, fd, &mh, MSG_NOSIGNAL);
+        int error = errno;
         if (pidfd >= 0)
                 (void) syscall(SYS_close, pidfd);
+        errno = error;
+        return r;
 }
 
 /* Closes every fd from `from` up. close_range() may be missing (Linux
@@ -247,6 +250,16 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         /* Every other fd goes; no error pipe is needed (c->err is shared). */
         child_close_from(3 + n);
 
+        /* Before the file limit goes back down: passing an fd (the pidfd)
+         * fails with ETOOMANYREFS once the fds its user has in flight on
+         * unix sockets outnumber the sender's RLIMIT_NOFILE, and a user's
+         * server may keep more than 1024 there; handoff's raised limit is
+         * the one to count against. Unsent, handoff could not follow the
+         * process: it is not started. */
+        long pid = syscall(SYS_getpid);
+        if (p->as != SPAWN_CHILD && child_report_self(3 + (int) p->report_index, pid) < 0)
+                goto fail;
+
         /* handoff raised its own soft RLIMIT_NOFILE to the hard limit; the
          * server gets the one handoff was started with, as under systemd
          * (select() breaks on fds above 1023). After the fds are placed:
@@ -261,9 +274,6 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         if (chdir_failed)
                 goto fail;
 
-        long pid = syscall(SYS_getpid);
-        if (p->as != SPAWN_CHILD)
-                child_report_self(3 + (int) p->report_index, pid);
         child_fill_pid(c->listen_pid_digits, c->listen_pid_width, pid);
         child_fill_pid(c->watchdog_pid_digits, c->watchdog_pid_width, pid);
 

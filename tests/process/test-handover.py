@@ -657,6 +657,63 @@ def test_without_manager_next_handoff_goes_to_the_adopter(tmp):
             wait_for(lambda: os.waitpid(first, os.WNOHANG)[0] == first, 20, "the first handoff to be reaped here")
 
 
+FDS_IN_FLIGHT = r"""
+import os, resource, socket, sys
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+a, b = socket.socketpair()
+fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(200)]
+for _ in range(8):
+    socket.send_fds(a, [b"x"], fds)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_reload_with_many_fds_in_flight_of_its_user(tmp):
+    """Passing an fd fails (ETOOMANYREFS) once the fds its sender's user
+    has in flight on unix sockets outnumber the sender's RLIMIT_NOFILE. The
+    next handoff reports its pidfd to handoff just before exec; it did so
+    after its file limit went back to the one handoff was started with (1024
+    here), so with a server of the same user keeping more in flight (1,600
+    here), the report failed unnoticed and every reload failed ("The next
+    handoff did not report its pid"). The limit binds no process with
+    CAP_SYS_ADMIN: as root, handoff and the holder run as 65534."""
+    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
+    if not prlimit or (os.getuid() == 0 and not setpriv):
+        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
+    import resource
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 4096:
+        raise Skip("the hard RLIMIT_NOFILE is below 4096: no room for 1,600 fds in flight")
+    as_user = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    if as_user:
+        os.chmod(tmp, 0o711)
+        os.chown(runtime, 65534, 65534)
+    holder = subprocess.Popen([*as_user, "/usr/bin/python3", "-c", FDS_IN_FLIGHT], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    h = None
+    try:
+        check(holder.stdout.readline().strip() == "ready", "the holder has 1,600 fds in flight")
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
+        env["RUNTIME_DIRECTORY"] = runtime
+        h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=handover"], fixture_cmd(),
+                    wrapper=(*as_user, prlimit, "--nofile=1024:"), env=env)
+        h.wait_log_re(r"Generation 1 \(.*\) is ready", 20)
+        old_app = serving_pid(port)
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log_re(rf"handoff\[{h.pid}\]: Handed over to handoff pid \d+", 20)
+        check("did not report its pid" not in h.log(), h.log())
+        wait_new_pid(port, old_app)
+    finally:
+        if h:
+            h.close()
+        holder.kill()
+        holder.wait()
+
+
 # ---- the standby: the next handoff started ahead --------------------------
 
 def wait_standby(h, but=()):
