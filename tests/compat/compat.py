@@ -12,24 +12,16 @@ assert what a user of handoff is promised:
 - a clean stop: exit 0, nothing of the service left, and the private notify
   directory removed from $RUNTIME_DIRECTORY.
 
-A server whose Debian package is not installed skips (exit 77) and says
-which package to install. Every wait has a deadline; nothing sleeps."""
+Each server's files and command line are in recipes.py. A server whose
+Debian package is not installed skips (exit 77) and says which package to
+install. Every wait has a deadline; nothing sleeps."""
 
 import os
-import shutil
 import signal
 
-from harness import FakeSystemd, Handoff, Load, Skip, check, free_port, status_json, wait_for
+from harness import FakeSystemd, Handoff, Load, check, free_port, status_json, wait_for
 
 RELOADS = int(os.environ.get("COMPAT_RELOADS", "10"))
-
-
-def need(binary, package):
-    """The path of binary, or a Skip naming the Debian package to install."""
-    path = shutil.which(binary) or (binary if os.path.isabs(binary) and os.access(binary, os.X_OK) else None)
-    if not path:
-        raise Skip(f"{binary} is not installed (Debian package {package}; scripts/install-deps.sh installs it)")
-    return path
 
 
 def group_members(pgid):

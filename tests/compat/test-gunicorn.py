@@ -7,17 +7,9 @@ SIGTERM is its graceful stop (workers finish their requests within
 import os
 import signal
 
-from compat import group_members, need, reload_under_load
+import recipes
+from compat import group_members, reload_under_load
 from harness import FakeSystemd, Handoff, check, free_port, http_get, run, wait_for
-
-WSGI_APP = '''
-import os
-def app(environ, start_response):
-    body = b"pid=%d\\n" % os.getppid()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-'''
-
 
 GREETING_APP = '''
 import os
@@ -34,7 +26,7 @@ def test_gunicorn_configured_by_an_environment_file(tmp):
     app its own variables: with --environment-file, an edited file and a
     reload give the next generation the new worker count and greeting (a
     removed variable gone), as a restart would."""
-    gunicorn = need("gunicorn", "gunicorn")
+    gunicorn = recipes.need("gunicorn", "gunicorn")
     with open(os.path.join(tmp, "greetapp.py"), "w") as f:
         f.write(GREETING_APP)
     conf = os.path.join(tmp, "app.conf")
@@ -73,11 +65,7 @@ def test_gunicorn_configured_by_an_environment_file(tmp):
 
 
 def test_gunicorn(tmp):
-    gunicorn = need("gunicorn", "gunicorn")
-    with open(os.path.join(tmp, "wsgiapp.py"), "w") as f:
-        f.write(WSGI_APP)
-    reload_under_load(tmp, "gunicorn", [gunicorn, "--workers", "2", "--chdir", tmp, "--graceful-timeout", "10",
-                                        "wsgiapp:app"])
+    reload_under_load(tmp, "gunicorn", recipes.gunicorn(tmp))
 
 
 if __name__ == "__main__":

@@ -9,29 +9,14 @@ SIGTERM stops at once and cuts requests off, so --stop-signal=INT."""
 
 import os
 
-from compat import need, reload_under_load
+import recipes
+from compat import reload_under_load
 from harness import run
-
-CONF = '''
-server.document-root = "{root}"
-server.bind = "127.0.0.1"
-server.port = env.PORT
-server.systemd-socket-activation = "enable"
-server.errorlog = "{tmp}/lighttpd-error.log"
-index-file.names = ("index.html")
-'''
 
 
 def test_lighttpd(tmp):
-    lighttpd = need("lighttpd", "lighttpd")
-    root = os.path.join(tmp, "www")
-    os.mkdir(root)
-    with open(os.path.join(root, "index.html"), "w") as f:
-        f.write("lighttpd\n")
-    conf = os.path.join(tmp, "lighttpd.conf")
-    with open(conf, "w") as f:
-        f.write(CONF.format(root=root, tmp=tmp))
-    reload_under_load(tmp, "lighttpd", [lighttpd, "-D", "-f", conf], args=["--ready=delay:500ms", "--stop-signal=INT"])
+    command = recipes.lighttpd(tmp, errorlog=os.path.join(tmp, "lighttpd-error.log"))
+    reload_under_load(tmp, "lighttpd", command, args=recipes.OPTIONS["lighttpd"])
 
 
 if __name__ == "__main__":

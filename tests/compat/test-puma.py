@@ -13,37 +13,13 @@ import os
 import re
 import subprocess
 
-from compat import need, reload_under_load
-from harness import Skip, check, free_port, run
-
-SD_NOTIFY_GEM = "/usr/share/rubygems-integration/all/gems/sd_notify-0.1.1/lib/sd_notify.rb"
-# Without the reactor (queue_requests false) a thread reads each request
-# it accepted: with it, a connection accepted whose request had not yet
-# arrived when the stop came is closed unanswered (seen: 1 in 10 reloads).
-PUMA_RB = "queue_requests false\n"
-CONFIG_RU = '''
-run lambda { |env|
-  body = "pid=#{Process.pid}\\n"
-  [200, {"Content-Type" => "text/plain", "Content-Length" => body.bytesize.to_s}, [body]]
-}
-'''
-
-
-def command(tmp):
-    puma = need("puma", "puma")
-    if not os.path.exists(SD_NOTIFY_GEM):
-        raise Skip(f"{SD_NOTIFY_GEM} is missing (Debian package ruby-sd-notify, which puma uses for READY=1)")
-    app = os.path.join(tmp, "config.ru")
-    with open(app, "w") as f:
-        f.write(CONFIG_RU)
-    conf = os.path.join(tmp, "puma.rb")
-    with open(conf, "w") as f:
-        f.write(PUMA_RB)
-    return [puma, "--config", conf, "--bind-to-activated-sockets", "only", "--threads", "2:4", "--environment", "production", app]
+import recipes
+from compat import reload_under_load
+from harness import check, free_port, run
 
 
 def test_puma_default_notify_socket(tmp):
-    reload_under_load(tmp, "puma", command(tmp))
+    reload_under_load(tmp, "puma", recipes.puma(tmp))
 
 
 def test_puma_cannot_reach_an_abstract_socket(tmp):
@@ -53,7 +29,7 @@ def test_puma_cannot_reach_an_abstract_socket(tmp):
     port = free_port()
     r = subprocess.run([os.environ.get("HANDOFF_BIN", "build/src/handoff"), "-l", f"127.0.0.1:{port}",
                         "--mode=supervise", "--notify-socket=abstract", "--start-timeout=30s", "--",
-                        *command(tmp)], capture_output=True, text=True, timeout=60)
+                        *recipes.puma(tmp)], capture_output=True, text=True, timeout=60)
     check(r.returncode != 0, f"puma with an abstract NOTIFY_SOCKET: exit {r.returncode}\n{r.stderr}")
     check("No such file or directory - connect(2) for UNIX @handoff/" in r.stderr, r.stderr)
     check(re.search(r"Generation 1 \(.*pid \d+\) failed to start", r.stderr), r.stderr)

@@ -33,32 +33,13 @@ deadline for it (none in 40 reloads measured); no process may be left."""
 
 import os
 
-from compat import need, reload_under_load
+import recipes
+from compat import reload_under_load
 from harness import Skip, run
-
-WSGI_APP = '''
-import os
-def application(environ, start_response):
-    body = b"pid=%d\\n" % os.getppid()
-    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-    return [body]
-'''
-
-
-def uwsgi_command(tmp, *extra):
-    uwsgi = need("uwsgi", "uwsgi")
-    if not os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"):
-        raise Skip("uWSGI's python3 plugin is not installed (Debian package uwsgi-plugin-python3)")
-    app = os.path.join(tmp, "app.py")
-    with open(app, "w") as f:
-        f.write(WSGI_APP)
-    os.chmod(app, 0o644)
-    return [uwsgi, "--plugin", "python3", "--master", "--workers", "2", "--protocol", "http", "--wsgi-file", app,
-            "--hook-master-start", "unix_signal:15 gracefully_kill_them_all", "--disable-logging", *extra]
 
 
 def test_uwsgi(tmp):
-    reload_under_load(tmp, "uwsgi", uwsgi_command(tmp), known_resets=2, known_sigkills=1, drain_s=5)
+    reload_under_load(tmp, "uwsgi", recipes.uwsgi(tmp), known_resets=2, known_sigkills=1, drain_s=5)
 
 
 def test_uwsgi_switching_user(tmp):
@@ -70,7 +51,7 @@ def test_uwsgi_switching_user(tmp):
     if os.getuid() != 0:
         raise Skip("needs root: uWSGI switches to uid 65534")
     os.chmod(tmp, 0o755)  # the app file, for the user uWSGI becomes
-    command = uwsgi_command(tmp, "--uid", "65534", "--gid", "65534")
+    command = recipes.uwsgi(tmp, "--uid", "65534", "--gid", "65534")
     reload_under_load(tmp, "uwsgi --uid", command, args=["--notify-socket=abstract"], known_resets=2,
                       known_sigkills=1, drain_s=5)
 
