@@ -46,14 +46,6 @@ STATUS_RE = re.compile(r"Serving generation (\d+) \(pid (\d+)\)")
 # says without it: each case first checks that it still fails so (else the
 # relaxation is no longer needed: update this and the README's table).
 RELAX = {
-    # gunicorn 20.1's workers call setuid() to its --user, which defaults to
-    # the uid it runs as, whenever that is not 0 (util.set_owner_process):
-    # SystemCallFilter=~@privileged refuses setuid() whatever its argument,
-    # so every worker fails to boot, and the arbiter, ready by then, exits
-    # ("Reason: Worker failed to boot."). As root (the system manager's
-    # instance without User=) it makes no such call. Setting its own uid
-    # again gains nothing: no capabilities, NoNewPrivileges=yes.
-    "gunicorn": ("SystemCallFilter=setuid\n", "os.setuid(uid)\nPermissionError: [Errno 1] Operation not permitted"),
     # V8's JIT makes its code pages executable with mprotect(): refused by
     # MemoryDenyWriteExecute=yes (EPERM, where V8 allows only ENOMEM), so
     # node aborts ("# Check failed: 12 == (*__errno_location ())." in
