@@ -48,7 +48,8 @@ def make_tmpdir():
     d = os.environ.get("TMPDIR", "")
     if d:
         os.makedirs(d, mode=0o711, exist_ok=True)
-        os.chmod(d, 0o711)
+        if os.stat(d).st_uid == os.geteuid():   # else not ours to change (root's, run as a user: they skip)
+            os.chmod(d, 0o711)
 
 
 def check_not_in_tmp():
