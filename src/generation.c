@@ -366,16 +366,35 @@ const char *generation_unheard_hint(const Generation *g) {
                "private directory: --notify-socket=abstract lets it be heard";
 }
 
+/* Why a start failed, for the reload's result (generation_start()'s why).
+ * Allocated only then: a buffer for it in every generation was 512 bytes of
+ * each one, and freed generations wait in malloc's cache for their size
+ * (seven of them), on pages that stay dirty. */
+static void keep_start_error(Generation *g, const char *fmt, va_list ap) _printf_(2, 0);
+static void keep_start_error(Generation *g, const char *fmt, va_list ap) {
+        free(g->start_error);
+        if (vasprintf(&g->start_error, fmt, ap) < 0)
+                g->start_error = NULL;
+}
+
+static void start_error(Generation *g, const char *fmt, ...) _printf_(2, 3);
+static void start_error(Generation *g, const char *fmt, ...) {
+        va_list ap;
+        va_start(ap, fmt);
+        keep_start_error(g, fmt, ap);
+        va_end(ap);
+}
+
 /* A start that failed: logged ("Cannot start generation N: WHY"), and WHY
- * kept for the reload's result (generation_start()'s why), so that
- * "handoff reload" and STATUS= say what the log says. */
+ * kept, so that "handoff reload" and STATUS= say what the log says. */
 static int start_failed(Generation *g, int error, const char *fmt, ...) _printf_(3, 4);
 static int start_failed(Generation *g, int error, const char *fmt, ...) {
         va_list ap;
         va_start(ap, fmt);
-        (void) vsnprintf(g->start_error, sizeof g->start_error, fmt, ap);
+        keep_start_error(g, fmt, ap);
         va_end(ap);
-        return log_error_errno(error, "Cannot start generation %u: %s", g->number, g->start_error);
+        return log_error_errno(error, "Cannot start generation %u: %s", g->number,
+                               g->start_error ? g->start_error : "out of memory");
 }
 
 static int cannot_start(Generation *g, const char *wd, const char *path, int error, int *ret_exit_code) {
@@ -597,8 +616,7 @@ static int open_notify_socket(Generation *g, const GenerationConfig *c) {
                 dir[0] = '\0';
                 if (c->notify_socket == NOTIFY_SOCKET_PATH) {
                         /* For the reload's result, as start_failed() keeps it. */
-                        snprintf(g->start_error, sizeof g->start_error,
-                                 "no path notify socket (--notify-socket=path): %s", strerror(abs(r)));
+                        start_error(g, "no path notify socket (--notify-socket=path): %s", strerror(abs(r)));
                         return log_error_errno(r, "Failed to create a path notify socket for generation %u "
                                                "(--notify-socket=path; $RUNTIME_DIRECTORY, /run/handoff as root, "
                                                "else $XDG_RUNTIME_DIR/handoff): %m", g->number);
@@ -649,7 +667,7 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 goto fail;
         g->started_usec = now_monotonic();
         if (c->cgroup && (r = cgroup_new_generation(c->cgroup, number, &cg, &procs_fd)) < 0) {
-                snprintf(g->start_error, sizeof g->start_error, "cannot create its cgroup: %s", strerror(abs(r)));
+                start_error(g, "cannot create its cgroup: %s", strerror(abs(r)));
                 log_error_errno(r, "Failed to create a cgroup for generation %u: %m", number);
                 goto fail;
         }
@@ -687,7 +705,7 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         return 0;
 fail:
         if (why_size > 0)
-                snprintf(why, why_size, "%s", g->start_error);
+                snprintf(why, why_size, "%s", g->start_error ? g->start_error : "");
         generation_free(g);
         return r;
 }
@@ -784,6 +802,7 @@ Generation *generation_free(Generation *g) {
                 else
                         safe_close(g->notify_fd);
         }
+        free(g->start_error);
         free(g);
         return NULL;
 }

@@ -78,7 +78,7 @@ struct Generation {
         NotifyAccess notify_access;
         bool refused_ready_logged; /* a READY=1 from outside was logged (once) */
         char description[96];     /* "gunicorn app:app, pid 1234" */
-        char start_error[512];    /* why its start failed (generation_start()), "" if unknown */
+        char *start_error;        /* why its start failed (generation_start()), allocated then; NULL if unknown */
         sd_event *event;
         ProcTree *tree;          /* every process of the generation */
         sd_event_source *notify_source;
