@@ -171,17 +171,30 @@ static bool started_as_next(const Supervisor *s) {
 
 static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
 static void notify_systemd(Supervisor *s, const char *fmt, ...) {
-        char buf[NOTIFY_MAX_LEN];
-        va_list ap;
         /* Silent unless main: after MAINPID= named the next handoff, nothing
          * we could say is true any more, and before our takeover it is our
          * predecessor who speaks. */
         if (!role_speaks_to_systemd(s->role))
                 return;
+        /* On the heap, not in this frame: it is called at the bottom of a
+         * reload's deepest calls, and every stack page those ever touched
+         * stays dirty for handoff's life. */
+        _cleanup_free_ char *text = NULL;
+        char small[128];
+        va_list ap;
         va_start(ap, fmt);
-        vsnprintf(buf, sizeof buf, fmt, ap);
+        int r = vasprintf(&text, fmt, ap);
         va_end(ap);
-        int r = sdnotify_send(buf, NULL, 0);
+        if (r < 0) {
+                /* Out of memory: what fits here, cut, rather than nothing
+                 * (READY=1 above all). */
+                text = NULL;
+                va_start(ap, fmt);
+                (void) vsnprintf(small, sizeof small, fmt, ap);
+                va_end(ap);
+        }
+        const char *buf = text ? text : small;
+        r = sdnotify_send(buf, NULL, 0);
         if (r > 0 && s->notify_failed != 0) {
                 log_info("The service manager is reachable again (%u failed message%s not logged).",
                          s->notify_unwarned, s->notify_unwarned == 1 ? "" : "s");
@@ -1568,12 +1581,29 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
                 stop_next_handoff(s);
 }
 
+/* READY=1 (unless said already) with the status line. The escaped line is
+ * allocated to its size: a buffer for the longest one (4 KiB) made this
+ * the deepest frame of a reload, called from a notify socket's handler,
+ * and every stack page a reload ever touches stays dirty. */
+static void notify_ready(Supervisor *s) {
+        char st[NOTIFY_MAX_LEN / 2];
+        results_status_line(&s->results, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0,
+                            st, sizeof st);
+        size_t size = 2 * strlen(st) + 1; /* escaped, a character takes two at most */
+        if (size > STATUS_ESCAPED_MAX)
+                size = STATUS_ESCAPED_MAX;
+        _cleanup_free_ char *esc = malloc(size);
+        if (esc)
+                notify_escape(st, esc, size);
+        notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", esc ? esc : "");
+        s->ready_announced = false;
+}
+
 /* The reload machine's actions, in this order: the outcome of the reload
  * that ends (rollback or commit, and READY=1), the bake timer, the handover steps, the
  * retirement and STOPPING=1 of a stop, then the start of the next reload,
  * and last the exit. */
 static void run_actions(Supervisor *s, unsigned a) {
-        char st[NOTIFY_MAX_LEN / 2], esc[STATUS_ESCAPED_MAX];
         Generation *replaced = NULL;
         if (a & ACT_ROLLBACK) {
                 rollback(s);
@@ -1581,13 +1611,8 @@ static void run_actions(Supervisor *s, unsigned a) {
         }
         if (a & ACT_COMMIT)
                 replaced = commit(s);
-        if (a & ACT_NOTIFY_READY) {
-                results_status_line(&s->results, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0,
-                                    st, sizeof st);
-                notify_escape(st, esc, sizeof esc);
-                notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", esc);
-                s->ready_announced = false;
-        }
+        if (a & ACT_NOTIFY_READY)
+                notify_ready(s);
         if (a & ACT_COMMIT) {
                 after_commit(s, replaced);
                 /* After the stop signal: "handoff reload" returns once the
