@@ -58,8 +58,8 @@ static int unified_mount(char **ret) {
 }
 
 /* The unified-hierarchy cgroup (the "0::" line) of pid, or of ourselves
- * for 0, into buf. */
-static int cgroup_of_pid(pid_t pid, char *buf, size_t size) {
+ * for 0, allocated into *ret. */
+static int cgroup_of_pid(pid_t pid, char **ret) {
         char path[64];
         if (pid == 0)
                 snprintf(path, sizeof path, "/proc/self/cgroup");
@@ -72,8 +72,7 @@ static int cgroup_of_pid(pid_t pid, char *buf, size_t size) {
         while (fgets(line, sizeof line, f))
                 if (strncmp(line, "0::", 3) == 0) {
                         line[strcspn(line, "\n")] = '\0';
-                        snprintf(buf, size, "%s", line + 3);
-                        return 0;
+                        return (*ret = strdup(line + 3)) ? 0 : -ENOMEM;
                 }
         return -ENOENT;
 }
@@ -167,13 +166,17 @@ static void remove_stale(const char *root, const char *own_leaf) {
         if (!d)
                 return;
         struct dirent *de;
-        char path[4096];
-        while ((de = readdir(d)))
-                if (de->d_type == DT_DIR && strcmp(de->d_name, own_leaf) != 0 &&
-                    (is_handoff_leaf(de->d_name) || is_generation_leaf(de->d_name)) &&
-                    snprintf(path, sizeof path, "%s/%s", root, de->d_name) < (int) sizeof path &&
-                    remove_tree(path) == 0)
+        while ((de = readdir(d))) {
+                if (de->d_type != DT_DIR || strcmp(de->d_name, own_leaf) == 0 ||
+                    !(is_handoff_leaf(de->d_name) || is_generation_leaf(de->d_name)))
+                        continue;
+                char *path;
+                if (asprintf(&path, "%s/%s", root, de->d_name) < 0)
+                        break;
+                if (remove_tree(path) == 0)
                         log_debug("Removed empty cgroup %s.", path);
+                free(path);
+        }
         closedir(d);
 }
 
@@ -205,15 +208,16 @@ int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
         if (mode == CGROUP_NO)
                 return 0;
         int level = mode == CGROUP_YES ? LOG_ERR : LOG_DEBUG;
+        /* Paths on the heap, not in this frame: three of 4 KiB here (and one
+         * in remove_stale(), inlined) put the reads of mountinfo below them
+         * deeper than any of a reload's calls go, and every stack page
+         * handoff touches once stays dirty for its life. */
         _cleanup_free_ char *mnt = NULL, *own = NULL;
-        char own_buf[4096];
         int r = unified_mount(&mnt);
         if (r < 0)
                 return mode == CGROUP_YES ? log_error_errno(r, "No cgroup2 (unified) hierarchy is mounted: %m") : 0;
-        if ((r = cgroup_of_pid(0, own_buf, sizeof own_buf)) < 0)
+        if ((r = cgroup_of_pid(0, &own)) < 0)
                 return mode == CGROUP_YES ? log_error_errno(r, "Cannot find our cgroup: %m") : 0;
-        if (!(own = strdup(own_buf)))
-                return -ENOMEM;
 
         /* The next handoff of a handover starts in its predecessor's leaf:
          * the root is one up. */
@@ -235,9 +239,11 @@ int cgroup_root_setup(CgroupMode mode, CgroupRoot **ret) {
                 return 0;
         }
 
-        char leaf_name[32], leaf[4096];
+        char leaf_name[32];
+        _cleanup_free_ char *leaf = NULL;
         snprintf(leaf_name, sizeof leaf_name, "handoff.%d", (int) getpid());
-        snprintf(leaf, sizeof leaf, "%s/%s", root, leaf_name);
+        if (asprintf(&leaf, "%s/%s", root, leaf_name) < 0)
+                return -ENOMEM;
         if (mkdir(leaf, 0755) < 0 && errno != EEXIST) {
                 r = -errno;
                 log_full_errno(mode == CGROUP_YES ? LOG_ERR : LOG_WARNING, r,
@@ -354,9 +360,9 @@ fail:
 }
 
 int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
-        char cg[4096];
+        _cleanup_free_ char *cg = NULL;
         *ret = NULL;
-        int k = cgroup_of_pid(pid, cg, sizeof cg);
+        int k = cgroup_of_pid(pid, &cg);
         if (k < 0)
                 return k == -ENOENT || k == -ESRCH ? 0 : k;
         size_t n = strlen(r->rel);
@@ -479,8 +485,8 @@ uint64_t cgroup_memory(Cgroup *c) {
 }
 
 bool cgroup_has_pid(Cgroup *c, pid_t pid) {
-        char cg[4096];
-        if (cgroup_of_pid(pid, cg, sizeof cg) < 0)
+        _cleanup_free_ char *cg = NULL;
+        if (cgroup_of_pid(pid, &cg) < 0)
                 return false;
         size_t n = strlen(c->rel);
         return strncmp(cg, c->rel, n) == 0 && (cg[n] == '\0' || cg[n] == '/');
