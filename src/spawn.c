@@ -379,10 +379,15 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code) {
          * frame: there the child's page moved with the depth of the call
          * that spawned, and the first reload (deeper than the start) made
          * one or two more stack pages dirty for good; here they are the same
-         * pages every time. Stacks grow down: each starts at its top. */
+         * pages every time. Stacks grow down: each starts at the last 4 KiB
+         * boundary below its top, so that the child's few hundred bytes
+         * dirty one page, not the ends of two (aligning the buffers
+         * themselves to a page moved other static variables off the page
+         * they share with .data). */
         static _Alignas(16) char stack_buf[CHILD_STACK_SIZE], grandchild_stack_buf[CHILD_STACK_SIZE];
-        char *stack = stack_buf + sizeof stack_buf;
-        plan.grandchild_stack = grandchild_stack_buf + sizeof grandchild_stack_buf;
+        char *stack = (char *) ((uintptr_t) (stack_buf + sizeof stack_buf) & ~(uintptr_t) 4095);
+        plan.grandchild_stack = (char *) ((uintptr_t) (grandchild_stack_buf + sizeof grandchild_stack_buf) &
+                                          ~(uintptr_t) 4095);
 
         /* No handler of ours may run in the child, which shares our memory:
          * where there are any, block everything across the clone (the child
