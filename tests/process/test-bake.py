@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fixture_cmd, free_port, run, serving_pid,
-                     set_args, wait_for, wait_new_pid)
+                     set_args, wait_new_pid)
 from handofftest.handoff import status_json
 
 

@@ -82,7 +82,7 @@ def test_ready_from_a_worker_is_refused_with_main(tmp):
         h.wait_log("--notify-access=all would accept it.")
         line = re.search(r".*ignored READY=1 from pid (\d+).*", h.log())
         check(line and int(line.group(1)) != main, f"the refusal names the worker's pid: {h.log()}")
-        check(f"Generation 1 (sh -c /usr/bin/python3" in line.group(0) and f"pid {main})" in line.group(0),
+        check("Generation 1 (sh -c /usr/bin/python3" in line.group(0) and f"pid {main})" in line.group(0),
               f"the refusal names the generation by its command: {line.group(0)}")
         # Twice refused, logged once; and the generation never became ready.
         code = h.wait_exit(timeout=20)
