@@ -22,7 +22,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from usermanager import UserManager, run_tests, Skip, free_port  # noqa: E402,F401
+from usermanager import run_tests, Skip, free_port  # noqa: E402,F401
 from handofftest import net  # noqa: E402
 from handofftest.units import SRC_ROOT, built, render  # noqa: E402
 
