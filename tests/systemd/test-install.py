@@ -52,6 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 from usermanager import UserManager, run_tests, wait_for, free_port, pid_alive  # noqa: E402
+from handofftest.units import check_sandboxed, serving  # noqa: E402
 
 SRC_ROOT = os.environ.get("HANDOFF_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
 BUILD_ROOT = os.environ.get("HANDOFF_BUILD_ROOT") or os.path.join(SRC_ROOT, "build")
@@ -66,7 +67,6 @@ UNITS_DIR = os.environ.get("HANDOFF_UNITS_DIR") or os.path.join(SRC_ROOT, "units
 USER_UID = 65534
 # The score the issue asks for: systemd-analyze's "OK" band ends at 4.5.
 MAX_EXPOSURE = 4.5
-STATUS_RE = re.compile(r"Serving generation (\d+) \(pid (\d+)\)")
 
 
 def log(msg):
@@ -100,31 +100,6 @@ def http_get(port, timeout=10.0):
     m = re.search(rb"pid=(\d+) gen=(\S+)", data)
     assert data.startswith(b"HTTP/1.1 200") and m, data
     return int(m.group(1)), m.group(2).decode()
-
-
-def proc_status(pid):
-    """The fields of /proc/PID/status as a dict."""
-    with open("/proc/%d/status" % pid) as f:
-        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-
-
-def root_is_readonly(pid):
-    """True if / is mounted read-only in pid's mount namespace."""
-    with open("/proc/%d/mountinfo" % pid) as f:
-        for line in f:
-            fields = line.split()
-            if fields[4] == "/":
-                last = fields[5].split(",")
-        return "ro" in last
-
-
-def check_sandboxed(pid, what):
-    """The hardening of handoff@.service is in force on pid."""
-    st = proc_status(pid)
-    assert st.get("NoNewPrivs") == "1", "%s %d: NoNewPrivs=%s" % (what, pid, st.get("NoNewPrivs"))
-    assert st.get("Seccomp") == "2", "%s %d: no seccomp filter (Seccomp=%s)" % (what, pid, st.get("Seccomp"))
-    assert int(st.get("CapBnd", "1"), 16) == 0, "%s %d: CapBnd=%s" % (what, pid, st.get("CapBnd"))
-    assert root_is_readonly(pid), "%s %d: / is writable (ProtectSystem=strict)" % (what, pid)
 
 
 def meson_install(destdir):
@@ -362,15 +337,6 @@ def systemctl_edit(um, unit, text):
     with open(path) as f:
         assert text.strip() in f.read(), path
     return path
-
-
-def serving(um, unit, gen):
-    p = um.show(unit, "MainPID", "StatusText", "ActiveState", "ReloadResult")
-    m = STATUS_RE.search(p["StatusText"])
-    if p["ActiveState"] == "active" and m and int(m.group(1)) == gen:
-        return int(p["MainPID"]), int(m.group(2)), p
-    # Not yet: say what it is (wait_for reports the last exception).
-    raise AssertionError("not serving generation %d yet: %s" % (gen, p))
 
 
 def test_installed_template_reloads():

@@ -33,13 +33,12 @@ from handofftest.load import Load  # noqa: E402
 from handofftest.net import free_port, http_get  # noqa: E402
 from handofftest.procs import exe_of, pid_alive  # noqa: E402
 from handofftest.runner import run  # noqa: E402
-from handofftest.units import built, render  # noqa: E402
+from handofftest.units import built, check_sandboxed, render, serving  # noqa: E402
 from handofftest.usermanager import UserManager  # noqa: E402
 
 HANDOFF = built("HANDOFF_BIN", "src/handoff")
 USER_UID = 65534
 RELOADS = 3
-STATUS_RE = re.compile(r"Serving generation (\d+) \(pid (\d+)\)")
 
 # What a server needs in a drop-in of handoff@NAME.service beyond the
 # recipe, each line as the unit's comment on it says, and what the server
@@ -73,27 +72,6 @@ def write_dropin(um, unit, name, text):
     os.makedirs(d, exist_ok=True)
     with open(os.path.join(d, name), "w") as f:
         f.write(text)
-
-
-def serving(um, unit, gen):
-    """(MainPID, the server's pid) once generation gen serves."""
-    p = um.show(unit, "MainPID", "StatusText", "ActiveState", "ReloadResult")
-    m = STATUS_RE.search(p["StatusText"])
-    if p["ActiveState"] == "active" and m and int(m.group(1)) == gen:
-        return int(p["MainPID"]), int(m.group(2)), p
-    raise AssertionError("not serving generation %d yet: %s" % (gen, p))
-
-
-def check_sandboxed(pid, what):
-    """The unit's sandbox is in force on pid (not skipped, as systemd 252
-    does without PrivateUsers= in a user's manager)."""
-    with open("/proc/%d/status" % pid) as f:
-        st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
-    assert st.get("NoNewPrivs") == "1" and st.get("Seccomp") == "2" and int(st.get("CapBnd", "1"), 16) == 0, \
-        "%s %d is not sandboxed: %s" % (what, pid, {k: st.get(k) for k in ("NoNewPrivs", "Seccomp", "CapBnd")})
-    with open("/proc/%d/mountinfo" % pid) as f:
-        root = [line.split() for line in f if line.split()[4] == "/"][-1]
-    assert "ro" in root[5].split(","), "%s %d: / is writable (ProtectSystem=strict)" % (what, pid)
 
 
 def fails_without(um, name, port, out, says):

@@ -304,22 +304,31 @@ START_TEST(test_orphan_process_group_held_to_the_deadline) {
 }
 END_TEST
 
+/* A group_of() whose main has been killed and reaped, its worker left,
+ * which ends on SIGTERM with worker_ends_on_term (ours to reap: we are a
+ * subreaper); the main's pidfd in *ret_pidfd, a new loop in *ret_e. */
+static pid_t group_after_its_main(bool worker_ends_on_term, pid_t *ret_worker, int *ret_pidfd, sd_event **ret_e) {
+        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
+        pid_t pid = group_of(false, worker_ends_on_term, ret_worker);
+        *ret_pidfd = pidfd_open_pid(pid);
+        ck_assert_int_ge(*ret_pidfd, 0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        ck_assert_int_ge(sd_event_new(ret_e), 0);
+        gone_calls = 0;
+        return pid;
+}
+
 /* A generation a new main holds, whose main exited at the stop signal sent
  * before TAKEOVER and was reaped before the hold began, leaving a worker:
  * its process group, read at NAMED while the main led it, is held to the
  * deadline all the same. Without it, nothing was held, and the worker
  * served on for good once its handoff was killed. */
 START_TEST(test_group_held_after_its_main_is_gone) {
-        /* The worker, orphaned with its main's exit, is ours to reap. */
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-        pid_t worker, pid = group_with_worker(false, &worker);
-        int pidfd = pidfd_open_pid(pid);
-        ck_assert_int_ge(pidfd, 0);
-        ck_assert_int_eq(kill(pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        pid_t worker;
+        int pidfd;
         sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        gone_calls = 0;
+        pid_t pid = group_after_its_main(false, &worker, &pidfd, &e);
         Retiree *r = NULL;
         /* Without the group: nothing to hold. */
         ck_assert_int_eq(retiree_start(e, RETIREE_PREVIOUS, fcntl(pidfd, F_DUPFD_CLOEXEC, 3), 0, 300 * USEC_PER_MSEC,
@@ -348,15 +357,10 @@ END_TEST
  * the worker ends on it, long before the deadline. Before, only the main
  * was signalled (ESRCH), and the worker served on to the deadline. */
 START_TEST(test_retired_group_after_its_main_is_gone_gets_the_stop_signal) {
-        ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
-        pid_t worker, pid = group_of(false, true, &worker);
-        int pidfd = pidfd_open_pid(pid);
-        ck_assert_int_ge(pidfd, 0);
-        ck_assert_int_eq(kill(pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        pid_t worker;
+        int pidfd;
         sd_event *e;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        gone_calls = 0;
+        pid_t pid = group_after_its_main(true, &worker, &pidfd, &e);
         Retiree *r = NULL;
         ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, SIGTERM, 60 * USEC_PER_SEC, NULL,
                                              count_gone, NULL, &r), 0);

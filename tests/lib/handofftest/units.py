@@ -34,3 +34,33 @@ def render(name, subs):
     left = re.findall(r"@[A-Z_]+@", text)
     assert not left, "%s: unsubstituted %s" % (path, left)
     return text
+
+
+# ---- a service of the shipped template, as a running test sees it -----------
+
+STATUS_RE = re.compile(r"Serving generation (\d+) \(pid (\d+)\)")
+
+
+def serving(um, unit, gen):
+    """(MainPID, the server's pid, the properties) once generation gen of
+    unit serves; else AssertionError saying what it is (um.wait_for()
+    retries, and names the last one)."""
+    p = um.show(unit, "MainPID", "StatusText", "ActiveState", "ReloadResult")
+    m = STATUS_RE.search(p["StatusText"])
+    if p["ActiveState"] == "active" and m and int(m.group(1)) == gen:
+        return int(p["MainPID"]), int(m.group(2)), p
+    raise AssertionError("not serving generation %d yet: %s" % (gen, p))
+
+
+def check_sandboxed(pid, what):
+    """The sandbox of handoff@.service is in force on pid (not skipped, as
+    systemd 252 skips its mount options without PrivateUsers= in a user's
+    manager): no new privileges, a seccomp filter, no capability, / read-only."""
+    with open("/proc/%d/status" % pid) as f:
+        st = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    assert st.get("NoNewPrivs") == "1", "%s %d: NoNewPrivs=%s" % (what, pid, st.get("NoNewPrivs"))
+    assert st.get("Seccomp") == "2", "%s %d: no seccomp filter (Seccomp=%s)" % (what, pid, st.get("Seccomp"))
+    assert int(st.get("CapBnd", "1"), 16) == 0, "%s %d: CapBnd=%s" % (what, pid, st.get("CapBnd"))
+    with open("/proc/%d/mountinfo" % pid) as f:
+        root = [line.split() for line in f if line.split()[4] == "/"][-1]
+    assert "ro" in root[5].split(","), "%s %d: / is writable (ProtectSystem=strict)" % (what, pid)
