@@ -3,10 +3,16 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -193,6 +199,79 @@ static int socket_inodes_of(pid_t pid, unsigned long **ret, size_t *ret_n) {
  * not necessarily ours), and the peer's pid and uid are checked once
  * connected. */
 
+/* Whether pid is in our network namespace, where its abstract names are
+ * the ones we reach; unknown when that cannot be told. */
+static bool same_netns(pid_t pid, bool unknown) {
+        char path[64];
+        struct stat ours, theirs;
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int) pid);
+        if (stat("/proc/self/ns/net", &ours) < 0 || stat(path, &theirs) < 0)
+                return unknown;
+        return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
+}
+
+/* Whether the unix socket ino of our network namespace has the name a line
+ * of /proc/net/unix gives it ("@" for an abstract name's leading NUL, and
+ * for any other NUL, as the kernel writes it there): 1 or 0, or -errno
+ * where the kernel cannot be asked (no unix sock_diag). A line cannot be
+ * taken at its word: the kernel writes a name as it is, newlines and all,
+ * and anyone can bind an abstract name that reads as a line of its own,
+ * with the inode of a handoff's control socket and a name of their
+ * choosing; a client that took it would fail to reach that handoff. */
+static int unix_socket_named(unsigned long ino, const char *name) {
+        if (ino > UINT32_MAX)
+                return -EOVERFLOW;
+        _cleanup_close_ int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+        if (fd < 0)
+                return -errno;
+        struct {
+                struct nlmsghdr nlh;
+                struct unix_diag_req req;
+        } q = {
+                .nlh = { .nlmsg_len = sizeof q, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
+                .req = { .sdiag_family = AF_UNIX, .udiag_states = UINT32_MAX, .udiag_ino = (uint32_t) ino,
+                         .udiag_show = UDIAG_SHOW_NAME, .udiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } },
+        };
+        if (send(fd, &q, sizeof q, 0) < 0)
+                return -errno;
+        union {
+                struct nlmsghdr nlh;
+                char raw[4096];
+        } buf;
+        ssize_t n = recv(fd, &buf, sizeof buf, 0);
+        if (n < 0)
+                return -errno;
+        struct nlmsghdr *h = &buf.nlh;
+        if (!NLMSG_OK(h, (size_t) n))
+                return -EBADMSG;
+        if (h->nlmsg_type == NLMSG_ERROR) {
+                /* -ENOENT too: no unix sock_diag in this kernel, or the
+                 * socket closed meanwhile (a forged line names a live one). */
+                const struct nlmsgerr *e = NLMSG_DATA(h);
+                return h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error < 0 ? e->error : -EBADMSG;
+        }
+        const struct unix_diag_msg *m = NLMSG_DATA(h);
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof *m) || m->udiag_ino != ino)
+                return -EBADMSG;
+        size_t left = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
+        for (const struct rtattr *a = (const struct rtattr *) (m + 1); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+                if (a->rta_type != UNIX_DIAG_NAME)
+                        continue;
+                /* As unix_seq_show() writes it: a path without its NUL. */
+                const char *p = RTA_DATA(a);
+                size_t len = RTA_PAYLOAD(a), i = 0;
+                if (len > 0 && p[0] != '\0')
+                        len--;
+                if (strlen(name) != len)
+                        return 0;
+                for (; i < len; i++)
+                        if ((p[i] ? p[i] : '@') != name[i])
+                                return 0;
+                return 1;
+        }
+        return 0;
+}
+
 /* One pass over pid's network namespace's unix sockets for a listening
  * SOCK_SEQPACKET socket named ".../control.*" that is one of pid's own fds;
  * else for one named "@handoff/control/...", returned with its "@". */
@@ -203,6 +282,7 @@ static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, c
         if (!f)
                 return -errno;
         int r = -ENOENT;
+        bool ask_kernel = same_netns(pid, false);
         while (fgets(line, sizeof line, f)) {
                 unsigned flags, type, state;
                 unsigned long ino;
@@ -222,7 +302,7 @@ static int control_path_scan(pid_t pid, const unsigned long *inodes, size_t n, c
                 bool ours = false;
                 for (size_t i = 0; i < n; i++)
                         ours = ours || inodes[i] == ino;
-                if (!ours)
+                if (!ours || (ask_kernel && unix_socket_named(ino, p) == 0))
                         continue;
                 if (is_abstract) {
                         if (strlen(p) < sizeof abstract)
@@ -282,17 +362,6 @@ static int ms_until(usec_t deadline, int cap) {
         return cap >= 0 && ms > (usec_t) cap ? cap : ms > INT_MAX ? INT_MAX : (int) ms;
 }
 
-/* Whether pid is in our network namespace, where its abstract names are
- * the ones we reach; yes when that cannot be told. */
-static bool same_netns(pid_t pid) {
-        char path[64];
-        struct stat ours, theirs;
-        snprintf(path, sizeof path, "/proc/%d/ns/net", (int) pid);
-        if (stat("/proc/self/ns/net", &ours) < 0 || stat(path, &theirs) < 0)
-                return true;
-        return ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
-}
-
 /* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
  * to be guessed, and opens the file through /proc/<pid>/root (uid: pid's,
@@ -322,7 +391,7 @@ static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char ret_abstr
                 snprintf(why, why_size, "cannot look into pid %d: %s", (int) pid, strerror(-r));
                 return r;
         }
-        if (path[0] == '@' && !same_netns(pid)) {
+        if (path[0] == '@' && !same_netns(pid, true)) {
                 snprintf(why, why_size, "its control socket is the abstract name %s, in another network namespace: "
                                         "run this in that one (nsenter --net=/proc/%d/ns/net)", path, (int) pid);
                 return -EXDEV;

@@ -875,6 +875,50 @@ def test_runtime_dir_others_can_write_is_refused(tmp):
         h.close()
 
 
+# Binds an abstract name that /proc/net/unix shows as two lines, the second
+# a listening socket with the inode of pid's control socket and a path of
+# our choosing, as anyone in the network namespace can: the kernel writes a
+# name as it is, newline and all.
+FORGE_LINE = r'''
+import socket, sys
+pid = sys.argv[1]
+ino = [line.split()[6] for line in open("/proc/net/unix")
+       if len(line.split()) > 7 and line.split()[7].startswith(f"@handoff/control/{pid}/")][0]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(f"\0x\n0000000000000000: 00000002 00000000 00010000 0005 01 {ino} /x/control.1".encode())
+s.listen()
+print(ino, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_forged_socket_table_line_is_not_trusted(tmp):
+    """uid 65534 binds a name that reads as a line of /proc/net/unix giving
+    the inode of handoff's abstract control socket another name: the
+    client asks the kernel which name that socket has, and reaches handoff
+    all the same (before: "cannot open /x/control.1")."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    d = os.path.join(tmp, "open")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    h = start(tmp, env={"RUNTIME_DIRECTORY": d}, measure=False)
+    a = None
+    try:
+        h.wait_log("listening on @handoff/control/")
+        a = Attacker(FORGE_LINE, h.pid)
+        forged = [line for line in open("/proc/net/unix") if "/x/control.1" in line]
+        check(forged and forged[0].split()[6] == a.line, f"the forged line is there: {forged}")
+        p = subprocess.run([HANDOFF, "status", f"--pid={h.pid}"], capture_output=True, text=True, timeout=30)
+        check(p.returncode == 0 and "generation 1" in p.stdout, f"{p.returncode} {p.stderr}")
+        check(h.stop() == 0, h.log())
+    finally:
+        if a:
+            a.stop()
+        h.close()
+
+
 # ---- (d) fds 0-2 closed --------------------------------------------------------
 
 _CLOSED_STDIO = r'''
@@ -1185,7 +1229,8 @@ def test_nofile_raised_for_handoff_not_for_generations(tmp):
         h.close()
 
 
-MODE_INDEPENDENT = {"test_runtime_dir_others_can_write_is_refused", "test_unix_listen_on_a_full_live_socket"}
+MODE_INDEPENDENT = {"test_runtime_dir_others_can_write_is_refused", "test_forged_socket_table_line_is_not_trusted",
+                    "test_unix_listen_on_a_full_live_socket"}
 
 if __name__ == "__main__":
     def fresh(fn):
