@@ -3,6 +3,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -526,6 +527,30 @@ static int bind_abstract(int fd, char ret_name[static sizeof ((struct sockaddr_u
         return 0;
 }
 
+/* Whether users our user namespace does not map would pass for us on an
+ * abstract name: SO_PEERCRED gives each of them as the overflow uid, and
+ * ours is that one (nobody, in a user namespace of a container or of
+ * PrivateUsers= that maps only some uids). A path keeps them out by its
+ * file's owner; an abstract name, open to all, would let them in. */
+static bool strangers_pass_for_us(void) {
+        unsigned overflow = 65534, inside, outside, count;
+        FILE *f = fopen("/proc/sys/kernel/overflowuid", "re");
+        if (f) {
+                if (fscanf(f, "%u", &overflow) != 1)
+                        overflow = 65534;
+                fclose(f);
+        }
+        if (getuid() != overflow)
+                return false;
+        /* Everyone mapped: only the initial namespace's map, in practice. */
+        f = fopen("/proc/self/uid_map", "re");
+        if (!f)
+                return true;
+        bool everyone = fscanf(f, "%u %u %u", &inside, &outside, &count) == 3 && inside == 0 && count == UINT32_MAX;
+        fclose(f);
+        return !everyone;
+}
+
 static int failed(int r) {
         /* Reloads by signal still work: not worth refusing to serve. */
         return log_warning_errno(r, "Failed to open the control socket, \"handoff reload\" will not work: %m");
@@ -546,6 +571,11 @@ int control_new(sd_event *e, int min_fd, ControlRequestFn fn, void *userdata, Co
         int r = bind_path(fd, why, sizeof why, &path);
         if (r == -ENOMEM)
                 return failed(r);
+        if (r < 0 && strangers_pass_for_us())
+                return log_warning_errno(r, "No control socket (%s; nor an abstract one: this user namespace does "
+                                            "not map every user, and those it does not would pass for our uid %u "
+                                            "there): \"handoff reload\" and \"handoff status\" will not work; "
+                                            "SIGHUP still reloads.", why, (unsigned) getuid());
         if (r < 0) {
                 char name[sizeof ((struct sockaddr_un) {}).sun_path + 1];
                 int k = bind_abstract(fd, name);

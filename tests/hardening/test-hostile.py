@@ -919,6 +919,53 @@ def test_forged_socket_table_line_is_not_trusted(tmp):
         h.close()
 
 
+# Connects to an abstract name and prints the first line of the answer to
+# STATUS, or the error.
+ASK_STATUS = r'''
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+try:
+    s.connect(b"\0" + sys.argv[1].encode())
+    s.send(b"STATUS")
+    print(s.recv(65536).decode().splitlines()[0])
+except OSError as e:
+    print(e)
+'''
+
+
+def test_overflow_uid_gets_no_abstract_name(tmp):
+    """handoff as uid 65534 in a user namespace that maps only its own uid
+    (PrivateUsers= of a nobody user's manager, a rootless container's
+    nobody): every user it does not map reaches it as uid 65534 too, its
+    own. With no room for a path it gets no abstract name then, and says
+    why (before: uid 1000 was served STATUS, and could have reloaded it)."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    if not shutil.which("unshare"):
+        raise Skip("unshare(1) (util-linux) is not installed")
+    d = os.path.join(tmp, "open")
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    log = os.path.join(tmp, "userns.log")
+    with open(log, "w") as out:
+        p = subprocess.Popen([*as_nobody(), "unshare", "--user", "--map-current-user", HANDOFF, "-l",
+                              f"127.0.0.1:{free_port()}", "--", "sleep", "1000"],
+                             env={**os.environ, "RUNTIME_DIRECTORY": d}, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        text = wait_for(lambda: "control socket" in open(log).read() and open(log).read(), 10,
+                        "the control socket's line")
+        name = re.search(r"@(handoff/control/\S+?) instead", text)
+        if name:
+            asked = subprocess.run([SETPRIV, "--reuid=1000", "--regid=1000", "--clear-groups", PYTHON, "-c",
+                                    ASK_STATUS, name.group(1)], capture_output=True, text=True, timeout=10)
+            check(False, f"uid 1000 reached it: {asked.stdout} {asked.stderr}")
+        check("those it does not would pass for our uid 65534" in text, text)
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
 # ---- (d) fds 0-2 closed --------------------------------------------------------
 
 _CLOSED_STDIO = r'''
@@ -1230,7 +1277,7 @@ def test_nofile_raised_for_handoff_not_for_generations(tmp):
 
 
 MODE_INDEPENDENT = {"test_runtime_dir_others_can_write_is_refused", "test_forged_socket_table_line_is_not_trusted",
-                    "test_unix_listen_on_a_full_live_socket"}
+                    "test_overflow_uid_gets_no_abstract_name", "test_unix_listen_on_a_full_live_socket"}
 
 if __name__ == "__main__":
     def fresh(fn):
