@@ -71,11 +71,20 @@ void retiree_status(const Retiree *r, usec_t now, StatusGeneration *ret) {
         };
 }
 
-/* Whether its process group has a member still (one of another uid
- * included, and a zombie). While one does, the group's id, its main's
- * pid, is not reused, and the group may be signalled. */
+/* Whether process group id, that of a generation whose main (pid id) may
+ * be gone, has a member still (one of another uid included, and a zombie).
+ * While one does, the id is not reused, and the group may be signalled.
+ * A process of that pid while the main is reaped (main_reaped) is another
+ * one, then: the group emptied, the pid came round again, and the group
+ * of that id is that process's (a setsid() of anyone's), not ours. */
+static bool group_of_id_exists(pid_t id, bool main_reaped) {
+        if (kill(-id, 0) < 0 && errno != EPERM)
+                return false;
+        return !main_reaped || (kill(id, 0) < 0 && errno == ESRCH);
+}
+
 static bool group_exists(const Retiree *r) {
-        return kill(-r->pid, 0) == 0 || errno == EPERM;
+        return group_of_id_exists(r->pid, pidfd_signal(r->pidfd, 0) == -ESRCH);
 }
 
 /* Whether a process of its group still runs. A zombie is a member until
@@ -240,7 +249,7 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
                 /* Its main has exited. Its group, known from when the main
                  * led it, may hold its workers still: while the group has a
                  * member, its id is given to no one else. */
-                if (group <= 0 || root || (kill(-group, 0) < 0 && errno != EPERM))
+                if (group <= 0 || root || !group_of_id_exists(group, true))
                         return 0;
                 led = true;
                 pid = group;

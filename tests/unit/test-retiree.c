@@ -10,11 +10,15 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -374,6 +378,73 @@ START_TEST(test_retired_group_after_its_main_is_gone_gets_the_stop_signal) {
 }
 END_TEST
 
+/* A process made with the pid wanted (clone3()'s set_tid: CAP_SYS_ADMIN)
+ * that leads a process group of its own and waits to be killed; -errno
+ * where it cannot be made. */
+static pid_t fork_with_pid(pid_t want) {
+        struct clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uint64_t) (uintptr_t) &want,
+                                   .set_tid_size = 1 };
+        long pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                /* Not the test runner's handler: SIGTERM ends it. */
+                signal(SIGTERM, SIG_DFL);
+                setpgid(0, 0);
+                for (;;)
+                        pause();
+        }
+        return (pid_t) pid;
+}
+
+/* A generation whose main has been reaped and whose group has emptied,
+ * after which another process got the main's pid and made it a process
+ * group's id (a setsid() of anyone's): that group is not the generation's,
+ * and gets nothing; there is nothing to retire. Before, the "group" got the
+ * stop signal, and the deadline's SIGKILL. */
+START_TEST(test_group_id_come_round_again_is_not_ours) {
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                setpgid(0, 0);
+                for (;;)
+                        pause();
+        }
+        int pidfd = pidfd_open_pid(pid);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        pid_t stranger = fork_with_pid(pid);
+        if (stranger == -EPERM || stranger == -EEXIST) {
+                /* Not root, or the pid taken meanwhile: cannot be arranged. */
+                printf("test_group_id_come_round_again_is_not_ours: skipped (clone3 set_tid: %s)\n",
+                       strerror(-stranger));
+                safe_close(pidfd);
+                return;
+        }
+        ck_assert_int_eq(stranger, pid);
+        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
+        while (getpgid(stranger) != stranger && now_monotonic() < end)
+                usleep(1000);
+        ck_assert_int_eq(getpgid(stranger), stranger);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Retiree *r = NULL;
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, SIGTERM, 60 * USEC_PER_SEC, NULL,
+                                             count_gone, NULL, &r), 0);
+        /* A fatal signal sets the exit status as it is sent: one sent
+         * before our SIGKILL shows in the status. */
+        int st;
+        ck_assert_int_eq(kill(stranger, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(stranger, &st, 0), stranger);
+        ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "the stranger's group got signal %d",
+                      WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+        ck_assert_ptr_null(r);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 /* A main that has exited and been reaped before its exit was dispatched,
  * with a worker left in its process group: a second stop (retiree_kill())
  * kills the group all the same, and the generation ends with it. */
@@ -622,6 +693,7 @@ int main(void) {
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
         tcase_add_test(tc, test_group_held_after_its_main_is_gone);
         tcase_add_test(tc, test_retired_group_after_its_main_is_gone_gets_the_stop_signal);
+        tcase_add_test(tc, test_group_id_come_round_again_is_not_ours);
         tcase_add_test(tc, test_zombie_main_ends_the_generation);
         tcase_add_test(tc, test_zombie_main_with_a_worker_held_to_the_deadline);
         tcase_add_test(tc, test_draining_group_is_polled_without_a_walk_each_time);
