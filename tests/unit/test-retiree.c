@@ -262,6 +262,10 @@ static pid_t group_of(bool main_ignores_term, bool worker_ends_on_term, pid_t *r
                 if (w == 0) {
                         signal(SIGTERM, worker_ends_on_term ? SIG_DFL : SIG_IGN);
                         sigprocmask(SIG_SETMASK, &none, NULL);
+                        /* Its own word: a signal before this would find
+                         * the test runner's handler. */
+                        w = getpid();
+                        (void) !write(p[1], &w, sizeof w);
                         for (;;)
                                 pause();
                 }
@@ -272,7 +276,13 @@ static pid_t group_of(bool main_ignores_term, bool worker_ends_on_term, pid_t *r
                         pause();
         }
         close(p[1]);
-        ck_assert_int_eq(read(p[0], ret_worker, sizeof *ret_worker), (ssize_t) sizeof *ret_worker);
+        /* The worker's pid twice: from the main and from the worker, each
+         * once its dispositions are set. */
+        pid_t said[2];
+        for (int i = 0; i < 2; i++)
+                ck_assert_int_eq(read(p[0], &said[i], sizeof said[i]), (ssize_t) sizeof said[i]);
+        ck_assert_int_eq(said[0], said[1]);
+        *ret_worker = said[0];
         close(p[0]);
         return pid;
 }
