@@ -15,6 +15,12 @@ from harness import HANDOFF, FakeSystemd, Handoff, Skip, TestFailure, check, fix
 from handofftest.handoff import HANDOFFCTL
 
 
+
+# For a handoff whose limits are cut (fds, processes) or that runs under
+# ptrace: LeakSanitizer (the sanitizer build) needs fds, a process and
+# /proc/PID/task of its own at exit, and fails the exit without them.
+NO_LSAN = {"ASAN_OPTIONS": ":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"]))}
+
 def handoff(*args):
     return subprocess.run([HANDOFF, *args], capture_output=True, text=True, timeout=10)
 
@@ -132,7 +138,7 @@ def test_failed_fork_names_its_cause(tmp):
         os.chown(runtime, 65534, 65534)
     port = free_port()
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), wrapper=as_handoff,
-                env={"RUNTIME_DIRECTORY": runtime})
+                env={"RUNTIME_DIRECTORY": runtime, **NO_LSAN})
     try:
         h.wait_log_re(r"Generation 1 \(.*\) is ready", 20)
         # The soft limit only: 1 process of handoff's uid, which has more.
@@ -156,7 +162,8 @@ def test_failed_start_out_of_fds_names_its_cause(tmp):
     if not prlimit:
         raise Skip("needs prlimit(1) (util-linux)")
     port = free_port()
-    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), notify=FakeSystemd(tmp))
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), notify=FakeSystemd(tmp),
+                env=NO_LSAN)
     try:
         h.wait_ready(1, timeout=20)
         subprocess.run([prlimit, f"--pid={h.pid}", "--nofile=3:"], check=True, timeout=10)
@@ -355,9 +362,7 @@ def test_control_socket_found_without_a_search(tmp):
         traces = {}
         for what, dir_ in (("same", rd), ("other", os.path.join(tmp, "elsewhere"))):
             trace = os.path.join(tmp, f"trace.{what}")
-            # LeakSanitizer (the sanitizer build) cannot run under ptrace.
-            env = dict(os.environ, RUNTIME_DIRECTORY=dir_,
-                       ASAN_OPTIONS=":".join(filter(None, [os.environ.get("ASAN_OPTIONS"), "detect_leaks=0"])))
+            env = dict(os.environ, RUNTIME_DIRECTORY=dir_, **NO_LSAN)
             p = subprocess.run([strace, "-qq", "-o", trace, "-e", "trace=openat,connect", HANDOFFCTL, "status",
                                 f"--pid={h.main_pid()}"], capture_output=True, text=True, timeout=30, env=env)
             check(p.returncode == 0 and f", pid {h.main_pid()}, " in p.stdout, f"{what}: {p.returncode} {p.stderr!r}")
