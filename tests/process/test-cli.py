@@ -12,7 +12,7 @@ import socket
 import subprocess
 
 from harness import HANDOFF, FakeSystemd, Handoff, Skip, TestFailure, check, fixture_cmd, free_port, run, set_args, wait_for
-from handofftest.handoff import HANDOFFCTL
+from handofftest.handoff import HANDOFFCTL, unprivileged
 
 
 
@@ -126,16 +126,7 @@ def test_failed_fork_names_its_cause(tmp):
     # ("/path/to/server: Resource temporarily unavailable", status 126).
     # RLIMIT_NPROC binds no root process, and another uid's limit takes
     # CAP_SYS_RESOURCE to change: as root, handoff and prlimit(1) run as 65534.
-    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
-    if not prlimit or (os.getuid() == 0 and not setpriv):
-        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
-    as_handoff = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
-    # Its control socket's directory, which handoff's uid must own.
-    runtime = os.path.join(tmp, "runtime")
-    os.mkdir(runtime, 0o700)
-    if as_handoff:
-        os.chmod(tmp, 0o711)
-        os.chown(runtime, 65534, 65534)
+    as_handoff, prlimit, runtime = unprivileged(tmp)
     port = free_port()
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), wrapper=as_handoff,
                 env={"RUNTIME_DIRECTORY": runtime, **NO_LSAN})

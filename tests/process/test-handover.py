@@ -10,7 +10,7 @@ import shutil
 import signal
 import subprocess
 
-from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args, status_json
+from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args, status_json, unprivileged
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd, HoldingSystemd
@@ -679,18 +679,10 @@ def test_reload_with_many_fds_in_flight_of_its_user(tmp):
     here), the report failed unnoticed and every reload failed ("The next
     handoff did not report its pid"). The limit binds no process with
     CAP_SYS_ADMIN: as root, handoff and the holder run as 65534."""
-    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
-    if not prlimit or (os.getuid() == 0 and not setpriv):
-        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
     import resource
     if resource.getrlimit(resource.RLIMIT_NOFILE)[1] < 4096:
         raise Skip("the hard RLIMIT_NOFILE is below 4096: no room for 1,600 fds in flight")
-    as_user = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
-    runtime = os.path.join(tmp, "runtime")
-    os.mkdir(runtime, 0o700)
-    if as_user:
-        os.chmod(tmp, 0o711)
-        os.chown(runtime, 65534, 65534)
+    as_user, prlimit, runtime = unprivileged(tmp)
     holder = subprocess.Popen([*as_user, "/usr/bin/python3", "-c", FDS_IN_FLIGHT], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     h = None

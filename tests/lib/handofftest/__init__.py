@@ -14,7 +14,8 @@
                     with its sender's pid and arrival time, answers BARRIER=1
     load.py         Load (the C load client until stop()), SlowRequest
     handoff.py      Handoff (the built binary under test, in its own session,
-                    with the test process as child subreaper), fixture_cmd()
+                    with the test process as child subreaper), fixture_cmd(),
+                    unprivileged() (65534 behind setpriv, for prlimit tests)
     usermanager.py  UserManager: a private `systemd --user`; run_tests(),
                     wait_retrying() (wait_for taking any exception for "not yet")
     runner.py       run(): one line per test, "N passed, N failed, N skipped",

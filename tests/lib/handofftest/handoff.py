@@ -15,6 +15,7 @@ import threading
 import time
 
 from .procs import all_pids, is_handoff, is_standby, pid_alive, session_members, stat_fields
+from .runner import Skip
 from .wait import TestFailure, check, wait_for
 
 HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
@@ -246,6 +247,25 @@ def status_json(pid):
                          timeout=10)
     check(out.returncode == 0, f"handoff status --pid {pid}: {out.returncode} {out.stdout} {out.stderr}")
     return json.loads(out.stdout)
+
+
+def unprivileged(tmp):
+    """For a test of a limit that binds no privileged process (prlimit(1)
+    lowers it): as root, handoff is to run as 65534 behind setpriv(1).
+    Returns (wrapper, prlimit, runtime): the setpriv command (empty when
+    not root), prlimit(1)'s path and $RUNTIME_DIRECTORY, a directory in tmp
+    owned by that uid, as handoff wants its control socket's. Skips without
+    prlimit(1), or as root without setpriv(1)."""
+    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
+    if not prlimit or (os.getuid() == 0 and not setpriv):
+        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
+    wrapper = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    if wrapper:
+        os.chmod(tmp, 0o711)
+        os.chown(runtime, 65534, 65534)
+    return wrapper, prlimit, runtime
 
 
 def fixture_cmd(args_file=None, *args):
