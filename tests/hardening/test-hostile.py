@@ -70,6 +70,20 @@ def as_nobody():
     return [SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
 
 
+def dir_for_all(tmp, name, mode):
+    """The set-up of an attack that does not depend on the mode: it runs in
+    the supervise pass only, as root with setpriv. Returns a new directory
+    in tmp with mode (past the umask), which others may write: as
+    $RUNTIME_DIRECTORY, one handoff refuses for its control socket."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    d = os.path.join(tmp, name)
+    os.mkdir(d)
+    os.chmod(d, mode)
+    return d
+
+
 class Attacker:
     """A python script run as uid 65534. It prints one line when its attack
     is in place and then holds everything open until stop()."""
@@ -897,12 +911,7 @@ def test_forged_socket_table_line_is_not_trusted(tmp):
     the inode of handoff's abstract control socket another name: the
     client asks the kernel which name that socket has, and reaches handoff
     all the same (before: "cannot open /x/control.1")."""
-    need_root_and_setpriv()
-    if MODE != "supervise":
-        raise Skip("mode-independent: runs in the supervise pass")
-    d = os.path.join(tmp, "open")
-    os.mkdir(d)
-    os.chmod(d, 0o777)
+    d = dir_for_all(tmp, "open", 0o777)
     h = start(tmp, env={"RUNTIME_DIRECTORY": d}, measure=False)
     a = None
     try:
@@ -939,14 +948,9 @@ def test_overflow_uid_gets_no_abstract_name(tmp):
     nobody): every user it does not map reaches it as uid 65534 too, its
     own. With no room for a path it gets no abstract name then, and says
     why (before: uid 1000 was served STATUS, and could have reloaded it)."""
-    need_root_and_setpriv()
-    if MODE != "supervise":
-        raise Skip("mode-independent: runs in the supervise pass")
+    d = dir_for_all(tmp, "open", 0o777)
     if not shutil.which("unshare"):
         raise Skip("unshare(1) (util-linux) is not installed")
-    d = os.path.join(tmp, "open")
-    os.mkdir(d)
-    os.chmod(d, 0o777)
     log = os.path.join(tmp, "userns.log")
     with open(log, "w") as out:
         p = subprocess.Popen([*as_nobody(), "unshare", "--user", "--map-current-user", HANDOFF, "-l",
@@ -1058,12 +1062,7 @@ def test_unix_listen_on_a_full_live_socket(tmp):
     """uid 65534 owns a live unix socket and never accepts (its backlog is
     full): a handoff told to listen there fails at once, and says that a
     live process owns it (a blocking probe hung start-up)."""
-    need_root_and_setpriv()
-    if MODE != "supervise":
-        raise Skip("mode-independent: runs in the supervise pass")
-    d = os.path.join(tmp, "shared")
-    os.mkdir(d)
-    os.chmod(d, 0o1777)
+    d = dir_for_all(tmp, "shared", 0o1777)
     os.chmod(tmp, 0o755)
     path = os.path.join(d, "app.sock")
     a = Attacker(FULL_BACKLOG, "stream", path)
