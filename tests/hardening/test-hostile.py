@@ -19,7 +19,8 @@ stayed bounded and that no request failed.
 - starve: 900 idle connections to the control socket;
 - squat: binding the name the next handoff would use (the runtime
   directory is 0700: impossible), and a runtime directory others can write
-  is refused;
+  is refused; the abstract name handoff takes then, bound first: it takes
+  another, and where getrandom() fails the name is still no guess;
 - fds 0-2 closed at start: they end up on /dev/null, no log line goes into
   a socket;
 - a unix --listen path whose live owner's backlog is full: start-up fails
@@ -868,6 +869,13 @@ def test_squat_the_next_name(tmp):
         a.stop()
 
 
+def check_status_answers(h):
+    """handoff status reaches h (where it has no path: on its abstract name,
+    found among its fds)."""
+    p = subprocess.run([HANDOFF, "status", f"--pid={h.pid}"], capture_output=True, text=True, timeout=30)
+    check(p.returncode == 0 and "generation 1" in p.stdout, f"{p.returncode} {p.stderr}\n{h.log()}")
+
+
 def test_runtime_dir_others_can_write_is_refused(tmp):
     """A $RUNTIME_DIRECTORY that others may write (where anyone could have
     bound the name first) is not used: handoff serves, says why, and listens
@@ -881,8 +889,7 @@ def test_runtime_dir_others_can_write_is_refused(tmp):
     try:
         h.wait_log(f"No control socket in the runtime directory (refusing {d}")
         check(control_socket_path(h.pid) is None and os.listdir(d) == [], "no control socket in it")
-        p = subprocess.run([HANDOFF, "status", f"--pid={h.pid}"], capture_output=True, text=True, timeout=30)
-        check(p.returncode == 0 and "generation 1" in p.stdout, f"{p.returncode} {p.stderr}")
+        check_status_answers(h)
         check(http_get(h.port)[0] == 200, "serving")
         check(h.stop() == 0, h.log())
     finally:
@@ -919,12 +926,84 @@ def test_forged_socket_table_line_is_not_trusted(tmp):
         a = Attacker(FORGE_LINE, h.pid)
         forged = [line for line in open("/proc/net/unix") if "/x/control.1" in line]
         check(forged and forged[0].split()[6] == a.line, f"the forged line is there: {forged}")
-        p = subprocess.run([HANDOFF, "status", f"--pid={h.pid}"], capture_output=True, text=True, timeout=30)
-        check(p.returncode == 0 and "generation 1" in p.stdout, f"{p.returncode} {p.stderr}")
+        check_status_answers(h)
         check(h.stop() == 0, h.log())
     finally:
         if a:
             a.stop()
+        h.close()
+
+
+def control_shim(**behaviour):
+    """The environment that puts tests/fixtures/control-shim.c under
+    handoff (CONTROL_SHIM_NO_GETRANDOM, CONTROL_SHIM_PAUSE: see there)."""
+    shim = os.environ.get("CONTROL_SHIM_SO")
+    if not shim or not os.path.exists(shim):
+        raise Skip(f"no control shim (CONTROL_SHIM_SO={shim!r})")
+    return {"LD_PRELOAD": shim, **{f"CONTROL_SHIM_{k.upper()}": v for k, v in behaviour.items()}}
+
+
+# Binds the abstract name given and listens on it.
+SQUAT_ABSTRACT = r'''
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(b"\0" + sys.argv[1].encode())
+s.listen()
+print("bound", flush=True)
+sys.stdin.read()
+'''
+
+
+def test_squatted_abstract_name_is_given_up(tmp):
+    """uid 65534 binds the abstract control name a handoff would take
+    first (the shim tells it which, as a guess could where getrandom()
+    fails): handoff takes another, and handoff status reaches it (before:
+    no control socket, "Address already in use")."""
+    d = dir_for_all(tmp, "open", 0o777)
+    told = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    told.bind(os.path.join(tmp, "pause.sock"))
+    told.listen()
+    told.settimeout(10)
+    fake = FakeSystemd(tmp)
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], notify=fake,
+                env={"RUNTIME_DIRECTORY": d, **control_shim(pause=os.path.join(tmp, "pause.sock"))})
+    a = None
+    try:
+        conn, _ = told.accept()
+        name = conn.recv(256).decode()
+        check(name.startswith(f"handoff/control/{h.pid}/"), f"the name handoff would take: {name!r}")
+        a = Attacker(SQUAT_ABSTRACT, name)
+        conn.send(b"1")
+        conn.close()
+        h.wait_ready(1)
+        h.wait_log(f"@{name} is taken by another process; trying another.")
+        taken = h.wait_log_re(r"listening on @(handoff/control/\S+) instead").group(1)
+        check(taken != name, f"another name than the squatted one: {taken}")
+        check_status_answers(h)
+        check(h.stop() == 0, h.log())
+    finally:
+        if a:
+            a.stop()
+        told.close()
+        h.close()
+
+
+def test_abstract_name_without_getrandom_is_not_pid_and_clock(tmp):
+    """Where getrandom() fails, the random part of the abstract control
+    name is still none that another user can work out: before, it was the
+    pid shifted by 32 bits XOR CLOCK_MONOTONIC in microseconds, and
+    whoever bound the likely ones first left handoff without a control
+    socket."""
+    d = dir_for_all(tmp, "open", 0o777)
+    h = start(tmp, env={"RUNTIME_DIRECTORY": d, **control_shim(no_getrandom="1")}, measure=False)
+    try:
+        m = h.wait_log_re(r"listening on @handoff/control/(\d+)/([0-9a-f]{16}) instead")
+        clock = int(m.group(2), 16) ^ int(m.group(1)) << 32
+        now = time.monotonic_ns() // 1000
+        check(not 0 <= now - clock < 60 * 10**6, f"the name is the pid and the clock: {m.group(0)}")
+        check_status_answers(h)
+        check(h.stop() == 0, h.log())
+    finally:
         h.close()
 
 

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "random-util.h"
 #include "util.h"
 #include "unit.h"
 
@@ -130,6 +131,18 @@ START_TEST(test_utf8_prefix) {
 }
 END_TEST
 
+/* The reference's vectors: key 00 01 .. 0f, message 00 01 .. of 0, 8, 16
+ * and 24 bytes. */
+START_TEST(test_siphash24) {
+        const uint64_t key[2] = { 0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL };
+        const uint64_t m[3] = { 0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL, 0x1716151413121110ULL };
+        ck_assert_uint_eq(siphash24(key, m, 0), 0x726fdb47dd0e0e31ULL);
+        ck_assert_uint_eq(siphash24(key, m, 1), 0x93f5f5799a932462ULL);
+        ck_assert_uint_eq(siphash24(key, m, 2), 0x3f2acc7f57c29bdbULL);
+        ck_assert_uint_eq(siphash24(key, m, 3), 0xb8ad50c6f649af94ULL);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc = tcase_create("process");
@@ -141,6 +154,9 @@ static Suite *util_suite(void) {
         tcase_add_test(tc, test_utf8_prefix);
         tcase_add_test(tc, test_printable_prefix);
         tcase_add_test(tc, test_utf8_is_valid);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("random");
+        tcase_add_test(tc, test_siphash24);
         suite_add_tcase(s, tc);
         return s;
 }
