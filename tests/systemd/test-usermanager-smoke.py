@@ -5,13 +5,18 @@ Type=notify services on this machine, and the harness cleans up after itself.
 Exit status: 0 ok, 1 failure, 77 skipped (not root / no systemd / no cgroups).
 """
 
+import json
 import os
+import select
+import signal
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
 from handofftest.net import free_port, tcp_request  # noqa: E402
 from handofftest.procs import pid_alive  # noqa: E402
+from handofftest.runner import Skip  # noqa: E402
 from handofftest.usermanager import UserManager, run_tests  # noqa: E402
 
 # Tiny socket-activated server: fd 3 from LISTEN_FDS, sd_notify by hand.
@@ -190,6 +195,89 @@ def test_teardown_on_failure():
     assert not os.path.exists(um.tmpdir)
 
 
+# Opens a UserManager(uid) and never closes it; prints its manager's pid
+# and cgroup.
+HOLDER = r'''
+import sys
+from handofftest.usermanager import UserManager
+um = UserManager(uid=int(sys.argv[1])).__enter__()
+print(um.pid, um.cgroup, flush=True)
+sys.stdin.read()
+'''
+
+
+def test_leftover_of_a_killed_run_is_reclaimed():
+    """A test process killed with SIGKILL while its UserManager(uid=65534)
+    runs leaves its tmpfs on /run/user/65534, and the manager in its
+    cgroup: the next UserManager(uid=65534) removes them and starts
+    (before: it skipped, "/run/user/65534 exists")."""
+    rd = "/run/user/65534"
+    if os.geteuid() != 0:
+        raise Skip("must run as root")
+    if os.path.exists(rd):
+        raise Skip("%s exists (a session, or another run)" % rd)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, "65534"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, PYTHONPATH=os.path.join(os.path.dirname(
+                                  os.path.abspath(__file__)), "..", "lib")))
+    try:
+        if not select.select([holder.stdout], [], [], 60)[0]:
+            raise AssertionError("the holder did not start a manager within 60s")
+        line = holder.stdout.readline().split()
+        if not line:
+            raise Skip("the holder could not start a manager (exit %s)" % holder.wait())
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    manager, cgroup = int(line[0]), line[1]
+    assert os.path.ismount(rd) and pid_alive(manager), "the leftover: %s mounted, manager %d" % (rd, manager)
+    try:
+        with UserManager(uid=65534) as um:
+            assert um.state("default.target")[0] == "active", um.state("default.target")
+            assert not pid_alive(manager), "the leftover manager %d still runs" % manager
+            for h in ("/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+                assert not os.path.exists(h + cgroup), "cgroup %s%s left" % (h, cgroup)
+    except Skip as e:
+        raise AssertionError("the next UserManager skipped: %s" % e)
+    assert not os.path.exists(rd), rd
+
+
+def test_a_runtime_dir_not_left_by_us_is_refused():
+    """A /run/user/N that is no leftover of a UserManager (a directory with
+    a marker but no tmpfs; a tmpfs whose marker its user wrote) is left
+    alone: the UserManager skips."""
+    uid = 65533
+    rd = "/run/user/%d" % uid
+    if os.geteuid() != 0:
+        raise Skip("must run as root")
+    if os.path.exists(rd):
+        raise Skip("%s exists (a session?)" % rd)
+    marker = os.path.join(rd, UserManager.MARKER)
+    forged = {"pid": 1 << 22, "start": 0, "cgroup": "/handoff-um-1-0000"}
+    os.makedirs(rd, 0o700)
+    try:
+        for mount in (False, True):
+            if mount:
+                subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,uid=%d" % uid, "tmpfs", rd], check=True)
+            with open(marker, "w") as f:
+                json.dump(forged, f)
+            if mount:
+                os.chown(marker, uid, uid)
+            try:
+                with UserManager(uid=uid):
+                    raise AssertionError("a UserManager took %s over" % rd)
+            except Skip as e:
+                assert "exists" in str(e), e
+            assert os.path.exists(marker) and os.path.ismount(rd) == mount, "%s is as it was" % rd
+    finally:
+        subprocess.run(["umount", rd], capture_output=True)
+        with open("/proc/self/mountinfo") as f:
+            if " %s " % rd not in f.read():
+                for name in os.listdir(rd):
+                    os.unlink(os.path.join(rd, name))
+                os.rmdir(rd)
+
+
 if __name__ == "__main__":
     run_tests([
         test_manager_starts,
@@ -197,4 +285,6 @@ if __name__ == "__main__":
         test_systemd_run_socket,
         test_teardown_leaves_nothing,
         test_teardown_on_failure,
+        test_leftover_of_a_killed_run_is_reclaimed,
+        test_a_runtime_dir_not_left_by_us_is_refused,
     ])

@@ -23,11 +23,13 @@ XDG_RUNTIME_DIR is a temp dir of its own on tmpfs (handofftest.tmpfs), as
 /run/user/UID is. UserManager(uid=N) runs the manager and every systemctl as
 that user instead, as a user's own manager runs: no privileges, its cgroup
 delegated, /run/user/N a tmpfs of its own, /run a mount point (skips if
-/run/user/N exists already).  Files in the temp dir (um.tmpdir): config/
-(XDG_CONFIG_HOME; units in config/systemd/user), data/ state/ cache/,
-console.log (the manager's own log), manager.log (its stdout/stderr:
-generators, early start-up errors).  um.log_tail() prints both and is shown
-automatically when a test fails; um.manager_log() returns console.log.
+/run/user/N exists already, unless a UserManager killed with SIGKILL left
+it: that it removes, with the manager that may still run there).  Files in
+the temp dir (um.tmpdir): config/ (XDG_CONFIG_HOME; units in
+config/systemd/user), data/ state/ cache/, console.log (the manager's own
+log), manager.log (its stdout/stderr: generators, early start-up errors).
+um.log_tail() prints both and is shown automatically when a test fails;
+um.manager_log() returns console.log.
 
 API (see the docstrings): UserManager with .pid .proc .tmpdir .cgroup
 .unit_dir .runtime_dir, env(), path(), write_file(), install_unit(),
@@ -149,11 +151,13 @@ root).  Evidence: tests/systemd/experiment-quirks.py (prints FACT lines).
 
 import contextlib
 import errno
+import json
 import os
 import random
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -162,7 +166,7 @@ import time
 import tty
 
 from . import inaccessible
-from .procs import is_standby, pid_alive, proc_cmdline, proc_descendants
+from .procs import is_standby, pid_alive, proc_cmdline, proc_descendants, stat_fields
 from .runner import Skip, run
 from .tmpfs import tmpfs_dir
 from .wait import AbortWait, TestFailure, WaitTimeout, wait_for
@@ -202,6 +206,24 @@ def _all_hierarchies():
     except OSError:
         pass
     return out
+
+
+def _start_time(pid):
+    """pid's start time (clock ticks after boot), None when it is gone: with
+    the pid, it names one process, not one that got the same pid later."""
+    fields = stat_fields(pid)
+    return int(fields[19]) if fields and fields[0] not in ("Z", "X") else None
+
+
+def _is_tmpfs_mount(path):
+    """Whether a tmpfs is mounted on path (in our mount namespace)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            sep = fields.index("-")
+            if fields[4] == path and fields[sep + 1] == "tmpfs":
+                return True
+    return False
 
 
 # --------------------------------------------------------------------------
@@ -282,7 +304,7 @@ class UserManager:
             if not shutil.which("setpriv"):
                 raise Skip("setpriv not found: cannot run a manager as uid %d" % self.uid)
             if os.path.exists("/run/user/%d" % self.uid):
-                raise Skip("/run/user/%d exists (a session of that uid?): not taking it over" % self.uid)
+                self._reclaim_leftover("/run/user/%d" % self.uid)
         if not os.access(SYSTEMD, os.X_OK):
             raise Skip("%s not found" % SYSTEMD)
         for tool in (SYSTEMCTL, SYSTEMD_RUN):
@@ -305,6 +327,8 @@ class UserManager:
         os.chmod(self.tmpdir, 0o700)
         for d in ("config", "data", "state", "cache"):
             os.mkdir(self.path(d), 0o700)
+        # Before the runtime directory: its marker names the cgroup.
+        self._make_cgroup()
         # XDG_RUNTIME_DIR on tmpfs, as logind's /run/user/UID is (0700).
         if self.uid is None:
             self._runtime_dir = tempfile.mkdtemp(prefix="handoff-um-runtime.", dir=tmpfs_dir())
@@ -322,19 +346,20 @@ class UserManager:
             if r.returncode != 0:
                 raise Skip("cannot mount a tmpfs on %s: %s" % (self._runtime_dir, r.stderr.strip()))
             self._runtime_mounted = True
+            self._write_marker()
         os.makedirs(self.unit_dir)
         if self.uid is not None:
             os.mkdir(self.path("home"), 0o700)      # the user's $HOME
 
-        self._make_cgroup()
         if self.uid is not None:
-            # What logind and user@.service do for a user: its runtime dir,
-            # its files, and its cgroup delegated (the directory and the
-            # files in it, cgroup.procs and cgroup.subtree_control among
-            # them, owned by the user). Files written here later by root
-            # (units, scripts) are 0644, readable by the user.
-            for top in [self.tmpdir, self._runtime_dir] + [os.path.join(d, self.cgroup.lstrip("/"))
-                                                          for d in self._cg_dirs]:
+            # What logind and user@.service do for a user: its runtime dir
+            # (the tmpfs is the user's from its mount options; the marker
+            # in it stays root's), its files, and its cgroup delegated (the
+            # directory and the files in it, cgroup.procs and
+            # cgroup.subtree_control among them, owned by the user). Files
+            # written here later by root (units, scripts) are 0644,
+            # readable by the user.
+            for top in [self.tmpdir] + [os.path.join(d, self.cgroup.lstrip("/")) for d in self._cg_dirs]:
                 for root, dirs, files in os.walk(top):
                     for n in [root] + [os.path.join(root, x) for x in dirs + files]:
                         os.chown(n, self.uid, self.uid)
@@ -466,6 +491,49 @@ class UserManager:
                        "every process on the machine)" % (name, e))
         self.cgroup = name
         self._cg_dirs = created
+
+    # ---- a leftover of a run that was killed -----------------------------------
+    # A test process killed with SIGKILL tears nothing down: its tmpfs stays
+    # on /run/user/UID (and its manager may live on, in its cgroup), and
+    # every later UserManager(uid=UID) would skip. The marker, root's, in
+    # that tmpfs, says whose it is: the test process (pid and start time,
+    # as a pid can come round again) and the manager's cgroup.
+    MARKER = ".handoff-usermanager"
+
+    def _write_marker(self):
+        with open(os.path.join(self._runtime_dir, self.MARKER), "x") as f:
+            json.dump({"pid": os.getpid(), "start": _start_time(os.getpid()), "cgroup": self.cgroup}, f)
+
+    def _reclaim_leftover(self, rd):
+        """rd exists: when it is the tmpfs of a UserManager whose process is
+        gone, kills what is left in its cgroup and removes it all; else
+        skips (a user's own, or a live run's)."""
+        marker = os.path.join(rd, self.MARKER)
+        left = None
+        try:
+            # Only a file of root's is read: the user could have made a
+            # fifo there, or a marker of its own.
+            st = os.lstat(marker)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and _is_tmpfs_mount(rd):
+                with open(marker) as f:
+                    left = json.load(f)
+                owner, start, cgroup = int(left["pid"]), left["start"], str(left["cgroup"])
+        except (OSError, ValueError, KeyError, TypeError):
+            left = None
+        if left is None or not re.fullmatch(r"/%s-\d+-[0-9a-f]{4}" % re.escape(self.name), cgroup):
+            raise Skip("%s exists (a session of that uid?): not taking it over" % rd)
+        if _start_time(owner) == start:
+            raise Skip("%s is in use by the UserManager of pid %d" % (rd, owner))
+        sys.stderr.write("usermanager: %s and cgroup %s are left from pid %d, which is gone: removing them\n"
+                         % (rd, cgroup, owner))
+        self.cgroup, self._cg_dirs = cgroup, _cgroup_layout()
+        self._kill_leftovers()
+        self._remove_cgroup()
+        self._cg_dirs = []
+        r = subprocess.run(["umount", rd], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Skip("cannot unmount the leftover %s: %s" % (rd, r.stderr.strip()))
+        os.rmdir(rd)
 
     # ---- teardown ------------------------------------------------------------
     def _teardown(self):
