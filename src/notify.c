@@ -6,13 +6,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 
 #include "close-async.h"
 #include "notify.h"
+#include "random-util.h"
 #include "runtime-dir.h"
 #include "util.h"
 
@@ -404,15 +404,11 @@ void notify_socket_unlink(const char *address) {
 }
 
 int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd) {
-        uint64_t rnd;
-        if (getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
-                rnd = (uint64_t) getpid() << 32 ^ (uint64_t) (uintptr_t) &rnd;
-
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         /* Abstract: nothing to clean up after a SIGKILL. Anyone in the network
          * namespace may connect, so every datagram's credentials are checked. */
         int k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "handoff/%d/%016llx", (int) getpid(),
-                         (unsigned long long) rnd);
+                         (unsigned long long) random_u64());
         if (k < 0 || (size_t) k + 2 > size)
                 return -ENOBUFS;
 

@@ -20,7 +20,8 @@ stayed bounded and that no request failed.
 - squat: binding the name the next handoff would use (the runtime
   directory is 0700: impossible), and a runtime directory others can write
   is refused; the abstract name handoff takes then, bound first: it takes
-  another, and where getrandom() fails the name is still no guess;
+  another; where getrandom() fails, neither that name nor a notify
+  socket's is the pid with the clock or with a stack address;
 - fds 0-2 closed at start: they end up on /dev/null, no log line goes into
   a socket;
 - a unix --listen path whose live owner's backlog is full: start-up fails
@@ -1002,6 +1003,23 @@ def test_abstract_name_without_getrandom_is_not_pid_and_clock(tmp):
         now = time.monotonic_ns() // 1000
         check(not 0 <= now - clock < 60 * 10**6, f"the name is the pid and the clock: {m.group(0)}")
         check_status_answers(h)
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_notify_name_without_getrandom_shows_no_address(tmp):
+    """Where getrandom() fails, the random part of a generation's abstract
+    notify socket name gives nothing of handoff's memory away: before, it
+    was the pid shifted by 32 bits XOR the address of a local variable,
+    which every user reads in /proc/net/unix: where ASLR put the stack."""
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    h = start(tmp, "--notify-socket=abstract", env=control_shim(no_getrandom="1"), measure=False)
+    try:
+        m = h.wait_log_re(r"NOTIFY_SOCKET is @handoff/(\d+)/([0-9a-f]{16})")
+        rest = int(m.group(2), 16) ^ int(m.group(1)) << 32
+        check(rest >> 40 != 0x7f, f"the name is the pid and a stack address (0x{rest:x}): {m.group(0)}")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
