@@ -5,7 +5,7 @@ shows is in handoff(1) and in README.md's options table, and each names
 only options that exist; where --help gives a default, the manual page and
 the README give the same one; every duration the documents show as an
 example is one handoff takes; the exit codes handoff reload --help lists
-are the manual page's."""
+are the manual page's; the demo unit README.md shows is the one shipped."""
 
 import os
 import re
@@ -179,7 +179,23 @@ def test_client_exit_codes_agree():
     check(codes <= man_codes, f"handoff reload --help lists {sorted(codes)}, handoff(1) {sorted(man_codes)}")
 
 
+def test_readme_shows_the_demo_unit():
+    """README.md shows handoff-demo.service "stripped of its comments": the
+    unit file without its comments, as installed with --prefix=/usr."""
+    paths = {"@HANDOFF@": "/usr/bin/handoff", "@HANDOFFCTL@": "/usr/bin/handoffctl",
+             "@DEMO_SERVER@": "/usr/libexec/handoff/demo-server"}
+    unit = read("units/handoff-demo.service.in")
+    for key, path in paths.items():
+        unit = unit.replace(key, path)
+    want = [line for line in unit.splitlines() if line and not line.startswith("#")]
+    m = re.search(r"The service, stripped of its comments:\n\n```ini\n(.*?)```", read("README.md"), re.S)
+    check(m, "README.md shows the demo service")
+    shown = [line for line in m.group(1).splitlines() if line]
+    check(shown == want, "README.md's demo service differs from units/handoff-demo.service.in: "
+                         f"missing {[x for x in want if x not in shown]}, extra {[x for x in shown if x not in want]}")
+
+
 if __name__ == "__main__":
     run([test_every_option_in_help_is_in_the_man_page, test_every_option_in_help_is_in_the_readme,
          test_defaults_agree, test_control_options_in_the_man_page, test_duration_examples_are_accepted,
-         test_client_exit_codes_agree])
+         test_client_exit_codes_agree, test_readme_shows_the_demo_unit])
