@@ -679,6 +679,10 @@ int client_main(const char *program, int argc, char **argv) {
                                 say("invalid --timeout: \"%s\"\n", optarg);
                                 return EXIT_CLIENT_USAGE;
                         }
+                        /* As handoff's own --start-timeout=0 and systemd's
+                         * TimeoutSec=0: no timeout. */
+                        if (timeout == 0)
+                                timeout = USEC_INFINITY;
                         break;
                 case 'j':
                         json = true;

@@ -182,6 +182,27 @@ def handoffctl(*args):
     return subprocess.run([HANDOFFCTL, *args], capture_output=True, text=True, timeout=10)
 
 
+def test_timeout_zero_is_no_timeout(tmp):
+    """--timeout=0 waits without a limit, as handoff's own --start-timeout=0
+    and --drain-timeout=0 do, and as systemd's TimeoutSec=0 and
+    systemd-networkd-wait-online --timeout=0. It gave up right after the
+    request (exit 4, "no answer ... in time"), so a unit with
+    ExecReload=handoffctl reload --timeout=0 failed every reload."""
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(None, "--init-delay", "300"),
+                notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1, timeout=20)
+        for prog in (handoff, handoffctl):
+            p = prog("reload", f"--pid={h.main_pid()}", "--timeout=0")
+            check(p.returncode == 0 and p.stdout.startswith("reloaded: generation "), f"{p.returncode} {p.stderr!r}")
+            p = prog("status", f"--pid={h.main_pid()}", "--timeout=0")
+            check(p.returncode == 0 and p.stdout.startswith("handoff "), f"{p.returncode} {p.stderr!r}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_handoffctl_command_line(tmp):
     """Its own usage errors (exit 2, messages starting "handoffctl:"), its
     help and version; the verbs' errors as handoff's, under its name."""
@@ -376,6 +397,6 @@ if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
          test_failed_start_names_its_cause, test_failed_notify_socket_names_its_cause,
          test_failed_start_out_of_fds_names_its_cause, test_failed_fork_names_its_cause,
-         test_ready_time_is_a_systemd_duration, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
+         test_ready_time_is_a_systemd_duration, test_timeout_zero_is_no_timeout, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
          test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
          test_control_socket_found_without_a_search])
