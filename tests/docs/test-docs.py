@@ -132,6 +132,10 @@ def test_defaults_agree():
         check(readme.get(name) == default,
               f"{name}: --help says the default is {default}; README.md says {readme.get(name)!r}")
     check(compared >= 5, f"defaults compared: {compared}")
+    # An option with a default in the README says it in --help too.
+    unsaid = [name for name, default in readme.items()
+              if default and default != "handoff's own" and help_default(helped.get(name, "")) is None]
+    check(not unsaid, f"README.md gives a default that --help does not say: {unsaid}")
 
 
 def test_control_options_in_the_man_page():
