@@ -696,6 +696,226 @@ def test_kill_new_main_after_commit(tmp):
         teardown(h)
 
 
+# ---- handover: a next handoff's start racing its death, a chain of reloads, -----
+# ---- and the gap between MAINPID= and NAMED ----------------------------------
+
+def armed_shim(tmp, **behaviour):
+    """The channel shim (channel_shim()), armed by arm() for one kill."""
+    return channel_shim(armed=os.path.join(tmp, "shim.armed"), **behaviour)
+
+
+def arm(tmp):
+    open(os.path.join(tmp, "shim.armed"), "w").close()
+
+
+def fired(tmp):
+    return not os.path.exists(os.path.join(tmp, "shim.armed"))
+
+
+def serves_on(h, load, old, number):
+    """After a reload that failed: the old main is main (MAINPID= never
+    moved, or named it again), generation 1 (old) serves on, the main
+    answers "handoff status", the next reload (to generation number)
+    works, no request failed, and a stop leaves nothing."""
+    check(h.main_pid() == h.pid and alive(h.pid), f"the old main is main: {h.mains()}\n{h.log()}")
+    check(one_serving(h) == old, "the old generation serves on")
+    check(status_json(h.pid)["state"] == "serving", "the main answers handoff status")
+    reload_ok(h, number)
+    no_failures(load)
+    one_serving(h)
+    stop_clean(h)
+
+
+def next_handoff_killed_after(tmp, prefix, cold):
+    """A reload whose next handoff the channel shim SIGKILLs right after it
+    sent its first message of prefix: "FEATURES " (its first report once
+    it runs handoff's code: started cold, the standby being unusable after
+    an upgrade, or the standby told GO) or "APP " (its generation starts).
+    (Right after its "PID", before it runs handoff's code:
+    test_kill_next_handoff_before_its_app; that message is sent by a raw
+    system call the shim cannot see.) The old main sees it gone (its pidfd,
+    or its channel's end of file, whichever first) and rolls back; what the
+    dead one started is retired; generation 1 serves throughout."""
+    need("handover")
+    exe = os.path.join(tmp, "handoff")
+    shutil.copy(HANDOFF, exe)
+    h = start(tmp, exe=exe, env=armed_shim(tmp, kill_after=prefix))
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        sb = wait_for(lambda: [p for p in h.standbys() if (stat_fields(p) or "?")[0] == "S"], 10,
+                      "the standby, waiting")[0]
+        if cold:
+            # An upgrade: the standby runs a file no longer at the path.
+            shutil.copy(HANDOFF, exe + ".new")
+            os.rename(exe + ".new", exe)
+        set_args(h.args_file, "--init-delay", "300")
+        n = h.ready_count()
+        arm(tmp)
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        check((succ == sb) != cold, f"the next handoff {succ} is {'not ' if cold else ''}the standby {sb}")
+        wait_for(lambda: fired(tmp) and not alive(succ), 10, f"the next handoff {succ} killed after {prefix!r}")
+        h.wait_ready(n + 1, timeout=20)
+        check(f"generation 2 failed: next handoff (pid {succ}) exited" in h.last_status()
+              or f"generation 2 failed: next handoff (pid {succ}) closed its channel" in h.last_status(),
+              h.last_status())
+        if prefix == "APP ":
+            app = h.generation_pid(2)
+            wait_for(lambda: not alive(app), 10, f"its generation (pid {app}) retired")
+        else:
+            check("Started generation 2" not in h.log(), "no app was started")
+        serves_on(h, load, old, 3)
+    finally:
+        teardown(h, load)
+
+
+def test_next_handoff_started_cold_killed_at_its_first_report(tmp):
+    next_handoff_killed_after(tmp, "FEATURES ", cold=True)
+
+
+def test_next_handoff_from_the_standby_killed_at_its_first_report(tmp):
+    next_handoff_killed_after(tmp, "FEATURES ", cold=False)
+
+
+def test_next_handoff_killed_right_after_it_started_its_generation(tmp):
+    next_handoff_killed_after(tmp, "APP ", cold=False)
+
+
+def test_next_handoff_killed_while_mainpid_waits_for_room(tmp):
+    """Its generation ready (READY on the channel), MAINPID= not sent yet:
+    the manager's socket is full, so it waits for room. The next handoff
+    is SIGKILLed then: MAINPID= never goes out, the old main rolls back,
+    and generation 1 serves on under load. (Without load:
+    test_next_handoff_dies_while_mainpid_waits_for_room, test-reload.py.)"""
+    need("handover")
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        h.notify.pause()
+        filled = h.notify.fill()
+        h.signal(signal.SIGHUP)
+        h.wait_log("MAINPID= waits for room", timeout=20)
+        succ = next_handoff_pid(h, 2)
+        check(f"The next handoff (pid {succ}) is ready" in h.log(), "premise: its READY came")
+        os.kill(succ, signal.SIGKILL)
+        h.wait_log(f"Reload failed: next handoff (pid {succ})", timeout=10)
+        h.notify.resume()
+        wait_for(lambda: h.notify.count("X_FILLER") >= filled, 10, "the fillers read")
+        h.wait_ready(n + 1, timeout=20)
+        check(h.notify.count("MAINPID") == 0, f"no MAINPID=: {h.mains()}")
+        serves_on(h, load, old, 3)
+    finally:
+        h.notify.resume()
+        teardown(h, load)
+
+
+def test_chain_middle_next_handoff_killed_before_it_is_named(tmp):
+    """Two reloads back to back, A to B to C: the second is asked for while
+    B's generation starts (coalesced in A), and B is SIGKILLed then. A rolls
+    back, then runs the reload it had pending: C takes over, its generation
+    serves, and the chain goes on from there."""
+    need("handover")
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "5000")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        b = next_handoff_pid(h, 2)
+        app = h.generation_pid(2)
+        set_args(h.args_file, "--init-delay", "50")
+        h.signal(signal.SIGHUP)
+        h.wait_log_re(rf"handoff\[{h.pid}\]: Reload requested \(SIGHUP.*\n(.*\n)*.*handoff\[{h.pid}\]: Reload "
+                      r"requested \(SIGHUP", 10)
+        os.kill(b, signal.SIGKILL)
+        c = next_handoff_pid(h, 3)
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {c}", 20)
+        h.wait_log(f"handoff[{c}]: Took over as the main process")
+        h.wait_ready(n + 2, timeout=20)
+        check(h.mains() == [h.pid, c], f"MAINPID= named C only: {h.mains()}")
+        check(f"handoff[{h.pid}]: Reload failed: next handoff (pid {b})" in h.log(), "the first reload failed")
+        wait_for(lambda: not alive(app), 10, f"B's generation (pid {app}) retired")
+        gen3 = one_serving(h)
+        check(gen3 == h.generation_pid(3) != old, f"generation 3 serves: {gen3}")
+        check(status_json(c)["state"] == "serving", "C answers handoff status")
+        reload_ok(h, 4)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_chain_middle_next_handoff_killed_after_it_was_named(tmp):
+    """A to B to C again, B SIGKILLed after MAINPID= named it (systemd's
+    barrier held), with the second reload asked of A meanwhile: A names
+    itself main again (hand_back), rolls back, and runs the pending reload:
+    C takes over, generation 1 having served throughout."""
+    need("handover")
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        b = held_at_mainpid(h)
+        check(b != h.pid, f"MAINPID= names B: {h.mains()}")
+        app = h.generation_pid(2)
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log_re(rf"handoff\[{h.pid}\]: Reload requested \(SIGHUP.*\n(.*\n)*.*handoff\[{h.pid}\]: Reload "
+                      r"requested \(SIGHUP", 10)
+        os.kill(b, signal.SIGKILL)
+        wait_for(lambda: not alive(app), 10, "B's generation is retired by A")
+        h.notify.release()
+        handed_back(h, b)
+        c = next_handoff_pid(h, 3)
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {c}", 20)
+        h.wait_log(f"handoff[{c}]: Took over as the main process")
+        h.wait_ready(n + 2, timeout=20)
+        check(h.mains() == [h.pid, b, h.pid, c], f"MAINPID= named B, A again, then C: {h.mains()}")
+        gen3 = one_serving(h)
+        check(gen3 == h.generation_pid(3), f"generation 3 serves: {gen3}")
+        check(status_json(c)["state"] == "serving", "C answers handoff status")
+        reload_ok(h, 4)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_next_handoff_killed_between_mainpid_and_named(tmp):
+    """MAINPID= names the next handoff, and the shim SIGKILLs it before
+    NAMED goes (which then finds nobody); systemd's barrier is answered
+    once it is gone, so systemd may have refused it. As after a kill once
+    NAMED went (test_kill_next_handoff_after_ready_before_commit): the old
+    main names itself main again and rolls back; generation 1 serves on."""
+    need("handover")
+    h = start(tmp, env=armed_shim(tmp, kill_at_mainpid="named"))
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        arm(tmp)
+        succ = held_at_mainpid(h)
+        check(fired(tmp), "the shim killed")
+        wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) killed at MAINPID=")
+        h.notify.release()
+        handed_back(h, succ)
+        h.wait_ready(n + 1, timeout=20)
+        check(f"last: generation 2 failed: next handoff (pid {succ}) exited before it took over" in h.last_status(),
+              h.last_status())
+        check(f"handoff[{h.pid}]: Handed over" not in h.log(), "no TAKEOVER went")
+        serves_on(h, load, old, 3)
+    finally:
+        teardown(h, load)
+
+
 # ---- SIGKILL of the old handoff while it drains (handover mode) ------------------
 
 def test_kill_old_main_while_draining(tmp):
