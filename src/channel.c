@@ -77,6 +77,8 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
                 m.kind = CHANNEL_DRAINED;
         else if (strncmp(buf, "NAMED ", 6) == 0 && parse_named(buf + 6, &m.named) == 0)
                 m.kind = CHANNEL_NAMED;
+        else if (strcmp(buf, "UNNAMED") == 0)
+                m.kind = CHANNEL_UNNAMED;
         else
                 return -EBADMSG;
         *ret = m;

@@ -23,8 +23,8 @@
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
  *                                  remove it at the final stop
  *                 "NAMED <signal> <usec> <number> <started> <ready>"
- *                                  MAINPID= naming you has gone to the
- *                                  service manager (with none: TAKEOVER
+ *                                  MAINPID= naming you goes to the service
+ *                                  manager next (with none: TAKEOVER
  *                                  follows at once); with a pidfd of my
  *                                  serving generation's main process (none
  *                                  when I have none), the stop signal and
@@ -34,6 +34,9 @@
  *                                  usec, the same in both of us; all 0 when I
  *                                  have none). Decimal, no leading zero. An
  *                                  older next handoff ignores the message
+ *                 "UNNAMED"        after NAMED: MAINPID= could not be sent
+ *                                  after all, I am main still (an abort
+ *                                  follows)
  *                 "TAKEOVER <0|1>" you are main now (1: a reload was asked
  *                                  for meanwhile: run it)
  *                 "STOP"           after TAKEOVER, to one that said "stop" in
@@ -45,10 +48,15 @@
  *                                  not wait for my end of file
  *
  * End of file on either side before TAKEOVER means "abort", except the old
- * main's after NAMED: it died (SIGKILL, the OOM killer) with the service
- * manager already naming the next handoff main, which then takes over by
- * itself and retires the old generation through the pidfd (as TAKEOVER 0
- * would have, and as the old main would have). After TAKEOVER, the old
+ * main's after NAMED (and no UNNAMED): it died (SIGKILL, the OOM killer)
+ * with the service manager naming the next handoff main, which then takes
+ * over by itself and retires the old generation through the pidfd (as
+ * TAKEOVER 0 would have, and as the old main would have). NAMED goes
+ * before MAINPID=, not after: killed between the two, the old main would
+ * leave the service manager naming a next handoff that took its end of
+ * file for an abort, and stopped. Killed before its MAINPID=, it leaves
+ * the manager naming a dead main: the service fails whatever the next
+ * handoff does. After TAKEOVER, the old
  * main's end of file means it has finished draining, or was killed while
  * it drained: the next handoff keeps NAMED's pidfd from TAKEOVER on and
  * holds that generation to its drain deadline itself (retiree.h).
@@ -75,6 +83,7 @@ typedef enum {
         CHANNEL_STOP,
         CHANNEL_DRAINED,
         CHANNEL_NAMED,
+        CHANNEL_UNNAMED,
 } ChannelKind;
 
 /* NAMED's news of the old main's serving generation. */

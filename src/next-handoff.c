@@ -442,6 +442,16 @@ void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n
                                   (int) n->pid);
 }
 
+void next_handoff_tell_unnamed(NextHandoff *n) {
+        if (!n->named)
+                return;
+        n->named = false;
+        int r = channel_send(n->channel, "UNNAMED");
+        if (r < 0)
+                log_debug_errno(r, "Failed to tell the next handoff (pid %d) that it is not named main after all: %m",
+                                (int) n->pid);
+}
+
 int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
                            int *ret_channel) {
         int r;

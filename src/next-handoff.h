@@ -84,8 +84,8 @@ void next_handoff_app_retirement(const NextHandoff *n, int *ret_signal, usec_t *
 /* When it said READY (CLOCK_MONOTONIC); 0: it did not. */
 usec_t next_handoff_ready_at(const NextHandoff *n);
 
-/* MAINPID= naming it has gone to the service manager (or, with none, it is
- * about to be told TAKEOVER): the unix socket files to remove at the final
+/* MAINPID= naming it goes to the service manager next (or, with none, it
+ * is about to be told TAKEOVER): the unix socket files to remove at the final
  * stop, then NAMED (channel.h), with a pidfd of our serving generation's
  * main (-EBADF: none), that generation and what it retires with, for it to
  * serve on and retire that generation should we die before we tell it to
@@ -94,8 +94,13 @@ usec_t next_handoff_ready_at(const NextHandoff *n);
 void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,
                              const ChannelNamed *g);
 
-/* Whether next_handoff_tell_named() has been called. */
+/* Whether next_handoff_tell_named() has been called (and not
+ * next_handoff_tell_unnamed() since). */
 bool next_handoff_named(const NextHandoff *n);
+
+/* MAINPID= could not be sent after NAMED: UNNAMED, before the abort, so
+ * that it takes that for one and not for our death. */
+void next_handoff_tell_unnamed(NextHandoff *n);
 
 /* Whether it has exited (a zombie counts: to the service manager, which
  * refuses MAINPID= for a pid that "does not exist or is a zombie", it is

@@ -13,6 +13,7 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_PREDECESSOR_GONE] = N,
                 [ROLE_EV_NAMED] = N,
                 [ROLE_EV_MAINPID_RECLAIMED] = N,
+                [ROLE_EV_UNNAMED] = N,
         },
         [ROLE_CANDIDATE] = {
                 [ROLE_EV_MAINPID_SENT] = N,
@@ -21,6 +22,7 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_ABANDONED,
                 [ROLE_EV_NAMED] = ROLE_NAMED,
                 [ROLE_EV_MAINPID_RECLAIMED] = N,
+                [ROLE_EV_UNNAMED] = N,
         },
         [ROLE_MAIN_AFTER_TAKEOVER] = {
                 /* A reload right after the takeover hands over again. */
@@ -30,8 +32,9 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_MAIN,
                 [ROLE_EV_NAMED] = N,
                 [ROLE_EV_MAINPID_RECLAIMED] = N,
+                [ROLE_EV_UNNAMED] = N,
         },
-        [ROLE_ABANDONED] = { N, N, N, N, N, N },
+        [ROLE_ABANDONED] = { N, N, N, N, N, N, N },
         [ROLE_YIELDED] = {
                 [ROLE_EV_MAINPID_SENT] = N,
                 [ROLE_EV_TAKEOVER_SENT] = ROLE_HANDED_OFF,
@@ -41,8 +44,9 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 /* The next handoff exited before TAKEOVER: main again,
                  * if systemd had refused it (see hand_back()). */
                 [ROLE_EV_MAINPID_RECLAIMED] = ROLE_MAIN,
+                [ROLE_EV_UNNAMED] = N,
         },
-        [ROLE_HANDED_OFF] = { N, N, N, N, N, N },
+        [ROLE_HANDED_OFF] = { N, N, N, N, N, N, N },
         [ROLE_NAMED] = {
                 [ROLE_EV_MAINPID_SENT] = N,
                 [ROLE_EV_TAKEOVER_SENT] = N,
@@ -52,6 +56,9 @@ static const Role transitions[_ROLE_MAX][_ROLE_EV_MAX] = {
                 [ROLE_EV_PREDECESSOR_GONE] = ROLE_MAIN,
                 [ROLE_EV_NAMED] = N,
                 [ROLE_EV_MAINPID_RECLAIMED] = N,
+                /* MAINPID= could not be sent: systemd names the predecessor
+                 * still, whose abort follows. */
+                [ROLE_EV_UNNAMED] = ROLE_CANDIDATE,
         },
 };
 
@@ -109,6 +116,7 @@ const char *role_event_to_string(RoleEvent ev) {
                 [ROLE_EV_PREDECESSOR_GONE] = "predecessor-gone",
                 [ROLE_EV_NAMED] = "named",
                 [ROLE_EV_MAINPID_RECLAIMED] = "mainpid-reclaimed",
+                [ROLE_EV_UNNAMED] = "unnamed",
         };
         return (unsigned) ev < _ROLE_EV_MAX ? names[ev] : "invalid";
 }

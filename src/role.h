@@ -21,14 +21,16 @@
  *     │ └──predecessor-gone──> ABANDONED                                   ▲
  *     └──named──> NAMED ──took-over──> MAIN_AFTER_TAKEOVER                 │
  *                   └──────────────predecessor-gone──────────────────────┘
+ *   NAMED ──unnamed──> CANDIDATE
  *
  * MAINPID-RECLAIMED: the next handoff MAINPID= named has exited before it
  * was told to take over, and the service manager may have refused it (it
  * takes no pid that has exited): the old main names itself main again.
  *
- * NAMED: the predecessor has told the service manager MAINPID=<us>, and us
- * so, but not yet to take over. Its end of file then is no abort: it died
- * with systemd naming us main, and we take over by ourselves.
+ * NAMED: the predecessor is telling the service manager MAINPID=<us>, and
+ * has told us so, but not yet to take over. Its end of file then is no
+ * abort: it died with systemd naming us main, and we take over by
+ * ourselves. UNNAMED: MAINPID= could not be sent; a candidate again.
  */
 
 typedef enum {
@@ -49,6 +51,7 @@ typedef enum {
         ROLE_EV_PREDECESSOR_GONE, /* the predecessor's channel reached end of file */
         ROLE_EV_NAMED,            /* a candidate was told that MAINPID= names it */
         ROLE_EV_MAINPID_RECLAIMED, /* the old main told systemd MAINPID=<itself> again */
+        ROLE_EV_UNNAMED,          /* a named candidate was told MAINPID= did not go after all */
         _ROLE_EV_MAX,
 } RoleEvent;
 

@@ -731,6 +731,10 @@ static void next_ops_stop(Supervisor *s) {
          * waits for our end of file, which comes when we exit, and stops
          * its own generation. */
         bool its_systemds = s->role == ROLE_YIELDED;
+        /* Not yielded: if NAMED went, MAINPID= did not. UNNAMED, so that
+         * it takes our end of file for the abort it is, not our death. */
+        if (!its_systemds)
+                next_handoff_tell_unnamed(s->next);
         /* Then it waits for our exit, which may take our own generation's
          * drain: its end is systemd's to bound, not ours. */
         next_handoff_abort(s->next, its_systemds ? USEC_INFINITY : candidate_opt(s)->drain_timeout,
@@ -942,6 +946,13 @@ static void on_named(const ChannelNamed *g, int pidfd, void *userdata) {
                                         pidfd_signal(pidfd, 0) == 0 ? pid : 0;
 }
 
+static void on_unnamed(void *userdata) {
+        Supervisor *s = userdata;
+        set_role(s, ROLE_EV_UNNAMED);
+        s->left_pidfd = safe_close(s->left_pidfd);
+        s->left_group = 0;
+}
+
 static void on_took_over(bool reload_pending, void *userdata) {
         Supervisor *s = userdata;
         set_role(s, ROLE_EV_TOOK_OVER);
@@ -984,6 +995,7 @@ static void on_predecessor_drained(void *userdata) {
 static const TakeoverCallbacks takeover_callbacks = {
         .took_over = on_took_over,
         .named = on_named,
+        .unnamed = on_unnamed,
         .unlink_path = on_unlink_path,
         .predecessor_gone = on_predecessor_gone,
         .stop = on_predecessor_stop,
@@ -1329,8 +1341,8 @@ static void start_bake(Supervisor *s) {
         }
 }
 
-/* The next handoff is main to systemd now (or, with no service manager,
- * about to be told TAKEOVER): it must know, to take over by itself should
+/* The next handoff is about to be main to systemd, MAINPID= going next
+ * (or, with no service manager, TAKEOVER): it must know, to take over by itself should
  * we die before we tell it to (channel.h, NAMED); and with what to retire
  * our serving generation then, as we would have, or hold it to its drain
  * deadline, should we die while it drains. */
@@ -1358,10 +1370,8 @@ static void on_mainpid_sent(void *userdata) {
         Results before = s->results;
         s->results = s->handed_results;
         s->handed_results = before;
-        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0]) {
+        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0])
                 set_role(s, ROLE_EV_MAINPID_SENT);
-                tell_next_named(s);
-        }
 }
 
 /* The next handoff MAINPID= named has exited before we told it to take
@@ -1462,6 +1472,12 @@ static void hand_over(Supervisor *s) {
                    next_handoff_pid(n));
         results_app_serves(r, next_handoff_number(n));
         results_status_line(r, next_handoff_number(n), next_handoff_app_pid(n), st, sizeof st);
+        /* NAMED first: killed right after MAINPID=, we would leave systemd
+         * naming a next handoff that takes our end of file for an abort,
+         * and the service would end with it. Should MAINPID= not go after
+         * all, UNNAMED precedes the abort (next_ops_stop()). */
+        if (sdnotify_address()[0])
+                tell_next_named(s);
         int k = handover_announce(s->event, next_handoff_pid(n), st, &handover_callbacks, s, &s->handover);
         if (k < 0)
                 mainpid_not_sent(s, k);

@@ -110,8 +110,10 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         else if (m.kind == CHANNEL_NAMED && !t->took_over && !t->named && t->cb->named) {
                 t->named = true;
                 t->cb->named(&m.named, TAKE_FD(passed), t->userdata);
-        }
-        else if (m.kind == CHANNEL_TAKEOVER && !t->took_over) {
+        } else if (m.kind == CHANNEL_UNNAMED && !t->took_over && t->named && t->cb->unnamed) {
+                t->named = false;
+                t->cb->unnamed(t->userdata);
+        } else if (m.kind == CHANNEL_TAKEOVER && !t->took_over) {
                 t->took_over = true;
                 t->cb->took_over(m.reload_pending, t->userdata);
         } else if (m.kind == CHANNEL_STOP && t->took_over)

@@ -29,11 +29,14 @@ typedef struct TakeoverCallbacks {
          * left and waits for our exit, not we for its. */
         void (*stop)(void *userdata);
         void (*predecessor_drained)(void *userdata);
-        /* Before TAKEOVER, NAMED: the service manager was told MAINPID=<us>
-         * (or, with none, TAKEOVER follows). pidfd: of the predecessor's
+        /* Before TAKEOVER, NAMED: the service manager is being told
+         * MAINPID=<us> (or, with none, TAKEOVER follows). pidfd: of the predecessor's
          * serving generation's main process (ours to close; -EBADF: none
          * came); g: that generation, and what it retires with. */
         void (*named)(const ChannelNamed *g, int pidfd, void *userdata);
+        /* After NAMED, UNNAMED: MAINPID= could not be sent after all; the
+         * predecessor is main still, and aborts the handover. */
+        void (*unnamed)(void *userdata);
 } TakeoverCallbacks;
 
 /* What the predecessor passed on in the environment (and is removed from

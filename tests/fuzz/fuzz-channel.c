@@ -93,6 +93,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case CHANNEL_DRAINED:
                 FUZZ_ASSERT(strcmp(buf, "DRAINED") == 0, "\"%s\" read as DRAINED", buf);
                 break;
+        case CHANNEL_UNNAMED:
+                FUZZ_ASSERT(strcmp(buf, "UNNAMED") == 0, "\"%s\" read as UNNAMED", buf);
+                break;
         default:
                 FUZZ_ASSERT(false, "unknown kind %d", (int) m.kind);
         }

@@ -889,11 +889,11 @@ def test_chain_middle_next_handoff_killed_after_it_was_named(tmp):
 
 
 def test_next_handoff_killed_between_mainpid_and_named(tmp):
-    """MAINPID= names the next handoff, and the shim SIGKILLs it before
-    NAMED goes (which then finds nobody); systemd's barrier is answered
-    once it is gone, so systemd may have refused it. As after a kill once
-    NAMED went (test_kill_next_handoff_after_ready_before_commit): the old
-    main names itself main again and rolls back; generation 1 serves on."""
+    """MAINPID= names the next handoff, and the shim SIGKILLs it right
+    after; systemd's barrier is answered once it is gone, so systemd may
+    have refused it. As after a kill with the barrier held
+    (test_kill_next_handoff_after_ready_before_commit): the old main names
+    itself main again and rolls back; generation 1 serves on."""
     need("handover")
     h = start(tmp, env=armed_shim(tmp, kill_at_mainpid="named"))
     load = Load(f"127.0.0.1:{h.port}", tmp)
@@ -912,6 +912,44 @@ def test_next_handoff_killed_between_mainpid_and_named(tmp):
               h.last_status())
         check(f"handoff[{h.pid}]: Handed over" not in h.log(), "no TAKEOVER went")
         serves_on(h, load, old, 3)
+    finally:
+        teardown(h, load)
+
+
+def test_kill_old_main_between_mainpid_and_named(tmp):
+    """The old main is SIGKILLed right after its MAINPID= went to the
+    service manager (the shim): systemd names the next handoff main (it
+    applies a dead sender's MAINPID= before its SIGCHLD), which has not
+    been told TAKEOVER. It takes over by itself, retires generation 1 and
+    serves on, and answers status and the next reload; no request fails.
+    Before, NAMED came after MAINPID=: the next handoff had heard neither,
+    took the end of file for an abort and stopped (exit 1: under systemd
+    its main's death, a restart, generation 1 killed) *(found by this
+    test, fixed)*."""
+    need("handover")
+    h = start(tmp, env=armed_shim(tmp, kill_at_mainpid="self"))
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        arm(tmp)
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        check(h.proc.wait(timeout=20) == -signal.SIGKILL, f"the old main killed at MAINPID=:\n{h.log()}")
+        h.notify.wait_count("MAINPID", 1, value=str(succ))
+        check(h.mains() == [h.pid, succ], f"MAINPID= named the next handoff: {h.mains()}")
+        check(f"handoff[{h.pid}]: Handed over" not in h.log(), "premise: no TAKEOVER went")
+        h.wait_log(f"handoff[{succ}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
+        wait_for(lambda: not alive(old), 10, f"generation 1 (pid {old}) exits:\n{h.log()}")
+        check(alive(succ), f"the next handoff serves on:\n{h.log()}")
+        gen2 = h.generation_pid(2)
+        check(one_serving(h) == gen2, "generation 2 serves")
+        check(status_json(succ)["state"] == "serving", "the new main answers handoff status")
+        reload_ok(h, 3)
+        no_failures(load)
+        one_serving(h)
+        stop_clean(h)
+        runtime_files_removed(h, h.pid)
     finally:
         teardown(h, load)
 

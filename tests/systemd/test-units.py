@@ -1228,6 +1228,60 @@ def test_next_handoff_dead_at_its_ready_keeps_the_service(um):
     assert p["ActiveState"] == "inactive", p
 
 
+@with_logs
+def test_old_main_dead_right_after_mainpid_keeps_the_service(um):
+    """Handover mode, the old main SIGKILLed right after its MAINPID= named
+    the next handoff (the channel shim, armed for that one reload). systemd
+    applies the MAINPID= of a sender that has just died before it handles
+    that death: its main is the next handoff, which heard NAMED before
+    MAINPID= went, takes over by itself, retires generation 1 and serves
+    generation 2, with no restart; the next reload works. (Had systemd
+    handled the death first, the service restarts: Restart=on-failure.)
+    Before, NAMED came after MAINPID=: the next handoff took the old main's
+    end of file for an abort and exited 1, and systemd, its main dead,
+    killed generation 1 and restarted the service."""
+    if EXPECT_MODE == "supervise":
+        log("HANDOFF_EXPECT_MODE=supervise: a handoff without handover mode; skipped")
+        return
+    shim = os.environ.get("CHANNEL_SHIM_SO")
+    if not shim or not os.path.exists(shim):
+        log("no channel shim (CHANNEL_SHIM_SO=%r); skipped" % shim)
+        return
+    armed = um.path("shim.armed")
+    # ReadWritePaths=: the shim disarms itself there (ProtectSystem=strict).
+    demo = Demo(um, mode="handover", extra_dropin="Environment=LD_PRELOAD=%s CHANNEL_SHIM_KILL_AT_MAINPID=self "
+                "CHANNEL_SHIM_ARMED=%s\nReadWritePaths=%s\n" % (shim, armed, os.path.dirname(armed)))
+    app = demo.start()
+    before = demo.props()
+    main, restarts = int(before["MainPID"]), int(before["NRestarts"])
+    open(armed, "w").close()
+    r = um.systemctl("reload", DEMO, check=False)
+    um.wait_for(lambda: not os.path.exists(armed) and not pid_alive(main), 20, "the old main %d killed" % main)
+    succ = int(re.findall(r"Started the next handoff: pid (\d+)", open(demo.log).read())[-1])
+
+    def decided():
+        # No request: one would activate a service that ended through its socket.
+        p = demo.props()
+        return p if int(p["NRestarts"]) > restarts or int(p["MainPID"]) == succ else None
+    p = um.wait_for(decided, 20, "systemd to name the next handoff %d main, or to restart" % succ)
+    if int(p["NRestarts"]) > restarts:
+        log("restarted (systemd handled the old main's death first; systemctl reload exited %d)" % r.returncode)
+        um.wait_state(DEMO, "active", timeout=15, sub_state="running")
+    else:
+        um.wait_for(lambda: "taking over by itself" in open(demo.log).read(), 20,
+                    "the next handoff %d, systemd's main, to take over by itself" % succ)
+        um.wait_for(lambda: not pid_alive(app), 20, "generation 1 (pid %d) retired" % app)
+        p = demo.props()
+        assert (p["ActiveState"], p["SubState"], int(p["MainPID"]), int(p["NRestarts"])) == \
+            ("active", "running", succ, restarts), p
+        assert answer_of(demo.port)[1] == "2"
+        log("the next handoff %d took over by itself (systemctl reload exited %d); %s"
+            % (succ, r.returncode, p["StatusText"]))
+        reload_and_wait(um, DEMO, demo.port, 3, succ, [], mode="handover")
+    um.systemctl("stop", DEMO, timeout=60)
+    assert demo.props()["ActiveState"] == "inactive"
+
+
 def _systemd_version():
     out = subprocess.run(["systemctl", "--version"], capture_output=True, text=True).stdout
     return int(re.match(r"systemd (\d+)", out).group(1))
@@ -1286,6 +1340,7 @@ if __name__ == "__main__":
         test_stop_right_after_reload_other_mode,
         test_status_at_main_pid_shows_held_old_generation,
         test_next_handoff_dead_at_its_ready_keeps_the_service,
+        test_old_main_dead_right_after_mainpid_keeps_the_service,
         test_systemd_run_recipe,
         test_app_status_read_as_systemd_reads_it,
         test_template,

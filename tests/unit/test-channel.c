@@ -59,6 +59,8 @@ START_TEST(test_parse_good) {
         ck_assert_uint_eq(m.named.number, UINT_MAX);
         ck_assert_uint_eq(m.named.ready, UINT64_MAX);
         /* No serving generation: all 0. */
+        ck_assert_int_eq(channel_parse("UNNAMED", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_UNNAMED);
         ck_assert_int_eq(channel_parse("NAMED 1 0 0 0 0", &m), 0);
         ck_assert_int_eq(m.named.stop_signal, 1);
         ck_assert_uint_eq(m.named.drain_timeout, 0);
@@ -90,6 +92,7 @@ START_TEST(test_parse_bad) {
                 "NAMED 15 18446744073709551616 2 3 4", "NAMED 15 1 4294967296 3 4", "NAMED 15 01 2 3 4",
                 "NAMED 15 1 2 3 04", "NAMED 15 1 2 3 +4", "NAMED 15 1 2 3 4\t", "NAMED TERM 1 2 3 4",
                 "NAMED  15 1 2 3 4", "NAMED 150 1 2 3 4", "NAMED 15 1 2 3 123456789012345678901",
+                "UNNAMED ", "UNNAMED 1", "unnamed",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 ChannelMessage m = { .kind = CHANNEL_READY, .pid = 7 };

@@ -9,21 +9,21 @@
 /* The whole table, written out: expected[role][event]. */
 static const Role expected[_ROLE_MAX][_ROLE_EV_MAX] = {
         /*                          mainpid-sent   takeover-sent     took-over                 predecessor-gone  named
-         *                          mainpid-reclaimed */
+         *                          mainpid-reclaimed  unnamed */
         [ROLE_MAIN] =               { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_MAIN,                ROLE_MAIN,        ROLE_MAIN,
-                                      ROLE_MAIN },
+                                      ROLE_MAIN,         ROLE_MAIN },
         [ROLE_CANDIDATE] =          { ROLE_CANDIDATE, ROLE_CANDIDATE, ROLE_MAIN_AFTER_TAKEOVER, ROLE_ABANDONED,  ROLE_NAMED,
-                                      ROLE_CANDIDATE },
+                                      ROLE_CANDIDATE,    ROLE_CANDIDATE },
         [ROLE_MAIN_AFTER_TAKEOVER] = { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN,
-                                       ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN_AFTER_TAKEOVER },
+                                       ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN_AFTER_TAKEOVER },
         [ROLE_ABANDONED] =          { ROLE_ABANDONED, ROLE_ABANDONED, ROLE_ABANDONED,          ROLE_ABANDONED,   ROLE_ABANDONED,
-                                      ROLE_ABANDONED },
+                                      ROLE_ABANDONED,    ROLE_ABANDONED },
         [ROLE_YIELDED] =            { ROLE_YIELDED, ROLE_HANDED_OFF, ROLE_YIELDED,             ROLE_YIELDED,     ROLE_YIELDED,
-                                      ROLE_MAIN },
+                                      ROLE_MAIN,         ROLE_YIELDED },
         [ROLE_HANDED_OFF] =         { ROLE_HANDED_OFF, ROLE_HANDED_OFF, ROLE_HANDED_OFF,       ROLE_HANDED_OFF,  ROLE_HANDED_OFF,
-                                      ROLE_HANDED_OFF },
+                                      ROLE_HANDED_OFF,   ROLE_HANDED_OFF },
         [ROLE_NAMED] =              { ROLE_NAMED, ROLE_NAMED,         ROLE_MAIN_AFTER_TAKEOVER, ROLE_MAIN,        ROLE_NAMED,
-                                      ROLE_NAMED },
+                                      ROLE_NAMED,        ROLE_CANDIDATE },
 };
 
 START_TEST(test_every_role_and_event) {
@@ -99,6 +99,11 @@ START_TEST(test_lives) {
         r = role_step(r, ROLE_EV_PREDECESSOR_GONE);
         ck_assert_int_eq(r, ROLE_MAIN);
         ck_assert(role_speaks_to_systemd(r) && !role_awaits_takeover(r) && role_owns_files(r));
+        /* ... or MAINPID= could not be sent after NAMED: a candidate again,
+         * whose predecessor's end of file is an abort. */
+        r = role_step(role_step(ROLE_CANDIDATE, ROLE_EV_NAMED), ROLE_EV_UNNAMED);
+        ck_assert_int_eq(r, ROLE_CANDIDATE);
+        ck_assert_int_eq(role_step(r, ROLE_EV_PREDECESSOR_GONE), ROLE_ABANDONED);
         /* The next handoff MAINPID= named exited before TAKEOVER: the old
          * main names itself main again, and speaks for the service. */
         r = role_step(ROLE_MAIN, ROLE_EV_MAINPID_SENT);
