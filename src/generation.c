@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -438,6 +439,42 @@ static int read_environment(Generation *g, const GenerationConfig *c, char ***re
         return 0;
 }
 
+/* A start that failed on the child's way to exec: the step that failed and
+ * its errno, as systemd's "Failed at step CGROUP spawning …" names them, and
+ * the exit status systemd gives that step. */
+static int child_failed(Generation *g, const GenerationConfig *c, const char *path, SpawnStep step, int error,
+                        int *ret_exit_code) {
+        *ret_exit_code = spawn_exit_status(step, -error);
+        switch (step) {
+        case SPAWN_FORK:
+                /* No child at all (RLIMIT_NPROC, a cgroup's pids.max): the
+                 * command is not to blame. */
+                return start_failed(g, error, "cannot fork: %s", strerror(-error));
+        case SPAWN_DEATHSIG:
+                return start_failed(g, error, "cannot set its parent-death signal (PR_SET_PDEATHSIG): %s",
+                                    strerror(-error));
+        case SPAWN_CGROUP:
+                return start_failed(g, error, "cannot move into its cgroup (cgroup.procs): %s", strerror(-error));
+        case SPAWN_FDS:
+                return start_failed(g, error, "cannot place its %zu fds at 3 and up: %s", c->n_fds,
+                                    strerror(-error));
+        case SPAWN_LIMITS: {
+                struct rlimit nofile = {};
+                (void) rlimit_nofile_original(&nofile);
+                return start_failed(g, error, "cannot set RLIMIT_NOFILE back to handoff's original %llu:%llu: %s",
+                                    (unsigned long long) nofile.rlim_cur, (unsigned long long) nofile.rlim_max,
+                                    strerror(-error));
+        }
+        case SPAWN_CHDIR:
+                return start_failed(g, error, "cannot change to working directory %s: %s", c->working_directory,
+                                    strerror(-error));
+        case SPAWN_REPORT: /* only for a process that is not ours */
+        case SPAWN_EXEC:
+                break;
+        }
+        return cannot_start(g, c->working_directory, path, error, ret_exit_code);
+}
+
 static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, int *ret_exit_code) {
         /* A command with a slash is exec'd as it is, and what is wrong with
          * it is execve()'s errno, which the child hands back: a check before
@@ -490,20 +527,10 @@ static int spawn(Generation *g, const GenerationConfig *c, int cgroup_procs_fd, 
                 .cgroup_procs_fd = cgroup_procs_fd,
                 .working_directory = c->working_directory,
         };
-        int code = 0;
-        r = spawn_generation(&sp, &g->pid, &code);
-        if (r < 0 && code == 0)
-                /* No child at all (RLIMIT_NPROC, a cgroup's pids.max): the
-                 * command is not to blame. */
-                return start_failed(g, r, "cannot fork: %s", strerror(abs(r)));
-        if (r < 0 && code == SPAWN_EXIT_CHDIR) {
-                /* Exit status 200, as systemd's EXIT_CHDIR. */
-                *ret_exit_code = code;
-                return start_failed(g, r, "cannot change to working directory %s: %s", c->working_directory,
-                                    strerror(abs(r)));
-        }
+        SpawnStep step = SPAWN_FORK;
+        r = spawn_generation(&sp, &g->pid, &step);
         if (r < 0)
-                return cannot_start(g, c->working_directory, path, r, ret_exit_code);
+                return child_failed(g, c, path, step, r, ret_exit_code);
         return 0;
 }
 

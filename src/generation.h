@@ -110,7 +110,8 @@ void generation_command_summary(char *const *argv, char *buf, size_t size);
 
 /* Starts a generation. On failure nothing is left running and the error is
  * logged (with the command and cause); *ret_exit_code then holds the code a
- * shell would report (127 not found, 126 not executable, 1 otherwise), and
+ * shell would report for the exec (127 not found, 126 not executable),
+ * systemd's for a step before it (spawn_exit_status()), 1 otherwise, and
  * why the cause as the log line names it ("/srv/app/bin/server: No such file
  * or directory"), or "" when there is none to give the user. */
 int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, const GenerationCallbacks *cb,

@@ -17,10 +17,6 @@
 #include "spawn.h"
 #include "util.h"
 
-int exec_error_exit_code(int error) {
-        return (error == ENOENT || error == ENOTDIR) ? 127 : 126;
-}
-
 static int check_executable(const char *path) {
         struct stat st;
         if (stat(path, &st) < 0)
@@ -112,11 +108,36 @@ typedef struct ChildPlan {
         size_t watchdog_pid_width;
         char *grandchild_stack;       /* top of the second stack (SPAWN_ORPHAN) */
         /* Written by the child (or the intermediate) before it exits: the
-         * errno of the step that failed. Read by handoff once it resumes,
-         * which is after the exec or the exit. */
+         * errno of the step that failed, and which one. Read by handoff once
+         * it resumes, which is after the exec or the exit. */
         volatile int err;
-        volatile int exit_code;       /* ... and the status the child exited with */
+        volatile SpawnStep step;      /* SPAWN_FORK until the child runs */
 } ChildPlan;
+
+/* Called by the child, too: it exits with it. */
+CHILD_FN int spawn_exit_status(SpawnStep step, int error) {
+        switch (step) {
+        case SPAWN_CHDIR:
+                return 200; /* EXIT_CHDIR */
+        case SPAWN_FDS:
+                return 202; /* EXIT_FDS */
+        case SPAWN_LIMITS:
+                return 205; /* EXIT_LIMITS */
+        case SPAWN_CGROUP:
+                return 219; /* EXIT_CGROUP */
+        case SPAWN_EXEC:
+                return error == ENOENT || error == ENOTDIR ? 127 : 126;
+        case SPAWN_FORK:
+        case SPAWN_DEATHSIG:
+        case SPAWN_REPORT:
+                break;
+        }
+        return EXIT_FAILURE;
+}
+
+int exec_error_exit_code(int error) {
+        return spawn_exit_status(SPAWN_EXEC, error);
+}
 
 CHILD_FN _Noreturn static void child_exit(int status) {
         for (;;)
@@ -215,9 +236,9 @@ CHILD_FN static void child_close_from(int from) {
 CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         const SpawnParams *p = c->p;
         int n = (int) p->n_fds;
-        bool chdir_failed = false; /* which exit status a failure gets */
 
         (void) syscall(SYS_setpgid, 0, 0);
+        c->step = SPAWN_DEATHSIG;
         if (p->die_with_parent) {
                 if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                         goto fail;
@@ -225,6 +246,7 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
                 if (syscall(SYS_getppid) != p->parent_pid)
                         child_exit(EXIT_FAILURE);
         }
+        c->step = SPAWN_CGROUP;
         if (p->into_cgroup && syscall(SYS_write, p->cgroup_procs_fd, "0", 1) < 0)
                 goto fail;
 
@@ -241,6 +263,7 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
          * overwritten before it has been copied. dup3() onto a different
          * number gives a copy without FD_CLOEXEC: exactly these are inherited
          * (scratch[i] >= 3 + n, so never the same number). */
+        c->step = SPAWN_FDS;
         for (int i = 0; i < n; i++)
                 if ((c->scratch[i] = (int) syscall(SYS_fcntl, p->fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
                         goto fail;
@@ -257,6 +280,7 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
          * the one to count against. Unsent, handoff could not follow the
          * process: it is not started. */
         long pid = syscall(SYS_getpid);
+        c->step = SPAWN_REPORT;
         if (p->as != SPAWN_CHILD && child_report_self(3 + (int) p->report_index, pid) < 0)
                 goto fail;
 
@@ -265,13 +289,14 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
          * (select() breaks on fds above 1023). After the fds are placed:
          * lowering the limit closes nothing, but it would refuse a dup above
          * it. */
+        c->step = SPAWN_LIMITS;
         if (c->restore_nofile && syscall(SYS_prlimit64, 0, RLIMIT_NOFILE, c->nofile, NULL) < 0)
                 goto fail;
 
         /* Looked up now, at each start: a deploy that switched a symlink
          * there since the last one is followed. */
-        chdir_failed = p->working_directory && syscall(SYS_chdir, p->working_directory) < 0;
-        if (chdir_failed)
+        c->step = SPAWN_CHDIR;
+        if (p->working_directory && syscall(SYS_chdir, p->working_directory) < 0)
                 goto fail;
 
         child_fill_pid(c->listen_pid_digits, c->listen_pid_width, pid);
@@ -279,11 +304,11 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
 
         uint64_t none = 0;
         (void) syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, sizeof none);
+        c->step = SPAWN_EXEC;
         (void) syscall(SYS_execve, p->path, p->argv, p->envp);
 fail:
         c->err = errno ? errno : EIO;
-        c->exit_code = chdir_failed ? SPAWN_EXIT_CHDIR : c->err == ENOENT || c->err == ENOTDIR ? 127 : 126;
-        child_exit(c->exit_code);
+        child_exit(spawn_exit_status(c->step, c->err));
 }
 
 CHILD_FN static int child_main(void *userdata) {
@@ -354,13 +379,13 @@ static void pid_placeholder(char *entry, char **ret_digits, size_t *ret_width) {
         *ret_width = eq ? strlen(eq + 1) : 0;
 }
 
-int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code) {
+int spawn_generation(const SpawnParams *p, pid_t *ret_pid, SpawnStep *ret_step) {
         _cleanup_free_ int *scratch = calloc(p->n_fds + 1, sizeof(int));
         if (!scratch)
                 return -ENOMEM;
 
         const SignalSetup *sig = signal_setup();
-        ChildPlan plan = { .p = p, .scratch = scratch, .reset_signals = sig->not_default };
+        ChildPlan plan = { .p = p, .scratch = scratch, .reset_signals = sig->not_default, .step = SPAWN_FORK };
         struct rlimit nofile;
         if (rlimit_nofile_original(&nofile) >= 0) {
                 plan.restore_nofile = true;
@@ -414,8 +439,11 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code) {
         int clone_errno = errno;
         if (block)
                 (void) sigprocmask(SIG_SETMASK, &saved, NULL);
-        if (pid < 0)
+        if (pid < 0) {
+                if (ret_step)
+                        *ret_step = SPAWN_FORK;
                 return -clone_errno;
+        }
 
         /* CLONE_VFORK: we run again only once the child has exec'd or
          * exited (an orphan's intermediate: once it has exited, which it
@@ -428,8 +456,8 @@ int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code) {
                 while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
                         ;
         if (plan.err != 0) {
-                if (ret_exit_code)
-                        *ret_exit_code = plan.exit_code;
+                if (ret_step)
+                        *ret_step = plan.step;
                 return -plan.err;
         }
         if (p->as != SPAWN_ORPHAN)

@@ -44,12 +44,28 @@ typedef struct SpawnParams {
          * before exec, so everything it runs is inside from the start. */
         bool into_cgroup;
         int cgroup_procs_fd;
-        /* chdir() there before exec (NULL: stay in ours); when that fails,
-         * the child exits SPAWN_EXIT_CHDIR, as systemd's EXIT_CHDIR. */
+        /* chdir() there before exec (NULL: stay in ours). */
         const char *working_directory;
 } SpawnParams;
 
-#define SPAWN_EXIT_CHDIR 200
+/* The step of a start that failed, in the order the child takes them. */
+typedef enum SpawnStep {
+        SPAWN_FORK,     /* no process at all (RLIMIT_NPROC, a cgroup's pids.max) */
+        SPAWN_DEATHSIG, /* PR_SET_PDEATHSIG */
+        SPAWN_CGROUP,   /* the write to the cgroup's cgroup.procs */
+        SPAWN_FDS,      /* placing the fds at 3… */
+        SPAWN_REPORT,   /* "PID <n>" to the process that started it (not our child) */
+        SPAWN_LIMITS,   /* setting RLIMIT_NOFILE back to handoff's original one */
+        SPAWN_CHDIR,    /* working_directory */
+        SPAWN_EXEC,
+} SpawnStep;
+
+/* The status the child exits with when step failed with error: systemd's
+ * for the same step (src/basic/exit-status.h: EXIT_CHDIR 200, EXIT_FDS 202,
+ * EXIT_LIMITS 205, EXIT_CGROUP 219), a shell's for the exec (126, 127: see
+ * exec_error_exit_code()), EXIT_FAILURE where systemd has none (it sets no
+ * PR_SET_PDEATHSIG on a service and reports to nobody). */
+int spawn_exit_status(SpawnStep step, int error);
 
 /* Finds name in $PATH the way execvp would (names with a '/' are taken as
  * they are). Returns 0 with a new absolute-or-relative path, -ENOENT when not
@@ -63,12 +79,13 @@ int find_executable_from(const char *name, const char *dir, char **ret);
 /* Starts the child with vfork semantics (clone(CLONE_VM | CLONE_VFORK), no
  * copy of our memory) and returns once it has exec'd: 0 with its pid (not
  * for SPAWN_ORPHAN: then *ret_pid is untouched and the pid comes over the
- * report fd), or -errno of a failed start (the child has then exited with
- * *ret_exit_code: 126/127 for the exec, SPAWN_EXIT_CHDIR; and is reaped
- * here if it is ours). ret_exit_code may be NULL. Nothing blocks on the child beyond its own
- * way to exec. A generation is its own process group, so its workers can be
- * killed with it. */
-int spawn_generation(const SpawnParams *p, pid_t *ret_pid, int *ret_exit_code);
+ * report fd), or -errno of a failed start, with the step that failed in
+ * *ret_step (then the child, if there was one, has exited with
+ * spawn_exit_status(), and is reaped here if it is ours). ret_step may be
+ * NULL. Nothing blocks on the child beyond its own way to exec. A
+ * generation is its own process group, so its workers can be killed with
+ * it. */
+int spawn_generation(const SpawnParams *p, pid_t *ret_pid, SpawnStep *ret_step);
 
 /* The exit code a shell would report for an exec error. */
 int exec_error_exit_code(int error);

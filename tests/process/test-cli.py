@@ -6,6 +6,7 @@ does; handoffctl is "handoff reload" / "handoff status" without libsystemd."""
 
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -139,6 +140,45 @@ def test_failed_fork_names_its_cause(tmp):
                 "temporarily unavailable\n")
         check(p.returncode == 1 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
         h.wait_log("Cannot start generation 2: cannot fork: Resource temporarily unavailable")
+        os.kill(h.pid, signal.SIGTERM)
+        check(h.proc.wait(timeout=30) == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_failed_child_step_names_its_cause(tmp):
+    # A step on the child's way to exec that fails is named, with its errno,
+    # in the log, the reload's reply and "handoff status": here setting
+    # RLIMIT_NOFILE back to handoff's original, whose hard limit was lowered
+    # since. Before, the command was blamed ("/path/to/server: Operation not
+    # permitted", status 126). Raising a hard limit takes CAP_SYS_RESOURCE:
+    # as root, handoff runs as 65534 (tests/unit/test-spawn.c fails each step).
+    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
+    if not prlimit or (os.getuid() == 0 and not setpriv):
+        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 256 or hard == resource.RLIM_INFINITY:
+        raise Skip(f"a hard RLIMIT_NOFILE of {hard}: nothing to lower it to")
+    as_handoff = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    if as_handoff:
+        os.chmod(tmp, 0o711)
+        os.chown(runtime, 65534, 65534)
+    port = free_port()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", "--mode=supervise"], fixture_cmd(), wrapper=as_handoff,
+                env={"RUNTIME_DIRECTORY": runtime, **NO_LSAN})
+    try:
+        h.wait_log_re(r"Generation 1 \(.*\) is ready", 20)
+        subprocess.run([*as_handoff, prlimit, f"--pid={h.pid}", f"--nofile={hard // 2}:{hard // 2}"], check=True,
+                       timeout=10)
+        cause = (f"cannot set RLIMIT_NOFILE back to handoff's original {soft}:{hard}: Operation not permitted")
+        p = handoff("reload", f"--pid={h.pid}")
+        want = f"handoff: reload failed: generation 2 failed: could not be started: {cause}\n"
+        check(p.returncode == 1 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
+        h.wait_log(f"Cannot start generation 2: {cause}")
+        p = handoff("status", f"--pid={h.pid}")
+        check(p.returncode == 0 and f"could not be started: {cause}" in p.stdout, f"{p.returncode} {p.stdout!r}")
         os.kill(h.pid, signal.SIGTERM)
         check(h.proc.wait(timeout=30) == 0, h.log())
     finally:
@@ -397,6 +437,7 @@ if __name__ == "__main__":
     run([test_misspelt_verbs_are_suggested, test_one_message_prefix, test_failed_reload_message,
          test_failed_start_names_its_cause, test_failed_notify_socket_names_its_cause,
          test_failed_start_out_of_fds_names_its_cause, test_failed_fork_names_its_cause,
+         test_failed_child_step_names_its_cause,
          test_ready_time_is_a_systemd_duration, test_timeout_zero_is_no_timeout, test_handoffctl_command_line, test_handoffctl_loads_no_libsystemd,
          test_decoy_at_the_conventional_path, test_full_backlog_at_the_conventional_path,
          test_control_socket_found_without_a_search])

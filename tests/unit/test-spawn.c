@@ -7,12 +7,18 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -660,8 +666,8 @@ START_TEST(test_spawn_working_directory) {
                 (void) unlink(link);
                 ck_assert_int_eq(symlink(releases[i], link), 0);
                 pid_t pid = 0;
-                int code = -1;
-                ck_assert_int_eq(spawn_generation(&p, &pid, &code), 0);
+                SpawnStep step = SPAWN_EXEC;
+                ck_assert_int_eq(spawn_generation(&p, &pid, &step), 0);
                 char proc[64];
                 snprintf(proc, sizeof proc, "/proc/%d/cwd", (int) pid);
                 ssize_t n = readlink(proc, cwd, sizeof cwd - 1);
@@ -686,9 +692,10 @@ START_TEST(test_spawn_working_directory) {
         unsigned before = count_fds();
         ck_assert_int_eq(unlink(link), 0);
         pid_t pid = 0;
-        int code = -1;
-        ck_assert_int_eq(spawn_generation(&p, &pid, &code), -ENOENT);
-        ck_assert_int_eq(code, SPAWN_EXIT_CHDIR);
+        SpawnStep step = SPAWN_EXEC;
+        ck_assert_int_eq(spawn_generation(&p, &pid, &step), -ENOENT);
+        ck_assert_int_eq(step, SPAWN_CHDIR);
+        ck_assert_int_eq(spawn_exit_status(step, ENOENT), 200);
         ck_assert_int_eq(pid, 0);
         ck_assert_uint_eq(count_fds(), before);
         errno = 0;
@@ -696,6 +703,147 @@ START_TEST(test_spawn_working_directory) {
         ck_assert_int_eq(errno, ECHILD);
         free(e.envp);
         remove_tmpdir();
+}
+END_TEST
+
+/* ---- a failed step before exec ---------------------------------------- */
+
+/* Each step on the child's way to exec fails with its own errno and is
+ * named in *ret_step, so that handoff's log says which one it was, and the
+ * child exits with systemd's status for it. Run in a helper child, which
+ * the set-up changes for good (a seccomp filter, a lower limit, no
+ * CAP_SYS_RESOURCE). */
+static int spawn_step_in_helper(void (*setup)(void), SpawnParams *p, SpawnStep *ret_step) {
+        int out[2];
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        pid_t helper = fork();
+        ck_assert_int_ge(helper, 0);
+        if (helper == 0) {
+                if (setup)
+                        setup();
+                pid_t pid = 0;
+                SpawnStep step = SPAWN_EXEC;
+                p->parent_pid = getpid();
+                int res[2] = { spawn_generation(p, &pid, &step), (int) step };
+                _exit(write(out[1], res, sizeof res) == sizeof res && pid == 0 ? 0 : 1);
+        }
+        close(out[1]);
+        int res[2], status;
+        ssize_t n = read(out[0], res, sizeof res);
+        close(out[0]);
+        ck_assert_int_eq(waitpid(helper, &status, 0), helper);
+        if (n == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 77)
+                return 1; /* the set-up cannot be had here */
+        ck_assert_int_eq(n, sizeof res);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "helper: status %#x", status);
+        *ret_step = (SpawnStep) res[1];
+        return res[0];
+}
+
+/* p's start fails with -error at step want. A set-up this machine cannot
+ * give (no seccomp filter, a low hard RLIMIT_NOFILE) leaves that step
+ * untried, and says so. */
+static void check_failed_step(void (*setup)(void), SpawnParams *p, int error, SpawnStep want) {
+        SpawnStep step;
+        int r = spawn_step_in_helper(setup, p, &step);
+        if (r == 1) {
+                fprintf(stderr, "test_spawn_failed_steps: step %d cannot be made to fail here\n", (int) want);
+                return;
+        }
+        ck_assert_int_eq(r, -error);
+        ck_assert_int_eq(step, want);
+}
+
+/* prctl(PR_SET_PDEATHSIG) refused, as a seccomp filter can (the argument's
+ * low word: this runs on little-endian machines). */
+static void refuse_pdeathsig(void) {
+        struct sock_filter filter[] = {
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_prctl, 0, 3),
+                BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+                BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, PR_SET_PDEATHSIG, 0, 1),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+                BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        };
+        struct sock_fprog prog = { .len = sizeof filter / sizeof filter[0], .filter = filter };
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) < 0)
+                _exit(77);
+}
+
+/* handoff's original RLIMIT_NOFILE (the hard limit, here) no longer to be
+ * had: the hard limit was lowered since, and raising it takes
+ * CAP_SYS_RESOURCE, which root gives up here. */
+static void lower_nofile(void) {
+        struct rlimit rl;
+        if (rlimit_nofile_raise() < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_max < 128)
+                _exit(77);
+        rl.rlim_cur = rl.rlim_max = rl.rlim_max / 2;
+        struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+        struct __user_cap_data_struct d[2];
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || syscall(SYS_capget, &h, d) < 0)
+                _exit(77);
+        d[0].effective &= ~(1U << CAP_SYS_RESOURCE);
+        if (syscall(SYS_capset, &h, d) < 0)
+                _exit(77);
+}
+
+START_TEST(test_spawn_failed_steps) {
+        Env e = make_env(1, "", 1, 0);
+        char *const argv[] = { (char *) "/bin/true", NULL };
+        int pipe_fds[2];
+        ck_assert_int_eq(pipe2(pipe_fds, O_CLOEXEC), 0);
+
+        SpawnParams p = spawn_params("/bin/true", argv, &e);
+        p.die_with_parent = true;
+        check_failed_step(refuse_pdeathsig, &p, EPERM, SPAWN_DEATHSIG);
+
+        int full = open("/dev/full", O_WRONLY | O_CLOEXEC); /* a cgroup.procs that refuses */
+        ck_assert_int_ge(full, 0);
+        p = spawn_params("/bin/true", argv, &e);
+        p.into_cgroup = true;
+        p.cgroup_procs_fd = full;
+        check_failed_step(NULL, &p, ENOSPC, SPAWN_CGROUP);
+        close(full);
+
+        int closed = 999; /* not open here, nor in the helper */
+        ck_assert_int_eq(fcntl(closed, F_GETFD), -1);
+        p = spawn_params("/bin/true", argv, &e);
+        p.fds = &closed;
+        p.n_fds = 1;
+        check_failed_step(NULL, &p, EBADF, SPAWN_FDS);
+
+        p = spawn_params("/bin/true", argv, &e);
+        p.fds = &pipe_fds[1];
+        p.n_fds = 1;
+        p.as = SPAWN_ORPHAN; /* reports on fds[0], a pipe: no socket */
+        check_failed_step(NULL, &p, ENOTSOCK, SPAWN_REPORT);
+        close(pipe_fds[0]);
+        close(pipe_fds[1]);
+
+        p = spawn_params("/bin/true", argv, &e);
+        check_failed_step(lower_nofile, &p, EPERM, SPAWN_LIMITS);
+
+        p = spawn_params("/bin/true", argv, &e);
+        p.working_directory = "/nonexistent/handoff-no-such-directory";
+        check_failed_step(NULL, &p, ENOENT, SPAWN_CHDIR);
+
+        p = spawn_params("/nonexistent/handoff-no-such-program", argv, &e);
+        check_failed_step(NULL, &p, ENOENT, SPAWN_EXEC);
+        free(e.envp);
+}
+END_TEST
+
+/* The status the child exits with: systemd's for its step. */
+START_TEST(test_spawn_exit_status) {
+        ck_assert_int_eq(spawn_exit_status(SPAWN_CHDIR, ENOENT), 200);   /* EXIT_CHDIR */
+        ck_assert_int_eq(spawn_exit_status(SPAWN_FDS, EBADF), 202);      /* EXIT_FDS */
+        ck_assert_int_eq(spawn_exit_status(SPAWN_LIMITS, EPERM), 205);   /* EXIT_LIMITS */
+        ck_assert_int_eq(spawn_exit_status(SPAWN_CGROUP, EACCES), 219);  /* EXIT_CGROUP */
+        ck_assert_int_eq(spawn_exit_status(SPAWN_EXEC, ENOENT), 127);
+        ck_assert_int_eq(spawn_exit_status(SPAWN_EXEC, EACCES), 126);
+        ck_assert_int_eq(spawn_exit_status(SPAWN_DEATHSIG, EPERM), EXIT_FAILURE);
+        ck_assert_int_eq(spawn_exit_status(SPAWN_REPORT, ENOTSOCK), EXIT_FAILURE);
+        ck_assert_int_eq(spawn_exit_status(SPAWN_FORK, EAGAIN), EXIT_FAILURE);
 }
 END_TEST
 
@@ -889,6 +1037,8 @@ static Suite *spawn_suite(void) {
         tcase_add_test(tc, test_spawn_exec_errors);
         tcase_add_test(tc, test_spawn_returns_after_exec);
         tcase_add_test(tc, test_spawn_working_directory);
+        tcase_add_test(tc, test_spawn_failed_steps);
+        tcase_add_test(tc, test_spawn_exit_status);
         tcase_add_test(tc, test_spawn_sibling);
         tcase_add_test(tc, test_spawn_sibling_exec_error);
         tcase_add_test(tc, test_spawn_orphan);
