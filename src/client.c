@@ -642,10 +642,12 @@ static int check_command_line(int n, char **args, char **ret, size_t *ret_len) {
                 return -E2BIG;
         }
         size_t head = strlen("RELOAD");
-        char why[128];
+        char why[320];
         ReloadConfig *c = NULL;
         r = reload_config_parse("handoff", *ret + head, *ret_len - head, &c, why, sizeof why);
         reload_config_free(c);
+        if (r == -EINVAL)
+                say("%s\n", why);
         return r;
 }
 

@@ -34,6 +34,47 @@ ReloadConfig *reload_config_free(ReloadConfig *c) {
         return NULL;
 }
 
+/* options_parse() with what it prints on stderr (its own messages and
+ * getopt's) caught instead: its first line, without the program's name
+ * before it, goes into why, so that the reply "handoff reload" prints says
+ * what is wrong, and handoff's caller logs it once. glibc's stderr is a
+ * variable a program may set, and getopt writes to it; handoff's log
+ * writes to fd 2 itself, so no other thread's line is caught. Without the
+ * memory for it, the messages go to stderr as they would. */
+static int parse_options(int argc, char **argv, Options *o, char *why, size_t why_size) {
+        _cleanup_free_ char *text = NULL;
+        size_t size = 0;
+        FILE *saved = stderr, *caught = open_memstream(&text, &size);
+        if (caught)
+                stderr = caught;
+        int r = options_parse(argc, argv, o);
+        stderr = saved;
+        if (caught)
+                fclose(caught);
+        if (r == 0)
+                snprintf(why, why_size, "the new command line asks for --help or --version");
+        if (r >= 0)
+                return r;
+        if (r == -ENOMEM) {
+                snprintf(why, why_size, "out of memory");
+                return r;
+        }
+
+        /* The first line, which may hold any byte of the request but NUL:
+         * up to its first control character, and cut between characters. */
+        const char *head = "the new command line is invalid", *line = text ? text : "";
+        const char *sep = strstr(line, ": "); /* after "handoff" */
+        if (sep && (size_t) (sep - line) < strcspn(line, "\n"))
+                line = sep + 2;
+        size_t room = why_size > strlen(head) + 3 ? why_size - strlen(head) - 3 : 0;
+        size_t k = utf8_trim_partial(line, printable_prefix(line, room));
+        if (k > 0)
+                snprintf(why, why_size, "%s: %.*s", head, (int) k, line);
+        else
+                snprintf(why, why_size, "%s", head);
+        return r;
+}
+
 int reload_config_parse(const char *argv0, const char *args, size_t len, ReloadConfig **ret, char *why,
                         size_t why_size) {
         ReloadConfig *c = calloc(1, sizeof *c);
@@ -55,10 +96,8 @@ int reload_config_parse(const char *argv0, const char *args, size_t len, ReloadC
                 i += 1 + k;
         }
         c->opt = OPTIONS_DEFAULT;
-        int r = options_parse((int) n, c->argv, &c->opt);
+        int r = parse_options((int) n, c->argv, &c->opt, why, why_size);
         if (r <= 0) {
-                snprintf(why, why_size, r == 0 ? "the new command line asks for --help or --version"
-                                               : "the new command line is invalid (handoff's log says why)");
                 reload_config_free(c);
                 return r == 0 ? -ECANCELED : r == -ENOMEM ? r : -EINVAL;
         }

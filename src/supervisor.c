@@ -1099,7 +1099,7 @@ static void reply_status(Supervisor *s, ControlConn *conn, bool json) {
  * reload that starts with it. One that is invalid, or would change what
  * only a restart can, fails the request at once; nothing is started. */
 static int stage_command_line(Supervisor *s, Control *c, ControlConn *conn, const ControlRequest *req) {
-        char why[160];
+        char why[320]; /* the option parser's message: --stop-signal's is 150 bytes and the value */
         ReloadConfig *rc = NULL;
         int r = reload_config_parse(s->p->argv[0], req->args, req->args_len, &rc, why, sizeof why);
         if (r < 0) {

@@ -315,6 +315,39 @@ def test_bad_requests_never_disturb(tmp):
         h.close()
 
 
+def test_refused_command_line_says_why(tmp):
+    # A new command line that handoff refuses as invalid (one no client
+    # checked: a newer client's option after an upgrade, say) is refused
+    # with the option parser's reason, in the reply, which the client prints
+    # after "FAIL", and once in the log. Before: "the new command line is
+    # invalid (handoff's log says why)", and the parser's line alone in the log.
+    h = start(tmp)
+    try:
+        pid = h.main_pid()
+        for args, reason in (
+                ([b"--mode=bogus", b"--", b"app"], 'invalid --mode: "bogus" (expected auto, supervise or handover)'),
+                ([b"--no-such-option", b"--", b"app"], "unrecognized option '--no-such-option'"),
+                ([b"app"], 'expected "--" before the command "app"'),
+                # What the terminal would take for its own is cut off.
+                ([b"--mode=x\x1b[2Jy", b"--", b"app"], 'invalid --mode: "x')):
+            want = f"FAIL Refused: the new command line is invalid: {reason}; generation 1 serves on"
+            got = raw(pid, b"RELOAD" + b"".join(b"\0" + a for a in args))
+            check(got == want, f"{got!r}, not {want!r}")
+            h.wait_log(f"Refused a reload: the new command line is invalid: {reason}.")
+        check("handoff: invalid --mode" not in h.log(), h.log())
+        # The client checks a new command line before it sends it, and
+        # says the same.
+        p = subprocess.run([HANDOFFCTL, "reload", f"--pid={pid}", "--", "--mode=bogus", "--", "app"],
+                           capture_output=True, text=True, timeout=60)
+        want = ('handoffctl: the new command line is invalid: invalid --mode: "bogus" (expected auto, supervise '
+                'or handover)\n')
+        check(p.returncode == 2 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
+        check(h.ready_count() == 1, "nothing was started")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_other_uid_refused(tmp):
     if os.getuid() != 0 or not shutil.which("setpriv"):
         raise Skip("needs root and setpriv to act as another uid")
