@@ -3,10 +3,12 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "channel.h"
 #include "env.h"
@@ -15,10 +17,16 @@
 #include "next-handoff.h"
 #include "reaper.h"
 #include "runtime-files.h"
+#include "signal-util.h"
 #include "spawn.h"
 #include "standby.h"
 
 extern char **environ;
+
+/* How long the exit status of a next handoff that has exited is waited for
+ * (see exit_status_pending()), and how often it is looked for meanwhile. */
+#define EXIT_STATUS_WAIT (1 * USEC_PER_SEC)
+#define EXIT_STATUS_POLL (10 * USEC_PER_MSEC)
 
 struct NextHandoff {
         unsigned number;            /* its candidate generation's number */
@@ -35,6 +43,8 @@ struct NextHandoff {
         bool unlinks_sent;          /* the UNLINK messages: with NAMED, or else with TAKEOVER */
         bool named;                 /* NAMED went */
         bool takes_stop;            /* FEATURES said "stop" */
+        bool channel_closed;        /* its end of file came: its exit is waited for (EXIT_STATUS_WAIT) */
+        usec_t exit_wait_until;     /* its status is waited for until then */
 
         int pidfd;
         int app_pidfd;
@@ -42,6 +52,7 @@ struct NextHandoff {
         sd_event_source *channel_source;
         sd_event_source *pidfd_source;
         sd_event_source *timer_source;
+        sd_event_source *exit_source; /* the wait for its exit status */
 
         const NextHandoffCallbacks *cb;
         void *userdata;
@@ -160,6 +171,8 @@ static bool words_contain(const char *words, const char *w) {
         return false;
 }
 
+static int on_timer(sd_event_source *src, uint64_t usec, void *userdata);
+
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
@@ -170,7 +183,16 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 return 0;
         if (r == 0) {
                 n->channel_source = sd_event_source_disable_unref(n->channel_source);
-                fail(n, "next handoff (pid %d) closed its channel", (int) n->pid);
+                if (n->failed || n->taken_over || n->exit_source)
+                        return 0;
+                /* At its exit its channel closes a moment before its pidfd
+                 * turns readable, which says how it ended: that is waited
+                 * for, a while (unless its exit was seen already). */
+                n->channel_closed = true;
+                n->timer_source = sd_event_source_disable_unref(n->timer_source);
+                if (event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
+                                            EXIT_STATUS_WAIT, 1000, on_timer, n) < 0)
+                        fail(n, "next handoff (pid %d) closed its channel", (int) n->pid);
                 return 0;
         }
         if (r < 0) {
@@ -213,9 +235,33 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         return 0;
 }
 
-static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-        NextHandoff *n = userdata;
+/* What handoff's own exit statuses say (handoff(1), EXIT STATUS), for a
+ * next handoff that exited before it reported anything; NULL for the
+ * statuses of a generation, which it would have reported. */
+static const char *exit_status_meaning(int status) {
+        switch (status) {
+        case EXIT_FAILURE:
+                return "a failure of handoff itself; its log says which";
+        case 2:
+                return "invalid arguments or configuration";
+        default:
+                return NULL;
+        }
+}
+
+static void describe_exit(int status, char *buf, size_t size) {
+        const char *meaning = WIFEXITED(status) ? exit_status_meaning(WEXITSTATUS(status)) : NULL;
+        if (WIFEXITED(status))
+                snprintf(buf, size, "exited with status %d%s%s%s", WEXITSTATUS(status), meaning ? " (" : "",
+                         meaning ? meaning : "", meaning ? ")" : "");
+        else
+                snprintf(buf, size, "exited: %skilled by signal %s", WCOREDUMP(status) ? "dumped core, " : "",
+                         SIGNAL_NAME(WTERMSIG(status)));
+}
+
+static void report_exit(NextHandoff *n) {
         n->pidfd_source = sd_event_source_disable_unref(n->pidfd_source);
+        n->exit_source = sd_event_source_disable_unref(n->exit_source);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
         /* Killed before it could stop its app: the app, which may be
          * accepting, is the caller's to retire; its runtime files are ours
@@ -224,8 +270,46 @@ static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userda
         if (n->app_pidfd >= 0 && pidfd_signal(n->app_pidfd, 0) == 0)
                 app = TAKE_FD(n->app_pidfd);
         runtime_files_remove_stale(n->pid);
-        fail(n, "next handoff (pid %d) exited", (int) n->pid);
+        char how[96] = "exited";
+        int status;
+        if (!n->failed && !n->taken_over && pidfd_exit_status(n->pidfd, &status) >= 0)
+                describe_exit(status, how, sizeof how);
+        fail(n, "next handoff (pid %d) %s", (int) n->pid, how);
         n->cb->exited(n, app, n->userdata);
+}
+
+/* Its status while it is to be reported: the kernel keeps it with the
+ * pidfd once its parent (the service manager, or init) has reaped it,
+ * which is at once; looked for every EXIT_STATUS_POLL until then, at most
+ * EXIT_STATUS_WAIT, and only where the kernel has it to give. */
+static bool exit_status_pending(NextHandoff *n, usec_t now) {
+        int status;
+        return !n->failed && !n->taken_over && now < n->exit_wait_until &&
+               pidfd_exit_status(n->pidfd, &status) == -ENODATA;
+}
+
+static int on_exit_status(sd_event_source *src, uint64_t usec, void *userdata) {
+        NextHandoff *n = userdata;
+        if (exit_status_pending(n, usec) && sd_event_source_set_time_relative(src, EXIT_STATUS_POLL) >= 0 &&
+            sd_event_source_set_enabled(src, SD_EVENT_ONESHOT) >= 0)
+                return 0;
+        report_exit(n);
+        return 0;
+}
+
+static int on_pidfd(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
+        NextHandoff *n = userdata;
+        usec_t now = now_monotonic();
+        n->exit_wait_until = usec_add(now, EXIT_STATUS_WAIT);
+        /* Not to be dispatched again meanwhile; still there: it has exited,
+         * but it is not reported yet (next_handoff_abort()). */
+        (void) sd_event_source_set_enabled(src, SD_EVENT_OFF);
+        n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        if (exit_status_pending(n, now) &&
+            event_add_time_relative(sd_event_source_get_event(src), &n->exit_source, EXIT_STATUS_POLL, 1000,
+                                    on_exit_status, n) >= 0)
+                return 0;
+        report_exit(n);
         return 0;
 }
 
@@ -237,7 +321,9 @@ static int on_timer(sd_event_source *src, uint64_t usec, void *userdata) {
                 log_warning("Next handoff (pid %d) did not exit in time; sending SIGKILL.", (int) n->pid);
                 next_handoff_kill(n);
         } else
-                fail(n, "next handoff (pid %d) did not report ready in time", (int) n->pid);
+                fail(n, n->channel_closed ? "next handoff (pid %d) closed its channel"
+                                          : "next handoff (pid %d) did not report ready in time",
+                     (int) n->pid);
         return 0;
 }
 
@@ -508,6 +594,7 @@ NextHandoff *next_handoff_free(NextHandoff *n) {
         sd_event_source_disable_unref(n->channel_source);
         sd_event_source_disable_unref(n->pidfd_source);
         sd_event_source_disable_unref(n->timer_source);
+        sd_event_source_disable_unref(n->exit_source);
         safe_close(n->channel);
         safe_close(n->pidfd);
         safe_close(n->app_pidfd);

@@ -4,7 +4,9 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -63,6 +65,27 @@ int pidfd_signal(int pidfd, int sig) {
 int pidfd_open_pid(pid_t pid) {
         int fd = (int) syscall(SYS_pidfd_open, pid, 0);
         return fd < 0 ? -errno : fd;
+}
+
+/* struct pidfd_info as first published (<linux/pidfd.h> of older headers
+ * lacks it; its size is part of the ioctl's number). */
+struct pidfd_info_v0 {
+        uint64_t mask;
+        uint64_t cgroupid;
+        uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+        int32_t exit_code;
+};
+#define PIDFD_GET_INFO_V0 _IOWR(0xFF, 11, struct pidfd_info_v0)
+#define PIDFD_INFO_EXIT_V0 (UINT64_C(1) << 3)
+
+int pidfd_exit_status(int pidfd, int *ret_status) {
+        struct pidfd_info_v0 info = { .mask = PIDFD_INFO_EXIT_V0 };
+        if (ioctl(pidfd, PIDFD_GET_INFO_V0, &info) < 0)
+                return -errno;
+        if (!(info.mask & PIDFD_INFO_EXIT_V0))
+                return -ENODATA;
+        *ret_status = info.exit_code;
+        return 0;
 }
 
 int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type) {

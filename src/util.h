@@ -115,6 +115,13 @@ int close_listed(const char *dir, int from, int keep);
 int pidfd_signal(int pidfd, int sig);
 /* pidfd_open(2): a pidfd (close-on-exec), or -errno. */
 int pidfd_open_pid(pid_t pid);
+/* The wait status (as waitpid() gives it) of the process behind pidfd, which
+ * need not be our child (PIDFD_GET_INFO with PIDFD_INFO_EXIT, Linux 6.15).
+ * Returns 0, -ENODATA while it runs or is not yet reaped by its parent (the
+ * kernel keeps the status with the pidfd only then), or -errno where the
+ * kernel cannot tell (-ENOTTY, -EINVAL before 6.13; -ESRCH once reaped
+ * before 6.15). */
+int pidfd_exit_status(int pidfd, int *ret_status);
 
 /* A unix socket path left over from a crashed run (or a killed process)
  * refuses bind() with EADDRINUSE. Only when nothing answers on it is it

@@ -24,10 +24,12 @@ Stages of a reload and how a test reaches each one without sleeping:
 - committed, the old generation draining: a slow request keeps it busy.
 """
 
+import fcntl
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import threading
 import time
@@ -366,6 +368,72 @@ def test_kill_next_handoff_before_its_app(tmp):
     finally:
         open(os.path.join(tmp, "gate"), "w").close()
         teardown(h, load)
+
+
+DYING_SCRIPT = """#!/bin/sh
+# Stands in for handoff at the path a next handoff is started from, and dies
+# in what would be its set-up, before it says anything on its channel. A
+# standby goes on to the real handoff.
+[ -n "$HANDOFF_STANDBY" ] && exec {real} "$@"
+{death}
+"""
+
+
+def pidfd_gives_exit_status():
+    """Whether a pidfd gives the status of its reaped process
+    (PIDFD_GET_INFO, _IOWR(0xFF, 11, 64 bytes), with PIDFD_INFO_EXIT: Linux
+    6.15)."""
+    p = subprocess.Popen(["true"])
+    fd = os.pidfd_open(p.pid)
+    try:
+        p.wait()
+        info = bytearray(64)
+        struct.pack_into("Q", info, 0, 1 << 3)
+        fcntl.ioctl(fd, 0xC040FF0B, info)
+        return bool(struct.unpack_from("Q", info, 0)[0] & (1 << 3))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def test_next_handoff_dying_in_its_set_up_says_how(tmp):
+    """A next handoff that dies before it reports anything: the reload's
+    result gives its exit status, with what handoff's own status means, or
+    the signal that killed it (from its pidfd once its parent has reaped it,
+    Linux 6.15). Before: "exited" or "closed its channel", whichever the old
+    main noticed first."""
+    need("handover")
+    if not pidfd_gives_exit_status():
+        raise Skip("a pidfd gives no exit status here (PIDFD_INFO_EXIT: Linux 6.15)")
+    exe = os.path.join(tmp, "handoff")
+    shutil.copy(HANDOFF, exe)
+    h = start(tmp, exe=exe)
+    try:
+        old = serving_pid(h.port)
+        for number, (death, how) in enumerate(
+                (("exit 2", "exited with status 2 (invalid arguments or configuration)"),
+                 ("exit 1", "exited with status 1 (a failure of handoff itself; its log says which)"),
+                 ("exit 7", "exited with status 7"),
+                 ("kill -KILL $$", "exited: killed by signal SIGKILL")), start=2):
+            with open(exe + ".new", "w") as f:
+                f.write(DYING_SCRIPT.format(real=os.path.abspath(HANDOFF), death=death))
+            os.chmod(exe + ".new", 0o755)
+            os.rename(exe + ".new", exe)
+            n = h.ready_count()
+            h.signal(signal.SIGHUP)
+            succ = next_handoff_pid(h, number)
+            h.wait_ready(n + 1, timeout=20)
+            want = f"generation {number} failed: next handoff (pid {succ}) {how}"
+            check(want in h.last_status(), f"{want!r} not in {h.last_status()!r}")
+            check(one_serving(h) == old, "the old generation serves on")
+        shutil.copy(HANDOFF, exe + ".new")
+        os.rename(exe + ".new", exe)
+        reload_ok(h, 6)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h)
 
 
 def test_kill_next_handoff_before_ready(tmp):

@@ -3,11 +3,13 @@
  * UTF-8 text between characters. (Closing an unwanted received fd without
  * blocking: test-close-async.c.) */
 #include <check.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "random-util.h"
@@ -143,11 +145,46 @@ START_TEST(test_siphash24) {
 }
 END_TEST
 
+/* A child's status from its pidfd: none while it runs or waits to be
+ * reaped, its wait status once it is (Linux 6.15; before, the test skips). */
+START_TEST(test_pidfd_exit_status) {
+        int out[2];
+        ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
+        pid_t pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                char c;
+                close(out[1]);
+                (void) read(out[0], &c, 1);
+                _exit(3);
+        }
+        close(out[0]);
+        int pidfd = pidfd_open_pid(pid), status = -1;
+        ck_assert_int_ge(pidfd, 0);
+        int r = pidfd_exit_status(pidfd, &status);
+        close(out[1]); /* now it exits */
+        siginfo_t si;
+        ck_assert_int_eq(waitid(P_PID, (id_t) pid, &si, WEXITED | WNOWAIT), 0);
+        if (r == -ENODATA) /* not reaped yet: still nothing */
+                ck_assert_int_eq(pidfd_exit_status(pidfd, &status), -ENODATA);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        int after = pidfd_exit_status(pidfd, &status);
+        close(pidfd);
+        if (r != -ENODATA || after != 0) {
+                fprintf(stderr, "test_pidfd_exit_status: no exit status from a pidfd here (%s; Linux 6.15 has it)\n",
+                        strerror(-(r != -ENODATA ? r : after)));
+                return;
+        }
+        ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 3);
+}
+END_TEST
+
 static Suite *util_suite(void) {
         Suite *s = suite_create("util");
         TCase *tc = tcase_create("process");
         tcase_add_test(tc, test_std_fds_reopened);
         tcase_add_test(tc, test_rlimit_nofile_raise);
+        tcase_add_test(tc, test_pidfd_exit_status);
         suite_add_tcase(s, tc);
         tc = tcase_create("utf8");
         tcase_add_test(tc, test_utf8_trim_partial);
