@@ -385,7 +385,7 @@ static int next_exec_build(const NextHandoffConfig *c, int channel_child, unsign
         return 0;
 }
 
-static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned number) {
+static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned number, SpawnStep *ret_step) {
         _cleanup_(next_exec_done) NextExec x = {};
         int r = next_exec_build(c, channel_child, number, &x);
         if (r < 0)
@@ -417,7 +417,7 @@ static int spawn_next(const NextHandoffConfig *c, int channel_child, unsigned nu
          * our subreaper flag is off while the intermediate exits. */
         pid_t unused;
         bool subreaper = !manager && reaper_pause_subreaper();
-        r = spawn_generation(&sp, &unused, NULL);
+        r = spawn_generation(&sp, &unused, ret_step);
         reaper_resume_subreaper(subreaper);
         return r;
 }
@@ -430,12 +430,20 @@ static int start_cold(const NextHandoffConfig *c, unsigned number, pid_t *ret_pi
                 return log_error_errno(errno, "Failed to create handover channel: %m");
         _cleanup_close_ int mine = pair[0], theirs = pair[1];
 
-        int r = spawn_next(c, theirs, number);
+        SpawnStep step = SPAWN_EXEC;
+        int r = spawn_next(c, theirs, number, &step);
         theirs = safe_close(theirs);
         if (r < 0) {
-                /* A broken binary after an upgrade (ENOEXEC), RLIMIT_NPROC: for the reload's result. */
-                snprintf(why, why_size, "cannot start the next handoff %s: %s", c->exe, strerror(-r));
-                return log_error_errno(r, "Failed to start the next handoff %s: %m", c->exe);
+                /* A broken binary after an upgrade (ENOEXEC), RLIMIT_NPROC, or
+                 * a step on its way to exec (as for a generation): for the
+                 * reload's result. */
+                const char *at = step == SPAWN_FORK     ? "cannot fork: "
+                                 : step == SPAWN_FDS    ? "cannot place its fds at 3 and up: "
+                                 : step == SPAWN_REPORT ? "cannot pass this handoff its pid and pidfd: "
+                                 : step == SPAWN_LIMITS ? "cannot set RLIMIT_NOFILE back to handoff's original: "
+                                                        : "";
+                snprintf(why, why_size, "cannot start the next handoff %s: %s%s", c->exe, at, strerror(-r));
+                return log_error_errno(r, "Failed to start the next handoff %s: %s%m", c->exe, at);
         }
 
         if (channel_receive_pid(mine, ret_pid, ret_pidfd) < 0)
