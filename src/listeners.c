@@ -156,19 +156,54 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
         return (int) l->n;
 }
 
+/* The file is told by its inode, which our socket, bound to it, keeps
+ * from being reused while we hold it: a file at the path with the same
+ * inode is ours, whoever removed or replaced it meanwhile. */
 static int created_path_add(Listeners *l, char *path) {
+        struct stat st;
+        if (path && lstat(path, &st) < 0) {
+                log_debug_errno(errno, "Not removing %s at stop: %m", path);
+                free(path);
+                return 0;
+        }
         char **p = path ? realloc(l->created_paths, sizeof(char *) * (l->n_created + 1)) : NULL;
-        if (!p) {
+        if (p)
+                l->created_paths = p;
+        dev_t *d = p ? realloc(l->created_devs, sizeof(dev_t) * (l->n_created + 1)) : NULL;
+        if (d)
+                l->created_devs = d;
+        ino_t *i = d ? realloc(l->created_inos, sizeof(ino_t) * (l->n_created + 1)) : NULL;
+        if (!i) {
                 free(path);
                 return -ENOMEM;
         }
-        l->created_paths = p;
-        l->created_paths[l->n_created++] = path;
+        l->created_inos = i;
+        l->created_paths[l->n_created] = path;
+        l->created_devs[l->n_created] = st.st_dev;
+        l->created_inos[l->n_created++] = st.st_ino;
         return 0;
 }
 
 int listeners_add_created_path(Listeners *l, const char *path) {
         return created_path_add(l, strdup(path));
+}
+
+void listeners_forget_replaced(Listeners *l) {
+        size_t k = 0;
+        for (size_t i = 0; i < l->n_created; i++) {
+                struct stat st;
+                if (lstat(l->created_paths[i], &st) < 0 || st.st_dev != l->created_devs[i] ||
+                    st.st_ino != l->created_inos[i]) {
+                        log_info("%s is no longer the socket file handoff made (removed or replaced since): it "
+                                 "is not handoff's to remove.", l->created_paths[i]);
+                        free(l->created_paths[i]);
+                        continue;
+                }
+                l->created_paths[k] = l->created_paths[i];
+                l->created_devs[k] = l->created_devs[i];
+                l->created_inos[k++] = l->created_inos[i];
+        }
+        l->n_created = k;
 }
 
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror) {
@@ -247,13 +282,17 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
 }
 
 void listeners_done(Listeners *l, bool unlink_paths) {
-        for (size_t i = 0; i < l->n; i++)
-                safe_close(l->fds[i]);
+        /* Before the sockets are closed, which frees their inodes for
+         * reuse by a new file at the path. */
+        if (unlink_paths)
+                listeners_forget_replaced(l);
         for (size_t i = 0; i < l->n_created; i++) {
                 if (unlink_paths && unlink(l->created_paths[i]) < 0 && errno != ENOENT)
                         log_warning_errno(errno, "Failed to remove %s: %m", l->created_paths[i]);
                 free(l->created_paths[i]);
         }
+        for (size_t i = 0; i < l->n; i++)
+                safe_close(l->fds[i]);
         for (size_t i = 0; i < l->n_recovered; i++)
                 safe_close(l->recovered[i]);
         free(l->recovered);
@@ -261,5 +300,7 @@ void listeners_done(Listeners *l, bool unlink_paths) {
         strv_free(l->names);
         free(l->fdnames);
         free(l->created_paths);
+        free(l->created_devs);
+        free(l->created_inos);
         *l = (Listeners) {};
 }

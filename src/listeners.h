@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "fdstore.h"
 
@@ -16,6 +17,8 @@ typedef struct Listeners {
         size_t n;
         char *fdnames;          /* names joined with ':' for LISTEN_FDNAMES */
         char **created_paths;   /* unix socket files handoff made itself */
+        dev_t *created_devs;    /* ... and which files they are (lstat() when recorded) */
+        ino_t *created_inos;
         size_t n_created;
         bool from_systemd;
         /* --listen sockets a previous handoff put into systemd's fd store,
@@ -40,11 +43,16 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
 
 /* Records a unix socket file the service created (the next handoff learns them
- * from its predecessor), to be removed at the final stop. */
+ * from its predecessor), to be removed at the final stop: the file that is at
+ * path now. */
 int listeners_add_created_path(Listeners *l, const char *path);
 
-/* Final stop: unlinks the unix socket files handoff created (never those
- * systemd passed) and closes everything. */
+/* Forgets the created files that are no longer at their paths (removed, or
+ * replaced by someone else's), so that they are neither removed nor passed on. */
+void listeners_forget_replaced(Listeners *l);
+
+/* Final stop: unlinks the unix socket files handoff created and that are
+ * still there (never those systemd passed) and closes everything. */
 void listeners_done(Listeners *l, bool unlink_paths);
 
 /* Joins names with ':' (exactly n of them). */

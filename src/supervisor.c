@@ -1360,6 +1360,7 @@ static void tell_next_named(Supervisor *s) {
                 named.started = g->started_usec;
                 named.ready = g->ready_usec;
         }
+        listeners_forget_replaced(s->p->listeners);
         next_handoff_tell_named(s->next, s->p->listeners->created_paths, s->p->listeners->n_created, pidfd,
                                 &named);
 }
@@ -1588,6 +1589,7 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
         /* Our end is held until we exit: the next handoff waits for that end
          * of file before it exits at a stop, so nothing we still drain is
          * killed early. */
+        listeners_forget_replaced(s->p->listeners);
         (void) next_handoff_take_over(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload,
                                       &s->handed_channel);
         next_handoff_free(n);

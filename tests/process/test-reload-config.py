@@ -9,6 +9,7 @@ old generation serves on."""
 
 import os
 import signal
+import socket
 import subprocess
 
 from handofftest.handoff import FIXTURE, HANDOFF, HANDOFFCTL, MODE, Handoff
@@ -269,8 +270,36 @@ def test_candidate_of_a_new_command_line_exiting_rolls_back(tmp):
         h.close()
 
 
+def test_socket_file_replaced_meanwhile_is_not_removed(tmp):
+    """A --listen unix socket file removed, and the path bound by someone
+    else, before a reload: the final stop leaves that file alone (before: it
+    removed the other's socket file, which its server could never get back);
+    the file handoff made is removed as before."""
+    path, kept = os.path.join(tmp, "app.sock"), os.path.join(tmp, "kept.sock")
+    unix = ["-l", f"unix:{path}", "-l", f"unix:{kept}"]
+    s = Service(tmp, unix, [FIXTURE])
+    h = s.h
+    other = socket.socket(socket.AF_UNIX)
+    try:
+        os.unlink(path)
+        other.bind(path)
+        other.listen()
+        p = s.reload(unix, [FIXTURE])
+        check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        check(h.stop() == 0, h.log())
+        check(os.path.exists(path), f"the other socket's file is still there; log:\n{h.log()}")
+        client = socket.socket(socket.AF_UNIX)
+        client.connect(path)
+        client.close()
+        check(not os.path.exists(kept), f"handoff's own socket file is removed at the final stop; log:\n{h.log()}")
+    finally:
+        other.close()
+        h.close()
+
+
 if __name__ == "__main__":
     run([test_new_command_line_serves_and_stays, test_each_generation_stops_as_its_command_line_says,
          test_new_working_directory, test_environment_file_read_at_each_start,
          test_environment_file_that_cannot_be_read_fails_the_reload,
-         test_bad_new_command_lines_fail_and_old_serves, test_candidate_of_a_new_command_line_exiting_rolls_back])
+         test_bad_new_command_lines_fail_and_old_serves, test_candidate_of_a_new_command_line_exiting_rolls_back,
+         test_socket_file_replaced_meanwhile_is_not_removed])
