@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 
 #include "address.h"
@@ -206,6 +207,64 @@ void listeners_forget_replaced(Listeners *l) {
         l->n_created = k;
 }
 
+/* A socket a previous handoff put into systemd's fd store for --listen i
+ * that no --listen i asks for any more: --listen changed since (a restart
+ * that kept systemd's store, a crash after a daemon-reload), and serving the
+ * old address would ignore the new one. Let go of before anything is bound,
+ * since its address or its file may be another --listen's now. Shut down,
+ * not just closed: the service manager's store holds a copy of it, which it
+ * lets go of only once it has read FDSTOREREMOVE=1 (or seen the hang-up),
+ * while a socket shut down listens for no holder and lets its port be bound
+ * anew (SO_REUSEADDR). Its unix socket file is removed when then nothing
+ * listens there, or it would be left behind for good; a datagram socket
+ * takes a connect() shut down as well, so its file is left to the stale
+ * socket probe of whatever binds that path next. */
+static void release_recovered(Listeners *l, size_t i, const char *spec, bool mirror) {
+        int fd = l->recovered[i], type = 0;
+        socklen_t tlen = sizeof type;
+        union {
+                struct sockaddr_un un;
+                char raw[sizeof(struct sockaddr_un) + 1]; /* a NUL after the longest path */
+        } sa = {};
+        socklen_t len = sizeof sa.un;
+
+        if (spec)
+                log_info("Not reusing the socket the service manager's fd store holds for --listen %zu: it is not "
+                         "%s.", i + 1, spec);
+        else
+                log_info("Closing the socket the service manager's fd store holds for --listen %zu: there is no "
+                         "such --listen any more.", i + 1);
+        (void) shutdown(fd, SHUT_RDWR);
+        if (getsockname(fd, (struct sockaddr *) &sa.un, &len) >= 0 && sa.un.sun_family == AF_UNIX &&
+            len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/' &&
+            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) >= 0 && unix_path_probe(&sa.un, len, type) > 0) {
+                if (unlink(sa.un.sun_path) < 0)
+                        log_warning_errno(errno, "Failed to remove %s: %m", sa.un.sun_path);
+                else
+                        log_info("Removed %s, the file of that socket.", sa.un.sun_path);
+        }
+        l->recovered[i] = safe_close(fd);
+        if (mirror) {
+                char idx[24];
+                snprintf(idx, sizeof idx, "%zu", i);
+                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
+        }
+}
+
+/* Whether recovered socket i is what --listen i asks for. A spec that does
+ * not parse keeps it: the start fails on it, and the store keeps its copy. */
+static bool recovered_wanted(const Listeners *l, char *const *specs, size_t n_specs, size_t i) {
+        ListenAddress a;
+        const char *err = NULL;
+        if (i >= n_specs)
+                return false;
+        if (listen_address_parse(specs[i], &a, &err) < 0)
+                return true;
+        bool r = listen_address_matches(&a, l->recovered[i]);
+        listen_address_done(&a);
+        return r;
+}
+
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror) {
         for (size_t i = 0; i < n_specs; i++) {
                 ListenAddress a;
@@ -215,32 +274,21 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         log_error("Invalid --listen address \"%s\": %s.", specs[i], err);
                         return r;
                 }
+                listen_address_done(&a);
+        }
+        for (size_t i = 0; i < l->n_recovered; i++)
+                if (l->recovered[i] >= 0 && !recovered_wanted(l, specs, n_specs, i))
+                        release_recovered(l, i, i < n_specs ? specs[i] : NULL, mirror);
+
+        for (size_t i = 0; i < n_specs; i++) {
+                ListenAddress a;
+                const char *err = NULL;
+                int r = listen_address_parse(specs[i], &a, &err);
+                if (r < 0)
+                        return log_error_errno(r, "Out of memory");
                 int fd = -EBADF;
                 char *created = NULL;
-                bool reused = i < l->n_recovered && l->recovered[i] >= 0;
-                if (reused && !listen_address_matches(&a, l->recovered[i])) {
-                        /* --listen changed since a previous handoff stored
-                         * it (a restart that kept systemd's store, a crash
-                         * after a daemon-reload): serving the old address
-                         * would ignore the new one. Shut down before the new
-                         * one is bound, which may take the same port: the
-                         * service manager's store holds a copy of it, which
-                         * it lets go of only once it has read FDSTOREREMOVE=1
-                         * (or seen the hang-up), while a socket shut down
-                         * listens for no holder and lets its port be bound
-                         * anew (SO_REUSEADDR). */
-                        log_info("Not reusing the socket the service manager's fd store holds for --listen %zu: it is "
-                                 "not %s.", i + 1, specs[i]);
-                        (void) shutdown(l->recovered[i], SHUT_RDWR);
-                        l->recovered[i] = safe_close(l->recovered[i]);
-                        if (mirror) {
-                                char idx[24];
-                                snprintf(idx, sizeof idx, "%zu", i);
-                                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
-                        }
-                        reused = false;
-                }
-                if (reused) {
+                if (i < l->n_recovered && l->recovered[i] >= 0) {
                         /* Never closed since a previous handoff opened it:
                          * clients queued meanwhile are served now. */
                         fd = TAKE_FD(l->recovered[i]);
@@ -267,15 +315,6 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         return r == -ENOMEM ? log_error_errno(r, "Out of memory") : r;
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }
-        /* Recovered sockets no --listen asks for any more. */
-        for (size_t i = n_specs; i < l->n_recovered; i++)
-                if (l->recovered[i] >= 0) {
-                        char idx[24];
-                        snprintf(idx, sizeof idx, "%zu", i);
-                        l->recovered[i] = safe_close(l->recovered[i]);
-                        if (mirror)
-                                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
-                }
         if (!(l->fdnames = fdnames_join(l->names, l->n)))
                 return log_error_errno(ENOMEM, "Out of memory");
         return 0;

@@ -425,6 +425,78 @@ def test_env_recovered_listen_socket_of_another_address_still_stored(tmp):
         h.kill_all()
 
 
+def test_env_recovered_listen_socket_of_a_dropped_listen_before(tmp):
+    """Stored sockets for -l A -l B, the unit now -l B: B is bound anew
+    (before: the start failed, exit 2, "Address already in use", on the
+    stored socket of the second --listen, not yet let go of)."""
+    socks = [listening_socket()[0] for _ in range(2)]
+    port_b = socks[1].getsockname()[1]
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port_b}"], [FIXTURE], fds=[x.fileno() for x in socks],
+                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.1"})
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        check(http_get(port_b)[0] == 200, f"B is served; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in socks:
+            x.close()
+        h.kill_all()
+
+def stored_unix_sockets(tmp, *names):
+    """Listening unix stream sockets as a previous handoff's --listen made
+    them, and the service manager's store holds them: paths and sockets."""
+    paths, socks = [os.path.join(tmp, n) for n in names], []
+    for path in paths:
+        socks.append(socket.socket(socket.AF_UNIX))
+        socks[-1].bind(path)
+        socks[-1].listen()
+    env = {"LISTEN_FDS": str(len(socks)), "LISTEN_PID": "self",
+           "LISTEN_FDNAMES": ":".join(f"handoff.listen.{i}" for i in range(len(socks)))}
+    return paths, socks, env
+
+
+def test_env_recovered_unix_socket_no_longer_listened_on(tmp):
+    """A stored unix socket whose --listen is gone (the unit's second --listen
+    removed before a restart that kept systemd's store): its file is removed,
+    not left behind for good (before: left, though nothing would ever listen
+    there or remove it); the first is reused."""
+    (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
+    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        h.wait_log("is ready")
+        check(f"Reusing unix:{a}" in h.log(), h.log())
+        check(not os.path.exists(b), f"the dropped socket's file is removed; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in socks:
+            x.close()
+        h.kill_all()
+
+
+def test_env_recovered_unix_socket_path_taken_by_another_listen(tmp):
+    """Stored unix stream sockets at a and b (-l unix:a -l unix:b), the unit
+    now -l unix-dgram:b, the service manager's copies still open: the stored
+    sockets are let go of before anything is bound, so b is bound anew as a
+    datagram socket (before: the start failed, exit 2, on the stored socket
+    at b, "not a stale socket: Protocol wrong type"; the same with -l unix:b
+    alone, "a live socket"), and a's file is not left behind."""
+    (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
+    h = Launched(tmp, ["-l", f"unix-dgram:{b}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
+            c.connect(b)
+        check(not os.path.exists(a), f"a's file is removed; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+        check(not os.path.exists(b), f"b, bound by handoff, is removed at the final stop; log:\n{h.log()}")
+    finally:
+        for x in socks:
+            x.close()
+        h.kill_all()
+
+
 def test_env_inherited_fd_not_a_socket(tmp):
     r, w = os.pipe()
     s, _ = listening_socket()
