@@ -97,7 +97,8 @@ int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type) {
         _cleanup_close_ int fd = socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
-        if (connect(fd, (const struct sockaddr *) sa, len) >= 0 || errno == EAGAIN || errno == EINPROGRESS)
+        if (connect(fd, (const struct sockaddr *) sa, len) >= 0 || errno == EAGAIN || errno == EINPROGRESS ||
+            errno == EPROTOTYPE)
                 return 0;
         return errno == ECONNREFUSED ? 1 : -errno;
 }

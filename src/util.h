@@ -131,7 +131,9 @@ int pidfd_exit_status(int pidfd, int *ret_status);
  * The probe never waits: a blocking connect() to a live socket whose owner
  * does not accept (its backlog full) would hang handoff's start for as long
  * as that lasts. Nonblocking, a unix connect() answers at once: ECONNREFUSED
- * when nobody listens (stale), EAGAIN when the backlog is full (alive).
+ * when nobody listens (stale), EAGAIN when the backlog is full (alive),
+ * EPROTOTYPE when a socket of another type is bound there (alive too: the
+ * kernel answers so only after finding a live socket at the path).
  * Returns 1 when stale, 0 when alive, -errno when it cannot tell. */
 struct sockaddr_un;
 int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type);

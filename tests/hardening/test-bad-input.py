@@ -226,6 +226,13 @@ def test_cli_unix_paths(tmp):
         check(os.path.exists(live), "a live socket's file is not removed")
         with socket.socket(socket.AF_UNIX) as c:
             c.connect(live)
+    # A live socket of the other type: said to be live, not "not a stale
+    # socket: Protocol wrong type" (as before).
+    live = os.path.join(tmp, "live-dgram")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.bind(live)
+        expect_usage_error(["-l", f"unix:{live}", "--", "true"], "a live socket: another process listens on it")
+        check(os.path.exists(live), "a live socket's file is not removed")
     # A stale socket file (its server crashed) is replaced.
     stale = os.path.join(tmp, "stale")
     s = socket.socket(socket.AF_UNIX)
