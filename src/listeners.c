@@ -195,8 +195,9 @@ void listeners_forget_replaced(Listeners *l) {
                 struct stat st;
                 if (lstat(l->created_paths[i], &st) < 0 || st.st_dev != l->created_devs[i] ||
                     st.st_ino != l->created_inos[i]) {
-                        log_info("%s is no longer the socket file handoff made (removed or replaced since): it "
-                                 "is not handoff's to remove.", l->created_paths[i]);
+                        log_warning("%s is no longer the file of handoff's socket (removed or replaced since): "
+                                    "clients there do not reach the service until a restart binds it anew, and it "
+                                    "is not handoff's to remove.", l->created_paths[i]);
                         free(l->created_paths[i]);
                         continue;
                 }

@@ -48,7 +48,8 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
 int listeners_add_created_path(Listeners *l, const char *path);
 
 /* Forgets the created files that are no longer at their paths (removed, or
- * replaced by someone else's), so that they are neither removed nor passed on. */
+ * replaced by someone else's), so that they are neither removed nor passed on;
+ * a warning says so once for each. */
 void listeners_forget_replaced(Listeners *l);
 
 /* Final stop: unlinks the unix socket files handoff created and that are

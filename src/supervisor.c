@@ -1220,6 +1220,9 @@ static void start_candidate(Supervisor *s) {
         if (reload) {
                 reload_config_free(s->trying);
                 s->trying = TAKE_PTR(s->pending);
+                /* A reload is when someone looks: a socket file gone since
+                 * is said now, not at the stop. */
+                listeners_forget_replaced(s->p->listeners);
         }
         configure_generation(s, candidate_opt(s));
 

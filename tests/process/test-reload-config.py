@@ -272,9 +272,11 @@ def test_candidate_of_a_new_command_line_exiting_rolls_back(tmp):
 
 def test_socket_file_replaced_meanwhile_is_not_removed(tmp):
     """A --listen unix socket file removed, and the path bound by someone
-    else, before a reload: the final stop leaves that file alone (before: it
-    removed the other's socket file, which its server could never get back);
-    the file handoff made is removed as before."""
+    else, before a reload: the reload warns that clients there no longer
+    reach the service (before: nothing said, in supervise mode until the
+    stop), and the final stop leaves that file alone (before: it removed
+    the other's socket file, which its server could never get back); the
+    file handoff made is removed as before."""
     path, kept = os.path.join(tmp, "app.sock"), os.path.join(tmp, "kept.sock")
     unix = ["-l", f"unix:{path}", "-l", f"unix:{kept}"]
     s = Service(tmp, unix, [FIXTURE])
@@ -286,8 +288,11 @@ def test_socket_file_replaced_meanwhile_is_not_removed(tmp):
         other.listen()
         p = s.reload(unix, [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
+        check(f"{path} is no longer the file of handoff's socket (removed or replaced since): clients there do "
+              "not reach the service until a restart binds it anew" in h.log(), f"the reload says so:\n{h.log()}")
         check(h.stop() == 0, h.log())
         check(os.path.exists(path), f"the other socket's file is still there; log:\n{h.log()}")
+        check(h.log().count(f"{path} is no longer") == 1, f"said once:\n{h.log()}")
         client = socket.socket(socket.AF_UNIX)
         client.connect(path)
         client.close()
