@@ -595,6 +595,48 @@ StandardError=append:%s
 
 
 @with_logs
+def test_systemd_fd_store_listen_changed_before_a_crash(um):
+    """--systemd-fd-store with --listen unix:A --listen unix:B; the unit
+    edited to --listen unix:B alone (daemon-reload), then handoff killed:
+    the restart lets go of both stored sockets before binding and serves B
+    anew, and A's file is removed. Before, every restart failed on the
+    stored socket of the second --listen ("a live socket: another process
+    listens on it") until the start limit left the unit failed."""
+    a, b = um.path("a.sock"), um.path("b.sock")
+    out = um.path("listen-changed.log")
+    text = """[Service]
+Type=notify
+ExecStart=%s --systemd-fd-store=yes %%s -- %s
+FileDescriptorStoreMax=16
+Restart=on-failure
+RestartSec=1
+KillMode=mixed
+StandardOutput=append:%s
+StandardError=append:%s
+""" % (HANDOFF, FIXTURE, out, out)
+    unit = "handoff-listen-changed.service"
+    um.install_unit(unit, text % ("--listen unix:%s --listen unix:%s" % (a, b)))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
+                "both sockets in systemd's store")
+    um.install_unit(unit, text % ("--listen unix:%s" % b))
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] != "0", 15, "the restart")
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+
+    def served():
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(5)
+            c.connect(b)
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return c.recv(4096).startswith(b"HTTP/1.1 200")
+    um.wait_for(served, 10, "B served after the restart")
+    assert um.show(unit, "NRestarts")["NRestarts"] == "1", um.show(unit, "NRestarts")
+    assert not os.path.exists(a), "A's file is left behind"
+    um.systemctl("stop", unit)
+
+@with_logs
 def test_watchdog(um):
     demo = Demo(um, extra_dropin="WatchdogSec=1s\nRestart=no\n", args="--watchdog")
     demo.start()
@@ -1334,6 +1376,7 @@ if __name__ == "__main__":
         test_sigkill_restarts_and_serves_queue,
         test_sigkill_of_new_main_after_handover,
         test_systemd_fd_store_survives_crash,
+        test_systemd_fd_store_listen_changed_before_a_crash,
         test_watchdog,
         test_rapid_sighups,
         test_stop_right_after_reload,
