@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "abstract-name.h"
 #include "close-async.h"
 #include "control.h"
 #include "event-util.h"
 #include "log.h"
-#include "random-util.h"
 #include "runtime-dir.h"
 #include "time-util.h"
 
@@ -512,28 +512,11 @@ static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
  * for a path, and the client the pid and uid of the one it reached. The
  * random part keeps two handoffs with the same pid in one network
  * namespace apart, and others from binding our name first; one taken all
- * the same (a guess, where random_u64() had only its fallback) is given
- * up for another. */
-#define ABSTRACT_TRIES 8
-
+ * the same is given up for another (abstract_name_bind()). */
 static int bind_abstract(int fd, char ret_name[static sizeof ((struct sockaddr_un) {}).sun_path + 1]) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int k = 0, r = -EADDRINUSE;
-        for (unsigned i = 0; i < ABSTRACT_TRIES && r == -EADDRINUSE; i++) {
-                k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, CONTROL_ABSTRACT_PREFIX "%d/%016llx",
-                             (int) getpid(), (unsigned long long) random_u64());
-                socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + k);
-                r = bind(fd, (struct sockaddr *) &sa, len) < 0 ? -errno : 0;
-                if (r == -EADDRINUSE)
-                        log_notice("The abstract name @%s is taken by another process; trying another.",
-                                   sa.sun_path + 1);
-        }
-        if (r < 0)
-                return r;
-        sa.sun_path[0] = '@';
-        memcpy(ret_name, sa.sun_path, (size_t) k + 1);
-        ret_name[k + 1] = '\0';
-        return 0;
+        char prefix[sizeof CONTROL_ABSTRACT_PREFIX + 16];
+        snprintf(prefix, sizeof prefix, CONTROL_ABSTRACT_PREFIX "%d/", (int) getpid());
+        return abstract_name_bind(fd, prefix, ret_name, sizeof ((struct sockaddr_un) {}).sun_path + 1);
 }
 
 /* Whether users our user namespace does not map would pass for us on an
