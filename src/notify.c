@@ -10,9 +10,9 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
+#include "abstract-name.h"
 #include "close-async.h"
 #include "notify.h"
-#include "random-util.h"
 #include "runtime-dir.h"
 #include "util.h"
 
@@ -404,27 +404,23 @@ void notify_socket_unlink(const char *address) {
 }
 
 int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        /* Abstract: nothing to clean up after a SIGKILL. Anyone in the network
-         * namespace may connect, so every datagram's credentials are checked. */
-        int k = snprintf(sa.sun_path + 1, sizeof sa.sun_path - 1, "handoff/%d/%016llx", (int) getpid(),
-                         (unsigned long long) random_u64());
-        if (k < 0 || (size_t) k + 2 > size)
-                return -ENOBUFS;
-
         _cleanup_close_ int fd = open_dgram();
         if (fd < 0)
                 return fd;
-        socklen_t len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + 1 + (size_t) k);
-        if (bind(fd, (struct sockaddr *) &sa, len) < 0)
-                return -errno;
-        int r = fd_move_above(fd, min_fd);
+        /* Abstract: nothing to clean up after a SIGKILL. Anyone in the network
+         * namespace may connect, so every datagram's credentials are checked;
+         * and bind our name first, so one taken is given up for another. */
+        char prefix[32], address[sizeof ((struct sockaddr_un) {}).sun_path + 1];
+        snprintf(prefix, sizeof prefix, "handoff/%d/", (int) getpid());
+        int r = abstract_name_bind(fd, prefix, address, size < sizeof address ? size : sizeof address);
+        if (r < 0)
+                return r;
+        r = fd_move_above(fd, min_fd);
         if (r < 0)
                 return r;
         fd = r;
 
-        ret_address[0] = '@';
-        memcpy(ret_address + 1, sa.sun_path + 1, (size_t) k + 1);
+        strcpy(ret_address, address);
         *ret_fd = TAKE_FD(fd);
         return 0;
 }

@@ -937,22 +937,54 @@ def test_forged_socket_table_line_is_not_trusted(tmp):
 
 def control_shim(**behaviour):
     """The environment that puts tests/fixtures/control-shim.c under
-    handoff (CONTROL_SHIM_NO_GETRANDOM, CONTROL_SHIM_PAUSE: see there)."""
+    handoff (CONTROL_SHIM_NO_GETRANDOM, CONTROL_SHIM_PAUSE, CONTROL_SHIM_PAUSE_PREFIX:
+    see there)."""
     shim = os.environ.get("CONTROL_SHIM_SO")
     if not shim or not os.path.exists(shim):
         raise Skip(f"no control shim (CONTROL_SHIM_SO={shim!r})")
     return {"LD_PRELOAD": shim, **{f"CONTROL_SHIM_{k.upper()}": v for k, v in behaviour.items()}}
 
 
-# Binds the abstract name given and listens on it.
+# Binds the abstract name given with a socket of the type given (as
+# anyone in the network namespace can), and listens on it if it can.
 SQUAT_ABSTRACT = r'''
 import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s = socket.socket(socket.AF_UNIX, getattr(socket, sys.argv[2]))
 s.bind(b"\0" + sys.argv[1].encode())
-s.listen()
+if s.type != socket.SOCK_DGRAM:
+    s.listen()
 print("bound", flush=True)
 sys.stdin.read()
 '''
+
+
+@contextlib.contextmanager
+def squatting_first_name(tmp, sock_type, prefix=None):
+    """Runs handoff under the shim with CONTROL_SHIM_PAUSE (see
+    control-shim.c): yields (env, squat), and squat() has uid 65534 bind
+    the first abstract name handoff is about to bind, with a socket of
+    sock_type, and returns that name once handoff goes on."""
+    told = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    told.bind(os.path.join(tmp, "pause.sock"))
+    told.listen()
+    told.settimeout(10)
+    env = control_shim(pause=os.path.join(tmp, "pause.sock"), **({"pause_prefix": prefix} if prefix else {}))
+    attackers = []
+
+    def squat():
+        conn, _ = told.accept()
+        with conn:
+            name = conn.recv(256).decode()
+            attackers.append(Attacker(SQUAT_ABSTRACT, name, sock_type))
+            conn.send(b"1")
+        return name
+
+    try:
+        yield env, squat
+    finally:
+        for a in attackers:
+            a.stop()
+        told.close()
 
 
 def test_squatted_abstract_name_is_given_up(tmp):
@@ -961,32 +993,44 @@ def test_squatted_abstract_name_is_given_up(tmp):
     fails): handoff takes another, and handoff status reaches it (before:
     no control socket, "Address already in use")."""
     d = dir_for_all(tmp, "open", 0o777)
-    told = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    told.bind(os.path.join(tmp, "pause.sock"))
-    told.listen()
-    told.settimeout(10)
-    fake = FakeSystemd(tmp)
-    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], notify=fake,
-                env={"RUNTIME_DIRECTORY": d, **control_shim(pause=os.path.join(tmp, "pause.sock"))})
-    a = None
-    try:
-        conn, _ = told.accept()
-        name = conn.recv(256).decode()
-        check(name.startswith(f"handoff/control/{h.pid}/"), f"the name handoff would take: {name!r}")
-        a = Attacker(SQUAT_ABSTRACT, name)
-        conn.send(b"1")
-        conn.close()
-        h.wait_ready(1)
-        h.wait_log(f"@{name} is taken by another process; trying another.")
-        taken = h.wait_log_re(r"listening on @(handoff/control/\S+) instead").group(1)
-        check(taken != name, f"another name than the squatted one: {taken}")
-        check_status_answers(h)
-        check(h.stop() == 0, h.log())
-    finally:
-        if a:
-            a.stop()
-        told.close()
-        h.close()
+    with squatting_first_name(tmp, "SOCK_SEQPACKET") as (env, squat):
+        h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}"], [FIXTURE], notify=FakeSystemd(tmp),
+                    env={"RUNTIME_DIRECTORY": d, **env})
+        try:
+            name = squat()
+            check(name.startswith(f"handoff/control/{h.pid}/"), f"the name handoff would take: {name!r}")
+            h.wait_ready(1)
+            h.wait_log(f"@{name} is taken by another process; trying another.")
+            taken = h.wait_log_re(r"listening on @(handoff/control/\S+) instead").group(1)
+            check(taken != name, f"another name than the squatted one: {taken}")
+            check_status_answers(h)
+            check(h.stop() == 0, h.log())
+        finally:
+            h.close()
+
+
+def test_squatted_abstract_notify_name_is_given_up(tmp):
+    """uid 65534 binds the abstract name generation 1's notify socket
+    would have (--notify-socket=abstract; the shim tells it which, as a
+    guess could where getrandom() fails): handoff takes another, and the
+    generation starts on it (before: "Failed to create notify socket:
+    Address already in use", and handoff exited)."""
+    need_root_and_setpriv()
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    with squatting_first_name(tmp, "SOCK_DGRAM", prefix="handoff/") as (env, squat):
+        h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{free_port()}", "--notify-socket=abstract"], [FIXTURE],
+                    notify=FakeSystemd(tmp), env=env)
+        try:
+            name = squat()
+            check(re.fullmatch(rf"handoff/{h.pid}/[0-9a-f]{{16}}", name), f"the name handoff would take: {name!r}")
+            h.wait_ready(1)
+            h.wait_log(f"@{name} is taken by another process; trying another.")
+            taken = h.wait_log_re(r"Generation 1's NOTIFY_SOCKET is @(handoff/\S+) ").group(1)
+            check(taken != name, f"another name than the squatted one: {taken}")
+            check(h.stop() == 0, h.log())
+        finally:
+            h.close()
 
 
 def test_abstract_name_without_getrandom_is_not_pid_and_clock(tmp):
