@@ -3,13 +3,14 @@
  *
  * Properties:
  *  - the result is -EINVAL or a signal number in 1.._NSIG-1;
- *  - a decimal input is accepted exactly when it is all digits and names a
- *    signal in that range, and gives that number;
- *  - otherwise, without an optional case-insensitive "SIG" prefix, it is
- *    accepted exactly when it is, ignoring case, "RTMIN", "RTMAX",
- *    "RTMIN+" or "RTMAX-" and all digits for N from 0 to
- *    SIGRTMAX-SIGRTMIN (giving SIGRTMIN+N or SIGRTMAX-N), "IO", or a
- *    signal's abbreviation (sigabbrev_np()), and gives that signal;
+ *  - it equals a reference, a port of systemd's signal_from_string() and
+ *    safe_atoi() (src/basic/signal-util.c, parse-util.c): a number in
+ *    1.._NSIG-1 as strtol() reads it in base 0 after blanks and an
+ *    optional 0b/0o (C's octal "010" is 8); else, without an optional
+ *    "SIG" prefix, a name of systemd's table ("IO" for SIGIO), "RTMIN",
+ *    "RTMAX", or "RTMIN" / "RTMAX" and a signed such number in
+ *    0..SIGRTMAX-SIGRTMIN or its negative; but names and prefixes in any
+ *    case, and glibc's "POLL" for SIGIO too;
  *  - each signal's own name, "SIG"-prefixed name, lower-case name, number
  *    and signal_to_string() parse back to it, and so does every
  *    real-time signal's RTMIN+N and RTMAX-N (checked once). */
@@ -23,41 +24,64 @@
 #include "fuzz.h"
 #include "signal-util.h"
 
-/* Digits only, in lo..hi: the value; -EINVAL otherwise. */
-static int decimal(const char *s, int lo, int hi) {
-        if (!*s || strspn(s, "0123456789") != strlen(s))
+static const char *const systemd_names[] = {
+        [SIGHUP] = "HUP",   [SIGINT] = "INT",       [SIGQUIT] = "QUIT",   [SIGILL] = "ILL",
+        [SIGTRAP] = "TRAP", [SIGABRT] = "ABRT",     [SIGBUS] = "BUS",     [SIGFPE] = "FPE",
+        [SIGKILL] = "KILL", [SIGUSR1] = "USR1",     [SIGSEGV] = "SEGV",   [SIGUSR2] = "USR2",
+        [SIGPIPE] = "PIPE", [SIGALRM] = "ALRM",     [SIGTERM] = "TERM",   [SIGSTKFLT] = "STKFLT",
+        [SIGCHLD] = "CHLD", [SIGCONT] = "CONT",     [SIGSTOP] = "STOP",   [SIGTSTP] = "TSTP",
+        [SIGTTIN] = "TTIN", [SIGTTOU] = "TTOU",     [SIGURG] = "URG",     [SIGXCPU] = "XCPU",
+        [SIGXFSZ] = "XFSZ", [SIGVTALRM] = "VTALRM", [SIGPROF] = "PROF",   [SIGWINCH] = "WINCH",
+        [SIGIO] = "IO",     [SIGPWR] = "PWR",       [SIGSYS] = "SYS",
+};
+
+/* systemd's safe_atoi(), its mangle_base() inlined. */
+static int safe_atoi(const char *s, int *ret) {
+        unsigned base = 0;
+        s += strspn(s, " \t\n\r");
+        if (!strncmp(s, "0b", 2) || !strncmp(s, "0B", 2))
+                base = 2, s += 2;
+        else if (!strncmp(s, "0o", 2) || !strncmp(s, "0O", 2))
+                base = 8, s += 2;
+        char *x = NULL;
+        errno = 0;
+        long l = strtol(s, &x, (int) base);
+        if (errno > 0)
+                return -errno;
+        if (!x || x == s || *x != 0)
                 return -EINVAL;
-        /* No overflow games: compare as text after leading zeros. */
-        while (s[0] == '0' && s[1])
-                s++;
-        if (strlen(s) > 3)
-                return -EINVAL;
-        int v = atoi(s);
-        return v >= lo && v <= hi ? v : -EINVAL;
+        if ((long) (int) l != l)
+                return -ERANGE;
+        *ret = (int) l;
+        return 0;
 }
 
 static int reference(const char *s) {
-        if (!*s)
-                return -EINVAL;
-        if (isdigit((unsigned char) s[0]))
-                return decimal(s, 1, _NSIG - 1);
+        int signo;
+        if (safe_atoi(s, &signo) >= 0)
+                return signo > 0 && signo < _NSIG ? signo : -EINVAL;
         if (strncasecmp(s, "SIG", 3) == 0)
                 s += 3;
-        int rt = SIGRTMAX - SIGRTMIN, n;
-        if (strcasecmp(s, "RTMIN") == 0)
-                return SIGRTMIN;
-        if (strcasecmp(s, "RTMAX") == 0)
-                return SIGRTMAX;
-        if (strncasecmp(s, "RTMIN+", 6) == 0)
-                return (n = decimal(s + 6, 0, rt)) < 0 ? n : SIGRTMIN + n;
-        if (strncasecmp(s, "RTMAX-", 6) == 0)
-                return (n = decimal(s + 6, 0, rt)) < 0 ? n : SIGRTMAX - n;
-        if (strcasecmp(s, "IO") == 0)
+        for (size_t i = 0; i < sizeof systemd_names / sizeof systemd_names[0]; i++)
+                if (systemd_names[i] && strcasecmp(systemd_names[i], s) == 0)
+                        return (int) i;
+        if (strcasecmp(s, "POLL") == 0)
                 return SIGIO;
-        for (int sig = 1; sig < _NSIG; sig++) {
-                const char *name = sigabbrev_np(sig);
-                if (name && strcasecmp(name, s) == 0)
-                        return sig;
+        if (strncasecmp(s, "RTMIN", 5) == 0) {
+                const char *p = s + 5;
+                if (*p == '\0')
+                        return SIGRTMIN;
+                if (*p != '+' || safe_atoi(p, &signo) < 0)
+                        return -EINVAL;
+                return signo < 0 || signo > SIGRTMAX - SIGRTMIN ? -EINVAL : signo + SIGRTMIN;
+        }
+        if (strncasecmp(s, "RTMAX", 5) == 0) {
+                const char *p = s + 5;
+                if (*p == '\0')
+                        return SIGRTMAX;
+                if (*p != '-' || safe_atoi(p, &signo) < 0)
+                        return -EINVAL;
+                return signo > 0 || signo < SIGRTMIN - SIGRTMAX ? -EINVAL : signo + SIGRTMAX;
         }
         return -EINVAL;
 }

@@ -227,6 +227,13 @@ START_TEST(test_stop_signal) {
                 { "sigrtmin+0", SIGRTMIN },     { "SIGRTMAX-1", SIGRTMAX - 1 }, { "RTMAX-1", SIGRTMAX - 1 },
                 { "RTMAX", SIGRTMAX },          { "RTMIN+30", SIGRTMAX },     { "RTMAX-30", SIGRTMIN },
                 { "RTMIN+02", SIGRTMIN + 2 },   { "IO", SIGIO },              { "SIGPOLL", SIGIO },
+                /* Numbers as systemd's safe_atoi() reads them: C's octal
+                 * and hexadecimal, 0o and 0b, a sign, leading blanks;
+                 * KillSignal=010 is SIGFPE, not SIGUSR1. */
+                { "010", 8 },                   { "0x1f", 31 },               { "0X0F", 15 },
+                { "0o17", 15 },                 { "0B11", 3 },                { "+15", 15 },
+                { " 9", 9 },                    { "\t 015", 13 },             { "RTMIN+010", SIGRTMIN + 8 },
+                { "RTMIN+0x1e", SIGRTMAX },     { "RTMAX-010", SIGRTMAX - 8 }, { "RTMAX-0", SIGRTMAX },
         };
         for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
                 char arg[64];
@@ -237,11 +244,14 @@ START_TEST(test_stop_signal) {
                 options_done(&o);
         }
 
-        static const char *const bad[] = { "FOO", "0", "65", "-1", "", "SIG", "9x", " 9", "SIGSIGTERM", "TERM ",
+        static const char *const bad[] = { "FOO", "0", "65", "-1", "", "SIG", "9x", "9 ", "SIGSIGTERM", "TERM ",
                                            "1000000000000000000000", "RTMIN+31", "RTMAX-31", "RTMIN-1",
                                            "RTMAX+1", "RTMIN+", "RTMAX-", "RTMIN+ 2", "RTMIN++2", "RTMIN+-2",
                                            "RTMIN2", "RTMINX", "SIGRTMIN+2 ", "RTMIN+99999999999999999999", "SIG15",
-                                           "+15" };
+                                           /* systemd refuses these too: no octal 8, no digits, no
+                                            * 0b after a sign, no blank inside. */
+                                           "08", "019", "0x", "0b", "0b2", "-0", "+0", "+0b1", " TERM", "SIG 15",
+                                           "RTMIN+08", "RTMIN+0b1", "RTMAX-0x1f", "RTMAX- 1", "0x41" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 char arg[64];
                 snprintf(arg, sizeof arg, "--stop-signal=%s", bad[i]);
@@ -267,6 +277,8 @@ END_TEST
 /* Every signal is written as handoff reads it back, as systemd writes it. */
 START_TEST(test_signal_to_string) {
         ck_assert_str_eq(SIGNAL_NAME(SIGTERM), "SIGTERM");
+        /* systemd's name for 29 (status=29/IO), where glibc's is POLL. */
+        ck_assert_str_eq(SIGNAL_NAME(SIGIO), "SIGIO");
         ck_assert_str_eq(SIGNAL_NAME(SIGRTMIN), "SIGRTMIN+0");
         ck_assert_str_eq(SIGNAL_NAME(SIGRTMIN + 2), "SIGRTMIN+2");
         ck_assert_str_eq(SIGNAL_NAME(SIGRTMAX), "SIGRTMIN+30");
