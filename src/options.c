@@ -146,8 +146,13 @@ static int parse_one(int c, const char *arg, Options *o) {
         case ARG_DRAIN_TIMEOUT:
                 return parse_duration_arg("drain-timeout", arg, &o->drain_timeout);
         case ARG_BAKE:
-                if (parse_duration(arg, &o->bake) < 0 || o->bake == USEC_INFINITY) {
-                        say("invalid duration for --bake: \"%s\" (try 2s, 500ms; 0 for none)\n", arg);
+                /* A bake that never ends is a reload that never ends. So is
+                 * one whose end, counted from now, is past the 64-bit clock:
+                 * systemd's usec_add() makes that infinity, and so do our
+                 * timers (event_add_time_relative()). */
+                if (parse_duration(arg, &o->bake) < 0 || usec_add(now_monotonic(), o->bake) == USEC_INFINITY) {
+                        say("invalid duration for --bake: \"%s\" (try 2s, 500ms; 0 for none; not infinity, "
+                            "nor so long that it would end past the clock)\n", arg);
                         return -EINVAL;
                 }
                 return 0;

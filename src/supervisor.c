@@ -1338,6 +1338,17 @@ static void start_bake(Supervisor *s) {
                  s->serving ? s->serving->number : 0, format_duration(d, sizeof d, candidate_opt(s)->bake));
         s->bake_timer = sd_event_source_disable_unref(s->bake_timer);
         int r = event_add_time_relative(s->event, &s->bake_timer, candidate_opt(s)->bake, 1000, on_bake_done, s);
+        if (r >= 0 && !s->bake_timer) {
+                /* No timer: the bake would end past the clock, a bake
+                 * without end. The options took it when the clock was
+                 * further from its end; read now, they refuse it, as a next
+                 * handoff does in handover mode: the reload fails. */
+                log_error("Generation %u's bake time would end past the clock (a bake without end, which --bake "
+                          "refuses now); rolling back.", s->last_number);
+                record_failure(s, s->last_number, "its bake time would end past the clock", 1);
+                dispatch(s, EV_FAILED);
+                return;
+        }
         if (r < 0) {
                 log_warning_errno(r, "Failed to arm the bake timer, committing now: %m");
                 dispatch(s, EV_BAKED);

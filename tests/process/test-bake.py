@@ -5,12 +5,11 @@ that lives through it is committed only then."""
 
 import os
 import re
-import signal
 import subprocess
+import time
 
-from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, check, fixture_cmd, free_port, run, serving_pid,
-                     set_args, wait_new_pid)
-from handofftest.handoff import status_json
+from harness import (HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port, run, serving_pid,
+                     set_args, wait_for, wait_new_pid)
 
 
 def start(tmp, *extra):
@@ -79,20 +78,42 @@ def test_old_generation_stays_until_the_bake_time_is_over(tmp):
         h.close()
 
 
-def test_bake_time_past_the_clock_never_ends(tmp):
-    """A bake time so long that now + it runs past the 64-bit clock
-    (584,542 years: finite, where infinity is refused) has no end, as
-    systemd's usec_add() makes such a deadline infinity; the reload bakes
-    until the stop. Arming its timer failed with EOVERFLOW, and the
-    candidate was committed at once ("committing now")."""
-    h = start(tmp, "--bake=18446744073709551609us")
+# The last finite usec_t (UINT64_MAX is infinity).
+LAST_USEC = 2**64 - 2
+
+
+def test_bake_time_past_the_clock_is_refused(tmp):
+    """A bake time that, counted from now, would end past the 64-bit clock
+    (584,542 years from boot) is refused, as infinity is: systemd's
+    usec_add() makes such a deadline infinity, a bake without end. Before,
+    it was taken, and every reload baked until the stop."""
+    if MODE != "supervise":
+        raise Skip("mode-independent: runs in the supervise pass")
+    p = subprocess.run([HANDOFF, "-l", "127.0.0.1:1", "--bake=18446744073709551609us", "--", "true"],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode == 2 and "past the clock" in p.stderr, f"{p.returncode} {p.stderr}")
+
+
+def test_bake_time_that_came_past_the_clock_fails_the_reload(tmp):
+    """A bake time taken at the start but past the clock by the reload
+    (the clock went on meanwhile) is one without end, which --bake refuses
+    by then: the reload fails, and the old generation serves on. In
+    handover mode the next handoff, reading the options at the reload,
+    refuses it; before, supervise mode baked until the stop."""
+    margin = 3.0
+    start_at = time.monotonic()
+    bake = LAST_USEC - int((start_at + margin) * 10**6)
+    h = start(tmp, f"--bake={bake}us")
     try:
-        h.signal(signal.SIGHUP)
-        h.wait_log("it serves beside generation 1 for the bake time")
-        # A commit would have come in the same step as that line.
-        state = status_json(h.main_pid())["state"]
-        check(state == "baking", f"still baking, not {state}; log:\n{h.log()}")
-        check("committing now" not in h.log(), h.log())
+        if time.monotonic() > start_at + margin:
+            raise Skip(f"handoff took over {margin}s to start: its options may have been read past the mark")
+        old = serving_pid(h.port)
+        # The reload must come after the mark: a wait for the clock itself.
+        wait_for(lambda: time.monotonic() > start_at + margin, margin + 1, "the clock past the mark")
+        r = reload(h)
+        check(r.returncode == 1, f"the reload failed: {r.returncode} {r.stdout} {r.stderr}\n{h.log()}")
+        check("past the clock" in h.log(), h.log())
+        check(serving_pid(h.port) == old, "the old generation serves on")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
@@ -107,4 +128,5 @@ def test_bad_bake_values_are_refused(tmp):
 
 if __name__ == "__main__":
     run([test_candidate_dying_within_bake_time_is_rolled_back, test_old_generation_stays_until_the_bake_time_is_over,
-         test_bake_time_past_the_clock_never_ends, test_bad_bake_values_are_refused])
+         test_bake_time_past_the_clock_is_refused, test_bake_time_that_came_past_the_clock_fails_the_reload,
+         test_bad_bake_values_are_refused])

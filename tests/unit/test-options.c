@@ -212,6 +212,22 @@ START_TEST(test_bad_durations) {
 }
 END_TEST
 
+/* A bake without end is refused: infinity, and a finite one that would
+ * end past the clock (infinity to systemd's usec_add()); a long one is
+ * still a bake of that length. */
+START_TEST(test_bake) {
+        Options o;
+        ck_assert_int_eq(PARSE(&o, "--bake=100y", "--", "s"), 1);
+        ck_assert_uint_eq(o.bake, 100 * 31557600ULL * USEC_PER_SEC);
+        options_done(&o);
+        static const char *const bad[] = { "--bake=infinity", "--bake=18446744073709551609us", "--bake=-1s" };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                ck_assert_msg(PARSE(&o, bad[i], "--", "s") == -EINVAL, "%s accepted", bad[i]);
+                options_done(&o);
+        }
+}
+END_TEST
+
 START_TEST(test_stop_signal) {
         const struct {
                 const char *arg;
@@ -474,6 +490,7 @@ static Suite *options_suite(void) {
         tcase_add_test(tc, test_unknown_option);
         tcase_add_test(tc, test_getopt_state_is_reset);
         tcase_add_test(tc, test_bad_durations);
+        tcase_add_test(tc, test_bake);
         tcase_add_test(tc, test_stop_signal);
         tcase_add_test(tc, test_signal_from_string);
         tcase_add_test(tc, test_signal_to_string);
