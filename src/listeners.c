@@ -208,19 +208,30 @@ void listeners_forget_replaced(Listeners *l) {
         l->n_created = k;
 }
 
-/* A socket a previous handoff put into systemd's fd store for --listen i
- * that no --listen i asks for any more: --listen changed since (a restart
- * that kept systemd's store, a crash after a daemon-reload), and serving the
- * old address would ignore the new one. Let go of before anything is bound,
- * since its address or its file may be another --listen's now. Shut down,
- * not just closed: the service manager's store holds a copy of it, which it
- * lets go of only once it has read FDSTOREREMOVE=1 (or seen the hang-up),
- * while a socket shut down listens for no holder and lets its port be bound
- * anew (SO_REUSEADDR). Its unix socket file is removed when then nothing
- * listens there, or it would be left behind for good; a datagram socket
- * takes a connect() shut down as well, so its file is left to the stale
- * socket probe of whatever binds that path next. */
-static void release_recovered(Listeners *l, size_t i, const char *spec, bool mirror) {
+/* The entry of --listen i in systemd's fd store: any socket stored for it
+ * removed, then fd (unless -EBADF) put there; one socket per --listen. */
+static void mirror_listen(size_t i, int fd) {
+        char idx[24];
+        snprintf(idx, sizeof idx, "%zu", i);
+        (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
+        if (fd >= 0)
+                (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd, true);
+}
+
+/* A socket a previous handoff put into systemd's fd store (for --listen i
+ * then) that no --listen asks for any more: --listen changed since (a
+ * restart that kept systemd's store, a crash after a daemon-reload), and
+ * serving the old address would ignore the new one. Let go of before
+ * anything is bound, since its address or its file may be another
+ * --listen's now. Shut down, not just closed: the service manager's store
+ * holds a copy of it, which it lets go of only once it has read
+ * FDSTOREREMOVE=1 (or seen the hang-up), while a socket shut down listens
+ * for no holder and lets its port be bound anew (SO_REUSEADDR). Its unix
+ * socket file is removed when then nothing listens there, or it would be
+ * left behind for good; a datagram socket takes a connect() shut down as
+ * well, so its file is left to the stale socket probe of whatever binds
+ * that path next. */
+static void release_recovered(Listeners *l, size_t i, bool mirror) {
         int fd = l->recovered[i], type = 0;
         socklen_t tlen = sizeof type;
         union {
@@ -229,12 +240,8 @@ static void release_recovered(Listeners *l, size_t i, const char *spec, bool mir
         } sa = {};
         socklen_t len = sizeof sa.un;
 
-        if (spec)
-                log_info("Not reusing the socket the service manager's fd store holds for --listen %zu: it is not "
-                         "%s.", i + 1, spec);
-        else
-                log_info("Closing the socket the service manager's fd store holds for --listen %zu: there is no "
-                         "such --listen any more.", i + 1);
+        log_info("Closing the socket the service manager's fd store holds for --listen %zu: no --listen asks for "
+                 "it any more.", i + 1);
         (void) shutdown(fd, SHUT_RDWR);
         if (getsockname(fd, (struct sockaddr *) &sa.un, &len) >= 0 && sa.un.sun_family == AF_UNIX &&
             len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/' &&
@@ -245,25 +252,39 @@ static void release_recovered(Listeners *l, size_t i, const char *spec, bool mir
                         log_info("Removed %s, the file of that socket.", sa.un.sun_path);
         }
         l->recovered[i] = safe_close(fd);
-        if (mirror) {
-                char idx[24];
-                snprintf(idx, sizeof idx, "%zu", i);
-                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
-        }
+        if (mirror)
+                mirror_listen(i, -EBADF);
 }
 
-/* Whether recovered socket i is what --listen i asks for. A spec that does
- * not parse keeps it: the start fails on it, and the store keeps its copy. */
-static bool recovered_wanted(const Listeners *l, char *const *specs, size_t n_specs, size_t i) {
+/* Whether recovered socket j is still there for a, the address of --listen
+ * i: not released, not taken by an earlier --listen (claimed[0..i)). */
+static bool recovered_fits(const Listeners *l, const ListenAddress *a, size_t i, const size_t *claimed, size_t j) {
+        for (size_t c = 0; c < i; c++)
+                if (claimed[c] == j)
+                        return false;
+        return l->recovered[j] >= 0 && listen_address_matches(a, l->recovered[j]);
+}
+
+/* Which recovered socket --listen i (spec) reuses: its index, or SIZE_MAX.
+ * Found by what it is (its type and address), not by its place, so that a
+ * --listen that only moved (the list reordered, one before it dropped)
+ * keeps its socket and the connections queued on it. The one of its own
+ * place first: a host name is not looked up (listen_address_matches()), so
+ * two sockets on one port may fit. A name (=NAME) is not the socket's: it
+ * is passed on as --listen says now. */
+static size_t recovered_match(const Listeners *l, const char *spec, size_t i, const size_t *claimed) {
         ListenAddress a;
         const char *err = NULL;
-        if (i >= n_specs)
-                return false;
-        if (listen_address_parse(specs[i], &a, &err) < 0)
-                return true;
-        bool r = listen_address_matches(&a, l->recovered[i]);
+        size_t found = SIZE_MAX;
+        if (listen_address_parse(spec, &a, &err) < 0)
+                return SIZE_MAX; /* out of memory: the open fails on it */
+        if (i < l->n_recovered && recovered_fits(l, &a, i, claimed, i))
+                found = i;
+        for (size_t j = 0; j < l->n_recovered && found == SIZE_MAX; j++)
+                if (recovered_fits(l, &a, i, claimed, j))
+                        found = j;
         listen_address_done(&a);
-        return r;
+        return found;
 }
 
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror) {
@@ -277,9 +298,31 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                 }
                 listen_address_done(&a);
         }
-        for (size_t i = 0; i < l->n_recovered; i++)
-                if (l->recovered[i] >= 0 && !recovered_wanted(l, specs, n_specs, i))
-                        release_recovered(l, i, i < n_specs ? specs[i] : NULL, mirror);
+        /* The recovered socket each --listen reuses (SIZE_MAX: none). */
+        _cleanup_free_ size_t *from = malloc(sizeof(size_t) * (n_specs + 1));
+        if (!from)
+                return log_error_errno(ENOMEM, "Out of memory");
+        for (size_t i = 0; i < n_specs; i++)
+                from[i] = recovered_match(l, specs[i], i, from);
+        for (size_t j = 0; j < l->n_recovered; j++) {
+                bool wanted = false;
+                for (size_t i = 0; i < n_specs; i++)
+                        wanted = wanted || from[i] == j;
+                if (l->recovered[j] >= 0 && !wanted)
+                        release_recovered(l, j, mirror);
+        }
+        /* One that moved is stored anew under the index of its place. The
+         * old names all go first, since another may be put under one (and
+         * not the put first: systemd ignores an fd it holds already, under
+         * whatever name). */
+        if (mirror) {
+                for (size_t i = 0; i < n_specs; i++)
+                        if (from[i] != SIZE_MAX && from[i] != i)
+                                mirror_listen(from[i], -EBADF);
+                for (size_t i = 0; i < n_specs; i++)
+                        if (from[i] != SIZE_MAX && from[i] != i)
+                                mirror_listen(i, l->recovered[from[i]]);
+        }
 
         for (size_t i = 0; i < n_specs; i++) {
                 ListenAddress a;
@@ -289,23 +332,22 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         return log_error_errno(r, "Out of memory");
                 int fd = -EBADF;
                 char *created = NULL;
-                if (i < l->n_recovered && l->recovered[i] >= 0) {
+                if (from[i] != SIZE_MAX) {
                         /* Never closed since a previous handoff opened it:
                          * clients queued meanwhile are served now. */
-                        fd = TAKE_FD(l->recovered[i]);
+                        fd = TAKE_FD(l->recovered[from[i]]);
                         if ((a.kind == ADDR_UNIX_STREAM || a.kind == ADDR_UNIX_DGRAM) && !a.abstract &&
                             !(created = strdup(a.path)))
                                 r = -ENOMEM;
-                        log_info("Reusing %s from the service manager's fd store.", specs[i]);
+                        if (from[i] == i)
+                                log_info("Reusing %s from the service manager's fd store.", specs[i]);
+                        else
+                                log_info("Reusing %s from the service manager's fd store, where it was stored for "
+                                         "--listen %zu.", specs[i], from[i] + 1);
                 } else {
                         r = listen_address_open(&a, specs[i], &fd, &created);
-                        if (r >= 0 && mirror) {
-                                char idx[24];
-                                snprintf(idx, sizeof idx, "%zu", i);
-                                /* One socket per --listen: this one replaces any other. */
-                                (void) sdstore_remove(SDSTORE_LISTEN_PREFIX, idx);
-                                (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd, true);
-                        }
+                        if (r >= 0 && mirror)
+                                mirror_listen(i, fd);
                 }
                 if (r >= 0 && created)
                         r = created_path_add(l, created);

@@ -22,7 +22,7 @@ typedef struct Listeners {
         size_t n_created;
         bool from_systemd;
         /* --listen sockets a previous handoff put into systemd's fd store,
-         * by --listen index (-EBADF where none) */
+         * by the --listen index they were stored for (-EBADF where none) */
         int *recovered;
         size_t n_recovered;
 } Listeners;
@@ -37,9 +37,12 @@ typedef struct Listeners {
 int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store);
 
 /* Opens each "--listen" spec, or reuses the socket recovered from systemd's
- * fd store for it. With mirror, puts each newly opened one into systemd's fd
- * store. Logs and returns a negative errno on the first one that fails; what
- * was opened is kept in l for listeners_done(). */
+ * fd store that is bound where it says, whatever index it was stored for;
+ * the recovered sockets no spec asks for are closed first. With mirror,
+ * puts each newly opened one, and each reused one whose index changed, into
+ * systemd's fd store under its index. Logs and returns a negative errno on
+ * the first one that fails; what was opened is kept in l for
+ * listeners_done(). */
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
 
 /* Records a unix socket file the service created (the next handoff learns them

@@ -20,10 +20,11 @@ import re
 import signal
 import socket
 import subprocess
+import time
 
 from handofftest.handoff import FIXTURE, HANDOFF, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load
-from handofftest.net import free_port, http_get, serving_pid
+from handofftest.net import free_port, http_get, read_all, serving_pid
 from handofftest.notify import FakeSystemd
 from handofftest.procs import fd_count, is_handoff
 from handofftest.runner import run
@@ -449,6 +450,83 @@ def test_env_recovered_listen_socket_of_a_dropped_listen_before(tmp):
         for x in socks:
             x.close()
         h.kill_all()
+
+
+class StoreModel(FakeSystemd):
+    """A fake manager that keeps, as systemd's fd store would, which sockets
+    (by inode) each FDNAME holds: store starts as initial, and every
+    FDSTOREREMOVE=1 and FDSTORE=1 that arrives is applied in order."""
+
+    def __init__(self, tmpdir, initial):
+        self.store = {name: list(inos) for name, inos in initial.items()}
+        super().__init__(tmpdir)
+
+    def _keep_fds(self, text, fds):
+        m = self.messages[-1]
+        name = m.fields.get("FDNAME")
+        if m.fields.get("FDSTOREREMOVE") == "1":
+            self.store.pop(name, None)
+        elif m.fields.get("FDSTORE") == "1":
+            self.store.setdefault(name, []).extend(os.fstat(fd).st_ino for fd in fds)
+        return fds
+
+    def entries(self):
+        with self.lock:
+            return {name: list(inos) for name, inos in self.store.items() if inos}
+
+
+def test_env_recovered_listen_sockets_moved(tmp):
+    """Stored sockets for -l A -l B (handoff.listen.0 and .1), a client
+    connected to B while handoff was down, and the unit's --listen edited so
+    that B only moved: -l B -l A, -l B, -l B -l C. B is found by what it
+    is, not by its place: reused, and the client queued on it answered
+    (before: B was shut down and bound anew, the client reset). systemd's
+    store ends up naming each socket for its new place, and no socket still
+    asked for is removed from it (-l B -l C: C's put, as handoff.listen.1,
+    removes what was stored under that name first)."""
+    port_c = free_port()
+    for layout in ("BA", "B", "BC"):
+        socks = [listening_socket()[0] for _ in range(2)]
+        ports = {"A": socks[0].getsockname()[1], "B": socks[1].getsockname()[1], "C": port_c}
+        ino = {"A": os.fstat(socks[0].fileno()).st_ino, "B": os.fstat(socks[1].fileno()).st_ino}
+        client = socket.create_connection(("127.0.0.1", ports["B"]), timeout=5)
+        fake = StoreModel(tmp, {"handoff.listen.0": [ino["A"]], "handoff.listen.1": [ino["B"]]})
+        args = [x for k in layout for x in ("-l", f"127.0.0.1:{ports[k]}")]
+        h = Launched(tmp, ["--systemd-fd-store=yes", *args], [FIXTURE], fds=[x.fileno() for x in socks],
+                     env={"LISTEN_FDS": "2", "LISTEN_PID": "self",
+                          "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.1"}, notify=fake)
+        try:
+            wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+            check(h.proc.poll() is None, f"{layout}: exit {h.proc.returncode}; log:\n{h.log()}")
+            try:
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                answer = read_all(client, time.monotonic() + 5)
+            except OSError as e:
+                answer = repr(e).encode()
+            check(answer.startswith(b"HTTP/1.1 200"),
+                  f"{layout}: the client queued on B is answered: {answer!r}; log:\n{h.log()}")
+            check(f"Reusing 127.0.0.1:{ports['B']} from the service manager's fd store" in h.log(), h.log())
+            for k in layout:
+                check(http_get(ports[k])[0] == 200, f"{layout}: {k} served; log:\n{h.log()}")
+            # READY=1 comes after every message about the --listen sockets.
+            fake.wait_count("READY", 1)
+            stored = fake.entries()
+            check(sorted(stored) == [f"handoff.listen.{i}" for i in range(len(layout))] and
+                  stored["handoff.listen.0"] == [ino["B"]],
+                  f"{layout}: B stored as handoff.listen.0, one socket per --listen: {stored}; {fake.snapshot()}")
+            if layout == "BA":
+                check(stored["handoff.listen.1"] == [ino["A"]], f"A stored as handoff.listen.1: {stored}")
+            elif layout == "BC":
+                c = stored["handoff.listen.1"]
+                check(len(c) == 1 and c[0] not in ino.values(), f"C alone stored as handoff.listen.1: {stored}")
+            check(h.stop() == 0, h.log())
+        finally:
+            client.close()
+            for x in socks:  # the service manager's copies, open until now
+                x.close()
+            h.kill_all()
+            fake.close()
+
 
 def stored_unix_sockets(tmp, *names):
     """Listening unix stream sockets as a previous handoff's --listen made
