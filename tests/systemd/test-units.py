@@ -636,6 +636,59 @@ StandardError=append:%s
     assert not os.path.exists(a), "A's file is left behind"
     um.systemctl("stop", unit)
 
+
+@with_logs
+def test_systemd_fd_store_listen_reordered_before_a_crash(um):
+    """--systemd-fd-store with --listen unix:A --listen unix:B; the unit
+    edited to --listen unix:B --listen unix:A, then handoff killed, and a
+    client connects to B while the service waits to restart: the restart
+    reuses both stored sockets whatever their place, and the client is
+    answered (before: both were shut down and bound anew, the client's
+    connection lost). systemd's store names them for their new places: a
+    second crash finds each where its --listen is."""
+    a, b = um.path("a.sock"), um.path("b.sock")
+    out = um.path("listen-reordered.log")
+    text = """[Service]
+Type=notify
+ExecStart=%s --systemd-fd-store=yes %%s -- %s
+FileDescriptorStoreMax=16
+Restart=on-failure
+RestartSec=3
+KillMode=mixed
+StandardOutput=append:%s
+StandardError=append:%s
+""" % (HANDOFF, FIXTURE, out, out)
+    unit = "handoff-listen-reordered.service"
+    um.install_unit(unit, text % ("--listen unix:%s --listen unix:%s" % (a, b)))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
+                "both sockets in systemd's store")
+    um.install_unit(unit, text % ("--listen unix:%s --listen unix:%s" % (b, a)))
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    um.wait_state(unit, "activating", timeout=15, sub_state="auto-restart")
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(15)
+        c.connect(b)
+        assert um.state(unit)[:2] == ("activating", "auto-restart"), "connected only after the restart"
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        um.wait_state(unit, "active", timeout=15, sub_state="running")
+        try:
+            answer = c.recv(4096)
+        except OSError as e:
+            answer = repr(e).encode()
+    assert answer.startswith(b"HTTP/1.1 200"), (answer, open(out).read())
+    assert um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2"
+
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] == "2", 15, "the second restart")
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    with open(out) as f:
+        log_text = f.read()
+    for spec in ("unix:" + b, "unix:" + a):
+        assert log_text.count("Reusing %s from the service manager's fd store.\n" % spec) == 1, log_text
+    um.systemctl("stop", unit)
+
 @with_logs
 def test_watchdog(um):
     demo = Demo(um, extra_dropin="WatchdogSec=1s\nRestart=no\n", args="--watchdog")
@@ -1377,6 +1430,7 @@ if __name__ == "__main__":
         test_sigkill_of_new_main_after_handover,
         test_systemd_fd_store_survives_crash,
         test_systemd_fd_store_listen_changed_before_a_crash,
+        test_systemd_fd_store_listen_reordered_before_a_crash,
         test_watchdog,
         test_rapid_sighups,
         test_stop_right_after_reload,
