@@ -23,9 +23,10 @@ int parse_pid(const char *s, pid_t *ret) {
         return 0;
 }
 
-/* Its five fields: decimal, no sign, no leading zero, one space apart. */
+/* Its six fields: decimal, no sign, no leading zero, one space apart.
+ * More may follow, after a space: a later version's, ignored. */
 static int parse_named(const char *s, ChannelNamed *ret) {
-        uint64_t v[5];
+        uint64_t v[6];
         for (size_t i = 0; i < ELEMENTSOF(v); i++) {
                 char digits[21];
                 size_t n = strspn(s, "0123456789");
@@ -39,7 +40,7 @@ static int parse_named(const char *s, ChannelNamed *ret) {
                 if (i + 1 < ELEMENTSOF(v) && *s++ != ' ')
                         return -EINVAL;
         }
-        if (*s || v[0] < 1 || v[0] > 64 || v[2] > UINT_MAX)
+        if ((*s && (*s != ' ' || !s[1])) || v[0] < 1 || v[0] > 64 || v[2] > UINT_MAX || v[5] > 4194304)
                 return -EINVAL;
         *ret = (ChannelNamed) {
                 .stop_signal = (int) v[0],
@@ -47,6 +48,7 @@ static int parse_named(const char *s, ChannelNamed *ret) {
                 .number = (unsigned) v[2],
                 .started = v[3],
                 .ready = v[4],
+                .group = (pid_t) v[5],
         };
         return 0;
 }
@@ -121,8 +123,8 @@ int channel_send_fd(int fd, int passed, const char *fmt, ...) {
 }
 
 int channel_send_named(int fd, int pidfd, const ChannelNamed *n) {
-        return channel_send_fd(fd, pidfd, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64, n->stop_signal,
-                               n->drain_timeout, n->number, n->started, n->ready);
+        return channel_send_fd(fd, pidfd, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64 " %d", n->stop_signal,
+                               n->drain_timeout, n->number, n->started, n->ready, (int) n->group);
 }
 
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {

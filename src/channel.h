@@ -22,18 +22,23 @@
  *                 "FAILED <why>"   it failed; I am exiting
  *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
  *                                  remove it at the final stop
- *                 "NAMED <signal> <usec> <number> <started> <ready>"
+ *                 "NAMED <signal> <usec> <number> <started> <ready> <group>"
  *                                  MAINPID= naming you goes to the service
  *                                  manager next (with none: TAKEOVER
  *                                  follows at once); with a pidfd of my
  *                                  serving generation's main process (none
  *                                  when I have none), the stop signal and
  *                                  drain timeout it retires with (usec:
- *                                  18446744073709551615 for never), and its
+ *                                  18446744073709551615 for never), its
  *                                  number, start and readiness (CLOCK_MONOTONIC
- *                                  usec, the same in both of us; all 0 when I
- *                                  have none). Decimal, no leading zero. An
- *                                  older next handoff ignores the message
+ *                                  usec, the same in both of us), and its
+ *                                  process group (its main's pid, while its
+ *                                  main leads it; 0: not) (all 0 when I have
+ *                                  none). Decimal, no leading zero; fields
+ *                                  after these, a space apart, are a later
+ *                                  version's, ignored. An older next handoff
+ *                                  ignores the message (one that knew it with
+ *                                  five fields too: they were never released)
  *                 "UNNAMED"        after NAMED: MAINPID= could not be sent
  *                                  after all, I am main still (an abort
  *                                  follows)
@@ -93,6 +98,7 @@ typedef struct ChannelNamed {
         unsigned number;        /* 0: none serves */
         uint64_t started;       /* CLOCK_MONOTONIC usec */
         uint64_t ready;         /* CLOCK_MONOTONIC usec */
+        pid_t group;            /* its process group, led by its main when NAMED went; 0: none */
 } ChannelNamed;
 
 typedef struct ChannelMessage {

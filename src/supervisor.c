@@ -142,7 +142,7 @@ struct Supervisor {
          * the predecessor die before TAKEOVER, or hold it after; then the
          * retirement (or hold) itself. */
         int left_pidfd;
-        pid_t left_group;       /* its process group, read at NAMED, when its main led it; 0: none */
+        pid_t left_group;       /* its process group, as NAMED told it; 0: none */
         ChannelNamed left;
         Retiree *retiree;
         sd_event_source *predecessor_exit;
@@ -938,12 +938,12 @@ static void on_named(const ChannelNamed *g, int pidfd, void *userdata) {
         safe_close(s->left_pidfd);
         s->left_pidfd = pidfd;
         s->left = *g;
-        /* Its process group, while its main still serves and leads it: the
+        /* Its process group, as the predecessor read it off its child: the
          * main may exit at once at the stop signal that comes before
-         * TAKEOVER, leaving its workers, before we look again. */
-        pid_t pid;
-        s->left_group = pidfd >= 0 && pidfd_get_pid(pidfd, &pid) >= 0 && getpgid(pid) == pid &&
-                                        pidfd_signal(pidfd, 0) == 0 ? pid : 0;
+         * TAKEOVER, leaving its workers, and be reaped before we read
+         * NAMED, let alone look at the group ourselves. Whether the id is
+         * still that group's, retiree_start_group() asks. */
+        s->left_group = pidfd >= 0 ? g->group : 0;
 }
 
 static void on_unnamed(void *userdata) {
@@ -1373,6 +1373,8 @@ static void tell_next_named(Supervisor *s) {
                 named.number = g->number;
                 named.started = g->started_usec;
                 named.ready = g->ready_usec;
+                /* Its own (spawn.c), unless its main has left it. */
+                named.group = getpgid(g->pid) == g->pid ? g->pid : 0;
         }
         listeners_forget_replaced(s->p->listeners);
         next_handoff_tell_named(s->next, s->p->listeners->created_paths, s->p->listeners->n_created, pidfd,

@@ -10,8 +10,9 @@
  *  - FAILED/STATUS/UNLINK: the text points into the input, right after the word
  *    (UNLINK: an absolute path);
  *  - EXTEND: the rest of the input is digits only, and their value is usec;
- *  - NAMED: a signal 1..64 and a number that fits an unsigned, and
- *    printing the five fields back gives the input. */
+ *  - NAMED: a signal 1..64, a number that fits an unsigned and a group
+ *    0..4194304, and printing the six fields back gives the input, or its
+ *    beginning, followed by a space and more (a later version's fields). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -75,9 +76,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case CHANNEL_NAMED: {
                 const ChannelNamed *g = &m.named;
                 FUZZ_ASSERT(g->stop_signal >= 1 && g->stop_signal <= 64, "signal %d out of range", g->stop_signal);
-                snprintf(again, sizeof again, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64, g->stop_signal,
-                         g->drain_timeout, g->number, g->started, g->ready);
-                FUZZ_ASSERT(strcmp(buf, again) == 0, "\"%s\" read as \"%s\"", buf, again);
+                FUZZ_ASSERT(g->group >= 0 && g->group <= 4194304, "group %d out of range", (int) g->group);
+                int n = snprintf(again, sizeof again, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64 " %d",
+                                 g->stop_signal, g->drain_timeout, g->number, g->started, g->ready, (int) g->group);
+                FUZZ_ASSERT(n > 0 && (size_t) n < sizeof again && strncmp(buf, again, (size_t) n) == 0 &&
+                                    (buf[n] == '\0' || (buf[n] == ' ' && buf[n + 1] != '\0')),
+                            "\"%s\" read as \"%s\"", buf, again);
                 break;
         }
         case CHANNEL_UNLINK:

@@ -101,7 +101,8 @@ def next_handoff_pid(h, n):
 def channel_shim(**behaviour):
     """The environment that runs a handoff (and everything it starts)
     under tests/fixtures/channel-shim.c, which behaves as told
-    (CHANNEL_SHIM_KILL_AFTER, CHANNEL_SHIM_DROP: see there)."""
+    (CHANNEL_SHIM_KILL_AFTER, CHANNEL_SHIM_DROP, CHANNEL_SHIM_HOLD_READ: see
+    there)."""
     shim = os.environ.get("CHANNEL_SHIM_SO")
     if not shim or not os.path.exists(shim):
         raise Skip(f"no channel shim (CHANNEL_SHIM_SO={shim!r})")
@@ -1264,6 +1265,35 @@ def test_kill_old_main_while_draining_workers_held(tmp):
         h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
         wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
         check(workers(), "its workers drain on")
+        os.kill(h.pid, signal.SIGKILL)
+        previous_workers_killed(h, new_main, old, workers)
+    finally:
+        teardown(h)
+
+
+def test_kill_old_main_while_draining_workers_held_named_read_late(tmp):
+    """As above, with the new main reading NAMED only once the old main has
+    retired generation 1 and reaped its main (the channel shim holds the
+    read until then), as on a loaded machine: NAMED says which process
+    group to hold, so the new main holds the workers all the same. Before,
+    it read the group off its main at NAMED, found that main gone, held
+    nothing, and the workers served the old code for good (the test above
+    failed so once under load)."""
+    need("handover")
+    named_read = os.path.join(tmp, "named-read")
+    h = start(tmp, "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN),
+              env=channel_shim(hold_read="NAMED ", until=named_read))
+    try:
+        old, workers = generation_1_with_workers(h)
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        new_main = h.main_pid()
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        wait_for(lambda: stat_fields(old) is None, 10, f"generation 1's main (pid {old}) reaped by the old main")
+        check(workers(), "its workers drain on")
+        open(named_read, "w").close()
         os.kill(h.pid, signal.SIGKILL)
         previous_workers_killed(h, new_main, old, workers)
     finally:

@@ -44,37 +44,47 @@ START_TEST(test_parse_good) {
         ck_assert(!m.reload_pending);
         ck_assert_int_eq(channel_parse("TAKEOVER 1", &m), 0);
         ck_assert(m.reload_pending);
-        ck_assert_int_eq(channel_parse("NAMED 15 30000000 3 1250000 1450000", &m), 0);
+        ck_assert_int_eq(channel_parse("NAMED 15 30000000 3 1250000 1450000 4242", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_NAMED);
         ck_assert_int_eq(m.named.stop_signal, 15);
         ck_assert_uint_eq(m.named.drain_timeout, 30000000);
         ck_assert_uint_eq(m.named.number, 3);
         ck_assert_uint_eq(m.named.started, 1250000);
         ck_assert_uint_eq(m.named.ready, 1450000);
+        ck_assert_int_eq(m.named.group, 4242);
+        /* A later version's fields after these are ignored. */
+        ck_assert_int_eq(channel_parse("NAMED 15 30000000 3 1250000 1450000 4242 7 x", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_NAMED);
+        ck_assert_uint_eq(m.named.ready, 1450000);
+        ck_assert_int_eq(m.named.group, 4242);
         /* --drain-timeout=infinity: never; the largest number. */
         ck_assert_int_eq(channel_parse("NAMED 64 18446744073709551615 4294967295 18446744073709551615 "
-                                       "18446744073709551615", &m), 0);
+                                       "18446744073709551615 4194304", &m), 0);
         ck_assert_int_eq(m.named.stop_signal, 64);
         ck_assert_uint_eq(m.named.drain_timeout, UINT64_MAX);
         ck_assert_uint_eq(m.named.number, UINT_MAX);
         ck_assert_uint_eq(m.named.ready, UINT64_MAX);
+        ck_assert_int_eq(m.named.group, 4194304);
         /* No serving generation: all 0. */
         ck_assert_int_eq(channel_parse("UNNAMED", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_UNNAMED);
-        ck_assert_int_eq(channel_parse("NAMED 1 0 0 0 0", &m), 0);
+        ck_assert_int_eq(channel_parse("NAMED 1 0 0 0 0 0", &m), 0);
         ck_assert_int_eq(m.named.stop_signal, 1);
         ck_assert_uint_eq(m.named.drain_timeout, 0);
         ck_assert_uint_eq(m.named.number, 0);
+        ck_assert_int_eq(m.named.group, 0);
         /* What channel_send_named() sends reads back the same. */
         int sv[2], fd = -1;
         char buf[128];
-        ChannelNamed sent = { .stop_signal = 3, .drain_timeout = 7, .number = 12, .started = 99, .ready = 100 };
+        ChannelNamed sent = { .stop_signal = 3, .drain_timeout = 7, .number = 12, .started = 99, .ready = 100,
+                              .group = 98 };
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         ck_assert_int_eq(channel_send_named(sv[0], -EBADF, &sent), 0);
         ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
-        ck_assert_str_eq(buf, "NAMED 3 7 12 99 100");
+        ck_assert_str_eq(buf, "NAMED 3 7 12 99 100 98");
         ck_assert(m.named.stop_signal == sent.stop_signal && m.named.drain_timeout == sent.drain_timeout &&
-                  m.named.number == sent.number && m.named.started == sent.started && m.named.ready == sent.ready);
+                  m.named.number == sent.number && m.named.started == sent.started && m.named.ready == sent.ready &&
+                  m.named.group == sent.group);
         close(sv[0]);
         close(sv[1]);
 }
@@ -86,12 +96,14 @@ START_TEST(test_parse_bad) {
                 "APP 99999999999999999999", "READY ", "ready", "UNLINK relative", "UNLINK ", "TAKEOVER",
                 "TAKEOVER 2", "TAKEOVER 1 ", "TAKEOVER 01", "HELLO", "EXTEND", "EXTEND ", "EXTEND 5s", "EXTEND -1",
                 "EXTEND 18446744073709551616",
-                "NAMED", "NAMED ", "NAMED 15", "NAMED 15 ", "NAMED 15 1", "NAMED 15 1 2 3", "NAMED 15 1 2 3 4 ",
-                "NAMED 15 1 2 3 4 5", "NAMED 0 1 2 3 4", "NAMED 65 1 2 3 4", "NAMED 015 1 2 3 4",
-                "NAMED -15 1 2 3 4", "NAMED 15  1 2 3 4", "NAMED 15 1s 2 3 4", "NAMED 15 -1 2 3 4",
-                "NAMED 15 18446744073709551616 2 3 4", "NAMED 15 1 4294967296 3 4", "NAMED 15 01 2 3 4",
-                "NAMED 15 1 2 3 04", "NAMED 15 1 2 3 +4", "NAMED 15 1 2 3 4\t", "NAMED TERM 1 2 3 4",
-                "NAMED  15 1 2 3 4", "NAMED 150 1 2 3 4", "NAMED 15 1 2 3 123456789012345678901",
+                "NAMED", "NAMED ", "NAMED 15", "NAMED 15 ", "NAMED 15 1", "NAMED 15 1 2 3", "NAMED 15 1 2 3 4",
+                "NAMED 15 1 2 3 4 ", "NAMED 15 1 2 3 4 5 ", "NAMED 15 1 2 3 4 5x", "NAMED 15 1 2 3 4 5\t6",
+                "NAMED 0 1 2 3 4 5", "NAMED 65 1 2 3 4 5", "NAMED 015 1 2 3 4 5",
+                "NAMED -15 1 2 3 4 5", "NAMED 15  1 2 3 4 5", "NAMED 15 1s 2 3 4 5", "NAMED 15 -1 2 3 4 5",
+                "NAMED 15 18446744073709551616 2 3 4 5", "NAMED 15 1 4294967296 3 4 5", "NAMED 15 01 2 3 4 5",
+                "NAMED 15 1 2 3 04 5", "NAMED 15 1 2 3 +4 5", "NAMED 15 1 2 3 4 5\t", "NAMED TERM 1 2 3 4 5",
+                "NAMED  15 1 2 3 4 5", "NAMED 150 1 2 3 4 5", "NAMED 15 1 2 3 123456789012345678901 5",
+                "NAMED 15 1 2 3 4 4194305", "NAMED 15 1 2 3 4 05", "NAMED 15 1 2 3 4 -5",
                 "UNNAMED ", "UNNAMED 1", "unnamed",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -127,7 +139,7 @@ START_TEST(test_send_receive_fd) {
         ChannelMessage m;
         ck_assert_int_ge(passed, 0);
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-        ck_assert_int_eq(channel_send_fd(sv[0], passed, "NAMED %d %d 2 10 20", 15, 5000000), 0);
+        ck_assert_int_eq(channel_send_fd(sv[0], passed, "NAMED %d %d 2 10 20 9", 15, 5000000), 0);
         ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
         ck_assert_int_eq(m.kind, CHANNEL_NAMED);
         ck_assert_int_eq(m.named.stop_signal, 15);
@@ -139,7 +151,7 @@ START_TEST(test_send_receive_fd) {
         ck_assert(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
         close(fd);
         /* Without an fd (the old main had no pidfd to pass): -EBADF. */
-        ck_assert_int_eq(channel_send_fd(sv[0], -EBADF, "NAMED 15 0 0 0 0"), 0);
+        ck_assert_int_eq(channel_send_fd(sv[0], -EBADF, "NAMED 15 0 0 0 0 0"), 0);
         fd = 7;
         ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
         ck_assert_int_lt(fd, 0);
