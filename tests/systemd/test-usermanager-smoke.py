@@ -5,15 +5,18 @@ Type=notify services on this machine, and the harness cleans up after itself.
 Exit status: 0 ok, 1 failure, 77 skipped (not root / no systemd / no cgroups).
 """
 
+import contextlib
 import json
 import os
 import select
 import signal
 import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
+from handofftest import usermanager  # noqa: E402
 from handofftest.net import free_port, tcp_request  # noqa: E402
 from handofftest.procs import pid_alive  # noqa: E402
 from handofftest.runner import Skip  # noqa: E402
@@ -278,6 +281,61 @@ def test_a_runtime_dir_not_left_by_us_is_refused():
                 os.rmdir(rd)
 
 
+def test_a_marker_swapped_after_its_check_is_not_read():
+    """The user owns its runtime dir's tmpfs, so it can swap the marker's
+    name for something else between a check of it by name and the open:
+    for a fifo, which the open as root then waits on for good (a symlink
+    would be followed to any file). Simulated at that moment (the check of
+    the tmpfs comes between them): reclaiming reads the marker it checked,
+    and does not wait (before: it hung until someone wrote to the fifo)."""
+    uid = 65532
+    rd = "/run/user/%d" % uid
+    if os.geteuid() != 0:
+        raise Skip("must run as root")
+    if os.path.exists(rd):
+        raise Skip("%s exists (a session?)" % rd)
+    marker = os.path.join(rd, UserManager.MARKER)
+    real_is_tmpfs_mount = usermanager._is_tmpfs_mount
+
+    def swap_then_check(path):
+        # What the user does: the marker moved aside, a fifo of its own there.
+        os.rename(marker, marker + ".moved")
+        os.mkfifo(marker, 0o600)
+        os.chown(marker, uid, uid)
+        return real_is_tmpfs_mount(path)
+
+    hung = []
+
+    def unblock():
+        # A writer that comes and goes lets a reader waiting on the fifo on.
+        hung.append(True)
+        with contextlib.suppress(OSError):
+            os.close(os.open(marker, os.O_WRONLY | os.O_NONBLOCK))
+
+    os.makedirs(rd, 0o700)
+    timer = threading.Timer(5, unblock)
+    try:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,uid=%d" % uid, "tmpfs", rd], check=True)
+        with open(marker, "x") as f:
+            json.dump({"pid": 1 << 22, "start": 0, "cgroup": "/handoff-um-1-0000"}, f)
+        usermanager._is_tmpfs_mount = swap_then_check
+        timer.start()
+        with contextlib.suppress(Skip):
+            UserManager(uid=uid)._reclaim_leftover(rd)
+        timer.cancel()
+        assert not hung, "reclaiming %s waited on the user's fifo at %s" % (rd, marker)
+        assert not os.path.exists(rd), "the leftover %s, its marker read, is not removed" % rd
+    finally:
+        timer.cancel()
+        usermanager._is_tmpfs_mount = real_is_tmpfs_mount
+        subprocess.run(["umount", rd], capture_output=True)
+        with open("/proc/self/mountinfo") as f:
+            if os.path.isdir(rd) and " %s " % rd not in f.read():
+                for name in os.listdir(rd):
+                    os.unlink(os.path.join(rd, name))
+                os.rmdir(rd)
+
+
 if __name__ == "__main__":
     run_tests([
         test_manager_starts,
@@ -287,4 +345,5 @@ if __name__ == "__main__":
         test_teardown_on_failure,
         test_leftover_of_a_killed_run_is_reclaimed,
         test_a_runtime_dir_not_left_by_us_is_refused,
+        test_a_marker_swapped_after_its_check_is_not_read,
     ])

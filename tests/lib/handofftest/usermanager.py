@@ -512,12 +512,15 @@ class UserManager:
         left = None
         try:
             # Only a file of root's is read: the user could have made a
-            # fifo there, or a marker of its own.
-            st = os.lstat(marker)
-            if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and _is_tmpfs_mount(rd):
-                with open(marker) as f:
-                    left = json.load(f)
-                owner, start, cgroup = int(left["pid"]), left["start"], str(left["cgroup"])
+            # fifo there, or a marker of its own. Checked by the fd that
+            # is read, not by name: the directory is the user's, who can
+            # swap the name for a fifo (an open that waits for good) or a
+            # symlink between a check and an open.
+            with open(os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)) as f:
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) and st.st_uid == 0 and _is_tmpfs_mount(rd):
+                    left = json.loads(f.read(4096))
+                    owner, start, cgroup = int(left["pid"]), left["start"], str(left["cgroup"])
         except (OSError, ValueError, KeyError, TypeError):
             left = None
         if left is None or not re.fullmatch(r"/%s-\d+-[0-9a-f]{4}" % re.escape(self.name), cgroup):
