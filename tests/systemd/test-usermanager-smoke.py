@@ -164,8 +164,12 @@ def test_teardown_leaves_nothing():
         um.wait_state("stray.service", "active")
         cg = um.cgroup
         mpid = um.pid
-        pids = um.leftover_pids()
-        assert len(pids) >= 4, pids   # python server, 2 sleeps, sh, ...
+        # python server, 2 sleeps, sh, ...: the shell forks its sleeps
+        # after the unit is active, so wait for them.
+        def all_started():
+            pids = um.leftover_pids()
+            return pids if len(pids) >= 4 else None
+        pids = um.wait_for(all_started, 10, "the server, the shell and its two sleeps")
     # Everything gone: manager, services, strays, cgroup dirs, temp dir.
     assert not pid_alive(mpid), "manager %d still alive" % mpid
     alive = [p for p in pids if pid_alive(p)]
