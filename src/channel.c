@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "channel.h"
 #include "close-async.h"
@@ -81,6 +85,8 @@ int channel_parse(const char *buf, ChannelMessage *ret) {
                 m.kind = CHANNEL_NAMED;
         else if (strcmp(buf, "UNNAMED") == 0)
                 m.kind = CHANNEL_UNNAMED;
+        else if (strcmp(buf, "UNLINKS") == 0)
+                m.kind = CHANNEL_UNLINKS;
         else
                 return -EBADMSG;
         *ret = m;
@@ -119,6 +125,51 @@ int channel_send_fd(int fd, int passed, const char *fmt, ...) {
         va_start(ap, fmt);
         int r = channel_vsend(fd, passed, fmt, ap);
         va_end(ap);
+        return r;
+}
+
+int channel_send_unlinks(int fd, char *const *paths, size_t n) {
+        _cleanup_close_ int m = memfd_create("handoff-unlinks", MFD_CLOEXEC);
+        if (m < 0)
+                return -errno;
+        for (size_t i = 0; i < n; i++)
+                for (size_t done = 0, size = strlen(paths[i]) + 1; done < size;) {
+                        ssize_t k = write(m, paths[i] + done, size - done);
+                        if (k < 0)
+                                return -errno;
+                        done += (size_t) k;
+                }
+        return channel_send_fd(fd, m, "UNLINKS");
+}
+
+int channel_read_unlinks(int fd, void (*cb)(const char *path, void *userdata), void *userdata) {
+        /* A regular file only: anything else may block a read. Read from
+         * its start on a copy: the sender's writes left the offset, which
+         * we share, at its end. */
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        FILE *f = lseek(copy, 0, SEEK_SET) == 0 ? fdopen(copy, "r") : NULL;
+        if (!f) {
+                int r = -errno;
+                safe_close(copy);
+                return r;
+        }
+        char *path = NULL;
+        size_t size = 0;
+        ssize_t k;
+        while ((k = getdelim(&path, &size, '\0', f)) > 0)
+                /* The last one, if it lacks its NUL, is cut short. */
+                if (path[0] == '/' && path[k - 1] == '\0')
+                        cb(path, userdata);
+        int r = ferror(f) ? -EIO : 0;
+        free(path);
+        fclose(f);
         return r;
 }
 

@@ -12,16 +12,21 @@
  *   next -> old:  "PID <n>" with a pidfd of itself, first of all
  *                 (sent between fork and exec, by spawn.c)
  *                 "FEATURES <word> ..."  what it understands beyond the
- *                                  first version: "stop" (STOP, DRAINED); an
- *                                  older handoff ignores the message
+ *                                  first version: "stop" (STOP, DRAINED),
+ *                                  "unlinks" (UNLINKS); an older handoff
+ *                                  ignores the message
  *                 "APP <pid>"      its candidate generation's main pid
  *                 "STATUS <text>"  that generation's own STATUS=, while it starts
  *                 "EXTEND <usec>"  its EXTEND_TIMEOUT_USEC=, while it starts: the
  *                                  old main relays it, and waits that much longer
  *                 "READY"          that generation is ready; commit me
  *                 "FAILED <why>"   it failed; I am exiting
- *   old -> next:  "UNLINK <path>"  a unix socket file the service created:
- *                                  remove it at the final stop
+ *   old -> next:  "UNLINKS"        the unix socket files the service created,
+ *                                  to remove at the final stop: in a memfd
+ *                                  that comes with it, each path followed by
+ *                                  a NUL (to one that said "unlinks")
+ *                 "UNLINK <path>"  one of them, a message each (to an older
+ *                                  one: at most CHANNEL_MAX_UNLINK)
  *                 "NAMED <signal> <usec> <number> <started> <ready> <group>"
  *                                  MAINPID= naming you goes to the service
  *                                  manager next (with none: TAKEOVER
@@ -68,12 +73,25 @@
  *
  * The old main may not read for a while (stopped, starved of CPU) while the
  * next handoff's STATUS lines fill its end: the next handoff's reports wait
- * in an outbox then (outbox.h), and READY, FAILED and APP still arrive. */
+ * in an outbox then (outbox.h), and READY, FAILED and APP still arrive.
+ *
+ * The other way, the old main says a few short messages over the channel's
+ * whole life, each at most once (the standby's GO, which it reads before it
+ * starts, aside): UNLINKS, NAMED, UNNAMED, TAKEOVER, STOP and DRAINED. The
+ * buffer holds them all with nothing read (some 270 short messages fit the
+ * default 208 KiB), so they are sent without waiting, and none is lost
+ * however long the next handoff does not read, nor after the old main has
+ * exited. What grows with the service (its unix socket files: there may be
+ * thousands) goes in a memfd, not in messages of its own: a message a path
+ * filled the buffer, and NAMED or UNNAMED behind them was lost. */
 
 #define HANDOFF_CONTROL_FD_ENV "HANDOFF_CONTROL_FD"
 #define CHANNEL_MAX_MESSAGE 4200
 /* The reports that must arrive are a few per reload. */
 #define CHANNEL_MAX_QUEUED 32
+/* UNLINK messages to a next handoff that takes no UNLINKS: they leave room
+ * for the messages that follow them. */
+#define CHANNEL_MAX_UNLINK 64
 
 typedef enum {
         CHANNEL_PID,
@@ -89,6 +107,7 @@ typedef enum {
         CHANNEL_DRAINED,
         CHANNEL_NAMED,
         CHANNEL_UNNAMED,
+        CHANNEL_UNLINKS,
 } ChannelKind;
 
 /* NAMED's news of the old main's serving generation. */
@@ -113,6 +132,13 @@ typedef struct ChannelMessage {
 
 /* Parses one NUL-terminated message. -EBADMSG for anything else. */
 int channel_parse(const char *buf, ChannelMessage *ret);
+
+/* Sends UNLINKS, with a memfd of the n paths. */
+int channel_send_unlinks(int fd, char *const *paths, size_t n);
+/* Calls cb with each absolute path in the file of an UNLINKS message
+ * (which stays the caller's): 0, or -errno when it cannot be read (the
+ * paths before that were given). */
+int channel_read_unlinks(int fd, void (*cb)(const char *path, void *userdata), void *userdata);
 
 /* Sends NAMED, with pidfd (none when it is negative). */
 int channel_send_named(int fd, int pidfd, const ChannelNamed *n);

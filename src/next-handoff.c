@@ -40,9 +40,10 @@ struct NextHandoff {
         bool failed;                /* reported failed (by itself, or we gave up on it) */
         bool gave_up;               /* it said FAILED: it is stopping by itself */
         bool taken_over;
-        bool unlinks_sent;          /* the UNLINK messages: with NAMED, or else with TAKEOVER */
+        bool unlinks_sent;          /* UNLINKS (or UNLINK): with NAMED, or else with TAKEOVER */
         bool named;                 /* NAMED went */
         bool takes_stop;            /* FEATURES said "stop" */
+        bool takes_unlinks;         /* FEATURES said "unlinks" */
         bool channel_closed;        /* its end of file came: its exit is waited for (EXIT_STATUS_WAIT) */
         usec_t exit_wait_until;     /* its status is waited for until then */
 
@@ -222,6 +223,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                 break;
         case CHANNEL_FEATURES:
                 n->takes_stop = words_contain(m.text, "stop");
+                n->takes_unlinks = words_contain(m.text, "unlinks");
                 break;
         case CHANNEL_EXTEND:
                 if (!n->ready_at && !n->failed) {
@@ -509,19 +511,29 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
         return 0;
 }
 
-/* A message each: a path may hold any byte but NUL. Sent without waiting,
- * and no outbox (outbox.h) is needed: nothing else goes this way after the
- * start, so they fill an empty buffer, which takes some 270 such messages
- * at the default 208 KiB, and what was sent stays readable after we exit. */
+/* One message, however many: the channel's buffer holds every message we
+ * send with room to spare (channel.h), and so NAMED and the rest after it
+ * are never lost to a full one. A next handoff of an older version takes a
+ * message a path: it gets as many as leave that room. */
 static void send_unlink_paths(NextHandoff *n, char *const *unlink_paths, size_t n_paths) {
         if (n->unlinks_sent)
                 return;
         n->unlinks_sent = true;
-        for (size_t i = 0; i < n_paths; i++) {
+        if (n->takes_unlinks) {
+                int r = n_paths > 0 ? channel_send_unlinks(n->channel, unlink_paths, n_paths) : 0;
+                if (r < 0)
+                        log_warning_errno(r, "Failed to pass on the unix socket files to remove at the final stop: %m");
+                return;
+        }
+        for (size_t i = 0; i < n_paths && i < CHANNEL_MAX_UNLINK; i++) {
                 int r = channel_send(n->channel, "UNLINK %s", unlink_paths[i]);
                 if (r < 0)
                         log_warning_errno(r, "Failed to pass on %s: %m", unlink_paths[i]);
         }
+        if (n_paths > CHANNEL_MAX_UNLINK)
+                log_warning("The next handoff (pid %d) is of a version that takes a message for each unix socket "
+                            "file; %zu of them, from %s on, are not passed on: it leaves them at its final stop.",
+                            (int) n->pid, n_paths - CHANNEL_MAX_UNLINK, unlink_paths[CHANNEL_MAX_UNLINK]);
 }
 
 void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,

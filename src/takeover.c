@@ -107,7 +107,11 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         if (m.kind == CHANNEL_UNLINK && !t->took_over)
                 t->cb->unlink_path(m.text, t->userdata);
-        else if (m.kind == CHANNEL_NAMED && !t->took_over && !t->named && t->cb->named) {
+        else if (m.kind == CHANNEL_UNLINKS && !t->took_over && passed >= 0) {
+                r = channel_read_unlinks(passed, t->cb->unlink_path, t->userdata);
+                if (r < 0)
+                        log_warning_errno(r, "Failed to read the unix socket files to remove at the final stop: %m");
+        } else if (m.kind == CHANNEL_NAMED && !t->took_over && !t->named && t->cb->named) {
                 t->named = true;
                 t->cb->named(&m.named, TAKE_FD(passed), t->userdata);
         } else if (m.kind == CHANNEL_UNNAMED && !t->took_over && t->named && t->cb->unnamed) {
@@ -136,7 +140,7 @@ int takeover_new(sd_event *e, int channel, const TakeoverCallbacks *cb, void *us
         if (r >= 0)
                 r = outbox_new(e, t->channel, true, CHANNEL_MAX_QUEUED, CHANNEL_MAX_MESSAGE, &t->outbox);
         /* Before anything else of ours: an older predecessor ignores it. */
-        if (r >= 0 && outbox_put(t->outbox, OUTBOX_EVERY, "FEATURES stop") < 0)
+        if (r >= 0 && outbox_put(t->outbox, OUTBOX_EVERY, "FEATURES stop unlinks") < 0)
                 log_debug("Failed to tell the previous handoff what this one understands.");
         if (r < 0) {
                 takeover_free(t);

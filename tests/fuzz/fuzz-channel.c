@@ -6,7 +6,7 @@
  *  - the input is read as a C string in a heap block of exactly its size;
  *  - a refused message returns -EBADMSG and leaves the output untouched;
  *  - PID/APP: the pid is 1..4194304 and printing it back gives the input;
- *  - READY, TAKEOVER 0|1: the input is exactly that;
+ *  - READY, TAKEOVER 0|1, UNLINKS: the input is exactly that;
  *  - FAILED/STATUS/UNLINK: the text points into the input, right after the word
  *    (UNLINK: an absolute path);
  *  - EXTEND: the rest of the input is digits only, and their value is usec;
@@ -99,6 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 break;
         case CHANNEL_UNNAMED:
                 FUZZ_ASSERT(strcmp(buf, "UNNAMED") == 0, "\"%s\" read as UNNAMED", buf);
+                break;
+        case CHANNEL_UNLINKS:
+                FUZZ_ASSERT(strcmp(buf, "UNLINKS") == 0, "\"%s\" read as UNLINKS", buf);
                 break;
         default:
                 FUZZ_ASSERT(false, "unknown kind %d", (int) m.kind);

@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import threading
@@ -1021,6 +1022,143 @@ def test_kill_old_main_between_mainpid_and_named(tmp):
         runtime_files_removed(h, h.pid)
     finally:
         teardown(h, load)
+
+
+# ---- many --listen unix sockets: what the old main says on the channel ---------
+
+def unix_listens_paths(tmp, n):
+    return [os.path.join(tmp, "u", f"{i:04d}") for i in range(n)]
+
+
+def unix_listens(tmp, n):
+    """n --listen unix: sockets in tmp, and their paths."""
+    os.mkdir(os.path.join(tmp, "u"))
+    paths = unix_listens_paths(tmp, n)
+    return [a for p in paths for a in ("-l", f"unix:{p}")], paths
+
+
+def channel_holds(message):
+    """How many messages as long as message the handover channel (a
+    SOCK_SEQPACKET pair with the default buffer) holds while its reader
+    reads nothing."""
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    with a, b:
+        a.setblocking(False)
+        n = 0
+        while True:
+            try:
+                a.send(message.encode())
+            except BlockingIOError:
+                return n
+            n += 1
+
+
+def unlink_message(tmp):
+    """What the old main used to send for each of unix_listens()'s paths."""
+    return "UNLINK " + os.path.join(tmp, "u", "0000")
+
+
+def old_main_killed_at_mainpid_with_many_unix_sockets(tmp, older):
+    """The old main SIGKILLed right after MAINPID=, as in
+    test_kill_old_main_between_mainpid_and_named, with more --listen unix
+    sockets than the channel holds UNLINK messages of, and a next handoff
+    that reads nothing more until the old main is dead (as one starved of
+    CPU would). It takes over by itself all the same. older: the next
+    handoff seems of a version that takes no UNLINKS (the shim drops its
+    FEATURES): it is told of the first CHANNEL_MAX_UNLINK files only, and
+    leaves the rest at its final stop. Returns the socket files left
+    after that stop, and their number."""
+    need("handover")
+    n = channel_holds(unlink_message(tmp)) + 50
+    listens, paths = unix_listens(tmp, n)
+    released = os.path.join(tmp, "released")
+    shim = armed_shim(tmp, kill_at_mainpid="self", hold_read="UNLINK", until=released,
+                      **({"drop": "FEATURES "} if older else {}))
+    h = start(tmp, *listens, env=shim)
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "50")
+        arm(tmp)
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        check(h.proc.wait(timeout=20) == -signal.SIGKILL, f"the old main killed at MAINPID=:\n{h.log()}")
+        check(h.mains() == [h.pid, succ], f"MAINPID= named the next handoff: {h.mains()}")
+        open(released, "w").close()
+        h.wait_log(f"handoff[{succ}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
+        wait_for(lambda: not alive(old), 10, f"generation 1 (pid {old}) exits:\n{h.log()}")
+        check(one_serving(h) == h.generation_pid(2), "generation 2 serves")
+        check(all(os.path.exists(p) for p in paths), "premise: the socket files serve on")
+        check(("of a version that takes a message for each unix socket file" in h.log()) == older,
+              f"a warning for an older next handoff only:\n{h.log()}")
+        stop_clean(h)
+        return [p for p in paths if os.path.exists(p)], n
+    finally:
+        teardown(h)
+
+
+def test_kill_old_main_at_mainpid_with_many_unix_sockets(tmp):
+    """old_main_killed_at_mainpid_with_many_unix_sockets(): the next
+    handoff removes every socket file at the final stop. Before, each path
+    went in a message of its own, without waiting: they filled the
+    channel's buffer, the rest were lost (EAGAIN), and so was NAMED after
+    them; the next handoff took the end of file for an abort and stopped,
+    with systemd naming it main: the service ended *(found by review)*."""
+    left, n = old_main_killed_at_mainpid_with_many_unix_sockets(tmp, older=False)
+    check(not left, f"{len(left)} of {n} socket files left after the final stop: {left[:3]}...")
+
+
+def test_kill_old_main_at_mainpid_with_many_unix_sockets_older_next_handoff(tmp):
+    """As above, with a next handoff of a version before UNLINKS: it gets a
+    message for each of the first 64 paths (CHANNEL_MAX_UNLINK), which leave
+    room for NAMED, so it takes over all the same; it removes those files
+    at the final stop, and leaves the others, as the old main warned."""
+    left, n = old_main_killed_at_mainpid_with_many_unix_sockets(tmp, older=True)
+    check(left == unix_listens_paths(tmp, n)[64:], f"{len(left)} of {n} socket files left, the first at "
+          f"{left[:1]}; the first 64 removed")
+
+
+def test_mainpid_not_sent_with_many_unix_sockets(tmp):
+    """MAINPID= cannot be sent (nobody is bound to the manager's socket)
+    after NAMED went, with as many --listen unix sockets as leaves NAMED the
+    last message the channel's buffer took in the old protocol, a path a
+    message, while the next handoff read nothing: UNNAMED still reaches
+    it, so it takes the old main's abort for one, not for its death. The
+    old main serves on as the only main, generation 1 with it. Before,
+    UNNAMED was lost (EAGAIN): the next handoff took over by itself and
+    retired generation 1 while the old main served on as main *(found by
+    review)*."""
+    need("handover")
+    n = channel_holds(unlink_message(tmp)) - 1
+    listens, paths = unix_listens(tmp, n)
+    released = os.path.join(tmp, "released")
+    h = start(tmp, *listens, env=channel_shim(hold_sent="READY", until=released))
+    try:
+        old = serving_pid(h.port)
+        set_args(h.args_file, "--init-delay", "1000")
+        h.signal(signal.SIGHUP)
+        h.notify.wait_count("RELOADING", 1)
+        succ = next_handoff_pid(h, 2)
+        h.notify.close()
+        h.wait_log(f"Failed to tell the service manager MAINPID={succ}", 20)
+        # Answered in a later turn of its loop than the rollback's UNNAMED.
+        wait_for(lambda: status_json(h.pid)["reloads_failed"] == 1, 10, f"the reload failed:\n{h.log()}")
+        open(released, "w").close()
+        wait_for(lambda: not alive(succ), 20, f"the next handoff {succ} stops:\n{h.log()}")
+        log = h.log()
+        check(f"handoff[{succ}]: Retiring the previous handoff's generation" not in log and
+              f"handoff[{succ}]: The previous handoff is gone after it had named this one main" not in log,
+              f"the next handoff took the abort for one:\n{log}")
+        check(alive(h.pid) and h.proc.poll() is None, f"the old main runs on:\n{log}")
+        check(alive(old) and serving_pid(h.port) == old, f"generation 1 serves on:\n{log}")
+        h.notify = HoldingSystemd(tmp, hold=False)
+        set_args(h.args_file, "--init-delay", "50")
+        h.signal(signal.SIGHUP)
+        h.wait_ready(1, timeout=20)
+        check(h.main_pid() not in (h.pid, succ), f"the next reload hands over: {h.mains()}")
+        stop_clean(h)
+        check(not any(os.path.exists(p) for p in paths), "the socket files are removed at the final stop")
+    finally:
+        teardown(h)
 
 
 # ---- SIGKILL of the old handoff while it drains (handover mode) ------------------

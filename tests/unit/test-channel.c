@@ -4,6 +4,7 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -39,6 +40,8 @@ START_TEST(test_parse_good) {
         ck_assert_int_eq(channel_parse("UNLINK /run/x.sock", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_UNLINK);
         ck_assert_str_eq(m.text, "/run/x.sock");
+        ck_assert_int_eq(channel_parse("UNLINKS", &m), 0);
+        ck_assert_int_eq(m.kind, CHANNEL_UNLINKS);
         ck_assert_int_eq(channel_parse("TAKEOVER 0", &m), 0);
         ck_assert_int_eq(m.kind, CHANNEL_TAKEOVER);
         ck_assert(!m.reload_pending);
@@ -104,7 +107,7 @@ START_TEST(test_parse_bad) {
                 "NAMED 15 1 2 3 04 5", "NAMED 15 1 2 3 +4 5", "NAMED 15 1 2 3 4 5\t", "NAMED TERM 1 2 3 4 5",
                 "NAMED  15 1 2 3 4 5", "NAMED 150 1 2 3 4 5", "NAMED 15 1 2 3 123456789012345678901 5",
                 "NAMED 15 1 2 3 4 4194305", "NAMED 15 1 2 3 4 05", "NAMED 15 1 2 3 4 -5",
-                "UNNAMED ", "UNNAMED 1", "unnamed",
+                "UNNAMED ", "UNNAMED 1", "unnamed", "UNLINKS ", "UNLINKS /run/x.sock", "unlinks",
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 ChannelMessage m = { .kind = CHANNEL_READY, .pid = 7 };
@@ -167,6 +170,82 @@ START_TEST(test_send_receive_fd) {
 }
 END_TEST
 
+typedef struct Paths {
+        size_t n;
+        char last[64];
+} Paths;
+
+static void count_path(const char *path, void *userdata) {
+        Paths *p = userdata;
+        char want[64];
+        snprintf(want, sizeof want, "/run/s%zu.sock", p->n++);
+        ck_assert_str_eq(path, want);
+        snprintf(p->last, sizeof p->last, "%s", path);
+}
+
+/* What the old main says, with more unix socket files than the channel's
+ * buffer holds messages: every message arrives, in order, though the
+ * reader reads nothing until the writer is gone. A message a path filled
+ * the buffer, and the ones after it (NAMED, UNNAMED) were lost. */
+START_TEST(test_unlinks_many) {
+        enum { N = 20000 };
+        static char names[N][24];
+        static char *paths[N];
+        int sv[2], fd = -EBADF, pidfd = eventfd(0, EFD_CLOEXEC);
+        char buf[CHANNEL_MAX_MESSAGE];
+        ChannelMessage m;
+        for (size_t i = 0; i < N; i++) {
+                snprintf(names[i], sizeof names[i], "/run/s%zu.sock", i);
+                paths[i] = names[i];
+        }
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(channel_send_unlinks(sv[0], paths, N), 0);
+        ck_assert_int_eq(channel_send_fd(sv[0], pidfd, "NAMED 15 0 0 0 0 0"), 0);
+        ck_assert_int_eq(channel_send(sv[0], "UNNAMED"), 0);
+        close(sv[0]);
+
+        ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
+        ck_assert_int_eq(m.kind, CHANNEL_UNLINKS);
+        Paths p = {};
+        ck_assert_int_eq(channel_read_unlinks(fd, count_path, &p), 0);
+        ck_assert_uint_eq(p.n, N);
+        /* Read again from its start: the offset is not the reader's to keep. */
+        p = (Paths) {};
+        ck_assert_int_eq(channel_read_unlinks(fd, count_path, &p), 0);
+        ck_assert_uint_eq(p.n, N);
+        close(fd);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), 1);
+        ck_assert_int_eq(m.kind, CHANNEL_NAMED);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), 1);
+        ck_assert_int_eq(m.kind, CHANNEL_UNNAMED);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), 0);
+        close(sv[1]);
+        close(pidfd);
+}
+END_TEST
+
+/* An UNLINKS file is read up to a path cut short, relative paths are
+ * skipped, and an fd that is not a regular file is refused unread. */
+START_TEST(test_unlinks_bad) {
+        char tmpl[] = "/tmp/test-channel-XXXXXX";
+        int f = mkstemp(tmpl);
+        ck_assert_int_ge(f, 0);
+        unlink(tmpl);
+        static const char data[] = "/run/s0.sock\0relative\0\0/run/s1.sock\0/run/s2.so";
+        ck_assert_int_eq(write(f, data, sizeof data - 1), (ssize_t) sizeof data - 1);
+        Paths p = {};
+        ck_assert_int_eq(channel_read_unlinks(f, count_path, &p), 0);
+        ck_assert_uint_eq(p.n, 2);
+        ck_assert_str_eq(p.last, "/run/s1.sock");
+        close(f);
+        int e = eventfd(0, EFD_CLOEXEC);
+        p = (Paths) {};
+        ck_assert_int_eq(channel_read_unlinks(e, count_path, &p), -EBADFD);
+        ck_assert_uint_eq(p.n, 0);
+        close(e);
+}
+END_TEST
+
 START_TEST(test_inherit_from_env) {
         Inheritance in;
         setenv("HANDOFF_GENERATION", "5", 1);
@@ -198,6 +277,8 @@ int main(void) {
         tcase_add_test(tc, test_parse_bad);
         tcase_add_test(tc, test_send_receive);
         tcase_add_test(tc, test_send_receive_fd);
+        tcase_add_test(tc, test_unlinks_many);
+        tcase_add_test(tc, test_unlinks_bad);
         tcase_add_test(tc, test_inherit_from_env);
         suite_add_tcase(s, tc);
         return unit_run(s);

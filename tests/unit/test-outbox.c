@@ -409,7 +409,7 @@ START_TEST(test_takeover_reports_wait_for_a_stalled_predecessor) {
         }
         /* What it understands, first (an older predecessor ignores it). */
         ck_assert_uint_eq(r.n, 5);
-        ck_assert_str_eq(r.msgs[0], "FEATURES stop");
+        ck_assert_str_eq(r.msgs[0], "FEATURES stop unlinks");
         ck_assert_str_eq(r.msgs[1], "APP 42");
         ck_assert_str_eq(r.msgs[2], "EXTEND 30000000");
         ck_assert_str_eq(r.msgs[3], "STATUS step 200");
