@@ -104,7 +104,7 @@ static int channel_vsend(int fd, int passed, const char *fmt, va_list ap) {
         union {
                 struct cmsghdr align;
                 char raw[CMSG_SPACE(sizeof(int))];
-        } control;
+        } control = {};
         struct iovec iov = { .iov_base = buf, .iov_len = (size_t) n };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         if (passed >= 0)
