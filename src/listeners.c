@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: MIT */
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "sdstore.h"
 #include "listeners.h"
 #include "log.h"
+#include "socket-file.h"
 
 char *fdnames_join(char *const *names, size_t n) {
         size_t len = 1;
@@ -160,13 +162,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
 /* The file is told by its inode, which our socket, bound to it, keeps
  * from being reused while we hold it: a file at the path with the same
  * inode is ours, whoever removed or replaced it meanwhile. */
-static int created_path_add(Listeners *l, char *path) {
-        struct stat st;
-        if (path && lstat(path, &st) < 0) {
-                log_debug_errno(errno, "Not removing %s at stop: %m", path);
-                free(path);
-                return 0;
-        }
+static int created_file_add(Listeners *l, char *path, dev_t dev, ino_t ino) {
         char **p = path ? realloc(l->created_paths, sizeof(char *) * (l->n_created + 1)) : NULL;
         if (p)
                 l->created_paths = p;
@@ -180,13 +176,28 @@ static int created_path_add(Listeners *l, char *path) {
         }
         l->created_inos = i;
         l->created_paths[l->n_created] = path;
-        l->created_devs[l->n_created] = st.st_dev;
-        l->created_inos[l->n_created++] = st.st_ino;
+        l->created_devs[l->n_created] = dev;
+        l->created_inos[l->n_created++] = ino;
         return 0;
+}
+
+/* The file at path now. */
+static int created_path_add(Listeners *l, char *path) {
+        struct stat st;
+        if (path && lstat(path, &st) < 0) {
+                log_debug_errno(errno, "Not removing %s at stop: %m", path);
+                free(path);
+                return 0;
+        }
+        return created_file_add(l, path, path ? st.st_dev : 0, path ? st.st_ino : 0);
 }
 
 int listeners_add_created_path(Listeners *l, const char *path) {
         return created_path_add(l, strdup(path));
+}
+
+int listeners_add_created_file(Listeners *l, const char *path, dev_t dev, ino_t ino) {
+        return created_file_add(l, strdup(path), dev, ino);
 }
 
 void listeners_forget_replaced(Listeners *l) {
@@ -218,6 +229,28 @@ static void mirror_listen(size_t i, int fd) {
                 (void) sdstore_put(SDSTORE_LISTEN_PREFIX, idx, fd, true);
 }
 
+/* Removes the file at path if it is the one socket fd is bound to (fd >=
+ * 0), or else the file dev/ino: 1 removed, 0 not that file (or none), or a
+ * negative errno. Looked at and removed through its directory, opened
+ * once, so that no directory on the way renamed, no symlink swapped in
+ * between, makes the file removed another than the one looked at. (Who
+ * may write that directory can still replace the file in between, but
+ * could as well remove it.) */
+static int unlink_own_file(const char *path, int fd, dev_t dev, ino_t ino) {
+        const char *base = strrchr(path, '/') + 1; /* absolute */
+        _cleanup_free_ char *dir = strndup(path, (size_t) (base - path));
+        if (!dir)
+                return -ENOMEM;
+        _cleanup_close_ int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        struct stat st;
+        if (dfd < 0 || fstatat(dfd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : -errno;
+        int r = fd >= 0 ? socket_file_is(fd, &st) : st.st_dev == dev && st.st_ino == ino;
+        if (r <= 0)
+                return r;
+        return unlinkat(dfd, base, 0) < 0 ? -errno : 1;
+}
+
 /* A socket a previous handoff put into systemd's fd store (for --listen i
  * then) that no --listen asks for any more: --listen changed since (a
  * restart that kept systemd's store, a crash after a daemon-reload), and
@@ -227,13 +260,12 @@ static void mirror_listen(size_t i, int fd) {
  * holds a copy of it, which it lets go of only once it has read
  * FDSTOREREMOVE=1 (or seen the hang-up), while a socket shut down listens
  * for no holder and lets its port be bound anew (SO_REUSEADDR). Its unix
- * socket file is removed when then nothing listens there, or it would be
- * left behind for good; a datagram socket takes a connect() shut down as
- * well, so its file is left to the stale socket probe of whatever binds
- * that path next. */
+ * socket file is removed, or it would be left behind for good: the file it
+ * is bound to, not any at its path (removed and bound again since by
+ * another, perhaps not listening yet, which a stale socket probe would
+ * take for dead). */
 static void release_recovered(Listeners *l, size_t i, bool mirror) {
-        int fd = l->recovered[i], type = 0;
-        socklen_t tlen = sizeof type;
+        int fd = l->recovered[i];
         union {
                 struct sockaddr_un un;
                 char raw[sizeof(struct sockaddr_un) + 1]; /* a NUL after the longest path */
@@ -244,12 +276,16 @@ static void release_recovered(Listeners *l, size_t i, bool mirror) {
                  "it any more.", i + 1);
         (void) shutdown(fd, SHUT_RDWR);
         if (getsockname(fd, (struct sockaddr *) &sa.un, &len) >= 0 && sa.un.sun_family == AF_UNIX &&
-            len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/' &&
-            getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tlen) >= 0 && unix_path_probe(&sa.un, len, type) > 0) {
-                if (unlink(sa.un.sun_path) < 0)
-                        log_warning_errno(errno, "Failed to remove %s: %m", sa.un.sun_path);
-                else
+            len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/') {
+                int r = unlink_own_file(sa.un.sun_path, fd, 0, 0);
+                if (r > 0)
                         log_info("Removed %s, the file of that socket.", sa.un.sun_path);
+                else if (r == 0)
+                        log_info("Not removing %s: not the file of that socket (removed or replaced since).",
+                                 sa.un.sun_path);
+                else
+                        log_warning_errno(r, "Not removing %s: failed to tell whether it is the file of that "
+                                          "socket: %m", sa.un.sun_path);
         }
         l->recovered[i] = safe_close(fd);
         if (mirror)
@@ -369,8 +405,10 @@ void listeners_done(Listeners *l, bool unlink_paths) {
         if (unlink_paths)
                 listeners_forget_replaced(l);
         for (size_t i = 0; i < l->n_created; i++) {
-                if (unlink_paths && unlink(l->created_paths[i]) < 0 && errno != ENOENT)
-                        log_warning_errno(errno, "Failed to remove %s: %m", l->created_paths[i]);
+                int r = unlink_paths ? unlink_own_file(l->created_paths[i], -EBADF, l->created_devs[i],
+                                                       l->created_inos[i]) : 0;
+                if (r < 0)
+                        log_warning_errno(r, "Failed to remove %s: %m", l->created_paths[i]);
                 free(l->created_paths[i]);
         }
         for (size_t i = 0; i < l->n; i++)

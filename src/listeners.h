@@ -46,8 +46,10 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
 
 /* Records a unix socket file the service created (the next handoff learns them
- * from its predecessor), to be removed at the final stop: the file that is at
- * path now. */
+ * from its predecessor), to be removed at the final stop: the file dev/ino,
+ * as the predecessor found it when it bound it, if it is still at path then. */
+int listeners_add_created_file(Listeners *l, const char *path, dev_t dev, ino_t ino);
+/* ... the file that is at path now (an older predecessor did not say which). */
 int listeners_add_created_path(Listeners *l, const char *path);
 
 /* Forgets the created files that are no longer at their paths (removed, or

@@ -582,6 +582,52 @@ def test_env_recovered_unix_socket_path_taken_by_another_listen(tmp):
         h.kill_all()
 
 
+def test_env_recovered_unix_socket_file_replaced(tmp):
+    """A stored unix socket whose --listen is gone, its file removed since
+    and the path bound again by another socket, not listening yet (as
+    another user may, between its bind() and its listen()): that file is
+    not the stored socket's, and is left (before: a connect() refused made
+    it a stale one, and it was removed)."""
+    (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
+    os.unlink(b)
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(b)
+    ino = os.stat(b).st_ino
+    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        h.wait_log("is ready")
+        check("Not removing %s: not the file of that socket" % b in h.log(), h.log())
+        check(os.path.exists(b) and os.stat(b).st_ino == ino,
+              f"the other socket's file is left; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in socks + [other]:
+            x.close()
+        h.kill_all()
+
+
+def test_env_recovered_unix_dgram_socket_no_longer_listened_on(tmp):
+    """A stored unix datagram socket whose --listen is gone: its own file
+    is removed (before: left, since a datagram socket shut down takes a
+    connect() as a live one would, and the stale socket probe was all
+    there was to tell)."""
+    path = os.path.join(tmp, "d.sock")
+    dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dgram.bind(path)
+    (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
+    socks.append(dgram)
+    env.update(LISTEN_FDS="2", LISTEN_FDNAMES="handoff.listen.0:handoff.listen.1")
+    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        h.wait_log("is ready")
+        check(not os.path.exists(path), f"the dropped socket's file is removed; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in socks:
+            x.close()
+        h.kill_all()
+
+
 def test_env_inherited_fd_not_a_socket(tmp):
     r, w = os.pipe()
     s, _ = listening_socket()
