@@ -116,16 +116,17 @@ unsigned next_handoff_number(const NextHandoff *n) {
 
 static void fail(NextHandoff *n, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void fail(NextHandoff *n, const char *fmt, ...) {
-        char why[192];
+        _cleanup_free_ char *why = NULL;
         if (n->failed || n->taken_over)
                 return;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(why, sizeof why, fmt, ap);
+        if (vasprintf(&why, fmt, ap) < 0)
+                why = NULL;
         va_end(ap);
         n->failed = true;
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
-        n->cb->failed(n, why, n->userdata);
+        n->cb->failed(n, why ? why : "out of memory", n->userdata);
 }
 
 /* Its candidate generation, if it has one still running: alive (or not yet

@@ -11,10 +11,20 @@
  * systemd shows, and the replies "handoff reload" prints. No I/O; the
  * monotonic clock is read to stamp when a reload began and ended. */
 
+/* The bytes of a failure's cause that are kept: a long path in it, and its
+ * errno, fit whole ("cannot start the next handoff /long/path: ..."); one
+ * longer still is cut between characters. */
+#define RESULTS_CAUSE_MAX 512
+/* Room for results_reply() with such a cause. */
+#define RESULTS_REPLY_MAX (RESULTS_CAUSE_MAX + 192)
+
 typedef struct Results {
         unsigned reloads_ok;
         unsigned reloads_failed;
-        char last_result[192];   /* for STATUS=: "reload to generation 3 ok in 120ms" */
+        /* For STATUS=: "reload to generation 3 ok in 120ms", or a failure
+         * with its cause; allocated to size (results_done()), NULL if none,
+         * or if out of memory. */
+        char *last_result;
         char last_reply[192];    /* for "handoff reload": "reloaded: generation 3, pid 12, 120ms" */
         bool last_ok;            /* last_result tells of a success */
         bool current_failed;     /* last_result is the failure of the reload running now */
@@ -31,6 +41,11 @@ typedef struct Results {
         usec_t last_took;        /* start to ready (as in STATUS=), or start to rollback */
 } Results;
 
+/* Frees what r holds; results_copy() makes dst a copy of src (with its
+ * own last_result), as "dst = src" would not. */
+void results_done(Results *r);
+void results_copy(Results *dst, const Results *src);
+
 /* A reload (or the first start) begins: nothing has failed in it yet. */
 void results_begin(Results *r);
 
@@ -38,7 +53,8 @@ void results_begin(Results *r);
  * the next handoff that runs it, 0 in supervise mode. Counts a reload. */
 void results_ok(Results *r, unsigned number, pid_t pid, usec_t took, pid_t handoff_pid);
 
-/* Generation number failed; why: "exited with status 1", ... Counted by
+/* Generation number failed; why: "exited with status 1", ... (up to
+ * RESULTS_CAUSE_MAX bytes of it). Counted by
  * results_rolled_back(), since a first start that fails is no reload. */
 void results_failed(Results *r, unsigned number, const char *why);
 /* The same with the next handoff's own words, which may already name the

@@ -317,7 +317,7 @@ static void record_failure(Supervisor *s, unsigned number, const char *why, int 
                 s->exit_code = code == 0 ? 1 : code;
         /* Started as the next handoff: tell the predecessor why, before we go. */
         if (role_awaits_takeover(s->role))
-                takeover_report_failed(s->takeover, s->results.last_result);
+                takeover_report_failed(s->takeover, s->results.last_result ? s->results.last_result : why);
 }
 
 /* ---- progress of a starting candidate ---------------------------------- */
@@ -1135,7 +1135,7 @@ static int stage_command_line(Supervisor *s, Control *c, ControlConn *conn, cons
 static void on_request(Control *c, ControlConn *conn, const ControlRequest *req, void *userdata) {
         Supervisor *s = userdata;
         RequestKind kind = req->kind;
-        char reply[256];
+        char reply[RESULTS_REPLY_MAX];
 
         if (kind == REQUEST_STATUS || kind == REQUEST_STATUS_JSON) {
                 reply_status(s, conn, kind == REQUEST_STATUS_JSON);
@@ -1167,7 +1167,7 @@ static void on_request(Control *c, ControlConn *conn, const ControlRequest *req,
 }
 
 static void control_on_reload_end(Supervisor *s) {
-        char reply[256];
+        char reply[RESULTS_REPLY_MAX];
         if (!s->control)
                 return;
         if (s->machine.state != STATE_STOPPING && s->machine.state != STATE_DONE) {
@@ -1183,7 +1183,7 @@ static void control_on_reload_end(Supervisor *s) {
 }
 
 static void control_on_handed_over(Supervisor *s) {
-        char reply[256];
+        char reply[RESULTS_REPLY_MAX];
         if (!s->control)
                 return;
         /* We are stopping now, but the reload succeeded: it is the service
@@ -1212,7 +1212,7 @@ static void start_candidate(Supervisor *s) {
         bool reload = s->machine.state == STATE_RELOADING;
         const CandidateOps *ops = reload ? s->reload_ops : &generation_ops;
         unsigned number = ++s->last_number;
-        char why[128] = "";
+        char why[RESULTS_CAUSE_MAX + 1] = "";
         int code = 1, r;
         s->reload_started = now_monotonic();
         s->candidate_reloads = reload;
@@ -1405,7 +1405,7 @@ static void hand_back(Supervisor *s) {
         log_warning("The next handoff (pid %d) exited after MAINPID= named it, before it took over; naming this "
                     "process main again.", (int) pid);
         set_role(s, ROLE_EV_MAINPID_RECLAIMED);
-        s->results = s->handed_results; /* as before MAINPID=, which counted the reload done */
+        results_copy(&s->results, &s->handed_results); /* as before MAINPID=, which counted the reload done */
         notify_systemd(s, "MAINPID=%d", (int) getpid());
         /* What our generation stored meanwhile (on_gen_message()). */
         service_store_commit_staged(&s->store, mirroring(s));
@@ -1484,7 +1484,7 @@ static void hand_over(Supervisor *s) {
         /* The STATUS= that goes with MAINPID= counts this reload as done;
          * so do our results once it is sent (on_mainpid_sent()). */
         Results *r = &s->handed_results;
-        *r = s->results;
+        results_copy(r, &s->results);
         results_ok(r, next_handoff_number(n), next_handoff_app_pid(n), now_monotonic() - s->reload_started,
                    next_handoff_pid(n));
         results_app_serves(r, next_handoff_number(n));
@@ -1948,6 +1948,8 @@ static void supervisor_done(Supervisor *s) {
         reload_config_free(s->pending);
         reload_config_free(s->trying);
         reload_config_free(s->current);
+        results_done(&s->results);
+        results_done(&s->handed_results);
         sd_event_unref(s->event);
 }
 

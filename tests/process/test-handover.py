@@ -372,10 +372,11 @@ def test_ready_reaches_an_old_main_that_stalled(tmp):
         h.close()
 
 
-def start_from_copy(tmp, name):
-    """handoff started from a copy of the binary in tmp, which a test may
-    then replace or remove, as a package upgrade or a deploy would."""
-    exe = os.path.join(tmp, "handoff")
+def start_from_copy(tmp, name, where=None):
+    """handoff started from a copy of the binary in tmp (or where), which a
+    test may then replace or remove, as a package upgrade or a deploy
+    would."""
+    exe = os.path.join(where or tmp, "handoff")
     shutil.copy(HANDOFF, exe)
     port = free_port()
     fake = FakeSystemd(tmp)
@@ -413,8 +414,11 @@ def test_broken_handoff_binary_rolls_back(tmp):
 def test_unstartable_handoff_binary_names_its_cause(tmp):
     """A binary left unexecutable by an upgrade (here empty: execve() says
     ENOEXEC): the next handoff cannot be started at all, and the reload's
-    result says why, as the log does, not only "could not be started"."""
-    exe, port, fake, logpath, p = start_from_copy(tmp, "unstartable")
+    result says why, as the log does, not only "could not be started". A
+    long path is kept whole (it was cut at 140 bytes)."""
+    where = os.path.join(tmp, "opt-" + "a" * 60, "releases", "2026-12-07T07.30.00Z-" + "b" * 100)
+    os.makedirs(where)
+    exe, port, fake, logpath, p = start_from_copy(tmp, "unstartable", where)
     old = None
     try:
         wait_for(lambda: fake.count("READY") >= 1, 10, "first start")

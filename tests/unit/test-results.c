@@ -27,6 +27,7 @@ START_TEST(test_ok_and_status_line) {
         /* An empty STATUS= clears it, as in systemd. */
         results_app_status(&r, 3, "");
         ck_assert(!strstr(results_status_line(&r, 3, 30, buf, sizeof buf), "app:"));
+        results_done(&r);
 }
 END_TEST
 
@@ -73,6 +74,7 @@ START_TEST(test_failures) {
         results_failed_text(&r, 6, "next handoff (pid 7) exited");
         ck_assert_str_eq(r.last_result, "generation 6 failed: next handoff (pid 7) exited");
         ck_assert(strncmp(results_reply(&r, END_GAVE_UP, buf, sizeof buf), "FAIL generation 6 failed", 24) == 0);
+        results_done(&r);
 }
 END_TEST
 
@@ -91,11 +93,40 @@ START_TEST(test_app_status_cut_between_characters) {
         results_app_status(&r, 1, text);
         ck_assert_uint_eq(strlen(r.app_status), 255);
         ck_assert(strstr(results_status_line(&r, 1, 10, buf, sizeof buf), "x\xe2\x82\xac"));
-        /* A failure's text, cut at 140 bytes, too. */
-        memset(text, 'y', 139);
-        strcpy(text + 139, "\xc3\xa9");
-        results_failed(&r, 2, text);
-        ck_assert_uint_eq(strlen(r.last_result), strlen("generation 2 failed: ") + 139);
+        results_done(&r);
+}
+END_TEST
+
+/* A failure's cause is kept whole up to RESULTS_CAUSE_MAX bytes (a long path
+ * and an errno: it was cut at 140), in the reply and STATUS= too; one longer
+ * still is cut between characters. */
+START_TEST(test_long_cause_kept_whole) {
+        Results r = {}, copy = {};
+        char cause[RESULTS_CAUSE_MAX + 16], buf[RESULTS_REPLY_MAX], line[2048];
+        memset(cause, 'p', 400);
+        strcpy(cause + 400, ": Operation not permitted");
+        results_begin(&r);
+        results_failed(&r, 2, cause);
+        ck_assert(strstr(r.last_result, cause));
+        ck_assert(strstr(results_reply(&r, END_SERVING, buf, sizeof buf), cause));
+        ck_assert(strstr(results_reply(&r, END_STOPPING, buf, sizeof buf), "permitted; the service is stopping"));
+        ck_assert(strstr(results_reply(&r, END_GAVE_UP, buf, sizeof buf), "permitted; this handoff gave up"));
+        ck_assert(strstr(results_status_line(&r, 1, 10, line, sizeof line), cause));
+        /* As the next handoff's words ("generation 2 failed: ..."). */
+        results_copy(&copy, &r);
+        results_failed_text(&r, 3, "x");
+        results_failed_text(&r, 2, copy.last_result);
+        ck_assert_str_eq(r.last_result, copy.last_result);
+        /* Too long: cut between characters. */
+        memset(cause, 'y', RESULTS_CAUSE_MAX - 1);
+        strcpy(cause + RESULTS_CAUSE_MAX - 1, "\xc3\xa9");
+        results_failed(&r, 2, cause);
+        ck_assert_uint_eq(strlen(r.last_result), strlen("generation 2 failed: ") + RESULTS_CAUSE_MAX - 1);
+        /* The copy is its own. */
+        ck_assert(strstr(copy.last_result, ": Operation not permitted"));
+        results_done(&copy);
+        results_done(&r);
+        ck_assert_ptr_null(r.last_result);
 }
 END_TEST
 
@@ -111,6 +142,7 @@ START_TEST(test_overtaken_by_stop_is_not_a_failure) {
         results_failed(&r, 2, "exited with status 1");
         results_begin(&r);
         ck_assert(strncmp(results_reply(&r, END_STOPPING, buf, sizeof buf), "OK ", 3) == 0);
+        results_done(&r);
 }
 END_TEST
 
@@ -136,6 +168,7 @@ START_TEST(test_last_reload_stamps) {
         ck_assert(!r.last_gen_ok);
         ck_assert_uint_ge(r.last_ended, ok_ended);
         ck_assert_uint_le(r.last_took, r.last_ended - r.began);
+        results_done(&r);
 }
 END_TEST
 
@@ -146,6 +179,7 @@ int main(void) {
         tcase_add_test(tc, test_candidate_status);
         tcase_add_test(tc, test_failures);
         tcase_add_test(tc, test_app_status_cut_between_characters);
+        tcase_add_test(tc, test_long_cause_kept_whole);
         tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
         tcase_add_test(tc, test_last_reload_stamps);
         suite_add_tcase(s, tc);
