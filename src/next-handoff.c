@@ -15,6 +15,7 @@
 #include "event-util.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "proc-stat.h"
 #include "reaper.h"
 #include "runtime-files.h"
 #include "signal-util.h"
@@ -175,6 +176,16 @@ static bool words_contain(const char *words, const char *w) {
 
 static int on_timer(sd_event_source *src, uint64_t usec, void *userdata);
 
+/* Exited, or on its way (in do_exit(), its fds closed before its pidfd
+ * turns readable). /proc is read first: a process it shows there whose
+ * pidfd is not readable after is still ours. One we cannot read there is
+ * taken for exiting. */
+static bool exiting(const NextHandoff *n) {
+        ProcStat st;
+        int r = proc_stat_read(n->pid, &st);
+        return r < 0 || proc_stat_exiting(&st) || next_handoff_exited(n);
+}
+
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
@@ -189,10 +200,13 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
                         return 0;
                 /* At its exit its channel closes a moment before its pidfd
                  * turns readable, which says how it ended: that is waited
-                 * for, a while (unless its exit was seen already). */
+                 * for, a while (unless its exit was seen already). One
+                 * that is not exiting closed it and runs on: there is no
+                 * status to wait for. */
                 n->channel_closed = true;
                 n->timer_source = sd_event_source_disable_unref(n->timer_source);
-                if (event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
+                if (!exiting(n) ||
+                    event_add_time_relative(sd_event_source_get_event(n->pidfd_source), &n->timer_source,
                                             EXIT_STATUS_WAIT, 1000, on_timer, n) < 0)
                         fail(n, "next handoff (pid %d) closed its channel", (int) n->pid);
                 return 0;

@@ -438,6 +438,51 @@ def test_next_handoff_dying_in_its_set_up_says_how(tmp):
         teardown(h)
 
 
+CLOSING_SCRIPT = """#!/bin/sh
+# Stands in for handoff at the path a next handoff is started from: it
+# closes its end of the channel and runs on a while (its pid reported by
+# the spawn before exec). A standby goes on to the real handoff.
+[ -n "$HANDOFF_STANDBY" ] && exec {real} "$@"
+eval "exec $HANDOFF_CONTROL_FD>&-"
+exec sleep 0.9
+"""
+
+
+def test_next_handoff_closing_its_channel_fails_at_once(tmp):
+    """A next handoff that closes its channel but runs on has no exit status
+    to wait for: the reload fails at once, "closed its channel", and the
+    next handoff is stopped. Before, the old main waited up to 1 s for its
+    pidfd; the stand-in, which exits by itself 0.9 s after it closed the
+    channel, is the clock: waited for, it was "exited with status 0".
+    (A duration after all: the old main must see the end of file within
+    0.9 s, which it does in milliseconds.)"""
+    need("handover")
+    exe = os.path.join(tmp, "handoff")
+    shutil.copy(HANDOFF, exe)
+    h = start(tmp, exe=exe)
+    try:
+        old = serving_pid(h.port)
+        with open(exe + ".new", "w") as f:
+            f.write(CLOSING_SCRIPT.format(real=os.path.abspath(HANDOFF)))
+        os.chmod(exe + ".new", 0o755)
+        os.rename(exe + ".new", exe)
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        succ = next_handoff_pid(h, 2)
+        h.wait_ready(n + 1, timeout=20)
+        want = f"generation 2 failed: next handoff (pid {succ}) closed its channel"
+        check(want in h.last_status(), f"{want!r} not in {h.last_status()!r}")
+        check(f"Reload failed: next handoff (pid {succ}) closed its channel." in h.log(), h.log())
+        check(one_serving(h) == old, "the old generation serves on")
+        shutil.copy(HANDOFF, exe + ".new")
+        os.rename(exe + ".new", exe)
+        reload_ok(h, 3)
+        one_serving(h)
+        stop_clean(h)
+    finally:
+        teardown(h)
+
+
 def test_kill_next_handoff_before_ready(tmp):
     need("handover")
     h = start(tmp)
