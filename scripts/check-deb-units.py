@@ -85,6 +85,37 @@ def owner(path):
             for p in line.split(": ")[0].split(",")}
 
 
+def resolve(root, path):
+    """Where path (absolute, as installed) leads once the package is
+    installed: (that path, as installed; the file in the extracted tree root
+    when the .deb ships it, else None). Symlinks the .deb ships are followed
+    inside root, an absolute target from root: os.path.isfile() would follow
+    one to the file of this host's own /."""
+    parts, done, hops = [p for p in path.split("/") if p], [], 0
+    while parts:
+        part = parts.pop(0)
+        if part in (".", ".."):
+            if part == ".." and done:
+                done.pop()
+            continue
+        here = os.path.join(root, *done, part)
+        try:
+            st = os.lstat(here)
+        except (FileNotFoundError, NotADirectoryError):
+            return "/" + "/".join(done + [part] + parts), None
+        if not stat.S_ISLNK(st.st_mode):
+            done.append(part)
+            continue
+        hops += 1
+        if hops > 40:  # as the kernel's ELOOP
+            return "/" + "/".join(done + [part] + parts), None
+        target = os.readlink(here)
+        if target.startswith("/"):
+            done = []
+        parts = [p for p in target.split("/") if p] + parts
+    return "/" + "/".join(done), os.path.join(root, *done)
+
+
 def main(deb):
     failures, checked = [], 0
     always = packages_always_there(deb)
@@ -107,15 +138,17 @@ def main(deb):
                     if "$" in prog or "%" in prog:
                         print(f"{shipped_as}: {key}= runs {prog}: set by the user, not checked")
                         continue
-                    where = os.path.join(root, prog.lstrip("/"))
                     if not prog.startswith("/"):
                         failures.append(f"{shipped_as}: {key}= runs {prog}, not an absolute path")
-                    elif os.path.isfile(where):
-                        if not os.stat(where).st_mode & stat.S_IXUSR:
-                            failures.append(f"{shipped_as}: {key}= runs {prog}, which the .deb ships "
+                        continue
+                    installed, where = resolve(root, prog)
+                    via = f" (a symlink to {installed})" if installed != prog else ""
+                    if where and stat.S_ISREG(os.lstat(where).st_mode):
+                        if not os.lstat(where).st_mode & stat.S_IXUSR:
+                            failures.append(f"{shipped_as}: {key}= runs {prog}{via}, which the .deb ships "
                                             "without the x bit")
-                    elif not owner(prog) & always:
-                        failures.append(f"{shipped_as}: {key}= runs {prog}, which neither the .deb nor a "
+                    elif not owner(installed) & always:
+                        failures.append(f"{shipped_as}: {key}= runs {prog}{via}, which neither the .deb nor a "
                                         "package always there (Essential, a dependency, systemd) ships")
     for f in failures:
         print(f"check-deb-units: {f}", file=sys.stderr)
