@@ -57,6 +57,29 @@ static int parse_named(const char *s, ChannelNamed *ret) {
         return 0;
 }
 
+/* A decimal field (no sign, no leading zero) and the space after it. */
+static int parse_field(const char **s, uint64_t *ret) {
+        char digits[21];
+        size_t n = strspn(*s, "0123456789");
+        if (n == 0 || n >= sizeof digits || (n > 1 && (*s)[0] == '0') || (*s)[n] != ' ')
+                return -EINVAL;
+        memcpy(digits, *s, n);
+        digits[n] = '\0';
+        if (safe_atou64(digits, ret) < 0)
+                return -EINVAL;
+        *s += n + 1;
+        return 0;
+}
+
+int channel_parse_unlink(const char *entry, ChannelUnlink *ret) {
+        ChannelUnlink u = {};
+        if (parse_field(&entry, &u.dev) < 0 || parse_field(&entry, &u.ino) < 0 || *entry != '/')
+                return -EINVAL;
+        u.path = entry;
+        *ret = u;
+        return 0;
+}
+
 int channel_parse(const char *buf, ChannelMessage *ret) {
         ChannelMessage m = {};
         if (strncmp(buf, "PID ", 4) == 0 && parse_pid(buf + 4, &m.pid) == 0)
@@ -128,21 +151,28 @@ int channel_send_fd(int fd, int passed, const char *fmt, ...) {
         return r;
 }
 
-int channel_send_unlinks(int fd, char *const *paths, size_t n) {
+int channel_send_unlinks(int fd, char *const *paths, const dev_t *devs, const ino_t *inos, size_t n) {
         _cleanup_close_ int m = memfd_create("handoff-unlinks", MFD_CLOEXEC);
         if (m < 0)
                 return -errno;
+        int copy = fcntl(m, F_DUPFD_CLOEXEC, 3);
+        if (copy < 0)
+                return -errno;
+        FILE *f = fdopen(copy, "w");
+        if (!f) {
+                int r = -errno;
+                safe_close(copy);
+                return r;
+        }
         for (size_t i = 0; i < n; i++)
-                for (size_t done = 0, size = strlen(paths[i]) + 1; done < size;) {
-                        ssize_t k = write(m, paths[i] + done, size - done);
-                        if (k < 0)
-                                return -errno;
-                        done += (size_t) k;
-                }
-        return channel_send_fd(fd, m, "UNLINKS");
+                fprintf(f, "%" PRIu64 " %" PRIu64 " %s%c", (uint64_t) devs[i], (uint64_t) inos[i], paths[i], '\0');
+        int r = ferror(f) ? -EIO : 0;
+        if (fclose(f) != 0 && r == 0)
+                r = -errno;
+        return r < 0 ? r : channel_send_fd(fd, m, "UNLINKS");
 }
 
-int channel_read_unlinks(int fd, void (*cb)(const char *path, void *userdata), void *userdata) {
+int channel_read_unlinks(int fd, void (*cb)(const ChannelUnlink *u, void *userdata), void *userdata) {
         /* A regular file only: anything else may block a read. Read from
          * its start on a copy: the sender's writes left the offset, which
          * we share, at its end. */
@@ -160,15 +190,16 @@ int channel_read_unlinks(int fd, void (*cb)(const char *path, void *userdata), v
                 safe_close(copy);
                 return r;
         }
-        char *path = NULL;
+        char *entry = NULL;
         size_t size = 0;
         ssize_t k;
-        while ((k = getdelim(&path, &size, '\0', f)) > 0)
+        ChannelUnlink u;
+        while ((k = getdelim(&entry, &size, '\0', f)) > 0)
                 /* The last one, if it lacks its NUL, is cut short. */
-                if (path[0] == '/' && path[k - 1] == '\0')
-                        cb(path, userdata);
+                if (entry[k - 1] == '\0' && channel_parse_unlink(entry, &u) == 0)
+                        cb(&u, userdata);
         int r = ferror(f) ? -EIO : 0;
-        free(path);
+        free(entry);
         fclose(f);
         return r;
 }

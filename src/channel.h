@@ -22,11 +22,15 @@
  *                 "READY"          that generation is ready; commit me
  *                 "FAILED <why>"   it failed; I am exiting
  *   old -> next:  "UNLINKS"        the unix socket files the service created,
- *                                  to remove at the final stop: in a memfd
- *                                  that comes with it, each path followed by
- *                                  a NUL (to one that said "unlinks")
+ *                                  to remove at the final stop if each is
+ *                                  still the file I bound: in a memfd that
+ *                                  comes with it, "<dev> <ino> <path>" each
+ *                                  (that file's st_dev and st_ino when bound,
+ *                                  decimal, no leading zero) followed by a
+ *                                  NUL (to one that said "unlinks")
  *                 "UNLINK <path>"  one of them, a message each (to an older
- *                                  one: at most CHANNEL_MAX_UNLINK)
+ *                                  one: at most CHANNEL_MAX_UNLINK), which
+ *                                  takes the file at path when it reads this
  *                 "NAMED <signal> <usec> <number> <started> <ready> <group>"
  *                                  MAINPID= naming you goes to the service
  *                                  manager next (with none: TAKEOVER
@@ -133,12 +137,23 @@ typedef struct ChannelMessage {
 /* Parses one NUL-terminated message. -EBADMSG for anything else. */
 int channel_parse(const char *buf, ChannelMessage *ret);
 
-/* Sends UNLINKS, with a memfd of the n paths. */
-int channel_send_unlinks(int fd, char *const *paths, size_t n);
-/* Calls cb with each absolute path in the file of an UNLINKS message
- * (which stays the caller's): 0, or -errno when it cannot be read (the
- * paths before that were given). */
-int channel_read_unlinks(int fd, void (*cb)(const char *path, void *userdata), void *userdata);
+/* An entry of UNLINKS's file: a unix socket file, and which file it was
+ * when bound. */
+typedef struct ChannelUnlink {
+        uint64_t dev, ino;
+        const char *path;       /* absolute (points into the entry) */
+} ChannelUnlink;
+
+/* Parses one NUL-terminated entry of UNLINKS's file. -EINVAL for anything
+ * else. */
+int channel_parse_unlink(const char *entry, ChannelUnlink *ret);
+
+/* Sends UNLINKS, with a memfd of the n paths and the files they are. */
+int channel_send_unlinks(int fd, char *const *paths, const dev_t *devs, const ino_t *inos, size_t n);
+/* Calls cb with each entry in the file of an UNLINKS message (which stays
+ * the caller's) that parses: 0, or -errno when it cannot be read (the
+ * entries before that were given). */
+int channel_read_unlinks(int fd, void (*cb)(const ChannelUnlink *u, void *userdata), void *userdata);
 
 /* Sends NAMED, with pidfd (none when it is negative). */
 int channel_send_named(int fd, int pidfd, const ChannelNamed *n);

@@ -528,14 +528,19 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
 
 /* One message, however many: the channel's buffer holds every message we
  * send with room to spare (channel.h), and so NAMED and the rest after it
- * are never lost to a full one. A next handoff of an older version takes a
- * message a path: it gets as many as leave that room. */
-static void send_unlink_paths(NextHandoff *n, char *const *unlink_paths, size_t n_paths) {
+ * are never lost to a full one. It says which file each is, as we bound
+ * it: one put at its path since is not ours to remove. A next handoff of an
+ * older version takes a message a path, and the file there when it reads
+ * that: it gets as many as leave that room. */
+static void send_unlink_paths(NextHandoff *n, const Listeners *l) {
+        char *const *unlink_paths = l->created_paths;
+        size_t n_paths = l->n_created;
         if (n->unlinks_sent)
                 return;
         n->unlinks_sent = true;
         if (n->takes_unlinks) {
-                int r = n_paths > 0 ? channel_send_unlinks(n->channel, unlink_paths, n_paths) : 0;
+                int r = n_paths > 0 ? channel_send_unlinks(n->channel, unlink_paths, l->created_devs,
+                                                           l->created_inos, n_paths) : 0;
                 if (r < 0)
                         log_warning_errno(r, "Failed to pass on the unix socket files to remove at the final stop: %m");
                 return;
@@ -551,11 +556,10 @@ static void send_unlink_paths(NextHandoff *n, char *const *unlink_paths, size_t 
                             (int) n->pid, n_paths - CHANNEL_MAX_UNLINK, unlink_paths[CHANNEL_MAX_UNLINK]);
 }
 
-void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,
-                             const ChannelNamed *g) {
+void next_handoff_tell_named(NextHandoff *n, const Listeners *l, int gen_pidfd, const ChannelNamed *g) {
         /* Before NAMED: a next handoff that takes over by itself removes
          * them at its final stop too. */
-        send_unlink_paths(n, unlink_paths, n_paths);
+        send_unlink_paths(n, l);
         n->named = true;
         int r = channel_send_named(n->channel, gen_pidfd, g);
         if (r < 0)
@@ -573,13 +577,12 @@ void next_handoff_tell_unnamed(NextHandoff *n) {
                                 (int) n->pid);
 }
 
-int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
-                           int *ret_channel) {
+int next_handoff_take_over(NextHandoff *n, const Listeners *l, bool reload_pending, int *ret_channel) {
         int r;
         n->taken_over = true;
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
         n->channel_source = sd_event_source_disable_unref(n->channel_source);
-        send_unlink_paths(n, unlink_paths, n_paths);
+        send_unlink_paths(n, l);
         r = channel_send(n->channel, "TAKEOVER %d", reload_pending ? 1 : 0);
         *ret_channel = TAKE_FD(n->channel);
         if (r < 0)

@@ -5,6 +5,7 @@
 #include <systemd/sd-event.h>
 
 #include "channel.h"
+#include "listeners.h"
 #include "standby.h"
 #include "status.h"
 #include "time-util.h"
@@ -86,13 +87,12 @@ usec_t next_handoff_ready_at(const NextHandoff *n);
 
 /* MAINPID= naming it goes to the service manager next (or, with none, it
  * is about to be told TAKEOVER): the unix socket files to remove at the final
- * stop, then NAMED (channel.h), with a pidfd of our serving generation's
+ * stop (l's created ones), then NAMED (channel.h), with a pidfd of our serving generation's
  * main (-EBADF: none), that generation and what it retires with, for it to
  * serve on and retire that generation should we die before we tell it to
  * take over, and to hold it to its drain deadline should we die after.
  * Logged if it cannot be sent. */
-void next_handoff_tell_named(NextHandoff *n, char *const *unlink_paths, size_t n_paths, int gen_pidfd,
-                             const ChannelNamed *g);
+void next_handoff_tell_named(NextHandoff *n, const Listeners *l, int gen_pidfd, const ChannelNamed *g);
 
 /* Whether next_handoff_tell_named() has been called (and not
  * next_handoff_tell_unnamed() since). */
@@ -108,11 +108,10 @@ void next_handoff_tell_unnamed(NextHandoff *n);
 bool next_handoff_exited(const NextHandoff *n);
 
 /* Commit: passes on the unix socket files to remove at the final stop
- * (unless NAMED did), tells it to take over, and returns our end of the channel, which the
+ * (l's created ones, unless NAMED did), tells it to take over, and returns our end of the channel, which the
  * caller holds open until it exits (the next handoff waits for that end of
  * file before a stop of its own completes). */
-int next_handoff_take_over(NextHandoff *n, char *const *unlink_paths, size_t n_paths, bool reload_pending,
-                           int *ret_channel);
+int next_handoff_take_over(NextHandoff *n, const Listeners *l, bool reload_pending, int *ret_channel);
 
 /* Rollback: SIGTERM (unless it already gave up by itself, and is exiting:
  * a second signal would read as a second stop request), end of file on the

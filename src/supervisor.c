@@ -811,9 +811,18 @@ static void standby_update(Supervisor *s) {
 
 /* ---- started as the next handoff: callbacks from our predecessor -------- */
 
+static void on_unlink_file(const ChannelUnlink *u, void *userdata) {
+        Supervisor *s = userdata;
+        /* Ours to remove at the final stop, if we become main: the file
+         * our predecessor bound, not one put at its path since. */
+        if (listeners_add_created_file(s->p->listeners, u->path, (dev_t) u->dev, (ino_t) u->ino) < 0)
+                log_warning("Out of memory; %s will not be removed at stop.", u->path);
+}
+
 static void on_unlink_path(const char *path, void *userdata) {
         Supervisor *s = userdata;
-        /* Ours to remove at the final stop, if we become main. */
+        /* The same from an older predecessor, which did not say which file:
+         * the one there now. */
         if (listeners_add_created_path(s->p->listeners, path) < 0)
                 log_warning("Out of memory; %s will not be removed at stop.", path);
 }
@@ -996,6 +1005,7 @@ static const TakeoverCallbacks takeover_callbacks = {
         .took_over = on_took_over,
         .named = on_named,
         .unnamed = on_unnamed,
+        .unlink_file = on_unlink_file,
         .unlink_path = on_unlink_path,
         .predecessor_gone = on_predecessor_gone,
         .stop = on_predecessor_stop,
@@ -1377,8 +1387,7 @@ static void tell_next_named(Supervisor *s) {
                 named.group = getpgid(g->pid) == g->pid ? g->pid : 0;
         }
         listeners_forget_replaced(s->p->listeners);
-        next_handoff_tell_named(s->next, s->p->listeners->created_paths, s->p->listeners->n_created, pidfd,
-                                &named);
+        next_handoff_tell_named(s->next, s->p->listeners, pidfd, &named);
 }
 
 /* MAINPID= is out: the reload is done, as its STATUS= said. */
@@ -1606,8 +1615,7 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
          * of file before it exits at a stop, so nothing we still drain is
          * killed early. */
         listeners_forget_replaced(s->p->listeners);
-        (void) next_handoff_take_over(n, s->p->listeners->created_paths, s->p->listeners->n_created, pass_reload,
-                                      &s->handed_channel);
+        (void) next_handoff_take_over(n, s->p->listeners, pass_reload, &s->handed_channel);
         next_handoff_free(n);
         /* What the retired generation stored after MAINPID=: not the service's. */
         service_store_drop_staged(&s->store);

@@ -108,7 +108,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         if (m.kind == CHANNEL_UNLINK && !t->took_over)
                 t->cb->unlink_path(m.text, t->userdata);
         else if (m.kind == CHANNEL_UNLINKS && !t->took_over && passed >= 0) {
-                r = channel_read_unlinks(passed, t->cb->unlink_path, t->userdata);
+                r = channel_read_unlinks(passed, t->cb->unlink_file, t->userdata);
                 if (r < 0)
                         log_warning_errno(r, "Failed to read the unix socket files to remove at the final stop: %m");
         } else if (m.kind == CHANNEL_NAMED && !t->took_over && !t->named && t->cb->named) {

@@ -19,7 +19,10 @@ typedef struct TakeoverCallbacks {
         /* TAKEOVER: we are main now; reload_pending: a reload was asked for
          * meanwhile, and is ours to run. */
         void (*took_over)(bool reload_pending, void *userdata);
-        /* A unix socket file of the service: ours to remove at the final stop. */
+        /* UNLINKS, an entry each: a unix socket file of the service, ours to
+         * remove at the final stop if it is still the file u says then. */
+        void (*unlink_file)(const ChannelUnlink *u, void *userdata);
+        /* UNLINK, from an older predecessor: the file at path, the same. */
         void (*unlink_path)(const char *path, void *userdata);
         /* End of file: the predecessor exited, or aborted before TAKEOVER
          * (or, after NAMED, died: see channel.h). */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* channel_parse(): one message on the handover channel, from the other
- * handoff process (the next handoff, or its predecessor).
+ * handoff process (the next handoff, or its predecessor); and
+ * channel_parse_unlink(): the same input as an entry of UNLINKS's file.
  *
  * Properties:
  *  - the input is read as a C string in a heap block of exactly its size;
@@ -12,7 +13,10 @@
  *  - EXTEND: the rest of the input is digits only, and their value is usec;
  *  - NAMED: a signal 1..64, a number that fits an unsigned and a group
  *    0..4194304, and printing the six fields back gives the input, or its
- *    beginning, followed by a space and more (a later version's fields). */
+ *    beginning, followed by a space and more (a later version's fields);
+ *  - an UNLINKS entry: an absolute path at the end of the input, after a dev
+ *    and an inode number that printed back give what is before it; a
+ *    refused one returns -EINVAL and leaves the output untouched. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -34,10 +38,27 @@ static void check_usec(const char *buf, const char *digits, uint64_t usec) {
         FUZZ_ASSERT(!over && v == usec, "\"%s\" read as %llu", buf, (unsigned long long) usec);
 }
 
+static void check_unlink(const char *buf) {
+        ChannelUnlink u = { .dev = 7, .path = buf };
+        char again[64];
+        int r = channel_parse_unlink(buf, &u);
+        if (r < 0) {
+                FUZZ_ASSERT(r == -EINVAL, "entry refused with %d", r);
+                FUZZ_ASSERT(u.dev == 7 && u.path == buf, "output written for a refused entry");
+                return;
+        }
+        FUZZ_ASSERT(r == 0, "entry returned %d", r);
+        int n = snprintf(again, sizeof again, "%" PRIu64 " %" PRIu64 " ", u.dev, u.ino);
+        FUZZ_ASSERT(n > 0 && (size_t) n < sizeof again && u.path == buf + n && strncmp(buf, again, (size_t) n) == 0 &&
+                            u.path[0] == '/',
+                    "\"%s\": UNLINKS entry read as \"%s\" and \"%s\"", buf, again, u.path);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *buf = fuzz_strndup(data, size);
         ChannelMessage m = { .kind = (ChannelKind) 0x5a, .pid = -7 };
         char again[128];
+        check_unlink(buf);
         int r = channel_parse(buf, &m);
 
         if (r < 0) {

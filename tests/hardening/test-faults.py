@@ -1483,6 +1483,37 @@ def test_kill_old_main_while_draining_workers_held_named_read_late(tmp):
         teardown(h)
 
 
+def test_unix_socket_file_replaced_before_the_next_handoff_reads_unlinks(tmp):
+    """A handover with --listen unix:PATH, whose file is replaced (removed,
+    and another socket bound there) after the old main passed it on in
+    UNLINKS and before the new main reads that (the channel shim holds the
+    read): the replacement is not handoff's, and is left at the final stop.
+    Before, the new main took whatever file was at PATH when it read
+    UNLINKS for the one the old main had bound, and removed it."""
+    need("handover")
+    path, unlinks_read = os.path.join(tmp, "s.sock"), os.path.join(tmp, "unlinks-read")
+    h = start(tmp, "-l", f"unix:{path}", env=channel_shim(hold_read="UNLINKS", until=unlinks_read))
+    other = socket.socket(socket.AF_UNIX)
+    try:
+        set_args(h.args_file, "--init-delay", "50")
+        n = h.ready_count()
+        h.signal(signal.SIGHUP)
+        h.wait_ready(n + 1, timeout=20)
+        new_main = h.main_pid()
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        os.unlink(path)
+        other.bind(path)
+        ino = os.stat(path).st_ino
+        open(unlinks_read, "w").close()
+        h.wait_log(f"handoff[{new_main}]: role candidate + named -> named")  # NAMED, read after UNLINKS
+        stop_clean(h)
+        check(os.path.exists(path) and os.stat(path).st_ino == ino,
+              f"the replacement is left at the final stop:\n{h.log()}")
+    finally:
+        other.close()
+        teardown(h)
+
+
 def two_handovers_from_a_stubborn_generation(h):
     """From generation 1, started with --ignore-sigterm, a reload to B (with
     a generation that stops on SIGTERM) and B's own reload to C, each taken

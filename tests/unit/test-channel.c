@@ -117,6 +117,33 @@ START_TEST(test_parse_bad) {
 }
 END_TEST
 
+/* An entry of UNLINKS's file: the file's dev and ino, then its path; a
+ * plain path (UNLINK's, which says no file) is not one. */
+START_TEST(test_parse_unlink) {
+        static const char entry[] = "65024 18446744073709551615 /run/x 1 2.sock";
+        ChannelUnlink u;
+        ck_assert_int_eq(channel_parse_unlink(entry, &u), 0);
+        ck_assert_uint_eq(u.dev, 65024);
+        ck_assert_uint_eq(u.ino, UINT64_MAX);
+        ck_assert_ptr_eq(u.path, entry + 27);
+        ck_assert_str_eq(u.path, "/run/x 1 2.sock");
+        ck_assert_int_eq(channel_parse_unlink("0 0 /x", &u), 0);
+        ck_assert(u.dev == 0 && u.ino == 0);
+        ck_assert_str_eq(u.path, "/x");
+
+        static const char *const bad[] = {
+                "", "/run/x.sock", "relative", "1 2", "1 2 ", "1 2 x", "1 /x", "01 2 /x", "1 02 /x", "1 -2 /x",
+                "1  2 /x", "1 2  /x", "1 18446744073709551616 /x", "18446744073709551616 1 /x", "+1 2 /x", " /x",
+                " 1 2 /x", "1\t2 /x", "1 2 3 /x", "x 2 /x",
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                u = (ChannelUnlink) { .dev = 7 };
+                ck_assert_msg(channel_parse_unlink(bad[i], &u) == -EINVAL, "accepted \"%s\"", bad[i]);
+                ck_assert_uint_eq(u.dev, 7); /* untouched on failure */
+        }
+}
+END_TEST
+
 START_TEST(test_send_receive) {
         int sv[2], fd = -1;
         char buf[64];
@@ -175,12 +202,15 @@ typedef struct Paths {
         char last[64];
 } Paths;
 
-static void count_path(const char *path, void *userdata) {
+/* The n-th entry: "/run/s<n>.sock", the file dev n, ino UINT64_MAX - n. */
+static void count_path(const ChannelUnlink *u, void *userdata) {
         Paths *p = userdata;
         char want[64];
+        ck_assert_uint_eq(u->dev, p->n);
+        ck_assert_uint_eq(u->ino, UINT64_MAX - p->n);
         snprintf(want, sizeof want, "/run/s%zu.sock", p->n++);
-        ck_assert_str_eq(path, want);
-        snprintf(p->last, sizeof p->last, "%s", path);
+        ck_assert_str_eq(u->path, want);
+        snprintf(p->last, sizeof p->last, "%s", u->path);
 }
 
 /* What the old main says, with more unix socket files than the channel's
@@ -191,15 +221,19 @@ START_TEST(test_unlinks_many) {
         enum { N = 20000 };
         static char names[N][24];
         static char *paths[N];
+        static dev_t devs[N];
+        static ino_t inos[N];
         int sv[2], fd = -EBADF, pidfd = eventfd(0, EFD_CLOEXEC);
         char buf[CHANNEL_MAX_MESSAGE];
         ChannelMessage m;
         for (size_t i = 0; i < N; i++) {
                 snprintf(names[i], sizeof names[i], "/run/s%zu.sock", i);
                 paths[i] = names[i];
+                devs[i] = (dev_t) i;
+                inos[i] = (ino_t) (UINT64_MAX - i);
         }
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
-        ck_assert_int_eq(channel_send_unlinks(sv[0], paths, N), 0);
+        ck_assert_int_eq(channel_send_unlinks(sv[0], paths, devs, inos, N), 0);
         ck_assert_int_eq(channel_send_fd(sv[0], pidfd, "NAMED 15 0 0 0 0 0"), 0);
         ck_assert_int_eq(channel_send(sv[0], "UNNAMED"), 0);
         close(sv[0]);
@@ -224,14 +258,17 @@ START_TEST(test_unlinks_many) {
 }
 END_TEST
 
-/* An UNLINKS file is read up to a path cut short, relative paths are
- * skipped, and an fd that is not a regular file is refused unread. */
+/* An UNLINKS file is read up to an entry cut short, entries that do not
+ * parse (a plain path, a relative one, a field too many) are skipped, and
+ * an fd that is not a regular file is refused unread. */
 START_TEST(test_unlinks_bad) {
         char tmpl[] = "/tmp/test-channel-XXXXXX";
         int f = mkstemp(tmpl);
         ck_assert_int_ge(f, 0);
         unlink(tmpl);
-        static const char data[] = "/run/s0.sock\0relative\0\0/run/s1.sock\0/run/s2.so";
+        static const char data[] = "0 18446744073709551615 /run/s0.sock\0" "/run/x.sock\0" "1 2 relative\0" "\0"
+                                   "1 2 3 /run/x.sock\0" "1 18446744073709551614 /run/s1.sock\0"
+                                   "2 18446744073709551613 /run/s2.so";
         ck_assert_int_eq(write(f, data, sizeof data - 1), (ssize_t) sizeof data - 1);
         Paths p = {};
         ck_assert_int_eq(channel_read_unlinks(f, count_path, &p), 0);
@@ -275,6 +312,7 @@ int main(void) {
         TCase *tc = tcase_create("messages");
         tcase_add_test(tc, test_parse_good);
         tcase_add_test(tc, test_parse_bad);
+        tcase_add_test(tc, test_parse_unlink);
         tcase_add_test(tc, test_send_receive);
         tcase_add_test(tc, test_send_receive_fd);
         tcase_add_test(tc, test_unlinks_many);

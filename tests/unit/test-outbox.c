@@ -371,13 +371,16 @@ END_TEST
 static void no_took_over(bool reload_pending, void *userdata) {
         ck_abort();
 }
+static void no_unlink_file(const ChannelUnlink *u, void *userdata) {
+        ck_abort();
+}
 static void no_unlink(const char *path, void *userdata) {
         ck_abort();
 }
 static void no_gone(void *userdata) {
         ck_abort();
 }
-static const TakeoverCallbacks no_callbacks = { no_took_over, no_unlink, no_gone };
+static const TakeoverCallbacks no_callbacks = { no_took_over, no_unlink_file, no_unlink, no_gone };
 
 /* The next handoff's reports: a predecessor that reads late gets APP, its
  * generation's last STATUS= before READY, and the longest EXTEND. */
