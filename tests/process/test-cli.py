@@ -161,18 +161,10 @@ def test_failed_child_step_names_its_cause(tmp):
 
 def failed_child_step_names_its_cause(tmp, mode):
     os.mkdir(tmp)
-    prlimit, setpriv = shutil.which("prlimit"), shutil.which("setpriv")
-    if not prlimit or (os.getuid() == 0 and not setpriv):
-        raise Skip("needs prlimit(1), and as root setpriv(1) (util-linux)")
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard < 256 or hard == resource.RLIM_INFINITY:
         raise Skip(f"a hard RLIMIT_NOFILE of {hard}: nothing to lower it to")
-    as_handoff = (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups") if os.getuid() == 0 else ()
-    runtime = os.path.join(tmp, "runtime")
-    os.mkdir(runtime, 0o700)
-    if as_handoff:
-        os.chmod(tmp, 0o711)
-        os.chown(runtime, 65534, 65534)
+    as_handoff, prlimit, runtime = unprivileged(tmp)
     port = free_port()
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={mode}"], fixture_cmd(), wrapper=as_handoff,
                 env={"RUNTIME_DIRECTORY": runtime, **NO_LSAN})
