@@ -367,9 +367,12 @@ static const char *supervisor_summary(bool starting) {
         static char serving[NOTIFY_MAX_LEN / 2], first[NOTIFY_MAX_LEN / 2];
         if (!serving[0]) {
                 /* results_status_line(): "Serving generation %u (pid %d); %u
-                 * reloads, %u failed; last: <191 bytes>; app: <255 bytes>". */
-                Results res = { .reloads_ok = UINT_MAX, .reloads_failed = UINT_MAX, .app_status_gen = UINT_MAX };
-                memset(res.last_result, '\\', sizeof res.last_result - 1);
+                 * reloads, %u failed; last: <544 bytes>; app: <255 bytes>":
+                 * the longest last result is results_failed_text()'s. */
+                static char last[RESULTS_CAUSE_MAX + 32 + 1];
+                memset(last, '\\', sizeof last - 1);
+                Results res = { .reloads_ok = UINT_MAX, .reloads_failed = UINT_MAX, .app_status_gen = UINT_MAX,
+                                .last_result = last };
                 memset(res.app_status, '\\', sizeof res.app_status - 1);
                 results_status_line(&res, UINT_MAX, INT_MAX, serving, sizeof serving);
 
