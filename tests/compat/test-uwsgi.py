@@ -14,13 +14,16 @@ a graceful shutdown: workers finish their requests and exit.
 Known limit, inside uWSGI 2.0 (Debian 12 ships 2.0.21): a worker's
 graceful-stop handler exits at once when the worker is not "in a request",
 and a worker only counts as in one from wsgi_req_recv() on, not right after
-accept(). A connection accepted in those few microseconds is closed
-unanswered. handoff cannot close that window from outside: the worker
-shares the listening socket with the next generation by design. Measured
-here without --threads: 1 reset in 40 reloads under this load (2 runs of
-COMPAT_RELOADS=20), so this case allows at most 2 in its 10 reloads (the
-chance of 3 or more from the race alone is about 0.2%); the README does not
-claim 0 failed for uWSGI.
+accept() (uWSGI's core/uwsgi.c gracefully_kill(), core/utils.c
+wsgi_req_recv()). A connection accepted in that window is closed
+unanswered, and the window is as long as the worker waits for a CPU there.
+handoff cannot close it from outside: the worker shares the listening
+socket with the next generation by design. How often it happens depends on
+the machine's load: 1 reset in 80 reloads on an idle machine here, 3 in 10
+in one CI run. So no count is allowed in advance: uWSGI runs under
+exit-conn-shim (tests/fixtures), which reports every accepted connection a
+process exits holding, and the case allows that many resets and no more.
+The README does not claim 0 failed for uWSGI.
 
 --threads is not used: with it, uWSGI 2.0's threaded graceful stop widens
 that window (about 1 reset per 10 reloads) and now and then a worker never
@@ -39,7 +42,7 @@ from harness import Skip, run
 
 
 def test_uwsgi(tmp):
-    reload_under_load(tmp, "uwsgi", recipes.uwsgi(tmp), known_resets=2, known_sigkills=1, drain_s=5)
+    reload_under_load(tmp, "uwsgi", recipes.uwsgi(tmp), server_resets=True, known_sigkills=1, drain_s=5)
 
 
 def test_uwsgi_switching_user(tmp):
@@ -52,7 +55,7 @@ def test_uwsgi_switching_user(tmp):
         raise Skip("needs root: uWSGI switches to uid 65534")
     os.chmod(tmp, 0o755)  # the app file, for the user uWSGI becomes
     command = recipes.uwsgi(tmp, "--uid", "65534", "--gid", "65534")
-    reload_under_load(tmp, "uwsgi --uid", command, args=["--notify-socket=abstract"], known_resets=2,
+    reload_under_load(tmp, "uwsgi --uid", command, args=["--notify-socket=abstract"], server_resets=True,
                       known_sigkills=1, drain_s=5)
 
 
