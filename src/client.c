@@ -726,8 +726,8 @@ int client_main(const char *program, int argc, char **argv) {
         if (r == -ENOMEM)
                 say("out of memory\n");
         if (r == -ECANCELED) {
-                /* Printed, but no command line to reload with: exit 0 would
-                 * tell ExecReload= (HANDOFF_OPTIONS=--version in a unit's
+                /* No command line to reload with: exit 0 would tell
+                 * ExecReload= (HANDOFF_OPTIONS=--version in a unit's
                  * configuration, say) that a reload succeeded. */
                 say("the new command line asks for --help or --version; nothing was reloaded.\n");
                 return EXIT_CLIENT_USAGE;

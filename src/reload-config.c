@@ -37,18 +37,21 @@ ReloadConfig *reload_config_free(ReloadConfig *c) {
 /* options_parse() with what it prints on stderr (its own messages and
  * getopt's) caught instead: its first line, without the program's name
  * before it, goes into why, so that the reply "handoff reload" prints says
- * what is wrong, and handoff's caller logs it once. glibc's stderr is a
- * variable a program may set, and getopt writes to it; handoff's log
- * writes to fd 2 itself, so no other thread's line is caught. Without the
- * memory for it, the messages go to stderr as they would. */
+ * what is wrong, and handoff's caller logs it once. What it prints on
+ * stdout (--help, --version) is caught too and dropped: handoff's stdout
+ * is the service's log. glibc's stderr and stdout are variables a program
+ * may set, and getopt and printf() write to them; handoff's log writes to
+ * fd 2 itself, so no other thread's line is caught. Without the memory for
+ * it, the messages go out as they would. */
 static int parse_options(int argc, char **argv, Options *o, char *why, size_t why_size) {
         _cleanup_free_ char *text = NULL;
         size_t size = 0;
-        FILE *saved = stderr, *caught = open_memstream(&text, &size);
+        FILE *saved = stderr, *saved_out = stdout, *caught = open_memstream(&text, &size);
         if (caught)
-                stderr = caught;
+                stderr = stdout = caught;
         int r = options_parse(argc, argv, o);
         stderr = saved;
+        stdout = saved_out;
         if (caught)
                 fclose(caught);
         if (r == 0)

@@ -39,7 +39,7 @@ int reload_config_encode(char *const *args, size_t n, char **ret, size_t *ret_le
  * a NUL) as handoff's own command line, argv0 first. Returns 0, or -EINVAL
  * with what is wrong in why ("the new command line is invalid: invalid
  * --mode: ..."; the option parser's message, which is not printed), or
- * -ECANCELED when it asked for --help or --version (and that was printed),
+ * -ECANCELED when it asked for --help or --version (which is not printed),
  * -ENOMEM. */
 int reload_config_parse(const char *argv0, const char *args, size_t len, ReloadConfig **ret, char *why,
                         size_t why_size);

@@ -16,7 +16,7 @@ import threading
 import time
 
 from control_socket import connect_control
-from handofftest.handoff import HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import HANDOFF, HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
@@ -344,6 +344,36 @@ def test_refused_command_line_says_why(tmp):
         check(p.returncode == 2 and p.stderr == want, f"{p.returncode} {p.stderr!r}, not {want!r}")
         check(h.ready_count() == 1, "nothing was started")
         check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
+def test_help_in_a_new_command_line_prints_nothing(tmp):
+    # --help or --version in a new command line that reaches handoff (no
+    # client checked it) is refused with the reason, and the old generation
+    # serves on. Before: the help text or the version went to handoff's
+    # stdout, the service's log, as well. The client says the same and
+    # prints no help either.
+    h = start(tmp)
+    try:
+        pid = h.main_pid()
+        first = h.generation_pid(1)
+        for opt in (b"--help", b"-h", b"-vh", b"--version"):
+            want = "FAIL Refused: the new command line asks for --help or --version; generation 1 serves on"
+            got = raw(pid, b"RELOAD\0" + opt + b"\0--\0app")
+            check(got == want, f"{opt}: {got!r}, not {want!r}")
+        check(h.main_pid() == pid and serving_pid(h.port) == first and h.ready_count() == 1,
+              "handoff runs on, generation 1 serves, nothing was started")
+        for opt in ("--help", "--version"):
+            p = subprocess.run([HANDOFFCTL, "reload", f"--pid={pid}", "--", opt, "--", "app"], capture_output=True,
+                               text=True, timeout=60)
+            check(p.returncode == 2 and p.stdout == "" and "asks for --help or --version; nothing was reloaded"
+                  in p.stderr, f"handoffctl reload -- {opt}: {p.returncode} {p.stdout!r} {p.stderr!r}")
+        check(h.ready_count() == 1, "nothing was started")
+        # handoff's stdout is written at its exit (a file's stdio buffer).
+        check(h.stop() == 0, h.log())
+        version = subprocess.run([HANDOFF, "--version"], capture_output=True, text=True, timeout=10).stdout
+        check("Usage:" not in h.log() and version not in h.log(), f"nothing printed:\n{h.log()}")
     finally:
         h.close()
 

@@ -219,8 +219,8 @@ def test_bad_new_command_lines_fail_and_old_serves(tmp):
         p = subprocess.run([HANDOFF, "reload", f"--pid={h.main_pid()}", "--"], capture_output=True, text=True,
                            timeout=10)
         check(p.returncode == 2 and "nothing after" in p.stderr, f"empty command line: {p.returncode} {p.stderr}")
-        # --help or --version in it: printed, but no reload, and no success
-        # to tell ExecReload= (before: exit 0).
+        # --help or --version in it: no reload, and no success to tell
+        # ExecReload= (before: exit 0); nothing printed on stdout.
         for opt in ("--help", "--version"):
             p = s.reload([opt], [FIXTURE])
             check(p.returncode == 2 and "nothing was reloaded" in p.stderr, f"{opt}: {p.returncode} {p.stderr}")
