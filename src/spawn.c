@@ -242,7 +242,12 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         if (p->die_with_parent) {
                 if (syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
                         goto fail;
-                /* handoff died before the prctl: nobody would send the signal. */
+                /* handoff died before the prctl: nobody would send the
+                 * signal. Unlike a failed step, nothing goes into c->err:
+                 * nobody is left to read it, and the status is
+                 * spawn_exit_status(SPAWN_DEATHSIG, ...) all the same. Only
+                 * a SPAWN_CHILD asks for this (spawn.h): its parent is
+                 * handoff. */
                 if (syscall(SYS_getppid) != p->parent_pid)
                         child_exit(EXIT_FAILURE);
         }

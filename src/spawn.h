@@ -37,7 +37,9 @@ typedef struct SpawnParams {
         size_t report_index;
         /* SIGKILL the child when handoff dies (PR_SET_PDEATHSIG), so that a
          * handoff killed hard does not leave its server serving on as an
-         * orphan; parent_pid is handoff's, to close the race with its death. */
+         * orphan; parent_pid is handoff's, to close the race with its death.
+         * For SPAWN_CHILD only: a sibling's parent is handoff's parent, an
+         * orphan's the intermediate, which exits once it has exec'd. */
         bool die_with_parent;
         pid_t parent_pid;
         /* Start in this cgroup: the child writes "0" to its cgroup.procs
