@@ -249,40 +249,49 @@ def test_leftover_of_a_killed_run_is_reclaimed():
     assert not os.path.exists(rd), rd
 
 
-def test_a_runtime_dir_not_left_by_us_is_refused():
-    """A /run/user/N that is no leftover of a UserManager (a directory with
-    a marker but no tmpfs; a tmpfs whose marker its user wrote) is left
-    alone: the UserManager skips."""
-    uid = 65533
+@contextlib.contextmanager
+def _forged_leftover(uid, tmpfs=True, marker_owner=0):
+    """/run/user/UID as a killed UserManager leaves it, but made here: its
+    marker (a process that is gone, a cgroup of UserManager's pattern) in a
+    tmpfs of UID's, or, without tmpfs, in the bare directory; the marker
+    marker_owner's. Yields (the directory, the marker); unmounted and
+    removed after, whatever the test left of it."""
     rd = "/run/user/%d" % uid
     if os.geteuid() != 0:
         raise Skip("must run as root")
     if os.path.exists(rd):
         raise Skip("%s exists (a session?)" % rd)
     marker = os.path.join(rd, UserManager.MARKER)
-    forged = {"pid": 1 << 22, "start": 0, "cgroup": "/handoff-um-1-0000"}
     os.makedirs(rd, 0o700)
     try:
-        for mount in (False, True):
-            if mount:
-                subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,uid=%d" % uid, "tmpfs", rd], check=True)
-            with open(marker, "w") as f:
-                json.dump(forged, f)
-            if mount:
-                os.chown(marker, uid, uid)
+        if tmpfs:
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,uid=%d" % uid, "tmpfs", rd], check=True)
+        with open(marker, "x") as f:
+            json.dump({"pid": 1 << 22, "start": 0, "cgroup": "/handoff-um-1-0000"}, f)
+        os.chown(marker, marker_owner, marker_owner)
+        yield rd, marker
+    finally:
+        subprocess.run(["umount", rd], capture_output=True)
+        with open("/proc/self/mountinfo") as f:
+            if os.path.isdir(rd) and " %s " % rd not in f.read():
+                for name in os.listdir(rd):
+                    os.unlink(os.path.join(rd, name))
+                os.rmdir(rd)
+
+
+def test_a_runtime_dir_not_left_by_us_is_refused():
+    """A /run/user/N that is no leftover of a UserManager (a directory with
+    a marker but no tmpfs; a tmpfs whose marker its user wrote) is left
+    alone: the UserManager skips."""
+    uid = 65533
+    for tmpfs, owner in ((False, 0), (True, uid)):
+        with _forged_leftover(uid, tmpfs, owner) as (rd, marker):
             try:
                 with UserManager(uid=uid):
                     raise AssertionError("a UserManager took %s over" % rd)
             except Skip as e:
                 assert "exists" in str(e), e
-            assert os.path.exists(marker) and os.path.ismount(rd) == mount, "%s is as it was" % rd
-    finally:
-        subprocess.run(["umount", rd], capture_output=True)
-        with open("/proc/self/mountinfo") as f:
-            if " %s " % rd not in f.read():
-                for name in os.listdir(rd):
-                    os.unlink(os.path.join(rd, name))
-                os.rmdir(rd)
+            assert os.path.exists(marker) and os.path.ismount(rd) == tmpfs, "%s is as it was" % rd
 
 
 def test_a_marker_swapped_after_its_check_is_not_read():
@@ -293,51 +302,34 @@ def test_a_marker_swapped_after_its_check_is_not_read():
     the tmpfs comes between them): reclaiming reads the marker it checked,
     and does not wait (before: it hung until someone wrote to the fifo)."""
     uid = 65532
-    rd = "/run/user/%d" % uid
-    if os.geteuid() != 0:
-        raise Skip("must run as root")
-    if os.path.exists(rd):
-        raise Skip("%s exists (a session?)" % rd)
-    marker = os.path.join(rd, UserManager.MARKER)
     real_is_tmpfs_mount = usermanager._is_tmpfs_mount
-
-    def swap_then_check(path):
-        # What the user does: the marker moved aside, a fifo of its own there.
-        os.rename(marker, marker + ".moved")
-        os.mkfifo(marker, 0o600)
-        os.chown(marker, uid, uid)
-        return real_is_tmpfs_mount(path)
-
     hung = []
+    with _forged_leftover(uid) as (rd, marker):
+        def swap_then_check(path):
+            # What the user does: the marker moved aside, a fifo of its own there.
+            os.rename(marker, marker + ".moved")
+            os.mkfifo(marker, 0o600)
+            os.chown(marker, uid, uid)
+            return real_is_tmpfs_mount(path)
 
-    def unblock():
-        # A writer that comes and goes lets a reader waiting on the fifo on.
-        hung.append(True)
-        with contextlib.suppress(OSError):
-            os.close(os.open(marker, os.O_WRONLY | os.O_NONBLOCK))
+        def unblock():
+            # A writer that comes and goes lets a reader waiting on the fifo on.
+            hung.append(True)
+            with contextlib.suppress(OSError):
+                os.close(os.open(marker, os.O_WRONLY | os.O_NONBLOCK))
 
-    os.makedirs(rd, 0o700)
-    timer = threading.Timer(5, unblock)
-    try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700,uid=%d" % uid, "tmpfs", rd], check=True)
-        with open(marker, "x") as f:
-            json.dump({"pid": 1 << 22, "start": 0, "cgroup": "/handoff-um-1-0000"}, f)
-        usermanager._is_tmpfs_mount = swap_then_check
-        timer.start()
-        with contextlib.suppress(Skip):
-            UserManager(uid=uid)._reclaim_leftover(rd)
-        timer.cancel()
-        assert not hung, "reclaiming %s waited on the user's fifo at %s" % (rd, marker)
-        assert not os.path.exists(rd), "the leftover %s, its marker read, is not removed" % rd
-    finally:
-        timer.cancel()
-        usermanager._is_tmpfs_mount = real_is_tmpfs_mount
-        subprocess.run(["umount", rd], capture_output=True)
-        with open("/proc/self/mountinfo") as f:
-            if os.path.isdir(rd) and " %s " % rd not in f.read():
-                for name in os.listdir(rd):
-                    os.unlink(os.path.join(rd, name))
-                os.rmdir(rd)
+        timer = threading.Timer(5, unblock)
+        try:
+            usermanager._is_tmpfs_mount = swap_then_check
+            timer.start()
+            with contextlib.suppress(Skip):
+                UserManager(uid=uid)._reclaim_leftover(rd)
+            timer.cancel()
+            assert not hung, "reclaiming %s waited on the user's fifo at %s" % (rd, marker)
+            assert not os.path.exists(rd), "the leftover %s, its marker read, is not removed" % rd
+        finally:
+            timer.cancel()
+            usermanager._is_tmpfs_mount = real_is_tmpfs_mount
 
 
 if __name__ == "__main__":
