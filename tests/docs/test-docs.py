@@ -97,23 +97,23 @@ def help_default(text):
     return m.group(1) if m else None
 
 
-def test_every_option_in_help_is_in_the_man_page():
+def check_options_documented(documented, where):
+    """The options "handoff --help" shows are those documented (a dict by
+    "--name"), no more, no fewer; where says where they are documented."""
     helped = help_options(help_text())
     check(len(helped) >= 18, f"the option list of --help was read: {sorted(helped)}")
-    man = man_options(man_section("OPTIONS"))
-    check(not helped.keys() - man.keys(), f"in --help but not under OPTIONS in handoff(1): "
-                                          f"{sorted(helped.keys() - man.keys())}")
-    check(not man.keys() - helped.keys(), f"under OPTIONS in handoff(1) but not in --help: "
-                                          f"{sorted(man.keys() - helped.keys())}")
+    check(not helped.keys() - documented.keys(), f"in --help but not {where}: "
+                                                 f"{sorted(helped.keys() - documented.keys())}")
+    check(not documented.keys() - helped.keys(), f"{where} but not in --help: "
+                                                 f"{sorted(documented.keys() - helped.keys())}")
+
+
+def test_every_option_in_help_is_in_the_man_page():
+    check_options_documented(man_options(man_section("OPTIONS")), "under OPTIONS in handoff(1)")
 
 
 def test_every_option_in_help_is_in_the_readme():
-    helped = help_options(help_text())
-    readme = readme_options()
-    check(not helped.keys() - readme.keys(), f"in --help but not in README.md's options table: "
-                                             f"{sorted(helped.keys() - readme.keys())}")
-    check(not readme.keys() - helped.keys(), f"in README.md's options table but not in --help: "
-                                             f"{sorted(readme.keys() - helped.keys())}")
+    check_options_documented(readme_options(), "in README.md's options table")
 
 
 def test_defaults_agree():
