@@ -39,10 +39,9 @@ static const char *const systemd_names[] = {
 static int safe_atoi(const char *s, int *ret) {
         unsigned base = 0;
         s += strspn(s, " \t\n\r");
-        if (!strncmp(s, "0b", 2) || !strncmp(s, "0B", 2))
-                base = 2, s += 2;
-        else if (!strncmp(s, "0o", 2) || !strncmp(s, "0O", 2))
-                base = 8, s += 2;
+        char prefix = s[0] == '0' ? (char) tolower((unsigned char) s[1]) : 0;
+        if (prefix == 'b' || prefix == 'o')
+                base = prefix == 'b' ? 2 : 8, s += 2;
         char *x = NULL;
         errno = 0;
         long l = strtol(s, &x, (int) base);
