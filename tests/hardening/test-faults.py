@@ -99,6 +99,26 @@ def next_handoff_pid(h, n):
     return int(m.group(1))
 
 
+def reload_begun(h, *args):
+    """SIGHUP for a reload to a generation with the fixture's args (set
+    first, if any), not waited for. Returns the pid that served before it
+    and the READY=1 count before it (None without a service manager)."""
+    old = serving_pid(h.port)
+    if args:
+        set_args(h.args_file, *args)
+    n = h.ready_count() if h.notify else None
+    h.signal(signal.SIGHUP)
+    return old, n
+
+
+def next_handoff_begun(h, *args, number=2):
+    """Handover mode: reload_begun(), up to the start of the next handoff
+    (for generation number). Returns what reload_begun() does, and the
+    next handoff's pid."""
+    old, n = reload_begun(h, *args)
+    return old, n, next_handoff_pid(h, number)
+
+
 def channel_shim(**behaviour):
     """The environment that runs a handoff (and everything it starts)
     under tests/fixtures/channel-shim.c, which behaves as told
@@ -237,16 +257,24 @@ def handover_from(h, pid):
     return old, new_main
 
 
+def handed_over(h):
+    """Handover mode, a service manager: a reload to a plain generation
+    (--init-delay 50), up to its READY=1 and the old main's "Handed over".
+    Returns the new main, which MAINPID= named."""
+    _, n = reload_begun(h, "--init-delay", "50")
+    h.wait_ready(n + 1, timeout=20)
+    new_main = h.main_pid()
+    h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+    return new_main
+
+
 # ---- SIGKILL of the candidate app ---------------------------------------------
 
 def test_kill_candidate_app_before_ready(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "5000")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
+        old, n = reload_begun(h, "--init-delay", "5000")
         succ = h.generation_pid(2)
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
@@ -323,6 +351,19 @@ def test_kill_candidate_app_after_commit(tmp):
 
 # ---- SIGKILL of the next handoff (handover mode) ---------------------------
 
+def put(exe, script=None, **fields):
+    """At exe, the path next handoffs are started from (renamed into place,
+    so never half written): script, formatted with real= the real handoff
+    and fields, or the real handoff itself."""
+    if script is None:
+        shutil.copy(HANDOFF, exe + ".new")
+    else:
+        with open(exe + ".new", "w") as f:
+            f.write(script.format(real=os.path.abspath(HANDOFF), **fields))
+        os.chmod(exe + ".new", 0o755)
+    os.rename(exe + ".new", exe)
+
+
 GATE_SCRIPT = """#!/bin/sh
 # Stands in for handoff at the path a next handoff is started from: says it
 # runs, waits at the gate, then becomes the real handoff (same pid).
@@ -339,19 +380,13 @@ def test_kill_next_handoff_before_its_app(tmp):
     """The next handoff runs but has not started its app yet."""
     need("handover")
     exe = os.path.join(tmp, "handoff")
-    shutil.copy(HANDOFF, exe)
+    put(exe)
     h = start(tmp, exe=exe)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
         reached, gate = os.path.join(tmp, "reached"), os.path.join(tmp, "gate")
-        with open(exe + ".new", "w") as f:
-            f.write(GATE_SCRIPT.format(reached=reached, gate=gate, real=os.path.abspath(HANDOFF)))
-        os.chmod(exe + ".new", 0o755)
-        os.rename(exe + ".new", exe)
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
+        put(exe, GATE_SCRIPT, reached=reached, gate=gate)
+        old, n, succ = next_handoff_begun(h)
         wait_for(lambda: os.path.exists(reached), 10, "the next handoff is at the gate")
         os.kill(succ, signal.SIGKILL)
         h.wait_ready(n + 1, timeout=20)
@@ -361,8 +396,7 @@ def test_kill_next_handoff_before_its_app(tmp):
               h.last_status())
         check("Started generation 2" not in h.log(), "no app was started")
         check(one_serving(h) == old, "the old generation serves on")
-        shutil.copy(HANDOFF, exe + ".new")
-        os.rename(exe + ".new", exe)
+        put(exe)
         reload_ok(h, 3)
         no_failures(load)
         one_serving(h)
@@ -409,7 +443,7 @@ def test_next_handoff_dying_in_its_set_up_says_how(tmp):
     if not pidfd_gives_exit_status():
         raise Skip("a pidfd gives no exit status here (PIDFD_INFO_EXIT: Linux 6.15)")
     exe = os.path.join(tmp, "handoff")
-    shutil.copy(HANDOFF, exe)
+    put(exe)
     h = start(tmp, exe=exe)
     try:
         old = serving_pid(h.port)
@@ -418,19 +452,13 @@ def test_next_handoff_dying_in_its_set_up_says_how(tmp):
                  ("exit 1", "exited with status 1 (a failure of handoff itself; its log says which)"),
                  ("exit 7", "exited with status 7"),
                  ("kill -KILL $$", "exited: killed by signal SIGKILL")), start=2):
-            with open(exe + ".new", "w") as f:
-                f.write(DYING_SCRIPT.format(real=os.path.abspath(HANDOFF), death=death))
-            os.chmod(exe + ".new", 0o755)
-            os.rename(exe + ".new", exe)
-            n = h.ready_count()
-            h.signal(signal.SIGHUP)
-            succ = next_handoff_pid(h, number)
+            put(exe, DYING_SCRIPT, death=death)
+            _, n, succ = next_handoff_begun(h, number=number)
             h.wait_ready(n + 1, timeout=20)
             want = f"generation {number} failed: next handoff (pid {succ}) {how}"
             check(want in h.last_status(), f"{want!r} not in {h.last_status()!r}")
             check(one_serving(h) == old, "the old generation serves on")
-        shutil.copy(HANDOFF, exe + ".new")
-        os.rename(exe + ".new", exe)
+        put(exe)
         reload_ok(h, 6)
         one_serving(h)
         stop_clean(h)
@@ -458,24 +486,17 @@ def test_next_handoff_closing_its_channel_fails_at_once(tmp):
     0.9 s, which it does in milliseconds.)"""
     need("handover")
     exe = os.path.join(tmp, "handoff")
-    shutil.copy(HANDOFF, exe)
+    put(exe)
     h = start(tmp, exe=exe)
     try:
-        old = serving_pid(h.port)
-        with open(exe + ".new", "w") as f:
-            f.write(CLOSING_SCRIPT.format(real=os.path.abspath(HANDOFF)))
-        os.chmod(exe + ".new", 0o755)
-        os.rename(exe + ".new", exe)
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
+        put(exe, CLOSING_SCRIPT)
+        old, n, succ = next_handoff_begun(h)
         h.wait_ready(n + 1, timeout=20)
         want = f"generation 2 failed: next handoff (pid {succ}) closed its channel"
         check(want in h.last_status(), f"{want!r} not in {h.last_status()!r}")
         check(f"Reload failed: next handoff (pid {succ}) closed its channel." in h.log(), h.log())
         check(one_serving(h) == old, "the old generation serves on")
-        shutil.copy(HANDOFF, exe + ".new")
-        os.rename(exe + ".new", exe)
+        put(exe)
         reload_ok(h, 3)
         one_serving(h)
         stop_clean(h)
@@ -488,11 +509,7 @@ def test_kill_next_handoff_before_ready(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "5000")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
+        old, n, succ = next_handoff_begun(h, "--init-delay", "5000")
         app = h.generation_pid(2)
         wait_for(lambda: len(runtime_files(h, succ)) == 2, 10, "premise: the next handoff's runtime files")
         os.kill(succ, signal.SIGKILL)
@@ -853,22 +870,17 @@ def next_handoff_killed_after(tmp, prefix, cold):
     dead one started is retired; generation 1 serves throughout."""
     need("handover")
     exe = os.path.join(tmp, "handoff")
-    shutil.copy(HANDOFF, exe)
+    put(exe)
     h = start(tmp, exe=exe, env=armed_shim(tmp, kill_after=prefix))
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
         sb = wait_for(lambda: [p for p in h.standbys() if (stat_fields(p) or "?")[0] == "S"], 10,
                       "the standby, waiting")[0]
         if cold:
             # An upgrade: the standby runs a file no longer at the path.
-            shutil.copy(HANDOFF, exe + ".new")
-            os.rename(exe + ".new", exe)
-        set_args(h.args_file, "--init-delay", "300")
-        n = h.ready_count()
+            put(exe)
         arm(tmp)
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
+        old, n, succ = next_handoff_begun(h, "--init-delay", "300")
         check((succ == sb) != cold, f"the next handoff {succ} is {'not ' if cold else ''}the standby {sb}")
         wait_for(lambda: fired(tmp) and not alive(succ), 10, f"the next handoff {succ} killed after {prefix!r}")
         h.wait_ready(n + 1, timeout=20)
@@ -907,14 +919,10 @@ def test_next_handoff_killed_while_mainpid_waits_for_room(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
         h.notify.pause()
         filled = h.notify.fill()
-        h.signal(signal.SIGHUP)
+        old, n, succ = next_handoff_begun(h, "--init-delay", "50")
         h.wait_log("MAINPID= waits for room", timeout=20)
-        succ = next_handoff_pid(h, 2)
         check(f"The next handoff (pid {succ}) is ready" in h.log(), "premise: its READY came")
         os.kill(succ, signal.SIGKILL)
         h.wait_log(f"Reload failed: next handoff (pid {succ})", timeout=10)
@@ -937,11 +945,7 @@ def test_chain_middle_next_handoff_killed_before_it_is_named(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "5000")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        b = next_handoff_pid(h, 2)
+        old, n, b = next_handoff_begun(h, "--init-delay", "5000")
         app = h.generation_pid(2)
         set_args(h.args_file, "--init-delay", "50")
         h.signal(signal.SIGHUP)
@@ -1045,11 +1049,8 @@ def test_kill_old_main_between_mainpid_and_named(tmp):
     h = start(tmp, env=armed_shim(tmp, kill_at_mainpid="self"))
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
         arm(tmp)
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
+        old, _, succ = next_handoff_begun(h, "--init-delay", "50")
         check(h.proc.wait(timeout=20) == -signal.SIGKILL, f"the old main killed at MAINPID=:\n{h.log()}")
         h.notify.wait_count("MAINPID", 1, value=str(succ))
         check(h.mains() == [h.pid, succ], f"MAINPID= named the next handoff: {h.mains()}")
@@ -1121,11 +1122,8 @@ def old_main_killed_at_mainpid_with_many_unix_sockets(tmp, older):
                       **({"drop": "FEATURES "} if older else {}))
     h = start(tmp, *listens, env=shim)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
         arm(tmp)
-        h.signal(signal.SIGHUP)
-        succ = next_handoff_pid(h, 2)
+        old, _, succ = next_handoff_begun(h, "--init-delay", "50")
         check(h.proc.wait(timeout=20) == -signal.SIGKILL, f"the old main killed at MAINPID=:\n{h.log()}")
         check(h.mains() == [h.pid, succ], f"MAINPID= named the next handoff: {h.mains()}")
         open(released, "w").close()
@@ -1178,11 +1176,8 @@ def test_mainpid_not_sent_with_many_unix_sockets(tmp):
     released = os.path.join(tmp, "released")
     h = start(tmp, *listens, env=channel_shim(hold_sent="READY", until=released))
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "1000")
-        h.signal(signal.SIGHUP)
+        old, _, succ = next_handoff_begun(h, "--init-delay", "1000")
         h.notify.wait_count("RELOADING", 1)
-        succ = next_handoff_pid(h, 2)
         h.notify.close()
         h.wait_log(f"Failed to tell the service manager MAINPID={succ}", 20)
         # Answered in a later turn of its loop than the rollback's UNNAMED.
@@ -1300,10 +1295,7 @@ def test_kill_old_main_between_named_and_takeover(tmp):
     # the first handoff is ever one here.
     h = start(tmp, manager=False, env=channel_shim(kill_after="NAMED "))
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "50")
-        os.kill(h.pid, signal.SIGHUP)
-        new_main = next_handoff_pid(h, 2)
+        old, _, new_main = next_handoff_begun(h, "--init-delay", "50")
         wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at NAMED:\n{h.log()}")
         check(h.proc.returncode == -signal.SIGKILL, f"the old main killed at NAMED ({h.proc.returncode}):\n{h.log()}")
         check(f"handoff[{h.pid}]: Handed over to handoff pid" not in h.log(), "premise: no TAKEOVER went")
@@ -1417,9 +1409,7 @@ def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
               args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN))
     try:
         old, workers = generation_1_with_workers(h)
-        set_args(h.args_file, "--init-delay", "50")
-        os.kill(h.pid, signal.SIGHUP)
-        new_main = next_handoff_pid(h, 2)
+        _, _, new_main = next_handoff_begun(h, "--init-delay", "50")
         wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at NAMED:\n{h.log()}")
         h.wait_log(f"handoff[{new_main}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
         wait_for(lambda: not alive(old), 10, f"its main (pid {old}) exits at once")
@@ -1440,12 +1430,7 @@ def test_kill_old_main_while_draining_workers_held(tmp):
     h = start(tmp, "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN))
     try:
         old, workers = generation_1_with_workers(h)
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        new_main = h.main_pid()
-        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        new_main = handed_over(h)
         wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
         check(workers(), "its workers drain on")
         os.kill(h.pid, signal.SIGKILL)
@@ -1468,12 +1453,7 @@ def test_kill_old_main_while_draining_workers_held_named_read_late(tmp):
               env=channel_shim(hold_read="NAMED ", until=named_read))
     try:
         old, workers = generation_1_with_workers(h)
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        new_main = h.main_pid()
-        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        new_main = handed_over(h)
         wait_for(lambda: stat_fields(old) is None, 10, f"generation 1's main (pid {old}) reaped by the old main")
         check(workers(), "its workers drain on")
         open(named_read, "w").close()
@@ -1495,12 +1475,7 @@ def test_unix_socket_file_replaced_before_the_next_handoff_reads_unlinks(tmp):
     h = start(tmp, "-l", f"unix:{path}", env=channel_shim(hold_read="UNLINKS", until=unlinks_read))
     other = socket.socket(socket.AF_UNIX)
     try:
-        set_args(h.args_file, "--init-delay", "50")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
-        h.wait_ready(n + 1, timeout=20)
-        new_main = h.main_pid()
-        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        new_main = handed_over(h)
         os.unlink(path)
         other.bind(path)
         ino = os.stat(path).st_ino
@@ -1794,10 +1769,7 @@ def test_daemonizing_candidate(tmp):
     load = Load(f"127.0.0.1:{h.port}", tmp)
     daemons = []
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--daemonize")
-        n = h.ready_count()
-        h.signal(signal.SIGHUP)
+        old, n = reload_begun(h, "--daemonize")
         h.wait_ready(n + 1, timeout=20)
         check("last: generation 2 failed: exited with status 0" in h.last_status(), h.last_status())
         wait_for(lambda: not daemons_of(h), 20, f"the failed generation's daemon stopped: {daemons_of(h)}")
@@ -1890,9 +1862,7 @@ def test_sigterm_while_candidate_starts(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        old = serving_pid(h.port)
-        set_args(h.args_file, "--init-delay", "5000")
-        h.signal(signal.SIGHUP)
+        old, _ = reload_begun(h, "--init-delay", "5000")
         succ = h.generation_pid(2)
         slow = SlowRequest(h.port, 1000)
         wait_for(slow.connected.is_set, 5, "slow request sent")
