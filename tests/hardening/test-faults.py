@@ -207,6 +207,15 @@ def no_failures(load):
     return res
 
 
+def reloads_and_stops(h, load, number):
+    """The next reload (to generation number) works, no request failed,
+    exactly one generation serves after it, and a stop leaves nothing."""
+    reload_ok(h, number)
+    no_failures(load)
+    one_serving(h)
+    stop_clean(h)
+
+
 def held_at_mainpid(h):
     """Handover mode: a reload held at systemd's barrier: MAINPID= names the
     next handoff, not yet answered. Returns the next handoff's pid."""
@@ -282,10 +291,7 @@ def test_kill_candidate_app_before_ready(tmp):
         check(one_serving(h) == old, "the old generation serves on")
         if MODE == "handover":
             check(h.mains() == [h.pid], "MAINPID never moved")
-        reload_ok(h, 3)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 3)
     finally:
         teardown(h, load)
 
@@ -397,10 +403,7 @@ def test_kill_next_handoff_before_its_app(tmp):
         check("Started generation 2" not in h.log(), "no app was started")
         check(one_serving(h) == old, "the old generation serves on")
         put(exe)
-        reload_ok(h, 3)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 3)
     finally:
         open(os.path.join(tmp, "gate"), "w").close()
         teardown(h, load)
@@ -519,10 +522,7 @@ def test_kill_next_handoff_before_ready(tmp):
               or "closed its channel" in h.last_status(), h.last_status())
         wait_for(lambda: not alive(app), 10, "the next handoff's app is killed with it")
         check(one_serving(h) == old, "the old generation serves on")
-        reload_ok(h, 3)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 3)
     finally:
         teardown(h, load)
 
@@ -852,10 +852,7 @@ def serves_on(h, load, old, number):
     check(h.main_pid() == h.pid and alive(h.pid), f"the old main is main: {h.mains()}\n{h.log()}")
     check(one_serving(h) == old, "the old generation serves on")
     check(status_json(h.pid)["state"] == "serving", "the main answers handoff status")
-    reload_ok(h, number)
-    no_failures(load)
-    one_serving(h)
-    stop_clean(h)
+    reloads_and_stops(h, load, number)
 
 
 def next_handoff_killed_after(tmp, prefix, cold):
@@ -962,10 +959,7 @@ def test_chain_middle_next_handoff_killed_before_it_is_named(tmp):
         gen3 = one_serving(h)
         check(gen3 == h.generation_pid(3) != old, f"generation 3 serves: {gen3}")
         check(status_json(c)["state"] == "serving", "C answers handoff status")
-        reload_ok(h, 4)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 4)
     finally:
         teardown(h, load)
 
@@ -999,10 +993,7 @@ def test_chain_middle_next_handoff_killed_after_it_was_named(tmp):
         gen3 = one_serving(h)
         check(gen3 == h.generation_pid(3), f"generation 3 serves: {gen3}")
         check(status_json(c)["state"] == "serving", "C answers handoff status")
-        reload_ok(h, 4)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 4)
     finally:
         teardown(h, load)
 
@@ -1061,10 +1052,7 @@ def test_kill_old_main_between_mainpid_and_named(tmp):
         gen2 = h.generation_pid(2)
         check(one_serving(h) == gen2, "generation 2 serves")
         check(status_json(succ)["state"] == "serving", "the new main answers handoff status")
-        reload_ok(h, 3)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 3)
         runtime_files_removed(h, h.pid)
     finally:
         teardown(h, load)
@@ -1227,10 +1215,7 @@ def test_kill_old_main_while_draining(tmp):
         wait_for(lambda: "The previous handoff has exited." in h.log(), 10, "the new main saw it go")
         # ... and, once it has exited, removed what it could not.
         runtime_files_removed(h, h.pid)
-        reload_ok(h, 3)
-        no_failures(load)
-        one_serving(h)
-        stop_clean(h)
+        reloads_and_stops(h, load, 3)
     finally:
         teardown(h, load)
 
