@@ -541,6 +541,40 @@ def store_state(port):
     return int(m.group(1)), int(m.group(3))
 
 
+def fd_store_unit(listen, command, out, restart_sec, extra=""):
+    """A service of handoff --systemd-fd-store=yes with --listen options
+    listen, of command, restarted on failure after restart_sec seconds,
+    logging to out; extra: more [Service] lines."""
+    return """[Service]
+Type=notify
+ExecStart=%s --systemd-fd-store=yes %s -- %s
+%sFileDescriptorStoreMax=16
+Restart=on-failure
+RestartSec=%d
+KillMode=mixed
+StandardOutput=append:%s
+StandardError=append:%s
+""" % (HANDOFF, listen, command, extra, restart_sec, out, out)
+
+
+def two_stored_sockets_crashed(um, name, restart_sec, relisten):
+    """handoff-NAME.service, fd_store_unit() of the fixture with --listen
+    unix:A --listen unix:B, started with both sockets in systemd's store,
+    then edited to the --listen options relisten ({a} and {b} in it) and
+    SIGKILLed. Returns the unit, A, B and its log's path."""
+    a, b = um.path("a.sock"), um.path("b.sock")
+    out = um.path(name + ".log")
+    unit = "handoff-%s.service" % name
+    um.install_unit(unit, fd_store_unit("--listen unix:%s --listen unix:%s" % (a, b), FIXTURE, out, restart_sec))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
+                "both sockets in systemd's store")
+    um.install_unit(unit, fd_store_unit(relisten.format(a=a, b=b), FIXTURE, out, restart_sec))
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    return unit, a, b, out
+
+
 @with_logs
 def test_systemd_fd_store_survives_crash(um):
     """No socket unit: handoff opens the port itself (--listen) and keeps it,
@@ -550,18 +584,9 @@ def test_systemd_fd_store_survives_crash(um):
     and the restarted server reads the state the old one stored."""
     port = free_port()
     out = um.path("store.log")
-    um.install_unit("handoff-store.service", """[Service]
-Type=notify
-ExecStart=%s --systemd-fd-store=yes --listen 127.0.0.1:%d -- %s
-ExecReload=%s reload
-FileDescriptorStoreMax=16
-Restart=on-failure
-RestartSec=1
-KillMode=mixed
-StandardOutput=append:%s
-StandardError=append:%s
-""" % (HANDOFF, port, STORE_SERVER, HANDOFFCTL, out, out))
     unit = "handoff-store.service"
+    um.install_unit(unit, fd_store_unit("--listen 127.0.0.1:%d" % port, STORE_SERVER, out, 1,
+                                        "ExecReload=%s reload\n" % HANDOFFCTL))
     um.systemctl("start", unit)
     um.wait_state(unit, "active", timeout=15, sub_state="running")
     assert store_state(port)[1] == 1
@@ -602,26 +627,7 @@ def test_systemd_fd_store_listen_changed_before_a_crash(um):
     anew, and A's file is removed. Before, every restart failed on the
     stored socket of the second --listen ("a live socket: another process
     listens on it") until the start limit left the unit failed."""
-    a, b = um.path("a.sock"), um.path("b.sock")
-    out = um.path("listen-changed.log")
-    text = """[Service]
-Type=notify
-ExecStart=%s --systemd-fd-store=yes %%s -- %s
-FileDescriptorStoreMax=16
-Restart=on-failure
-RestartSec=1
-KillMode=mixed
-StandardOutput=append:%s
-StandardError=append:%s
-""" % (HANDOFF, FIXTURE, out, out)
-    unit = "handoff-listen-changed.service"
-    um.install_unit(unit, text % ("--listen unix:%s --listen unix:%s" % (a, b)))
-    um.systemctl("start", unit)
-    um.wait_state(unit, "active", timeout=15, sub_state="running")
-    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
-                "both sockets in systemd's store")
-    um.install_unit(unit, text % ("--listen unix:%s" % b))
-    os.kill(um.main_pid(unit), signal.SIGKILL)
+    unit, a, b, _ = two_stored_sockets_crashed(um, "listen-changed", 1, "--listen unix:{b}")
     um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] != "0", 15, "the restart")
     um.wait_state(unit, "active", timeout=15, sub_state="running")
 
@@ -646,26 +652,7 @@ def test_systemd_fd_store_listen_reordered_before_a_crash(um):
     answered (before: both were shut down and bound anew, the client's
     connection lost). systemd's store names them for their new places: a
     second crash finds each where its --listen is."""
-    a, b = um.path("a.sock"), um.path("b.sock")
-    out = um.path("listen-reordered.log")
-    text = """[Service]
-Type=notify
-ExecStart=%s --systemd-fd-store=yes %%s -- %s
-FileDescriptorStoreMax=16
-Restart=on-failure
-RestartSec=3
-KillMode=mixed
-StandardOutput=append:%s
-StandardError=append:%s
-""" % (HANDOFF, FIXTURE, out, out)
-    unit = "handoff-listen-reordered.service"
-    um.install_unit(unit, text % ("--listen unix:%s --listen unix:%s" % (a, b)))
-    um.systemctl("start", unit)
-    um.wait_state(unit, "active", timeout=15, sub_state="running")
-    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
-                "both sockets in systemd's store")
-    um.install_unit(unit, text % ("--listen unix:%s --listen unix:%s" % (b, a)))
-    os.kill(um.main_pid(unit), signal.SIGKILL)
+    unit, a, b, out = two_stored_sockets_crashed(um, "listen-reordered", 3, "--listen unix:{b} --listen unix:{a}")
     um.wait_state(unit, "activating", timeout=15, sub_state="auto-restart")
     with socket.socket(socket.AF_UNIX) as c:
         c.settimeout(15)
