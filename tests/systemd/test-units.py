@@ -544,11 +544,15 @@ def store_state(port):
 def fd_store_unit(listen, command, out, restart_sec, extra=""):
     """A service of handoff --systemd-fd-store=yes with --listen options
     listen, of command, restarted on failure after restart_sec seconds,
-    logging to out; extra: more [Service] lines."""
+    logging to out; extra: more [Service] lines. Its own runtime directory,
+    which systemd removes when the service stops or restarts: the control
+    and notify sockets of a handoff the test SIGKILLs go with it (in
+    /run/handoff they would stay until another handoff swept them)."""
     return """[Service]
 Type=notify
 ExecStart=%s --systemd-fd-store=yes %s -- %s
 %sFileDescriptorStoreMax=16
+RuntimeDirectory=%%N
 Restart=on-failure
 RestartSec=%d
 KillMode=mixed
