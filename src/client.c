@@ -3,11 +3,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <linux/sock_diag.h>
-#include <linux/unix_diag.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/signalfd.h>
@@ -25,6 +20,7 @@
 #include "reload-config.h"
 #include "runtime-dir.h"
 #include "time-util.h"
+#include "unix-diag.h"
 #include "util.h"
 
 /* How often a reply may send us on to another handoff (a handover during
@@ -221,55 +217,23 @@ static bool same_netns(pid_t pid, bool unknown) {
 static int unix_socket_named(unsigned long ino, const char *name) {
         if (ino > UINT32_MAX)
                 return -EOVERFLOW;
-        _cleanup_close_ int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-        if (fd < 0)
-                return -errno;
-        struct {
-                struct nlmsghdr nlh;
-                struct unix_diag_req req;
-        } q = {
-                .nlh = { .nlmsg_len = sizeof q, .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_flags = NLM_F_REQUEST },
-                .req = { .sdiag_family = AF_UNIX, .udiag_states = UINT32_MAX, .udiag_ino = (uint32_t) ino,
-                         .udiag_show = UDIAG_SHOW_NAME, .udiag_cookie = { INET_DIAG_NOCOOKIE, INET_DIAG_NOCOOKIE } },
-        };
-        if (send(fd, &q, sizeof q, 0) < 0)
-                return -errno;
-        union {
-                struct nlmsghdr nlh;
-                char raw[4096];
-        } buf;
-        ssize_t n = recv(fd, &buf, sizeof buf, 0);
-        if (n < 0)
-                return -errno;
-        struct nlmsghdr *h = &buf.nlh;
-        if (!NLMSG_OK(h, (size_t) n))
-                return -EBADMSG;
-        if (h->nlmsg_type == NLMSG_ERROR) {
-                /* -ENOENT too: no unix sock_diag in this kernel, or the
-                 * socket closed meanwhile (a forged line names a live one). */
-                const struct nlmsgerr *e = NLMSG_DATA(h);
-                return h->nlmsg_len >= NLMSG_LENGTH(sizeof *e) && e->error < 0 ? e->error : -EBADMSG;
-        }
-        const struct unix_diag_msg *m = NLMSG_DATA(h);
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof *m) || m->udiag_ino != ino)
-                return -EBADMSG;
-        size_t left = h->nlmsg_len - NLMSG_LENGTH(sizeof *m);
-        for (const struct rtattr *a = (const struct rtattr *) (m + 1); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
-                if (a->rta_type != UNIX_DIAG_NAME)
-                        continue;
-                /* As unix_seq_show() writes it: a path without its NUL. */
-                const char *p = RTA_DATA(a);
-                size_t len = RTA_PAYLOAD(a), i = 0;
-                if (len > 0 && p[0] != '\0')
-                        len--;
-                if (strlen(name) != len)
+        char p[sizeof(struct sockaddr_un)];
+        /* -ENOENT too: no unix sock_diag in this kernel, or the socket
+         * closed meanwhile (a forged line names a live one). 0: it has no
+         * name. */
+        int r = unix_diag_attr(ino, UDIAG_SHOW_NAME, UNIX_DIAG_NAME, p, sizeof p);
+        if (r <= 0)
+                return r;
+        /* As unix_seq_show() writes it: a path without its NUL. */
+        size_t len = r, i = 0;
+        if (len > 0 && p[0] != '\0')
+                len--;
+        if (strlen(name) != len)
+                return 0;
+        for (; i < len; i++)
+                if ((p[i] ? p[i] : '@') != name[i])
                         return 0;
-                for (; i < len; i++)
-                        if ((p[i] ? p[i] : '@') != name[i])
-                                return 0;
-                return 1;
-        }
-        return 0;
+        return 1;
 }
 
 /* One pass over pid's network namespace's unix sockets for a listening
