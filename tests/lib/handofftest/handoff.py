@@ -33,6 +33,7 @@ MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 # is a subreaper, as systemd is, for what a handoff killed hard leaves. Only processes of a handoff session under test are reaped:
 # Popen reaps its own children, and taking one from it would lose the status.
 _adopted_status = {}
+_adopted_lock = threading.Lock()
 _sessions = set()
 
 
@@ -44,12 +45,36 @@ def _reaper():
                 continue
             fields = stat_fields(pid)
             if fields and fields[0] == "Z" and int(fields[1]) == me and int(fields[3]) in _sessions:
-                try:
-                    _, status = os.waitpid(pid, os.WNOHANG)
-                    _adopted_status[pid] = os.waitstatus_to_exitcode(status)
-                except ChildProcessError:
-                    pass
+                with _adopted_lock:
+                    try:
+                        _, status = os.waitpid(pid, os.WNOHANG)
+                        _adopted_status[pid] = os.waitstatus_to_exitcode(status)
+                    except ChildProcessError:
+                        pass
         time.sleep(0.02)  # a polling period, not a synchronisation
+
+
+def _is_process(pid):
+    """Whether pid is a process now, alive or a zombie (not a thread of
+    another: /proc/TID is there too, unlisted)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return any(line.split() == ["Tgid:", str(pid)] for line in f)
+    except OSError:
+        return False
+
+
+def adopted_status(pid):
+    """The exit status of an adopted process pid once the reaper has reaped
+    it, else None. pids are reused (pid_max is 32768 on many machines, and
+    one test file starts thousands of processes): a status kept for a pid
+    that is a process again was an earlier process's, and is dropped. Under
+    the reaper's lock a process there has not been reaped since."""
+    with _adopted_lock:
+        if _is_process(pid):
+            _adopted_status.pop(pid, None)
+            return None
+        return _adopted_status.get(pid)
 
 
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
@@ -162,7 +187,7 @@ class Handoff:
     def exit_status(self, pid):
         if pid == self.pid:
             return self.proc.poll()
-        return _adopted_status.get(pid)
+        return adopted_status(pid)
 
     def wait_exit(self, timeout=40):
         """Waits for the current main handoff to exit; returns its status."""
@@ -172,8 +197,8 @@ class Handoff:
                 return self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise TestFailure(f"handoff did not exit within {timeout}s; log:\n{self.log()}")
-        wait_for(lambda: main in _adopted_status, timeout, f"main handoff {main} to exit; log:\n{self.log()}")
-        return _adopted_status[main]
+        wait_for(lambda: adopted_status(main) is not None, timeout, f"main handoff {main} to exit; log:\n{self.log()}")
+        return adopted_status(main)
 
     def stop(self, timeout=40):
         if pid_alive(self.main_pid()):
