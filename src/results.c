@@ -130,7 +130,7 @@ const char *results_reply(const Results *r, ReloadEnd how, char *buf, size_t siz
                         snprintf(buf, size, "OK the service is stopping: the reload was overtaken by the stop");
                 break;
         case END_GAVE_UP:
-                snprintf(buf, size, "FAIL %s%sthis handoff gave up; its predecessor serves on",
+                snprintf(buf, size, "FAIL %s%sthis handoff gave up before it took over",
                          r->current_failed ? last : "", r->current_failed ? "; " : "");
                 break;
         }

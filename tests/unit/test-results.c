@@ -146,6 +146,22 @@ START_TEST(test_overtaken_by_stop_is_not_a_failure) {
 }
 END_TEST
 
+/* A next handoff that gives up before it took over says only that: its
+ * predecessor may serve on (it aborted the handover), or be dead (killed
+ * before it named it main: then the service ends). */
+START_TEST(test_gave_up_claims_no_predecessor) {
+        Results r = {};
+        char buf[512];
+        results_begin(&r);
+        ck_assert_str_eq(results_reply(&r, END_GAVE_UP, buf, sizeof buf),
+                         "FAIL this handoff gave up before it took over");
+        results_failed(&r, 2, "exited with status 1");
+        ck_assert_str_eq(results_reply(&r, END_GAVE_UP, buf, sizeof buf),
+                         "FAIL generation 2 failed: exited with status 1; this handoff gave up before it took over");
+        results_done(&r);
+}
+END_TEST
+
 /* What "handoff status --json" shows as last_reload. */
 START_TEST(test_last_reload_stamps) {
         Results r = {};
@@ -181,6 +197,7 @@ int main(void) {
         tcase_add_test(tc, test_app_status_cut_between_characters);
         tcase_add_test(tc, test_long_cause_kept_whole);
         tcase_add_test(tc, test_overtaken_by_stop_is_not_a_failure);
+        tcase_add_test(tc, test_gave_up_claims_no_predecessor);
         tcase_add_test(tc, test_last_reload_stamps);
         suite_add_tcase(s, tc);
         return unit_run(s);
