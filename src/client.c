@@ -503,20 +503,10 @@ static int connect_to(pid_t pid, usec_t deadline, int sigfd, char *why, size_t w
         return fd;
 }
 
-/* Sends one request to pid and waits for its one reply, of any size, until
- * deadline. *reply is replaced with a new string. */
-static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
-        char why[PATH_MAX + 256];
-        _cleanup_close_ int fd = connect_to(pid, deadline, sigfd, why, sizeof why);
-        if (fd == -ETIMEDOUT) {
-                say("handoff pid %d did not take the connection in time (its control socket's queue stayed "
-                    "full); nothing was asked of it.\n", (int) pid);
-                return EXIT_CLIENT_TIMEOUT;
-        }
-        if (fd < 0) {
-                say("cannot reach handoff pid %d: %s\n", (int) pid, why);
-                return EXIT_CLIENT_UNREACHABLE;
-        }
+/* Sends one request over fd, connected to pid, and waits for its one
+ * reply, of any size, until deadline. *reply is replaced with a new string.
+ * -ECONNRESET: pid closed the connection without an answer (not said). */
+static int exchange(int fd, pid_t pid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
         if (send(fd, request, len, MSG_NOSIGNAL) < 0) {
                 say("cannot send to handoff pid %d: %m\n", (int) pid);
                 return EXIT_CLIENT_UNREACHABLE;
@@ -548,9 +538,7 @@ static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int 
                         n = recv(fd, buf, (size_t) n, MSG_DONTWAIT);
                 if (n <= 0) {
                         free(buf);
-                        say("handoff pid %d closed the connection without an answer.\n",
-                                (int) pid);
-                        return EXIT_CLIENT_UNREACHABLE;
+                        return -ECONNRESET;
                 }
                 buf[n] = '\0';
                 free(*reply);
@@ -559,8 +547,112 @@ static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int 
         }
 }
 
+/* Connects to pid and asks (exchange()). */
+static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
+        char why[PATH_MAX + 256];
+        _cleanup_close_ int fd = connect_to(pid, deadline, sigfd, why, sizeof why);
+        if (fd == -ETIMEDOUT) {
+                say("handoff pid %d did not take the connection in time (its control socket's queue stayed "
+                    "full); nothing was asked of it.\n", (int) pid);
+                return EXIT_CLIENT_TIMEOUT;
+        }
+        if (fd < 0) {
+                say("cannot reach handoff pid %d: %s\n", (int) pid, why);
+                return EXIT_CLIENT_UNREACHABLE;
+        }
+        return exchange(fd, pid, request, len, deadline, sigfd, reply);
+}
+
+/* A process's fds close a moment before it has exited: how long one that
+ * closed our connection is given to be seen gone. */
+#define EXIT_GRACE_USEC USEC_PER_SEC
+
+/* Whether pid exits (has exited) within EXIT_GRACE_USEC; false also where
+ * that cannot be watched (no pidfds). */
+static bool exits(pid_t pid, usec_t deadline, int sigfd) {
+        _cleanup_close_ int fd = pidfd_open_pid(pid);
+        if (fd == -ESRCH)
+                return true;
+        if (fd < 0)
+                return false;
+        usec_t until = usec_add(now_monotonic(), EXIT_GRACE_USEC);
+        if (until > deadline)
+                until = deadline;
+        for (;;) {
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
+                int r = poll(p, 2, ms_until(until, -1));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r > 0 && (p[1].revents & POLLIN))
+                        interrupted(sigfd);
+                return r > 0;
+        }
+}
+
+/* pid closed the connection of a reload without an answer. Killed (the
+ * OOM killer, say) right after its MAINPID= named its next handoff, it
+ * leaves the service to that one, which takes over by itself: the reload
+ * may well have succeeded, and only that next handoff can tell
+ * ("OUTCOME <pid>"; any other handoff refuses). It is found among the
+ * control sockets of the runtime directory our environment gives, where
+ * ExecReload= finds ExecStart='s. Returns 0 with its "OK" or "FAIL" in
+ * *reply, an exit code, or -ECONNRESET when pid lives on (it closed for
+ * another reason) or no handoff answers for it. */
+static int ask_next_handoff(pid_t pid, usec_t deadline, int sigfd, char **reply) {
+        uid_t uid;
+        bool exited = false;
+        if (!exits(pid, deadline, sigfd) && status_of(pid, &uid, &exited) != -ENOENT && !exited)
+                return -ECONNRESET;
+        char dir[PATH_MAX], what[32];
+        bool made_by_us;
+        if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0)
+                return -ECONNRESET;
+        DIR *d = opendir(dir);
+        if (!d)
+                return -ECONNRESET;
+        snprintf(what, sizeof what, "OUTCOME %d", (int) pid);
+        int r = -ECONNRESET;
+        pid_t by = 0;
+        struct dirent *de;
+        while ((de = readdir(d))) {
+                _cleanup_free_ char *answer = NULL;
+                pid_t next;
+                bool gone = false;
+                if (strncmp(de->d_name, "control.", 8) != 0 || parse_pid(de->d_name + 8, &next) < 0 ||
+                    next == pid || status_of(next, &uid, &gone) < 0 || gone)
+                        continue;
+                /* Only a socket that next itself listens on, in a directory
+                 * of its uid's that nobody else may write. */
+                _cleanup_close_ int fd = connect_conventional(next, uid);
+                if (fd < 0)
+                        continue;
+                int k = exchange(fd, next, what, strlen(what), deadline, sigfd, &answer);
+                if (k == EXIT_CLIENT_TIMEOUT) {
+                        r = k;
+                        break;
+                }
+                bool ok = k == 0 && strncmp(answer, "OK ", 3) == 0;
+                /* One that failed may be an earlier reload's, stopping
+                 * still: the one that took over says OK. */
+                if (!ok && (k != 0 || strncmp(answer, "FAIL ", 5) != 0 || r == 0))
+                        continue;
+                free(*reply);
+                *reply = TAKE_PTR(answer);
+                r = 0;
+                by = next;
+                if (ok)
+                        break;
+        }
+        closedir(d);
+        if (r == 0)
+                say("handoff pid %d exited before it answered; the reload ended in its next handoff, pid %d.\n",
+                    (int) pid, (int) by);
+        return r;
+}
+
 /* Runs one request, following FOLLOW/JOIN replies across a handover. */
 static int request(pid_t pid, const char *what, size_t len, usec_t deadline, char **reply) {
+        bool reload = strncmp(what, "STATUS", 6) != 0;
         sigset_t mask;
         sigemptyset(&mask);
         sigaddset(&mask, SIGTERM);
@@ -572,6 +664,12 @@ static int request(pid_t pid, const char *what, size_t len, usec_t deadline, cha
                 return EXIT_CLIENT_UNREACHABLE;
         for (int hop = 0; hop < MAX_HOPS; hop++) {
                 int r = ask(pid, what, len, deadline, sigfd, reply);
+                if (r == -ECONNRESET && reload)
+                        r = ask_next_handoff(pid, deadline, sigfd, reply);
+                if (r == -ECONNRESET) {
+                        say("handoff pid %d closed the connection without an answer.\n", (int) pid);
+                        return EXIT_CLIENT_UNREACHABLE;
+                }
                 if (r != 0)
                         return r;
                 pid_t next;

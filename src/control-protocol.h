@@ -33,6 +33,11 @@
  *   "JOIN"         wait for the reload in progress (or the next one)
  *   "STATUS" / "STATUS json"
  *                  "OK <status text>"
+ *   "OUTCOME <pid>" handoff <pid> died during a reload without answering
+ *                  (killed after MAINPID= named its next handoff): asked
+ *                  of that next handoff, how the reload ended, "OK ..."
+ *                  or "FAIL ..." as for RELOAD; other handoffs reply
+ *                  "ERROR"
  *   "ERROR <why>"  the request itself was refused (unknown, too long,
  *                  another user)
  * Replies that send the client elsewhere:

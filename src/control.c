@@ -93,6 +93,18 @@ int control_parse_request(const char *buf, size_t len, ControlRequest *ret) {
         /* One trailing newline is tolerated, for "echo RELOAD | socat". */
         if (len > 0 && buf[len - 1] == '\n')
                 len--;
+        static const char outcome[] = "OUTCOME ";
+        size_t head = sizeof outcome - 1;
+        if (len > head && len - head <= 10 && memcmp(buf, outcome, head) == 0) {
+                char digits[16];
+                uint64_t v;
+                memcpy(digits, buf + head, len - head);
+                digits[len - head] = '\0';
+                if (safe_atou64(digits, &v) < 0 || v == 0 || v > INT32_MAX)
+                        return -EBADMSG;
+                *ret = (ControlRequest) { .kind = REQUEST_OUTCOME, .pid = (pid_t) v };
+                return 0;
+        }
         for (size_t i = 0; i < ELEMENTSOF(requests); i++)
                 if (strlen(requests[i].text) == len && memcmp(buf, requests[i].text, len) == 0) {
                         *ret = (ControlRequest) { .kind = requests[i].kind };

@@ -18,12 +18,14 @@ typedef enum {
         REQUEST_JOIN,
         REQUEST_STATUS,
         REQUEST_STATUS_JSON,
+        REQUEST_OUTCOME,
 } RequestKind;
 
 typedef struct ControlRequest {
         RequestKind kind;
         const char *args;  /* RELOAD with a command line: each argument after a NUL */
         size_t args_len;   /* 0: none */
+        pid_t pid;         /* OUTCOME: the handoff that died during a reload */
 } ControlRequest;
 
 /* The supervisor answers through control_reply() at once, or queues the

@@ -136,7 +136,7 @@ struct Supervisor {
         sd_event_source *next_exit;      /* its end of file on handed_channel */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
         bool predecessor_drained; /* ... and it said DRAINED: it waits for our end of file */
-        pid_t predecessor;       /* ... and its pid, while it lives */
+        pid_t predecessor;       /* ... and its pid (kept once it has exited: "OUTCOME <pid>") */
         /* ... after NAMED: a pidfd of its serving generation's main, and
          * that generation and how it retires, for us to retire it should
          * the predecessor die before TAKEOVER, or hold it after; then the
@@ -1138,6 +1138,28 @@ static int stage_command_line(Supervisor *s, Control *c, ControlConn *conn, cons
         return 0;
 }
 
+/* "OUTCOME <pid>": our predecessor pid died during the reload that started
+ * us, without answering its clients (killed right after its MAINPID= named
+ * us, say). That reload ends with us: with our first generation's commit
+ * once we take over (by ourselves then), or with our stop if we do not. */
+static void reply_outcome(Supervisor *s, Control *c, ControlConn *conn, pid_t pid) {
+        char reply[RESULTS_REPLY_MAX];
+        if (!started_as_next(s) || pid != s->predecessor) {
+                control_reply(c, conn, "ERROR this handoff is not the next handoff of pid %d", (int) pid);
+                return;
+        }
+        if (s->machine.state == STATE_STARTING) {
+                control_wait(c, conn, WAIT_CURRENT);
+                return;
+        }
+        bool stopped = s->machine.state == STATE_STOPPING || s->machine.state == STATE_DONE;
+        if (stopped && role_handed_off(s->role))
+                stopped = false; /* after our own handover: we had taken over */
+        bool gave_up = role_awaits_takeover(s->role) || s->role == ROLE_ABANDONED;
+        control_reply(c, conn, "%s", results_reply(&s->results, !stopped ? END_SERVING : gave_up ? END_GAVE_UP :
+                                                   END_STOPPING, reply, sizeof reply));
+}
+
 /* Which reload answers a request: one that starts after it arrived, since
  * whatever the client changed (a config file, a binary) must be in it. So a
  * request joins the next reload, and asks for one; a reload already running
@@ -1149,6 +1171,10 @@ static void on_request(Control *c, ControlConn *conn, const ControlRequest *req,
 
         if (kind == REQUEST_STATUS || kind == REQUEST_STATUS_JSON) {
                 reply_status(s, conn, kind == REQUEST_STATUS_JSON);
+                return;
+        }
+        if (kind == REQUEST_OUTCOME) {
+                reply_outcome(s, c, conn, req->pid);
                 return;
         }
         if (role_handed_off(s->role)) {

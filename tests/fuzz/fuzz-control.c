@@ -7,7 +7,9 @@
  *    a heap block of exactly len bytes without a NUL (AddressSanitizer sees
  *    any read past it);
  *  - accepted exactly: "RELOAD", "JOIN", "STATUS", "STATUS json", each
- *    optionally followed by one newline, with the matching kind; "RELOAD"
+ *    optionally followed by one newline, with the matching kind; "OUTCOME "
+ *    and a pid (decimal digits, 1 to INT32_MAX), the same, with that pid;
+ *    "RELOAD"
  *    followed by a NUL and anything (a new command line) as a reload whose
  *    arguments are exactly the rest of the buffer; anything else -EBADMSG
  *    with the output untouched;
@@ -15,6 +17,7 @@
  *    a configuration or -EINVAL/-ECANCELED/-ENOMEM with a reason. */
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "control.h"
@@ -44,6 +47,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
                 if (strlen(known[i].text) == len && memcmp(buf, known[i].text, len) == 0)
                         want = (int) i;
+        /* "OUTCOME <pid>": the pid, if ten digits at most give one. */
+        long long pid = 0;
+        bool outcome = len > 8 && len <= 8 + 10 && memcmp(buf, "OUTCOME ", 8) == 0;
+        for (size_t i = 8; outcome && i < len; i++) {
+                outcome = buf[i] >= '0' && buf[i] <= '9';
+                pid = pid * 10 + (buf[i] - '0');
+        }
+        outcome = outcome && pid > 0 && pid <= INT32_MAX;
 
         bool with_args = size > 7 && memcmp(buf, "RELOAD", 7) == 0;
         ControlRequest req = { .kind = (RequestKind) 0x5a5a };
@@ -59,7 +70,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (c)
                         FUZZ_ASSERT(c->opt.command && c->opt.command[0], "a configuration without a command");
                 reload_config_free(c);
-        } else if (want >= 0)
+        } else if (outcome)
+                FUZZ_ASSERT(r == 0 && req.kind == REQUEST_OUTCOME && req.pid == pid && req.args_len == 0,
+                            "an outcome request: returned %d kind %d pid %d", r, (int) req.kind, (int) req.pid);
+        else if (want >= 0)
                 FUZZ_ASSERT(r == 0 && req.kind == known[want].kind && req.args_len == 0,
                             "\"%s\": returned %d kind %d", known[want].text, r, (int) req.kind);
         else {

@@ -35,7 +35,7 @@ import subprocess
 import threading
 import time
 
-from handofftest.handoff import HANDOFF, Handoff, MODE, fixture_cmd, set_args, status_json
+from handofftest.handoff import HANDOFF, HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args, status_json
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
 from handofftest.procs import is_handoff, ppid_of, stat_fields
@@ -1056,6 +1056,72 @@ def test_kill_old_main_between_mainpid_and_named(tmp):
         runtime_files_removed(h, h.pid)
     finally:
         teardown(h, load)
+
+
+def test_kill_old_main_at_mainpid_during_handoffctl_reload(tmp):
+    """As test_kill_old_main_between_mainpid_and_named, with the reload
+    asked for by "handoffctl reload" (systemd's ExecReload=): its connection
+    to the old main closes without an answer, so it asks the old main's next
+    handoff ("OUTCOME <pid>"), which answers once it has taken over by
+    itself: the reload succeeded, exit 0, with the generation that serves.
+    Before, the client said the old main closed the connection without an
+    answer and exited 3, and "systemctl reload" failed for a reload that
+    had succeeded."""
+    need("handover")
+    h = start(tmp, env=armed_shim(tmp, kill_at_mainpid="self"))
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        set_args(h.args_file, "--init-delay", "50")
+        arm(tmp)
+        p = subprocess.run([HANDOFFCTL, "reload", f"--pid={h.pid}", "--timeout=30s"], capture_output=True,
+                           text=True, timeout=60)
+        succ = next_handoff_pid(h, 2)
+        check(h.proc.wait(timeout=20) == -signal.SIGKILL, f"the old main killed at MAINPID=:\n{h.log()}")
+        check(h.mains() == [h.pid, succ], f"MAINPID= named the next handoff: {h.mains()}")
+        gen2 = h.generation_pid(2)
+        check(p.returncode == 0, f"handoffctl reload: exit {p.returncode}: {p.stderr}\n{h.log()}")
+        check(p.stdout.startswith(f"reloaded: generation 2, pid {gen2}, "), p.stdout)
+        check(f"handoff pid {h.pid} exited before it answered; the reload ended in its next handoff, pid {succ}."
+              in p.stderr, p.stderr)
+        check(one_serving(h) == gen2, "generation 2 serves")
+        reload_ok(h, 3)
+        no_failures(load)
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_main_killed_while_its_reload_starts_during_handoffctl_reload(tmp):
+    """"handoffctl reload", and the main SIGKILLed while the reload's new
+    generation starts: nothing serves for the service after that (under
+    systemd, a restart). In handover mode the client asks the next handoff
+    ("OUTCOME <pid>"), which never was named main: it gives up, and so the
+    reload failed (exit 1, with why). In supervise mode there is none to
+    ask: as before, the main closed the connection without an answer (exit
+    3). Before, handover mode said that too. (Generation 2 ignores SIGTERM,
+    so that the next handoff, stopping, is still there to be asked until
+    its drain deadline: one that has exited answers nothing, exit 3.)"""
+    h = start(tmp)
+    try:
+        set_args(h.args_file, "--init-delay", "60000", "--ignore-sigterm")
+        p = subprocess.Popen([HANDOFFCTL, "reload", f"--pid={h.pid}", "--timeout=30s"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        h.wait_log(f"handoff[{h.pid}]: Reload requested (control socket).")
+        succ = next_handoff_pid(h, 2) if MODE == "handover" else None
+        gen2 = h.generation_pid(2)
+        wait_for(lambda: ignores(gen2, signal.SIGTERM), 10, f"generation 2 (pid {gen2}) ignores SIGTERM")
+        os.kill(h.pid, signal.SIGKILL)
+        out, err = p.communicate(timeout=30)
+        if MODE == "handover":
+            check(p.returncode == 1, f"handoffctl reload: exit {p.returncode}: {err}\n{h.log()}")
+            check(err == f"handoffctl: handoff pid {h.pid} exited before it answered; the reload ended in its next "
+                  f"handoff, pid {succ}.\nhandoffctl: this handoff gave up before it took over\n", err)
+        else:
+            check(p.returncode == 3, f"handoffctl reload: exit {p.returncode}: {err}\n{h.log()}")
+            check(err == f"handoffctl: handoff pid {h.pid} closed the connection without an answer.\n", err)
+        check(out == "", out)
+    finally:
+        teardown(h)
 
 
 # ---- many --listen unix sockets: what the old main says on the channel ---------

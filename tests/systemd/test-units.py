@@ -1325,7 +1325,10 @@ def test_old_main_dead_right_after_mainpid_keeps_the_service(um):
     handled the death first, the service restarts: Restart=on-failure.)
     Before, NAMED came after MAINPID=: the next handoff took the old main's
     end of file for an abort and exited 1, and systemd, its main dead,
-    killed generation 1 and restarted the service."""
+    killed generation 1 and restarted the service. "systemctl reload"
+    succeeds: ExecReload='s handoffctl, its connection to the old main
+    closed without an answer, asks the next handoff (OUTCOME). Before, it
+    exited 3 and the reload failed, for a service that had reloaded."""
     if EXPECT_MODE == "supervise":
         log("HANDOFF_EXPECT_MODE=supervise: a handoff without handover mode; skipped")
         return
@@ -1361,8 +1364,12 @@ def test_old_main_dead_right_after_mainpid_keeps_the_service(um):
         assert (p["ActiveState"], p["SubState"], int(p["MainPID"]), int(p["NRestarts"])) == \
             ("active", "running", succ, restarts), p
         assert answer_of(demo.port)[1] == "2"
-        log("the next handoff %d took over by itself (systemctl reload exited %d); %s"
-            % (succ, r.returncode, p["StatusText"]))
+        # ExecReload='s handoffctl lost the old main without an answer, and
+        # asked the next handoff: the reload succeeded.
+        assert r.returncode == 0, (r, open(demo.log).read())
+        assert ("handoff pid %d exited before it answered; the reload ended in its next handoff, pid %d."
+                % (main, succ)) in open(demo.log).read()
+        log("the next handoff %d took over by itself, systemctl reload exited 0; %s" % (succ, p["StatusText"]))
         reload_and_wait(um, DEMO, demo.port, 3, succ, [], mode="handover")
     um.systemctl("stop", DEMO, timeout=60)
     assert demo.props()["ActiveState"] == "inactive"
