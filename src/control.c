@@ -100,7 +100,10 @@ int control_parse_request(const char *buf, size_t len, ControlRequest *ret) {
                 uint64_t v;
                 memcpy(digits, buf + head, len - head);
                 digits[len - head] = '\0';
-                if (safe_atou64(digits, &v) < 0 || v == 0 || v > INT32_MAX)
+                /* Digits only: no NUL, sign or blank that the number's
+                 * parser would stop at or take. */
+                if (strspn(digits, "0123456789") != len - head || safe_atou64(digits, &v) < 0 || v == 0 ||
+                    v > INT32_MAX)
                         return -EBADMSG;
                 *ret = (ControlRequest) { .kind = REQUEST_OUTCOME, .pid = (pid_t) v };
                 return 0;
