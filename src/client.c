@@ -51,8 +51,9 @@ static void help(const char *verb) {
                        "of the service itself (--listen, --mode, --cgroup, --pid-file,\n"
                        "--notify-socket, --fd-store-max, --systemd-fd-store) cannot change at a reload.\n"
                        "\n"
-                       "Exit status: 0 reloaded; 1 the reload failed (the old generation serves on);\n"
-                       "2 invalid arguments; 3 handoff could not be reached or refused the request;\n"
+                       "Exit status: 0 reloaded; 1 the reload failed (the old generation serves on, or\n"
+                       "the main died during it and its next handoff gave up); 2 invalid arguments;\n"
+                       "3 handoff could not be reached or refused the request;\n"
                        "4 timed out (the reload may still complete).\n", prog);
         else
                 printf("Usage: %s status [--pid PID] [--json] [--timeout DUR]\n"
