@@ -181,11 +181,30 @@ static int created_file_add(Listeners *l, char *path, dev_t dev, ino_t ino) {
         return 0;
 }
 
-/* The file at path now. */
-static int created_path_add(Listeners *l, char *path) {
+static void log_not_its_file(const char *path) {
+        log_warning("%s is no longer the file of handoff's socket (removed or replaced since): clients there do "
+                    "not reach the service until a restart binds it anew, and it is not handoff's to remove.", path);
+}
+
+/* The file at path now, and for recovered (>= 0: a socket a previous
+ * handoff bound there, back from systemd's fd store) only if the kernel
+ * says it is that socket's own: its file may have been removed and the
+ * path bound anew by another before this start, and that file is not
+ * handoff's to remove. */
+static int created_path_add(Listeners *l, char *path, int recovered) {
         struct stat st;
         if (path && lstat(path, &st) < 0) {
                 log_debug_errno(errno, "Not removing %s at stop: %m", path);
+                free(path);
+                return 0;
+        }
+        int r = path && recovered >= 0 ? socket_file_is(recovered, &st) : 1;
+        if (r == 0)
+                log_not_its_file(path);
+        else if (r < 0)
+                log_warning_errno(r, "Not removing %s at stop: failed to tell whether it is the file of "
+                                  "handoff's socket: %m", path);
+        if (r <= 0) {
                 free(path);
                 return 0;
         }
@@ -193,7 +212,7 @@ static int created_path_add(Listeners *l, char *path) {
 }
 
 int listeners_add_created_path(Listeners *l, const char *path) {
-        return created_path_add(l, strdup(path));
+        return created_path_add(l, strdup(path), -EBADF);
 }
 
 int listeners_add_created_file(Listeners *l, const char *path, dev_t dev, ino_t ino) {
@@ -206,9 +225,7 @@ void listeners_forget_replaced(Listeners *l) {
                 struct stat st;
                 if (lstat(l->created_paths[i], &st) < 0 || st.st_dev != l->created_devs[i] ||
                     st.st_ino != l->created_inos[i]) {
-                        log_warning("%s is no longer the file of handoff's socket (removed or replaced since): "
-                                    "clients there do not reach the service until a restart binds it anew, and it "
-                                    "is not handoff's to remove.", l->created_paths[i]);
+                        log_not_its_file(l->created_paths[i]);
                         free(l->created_paths[i]);
                         continue;
                 }
@@ -386,7 +403,7 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                                 mirror_listen(i, fd);
                 }
                 if (r >= 0 && created)
-                        r = created_path_add(l, created);
+                        r = created_path_add(l, created, from[i] != SIZE_MAX ? fd : -EBADF);
                 if (r >= 0)
                         r = listeners_add(l, fd, TAKE_PTR(a.name));
                 listen_address_done(&a);

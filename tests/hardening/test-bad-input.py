@@ -606,6 +606,31 @@ def test_env_recovered_unix_socket_file_replaced(tmp):
         h.kill_all()
 
 
+def test_env_recovered_unix_socket_file_replaced_before_the_start(tmp):
+    """A stored unix socket still asked for, its file removed and the path
+    bound again by another socket before handoff starts: the stored socket
+    is reused, handoff warns as a reload would, and the final stop leaves
+    the other's file (before: the file at the path at the start was taken
+    for the socket's own, and removed). No --systemd-fd-store here: with
+    it, socket files are left at every stop anyway."""
+    (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
+    os.unlink(a)
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(a)
+    ino = os.stat(a).st_ino
+    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        h.wait_log("is ready")
+        check(f"Reusing unix:{a} from the service manager's fd store" in h.log(), h.log())
+        check(f"{a} is no longer the file of handoff's socket (removed or replaced since)" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+        check(os.path.exists(a) and os.stat(a).st_ino == ino, f"the other socket's file is left; log:\n{h.log()}")
+    finally:
+        for x in socks + [other]:
+            x.close()
+        h.kill_all()
+
+
 def test_env_recovered_unix_dgram_socket_no_longer_listened_on(tmp):
     """A stored unix datagram socket whose --listen is gone: its own file
     is removed (before: left, since a datagram socket shut down takes a
