@@ -183,7 +183,8 @@ static int created_file_add(Listeners *l, char *path, dev_t dev, ino_t ino) {
 
 static void log_not_its_file(const char *path) {
         log_warning("%s is no longer the file of handoff's socket (removed or replaced since): clients there do "
-                    "not reach the service until a restart binds it anew, and it is not handoff's to remove.", path);
+                    "not reach the service until handoff binds the path anew (at a start without a stored socket), "
+                    "and it is not handoff's to remove.", path);
 }
 
 /* The file at path now, and for recovered (>= 0: a socket a previous

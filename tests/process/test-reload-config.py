@@ -289,7 +289,7 @@ def test_socket_file_replaced_meanwhile_is_not_removed(tmp):
         p = s.reload(unix, [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
         check(f"{path} is no longer the file of handoff's socket (removed or replaced since): clients there do "
-              "not reach the service until a restart binds it anew" in h.log(), f"the reload says so:\n{h.log()}")
+              "not reach the service until handoff binds the path anew" in h.log(), f"the reload says so:\n{h.log()}")
         check(h.stop() == 0, h.log())
         check(os.path.exists(path), f"the other socket's file is still there; log:\n{h.log()}")
         check(h.log().count(f"{path} is no longer") == 1, f"said once:\n{h.log()}")
