@@ -275,7 +275,15 @@ static int push(Parser *p, bool trim, EnvList *x, EnvFileSkipped skipped, void *
 
 int env_file_parse(const char *text, size_t len, EnvList *x, EnvFileSkipped skipped, void *userdata,
                    unsigned *ret_line) {
-        len = strnlen(text, len);
+        /* systemd reads the file with read_full_file() and no size to
+         * return, which refuses a NUL in it: the text would end there. */
+        const char *nul = memchr(text, 0, len);
+        if (nul) {
+                *ret_line = 1;
+                for (const char *c = text; c < nul; c++)
+                        *ret_line += *c == '\n';
+                return -EBADMSG;
+        }
         /* Neither a key nor a value is longer than the text. */
         _cleanup_free_ char *buf = malloc(2 * (len + 1));
         if (!buf)

@@ -41,12 +41,13 @@ typedef void (*EnvFileSkipped)(const char *key, unsigned line, const char *why, 
  * comment line; 'single' and "double" quoted values (a backslash in double
  * quotes escapes " \ ` $ and a newline, and stays before anything else);
  * outside quotes a backslash takes the next character as it is and joins
- * lines. The text ends at its first NUL. Each assignment goes into x: one
- * of a name already there replaces it in its place. One whose name is not a
- * shell variable name is skipped (skipped() says so; may be NULL). Returns
- * 0; -EILSEQ with *ret_line when a key or value is not valid UTF-8 (systemd
- * refuses the whole file then), -E2BIG with *ret_line when x would get more
- * than ENV_FILE_MAX_ENTRIES entries; -ENOMEM. */
+ * lines. Each assignment goes into x: one of a name already there replaces
+ * it in its place. One whose name is not a shell variable name is skipped
+ * (skipped() says so; may be NULL). Returns 0; -EBADMSG with *ret_line (the
+ * line of the first NUL) when the len bytes of text hold a NUL, and
+ * -EILSEQ with *ret_line when a key or value is not valid UTF-8 (systemd
+ * refuses the whole file then, both times), -E2BIG with *ret_line when x
+ * would get more than ENV_FILE_MAX_ENTRIES entries; -ENOMEM. */
 int env_file_parse(const char *text, size_t len, EnvList *x, EnvFileSkipped skipped, void *userdata,
                    unsigned *ret_line);
 

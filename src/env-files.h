@@ -22,10 +22,10 @@
  * handoff sets for each generation (env_is_scrubbed(): LISTEN_FDS,
  * NOTIFY_SOCKET...) is skipped with a warning. Returns 0, or -errno with
  * *ret_failed the file that could not be read (a new string) and *ret_line
- * its bad line (0 for none): -EILSEQ and -E2BIG as env_file_parse() says,
- * -EFBIG when all files together are larger than ENV_FILE_MAX_SIZE, -EBADFD
- * for one that is neither a regular file nor a character device
- * (/dev/null; a FIFO would block handoff's loop), -EISDIR. */
+ * its bad line (0 for none): -EBADMSG, -EILSEQ and -E2BIG as
+ * env_file_parse() says, -EFBIG when all files together are larger than
+ * ENV_FILE_MAX_SIZE, -EBADFD for one that is neither a regular file nor a
+ * character device (/dev/null; a FIFO would block handoff's loop), -EISDIR. */
 int env_files_read(char *const *specs, char ***ret, char **ret_failed, unsigned *ret_line);
 
 /* The names of the entries l, each after a ':' (":A:B"): the form in which

@@ -419,6 +419,8 @@ static int read_environment(Generation *g, const GenerationConfig *c, char ***re
         int r = env_files_read(c->environment_files, ret, &failed, &line);
         if (r == -EILSEQ)
                 return start_failed(g, r, "environment file %s:%u is not valid UTF-8.", failed, line);
+        if (r == -EBADMSG)
+                return start_failed(g, r, "environment file %s:%u holds a NUL byte.", failed, line);
         if (r == -E2BIG && line > 0)
                 return start_failed(g, r, "environment file %s:%u: more than %d variables.", failed, line,
                                     ENV_FILE_MAX_ENTRIES);

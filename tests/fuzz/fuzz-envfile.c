@@ -5,11 +5,12 @@
  * Properties:
  *  - env_file_parse(), handoff's parser as a table, gives exactly what a
  *    reference gives: systemd 252's parse_env_file_internal() as written
- *    there (a switch per state), with load_env_file()'s push (an entry of
+ *    there (a switch per state) after read_full_file()'s refusal of a text
+ *    with a NUL in it (-EBADMSG), with load_env_file()'s push (an entry of
  *    the same name replaced in its place, -EILSEQ for a key or value that
  *    is not UTF-8; handoff's -E2BIG beyond ENV_FILE_MAX_ENTRIES) and
- *    strv_env_clean()'s skip of invalid names; the same
- *    entries, the same skipped names, the same error and line;
+ *    strv_env_clean()'s skip of invalid names; the same entries, the same
+ *    skipped names, the same error and line;
  *  - every entry is NAME=VALUE with a valid name, no two of one name, and
  *    valid UTF-8;
  *  - env_file_names() of them is valid (env_file_names_valid()), and names
@@ -228,6 +229,17 @@ done:
         return ret;
 }
 
+/* read_full_file() without a size to return refuses a text with a NUL
+ * (then s, the data up to its first NUL, has the line of that NUL). */
+REFERENCE static int ref_load(const uint8_t *data, size_t size, const char *s, Ref *r) {
+        if (!memchr(data, 0, size))
+                return ref_parse(s, r);
+        r->bad_line = 1;
+        for (; *s; s++)
+                r->bad_line += *s == '\n';
+        return -EBADMSG;
+}
+
 /* ---- the target ---- */
 
 static void count_skipped(const char *key, unsigned line, const char *why, void *userdata) {
@@ -240,10 +252,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         static Ref ref;
         ref = (Ref) {};
-        int want = ref_parse(s, &ref);
+        int want = ref_load(data, size, s, &ref);
 
-        /* The whole input, NUL and what follows included: the parser stops
-         * at the NUL as the reference (and systemd) does. */
+        /* The whole input, NUL and what follows included. */
         EnvList x;
         if (env_list_init(&x) < 0)
                 abort();
@@ -254,7 +265,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t n = x.n;
         FUZZ_ASSERT(r == want, "env_file_parse(\"%s\") = %d, the reference %d", fuzz_repr(s, repr, sizeof repr), r,
                     want);
-        if (r == -EILSEQ || r == -E2BIG)
+        if (r == -EILSEQ || r == -E2BIG || r == -EBADMSG)
                 FUZZ_ASSERT(line == ref.bad_line, "bad line %u, the reference %u", line, ref.bad_line);
         FUZZ_ASSERT(skipped == ref.skipped, "%zu skipped, the reference %zu", skipped, ref.skipped);
         FUZZ_ASSERT(n == ref.n, "%zu entries, the reference %zu (\"%s\")", n, ref.n, fuzz_repr(s, repr, sizeof repr));

@@ -190,6 +190,13 @@ def test_environment_file_that_cannot_be_read_fails_the_reload(tmp):
         h.wait_log(f"Cannot start generation 3: environment file {conf}:2 is not valid UTF-8.")
         check(serving_pid(s.port) == second, "generation 2 serves on")
 
+        # A NUL, which systemd refuses too (read_full_file()).
+        with open(conf, "wb") as f:
+            f.write(b"A=3\n\0B=4\n")
+        h.signal(signal.SIGHUP)
+        h.wait_log(f"Cannot start generation 4: environment file {conf}:2 holds a NUL byte.")
+        check(serving_pid(s.port) == second, "generation 2 serves on")
+
         gone = os.path.join(tmp, "gone.conf")
         p = s.reload([f"--environment-file={gone}"], [FIXTURE])
         check(p.returncode == 1 and "failed" in p.stderr, f"a missing file: {p.returncode} {p.stderr}")
@@ -200,7 +207,7 @@ def test_environment_file_that_cannot_be_read_fails_the_reload(tmp):
         # handoff's own: a file named it at the first read.
         p = s.reload([f"--environment-file=-{gone}"], [FIXTURE])
         check(p.returncode == 0, f"exit {p.returncode}: {p.stderr}")
-        check("A" not in environ_of(s.serving(5)), "an optional missing file adds nothing")
+        check("A" not in environ_of(s.serving(6)), "an optional missing file adds nothing")
         check(first != second and h.stop() == 0, h.log())
     finally:
         h.close()
