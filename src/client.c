@@ -504,6 +504,30 @@ static int connect_to(pid_t pid, usec_t deadline, int sigfd, char *why, size_t w
         return fd;
 }
 
+/* Reads the one message waiting on fd, of any size, into a new string in
+ * *reply: 0, -EAGAIN (none yet), -ECONNRESET (closed without one) or
+ * -ENOMEM. */
+static int recv_reply(int fd, char **reply) {
+        /* Its size first, then all of it. */
+        char c;
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return -EAGAIN;
+        char *buf = n > 0 ? malloc((size_t) n + 1) : NULL;
+        if (n > 0 && !buf)
+                return -ENOMEM;
+        if (n > 0)
+                n = recv(fd, buf, (size_t) n, MSG_DONTWAIT);
+        if (n <= 0) {
+                free(buf);
+                return -ECONNRESET;
+        }
+        buf[n] = '\0';
+        free(*reply);
+        *reply = buf;
+        return 0;
+}
+
 /* Sends one request over fd, connected to pid, and waits for its one
  * reply, of any size, until deadline. *reply is replaced with a new string.
  * -ECONNRESET: pid closed the connection without an answer (not said). */
@@ -525,26 +549,14 @@ static int exchange(int fd, pid_t pid, const char *request, size_t len, usec_t d
                                         "complete.\n", (int) pid);
                         return EXIT_CLIENT_TIMEOUT;
                 }
-                /* One message: its size first, then all of it. */
-                char c;
-                ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_TRUNC | MSG_DONTWAIT);
-                if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                r = recv_reply(fd, reply);
+                if (r == -EAGAIN)
                         continue;
-                char *buf = n > 0 ? malloc((size_t) n + 1) : NULL;
-                if (n > 0 && !buf) {
-                        say("out of memory for a reply of %zd bytes.\n", n);
+                if (r == -ENOMEM) {
+                        say("out of memory for a reply.\n");
                         return EXIT_CLIENT_UNREACHABLE;
                 }
-                if (n > 0)
-                        n = recv(fd, buf, (size_t) n, MSG_DONTWAIT);
-                if (n <= 0) {
-                        free(buf);
-                        return -ECONNRESET;
-                }
-                buf[n] = '\0';
-                free(*reply);
-                *reply = buf;
-                return 0;
+                return r;
         }
 }
 
@@ -596,9 +608,11 @@ static bool exits(pid_t pid, usec_t deadline, int sigfd) {
  * may well have succeeded, and only that next handoff can tell
  * ("OUTCOME <pid>"; any other handoff refuses). It is found among the
  * control sockets of the runtime directory our environment gives, where
- * ExecReload= finds ExecStart='s. Returns 0 with its "OK" or "FAIL" in
- * *reply, an exit code, or -ECONNRESET when pid lives on (it closed for
- * another reason) or no handoff answers for it. */
+ * ExecReload= finds ExecStart='s. All are asked at once: one that never
+ * answers (stopped, frozen, another service's) must not keep the next
+ * handoff from being heard. Returns 0 with its "OK" or "FAIL" in *reply,
+ * an exit code, or -ECONNRESET when pid lives on (it closed for another
+ * reason) or no handoff answers for it. */
 static int ask_next_handoff(pid_t pid, usec_t deadline, int sigfd, char **reply) {
         uid_t uid;
         bool exited = false;
@@ -612,11 +626,12 @@ static int ask_next_handoff(pid_t pid, usec_t deadline, int sigfd, char **reply)
         if (!d)
                 return -ECONNRESET;
         snprintf(what, sizeof what, "OUTCOME %d", (int) pid);
-        int r = -ECONNRESET;
-        pid_t by = 0;
+        /* p[0]: sigfd; then a connection to each handoff asked, asked[i]. */
+        struct pollfd *p = malloc(sizeof *p);
+        pid_t *asked = malloc(sizeof *asked);
+        size_t n = 1, waiting = 0;
         struct dirent *de;
-        while ((de = readdir(d))) {
-                _cleanup_free_ char *answer = NULL;
+        while (p && asked && (de = readdir(d))) {
                 pid_t next;
                 bool gone = false;
                 if (strncmp(de->d_name, "control.", 8) != 0 || parse_pid(de->d_name + 8, &next) < 0 ||
@@ -624,27 +639,64 @@ static int ask_next_handoff(pid_t pid, usec_t deadline, int sigfd, char **reply)
                         continue;
                 /* Only a socket that next itself listens on, in a directory
                  * of its uid's that nobody else may write. */
-                _cleanup_close_ int fd = connect_conventional(next, uid);
+                int fd = connect_conventional(next, uid);
                 if (fd < 0)
                         continue;
-                int k = exchange(fd, next, what, strlen(what), deadline, sigfd, &answer);
-                if (k == EXIT_CLIENT_TIMEOUT) {
-                        r = k;
-                        break;
-                }
-                bool ok = k == 0 && strncmp(answer, "OK ", 3) == 0;
-                /* One that failed may be an earlier reload's, stopping
-                 * still: the one that took over says OK. */
-                if (!ok && (k != 0 || strncmp(answer, "FAIL ", 5) != 0 || r == 0))
+                struct pollfd *mp = realloc(p, sizeof *p * (n + 1));
+                pid_t *ma = mp ? realloc(asked, sizeof *asked * (n + 1)) : NULL;
+                p = mp ? mp : p;
+                asked = ma ? ma : asked;
+                if (!ma || send(fd, what, strlen(what), MSG_NOSIGNAL) < 0) {
+                        safe_close(fd);
                         continue;
-                free(*reply);
-                *reply = TAKE_PTR(answer);
-                r = 0;
-                by = next;
-                if (ok)
-                        break;
+                }
+                p[n] = (struct pollfd) { .fd = fd, .events = POLLIN };
+                asked[n++] = next;
+                waiting++;
         }
         closedir(d);
+        int r = -ECONNRESET;
+        pid_t by = 0;
+        if (p)
+                p[0] = (struct pollfd) { .fd = sigfd, .events = POLLIN };
+        while (p && asked && waiting > 0) {
+                int k = poll(p, n, ms_until(deadline, -1));
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k > 0 && (p[0].revents & POLLIN))
+                        interrupted(sigfd);
+                if (k == 0) {
+                        say("no answer from handoff pid %d's next handoff in time; the reload may still complete.\n",
+                            (int) pid);
+                        r = EXIT_CLIENT_TIMEOUT;
+                }
+                if (k <= 0)
+                        break;
+                for (size_t i = 1; i < n; i++) {
+                        _cleanup_free_ char *answer = NULL;
+                        if (p[i].fd < 0 || p[i].revents == 0 || recv_reply(p[i].fd, &answer) == -EAGAIN)
+                                continue;
+                        p[i].fd = safe_close(p[i].fd);
+                        waiting--;
+                        bool ok = answer && strncmp(answer, "OK ", 3) == 0;
+                        /* One that failed may be an earlier reload's,
+                         * stopping still: the one that took over says OK. */
+                        if (!ok && (!answer || strncmp(answer, "FAIL ", 5) != 0 || r == 0))
+                                continue;
+                        free(*reply);
+                        *reply = TAKE_PTR(answer);
+                        r = 0;
+                        by = asked[i];
+                        if (ok) {
+                                waiting = 0;
+                                break;
+                        }
+                }
+        }
+        for (size_t i = 1; p && i < n; i++)
+                safe_close(p[i].fd);
+        free(p);
+        free(asked);
         if (r == 0)
                 say("handoff pid %d exited before it answered; the reload ended in its next handoff, pid %d.\n",
                     (int) pid, (int) by);

@@ -32,6 +32,7 @@ import signal
 import socket
 import struct
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -40,6 +41,7 @@ from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
 from handofftest.procs import is_handoff, ppid_of, stat_fields
 from handofftest.runner import Skip, run
+from handofftest.tmpfs import tmpfs_dir
 from handofftest.wait import check, wait_for
 from hardening import (PYTHON, HoldingSystemd, Launched, alive, fd_links, fixture_processes, ignores,
                        listener_of, reap_if_child, showing_logs)
@@ -1089,6 +1091,53 @@ def test_kill_old_main_at_mainpid_during_handoffctl_reload(tmp):
         stop_clean(h)
     finally:
         teardown(h, load)
+
+
+def test_next_handoff_heard_past_a_handoff_that_never_answers(tmp):
+    """As test_kill_old_main_at_mainpid_during_handoffctl_reload, with more
+    control sockets in the runtime directory whose processes take the
+    connection and never answer (a handoff stopped or frozen, another
+    service's where several share /run/handoff): the client asks the
+    handoffs there at once, so the next handoff's answer ends its wait, exit
+    0. Before, it asked them one by one, and a silent one listed before the
+    next handoff held it until --timeout: exit 4. (On tmpfs a directory is
+    listed in the order its files were made, or the reverse: one silent
+    socket is made before the next handoff's, one after.)"""
+    need("handover")
+    base = tmpfs_dir()
+    if base is None:
+        raise Skip("needs a tmpfs (/run or /dev/shm): a runtime directory listed in the order it was filled")
+    runtime = tempfile.mkdtemp(prefix="handoff-test-", dir=base)
+    before = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    before.bind(os.path.join(runtime, f"control.{os.getpid()}"))
+    before.listen(8)
+    after = None
+    h = start(tmp, env={**armed_shim(tmp, kill_at_mainpid="self"), "RUNTIME_DIRECTORY": runtime})
+    try:
+        set_args(h.args_file, "--init-delay", "1500")
+        arm(tmp)
+        p = subprocess.Popen([HANDOFFCTL, "reload", f"--pid={h.pid}", "--timeout=30s"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env={**os.environ, "RUNTIME_DIRECTORY": runtime})
+        succ = next_handoff_pid(h, 2)
+        wait_for(lambda: os.path.exists(os.path.join(runtime, f"control.{succ}")), 10, "the next handoff's socket")
+        listen = ("import os, socket, sys; s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); "
+                  "s.bind(sys.argv[1] + '/control.%d' % os.getpid()); s.listen(8); print(flush=True); sys.stdin.read()")
+        after = subprocess.Popen([PYTHON, "-c", listen, runtime], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        after.stdout.readline()
+        check(not fired(tmp), f"the silent socket is made before the old main is killed:\n{h.log()}")
+        out, err = p.communicate(timeout=60)
+        check(h.proc.wait(timeout=20) == -signal.SIGKILL, f"the old main killed at MAINPID=:\n{h.log()}")
+        check(p.returncode == 0, f"handoffctl reload: exit {p.returncode}: {err}\n{h.log()}")
+        check(f"the reload ended in its next handoff, pid {succ}." in err, err)
+        check(out.startswith(f"reloaded: generation 2, pid {h.generation_pid(2)}, "), out)
+        stop_clean(h)
+    finally:
+        teardown(h)
+        if after:
+            after.kill()
+            after.wait()
+        before.close()
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def test_main_killed_while_its_reload_starts_during_handoffctl_reload(tmp):
