@@ -1134,8 +1134,7 @@ class ClosedStdio(Handoff):
         self.argv = [PYTHON, "-c", _CLOSED_STDIO, HANDOFF, *args, "--", *command]
         self.proc = subprocess.Popen(self.argv, env=e, start_new_session=True, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.pid = self.proc.pid
-        harness._sessions.add(self.pid)
+        self.track()
 
 
 def test_closed_stdio_goes_to_dev_null(tmp):

@@ -14,7 +14,7 @@ import subprocess
 import threading
 import time
 
-from .procs import all_pids, is_handoff, is_standby, pid_alive, session_members, stat_fields
+from .procs import all_pids, is_handoff, is_standby, pid_alive, session_members, start_time, stat_fields
 from .runner import Skip
 from .wait import TestFailure, check, wait_for
 
@@ -122,7 +122,19 @@ class Handoff:
     def track(self):
         """Called once self.proc runs: its session is ours to reap."""
         self.pid = self.proc.pid
+        self.started = start_time(self.pid)
         _sessions.add(self.pid)
+
+    def session_gone(self):
+        """Whether handoff's session, whose id is the first handoff's pid, is
+        gone and that pid another process's: once that handoff is reaped and
+        no process is left in its session, the pid is free, and a process
+        that takes it (pid_max is 32768 here, and other test runs share the
+        machine) leads a process group and a session of its own.
+        While the pid is ours, or held by a member of the session as its
+        id, no other process has it."""
+        now, started = start_time(self.pid), getattr(self, "started", None)
+        return None not in (now, started) and now != started
 
     def mains(self):
         """Every pid that has been main: the first, then each MAINPID=."""
@@ -213,6 +225,8 @@ class Handoff:
         """Every live process in handoff's session except the first handoff:
         generations, workers and next handoffs; with standby=False, not the
         standby (handover mode's next handoff, started ahead and idle)."""
+        if self.session_gone():
+            return []
         return [p for p, state, _ in session_members(self.pid)
                 if p != self.pid and state != "Z" and (standby or not is_standby(p))]
 
@@ -234,9 +248,12 @@ class Handoff:
         killed hard leaves its control socket and notify directory; left
         there, one could be taken for a later process's with that pid)."""
         live = {self.pid, self.main_pid(), *[p for p in self.descendants() if is_handoff(p)]}
+        if self.session_gone():
+            live.discard(self.pid)
         handoffs = {*live, *self.mains()}
         try:
-            os.killpg(self.pid, signal.SIGKILL)
+            if not self.session_gone():
+                os.killpg(self.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         for p in self.descendants():
