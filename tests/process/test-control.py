@@ -315,6 +315,36 @@ def test_bad_requests_never_disturb(tmp):
         h.close()
 
 
+def test_outcome_answered_only_for_its_own_predecessor(tmp):
+    """"OUTCOME <pid>" (what handoffctl reload asks of every handoff in its
+    runtime directory once the main it waited on has died) is answered only
+    by the next handoff that pid started, as the reload that started it
+    ended; every other handoff refuses it at once, so that the client hears
+    no other reload's outcome: a first handoff, and a next handoff asked
+    about another pid. A pid that is not one is an unknown request."""
+    h = start(tmp)
+    try:
+        first = h.pid
+        refused = "ERROR this handoff is not the next handoff of pid %d"
+        check(raw(first, f"OUTCOME {first}".encode()) == refused % first, "a first handoff")
+        for bad in (b"OUTCOME 0", b"OUTCOME -1", b"OUTCOME +1", b"OUTCOME 1 2", b"OUTCOME 2147483648",
+                    b"OUTCOME 12345678901", b"OUTCOME ", b"OUTCOME 1\x00"):
+            check(raw(first, bad) == "ERROR unknown request", f"{bad!r}")
+        if MODE == "handover":
+            p = ctl("reload", pid=first)
+            check(p.returncode == 0, f"{p.returncode} {p.stdout} {p.stderr}")
+            main = h.main_pid()
+            check(main != first, f"MAINPID moved: {h.mains()}")
+            answer = raw(main, f"OUTCOME {first}".encode())
+            check(answer.startswith("OK ") and "generation 2" in answer, f"its predecessor's: {answer!r}")
+            check(raw(main, f"OUTCOME {os.getpid()}".encode()) == refused % os.getpid(), "another pid")
+            check(raw(main, f"OUTCOME {main}".encode()) == refused % main, "its own pid")
+        check(h.ready_count() == (2 if MODE == "handover" else 1), "no reload was started by OUTCOME")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_refused_command_line_says_why(tmp):
     # A new command line that handoff refuses as invalid (one no client
     # checked: a newer client's option after an upgrade, say) is refused
