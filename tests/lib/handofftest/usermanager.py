@@ -641,7 +641,9 @@ class UserManager:
     def leftover_pids(self):
         """Live processes in our cgroup or below the manager, minus manager."""
         pids = self.cgroup_pids()
-        if self.pid and pid_alive(self.pid):
+        # Only while the manager is not reaped: its pid is ours until then,
+        # and may be another process's after.
+        if self.proc is not None and self.proc.returncode is None and pid_alive(self.pid):
             pids.update(proc_descendants(self.pid))
         pids.discard(self.pid)
         pids.discard(os.getpid())
