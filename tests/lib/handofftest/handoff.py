@@ -209,8 +209,10 @@ class Handoff:
                 return self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 raise TestFailure(f"handoff did not exit within {timeout}s; log:\n{self.log()}")
-        wait_for(lambda: adopted_status(main) is not None, timeout, f"main handoff {main} to exit; log:\n{self.log()}")
-        return adopted_status(main)
+        status = []  # read once: the pid may be another process's by a second read
+        wait_for(lambda: status.append(adopted_status(main)) or status[-1] is not None, timeout,
+                 f"main handoff {main} to exit; log:\n{self.log()}")
+        return status[-1]
 
     def stop(self, timeout=40):
         if pid_alive(self.main_pid()):
