@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,11 +24,12 @@ int proc_stat_read(pid_t pid, ProcStat *ret) {
         /* The command name may hold anything, ")" and spaces included: the
          * fields after the last ")" are "state ppid pgrp session tty_nr
          * tpgid flags", six counters and times, four more (cutime cstime
-         * priority nice), then num_threads (proc(5)). */
+         * priority nice), then num_threads, itrealvalue and starttime
+         * (proc(5)). */
         const char *p = strrchr(buf, ')');
         ProcStat s = {};
-        if (!p || sscanf(p + 1, " %c %*d %d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld", &s.state,
-                         &s.pgrp, &s.flags, &s.threads) != 4)
+        if (!p || sscanf(p + 1, " %c %*d %d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld %*d %" SCNu64,
+                         &s.state, &s.pgrp, &s.flags, &s.threads, &s.start_time) != 5)
                 return -EIO;
         *ret = s;
         return 0;

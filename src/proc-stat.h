@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* A process as /proc/PID/stat shows it, and the process groups read from
@@ -13,6 +14,8 @@ typedef struct ProcStat {
         pid_t pgrp;
         unsigned flags;         /* the kernel's PF_* */
         long threads;           /* of its thread group, its leader included */
+        uint64_t start_time;    /* in clock ticks after boot: with the pid, which
+                                 * process it is (a pid is given out again) */
 } ProcStat;
 
 /* Reads pid's stat; -errno when it is gone (or cannot be read), -EIO when

@@ -2,7 +2,8 @@
 /* Reading /proc/PID/stat (proc-stat.c): the fields after a command name
  * that holds ")" and spaces, a zombie against a live process, a zombie
  * leader whose other threads run, and whether a process group has a
- * member that runs. */
+ * member that runs; the start time, which tells a process from a later
+ * one given its pid. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -44,11 +45,18 @@ START_TEST(test_name_with_parentheses) {
         ck_assert(proc_stat_running(&s));
         ck_assert(!proc_stat_exiting(&s));
         ck_assert_int_eq(process_group_running(pid, NULL), 1);
+        /* Its start time (field 22): not before ours, and its zombie's too. */
+        ProcStat self;
+        ck_assert_int_eq(proc_stat_read(getpid(), &self), 0);
+        ck_assert_uint_gt(self.start_time, 0);
+        ck_assert_uint_ge(s.start_time, self.start_time);
+        uint64_t since = s.start_time;
 
         ck_assert_int_eq(kill(pid, SIGKILL), 0);
         wait_zombie(pid);
         ck_assert_int_eq(proc_stat_read(pid, &s), 0);
         ck_assert_int_eq(s.state, 'Z');
+        ck_assert_uint_eq(s.start_time, since);
         ck_assert_int_eq(s.pgrp, pid);
         ck_assert(!proc_stat_running(&s));
         ck_assert(proc_stat_exiting(&s));
