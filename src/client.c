@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include "client.h"
 #include "control-protocol.h"
 #include "options.h"
+#include "proc-stat.h"
 #include "reload-config.h"
 #include "runtime-dir.h"
 #include "time-util.h"
@@ -606,26 +608,29 @@ static bool exits(pid_t pid, usec_t deadline, int sigfd) {
  * OOM killer, say) right after its MAINPID= named its next handoff, it
  * leaves the service to that one, which takes over by itself: the reload
  * may well have succeeded, and only that next handoff can tell
- * ("OUTCOME <pid>"; any other handoff refuses). It is found among the
- * control sockets of the runtime directory our environment gives, where
- * ExecReload= finds ExecStart='s. All are asked at once: one that never
- * answers (stopped, frozen, another service's) must not keep the next
- * handoff from being heard. Returns 0 with its "OK" or "FAIL" in *reply,
- * an exit code, or -ECONNRESET when pid lives on (it closed for another
- * reason) or no handoff answers for it. */
-static int ask_next_handoff(pid_t pid, usec_t deadline, int sigfd, char **reply) {
+ * ("OUTCOME <pid> <start time>"; any other handoff refuses). start_time,
+ * read while pid lived, tells which process of that pid: the next handoff
+ * of an earlier one, another service's main by now, would answer for the
+ * pid alone. It is found among the control sockets of the runtime
+ * directory our environment gives, where ExecReload= finds ExecStart='s.
+ * All are asked at once: one that never answers (stopped, frozen,
+ * another service's) must not keep the next handoff from being heard.
+ * Returns 0 with its "OK" or "FAIL" in *reply, an exit code, or
+ * -ECONNRESET when pid lives on (it closed for another reason) or no
+ * handoff answers for it. */
+static int ask_next_handoff(pid_t pid, uint64_t start_time, usec_t deadline, int sigfd, char **reply) {
         uid_t uid;
         bool exited = false;
         if (!exits(pid, deadline, sigfd) && status_of(pid, &uid, &exited) != -ENOENT && !exited)
                 return -ECONNRESET;
-        char dir[PATH_MAX], what[32];
+        char dir[PATH_MAX], what[64];
         bool made_by_us;
         if (runtime_dir_path(dir, sizeof dir, &made_by_us) < 0)
                 return -ECONNRESET;
         DIR *d = opendir(dir);
         if (!d)
                 return -ECONNRESET;
-        snprintf(what, sizeof what, "OUTCOME %d", (int) pid);
+        snprintf(what, sizeof what, "OUTCOME %d %" PRIu64, (int) pid, start_time);
         /* p[0]: sigfd; then a connection to each handoff asked, asked[i]. */
         struct pollfd *p = malloc(sizeof *p);
         pid_t *asked = malloc(sizeof *asked);
@@ -716,9 +721,13 @@ static int request(pid_t pid, const char *what, size_t len, usec_t deadline, cha
         if (sigfd < 0)
                 return EXIT_CLIENT_UNREACHABLE;
         for (int hop = 0; hop < MAX_HOPS; hop++) {
+                /* Read while pid lives, for OUTCOME should it die: no
+                 * start time, no OUTCOME. */
+                ProcStat st = {};
+                bool known = reload && proc_stat_read(pid, &st) == 0 && st.start_time > 0;
                 int r = ask(pid, what, len, deadline, sigfd, reply);
-                if (r == -ECONNRESET && reload)
-                        r = ask_next_handoff(pid, deadline, sigfd, reply);
+                if (r == -ECONNRESET && known)
+                        r = ask_next_handoff(pid, st.start_time, deadline, sigfd, reply);
                 if (r == -ECONNRESET) {
                         say("handoff pid %d closed the connection without an answer.\n", (int) pid);
                         return EXIT_CLIENT_UNREACHABLE;

@@ -33,11 +33,15 @@
  *   "JOIN"         wait for the reload in progress (or the next one)
  *   "STATUS" / "STATUS json"
  *                  "OK <status text>"
- *   "OUTCOME <pid>" handoff <pid> died during a reload without answering
+ *   "OUTCOME <pid> <start time>"
+ *                  handoff <pid> died during a reload without answering
  *                  (killed after MAINPID= named its next handoff): asked
  *                  of that next handoff, how the reload ended, "OK ..."
  *                  or "FAIL ..." as for RELOAD; other handoffs reply
- *                  "ERROR"
+ *                  "ERROR". The start time, field 22 of /proc/<pid>/stat
+ *                  (decimal clock ticks after boot) read while it lived,
+ *                  tells it from a later process given its pid: only
+ *                  the next handoff of the process with both answers
  *   "ERROR <why>"  the request itself was refused (unknown, too long,
  *                  another user)
  * Replies that send the client elsewhere:

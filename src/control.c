@@ -73,6 +73,22 @@ struct Control {
         void *userdata;
 };
 
+/* A number of 1 to max decimal digits at *p, before end: digits only, no
+ * NUL, sign or blank that the number's parser would stop at or take. *p is
+ * moved past them. */
+static int parse_digits(const char **p, const char *end, size_t max, uint64_t *ret) {
+        char digits[24];
+        size_t n = 0;
+        while (*p + n < end && n <= max && (*p)[n] >= '0' && (*p)[n] <= '9')
+                n++;
+        if (n == 0 || n > max)
+                return -EBADMSG;
+        memcpy(digits, *p, n);
+        digits[n] = '\0';
+        *p += n;
+        return safe_atou64(digits, ret) < 0 ? -EBADMSG : 0;
+}
+
 int control_parse_request(const char *buf, size_t len, ControlRequest *ret) {
         static const struct {
                 const char *text;
@@ -95,17 +111,13 @@ int control_parse_request(const char *buf, size_t len, ControlRequest *ret) {
                 len--;
         static const char outcome[] = "OUTCOME ";
         size_t head = sizeof outcome - 1;
-        if (len > head && len - head <= 10 && memcmp(buf, outcome, head) == 0) {
-                char digits[16];
-                uint64_t v;
-                memcpy(digits, buf + head, len - head);
-                digits[len - head] = '\0';
-                /* Digits only: no NUL, sign or blank that the number's
-                 * parser would stop at or take. */
-                if (strspn(digits, "0123456789") != len - head || safe_atou64(digits, &v) < 0 || v == 0 ||
-                    v > INT32_MAX)
+        if (len > head && memcmp(buf, outcome, head) == 0) {
+                uint64_t pid, start_time;
+                const char *p = buf + head, *end = buf + len;
+                if (parse_digits(&p, end, 10, &pid) < 0 || p == end || *p++ != ' ' ||
+                    parse_digits(&p, end, 20, &start_time) < 0 || p != end || pid == 0 || pid > INT32_MAX)
                         return -EBADMSG;
-                *ret = (ControlRequest) { .kind = REQUEST_OUTCOME, .pid = (pid_t) v };
+                *ret = (ControlRequest) { .kind = REQUEST_OUTCOME, .pid = (pid_t) pid, .start_time = start_time };
                 return 0;
         }
         for (size_t i = 0; i < ELEMENTSOF(requests); i++)

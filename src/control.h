@@ -2,6 +2,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
@@ -23,9 +24,10 @@ typedef enum {
 
 typedef struct ControlRequest {
         RequestKind kind;
-        const char *args;  /* RELOAD with a command line: each argument after a NUL */
-        size_t args_len;   /* 0: none */
-        pid_t pid;         /* OUTCOME: the handoff that died during a reload */
+        const char *args;    /* RELOAD with a command line: each argument after a NUL */
+        size_t args_len;     /* 0: none */
+        pid_t pid;           /* OUTCOME: the handoff that died during a reload */
+        uint64_t start_time; /* ... and its start time, /proc/<pid>/stat's field 22 */
 } ControlRequest;
 
 /* The supervisor answers through control_reply() at once, or queues the

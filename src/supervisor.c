@@ -23,6 +23,7 @@
 #include "handover.h"
 #include "log.h"
 #include "next-handoff.h"
+#include "proc-stat.h"
 #include "progress.h"
 #include "reaper.h"
 #include "reload-config.h"
@@ -136,7 +137,9 @@ struct Supervisor {
         sd_event_source *next_exit;      /* its end of file on handed_channel */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
         bool predecessor_drained; /* ... and it said DRAINED: it waits for our end of file */
-        pid_t predecessor;       /* ... and its pid (kept once it has exited: "OUTCOME <pid>") */
+        pid_t predecessor;       /* ... and its pid (kept once it has exited: "OUTCOME <pid> <start time>") */
+        uint64_t predecessor_start_time; /* ... and its start time, which tells it from a later
+                                          * process of that pid (0: unknown, OUTCOME refused) */
         /* ... after NAMED: a pidfd of its serving generation's main, and
          * that generation and how it retires, for us to retire it should
          * the predecessor die before TAKEOVER, or hold it after; then the
@@ -1138,13 +1141,17 @@ static int stage_command_line(Supervisor *s, Control *c, ControlConn *conn, cons
         return 0;
 }
 
-/* "OUTCOME <pid>": our predecessor pid died during the reload that started
- * us, without answering its clients (killed right after its MAINPID= named
- * us, say). That reload ends with us: with our first generation's commit
- * once we take over (by ourselves then), or with our stop if we do not. */
-static void reply_outcome(Supervisor *s, Control *c, ControlConn *conn, pid_t pid) {
+/* "OUTCOME <pid> <start time>": our predecessor pid died during the reload
+ * that started us, without answering its clients (killed right after its
+ * MAINPID= named us, say). That reload ends with us: with our first
+ * generation's commit once we take over (by ourselves then), or with our
+ * stop if we do not. The start time tells our predecessor from a later
+ * process given its pid, another service's main, whose client asks too:
+ * we live on long after our predecessor, and its pid is given out again. */
+static void reply_outcome(Supervisor *s, Control *c, ControlConn *conn, pid_t pid, uint64_t start_time) {
         char reply[RESULTS_REPLY_MAX];
-        if (!started_as_next(s) || pid != s->predecessor) {
+        if (!started_as_next(s) || pid != s->predecessor || s->predecessor_start_time == 0 ||
+            start_time != s->predecessor_start_time) {
                 control_reply(c, conn, "ERROR this handoff is not the next handoff of pid %d", (int) pid);
                 return;
         }
@@ -1174,7 +1181,7 @@ static void on_request(Control *c, ControlConn *conn, const ControlRequest *req,
                 return;
         }
         if (kind == REQUEST_OUTCOME) {
-                reply_outcome(s, c, conn, req->pid);
+                reply_outcome(s, c, conn, req->pid, req->start_time);
                 return;
         }
         if (role_handed_off(s->role)) {
@@ -1890,13 +1897,18 @@ static void watch_predecessor(Supervisor *s, int channel) {
         int fd = pidfd_open_pid(uc.pid);
         if (fd < 0)
                 return; /* gone already, or no pidfds */
-        /* While it holds its end, the pid is still its own. */
+        /* While it holds its end, the pid is still its own: so it was when
+         * the pidfd was opened and its stat read, before. Its start time
+         * tells it from a later process given its pid, in "OUTCOME". */
+        ProcStat st;
+        bool known = proc_stat_read(uc.pid, &st) == 0 && st.start_time > 0;
         struct pollfd pf = { .fd = channel, .events = POLLRDHUP };
         if (poll(&pf, 1, 0) != 0) {
                 safe_close(fd);
                 return;
         }
         s->predecessor = uc.pid;
+        s->predecessor_start_time = known ? st.start_time : 0;
         int r = sd_event_add_io(s->event, &s->predecessor_exit, fd, EPOLLIN, on_predecessor_exit, s);
         if (r >= 0)
                 r = sd_event_source_set_io_fd_own(s->predecessor_exit, true);

@@ -1064,8 +1064,9 @@ def test_kill_old_main_at_mainpid_during_handoffctl_reload(tmp):
     """As test_kill_old_main_between_mainpid_and_named, with the reload
     asked for by "handoffctl reload" (systemd's ExecReload=): its connection
     to the old main closes without an answer, so it asks the old main's next
-    handoff ("OUTCOME <pid>"), which answers once it has taken over by
-    itself: the reload succeeded, exit 0, with the generation that serves.
+    handoff ("OUTCOME <pid> <start time>"), which answers once it has taken
+    over by itself: the reload succeeded, exit 0, with the generation that
+    serves.
     Before, the client said the old main closed the connection without an
     answer and exited 3, and "systemctl reload" failed for a reload that
     had succeeded."""
@@ -1144,12 +1145,12 @@ def test_main_killed_while_its_reload_starts_during_handoffctl_reload(tmp):
     """"handoffctl reload", and the main SIGKILLed while the reload's new
     generation starts: nothing serves for the service after that (under
     systemd, a restart). In handover mode the client asks the next handoff
-    ("OUTCOME <pid>"), which never was named main: it gives up, and so the
-    reload failed (exit 1, with why). In supervise mode there is none to
-    ask: as before, the main closed the connection without an answer (exit
-    3). Before, handover mode said that too. (Generation 2 ignores SIGTERM,
-    so that the next handoff, stopping, is still there to be asked until
-    its drain deadline: one that has exited answers nothing, exit 3.)"""
+    ("OUTCOME <pid> <start time>"), which never was named main: it gives up,
+    and so the reload failed (exit 1, with why). In supervise mode there is
+    none to ask: as before, the main closed the connection without an answer
+    (exit 3). Before, handover mode said that too. (Generation 2 ignores
+    SIGTERM, so that the next handoff, stopping, is still there to be asked
+    until its drain deadline: one that has exited answers nothing, exit 3.)"""
     h = start(tmp)
     try:
         set_args(h.args_file, "--init-delay", "60000", "--ignore-sigterm")

@@ -315,30 +315,49 @@ def test_bad_requests_never_disturb(tmp):
         h.close()
 
 
+def start_time(pid):
+    """Field 22 of /proc/<pid>/stat, in clock ticks after boot: with the
+    pid, which process it is."""
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
 def test_outcome_answered_only_for_its_own_predecessor(tmp):
-    """"OUTCOME <pid>" (what handoffctl reload asks of every handoff in its
-    runtime directory once the main it waited on has died) is answered only
-    by the next handoff that pid started, as the reload that started it
-    ended; every other handoff refuses it at once, so that the client hears
-    no other reload's outcome: a first handoff, and a next handoff asked
-    about another pid. A pid that is not one is an unknown request."""
+    """"OUTCOME <pid> <start time>" (what handoffctl reload asks of every
+    handoff in its runtime directory once the main it waited on has died) is
+    answered only by the next handoff that pid started, as the reload that
+    started it ended; every other handoff refuses it at once, so that the
+    client hears no other reload's outcome: a first handoff, and a next
+    handoff asked about another pid, or about its predecessor's pid with
+    another start time (a later process given that pid: another service's
+    main, whose client asks too; before, the pid alone was asked about, and
+    that next handoff answered for it). A pid or a start time that is not
+    one is an unknown request."""
     h = start(tmp)
     try:
         first = h.pid
+        since = start_time(first)
         refused = "ERROR this handoff is not the next handoff of pid %d"
-        check(raw(first, f"OUTCOME {first}".encode()) == refused % first, "a first handoff")
-        for bad in (b"OUTCOME 0", b"OUTCOME -1", b"OUTCOME +1", b"OUTCOME 1 2", b"OUTCOME 2147483648",
-                    b"OUTCOME 12345678901", b"OUTCOME ", b"OUTCOME 1\x00"):
+        check(raw(first, f"OUTCOME {first} {since}".encode()) == refused % first, "a first handoff")
+        for bad in (b"OUTCOME 0 1", b"OUTCOME -1 1", b"OUTCOME +1 1", b"OUTCOME 1", b"OUTCOME 1 2 3",
+                    b"OUTCOME 1  2", b"OUTCOME 1 +2", b"OUTCOME 1 -2", b"OUTCOME 1 ", b"OUTCOME  1 2",
+                    b"OUTCOME 2147483648 1", b"OUTCOME 12345678901 1", b"OUTCOME 1 123456789012345678901",
+                    b"OUTCOME 1 18446744073709551616", b"OUTCOME ", b"OUTCOME 1\x00", b"OUTCOME 1 2\x00",
+                    b"OUTCOME 1\x002"):
             check(raw(first, bad) == "ERROR unknown request", f"{bad!r}")
         if MODE == "handover":
             p = ctl("reload", pid=first)
             check(p.returncode == 0, f"{p.returncode} {p.stdout} {p.stderr}")
             main = h.main_pid()
             check(main != first, f"MAINPID moved: {h.mains()}")
-            answer = raw(main, f"OUTCOME {first}".encode())
+            check(raw(main, f"OUTCOME {first} {since + 1}".encode()) == refused % first,
+                  "its predecessor's pid, another start time")
+            answer = raw(main, f"OUTCOME {first} {since}".encode())
             check(answer.startswith("OK ") and "generation 2" in answer, f"its predecessor's: {answer!r}")
-            check(raw(main, f"OUTCOME {os.getpid()}".encode()) == refused % os.getpid(), "another pid")
-            check(raw(main, f"OUTCOME {main}".encode()) == refused % main, "its own pid")
+            check(raw(main, f"OUTCOME {first} 18446744073709551615".encode()) == refused % first, "the largest")
+            check(raw(main, f"OUTCOME {os.getpid()} {start_time(os.getpid())}".encode()) == refused % os.getpid(),
+                  "another pid")
+            check(raw(main, f"OUTCOME {main} {start_time(main)}".encode()) == refused % main, "its own pid")
         check(h.ready_count() == (2 if MODE == "handover" else 1), "no reload was started by OUTCOME")
         check(h.stop() == 0, h.log())
     finally:
