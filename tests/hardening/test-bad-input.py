@@ -541,6 +541,16 @@ def stored_unix_sockets(tmp, *names):
     return paths, socks, env
 
 
+def path_bound_by_another(path):
+    """The socket file at path removed, and path bound by another socket,
+    not listening (as another user may, between its bind() and its
+    listen()): that socket, and its file's inode."""
+    os.unlink(path)
+    other = socket.socket(socket.AF_UNIX)
+    other.bind(path)
+    return other, os.stat(path).st_ino
+
+
 def test_env_recovered_unix_socket_no_longer_listened_on(tmp):
     """A stored unix socket whose --listen is gone (the unit's second --listen
     removed before a restart that kept systemd's store): its file is removed,
@@ -589,10 +599,7 @@ def test_env_recovered_unix_socket_file_replaced(tmp):
     not the stored socket's, and is left (before: a connect() refused made
     it a stale one, and it was removed)."""
     (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
-    os.unlink(b)
-    other = socket.socket(socket.AF_UNIX)
-    other.bind(b)
-    ino = os.stat(b).st_ino
+    other, ino = path_bound_by_another(b)
     h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
     try:
         h.wait_log("is ready")
@@ -614,10 +621,7 @@ def test_env_recovered_unix_socket_file_replaced_before_the_start(tmp):
     for the socket's own, and removed). No --systemd-fd-store here: with
     it, socket files are left at every stop anyway."""
     (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
-    os.unlink(a)
-    other = socket.socket(socket.AF_UNIX)
-    other.bind(a)
-    ino = os.stat(a).st_ino
+    other, ino = path_bound_by_another(a)
     h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
     try:
         h.wait_log("is ready")

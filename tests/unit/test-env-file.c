@@ -302,51 +302,41 @@ START_TEST(test_missing_file) {
 }
 END_TEST
 
-START_TEST(test_bad_file_required_and_optional) {
-        _cleanup_free_ char *a = write_file("a.conf", "A=1\n"), *bad = write_file("bad.conf", "B=2\nC=\xfe\n");
+/* After a file "A=1" (a), the file bad fails the read with error at line;
+ * optional ("-bad"), it adds nothing, not even its lines before that. */
+static void check_bad_file(char *a, char *bad, int error, unsigned at_line) {
         _cleanup_free_ char *optional = strjoin2("-", bad);
         char **l, *failed;
         unsigned line;
 
         char *specs[] = { a, bad, NULL };
-        ck_assert_int_eq(read_specs(specs, &l, &failed, &line), -EILSEQ);
+        ck_assert_int_eq(read_specs(specs, &l, &failed, &line), error);
         ck_assert_str_eq(failed, bad);
-        ck_assert_uint_eq(line, 2);
+        ck_assert_uint_eq(line, at_line);
         free(failed);
 
-        /* An optional file that fails adds nothing, not even its lines
-         * before the bad one. */
         char *specs2[] = { a, optional, NULL };
         ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), 0);
         ck_assert_uint_eq(strv_length(l), 1);
         ck_assert_str_eq(l[0], "A=1");
         strv_free(l);
 }
+
+START_TEST(test_bad_file_required_and_optional) {
+        _cleanup_free_ char *a = write_file("a.conf", "A=1\n"), *bad = write_file("bad.conf", "B=2\nC=\xfe\n");
+        check_bad_file(a, bad, -EILSEQ, 2);
+}
 END_TEST
 
 START_TEST(test_file_with_nul) {
         _cleanup_free_ char *a = write_file("a.conf", "A=1\n"), *nul = path_of("nul.conf");
-        _cleanup_free_ char *optional = strjoin2("-", nul);
         FILE *f = fopen(nul, "w");
         ck_assert_ptr_nonnull(f);
         ck_assert_uint_eq(fwrite("B=2\n\0C=3\n", 1, 9, f), 9);
         ck_assert_int_eq(fclose(f), 0);
-        char **l, *failed;
-        unsigned line;
-
-        /* The whole file fails, as systemd refuses it... */
-        char *specs[] = { a, nul, NULL };
-        ck_assert_int_eq(read_specs(specs, &l, &failed, &line), -EBADMSG);
-        ck_assert_str_eq(failed, nul);
-        ck_assert_uint_eq(line, 2);
-        free(failed);
-
-        /* ... and "-" skips it, B=2 before the NUL too. */
-        char *specs2[] = { a, optional, NULL };
-        ck_assert_int_eq(read_specs(specs2, &l, &failed, NULL), 0);
-        ck_assert_uint_eq(strv_length(l), 1);
-        ck_assert_str_eq(l[0], "A=1");
-        strv_free(l);
+        /* The whole file fails, as systemd refuses it; "-" skips it, B=2
+         * before the NUL too. */
+        check_bad_file(a, nul, -EBADMSG, 2);
 }
 END_TEST
 
