@@ -195,7 +195,12 @@ static void log_not_its_file(const char *path) {
 static int created_path_add(Listeners *l, char *path, int recovered) {
         struct stat st;
         if (path && lstat(path, &st) < 0) {
-                log_debug_errno(errno, "Not removing %s at stop: %m", path);
+                /* Just bound by us, it is there; a recovered one's may be
+                 * gone since, as a reload would warn. */
+                if (recovered >= 0 && errno == ENOENT)
+                        log_not_its_file(path);
+                else
+                        log_debug_errno(errno, "Not removing %s at stop: %m", path);
                 free(path);
                 return 0;
         }

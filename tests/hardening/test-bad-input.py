@@ -635,6 +635,26 @@ def test_env_recovered_unix_socket_file_replaced_before_the_start(tmp):
         h.kill_all()
 
 
+def test_env_recovered_unix_socket_file_removed_before_the_start(tmp):
+    """A stored unix socket still asked for, its file removed before
+    handoff starts and nothing put back: the stored socket is reused, and
+    handoff warns that clients there do not reach it, as a reload would
+    (before: a debug line only); the stop leaves nothing at the path."""
+    (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
+    os.unlink(a)
+    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        h.wait_log("is ready")
+        check(f"Reusing unix:{a} from the service manager's fd store" in h.log(), h.log())
+        check(f"{a} is no longer the file of handoff's socket (removed or replaced since)" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+        check(not os.path.exists(a), f"nothing at {a} after the stop; log:\n{h.log()}")
+    finally:
+        for x in socks:
+            x.close()
+        h.kill_all()
+
+
 def test_env_recovered_unix_dgram_socket_no_longer_listened_on(tmp):
     """A stored unix datagram socket whose --listen is gone: its own file
     is removed (before: left, since a datagram socket shut down takes a
