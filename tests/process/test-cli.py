@@ -221,7 +221,9 @@ def test_ready_time_is_a_systemd_duration(tmp):
     try:
         h.wait_ready(1, timeout=20)
         # READY=1 goes to systemd before the line is logged: wait for it.
-        h.wait_log_re(r"Generation 1 \(.*pid \d+\) is ready after 1\.\d{3}s\.")
+        # At least the 1.1 s the fixture waits; on a loaded machine more
+        # than 2 s may have passed.
+        h.wait_log_re(r"Generation 1 \(.*pid \d+\) is ready after [1-9]\.\d{3}s\.")
         check(h.stop() == 0, h.log())
     finally:
         h.close()
