@@ -712,6 +712,10 @@ END_TEST
 int main(void) {
         Suite *s = suite_create("retiree");
         TCase *tc = tcase_create("retiree");
+        /* Check's 4 s default is less than the tests' own waits (5 s in
+         * run_until()), and a test that forks 64 processes and watches a
+         * worker for 1 s can need more on a loaded machine. */
+        tcase_set_timeout(tc, 20);
         tcase_add_test(tc, test_stop_signal);
         tcase_add_test(tc, test_sigkill_at_the_deadline);
         tcase_add_test(tc, test_nothing_to_retire);
