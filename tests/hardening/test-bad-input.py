@@ -15,6 +15,7 @@ in the supervise pass only; the notify cases run in both (meson runs this
 file once per mode: in handover mode the candidate's socket belongs to a
 next handoff)."""
 
+import contextlib
 import os
 import re
 import signal
@@ -551,22 +552,31 @@ def path_bound_by_another(path):
     return other, os.stat(path).st_ino
 
 
+@contextlib.contextmanager
+def launched_with_stored(tmp, args, socks, env, others=()):
+    """handoff launched with args, and the stored sockets socks as its
+    LISTEN_FDS (env); at the end those sockets (the service manager's
+    copies) and others are closed, and whatever is left is killed."""
+    h = Launched(tmp, args, [FIXTURE], fds=[x.fileno() for x in socks], env=env)
+    try:
+        yield h
+    finally:
+        for x in [*socks, *others]:
+            x.close()
+        h.kill_all()
+
+
 def test_env_recovered_unix_socket_no_longer_listened_on(tmp):
     """A stored unix socket whose --listen is gone (the unit's second --listen
     removed before a restart that kept systemd's store): its file is removed,
     not left behind for good (before: left, though nothing would ever listen
     there or remove it); the first is reused."""
     (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
-    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
-    try:
+    with launched_with_stored(tmp, ["-l", f"unix:{a}"], socks, env) as h:
         h.wait_log("is ready")
         check(f"Reusing unix:{a}" in h.log(), h.log())
         check(not os.path.exists(b), f"the dropped socket's file is removed; log:\n{h.log()}")
         check(h.stop() == 0, h.log())
-    finally:
-        for x in socks:
-            x.close()
-        h.kill_all()
 
 
 def test_env_recovered_unix_socket_path_taken_by_another_listen(tmp):
@@ -577,8 +587,7 @@ def test_env_recovered_unix_socket_path_taken_by_another_listen(tmp):
     at b, "not a stale socket: Protocol wrong type"; the same with -l unix:b
     alone, "a live socket"), and a's file is not left behind."""
     (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
-    h = Launched(tmp, ["-l", f"unix-dgram:{b}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
-    try:
+    with launched_with_stored(tmp, ["-l", f"unix-dgram:{b}"], socks, env) as h:
         wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
         check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
@@ -586,10 +595,6 @@ def test_env_recovered_unix_socket_path_taken_by_another_listen(tmp):
         check(not os.path.exists(a), f"a's file is removed; log:\n{h.log()}")
         check(h.stop() == 0, h.log())
         check(not os.path.exists(b), f"b, bound by handoff, is removed at the final stop; log:\n{h.log()}")
-    finally:
-        for x in socks:
-            x.close()
-        h.kill_all()
 
 
 def test_env_recovered_unix_socket_file_replaced(tmp):
@@ -600,17 +605,12 @@ def test_env_recovered_unix_socket_file_replaced(tmp):
     it a stale one, and it was removed)."""
     (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
     other, ino = path_bound_by_another(b)
-    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
-    try:
+    with launched_with_stored(tmp, ["-l", f"unix:{a}"], socks, env, others=[other]) as h:
         h.wait_log("is ready")
         check("Not removing %s: not the file of that socket" % b in h.log(), h.log())
         check(os.path.exists(b) and os.stat(b).st_ino == ino,
               f"the other socket's file is left; log:\n{h.log()}")
         check(h.stop() == 0, h.log())
-    finally:
-        for x in socks + [other]:
-            x.close()
-        h.kill_all()
 
 
 def test_env_recovered_unix_socket_file_replaced_before_the_start(tmp):
@@ -622,17 +622,12 @@ def test_env_recovered_unix_socket_file_replaced_before_the_start(tmp):
     it, socket files are left at every stop anyway."""
     (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
     other, ino = path_bound_by_another(a)
-    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
-    try:
+    with launched_with_stored(tmp, ["-l", f"unix:{a}"], socks, env, others=[other]) as h:
         h.wait_log("is ready")
         check(f"Reusing unix:{a} from the service manager's fd store" in h.log(), h.log())
         check(f"{a} is no longer the file of handoff's socket (removed or replaced since)" in h.log(), h.log())
         check(h.stop() == 0, h.log())
         check(os.path.exists(a) and os.stat(a).st_ino == ino, f"the other socket's file is left; log:\n{h.log()}")
-    finally:
-        for x in socks + [other]:
-            x.close()
-        h.kill_all()
 
 
 def test_env_recovered_unix_socket_file_removed_before_the_start(tmp):
@@ -642,17 +637,12 @@ def test_env_recovered_unix_socket_file_removed_before_the_start(tmp):
     (before: a debug line only); the stop leaves nothing at the path."""
     (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
     os.unlink(a)
-    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
-    try:
+    with launched_with_stored(tmp, ["-l", f"unix:{a}"], socks, env) as h:
         h.wait_log("is ready")
         check(f"Reusing unix:{a} from the service manager's fd store" in h.log(), h.log())
         check(f"{a} is no longer the file of handoff's socket (removed or replaced since)" in h.log(), h.log())
         check(h.stop() == 0, h.log())
         check(not os.path.exists(a), f"nothing at {a} after the stop; log:\n{h.log()}")
-    finally:
-        for x in socks:
-            x.close()
-        h.kill_all()
 
 
 def test_env_recovered_unix_dgram_socket_no_longer_listened_on(tmp):
@@ -666,15 +656,10 @@ def test_env_recovered_unix_dgram_socket_no_longer_listened_on(tmp):
     (a,), socks, env = stored_unix_sockets(tmp, "a.sock")
     socks.append(dgram)
     env.update(LISTEN_FDS="2", LISTEN_FDNAMES="handoff.listen.0:handoff.listen.1")
-    h = Launched(tmp, ["-l", f"unix:{a}"], [FIXTURE], fds=[x.fileno() for x in socks], env=env)
-    try:
+    with launched_with_stored(tmp, ["-l", f"unix:{a}"], socks, env) as h:
         h.wait_log("is ready")
         check(not os.path.exists(path), f"the dropped socket's file is removed; log:\n{h.log()}")
         check(h.stop() == 0, h.log())
-    finally:
-        for x in socks:
-            x.close()
-        h.kill_all()
 
 
 def test_env_inherited_fd_not_a_socket(tmp):
