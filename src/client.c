@@ -329,6 +329,22 @@ static int ms_until(usec_t deadline, int cap) {
         return cap >= 0 && ms > (usec_t) cap ? cap : ms > INT_MAX ? INT_MAX : (int) ms;
 }
 
+/* Waits until fd is readable: 1; until deadline: 0; or -errno of poll().
+ * SIGTERM or SIGINT on sigfd ends the wait and the program (interrupted()). */
+static int wait_readable(int fd, usec_t deadline, int sigfd) {
+        for (;;) {
+                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
+                int r = poll(p, 2, ms_until(deadline, -1));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r < 0)
+                        return -errno;
+                if (p[1].revents & POLLIN)
+                        interrupted(sigfd);
+                return r > 0;
+        }
+}
+
 /* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
  * to be guessed, and opens the file through /proc/<pid>/root (uid: pid's,
@@ -539,17 +555,15 @@ static int exchange(int fd, pid_t pid, const char *request, size_t len, usec_t d
                 return EXIT_CLIENT_UNREACHABLE;
         }
         for (;;) {
-                int ms = ms_until(deadline, -1);
-                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
-                int r = poll(p, 2, ms);
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r > 0 && (p[1].revents & POLLIN))
-                        interrupted(sigfd);
+                int r = wait_readable(fd, deadline, sigfd);
                 if (r == 0) {
                         say("no answer from handoff pid %d in time; the reload may still "
                                         "complete.\n", (int) pid);
                         return EXIT_CLIENT_TIMEOUT;
+                }
+                if (r < 0) {
+                        say("cannot wait for handoff pid %d's answer: %s\n", (int) pid, strerror(-r));
+                        return EXIT_CLIENT_UNREACHABLE;
                 }
                 r = recv_reply(fd, reply);
                 if (r == -EAGAIN)
@@ -593,15 +607,7 @@ static bool exits(pid_t pid, usec_t deadline, int sigfd) {
         usec_t until = usec_add(now_monotonic(), EXIT_GRACE_USEC);
         if (until > deadline)
                 until = deadline;
-        for (;;) {
-                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = sigfd, .events = POLLIN } };
-                int r = poll(p, 2, ms_until(until, -1));
-                if (r < 0 && errno == EINTR)
-                        continue;
-                if (r > 0 && (p[1].revents & POLLIN))
-                        interrupted(sigfd);
-                return r > 0;
-        }
+        return wait_readable(fd, until, sigfd) > 0;
 }
 
 /* pid closed the connection of a reload without an answer. Killed (the
