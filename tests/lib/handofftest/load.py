@@ -10,7 +10,7 @@ import time
 
 from .net import read_all
 from .runner import after_each_test
-from .wait import TestFailure
+from .wait import TestFailure, wait_for
 
 LOADGEN = os.environ.get("LOADGEN", "build/tests/fixtures/loadgen")
 
@@ -28,14 +28,17 @@ def kill_leftovers():
 
 class Load:
     """Continuous load from the C load client until stop(). target is
-    "HOST:PORT" or a unix socket path; the stop file goes into tmpdir."""
+    "HOST:PORT" or a unix socket path; the stop file, and the file where
+    the client says which pids answer it, go into tmpdir."""
 
     def __init__(self, target, tmpdir, mode="new", concurrency=4, path="/", timeout_ms=10000, stop_timeout=30):
         self.stop_timeout = stop_timeout
         self.until = os.path.join(tmpdir, f"stop-load-{time.monotonic_ns()}")
+        self.pids_file = os.path.join(tmpdir, f"load-pids-{time.monotonic_ns()}")
         self.proc = subprocess.Popen(
             [LOADGEN, "--connect", target, "--mode", mode, "--concurrency", str(concurrency),
-             "--path", path, "--until-file", self.until, "--timeout-ms", str(timeout_ms)],
+             "--path", path, "--until-file", self.until, "--timeout-ms", str(timeout_ms),
+             "--pids-file", self.pids_file],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _running.add(self)
 
@@ -56,6 +59,16 @@ class Load:
         except ValueError:
             raise TestFailure(f"loadgen printed no summary: {out!r} {err!r}")
         return self.result
+
+    def wait_answered_by(self, pid, timeout=10):
+        """Waits until pid has answered a request of the load."""
+        def answered():
+            try:
+                with open(self.pids_file) as f:
+                    return str(pid) in f.read().split()
+            except FileNotFoundError:
+                return False
+        wait_for(answered, timeout, f"a request of the load answered by pid {pid}")
 
     def kill(self):
         if self.proc.poll() is None:
