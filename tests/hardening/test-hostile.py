@@ -1214,7 +1214,11 @@ def test_unix_listen_on_a_full_live_socket(tmp):
         took = time.monotonic() - t0
         check(p.returncode == 2, f"exit {p.returncode}: {p.stderr}")
         check("a live socket: another process listens on it" in p.stderr, p.stderr)
-        check(took < 1.0, f"took {took:.2f}s")
+        # A probe that waits for room hangs start-up for as long as the
+        # owner does not accept: here for ever (subprocess.run gives up at
+        # 30 s). A probe that does not fails it in ms. 5 s is far from
+        # both, so no loaded machine makes the one look like the other.
+        check(took < 5.0, f"took {took:.2f}s")
         check(os.path.exists(path), "the live socket file is left alone")
         print(f"  start-up against a full live socket: exit 2 in {took * 1000:.0f} ms")
     finally:
