@@ -3,6 +3,7 @@ in a file, talking to a FakeSystemd, and the fixture server it runs.
 
 Importing this module makes the test process a child subreaper (see below)."""
 
+import contextlib
 import ctypes
 import json
 import os
@@ -14,7 +15,8 @@ import subprocess
 import threading
 import time
 
-from .procs import all_pids, is_handoff, is_standby, pid_alive, session_members, start_time, stat_fields
+from .procs import (all_pids, is_handoff, is_standby, pid_alive, session_members, signal_process, start_time,
+                    stat_fields)
 from .runner import Skip
 from .wait import TestFailure, check, wait_for
 
@@ -146,6 +148,14 @@ class Handoff:
     def main_pid(self):
         return self.mains()[-1]
 
+    def main(self):
+        """(pid, start time) of the current main: the first handoff, or the
+        last MAINPID= with the start time its pid had as it arrived."""
+        named = [m for m in self.notify.snapshot() if "MAINPID" in m.fields] if self.notify else []
+        if named:
+            return int(named[-1].fields["MAINPID"]), named[-1].main_started
+        return self.pid, self.started
+
     def log(self):
         with open(self.logpath) as f:
             return f.read()
@@ -194,7 +204,12 @@ class Handoff:
             self.notify.close()
 
     def signal(self, sig):
-        os.kill(self.main_pid(), sig)
+        """Sends sig to the current main; ProcessLookupError once it has
+        exited: its pid may be another process's then (another test's
+        handoff, say), which is left alone."""
+        pid, started = self.main()
+        if not signal_process(pid, sig, lambda: start_time(pid) == started):
+            raise ProcessLookupError(f"main handoff {pid} is gone")
 
     def exit_status(self, pid):
         if pid == self.pid:
@@ -215,7 +230,7 @@ class Handoff:
         return status[-1]
 
     def stop(self, timeout=40):
-        if pid_alive(self.main_pid()):
+        with contextlib.suppress(ProcessLookupError):  # exited already
             self.signal(signal.SIGTERM)
         return self.wait_exit(timeout)
 

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 
+from .procs import start_time
 from .wait import WaitTimeout
 
 
@@ -44,7 +45,9 @@ class Datagram:
     """One datagram: sender pid (SCM_CREDENTIALS), text, number of fds that
     came with it, arrival time (CLOCK_MONOTONIC µs) and its KEY=VALUE lines,
     read as systemd reads them (the first line of a key counts). A datagram
-    systemd would drop (.dropped) has no fields."""
+    systemd would drop (.dropped) has no fields. .main_started is the start
+    time of the process MAINPID= names, read as the datagram is made (on
+    arrival): later that pid may be another process's."""
 
     def __init__(self, pid, text, nfds, t_us=None):
         self.pid, self.text, self.nfds, self.t_us = pid, text, nfds, t_us
@@ -56,6 +59,8 @@ class Datagram:
             if "=" in line:
                 k, v = line.split("=", 1)
                 self.fields.setdefault(k, v)
+        main = self.fields.get("MAINPID", "")
+        self.main_started = start_time(int(main)) if main.isdigit() else None
 
     def __repr__(self):
         return f"<{self.pid}: {self.text!r}{' (dropped)' if self.dropped else ''}>"
@@ -135,8 +140,9 @@ class FakeSystemd:
                     a.frombytes(payload[: len(payload) - len(payload) % fdsize])
                     fds.extend(a)
             text = data.decode(errors="replace")
+            datagram = Datagram(pid, text, len(fds), t_us)
             with self.lock:
-                self.messages.append(Datagram(pid, text, len(fds), t_us))
+                self.messages.append(datagram)
                 fds = self._keep_fds(text, fds)
                 self.arrived.notify_all()
             for fd in fds:  # answering BARRIER=1 (and dropping anything else)

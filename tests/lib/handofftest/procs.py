@@ -2,6 +2,7 @@
 that vanishes while it is read (it answers as for a process that is gone)."""
 
 import os
+import signal
 
 from .wait import WaitTimeout, wait_for
 
@@ -29,6 +30,27 @@ def start_time(pid):
     when the machine is busy (pid_max 32768)."""
     fields = stat_fields(pid)
     return int(fields[19]) if fields else None
+
+
+def signal_process(pid, sig, is_it):
+    """Sends sig to pid if is_it() says pid is still the process meant;
+    returns whether it did. pids are reused (within seconds here): the
+    pidfd taken before is_it() names the process that had the pid then, so
+    the signal goes to the process is_it() saw, or to none if that one died
+    since."""
+    try:
+        fd = os.pidfd_open(pid)
+    except OSError:  # gone (ESRCH), or a thread's id (EINVAL)
+        return False
+    try:
+        if not is_it():
+            return False
+        signal.pidfd_send_signal(fd, sig)
+        return True
+    except ProcessLookupError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def ppid_of(pid):
