@@ -264,7 +264,11 @@ class Handoff:
         of what it killed is left in the runtime directory (a handoff
         killed hard leaves its control socket and notify directory; left
         there, one could be taken for a later process's with that pid)."""
-        live = {self.pid, self.main_pid(), *[p for p in self.descendants() if is_handoff(p)]}
+        # The main only while its pid is still that process: waiting for
+        # another's to die would take the full 5 s below.
+        main, started = self.main()
+        live = {self.pid, *([main] if start_time(main) == started else []),
+                *[p for p in self.descendants() if is_handoff(p)]}
         if self.session_gone():
             live.discard(self.pid)
         handoffs = {*live, *self.mains()}
