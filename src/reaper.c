@@ -179,9 +179,14 @@ static ProcTree *find_number(Reaper *r, unsigned number) {
  * pid, which cannot be given out again while the main is unreaped or the
  * group has a member; once the group was seen empty, that number may be
  * another process's pid and group (a later generation's main, after a pid
- * wrap-around during a long drain), and must never be signalled again. */
+ * wrap-around during a long drain), and must never be signalled again.
+ * The group may also empty unseen (its last member the child of a process
+ * that left it, which reaps it, not us) and its id come round again before
+ * we look: a process of the main's pid, once the main is reaped, is another
+ * one, and a group of that id its own (as retiree.c's group_of_id_exists()). */
 static bool group_gone(ProcTree *t) {
-        if (!t->group_gone && t->main_exited && kill(-t->main, 0) < 0 && errno == ESRCH)
+        if (!t->group_gone && t->main_exited &&
+            ((kill(-t->main, 0) < 0 && errno == ESRCH) || kill(t->main, 0) >= 0 || errno != ESRCH))
                 t->group_gone = true;
         return t->group_gone;
 }

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: MIT */
+/* reaper.c's side of a generation that is a process group (no cgroup):
+ * what it may take for the group's id once the group has emptied. */
+#include <check.h>
+#include <errno.h>
+#include <linux/sched.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "proc-stat.h"
+#include "reaper.h"
+#include "time-util.h"
+#include "unit.h"
+
+static struct {
+        unsigned exited, empty;
+} seen;
+
+static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
+        seen.exited++;
+}
+
+static void on_empty(ProcTree *t, void *userdata) {
+        seen.empty++;
+}
+
+static const ProcTreeCallbacks callbacks = { .main_exited = on_main_exited, .empty = on_empty };
+
+/* Runs the loop until *what reaches n, for at most 5 s. */
+static void run_until(sd_event *e, const unsigned *what, unsigned n) {
+        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
+        while (*what < n && now_monotonic() < end)
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        ck_assert_uint_ge(*what, n);
+}
+
+/* Reads one pid from fd, waiting at most 5 s. */
+static pid_t read_pid(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ck_assert_int_eq(poll(&p, 1, 5000), 1);
+        pid_t pid;
+        ck_assert_int_eq(read(fd, &pid, sizeof pid), sizeof pid);
+        return pid;
+}
+
+static void write_pid(int fd, pid_t pid) {
+        if (write(fd, &pid, sizeof pid) != sizeof pid)
+                _exit(1);
+}
+
+/* A child of pid want (clone3's set_tid: root only), leader of a group of
+ * its own that waits for signals; -errno when it cannot be had. */
+static pid_t fork_with_pid(pid_t want, int report) {
+        struct clone_args args = { .exit_signal = SIGCHLD, .set_tid = (uint64_t) (uintptr_t) &want,
+                                   .set_tid_size = 1 };
+        long pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                setpgid(0, 0);
+                write_pid(report, getpid());
+                for (;;)
+                        pause();
+        }
+        return (pid_t) pid;
+}
+
+/* The group emptied without a SIGCHLD of ours (its last member was the
+ * child of a process that had left the group: a daemon's setsid() after
+ * its fork), and another process got the main's pid as the id of a group
+ * of its own (anyone's setsid(), or a shell's job), before the reaper
+ * looked again. That group is not the generation's: it gets no signal, and
+ * the generation is gone once the process that left is. Before, the
+ * deadline's SIGKILL went to that group, and the generation was never
+ * reported gone while it lived. */
+START_TEST(test_group_id_come_round_again_is_not_ours) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+
+        /* main, in a group of its own, starts a worker (which starts one of
+         * its own in the group) and exits: the worker is adopted, still in
+         * the group. */
+        int gate[2], info[2];
+        ck_assert_int_eq(pipe(gate), 0);
+        ck_assert_int_eq(pipe(info), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t worker = fork();
+                if (worker == 0) {
+                        pid_t inner = fork();
+                        if (inner == 0)
+                                for (;;)
+                                        pause();
+                        char c;
+                        if (read(gate[0], &c, 1) != 1)
+                                _exit(1);
+                        /* Leaves the group; the one it started, left in
+                         * it, exits, and is reaped by it, not by us. */
+                        setsid();
+                        kill(inner, SIGKILL);
+                        waitpid(inner, NULL, 0);
+                        write_pid(info[1], inner);
+                        for (;;)
+                                pause();
+                }
+                write_pid(info[1], worker);
+                _exit(0);
+        }
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        pid_t worker = read_pid(info[0]);
+        run_until(e, &seen.exited, 1);
+        ck_assert(proc_tree_has(t, worker));
+
+        ck_assert_int_eq(write(gate[1], "x", 1), 1);
+        (void) read_pid(info[0]);
+
+        /* Not our child, as another user's would not be. */
+        pid_t middle = fork();
+        ck_assert_int_ge(middle, 0);
+        if (middle == 0) {
+                pid_t k = fork_with_pid(main_pid, info[1]);
+                if (k < 0)
+                        write_pid(info[1], k);
+                for (;;)
+                        pause();
+        }
+        pid_t stranger = read_pid(info[0]);
+        if (stranger == -EPERM || stranger == -EEXIST) {
+                printf("test_group_id_come_round_again_is_not_ours: skipped (clone3 set_tid: %s)\n",
+                       strerror(-stranger));
+                kill(worker, SIGKILL);
+                kill(middle, SIGKILL);
+                goto done;
+        }
+        ck_assert_int_eq(stranger, main_pid);
+        ck_assert_int_eq(getpgid(stranger), stranger);
+
+        /* The drain deadline. */
+        proc_tree_kill(t, SIGKILL);
+        run_until(e, &seen.empty, 1);
+        ProcStat st;
+        ck_assert_int_eq(proc_stat_read(stranger, &st), 0);
+        ck_assert_msg(proc_stat_running(&st), "the stranger's group got the SIGKILL");
+
+        kill(stranger, SIGKILL);
+        kill(middle, SIGKILL);
+done:
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("reaper");
+        TCase *tc = tcase_create("core");
+        tcase_set_timeout(tc, 30);
+        tcase_add_test(tc, test_group_id_come_round_again_is_not_ours);
+        suite_add_tcase(s, tc);
+        return unit_run(s);
+}
