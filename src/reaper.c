@@ -291,9 +291,14 @@ static void adopt(Reaper *r, pid_t pid) {
                 bool exiting = false;
                 if (number == -1) {
                         ProcStat st;
-                        exiting = proc_stat_read(pid, &st) >= 0 && proc_stat_exiting(&st);
-                        if (exiting)
+                        if (proc_stat_read(pid, &st) >= 0 && proc_stat_exiting(&st)) {
                                 number = read_generation_of_threads(pid);
+                                /* A zombie leader whose other threads run
+                                 * on is reaped when the last of them exits,
+                                 * which may be never: a live process, to be
+                                 * looked at again as one. */
+                                exiting = st.state != 'Z' || st.threads <= 1;
+                        }
                 }
                 if (number == -1 && exiting) {
                         /* Its memory is gone before we could read whose it

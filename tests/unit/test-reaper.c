@@ -3,8 +3,10 @@
  * what it may take for the group's id once the group has emptied. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -167,11 +169,88 @@ done:
 }
 END_TEST
 
-int main(void) {
+static void *wait_forever(void *userdata) {
+        for (;;)
+                pause();
+        return NULL;
+}
+
+/* Run as "zombie-leader", with an empty environment: the main thread
+ * exits, another runs on. */
+static int zombie_leader(void) {
+        pthread_t th;
+        if (pthread_create(&th, NULL, wait_forever, NULL) != 0)
+                return 1;
+        pthread_exit(NULL);
+}
+
+/* A process adopted when its main thread had exited while another ran on
+ * (a zombie leader, "Zl"), started with an empty environment: nothing says
+ * whose it is, and it is not about to be reaped (that waits for its last
+ * thread). It is looked at a few times, as a live process with nothing to
+ * read, and then counted as of no generation; the generation it was left
+ * by is gone. Before, it was taken for one caught exiting: waited for
+ * until reaped, and meanwhile no generation was ever reported gone (a
+ * stop never ended). */
+START_TEST(test_zombie_leader_with_nothing_to_read) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+
+        int gate[2], info[2];
+        ck_assert_int_eq(pipe(gate), 0);
+        ck_assert_int_eq(pipe2(info, O_CLOEXEC), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t daemon = fork();
+                if (daemon == 0) {
+                        char *argv[] = { "test-reaper", "zombie-leader", NULL }, *envp[] = { NULL };
+                        setsid();
+                        execve("/proc/self/exe", argv, envp);
+                        _exit(1);
+                }
+                write_pid(info[1], daemon);
+                char c;
+                _exit(read(gate[0], &c, 1) == 1 ? 0 : 1);
+        }
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        pid_t daemon = read_pid(info[0]);
+        ProcStat st = {};
+        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
+        while ((proc_stat_read(daemon, &st) < 0 || st.state != 'Z') && now_monotonic() < end)
+                usleep(1000);
+        ck_assert_msg(st.state == 'Z' && st.threads > 1, "pid %d: state %c, %ld threads", (int) daemon, st.state,
+                      st.threads);
+
+        ck_assert_int_eq(write(gate[1], "x", 1), 1);
+        run_until(e, &seen.exited, 1);
+        run_until(e, &seen.empty, 1);
+
+        ck_assert_int_eq(kill(daemon, SIGKILL), 0);
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+        ck_assert_int_eq(waitpid(daemon, NULL, 0), daemon);
+}
+END_TEST
+
+int main(int argc, char *argv[]) {
+        if (argc > 1 && strcmp(argv[1], "zombie-leader") == 0)
+                return zombie_leader();
         Suite *s = suite_create("reaper");
         TCase *tc = tcase_create("core");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_group_id_come_round_again_is_not_ours);
+        tcase_add_test(tc, test_zombie_leader_with_nothing_to_read);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
