@@ -108,22 +108,28 @@ static int read_pgrp(pid_t pid, pid_t *ret) {
         return 0;
 }
 
+/* Out of fds or memory: what could not be read now may be later. */
+static bool passes(int k) {
+        return k == -EMFILE || k == -ENFILE || k == -ENOMEM;
+}
+
 /* The generation number a process was started with (HANDOFF_GENERATION= in
  * /proc/PID/environ, which every process of a generation inherits unless it
  * cleared its environment); 0 when it has none, -1 when nothing can be read
  * (a process that is exiting has no memory left to read it from, one in an
- * execve() none set up yet), -EACCES when we may not read it. path: the
- * environ file (of the process, or of one of its threads). */
+ * execve() none set up yet), -EACCES when we may not read it, an error that
+ * passes() when we cannot now. path: the environ file (of the process, or
+ * of one of its threads). */
 static int read_generation_at(const char *path) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return errno == EACCES || errno == EPERM ? -EACCES : -1;
+                return errno == EACCES || errno == EPERM ? -EACCES : passes(-errno) ? -errno : -1;
         static const char key[] = "HANDOFF_GENERATION=";
         /* The environment a process was started with; 64 KiB is plenty for
          * any sane one (a longer one is read only as far). */
         _cleanup_free_ char *buf = malloc(65536);
         if (!buf)
-                return 0;
+                return -ENOMEM;
         size_t have = 0;
         ssize_t n = 0;
         while (have < 65535 && (n = read(fd, buf + have, 65535 - have)) > 0)
@@ -245,8 +251,10 @@ static int arm_rescan(Reaper *r, usec_t interval) {
 }
 
 /* pid had nothing to read: true while it is to be looked at again (the
- * rescan is armed), false once it has had its tries. */
-static bool unread_again(Reaper *r, pid_t pid) {
+ * rescan is armed), false once it has had its tries. Out of fds or memory
+ * (count false), a look is no try: it holds back every generation's end
+ * until it can be made. */
+static bool unread_again(Reaper *r, pid_t pid, bool count) {
         size_t i = 0;
         while (i < r->n_unread && r->unread[i].pid != pid)
                 i++;
@@ -257,9 +265,10 @@ static bool unread_again(Reaper *r, pid_t pid) {
                 r->unread = m;
                 r->unread[r->n_unread++] = (typeof(*r->unread)) { .pid = pid };
         }
-        if (++r->unread[i].tries > RESCAN_TRIES)
+        if (count && ++r->unread[i].tries > RESCAN_TRIES)
                 return false;
-        return arm_rescan(r, RESCAN_INTERVAL) >= 0;
+        /* Out of fds, as a cgroup.events that cannot be read: not so often. */
+        return arm_rescan(r, count ? RESCAN_INTERVAL : CGROUP_REREAD_INTERVAL) >= 0;
 }
 
 /* A child of ours that is no generation's main: adopted. Find out whose it
@@ -271,8 +280,17 @@ static void adopt(Reaper *r, pid_t pid) {
                 if (pid_list_has(t->strays, t->n_strays, pid))
                         return;
         pid_t pgid = 0;
-        if (read_pgrp(pid, &pgid) < 0)
-                return; /* exited meanwhile: the next SIGCHLD reaps it */
+        int k = read_pgrp(pid, &pgid);
+        if (k < 0) {
+                /* Exited meanwhile, and the next SIGCHLD reaps it; or
+                 * whose it is cannot be known now (out of fds), and its
+                 * generation, whichever, is not called gone without it. */
+                if (passes(k)) {
+                        log_debug_errno(k, "Cannot read /proc/%d/stat, looked at again: %m", (int) pid);
+                        (void) unread_again(r, pid, false);
+                }
+                return;
+        }
         ProcTree *t = find_group(r, pgid);
         /* Still in its generation's group, it is that generation's; it is
          * tracked all the same, since it may leave the group in a moment (a
@@ -281,6 +299,11 @@ static void adopt(Reaper *r, pid_t pid) {
         bool in_group = t && !t->cgroup;
         if (!in_group) {
                 int number = read_generation(pid);
+                if (passes(number)) {
+                        log_debug_errno(number, "Cannot read /proc/%d/environ, looked at again: %m", (int) pid);
+                        (void) unread_again(r, pid, false);
+                        return;
+                }
                 bool pending = pid_list_has(r->pending, r->n_pending, pid);
                 /* Whether it is exiting is read after its environment: an
                  * exit that began before that read failed shows then (read
@@ -315,7 +338,7 @@ static void adopt(Reaper *r, pid_t pid) {
                  * done; or with an empty environment for good, and then of
                  * no generation (looked at once only, it held back its
                  * generation's end for good, or left it out for good). */
-                if (number == -1 && unread_again(r, pid))
+                if (number == -1 && unread_again(r, pid, true))
                         return;
                 unread_remove(r, pid);
                 if (number < -1)
@@ -330,6 +353,7 @@ static void adopt(Reaper *r, pid_t pid) {
                 if (t->cgroup)
                         return; /* the cgroup holds it */
         }
+        unread_remove(r, pid); /* looked at while out of fds, say */
         if (pid_list_add(&t->strays, &t->n_strays, pid) < 0) {
                 log_warning("Out of memory; pid %d of generation %u is not tracked.", (int) pid, t->number);
                 return;

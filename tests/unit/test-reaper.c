@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "reaper.h"
 #include "time-util.h"
 #include "unit.h"
+#include "util.h"
 
 static struct {
         unsigned exited, empty;
@@ -243,14 +245,107 @@ START_TEST(test_zombie_leader_with_nothing_to_read) {
 }
 END_TEST
 
+static int on_never(sd_event_source *s, uint64_t usec, void *userdata) {
+        return 0;
+}
+
+/* Whether pid's environment says HANDOFF_GENERATION=1 (it has exec'd). */
+static bool of_generation_1(pid_t pid) {
+        char path[64], buf[4096];
+        snprintf(path, sizeof path, "/proc/%d/environ", (int) pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf);
+        if (fd >= 0)
+                close(fd);
+        return n > 0 && memmem(buf, (size_t) n, "HANDOFF_GENERATION=1", 20);
+}
+
+/* A daemon of a generation (it left the group, and says whose it is in
+ * its environment) is adopted while handoff is out of fds: whose it is
+ * cannot be read then, and is read again once it can, the generation held
+ * meanwhile; the deadline's SIGKILL reaches it. Before, it was taken for a
+ * process that had exited: the generation was reported gone at once, and
+ * the daemon ran on, nobody's. */
+START_TEST(test_adopted_while_out_of_fds) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+        /* handoff has its timers' fd by then (its start timeout's). */
+        ck_assert_int_ge(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 3600 * USEC_PER_SEC, 0, on_never, NULL),
+                         0);
+
+        int gate[2], info[2];
+        ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(info, O_CLOEXEC), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t daemon = fork();
+                if (daemon == 0) {
+                        char *argv[] = { "test-reaper", "pause", NULL }, *envp[] = { "HANDOFF_GENERATION=1", NULL };
+                        setsid();
+                        execve("/proc/self/exe", argv, envp);
+                        _exit(1);
+                }
+                write_pid(info[1], daemon);
+                char c;
+                _exit(read(gate[0], &c, 1) == 1 ? 0 : 1);
+        }
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        pid_t daemon = read_pid(info[0]);
+        int pidfd = pidfd_open_pid(daemon);
+        ck_assert_int_ge(pidfd, 0);
+        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
+        while (!of_generation_1(daemon) && now_monotonic() < end)
+                usleep(1000);
+        ck_assert(of_generation_1(daemon));
+
+        /* Out of fds: the lowest free one is the limit. */
+        struct rlimit saved, low;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        int lowest = dup(0);
+        ck_assert_int_ge(lowest, 0);
+        close(lowest);
+        low = (struct rlimit) { .rlim_cur = (rlim_t) lowest, .rlim_max = saved.rlim_max };
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        ck_assert_int_eq(write(gate[1], "x", 1), 1);
+        run_until(e, &seen.exited, 1);
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
+
+        /* The drain deadline. */
+        proc_tree_kill(t, SIGKILL);
+        run_until(e, &seen.empty, 1);
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        ck_assert_msg(poll(&p, 1, 1000) == 1, "the daemon survived its generation");
+
+        kill(daemon, SIGKILL);
+        close(pidfd);
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 int main(int argc, char *argv[]) {
         if (argc > 1 && strcmp(argv[1], "zombie-leader") == 0)
                 return zombie_leader();
+        if (argc > 1 && strcmp(argv[1], "pause") == 0)
+                for (;;)
+                        pause();
         Suite *s = suite_create("reaper");
         TCase *tc = tcase_create("core");
         tcase_set_timeout(tc, 30);
         tcase_add_test(tc, test_group_id_come_round_again_is_not_ours);
         tcase_add_test(tc, test_zombie_leader_with_nothing_to_read);
+        tcase_add_test(tc, test_adopted_while_out_of_fds);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
