@@ -181,6 +181,8 @@ static ProcTree *find_number(Reaper *r, unsigned number) {
         return NULL;
 }
 
+static int arm_rescan(Reaper *r, usec_t interval);
+
 /* Whether the tree's process group is gone for good. Its id is its main's
  * pid, which cannot be given out again while the main is unreaped or the
  * group has a member; once the group was seen empty, that number may be
@@ -192,8 +194,15 @@ static ProcTree *find_number(Reaper *r, unsigned number) {
  * one, and a group of that id its own (as retiree.c's group_of_id_exists()). */
 static bool group_gone(ProcTree *t) {
         if (!t->group_gone && t->main_exited &&
-            ((kill(-t->main, 0) < 0 && errno == ESRCH) || kill(t->main, 0) >= 0 || errno != ESRCH))
+            ((kill(-t->main, 0) < 0 && errno == ESRCH) || kill(t->main, 0) >= 0 || errno != ESRCH)) {
                 t->group_gone = true;
+                /* Seen outside sweep() (a retire, the drain deadline: they
+                 * then neither arm the deadline nor kill), with no SIGCHLD
+                 * of ours to come when the group emptied unseen: the tree's
+                 * end is looked for from the loop. */
+                if (!t->reaper->sweeping)
+                        (void) arm_rescan(t->reaper, 0);
+        }
         return t->group_gone;
 }
 
@@ -443,8 +452,16 @@ static bool tree_alive(ProcTree *t) {
         /* The group first, even with strays, so that it is seen empty as
          * soon as it is. Zombies count until reaped; those whose parent is
          * us were reaped just before, the others have a live parent in the
-         * group. EPERM: someone is there that we may not signal. */
-        return !group_gone(t) || t->n_strays > 0;
+         * group, or one that left it. EPERM: someone is there that we may
+         * not signal. */
+        if (group_gone(t))
+                return t->n_strays > 0;
+        /* Killed, its last members may be children of a process that left
+         * the group and is not ours to know (of no generation, or a stray's
+         * child): no SIGCHLD tells us of their end, so look again. */
+        if (t->doomed)
+                (void) arm_rescan(t->reaper, CGROUP_REREAD_INTERVAL);
+        return true;
 }
 
 static void sweep(Reaper *r) {
@@ -604,6 +621,8 @@ void proc_tree_kill(ProcTree *t, int sig) {
         tree_signal(t, sig);
         if (signal_wants_cont(sig))
                 tree_signal(t, SIGCONT);
+        if (t->doomed && !t->cgroup)
+                (void) tree_alive(t); /* looks again while the group lives */
 }
 
 void proc_tree_continue(ProcTree *t) {

@@ -37,12 +37,13 @@ static void on_empty(ProcTree *t, void *userdata) {
 static const ProcTreeCallbacks callbacks = { .main_exited = on_main_exited, .empty = on_empty };
 
 /* Runs the loop until *what reaches n, for at most 5 s. */
-static void run_until(sd_event *e, const unsigned *what, unsigned n) {
+static void run_until_(sd_event *e, const unsigned *what, unsigned n, const char *name) {
         usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
         while (*what < n && now_monotonic() < end)
                 ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
-        ck_assert_uint_ge(*what, n);
+        ck_assert_msg(*what >= n, "%s is %u after 5 s, not %u", name, *what, n);
 }
+#define run_until(e, what, n) run_until_(e, what, n, #what)
 
 /* Reads one pid from fd, waiting at most 5 s. */
 static pid_t read_pid(int fd) {
@@ -245,6 +246,125 @@ START_TEST(test_zombie_leader_with_nothing_to_read) {
 }
 END_TEST
 
+/* The group empties without a SIGCHLD of ours (its last member was the
+ * child of a process that left the group and is of no generation), and
+ * the tree is found empty by a caller (a retire, the drain deadline: they
+ * then neither arm the deadline nor kill): its end is reported all the
+ * same. Before, nothing came until some other child of ours exited, and a
+ * stop waited for the generation for ever. */
+START_TEST(test_group_emptied_unseen_is_reported) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+
+        int gate[2], info[2], left[2];
+        ck_assert_int_eq(pipe(gate), 0);
+        ck_assert_int_eq(pipe(info), 0);
+        ck_assert_int_eq(pipe(left), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t worker = fork();
+                if (worker == 0) {
+                        /* Our environment says no generation. */
+                        pid_t inner = fork();
+                        if (inner == 0)
+                                for (;;)
+                                        pause();
+                        setsid();
+                        write_pid(left[1], getpid());
+                        char c;
+                        if (read(gate[0], &c, 1) != 1)
+                                _exit(1);
+                        kill(inner, SIGKILL);
+                        waitpid(inner, NULL, 0);
+                        write_pid(info[1], getpid());
+                        for (;;)
+                                pause();
+                }
+                /* Exits once the worker has left the group. */
+                _exit(read_pid(left[0]) == worker ? 0 : 1);
+        }
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        run_until(e, &seen.exited, 1);
+        ck_assert(!proc_tree_empty(t));
+
+        ck_assert_int_eq(write(gate[1], "x", 1), 1);
+        pid_t worker = read_pid(info[0]);
+        ck_assert(proc_tree_empty(t));
+        run_until(e, &seen.empty, 1);
+
+        ck_assert_int_eq(kill(worker, SIGKILL), 0);
+
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* The drain deadline's SIGKILL ends a group whose last member is the
+ * child of a process that left the group and is of no generation: that
+ * process reaps it, and we hear nothing. The tree's end is reported all
+ * the same. Before, it was not until some other child of ours exited: a
+ * stop waited for ever. */
+START_TEST(test_killed_group_of_others_children_is_reported) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+
+        int left[2], info[2];
+        ck_assert_int_eq(pipe(left), 0);
+        ck_assert_int_eq(pipe(info), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t worker = fork();
+                if (worker == 0) {
+                        /* Our environment says no generation. */
+                        if (fork() == 0)
+                                for (;;)
+                                        pause();
+                        setsid();
+                        write_pid(left[1], getpid());
+                        write_pid(info[1], getpid());
+                        for (;;)
+                                if (wait(NULL) < 0 && errno == ECHILD)
+                                        pause();
+                }
+                _exit(read_pid(left[0]) == worker ? 0 : 1);
+        }
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        pid_t worker = read_pid(info[0]);
+        run_until(e, &seen.exited, 1);
+        ck_assert(!proc_tree_empty(t));
+
+        proc_tree_kill(t, SIGKILL);
+        run_until(e, &seen.empty, 1);
+
+        ck_assert_int_eq(kill(worker, SIGKILL), 0);
+
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 static int on_never(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
@@ -346,6 +466,8 @@ int main(int argc, char *argv[]) {
         tcase_add_test(tc, test_group_id_come_round_again_is_not_ours);
         tcase_add_test(tc, test_zombie_leader_with_nothing_to_read);
         tcase_add_test(tc, test_adopted_while_out_of_fds);
+        tcase_add_test(tc, test_group_emptied_unseen_is_reported);
+        tcase_add_test(tc, test_killed_group_of_others_children_is_reported);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
