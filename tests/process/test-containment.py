@@ -293,6 +293,37 @@ def test_daemon_whose_main_thread_exited_is_placed(tmp):
         close(h)
 
 
+def test_group_left_to_an_orphan_we_cannot_place_ends_at_the_deadline(tmp):
+    """A process that left the group and cleared its environment (of no
+    generation) is the parent of the group's last member, which ignores
+    SIGTERM. The drain deadline's SIGKILL ends that member; its parent reaps
+    it, and no SIGCHLD comes to handoff: nothing looked at the group again,
+    and handoff's stop never ended (found by a reviewer). It ends now."""
+    pidfile = os.path.join(tmp, "reaper.pid")
+    reap = ("import os, signal\n"
+            f"open({pidfile!r} + '.tmp', 'w').write(str(os.getpid()))\n"
+            f"os.rename({pidfile!r} + '.tmp', {pidfile!r})\n"
+            "while True:\n"
+            "    try:\n"
+            "        os.wait()\n"
+            "    except ChildProcessError:\n"
+            "        signal.pause()\n")
+    left = f"(trap '' TERM; exec sleep 600) & exec setsid env -i /usr/bin/python3 -c {shlex.quote(reap)}"
+    # The parent is the main's child until the main exits (not adopted
+    # before its environment is cleared); the sleep, in the group, its child.
+    h = start(tmp, ["/bin/sh", "-c", f"/bin/sh -c {shlex.quote(left)} & exec {FIXTURE}"])
+    parent = None
+    try:
+        parent = wait_for(lambda: read_pid(pidfile), 10, "the reaping parent's pid")
+        wait_for(lambda: environ_of(parent) == {}, 10, "the parent, its environment cleared")
+        check(h.stop(timeout=DRAIN + 20) == 0, h.log())
+        check("sending SIGKILL" in h.log(), f"the group lived to the deadline (the test tests something):\n{h.log()}")
+    finally:
+        if parent and pid_alive(parent):
+            os.kill(parent, signal.SIGKILL)
+        close(h)
+
+
 def test_drain_deadline_after_pid_reuse(tmp):
     """A retired generation whose worker left its process group (setsid) and
     ignores SIGTERM keeps its tree after its main is reaped. When a later
@@ -361,4 +392,4 @@ if __name__ == "__main__":
          test_orphans_that_keep_serving_are_killed_at_the_deadline, test_stop_takes_the_whole_generation,
          test_crash_stops_what_the_main_left, test_an_orphan_we_cannot_place_does_not_hold_the_stop,
          test_daemons_caught_in_an_execve_are_placed, test_daemon_whose_main_thread_exited_is_placed,
-         test_drain_deadline_after_pid_reuse])
+         test_group_left_to_an_orphan_we_cannot_place_ends_at_the_deadline, test_drain_deadline_after_pid_reuse])
