@@ -700,7 +700,13 @@ uint64_t proc_tree_memory(ProcTree *t) {
 
 bool proc_tree_empty(ProcTree *t) {
         /* A child we could not yet attribute may be this tree's. */
-        return t->reaper->n_pending == 0 && t->reaper->n_unread == 0 && !tree_alive(t);
+        bool empty = t->reaper->n_pending == 0 && t->reaper->n_unread == 0 && !tree_alive(t);
+        /* Its caller, so told, arms no deadline and kills nothing: its end
+         * is reported from the loop, also when nothing else is to come
+         * (its group emptied unseen, and its id is another's by now). */
+        if (empty && !t->reported_empty)
+                (void) arm_rescan(t->reaper, 0);
+        return empty;
 }
 
 ProcTree *proc_tree_free(ProcTree *t) {

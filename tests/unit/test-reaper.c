@@ -310,6 +310,78 @@ START_TEST(test_group_emptied_unseen_is_reported) {
 }
 END_TEST
 
+/* As above, but the main's pid comes round again as a later generation's
+ * main before anyone looked: the tree is known empty by then (its group
+ * id is the new main's), and a caller that finds it so (the drain
+ * deadline) gets its end reported all the same. */
+START_TEST(test_group_emptied_unseen_then_pid_reused_is_reported) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *r;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &r), 0);
+
+        int gate[2], info[2], left[2];
+        ck_assert_int_eq(pipe(gate), 0);
+        ck_assert_int_eq(pipe(info), 0);
+        ck_assert_int_eq(pipe(left), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t worker = fork();
+                if (worker == 0) {
+                        pid_t inner = fork();
+                        if (inner == 0)
+                                for (;;)
+                                        pause();
+                        setsid();
+                        write_pid(left[1], getpid());
+                        char c;
+                        if (read(gate[0], &c, 1) != 1)
+                                _exit(1);
+                        kill(inner, SIGKILL);
+                        waitpid(inner, NULL, 0);
+                        write_pid(info[1], getpid());
+                        for (;;)
+                                pause();
+                }
+                _exit(read_pid(left[0]) == worker ? 0 : 1);
+        }
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        run_until(e, &seen.exited, 1);
+        ck_assert_int_eq(write(gate[1], "x", 1), 1);
+        pid_t worker = read_pid(info[0]);
+
+        pid_t next = fork_with_pid(main_pid, info[1]);
+        if (next == -EPERM || next == -EEXIST) {
+                printf("test_group_emptied_unseen_then_pid_reused_is_reported: skipped (clone3 set_tid: %s)\n",
+                       strerror(-next));
+                kill(worker, SIGKILL);
+                goto done;
+        }
+        ck_assert_int_eq(next, main_pid);
+        ck_assert_int_eq(read_pid(info[0]), next);
+        ProcTree *t2;
+        ck_assert_int_ge(reaper_track(r, next, 2, NULL, &callbacks, NULL, &t2), 0);
+        ck_assert(proc_tree_empty(t));
+        run_until(e, &seen.empty, 1);
+
+        ck_assert_int_eq(kill(worker, SIGKILL), 0);
+        ck_assert_int_eq(kill(next, SIGKILL), 0);
+        proc_tree_free(t2);
+done:
+        proc_tree_free(t);
+        reaper_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 /* The drain deadline's SIGKILL ends a group whose last member is the
  * child of a process that left the group and is of no generation: that
  * process reaps it, and we hear nothing. The tree's end is reported all
@@ -467,6 +539,7 @@ int main(int argc, char *argv[]) {
         tcase_add_test(tc, test_zombie_leader_with_nothing_to_read);
         tcase_add_test(tc, test_adopted_while_out_of_fds);
         tcase_add_test(tc, test_group_emptied_unseen_is_reported);
+        tcase_add_test(tc, test_group_emptied_unseen_then_pid_reused_is_reported);
         tcase_add_test(tc, test_killed_group_of_others_children_is_reported);
         suite_add_tcase(s, tc);
         return unit_run(s);
