@@ -238,9 +238,14 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
         pid_t pid;
         *ret = NULL;
         int r = pidfd_get_pid(fd, &pid);
-        if (r < 0 && r != -ESRCH)
+        if (r < 0 && r != -ESRCH) {
+                /* Out of fds (its fdinfo), say: not watched, but stopped
+                 * all the same, not left serving. */
+                if (sig != 0)
+                        (void) pidfd_signal(fd, sig);
                 return log_warning_errno(r, "Failed to %s the %s handoff's generation: no pidfd of it: %m",
-                                         sig != 0 ? "retire" : "hold", whose(of));
+                                         sig != 0 ? "watch" : "hold", whose(of));
+        }
         if (r >= 0 && (r = pidfd_signal(fd, 0)) < 0 && r != -ESRCH)
                 return log_warning_errno(r, "Failed to %s the %s handoff's generation (pid %d): %m",
                                          sig != 0 ? "signal" : "hold", whose(of), (int) pid);
@@ -258,9 +263,12 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
         }
 
         Retiree *t = calloc(1, sizeof *t);
-        if (!t)
+        if (!t) {
+                if (sig != 0)
+                        (void) (led ? kill(-pid, sig) : pidfd_signal(fd, sig));
                 return log_warning_errno(ENOMEM, "Out of memory; the %s handoff's generation (pid %d) has no "
                                          "drain deadline.", whose(of), (int) pid);
+        }
         *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .event = e, .of = of, .held = sig == 0, .gone = gone,
                          .userdata = userdata };
         /* Its cgroup before the stop signal: a main that exits at once on

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -139,6 +140,42 @@ START_TEST(test_nothing_to_retire) {
         ck_assert_ptr_null(r);
         /* Not a pidfd: refused (and closed). */
         ck_assert_int_lt(retiree_start(e, RETIREE_PREVIOUS, eventfd(0, EFD_CLOEXEC), SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r), 0);
+        sd_event_unref(e);
+}
+END_TEST
+
+START_TEST(test_stop_signal_out_of_fds) {
+        /* Out of fds (its pid, read from the pidfd's fdinfo, cannot be):
+         * it is not watched, but it gets its stop signal all the same, as
+         * retiree.h says. Not to be left serving for good. */
+        pid_t pid = child(false);
+        int pidfd = pidfd_open_pid(pid), watch = pidfd_open_pid(pid);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_ge(watch, 0);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        struct rlimit low = { .rlim_cur = 64, .rlim_max = 64 };
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+        int fill[64];
+        size_t n = 0;
+        while (n < 64 && (fill[n] = dup(0)) >= 0)
+                n++;
+        ck_assert_int_eq(errno, EMFILE);
+        Retiree *r = (Retiree *) 1;
+        int k = retiree_start(e, RETIREE_ORPHAN, pidfd, SIGTERM, USEC_INFINITY, NULL, on_gone, e, &r);
+        for (size_t i = 0; i < n; i++)
+                close(fill[i]);
+        ck_assert_int_eq(k, -EMFILE);
+        ck_assert_ptr_null(r);
+        struct pollfd p = { .fd = watch, .events = POLLIN };
+        int exited = poll(&p, 1, 5000);
+        (void) kill(pid, SIGKILL);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_int_eq(exited, 1);
+        ck_assert(WIFSIGNALED(status));
+        ck_assert_int_eq(WTERMSIG(status), SIGTERM);
+        close(watch);
         sd_event_unref(e);
 }
 END_TEST
@@ -719,6 +756,7 @@ int main(void) {
         tcase_add_test(tc, test_stop_signal);
         tcase_add_test(tc, test_sigkill_at_the_deadline);
         tcase_add_test(tc, test_nothing_to_retire);
+        tcase_add_test(tc, test_stop_signal_out_of_fds);
         tcase_add_test(tc, test_pidfd_get_pid);
         tcase_add_test(tc, test_cgroup_ends_the_generation);
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
