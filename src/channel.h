@@ -15,7 +15,8 @@
  *                                  first version: "stop" (STOP, DRAINED),
  *                                  "unlinks" (UNLINKS); an older handoff
  *                                  ignores the message
- *                 "APP <pid>"      its candidate generation's main pid
+ *                 "APP <pid>"      its candidate generation's main pid, with a
+ *                                  pidfd of it (none from an older one)
  *                 "STATUS <text>"  that generation's own STATUS=, while it starts
  *                 "EXTEND <usec>"  its EXTEND_TIMEOUT_USEC=, while it starts: the
  *                                  old main relays it, and waits that much longer

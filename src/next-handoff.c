@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 
 #include "channel.h"
+#include "close-async.h"
 #include "env.h"
 #include "event-util.h"
 #include "log.h"
@@ -190,8 +191,9 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
         ChannelMessage m;
+        int passed = -EBADF; /* with a message of ours only (APP's) */
 
-        int r = channel_read(fd, buf, sizeof buf, &m);
+        int r = channel_read_fd(fd, buf, sizeof buf, &m, &passed);
         if (r == -EAGAIN)
                 return 0;
         if (r == 0) {
@@ -219,7 +221,10 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         case CHANNEL_APP:
                 n->app_pid = m.pid;
                 safe_close(n->app_pidfd);
-                n->app_pidfd = pidfd_open_pid(m.pid);
+                /* The pidfd that comes with it, opened before the app could
+                 * be reaped: by now its pid may be another process's. Only
+                 * from an older next handoff, which sends none, the pid. */
+                n->app_pidfd = passed >= 0 ? TAKE_FD(passed) : pidfd_open_pid(m.pid);
                 break;
         case CHANNEL_READY:
                 if (n->ready_at || n->failed)
@@ -249,6 +254,8 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         default:
                 log_debug("Ignored a message from the next handoff: %.64s", buf);
         }
+        if (passed >= 0)
+                close_nonblocking(passed);
         return 0;
 }
 

@@ -163,13 +163,15 @@ Takeover *takeover_free(Takeover *t) {
 /* Sent now, or once the predecessor reads again: one stopped or starved
  * for a moment must still get READY, however many STATUS= lines our
  * generation said meanwhile. */
-static void report(Takeover *t, unsigned key, const char *what, const char *arg) {
+static void report_fd(Takeover *t, unsigned key, const char *what, const char *arg, int fd) {
         if (!t || t->channel < 0 || t->took_over)
                 return;
         char buf[CHANNEL_MAX_MESSAGE];
         snprintf(buf, sizeof buf, "%s%s%.*s", what, arg ? " " : "", arg ? (int) utf8_prefix(arg, 1024) : 0,
                  arg ? arg : "");
-        int r = outbox_put(t->outbox, key, buf);
+        int r = outbox_put_fds(t->outbox, key, buf, &fd, fd >= 0 ? 1 : 0);
+        if (fd >= 0 && (r == -EMFILE || r == -ENFILE || r == -ETOOMANYREFS))
+                r = outbox_put(t->outbox, key, buf); /* queued, its fd could not be copied: without it */
         if (r == 1 && key == OUTBOX_EVERY)
                 log_debug("The previous handoff is not reading; %s waits until it does.", what);
         else if (r == -ENOBUFS && key == OUTBOX_EVERY)
@@ -179,10 +181,18 @@ static void report(Takeover *t, unsigned key, const char *what, const char *arg)
                 log_debug_errno(r, "Failed to report %s to the previous handoff: %m", what);
 }
 
+static void report(Takeover *t, unsigned key, const char *what, const char *arg) {
+        report_fd(t, key, what, arg, -EBADF);
+}
+
 void takeover_report_app(Takeover *t, pid_t pid) {
         char buf[16];
         snprintf(buf, sizeof buf, "%d", (int) pid);
-        report(t, OUTBOX_EVERY, "APP", buf);
+        /* With a pidfd of it, opened while it is our child not yet reaped:
+         * the predecessor may read this after it has died, been reaped and
+         * its pid given to another process. */
+        _cleanup_close_ int pidfd = pidfd_open_pid(pid);
+        report_fd(t, OUTBOX_EVERY, "APP", buf, pidfd);
 }
 
 void takeover_report_status(Takeover *t, const char *status) {

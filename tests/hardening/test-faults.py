@@ -298,6 +298,65 @@ def test_kill_candidate_app_before_ready(tmp):
         teardown(h, load)
 
 
+def pid_come_round_again(pid):
+    """A process (sleep, a session leader, with SIGTERM blocked: one sent
+    to it stays pending, for the test to see) given pid by ns_last_pid, as
+    pid reuse gives it on a busy machine (pid_max 32768). Skips without
+    root, or when another process took the pid first, each of a few times."""
+    if os.geteuid() != 0:
+        raise Skip("ns_last_pid needs root")
+
+    def block_term():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+    for _ in range(20):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        p = subprocess.Popen(["sleep", "60"], start_new_session=True, preexec_fn=block_term)
+        if p.pid == pid:
+            return p
+        p.kill()
+        p.wait()
+    raise Skip(f"pid {pid} was taken by others each time")
+
+
+def pending_signals(pid):
+    with open(f"/proc/{pid}/status") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    return int(fields["ShdPnd"], 16) | int(fields["SigPnd"], 16)
+
+
+def test_candidate_app_pid_come_round_again_before_its_app_is_read(tmp):
+    """The next handoff's app dies at once, and its pid goes to another
+    process (another user's, say: a session leader) before the old main
+    reads the next handoff's APP (the channel shim holds that read): the
+    old main never signals that process. Before, it took the pid for the
+    app, and when the next handoff exited it retired that process, as the
+    dead next handoff's generation, and its process group (found by review)."""
+    need("handover")
+    app_read = os.path.join(tmp, "app-read")
+    h = start(tmp, env=channel_shim(hold_read="APP ", until=app_read))
+    other = None
+    try:
+        _, n = reload_begun(h, "--init-delay", "5000")
+        app = h.generation_pid(2)
+        os.kill(app, signal.SIGKILL)
+        wait_for(lambda: stat_fields(app) is None, 10, f"the app (pid {app}) reaped")
+        other = pid_come_round_again(app)
+        open(app_read, "w").close()
+        h.wait_ready(n + 1, timeout=20)
+        wait_for(lambda: not [g for g in status_json(h.pid)["generations"] if g["role"] == "next-handoff-stopping"],
+                 20, f"the next handoff's exit seen:\n{h.log()}")
+        check(f"generation (pid {app})" not in h.log(), f"pid {app} not taken for the app:\n{h.log()}")
+        check(not pending_signals(other.pid) & (1 << (signal.SIGTERM - 1)), "no SIGTERM to the other process")
+        check(other.poll() is None, "the other process runs on")
+    finally:
+        if other:
+            other.kill()
+            other.wait()
+        teardown(h)
+
+
 def test_kill_candidate_app_after_ready_before_commit(tmp):
     """Handover mode, MAINPID= already sent: systemd's main process is now
     the next handoff, so when its app dies the service cannot go back
