@@ -12,6 +12,7 @@
 #include "channel.h"
 #include "env.h"
 #include "log.h"
+#include "proc-stat.h"
 #include "spawn.h"
 #include "standby.h"
 #include "util.h"
@@ -124,6 +125,13 @@ static bool maps_deleted_file(pid_t pid) {
         return deleted;
 }
 
+/* SIGSTOP, or a debugger's stop: it would not read GO until continued,
+ * and the reload would wait for it to its start timeout. */
+static bool stopped(pid_t pid) {
+        ProcStat st;
+        return proc_stat_read(pid, &st) >= 0 && (st.state == 'T' || st.state == 't');
+}
+
 /* Whether argv is the command line it was started with, which ps and
  * /proc/PID/cmdline go on showing. */
 static bool same_argv(const Standby *s, char *const *argv) {
@@ -148,6 +156,8 @@ bool standby_usable(const Standby *s, const char *exe, char *const *argv, const 
                 *ret_why = "handoff's file has changed since it started";
         else if (maps_deleted_file(s->pid))
                 *ret_why = "a library it loaded has been replaced since";
+        else if (stopped(s->pid))
+                *ret_why = "it is stopped";
         /* The pid was its own for every read above. */
         else if (!alive(s))
                 *ret_why = "it has exited";

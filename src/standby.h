@@ -24,10 +24,11 @@
  * handoff's path (a package upgrade replaces it), and no library mapped
  * from a file since deleted (an upgrade of one of them); and only for the
  * command line it was started with (a reload may bring a new one), which
- * its /proc/PID/cmdline shows for good. Otherwise, or
- * when it has died, the reload starts the next handoff cold and the standby
- * is stopped. One still loading when the reload comes is used: it reads
- * GO once it gets there, sooner than a new process would. End of file on its channel makes it exit.
+ * its /proc/PID/cmdline shows for good. Otherwise, or when it has died or
+ * is stopped (it would not read GO), the reload starts the next handoff
+ * cold and the standby is stopped. One still loading when the reload
+ * comes is used: it reads GO once it gets there, sooner than a new process
+ * would. End of file on its channel makes it exit.
  *
  *   standby -> old:  "PID <n>" with a pidfd of itself (spawn.c)
  *   old -> standby:  "GO <argc> <envc>", a NUL, then argc + envc strings
@@ -44,9 +45,9 @@ int standby_start(const char *exe, char *const *argv, Standby **ret);
 
 pid_t standby_pid(const Standby *s);
 
-/* Whether it is alive, runs what a start from exe now would, and was
- * started with argv (its /proc/PID/cmdline, which ps shows, stays the one
- * it was started with). If not, why (for a log line) is set. */
+/* Whether it is alive and not stopped, runs what a start from exe now
+ * would, and was started with argv (its /proc/PID/cmdline, which ps shows,
+ * stays the one it was started with). If not, why (for a log line) is set. */
 bool standby_usable(const Standby *s, const char *exe, char *const *argv, const char **ret_why);
 
 /* Sends it GO: argv and envp as exec would take them (envp's pid

@@ -758,6 +758,24 @@ def test_dead_standby_means_a_cold_start(tmp):
         h.close()
 
 
+def test_stopped_standby_means_a_cold_start(tmp):
+    """A standby stopped (SIGSTOP) would not read its GO until continued:
+    the reload starts the next handoff cold, and the stopped one is killed.
+    Before, the reload sent it GO and waited for it to the next handoff's
+    start timeout (--start-timeout and 5 s), then failed (found by review)."""
+    h = start(tmp, args=("--init-delay", "0"))
+    try:
+        sb = wait_standby(h)
+        os.kill(sb, signal.SIGSTOP)
+        wait_for(lambda: (stat_fields(sb) or "?")[0] == "T", 10, f"the standby {sb} stopped")
+        reload_and_wait(h, 2)
+        check(f"Not using the standby handoff (pid {sb}): it is stopped." in h.log(), h.log())
+        check(h.mains()[1] != sb and is_handoff(h.mains()[1]), f"a new next handoff: {h.mains()}")
+        wait_for(lambda: not pid_alive(sb), 10, "the stopped standby is killed")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
 def test_standby_with_a_replaced_library_is_not_used(tmp):
     """A library upgraded after the standby started: the standby maps a
     deleted file, so the reload starts the next handoff cold, which loads
