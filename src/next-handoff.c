@@ -187,6 +187,35 @@ static bool exiting(const NextHandoff *n) {
         return r < 0 || proc_stat_exiting(&st) || next_handoff_exited(n);
 }
 
+/* APP: its generation's main, and the pidfd that comes with it, opened
+ * before the app could be reaped: by now its pid may be another process's.
+ * Only from an older next handoff, which sends none, the pid. */
+static void take_app(NextHandoff *n, pid_t pid, int *passed) {
+        n->app_pid = pid;
+        safe_close(n->app_pidfd);
+        n->app_pidfd = *passed >= 0 ? TAKE_FD(*passed) : pidfd_open_pid(pid);
+}
+
+/* Its APP, should it be queued still at its exit (a message is read a
+ * wakeup, and its exit may be seen with several queued): an app we do not
+ * know of would be retired by nobody. The rest is of no use from a dead one. */
+static void read_app_left(NextHandoff *n) {
+        if (n->channel < 0 || !n->channel_source)
+                return;
+        for (;;) {
+                char buf[CHANNEL_MAX_MESSAGE];
+                ChannelMessage m;
+                int passed = -EBADF;
+                int r = channel_read_fd(n->channel, buf, sizeof buf, &m, &passed);
+                if (r == 0 || r == -EAGAIN)
+                        return;
+                if (r == 1 && m.kind == CHANNEL_APP)
+                        take_app(n, m.pid, &passed);
+                if (passed >= 0)
+                        close_nonblocking(passed);
+        }
+}
+
 static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         NextHandoff *n = userdata;
         char buf[CHANNEL_MAX_MESSAGE];
@@ -219,12 +248,7 @@ static int on_channel(sd_event_source *src, int fd, uint32_t revents, void *user
         }
         switch (m.kind) {
         case CHANNEL_APP:
-                n->app_pid = m.pid;
-                safe_close(n->app_pidfd);
-                /* The pidfd that comes with it, opened before the app could
-                 * be reaped: by now its pid may be another process's. Only
-                 * from an older next handoff, which sends none, the pid. */
-                n->app_pidfd = passed >= 0 ? TAKE_FD(passed) : pidfd_open_pid(m.pid);
+                take_app(n, m.pid, &passed);
                 break;
         case CHANNEL_READY:
                 if (n->ready_at || n->failed)
@@ -287,6 +311,7 @@ static void report_exit(NextHandoff *n) {
         n->pidfd_source = sd_event_source_disable_unref(n->pidfd_source);
         n->exit_source = sd_event_source_disable_unref(n->exit_source);
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
+        read_app_left(n);
         /* Killed before it could stop its app: the app, which may be
          * accepting, is the caller's to retire; its runtime files are ours
          * to remove (the service may go on for months). */

@@ -357,6 +357,30 @@ def test_candidate_app_pid_come_round_again_before_its_app_is_read(tmp):
         teardown(h)
 
 
+def test_next_handoff_dead_before_its_app_is_read(tmp):
+    """The next handoff (started cold: no service manager, no standby) says
+    FEATURES and APP and is SIGKILLed (and reaped) before the old main reads
+    either (the channel shim holds its read of the PID report before them):
+    the old main, which sees its exit with both still queued, retires its
+    app all the same (found by review). Before, it read one message (FEATURES),
+    then took the exit, and the app, never known, served on for good."""
+    need("handover")
+    pid_read = os.path.join(tmp, "pid-read")
+    h = start(tmp, manager=False, env=channel_shim(hold_read="PID ", until=pid_read))
+    try:
+        reload_begun(h, "--init-delay", "5000")
+        m = h.wait_log_re(r"handoff\[(\d+)\]: Started generation 2: pid (\d+)", 20)
+        succ, app = int(m.group(1)), int(m.group(2))
+        h.wait_log(f"handoff[{succ}]: Control socket:")  # after its APP went
+        os.kill(succ, signal.SIGKILL)
+        wait_for(lambda: stat_fields(succ) is None, 10, f"the next handoff (pid {succ}) reaped")
+        open(pid_read, "w").close()
+        h.wait_log(f"handoff[{h.pid}]: Reload failed", 20)
+        h.wait_log(f"Retiring the dead next handoff's generation (pid {app})", 10)
+        wait_for(lambda: not alive(app), 10, f"its app (pid {app}) retired")
+    finally:
+        teardown(h)
+
 def test_kill_candidate_app_after_ready_before_commit(tmp):
     """Handover mode, MAINPID= already sent: systemd's main process is now
     the next handoff, so when its app dies the service cannot go back
