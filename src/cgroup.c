@@ -374,6 +374,11 @@ int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
                 return 0;
         memcpy(name, cg + n + 1, len);
         name[len] = '\0';
+        return cgroup_open_generation(r, name, ret);
+}
+
+int cgroup_open_generation(CgroupRoot *r, const char *name, Cgroup **ret) {
+        *ret = NULL;
         if (!is_generation_leaf(name))
                 return 0;
         _cleanup_free_ char *path = NULL, *rel = NULL;

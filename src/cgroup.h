@@ -50,6 +50,9 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
  * (retiree.h). 0 with *ret NULL when pid runs in none (or is gone). Like
  * our own, it is removed by cgroup_free() once empty. */
 int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret);
+/* The same, by the generation cgroup's name ("gen-1", as NAMED tells it,
+ * channel.h): 0 with *ret NULL for a name that is none. */
+int cgroup_open_generation(CgroupRoot *r, const char *name, Cgroup **ret);
 /* Calls changed() whenever cgroup.events changes (inotify: no polling). */
 int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata);
 /* 1, 0, or -errno when cgroup.events cannot be read now (cgroup-walk.h). */

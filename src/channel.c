@@ -28,7 +28,8 @@ int parse_pid(const char *s, pid_t *ret) {
 }
 
 /* Its six fields: decimal, no sign, no leading zero, one space apart.
- * More may follow, after a space: a later version's, ignored. */
+ * More may follow, after a space: a cgroup leaf ("gen-N" or "gen-N.K"),
+ * and a later version's, ignored. */
 static int parse_named(const char *s, ChannelNamed *ret) {
         uint64_t v[6];
         for (size_t i = 0; i < ELEMENTSOF(v); i++) {
@@ -54,6 +55,15 @@ static int parse_named(const char *s, ChannelNamed *ret) {
                 .ready = v[4],
                 .group = (pid_t) v[5],
         };
+        /* A leaf's name, or none: never a path. */
+        if (*s == ' ' && strncmp(++s, "gen-", 4) == 0) {
+                size_t n = strcspn(s, " ");
+                const char *d = s + 4 + strspn(s + 4, "0123456789");
+                if (d > s + 4 && *d == '.' && d[1] >= '0' && d[1] <= '9')
+                        d += 1 + strspn(d + 1, "0123456789");
+                if (d > s + 4 && d == s + n && n < sizeof ret->cgroup)
+                        memcpy(ret->cgroup, s, n);
+        }
         return 0;
 }
 
@@ -205,8 +215,9 @@ int channel_read_unlinks(int fd, void (*cb)(const ChannelUnlink *u, void *userda
 }
 
 int channel_send_named(int fd, int pidfd, const ChannelNamed *n) {
-        return channel_send_fd(fd, pidfd, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64 " %d", n->stop_signal,
-                               n->drain_timeout, n->number, n->started, n->ready, (int) n->group);
+        return channel_send_fd(fd, pidfd, "NAMED %d %" PRIu64 " %u %" PRIu64 " %" PRIu64 " %d%s%s", n->stop_signal,
+                               n->drain_timeout, n->number, n->started, n->ready, (int) n->group,
+                               n->cgroup[0] ? " " : "", n->cgroup);
 }
 
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {

@@ -32,7 +32,7 @@
  *                 "UNLINK <path>"  one of them, a message each (to an older
  *                                  one: at most CHANNEL_MAX_UNLINK), which
  *                                  takes the file at path when it reads this
- *                 "NAMED <signal> <usec> <number> <started> <ready> <group>"
+ *                 "NAMED <signal> <usec> <number> <started> <ready> <group> [<cgroup>]"
  *                                  MAINPID= naming you goes to the service
  *                                  manager next (with none: TAKEOVER
  *                                  follows at once); with a pidfd of my
@@ -44,6 +44,8 @@
  *                                  usec, the same in both of us), and its
  *                                  process group (its main's pid, while its
  *                                  main leads it; 0: not) (all 0 when I have
+ *                                  none), and with a delegated cgroup its
+ *                                  cgroup's leaf ("gen-1"; an older one sends
  *                                  none). Decimal, no leading zero; fields
  *                                  after these, a space apart, are a later
  *                                  version's, ignored. An older next handoff
@@ -123,6 +125,7 @@ typedef struct ChannelNamed {
         uint64_t started;       /* CLOCK_MONOTONIC usec */
         uint64_t ready;         /* CLOCK_MONOTONIC usec */
         pid_t group;            /* its process group, led by its main when NAMED went; 0: none */
+        char cgroup[32];        /* its cgroup's leaf below the delegated root ("gen-1"); "": none */
 } ChannelNamed;
 
 typedef struct ChannelMessage {

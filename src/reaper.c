@@ -686,6 +686,10 @@ bool proc_tree_has_cgroup(ProcTree *t) {
         return t && t->cgroup;
 }
 
+const char *proc_tree_cgroup_path(ProcTree *t) {
+        return t && t->cgroup ? cgroup_path(t->cgroup) : NULL;
+}
+
 bool proc_tree_has(ProcTree *t, pid_t pid) {
         if (t->cgroup)
                 return cgroup_has_pid(t->cgroup, pid);

@@ -68,6 +68,8 @@ void proc_tree_warn_strays(ProcTree *t);
  * process group or one of its strays. False for a pid that is gone. */
 bool proc_tree_has(ProcTree *t, pid_t pid);
 bool proc_tree_has_cgroup(ProcTree *t);
+/* Its cgroup's path (cgroup.h), or NULL: it has none. */
+const char *proc_tree_cgroup_path(ProcTree *t);
 /* For "handoff status": how many processes; memory in bytes, or
  * UINT64_MAX when not known (no cgroup). */
 unsigned proc_tree_count(ProcTree *t);

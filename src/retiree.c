@@ -229,11 +229,21 @@ static Cgroup *generation_cgroup(CgroupRoot *root, RetireeOf of, int pidfd, pid_
 
 int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root,
                   RetireeGone gone, void *userdata, Retiree **ret) {
-        return retiree_start_group(e, of, pidfd, 0, sig, drain_timeout, root, gone, userdata, ret);
+        return retiree_start_group(e, of, pidfd, 0, NULL, sig, drain_timeout, root, gone, userdata, ret);
 }
 
-int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int sig, usec_t drain_timeout,
-                        CgroupRoot *root, RetireeGone gone, void *userdata, Retiree **ret) {
+/* The generation cgroup of that name, while it is populated; else NULL. */
+static Cgroup *populated_generation(CgroupRoot *root, const char *name) {
+        Cgroup *c = NULL;
+        if (!name || !name[0] || cgroup_open_generation(root, name, &c) < 0 || !c)
+                return NULL;
+        if (cgroup_populated(c) <= 0)
+                c = cgroup_free(c);
+        return c;
+}
+
+int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, const char *cgroup, int sig,
+                        usec_t drain_timeout, CgroupRoot *root, RetireeGone gone, void *userdata, Retiree **ret) {
         _cleanup_close_ int fd = pidfd;
         pid_t pid;
         *ret = NULL;
@@ -249,23 +259,29 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
         if (r >= 0 && (r = pidfd_signal(fd, 0)) < 0 && r != -ESRCH)
                 return log_warning_errno(r, "Failed to %s the %s handoff's generation (pid %d): %m",
                                          sig != 0 ? "signal" : "hold", whose(of), (int) pid);
-        bool led = false;
+        bool led = false, by_cgroup = false;
+        Cgroup *left = NULL;
         if (r == -ESRCH) {
-                /* Its main has exited. Its group, known from when the main
-                 * led it, may hold its workers still: while the group has a
-                 * member, its id is given to no one else. */
-                if (group <= 0 || root || !group_of_id_exists(group, true))
+                /* Its main has exited. Its cgroup, or its group, known from
+                 * when the main led it, may hold its workers still: while
+                 * the group has a member, its id is given to no one else. */
+                if (root ? !(left = populated_generation(root, cgroup))
+                         : group <= 0 || !group_of_id_exists(group, true))
                         return 0;
                 led = true;
+                by_cgroup = left;
                 pid = group;
-                log_debug("The %s handoff's generation's main (pid %d) has exited already; its process group has "
-                          "members still.", whose(of), (int) pid);
+                log_debug("The %s handoff's generation's main (pid %d) has exited already; its %s has members "
+                          "still.", whose(of), (int) pid, left ? "cgroup" : "process group");
         }
 
         Retiree *t = calloc(1, sizeof *t);
         if (!t) {
-                if (sig != 0)
+                if (sig != 0 && left)
+                        cgroup_signal(left, sig);
+                else if (sig != 0)
                         (void) (led ? kill(-pid, sig) : pidfd_signal(fd, sig));
+                cgroup_free(left);
                 return log_warning_errno(ENOMEM, "Out of memory; the %s handoff's generation (pid %d) has no "
                                          "drain deadline.", whose(of), (int) pid);
         }
@@ -273,7 +289,7 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
                          .userdata = userdata };
         /* Its cgroup before the stop signal: a main that exits at once on
          * it, and is reaped, could no longer tell us. */
-        if (root && (t->cgroup = generation_cgroup(root, of, t->pidfd, pid)))
+        if (root && (t->cgroup = left ? left : generation_cgroup(root, of, t->pidfd, pid)))
                 log_debug("The %s handoff's generation (pid %d) runs in %s.", whose(of), (int) pid,
                           cgroup_path(t->cgroup));
         if (t->cgroup && (r = cgroup_watch(t->cgroup, e, on_cgroup_changed, t)) < 0) {
@@ -288,11 +304,14 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
          * group leaves nothing to hold its id once it is reaped, and a
          * stranger's group could take that id. Read while the pidfd says
          * the pid is its own. */
-        t->group = !t->cgroup && (led || (getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0));
+        t->group = !t->cgroup && (led ? !by_cgroup : getpgid(pid) == pid && pidfd_signal(t->pidfd, 0) == 0);
         if (sig != 0) {
                 r = led ? -ESRCH : pidfd_signal(t->pidfd, sig);
-                bool to_group = r == -ESRCH && t->group;
-                if (to_group)
+                bool to_group = r == -ESRCH && (t->group || (by_cgroup && t->cgroup));
+                if (to_group && t->cgroup) {
+                        cgroup_signal(t->cgroup, sig); /* the same, to its cgroup */
+                        r = 0;
+                } else if (to_group)
                         /* Its main has exited and left its group: nobody
                          * passes the stop signal on to what is left of it,
                          * so the group gets it, as generation_retire()
@@ -318,7 +337,10 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int s
                                           whose(of), (int) pid);
                 else
                         log_info("Retiring the %s handoff's generation (%s %d): sent %s.", whose(of),
-                                 to_group ? "its main gone, process group" : "pid", (int) pid, SIGNAL_NAME(sig));
+                                 !to_group   ? "pid"
+                                 : t->cgroup ? "its main gone, cgroup of pid"
+                                             : "its main gone, process group",
+                                 (int) pid, SIGNAL_NAME(sig));
         } else
                 log_debug("Holding the %s handoff's generation (pid %d) to its drain deadline.", whose(of),
                           (int) pid);

@@ -54,12 +54,14 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
                   RetireeGone gone, void *userdata, Retiree **ret);
 
 /* The same, for a generation whose process group (its main's pid) was read
- * while its main ran (0: unknown): if its main has exited by now (it exits
- * at once at the stop signal its handoff sent, before we could look), that
- * group, while it has members (its workers), is retired or held all the
- * same, its main counted as exited. Without a cgroup only. */
-int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, int sig, usec_t drain_timeout,
-                        CgroupRoot *root, RetireeGone gone, void *userdata, Retiree **ret);
+ * while its main ran (0: unknown), and, with root, whose cgroup (its leaf's
+ * name below root, "gen-1"; NULL or "": unknown): if its main has exited by
+ * now (it exits at once at the stop signal its handoff sent, before we
+ * could look), that cgroup while it is populated, or without root that
+ * group while it has members (its workers), is retired or held all the
+ * same, its main counted as exited. */
+int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, const char *cgroup, int sig,
+                        usec_t drain_timeout, CgroupRoot *root, RetireeGone gone, void *userdata, Retiree **ret);
 
 /* What "handoff status" shows of it, as a "retiring" generation of the
  * previous handoff's, or an orphaned one: its main's pid; its processes and memory, its

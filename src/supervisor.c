@@ -879,8 +879,8 @@ static void retire_left_generation(Supervisor *s) {
                 return;
         }
         (void) retiree_start_group(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left_group,
-                                   s->left.stop_signal, s->left.drain_timeout, s->cgroup, on_retiree_gone, s,
-                                   &s->retiree);
+                                   s->left.cgroup, s->left.stop_signal, s->left.drain_timeout, s->cgroup,
+                                   on_retiree_gone, s, &s->retiree);
 }
 
 /* The predecessor died (SIGKILL, the OOM killer) after it told systemd
@@ -922,9 +922,9 @@ static void hold_left_generation(Supervisor *s) {
                 s->left_pidfd = safe_close(s->left_pidfd);
                 return;
         }
-        (void) retiree_start_group(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left_group, 0,
-                                   usec_add(s->left.drain_timeout, HOLD_GRACE), s->cgroup, on_retiree_gone, s,
-                                   &s->retiree);
+        (void) retiree_start_group(s->event, RETIREE_PREVIOUS, TAKE_FD(s->left_pidfd), s->left_group,
+                                   s->left.cgroup, 0, usec_add(s->left.drain_timeout, HOLD_GRACE), s->cgroup,
+                                   on_retiree_gone, s, &s->retiree);
 }
 
 static void on_predecessor_gone(void *userdata) {
@@ -1418,6 +1418,12 @@ static void tell_next_named(Supervisor *s) {
                 named.ready = g->ready_usec;
                 /* Its own (spawn.c), unless its main has left it. */
                 named.group = getpgid(g->pid) == g->pid ? g->pid : 0;
+                /* And its cgroup, for the same reason: the main may be gone
+                 * by the time the next handoff looks. */
+                const char *path = proc_tree_cgroup_path(g->tree);
+                const char *leaf = path ? strrchr(path, '/') : NULL;
+                if (leaf)
+                        snprintf(named.cgroup, sizeof named.cgroup, "%s", leaf + 1);
         }
         listeners_forget_replaced(s->p->listeners);
         next_handoff_tell_named(s->next, s->p->listeners, pidfd, &named);

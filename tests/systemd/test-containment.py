@@ -27,6 +27,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -651,10 +652,67 @@ def test_held_generation_killed_as_its_cgroup(um):
     assert not marked(token), "nothing left after the stop: %s" % marked(token)
 
 
+def test_held_generation_whose_main_was_reaped_before_takeover(um):
+    """As above, with a generation 1 whose master exits at once at its stop
+    signal and leaves its two workers serving, and a new main that reads
+    TAKEOVER only once the old main has reaped that master (the channel
+    shim holds the read): the new main holds generation 1's cgroup all the
+    same, which NAMED names, and kills what is left of it at the deadline
+    once the old main has been killed. Before, with the master gone it held
+    nothing, and the workers served the old code until the service stopped
+    (found by review)."""
+    if not unified_mount():
+        raise Skip("no cgroup2 (unified) hierarchy mounted")
+    shim = os.environ.get("CHANNEL_SHIM_SO")
+    if not shim or not os.path.exists(shim):
+        raise Skip("no channel shim (CHANNEL_SHIM_SO=%r)" % shim)
+    token = uuid.uuid4().hex
+    port = free_port()
+    log = um.path("demo.log")
+    release = um.path("takeover-read")
+    # The shim for handoff only: the servers run without it.
+    wrapper = um.write_file("demo-server", "#!/bin/sh\nunset LD_PRELOAD\n[ \"$HANDOFF_GENERATION\" = 1 ] && exec %s "
+                            "--workers 2 --orphan-workers --orphans-keep-serving\nexec %s\n" % (FIXTURE, FIXTURE),
+                            0o755)
+    d = os.path.join(um.unit_dir, DEMO + ".d")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "60-shim.conf"), "w") as f:
+        f.write("[Service]\nEnvironment=LD_PRELOAD=%s CHANNEL_SHIM_HOLD_READ=TAKEOVER CHANNEL_SHIM_UNTIL=%s\n"
+                % (shim, release))
+    start_demo(um, wrapper, port, log, token, " --drain-timeout=%ds --mode=handover" % DRAIN)
+
+    def gen(n):
+        return {p: cg for p, (g, cg) in marked(token).items() if g == n}
+
+    old = wait_for(lambda: (lambda g: g if len(g) == 3 else None)(gen(1)), 10, "generation 1's master and workers")
+    master = min(old)  # forked first
+    main1 = um.main_pid(DEMO)
+    reload = threading.Thread(target=lambda: um.systemctl("reload", DEMO, timeout=60, check=False))
+    reload.start()
+    try:
+        wait_for(lambda: stat_fields(master) is None, 20, "generation 1's master reaped by the old main")
+    finally:
+        open(release, "w").close()
+        reload.join(60)
+    main2 = um.main_pid(DEMO)
+    assert main2 != main1, "MainPID moved to the next handoff"
+    wait_for(lambda: "handoff[%d]: Took over as the main process" % main2 in log_text(log), 10, "the takeover")
+    os.kill(main1, 9)
+    st = json.loads(subprocess.run([HANDOFF, "status", "--pid", str(main2), "--json"], capture_output=True,
+                                   text=True, timeout=10).stdout)
+    held = [g for g in st["generations"] if g["previous_handoff"]]
+    assert len(held) == 1 and held[0]["processes"] == 2, "%s\n%s" % (st, log_text(log)[-3000:])
+    wait_for(lambda: not gen(1), DRAIN + 10, "generation 1 gone entirely; left %s\n%s" % (gen(1), log_text(log)[-3000:]))
+    serving(um, port, 2)
+    um.systemctl("stop", DEMO, DEMO_SOCKET)
+    um.wait_state(DEMO, "inactive", timeout=DRAIN + 20)
+    assert not marked(token), "nothing left after the stop: %s" % marked(token)
+
 if __name__ == "__main__":
     run_tests([test_shell_wrapper, test_workers_outlive_master, test_double_forked_daemon,
                test_double_forked_daemon_supervise, test_notify_access_all_is_the_cgroup, test_sub_cgroup_worker,
                test_sub_cgroup_worker_supervise, test_stale_cgroups_removed_at_handover,
                test_empty_leftover_generation_reused, test_populated_leftover_generation,
                test_populated_leftover_generation_supervise, test_populated_leftover_generation_at_restart,
-               test_held_generation_killed_as_its_cgroup])
+               test_held_generation_killed_as_its_cgroup,
+               test_held_generation_whose_main_was_reaped_before_takeover])

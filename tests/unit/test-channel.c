@@ -60,6 +60,21 @@ START_TEST(test_parse_good) {
         ck_assert_int_eq(m.kind, CHANNEL_NAMED);
         ck_assert_uint_eq(m.named.ready, 1450000);
         ck_assert_int_eq(m.named.group, 4242);
+        ck_assert_str_eq(m.named.cgroup, "");
+        /* Its cgroup's leaf, then: a name, never a path; and a later
+         * version's fields after it. */
+        ck_assert_int_eq(channel_parse("NAMED 15 30000000 3 1250000 1450000 4242 gen-3 x", &m), 0);
+        ck_assert_str_eq(m.named.cgroup, "gen-3");
+        ck_assert_int_eq(channel_parse("NAMED 15 30000000 3 1250000 1450000 4242 gen-3.16", &m), 0);
+        ck_assert_str_eq(m.named.cgroup, "gen-3.16");
+        static const char *const not_leaves[] = { "gen-", "gen-x", "gen-3.", "gen-3/..", "gen-3.1.2", "../gen-3",
+                                                  "gen", "gen-1234567890123456789012345678" };
+        for (size_t i = 0; i < sizeof not_leaves / sizeof *not_leaves; i++) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "NAMED 15 30000000 3 1250000 1450000 4242 %s", not_leaves[i]);
+                ck_assert_int_eq(channel_parse(msg, &m), 0);
+                ck_assert_msg(strcmp(m.named.cgroup, "") == 0, "%s", msg);
+        }
         /* --drain-timeout=infinity: never; the largest number. */
         ck_assert_int_eq(channel_parse("NAMED 64 18446744073709551615 4294967295 18446744073709551615 "
                                        "18446744073709551615 4194304", &m), 0);
@@ -80,14 +95,14 @@ START_TEST(test_parse_good) {
         int sv[2], fd = -1;
         char buf[128];
         ChannelNamed sent = { .stop_signal = 3, .drain_timeout = 7, .number = 12, .started = 99, .ready = 100,
-                              .group = 98 };
+                              .group = 98, .cgroup = "gen-12" };
         ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
         ck_assert_int_eq(channel_send_named(sv[0], -EBADF, &sent), 0);
         ck_assert_int_eq(channel_read_fd(sv[1], buf, sizeof buf, &m, &fd), 1);
-        ck_assert_str_eq(buf, "NAMED 3 7 12 99 100 98");
+        ck_assert_str_eq(buf, "NAMED 3 7 12 99 100 98 gen-12");
         ck_assert(m.named.stop_signal == sent.stop_signal && m.named.drain_timeout == sent.drain_timeout &&
                   m.named.number == sent.number && m.named.started == sent.started && m.named.ready == sent.ready &&
-                  m.named.group == sent.group);
+                  m.named.group == sent.group && strcmp(m.named.cgroup, sent.cgroup) == 0);
         close(sv[0]);
         close(sv[1]);
 }

@@ -43,6 +43,11 @@ int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
         *ret = &fake;
         return 0;
 }
+int cgroup_open_generation(CgroupRoot *r, const char *name, Cgroup **ret) {
+        fake.opened++;
+        *ret = strcmp(name, "gen-1") == 0 ? &fake : NULL;
+        return 0;
+}
 int cgroup_watch(Cgroup *c, sd_event *e, void (*changed)(void *userdata), void *userdata) {
         c->changed = changed;
         c->userdata = userdata;
@@ -304,6 +309,42 @@ START_TEST(test_deadline_kills_the_cgroup) {
 }
 END_TEST
 
+/* Its main exited and reaped before we look (it exits at once at the stop
+ * signal its handoff sent before TAKEOVER), its workers in its cgroup: the
+ * cgroup NAMED told of is held all the same, and killed at the deadline.
+ * A name that is not a generation cgroup's holds nothing. */
+START_TEST(test_cgroup_held_after_its_main_is_gone) {
+        static char root;
+        fake = (Cgroup) { .populated = 1 };
+        gone_calls = 0;
+        pid_t pid = child(false);
+        int pidfd = pidfd_open_pid(pid);
+        ck_assert_int_ge(pidfd, 0);
+        kill(pid, SIGKILL);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Retiree *r = (Retiree *) 1;
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, fcntl(pidfd, F_DUPFD_CLOEXEC, 3), pid, "../x", 0,
+                                             200 * USEC_PER_MSEC, (CgroupRoot *) &root, count_gone, NULL, &r), 0);
+        ck_assert_ptr_null(r);
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, "gen-1", 0, 200 * USEC_PER_MSEC,
+                                             (CgroupRoot *) &root, count_gone, NULL, &r), 0);
+        ck_assert_ptr_nonnull(r);
+        ck_assert_ptr_nonnull(fake.changed);
+        StatusGeneration g;
+        retiree_status(r, now_monotonic(), &g);
+        ck_assert_uint_eq(g.processes, 2);
+        run_until(e, &fake.kills, 1, 0);
+        ck_assert_uint_eq(gone_calls, 0);
+        fake.populated = 0;
+        fake.changed(fake.userdata);
+        ck_assert_uint_eq(gone_calls, 1);
+        retiree_free(r);
+        sd_event_unref(e);
+}
+END_TEST
+
 /* A main in a process group of its own (as spawn.c makes a generation's)
  * with a worker in it that ignores SIGTERM unless worker_ends_on_term; with
  * main_ignores_term the main ignores it too. Returns the main's pid, the
@@ -406,7 +447,7 @@ START_TEST(test_group_held_after_its_main_is_gone) {
                                        NULL, count_gone, NULL, &r), 0);
         ck_assert_ptr_null(r);
         usec_t held_at = loop_now(e);
-        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, 0, 300 * USEC_PER_MSEC, NULL,
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, NULL, 0, 300 * USEC_PER_MSEC, NULL,
                                              count_gone, NULL, &r), 0);
         ck_assert_ptr_nonnull(r);
         /* Held to the deadline: SIGKILL to the group. */
@@ -432,7 +473,7 @@ START_TEST(test_retired_group_after_its_main_is_gone_gets_the_stop_signal) {
         sd_event *e;
         pid_t pid = group_after_its_main(true, &worker, &pidfd, &e);
         Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, SIGTERM, 60 * USEC_PER_SEC, NULL,
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, NULL, SIGTERM, 60 * USEC_PER_SEC, NULL,
                                              count_gone, NULL, &r), 0);
         ck_assert_ptr_nonnull(r);
         run_until(e, &gone_calls, 1, 0);
@@ -496,7 +537,7 @@ START_TEST(test_group_id_come_round_again_is_not_ours) {
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = NULL;
-        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, SIGTERM, 60 * USEC_PER_SEC, NULL,
+        ck_assert_int_eq(retiree_start_group(e, RETIREE_PREVIOUS, pidfd, pid, NULL, SIGTERM, 60 * USEC_PER_SEC, NULL,
                                              count_gone, NULL, &r), 0);
         /* A fatal signal sets the exit status as it is sent: one sent
          * before our SIGKILL shows in the status. */
@@ -760,6 +801,7 @@ int main(void) {
         tcase_add_test(tc, test_pidfd_get_pid);
         tcase_add_test(tc, test_cgroup_ends_the_generation);
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
+        tcase_add_test(tc, test_cgroup_held_after_its_main_is_gone);
         tcase_add_test(tc, test_orphan_process_group_held_to_the_deadline);
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
         tcase_add_test(tc, test_group_held_after_its_main_is_gone);
