@@ -14,6 +14,7 @@
  *  - NAMED: a signal 1..64, a number that fits an unsigned and a group
  *    0..4194304, and printing the six fields back gives the input, or its
  *    beginning, followed by a space and more (a later version's fields);
+ *    a cgroup read is the seventh field whole, "gen-N" or "gen-N.K";
  *  - an UNLINKS entry: an absolute path at the end of the input, after a dev
  *    and an inode number that printed back give what is before it; a
  *    refused one returns -EINVAL and leaves the output untouched. */
@@ -103,6 +104,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 FUZZ_ASSERT(n > 0 && (size_t) n < sizeof again && strncmp(buf, again, (size_t) n) == 0 &&
                                     (buf[n] == '\0' || (buf[n] == ' ' && buf[n + 1] != '\0')),
                             "\"%s\" read as \"%s\"", buf, again);
+                /* A cgroup, if any: the seventh field whole, a leaf's name. */
+                size_t c = strnlen(g->cgroup, sizeof g->cgroup);
+                FUZZ_ASSERT(c < sizeof g->cgroup, "cgroup not terminated");
+                if (c > 0) {
+                        const char *d = g->cgroup + 4 + strspn(g->cgroup + 4, "0123456789");
+                        if (*d == '.')
+                                d += 1 + strspn(d + 1, "0123456789");
+                        FUZZ_ASSERT(strncmp(g->cgroup, "gen-", 4) == 0 && *d == '\0' &&
+                                            strncmp(buf + n + 1, g->cgroup, c) == 0 &&
+                                            (buf[n + 1 + c] == '\0' || buf[n + 1 + c] == ' '),
+                                    "\"%s\": cgroup read as \"%s\"", buf, g->cgroup);
+                }
                 break;
         }
         case CHANNEL_UNLINK:
