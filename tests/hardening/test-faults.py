@@ -24,6 +24,7 @@ Stages of a reload and how a test reaches each one without sleeping:
 - committed, the old generation draining: a slow request keeps it busy.
 """
 
+import contextlib
 import fcntl
 import os
 import re
@@ -1661,6 +1662,79 @@ def test_kill_old_main_while_draining_workers_held_named_read_late(tmp):
         previous_workers_killed(h, new_main, old, workers)
     finally:
         teardown(h)
+
+
+@contextlib.contextmanager
+def private_cgroup():
+    """As root: this test process, and so the handoff it starts, in a cgroup
+    of its own on the unified hierarchy (pure cgroup v2 or hybrid), the
+    stand-in for a delegated one (--cgroup=yes); moved back, and what is
+    left in it killed and removed, after. Yields its path."""
+    if os.geteuid() != 0:
+        raise Skip("making a cgroup needs root")
+    with open("/proc/self/mountinfo") as f:
+        mounts = [l.split(" - ")[0].split()[4] for l in f if " - cgroup2 " in l]
+    with open("/proc/self/cgroup") as f:
+        own = [l[3:].strip() for l in f if l.startswith("0::")]
+    if not mounts or not own:
+        raise Skip("no cgroup2 (unified) hierarchy")
+    path = os.path.join(mounts[0], f"handoff-test-faults-{os.getpid()}")
+    try:
+        os.mkdir(path)
+    except OSError as e:
+        raise Skip(f"cannot make a cgroup: {e}")
+    try:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write("0")
+        yield path
+    finally:
+        with open(os.path.join(mounts[0] + own[0].rstrip("/"), "cgroup.procs"), "w") as f:
+            f.write("0")
+        with open(os.path.join(path, "cgroup.kill"), "w") as f:
+            f.write("1")
+        for d in sorted((d for d, _, _ in os.walk(path)), key=len, reverse=True):
+            wait_for(lambda: _rmdir(d), 5, f"{d} removed")
+
+
+def _rmdir(d):
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def test_kill_old_main_while_draining_workers_held_in_their_cgroup(tmp):
+    """As above, with a delegated cgroup (--cgroup=yes): the new main holds
+    generation 1, whose main it did not see alive, as the cgroup NAMED
+    named, and SIGKILLs that cgroup at the deadline. Before NAMED named it,
+    with a cgroup nothing was held, and the workers served the old code in
+    gen-1 for good. (test-containment's systemd test does the same under a
+    real manager, with Delegate=yes.)"""
+    need("handover")
+    with private_cgroup() as cg:
+        named_read = os.path.join(tmp, "named-read")
+        h = start(tmp, "--cgroup=yes", "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN),
+                  env=channel_shim(hold_read="NAMED ", until=named_read))
+        try:
+            old, workers = generation_1_with_workers(h)
+            new_main = handed_over(h)
+            wait_for(lambda: stat_fields(old) is None, 10, f"generation 1's main (pid {old}) reaped by the old main")
+            check(workers(), "its workers drain on")
+            open(named_read, "w").close()
+            os.kill(h.pid, signal.SIGKILL)
+            h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) runs in {cg}/gen-1.")
+            h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in "
+                       f"time; sending SIGKILL to its cgroup {cg}/gen-1.", 10)
+            wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+            h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) has exited.", 10)
+            check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
+            stop_adopted(h, new_main)
+            check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+        finally:
+            teardown(h)
 
 
 def test_unix_socket_file_replaced_before_the_next_handoff_reads_unlinks(tmp):
