@@ -311,11 +311,18 @@ def start_and_reloads_under_load(um, mode=None):
         # Let the load client get going before the first reload.
         um.wait_for(lambda: answer_of(demo.port), 5, "a first answer")
         app = app1
+        apps = [app1]
         for gen in range(2, 22):
+            # "0 failed" is to hold for every reload, not only for those the
+            # load client happened to be running through: the next reload
+            # waits until the load has reached this generation.
+            load.wait_answered_by(app, timeout=20)
             main, new_app = reload_and_wait(um, DEMO, demo.port, gen, main, timings,
                                             demo.mode)
             assert new_app != app, (gen, app, new_app)
             app = new_app
+            apps.append(app)
+        load.wait_answered_by(app, timeout=20)
         res = load.stop()
         ka_res = ka_load.stop()
     finally:
@@ -328,7 +335,8 @@ def start_and_reloads_under_load(um, mode=None):
                ", first error: " + r["first_error"] if r["failed"] else ""))
     check_load(res, "20 reloads, new connections")
     check_load(ka_res, "20 reloads, keep-alive")
-    assert len(res["pids"]) >= 10, "load reached only %s" % res["pids"]
+    assert {int(p) for p in res["pids"]} == set(apps), \
+        "the load reached %s, the 21 generations were %s" % (sorted(res["pids"]), apps)
 
     p = demo.props()
     assert parse_status(p["StatusText"]) == (21, app, 20, 0), p
