@@ -38,7 +38,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 from handofftest import net  # noqa: E402
 from handofftest.load import Load, SlowRequest  # noqa: E402
 from handofftest.net import free_port, read_all  # noqa: E402
-from handofftest.procs import environ_of, pid_alive, ppid_of, proc_cmdline  # noqa: E402
+from handofftest.procs import environ_of, fd_links, pid_alive, ppid_of, proc_cmdline  # noqa: E402
 from handofftest.usermanager import run_tests, wait_retrying  # noqa: E402
 from handofftest.wait import WaitTimeout  # noqa: E402
 from handofftest.units import UNITS_DIR, built, render  # noqa: E402
@@ -1166,21 +1166,49 @@ def reload_holding_a_slow_request(um, mode, ms):
     return demo, app1, main1, slow, wait_serving(um, DEMO, 2)
 
 
+def reload_holding_a_request(um, mode):
+    """The demo service (handoff --mode=mode; None: the unit's), generation 1
+    holding a request when it is reloaded, up to generation 2 serving. The
+    request is the fixture's GET /hold, answered once release() is called:
+    it is in flight for as long as the test needs, however slow the reload
+    on a loaded machine (a /slow/MS request could be over by then). Returns
+    the Demo, generation 1's pid, the MainPID before the reload, the
+    request, release and wait_serving()'s answer for generation 2."""
+    fifo = um.path("hold")
+    os.mkfifo(fifo)
+    demo = Demo(um, mode=mode, args="--hold-fifo " + fifo)
+    app1 = demo.start()
+    main1 = um.main_pid(DEMO)
+    held = SlowRequest(demo.port, 0, path="/hold")
+    # In generation 1's hands once it has the fifo open.
+    um.wait_for(lambda: fifo in fd_links(app1), 10, "generation 1 to hold the request")
+
+    def release():
+        # Its open of the fifo returns as ours does, its read at our close.
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    um.systemctl("reload", DEMO)
+    return demo, app1, main1, held, release, wait_serving(um, DEMO, 2)
+
+
 def stop_right_after_reload(um, mode):
     """A stop that comes while the previous generation still drains after a
-    reload: its in-flight request is finished, not cut off by the stop."""
-    demo, app1, main1, slow, _ = reload_holding_a_slow_request(um, mode, 2000)
-    assert pid_alive(app1), "generation 1 exited before its slow request was done"
+    reload: its in-flight request is finished, not cut off by the stop. The
+    request is answered once the stop has begun."""
+    demo, app1, main1, held, release, _ = reload_holding_a_request(um, mode)
+    assert pid_alive(app1), "generation 1 exited while it held a request"
     t0 = time.monotonic()
-    um.systemctl("stop", DEMO, timeout=60)
+    um.systemctl("stop", "--no-block", DEMO)
+    um.wait_for(lambda: um.state(DEMO)[0] != "active", 20, "the stop to begin")
+    release()
+    um.wait_state(DEMO, "inactive", timeout=60)
     t_stop = time.monotonic() - t0
-    slow.join(15)
-    m = re.search(r"pid=(\d+) gen=(\S+)", slow.body or "")
-    answer = (int(m.group(1)), m.group(2)) if slow.status == 200 and m else None
-    log("%s mode: stop %.0f ms after a reload, slow request of retiring generation 1: %s"
-        % (demo.mode, t_stop * 1e3, answer or slow.error or (slow.status, slow.body)))
+    held.join(15)
+    m = re.search(r"pid=(\d+) gen=(\S+)", held.body or "")
+    answer = (int(m.group(1)), m.group(2)) if held.status == 200 and m else None
+    log("%s mode: a stop right after a reload took %.0f ms, the held request of retiring generation 1: %s"
+        % (demo.mode, t_stop * 1e3, answer or held.error or (held.status, held.body)))
     assert answer == (app1, "1"), "in-flight request of the retiring generation: %s" % (
-        slow.error or answer or (slow.status, slow.body))
+        held.error or answer or (held.status, held.body))
     assert um.unit_pids(DEMO) == set() and not pid_alive(main1)
 
 

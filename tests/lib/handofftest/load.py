@@ -78,13 +78,14 @@ class Load:
 
 
 class SlowRequest(threading.Thread):
-    """GET /slow/MS on a connection of its own, started now and answered
-    later: .status, .pid, .body, or .error; .connected is set once the
-    request is sent (or it failed)."""
+    """GET /slow/MS (or path, e.g. the fixture's /hold) on a connection of
+    its own, started now and answered later: .status, .pid, .body, or
+    .error; .connected is set once the request is sent (or it failed)."""
 
-    def __init__(self, port, ms, timeout=30):
+    def __init__(self, port, ms, timeout=30, path=None):
         super().__init__(daemon=True)
         self.port, self.ms, self.timeout = port, ms, timeout
+        self.path = path or f"/slow/{ms}"
         self.status = self.pid = self.body = self.error = None
         self.connected = threading.Event()
         self.start()
@@ -92,7 +93,7 @@ class SlowRequest(threading.Thread):
     def run(self):
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout) as s:
-                s.sendall(f"GET /slow/{self.ms} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(f"GET {self.path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
                 self.connected.set()
                 data = read_all(s)
             head, _, body = data.partition(b"\r\n\r\n")
