@@ -1140,32 +1140,6 @@ def test_rapid_sighups(um):
     log("4 SIGHUPs, 3 of them during reload 1: 2 reloads ran; StatusText=%r"
         % demo.props()["StatusText"])
 
-def socket_fds(pid):
-    n = 0
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
-        except OSError:
-            pass
-    return n
-
-
-def reload_holding_a_slow_request(um, mode, ms):
-    """The demo service (handoff --mode=mode; None: the unit's), generation 1
-    holding a slow request (ms) when it is reloaded, up to generation 2
-    serving. Returns the Demo, generation 1's pid, the MainPID before the
-    reload, the request and wait_serving()'s answer for generation 2."""
-    demo = Demo(um, mode=mode)
-    app1 = demo.start()
-    main1 = um.main_pid(DEMO)
-    base = socket_fds(app1)
-    slow = SlowRequest(demo.port, ms)
-    # The slow request is in generation 1's hands once it holds one more socket.
-    um.wait_for(lambda: socket_fds(app1) > base, 5, "generation 1 to accept the slow request")
-    um.systemctl("reload", DEMO)
-    return demo, app1, main1, slow, wait_serving(um, DEMO, 2)
-
-
 def reload_holding_a_request(um, mode):
     """The demo service (handoff --mode=mode; None: the unit's), generation 1
     holding a request when it is reloaded, up to generation 2 serving. The
@@ -1238,17 +1212,17 @@ def test_status_at_main_pid_shows_held_old_generation(um):
     reload: status --json at the unit's MainPID (the new main handoff) lists
     generation 1, which it holds to its drain deadline, as retiring and the
     previous handoff's, with its app pid and a deadline; once generation 1's
-    slow request is answered, predecessor_draining turns false, and then no
+    held request is answered, predecessor_draining turns false, and then no
     retiring generation is listed and generation 1's pid is gone."""
     if EXPECT_MODE == "supervise":
         log("HANDOFF_EXPECT_MODE=supervise: a handoff without handover mode; skipped")
         return
-    demo, app1, main1, slow, ((_, app2, _, _), p) = reload_holding_a_slow_request(um, "handover", 5000)
+    demo, app1, main1, request, release, ((_, app2, _, _), p) = reload_holding_a_request(um, "handover")
     main2 = int(p["MainPID"])
     assert main2 != main1 and is_handoff(main2), "MainPID did not move to a new handoff: %d -> %d" % (main1, main2)
     st = um.wait_for(lambda: (lambda s: s if s["state"] == "serving" else None)(status_json(main2)), 10,
                      "the new main's status")
-    assert pid_alive(app1), "premise: generation 1 still drains its slow request: %s" % slow.error
+    assert pid_alive(app1), "premise: generation 1 still drains its held request: %s" % request.error
     assert st["pid"] == main2 and st["mode"] == "handover" and st["predecessor_draining"], st
     held = [g for g in st["generations"] if g.get("previous_handoff")]
     assert len(held) == 1, "one generation of the previous handoff at MainPID %d: %s" % (main2, st)
@@ -1260,8 +1234,10 @@ def test_status_at_main_pid_shows_held_old_generation(um):
     log("status at MainPID %d after the reload: generation 1 (pid %d) retiring, the previous handoff's, "
         "SIGKILL in %d ms" % (main2, app1, g["kill_in_ms"]))
 
-    slow.join(15)
-    assert slow.status == 200 and slow.pid == app1, "slow request: %s %s %s" % (slow.status, slow.pid, slow.error)
+    release()
+    request.join(15)
+    assert request.status == 200 and request.pid == app1, "held request: %s %s %s" % (
+        request.status, request.pid, request.error)
     after = um.wait_for(lambda: (lambda s: s if not s["predecessor_draining"] else None)(status_json(main2)), 20,
                         "predecessor_draining false at MainPID %d" % main2)
     assert not [x for x in after["generations"] if x["role"] == "retiring"], after
