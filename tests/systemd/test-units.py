@@ -485,12 +485,16 @@ def test_stop_keeps_clients_queued(um):
 
 @with_logs
 def test_sigkill_restarts_and_serves_queue(um):
-    # RestartSec=2 only widens the window in which clients queue.
-    demo = Demo(um, extra_dropin="RestartSec=2\n")
+    # The restart waits at a gate (ExecStartPre= reads a fifo, once the test
+    # has made it) until the clients have queued, however long they take
+    # to connect: RestartSec= would give them a time, not an event.
+    gate = um.path("restart-gate")
+    demo = Demo(um, extra_dropin="ExecStartPre=/bin/sh -c 'if [ -p %s ]; then cat %s; fi'\n" % (gate, gate))
     app1 = demo.start()
     main1 = um.main_pid(DEMO)
+    os.mkfifo(gate)
     os.kill(main1, signal.SIGKILL)
-    um.wait_for(lambda: um.state(DEMO)[1] == "auto-restart", 10, "auto-restart")
+    um.wait_for(lambda: um.state(DEMO)[1] in ("auto-restart", "start-pre"), 10, "auto-restart")
     assert not pid_alive(main1)
     # KillMode=mixed: systemd SIGKILLs what was left of the old service.
     um.wait_for(lambda: not pid_alive(app1), 5, "the orphaned app %d to be killed" % app1)
@@ -499,7 +503,10 @@ def test_sigkill_restarts_and_serves_queue(um):
         s = socket.create_connection(("127.0.0.1", demo.port), timeout=15)
         s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         clients.append(s)
-    assert um.state(DEMO)[1] == "auto-restart", um.state(DEMO)   # still queued
+    assert um.state(DEMO)[1] in ("auto-restart", "start-pre"), um.state(DEMO)   # still queued
+    # Open the gate: a writer that comes and goes ends the reader's cat.
+    um.wait_for(lambda: os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK)) or True, 15,
+                "the restart's ExecStartPre= at the gate")
     pids = set()
     for s in clients:
         with s:
