@@ -576,11 +576,12 @@ StandardError=append:%s
 """ % (HANDOFF, listen, command, extra, restart_sec, out, out)
 
 
-def two_stored_sockets_crashed(um, name, restart_sec, relisten):
+def two_stored_sockets_crashed(um, name, restart_sec, relisten, extra=""):
     """handoff-NAME.service, fd_store_unit() of the fixture with --listen
     unix:A --listen unix:B, started with both sockets in systemd's store,
     then edited to the --listen options relisten ({a} and {b} in it) and
-    SIGKILLed. Returns the unit, A, B and its log's path."""
+    the [Service] lines extra, and SIGKILLed. Returns the unit, A, B and its
+    log's path."""
     a, b = um.path("a.sock"), um.path("b.sock")
     out = um.path(name + ".log")
     unit = "handoff-%s.service" % name
@@ -589,7 +590,7 @@ def two_stored_sockets_crashed(um, name, restart_sec, relisten):
     um.wait_state(unit, "active", timeout=15, sub_state="running")
     um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
                 "both sockets in systemd's store")
-    um.install_unit(unit, fd_store_unit(relisten.format(a=a, b=b), FIXTURE, out, restart_sec))
+    um.install_unit(unit, fd_store_unit(relisten.format(a=a, b=b), FIXTURE, out, restart_sec, extra))
     os.kill(um.main_pid(unit), signal.SIGKILL)
     return unit, a, b, out
 
@@ -671,13 +672,25 @@ def test_systemd_fd_store_listen_reordered_before_a_crash(um):
     answered (before: both were shut down and bound anew, the client's
     connection lost). systemd's store names them for their new places: a
     second crash finds each where its --listen is."""
-    unit, a, b, out = two_stored_sockets_crashed(um, "listen-reordered", 3, "--listen unix:{b} --listen unix:{a}")
-    um.wait_state(unit, "activating", timeout=15, sub_state="auto-restart")
+    # The restart waits at a gate (ExecStartPre= reads this fifo) until the
+    # client has connected, however long that takes the test.
+    gate = um.path("restart-gate")
+    os.mkfifo(gate)
+    unit, a, b, out = two_stored_sockets_crashed(um, "listen-reordered", 1, "--listen unix:{b} --listen unix:{a}",
+                                                 "ExecStartPre=/bin/sh -c 'if [ -p %s ]; then cat %s; fi'\n"
+                                                 % (gate, gate))
+    waiting = ("auto-restart", "start-pre")
+    um.wait_for(lambda: um.state(unit)[1] in waiting, 15, "the restart to wait")
     with socket.socket(socket.AF_UNIX) as c:
         c.settimeout(15)
         c.connect(b)
-        assert um.state(unit)[:2] == ("activating", "auto-restart"), "connected only after the restart"
+        assert um.state(unit)[1] in waiting, "connected only after the restart: %s" % (um.state(unit),)
         c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        # A writer that comes and goes ends the reader's cat; without the
+        # fifo, the second restart below does not wait.
+        um.wait_for(lambda: os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK)) or True, 15,
+                    "the restart's ExecStartPre= at the gate")
+        os.unlink(gate)
         um.wait_state(unit, "active", timeout=15, sub_state="running")
         try:
             answer = c.recv(4096)
