@@ -1115,8 +1115,10 @@ def test_rapid_sighups(um):
     """SIGHUPs while a reload runs (several `systemctl kill -s HUP`, a
     config-management run): remembered and run once, right after the current
     reload; never in parallel, never dropped."""
-    demo = Demo(um, args="--init-delay 500")   # 0.5 s to start (generation 2: 3 s, below)
+    demo = Demo(um, args="--init-delay 500")   # 0.5 s to start (generation 2: a gate, below)
     demo.start()
+    gate = um.path("start-gate")
+    os.mkfifo(gate)
 
     def hup():
         # To whatever systemd thinks the main process is at this moment.
@@ -1125,12 +1127,13 @@ def test_rapid_sighups(um):
     load = start_load(um, demo.port)
     try:
         um.wait_for(lambda: answer_of(demo.port), 5, "a first answer")
-        # Generation 2 takes 3 s to start, so that the three SIGHUPs below
-        # (a systemctl call each, up to ~0.3 s on a busy machine) all land
-        # while reload 1 runs; with 0.5 s the last one could come after its
-        # commit and rightly start a third reload. Generation 3 reads the
-        # arguments again when it starts, after that commit.
-        demo.set_args("--init-delay 3000")
+        # Generation 2 is ready only once the test opens its gate (a fifo,
+        # --start-fifo), after the three SIGHUPs below: they all land while
+        # reload 1 runs, however slow the test (with a time, 3 s, a test
+        # short of CPU could send the last one after its commit, which
+        # rightly starts a third reload). Generation 3 reads the arguments
+        # again when it starts, after that commit.
+        demo.set_args("--start-fifo " + gate)
         hup()
         um.wait_for(lambda: "Reloading: starting generation 2" in demo.props()["StatusText"],
                     5, "reload 1 to be running")
@@ -1144,6 +1147,9 @@ def test_rapid_sighups(um):
         assert "Reloading: starting generation 2" in demo.props()["StatusText"], \
             "the SIGHUPs came after reload 1: %r" % demo.props()
         demo.set_args("--init-delay 500")
+        # A writer that comes and goes opens the gate (once generation 2 has it open).
+        um.wait_for(lambda: os.close(os.open(gate, os.O_WRONLY | os.O_NONBLOCK)) or True, 10,
+                    "generation 2 at its gate")
 
         def settled(gen):
             p = demo.props()
