@@ -313,11 +313,10 @@ static void report_exit(NextHandoff *n) {
         n->timer_source = sd_event_source_disable_unref(n->timer_source);
         read_app_left(n);
         /* Killed before it could stop its app: the app, which may be
-         * accepting, is the caller's to retire; its runtime files are ours
-         * to remove (the service may go on for months). */
-        int app = -EBADF;
-        if (n->app_pidfd >= 0 && pidfd_signal(n->app_pidfd, 0) == 0)
-                app = TAKE_FD(n->app_pidfd);
+         * accepting, is the caller's to retire, its main exited or not (its
+         * workers may run on in its process group); its runtime files are
+         * ours to remove (the service may go on for months). */
+        int app = TAKE_FD(n->app_pidfd);
         runtime_files_remove_stale(n->pid);
         char how[96] = "exited";
         int status;

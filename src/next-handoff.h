@@ -27,9 +27,10 @@ typedef struct NextHandoffCallbacks {
         void (*extend)(NextHandoff *n, uint64_t usec, void *userdata);
         void (*failed)(NextHandoff *n, const char *why, void *userdata);
         /* The process is gone. app_pidfd: a pidfd of its generation's
-         * main, if that still runs (it died before it stopped it), for the
-         * callee to retire (next_handoff_app_retirement()) and close; else
-         * -EBADF. */
+         * main (next_handoff_app_pid()), unless we killed it, for the
+         * callee to retire (next_handoff_app_retirement()), main and
+         * process group, should either still run (it died before it
+         * stopped them), and to close; else -EBADF. */
         void (*exited)(NextHandoff *n, int app_pidfd, void *userdata);
 } NextHandoffCallbacks;
 

@@ -643,7 +643,9 @@ static void on_orphan_gone(void *userdata) {
 
 /* Its app may have been ready, so accepting: retired as our failed
  * candidate would be (stop signal, drain deadline), not killed with what
- * it was answering. */
+ * it was answering. Its process group too, whose id is its main's pid
+ * (spawn.c), once its main has exited and left its workers: whether that
+ * id is still the app's, retiree_start_group() asks. */
 static void retire_orphan(Supervisor *s, NextHandoff *n, int app_pidfd) {
         Orphan *o = calloc(1, sizeof *o);
         int sig;
@@ -659,8 +661,8 @@ static void retire_orphan(Supervisor *s, NextHandoff *n, int app_pidfd) {
         }
         *o = (Orphan) { .s = s, .number = next_handoff_number(n), .started = next_handoff_started(n),
                         .ready = next_handoff_ready_at(n) };
-        (void) retiree_start(s->event, RETIREE_ORPHAN, app_pidfd, sig, drain_timeout, s->cgroup, on_orphan_gone, o,
-                             &o->retiree);
+        (void) retiree_start_group(s->event, RETIREE_ORPHAN, app_pidfd, next_handoff_app_pid(n), NULL, sig,
+                                   drain_timeout, s->cgroup, on_orphan_gone, o, &o->retiree);
         if (!o->retiree) {
                 /* Exited already, or not watched (logged): nothing to wait for. */
                 free(o);

@@ -882,6 +882,71 @@ def test_dead_next_handoffs_generation_workers_held_to_its_drain_deadline(tmp):
         teardown(h)
 
 
+def next_handoff_killed_at_its_failure(h, *args):
+    """A reload to generation 2 (started with WORKERS_OUTLIVE_MAIN and
+    args) whose main exits (--exit-after) once it is ready, while systemd's
+    barrier is held: its next handoff reaps that main, says FAILED, and the
+    channel shim (kill_after="FAILED") SIGKILLs it before it stops the
+    workers. Returns the generation's main's pid and a function listing its
+    workers alive now."""
+    set_args(h.args_file, "--init-delay", "50", "--exit-after", "300", *WORKERS_OUTLIVE_MAIN, *args)
+    h.notify.hold = True
+    h.signal(signal.SIGHUP)
+    succ = next_handoff_pid(h, 2)
+    app = h.generation_pid(2)
+    wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its FAILED")
+    h.notify.release()
+    check(stat_fields(app) is None, f"generation 2's main (pid {app}) reaped by its next handoff")
+    workers = lambda: [p for p in h.descendants() if process_group(p) == app]
+    check(len(workers()) == 2, "its two workers run on")
+    h.wait_log(f"Retiring the dead next handoff's generation (its main gone, process group {app}): sent SIGTERM.",
+               10)
+    return app, workers
+
+
+def test_dead_next_handoffs_workers_retired_after_its_main_exited(tmp):
+    """The dead next handoff's generation (as above) had left its workers
+    serving: the old main retires them by its process group, they drain at
+    the SIGTERM, and the old generation serves on; no request fails.
+    Before, the old main handed on the app only while its main lived: the
+    workers served the failed reload's code for good *(found by review,
+    fixed)*."""
+    need("handover")
+    h = start(tmp, env=channel_shim(kill_after="FAILED"))
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        old = serving_pid(h.port)
+        app, workers = next_handoff_killed_at_its_failure(h)
+        wait_for(lambda: not workers(), 10, f"its workers drain and exit: {describe(workers())}")
+        h.wait_log(f"The dead next handoff's generation (pid {app}) has exited.")
+        check(alive(h.pid) and one_serving(h) == old, "the old generation serves on")
+        res = load.stop()
+        check(res["ok"] > 0 and res["failed"] == 0, f"no request failed: {res}")
+        check("did not exit in time" not in h.log(), "no SIGKILL")
+        stop_clean(h)
+    finally:
+        teardown(h, load)
+
+
+def test_dead_next_handoffs_workers_held_to_its_drain_deadline_after_its_main_exited(tmp):
+    """As above, with workers that ignore SIGTERM: the old main SIGKILLs
+    them at the drain deadline, and the old generation serves on."""
+    need("handover")
+    h = start(tmp, "--drain-timeout=2s", env=channel_shim(kill_after="FAILED"))
+    try:
+        old = serving_pid(h.port)
+        app, workers = next_handoff_killed_at_its_failure(h, "--ignore-sigterm")
+        check(len(workers()) == 2, "its workers ignore SIGTERM")
+        h.wait_log(f"The dead next handoff's generation (pid {app}, exited) did not exit in time; sending SIGKILL.",
+                   10)
+        wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+        h.wait_log(f"The dead next handoff's generation (pid {app}) has exited.")
+        check(one_serving(h) == old, "the old generation serves on")
+        stop_clean(h)
+    finally:
+        teardown(h)
+
+
 def test_stop_waits_for_a_dead_next_handoffs_generation(tmp):
     """The dead next handoff's generation (as above) ignores its stop
     signal: a stop meanwhile waits for it (it is shown retiring, orphaned,
