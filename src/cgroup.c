@@ -359,22 +359,27 @@ fail:
         return k;
 }
 
-int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
+int cgroup_generation_of(CgroupRoot *r, pid_t pid, char *name, size_t size) {
         _cleanup_free_ char *cg = NULL;
-        *ret = NULL;
         int k = cgroup_of_pid(pid, &cg);
         if (k < 0)
                 return k == -ENOENT || k == -ESRCH ? 0 : k;
         size_t n = strlen(r->rel);
         if (strncmp(cg, r->rel, n) != 0 || cg[n] != '/')
                 return 0;
-        char name[64];
         size_t len = strcspn(cg + n + 1, "/");
-        if (len >= sizeof name)
+        if (len >= size)
                 return 0;
         memcpy(name, cg + n + 1, len);
         name[len] = '\0';
-        return cgroup_open_generation(r, name, ret);
+        return is_generation_leaf(name);
+}
+
+int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret) {
+        char name[64];
+        *ret = NULL;
+        int k = cgroup_generation_of(r, pid, name, sizeof name);
+        return k <= 0 ? k : cgroup_open_generation(r, name, ret);
 }
 
 int cgroup_open_generation(CgroupRoot *r, const char *name, Cgroup **ret) {

@@ -50,6 +50,9 @@ int cgroup_new_generation(CgroupRoot *r, unsigned number, Cgroup **ret, int *ret
  * (retiree.h). 0 with *ret NULL when pid runs in none (or is gone). Like
  * our own, it is removed by cgroup_free() once empty. */
 int cgroup_open_generation_of(CgroupRoot *r, pid_t pid, Cgroup **ret);
+/* Only its name ("gen-2") into name (size bytes), nothing opened (nor
+ * removed): 1; 0 when pid runs in none (or is gone), or it does not fit. */
+int cgroup_generation_of(CgroupRoot *r, pid_t pid, char *name, size_t size);
 /* The same, by the generation cgroup's name ("gen-1", as NAMED tells it,
  * channel.h): 0 with *ret NULL for a name that is none. */
 int cgroup_open_generation(CgroupRoot *r, const char *name, Cgroup **ret);

@@ -34,6 +34,8 @@ struct NextHandoff {
         unsigned number;            /* its candidate generation's number */
         pid_t pid;
         pid_t app_pid;
+        char app_cgroup[32];        /* next_handoff_app_cgroup() */
+        CgroupRoot *cgroup;         /* NextHandoffConfig */
         usec_t started;
         usec_t kill_at;             /* after an abort: its SIGKILL (CLOCK_MONOTONIC); USEC_INFINITY: none */
         int app_stop_signal;        /* how its generation retires (NextHandoffConfig) */
@@ -88,6 +90,10 @@ int next_handoff_pidfd_dup(const NextHandoff *n) {
 
 pid_t next_handoff_app_pid(const NextHandoff *n) {
         return n->app_pid;
+}
+
+const char *next_handoff_app_cgroup(const NextHandoff *n) {
+        return n->app_cgroup;
 }
 
 void next_handoff_status(const NextHandoff *n, const char *role, usec_t started, usec_t now,
@@ -194,6 +200,11 @@ static void take_app(NextHandoff *n, pid_t pid, int *passed) {
         n->app_pid = pid;
         safe_close(n->app_pidfd);
         n->app_pidfd = *passed >= 0 ? TAKE_FD(*passed) : pidfd_open_pid(pid);
+        /* Its cgroup, which holds its workers once its main is gone
+         * (retiree.h): read while the pidfd says the pid is its own. */
+        if (!n->cgroup || cgroup_generation_of(n->cgroup, pid, n->app_cgroup, sizeof n->app_cgroup) <= 0 ||
+            pidfd_signal(n->app_pidfd, 0) < 0)
+                n->app_cgroup[0] = '\0';
 }
 
 /* Its APP, should it be queued still at its exit (a message is read a
@@ -542,6 +553,7 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
         }
         *n = (NextHandoff) { .number = number, .pid = pid, .started = now_monotonic(), .kill_at = USEC_INFINITY,
                              .app_stop_signal = c->stop_signal, .app_drain_timeout = c->drain_timeout,
+                             .cgroup = c->cgroup,
                              .pidfd = pidfd, .app_pidfd = -EBADF,
                              .channel = channel, .cb = cb, .userdata = userdata };
         if ((r = sd_event_add_io(e, &n->pidfd_source, n->pidfd, EPOLLIN, on_pidfd, n)) < 0 ||

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <systemd/sd-event.h>
 
+#include "cgroup.h"
 #include "channel.h"
 #include "listeners.h"
 #include "standby.h"
@@ -49,6 +50,7 @@ typedef struct NextHandoffConfig {
         usec_t timeout;             /* how long it may take to say READY */
         int stop_signal;            /* how its generation retires (--stop-signal, --drain-timeout), */
         usec_t drain_timeout;       /* should the next handoff die before it stops it */
+        CgroupRoot *cgroup;         /* our delegated cgroup root, where its generation runs; NULL: none */
 } NextHandoffConfig;
 
 /* What a next handoff may take beyond its generation's start timeout to say
@@ -71,6 +73,9 @@ bool next_handoff_takes_stop(const NextHandoff *n);
 /* A pidfd of it, the caller's to close; -errno. */
 int next_handoff_pidfd_dup(const NextHandoff *n);
 pid_t next_handoff_app_pid(const NextHandoff *n);   /* its candidate generation's main, 0 before */
+/* That generation's cgroup, its leaf's name below the root ("gen-2"), read
+ * while its main ran; "": none, or not known. */
+const char *next_handoff_app_cgroup(const NextHandoff *n);
 usec_t next_handoff_started(const NextHandoff *n);  /* CLOCK_MONOTONIC */
 unsigned next_handoff_number(const NextHandoff *n); /* that generation's number */
 /* What "handoff status" shows of it: role, and since when (the reload's

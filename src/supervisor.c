@@ -643,9 +643,9 @@ static void on_orphan_gone(void *userdata) {
 
 /* Its app may have been ready, so accepting: retired as our failed
  * candidate would be (stop signal, drain deadline), not killed with what
- * it was answering. Its process group too, whose id is its main's pid
- * (spawn.c), once its main has exited and left its workers: whether that
- * id is still the app's, retiree_start_group() asks. */
+ * it was answering. Its cgroup, or else its process group (whose id is its
+ * main's pid, spawn.c), too, once its main has exited and left its
+ * workers: whether that id is still the app's, retiree_start_group() asks. */
 static void retire_orphan(Supervisor *s, NextHandoff *n, int app_pidfd) {
         Orphan *o = calloc(1, sizeof *o);
         int sig;
@@ -661,8 +661,9 @@ static void retire_orphan(Supervisor *s, NextHandoff *n, int app_pidfd) {
         }
         *o = (Orphan) { .s = s, .number = next_handoff_number(n), .started = next_handoff_started(n),
                         .ready = next_handoff_ready_at(n) };
-        (void) retiree_start_group(s->event, RETIREE_ORPHAN, app_pidfd, next_handoff_app_pid(n), NULL, sig,
-                                   drain_timeout, s->cgroup, on_orphan_gone, o, &o->retiree);
+        (void) retiree_start_group(s->event, RETIREE_ORPHAN, app_pidfd, next_handoff_app_pid(n),
+                                   next_handoff_app_cgroup(n), sig, drain_timeout, s->cgroup, on_orphan_gone, o,
+                                   &o->retiree);
         if (!o->retiree) {
                 /* Exited already, or not watched (logged): nothing to wait for. */
                 free(o);
@@ -717,6 +718,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *w
                 .timeout = usec_add(candidate_opt(s)->start_timeout, NEXT_HANDOFF_START_MARGIN),
                 .stop_signal = candidate_opt(s)->stop_signal,
                 .drain_timeout = candidate_opt(s)->drain_timeout,
+                .cgroup = s->cgroup,
         };
         *ret_code = 1;
         /* Its place among the aborted, should it be: no allocation in a rollback. */

@@ -882,13 +882,14 @@ def test_dead_next_handoffs_generation_workers_held_to_its_drain_deadline(tmp):
         teardown(h)
 
 
-def next_handoff_killed_at_its_failure(h, *args):
+def next_handoff_killed_at_its_failure(h, *args, held_by="process group"):
     """A reload to generation 2 (started with WORKERS_OUTLIVE_MAIN and
     args) whose main exits (--exit-after) once it is ready, while systemd's
     barrier is held: its next handoff reaps that main, says FAILED, and the
     channel shim (kill_after="FAILED") SIGKILLs it before it stops the
     workers. Returns the generation's main's pid and a function listing its
-    workers alive now."""
+    workers alive now. held_by: what the old main retires them by, its
+    process group (or with --cgroup=yes "cgroup of pid")."""
     set_args(h.args_file, "--init-delay", "50", "--exit-after", "300", *WORKERS_OUTLIVE_MAIN, *args)
     h.notify.hold = True
     h.signal(signal.SIGHUP)
@@ -899,8 +900,7 @@ def next_handoff_killed_at_its_failure(h, *args):
     check(stat_fields(app) is None, f"generation 2's main (pid {app}) reaped by its next handoff")
     workers = lambda: [p for p in h.descendants() if process_group(p) == app]
     check(len(workers()) == 2, "its two workers run on")
-    h.wait_log(f"Retiring the dead next handoff's generation (its main gone, process group {app}): sent SIGTERM.",
-               10)
+    h.wait_log(f"Retiring the dead next handoff's generation (its main gone, {held_by} {app}): sent SIGTERM.", 10)
     return app, workers
 
 
@@ -945,6 +945,31 @@ def test_dead_next_handoffs_workers_held_to_its_drain_deadline_after_its_main_ex
         stop_clean(h)
     finally:
         teardown(h)
+
+
+def test_dead_next_handoffs_workers_held_to_its_drain_deadline_after_its_main_exited_cgroup(tmp):
+    """As above, with a delegated cgroup (--cgroup=yes): generation 2's
+    workers are retired as its gen-2 cgroup, which the old main read off
+    its main at APP, and SIGKILLed at the drain deadline. Before, the old
+    main knew no cgroup of the dead next handoff's generation once its main
+    had gone, retired nothing, and the workers served the failed reload's
+    code for good *(found by review, fixed)*."""
+    need("handover")
+    with private_cgroup() as cg:
+        h = start(tmp, "--cgroup=yes", "--drain-timeout=2s", env=channel_shim(kill_after="FAILED"))
+        try:
+            old = serving_pid(h.port)
+            app, workers = next_handoff_killed_at_its_failure(h, "--ignore-sigterm", held_by="cgroup of pid")
+            check(len(workers()) == 2, "its workers ignore SIGTERM")
+            h.wait_log(f"The dead next handoff's generation (pid {app}) runs in {cg}/gen-2.")
+            h.wait_log(f"The dead next handoff's generation (pid {app}, exited) did not exit in time; sending SIGKILL "
+                       f"to its cgroup {cg}/gen-2.", 10)
+            wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
+            h.wait_log(f"The dead next handoff's generation (pid {app}) has exited.")
+            check(one_serving(h) == old, "the old generation serves on")
+            stop_clean(h)
+        finally:
+            teardown(h)
 
 
 def test_stop_waits_for_a_dead_next_handoffs_generation(tmp):
