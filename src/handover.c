@@ -109,6 +109,14 @@ static int watch_room(Handover *h);
 
 static int on_room(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Handover *h = userdata;
+        /* While it waited, the process it names may have exited, its exit
+         * not reported yet (next-handoff.c waits up to 1 s for its status
+         * then): a dead process is never named. */
+        if (h->cb->gone(h->userdata)) {
+                stop_sources(h);
+                h->cb->failed(-ESRCH, h->userdata);
+                return 0;
+        }
         int r = try_send(h);
         if (r == 0) {
                 /* Filled again meanwhile: the next wakeup. Watched anew, on

@@ -27,8 +27,12 @@ typedef struct HandoverCallbacks {
         /* systemd has read it, or did not answer the barrier in time. */
         void (*done)(void *userdata);
         /* MAINPID= could not be sent (the socket stayed full, or the
-         * manager's is gone): systemd names us main still. Logged. */
+         * manager's is gone; logged), or is not (-ESRCH: gone() said so;
+         * not logged): systemd names us main still. */
         void (*failed)(int error, void *userdata);
+        /* Whether the process MAINPID= names has exited, asked before a
+         * send that waited for room. */
+        bool (*gone)(void *userdata);
 } HandoverCallbacks;
 
 /* Sends the datagram and arms the barrier, or waits to send it. Returns 0

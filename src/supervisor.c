@@ -1505,31 +1505,44 @@ static void mainpid_not_sent(Supervisor *s, int error) {
         not_handed_over(s, why);
 }
 
+/* Ready, then gone (its exit not reported yet): naming it would leave
+ * nobody main once we retire (without a manager, nobody serving). We are
+ * main still; the reload fails. */
+static void next_exited_unnamed(Supervisor *s) {
+        char why[96];
+        snprintf(why, sizeof why, "next handoff (pid %d) exited before it was named main",
+                 (int) next_handoff_pid(s->next));
+        log_error("Reload failed: %s.", why);
+        not_handed_over(s, why);
+}
+
 static void on_handover_failed(int error, void *userdata) {
         Supervisor *s = userdata;
         s->handover = handover_free(s->handover);
-        mainpid_not_sent(s, error);
+        if (error == -ESRCH)
+                next_exited_unnamed(s);
+        else
+                mainpid_not_sent(s, error);
+}
+
+static bool on_handover_gone(void *userdata) {
+        Supervisor *s = userdata;
+        return next_handoff_exited(s->next);
 }
 
 static const HandoverCallbacks handover_callbacks = {
         .sent = on_mainpid_sent,
         .done = on_handover_done,
         .failed = on_handover_failed,
+        .gone = on_handover_gone,
 };
 
 /* The commit of handover mode: MAINPID= and READY=1, then systemd's barrier. */
 static void hand_over(Supervisor *s) {
         NextHandoff *n = s->next;
         char st[NOTIFY_MAX_LEN / 2];
-        /* Ready, then gone (its exit not dispatched yet): naming it would
-         * leave nobody main once we retire (without a manager, nobody
-         * serving). We are main still; the reload fails. */
         if (next_handoff_exited(n)) {
-                char why[96];
-                snprintf(why, sizeof why, "next handoff (pid %d) exited before it was named main",
-                         (int) next_handoff_pid(n));
-                log_error("Reload failed: %s.", why);
-                not_handed_over(s, why);
+                next_exited_unnamed(s);
                 return;
         }
         s->naming = next_handoff_pid(n);

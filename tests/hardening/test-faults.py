@@ -37,7 +37,8 @@ import tempfile
 import threading
 import time
 
-from handofftest.handoff import HANDOFF, HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args, status_json
+from handofftest.handoff import (HANDOFF, HANDOFFCTL, Handoff, MODE, fixture_cmd, reaping_held, set_args,
+                                 status_json)
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, http_get, serving_pid
 from handofftest.procs import is_handoff, ppid_of, stat_fields
@@ -1119,6 +1120,38 @@ def test_next_handoff_killed_while_mainpid_waits_for_room(tmp):
         wait_for(lambda: h.notify.count("X_FILLER") >= filled, 10, "the fillers read")
         h.wait_ready(n + 1, timeout=20)
         check(h.notify.count("MAINPID") == 0, f"no MAINPID=: {h.mains()}")
+        serves_on(h, load, old, 3)
+    finally:
+        h.notify.resume()
+        teardown(h, load)
+
+
+def test_next_handoff_dead_unreaped_while_mainpid_waits_for_room(tmp):
+    """As test_next_handoff_killed_while_mainpid_waits_for_room, but the
+    manager reads again while the dead next handoff is still a zombie (the
+    test, its parent, holds its reaping): its exit is seen, its status not
+    there yet, and the old main waits up to 1 s for that status before it
+    reports the exit. The room that comes meanwhile must not send MAINPID=
+    naming it. Before, it did, and only the barrier's answer named the old
+    main again (hand_back())."""
+    need("handover")
+    h = start(tmp)
+    load = Load(f"127.0.0.1:{h.port}", tmp)
+    try:
+        h.notify.pause()
+        filled = h.notify.fill()
+        old, n, succ = next_handoff_begun(h, "--init-delay", "50")
+        h.wait_log("MAINPID= waits for room", timeout=20)
+        check(f"The next handoff (pid {succ}) is ready" in h.log(), "premise: its READY came")
+        with reaping_held(succ):
+            os.kill(succ, signal.SIGKILL)
+            wait_for(lambda: (stat_fields(succ) or "?")[0] == "Z", 10, f"the next handoff {succ} a zombie")
+            h.notify.resume()
+            wait_for(lambda: h.notify.count("X_FILLER") >= filled, 10, "the fillers read")
+            h.wait_ready(n + 1, timeout=20)
+            check(h.notify.count("MAINPID") == 0, f"no MAINPID=: {h.mains()}\n{h.log()}")
+            check(f"generation 2 failed: next handoff (pid {succ}) exited before it was named main"
+                  in h.last_status(), h.last_status())
         serves_on(h, load, old, 3)
     finally:
         h.notify.resume()

@@ -37,13 +37,14 @@ MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 _adopted_status = {}
 _adopted_lock = threading.Lock()
 _sessions = set()
+_unreaped = set()   # left zombies (reaping_held())
 
 
 def _reaper():
     me = os.getpid()
     while True:
         for pid in all_pids():
-            if pid in _sessions:
+            if pid in _sessions or pid in _unreaped:
                 continue
             fields = stat_fields(pid)
             if fields and fields[0] == "Z" and int(fields[1]) == me and int(fields[3]) in _sessions:
@@ -77,6 +78,18 @@ def adopted_status(pid):
             _adopted_status.pop(pid, None)
             return None
         return _adopted_status.get(pid)
+
+
+@contextlib.contextmanager
+def reaping_held(pid):
+    """While in it, the adopted process pid is left a zombie when it exits,
+    as by a service manager slow to reap: its pidfd says it has exited, its
+    exit status is not there yet."""
+    _unreaped.add(pid)
+    try:
+        yield
+    finally:
+        _unreaped.discard(pid)
 
 
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
