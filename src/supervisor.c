@@ -1511,7 +1511,7 @@ static void mainpid_not_sent(Supervisor *s, int error) {
 static void next_exited_unnamed(Supervisor *s) {
         char why[96];
         snprintf(why, sizeof why, "next handoff (pid %d) exited before it was named main",
-                 (int) next_handoff_pid(s->next));
+                 (int) (s->next ? next_handoff_pid(s->next) : s->naming));
         log_error("Reload failed: %s.", why);
         not_handed_over(s, why);
 }
@@ -1527,7 +1527,7 @@ static void on_handover_failed(int error, void *userdata) {
 
 static bool on_handover_gone(void *userdata) {
         Supervisor *s = userdata;
-        return next_handoff_exited(s->next);
+        return !s->next || next_handoff_exited(s->next);
 }
 
 static const HandoverCallbacks handover_callbacks = {
