@@ -80,11 +80,21 @@ static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
+/* A regular file, by the type the kernel has cached (AT_STATX_DONT_SYNC:
+ * a FUSE or NFS server is not asked), or one whose type cannot be told. */
+static bool maybe_regular_file(int fd) {
+        struct statx stx;
+        return statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0 || S_ISREG(stx.stx_mode);
+}
+
 /* As systemd's service_add_fd_store(): an io source for no events, as
  * epoll reports EPOLLHUP and EPOLLERR always. An fd epoll cannot watch (a
- * regular file, a memfd: EPERM) is kept unwatched, as there. */
+ * regular file, a memfd: EPERM) is kept unwatched, as there. A regular
+ * file is not even offered to epoll: on FUSE its poll asks the file
+ * system's server, and epoll_ctl() waits for the answer in our loop, for
+ * ever if the server (a hostile server's own) never gives one. */
 static void watch(FdStore *s, FdStoreEntry *e) {
-        if (!s->event || !e->poll || e->watch)
+        if (!s->event || !e->poll || e->watch || maybe_regular_file(e->fd))
                 return;
         int r = sd_event_add_io(s->event, &e->watch, e->fd, 0, on_hangup, s);
         if (r < 0 && r != -EPERM)

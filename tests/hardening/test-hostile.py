@@ -30,6 +30,8 @@ stayed bounded and that no request failed.
   the reload/status client does not hang on it;
 - status --json larger than the old 4088-byte cut is valid JSON;
 - EMFILE: out of fds, handoff neither spins nor stops answering for good.
+- a compromised generation (not another uid) stores a file on a FUSE file
+  system whose server never answers a poll: handoff does not poll it.
 
 The control socket is in a 0700 directory, so another uid cannot even
 connect to it. To test the layers behind that (the peer check at accept,
@@ -54,7 +56,8 @@ from control_socket import connect_control, control_socket_path
 from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port,
                      http_get, run, serving_pid, set_args, wait_for)
 from handofftest.procs import stat_fields
-from hardening import NOBODY, PYTHON, Launched, notify_socket_of, rss_kib, showing_logs
+from fusefs import HangingPollFs
+from hardening import NOBODY, PYTHON, Launched, notify_socket_of, notifying_app, rss_kib, showing_logs
 
 SETPRIV = shutil.which("setpriv")
 RELOAD_WITHIN = 1.0
@@ -1403,6 +1406,35 @@ def test_out_of_fds_no_spin(tmp):
 
 
 # ---- limits ----------------------------------------------------------------------
+
+def test_stored_fuse_file_whose_poll_hangs(tmp):
+    """A compromised server (the generation itself, not another uid) stores
+    (FDSTORE=1) a file on a FUSE file system whose server never answers a
+    poll. Watched for a hang-up with epoll, as a socket is, the epoll_ctl()
+    waited in handoff's loop for that answer: no READY=1, no status, no
+    stop but SIGKILL. Kept unwatched, as a regular file elsewhere is (epoll
+    refuses one), handoff starts and stops as usual."""
+    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
+        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    try:
+        fs = HangingPollFs(mnt)
+    except OSError as e:
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fake = FakeSystemd(tmp)
+    cmd, args_file, set_datagrams = notifying_app(tmp)
+    set_datagrams(1, [(b"FDSTORE=1\nFDNAME=fuse", 1, os.path.join(mnt, "f"))])
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--mode={MODE}", "-v"], cmd, notify=fake)
+    try:
+        h.wait_ready(1)
+        check('Stored fd "fuse" from generation 1' in h.log(), h.log())
+        check(not fs.polls, f"handoff polled the FUSE file: {len(fs.polls)} poll(s) unanswered")
+        check(h.stop() == 0, h.log())
+    finally:
+        fs.stop()  # a handoff stuck in the poll can be stopped now
+        h.close()
+
 
 def test_nofile_raised_for_handoff_not_for_generations(tmp):
     """handoff raises its own soft RLIMIT_NOFILE to the hard limit; each

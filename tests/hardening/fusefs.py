@@ -1,0 +1,76 @@
+"""A FUSE file system for the hardening tests: one regular file, "f", whose
+server (a thread of the test) answers every request but FUSE_POLL, which it
+holds until stop(). A poll of the open file (an epoll_ctl() that adds it)
+waits in the kernel for that answer, in whichever process asks. Needs root
+and /dev/fuse; HangingPollFs() raises OSError where the mount is refused."""
+
+import ctypes
+import errno
+import os
+import struct
+import threading
+
+FUSE_LOOKUP, FUSE_GETATTR, FUSE_OPEN, FUSE_RELEASE, FUSE_FLUSH, FUSE_INIT, FUSE_POLL = 1, 3, 14, 18, 25, 26, 40
+IN_HEADER = struct.Struct("<IIQQIIIHH")
+
+
+def attr(ino, mode):
+    # fuse_attr: ino size blocks atime mtime ctime, 3 nsecs, mode nlink uid gid rdev blksize flags
+    return struct.pack("<QQQQQQIIIIIIIIII", ino, 0, 0, 0, 0, 0, 0, 0, 0, mode, 1, 0, 0, 0, 4096, 0)
+
+
+class HangingPollFs:
+    def __init__(self, mountpoint):
+        self.mountpoint = mountpoint
+        self.polls = []  # the unique ids of the polls held unanswered
+        self.fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
+        libc = ctypes.CDLL(None, use_errno=True)
+        opts = f"fd={self.fd},rootmode=40000,user_id=0,group_id=0".encode()
+        if libc.mount(b"hangfs", mountpoint.encode(), b"fuse.hangfs", 0, opts) < 0:
+            e = ctypes.get_errno()
+            os.close(self.fd)
+            raise OSError(e, os.strerror(e))
+        self.libc = libc
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def reply(self, unique, payload=b"", error=0):
+        os.write(self.fd, struct.pack("<IiQ", 16 + len(payload), -error, unique) + payload)
+
+    def serve(self):
+        while True:
+            try:
+                req = os.read(self.fd, 1 << 20)
+            except OSError:
+                return  # aborted, unmounted
+            _, op, unique, node, *_ = IN_HEADER.unpack_from(req)
+            try:
+                if op == FUSE_INIT:
+                    self.reply(unique, struct.pack("<IIIIHHIIHHII24x", 7, 31, 0, 0, 1, 1, 4096, 1, 1, 0, 0, 0))
+                elif op == FUSE_LOOKUP:
+                    if req[IN_HEADER.size:].rstrip(b"\0") == b"f":
+                        self.reply(unique, struct.pack("<QQQQII", 2, 0, 0, 0, 0, 0) + attr(2, 0o100644))
+                    else:
+                        self.reply(unique, error=errno.ENOENT)
+                elif op == FUSE_GETATTR:
+                    self.reply(unique, struct.pack("<QII", 0, 0, 0) + attr(node, 0o40755 if node == 1 else 0o100644))
+                elif op == FUSE_OPEN:
+                    self.reply(unique, struct.pack("<QII", 1, 0, 0))
+                elif op in (FUSE_FLUSH, FUSE_RELEASE):
+                    self.reply(unique)
+                elif op == FUSE_POLL:
+                    self.polls.append(unique)  # not answered until stop()
+                else:
+                    self.reply(unique, error=errno.ENOSYS)
+            except OSError:
+                pass  # the request was interrupted meanwhile
+
+    def stop(self):
+        """The polls held are answered (ENOSYS: the kernel asks no more),
+        and the file system is unmounted (once its files are closed)."""
+        for unique in self.polls:
+            try:
+                self.reply(unique, error=errno.ENOSYS)
+            except OSError:
+                pass
+        self.libc.umount2(self.mountpoint.encode(), 2)  # MNT_DETACH
