@@ -19,15 +19,22 @@
 #define KCMP_FILE 0
 #endif
 
+/* What the kernel has cached (AT_STATX_DONT_SYNC): fstat() of a file on
+ * FUSE or NFS may ask its server, and wait in our loop for an answer that a
+ * hostile server never gives. A file's type and inode do not change. */
+static int stat_cached(int fd, struct statx *ret) {
+        return statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, ret);
+}
+
 bool fd_same_file_by_stat(int a, int b) {
-        struct stat sa, sb;
-        if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+        struct statx sa, sb;
+        if (stat_cached(a, &sa) < 0 || stat_cached(b, &sb) < 0)
                 return false;
-        if (sa.st_dev != sb.st_dev || sa.st_ino != sb.st_ino)
+        if (sa.stx_dev_major != sb.stx_dev_major || sa.stx_dev_minor != sb.stx_dev_minor || sa.stx_ino != sb.stx_ino)
                 return false;
         /* Two opens of one device node may be different contexts (two
          * terminals' sessions, two DRM clients): never the same. */
-        if (S_ISCHR(sa.st_mode) || S_ISBLK(sa.st_mode))
+        if (S_ISCHR(sa.stx_mode) || S_ISBLK(sa.stx_mode))
                 return false;
         /* The two ends of a pipe share an inode, not their access mode. */
         int fa = fcntl(a, F_GETFL), fb = fcntl(b, F_GETFL);
@@ -80,11 +87,11 @@ static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
-/* A regular file, by the type the kernel has cached (AT_STATX_DONT_SYNC:
- * a FUSE or NFS server is not asked), or one whose type cannot be told. */
+/* A regular file, by the type the kernel has cached, or one whose type
+ * cannot be told. */
 static bool maybe_regular_file(int fd) {
         struct statx stx;
-        return statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0 || S_ISREG(stx.stx_mode);
+        return stat_cached(fd, &stx) < 0 || S_ISREG(stx.stx_mode);
 }
 
 /* As systemd's service_add_fd_store(): an io source for no events, as

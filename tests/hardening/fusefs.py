@@ -1,8 +1,10 @@
 """A FUSE file system for the hardening tests: one regular file, "f", whose
 server (a thread of the test) answers every request but FUSE_POLL, which it
-holds until stop(). A poll of the open file (an epoll_ctl() that adds it)
-waits in the kernel for that answer, in whichever process asks. Needs root
-and /dev/fuse; HangingPollFs() raises OSError where the mount is refused."""
+holds until stop(), and with hold_getattr, FUSE_GETATTR of "f" once it has
+been opened. A poll of the open file (an epoll_ctl() that adds it), or an
+fstat() of it (its attributes are never cached), waits in the kernel for
+that answer, in whichever process asks. Needs root and /dev/fuse;
+HangingPollFs() raises OSError where the mount is refused."""
 
 import ctypes
 import errno
@@ -20,9 +22,12 @@ def attr(ino, mode):
 
 
 class HangingPollFs:
-    def __init__(self, mountpoint):
+    def __init__(self, mountpoint, hold_getattr=False):
         self.mountpoint = mountpoint
-        self.polls = []  # the unique ids of the polls held unanswered
+        self.hold_getattr = hold_getattr
+        self.opened = False
+        self.polls = []  # the unique ids of the requests held unanswered
+        self.getattrs = []
         self.fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         libc = ctypes.CDLL(None, use_errno=True)
         opts = f"fd={self.fd},rootmode=40000,user_id=0,group_id=0".encode()
@@ -52,10 +57,13 @@ class HangingPollFs:
                         self.reply(unique, struct.pack("<QQQQII", 2, 0, 0, 0, 0, 0) + attr(2, 0o100644))
                     else:
                         self.reply(unique, error=errno.ENOENT)
+                elif op == FUSE_GETATTR and node == 2 and self.hold_getattr and self.opened:
+                    self.getattrs.append(unique)  # not answered until stop()
                 elif op == FUSE_GETATTR:
                     self.reply(unique, struct.pack("<QII", 0, 0, 0) + attr(node, 0o40755 if node == 1 else 0o100644))
                 elif op == FUSE_OPEN:
                     self.reply(unique, struct.pack("<QII", 1, 0, 0))
+                    self.opened = True
                 elif op in (FUSE_FLUSH, FUSE_RELEASE):
                     self.reply(unique)
                 elif op == FUSE_POLL:
@@ -66,9 +74,11 @@ class HangingPollFs:
                 pass  # the request was interrupted meanwhile
 
     def stop(self):
-        """The polls held are answered (ENOSYS: the kernel asks no more),
-        and the file system is unmounted (once its files are closed)."""
-        for unique in self.polls:
+        """The requests held are answered (ENOSYS: the kernel asks no
+        more), and the file system is unmounted (once its files are
+        closed)."""
+        self.hold_getattr = False
+        for unique in self.polls + self.getattrs:
             try:
                 self.reply(unique, error=errno.ENOSYS)
             except OSError:

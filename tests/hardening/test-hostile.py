@@ -31,7 +31,9 @@ stayed bounded and that no request failed.
 - status --json larger than the old 4088-byte cut is valid JSON;
 - EMFILE: out of fds, handoff neither spins nor stops answering for good.
 - a compromised generation (not another uid) stores a file on a FUSE file
-  system whose server never answers a poll: handoff does not poll it.
+  system whose server never answers a poll: handoff does not poll it;
+  where kcmp(2) fails, one whose server never answers a getattr: handoff
+  does not fstat() it.
 
 The control socket is in a 0700 directory, so another uid cannot even
 connect to it. To test the layers behind that (the peer check at accept,
@@ -1433,6 +1435,56 @@ def test_stored_fuse_file_whose_poll_hangs(tmp):
         check(h.stop() == 0, h.log())
     finally:
         fs.stop()  # a handoff stuck in the poll can be stopped now
+        h.close()
+
+
+# Execs the command in argv[1:] under a seccomp filter that fails kcmp(2)
+# with ENOSYS, as a kernel without CONFIG_KCMP or a unit's
+# SystemCallFilter= may (x86_64 only; exit 77 elsewhere).
+_WITHOUT_KCMP = r'''
+import ctypes, os, platform, struct, sys
+if platform.machine() != "x86_64":
+    sys.exit(77)
+ins = [(0x20, 0, 0, 4), (0x15, 0, 3, 0xc000003e), (0x20, 0, 0, 0), (0x15, 0, 1, 312),
+       (0x06, 0, 0, 0x00050000 | 38), (0x06, 0, 0, 0x7fff0000)]
+code = ctypes.create_string_buffer(b"".join(struct.pack("<HBBI", *i) for i in ins))
+prog = struct.pack("<HxxxxxxQ", len(ins), ctypes.addressof(code))
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(38, 1, 0, 0, 0) < 0 or libc.prctl(22, 2, ctypes.c_char_p(prog), 0, 0) < 0:
+    sys.exit(77)
+os.execv(sys.argv[1], sys.argv[1:])
+'''
+
+
+def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
+    """The same server stores a file, then one on a FUSE file system
+    whose server does not answer FUSE_GETATTR, to a handoff where kcmp(2)
+    fails: telling a duplicate by the inode, the fstat() of the FUSE file
+    waited in handoff's loop for that answer. The inode the kernel has
+    cached does not ask the server."""
+    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
+        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
+    if subprocess.run([PYTHON, "-c", _WITHOUT_KCMP, "/bin/true"]).returncode != 0:
+        raise Skip("cannot install a seccomp filter here (or not x86_64)")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    try:
+        fs = HangingPollFs(mnt, hold_getattr=True)
+    except OSError as e:
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fake = FakeSystemd(tmp)
+    cmd, args_file, set_datagrams = notifying_app(tmp)
+    set_datagrams(1, [(b"FDSTORE=1\nFDNAME=exe", 1, "/proc/self/exe"),
+                      (b"FDSTORE=1\nFDNAME=fuse", 1, os.path.join(mnt, "f"))])
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--mode={MODE}", "-v"], cmd, notify=fake,
+                wrapper=[PYTHON, "-c", _WITHOUT_KCMP])
+    try:
+        h.wait_ready(1)
+        check('Stored fd "fuse" from generation 1' in h.log(), h.log())
+        check(not fs.getattrs, f"handoff asked the FUSE server: {len(fs.getattrs)} getattr(s) unanswered")
+        check(h.stop() == 0, h.log())
+    finally:
+        fs.stop()  # a handoff stuck in the fstat() can be stopped now
         h.close()
 
 
