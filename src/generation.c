@@ -694,6 +694,23 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
         int r = open_notify_socket(g, c);
         if (r < 0)
                 goto fail;
+        /* Watched, and its deadline armed, before there is a process: a
+         * generation nobody hears, or with no start deadline, would keep a
+         * reload from ever ending (out of memory, or out of fds for the
+         * loop's first timer of its clock). Even with --ready=delay the
+         * socket is read: the server's STATUS= and WATCHDOG=1 are relayed
+         * all the same. (Nothing is dispatched before we return.) */
+        if (g->notify_source)
+                (void) sd_event_source_set_userdata(g->notify_source, g);
+        else if ((r = sd_event_add_io(e, &g->notify_source, g->notify_fd, EPOLLIN, on_notify, g)) < 0) {
+                start_failed(g, r, "cannot watch its notify socket: %s", strerror(-r));
+                goto fail;
+        }
+        r = arm_timer(g, c->ready_by_delay ? c->ready_delay : c->start_timeout);
+        if (r < 0) {
+                start_failed(g, r, "cannot arm its start timer: %s", strerror(-r));
+                goto fail;
+        }
         g->started_usec = now_monotonic();
         if (c->cgroup && (r = cgroup_new_generation(c->cgroup, number, &cg, &procs_fd)) < 0) {
                 start_error(g, "cannot create its cgroup: %s", strerror(abs(r)));
@@ -717,16 +734,6 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
                 log_error_errno(r, "Failed to watch generation %u: %m", number);
                 goto fail;
         }
-        /* Even with --ready=delay the socket is read: the server's STATUS=
-         * and WATCHDOG=1 are relayed all the same. */
-        if (g->notify_source)
-                (void) sd_event_source_set_userdata(g->notify_source, g);
-        else if ((r = sd_event_add_io(e, &g->notify_source, g->notify_fd, EPOLLIN, on_notify, g)) < 0)
-                log_warning_errno(r, "Failed to watch notify socket: %m");
-        r = arm_timer(g, c->ready_by_delay ? c->ready_delay : c->start_timeout);
-        if (r < 0)
-                log_warning_errno(r, "Failed to arm start timer: %m");
-
         log_info("Started generation %u: pid %d, %s.", number, (int) g->pid, command);
         log_debug("Generation %u's NOTIFY_SOCKET is %s (--notify-access=%s).", number, g->notify_address,
                   notify_access_to_string(g->notify_access));

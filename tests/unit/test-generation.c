@@ -1,11 +1,40 @@
 /* SPDX-License-Identifier: MIT */
-/* How log lines name a generation (generation.c): the command, shortened. */
+/* How log lines name a generation (generation.c): the command, shortened;
+ * and a start that cannot be watched or timed fails, leaving no process. */
 #include <check.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "generation.h"
 #include "unit.h"
+
+/* The loop's calls, failed on demand: these take the place of libc's for
+ * libsystemd too (an executable's symbols come first). */
+static int fail_timerfd; /* errno for timerfd_create(); 0: none */
+static int fail_epoll_add; /* errno for epoll_ctl(EPOLL_CTL_ADD); 0: none */
+
+int timerfd_create(int clockid, int flags) {
+        if (fail_timerfd) {
+                errno = fail_timerfd;
+                return -1;
+        }
+        return (int) syscall(SYS_timerfd_create, clockid, flags);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
+        if (fail_epoll_add && op == EPOLL_CTL_ADD) {
+                errno = fail_epoll_add;
+                return -1;
+        }
+        return (int) syscall(SYS_epoll_ctl, epfd, op, fd, ev);
+}
 
 static const char *summary(char *const *argv) {
         static char buf[GENERATION_COMMAND_MAX + 8];
@@ -60,6 +89,78 @@ START_TEST(test_small_buffers) {
 }
 END_TEST
 
+static void no_callback(Generation *g, void *userdata) {
+        ck_abort_msg("no callback runs: the loop is not run");
+}
+
+static void no_ready(Generation *g, const char *status, void *userdata) {
+        no_callback(g, userdata);
+}
+
+static void no_message(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata) {
+        no_callback(g, userdata);
+}
+
+static const GenerationCallbacks callbacks = {
+        .ready = no_ready, .start_timeout = no_callback, .exited = no_callback, .gone = no_callback,
+        .message = no_message,
+};
+
+/* Starts generation 1 (sleep 30) in a new loop, with the failure the
+ * caller set up; the start must fail, with why, and leave no child. */
+static void start_fails(const char *want_why) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+        sd_event *e;
+        Reaper *reaper;
+        int saved_timerfd = fail_timerfd, saved_epoll = fail_epoll_add;
+        fail_timerfd = fail_epoll_add = 0;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &reaper), 0);
+        fail_timerfd = saved_timerfd;
+        fail_epoll_add = saved_epoll;
+
+        GenerationConfig c = {
+                .argv = (char *const[]) { "sleep", "30", NULL },
+                .start_timeout = 5 * USEC_PER_SEC,
+                .notify_socket = NOTIFY_SOCKET_ABSTRACT,
+                .notify_access = NOTIFY_ACCESS_MAIN,
+                .die_with_parent = true, /* should it start after all: gone with this test */
+                .reaper = reaper,
+        };
+        Generation *g = NULL;
+        int code = 0;
+        char why[256] = "";
+        int r = generation_start(e, &c, 1, &callbacks, NULL, &g, &code, why, sizeof why);
+        fail_timerfd = fail_epoll_add = 0;
+        ck_assert_msg(r < 0, "generation 1 started (pid %d) without %s", g ? (int) g->pid : 0, want_why);
+        ck_assert_ptr_null(g);
+        ck_assert_int_eq(code, 1);
+        ck_assert_str_eq(why, want_why);
+        ck_assert_int_eq(waitpid(-1, NULL, WNOHANG), -1);
+        ck_assert_int_eq(errno, ECHILD);
+        reaper_free(reaper);
+        sd_event_unref(e);
+}
+
+/* The first timer of a clock in a loop takes an fd (a timerfd): out of
+ * fds, a generation started with no start deadline, and a reload to it
+ * never ended; no READY=1 after RELOADING=1, no answer to "handoff reload". */
+START_TEST(test_start_without_a_start_timer_fails) {
+        fail_timerfd = EMFILE;
+        start_fails("cannot arm its start timer: Too many open files");
+}
+END_TEST
+
+/* The same for a generation whose READY=1 would never be read. */
+START_TEST(test_start_without_a_watched_notify_socket_fails) {
+        fail_epoll_add = ENOMEM;
+        start_fails("cannot watch its notify socket: Cannot allocate memory");
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("generation");
         TCase *tc = tcase_create("describe");
@@ -67,6 +168,10 @@ int main(void) {
         tcase_add_test(tc, test_long_commands_cut_at_an_argument);
         tcase_add_test(tc, test_one_line);
         tcase_add_test(tc, test_small_buffers);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("start");
+        tcase_add_test(tc, test_start_without_a_start_timer_fails);
+        tcase_add_test(tc, test_start_without_a_watched_notify_socket_fails);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
