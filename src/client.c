@@ -485,8 +485,9 @@ static int connect_conventional(pid_t pid, uid_t uid) {
 }
 
 /* Connects to pid's control socket, waiting for room in its backlog until
- * deadline (-ETIMEDOUT) or a signal on sigfd. */
-static int connect_to(pid_t pid, usec_t deadline, int sigfd, char *why, size_t why_size) {
+ * deadline (-ETIMEDOUT) or a signal on sigfd. *ret_uid: the uid pid must
+ * run as, unless root; (uid_t) -1 for any, then set to pid's. */
+static int connect_to(pid_t pid, uid_t *ret_uid, usec_t deadline, int sigfd, char *why, size_t why_size) {
         /* pid's uid, read once for both ways of finding its socket. */
         uid_t uid = (uid_t) -1;
         bool exited = false;
@@ -496,6 +497,16 @@ static int connect_to(pid_t pid, usec_t deadline, int sigfd, char *why, size_t w
                          (int) pid, strerror(-r));
                 return r;
         }
+        /* A FOLLOW or JOIN names its next handoff by pid alone, which may
+         * be another user's process by now: the peer's uid is checked
+         * against this one once connected. */
+        if (*ret_uid != (uid_t) -1 && uid != *ret_uid && uid != 0) {
+                snprintf(why, why_size, "pid %d runs as uid %u, not as uid %u of the handoff that sent us there",
+                         (int) pid, (unsigned) uid, (unsigned) *ret_uid);
+                return -EPERM;
+        }
+        if (*ret_uid == (uid_t) -1)
+                *ret_uid = uid;
         if (exited) {
                 snprintf(why, why_size, "pid %d has exited (its parent has not reaped it yet)", (int) pid);
                 return -ESRCH;
@@ -576,10 +587,10 @@ static int exchange(int fd, pid_t pid, const char *request, size_t len, usec_t d
         }
 }
 
-/* Connects to pid and asks (exchange()). */
-static int ask(pid_t pid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
+/* Connects to pid and asks (exchange()); *uid as for connect_to(). */
+static int ask(pid_t pid, uid_t *uid, const char *request, size_t len, usec_t deadline, int sigfd, char **reply) {
         char why[PATH_MAX + 256];
-        _cleanup_close_ int fd = connect_to(pid, deadline, sigfd, why, sizeof why);
+        _cleanup_close_ int fd = connect_to(pid, uid, deadline, sigfd, why, sizeof why);
         if (fd == -ETIMEDOUT) {
                 say("handoff pid %d did not take the connection in time (its control socket's queue stayed "
                     "full); nothing was asked of it.\n", (int) pid);
@@ -726,12 +737,14 @@ static int request(pid_t pid, const char *what, size_t len, usec_t deadline, cha
         _cleanup_close_ int sigfd = signalfd(-1, &mask, SFD_CLOEXEC);
         if (sigfd < 0)
                 return EXIT_CLIENT_UNREACHABLE;
+        /* The first pid's uid, which those it sends us on to must have. */
+        uid_t uid = (uid_t) -1;
         for (int hop = 0; hop < MAX_HOPS; hop++) {
                 /* Read while pid lives, for OUTCOME should it die: no
                  * start time, no OUTCOME. */
                 ProcStat st = {};
                 bool known = reload && proc_stat_read(pid, &st) == 0 && st.start_time > 0;
-                int r = ask(pid, what, len, deadline, sigfd, reply);
+                int r = ask(pid, &uid, what, len, deadline, sigfd, reply);
                 if (r == -ECONNRESET && known)
                         r = ask_next_handoff(pid, st.start_time, deadline, sigfd, reply);
                 if (r == -ECONNRESET) {

@@ -552,6 +552,51 @@ def test_legacy_abstract_name(tmp):
             old.wait()
 
 
+FAKE_HANDOFF = r'''
+import os, socket, sys
+# A process that listens where a handoff from before 0.2 would
+# (@handoff/control/<its pid>) and answers every request with argv[1].
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(f"\0handoff/control/{os.getpid()}")
+s.listen(4)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    c.send(sys.argv[1].encode())
+    c.close()
+'''
+
+
+def test_follow_to_another_uid_is_refused(tmp):
+    """A FOLLOW names the next handoff by its pid alone; should that pid
+    be another user's process by the time the client connects (the next
+    handoff died and its pid was reused), the client must not take that
+    process's answer: it follows only to a process of the uid of the
+    handoff that sent it there, or root. Here a root handoff sends the
+    client on to a uid 65534 process that answers OK."""
+    if os.getuid() != 0 or not shutil.which("setpriv"):
+        raise Skip("needs root and setpriv to act as another uid")
+    procs = []
+    try:
+        other = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable,
+                                  "-c", FAKE_HANDOFF, "OK reloaded: not by handoff"], stdout=subprocess.PIPE,
+                                 text=True)
+        procs.append(other)
+        check(other.stdout.readline().strip() == "listening", "the other uid's listener started")
+        main = subprocess.Popen([sys.executable, "-c", FAKE_HANDOFF, f"FOLLOW {other.pid}"], stdout=subprocess.PIPE,
+                                text=True)
+        procs.append(main)
+        check(main.stdout.readline().strip() == "listening", "the root listener started")
+        p = ctl("reload", "--timeout=10s", pid=main.pid, timeout=20)
+        check(p.returncode == 3 and "not by handoff" not in p.stdout
+              and f"pid {other.pid} runs as uid 65534" in p.stderr, f"{p.returncode} {p.stdout} {p.stderr}")
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
 def test_stale_pid_follows_the_main(tmp):
     """Handover: a client holding the old main's pid is sent on to the new
     one while the old one still drains."""
