@@ -637,8 +637,11 @@ static bool exits(pid_t pid, usec_t deadline, int sigfd) {
  * handoff answers for it. */
 static int ask_next_handoff(pid_t pid, uint64_t start_time, usec_t deadline, int sigfd, char **reply) {
         uid_t uid;
-        bool exited = false;
-        if (!exits(pid, deadline, sigfd) && status_of(pid, &uid, &exited) != -ENOENT && !exited)
+        ProcStat now = {};
+        /* Alive, and still the process we asked: a pid given out again
+         * (another start time) is another process, and pid has exited. */
+        if (!exits(pid, deadline, sigfd) && proc_stat_read(pid, &now) == 0 && now.start_time == start_time &&
+            !proc_stat_exiting(&now))
                 return -ECONNRESET;
         char dir[PATH_MAX], what[64];
         bool made_by_us;

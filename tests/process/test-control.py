@@ -567,6 +567,34 @@ while True:
     c.close()
 '''
 
+# A next handoff's control socket in the runtime directory argv[1]: it
+# answers every request with argv[2].
+FAKE_NEXT_HANDOFF = r'''
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(f"{sys.argv[1]}/control.{os.getpid()}")
+s.listen(4)
+print("listening", flush=True)
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    c.send(sys.argv[2].encode())
+    c.close()
+'''
+
+# A main that takes one request, says so, and never answers it.
+SILENT_HANDOFF = r'''
+import os, socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(f"\0handoff/control/{os.getpid()}")
+s.listen(4)
+print("listening", flush=True)
+c, _ = s.accept()
+c.recv(4096)
+print("asked", flush=True)
+time.sleep(60)
+'''
+
 
 def test_follow_to_another_uid_is_refused(tmp):
     """A FOLLOW names the next handoff by its pid alone; should that pid
@@ -592,6 +620,71 @@ def test_follow_to_another_uid_is_refused(tmp):
         check(p.returncode == 3 and "not by handoff" not in p.stdout
               and f"pid {other.pid} runs as uid 65534" in p.stderr, f"{p.returncode} {p.stdout} {p.stderr}")
     finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def spawn_with_pid(pid, cmd):
+    """cmd started as pid (free now), by setting the last pid given out;
+    None when another process took pid first."""
+    for _ in range(20):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(pid - 1))
+        proc = subprocess.Popen(cmd)
+        if proc.pid == pid:
+            return proc
+        proc.kill()
+        proc.wait()
+        if os.path.exists(f"/proc/{pid}"):
+            return None
+    return None
+
+
+def test_outcome_asked_when_the_dead_mains_pid_is_reused(tmp):
+    """The main closes a reload's connection without an answer and dies;
+    before the client looks, its pid is another uid's process. The client
+    must still ask the next handoffs ("OUTCOME <pid> <start time>"): the
+    pid is not the main's any more (its start time is another), so the main
+    is gone. Before, the client took the new process for the main, alive,
+    and exited 3 ("closed the connection without an answer") for a reload
+    its next handoff answers OK: another user could fail "systemctl reload"
+    this way."""
+    if os.getuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/proc/sys/kernel/ns_last_pid"):
+        raise Skip("needs root, setpriv and ns_last_pid to give the main's pid to another uid")
+    rundir = os.path.join(tmp, "run")
+    os.mkdir(rundir, 0o700)
+    procs, client = [], None
+    try:
+        main = subprocess.Popen([sys.executable, "-c", SILENT_HANDOFF], stdout=subprocess.PIPE, text=True)
+        procs.append(main)
+        check(main.stdout.readline().strip() == "listening", "the main listens")
+        nxt = subprocess.Popen([sys.executable, "-c", FAKE_NEXT_HANDOFF, rundir, "OK reloaded: by the next handoff"],
+                               stdout=subprocess.PIPE, text=True)
+        procs.append(nxt)
+        check(nxt.stdout.readline().strip() == "listening", "the next handoff listens")
+        client = subprocess.Popen([HANDOFFCTL, "reload", f"--pid={main.pid}", "--timeout=20s"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "RUNTIME_DIRECTORY": rundir})
+        check(main.stdout.readline().strip() == "asked", "the client asked the main")
+        # The client, between the main's close and its look at the pid.
+        os.kill(client.pid, signal.SIGSTOP)
+        main.kill()
+        main.wait()
+        other = spawn_with_pid(main.pid, ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                          "sleep", "60"])
+        os.kill(client.pid, signal.SIGCONT)
+        if other is None:
+            raise Skip(f"pid {main.pid} was taken by another process first")
+        procs.append(other)
+        out, err = client.communicate(timeout=30)
+        check(client.returncode == 0 and out.strip() == "reloaded: by the next handoff",
+              f"{client.returncode} {out} {err}")
+    finally:
+        if client and client.returncode is None:
+            os.kill(client.pid, signal.SIGCONT)
+            client.kill()
+            client.wait()
         for proc in procs:
             proc.kill()
             proc.wait()
