@@ -93,8 +93,12 @@ int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay) {
         }
         if (strncmp(s, "delay:", 6) != 0)
                 return -EINVAL;
+        /* A delay that never ends is a generation never ready (with a
+         * delay, no start timeout applies). So is one whose end, counted
+         * from now, is past the 64-bit clock: no timer is armed for it
+         * (event_add_time_relative()), as for --bake. */
         usec_t d;
-        if (parse_duration(s + 6, &d) < 0 || d == USEC_INFINITY)
+        if (parse_duration(s + 6, &d) < 0 || usec_add(now_monotonic(), d) == USEC_INFINITY)
                 return -EINVAL;
         *ret_by_delay = true;
         *ret_delay = d;
@@ -137,7 +141,8 @@ static int parse_one(int c, const char *arg, Options *o) {
                 return strv_push(&o->listen, &o->n_listen, strdup(arg));
         case ARG_READY:
                 if (parse_ready(arg, &o->ready_by_delay, &o->ready_delay) < 0) {
-                        say("invalid --ready: \"%s\" (expected notify or delay:DUR)\n", arg);
+                        say("invalid --ready: \"%s\" (expected notify or delay:DUR; not infinity, nor so long "
+                            "that it would end past the clock)\n", arg);
                         return -EINVAL;
                 }
                 return 0;

@@ -306,8 +306,16 @@ START_TEST(test_signal_to_string) {
 }
 END_TEST
 
+/* A delay that never ends is refused, infinity and, as --bake's, a finite
+ * one that would end past the clock (no timer is armed then, and with a
+ * delay --start-timeout does not apply: a generation never ready); a long
+ * one is still a delay of that length. */
 START_TEST(test_ready) {
         Options o;
+        ck_assert_int_eq(PARSE(&o, "--ready=delay:100y", "--", "s"), 1);
+        ck_assert_uint_eq(o.ready_delay, 100 * 31557600ULL * USEC_PER_SEC);
+        options_done(&o);
+
         ck_assert_int_eq(PARSE(&o, "--ready=delay:200ms", "--", "s"), 1);
         ck_assert(o.ready_by_delay);
         ck_assert_uint_eq(o.ready_delay, 200 * USEC_PER_MSEC);
@@ -324,7 +332,8 @@ START_TEST(test_ready) {
 
         static const char *const bad[] = { "--ready=", "--ready=Notify", "--ready=delay", "--ready=delay:",
                                            "--ready=delay:abc", "--ready=delay:infinity", "--ready=200ms",
-                                           "--ready=notify:1s", "--ready=delay:-1s" };
+                                           "--ready=notify:1s", "--ready=delay:-1s",
+                                           "--ready=delay:18446744073709551609us" };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 ck_assert_msg(PARSE(&o, bad[i], "--", "s") == -EINVAL, "%s accepted", bad[i]);
                 options_done(&o);
