@@ -87,9 +87,7 @@ static int on_hangup(sd_event_source *source, int fd, uint32_t revents, void *us
         return 0;
 }
 
-/* A regular file, by the type the kernel has cached, or one whose type
- * cannot be told. */
-static bool maybe_regular_file(int fd) {
+bool fd_maybe_regular_file(int fd) {
         struct statx stx;
         return stat_cached(fd, &stx) < 0 || S_ISREG(stx.stx_mode);
 }
@@ -101,7 +99,7 @@ static bool maybe_regular_file(int fd) {
  * system's server, and epoll_ctl() waits for the answer in our loop, for
  * ever if the server (a hostile server's own) never gives one. */
 static void watch(FdStore *s, FdStoreEntry *e) {
-        if (!s->event || !e->poll || e->watch || maybe_regular_file(e->fd))
+        if (!s->event || !e->poll || e->watch || fd_maybe_regular_file(e->fd))
                 return;
         int r = sd_event_add_io(s->event, &e->watch, e->fd, 0, on_hangup, s);
         if (r < 0 && r != -EPERM)

@@ -47,3 +47,8 @@ void fdstore_done(FdStore *s);
 bool fd_same_file(int a, int b);
 /* Its fallback where kcmp(2) is not available (exposed for the tests). */
 bool fd_same_file_by_stat(int a, int b);
+
+/* A regular file, by the type the kernel has cached, or one whose type
+ * cannot be told: never offered to epoll, ours nor systemd's (on FUSE its
+ * poll waits for the file system's server). */
+bool fd_maybe_regular_file(int fd);

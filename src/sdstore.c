@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fdstore.h"
 #include "log.h"
 #include "sdnotify.h"
 #include "sdstore.h"
@@ -42,6 +43,12 @@ int sdstore_put(const char *prefix, const char *name, int fd, bool poll) {
         int r = full_name(full, prefix, name);
         if (r < 0)
                 return r;
+        /* systemd watches what comes without FDPOLL=0 (epoll_ctl() in
+         * service_add_fd_store()): on FUSE that asks the file system's
+         * server, and PID 1 waits for its answer. handoff keeps a regular
+         * file unwatched, and so may systemd. */
+        if (fd_maybe_regular_file(fd))
+                poll = false;
         snprintf(msg, sizeof msg, "FDSTORE=1\nFDNAME=%s%s", full, poll ? "" : "\nFDPOLL=0");
         r = sdnotify_send(msg, &fd, 1);
         if (r < 0)

@@ -22,7 +22,7 @@ bool sdstore_enabled(SdStoreMode mode);
 
 /* Puts fd into systemd's store as prefix+name, beside any fds already
  * stored under that name (as handoff's own store keeps them); without poll,
- * with FDPOLL=0. A name too long for systemd with the prefix is not put
+ * or for a regular file (fd_maybe_regular_file()), with FDPOLL=0. A name too long for systemd with the prefix is not put
  * there: -ENAMETOOLONG, for the caller to say (once) that the fd is only in
  * handoff's store. */
 int sdstore_put(const char *prefix, const char *name, int fd, bool poll);

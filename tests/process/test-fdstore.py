@@ -193,6 +193,25 @@ def test_mirror_keeps_every_fd_of_a_name(tmp):
         h.close()
 
 
+def test_stored_file_is_mirrored_unwatched(tmp):
+    """A regular file (here the server's memfd) is put into systemd's store
+    with FDPOLL=0: systemd would watch it (service_add_fd_store()), and on
+    FUSE epoll_ctl() asks the file system's server, whose owner may be the
+    server's, and waits in PID 1's loop for an answer it may never give.
+    handoff does not watch such a file either: both keep it."""
+    h = start(tmp, extra=("--systemd-fd-store=yes",))
+
+    def puts():
+        return [m for m in h.notify.snapshot()
+                if m.fields.get("FDSTORE") == "1" and m.fields.get("FDNAME") == "handoff.store.state"]
+    try:
+        wait_for(puts, 10, f"state mirrored: {h.notify.snapshot()}")
+        check(all(m.fields.get("FDPOLL") == "0" for m in puts()), f"FDPOLL=0 with a file: {puts()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_name_too_long_to_mirror_is_kept_and_said(tmp):
     """An FDNAME= of 242 to 255 characters is valid, but with the prefix
     handoff.store. longer than systemd takes (fdname_is_valid(): 255):
