@@ -92,7 +92,8 @@ static int flush(Outbox *o) {
                 o->queue = NULL;
                 o->allocated = 0;
         }
-        (void) sd_event_source_set_enabled(o->source, o->n > 0 ? SD_EVENT_ON : SD_EVENT_OFF);
+        if (o->source)
+                (void) sd_event_source_set_enabled(o->source, o->n > 0 ? SD_EVENT_ON : SD_EVENT_OFF);
         return peer_gone(r) ? r : 0;
 }
 
@@ -105,11 +106,13 @@ int outbox_new(sd_event *e, int fd, bool watch_copy, size_t max_queued, size_t m
         /* A second io source on the same fd is refused by epoll (EEXIST)
          * while the caller watches it for input: that caller's outbox
          * watches a copy. */
+        if (!e && watch_copy)
+                return -EINVAL;
         int w = watch_copy ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : fd;
         if (w < 0)
                 return -errno;
         Outbox *o = calloc(1, sizeof *o);
-        int r = o ? sd_event_add_io(e, &o->source, w, EPOLLOUT, on_writable, o) : -ENOMEM;
+        int r = !o ? -ENOMEM : e ? sd_event_add_io(e, &o->source, w, EPOLLOUT, on_writable, o) : 0;
         if (r >= 0 && watch_copy && (r = sd_event_source_set_io_fd_own(o->source, true)) < 0)
                 o->source = sd_event_source_disable_unref(o->source);
         if (r < 0) {
@@ -122,12 +125,22 @@ int outbox_new(sd_event *e, int fd, bool watch_copy, size_t max_queued, size_t m
         o->fd = w;
         o->max = max_queued;
         o->max_message = max_message;
-        if ((r = sd_event_source_set_enabled(o->source, SD_EVENT_OFF)) < 0) {
+        if (o->source && (r = sd_event_source_set_enabled(o->source, SD_EVENT_OFF)) < 0) {
                 outbox_free(o);
                 return r;
         }
         *ret = o;
         return 0;
+}
+
+int outbox_attach(Outbox *o, sd_event *e, size_t max_queued) {
+        if (o->source)
+                return -EBUSY;
+        o->max = max_queued;
+        int r = sd_event_add_io(e, &o->source, o->fd, EPOLLOUT, on_writable, o);
+        if (r < 0)
+                return r;
+        return sd_event_source_set_enabled(o->source, o->n > 0 ? SD_EVENT_ON : SD_EVENT_OFF);
 }
 
 Outbox *outbox_free(Outbox *o) {

@@ -35,6 +35,10 @@ typedef struct Outbox Outbox;
 int outbox_new(sd_event *e, int fd, bool watch_copy, size_t max_queued, size_t max_message, Outbox **ret);
 Outbox *outbox_free(Outbox *o);
 
+/* Without e (and without watch_copy), what does not fit waits until
+ * outbox_attach() watches fd in e, then bounded by max_queued. */
+int outbox_attach(Outbox *o, sd_event *e, size_t max_queued);
+
 /* Sends msg (no NUL) with fds (up to OUTBOX_MAX_FDS, which stay the
  * caller's: a queued message holds copies), or queues it behind those
  * queued already. Returns 0 when sent, 1 when it had to wait (it may have

@@ -41,10 +41,10 @@ static struct {
         bool enabled;
         int fd;
         char text[sizeof(((struct sockaddr_un *) 0)->sun_path) + 1];
-        sd_event *event; /* with it, what does not fit waits in outbox */
+        sd_event *event; /* with it, what does not fit is sent from outbox */
         size_t max_queued;
-        Outbox *outbox;
-} m = { .fd = -EBADF };
+        Outbox *outbox;  /* before the event, it waits there for it */
+} m = { .fd = -EBADF, .max_queued = SDNOTIFY_EARLY_MAX };
 
 int sdnotify_setup(void) {
         const char *e = getenv("NOTIFY_SOCKET");
@@ -94,6 +94,11 @@ static int manager_connect(void) {
 void sdnotify_attach(sd_event *e, size_t max_queued) {
         m.event = sd_event_ref(e);
         m.max_queued = max_queued;
+        int r = m.outbox ? outbox_attach(m.outbox, e, max_queued) : 0;
+        if (r < 0)
+                log_warning_errno(r, "Failed to watch the service manager's socket for room, %zu message%s wait "
+                                  "for the next one sent: %m", outbox_pending(m.outbox),
+                                  outbox_pending(m.outbox) == 1 ? "" : "s");
 }
 
 void sdnotify_detach(void) {
@@ -255,9 +260,9 @@ static int put_latest(const char *text) {
 }
 
 /* One try on the socket connected now: queued behind what waits, when
- * queueing is allowed and there is a loop to send it from. */
+ * queueing is allowed (before the loop is attached, to be sent from it). */
 static int send_once(const char *text, const int *fds, size_t n_fds, bool may_wait) {
-        if (m.event && !m.outbox) {
+        if (!m.outbox) {
                 int r = outbox_new(m.event, m.fd, false, m.max_queued, NOTIFY_MAX_LEN + 1, &m.outbox);
                 if (r < 0)
                         log_debug_errno(r, "Failed to set up a queue for the service manager: %m");

@@ -51,18 +51,24 @@ void sdnotify_enable(int on);
 #define RESERVED_FOR_LATEST 16
 #define SDNOTIFY_RESERVED (RESERVED_FOR_CONTROL + RESERVED_FOR_LATEST)
 
-/* From now on, what does not fit waits, sent from e, up to max_queued
- * messages (past it, the caller logs what was lost). detach() drops what
- * still waits, with a warning that says how much. */
+/* What does not fit before sdnotify_attach() waits for it: at most this
+ * many (the --listen sockets put into systemd's fd store as handoff starts,
+ * a removal and a put for each). */
+#define SDNOTIFY_EARLY_MAX (2 * 1024 + SDNOTIFY_RESERVED)
+
+/* From now on, what does not fit (and what waits already) is sent from e,
+ * up to max_queued messages (past it, the caller logs what was lost).
+ * detach() drops what still waits, with a warning that says how much. */
 void sdnotify_attach(sd_event *e, size_t max_queued);
 void sdnotify_detach(void);
 
 /* Sends text (and fds, up to 8, which stay the caller's) in one datagram,
- * or queues it (attached) behind what waits: whole, but for one made of
+ * or queues it behind what waits (before sdnotify_attach(), to be sent
+ * once attached): whole, but for one made of
  * the latest-only fields above alone, which waits as one message per
  * field. Returns 1 when sent or queued, 0 when there is no manager or
  * sending is disabled, -errno on failure (-EAGAIN when the manager's queue
- * is full and nothing is attached, -ENOBUFS when the outbox has no place
+ * is full and no queue could be set up, -ENOBUFS when the outbox has no place
  * left for it, or not for all of its fields). */
 int sdnotify_send(const char *text, const int *fds, size_t n_fds);
 

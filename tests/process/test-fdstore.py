@@ -212,6 +212,34 @@ def test_stored_file_is_mirrored_unwatched(tmp):
         h.close()
 
 
+def test_listener_mirrored_when_the_manager_is_busy_at_start(tmp):
+    """The listening socket is put into systemd's store as handoff starts,
+    before its event loop runs: a manager whose socket is full then (busy,
+    as at boot, or filled by any local user) still gets it once it reads
+    again, or a restart of the service would bind it anew."""
+    port = free_port()
+    args_file = os.path.join(tmp, "store.args")
+    set_args(args_file)
+    fake = FakeSystemd(tmp)
+    fake.pause()
+    fake.fill()
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}=web", f"--mode={MODE}", "-v", "--systemd-fd-store=yes"],
+                ["/bin/sh", "-c", f"exec {STORE_SERVER} $(cat {args_file})"], notify=fake)
+
+    def puts():
+        return [m for m in fake.snapshot()
+                if m.fields.get("FDSTORE") == "1" and m.fields.get("FDNAME") == "handoff.listen.0"]
+    try:
+        h.wait_log("Listening on 127.0.0.1")
+        fake.resume()
+        h.wait_ready(1)
+        wait_for(puts, 10, f"the listener mirrored: {fake.snapshot()[-8:]}\n{h.log()}")
+        check(all(m.nfds == 1 for m in puts()), puts())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_name_too_long_to_mirror_is_kept_and_said(tmp):
     """An FDNAME= of 242 to 255 characters is valid, but with the prefix
     handoff.store. longer than systemd takes (fdname_is_valid(): 255):

@@ -368,6 +368,40 @@ START_TEST(test_manager_socket_closed_drops_the_queue) {
 }
 END_TEST
 
+/* Before a loop is attached (handoff's start, where its --listen sockets
+ * are put into systemd's store), what does not fit waits for one, and goes
+ * from it once the socket has room. */
+START_TEST(test_waits_for_the_loop_attached_later) {
+        int pair[2];
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair), 0);
+        Outbox *o;
+        ck_assert_int_eq(outbox_new(NULL, pair[0], true, 8, 4097, &o), -EINVAL);
+        ck_assert_int_eq(outbox_new(NULL, pair[0], false, 8, 4097, &o), 0);
+        fill(pair[0]);
+        ck_assert_int_eq(outbox_put(o, OUTBOX_EVERY, "FDSTORE=1"), 1);
+        ck_assert_uint_eq(outbox_pending(o), 1);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_eq(outbox_attach(o, e, 64), 0);
+        ck_assert_int_eq(outbox_attach(o, e, 64), -EBUSY);
+        char buf[64];
+        for (int i = 0; i < 10000 && outbox_pending(o) > 0; i++) {
+                while (recv(pair[1], buf, sizeof buf, MSG_DONTWAIT) > 0)
+                        ;
+                ck_assert_int_ge(sd_event_run(e, 100 * 1000), 0);
+        }
+        ck_assert_uint_eq(outbox_pending(o), 0);
+        ssize_t n, last = -1;
+        while ((n = recv(pair[1], buf, sizeof buf - 1, MSG_DONTWAIT)) > 0)
+                last = n;
+        ck_assert_int_eq(last, (ssize_t) strlen("FDSTORE=1"));
+        outbox_free(o);
+        sd_event_unref(e);
+        close(pair[0]);
+        close(pair[1]);
+}
+END_TEST
+
 static void no_took_over(bool reload_pending, void *userdata) {
         ck_abort();
 }
@@ -435,6 +469,7 @@ static Suite *outbox_suite(void) {
         tcase_add_test(tc, test_fds_wait_with_their_message);
         tcase_add_test(tc, test_dropped_message_closes_its_fds);
         tcase_add_test(tc, test_manager_socket_closed_drops_the_queue);
+        tcase_add_test(tc, test_waits_for_the_loop_attached_later);
         tcase_add_test(tc, test_takeover_reports_wait_for_a_stalled_predecessor);
         suite_add_tcase(s, tc);
         return s;
