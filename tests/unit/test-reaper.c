@@ -17,33 +17,9 @@
 #include <unistd.h>
 
 #include "proc-stat.h"
-#include "reaper.h"
-#include "time-util.h"
+#include "reaper-unit.h"
 #include "unit.h"
 #include "util.h"
-
-static struct {
-        unsigned exited, empty;
-} seen;
-
-static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
-        seen.exited++;
-}
-
-static void on_empty(ProcTree *t, void *userdata) {
-        seen.empty++;
-}
-
-static const ProcTreeCallbacks callbacks = { .main_exited = on_main_exited, .empty = on_empty };
-
-/* Runs the loop until *what reaches n, for at most 5 s. */
-static void run_until_(sd_event *e, const unsigned *what, unsigned n, const char *name) {
-        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
-        while (*what < n && now_monotonic() < end)
-                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
-        ck_assert_msg(*what >= n, "%s is %u after 5 s, not %u", name, *what, n);
-}
-#define run_until(e, what, n) run_until_(e, what, n, #what)
 
 /* Reads one pid from fd, waiting at most 5 s. */
 static pid_t read_pid(int fd) {
@@ -76,6 +52,73 @@ static pid_t fork_with_pid(pid_t want, int report) {
         return (pid_t) pid;
 }
 
+/* Tracks main_pid, in a group of its own, as generation number's. */
+static ProcTree *track(Loop *l, pid_t main_pid, unsigned number) {
+        setpgid(main_pid, main_pid);
+        ProcTree *t;
+        ck_assert_int_ge(reaper_track(l->r, main_pid, number, NULL, &callbacks, NULL, &t), 0);
+        return t;
+}
+
+/* A main, in a group of its own, whose worker starts a process and leaves
+ * the group (setsid(); its environment says no generation), and which
+ * exits then: the group's last member is the worker's child. Once gate is
+ * written, the worker kills that child and reaps it, so that we hear
+ * nothing, and writes its own pid to info. */
+static pid_t fork_group_left_to_orphan(int gate, int info) {
+        int left[2];
+        ck_assert_int_eq(pipe(left), 0);
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t worker = fork();
+                if (worker == 0) {
+                        pid_t inner = fork();
+                        if (inner == 0)
+                                for (;;)
+                                        pause();
+                        setsid();
+                        write_pid(left[1], getpid());
+                        char c;
+                        if (read(gate, &c, 1) != 1)
+                                _exit(1);
+                        kill(inner, SIGKILL);
+                        waitpid(inner, NULL, 0);
+                        write_pid(info, getpid());
+                        for (;;)
+                                pause();
+                }
+                /* Exits once the worker has left the group. */
+                _exit(read_pid(left[0]) == worker ? 0 : 1);
+        }
+        close(left[0]);
+        close(left[1]);
+        return main_pid;
+}
+
+/* A main, in a group of its own, whose daemon leaves the group (setsid())
+ * and runs "test-reaper what" with env (or nothing) for environment; the
+ * main writes the daemon's pid to info, and exits once gate is written. */
+static pid_t fork_main_with_daemon(const char *what, char *env, int gate, int info) {
+        pid_t main_pid = fork();
+        ck_assert_int_ge(main_pid, 0);
+        if (main_pid == 0) {
+                setpgid(0, 0);
+                pid_t daemon = fork();
+                if (daemon == 0) {
+                        char *argv[] = { "test-reaper", (char *) what, NULL }, *envp[] = { env, NULL };
+                        setsid();
+                        execve("/proc/self/exe", argv, envp);
+                        _exit(1);
+                }
+                write_pid(info, daemon);
+                char c;
+                _exit(read(gate, &c, 1) == 1 ? 0 : 1);
+        }
+        return main_pid;
+}
+
 /* The group emptied without a SIGCHLD of ours (its last member was the
  * child of a process that had left the group: a daemon's setsid() after
  * its fork), and another process got the main's pid as the id of a group
@@ -85,14 +128,7 @@ static pid_t fork_with_pid(pid_t want, int report) {
  * deadline's SIGKILL went to that group, and the generation was never
  * reported gone while it lived. */
 START_TEST(test_group_id_come_round_again_is_not_ours) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
 
         /* main, in a group of its own, starts a worker (which starts one of
          * its own in the group) and exits: the worker is adopted, still in
@@ -125,11 +161,9 @@ START_TEST(test_group_id_come_round_again_is_not_ours) {
                 write_pid(info[1], worker);
                 _exit(0);
         }
-        setpgid(main_pid, main_pid);
-        ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        ProcTree *t = track(&l, main_pid, 1);
         pid_t worker = read_pid(info[0]);
-        run_until(e, &seen.exited, 1);
+        run_until(l.e, &seen.exited, 1);
         ck_assert(proc_tree_has(t, worker));
 
         ck_assert_int_eq(write(gate[1], "x", 1), 1);
@@ -158,7 +192,7 @@ START_TEST(test_group_id_come_round_again_is_not_ours) {
 
         /* The drain deadline. */
         proc_tree_kill(t, SIGKILL);
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.empty, 1);
         ProcStat st;
         ck_assert_int_eq(proc_stat_read(stranger, &st), 0);
         ck_assert_msg(proc_stat_running(&st), "the stranger's group got the SIGKILL");
@@ -167,8 +201,7 @@ START_TEST(test_group_id_come_round_again_is_not_ours) {
         kill(middle, SIGKILL);
 done:
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
 }
 END_TEST
 
@@ -196,36 +229,13 @@ static int zombie_leader(void) {
  * until reaped, and meanwhile no generation was ever reported gone (a
  * stop never ended). */
 START_TEST(test_zombie_leader_with_nothing_to_read) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
 
         int gate[2], info[2];
-        ck_assert_int_eq(pipe(gate), 0);
+        ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
         ck_assert_int_eq(pipe2(info, O_CLOEXEC), 0);
-        pid_t main_pid = fork();
-        ck_assert_int_ge(main_pid, 0);
-        if (main_pid == 0) {
-                setpgid(0, 0);
-                pid_t daemon = fork();
-                if (daemon == 0) {
-                        char *argv[] = { "test-reaper", "zombie-leader", NULL }, *envp[] = { NULL };
-                        setsid();
-                        execve("/proc/self/exe", argv, envp);
-                        _exit(1);
-                }
-                write_pid(info[1], daemon);
-                char c;
-                _exit(read(gate[0], &c, 1) == 1 ? 0 : 1);
-        }
-        setpgid(main_pid, main_pid);
-        ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        pid_t main_pid = fork_main_with_daemon("zombie-leader", NULL, gate[0], info[1]);
+        ProcTree *t = track(&l, main_pid, 1);
         pid_t daemon = read_pid(info[0]);
         ProcStat st = {};
         usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
@@ -235,13 +245,12 @@ START_TEST(test_zombie_leader_with_nothing_to_read) {
                       st.threads);
 
         ck_assert_int_eq(write(gate[1], "x", 1), 1);
-        run_until(e, &seen.exited, 1);
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.exited, 1);
+        run_until(l.e, &seen.empty, 1);
 
         ck_assert_int_eq(kill(daemon, SIGKILL), 0);
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
         ck_assert_int_eq(waitpid(daemon, NULL, 0), daemon);
 }
 END_TEST
@@ -253,60 +262,25 @@ END_TEST
  * same. Before, nothing came until some other child of ours exited, and a
  * stop waited for the generation for ever. */
 START_TEST(test_group_emptied_unseen_is_reported) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
 
-        int gate[2], info[2], left[2];
+        int gate[2], info[2];
         ck_assert_int_eq(pipe(gate), 0);
         ck_assert_int_eq(pipe(info), 0);
-        ck_assert_int_eq(pipe(left), 0);
-        pid_t main_pid = fork();
-        ck_assert_int_ge(main_pid, 0);
-        if (main_pid == 0) {
-                setpgid(0, 0);
-                pid_t worker = fork();
-                if (worker == 0) {
-                        /* Our environment says no generation. */
-                        pid_t inner = fork();
-                        if (inner == 0)
-                                for (;;)
-                                        pause();
-                        setsid();
-                        write_pid(left[1], getpid());
-                        char c;
-                        if (read(gate[0], &c, 1) != 1)
-                                _exit(1);
-                        kill(inner, SIGKILL);
-                        waitpid(inner, NULL, 0);
-                        write_pid(info[1], getpid());
-                        for (;;)
-                                pause();
-                }
-                /* Exits once the worker has left the group. */
-                _exit(read_pid(left[0]) == worker ? 0 : 1);
-        }
-        setpgid(main_pid, main_pid);
-        ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
-        run_until(e, &seen.exited, 1);
+        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1]);
+        ProcTree *t = track(&l, main_pid, 1);
+        run_until(l.e, &seen.exited, 1);
         ck_assert(!proc_tree_empty(t));
 
         ck_assert_int_eq(write(gate[1], "x", 1), 1);
         pid_t worker = read_pid(info[0]);
         ck_assert(proc_tree_empty(t));
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.empty, 1);
 
         ck_assert_int_eq(kill(worker, SIGKILL), 0);
 
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
 }
 END_TEST
 
@@ -315,46 +289,14 @@ END_TEST
  * id is the new main's), and a caller that finds it so (the drain
  * deadline) gets its end reported all the same. */
 START_TEST(test_group_emptied_unseen_then_pid_reused_is_reported) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
 
-        int gate[2], info[2], left[2];
+        int gate[2], info[2];
         ck_assert_int_eq(pipe(gate), 0);
         ck_assert_int_eq(pipe(info), 0);
-        ck_assert_int_eq(pipe(left), 0);
-        pid_t main_pid = fork();
-        ck_assert_int_ge(main_pid, 0);
-        if (main_pid == 0) {
-                setpgid(0, 0);
-                pid_t worker = fork();
-                if (worker == 0) {
-                        pid_t inner = fork();
-                        if (inner == 0)
-                                for (;;)
-                                        pause();
-                        setsid();
-                        write_pid(left[1], getpid());
-                        char c;
-                        if (read(gate[0], &c, 1) != 1)
-                                _exit(1);
-                        kill(inner, SIGKILL);
-                        waitpid(inner, NULL, 0);
-                        write_pid(info[1], getpid());
-                        for (;;)
-                                pause();
-                }
-                _exit(read_pid(left[0]) == worker ? 0 : 1);
-        }
-        setpgid(main_pid, main_pid);
-        ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
-        run_until(e, &seen.exited, 1);
+        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1]);
+        ProcTree *t = track(&l, main_pid, 1);
+        run_until(l.e, &seen.exited, 1);
         ck_assert_int_eq(write(gate[1], "x", 1), 1);
         pid_t worker = read_pid(info[0]);
 
@@ -368,17 +310,16 @@ START_TEST(test_group_emptied_unseen_then_pid_reused_is_reported) {
         ck_assert_int_eq(next, main_pid);
         ck_assert_int_eq(read_pid(info[0]), next);
         ProcTree *t2;
-        ck_assert_int_ge(reaper_track(r, next, 2, NULL, &callbacks, NULL, &t2), 0);
+        ck_assert_int_ge(reaper_track(l.r, next, 2, NULL, &callbacks, NULL, &t2), 0);
         ck_assert(proc_tree_empty(t));
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.empty, 1);
 
         ck_assert_int_eq(kill(worker, SIGKILL), 0);
         ck_assert_int_eq(kill(next, SIGKILL), 0);
         proc_tree_free(t2);
 done:
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
 }
 END_TEST
 
@@ -388,14 +329,7 @@ END_TEST
  * the same. Before, it was not until some other child of ours exited: a
  * stop waited for ever. */
 START_TEST(test_killed_group_of_others_children_is_reported) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
 
         int left[2], info[2];
         ck_assert_int_eq(pipe(left), 0);
@@ -419,21 +353,18 @@ START_TEST(test_killed_group_of_others_children_is_reported) {
                 }
                 _exit(read_pid(left[0]) == worker ? 0 : 1);
         }
-        setpgid(main_pid, main_pid);
-        ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        ProcTree *t = track(&l, main_pid, 1);
         pid_t worker = read_pid(info[0]);
-        run_until(e, &seen.exited, 1);
+        run_until(l.e, &seen.exited, 1);
         ck_assert(!proc_tree_empty(t));
 
         proc_tree_kill(t, SIGKILL);
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.empty, 1);
 
         ck_assert_int_eq(kill(worker, SIGKILL), 0);
 
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
 }
 END_TEST
 
@@ -459,39 +390,16 @@ static bool of_generation_1(pid_t pid) {
  * process that had exited: the generation was reported gone at once, and
  * the daemon ran on, nobody's. */
 START_TEST(test_adopted_while_out_of_fds) {
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
         /* handoff has its timers' fd by then (its start timeout's). */
-        ck_assert_int_ge(sd_event_add_time_relative(e, NULL, CLOCK_MONOTONIC, 3600 * USEC_PER_SEC, 0, on_never, NULL),
+        ck_assert_int_ge(sd_event_add_time_relative(l.e, NULL, CLOCK_MONOTONIC, 3600 * USEC_PER_SEC, 0, on_never, NULL),
                          0);
 
         int gate[2], info[2];
         ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
         ck_assert_int_eq(pipe2(info, O_CLOEXEC), 0);
-        pid_t main_pid = fork();
-        ck_assert_int_ge(main_pid, 0);
-        if (main_pid == 0) {
-                setpgid(0, 0);
-                pid_t daemon = fork();
-                if (daemon == 0) {
-                        char *argv[] = { "test-reaper", "pause", NULL }, *envp[] = { "HANDOFF_GENERATION=1", NULL };
-                        setsid();
-                        execve("/proc/self/exe", argv, envp);
-                        _exit(1);
-                }
-                write_pid(info[1], daemon);
-                char c;
-                _exit(read(gate[0], &c, 1) == 1 ? 0 : 1);
-        }
-        setpgid(main_pid, main_pid);
-        ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, main_pid, 1, NULL, &callbacks, NULL, &t), 0);
+        pid_t main_pid = fork_main_with_daemon("pause", "HANDOFF_GENERATION=1", gate[0], info[1]);
+        ProcTree *t = track(&l, main_pid, 1);
         pid_t daemon = read_pid(info[0]);
         int pidfd = pidfd_open_pid(daemon);
         ck_assert_int_ge(pidfd, 0);
@@ -509,20 +417,19 @@ START_TEST(test_adopted_while_out_of_fds) {
         low = (struct rlimit) { .rlim_cur = (rlim_t) lowest, .rlim_max = saved.rlim_max };
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
         ck_assert_int_eq(write(gate[1], "x", 1), 1);
-        run_until(e, &seen.exited, 1);
+        run_until(l.e, &seen.exited, 1);
         ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &saved), 0);
 
         /* The drain deadline. */
         proc_tree_kill(t, SIGKILL);
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.empty, 1);
         struct pollfd p = { .fd = pidfd, .events = POLLIN };
         ck_assert_msg(poll(&p, 1, 1000) == 1, "the daemon survived its generation");
 
         kill(daemon, SIGKILL);
         close(pidfd);
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
 }
 END_TEST
 
