@@ -16,8 +16,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "reaper.h"
-#include "time-util.h"
+#include "reaper-unit.h"
 #include "unit.h"
 
 struct Cgroup {
@@ -50,28 +49,6 @@ Cgroup *cgroup_free(Cgroup *c) {
         return NULL;
 }
 
-static struct {
-        unsigned exited, empty;
-} seen;
-
-static void on_main_exited(ProcTree *t, const siginfo_t *si, void *userdata) {
-        seen.exited++;
-}
-
-static void on_empty(ProcTree *t, void *userdata) {
-        seen.empty++;
-}
-
-static const ProcTreeCallbacks callbacks = { .main_exited = on_main_exited, .empty = on_empty };
-
-/* Runs the loop until *what reaches n, for at most 5 s. */
-static void run_until(sd_event *e, const unsigned *what, unsigned n) {
-        usec_t end = now_monotonic() + 5 * USEC_PER_SEC;
-        while (*what < n && now_monotonic() < end)
-                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
-        ck_assert_uint_ge(*what, n);
-}
-
 /* Our stderr, where the log goes: a file, to count its warnings. */
 static FILE *err;
 
@@ -93,14 +70,7 @@ static int warnings(void) {
 
 START_TEST(test_unreadable_events_read_again) {
         capture_log();
-        sigset_t ss;
-        sigemptyset(&ss);
-        sigaddset(&ss, SIGCHLD);
-        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
-        sd_event *e;
-        Reaper *r;
-        ck_assert_int_ge(sd_event_new(&e), 0);
-        ck_assert_int_ge(reaper_new(e, &r), 0);
+        Loop l = loop_new();
 
         /* The main waits for the pipe to close, in a group of its own. */
         int gate[2];
@@ -117,44 +87,43 @@ START_TEST(test_unreadable_events_read_again) {
         setpgid(pid, pid);
         static Cgroup cg = { .populated = -EMFILE };
         ProcTree *t;
-        ck_assert_int_ge(reaper_track(r, pid, 1, &cg, &callbacks, NULL, &t), 0);
+        ck_assert_int_ge(reaper_track(l.r, pid, 1, &cg, &callbacks, NULL, &t), 0);
 
         /* It exits while cgroup.events cannot be read: not empty, and read
          * again, and again; out of fds may pass, and is not a warning yet. */
         close(gate[1]);
-        run_until(e, &seen.exited, 1);
-        run_until(e, &cg.reads, 3);
+        run_until(l.e, &seen.exited, 1);
+        run_until(l.e, &cg.reads, 3);
         ck_assert_uint_eq(seen.empty, 0);
         ck_assert_int_eq(warnings(), 0);
         /* An error that will not pass: a warning at once, and once. */
         cg.populated = -EBADMSG;
         unsigned reads = cg.reads;
-        run_until(e, &cg.reads, reads + 3);
+        run_until(l.e, &cg.reads, reads + 3);
         ck_assert_int_eq(warnings(), 1);
 
         /* Readable, and populated: not empty, and no more reads until
          * something changes. */
         cg.populated = 1;
         reads = cg.reads;
-        run_until(e, &cg.reads, reads + 1);
+        run_until(l.e, &cg.reads, reads + 1);
         ck_assert_uint_eq(seen.empty, 0);
-        ck_assert_int_eq(sd_event_run(e, 300 * USEC_PER_MSEC), 0);
+        ck_assert_int_eq(sd_event_run(l.e, 300 * USEC_PER_MSEC), 0);
 
         /* Unreadable again (when the next change came): out of fds for
          * long, a warning, once; then empty. */
         cg.populated = -EMFILE;
         ck_assert(!proc_tree_empty(t));
         reads = cg.reads;
-        run_until(e, &cg.reads, reads + 12);
+        run_until(l.e, &cg.reads, reads + 12);
         ck_assert_int_eq(warnings(), 2);
         cg.populated = 0;
-        run_until(e, &seen.empty, 1);
+        run_until(l.e, &seen.empty, 1);
         ck_assert_uint_eq(seen.empty, 1);
-        ck_assert_int_eq(sd_event_run(e, 300 * USEC_PER_MSEC), 0);
+        ck_assert_int_eq(sd_event_run(l.e, 300 * USEC_PER_MSEC), 0);
 
         proc_tree_free(t);
-        reaper_free(r);
-        sd_event_unref(e);
+        loop_free(&l);
 }
 END_TEST
 
