@@ -554,31 +554,17 @@ def test_legacy_abstract_name(tmp):
 
 FAKE_HANDOFF = r'''
 import os, socket, sys
-# A process that listens where a handoff from before 0.2 would
-# (@handoff/control/<its pid>) and answers every request with argv[1].
+# A process that answers every request with argv[1], listening where a
+# handoff from before 0.2 would (@handoff/control/<its pid>), or, given a
+# runtime directory in argv[2], where a next handoff does (DIR/control.<pid>).
 s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(f"\0handoff/control/{os.getpid()}")
+s.bind(f"{sys.argv[2]}/control.{os.getpid()}" if len(sys.argv) > 2 else f"\0handoff/control/{os.getpid()}")
 s.listen(4)
 print("listening", flush=True)
 while True:
     c, _ = s.accept()
     c.recv(4096)
     c.send(sys.argv[1].encode())
-    c.close()
-'''
-
-# A next handoff's control socket in the runtime directory argv[1]: it
-# answers every request with argv[2].
-FAKE_NEXT_HANDOFF = r'''
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-s.bind(f"{sys.argv[1]}/control.{os.getpid()}")
-s.listen(4)
-print("listening", flush=True)
-while True:
-    c, _ = s.accept()
-    c.recv(4096)
-    c.send(sys.argv[2].encode())
     c.close()
 '''
 
@@ -659,7 +645,7 @@ def test_outcome_asked_when_the_dead_mains_pid_is_reused(tmp):
         main = subprocess.Popen([sys.executable, "-c", SILENT_HANDOFF], stdout=subprocess.PIPE, text=True)
         procs.append(main)
         check(main.stdout.readline().strip() == "listening", "the main listens")
-        nxt = subprocess.Popen([sys.executable, "-c", FAKE_NEXT_HANDOFF, rundir, "OK reloaded: by the next handoff"],
+        nxt = subprocess.Popen([sys.executable, "-c", FAKE_HANDOFF, "OK reloaded: by the next handoff", rundir],
                                stdout=subprocess.PIPE, text=True)
         procs.append(nxt)
         check(nxt.stdout.readline().strip() == "listening", "the next handoff listens")
