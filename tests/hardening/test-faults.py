@@ -1097,6 +1097,19 @@ def test_next_handoff_killed_right_after_it_started_its_generation(tmp):
     next_handoff_killed_after(tmp, "APP ", cold=False)
 
 
+def mainpid_waiting_for_room(h):
+    """Handover mode: the manager's socket filled and not read, a reload
+    whose next handoff is ready and whose MAINPID= waits for room. Returns
+    the old generation's pid, the reload's generation number, the next
+    handoff's pid and how many fillers were sent."""
+    h.notify.pause()
+    filled = h.notify.fill()
+    old, n, succ = next_handoff_begun(h, "--init-delay", "50")
+    h.wait_log("MAINPID= waits for room", timeout=20)
+    check(f"The next handoff (pid {succ}) is ready" in h.log(), "premise: its READY came")
+    return old, n, succ, filled
+
+
 def test_next_handoff_killed_while_mainpid_waits_for_room(tmp):
     """Its generation ready (READY on the channel), MAINPID= not sent yet:
     the manager's socket is full, so it waits for room. The next handoff
@@ -1107,11 +1120,7 @@ def test_next_handoff_killed_while_mainpid_waits_for_room(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        h.notify.pause()
-        filled = h.notify.fill()
-        old, n, succ = next_handoff_begun(h, "--init-delay", "50")
-        h.wait_log("MAINPID= waits for room", timeout=20)
-        check(f"The next handoff (pid {succ}) is ready" in h.log(), "premise: its READY came")
+        old, n, succ, filled = mainpid_waiting_for_room(h)
         os.kill(succ, signal.SIGKILL)
         h.wait_log(f"Reload failed: next handoff (pid {succ})", timeout=10)
         h.notify.resume()
@@ -1136,11 +1145,7 @@ def test_next_handoff_dead_unreaped_while_mainpid_waits_for_room(tmp):
     h = start(tmp)
     load = Load(f"127.0.0.1:{h.port}", tmp)
     try:
-        h.notify.pause()
-        filled = h.notify.fill()
-        old, n, succ = next_handoff_begun(h, "--init-delay", "50")
-        h.wait_log("MAINPID= waits for room", timeout=20)
-        check(f"The next handoff (pid {succ}) is ready" in h.log(), "premise: its READY came")
+        old, n, succ, filled = mainpid_waiting_for_room(h)
         with reaping_held(succ):
             os.kill(succ, signal.SIGKILL)
             wait_for(lambda: (stat_fields(succ) or "?")[0] == "Z", 10, f"the next handoff {succ} a zombie")
