@@ -1766,6 +1766,28 @@ def test_kill_old_main_while_draining_workers_held(tmp):
         teardown(h)
 
 
+def start_with_named_read_held(tmp, *opts):
+    """Handover mode, generation 1 a main with workers that outlive it; the
+    next handoff's read of NAMED held until the returned file exists."""
+    named_read = os.path.join(tmp, "named-read")
+    h = start(tmp, *opts, "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN),
+              env=channel_shim(hold_read="NAMED ", until=named_read))
+    return h, named_read
+
+
+def old_main_killed_after_named_read_late(h, named_read):
+    """A reload handed over; the old main retires generation 1 and reaps
+    its main, whose workers drain on; then NAMED is read, and the old main
+    is SIGKILLed. Returns generation 1's main, its workers, the new main."""
+    old, workers = generation_1_with_workers(h)
+    new_main = handed_over(h)
+    wait_for(lambda: stat_fields(old) is None, 10, f"generation 1's main (pid {old}) reaped by the old main")
+    check(workers(), "its workers drain on")
+    open(named_read, "w").close()
+    os.kill(h.pid, signal.SIGKILL)
+    return old, workers, new_main
+
+
 def test_kill_old_main_while_draining_workers_held_named_read_late(tmp):
     """As above, with the new main reading NAMED only once the old main has
     retired generation 1 and reaped its main (the channel shim holds the
@@ -1775,16 +1797,9 @@ def test_kill_old_main_while_draining_workers_held_named_read_late(tmp):
     nothing, and the workers served the old code for good (the test above
     failed so once under load)."""
     need("handover")
-    named_read = os.path.join(tmp, "named-read")
-    h = start(tmp, "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN),
-              env=channel_shim(hold_read="NAMED ", until=named_read))
+    h, named_read = start_with_named_read_held(tmp)
     try:
-        old, workers = generation_1_with_workers(h)
-        new_main = handed_over(h)
-        wait_for(lambda: stat_fields(old) is None, 10, f"generation 1's main (pid {old}) reaped by the old main")
-        check(workers(), "its workers drain on")
-        open(named_read, "w").close()
-        os.kill(h.pid, signal.SIGKILL)
+        old, workers, new_main = old_main_killed_after_named_read_late(h, named_read)
         previous_workers_killed(h, new_main, old, workers)
     finally:
         teardown(h)
@@ -1841,16 +1856,9 @@ def test_kill_old_main_while_draining_workers_held_in_their_cgroup(tmp):
     real manager, with Delegate=yes.)"""
     need("handover")
     with private_cgroup() as cg:
-        named_read = os.path.join(tmp, "named-read")
-        h = start(tmp, "--cgroup=yes", "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN),
-                  env=channel_shim(hold_read="NAMED ", until=named_read))
+        h, named_read = start_with_named_read_held(tmp, "--cgroup=yes")
         try:
-            old, workers = generation_1_with_workers(h)
-            new_main = handed_over(h)
-            wait_for(lambda: stat_fields(old) is None, 10, f"generation 1's main (pid {old}) reaped by the old main")
-            check(workers(), "its workers drain on")
-            open(named_read, "w").close()
-            os.kill(h.pid, signal.SIGKILL)
+            old, workers, new_main = old_main_killed_after_named_read_late(h, named_read)
             h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}) runs in {cg}/gen-1.")
             h.wait_log(f"handoff[{new_main}]: The previous handoff's generation (pid {old}, exited) did not exit in "
                        f"time; sending SIGKILL to its cgroup {cg}/gen-1.", 10)
