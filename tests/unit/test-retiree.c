@@ -88,6 +88,16 @@ static pid_t child(bool ignore_term) {
         return unit_fork_paused(take_signals, ignore_term ? &ignore_term : NULL);
 }
 
+/* A pidfd of our child pid, which is then killed and reaped: its pid may
+ * be anyone's from now on. */
+static int reaped_with_pidfd(pid_t pid) {
+        int pidfd = pidfd_open_pid(pid);
+        ck_assert_int_ge(pidfd, 0);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        return pidfd;
+}
+
 static void on_gone(void *userdata) {
         sd_event *e = userdata;
         sd_event_exit(e, 0);
@@ -134,10 +144,7 @@ END_TEST
 START_TEST(test_nothing_to_retire) {
         /* Exited and reaped: its pidfd says so, and there is nothing to do. */
         pid_t pid = child(false);
-        int pidfd = pidfd_open_pid(pid);
-        ck_assert_int_ge(pidfd, 0);
-        kill(pid, SIGKILL);
-        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        int pidfd = reaped_with_pidfd(pid);
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = (Retiree *) 1;
@@ -318,10 +325,7 @@ START_TEST(test_cgroup_held_after_its_main_is_gone) {
         fake = (Cgroup) { .populated = 1 };
         gone_calls = 0;
         pid_t pid = child(false);
-        int pidfd = pidfd_open_pid(pid);
-        ck_assert_int_ge(pidfd, 0);
-        kill(pid, SIGKILL);
-        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        int pidfd = reaped_with_pidfd(pid);
         sd_event *e;
         ck_assert_int_ge(sd_event_new(&e), 0);
         Retiree *r = (Retiree *) 1;
@@ -422,10 +426,7 @@ END_TEST
 static pid_t group_after_its_main(bool worker_ends_on_term, pid_t *ret_worker, int *ret_pidfd, sd_event **ret_e) {
         ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 0);
         pid_t pid = group_of(false, worker_ends_on_term, ret_worker);
-        *ret_pidfd = pidfd_open_pid(pid);
-        ck_assert_int_ge(*ret_pidfd, 0);
-        ck_assert_int_eq(kill(pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        *ret_pidfd = reaped_with_pidfd(pid);
         ck_assert_int_ge(sd_event_new(ret_e), 0);
         gone_calls = 0;
         return pid;
@@ -517,10 +518,7 @@ START_TEST(test_group_id_come_round_again_is_not_ours) {
                 for (;;)
                         pause();
         }
-        int pidfd = pidfd_open_pid(pid);
-        ck_assert_int_ge(pidfd, 0);
-        ck_assert_int_eq(kill(pid, SIGKILL), 0);
-        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        int pidfd = reaped_with_pidfd(pid);
         pid_t stranger = fork_with_pid(pid);
         if (stranger == -EPERM || stranger == -EEXIST) {
                 /* Not root, or the pid taken meanwhile: cannot be arranged. */
