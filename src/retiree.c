@@ -264,9 +264,13 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, const
         if (r == -ESRCH) {
                 /* Its main has exited. Its cgroup, or its group, known from
                  * when the main led it, may hold its workers still: while
-                 * the group has a member, its id is given to no one else. */
-                if (root ? !(left = populated_generation(root, cgroup))
-                         : group <= 0 || !group_of_id_exists(group, true))
+                 * the group has a member, its id is given to no one else.
+                 * The group also with a cgroup root, when no cgroup of it
+                 * is known (an APP read after its main was reaped, a NAMED
+                 * from an older handoff) or it holds nothing. */
+                if (root)
+                        left = populated_generation(root, cgroup);
+                if (!left && (group <= 0 || !group_of_id_exists(group, true)))
                         return 0;
                 led = true;
                 by_cgroup = left;
@@ -288,8 +292,10 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, const
         *t = (Retiree) { .pid = pid, .pidfd = TAKE_FD(fd), .event = e, .of = of, .held = sig == 0, .gone = gone,
                          .userdata = userdata };
         /* Its cgroup before the stop signal: a main that exits at once on
-         * it, and is reaped, could no longer tell us. */
-        if (root && (t->cgroup = left ? left : generation_cgroup(root, of, t->pidfd, pid)))
+         * it, and is reaped, could no longer tell us. Its main gone
+         * already (led), only the cgroup named: the pid may be another
+         * process's by now. */
+        if (root && (t->cgroup = left ? left : led ? NULL : generation_cgroup(root, of, t->pidfd, pid)))
                 log_debug("The %s handoff's generation (pid %d) runs in %s.", whose(of), (int) pid,
                           cgroup_path(t->cgroup));
         if (t->cgroup && (r = cgroup_watch(t->cgroup, e, on_cgroup_changed, t)) < 0) {

@@ -57,9 +57,9 @@ int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_ti
  * while its main ran (0: unknown), and, with root, whose cgroup (its leaf's
  * name below root, "gen-1"; NULL or "": unknown): if its main has exited by
  * now (it exits at once at the stop signal its handoff sent, before we
- * could look), that cgroup while it is populated, or without root that
- * group while it has members (its workers), is retired or held all the
- * same, its main counted as exited. */
+ * could look), that cgroup while it is populated, or else (without root,
+ * or with no such cgroup) that group while it has members (its workers),
+ * is retired or held all the same, its main counted as exited. */
 int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, const char *cgroup, int sig,
                         usec_t drain_timeout, CgroupRoot *root, RetireeGone gone, void *userdata, Retiree **ret);
 

@@ -882,20 +882,24 @@ def test_dead_next_handoffs_generation_workers_held_to_its_drain_deadline(tmp):
         teardown(h)
 
 
-def next_handoff_killed_at_its_failure(h, *args, held_by="process group"):
+def next_handoff_killed_at_its_failure(h, *args, held_by="process group", app_read=None):
     """A reload to generation 2 (started with WORKERS_OUTLIVE_MAIN and
     args) whose main exits (--exit-after) once it is ready, while systemd's
     barrier is held: its next handoff reaps that main, says FAILED, and the
     channel shim (kill_after="FAILED") SIGKILLs it before it stops the
     workers. Returns the generation's main's pid and a function listing its
     workers alive now. held_by: what the old main retires them by, its
-    process group (or with --cgroup=yes "cgroup of pid")."""
+    process group (or with --cgroup=yes "cgroup of pid"). app_read: the
+    channel shim's until= file, made once the next handoff has died (its
+    hold_read="APP ": the old main reads APP only then)."""
     set_args(h.args_file, "--init-delay", "50", "--exit-after", "300", *WORKERS_OUTLIVE_MAIN, *args)
     h.notify.hold = True
     h.signal(signal.SIGHUP)
     succ = next_handoff_pid(h, 2)
     app = h.generation_pid(2)
     wait_for(lambda: not alive(succ), 10, f"the next handoff (pid {succ}) dies at its FAILED")
+    if app_read:
+        open(app_read, "w").close()
     h.notify.release()
     check(stat_fields(app) is None, f"generation 2's main (pid {app}) reaped by its next handoff")
     workers = lambda: [p for p in h.descendants() if process_group(p) == app]
@@ -966,6 +970,31 @@ def test_dead_next_handoffs_workers_held_to_its_drain_deadline_after_its_main_ex
             wait_for(lambda: not workers(), 5, f"its workers killed: {describe(workers())}")
             h.wait_log(f"The dead next handoff's generation (pid {app}) has exited.")
             check(one_serving(h) == old, "the old generation serves on")
+            stop_clean(h)
+        finally:
+            teardown(h)
+
+
+def test_dead_next_handoffs_workers_retired_after_its_app_read_late_cgroup(tmp):
+    """As above, with the old main reading the next handoff's APP only once
+    the generation's main has been reaped (the channel shim holds the read
+    until the next handoff has died), as on a loaded machine: no cgroup of
+    the generation known, the old main retires its workers by process
+    group, as without a cgroup, and they drain at the SIGTERM. Before, with
+    a cgroup it looked for them only in a cgroup named, retired nothing,
+    and they served the failed reload's code for good *(found by review,
+    fixed)*."""
+    need("handover")
+    app_read = os.path.join(tmp, "app-read")
+    with private_cgroup():
+        h = start(tmp, "--cgroup=yes", env=channel_shim(kill_after="FAILED", hold_read="APP ", until=app_read))
+        try:
+            old = serving_pid(h.port)
+            app, workers = next_handoff_killed_at_its_failure(h, app_read=app_read)
+            wait_for(lambda: not workers(), 10, f"its workers drain and exit: {describe(workers())}")
+            h.wait_log(f"The dead next handoff's generation (pid {app}) has exited.")
+            check(one_serving(h) == old, "the old generation serves on")
+            check("did not exit in time" not in h.log(), "no SIGKILL")
             stop_clean(h)
         finally:
             teardown(h)

@@ -486,6 +486,38 @@ START_TEST(test_retired_group_after_its_main_is_gone_gets_the_stop_signal) {
 }
 END_TEST
 
+/* With a delegated cgroup but no cgroup name of the generation (an orphan's
+ * APP read after its main was reaped, a NAMED from an older handoff), its
+ * main reaped: its process group, as without a cgroup. A retired one gets
+ * the stop signal, a held one the deadline's SIGKILL. Before, it was neither
+ * retired nor held: the worker served old code on for good. */
+START_TEST(test_group_after_its_main_is_gone_without_a_cgroup_name) {
+        static char root;
+        for (int held = 0; held < 2; held++) {
+                fake = (Cgroup) {};
+                pid_t worker;
+                int pidfd;
+                sd_event *e;
+                pid_t pid = group_after_its_main(!held, &worker, &pidfd, &e);
+                usec_t timeout = held ? 300 * USEC_PER_MSEC : 60 * USEC_PER_SEC, at = loop_now(e);
+                Retiree *r = NULL;
+                ck_assert_int_eq(retiree_start_group(e, held ? RETIREE_PREVIOUS : RETIREE_ORPHAN, pidfd, pid, NULL,
+                                                     held ? 0 : SIGTERM, timeout, (CgroupRoot *) &root, count_gone,
+                                                     NULL, &r), 0);
+                ck_assert_ptr_nonnull(r);
+                run_until(e, &gone_calls, 1, 0);
+                if (held)
+                        assert_ended_at(at + timeout);
+                int st;
+                ck_assert_int_eq(waitpid(worker, &st, 0), worker);
+                ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == (held ? SIGKILL : SIGTERM));
+                ck_assert_uint_eq(fake.opened, 0);
+                retiree_free(r);
+                sd_event_unref(e);
+        }
+}
+END_TEST
+
 /* A process made with the pid wanted (clone3()'s set_tid: CAP_SYS_ADMIN)
  * that leads a process group of its own and waits to be killed; -errno
  * where it cannot be made. */
@@ -804,6 +836,7 @@ int main(void) {
         tcase_add_test(tc, test_kill_after_an_undispatched_exit);
         tcase_add_test(tc, test_group_held_after_its_main_is_gone);
         tcase_add_test(tc, test_retired_group_after_its_main_is_gone_gets_the_stop_signal);
+        tcase_add_test(tc, test_group_after_its_main_is_gone_without_a_cgroup_name);
         tcase_add_test(tc, test_group_id_come_round_again_is_not_ours);
         tcase_add_test(tc, test_zombie_main_ends_the_generation);
         tcase_add_test(tc, test_zombie_main_with_a_worker_held_to_the_deadline);
