@@ -763,9 +763,9 @@ void generation_status(const Generation *g, const char *role, usec_t now, Status
         };
 }
 
-int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
+void generation_retire(Generation *g, int sig, usec_t drain_timeout) {
         if (g->stop_signal || proc_tree_empty(g->tree))
-                return 0;
+                return;
         g->stop_signal = sig;
         /* A main that exited on its own (a crash, a failed start) was never
          * asked to stop: what it left behind is, now. (A main that exits
@@ -784,9 +784,16 @@ int generation_retire(Generation *g, int sig, usec_t drain_timeout) {
                 log_warning_errno(r, "Failed to send %s to pid %d: %m", SIGNAL_NAME(sig), (int) g->pid);
         proc_tree_warn_strays(g->tree);
         r = arm_timer(g, drain_timeout);
-        if (r < 0)
-                return log_error_errno(r, "Failed to arm drain timer: %m");
-        return 0;
+        if (r < 0) {
+                /* A generation that ignores its stop signal, or drains for
+                 * ever, would hold the reload or the stop for ever: no
+                 * time to drain is better than no deadline. systemd, too,
+                 * goes on towards SIGKILL when it cannot arm the timer of
+                 * a stop's step (service_enter_signal()). */
+                log_error_errno(r, "Failed to arm generation %u's drain deadline; sending SIGKILL now: %m",
+                                g->number);
+                generation_kill(g);
+        }
 }
 
 int generation_signal(Generation *g, int sig) {

@@ -119,8 +119,9 @@ int generation_start(sd_event *e, const GenerationConfig *c, unsigned number, co
 
 /* Sends sig (and SIGCONT, see signal_wants_cont(), util.h) to the main
  * process (if it still runs) and arms the drain deadline, after which every
- * process of the generation gets SIGKILL. Idempotent. */
-int generation_retire(Generation *g, int sig, usec_t drain_timeout);
+ * process of the generation gets SIGKILL; at once if that deadline cannot
+ * be armed (logged). Idempotent. */
+void generation_retire(Generation *g, int sig, usec_t drain_timeout);
 
 /* Forwards a signal to the main process (while it has not exited). */
 int generation_signal(Generation *g, int sig);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* How log lines name a generation (generation.c): the command, shortened;
- * and a start that cannot be watched or timed fails, leaving no process. */
+ * a start that cannot be watched or timed fails, leaving no process; and a
+ * retirement whose drain deadline cannot be armed kills at once. */
 #include <check.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +163,65 @@ START_TEST(test_start_without_a_watched_notify_socket_fails) {
 }
 END_TEST
 
+/* Generation 1 (sleep 30), started with no start deadline in loop e (so
+ * that no timer of the clock exists yet), then retired with SIGWINCH,
+ * which sleep ignores, as a server that goes on draining: a stop or a
+ * reload waits for its drain deadline. With fail_timerfd set, that
+ * deadline is the loop's first timer and cannot be armed. */
+static Generation *retired(sd_event *e, Reaper *reaper, int fail, int *ret_pidfd) {
+        GenerationConfig c = {
+                .argv = (char *const[]) { "sleep", "30", NULL },
+                .start_timeout = USEC_INFINITY,
+                .notify_socket = NOTIFY_SOCKET_ABSTRACT,
+                .notify_access = NOTIFY_ACCESS_MAIN,
+                .die_with_parent = true, /* gone with this test, should it fail */
+                .reaper = reaper,
+        };
+        Generation *g = NULL;
+        int code = 0;
+        char why[256] = "";
+        ck_assert_int_eq(generation_start(e, &c, 1, &callbacks, NULL, &g, &code, why, sizeof why), 0);
+        *ret_pidfd = (int) syscall(SYS_pidfd_open, g->pid, 0);
+        ck_assert_int_ge(*ret_pidfd, 0);
+        fail_timerfd = fail;
+        generation_retire(g, SIGWINCH, 60 * USEC_PER_SEC);
+        fail_timerfd = 0;
+        return g;
+}
+
+static void block_sigchld(void) {
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+}
+
+/* Out of fds for the loop's first timer of its clock (a next handoff
+ * started with --start-timeout=infinity), the drain deadline could not be
+ * armed, and a server that ignores its stop signal held the stop or the
+ * reload for ever: it is killed at once instead. */
+START_TEST(test_retire_without_a_drain_timer_kills) {
+        block_sigchld();
+        sd_event *e;
+        Reaper *reaper;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &reaper), 0);
+        int pidfd;
+        Generation *g = retired(e, reaper, EMFILE, &pidfd);
+        struct pollfd p = { .fd = pidfd, .events = POLLIN };
+        ck_assert_msg(poll(&p, 1, 2000) == 1, "generation 1 (pid %d) has no drain deadline and was not killed",
+                      (int) g->pid);
+        siginfo_t si = {};
+        ck_assert_int_eq(waitid(P_PID, (id_t) g->pid, &si, WEXITED), 0);
+        ck_assert_int_eq(si.si_code, CLD_KILLED);
+        ck_assert_int_eq(si.si_status, SIGKILL);
+        close(pidfd);
+        generation_free(g);
+        reaper_free(reaper);
+        sd_event_unref(e);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("generation");
         TCase *tc = tcase_create("describe");
@@ -172,6 +233,9 @@ int main(void) {
         tc = tcase_create("start");
         tcase_add_test(tc, test_start_without_a_start_timer_fails);
         tcase_add_test(tc, test_start_without_a_watched_notify_socket_fails);
+        suite_add_tcase(s, tc);
+        tc = tcase_create("retire");
+        tcase_add_test(tc, test_retire_without_a_drain_timer_kills);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
