@@ -1,6 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 #include "event-util.h"
 
+int event_new(sd_event **ret) {
+        sd_event *e;
+        int r = sd_event_new(&e);
+        if (r < 0)
+                return r;
+        /* sd-event creates a clock's timerfd with the clock's first timer
+         * and keeps it until the loop is freed, timers or none. Made now,
+         * where a failure is one to start, it cannot fail later for want of
+         * an fd (EMFILE), when a deadline that is not armed holds a stop or
+         * a reload for good. */
+        sd_event_source *s;
+        r = sd_event_add_time(e, &s, CLOCK_MONOTONIC, USEC_INFINITY, 0, NULL, NULL);
+        if (r < 0) {
+                sd_event_unref(e);
+                return r;
+        }
+        sd_event_source_unref(s);
+        *ret = e;
+        return 0;
+}
+
 int event_add_time_relative(sd_event *e, sd_event_source **ret, usec_t usec, usec_t accuracy,
                             sd_event_time_handler_t callback, void *userdata) {
         uint64_t now;

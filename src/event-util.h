@@ -5,6 +5,11 @@
 
 #include "time-util.h"
 
+/* A new loop, as sd_event_new() makes it, whose CLOCK_MONOTONIC timers
+ * (every one of ours) need no fd of their own: they fail only for want of
+ * memory. */
+int event_new(sd_event **ret);
+
 /* A timer usec from now on CLOCK_MONOTONIC, as sd_event_add_time_relative()
  * arms it (ret NULL: a floating one), except that a deadline past the
  * clock's range is none, as systemd's usec_add() makes it infinity: where

@@ -2053,7 +2053,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
 
         s.config.environment_keys = &s.environment_keys;
 
-        int r = sd_event_new(&s.event);
+        int r = event_new(&s.event);
         if (r < 0) {
                 log_error_errno(r, "Failed to create event loop: %m");
                 supervisor_done(&s);

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* How log lines name a generation (generation.c): the command, shortened;
  * a start that cannot be watched or timed fails, leaving no process; and a
- * retirement whose drain deadline cannot be armed kills at once. */
+ * retirement whose drain deadline cannot be armed kills at once, which
+ * handoff's own loop spares it. */
 #include <check.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "event-util.h"
 #include "generation.h"
 #include "unit.h"
 
@@ -222,6 +225,31 @@ START_TEST(test_retire_without_a_drain_timer_kills) {
 }
 END_TEST
 
+/* The same in a loop made as handoff makes its own (event_new()): its
+ * timers need no fd, so the deadline is armed and the generation drains. */
+START_TEST(test_retire_in_handoffs_loop_arms_the_drain_timer) {
+        block_sigchld();
+        sd_event *e;
+        Reaper *reaper;
+        ck_assert_int_ge(event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &reaper), 0);
+        int pidfd;
+        Generation *g = retired(e, reaper, EMFILE, &pidfd);
+        StatusGeneration st;
+        generation_status(g, "retiring", now_monotonic(), &st);
+        ck_assert_msg(st.kill_in > 50 * USEC_PER_SEC && st.kill_in <= 60 * USEC_PER_SEC,
+                      "generation 1 has no drain deadline (SIGKILL in %" PRIu64 " us)", st.kill_in);
+        ck_assert(!g->killed);
+        generation_kill(g);
+        siginfo_t si = {};
+        ck_assert_int_eq(waitid(P_PID, (id_t) g->pid, &si, WEXITED), 0);
+        close(pidfd);
+        generation_free(g);
+        reaper_free(reaper);
+        sd_event_unref(e);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("generation");
         TCase *tc = tcase_create("describe");
@@ -236,6 +264,7 @@ int main(void) {
         suite_add_tcase(s, tc);
         tc = tcase_create("retire");
         tcase_add_test(tc, test_retire_without_a_drain_timer_kills);
+        tcase_add_test(tc, test_retire_in_handoffs_loop_arms_the_drain_timer);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
