@@ -354,9 +354,17 @@ int retiree_start_group(sd_event *e, RetireeOf of, int pidfd, pid_t group, const
         if (r >= 0)
                 r = event_add_time_relative(e, &t->timer_source, drain_timeout, 1000, on_deadline, t);
         if (r < 0) {
+                /* One we retire could drain for ever, and accept meanwhile:
+                 * no deadline is worse than none to drain in, as for a
+                 * generation of ours (generation_retire()). One we hold
+                 * has its own handoff's deadline. */
+                bool held = t->held;
+                if (!held)
+                        retiree_kill(t);
                 retiree_free(t);
-                return log_warning_errno(r, "Failed to watch the %s handoff's generation (pid %d); it has no "
-                                         "drain deadline: %m", whose(of), (int) pid);
+                return log_warning_errno(r, "Failed to watch the %s handoff's generation (pid %d); %s: %m",
+                                         whose(of), (int) pid,
+                                         held ? "it has no drain deadline" : "sending SIGKILL now");
         }
         *ret = t;
         return 0;

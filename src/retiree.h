@@ -49,7 +49,9 @@ typedef void (*RetireeGone)(void *userdata);
  * delegated cgroup root, or NULL. Logs what it does. Returns 0 with *ret;
  * 0 with *ret NULL when there is nothing to retire (its main has exited
  * already); or -errno (logged) when it cannot be watched: then it had the
- * stop signal, but its drain deadline is not enforced. */
+ * stop signal, but its drain deadline is not enforced. One retired (sig)
+ * whose pidfd's watch or drain deadline could not be set up (out of
+ * memory) has had SIGKILL too: no deadline is worse than a short one. */
 int retiree_start(sd_event *e, RetireeOf of, int pidfd, int sig, usec_t drain_timeout, CgroupRoot *root,
                   RetireeGone gone, void *userdata, Retiree **ret);
 

@@ -20,6 +20,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -187,6 +188,47 @@ START_TEST(test_stop_signal_out_of_fds) {
         ck_assert_int_eq(exited, 1);
         ck_assert(WIFSIGNALED(status));
         ck_assert_int_eq(WTERMSIG(status), SIGTERM);
+        close(watch);
+        sd_event_unref(e);
+}
+END_TEST
+
+/* timerfd_create(), failed on demand (libsystemd's calls too: an
+ * executable's symbols come first); 0: it is not. */
+static int fail_timerfd;
+
+int timerfd_create(int clockid, int flags) {
+        if (fail_timerfd) {
+                errno = fail_timerfd;
+                return -1;
+        }
+        return (int) syscall(SYS_timerfd_create, clockid, flags);
+}
+
+START_TEST(test_sigkill_without_a_drain_timer) {
+        /* Its drain deadline, the loop's first timer here, cannot be
+         * armed: one we retire that ignores its stop signal is killed at
+         * once, not left to drain (and accept) for ever. */
+        pid_t pid = child(true);
+        int watch = pidfd_open_pid(pid);
+        ck_assert_int_ge(watch, 0);
+        sd_event *e;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        Retiree *r = (Retiree *) 1;
+        fail_timerfd = EMFILE;
+        int k = retiree_start(e, RETIREE_ORPHAN, pidfd_open_pid(pid), SIGTERM, 60 * USEC_PER_SEC, NULL, on_gone, e,
+                              &r);
+        fail_timerfd = 0;
+        ck_assert_int_eq(k, -EMFILE);
+        ck_assert_ptr_null(r);
+        struct pollfd p = { .fd = watch, .events = POLLIN };
+        int exited = poll(&p, 1, 2000);
+        (void) kill(pid, SIGKILL);
+        int status;
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+        ck_assert_msg(exited == 1, "pid %d has no drain deadline and was not killed", (int) pid);
+        ck_assert(WIFSIGNALED(status));
+        ck_assert_int_eq(WTERMSIG(status), SIGKILL);
         close(watch);
         sd_event_unref(e);
 }
@@ -828,6 +870,7 @@ int main(void) {
         tcase_add_test(tc, test_sigkill_at_the_deadline);
         tcase_add_test(tc, test_nothing_to_retire);
         tcase_add_test(tc, test_stop_signal_out_of_fds);
+        tcase_add_test(tc, test_sigkill_without_a_drain_timer);
         tcase_add_test(tc, test_pidfd_get_pid);
         tcase_add_test(tc, test_cgroup_ends_the_generation);
         tcase_add_test(tc, test_deadline_kills_the_cgroup);
