@@ -53,7 +53,7 @@ static void stop_sources(Handover *h) {
 static int on_barrier(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
         Handover *h = userdata;
         stop_sources(h);
-        h->cb->done(h->userdata);
+        h->cb->done(true, h->userdata);
         return 0;
 }
 
@@ -61,7 +61,7 @@ static int on_barrier_timeout(sd_event_source *src, uint64_t usec, void *userdat
         Handover *h = userdata;
         log_warning("The service manager did not answer BARRIER=1 in time; handing over anyway.");
         stop_sources(h);
-        h->cb->done(h->userdata);
+        h->cb->done(false, h->userdata);
         return 0;
 }
 
@@ -138,7 +138,7 @@ static int on_room(sd_event_source *src, int fd, uint32_t revents, void *userdat
                 log_info("The service manager's socket had room again; MAINPID= is sent.");
         h->cb->sent(h->userdata);
         if (r == 1 || arm_barrier(h) == 0)
-                h->cb->done(h->userdata);
+                h->cb->done(false, h->userdata);
         return 0;
 }
 

@@ -24,8 +24,9 @@ typedef struct Handover Handover;
 typedef struct HandoverCallbacks {
         /* MAINPID= is out (called also when there is no manager to tell). */
         void (*sent)(void *userdata);
-        /* systemd has read it, or did not answer the barrier in time. */
-        void (*done)(void *userdata);
+        /* systemd has read it (answered: the barrier came back), or did
+         * not answer the barrier in time, or it could not be set up. */
+        void (*done)(bool answered, void *userdata);
         /* MAINPID= could not be sent (the socket stayed full, or the
          * manager's is gone; logged), or is not (-ESRCH: gone() said so;
          * not logged): systemd names us main still. */

@@ -9,9 +9,11 @@
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "channel.h"
@@ -121,6 +123,8 @@ struct Supervisor {
         pid_t naming;            /* ... the next handoff it names, until TAKEOVER (it may be freed
                                   * meanwhile: see hand_back()) */
         bool next_lost;          /* ... which failed before systemd's barrier came */
+        bool mainpid_unconfirmed; /* ... sent, and the barrier not answered: systemd may name us main
+                                  * still (exit_as_next_handoff()) */
         bool stop_while_yielded; /* ... an operator's stop, ignored as an old main's meanwhile */
         pid_t handed_to;         /* old main: the next handoff, once it took over */
         int handed_pidfd;        /* ... and a pidfd of it: a SIGHUP passed on reaches it or nobody */
@@ -133,6 +137,7 @@ struct Supervisor {
         bool pass_stop;          /* to send STOP once the next handoff took over */
         bool next_takes_stop;    /* it understands STOP (an older one does not) */
         bool awaits_next;        /* STOP sent: until the next handoff exits */
+        bool stop_sent;          /* ... and for good: its exit is that stop's */
         bool drained_sent;       /* DRAINED sent: our generations are gone */
         sd_event_source *next_exit;      /* its end of file on handed_channel */
         Takeover *takeover;      /* started as the next handoff: the predecessor's channel */
@@ -1439,8 +1444,10 @@ static void on_mainpid_sent(void *userdata) {
         Results before = s->results;
         s->results = s->handed_results;
         s->handed_results = before;
-        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0])
+        if (role_speaks_to_systemd(s->role) && sdnotify_address()[0]) {
                 set_role(s, ROLE_EV_MAINPID_SENT);
+                s->mainpid_unconfirmed = true; /* until the barrier comes back */
+        }
 }
 
 /* The next handoff MAINPID= named has exited before we told it to take
@@ -1478,9 +1485,11 @@ static void hand_back(Supervisor *s) {
 /* systemd's barrier after MAINPID=: it has read it (or did not answer in
  * time). A next handoff still running then was taken as main; one that has
  * exited (and may be freed already, on_next_exited()) may not have been. */
-static void on_handover_done(void *userdata) {
+static void on_handover_done(bool answered, void *userdata) {
         Supervisor *s = userdata;
         s->handover = handover_free(s->handover);
+        if (answered)
+                s->mainpid_unconfirmed = false;
         bool lost = s->next_lost;
         s->next_lost = false;
         if (s->machine.state == STATE_HANDING_OVER && (!s->next || next_handoff_exited(s->next)))
@@ -1621,7 +1630,7 @@ static void stop_next_handoff(Supervisor *s) {
                 log_warning_errno(r, "Failed to pass the stop on to the next handoff (pid %d): %m", (int) s->handed_to);
                 return;
         }
-        s->awaits_next = true;
+        s->awaits_next = s->stop_sent = true;
         log_info("Passed the stop on to the next handoff (pid %d); exiting after it.", (int) s->handed_to);
         next_stop_progress(s);
 }
@@ -1677,6 +1686,38 @@ static void take_over_done(Supervisor *s, bool pass_reload) {
         service_store_drop_staged(&s->store);
         if (s->pass_stop)
                 stop_next_handoff(s);
+}
+
+/* Old main, at its exit after a takeover: had systemd not read MAINPID=
+ * before the next handoff exited (its barrier did not come back, so we
+ * handed over without knowing), it refused that pid, and we are its main
+ * still: our exit is the service's. Our generation was told to stop at the
+ * takeover, so we cannot serve again; we exit with the next handoff's
+ * status, as systemd would have seen it from its main, so that a failure
+ * restarts the service (Restart=on-failure) instead of ending it cleanly.
+ * Had systemd taken the next handoff, its death ended the service already,
+ * and our status is nobody's. One that is alive is taken, as systemd reads
+ * our MAINPID= before our exit; one that stopped at our STOP, stopped. */
+static void exit_as_next_handoff(Supervisor *s) {
+        struct pollfd p = { .fd = s->handed_pidfd, .events = POLLIN };
+        if (!role_handed_off(s->role) || !s->mainpid_unconfirmed || s->stop_sent || s->exit_code != 0 ||
+            s->handed_pidfd < 0 || poll(&p, 1, 0) <= 0)
+                return;
+        /* Where the kernel cannot give its status (before Linux 6.15, or
+         * not reaped yet), a failure: it exited as the service's main. */
+        char how[64] = "its status unknown";
+        int status, code = EXIT_FAILURE;
+        if (pidfd_exit_status(s->handed_pidfd, &status) >= 0) {
+                code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+                if (WIFEXITED(status))
+                        snprintf(how, sizeof how, "with status %d", code);
+                else
+                        snprintf(how, sizeof how, "killed by signal %s", SIGNAL_NAME(WTERMSIG(status)));
+        }
+        s->exit_code = code;
+        log_full_errno(code == 0 ? LOG_INFO : LOG_ERR, 0,
+                       "The next handoff (pid %d) exited (%s) before this process, and the service manager did not "
+                       "confirm MAINPID= naming it; exiting with status %d.", (int) s->handed_to, how, code);
 }
 
 /* READY=1 (unless said already) with the status line. The escaped line is
@@ -1745,8 +1786,10 @@ static void run_actions(Supervisor *s, unsigned a) {
                         notify_systemd(s, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64 "\nSTATUS=Reloading: starting generation %u.",
                                        s->reload_started, s->last_number);
         }
-        if (a & ACT_EXIT)
+        if (a & ACT_EXIT) {
+                exit_as_next_handoff(s);
                 sd_event_exit(s->event, s->exit_code);
+        }
 }
 
 /* Events raised by actions (a spawn that fails at once) are queued, not

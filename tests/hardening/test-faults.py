@@ -1048,6 +1048,52 @@ def test_kill_new_main_after_commit(tmp):
         teardown(h)
 
 
+def test_next_handoff_killed_after_the_barrier_timed_out(tmp):
+    """MAINPID= names the next handoff and systemd does not answer the
+    barrier (held past handoff's 5 s): the old main hands over anyway, and
+    the next handoff, main now, is SIGKILLed while the old main drains.
+    systemd may not have read MAINPID= yet; it refuses it then for a
+    process that no longer runs, and the old main is its main still, whose
+    exit is the service's. Generation 1 had its stop signal at the
+    takeover and cannot serve again: the old main finishes its drain (the
+    held request is answered) and exits with the status systemd would have
+    had from the next handoff (137: killed by SIGKILL; 1 where the kernel
+    cannot say, before Linux 6.15), so that Restart=on-failure restarts the
+    service. Before, it exited 0: the service ended cleanly, not restarted,
+    with the dead next handoff's generation serving on unsupervised."""
+    need("handover")
+    fifo = os.path.join(tmp, "hold")
+    os.mkfifo(fifo)
+    h = start(tmp, args=("--init-delay", "100", "--hold-fifo", fifo))
+    try:
+        old = serving_pid(h.port)
+        # GET /hold: in flight until the fifo is opened and closed, so the
+        # old main drains for as long as the test needs.
+        held = SlowRequest(h.port, 0, path="/hold")
+        wait_for(lambda: fifo in fd_links(old), 10, "generation 1 holds the request")
+        set_args(h.args_file, "--init-delay", "50")
+        succ = held_at_mainpid(h)
+        h.wait_log(f"handoff[{h.pid}]: The service manager did not answer BARRIER=1 in time; handing over anyway.",
+                   timeout=20)
+        h.wait_log(f"handoff[{succ}]: Took over as the main process")
+        app = h.generation_pid(2)
+        os.kill(succ, signal.SIGKILL)
+        wait_for(lambda: h.exit_status(succ) is not None, 10, f"the next handoff (pid {succ}) reaped")
+        check(alive(h.pid), f"premise: the old main still drains:\n{h.log()}")
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        held.join(timeout=20)
+        check(held.status == 200 and held.pid == old, f"{held.status} {held.pid} {held.error}")
+        how, status = ("killed by signal SIGKILL", 128 + signal.SIGKILL) if pidfd_gives_exit_status() else \
+            ("its status unknown", 1)
+        code = h.proc.wait(timeout=20)
+        check(code == status, f"the old main exits {status}, not {code}:\n{h.log()}")
+        h.wait_log(f"handoff[{h.pid}]: The next handoff (pid {succ}) exited ({how}) before this process, and the "
+                   f"service manager did not confirm MAINPID= naming it; exiting with status {status}.")
+        check(alive(app), f"premise: the dead next handoff's generation (pid {app}) runs on, for the manager to stop")
+    finally:
+        teardown(h)
+
+
 # ---- handover: a next handoff's start racing its death, a chain of reloads, -----
 # ---- and the gap between MAINPID= and NAMED ----------------------------------
 
