@@ -47,18 +47,54 @@ static int listeners_add(Listeners *l, int fd, char *name) {
         return 0;
 }
 
+/* A stored fd recovered from systemd's fd store. One that handoff's store
+ * has no room for (--fd-store-max lowered since it was put there), or no
+ * valid name, is closed, and its name added to dropped (once), to be
+ * removed from systemd's store too (unmirror_dropped()). */
+static void take_stored_entry(FdStore *store, const char *name, int fd, char ***dropped, size_t *n_dropped) {
+        (void) fd_cloexec(fd, true);
+        /* Whether FDPOLL=0 came with it is systemd's to know, not ours:
+         * unwatched, it is kept as before, never lost. */
+        int r = fdstore_add(store, name, fd, false);
+        if (r == -ENOSPC)
+                log_warning("fd store full (--fd-store-max=%zu): dropped fd \"%s\" recovered from the service "
+                            "manager's fd store.", store->max, name);
+        else if (r < 0)
+                log_warning_errno(r, "Could not keep %s%s from the service manager's fd store: %m",
+                                  SDSTORE_STORE_PREFIX, name);
+        else
+                log_info("Recovered stored fd \"%s\" from the service manager's fd store.", name);
+        if (!dropped || (r != -ENOSPC && r != -EINVAL))
+                return;
+        for (size_t i = 0; i < *n_dropped; i++)
+                if (strcmp((*dropped)[i], name) == 0)
+                        return;
+        if (strv_push(dropped, n_dropped, strdup(name)) < 0)
+                log_warning_errno(ENOMEM, "Out of memory; %s%s stays in the service manager's fd store.",
+                                  SDSTORE_STORE_PREFIX, name);
+}
+
+/* Else systemd holds the fds handoff dropped for good, and passes them at
+ * every start. A removal takes every fd of its name: those handoff kept
+ * under it are put back, after it (systemd ignores the put of an fd it
+ * still holds). */
+static void unmirror_dropped(const FdStore *store, char *const *dropped, size_t n_dropped) {
+        for (size_t i = 0; i < n_dropped; i++) {
+                (void) sdstore_remove(SDSTORE_STORE_PREFIX, dropped[i]);
+                for (size_t k = 0; k < store->n; k++)
+                        if (strcmp(store->entries[k].name, dropped[i]) == 0)
+                                (void) sdstore_put(SDSTORE_STORE_PREFIX, dropped[i], store->entries[k].fd,
+                                                   store->entries[k].poll);
+        }
+}
+
 /* An entry a previous handoff put into systemd's fd store. Returns true when
  * name was one (fd then taken). */
-static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int fd) {
+static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int fd, char ***dropped,
+                           size_t *n_dropped) {
         size_t lp = strlen(SDSTORE_LISTEN_PREFIX), sp = strlen(SDSTORE_STORE_PREFIX);
         if (strncmp(name, SDSTORE_STORE_PREFIX, sp) == 0) {
-                (void) fd_cloexec(fd, true);
-                /* Whether FDPOLL=0 came with it is systemd's to know, not
-                 * ours: unwatched, it is kept as before, never lost. */
-                if (fdstore_add(store, name + sp, fd, false) < 0)
-                        log_warning("Could not keep %s from the service manager's fd store.", name);
-                else
-                        log_info("Recovered stored fd \"%s\" from the service manager's fd store.", name + sp);
+                take_stored_entry(store, name + sp, fd, dropped, n_dropped);
                 return true;
         }
         if (strncmp(name, SDSTORE_LISTEN_PREFIX, lp) != 0)
@@ -86,8 +122,10 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
         return true;
 }
 
-int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store) {
+int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store, bool mirror) {
         char **names = NULL;
+        _cleanup_strv_free_ char **dropped = NULL;
+        size_t n_dropped = 0;
         /* Read before libsystemd unsets them, to say which one is wrong. */
         const char *e = getenv("LISTEN_PID");
         char pid_value[32];
@@ -131,7 +169,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
                         }
                         continue;
                 }
-                if (take_own_entry(l, store, names[i], fd))
+                if (take_own_entry(l, store, names[i], fd, mirror ? &dropped : NULL, &n_dropped))
                         continue;
                 struct stat st;
                 if (fstat(fd, &st) < 0) {
@@ -153,6 +191,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
         free(names);
         if (r < 0)
                 return r;
+        unmirror_dropped(store, dropped, n_dropped);
         l->from_systemd = true;
         if (!(l->fdnames = fdnames_join(l->names, l->n)))
                 return log_error_errno(ENOMEM, "Out of memory");

@@ -33,8 +33,9 @@ typedef struct Listeners {
  * n_stored of them are a predecessor's stored fds, not sockets: they go into
  * store, watched unless their character in fdpoll (NULL: all watched) is '0';
  * so do entries of systemd's fd store named "handoff.store.NAME", unwatched,
- * while "handoff.listen.N" are kept as l->recovered[N]. */
-int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store);
+ * while "handoff.listen.N" are kept as l->recovered[N]. With mirror, those
+ * entries that store has no room for are removed from systemd's store. */
+int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store, bool mirror);
 
 /* Opens each "--listen" spec, or reuses the socket recovered from systemd's
  * fd store that is bound where it says, whatever index it was stored for;

@@ -529,6 +529,34 @@ def test_env_recovered_listen_sockets_moved(tmp):
             fake.close()
 
 
+def test_env_recovered_stored_fds_beyond_the_bound(tmp):
+    """Stored fds a previous handoff put into systemd's fd store
+    (handoff.store.NAME), more than --fd-store-max now (lowered before the
+    restart): those beyond it are closed, and removed from systemd's store
+    too, the ones kept under the same name put back (before: systemd kept
+    them all for good, and passed them again at every start)."""
+    memfds = [os.memfd_create(n) for n in ("x1", "y", "x2")]
+    ino = [os.fstat(fd).st_ino for fd in memfds]
+    fake = StoreModel(tmp, {"handoff.store.x": [ino[0], ino[2]], "handoff.store.y": [ino[1]]})
+    h = Launched(tmp, ["--systemd-fd-store=yes", "--fd-store-max=1", "-l", f"127.0.0.1:{free_port()}"],
+                 [os.environ["STORE_SERVER"]], fds=memfds,
+                 env={"LISTEN_FDS": "3", "LISTEN_PID": "self",
+                      "LISTEN_FDNAMES": "handoff.store.x:handoff.store.y:handoff.store.x"}, notify=fake)
+    try:
+        # READY=1 comes after what handoff sends as it starts.
+        fake.wait_count("READY", 1)
+        stored = {k: v for k, v in fake.entries().items() if k.startswith("handoff.store.")}
+        check(stored == {"handoff.store.x": [ino[0]]},
+              f"only the first x left in systemd's store: {stored}; {fake.snapshot()}")
+        check('fd store full (--fd-store-max=1): dropped fd "y" recovered' in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        for fd in memfds:  # the service manager's copies, open until now
+            os.close(fd)
+        h.kill_all()
+        fake.close()
+
+
 def stored_unix_sockets(tmp, *names):
     """Listening unix stream sockets as a previous handoff's --listen made
     them, and the service manager's store holds them: paths and sockets."""
