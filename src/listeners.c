@@ -171,12 +171,16 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
                 }
                 if (take_own_entry(l, store, names[i], fd, mirror ? &dropped : NULL, &n_dropped))
                         continue;
-                struct stat st;
-                if (fstat(fd, &st) < 0) {
+                /* The type the kernel has cached (AT_STATX_DONT_SYNC): an
+                 * fd stored by a server (NotifyAccess=all) may be a file on
+                 * FUSE, whose fstat() asks the file system's server and
+                 * waits, for ever if it never answers. */
+                struct statx stx;
+                if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0) {
                         r = log_error_errno(errno, "Passed fd %d (%s) is not open: %m", fd, names[i]);
                         break;
                 }
-                if (!S_ISSOCK(st.st_mode)) {
+                if (!S_ISSOCK(stx.stx_mode)) {
                         r = log_error_errno(ENOTSOCK, "Passed fd %d (%s) is not a socket.", fd, names[i]);
                         break;
                 }

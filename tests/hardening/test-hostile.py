@@ -33,7 +33,7 @@ stayed bounded and that no request failed.
 - a compromised generation (not another uid) stores a file on a FUSE file
   system whose server never answers a poll: handoff does not poll it;
   where kcmp(2) fails, one whose server never answers a getattr: handoff
-  does not fstat() it.
+  does not fstat() it; nor when systemd passes such a file at start.
 
 The control socket is in a 0700 directory, so another uid cannot even
 connect to it. To test the layers behind that (the peer check at accept,
@@ -1486,6 +1486,34 @@ def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
     finally:
         fs.stop()  # a handoff stuck in the fstat() can be stopped now
         h.close()
+
+
+def test_passed_fuse_file_whose_getattr_hangs(tmp):
+    """A server with NotifyAccess=all stores a file on a FUSE file system
+    whose server does not answer FUSE_GETATTR into systemd's own fd store,
+    which passes it to the next handoff it starts, among its sockets. To
+    tell whether it was a socket, handoff's fstat() waited for that
+    answer: it neither started nor exited. The type the kernel has cached
+    does not ask the server: it is refused at once, as any other file."""
+    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
+        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    try:
+        fs = HangingPollFs(mnt, hold_getattr=True)
+    except OSError as e:
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fd = os.open(os.path.join(mnt, "f"), os.O_RDONLY | os.O_CLOEXEC)
+    h = Launched(tmp, [], [FIXTURE], fds=[fd], env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "fuse"})
+    try:
+        wait_for(lambda: h.proc.poll() is not None, 10, f"handoff exits; log:\n{h.log()}")
+        check(h.proc.returncode == 2 and "Passed fd 3 (fuse) is not a socket." in h.log(),
+              f"exit {h.proc.returncode}; log:\n{h.log()}")
+        check(not fs.getattrs, f"handoff asked the FUSE server: {len(fs.getattrs)} getattr(s) unanswered")
+    finally:
+        os.close(fd)
+        fs.stop()  # a handoff stuck in the fstat() can be stopped now
+        h.kill_all()
 
 
 def test_nofile_raised_for_handoff_not_for_generations(tmp):
