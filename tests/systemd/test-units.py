@@ -643,6 +643,36 @@ def test_systemd_fd_store_survives_crash(um):
 
 
 @with_logs
+def test_systemd_fd_store_max_lowered_before_a_crash(um):
+    """A server's three stored fds ("state", and "job" twice) in systemd's
+    store too; the unit edited to --fd-store-max=1 (daemon-reload), then
+    handoff killed: the restarted handoff keeps one of them, and systemd's
+    store holds no more than it (and the --listen socket). Before, handoff
+    closed the two it had no room for, but systemd kept them, and passed
+    them again at every start."""
+    port = free_port()
+    out = um.path("store-max.log")
+    unit = "handoff-store-max.service"
+    command = STORE_SERVER + " --store-twice job"
+    um.install_unit(unit, fd_store_unit("--listen 127.0.0.1:%d --fd-store-max=3" % port, command, out, 1))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "4", 10,
+                "the socket, the state and both jobs in systemd's store")
+    um.install_unit(unit, fd_store_unit("--listen 127.0.0.1:%d --fd-store-max=1" % port, command, out, 1))
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] != "0", 15, "the restart")
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: store_state(port), 10, "the restarted server")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
+                "the socket and one stored fd left in systemd's store")
+    with open(out) as f:
+        log_text = f.read()
+    assert log_text.count("recovered from the service manager's fd store") == 2, log_text
+    um.systemctl("stop", unit)
+
+
+@with_logs
 def test_systemd_fd_store_listen_changed_before_a_crash(um):
     """--systemd-fd-store with --listen unix:A --listen unix:B; the unit
     edited to --listen unix:B alone (daemon-reload), then handoff killed:
@@ -1476,6 +1506,7 @@ if __name__ == "__main__":
         test_sigkill_restarts_and_serves_queue,
         test_sigkill_of_new_main_after_handover,
         test_systemd_fd_store_survives_crash,
+        test_systemd_fd_store_max_lowered_before_a_crash,
         test_systemd_fd_store_listen_changed_before_a_crash,
         test_systemd_fd_store_listen_reordered_before_a_crash,
         test_watchdog,
