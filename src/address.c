@@ -193,21 +193,19 @@ static int open_unix(const ListenAddress *a, const char *spec, int *ret_fd, char
         if (fd < 0)
                 return log_error_errno(errno, "Failed to create socket for %s: %m", spec);
 
-        if (bind(fd, (struct sockaddr *) &sa, len) < 0) {
-                int err = errno; /* the staleness probe below overwrites errno */
-                if (err != EADDRINUSE || a->abstract)
-                        return log_error_errno(err, "Failed to bind %s: %m", spec);
-                int r = unix_path_probe(&sa, len, type);
-                if (r == 0)
-                        return log_error_errno(err, "Failed to bind %s: %m (a live socket: another process "
-                                                    "listens on it)", spec);
-                if (r < 0)
-                        return log_error_errno(err, "Failed to bind %s: %m (and it is not a stale socket: %s)", spec,
-                                               strerror(-r));
+        int probe = 1;
+        int r = a->abstract ? (bind(fd, (struct sockaddr *) &sa, len) < 0 ? -errno : 0)
+                            : unix_path_bind(fd, &sa, len, type, &probe);
+        if (r == -EADDRINUSE && probe == 0)
+                return log_error_errno(r, "Failed to bind %s: %m (a live socket: another process listens on it)",
+                                       spec);
+        if (r == -EADDRINUSE && probe < 0)
+                return log_error_errno(r, "Failed to bind %s: %m (and it is not a stale socket: %s)", spec,
+                                       strerror(-probe));
+        if (r < 0)
+                return log_error_errno(r, "Failed to bind %s: %m", spec);
+        if (r > 0)
                 log_info("Removing stale socket file %s (nothing listens on it).", a->path);
-                if (unlink(a->path) < 0 || bind(fd, (struct sockaddr *) &sa, len) < 0)
-                        return log_error_errno(errno, "Failed to bind %s: %m", spec);
-        }
         if (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)
                 return log_error_errno(errno, "Failed to listen on %s: %m", spec);
 

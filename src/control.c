@@ -511,11 +511,9 @@ static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
                 snprintf(why, why_size, "a path in %s is too long for a unix socket", dir);
                 return -ENAMETOOLONG;
         }
-        r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        if (r == -EADDRINUSE && socket_is_stale(&sa)) {
+        r = unix_path_bind(fd, &sa, sizeof sa, SOCK_SEQPACKET, NULL);
+        if (r > 0)
                 log_debug("Removing stale control socket %s.", sa.sun_path);
-                r = unlink(sa.sun_path) < 0 || bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        }
         if (r == -EADDRINUSE)
                 snprintf(why, why_size, "%s is in use by a live process (another pid namespace sharing "
                                         "the directory?)", sa.sun_path);

@@ -138,6 +138,14 @@ int pidfd_exit_status(int pidfd, int *ret_status);
 struct sockaddr_un;
 int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type);
 
+/* Binds fd, a unix socket of type, to the path in sa (NUL-terminated).
+ * When the path is taken by a stale socket file (as unix_path_probe()
+ * tells), removes that file and binds again. Returns 0 when bound, 1 when
+ * bound after removing a stale socket file, or -errno. Where the path was
+ * taken, *ret_probe (unless NULL) is the probe's answer: 1 stale, 0 a
+ * live socket (kept), -errno when it cannot tell (kept). */
+int unix_path_bind(int fd, const struct sockaddr_un *sa, socklen_t len, int type, int *ret_probe);
+
 /* Attaches n fds to mh as one SCM_RIGHTS message, in control, which has
  * room for CMSG_SPACE(sizeof(int) * n) bytes and is suitably aligned. */
 struct msghdr;

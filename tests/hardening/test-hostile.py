@@ -26,6 +26,8 @@ stayed bounded and that no request failed.
   a socket;
 - a unix --listen path whose live owner's backlog is full: start-up fails
   at once with a clear message;
+- a unix --listen path whose directory is swapped for another between
+  the stale socket probe and its removal: the other's file is not removed;
 - the abstract control name of handoff before 0.2 with a full backlog:
   the reload/status client does not hang on it;
 - status --json larger than the old 4088-byte cut is valid JSON;
@@ -1230,6 +1232,94 @@ def test_unix_listen_on_a_full_live_socket(tmp):
         a.stop()
 
 
+# uid 65534's side of the next test: in her directory argv[1], a stale
+# socket file real/app.sock and a symlink run -> real; given a line on
+# stdin, she points run at the directory argv[2] (by a rename, as an
+# attacker racing a privileged process would).
+SWAP_DIR = r'''
+import os, socket, sys
+d, other = sys.argv[1:3]
+os.mkdir(f"{d}/real")
+s = socket.socket(socket.AF_UNIX)
+s.bind(f"{d}/real/app.sock")
+s.close()
+os.symlink("real", f"{d}/run")
+print("ready", flush=True)
+sys.stdin.readline()
+os.symlink(other, f"{d}/run.new")
+os.rename(f"{d}/run.new", f"{d}/run")
+print("swapped", flush=True)
+sys.stdin.read()
+'''
+
+# What /proc/PID/syscall shows for unlink(2) and unlinkat(2).
+UNLINK_SYSCALLS = {"x86_64": {"87", "263"}, "aarch64": {"35"}}
+
+
+def syscall_of(pid):
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def test_unix_listen_directory_swapped_before_the_unlink(tmp):
+    """A --listen path through a symlink in a directory uid 65534 may
+    write, to a directory of hers with a stale socket file in it: handoff
+    (root) probes that file, and she points the symlink at another
+    directory before handoff removes it (strace holds handoff at its
+    unlink until she has). handoff removes the stale socket it probed, not
+    the file of the same name in the other directory, and then fails to
+    bind there, that file being in the way."""
+    d = dir_for_all(tmp, "shared", 0o755)
+    os.chown(d, NOBODY, NOBODY)
+    os.chmod(tmp, 0o755)
+    strace, unlinks = shutil.which("strace"), UNLINK_SYSCALLS.get(os.uname().machine)
+    if not strace or not unlinks:
+        raise Skip(f"needs strace(1) and the unlink syscall numbers of {os.uname().machine}")
+    other = os.path.join(tmp, "other")
+    os.mkdir(other)
+    victim = os.path.join(other, "app.sock")
+    with open(victim, "w") as f:
+        f.write("not a socket\n")
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    a = Attacker(SWAP_DIR, d, other)
+    # The first unlink or unlinkat of each process waits a minute: in
+    # effect until the test kills strace, which lets handoff go on.
+    hold = [strace, "-f", "-o", "/dev/null", "-e", "inject=unlink,unlinkat:delay_enter=60000000:when=1"]
+    h = Handoff(tmp, ["-v", "-l", f"unix:{d}/run/app.sock"], [FIXTURE], env={"RUNTIME_DIRECTORY": runtime},
+                wrapper=hold)
+    try:
+        def held():
+            if h.proc.poll() is not None:
+                raise Skip(f"strace cannot trace here: {h.log()}")
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{h.pid}/task/{h.pid}/children") as f:
+                    pid = int(f.read().split()[0])
+                return pid if syscall_of(pid) in unlinks else None
+        pid = wait_for(held, 10, "handoff held at an unlink by strace", retry=(IndexError, ValueError))
+        a.proc.stdin.write("go\n")
+        a.proc.stdin.flush()
+        check(select.select([a.proc.stdout], [], [], 10)[0] and a.proc.stdout.readline().strip() == "swapped",
+              "the attacker swapped the symlink")
+        check(syscall_of(pid) in unlinks, "handoff still held at the unlink")
+        h.proc.kill()
+        h.proc.wait()
+        outcome = wait_for(lambda: re.search(r"Failed to bind .*|Listening on unix:.*", h.log()), 10,
+                           f"handoff past the bind; log:\n{h.log()}").group(0)
+        check(os.path.isfile(victim), f"the other directory's app.sock is still a file ({outcome})")
+        with open(victim) as f:
+            check(f.read() == "not a socket\n", "and holds what it held")
+        check(os.listdir(os.path.join(d, "real")) == [], "the stale socket probed was removed")
+        check("Address already in use" in outcome, outcome)
+        print(f"  stale socket's directory swapped before the unlink: {outcome}")
+    finally:
+        a.stop()
+        h.close()
+
+
 # The abstract control name of a handoff from before 0.2.
 LEGACY_NAME = "@handoff/control/{pid}"
 
@@ -1538,7 +1628,8 @@ def test_nofile_raised_for_handoff_not_for_generations(tmp):
 
 
 MODE_INDEPENDENT = {"test_runtime_dir_others_can_write_is_refused", "test_forged_socket_table_line_is_not_trusted",
-                    "test_overflow_uid_gets_no_abstract_name", "test_unix_listen_on_a_full_live_socket"}
+                    "test_overflow_uid_gets_no_abstract_name", "test_unix_listen_on_a_full_live_socket",
+                    "test_unix_listen_directory_swapped_before_the_unlink"}
 
 if __name__ == "__main__":
     def fresh(fn):
