@@ -230,24 +230,35 @@ static void log_not_its_file(const char *path) {
                     "and it is not handoff's to remove.", path);
 }
 
-/* The file at path now, and for recovered (>= 0: a socket a previous
- * handoff bound there, back from systemd's fd store) only if the kernel
- * says it is that socket's own: its file may have been removed and the
- * path bound anew by another before this start, and that file is not
- * handoff's to remove. */
-static int created_path_add(Listeners *l, char *path, int recovered) {
+/* The file at path now, if the kernel says it is the own of fd (>= 0),
+ * the socket bound there. One recovered (a previous handoff bound it, it
+ * is back from systemd's fd store) may have had its file removed and the
+ * path bound anew by another before this start. One just bound may not be
+ * where its path leads now either: a directory on the way swapped since
+ * (a symlink in a directory others may write) would make the file
+ * removed at stop another of the same name. Neither is handoff's to
+ * remove. */
+static int created_path_add(Listeners *l, char *path, int fd, bool recovered) {
         struct stat st;
         if (path && lstat(path, &st) < 0) {
                 /* Just bound by us, it is there; a recovered one's may be
                  * gone since, as a reload would warn. */
-                if (recovered >= 0 && errno == ENOENT)
+                if (recovered && errno == ENOENT)
                         log_not_its_file(path);
                 else
                         log_debug_errno(errno, "Not removing %s at stop: %m", path);
                 free(path);
                 return 0;
         }
-        int r = path && recovered >= 0 ? socket_file_is(recovered, &st) : 1;
+        int r = path && fd >= 0 ? socket_file_is(fd, &st) : 1;
+        if (r < 0 && !recovered) {
+                /* Where the kernel cannot tell (no CAP_NET_ADMIN, no
+                 * sock_diag), the file at the path of a socket bound a
+                 * moment ago is taken for its own, as it always was. */
+                log_debug_errno(r, "Taking %s for the file of the socket just bound there: the kernel cannot "
+                                "tell (%m).", path);
+                r = 1;
+        }
         if (r == 0)
                 log_not_its_file(path);
         else if (r < 0)
@@ -261,7 +272,7 @@ static int created_path_add(Listeners *l, char *path, int recovered) {
 }
 
 int listeners_add_created_path(Listeners *l, const char *path) {
-        return created_path_add(l, strdup(path), -EBADF);
+        return created_path_add(l, strdup(path), -EBADF, false);
 }
 
 int listeners_add_created_file(Listeners *l, const char *path, dev_t dev, ino_t ino) {
@@ -452,7 +463,7 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                                 mirror_listen(i, fd);
                 }
                 if (r >= 0 && created)
-                        r = created_path_add(l, created, from[i] != SIZE_MAX ? fd : -EBADF);
+                        r = created_path_add(l, created, fd, from[i] != SIZE_MAX);
                 if (r >= 0)
                         r = listeners_add(l, fd, TAKE_PTR(a.name));
                 listen_address_done(&a);

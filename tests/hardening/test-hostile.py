@@ -27,7 +27,8 @@ stayed bounded and that no request failed.
 - a unix --listen path whose live owner's backlog is full: start-up fails
   at once with a clear message;
 - a unix --listen path whose directory is swapped for another between
-  the stale socket probe and its removal: the other's file is not removed;
+  the stale socket probe and its removal, or right after the bind: the
+  other's file of that name is not removed, then or at the stop;
 - the abstract control name of handoff before 0.2 with a full backlog:
   the reload/status client does not hang on it;
 - status --json larger than the old 4088-byte cut is valid JSON;
@@ -59,7 +60,7 @@ import harness
 from control_socket import connect_control, control_socket_path
 from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port,
                      http_get, run, serving_pid, set_args, wait_for)
-from handofftest.procs import stat_fields
+from handofftest.procs import pid_alive, stat_fields
 from fusefs import HangingPollFs
 from hardening import NOBODY, PYTHON, Launched, notify_socket_of, notifying_app, rss_kib, showing_logs
 
@@ -1232,17 +1233,18 @@ def test_unix_listen_on_a_full_live_socket(tmp):
         a.stop()
 
 
-# uid 65534's side of the next test: in her directory argv[1], a stale
-# socket file real/app.sock and a symlink run -> real; given a line on
-# stdin, she points run at the directory argv[2] (by a rename, as an
-# attacker racing a privileged process would).
+# uid 65534's side of the next tests: in her directory argv[1], a symlink
+# run -> real (and with argv[3] "stale", a stale socket file real/app.sock);
+# given a line on stdin, she points run at the directory argv[2] (by a
+# rename, as one racing a privileged process would).
 SWAP_DIR = r'''
 import os, socket, sys
-d, other = sys.argv[1:3]
+d, other, stale = sys.argv[1:4]
 os.mkdir(f"{d}/real")
-s = socket.socket(socket.AF_UNIX)
-s.bind(f"{d}/real/app.sock")
-s.close()
+if stale:
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(f"{d}/real/app.sock")
+    s.close()
 os.symlink("real", f"{d}/run")
 print("ready", flush=True)
 sys.stdin.readline()
@@ -1252,8 +1254,14 @@ print("swapped", flush=True)
 sys.stdin.read()
 '''
 
-# What /proc/PID/syscall shows for unlink(2) and unlinkat(2).
-UNLINK_SYSCALLS = {"x86_64": {"87", "263"}, "aarch64": {"35"}}
+# Where strace holds handoff (the first such call of each process; a
+# minute, in effect until the test kills strace, which lets handoff go on):
+# entering unlink(2) or unlinkat(2), or leaving bind(2); and what
+# /proc/PID/syscall shows meanwhile.
+HOLDS = {"unlink": "inject=/^unlink(at)?$:delay_enter=60000000:when=1",
+         "bind": "inject=bind:delay_exit=60000000:when=1"}
+SYSCALLS = {"x86_64": {"unlink": {"87", "263"}, "bind": {"49"}},
+            "aarch64": {"unlink": {"35"}, "bind": {"200"}}}
 
 
 def syscall_of(pid):
@@ -1264,20 +1272,20 @@ def syscall_of(pid):
         return None
 
 
-def test_unix_listen_directory_swapped_before_the_unlink(tmp):
-    """A --listen path through a symlink in a directory uid 65534 may
-    write, to a directory of hers with a stale socket file in it: handoff
-    (root) probes that file, and she points the symlink at another
-    directory before handoff removes it (strace holds handoff at its
-    unlink until she has). handoff removes the stale socket it probed, not
-    the file of the same name in the other directory, and then fails to
-    bind there, that file being in the way."""
+@contextlib.contextmanager
+def directory_swapped_while_held(tmp, at, stale):
+    """uid 65534's directory with the symlink run -> real (and a stale
+    socket file there, if stale), a root handoff told to --listen
+    unix:<hers>/run/app.sock, held by strace at `at`; while it is held, she
+    points run at another directory, where app.sock is a file of root's,
+    and then handoff goes on. Yields (handoff, its pid, her directory,
+    root's file)."""
     d = dir_for_all(tmp, "shared", 0o755)
     os.chown(d, NOBODY, NOBODY)
     os.chmod(tmp, 0o755)
-    strace, unlinks = shutil.which("strace"), UNLINK_SYSCALLS.get(os.uname().machine)
-    if not strace or not unlinks:
-        raise Skip(f"needs strace(1) and the unlink syscall numbers of {os.uname().machine}")
+    strace, syscalls = shutil.which("strace"), SYSCALLS.get(os.uname().machine, {}).get(at)
+    if not strace or not syscalls:
+        raise Skip(f"needs strace(1) and the syscall numbers of {os.uname().machine}")
     other = os.path.join(tmp, "other")
     os.mkdir(other)
     victim = os.path.join(other, "app.sock")
@@ -1285,39 +1293,66 @@ def test_unix_listen_directory_swapped_before_the_unlink(tmp):
         f.write("not a socket\n")
     runtime = os.path.join(tmp, "runtime")
     os.mkdir(runtime, 0o700)
-    a = Attacker(SWAP_DIR, d, other)
-    # The first unlink or unlinkat of each process waits a minute: in
-    # effect until the test kills strace, which lets handoff go on.
-    hold = [strace, "-f", "-o", "/dev/null", "-e", "inject=unlink,unlinkat:delay_enter=60000000:when=1"]
-    h = Handoff(tmp, ["-v", "-l", f"unix:{d}/run/app.sock"], [FIXTURE], env={"RUNTIME_DIRECTORY": runtime},
-                wrapper=hold)
+    a = Attacker(SWAP_DIR, d, other, "stale" if stale else "")
+    h = Handoff(tmp, ["-v", "-l", f"unix:{d}/run/app.sock"], fixture_cmd(), env={"RUNTIME_DIRECTORY": runtime},
+                wrapper=[strace, "-f", "-o", "/dev/null", "-e", HOLDS[at]])
     try:
         def held():
-            if h.proc.poll() is not None:
+            if h.proc.poll() is not None and "ptrace" in h.log():
                 raise Skip(f"strace cannot trace here: {h.log()}")
+            check(h.proc.poll() is None, f"strace exited: {h.log()}")
             with contextlib.suppress(OSError):
                 with open(f"/proc/{h.pid}/task/{h.pid}/children") as f:
                     pid = int(f.read().split()[0])
-                return pid if syscall_of(pid) in unlinks else None
-        pid = wait_for(held, 10, "handoff held at an unlink by strace", retry=(IndexError, ValueError))
+                return pid if syscall_of(pid) in syscalls else None
+        pid = wait_for(held, 10, f"handoff held at {at} by strace", retry=(IndexError, ValueError))
         a.proc.stdin.write("go\n")
         a.proc.stdin.flush()
         check(select.select([a.proc.stdout], [], [], 10)[0] and a.proc.stdout.readline().strip() == "swapped",
               "the attacker swapped the symlink")
-        check(syscall_of(pid) in unlinks, "handoff still held at the unlink")
+        check(syscall_of(pid) in syscalls, f"handoff still held at {at}")
         h.proc.kill()
         h.proc.wait()
-        outcome = wait_for(lambda: re.search(r"Failed to bind .*|Listening on unix:.*", h.log()), 10,
-                           f"handoff past the bind; log:\n{h.log()}").group(0)
-        check(os.path.isfile(victim), f"the other directory's app.sock is still a file ({outcome})")
-        with open(victim) as f:
-            check(f.read() == "not a socket\n", "and holds what it held")
-        check(os.listdir(os.path.join(d, "real")) == [], "the stale socket probed was removed")
-        check("Address already in use" in outcome, outcome)
-        print(f"  stale socket's directory swapped before the unlink: {outcome}")
+        yield h, pid, d, victim
     finally:
         a.stop()
         h.close()
+
+
+def intact(victim, outcome):
+    check(os.path.isfile(victim), f"the other directory's app.sock is still a file ({outcome})")
+    with open(victim) as f:
+        check(f.read() == "not a socket\n", "and holds what it held")
+
+
+def test_unix_listen_directory_swapped_before_the_unlink(tmp):
+    """A --listen path through a symlink in a directory uid 65534 may
+    write, to a directory of hers with a stale socket file in it: handoff
+    (root) probes that file, and she points the symlink at another
+    directory before handoff removes it. handoff removes the stale socket
+    it probed, not the file of the same name in the other directory, and
+    then fails to bind there, that file being in the way."""
+    with directory_swapped_while_held(tmp, "unlink", stale=True) as (h, _, d, victim):
+        outcome = wait_for(lambda: re.search(r"Failed to bind .*|Listening on unix:.*", h.log()), 10,
+                           f"handoff past the bind; log:\n{h.log()}").group(0)
+        intact(victim, outcome)
+        check(os.listdir(os.path.join(d, "real")) == [], "the stale socket probed was removed")
+        check("Address already in use" in outcome, outcome)
+        print(f"  directory swapped before the unlink: {outcome}")
+
+
+def test_unix_listen_directory_swapped_after_the_bind(tmp):
+    """The same symlink, swapped as handoff has just bound its socket
+    (there is no stale file): handoff must not take the file of the same
+    name in the other directory for its socket's, which it would remove at
+    its stop. It asks the kernel which file its socket is bound to."""
+    with directory_swapped_while_held(tmp, "bind", stale=False) as (h, pid, d, victim):
+        h.wait_log("is ready")
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not pid_alive(pid), 20, f"handoff to stop; log:\n{h.log()}")
+        intact(victim, "after the stop")
+        check("is no longer the file of handoff's socket" in h.log(), h.log())
+        print("  directory swapped after the bind: the other file is left at the stop")
 
 
 # The abstract control name of a handoff from before 0.2.
@@ -1629,7 +1664,8 @@ def test_nofile_raised_for_handoff_not_for_generations(tmp):
 
 MODE_INDEPENDENT = {"test_runtime_dir_others_can_write_is_refused", "test_forged_socket_table_line_is_not_trusted",
                     "test_overflow_uid_gets_no_abstract_name", "test_unix_listen_on_a_full_live_socket",
-                    "test_unix_listen_directory_swapped_before_the_unlink"}
+                    "test_unix_listen_directory_swapped_before_the_unlink",
+                    "test_unix_listen_directory_swapped_after_the_bind"}
 
 if __name__ == "__main__":
     def fresh(fn):
