@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include "client.h"
 #include "control-protocol.h"
@@ -347,13 +349,12 @@ static int wait_readable(int fd, usec_t deadline, int sigfd) {
 
 /* Finds pid's control socket (control-protocol.h says where it lives) among pid's
  * own fds, so that neither its environment nor its mount namespace need
- * to be guessed, and opens the file through /proc/<pid>/root (uid: pid's,
- * which the file must belong to). Returns 0 with an O_PATH fd in *ret_fd;
- * 1 when pid listens on an abstract name instead (nothing to open), the
- * name with its "@" in ret_abstract; or -errno with what went wrong in
- * why. */
-static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char ret_abstract[static ABSTRACT_SIZE],
-                               char *why, size_t why_size) {
+ * to be guessed (uid: pid's). Returns 0 with its path, as pid sees it, in
+ * ret (connect_path_in_child() opens it); 1 when pid listens on an abstract
+ * name instead, the name with its "@" in ret; or -errno with what went
+ * wrong in why. Reads only /proc: nothing of pid's choosing can make it
+ * wait. */
+static int find_control_socket(pid_t pid, uid_t uid, char ret[static PATH_MAX], char *why, size_t why_size) {
         _cleanup_free_ unsigned long *inodes = NULL;
         size_t n = 0;
         int r = socket_inodes_of(pid, &inodes, &n);
@@ -362,9 +363,8 @@ static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char ret_abstr
                                         "control it", (int) pid, (unsigned) uid);
                 return r;
         }
-        char path[PATH_MAX];
         if (r >= 0)
-                r = control_path_of(pid, inodes, n, path, sizeof path);
+                r = control_path_of(pid, inodes, n, ret, PATH_MAX);
         if (r == -ENOENT) {
                 snprintf(why, why_size, "pid %d has no handoff control socket (is it running, and is %d its main PID?)",
                          (int) pid, (int) pid);
@@ -374,39 +374,14 @@ static int find_control_socket(pid_t pid, uid_t uid, int *ret_fd, char ret_abstr
                 snprintf(why, why_size, "cannot look into pid %d: %s", (int) pid, strerror(-r));
                 return r;
         }
-        if (path[0] == '@' && !same_netns(pid, true)) {
+        if (ret[0] == '@' && !same_netns(pid, true)) {
                 snprintf(why, why_size, "its control socket is the abstract name %s, in another network namespace: "
-                                        "run this in that one (nsenter --net=/proc/%d/ns/net)", path, (int) pid);
+                                        "run this in that one (nsenter --net=/proc/%d/ns/net)", ret, (int) pid);
                 return -EXDEV;
         }
-        if (path[0] == '@') {
-                if (strlen(path) >= ABSTRACT_SIZE)
-                        return -ENAMETOOLONG;
-                strcpy(ret_abstract, path);
-                return 1;
-        }
-        char full[PATH_MAX + 64];
-        snprintf(full, sizeof full, "/proc/%d/root%s", (int) pid, path);
-        int fd = open(full, O_PATH | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0) {
-                r = -errno;
-                snprintf(why, why_size, "cannot open %s (pid %d's control socket): %s", path, (int) pid, strerror(-r));
-                return r;
-        }
-        /* The file at that path now is not necessarily the socket pid holds:
-         * it must at least be a socket of that uid. The peer's pid is
-         * checked once connected. */
-        struct stat st;
-        if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != uid) {
-                bool sock = S_ISSOCK(st.st_mode);
-                snprintf(why, why_size, "refusing %s: %s uid %u, not by pid %d's uid %u", path,
-                         sock ? "a socket owned by" : "not a socket; owned by", (unsigned) st.st_uid, (int) pid,
-                         (unsigned) uid);
-                safe_close(fd);
-                return -EPERM;
-        }
-        *ret_fd = fd;
-        return 0;
+        if (ret[0] == '@' && strlen(ret) >= ABSTRACT_SIZE)
+                return -ENAMETOOLONG;
+        return ret[0] == '@';
 }
 
 /* The address of an abstract name, given with its "@" in front. */
@@ -422,21 +397,24 @@ static socklen_t abstract_address(const char *name, struct sockaddr_un *sa) {
  * uid.) Never blocks: a unix socket whose backlog is full (a handoff that is
  * frozen or swamped, or anyone's socket on an abstract name) fails connect()
  * with EAGAIN at once, and there is no way to wait for room in it but to
- * try again, here until deadline and unless SIGTERM or SIGINT comes on
- * sigfd (then interrupted()); with sigfd -1, only once. Returns the fd
- * (blocking), or -errno of socket() or connect() (-ETIMEDOUT: the backlog
- * stayed full until deadline); or -EPERM with what the peer was in why. */
+ * try again, here until deadline (0: only once) and unless SIGTERM or
+ * SIGINT comes on sigfd (then interrupted(); -1: none). Returns the fd
+ * (blocking), or -errno of socket() or connect(); -ETIMEDOUT (the backlog
+ * stayed full until deadline) or -EPERM (what the peer was) with why. */
 static int connect_checked(const struct sockaddr_un *sa, socklen_t sa_len, pid_t pid, uid_t uid, usec_t deadline,
                            int sigfd, char *why, size_t why_size) {
         _cleanup_close_ int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
         for (int delay_ms = 1; connect(fd, (const struct sockaddr *) sa, sa_len) < 0;) {
-                if (errno != EAGAIN || sigfd < 0)
+                if (errno != EAGAIN)
                         return -errno;
                 int ms = ms_until(deadline, delay_ms);
-                if (ms == 0)
+                if (ms == 0) {
+                        snprintf(why, why_size, "did not take the connection in time (its control socket's queue "
+                                                "stayed full)");
                         return -ETIMEDOUT;
+                }
                 struct pollfd p = { .fd = sigfd, .events = POLLIN };
                 int r = poll(&p, 1, ms);
                 if (r < 0 && errno != EINTR)
@@ -484,6 +462,125 @@ static int connect_conventional(pid_t pid, uid_t uid) {
         return connect_checked(&sa, sizeof sa, pid, uid, 0, -1, why, sizeof why);
 }
 
+/* Opens path, pid's control socket as pid sees it, through /proc/<pid>/root
+ * (uid: pid's, which the file must belong to), and connects to it
+ * (connect_checked(), until deadline). Returns the fd, or -errno with what
+ * went wrong in why. */
+static int connect_path(pid_t pid, uid_t uid, const char *path, usec_t deadline, char *why, size_t why_size) {
+        char full[PATH_MAX + 64];
+        snprintf(full, sizeof full, "/proc/%d/root%s", (int) pid, path);
+        _cleanup_close_ int pfd = open(full, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+        if (pfd < 0) {
+                int r = -errno;
+                snprintf(why, why_size, "cannot open %s (pid %d's control socket): %s", path, (int) pid, strerror(-r));
+                return r;
+        }
+        /* The file at that path now is not necessarily the socket pid holds:
+         * it must at least be a socket of that uid. The peer's pid is
+         * checked once connected. */
+        struct stat st;
+        if (fstat(pfd, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != uid) {
+                bool sock = S_ISSOCK(st.st_mode);
+                snprintf(why, why_size, "refusing %s: %s uid %u, not by pid %d's uid %u", path,
+                         sock ? "a socket owned by" : "not a socket; owned by", (unsigned) st.st_uid, (int) pid,
+                         (unsigned) uid);
+                return -EPERM;
+        }
+        /* Through the O_PATH fd: the path may be longer than sun_path holds,
+         * and it is the file just checked. */
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
+        int fd = connect_checked(&sa, sizeof sa, pid, uid, deadline, -1, why, why_size);
+        if (fd < 0 && fd != -EPERM && fd != -ETIMEDOUT)
+                snprintf(why, why_size, "%s", strerror(-fd));
+        return fd;
+}
+
+/* The child of connect_path_in_child(): connect_path(), then the outcome
+ * sent over sock, -errno and why, or 0 and the connected fd. */
+_Noreturn static void connect_path_child(int sock, pid_t parent, pid_t pid, uid_t uid, const char *path,
+                                         usec_t deadline, char *why, size_t why_size) {
+        /* Should the lookup never end, this copy must hold none of the
+         * caller's fds: a shell that reads our output ($(handoff status))
+         * would wait for it to close them. 0-2 are open
+         * (std_fds_ensure_open()): sock and null are above. */
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0 ||
+            dup2(null, STDERR_FILENO) < 0 || dup2(sock, 3) < 0 || close_from(4) < 0)
+                _exit(EXIT_FAILURE);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+                _exit(EXIT_FAILURE);
+        int fd = connect_path(pid, uid, path, deadline, why, why_size), r = fd < 0 ? fd : 0;
+        struct iovec iov[2] = { { &r, sizeof r }, { why, fd < 0 ? strlen(why) : 0 } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2 };
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        if (fd >= 0)
+                msghdr_put_fds(&mh, &control, &fd, 1);
+        _exit(sendmsg(3, &mh, MSG_NOSIGNAL) < 0 ? EXIT_FAILURE : EXIT_SUCCESS);
+}
+
+/* connect_path() in a child, which sends back the connected fd, or the
+ * error and why. The path is looked up in pid's mount namespace, through
+ * mounts of its user's choosing: a FUSE file system there may never answer
+ * the lookup, the fstat() or the connect() (a permission check), and no
+ * signal ends that wait, not even SIGKILL once its server has read the
+ * request. We wait for the child until deadline (-ETIMEDOUT) or a signal on
+ * sigfd (interrupted()), and leave it behind then: it dies with us
+ * (PR_SET_PDEATHSIG), as soon as the file system lets it. */
+static int connect_path_in_child(pid_t pid, uid_t uid, const char *path, usec_t deadline, int sigfd, char *why,
+                                 size_t why_size) {
+        _cleanup_close_ int ours = -EBADF;
+        int sv[2], r = -EIO, fd = -EBADF;
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+                r = -errno;
+                snprintf(why, why_size, "socketpair: %s", strerror(-r));
+                return r;
+        }
+        ours = sv[0];
+        pid_t parent = getpid(), child = fork();
+        if (child == 0)
+                connect_path_child(sv[1], parent, pid, uid, path, deadline, why, why_size);
+        if (child < 0)
+                r = -errno;
+        safe_close(sv[1]);
+        if (child < 0) {
+                snprintf(why, why_size, "fork: %s", strerror(-r));
+                return r;
+        }
+        int k = wait_readable(ours, deadline, sigfd);
+        if (k == 0) {
+                /* Its own wait for room in the backlog ends at the same
+                 * deadline: which of the two it was, we cannot tell. */
+                snprintf(why, why_size, "did not take the connection in time (its control socket %s could not be "
+                                        "looked up, or its queue stayed full)", path);
+                return -ETIMEDOUT;
+        }
+        union {
+                struct cmsghdr align;
+                char buf[CMSG_SPACE(sizeof(int))];
+        } control;
+        struct iovec iov[2] = { { &r, sizeof r }, { why, why_size - 1 } };
+        struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 2, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        ssize_t n = k > 0 ? recvmsg(ours, &mh, MSG_CMSG_CLOEXEC) : -1;
+        struct cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&mh) : NULL;
+        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)))
+                memcpy(&fd, CMSG_DATA(c), sizeof fd);
+        /* It has answered or exited: it is not held where it looked. */
+        if (n >= 0)
+                (void) waitpid(child, NULL, 0);
+        if (n < (ssize_t) sizeof r || (r == 0 && fd < 0)) {
+                safe_close(fd);
+                snprintf(why, why_size, "the process that looked up its control socket %s did not answer", path);
+                return -EIO;
+        }
+        why[n - sizeof r] = '\0';
+        return r < 0 ? r : fd;
+}
+
 /* Connects to pid's control socket, waiting for room in its backlog until
  * deadline (-ETIMEDOUT) or a signal on sigfd. *ret_uid: the uid pid must
  * run as, unless root; (uid_t) -1 for any, then set to pid's. */
@@ -514,21 +611,15 @@ static int connect_to(pid_t pid, uid_t *ret_uid, usec_t deadline, int sigfd, cha
         int fd = connect_conventional(pid, uid);
         if (fd >= 0)
                 return fd;
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        socklen_t sa_len = sizeof sa;
-        _cleanup_close_ int pfd = -1;
-        char abstract[ABSTRACT_SIZE];
-        r = find_control_socket(pid, uid, &pfd, abstract, why, why_size);
+        char path[PATH_MAX];
+        r = find_control_socket(pid, uid, path, why, why_size);
+        if (r == 0)
+                return connect_path_in_child(pid, uid, path, deadline, sigfd, why, why_size);
         if (r < 0)
                 return r;
-        if (r == 1)
-                sa_len = abstract_address(abstract, &sa);
-        else
-                /* Through the O_PATH fd: the path may be longer than sun_path
-                 * holds, and it is the file just checked. */
-                snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d", pfd);
-        fd = connect_checked(&sa, sa_len, pid, uid, deadline, sigfd, why, why_size);
-        if (fd < 0 && fd != -EPERM)
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        fd = connect_checked(&sa, abstract_address(path, &sa), pid, uid, deadline, sigfd, why, why_size);
+        if (fd < 0 && fd != -EPERM && fd != -ETIMEDOUT)
                 snprintf(why, why_size, "%s", strerror(-fd));
         return fd;
 }
@@ -592,8 +683,7 @@ static int ask(pid_t pid, uid_t *uid, const char *request, size_t len, usec_t de
         char why[PATH_MAX + 256];
         _cleanup_close_ int fd = connect_to(pid, uid, deadline, sigfd, why, sizeof why);
         if (fd == -ETIMEDOUT) {
-                say("handoff pid %d did not take the connection in time (its control socket's queue stayed "
-                    "full); nothing was asked of it.\n", (int) pid);
+                say("handoff pid %d %s; nothing was asked of it.\n", (int) pid, why);
                 return EXIT_CLIENT_TIMEOUT;
         }
         if (fd < 0) {

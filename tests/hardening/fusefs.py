@@ -1,10 +1,12 @@
 """A FUSE file system for the hardening tests: one regular file, "f", whose
 server (a thread of the test) answers every request but FUSE_POLL, which it
 holds until stop(), and with hold_getattr, FUSE_GETATTR of "f" once it has
-been opened. A poll of the open file (an epoll_ctl() that adds it), or an
-fstat() of it (its attributes are never cached), waits in the kernel for
-that answer, in whichever process asks. Needs root and /dev/fuse;
-HangingPollFs() raises OSError where the mount is refused."""
+been opened; with hold_lookup, every FUSE_LOOKUP. A poll of the open file
+(an epoll_ctl() that adds it), an fstat() of it (its attributes are never
+cached), or a path through the mount, waits in the kernel for that answer,
+in whichever process asks (once the server has read a request, not even
+SIGKILL ends the wait). Needs root and /dev/fuse; HangingPollFs() raises
+OSError where the mount is refused."""
 
 import ctypes
 import errno
@@ -13,6 +15,9 @@ import struct
 import threading
 
 FUSE_LOOKUP, FUSE_GETATTR, FUSE_OPEN, FUSE_RELEASE, FUSE_FLUSH, FUSE_INIT, FUSE_POLL = 1, 3, 14, 18, 25, 26, 40
+# A lookup held does not hold the others of its directory (the kernel
+# otherwise takes them one at a time).
+FUSE_PARALLEL_DIROPS = 1 << 18
 IN_HEADER = struct.Struct("<IIQQIIIHH")
 
 
@@ -22,12 +27,14 @@ def attr(ino, mode):
 
 
 class HangingPollFs:
-    def __init__(self, mountpoint, hold_getattr=False):
+    def __init__(self, mountpoint, hold_getattr=False, hold_lookup=False):
         self.mountpoint = mountpoint
         self.hold_getattr = hold_getattr
+        self.hold_lookup = hold_lookup
         self.opened = False
         self.polls = []  # the unique ids of the requests held unanswered
         self.getattrs = []
+        self.lookups = []
         self.fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         libc = ctypes.CDLL(None, use_errno=True)
         opts = f"fd={self.fd},rootmode=40000,user_id=0,group_id=0".encode()
@@ -51,7 +58,10 @@ class HangingPollFs:
             _, op, unique, node, *_ = IN_HEADER.unpack_from(req)
             try:
                 if op == FUSE_INIT:
-                    self.reply(unique, struct.pack("<IIIIHHIIHHII24x", 7, 31, 0, 0, 1, 1, 4096, 1, 1, 0, 0, 0))
+                    self.reply(unique, struct.pack("<IIIIHHIIHHII24x", 7, 31, 0, FUSE_PARALLEL_DIROPS, 1, 1, 4096, 1, 1, 0,
+                                                  0, 0))
+                elif op == FUSE_LOOKUP and self.hold_lookup:
+                    self.lookups.append(unique)  # not answered until stop()
                 elif op == FUSE_LOOKUP:
                     if req[IN_HEADER.size:].rstrip(b"\0") == b"f":
                         self.reply(unique, struct.pack("<QQQQII", 2, 0, 0, 0, 0, 0) + attr(2, 0o100644))
@@ -75,12 +85,17 @@ class HangingPollFs:
 
     def stop(self):
         """The requests held are answered (ENOSYS: the kernel asks no
-        more), and the file system is unmounted (once its files are
-        closed)."""
-        self.hold_getattr = False
+        more; a lookup, ENOENT), and the file system is unmounted (once its
+        files are closed)."""
+        self.hold_getattr = self.hold_lookup = False
         for unique in self.polls + self.getattrs:
             try:
                 self.reply(unique, error=errno.ENOSYS)
+            except OSError:
+                pass
+        for unique in self.lookups:
+            try:
+                self.reply(unique, error=errno.ENOENT)
             except OSError:
                 pass
         self.libc.umount2(self.mountpoint.encode(), 2)  # MNT_DETACH

@@ -30,7 +30,8 @@ stayed bounded and that no request failed.
   the stale socket probe and its removal, or right after the bind: the
   other's file of that name is not removed, then or at the stop;
 - the abstract control name of handoff before 0.2 with a full backlog:
-  the reload/status client does not hang on it;
+  the reload/status client does not hang on it; nor on a control socket
+  path under a FUSE file system that never answers a lookup;
 - status --json larger than the old 4088-byte cut is valid JSON;
 - EMFILE: out of fds, handoff neither spins nor stops answering for good.
 - a compromised generation (not another uid) stores a file on a FUSE file
@@ -58,8 +59,8 @@ import time
 
 import harness
 from control_socket import connect_control, control_socket_path
-from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, fixture_cmd, free_port,
-                     http_get, run, serving_pid, set_args, wait_for)
+from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, children_of, fixture_cmd,
+                     free_port, http_get, run, serving_pid, set_args, wait_for)
 from handofftest.procs import pid_alive, stat_fields
 from fusefs import HangingPollFs
 from hardening import NOBODY, PYTHON, Launched, notify_socket_of, notifying_app, rss_kib, showing_logs
@@ -1436,6 +1437,91 @@ def test_client_against_a_full_legacy_backlog(tmp):
             a.stop()
         victim.stdin.close()
         victim.wait()
+
+
+# Listens on a unix SOCK_SEQPACKET socket at the path given (named as a
+# control socket is, for the client to find among its fds) and prints its
+# pid.
+LISTEN_AT = r'''
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1])
+s.listen()
+print(os.getpid(), flush=True)
+sys.stdin.read()
+'''
+
+
+def test_client_against_a_hanging_lookup(tmp):
+    """uid 65534 listens on ".../control.N", and a FUSE file system that
+    never answers a lookup is mounted over that directory (by root here; by
+    uid 65534 itself where fusermount3 allows allow_other, or in a mount
+    namespace of its own). Root's client, given that pid (a stale $MAINPID
+    reused, a typo), looks the path up through /proc/PID/root: it exits at
+    its --timeout (4), at SIGTERM (0) or at SIGINT (130) all the same. Before,
+    it waited in open() for the file system, past its --timeout and deaf to
+    both signals (it takes them from a signalfd)."""
+    d = dir_for_all(tmp, "svc", 0o777)
+    os.chmod(tmp, 0o755)
+    if not os.path.exists("/dev/fuse"):
+        raise Skip("needs /dev/fuse: mounts a FUSE file system")
+    cases = [(None, 4, "did not take the connection in time"), (signal.SIGTERM, 0, "stopped waiting (SIGTERM)"),
+             (signal.SIGINT, 130, "")]
+    # One name each: a second lookup of a name waits for the first.
+    attackers = [Attacker(LISTEN_AT, os.path.join(d, f"control.{i}")) for i in range(len(cases))]
+    fs, clients, helpers = None, [], []
+    try:
+        try:
+            fs = HangingPollFs(d, hold_lookup=True)
+        except OSError as e:
+            raise Skip(f"cannot mount a FUSE file system here: {e}")
+        for (sig, code, said), a in zip(cases, attackers):
+            what = sig.name if sig else "--timeout=1s"
+            held = len(fs.lookups)
+            t0 = time.monotonic()
+            c = subprocess.Popen([HANDOFF, "status", f"--pid={a.line}", "--timeout=60s" if sig else "--timeout=1s"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            clients.append(c)
+            wait_for(lambda: len(fs.lookups) > held or c.poll() is not None, 10, f"{what}: the lookup held")
+            if len(fs.lookups) == held:
+                raise harness.TestFailure(f"{what}: the client exited before its lookup: {c.communicate()}")
+            # Whoever waits in the lookup: the client, or a child of its.
+            helpers += children_of(c.pid)
+            if sig:
+                t0 = time.monotonic()
+                c.send_signal(sig)
+            try:
+                out, err = c.communicate(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise harness.TestFailure(f"{what}: the client still waits in the lookup after 10 s")
+            took = time.monotonic() - t0
+            check(c.returncode == code and said in err, f"{what}: exit {c.returncode}: {err}")
+            # As for a full backlog above: 2.5 s for a 1 s timeout, and
+            # 5 s (half of what communicate() allows) for a signal.
+            check(took < (5.0 if sig else 2.5), f"{what}: took {took:.2f}s")
+            print(f"  {what}: exit {code} after {took * 1000:.0f} ms, the lookup still unanswered")
+    finally:
+        if fs:
+            fs.stop()  # what waits in a lookup goes on, or dies if killed
+        for c in clients:
+            if c.poll() is None:
+                c.kill()
+                c.wait()
+        # The clients' children died with them (once answered), and were
+        # reparented to us, the subreaper.
+        for pid in helpers:
+            wait_for(lambda: reaped(pid), 10, f"the lookup's process {pid} gone")
+        for a in attackers:
+            a.stop()
+
+
+def reaped(pid):
+    """Reaps pid if it is a child of ours that has exited: whether it is
+    gone (or not ours to reap)."""
+    try:
+        return os.waitpid(pid, os.WNOHANG)[0] == pid
+    except ChildProcessError:
+        return True
 
 
 # ---- (f) a large status ----------------------------------------------------------
