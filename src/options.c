@@ -106,7 +106,13 @@ int parse_ready(const char *s, bool *ret_by_delay, usec_t *ret_delay) {
 }
 
 static int parse_duration_arg(const char *opt, const char *s, usec_t *ret) {
-        if (parse_duration(s, ret) < 0) {
+        int r = parse_duration(s, ret);
+        if (r == -ERANGE) {
+                say("duration for --%s out of range: \"%s\" (at most 18446744073709551614us, about "
+                    "584,542 years; infinity for none)\n", opt, s);
+                return -EINVAL;
+        }
+        if (r < 0) {
                 say("invalid duration for --%s: \"%s\" (try 500ms, 30s, 2min, infinity)\n", opt, s);
                 return -EINVAL;
         }

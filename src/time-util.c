@@ -67,9 +67,10 @@ static int parse_term(const char **p, usec_t *sum) {
 
         unsigned long long whole = 0;
         while (isdigit((unsigned char) *s)) {
-                if (whole > (UINT64_MAX - 9) / 10)
+                unsigned digit = (unsigned) (*s++ - '0');
+                if (whole > (UINT64_MAX - digit) / 10)
                         return -ERANGE;
-                whole = whole * 10 + (unsigned) (*s++ - '0');
+                whole = whole * 10 + digit;
         }
 
         /* Up to 9 fractional digits, kept as nanos-of-one-unit. */

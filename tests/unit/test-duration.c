@@ -159,6 +159,8 @@ START_TEST(test_parse_overflow) {
         assert_fails("99999999999999999999d", -ERANGE);
         assert_fails("99999999999999999999", -ERANGE);
         assert_fails("18446744073709551615us", -ERANGE);  /* UINT64_MAX is "infinity", not a number */
+        assert_parses("18446744073709551614us", UINT64_MAX - 1); /* the whole number's last digits */
+        assert_fails("18446744073709551616us", -ERANGE);
         assert_fails("213503982335d", -ERANGE);           /* whole * unit overflows */
         assert_fails("18446744073710s", -ERANGE);
         assert_parses("18446744073709s", 18446744073709ULL * SEC); /* just below */
