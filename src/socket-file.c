@@ -26,8 +26,15 @@ static int diag_file_is(int fd, const struct stat *st) {
                 return r;
         if (r < (int) sizeof v)
                 return 0; /* bound to no file */
-        return v.udiag_vfs_ino == (uint32_t) st->st_ino && v.udiag_vfs_dev >> 20 == major(st->st_dev) &&
-               (v.udiag_vfs_dev & 0xfffff) == minor(st->st_dev);
+        if (v.udiag_vfs_ino != (uint32_t) st->st_ino)
+                return 0;
+        /* The device is its file system's own, which stat(2) does not
+         * always give: a btrfs subvolume's files, and overlayfs' over
+         * layers of other file systems, show another. The same inode
+         * number on another device cannot be told from the file, then. */
+        if (v.udiag_vfs_dev >> 20 != major(st->st_dev) || (v.udiag_vfs_dev & 0xfffff) != minor(st->st_dev))
+                return -EXDEV;
+        return 1;
 }
 
 int socket_file_is(int fd, const struct stat *st) {

@@ -12,6 +12,7 @@ The uid tests send as uid 65534 through setpriv(1) and need root (they skip
 otherwise). The tests that depend on what a candidate is run in both modes
 (meson runs this file once per mode); the others in the supervise pass."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -285,6 +286,56 @@ def test_unix_socket_files_take_their_mode_from_the_umask(tmp):
                 check(not world_writable(path), f"umask {umask:03o}: {path} is world-writable")
             check(h.stop() == 0, h.log())
             check(os.listdir(d) == [], f"removed at stop: {os.listdir(d)}")
+        finally:
+            h.kill_all()
+
+
+@contextlib.contextmanager
+def overlay_over_another_fs(tmp):
+    """An overlayfs at tmp/mnt whose upper layer is a tmpfs of its own
+    (xino=off): stat(2) gives its files the tmpfs' device, while the kernel
+    names them by the overlay's (sock_diag), as it does a btrfs
+    subvolume's."""
+    upper, lower, mnt = (os.path.join(tmp, d) for d in ("upper", "lower", "mnt"))
+    for d in (upper, lower, mnt):
+        os.mkdir(d)
+    mounted = []
+    try:
+        for argv in (["mount", "-t", "tmpfs", "tmpfs", upper],
+                     ["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={lower},upperdir={upper}/u,"
+                      f"workdir={upper}/w,xino=off", mnt]):
+            if argv[-1] == mnt:
+                os.mkdir(f"{upper}/u")
+                os.mkdir(f"{upper}/w")
+            p = subprocess.run(argv, capture_output=True, text=True)
+            if p.returncode != 0:
+                raise Skip(f"cannot mount {argv[3]} here: {p.stderr.strip()}")
+            mounted.append(argv[-1])
+        yield mnt
+    finally:
+        for m in reversed(mounted):
+            subprocess.run(["umount", m], check=True)
+
+
+def test_unix_socket_file_on_overlayfs_removed_at_stop_without_net_admin(tmp):
+    """A --listen unix socket's file on a file system whose files stat(2)
+    shows on another device than the kernel names them by (overlayfs over
+    another file system, a btrfs subvolume), handoff without CAP_NET_ADMIN
+    (a unit's User=, CapabilityBoundingSet=), which asks sock_diag which
+    file its socket is bound to: the file it has just bound is its own, and
+    is removed at the stop. Before, the devices differing, handoff warned
+    that it was no longer its socket's file, and left it behind."""
+    need_root_and_setpriv()
+    with overlay_over_another_fs(tmp) as mnt:
+        sock = os.path.join(mnt, "app.sock")
+        h = Launched(tmp, ["-l", f"unix:{sock}"], [FIXTURE], prefix=[SETPRIV, "--bounding-set=-net_admin", "--"])
+        try:
+            h.wait_log("is ready")
+            if os.lstat(sock).st_dev == os.lstat(mnt).st_dev:
+                raise Skip("overlayfs shows its own device for its files here")
+            check("is no longer the file of handoff's socket" not in h.log(), h.log())
+            check(h.stop() == 0, h.log())
+            check(os.listdir(mnt) == [], f"removed at stop: {os.listdir(mnt)}")
         finally:
             h.kill_all()
 
