@@ -45,7 +45,8 @@
  *   "ERROR <why>"  the request itself was refused (unknown, too long,
  *                  another user)
  * Replies that send the client elsewhere:
- *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead
+ *   "FOLLOW <pid>" this handoff handed over: ask <pid> instead (only while
+ *                  <pid> runs; once it has exited, "FAIL ...")
  *   "JOIN <pid>"   your reload was passed on to <pid>: join it there */
 
 /* The abstract name a handoff listens on where it cannot bind the path

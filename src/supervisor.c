@@ -1039,6 +1039,15 @@ static void add_next_handoff(ServiceStatus *st, const NextHandoff *n, const char
                 next_handoff_status(n, role, started, now, k);
 }
 
+/* Old main: whether the next handoff we handed over to still runs, as its
+ * pidfd says. Once it has exited its pid may be another process's (in a
+ * shared runtime directory, another service's handoff): nobody is sent
+ * there, and without a pidfd nobody is either. */
+static bool handed_runs(const Supervisor *s) {
+        struct pollfd p = { .fd = s->handed_pidfd, .events = POLLIN };
+        return s->handed_pidfd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 /* Another handoff's generation, which we hold or retire (retiree.h): the
  * previous handoff's serving one, or a dead next handoff's. */
 static void add_retiree(ServiceStatus *st, const Retiree *r, unsigned number, usec_t started, usec_t ready,
@@ -1193,9 +1202,17 @@ static void on_request(Control *c, ControlConn *conn, const ControlRequest *req,
                 reply_outcome(s, c, conn, req->pid, req->start_time);
                 return;
         }
-        if (role_handed_off(s->role)) {
+        if (role_handed_off(s->role) && handed_runs(s)) {
                 /* A client with a stale pid: the service lives on there. */
                 control_reply(c, conn, "FOLLOW %d", (int) s->handed_to);
+                return;
+        }
+        if (role_handed_off(s->role)) {
+                /* The service's main has exited: it stops, or another
+                 * handoff we do not know took over from it. */
+                control_reply(c, conn, "FAIL the main handoff this one handed over to, pid %d, %s; nothing was "
+                              "reloaded", (int) s->handed_to,
+                              s->handed_pidfd < 0 ? "cannot be watched" : "has exited");
                 return;
         }
         if (s->machine.state == STATE_STOPPING || s->machine.state == STATE_DONE) {

@@ -694,5 +694,30 @@ def test_stale_pid_follows_the_main(tmp):
         h.close()
 
 
+def test_stale_pid_is_not_sent_to_a_dead_main(tmp):
+    """Handover: the new main dies while the old one still drains. The old
+    main must not send a client on to the dead main's pid, which may be
+    another process's by then (another service's handoff, in a shared
+    /run/handoff): it answers that the main has exited, and the reload
+    fails (exit 1). Before, it answered FOLLOW with that pid."""
+    if MODE != "handover":
+        raise Skip("only handover mode moves the main PID")
+    h = start(tmp, "--drain-timeout=20s", args=("--init-delay", "50", "--ignore-sigterm"))
+    try:
+        check(ctl("reload", pid=h.pid).returncode == 0, h.log())
+        new = h.main_pid()
+        check(new != h.pid, "MAINPID moved")
+        os.kill(new, signal.SIGKILL)
+        wait_for(lambda: h.exit_status(new) is not None, 10, f"the new main {new} to be reaped")
+        answer = raw(h.pid, b"RELOAD")
+        check(answer == f"FAIL the main handoff this one handed over to, pid {new}, has exited; nothing was "
+              "reloaded", f"answer: {answer!r}")
+        p = ctl("reload", "--timeout=10s", pid=h.pid)
+        check(p.returncode == 1 and f"pid {new}, has exited" in p.stderr, f"{p.returncode} {p.stdout} {p.stderr}")
+        h.kill_all()
+    finally:
+        h.close()
+
+
 if __name__ == "__main__":
     run([v for k, v in sorted(globals().items()) if k.startswith("test_")])
