@@ -213,7 +213,8 @@ int status_format_text(const ServiceStatus *st, char *buf, size_t size) {
                         w = (int) strlen(st->gens[i].role);
         put(&o, "handoff %s, pid %d, %s mode, %s\n", st->version, (int) st->pid, st->mode, st->state);
         if (st->handed_over_to)
-                put(&o, "handed over to handoff pid %d\n", (int) st->handed_over_to);
+                put(&o, "handed over to handoff pid %d%s\n", (int) st->handed_over_to,
+                    st->handed_over_exited ? " (exited)" : "");
         if (st->predecessor_draining)
                 put(&o, "previous handoff still draining\n");
         if (st->standby)
@@ -286,7 +287,8 @@ int status_format_json(const ServiceStatus *st, char *buf, size_t size) {
         put_json_string(&o, st->state);
         put_json_time(&o, st, "timestamp", st->now);
         put_json_time(&o, st, "start_timestamp", st->started);
-        put(&o, ",\"handed_over_to\":%d,\"predecessor_draining\":%s,\"standby_pid\":", (int) st->handed_over_to,
+        put(&o, ",\"handed_over_to\":%d,\"handed_over_to_exited\":%s,\"predecessor_draining\":%s,\"standby_pid\":",
+            (int) st->handed_over_to, !st->handed_over_to ? "null" : st->handed_over_exited ? "true" : "false",
             st->predecessor_draining ? "true" : "false");
         if (st->standby)
                 put(&o, "%d", (int) st->standby);

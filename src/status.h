@@ -72,6 +72,7 @@ typedef struct ServiceStatus {
         usec_t last_reload_ended;    /* CLOCK_MONOTONIC */
         usec_t last_reload_duration; /* as STATUS= says it: start to ready, or to the failure */
         pid_t handed_over_to;   /* 0, or the handoff that is main now */
+        bool handed_over_exited; /* ... which has exited since (its pid may be another's) */
         bool predecessor_draining;
         pid_t standby;          /* 0, or the next handoff started ahead (standby.h) */
 } ServiceStatus;

@@ -1048,6 +1048,11 @@ static bool handed_runs(const Supervisor *s) {
         return s->handed_pidfd >= 0 && poll(&p, 1, 0) == 0;
 }
 
+/* ... and why not, for a log line or a reply. */
+static const char *handed_lost(const Supervisor *s) {
+        return s->handed_pidfd < 0 ? "cannot be watched" : "has exited";
+}
+
 /* Another handoff's generation, which we hold or retire (retiree.h): the
  * previous handoff's serving one, or a dead next handoff's. */
 static void add_retiree(ServiceStatus *st, const Retiree *r, unsigned number, usec_t started, usec_t ready,
@@ -1081,6 +1086,7 @@ static void snapshot(Supervisor *s, ServiceStatus *st) {
                 .last_reload_ended = s->results.last_ended,
                 .last_reload_duration = s->results.last_took,
                 .handed_over_to = s->handed_to,
+                .handed_over_exited = s->handed_to > 0 && s->handed_pidfd >= 0 && !handed_runs(s),
                 /* ... or, gone, left its generation to us to retire. */
                 .predecessor_draining = predecessor_draining(s) || s->retiree,
                 .standby = s->standby ? standby_pid(s->standby) : 0,
@@ -1211,8 +1217,7 @@ static void on_request(Control *c, ControlConn *conn, const ControlRequest *req,
                 /* The service's main has exited: it stops, or another
                  * handoff we do not know took over from it. */
                 control_reply(c, conn, "FAIL the main handoff this one handed over to, pid %d, %s; nothing was "
-                              "reloaded", (int) s->handed_to,
-                              s->handed_pidfd < 0 ? "cannot be watched" : "has exited");
+                              "reloaded", (int) s->handed_to, handed_lost(s));
                 return;
         }
         if (s->machine.state == STATE_STOPPING || s->machine.state == STATE_DONE) {
@@ -1897,6 +1902,11 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
 
         switch (sig) {
         case SIGHUP:
+                if (role_handed_off(s->role) && !handed_runs(s)) {
+                        log_warning("Ignored SIGHUP: the main handoff this one handed over to, pid %d, %s.",
+                                    (int) s->handed_to, handed_lost(s));
+                        break;
+                }
                 if (role_handed_off(s->role)) {
                         /* A stale $MAINPID: the service lives on there. */
                         log_info("Passing SIGHUP on to the main handoff, pid %d.", (int) s->handed_to);

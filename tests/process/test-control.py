@@ -699,7 +699,8 @@ def test_stale_pid_is_not_sent_to_a_dead_main(tmp):
     main must not send a client on to the dead main's pid, which may be
     another process's by then (another service's handoff, in a shared
     /run/handoff): it answers that the main has exited, and the reload
-    fails (exit 1). Before, it answered FOLLOW with that pid."""
+    fails (exit 1); its status marks that main exited, and a SIGHUP is not
+    passed on. Before, it answered FOLLOW with that pid."""
     if MODE != "handover":
         raise Skip("only handover mode moves the main PID")
     h = start(tmp, "--drain-timeout=20s", args=("--init-delay", "50", "--ignore-sigterm"))
@@ -714,6 +715,13 @@ def test_stale_pid_is_not_sent_to_a_dead_main(tmp):
               "reloaded", f"answer: {answer!r}")
         p = ctl("reload", "--timeout=10s", pid=h.pid)
         check(p.returncode == 1 and f"pid {new}, has exited" in p.stderr, f"{p.returncode} {p.stdout} {p.stderr}")
+        # Its status says so, and a SIGHUP (a stale $MAINPID) is not passed on.
+        st = json.loads(ctl("status", "--json", pid=h.pid).stdout)
+        check(st["handed_over_to"] == new and st["handed_over_to_exited"] is True, st)
+        p = ctl("status", pid=h.pid)
+        check(f"handed over to handoff pid {new} (exited)\n" in p.stdout, p.stdout)
+        os.kill(h.pid, signal.SIGHUP)
+        h.wait_log(f"Ignored SIGHUP: the main handoff this one handed over to, pid {new}, has exited.")
         h.kill_all()
     finally:
         h.close()

@@ -28,7 +28,7 @@ TOP = {
     "schema_version": INT, "version": STR, "pid": INT, "mode": STR, "state": STR,
     "timestamp": STR, "timestamp_monotonic": INT,
     "start_timestamp": STR, "start_timestamp_monotonic": INT,
-    "handed_over_to": INT, "predecessor_draining": BOOL, "standby_pid": (INT, NULL),
+    "handed_over_to": INT, "handed_over_to_exited": (BOOL, NULL), "predecessor_draining": BOOL, "standby_pid": (INT, NULL),
     "generations": list, "listeners": list, "sockets": list,
     "reloads_ok": INT, "reloads_failed": INT, "last_result": STR, "last_reload": (dict, NULL),
 }

@@ -80,8 +80,8 @@ START_TEST(test_alloc_small) {
         ck_assert_str_eq(s, "{\"schema_version\":1,\"version\":\"1\",\"pid\":1,\"mode\":\"handover\","
                             "\"state\":\"serving\",\"timestamp\":null,\"timestamp_monotonic\":null,"
                             "\"start_timestamp\":null,\"start_timestamp_monotonic\":null,\"handed_over_to\":0,"
-                            "\"predecessor_draining\":false,\"standby_pid\":null,\"generations\":[],\"listeners\":[],"
-                            "\"sockets\":[],"
+                            "\"handed_over_to_exited\":null,\"predecessor_draining\":false,\"standby_pid\":null,"
+                            "\"generations\":[],\"listeners\":[],\"sockets\":[],"
                             "\"reloads_ok\":0,\"reloads_failed\":0,\"last_result\":\"\",\"last_reload\":null}");
 }
 END_TEST
@@ -308,7 +308,8 @@ START_TEST(test_json_top_level) {
                          "\"state\":\"baking\",\"timestamp\":\"2026-12-04T13:16:45.250000Z\","
                          "\"timestamp_monotonic\":1000000000,"
                          "\"start_timestamp\":\"2026-12-04T13:15:45.250000Z\",\"start_timestamp_monotonic\":940000000,"
-                         "\"handed_over_to\":0,\"predecessor_draining\":false,\"standby_pid\":null,"
+                         "\"handed_over_to\":0,\"handed_over_to_exited\":null,\"predecessor_draining\":false,"
+                         "\"standby_pid\":null,"
                          "\"generations\":[{");
         ck_assert_has(s, "\"reloads_ok\":1,\"reloads_failed\":0,"
                          "\"last_result\":\"reload to generation 2 ok in 120ms\","
@@ -423,6 +424,27 @@ START_TEST(test_text_one_line_per_generation) {
                             "socket    fd 5, name admin, unix /run/app/admin.sock\n"
                             "socket    fd 6, name abs, unix @app\n"
                             "reloads   1 ok, 0 failed; last: reload to generation 2 ok in 120ms");
+}
+END_TEST
+
+/* An old main whose new main has exited says so, in both forms: the pid
+ * alone may be another process's by now. */
+START_TEST(test_handed_over_to_exited) {
+        ServiceStatus st = { .pid = 42, .version = "1", .mode = "handover", .state = "stopping",
+                             .handed_over_to = 43 };
+        _cleanup_free_ char *t = NULL, *j = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &t), 0);
+        ck_assert_has(t, "\nhanded over to handoff pid 43\n");
+        j = json_of(&st);
+        ck_assert_has(j, "\"handed_over_to\":43,\"handed_over_to_exited\":false,");
+        st.handed_over_exited = true;
+        free(t);
+        t = NULL;
+        ck_assert_int_gt(status_format_alloc(&st, false, &t), 0);
+        ck_assert_has(t, "\nhanded over to handoff pid 43 (exited)\n");
+        free(j);
+        j = json_of(&st);
+        ck_assert_has(j, "\"handed_over_to\":43,\"handed_over_to_exited\":true,");
 }
 END_TEST
 
@@ -560,6 +582,7 @@ static Suite *status_suite(void) {
         tcase_add_test(tc, test_json_many_generations);
         tcase_add_test(tc, test_text_one_line_per_generation);
         tcase_add_test(tc, test_text_column_fits_the_longest_role);
+        tcase_add_test(tc, test_handed_over_to_exited);
         suite_add_tcase(s, tc);
         return s;
 }
