@@ -328,6 +328,21 @@ static int unlink_own_file(const char *path, int fd, dev_t dev, ino_t ino) {
         return unlinkat(dfd, base, 0) < 0 ? -errno : 1;
 }
 
+/* Whether a unix --listen (of either type) in specs is bound at path. */
+static bool is_listen_path(char *const *specs, size_t n_specs, const char *path) {
+        bool found = false;
+        for (size_t i = 0; i < n_specs && !found; i++) {
+                ListenAddress a;
+                const char *err = NULL;
+                if (listen_address_parse(specs[i], &a, &err) < 0)
+                        continue;
+                found = (a.kind == ADDR_UNIX_STREAM || a.kind == ADDR_UNIX_DGRAM) && !a.abstract &&
+                        strcmp(a.path, path) == 0;
+                listen_address_done(&a);
+        }
+        return found;
+}
+
 /* A socket a previous handoff put into systemd's fd store (for --listen i
  * then) that no --listen asks for any more: --listen changed since (a
  * restart that kept systemd's store, a crash after a daemon-reload), and
@@ -337,11 +352,15 @@ static int unlink_own_file(const char *path, int fd, dev_t dev, ino_t ino) {
  * holds a copy of it, which it lets go of only once it has read
  * FDSTOREREMOVE=1 (or seen the hang-up), while a socket shut down listens
  * for no holder and lets its port be bound anew (SO_REUSEADDR). Its unix
- * socket file is removed, or it would be left behind for good: the file it
- * is bound to, not any at its path (removed and bound again since by
+ * socket file is removed where a --listen names its path now (another type
+ * of socket there, or the file would be in the way of its bind): the file
+ * it is bound to, not any at its path (removed and bound again since by
  * another, perhaps not listening yet, which a stale socket probe would
- * take for dead). */
-static void release_recovered(Listeners *l, size_t i, bool mirror) {
+ * take for dead). Any other path is not even looked up: the socket may be
+ * a server's own, stored under our name (NotifyAccess=all), bound where a
+ * lookup waits for ever (in a FUSE file system of that server's); handoff
+ * looks up and removes the paths it is told to listen on, no others. */
+static void release_recovered(Listeners *l, size_t i, char *const *specs, size_t n_specs, bool mirror) {
         int fd = l->recovered[i];
         union {
                 struct sockaddr_un un;
@@ -352,8 +371,12 @@ static void release_recovered(Listeners *l, size_t i, bool mirror) {
         log_info("Closing the socket the service manager's fd store holds for --listen %zu: no --listen asks for "
                  "it any more.", i + 1);
         (void) shutdown(fd, SHUT_RDWR);
-        if (getsockname(fd, (struct sockaddr *) &sa.un, &len) >= 0 && sa.un.sun_family == AF_UNIX &&
-            len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/') {
+        bool has_path = getsockname(fd, (struct sockaddr *) &sa.un, &len) >= 0 && sa.un.sun_family == AF_UNIX &&
+                        len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/';
+        if (has_path && !is_listen_path(specs, n_specs, sa.un.sun_path))
+                log_info("Not removing %s, the file of that socket: no --listen names that path now.",
+                         sa.un.sun_path);
+        else if (has_path) {
                 int r = unlink_own_file(sa.un.sun_path, fd, 0, 0);
                 if (r > 0)
                         log_info("Removed %s, the file of that socket.", sa.un.sun_path);
@@ -422,7 +445,7 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                 for (size_t i = 0; i < n_specs; i++)
                         wanted = wanted || from[i] == j;
                 if (l->recovered[j] >= 0 && !wanted)
-                        release_recovered(l, j, mirror);
+                        release_recovered(l, j, specs, n_specs, mirror);
         }
         /* One that moved is stored anew under the index of its place. The
          * old names all go first, since another may be put under one (and

@@ -37,7 +37,9 @@ stayed bounded and that no request failed.
 - a compromised generation (not another uid) stores a file on a FUSE file
   system whose server never answers a poll: handoff does not poll it;
   where kcmp(2) fails, one whose server never answers a getattr: handoff
-  does not fstat() it; nor when systemd passes such a file at start.
+  does not fstat() it; nor when systemd passes such a file at start; nor
+  does it look up the path of a socket such a server stored under
+  handoff's name, bound inside such a file system.
 
 The control socket is in a 0700 directory, so another uid cannot even
 connect to it. To test the layers behind that (the peer check at accept,
@@ -1725,6 +1727,48 @@ def test_passed_fuse_file_whose_getattr_hangs(tmp):
         os.close(fd)
         fs.stop()  # a handoff stuck in the fstat() can be stopped now
         h.kill_all()
+
+
+def test_stored_listen_socket_whose_path_lookup_hangs(tmp):
+    """A server with NotifyAccess=all stores a unix socket of its own into
+    systemd's fd store as handoff.listen.1, bound in a directory on which
+    it then mounts a FUSE file system whose server never answers a lookup.
+    At the next start no --listen asks for that socket: to remove its file,
+    handoff looked up the path the socket names, and waited for that
+    answer: it neither started nor exited. The path is no --listen's:
+    handoff lets go of the socket without looking it up."""
+    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
+        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    forged = socket.socket(socket.AF_UNIX)
+    forged.bind(os.path.join(mnt, "s"))
+    forged.listen()
+    try:
+        fs = HangingPollFs(mnt, hold_lookup=True)
+    except OSError as e:
+        forged.close()
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen()
+    port = tcp.getsockname()[1]
+    h = Launched(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], [FIXTURE], fds=[tcp.fileno(), forged.fileno()],
+                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self",
+                      "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.1"})
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        check(f"Reusing 127.0.0.1:{port}" in h.log(), h.log())
+        check(not fs.lookups, f"handoff looked the path up: {len(fs.lookups)} lookup(s) unanswered")
+        check(f"Not removing {mnt}/s, the file of that socket: no --listen names that path now." in h.log(),
+              h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        fs.stop()  # a handoff stuck in the lookup can be stopped now
+        h.kill_all()
+        forged.close()
+        tcp.close()
 
 
 def test_nofile_raised_for_handoff_not_for_generations(tmp):
