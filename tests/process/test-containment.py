@@ -159,18 +159,27 @@ def test_double_forked_daemon(tmp):
 def test_orphans_that_keep_serving_are_killed_at_the_deadline(tmp):
     # Workers whose master is gone and that never stop accepting: old code
     # answers until the deadline, never after it.
-    h = start(tmp, [FIXTURE, "--workers", "2", "--orphan-workers", "--orphans-keep-serving"])
+    # A drain of 6 s, not DRAIN: the status must be read in it, after the
+    # master's exit is reaped (its log line comes first; a slow handoff, as
+    # under ASan, reaped it after a single read).
+    drain = 6
+    h = start(tmp, [FIXTURE, "--workers", "2", "--orphan-workers", "--orphans-keep-serving"],
+              f"--drain-timeout={drain}s")
     try:
         old = wait_for(lambda: (lambda p: p if len(p) >= 3 else None)(generation_pids(h.token, 1)), 10,
                        "generation 1's master and workers")
         h.signal(signal.SIGHUP)
         h.wait_ready(2, timeout=20)
         wait_for(lambda: "leaving 2 workers" in h.log(), 10, "the master gone")
-        st = status_json(h.pid)  # in handover mode the old handoff drains it
-        retiring = [g for g in st["generations"] if g["number"] == 1]
-        check(retiring and retiring[0]["main_exited"] and retiring[0]["processes"] == 2 and
-              "kill_in_ms" in retiring[0], f"status shows the orphaned workers with their deadline: {st}")
-        wait_for(lambda: not generation_pids(h.token, 1), DRAIN + 10, f"old workers killed; log:\n{h.log()}")
+
+        def orphaned():
+            st = status_json(h.pid)  # in handover mode the old handoff drains it
+            retiring = [g for g in st["generations"] if g["number"] == 1]
+            return st if retiring and retiring[0]["main_exited"] and retiring[0]["processes"] == 2 else None
+        st = wait_for(orphaned, drain - 1, "status to show the master reaped and its 2 workers")
+        check(next(g for g in st["generations"] if g["number"] == 1)["kill_in_ms"] is not None,
+              f"status shows the orphaned workers with their deadline: {st}")
+        wait_for(lambda: not generation_pids(h.token, 1), drain + 10, f"old workers killed; log:\n{h.log()}")
         for _ in range(20):
             check(http_get(h.port)[2] not in old, "no old process answers after the deadline")
         check(h.stop() == 0, h.log())
