@@ -31,8 +31,7 @@
  * outside. A TCP (or SCTP) socket with SO_LINGER on and unsent data waits
  * until the data is acknowledged or the linger time is up; a unix socket
  * releases the fds queued on it, one of which may be such a TCP socket (the
- * kernel drops them in our thread too); a file on FUSE waits in flush for
- * its server, one on NFS for its server. A sender passes such an fd and
+ * kernel drops them in our thread too). A sender passes such an fd and
  * closes its own copy: a plain close() would stall the whole event loop, for
  * as long as the sender likes (signals come through a signalfd and do not
  * interrupt it).
@@ -40,6 +39,16 @@
  * So an fd whose close cannot wait (close_is_immediate()) is closed here,
  * and every other goes to a closer thread: the last reference is dropped
  * there, and only that thread waits.
+ *
+ * Not so a file whose flush waits: every close() of an fd flushes the file
+ * (filp_close()), the last reference or not, and on FUSE that waits for its
+ * server (on NFS, for written data), uninterruptibly: our own close() of an
+ * fd we sent to a closer waits as long. Only an fd that never comes into
+ * our table is safe from that, and so the fds of a sender who may not pass
+ * them stay out of it: a closer takes the datagram that brought them off
+ * its socket, into its own table (close_async_drop_datagram(),
+ * notify_receive()). What comes in all the same is from a sender trusted
+ * with it: a generation's stored fds, and what root or our own uid sends.
  *
  * The threads never share handoff's fd table. A closer that dropped the
  * last reference of an fd of the shared table would race with spawn.c's
@@ -54,9 +63,9 @@
  * receives into that. handoff's table then holds none of the closers' fds:
  * when handoff exits, its listening sockets are closed with it even while a
  * closer waits. exit_group() kills the closers, and a lingering socket's
- * wait ends with them; a wait the kernel lets no signal end (a FUSE flush)
- * holds that thread's own table only, though the process is reaped only
- * once it returns.
+ * wait ends with them; a wait the kernel lets no signal end (a closer's
+ * FUSE flush) holds that thread's own table only, though the process is
+ * reaped only once it returns.
  *
  * Threads rather than systemd's asynchronous_close() child (clone() with
  * CLONE_FILES): a child shares the fd table (the race above, and a blocked
@@ -102,6 +111,7 @@ static struct {
         unsigned n_threads;
         unsigned n_busy;        /* of n_threads: not (about to be) waiting for the queue */
         size_t n_queued;        /* fds sent and not yet received */
+        unsigned n_drops;       /* datagrams to drop, asked and not yet dropped */
         bool main_waits;        /* fds are parked: wake us when there is room */
         bool fallback_logged;
 } closers = {
@@ -116,7 +126,15 @@ static struct {
         size_t n, size;
         CloseAsyncWaiter *waiters;
         unsigned episodes;      /* times the closers became saturated */
+        bool drop_refused;      /* a drop found the queue full: wait for room */
 } parked;
+
+/* What a message on the queue asks of a closer: to close its fds, or to
+ * drop the datagram at the head of its one socket's queue. */
+enum {
+        BATCH_CLOSE,
+        BATCH_DROP,
+};
 
 /* ---- which close cannot wait ---------------------------------------------
  *
@@ -239,12 +257,12 @@ static void own_table(int q) {
                 (void) close_listed("/proc/thread-self/fd", 0, q);
 }
 
-/* One message off the queue, its fds into fds: false when the queue is
- * empty. */
-static bool receive_batch(int q, int *fds, size_t *ret_n) {
+/* One message off socket q (the queue, or a notify socket: room for its
+ * credentials too), its fds into fds: false when there is none. */
+static bool receive_batch(int q, int *fds, size_t *ret_n, char *ret_what) {
         union {
                 struct cmsghdr align;
-                char raw[CMSG_SPACE(sizeof(int) * BATCH_MAX)];
+                char raw[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int) * BATCH_MAX)];
         } control;
         char byte;
         struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
@@ -257,6 +275,7 @@ static bool receive_batch(int q, int *fds, size_t *ret_n) {
                         for (size_t i = 0; i < (c->cmsg_len - CMSG_LEN(0)) / sizeof(int) && n < BATCH_MAX; i++)
                                 memcpy(&fds[n++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
         *ret_n = n;
+        *ret_what = byte;
         return true;
 }
 
@@ -272,6 +291,29 @@ static void wake_main(void) {
         (void) send(closers.queue[0], &byte, 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* Takes the datagram at the head of socket fd off its queue, its fds into
+ * this closer's own table, tells the main thread that it may read the
+ * socket again, and only then closes them: a release that waits (a
+ * lingering socket's, as the last reference) would otherwise wait within
+ * the recvmsg(), the main thread waiting for it. */
+static void drop_datagram(int fd) {
+        int fds[BATCH_MAX];
+        size_t n = 0;
+        char what;
+        (void) receive_batch(fd, fds, &n, &what);
+        (void) close(fd);
+        pthread_mutex_lock(&closers.lock);
+        closers.n_drops--;
+        /* Always: the main thread waits for this one. */
+        closers.main_waits = true;
+        wake_main();
+        pthread_mutex_unlock(&closers.lock);
+        /* As close_nonblocking() closes them: a socket that lingers the
+         * ordinary way, not as its sender configured it. */
+        for (size_t i = 0; i < n; i++)
+                close_now(fds[i]);
+}
+
 static void *closer_main(void *userdata) {
         int q = closers.queue[0];
         (void) prctl(PR_SET_NAME, (unsigned long) "handoff-close", 0, 0, 0);
@@ -284,14 +326,18 @@ static void *closer_main(void *userdata) {
         for (;;) {
                 int fds[BATCH_MAX];
                 size_t n;
-                if (!receive_batch(q, fds, &n))
+                char what;
+                if (!receive_batch(q, fds, &n, &what))
                         break;
                 closers.n_queued -= n <= closers.n_queued ? n : closers.n_queued;
                 wake_main();
                 closers.n_busy++;
                 pthread_mutex_unlock(&closers.lock);
-                for (size_t i = 0; i < n; i++)
-                        (void) close(fds[i]);
+                if (what == BATCH_DROP && n == 1)
+                        drop_datagram(fds[0]);
+                else
+                        for (size_t i = 0; i < n; i++)
+                                (void) close(fds[i]);
                 pthread_mutex_lock(&closers.lock);
                 closers.n_busy--;
         }
@@ -349,8 +395,8 @@ int close_async_setup(void) {
         return r;
 }
 
-static int send_batch(const int *fds, size_t n) {
-        char byte = 0;
+static int send_batch(const int *fds, size_t n, char what) {
+        char byte = what;
         struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
         struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         union {
@@ -362,10 +408,11 @@ static int send_batch(const int *fds, size_t n) {
 }
 
 /* Puts n (at most BATCH_MAX) fds into the queue, with a closer to take
- * them, and closes our copies: 0, or -errno when they are still ours. Then
- * *ret_wait says whether a closer will wake us (wake_main()) once it has
- * taken something off the queue: false when there is no closer at all. */
-static int enqueue(const int *fds, size_t n, bool *ret_wait) {
+ * them, and closes our copies (a socket to drop a datagram of stays ours):
+ * 0, or -errno when they are still ours. Then *ret_wait says whether a
+ * closer will wake us (wake_main()) once it has taken something off the
+ * queue: false when there is no closer at all. */
+static int enqueue(const int *fds, size_t n, char what, bool *ret_wait) {
         pthread_mutex_lock(&closers.lock);
         int r = open_queue();
         if (r >= 0 && closers.n_queued + n > QUEUED_FDS_MAX)
@@ -379,12 +426,13 @@ static int enqueue(const int *fds, size_t n, bool *ret_wait) {
                 if (k < 0 && closers.n_threads == 0)
                         r = k; /* nobody would ever take them */
         }
-        if (r >= 0 && (r = send_batch(fds, n)) >= 0) {
+        if (r >= 0 && (r = send_batch(fds, n, what)) >= 0) {
                 closers.n_queued += n;
+                closers.n_drops += what == BATCH_DROP;
                 /* Before the lock is let go: a closer that took the message
                  * first and closed its copies would leave the last
                  * reference of each to us. */
-                for (size_t i = 0; i < n; i++)
+                for (size_t i = 0; i < n && what == BATCH_CLOSE; i++)
                         safe_close(fds[i]);
         }
         /* Set in the same hold of the lock as the failure: a closer that
@@ -392,10 +440,20 @@ static int enqueue(const int *fds, size_t n, bool *ret_wait) {
         *ret_wait = r < 0 && closers.n_threads > 0;
         if (*ret_wait)
                 closers.main_waits = true;
+        /* Every closer is in a close: a datagram waits in its socket for
+         * one, and the socket is not read meanwhile. */
+        bool drop_waits = r >= 0 && what == BATCH_DROP && closers.n_threads == CLOSERS_MAX &&
+                          closers.n_busy == CLOSERS_MAX;
         size_t threads = closers.n_threads, queued = closers.n_queued;
         pthread_mutex_unlock(&closers.lock);
 
-        if (r < 0 && *ret_wait && parked.n == 0)
+        if (drop_waits)
+                log_full_errno(parked.episodes++ == 0 ? LOG_WARNING : LOG_DEBUG, 0,
+                               "Closer threads saturated (%zu threads, %zu fds queued): a datagram that brought "
+                               "fds from a sender who may not pass them waits in its socket until a closer is free, "
+                               "and the notify sockets other users can reach are not read meanwhile.", threads,
+                               queued);
+        else if (r < 0 && *ret_wait && parked.n == 0)
                 log_full_errno(parked.episodes++ == 0 ? LOG_WARNING : LOG_DEBUG, r,
                                "Closer threads saturated (%zu threads, %zu fds queued): %m. Unwanted fds wait in "
                                "handoff until a closer is free, and the notify sockets other users can reach are "
@@ -435,7 +493,7 @@ static void close_all_now(const int *fds, size_t n) {
 static void hand_over(const int *fds, size_t n) {
         bool wait = true;
         /* Behind what is held already, which goes first (flush()). */
-        if (parked.n == 0 && enqueue(fds, n, &wait) >= 0)
+        if (parked.n == 0 && enqueue(fds, n, BATCH_CLOSE, &wait) >= 0)
                 return;
         if (wait && park(fds, n))
                 return;
@@ -450,7 +508,7 @@ static void flush(void) {
         while (done < parked.n) {
                 size_t k = parked.n - done < BATCH_MAX ? parked.n - done : BATCH_MAX;
                 bool wait;
-                if (enqueue(parked.fds + done, k, &wait) < 0) {
+                if (enqueue(parked.fds + done, k, BATCH_CLOSE, &wait) < 0) {
                         if (wait)
                                 break;
                         close_all_now(parked.fds + done, k);
@@ -466,8 +524,27 @@ static void flush(void) {
         }
 }
 
+static bool drops_pending(void) {
+        pthread_mutex_lock(&closers.lock);
+        bool r = closers.n_drops > 0;
+        pthread_mutex_unlock(&closers.lock);
+        return r;
+}
+
 bool close_async_saturated(void) {
-        return parked.n > 0;
+        return parked.n > 0 || parked.drop_refused || drops_pending();
+}
+
+int close_async_drop_datagram(int fd) {
+        bool wait;
+        int r = parked.n > 0 ? -ENOBUFS : enqueue(&fd, 1, BATCH_DROP, &wait);
+        if (r >= 0)
+                return 0;
+        if (parked.n > 0 || wait) {
+                parked.drop_refused = true;
+                return -EAGAIN;
+        }
+        return r;
 }
 
 bool close_async_waiting(const CloseAsyncWaiter *w) {
@@ -501,7 +578,8 @@ static int on_wake(sd_event_source *s, int fd, uint32_t revents, void *userdata)
         while (recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
                 ;
         flush();
-        if (parked.n > 0)
+        parked.drop_refused = false;
+        if (close_async_saturated())
                 return 0;
         if (parked.waiters)
                 log_debug("Closer threads have room again: reading every notify socket again.");

@@ -29,7 +29,20 @@
 int close_nonblocking(int fd);
 void close_many_nonblocking(const int *fds, size_t n);
 
-/* Whether fds are held for want of a closer (above). */
+/* Drops the datagram at the head of the queue of socket fd (a datagram
+ * socket we read from this thread only) in a closer thread, its fds
+ * released there, never received into handoff's fd table: a close() of
+ * any fd of a file flushes it, and FUSE waits for its server then, however
+ * many references are left. fd stays ours, and the caller reads it again
+ * only once close_async_saturated() is false: until the closer has dropped
+ * the datagram, the one at the head is the same. Returns 0; -EAGAIN when
+ * no closer can take it now (saturated, above: read it again then); or
+ * another -errno when no closer runs at all, and the caller drops it itself
+ * (receiving it with no room for fds). */
+int close_async_drop_datagram(int fd);
+
+/* Whether fds are held for want of a closer (above), or a datagram is still
+ * to be dropped. */
 bool close_async_saturated(void);
 
 /* Called back once, from the event loop close_async_attach() was given,

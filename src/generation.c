@@ -262,7 +262,9 @@ static void resume_notify(void *userdata) {
 
 /* An abstract socket, which anyone in the network namespace can send fds
  * to, is not read while the closers are saturated (close-async.h): the
- * fds of each datagram would be held in handoff, without bound. The kernel
+ * fds of each datagram would be held in handoff, without bound; nor while
+ * a closer is yet to take a datagram whose fds may not come in off it
+ * (notify_receive()): it would be read again. The kernel
  * keeps them meanwhile: a sender's sendmsg() blocks or fails with EAGAIN
  * once the socket's queue is full, the generation's own READY=1 included,
  * which is read once a closer is free (its start timeout may run out
@@ -275,6 +277,16 @@ static bool pause_for_closers(Generation *g) {
         (void) sd_event_source_set_enabled(g->notify_source, SD_EVENT_OFF);
         close_async_wait(&g->notify_waiter, resume_notify, g);
         return true;
+}
+
+/* Who may pass fds to a generation's abstract notify socket, which anyone in
+ * the network namespace can reach: our uid and root, and the senders
+ * --notify-access accepts while its main process lives. Another's fds never
+ * come in (notify_receive()). A path socket's senders reached a directory
+ * only our uid may enter: no need to ask. */
+static bool may_pass_fds(pid_t sender, uid_t uid, void *userdata) {
+        Generation *g = userdata;
+        return notify_uid_is_ours(uid) || (!g->exited && sender_accepted(g, sender));
 }
 
 static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -292,7 +304,8 @@ static int on_notify(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 pid_t sender = 0;
                 uid_t uid = (uid_t) -1; /* not ours, unless told */
                 const char *reason = NULL;
-                int n = notify_receive(fd, buf, sizeof buf, &sender, &uid, &reason, fds, &n_fds);
+                int n = notify_receive(fd, g->notify_address[0] == '@' ? may_pass_fds : NULL, g, buf, sizeof buf,
+                                       &sender, &uid, &reason, fds, &n_fds);
                 if (n == -EAGAIN)
                         break;
                 if (n >= 0 && !g->exited && !notify_uid_is_ours(uid) && !sender_accepted(g, sender)) {
@@ -564,6 +577,10 @@ void generation_drop_spare_socket(void) {
         spare.address[0] = '\0';
 }
 
+static bool nobody_passes_fds(pid_t sender, uid_t uid, void *userdata) {
+        return false;
+}
+
 static void spare_socket_written(void) {
         char buf[NOTIFY_MAX_LEN + 2];
         int fds[NOTIFY_MAX_FDS];
@@ -571,7 +588,9 @@ static void spare_socket_written(void) {
         uid_t uid = (uid_t) -1;
         const char *reason = NULL;
         size_t n_fds = 0;
-        int n = notify_receive(spare.fd, buf, sizeof buf, &sender, &uid, &reason, fds, &n_fds);
+        /* Nobody's fds come in: the socket is dropped anyway. */
+        int n = notify_receive(spare.fd, nobody_passes_fds, NULL, buf, sizeof buf, &sender, &uid, &reason, fds,
+                               &n_fds);
         close_all(fds, n_fds);
         if (n >= 0)
                 log_debug("Not reusing notify socket %s: pid %d wrote to it after its generation had gone.",

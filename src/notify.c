@@ -459,8 +459,15 @@ static const struct ucred *find_ucred(struct msghdr *mh) {
         return NULL;
 }
 
-int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_uid, const char **reason,
-                   int *ret_fds, size_t *ret_n_fds) {
+static ssize_t receive(int fd, struct msghdr *mh, size_t controllen, int flags) {
+        mh->msg_controllen = controllen;
+        mh->msg_flags = 0;
+        ssize_t n = recvmsg(fd, mh, flags | MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
+        return n >= 0 ? n : errno == EINTR ? -EAGAIN : -errno;
+}
+
+int notify_receive(int fd, NotifyFdsAllowed may_pass_fds, void *userdata, char *buf, size_t size, pid_t *ret_pid,
+                   uid_t *ret_uid, const char **reason, int *ret_fds, size_t *ret_n_fds) {
         /* Room for credentials and as many fds as one message may carry. */
         union {
                 struct cmsghdr align;
@@ -471,12 +478,40 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_ui
                 .msg_iov = &iov,
                 .msg_iovlen = 1,
                 .msg_control = &control,
-                .msg_controllen = sizeof control,
         };
+        const size_t creds_only = CMSG_SPACE(sizeof(struct ucred));
+        size_t room = sizeof control;
+        bool fds_dropped = false;
+        ssize_t n;
 
-        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC);
-        if (n < 0)
-                return errno == EINTR ? -EAGAIN : -errno;
+        /* The fds a message brings are put into our fd table as it is
+         * received, and no close() of theirs can be made safe there: each
+         * flushes the file, and on FUSE that waits for its server, however
+         * many references are left. So a sender who may not pass fds has
+         * its credentials looked at first, with room for them alone (a peek
+         * that installs no fd), and its fds never come in: the message is
+         * received with the same room, or, when fds came with it (which
+         * MSG_CTRUNC tells), dropped by a closer thread, into whose own
+         * table they go. Not received here with no room for them either:
+         * the kernel would release them in our thread then, and the last
+         * reference of a lingering socket waits. */
+        if (may_pass_fds) {
+                n = receive(fd, &mh, creds_only, MSG_PEEK);
+                if (n < 0)
+                        return (int) n;
+                const struct ucred *uc = find_ucred(&mh);
+                if (!uc || uc->pid <= 0 || !may_pass_fds(uc->pid, uc->uid, userdata))
+                        room = creds_only;
+                fds_dropped = room == creds_only && (mh.msg_flags & MSG_CTRUNC);
+        }
+        if (fds_dropped) {
+                int r = close_async_drop_datagram(fd);
+                if (r == -EAGAIN)
+                        return r;
+                if (r < 0 && (n = receive(fd, &mh, creds_only, 0)) < 0) /* no closer at all: here */
+                        return (int) n;
+        } else if ((n = receive(fd, &mh, room, 0)) < 0)
+                return (int) n;
 
         /* Whatever the message, its fds are now ours: kept by the caller, or
          * closed here, so a misbehaving sender cannot make us leak. */
@@ -486,7 +521,7 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_ui
         const struct ucred *uc = find_ucred(&mh);
         if ((mh.msg_flags & MSG_TRUNC) || (size_t) n >= size)
                 *reason = "message too long";
-        else if (mh.msg_flags & MSG_CTRUNC)
+        else if ((mh.msg_flags & MSG_CTRUNC) && !fds_dropped)
                 *reason = "control data truncated";
         else if (!uc || uc->pid <= 0)
                 *reason = "no sender credentials";
@@ -496,8 +531,9 @@ int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_ui
                 *ret_n_fds = n_fds;
                 return (int) n;
         }
-        /* Anyone may send to this socket: its fds may be built to make a
-         * plain close() wait (close_nonblocking() says how). */
+        /* The fds of a sender who may pass them, with a message dropped
+         * here (too long, too many fds): closed as the caller would close
+         * them (close_nonblocking()). */
         close_many_nonblocking(ret_fds, n_fds);
         return -EBADMSG;
 }

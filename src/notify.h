@@ -125,12 +125,23 @@ int notify_socket_open(int min_fd, char *ret_address, size_t size, int *ret_fd);
 
 /* Receives one datagram. Returns its length with the sender's pid and uid
  * and the fds that came with it (the caller keeps or closes them), -EAGAIN
- * when there is nothing to read, or -EBADMSG when the datagram was dropped (no
- * credentials, truncated): *reason then names why, and its fds are closed.
- * The uid is the caller's to judge (notify_uid_is_ours()). */
+ * when there is nothing to read now, or -EBADMSG when the datagram was
+ * dropped (no credentials, truncated): *reason then names why, and its fds
+ * are closed. The uid is the caller's to judge (notify_uid_is_ours()).
+ *
+ * may_pass_fds, when given, says from the sender's credentials whether its
+ * fds may come into handoff's fd table: where it says no, none does (a
+ * close() of any fd of a FUSE file waits for its server), and a datagram
+ * that brought some is dropped by a closer thread
+ * (close_async_drop_datagram()); its text, pid and uid are returned as
+ * usual, without fds. The caller then reads fd again only once
+ * close_async_saturated() is false. It costs one more recvmsg() (a peek)
+ * per datagram: for sockets anyone may send to. NULL lets every sender
+ * pass fds. */
 #define NOTIFY_MAX_FDS 253
-int notify_receive(int fd, char *buf, size_t size, pid_t *ret_pid, uid_t *ret_uid, const char **reason,
-                   int *ret_fds, size_t *ret_n_fds);
+typedef bool (*NotifyFdsAllowed)(pid_t pid, uid_t uid, void *userdata);
+int notify_receive(int fd, NotifyFdsAllowed may_pass_fds, void *userdata, char *buf, size_t size, pid_t *ret_pid,
+                   uid_t *ret_uid, const char **reason, int *ret_fds, size_t *ret_n_fds);
 
 /* Root's or handoff's own. */
 bool notify_uid_is_ours(uid_t uid);

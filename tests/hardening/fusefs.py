@@ -1,12 +1,14 @@
 """A FUSE file system for the hardening tests: one regular file, "f", whose
 server (a thread of the test) answers every request but FUSE_POLL, which it
 holds until stop(), and with hold_getattr, FUSE_GETATTR of "f" once it has
-been opened; with hold_lookup, every FUSE_LOOKUP. A poll of the open file
-(an epoll_ctl() that adds it), an fstat() of it (its attributes are never
-cached), or a path through the mount, waits in the kernel for that answer,
-in whichever process asks (once the server has read a request, not even
-SIGKILL ends the wait). Needs root and /dev/fuse; HangingPollFs() raises
-OSError where the mount is refused."""
+been opened; with hold_lookup, every FUSE_LOOKUP; with hold_flush, every
+FUSE_FLUSH. A poll of the open file (an epoll_ctl() that adds it), an
+fstat() of it (its attributes are never cached), a path through the mount,
+or a close() of any fd of the file (each one flushes, not only the last),
+waits in the kernel for that answer, in whichever process asks (once the
+server has read a request, not even SIGKILL ends the wait). With
+allow_other, other uids may open "f" too. Needs root and /dev/fuse;
+HangingPollFs() raises OSError where the mount is refused."""
 
 import ctypes
 import errno
@@ -27,17 +29,20 @@ def attr(ino, mode):
 
 
 class HangingPollFs:
-    def __init__(self, mountpoint, hold_getattr=False, hold_lookup=False):
+    def __init__(self, mountpoint, hold_getattr=False, hold_lookup=False, hold_flush=False, allow_other=False):
         self.mountpoint = mountpoint
         self.hold_getattr = hold_getattr
         self.hold_lookup = hold_lookup
+        self.hold_flush = hold_flush
         self.opened = False
         self.polls = []  # the unique ids of the requests held unanswered
         self.getattrs = []
         self.lookups = []
+        self.flushes = []
+        self.flushers = []  # the thread ids that sent them
         self.fd = os.open("/dev/fuse", os.O_RDWR | os.O_CLOEXEC)
         libc = ctypes.CDLL(None, use_errno=True)
-        opts = f"fd={self.fd},rootmode=40000,user_id=0,group_id=0".encode()
+        opts = f"fd={self.fd},rootmode=40000,user_id=0,group_id=0{',allow_other' if allow_other else ''}".encode()
         if libc.mount(b"hangfs", mountpoint.encode(), b"fuse.hangfs", 0, opts) < 0:
             e = ctypes.get_errno()
             os.close(self.fd)
@@ -55,7 +60,7 @@ class HangingPollFs:
                 req = os.read(self.fd, 1 << 20)
             except OSError:
                 return  # aborted, unmounted
-            _, op, unique, node, *_ = IN_HEADER.unpack_from(req)
+            _, op, unique, node, _, _, tid, *_ = IN_HEADER.unpack_from(req)
             try:
                 if op == FUSE_INIT:
                     self.reply(unique, struct.pack("<IIIIHHIIHHII24x", 7, 31, 0, FUSE_PARALLEL_DIROPS, 1, 1, 4096, 1, 1, 0,
@@ -74,6 +79,9 @@ class HangingPollFs:
                 elif op == FUSE_OPEN:
                     self.reply(unique, struct.pack("<QII", 1, 0, 0))
                     self.opened = True
+                elif op == FUSE_FLUSH and self.hold_flush:
+                    self.flushes.append(unique)  # not answered until stop()
+                    self.flushers.append(tid)
                 elif op in (FUSE_FLUSH, FUSE_RELEASE):
                     self.reply(unique)
                 elif op == FUSE_POLL:
@@ -87,8 +95,8 @@ class HangingPollFs:
         """The requests held are answered (ENOSYS: the kernel asks no
         more; a lookup, ENOENT), and the file system is unmounted (once its
         files are closed)."""
-        self.hold_getattr = self.hold_lookup = False
-        for unique in self.polls + self.getattrs:
+        self.hold_getattr = self.hold_lookup = self.hold_flush = False
+        for unique in self.polls + self.getattrs + self.flushes:
             try:
                 self.reply(unique, error=errno.ENOSYS)
             except OSError:

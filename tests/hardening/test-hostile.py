@@ -340,6 +340,64 @@ def test_freeze_notify_socket(tmp):
         scene.finish()
 
 
+# An fd of a file on a FUSE file system whose server never answers
+# FUSE_FLUSH (uid 65534 may mount one of its own: fusermount3). Every close()
+# of an fd of it waits for that answer, the last reference or not, and
+# uninterruptibly: a closer thread cannot take that wait off the closing
+# thread. The attacker keeps its own copy (closing it would wait too).
+# argv: address, path. Prints "sent".
+FLUSH = r"""
+import array, os, socket, sys
+addr, path = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDONLY)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.connect("\0" + addr[1:] if addr.startswith("@") else addr)
+s.sendmsg([b"READY=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+print("sent", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_freeze_notify_socket_fuse_flush(tmp):
+    """uid 65534 passes an fd of a FUSE file whose server never answers
+    FUSE_FLUSH to the serving generation's abstract notify socket. Taken
+    into handoff's fd table and closed there, its close() waited for that
+    answer, closer thread or not: no status, no reload, no stop. A sender
+    that may not pass fds has none taken in: a closer thread drops its
+    datagram, and the flush waits there."""
+    need_root_and_setpriv()
+    if not os.path.exists("/dev/fuse"):
+        raise Skip("needs /dev/fuse: mounts a FUSE file system")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    os.chmod(tmp, 0o755)  # for uid 65534 to reach the mount
+    try:
+        fs = HangingPollFs(mnt, hold_flush=True, allow_other=True)
+    except OSError as e:
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    try:
+        h = start(tmp, "--notify-socket=abstract")  # a path socket sits in a 0700 dir: out of reach
+    except BaseException:
+        fs.stop()
+        raise
+    with UnderLoad(h, tmp) as scene:
+        # Answers the flushes held before handoff or the attacker is
+        # stopped: neither could be, in a close that waits for one.
+        scene.callback(fs.stop)
+        address = notify_socket_of(h.generation_pid(2))  # the serving one, since the baseline reload
+        scene.attack(FLUSH, "@" + address[1:], os.path.join(mnt, "f"))
+        scene.callback(fs.stop)
+        status_within(h, "after the FUSE file was passed")
+        wait_for(lambda: "sender has another uid" in h.log(), 10, "the datagram dropped")
+        check(h.main_pid() not in fs.flushers, f"handoff's main thread flushed the FUSE file: {fs.flushers}")
+        reload_within(h)
+        # The closer that flushes waits until the server answers (no signal
+        # ends that wait), and the process is reaped only once it returns:
+        # not covered (README, Security).
+        fs.stop()
+        scene.finish()
+
+
 # What the closers' attackers share (a prefix of their scripts): keep,
 # which holds what must stay open until exit; rights(), SCM_RIGHTS for a
 # list of fds; unix_address(), "@name" as an abstract address; lingering(S),
@@ -535,31 +593,31 @@ def status_within(h, what):
 
 
 def test_saturate_closers(tmp):
-    """uid 65534 holds every closer thread with nested lingering sockets,
-    fills their queue with harmless unix sockets, and sends more nested
-    lingering sockets: handoff stops reading the abstract notify socket
-    instead of closing them in its loop, status answers throughout, and
-    once the attacker is gone the socket is read again and a reload works."""
+    """uid 65534 holds every closer thread with nested lingering sockets and
+    sends more, behind 252 harmless unix sockets each: their datagrams wait
+    in the abstract notify socket for a closer to take them off, rather than
+    come into handoff's loop, which stops reading that socket; status
+    answers throughout, and once the attacker is gone the socket is read
+    again and a reload works. (No fd of a sender that may not pass fds
+    comes into handoff's table, or into the closers' queue: the queue
+    cannot be filled from a notify socket any more.)"""
     need_root_and_setpriv()
     h = start(tmp, "--notify-socket=abstract", "--start-timeout=3s")
-    attackers, sent = [], []
+    attackers = []
 
     def attack(what, n):
-        # What was sent before is read (and its fds queued) first.
-        wait_for(lambda: h.log().count("sender has another uid") >= sum(sent), 10, "the datagrams read")
         a = scene.attack(SATURATE, address, what, n, timeout=60)
         attackers.append(a)
         check(a.line.startswith("sent "), f"the attacker: {a.line}")
-        sent.append(int(a.line.split()[1]))
-        return sent[-1]
+        return int(a.line.split()[1])
 
     with UnderLoad(h, tmp) as scene:
         address = "@" + notify_socket_of(h.generation_pid(2))[1:]  # the serving one, since the baseline reload
-        # Every closer held (and some more wait in their queue: the
-        # attacker's own close is the last one now and then).
+        # Every closer held (the attacker's own close is the last one now
+        # and then: then its closer is not), and the datagrams after that
+        # wait in the socket.
         for tries in range(4, 0, -1):
-            check(attack("nested", 2 * CLOSERS_MAX) == 2 * CLOSERS_MAX, "nested sockets sent")
-            wait_for(lambda: h.log().count("sender has another uid") >= sum(sent), 10, "the datagrams read")
+            check(attack("nested", 2 * CLOSERS_MAX) > 0, "nested sockets sent")
             try:
                 wait_for(lambda: closer_threads(h.main_pid()) == CLOSERS_MAX, 2 if tries > 1 else 10,
                          f"{CLOSERS_MAX} closers held")
@@ -568,15 +626,11 @@ def test_saturate_closers(tmp):
                 if tries == 1:
                     raise
         status_within(h, f"with {CLOSERS_MAX} closers held")
-        # Their queue full: 17 * 253 fds > 4096.
-        n = attack("filler", 17)
-        wait_for(lambda: re.search(r"Closer threads saturated|Closing unwanted fds in the event loop", h.log()), 10,
-                 "the closers saturated")
-        print(f"  {n} datagrams of 253 unix sockets sent")
-        status_within(h, "with the closers' queue full")
-        # More lingering sockets: before, the loop closed them itself.
+        # More lingering sockets: before, the loop took them in, and closed
+        # them itself once the closers' queue was full.
         n = attack("nested+filler", 30)
         print(f"  {n} more nested lingering sockets queued on the notify socket")
+        h.wait_log("Closer threads saturated", 10)
         status_within(h, "after more lingering sockets")
         h.wait_log("Not reading generation 2's notify socket until a closer thread is free", 5)
         status_within(h, "with the notify socket paused")

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "close-async.h"
 #include "notify.h"
 #include "unit.h"
 
@@ -593,10 +595,10 @@ START_TEST(test_receive_own_pid) {
         size_t nrfds = 0;
         const char *reason = NULL;
 
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
 
         ck_assert_int_eq(send_notify(n.address, "READY=1\nSTATUS=hi", 17, NULL, 0), 17);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 17);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 17);
         ck_assert_int_eq(pid, getpid());
         ck_assert_int_eq(uid, getuid());
         ck_assert(notify_uid_is_ours(uid));
@@ -608,7 +610,7 @@ START_TEST(test_receive_own_pid) {
         ck_assert(m.ready);
         ck_assert_str_eq(m.status, "hi");
 
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
         close(n.fd);
 }
 END_TEST
@@ -645,7 +647,7 @@ START_TEST(test_receive_child_pid) {
         int rfds[NOTIFY_MAX_FDS];
         size_t nrfds = 0;
         const char *reason = NULL;
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, child);
         close(n.fd);
 }
@@ -667,7 +669,7 @@ START_TEST(test_receive_hands_over_passed_fds) {
         int rfds[NOTIFY_MAX_FDS];
         size_t nrfds = 0;
         const char *reason = NULL;
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, getpid());
         /* The caller gets them (to store for FDSTORE=1, or to close). */
         ck_assert_uint_eq(nrfds, 3);
@@ -689,6 +691,65 @@ START_TEST(test_receive_hands_over_passed_fds) {
 }
 END_TEST
 
+typedef struct Asked {
+        pid_t pid;
+        uid_t uid;
+        bool answer;
+} Asked;
+
+static bool ask(pid_t pid, uid_t uid, void *userdata) {
+        Asked *a = userdata;
+        a->pid = pid;
+        a->uid = uid;
+        return a->answer;
+}
+
+START_TEST(test_receive_refused_sender_passes_no_fds) {
+        ck_assert_int_eq(close_async_setup(), 0); /* its queue's fds, counted from here on */
+        NotifySocket n = open_notify();
+        int p[2];
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        unsigned before = count_fds();
+        ck_assert_int_eq(send_notify(n.address, "READY=1", 7, &p[1], 1), 7);
+        close(p[1]); /* the datagram holds the write end alone */
+
+        char buf[64];
+        pid_t pid = 0;
+        uid_t uid = (uid_t) -1;
+        int rfds[NOTIFY_MAX_FDS];
+        size_t nrfds = 99;
+        const char *reason = NULL;
+        Asked a = { .answer = false };
+        ck_assert_int_eq(notify_receive(n.fd, ask, &a, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
+        ck_assert_int_eq(a.pid, getpid());
+        ck_assert_int_eq(a.uid, getuid());
+        ck_assert_int_eq(pid, getpid());
+        ck_assert(memcmp(buf, "READY=1", 7) == 0);
+        /* Its text is ours, its fds never were: a closer took the datagram
+         * off the socket and released them. */
+        ck_assert_uint_eq(nrfds, 0);
+        ck_assert_uint_eq(count_fds(), before - 1);
+        struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+        ck_assert_int_eq(poll(&pfd, 1, 10000), 1);
+        ck_assert_int_eq(read(p[0], buf, 1), 0);
+        ck_assert(!close_async_saturated()); /* told before it closes them */
+        ck_assert_int_eq(notify_receive(n.fd, ask, &a, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
+
+        /* One without fds is received as any other; one whose sender may
+         * pass them, with them. */
+        ck_assert_int_eq(send_notify(n.address, "STATUS=a", 8, NULL, 0), 8);
+        ck_assert_int_eq(notify_receive(n.fd, ask, &a, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 8);
+        ck_assert_uint_eq(nrfds, 0);
+        a.answer = true;
+        ck_assert_int_eq(send_notify(n.address, "FDSTORE=1", 9, &p[0], 1), 9);
+        ck_assert_int_eq(notify_receive(n.fd, ask, &a, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 9);
+        ck_assert_uint_eq(nrfds, 1);
+        close(rfds[0]);
+        close(p[0]);
+        close(n.fd);
+}
+END_TEST
+
 START_TEST(test_receive_oversized) {
         NotifySocket n = open_notify();
         static char big[5000];
@@ -702,30 +763,34 @@ START_TEST(test_receive_oversized) {
         const char *reason = NULL;
 
         ck_assert_int_eq(send_notify(n.address, big, sizeof big, NULL, 0), (ssize_t) sizeof big);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds),
+                         -EBADMSG);
         ck_assert_ptr_nonnull(reason);
 
         /* Boundary: size - 1 bytes fit, size bytes do not. */
         ck_assert_int_eq(send_notify(n.address, big, sizeof buf - 1, NULL, 0), (ssize_t) sizeof buf - 1);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), (int) sizeof buf - 1);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds),
+                         (int) sizeof buf - 1);
         ck_assert_int_eq(send_notify(n.address, big, sizeof buf, NULL, 0), (ssize_t) sizeof buf);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds),
+                         -EBADMSG);
 
         /* An oversized one carrying an fd: dropped, and the fd still closed. */
         int p[2];
         ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
         unsigned before = count_fds();
         ck_assert_int_eq(send_notify(n.address, big, sizeof big, &p[1], 1), (ssize_t) sizeof big);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EBADMSG);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds),
+                         -EBADMSG);
         ck_assert_uint_eq(count_fds(), before);
         close(p[0]);
         close(p[1]);
 
         /* A dropped datagram does not block the next. */
         ck_assert_int_eq(send_notify(n.address, "READY=1", 7, NULL, 0), 7);
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, getpid());
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), -EAGAIN);
         close(n.fd);
 }
 END_TEST
@@ -746,7 +811,7 @@ START_TEST(test_receive_other_uid) {
         const char *reason = NULL;
         /* Read, with its uid: whether another uid's sender counts is the
          * generation's to judge, by its pid, as systemd judges. */
-        ck_assert_int_eq(notify_receive(n.fd, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
+        ck_assert_int_eq(notify_receive(n.fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, rfds, &nrfds), 7);
         ck_assert_int_eq(pid, child);
         ck_assert_int_eq(uid, 65534);
         ck_assert(!notify_uid_is_ours(uid));
@@ -890,7 +955,7 @@ START_TEST(test_path_socket_lifecycle) {
         pid_t pid = 0;
         uid_t uid = (uid_t) -1;
         const char *reason = NULL;
-        ck_assert_int_eq(notify_receive(fd, buf, sizeof buf, &pid, &uid, &reason, fds, &n_fds), 7);
+        ck_assert_int_eq(notify_receive(fd, NULL, NULL, buf, sizeof buf, &pid, &uid, &reason, fds, &n_fds), 7);
         ck_assert_int_eq(pid, getpid());
 
         /* A second socket in the same directory keeps it alive. */
@@ -1032,6 +1097,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_receive_own_pid);
         tcase_add_test(tc, test_receive_child_pid);
         tcase_add_test(tc, test_receive_hands_over_passed_fds);
+        tcase_add_test(tc, test_receive_refused_sender_passes_no_fds);
         tcase_add_test(tc, test_receive_oversized);
         tcase_add_test(tc, test_receive_other_uid);
         suite_add_tcase(s, tc);
