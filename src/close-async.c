@@ -48,7 +48,8 @@
  * them stay out of it: a closer takes the datagram that brought them off
  * its socket, into its own table (close_async_drop_datagram(),
  * notify_receive()). What comes in all the same is from a sender trusted
- * with it: a generation's stored fds, and what root or our own uid sends.
+ * with it: a generation's stored fds, and what root or our own uid sends
+ * (a control connection of another uid goes to a closer unread).
  *
  * The threads never share handoff's fd table. A closer that dropped the
  * last reference of an fd of the shared table would race with spawn.c's

@@ -152,25 +152,26 @@ static ssize_t recv_no_fds(int fd, void *buf, size_t size, int flags) {
         return n;
 }
 
-/* Closes a connection. Where fds can arrive, the unread messages go first:
- * closing a socket releases the fds queued on it in our thread, with a
- * plain close, and if the sender has closed its copies meanwhile ours is
- * the last one, which waits out a lingering socket's SO_LINGER. The
- * shutdown comes first so that nothing can be queued after the last read
- * (the sender's sendmsg() then fails with EPIPE). A foreign connection
- * (another uid's, or one we could not look at) is then closed by a closer
- * all the same (close-async.h): the reading is bounded, and after a
- * shutdown an empty message reads as the end of the queue. One of root or
- * our own uid is closed here, saving a reload's connection the closer. */
+/* Closes a connection. Where fds can arrive, the shutdown comes first, so
+ * that nothing more can be queued (the sender's sendmsg() then fails with
+ * EPIPE). A foreign connection (another uid's, or one we could not look at)
+ * then goes to a closer unread (close-async.h): the closer's close releases
+ * the fds queued on it, in its thread. Read here, they would come into our
+ * fd table, and any close() of an fd of a FUSE file there waits for its
+ * server. One of root or our own uid is read to the end and closed here,
+ * saving a reload's connection the closer: closing it with messages queued
+ * would release their fds in our thread, where the last reference of a
+ * lingering socket waits out its SO_LINGER. The reading is bounded, and
+ * after a shutdown an empty message reads as the end of the queue. */
 static void close_conn_fd(Control *c, int fd, bool foreign) {
         char buf[DISCARD_SIZE];
-        bool unread = false;
+        bool unread = foreign;
         if (c->takes_fds)
                 (void) shutdown(fd, SHUT_RDWR);
         /* While the closers are saturated, fds read here would be held in
          * handoff (close-async.h), up to 4096 messages' worth: the socket
          * goes to a closer unread instead, one fd held. */
-        for (int i = 0; c->takes_fds && i < 4096; i++) {
+        for (int i = 0; c->takes_fds && !foreign && i < 4096; i++) {
                 if (close_async_saturated()) {
                         unread = true;
                         break;
@@ -178,7 +179,7 @@ static void close_conn_fd(Control *c, int fd, bool foreign) {
                 if (recv_no_fds(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0)
                         break;
         }
-        if (c->takes_fds && (foreign || unread))
+        if (c->takes_fds && unread)
                 close_nonblocking(fd);
         else
                 safe_close(fd);

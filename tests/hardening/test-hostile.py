@@ -345,17 +345,33 @@ def test_freeze_notify_socket(tmp):
 # of an fd of it waits for that answer, the last reference or not, and
 # uninterruptibly: a closer thread cannot take that wait off the closing
 # thread. The attacker keeps its own copy (closing it would wait too).
-# argv: address, path. Prints "sent".
+# argv: kind (seqpacket|dgram), address, path. Prints "sent".
 FLUSH = r"""
 import array, os, socket, sys
-addr, path = sys.argv[1], sys.argv[2]
+kind, addr, path = sys.argv[1], sys.argv[2], sys.argv[3]
 fd = os.open(path, os.O_RDONLY)
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET if kind == "seqpacket" else socket.SOCK_DGRAM)
 s.connect("\0" + addr[1:] if addr.startswith("@") else addr)
-s.sendmsg([b"READY=1"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
+s.sendmsg([b"RELOAD" if kind == "seqpacket" else b"READY=1"],
+          [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
 print("sent", flush=True)
 sys.stdin.read()
 """
+
+
+def hanging_flush_fs(tmp):
+    """A FUSE file system whose server holds every FUSE_FLUSH, that uid
+    65534 may use: (fs, the path of its file)."""
+    need_root_and_setpriv()
+    if not os.path.exists("/dev/fuse"):
+        raise Skip("needs /dev/fuse: mounts a FUSE file system")
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    os.chmod(tmp, 0o755)  # for uid 65534 to reach the mount
+    try:
+        return HangingPollFs(mnt, hold_flush=True, allow_other=True), os.path.join(mnt, "f")
+    except OSError as e:
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
 
 
 def test_freeze_notify_socket_fuse_flush(tmp):
@@ -365,16 +381,7 @@ def test_freeze_notify_socket_fuse_flush(tmp):
     answer, closer thread or not: no status, no reload, no stop. A sender
     that may not pass fds has none taken in: a closer thread drops its
     datagram, and the flush waits there."""
-    need_root_and_setpriv()
-    if not os.path.exists("/dev/fuse"):
-        raise Skip("needs /dev/fuse: mounts a FUSE file system")
-    mnt = os.path.join(tmp, "mnt")
-    os.mkdir(mnt)
-    os.chmod(tmp, 0o755)  # for uid 65534 to reach the mount
-    try:
-        fs = HangingPollFs(mnt, hold_flush=True, allow_other=True)
-    except OSError as e:
-        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fs, path = hanging_flush_fs(tmp)
     try:
         h = start(tmp, "--notify-socket=abstract")  # a path socket sits in a 0700 dir: out of reach
     except BaseException:
@@ -385,7 +392,7 @@ def test_freeze_notify_socket_fuse_flush(tmp):
         # stopped: neither could be, in a close that waits for one.
         scene.callback(fs.stop)
         address = notify_socket_of(h.generation_pid(2))  # the serving one, since the baseline reload
-        scene.attack(FLUSH, "@" + address[1:], os.path.join(mnt, "f"))
+        scene.attack(FLUSH, "dgram", "@" + address[1:], path)
         scene.callback(fs.stop)
         status_within(h, "after the FUSE file was passed")
         wait_for(lambda: "sender has another uid" in h.log(), 10, "the datagram dropped")
@@ -731,6 +738,41 @@ def test_freeze_control_socket_kernel_without_passrights(tmp):
         wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
         took = reload_within(h)
         print(f"  fds let in: {[a.line.split()[0] for a in attackers]}; reload {took * 1000:.0f} ms")
+        scene.finish()
+
+
+def test_freeze_control_socket_fuse_flush_kernel_without_passrights(tmp):
+    """The FUSE file of test_freeze_notify_socket_fuse_flush, passed by uid
+    65534 on a connection to the control socket where the kernel lets fds
+    in (older than 6.16; forced with HANDOFF_TEST_PASS_RIGHTS=1). Refused
+    at accept, the connection's messages were read first, the fd taken into
+    handoff's table and closed there: that close() waited for the server.
+    A refused connection is now closed by a closer unread, and the kernel
+    releases what is queued on it there, flushing nothing."""
+    fs, path = hanging_flush_fs(tmp)
+    try:
+        h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp), "HANDOFF_TEST_PASS_RIGHTS": "1"},
+                  verbose=False)
+    except BaseException:
+        fs.stop()
+        raise
+    with UnderLoad(h, tmp) as scene:
+        scene.callback(fs.stop)  # before handoff or the attacker is stopped (see above)
+        socket_path = open_socket_file(h)
+        # Stopped while the attacker connects and sends, so that its message
+        # is queued before the accept (see the test above).
+        pid = h.main_pid()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+            scene.attack(FLUSH, "seqpacket", socket_path, path)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        scene.callback(fs.stop)
+        wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
+        status_within(h, "after the FUSE file was passed")
+        check(not fs.flushes, f"handoff flushed the FUSE file: {len(fs.flushes)} flush(es) by {fs.flushers}")
+        reload_within(h)
         scene.finish()
 
 
