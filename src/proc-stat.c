@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "proc-stat.h"
 #include "util.h"
@@ -33,6 +35,33 @@ int proc_stat_read(pid_t pid, ProcStat *ret) {
                 return -EIO;
         *ret = s;
         return 0;
+}
+
+static uint64_t clock_usec(clockid_t id) {
+        struct timespec ts;
+        (void) clock_gettime(id, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+int pidfd_open_started_by(pid_t pid, uint64_t started) {
+        _cleanup_close_ int pidfd = pidfd_open_pid(pid);
+        if (pidfd < 0)
+                return pidfd;
+        /* Read with the pidfd open, which says after that the process read
+         * is the one it holds: not yet reaped. */
+        ProcStat st;
+        int r = proc_stat_read(pid, &st);
+        if (r < 0 || pidfd_signal(pidfd, 0) < 0)
+                return -ESRCH;
+        /* Its start counts ticks of CLOCK_BOOTTIME, which leads
+         * CLOCK_MONOTONIC by the time suspended since boot. That lead only
+         * grows, and today's (CLOCK_MONOTONIC read first: the larger) puts
+         * the start at or before the real one, never after. */
+        long hz = sysconf(_SC_CLK_TCK);
+        uint64_t mono = clock_usec(CLOCK_MONOTONIC), lead = clock_usec(CLOCK_BOOTTIME) - mono;
+        if (hz <= 0 || st.start_time * 1000000 / (uint64_t) hz > started + lead)
+                return -ESRCH;
+        return TAKE_FD(pidfd);
 }
 
 bool proc_stat_exiting(const ProcStat *s) {

@@ -22,6 +22,12 @@ typedef struct ProcStat {
  * the line cannot be parsed. */
 int proc_stat_read(pid_t pid, ProcStat *ret);
 
+/* A pidfd of pid, if the process of that pid started by started
+ * (CLOCK_MONOTONIC usec), a zombie too: one that started later got the pid
+ * of one reaped meanwhile, and is another. -ESRCH when it is another, or
+ * gone. */
+int pidfd_open_started_by(pid_t pid, uint64_t started);
+
 /* Exiting: in do_exit(), or a zombie. */
 bool proc_stat_exiting(const ProcStat *s);
 

@@ -3,7 +3,7 @@
  * that holds ")" and spaces, a zombie against a live process, a zombie
  * leader whose other threads run, and whether a process group has a
  * member that runs; the start time, which tells a process from a later
- * one given its pid. */
+ * one given its pid, and a pidfd opened by pid and start. */
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -158,12 +158,32 @@ START_TEST(test_live_member_beside_a_zombie_leader) {
 }
 END_TEST
 
+/* A pidfd by pid, for a process that started by a given time
+ * (CLOCK_MONOTONIC), a zombie too: not for one that started after it (the
+ * pid given out again), nor for one reaped. */
+START_TEST(test_pidfd_open_started_by) {
+        pid_t pid = group_leader("started");
+        usec_t after = now_monotonic();
+        int pidfd = pidfd_open_started_by(pid, after);
+        ck_assert_int_ge(pidfd, 0);
+        close(pidfd);
+        ck_assert_int_eq(pidfd_open_started_by(pid, 0), -ESRCH);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        wait_zombie(pid);
+        ck_assert_int_ge(pidfd = pidfd_open_started_by(pid, after), 0);
+        close(pidfd);
+        ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+        ck_assert_int_lt(pidfd_open_started_by(pid, after), 0);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("proc-stat");
         TCase *tc = tcase_create("proc-stat");
         tcase_add_test(tc, test_name_with_parentheses);
         tcase_add_test(tc, test_zombie_leader_with_threads_runs);
         tcase_add_test(tc, test_live_member_beside_a_zombie_leader);
+        tcase_add_test(tc, test_pidfd_open_started_by);
         suite_add_tcase(s, tc);
         return unit_run(s);
 }
