@@ -50,7 +50,11 @@
  *                                  after these, a space apart, are a later
  *                                  version's, ignored. An older next handoff
  *                                  ignores the message (one that knew it with
- *                                  five fields too: they were never released)
+ *                                  five fields too: they were never released).
+ *                                  A number with no pidfd: the kernel dropped
+ *                                  it on its way (MSG_CTRUNC: the next handoff
+ *                                  was out of fds); it opens one of group's
+ *                                  main then, if that started by started
  *                 "UNNAMED"        after NAMED: MAINPID= could not be sent
  *                                  after all, I am main still (an abort
  *                                  follows)

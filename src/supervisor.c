@@ -953,9 +953,31 @@ static void on_predecessor_gone(void *userdata) {
         standby_update(s);
 }
 
+/* NAMED numbered a serving generation, whose pidfd the predecessor sent
+ * with it, but none came: the kernel dropped it on its way (MSG_CTRUNC:
+ * we were out of fds, say). Without one we would neither retire that
+ * generation, should the predecessor die before TAKEOVER, nor hold it
+ * after, and one of old code would serve on. Its main's pid is the
+ * process group NAMED names (spawn.c), while its main leads it; a process
+ * of that pid that started after the generation did is another, the main
+ * reaped meanwhile (it was not when NAMED went). */
+static int open_left_pidfd(const ChannelNamed *g) {
+        int pidfd = g->group > 0 ? pidfd_open_started_by(g->group, g->started) : -ESRCH;
+        if (pidfd < 0)
+                log_warning_errno(pidfd, "NAMED came without the pidfd of the previous handoff's generation %u (the "
+                                  "kernel dropped it: out of fds?), nor could one of its main be opened; should the "
+                                  "previous handoff die before it has retired it, this one cannot: %m", g->number);
+        else
+                log_warning("NAMED came without the pidfd of the previous handoff's generation %u (the kernel dropped "
+                            "it: out of fds?); opened one of its main, pid %d, instead.", g->number, (int) g->group);
+        return pidfd;
+}
+
 static void on_named(const ChannelNamed *g, int pidfd, void *userdata) {
         Supervisor *s = userdata;
         set_role(s, ROLE_EV_NAMED);
+        if (pidfd < 0 && g->number > 0)
+                pidfd = open_left_pidfd(g);
         safe_close(s->left_pidfd);
         s->left_pidfd = pidfd;
         s->left = *g;

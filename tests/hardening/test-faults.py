@@ -1718,6 +1718,31 @@ def test_kill_old_main_between_named_and_takeover(tmp):
         teardown(h)
 
 
+def test_kill_old_main_between_named_and_takeover_pidfd_dropped(tmp):
+    """As above, with NAMED's pidfd dropped on its way (the shim's recvmsg
+    closes it and says MSG_CTRUNC, as the kernel does to a receiver out of
+    fds): the next handoff warns, opens a pidfd of
+    generation 1's main by the pid NAMED names (its process group), a
+    process that started by generation 1's start as NAMED tells it, and
+    retires it all the same. Before, it took NAMED for one of no serving generation,
+    silently, and generation 1 served the old code on beside generation 2
+    until the service stopped *(found by review, fixed)*."""
+    need("handover")
+    h = start(tmp, manager=False, env=channel_shim(kill_after="NAMED ", drop_fd="NAMED "))
+    try:
+        old, _, new_main = next_handoff_begun(h, "--init-delay", "50")
+        wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at NAMED:\n{h.log()}")
+        h.wait_log(f"handoff[{new_main}]: NAMED came without the pidfd of the previous handoff's generation 1 "
+                   f"(the kernel dropped it: out of fds?); opened one of its main, pid {old}, instead.", 10)
+        h.wait_log(f"handoff[{new_main}]: Retiring the previous handoff's generation (pid {old}): sent SIGTERM.", 10)
+        wait_for(lambda: not alive(old), 10, f"the old generation (pid {old}) exits:\n{h.log()}")
+        check(http_get(h.port)[2] == h.generation_pid(2), "generation 2 serves")
+        stop_adopted(h, new_main)
+        check(h.app_pids() == [], f"nothing left: {h.descendants()}")
+    finally:
+        teardown(h)
+
+
 # Runs the command it is given (handoff) as its child, in a process group of
 # its own in this session, as a child subreaper, as a supervisor that does
 # not setsid() its services would; says how each child it reaps ended.
