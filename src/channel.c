@@ -2,10 +2,13 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/sockios.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -220,6 +223,18 @@ int channel_send_named(int fd, int pidfd, const ChannelNamed *n) {
                                n->cgroup[0] ? " " : "", n->cgroup);
 }
 
+/* A read of nothing: the peer's end of file, or a message of no bytes,
+ * which only a buggy peer sends. msg_flags and MSG_PEEK say the same of
+ * both; the peer has shut down (POLLRDHUP) with no message of some bytes
+ * queued (SIOCINQ: the next one's length) in the first case only. Empty
+ * messages with nothing else after them before the peer's end of file
+ * read as that, a moment early. */
+static bool end_of_file(int fd) {
+        struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+        int queued = 0;
+        return poll(&p, 1, 0) != 0 && (ioctl(fd, SIOCINQ, &queued) < 0 || queued == 0);
+}
+
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
         union {
                 struct cmsghdr align;
@@ -242,8 +257,10 @@ ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd) {
                                         close_nonblocking(k);
                         }
         buf[n] = '\0';
-        /* A message with a NUL inside is not one of ours. */
-        if (strlen(buf) != (size_t) n) {
+        if (n == 0 && !CMSG_FIRSTHDR(&mh) && end_of_file(fd))
+                return 0;
+        /* A message with a NUL inside, or none at all, is not one of ours. */
+        if (n == 0 || strlen(buf) != (size_t) n) {
                 *ret_fd = close_nonblocking(*ret_fd);
                 buf[0] = '\0';
                 return -EBADMSG;

@@ -173,7 +173,9 @@ int channel_send_fd(int fd, int passed, const char *fmt, ...) __attribute__((for
 
 /* Receives one message into buf (NUL-terminated), without blocking. The
  * first fd that came with it is returned in *ret_fd (others are closed).
- * Returns its length, 0 at end of file, -EAGAIN when there is none. */
+ * Returns its length, 0 at end of file, -EAGAIN when there is none,
+ * -EBADMSG for one that is none of ours (a NUL inside, or no bytes: not
+ * the end of file, which reads as a message of none; see end_of_file()). */
 ssize_t channel_receive(int fd, char *buf, size_t size, int *ret_fd);
 
 /* Receives and parses one message, dropping any fd that came with it.

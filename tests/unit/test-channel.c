@@ -177,6 +177,37 @@ START_TEST(test_send_receive) {
 }
 END_TEST
 
+/* A message of no bytes, which only a buggy peer sends, is none of ours,
+ * not the end of file, which reads alike: while the peer is open, and
+ * after its end with a message behind it. */
+START_TEST(test_empty_message) {
+        int sv[2], fd = -1, passed = eventfd(0, EFD_CLOEXEC);
+        char buf[64];
+        ChannelMessage m;
+        ck_assert_int_ge(passed, 0);
+        ck_assert_int_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+        ck_assert_int_eq(send(sv[0], "", 0, 0), 0);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EBADMSG);
+        ck_assert_str_eq(buf, "");
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EAGAIN);
+        /* With an fd, which is not handed out. */
+        ck_assert_int_eq(channel_send_fd(sv[0], passed, "%s", ""), 0);
+        fd = 7;
+        ck_assert_int_eq(channel_receive(sv[1], buf, sizeof buf, &fd), -EBADMSG);
+        ck_assert_int_lt(fd, 0);
+        ck_assert_int_eq(send(sv[0], "", 0, 0), 0);
+        ck_assert_int_eq(channel_send(sv[0], "READY"), 0);
+        close(sv[0]);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EBADMSG);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), 1);
+        ck_assert_int_eq(m.kind, CHANNEL_READY);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), 0);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), 0);
+        close(sv[1]);
+        close(passed);
+}
+END_TEST
+
 /* NAMED carries a pidfd: channel_read_fd() keeps it, channel_read() drops it. */
 START_TEST(test_send_receive_fd) {
         int sv[2], fd = -1, passed = eventfd(0, EFD_CLOEXEC);
@@ -330,6 +361,7 @@ int main(void) {
         tcase_add_test(tc, test_parse_unlink);
         tcase_add_test(tc, test_send_receive);
         tcase_add_test(tc, test_send_receive_fd);
+        tcase_add_test(tc, test_empty_message);
         tcase_add_test(tc, test_unlinks_many);
         tcase_add_test(tc, test_unlinks_bad);
         tcase_add_test(tc, test_inherit_from_env);
