@@ -82,6 +82,18 @@
  * it drained: the next handoff keeps NAMED's pidfd from TAKEOVER on and
  * holds that generation to its drain deadline itself (retiree.h).
  *
+ * After NAMED the next handoff waits for TAKEOVER (or UNNAMED, or the end
+ * of file) with no deadline of its own. An old main stopped meanwhile
+ * (SIGSTOP, a debugger) holds it there until it runs again: the bounds on
+ * MAINPID= and systemd's barrier (5 s each, handover.c) are timers of the
+ * old main's loop, due at once then. Giving up would be worse: whether
+ * MAINPID= reached the service manager the next handoff cannot tell, and
+ * if it did, its exit ends the service, while waiting leaves both
+ * generations serving. The service's stop still ends the wait: the
+ * manager follows its SIGTERM with SIGCONT, to whichever of us it takes
+ * for main (the next handoff, named, reports FAILED and stops), and
+ * SIGKILLs what is left at its stop timeout at the latest.
+ *
  * The old main may not read for a while (stopped, starved of CPU) while the
  * next handoff's STATUS lines fill its end: the next handoff's reports wait
  * in an outbox then (outbox.h), and READY, FAILED and APP still arrive.
