@@ -1866,6 +1866,33 @@ def test_kill_old_main_while_draining_workers_held(tmp):
         teardown(h)
 
 
+def test_kill_old_main_while_draining_workers_held_pidfd_dropped(tmp):
+    """As above, with NAMED's pidfd dropped on its way (the channel shim,
+    as the kernel does to a receiver out of fds; the old main held after
+    NAMED until the next handoff has read it): the next handoff opens a
+    pidfd of generation 1's main by its pid, with a warning, and holds the
+    generation all the same. Before, it held nothing, silently, and the
+    workers served the old code for good."""
+    need("handover")
+    named_read = os.path.join(tmp, "named-read")
+    h = start(tmp, "--drain-timeout=2s", args=("--init-delay", "100", *WORKERS_OUTLIVE_MAIN),
+              env=channel_shim(drop_fd="NAMED ", hold_sent="NAMED ", until=named_read))
+    try:
+        old, workers = generation_1_with_workers(h)
+        _, n, new_main = next_handoff_begun(h, "--init-delay", "50")
+        h.wait_log(f"handoff[{new_main}]: NAMED came without the pidfd of the previous handoff's generation 1 "
+                   f"(the kernel dropped it: out of fds?); opened one of its main, pid {old}, instead.", 20)
+        open(named_read, "w").close()
+        h.wait_ready(n + 1, timeout=20)
+        h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
+        wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
+        check(workers(), "its workers drain on")
+        os.kill(h.pid, signal.SIGKILL)
+        previous_workers_killed(h, new_main, old, workers)
+    finally:
+        teardown(h)
+
+
 def start_with_named_read_held(tmp, *opts):
     """Handover mode, generation 1 a main with workers that outlive it; the
     next handoff's read of NAMED held until the returned file exists."""
