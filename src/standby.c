@@ -339,7 +339,13 @@ int standby_wait(int *ret_argc, char ***ret_argv) {
 
         /* Room for the fds it receives and their copies in lay_out(): the
          * limit it was started with is put back before main() runs, which
-         * takes it as the one to give the generations. */
+         * takes it as the one to give the generations. For n fds that is
+         * 2n + 5 numbers below the hard limit (n at 4 and up, n + 1 copies
+         * above 3 + n + 1), fewer than a cold start takes under the same
+         * limit: its copies are made in a copy of the old main's fd table,
+         * which holds the n fds, both ends of the channel and the old
+         * main's own. So a limit this does not fit fails that too, and
+         * there is nothing to fall back to. */
         struct rlimit nofile, raised;
         bool restore = getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max;
         if (restore) {
