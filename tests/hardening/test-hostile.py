@@ -359,19 +359,25 @@ sys.stdin.read()
 """
 
 
+def hanging_fs(mnt, **holds):
+    """HangingPollFs(mnt, **holds), mounted on the directory mnt; Skip where
+    none can be (not root, no /dev/fuse, the mount refused)."""
+    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
+        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
+    try:
+        return HangingPollFs(mnt, **holds)
+    except OSError as e:
+        raise Skip(f"cannot mount a FUSE file system here: {e}")
+
+
 def hanging_flush_fs(tmp):
     """A FUSE file system whose server holds every FUSE_FLUSH, that uid
     65534 may use: (fs, the path of its file)."""
     need_root_and_setpriv()
-    if not os.path.exists("/dev/fuse"):
-        raise Skip("needs /dev/fuse: mounts a FUSE file system")
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
     os.chmod(tmp, 0o755)  # for uid 65534 to reach the mount
-    try:
-        return HangingPollFs(mnt, hold_flush=True, allow_other=True), os.path.join(mnt, "f")
-    except OSError as e:
-        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    return hanging_fs(mnt, hold_flush=True, allow_other=True), os.path.join(mnt, "f")
 
 
 def test_freeze_notify_socket_fuse_flush(tmp):
@@ -1561,18 +1567,13 @@ def test_client_against_a_hanging_lookup(tmp):
     both signals (it takes them from a signalfd)."""
     d = dir_for_all(tmp, "svc", 0o777)
     os.chmod(tmp, 0o755)
-    if not os.path.exists("/dev/fuse"):
-        raise Skip("needs /dev/fuse: mounts a FUSE file system")
     cases = [(None, 4, "did not take the connection in time"), (signal.SIGTERM, 0, "stopped waiting (SIGTERM)"),
              (signal.SIGINT, 130, "")]
     # One name each: a second lookup of a name waits for the first.
     attackers = [Attacker(LISTEN_AT, os.path.join(d, f"control.{i}")) for i in range(len(cases))]
     fs, clients, helpers = None, [], []
     try:
-        try:
-            fs = HangingPollFs(d, hold_lookup=True)
-        except OSError as e:
-            raise Skip(f"cannot mount a FUSE file system here: {e}")
+        fs = hanging_fs(d, hold_lookup=True)
         for (sig, code, said), a in zip(cases, attackers):
             what = sig.name if sig else "--timeout=1s"
             held = len(fs.lookups)
@@ -1725,14 +1726,9 @@ def test_stored_fuse_file_whose_poll_hangs(tmp):
     waited in handoff's loop for that answer: no READY=1, no status, no
     stop but SIGKILL. Kept unwatched, as a regular file elsewhere is (epoll
     refuses one), handoff starts and stops as usual."""
-    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
-        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
-    try:
-        fs = HangingPollFs(mnt)
-    except OSError as e:
-        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fs = hanging_fs(mnt)
     fake = FakeSystemd(tmp)
     cmd, args_file, set_datagrams = notifying_app(tmp)
     set_datagrams(1, [(b"FDSTORE=1\nFDNAME=fuse", 1, os.path.join(mnt, "f"))])
@@ -1771,16 +1767,11 @@ def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
     fails: telling a duplicate by the inode, the fstat() of the FUSE file
     waited in handoff's loop for that answer. The inode the kernel has
     cached does not ask the server."""
-    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
-        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
     if subprocess.run([PYTHON, "-c", _WITHOUT_KCMP, "/bin/true"]).returncode != 0:
         raise Skip("cannot install a seccomp filter here (or not x86_64)")
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
-    try:
-        fs = HangingPollFs(mnt, hold_getattr=True)
-    except OSError as e:
-        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fs = hanging_fs(mnt, hold_getattr=True)
     fake = FakeSystemd(tmp)
     cmd, args_file, set_datagrams = notifying_app(tmp)
     set_datagrams(1, [(b"FDSTORE=1\nFDNAME=exe", 1, "/proc/self/exe"),
@@ -1804,14 +1795,9 @@ def test_passed_fuse_file_whose_getattr_hangs(tmp):
     tell whether it was a socket, handoff's fstat() waited for that
     answer: it neither started nor exited. The type the kernel has cached
     does not ask the server: it is refused at once, as any other file."""
-    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
-        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
-    try:
-        fs = HangingPollFs(mnt, hold_getattr=True)
-    except OSError as e:
-        raise Skip(f"cannot mount a FUSE file system here: {e}")
+    fs = hanging_fs(mnt, hold_getattr=True)
     fd = os.open(os.path.join(mnt, "f"), os.O_RDONLY | os.O_CLOEXEC)
     h = Launched(tmp, [], [FIXTURE], fds=[fd], env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "fuse"})
     try:
@@ -1833,18 +1819,16 @@ def test_stored_listen_socket_whose_path_lookup_hangs(tmp):
     handoff looked up the path the socket names, and waited for that
     answer: it neither started nor exited. The path is no --listen's:
     handoff lets go of the socket without looking it up."""
-    if os.getuid() != 0 or not os.path.exists("/dev/fuse"):
-        raise Skip("needs root and /dev/fuse: mounts a FUSE file system")
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
     forged = socket.socket(socket.AF_UNIX)
     forged.bind(os.path.join(mnt, "s"))
     forged.listen()
     try:
-        fs = HangingPollFs(mnt, hold_lookup=True)
-    except OSError as e:
+        fs = hanging_fs(mnt, hold_lookup=True)
+    except Skip:
         forged.close()
-        raise Skip(f"cannot mount a FUSE file system here: {e}")
+        raise
     tcp = socket.socket()
     tcp.bind(("127.0.0.1", 0))
     tcp.listen()
