@@ -1824,6 +1824,16 @@ def previous_workers_killed(h, new_main, old, workers):
     check(h.app_pids() == [], f"nothing left: {h.descendants()}")
 
 
+def old_main_killed_while_its_workers_drain(h, new_main, old, workers):
+    """Generation 1's main exits at its stop signal, its workers drain on;
+    the old main is SIGKILLed then, and the new main holds them to the
+    deadline (previous_workers_killed())."""
+    wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
+    check(workers(), "its workers drain on")
+    os.kill(h.pid, signal.SIGKILL)
+    previous_workers_killed(h, new_main, old, workers)
+
+
 def test_kill_old_main_between_named_and_takeover_workers_retired(tmp):
     """As above, with an old generation whose main exits at once at its
     stop signal and leaves its workers serving, no cgroup: the new main,
@@ -1858,10 +1868,7 @@ def test_kill_old_main_while_draining_workers_held(tmp):
     try:
         old, workers = generation_1_with_workers(h)
         new_main = handed_over(h)
-        wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
-        check(workers(), "its workers drain on")
-        os.kill(h.pid, signal.SIGKILL)
-        previous_workers_killed(h, new_main, old, workers)
+        old_main_killed_while_its_workers_drain(h, new_main, old, workers)
     finally:
         teardown(h)
 
@@ -1885,10 +1892,7 @@ def test_kill_old_main_while_draining_workers_held_pidfd_dropped(tmp):
         open(named_read, "w").close()
         h.wait_ready(n + 1, timeout=20)
         h.wait_log(f"handoff[{h.pid}]: Handed over to handoff pid {new_main}")
-        wait_for(lambda: not alive(old), 10, f"generation 1's main (pid {old}) exits at once")
-        check(workers(), "its workers drain on")
-        os.kill(h.pid, signal.SIGKILL)
-        previous_workers_killed(h, new_main, old, workers)
+        old_main_killed_while_its_workers_drain(h, new_main, old, workers)
     finally:
         teardown(h)
 
