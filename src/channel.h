@@ -54,7 +54,7 @@
  *                                  A number with no pidfd: the kernel dropped
  *                                  it on its way (MSG_CTRUNC: the next handoff
  *                                  was out of fds); it opens one of group's
- *                                  main then, if that started by started
+ *                                  main then, if that started by ready
  *                 "UNNAMED"        after NAMED: MAINPID= could not be sent
  *                                  after all, I am main still (an abort
  *                                  follows)

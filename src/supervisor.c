@@ -959,10 +959,12 @@ static void on_predecessor_gone(void *userdata) {
  * generation, should the predecessor die before TAKEOVER, nor hold it
  * after, and one of old code would serve on. Its main's pid is the
  * process group NAMED names (spawn.c), while its main leads it; a process
- * of that pid that started after the generation did is another, the main
- * reaped meanwhile (it was not when NAMED went). */
+ * of that pid that started after the generation was ready is another, the
+ * main reaped meanwhile (it was not when NAMED went, after that). Not after
+ * the generation's start: that is taken before the spawn, and a main
+ * forked a clock tick later would be taken for another. */
 static int open_left_pidfd(const ChannelNamed *g) {
-        int pidfd = g->group > 0 ? pidfd_open_started_by(g->group, g->started) : -ESRCH;
+        int pidfd = g->group > 0 ? pidfd_open_started_by(g->group, g->ready) : -ESRCH;
         if (pidfd < 0)
                 log_warning_errno(pidfd, "NAMED came without the pidfd of the previous handoff's generation %u (the "
                                   "kernel dropped it: out of fds?), nor could one of its main be opened; should the "

@@ -1727,8 +1727,24 @@ def test_kill_old_main_between_named_and_takeover_pidfd_dropped(tmp):
     retires it all the same. Before, it took NAMED for one of no serving generation,
     silently, and generation 1 served the old code on beside generation 2
     until the service stopped *(found by review, fixed)*."""
+    pidfd_dropped_retired(tmp)
+
+
+def test_kill_old_main_between_named_and_takeover_pidfd_dropped_late_fork(tmp):
+    """As above, with every clone() 30 ms late (the shim: a spawner starved
+    of CPU): generation 1's main started after the start time NAMED tells,
+    by more than the clock tick /proc counts a start in, but before it was
+    ready, which NAMED tells too and which came before NAMED. Before, its
+    pidfd was opened only for a main that started by its generation's
+    start, taken before the spawn: a main that forked in a later tick (any
+    of them, here) was taken for another process of its pid, and
+    generation 1 served on *(found by review, fixed)*."""
+    pidfd_dropped_retired(tmp, clone_delay_ms="30")
+
+
+def pidfd_dropped_retired(tmp, **shim):
     need("handover")
-    h = start(tmp, manager=False, env=channel_shim(kill_after="NAMED ", drop_fd="NAMED "))
+    h = start(tmp, manager=False, env=channel_shim(kill_after="NAMED ", drop_fd="NAMED ", **shim))
     try:
         old, _, new_main = next_handoff_begun(h, "--init-delay", "50")
         wait_for(lambda: h.proc.poll() is not None, 20, f"the old main's death at NAMED:\n{h.log()}")
