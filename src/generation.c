@@ -598,8 +598,13 @@ static void spare_socket_written(void) {
         else if (n == -EBADMSG)
                 log_debug("Not reusing notify socket %s: written to after its generation had gone (%s).",
                           spare.address, reason);
-        else if (n == -EAGAIN)
+        else if (n == -EAGAIN && !close_async_saturated())
                 return; /* read meanwhile: nothing came */
+        else if (n == -EAGAIN)
+                /* A datagram with fds no closer can take off it now: left
+                 * watched, it would be read again at every iteration. */
+                log_debug("Not reusing notify socket %s: written to after its generation had gone, with fds no "
+                          "closer thread can take now.", spare.address);
         else
                 log_debug_errno(n, "Not reusing notify socket %s: %m", spare.address);
         generation_drop_spare_socket();

@@ -2,13 +2,17 @@
 /* close-async.c: which fds are closed at once, and that the others (a unix
  * socket with a lingering TCP socket queued inside, the nested case) never
  * make the caller wait, are closed all the same, and leave nothing of the
- * caller's in the closer's fd table. */
+ * caller's in the closer's fd table; and that a spare notify socket
+ * (generation.c) written to while the closers are saturated is given up,
+ * not read again at every iteration of the loop. */
 #include <check.h>
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +22,12 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "close-async.h"
+#include "generation.h"
+#include "reaper.h"
 #include "time-util.h"
 #include "util.h"
 #include "unit.h"
@@ -354,6 +361,132 @@ START_TEST(test_saturated_holds_and_wakes) {
 }
 END_TEST
 
+static void on_gone(Generation *g, void *userdata) {
+        *(bool *) userdata = true;
+}
+
+static void gone_only(Generation *g, void *userdata) {
+}
+
+static void no_message(Generation *g, const NotifyMessage *m, int *fds, size_t n_fds, void *userdata) {
+}
+
+static void no_ready(Generation *g, const char *status, void *userdata) {
+}
+
+/* The same saturation, and a datagram with an fd sent to the spare notify
+ * socket (generation.c: a gone generation's abstract one, kept for the
+ * next): nobody's fds come in off a spare, so a closer is to drop it, and
+ * none can now. The spare is given up then, as for any datagram sent to
+ * it. Before, it was left watched with the datagram at its head, and the
+ * loop ran its callback at every iteration, without end, until a closer
+ * was free. */
+START_TEST(test_saturated_spare_notify_socket_not_read_in_a_loop) {
+        enum { CLOSERS = 16, FILL = 17 * 253 };
+        struct rlimit rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max < FILL + 512)
+                return; /* no room for the fds it takes */
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGCHLD);
+        ck_assert_int_eq(sigprocmask(SIG_BLOCK, &ss, NULL), 0);
+
+        sd_event *e = NULL;
+        Reaper *reaper = NULL;
+        ck_assert_int_ge(sd_event_new(&e), 0);
+        ck_assert_int_ge(reaper_new(e, &reaper), 0);
+        ck_assert_int_ge(close_async_attach(e), 0);
+
+        /* Generation 1, gone at once: its socket is the spare. */
+        bool gone = false;
+        const GenerationCallbacks cb = {
+                .ready = no_ready, .start_timeout = gone_only, .exited = gone_only, .gone = on_gone,
+                .message = no_message,
+        };
+        GenerationConfig c = {
+                .argv = (char *const[]) { "true", NULL },
+                .start_timeout = USEC_INFINITY,
+                .notify_socket = NOTIFY_SOCKET_ABSTRACT,
+                .notify_access = NOTIFY_ACCESS_MAIN,
+                .reaper = reaper,
+        };
+        Generation *g = NULL;
+        int code = 0;
+        char why[256] = "";
+        ck_assert_int_eq(generation_start(e, &c, 1, &cb, &gone, &g, &code, why, sizeof why), 0);
+        usec_t deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        while (!gone && now_monotonic() < deadline)
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        ck_assert(gone);
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        ck_assert_uint_lt(strlen(g->notify_address), sizeof sa.sun_path);
+        memcpy(sa.sun_path + 1, g->notify_address + 1, strlen(g->notify_address) - 1);
+        socklen_t sa_len = (socklen_t) (offsetof(struct sockaddr_un, sun_path) + strlen(g->notify_address));
+        generation_free(g);
+
+        int peers[CLOSERS];
+        for (int i = 0; i < CLOSERS; i++)
+                close_nonblocking(nested_lingering_socket(3600, &peers[i]));
+        pid_t tids[64];
+        deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        while (closer_tids(tids, ELEMENTSOF(tids)) < CLOSERS && now_monotonic() < deadline)
+                (void) poll(NULL, 0, 10);
+        ck_assert_uint_eq(closer_tids(tids, ELEMENTSOF(tids)), CLOSERS);
+        for (int i = 0; i < FILL; i++) {
+                int sp[2];
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+                close(sp[1]);
+                close_nonblocking(sp[0]);
+        }
+        ck_assert(close_async_saturated());
+
+        int sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        ck_assert_int_ge(sender, 0);
+        ck_assert_int_eq(connect(sender, (struct sockaddr *) &sa, sa_len), 0);
+        int reader;
+        int held = pipe_inside_socket(&reader);
+        char text[] = "STATUS=x";
+        struct iovec iov = { .iov_base = text, .iov_len = strlen(text) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int))];
+        } control;
+        msghdr_put_fds(&mh, &control, &held, 1);
+        ck_assert_int_eq(sendmsg(sender, &mh, 0), (ssize_t) strlen(text));
+        close(held);
+        close(sender);
+
+        /* The spare's callback once, not at every iteration. */
+        int dispatched = 0;
+        for (int i = 0; i < 100; i++) {
+                int r = sd_event_run(e, 0);
+                ck_assert_int_ge(r, 0);
+                dispatched += r;
+        }
+        ck_assert_msg(dispatched <= 2, "the loop ran %d times in 100 with nothing new to do", dispatched);
+
+        /* The closers free: the datagram's pipe end is closed by one. */
+        for (int i = 0; i < CLOSERS; i++)
+                close(peers[i]);
+        deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        while (close_async_saturated() && now_monotonic() < deadline)
+                ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
+        ck_assert(!close_async_saturated());
+        struct pollfd pfd = { .fd = reader, .events = POLLIN };
+        ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+        char ch;
+        ck_assert_int_eq(read(reader, &ch, 1), 0);
+        close(reader);
+        generation_drop_spare_socket();
+        reaper_free(reaper);
+        sd_event_unref(e);
+}
+END_TEST
+
 static Suite *close_async_suite(void) {
         Suite *s = suite_create("close-async");
         TCase *tc = tcase_create("close");
@@ -365,6 +498,7 @@ static Suite *close_async_suite(void) {
         tcase_add_test(tc, test_closer_holds_none_of_our_fds);
         tcase_add_test(tc, test_close_many_nonblocking_closes_everything);
         tcase_add_test(tc, test_saturated_holds_and_wakes);
+        tcase_add_test(tc, test_saturated_spare_notify_socket_not_read_in_a_loop);
         suite_add_tcase(s, tc);
         return s;
 }
