@@ -225,8 +225,9 @@ int channel_send_named(int fd, int pidfd, const ChannelNamed *n) {
 
 /* A read of nothing: the peer's end of file, or a message of no bytes,
  * which only a buggy peer sends. msg_flags and MSG_PEEK say the same of
- * both; the peer has shut down (POLLRDHUP) with no message of some bytes
- * queued (SIOCINQ: the next one's length) in the first case only. Empty
+ * both; the peer has shut down (POLLRDHUP; poll() reports no POLLIN,
+ * not asked for) with no message of some bytes queued (SIOCINQ: the bytes
+ * of all messages queued) in the first case only. Empty
  * messages with nothing else after them before the peer's end of file
  * read as that, a moment early. */
 static bool end_of_file(int fd) {

@@ -190,6 +190,13 @@ START_TEST(test_empty_message) {
         ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EBADMSG);
         ck_assert_str_eq(buf, "");
         ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EAGAIN);
+        /* Two, the peer still there: the first is not taken for its end of
+         * file for the second queued behind it. */
+        ck_assert_int_eq(send(sv[0], "", 0, 0), 0);
+        ck_assert_int_eq(send(sv[0], "", 0, 0), 0);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EBADMSG);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EBADMSG);
+        ck_assert_int_eq(channel_read(sv[1], buf, sizeof buf, &m), -EAGAIN);
         /* With an fd, which is not handed out. */
         ck_assert_int_eq(channel_send_fd(sv[0], passed, "%s", ""), 0);
         fd = 7;
