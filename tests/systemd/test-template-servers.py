@@ -164,6 +164,10 @@ def run_template(um, name, recipe):
                     "MainPID %d -> %d (%s) at reload %d" % (main, new_main, exe_of(new_main), gen)
                 assert new_app != app, "the server's pid %d did not change at reload %d" % (app, gen)
                 check_sandboxed(new_app, name)
+                # The standby, sampled with the old generation while it was
+                # just starting (not yet named handoff-standby), may be the
+                # new main now: it is not the old generation's.
+                old -= {new_main, new_app}
                 um.wait_for(lambda: not any(pid_alive(x) for x in old), 40,
                             "generation %d (%s) to be gone" % (gen - 1, sorted(old)))
                 main, app = new_main, new_app
