@@ -505,6 +505,8 @@ static void hand_over(const int *fds, size_t n) {
 
 /* Queues what is held, in order, while the queue takes it. */
 static void flush(void) {
+        if (parked.n == 0)
+                return; /* nothing held (parked.fds NULL: no memmove() of it) */
         size_t done = 0;
         while (done < parked.n) {
                 size_t k = parked.n - done < BATCH_MAX ? parked.n - done : BATCH_MAX;
