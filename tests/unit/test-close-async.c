@@ -279,6 +279,42 @@ START_TEST(test_close_many_nonblocking_closes_everything) {
 END_TEST
 
 
+enum { CLOSERS = 16, FILL = 17 * 253 };
+
+/* Room for the fds saturating the closers takes (the soft limit raised
+ * to the hard one): false where there is none. */
+static bool room_to_saturate(void) {
+        struct rlimit rl;
+        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (rl.rlim_max < FILL + 512)
+                return false;
+        rl.rlim_cur = rl.rlim_max;
+        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        return true;
+}
+
+/* Every closer held, in the close of a socket that lingers an hour with a
+ * peer (peers[i]) that reads nothing. */
+static void hold_every_closer(int *peers) {
+        for (int i = 0; i < CLOSERS; i++)
+                close_nonblocking(nested_lingering_socket(3600, &peers[i]));
+        pid_t tids[64];
+        usec_t deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        while (closer_tids(tids, ELEMENTSOF(tids)) < CLOSERS && now_monotonic() < deadline)
+                (void) poll(NULL, 0, 10);
+        ck_assert_uint_eq(closer_tids(tids, ELEMENTSOF(tids)), CLOSERS);
+}
+
+/* The queue filled, and more, with closes that would not wait. */
+static void fill_queue(void) {
+        for (int i = 0; i < FILL; i++) {
+                int sp[2];
+                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+                close(sp[1]);
+                close_nonblocking(sp[0]);
+        }
+}
+
 static void set_flag(void *userdata) {
         *(bool *) userdata = true;
 }
@@ -289,36 +325,21 @@ static void set_flag(void *userdata) {
  * the closers have room again, from the loop close_async_attach() was
  * given, and what was held is closed then. */
 START_TEST(test_saturated_holds_and_wakes) {
-        enum { CLOSERS = 16, FILL = 17 * 253, HELD_PIPES = 3 };
-        struct rlimit rl;
-        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_max < FILL + 512)
-                return; /* no room for the fds it takes */
-        rl.rlim_cur = rl.rlim_max;
-        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        enum { HELD_PIPES = 3 };
+        if (!room_to_saturate())
+                return;
 
         sd_event *e = NULL;
         ck_assert_int_ge(sd_event_new(&e), 0);
         ck_assert_int_ge(close_async_attach(e), 0);
 
         int peers[CLOSERS + 1];
-        for (int i = 0; i < CLOSERS; i++)
-                close_nonblocking(nested_lingering_socket(3600, &peers[i]));
-        pid_t tids[64];
-        usec_t deadline = now_monotonic() + 10 * USEC_PER_SEC;
-        while (closer_tids(tids, ELEMENTSOF(tids)) < CLOSERS && now_monotonic() < deadline)
-                (void) poll(NULL, 0, 10);
-        ck_assert_uint_eq(closer_tids(tids, ELEMENTSOF(tids)), CLOSERS);
+        hold_every_closer(peers);
         ck_assert(!close_async_saturated());
 
         /* The queue filled, and more: nothing waits. */
         usec_t t0 = now_monotonic();
-        for (int i = 0; i < FILL; i++) {
-                int sp[2];
-                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-                close(sp[1]);
-                close_nonblocking(sp[0]);
-        }
+        fill_queue();
         ck_assert(close_async_saturated());
         CloseAsyncWaiter w = {};
         bool woken = false;
@@ -339,7 +360,7 @@ START_TEST(test_saturated_holds_and_wakes) {
         /* The lingering sockets reset: the closers are free. */
         for (int i = 0; i <= CLOSERS; i++)
                 close(peers[i]);
-        deadline = now_monotonic() + 10 * USEC_PER_SEC;
+        usec_t deadline = now_monotonic() + 10 * USEC_PER_SEC;
         while (!woken && now_monotonic() < deadline)
                 ck_assert_int_ge(sd_event_run(e, 100 * USEC_PER_MSEC), 0);
         ck_assert(woken);
@@ -382,13 +403,8 @@ static void no_ready(Generation *g, const char *status, void *userdata) {
  * loop ran its callback at every iteration, without end, until a closer
  * was free. */
 START_TEST(test_saturated_spare_notify_socket_not_read_in_a_loop) {
-        enum { CLOSERS = 16, FILL = 17 * 253 };
-        struct rlimit rl;
-        ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-        if (rl.rlim_max < FILL + 512)
-                return; /* no room for the fds it takes */
-        rl.rlim_cur = rl.rlim_max;
-        ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        if (!room_to_saturate())
+                return;
         sigset_t ss;
         sigemptyset(&ss);
         sigaddset(&ss, SIGCHLD);
@@ -428,19 +444,8 @@ START_TEST(test_saturated_spare_notify_socket_not_read_in_a_loop) {
         generation_free(g);
 
         int peers[CLOSERS];
-        for (int i = 0; i < CLOSERS; i++)
-                close_nonblocking(nested_lingering_socket(3600, &peers[i]));
-        pid_t tids[64];
-        deadline = now_monotonic() + 10 * USEC_PER_SEC;
-        while (closer_tids(tids, ELEMENTSOF(tids)) < CLOSERS && now_monotonic() < deadline)
-                (void) poll(NULL, 0, 10);
-        ck_assert_uint_eq(closer_tids(tids, ELEMENTSOF(tids)), CLOSERS);
-        for (int i = 0; i < FILL; i++) {
-                int sp[2];
-                ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-                close(sp[1]);
-                close_nonblocking(sp[0]);
-        }
+        hold_every_closer(peers);
+        fill_queue();
         ck_assert(close_async_saturated());
 
         int sender = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
