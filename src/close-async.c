@@ -302,13 +302,17 @@ static void drop_datagram(int fd) {
         size_t n = 0;
         char what;
         (void) receive_batch(fd, fds, &n, &what);
-        (void) close(fd);
         pthread_mutex_lock(&closers.lock);
         closers.n_drops--;
         /* Always: the main thread waits for this one. */
         closers.main_waits = true;
         wake_main();
         pthread_mutex_unlock(&closers.lock);
+        /* Our copy of the socket after that: should the main thread have
+         * let go of its own meanwhile (a spare socket given up), this close
+         * releases what else is queued on it, and a lingering socket there
+         * waits, here, not with every abstract notify socket paused. */
+        (void) close(fd);
         /* As close_nonblocking() closes them: a socket that lingers the
          * ordinary way, not as its sender configured it. */
         for (size_t i = 0; i < n; i++)
