@@ -4,6 +4,7 @@ process that systemd (here: the test, a child subreaper) adopts; the old one
 drains and exits; every way a next handoff can fail leaves the old main serving
 and nothing behind. The reload tests in test-reload.py also run in this mode."""
 
+import errno
 import os
 import re
 import shutil
@@ -14,11 +15,12 @@ from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd, HoldingSystemd
-from handofftest.procs import all_pids, is_handoff, is_standby, pid_alive, ppid_of, stat_fields
+from handofftest.procs import all_pids, environ_of, is_handoff, is_standby, pid_alive, ppid_of, stat_fields
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 
 HANDOFF_NEXT = os.environ.get("HANDOFF_NEXT_BIN", "build/src/handoff-next")
+STORE_SERVER = os.environ.get("STORE_SERVER", "build/tests/fixtures/store-server")
 
 
 def start(tmp, *extra, args=("--init-delay", "100"), env=None):
@@ -776,6 +778,53 @@ def test_stopped_standby_means_a_cold_start(tmp):
         check(h.stop() == 0, h.log())
     finally:
         h.close()
+
+
+def test_standby_that_cannot_take_the_fds_means_a_cold_start(tmp):
+    """A GO carries at most 253 fds (the kernel's SCM_MAX_FD); the reload
+    passes on the listeners and the fd store, which the server may have
+    filled since its standby started. With 255 to pass on, the GO cannot be
+    sent (standby_go() fails, E2BIG): the standby is killed and the next
+    handoff started cold, once, which takes them all. Not one connection
+    fails, and no standby is left."""
+    port = free_port()
+    args_file = os.path.join(tmp, "store.args")
+    set_args(args_file, "--store-many", "253", "--many-on-usr1")
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--fd-store-max=254"],
+                ["/bin/sh", "-c", f"exec {STORE_SERVER} $(cat {args_file})"], notify=FakeSystemd(tmp))
+    load = None
+    try:
+        h.wait_ready(1)
+        sb = wait_standby(h)
+        first = h.generation_pid(1)
+        load = Load(f"127.0.0.1:{port}", tmp)
+        load.wait_answered_by(first)
+        # The listener, "state" and 253 more: stored after the standby started.
+        os.kill(first, signal.SIGUSR1)
+        h.wait_log('Stored fd "extra252" from generation 1.')
+        set_args(args_file)
+        reload_and_wait(h, 2)
+        check(f"Failed to start the standby handoff, starting one cold: {os.strerror(errno.E2BIG)}" in h.log(),
+              h.log())
+        mains = h.mains()
+        check(len(mains) == 2, f"MAINPID moved: {mains}; log:\n{h.log()}")
+        new = mains[1]
+        check(new != sb and is_handoff(new), f"a next handoff started cold: {mains}, the standby was {sb}")
+        started = re.findall(r"Started the next handoff: pid \d+, for generation 2.*", h.log())
+        check(started == [f"Started the next handoff: pid {new}, for generation 2."], f"started once: {started}")
+        wait_for(lambda: not pid_alive(sb), 10, f"the standby {sb} is killed")
+        second = h.generation_pid(2)
+        check(environ_of(second).get("LISTEN_FDS") == "255", f"generation 2 inherits 255 fds: {environ_of(second)}")
+        load.wait_answered_by(second)
+        res = load.stop()
+        check(res["failed"] == 0, f"no failed request: {res}")
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"nothing left, no standby either: {h.descendants()}")
+    finally:
+        if load:
+            load.kill()
+        h.close()
+
 
 def test_standby_with_a_replaced_library_is_not_used(tmp):
     """A library upgraded after the standby started: the standby maps a
