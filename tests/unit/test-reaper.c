@@ -64,8 +64,11 @@ static ProcTree *track(Loop *l, pid_t main_pid, unsigned number) {
  * the group (setsid(); its environment says no generation), and which
  * exits then: the group's last member is the worker's child. Once gate is
  * written, the worker kills that child and reaps it, so that we hear
- * nothing, and writes its own pid to info. */
-static pid_t fork_group_left_to_orphan(int gate, int info) {
+ * nothing, and writes its own pid to info. With leave_at_gate, the worker
+ * leaves the group only once gate is written, and the main exits at once,
+ * after writing the worker's pid to info: until the gate the worker,
+ * adopted, is in the group. */
+static pid_t fork_group_left_to_orphan(int gate, int info, bool leave_at_gate) {
         int left[2];
         ck_assert_int_eq(pipe(left), 0);
         pid_t main_pid = fork();
@@ -78,16 +81,24 @@ static pid_t fork_group_left_to_orphan(int gate, int info) {
                         if (inner == 0)
                                 for (;;)
                                         pause();
-                        setsid();
-                        write_pid(left[1], getpid());
+                        if (!leave_at_gate) {
+                                setsid();
+                                write_pid(left[1], getpid());
+                        }
                         char c;
                         if (read(gate, &c, 1) != 1)
                                 _exit(1);
+                        if (leave_at_gate)
+                                setsid();
                         kill(inner, SIGKILL);
                         waitpid(inner, NULL, 0);
                         write_pid(info, getpid());
                         for (;;)
                                 pause();
+                }
+                if (leave_at_gate) {
+                        write_pid(info, worker);
+                        _exit(0);
                 }
                 /* Exits once the worker has left the group. */
                 _exit(read_pid(left[0]) == worker ? 0 : 1);
@@ -130,37 +141,13 @@ static pid_t fork_main_with_daemon(const char *what, char *env, int gate, int in
 START_TEST(test_group_id_come_round_again_is_not_ours) {
         Loop l = loop_new();
 
-        /* main, in a group of its own, starts a worker (which starts one of
-         * its own in the group) and exits: the worker is adopted, still in
-         * the group. */
+        /* The worker, adopted, is in the group until the gate; then it
+         * leaves, and the one it started, left in it, exits, reaped by it,
+         * not by us. */
         int gate[2], info[2];
         ck_assert_int_eq(pipe(gate), 0);
         ck_assert_int_eq(pipe(info), 0);
-        pid_t main_pid = fork();
-        ck_assert_int_ge(main_pid, 0);
-        if (main_pid == 0) {
-                setpgid(0, 0);
-                pid_t worker = fork();
-                if (worker == 0) {
-                        pid_t inner = fork();
-                        if (inner == 0)
-                                for (;;)
-                                        pause();
-                        char c;
-                        if (read(gate[0], &c, 1) != 1)
-                                _exit(1);
-                        /* Leaves the group; the one it started, left in
-                         * it, exits, and is reaped by it, not by us. */
-                        setsid();
-                        kill(inner, SIGKILL);
-                        waitpid(inner, NULL, 0);
-                        write_pid(info[1], inner);
-                        for (;;)
-                                pause();
-                }
-                write_pid(info[1], worker);
-                _exit(0);
-        }
+        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1], true);
         ProcTree *t = track(&l, main_pid, 1);
         pid_t worker = read_pid(info[0]);
         run_until(l.e, &seen.exited, 1);
@@ -267,7 +254,7 @@ START_TEST(test_group_emptied_unseen_is_reported) {
         int gate[2], info[2];
         ck_assert_int_eq(pipe(gate), 0);
         ck_assert_int_eq(pipe(info), 0);
-        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1]);
+        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1], false);
         ProcTree *t = track(&l, main_pid, 1);
         run_until(l.e, &seen.exited, 1);
         ck_assert(!proc_tree_empty(t));
@@ -294,7 +281,7 @@ START_TEST(test_group_emptied_unseen_then_pid_reused_is_reported) {
         int gate[2], info[2];
         ck_assert_int_eq(pipe(gate), 0);
         ck_assert_int_eq(pipe(info), 0);
-        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1]);
+        pid_t main_pid = fork_group_left_to_orphan(gate[0], info[1], false);
         ProcTree *t = track(&l, main_pid, 1);
         run_until(l.e, &seen.exited, 1);
         ck_assert_int_eq(write(gate[1], "x", 1), 1);
