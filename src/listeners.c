@@ -47,11 +47,19 @@ static int listeners_add(Listeners *l, int fd, char *name) {
         return 0;
 }
 
+/* Adds full, the name of an entry of systemd's fd store, to names, once. */
+static void remove_later(char ***names, size_t *n, const char *full) {
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*names)[i], full) == 0)
+                        return;
+        if (strv_push(names, n, strdup(full)) < 0)
+                log_warning_errno(ENOMEM, "Out of memory; %s stays in the service manager's fd store.", full);
+}
+
 /* A stored fd recovered from systemd's fd store. One that handoff's store
  * has no room for (--fd-store-max lowered since it was put there), or no
- * valid name, is closed, and its name added to dropped (once), to be
- * removed from systemd's store too (unmirror_dropped()). */
-static void take_stored_entry(FdStore *store, const char *name, int fd, char ***dropped, size_t *n_dropped) {
+ * valid name, is closed: -ENOSPC, -EINVAL. */
+static int take_stored_entry(FdStore *store, const char *name, int fd) {
         (void) fd_cloexec(fd, true);
         /* Whether FDPOLL=0 came with it is systemd's to know, not ours:
          * unwatched, it is kept as before, never lost. */
@@ -64,41 +72,56 @@ static void take_stored_entry(FdStore *store, const char *name, int fd, char ***
                                   SDSTORE_STORE_PREFIX, name);
         else
                 log_info("Recovered stored fd \"%s\" from the service manager's fd store.", name);
-        if (!dropped || (r != -ENOSPC && r != -EINVAL))
-                return;
-        for (size_t i = 0; i < *n_dropped; i++)
-                if (strcmp((*dropped)[i], name) == 0)
-                        return;
-        if (strv_push(dropped, n_dropped, strdup(name)) < 0)
-                log_warning_errno(ENOMEM, "Out of memory; %s%s stays in the service manager's fd store.",
-                                  SDSTORE_STORE_PREFIX, name);
+        return r;
 }
 
-/* Else systemd holds the fds handoff dropped for good, and passes them at
- * every start. A removal takes every fd of its name: those handoff kept
- * under it are put back, after it (systemd ignores the put of an fd it
- * still holds). */
+/* Else systemd holds the fds handoff dropped for good (their full names in
+ * dropped), and passes them at every start. A removal takes every fd of its
+ * name: those handoff kept under it are put back, after it (systemd ignores
+ * the put of an fd it still holds). */
 static void unmirror_dropped(const FdStore *store, char *const *dropped, size_t n_dropped) {
         for (size_t i = 0; i < n_dropped; i++) {
-                (void) sdstore_remove(SDSTORE_STORE_PREFIX, dropped[i]);
+                const char *name = dropped[i] + strlen(SDSTORE_STORE_PREFIX);
+                (void) sdstore_remove_name(dropped[i]);
                 for (size_t k = 0; k < store->n; k++)
-                        if (strcmp(store->entries[k].name, dropped[i]) == 0)
-                                (void) sdstore_put(SDSTORE_STORE_PREFIX, dropped[i], store->entries[k].fd,
+                        if (strcmp(store->entries[k].name, name) == 0)
+                                (void) sdstore_put(SDSTORE_STORE_PREFIX, name, store->entries[k].fd,
                                                    store->entries[k].poll);
         }
 }
 
+/* Without --systemd-fd-store (switched off since a handoff put these
+ * there), systemd would hold them for good and pass them at every start:
+ * a server would get back the state it stored then, however often it
+ * replaced it since, and a socket file removed at the final stop would
+ * leave its socket unreachable. They were taken all the same, to serve
+ * the clients queued on a socket and give the server its state at this
+ * start (handoff's own store keeps that across reloads), and only then
+ * are they removed from systemd's store. */
+static void unmirror_all(char *const *names, size_t n) {
+        for (size_t i = 0; i < n; i++)
+                if (sdstore_remove_name(names[i]) > 0)
+                        log_info("Removed %s from the service manager's fd store, where handoff keeps nothing "
+                                 "without --systemd-fd-store.", names[i]);
+}
+
 /* An entry a previous handoff put into systemd's fd store. Returns true when
- * name was one (fd then taken). */
-static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int fd, char ***dropped,
-                           size_t *n_dropped) {
+ * name was one (fd then taken); its name is added to to_remove if it is to
+ * be removed from systemd's store (entries). */
+static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int fd, SdStoreEntries entries,
+                           char ***to_remove, size_t *n_to_remove) {
         size_t lp = strlen(SDSTORE_LISTEN_PREFIX), sp = strlen(SDSTORE_STORE_PREFIX);
         if (strncmp(name, SDSTORE_STORE_PREFIX, sp) == 0) {
-                take_stored_entry(store, name + sp, fd, dropped, n_dropped);
+                int r = take_stored_entry(store, name + sp, fd);
+                if (entries == SDSTORE_ENTRIES_REMOVE ||
+                    (entries == SDSTORE_ENTRIES_MIRROR && (r == -ENOSPC || r == -EINVAL)))
+                        remove_later(to_remove, n_to_remove, name);
                 return true;
         }
         if (strncmp(name, SDSTORE_LISTEN_PREFIX, lp) != 0)
                 return false;
+        if (entries == SDSTORE_ENTRIES_REMOVE)
+                remove_later(to_remove, n_to_remove, name);
         char *end;
         unsigned long i = strtoul(name + lp, &end, 10);
         if (*end || i >= 1024) {
@@ -122,10 +145,11 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
         return true;
 }
 
-int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store, bool mirror) {
+int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store,
+                           SdStoreEntries entries) {
         char **names = NULL;
-        _cleanup_strv_free_ char **dropped = NULL;
-        size_t n_dropped = 0;
+        _cleanup_strv_free_ char **to_remove = NULL;
+        size_t n_to_remove = 0;
         /* Read before libsystemd unsets them, to say which one is wrong. */
         const char *e = getenv("LISTEN_PID");
         char pid_value[32];
@@ -169,7 +193,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
                         }
                         continue;
                 }
-                if (take_own_entry(l, store, names[i], fd, mirror ? &dropped : NULL, &n_dropped))
+                if (take_own_entry(l, store, names[i], fd, entries, &to_remove, &n_to_remove))
                         continue;
                 /* The type the kernel has cached (AT_STATX_DONT_SYNC): an
                  * fd stored by a server (NotifyAccess=all) may be a file on
@@ -195,7 +219,10 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
         free(names);
         if (r < 0)
                 return r;
-        unmirror_dropped(store, dropped, n_dropped);
+        if (entries == SDSTORE_ENTRIES_MIRROR)
+                unmirror_dropped(store, to_remove, n_to_remove);
+        else
+                unmirror_all(to_remove, n_to_remove);
         l->from_systemd = true;
         if (!(l->fdnames = fdnames_join(l->names, l->n)))
                 return log_error_errno(ENOMEM, "Out of memory");

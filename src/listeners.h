@@ -27,15 +27,24 @@ typedef struct Listeners {
         size_t n_recovered;
 } Listeners;
 
+/* What becomes of the entries a previous handoff put into systemd's fd
+ * store, in systemd's store, once they are taken. */
+typedef enum {
+        SDSTORE_ENTRIES_LEAVE,  /* the fds are a predecessor's, not systemd's */
+        SDSTORE_ENTRIES_MIRROR, /* --systemd-fd-store: those dropped here are removed */
+        SDSTORE_ENTRIES_REMOVE, /* without it: every one is removed */
+} SdStoreEntries;
+
 /* Takes the fds systemd passed (LISTEN_FDS for our pid), names kept, and
  * removes LISTEN_* from our environment. Returns how many listening sockets
  * (0: none passed), or a negative errno after logging what is wrong. The last
  * n_stored of them are a predecessor's stored fds, not sockets: they go into
  * store, watched unless their character in fdpoll (NULL: all watched) is '0';
  * so do entries of systemd's fd store named "handoff.store.NAME", unwatched,
- * while "handoff.listen.N" are kept as l->recovered[N]. With mirror, those
- * entries that store has no room for are removed from systemd's store. */
-int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store, bool mirror);
+ * while "handoff.listen.N" are kept as l->recovered[N]. Those entries are
+ * then removed from systemd's store as entries says. */
+int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, FdStore *store,
+                           SdStoreEntries entries);
 
 /* Opens each "--listen" spec, or reuses the socket recovered from systemd's
  * fd store that is bound where it says, whatever index it was stored for;

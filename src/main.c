@@ -78,7 +78,10 @@ static int open_sockets(Context *c) {
         e = next ? getenv("HANDOFF_FDPOLL") : NULL;
         _cleanup_free_ char *fdpoll = e ? strdup(e) : NULL;
         unsetenv("HANDOFF_FDPOLL");
-        int r = listeners_from_systemd(&c->listeners, (size_t) n_stored, fdpoll, &c->store, c->mirror && !next);
+        SdStoreEntries entries = next ? SDSTORE_ENTRIES_LEAVE
+                                 : c->mirror ? SDSTORE_ENTRIES_MIRROR
+                                 : SDSTORE_ENTRIES_REMOVE;
+        int r = listeners_from_systemd(&c->listeners, (size_t) n_stored, fdpoll, &c->store, entries);
         if (r < 0)
                 return -EINVAL;
         /* The next handoff's sockets come from its predecessor, not from systemd. */

@@ -24,15 +24,21 @@ static int full_name(char full[static 256], const char *prefix, const char *name
         return k < 0 || k > 255 ? -ENAMETOOLONG : 0;
 }
 
-int sdstore_remove(const char *prefix, const char *name) {
-        char full[256], msg[320];
-        if (full_name(full, prefix, name) < 0)
-                return 0; /* never put there (sdstore_put()) */
-        snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s", full);
+int sdstore_remove_name(const char *full) {
+        char msg[320];
+        if (snprintf(msg, sizeof msg, "FDSTOREREMOVE=1\nFDNAME=%s", full) >= (int) sizeof msg)
+                return 0; /* no name systemd takes, nor passes */
         int r = sdnotify_send(msg, NULL, 0);
         if (r < 0)
                 log_warning_errno(r, "Failed to remove %s from the service manager's fd store: %m", full);
         return r;
+}
+
+int sdstore_remove(const char *prefix, const char *name) {
+        char full[256];
+        if (full_name(full, prefix, name) < 0)
+                return 0; /* never put there (sdstore_put()) */
+        return sdstore_remove_name(full);
 }
 
 int sdstore_put(const char *prefix, const char *name, int fd, bool poll) {

@@ -26,5 +26,8 @@ bool sdstore_enabled(SdStoreMode mode);
  * there: -ENAMETOOLONG, for the caller to say (once) that the fd is only in
  * handoff's store. */
 int sdstore_put(const char *prefix, const char *name, int fd, bool poll);
-/* Removes every fd stored as prefix+name. */
+/* Removes every fd stored as prefix+name. Returns 1 when asked, 0 without
+ * a service manager (or sending disabled), or a negative errno (logged). */
 int sdstore_remove(const char *prefix, const char *name);
+/* ... stored as full, a name as systemd passed it. */
+int sdstore_remove_name(const char *full);

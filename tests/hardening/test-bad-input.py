@@ -559,6 +559,84 @@ def test_env_recovered_stored_fds_beyond_the_bound(tmp):
         fake.close()
 
 
+def fd_store_requests(fake, key):
+    """The FDNAMEs of the datagrams that came to fake with KEY=1, in order."""
+    return [m.fields.get("FDNAME") for m in fake.snapshot() if m.fields.get(key) == "1"]
+
+
+def test_env_recovered_entries_removed_without_mirror(tmp):
+    """The unit switched from --systemd-fd-store=yes to =no: systemd still
+    holds what the previous handoff put into its store (handoff.listen.N,
+    handoff.store.NAME) and passes it. At this start it is used once (the
+    socket reused, the client queued on it answered, the stored fds given
+    to the server), and every name is removed from systemd's store, once,
+    and nothing put back. Before, systemd kept them for good: every later
+    start got them again, the server its first stored state."""
+    a, port = listening_socket()
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    memfds = [os.memfd_create(n) for n in ("state", "x1", "x2")]
+    os.write(memfds[0], b"41")
+    ino = [os.fstat(fd).st_ino for fd in memfds]
+    fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino], "handoff.store.state": [ino[0]],
+                            "handoff.store.x": ino[1:]})
+    h = Launched(tmp, ["--systemd-fd-store=no", "-l", f"127.0.0.1:{port}"], [os.environ["STORE_SERVER"]],
+                 fds=[a.fileno(), *memfds],
+                 env={"LISTEN_FDS": "4", "LISTEN_PID": "self",
+                      "LISTEN_FDNAMES": "handoff.listen.0:handoff.store.state:handoff.store.x:handoff.store.x"},
+                 notify=fake)
+    try:
+        # READY=1 comes after what handoff sends as it starts.
+        fake.wait_count("READY", 1)
+        client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = read_all(client, time.monotonic() + 5)
+        check(b" state=42 " in answer and b",state,x,x values=" in answer,
+              f"the queued client answered by a server with the stored fds: {answer!r}; log:\n{h.log()}")
+        removed = fd_store_requests(fake, "FDSTOREREMOVE")
+        check(sorted(removed) == ["handoff.listen.0", "handoff.store.state", "handoff.store.x"],
+              f"each name removed once: {removed}; {fake.snapshot()}")
+        check(not fd_store_requests(fake, "FDSTORE") and not fake.entries(),
+              f"nothing left in or put into systemd's store: {fake.entries()}; {fake.snapshot()}")
+        for name in removed:
+            check(f"Removed {name} from the service manager's fd store" in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        client.close()
+        a.close()  # the service manager's copies, open until now
+        for fd in memfds:
+            os.close(fd)
+        h.kill_all()
+        fake.close()
+
+
+def test_env_recovered_entries_removed_beside_the_units_sockets(tmp):
+    """As above, with a socket of the unit's own (a .socket unit's, named
+    web) passed too: it is served, and only handoff's entries are removed
+    from systemd's store, the socket stored for a --listen (which a unit
+    socket overrides) among them."""
+    web, port = listening_socket()
+    a, _ = listening_socket()
+    memfd = os.memfd_create("state")
+    fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino],
+                            "handoff.store.state": [os.fstat(memfd).st_ino]})
+    h = Launched(tmp, ["--systemd-fd-store=no"], [os.environ["STORE_SERVER"]],
+                 fds=[web.fileno(), a.fileno(), memfd],
+                 env={"LISTEN_FDS": "3", "LISTEN_PID": "self",
+                      "LISTEN_FDNAMES": "web:handoff.listen.0:handoff.store.state"}, notify=fake)
+    try:
+        fake.wait_count("READY", 1)
+        check(http_get(port)[0] == 200, f"the unit's socket served; log:\n{h.log()}")
+        removed = fd_store_requests(fake, "FDSTOREREMOVE")
+        check(sorted(removed) == ["handoff.listen.0", "handoff.store.state"],
+              f"handoff's names removed, once each, web not: {removed}; {fake.snapshot()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in (web, a):
+            x.close()
+        os.close(memfd)
+        h.kill_all()
+        fake.close()
+
+
 def stored_unix_sockets(tmp, *names):
     """Listening unix stream sockets as a previous handoff's --listen made
     them, and the service manager's store holds them: paths and sockets."""
