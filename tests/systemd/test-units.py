@@ -559,16 +559,16 @@ def store_state(port):
     return int(m.group(1)), int(m.group(3))
 
 
-def fd_store_unit(listen, command, out, restart_sec, extra=""):
-    """A service of handoff --systemd-fd-store=yes with --listen options
-    listen, of command, restarted on failure after restart_sec seconds,
-    logging to out; extra: more [Service] lines. Its own runtime directory,
+def fd_store_unit(listen, command, out, restart_sec, extra="", mirror="yes"):
+    """A service of handoff --systemd-fd-store=yes (or mirror) with --listen
+    options listen, of command, restarted on failure after restart_sec
+    seconds, logging to out; extra: more [Service] lines. Its own runtime directory,
     which systemd removes when the service stops or restarts: the control
     and notify sockets of a handoff the test SIGKILLs go with it (in
     /run/handoff they would stay until another handoff swept them)."""
     return """[Service]
 Type=notify
-ExecStart=%s --systemd-fd-store=yes %s -- %s
+ExecStart=%s --systemd-fd-store=%s %s -- %s
 %sFileDescriptorStoreMax=16
 RuntimeDirectory=%%N
 Restart=on-failure
@@ -576,7 +576,7 @@ RestartSec=%d
 KillMode=mixed
 StandardOutput=append:%s
 StandardError=append:%s
-""" % (HANDOFF, listen, command, extra, restart_sec, out, out)
+""" % (HANDOFF, mirror, listen, command, extra, restart_sec, out, out)
 
 
 def two_stored_sockets_crashed(um, name, restart_sec, relisten, extra=""):
@@ -669,6 +669,58 @@ def test_systemd_fd_store_max_lowered_before_a_crash(um):
     with open(out) as f:
         log_text = f.read()
     assert log_text.count("recovered from the service manager's fd store") == 2, log_text
+    um.systemctl("stop", unit)
+
+
+@with_logs
+def test_systemd_fd_store_switched_off_before_a_crash(um):
+    """--systemd-fd-store=yes with --listen unix:A, the server's state in
+    systemd's store too; the unit edited to --systemd-fd-store=no, then
+    handoff killed: the restart reuses the socket and the server reads the
+    stored state (nothing lost at the switch), and systemd's store is
+    emptied. Then the server fails: that stop removes A's file, as any
+    final stop without the store does, and the next restart binds A anew,
+    with a fresh state. Before, systemd held both entries for good, passed
+    them at every start, and the socket came back without its file:
+    unreachable."""
+    path = um.path("switched-off.sock")
+    out = um.path("switched-off.log")
+    unit = "handoff-switched-off.service"
+
+    def answer():
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(5)
+            c.connect(path)
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            body = read_all(c, time.monotonic() + 5).decode()
+        m = re.search(r"pid=(\d+) gen=\S+ state=(\d+)", body)
+        assert m, body
+        return int(m.group(1)), int(m.group(2))
+
+    um.install_unit(unit, fd_store_unit("--listen unix:" + path, STORE_SERVER, out, 1))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "2", 10,
+                "the socket and the state in systemd's store")
+    assert answer()[1] == 1
+    um.install_unit(unit, fd_store_unit("--listen unix:" + path, STORE_SERVER, out, 1, mirror="no"))
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] == "1", 15, "the restart")
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    pid, state = wait_retrying(answer, 10, "the restarted server")
+    assert state == 2, "the stored state read after the switch: %d" % state
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "0", 10,
+                "systemd's store emptied")
+    with open(out) as f:
+        log_text = f.read()
+    for name in ("handoff.listen.0", "handoff.store.state"):
+        assert log_text.count("Removed %s from the service manager's fd store" % name) == 1, log_text
+
+    os.kill(pid, signal.SIGKILL)
+    um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] == "2", 15, "the restart after the server's failure")
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    state = wait_retrying(answer, 10, "A served after the second restart")[1]
+    assert state == 1, "a fresh state: %d" % state
     um.systemctl("stop", unit)
 
 
@@ -1512,6 +1564,7 @@ if __name__ == "__main__":
         test_sigkill_of_new_main_after_handover,
         test_systemd_fd_store_survives_crash,
         test_systemd_fd_store_max_lowered_before_a_crash,
+        test_systemd_fd_store_switched_off_before_a_crash,
         test_systemd_fd_store_listen_changed_before_a_crash,
         test_systemd_fd_store_listen_reordered_before_a_crash,
         test_watchdog,
