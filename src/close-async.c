@@ -144,7 +144,10 @@ enum {
  * uid's, or one with allow_other), and on NFS to the server, which is the
  * very wait we are avoiding. getsockopt() and the fcntl()s below look at the
  * open file only; statx() with AT_STATX_DONT_SYNC takes what the kernel has
- * cached (and FUSE refuses a process it does not allow, at once). */
+ * cached (and FUSE refuses a process it does not allow, at once). Where a
+ * seccomp filter refuses statx(), an anonymous inode is not told (no
+ * fd_statx() here: fstat() of an fd that may be on FUSE is the very wait),
+ * and its close is left to a closer thread, as any close we cannot tell. */
 
 static bool socket_is_immediate(int fd, int domain) {
         if (domain == AF_NETLINK)

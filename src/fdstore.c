@@ -21,9 +21,12 @@
 
 /* What the kernel has cached (AT_STATX_DONT_SYNC): fstat() of a file on
  * FUSE or NFS may ask its server, and wait in our loop for an answer that a
- * hostile server never gives. A file's type and inode do not change. */
+ * hostile server never gives. A file's type and inode do not change. Where
+ * a seccomp filter refuses statx(), fd_statx() falls back to fstat(), and
+ * to that wait: without it, every stored fd would be taken for a regular
+ * file, none watched for its hangup, and no duplicate told without kcmp. */
 static int stat_cached(int fd, struct statx *ret) {
-        return statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, ret);
+        return fd_statx(fd, AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, ret);
 }
 
 bool fd_same_file_by_stat(int a, int b) {

@@ -198,10 +198,13 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
                 /* The type the kernel has cached (AT_STATX_DONT_SYNC): an
                  * fd stored by a server (NotifyAccess=all) may be a file on
                  * FUSE, whose fstat() asks the file system's server and
-                 * waits, for ever if it never answers. */
+                 * waits, for ever if it never answers. Where a seccomp
+                 * filter refuses statx(), fd_statx() falls back to fstat(),
+                 * and to that wait: without it, no start with passed
+                 * sockets would work there at all. */
                 struct statx stx;
-                if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0) {
-                        r = log_error_errno(errno, "Passed fd %d (%s) is not open: %m", fd, names[i]);
+                if ((r = fd_statx(fd, AT_STATX_DONT_SYNC, STATX_TYPE, &stx)) < 0) {
+                        log_error_errno(r, "Passed fd %d (%s) is not open: %m", fd, names[i]);
                         break;
                 }
                 if (!S_ISSOCK(stx.stx_mode)) {

@@ -23,12 +23,12 @@ import socket
 import subprocess
 import time
 
-from handofftest.handoff import FIXTURE, HANDOFF, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import FIXTURE, HANDOFF, NO_STATX, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, http_get, read_all, serving_pid
 from handofftest.notify import FakeSystemd
 from handofftest.procs import fd_count, is_handoff
-from handofftest.runner import run
+from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 from hardening import (PYTHON, Launched, alive, listening_socket, notify_socket_of, notifying_app, rss_kib, run_launched,
                        send_notify, showing_logs)
@@ -366,6 +366,29 @@ def test_env_systemd_sockets_and_names_are_used(tmp):
         h.wait_log("fds=2 names=web,admin")
         check("systemd passed 2 socket(s); ignoring --listen" in h.log(), h.log())
         check(http_get(port_a)[0] == 200 and http_get(port_b)[0] == 200, "both sockets served")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.kill_all()
+
+
+def test_env_systemd_sockets_without_statx(tmp):
+    """The same where statx(2) fails with EPERM, as under a container
+    runtime whose seccomp profile predates it (a sandbox may answer
+    ENOSYS): handoff, which tells a passed fd's type by statx(), exited 2
+    with "Passed fd 3 (web) is not open: Operation not permitted". It
+    falls back to fstat(), and serves."""
+    if not os.path.exists(NO_STATX):
+        raise Skip(f"{NO_STATX} is not built")
+    if subprocess.run([NO_STATX, "true"]).returncode != 0:
+        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
+    a, port_a = listening_socket()
+    h = Launched(tmp, [], [FIXTURE], fds=[a.fileno()], prefix=[NO_STATX],
+                 env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web"})
+    a.close()
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, f"a start; log:\n{h.log()}")
+        check("is ready" in h.log(), f"exit {h.proc.poll()}; log:\n{h.log()}")
+        check(http_get(port_a)[0] == 200, h.log())
         check(h.stop() == 0, h.log())
     finally:
         h.kill_all()
