@@ -195,20 +195,17 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
                 }
                 if (take_own_entry(l, store, names[i], fd, entries, &to_remove, &n_to_remove))
                         continue;
-                /* The type the kernel has cached (AT_STATX_DONT_SYNC): an
-                 * fd stored by a server (NotifyAccess=all) may be a file on
-                 * FUSE, whose fstat() asks the file system's server and
-                 * waits, for ever if it never answers. Where a seccomp
-                 * filter refuses statx(), fd_statx() falls back to fstat(),
-                 * and to that wait: without it, no start with passed
-                 * sockets would work there at all. */
-                struct statx stx;
-                if ((r = fd_statx(fd, AT_STATX_DONT_SYNC, STATX_TYPE, &stx)) < 0) {
-                        log_error_errno(r, "Passed fd %d (%s) is not open: %m", fd, names[i]);
-                        break;
-                }
-                if (!S_ISSOCK(stx.stx_mode)) {
-                        r = log_error_errno(ENOTSOCK, "Passed fd %d (%s) is not a socket.", fd, names[i]);
+                /* Asked of the socket layer alone: an fd stored by a server
+                 * (NotifyAccess=all) may be a file on FUSE, whose fstat()
+                 * asks the file system's server and waits, for ever if it
+                 * never answers; getsockopt() answers from the open file,
+                 * under any seccomp profile. */
+                int type;
+                socklen_t tl = sizeof type;
+                if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0) {
+                        r = errno == ENOTSOCK
+                                ? log_error_errno(ENOTSOCK, "Passed fd %d (%s) is not a socket.", fd, names[i])
+                                : log_error_errno(errno, "Passed fd %d (%s) is not open: %m", fd, names[i]);
                         break;
                 }
                 if ((r = listeners_add(l, fd, TAKE_PTR(names[i]))) < 0) {

@@ -376,7 +376,7 @@ def test_env_systemd_sockets_without_statx(tmp):
     runtime whose seccomp profile predates it (a sandbox may answer
     ENOSYS): handoff, which tells a passed fd's type by statx(), exited 2
     with "Passed fd 3 (web) is not open: Operation not permitted". It
-    falls back to fstat(), and serves."""
+    asks the socket layer (getsockopt()), and serves."""
     if not os.path.exists(NO_STATX):
         raise Skip(f"{NO_STATX} is not built")
     if subprocess.run([NO_STATX, "true"]).returncode != 0:

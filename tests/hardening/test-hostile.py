@@ -64,6 +64,7 @@ from control_socket import connect_control, control_socket_path
 from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, children_of, fixture_cmd,
                      free_port, http_get, run, serving_pid, set_args, wait_for)
 from handofftest.procs import pid_alive, stat_fields
+from handofftest.handoff import NO_STATX
 from fusefs import HangingPollFs
 from hardening import NOBODY, PYTHON, Launched, notify_socket_of, notifying_app, rss_kib, showing_logs
 
@@ -1788,18 +1789,13 @@ def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
         h.close()
 
 
-def test_passed_fuse_file_whose_getattr_hangs(tmp):
-    """A server with NotifyAccess=all stores a file on a FUSE file system
-    whose server does not answer FUSE_GETATTR into systemd's own fd store,
-    which passes it to the next handoff it starts, among its sockets. To
-    tell whether it was a socket, handoff's fstat() waited for that
-    answer: it neither started nor exited. The type the kernel has cached
-    does not ask the server: it is refused at once, as any other file."""
+def passed_fuse_file_whose_getattr_hangs(tmp, prefix=()):
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
     fs = hanging_fs(mnt, hold_getattr=True)
     fd = os.open(os.path.join(mnt, "f"), os.O_RDONLY | os.O_CLOEXEC)
-    h = Launched(tmp, [], [FIXTURE], fds=[fd], env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "fuse"})
+    h = Launched(tmp, [], [FIXTURE], fds=[fd], prefix=list(prefix),
+                 env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "fuse"})
     try:
         wait_for(lambda: h.proc.poll() is not None, 10, f"handoff exits; log:\n{h.log()}")
         check(h.proc.returncode == 2 and "Passed fd 3 (fuse) is not a socket." in h.log(),
@@ -1809,6 +1805,24 @@ def test_passed_fuse_file_whose_getattr_hangs(tmp):
         os.close(fd)
         fs.stop()  # a handoff stuck in the fstat() can be stopped now
         h.kill_all()
+
+
+def test_passed_fuse_file_whose_getattr_hangs(tmp):
+    """A server with NotifyAccess=all stores a file on a FUSE file system
+    whose server does not answer FUSE_GETATTR into systemd's own fd store,
+    which passes it to the next handoff it starts, among its sockets. To
+    tell whether it was a socket, handoff's fstat() waited for that
+    answer: it neither started nor exited. The socket layer does not ask
+    the server: it is refused at once, as any other file."""
+    passed_fuse_file_whose_getattr_hangs(tmp)
+
+
+def test_passed_fuse_file_whose_getattr_hangs_without_statx(tmp):
+    """The same where statx(2) is refused (a seccomp profile older than
+    it): falling back to fstat() there brought the wait back."""
+    if subprocess.run([NO_STATX, "true"]).returncode != 0:
+        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
+    passed_fuse_file_whose_getattr_hangs(tmp, [NO_STATX])
 
 
 def test_stored_listen_socket_whose_path_lookup_hangs(tmp):
