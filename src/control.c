@@ -60,6 +60,7 @@ struct Control {
         int fd;
         sd_event_source *listen_source;
         sd_event_source *backoff_timer; /* out of fds: listening paused */
+        CloseAsyncWaiter closers;       /* closers saturated: listening paused */
         ControlConn *conns;
         unsigned n_conns;
         unsigned n_root;                /* of n_conns, root's (when we are not root) */
@@ -185,6 +186,13 @@ static void close_conn_fd(Control *c, int fd, bool foreign) {
                 safe_close(fd);
 }
 
+/* Listening resumes once nothing pauses it: a full house, a shortage of
+ * fds, saturated closers. */
+static void resume_listening(Control *c) {
+        if (c->n_conns < MAX_CONNECTIONS && !c->backoff_timer && !close_async_waiting(&c->closers))
+                (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+}
+
 static unsigned max_for(const Control *c, bool root) {
         (void) root;
         return getuid() == 0 ? MAX_CONNECTIONS : MAX_PER_UID;
@@ -201,8 +209,8 @@ static void conn_free(ControlConn *k) {
                         *p = k->next;
                         break;
                 }
-        if (c->n_conns-- == MAX_CONNECTIONS && !c->backoff_timer)
-                (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+        if (c->n_conns-- == MAX_CONNECTIONS)
+                resume_listening(c);
         if (k->root)
                 c->n_root--;
         sd_event_source_disable_unref(k->io);
@@ -307,9 +315,27 @@ static int on_backoff(sd_event_source *s, uint64_t usec, void *userdata) {
         (void) s;
         (void) usec;
         c->backoff_timer = sd_event_source_disable_unref(c->backoff_timer);
-        if (c->n_conns < MAX_CONNECTIONS)
-                (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_ON);
+        resume_listening(c);
         return 0;
+}
+
+static void on_closers_free(void *userdata) {
+        Control *c = userdata;
+        log_debug("Closer threads have room again: accepting control connections again.");
+        resume_listening(c);
+}
+
+/* Another uid's connection goes to a closer unread (close_conn_fd()); while
+ * the closers are saturated it is held in handoff instead (close-async.h),
+ * and so would be every one after it, without bound: listening rests until
+ * a closer is free, and the rest wait in the listen backlog, which the
+ * kernel bounds. */
+static void pause_for_closers(Control *c) {
+        if (!c->takes_fds || !close_async_saturated())
+                return;
+        log_debug("Not accepting control connections until a closer thread is free.");
+        (void) sd_event_source_set_enabled(c->listen_source, SD_EVENT_OFF);
+        close_async_wait(&c->closers, on_closers_free, c);
 }
 
 static int open_spare(int min_fd) {
@@ -394,6 +420,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || (uc.uid != 0 && uc.uid != getuid())) {
                 refuse_peer(c, &uc, "only root and handoff's own uid may use the control socket");
                 close_conn_fd(c, cfd, true);
+                pause_for_closers(c);
                 return 0;
         }
         bool root = uc.uid == 0 && getuid() != 0;
@@ -641,6 +668,7 @@ Control *control_free(Control *c) {
                 conn_free(c->conns);
         sd_event_source_disable_unref(c->listen_source);
         sd_event_source_disable_unref(c->backoff_timer);
+        close_async_wait_cancel(&c->closers);
         /* Ours alone to remove: a forked child that frees its copy of the
          * loop must not take the name away from us. */
         if (c->path && c->path[0] == '/' && c->owner == getpid() && unlink(c->path) < 0 && errno != ENOENT)

@@ -15,7 +15,9 @@ stayed bounded and that no request failed.
 - saturate: nested lingering sockets holding every closer thread, their
   queue filled, then more lingering sockets: handoff stops reading the
   notify socket rather than close them in its loop; status answers
-  throughout, and once the attacker is gone, a reload works;
+  throughout, and once the attacker is gone, a reload works; the same
+  through the control socket where the kernel lets fds in: handoff stops
+  accepting rather than hold every connection it refuses;
 - starve: 900 idle connections to the control socket;
 - squat: binding the name the next handoff would use (the runtime
   directory is 0700: impossible), and a runtime directory others can write
@@ -779,6 +781,92 @@ def test_freeze_control_socket_fuse_flush_kernel_without_passrights(tmp):
         wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
         status_within(h, "after the FUSE file was passed")
         check(not fs.flushes, f"handoff flushed the FUSE file: {len(fs.flushes)} flush(es) by {fs.flushers}")
+        reload_within(h)
+        scene.finish()
+
+
+# The closers saturated through the control socket itself, where the kernel
+# lets fds in: connections each carrying a nested lingering socket (as
+# NESTED), to hold every closer thread; argv: path, "nested", how many.
+# Then connections that carry nothing, connected and closed as fast as the
+# kernel takes them; argv: path, "flood", how many, giving up after 2 s of
+# a full backlog. Prints "connected K".
+SATURATE_CONTROL = _LINGERING + r"""
+import errno, select, time
+path, what, n = unix_address(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+connected, full_since = 0, None
+while connected < n:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    if what == "nested":
+        s.connect(path)
+        c, _ = lingering(2**31 - 1)
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        a.sendmsg([b"x"], rights([c.fileno()]))
+        c.close(); a.close()
+        s.sendmsg([b"STATUS"], rights([b.fileno()]))
+        b.close()  # the message holds it now: handoff is stopped, it has not read
+        keep.append(s)
+        connected += 1
+        continue
+    s.setblocking(False)
+    try:
+        s.connect(path)
+        connected += 1
+        full_since = None
+    except OSError as e:
+        if e.errno != errno.EAGAIN:
+            raise
+        full_since = full_since or time.monotonic()
+        if time.monotonic() - full_since > 2:
+            break
+        select.select([], [], [], 0.001)
+    s.close()
+print("connected", connected, flush=True)
+sys.stdin.read()
+"""
+
+
+def test_saturated_closers_hold_no_refused_connections_kernel_without_passrights(tmp):
+    """Where the kernel lets fds in (older than 6.16; forced with
+    HANDOFF_TEST_PASS_RIGHTS=1), uid 65534 holds every closer thread with
+    connections to the control socket (opened to everyone for the test)
+    that carry nested lingering sockets, then connects and closes 6,000
+    times. Each refused connection goes to a closer unread; the closers
+    saturated, each the closers' queue (4,096 fds) could not take was held
+    in handoff's fd table instead, without bound: handoff held some 1,900
+    fds after the 6,000 connections. It now stops accepting until a closer is
+    free (the rest wait in the backlog, where the kernel bounds them), and
+    accepts again once the attacker is gone."""
+    need_root_and_setpriv()
+    h = start(tmp, env={"RUNTIME_DIRECTORY": open_runtime_dir(tmp), "HANDOFF_TEST_PASS_RIGHTS": "1"})
+    with UnderLoad(h, tmp) as scene:
+        path = open_socket_file(h)
+        pid = h.main_pid()
+        # Stopped while the attacker connects and sends, so that its close
+        # of each nested socket is not the last (see attack_stopped()).
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+            nested = scene.attack(SATURATE_CONTROL, path, "nested", 2 * CLOSERS_MAX, timeout=60)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        check(nested.line == f"connected {2 * CLOSERS_MAX}", f"the attacker's nested sockets: {nested.line}")
+        wait_for(lambda: closer_threads(pid) == CLOSERS_MAX, 10, f"{CLOSERS_MAX} closers held")
+        fds0 = harness.fd_count(pid)
+        a = scene.attack(SATURATE_CONTROL, path, "flood", 6000, timeout=120)
+        # The closers' queue takes 4,096 fds; past that, each connection
+        # was held in handoff.
+        wait_for(lambda: harness.fd_count(pid) > fds0 + 256 or
+                 "Not accepting control connections until a closer thread is free" in h.log(), 30,
+                 "handoff's fds to grow, or it to stop accepting")
+        fds = harness.fd_count(pid)
+        print(f"  {a.line} while the closers were saturated: handoff holds {fds} fds (was {fds0})")
+        check(fds <= fds0 + 256, f"handoff holds {fds} fds, {fds0} before the flood")
+        # The attackers gone, their lingering sockets are reset: the
+        # closers finish, and handoff accepts again.
+        nested.stop()
+        a.stop()
+        wait_for(lambda: closer_threads(pid) == 0, 30, "the closers done")
         reload_within(h)
         scene.finish()
 
