@@ -77,12 +77,16 @@ static int take_stored_entry(FdStore *store, const char *name, int fd) {
 
 /* Else systemd holds the fds handoff dropped for good (their full names in
  * dropped), and passes them at every start. A removal takes every fd of its
- * name: those handoff kept under it are put back, after it (systemd ignores
- * the put of an fd it still holds). */
+ * name: those handoff kept under a handoff.store. name are put back, after
+ * it (systemd ignores the put of an fd it still holds); nothing is kept
+ * under a handoff.listen. name dropped. */
 static void unmirror_dropped(const FdStore *store, char *const *dropped, size_t n_dropped) {
+        size_t sp = strlen(SDSTORE_STORE_PREFIX);
         for (size_t i = 0; i < n_dropped; i++) {
-                const char *name = dropped[i] + strlen(SDSTORE_STORE_PREFIX);
+                const char *name = dropped[i] + sp;
                 (void) sdstore_remove_name(dropped[i]);
+                if (strncmp(dropped[i], SDSTORE_STORE_PREFIX, sp) != 0)
+                        continue;
                 for (size_t k = 0; k < store->n; k++)
                         if (strcmp(store->entries[k].name, name) == 0)
                                 (void) sdstore_put(SDSTORE_STORE_PREFIX, name, store->entries[k].fd,
@@ -122,9 +126,16 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
                 return false;
         if (entries == SDSTORE_ENTRIES_REMOVE)
                 remove_later(to_remove, n_to_remove, name);
-        char *end;
-        unsigned long i = strtoul(name + lp, &end, 10);
-        if (*end || i >= 1024) {
+        char canonical[24];
+        unsigned long i = strtoul(name + lp, NULL, 10);
+        /* Only the name mirror_listen() gives: "01" or "+1" would stay in
+         * systemd's store under that name whatever became of index 1. */
+        snprintf(canonical, sizeof canonical, "%lu", i);
+        if (i >= 1024 || strcmp(name + lp, canonical) != 0) {
+                log_warning("Closing %s passed from the service manager's fd store: no --listen index (0 to 1023) "
+                            "in its name.", name);
+                if (entries == SDSTORE_ENTRIES_MIRROR)
+                        remove_later(to_remove, n_to_remove, name);
                 safe_close(fd);
                 return true;
         }

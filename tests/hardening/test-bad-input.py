@@ -587,6 +587,46 @@ def fd_store_requests(fake, key):
     return [m.fields.get("FDNAME") for m in fake.snapshot() if m.fields.get(key) == "1"]
 
 
+def test_env_recovered_listen_entries_of_no_index_removed(tmp):
+    """With --systemd-fd-store, handoff.listen.NAME entries whose NAME is no
+    --listen index handoff gives (not a number, 1024 or more, not as
+    handoff writes it: "01") are closed and removed from systemd's store,
+    once each, nothing put back; handoff.listen.0 is reused and stays.
+    Before: closed, silently, but left in systemd's store, which passed
+    them again at every start."""
+    a, port = listening_socket()
+    bad = ["handoff.listen.x", "handoff.listen.1024", "handoff.listen.01", "handoff.listen.", "handoff.listen.x"]
+    others = [listening_socket()[0] for _ in bad]
+    initial = {"handoff.listen.0": [os.fstat(a.fileno()).st_ino]}
+    for name, x in zip(bad, others):
+        initial.setdefault(name, []).append(os.fstat(x.fileno()).st_ino)
+    fake = StoreModel(tmp, initial)
+    h = Launched(tmp, ["--systemd-fd-store=yes", "-l", f"127.0.0.1:{port}"], [FIXTURE],
+                 fds=[a.fileno(), *(x.fileno() for x in others)],
+                 env={"LISTEN_FDS": str(1 + len(bad)), "LISTEN_PID": "self",
+                      "LISTEN_FDNAMES": ":".join(["handoff.listen.0", *bad])}, notify=fake)
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        check(f"Reusing 127.0.0.1:{port} from the service manager's fd store" in h.log(), h.log())
+        # READY=1 comes after what handoff sends as it starts.
+        fake.wait_count("READY", 1)
+        removed = fd_store_requests(fake, "FDSTOREREMOVE")
+        check(sorted(removed) == sorted(set(bad)), f"each bad name removed once: {removed}; {fake.snapshot()}")
+        check(not fd_store_requests(fake, "FDSTORE") and list(fake.entries()) == ["handoff.listen.0"],
+              f"handoff.listen.0 alone left, nothing put: {fake.entries()}; {fake.snapshot()}")
+        for name in set(bad):
+            check(f"Closing {name} passed from the service manager's fd store: no --listen index" in h.log(),
+                  h.log())
+        check(http_get(port)[0] == 200, h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in [a, *others]:  # the service manager's copies, open until now
+            x.close()
+        h.kill_all()
+        fake.close()
+
+
 def test_env_recovered_entries_removed_without_mirror(tmp):
     """The unit switched from --systemd-fd-store=yes to =no: systemd still
     holds what the previous handoff put into its store (handoff.listen.N,
