@@ -381,10 +381,23 @@ static bool is_listen_path(char *const *specs, size_t n_specs, const char *path)
         return found;
 }
 
+/* Whether fd is one of the sockets in l->fds, or a copy of one (the same
+ * inode). */
+static bool is_served(const Listeners *l, int fd) {
+        struct stat a, b;
+        if (fstat(fd, &a) < 0)
+                return false;
+        for (size_t i = 0; i < l->n; i++)
+                if (fstat(l->fds[i], &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                        return true;
+        return false;
+}
+
 /* A socket a previous handoff put into systemd's fd store (for --listen i
- * then) that no --listen asks for any more: --listen changed since (a
+ * then) that no --listen asks for any more (why): --listen changed since (a
  * restart that kept systemd's store, a crash after a daemon-reload), and
- * serving the old address would ignore the new one. Let go of before
+ * serving the old address would ignore the new one; or systemd passed the
+ * unit's own sockets, and no --listen is served. Let go of before
  * anything is bound, since its address or its file may be another
  * --listen's now. Shut down, not just closed: the service manager's store
  * holds a copy of it, which it lets go of only once it has read
@@ -398,7 +411,8 @@ static bool is_listen_path(char *const *specs, size_t n_specs, const char *path)
  * a server's own, stored under our name (NotifyAccess=all), bound where a
  * lookup waits for ever (in a FUSE file system of that server's); handoff
  * looks up and removes the paths it is told to listen on, no others. */
-static void release_recovered(Listeners *l, size_t i, char *const *specs, size_t n_specs, bool mirror) {
+static void release_recovered(Listeners *l, size_t i, char *const *specs, size_t n_specs, bool mirror,
+                              const char *why) {
         int fd = l->recovered[i];
         union {
                 struct sockaddr_un un;
@@ -406,9 +420,13 @@ static void release_recovered(Listeners *l, size_t i, char *const *specs, size_t
         } sa = {};
         socklen_t len = sizeof sa.un;
 
-        log_info("Closing the socket the service manager's fd store holds for --listen %zu: no --listen asks for "
-                 "it any more.", i + 1);
-        (void) shutdown(fd, SHUT_RDWR);
+        log_info("Closing the socket the service manager's fd store holds for --listen %zu: %s.", i + 1, why);
+        /* Not one of the unit's own sockets, which a server may store
+         * under our name (NotifyAccess=all): shut down, it would listen no
+         * more for the generations served on it; closed, the copy lets go
+         * of nothing. */
+        if (!is_served(l, fd))
+                (void) shutdown(fd, SHUT_RDWR);
         bool has_path = getsockname(fd, (struct sockaddr *) &sa.un, &len) >= 0 && sa.un.sun_family == AF_UNIX &&
                         len > offsetof(struct sockaddr_un, sun_path) && sa.un.sun_path[0] == '/';
         if (has_path && !is_listen_path(specs, n_specs, sa.un.sun_path))
@@ -461,6 +479,13 @@ static size_t recovered_match(const Listeners *l, const char *spec, size_t i, co
         return found;
 }
 
+void listeners_release_recovered(Listeners *l, bool mirror) {
+        for (size_t i = 0; i < l->n_recovered; i++)
+                if (l->recovered[i] >= 0)
+                        release_recovered(l, i, NULL, 0, mirror,
+                                          "systemd passed the unit's own sockets, and --listen is ignored");
+}
+
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror) {
         for (size_t i = 0; i < n_specs; i++) {
                 ListenAddress a;
@@ -483,7 +508,7 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                 for (size_t i = 0; i < n_specs; i++)
                         wanted = wanted || from[i] == j;
                 if (l->recovered[j] >= 0 && !wanted)
-                        release_recovered(l, j, specs, n_specs, mirror);
+                        release_recovered(l, j, specs, n_specs, mirror, "no --listen asks for it any more");
         }
         /* One that moved is stored anew under the index of its place. The
          * old names all go first, since another may be put under one (and

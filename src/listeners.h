@@ -55,6 +55,13 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
  * listeners_done(). */
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
 
+/* Lets go of every socket recovered from systemd's fd store, when systemd
+ * passed the unit's own sockets: --listen is then ignored, and nothing
+ * would serve them (clients there would wait in their backlog for ever).
+ * As for a --listen that no longer asks for one, each is shut down and
+ * closed, its file left; with mirror, it is removed from systemd's store. */
+void listeners_release_recovered(Listeners *l, bool mirror);
+
 /* Records a unix socket file the service created (the next handoff learns them
  * from its predecessor), to be removed at the final stop: the file dev/ino,
  * as the predecessor found it when it bound it, if it is still at path then. */

@@ -84,9 +84,13 @@ static int open_sockets(Context *c) {
         int r = listeners_from_systemd(&c->listeners, (size_t) n_stored, fdpoll, &c->store, entries);
         if (r < 0)
                 return -EINVAL;
-        /* The next handoff's sockets come from its predecessor, not from systemd. */
-        if (r > 0 && c->opt.n_listen > 0 && !next)
-                log_info("systemd passed %d socket(s); ignoring --listen.", r);
+        /* The next handoff's sockets come from its predecessor, not from
+         * systemd: nothing of its predecessor's is let go of. */
+        if (r > 0 && !next) {
+                if (c->opt.n_listen > 0)
+                        log_info("systemd passed %d socket(s); ignoring --listen.", r);
+                listeners_release_recovered(&c->listeners, c->mirror);
+        }
         if (r > 0)
                 return 0;
         if (c->opt.n_listen == 0) {

@@ -700,6 +700,72 @@ def test_env_recovered_entries_removed_beside_the_units_sockets(tmp):
         fake.close()
 
 
+def test_env_recovered_listen_socket_beside_the_units_sockets_released(tmp):
+    """A socket stored for a --listen (handoff.listen.0, bound to port A),
+    passed beside a socket of the unit's own (web), with or without
+    --systemd-fd-store: --listen is ignored, so nothing serves A, and the
+    stored socket is let go of at the start (shut down: the service
+    manager's copy stays open until it reads the removal). A client
+    connecting to A is refused, and handoff.listen.0 is removed from
+    systemd's store, once. Before, handoff held A open for its whole life
+    unserved: a client connecting there was queued in its backlog, never
+    answered, and with mirroring systemd kept it for good."""
+    for mirror in ("yes", "no"):
+        web, port = listening_socket()
+        a, port_a = listening_socket()
+        fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino]})
+        h = Launched(tmp, [f"--systemd-fd-store={mirror}", "-l", f"127.0.0.1:{port_a}"], [FIXTURE],
+                     fds=[web.fileno(), a.fileno()],
+                     env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:handoff.listen.0"},
+                     notify=fake)
+        try:
+            # READY=1 comes after what handoff sends as it starts.
+            fake.wait_count("READY", 1)
+            check(http_get(port)[0] == 200, f"{mirror}: the unit's socket served; log:\n{h.log()}")
+            try:
+                socket.create_connection(("127.0.0.1", port_a), timeout=5).close()
+                check(False, f"{mirror}: a client of A is queued where nobody serves it; log:\n{h.log()}")
+            except ConnectionRefusedError:
+                pass
+            check("Closing the socket the service manager's fd store holds for --listen 1: systemd passed the "
+                  "unit's own sockets, and --listen is ignored." in h.log(), h.log())
+            removed = fd_store_requests(fake, "FDSTOREREMOVE")
+            check(removed == ["handoff.listen.0"] and not fake.entries(),
+                  f"{mirror}: handoff.listen.0 removed, once: {removed}; {fake.snapshot()}")
+            check(h.stop() == 0, h.log())
+        finally:
+            for x in (web, a):  # the service manager's copies, open until now
+                x.close()
+            h.kill_all()
+            fake.close()
+
+
+def test_env_recovered_listen_socket_that_is_the_units_own_released(tmp):
+    """As above, the socket stored as handoff.listen.0 being the unit's own
+    (web), as a server with NotifyAccess=all can store it: handoff's copy
+    is closed and the name removed from systemd's store, but the socket is
+    not shut down: web is served still (not only a shut down socket
+    refuses, a closed copy of it must not)."""
+    web, port = listening_socket()
+    copy = web.dup()
+    fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(web.fileno()).st_ino]})
+    h = Launched(tmp, ["--systemd-fd-store=yes"], [FIXTURE], fds=[web.fileno(), copy.fileno()],
+                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:handoff.listen.0"},
+                 notify=fake)
+    try:
+        fake.wait_count("READY", 1)
+        check("Closing the socket the service manager's fd store holds for --listen 1" in h.log(), h.log())
+        removed = fd_store_requests(fake, "FDSTOREREMOVE")
+        check(removed == ["handoff.listen.0"], f"handoff.listen.0 removed: {removed}; {fake.snapshot()}")
+        check(http_get(port)[0] == 200, f"web served still; log:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        for x in (web, copy):  # the service manager's copies, open until now
+            x.close()
+        h.kill_all()
+        fake.close()
+
+
 def stored_unix_sockets(tmp, *names):
     """Listening unix stream sockets as a previous handoff's --listen made
     them, and the service manager's store holds them: paths and sockets."""

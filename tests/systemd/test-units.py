@@ -754,6 +754,52 @@ def test_systemd_fd_store_listen_changed_before_a_crash(um):
 
 
 @with_logs
+def test_systemd_fd_store_listen_replaced_by_a_socket_unit_before_a_crash(um):
+    """--systemd-fd-store with --listen unix:A; the unit edited to take a
+    socket unit's B (Sockets=), then handoff killed: the restart serves B
+    and ignores --listen, and lets go of the socket stored for it: a client
+    connecting to A is refused, and systemd's store is emptied. Before,
+    handoff held A open unserved for its whole life: a client there waited
+    in its backlog, unanswered, and systemd kept A for good."""
+    a, b = um.path("a.sock"), um.path("b.sock")
+    out = um.path("listen-replaced.log")
+    unit, sock = "handoff-listen-replaced.service", "handoff-listen-replaced.socket"
+    um.install_unit(unit, fd_store_unit("--listen unix:" + a, FIXTURE, out, 1))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "1", 10,
+                "A in systemd's store")
+    um.install_unit(sock, "[Socket]\nListenStream=%s\nService=%s\n" % (b, unit), reload=False)
+    # Sockets= pulls the socket unit in at the restart (a socket unit
+    # cannot start while its service runs).
+    um.install_unit(unit, fd_store_unit("--listen unix:" + a, FIXTURE, out, 1, "Sockets=%s\n" % sock))
+    os.kill(um.main_pid(unit), signal.SIGKILL)
+    um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] == "1", 15, "the restart")
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+
+    def served():
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(5)
+            c.connect(b)
+            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return c.recv(4096).startswith(b"HTTP/1.1 200")
+    um.wait_for(served, 10, "B served after the restart")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "0", 10,
+                "systemd's store emptied; log:\n" + open(out).read())
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(5)
+        try:
+            c.connect(a)
+            raise AssertionError("a client of A is queued where nobody serves it; log:\n" + open(out).read())
+        except ConnectionRefusedError:
+            pass
+    with open(out) as f:
+        log_text = f.read()
+    assert "systemd passed 1 socket(s); ignoring --listen." in log_text, log_text
+    um.systemctl("stop", unit, sock)
+
+
+@with_logs
 def test_systemd_fd_store_listen_reordered_before_a_crash(um):
     """--systemd-fd-store with --listen unix:A --listen unix:B; the unit
     edited to --listen unix:B --listen unix:A, then handoff killed, and a
@@ -1567,6 +1613,7 @@ if __name__ == "__main__":
         test_systemd_fd_store_switched_off_before_a_crash,
         test_systemd_fd_store_listen_changed_before_a_crash,
         test_systemd_fd_store_listen_reordered_before_a_crash,
+        test_systemd_fd_store_listen_replaced_by_a_socket_unit_before_a_crash,
         test_watchdog,
         test_rapid_sighups,
         test_stop_right_after_reload,
