@@ -382,13 +382,11 @@ static bool is_listen_path(char *const *specs, size_t n_specs, const char *path)
 }
 
 /* Whether fd is one of the sockets in l->fds, or a copy of one (the same
- * inode). */
+ * open file: kcmp(), not fstat(), which on a file a server stored under our
+ * name, on FUSE, would wait for that file system's server). */
 static bool is_served(const Listeners *l, int fd) {
-        struct stat a, b;
-        if (fstat(fd, &a) < 0)
-                return false;
         for (size_t i = 0; i < l->n; i++)
-                if (fstat(l->fds[i], &b) >= 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+                if (fd_same_file(fd, l->fds[i]))
                         return true;
         return false;
 }

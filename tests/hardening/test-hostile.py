@@ -68,7 +68,7 @@ from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, c
 from handofftest.procs import pid_alive, stat_fields
 from handofftest.handoff import NO_STATX
 from fusefs import HangingPollFs
-from hardening import NOBODY, PYTHON, Launched, notify_socket_of, notifying_app, rss_kib, showing_logs
+from hardening import NOBODY, PYTHON, Launched, listening_socket, notify_socket_of, notifying_app, rss_kib, showing_logs
 
 SETPRIV = shutil.which("setpriv")
 RELOAD_WITHIN = 1.0
@@ -1911,6 +1911,33 @@ def test_passed_fuse_file_whose_getattr_hangs_without_statx(tmp):
     if subprocess.run([NO_STATX, "true"]).returncode != 0:
         raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
     passed_fuse_file_whose_getattr_hangs(tmp, [NO_STATX])
+
+
+def test_fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp):
+    """A server with NotifyAccess=all stores a file on a FUSE file system
+    whose server does not answer FUSE_GETATTR into systemd's fd store
+    under handoff's name for a --listen socket; systemd then passes it
+    beside the unit's own socket. Letting go of it, handoff tells whether
+    it is a copy of the unit's socket (not to shut that one down) by
+    kcmp(), not by the fstat() that would wait for that answer."""
+    mnt = os.path.join(tmp, "mnt")
+    os.mkdir(mnt)
+    fs = hanging_fs(mnt, hold_getattr=True)
+    web, port = listening_socket()
+    fd = os.open(os.path.join(mnt, "f"), os.O_RDONLY | os.O_CLOEXEC)
+    h = Launched(tmp, [], [FIXTURE], fds=[web.fileno(), fd],
+                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:handoff.listen.0"})
+    web.close()
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, f"a start; log:\n{h.log()}")
+        check("is ready" in h.log(), f"exit {h.proc.poll()}; log:\n{h.log()}")
+        check(http_get(port)[0] == 200, h.log())
+        check(not fs.getattrs, f"handoff asked the FUSE server: {len(fs.getattrs)} getattr(s) unanswered")
+        check(h.stop() == 0, h.log())
+    finally:
+        os.close(fd)
+        fs.stop()  # a handoff stuck in the fstat() can be stopped now
+        h.kill_all()
 
 
 def test_stored_listen_socket_whose_path_lookup_hangs(tmp):
