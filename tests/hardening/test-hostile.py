@@ -66,7 +66,7 @@ from control_socket import connect_control, control_socket_path
 from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, children_of, fixture_cmd,
                      free_port, http_get, run, serving_pid, set_args, wait_for)
 from handofftest.procs import pid_alive, stat_fields
-from handofftest.handoff import NO_STATX
+from handofftest.handoff import NO_KCMP, NO_STATX
 from fusefs import HangingPollFs
 from hardening import NOBODY, PYTHON, Launched, listening_socket, notify_socket_of, notifying_app, rss_kib, showing_logs
 
@@ -1832,32 +1832,14 @@ def test_stored_fuse_file_whose_poll_hangs(tmp):
         h.close()
 
 
-# Execs the command in argv[1:] under a seccomp filter that fails kcmp(2)
-# with ENOSYS, as a kernel without CONFIG_KCMP or a unit's
-# SystemCallFilter= may (x86_64 only; exit 77 elsewhere).
-_WITHOUT_KCMP = r'''
-import ctypes, os, platform, struct, sys
-if platform.machine() != "x86_64":
-    sys.exit(77)
-ins = [(0x20, 0, 0, 4), (0x15, 0, 3, 0xc000003e), (0x20, 0, 0, 0), (0x15, 0, 1, 312),
-       (0x06, 0, 0, 0x00050000 | 38), (0x06, 0, 0, 0x7fff0000)]
-code = ctypes.create_string_buffer(b"".join(struct.pack("<HBBI", *i) for i in ins))
-prog = struct.pack("<HxxxxxxQ", len(ins), ctypes.addressof(code))
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(38, 1, 0, 0, 0) < 0 or libc.prctl(22, 2, ctypes.c_char_p(prog), 0, 0) < 0:
-    sys.exit(77)
-os.execv(sys.argv[1], sys.argv[1:])
-'''
-
-
 def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
     """The same server stores a file, then one on a FUSE file system
     whose server does not answer FUSE_GETATTR, to a handoff where kcmp(2)
     fails: telling a duplicate by the inode, the fstat() of the FUSE file
     waited in handoff's loop for that answer. The inode the kernel has
     cached does not ask the server."""
-    if subprocess.run([PYTHON, "-c", _WITHOUT_KCMP, "/bin/true"]).returncode != 0:
-        raise Skip("cannot install a seccomp filter here (or not x86_64)")
+    if subprocess.run([NO_KCMP, "true"]).returncode != 0:
+        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
     fs = hanging_fs(mnt, hold_getattr=True)
@@ -1866,7 +1848,7 @@ def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
     set_datagrams(1, [(b"FDSTORE=1\nFDNAME=exe", 1, "/proc/self/exe"),
                       (b"FDSTORE=1\nFDNAME=fuse", 1, os.path.join(mnt, "f"))])
     h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--mode={MODE}", "-v"], cmd, notify=fake,
-                wrapper=[PYTHON, "-c", _WITHOUT_KCMP])
+                wrapper=[NO_KCMP])
     try:
         h.wait_ready(1)
         check('Stored fd "fuse" from generation 1' in h.log(), h.log())

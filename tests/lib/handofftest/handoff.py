@@ -24,10 +24,11 @@ HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
 # The reload client alone (libc only), as the shipped units run it.
 HANDOFFCTL = os.environ.get("HANDOFFCTL_BIN", os.path.join(os.path.dirname(HANDOFF), "handoffctl"))
 FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server")
-# Run a command where close_range(2), or statx(2), fails
+# Run a command where close_range(2), statx(2) or kcmp(2) fails
 # (tests/fixtures/no-syscall.c).
 NO_CLOSE_RANGE = os.environ.get("NO_CLOSE_RANGE", os.path.join(os.path.dirname(FIXTURE), "no-close-range"))
 NO_STATX = os.environ.get("NO_STATX", os.path.join(os.path.dirname(FIXTURE), "no-statx"))
+NO_KCMP = os.environ.get("NO_KCMP", os.path.join(os.path.dirname(FIXTURE), "no-kcmp"))
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 
 
