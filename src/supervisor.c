@@ -177,32 +177,14 @@ static bool started_as_next(const Supervisor *s) {
 
 #define NOTIFY_WARN_INTERVAL (10 * USEC_PER_SEC)
 
-static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
-static void notify_systemd(Supervisor *s, const char *fmt, ...) {
+/* Sends buf, a message made already, and says what failed. */
+static void notify_systemd_text(Supervisor *s, const char *buf) {
         /* Silent unless main: after MAINPID= named the next handoff, nothing
          * we could say is true any more, and before our takeover it is our
          * predecessor who speaks. */
         if (!role_speaks_to_systemd(s->role))
                 return;
-        /* On the heap, not in this frame: it is called at the bottom of a
-         * reload's deepest calls, and every stack page those ever touched
-         * stays dirty for handoff's life. */
-        _cleanup_free_ char *text = NULL;
-        char small[128];
-        va_list ap;
-        va_start(ap, fmt);
-        int r = vasprintf(&text, fmt, ap);
-        va_end(ap);
-        if (r < 0) {
-                /* Out of memory: what fits here, cut, rather than nothing
-                 * (READY=1 above all). */
-                text = NULL;
-                va_start(ap, fmt);
-                (void) vsnprintf(small, sizeof small, fmt, ap);
-                va_end(ap);
-        }
-        const char *buf = text ? text : small;
-        r = sdnotify_send(buf, NULL, 0);
+        int r = sdnotify_send(buf, NULL, 0);
         if (r > 0 && s->notify_failed != 0) {
                 log_info("The service manager is reachable again (%u failed message%s not logged).",
                          s->notify_unwarned, s->notify_unwarned == 1 ? "" : "s");
@@ -241,6 +223,30 @@ static void notify_systemd(Supervisor *s, const char *fmt, ...) {
         s->notify_unwarned = 0;
         if (!full)
                 s->notify_failed = r;
+}
+
+static void notify_systemd(Supervisor *s, const char *fmt, ...) _printf_(2, 3);
+static void notify_systemd(Supervisor *s, const char *fmt, ...) {
+        if (!role_speaks_to_systemd(s->role))
+                return;
+        /* On the heap, not in this frame: it is called at the bottom of a
+         * reload's deepest calls, and every stack page those ever touched
+         * stays dirty for handoff's life. */
+        _cleanup_free_ char *text = NULL;
+        char small[128];
+        va_list ap;
+        va_start(ap, fmt);
+        int r = vasprintf(&text, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                /* Out of memory: what fits here, cut, rather than nothing
+                 * (READY=1 above all). */
+                text = NULL;
+                va_start(ap, fmt);
+                (void) vsnprintf(small, sizeof small, fmt, ap);
+                va_end(ap);
+        }
+        notify_systemd_text(s, text ? text : small);
 }
 
 static void set_role(Supervisor *s, RoleEvent ev) {
@@ -1766,21 +1772,28 @@ static void exit_as_next_handoff(Supervisor *s) {
                        "confirm MAINPID= naming it; exiting with status %d.", (int) s->handed_to, how, code);
 }
 
-/* READY=1 (unless said already) with the status line. The escaped line is
+/* READY=1 (unless said already) with the status line. The message is
  * allocated to its size: a buffer for the longest one (4 KiB) made this
  * the deepest frame of a reload, called from a notify socket's handler,
- * and every stack page a reload ever touches stays dirty. */
+ * and every stack page a reload ever touches stays dirty. The line is
+ * escaped into it behind its head, not copied once more through
+ * vasprintf(): a reload waits for this datagram. Out of memory, the head
+ * alone goes (an empty STATUS=). */
 static void notify_ready(Supervisor *s) {
         char st[NOTIFY_MAX_LEN / 2];
         results_status_line(&s->results, s->serving ? s->serving->number : 0, s->serving ? s->serving->pid : 0,
                             st, sizeof st);
+        const char *head = s->ready_announced ? "STATUS=" : "READY=1\nSTATUS=";
+        size_t head_len = strlen(head);
         size_t size = 2 * strlen(st) + 1; /* escaped, a character takes two at most */
         if (size > STATUS_ESCAPED_MAX)
                 size = STATUS_ESCAPED_MAX;
-        _cleanup_free_ char *esc = malloc(size);
-        if (esc)
-                notify_escape(st, esc, size);
-        notify_systemd(s, "%sSTATUS=%s", s->ready_announced ? "" : "READY=1\n", esc ? esc : "");
+        _cleanup_free_ char *msg = malloc(head_len + size);
+        if (msg) {
+                memcpy(msg, head, head_len);
+                notify_escape(st, msg + head_len, size);
+        }
+        notify_systemd_text(s, msg ? msg : head);
         s->ready_announced = false;
 }
 
