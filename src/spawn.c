@@ -267,13 +267,18 @@ CHILD_FN _Noreturn static void child_exec(ChildPlan *c) {
         /* Two passes, so that a source fd already inside 3..3+n-1 is not
          * overwritten before it has been copied. dup3() onto a different
          * number gives a copy without FD_CLOEXEC: exactly these are inherited
-         * (scratch[i] >= 3 + n, so never the same number). */
+         * (scratch[i] >= 3 + n, so never the same number). An fd already at
+         * its number (systemd passes them there, and --listen opens them
+         * first) only loses FD_CLOEXEC: one system call instead of two, while
+         * the reload waits for the exec; neither pass writes that number. */
         c->step = SPAWN_FDS;
         for (int i = 0; i < n; i++)
-                if ((c->scratch[i] = (int) syscall(SYS_fcntl, p->fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
+                if (p->fds[i] != 3 + i &&
+                    (c->scratch[i] = (int) syscall(SYS_fcntl, p->fds[i], F_DUPFD_CLOEXEC, 3 + n)) < 0)
                         goto fail;
         for (int i = 0; i < n; i++)
-                if (syscall(SYS_dup3, c->scratch[i], 3 + i, 0) < 0)
+                if ((p->fds[i] == 3 + i ? syscall(SYS_fcntl, 3 + i, F_SETFD, 0)
+                                        : syscall(SYS_dup3, c->scratch[i], 3 + i, 0)) < 0)
                         goto fail;
         /* Every other fd goes; no error pipe is needed (c->err is shared). */
         child_close_from(3 + n);

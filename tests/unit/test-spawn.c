@@ -458,6 +458,65 @@ START_TEST(test_spawn_fds_already_in_place_swapped) {
 }
 END_TEST
 
+START_TEST(test_spawn_fds_some_already_in_place) {
+        /* The first and third listeners sit at their numbers (3 and 5, as
+         * systemd passes them), the second far above: the ones in place
+         * are inherited as they are, the other is copied between them, and
+         * nothing else is left open. Fds 3 to 5 may belong to the test
+         * framework, so they are saved and restored, and the checks come
+         * after that. */
+        make_tmpdir();
+        char out[128];
+        snprintf(out, sizeof out, "%s/report", tmpdir);
+
+        int a[2], b[2], c[2];
+        ck_assert_int_eq(pipe2(a, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(b, O_CLOEXEC), 0);
+        ck_assert_int_eq(pipe2(c, O_CLOEXEC), 0);
+        setenv("OUT", out, 1);
+        Env e = make_env(3, "a:b:c", 1, 0);
+
+        int saved[3];
+        for (int i = 0; i < 3; i++)
+                saved[i] = fcntl(3 + i, F_DUPFD_CLOEXEC, 100); /* -1 if not open */
+        int r1 = dup3(a[1], 3, O_CLOEXEC), r3 = dup3(c[1], 5, O_CLOEXEC);
+        int high = fcntl(b[1], F_DUPFD_CLOEXEC, 60);
+        int fds[3] = { 3, high, 5 };
+        pid_t pid = 0;
+        int status = -1;
+        int r = (r1 == 3 && r3 == 5 && high >= 60) ? spawn_report(fds, 3, &e, out, &pid, &status) : -EBADF;
+        /* The parent's fds in place keep FD_CLOEXEC: only the child's lost it. */
+        bool cloexec = (fcntl(3, F_GETFD) & FD_CLOEXEC) && (fcntl(5, F_GETFD) & FD_CLOEXEC);
+        for (int i = 0; i < 3; i++) {
+                if (saved[i] >= 0) {
+                        dup2(saved[i], 3 + i);
+                        close(saved[i]);
+                } else
+                        close(3 + i);
+        }
+        close(high);
+        close(a[1]);
+        close(b[1]);
+        close(c[1]);
+
+        ck_assert_int_eq(r, 0);
+        ck_assert(cloexec);
+        ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "script failed: status 0x%x", status);
+        Report rep;
+        read_report(out, &rep);
+        ck_assert(rep.complete);
+        check_only_fds(&rep, 3);
+        read_exactly(a[0], "3\n");
+        read_exactly(b[0], "4\n");
+        read_exactly(c[0], "5\n");
+        close(a[0]);
+        close(b[0]);
+        close(c[0]);
+        free(e.envp);
+        remove_tmpdir();
+}
+END_TEST
+
 START_TEST(test_spawn_watchdog_pid) {
         make_tmpdir();
         char out[128];
@@ -1030,6 +1089,7 @@ static Suite *spawn_suite(void) {
         tcase_set_timeout(tc, 20);
         tcase_add_test(tc, test_spawn_fds_env_and_state);
         tcase_add_test(tc, test_spawn_fds_already_in_place_swapped);
+        tcase_add_test(tc, test_spawn_fds_some_already_in_place);
         tcase_add_test(tc, test_spawn_watchdog_pid);
         tcase_add_test(tc, test_spawn_no_fds);
         tcase_add_test(tc, test_spawn_without_handlers);
