@@ -383,8 +383,15 @@ static bool is_listen_path(char *const *specs, size_t n_specs, const char *path)
 
 /* Whether fd is one of the sockets in l->fds, or a copy of one (the same
  * open file: kcmp(), not fstat(), which on a file a server stored under our
- * name, on FUSE, would wait for that file system's server). */
+ * name, on FUSE, would wait for that file system's server). Where kcmp()
+ * is refused, fd_same_file() takes the inode, from fstat() where statx()
+ * is refused too (Docker's seccomp profile before 18.04): a file is no
+ * socket, asked of the socket layer alone first, and never looked at. */
 static bool is_served(const Listeners *l, int fd) {
+        int type;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return false;
         for (size_t i = 0; i < l->n; i++)
                 if (fd_same_file(fd, l->fds[i]))
                         return true;

@@ -1902,12 +1902,27 @@ def test_fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp):
     beside the unit's own socket. Letting go of it, handoff tells whether
     it is a copy of the unit's socket (not to shut that one down) by
     kcmp(), not by the fstat() that would wait for that answer."""
+    fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp)
+
+
+def test_fuse_file_stored_as_listen_socket_beside_the_units_sockets_without_statx_or_kcmp(tmp):
+    """The same where kcmp(2) and statx(2) are both refused (Docker's
+    default seccomp profile before 18.04): the inode that tells a copy
+    without kcmp() came from the fstat() that statx() falls back to, and
+    waited for that answer. A file is no copy of a socket: it is not
+    asked."""
+    if subprocess.run([NO_KCMP, NO_STATX, "true"]).returncode != 0:
+        raise Skip("cannot install a seccomp filter here (or not x86_64)")
+    fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp, [NO_KCMP, NO_STATX])
+
+
+def fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp, prefix=()):
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
     fs = hanging_fs(mnt, hold_getattr=True)
     web, port = listening_socket()
     fd = os.open(os.path.join(mnt, "f"), os.O_RDONLY | os.O_CLOEXEC)
-    h = Launched(tmp, [], [FIXTURE], fds=[web.fileno(), fd],
+    h = Launched(tmp, [], [FIXTURE], fds=[web.fileno(), fd], prefix=list(prefix),
                  env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:handoff.listen.0"})
     web.close()
     try:
