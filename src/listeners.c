@@ -56,6 +56,33 @@ static void remove_later(char ***names, size_t *n, const char *full) {
                 log_warning_errno(ENOMEM, "Out of memory; %s stays in the service manager's fd store.", full);
 }
 
+/* Whether fd is one of the sockets in l->fds, or a copy of one (the same
+ * open file: kcmp(), not fstat(), which on a file a server stored under our
+ * name, on FUSE, would wait for that file system's server). Where kcmp()
+ * is refused, fd_same_file() takes the inode, from fstat() where statx()
+ * is refused too (Docker's seccomp profile before 18.04): a file is no
+ * socket, asked of the socket layer alone first, and never looked at. */
+static bool is_served(const Listeners *l, int fd) {
+        int type;
+        socklen_t len = sizeof type;
+        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+                return false;
+        for (size_t i = 0; i < l->n; i++)
+                if (fd_same_file(fd, l->fds[i]))
+                        return true;
+        return false;
+}
+
+/* The --listen index in the name of a handoff.listen. entry (suffix, after
+ * the prefix), or -1. Only the name mirror_listen() gives: "01" or "+1"
+ * would stay in systemd's store under that name whatever became of index 1. */
+static long listen_index(const char *suffix) {
+        char canonical[24];
+        unsigned long i = strtoul(suffix, NULL, 10);
+        snprintf(canonical, sizeof canonical, "%lu", i);
+        return i < 1024 && strcmp(suffix, canonical) == 0 ? (long) i : -1;
+}
+
 /* A stored fd recovered from systemd's fd store. One that handoff's store
  * has no room for (--fd-store-max lowered since it was put there), or no
  * valid name, is closed: -ENOSPC, -EINVAL. */
@@ -77,16 +104,20 @@ static int take_stored_entry(FdStore *store, const char *name, int fd) {
 
 /* Else systemd holds the fds handoff dropped for good (their full names in
  * dropped), and passes them at every start. A removal takes every fd of its
- * name: those handoff kept under a handoff.store. name are put back, after
- * it (systemd ignores the put of an fd it still holds); nothing is kept
- * under a handoff.listen. name dropped. */
-static void unmirror_dropped(const FdStore *store, char *const *dropped, size_t n_dropped) {
-        size_t sp = strlen(SDSTORE_STORE_PREFIX);
+ * name: those handoff kept under it are put back, after it (systemd ignores
+ * the put of an fd it still holds): the fds kept under a handoff.store.
+ * name, the socket kept under a handoff.listen. name stored twice. */
+static void unmirror_dropped(const Listeners *l, const FdStore *store, char *const *dropped, size_t n_dropped) {
+        size_t sp = strlen(SDSTORE_STORE_PREFIX), lp = strlen(SDSTORE_LISTEN_PREFIX);
         for (size_t i = 0; i < n_dropped; i++) {
                 const char *name = dropped[i] + sp;
                 (void) sdstore_remove_name(dropped[i]);
-                if (strncmp(dropped[i], SDSTORE_STORE_PREFIX, sp) != 0)
+                if (strncmp(dropped[i], SDSTORE_LISTEN_PREFIX, lp) == 0) {
+                        long k = listen_index(dropped[i] + lp);
+                        if (k >= 0 && (size_t) k < l->n_recovered && l->recovered[k] >= 0)
+                                (void) sdstore_put(SDSTORE_LISTEN_PREFIX, dropped[i] + lp, l->recovered[k], true);
                         continue;
+                }
                 for (size_t k = 0; k < store->n; k++)
                         if (strcmp(store->entries[k].name, name) == 0)
                                 (void) sdstore_put(SDSTORE_STORE_PREFIX, name, store->entries[k].fd,
@@ -126,12 +157,8 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
                 return false;
         if (entries == SDSTORE_ENTRIES_REMOVE)
                 remove_later(to_remove, n_to_remove, name);
-        char canonical[24];
-        unsigned long i = strtoul(name + lp, NULL, 10);
-        /* Only the name mirror_listen() gives: "01" or "+1" would stay in
-         * systemd's store under that name whatever became of index 1. */
-        snprintf(canonical, sizeof canonical, "%lu", i);
-        if (i >= 1024 || strcmp(name + lp, canonical) != 0) {
+        long i = listen_index(name + lp);
+        if (i < 0) {
                 log_warning("Closing %s passed from the service manager's fd store: no --listen index (0 to 1023) "
                             "in its name.", name);
                 if (entries == SDSTORE_ENTRIES_MIRROR)
@@ -139,18 +166,32 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
                 safe_close(fd);
                 return true;
         }
-        if (i >= l->n_recovered) {
+        if ((size_t) i >= l->n_recovered) {
                 int *r = realloc(l->recovered, sizeof(int) * (i + 1));
                 if (!r) {
                         safe_close(fd);
                         return true;
                 }
-                for (size_t k = l->n_recovered; k <= i; k++)
+                for (size_t k = l->n_recovered; k <= (size_t) i; k++)
                         r[k] = -EBADF;
                 l->recovered = r;
-                l->n_recovered = i + 1;
+                l->n_recovered = (size_t) i + 1;
         }
         (void) fd_cloexec(fd, true);
+        if (l->recovered[i] >= 0 && entries != SDSTORE_ENTRIES_LEAVE) {
+                /* Another socket under this name (a server's,
+                 * NotifyAccess=all): the one passed last is kept. This one
+                 * is shut down, as release_recovered() does, or systemd's
+                 * copy would listen on where a --listen may bind anew, and
+                 * the name is removed from systemd's store, the one kept
+                 * put back (unmirror_dropped()). */
+                log_warning("Closing a socket passed from the service manager's fd store as %s: another one "
+                            "follows under that name.", name);
+                if (!is_served(l, l->recovered[i]))
+                        (void) shutdown(l->recovered[i], SHUT_RDWR);
+                if (entries == SDSTORE_ENTRIES_MIRROR)
+                        remove_later(to_remove, n_to_remove, name);
+        }
         safe_close(l->recovered[i]);
         l->recovered[i] = fd;
         return true;
@@ -231,7 +272,7 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
         if (r < 0)
                 return r;
         if (entries == SDSTORE_ENTRIES_MIRROR)
-                unmirror_dropped(store, to_remove, n_to_remove);
+                unmirror_dropped(l, store, to_remove, n_to_remove);
         else
                 unmirror_all(to_remove, n_to_remove);
         l->from_systemd = true;
@@ -379,23 +420,6 @@ static bool is_listen_path(char *const *specs, size_t n_specs, const char *path)
                 listen_address_done(&a);
         }
         return found;
-}
-
-/* Whether fd is one of the sockets in l->fds, or a copy of one (the same
- * open file: kcmp(), not fstat(), which on a file a server stored under our
- * name, on FUSE, would wait for that file system's server). Where kcmp()
- * is refused, fd_same_file() takes the inode, from fstat() where statx()
- * is refused too (Docker's seccomp profile before 18.04): a file is no
- * socket, asked of the socket layer alone first, and never looked at. */
-static bool is_served(const Listeners *l, int fd) {
-        int type;
-        socklen_t len = sizeof type;
-        if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-                return false;
-        for (size_t i = 0; i < l->n; i++)
-                if (fd_same_file(fd, l->fds[i]))
-                        return true;
-        return false;
 }
 
 /* A socket a previous handoff put into systemd's fd store (for --listen i

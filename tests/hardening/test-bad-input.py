@@ -627,6 +627,43 @@ def test_env_recovered_listen_entries_of_no_index_removed(tmp):
         fake.close()
 
 
+def test_env_recovered_listen_socket_stored_twice(tmp):
+    """With --systemd-fd-store, two sockets under one name,
+    handoff.listen.0 (a server's, NotifyAccess=all): at port A, which
+    --listen asks for, then at port B. The one passed last is kept; the
+    other was closed, not shut down, while systemd's copy listened on: A
+    could not be bound anew (the start failed), and systemd kept both for
+    good. Now it is shut down, and systemd's store holds one socket under
+    that name: the one handoff serves A on."""
+    a, port = listening_socket()
+    b, port_b = listening_socket()
+    fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino, os.fstat(b.fileno()).st_ino]})
+    h = Launched(tmp, ["--systemd-fd-store=yes", "-l", f"127.0.0.1:{port}"], [FIXTURE], fds=[a.fileno(), b.fileno()],
+                 env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.0"},
+                 notify=fake)
+    try:
+        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
+        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        fake.wait_count("READY", 1)
+        check("Closing a socket passed from the service manager's fd store as handoff.listen.0: another one "
+              "follows under that name." in h.log(), h.log())
+        check(http_get(port)[0] == 200, h.log())
+        try:
+            socket.create_connection(("127.0.0.1", port_b), timeout=5).close()
+            check(False, f"a client of B is queued where nobody serves it; log:\n{h.log()}")
+        except ConnectionRefusedError:
+            pass
+        stored = fake.entries()
+        check(list(stored) == ["handoff.listen.0"] and len(stored["handoff.listen.0"]) == 1,
+              f"one socket left under handoff.listen.0: {stored}; {fake.snapshot()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        a.close()  # the service manager's copies, open until now
+        b.close()
+        h.kill_all()
+        fake.close()
+
+
 def test_env_recovered_entries_removed_without_mirror(tmp):
     """The unit switched from --systemd-fd-store=yes to =no: systemd still
     holds what the previous handoff put into its store (handoff.listen.N,
