@@ -586,6 +586,9 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         return r == -ENOMEM ? log_error_errno(r, "Out of memory") : r;
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }
+        /* listeners_from_systemd() joined none, when it passed only
+         * entries of its fd store. */
+        free(l->fdnames);
         if (!(l->fdnames = fdnames_join(l->names, l->n)))
                 return log_error_errno(ENOMEM, "Out of memory");
         return 0;
