@@ -178,7 +178,7 @@ static bool take_own_entry(Listeners *l, FdStore *store, const char *name, int f
                 l->n_recovered = (size_t) i + 1;
         }
         (void) fd_cloexec(fd, true);
-        if (l->recovered[i] >= 0 && entries != SDSTORE_ENTRIES_LEAVE) {
+        if (l->recovered[i] >= 0) {
                 /* Another socket under this name (a server's,
                  * NotifyAccess=all): the one passed last is kept. This one
                  * is shut down, as release_recovered() does, or systemd's
@@ -245,7 +245,12 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
                         }
                         continue;
                 }
-                if (take_own_entry(l, store, names[i], fd, entries, &to_remove, &n_to_remove))
+                /* A next handoff's sockets are its predecessor's listeners,
+                 * whatever their names: one named handoff.store.x
+                 * (--listen ADDR=NAME, FileDescriptorName=) is no entry
+                 * of systemd's fd store there. */
+                if (entries != SDSTORE_ENTRIES_LEAVE &&
+                    take_own_entry(l, store, names[i], fd, entries, &to_remove, &n_to_remove))
                         continue;
                 /* Asked of the socket layer alone: an fd stored by a server
                  * (NotifyAccess=all) may be a file on FUSE, whose fstat()

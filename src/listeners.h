@@ -30,7 +30,7 @@ typedef struct Listeners {
 /* What becomes of the entries a previous handoff put into systemd's fd
  * store, in systemd's store, once they are taken. */
 typedef enum {
-        SDSTORE_ENTRIES_LEAVE,  /* the fds are a predecessor's, not systemd's */
+        SDSTORE_ENTRIES_LEAVE,  /* the fds are a predecessor's, not systemd's: none is one */
         SDSTORE_ENTRIES_MIRROR, /* --systemd-fd-store: those dropped here are removed */
         SDSTORE_ENTRIES_REMOVE, /* without it: every one is removed */
 } SdStoreEntries;

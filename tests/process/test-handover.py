@@ -83,6 +83,31 @@ def test_five_reloads_each_move_mainpid(tmp):
         h.close()
 
 
+def test_listen_named_like_an_entry_of_systemds_fd_store(tmp):
+    """A --listen named handoff.store.x (or a unit's socket with that
+    FileDescriptorName=): the next handoff took its predecessor's socket
+    of that name for an entry of systemd's fd store, kept it as a stored
+    fd, bound the address anew and failed the reload ("Address already in
+    use"). A next handoff's sockets are all its predecessor's listeners."""
+    port = free_port()
+    args_file = os.path.join(tmp, "fixture.args")
+    set_args(args_file, "--init-delay", "100")
+    h = Handoff(tmp, ["-l", f"127.0.0.1:{port}=handoff.store.x", "--mode=handover"], fixture_cmd(args_file),
+                notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        old_app = serving_pid(port)
+        h.signal(signal.SIGHUP)
+        wait_for(lambda: "Took over as the main process" in h.log() or "Reload failed" in h.log(), 20,
+                 f"the reload's end; log:\n{h.log()}")
+        check("Reload failed" not in h.log() and "Recovered stored fd" not in h.log(), h.log())
+        new_app = wait_new_pid(port, old_app)
+        check(environ_of(new_app).get("LISTEN_FDNAMES") == "handoff.store.x", environ_of(new_app))
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def next_handoff_pid(h, number):
     m = wait_for(lambda: re.search(rf"Started the next handoff: pid (\d+), for generation {number}(?: \(the standby\))?\.", h.log()), 10,
                  f"the next handoff for generation {number}")
