@@ -413,8 +413,10 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         }
 
         /* Who it is decides before it costs a slot: another user's
-         * connection is closed at once, so a flood of them can never keep
-         * root or us out. */
+         * connection is closed at once, so a flood of them takes no slot
+         * of root's or ours. (Where that close has to wait for a free
+         * closer, listening rests meanwhile, and root and we wait in the
+         * backlog with the rest: pause_for_closers().) */
         struct ucred uc = { .pid = 0, .uid = (uid_t) -1 };
         socklen_t len = sizeof uc;
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0 || (uc.uid != 0 && uc.uid != getuid())) {
