@@ -222,7 +222,9 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
         if (n < 0)
                 return log_error_errno(n, "Invalid socket passing environment (LISTEN_FDS/LISTEN_FDNAMES): %m");
         if (n == 0) {
-                if (have_fds && pid != getpid())
+                if (have_fds && !e)
+                        log_info("Ignoring LISTEN_FDS: no LISTEN_PID says whom they are for.");
+                else if (have_fds && pid != getpid())
                         log_info("Ignoring LISTEN_FDS: LISTEN_PID=%ld is another process.", pid);
                 strv_free(names);
                 return 0;

@@ -337,6 +337,18 @@ def test_env_listen_pid_of_another_process(tmp):
         s.close()
 
 
+def test_env_listen_fds_without_listen_pid(tmp):
+    """LISTEN_FDS without any LISTEN_PID: not ours, as sd_listen_fds(3)
+    takes it. The log says it is unset, not that pid 0 is another process."""
+    s, _ = listening_socket()
+    try:
+        code, log = run_launched(tmp, [], [FIXTURE], fds=[s.fileno()], env={"LISTEN_FDS": "1"})
+        check(code == 2 and "No sockets to serve" in log, f"exit {code}: {log}")
+        check("Ignoring LISTEN_FDS: no LISTEN_PID says whom they are for." in log, log)
+    finally:
+        s.close()
+
+
 def test_env_fdnames_count_mismatch(tmp):
     a, _ = listening_socket()
     b, _ = listening_socket()
