@@ -100,7 +100,7 @@ static void stage(ServiceStore *s, unsigned number, const char *name, int fd, bo
                 log_warning_errno(ENOMEM, "Out of memory; dropped a store request.");
                 return;
         }
-        s->staged[s->n_staged++] = (StoreOp) { .name = copy, .fd = fd, .poll = poll };
+        s->staged[s->n_staged++] = (StoreOp) { .name = copy, .fd = fd, .poll = poll, .number = number };
         log_debug("Staged %s \"%s\" from generation %u, until it speaks for the service.",
                   fd >= 0 ? "fd" : "the removal of", name, number);
 }
@@ -147,7 +147,7 @@ void service_store_message(ServiceStore *s, StorePolicy policy, bool mirroring, 
 void service_store_commit_staged(ServiceStore *s, bool mirroring) {
         s->overflow_logged = false;
         for (size_t i = 0; i < s->n_staged; i++) {
-                apply(s, mirroring, 0, s->staged[i].name, s->staged[i].fd, s->staged[i].poll);
+                apply(s, mirroring, s->staged[i].number, s->staged[i].name, s->staged[i].fd, s->staged[i].poll);
                 free(s->staged[i].name);
         }
         free(s->staged);

@@ -18,6 +18,7 @@ typedef struct StoreOp {
         char *name;
         int fd;          /* -EBADF: remove name */
         bool poll;       /* no FDPOLL=0 came with it */
+        unsigned number; /* the generation that sent it, for the log at the commit */
 } StoreOp;
 
 typedef struct ServiceStore {

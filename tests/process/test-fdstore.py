@@ -384,6 +384,22 @@ def test_store_is_bounded(tmp):
         h.close()
 
 
+def test_store_full_at_the_commit_names_the_generation(tmp):
+    """A reload's new generation stores "state" anew and one more "extra0"
+    than a store of 2 has room for. In supervise mode its requests are
+    staged and applied at the commit, where the refusal is logged: it names
+    generation 2, as a refusal on arrival would (it said "generation 0")."""
+    h = start(tmp, "--store-many", "1", extra=("--fd-store-max=2",))
+    try:
+        check("fd store full" not in h.log(), h.log())
+        reload(h, 2)
+        h.wait_log('fd store full (--fd-store-max=2): dropped fd "extra0" from generation 2.')
+        check("from generation 0" not in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_retiring_generation_cannot_store(tmp):
     h = start(tmp, "--store-on-term", "late")
     try:
