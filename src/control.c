@@ -471,13 +471,13 @@ int control_runtime_dir(char **ret) {
  * missing), or -errno with why. */
 static int runtime_dir_check(const char *dir, char *why, size_t why_size) {
         struct stat st;
-        if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
-                int r = -errno;
+        int r = runtime_dir_make(dir);
+        if (r < 0) {
                 snprintf(why, why_size, "cannot create %s: %s", dir, strerror(-r));
                 return r;
         }
         if (lstat(dir, &st) < 0) {
-                int r = -errno;
+                r = -errno;
                 snprintf(why, why_size, "cannot check %s: %s", dir, strerror(-r));
                 return r;
         }

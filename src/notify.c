@@ -216,19 +216,6 @@ int notify_relay_text(const NotifyMessage *m, char *buf, size_t size) {
 /* Room a socket name needs inside a base directory: "/notify.<pid>/<number>". */
 #define NOTIFY_NAME_ROOM (sizeof "/notify.4294967295/4294967295" - 1)
 
-static int mkdir_private(const char *path) {
-        if (mkdir(path, 0700) >= 0)
-                return 0;
-        if (errno != EEXIST)
-                return -errno;
-        struct stat st;
-        if (lstat(path, &st) < 0)
-                return -errno;
-        if (!S_ISDIR(st.st_mode))
-                return -ENOTDIR;
-        return 0;
-}
-
 int notify_runtime_dir(char *ret, size_t size) {
         bool ours; /* a directory we create when it is missing */
         int r = runtime_dir_path(ret, size, &ours);
@@ -236,7 +223,7 @@ int notify_runtime_dir(char *ret, size_t size) {
                 return r;
         if (strlen(ret) + NOTIFY_NAME_ROOM >= sizeof ((struct sockaddr_un) {}).sun_path)
                 return -ENAMETOOLONG;
-        if (ours && (r = mkdir_private(ret)) < 0)
+        if (ours && (r = runtime_dir_make(ret)) < 0)
                 return r;
         /* As for the control socket: ours, and writable by nobody else, or
          * someone else could move our private directory aside and put one

@@ -10,13 +10,14 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
 import time
 
 from control_socket import connect_control
-from handofftest.handoff import HANDOFF, HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import FIXTURE, HANDOFF, HANDOFFCTL, Handoff, MODE, fixture_cmd, set_args
 from handofftest.load import Load
 from handofftest.net import free_port, serving_pid
 from handofftest.notify import FakeSystemd
@@ -504,6 +505,74 @@ def test_squatted_name_is_not_trusted(tmp):
         os.unlink(path)
         victim.kill()
         victim.wait()
+
+
+NOBODY_IN_RUN = r'''
+import errno, os, socket, sys
+# As uid 65534: enter its own runtime directory, and reach handoff's sockets.
+service, control, notify = sys.argv[1:]
+def attempt(what, f):
+    try:
+        f()
+        print(what, "ok")
+    except OSError as e:
+        print(what, errno.errorcode[e.errno])
+attempt("service", lambda: open(os.path.join(service, "file"), "w").close())
+attempt("control", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET).connect(control))
+attempt("notify", lambda: socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"READY=1", notify))
+'''
+
+
+def test_run_handoff_made_by_hand_lets_a_services_user_in(tmp):
+    """A root handoff run by hand (no $RUNTIME_DIRECTORY) makes a missing
+    /run/handoff 0755, as systemd makes the missing parent of handoff@NAME's
+    RuntimeDirectory=handoff/NAME and leaves an existing one as it is: that
+    service's User= (uid 65534 here) must enter its /run/handoff/NAME.
+    Made 0700, it could not. What handoff keeps there stays its own: that
+    uid cannot connect to its control socket nor send to its notify socket.
+    In a mount namespace whose /run is an empty tmpfs, under umask 027,
+    which would take the others' bits from a mkdir() alone."""
+    if MODE != "supervise":
+        raise Skip("the runtime directory is made alike in both modes")
+    if os.geteuid() != 0 or not all(shutil.which(x) for x in ("unshare", "nsenter", "setpriv")):
+        raise Skip("needs root, unshare(1), nsenter(1) and setpriv(1): a mount namespace with an empty /run, "
+                   "and another uid")
+    port, logpath = free_port(), os.path.join(tmp, "handoff.log")
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNTIME_DIRECTORY", "XDG_RUNTIME_DIR", "NOTIFY_SOCKET")}
+    with open(logpath, "w") as log:
+        p = subprocess.Popen(["unshare", "-m", "--propagation", "private", "/bin/sh", "-c",
+                              'mount -t tmpfs -o mode=0755 tmpfs /run && umask 027 && exec "$@"', "sh",
+                              HANDOFF, "-l", f"127.0.0.1:{port}", "--", FIXTURE],
+                             stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        wait_for(lambda: "is ready" in open(logpath).read(), 10, "generation 1 ready")
+        run = f"/proc/{p.pid}/root/run/handoff"
+        st = os.stat(run)
+        check(st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o755, f"/run/handoff: uid {st.st_uid} "
+              f"mode {stat.S_IMODE(st.st_mode):o}")
+        control = f"/run/handoff/control.{p.pid}"
+        st = os.stat(f"/proc/{p.pid}/root{control}")
+        check(stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600, f"{control}: {st.st_mode:o}")
+        with open(f"/proc/{serving_pid(port)}/environ", "rb") as f:
+            notify = dict(x.split(b"=", 1) for x in f.read().split(b"\0") if b"=" in x)[b"NOTIFY_SOCKET"].decode()
+        st = os.stat(f"/proc/{p.pid}/root{os.path.dirname(notify)}")
+        check(notify.startswith("/run/handoff/notify.") and stat.S_IMODE(st.st_mode) == 0o700,
+              f"NOTIFY_SOCKET={notify}, its directory {st.st_mode:o}")
+        # As systemd makes RuntimeDirectory=handoff/app for User=65534.
+        os.mkdir(f"{run}/app", 0o755)
+        os.chown(f"{run}/app", 65534, 65534)
+        r = subprocess.run(["nsenter", "-t", str(p.pid), "-m", "setpriv", "--reuid=65534", "--regid=65534",
+                            "--clear-groups", "/usr/bin/python3", "-c", NOBODY_IN_RUN, "/run/handoff/app", control,
+                            notify], capture_output=True, text=True, timeout=30)
+        check(r.stdout.split("\n") == ["service ok", "control EACCES", "notify EACCES", ""],
+              f"as uid 65534: {r.stdout} {r.stderr}")
+        check("another uid" not in open(logpath).read(), open(logpath).read())
+        p.terminate()
+        check(p.wait(timeout=30) == 0, open(logpath).read())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 LEGACY_HANDOFF = r'''
