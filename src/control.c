@@ -541,6 +541,14 @@ static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
                 snprintf(why, why_size, "a path in %s is too long for a unix socket", dir);
                 return -ENAMETOOLONG;
         }
+        /* bind() makes the file the socket's mode & ~umask: 0600 from the
+         * start, not 0777 & ~umask until the chmod() below, in a directory
+         * others may enter (/run/handoff is 0755). */
+        if (fchmod(fd, 0600) < 0) {
+                r = -errno;
+                snprintf(why, why_size, "cannot set the mode of a socket: %s", strerror(-r));
+                return r;
+        }
         r = unix_path_bind(fd, &sa, sizeof sa, SOCK_SEQPACKET, NULL);
         if (r > 0)
                 log_debug("Removing stale control socket %s.", sa.sun_path);
@@ -551,7 +559,8 @@ static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
                 snprintf(why, why_size, "cannot bind %s: %s", sa.sun_path, strerror(-r));
         if (r < 0)
                 return r;
-        /* Root and we pass; nobody else needs to reach the file. */
+        /* Root and we pass; nobody else needs to reach the file. Again
+         * after the bind for a umask that takes the owner's bits. */
         (void) chmod(sa.sun_path, 0600);
         if (!(*ret_path = strdup(sa.sun_path))) {
                 (void) unlink(sa.sun_path);
