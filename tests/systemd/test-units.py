@@ -157,6 +157,16 @@ def answer_of(port, path="/", timeout=10.0):
     return int(m.group(1)), m.group(2)
 
 
+def served_at(path):
+    """Whether the fixture answers one request on the unix socket at path
+    with a 200 (an error connecting is an exception)."""
+    with socket.socket(socket.AF_UNIX) as c:
+        c.settimeout(5)
+        c.connect(path)
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return c.recv(4096).startswith(b"HTTP/1.1 200")
+
+
 def start_load(um, port, mode="new", concurrency=4):
     """Continuous load from the C load client until .stop() (or .kill())."""
     return Load("127.0.0.1:%d" % port, um.tmpdir, mode=mode, concurrency=concurrency, timeout_ms=15000,
@@ -738,14 +748,7 @@ def test_systemd_fd_store_listen_changed_before_a_crash(um):
     unit, a, b, out = two_stored_sockets_crashed(um, "listen-changed", 1, "--listen unix:{b}")
     um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] != "0", 15, "the restart")
     um.wait_state(unit, "active", timeout=15, sub_state="running")
-
-    def served():
-        with socket.socket(socket.AF_UNIX) as c:
-            c.settimeout(5)
-            c.connect(b)
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return c.recv(4096).startswith(b"HTTP/1.1 200")
-    um.wait_for(served, 10, "B served after the restart")
+    um.wait_for(lambda: served_at(b), 10, "B served after the restart")
     assert um.show(unit, "NRestarts")["NRestarts"] == "1", um.show(unit, "NRestarts")
     with open(out) as f:
         log_text = f.read()
@@ -776,14 +779,7 @@ def test_systemd_fd_store_listen_replaced_by_a_socket_unit_before_a_crash(um):
     os.kill(um.main_pid(unit), signal.SIGKILL)
     um.wait_for(lambda: um.show(unit, "NRestarts")["NRestarts"] == "1", 15, "the restart")
     um.wait_state(unit, "active", timeout=15, sub_state="running")
-
-    def served():
-        with socket.socket(socket.AF_UNIX) as c:
-            c.settimeout(5)
-            c.connect(b)
-            c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            return c.recv(4096).startswith(b"HTTP/1.1 200")
-    um.wait_for(served, 10, "B served after the restart")
+    um.wait_for(lambda: served_at(b), 10, "B served after the restart")
     um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "0", 10,
                 "systemd's store emptied; log:\n" + open(out).read())
     with socket.socket(socket.AF_UNIX) as c:
