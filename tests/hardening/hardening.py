@@ -198,6 +198,18 @@ def rss_kib(pid):
     return proc_status(pid, ("VmRSS",)).get("VmRSS", 0)
 
 
+def under_asan(pid):
+    """Whether pid runs AddressSanitizer's runtime (the CI's sanitizer
+    job): its quarantine keeps freed memory for a while, so RSS grows
+    with the allocations an attack causes, not with what is kept; there
+    LeakSanitizer, not RSS, tells what is kept."""
+    with open(f"/proc/{pid}/maps") as f:
+        if "libasan" in f.read():
+            return True
+    with open(f"/proc/{pid}/exe", "rb") as f:  # linked in statically (clang)
+        return b"__asan_init" in f.read()
+
+
 def fixture_processes():
     """Every live fixture server on the machine, wherever it is (a server
     that daemonized has left handoff's session)."""
