@@ -31,7 +31,7 @@ from handofftest.procs import fd_count, is_handoff
 from handofftest.runner import Skip, run
 from handofftest.wait import check, wait_for
 from hardening import (PYTHON, Launched, alive, listening_socket, notify_socket_of, notifying_app, rss_kib, run_launched,
-                       send_notify, showing_logs)
+                       send_notify, showing_logs, under_asan)
 
 
 def run_handoff(args, timeout=10, env=None):
@@ -1376,7 +1376,8 @@ def test_notify_fdstoreremove_flood_from_starting_candidate_is_bounded(tmp):
             holders.append(next_handoff_pid(h, 2))
         wait_for(lambda: f"Dropped malformed notify message from pid {pid}" in h.log(), 120, "all datagrams read")
         grown = {p: rss_kib(p) - rss_before for p in holders}
-        check(all(g < 1024 for g in grown.values()), f"RSS grew by {grown} KiB for 60,000 staged removals")
+        check(all(g < 1024 for g in grown.values()) or under_asan(h.pid),
+              f"RSS grew by {grown} KiB for 60,000 staged removals")
         # In handover mode the next handoff applies its own generation's
         # requests to its own store at once (nothing to stage, nothing grows).
         if MODE == "supervise":
@@ -1441,7 +1442,7 @@ def test_notify_flood(tmp):
         check(http_get(h.port)[0] == 200, "serving")
         fds1, rss1 = fd_count(h.pid), rss_kib(h.pid)
         check(fds1 == fds0, f"fd count {fds0} -> {fds1}")
-        check(rss1 - rss0 < 1024, f"RSS {rss0} -> {rss1} KiB")
+        check(rss1 - rss0 < 1024 or under_asan(h.pid), f"RSS {rss0} -> {rss1} KiB")
         # A reload while a flood runs: it ends when generation 1's socket
         # goes away with it.
         flooder = subprocess.Popen([PYTHON, "-c", FLOODER, address.encode().hex(), "10000000"], stdout=subprocess.PIPE,
