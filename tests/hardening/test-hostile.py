@@ -481,20 +481,28 @@ sys.stdin.read()
 STOP_WITHIN = 10.0
 
 
+@contextlib.contextmanager
+def stopped(pid):
+    """handoff (pid) stopped by SIGSTOP while the body runs, and continued
+    after it whatever happens: what an attacker connects and sends
+    meanwhile is queued before handoff reads or accepts it."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
 def attack_stopped(scene, address, what, n=1):
     """Runs n NESTED attackers against address while handoff is stopped
     (SIGSTOP), so that every copy the attacker had is closed before handoff
     reads: handoff's is the last reference then, as an attacker racing it
     would get sooner or later."""
-    pid = scene.h.main_pid()
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+    with stopped(scene.h.main_pid()):
         for _ in range(n):
             a = scene.attack(NESTED, address, what)
             check(a.line.startswith("sent ") and int(a.line.split()[1]) > 0, f"the attacker passed its socket: {a.line}")
-    finally:
-        os.kill(pid, signal.SIGCONT)
 
 
 def answers_and_stops_promptly(scene):
@@ -736,17 +744,12 @@ def test_freeze_control_socket_kernel_without_passrights(tmp):
         # through, handoff is stopped while the attackers connect and send
         # (a unix connect completes in the listener's backlog, before any
         # accept): the fds wait in queued messages, then handoff runs on.
-        pid = h.main_pid()
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+        with stopped(h.main_pid()):
             for _ in range(3):
                 a = scene.attack(FREEZE, "seqpacket", path)
                 attackers.append(a)
                 check(a.line.startswith("sent "), f"the attacker passed its socket: {a.line}")
                 check(int(a.line.split()[1]) > 0, f"with unsent data: {a.line}")
-        finally:
-            os.kill(pid, signal.SIGCONT)
         wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
         took = reload_within(h)
         print(f"  fds let in: {[a.line.split()[0] for a in attackers]}; reload {took * 1000:.0f} ms")
@@ -773,13 +776,8 @@ def test_freeze_control_socket_fuse_flush_kernel_without_passrights(tmp):
         socket_path = open_socket_file(h)
         # Stopped while the attacker connects and sends, so that its message
         # is queued before the accept (see the test above).
-        pid = h.main_pid()
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+        with stopped(h.main_pid()):
             scene.attack(FLUSH, "seqpacket", socket_path, path)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         scene.callback(fs.stop)
         wait_for(lambda: "Refused a control connection from pid" in h.log(), 5, "the attacker refused at accept")
         status_within(h, "after the FUSE file was passed")
@@ -847,12 +845,8 @@ def test_saturated_closers_hold_no_refused_connections_kernel_without_passrights
         pid = h.main_pid()
         # Stopped while the attacker connects and sends, so that its close
         # of each nested socket is not the last (see attack_stopped()).
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            wait_for(lambda: (stat_fields(pid) or ["?"])[0] == "T", 5, "handoff stopped")
+        with stopped(pid):
             nested = scene.attack(SATURATE_CONTROL, path, "nested", 2 * CLOSERS_MAX, timeout=60)
-        finally:
-            os.kill(pid, signal.SIGCONT)
         check(nested.line == f"connected {2 * CLOSERS_MAX}", f"the attacker's nested sockets: {nested.line}")
         wait_for(lambda: closer_threads(pid) == CLOSERS_MAX, 10, f"{CLOSERS_MAX} closers held")
         fds0 = harness.fd_count(pid)
