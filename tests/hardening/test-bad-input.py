@@ -23,12 +23,13 @@ import socket
 import subprocess
 import time
 
-from handofftest.handoff import FIXTURE, HANDOFF, NO_STATX, Handoff, MODE, fixture_cmd, set_args
+from handofftest.handoff import (FIXTURE, HANDOFF, NO_STATX, Handoff, MODE, fixture_cmd, seccomp_prefix,
+                                 set_args)
 from handofftest.load import Load
 from handofftest.net import free_port, http_get, read_all, serving_pid
 from handofftest.notify import FakeSystemd
 from handofftest.procs import fd_count, is_handoff
-from handofftest.runner import Skip, run
+from handofftest.runner import run
 from handofftest.wait import check, wait_for
 from hardening import (PYTHON, Launched, alive, listening_socket, notify_socket_of, notifying_app, rss_kib, run_launched,
                        send_notify, showing_logs, under_asan)
@@ -389,12 +390,9 @@ def test_env_systemd_sockets_without_statx(tmp):
     ENOSYS): handoff, which tells a passed fd's type by statx(), exited 2
     with "Passed fd 3 (web) is not open: Operation not permitted". It
     asks the socket layer (getsockopt()), and serves."""
-    if not os.path.exists(NO_STATX):
-        raise Skip(f"{NO_STATX} is not built")
-    if subprocess.run([NO_STATX, "true"]).returncode != 0:
-        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
+    prefix = seccomp_prefix(NO_STATX)
     a, port_a = listening_socket()
-    h = Launched(tmp, [], [FIXTURE], fds=[a.fileno()], prefix=[NO_STATX],
+    h = Launched(tmp, [], [FIXTURE], fds=[a.fileno()], prefix=prefix,
                  env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web"})
     a.close()
     try:

@@ -66,7 +66,7 @@ from control_socket import connect_control, control_socket_path
 from harness import (FIXTURE, HANDOFF, MODE, FakeSystemd, Handoff, Load, Skip, check, children_of, fixture_cmd,
                      free_port, http_get, run, serving_pid, set_args, wait_for)
 from handofftest.procs import pid_alive, stat_fields
-from handofftest.handoff import NO_KCMP, NO_STATX
+from handofftest.handoff import NO_KCMP, NO_STATX, seccomp_prefix
 from fusefs import HangingPollFs
 from hardening import (NOBODY, PYTHON, Launched, listening_socket, notify_socket_of, notifying_app, rss_kib,
                        showing_logs, under_asan)
@@ -1837,8 +1837,7 @@ def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
     fails: telling a duplicate by the inode, the fstat() of the FUSE file
     waited in handoff's loop for that answer. The inode the kernel has
     cached does not ask the server."""
-    if subprocess.run([NO_KCMP, "true"]).returncode != 0:
-        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
+    prefix = seccomp_prefix(NO_KCMP)
     mnt = os.path.join(tmp, "mnt")
     os.mkdir(mnt)
     fs = hanging_fs(mnt, hold_getattr=True)
@@ -1847,7 +1846,7 @@ def test_stored_fuse_file_whose_getattr_hangs_without_kcmp(tmp):
     set_datagrams(1, [(b"FDSTORE=1\nFDNAME=exe", 1, "/proc/self/exe"),
                       (b"FDSTORE=1\nFDNAME=fuse", 1, os.path.join(mnt, "f"))])
     h = Handoff(tmp, ["-l", f"127.0.0.1:{free_port()}", f"--mode={MODE}", "-v"], cmd, notify=fake,
-                wrapper=[NO_KCMP])
+                wrapper=prefix)
     try:
         h.wait_ready(1)
         check('Stored fd "fuse" from generation 1' in h.log(), h.log())
@@ -1889,9 +1888,7 @@ def test_passed_fuse_file_whose_getattr_hangs(tmp):
 def test_passed_fuse_file_whose_getattr_hangs_without_statx(tmp):
     """The same where statx(2) is refused (a seccomp profile older than
     it): falling back to fstat() there brought the wait back."""
-    if subprocess.run([NO_STATX, "true"]).returncode != 0:
-        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
-    passed_fuse_file_whose_getattr_hangs(tmp, [NO_STATX])
+    passed_fuse_file_whose_getattr_hangs(tmp, seccomp_prefix(NO_STATX))
 
 
 def test_fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp):
@@ -1910,9 +1907,7 @@ def test_fuse_file_stored_as_listen_socket_beside_the_units_sockets_without_stat
     without kcmp() came from the fstat() that statx() falls back to, and
     waited for that answer. A file is no copy of a socket: it is not
     asked."""
-    if subprocess.run([NO_KCMP, NO_STATX, "true"]).returncode != 0:
-        raise Skip("cannot install a seccomp filter here (or not x86_64)")
-    fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp, [NO_KCMP, NO_STATX])
+    fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp, seccomp_prefix(NO_KCMP, NO_STATX))
 
 
 def fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp, prefix=()):

@@ -14,7 +14,7 @@ import socket
 import subprocess
 
 from handofftest.handoff import (FIXTURE, HANDOFFCTL, NO_CLOSE_RANGE, Handoff, MODE, fixture_cmd, set_args,
-                                 status_json)
+                                 seccomp_prefix, status_json)
 from handofftest.load import Load, SlowRequest
 from handofftest.net import free_port, serving_pid, wait_new_pid
 from handofftest.notify import FakeSystemd
@@ -509,8 +509,7 @@ def test_without_close_range(tmp):
     the server must not inherit: a fd handoff inherited without CLOEXEC is
     not the server's, the first generation's nor a reload's (in handover
     mode started by the standby, which lays out its fds the same way)."""
-    if not os.path.exists(NO_CLOSE_RANGE):
-        raise Skip(f"{NO_CLOSE_RANGE} is not built")
+    prefix = seccomp_prefix(NO_CLOSE_RANGE)
     port = free_port()
     out = os.path.join(tmp, "fds")
     script = f'ls /proc/$$/fd > {out}.$HANDOFF_GENERATION; exec {shlex.quote(FIXTURE)} --init-delay 0'
@@ -519,7 +518,7 @@ def test_without_close_range(tmp):
     os.close(opened)
     notify = FakeSystemd(tmp)
     h = Handoff(tmp, ["-l", f"127.0.0.1:{port}", f"--mode={MODE}"], ["/bin/sh", "-c", script], notify=notify,
-                wrapper=[NO_CLOSE_RANGE], pass_fds=[stray])
+                wrapper=prefix, pass_fds=[stray])
     os.close(stray)
     h.port = port
     try:

@@ -32,6 +32,19 @@ NO_KCMP = os.environ.get("NO_KCMP", os.path.join(os.path.dirname(FIXTURE), "no-k
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 
 
+def seccomp_prefix(*wrappers):
+    """The command prefix that runs a command where each wrapper's system
+    call is refused (NO_STATX, NO_KCMP, NO_CLOSE_RANGE); Skip where a
+    wrapper is not built or no seccomp filter can be installed here (not
+    x86_64 nor aarch64: the wrapper exits 77)."""
+    for w in wrappers:
+        if not os.path.exists(w):
+            raise Skip(f"{w} is not built")
+    if subprocess.run([*wrappers, "true"]).returncode != 0:
+        raise Skip("cannot install a seccomp filter here (or not x86_64 nor aarch64)")
+    return list(wrappers)
+
+
 # In handover mode a next handoff is started as handoff's sibling
 # (CLONE_PARENT), so that the service manager is its parent. The test process
 # plays that part: it reaps those processes, keeping their exit statuses, and
