@@ -146,8 +146,9 @@ enum {
  * open file only; statx() with AT_STATX_DONT_SYNC takes what the kernel has
  * cached (and FUSE refuses a process it does not allow, at once). Where a
  * seccomp filter refuses statx(), an anonymous inode is not told (no
- * fd_statx() here: fstat() of an fd that may be on FUSE is the very wait),
- * and its close is left to a closer thread, as any close we cannot tell. */
+ * fstat() fallback here, as fdstore.c has: fstat() of an fd that may be on
+ * FUSE is the very wait), and its close is left to a closer thread, as any
+ * close we cannot tell. */
 
 static bool socket_is_immediate(int fd, int domain) {
         if (domain == AF_NETLINK)

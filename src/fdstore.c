@@ -4,6 +4,7 @@
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #if __has_include(<linux/kcmp.h>)
 #include <linux/kcmp.h>
@@ -22,11 +23,27 @@
 /* What the kernel has cached (AT_STATX_DONT_SYNC): fstat() of a file on
  * FUSE or NFS may ask its server, and wait in our loop for an answer that a
  * hostile server never gives. A file's type and inode do not change. Where
- * a seccomp filter refuses statx(), fd_statx() falls back to fstat(), and
- * to that wait: without it, every stored fd would be taken for a regular
- * file, none watched for its hangup, and no duplicate told without kcmp. */
+ * statx() is refused (a seccomp profile older than it: EPERM, as Docker's
+ * before 18.04; some sandboxes, or Linux before 4.11: ENOSYS), fstat(), and
+ * that wait: without it, every stored fd would be taken for a regular file,
+ * none watched for its hangup, and no duplicate told without kcmp. Fills
+ * the type, mode, inode and device; returns 0 or -errno. */
 static int stat_cached(int fd, struct statx *ret) {
-        return fd_statx(fd, AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, ret);
+        if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, ret) >= 0)
+                return 0;
+        if (errno != ENOSYS && errno != EPERM)
+                return -errno;
+        struct stat st;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        *ret = (struct statx) {
+                .stx_mask = STATX_TYPE | STATX_MODE | STATX_INO,
+                .stx_mode = st.st_mode,
+                .stx_ino = st.st_ino,
+                .stx_dev_major = major(st.st_dev),
+                .stx_dev_minor = minor(st.st_dev),
+        };
+        return 0;
 }
 
 bool fd_same_file_by_stat(int a, int b) {

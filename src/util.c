@@ -11,7 +11,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/sysmacros.h>
 #include <sys/un.h>
 
 #include "util.h"
@@ -170,24 +169,6 @@ int fd_cloexec(int fd, int cloexec) {
         int nflags = cloexec ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
         if (nflags != flags && fcntl(fd, F_SETFD, nflags) < 0)
                 return -errno;
-        return 0;
-}
-
-int fd_statx(int fd, int flags, unsigned mask, struct statx *ret) {
-        if (statx(fd, "", AT_EMPTY_PATH | flags, mask, ret) >= 0)
-                return 0;
-        if (errno != ENOSYS && errno != EPERM)
-                return -errno;
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        *ret = (struct statx) {
-                .stx_mask = STATX_TYPE | STATX_MODE | STATX_INO,
-                .stx_mode = st.st_mode,
-                .stx_ino = st.st_ino,
-                .stx_dev_major = major(st.st_dev),
-                .stx_dev_minor = minor(st.st_dev),
-        };
         return 0;
 }
 

@@ -100,14 +100,6 @@ bool utf8_is_valid(const char *s);
 size_t printable_prefix(const char *s, size_t max);
 
 int fd_cloexec(int fd, int cloexec);
-/* statx(fd, "", AT_EMPTY_PATH | flags, mask, ret). Where statx(2) is
- * refused (a seccomp profile older than it: EPERM, as Docker's before
- * 18.04; some sandboxes, or Linux before 4.11: ENOSYS), fstat(): the type,
- * mode, inode and device in *ret, and nothing else. fstat() knows no AT_STATX_DONT_SYNC: on FUSE or
- * NFS it may ask the file system's server and wait for the answer, for ever
- * if a hostile server never gives one. Returns 0 or -errno. */
-struct statx;
-int fd_statx(int fd, int flags, unsigned mask, struct statx *ret);
 int fd_move_above(int fd, int min);
 /* Closes every fd from `from` up: close_range(), else (Linux before 5.9,
  * or a seccomp profile that refuses it) each one /proc/self/fd lists.
