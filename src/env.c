@@ -41,7 +41,7 @@ ssize_t env_find(char *const *l, const char *entry) {
         if (!l || !*l)
                 return -1;
         size_t k = env_name_length(entry);
-        for (size_t i = 0; l && l[i]; i++)
+        for (size_t i = 0; l[i]; i++)
                 if (strncmp(l[i], entry, k) == 0 && (l[i][k] == '=' || l[i][k] == 0))
                         return (ssize_t) i;
         return -1;

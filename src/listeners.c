@@ -110,7 +110,6 @@ static int take_stored_entry(FdStore *store, const char *name, int fd) {
 static void unmirror_dropped(const Listeners *l, const FdStore *store, char *const *dropped, size_t n_dropped) {
         size_t sp = strlen(SDSTORE_STORE_PREFIX), lp = strlen(SDSTORE_LISTEN_PREFIX);
         for (size_t i = 0; i < n_dropped; i++) {
-                const char *name = dropped[i] + sp;
                 (void) sdstore_remove_name(dropped[i]);
                 if (strncmp(dropped[i], SDSTORE_LISTEN_PREFIX, lp) == 0) {
                         long k = listen_index(dropped[i] + lp);
@@ -118,6 +117,7 @@ static void unmirror_dropped(const Listeners *l, const FdStore *store, char *con
                                 (void) sdstore_put(SDSTORE_LISTEN_PREFIX, dropped[i] + lp, l->recovered[k], true);
                         continue;
                 }
+                const char *name = dropped[i] + sp;
                 for (size_t k = 0; k < store->n; k++)
                         if (strcmp(store->entries[k].name, name) == 0)
                                 (void) sdstore_put(SDSTORE_STORE_PREFIX, name, store->entries[k].fd,
