@@ -30,7 +30,7 @@ from handofftest.handoff import FIXTURE, HANDOFF, Handoff, set_args
 from handofftest.notify import HoldingSystemd  # noqa: F401 (for the tests; it lives in the library)
 from handofftest.procs import environ_of, exe_of, fd_links, pid_alive, proc_status  # noqa: F401 (fd_links: for the tests)
 from handofftest.runner import Skip
-from handofftest.wait import TestFailure, check
+from handofftest.wait import TestFailure, check, wait_for
 
 PYTHON = sys.executable or "/usr/bin/python3"
 NOBODY = 65534
@@ -73,6 +73,13 @@ class Launched(Handoff):
                                          start_new_session=True, umask=umask)
         self.track()
         _tracked.append(self)
+
+    def wait_started(self, what=""):
+        """Ready ("is ready" logged) within 10 s and running: a start that
+        exits instead fails at once, with its status and log."""
+        wait_for(lambda: "is ready" in self.log() or self.proc.poll() is not None, 10, "ready or exit")
+        check("is ready" in self.log() and self.proc.poll() is None,
+              f"{what}exit {self.proc.poll()}; log:\n{self.log()}")
 
 
 def run_launched(tmp, args, command, fds=(), env=None, timeout=10):

@@ -396,8 +396,7 @@ def test_env_systemd_sockets_without_statx(tmp):
                  env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web"})
     a.close()
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, f"a start; log:\n{h.log()}")
-        check("is ready" in h.log(), f"exit {h.proc.poll()}; log:\n{h.log()}")
+        h.wait_started()
         check(http_get(port_a)[0] == 200, h.log())
         check(h.stop() == 0, h.log())
     finally:
@@ -459,8 +458,7 @@ def test_env_recovered_listen_socket_of_another_address_still_stored(tmp):
     h = Launched(tmp, ["-l", f"127.0.0.1:{port}"], [FIXTURE], fds=[a.fileno()],
                  env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0"})
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         check(http_get(port)[0] == 200, f"the new address is served; log:\n{h.log()}")
         check(f"Reusing 127.0.0.1:{port}" not in h.log(), h.log())
         check(h.stop() == 0, h.log())
@@ -478,8 +476,7 @@ def test_env_recovered_listen_socket_of_a_dropped_listen_before(tmp):
     h = Launched(tmp, ["-l", f"127.0.0.1:{port_b}"], [FIXTURE], fds=[x.fileno() for x in socks],
                  env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.1"})
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         check(http_get(port_b)[0] == 200, f"B is served; log:\n{h.log()}")
         check(h.stop() == 0, h.log())
     finally:
@@ -532,8 +529,7 @@ def test_env_recovered_listen_sockets_moved(tmp):
                      env={"LISTEN_FDS": "2", "LISTEN_PID": "self",
                           "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.1"}, notify=fake)
         try:
-            wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-            check(h.proc.poll() is None, f"{layout}: exit {h.proc.returncode}; log:\n{h.log()}")
+            h.wait_started(f"{layout}: ")
             try:
                 client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 answer = read_all(client, time.monotonic() + 5)
@@ -616,8 +612,7 @@ def test_env_recovered_listen_entries_of_no_index_removed(tmp):
                  env={"LISTEN_FDS": str(1 + len(bad)), "LISTEN_PID": "self",
                       "LISTEN_FDNAMES": ":".join(["handoff.listen.0", *bad])}, notify=fake)
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         check(f"Reusing 127.0.0.1:{port} from the service manager's fd store" in h.log(), h.log())
         # READY=1 comes after what handoff sends as it starts.
         fake.wait_count("READY", 1)
@@ -652,8 +647,7 @@ def test_env_recovered_listen_socket_stored_twice(tmp):
                  env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.0"},
                  notify=fake)
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         fake.wait_count("READY", 1)
         check("Closing a socket passed from the service manager's fd store as handoff.listen.0: another one "
               "follows under that name." in h.log(), h.log())
@@ -876,8 +870,7 @@ def test_env_recovered_unix_socket_path_taken_by_another_listen(tmp):
     alone, "a live socket"). a's file is left: no --listen names it."""
     (a, b), socks, env = stored_unix_sockets(tmp, "a.sock", "b.sock")
     with launched_with_stored(tmp, ["-l", f"unix-dgram:{b}"], socks, env) as h:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as c:
             c.connect(b)
         check(os.path.exists(a), f"a's file is left; log:\n{h.log()}")
@@ -947,8 +940,7 @@ def test_env_recovered_unix_dgram_socket_path_taken_by_another_listen(tmp):
     socks.append(dgram)
     env.update(LISTEN_FDS="2", LISTEN_FDNAMES="handoff.listen.0:handoff.listen.1")
     with launched_with_stored(tmp, ["-l", f"unix:{a}", "-l", f"unix:{path}"], socks, env) as h:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         check(f"Removed {path}, the file of that socket." in h.log(), h.log())
         with socket.socket(socket.AF_UNIX) as c:
             c.connect(path)

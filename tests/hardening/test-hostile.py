@@ -1920,8 +1920,7 @@ def fuse_file_stored_as_listen_socket_beside_the_units_sockets(tmp, prefix=()):
                  env={"LISTEN_FDS": "2", "LISTEN_PID": "self", "LISTEN_FDNAMES": "web:handoff.listen.0"})
     web.close()
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, f"a start; log:\n{h.log()}")
-        check("is ready" in h.log(), f"exit {h.proc.poll()}; log:\n{h.log()}")
+        h.wait_started()
         check(http_get(port)[0] == 200, h.log())
         check(not fs.getattrs, f"handoff asked the FUSE server: {len(fs.getattrs)} getattr(s) unanswered")
         check(h.stop() == 0, h.log())
@@ -1957,8 +1956,7 @@ def test_stored_listen_socket_whose_path_lookup_hangs(tmp):
                  env={"LISTEN_FDS": "2", "LISTEN_PID": "self",
                       "LISTEN_FDNAMES": "handoff.listen.0:handoff.listen.1"})
     try:
-        wait_for(lambda: "is ready" in h.log() or h.proc.poll() is not None, 10, "ready or exit")
-        check(h.proc.poll() is None, f"exit {h.proc.returncode}; log:\n{h.log()}")
+        h.wait_started()
         check(f"Reusing 127.0.0.1:{port}" in h.log(), h.log())
         check(not fs.lookups, f"handoff looked the path up: {len(fs.lookups)} lookup(s) unanswered")
         check(f"Not removing {mnt}/s, the file of that socket: no --listen names that path now." in h.log(),
