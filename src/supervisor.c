@@ -110,7 +110,7 @@ struct Supervisor {
         int exit_code;
         bool serving_died;       /* the serving generation exited on its own: its status is
                                   * the service's, whatever a candidate does then */
-        bool stop_requested;     /* SIGTERM/SIGINT came: a second one kills everything */
+        bool stop_requested;     /* SIGTERM/SIGINT/SIGPWR came: a second one kills everything */
         bool stop_by_predecessor; /* ... came from our predecessor (STOP): the next
                                   * signal is the service manager's, not a second one */
         bool ready_announced;    /* our predecessor's MAINPID datagram said READY=1 for
@@ -1957,6 +1957,7 @@ static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, vo
                 break;
         case SIGTERM:
         case SIGINT:
+        case SIGPWR:
                 on_stop_signal(s, sig, (pid_t) si->ssi_pid);
                 break;
         default:
@@ -1973,6 +1974,11 @@ static const int handled_signals[] = {
         SIGHUP, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH, SIGQUIT, SIGCONT,
         /* systemd's WatchdogSignal=: the hung server should dump core, not us. */
         SIGABRT,
+        /* LXC's halt signal (lxc.signal.halt), what lxc-stop sends a
+         * container's init for a clean shutdown: as PID 1 an unhandled one
+         * is dropped, and the container would end only at lxc-stop's
+         * SIGKILL 60 s later. A stop, as TERM is. */
+        SIGPWR,
         /* Not TSTP/TTIN/TTOU: job control stops handoff itself, as a shell
          * user expects, rather than only the server behind it. */
 };

@@ -372,8 +372,35 @@ def test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name(t
         fake_b.close()
 
 
+def test_pid1_sigpwr_stops_as_lxc_stop_asks(tmp):
+    """lxc-stop (and so incus stop) asks a container's init to shut down
+    cleanly with SIGPWR, LXC's lxc.signal.halt, and SIGKILLs it 60 s later.
+    As PID 1, a signal handoff does not handle is dropped by the kernel:
+    SIGPWR must be a stop, as SIGTERM is, that retires the serving
+    generation and exits 0 at once, not one that waits for the SIGKILL."""
+    need_pid_namespace()
+    fake = FakeSystemd(tmp)
+    logpath = os.path.join(tmp, "handoff.log")
+    unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE],
+                               dict(os.environ, NOTIFY_SOCKET=fake.path), logpath)
+    log = lambda: open(logpath).read()  # noqa: E731
+    try:
+        fake.wait_count("READY", 1, timeout=10)
+        os.kill(pid1, signal.SIGPWR)
+        try:
+            status = unshare.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            raise TestFailure(f"still running 10s after SIGPWR (lxc-stop would SIGKILL it at 60s); log:\n{log()}")
+        check(status == 0, f"exit status {status}; log:\n{log()}")
+        check("Stop requested (SIGPWR)." in log() and fake.count("STOPPING") == 1, log())
+    finally:
+        stop_pid1(unshare, pid1)
+        fake.close()
+
+
 if __name__ == "__main__":
     run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
          test_pid1_two_namespaces_share_runtime_dir, test_pid1_exit_leaves_another_namespaces_socket,
          test_pid1_stop_wakes_a_stopped_generation, test_pid1_read_only_run_listens_on_an_abstract_name,
-         test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name])
+         test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name,
+         test_pid1_sigpwr_stops_as_lxc_stop_asks])
