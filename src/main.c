@@ -6,6 +6,7 @@
 #include "listeners.h"
 #include "log.h"
 #include "options.h"
+#include "proc-stat.h"
 #include "sdnotify.h"
 #include "spawn.h"
 #include "standby.h"
@@ -204,6 +205,16 @@ static int run(int argc, char **argv, int *ret_status) {
         log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
         if (pid1)
                 log_info("Running as PID 1: reloads keep this process (supervise mode), and every orphan is reaped here.");
+        /* A pid from waitid() or a peer's credentials is ours; the reaper
+         * reads /proc/PID of an adopted orphan to place it in its
+         * generation, and in another namespace's /proc that is another
+         * process. Nothing to fall back on: said once, here. */
+        r = proc_shows_our_pids();
+        if (r <= 0)
+                log_warning("/proc is not this pid namespace's (%s): an orphan that leaves its generation's process "
+                            "group (setsid()) is not known as that generation's, and is neither stopped nor killed "
+                            "with it. Mount this namespace's own /proc (unshare --pid --fork --mount-proc).",
+                            r == 0 ? "it shows this process under another pid" : strerror(-r));
         else if (c.opt.mode == MODE_AUTO && manager && !shares)
                 log_info("The service manager does not see this process's pid (%s): reloads keep this process "
                          "(supervise mode).",

@@ -110,3 +110,15 @@ int process_group_running(pid_t pgid, pid_t *hint) {
         closedir(d);
         return r > 0 ? 1 : seen ? 0 : -ENOENT;
 }
+
+int proc_shows_our_pids(void) {
+        char buf[32];
+        ssize_t n = readlink("/proc/self", buf, sizeof buf - 1);
+        if (n < 0)
+                return -errno;
+        buf[n] = '\0';
+        uint64_t pid;
+        if (safe_atou64(buf, &pid) < 0)
+                return -EIO;
+        return pid == (uint64_t) getpid();
+}

@@ -45,3 +45,10 @@ bool proc_stat_running(const ProcStat *s);
  * when none), so that a caller that polls walks /proc only when that
  * member has stopped running. */
 int process_group_running(pid_t pgid, pid_t *hint);
+
+/* Whether /proc shows this pid namespace: 1 when its "self" names this
+ * process by our own pid; 0 when by another (the parent namespace's
+ * /proc, as unshare --pid --fork leaves it without --mount-proc); -errno
+ * when it names none (-ENOENT: no /proc, or one of a namespace we are not
+ * in). */
+int proc_shows_our_pids(void);

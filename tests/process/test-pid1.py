@@ -60,6 +60,7 @@ def test_pid1_supervises_and_reaps_orphans(tmp):
             raise TestFailure(f"{e}; unshare {'runs' if unshare.poll() is None else 'exited %d' % unshare.returncode}"
                               f"; log:\n{open(logpath).read()}")
         check("Running as PID 1" in open(logpath).read(), open(logpath).read())
+        check("/proc is not this pid namespace's" not in open(logpath).read(), open(logpath).read())
         load = Load(f"127.0.0.1:{port}", tmp)
         for n in range(2, 12):
             old = serving_pid(port)
@@ -95,15 +96,16 @@ def test_pid1_refuses_handover_mode(tmp):
           f"{p.returncode} {p.stdout} {p.stderr}")
 
 
-def start_pid1(args, command, env, logpath, prelude=None):
+def start_pid1(args, command, env, logpath, prelude=None, mount_proc=True):
     """handoff as PID 1 of a new PID namespace (and mount namespace:
-    --mount-proc); returns (unshare, handoff's pid as seen from here).
-    prelude: a shell command run first, as PID 1, which then execs handoff."""
+    --mount-proc, unless mount_proc is false); returns (unshare, handoff's
+    pid as seen from here). prelude: a shell command run first, as PID 1,
+    which then execs handoff."""
     argv = [HANDOFF, *args, "--", *command]
     if prelude:
         argv = ["/bin/sh", "-c", f'{prelude} && exec "$@"', "sh", *argv]
     with open(logpath, "w") as log:
-        unshare = subprocess.Popen(["unshare", "-fp", "--mount-proc", *argv],
+        unshare = subprocess.Popen(["unshare", "-fp", *(["--mount-proc"] if mount_proc else []), *argv],
                                    stdout=log, stderr=subprocess.STDOUT, env=env)
     return unshare, wait_for(lambda: children_of(unshare.pid), 10, "handoff started as PID 1")[0]
 
@@ -398,9 +400,34 @@ def test_pid1_sigpwr_stops_as_lxc_stop_asks(tmp):
         fake.close()
 
 
+def test_pid1_without_its_own_proc_says_so(tmp):
+    """unshare --pid --fork without --mount-proc (a step often left out):
+    /proc is still the host's, where a pid of the container names another
+    process. handoff reads /proc to tell whose an adopted orphan is, and
+    there it cannot: a server's daemon that left its process group with
+    setsid() is not known as its generation's, and outlives the
+    generation's drain deadline, serving old code. handoff cannot mount a
+    proc of its own in the host's mount namespace; it says why at its
+    start, and what to do."""
+    need_pid_namespace()
+    fake = FakeSystemd(tmp)
+    logpath = os.path.join(tmp, "handoff.log")
+    unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE],
+                               dict(os.environ, NOTIFY_SOCKET=fake.path), logpath, mount_proc=False)
+    log = lambda: open(logpath).read()  # noqa: E731
+    try:
+        fake.wait_count("READY", 1, timeout=10)
+        check("/proc is not this pid namespace's" in log() and "--mount-proc" in log(), log())
+        os.kill(pid1, signal.SIGTERM)
+        check(unshare.wait(timeout=30) == 0, log())
+    finally:
+        stop_pid1(unshare, pid1)
+        fake.close()
+
+
 if __name__ == "__main__":
     run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
          test_pid1_two_namespaces_share_runtime_dir, test_pid1_exit_leaves_another_namespaces_socket,
          test_pid1_stop_wakes_a_stopped_generation, test_pid1_read_only_run_listens_on_an_abstract_name,
          test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name,
-         test_pid1_sigpwr_stops_as_lxc_stop_asks])
+         test_pid1_sigpwr_stops_as_lxc_stop_asks, test_pid1_without_its_own_proc_says_so])
