@@ -205,20 +205,20 @@ static int run(int argc, char **argv, int *ret_status) {
         log_debug("Reload mode: %s.", p.handover ? "handover" : "supervise");
         if (pid1)
                 log_info("Running as PID 1: reloads keep this process (supervise mode), and every orphan is reaped here.");
-        /* A pid from waitid() or a peer's credentials is ours; the reaper
-         * reads /proc/PID of an adopted orphan to place it in its
-         * generation, and in another namespace's /proc that is another
-         * process. Nothing to fall back on: said once, here. */
-        r = proc_shows_our_pids();
-        if (r <= 0)
-                log_warning("/proc is not this pid namespace's (%s): an orphan that leaves its generation's process "
-                            "group (setsid()) is not known as that generation's, and is neither stopped nor killed "
-                            "with it. Mount this namespace's own /proc (unshare --pid --fork --mount-proc).",
-                            r == 0 ? "it shows this process under another pid" : strerror(-r));
         else if (c.opt.mode == MODE_AUTO && manager && !shares)
                 log_info("The service manager does not see this process's pid (%s): reloads keep this process "
                          "(supervise mode).",
                          getenv("SYSTEMD_EXEC_PID") ? "SYSTEMD_EXEC_PID names another" : "in a container");
+        /* A pid from waitid() or a peer's credentials is ours; the reaper
+         * reads /proc/PID of an adopted orphan to place it in its
+         * generation, and in another namespace's /proc that is another
+         * process. Nothing to fall back on: said once, by the first
+         * handoff of the service (a next handoff shares its /proc). */
+        if (p.takeover_channel < 0 && (r = proc_shows_our_pids()) <= 0)
+                log_warning("/proc is not this pid namespace's (%s): an orphan that leaves its generation's process "
+                            "group (setsid()) is not known as that generation's, and is neither stopped nor killed "
+                            "with it. Mount this namespace's own /proc (unshare --pid --fork --mount-proc).",
+                            r == 0 ? "it shows this process under another pid" : strerror(-r));
         if (c.opt.mode == MODE_HANDOVER && !manager && p.takeover_channel < 0)
                 log_warning("--mode=handover without a service manager (no NOTIFY_SOCKET): after a reload the "
                             "service runs on in a process that is nobody's child but init's.");
