@@ -1933,10 +1933,24 @@ static void request_stop(Supervisor *s) {
         dispatch(s, EV_STOP);
 }
 
+/* systemd's halt and poweroff (SIGRTMIN+3, +4): what systemd-nspawn --boot
+ * and machinectl poweroff send a container's PID 1 for a clean shutdown.
+ * As PID 1 an unhandled one is dropped; elsewhere it would kill handoff
+ * and leave its generations. A stop, as TERM is. Not constants in C (glibc
+ * keeps the first real-time signals for itself), hence not in
+ * handled_signals. */
+static bool is_halt_signal(int sig) {
+        return sig == SIGRTMIN + 3 || sig == SIGRTMIN + 4;
+}
+
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
         Supervisor *s = userdata;
         int sig = (int) si->ssi_signo;
 
+        if (is_halt_signal(sig)) {
+                on_stop_signal(s, sig, (pid_t) si->ssi_pid);
+                return 0;
+        }
         switch (sig) {
         case SIGHUP:
                 if (role_handed_off(s->role) && !handed_runs(s)) {
@@ -1989,6 +2003,8 @@ int supervisor_block_signals(void) {
         sigaddset(&mask, SIGCHLD);
         for (size_t i = 0; i < ELEMENTSOF(handled_signals); i++)
                 sigaddset(&mask, handled_signals[i]);
+        sigaddset(&mask, SIGRTMIN + 3);
+        sigaddset(&mask, SIGRTMIN + 4);
         if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
                 return log_error_errno(errno, "Failed to block signals: %m");
         return 0;
@@ -2006,6 +2022,11 @@ static int setup_signals(Supervisor *s) {
                 r = sd_event_add_signal(s->event, NULL, handled_signals[i], on_signal, s);
                 if (r < 0)
                         return log_error_errno(r, "Failed to watch %s: %m", SIGNAL_NAME(handled_signals[i]));
+        }
+        for (int sig = SIGRTMIN + 3; sig <= SIGRTMIN + 4; sig++) {
+                r = sd_event_add_signal(s->event, NULL, sig, on_signal, s);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to watch %s: %m", SIGNAL_NAME(sig));
         }
         return 0;
 }

@@ -425,9 +425,35 @@ def test_pid1_without_its_own_proc_says_so(tmp):
         fake.close()
 
 
+def test_pid1_systemds_halt_and_poweroff_stop(tmp):
+    """systemd-nspawn --boot asks its container's PID 1 to shut down with
+    SIGRTMIN+3 (systemd's halt), machinectl poweroff with SIGRTMIN+4; as
+    PID 1 an unhandled one is dropped. Each is a stop, as SIGTERM is."""
+    need_pid_namespace()
+    for offset in (3, 4):
+        fake = FakeSystemd(tmp)
+        logpath = os.path.join(tmp, "handoff-rtmin%d.log" % offset)
+        unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE],
+                                   dict(os.environ, NOTIFY_SOCKET=fake.path), logpath)
+        log = lambda: open(logpath).read()  # noqa: E731
+        try:
+            fake.wait_count("READY", 1, timeout=10)
+            os.kill(pid1, signal.SIGRTMIN + offset)
+            try:
+                status = unshare.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                raise TestFailure(f"still running 10s after SIGRTMIN+{offset}; log:\n{log()}")
+            check(status == 0, f"SIGRTMIN+{offset}: exit status {status}; log:\n{log()}")
+            check(f"Stop requested (SIGRTMIN+{offset})." in log() and fake.count("STOPPING") == 1, log())
+        finally:
+            stop_pid1(unshare, pid1)
+            fake.close()
+
+
 if __name__ == "__main__":
     run([test_pid1_supervises_and_reaps_orphans, test_pid1_refuses_handover_mode,
          test_pid1_two_namespaces_share_runtime_dir, test_pid1_exit_leaves_another_namespaces_socket,
          test_pid1_stop_wakes_a_stopped_generation, test_pid1_read_only_run_listens_on_an_abstract_name,
          test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name,
-         test_pid1_sigpwr_stops_as_lxc_stop_asks, test_pid1_without_its_own_proc_says_so])
+         test_pid1_sigpwr_stops_as_lxc_stop_asks, test_pid1_without_its_own_proc_says_so,
+         test_pid1_systemds_halt_and_poweroff_stop])
