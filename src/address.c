@@ -12,6 +12,7 @@
 
 #include "address.h"
 #include "log.h"
+#include "unix-path.h"
 
 void listen_address_done(ListenAddress *a) {
         free(a->host);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "runtime-dir.h"
 #include "time-util.h"
+#include "unix-path.h"
 
 /* A client that connects and never writes is dropped after this, and at most
  * this many are served at once (the rest wait in the listen backlog): a stuck

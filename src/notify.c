@@ -14,6 +14,7 @@
 #include "close-async.h"
 #include "notify.h"
 #include "runtime-dir.h"
+#include "unix-path.h"
 #include "util.h"
 
 static bool startswith_value(const char *line, const char *key, const char **ret_value) {

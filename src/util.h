@@ -123,29 +123,6 @@ int pidfd_open_pid(pid_t pid);
  * before 6.15). */
 int pidfd_exit_status(int pidfd, int *ret_status);
 
-/* A unix socket path left over from a crashed run (or a killed process)
- * refuses bind() with EADDRINUSE. Only when nothing answers on it is it
- * stale and safe to remove: removing a live socket is the "socket file
- * deleted while in use" failure.
- *
- * The probe never waits: a blocking connect() to a live socket whose owner
- * does not accept (its backlog full) would hang handoff's start for as long
- * as that lasts. Nonblocking, a unix connect() answers at once: ECONNREFUSED
- * when nobody listens (stale), EAGAIN when the backlog is full (alive),
- * EPROTOTYPE when a socket of another type is bound there (alive too: the
- * kernel answers so only after finding a live socket at the path).
- * Returns 1 when stale, 0 when alive, -errno when it cannot tell. */
-struct sockaddr_un;
-int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type);
-
-/* Binds fd, a unix socket of type, to the path in sa (NUL-terminated).
- * When the path is taken by a stale socket file (as unix_path_probe()
- * tells), removes that file and binds again. Returns 0 when bound, 1 when
- * bound after removing a stale socket file, or -errno. Where the path was
- * taken, *ret_probe (unless NULL) is the probe's answer: 1 stale, 0 a
- * live socket (kept), -errno when it cannot tell (kept). */
-int unix_path_bind(int fd, const struct sockaddr_un *sa, socklen_t len, int type, int *ret_probe);
-
 /* Attaches n fds to mh as one SCM_RIGHTS message, in control, which has
  * room for CMSG_SPACE(sizeof(int) * n) bytes and is suitably aligned. */
 struct msghdr;
