@@ -542,15 +542,10 @@ static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
                 snprintf(why, why_size, "a path in %s is too long for a unix socket", dir);
                 return -ENAMETOOLONG;
         }
-        /* bind() makes the file the socket's mode & ~umask: 0600 from the
-         * start, not 0777 & ~umask until the chmod() below, in a directory
-         * others may enter (/run/handoff is 0755). */
-        if (fchmod(fd, 0600) < 0) {
-                r = -errno;
-                snprintf(why, why_size, "cannot set the mode of a socket: %s", strerror(-r));
-                return r;
-        }
-        r = unix_path_bind(fd, &sa, sizeof sa, SOCK_SEQPACKET, NULL);
+        /* Root and we pass; nobody else needs to reach the file. 0600 from
+         * its bind() on, in a directory others may enter (/run/handoff is
+         * 0755). */
+        r = unix_path_bind_mode(fd, &sa, sizeof sa, SOCK_SEQPACKET, 0600, NULL);
         if (r > 0)
                 log_debug("Removing stale control socket %s.", sa.sun_path);
         if (r == -EADDRINUSE)
@@ -560,9 +555,6 @@ static int bind_path(int fd, char *why, size_t why_size, char **ret_path) {
                 snprintf(why, why_size, "cannot bind %s: %s", sa.sun_path, strerror(-r));
         if (r < 0)
                 return r;
-        /* Root and we pass; nobody else needs to reach the file. Again
-         * after the bind for a umask that takes the owner's bits. */
-        (void) chmod(sa.sun_path, 0600);
         if (!(*ret_path = strdup(sa.sun_path))) {
                 (void) unlink(sa.sun_path);
                 return -ENOMEM;

@@ -307,19 +307,6 @@ static int open_dgram(void) {
         return fd;
 }
 
-/* The process umask, asked once: handoff never changes it but around a
- * bind() that puts it back (it is single threaded). */
-static mode_t process_umask(void) {
-        static bool known;
-        static mode_t mask;
-        if (!known) {
-                mask = umask(0);
-                umask(mask);
-                known = true;
-        }
-        return mask;
-}
-
 /* Path sockets this process has made and not yet unlinked: its directory
  * goes with the last of them, and an rmdir() that would fail while others
  * are there is not tried on every reload. */
@@ -337,28 +324,15 @@ int notify_socket_open_path(const char *dir, const char *name, int min_fd, char 
         _cleanup_close_ int fd = open_dgram();
         if (fd < 0)
                 return fd;
-        /* bind() makes the file the socket's own mode & ~umask, and 0600 it
-         * must be whatever the umask: only our uid (and root) may send to it
-         * anyway. fchmod() of the unbound socket sets that mode in one call;
-         * only a umask that takes the owner's bits (never systemd's 0022)
-         * needs a umask() around the bind, two more. The directory is
-         * private to this process: a file of this name can only be a socket
-         * of an earlier process with our pid (SIGKILLed), and is replaced. */
-        if (fchmod(fd, 0600) < 0)
-                return -errno;
-        mode_t old_umask = 0;
-        bool set_umask = process_umask() & 0600;
-        if (set_umask)
-                old_umask = umask(0177);
-        int r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        /* Replaced only when nobody has it bound: our pid is not ours alone
-         * where processes of other pid namespaces share the directory (two
-         * containers whose handoff is pid 1 of each, services with
-         * PrivatePIDs=), and their live socket is not ours to take. */
-        if (r == -EADDRINUSE && unix_path_probe(&sa, sizeof sa, SOCK_DGRAM) > 0 && unlink(sa.sun_path) >= 0)
-                r = bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 ? -errno : 0;
-        if (set_umask)
-                umask(old_umask);
+        /* 0600 whatever the umask: only our uid (and root) may send to it
+         * anyway. The directory is private to this process: a file of this
+         * name can only be a socket of an earlier process with our pid
+         * (SIGKILLed), and is replaced; but only when nobody has it bound:
+         * our pid is not ours alone where processes of other pid
+         * namespaces share the directory (two containers whose handoff is
+         * pid 1 of each, services with PrivatePIDs=), and their live
+         * socket is not ours to take. */
+        int r = unix_path_bind_mode(fd, &sa, sizeof sa, SOCK_DGRAM, 0600, NULL);
         if (r < 0)
                 return r;
         r = fd_move_above(fd, min_fd);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -73,4 +74,36 @@ int unix_path_bind(int fd, const struct sockaddr_un *sa, socklen_t len, int type
         if (unlinkat(dfd, name, 0) < 0 || bind(fd, (const struct sockaddr *) sa, len) < 0)
                 return -errno;
         return 1;
+}
+
+/* The process umask, asked once: handoff changes it only around a bind()
+ * below, which puts it back. */
+static mode_t process_umask(void) {
+        static bool known;
+        static mode_t mask;
+        if (!known) {
+                mask = umask(0);
+                umask(mask);
+                known = true;
+        }
+        return mask;
+}
+
+int unix_path_bind_mode(int fd, const struct sockaddr_un *sa, socklen_t len, int type, mode_t mode, int *ret_probe) {
+        /* bind() makes the file the socket's own mode & ~umask. fchmod() of
+         * the unbound socket sets that mode in one call; only a umask that
+         * takes some of mode's bits (never systemd's 0022 from 0600) needs
+         * a umask() around the bind, two more. No chmod() after the bind:
+         * until it the file would have other bits than mode, and by path it
+         * could reach another file. The closer threads (close-async.c)
+         * share the umask but create no files. */
+        mode &= 0777;
+        if (fchmod(fd, mode) < 0)
+                return -errno;
+        bool set_umask = process_umask() & mode;
+        mode_t old_umask = set_umask ? umask(~mode & 0777) : 0;
+        int r = unix_path_bind(fd, sa, len, type, ret_probe);
+        if (set_umask)
+                umask(old_umask);
+        return r;
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 /* A unix socket path left over from a crashed run (or a killed process)
  * refuses bind() with EADDRINUSE. Only when nothing answers on it is it
@@ -25,3 +26,8 @@ int unix_path_probe(const struct sockaddr_un *sa, socklen_t len, int type);
  * taken, *ret_probe (unless NULL) is the probe's answer: 1 stale, 0 a
  * live socket (kept), -errno when it cannot tell (kept). */
 int unix_path_bind(int fd, const struct sockaddr_un *sa, socklen_t len, int type, int *ret_probe);
+
+/* unix_path_bind(), the socket's file mode (0600, say) from its bind() on,
+ * whatever the umask: never wider, for another uid to connect to, nor
+ * narrower, for us not to. */
+int unix_path_bind_mode(int fd, const struct sockaddr_un *sa, socklen_t len, int type, mode_t mode, int *ret_probe);

@@ -293,39 +293,41 @@ def test_unix_socket_files_take_their_mode_from_the_umask(tmp):
 def test_control_socket_file_is_0600_from_its_bind(tmp):
     """The control socket file is 0600 from its bind(), whatever the umask:
     in /run/handoff, 0755 as systemd makes it, another uid could otherwise
-    connect between the bind() and the chmod() after it (to be refused at
-    accept(), as ever). strace holds handoff's chmod() calls for 3 s under
-    umask 000 while the test looks at the file."""
+    connect until a chmod() after it (to be refused at accept(), as ever),
+    and under a umask that takes the owner's bits (0277) we could not. strace
+    holds any chmod() of handoff's for 3 s while the test looks at the
+    file: 0600 must come from the bind itself."""
     if not shutil.which("strace"):
         raise Skip("strace(1) is not installed")
-    runtime = os.path.join(tmp, "runtime")
-    os.mkdir(runtime, 0o755)
-    port, logpath = free_port(), os.path.join(tmp, "handoff.log")
     # LeakSanitizer cannot run under ptrace (the sanitizer build).
     asan = ":".join(x for x in (os.environ.get("ASAN_OPTIONS"), "detect_leaks=0") if x)
-    env = dict(os.environ, RUNTIME_DIRECTORY=runtime, ASAN_OPTIONS=asan)
-    env.pop("NOTIFY_SOCKET", None)
-    with open(logpath, "w") as log:
-        p = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-e", "trace=chmod,fchmodat",
-                              "-e", "inject=chmod,fchmodat:delay_enter=3000000", "/bin/sh", "-c",
-                              'umask 000 && exec "$@"', "sh", HANDOFF, "-l", f"127.0.0.1:{port}", "--", FIXTURE],
-                             stdout=log, stderr=subprocess.STDOUT, env=env)
-    pid = None
-    try:
-        name = wait_for(lambda: next((n for n in os.listdir(runtime) if n.startswith("control.")), None), 10,
-                        "the control socket bound")
-        pid = int(name.split(".")[1])
-        mode = stat.S_IMODE(os.lstat(os.path.join(runtime, name)).st_mode)
-        check(mode == 0o600, f"{name} has mode {mode:03o} before its chmod()")
-        wait_for(lambda: "is ready" in open(logpath).read(), 20, "generation 1 ready")
-        os.kill(pid, signal.SIGTERM)
-        check(p.wait(timeout=30) == 0, open(logpath).read())
-    finally:
-        if p.poll() is None:
-            if pid and alive(pid):
-                os.kill(pid, signal.SIGKILL)
-            p.kill()
-            p.wait()
+    for umask in ("000", "277"):
+        runtime = os.path.join(tmp, f"runtime-{umask}")
+        os.mkdir(runtime, 0o755)
+        port, logpath = free_port(), os.path.join(tmp, f"handoff-{umask}.log")
+        env = dict(os.environ, RUNTIME_DIRECTORY=runtime, ASAN_OPTIONS=asan)
+        env.pop("NOTIFY_SOCKET", None)
+        with open(logpath, "w") as log:
+            p = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-e", "trace=chmod,fchmodat",
+                                  "-e", "inject=chmod,fchmodat:delay_enter=3000000", "/bin/sh", "-c",
+                                  f'umask {umask} && exec "$@"', "sh", HANDOFF, "-l", f"127.0.0.1:{port}", "--",
+                                  FIXTURE], stdout=log, stderr=subprocess.STDOUT, env=env)
+        pid = None
+        try:
+            name = wait_for(lambda: next((n for n in os.listdir(runtime) if n.startswith("control.")), None), 10,
+                            "the control socket bound")
+            pid = int(name.split(".")[1])
+            mode = stat.S_IMODE(os.lstat(os.path.join(runtime, name)).st_mode)
+            check(mode == 0o600, f"umask {umask}: {name} has mode {mode:03o} before any chmod()")
+            wait_for(lambda: "is ready" in open(logpath).read(), 20, "generation 1 ready")
+            os.kill(pid, signal.SIGTERM)
+            check(p.wait(timeout=30) == 0, open(logpath).read())
+        finally:
+            if p.poll() is None:
+                if pid and alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+                p.kill()
+                p.wait()
 
 
 @contextlib.contextmanager
