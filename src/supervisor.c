@@ -168,6 +168,7 @@ struct Supervisor {
 };
 
 static void dispatch(Supervisor *s, Event ev);
+static void standby_update(Supervisor *s);
 
 /* Started as the next handoff of a handover: our first generation is a
  * reload's, whichever way we came to be main. */
@@ -488,6 +489,8 @@ static void on_gen_message(Generation *g, const NotifyMessage *m, int *fds, size
         bool staged = g == s->candidate || (relay && s->role == ROLE_YIELDED);
         StorePolicy policy = speaks ? STORE_APPLY : staged ? STORE_STAGE : STORE_REFUSE;
         service_store_message(&s->store, policy, mirroring(s), g->number, m, fds, n_fds);
+        /* The store may have grown past what a standby can take, or shrunk back. */
+        standby_update(s);
         if (m->mainpid || m->reloading || m->stopping)
                 log_debug("Ignored MAINPID/RELOADING/STOPPING from generation %u: those are handoff's to say.",
                           g->number);
@@ -784,16 +787,6 @@ static const CandidateOps next_handoff_ops = {
  * the reload that made it main (see standby_update()). */
 #define STANDBY_DELAY (20 * USEC_PER_MSEC)
 
-/* Handover mode under a service manager: while one generation serves, the
- * next handoff waits started ahead, for the next reload to use
- * (standby.h); it goes when this process stops being the one to reload.
- * After a takeover it is started STANDBY_DELAY later (or when the
- * predecessor has exited, if sooner): right away, its start (5 ms of CPU,
- * most of it the dynamic loader) would compete with the end of the reload,
- * "handoff reload" exiting and systemd finishing its reload job, which
- * measured 5 ms more per "systemctl reload" on 2 CPUs. */
-static void standby_update(Supervisor *s);
-
 static int on_standby_due(sd_event_source *src, uint64_t usec, void *userdata) {
         Supervisor *s = userdata;
         s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
@@ -802,6 +795,14 @@ static int on_standby_due(sd_event_source *src, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Handover mode under a service manager: while one generation serves, the
+ * next handoff waits started ahead, for the next reload to use
+ * (standby.h); it goes when this process stops being the one to reload.
+ * After a takeover it is started STANDBY_DELAY later (or when the
+ * predecessor has exited, if sooner): right away, its start (5 ms of CPU,
+ * most of it the dynamic loader) would compete with the end of the reload,
+ * "handoff reload" exiting and systemd finishing its reload job, which
+ * measured 5 ms more per "systemctl reload" on 2 CPUs. */
 static void standby_update(Supervisor *s) {
         bool keep = s->p->handover && (s->role == ROLE_MAIN || s->role == ROLE_MAIN_AFTER_TAKEOVER) &&
                     !s->stop_requested && sdnotify_address()[0];
@@ -809,9 +810,22 @@ static void standby_update(Supervisor *s) {
                 s->standby = standby_stop(s->standby);
                 return;
         }
-        /* A GO carries at most STANDBY_MAX_FDS fds. */
-        if (s->standby || s->standby_failed || s->machine.state != STATE_SERVING ||
-            s->config.n_fds > STANDBY_MAX_FDS)
+        /* A GO carries at most STANDBY_MAX_FDS fds: the listening sockets
+         * and the fd store as they are now, which the serving generation
+         * fills and empties at will (not as they were at its start). A
+         * standby that cannot carry them is not kept for the reload to
+         * find so and start the next handoff cold all the same; it is
+         * started again once they fit. */
+        size_t n_fds = s->p->listeners->n + s->p->store->n;
+        if (n_fds > STANDBY_MAX_FDS) {
+                if (s->standby)
+                        log_info("The next reload passes on %zu fds (listening sockets and fd store), more than "
+                                 "a standby handoff can take (%d): stopping it (pid %d) until they fit.",
+                                 n_fds, STANDBY_MAX_FDS, (int) standby_pid(s->standby));
+                s->standby = standby_free(s->standby);
+                return;
+        }
+        if (s->standby || s->standby_failed || s->machine.state != STATE_SERVING)
                 return;
         if (s->role == ROLE_MAIN_AFTER_TAKEOVER && !s->standby_due) {
                 if (!s->standby_timer &&
