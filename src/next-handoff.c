@@ -533,6 +533,14 @@ static int start_standby(const NextHandoffConfig *c, Standby **standby, unsigned
         return r;
 }
 
+bool next_handoff_standby_fits(const NextHandoffConfig *c, unsigned number) {
+        _cleanup_(next_exec_done) NextExec x = {};
+        _cleanup_free_ char *msg = NULL;
+        size_t size;
+        /* Out of memory tells nothing: the standby is tried. */
+        return next_exec_build(c, -EBADF, number, &x) < 0 || standby_encode(c->argv, x.envp, &msg, &size) != -E2BIG;
+}
+
 int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number, Standby **standby,
                        const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret, char *why,
                        size_t why_size) {

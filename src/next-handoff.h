@@ -67,6 +67,12 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                        const NextHandoffCallbacks *cb, void *userdata, NextHandoff **ret, char *why,
                        size_t why_size);
 
+/* Whether a standby's GO (standby.h) could carry the command line and the
+ * environment a start with c as generation number passes on: at most
+ * STANDBY_MAX_GO bytes, where exec takes far more. Where it cannot, a
+ * standby would only be stopped at the reload. */
+bool next_handoff_standby_fits(const NextHandoffConfig *c, unsigned number);
+
 pid_t next_handoff_pid(const NextHandoff *n);
 /* Whether it understands STOP and DRAINED (channel.h): an older one does not. */
 bool next_handoff_takes_stop(const NextHandoff *n);

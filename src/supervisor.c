@@ -93,7 +93,7 @@ struct Supervisor {
                                   * exit: a reload may start the next one meanwhile */
         size_t n_aborted;
         Standby *standby;        /* handover mode: the next one, started ahead (standby.h) */
-        bool standby_failed;     /* its start failed: not again until a reload */
+        bool standby_failed;     /* its start failed, or its GO could not carry one: not again until a reload */
         sd_event_source *standby_timer; /* after a takeover: when the standby may start */
         bool standby_due;        /* that time has come */
         unsigned last_number;
@@ -711,11 +711,11 @@ static const NextHandoffCallbacks next_callbacks = {
         .exited = on_next_exited,
 };
 
-static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *why, size_t why_size) {
-        char stats[64];
-        snprintf(stats, sizeof stats, "%u %u %" PRIu64, s->results.reloads_ok, s->results.reloads_failed,
-                 s->reload_started);
-        NextHandoffConfig c = {
+/* What a next handoff started now is given; stats holds its
+ * HANDOFF_STATS. */
+static NextHandoffConfig next_config(Supervisor *s, char stats[static 64]) {
+        snprintf(stats, 64, "%u %u %" PRIu64, s->results.reloads_ok, s->results.reloads_failed, s->reload_started);
+        return (NextHandoffConfig) {
                 .exe = s->p->exe,
                 .argv = s->trying ? s->trying->argv : s->p->argv,
                 .fds = s->config.fds,
@@ -734,6 +734,11 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *w
                 .drain_timeout = candidate_opt(s)->drain_timeout,
                 .cgroup = s->cgroup,
         };
+}
+
+static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *why, size_t why_size) {
+        char stats[64];
+        NextHandoffConfig c = next_config(s, stats);
         *ret_code = 1;
         /* Its place among the aborted, should it be: no allocation in a rollback. */
         NextHandoff **a = reallocarray(s->aborted, s->n_aborted + 1, sizeof *a);
@@ -831,6 +836,22 @@ static void standby_update(Supervisor *s) {
                 if (!s->standby_timer &&
                     event_add_time_relative(s->event, &s->standby_timer, STANDBY_DELAY, 1000, on_standby_due, s) < 0)
                         s->standby_due = true; /* then at the predecessor's exit */
+                return;
+        }
+        /* Nor one whose GO could not carry the command line and the
+         * environment a start now passes on (a service's environment of
+         * more than STANDBY_MAX_GO): each reload would stop it and start
+         * the next handoff cold, which takes what exec takes. Said once
+         * per service start, not by each new main. */
+        char stats[64];
+        NextHandoffConfig c = next_config(s, stats);
+        c.argv = s->p->argv;
+        if (!next_handoff_standby_fits(&c, s->last_number + 1)) {
+                s->standby_failed = true;
+                log_full_errno(started_as_next(s) ? LOG_DEBUG : LOG_INFO, 0,
+                               "No standby handoff: the command line and environment a reload passes on are more "
+                               "than its start message carries (%d KiB); reloads start the next handoff cold.",
+                               STANDBY_MAX_GO / 1024);
                 return;
         }
         int r = standby_start(s->p->exe, s->p->argv, &s->standby);

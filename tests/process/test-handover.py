@@ -866,6 +866,32 @@ def test_standby_stopped_while_the_fds_do_not_fit_started_again_when_they_do(tmp
         h.close()
 
 
+def test_no_standby_for_an_environment_its_start_message_cannot_carry(tmp):
+    """A standby's GO carries the command line and environment of the start
+    in at most 64 KiB; exec takes far more. With a 70 kB variable in the
+    service's environment, no standby is started, said once at info level
+    by the first main and at debug level by each later one; the reloads
+    start the next handoff cold, without a warning. Before, every main
+    started a standby, and every reload warned "Failed to start the standby
+    handoff, starting one cold: Argument list too long" and stopped it."""
+    h = start(tmp, "-v", args=("--init-delay", "0"), env=dict(os.environ, HANDOFF_TEST_BIG="x" * 70000))
+    try:
+        said = "No standby handoff: the command line and environment a reload passes on are more than its start " \
+               "message carries (64 KiB); reloads start the next handoff cold."
+        for n in (2, 3):
+            reload_and_wait(h, n)
+            check("Failed to start the standby handoff" not in h.log(), h.log())
+            main = h.mains()[-1]
+            check(re.search(rf"Started the next handoff: pid {main}, for generation {n}\.$", h.log(), re.M), h.log())
+            h.wait_log(f"handoff[{main}]: {said}")
+        check(f"handoff[{h.pid}]: {said}" in h.log(), h.log())
+        check("Started the standby handoff" not in h.log(), h.log())
+        check(h.log().count(said) == 3, f"once by each main:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_standby_with_a_replaced_library_is_not_used(tmp):
     """A library upgraded after the standby started: the standby maps a
     deleted file, so the reload starts the next handoff cold, which loads
