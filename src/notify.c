@@ -255,8 +255,11 @@ int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
         int r = private_dir_path(base, pid, ret, size);
         if (r < 0)
                 return r;
+        /* 0700 whatever the umask: one that takes the owner's bits would
+         * leave a directory we cannot bind our sockets in. The chmod() adds
+         * only owner bits, in a parent nobody else may write. */
         if (mkdir(ret, 0700) >= 0)
-                return 0;
+                return chmod(ret, 0700) < 0 ? -errno : 0;
         if (errno != EEXIST)
                 return -errno;
         /* Left by an earlier process with our pid (SIGKILLed): reuse it only

@@ -330,6 +330,29 @@ def test_control_socket_file_is_0600_from_its_bind(tmp):
                 p.wait()
 
 
+def test_path_notify_socket_of_a_user_under_a_umask_that_takes_the_owners_bits(tmp):
+    """handoff as a user that is not root, under umask 0277 (a unit's
+    UMask=0277): its private notify directory is 0700 all the same, so the
+    path notify socket can be bound in it (--notify-socket=path) and the
+    generation is ready. Before, the directory was 0500, the bind was
+    refused (EACCES) and the start failed ("Failed to create a path notify
+    socket for generation 1 ...: Permission denied")."""
+    need_root_and_setpriv()
+    os.chmod(tmp, 0o755)  # for uid 65534 to reach its runtime directory
+    runtime = os.path.join(tmp, "runtime")
+    os.mkdir(runtime, 0o700)
+    os.chown(runtime, NOBODY, NOBODY)
+    h = Launched(tmp, ["--notify-socket=path", "-l", f"127.0.0.1:{free_port()}"], [FIXTURE],
+                 env={"RUNTIME_DIRECTORY": runtime}, umask=0o277,
+                 prefix=[SETPRIV, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"])
+    try:
+        h.wait_started("under umask 0277: ")
+        check(h.stop() == 0, h.log())
+        check(os.listdir(runtime) == [], f"removed at stop: {os.listdir(runtime)}")
+    finally:
+        h.kill_all()
+
+
 @contextlib.contextmanager
 def overlay_over_another_fs(tmp):
     """An overlayfs at tmp/mnt whose upper layer is a tmpfs of its own

@@ -996,6 +996,23 @@ START_TEST(test_path_socket_mode_under_owner_umask) {
 }
 END_TEST
 
+START_TEST(test_private_dir_mode_under_owner_umask) {
+        /* A umask that takes the owner's own bits: the private directory
+         * is 0700 all the same, or a handoff that is not root could not
+         * bind its notify sockets in it. */
+        char dir[108];
+        make_tmpdir();
+        mode_t old_umask = umask(0277);
+        ck_assert_int_eq(notify_private_dir(tmpdir, 4243, dir, sizeof dir), 0);
+        ck_assert_uint_eq(umask(old_umask), 0277);
+        struct stat st;
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0700);
+        ck_assert_int_eq(rmdir(dir), 0);
+        ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+END_TEST
+
 START_TEST(test_private_dir_refuses_foreign) {
         char dir[108];
         make_tmpdir();
@@ -1107,6 +1124,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_runtime_dir);
         tcase_add_test(tc, test_path_socket_lifecycle);
         tcase_add_test(tc, test_path_socket_mode_under_owner_umask);
+        tcase_add_test(tc, test_private_dir_mode_under_owner_umask);
         tcase_add_test(tc, test_private_dir_refuses_foreign);
         tcase_add_test(tc, test_private_dir_remove_stale);
         suite_add_tcase(s, tc);
