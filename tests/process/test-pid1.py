@@ -374,30 +374,34 @@ def test_pid1_second_namespace_sharing_runtime_dir_listens_on_an_abstract_name(t
         fake_b.close()
 
 
-def test_pid1_sigpwr_stops_as_lxc_stop_asks(tmp):
-    """lxc-stop (and so incus stop) asks a container's init to shut down
-    cleanly with SIGPWR, LXC's lxc.signal.halt, and SIGKILLs it 60 s later.
-    As PID 1, a signal handoff does not handle is dropped by the kernel:
-    SIGPWR must be a stop, as SIGTERM is, that retires the serving
-    generation and exits 0 at once, not one that waits for the SIGKILL."""
-    need_pid_namespace()
-    fake = FakeSystemd(tmp)
-    logpath = os.path.join(tmp, "handoff.log")
+def stops_as_pid1(tmp, sig, name):
+    """handoff as PID 1, sent sig: a stop that retires the serving
+    generation and exits 0 at once, not a signal the kernel drops (then
+    the runtime's SIGKILL ends the container later)."""
+    fake = FakeSystemd(tmp, f"notify-{name}.sock")
+    logpath = os.path.join(tmp, f"handoff-{name}.log")
     unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE],
                                dict(os.environ, NOTIFY_SOCKET=fake.path), logpath)
     log = lambda: open(logpath).read()  # noqa: E731
     try:
         fake.wait_count("READY", 1, timeout=10)
-        os.kill(pid1, signal.SIGPWR)
+        os.kill(pid1, sig)
         try:
             status = unshare.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            raise TestFailure(f"still running 10s after SIGPWR (lxc-stop would SIGKILL it at 60s); log:\n{log()}")
-        check(status == 0, f"exit status {status}; log:\n{log()}")
-        check("Stop requested (SIGPWR)." in log() and fake.count("STOPPING") == 1, log())
+            raise TestFailure(f"still running 10s after {name}; log:\n{log()}")
+        check(status == 0, f"{name}: exit status {status}; log:\n{log()}")
+        check(f"Stop requested ({name})." in log() and fake.count("STOPPING") == 1, log())
     finally:
         stop_pid1(unshare, pid1)
         fake.close()
+
+
+def test_pid1_sigpwr_stops_as_lxc_stop_asks(tmp):
+    """lxc-stop (and so incus stop) asks a container's init to shut down
+    cleanly with SIGPWR, LXC's lxc.signal.halt, and SIGKILLs it 60 s later."""
+    need_pid_namespace()
+    stops_as_pid1(tmp, signal.SIGPWR, "SIGPWR")
 
 
 def test_pid1_without_its_own_proc_says_so(tmp):
@@ -427,27 +431,10 @@ def test_pid1_without_its_own_proc_says_so(tmp):
 
 def test_pid1_systemds_halt_and_poweroff_stop(tmp):
     """systemd-nspawn --boot asks its container's PID 1 to shut down with
-    SIGRTMIN+3 (systemd's halt), machinectl poweroff with SIGRTMIN+4; as
-    PID 1 an unhandled one is dropped. Each is a stop, as SIGTERM is."""
+    SIGRTMIN+3 (systemd's halt), machinectl poweroff with SIGRTMIN+4."""
     need_pid_namespace()
     for offset in (3, 4):
-        fake = FakeSystemd(tmp)
-        logpath = os.path.join(tmp, "handoff-rtmin%d.log" % offset)
-        unshare, pid1 = start_pid1(["-l", f"127.0.0.1:{free_port()}"], [FIXTURE],
-                                   dict(os.environ, NOTIFY_SOCKET=fake.path), logpath)
-        log = lambda: open(logpath).read()  # noqa: E731
-        try:
-            fake.wait_count("READY", 1, timeout=10)
-            os.kill(pid1, signal.SIGRTMIN + offset)
-            try:
-                status = unshare.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                raise TestFailure(f"still running 10s after SIGRTMIN+{offset}; log:\n{log()}")
-            check(status == 0, f"SIGRTMIN+{offset}: exit status {status}; log:\n{log()}")
-            check(f"Stop requested (SIGRTMIN+{offset})." in log() and fake.count("STOPPING") == 1, log())
-        finally:
-            stop_pid1(unshare, pid1)
-            fake.close()
+        stops_as_pid1(tmp, signal.SIGRTMIN + offset, f"SIGRTMIN+{offset}")
 
 
 if __name__ == "__main__":
