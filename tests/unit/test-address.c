@@ -629,6 +629,13 @@ START_TEST(test_open_tcp_loopback) {
         /* SO_REUSEADDR must not let a second listener onto the same port. */
         ck_assert_int_eq(open_spec(spec, &fd2, &created), -EADDRINUSE);
         close(fd);
+
+        /* But the connection above, whose server end closed first and now
+         * waits in TIME_WAIT, must not keep a restarted service off its
+         * port: that is what SO_REUSEADDR is for. */
+        ck_assert_int_eq(open_spec(spec, &fd, &created), 0);
+        ck_assert_ptr_null(created);
+        close(fd);
 }
 END_TEST
 
