@@ -449,6 +449,44 @@ if not barrier():
         h.close()
 
 
+def test_retiring_generation_is_not_relayed(tmp):
+    """What a retiring generation says as it drains (STATUS=, WATCHDOG=1,
+    EXTEND_TIMEOUT_USEC=) is read and dropped, not relayed: the serving
+    generation speaks for the service. Generation 1 says it on its stop
+    signal, waits until handoff has read it (BARRIER=1) and writes down
+    whether it had."""
+    said = os.path.join(tmp, "said")
+    h = start(tmp, ["--start-timeout=20s"], notify_app(tmp, "retiring.py", f"SAID = {said!r}\n" + r"""
+import signal
+def on_term(signum, frame):
+    if os.environ["HANDOFF_GENERATION"] == "1":
+        s.sendto(b"STATUS=retiring generation 1\nWATCHDOG=1\nEXTEND_TIMEOUT_USEC=7000000", a)
+        answered = barrier()
+        with open(SAID, "w") as f:
+            f.write("read" if answered else "unanswered")
+    sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+s.sendto(b"READY=1", a)
+"""))
+    try:
+        h.wait_ready(1)
+        h.signal(signal.SIGHUP)
+        h.wait_ready(2, timeout=20)
+        wait_for(lambda: os.path.exists(said) and open(said).read(), 20,
+                 f"generation 1 retired and said so; log:\n{h.log()}")
+        check(open(said).read() == "read", f"handoff read what generation 1 said as it retired; log:\n{h.log()}")
+        if MODE == "handover":
+            # Whatever the old main sent is queued before the stop's STOPPING=1.
+            check(h.proc.wait(timeout=20) == 0, f"the old main exits 0 after the handover:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+        h.notify.wait_count("STOPPING", 1)
+        relayed = [m for m in h.notify.snapshot()
+                   if "retiring generation 1" in m.text or "WATCHDOG" in m.fields or "EXTEND_TIMEOUT_USEC" in m.fields]
+        check(not relayed, f"the retiring generation was relayed: {relayed}")
+    finally:
+        h.close()
+
+
 def test_watchdog_usec_is_relayed_and_passed_on(tmp):
     """WATCHDOG_USEC= from the serving generation changes systemd's watchdog
     timeout: relayed, and later generations are started with it."""
@@ -677,6 +715,7 @@ if __name__ == "__main__":
          test_socket_written_after_its_main_exited_is_not_kept,
          test_worker_sending_after_its_main_exited_is_not_blocked,
          test_ready_from_a_sender_gone_before_it_was_read_says_so, test_flags_in_one_datagram_as_systemd,
+         test_retiring_generation_is_not_relayed,
          test_watchdog_usec_is_relayed_and_passed_on, test_watchdog_usec_0_turns_the_watchdog_off,
          test_status_is_cut_between_characters,
          test_extend_timeout_usec_extends_the_start_timeout, test_extend_timeout_usec_infinity_extends_nothing,
