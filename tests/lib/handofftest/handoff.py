@@ -199,18 +199,29 @@ class Handoff:
                         f"a log line matching {pattern!r}; log:\n{self.log()}")
 
     def wait_ready(self, n=1, timeout=10):
-        """The n-th READY=1 from handoff itself (first start = 1, +1 per reload)."""
+        """Waits for the n-th READY=1 from handoff itself (first start = 1,
+        +1 per reload); fails at the deadline, or as soon as every process
+        that was main has exited without sending it."""
         check(self.notify is not None, "wait_ready needs a FakeSystemd")
         count = self.ready_count
-        # A main that is gone may have just handed over: read once more.
-        r = wait_for(lambda: count() >= n or (not pid_alive(self.main_pid()) and
-                                              (count() >= n or not pid_alive(self.main_pid()))),
-                     timeout, f"READY=1 #{n}; log:\n{self.log()}")
-        # A first handoff that failed (a port taken, say) is gone too, and
-        # what the test does next would fail for a reason it does not say.
-        rc = self.proc.poll()
-        check(count() >= n or rc in (None, 0), f"handoff exited {rc} before READY=1 #{n}; log:\n{self.log()}")
-        return r
+
+        def settled():
+            if count() >= n:
+                return True
+            # Waiting on is pointless once no process that was main runs:
+            # none is left to send it. What they sent before they exited
+            # is read first (a MAINPID= naming another main, too).
+            if any(pid_alive(p) for p in set(self.mains())):
+                return False
+            self.notify.sync()
+            return count() >= n or not any(pid_alive(p) for p in set(self.mains()))
+
+        wait_for(settled, timeout, f"READY=1 #{n}; log:\n{self.log()}")
+        # Every main gone without it: a handoff that exited (0 too: a
+        # reload taken for a stop, say) is no reload that succeeded.
+        check(count() >= n, f"every main handoff ({self.mains()}) exited before READY=1 #{n} (the first with "
+                            f"status {self.proc.poll()}); log:\n{self.log()}")
+        return True
 
     def ready_count(self):
         """READY=1 datagrams from whoever was main: 1 at start, +1 per reload."""

@@ -90,6 +90,10 @@ print(n)
 '''
 
 
+# The start of a datagram FakeSystemd.sync() sends to itself.
+_SYNC = "X_FAKE_SYSTEMD_SYNC="
+
+
 class FakeSystemd:
     """A NOTIFY_SOCKET that records every datagram with its sender's pid and
     answers BARRIER=1 by closing the fd that came with it, as systemd does
@@ -112,6 +116,7 @@ class FakeSystemd:
         self._reading.set()
         self._paused = threading.Event()    # the loop has seen _reading cleared
         self._thread_setup = thread_setup
+        self._synced = set()   # sync() tokens read, kept out of .messages
         self.thread = threading.Thread(target=self._loop, name="fake-systemd", daemon=True)
         self.thread.start()
 
@@ -140,6 +145,13 @@ class FakeSystemd:
                     a.frombytes(payload[: len(payload) - len(payload) % fdsize])
                     fds.extend(a)
             text = data.decode(errors="replace")
+            if pid == os.getpid() and text.startswith(_SYNC):
+                for fd in fds:
+                    os.close(fd)
+                with self.lock:
+                    self._synced.add(text)
+                    self.arrived.notify_all()
+                continue
             datagram = Datagram(pid, text, len(fds), t_us)
             with self.lock:
                 self.messages.append(datagram)
@@ -177,6 +189,29 @@ class FakeSystemd:
         """Which of a datagram's fds not to close yet (called with the lock
         held); returns the ones to close. A subclass may hold a barrier."""
         return fds
+
+    def sync(self, timeout=10):
+        """Returns once every datagram sent here before the call has been
+        read: a datagram of our own, sent now, queues behind them (kept out
+        of .messages). Does nothing while the queue is not read (pause())
+        or the socket is gone (close())."""
+        if not self.running or not self._reading.is_set():
+            return
+        token = f"{_SYNC}{time.monotonic_ns()}"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            try:
+                s.sendto(token.encode(), self.path)
+            except OSError:
+                return
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while token not in self._synced:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WaitTimeout(f"timed out after {timeout}s waiting for the fake manager to read its queue")
+                self.arrived.wait(left)
+            self._synced.discard(token)
 
     def snapshot(self):
         with self.lock:
