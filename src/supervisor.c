@@ -94,8 +94,10 @@ struct Supervisor {
         size_t n_aborted;
         Standby *standby;        /* handover mode: the next one, started ahead (standby.h) */
         bool standby_failed;     /* its start failed, or its GO could not carry one: not again until a reload */
-        sd_event_source *standby_timer; /* after a takeover: when the standby may start */
+        sd_event_source *standby_timer; /* after a takeover, or once the fds fit again after
+                                  * standby_dropped: when the standby may start */
         bool standby_due;        /* that time has come */
+        bool standby_dropped;    /* one was stopped because the fds outgrew its GO */
         unsigned last_number;
 
         Event queue[8];          /* events raised while dispatching */
@@ -792,6 +794,12 @@ static const CandidateOps next_handoff_ops = {
  * the reload that made it main (see standby_update()). */
 #define STANDBY_DELAY (20 * USEC_PER_MSEC)
 
+/* How long the fds must fit again before a standby follows one stopped
+ * because they did not: a store that swings across the limit (a server
+ * storing its connections) would otherwise cost a process start, and a
+ * stop with its line, per swing. */
+#define STANDBY_REFIT_DELAY (1 * USEC_PER_SEC)
+
 static int on_standby_due(sd_event_source *src, uint64_t usec, void *userdata) {
         Supervisor *s = userdata;
         s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
@@ -823,19 +831,27 @@ static void standby_update(Supervisor *s) {
          * started again once they fit. */
         size_t n_fds = s->p->listeners->n + s->p->store->n;
         if (n_fds > STANDBY_MAX_FDS) {
-                if (s->standby)
+                if (s->standby) {
                         log_info("The next reload passes on %zu fds (listening sockets and fd store), more than "
                                  "a standby handoff can take (%d): stopping it (pid %d) until they fit.",
                                  n_fds, STANDBY_MAX_FDS, (int) standby_pid(s->standby));
-                s->standby = standby_free(s->standby);
+                        s->standby = standby_free(s->standby);
+                        s->standby_dropped = true;
+                }
+                /* The next one waits for the fds to fit for a while from now. */
+                if (s->standby_dropped) {
+                        s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+                        s->standby_due = false;
+                }
                 return;
         }
         if (s->standby || s->standby_failed || s->machine.state != STATE_SERVING)
                 return;
-        if (s->role == ROLE_MAIN_AFTER_TAKEOVER && !s->standby_due) {
+        if ((s->standby_dropped || s->role == ROLE_MAIN_AFTER_TAKEOVER) && !s->standby_due) {
+                usec_t delay = s->standby_dropped ? STANDBY_REFIT_DELAY : STANDBY_DELAY;
                 if (!s->standby_timer &&
-                    event_add_time_relative(s->event, &s->standby_timer, STANDBY_DELAY, 1000, on_standby_due, s) < 0)
-                        s->standby_due = true; /* then at the predecessor's exit */
+                    event_add_time_relative(s->event, &s->standby_timer, delay, 1000, on_standby_due, s) < 0)
+                        s->standby_due = true; /* then at the next event (the predecessor's exit) */
                 return;
         }
         /* Nor one whose GO could not carry the command line and the

@@ -9,6 +9,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 
 from handofftest.handoff import FIXTURE, HANDOFF, Handoff, fixture_cmd, set_args, status_json, unprivileged
 from handofftest.load import Load
@@ -863,6 +864,51 @@ def test_standby_stopped_while_the_fds_do_not_fit_started_again_when_they_do(tmp
     finally:
         if load:
             load.kill()
+        h.close()
+
+
+def test_a_store_that_swings_across_the_limit_does_not_start_a_standby_at_each_swing(tmp):
+    """A server whose store swings around the 253 fds a standby can take
+    (one that stores its connections, say) passes the limit up and down
+    again and again. Each time up stops the standby; a new one is started
+    only once the fds have fit for a second, not at each time down: one
+    process start per swing, and its stop's line, would cost the service
+    more than the standby saves a reload. Once the store stays within the
+    limit, a standby comes again and the next reload uses it."""
+    port = free_port()
+    args_file = os.path.join(tmp, "store.args")
+    # The listener, "state" and 252 more: 254 at the top, 253 once one goes.
+    set_args(args_file, "--store-many", "252", "--many-on-usr1")
+    h = Handoff(tmp, ["-v", "-l", f"127.0.0.1:{port}", "--mode=handover", "--fd-store-max=253"],
+                ["/bin/sh", "-c", f"exec {STORE_SERVER} $(cat {args_file})"], notify=FakeSystemd(tmp))
+    try:
+        h.wait_ready(1)
+        sb = wait_standby(h)
+        first = h.generation_pid(1)
+        swings = 10
+        began = time.monotonic()
+        for i in range(1, swings + 1):
+            os.kill(first, signal.SIGUSR1)
+            wait_for(lambda: h.log().count('Stored fd "extra251" from generation 1.') == i, 10,
+                     f"swing {i} up; log:\n{h.log()}")
+            os.kill(first, signal.SIGUSR2)
+            wait_for(lambda: h.log().count('Removed 1 fd(s) named "extra251" from the store.') == i, 10,
+                     f"swing {i} down; log:\n{h.log()}")
+        elapsed = time.monotonic() - began
+        # The first swing stops the standby started with the service; a
+        # start after that needs a second of fitting, hence at most one per
+        # second of swinging (and one more at its end).
+        starts = len(re.findall(r"Started the standby handoff", h.log())) - 1
+        stops = len(re.findall(r"more than a standby handoff can take", h.log()))
+        check(stops <= starts + 1 and starts <= elapsed + 1,
+              f"{starts} standbys started and {stops} stopped over {swings} swings in {elapsed:.1f}s:\n{h.log()}")
+        # Within the limit now: a standby again, which the reload uses.
+        sb2 = wait_standby(h, but=(sb,))
+        reload_and_wait(h, 2)
+        check(f"Started the next handoff: pid {sb2}, for generation 2 (the standby)." in h.log(), h.log())
+        check(h.stop() == 0, h.log())
+        check(not h.descendants(), f"nothing left, no standby either: {h.descendants()}")
+    finally:
         h.close()
 
 
