@@ -851,8 +851,11 @@ def test_standby_stopped_while_the_fds_do_not_fit_started_again_when_they_do(tmp
         res = load.stop()
         load = None
         check(res["failed"] == 0, f"no failed request: {res}")
-        # The extras removed: 2 fds to pass on, and a standby again.
+        # The extras removed: 2 fds to pass on, and a standby again. It
+        # starts as soon as they fit, at the second of 253 removals: the
+        # reload below must not overtake the others.
         os.kill(second, signal.SIGUSR2)
+        h.wait_log('Removed 1 fd(s) named "extra252" from the store.')
         sb2 = wait_standby(h, but=(sb,))
         check(re.search(rf"handoff\[{new}\]: Started the standby handoff: pid {sb2}\.", h.log()), h.log())
         check(len(re.findall(r"Started the standby handoff", h.log())) == 2, f"two standbys in all:\n{h.log()}")
