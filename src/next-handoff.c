@@ -411,13 +411,14 @@ static void next_exec_done(NextExec *x) {
  * its own first read instead. */
 #define ENVIRONMENT_KEYS_MAX (16 * 1024)
 
+static bool keys_too_long(const NextHandoffConfig *c) {
+        return c->environment_keys && strlen(c->environment_keys) > ENVIRONMENT_KEYS_MAX;
+}
+
+/* Silent: a start says what it leaves out (next_handoff_start()), and a
+ * standby's check of its GO builds this as well. */
 static int next_exec_build(const NextHandoffConfig *c, int channel_child, unsigned number, NextExec *x) {
-        const char *keys = c->environment_keys;
-        if (keys && strlen(keys) > ENVIRONMENT_KEYS_MAX) {
-                log_warning("The environment files' names are too long to pass on; the next handoff takes them at "
-                            "its first read.");
-                keys = NULL;
-        }
+        const char *keys = keys_too_long(c) ? NULL : c->environment_keys;
         if (asprintf(&x->control, HANDOFF_CONTROL_FD_ENV "=%zu", 3 + c->n_fds) < 0 ||
             asprintf(&x->stored, "HANDOFF_FDSTORE=%zu", c->n_stored) < 0 ||
             !(x->fdpoll = strjoin2("HANDOFF_FDPOLL=", c->fdpoll ? c->fdpoll : "")) ||
@@ -546,6 +547,9 @@ int next_handoff_start(sd_event *e, const NextHandoffConfig *c, unsigned number,
                        size_t why_size) {
         pid_t pid;
         int pidfd = -EBADF, channel = -EBADF;
+        if (keys_too_long(c))
+                log_warning("The environment files' names are too long to pass on; the next handoff takes them at "
+                            "its first read.");
         bool warm = standby && *standby;
         int r = warm ? start_standby(c, standby, number, &pid, &pidfd, &channel) : -ENOENT;
         warm = r >= 0;

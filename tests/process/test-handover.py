@@ -941,6 +941,29 @@ def test_no_standby_for_an_environment_its_start_message_cannot_carry(tmp):
         h.close()
 
 
+def test_environment_file_names_too_long_to_pass_on_said_once_per_reload(tmp):
+    """The names of an --environment-file's variables go to the next
+    handoff in its environment, up to 16 KiB; beyond that it takes them at
+    its own first read, and the reload says so with a warning. Once per
+    reload: not also when a main starts its standby, whose check of what
+    its GO would carry builds that environment as well."""
+    conf = os.path.join(tmp, "many.conf")
+    with open(conf, "w") as f:
+        f.writelines(f"HANDOFF_TEST_VARIABLE_{i:04}=1\n" for i in range(1000))
+    h = start(tmp, f"--environment-file={conf}")
+    line = "The environment files' names are too long to pass on"
+    try:
+        sb = wait_standby(h)
+        check(line not in h.log(), f"no warning before any reload:\n{h.log()}")
+        reload_and_wait(h, 2)
+        check(f"Started the next handoff: pid {sb}, for generation 2 (the standby)." in h.log(), h.log())
+        wait_standby(h, but=(sb,))
+        check(h.log().count(line) == 1, f"said once, by the reload:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_standby_with_a_replaced_library_is_not_used(tmp):
     """A library upgraded after the standby started: the standby maps a
     deleted file, so the reload starts the next handoff cold, which loads
