@@ -98,6 +98,7 @@ struct Supervisor {
                                   * standby_dropped: when the standby may start */
         bool standby_due;        /* that time has come */
         bool standby_dropped;    /* one was stopped because the fds outgrew its GO */
+        bool standby_unfit_said; /* that its GO cannot carry the environment, at info level */
         unsigned last_number;
 
         Event queue[8];          /* events raised while dispatching */
@@ -858,16 +859,18 @@ static void standby_update(Supervisor *s) {
          * environment a start now passes on (a service's environment of
          * more than STANDBY_MAX_GO): each reload would stop it and start
          * the next handoff cold, which takes what exec takes. Said once
-         * per service start, not by each new main. */
+         * per service start: not by each new main, nor again after each
+         * failed reload (which tries anew). */
         char stats[64];
         NextHandoffConfig c = next_config(s, stats);
         c.argv = s->p->argv;
         if (!next_handoff_standby_fits(&c, s->last_number + 1)) {
                 s->standby_failed = true;
-                log_full_errno(started_as_next(s) ? LOG_DEBUG : LOG_INFO, 0,
+                log_full_errno(started_as_next(s) || s->standby_unfit_said ? LOG_DEBUG : LOG_INFO, 0,
                                "No standby handoff: the command line and environment a reload passes on are more "
                                "than its start message carries (%d KiB); reloads start the next handoff cold.",
                                STANDBY_MAX_GO / 1024);
+                s->standby_unfit_said = true;
                 return;
         }
         int r = standby_start(s->p->exe, s->p->argv, &s->standby);

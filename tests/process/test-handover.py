@@ -941,6 +941,28 @@ def test_no_standby_for_an_environment_its_start_message_cannot_carry(tmp):
         h.close()
 
 
+def test_no_standby_for_a_large_environment_said_once_though_a_reload_fails(tmp):
+    """The line that says no standby fits a 70 kB environment comes once
+    at info level, at the start: a failed reload leaves the first main
+    serving, and it does not say it again (nor at each failed reload
+    after)."""
+    h = start(tmp, args=("--init-delay", "0"), env=dict(os.environ, HANDOFF_TEST_BIG="x" * 70000))
+    try:
+        said = "No standby handoff: the command line and environment a reload passes on are more than its start " \
+               "message carries (64 KiB); reloads start the next handoff cold."
+        h.wait_log(said)
+        set_args(h.args_file, "--fail-at-start")
+        reload_and_wait(h, 2)
+        check(h.mains() == [h.pid], f"the reload failed, the first main serves: {h.mains()}")
+        set_args(h.args_file, "--init-delay", "0")
+        reload_and_wait(h, 3)
+        check(len(h.mains()) == 2, f"the next reload succeeded: {h.mains()}")
+        check(h.log().count(said) == 1, f"said once at info level:\n{h.log()}")
+        check(h.stop() == 0, h.log())
+    finally:
+        h.close()
+
+
 def test_environment_file_names_too_long_to_pass_on_said_once_per_reload(tmp):
     """The names of an --environment-file's variables go to the next
     handoff in its environment, up to 16 KiB; beyond that it takes them at
