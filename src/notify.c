@@ -269,6 +269,11 @@ int notify_private_dir(const char *base, pid_t pid, char *ret, size_t size) {
                 return -errno;
         if (!private_dir_ours(&st))
                 return -EPERM;
+        /* One made under a umask that took the owner's bits, by a handoff
+         * that did not set the mode itself yet, is 0500: ours and private,
+         * but no place to bind in. */
+        if ((st.st_mode & 0700) != 0700 && chmod(ret, 0700) < 0)
+                return -errno;
         return 0;
 }
 

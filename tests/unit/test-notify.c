@@ -1013,6 +1013,25 @@ START_TEST(test_private_dir_mode_under_owner_umask) {
 }
 END_TEST
 
+START_TEST(test_private_dir_left_without_owner_bits_is_made_0700) {
+        /* Left 0500 by a handoff that made it under umask 0277 before it
+         * set the mode itself (and exited, or was killed), and met again
+         * by one with its pid: ours and private, so reused, and 0700. */
+        char dir[108], path[128];
+        make_tmpdir();
+        snprintf(path, sizeof path, "%s/notify.4244", tmpdir);
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+        ck_assert_int_eq(chmod(path, 0500), 0);
+        ck_assert_int_eq(notify_private_dir(tmpdir, 4244, dir, sizeof dir), 0);
+        ck_assert_str_eq(dir, path);
+        struct stat st;
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0700);
+        ck_assert_int_eq(rmdir(dir), 0);
+        ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+END_TEST
+
 START_TEST(test_private_dir_refuses_foreign) {
         char dir[108];
         make_tmpdir();
@@ -1125,6 +1144,7 @@ static Suite *notify_suite(void) {
         tcase_add_test(tc, test_path_socket_lifecycle);
         tcase_add_test(tc, test_path_socket_mode_under_owner_umask);
         tcase_add_test(tc, test_private_dir_mode_under_owner_umask);
+        tcase_add_test(tc, test_private_dir_left_without_owner_bits_is_made_0700);
         tcase_add_test(tc, test_private_dir_refuses_foreign);
         tcase_add_test(tc, test_private_dir_remove_stale);
         suite_add_tcase(s, tc);
