@@ -36,6 +36,7 @@
 #include "sdnotify.h"
 #include "service-store.h"
 #include "signal-util.h"
+#include "standby-policy.h"
 #include "status.h"
 #include "supervisor.h"
 #include "takeover.h"
@@ -93,12 +94,8 @@ struct Supervisor {
                                   * exit: a reload may start the next one meanwhile */
         size_t n_aborted;
         Standby *standby;        /* handover mode: the next one, started ahead (standby.h) */
-        bool standby_failed;     /* its start failed, or its GO could not carry one: not again until a reload */
-        sd_event_source *standby_timer; /* after a takeover, or once the fds fit again after
-                                  * standby_dropped: when the standby may start */
-        bool standby_due;        /* that time has come */
-        bool standby_dropped;    /* one was stopped because the fds outgrew its GO */
-        bool standby_unfit_said; /* that its GO cannot carry the environment, at info level */
+        StandbyPolicy standby_policy; /* ... whether to keep, start or stop it (standby-policy.h) */
+        sd_event_source *standby_timer; /* ... and the delay it asks for before a start */
         unsigned last_number;
 
         Event queue[8];          /* events raised while dispatching */
@@ -748,7 +745,7 @@ static int next_ops_start(Supervisor *s, unsigned number, int *ret_code, char *w
         if (!a)
                 return log_error_errno(ENOMEM, "Out of memory");
         s->aborted = a;
-        s->standby_failed = false;
+        standby_policy_reload(&s->standby_policy);
         return next_handoff_start(s->event, &c, number, &s->standby, &next_callbacks, s, &s->next, why, why_size);
 }
 
@@ -791,94 +788,77 @@ static const CandidateOps next_handoff_ops = {
         .kill = next_ops_kill,
 };
 
-/* From a takeover to the start of the new main's standby: past the end of
- * the reload that made it main (see standby_update()). */
-#define STANDBY_DELAY (20 * USEC_PER_MSEC)
-
-/* How long the fds must fit again before a standby follows one stopped
- * because they did not: a store that swings across the limit (a server
- * storing its connections) would otherwise cost a process start, and a
- * stop with its line, per swing. */
-#define STANDBY_REFIT_DELAY (1 * USEC_PER_SEC)
-
 static int on_standby_due(sd_event_source *src, uint64_t usec, void *userdata) {
         Supervisor *s = userdata;
         s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
-        s->standby_due = true;
+        standby_policy_due(&s->standby_policy);
         standby_update(s);
         return 0;
 }
 
-/* Handover mode under a service manager: while one generation serves, the
- * next handoff waits started ahead, for the next reload to use
- * (standby.h); it goes when this process stops being the one to reload.
- * After a takeover it is started STANDBY_DELAY later (or when the
- * predecessor has exited, if sooner): right away, its start (5 ms of CPU,
- * most of it the dynamic loader) would compete with the end of the reload,
- * "handoff reload" exiting and systemd finishing its reload job, which
- * measured 5 ms more per "systemctl reload" on 2 CPUs. */
-static void standby_update(Supervisor *s) {
-        bool keep = s->p->handover && (s->role == ROLE_MAIN || s->role == ROLE_MAIN_AFTER_TAKEOVER) &&
-                    !s->stop_requested && sdnotify_address()[0];
-        if (!keep) {
-                s->standby = standby_stop(s->standby);
-                return;
-        }
-        /* A GO carries at most STANDBY_MAX_FDS fds: the listening sockets
-         * and the fd store as they are now, which the serving generation
-         * fills and empties at will (not as they were at its start). A
-         * standby that cannot carry them is not kept for the reload to
-         * find so and start the next handoff cold all the same; it is
-         * started again once they fit. */
-        size_t n_fds = s->p->listeners->n + s->p->store->n;
-        if (n_fds > STANDBY_MAX_FDS) {
-                if (s->standby) {
-                        log_info("The next reload passes on %zu fds (listening sockets and fd store), more than "
-                                 "a standby handoff can take (%d): stopping it (pid %d) until they fit.",
-                                 n_fds, STANDBY_MAX_FDS, (int) standby_pid(s->standby));
-                        s->standby = standby_free(s->standby);
-                        s->standby_dropped = true;
-                }
-                /* The next one waits for the fds to fit for a while from now. */
-                if (s->standby_dropped) {
-                        s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
-                        s->standby_due = false;
-                }
-                return;
-        }
-        if (s->standby || s->standby_failed || s->machine.state != STATE_SERVING)
-                return;
-        if ((s->standby_dropped || s->role == ROLE_MAIN_AFTER_TAKEOVER) && !s->standby_due) {
-                usec_t delay = s->standby_dropped ? STANDBY_REFIT_DELAY : STANDBY_DELAY;
-                if (!s->standby_timer &&
-                    event_add_time_relative(s->event, &s->standby_timer, delay, 1000, on_standby_due, s) < 0)
-                        s->standby_due = true; /* then at the next event (the predecessor's exit) */
-                return;
-        }
-        /* Nor one whose GO could not carry the command line and the
-         * environment a start now passes on (a service's environment of
-         * more than STANDBY_MAX_GO): each reload would stop it and start
-         * the next handoff cold, which takes what exec takes. Said once
-         * per service start: not by each new main, nor again after each
-         * failed reload (which tries anew). */
+static void start_standby_if_it_fits(Supervisor *s) {
+        /* Its GO must carry the command line and the environment a start
+         * now passes on (a service's environment may be more than
+         * STANDBY_MAX_GO). */
         char stats[64];
         NextHandoffConfig c = next_config(s, stats);
         c.argv = s->p->argv;
         if (!next_handoff_standby_fits(&c, s->last_number + 1)) {
-                s->standby_failed = true;
-                log_full_errno(started_as_next(s) || s->standby_unfit_said ? LOG_DEBUG : LOG_INFO, 0,
+                log_full_errno(standby_policy_unfit(&s->standby_policy) ? LOG_INFO : LOG_DEBUG, 0,
                                "No standby handoff: the command line and environment a reload passes on are more "
                                "than its start message carries (%d KiB); reloads start the next handoff cold.",
                                STANDBY_MAX_GO / 1024);
-                s->standby_unfit_said = true;
                 return;
         }
         int r = standby_start(s->p->exe, s->p->argv, &s->standby);
         if (r < 0) {
-                s->standby_failed = true;
+                standby_policy_failed(&s->standby_policy);
                 log_warning_errno(r, "Failed to start the standby handoff, the next reload starts one: %m");
         } else
                 log_debug("Started the standby handoff: pid %d.", (int) standby_pid(s->standby));
+}
+
+/* Handover mode under a service manager: while one generation serves, the
+ * next handoff waits started ahead, for the next reload to use
+ * (standby.h). Called whenever what standby-policy.h decides on may have
+ * changed; this carries out its decision. */
+static void standby_update(Supervisor *s) {
+        StandbyFacts f = {
+                .handover = s->p->handover,
+                .manager = sdnotify_address()[0],
+                .role = s->role,
+                .stop_requested = s->stop_requested,
+                .state = s->machine.state,
+                .n_fds = s->p->listeners->n + s->p->store->n,
+                .running = s->standby != NULL,
+                .timer_armed = s->standby_timer != NULL,
+        };
+        usec_t delay = 0;
+        switch (standby_policy_step(&s->standby_policy, &f, &delay)) {
+        case STANDBY_STOP:
+                s->standby = standby_stop(s->standby);
+                break;
+        case STANDBY_OUTGROWN:
+                log_info("The next reload passes on %zu fds (listening sockets and fd store), more than "
+                         "a standby handoff can take (%d): stopping it (pid %d) until they fit.",
+                         f.n_fds, STANDBY_MAX_FDS, (int) standby_pid(s->standby));
+                s->standby = standby_free(s->standby);
+                s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+                break;
+        case STANDBY_DISARM:
+                s->standby_timer = sd_event_source_disable_unref(s->standby_timer);
+                break;
+        case STANDBY_ARM:
+                if (event_add_time_relative(s->event, &s->standby_timer, delay, 1000, on_standby_due, s) < 0)
+                        standby_policy_due(&s->standby_policy); /* then at the next event (the predecessor's exit) */
+                break;
+        case STANDBY_START:
+                start_standby_if_it_fits(s);
+                break;
+        case STANDBY_NOTHING:
+        default:
+                break;
+        }
 }
 
 /* ---- started as the next handoff: callbacks from our predecessor -------- */
@@ -2234,6 +2214,7 @@ int supervisor_run(const SupervisorParams *p, int *ret_status, bool *ret_final) 
                 .handed_pidfd = -EBADF,
                 .left_pidfd = -EBADF,
                 .store = { .store = p->store },
+                .standby_policy = STANDBY_POLICY_INIT(p->takeover_channel >= 0),
         };
         uint64_t wd = 0;
         if (sd_watchdog_enabled(0, &wd) > 0)
