@@ -858,6 +858,15 @@ static void make_tmpdir(void) {
         ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 }
 
+/* dir is 0700; then it and tmpdir are removed (both empty). */
+static void check_0700_and_remove(const char *dir) {
+        struct stat st;
+        ck_assert_int_eq(lstat(dir, &st), 0);
+        ck_assert_uint_eq(st.st_mode & 07777, 0700);
+        ck_assert_int_eq(rmdir(dir), 0);
+        ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+
 START_TEST(test_runtime_dir) {
         char buf[108];
         make_tmpdir();
@@ -1005,11 +1014,7 @@ START_TEST(test_private_dir_mode_under_owner_umask) {
         mode_t old_umask = umask(0277);
         ck_assert_int_eq(notify_private_dir(tmpdir, 4243, dir, sizeof dir), 0);
         ck_assert_uint_eq(umask(old_umask), 0277);
-        struct stat st;
-        ck_assert_int_eq(lstat(dir, &st), 0);
-        ck_assert_uint_eq(st.st_mode & 07777, 0700);
-        ck_assert_int_eq(rmdir(dir), 0);
-        ck_assert_int_eq(rmdir(tmpdir), 0);
+        check_0700_and_remove(dir);
 }
 END_TEST
 
@@ -1024,11 +1029,7 @@ START_TEST(test_private_dir_left_without_owner_bits_is_made_0700) {
         ck_assert_int_eq(chmod(path, 0500), 0);
         ck_assert_int_eq(notify_private_dir(tmpdir, 4244, dir, sizeof dir), 0);
         ck_assert_str_eq(dir, path);
-        struct stat st;
-        ck_assert_int_eq(lstat(dir, &st), 0);
-        ck_assert_uint_eq(st.st_mode & 07777, 0700);
-        ck_assert_int_eq(rmdir(dir), 0);
-        ck_assert_int_eq(rmdir(tmpdir), 0);
+        check_0700_and_remove(dir);
 }
 END_TEST
 
