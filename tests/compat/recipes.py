@@ -18,6 +18,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 OPTIONS = {
     "lighttpd": ["--ready=delay:500ms", "--stop-signal=INT"],
     "node": ["--notify-access=all"],
+    "haproxy": ["--stop-signal=USR1"],
 }
 
 
@@ -147,3 +148,37 @@ def puma(d):
     conf = write(d, "puma.rb", PUMA_RB)
     return [binary, "--config", conf, "--bind-to-activated-sockets", "only", "--threads", "2:4",
             "--environment", "production", app]
+
+
+# "bind fd@3" takes the socket handoff (or systemd) passes as fd 3: HAProxy
+# 2.6 does not read LISTEN_FDS. It answers by itself ("http-request
+# return"), so no backend is needed; %pid is the worker's.
+HAPROXY_CFG = '''
+global
+    # Below handoff's --drain-timeout: HAProxy ends what is left of a
+    # retiring generation itself, before handoff's SIGKILL would.
+    hard-stop-after 15s
+defaults
+    mode http
+    # At its soft stop HAProxy closes idle keep-alive connections at once,
+    # and a client that does not retry a request on a reused connection
+    # fails; with this, each is answered once more with "Connection:
+    # close", or closed when idle for "timeout http-keep-alive".
+    option idle-close-on-response
+    timeout http-keep-alive 5s
+    timeout connect 5s
+    timeout client 30s
+    timeout server 30s
+frontend web
+    bind fd@3
+    http-request return status 200 content-type text/plain lf-string "pid=%pid\\n"
+'''
+
+
+def haproxy(d):
+    """HAProxy in master-worker mode (-Ws): the master sends READY=1 through
+    libsystemd once its worker runs, and passes SIGUSR1, the soft stop, to
+    it (--stop-signal=USR1: SIGTERM is its hard stop)."""
+    binary = need("haproxy", "haproxy")
+    cfg = write(d, "haproxy.cfg", HAPROXY_CFG)
+    return [binary, "-Ws", "-f", cfg]
