@@ -208,5 +208,5 @@ def case(name):
 
 
 if __name__ == "__main__":
-    run([case(n) for n in ("gunicorn", "uwsgi", "lighttpd", "node", "go", "puma")],
+    run([case(n) for n in ("gunicorn", "uwsgi", "lighttpd", "node", "go", "puma", "haproxy")],
         fixture=functools.partial(UserManager, uid=USER_UID), per_test_timeout=120)
