@@ -19,6 +19,7 @@ OPTIONS = {
     "lighttpd": ["--ready=delay:500ms", "--stop-signal=INT"],
     "node": ["--notify-access=all"],
     "haproxy": ["--stop-signal=USR1"],
+    "uvicorn": ["--ready=delay:1s"],
 }
 
 
@@ -182,3 +183,32 @@ def haproxy(d):
     binary = need("haproxy", "haproxy")
     cfg = write(d, "haproxy.cfg", HAPROXY_CFG)
     return [binary, "-Ws", "-f", cfg]
+
+
+# A plain ASGI 3 app (no framework): it answers the lifespan protocol
+# itself, so uvicorn's default --lifespan auto finds a complete app.
+ASGI_APP = '''
+import os
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    body = b"pid=%d\\n" % os.getpid()
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))]})
+    await send({"type": "http.response.body", "body": body})
+'''
+
+
+def uvicorn(d):
+    """uvicorn, the common ASGI server: --fd 3 takes the socket handoff
+    passes (it reads no LISTEN_FDS), it has no sd_notify (so
+    --ready=delay:DUR), and SIGTERM is its graceful stop."""
+    binary = need("uvicorn", "uvicorn")
+    write(d, "asgiapp.py", ASGI_APP)
+    return [binary, "--fd", "3", "--app-dir", d, "--no-access-log", "asgiapp:app"]
