@@ -20,7 +20,7 @@ test=(
         gunicorn                           # a real third-party server in the tests
         uwsgi uwsgi-plugin-python3 lighttpd nodejs puma ruby-sd-notify \
         golang-go golang-github-coreos-go-systemd-dev   # the compatibility suite (tests/compat/)
-        haproxy                            # tests/compat/ too; with no init running, installing starts no daemon
+        haproxy uvicorn                    # tests/compat/ too; installing them starts no daemon (no init runs here)
         systemd dbus-user-session          # the real systemd --user manager tests
         bash-completion                    # the completion test (test-install.py)
         ansible-core                       # the fleet example (examples/ansible, test-ansible.py)
