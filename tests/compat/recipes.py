@@ -19,7 +19,7 @@ OPTIONS = {
     "lighttpd": ["--ready=delay:500ms", "--stop-signal=INT"],
     "node": ["--notify-access=all"],
     "haproxy": ["--stop-signal=USR1"],
-    "uvicorn": ["--ready=delay:1s"],
+    "uvicorn": ["--ready=delay:2s"],
 }
 
 
