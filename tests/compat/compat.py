@@ -51,8 +51,12 @@ def connections_exited_holding(log):
 
 def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=20, reloads=RELOADS,
                       start_timeout_s=30, clean_exit=True, server_resets=False, known_sigkills=0, cut_per_sigkill=0,
-                      unanswered_log=None):
+                      unanswered_log=None, port=None, each_generation=None):
     """Runs the scenario; returns a one-line summary (also printed).
+    port: the one the command's configuration names (else a free one).
+    each_generation(h, port, n): checks on generation n, called once it
+    serves alone (generation 1 once ready, each next one once its
+    predecessor is gone).
     server_resets: the server has a documented race of its own in which a
     process exits holding a connection it accepted (only uWSGI; see its
     test). The server then runs under exit-conn-shim, which counts those
@@ -71,7 +75,7 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
     if server_resets:
         command = ["/usr/bin/env", f"LD_PRELOAD={os.environ['EXIT_CONN_SHIM_SO']}",
                    f"EXIT_CONN_SHIM_LOG={exit_log}", *command]
-    port = free_port()
+    port = port or free_port()
     runtime = os.path.join(tmp, "runtime")
     os.mkdir(runtime)
     fake = FakeSystemd(tmp)
@@ -88,6 +92,8 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
         if "--notify-socket=abstract" not in args:
             sock = os.path.join(runtime, f"notify.{h.pid}", "1")
             check(os.path.exists(sock), f"{name}: the path notify socket {sock} exists: {os.listdir(runtime)}")
+        if each_generation:
+            each_generation(h, port, 1)
         loads = [Load(f"127.0.0.1:{port}", tmp, mode="new", concurrency=2, path=path),
                  Load(f"127.0.0.1:{port}", tmp, mode="keepalive", concurrency=2, path=path)]
         old = first
@@ -99,6 +105,8 @@ def reload_under_load(tmp, name, command, args=(), env=None, path="/", drain_s=2
             wait_for(lambda: not group_members(old), drain_s + 10,
                      f"{name}: generation {i + 1} (process group {old}) to be gone; log:\n{h.log()}")
             old = h.generation_pid(i + 2)
+            if each_generation:
+                each_generation(h, port, i + 2)
         results = [load.stop() for load in loads]
         loads = []
         st = status_json(h.pid)

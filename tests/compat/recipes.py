@@ -17,6 +17,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # "stop signal", "readiness" and "notify options" columns).
 OPTIONS = {
     "lighttpd": ["--ready=delay:500ms", "--stop-signal=INT"],
+    "nginx": ["--ready=delay:3s", "--stop-signal=QUIT"],
     "node": ["--notify-access=all"],
     "haproxy": ["--stop-signal=USR1"],
     "uvicorn": ["--ready=delay:2s"],
@@ -91,6 +92,46 @@ def lighttpd(d, errorlog=None):
     conf = write(d, "lighttpd.conf", LIGHTTPD_CONF.format(
         root=root, errorlog=f'server.errorlog = "{errorlog}"\n' if errorlog else ""))
     return [binary, "-D", "-f", conf]
+
+
+NGINX_CONF = '''
+daemon off;
+master_process on;
+worker_processes 2;
+pid nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+    client_body_temp_path body;
+    proxy_temp_path proxy;
+    fastcgi_temp_path fastcgi;
+    uwsgi_temp_path uwsgi;
+    scgi_temp_path scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            default_type text/plain;
+            return 200 "pid=$pid\\n";
+        }}
+    }}
+}}
+'''
+
+
+def nginx(d, port, prefix=None):
+    """nginx has no LISTEN_FDS support: nginx-listen-fds names the sockets
+    in NGINX, the variable of its binary upgrade, and execs it; its listen
+    directive must name the socket's address (127.0.0.1:port). It writes
+    its pid file and temporary directories under prefix (-p; d unless
+    given), so none of Debian's paths has to be writable; the log goes to
+    stderr, at notice level, which says "using inherited sockets"."""
+    binary = need("nginx", "nginx")
+    wrapper = os.path.join(d, "nginx-listen-fds")
+    shutil.copyfile(os.path.join(HERE, "nginx-listen-fds"), wrapper)
+    os.chmod(wrapper, 0o755)
+    conf = write(d, "nginx.conf", NGINX_CONF.format(port=port))
+    return [wrapper, binary, "-p", os.path.join(prefix or d, ""), "-c", conf]
 
 
 def node(d):
