@@ -18,7 +18,7 @@ test=(
         "${demo[@]}"
         check                              # unit tests
         gunicorn                           # a real third-party server in the tests
-        uwsgi uwsgi-plugin-python3 lighttpd nodejs puma ruby-sd-notify \
+        uwsgi uwsgi-plugin-python3 lighttpd nginx nodejs puma ruby-sd-notify \
         golang-go golang-github-coreos-go-systemd-dev   # the compatibility suite (tests/compat/)
         haproxy uvicorn                    # tests/compat/ too; installing them starts no daemon (no init runs here)
         systemd dbus-user-session          # the real systemd --user manager tests
@@ -60,6 +60,21 @@ if [ "$(id -u)" -ne 0 ]; then
         command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
 else
         SUDO=
+fi
+# No service may start while these install (nginx and lighttpd are web
+# servers for port 80; the tests run their own). Where the machine has no
+# policy-rc.d, one that denies every start (invoke-rc.d(8)) is put in place
+# for the install and removed after. Without it, nginx's postinst (Debian 12)
+# starts nginx on port 80 on a running system, and on a machine with
+# /run/systemd/system but no systemd running (the systemd tests create it
+# in a container) it fails the whole install: its "invoke-rc.d nginx start"
+# runs "systemctl start", which finds no bus, and the postinst exits 1.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# install-deps.sh: no service starts while it installs packages.\nexit 101\n' \
+                | $SUDO tee "$policy" >/dev/null
+        $SUDO chmod 0755 "$policy"
+        trap '$SUDO rm -f "$policy"' EXIT
 fi
 echo "install-deps: installing ${missing[*]}"
 $SUDO apt-get update -qq
