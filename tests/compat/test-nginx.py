@@ -49,13 +49,22 @@ def socket_inodes(pid):
     return out
 
 
+def fd_flags(pid, fd):
+    """The file status flags (O_*) of pid's fd."""
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        return int(re.search(r"^flags:\s*([0-7]+)$", f.read(), re.M).group(1), 8)
+
+
 def uses_the_inherited_socket(h, port, n):
     """Generation n's nginx took handoff's socket from NGINX and opened no
     listening socket of its own: its master (the process handoff started:
     the wrapper exec'd) said so, nothing tried to bind(), the port has one
-    listening socket, handoff's, and it is the only one nginx holds."""
+    listening socket, handoff's, and it is the only one nginx holds. And
+    the socket is non-blocking, as nginx needs it."""
     master = h.generation_pid(n)
     log = h.log()
+    check(fd_flags(master, 3) & os.O_NONBLOCK, f"nginx: generation {n}'s socket (fd 3 of {master}) is O_NONBLOCK: "
+          f"flags {fd_flags(master, 3):o}")
     check(os.path.realpath(f"/proc/{master}/exe") == os.path.realpath(recipes.need("nginx", "nginx")),
           f"nginx: generation {n}'s main {master} is nginx itself: {os.path.realpath(f'/proc/{master}/exe')}")
     check(f'{master}#{master}: using inherited sockets from "3;"' in log,
