@@ -122,19 +122,25 @@ def run_template(um, name, recipe):
     """The recipe NAME under handoff@NAME.service, reloaded under load."""
     app_dir = um.path("app")
     os.mkdir(app_dir, 0o755)
-    argv = recipe(app_dir)
-    known = KNOWN.get(name, {})
+    port = free_port()
     # The unit's RuntimeDirectory=: where the sandbox lets the server write.
-    exit_log = os.path.join(um.runtime_dir, "handoff", name, "exit-conn.log")
+    runtime = os.path.join(um.runtime_dir, "handoff", name)
+    if name == "nginx":
+        # Its listen directive names the socket's address, and its pid file
+        # and temporary directories go under -p, where it may write.
+        argv = recipe(app_dir, port, prefix=runtime)
+    else:
+        argv = recipe(app_dir)
+    known = KNOWN.get(name, {})
+    exit_log = os.path.join(runtime, "exit-conn.log")
     if known.get("server_resets"):
         argv = ["/usr/bin/env", "LD_PRELOAD=" + EXIT_CONN_SHIM, "EXIT_CONN_SHIM_LOG=" + exit_log, *argv]
-    unanswered_log = os.path.join(um.runtime_dir, "handoff", name, "uvicorn-unanswered.log")
+    unanswered_log = os.path.join(runtime, "uvicorn-unanswered.log")
     if known.get("unanswered_hook"):
         hook = os.path.join(app_dir, os.path.basename(known["unanswered_hook"]))
         shutil.copyfile(known["unanswered_hook"], hook)
         os.chmod(hook, 0o644)
         argv = ["/usr/bin/python3", hook, *argv, "--http", "h11"]
-    port = free_port()
     um.install_unit("handoff@.socket", render("handoff@.socket", {}), reload=False)
     um.install_unit("handoff@.service", render("handoff@.service", {"HANDOFF": HANDOFF}), reload=False)
     os.makedirs(os.path.join(um.config_home, "handoff"), exist_ok=True)
@@ -203,6 +209,16 @@ def run_template(um, name, recipe):
         assert resets <= held + killed, "%d connection resets, where the server's processes exited holding %d " \
             "connections and %d generations were SIGKILLed (at most %d connections each): %s" % (
                 resets, held, sigkills, known.get("cut_per_sigkill", 0), results)
+        if name == "nginx":
+            # Each generation's nginx took systemd's socket from NGINX, and
+            # bound none of its own; the wrapper made the socket
+            # non-blocking (see tests/compat/test-nginx.py).
+            said = read(out).count('using inherited sockets from "3;"')
+            assert said == RELOADS + 1 and "bind()" not in read(out), \
+                "%d of %d generations of nginx took the socket, or one called bind()" % (said, RELOADS + 1)
+            with open("/proc/%d/fdinfo/3" % app) as f:
+                flags = int(re.search(r"^flags:\s*([0-7]+)$", f.read(), re.M).group(1), 8)
+            assert flags & os.O_NONBLOCK, "nginx's socket is blocking: flags %o" % flags
         um.systemctl("stop", "handoff@%s.socket" % name, unit)
         assert um.state(unit)[0] == "inactive" and not um.unit_pids(unit), (um.state(unit), um.unit_pids(unit))
         log("%s under handoff@.service%s: %d reloads, %d requests (%d new-connection, %d keep-alive), "
@@ -226,5 +242,5 @@ def case(name):
 
 
 if __name__ == "__main__":
-    run([case(n) for n in ("gunicorn", "uwsgi", "lighttpd", "node", "go", "puma", "haproxy", "uvicorn")],
+    run([case(n) for n in ("gunicorn", "uwsgi", "lighttpd", "nginx", "node", "go", "puma", "haproxy", "uvicorn")],
         fixture=functools.partial(UserManager, uid=USER_UID), per_test_timeout=120)
