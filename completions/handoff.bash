@@ -115,6 +115,10 @@ _handoff()
                 COMPREPLY=($(compgen -W "auto yes no" -- "$cur"))
                 return
                 ;;
+        --non-blocking)
+                COMPREPLY=($(compgen -W "yes no" -- "$cur"))
+                return
+                ;;
         --pid-file)
                 _filedir
                 return
@@ -155,7 +159,7 @@ _handoff()
                 COMPREPLY=($(compgen -W "--listen= --ready= --start-timeout= --stop-signal=
                         --drain-timeout= --bake= --mode= --notify-socket= --notify-access= --cgroup=
                         --pid-file= --working-directory= --environment-file= --fd-store-max= --systemd-fd-store= --verbose --help
-                        --version --" -- "$cur"))
+                        --non-blocking= --version --" -- "$cur"))
                 [[ ${COMPREPLY-} == *= ]] && compopt -o nospace
         elif ((cword == 1)); then
                 COMPREPLY=($(compgen -W "reload status" -- "$cur"))

@@ -515,6 +515,20 @@ static size_t recovered_match(const Listeners *l, const char *spec, size_t i, co
         return found;
 }
 
+/* Sets or clears O_NONBLOCK on a --listen socket, as --non-blocking says.
+ * It is a flag of the open file description: every generation, the next
+ * handoff and systemd's fd store share it. That is why it is only done
+ * here, at a start, before any generation has the socket. */
+static int set_nonblock(int fd, bool nonblock, const char *spec) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags < 0)
+                return log_error_errno(errno, "Failed to read the flags of %s: %m", spec);
+        int want = nonblock ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
+        if (want != flags && fcntl(fd, F_SETFL, want) < 0)
+                return log_error_errno(errno, "Failed to %s O_NONBLOCK on %s: %m", nonblock ? "set" : "clear", spec);
+        return 0;
+}
+
 void listeners_release_recovered(Listeners *l, bool mirror) {
         for (size_t i = 0; i < l->n_recovered; i++)
                 if (l->recovered[i] >= 0)
@@ -522,7 +536,7 @@ void listeners_release_recovered(Listeners *l, bool mirror) {
                                           "systemd passed the unit's own sockets, and --listen is ignored");
 }
 
-int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror) {
+int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror, bool nonblock) {
         for (size_t i = 0; i < n_specs; i++) {
                 ListenAddress a;
                 const char *err = NULL;
@@ -591,6 +605,12 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                 listen_address_done(&a);
                 if (r < 0)
                         return r == -ENOMEM ? log_error_errno(r, "Out of memory") : r;
+                /* Once it is in l, which closes it (and removes its file)
+                 * on failure. A recovered one too: --non-blocking may have
+                 * changed since the handoff that opened it, and the flag is
+                 * what this command line says. */
+                if ((r = set_nonblock(fd, nonblock, specs[i])) < 0)
+                        return r;
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }
         /* listeners_from_systemd() joined none, when it passed only

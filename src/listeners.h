@@ -8,8 +8,9 @@
 #include "fdstore.h"
 
 /* The listening sockets of the service: held by handoff for its whole life
- * and handed to every generation. Never shut down, never set nonblocking:
- * the generations share them. */
+ * and handed to every generation. Never shut down, and O_NONBLOCK is only
+ * ever set or cleared (--non-blocking) on --listen sockets at a start,
+ * before any generation has them: the generations share the flag. */
 
 typedef struct Listeners {
         int *fds;
@@ -52,8 +53,9 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
  * puts each newly opened one, and each reused one whose index changed, into
  * systemd's fd store under its index. Logs and returns a negative errno on
  * the first one that fails; what was opened is kept in l for
- * listeners_done(). */
-int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror);
+ * listeners_done(). Sets O_NONBLOCK on each, opened or reused, with
+ * nonblock, and clears it without. */
+int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror, bool nonblock);
 
 /* Lets go of every socket recovered from systemd's fd store, when systemd
  * passed the unit's own sockets: --listen is then ignored, and nothing

@@ -101,7 +101,8 @@ static int open_sockets(Context *c) {
         }
         /* The next handoff mirrors nothing before it is main; its
          * predecessor's entries are in systemd's store already. */
-        if (listeners_open(&c->listeners, c->opt.listen, c->opt.n_listen, c->mirror && !next) < 0)
+        if (listeners_open(&c->listeners, c->opt.listen, c->opt.n_listen, c->mirror && !next,
+                           c->opt.non_blocking) < 0)
                 return -EINVAL;
         return 0;
 }

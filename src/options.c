@@ -34,6 +34,9 @@ static void help(void) {
                "  -l --listen=ADDR[=NAME]  Open a listening socket when systemd passed none:\n"
                "                           HOST:PORT, [V6]:PORT, PORT, tcp:…, udp:…,\n"
                "                           unix:/path, unix:@name, unix-dgram:…\n"
+               "     --non-blocking=yes|no Set O_NONBLOCK on the sockets --listen opens (or\n"
+               "                           takes back from systemd's fd store), as systemd's\n"
+               "                           NonBlocking= (default no: cleared)\n"
                "     --ready=notify|delay:DUR\n"
                "                           Ready on READY=1 (default), or after DUR\n"
                "     --start-timeout=DUR   Give up on a starting generation (default 90s)\n"
@@ -137,6 +140,7 @@ enum {
         ARG_NOTIFY_SOCKET,
         ARG_NOTIFY_ACCESS,
         ARG_CGROUP,
+        ARG_NON_BLOCKING,
         ARG_VERSION,
 };
 
@@ -234,6 +238,19 @@ static int parse_one(int c, const char *arg, Options *o) {
                         return -EINVAL;
                 }
                 return 0;
+        case ARG_NON_BLOCKING:
+                /* yes or no only, as --cgroup and --systemd-fd-store take
+                 * them: a value is required (no bare --non-blocking), so
+                 * that a unit's command line always says which. */
+                if (strcmp(arg, "yes") == 0)
+                        o->non_blocking = true;
+                else if (strcmp(arg, "no") == 0)
+                        o->non_blocking = false;
+                else {
+                        say("invalid --non-blocking: \"%s\" (yes or no)\n", arg);
+                        return -EINVAL;
+                }
+                return 0;
         case ARG_PID_FILE:
                 if (!*arg) {
                         say("invalid --pid-file: an empty path\n");
@@ -286,6 +303,7 @@ static int parse_argv(int argc, char **argv, Options *o) {
                 { "notify-socket", required_argument, NULL, ARG_NOTIFY_SOCKET },
                 { "notify-access", required_argument, NULL, ARG_NOTIFY_ACCESS },
                 { "cgroup", required_argument, NULL, ARG_CGROUP },
+                { "non-blocking", required_argument, NULL, ARG_NON_BLOCKING },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },

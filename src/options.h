@@ -34,6 +34,7 @@ typedef struct Options {
         NotifySocketMode notify_socket; /* --notify-socket */
         NotifyAccess notify_access;     /* --notify-access */
         CgroupMode cgroup;       /* --cgroup */
+        bool non_blocking;       /* --non-blocking: O_NONBLOCK on the --listen sockets */
         bool verbose;
         char **command;          /* points into argv, NULL-terminated */
 } Options;

@@ -134,5 +134,9 @@ const char *reload_config_fixed_change(const Options *cur, const Options *next) 
                 return "--fd-store-max";
         if (cur->systemd_fd_store != next->systemd_fd_store)
                 return "--systemd-fd-store";
+        /* The flag is the sockets' own, shared with the serving generation:
+         * a reload that set it would change it under that one. */
+        if (cur->non_blocking != next->non_blocking)
+                return "--non-blocking";
         return NULL;
 }

@@ -71,6 +71,12 @@ def test_cli_unknown_or_incomplete_options(tmp):
     for n in ("abc", "-1", "", "1x", "1025", "99999999999999999999"):
         expect_usage_error([*listen, f"--fd-store-max={n}", "--", "true"], f"invalid --fd-store-max: \"{n}\"")
     expect_usage_error([*listen, "--systemd-fd-store=bogus", "--", "true"], "invalid --systemd-fd-store: \"bogus\"")
+    # As --cgroup and --systemd-fd-store: yes or no, and a value is required.
+    for value in ("bogus", "", "true", "1", "YES"):
+        expect_usage_error([*listen, f"--non-blocking={value}", "--", "true"],
+                           f"invalid --non-blocking: \"{value}\" (yes or no)")
+    expect_usage_error([*listen, "--non-blocking", "--", "true"], "invalid --non-blocking: \"--\"")
+    expect_usage_error([*listen, "--non-blocking"], "option '--non-blocking' requires an argument")
 
 
 def test_cli_option_value_is_not_the_separator(tmp):
@@ -630,6 +636,34 @@ def test_env_recovered_listen_entries_of_no_index_removed(tmp):
             x.close()
         h.kill_all()
         fake.close()
+
+
+def test_env_recovered_listen_socket_non_blocking_as_the_option_says(tmp):
+    """A --listen socket recovered from systemd's fd store (handoff.listen.0)
+    gets O_NONBLOCK as this start's --non-blocking says, whatever the
+    handoff that opened it had: set with =yes on one that was blocking,
+    cleared without the option on one that was not. The flag belongs to the
+    open file description, so systemd's copy (ours here) shows it. The
+    command leaves the flag alone (the fixture server sets it)."""
+    waiter = [PYTHON, "-c", "import signal; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); "
+              "signal.sigwait([signal.SIGTERM])"]
+    for opts, want in ((["--non-blocking=yes"], True), ([], False)):
+        a, port = listening_socket()
+        a.setblocking(want)  # blocking for =yes, non-blocking without: the other way first
+        fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino]})
+        h = Launched(tmp, ["--systemd-fd-store=yes", "--ready=delay:50ms", *opts, "-l", f"127.0.0.1:{port}"],
+                     waiter, fds=[a.fileno()],
+                     env={"LISTEN_FDS": "1", "LISTEN_PID": "self", "LISTEN_FDNAMES": "handoff.listen.0"},
+                     notify=fake)
+        try:
+            h.wait_started()
+            check(f"Reusing 127.0.0.1:{port} from the service manager's fd store" in h.log(), h.log())
+            check(os.get_blocking(a.fileno()) == (not want), f"{opts}: O_NONBLOCK should be {want}; log:\n{h.log()}")
+            check(h.stop() == 0, h.log())
+        finally:
+            a.close()
+            h.kill_all()
+            fake.close()
 
 
 def test_env_recovered_listen_socket_stored_twice(tmp):

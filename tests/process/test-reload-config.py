@@ -8,6 +8,7 @@ says, and a bad new command line fails the reload with a reason while the
 old generation serves on."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -257,6 +258,49 @@ def test_bad_new_command_lines_fail_and_old_serves(tmp):
         h.close()
 
 
+# A generation that leaves its sockets' flags as they are (the fixture
+# server sets O_NONBLOCK itself) and exits 0 on SIGTERM.
+WAITER = ["python3", "-c", "import signal; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); "
+          "signal.sigwait([signal.SIGTERM])"]
+
+
+def nonblocking(pid, fd=3):
+    """Whether fd of pid has O_NONBLOCK (the octal flags: of /proc/PID/fdinfo/FD)."""
+    with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+        flags = int(re.search(r"^flags:\s*([0-7]+)$", f.read(), re.M).group(1), 8)
+    return bool(flags & os.O_NONBLOCK)
+
+
+def test_non_blocking_sets_the_flag_of_listen_sockets(tmp):
+    """--non-blocking=yes: each generation's fd 3, the --listen socket, has
+    O_NONBLOCK, after reloads too (by signal and by a new command line);
+    without it (or =no), it has not. A new command line that changes it
+    is refused: the flag is the socket's, shared with the serving
+    generation."""
+    for opts, want in ((["--non-blocking=yes"], True), ([], False), (["--non-blocking=no"], False)):
+        options = ["--ready=delay:100ms", *opts]
+        s = Service(tmp, options, WAITER)
+        h = s.h
+        try:
+            check(nonblocking(h.generation_pid(1)) == want, f"{opts}: generation 1's fd 3; log:\n{h.log()}")
+            h.signal(signal.SIGHUP)
+            h.wait_ready(2)
+            check(nonblocking(h.generation_pid(2)) == want, f"{opts}: generation 2's fd 3 (SIGHUP)")
+            p = s.reload(options, WAITER)
+            check(p.returncode == 0, f"{opts}: reload with the same command line: {p.returncode} {p.stderr}")
+            h.wait_ready(3)
+            check(nonblocking(h.generation_pid(3)) == want, f"{opts}: generation 3's fd 3 (a command line)")
+            other = "--non-blocking=no" if want else "--non-blocking=yes"
+            p = s.reload(["--ready=delay:100ms", other], WAITER)
+            check(p.returncode == 1 and "changes --non-blocking" in p.stderr and "restart" in p.stderr,
+                  f"{opts}: {other} at a reload: {p.returncode} {p.stderr}")
+            check(nonblocking(h.generation_pid(3)) == want, f"{opts}: the refused reload changed nothing")
+            check(h.ready_count() == 3, "no reload was started for a refused command line")
+            check(h.stop() == 0, h.log())
+        finally:
+            h.close()
+
+
 def test_candidate_of_a_new_command_line_exiting_rolls_back(tmp):
     """The candidate runs the new command line and exits before it is ready:
     the rollback frees that command line while handoff still handles the
@@ -314,4 +358,4 @@ if __name__ == "__main__":
          test_new_working_directory, test_environment_file_read_at_each_start,
          test_environment_file_that_cannot_be_read_fails_the_reload,
          test_bad_new_command_lines_fail_and_old_serves, test_candidate_of_a_new_command_line_exiting_rolls_back,
-         test_socket_file_replaced_meanwhile_is_not_removed])
+         test_socket_file_replaced_meanwhile_is_not_removed, test_non_blocking_sets_the_flag_of_listen_sockets])

@@ -440,6 +440,27 @@ START_TEST(test_notify_access) {
 }
 END_TEST
 
+START_TEST(test_non_blocking) {
+        Options o;
+        ck_assert_int_eq(PARSE(&o, "--", "server"), 1);
+        ck_assert(!o.non_blocking);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--non-blocking=yes", "--", "server"), 1);
+        ck_assert(o.non_blocking);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--non-blocking=yes", "--non-blocking", "no", "--", "server"), 1);
+        ck_assert(!o.non_blocking);
+        options_done(&o);
+        /* yes or no only, as --cgroup; a value is required. */
+        ck_assert_int_eq(PARSE(&o, "--non-blocking=true", "--", "server"), -EINVAL);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--non-blocking=", "--", "server"), -EINVAL);
+        options_done(&o);
+        ck_assert_int_eq(PARSE(&o, "--non-blocking", "--", "server"), -EINVAL);
+        options_done(&o);
+}
+END_TEST
+
 START_TEST(test_help_and_version) {
         Options o;
         ck_assert_int_eq(PARSE(&o, "--help"), 0);
@@ -509,6 +530,7 @@ static Suite *options_suite(void) {
         tcase_add_test(tc, test_mode);
         tcase_add_test(tc, test_notify_socket);
         tcase_add_test(tc, test_notify_access);
+        tcase_add_test(tc, test_non_blocking);
         tcase_add_test(tc, test_help_and_version);
         tcase_add_test(tc, test_environment_file);
         tcase_add_test(tc, test_options_done_twice);
