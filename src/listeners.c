@@ -515,17 +515,18 @@ static size_t recovered_match(const Listeners *l, const char *spec, size_t i, co
         return found;
 }
 
-/* Sets or clears O_NONBLOCK on a --listen socket, as --non-blocking says.
- * It is a flag of the open file description: every generation, the next
- * handoff and systemd's fd store share it. That is why it is only done
- * here, at a start, before any generation has the socket. */
-static int set_nonblock(int fd, bool nonblock, const char *spec) {
+/* Sets O_NONBLOCK on a socket handoff has just opened for --listen. It is
+ * a flag of the open file description, shared by every process that holds
+ * the socket: so it is set only here, before anyone else has it, and never
+ * on a socket recovered from systemd's fd store, which a process of an
+ * earlier generation may hold still (a crash leaves what KillMode= leaves),
+ * blocking in accept() or polling it. */
+static int set_nonblock(int fd, const char *spec) {
         int flags = fcntl(fd, F_GETFL);
         if (flags < 0)
                 return log_error_errno(errno, "Failed to read the flags of %s: %m", spec);
-        int want = nonblock ? flags | O_NONBLOCK : flags & ~O_NONBLOCK;
-        if (want != flags && fcntl(fd, F_SETFL, want) < 0)
-                return log_error_errno(errno, "Failed to %s O_NONBLOCK on %s: %m", nonblock ? "set" : "clear", spec);
+        if (!(flags & O_NONBLOCK) && fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return log_error_errno(errno, "Failed to set O_NONBLOCK on %s: %m", spec);
         return 0;
 }
 
@@ -606,10 +607,8 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                 if (r < 0)
                         return r == -ENOMEM ? log_error_errno(r, "Out of memory") : r;
                 /* Once it is in l, which closes it (and removes its file)
-                 * on failure. A recovered one too: --non-blocking may have
-                 * changed since the handoff that opened it, and the flag is
-                 * what this command line says. */
-                if ((r = set_nonblock(fd, nonblock, specs[i])) < 0)
+                 * on failure. A recovered one keeps the flag it has. */
+                if (nonblock && from[i] == SIZE_MAX && (r = set_nonblock(fd, specs[i])) < 0)
                         return r;
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }

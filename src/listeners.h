@@ -9,8 +9,8 @@
 
 /* The listening sockets of the service: held by handoff for its whole life
  * and handed to every generation. Never shut down, and O_NONBLOCK is only
- * ever set or cleared (--non-blocking) on --listen sockets at a start,
- * before any generation has them: the generations share the flag. */
+ * ever set (--non-blocking=yes) on a --listen socket handoff has just
+ * opened, before anyone else has it: the generations share the flag. */
 
 typedef struct Listeners {
         int *fds;
@@ -53,8 +53,8 @@ int listeners_from_systemd(Listeners *l, size_t n_stored, const char *fdpoll, Fd
  * puts each newly opened one, and each reused one whose index changed, into
  * systemd's fd store under its index. Logs and returns a negative errno on
  * the first one that fails; what was opened is kept in l for
- * listeners_done(). Sets O_NONBLOCK on each, opened or reused, with
- * nonblock, and clears it without. */
+ * listeners_done(). With nonblock, sets O_NONBLOCK on each it opens;
+ * one reused from systemd's fd store keeps the flag it has. */
 int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror, bool nonblock);
 
 /* Lets go of every socket recovered from systemd's fd store, when systemd

@@ -638,18 +638,19 @@ def test_env_recovered_listen_entries_of_no_index_removed(tmp):
         fake.close()
 
 
-def test_env_recovered_listen_socket_non_blocking_as_the_option_says(tmp):
+def test_env_recovered_listen_socket_keeps_its_non_blocking_flag(tmp):
     """A --listen socket recovered from systemd's fd store (handoff.listen.0)
-    gets O_NONBLOCK as this start's --non-blocking says, whatever the
-    handoff that opened it had: set with =yes on one that was blocking,
-    cleared without the option on one that was not. The flag belongs to the
-    open file description, so systemd's copy (ours here) shows it. The
+    keeps the O_NONBLOCK flag it has, whatever this start's --non-blocking
+    says: a process of an earlier generation may hold it still (a crash
+    leaves what KillMode= leaves), and the flag belongs to the open file
+    description it shares. Blocking stays blocking with =yes; non-blocking
+    stays so without the option. systemd's copy (ours here) shows it. The
     command leaves the flag alone (the fixture server sets it)."""
     waiter = [PYTHON, "-c", "import signal; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); "
               "signal.sigwait([signal.SIGTERM])"]
-    for opts, want in ((["--non-blocking=yes"], True), ([], False)):
+    for opts, blocking in ((["--non-blocking=yes"], True), ([], False)):
         a, port = listening_socket()
-        a.setblocking(want)  # blocking for =yes, non-blocking without: the other way first
+        a.setblocking(blocking)  # the other way than the option would open one
         fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino]})
         h = Launched(tmp, ["--systemd-fd-store=yes", "--ready=delay:50ms", *opts, "-l", f"127.0.0.1:{port}"],
                      waiter, fds=[a.fileno()],
@@ -658,7 +659,9 @@ def test_env_recovered_listen_socket_non_blocking_as_the_option_says(tmp):
         try:
             h.wait_started()
             check(f"Reusing 127.0.0.1:{port} from the service manager's fd store" in h.log(), h.log())
-            check(os.get_blocking(a.fileno()) == (not want), f"{opts}: O_NONBLOCK should be {want}; log:\n{h.log()}")
+            check(os.get_blocking(a.fileno()) == blocking,
+                  f"{opts}: the recovered socket should stay {'blocking' if blocking else 'non-blocking'}; "
+                  f"log:\n{h.log()}")
             check(h.stop() == 0, h.log())
         finally:
             a.close()
