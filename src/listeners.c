@@ -530,6 +530,23 @@ static int set_nonblock(int fd, const char *spec) {
         return 0;
 }
 
+/* A socket recovered from systemd's fd store keeps its flag (see
+ * set_nonblock()). One that is blocking under --non-blocking=yes is said:
+ * the server that needs non-blocking listeners gets a blocking one (nginx
+ * stalls on it), and nothing else would tell why. That happens when the
+ * option changed before a restart, since systemctl restart keeps the store
+ * as Restart= does. Not said without the option, where a non-blocking one
+ * may be the server's doing (Go sets the flag itself). */
+static void warn_recovered_blocking(int fd, const char *spec) {
+        int flags = fcntl(fd, F_GETFL);
+        if (flags >= 0 && !(flags & O_NONBLOCK))
+                log_warning("%s, reused from the service manager's fd store, stays blocking despite "
+                            "--non-blocking=yes: O_NONBLOCK is set only on a socket handoff opens, since a process "
+                            "of an earlier generation may hold this one. It is opened anew once systemd lets go of "
+                            "it (systemctl stop, then start; a restart keeps the store).",
+                            spec);
+}
+
 void listeners_release_recovered(Listeners *l, bool mirror) {
         for (size_t i = 0; i < l->n_recovered; i++)
                 if (l->recovered[i] >= 0)
@@ -608,7 +625,9 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         return r == -ENOMEM ? log_error_errno(r, "Out of memory") : r;
                 /* Once it is in l, which closes it (and removes its file)
                  * on failure. A recovered one keeps the flag it has. */
-                if (nonblock && from[i] == SIZE_MAX && (r = set_nonblock(fd, specs[i])) < 0)
+                if (nonblock && from[i] != SIZE_MAX)
+                        warn_recovered_blocking(fd, specs[i]);
+                else if (nonblock && (r = set_nonblock(fd, specs[i])) < 0)
                         return r;
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }

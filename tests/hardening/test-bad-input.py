@@ -645,12 +645,19 @@ def test_env_recovered_listen_socket_keeps_its_non_blocking_flag(tmp):
     leaves what KillMode= leaves), and the flag belongs to the open file
     description it shares. Blocking stays blocking with =yes; non-blocking
     stays so without the option. systemd's copy (ours here) shows it. The
-    command leaves the flag alone (the fixture server sets it)."""
+    command leaves the flag alone (the fixture server sets it).
+
+    A blocking one under =yes is warned about, once: the server that asked
+    for non-blocking listeners gets a blocking one, and `systemctl restart`
+    keeps systemd's fd store, so a restart that changed the option has no
+    effect on it (before: nothing said). Not one that is non-blocking
+    already, nor one without the option (a server may set the flag)."""
     waiter = [PYTHON, "-c", "import signal; signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM]); "
               "signal.sigwait([signal.SIGTERM])"]
-    for opts, blocking in ((["--non-blocking=yes"], True), ([], False)):
+    warning = "stays blocking despite --non-blocking=yes"
+    for opts, blocking in ((["--non-blocking=yes"], True), ([], False), (["--non-blocking=yes"], False)):
         a, port = listening_socket()
-        a.setblocking(blocking)  # the other way than the option would open one
+        a.setblocking(blocking)  # the other way than the option would open one, and as it would
         fake = StoreModel(tmp, {"handoff.listen.0": [os.fstat(a.fileno()).st_ino]})
         h = Launched(tmp, ["--systemd-fd-store=yes", "--ready=delay:50ms", *opts, "-l", f"127.0.0.1:{port}"],
                      waiter, fds=[a.fileno()],
@@ -662,6 +669,10 @@ def test_env_recovered_listen_socket_keeps_its_non_blocking_flag(tmp):
             check(os.get_blocking(a.fileno()) == blocking,
                   f"{opts}: the recovered socket should stay {'blocking' if blocking else 'non-blocking'}; "
                   f"log:\n{h.log()}")
+            warned = opts and blocking
+            check(h.log().count(warning) == (1 if warned else 0),
+                  f"{opts}, {'blocking' if blocking else 'non-blocking'}: "
+                  f"{'one warning' if warned else 'no warning'} expected; log:\n{h.log()}")
             check(h.stop() == 0, h.log())
         finally:
             a.close()

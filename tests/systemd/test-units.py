@@ -757,6 +757,38 @@ def test_systemd_fd_store_listen_changed_before_a_crash(um):
 
 
 @with_logs
+def test_systemd_fd_store_non_blocking_changed_before_a_restart(um):
+    """--systemd-fd-store with --listen unix:A and no --non-blocking; the
+    unit edited to --non-blocking=yes (daemon-reload), then systemctl
+    restart: systemd keeps its fd store across the restart, so the stored
+    socket is reused and stays blocking (a process of an earlier generation
+    may hold it), and handoff warns that it does. Before, nothing said so:
+    the server that asked for non-blocking listeners got a blocking one
+    silently. The command (sleep) leaves the flag alone."""
+    a = um.path("a.sock")
+    out = um.path("non-blocking.log")
+    unit = "handoff-non-blocking.service"
+    command = "--ready=delay:100ms --listen unix:%s %%s -- /bin/sleep infinity" % a
+    um.install_unit(unit, fd_store_unit(command % "", "", out, 1))
+    um.systemctl("start", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    um.wait_for(lambda: um.show(unit, "NFileDescriptorStore")["NFileDescriptorStore"] == "1", 10,
+                "the socket in systemd's store")
+    um.install_unit(unit, fd_store_unit(command % "--non-blocking=yes", "", out, 1))
+    um.systemctl("restart", unit)
+    um.wait_state(unit, "active", timeout=15, sub_state="running")
+    with open(out) as f:
+        log_text = f.read()
+    assert "Reusing unix:%s from the service manager's fd store" % a in log_text, log_text
+    assert log_text.count("stays blocking despite --non-blocking=yes") == 1, log_text
+    # handoff's fd 3 ("Listening on … (fd 3, …)"), the one the server shares.
+    with open("/proc/%d/fdinfo/3" % um.main_pid(unit)) as f:
+        flags = int(re.search(r"flags:\s*([0-7]+)", f.read()).group(1), 8)
+    assert not flags & os.O_NONBLOCK, "the stored socket stays blocking: flags %o" % flags
+    um.systemctl("stop", unit)
+
+
+@with_logs
 def test_systemd_fd_store_listen_replaced_by_a_socket_unit_before_a_crash(um):
     """--systemd-fd-store with --listen unix:A; the unit edited to take a
     socket unit's B (Sockets=), then handoff killed: the restart serves B
@@ -1611,6 +1643,7 @@ if __name__ == "__main__":
         test_systemd_fd_store_max_lowered_before_a_crash,
         test_systemd_fd_store_switched_off_before_a_crash,
         test_systemd_fd_store_listen_changed_before_a_crash,
+        test_systemd_fd_store_non_blocking_changed_before_a_restart,
         test_systemd_fd_store_listen_reordered_before_a_crash,
         test_systemd_fd_store_listen_replaced_by_a_socket_unit_before_a_crash,
         test_watchdog,
