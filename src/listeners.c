@@ -611,11 +611,8 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         else
                                 log_info("Reusing %s from the service manager's fd store, where it was stored for "
                                          "--listen %zu.", specs[i], from[i] + 1);
-                } else {
+                } else
                         r = listen_address_open(&a, specs[i], &fd, &created);
-                        if (r >= 0 && mirror)
-                                mirror_listen(i, fd);
-                }
                 if (r >= 0 && created)
                         r = created_path_add(l, created, fd, from[i] != SIZE_MAX);
                 if (r >= 0)
@@ -629,6 +626,10 @@ int listeners_open(Listeners *l, char *const *specs, size_t n_specs, bool mirror
                         warn_recovered_blocking(fd, specs[i]);
                 else if (nonblock && (r = set_nonblock(fd, specs[i])) < 0)
                         return r;
+                /* Stored once it has the flag: systemd's copy shares it, and
+                 * one stored blocking would come back so at a Restart=. */
+                if (from[i] == SIZE_MAX && mirror)
+                        mirror_listen(i, fd);
                 log_info("Listening on %s (fd %d, name %s).", specs[i], fd, l->names[l->n - 1]);
         }
         /* listeners_from_systemd() joined none, when it passed only

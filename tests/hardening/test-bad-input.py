@@ -23,7 +23,7 @@ import socket
 import subprocess
 import time
 
-from handofftest.handoff import (FIXTURE, HANDOFF, NO_STATX, Handoff, MODE, fixture_cmd, seccomp_prefix,
+from handofftest.handoff import (FIXTURE, HANDOFF, NO_SETFL_NONBLOCK, NO_STATX, Handoff, MODE, fixture_cmd, seccomp_prefix,
                                  set_args)
 from handofftest.load import Load
 from handofftest.net import free_port, http_get, read_all, serving_pid
@@ -676,6 +676,32 @@ def test_env_recovered_listen_socket_keeps_its_non_blocking_flag(tmp):
             check(h.stop() == 0, h.log())
         finally:
             a.close()
+            h.kill_all()
+            fake.close()
+
+
+def test_listen_non_blocking_that_cannot_be_set_fails_the_start(tmp):
+    """--non-blocking=yes where fcntl(F_SETFL) cannot set O_NONBLOCK (EPERM,
+    a seccomp filter): the start fails as for a --listen that cannot be
+    bound, exit 2 with the reason, and the socket file is removed. With
+    --systemd-fd-store=yes, the socket is not put into systemd's fd store:
+    the flag is set before that (before: it was stored first, blocking, and
+    a Restart= took it back and kept it blocking)."""
+    prefix = seccomp_prefix(NO_SETFL_NONBLOCK)
+    path = os.path.join(tmp, "app.sock")
+    for opts in ([], ["--systemd-fd-store=yes"]):
+        fake = StoreModel(tmp, {})
+        listen = ["-l", f"unix:{path}"] if not opts else ["-l", f"127.0.0.1:{free_port()}"]
+        h = Launched(tmp, [*opts, "--non-blocking=yes", *listen], [FIXTURE], prefix=prefix, notify=fake)
+        try:
+            code = h.proc.wait(timeout=10)
+            check(code == 2, f"{opts}: exit {code}, expected 2; log:\n{h.log()}")
+            check("Failed to set O_NONBLOCK on " in h.log(), h.log())
+            check(not os.path.exists(path), f"{opts}: {path} is left behind")
+            # Whatever handoff sent came before its exit: read it all.
+            fake.sync()
+            check(fake.entries() == {}, f"{opts}: systemd's store holds {fake.entries()}; log:\n{h.log()}")
+        finally:
             h.kill_all()
             fake.close()
 

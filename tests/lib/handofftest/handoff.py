@@ -24,11 +24,12 @@ HANDOFF = os.environ.get("HANDOFF_BIN", "build/src/handoff")
 # The reload client alone (libc only), as the shipped units run it.
 HANDOFFCTL = os.environ.get("HANDOFFCTL_BIN", os.path.join(os.path.dirname(HANDOFF), "handoffctl"))
 FIXTURE = os.environ.get("FIXTURE_SERVER", "build/tests/fixtures/fixture-server")
-# Run a command where close_range(2), statx(2) or kcmp(2) fails
-# (tests/fixtures/no-syscall.c).
+# Run a command where close_range(2), statx(2) or kcmp(2) fails, or
+# fcntl(F_SETFL) setting O_NONBLOCK (tests/fixtures/no-syscall.c).
 NO_CLOSE_RANGE = os.environ.get("NO_CLOSE_RANGE", os.path.join(os.path.dirname(FIXTURE), "no-close-range"))
 NO_STATX = os.environ.get("NO_STATX", os.path.join(os.path.dirname(FIXTURE), "no-statx"))
 NO_KCMP = os.environ.get("NO_KCMP", os.path.join(os.path.dirname(FIXTURE), "no-kcmp"))
+NO_SETFL_NONBLOCK = os.environ.get("NO_SETFL_NONBLOCK", os.path.join(os.path.dirname(FIXTURE), "no-setfl-nonblock"))
 MODE = os.environ.get("HANDOFF_TEST_MODE", "supervise")  # or "handover"
 
 
